@@ -1,0 +1,68 @@
+# pgha — one build system: this Makefile.
+#   make            build build/pgha (release, warnings are errors)
+#   make up         install dependencies, build, start a local cluster (pgha up)
+#   make check      install dependencies, build with ASan/UBSan, run unit + integration tests
+#   make unit       unit tests only (cmocka)
+#   make deps       install the Debian packages pgha needs (needs root)
+
+CC      ?= cc
+PKGS    := libcurl jansson inih libpq
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter \
+           -Wmissing-prototypes -Wstrict-prototypes -D_GNU_SOURCE -pthread -Isrc \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypto -pthread
+
+# SANITIZE=1 builds into build/asan with AddressSanitizer + UndefinedBehaviorSanitizer.
+ifeq ($(SANITIZE),1)
+BUILD   := build/asan
+CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+else
+BUILD   := build
+endif
+
+SRCS      := $(shell find src -name '*.c' | sort)
+OBJS      := $(SRCS:%.c=$(BUILD)/%.o)
+LIB_OBJS  := $(filter-out $(BUILD)/src/main.o,$(OBJS))
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+PYTHON    ?= /usr/bin/python3
+PYTEST_ARGS ?=
+
+.PHONY: all deps up check unit integration clean asan
+
+all: $(BUILD)/pgha
+
+$(BUILD)/pgha: $(OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS) -lcmocka
+
+deps:
+	@scripts/install-deps.sh
+
+up: deps all
+	./build/pgha up $(UP_ARGS)
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+integration: all
+	PGHA_BIN=$(abspath $(BUILD)/pgha) $(PYTHON) -m pytest -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+
+# The test command: everything, built with sanitizers.
+check: deps
+	$(MAKE) SANITIZE=1 unit
+	$(MAKE) SANITIZE=1 integration
+
+clean:
+	rm -rf build
+
+-include $(OBJS:.o=.d)

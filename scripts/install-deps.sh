@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install everything pgha needs to build, run and test on Debian bookworm.
+# Idempotent: does nothing when every package is already there.
+set -euo pipefail
+
+PACKAGES=(
+  gcc make pkg-config
+  postgresql-15 postgresql-client-15 libpq-dev
+  etcd-server etcd-client
+  libcurl4-openssl-dev libjansson-dev libinih-dev libssl-dev
+  libcmocka-dev
+  python3 python3-pytest python3-psycopg
+  iproute2 procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then SUDO=sudo; else
+    echo "install-deps: missing packages (${missing[*]}) and not root; run as root" >&2
+    exit 1
+  fi
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+# Debian's postgresql package creates and may start a default cluster; pgha does not use it.
+if command -v pg_ctlcluster >/dev/null && pg_lsclusters -h 2>/dev/null | grep -q '^15 main .* online'; then
+  $SUDO pg_ctlcluster 15 main stop || true
+fi

@@ -1,0 +1,148 @@
+/*
+ * api.c — the agent API: the api_source the HA loop publishes into, and the
+ * routes served on top of httpd.
+ *
+ * Locking: the HA loop replaces the snapshot under src->lock; the API thread
+ * copies what one answer needs under the same lock and formats and sends
+ * without it, so a slow client can never stall the HA loop.
+ */
+#include "api/api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/httpd.h"
+#include "common/log.h"
+#include "common/util.h"
+
+struct api_server {
+	struct httpd *httpd;
+	struct api_source *src;
+};
+
+void api_source_init(struct api_source *src, const char *cluster_name)
+{
+	memset(src, 0, sizeof(*src));
+	pthread_mutex_init(&src->lock, NULL);
+	src->status.self.lag_bytes = -1;
+	src->status.ttl_s = 30;
+	snprintf(src->cluster, sizeof(src->cluster), "%s", cluster_name ? cluster_name : "");
+}
+
+void api_source_destroy(struct api_source *src)
+{
+	if (src->have_view)
+		cluster_view_free(&src->view);
+	src->have_view = false;
+	pthread_mutex_destroy(&src->lock);
+}
+
+void api_source_update(struct api_source *src, const struct api_status *st,
+		       struct cluster_view *view)
+{
+	struct cluster_view old;
+	bool free_old = false;
+	pthread_mutex_lock(&src->lock);
+	if (st != NULL)
+		src->status = *st;
+	if (view != NULL) {
+		old = src->view;
+		free_old = src->have_view;
+		src->view = *view;
+		src->have_view = true;
+		memset(view, 0, sizeof(*view));
+	}
+	pthread_mutex_unlock(&src->lock);
+	/* Freeing a big view is work the API thread need not wait for. */
+	if (free_old)
+		cluster_view_free(&old);
+}
+
+static void api_error(struct http_response *resp, int status, const char *why)
+{
+	resp->status = status;
+	sb_reset(&resp->body);
+	sb_printf(&resp->body, "{\"error\":\"%s\"}", why);
+}
+
+static void api_cluster(struct api_source *src, struct http_response *resp)
+{
+	char *json = NULL;
+	bool have_view;
+	/* Encoding is CPU work on a private copy of the text: fine under the lock. */
+	pthread_mutex_lock(&src->lock);
+	have_view = src->have_view;
+	if (have_view)
+		json = cluster_view_encode(&src->view, src->cluster);
+	pthread_mutex_unlock(&src->lock);
+	if (!have_view) {
+		api_error(resp, 503, "no cluster view yet (etcd not read)");
+		return;
+	}
+	if (json == NULL) {
+		api_error(resp, 500, "cannot encode the cluster view");
+		return;
+	}
+	resp->status = 200;
+	sb_puts(&resp->body, json);
+	free(json);
+}
+
+static bool api_method_ok(const char *method)
+{
+	/* OPTIONS like GET: Patroni's HAProxy recipe checks "OPTIONS /master". */
+	return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
+	       strcmp(method, "OPTIONS") == 0;
+}
+
+static void api_handle(void *arg, const struct http_request *req, struct http_response *resp)
+{
+	struct api_server *s = arg;
+	if (!api_method_ok(req->method)) {
+		resp->allow = "GET, HEAD, OPTIONS";
+		api_error(resp, 405, "method not allowed");
+		return;
+	}
+	if (strcmp(req->path, "/cluster") == 0 || strcmp(req->path, "/cluster/") == 0) {
+		api_cluster(s->src, resp);
+		return;
+	}
+	struct api_status st;
+	pthread_mutex_lock(&s->src->lock);
+	st = s->src->status;
+	pthread_mutex_unlock(&s->src->lock);
+	int status = api_health(req->path, req->query, &st, now_ms(), &resp->body);
+	if (status == 0) {
+		api_error(resp, 404, "not found");
+		return;
+	}
+	resp->status = status;
+}
+
+struct api_server *api_start(const char *listen_addr, struct api_source *src, struct pgha_err *e)
+{
+	struct api_server *s = xcalloc(1, sizeof(*s));
+	s->src = src;
+	s->httpd = httpd_start(listen_addr, api_handle, s, e);
+	if (s->httpd == NULL) {
+		free(s);
+		err_wrap(e, "API");
+		return NULL;
+	}
+	log_info("API listening on %s (port %d)", listen_addr, httpd_port(s->httpd));
+	return s;
+}
+
+int api_port(const struct api_server *s)
+{
+	return s ? httpd_port(s->httpd) : -1;
+}
+
+void api_stop(struct api_server *s)
+{
+	if (s == NULL)
+		return;
+	httpd_stop(s->httpd);
+	free(s);
+}

@@ -1,0 +1,91 @@
+/*
+ * api.h — the agent's HTTP API: Patroni-compatible health endpoints and the
+ * cluster view.
+ *
+ * The agent's HA loop owns an api_source and updates it (under its lock) after
+ * every loop; the API thread only reads it. The answer to every health check
+ * is a pure function of that snapshot (api_health), unit-tested without
+ * sockets.
+ *
+ * Endpoints (GET, HEAD and OPTIONS are answered alike):
+ *   /primary, /leader, /master   200 when this member holds the leader key and
+ *                                PostgreSQL runs as primary, else 503
+ *   /replica                     200 when PostgreSQL runs as a streaming standby
+ *                                (and not tagged noloadbalance); ?lag=<n|nkB|nMB>
+ *                                adds: lag behind the leader <= n bytes
+ *   /read-only                   200 on the primary or a running replica
+ *   /health                      200 when PostgreSQL is running
+ *   /liveness                    200 when the HA loop ran within ttl seconds
+ *   /readiness                   200 when leader (with key) or a running replica
+ *   /cluster                     JSON view of all members (always 200 if etcd was read)
+ *   /, /status, /patroni         this member's status JSON, 200 if PostgreSQL runs
+ * Every health answer carries this member's status JSON as the body.
+ */
+#ifndef PGHA_API_API_H
+#define PGHA_API_API_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/strbuf.h"
+#include "dcs/member.h"
+
+struct api_status {
+	struct member self;      /* this member, as last published */
+	bool holds_leader_key;   /* this member is the leader in etcd */
+	bool etcd_reachable;     /* the last etcd call succeeded */
+	bool paused;             /* cluster in maintenance mode */
+	uint64_t leader_lsn;     /* last known WAL position of the leader, 0 unknown */
+	int64_t last_loop_ms;    /* now_ms() of the last completed HA loop */
+	int ttl_s;               /* leader TTL (for /liveness) */
+	char leader[MEMBER_NAME_MAX]; /* current leader name, "" if none */
+};
+
+struct api_source {
+	pthread_mutex_t lock;
+	struct api_status status;
+	struct cluster_view view;   /* last read of etcd (owned; replaced under lock) */
+	bool have_view;
+	char cluster[128];
+};
+
+void api_source_init(struct api_source *src, const char *cluster_name);
+void api_source_destroy(struct api_source *src);
+/*
+ * Replace the view (takes ownership of *view, which is zeroed) and the status.
+ * Either may be NULL to keep the current one (e.g. etcd unreachable: new
+ * status, last view kept).
+ */
+void api_source_update(struct api_source *src, const struct api_status *st, struct cluster_view *view);
+
+/*
+ * Health decision: status code for a health path, 0 if `path` is not a health
+ * endpoint. `query` is the raw query string. Appends the status JSON to body.
+ * A malformed query (?lag=abc, ?replication_state=bogus) is 400 with an
+ * {"error": ...} body instead: a typo must not silently mean "any lag".
+ * /read-only and /readiness accept ?lag= too; /liveness is 503 until the
+ * first loop completed (last_loop_ms == 0); ttl_s <= 0 means 30 s.
+ */
+int api_health(const char *path, const char *query, const struct api_status *st, int64_t now_ms,
+	       struct strbuf *body);
+
+/* Status JSON of this member (the body of health answers). */
+void api_status_json(const struct api_status *st, struct strbuf *out);
+
+/* Parse a lag threshold: "1048576", "100kB", "16MB", "1GB" (1 kB = 1024 B). */
+int api_parse_lag(const char *s, uint64_t *bytes);
+
+struct api_server;
+/*
+ * Serve the API on listen_addr ("0.0.0.0:8008", "[::1]:8008", port 0 picks a
+ * free one). Methods other than GET/HEAD/OPTIONS get 405, unknown paths 404,
+ * both with a JSON {"error": ...} body; /cluster is 503 until a view was
+ * published.
+ */
+struct api_server *api_start(const char *listen_addr, struct api_source *src, struct pgha_err *e);
+/* Port actually bound (useful with port 0). */
+int api_port(const struct api_server *s);
+void api_stop(struct api_server *s);
+
+#endif

@@ -1,0 +1,958 @@
+/*
+ * httpd.c — a small HTTP/1.1 server: one thread, poll(), non-blocking sockets.
+ *
+ * Every connection is a little state machine:
+ *   READ   collect request line + headers (<= 16 KiB) and the Content-Length
+ *          body (<= 64 KiB) before the request deadline (5 s from accept);
+ *   WRITE  send the whole answer (its own 5 s deadline: a client that does not
+ *          read is dropped);
+ *   DRAIN  after shutdown(SHUT_WR), read and discard until the client closes
+ *          (at most 1 s). Closing a socket with unread input makes the kernel
+ *          send a RST, which can destroy the answer before the client read it
+ *          (typical for 413/431/400 answers sent while the client still talks).
+ * Nothing ever blocks: one slow or hostile client costs a slot, not the loop.
+ * Every answer says "Connection: close"; there is no keep-alive to get wrong.
+ */
+#include "api/httpd.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+
+enum {
+	HTTPD_MAX_CONNS = 256,
+	HTTPD_HEADER_MAX = 16 * 1024,      /* request line + headers + blank line */
+	HTTPD_BODY_MAX = 64 * 1024,
+	HTTPD_REQUEST_TIMEOUT_MS = 5000,   /* accept -> complete request */
+	HTTPD_WRITE_TIMEOUT_MS = 5000,     /* answer ready -> fully sent */
+	HTTPD_DRAIN_TIMEOUT_MS = 1000,     /* sent -> client closed */
+	HTTPD_ACCEPT_PAUSE_MS = 100,       /* after EMFILE: let connections finish */
+	HTTPD_ACCEPT_BATCH = 64,           /* accepts per loop, so reads are not starved */
+	HTTPD_READ_CHUNK = 4096,
+	HTTPD_METHOD_MAX = 32,
+};
+
+enum conn_state { CONN_READ, CONN_WRITE, CONN_DRAIN };
+
+struct http_conn {
+	int fd;
+	enum conn_state state;
+	int64_t deadline;       /* now_ms() value at which the current state times out */
+	struct strbuf in;       /* bytes received (NUL-terminated by strbuf) */
+	size_t scanned;         /* in.data[0..scanned) holds no end of headers */
+	size_t hdr_len;         /* length of the header block, 0 while incomplete */
+	size_t body_len;        /* Content-Length */
+	bool expect_continue;
+	bool http11;            /* HTTP/1.1 or later minor: 1xx answers are allowed */
+	char method[HTTPD_METHOD_MAX + 1];
+	char *path;             /* decoded */
+	char *query;            /* raw */
+	struct strbuf out;
+	size_t out_off;
+};
+
+struct httpd {
+	int listen_fd;
+	int wake_fd;            /* eventfd: httpd_stop() wakes poll() through it */
+	int port;
+	atomic_bool stopping;
+	pthread_t thread;
+	bool thread_started;
+	http_handler handler;
+	void *arg;
+	struct http_conn *conns[HTTPD_MAX_CONNS];
+	size_t nconns;
+	int64_t accept_paused_until;
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+const char *http_status_text(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 411: return "Length Required";
+	case 412: return "Precondition Failed";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Unknown";
+	}
+}
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Percent-decode src[0..n) into out (NUL-terminated). '+' means a space only
+ * in query strings (form encoding), never in paths. A bad escape, an encoded
+ * NUL (it would silently truncate the string) or a result that does not fit
+ * are errors.
+ */
+static int pct_decode(const char *src, size_t n, bool plus_is_space, char *out, size_t outlen)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = src[i];
+		if (c == '%') {
+			if (i + 2 >= n)
+				return -1;
+			int hi = hex_value(src[i + 1]);
+			int lo = hex_value(src[i + 2]);
+			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+				return -1;
+			c = (char)(hi * 16 + lo);
+			i += 2;
+		} else if (c == '+' && plus_is_space) {
+			c = ' ';
+		}
+		if (o + 1 >= outlen)
+			return -1;
+		out[o++] = c;
+	}
+	if (outlen == 0)
+		return -1;
+	out[o] = '\0';
+	return 0;
+}
+
+int http_query_param(const char *query, const char *name, char *out, size_t outlen)
+{
+	if (query == NULL || name == NULL)
+		return -1;
+	size_t name_len = strlen(name);
+	const char *p = query;
+	while (*p != '\0') {
+		size_t len = strcspn(p, "&");
+		const char *eq = memchr(p, '=', len);
+		size_t key_len = eq ? (size_t)(eq - p) : len;
+		/* Keys are compared decoded: "%6Cag=1" is "lag=1" for any client. */
+		char key[128];
+		if (key_len < sizeof(key) && pct_decode(p, key_len, true, key, sizeof(key)) == 0 &&
+		    strlen(key) == name_len && memcmp(key, name, name_len) == 0) {
+			const char *val = eq ? eq + 1 : p + len;
+			size_t val_len = (size_t)(p + len - val);
+			/* Present but unusable is not absent: callers must not fall back. */
+			if (pct_decode(val, val_len, true, out, outlen) < 0)
+				return -2;
+			return 0;
+		}
+		p += len;
+		if (*p == '&')
+			p++;
+	}
+	return -1;
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* RFC 9110 token characters (method and header names). */
+static bool is_tchar(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return true;
+	if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')
+		return true;
+	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static bool is_ctl(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
+static bool header_unsafe(const char *s)
+{
+	return s == NULL || strpbrk(s, "\r\n") != NULL;
+}
+
+/* ------------------------------------------------------------- connections */
+
+static void conn_free(struct http_conn *c)
+{
+	if (c == NULL)
+		return;
+	if (c->fd >= 0)
+		close(c->fd);
+	sb_free(&c->in);
+	sb_free(&c->out);
+	free(c->path);
+	free(c->query);
+	free(c);
+}
+
+/* Queue the answer and switch to WRITE. The body is omitted for HEAD. */
+static void conn_respond(struct http_conn *c, int status, const char *content_type,
+			 const char *allow, const char *body, size_t body_len, bool head,
+			 int64_t now)
+{
+	if (status < 100 || status > 599)
+		status = 500;
+	if (header_unsafe(content_type))
+		content_type = "application/json";
+	sb_reset(&c->out);
+	sb_printf(&c->out,
+		  "HTTP/1.1 %d %s\r\n"
+		  "Content-Type: %s\r\n"
+		  "Content-Length: %zu\r\n"
+		  "Cache-Control: no-cache\r\n"
+		  "Connection: close\r\n",
+		  status, http_status_text(status), content_type, body_len);
+	if (allow != NULL && !header_unsafe(allow))
+		sb_printf(&c->out, "Allow: %s\r\n", allow);
+	sb_puts(&c->out, "\r\n");
+	if (!head && body_len > 0)
+		sb_append(&c->out, body, body_len);
+	c->out_off = 0;
+	c->state = CONN_WRITE;
+	c->deadline = now + HTTPD_WRITE_TIMEOUT_MS;
+}
+
+/* An answer the server makes itself (protocol errors): a JSON error body. */
+static void conn_respond_error(struct http_conn *c, int status, const char *why, int64_t now)
+{
+	char body[256];
+	int n = snprintf(body, sizeof(body), "{\"error\":\"%s\"}", why);
+	log_debug("http: %d %s", status, why);
+	conn_respond(c, status, "application/json", NULL, body, (size_t)n, false, now);
+}
+
+/*
+ * End of the header block: the offset just after the blank line, 0 if there is
+ * none yet. Bare LF line ends are accepted (RFC 9112 allows it), so both
+ * "\r\n\r\n" and "\n\n" end the block.
+ */
+static size_t find_header_end(const char *buf, size_t len, size_t from)
+{
+	for (size_t i = from; i < len; i++) {
+		if (buf[i] != '\n')
+			continue;
+		if (i + 1 < len && buf[i + 1] == '\n')
+			return i + 2;
+		if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n')
+			return i + 3;
+	}
+	return 0;
+}
+
+/* The next line of the header block, CR stripped, NUL-terminated in place. */
+static char *next_line(char **cursor, char *end)
+{
+	char *line = *cursor;
+	if (line >= end)
+		return NULL;
+	char *nl = memchr(line, '\n', (size_t)(end - line));
+	if (nl == NULL)
+		return NULL;
+	*nl = '\0';
+	if (nl > line && nl[-1] == '\r')
+		nl[-1] = '\0';
+	*cursor = nl + 1;
+	return line;
+}
+
+/* Split the request target into the decoded path and the raw query. */
+static int parse_target(struct http_conn *c, const char *target, const char **why)
+{
+	bool absolute = false;
+	/* absolute-form (what a proxy sends): keep only the path and query. */
+	if (strncasecmp(target, "http://", 7) == 0 || strncasecmp(target, "https://", 8) == 0) {
+		const char *auth = strstr(target, "://") + 3;
+		target = auth + strcspn(auth, "/?");
+		absolute = true;
+	}
+	const char *q = strchr(target, '?');
+	size_t plen = q ? (size_t)(q - target) : strlen(target);
+	c->query = xstrdup(q ? q + 1 : "");
+	if (absolute && plen == 0) {
+		c->path = xstrdup("/"); /* "http://host" or "http://host?x" */
+		return 0;
+	}
+	if (target[0] != '/' && strcmp(target, "*") != 0) {
+		*why = "malformed request target";
+		return 400;
+	}
+	c->path = xmalloc(plen + 1);
+	if (pct_decode(target, plen, false, c->path, plen + 1) < 0) {
+		*why = "bad percent-encoding in the path";
+		return 400;
+	}
+	return 0;
+}
+
+/* Parse "METHOD SP target SP HTTP/x.y". Returns 0 or the status to answer. */
+static int parse_request_line(struct http_conn *c, char *line, const char **why)
+{
+	char *sp1 = strchr(line, ' ');
+	char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+	if (sp1 == NULL || sp2 == NULL || strchr(sp2 + 1, ' ') != NULL) {
+		*why = "malformed request line";
+		return 400;
+	}
+	*sp1 = '\0';
+	*sp2 = '\0';
+	const char *method = line, *target = sp1 + 1, *version = sp2 + 1;
+
+	size_t mlen = strlen(method);
+	if (mlen == 0 || mlen > HTTPD_METHOD_MAX) {
+		*why = "malformed method";
+		return 400;
+	}
+	for (size_t i = 0; i < mlen; i++) {
+		if (!is_tchar((unsigned char)method[i])) {
+			*why = "malformed method";
+			return 400;
+		}
+	}
+	memcpy(c->method, method, mlen + 1);
+
+	if (strncmp(version, "HTTP/", 5) != 0 || !is_digit(version[5]) || version[6] != '.' ||
+	    !is_digit(version[7]) || version[8] != '\0') {
+		*why = "malformed HTTP version";
+		return 400;
+	}
+	if (version[5] != '1') {
+		*why = "only HTTP/1.x is supported";
+		return 505;
+	}
+	c->http11 = version[7] != '0';
+
+	for (const char *t = target; *t; t++) {
+		if (is_ctl((unsigned char)*t)) {
+			*why = "control character in the request target";
+			return 400;
+		}
+	}
+	return parse_target(c, target, why);
+}
+
+static int parse_content_length(struct http_conn *c, const char *value, bool *seen,
+				const char **why)
+{
+	size_t n = strlen(value);
+	if (n == 0 || strspn(value, "0123456789") != n) {
+		*why = "malformed Content-Length";
+		return 400;
+	}
+	/* More than ten digits is over the limit anyway; strtoull cannot overflow. */
+	size_t len = n > 10 ? SIZE_MAX : (size_t)strtoull(value, NULL, 10);
+	if (*seen && len != c->body_len) {
+		*why = "conflicting Content-Length headers";
+		return 400;
+	}
+	*seen = true;
+	c->body_len = len;
+	if (len > HTTPD_BODY_MAX) {
+		*why = "request body larger than 64 KiB";
+		return 413;
+	}
+	return 0;
+}
+
+/* One "Name: value" line. Returns 0 or the status to answer. */
+static int parse_header(struct http_conn *c, char *line, bool *have_cl, bool *have_te,
+			const char **why)
+{
+	if (line[0] == ' ' || line[0] == '\t') {
+		*why = "obsolete header line folding";
+		return 400;
+	}
+	char *colon = strchr(line, ':');
+	if (colon == NULL || colon == line) {
+		*why = "malformed header line";
+		return 400;
+	}
+	for (char *p = line; p < colon; p++) {
+		/* Also rejects "Name : value", a classic request-smuggling trick. */
+		if (!is_tchar((unsigned char)*p)) {
+			*why = "malformed header name";
+			return 400;
+		}
+	}
+	*colon = '\0';
+	char *value = colon + 1;
+	value += strspn(value, " \t");
+	size_t vlen = strlen(value);
+	while (vlen > 0 && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t'))
+		value[--vlen] = '\0';
+	for (size_t i = 0; i < vlen; i++) {
+		if (is_ctl((unsigned char)value[i]) && value[i] != '\t') {
+			*why = "control character in a header value";
+			return 400;
+		}
+	}
+
+	if (strcasecmp(line, "Content-Length") == 0)
+		return parse_content_length(c, value, have_cl, why);
+	if (strcasecmp(line, "Transfer-Encoding") == 0)
+		*have_te = true;
+	else if (strcasecmp(line, "Expect") == 0 && strcasecmp(value, "100-continue") == 0)
+		c->expect_continue = true;
+	return 0;
+}
+
+/* Parse the complete header block in c->in. Returns 0 or the status to answer. */
+static int parse_head(struct http_conn *c, const char **why)
+{
+	char *cursor = c->in.data;
+	char *end = c->in.data + c->hdr_len;
+	char *line = next_line(&cursor, end);
+	if (line == NULL) {
+		*why = "malformed request line";
+		return 400;
+	}
+	int rc = parse_request_line(c, line, why);
+	if (rc != 0)
+		return rc;
+	bool have_cl = false, have_te = false;
+	while ((line = next_line(&cursor, end)) != NULL && line[0] != '\0') {
+		rc = parse_header(c, line, &have_cl, &have_te, why);
+		if (rc != 0)
+			return rc;
+	}
+	/*
+	 * Chunked bodies are not worth their bugs here (nothing in pgha sends
+	 * them), and Transfer-Encoding next to Content-Length is how requests
+	 * get smuggled past proxies.
+	 */
+	if (have_te && have_cl) {
+		*why = "both Transfer-Encoding and Content-Length";
+		return 400;
+	}
+	if (have_te) {
+		*why = "Transfer-Encoding is not supported; send Content-Length";
+		return 411;
+	}
+	return 0;
+}
+
+/* The request is complete: call the handler and queue its answer. */
+static void conn_dispatch(struct httpd *h, struct http_conn *c, int64_t now)
+{
+	/* in.data[hdr_len + body_len] exists (<= in.len, and strbuf keeps a NUL). */
+	char *body = c->in.data + c->hdr_len;
+	body[c->body_len] = '\0';
+	struct http_request req = {
+		.method = c->method,
+		.path = c->path,
+		.query = c->query,
+		.body = body,
+		.body_len = c->body_len,
+	};
+	struct http_response resp = {
+		.status = 200,
+		.content_type = "application/json",
+		.body = STRBUF_INIT,
+		.allow = NULL,
+	};
+	h->handler(h->arg, &req, &resp);
+	bool head = strcmp(c->method, "HEAD") == 0;
+	log_debug("http: %s %s -> %d", c->method, c->path, resp.status);
+	conn_respond(c, resp.status, resp.content_type, resp.allow, sb_str(&resp.body),
+		     resp.body.len, head, now);
+	sb_free(&resp.body);
+}
+
+/*
+ * The header block just completed: validate it and, for a body announced with
+ * "Expect: 100-continue", tell the client to go on. Returns false when an
+ * error answer was queued.
+ */
+static bool conn_headers_done(struct http_conn *c, size_t hdr_end, int64_t now)
+{
+	const char *why = NULL;
+	c->hdr_len = hdr_end;
+	if (hdr_end > HTTPD_HEADER_MAX) {
+		conn_respond_error(c, 431, "request line and headers larger than 16 KiB", now);
+		return false;
+	}
+	int rc = parse_head(c, &why);
+	if (rc != 0) {
+		conn_respond_error(c, rc, why, now);
+		return false;
+	}
+	if (c->expect_continue && c->http11 && c->in.len < c->hdr_len + c->body_len) {
+		/*
+		 * Best effort: nothing was sent yet, 25 bytes fit any send buffer.
+		 * (An HTTP/1.0 client must not get a 1xx answer.)
+		 */
+		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+		ssize_t n = send(c->fd, cont, sizeof(cont) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)n;
+	}
+	return true;
+}
+
+/* New bytes arrived in READ: move the request forward. */
+static void conn_progress(struct httpd *h, struct http_conn *c, int64_t now)
+{
+	if (c->hdr_len == 0) {
+		size_t end = find_header_end(c->in.data, c->in.len, c->scanned);
+		if (end == 0) {
+			if (c->in.len > HTTPD_HEADER_MAX) {
+				conn_respond_error(c, 431,
+						   "request line and headers larger than 16 KiB", now);
+				return;
+			}
+			/* A terminator may straddle the next read: rescan 2 bytes. */
+			c->scanned = c->in.len > 2 ? c->in.len - 2 : 0;
+			return;
+		}
+		if (!conn_headers_done(c, end, now))
+			return;
+	}
+	if (c->in.len >= c->hdr_len + c->body_len)
+		conn_dispatch(h, c, now);
+}
+
+/* How many more bytes READ may take: never more than the request needs. */
+static size_t conn_read_room(const struct http_conn *c)
+{
+	size_t limit = c->hdr_len ? c->hdr_len + c->body_len : HTTPD_HEADER_MAX + 1;
+	return limit > c->in.len ? limit - c->in.len : 0;
+}
+
+/* Returns false when the connection must be closed. */
+static bool conn_read(struct httpd *h, struct http_conn *c, int64_t now)
+{
+	while (c->state == CONN_READ) {
+		size_t room = conn_read_room(c);
+		if (room == 0)
+			break; /* cannot happen in READ; recv(0) would look like EOF */
+		if (room > HTTPD_READ_CHUNK)
+			room = HTTPD_READ_CHUNK;
+		sb_reserve(&c->in, room);
+		ssize_t n = recv(c->fd, c->in.data + c->in.len, room, 0);
+		if (n > 0) {
+			c->in.len += (size_t)n;
+			c->in.data[c->in.len] = '\0';
+			conn_progress(h, c, now);
+			continue;
+		}
+		if (n == 0) {
+			/* EOF: a half-closed client still deserves to hear why. */
+			if (c->in.len == 0)
+				return false;
+			conn_respond_error(c, 400, "incomplete request", now);
+			return true;
+		}
+		if (errno == EINTR)
+			continue;
+		return errno == EAGAIN || errno == EWOULDBLOCK;
+	}
+	return true;
+}
+
+/* Returns false when the connection must be closed. */
+static bool conn_write(struct http_conn *c, int64_t now)
+{
+	while (c->out_off < c->out.len) {
+		/* MSG_NOSIGNAL: a client gone away must not SIGPIPE the agent. */
+		ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off,
+				 MSG_NOSIGNAL);
+		if (n > 0) {
+			c->out_off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return true;
+		return false;
+	}
+	shutdown(c->fd, SHUT_WR);
+	c->state = CONN_DRAIN;
+	c->deadline = now + HTTPD_DRAIN_TIMEOUT_MS;
+	return true;
+}
+
+/* Returns false when the connection must be closed. */
+static bool conn_drain(struct http_conn *c)
+{
+	char buf[4096];
+	for (int i = 0; i < 16; i++) {
+		ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+		if (n > 0)
+			continue;
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+	}
+	return true;
+}
+
+/* One poll() result for one connection. Returns false to close it. */
+static bool conn_step(struct httpd *h, struct http_conn *c, short revents, int64_t now)
+{
+	if (c->state == CONN_READ && (revents & (POLLIN | POLLHUP | POLLERR))) {
+		if (!conn_read(h, c, now))
+			return false;
+	}
+	if (c->state == CONN_READ && now >= c->deadline)
+		conn_respond_error(c, 408, "request not complete within 5 s", now);
+	if (c->state == CONN_WRITE) {
+		/* Try at once: a fresh answer almost always fits the send buffer. */
+		if (!conn_write(c, now))
+			return false;
+		if (c->state == CONN_WRITE && now >= c->deadline)
+			return false;
+	}
+	if (c->state == CONN_DRAIN) {
+		if ((revents & (POLLIN | POLLHUP | POLLERR)) && !conn_drain(c))
+			return false;
+		if (now >= c->deadline)
+			return false;
+	}
+	return true;
+}
+
+/* ---------------------------------------------------------------- server */
+
+static void httpd_remove_conn(struct httpd *h, size_t i)
+{
+	conn_free(h->conns[i]);
+	h->conns[i] = h->conns[--h->nconns];
+	h->conns[h->nconns] = NULL;
+}
+
+/*
+ * At the cap, a connection whose answer is already sent (DRAIN, only waiting
+ * for the client's close) is worth less than a new health check: reclaim its
+ * slot. Returns false if every slot holds unanswered work.
+ */
+static bool httpd_make_room(struct httpd *h)
+{
+	for (size_t i = 0; i < h->nconns; i++) {
+		if (h->conns[i]->state == CONN_DRAIN) {
+			httpd_remove_conn(h, i);
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Over the cap: say so (best effort, never blocking) and hang up. Input that
+ * already arrived is read first: closing with unread input sends a RST, and
+ * the client would see "connection reset" instead of the 503.
+ */
+static void httpd_refuse(int fd)
+{
+	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+				   "Content-Type: application/json\r\n"
+				   "Content-Length: 32\r\n"
+				   "Connection: close\r\n\r\n"
+				   "{\"error\":\"too many connections\"}";
+	char buf[4096];
+	for (int i = 0; i < 8 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)
+		;
+	ssize_t n = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)n;
+	shutdown(fd, SHUT_WR);
+	close(fd);
+}
+
+static void httpd_accept(struct httpd *h, int64_t now)
+{
+	for (int i = 0; i < HTTPD_ACCEPT_BATCH; i++) {
+		int fd = accept4(h->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* The listen fd stays readable: without a pause we would spin. */
+				log_warn("http: accept: %s; pausing accepts", strerror(errno));
+				h->accept_paused_until = now + HTTPD_ACCEPT_PAUSE_MS;
+			} else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				log_warn("http: accept: %s", strerror(errno));
+			}
+			return;
+		}
+		if (h->nconns >= HTTPD_MAX_CONNS && !httpd_make_room(h)) {
+			log_debug("http: %d connections open, refusing one", HTTPD_MAX_CONNS);
+			httpd_refuse(fd);
+			continue;
+		}
+		struct http_conn *c = xcalloc(1, sizeof(*c));
+		c->fd = fd;
+		c->state = CONN_READ;
+		c->deadline = now + HTTPD_REQUEST_TIMEOUT_MS;
+		sb_init(&c->in);
+		sb_init(&c->out);
+		h->conns[h->nconns++] = c;
+	}
+}
+
+static short conn_events(const struct http_conn *c)
+{
+	return c->state == CONN_WRITE ? POLLOUT : POLLIN;
+}
+
+/* The poll() timeout: up to the nearest deadline, at most 1 s. */
+static int httpd_poll_timeout(const struct httpd *h, int64_t now)
+{
+	int64_t next = now + 1000;
+	for (size_t i = 0; i < h->nconns; i++) {
+		if (h->conns[i]->deadline < next)
+			next = h->conns[i]->deadline;
+	}
+	if (h->accept_paused_until > now && h->accept_paused_until < next)
+		next = h->accept_paused_until;
+	return next > now ? (int)(next - now) : 0;
+}
+
+static void httpd_drain_wake(struct httpd *h)
+{
+	uint64_t v;
+	ssize_t n = read(h->wake_fd, &v, sizeof(v));
+	(void)n;
+}
+
+static void *httpd_thread(void *arg)
+{
+	struct httpd *h = arg;
+	struct pollfd pfds[HTTPD_MAX_CONNS + 2];
+	log_set_context("api");
+	while (!atomic_load(&h->stopping)) {
+		int64_t now = now_ms();
+		pfds[0] = (struct pollfd){.fd = h->wake_fd, .events = POLLIN};
+		pfds[1] = (struct pollfd){.fd = h->accept_paused_until > now ? -1 : h->listen_fd,
+					  .events = POLLIN};
+		size_t n = h->nconns;
+		for (size_t i = 0; i < n; i++)
+			pfds[i + 2] = (struct pollfd){.fd = h->conns[i]->fd,
+						      .events = conn_events(h->conns[i])};
+		int rc = poll(pfds, n + 2, httpd_poll_timeout(h, now));
+		if (rc < 0 && errno != EINTR) {
+			log_error("http: poll: %s", strerror(errno));
+			sleep_ms(100);
+			continue;
+		}
+		if (rc < 0)
+			continue;
+		if (pfds[0].revents)
+			httpd_drain_wake(h);
+		now = now_ms();
+		/*
+		 * Downwards: removing conns[i] moves the last one into its place,
+		 * and that one (index > i) has already been served.
+		 */
+		for (size_t i = n; i-- > 0;) {
+			if (!conn_step(h, h->conns[i], pfds[i + 2].revents, now))
+				httpd_remove_conn(h, i);
+		}
+		if (pfds[1].revents & POLLIN)
+			httpd_accept(h, now);
+	}
+	return NULL;
+}
+
+/*
+ * Split "host:port" / "[v6]:port". Like parse_host_port() but port 0 is
+ * allowed here: it asks the kernel for a free port.
+ */
+static int httpd_split_addr(const char *s, char *host, size_t hostlen, int *port,
+			    struct pgha_err *e)
+{
+	const char *h = s, *colon;
+	size_t hl;
+	if (s == NULL)
+		return err_set(e, "no listen address");
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+		if (rb == NULL || rb[1] != ':')
+			return err_set(e, "\"%s\" is not host:port ([v6addr]:port for IPv6)", s);
+		h = s + 1;
+		hl = (size_t)(rb - h);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return err_set(e, "\"%s\" is not host:port", s);
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= hostlen)
+		return err_set(e, "\"%s\": the host part is empty or too long", s);
+	const char *ps = colon + 1;
+	size_t pl = strlen(ps);
+	if (pl == 0 || pl > 5 || strspn(ps, "0123456789") != pl || atoi(ps) > 65535)
+		return err_set(e, "\"%s\": the port must be a number from 0 to 65535", s);
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	*port = atoi(ps);
+	return 0;
+}
+
+static int bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return -1;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return -1;
+}
+
+/* Bind the first address of host that works. */
+static int httpd_listen(struct httpd *h, const char *addr, const char *host, int port,
+			struct pgha_err *e)
+{
+	struct addrinfo hints = {0}, *res = NULL;
+	char ports[8];
+	int last_errno = 0;
+	snprintf(ports, sizeof(ports), "%d", port);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	int rc = getaddrinfo(host, ports, &hints, &res);
+	if (rc != 0)
+		return err_set(e, "listen on %s: cannot resolve \"%s\": %s", addr, host,
+			       gai_strerror(rc));
+	for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+				ai->ai_protocol);
+		if (fd < 0) {
+			last_errno = errno;
+			continue;
+		}
+		/* A restarted agent must get its port back while old sockets sit in TIME_WAIT. */
+		int one = 1;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0) {
+			h->listen_fd = fd;
+			h->port = bound_port(fd);
+			break;
+		}
+		last_errno = errno;
+		close(fd);
+	}
+	freeaddrinfo(res);
+	if (h->listen_fd < 0)
+		return err_set(e, "listen on %s: %s", addr, strerror(last_errno));
+	return 0;
+}
+
+static void httpd_free(struct httpd *h)
+{
+	for (size_t i = 0; i < h->nconns; i++)
+		conn_free(h->conns[i]);
+	if (h->listen_fd >= 0)
+		close(h->listen_fd);
+	if (h->wake_fd >= 0)
+		close(h->wake_fd);
+	free(h);
+}
+
+struct httpd *httpd_start(const char *listen_addr, http_handler handler, void *arg,
+			  struct pgha_err *e)
+{
+	char host[256];
+	int port = 0;
+	if (httpd_split_addr(listen_addr, host, sizeof(host), &port, e) < 0)
+		return NULL;
+	struct httpd *h = xcalloc(1, sizeof(*h));
+	h->listen_fd = -1;
+	h->wake_fd = -1;
+	h->handler = handler;
+	h->arg = arg;
+	atomic_init(&h->stopping, false);
+	if (httpd_listen(h, listen_addr, host, port, e) < 0)
+		goto fail;
+	h->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (h->wake_fd < 0) {
+		err_set(e, "eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	/*
+	 * The server thread blocks every signal (it inherits the mask): SIGTERM
+	 * and friends must reach the thread that handles them, not interrupt
+	 * poll() here.
+	 */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int rc = pthread_create(&h->thread, NULL, httpd_thread, h);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		err_set(e, "listen on %s: cannot start a thread: %s", listen_addr, strerror(rc));
+		goto fail;
+	}
+	h->thread_started = true;
+	return h;
+fail:
+	httpd_free(h);
+	return NULL;
+}
+
+int httpd_port(const struct httpd *h)
+{
+	return h ? h->port : -1;
+}
+
+void httpd_stop(struct httpd *h)
+{
+	if (h == NULL)
+		return;
+	if (h->thread_started) {
+		atomic_store(&h->stopping, true);
+		uint64_t one = 1;
+		ssize_t n = write(h->wake_fd, &one, sizeof(one));
+		(void)n;
+		pthread_join(h->thread, NULL);
+	}
+	httpd_free(h);
+}

@@ -1,0 +1,66 @@
+/*
+ * httpd.h — a small HTTP/1.1 server for the agent API (and later metrics).
+ *
+ * One thread, poll(), non-blocking sockets, many connections at once. Each
+ * request is parsed (request line + headers, optional Content-Length body up
+ * to 64 KiB), handed to the handler, answered, and the connection closed
+ * ("Connection: close"). A client that sends more than the limits or does not
+ * finish its request within 5 s is answered 400/408/413 and dropped; no other
+ * client notices. HEAD is answered like GET without the body.
+ *
+ * Server-made answers: 400 malformed request, 408 not complete within 5 s,
+ * 411 Transfer-Encoding (chunked bodies are not supported), 413 body over
+ * 64 KiB, 431 request line + headers over 16 KiB, 505 not HTTP/1.x, 503 when
+ * 256 connections are open and none of them is already answered (then the
+ * new connection is closed at once).
+ * Any syntactically valid method reaches the handler, which picks 405.
+ */
+#ifndef PGHA_API_HTTPD_H
+#define PGHA_API_HTTPD_H
+
+#include "common/err.h"
+#include "common/strbuf.h"
+
+struct http_request {
+	const char *method;   /* "GET", "HEAD", "OPTIONS", "POST", ... */
+	const char *path;     /* decoded path without the query, e.g. "/replica" */
+	const char *query;    /* raw query string without '?', "" if none */
+	const char *body;     /* NUL-terminated, "" if none */
+	size_t body_len;
+};
+
+struct http_response {
+	int status;                 /* default 200 */
+	const char *content_type;   /* default "application/json" */
+	struct strbuf body;
+	const char *allow;          /* NULL, or the Allow header value (send it with 405) */
+};
+
+/*
+ * Called on the server thread; must not block for long (every other client
+ * waits). resp arrives with status 200, content_type "application/json", an
+ * empty body and allow NULL. A status outside 100..599 is sent as 500.
+ */
+typedef void (*http_handler)(void *arg, const struct http_request *req, struct http_response *resp);
+
+struct httpd;
+
+/* Listen on "host:port" ("0.0.0.0:8008", "127.0.0.1:0" picks a free port). */
+struct httpd *httpd_start(const char *listen_addr, http_handler handler, void *arg,
+			  struct pgha_err *e);
+/* Port actually bound (useful with port 0). */
+int httpd_port(const struct httpd *h);
+/* Stop the thread, close every socket, free. Not from the handler (it joins the thread). */
+void httpd_stop(struct httpd *h);
+
+/*
+ * Value of a query parameter (percent-decoded, '+' is a space) into out; -1 if
+ * absent, -2 if present but malformed (bad %-escape, %00) or longer than
+ * outlen - 1. "lag" and "lag=" are present with an empty value. The first
+ * occurrence wins.
+ */
+int http_query_param(const char *query, const char *name, char *out, size_t outlen);
+
+const char *http_status_text(int status);
+
+#endif

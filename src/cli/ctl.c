@@ -1,0 +1,226 @@
+/*
+ * ctl.c — `pgha ctl`: connection options, and the `list` command.
+ */
+#include "cli/ctl.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/strbuf.h"
+#include "common/util.h"
+#include "dcs/etcd.h"
+#include "ha/agent_config.h"
+
+struct ctl_target {
+	char *endpoints;
+	char *cluster;
+	char *prefix;
+	char *user;
+	char *password;
+	int timeout_ms;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: pgha ctl [connection options] <command> [command options]\n"
+		"\n"
+		"Commands:\n"
+		"  list [--json]        members: name, address, role, state, timeline, lag\n"
+		"\n"
+		"Connection options (a node's config file, or the etcd address and cluster):\n"
+		"  -c, --config FILE          read [etcd] and [cluster] from an agent config file\n"
+		"      --etcd URLS            comma-separated etcd URLs (default $PGHA_ETCD or\n"
+		"                             http://127.0.0.1:2379)\n"
+		"      --cluster NAME         cluster name (default $PGHA_CLUSTER or pgha)\n"
+		"      --prefix PREFIX        etcd key prefix (default /pgha)\n"
+		"      --etcd-user USER       etcd user\n"
+		"      --etcd-password-file F file holding the etcd user's password\n"
+		"  -h, --help                 this help\n");
+}
+
+static void target_free(struct ctl_target *t)
+{
+	free(t->endpoints);
+	free(t->cluster);
+	free(t->prefix);
+	free(t->user);
+	secret_free(t->password);
+}
+
+static int target_from_config(struct ctl_target *t, const char *path, struct pgha_err *e)
+{
+	struct agent_config cfg;
+	if (agent_config_load(path, &cfg, e) != 0) {
+		agent_config_free(&cfg);
+		return -1;
+	}
+	t->endpoints = xstrdup(cfg.etcd_endpoints);
+	t->cluster = xstrdup(cfg.cluster_name);
+	t->prefix = xstrdup(cfg.etcd_prefix);
+	if (cfg.etcd_username[0]) {
+		t->user = xstrdup(cfg.etcd_username);
+		if (read_secret_file(cfg.etcd_password_file, &t->password, e) != 0) {
+			agent_config_free(&cfg);
+			return err_wrap(e, "[etcd] password_file");
+		}
+	}
+	t->timeout_ms = cfg.retry_timeout_ms;
+	agent_config_free(&cfg);
+	return 0;
+}
+
+static char *cluster_prefix(const struct ctl_target *t)
+{
+	return xasprintf("%s/%s/", strcmp(t->prefix, "/") == 0 ? "" : t->prefix, t->cluster);
+}
+
+static int read_view(const struct ctl_target *t, struct cluster_view *v, struct pgha_err *e)
+{
+	struct etcd_opts o = {.endpoints = t->endpoints, .username = t->user, .password = t->password,
+			      .request_timeout_ms = 2000, .deadline_ms = t->timeout_ms};
+	struct etcd_client *c = etcd_new(&o, e);
+	if (c == NULL)
+		return -1;
+	char *prefix = cluster_prefix(t);
+	struct etcd_kvs kvs = {0};
+	int rc = etcd_get_prefix(c, prefix, &kvs, e);
+	if (rc == 0) {
+		cluster_view_from_kvs(prefix, &kvs, v);
+		cluster_view_sort(v);
+		etcd_kvs_free(&kvs);
+	} else {
+		err_wrap(e, "reading cluster %s from etcd (%s)", t->cluster, t->endpoints);
+	}
+	free(prefix);
+	etcd_free(c);
+	return rc;
+}
+
+void ctl_print_table(FILE *out, const struct cluster_view *v, const char *cluster)
+{
+	const char *sysid = v->initialize ? v->initialize : "not initialized";
+	fprintf(out, "Cluster: %s (system identifier %s), leader: %s\n", cluster, sysid,
+		v->leader ? v->leader : "none");
+	fprintf(out, "%-16s %-22s %-8s %-14s %4s  %s\n", "MEMBER", "HOST", "ROLE", "STATE", "TL",
+		"LAG");
+	for (size_t i = 0; i < v->nmembers; i++) {
+		const struct member *m = &v->members[i];
+		char host[300], lag[32] = "", tl[16] = "";
+		snprintf(host, sizeof(host), "%s:%d", m->host, m->port);
+		bool leader = v->leader && strcmp(v->leader, m->name) == 0;
+		const char *role = leader ? "leader" : member_role_name(m->role);
+		if (m->timeline > 0)
+			snprintf(tl, sizeof(tl), "%u", m->timeline);
+		if (!leader && m->role == ROLE_REPLICA && m->lag_bytes >= 0)
+			format_bytes((uint64_t)m->lag_bytes, lag, sizeof(lag));
+		else if (!leader && m->role == ROLE_REPLICA)
+			snprintf(lag, sizeof(lag), "unknown");
+		fprintf(out, "%-16s %-22s %-8s %-14s %4s  %s\n", m->name, host, role,
+			member_state_name(m->state), tl, lag);
+		if (m->error[0])
+			fprintf(out, "%-16s   error: %s\n", "", m->error);
+	}
+	if (v->nmembers == 0)
+		fprintf(out, "(no members)\n");
+}
+
+static int cmd_list(const struct ctl_target *t, int argc, char **argv)
+{
+	bool json = false;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			json = true;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			printf("Usage: pgha ctl list [--json]\n\nList the members of the cluster as etcd knows them.\n");
+			return 0;
+		} else {
+			fprintf(stderr, "pgha ctl list: unknown option \"%s\"\n", argv[i]);
+			return 2;
+		}
+	}
+	struct cluster_view v = {0};
+	struct pgha_err e;
+	if (read_view(t, &v, &e) != 0) {
+		fprintf(stderr, "pgha ctl list: %s\n", e.msg);
+		return 1;
+	}
+	if (json) {
+		char *s = cluster_view_encode(&v, t->cluster);
+		printf("%s\n", s);
+		free(s);
+	} else {
+		ctl_print_table(stdout, &v, t->cluster);
+	}
+	cluster_view_free(&v);
+	return 0;
+}
+
+int ctl_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'}, {"etcd", required_argument, NULL, 'e'},
+		{"cluster", required_argument, NULL, 'n'}, {"prefix", required_argument, NULL, 'p'},
+		{"etcd-user", required_argument, NULL, 'u'},
+		{"etcd-password-file", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	const char *config = NULL, *etcd = NULL, *cluster = NULL, *prefix = NULL, *user = NULL,
+		   *pwfile = NULL;
+	int opt;
+	optind = 1;
+	/* "+" stops at the first non-option: the command. */
+	while ((opt = getopt_long(argc, argv, "+c:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': config = optarg; break;
+		case 'e': etcd = optarg; break;
+		case 'n': cluster = optarg; break;
+		case 'p': prefix = optarg; break;
+		case 'u': user = optarg; break;
+		case 'w': pwfile = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "pgha ctl: a command is required\n\n");
+		usage(stderr);
+		return 2;
+	}
+	log_set_level(LOG_WARN);
+	struct ctl_target t = {0};
+	struct pgha_err e;
+	int rc = 2;
+	if (config != NULL) {
+		if (target_from_config(&t, config, &e) != 0) {
+			fprintf(stderr, "pgha ctl: %s\n", e.msg);
+			goto out;
+		}
+	} else {
+		const char *env_etcd = getenv("PGHA_ETCD"), *env_cluster = getenv("PGHA_CLUSTER");
+		t.endpoints = xstrdup(etcd ? etcd : env_etcd ? env_etcd : "http://127.0.0.1:2379");
+		t.cluster = xstrdup(cluster ? cluster : env_cluster ? env_cluster : "pgha");
+		t.prefix = xstrdup(prefix ? prefix : "/pgha");
+		t.timeout_ms = 5000;
+		if (user) {
+			t.user = xstrdup(user);
+			if (pwfile == NULL || read_secret_file(pwfile, &t.password, &e) != 0) {
+				fprintf(stderr, "pgha ctl: --etcd-user needs --etcd-password-file%s%s\n",
+					pwfile ? ": " : "", pwfile ? e.msg : "");
+				goto out;
+			}
+		}
+	}
+	const char *cmd = argv[optind];
+	if (strcmp(cmd, "list") == 0) {
+		rc = cmd_list(&t, argc - optind, argv + optind);
+	} else {
+		fprintf(stderr, "pgha ctl: unknown command \"%s\"\n\n", cmd);
+		usage(stderr);
+	}
+out:
+	target_free(&t);
+	return rc;
+}

@@ -1,0 +1,208 @@
+#include "common/proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/util.h"
+
+int run_user_lookup(const char *name, struct run_user *out, struct pgha_err *e)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	memset(out, 0, sizeof(*out));
+	int rc = getpwnam_r(name, &pw, buf, sizeof(buf), &res);
+	if (rc != 0 || res == NULL)
+		return err_set(e, "OS user \"%s\" does not exist%s%s", name, rc ? ": " : "",
+			       rc ? strerror(rc) : "");
+	out->set = true;
+	out->uid = pw.pw_uid;
+	out->gid = pw.pw_gid;
+	snprintf(out->name, sizeof(out->name), "%s", pw.pw_name);
+	snprintf(out->home, sizeof(out->home), "%s", pw.pw_dir);
+	return 0;
+}
+
+/* In the child, after fork: report a failure on fd 2 and exit 127. */
+static void child_fail(const char *what, const char *arg)
+{
+	char msg[1024];
+	int n = snprintf(msg, sizeof(msg), "pgha: %s \"%s\": %s\n", what, arg, strerror(errno));
+	if (n > 0 && write(2, msg, (size_t)n) < 0)
+		_exit(127);
+	_exit(127);
+}
+
+static void child_exec(const struct proc_spec *spec, int out_fd)
+{
+	sigset_t all;
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	for (int s = 1; s < NSIG; s++) {
+		if (s != SIGKILL && s != SIGSTOP)
+			signal(s, SIG_DFL);
+	}
+	if (spec->new_session)
+		setsid();
+	int devnull = open("/dev/null", O_RDWR);
+	if (devnull >= 0)
+		dup2(devnull, 0);
+	int fd = out_fd >= 0 ? out_fd : devnull;
+	if (fd >= 0) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+	}
+	if (spec->user != NULL && spec->user->set && geteuid() != spec->user->uid) {
+		if (initgroups(spec->user->name, spec->user->gid) != 0)
+			child_fail("cannot set groups for user", spec->user->name);
+		if (setgid(spec->user->gid) != 0)
+			child_fail("cannot switch group for user", spec->user->name);
+		if (setuid(spec->user->uid) != 0)
+			child_fail("cannot switch to user", spec->user->name);
+		setenv("HOME", spec->user->home, 1);
+		setenv("USER", spec->user->name, 1);
+		setenv("LOGNAME", spec->user->name, 1);
+	}
+	if (spec->cwd != NULL && chdir(spec->cwd) != 0)
+		child_fail("cannot enter directory (every parent must be searchable by the user)", spec->cwd);
+	for (const char *const *env = spec->env_add; env != NULL && *env != NULL; env++)
+		putenv((char *)*env);
+	/* Close every other descriptor: children must not hold our sockets. */
+	for (int i = 3; i < 1024; i++)
+		close(i);
+	execv(spec->argv[0], (char *const *)spec->argv);
+	child_fail("cannot execute", spec->argv[0]);
+}
+
+int proc_spawn(const struct proc_spec *spec, pid_t *pid, struct pgha_err *e)
+{
+	pid_t p = fork();
+	if (p < 0)
+		return err_set(e, "fork failed: %s", strerror(errno));
+	if (p == 0)
+		child_exec(spec, spec->out_fd);
+	*pid = p;
+	return 0;
+}
+
+int proc_spawn_piped(const struct proc_spec *spec, pid_t *pid, int *out_fd, struct pgha_err *e)
+{
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) != 0)
+		return err_set(e, "pipe failed: %s", strerror(errno));
+	pid_t p = fork();
+	if (p < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return err_set(e, "fork failed: %s", strerror(errno));
+	}
+	if (p == 0) {
+		int w = dup(fds[1]);  /* without O_CLOEXEC */
+		child_exec(spec, w);
+	}
+	close(fds[1]);
+	fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK);
+	*pid = p;
+	*out_fd = fds[0];
+	return 0;
+}
+
+static int decode_status(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return 255;
+}
+
+int proc_poll(pid_t pid, int *exit_code)
+{
+	int status;
+	pid_t r = waitpid(pid, &status, WNOHANG);
+	if (r == 0)
+		return 0;
+	if (r < 0)
+		return -1;
+	*exit_code = decode_status(status);
+	return 1;
+}
+
+int proc_wait(pid_t pid, int timeout_ms, int *exit_code)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	for (;;) {
+		int r = proc_poll(pid, exit_code);
+		if (r != 0)
+			return r < 0 ? 1 : r;
+		if (now_ms() >= deadline)
+			return 0;
+		sleep_ms(20);
+	}
+}
+
+int proc_run(const struct proc_spec *spec, int timeout_ms, struct strbuf *output, int *exit_code,
+	     struct pgha_err *e)
+{
+	pid_t pid;
+	int fd;
+	struct proc_spec s = *spec;
+	s.new_session = true;  /* so a timeout can kill the whole group */
+	if (proc_spawn_piped(&s, &pid, &fd, e) != 0)
+		return -1;
+	int64_t deadline = now_ms() + timeout_ms;
+	bool eof = false;
+	int rc = 0;
+	while (!eof) {
+		int64_t left = deadline - now_ms();
+		if (left <= 0) {
+			kill(-pid, SIGKILL);
+			kill(pid, SIGKILL);
+			rc = err_set(e, "%s did not finish within %d ms and was killed", spec->argv[0], timeout_ms);
+			break;
+		}
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int n = poll(&pfd, 1, (int)(left > 200 ? 200 : left));
+		if (n < 0 && errno != EINTR)
+			break;
+		if (n <= 0)
+			continue;
+		char buf[4096];
+		ssize_t r = read(fd, buf, sizeof(buf));
+		if (r > 0) {
+			if (output != NULL && output->len < 1024 * 1024)
+				sb_append(output, buf, (size_t)r);
+		} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+			eof = true;
+		}
+	}
+	close(fd);
+	int code = 255;
+	if (proc_wait(pid, 5000, &code) == 0) {
+		kill(pid, SIGKILL);
+		proc_wait(pid, 1000, &code);
+	}
+	*exit_code = code;
+	return rc;
+}
+
+bool proc_alive(pid_t pid)
+{
+	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+void proc_describe_exit(int exit_code, char *buf, size_t len)
+{
+	if (exit_code > 128 && exit_code < 128 + NSIG)
+		snprintf(buf, len, "killed by signal %d (%s)", exit_code - 128, strsignal(exit_code - 128));
+	else
+		snprintf(buf, len, "exit code %d", exit_code);
+}

@@ -1,0 +1,61 @@
+/*
+ * util.h — time, files and secrets.
+ */
+#ifndef PGHA_UTIL_H
+#define PGHA_UTIL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/err.h"
+
+/* Monotonic clock in milliseconds (for deadlines and intervals). */
+int64_t now_ms(void);
+/* Wall clock, seconds since the epoch. */
+int64_t wall_s(void);
+void sleep_ms(int64_t ms);
+
+/*
+ * Read a secret (password) from a file: the first line, without the trailing
+ * newline. Refuses an empty file and a file readable by group or others is
+ * accepted with a warning (Kubernetes secret mounts are often 0644). The
+ * caller frees *out with secret_free(), which wipes it.
+ */
+int read_secret_file(const char *path, char **out, struct pgha_err *e) PGHA_MUSTCHECK;
+void secret_free(char *s);
+
+/* Read a whole (small) file. *out is NUL-terminated; the caller frees it. */
+int read_file(const char *path, char **out, size_t *len, struct pgha_err *e) PGHA_MUSTCHECK;
+
+/*
+ * Write a file atomically (tmp + fsync + rename) with the given mode and, when
+ * uid != (uid_t)-1, owner.
+ */
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, uid_t uid,
+		      gid_t gid, struct pgha_err *e) PGHA_MUSTCHECK;
+
+/* mkdir -p with the given mode for the directories it creates. */
+int mkdir_p(const char *path, mode_t mode, struct pgha_err *e) PGHA_MUSTCHECK;
+
+bool path_exists(const char *path);
+bool dir_is_empty_or_missing(const char *path);
+
+/* Copy of dirname()/basename() that do not modify their argument; caller frees. */
+char *path_dirname(const char *path);
+char *path_join(const char *a, const char *b);
+
+/* Split "host:port" (IPv6 as "[::1]:5432"). host is copied into hostbuf. */
+int parse_host_port(const char *s, char *hostbuf, size_t hostlen, int *port, struct pgha_err *e) PGHA_MUSTCHECK;
+
+/* Random alphanumeric string of len characters from the kernel CSPRNG. */
+int random_token(char *out, size_t len, struct pgha_err *e) PGHA_MUSTCHECK;
+
+/* Format a byte count for humans: "0 B", "12.5 MB" (1 MB = 1024*1024). */
+void format_bytes(uint64_t bytes, char *out, size_t outlen);
+
+/* "0/3000060" <-> 64-bit LSN. */
+int lsn_parse(const char *s, uint64_t *out);
+void lsn_format(uint64_t lsn, char *out, size_t outlen);
+
+#endif

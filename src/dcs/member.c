@@ -1,0 +1,470 @@
+/*
+ * member.c — member records (JSON) and the cluster view built from one range
+ * read of the cluster prefix.
+ *
+ * A record is written by one pgha version and read by others, so decoding is
+ * lenient where that is safe (unknown fields ignored, null = absent, unknown
+ * role/state names read as "unknown") and strict where a wrong value would
+ * mislead (wrong types, out-of-range numbers, an address too long to hold).
+ */
+#include "dcs/member.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/strbuf.h"
+#include "common/util.h"
+
+static const char *const role_names[] = {
+	[ROLE_UNKNOWN] = "unknown",
+	[ROLE_PRIMARY] = "primary",
+	[ROLE_REPLICA] = "replica",
+	[ROLE_UNINITIALIZED] = "uninitialized",
+};
+
+static const char *const state_names[] = {
+	[STATE_UNKNOWN] = "unknown",
+	[STATE_RUNNING] = "running",
+	[STATE_STREAMING] = "streaming",
+	[STATE_STARTING] = "starting",
+	[STATE_STOPPING] = "stopping",
+	[STATE_STOPPED] = "stopped",
+	[STATE_CRASHED] = "crashed",
+	[STATE_INITIALIZING] = "initializing",
+	[STATE_CLONING] = "cloning",
+	[STATE_START_FAILED] = "start failed",
+};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+const char *member_role_name(enum member_role r)
+{
+	return (size_t)r < NELEM(role_names) ? role_names[r] : "unknown";
+}
+
+const char *member_state_name(enum member_state s)
+{
+	return (size_t)s < NELEM(state_names) ? state_names[s] : "unknown";
+}
+
+static int name_lookup(const char *const *names, size_t n, const char *s)
+{
+	for (size_t i = 0; s != NULL && i < n; i++)
+		if (strcmp(names[i], s) == 0)
+			return (int)i;
+	return -1;
+}
+
+int member_role_parse(const char *s, enum member_role *out)
+{
+	int i = name_lookup(role_names, NELEM(role_names), s);
+	if (i < 0)
+		return -1;
+	*out = (enum member_role)i;
+	return 0;
+}
+
+int member_state_parse(const char *s, enum member_state *out)
+{
+	int i = name_lookup(state_names, NELEM(state_names), s);
+	if (i < 0)
+		return -1;
+	*out = (enum member_state)i;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- encode */
+
+/* LSNs go out twice: a number for programs, "0/3000060" for people. */
+static void set_lsn(json_t *o, const char *field, uint64_t lsn)
+{
+	char text[32];
+	char *tfield = xasprintf("%s_text", field);
+	/* jansson integers are signed 64-bit; a larger LSN is only sent as text. */
+	if (lsn <= INT64_MAX)
+		json_object_set_new(o, field, json_integer((json_int_t)lsn));
+	lsn_format(lsn, text, sizeof(text));
+	json_object_set_new(o, tfield, json_string(text));
+	free(tfield);
+}
+
+/*
+ * A JSON string from text that came from PostgreSQL or the network and may not
+ * be valid UTF-8 (jansson would refuse it): bytes of an invalid sequence
+ * become '?', so the record is still written.
+ */
+static json_t *safe_str(const char *s, size_t len)
+{
+	json_t *j = json_stringn(s, len);
+	if (j != NULL)
+		return j;
+	char *copy = xstrndup(s, len);
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)copy[i] >= 0x80)
+			copy[i] = '?';
+	j = json_stringn(copy, len);
+	free(copy);
+	return j;
+}
+
+/* A fixed-size char array, even if something left it unterminated. */
+static json_t *fixed_str(const char *s, size_t size)
+{
+	return safe_str(s, strnlen(s, size));
+}
+
+#define FIXED_STR(arr) fixed_str((arr), sizeof(arr))
+
+static json_t *member_to_json(const struct member *m)
+{
+	json_t *o = json_object();
+	json_t *tags = json_object();
+	json_object_set_new(o, "name", FIXED_STR(m->name));
+	json_object_set_new(o, "role", json_string(member_role_name(m->role)));
+	json_object_set_new(o, "state", json_string(member_state_name(m->state)));
+	json_object_set_new(o, "timeline", json_integer(m->timeline));
+	set_lsn(o, "received_lsn", m->received_lsn);
+	set_lsn(o, "replayed_lsn", m->replayed_lsn);
+	set_lsn(o, "wal_lsn", m->wal_lsn);
+	json_object_set_new(o, "lag_bytes", json_integer(m->lag_bytes));
+	json_object_set_new(o, "host", FIXED_STR(m->host));
+	json_object_set_new(o, "port", json_integer(m->port));
+	json_object_set_new(o, "api_url", FIXED_STR(m->api_url));
+	json_object_set_new(o, "system_id", FIXED_STR(m->system_id));
+	json_object_set_new(o, "pg_version", FIXED_STR(m->pg_version));
+	json_object_set_new(tags, "nofailover", json_boolean(m->tags.nofailover));
+	json_object_set_new(tags, "nosync", json_boolean(m->tags.nosync));
+	json_object_set_new(tags, "noloadbalance", json_boolean(m->tags.noloadbalance));
+	json_object_set_new(tags, "priority", json_integer(m->tags.priority));
+	json_object_set_new(o, "tags", tags);
+	json_object_set_new(o, "updated_at", json_integer(m->updated_at));
+	json_object_set_new(o, "error", FIXED_STR(m->error));
+	return o;
+}
+
+/* jansson allocates with malloc (pgha never changes that): callers free(). */
+static char *dump(json_t *o)
+{
+	char *s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return s != NULL ? s : xstrdup("{}");
+}
+
+char *member_encode(const struct member *m)
+{
+	return dump(member_to_json(m));
+}
+
+/* ---------------------------------------------------------------- decode */
+
+/* The field's value, or NULL when absent or null (both mean "not given"). */
+static json_t *field(const json_t *o, const char *name)
+{
+	json_t *v = json_object_get(o, name);
+	return json_is_null(v) ? NULL : v;
+}
+
+static int get_str(const json_t *o, const char *name, char *out, size_t size, bool required,
+		   bool truncate, struct pgha_err *e)
+{
+	json_t *v = field(o, name);
+	if (v == NULL) {
+		out[0] = '\0';
+		return required ? err_set(e, "member record: \"%s\" is missing", name) : 0;
+	}
+	if (!json_is_string(v))
+		return err_set(e, "member record: \"%s\" is not a string", name);
+	size_t len = json_string_length(v);
+	if (memchr(json_string_value(v), '\0', len) != NULL)
+		return err_set(e, "member record: \"%s\" contains a NUL byte", name);
+	if (len >= size && !truncate)
+		return err_set(e, "member record: \"%s\" is longer than %zu bytes", name, size - 1);
+	snprintf(out, size, "%s", json_string_value(v));
+	return 0;
+}
+
+/* An integer field within [min, max]; absent leaves *out at def. */
+static int get_int(const json_t *o, const char *name, int64_t min, int64_t max, int64_t def,
+		   int64_t *out, struct pgha_err *e)
+{
+	json_t *v = field(o, name);
+	*out = def;
+	if (v == NULL)
+		return 0;
+	if (!json_is_integer(v))
+		return err_set(e, "member record: \"%s\" is not an integer", name);
+	json_int_t x = json_integer_value(v);
+	if (x < min || x > max)
+		return err_set(e, "member record: \"%s\" is out of range (%" PRId64 ")", name,
+			       (int64_t)x);
+	*out = x;
+	return 0;
+}
+
+static int get_bool(const json_t *o, const char *name, bool def, bool *out, struct pgha_err *e)
+{
+	json_t *v = field(o, name);
+	*out = def;
+	if (v == NULL)
+		return 0;
+	if (!json_is_boolean(v))
+		return err_set(e, "member record: \"%s\" is not a boolean", name);
+	*out = json_is_true(v);
+	return 0;
+}
+
+/* The integer if present, else the "<name>_text" string, else 0. */
+static int get_lsn(const json_t *o, const char *name, uint64_t *out, struct pgha_err *e)
+{
+	int64_t v;
+	*out = 0;
+	if (field(o, name) != NULL) {
+		if (get_int(o, name, 0, INT64_MAX, 0, &v, e) != 0)
+			return -1;
+		*out = (uint64_t)v;
+		return 0;
+	}
+	char tname[64];
+	snprintf(tname, sizeof(tname), "%s_text", name);
+	json_t *t = field(o, tname);
+	if (t == NULL)
+		return 0;
+	if (!json_is_string(t) || lsn_parse(json_string_value(t), out) != 0)
+		return err_set(e, "member record: \"%s\" is not an LSN like \"0/3000060\"", tname);
+	return 0;
+}
+
+static int get_enum(const json_t *o, const char *name, int (*parse)(const char *, int *),
+		    int *out, struct pgha_err *e)
+{
+	json_t *v = field(o, name);
+	if (v == NULL)
+		return err_set(e, "member record: \"%s\" is missing", name);
+	if (!json_is_string(v))
+		return err_set(e, "member record: \"%s\" is not a string", name);
+	/* A name from a newer pgha: keep the member visible, as "unknown". */
+	if (parse(json_string_value(v), out) != 0)
+		*out = 0;
+	return 0;
+}
+
+static int parse_role(const char *s, int *out)
+{
+	enum member_role r;
+	if (member_role_parse(s, &r) != 0)
+		return -1;
+	*out = (int)r;
+	return 0;
+}
+
+static int parse_state(const char *s, int *out)
+{
+	enum member_state st;
+	if (member_state_parse(s, &st) != 0)
+		return -1;
+	*out = (int)st;
+	return 0;
+}
+
+static int decode_tags(const json_t *o, struct member_tags *t, struct pgha_err *e)
+{
+	json_t *tags = field(o, "tags");
+	int64_t prio;
+	t->nofailover = t->nosync = t->noloadbalance = false;
+	t->priority = 100;
+	if (tags == NULL)
+		return 0;
+	if (!json_is_object(tags))
+		return err_set(e, "member record: \"tags\" is not an object");
+	if (get_bool(tags, "nofailover", false, &t->nofailover, e) != 0 ||
+	    get_bool(tags, "nosync", false, &t->nosync, e) != 0 ||
+	    get_bool(tags, "noloadbalance", false, &t->noloadbalance, e) != 0 ||
+	    get_int(tags, "priority", INT32_MIN, INT32_MAX, 100, &prio, e) != 0)
+		return err_wrap(e, "tags");
+	t->priority = (int)prio;
+	return 0;
+}
+
+static int decode_fields(const json_t *o, struct member *m, struct pgha_err *e)
+{
+	int role = 0, state = 0;
+	int64_t timeline, port;
+	if (get_str(o, "name", m->name, sizeof(m->name), true, false, e) != 0)
+		return -1;
+	if (m->name[0] == '\0')
+		return err_set(e, "member record: \"name\" is empty");
+	if (get_enum(o, "role", parse_role, &role, e) != 0 ||
+	    get_enum(o, "state", parse_state, &state, e) != 0 ||
+	    get_int(o, "timeline", 0, UINT32_MAX, 0, &timeline, e) != 0 ||
+	    get_lsn(o, "received_lsn", &m->received_lsn, e) != 0 ||
+	    get_lsn(o, "replayed_lsn", &m->replayed_lsn, e) != 0 ||
+	    get_lsn(o, "wal_lsn", &m->wal_lsn, e) != 0 ||
+	    get_int(o, "lag_bytes", INT64_MIN, INT64_MAX, -1, &m->lag_bytes, e) != 0 ||
+	    get_str(o, "host", m->host, sizeof(m->host), false, false, e) != 0 ||
+	    get_int(o, "port", 0, 65535, 0, &port, e) != 0 ||
+	    get_str(o, "api_url", m->api_url, sizeof(m->api_url), false, false, e) != 0 ||
+	    get_str(o, "system_id", m->system_id, sizeof(m->system_id), false, false, e) != 0 ||
+	    get_str(o, "pg_version", m->pg_version, sizeof(m->pg_version), false, false, e) != 0 ||
+	    decode_tags(o, &m->tags, e) != 0 ||
+	    get_int(o, "updated_at", INT64_MIN, INT64_MAX, 0, &m->updated_at, e) != 0 ||
+	    get_str(o, "error", m->error, sizeof(m->error), false, true, e) != 0)
+		return -1;
+	m->role = (enum member_role)role;
+	m->state = (enum member_state)state;
+	m->timeline = (uint32_t)timeline;
+	m->port = (int)port;
+	return 0;
+}
+
+int member_decode(const char *json, struct member *out, struct pgha_err *e)
+{
+	json_error_t jerr;
+	struct member m;
+	memset(&m, 0, sizeof(m));
+	json_t *root = json_loads(json ? json : "", 0, &jerr);
+	int rc = -1;
+	if (root == NULL) {
+		err_set(e, "member record is not JSON: %s", jerr.text);
+		goto out;
+	}
+	if (!json_is_object(root)) {
+		err_set(e, "member record is not a JSON object");
+		goto out;
+	}
+	if (decode_fields(root, &m, e) != 0)
+		goto out;
+	*out = m;
+	rc = 0;
+out:
+	json_decref(root);
+	return rc;
+}
+
+/* ---------------------------------------------------------- cluster view */
+
+static void view_add_member(struct cluster_view *v, const char *key, const char *name,
+			    const struct etcd_kv *kv)
+{
+	struct member m;
+	struct pgha_err e = {{0}};
+	if (strlen(kv->value) != kv->value_len) {
+		log_warn("skipping member record %s: the value contains a NUL byte", key);
+		return;
+	}
+	if (member_decode(kv->value, &m, &e) != 0) {
+		log_warn("skipping member record %s: %s", key, e.msg);
+		return;
+	}
+	/* The key is what the member's lease protects; a record claiming
+	 * another name is someone's mistake, not that member. */
+	if (strcmp(m.name, name) != 0) {
+		log_warn("skipping member record %s: it names member \"%s\"", key, m.name);
+		return;
+	}
+	v->members = xrealloc(v->members, (v->nmembers + 1) * sizeof(*v->members));
+	v->members[v->nmembers++] = m;
+}
+
+static void view_add(struct cluster_view *v, const char *key, const char *rel,
+		     const struct etcd_kv *kv)
+{
+	if (strcmp(rel, "initialize") == 0) {
+		free(v->initialize);
+		v->initialize = xstrdup(kv->value);
+	} else if (strcmp(rel, "leader") == 0) {
+		free(v->leader);
+		v->leader = xstrdup(kv->value);
+		v->leader_mod_revision = kv->mod_revision;
+		v->leader_lease = kv->lease;
+	} else if (strcmp(rel, "config") == 0) {
+		free(v->config);
+		v->config = xstrdup(kv->value);
+	} else if (strncmp(rel, "members/", 8) == 0) {
+		const char *name = rel + 8;
+		if (name[0] == '\0' || strchr(name, '/') != NULL)
+			log_warn("skipping member record %s: bad member name in the key", key);
+		else
+			view_add_member(v, key, name, kv);
+	}
+	/* Other keys (written by newer versions or by hand) are not ours to judge. */
+}
+
+void cluster_view_from_kvs(const char *prefix, const struct etcd_kvs *kvs, struct cluster_view *out)
+{
+	size_t plen = strlen(prefix);
+	memset(out, 0, sizeof(*out));
+	if (kvs == NULL)
+		return;
+	out->revision = kvs->revision;
+	for (size_t i = 0; i < kvs->count; i++) {
+		const struct etcd_kv *kv = &kvs->kvs[i];
+		if (kv->key == NULL || kv->value == NULL || strncmp(kv->key, prefix, plen) != 0)
+			continue;
+		view_add(out, kv->key, kv->key + plen, kv);
+	}
+	cluster_view_sort(out);
+}
+
+void cluster_view_free(struct cluster_view *v)
+{
+	if (v == NULL)
+		return;
+	free(v->initialize);
+	free(v->leader);
+	free(v->config);
+	free(v->members);
+	memset(v, 0, sizeof(*v));
+}
+
+const struct member *cluster_view_member(const struct cluster_view *v, const char *name)
+{
+	for (size_t i = 0; v != NULL && name != NULL && i < v->nmembers; i++)
+		if (strncmp(v->members[i].name, name, sizeof(v->members[i].name)) == 0)
+			return &v->members[i];
+	return NULL;
+}
+
+static int member_cmp(const void *a, const void *b)
+{
+	const struct member *x = a, *y = b;
+	return strncmp(x->name, y->name, sizeof(x->name));
+}
+
+void cluster_view_sort(struct cluster_view *v)
+{
+	if (v != NULL && v->nmembers > 1)
+		qsort(v->members, v->nmembers, sizeof(*v->members), member_cmp);
+}
+
+static int member_ptr_cmp(const void *a, const void *b)
+{
+	return member_cmp(*(const struct member *const *)a, *(const struct member *const *)b);
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s != NULL ? safe_str(s, strlen(s)) : json_null();
+}
+
+/* The view is const: sort pointers to the members, not the members. */
+char *cluster_view_encode(const struct cluster_view *v, const char *cluster_name)
+{
+	json_t *o = json_object();
+	json_t *arr = json_array();
+	size_t n = v->nmembers;
+	const struct member **sorted = xcalloc(n ? n : 1, sizeof(*sorted));
+	for (size_t i = 0; i < n; i++)
+		sorted[i] = &v->members[i];
+	qsort(sorted, n, sizeof(*sorted), member_ptr_cmp);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, member_to_json(sorted[i]));
+	free(sorted);
+	json_object_set_new(o, "cluster", str_or_null(cluster_name));
+	json_object_set_new(o, "leader", str_or_null(v->leader));
+	json_object_set_new(o, "initialize", str_or_null(v->initialize));
+	json_object_set_new(o, "members", arr);
+	return dump(o);
+}

@@ -1,0 +1,103 @@
+/*
+ * member.h — a member record, as published under /pgha/<cluster>/members/<name>
+ * (JSON, under the member's lease), and the cluster view assembled from a
+ * range read of the whole prefix.
+ */
+#ifndef PGHA_DCS_MEMBER_H
+#define PGHA_DCS_MEMBER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "dcs/etcd.h"
+
+#define MEMBER_NAME_MAX 64
+
+/* What PostgreSQL on this member is (as the agent sees it). */
+enum member_role {
+	ROLE_UNKNOWN = 0,
+	ROLE_PRIMARY,      /* running, not in recovery */
+	ROLE_REPLICA,      /* running, in recovery */
+	ROLE_UNINITIALIZED /* no data directory yet */
+};
+
+/* What the member is doing. */
+enum member_state {
+	STATE_UNKNOWN = 0,
+	STATE_RUNNING,          /* PostgreSQL accepts connections */
+	STATE_STREAMING,        /* replica with an active walreceiver */
+	STATE_STARTING,
+	STATE_STOPPING,
+	STATE_STOPPED,
+	STATE_CRASHED,
+	STATE_INITIALIZING,     /* running initdb */
+	STATE_CLONING,          /* running pg_basebackup */
+	STATE_START_FAILED,
+};
+
+struct member_tags {
+	bool nofailover;
+	bool nosync;
+	bool noloadbalance;
+	int priority;           /* higher wins ties in elections; default 100 */
+};
+
+struct member {
+	char name[MEMBER_NAME_MAX];
+	enum member_role role;
+	enum member_state state;
+	uint32_t timeline;
+	uint64_t received_lsn;   /* replicas: last WAL received */
+	uint64_t replayed_lsn;   /* replicas: last WAL replayed */
+	uint64_t wal_lsn;        /* primary: current WAL insert/flush position */
+	int64_t lag_bytes;       /* replicas: leader position - own position; -1 unknown */
+	char host[256];          /* PostgreSQL address other members and clients use */
+	int port;
+	char api_url[300];       /* http://host:port of the agent API */
+	char system_id[32];      /* database system identifier, "" if unknown */
+	char pg_version[16];     /* server_version_num as text, "" if unknown */
+	struct member_tags tags;
+	int64_t updated_at;      /* unix seconds when the record was written */
+	char error[256];         /* last error the agent wants operators to see, "" if none */
+};
+
+const char *member_role_name(enum member_role r);
+const char *member_state_name(enum member_state s);
+int member_role_parse(const char *s, enum member_role *out);
+int member_state_parse(const char *s, enum member_state *out);
+
+/* JSON encoding. Caller frees the string. */
+char *member_encode(const struct member *m);
+/*
+ * Decode; unknown fields are ignored (forward compatibility), wrong types and
+ * missing required fields (name, role, state) are errors naming the field.
+ */
+int member_decode(const char *json, struct member *out, struct pgha_err *e) PGHA_MUSTCHECK;
+
+/* Cluster view read from etcd in one range over the cluster prefix. */
+struct cluster_view {
+	char *initialize;        /* value of the initialize key, NULL if absent */
+	char *leader;            /* name in the leader key, NULL if absent */
+	int64_t leader_mod_revision;
+	int64_t leader_lease;
+	char *config;            /* raw JSON of the config key, NULL if absent */
+	struct member *members;  /* decoded records (bad records are skipped with a warning) */
+	size_t nmembers;
+	int64_t revision;        /* etcd revision of the read */
+};
+
+/*
+ * Build the view from a prefix read (prefix = "/pgha/<cluster>/"). Bad member
+ * records are logged and skipped, never fatal.
+ */
+void cluster_view_from_kvs(const char *prefix, const struct etcd_kvs *kvs, struct cluster_view *out);
+void cluster_view_free(struct cluster_view *v);
+const struct member *cluster_view_member(const struct cluster_view *v, const char *name);
+/* Sort members by name (stable output for ctl list and /cluster). */
+void cluster_view_sort(struct cluster_view *v);
+
+/* Encode the view as the JSON of GET /cluster and `ctl list --json`. Caller frees. */
+char *cluster_view_encode(const struct cluster_view *v, const char *cluster_name);
+
+#endif

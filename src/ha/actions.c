@@ -1,0 +1,360 @@
+/*
+ * actions.c — carrying out one decision. Every action is idempotent and
+ * short; whatever it starts (a job, PostgreSQL) is observed by the next loop.
+ */
+#include "ha/agent_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "pg/pgconf.h"
+
+#define BACKOFF_MS 5000
+
+void agent_set_error(struct agent *a, const char *fmt, ...)
+{
+	char msg[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_error("%s", msg);
+	/* The member record carries the first line only. */
+	snprintf(a->last_error, sizeof(a->last_error), "%.*s", (int)strcspn(msg, "\n"), msg);
+}
+
+const struct member *agent_leader_member(const struct agent *a)
+{
+	if (a->view.leader == NULL)
+		return NULL;
+	return cluster_view_member(&a->view, a->view.leader);
+}
+
+char *agent_leader_conninfo(const struct agent *a, const struct member *leader)
+{
+	return pg_conninfo(leader->host, leader->port, a->cfg.replication_user, a->cfg.pgpass,
+			   a->cfg.name, NULL);
+}
+
+void agent_disconnect(struct agent *a)
+{
+	if (a->conn) {
+		PQfinish(a->conn);
+		a->conn = NULL;
+	}
+	a->have_st = false;
+}
+
+static void conf_spec(struct agent *a, struct pg_conf_spec *s, bool standby, const char *conninfo,
+		      const char *slot)
+{
+	memset(s, 0, sizeof(*s));
+	s->node = &a->node;
+	s->member_name = a->cfg.name;
+	s->allowed_networks = a->cfg.allowed_networks;
+	s->superuser = a->cfg.superuser;
+	s->replication_user = a->cfg.replication_user;
+	s->params = a->cfg.params;
+	s->nparams = a->cfg.nparams;
+	s->standby = standby;
+	s->primary_conninfo = conninfo;
+	s->slot = slot;
+}
+
+int agent_start_pg(struct agent *a, bool standby, struct pgha_err *e)
+{
+	char slot[64] = "";
+	char *ci = NULL;
+	if (standby) {
+		const struct member *leader = agent_leader_member(a);
+		if (leader == NULL)
+			return err_set(e, "no leader to stream from");
+		ci = agent_leader_conninfo(a, leader);
+		pg_slot_name(a->cfg.name, slot, sizeof(slot));
+	}
+	struct pg_conf_spec spec;
+	conf_spec(a, &spec, standby, ci, slot);
+	int rc = -1;
+	if (pg_write_pgpass(a->cfg.pgpass, &a->user, a->cfg.superuser, a->su_password,
+			    a->cfg.replication_user, a->repl_password, e) != 0)
+		goto out;
+	if (pg_write_config(&spec, e) != 0)
+		goto out;
+	if (pg_start(&a->node, &a->pg_pid, e) != 0)
+		goto out;
+	a->pg_child = true;
+	a->phase = PG_STARTING;
+	a->pg_start_ms = now_ms();
+	a->crashed = false;
+	free(a->primary_conninfo);
+	a->primary_conninfo = ci;
+	ci = NULL;
+	log_info("PostgreSQL starting as %s (pid %d, port %d)%s", standby ? "a standby" : "primary",
+		 (int)a->pg_pid, a->cfg.pg_port, standby ? "" : "");
+	rc = 0;
+out:
+	free(ci);
+	return rc;
+}
+
+int agent_stop_pg(struct agent *a, struct pgha_err *e)
+{
+	agent_disconnect(a);
+	if (a->pg_pid <= 0)
+		return 0;
+	int rc = pg_stop(&a->node, a->pg_pid, a->pg_child, e);
+	if (rc == 0) {
+		a->pg_pid = 0;
+		a->phase = PG_STOPPED;
+		log_info("PostgreSQL stopped");
+	}
+	return rc;
+}
+
+static void claim_init(struct agent *a)
+{
+	bool created = false;
+	struct pgha_err e;
+	if (etcd_create(a->etcd, a->key_init, a->init_claim, a->lease, &created, &e) != 0) {
+		log_warn("claiming the initialize key failed: %s", e.msg);
+		return;
+	}
+	if (created)
+		log_info("won the initialize race: this member bootstraps the cluster");
+	else
+		log_info("another member claimed the initialize key first");
+}
+
+/* Give the bootstrap claim back so another member can try. */
+static void release_init(struct agent *a)
+{
+	bool done;
+	struct pgha_err e;
+	if (etcd_delete_if_value(a->etcd, a->key_init, a->init_claim, &done, &e) != 0)
+		log_warn("releasing the initialize key failed: %s", e.msg);
+}
+
+static void take_leader(struct agent *a)
+{
+	bool created = false;
+	struct pgha_err e;
+	if (etcd_create(a->etcd, a->key_leader, a->cfg.name, a->lease, &created, &e) != 0) {
+		log_warn("taking the leader key failed: %s", e.msg);
+		return;
+	}
+	if (created) {
+		log_info("took the leader key (lease %lld)", (long long)a->lease);
+		free(a->view.leader);
+		a->view.leader = xstrdup(a->cfg.name);
+	} else {
+		log_info("another member took the leader key first");
+	}
+}
+
+static void finish_bootstrap(struct agent *a)
+{
+	struct pgha_err e;
+	if (a->conn == NULL || !a->have_st)
+		return;
+	if (pg_ensure_role(a->conn, a->cfg.superuser, a->su_password, false, &e) != 0 ||
+	    pg_ensure_role(a->conn, a->cfg.replication_user, a->repl_password, true, &e) != 0) {
+		agent_set_error(a, "bootstrap: %s", e.msg);
+		return;
+	}
+	bool done = false;
+	if (etcd_put_if_value(a->etcd, a->key_init, a->init_claim, a->st.system_id, 0, &done, &e) != 0) {
+		log_warn("recording the system identifier failed: %s", e.msg);
+		return;
+	}
+	if (!done) {
+		log_warn("the initialize key changed under us; not recording the system identifier");
+		return;
+	}
+	log_info("cluster initialized: system identifier %s", a->st.system_id);
+}
+
+static void promote(struct agent *a)
+{
+	struct pgha_err e;
+	if (a->conn == NULL)
+		return;
+	PGresult *r = PQexec(a->conn, "SELECT pg_promote(true, 60)");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		agent_set_error(a, "promotion failed: %s", PQresultErrorMessage(r));
+	else
+		log_info("promoted PostgreSQL to primary");
+	PQclear(r);
+	(void)e;
+}
+
+static void follow(struct agent *a)
+{
+	const struct member *leader = agent_leader_member(a);
+	if (leader == NULL || a->conn == NULL)
+		return;
+	char *ci = agent_leader_conninfo(a, leader);
+	char slot[64];
+	pg_slot_name(a->cfg.name, slot, sizeof(slot));
+	struct pg_conf_spec spec;
+	conf_spec(a, &spec, true, ci, slot);
+	struct pgha_err e;
+	int changed = pg_update_conf_file(&spec, &e);
+	if (changed < 0) {
+		agent_set_error(a, "re-pointing replication: %s", e.msg);
+		free(ci);
+		return;
+	}
+	if (pg_reload_conf(a->conn, &e) != 0) {
+		agent_set_error(a, "reload after re-pointing replication: %s", e.msg);
+		free(ci);
+		return;
+	}
+	log_info("now following %s (%s:%d)", leader->name, leader->host, leader->port);
+	free(a->primary_conninfo);
+	a->primary_conninfo = ci;
+}
+
+static bool slot_wanted(const struct agent *a, const char *slot)
+{
+	for (size_t i = 0; i < a->view.nmembers; i++) {
+		char want[64];
+		if (strcmp(a->view.members[i].name, a->cfg.name) == 0)
+			continue;
+		pg_slot_name(a->view.members[i].name, want, sizeof(want));
+		if (strcmp(want, slot) == 0)
+			return true;
+	}
+	return false;
+}
+
+static struct slot_seen *slot_tracked(struct agent *a, const char *name)
+{
+	for (size_t i = 0; i < a->nslots; i++)
+		if (strcmp(a->slots[i].name, name) == 0)
+			return &a->slots[i];
+	return NULL;
+}
+
+/*
+ * Keep one physical slot per member. A slot whose member left is dropped after
+ * member_slots_ttl, and only if this agent has managed it (a slot an operator
+ * created by hand is never dropped).
+ */
+static void manage_slots(struct agent *a)
+{
+	struct pg_slot *slots = NULL;
+	size_t n = 0;
+	struct pgha_err e;
+	if (a->conn == NULL || pg_list_slots(a->conn, &slots, &n, &e) != 0) {
+		if (a->conn)
+			log_warn("listing replication slots: %s", e.msg);
+		return;
+	}
+	int64_t now = now_ms();
+	for (size_t i = 0; i < a->view.nmembers; i++) {
+		const struct member *m = &a->view.members[i];
+		if (strcmp(m->name, a->cfg.name) == 0)
+			continue;
+		char want[64];
+		pg_slot_name(m->name, want, sizeof(want));
+		bool exists = false;
+		for (size_t k = 0; k < n; k++)
+			exists |= strcmp(slots[k].name, want) == 0;
+		if (!exists) {
+			if (pg_create_physical_slot(a->conn, want, &e) != 0)
+				log_warn("%s", e.msg);
+			else
+				log_info("created replication slot %s for member %s", want, m->name);
+		}
+		struct slot_seen *t = slot_tracked(a, want);
+		if (t == NULL) {
+			a->slots = xrealloc(a->slots, (a->nslots + 1) * sizeof(*a->slots));
+			t = &a->slots[a->nslots++];
+			snprintf(t->name, sizeof(t->name), "%s", want);
+		}
+		t->last_seen_ms = now;
+	}
+	for (size_t k = 0; k < n; k++) {
+		if (!slots[k].physical || slot_wanted(a, slots[k].name))
+			continue;
+		struct slot_seen *t = slot_tracked(a, slots[k].name);
+		if (t == NULL || slots[k].active || now - t->last_seen_ms < a->cfg.member_slots_ttl_ms)
+			continue;
+		if (pg_drop_slot(a->conn, slots[k].name, &e) != 0) {
+			log_warn("%s", e.msg);
+			continue;
+		}
+		log_info("dropped replication slot %s: its member left the cluster", slots[k].name);
+		*t = a->slots[--a->nslots];
+	}
+	free(slots);
+}
+
+void agent_act(struct agent *a, const struct ha_decision *d)
+{
+	struct pgha_err e;
+	switch (d->action) {
+	case ACT_WAIT:
+	case ACT_REPLICA_DUTIES:
+		break;
+	case ACT_FATAL:
+		agent_set_error(a, "%s", d->reason);
+		a->fatal = true;
+		break;
+	case ACT_CLAIM_INIT:
+		claim_init(a);
+		break;
+	case ACT_INITDB:
+		if (job_start_initdb(a, &e) != 0) {
+			agent_set_error(a, "cannot start initdb: %s", e.msg);
+			a->backoff_until_ms = now_ms() + BACKOFF_MS;
+			release_init(a);
+		}
+		break;
+	case ACT_TAKE_LEADER:
+		take_leader(a);
+		break;
+	case ACT_START_PRIMARY:
+	case ACT_START_STANDBY:
+		if (agent_start_pg(a, d->action == ACT_START_STANDBY, &e) != 0) {
+			agent_set_error(a, "cannot start PostgreSQL: %s", e.msg);
+			a->backoff_until_ms = now_ms() + BACKOFF_MS;
+		}
+		break;
+	case ACT_FINISH_BOOTSTRAP:
+		finish_bootstrap(a);
+		break;
+	case ACT_CLONE:
+		if (job_start_basebackup(a, &e) != 0) {
+			agent_set_error(a, "cannot start pg_basebackup: %s", e.msg);
+			a->backoff_until_ms = now_ms() + BACKOFF_MS;
+		}
+		break;
+	case ACT_FOLLOW:
+		follow(a);
+		break;
+	case ACT_DEMOTE:
+		log_warn("demoting: PostgreSQL runs as primary but %s holds the leader key",
+			 a->view.leader ? a->view.leader : "nobody");
+		if (agent_stop_pg(a, &e) != 0)
+			agent_set_error(a, "demote: %s", e.msg);
+		break;
+	case ACT_PROMOTE:
+		promote(a);
+		break;
+	case ACT_LEADER_DUTIES:
+		manage_slots(a);
+		break;
+	}
+}
+
+/* Called by the loop when a bootstrap job failed: let another member try. */
+void agent_bootstrap_failed(struct agent *a)
+{
+	a->backoff_until_ms = now_ms() + BACKOFF_MS;
+	release_init(a);
+}

@@ -1,0 +1,715 @@
+/*
+ * agent.c — `pgha agent`: setup, the HA loop (observe → decide → act →
+ * publish) and a clean shutdown.
+ */
+#include "ha/agent.h"
+#include "ha/agent_int.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "pg/pgconf.h"
+
+volatile int agent_stop_requested;
+static int wake_fd_global = -1;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGTERM || sig == SIGINT)
+		agent_stop_requested = 1;
+	uint64_t one = 1;
+	if (wake_fd_global >= 0 && write(wake_fd_global, &one, sizeof(one)) < 0) {
+		/* nothing to do in a signal handler */
+	}
+}
+
+static void on_watch(void *arg, const struct etcd_event *ev, int64_t revision)
+{
+	struct agent *a = arg;
+	uint64_t one = 1;
+	/*
+	 * Every agent rewrites its member record when it changes; waking every
+	 * other agent for each of those would make them ping-pong. Member updates
+	 * are picked up by the periodic loop; everything else (leader,
+	 * initialize, config, members leaving) wakes the loop at once.
+	 */
+	if (ev != NULL && ev->type == ETCD_EV_PUT && ev->kv != NULL &&
+	    strncmp(ev->kv->key, a->prefix, strlen(a->prefix)) == 0 &&
+	    strncmp(ev->kv->key + strlen(a->prefix), "members/", 8) == 0)
+		return;
+	if (write(a->wake_fd, &one, sizeof(one)) < 0) {
+		/* the loop wakes on its own timer anyway */
+	}
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: pgha agent -c FILE [--log-level LEVEL]\n"
+		"\n"
+		"Run the agent beside one PostgreSQL: bootstrap or clone it, keep its member\n"
+		"record and the leader key in etcd, and serve the health API.\n"
+		"\n"
+		"Options:\n"
+		"  -c, --config FILE      the node's config file (required)\n"
+		"      --log-level LEVEL  debug, info, warn or error (overrides the file)\n"
+		"      --check            validate the config file and exit\n"
+		"  -h, --help             this help, with every config option\n"
+		"\n"
+		"Config file options (INI; [parameters] takes any PostgreSQL setting):\n");
+	config_print_help(&agent_config_table, out);
+}
+
+static int load_secrets(struct agent *a, struct pgha_err *e)
+{
+	if (read_secret_file(a->cfg.superuser_password_file, &a->su_password, e) != 0)
+		return err_wrap(e, "[postgresql] superuser_password_file");
+	if (read_secret_file(a->cfg.replication_password_file, &a->repl_password, e) != 0)
+		return err_wrap(e, "[postgresql] replication_password_file");
+	if (a->cfg.etcd_username[0] != '\0' &&
+	    read_secret_file(a->cfg.etcd_password_file, &a->etcd_password, e) != 0)
+		return err_wrap(e, "[etcd] password_file");
+	return 0;
+}
+
+static int setup_user(struct agent *a, struct pgha_err *e)
+{
+	if (geteuid() != 0) {
+		log_info("running PostgreSQL as the current user (uid %d)", (int)geteuid());
+		return 0;
+	}
+	if (strcmp(a->cfg.run_as, "root") == 0)
+		return err_set(e, "[node] run_as = root: PostgreSQL must not run as root\n"
+			       "HINT: set run_as to an unprivileged OS user (default postgres)");
+	if (run_user_lookup(a->cfg.run_as, &a->user, e) != 0)
+		return err_wrap(e, "[node] run_as");
+	if (a->user.uid == 0)
+		return err_set(e, "[node] run_as = %s has uid 0: PostgreSQL must not run as root", a->cfg.run_as);
+	log_info("running as root: PostgreSQL runs as OS user %s (uid %d)", a->user.name, (int)a->user.uid);
+	return 0;
+}
+
+static int setup(struct agent *a, struct pgha_err *e)
+{
+	a->job.fd = -1;
+	if (load_secrets(a, e) != 0 || setup_user(a, e) != 0)
+		return -1;
+	struct pg_node *n = &a->node;
+	n->bin_dir = a->cfg.bin_dir;
+	n->data_dir = a->cfg.data_dir;
+	n->socket_dir = a->cfg.socket_dir;
+	n->log_file = a->cfg.log_file;
+	n->listen_host = a->cfg.pg_host;
+	n->port = a->cfg.pg_port;
+	n->user = &a->user;
+	n->superuser = a->cfg.superuser;
+	n->superuser_password = a->su_password;
+	n->application_name = "pgha-agent";
+	n->start_timeout_ms = a->cfg.start_timeout_ms;
+	n->stop_timeout_ms = a->cfg.stop_timeout_ms;
+	char *postgres = path_join(a->cfg.bin_dir, "postgres");
+	bool have_pg = access(postgres, X_OK) == 0;
+	free(postgres);
+	if (!have_pg)
+		return err_set(e, "[postgresql] bin_dir = \"%s\": no executable postgres there\n"
+			       "HINT: install PostgreSQL 15 (make deps) or point bin_dir at its binaries",
+			       a->cfg.bin_dir);
+
+	a->prefix = xasprintf("%s/%s/", strcmp(a->cfg.etcd_prefix, "/") == 0 ? "" : a->cfg.etcd_prefix,
+			      a->cfg.cluster_name);
+	a->key_leader = xasprintf("%sleader", a->prefix);
+	a->key_init = xasprintf("%sinitialize", a->prefix);
+	a->key_member = xasprintf("%smembers/%s", a->prefix, a->cfg.name);
+	a->init_claim = xasprintf("init:%s", a->cfg.name);
+
+	a->etcd_opts.endpoints = a->cfg.etcd_endpoints;
+	a->etcd_opts.username = a->cfg.etcd_username;
+	a->etcd_opts.password = a->etcd_password;
+	a->etcd_opts.request_timeout_ms = a->cfg.etcd_request_timeout_ms;
+	a->etcd_opts.deadline_ms = a->cfg.retry_timeout_ms;
+	a->etcd = etcd_new(&a->etcd_opts, e);
+	if (a->etcd == NULL)
+		return err_wrap(e, "[etcd]");
+
+	a->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (a->wake_fd < 0)
+		return err_set(e, "eventfd: %s", strerror(errno));
+	wake_fd_global = a->wake_fd;
+
+	api_source_init(&a->api, a->cfg.cluster_name);
+	a->api_server = api_start(a->cfg.api_listen, &a->api, e);
+	if (a->api_server == NULL)
+		return err_wrap(e, "[node] api_listen = %s", a->cfg.api_listen);
+	log_info("API listening on %s", a->cfg.api_listen);
+
+	a->watch = etcd_watch_start(&a->etcd_opts, a->prefix, 0, on_watch, a, e);
+	if (a->watch == NULL)
+		return err_wrap(e, "starting the etcd watch");
+
+	/* Replication and pg_basebackup read the passwords from this file, never from argv. */
+	if (pg_write_pgpass(a->cfg.pgpass, &a->user, a->cfg.superuser, a->su_password,
+			    a->cfg.replication_user, a->repl_password, e) != 0)
+		return err_wrap(e, "[postgresql] pgpass");
+
+	/* A postmaster left running (agent restarted): adopt it rather than start a second one. */
+	pid_t pid = pg_postmaster_pid(&a->node);
+	if (pid > 0) {
+		log_info("PostgreSQL is already running (pid %d): adopting it", (int)pid);
+		a->pg_pid = pid;
+		a->pg_child = false;
+		a->phase = PG_STARTING;
+		a->pg_start_ms = now_ms();
+	}
+	return 0;
+}
+
+/* ---- observe ---------------------------------------------------------- */
+
+static void dcs_log_state(struct agent *a, const char *why)
+{
+	int64_t now = now_ms();
+	if (!a->dcs_ok) {
+		if (a->dcs_was_ok || now - a->dcs_last_log_ms >= 10000) {
+			log_warn("etcd unreachable (%s): %s; retrying every %d ms", a->cfg.etcd_endpoints, why,
+				 a->cfg.loop_wait_ms);
+			a->dcs_last_log_ms = now;
+		}
+	} else if (!a->dcs_was_ok) {
+		log_info("etcd reachable at %s", etcd_current_endpoint(a->etcd));
+	}
+	a->dcs_was_ok = a->dcs_ok;
+}
+
+static int ensure_lease(struct agent *a, struct pgha_err *e)
+{
+	if (a->lease != 0) {
+		int rc = etcd_lease_keepalive(a->etcd, a->lease, NULL, e);
+		if (rc == ETCD_OK)
+			return 0;
+		if (rc != ETCD_ENOLEASE)
+			return -1;
+		log_warn("lease %lld expired; taking a new one", (long long)a->lease);
+		a->lease = 0;
+	}
+	if (etcd_lease_grant(a->etcd, a->cfg.ttl_ms / 1000, &a->lease, e) != 0)
+		return -1;
+	log_info("etcd lease %lld granted (ttl %ds)", (long long)a->lease, a->cfg.ttl_ms / 1000);
+	return 0;
+}
+
+/* After an agent restart the leader key may still carry our name under the old lease. */
+static void reattach_leader_key(struct agent *a)
+{
+	if (a->view.leader == NULL || strcmp(a->view.leader, a->cfg.name) != 0 ||
+	    a->view.leader_lease == a->lease)
+		return;
+	struct etcd_cmp cmp[] = {
+		{.key = a->key_leader, .target = ETCD_CMP_VALUE, .result = ETCD_CMP_EQUAL, .value = a->cfg.name},
+		{.key = a->key_leader, .target = ETCD_CMP_MOD, .result = ETCD_CMP_EQUAL,
+		 .number = a->view.leader_mod_revision},
+	};
+	struct etcd_op put = {.type = ETCD_OP_PUT, .key = a->key_leader, .value = a->cfg.name, .lease = a->lease};
+	bool ok = false;
+	struct pgha_err e;
+	if (etcd_txn(a->etcd, cmp, 2, &put, 1, NULL, 0, &ok, NULL, &e) != 0) {
+		log_warn("re-attaching the leader key: %s", e.msg);
+		return;
+	}
+	if (ok) {
+		log_info("leader key re-attached to this agent's lease %lld", (long long)a->lease);
+		a->view.leader_lease = a->lease;
+	}
+}
+
+static void observe_dcs(struct agent *a)
+{
+	struct pgha_err e;
+	struct etcd_kvs kvs = {0};
+	a->dcs_ok = false;
+	if (ensure_lease(a, &e) != 0) {
+		dcs_log_state(a, e.msg);
+		return;
+	}
+	if (etcd_get_prefix(a->etcd, a->prefix, &kvs, &e) != 0) {
+		dcs_log_state(a, e.msg);
+		return;
+	}
+	cluster_view_free(&a->view);
+	cluster_view_from_kvs(a->prefix, &kvs, &a->view);
+	cluster_view_sort(&a->view);
+	/* The API thread gets its own copy of the view (handed over in publish). */
+	cluster_view_free(&a->api_view);
+	cluster_view_from_kvs(a->prefix, &kvs, &a->api_view);
+	cluster_view_sort(&a->api_view);
+	a->have_api_view = true;
+	etcd_kvs_free(&kvs);
+	a->dcs_ok = true;
+	dcs_log_state(a, "");
+	reattach_leader_key(a);
+}
+
+static void pg_ended(struct agent *a, int code)
+{
+	char why[64];
+	proc_describe_exit(code, why, sizeof(why));
+	agent_disconnect(a);
+	bool was_starting = a->phase == PG_STARTING;
+	a->pg_pid = 0;
+	a->phase = PG_STOPPED;
+	if (was_starting) {
+		agent_set_error(a, "PostgreSQL exited during startup (%s); see %s", why, a->cfg.log_file);
+		a->backoff_until_ms = now_ms() + 5000;
+	} else {
+		agent_set_error(a, "PostgreSQL exited unexpectedly (%s); see %s", why, a->cfg.log_file);
+		a->crashed = true;
+	}
+}
+
+static void observe_pg(struct agent *a)
+{
+	if (a->pg_pid > 0) {
+		int code = 0;
+		if (a->pg_child) {
+			if (proc_poll(a->pg_pid, &code) != 0) {
+				pg_ended(a, code);
+				return;
+			}
+		} else if (!proc_alive(a->pg_pid)) {
+			pg_ended(a, 0);
+			return;
+		}
+	} else {
+		a->phase = PG_STOPPED;
+		return;
+	}
+	if (a->phase == PG_STARTING) {
+		if (!pg_accepting(&a->node)) {
+			if (now_ms() - a->pg_start_ms > a->cfg.start_timeout_ms) {
+				struct pgha_err e;
+				agent_set_error(a, "PostgreSQL did not accept connections within %d ms; stopping it (see %s)",
+						a->cfg.start_timeout_ms, a->cfg.log_file);
+				if (agent_stop_pg(a, &e) != 0)
+					log_error("%s", e.msg);
+				a->backoff_until_ms = now_ms() + 5000;
+			}
+			return;
+		}
+		log_info("PostgreSQL accepts connections");
+		a->phase = PG_RUNNING;
+		a->last_error[0] = '\0';
+	}
+	struct pgha_err e;
+	if (a->conn == NULL) {
+		a->conn = pg_connect_local(&a->node, &e);
+		if (a->conn == NULL) {
+			log_warn("%s", e.msg);
+			a->have_st = false;
+			return;
+		}
+	}
+	if (pg_query_status(a->conn, &a->st, &e) != 0) {
+		log_warn("querying PostgreSQL: %s", e.msg);
+		agent_disconnect(a);
+		return;
+	}
+	a->have_st = true;
+}
+
+static void observe_data(struct agent *a)
+{
+	struct pgha_err e;
+	/* pg_controldata only while PostgreSQL is down; when it runs, SQL tells us more. */
+	if (a->phase != PG_STOPPED || a->job.kind != JOB_NONE)
+		return;
+	if (pg_data_inspect(&a->node, &a->data, &e) != 0) {
+		agent_set_error(a, "inspecting the data directory: %s", e.msg);
+		a->data.kind = PG_DATA_INVALID;
+	}
+}
+
+static bool init_is_sysid(const char *v)
+{
+	if (v == NULL || v[0] == '\0')
+		return false;
+	for (const char *p = v; *p; p++)
+		if (*p < '0' || *p > '9')
+			return false;
+	return true;
+}
+
+static void build_observed(struct agent *a, struct ha_observed *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->job_running = a->job.kind != JOB_NONE;
+	o->in_backoff = now_ms() < a->backoff_until_ms;
+	o->dcs_ok = a->dcs_ok;
+	const char *init = a->view.initialize;
+	if (init == NULL)
+		o->init = HA_INIT_ABSENT;
+	else if (init_is_sysid(init))
+		o->init = HA_INIT_DONE;
+	else if (strcmp(init, a->init_claim) == 0)
+		o->init = HA_INIT_MINE;
+	else
+		o->init = HA_INIT_OTHER;
+	o->leader_absent = a->view.leader == NULL;
+	o->leader_is_me = a->view.leader && strcmp(a->view.leader, a->cfg.name) == 0;
+	const struct member *leader = agent_leader_member(a);
+	o->leader_known = leader != NULL && leader->host[0] != '\0' && leader->port > 0;
+	o->leader_running = leader != NULL && leader->role == ROLE_PRIMARY && leader->state == STATE_RUNNING;
+
+	switch (a->phase) {
+	case PG_STOPPED: o->pg = HA_PG_STOPPED; break;
+	case PG_STARTING: o->pg = HA_PG_STARTING; break;
+	case PG_RUNNING:
+		if (!a->have_st)
+			o->pg = HA_PG_STARTING;   /* running but not queryable yet */
+		else
+			o->pg = a->st.in_recovery ? HA_PG_REPLICA : HA_PG_PRIMARY;
+		break;
+	}
+	if (a->phase != PG_STOPPED) {
+		o->data = HA_DATA_VALID;
+		o->data_standby = a->have_st ? a->st.in_recovery : a->data.standby_signal;
+	} else {
+		o->data = a->data.kind == PG_DATA_MISSING ? HA_DATA_MISSING
+			: a->data.kind == PG_DATA_VALID ? HA_DATA_VALID : HA_DATA_INVALID;
+		o->data_standby = a->data.standby_signal;
+	}
+	const char *sysid = a->have_st ? a->st.system_id : a->data.system_id;
+	if (o->init == HA_INIT_DONE && o->data == HA_DATA_VALID && sysid[0] != '\0')
+		o->sysid_mismatch = strcmp(sysid, init) != 0;
+	if (o->pg == HA_PG_REPLICA && leader != NULL) {
+		char *want = agent_leader_conninfo(a, leader);
+		o->following_leader = a->primary_conninfo && strcmp(want, a->primary_conninfo) == 0;
+		if (a->primary_conninfo == NULL) {
+			/* Adopted PostgreSQL: trust it if its walreceiver streams from the leader. */
+			o->following_leader = a->st.streaming && strcmp(a->st.upstream_host, leader->host) == 0 &&
+					      a->st.upstream_port == leader->port;
+			if (o->following_leader)
+				a->primary_conninfo = xstrdup(want);
+		}
+		free(want);
+	}
+	if (o->data == HA_DATA_MISSING && o->leader_known && !o->leader_is_me && o->dcs_ok) {
+		char slot[64];
+		pg_slot_name(a->cfg.name, slot, sizeof(slot));
+		char *ci = agent_leader_conninfo(a, leader);
+		struct pgha_err e;
+		int r = pg_remote_slot_exists(ci, slot, &e);
+		free(ci);
+		if (r < 0)
+			log_warn("checking slot %s on the leader: %s", slot, e.msg);
+		o->slot_ready = r == 1;
+	}
+}
+
+/* ---- publish ------------------------------------------------------------ */
+
+static void build_self(struct agent *a, const struct ha_observed *o)
+{
+	struct member *m = &a->self;
+	memset(m, 0, sizeof(*m));
+	snprintf(m->name, sizeof(m->name), "%s", a->cfg.name);
+	snprintf(m->host, sizeof(m->host), "%s", a->cfg.address_host);
+	m->port = a->cfg.address_port;
+	snprintf(m->api_url, sizeof(m->api_url), "http://%s", a->cfg.api_address);
+	m->tags.nofailover = a->cfg.nofailover;
+	m->tags.nosync = a->cfg.nosync;
+	m->tags.noloadbalance = a->cfg.noloadbalance;
+	m->tags.priority = a->cfg.priority;
+	m->updated_at = wall_s();
+	m->lag_bytes = -1;
+	snprintf(m->error, sizeof(m->error), "%s", a->last_error);
+
+	if (o->data == HA_DATA_MISSING)
+		m->role = ROLE_UNINITIALIZED;
+	else
+		m->role = o->data_standby ? ROLE_REPLICA : ROLE_PRIMARY;
+
+	if (a->job.kind == JOB_INITDB)
+		m->state = STATE_INITIALIZING;
+	else if (a->job.kind == JOB_BASEBACKUP)
+		m->state = STATE_CLONING;
+	else if (a->phase == PG_STARTING)
+		m->state = STATE_STARTING;
+	else if (a->phase == PG_STOPPED)
+		m->state = a->crashed ? STATE_CRASHED : a->last_error[0] ? STATE_START_FAILED : STATE_STOPPED;
+	else
+		m->state = STATE_RUNNING;
+	if (a->phase == PG_STOPPED && !a->crashed && a->last_error[0] == '\0')
+		m->state = a->job.kind == JOB_NONE ? STATE_STOPPED : m->state;
+
+	if (a->phase == PG_RUNNING && a->have_st) {
+		m->role = a->st.in_recovery ? ROLE_REPLICA : ROLE_PRIMARY;
+		m->timeline = a->st.timeline;
+		m->wal_lsn = a->st.wal_lsn;
+		m->received_lsn = a->st.received_lsn;
+		m->replayed_lsn = a->st.replayed_lsn;
+		snprintf(m->system_id, sizeof(m->system_id), "%s", a->st.system_id);
+		snprintf(m->pg_version, sizeof(m->pg_version), "%d", a->st.server_version);
+		if (a->st.in_recovery && a->st.streaming)
+			m->state = STATE_STREAMING;
+		if (a->st.in_recovery) {
+			const struct member *leader = agent_leader_member(a);
+			uint64_t pos = m->received_lsn > m->replayed_lsn ? m->received_lsn : m->replayed_lsn;
+			if (leader && leader->wal_lsn > 0)
+				m->lag_bytes = leader->wal_lsn > pos ? (int64_t)(leader->wal_lsn - pos) : 0;
+		} else {
+			m->lag_bytes = 0;
+		}
+	} else if (a->data.kind == PG_DATA_VALID) {
+		m->timeline = a->data.timeline;
+		snprintf(m->system_id, sizeof(m->system_id), "%s", a->data.system_id);
+	}
+}
+
+static void publish(struct agent *a, const struct ha_observed *o)
+{
+	build_self(a, o);
+	if (a->dcs_ok && a->lease != 0) {
+		/* Write when something changed, and at least every ttl/2 to refresh updated_at. */
+		struct member cmp = a->self;
+		cmp.updated_at = 0;
+		char *key = member_encode(&cmp);
+		int64_t now = now_ms();
+		bool changed = a->published == NULL || strcmp(a->published, key) != 0 ||
+			       a->published_lease != a->lease || now - a->published_ms >= a->cfg.ttl_ms / 2;
+		if (changed) {
+			char *json = member_encode(&a->self);
+			struct pgha_err e;
+			if (etcd_put(a->etcd, a->key_member, json, a->lease, &e) != 0) {
+				log_warn("publishing the member record: %s", e.msg);
+				a->dcs_ok = false;
+				free(key);
+				key = NULL;
+			}
+			free(json);
+			free(a->published);
+			a->published = key;
+			a->published_lease = a->lease;
+			a->published_ms = now;
+		} else {
+			free(key);
+		}
+	}
+	struct api_status st;
+	memset(&st, 0, sizeof(st));
+	st.self = a->self;
+	st.holds_leader_key = o->leader_is_me && a->dcs_ok;
+	st.etcd_reachable = a->dcs_ok;
+	const struct member *leader = agent_leader_member(a);
+	st.leader_lsn = leader ? leader->wal_lsn : 0;
+	st.last_loop_ms = now_ms();
+	st.ttl_s = a->cfg.ttl_ms / 1000;
+	if (a->view.leader)
+		snprintf(st.leader, sizeof(st.leader), "%s", a->view.leader);
+	if (a->have_api_view) {
+		api_source_update(&a->api, &st, &a->api_view);
+		a->have_api_view = false;
+	} else {
+		api_source_update(&a->api, &st, NULL);
+	}
+}
+
+/* ---- loop --------------------------------------------------------------- */
+
+static void wait_for_events(struct agent *a)
+{
+	int timeout = a->cfg.loop_wait_ms;
+	if (a->phase == PG_STARTING || a->job.kind != JOB_NONE)
+		timeout = timeout > 250 ? 250 : timeout;
+	struct pollfd pfd[2] = {{.fd = a->wake_fd, .events = POLLIN}, {.fd = a->job.fd, .events = POLLIN}};
+	int n = poll(pfd, a->job.fd >= 0 ? 2 : 1, timeout);
+	if (n > 0 && (pfd[0].revents & POLLIN)) {
+		uint64_t v;
+		if (read(a->wake_fd, &v, sizeof(v)) < 0) {
+			/* EAGAIN: someone else drained it */
+		}
+	}
+}
+
+static void log_decision(struct agent *a, const struct ha_decision *d)
+{
+	if (d->action == a->last_decision.action && d->reason == a->last_decision.reason)
+		return;
+	if (d->action != ACT_LEADER_DUTIES && d->action != ACT_REPLICA_DUTIES)
+		log_info("%s: %s", ha_action_name(d->action), d->reason);
+	else
+		log_info("role: %s", d->reason);
+	a->last_decision = *d;
+}
+
+static void run_loop(struct agent *a)
+{
+	while (!agent_stop_requested && !a->fatal) {
+		bool ok = false;
+		if (job_poll(a, &ok) == 1 && !ok) {
+			a->backoff_until_ms = now_ms() + 5000;
+			if (a->view.initialize && strcmp(a->view.initialize, a->init_claim) == 0)
+				agent_bootstrap_failed(a);
+		}
+		observe_dcs(a);
+		observe_pg(a);
+		observe_data(a);
+		struct ha_observed o;
+		build_observed(a, &o);
+		struct ha_decision d = ha_decide(&o);
+		log_decision(a, &d);
+		agent_act(a, &d);
+		if (d.action == ACT_CLONE || d.action == ACT_INITDB || d.action == ACT_START_PRIMARY ||
+		    d.action == ACT_START_STANDBY || d.action == ACT_TAKE_LEADER || d.action == ACT_DEMOTE) {
+			/* Publish the new state at once, then look again without sleeping. */
+			observe_pg(a);
+			build_observed(a, &o);
+			publish(a, &o);
+			continue;
+		}
+		publish(a, &o);
+		wait_for_events(a);
+	}
+}
+
+static void shutdown_agent(struct agent *a)
+{
+	struct pgha_err e;
+	log_info("shutting down");
+	if (a->watch) {
+		etcd_watch_stop(a->watch);
+		a->watch = NULL;
+	}
+	job_abort(a);
+	bool was_leader = a->view.leader && strcmp(a->view.leader, a->cfg.name) == 0;
+	if (a->pg_pid > 0 && agent_stop_pg(a, &e) != 0)
+		log_error("%s", e.msg);
+	if (a->etcd) {
+		bool done;
+		if (was_leader) {
+			/* After the clean shutdown the standbys have every WAL record we wrote. */
+			if (etcd_delete_if_value(a->etcd, a->key_leader, a->cfg.name, &done, &e) != 0)
+				log_warn("releasing the leader key: %s", e.msg);
+			else if (done)
+				log_info("leader key released");
+		}
+		if (a->view.initialize && strcmp(a->view.initialize, a->init_claim) == 0 &&
+		    etcd_delete_if_value(a->etcd, a->key_init, a->init_claim, &done, &e) != 0)
+			log_warn("releasing the initialize claim: %s", e.msg);
+		if (etcd_delete(a->etcd, a->key_member, NULL, &e) != 0)
+			log_warn("removing the member record: %s", e.msg);
+		if (a->lease != 0 && etcd_lease_revoke(a->etcd, a->lease, &e) != 0)
+			log_warn("revoking lease: %s", e.msg);
+	}
+	if (a->api_server)
+		api_stop(a->api_server);
+	log_info("stopped");
+}
+
+static void agent_free(struct agent *a)
+{
+	agent_disconnect(a);
+	if (a->etcd)
+		etcd_free(a->etcd);
+	cluster_view_free(&a->view);
+	cluster_view_free(&a->api_view);
+	api_source_destroy(&a->api);
+	secret_free(a->su_password);
+	secret_free(a->repl_password);
+	secret_free(a->etcd_password);
+	free(a->prefix);
+	free(a->key_leader);
+	free(a->key_init);
+	free(a->key_member);
+	free(a->init_claim);
+	free(a->primary_conninfo);
+	free(a->published);
+	free(a->slots);
+	sb_free(&a->job.line);
+	sb_free(&a->job.tail);
+	if (a->wake_fd > 0)
+		close(a->wake_fd);
+	agent_config_free(&a->cfg);
+}
+
+int agent_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'}, {"log-level", required_argument, NULL, 'l'},
+		{"check", no_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	const char *path = NULL, *level = NULL;
+	bool check_only = false;
+	int opt;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': path = optarg; break;
+		case 'l': level = optarg; break;
+		case 'k': check_only = true; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (path == NULL) {
+		fprintf(stderr, "pgha agent: -c FILE is required\n");
+		usage(stderr);
+		return 2;
+	}
+	static struct agent agent;
+	struct agent *a = &agent;
+	struct pgha_err e;
+	if (agent_config_load(path, &a->cfg, &e) != 0) {
+		fprintf(stderr, "pgha agent: %s\n", e.msg);
+		agent_config_free(&a->cfg);
+		return 2;
+	}
+	if (check_only) {
+		printf("%s: OK\n", path);
+		agent_config_free(&a->cfg);
+		return 0;
+	}
+	log_set_level((enum log_level)a->cfg.log_level);
+	if (level != NULL) {
+		enum log_level l;
+		if (log_parse_level(level, &l) != 0) {
+			fprintf(stderr, "pgha agent: --log-level %s: use debug, info, warn or error\n", level);
+			return 2;
+		}
+		log_set_level(l);
+	}
+	char ctx[96];
+	snprintf(ctx, sizeof(ctx), "agent %s", a->cfg.name);
+	log_set_context(ctx);
+
+	struct sigaction sa = {0};
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGCHLD, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	log_info("starting: cluster %s, data directory %s, etcd %s", a->cfg.cluster_name, a->cfg.data_dir,
+		 a->cfg.etcd_endpoints);
+	int code = 0;
+	if (setup(a, &e) != 0) {
+		log_fatal("%s", e.msg);
+		code = 1;
+	} else {
+		run_loop(a);
+		if (a->fatal)
+			code = 1;
+	}
+	shutdown_agent(a);
+	agent_free(a);
+	return code;
+}

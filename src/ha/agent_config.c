@@ -1,0 +1,230 @@
+#include "ha/agent_config.h"
+
+#include <ctype.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/strbuf.h"
+#include "common/util.h"
+
+#define O(sec, nm, type, field, def, min, max, flags, help) \
+	{sec, nm, type, offsetof(struct agent_config, field), def, min, max, flags, help}
+
+static const struct config_option agent_options[] = {
+	O("cluster", "name", OPT_STRING, cluster_name, "pgha", 1, 0, 0,
+	  "cluster name; all members of a cluster share it (etcd keys live under <prefix>/<name>/)"),
+	O("cluster", "prefix", OPT_STRING, etcd_prefix, "/pgha", 1, 0, 0,
+	  "etcd key prefix shared by all pgha clusters"),
+	O("cluster", "ttl", OPT_DURATION, ttl_ms, "10s", 2000, 3600000, OPT_RELOAD,
+	  "leader lease: a leader that cannot renew it within this time is replaced"),
+	O("cluster", "loop_wait", OPT_DURATION, loop_wait_ms, "1s", 100, 600000, OPT_RELOAD,
+	  "longest sleep of the HA loop between runs (etcd watch events wake it sooner)"),
+	O("cluster", "retry_timeout", OPT_DURATION, retry_timeout_ms, "3s", 500, 600000, OPT_RELOAD,
+	  "how long one etcd operation may retry across endpoints before it counts as failed"),
+
+	O("etcd", "endpoints", OPT_STRING, etcd_endpoints, "http://127.0.0.1:2379", 1, 0, 0,
+	  "comma-separated etcd client URLs"),
+	O("etcd", "username", OPT_STRING, etcd_username, "", 1, 0, 0,
+	  "etcd user (empty: no authentication)"),
+	O("etcd", "password_file", OPT_STRING, etcd_password_file, "", 1, 0, 0,
+	  "file holding the etcd user's password"),
+	O("etcd", "request_timeout", OPT_DURATION, etcd_request_timeout_ms, "1500ms", 100, 60000, 0,
+	  "timeout of one HTTP request to one etcd endpoint"),
+
+	O("node", "name", OPT_STRING, name, NULL, 1, 0, OPT_REQUIRED,
+	  "this member's name, unique in the cluster ([A-Za-z0-9_.-], at most 63 characters)"),
+	O("node", "api_listen", OPT_STRING, api_listen, "127.0.0.1:8008", 1, 0, 0,
+	  "host:port the HTTP API (health checks, /cluster) listens on"),
+	O("node", "api_address", OPT_STRING, api_address, "", 1, 0, 0,
+	  "host:port other members and tools use to reach the API (default: api_listen)"),
+	O("node", "run_as", OPT_STRING, run_as, "postgres", 1, 0, 0,
+	  "OS user that runs PostgreSQL when the agent runs as root"),
+	O("node", "log_level", OPT_LOGLEVEL, log_level, "info", 1, 0, OPT_RELOAD,
+	  "debug, info, warn or error"),
+	O("node", "nofailover", OPT_BOOL, nofailover, "off", 1, 0, OPT_RELOAD,
+	  "never promote this member"),
+	O("node", "nosync", OPT_BOOL, nosync, "off", 1, 0, OPT_RELOAD,
+	  "never choose this member as a synchronous standby"),
+	O("node", "noloadbalance", OPT_BOOL, noloadbalance, "off", 1, 0, OPT_RELOAD,
+	  "answer 503 on /replica so load balancers send no reads here"),
+	O("node", "priority", OPT_INT, priority, "100", 0, 1000000, OPT_RELOAD,
+	  "election priority among equally advanced standbys (higher wins; 0 = never)"),
+
+	O("postgresql", "data_dir", OPT_STRING, data_dir, NULL, 1, 0, OPT_REQUIRED,
+	  "PostgreSQL data directory (created by initdb or pg_basebackup if missing)"),
+	O("postgresql", "bin_dir", OPT_STRING, bin_dir, "/usr/lib/postgresql/15/bin", 1, 0, 0,
+	  "directory of postgres, initdb, pg_ctl, pg_basebackup, pg_rewind, pg_controldata"),
+	O("postgresql", "listen", OPT_STRING, listen, "127.0.0.1:5432", 1, 0, 0,
+	  "host:port PostgreSQL listens on (host may be * or a comma-separated list)"),
+	O("postgresql", "address", OPT_STRING, address, "", 1, 0, 0,
+	  "host:port other members and clients use to reach PostgreSQL (default: listen)"),
+	O("postgresql", "socket_dir", OPT_STRING, socket_dir, "/tmp", 1, 0, 0,
+	  "directory for PostgreSQL's unix socket (the agent connects through it)"),
+	O("postgresql", "superuser", OPT_STRING, superuser, "postgres", 1, 0, 0,
+	  "superuser role the agent uses"),
+	O("postgresql", "superuser_password_file", OPT_STRING, superuser_password_file, NULL, 1, 0,
+	  OPT_REQUIRED, "file holding the superuser's password"),
+	O("postgresql", "replication_user", OPT_STRING, replication_user, "replicator", 1, 0, 0,
+	  "role standbys replicate as"),
+	O("postgresql", "replication_password_file", OPT_STRING, replication_password_file, NULL, 1,
+	  0, OPT_REQUIRED, "file holding the replication role's password"),
+	O("postgresql", "allowed_networks", OPT_STRING, allowed_networks, "127.0.0.1/32,::1/128", 1,
+	  0, 0, "comma-separated CIDRs allowed to connect and replicate (scram-sha-256) in pg_hba.conf"),
+	O("postgresql", "pgpass", OPT_STRING, pgpass, "", 1, 0, 0,
+	  "passfile the agent writes for replication (default: <data_dir>/../<name>.pgpass)"),
+	O("postgresql", "log_file", OPT_STRING, log_file, "", 1, 0, 0,
+	  "PostgreSQL's server log (default: <data_dir>/../<name>.postgresql.log)"),
+	O("postgresql", "start_timeout", OPT_DURATION, start_timeout_ms, "60s", 1000, 3600000,
+	  OPT_RELOAD, "how long PostgreSQL may take to start accepting connections"),
+	O("postgresql", "stop_timeout", OPT_DURATION, stop_timeout_ms, "60s", 1000, 3600000,
+	  OPT_RELOAD, "how long a fast shutdown may take before the agent escalates to immediate"),
+	O("postgresql", "member_slots_ttl", OPT_DURATION, member_slots_ttl_ms, "30min", 0,
+	  7 * 24 * 3600000L, OPT_RELOAD,
+	  "the leader keeps the replication slot of a member that left for this long"),
+};
+
+static int param_set(void *target, const char *key, const char *value, struct pgha_err *e)
+{
+	struct agent_config *cfg = target;
+	for (const char *p = key; *p; p++) {
+		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.')
+			return err_set(e, "[parameters] \"%s\" is not a PostgreSQL parameter name", key);
+	}
+	for (size_t i = 0; i < cfg->nparams; i++) {
+		if (strcmp(cfg->params[i].name, key) == 0) {
+			free(cfg->params[i].value);
+			cfg->params[i].value = xstrdup(value);
+			return 0;
+		}
+	}
+	cfg->params = xrealloc(cfg->params, (cfg->nparams + 1) * sizeof(*cfg->params));
+	cfg->params[cfg->nparams].name = xstrdup(key);
+	cfg->params[cfg->nparams].value = xstrdup(value);
+	cfg->nparams++;
+	return 0;
+}
+
+static const struct config_free_section agent_free_sections[] = {
+	{"parameters", param_set},
+};
+
+const struct config_table agent_config_table = {
+	agent_options, sizeof(agent_options) / sizeof(agent_options[0]),
+	agent_free_sections, 1,
+};
+
+static bool valid_name(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 63)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!isalnum((unsigned char)c) && c != '_' && c != '-' && c != '.')
+			return false;
+	}
+	return true;
+}
+
+int agent_config_validate(struct agent_config *cfg, struct pgha_err *e)
+{
+	const char *p = cfg->path ? cfg->path : "config";
+	if (!valid_name(cfg->name))
+		return err_set(e, "%s: [node] name = \"%s\": use 1 to 63 of A-Z a-z 0-9 _ - .", p, cfg->name);
+	if (!valid_name(cfg->cluster_name))
+		return err_set(e, "%s: [cluster] name = \"%s\": use 1 to 63 of A-Z a-z 0-9 _ - .", p,
+			       cfg->cluster_name);
+	if (cfg->etcd_prefix[0] != '/')
+		return err_set(e, "%s: [cluster] prefix = \"%s\": must start with /", p, cfg->etcd_prefix);
+	/*
+	 * The leader must be able to notice a failed renewal and demote before its
+	 * lease runs out: one loop plus a retry window on each side of it.
+	 */
+	if ((long)cfg->loop_wait_ms + 2L * cfg->retry_timeout_ms > cfg->ttl_ms)
+		return err_set(e,
+			       "%s: [cluster] ttl (%dms) must be at least loop_wait + 2 * retry_timeout "
+			       "(%dms + 2 * %dms)\nHINT: raise ttl or lower loop_wait/retry_timeout",
+			       p, cfg->ttl_ms, cfg->loop_wait_ms, cfg->retry_timeout_ms);
+	if (cfg->etcd_request_timeout_ms > cfg->retry_timeout_ms)
+		return err_set(e, "%s: [etcd] request_timeout (%dms) must not exceed [cluster] retry_timeout (%dms)",
+			       p, cfg->etcd_request_timeout_ms, cfg->retry_timeout_ms);
+	if (cfg->etcd_username[0] != '\0' && cfg->etcd_password_file[0] == '\0')
+		return err_set(e, "%s: [etcd] username is set but password_file is not", p);
+	if (cfg->data_dir[0] != '/')
+		return err_set(e, "%s: [postgresql] data_dir = \"%s\": must be an absolute path", p, cfg->data_dir);
+	struct pgha_err sub;
+	if (parse_host_port(cfg->listen, cfg->pg_host, sizeof(cfg->pg_host), &cfg->pg_port, &sub) != 0)
+		return err_set(e, "%s: [postgresql] listen: %s", p, sub.msg);
+	if (cfg->address[0] == '\0') {
+		if (strcmp(cfg->pg_host, "*") == 0 || strcmp(cfg->pg_host, "0.0.0.0") == 0 ||
+		    strchr(cfg->pg_host, ',') != NULL)
+			return err_set(e, "%s: [postgresql] address is required when listen is \"%s\" "
+				       "(others need one address to reach this member)", p, cfg->listen);
+		free(cfg->address);
+		cfg->address = xstrdup(cfg->listen);
+	}
+	if (parse_host_port(cfg->address, cfg->address_host, sizeof(cfg->address_host),
+			    &cfg->address_port, &sub) != 0)
+		return err_set(e, "%s: [postgresql] address: %s", p, sub.msg);
+	char h[256];
+	int port;
+	if (parse_host_port(cfg->api_listen, h, sizeof(h), &port, &sub) != 0)
+		return err_set(e, "%s: [node] api_listen: %s", p, sub.msg);
+	if (cfg->api_address[0] == '\0') {
+		if (strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0)
+			return err_set(e, "%s: [node] api_address is required when api_listen is \"%s\"",
+				       p, cfg->api_listen);
+		free(cfg->api_address);
+		cfg->api_address = xstrdup(cfg->api_listen);
+	}
+	if (parse_host_port(cfg->api_address, h, sizeof(h), &port, &sub) != 0)
+		return err_set(e, "%s: [node] api_address: %s", p, sub.msg);
+	char *parent = path_dirname(cfg->data_dir);
+	if (cfg->pgpass[0] == '\0') {
+		free(cfg->pgpass);
+		cfg->pgpass = xasprintf("%s/%s.pgpass", parent, cfg->name);
+	}
+	if (cfg->log_file[0] == '\0') {
+		free(cfg->log_file);
+		cfg->log_file = xasprintf("%s/%s.postgresql.log", parent, cfg->name);
+	}
+	free(parent);
+	/* Parameters pgha owns: setting them here would break replication or failover. */
+	static const char *const owned[] = {"port", "listen_addresses", "hot_standby",
+		"primary_conninfo", "primary_slot_name", "unix_socket_directories", "wal_level",
+		"hba_file", "data_directory", "restore_command_pgha"};
+	for (size_t i = 0; i < cfg->nparams; i++) {
+		for (size_t j = 0; j < sizeof(owned) / sizeof(owned[0]); j++) {
+			if (strcmp(cfg->params[i].name, owned[j]) == 0)
+				return err_set(e, "%s: [parameters] %s is managed by pgha and cannot be set here"
+					       "\nHINT: use [postgresql] listen/socket_dir for addresses", p,
+					       cfg->params[i].name);
+		}
+	}
+	return 0;
+}
+
+int agent_config_load(const char *path, struct agent_config *cfg, struct pgha_err *e)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->path = xstrdup(path);
+	if (config_apply_defaults(&agent_config_table, cfg, e) != 0)
+		return -1;
+	if (config_parse_file(&agent_config_table, path, cfg, e) != 0)
+		return -1;
+	return agent_config_validate(cfg, e);
+}
+
+void agent_config_free(struct agent_config *cfg)
+{
+	config_free_values(&agent_config_table, cfg);
+	for (size_t i = 0; i < cfg->nparams; i++) {
+		free(cfg->params[i].name);
+		free(cfg->params[i].value);
+	}
+	free(cfg->params);
+	free(cfg->path);
+	memset(cfg, 0, sizeof(*cfg));
+}

@@ -1,0 +1,74 @@
+/*
+ * agent_config.h — the agent's configuration (one INI file per node) and its
+ * option table. `pgha agent --help` prints the table.
+ */
+#ifndef PGHA_HA_AGENT_CONFIG_H
+#define PGHA_HA_AGENT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "common/config.h"
+#include "common/err.h"
+#include "pg/pgconf.h"
+
+struct agent_config {
+	/* [cluster] */
+	char *cluster_name;
+	char *etcd_prefix;
+	int ttl_ms;
+	int loop_wait_ms;
+	int retry_timeout_ms;
+	/* [etcd] */
+	char *etcd_endpoints;
+	char *etcd_username;
+	char *etcd_password_file;
+	int etcd_request_timeout_ms;
+	/* [node] */
+	char *name;
+	char *api_listen;
+	char *api_address;
+	char *run_as;
+	int log_level;
+	bool nofailover;
+	bool nosync;
+	bool noloadbalance;
+	int priority;
+	/* [postgresql] */
+	char *data_dir;
+	char *bin_dir;
+	char *listen;
+	char *address;
+	char *socket_dir;
+	char *superuser;
+	char *superuser_password_file;
+	char *replication_user;
+	char *replication_password_file;
+	char *allowed_networks;
+	char *pgpass;
+	char *log_file;
+	int start_timeout_ms;
+	int stop_timeout_ms;
+	int member_slots_ttl_ms;
+	/* [parameters]: extra PostgreSQL settings */
+	struct pg_param *params;
+	size_t nparams;
+
+	/* Derived at load time (not options). */
+	char pg_host[256];
+	int pg_port;
+	char address_host[256];
+	int address_port;
+	char *path;              /* the config file */
+};
+
+extern const struct config_table agent_config_table;
+
+/* Load, apply defaults, derive, and check relations between options. */
+int agent_config_load(const char *path, struct agent_config *cfg, struct pgha_err *e) PGHA_MUSTCHECK;
+void agent_config_free(struct agent_config *cfg);
+/* Check the relations between options (also used after a reload). */
+int agent_config_validate(struct agent_config *cfg, struct pgha_err *e) PGHA_MUSTCHECK;
+
+#endif

@@ -1,0 +1,117 @@
+/*
+ * agent_int.h — the agent's internal state, shared by agent.c (lifecycle,
+ * observe, publish), actions.c (acting on a decision) and job.c (child jobs).
+ * Only the HA loop thread touches struct agent.
+ */
+#ifndef PGHA_HA_AGENT_INT_H
+#define PGHA_HA_AGENT_INT_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "api/api.h"
+#include "common/proc.h"
+#include "common/strbuf.h"
+#include "dcs/etcd.h"
+#include "dcs/member.h"
+#include "ha/agent_config.h"
+#include "ha/decide.h"
+#include "pg/pgctl.h"
+#include "pg/pgsql.h"
+
+enum job_kind { JOB_NONE, JOB_INITDB, JOB_BASEBACKUP };
+
+struct job {
+	enum job_kind kind;
+	pid_t pid;
+	int fd;                   /* its output */
+	int64_t started_ms;
+	int64_t last_progress_ms;
+	struct strbuf line;       /* partial output line */
+	struct strbuf tail;       /* last lines, for the error message */
+	char *tmpdir;             /* where it writes; renamed into place on success */
+	char *pwfile;             /* initdb's password file, removed afterwards */
+};
+
+struct slot_seen {
+	char name[64];
+	int64_t last_seen_ms;
+};
+
+enum pg_phase { PG_STOPPED, PG_STARTING, PG_RUNNING };
+
+struct agent {
+	struct agent_config cfg;
+	struct run_user user;
+	char *su_password;
+	char *repl_password;
+	char *etcd_password;
+	struct pg_node node;
+
+	/* etcd */
+	struct etcd_opts etcd_opts;
+	struct etcd_client *etcd;
+	struct etcd_watch *watch;
+	int64_t lease;
+	char *prefix;             /* "/pgha/<cluster>/" */
+	char *key_leader, *key_init, *key_member, *init_claim;
+	struct cluster_view view;
+	struct cluster_view api_view;  /* next copy for the API thread */
+	bool have_api_view;
+	bool dcs_ok;
+	bool dcs_was_ok;
+	int64_t dcs_last_log_ms;
+
+	/* PostgreSQL */
+	enum pg_phase phase;
+	pid_t pg_pid;
+	bool pg_child;            /* started by us (waitpid) or adopted */
+	int64_t pg_start_ms;
+	PGconn *conn;
+	struct pg_status st;
+	bool have_st;
+	struct pg_data_info data;
+	char *primary_conninfo;   /* what pgha.conf points at (standby) */
+	bool crashed;
+
+	struct job job;
+	int64_t backoff_until_ms;
+	struct slot_seen *slots;
+	size_t nslots;
+
+	/* publishing */
+	struct member self;
+	char *published;          /* last record written (without updated_at) */
+	int64_t published_lease;
+	int64_t published_ms;
+	char last_error[256];
+	struct ha_decision last_decision;
+	struct api_source api;
+	struct api_server *api_server;
+
+	int wake_fd;              /* eventfd: watch events, signals */
+	bool fatal;
+};
+
+extern volatile int agent_stop_requested;
+
+/* job.c */
+int job_start_initdb(struct agent *a, struct pgha_err *e);
+int job_start_basebackup(struct agent *a, struct pgha_err *e);
+/* Read output, reap; returns 1 when the job finished this call (ok tells how). */
+int job_poll(struct agent *a, bool *ok);
+void job_abort(struct agent *a);
+
+/* actions.c */
+void agent_act(struct agent *a, const struct ha_decision *d);
+const struct member *agent_leader_member(const struct agent *a);
+char *agent_leader_conninfo(const struct agent *a, const struct member *leader);
+void agent_set_error(struct agent *a, const char *fmt, ...) PGHA_PRINTF(2, 3);
+int agent_start_pg(struct agent *a, bool standby, struct pgha_err *e);
+int agent_stop_pg(struct agent *a, struct pgha_err *e);
+void agent_disconnect(struct agent *a);
+void agent_bootstrap_failed(struct agent *a);
+
+#endif

@@ -1,0 +1,217 @@
+/*
+ * job.c — initdb and pg_basebackup as child jobs. They write into a temporary
+ * directory beside the data directory, which is renamed into place only when
+ * the job succeeds, so a crash half-way never leaves a data directory that
+ * looks valid.
+ */
+#include "ha/agent_int.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "pg/pgconf.h"
+
+static const char *job_name(enum job_kind k)
+{
+	return k == JOB_INITDB ? "initdb" : k == JOB_BASEBACKUP ? "pg_basebackup" : "none";
+}
+
+static int prepare_tmpdir(struct agent *a, const char *suffix, struct pgha_err *e)
+{
+	char *tmp = xasprintf("%s.pgha-%s", a->cfg.data_dir, suffix);
+	/* A leftover from an interrupted job of ours: it never became the data directory. */
+	if (pg_remove_tree(tmp, e) != 0 || pg_prepare_dir(&a->node, tmp, e) != 0) {
+		free(tmp);
+		return -1;
+	}
+	a->job.tmpdir = tmp;
+	return 0;
+}
+
+static void job_begin(struct agent *a, enum job_kind kind)
+{
+	a->job.kind = kind;
+	a->job.started_ms = now_ms();
+	a->job.last_progress_ms = 0;
+	sb_reset(&a->job.line);
+	sb_reset(&a->job.tail);
+	log_info("%s started (pid %d) into %s", job_name(kind), (int)a->job.pid, a->job.tmpdir);
+}
+
+int job_start_initdb(struct agent *a, struct pgha_err *e)
+{
+	if (prepare_tmpdir(a, "initdb", e) != 0)
+		return -1;
+	char *parent = path_dirname(a->cfg.data_dir);
+	a->job.pwfile = xasprintf("%s/.%s.initdb-pw", parent, a->cfg.name);
+	free(parent);
+	bool chown_it = a->user.set && geteuid() == 0;
+	if (write_file_atomic(a->job.pwfile, a->su_password, strlen(a->su_password), 0600,
+			      chown_it ? a->user.uid : (uid_t)-1, chown_it ? a->user.gid : (gid_t)-1, e) != 0)
+		goto fail;
+	if (pg_initdb_spawn(&a->node, a->job.tmpdir, a->job.pwfile, &a->job.pid, &a->job.fd, e) != 0)
+		goto fail;
+	job_begin(a, JOB_INITDB);
+	return 0;
+fail:
+	unlink(a->job.pwfile);
+	free(a->job.pwfile);
+	a->job.pwfile = NULL;
+	free(a->job.tmpdir);
+	a->job.tmpdir = NULL;
+	return -1;
+}
+
+int job_start_basebackup(struct agent *a, struct pgha_err *e)
+{
+	const struct member *leader = agent_leader_member(a);
+	if (leader == NULL)
+		return err_set(e, "no leader to clone from");
+	if (prepare_tmpdir(a, "clone", e) != 0)
+		return -1;
+	char slot[64];
+	pg_slot_name(a->cfg.name, slot, sizeof(slot));
+	char *ci = agent_leader_conninfo(a, leader);
+	int rc = pg_basebackup_spawn(&a->node, a->job.tmpdir, ci, slot, &a->job.pid, &a->job.fd, e);
+	free(ci);
+	if (rc != 0) {
+		free(a->job.tmpdir);
+		a->job.tmpdir = NULL;
+		return -1;
+	}
+	log_info("cloning %s (%s:%d) through replication slot %s", leader->name, leader->host,
+		 leader->port, slot);
+	job_begin(a, JOB_BASEBACKUP);
+	return 0;
+}
+
+/* Keep the last ~2 KB of output for error messages. */
+static void remember(struct job *j, const char *line)
+{
+	sb_puts(&j->tail, line);
+	sb_puts(&j->tail, "\n");
+	if (j->tail.len > 2048) {
+		size_t cut = j->tail.len - 2048;
+		memmove(j->tail.data, j->tail.data + cut, j->tail.len - cut + 1);
+		j->tail.len -= cut;
+	}
+}
+
+static void handle_line(struct job *j, const char *line)
+{
+	if (line[0] == '\0')
+		return;
+	remember(j, line);
+	/* pg_basebackup -P progress: "1234/56789 kB (2%), 0/1 tablespace". Log every 2 s. */
+	if (strstr(line, " kB (") != NULL) {
+		int64_t now = now_ms();
+		if (now - j->last_progress_ms < 2000)
+			return;
+		j->last_progress_ms = now;
+		log_info("%s progress: %s", job_name(j->kind), line);
+		return;
+	}
+	log_info("%s: %s", job_name(j->kind), line);
+}
+
+static void drain(struct job *j)
+{
+	char buf[4096];
+	for (;;) {
+		ssize_t n = read(j->fd, buf, sizeof(buf));
+		if (n <= 0)
+			break;
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] == '\n' || buf[i] == '\r') {
+				handle_line(j, sb_str(&j->line));
+				sb_reset(&j->line);
+			} else if (j->line.len < 4096) {
+				sb_append(&j->line, &buf[i], 1);
+			}
+		}
+	}
+}
+
+static void job_clear(struct agent *a)
+{
+	struct job *j = &a->job;
+	if (j->fd >= 0)
+		close(j->fd);
+	j->fd = -1;
+	if (j->pwfile) {
+		unlink(j->pwfile);
+		free(j->pwfile);
+		j->pwfile = NULL;
+	}
+	free(j->tmpdir);
+	j->tmpdir = NULL;
+	j->kind = JOB_NONE;
+	j->pid = 0;
+}
+
+/* Put the finished job's directory in place of the (missing or empty) data directory. */
+static int install_datadir(struct agent *a, struct pgha_err *e)
+{
+	if (path_exists(a->cfg.data_dir) && rmdir(a->cfg.data_dir) != 0)
+		return err_set(e, "cannot replace \"%s\": %s", a->cfg.data_dir, strerror(errno));
+	if (rename(a->job.tmpdir, a->cfg.data_dir) != 0)
+		return err_set(e, "cannot rename \"%s\" to \"%s\": %s", a->job.tmpdir, a->cfg.data_dir,
+			       strerror(errno));
+	return 0;
+}
+
+int job_poll(struct agent *a, bool *ok)
+{
+	struct job *j = &a->job;
+	if (j->kind == JOB_NONE)
+		return 0;
+	drain(j);
+	int code;
+	if (proc_poll(j->pid, &code) == 0)
+		return 0;
+	drain(j);
+	if (j->line.len > 0)
+		handle_line(j, sb_str(&j->line));
+	*ok = code == 0;
+	int64_t secs = (now_ms() - j->started_ms) / 1000;
+	struct pgha_err e;
+	if (*ok && install_datadir(a, &e) != 0) {
+		*ok = false;
+		agent_set_error(a, "%s succeeded but %s", job_name(j->kind), e.msg);
+	} else if (*ok) {
+		log_info("%s finished in %llds", job_name(j->kind), (long long)secs);
+	} else {
+		char why[64];
+		proc_describe_exit(code, why, sizeof(why));
+		agent_set_error(a, "%s failed (%s) after %llds; its last output:\n%s", job_name(j->kind),
+				why, (long long)secs, sb_str(&j->tail));
+		if (pg_remove_tree(j->tmpdir, &e) != 0)
+			log_warn("%s", e.msg);
+	}
+	job_clear(a);
+	return 1;
+}
+
+void job_abort(struct agent *a)
+{
+	struct job *j = &a->job;
+	if (j->kind == JOB_NONE)
+		return;
+	log_warn("interrupting %s (pid %d)", job_name(j->kind), (int)j->pid);
+	kill(-j->pid, SIGTERM);
+	int code;
+	if (proc_wait(j->pid, 10000, &code) == 0) {
+		kill(-j->pid, SIGKILL);
+		proc_wait(j->pid, 5000, &code);
+	}
+	struct pgha_err e;
+	if (j->tmpdir && pg_remove_tree(j->tmpdir, &e) != 0)
+		log_warn("%s", e.msg);
+	job_clear(a);
+}

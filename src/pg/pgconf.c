@@ -1,0 +1,246 @@
+#include "pg/pgconf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/strbuf.h"
+#include "common/util.h"
+
+#define INCLUDE_LINE "include_if_exists = 'pgha.conf'\t# added by pgha: keep it last\n"
+
+void pg_conf_quote(struct strbuf *sb, const char *value)
+{
+	sb_puts(sb, "'");
+	for (const char *p = value; *p; p++) {
+		if (*p == '\'')
+			sb_puts(sb, "''");
+		else if (*p == '\\')
+			sb_puts(sb, "\\\\");
+		else
+			sb_append(sb, p, 1);
+	}
+	sb_puts(sb, "'");
+}
+
+/* libpq conninfo value quoting: 'a b' with \' and \\ escaped. */
+static void conninfo_kv(struct strbuf *sb, const char *key, const char *value)
+{
+	if (sb->len > 0)
+		sb_puts(sb, " ");
+	sb_printf(sb, "%s='", key);
+	for (const char *p = value; *p; p++) {
+		if (*p == '\'' || *p == '\\')
+			sb_puts(sb, "\\");
+		sb_append(sb, p, 1);
+	}
+	sb_puts(sb, "'");
+}
+
+char *pg_conninfo(const char *host, int port, const char *user, const char *passfile,
+		  const char *application_name, const char *dbname)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char portbuf[16];
+	snprintf(portbuf, sizeof(portbuf), "%d", port);
+	conninfo_kv(&sb, "host", host);
+	conninfo_kv(&sb, "port", portbuf);
+	conninfo_kv(&sb, "user", user);
+	if (passfile)
+		conninfo_kv(&sb, "passfile", passfile);
+	if (application_name)
+		conninfo_kv(&sb, "application_name", application_name);
+	if (dbname)
+		conninfo_kv(&sb, "dbname", dbname);
+	conninfo_kv(&sb, "sslmode", "prefer");
+	conninfo_kv(&sb, "connect_timeout", "5");
+	conninfo_kv(&sb, "keepalives_idle", "5");
+	conninfo_kv(&sb, "keepalives_interval", "2");
+	conninfo_kv(&sb, "keepalives_count", "3");
+	return sb_steal(&sb);
+}
+
+void pg_slot_name(const char *member, char *out, size_t outlen)
+{
+	size_t j = 0;
+	for (const char *p = member; *p && j + 1 < outlen && j < 63; p++) {
+		char c = (char)tolower((unsigned char)*p);
+		out[j++] = (isalnum((unsigned char)c) && (unsigned char)c < 128) ? c : '_';
+	}
+	out[j] = '\0';
+}
+
+static uid_t owner_uid(const struct pg_node *n)
+{
+	return (n->user && n->user->set && geteuid() == 0) ? n->user->uid : (uid_t)-1;
+}
+
+static gid_t owner_gid(const struct pg_node *n)
+{
+	return (n->user && n->user->set && geteuid() == 0) ? n->user->gid : (gid_t)-1;
+}
+
+static void build_conf(const struct pg_conf_spec *s, struct strbuf *sb)
+{
+	const struct pg_node *n = s->node;
+	sb_puts(sb, "# Written by pgha before every start. Do not edit: set options in the pgha\n"
+		    "# config file ([parameters] section) instead.\n");
+#define SET(name, val)                                   \
+	do {                                             \
+		sb_puts(sb, name " = ");                 \
+		pg_conf_quote(sb, val);                  \
+		sb_puts(sb, "\n");                       \
+	} while (0)
+	char port[16];
+	snprintf(port, sizeof(port), "%d", n->port);
+	/* Defaults pgha needs; [parameters] below may override the tunable ones. */
+	SET("max_wal_senders", "10");
+	SET("max_replication_slots", "10");
+	SET("wal_keep_size", "128MB");
+	SET("wal_log_hints", "on");
+	SET("password_encryption", "scram-sha-256");
+	SET("hot_standby_feedback", "on");
+	SET("wal_sender_timeout", "10s");
+	SET("wal_receiver_timeout", "10s");
+	SET("wal_retrieve_retry_interval", "1s");
+	SET("logging_collector", "off");
+	SET("log_line_prefix", "%m [%p] ");
+	for (size_t i = 0; i < s->nparams; i++) {
+		sb_printf(sb, "%s = ", s->params[i].name);
+		pg_conf_quote(sb, s->params[i].value);
+		sb_puts(sb, "\n");
+	}
+	/* What pgha owns, last so nothing overrides it. */
+	SET("listen_addresses", n->listen_host);
+	SET("port", port);
+	SET("unix_socket_directories", n->socket_dir);
+	SET("cluster_name", s->member_name);
+	SET("wal_level", "replica");
+	SET("hot_standby", "on");
+	SET("hba_file", "pg_hba.conf");
+	SET("recovery_target_timeline", "latest");
+	SET("primary_conninfo", s->standby && s->primary_conninfo ? s->primary_conninfo : "");
+	SET("primary_slot_name", s->standby && s->slot ? s->slot : "");
+#undef SET
+}
+
+static void build_hba(const struct pg_conf_spec *s, struct strbuf *sb)
+{
+	sb_puts(sb, "# Written by pgha before every start: scram-sha-256 everywhere.\n"
+		    "# TYPE  DATABASE     USER          ADDRESS            METHOD\n");
+	sb_puts(sb, "local   all          all                              scram-sha-256\n");
+	sb_printf(sb, "local   replication  %-13s                    scram-sha-256\n", s->replication_user);
+	char *nets = xstrdup(s->allowed_networks);
+	char *save = NULL;
+	for (char *tok = strtok_r(nets, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+		sb_printf(sb, "host    all          all           %-18s scram-sha-256\n", tok);
+		sb_printf(sb, "host    replication  %-13s %-18s scram-sha-256\n", s->replication_user, tok);
+	}
+	free(nets);
+}
+
+/* Make postgresql.conf include pgha.conf as its last line (once). */
+static int ensure_include(const struct pg_node *n, struct pgha_err *e)
+{
+	char *path = path_join(n->data_dir, "postgresql.conf");
+	char *data = NULL;
+	size_t len = 0;
+	int rc = 0;
+	if (read_file(path, &data, &len, e) != 0) {
+		rc = -1;
+		goto out;
+	}
+	if (strstr(data, INCLUDE_LINE) == NULL) {
+		struct strbuf sb = STRBUF_INIT;
+		sb_append(&sb, data, len);
+		if (len > 0 && data[len - 1] != '\n')
+			sb_puts(&sb, "\n");
+		sb_puts(&sb, INCLUDE_LINE);
+		rc = write_file_atomic(path, sb.data, sb.len, 0600, owner_uid(n), owner_gid(n), e);
+		sb_free(&sb);
+	}
+out:
+	free(data);
+	free(path);
+	return rc;
+}
+
+int pg_update_conf_file(const struct pg_conf_spec *s, struct pgha_err *e)
+{
+	const struct pg_node *n = s->node;
+	struct strbuf conf = STRBUF_INIT;
+	build_conf(s, &conf);
+	char *path = path_join(n->data_dir, "pgha.conf");
+	char *old = NULL;
+	struct pgha_err ignore;
+	int rc = 0;
+	if (read_file(path, &old, NULL, &ignore) == 0 && strcmp(old, sb_str(&conf)) == 0)
+		goto out;
+	rc = write_file_atomic(path, conf.data, conf.len, 0600, owner_uid(n), owner_gid(n), e);
+	if (rc == 0)
+		rc = 1;
+out:
+	free(old);
+	free(path);
+	sb_free(&conf);
+	return rc;
+}
+
+int pg_write_config(const struct pg_conf_spec *s, struct pgha_err *e)
+{
+	const struct pg_node *n = s->node;
+	if (ensure_include(n, e) != 0)
+		return -1;
+	if (pg_update_conf_file(s, e) < 0)
+		return -1;
+	struct strbuf hba = STRBUF_INIT;
+	build_hba(s, &hba);
+	char *hba_path = path_join(n->data_dir, "pg_hba.conf");
+	int rc = write_file_atomic(hba_path, hba.data, hba.len, 0600, owner_uid(n), owner_gid(n), e);
+	free(hba_path);
+	sb_free(&hba);
+	if (rc != 0)
+		return -1;
+	char *sig = path_join(n->data_dir, "standby.signal");
+	if (s->standby) {
+		rc = write_file_atomic(sig, "", 0, 0600, owner_uid(n), owner_gid(n), e);
+	} else if (unlink(sig) != 0 && errno != ENOENT) {
+		rc = err_set(e, "cannot remove \"%s\": %s", sig, strerror(errno));
+	}
+	free(sig);
+	return rc;
+}
+
+static void pgpass_escape(struct strbuf *sb, const char *s)
+{
+	for (const char *p = s; *p; p++) {
+		if (*p == ':' || *p == '\\')
+			sb_puts(sb, "\\");
+		sb_append(sb, p, 1);
+	}
+}
+
+int pg_write_pgpass(const char *path, const struct run_user *owner, const char *superuser,
+		    const char *superuser_password, const char *repl_user, const char *repl_password,
+		    struct pgha_err *e)
+{
+	struct strbuf sb = STRBUF_INIT;
+	sb_puts(&sb, "*:*:*:");
+	pgpass_escape(&sb, repl_user);
+	sb_puts(&sb, ":");
+	pgpass_escape(&sb, repl_password);
+	sb_puts(&sb, "\n*:*:*:");
+	pgpass_escape(&sb, superuser);
+	sb_puts(&sb, ":");
+	pgpass_escape(&sb, superuser_password);
+	sb_puts(&sb, "\n");
+	bool chown_it = owner && owner->set && geteuid() == 0;
+	int rc = write_file_atomic(path, sb.data, sb.len, 0600, chown_it ? owner->uid : (uid_t)-1,
+				   chown_it ? owner->gid : (gid_t)-1, e);
+	explicit_bzero(sb.data, sb.len);
+	sb_free(&sb);
+	return rc;
+}

@@ -1,0 +1,61 @@
+/*
+ * pgconf.h — the files pgha writes for PostgreSQL:
+ *   <data>/pgha.conf        settings pgha owns (port, replication, primary_conninfo ...),
+ *                           included last from postgresql.conf so it wins
+ *   <data>/pg_hba.conf      scram-sha-256 for local and the allowed networks
+ *   <data>/standby.signal   present iff this member must run as a standby
+ *   <pgpass>                passfile for replication and rewind connections
+ * They are rewritten before every start, so a data directory copied from the
+ * leader by pg_basebackup gets this member's own settings.
+ */
+#ifndef PGHA_PG_PGCONF_H
+#define PGHA_PG_PGCONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/err.h"
+#include "common/proc.h"
+#include "pg/pgctl.h"
+
+struct pg_param {
+	char *name;
+	char *value;
+};
+
+struct pg_conf_spec {
+	const struct pg_node *node;
+	const char *member_name;
+	const char *allowed_networks;     /* comma-separated CIDRs */
+	const char *superuser;
+	const char *replication_user;
+	const struct pg_param *params;    /* extra settings from [parameters] */
+	size_t nparams;
+	/* Standby: where to stream from (NULL primary_conninfo for a primary). */
+	bool standby;
+	const char *primary_conninfo;
+	const char *slot;
+};
+
+int pg_write_config(const struct pg_conf_spec *s, struct pgha_err *e) PGHA_MUSTCHECK;
+
+/* Only rewrite pgha.conf (e.g. to re-point primary_conninfo); 1 if it changed. */
+int pg_update_conf_file(const struct pg_conf_spec *s, struct pgha_err *e) PGHA_MUSTCHECK;
+
+/* Write the passfile (0600, owned by the run user). */
+int pg_write_pgpass(const char *path, const struct run_user *owner, const char *superuser,
+		    const char *superuser_password, const char *repl_user, const char *repl_password,
+		    struct pgha_err *e) PGHA_MUSTCHECK;
+
+/* "host=... port=... user=... passfile=... application_name=..." (caller frees). */
+char *pg_conninfo(const char *host, int port, const char *user, const char *passfile,
+		  const char *application_name, const char *dbname);
+
+/* Replication slot name for a member: lowercase [a-z0-9_], at most 63 bytes. */
+void pg_slot_name(const char *member, char *out, size_t outlen);
+
+/* Quote a value for postgresql.conf: 'it''s'. Appends to sb. */
+struct strbuf;
+void pg_conf_quote(struct strbuf *sb, const char *value);
+
+#endif

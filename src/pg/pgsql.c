@@ -1,0 +1,214 @@
+#include "pg/pgsql.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/strbuf.h"
+#include "common/util.h"
+
+PGconn *pg_connect_local(const struct pg_node *n, struct pgha_err *e)
+{
+	char port[16];
+	snprintf(port, sizeof(port), "%d", n->port);
+	const char *keys[] = {"host", "port", "dbname", "user", "password", "connect_timeout",
+			      "application_name", NULL};
+	const char *vals[] = {n->socket_dir, port, "postgres", n->superuser,
+			      n->superuser_password, "3", n->application_name ? n->application_name : "pgha",
+			      NULL};
+	PGconn *c = PQconnectdbParams(keys, vals, 0);
+	if (c == NULL) {
+		err_set(e, "cannot allocate a libpq connection");
+		return NULL;
+	}
+	if (PQstatus(c) != CONNECTION_OK) {
+		char *msg = xstrdup(PQerrorMessage(c));
+		msg[strcspn(msg, "\n")] = '\0';
+		err_set(e, "cannot connect to PostgreSQL on %s port %d: %s", n->socket_dir, n->port, msg);
+		free(msg);
+		PQfinish(c);
+		return NULL;
+	}
+	return c;
+}
+
+static PGresult *exec_ok(PGconn *c, const char *sql, int nparams, const char *const *params,
+			 struct pgha_err *e)
+{
+	PGresult *r = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(r);
+	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+		char *msg = xstrdup(PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r) : PQerrorMessage(c));
+		msg[strcspn(msg, "\n")] = '\0';
+		err_set(e, "query failed: %s", msg);
+		free(msg);
+		PQclear(r);
+		return NULL;
+	}
+	return r;
+}
+
+static uint64_t lsn_col(PGresult *r, int col)
+{
+	uint64_t v = 0;
+	if (!PQgetisnull(r, 0, col))
+		lsn_parse(PQgetvalue(r, 0, col), &v);
+	return v;
+}
+
+int pg_query_status(PGconn *c, struct pg_status *out, struct pgha_err *e)
+{
+	static const char sql[] =
+		"SELECT pg_is_in_recovery(),"
+		" (SELECT system_identifier FROM pg_control_system())::text,"
+		" current_setting('server_version_num'),"
+		" (SELECT timeline_id FROM pg_control_checkpoint()),"
+		" CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END,"
+		" pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,"
+		" w.status, w.received_tli, w.sender_host, w.sender_port"
+		" FROM (SELECT 1) AS x LEFT JOIN pg_stat_wal_receiver AS w ON true";
+	memset(out, 0, sizeof(*out));
+	PGresult *r = exec_ok(c, sql, 0, NULL, e);
+	if (r == NULL)
+		return -1;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		return err_set(e, "status query returned %d rows", PQntuples(r));
+	}
+	out->in_recovery = PQgetvalue(r, 0, 0)[0] == 't';
+	snprintf(out->system_id, sizeof(out->system_id), "%s", PQgetvalue(r, 0, 1));
+	out->server_version = atoi(PQgetvalue(r, 0, 2));
+	out->timeline = (uint32_t)strtoul(PQgetvalue(r, 0, 3), NULL, 10);
+	out->wal_lsn = lsn_col(r, 4);
+	out->received_lsn = lsn_col(r, 5);
+	out->replayed_lsn = lsn_col(r, 6);
+	if (!PQgetisnull(r, 0, 7))
+		out->streaming = strcmp(PQgetvalue(r, 0, 7), "streaming") == 0;
+	if (!PQgetisnull(r, 0, 8)) {
+		uint32_t tli = (uint32_t)strtoul(PQgetvalue(r, 0, 8), NULL, 10);
+		if (tli > out->timeline)
+			out->timeline = tli;
+	}
+	if (!PQgetisnull(r, 0, 9))
+		snprintf(out->upstream_host, sizeof(out->upstream_host), "%s", PQgetvalue(r, 0, 9));
+	if (!PQgetisnull(r, 0, 10))
+		out->upstream_port = atoi(PQgetvalue(r, 0, 10));
+	PQclear(r);
+	return 0;
+}
+
+int pg_ensure_role(PGconn *c, const char *role, const char *password, bool replication,
+		   struct pgha_err *e)
+{
+	char *verifier = PQencryptPasswordConn(c, password, role, "scram-sha-256");
+	if (verifier == NULL)
+		return err_set(e, "cannot compute the SCRAM verifier for role %s: %s", role, PQerrorMessage(c));
+	char *ident = PQescapeIdentifier(c, role, strlen(role));
+	char *lit = PQescapeLiteral(c, verifier, strlen(verifier));
+	PQfreemem(verifier);
+	int rc = -1;
+	if (ident == NULL || lit == NULL) {
+		err_set(e, "cannot quote role %s", role);
+		goto out;
+	}
+	const char *params[] = {role};
+	PGresult *r = exec_ok(c, "SELECT 1 FROM pg_roles WHERE rolname = $1", 1, params, e);
+	if (r == NULL)
+		goto out;
+	bool exists = PQntuples(r) > 0;
+	PQclear(r);
+	char *sql = xasprintf("%s ROLE %s WITH LOGIN%s PASSWORD %s", exists ? "ALTER" : "CREATE", ident,
+			      replication ? " REPLICATION" : "", lit);
+	r = exec_ok(c, sql, 0, NULL, e);
+	free(sql);
+	if (r == NULL) {
+		err_wrap(e, "%s role %s", exists ? "altering" : "creating", role);
+		goto out;
+	}
+	PQclear(r);
+	rc = 0;
+out:
+	if (ident)
+		PQfreemem(ident);
+	if (lit)
+		PQfreemem(lit);
+	return rc;
+}
+
+int pg_list_slots(PGconn *c, struct pg_slot **slots, size_t *n, struct pgha_err *e)
+{
+	PGresult *r = exec_ok(c, "SELECT slot_name, active, slot_type = 'physical' FROM pg_replication_slots",
+			      0, NULL, e);
+	if (r == NULL)
+		return -1;
+	int rows = PQntuples(r);
+	struct pg_slot *s = xcalloc((size_t)rows, sizeof(*s));
+	for (int i = 0; i < rows; i++) {
+		snprintf(s[i].name, sizeof(s[i].name), "%s", PQgetvalue(r, i, 0));
+		s[i].active = PQgetvalue(r, i, 1)[0] == 't';
+		s[i].physical = PQgetvalue(r, i, 2)[0] == 't';
+	}
+	PQclear(r);
+	*slots = s;
+	*n = (size_t)rows;
+	return 0;
+}
+
+int pg_create_physical_slot(PGconn *c, const char *name, struct pgha_err *e)
+{
+	const char *params[] = {name};
+	PGresult *r = exec_ok(c, "SELECT pg_create_physical_replication_slot($1)", 1, params, e);
+	if (r == NULL)
+		return err_wrap(e, "creating replication slot %s", name);
+	PQclear(r);
+	return 0;
+}
+
+int pg_drop_slot(PGconn *c, const char *name, struct pgha_err *e)
+{
+	const char *params[] = {name};
+	PGresult *r = exec_ok(c, "SELECT pg_drop_replication_slot($1)", 1, params, e);
+	if (r == NULL)
+		return err_wrap(e, "dropping replication slot %s", name);
+	PQclear(r);
+	return 0;
+}
+
+int pg_reload_conf(PGconn *c, struct pgha_err *e)
+{
+	PGresult *r = exec_ok(c, "SELECT pg_reload_conf()", 0, NULL, e);
+	if (r == NULL)
+		return -1;
+	PQclear(r);
+	return 0;
+}
+
+int pg_remote_slot_exists(const char *conninfo, const char *slot, struct pgha_err *e)
+{
+	char *ci = xasprintf("%s replication=true connect_timeout=3", conninfo);
+	PGconn *c = PQconnectdb(ci);
+	free(ci);
+	int rc = -1;
+	if (PQstatus(c) != CONNECTION_OK) {
+		char *msg = xstrdup(PQerrorMessage(c));
+		msg[strcspn(msg, "\n")] = '\0';
+		err_set(e, "replication connection to the leader failed: %s", msg);
+		free(msg);
+		goto out;
+	}
+	char *ident = PQescapeIdentifier(c, slot, strlen(slot));
+	char *cmd = xasprintf("READ_REPLICATION_SLOT %s", ident ? ident : slot);
+	if (ident)
+		PQfreemem(ident);
+	PGresult *r = PQexec(c, cmd);
+	free(cmd);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		err_set(e, "READ_REPLICATION_SLOT failed: %s", PQresultErrorMessage(r));
+	} else {
+		rc = (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) ? 1 : 0;
+	}
+	PQclear(r);
+out:
+	PQfinish(c);
+	return rc;
+}

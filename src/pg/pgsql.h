@@ -1,0 +1,56 @@
+/*
+ * pgsql.h — the SQL the agent runs on its local PostgreSQL (libpq, unix socket).
+ */
+#ifndef PGHA_PG_PGSQL_H
+#define PGHA_PG_PGSQL_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "pg/pgctl.h"
+
+struct pg_status {
+	bool in_recovery;
+	uint32_t timeline;
+	uint64_t wal_lsn;          /* primary: pg_current_wal_lsn() */
+	uint64_t received_lsn;     /* standby */
+	uint64_t replayed_lsn;     /* standby */
+	bool streaming;            /* walreceiver status = streaming */
+	char upstream_host[256];   /* walreceiver sender_host, "" if none */
+	int upstream_port;
+	char system_id[32];
+	int server_version;        /* server_version_num */
+};
+
+struct pg_slot {
+	char name[64];
+	bool active;
+	bool physical;
+};
+
+/* Connect over the unix socket as the superuser (password in memory). */
+PGconn *pg_connect_local(const struct pg_node *n, struct pgha_err *e);
+int pg_query_status(PGconn *c, struct pg_status *out, struct pgha_err *e) PGHA_MUSTCHECK;
+
+/*
+ * Create the role if missing, or update it: LOGIN, the given password (sent as a
+ * SCRAM verifier computed here, never as plain text), and REPLICATION or
+ * SUPERUSER as asked.
+ */
+int pg_ensure_role(PGconn *c, const char *role, const char *password, bool replication,
+		   struct pgha_err *e) PGHA_MUSTCHECK;
+
+int pg_list_slots(PGconn *c, struct pg_slot **slots, size_t *n, struct pgha_err *e) PGHA_MUSTCHECK;
+int pg_create_physical_slot(PGconn *c, const char *name, struct pgha_err *e) PGHA_MUSTCHECK;
+int pg_drop_slot(PGconn *c, const char *name, struct pgha_err *e) PGHA_MUSTCHECK;
+int pg_reload_conf(PGconn *c, struct pgha_err *e) PGHA_MUSTCHECK;
+
+/*
+ * Over a replication connection to conninfo (READ_REPLICATION_SLOT, PG 15+):
+ * 1 if the slot exists on that server, 0 if not, -1 on error.
+ */
+int pg_remote_slot_exists(const char *conninfo, const char *slot, struct pgha_err *e);
+
+#endif

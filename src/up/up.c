@@ -1,0 +1,651 @@
+/*
+ * up.c — `pgha up`: one etcd and N agents on loopback, for trying pgha out
+ * and for tests. Everything lives in one directory:
+ *   DIR/up.conf                ports and sizes chosen the first time (reused after)
+ *   DIR/secrets/ (*.password)  generated passwords (0600)
+ *   DIR/pgpass                 passfile for your psql (0600)
+ *   DIR/nodeN.conf, DIR/nodeN/ each agent's config and data
+ *   DIR/etcd/                  etcd's data
+ *   DIR/logs/                  etcd.log, nodeN.log (agent), nodeN/… (PostgreSQL log)
+ * Run again on the same DIR, it brings the same cluster back with its data.
+ */
+#include "up/up.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <ini.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/ctl.h"
+#include "common/log.h"
+#include "common/proc.h"
+#include "common/strbuf.h"
+#include "common/util.h"
+#include "dcs/etcd.h"
+#include "dcs/member.h"
+#include "pg/pgconf.h"
+
+#define MAX_NODES 9
+
+struct up_state {
+	char cluster[64];
+	int nodes;
+	int etcd_client_port;
+	int etcd_peer_port;
+	int pg_port[MAX_NODES];
+	int api_port[MAX_NODES];
+};
+
+struct up {
+	char *dir;
+	char *etcd_bin;
+	char *self_exe;
+	char *bin_dir;
+	int timeout_s;
+	struct up_state st;
+	pid_t etcd_pid;
+	pid_t agent_pid[MAX_NODES];
+	char etcd_url[64];
+	struct run_user user;
+};
+
+static volatile sig_atomic_t up_stop;
+
+static void on_signal(int sig)
+{
+	up_stop = 1;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: pgha up [--dir DIR] [--nodes N] [options]\n"
+		"\n"
+		"Start a local cluster on this machine: one etcd and N agents, each with its\n"
+		"own PostgreSQL on loopback. Waits until every standby streams, prints how to\n"
+		"connect, and stops everything cleanly on Ctrl-C. Run again with the same DIR\n"
+		"to bring the same cluster back with its data.\n"
+		"\n"
+		"Options:\n"
+		"  -d, --dir DIR        where everything lives (default ./pgha-up)\n"
+		"  -n, --nodes N        number of PostgreSQL members, 1 to %d (default 3; first run only)\n"
+		"      --cluster NAME   cluster name (default pgha; first run only)\n"
+		"      --timeout SEC    how long to wait for all members to stream (default 300)\n"
+		"      --etcd-bin PATH  etcd server binary (default: etcd from PATH)\n"
+		"      --bin-dir DIR    PostgreSQL binaries (default /usr/lib/postgresql/15/bin)\n"
+		"  -h, --help           this help\n",
+		MAX_NODES);
+}
+
+/* A free TCP port on 127.0.0.1 (the kernel picks; we release it at once). */
+static int free_port(struct pgha_err *e)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return err_set(e, "socket: %s", strerror(errno));
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+		close(fd);
+		return err_set(e, "cannot find a free port: %s", strerror(errno));
+	}
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+static bool port_in_use(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	bool busy = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0;
+	close(fd);
+	return busy;
+}
+
+static int state_ini(void *user, const char *section, const char *name, const char *value)
+{
+	struct up_state *st = user;
+	int idx;
+	if (strcmp(name, "cluster") == 0)
+		snprintf(st->cluster, sizeof(st->cluster), "%s", value);
+	else if (strcmp(name, "nodes") == 0)
+		st->nodes = atoi(value);
+	else if (strcmp(name, "etcd_client_port") == 0)
+		st->etcd_client_port = atoi(value);
+	else if (strcmp(name, "etcd_peer_port") == 0)
+		st->etcd_peer_port = atoi(value);
+	else if (sscanf(name, "pg_port_%d", &idx) == 1 && idx >= 1 && idx <= MAX_NODES)
+		st->pg_port[idx - 1] = atoi(value);
+	else if (sscanf(name, "api_port_%d", &idx) == 1 && idx >= 1 && idx <= MAX_NODES)
+		st->api_port[idx - 1] = atoi(value);
+	else
+		return 0;
+	return 1;
+}
+
+static int load_or_create_state(struct up *u, int nodes, const char *cluster, bool *existing,
+				struct pgha_err *e)
+{
+	char *path = path_join(u->dir, "up.conf");
+	int rc = 0;
+	*existing = path_exists(path);
+	if (*existing) {
+		int line = ini_parse(path, state_ini, &u->st);
+		if (line != 0 || u->st.nodes < 1 || u->st.nodes > MAX_NODES || u->st.etcd_client_port <= 0) {
+			rc = err_set(e, "%s is damaged (line %d)\nHINT: use another --dir, or remove %s to start afresh",
+				     path, line, u->dir);
+			goto out;
+		}
+		goto out;
+	}
+	snprintf(u->st.cluster, sizeof(u->st.cluster), "%s", cluster);
+	u->st.nodes = nodes;
+	int p;
+	if ((p = free_port(e)) < 0) { rc = -1; goto out; }
+	u->st.etcd_client_port = p;
+	if ((p = free_port(e)) < 0) { rc = -1; goto out; }
+	u->st.etcd_peer_port = p;
+	for (int i = 0; i < nodes; i++) {
+		if ((p = free_port(e)) < 0) { rc = -1; goto out; }
+		u->st.pg_port[i] = p;
+		if ((p = free_port(e)) < 0) { rc = -1; goto out; }
+		u->st.api_port[i] = p;
+	}
+	struct strbuf sb = STRBUF_INIT;
+	sb_printf(&sb, "# pgha up: chosen on the first run, reused after\n[up]\ncluster = %s\nnodes = %d\n"
+		       "etcd_client_port = %d\netcd_peer_port = %d\n",
+		  u->st.cluster, nodes, u->st.etcd_client_port, u->st.etcd_peer_port);
+	for (int i = 0; i < nodes; i++)
+		sb_printf(&sb, "pg_port_%d = %d\napi_port_%d = %d\n", i + 1, u->st.pg_port[i], i + 1,
+			  u->st.api_port[i]);
+	rc = write_file_atomic(path, sb.data, sb.len, 0644, (uid_t)-1, (gid_t)-1, e);
+	sb_free(&sb);
+out:
+	free(path);
+	return rc;
+}
+
+static int ensure_secret(const char *path, struct pgha_err *e)
+{
+	if (path_exists(path))
+		return 0;
+	char pw[33];
+	if (random_token(pw, 32, e) != 0)
+		return -1;
+	pw[32] = '\n';
+	int rc = write_file_atomic(path, pw, 33, 0600, (uid_t)-1, (gid_t)-1, e);
+	explicit_bzero(pw, sizeof(pw));
+	return rc;
+}
+
+/* The run user (postgres, when we are root) must be able to reach DIR. */
+static int check_reachable(struct up *u, struct pgha_err *e)
+{
+	if (geteuid() != 0)
+		return 0;
+	char *p = xstrdup(u->dir);
+	int rc = 0;
+	for (;;) {
+		struct stat st;
+		if (stat(p, &st) == 0 && !(st.st_mode & S_IXOTH) && st.st_uid != u->user.uid) {
+			rc = err_set(e, "PostgreSQL runs as OS user %s, which cannot enter %s (mode %04o)\n"
+				     "HINT: choose a --dir whose every parent directory others may enter, e.g. /var/tmp/pgha",
+				     u->user.name, p, (unsigned)(st.st_mode & 07777));
+			break;
+		}
+		char *slash = strrchr(p, '/');
+		if (slash == NULL || slash == p)
+			break;
+		*slash = '\0';
+	}
+	free(p);
+	return rc;
+}
+
+static int write_node_conf(struct up *u, int i, struct pgha_err *e)
+{
+	char *path = xasprintf("%s/node%d.conf", u->dir, i + 1);
+	int rc = 0;
+	if (path_exists(path))
+		goto out;
+	struct strbuf sb = STRBUF_INIT;
+	sb_printf(&sb,
+		  "# Written by pgha up. See `pgha agent --help` for every option.\n"
+		  "[cluster]\nname = %s\n\n"
+		  "[etcd]\nendpoints = %s\n\n"
+		  "[node]\nname = node%d\napi_listen = 127.0.0.1:%d\n\n"
+		  "[postgresql]\ndata_dir = %s/node%d/data\nbin_dir = %s\nlisten = 127.0.0.1:%d\n"
+		  "socket_dir = %s/node%d\n"
+		  "log_file = %s/logs/node%d.postgresql.log\n"
+		  "superuser_password_file = %s/secrets/superuser.password\n"
+		  "replication_password_file = %s/secrets/replication.password\n\n"
+		  "[parameters]\nmax_connections = 100\nshared_buffers = 64MB\n",
+		  u->st.cluster, u->etcd_url, i + 1, u->st.api_port[i], u->dir, i + 1, u->bin_dir,
+		  u->st.pg_port[i], u->dir, i + 1, u->dir, i + 1, u->dir, u->dir);
+	rc = write_file_atomic(path, sb.data, sb.len, 0644, (uid_t)-1, (gid_t)-1, e);
+	sb_free(&sb);
+out:
+	free(path);
+	return rc;
+}
+
+static int prepare_dir(struct up *u, int nodes, const char *cluster, bool *existing, struct pgha_err *e)
+{
+	if (mkdir_p(u->dir, 0755, e) != 0)
+		return -1;
+	if (load_or_create_state(u, nodes, cluster, existing, e) != 0)
+		return -1;
+	snprintf(u->etcd_url, sizeof(u->etcd_url), "http://127.0.0.1:%d", u->st.etcd_client_port);
+	char *secrets = path_join(u->dir, "secrets");
+	char *logs = path_join(u->dir, "logs");
+	char *su = path_join(secrets, "superuser.password");
+	char *repl = path_join(secrets, "replication.password");
+	int rc = -1;
+	if (mkdir_p(secrets, 0700, e) != 0 || mkdir_p(logs, 0755, e) != 0)
+		goto out;
+	if (ensure_secret(su, e) != 0 || ensure_secret(repl, e) != 0)
+		goto out;
+	for (int i = 0; i < u->st.nodes; i++) {
+		char *nd = xasprintf("%s/node%d", u->dir, i + 1);
+		int r = mkdir_p(nd, 0755, e);
+		/* The node directory holds PostgreSQL's socket: the run user writes there. */
+		if (r == 0 && u->user.set && chown(nd, u->user.uid, u->user.gid) != 0)
+			r = err_set(e, "chown %s: %s", nd, strerror(errno));
+		free(nd);
+		if (r != 0 || write_node_conf(u, i, e) != 0)
+			goto out;
+	}
+	/* A passfile for the user's own psql. */
+	char *supw = NULL;
+	if (read_secret_file(su, &supw, e) != 0)
+		goto out;
+	char *pgpass = path_join(u->dir, "pgpass");
+	struct strbuf sb = STRBUF_INIT;
+	sb_printf(&sb, "127.0.0.1:*:*:postgres:%s\n", supw);
+	rc = write_file_atomic(pgpass, sb.data, sb.len, 0600, (uid_t)-1, (gid_t)-1, e);
+	explicit_bzero(sb.data, sb.len);
+	sb_free(&sb);
+	secret_free(supw);
+	free(pgpass);
+out:
+	free(secrets);
+	free(logs);
+	free(su);
+	free(repl);
+	return rc;
+}
+
+static int open_log(struct up *u, const char *name, struct pgha_err *e)
+{
+	char *path = xasprintf("%s/logs/%s", u->dir, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0)
+		err_set(e, "cannot open %s: %s", path, strerror(errno));
+	free(path);
+	return fd;
+}
+
+static int start_etcd(struct up *u, struct pgha_err *e)
+{
+	if (port_in_use(u->st.etcd_client_port) || port_in_use(u->st.etcd_peer_port))
+		return err_set(e, "etcd's port %d or %d is already in use\nHINT: is another `pgha up --dir %s` running?",
+			       u->st.etcd_client_port, u->st.etcd_peer_port, u->dir);
+	int fd = open_log(u, "etcd.log", e);
+	if (fd < 0)
+		return -1;
+	char *data = path_join(u->dir, "etcd");
+	char *client = xasprintf("http://127.0.0.1:%d", u->st.etcd_client_port);
+	char *peer = xasprintf("http://127.0.0.1:%d", u->st.etcd_peer_port);
+	char *initial = xasprintf("pgha-up=%s", peer);
+	const char *argv[] = {u->etcd_bin, "--name", "pgha-up", "--data-dir", data,
+			      "--listen-client-urls", client, "--advertise-client-urls", client,
+			      "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+			      "--initial-cluster", initial, "--initial-cluster-state", "new", NULL};
+	struct proc_spec spec = {.argv = argv, .out_fd = fd, .new_session = true};
+	int rc = proc_spawn(&spec, &u->etcd_pid, e);
+	close(fd);
+	free(data);
+	free(client);
+	free(peer);
+	free(initial);
+	if (rc != 0)
+		return -1;
+	/* Wait until etcd answers. */
+	struct etcd_opts o = {.endpoints = u->etcd_url, .request_timeout_ms = 500, .deadline_ms = 1000};
+	struct etcd_client *c = etcd_new(&o, e);
+	if (c == NULL)
+		return -1;
+	int64_t deadline = now_ms() + 30000;
+	rc = -1;
+	while (now_ms() < deadline && !up_stop) {
+		struct etcd_kvs kvs = {0};
+		if (etcd_get(c, "/pgha-up-probe", &kvs, e) == 0) {
+			etcd_kvs_free(&kvs);
+			rc = 0;
+			break;
+		}
+		int code;
+		if (proc_poll(u->etcd_pid, &code) != 0) {
+			u->etcd_pid = 0;
+			err_set(e, "etcd exited at once; see %s/logs/etcd.log", u->dir);
+			break;
+		}
+		sleep_ms(100);
+	}
+	if (rc != 0 && u->etcd_pid > 0)
+		err_wrap(e, "etcd did not answer within 30 s (see %s/logs/etcd.log)", u->dir);
+	etcd_free(c);
+	return rc;
+}
+
+static int start_agents(struct up *u, struct pgha_err *e)
+{
+	for (int i = 0; i < u->st.nodes; i++) {
+		if (port_in_use(u->st.pg_port[i]) || port_in_use(u->st.api_port[i]))
+			return err_set(e, "node%d's port %d or %d is already in use", i + 1, u->st.pg_port[i],
+				       u->st.api_port[i]);
+		char name[32];
+		snprintf(name, sizeof(name), "node%d.log", i + 1);
+		int fd = open_log(u, name, e);
+		if (fd < 0)
+			return -1;
+		char *conf = xasprintf("%s/node%d.conf", u->dir, i + 1);
+		const char *argv[] = {u->self_exe, "agent", "-c", conf, NULL};
+		struct proc_spec spec = {.argv = argv, .out_fd = fd, .new_session = true};
+		int rc = proc_spawn(&spec, &u->agent_pid[i], e);
+		close(fd);
+		free(conf);
+		if (rc != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* One line of progress: "node1 leader running, node2 replica cloning, ...". */
+static bool cluster_ready(const struct cluster_view *v, int nodes, struct strbuf *line)
+{
+	sb_reset(line);
+	int streaming = 0;
+	bool leader_ok = false;
+	for (size_t i = 0; i < v->nmembers; i++) {
+		const struct member *m = &v->members[i];
+		bool is_leader = v->leader && strcmp(v->leader, m->name) == 0;
+		sb_printf(line, "%s%s %s %s", i ? ", " : "", m->name, is_leader ? "leader" : member_role_name(m->role),
+			  member_state_name(m->state));
+		if (is_leader && m->role == ROLE_PRIMARY && m->state == STATE_RUNNING)
+			leader_ok = true;
+		else if (!is_leader && m->state == STATE_STREAMING)
+			streaming++;
+	}
+	if (v->nmembers == 0)
+		sb_puts(line, "waiting for the first member");
+	return leader_ok && v->initialize && streaming == nodes - 1 && (int)v->nmembers == nodes;
+}
+
+static int wait_ready(struct up *u, struct cluster_view *out, struct pgha_err *e)
+{
+	struct etcd_opts o = {.endpoints = u->etcd_url, .request_timeout_ms = 1000, .deadline_ms = 2000};
+	struct etcd_client *c = etcd_new(&o, e);
+	if (c == NULL)
+		return -1;
+	char *prefix = xasprintf("/pgha/%s/", u->st.cluster);
+	struct strbuf line = STRBUF_INIT, last = STRBUF_INIT;
+	int64_t start = now_ms(), deadline = start + (int64_t)u->timeout_s * 1000;
+	int rc = -1;
+	while (!up_stop) {
+		for (int i = 0; i < u->st.nodes; i++) {
+			int code;
+			if (u->agent_pid[i] > 0 && proc_poll(u->agent_pid[i], &code) != 0) {
+				u->agent_pid[i] = 0;
+				err_set(e, "the agent of node%d exited (code %d); see %s/logs/node%d.log", i + 1,
+					code, u->dir, i + 1);
+				goto out;
+			}
+		}
+		struct etcd_kvs kvs = {0};
+		if (etcd_get_prefix(c, prefix, &kvs, e) == 0) {
+			cluster_view_free(out);
+			cluster_view_from_kvs(prefix, &kvs, out);
+			cluster_view_sort(out);
+			etcd_kvs_free(&kvs);
+			bool ready = cluster_ready(out, u->st.nodes, &line);
+			if (strcmp(sb_str(&line), sb_str(&last)) != 0) {
+				printf("  [%5.1fs] %s\n", (double)(now_ms() - start) / 1000.0, sb_str(&line));
+				fflush(stdout);
+				sb_reset(&last);
+				sb_puts(&last, sb_str(&line));
+			}
+			if (ready) {
+				rc = 0;
+				break;
+			}
+		}
+		if (now_ms() > deadline) {
+			err_set(e, "the cluster was not ready within %d s (%s)\nHINT: see the logs in %s/logs/",
+				u->timeout_s, sb_str(&line), u->dir);
+			goto out;
+		}
+		sleep_ms(250);
+	}
+	if (up_stop)
+		err_set(e, "interrupted");
+out:
+	sb_free(&line);
+	sb_free(&last);
+	free(prefix);
+	etcd_free(c);
+	return rc;
+}
+
+static void print_summary(struct up *u, const struct cluster_view *v, double secs)
+{
+	printf("\npgha cluster \"%s\" is up: %d members, leader %s (%.1f s)\n\n", u->st.cluster,
+	       u->st.nodes, v->leader ? v->leader : "?", secs);
+	ctl_print_table(stdout, v, u->st.cluster);
+	printf("\nConnect (password in %s/secrets/superuser.password):\n", u->dir);
+	for (int i = 0; i < u->st.nodes; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "node%d", i + 1);
+		bool leader = v->leader && strcmp(v->leader, name) == 0;
+		printf("  %-6s PGPASSFILE=%s/pgpass psql \"host=127.0.0.1 port=%d user=postgres dbname=postgres\"%s\n",
+		       name, u->dir, u->st.pg_port[i], leader ? "   # leader (read-write)" : "   # standby (read-only)");
+	}
+	printf("\nHealth API:  curl http://127.0.0.1:%d/cluster   (node1; /primary, /replica, ...)\n",
+	       u->st.api_port[0]);
+	printf("Members:     %s ctl --etcd %s --cluster %s list\n", u->self_exe, u->etcd_url, u->st.cluster);
+	printf("Logs:        %s/logs/\n", u->dir);
+	printf("Stop:        Ctrl-C (data stays in %s; `pgha up --dir %s` brings it back)\n\n", u->dir, u->dir);
+	fflush(stdout);
+}
+
+static void stop_pid(pid_t pid, const char *what, int timeout_ms)
+{
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	int code;
+	if (proc_wait(pid, timeout_ms, &code) == 0) {
+		fprintf(stderr, "  %s did not stop within %d s: killing it\n", what, timeout_ms / 1000);
+		kill(pid, SIGKILL);
+		proc_wait(pid, 5000, &code);
+	}
+}
+
+/* Standbys first, then the leader (so nobody sees the leader vanish first), then etcd. */
+static void stop_all(struct up *u, const char *leader)
+{
+	printf("\nstopping the cluster...\n");
+	fflush(stdout);
+	int leader_idx = -1;
+	for (int i = 0; i < u->st.nodes; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "node%d", i + 1);
+		if (leader && strcmp(leader, name) == 0) {
+			leader_idx = i;
+			continue;
+		}
+		if (u->agent_pid[i] > 0)
+			kill(u->agent_pid[i], SIGTERM);
+	}
+	for (int i = 0; i < u->st.nodes; i++) {
+		if (i == leader_idx)
+			continue;
+		char what[32];
+		snprintf(what, sizeof(what), "agent node%d", i + 1);
+		stop_pid(u->agent_pid[i], what, 90000);
+		u->agent_pid[i] = 0;
+	}
+	if (leader_idx >= 0) {
+		stop_pid(u->agent_pid[leader_idx], "the leader's agent", 90000);
+		u->agent_pid[leader_idx] = 0;
+	}
+	stop_pid(u->etcd_pid, "etcd", 30000);
+	u->etcd_pid = 0;
+	printf("stopped; data kept in %s\n", u->dir);
+}
+
+int up_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"dir", required_argument, NULL, 'd'}, {"nodes", required_argument, NULL, 'n'},
+		{"cluster", required_argument, NULL, 'C'}, {"timeout", required_argument, NULL, 't'},
+		{"etcd-bin", required_argument, NULL, 'E'}, {"bin-dir", required_argument, NULL, 'B'},
+		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	const char *dir = "pgha-up", *cluster = "pgha", *etcd_bin = NULL;
+	const char *bin_dir = "/usr/lib/postgresql/15/bin";
+	long nodes = 3, timeout = 300;
+	int opt;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "d:n:h", longopts, NULL)) != -1) {
+		char *end;
+		switch (opt) {
+		case 'd': dir = optarg; break;
+		case 'C': cluster = optarg; break;
+		case 'E': etcd_bin = optarg; break;
+		case 'B': bin_dir = optarg; break;
+		case 'n':
+			nodes = strtol(optarg, &end, 10);
+			if (*end || nodes < 1 || nodes > MAX_NODES) {
+				fprintf(stderr, "pgha up: --nodes %s: use a number from 1 to %d\n", optarg, MAX_NODES);
+				return 2;
+			}
+			break;
+		case 't':
+			timeout = strtol(optarg, &end, 10);
+			if (*end || timeout < 1) {
+				fprintf(stderr, "pgha up: --timeout %s: use a number of seconds\n", optarg);
+				return 2;
+			}
+			break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "pgha up: unexpected argument \"%s\"\n", argv[optind]);
+		return 2;
+	}
+	static struct up up;
+	struct up *u = &up;
+	struct pgha_err e;
+	char buf[PATH_MAX];
+	log_set_context("up");
+	u->timeout_s = (int)timeout;
+	u->bin_dir = xstrdup(bin_dir);
+	if (dir[0] == '/')
+		u->dir = xstrdup(dir);
+	else
+		u->dir = xasprintf("%s/%s", getcwd(buf, sizeof(buf)) ? buf : ".", dir);
+	ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+	if (n <= 0) {
+		fprintf(stderr, "pgha up: cannot find its own executable\n");
+		return 1;
+	}
+	buf[n] = '\0';
+	u->self_exe = xstrdup(buf);
+	if (etcd_bin == NULL)
+		etcd_bin = access("/usr/bin/etcd", X_OK) == 0 ? "/usr/bin/etcd" : "/usr/local/bin/etcd";
+	u->etcd_bin = xstrdup(etcd_bin);
+	if (access(u->etcd_bin, X_OK) != 0) {
+		fprintf(stderr, "pgha up: no etcd server at %s\nHINT: install it (make deps) or pass --etcd-bin\n",
+			u->etcd_bin);
+		return 1;
+	}
+	if (geteuid() == 0 && run_user_lookup("postgres", &u->user, &e) != 0) {
+		fprintf(stderr, "pgha up: running as root needs the OS user postgres for PostgreSQL: %s\n", e.msg);
+		return 1;
+	}
+
+	struct sigaction sa = {0};
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	int64_t t0 = now_ms();
+	bool existing = false;
+	struct cluster_view view = {0};
+	int code = 1;
+	if (check_reachable(u, &e) != 0 || prepare_dir(u, (int)nodes, cluster, &existing, &e) != 0) {
+		fprintf(stderr, "pgha up: %s\n", e.msg);
+		return 1;
+	}
+	printf("%s cluster \"%s\" in %s (%d members)\n", existing ? "restarting" : "creating", u->st.cluster,
+	       u->dir, u->st.nodes);
+	printf("  starting etcd on %s\n", u->etcd_url);
+	fflush(stdout);
+	if (start_etcd(u, &e) != 0 || start_agents(u, &e) != 0) {
+		fprintf(stderr, "pgha up: %s\n", e.msg);
+		goto stop;
+	}
+	printf("  started %d agents; waiting for every standby to stream (logs: %s/logs/)\n", u->st.nodes, u->dir);
+	fflush(stdout);
+	if (wait_ready(u, &view, &e) != 0) {
+		fprintf(stderr, "pgha up: %s\n", e.msg);
+		goto stop;
+	}
+	print_summary(u, &view, (double)(now_ms() - t0) / 1000.0);
+	code = 0;
+	/* Run until Ctrl-C; report members that die. */
+	while (!up_stop) {
+		for (int i = 0; i < u->st.nodes; i++) {
+			int c;
+			if (u->agent_pid[i] > 0 && proc_poll(u->agent_pid[i], &c) == 1) {
+				fprintf(stderr, "pgha up: the agent of node%d exited (code %d); see %s/logs/node%d.log\n",
+					i + 1, c, u->dir, i + 1);
+				u->agent_pid[i] = 0;
+			}
+		}
+		int c;
+		if (u->etcd_pid > 0 && proc_poll(u->etcd_pid, &c) == 1) {
+			fprintf(stderr, "pgha up: etcd exited (code %d); see %s/logs/etcd.log\n", c, u->dir);
+			u->etcd_pid = 0;
+		}
+		sleep_ms(200);
+	}
+stop:
+	stop_all(u, view.leader);
+	cluster_view_free(&view);
+	free(u->dir);
+	free(u->etcd_bin);
+	free(u->self_exe);
+	free(u->bin_dir);
+	return code;
+}

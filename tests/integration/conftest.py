@@ -1,0 +1,285 @@
+"""Integration-test harness: real etcd, real PostgreSQL 15, real pgha agents.
+
+Every server binds 127.0.0.1 on a port picked here, lives in a temporary
+directory made for the test, and is stopped by the test (by PID). Every wait
+is bounded in time.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import psycopg
+import pytest
+
+PGHA_BIN = os.environ.get("PGHA_BIN") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "pgha")
+PGHA_BIN = os.path.abspath(PGHA_BIN)
+ETCD_BIN = shutil.which("etcd") or "/usr/bin/etcd"
+PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(what, fn, timeout=60.0, interval=0.2):
+    """Call fn until it returns a truthy value; fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while time.monotonic() < deadline:
+        try:
+            v = fn()
+            if v:
+                return v
+        except Exception as e:  # the thing we wait for may not be up yet
+            last_exc = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}"
+                         + (f" (last error: {last_exc!r})" if last_exc else ""))
+
+
+def stop_process(proc, sig=signal.SIGTERM, timeout=60):
+    if proc is None or proc.poll() is not None:
+        return proc.returncode if proc else None
+    proc.send_signal(sig)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(timeout=10)
+
+
+def make_base_dir():
+    # Under /tmp, traversable by the postgres OS user (the tests run as root and
+    # PostgreSQL must not).
+    d = tempfile.mkdtemp(prefix="pgha-test-", dir="/tmp")
+    os.chmod(d, 0o755)
+    return d
+
+
+class Etcd:
+    def __init__(self, base):
+        self.dir = os.path.join(base, "etcd")
+        self.client_port = free_port()
+        self.peer_port = free_port()
+        self.url = f"http://127.0.0.1:{self.client_port}"
+        self.log_path = os.path.join(base, "etcd.log")
+        self.proc = None
+
+    def start(self):
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [ETCD_BIN, "--name", "t", "--data-dir", self.dir,
+             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+             "--initial-cluster", f"t={peer}"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        wait_until("etcd to answer", self.healthy, timeout=30)
+        return self
+
+    def healthy(self):
+        with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
+            return json.loads(r.read()).get("health") == "true"
+
+    def stop(self):
+        stop_process(self.proc, timeout=30)
+
+
+class Node:
+    """One agent + its PostgreSQL, configured through its own INI file."""
+
+    def __init__(self, cluster, name, extra=None):
+        self.cluster = cluster
+        self.name = name
+        self.dir = os.path.join(cluster.base, name)
+        os.makedirs(self.dir, exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        self.pg_port = free_port()
+        self.api_port = free_port()
+        self.data_dir = os.path.join(self.dir, "data")
+        self.socket_dir = os.path.join(self.dir, "run")
+        os.makedirs(self.socket_dir, exist_ok=True)
+        shutil.chown(self.socket_dir, "postgres", "postgres")
+        self.conf_path = os.path.join(cluster.base, f"{name}.conf")
+        self.log_path = os.path.join(cluster.base, f"{name}.agent.log")
+        self.proc = None
+        self.write_conf(extra or {})
+
+    def write_conf(self, extra):
+        c = self.cluster
+        sections = {
+            "cluster": {"name": c.name, "ttl": "10s", "loop_wait": "1s", "retry_timeout": "3s"},
+            "etcd": {"endpoints": c.etcd.url},
+            "node": {"name": self.name, "api_listen": f"127.0.0.1:{self.api_port}"},
+            "postgresql": {
+                "data_dir": self.data_dir,
+                "bin_dir": PG_BIN,
+                "listen": f"127.0.0.1:{self.pg_port}",
+                "socket_dir": self.socket_dir,
+                "superuser_password_file": c.su_pw_file,
+                "replication_password_file": c.repl_pw_file,
+            },
+            "parameters": {"shared_buffers": "16MB", "max_connections": "30",
+                           "fsync": "off"},
+        }
+        for key, value in extra.items():
+            sec, opt = key.split(".", 1)
+            sections.setdefault(sec, {})[opt] = value
+        with open(self.conf_path, "w") as f:
+            for sec, opts in sections.items():
+                f.write(f"[{sec}]\n")
+                for k, v in opts.items():
+                    f.write(f"{k} = {v}\n")
+                f.write("\n")
+
+    def start(self):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([PGHA_BIN, "agent", "-c", self.conf_path],
+                                     stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        log.close()
+        return self
+
+    def stop(self, timeout=90):
+        return stop_process(self.proc, timeout=timeout)
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def api(self, path):
+        """(status, parsed JSON body) of GET path on this agent's API."""
+        req = urllib.request.Request(f"http://127.0.0.1:{self.api_port}{path}")
+        try:
+            with urllib.request.urlopen(req, timeout=3) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            body = e.read()
+            return e.code, json.loads(body) if body else None
+
+    def connect(self, **kw):
+        return psycopg.connect(host="127.0.0.1", port=self.pg_port, user="postgres",
+                               password=self.cluster.su_pw, dbname="postgres",
+                               connect_timeout=5, **kw)
+
+    def sql(self, query, params=None, autocommit=True):
+        with self.connect(autocommit=autocommit) as conn:
+            cur = conn.execute(query, params)
+            return cur.fetchall() if cur.description else None
+
+
+class Cluster:
+    def __init__(self, base, etcd, name="t"):
+        self.base = base
+        self.etcd = etcd
+        self.name = name
+        secrets = os.path.join(base, "secrets")
+        os.makedirs(secrets, mode=0o700, exist_ok=True)
+        self.su_pw = "su-" + os.urandom(8).hex()
+        self.repl_pw = "re'pl:" + os.urandom(8).hex()   # quoting must survive
+        self.su_pw_file = os.path.join(secrets, "su")
+        self.repl_pw_file = os.path.join(secrets, "repl")
+        for path, pw in ((self.su_pw_file, self.su_pw), (self.repl_pw_file, self.repl_pw)):
+            with open(path, "w") as f:
+                f.write(pw + "\n")
+            os.chmod(path, 0o600)
+        self.nodes = {}
+
+    def add(self, name, extra=None):
+        node = Node(self, name, extra)
+        self.nodes[name] = node
+        return node
+
+    def ctl(self, *args, check=True):
+        r = subprocess.run([PGHA_BIN, "ctl", "--etcd", self.etcd.url, "--cluster", self.name,
+                            *args], capture_output=True, text=True, timeout=30)
+        if check and r.returncode != 0:
+            raise AssertionError(f"pgha ctl {' '.join(args)} failed: {r.stderr}")
+        return r
+
+    def view(self):
+        return json.loads(self.ctl("list", "--json").stdout)
+
+    def members(self):
+        return {m["name"]: m for m in self.view()["members"]}
+
+    def leader(self):
+        return self.view().get("leader")
+
+    def wait_streaming(self, names, timeout=120):
+        """Wait for a leader (running primary) and every other name streaming."""
+        def ok():
+            v = self.view()
+            ms = {m["name"]: m for m in v["members"]}
+            leader = v.get("leader")
+            if leader not in ms or ms[leader]["role"] != "primary" or ms[leader]["state"] != "running":
+                return None
+            for n in names:
+                if n != leader and (n not in ms or ms[n]["state"] != "streaming"):
+                    return None
+            return leader
+        return wait_until(f"{names} to stream from a leader", ok, timeout=timeout)
+
+    def stop_all(self):
+        # Standbys first, then the leader.
+        leader = None
+        try:
+            leader = self.leader()
+        except Exception:
+            pass
+        for name, node in self.nodes.items():
+            if name != leader:
+                node.stop()
+        if leader in self.nodes:
+            self.nodes[leader].stop()
+
+
+@pytest.fixture
+def base_dir(request):
+    d = make_base_dir()
+    yield d
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    if failed:
+        # Leave the directory for inspection and show the agent logs.
+        for name in sorted(os.listdir(d)):
+            if name.endswith(".log"):
+                with open(os.path.join(d, name), errors="replace") as f:
+                    tail = f.read()[-6000:]
+                print(f"\n===== {name} (tail) =====\n{tail}")
+    else:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def etcd(base_dir):
+    e = Etcd(base_dir).start()
+    yield e
+    e.stop()
+
+
+@pytest.fixture
+def cluster(base_dir, etcd):
+    c = Cluster(base_dir, etcd)
+    yield c
+    c.stop_all()
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)

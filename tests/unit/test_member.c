@@ -1,0 +1,422 @@
+/*
+ * test_member.c — member record JSON and the cluster view.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dcs/etcd.h"
+#include "dcs/member.h"
+
+static void sample(struct member *m, const char *name)
+{
+	memset(m, 0, sizeof(*m));
+	snprintf(m->name, sizeof(m->name), "%s", name);
+	m->role = ROLE_REPLICA;
+	m->state = STATE_STREAMING;
+	m->timeline = 3;
+	m->received_lsn = 123;
+	m->replayed_lsn = 0x3000060;
+	m->wal_lsn = 0x100000000ULL;
+	m->lag_bytes = 42;
+	snprintf(m->host, sizeof(m->host), "10.0.0.%d", (int)strlen(name));
+	m->port = 5432;
+	snprintf(m->api_url, sizeof(m->api_url), "http://10.0.0.1:8008");
+	snprintf(m->system_id, sizeof(m->system_id), "7311111111111111111");
+	snprintf(m->pg_version, sizeof(m->pg_version), "160004");
+	m->tags.nofailover = true;
+	m->tags.nosync = false;
+	m->tags.noloadbalance = true;
+	m->tags.priority = 7;
+	m->updated_at = 1795000000;
+	snprintf(m->error, sizeof(m->error), "pg_basebackup failed: \"quoted\"\n");
+}
+
+static void test_names(void **state)
+{
+	static const char *const roles[] = {"unknown", "primary", "replica", "uninitialized"};
+	static const char *const states[] = {"unknown",  "running",      "streaming", "starting",
+					     "stopping", "stopped",      "crashed",   "initializing",
+					     "cloning",  "start failed"};
+	for (int i = 0; i < 4; i++) {
+		enum member_role r;
+		assert_string_equal(member_role_name((enum member_role)i), roles[i]);
+		assert_int_equal(member_role_parse(roles[i], &r), 0);
+		assert_int_equal(r, i);
+	}
+	for (int i = 0; i < 10; i++) {
+		enum member_state s;
+		assert_string_equal(member_state_name((enum member_state)i), states[i]);
+		assert_int_equal(member_state_parse(states[i], &s), 0);
+		assert_int_equal(s, i);
+	}
+	enum member_role r;
+	enum member_state s;
+	assert_int_equal(member_role_parse("leader", &r), -1);
+	assert_int_equal(member_role_parse("", &r), -1);
+	assert_int_equal(member_role_parse(NULL, &r), -1);
+	assert_int_equal(member_state_parse("Running", &s), -1);
+	assert_string_equal(member_role_name((enum member_role)99), "unknown");
+	assert_string_equal(member_state_name((enum member_state)-1), "unknown");
+}
+
+static void test_roundtrip(void **state)
+{
+	struct member m, d;
+	struct pgha_err e = {{0}};
+	sample(&m, "node1");
+	char *json = member_encode(&m);
+	assert_int_equal(member_decode(json, &d, &e), 0);
+	assert_memory_equal(&m, &d, sizeof(m));
+	free(json);
+
+	/* Every role and state survives. */
+	for (int r = 0; r < 4; r++) {
+		for (int s = 0; s < 10; s++) {
+			m.role = (enum member_role)r;
+			m.state = (enum member_state)s;
+			json = member_encode(&m);
+			assert_int_equal(member_decode(json, &d, &e), 0);
+			assert_int_equal(d.role, r);
+			assert_int_equal(d.state, s);
+			free(json);
+		}
+	}
+}
+
+static void test_encode_format(void **state)
+{
+	struct member m;
+	sample(&m, "node1");
+	char *json = member_encode(&m);
+	json_t *o = json_loads(json, 0, NULL);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "name")), "node1");
+	assert_string_equal(json_string_value(json_object_get(o, "role")), "replica");
+	assert_string_equal(json_string_value(json_object_get(o, "state")), "streaming");
+	assert_int_equal(json_integer_value(json_object_get(o, "received_lsn")), 123);
+	assert_string_equal(json_string_value(json_object_get(o, "received_lsn_text")), "0/7B");
+	assert_string_equal(json_string_value(json_object_get(o, "replayed_lsn_text")), "0/3000060");
+	assert_string_equal(json_string_value(json_object_get(o, "wal_lsn_text")), "1/0");
+	assert_int_equal(json_integer_value(json_object_get(o, "port")), 5432);
+	assert_int_equal(json_integer_value(json_object_get(o, "lag_bytes")), 42);
+	json_t *tags = json_object_get(o, "tags");
+	json_t *want = json_loads("{\"nofailover\":true,\"nosync\":false,\"noloadbalance\":true,"
+				  "\"priority\":7}",
+				  0, NULL);
+	assert_true(json_equal(tags, want));
+	json_decref(want);
+	json_decref(o);
+	free(json);
+
+	/* Defaults: tags all false, priority 100. */
+	memset(&m, 0, sizeof(m));
+	strcpy(m.name, "x");
+	m.tags.priority = 100;
+	json = member_encode(&m);
+	assert_non_null(strstr(json, "\"tags\":{\"nofailover\":false,\"nosync\":false,"
+				     "\"noloadbalance\":false,\"priority\":100}"));
+	assert_non_null(strstr(json, "\"received_lsn\":0,\"received_lsn_text\":\"0/0\""));
+	free(json);
+}
+
+static void test_encode_odd_strings(void **state)
+{
+	struct member m, d;
+	struct pgha_err e = {{0}};
+	sample(&m, "n");
+	/* Not UTF-8 (from a server message in Latin-1): still a valid record. */
+	snprintf(m.error, sizeof(m.error), "caf\xe9 \xff");
+	/* An unterminated fixed buffer must not be read past its end. */
+	memset(m.pg_version, '9', sizeof(m.pg_version));
+	char *json = member_encode(&m);
+	assert_non_null(json);
+	json_t *o = json_loads(json, 0, NULL);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "error")), "caf? ?");
+	assert_int_equal(json_string_length(json_object_get(o, "pg_version")), sizeof(m.pg_version));
+	json_decref(o);
+	/* ...and a pg_version that long is refused when read back. */
+	assert_int_not_equal(member_decode(json, &d, &e), 0);
+	assert_non_null(strstr(e.msg, "pg_version"));
+	free(json);
+
+	/* LSNs beyond int64 go out as text only and come back from it. */
+	sample(&m, "n");
+	m.wal_lsn = 0xFFFFFFFF00000001ULL;
+	json = member_encode(&m);
+	assert_null(strstr(json, "\"wal_lsn\":"));
+	assert_int_equal(member_decode(json, &d, &e), 0);
+	assert_true(d.wal_lsn == 0xFFFFFFFF00000001ULL);
+	free(json);
+}
+
+static void test_decode_minimal(void **state)
+{
+	struct member d;
+	struct pgha_err e = {{0}};
+	memset(&d, 0x5a, sizeof(d));
+	assert_int_equal(member_decode("{\"name\":\"a\",\"role\":\"primary\",\"state\":\"running\"}",
+				       &d, &e),
+			 0);
+	assert_string_equal(d.name, "a");
+	assert_int_equal(d.role, ROLE_PRIMARY);
+	assert_int_equal(d.state, STATE_RUNNING);
+	assert_int_equal(d.timeline, 0);
+	assert_int_equal(d.received_lsn, 0);
+	assert_int_equal(d.lag_bytes, -1);
+	assert_string_equal(d.host, "");
+	assert_int_equal(d.port, 0);
+	assert_string_equal(d.error, "");
+	assert_false(d.tags.nofailover);
+	assert_false(d.tags.nosync);
+	assert_false(d.tags.noloadbalance);
+	assert_int_equal(d.tags.priority, 100);
+}
+
+static void test_decode_lenient(void **state)
+{
+	struct member d;
+	struct pgha_err e = {{0}};
+	/* Unknown fields and tags ignored; null = absent; unknown role/state
+	 * names from newer versions read as unknown; LSN from text only. */
+	assert_int_equal(member_decode("{\"name\":\"a\",\"role\":\"witness\",\"state\":\"dreaming\","
+				       "\"future\":{\"x\":[1,2]},\"host\":null,\"port\":null,"
+				       "\"received_lsn_text\":\"16/B374D848\","
+				       "\"tags\":{\"priority\":5,\"nostream\":true},\"lag_bytes\":null}",
+				       &d, &e),
+			 0);
+	assert_int_equal(d.role, ROLE_UNKNOWN);
+	assert_int_equal(d.state, STATE_UNKNOWN);
+	assert_true(d.received_lsn == 0x16B374D848ULL);
+	assert_int_equal(d.tags.priority, 5);
+	assert_int_equal(d.lag_bytes, -1);
+	/* The integer wins over the text. */
+	assert_int_equal(member_decode("{\"name\":\"a\",\"role\":\"replica\",\"state\":\"running\","
+				       "\"received_lsn\":5,\"received_lsn_text\":\"0/9\"}",
+				       &d, &e),
+			 0);
+	assert_int_equal(d.received_lsn, 5);
+	/* A long error text is truncated, not refused. */
+	char big[600];
+	char json[800];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	snprintf(json, sizeof(json), "{\"name\":\"a\",\"role\":\"replica\",\"state\":\"running\","
+				     "\"error\":\"%s\"}",
+		 big);
+	assert_int_equal(member_decode(json, &d, &e), 0);
+	assert_int_equal(strlen(d.error), sizeof(d.error) - 1);
+}
+
+static void check_bad(const char *json, const char *needle)
+{
+	struct member d;
+	struct pgha_err e = {{0}};
+	int rc = member_decode(json, &d, &e);
+	if (rc == 0)
+		fail_msg("accepted: %s", json);
+	if (strstr(e.msg, needle) == NULL)
+		fail_msg("%s: message \"%s\" lacks \"%s\"", json, e.msg, needle);
+}
+
+#define RS "\"role\":\"replica\",\"state\":\"running\""
+
+static void test_decode_bad(void **state)
+{
+	check_bad("", "not JSON");
+	check_bad("{", "not JSON");
+	check_bad("[1]", "not a JSON object");
+	check_bad("{\"role\":\"replica\",\"state\":\"running\"}", "\"name\" is missing");
+	check_bad("{\"name\":\"a\",\"state\":\"running\"}", "\"role\" is missing");
+	check_bad("{\"name\":\"a\",\"role\":\"replica\"}", "\"state\" is missing");
+	check_bad("{\"name\":null," RS "}", "\"name\" is missing");
+	check_bad("{\"name\":\"\"," RS "}", "\"name\" is empty");
+	check_bad("{\"name\":5," RS "}", "\"name\" is not a string");
+	check_bad("{\"name\":\"a\",\"role\":1,\"state\":\"running\"}", "\"role\" is not a string");
+	check_bad("{\"name\":\"a\",\"role\":\"replica\",\"state\":true}", "\"state\" is not a string");
+	check_bad("{\"name\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"," RS
+		  "}",
+		  "\"name\" is longer");
+	check_bad("{\"name\":\"a\"," RS ",\"timeline\":\"3\"}", "\"timeline\" is not an integer");
+	check_bad("{\"name\":\"a\"," RS ",\"timeline\":-1}", "\"timeline\" is out of range");
+	check_bad("{\"name\":\"a\"," RS ",\"timeline\":4294967296}", "\"timeline\" is out of range");
+	check_bad("{\"name\":\"a\"," RS ",\"port\":70000}", "\"port\" is out of range");
+	check_bad("{\"name\":\"a\"," RS ",\"port\":5432.0}", "\"port\" is not an integer");
+	check_bad("{\"name\":\"a\"," RS ",\"received_lsn\":-5}", "\"received_lsn\" is out of range");
+	check_bad("{\"name\":\"a\"," RS ",\"received_lsn\":\"0/7B\"}", "\"received_lsn\" is not an integer");
+	check_bad("{\"name\":\"a\"," RS ",\"wal_lsn_text\":\"nope\"}", "\"wal_lsn_text\"");
+	check_bad("{\"name\":\"a\"," RS ",\"wal_lsn_text\":5}", "\"wal_lsn_text\"");
+	check_bad("{\"name\":\"a\"," RS ",\"lag_bytes\":true}", "\"lag_bytes\"");
+	check_bad("{\"name\":\"a\"," RS ",\"host\":[]}", "\"host\" is not a string");
+	check_bad("{\"name\":\"a\"," RS ",\"system_id\":\"123456789012345678901234567890123\"}",
+		  "\"system_id\" is longer");
+	check_bad("{\"name\":\"a\"," RS ",\"tags\":[]}", "\"tags\" is not an object");
+	check_bad("{\"name\":\"a\"," RS ",\"tags\":{\"nofailover\":\"yes\"}}", "\"nofailover\"");
+	check_bad("{\"name\":\"a\"," RS ",\"tags\":{\"priority\":\"1\"}}", "\"priority\"");
+	check_bad("{\"name\":\"a\"," RS ",\"tags\":{\"priority\":9999999999}}", "\"priority\"");
+	check_bad("{\"name\":\"a\"," RS ",\"updated_at\":1.5}", "\"updated_at\"");
+	check_bad("{\"name\":\"a\"," RS ",\"error\":{}}", "\"error\"");
+}
+
+/* ---------------------------------------------------------- cluster view */
+
+static void add_kv(struct etcd_kvs *r, const char *key, const char *value, int64_t mod,
+		   int64_t lease)
+{
+	r->kvs = realloc(r->kvs, (r->count + 1) * sizeof(*r->kvs));
+	struct etcd_kv *kv = &r->kvs[r->count++];
+	memset(kv, 0, sizeof(*kv));
+	kv->key = strdup(key);
+	kv->value = strdup(value);
+	kv->value_len = strlen(value);
+	kv->mod_revision = mod;
+	kv->create_revision = mod;
+	kv->lease = lease;
+}
+
+static void add_member(struct etcd_kvs *r, const char *prefix, const char *name)
+{
+	struct member m;
+	char key[256];
+	sample(&m, name);
+	char *json = member_encode(&m);
+	snprintf(key, sizeof(key), "%smembers/%s", prefix, name);
+	add_kv(r, key, json, 10, 77);
+	free(json);
+}
+
+static void test_view_from_kvs(void **state)
+{
+	const char *p = "/pgha/main/";
+	struct etcd_kvs r = {0};
+	struct cluster_view v;
+	r.revision = 99;
+	add_kv(&r, "/pgha/main/config", "{\"ttl\":30}", 3, 0);
+	add_kv(&r, "/pgha/main/initialize", "7311111111111111111", 2, 0);
+	add_kv(&r, "/pgha/main/leader", "node2", 42, 4111120142044508681LL);
+	add_member(&r, p, "node3");
+	add_member(&r, p, "node1");
+	add_kv(&r, "/pgha/main/members/bad", "{not json", 11, 0);
+	add_kv(&r, "/pgha/main/members/typed", "{\"name\":\"typed\",\"role\":1,\"state\":\"x\"}", 11, 0);
+	add_kv(&r, "/pgha/main/members/liar", "{\"name\":\"node1\",\"role\":\"primary\","
+					      "\"state\":\"running\"}",
+	       11, 0);
+	add_kv(&r, "/pgha/main/members/", "{}", 11, 0);
+	add_kv(&r, "/pgha/main/members/a/b", "{}", 11, 0);
+	add_member(&r, p, "node2");
+	add_kv(&r, "/pgha/main/history", "[]", 12, 0);
+	add_kv(&r, "/pgha/other/leader", "x", 12, 0);
+
+	cluster_view_from_kvs(p, &r, &v);
+	assert_int_equal(v.revision, 99);
+	assert_string_equal(v.initialize, "7311111111111111111");
+	assert_string_equal(v.leader, "node2");
+	assert_int_equal(v.leader_mod_revision, 42);
+	assert_int_equal(v.leader_lease, 4111120142044508681LL);
+	assert_string_equal(v.config, "{\"ttl\":30}");
+	assert_int_equal(v.nmembers, 3);
+	assert_string_equal(v.members[0].name, "node1");
+	assert_string_equal(v.members[1].name, "node2");
+	assert_string_equal(v.members[2].name, "node3");
+	assert_int_equal(v.members[1].port, 5432);
+	assert_int_equal(v.members[1].tags.priority, 7);
+	const struct member *m = cluster_view_member(&v, "node3");
+	assert_non_null(m);
+	assert_string_equal(m->host, "10.0.0.5");
+	assert_null(cluster_view_member(&v, "bad"));
+	assert_null(cluster_view_member(&v, "node"));
+
+	char *json = cluster_view_encode(&v, "main");
+	json_t *o = json_loads(json, 0, NULL);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "cluster")), "main");
+	assert_string_equal(json_string_value(json_object_get(o, "leader")), "node2");
+	assert_string_equal(json_string_value(json_object_get(o, "initialize")), "7311111111111111111");
+	json_t *arr = json_object_get(o, "members");
+	assert_int_equal(json_array_size(arr), 3);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 0), "name")), "node1");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 2), "name")), "node3");
+	assert_string_equal(
+		json_string_value(json_object_get(json_array_get(arr, 1), "received_lsn_text")), "0/7B");
+	json_decref(o);
+	free(json);
+
+	cluster_view_free(&v);
+	assert_null(v.members);
+	assert_int_equal(v.nmembers, 0);
+	cluster_view_free(&v);
+	etcd_kvs_free(&r);
+}
+
+static void test_view_empty(void **state)
+{
+	struct etcd_kvs r = {0};
+	struct cluster_view v;
+	r.revision = 5;
+	cluster_view_from_kvs("/pgha/x/", &r, &v);
+	assert_null(v.leader);
+	assert_null(v.initialize);
+	assert_null(v.config);
+	assert_int_equal(v.nmembers, 0);
+	assert_int_equal(v.revision, 5);
+	char *json = cluster_view_encode(&v, "x");
+	json_t *o = json_loads(json, 0, NULL);
+	json_t *want = json_loads("{\"cluster\":\"x\",\"leader\":null,\"initialize\":null,"
+				  "\"members\":[]}",
+				  0, NULL);
+	assert_true(json_equal(o, want));
+	json_decref(o);
+	json_decref(want);
+	free(json);
+	cluster_view_free(&v);
+	cluster_view_from_kvs("/pgha/x/", NULL, &v);
+	assert_int_equal(v.nmembers, 0);
+}
+
+/* Encoding sorts without touching the (const) view. */
+static void test_view_encode_sorts(void **state)
+{
+	struct cluster_view v;
+	memset(&v, 0, sizeof(v));
+	v.nmembers = 3;
+	v.members = calloc(3, sizeof(*v.members));
+	sample(&v.members[0], "c");
+	sample(&v.members[1], "a");
+	sample(&v.members[2], "b");
+	char *json = cluster_view_encode(&v, "k");
+	const char *a = strstr(json, "\"name\":\"a\"");
+	const char *b = strstr(json, "\"name\":\"b\"");
+	const char *c = strstr(json, "\"name\":\"c\"");
+	assert_true(a && b && c && a < b && b < c);
+	assert_string_equal(v.members[0].name, "c");
+	free(json);
+	cluster_view_sort(&v);
+	assert_string_equal(v.members[0].name, "a");
+	assert_string_equal(v.members[2].name, "c");
+	cluster_view_free(&v);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_encode_format),
+		cmocka_unit_test(test_encode_odd_strings),
+		cmocka_unit_test(test_decode_minimal),
+		cmocka_unit_test(test_decode_lenient),
+		cmocka_unit_test(test_decode_bad),
+		cmocka_unit_test(test_view_from_kvs),
+		cmocka_unit_test(test_view_empty),
+		cmocka_unit_test(test_view_encode_sorts),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
