@@ -18,7 +18,8 @@
  *   /liveness                    200 when the HA loop ran within ttl seconds
  *   /readiness                   200 when leader (with key) or a running replica
  *   /cluster                     JSON view of all members (always 200 if etcd was read)
- *   /, /status, /patroni         this member's status JSON, 200 if PostgreSQL runs
+ *   /                            same as /primary (Patroni; HAProxy's bare httpchk probes it)
+ *   /status, /patroni            this member's status JSON, 200 if PostgreSQL runs
  * Every health answer carries this member's status JSON as the body.
  */
 #ifndef PGHA_API_API_H

@@ -45,7 +45,7 @@ static const struct {
 	{"/health", CHECK_HEALTH},
 	{"/liveness", CHECK_LIVENESS},
 	{"/readiness", CHECK_READINESS},
-	{"/", CHECK_STATUS},
+	{"/", CHECK_PRIMARY},	/* Patroni: a bare `option httpchk` probes OPTIONS / */
 	{"/status", CHECK_STATUS},
 	{"/patroni", CHECK_STATUS},
 };

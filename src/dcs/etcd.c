@@ -644,27 +644,34 @@ int etcd_txn(struct etcd_client *c, const struct etcd_cmp *cmps, size_t ncmps,
 }
 
 /*
- * After a failed compare: is the key already exactly what we meant to write,
- * under our own (non-zero, hence unique) lease? Then an earlier attempt of
- * this very call got through but its reply was lost, and we did succeed.
+ * After a failed compare: is the key already exactly what we meant to write?
+ * Then an earlier attempt of this very call got through but its reply was
+ * lost. For a create that counts only under our own lease (non-zero, hence
+ * unique): without one, another writer of the same value cannot be told apart.
+ * For a put-if-value the desired state is reached either way.
  */
 static bool is_own_write(const struct etcd_kvs *r, const char *key, const char *value,
-			 int64_t lease)
+			 int64_t lease, bool need_lease)
 {
 	const struct etcd_kv *kv = etcd_kvs_find(r, key);
-	return lease != 0 && kv != NULL && kv->lease == lease && strcmp(kv->value, value) == 0 &&
-	       kv->value_len == strlen(value);
+	if (kv == NULL || (need_lease && lease == 0))
+		return false;
+	return kv->lease == lease && kv->value_len == strlen(value) &&
+	       strcmp(kv->value, value) == 0;
 }
 
-static int cas_put(struct etcd_client *c, const struct etcd_cmp *cmp, const char *key,
-		   const char *value, int64_t lease, bool *done, struct pgha_err *e)
+/* Put key=value if every compare holds; a range of the key on failure lets
+ * us recognize a lost reply of our own earlier attempt. */
+static int cas_put(struct etcd_client *c, const struct etcd_cmp *cmps, size_t ncmps,
+		   const char *key, const char *value, int64_t lease, bool need_lease, bool *done,
+		   struct pgha_err *e)
 {
 	struct etcd_op put = {.type = ETCD_OP_PUT, .key = key, .value = value, .lease = lease};
 	struct etcd_op get = {.type = ETCD_OP_RANGE, .key = key};
 	struct etcd_kvs r = {0};
 	bool ok = false;
-	int rc = etcd_txn(c, cmp, 1, &put, 1, &get, 1, &ok, &r, e);
-	if (rc == ETCD_OK && !ok && is_own_write(&r, key, value, lease))
+	int rc = etcd_txn(c, cmps, ncmps, &put, 1, &get, 1, &ok, &r, e);
+	if (rc == ETCD_OK && !ok && is_own_write(&r, key, value, lease, need_lease))
 		ok = true;
 	etcd_kvs_free(&r);
 	if (rc == ETCD_OK && done)
@@ -679,7 +686,7 @@ int etcd_create(struct etcd_client *c, const char *key, const char *value, int64
 		return bad_arg(e, "etcd create: no key or value");
 	struct etcd_cmp cmp = {.key = key, .target = ETCD_CMP_CREATE, .result = ETCD_CMP_EQUAL,
 			       .number = 0};
-	return cas_put(c, &cmp, key, value, lease, created, e);
+	return cas_put(c, &cmp, 1, key, value, lease, true, created, e);
 }
 
 int etcd_put_if_value(struct etcd_client *c, const char *key, const char *expected,
@@ -692,17 +699,7 @@ int etcd_put_if_value(struct etcd_client *c, const char *key, const char *expect
 		{.key = key, .target = ETCD_CMP_VALUE, .result = ETCD_CMP_EQUAL, .value = expected},
 		{.key = key, .target = ETCD_CMP_CREATE, .result = ETCD_CMP_GREATER, .number = 0},
 	};
-	struct etcd_op put = {.type = ETCD_OP_PUT, .key = key, .value = value, .lease = lease};
-	struct etcd_op get = {.type = ETCD_OP_RANGE, .key = key};
-	struct etcd_kvs r = {0};
-	bool ok = false;
-	int rc = etcd_txn(c, cmp, 2, &put, 1, &get, 1, &ok, &r, e);
-	if (rc == ETCD_OK && !ok && is_own_write(&r, key, value, lease))
-		ok = true;
-	etcd_kvs_free(&r);
-	if (rc == ETCD_OK && done)
-		*done = ok;
-	return rc;
+	return cas_put(c, cmp, 2, key, value, lease, false, done, e);
 }
 
 int etcd_delete_if_value(struct etcd_client *c, const char *key, const char *expected,
@@ -799,7 +796,12 @@ struct etcd_watch {
 	bool broken;                /* decode failure or cancel: drop the connection */
 	bool token_rejected;
 	struct pgha_err err;
+	int fails;                  /* consecutive failed connections */
 };
+
+/* A long outage should not flood the log: the first failure and every
+ * tenth after it are warnings, the rest debug lines. */
+#define WATCH_LOG_LEVEL(w) ((w)->fails % 10 == 0 ? LOG_WARN : LOG_DEBUG)
 
 /* Track what was delivered, so a reconnect resumes right after it. */
 static void watch_event(void *arg, const struct etcd_event *ev, int64_t revision)
@@ -826,7 +828,7 @@ static void watch_message(struct etcd_watch *w, const char *msg)
 		/* (Re)connected: from here on nothing is missed, so tell the
 		 * consumer to re-read everything now. */
 		w->created = true;
-		if (w->next_rev == 0)
+		if (w->next_rev == 0 && rev > 0)
 			w->next_rev = rev + 1;
 		log_info("etcd watch on %s established at %s (revision %" PRId64 ")", w->prefix,
 			 etcd_current_endpoint(w->c), rev);
@@ -986,7 +988,8 @@ static bool watch_connect(struct etcd_watch *w)
 	free(body);
 	free(url);
 	if (!atomic_load(&w->stop))
-		log_warn("etcd watch on %s at %s ended: %s", w->prefix, ep, w->err.msg);
+		log_at(WATCH_LOG_LEVEL(w), "etcd watch on %s at %s ended: %s", w->prefix, ep,
+		       w->err.msg);
 	if (w->token_rejected)
 		drop_token(w->c);
 	/* Created and lasted: not a connection that fails at once (a watch
@@ -1024,7 +1027,7 @@ static bool watch_auth(struct etcd_watch *w)
 	if (rc == ETCD_OK)
 		return true;
 	if (!atomic_load(&w->stop))
-		log_warn("etcd watch on %s: %s", w->prefix, e.msg);
+		log_at(WATCH_LOG_LEVEL(w), "etcd watch on %s: %s", w->prefix, e.msg);
 	return false;
 }
 
@@ -1039,7 +1042,12 @@ static void *watch_main(void *arg)
 			break;
 		/* A connection that worked earns a quick retry; repeated
 		 * failures back off, moving through the endpoints. */
-		backoff = ok ? BACKOFF_FIRST_MS : backoff;
+		if (ok) {
+			backoff = BACKOFF_FIRST_MS;
+			w->fails = 0;
+		} else {
+			w->fails++;
+		}
 		w->c->cur = (w->c->cur + 1) % w->c->nendpoints;
 		watch_sleep(w, backoff);
 		if (!ok)

@@ -302,7 +302,15 @@ void agent_act(struct agent *a, const struct ha_decision *d)
 	case ACT_REPLICA_DUTIES:
 		break;
 	case ACT_FATAL:
-		agent_set_error(a, "%s", d->reason);
+		if (a->data.kind == PG_DATA_INVALID)
+			agent_set_error(a, "%s: %s\nHINT: point [postgresql] data_dir at an empty or missing "
+					"directory, or at this cluster's data; pgha never deletes what it did not create",
+					a->cfg.data_dir, d->reason);
+		else
+			agent_set_error(a, "%s: %s: it has system identifier %s, cluster %s has %s\n"
+					"HINT: this member cannot join with it; move it away to clone afresh",
+					a->cfg.data_dir, d->reason, a->have_st ? a->st.system_id : a->data.system_id,
+					a->cfg.cluster_name, a->view.initialize ? a->view.initialize : "none");
 		a->fatal = true;
 		break;
 	case ACT_CLAIM_INIT:

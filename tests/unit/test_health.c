@@ -177,6 +177,8 @@ static const struct health_case health_cases[] = {
 	{F_REPLICA_STREAM, "/readiness", "lag=10", 503},
 	/* status documents */
 	{F_PRIMARY, "/", "", 200},
+	{F_REPLICA_STREAM, "/", "", 503},	/* / is the primary check, as in Patroni */
+	{F_REPLICA_STREAM, "/status", "", 200},
 	{F_PRIMARY, "/status", "", 200},
 	{F_PRIMARY, "/patroni", "", 200},
 	{F_REPLICA_STREAM, "/patroni", "", 200},

@@ -1,0 +1,96 @@
+"""`pgha up`: a whole local cluster in one command, stopped with Ctrl-C, and
+brought back with its data."""
+import os
+import re
+import signal
+import subprocess
+import time
+
+import psycopg
+
+from conftest import PGHA_BIN, make_base_dir, wait_until
+
+
+def read_until(proc, pattern, timeout):
+    """Read proc's stdout lines until one matches; return all lines read."""
+    lines = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            if proc.poll() is not None:
+                break
+            continue
+        lines.append(line)
+        if re.search(pattern, line):
+            return lines
+    raise AssertionError(f"no line matching {pattern!r} within {timeout}s:\n{''.join(lines)}")
+
+
+def start_up(d):
+    return subprocess.Popen([PGHA_BIN, "up", "--dir", d, "--nodes", "3", "--timeout", "240"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def leader_port(lines):
+    for line in lines:
+        m = re.search(r'port=(\d+) user=postgres dbname=postgres"\s+# leader', line)
+        if m:
+            return int(m.group(1))
+    raise AssertionError("no leader connection string printed:\n" + "".join(lines))
+
+
+def test_up_starts_three_streaming_members_and_comes_back():
+    base = make_base_dir()
+    d = os.path.join(base, "cluster")
+    proc = start_up(d)
+    try:
+        lines = read_until(proc, r"is up: 3 members", 240)
+        lines += read_until(proc, r"^Stop:", 30)
+        out = "".join(lines)
+        assert out.count(" streaming ") >= 2, out
+        port = leader_port(lines)
+        # Generated secrets are private files; the password appears nowhere in the output.
+        pw_file = os.path.join(d, "secrets", "superuser.password")
+        assert os.stat(pw_file).st_mode & 0o777 == 0o600
+        password = open(pw_file).read().strip()
+        assert password and password not in out
+        with psycopg.connect(host="127.0.0.1", port=port, user="postgres", password=password,
+                             dbname="postgres", autocommit=True) as c:
+            c.execute("CREATE TABLE survives AS SELECT 'yes' AS v")
+        # The printed ctl command works.
+        m = re.search(r"Members:\s+(.*)", out)
+        r = subprocess.run(m.group(1).split(), capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and "leader" in r.stdout, r.stderr
+        # Ctrl-C stops everything cleanly.
+        os.killpg(proc.pid, signal.SIGINT)
+        rest = proc.communicate(timeout=120)[0]
+        assert proc.returncode == 0, rest
+        assert "stopped; data kept in" in rest
+
+        # Again on the same directory: same cluster, same data, no re-clone.
+        proc = start_up(d)
+        lines = read_until(proc, r"is up: 3 members", 240)
+        assert "restarting cluster" in "".join(lines)
+        lines += read_until(proc, r"^Stop:", 30)
+        port = leader_port(lines)
+        with psycopg.connect(host="127.0.0.1", port=port, user="postgres", password=password,
+                             dbname="postgres") as c:
+            assert c.execute("SELECT v FROM survives").fetchall() == [("yes",)]
+        for i in (1, 2, 3):
+            log = open(os.path.join(d, "logs", f"node{i}.log")).read()
+            assert log.count("initdb started") + log.count("pg_basebackup started") <= 1
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.communicate(timeout=120)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate(timeout=10)
+    import shutil
+    shutil.rmtree(base, ignore_errors=True)
