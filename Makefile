@@ -48,7 +48,9 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS)
 deps:
 	@scripts/install-deps.sh
 
-up: deps all
+# deps first, then a fresh make: pkg-config flags are read after the packages exist.
+up: deps
+	$(MAKE) all
 	./build/pgha up $(UP_ARGS)
 
 unit: $(UNIT_BINS)

@@ -77,7 +77,8 @@ static void usage(FILE *out)
 		"to bring the same cluster back with its data.\n"
 		"\n"
 		"Options:\n"
-		"  -d, --dir DIR        where everything lives (default ./pgha-up)\n"
+		"  -d, --dir DIR        where everything lives (default ./pgha-up; as root, /var/tmp/pgha-up\n"
+		"                       when ./ is not reachable by the OS user postgres)\n"
 		"  -n, --nodes N        number of PostgreSQL members, 1 to %d (default 3; first run only)\n"
 		"      --cluster NAME   cluster name (default pgha; first run only)\n"
 		"      --timeout SEC    how long to wait for all members to stream (default 300)\n"
@@ -527,7 +528,7 @@ int up_main(int argc, char **argv)
 		{"cluster", required_argument, NULL, 'C'}, {"timeout", required_argument, NULL, 't'},
 		{"etcd-bin", required_argument, NULL, 'E'}, {"bin-dir", required_argument, NULL, 'B'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-	const char *dir = "pgha-up", *cluster = "pgha", *etcd_bin = NULL;
+	const char *dir = NULL, *cluster = "pgha", *etcd_bin = NULL;
 	const char *bin_dir = "/usr/lib/postgresql/15/bin";
 	long nodes = 3, timeout = 300;
 	int opt;
@@ -568,6 +569,9 @@ int up_main(int argc, char **argv)
 	log_set_context("up");
 	u->timeout_s = (int)timeout;
 	u->bin_dir = xstrdup(bin_dir);
+	bool default_dir = dir == NULL;
+	if (default_dir)
+		dir = "pgha-up";
 	if (dir[0] == '/')
 		u->dir = xstrdup(dir);
 	else
@@ -603,6 +607,12 @@ int up_main(int argc, char **argv)
 	bool existing = false;
 	struct cluster_view view = {0};
 	int code = 1;
+	if (default_dir && check_reachable(u, &e) != 0) {
+		/* Root in a private home: PostgreSQL's user cannot get in; use a shared place. */
+		printf("note: %s is not reachable by the OS user postgres; using /var/tmp/pgha-up\n", u->dir);
+		free(u->dir);
+		u->dir = xstrdup("/var/tmp/pgha-up");
+	}
 	if (check_reachable(u, &e) != 0 || prepare_dir(u, (int)nodes, cluster, &existing, &e) != 0) {
 		fprintf(stderr, "pgha up: %s\n", e.msg);
 		return 1;
