@@ -87,3 +87,89 @@ def test_non_postgres_data_directory_is_never_touched(cluster):
     assert n.proc.wait(timeout=60) == 1
     assert "not a PostgreSQL data directory" in n.log()
     assert open(keep).read() == "user data"
+
+
+def test_etcd_auth_password_from_file_and_endpoint_failover(base_dir, etcd):
+    import subprocess
+    pw = "etcd-" + os.urandom(6).hex()
+    env = dict(os.environ, ETCDCTL_API="3")
+    for args, stdin in ((["user", "add", "root", "--interactive=false"], pw + "\n"),
+                        (["auth", "enable"], None)):
+        r = subprocess.run(["etcdctl", "--endpoints", etcd.url, *args], input=stdin, env=env,
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+    pw_file = os.path.join(base_dir, "secrets-etcd")
+    with open(pw_file, "w") as f:
+        f.write(pw + "\n")
+    os.chmod(pw_file, 0o600)
+    c = Cluster(base_dir, etcd, name="auth")
+    # The first endpoint is dead: the client must move on to the live one.
+    from conftest import free_port
+    dead = f"http://127.0.0.1:{free_port()}"
+    n = c.add("a1", {"etcd.endpoints": f"{dead},{etcd.url}", "etcd.username": "root",
+                     "etcd.password_file": pw_file})
+    try:
+        n.start()
+
+        def up():
+            st, body = n.api("/primary")
+            return st == 200
+        wait_until("bootstrap through an authenticated etcd", up, timeout=90)
+        # Without credentials etcd refuses us: the data really is behind auth.
+        r = subprocess.run(["etcdctl", "--endpoints", etcd.url, "get", "--prefix", "/pgha/"],
+                           env=env, capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0
+        assert pw not in n.log()
+    finally:
+        n.stop()
+
+
+def test_garbage_from_etcd_is_a_clear_error_not_a_crash(base_dir):
+    """An 'etcd' endpoint that answers HTTP garbage: the agent logs what is wrong and keeps going."""
+    import http.server
+    import threading
+
+    class Garbage(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = b'{"header": 12, "kvs": "not a list'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Garbage)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    etcd = Etcd(base_dir)
+    etcd.url = f"http://127.0.0.1:{srv.server_address[1]}"
+    c = Cluster(base_dir, etcd)
+    n = c.add("g1")
+    try:
+        n.start()
+        wait_until("a clear error about the reply", lambda: "etcd unreachable" in n.log(), timeout=30)
+        time.sleep(2)
+        assert n.proc.poll() is None, "the agent died on a garbage reply"
+        log = n.log()
+        assert "reply is not JSON" in log and etcd.url in log, log[-2000:]
+        assert not os.path.exists(n.data_dir) or not os.listdir(n.data_dir)
+        assert n.stop() == 0
+    finally:
+        srv.shutdown()
+
+
+def test_leader_drops_the_slot_of_a_member_that_left(cluster):
+    for name in ("s1", "s2"):
+        cluster.add(name, {"postgresql.member_slots_ttl": "0"}).start()
+    leader = cluster.wait_streaming(["s1", "s2"], timeout=180)
+    other = "s2" if leader == "s1" else "s1"
+    ln = cluster.nodes[leader]
+    wait_until("slot of the standby", lambda: ln.sql("SELECT slot_name FROM pg_replication_slots") == [(other,)],
+               timeout=30)
+    cluster.nodes[other].stop()
+    wait_until("slot dropped after the member left",
+               lambda: ln.sql("SELECT count(*) FROM pg_replication_slots") == [(0,)], timeout=30)
+    assert f"dropped replication slot {other}" in ln.log()
