@@ -90,6 +90,7 @@ int agent_start_pg(struct agent *a, bool standby, struct pgha_err *e)
 	a->phase = PG_STARTING;
 	a->pg_start_ms = now_ms();
 	a->crashed = false;
+	a->started_as_standby = standby;
 	free(a->primary_conninfo);
 	a->primary_conninfo = ci;
 	ci = NULL;

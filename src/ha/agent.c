@@ -380,7 +380,8 @@ static void build_observed(struct agent *a, struct ha_observed *o)
 	}
 	if (a->phase != PG_STOPPED) {
 		o->data = HA_DATA_VALID;
-		o->data_standby = a->have_st ? a->st.in_recovery : a->data.standby_signal;
+		o->data_standby = a->have_st ? a->st.in_recovery
+				: a->pg_child ? a->started_as_standby : a->data.standby_signal;
 	} else {
 		o->data = a->data.kind == PG_DATA_MISSING ? HA_DATA_MISSING
 			: a->data.kind == PG_DATA_VALID ? HA_DATA_VALID : HA_DATA_INVALID;

@@ -75,6 +75,7 @@ struct agent {
 	struct pg_data_info data;
 	char *primary_conninfo;   /* what pgha.conf points at (standby) */
 	bool crashed;
+	bool started_as_standby;  /* what agent_start_pg wrote (standby.signal) */
 
 	struct job job;
 	int64_t backoff_until_ms;

@@ -334,6 +334,9 @@ static int start_etcd(struct up *u, struct pgha_err *e)
 		return -1;
 	int64_t deadline = now_ms() + 30000;
 	rc = -1;
+	/* Refused connections are expected until etcd listens: keep them out of the output. */
+	enum log_level saved = log_min_level;
+	log_set_level(LOG_FATAL);
 	while (now_ms() < deadline && !up_stop) {
 		struct etcd_kvs kvs = {0};
 		if (etcd_get(c, "/pgha-up-probe", &kvs, e) == 0) {
@@ -349,6 +352,7 @@ static int start_etcd(struct up *u, struct pgha_err *e)
 		}
 		sleep_ms(100);
 	}
+	log_set_level(saved);
 	if (rc != 0 && u->etcd_pid > 0)
 		err_wrap(e, "etcd did not answer within 30 s (see %s/logs/etcd.log)", u->dir);
 	etcd_free(c);
