@@ -6,7 +6,7 @@
 #   make deps       install the Debian packages pgha needs (needs root)
 
 CC      ?= cc
-PKGS    := libcurl jansson inih libpq
+PKGS    := libcurl jansson libpq
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter \
            -Wmissing-prototypes -Wstrict-prototypes -D_GNU_SOURCE -pthread -Isrc \

@@ -7,7 +7,7 @@ PACKAGES=(
   gcc make pkg-config
   postgresql-15 postgresql-client-15 libpq-dev
   etcd-server etcd-client
-  libcurl4-openssl-dev libjansson-dev libinih-dev libssl-dev
+  libcurl4-openssl-dev libjansson-dev libssl-dev
   libcmocka-dev
   python3 python3-pytest python3-psycopg
   iproute2 procps

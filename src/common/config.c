@@ -1,14 +1,16 @@
 #include "common/config.h"
 
+#include <ctype.h>
 #include <errno.h>
-#include <ini.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "common/ini.h"
 #include "common/log.h"
 #include "common/strbuf.h"
+#include "common/util.h"
 
 static const char *type_name(enum opt_type t)
 {
@@ -55,8 +57,12 @@ int config_parse_duration_ms(const char *s, long *out)
 	char *end;
 	errno = 0;
 	double v = strtod(s, &end);
-	if (errno != 0 || end == s || v < 0)
+	/* !(v >= 0) also refuses NaN; hex and exponents are not durations. */
+	if (errno != 0 || end == s || !(v >= 0))
 		return -1;
+	for (const char *p = s; p < end; p++)
+		if (!isdigit((unsigned char)*p) && *p != '.')
+			return -1;   /* no hex, exponents, signs, nan or inf */
 	double mult;
 	if (*end == '\0' || strcmp(end, "s") == 0)
 		mult = 1000;
@@ -165,50 +171,47 @@ int config_set(const struct config_table *t, void *target, const char *section, 
 struct parse_state {
 	const struct config_table *t;
 	void *target;
-	const char *path;
-	bool failed;
-	struct pgha_err first;
 	unsigned char *seen;   /* one flag per option: set by the file */
 };
 
-static int config_ini_cb(void *user, const char *section, const char *name, const char *value)
+static int config_ini_cb(void *arg, int line, const char *section, const char *name,
+			 const char *value, struct pgha_err *e)
 {
-	struct parse_state *ps = user;
-	struct pgha_err e;
-	if (config_set(ps->t, ps->target, section, name, value, &e) != 0) {
-		if (!ps->failed) {
-			ps->failed = true;
-			ps->first = e;
-		}
-		return 0;   /* inih records the line of the first error */
-	}
+	struct parse_state *ps = arg;
+	if (config_set(ps->t, ps->target, section, name, value, e) != 0)
+		return -1;
 	const struct config_option *o = config_find(ps->t, section, name);
 	if (o != NULL)
 		ps->seen[o - ps->t->options] = 1;
-	return 1;
+	return 0;
 }
 
 int config_parse_file(const struct config_table *t, const char *path, void *target,
 		      struct pgha_err *e)
 {
-	struct parse_state ps = {.t = t, .target = target, .path = path};
+	struct parse_state ps = {.t = t, .target = target};
 	ps.seen = xcalloc(t->noptions, 1);
+	char *text;
+	size_t len;
+	int rc = 0;
 	FILE *f = fopen(path, "r");
 	if (f == NULL) {
 		free(ps.seen);
 		return err_set(e, "cannot open config file \"%s\": %s", path, strerror(errno));
 	}
-	int line = ini_parse_file(f, config_ini_cb, &ps);
 	fclose(f);
-	int rc = 0;
-	if (line != 0) {
-		if (ps.failed)
-			rc = err_set(e, "%s:%d: %s", path, line, ps.first.msg);
-		else
-			rc = err_set(e, "%s:%d: syntax error (expected \"[section]\" or \"name = value\")",
-				     path, line);
-		goto out;
+	if (read_file(path, &text, &len, e) != 0) {
+		free(ps.seen);
+		return -1;
 	}
+	if (memchr(text, '\0', len) != NULL)
+		rc = err_set(e, "%s: not a text file (it holds NUL bytes)", path);
+	else
+		rc = ini_parse_text(text, path, config_ini_cb, &ps, e);
+	explicit_bzero(text, len);
+	free(text);
+	if (rc != 0)
+		goto out;
 	for (size_t i = 0; i < t->noptions; i++) {
 		const struct config_option *o = &t->options[i];
 		if ((o->flags & OPT_REQUIRED) && !ps.seen[i]) {

@@ -1,5 +1,5 @@
 /*
- * config.h — declarative option tables and the INI parser built on inih.
+ * config.h — declarative option tables and the INI files that set them (common/ini.h).
  *
  * Every option is one row of a table: section, name, type, where it lives in
  * the target struct, default, range, whether a reload (SIGHUP) may change it,

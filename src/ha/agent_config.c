@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/log.h"
 #include "common/strbuf.h"
@@ -88,6 +89,8 @@ static const struct config_option agent_options[] = {
 static int param_set(void *target, const char *key, const char *value, struct pgha_err *e)
 {
 	struct agent_config *cfg = target;
+	if (key[0] == '\0')
+		return err_set(e, "[parameters] a value without a parameter name");
 	for (const char *p = key; *p; p++) {
 		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.')
 			return err_set(e, "[parameters] \"%s\" is not a PostgreSQL parameter name", key);
@@ -154,12 +157,17 @@ int agent_config_validate(struct agent_config *cfg, struct pgha_err *e)
 		return err_set(e, "%s: [etcd] username is set but password_file is not", p);
 	if (cfg->data_dir[0] != '/')
 		return err_set(e, "%s: [postgresql] data_dir = \"%s\": must be an absolute path", p, cfg->data_dir);
+	/* "/srv/pg/data/" is "/srv/pg/data": files pgha keeps beside it must not land inside it. */
+	for (size_t n = strlen(cfg->data_dir); n > 1 && cfg->data_dir[n - 1] == '/'; n--)
+		cfg->data_dir[n - 1] = '\0';
+	if (strcmp(cfg->data_dir, "/") == 0)
+		return err_set(e, "%s: [postgresql] data_dir = \"/\": choose a directory of its own", p);
 	struct pgha_err sub;
 	if (parse_host_port(cfg->listen, cfg->pg_host, sizeof(cfg->pg_host), &cfg->pg_port, &sub) != 0)
 		return err_set(e, "%s: [postgresql] listen: %s", p, sub.msg);
 	if (cfg->address[0] == '\0') {
 		if (strcmp(cfg->pg_host, "*") == 0 || strcmp(cfg->pg_host, "0.0.0.0") == 0 ||
-		    strchr(cfg->pg_host, ',') != NULL)
+		    strcmp(cfg->pg_host, "::") == 0 || strchr(cfg->pg_host, ',') != NULL)
 			return err_set(e, "%s: [postgresql] address is required when listen is \"%s\" "
 				       "(others need one address to reach this member)", p, cfg->listen);
 		free(cfg->address);
@@ -184,11 +192,15 @@ int agent_config_validate(struct agent_config *cfg, struct pgha_err *e)
 	char *parent = path_dirname(cfg->data_dir);
 	if (cfg->pgpass[0] == '\0') {
 		free(cfg->pgpass);
-		cfg->pgpass = xasprintf("%s/%s.pgpass", parent, cfg->name);
+		char *file = xasprintf("%s.pgpass", cfg->name);
+		cfg->pgpass = path_join(parent, file);
+		free(file);
 	}
 	if (cfg->log_file[0] == '\0') {
 		free(cfg->log_file);
-		cfg->log_file = xasprintf("%s/%s.postgresql.log", parent, cfg->name);
+		char *file = xasprintf("%s.postgresql.log", cfg->name);
+		cfg->log_file = path_join(parent, file);
+		free(file);
 	}
 	free(parent);
 	/* Parameters pgha owns: setting them here would break replication or failover. */
@@ -197,7 +209,7 @@ int agent_config_validate(struct agent_config *cfg, struct pgha_err *e)
 		"hba_file", "data_directory", "restore_command_pgha"};
 	for (size_t i = 0; i < cfg->nparams; i++) {
 		for (size_t j = 0; j < sizeof(owned) / sizeof(owned[0]); j++) {
-			if (strcmp(cfg->params[i].name, owned[j]) == 0)
+			if (strcasecmp(cfg->params[i].name, owned[j]) == 0)
 				return err_set(e, "%s: [parameters] %s is managed by pgha and cannot be set here"
 					       "\nHINT: use [postgresql] listen/socket_dir for addresses", p,
 					       cfg->params[i].name);

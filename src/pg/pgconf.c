@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,14 @@ void pg_conf_quote(struct strbuf *sb, const char *value)
 			sb_puts(sb, "''");
 		else if (*p == '\\')
 			sb_puts(sb, "\\\\");
+		else if (*p == '\n')
+			sb_puts(sb, "\\n");
+		else if (*p == '\r')
+			sb_puts(sb, "\\r");
+		else if (*p == '\t')
+			sb_puts(sb, "\\t");
+		else if ((unsigned char)*p < 0x20)
+			sb_printf(sb, "\\%03o", (unsigned char)*p);
 		else
 			sb_append(sb, p, 1);
 	}
@@ -63,14 +72,31 @@ char *pg_conninfo(const char *host, int port, const char *user, const char *pass
 	return sb_steal(&sb);
 }
 
+/*
+ * Injective: [a-z0-9] stay, '_' becomes "__", anything else "_xx" (hex), so
+ * "node-1", "node_1" and "Node-1" get different slots. A name that would not
+ * fit in 63 bytes keeps its first 46 bytes and gets a hash of the whole name.
+ */
 void pg_slot_name(const char *member, char *out, size_t outlen)
 {
+	char buf[256];
 	size_t j = 0;
-	for (const char *p = member; *p && j + 1 < outlen && j < 63; p++) {
-		char c = (char)tolower((unsigned char)*p);
-		out[j++] = (isalnum((unsigned char)c) && (unsigned char)c < 128) ? c : '_';
+	for (const unsigned char *p = (const unsigned char *)member; *p && j + 4 < sizeof(buf); p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9'))
+			buf[j++] = (char)*p;
+		else if (*p == '_')
+			j += (size_t)snprintf(buf + j, sizeof(buf) - j, "__");
+		else
+			j += (size_t)snprintf(buf + j, sizeof(buf) - j, "_%02x", *p);
 	}
-	out[j] = '\0';
+	buf[j] = '\0';
+	if (j > 63) {
+		uint32_t h = 2166136261u;   /* FNV-1a */
+		for (const unsigned char *p = (const unsigned char *)member; *p; p++)
+			h = (h ^ *p) * 16777619u;
+		snprintf(buf + 46, sizeof(buf) - 46, "_h%08x", h);
+	}
+	snprintf(out, outlen, "%s", buf);
 }
 
 static uid_t owner_uid(const struct pg_node *n)

@@ -159,6 +159,22 @@ int pg_basebackup_spawn(const struct pg_node *n, const char *dir, const char *co
 	return rc;
 }
 
+int pg_rewind_spawn(const struct pg_node *n, const char *source_conninfo, pid_t *pid, int *out_fd,
+		    struct pgha_err *e)
+{
+	char *prog = bin(n, "pg_rewind");
+	char *target = xasprintf("--target-pgdata=%s", n->data_dir);
+	char *source = xasprintf("--source-server=%s", source_conninfo);
+	const char *argv[] = {prog, target, source, "--progress", NULL};
+	struct proc_spec spec = {.argv = argv, .user = n->user, .cwd = n->data_dir, .new_session = true,
+				 .env_add = c_locale_env};
+	int rc = proc_spawn_piped(&spec, pid, out_fd, e);
+	free(prog);
+	free(target);
+	free(source);
+	return rc;
+}
+
 int pg_start(const struct pg_node *n, pid_t *pid, struct pgha_err *e)
 {
 	int fd = open(n->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);

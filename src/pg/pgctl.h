@@ -68,6 +68,14 @@ int pg_initdb_spawn(const struct pg_node *n, const char *dir, const char *pwfile
 int pg_basebackup_spawn(const struct pg_node *n, const char *dir, const char *conninfo,
 			const char *slot, pid_t *pid, int *out_fd, struct pgha_err *e) PGHA_MUSTCHECK;
 
+/*
+ * Start `pg_rewind` of the data directory against a running source (the new
+ * leader, as superuser through the passfile). PostgreSQL must be stopped;
+ * pg_rewind runs crash recovery first when it was not shut down cleanly.
+ */
+int pg_rewind_spawn(const struct pg_node *n, const char *source_conninfo, pid_t *pid, int *out_fd,
+		    struct pgha_err *e) PGHA_MUSTCHECK;
+
 /* Start postgres -D data_dir as our child (own session; output to log_file). */
 int pg_start(const struct pg_node *n, pid_t *pid, struct pgha_err *e) PGHA_MUSTCHECK;
 

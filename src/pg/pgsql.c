@@ -212,3 +212,81 @@ out:
 	PQfinish(c);
 	return rc;
 }
+
+int pg_remote_timeline(const char *conninfo, uint32_t *tli, uint64_t *lsn, char **history,
+		       struct pgha_err *e)
+{
+	char *ci = xasprintf("%s replication=true connect_timeout=3", conninfo);
+	PGconn *c = PQconnectdb(ci);
+	free(ci);
+	int rc = -1;
+	*history = NULL;
+	if (PQstatus(c) != CONNECTION_OK) {
+		char *msg = xstrdup(PQerrorMessage(c));
+		msg[strcspn(msg, "\n")] = '\0';
+		err_set(e, "replication connection to the leader failed: %s", msg);
+		free(msg);
+		goto out;
+	}
+	PGresult *r = PQexec(c, "IDENTIFY_SYSTEM");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQnfields(r) < 3) {
+		err_set(e, "IDENTIFY_SYSTEM failed: %s", PQresultErrorMessage(r));
+		PQclear(r);
+		goto out;
+	}
+	*tli = (uint32_t)strtoul(PQgetvalue(r, 0, 1), NULL, 10);
+	if (lsn_parse(PQgetvalue(r, 0, 2), lsn) != 0) {
+		err_set(e, "IDENTIFY_SYSTEM returned a bad position \"%s\"", PQgetvalue(r, 0, 2));
+		PQclear(r);
+		goto out;
+	}
+	PQclear(r);
+	if (*tli <= 1) {
+		*history = xstrdup("");
+		rc = 0;
+		goto out;
+	}
+	char cmd[64];
+	snprintf(cmd, sizeof(cmd), "TIMELINE_HISTORY %u", *tli);
+	r = PQexec(c, cmd);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQnfields(r) < 2) {
+		err_set(e, "%s failed: %s", cmd, PQresultErrorMessage(r));
+		PQclear(r);
+		goto out;
+	}
+	*history = xstrdup(PQgetvalue(r, 0, 1));
+	PQclear(r);
+	rc = 0;
+out:
+	PQfinish(c);
+	return rc;
+}
+
+bool pg_timeline_diverged(const char *history, uint32_t leader_tli, uint32_t my_tli, uint64_t my_lsn)
+{
+	if (my_tli == leader_tli)
+		return false;
+	if (my_tli > leader_tli)
+		return true;
+	/* Lines: "<parent tli>\t<switchpoint>\t<reason>"; comments start with '#'. */
+	const char *line = history ? history : "";
+	while (*line) {
+		const char *eol = strchr(line, '\n');
+		size_t len = eol ? (size_t)(eol - line) : strlen(line);
+		char buf[256];
+		if (len >= sizeof(buf))
+			len = sizeof(buf) - 1;
+		memcpy(buf, line, len);
+		buf[len] = '\0';
+		unsigned int parent;
+		char sw[64];
+		if (buf[0] != '#' && sscanf(buf, "%u %63s", &parent, sw) == 2 && parent == my_tli) {
+			uint64_t switchpoint;
+			if (lsn_parse(sw, &switchpoint) != 0)
+				return true;
+			return my_lsn > switchpoint;
+		}
+		line = eol ? eol + 1 : line + len;
+	}
+	return true;   /* my timeline is not in the leader's history */
+}

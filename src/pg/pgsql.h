@@ -53,4 +53,21 @@ int pg_reload_conf(PGconn *c, struct pgha_err *e) PGHA_MUSTCHECK;
  */
 int pg_remote_slot_exists(const char *conninfo, const char *slot, struct pgha_err *e);
 
+/*
+ * Ask a server over a replication connection for its current timeline and
+ * WAL position (IDENTIFY_SYSTEM) and, when its timeline is above 1, the
+ * history file of that timeline (TIMELINE_HISTORY). *history is "" for
+ * timeline 1; the caller frees it.
+ */
+int pg_remote_timeline(const char *conninfo, uint32_t *tli, uint64_t *lsn, char **history,
+		       struct pgha_err *e) PGHA_MUSTCHECK;
+
+/*
+ * Pure: has a server at (my_tli, my_lsn) diverged from the history of a
+ * server on leader_tli? True when my timeline is not an ancestor of the
+ * leader's, or when I have WAL past the point where the leader's history
+ * left my timeline. `history` is the content of leader_tli's history file.
+ */
+bool pg_timeline_diverged(const char *history, uint32_t leader_tli, uint32_t my_tli, uint64_t my_lsn);
+
 #endif

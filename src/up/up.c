@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <ini.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -27,6 +26,7 @@
 #include <unistd.h>
 
 #include "cli/ctl.h"
+#include "common/ini.h"
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/strbuf.h"
@@ -119,7 +119,8 @@ static bool port_in_use(int port)
 	return busy;
 }
 
-static int state_ini(void *user, const char *section, const char *name, const char *value)
+static int state_ini(void *user, int line, const char *section, const char *name, const char *value,
+		     struct pgha_err *e)
 {
 	struct up_state *st = user;
 	int idx;
@@ -136,8 +137,8 @@ static int state_ini(void *user, const char *section, const char *name, const ch
 	else if (sscanf(name, "api_port_%d", &idx) == 1 && idx >= 1 && idx <= MAX_NODES)
 		st->api_port[idx - 1] = atoi(value);
 	else
-		return 0;
-	return 1;
+		return err_set(e, "unknown setting \"%s\"", name);
+	return 0;
 }
 
 static int load_or_create_state(struct up *u, int nodes, const char *cluster, bool *existing,
@@ -147,11 +148,13 @@ static int load_or_create_state(struct up *u, int nodes, const char *cluster, bo
 	int rc = 0;
 	*existing = path_exists(path);
 	if (*existing) {
-		int line = ini_parse(path, state_ini, &u->st);
-		if (line != 0 || u->st.nodes < 1 || u->st.nodes > MAX_NODES || u->st.etcd_client_port <= 0) {
-			rc = err_set(e, "%s is damaged (line %d)\nHINT: use another --dir, or remove %s to start afresh",
-				     path, line, u->dir);
-			goto out;
+		if (ini_parse_path(path, state_ini, &u->st, e) != 0) {
+			rc = err_wrap(e, "%s is damaged", path);
+			goto hint;
+		}
+		if (u->st.nodes < 1 || u->st.nodes > MAX_NODES || u->st.etcd_client_port <= 0) {
+			rc = err_set(e, "%s is damaged (nodes or ports missing)", path);
+			goto hint;
 		}
 		goto out;
 	}
@@ -177,6 +180,11 @@ static int load_or_create_state(struct up *u, int nodes, const char *cluster, bo
 			  u->st.api_port[i]);
 	rc = write_file_atomic(path, sb.data, sb.len, 0644, (uid_t)-1, (gid_t)-1, e);
 	sb_free(&sb);
+	goto out;
+hint:
+	if (strlen(e->msg) + strlen(u->dir) + 64 < sizeof(e->msg))
+		snprintf(e->msg + strlen(e->msg), sizeof(e->msg) - strlen(e->msg),
+			 "\nHINT: use another --dir, or remove %s to start afresh", u->dir);
 out:
 	free(path);
 	return rc;

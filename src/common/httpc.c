@@ -1,0 +1,85 @@
+#include "common/httpc.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pthread_once_t httpc_once = PTHREAD_ONCE_INIT;
+
+static void httpc_global_init(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct strbuf *sb = arg;
+	size_t n = size * nmemb;
+	if (sb->len + n > 1024 * 1024)
+		return 0;   /* too big: abort this transfer */
+	sb_append(sb, ptr, n);
+	return n;
+}
+
+void httpc_run(struct httpc_req *reqs, size_t n, int timeout_ms)
+{
+	pthread_once(&httpc_once, httpc_global_init);
+	CURLM *multi = curl_multi_init();
+	CURL **handles = xcalloc(n, sizeof(*handles));
+	struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+	for (size_t i = 0; i < n; i++) {
+		struct httpc_req *r = &reqs[i];
+		r->status = 0;
+		r->error[0] = '\0';
+		sb_init(&r->resp);
+		CURL *h = curl_easy_init();
+		handles[i] = h;
+		curl_easy_setopt(h, CURLOPT_URL, r->url);
+		curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
+		curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+		curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+		curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->resp);
+		curl_easy_setopt(h, CURLOPT_PRIVATE, r);
+		if (r->body != NULL) {
+			curl_easy_setopt(h, CURLOPT_POSTFIELDS, r->body);
+			curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+		}
+		curl_multi_add_handle(multi, h);
+	}
+	int running = 1;
+	while (running > 0) {
+		if (curl_multi_perform(multi, &running) != CURLM_OK)
+			break;
+		if (running > 0 && curl_multi_poll(multi, NULL, 0, 100, NULL) != CURLM_OK)
+			break;
+	}
+	CURLMsg *msg;
+	int left;
+	while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		struct httpc_req *r = NULL;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+		if (r == NULL)
+			continue;
+		if (msg->data.result == CURLE_OK) {
+			long code = 0;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
+			r->status = (int)code;
+		} else {
+			snprintf(r->error, sizeof(r->error), "%s", curl_easy_strerror(msg->data.result));
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		curl_multi_remove_handle(multi, handles[i]);
+		curl_easy_cleanup(handles[i]);
+	}
+	curl_slist_free_all(hdrs);
+	free(handles);
+	curl_multi_cleanup(multi);
+}

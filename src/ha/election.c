@@ -1,0 +1,122 @@
+#include "ha/election.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/httpc.h"
+#include "common/strbuf.h"
+#include "common/util.h"
+
+/* a ahead of b? (timeline, then position, then priority, then the lower name) */
+static bool ahead_of(const struct ha_candidate *a, const struct ha_candidate *b)
+{
+	if (a->timeline != b->timeline)
+		return a->timeline > b->timeline;
+	if (a->lsn != b->lsn)
+		return a->lsn > b->lsn;
+	if (a->priority != b->priority)
+		return a->priority > b->priority;
+	return strcmp(a->name, b->name) < 0;
+}
+
+enum ha_rank ha_rank(const struct ha_candidate *me, const struct ha_candidate *others, size_t n,
+		     const char **ahead)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct ha_candidate *o = &others[i];
+		if (!o->answered || !o->candidate)
+			continue;
+		if (!o->settled) {
+			if (ahead)
+				*ahead = o->name;
+			return HA_RANK_UNSETTLED;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct ha_candidate *o = &others[i];
+		if (o->answered && o->candidate && ahead_of(o, me)) {
+			if (ahead)
+				*ahead = o->name;
+			return HA_RANK_BEHIND;
+		}
+	}
+	return HA_RANK_BEST;
+}
+
+static uint64_t lsn_field(json_t *o, const char *key)
+{
+	uint64_t v = 0;
+	json_t *j = json_object_get(o, key);
+	if (json_is_string(j))
+		lsn_parse(json_string_value(j), &v);
+	return v;
+}
+
+void ha_candidate_from_status(const char *json, struct ha_candidate *out)
+{
+	char name[MEMBER_NAME_MAX];
+	snprintf(name, sizeof(name), "%s", out->name);
+	memset(out, 0, sizeof(*out));
+	snprintf(out->name, sizeof(out->name), "%s", name);
+	json_error_t jerr;
+	json_t *o = json_loads(json, 0, &jerr);
+	if (!json_is_object(o))
+		goto out;
+	json_t *role = json_object_get(o, "role"), *state = json_object_get(o, "state");
+	json_t *tl = json_object_get(o, "timeline"), *tags = json_object_get(o, "tags");
+	if (!json_is_string(role) || !json_is_string(state) || !json_is_integer(tl))
+		goto out;
+	out->answered = true;
+	out->timeline = (uint32_t)json_integer_value(tl);
+	uint64_t rx = lsn_field(o, "received_lsn"), re = lsn_field(o, "replayed_lsn");
+	out->lsn = rx > re ? rx : re;
+	out->settled = json_is_null(json_object_get(o, "leader")) ||
+		       json_object_get(o, "leader") == NULL;
+	bool nofailover = false;
+	out->priority = 100;
+	if (json_is_object(tags)) {
+		nofailover = json_is_true(json_object_get(tags, "nofailover"));
+		json_t *p = json_object_get(tags, "priority");
+		if (json_is_integer(p))
+			out->priority = (int)json_integer_value(p);
+	}
+	const char *st = json_string_value(state);
+	out->candidate = strcmp(json_string_value(role), "replica") == 0 &&
+			 (strcmp(st, "running") == 0 || strcmp(st, "streaming") == 0) &&
+			 json_is_true(json_object_get(o, "etcd_reachable")) && !nofailover &&
+			 out->priority > 0;
+out:
+	json_decref(o);
+}
+
+void ha_poll_candidates(const struct cluster_view *v, const char *self, int timeout_ms,
+			struct ha_candidate **out, size_t *n)
+{
+	struct httpc_req *reqs = xcalloc(v->nmembers, sizeof(*reqs));
+	struct ha_candidate *c = xcalloc(v->nmembers, sizeof(*c));
+	char **urls = xcalloc(v->nmembers, sizeof(*urls));
+	size_t k = 0;
+	for (size_t i = 0; i < v->nmembers; i++) {
+		const struct member *m = &v->members[i];
+		if (strcmp(m->name, self) == 0 || m->api_url[0] == '\0')
+			continue;
+		urls[k] = xasprintf("%s/status", m->api_url);
+		reqs[k].url = urls[k];
+		snprintf(c[k].name, sizeof(c[k].name), "%s", m->name);
+		k++;
+	}
+	httpc_run(reqs, k, timeout_ms);
+	for (size_t i = 0; i < k; i++) {
+		/* /status answers 503 when PostgreSQL is down: the body still says why. */
+		if (reqs[i].status == 200 || reqs[i].status == 503)
+			ha_candidate_from_status(sb_str(&reqs[i].resp), &c[i]);
+		sb_free(&reqs[i].resp);
+		free(urls[i]);
+	}
+	free(urls);
+	free(reqs);
+	*out = c;
+	*n = k;
+}

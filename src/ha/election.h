@@ -1,0 +1,49 @@
+/*
+ * election.h — who should take a free leader key.
+ *
+ * When the leader key is gone, each eligible standby asks the other members
+ * (GET <api_url>/status, in parallel, short timeout) for their timeline and
+ * WAL position. Only the most advanced one races for the key; ties are broken
+ * by priority (higher wins), then by name (lower wins). Members that do not
+ * answer, that cannot reach etcd, that are not running standbys, or that are
+ * tagged nofailover / priority 0 are not candidates. A member whose answer
+ * still shows the old leader has not seen the change yet: its position may
+ * be stale, so the election waits for it (one loop).
+ */
+#ifndef PGHA_HA_ELECTION_H
+#define PGHA_HA_ELECTION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dcs/member.h"
+
+struct ha_candidate {
+	char name[MEMBER_NAME_MAX];
+	bool answered;          /* the API answered with a usable status */
+	bool settled;           /* it has seen that there is no leader */
+	bool candidate;         /* running standby, reaches etcd, may be promoted */
+	uint32_t timeline;
+	uint64_t lsn;           /* max(received, replayed) */
+	int priority;
+};
+
+enum ha_rank {
+	HA_RANK_BEST,           /* nobody eligible is ahead of me */
+	HA_RANK_BEHIND,         /* someone is ahead: let them take the key */
+	HA_RANK_UNSETTLED,      /* someone has not seen the leader go yet: ask again */
+};
+
+/* Pure: rank me among the answers. *ahead (may be NULL) names who is ahead/unsettled. */
+enum ha_rank ha_rank(const struct ha_candidate *me, const struct ha_candidate *others, size_t n,
+		     const char **ahead);
+
+/* Pure: parse a /status body into a candidate (answered=false when unusable). */
+void ha_candidate_from_status(const char *json, struct ha_candidate *out);
+
+/* Ask every member of the view except `self` for its status (parallel, timeout_ms). */
+void ha_poll_candidates(const struct cluster_view *v, const char *self, int timeout_ms,
+			struct ha_candidate **out, size_t *n);
+
+#endif

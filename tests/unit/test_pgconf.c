@@ -1,0 +1,828 @@
+/*
+ * test_pgconf.c — the files pgha writes for PostgreSQL (pg/pgconf.c): slot
+ * names, conninfo and postgresql.conf quoting (checked against libpq's own
+ * parser), the passfile, and pgha.conf / pg_hba.conf / standby.signal /
+ * the include line in a scratch data directory.
+ *
+ * Everything is written as the current user (run_user.set = false,
+ * pg_node.user = NULL) under a private mkdtemp directory that the group
+ * teardown removes, even after a failed test.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <libpq-fe.h>
+
+#include "common/proc.h"
+#include "common/strbuf.h"
+#include "common/util.h"
+#include "pg/pgconf.h"
+#include "pg/pgctl.h"
+
+#define INCLUDE_LINE "include_if_exists = 'pgha.conf'\t# added by pgha: keep it last\n"
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static char root[1024];
+
+static int group_setup(void **state)
+{
+	const char *base = getenv("TMPDIR");
+	snprintf(root, sizeof(root), "%s/pgha-test-pgconf-XXXXXX", base && base[0] ? base : "/tmp");
+	return mkdtemp(root) == NULL ? -1 : 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static int group_teardown(void **state)
+{
+	return nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A fresh directory under root (path receives it). */
+static void new_dir(char *path, size_t len)
+{
+	snprintf(path, len, "%s/d-XXXXXX", root);
+	if (mkdtemp(path) == NULL)
+		fail_msg("mkdtemp: %s", strerror(errno));
+}
+
+static void put_file(const char *dir, const char *name, const char *content)
+{
+	char path[1200];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	if (f == NULL)
+		fail_msg("%s: %s", path, strerror(errno));
+	fputs(content, f);
+	fclose(f);
+}
+
+/* The whole file (caller frees), or NULL when it does not exist. */
+static char *get_file(const char *dir, const char *name)
+{
+	char path[1200];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	char *data = NULL;
+	struct pgha_err e;
+	if (read_file(path, &data, NULL, &e) != 0)
+		return NULL;
+	return data;
+}
+
+static bool file_exists(const char *dir, const char *name)
+{
+	char path[1200];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return stat(path, &st) == 0;
+}
+
+static void assert_mode_0600(const char *dir, const char *name)
+{
+	char path[1200];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (stat(path, &st) != 0)
+		fail_msg("%s: %s", path, strerror(errno));
+	if ((st.st_mode & 07777) != 0600)
+		fail_msg("%s has mode %o, want 600", path, (unsigned)(st.st_mode & 07777));
+	assert_int_equal(st.st_uid, geteuid());
+}
+
+static void assert_file_eq(const char *dir, const char *name, const char *want)
+{
+	char *got = get_file(dir, name);
+	if (got == NULL)
+		fail_msg("%s/%s does not exist", dir, name);
+	if (strcmp(got, want) != 0) {
+		print_error("%s/%s:\n--- got ---\n%s--- want ---\n%s-----------\n", dir, name, got, want);
+		free(got);
+		fail_msg("%s differs", name);
+	}
+	free(got);
+}
+
+/* No file but the listed ones (in particular no leftover *.tmp.<pid>). */
+static void assert_dir_holds(const char *dir, const char *const *names, size_t n)
+{
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	struct dirent *de;
+	size_t count = 0;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		bool known = false;
+		for (size_t i = 0; i < n; i++)
+			known |= strcmp(de->d_name, names[i]) == 0;
+		if (!known) {
+			closedir(d);
+			fail_msg("unexpected file %s/%s", dir, de->d_name);
+		}
+		count++;
+	}
+	closedir(d);
+	assert_int_equal(count, n);
+}
+
+/* Value of keyword in a conninfo string as libpq parses it (caller frees; NULL if unset). */
+static char *conninfo_value(const char *conninfo, const char *keyword)
+{
+	char *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+	if (opts == NULL) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s", err ? err : "out of memory");
+		PQfreemem(err);
+		fail_msg("libpq refuses conninfo <%s>: %s", conninfo, msg);
+	}
+	char *v = NULL;
+	for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
+		if (strcmp(o->keyword, keyword) == 0 && o->val != NULL)
+			v = strdup(o->val);
+	PQconninfoFree(opts);
+	return v;
+}
+
+#define assert_conninfo(ci, key, want)                                               \
+	do {                                                                          \
+		char *v_ = conninfo_value((ci), (key));                               \
+		if (v_ == NULL)                                                       \
+			fail_msg("%s unset in <%s>", (key), (ci));                    \
+		if (strcmp(v_, (want)) != 0) {                                        \
+			print_error("%s = <%s>, want <%s>\n", (key), v_, (want));      \
+			free(v_);                                                     \
+			fail_msg("conninfo <%s>", (ci));                              \
+		}                                                                     \
+		free(v_);                                                             \
+	} while (0)
+
+/*
+ * A quoted postgresql.conf value as PostgreSQL reads it: the text between the
+ * outer quotes, '' is a quote, and backslash escapes as in GUC_scanstr()
+ * (\b \f \n \r \t, up to three octal digits, anything else is itself).
+ * Returns NULL if quoted is not one quoted token (caller frees).
+ */
+static char *guc_unquote(const char *quoted)
+{
+	size_t n = strlen(quoted);
+	if (n < 2 || quoted[0] != '\'' || quoted[n - 1] != '\'')
+		return NULL;
+	char *out = malloc(n);
+	size_t j = 0;
+	for (size_t i = 1; i < n - 1; i++) {
+		char c = quoted[i];
+		if (c == '\n') {
+			free(out);
+			return NULL; /* the config lexer does not allow a newline in a string */
+		}
+		if (c == '\'') {
+			if (i + 1 >= n - 1 || quoted[i + 1] != '\'') {
+				free(out);
+				return NULL; /* a lone quote ends the string early */
+			}
+			out[j++] = '\'';
+			i++;
+		} else if (c == '\\' && i + 1 < n - 1) {
+			char x = quoted[++i];
+			switch (x) {
+			case 'b': out[j++] = '\b'; break;
+			case 'f': out[j++] = '\f'; break;
+			case 'n': out[j++] = '\n'; break;
+			case 'r': out[j++] = '\r'; break;
+			case 't': out[j++] = '\t'; break;
+			default:
+				if (x >= '0' && x <= '7') {
+					int v = x - '0';
+					for (int k = 0; k < 2 && i + 1 < n - 1 && quoted[i + 1] >= '0' &&
+							quoted[i + 1] <= '7'; k++)
+						v = v * 8 + (quoted[++i] - '0');
+					out[j++] = (char)v;
+				} else {
+					out[j++] = x;
+				}
+			}
+		} else if (c == '\\') {
+			free(out);
+			return NULL; /* a backslash escapes the closing quote */
+		} else {
+			out[j++] = c;
+		}
+	}
+	out[j] = '\0';
+	return out;
+}
+
+/* The value of "name = '...'" in a pgha.conf text, unquoted (caller frees). */
+static char *conf_value(const char *conf, const char *name)
+{
+	char prefix[128];
+	snprintf(prefix, sizeof(prefix), "\n%s = ", name);
+	const char *p = strstr(conf, prefix);
+	if (p == NULL)
+		return NULL;
+	p += strlen(prefix);
+	const char *eol = strchr(p, '\n');
+	char *quoted = strndup(p, eol ? (size_t)(eol - p) : strlen(p));
+	char *v = guc_unquote(quoted);
+	free(quoted);
+	return v;
+}
+
+/* ---- pg_slot_name ---------------------------------------------------------- */
+
+static void test_slot_name(void **state)
+{
+	static const struct {
+		const char *member;
+		const char *want;
+	} cases[] = {
+		{"node1", "node1"},
+		{"Node1", "node1"},
+		{"NODE-1", "node_1"},
+		{"db.dc1_a-b", "db_dc1_a_b"},
+		{"ABCXYZ0189", "abcxyz0189"},
+		{"", ""},
+		{"a b/c:d'e\"f\\g", "a_b_c_d_e_f_g"},
+		{"n\xc3\xb6""de", "n__de"},               /* UTF-8 "ö": two bytes, two '_' */
+		{"\xff\x80Z", "__z"},
+		{"\xc3\x84", "__"},                       /* "Ä" is not lowercased to "ä" */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char out[64];
+		memset(out, 'X', sizeof(out));
+		pg_slot_name(cases[i].member, out, sizeof(out));
+		if (strcmp(out, cases[i].want) != 0)
+			fail_msg("pg_slot_name(\"%s\") = \"%s\", want \"%s\"", cases[i].member, out,
+				 cases[i].want);
+	}
+}
+
+static void test_slot_name_limits(void **state)
+{
+	char member[200], want[64], out[128];
+	/* 70 characters: capped at 63 bytes (NAMEDATALEN - 1) */
+	for (int i = 0; i < 70; i++)
+		member[i] = (char)('A' + i % 26);
+	member[70] = '\0';
+	for (int i = 0; i < 63; i++)
+		want[i] = (char)('a' + i % 26);
+	want[63] = '\0';
+	memset(out, 'X', sizeof(out));
+	pg_slot_name(member, out, sizeof(out));
+	assert_int_equal(strlen(out), 63);
+	assert_string_equal(out, want);
+
+	/* exactly 63 fits */
+	member[63] = '\0';
+	pg_slot_name(member, out, sizeof(out));
+	assert_string_equal(out, want);
+
+	/* a multi-byte character across the cap: bytes are counted, not characters */
+	memset(member, 'a', 62);
+	memcpy(member + 62, "\xc3\xb6" "zz", 5);
+	pg_slot_name(member, out, sizeof(out));
+	assert_int_equal(strlen(out), 63);
+	assert_int_equal(out[62], '_');
+
+	/* a smaller buffer: truncated, always terminated */
+	char small[5];
+	memset(small, 'X', sizeof(small));
+	pg_slot_name("ABCDEFGH", small, sizeof(small));
+	assert_string_equal(small, "abcd");
+	char one[1] = {'X'};
+	pg_slot_name("abc", one, sizeof(one));
+	assert_int_equal(one[0], '\0');
+
+	/* the result is always a valid slot name: [a-z0-9_]{0,63} */
+	char all[256];
+	for (int i = 1; i < 256; i++)
+		all[i - 1] = (char)i;
+	all[255] = '\0';
+	pg_slot_name(all, out, sizeof(out));
+	assert_int_equal(strlen(out), 63);
+	for (const char *p = out; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+			fail_msg("slot name \"%s\" holds 0x%02x", out, (unsigned char)*p);
+}
+
+/* ---- pg_conninfo ------------------------------------------------------------ */
+
+static void test_conninfo_exact(void **state)
+{
+	char *ci = pg_conninfo("10.0.0.1", 5432, "replicator", NULL, NULL, NULL);
+	assert_string_equal(ci, "host='10.0.0.1' port='5432' user='replicator' sslmode='prefer' "
+				"connect_timeout='5' keepalives_idle='5' keepalives_interval='2' "
+				"keepalives_count='3'");
+	free(ci);
+	ci = pg_conninfo("db1", 6432, "postgres", "/var/lib/pg/node1.pgpass", "node1", "postgres");
+	assert_string_equal(ci, "host='db1' port='6432' user='postgres' "
+				"passfile='/var/lib/pg/node1.pgpass' application_name='node1' "
+				"dbname='postgres' sslmode='prefer' connect_timeout='5' "
+				"keepalives_idle='5' keepalives_interval='2' keepalives_count='3'");
+	free(ci);
+}
+
+static void test_conninfo_roundtrip(void **state)
+{
+	static const struct {
+		const char *host, *user, *passfile, *app, *db;
+	} cases[] = {
+		{"10.0.0.1", "replicator", "/tmp/x.pgpass", "node1", NULL},
+		{"my host", "rep user", "/tmp/my dir/pass file", "node 1", "my db"},
+		{"it's", "o'brien", "/tmp/it's/x", "a'b", "d'b"},
+		{"back\\slash", "u\\v", "C:\\pg\\pass", "x\\", "\\"},
+		{"'\\' \\'", "''", "/tmp/ a'b\\c d ", " ", "='\\"},
+		{"", "", "", "", ""},
+		{"fd00::1", "user=host", "/tmp/a=b c=d", "x=y", "dbname=evil"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *ci = pg_conninfo(cases[i].host, 5433, cases[i].user, cases[i].passfile,
+				       cases[i].app, cases[i].db);
+		assert_conninfo(ci, "host", cases[i].host);
+		assert_conninfo(ci, "port", "5433");
+		assert_conninfo(ci, "user", cases[i].user);
+		assert_conninfo(ci, "passfile", cases[i].passfile);
+		assert_conninfo(ci, "application_name", cases[i].app);
+		if (cases[i].db)
+			assert_conninfo(ci, "dbname", cases[i].db);
+		assert_conninfo(ci, "sslmode", "prefer");
+		assert_conninfo(ci, "connect_timeout", "5");
+		assert_conninfo(ci, "keepalives_idle", "5");
+		assert_conninfo(ci, "keepalives_interval", "2");
+		assert_conninfo(ci, "keepalives_count", "3");
+		free(ci);
+	}
+	/* no passfile / application_name / dbname: left unset */
+	char *ci = pg_conninfo("h", 1, "u", NULL, NULL, NULL);
+	char *v = conninfo_value(ci, "passfile");
+	assert_null(v);
+	v = conninfo_value(ci, "application_name");
+	assert_null(v);
+	v = conninfo_value(ci, "dbname");
+	assert_null(v);
+	assert_conninfo(ci, "port", "1");
+	free(ci);
+}
+
+/* ---- pg_conf_quote ------------------------------------------------------------ */
+
+static void test_conf_quote(void **state)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{"", "''"},
+		{"on", "'on'"},
+		{"it's", "'it''s'"},
+		{"''", "''''''"},
+		{"a\\b", "'a\\\\b'"},
+		{"\\'", "'\\\\'''"},
+		{"%m [%p] ", "'%m [%p] '"},
+		{"host='x' port='5'", "'host=''x'' port=''5'''"},
+		{"C:\\dir\\", "'C:\\\\dir\\\\'"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct strbuf sb = STRBUF_INIT;
+		pg_conf_quote(&sb, cases[i].in);
+		if (strcmp(sb_str(&sb), cases[i].want) != 0)
+			fail_msg("pg_conf_quote(<%s>) = <%s>, want <%s>", cases[i].in, sb_str(&sb),
+				 cases[i].want);
+		/* PostgreSQL reads back the original */
+		char *back = guc_unquote(sb_str(&sb));
+		assert_non_null(back);
+		assert_string_equal(back, cases[i].in);
+		free(back);
+		sb_free(&sb);
+	}
+	/* it appends */
+	struct strbuf sb = STRBUF_INIT;
+	sb_puts(&sb, "x = ");
+	pg_conf_quote(&sb, "a");
+	pg_conf_quote(&sb, "b");
+	assert_string_equal(sb_str(&sb), "x = 'a''b'");
+	sb_free(&sb);
+}
+
+/*
+ * postgresql.conf cannot hold a raw newline inside a quoted value (the config
+ * lexer ends the string at the line end and PostgreSQL refuses to start), but
+ * pg_conf_quote copies it as is. A leader's "host" comes from its member
+ * record in etcd, which may hold any JSON string: a newline in it ends up
+ * raw in primary_conninfo of every standby's pgha.conf. GUC strings support
+ * "\n", so the quoting must escape it.
+ */
+static void test_conf_quote_newline(void **state)
+{
+	static const char *const in[] = {"a\nb", "\n", "line1\nline2\n"};
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		struct strbuf sb = STRBUF_INIT;
+		pg_conf_quote(&sb, in[i]);
+		if (strchr(sb_str(&sb), '\n') != NULL) {
+			char shown[64];
+			snprintf(shown, sizeof(shown), "%s", sb_str(&sb));
+			sb_free(&sb);
+			fail_msg("pg_conf_quote left a raw newline: <%s>", shown);
+		}
+		char *back = guc_unquote(sb_str(&sb));
+		assert_non_null(back);
+		assert_string_equal(back, in[i]);
+		free(back);
+		sb_free(&sb);
+	}
+}
+
+/* ---- pg_write_pgpass ---------------------------------------------------------- */
+
+static void test_pgpass(void **state)
+{
+	char dir[1100], path[1200];
+	new_dir(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/node1.pgpass", dir);
+	struct run_user me = {.set = false};
+	struct pgha_err e;
+	assert_int_equal(pg_write_pgpass(path, &me, "postgres", "s3cret", "replicator", "r3pl", &e), 0);
+	assert_file_eq(dir, "node1.pgpass", "*:*:*:replicator:r3pl\n*:*:*:postgres:s3cret\n");
+	assert_mode_0600(dir, "node1.pgpass");
+
+	/* ':' and '\' are escaped with '\'; other characters are kept */
+	assert_int_equal(pg_write_pgpass(path, &me, "su:per\\user", "p:a\\ss:", "rep\\",
+					 "\\:'\" #*", &e), 0);
+	assert_file_eq(dir, "node1.pgpass",
+		       "*:*:*:rep\\\\:\\\\\\:'\" #*\n"
+		       "*:*:*:su\\:per\\\\user:p\\:a\\\\ss\\:\n");
+	assert_mode_0600(dir, "node1.pgpass");
+
+	/* an existing file with a loose mode is replaced by a 0600 one */
+	chmod(path, 0644);
+	assert_int_equal(pg_write_pgpass(path, NULL, "a", "b", "c", "d", &e), 0);
+	assert_file_eq(dir, "node1.pgpass", "*:*:*:c:d\n*:*:*:a:b\n");
+	assert_mode_0600(dir, "node1.pgpass");
+	static const char *const only[] = {"node1.pgpass"};
+	assert_dir_holds(dir, only, 1);
+
+	/* a missing directory: an error naming the file */
+	snprintf(path, sizeof(path), "%s/missing/x.pgpass", dir);
+	assert_int_equal(pg_write_pgpass(path, &me, "a", "b", "c", "d", &e), -1);
+	assert_non_null(strstr(e.msg, "cannot create"));
+	assert_non_null(strstr(e.msg, "/missing/x.pgpass"));
+}
+
+/* ---- pg_write_config ------------------------------------------------------------- */
+
+#define ORIG_CONF "# PostgreSQL configuration\nshared_buffers = 128MB\n"
+
+static const struct pg_param params[] = {
+	{(char *)"work_mem", (char *)"4MB"},
+	{(char *)"log_line_prefix", (char *)"%m it's \\ "},
+};
+
+struct conf_env {
+	char dir[1100];
+	struct pg_node node;
+	struct pg_conf_spec spec;
+};
+
+static void env_init(struct conf_env *env, const char *orig_conf)
+{
+	memset(env, 0, sizeof(*env));
+	new_dir(env->dir, sizeof(env->dir));
+	if (orig_conf)
+		put_file(env->dir, "postgresql.conf", orig_conf);
+	env->node.data_dir = env->dir;
+	env->node.listen_host = "10.0.0.1";
+	env->node.port = 5433;
+	env->node.socket_dir = "/var/run/postgresql";
+	env->node.user = NULL;
+	env->spec.node = &env->node;
+	env->spec.member_name = "node1";
+	env->spec.allowed_networks = "10.0.0.0/24, 192.168.1.0/24,fd00::/8";
+	env->spec.superuser = "postgres";
+	env->spec.replication_user = "replicator";
+	env->spec.params = params;
+	env->spec.nparams = 2;
+}
+
+#define CONF_HEAD                                                                 \
+	"# Written by pgha before every start. Do not edit: set options in the pgha\n" \
+	"# config file ([parameters] section) instead.\n"                              \
+	"max_wal_senders = '10'\n"                                                     \
+	"max_replication_slots = '10'\n"                                               \
+	"wal_keep_size = '128MB'\n"                                                    \
+	"wal_log_hints = 'on'\n"                                                       \
+	"password_encryption = 'scram-sha-256'\n"                                      \
+	"hot_standby_feedback = 'on'\n"                                                \
+	"wal_sender_timeout = '10s'\n"                                                 \
+	"wal_receiver_timeout = '10s'\n"                                               \
+	"wal_retrieve_retry_interval = '1s'\n"                                         \
+	"logging_collector = 'off'\n"                                                  \
+	"log_line_prefix = '%m [%p] '\n"                                               \
+	"work_mem = '4MB'\n"                                                           \
+	"log_line_prefix = '%m it''s \\\\ '\n"                                         \
+	"listen_addresses = '10.0.0.1'\n"                                              \
+	"port = '5433'\n"                                                              \
+	"unix_socket_directories = '/var/run/postgresql'\n"                            \
+	"cluster_name = 'node1'\n"                                                     \
+	"wal_level = 'replica'\n"                                                      \
+	"hot_standby = 'on'\n"                                                         \
+	"hba_file = 'pg_hba.conf'\n"                                                   \
+	"recovery_target_timeline = 'latest'\n"
+
+#define CONF_PRIMARY CONF_HEAD "primary_conninfo = ''\nprimary_slot_name = ''\n"
+
+#define HBA                                                                            \
+	"# Written by pgha before every start: scram-sha-256 everywhere.\n"               \
+	"# TYPE  DATABASE     USER          ADDRESS            METHOD\n"                  \
+	"local   all          all                              scram-sha-256\n"           \
+	"local   replication  replicator                       scram-sha-256\n"           \
+	"host    all          all           10.0.0.0/24        scram-sha-256\n"           \
+	"host    replication  replicator    10.0.0.0/24        scram-sha-256\n"           \
+	"host    all          all           192.168.1.0/24     scram-sha-256\n"           \
+	"host    replication  replicator    192.168.1.0/24     scram-sha-256\n"           \
+	"host    all          all           fd00::/8           scram-sha-256\n"           \
+	"host    replication  replicator    fd00::/8           scram-sha-256\n"
+
+static void test_write_config_primary(void **state)
+{
+	struct conf_env env;
+	struct pgha_err e;
+	env_init(&env, ORIG_CONF);
+	/* a primary ignores a conninfo and slot it is given */
+	env.spec.primary_conninfo = "host='x'";
+	env.spec.slot = "node1";
+	if (pg_write_config(&env.spec, &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_file_eq(env.dir, "pgha.conf", CONF_PRIMARY);
+	assert_file_eq(env.dir, "pg_hba.conf", HBA);
+	assert_file_eq(env.dir, "postgresql.conf", ORIG_CONF INCLUDE_LINE);
+	assert_false(file_exists(env.dir, "standby.signal"));
+	assert_mode_0600(env.dir, "pgha.conf");
+	assert_mode_0600(env.dir, "pg_hba.conf");
+	static const char *const files[] = {"postgresql.conf", "pgha.conf", "pg_hba.conf"};
+	assert_dir_holds(env.dir, files, 3);
+
+	/* every pg_hba.conf line has the five fields PostgreSQL expects */
+	char *hba = get_file(env.dir, "pg_hba.conf");
+	int host_lines = 0;
+	for (char *save = NULL, *line = strtok_r(hba, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (line[0] == '#')
+			continue;
+		char type[16], db[16], user[32], addr[64], method[32], extra[8];
+		int n = sscanf(line, "%15s %15s %31s %63s %31s %7s", type, db, user, addr, method, extra);
+		if (strcmp(type, "local") == 0) {
+			assert_int_equal(n, 4); /* local: no address */
+			assert_string_equal(addr, "scram-sha-256");
+		} else {
+			assert_int_equal(n, 5);
+			assert_string_equal(type, "host");
+			assert_string_equal(method, "scram-sha-256");
+			host_lines++;
+		}
+	}
+	assert_int_equal(host_lines, 6);
+	free(hba);
+
+	/* the values PostgreSQL will read */
+	char *conf = get_file(env.dir, "pgha.conf");
+	char *v = conf_value(conf, "primary_conninfo");
+	assert_string_equal(v, "");
+	free(v);
+	v = conf_value(conf, "primary_slot_name");
+	assert_string_equal(v, "");
+	free(v);
+	free(conf);
+}
+
+static void test_write_config_standby(void **state)
+{
+	struct conf_env env;
+	struct pgha_err e;
+	env_init(&env, ORIG_CONF);
+	/* an awkward host and passfile: quoted twice (conninfo, then postgresql.conf) */
+	const char *host = "db 1'x\\y";
+	const char *passfile = "/tmp/my dir/it's\\node1.pgpass";
+	char *ci = pg_conninfo(host, 5432, "replicator", passfile, "node1", NULL);
+	env.spec.standby = true;
+	env.spec.primary_conninfo = ci;
+	env.spec.slot = "node1";
+	if (pg_write_config(&env.spec, &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_true(file_exists(env.dir, "standby.signal"));
+	assert_file_eq(env.dir, "standby.signal", "");
+	assert_mode_0600(env.dir, "standby.signal");
+	assert_file_eq(env.dir, "pg_hba.conf", HBA);
+	assert_file_eq(env.dir, "postgresql.conf", ORIG_CONF INCLUDE_LINE);
+
+	struct strbuf want = STRBUF_INIT;
+	sb_puts(&want, CONF_HEAD "primary_conninfo = ");
+	pg_conf_quote(&want, ci);
+	sb_puts(&want, "\nprimary_slot_name = 'node1'\n");
+	assert_file_eq(env.dir, "pgha.conf", sb_str(&want));
+	sb_free(&want);
+
+	/* PostgreSQL reads the conninfo back, and libpq parses the original values */
+	char *conf = get_file(env.dir, "pgha.conf");
+	char *v = conf_value(conf, "primary_conninfo");
+	assert_non_null(v);
+	assert_string_equal(v, ci);
+	assert_conninfo(v, "host", host);
+	assert_conninfo(v, "passfile", passfile);
+	assert_conninfo(v, "port", "5432");
+	assert_conninfo(v, "user", "replicator");
+	assert_conninfo(v, "application_name", "node1");
+	free(v);
+	v = conf_value(conf, "primary_slot_name");
+	assert_string_equal(v, "node1");
+	free(v);
+	free(conf);
+
+	/* back to primary: standby.signal removed, conninfo cleared */
+	env.spec.standby = false;
+	if (pg_write_config(&env.spec, &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_false(file_exists(env.dir, "standby.signal"));
+	assert_file_eq(env.dir, "pgha.conf", CONF_PRIMARY);
+	/* and again: removing a missing standby.signal is fine */
+	if (pg_write_config(&env.spec, &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_false(file_exists(env.dir, "standby.signal"));
+
+	/* a standby without a conninfo or slot (yet) */
+	env.spec.standby = true;
+	env.spec.primary_conninfo = NULL;
+	env.spec.slot = NULL;
+	if (pg_write_config(&env.spec, &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_true(file_exists(env.dir, "standby.signal"));
+	assert_file_eq(env.dir, "pgha.conf", CONF_PRIMARY); /* both empty */
+	static const char *const files[] = {"postgresql.conf", "pgha.conf", "pg_hba.conf",
+					    "standby.signal"};
+	assert_dir_holds(env.dir, files, 4);
+	free(ci);
+}
+
+static void test_write_config_include_once(void **state)
+{
+	struct conf_env env;
+	struct pgha_err e;
+	env_init(&env, ORIG_CONF);
+	for (int i = 0; i < 3; i++)
+		if (pg_write_config(&env.spec, &e) != 0)
+			fail_msg("%s", e.msg);
+	assert_file_eq(env.dir, "postgresql.conf", ORIG_CONF INCLUDE_LINE);
+
+	/* no final newline: one is added before the include line */
+	env_init(&env, "port = 1234");
+	for (int i = 0; i < 2; i++)
+		if (pg_write_config(&env.spec, &e) != 0)
+			fail_msg("%s", e.msg);
+	assert_file_eq(env.dir, "postgresql.conf", "port = 1234\n" INCLUDE_LINE);
+
+	/* an empty postgresql.conf */
+	env_init(&env, "");
+	for (int i = 0; i < 2; i++)
+		if (pg_write_config(&env.spec, &e) != 0)
+			fail_msg("%s", e.msg);
+	assert_file_eq(env.dir, "postgresql.conf", INCLUDE_LINE);
+
+	/* already included (e.g. by a clone of the leader): left alone */
+	env_init(&env, ORIG_CONF INCLUDE_LINE "work_mem = 1MB\n");
+	if (pg_write_config(&env.spec, &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_file_eq(env.dir, "postgresql.conf", ORIG_CONF INCLUDE_LINE "work_mem = 1MB\n");
+
+	/* no postgresql.conf: an error, nothing written */
+	env_init(&env, NULL);
+	assert_int_equal(pg_write_config(&env.spec, &e), -1);
+	char want[1300];
+	snprintf(want, sizeof(want), "cannot open \"%s/postgresql.conf\": No such file or directory",
+		 env.dir);
+	assert_string_equal(e.msg, want);
+	assert_false(file_exists(env.dir, "pgha.conf"));
+	assert_false(file_exists(env.dir, "pg_hba.conf"));
+}
+
+static void test_write_config_networks(void **state)
+{
+	struct conf_env env;
+	struct pgha_err e;
+	env_init(&env, ORIG_CONF);
+	env.spec.allowed_networks = "";
+	env.spec.replication_user = "a_very_long_replication_user";
+	if (pg_write_config(&env.spec, &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_file_eq(env.dir, "pg_hba.conf",
+		       "# Written by pgha before every start: scram-sha-256 everywhere.\n"
+		       "# TYPE  DATABASE     USER          ADDRESS            METHOD\n"
+		       "local   all          all                              scram-sha-256\n"
+		       "local   replication  a_very_long_replication_user                    "
+		       "scram-sha-256\n");
+
+	env.spec.replication_user = "rep";
+	env.spec.allowed_networks = " ,0.0.0.0/0,, ::/0 ,";
+	if (pg_write_config(&env.spec, &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_file_eq(env.dir, "pg_hba.conf",
+		       "# Written by pgha before every start: scram-sha-256 everywhere.\n"
+		       "# TYPE  DATABASE     USER          ADDRESS            METHOD\n"
+		       "local   all          all                              scram-sha-256\n"
+		       "local   replication  rep                              scram-sha-256\n"
+		       "host    all          all           0.0.0.0/0          scram-sha-256\n"
+		       "host    replication  rep           0.0.0.0/0          scram-sha-256\n"
+		       "host    all          all           ::/0               scram-sha-256\n"
+		       "host    replication  rep           ::/0               scram-sha-256\n");
+}
+
+static void test_update_conf_file(void **state)
+{
+	struct conf_env env;
+	struct pgha_err e;
+	env_init(&env, ORIG_CONF);
+	/* no pgha.conf yet: written */
+	assert_int_equal(pg_update_conf_file(&env.spec, &e), 1);
+	assert_file_eq(env.dir, "pgha.conf", CONF_PRIMARY);
+	/* same content: untouched */
+	assert_int_equal(pg_update_conf_file(&env.spec, &e), 0);
+	struct stat before, after;
+	char path[1200];
+	snprintf(path, sizeof(path), "%s/pgha.conf", env.dir);
+	assert_int_equal(stat(path, &before), 0);
+	assert_int_equal(pg_update_conf_file(&env.spec, &e), 0);
+	assert_int_equal(stat(path, &after), 0);
+	assert_int_equal(before.st_ino, after.st_ino); /* not even rewritten */
+
+	/* re-pointed at another leader: changed, then stable */
+	char *ci1 = pg_conninfo("10.0.0.2", 5432, "replicator", "/p", "node1", NULL);
+	char *ci2 = pg_conninfo("10.0.0.3", 5432, "replicator", "/p", "node1", NULL);
+	env.spec.standby = true;
+	env.spec.slot = "node1";
+	env.spec.primary_conninfo = ci1;
+	assert_int_equal(pg_update_conf_file(&env.spec, &e), 1);
+	assert_int_equal(pg_update_conf_file(&env.spec, &e), 0);
+	env.spec.primary_conninfo = ci2;
+	assert_int_equal(pg_update_conf_file(&env.spec, &e), 1);
+	assert_int_equal(pg_update_conf_file(&env.spec, &e), 0);
+	char *conf = get_file(env.dir, "pgha.conf");
+	char *v = conf_value(conf, "primary_conninfo");
+	assert_string_equal(v, ci2);
+	free(v);
+	free(conf);
+	/* pg_update_conf_file writes pgha.conf only */
+	assert_false(file_exists(env.dir, "standby.signal"));
+	assert_false(file_exists(env.dir, "pg_hba.conf"));
+	assert_file_eq(env.dir, "postgresql.conf", ORIG_CONF);
+
+	/* a changed parameter is a change too */
+	env.spec.nparams = 1;
+	assert_int_equal(pg_update_conf_file(&env.spec, &e), 1);
+	assert_int_equal(pg_update_conf_file(&env.spec, &e), 0);
+	/* edited by hand: rewritten */
+	put_file(env.dir, "pgha.conf", "port = 1\n");
+	assert_int_equal(pg_update_conf_file(&env.spec, &e), 1);
+	assert_int_equal(pg_update_conf_file(&env.spec, &e), 0);
+	assert_mode_0600(env.dir, "pgha.conf");
+
+	/* an unwritable data directory: -1 with a message */
+	env.node.data_dir = "/nonexistent/pgha-test/data";
+	assert_int_equal(pg_update_conf_file(&env.spec, &e), -1);
+	assert_non_null(strstr(e.msg, "/nonexistent/pgha-test/data/pgha.conf"));
+	free(ci1);
+	free(ci2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_slot_name),
+		cmocka_unit_test(test_slot_name_limits),
+		cmocka_unit_test(test_conninfo_exact),
+		cmocka_unit_test(test_conninfo_roundtrip),
+		cmocka_unit_test(test_conf_quote),
+		cmocka_unit_test(test_conf_quote_newline),
+		cmocka_unit_test(test_pgpass),
+		cmocka_unit_test(test_write_config_primary),
+		cmocka_unit_test(test_write_config_standby),
+		cmocka_unit_test(test_write_config_include_once),
+		cmocka_unit_test(test_write_config_networks),
+		cmocka_unit_test(test_update_conf_file),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
