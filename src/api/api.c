@@ -96,9 +96,36 @@ static bool api_method_ok(const char *method)
 	       strcmp(method, "OPTIONS") == 0;
 }
 
+/*
+ * POST /failsafe: the leader, cut off from etcd, asks whether it may stay
+ * primary. Yes only if this member cannot reach etcd either (it could not
+ * take part in an election); saying yes is a promise not to race for the
+ * leader key for one TTL, which the HA loop keeps.
+ */
+static void api_failsafe(struct api_source *src, const struct http_request *req,
+			 struct http_response *resp)
+{
+	pthread_mutex_lock(&src->lock);
+	bool reachable = src->status.etcd_reachable;
+	int ttl_s = src->status.ttl_s > 0 ? src->status.ttl_s : 30;
+	if (!reachable)
+		src->failsafe_until_ms = now_ms() + (int64_t)ttl_s * 1000;
+	pthread_mutex_unlock(&src->lock);
+	if (reachable) {
+		api_error(resp, 409, "this member reaches etcd: the leader must renew its key there");
+		return;
+	}
+	resp->status = 200;
+	sb_puts(&resp->body, "{\"failsafe\":true}");
+}
+
 static void api_handle(void *arg, const struct http_request *req, struct http_response *resp)
 {
 	struct api_server *s = arg;
+	if (strcmp(req->method, "POST") == 0 && strcmp(req->path, "/failsafe") == 0) {
+		api_failsafe(s->src, req, resp);
+		return;
+	}
 	if (!api_method_ok(req->method)) {
 		resp->allow = "GET, HEAD, OPTIONS";
 		api_error(resp, 405, "method not allowed");

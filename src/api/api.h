@@ -18,6 +18,9 @@
  *   /liveness                    200 when the HA loop ran within ttl seconds
  *   /readiness                   200 when leader (with key) or a running replica
  *   /cluster                     JSON view of all members (always 200 if etcd was read)
+ *   POST /failsafe               the leader's ping while etcd is unreachable: 200 if this
+ *                                member cannot reach etcd either (and then it does not race
+ *                                for the key for one TTL), 409 otherwise
  *   /                            same as /primary (Patroni; HAProxy's bare httpchk probes it)
  *   /status, /patroni            this member's status JSON, 200 if PostgreSQL runs
  * Every health answer carries this member's status JSON as the body.
@@ -41,6 +44,7 @@ struct api_status {
 	int64_t last_loop_ms;    /* now_ms() of the last completed HA loop */
 	int ttl_s;               /* leader TTL (for /liveness) */
 	char leader[MEMBER_NAME_MAX]; /* current leader name, "" if none */
+	bool failsafe_active;    /* leader staying primary without etcd (every member confirmed) */
 };
 
 struct api_source {
@@ -49,6 +53,7 @@ struct api_source {
 	struct cluster_view view;   /* last read of etcd (owned; replaced under lock) */
 	bool have_view;
 	char cluster[128];
+	int64_t failsafe_until_ms;  /* written by POST /failsafe: do not race before */
 };
 
 void api_source_init(struct api_source *src, const char *cluster_name);

@@ -178,6 +178,7 @@ void api_status_json(const struct api_status *st, struct strbuf *out)
 	jset(o, "holds_leader_key", json_boolean(st->holds_leader_key));
 	jset(o, "etcd_reachable", json_boolean(st->etcd_reachable));
 	jset(o, "paused", json_boolean(st->paused));
+	jset(o, "failsafe_active", json_boolean(st->failsafe_active));
 	jset(o, "received_lsn", jlsn_or_null(m->received_lsn));
 	jset(o, "replayed_lsn", jlsn_or_null(m->replayed_lsn));
 	jset(o, "wal_lsn", jlsn_or_null(m->wal_lsn));

@@ -4,6 +4,7 @@
  */
 #include "ha/agent_int.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "ha/failover.h"
 #include "pg/pgconf.h"
 
 #define BACKOFF_MS 5000
@@ -70,11 +72,12 @@ int agent_start_pg(struct agent *a, bool standby, struct pgha_err *e)
 	char slot[64] = "";
 	char *ci = NULL;
 	if (standby) {
+		/* Without a leader: a read-only standby replaying its own WAL, ready to be elected. */
 		const struct member *leader = agent_leader_member(a);
-		if (leader == NULL)
-			return err_set(e, "no leader to stream from");
-		ci = agent_leader_conninfo(a, leader);
-		pg_slot_name(a->cfg.name, slot, sizeof(slot));
+		if (leader != NULL && strcmp(leader->name, a->cfg.name) != 0) {
+			ci = agent_leader_conninfo(a, leader);
+			pg_slot_name(a->cfg.name, slot, sizeof(slot));
+		}
 	}
 	struct pg_conf_spec spec;
 	conf_spec(a, &spec, standby, ci, slot);
@@ -91,11 +94,14 @@ int agent_start_pg(struct agent *a, bool standby, struct pgha_err *e)
 	a->pg_start_ms = now_ms();
 	a->crashed = false;
 	a->started_as_standby = standby;
+	if (!standby)
+		failover_arm_fence(a);
 	free(a->primary_conninfo);
 	a->primary_conninfo = ci;
 	ci = NULL;
-	log_info("PostgreSQL starting as %s (pid %d, port %d)%s", standby ? "a standby" : "primary",
-		 (int)a->pg_pid, a->cfg.pg_port, standby ? "" : "");
+	log_info("PostgreSQL starting as %s (pid %d, port %d)", !standby ? "primary"
+		 : a->primary_conninfo ? "a standby of the leader" : "a standby (no leader to stream from yet)",
+		 (int)a->pg_pid, a->cfg.pg_port);
 	rc = 0;
 out:
 	free(ci);
@@ -107,6 +113,9 @@ int agent_stop_pg(struct agent *a, struct pgha_err *e)
 	agent_disconnect(a);
 	if (a->pg_pid <= 0)
 		return 0;
+	/* Stopping on purpose: not a crash, and nothing left to fence. */
+	if (a->fence)
+		fence_disarm(a->fence);
 	int rc = pg_stop(&a->node, a->pg_pid, a->pg_child, e);
 	if (rc == 0) {
 		a->pg_pid = 0;
@@ -180,16 +189,66 @@ static void finish_bootstrap(struct agent *a)
 
 static void promote(struct agent *a)
 {
-	struct pgha_err e;
 	if (a->conn == NULL)
 		return;
+	int64_t t0 = now_ms();
 	PGresult *r = PQexec(a->conn, "SELECT pg_promote(true, 60)");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
 		agent_set_error(a, "promotion failed: %s", PQresultErrorMessage(r));
 	else
-		log_info("promoted PostgreSQL to primary");
+		log_info("promoted PostgreSQL to primary in %lld ms", (long long)(now_ms() - t0));
 	PQclear(r);
-	(void)e;
+	failover_arm_fence(a);
+}
+
+static void clear_failover_request(struct agent *a)
+{
+	if (strcmp(a->failover_to, a->cfg.name) != 0)
+		return;
+	struct pgha_err e;
+	if (etcd_delete(a->etcd, a->key_failover, NULL, &e) != 0)
+		log_warn("clearing the failover request: %s", e.msg);
+	else
+		log_info("manual failover to this member done");
+	a->failover_to[0] = '\0';
+}
+
+static void release_leader(struct agent *a)
+{
+	bool done = false;
+	struct pgha_err e;
+	if (a->fence)
+		fence_disarm(a->fence);
+	if (etcd_delete_if_value(a->etcd, a->key_leader, a->cfg.name, &done, &e) != 0) {
+		log_warn("releasing the leader key: %s", e.msg);
+		return;
+	}
+	if (done)
+		log_warn("released the leader key");
+	free(a->view.leader);
+	a->view.leader = NULL;
+}
+
+/* Keep the diverged data (one copy) for the operator, then clone afresh. */
+static void move_aside(struct agent *a)
+{
+	struct pgha_err e;
+	char *aside = xasprintf("%s.diverged", a->cfg.data_dir);
+	if (pg_remove_tree(aside, &e) != 0) {
+		agent_set_error(a, "re-clone: %s", e.msg);
+		free(aside);
+		return;
+	}
+	if (rename(a->cfg.data_dir, aside) != 0) {
+		agent_set_error(a, "re-clone: cannot move %s to %s: %s", a->cfg.data_dir, aside, strerror(errno));
+	} else {
+		log_warn("moved the diverged data directory to %s; cloning the leader afresh", aside);
+		a->rewind_failed = false;
+		a->diverged = false;
+		memset(&a->data, 0, sizeof(a->data));
+		a->data.kind = PG_DATA_MISSING;
+	}
+	free(aside);
 }
 
 static void follow(struct agent *a)
@@ -354,10 +413,26 @@ void agent_act(struct agent *a, const struct ha_decision *d)
 		break;
 	case ACT_PROMOTE:
 		promote(a);
+		clear_failover_request(a);
 		break;
 	case ACT_LEADER_DUTIES:
 		manage_slots(a);
+		clear_failover_request(a);
 		break;
+	case ACT_RELEASE_LEADER:
+		release_leader(a);
+		break;
+	case ACT_REWIND:
+		if (job_start_rewind(a, &e) != 0) {
+			agent_set_error(a, "cannot start pg_rewind: %s", e.msg);
+			a->backoff_until_ms = now_ms() + BACKOFF_MS;
+		}
+		break;
+	case ACT_RECLONE:
+		move_aside(a);
+		break;
+	case ACT_ELECT:
+		break;   /* the loop polls the members and decides again */
 	}
 }
 

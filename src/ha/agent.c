@@ -18,6 +18,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "ha/failover.h"
 #include "pg/pgconf.h"
 
 volatile int agent_stop_requested;
@@ -131,6 +132,12 @@ static int setup(struct agent *a, struct pgha_err *e)
 	a->key_init = xasprintf("%sinitialize", a->prefix);
 	a->key_member = xasprintf("%smembers/%s", a->prefix, a->cfg.name);
 	a->init_claim = xasprintf("init:%s", a->cfg.name);
+	a->key_config = xasprintf("%sconfig", a->prefix);
+	a->key_failover = xasprintf("%sfailover", a->prefix);
+	a->max_lag = a->cfg.maximum_lag_on_failover;
+	a->fence = fence_start(e);
+	if (a->fence == NULL)
+		return -1;
 
 	a->etcd_opts.endpoints = a->cfg.etcd_endpoints;
 	a->etcd_opts.username = a->cfg.etcd_username;
@@ -236,10 +243,12 @@ static void observe_dcs(struct agent *a)
 	struct pgha_err e;
 	struct etcd_kvs kvs = {0};
 	a->dcs_ok = false;
+	int64_t t0 = now_ms();
 	if (ensure_lease(a, &e) != 0) {
 		dcs_log_state(a, e.msg);
 		return;
 	}
+	a->renew_sent_ms = t0;
 	if (etcd_get_prefix(a->etcd, a->prefix, &kvs, &e) != 0) {
 		dcs_log_state(a, e.msg);
 		return;
@@ -252,6 +261,7 @@ static void observe_dcs(struct agent *a)
 	cluster_view_from_kvs(a->prefix, &kvs, &a->api_view);
 	cluster_view_sort(&a->api_view);
 	a->have_api_view = true;
+	failover_read_dcs(a, &kvs);
 	etcd_kvs_free(&kvs);
 	a->dcs_ok = true;
 	dcs_log_state(a, "");
@@ -266,6 +276,9 @@ static void pg_ended(struct agent *a, int code)
 	bool was_starting = a->phase == PG_STARTING;
 	a->pg_pid = 0;
 	a->phase = PG_STOPPED;
+	failover_note_crash(a);
+	if (a->fence && fence_fired(a->fence))
+		log_warn("PostgreSQL was stopped by the fence: the leader lease could not be renewed in time");
 	if (was_starting) {
 		agent_set_error(a, "PostgreSQL exited during startup (%s); see %s", why, a->cfg.log_file);
 		a->backoff_until_ms = now_ms() + 5000;
@@ -363,7 +376,19 @@ static void build_observed(struct agent *a, struct ha_observed *o)
 	else
 		o->init = HA_INIT_OTHER;
 	o->leader_absent = a->view.leader == NULL;
-	o->leader_is_me = a->view.leader && strcmp(a->view.leader, a->cfg.name) == 0;
+	/* Ours only under our current lease: a key left under an old lease will expire. */
+	o->leader_is_me = a->view.leader && strcmp(a->view.leader, a->cfg.name) == 0 &&
+			  (a->view.leader_lease == a->lease || !a->dcs_ok);
+	o->paused = a->paused;
+	o->failsafe_ok = a->failsafe_ok;
+	o->failsafe_hold = failover_failsafe_hold(a);
+	o->failover_to = a->failover_to[0] == '\0' ? HA_TARGET_NONE
+		       : strcmp(a->failover_to, a->cfg.name) == 0 ? HA_TARGET_ME : HA_TARGET_OTHER;
+	o->crashed = a->crashed;
+	o->restart_exhausted = o->leader_is_me && failover_restart_exhausted(a);
+	o->diverged = a->diverged;
+	o->rewind_failed = a->rewind_failed;
+	o->election = HA_ELECT_NOT_ASKED;
 	const struct member *leader = agent_leader_member(a);
 	o->leader_known = leader != NULL && leader->host[0] != '\0' && leader->port > 0;
 	o->leader_running = leader != NULL && leader->role == ROLE_PRIMARY && leader->state == STATE_RUNNING;
@@ -402,6 +427,8 @@ static void build_observed(struct agent *a, struct ha_observed *o)
 		}
 		free(want);
 	}
+	if (o->leader_absent && o->pg == HA_PG_REPLICA)
+		o->eligible = failover_eligible(a);
 	if (o->data == HA_DATA_MISSING && o->leader_known && !o->leader_is_me && o->dcs_ok) {
 		char slot[64];
 		pg_slot_name(a->cfg.name, slot, sizeof(slot));
@@ -509,6 +536,8 @@ static void publish(struct agent *a, const struct ha_observed *o)
 	st.self = a->self;
 	st.holds_leader_key = o->leader_is_me && a->dcs_ok;
 	st.etcd_reachable = a->dcs_ok;
+	st.paused = a->paused;
+	st.failsafe_active = !a->dcs_ok && a->failsafe_ok;
 	const struct member *leader = agent_leader_member(a);
 	st.leader_lsn = leader ? leader->wal_lsn : 0;
 	st.last_loop_ms = now_ms();
@@ -563,13 +592,23 @@ static void run_loop(struct agent *a)
 		observe_dcs(a);
 		observe_pg(a);
 		observe_data(a);
+		failover_note_running(a);
+		failover_update_fence(a);
+		failover_failsafe_round(a);
+		failover_check_divergence(a);
 		struct ha_observed o;
 		build_observed(a, &o);
 		struct ha_decision d = ha_decide(&o);
+		if (d.action == ACT_ELECT) {
+			o.election = failover_elect(a);
+			d = ha_decide(&o);
+		}
 		log_decision(a, &d);
 		agent_act(a, &d);
 		if (d.action == ACT_CLONE || d.action == ACT_INITDB || d.action == ACT_START_PRIMARY ||
-		    d.action == ACT_START_STANDBY || d.action == ACT_TAKE_LEADER || d.action == ACT_DEMOTE) {
+		    d.action == ACT_START_STANDBY || d.action == ACT_TAKE_LEADER || d.action == ACT_DEMOTE ||
+		    d.action == ACT_PROMOTE || d.action == ACT_RELEASE_LEADER || d.action == ACT_REWIND ||
+		    d.action == ACT_RECLONE) {
 			/* Publish the new state at once, then look again without sleeping. */
 			observe_pg(a);
 			build_observed(a, &o);
@@ -612,6 +651,10 @@ static void shutdown_agent(struct agent *a)
 	}
 	if (a->api_server)
 		api_stop(a->api_server);
+	if (a->fence) {
+		fence_stop(a->fence);
+		a->fence = NULL;
+	}
 	log_info("stopped");
 }
 
@@ -631,6 +674,8 @@ static void agent_free(struct agent *a)
 	free(a->key_init);
 	free(a->key_member);
 	free(a->init_claim);
+	free(a->key_config);
+	free(a->key_failover);
 	free(a->primary_conninfo);
 	free(a->published);
 	free(a->slots);

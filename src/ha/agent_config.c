@@ -25,6 +25,11 @@ static const struct config_option agent_options[] = {
 	O("cluster", "retry_timeout", OPT_DURATION, retry_timeout_ms, "3s", 500, 600000, OPT_RELOAD,
 	  "how long one etcd operation may retry across endpoints before it counts as failed"),
 
+	O("cluster", "maximum_lag_on_failover", OPT_INT, maximum_lag_on_failover, "1048576", 0, 2147483647,
+	  OPT_RELOAD, "a standby more than this many bytes behind the last known leader position is never promoted"),
+	O("cluster", "failsafe", OPT_BOOL, failsafe, "on", 1, 0, OPT_RELOAD,
+	  "with etcd unreachable, the leader stays primary while every member confirms it cannot reach etcd either"),
+
 	O("etcd", "endpoints", OPT_STRING, etcd_endpoints, "http://127.0.0.1:2379", 1, 0, 0,
 	  "comma-separated etcd client URLs"),
 	O("etcd", "username", OPT_STRING, etcd_username, "", 1, 0, 0,
@@ -84,6 +89,8 @@ static const struct config_option agent_options[] = {
 	O("postgresql", "member_slots_ttl", OPT_DURATION, member_slots_ttl_ms, "30min", 0,
 	  7 * 24 * 3600000L, OPT_RELOAD,
 	  "the leader keeps the replication slot of a member that left for this long"),
+	O("postgresql", "crash_restart_timeout", OPT_DURATION, crash_restart_timeout_ms, "5s", 0, 3600000,
+	  OPT_RELOAD, "a leader whose PostgreSQL crashed restarts it in place; if it is not back within this, the key is released"),
 };
 
 static int param_set(void *target, const char *key, const char *value, struct pgha_err *e)

@@ -20,6 +20,8 @@ struct agent_config {
 	int ttl_ms;
 	int loop_wait_ms;
 	int retry_timeout_ms;
+	int maximum_lag_on_failover;
+	bool failsafe;
 	/* [etcd] */
 	char *etcd_endpoints;
 	char *etcd_username;
@@ -51,6 +53,7 @@ struct agent_config {
 	int start_timeout_ms;
 	int stop_timeout_ms;
 	int member_slots_ttl_ms;
+	int crash_restart_timeout_ms;
 	/* [parameters]: extra PostgreSQL settings */
 	struct pg_param *params;
 	size_t nparams;

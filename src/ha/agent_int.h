@@ -18,10 +18,11 @@
 #include "dcs/member.h"
 #include "ha/agent_config.h"
 #include "ha/decide.h"
+#include "ha/fence.h"
 #include "pg/pgctl.h"
 #include "pg/pgsql.h"
 
-enum job_kind { JOB_NONE, JOB_INITDB, JOB_BASEBACKUP };
+enum job_kind { JOB_NONE, JOB_INITDB, JOB_BASEBACKUP, JOB_REWIND };
 
 struct job {
 	enum job_kind kind;
@@ -77,6 +78,23 @@ struct agent {
 	bool crashed;
 	bool started_as_standby;  /* what agent_start_pg wrote (standby.signal) */
 
+	/* failover */
+	struct fence *fence;
+	int64_t renew_sent_ms;    /* when the last successful lease renewal was sent */
+	uint64_t last_leader_lsn; /* last WAL position the leader published */
+	bool paused;              /* from the config key */
+	int64_t max_lag;          /* maximum_lag_on_failover (config key overrides the file) */
+	char failover_to[MEMBER_NAME_MAX]; /* from the failover key, "" if none */
+	bool failsafe_ok;         /* the last failsafe round got a yes from every member */
+	bool diverged;            /* our WAL is not on the leader's history */
+	bool rewind_failed;
+	int64_t divergence_checked_ms;
+	int64_t not_streaming_since_ms;
+	int crash_count;
+	int64_t crash_first_ms;
+	int64_t running_since_ms;
+	char *key_config, *key_failover;
+
 	struct job job;
 	int64_t backoff_until_ms;
 	struct slot_seen *slots;
@@ -101,6 +119,7 @@ extern volatile int agent_stop_requested;
 /* job.c */
 int job_start_initdb(struct agent *a, struct pgha_err *e);
 int job_start_basebackup(struct agent *a, struct pgha_err *e);
+int job_start_rewind(struct agent *a, struct pgha_err *e);
 /* Read output, reap; returns 1 when the job finished this call (ok tells how). */
 int job_poll(struct agent *a, bool *ok);
 void job_abort(struct agent *a);

@@ -16,9 +16,11 @@ const char *ha_action_name(enum ha_action a)
 		[ACT_START_PRIMARY] = "start primary", [ACT_FINISH_BOOTSTRAP] = "finish bootstrap",
 		[ACT_CLONE] = "clone", [ACT_START_STANDBY] = "start standby", [ACT_FOLLOW] = "follow",
 		[ACT_DEMOTE] = "demote", [ACT_PROMOTE] = "promote",
+		[ACT_RELEASE_LEADER] = "release leader key", [ACT_REWIND] = "rewind",
+		[ACT_RECLONE] = "re-clone", [ACT_ELECT] = "elect",
 		[ACT_LEADER_DUTIES] = "leader duties", [ACT_REPLICA_DUTIES] = "replica duties",
 	};
-	return (a >= 0 && a <= ACT_REPLICA_DUTIES) ? names[a] : "?";
+	return ((int)a >= 0 && a <= ACT_REPLICA_DUTIES) ? names[a] : "?";
 }
 
 /* The bootstrap: claim → initdb → leader key → start → roles → initialize = sysid. */
@@ -35,6 +37,8 @@ static struct ha_decision decide_bootstrap(const struct ha_observed *o)
 		return act(ACT_WAIT, "bootstrap: another member holds the leader key");
 	switch (o->pg) {
 	case HA_PG_STOPPED:
+		if (o->in_backoff)
+			return act(ACT_WAIT, "bootstrap: PostgreSQL failed to start; waiting before the next attempt");
 		return act(ACT_START_PRIMARY, "bootstrap: starting the new primary");
 	case HA_PG_STARTING:
 		return act(ACT_WAIT, "bootstrap: PostgreSQL is starting");
@@ -46,56 +50,137 @@ static struct ha_decision decide_bootstrap(const struct ha_observed *o)
 	return act(ACT_FINISH_BOOTSTRAP, "bootstrap: creating roles and recording the system identifier");
 }
 
+static struct ha_decision decide_without_etcd(const struct ha_observed *o)
+{
+	if (o->pg != HA_PG_PRIMARY)
+		return act(ACT_WAIT, "etcd is unreachable: nothing is promoted or started without it");
+	if (o->paused)
+		return act(ACT_WAIT, "etcd is unreachable; maintenance mode: staying primary");
+	if (o->failsafe_ok)
+		return act(ACT_WAIT, "failsafe: etcd is unreachable but every member answered; staying primary");
+	return act(ACT_DEMOTE, "etcd is unreachable and not every member confirmed: demoting");
+}
+
+static struct ha_decision decide_paused(const struct ha_observed *o)
+{
+	if (o->pg == HA_PG_PRIMARY && o->leader_is_me)
+		return act(ACT_LEADER_DUTIES, "leader (maintenance mode)");
+	if (o->pg == HA_PG_PRIMARY && o->leader_absent)
+		return act(ACT_TAKE_LEADER, "maintenance mode: keeping the key with the running primary");
+	return act(ACT_WAIT, "maintenance mode: no automatic action");
+}
+
+static struct ha_decision decide_clone(const struct ha_observed *o)
+{
+	if (o->leader_absent || o->leader_is_me || !o->leader_known || !o->leader_running)
+		return act(ACT_WAIT, "waiting for a running leader to clone from");
+	if (o->in_backoff)
+		return act(ACT_WAIT, "the last clone failed; waiting before the next attempt");
+	if (!o->slot_ready)
+		return act(ACT_WAIT, "waiting for the leader to create this member's replication slot");
+	return act(ACT_CLONE, "cloning the leader with pg_basebackup");
+}
+
 static struct ha_decision decide_as_leader(const struct ha_observed *o)
 {
+	if (o->failover_to == HA_TARGET_OTHER) {
+		if (o->pg == HA_PG_PRIMARY || o->pg == HA_PG_STARTING)
+			return act(ACT_DEMOTE, "manual failover to another member: stopping before giving up the key");
+		return act(ACT_RELEASE_LEADER, "manual failover to another member");
+	}
 	switch (o->pg) {
 	case HA_PG_STOPPED:
+		if (o->restart_exhausted)
+			return act(ACT_RELEASE_LEADER, "PostgreSQL did not come back in time: giving up the leader key");
 		if (o->in_backoff)
 			return act(ACT_WAIT, "PostgreSQL failed to start; waiting before the next attempt");
+		if (o->crashed)
+			return act(ACT_START_PRIMARY, "PostgreSQL crashed: restarting it in place");
 		return act(ACT_START_PRIMARY, "holding the leader key: starting PostgreSQL as primary");
 	case HA_PG_STARTING:
 		return act(ACT_WAIT, "PostgreSQL is starting");
 	case HA_PG_REPLICA:
-		return act(ACT_PROMOTE, "holding the leader key while running as a standby");
+		return act(ACT_PROMOTE, "holding the leader key: promoting");
 	case HA_PG_PRIMARY:
 		break;
 	}
 	return act(ACT_LEADER_DUTIES, "leader");
 }
 
-static struct ha_decision decide_follower(const struct ha_observed *o)
+static struct ha_decision decide_election(const struct ha_observed *o)
 {
 	switch (o->pg) {
 	case HA_PG_PRIMARY:
-		return act(ACT_DEMOTE, "running as primary without the leader key");
+		return act(ACT_TAKE_LEADER, "running as primary and nobody holds the key: taking it");
 	case HA_PG_STARTING:
 		return act(ACT_WAIT, "PostgreSQL is starting");
 	case HA_PG_STOPPED:
 		if (o->in_backoff)
 			return act(ACT_WAIT, "PostgreSQL failed to start; waiting before the next attempt");
+		return act(ACT_START_STANDBY, "no leader: starting as a standby to take part in the election");
+	case HA_PG_REPLICA:
+		break;
+	}
+	if (o->failover_to == HA_TARGET_OTHER)
+		return act(ACT_WAIT, "manual failover to another member: not racing");
+	if (o->failsafe_hold)
+		return act(ACT_WAIT, "answered the leader's failsafe ping: not racing until it expires");
+	if (o->failover_to == HA_TARGET_ME)
+		return act(ACT_TAKE_LEADER, "manual failover to this member: taking the leader key");
+	if (!o->eligible)
+		return act(ACT_WAIT, "no leader, but this member may not be promoted (nofailover, priority 0 or too far behind)");
+	switch (o->election) {
+	case HA_ELECT_NOT_ASKED:
+		return act(ACT_ELECT, "no leader: asking the other members for their WAL positions");
+	case HA_ELECT_UNSETTLED:
+		return act(ACT_WAIT, "no leader: waiting for every member to see it go");
+	case HA_ELECT_BEHIND:
+		return act(ACT_WAIT, "no leader: a more advanced member should take over");
+	case HA_ELECT_BEST:
+		break;
+	}
+	return act(ACT_TAKE_LEADER, "no leader and this is the most advanced eligible member: taking the key");
+}
+
+static struct ha_decision decide_follower(const struct ha_observed *o)
+{
+	switch (o->pg) {
+	case HA_PG_PRIMARY:
+		return act(ACT_DEMOTE, "running as primary while another member holds the leader key");
+	case HA_PG_STARTING:
+		return act(ACT_WAIT, "PostgreSQL is starting");
+	case HA_PG_STOPPED:
 		if (!o->leader_known)
 			return act(ACT_WAIT, "waiting for the leader's member record");
+		if (o->diverged && o->rewind_failed)
+			return act(ACT_RECLONE, "pg_rewind failed: moving the data directory aside and cloning");
+		if (o->diverged)
+			return act(ACT_REWIND, "the timeline diverged from the leader's: rewinding");
+		if (o->in_backoff)
+			return act(ACT_WAIT, "PostgreSQL failed to start; waiting before the next attempt");
 		return act(ACT_START_STANDBY, "starting as a standby of the leader");
 	case HA_PG_REPLICA:
 		break;
 	}
+	if (o->diverged)
+		return act(ACT_DEMOTE, "diverged from the leader's timeline: stopping to rewind");
 	if (o->leader_known && !o->following_leader)
-		return act(ACT_FOLLOW, "re-pointing replication at the new leader");
+		return act(ACT_FOLLOW, "re-pointing replication at the leader");
 	return act(ACT_REPLICA_DUTIES, "standby");
 }
 
 struct ha_decision ha_decide(const struct ha_observed *o)
 {
 	if (o->job_running)
-		return act(ACT_WAIT, "a job (initdb or pg_basebackup) is running");
+		return act(ACT_WAIT, "a job (initdb, pg_basebackup or pg_rewind) is running");
 	if (o->data == HA_DATA_INVALID)
 		return act(ACT_FATAL, "the data directory is not empty and is not a PostgreSQL data directory");
 	if (!o->dcs_ok)
-		return act(ACT_WAIT, "etcd is unreachable; leaving PostgreSQL as it is");
+		return decide_without_etcd(o);
 
 	switch (o->init) {
 	case HA_INIT_ABSENT:
-		if (o->data == HA_DATA_MISSING || !o->data_standby)
+		if (o->data == HA_DATA_MISSING || (!o->data_standby && o->pg != HA_PG_REPLICA))
 			return act(ACT_CLAIM_INIT, "the cluster is not initialized: racing for the initialize key");
 		return act(ACT_WAIT, "data directory of a standby, but the cluster has no initialize key");
 	case HA_INIT_MINE:
@@ -108,29 +193,13 @@ struct ha_decision ha_decide(const struct ha_observed *o)
 
 	if (o->data == HA_DATA_VALID && o->sysid_mismatch)
 		return act(ACT_FATAL, "the data directory belongs to another cluster (system identifier differs)");
-
-	if (o->data == HA_DATA_MISSING) {
-		if (o->leader_absent || o->leader_is_me || !o->leader_known || !o->leader_running)
-			return act(ACT_WAIT, "waiting for a running leader to clone from");
-		if (o->in_backoff)
-			return act(ACT_WAIT, "the last clone failed; waiting before the next attempt");
-		if (!o->slot_ready)
-			return act(ACT_WAIT, "waiting for the leader to create this member's replication slot");
-		return act(ACT_CLONE, "cloning the leader with pg_basebackup");
-	}
-
+	if (o->paused)
+		return decide_paused(o);
+	if (o->data == HA_DATA_MISSING)
+		return decide_clone(o);
+	if (o->leader_absent)
+		return decide_election(o);
 	if (o->leader_is_me)
 		return decide_as_leader(o);
-	if (o->leader_absent) {
-		/*
-		 * Only a member whose data was a primary takes a free leader key here;
-		 * standbys never promote on their own in this path.
-		 */
-		if (o->pg == HA_PG_PRIMARY || (o->pg == HA_PG_STOPPED && !o->data_standby))
-			return act(ACT_TAKE_LEADER, "no leader and this member's data is the primary's");
-		if (o->pg == HA_PG_STOPPED && o->leader_known)
-			return act(ACT_START_STANDBY, "starting as a standby");
-		return act(ACT_WAIT, "no leader: waiting for one");
-	}
 	return decide_follower(o);
 }

@@ -3,10 +3,24 @@
  * the one action it takes next. No I/O, no clocks: unit-tested over tables of
  * observed states (tests/unit/test_decide.c).
  *
- * The agent loop is: observe (local PostgreSQL, data directory, etcd) → decide
- * → act → publish. Each action is small and idempotent; the next loop observes
- * its effect. Long work (initdb, pg_basebackup) runs as a child job, so the
- * loop keeps renewing the lease meanwhile.
+ * The agent loop is: observe (local PostgreSQL, data directory, etcd, other
+ * members' API when an election needs it) → decide → act → publish. Each
+ * action is small and idempotent; the next loop observes its effect. Long
+ * work (initdb, pg_basebackup, pg_rewind) runs as a child job, so the loop
+ * keeps renewing the lease meanwhile.
+ *
+ * Safety rules the decision keeps (and the unit tests check over every
+ * combination of inputs):
+ *  - PostgreSQL is started as a primary or promoted only by the holder of the
+ *    leader key, and the key is only taken with etcd reachable.
+ *  - Without etcd nothing is promoted; a primary that cannot reach etcd stays
+ *    primary only when every member confirmed the failsafe ping (and the fence
+ *    thread stops it at the lease deadline otherwise).
+ *  - A standby races for a free key only if it is the most advanced eligible
+ *    member that answered, within maximum_lag_on_failover of the last known
+ *    leader position, not tagged nofailover, and not holding a failsafe promise.
+ *  - In maintenance mode (paused) nothing is started, stopped, promoted or
+ *    demoted.
  */
 #ifndef PGHA_HA_DECIDE_H
 #define PGHA_HA_DECIDE_H
@@ -33,21 +47,44 @@ enum ha_init {
 	HA_INIT_DONE,        /* the cluster exists; its system identifier is known */
 };
 
+enum ha_election {
+	HA_ELECT_NOT_ASKED,  /* the agent did not poll the others (not needed) */
+	HA_ELECT_BEST,       /* no eligible member that answered is ahead of us */
+	HA_ELECT_BEHIND,     /* another member is ahead */
+	HA_ELECT_UNSETTLED,  /* someone has not seen the leader go yet */
+};
+
+enum ha_target {
+	HA_TARGET_NONE,      /* no manual failover requested */
+	HA_TARGET_ME,        /* `ctl failover --to` names this member */
+	HA_TARGET_OTHER,     /* ... names another member */
+};
+
 struct ha_observed {
-	bool job_running;          /* initdb or pg_basebackup in progress */
+	bool job_running;          /* initdb, pg_basebackup or pg_rewind in progress */
 	bool in_backoff;           /* the last job/start failed: wait before retrying */
-	bool dcs_ok;               /* etcd answered this loop */
+	bool dcs_ok;               /* etcd answered this loop (lease renewed, cluster read) */
+	bool paused;               /* maintenance mode */
+	bool failsafe_ok;          /* etcd unreachable, but every member confirmed our ping */
+	bool failsafe_hold;        /* we promised a leader (failsafe ping) not to race for now */
 	enum ha_init init;
 	bool leader_absent;
 	bool leader_is_me;
 	bool leader_known;         /* the leader's member record (address) is known */
 	bool leader_running;       /* ... and says PostgreSQL runs as primary */
+	enum ha_target failover_to;
 	enum ha_data data;
 	bool sysid_mismatch;       /* data belongs to another cluster (init DONE only) */
-	bool data_standby;         /* standby.signal present (the data was a standby) */
+	bool data_standby;         /* the data is (or was last started as) a standby */
 	enum ha_pg pg;
+	bool crashed;              /* PostgreSQL died without being asked to */
+	bool restart_exhausted;    /* as leader: it did not come back within the bound */
 	bool following_leader;     /* replica: primary_conninfo points at the leader */
+	bool diverged;             /* our WAL has records the leader's history does not */
+	bool rewind_failed;        /* pg_rewind failed: only a re-clone can help */
 	bool slot_ready;           /* the leader has our replication slot (for cloning) */
+	bool eligible;             /* may be promoted: no nofailover tag, priority > 0, lag ok */
+	enum ha_election election;
 };
 
 enum ha_action {
@@ -59,10 +96,14 @@ enum ha_action {
 	ACT_START_PRIMARY,    /* write config (no standby.signal) and start PostgreSQL */
 	ACT_FINISH_BOOTSTRAP, /* roles, then initialize = system identifier */
 	ACT_CLONE,            /* start pg_basebackup from the leader as a job */
-	ACT_START_STANDBY,    /* write standby config and start PostgreSQL */
+	ACT_START_STANDBY,    /* write standby config and start (streaming from the leader if any) */
 	ACT_FOLLOW,           /* re-point primary_conninfo at the leader and reload */
-	ACT_DEMOTE,           /* stop a primary that does not hold the key */
+	ACT_DEMOTE,           /* stop PostgreSQL (fast): a primary without the key, or to rewind */
 	ACT_PROMOTE,          /* we hold the key but run as a replica */
+	ACT_RELEASE_LEADER,   /* give the key up (crashed PostgreSQL that does not come back, manual failover) */
+	ACT_REWIND,           /* pg_rewind against the leader as a job */
+	ACT_RECLONE,          /* move the diverged data directory aside, then clone */
+	ACT_ELECT,            /* poll the other members before racing for the key */
 	ACT_LEADER_DUTIES,    /* keep slots for the members, publish */
 	ACT_REPLICA_DUTIES,   /* streaming from the leader: publish */
 };

@@ -83,6 +83,13 @@ void ha_candidate_from_status(const char *json, struct ha_candidate *out)
 			out->priority = (int)json_integer_value(p);
 	}
 	const char *st = json_string_value(state);
+	if (strcmp(json_string_value(role), "primary") == 0 && strcmp(st, "running") == 0 &&
+	    json_is_true(json_object_get(o, "etcd_reachable"))) {
+		/* A running primary that reaches etcd will take the free key itself: let it. */
+		out->candidate = out->settled = true;
+		out->timeline = UINT32_MAX;
+		goto out;
+	}
 	out->candidate = strcmp(json_string_value(role), "replica") == 0 &&
 			 (strcmp(st, "running") == 0 || strcmp(st, "streaming") == 0) &&
 			 json_is_true(json_object_get(o, "etcd_reachable")) && !nofailover &&

@@ -19,7 +19,8 @@
 
 static const char *job_name(enum job_kind k)
 {
-	return k == JOB_INITDB ? "initdb" : k == JOB_BASEBACKUP ? "pg_basebackup" : "none";
+	return k == JOB_INITDB ? "initdb" : k == JOB_BASEBACKUP ? "pg_basebackup"
+		: k == JOB_REWIND ? "pg_rewind" : "none";
 }
 
 static int prepare_tmpdir(struct agent *a, const char *suffix, struct pgha_err *e)
@@ -88,6 +89,23 @@ int job_start_basebackup(struct agent *a, struct pgha_err *e)
 	log_info("cloning %s (%s:%d) through replication slot %s", leader->name, leader->host,
 		 leader->port, slot);
 	job_begin(a, JOB_BASEBACKUP);
+	return 0;
+}
+
+int job_start_rewind(struct agent *a, struct pgha_err *e)
+{
+	const struct member *leader = agent_leader_member(a);
+	if (leader == NULL)
+		return err_set(e, "no leader to rewind from");
+	char *ci = pg_conninfo(leader->host, leader->port, a->cfg.superuser, a->cfg.pgpass, a->cfg.name,
+			       "postgres");
+	int rc = pg_rewind_spawn(&a->node, ci, &a->job.pid, &a->job.fd, e);
+	free(ci);
+	if (rc != 0)
+		return -1;
+	a->job.tmpdir = xstrdup(a->cfg.data_dir);
+	log_info("rewinding the data directory against %s (%s:%d)", leader->name, leader->host, leader->port);
+	job_begin(a, JOB_REWIND);
 	return 0;
 }
 
@@ -181,11 +199,31 @@ int job_poll(struct agent *a, bool *ok)
 	*ok = code == 0;
 	int64_t secs = (now_ms() - j->started_ms) / 1000;
 	struct pgha_err e;
+	enum job_kind kind = j->kind;
+	if (kind == JOB_REWIND) {
+		/* pg_rewind works in place: nothing to rename, and never remove the data directory. */
+		if (*ok) {
+			log_info("pg_rewind finished in %llds", (long long)secs);
+			a->diverged = false;
+		} else {
+			char why[64];
+			proc_describe_exit(code, why, sizeof(why));
+			agent_set_error(a, "pg_rewind failed (%s) after %llds; its last output:\n%s", why,
+					(long long)secs, sb_str(&j->tail));
+			a->rewind_failed = true;
+		}
+		free(j->tmpdir);
+		j->tmpdir = NULL;
+		job_clear(a);
+		return 1;
+	}
 	if (*ok && install_datadir(a, &e) != 0) {
 		*ok = false;
 		agent_set_error(a, "%s succeeded but %s", job_name(j->kind), e.msg);
 	} else if (*ok) {
 		log_info("%s finished in %llds", job_name(j->kind), (long long)secs);
+		a->diverged = false;
+		a->rewind_failed = false;
 	} else {
 		char why[64];
 		proc_describe_exit(code, why, sizeof(why));
@@ -211,7 +249,7 @@ void job_abort(struct agent *a)
 		proc_wait(j->pid, 5000, &code);
 	}
 	struct pgha_err e;
-	if (j->tmpdir && pg_remove_tree(j->tmpdir, &e) != 0)
+	if (j->kind != JOB_REWIND && j->tmpdir && pg_remove_tree(j->tmpdir, &e) != 0)
 		log_warn("%s", e.msg);
 	job_clear(a);
 }

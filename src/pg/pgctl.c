@@ -48,6 +48,10 @@ static void parse_controldata(const char *text, struct pg_data_info *out)
 				out->timeline = (uint32_t)strtoul(val, NULL, 10);
 			else if (strcmp(buf, "Latest checkpoint location") == 0)
 				lsn_parse(val, &out->checkpoint_lsn);
+			else if (strcmp(buf, "Minimum recovery ending location") == 0)
+				lsn_parse(val, &out->min_recovery_lsn);
+			else if (strcmp(buf, "Min recovery ending loc's timeline") == 0)
+				out->min_recovery_tli = (uint32_t)strtoul(val, NULL, 10);
 		}
 		line = eol ? eol + 1 : NULL;
 	}

@@ -45,6 +45,8 @@ struct pg_data_info {
 	char cluster_state[64];        /* "in production", "shut down in recovery", ... */
 	bool standby_signal;           /* standby.signal present */
 	uint64_t checkpoint_lsn;
+	uint64_t min_recovery_lsn;     /* a standby: how far it had replayed */
+	uint32_t min_recovery_tli;
 	int major_version;             /* from PG_VERSION */
 };
 

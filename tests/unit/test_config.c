@@ -1,7 +1,8 @@
 /*
  * test_config.c — the declarative option tables (common/config.c): value
- * parsers, config_set on every option type, the INI file parser and its error
- * messages; and the agent's own table and checks (ha/agent_config.c).
+ * parsers, config_set on every option type, the INI reader (common/ini.c,
+ * directly and through config_parse_file) and its error messages; and the
+ * agent's own table and checks (ha/agent_config.c).
  *
  * Config files are written into a private temporary directory (mkdtemp +
  * mkstemp) that the group teardown removes, even after a failed test.
@@ -22,6 +23,7 @@
 #include <cmocka.h>
 
 #include "common/config.h"
+#include "common/ini.h"
 #include "common/log.h"
 #include "ha/agent_config.h"
 
@@ -54,17 +56,21 @@ static int group_teardown(void **state)
 	return rmdir(tmpdir) == 0 ? 0 : -1;
 }
 
-/* Write content to a new file in tmpdir; path receives its name. */
-static void write_conf(char *path, size_t pathlen, const char *content)
+/* Write len bytes of content to a new file in tmpdir; path receives its name. */
+static void write_conf_n(char *path, size_t pathlen, const char *content, size_t len)
 {
 	snprintf(path, pathlen, "%s/conf-XXXXXX", tmpdir);
 	int fd = mkstemp(path);
 	if (fd < 0)
 		fail_msg("mkstemp: %s", strerror(errno));
-	size_t len = strlen(content);
 	if (write(fd, content, len) != (ssize_t)len)
 		fail_msg("write %s: %s", path, strerror(errno));
 	close(fd);
+}
+
+static void write_conf(char *path, size_t pathlen, const char *content)
+{
+	write_conf_n(path, pathlen, content, strlen(content));
 }
 
 #define assert_contains(hay, needle)                                                    \
@@ -231,6 +237,10 @@ static void test_parse_duration_good(void **state)
 		{"0.5ms", 1},
 		{"2.0004s", 2000},
 		{"168h", 168L * 3600000},
+		{"007", 7000},      /* leading zeros are digits */
+		{".5", 500},        /* digits and '.' only */
+		{"5.", 5000},
+		{"10.ms", 10},
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		long v = -12345;
@@ -246,10 +256,14 @@ static void test_parse_duration_bad(void **state)
 	static const char *const bad[] = {
 		"", "-1", "-1s", "-0.5ms", "10x", "10 s", "10sec", "10S", "10MS", "s", "ms",
 		"10d", "1s1", "h", "1hh", "inf", "infinity", "-inf",
-		"1e400",                    /* ERANGE */
+		"1e400",                    /* an exponent (and ERANGE) */
 		"99999999999999999999h",    /* overflows a long */
 		"9223372036854775807",      /* seconds: overflows in ms */
 		"10000000000000000000ms",
+		/* the numeric part may hold only digits and '.' */
+		"1e3", "1e3ms", "1E3", "1.5e2s", "1e-3h", "0x10", "0X1A", "0x10s", "0x1p4",
+		"+5", "+5s", "+0", "-0", "-0ms", " 10", "\t10", "\n10", "INF", "Infinity", "inf s",
+		".", "..", "1..2", "1.2.3",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		long v = 777;
@@ -260,13 +274,14 @@ static void test_parse_duration_bad(void **state)
 }
 
 /*
- * "nan" is not a duration. strtod() accepts it, NaN < 0 and NaN > LONG_MAX/2
- * are both false, and (long)(NaN + 0.5) is undefined behaviour (LONG_MIN on
- * x86-64), so config_parse_duration_ms("nan") returns 0 with garbage.
+ * "nan" is not a duration: strtod() accepts it, and (long)(NaN + 0.5) would be
+ * undefined behaviour. Neither are hex numbers, exponents or infinities,
+ * which strtod() also accepts.
  */
 static void test_parse_duration_nan(void **state)
 {
-	static const char *const nans[] = {"nan", "NaN", "-nan", "nan(0x1)", "nans"};
+	static const char *const nans[] = {"nan", "NaN", "-nan", "nan(0x1)", "nans", "nanms",
+					   "NAN", "+nan"};
 	for (size_t i = 0; i < sizeof(nans) / sizeof(nans[0]); i++) {
 		long v = 777;
 		if (config_parse_duration_ms(nans[i], &v) == 0)
@@ -280,7 +295,24 @@ static void test_parse_duration_nan(void **state)
 	assert_int_equal(config_set(&ttable, &c, "timing", "anydur", "nan", &e), -1);
 	assert_string_equal(e.msg,
 			    "[timing] anydur = \"nan\": not a duration (examples: 10, 10s, 500ms, 2m)");
+	assert_int_equal(config_set(&ttable, &c, "timing", "anydur", "1e3", &e), -1);
+	assert_string_equal(e.msg,
+			    "[timing] anydur = \"1e3\": not a duration (examples: 10, 10s, 500ms, 2m)");
+	assert_int_equal(config_set(&ttable, &c, "timing", "anydur", "0x10", &e), -1);
+	assert_string_equal(e.msg,
+			    "[timing] anydur = \"0x10\": not a duration (examples: 10, 10s, 500ms, 2m)");
+	assert_int_equal(config_set(&ttable, &c, "timing", "anydur", "inf", &e), -1);
+	assert_string_equal(e.msg,
+			    "[timing] anydur = \"inf\": not a duration (examples: 10, 10s, 500ms, 2m)");
+	assert_int_equal(config_set(&ttable, &c, "timing", "anydur", "+5", &e), -1);
+	assert_string_equal(e.msg,
+			    "[timing] anydur = \"+5\": not a duration (examples: 10, 10s, 500ms, 2m)");
 	assert_int_equal(c.anydur_ms, 0);
+	/* and what a duration is, through the same path */
+	assert_int_equal(config_set(&ttable, &c, "timing", "anydur", "1.5s", &e), 0);
+	assert_int_equal(c.anydur_ms, 1500);
+	assert_int_equal(config_set(&ttable, &c, "timing", "anydur", "2min", &e), 0);
+	assert_int_equal(c.anydur_ms, 120000);
 	tcfg_free(&c);
 }
 
@@ -517,14 +549,40 @@ static void test_set_free_section(void **state)
 
 /* ---- config_parse_file -------------------------------------------------- */
 
-static int parse_text(const char *text, struct tcfg *c, char *path, size_t pathlen,
-		      struct pgha_err *e)
+static int parse_text_n(const char *text, size_t len, struct tcfg *c, char *path, size_t pathlen,
+			struct pgha_err *e)
 {
-	write_conf(path, pathlen, text);
+	write_conf_n(path, pathlen, text, len);
 	tcfg_init(c);
+	e->msg[0] = '\0';
 	int rc = config_parse_file(&ttable, path, c, e);
 	unlink(path);
 	return rc;
+}
+
+static int parse_text(const char *text, struct tcfg *c, char *path, size_t pathlen,
+		      struct pgha_err *e)
+{
+	return parse_text_n(text, strlen(text), c, path, pathlen, e);
+}
+
+/* The file (len bytes of text) must be refused with exactly "<path><after_path>". */
+static void file_refused_n(const char *text, size_t len, const char *after_path)
+{
+	char path[PATH_MAX], want[PATH_MAX + 1024];
+	struct tcfg c;
+	struct pgha_err e;
+	int rc = parse_text_n(text, len, &c, path, sizeof(path), &e);
+	tcfg_free(&c);
+	if (rc != -1)
+		fail_msg("rc %d, want -1 with \"<path>%s\"", rc, after_path);
+	snprintf(want, sizeof(want), "%s%s", path, after_path);
+	assert_string_equal(e.msg, want);
+}
+
+static void file_refused(const char *text, const char *after_path)
+{
+	file_refused_n(text, strlen(text), after_path);
 }
 
 static void test_file_ok(void **state)
@@ -537,9 +595,11 @@ static void test_file_ok(void **state)
 			    "\n"
 			    "[main]\n"
 			    "required = here\n"
-			    "num = 42   ; inline comment\n"
+			    "   # an indented comment\n"
+			    "\t; a comment after a tab\n"
+			    "num = 42\n"
 			    "flag = true\n"
-			    "str = with spaces;and semicolons\n"
+			    "str = with spaces ; and # no comments\n"
 			    "\n"
 			    "[timing]\n"
 			    "dur = 250ms\n"
@@ -555,7 +615,7 @@ static void test_file_ok(void **state)
 	assert_string_equal(c.required, "here");
 	assert_int_equal(c.num, 42);
 	assert_true(c.flag);
-	assert_string_equal(c.str, "with spaces;and semicolons"); /* ";" after a space starts a comment */
+	assert_string_equal(c.str, "with spaces ; and # no comments"); /* no inline comments */
 	assert_int_equal(c.dur_ms, 250);
 	assert_int_equal(c.level, LOG_DEBUG);
 	assert_int_equal(c.big, -3);
@@ -642,12 +702,12 @@ static void test_file_unknown(void **state)
 	assert_string_equal(e.msg, want);
 	tcfg_free(&c);
 
-	/* A key before any section header belongs to the section "". */
-	assert_int_equal(parse_text("num = 1\n[main]\nrequired = r\n", &c, path, sizeof(path), &e),
-			 -1);
-	snprintf(want, sizeof(want), "%s:1: unknown section []", path);
-	assert_string_equal(e.msg, want);
-	tcfg_free(&c);
+	/* A key before any section header is refused with its own line. */
+	file_refused("num = 1\n[main]\nrequired = r\n", ":1: \"num\" is outside any [section]");
+	file_refused("# comment\n\n  num = 1\n[main]\nrequired = r\n",
+		     ":3: \"num\" is outside any [section]");
+	file_refused("\xEF\xBB\xBFnum = 1\n[main]\nrequired = r\n",
+		     ":1: \"num\" is outside any [section]");
 }
 
 static void test_file_first_error_wins(void **state)
@@ -687,18 +747,25 @@ static void test_file_syntax_error(void **state)
 
 	assert_int_equal(parse_text("[main]\nrequired = r\n[timing\nnum = 1\n", &c, path, sizeof(path),
 				    &e), -1);
-	snprintf(want, sizeof(want),
-		 "%s:3: syntax error (expected \"[section]\" or \"name = value\")", path);
+	snprintf(want, sizeof(want), "%s:3: syntax error: a section header looks like [name]", path);
 	assert_string_equal(e.msg, want);
 	tcfg_free(&c);
+
+	file_refused("[main]\nrequired = r\n[timing] dur = 1s\n",
+		     ":3: syntax error: a section header looks like [name]");
+	file_refused("[main]\nrequired = r\n[timing]]\n",
+		     ":3: syntax error: a section header looks like [name]");
+	file_refused("[main\nrequired = r\n", ":1: syntax error: a section header looks like [name]");
+	file_refused("[main]\nrequired = r\n= 5\n", ":3: syntax error: a value without a name");
+	file_refused("[main]\nrequired = r\n\t =\n", ":3: syntax error: a value without a name");
+	file_refused("[main]\nrequired = r\n\"\"\n",
+		     ":3: syntax error (expected \"[section]\" or \"name = value\")");
 }
 
 /*
- * A syntax error followed by a bad value: inih reports the line of the FIRST
- * error (the syntax error, line 2), but config_parse_file pairs it with the
- * message of the first *handler* error (line 4), producing
- *   "<path>:2: [main] num = "zero": not an integer"
- * which names a line that holds something else entirely.
+ * The first problem in file order is reported, with its own line and its own
+ * message, whatever kind it is (a syntax error must not be paired with the
+ * message of a later bad value, nor the other way round).
  */
 static void test_file_syntax_error_then_bad_value(void **state)
 {
@@ -714,6 +781,15 @@ static void test_file_syntax_error_then_bad_value(void **state)
 	snprintf(want, sizeof(want),
 		 "%s:2: syntax error (expected \"[section]\" or \"name = value\")", path);
 	assert_string_equal(e.msg, want);
+
+	file_refused("[main]\nrequired = r\n[bad\nnum = zero\n",
+		     ":3: syntax error: a section header looks like [name]");
+	file_refused("[main]\nrequired = r\nnum = zero\n[bad\n",
+		     ":3: [main] num = \"zero\": not an integer");
+	file_refused("[main]\nrequired = r\nnum = 5\n= 1\nnum = zero\n",
+		     ":4: syntax error: a value without a name");
+	file_refused("x = 1\n[main]\nnum = zero\n", ":1: \"x\" is outside any [section]");
+	file_refused("[main]\nbogus = 1\nnum = zero\njunk\n", ":2: [main] unknown option \"bogus\"");
 }
 
 static void test_file_missing_required(void **state)
@@ -739,6 +815,166 @@ static void test_file_missing_required(void **state)
 	tcfg_free(&c);
 }
 
+/* No inline comments: "; x" or "# x" after a value is part of the value. */
+static void test_file_no_inline_comments(void **state)
+{
+	file_refused("[main]\nrequired = r\nnum = 42 ; x\n",
+		     ":3: [main] num = \"42 ; x\": not an integer");
+	file_refused("[main]\nrequired = r\nnum = 42 # x\n",
+		     ":3: [main] num = \"42 # x\": not an integer");
+	file_refused("[main]\nrequired = r\n[timing]\ndur = 1s ;x\n",
+		     ":4: [timing] dur = \"1s ;x\": not a duration (examples: 10, 10s, 500ms, 2m)");
+
+	char path[PATH_MAX];
+	struct tcfg c;
+	struct pgha_err e;
+	if (parse_text("[main]\nrequired = r ; # r\n[parameters]\n"
+		       "archive_command = cp %p /x ; sync\n"
+		       "log_line_prefix = #%p;\n",
+		       &c, path, sizeof(path), &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_string_equal(c.required, "r ; # r");
+	assert_int_equal(c.nkv, 2);
+	assert_string_equal(c.keys[0], "archive_command");
+	assert_string_equal(c.vals[0], "cp %p /x ; sync");
+	assert_string_equal(c.keys[1], "log_line_prefix");
+	assert_string_equal(c.vals[1], "#%p;");
+	tcfg_free(&c);
+}
+
+/* No line-length limit: a 5000-byte value is read whole, and lines after it keep their numbers. */
+static void test_file_long_value(void **state)
+{
+	enum { VLEN = 5000 };
+	char *value = malloc(VLEN + 1);
+	assert_non_null(value);
+	for (int i = 0; i < VLEN; i++)
+		value[i] = "abcdefghij ;#=[]\"x"[i % 18];
+	value[0] = 'S';         /* neither quoted nor blank at either end */
+	value[VLEN - 1] = 'E';
+	value[VLEN] = '\0';
+	size_t tlen = 2 * VLEN + 256;
+	char *text = malloc(tlen);
+	assert_non_null(text);
+	snprintf(text, tlen, "[main]\nrequired = r\nstr = %s\n[parameters]\nk = %s\nnum = 7\n", value,
+		 value);
+
+	char path[PATH_MAX];
+	struct tcfg c;
+	struct pgha_err e;
+	if (parse_text(text, &c, path, sizeof(path), &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_int_equal(strlen(c.str), VLEN);
+	assert_string_equal(c.str, value);
+	assert_int_equal(c.nkv, 2);
+	assert_string_equal(c.keys[0], "k");
+	assert_string_equal(c.vals[0], value);
+	assert_string_equal(c.keys[1], "num");
+	assert_string_equal(c.vals[1], "7");
+	tcfg_free(&c);
+
+	/* an error after two long lines names its own line */
+	snprintf(text, tlen, "[main]\nrequired = r\nstr = %s\nstr = %s\nnum = 0\n", value, value);
+	file_refused(text, ":5: [main] num = \"0\": out of range: must be from 1 to 100");
+	/* a long line that is itself wrong (no '=') names its line */
+	memset(value, 'x', VLEN);
+	snprintf(text, tlen, "[main]\nrequired = r\n\n%s\nnum = 0\n", value);
+	file_refused(text, ":4: syntax error (expected \"[section]\" or \"name = value\")");
+	free(text);
+	free(value);
+}
+
+/* Double quotes around a value are removed (to keep blanks); anything else is kept. */
+static void test_file_quotes(void **state)
+{
+	char path[PATH_MAX];
+	struct tcfg c;
+	struct pgha_err e;
+	if (parse_text("[main]\nrequired = \"  padded  \"\nstr = \"\"\nnum = \"42\"\n"
+		       "[parameters]\n"
+		       "a = \"\n"
+		       "b = 'single'\n"
+		       "c = \"x ; y # z\"   \n"
+		       "d = \"half\n"
+		       "e = half\"\n"
+		       "f = \"\"\"\n",
+		       &c, path, sizeof(path), &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_string_equal(c.required, "  padded  ");
+	assert_string_equal(c.str, "");
+	assert_int_equal(c.num, 42);
+	assert_int_equal(c.nkv, 6);
+	assert_string_equal(c.vals[0], "\"");       /* one quote wraps nothing */
+	assert_string_equal(c.vals[1], "'single'");
+	assert_string_equal(c.vals[2], "x ; y # z");
+	assert_string_equal(c.vals[3], "\"half");
+	assert_string_equal(c.vals[4], "half\"");
+	assert_string_equal(c.vals[5], "\"");       /* only the outer pair goes */
+	tcfg_free(&c);
+
+	/* the unquoted value is what the option parser sees */
+	file_refused("[main]\nrequired = r\nnum = \"42 \"\n", ":3: [main] num = \"42 \": not an integer");
+}
+
+/* A UTF-8 byte order mark is skipped on line 1, and only there. */
+static void test_file_bom(void **state)
+{
+	char path[PATH_MAX];
+	struct tcfg c;
+	struct pgha_err e;
+	if (parse_text("\xEF\xBB\xBF[main]\nrequired = r\nnum = 9\n", &c, path, sizeof(path), &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_string_equal(c.required, "r");
+	assert_int_equal(c.num, 9);
+	tcfg_free(&c);
+
+	if (parse_text("\xEF\xBB\xBF# comment\n[main]\nrequired = r\n", &c, path, sizeof(path), &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_string_equal(c.required, "r");
+	tcfg_free(&c);
+
+	/* on line 2 the bytes are part of the name */
+	file_refused("[main]\n\xEF\xBB\xBFrequired = r\n",
+		     ":2: [main] unknown option \"\xEF\xBB\xBFrequired\"");
+	/* only a whole mark is skipped */
+	file_refused("\xEF\xBB[main]\nrequired = r\n",
+		     ":1: syntax error (expected \"[section]\" or \"name = value\")");
+}
+
+/* CRLF line endings: values lose the CR, lines keep their numbers. */
+static void test_file_crlf(void **state)
+{
+	char path[PATH_MAX];
+	struct tcfg c;
+	struct pgha_err e;
+	if (parse_text("# comment\r\n\r\n[main]\r\nrequired = r\r\nstr = \"q \"\r\nnum = 12\r\n"
+		       "[timing]   \r\ndur = 250ms\r\n[parameters]\r\nk = v w\r\n",
+		       &c, path, sizeof(path), &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_string_equal(c.required, "r");
+	assert_string_equal(c.str, "q ");
+	assert_int_equal(c.num, 12);
+	assert_int_equal(c.dur_ms, 250);
+	assert_int_equal(c.nkv, 1);
+	assert_string_equal(c.keys[0], "k");
+	assert_string_equal(c.vals[0], "v w");
+	tcfg_free(&c);
+
+	file_refused("[main]\r\nrequired = r\r\n\r\nnum = zero\r\n",
+		     ":4: [main] num = \"zero\": not an integer");
+	file_refused("[main]\r\nrequired = r\r\njunk\r\n",
+		     ":3: syntax error (expected \"[section]\" or \"name = value\")");
+}
+
+/* A NUL byte: not a text file (and nothing before it is applied). */
+static void test_file_nul(void **state)
+{
+	static const char text[] = "[main]\nrequired = r\nstr = a\0b\n";
+	file_refused_n(text, sizeof(text) - 1, ": not a text file (it holds NUL bytes)");
+	static const char lead[] = "\0[main]\nrequired = r\n";
+	file_refused_n(lead, sizeof(lead) - 1, ": not a text file (it holds NUL bytes)");
+}
+
 static void test_file_missing(void **state)
 {
 	char path[PATH_MAX + 64], want[PATH_MAX + 256];
@@ -750,6 +986,211 @@ static void test_file_missing(void **state)
 	snprintf(want, sizeof(want), "cannot open config file \"%s\": No such file or directory", path);
 	assert_string_equal(e.msg, want);
 	tcfg_free(&c);
+}
+
+/* ---- ini_parse_text / ini_parse_path (common/ini.c) ------------------------ */
+
+struct ini_rec {
+	int line;
+	char *section, *name, *value;
+};
+
+struct ini_log {
+	struct ini_rec r[32];
+	size_t n;
+	size_t fail_at;        /* refuse the fail_at-th call (1-based); 0: never */
+	const char *fail_msg;
+};
+
+static int ini_record(void *arg, int line, const char *section, const char *name,
+		      const char *value, struct pgha_err *e)
+{
+	struct ini_log *log = arg;
+	if (log->n == sizeof(log->r) / sizeof(log->r[0]))
+		fail_msg("too many callbacks");
+	struct ini_rec *r = &log->r[log->n++];
+	r->line = line;
+	r->section = strdup(section);
+	r->name = strdup(name);
+	r->value = strdup(value);
+	if (log->fail_at != 0 && log->n == log->fail_at)
+		return err_set(e, "%s", log->fail_msg);
+	return 0;
+}
+
+static void ini_log_free(struct ini_log *log)
+{
+	for (size_t i = 0; i < log->n; i++) {
+		free(log->r[i].section);
+		free(log->r[i].name);
+		free(log->r[i].value);
+	}
+	memset(log, 0, sizeof(*log));
+}
+
+#define assert_rec(log, i, ln, sec, nm, val)                                 \
+	do {                                                                  \
+		assert_true((i) < (log)->n);                                  \
+		assert_int_equal((log)->r[i].line, (ln));                     \
+		assert_string_equal((log)->r[i].section, (sec));              \
+		assert_string_equal((log)->r[i].name, (nm));                  \
+		assert_string_equal((log)->r[i].value, (val));                \
+	} while (0)
+
+static void test_ini_callback(void **state)
+{
+	struct ini_log log = {0};
+	struct pgha_err e;
+	int rc = ini_parse_text("\xEF\xBB\xBF# comment\r\n"          /* 1 */
+				"\r\n"                                  /* 2 */
+				"[alpha]\r\n"                           /* 3 */
+				"  a = 1  \r\n"                         /* 4 */
+				"\t; comment\n"                         /* 5 */
+				"b=two words ; not a comment # nor this\n" /* 6 */
+				"[ beta gamma ]\n"                      /* 7 */
+				"c = \"  quoted  \"\n"                  /* 8 */
+				"d = x = y\n"                           /* 9 */
+				"my key = \"\"\n"                       /* 10 */
+				"e =\n"                                 /* 11 */
+				"f = \"\n"                              /* 12 */
+				"\n"                                    /* 13 */
+				"[alpha]\n"                             /* 14 */
+				"a = again",                            /* 15: no final newline */
+				"t.ini", ini_record, &log, &e);
+	if (rc != 0)
+		fail_msg("%s", e.msg);
+	assert_int_equal(log.n, 8);
+	assert_rec(&log, 0, 4, "alpha", "a", "1");
+	assert_rec(&log, 1, 6, "alpha", "b", "two words ; not a comment # nor this");
+	assert_rec(&log, 2, 8, "beta gamma", "c", "  quoted  ");
+	assert_rec(&log, 3, 9, "beta gamma", "d", "x = y");
+	assert_rec(&log, 4, 10, "beta gamma", "my key", "");
+	assert_rec(&log, 5, 11, "beta gamma", "e", "");
+	assert_rec(&log, 6, 12, "beta gamma", "f", "\"");
+	assert_rec(&log, 7, 15, "alpha", "a", "again");
+	ini_log_free(&log);
+
+	/* nothing to read is fine */
+	static const char *const empty[] = {"", "\n", "\n\n\r\n", "# only\n; comments", "[s]\n[t]\n",
+					    "\xEF\xBB\xBF"};
+	for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
+		if (ini_parse_text(empty[i], "t.ini", ini_record, &log, &e) != 0)
+			fail_msg("<%s>: %s", empty[i], e.msg);
+		assert_int_equal(log.n, 0);
+	}
+
+	/* a 5000-byte value, and the line after it */
+	char *text = malloc(6000);
+	assert_non_null(text);
+	memcpy(text, "[s]\nk = ", 8);
+	memset(text + 8, 'v', 5000);
+	strcpy(text + 8 + 5000, "\nnext = 1\n");
+	if (ini_parse_text(text, "t.ini", ini_record, &log, &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_int_equal(log.n, 2);
+	assert_int_equal(log.r[0].line, 2);
+	assert_int_equal(strlen(log.r[0].value), 5000);
+	assert_int_equal(strspn(log.r[0].value, "v"), 5000);
+	assert_rec(&log, 1, 3, "s", "next", "1");
+	ini_log_free(&log);
+	free(text);
+}
+
+/* A callback that returns -1 stops the parse; its message gets "<where>:<line>: ". */
+static void test_ini_callback_stops(void **state)
+{
+	struct ini_log log = {.fail_at = 2, .fail_msg = "[s] b = \"2\": refused"};
+	struct pgha_err e;
+	assert_int_equal(ini_parse_text("[s]\na = 1\n\n# c\nb = 2\nc = 3\nbroken\n", "/etc/x.ini",
+					ini_record, &log, &e), -1);
+	assert_string_equal(e.msg, "/etc/x.ini:5: [s] b = \"2\": refused");
+	assert_int_equal(log.n, 2); /* c = 3 was never seen */
+	assert_rec(&log, 0, 2, "s", "a", "1");
+	assert_rec(&log, 1, 5, "s", "b", "2");
+	ini_log_free(&log);
+
+	/* on the first entry, after a BOM and CRLF lines */
+	log = (struct ini_log){.fail_at = 1, .fail_msg = "no"};
+	assert_int_equal(ini_parse_text("\xEF\xBB\xBF\r\n[s]\r\nk = v\r\n", "w", ini_record, &log, &e),
+			 -1);
+	assert_string_equal(e.msg, "w:3: no");
+	assert_int_equal(log.n, 1);
+	assert_rec(&log, 0, 3, "s", "k", "v");
+	ini_log_free(&log);
+}
+
+/* Reader errors: "<where>:<line>: <what>", the first problem in file order. */
+static void test_ini_errors(void **state)
+{
+	static const struct {
+		const char *text, *want;
+		size_t calls;   /* callbacks before the error */
+	} cases[] = {
+		{"[a]\nx\n", "w:2: syntax error (expected \"[section]\" or \"name = value\")", 0},
+		{"[a\n", "w:1: syntax error: a section header looks like [name]", 0},
+		{"[a] b\n", "w:1: syntax error: a section header looks like [name]", 0},
+		{"[a]]\n", "w:1: syntax error: a section header looks like [name]", 0},
+		{"a]\n", "w:1: syntax error (expected \"[section]\" or \"name = value\")", 0},
+		{"[a]\n = 1\n", "w:2: syntax error: a value without a name", 0},
+		{"[a]\n=\n", "w:2: syntax error: a value without a name", 0},
+		{"x = 1\n[a]\n", "w:1: \"x\" is outside any [section]", 0},
+		{"# c\n\n  y = \"q\"\n[a]\n", "w:3: \"y\" is outside any [section]", 0},
+		{"[a]\nk = v\nbad\nk2 = v2\n[b\n",
+		 "w:3: syntax error (expected \"[section]\" or \"name = value\")", 1},
+		{"[a]\nk = v\n[b\nbad\n", "w:3: syntax error: a section header looks like [name]", 1},
+		{"[a]\r\nk = v\r\nbad\r\n", "w:3: syntax error (expected \"[section]\" or \"name = value\")", 1},
+		{"[a]\r\n\r\n[b\r\n", "w:3: syntax error: a section header looks like [name]", 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct ini_log log = {0};
+		struct pgha_err e;
+		e.msg[0] = '\0';
+		int rc = ini_parse_text(cases[i].text, "w", ini_record, &log, &e);
+		size_t n = log.n;
+		ini_log_free(&log);
+		if (rc != -1 || strcmp(e.msg, cases[i].want) != 0 || n != cases[i].calls)
+			fail_msg("case %zu: rc %d, \"%s\" after %zu calls; want -1, \"%s\" after %zu", i,
+				 rc, e.msg, n, cases[i].want, cases[i].calls);
+	}
+
+	/* the BOM is skipped on line 1 only: on line 2 it is part of the name */
+	struct ini_log log = {0};
+	struct pgha_err e;
+	if (ini_parse_text("[a]\n\xEF\xBB\xBFk = v\n", "w", ini_record, &log, &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_int_equal(log.n, 1);
+	assert_rec(&log, 0, 2, "a", "\xEF\xBB\xBFk", "v");
+	ini_log_free(&log);
+}
+
+static void test_ini_parse_path(void **state)
+{
+	char path[PATH_MAX], want[PATH_MAX + 256];
+	struct ini_log log = {0};
+	struct pgha_err e;
+	write_conf(path, sizeof(path), "[s]\nk = v\n\nbad line\n");
+	assert_int_equal(ini_parse_path(path, ini_record, &log, &e), -1);
+	unlink(path);
+	snprintf(want, sizeof(want), "%s:4: syntax error (expected \"[section]\" or \"name = value\")",
+		 path);
+	assert_string_equal(e.msg, want);
+	assert_int_equal(log.n, 1);
+	assert_rec(&log, 0, 2, "s", "k", "v");
+	ini_log_free(&log);
+
+	static const char nul[] = "[s]\nk = v\0\n";
+	write_conf_n(path, sizeof(path), nul, sizeof(nul) - 1);
+	assert_int_equal(ini_parse_path(path, ini_record, &log, &e), -1);
+	unlink(path);
+	snprintf(want, sizeof(want), "%s: not a text file (it holds NUL bytes)", path);
+	assert_string_equal(e.msg, want);
+	assert_int_equal(log.n, 0);
+
+	snprintf(path, sizeof(path), "%s/no-such.ini", tmpdir);
+	assert_int_equal(ini_parse_path(path, ini_record, &log, &e), -1);
+	snprintf(want, sizeof(want), "cannot open \"%s\": No such file or directory", path);
+	assert_string_equal(e.msg, want);
+	assert_int_equal(log.n, 0);
 }
 
 /* ---- agent_config ------------------------------------------------------- */
@@ -785,6 +1226,21 @@ static void agent_refused(const char *text, const char *want)
 	if (strncmp(e.msg, path, strlen(path)) != 0)
 		fail_msg("\"%s\" does not start with the path %s", e.msg, path);
 	assert_contains(e.msg, want);
+}
+
+/* Load text that must be refused with exactly "<path><after_path>". */
+static void agent_refused_exact(const char *text, const char *after_path)
+{
+	char path[PATH_MAX], want[PATH_MAX + 1024];
+	struct agent_config cfg;
+	struct pgha_err e;
+	e.msg[0] = '\0';
+	int rc = agent_load_text(text, &cfg, path, sizeof(path), &e);
+	agent_config_free(&cfg);
+	if (rc == 0)
+		fail_msg("accepted, want \"<path>%s\":\n%s", after_path, text);
+	snprintf(want, sizeof(want), "%s%s", path, after_path);
+	assert_string_equal(e.msg, want);
 }
 
 static void agent_accepted(const char *text, struct agent_config *cfg)
@@ -894,24 +1350,52 @@ static void test_agent_derived(void **state)
 }
 
 /*
- * "<data_dir>/../<name>.pgpass": with a trailing slash on data_dir,
- * path_dirname("/srv/pg/data/") is "/srv/pg/data", so the passfile and the
- * server log land INSIDE the data directory (/srv/pg/data/node1.pgpass). The
- * agent writes the passfile at startup: an empty data_dir becomes non-empty
- * (initdb and pg_basebackup refuse it, the agent sees invalid data) and a
- * missing one makes the write fail.
+ * Trailing slashes on data_dir are stripped: "/srv/pg/data/" is
+ * "/srv/pg/data", so the passfile and the server log land beside it, not
+ * inside it (an empty data_dir would become non-empty, and initdb and
+ * pg_basebackup refuse that).
  */
 static void test_agent_data_dir_trailing_slash(void **state)
 {
-	struct agent_config cfg;
-	agent_accepted("[node]\nname = node1\n[postgresql]\ndata_dir = /srv/pg/data/\n"
-		       "superuser_password_file = /a\nreplication_password_file = /b\n", &cfg);
-	char pgpass[256], log_file[256];
-	snprintf(pgpass, sizeof(pgpass), "%s", cfg.pgpass);
-	snprintf(log_file, sizeof(log_file), "%s", cfg.log_file);
-	agent_config_free(&cfg);
-	assert_string_equal(pgpass, "/srv/pg/node1.pgpass");
-	assert_string_equal(log_file, "/srv/pg/node1.postgresql.log");
+	static const char *const dirs[] = {"/srv/pg/data/", "/srv/pg/data//", "/srv/pg/data///"};
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		char text[512];
+		struct agent_config cfg;
+		snprintf(text, sizeof(text),
+			 "[node]\nname = node1\n[postgresql]\ndata_dir = %s\n"
+			 "superuser_password_file = /a\nreplication_password_file = /b\n", dirs[i]);
+		agent_accepted(text, &cfg);
+		assert_string_equal(cfg.data_dir, "/srv/pg/data");
+		assert_string_equal(cfg.pgpass, "/srv/pg/node1.pgpass");
+		assert_string_equal(cfg.log_file, "/srv/pg/node1.postgresql.log");
+		agent_config_free(&cfg);
+	}
+}
+
+/* A data_dir right under "/": its files go in "/", joined without "//". "/" itself is refused. */
+static void test_agent_data_dir_root(void **state)
+{
+	static const char *const dirs[] = {"/pgdata", "/pgdata/"};
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		char text[512];
+		struct agent_config cfg;
+		snprintf(text, sizeof(text),
+			 "[node]\nname = node1\n[postgresql]\ndata_dir = %s\n"
+			 "superuser_password_file = /a\nreplication_password_file = /b\n", dirs[i]);
+		agent_accepted(text, &cfg);
+		assert_string_equal(cfg.data_dir, "/pgdata");
+		assert_string_equal(cfg.pgpass, "/node1.pgpass");
+		assert_string_equal(cfg.log_file, "/node1.postgresql.log");
+		agent_config_free(&cfg);
+	}
+	static const char *const roots[] = {"/", "//", "///"};
+	for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
+		char text[512];
+		snprintf(text, sizeof(text),
+			 "[node]\nname = node1\n[postgresql]\ndata_dir = %s\n"
+			 "superuser_password_file = /a\nreplication_password_file = /b\n", roots[i]);
+		agent_refused_exact(text, ": [postgresql] data_dir = \"/\": choose a directory of its own");
+	}
 }
 
 static void test_agent_missing_required(void **state)
@@ -1024,8 +1508,30 @@ static void test_agent_listen(void **state)
  */
 static void test_agent_listen_ipv6_wildcard(void **state)
 {
-	agent_refused(AGENT_MIN "listen = [::]:5432\n",
-		      ": [postgresql] address is required when listen is \"[::]:5432\"");
+	agent_refused_exact(AGENT_MIN "listen = [::]:5432\n",
+			    ": [postgresql] address is required when listen is \"[::]:5432\" "
+			    "(others need one address to reach this member)");
+	/* the same sentence as for the IPv4 wildcards */
+	agent_refused_exact(AGENT_MIN "listen = *:5432\n",
+			    ": [postgresql] address is required when listen is \"*:5432\" "
+			    "(others need one address to reach this member)");
+	agent_refused_exact(AGENT_MIN "listen = 0.0.0.0:5432\n",
+			    ": [postgresql] address is required when listen is \"0.0.0.0:5432\" "
+			    "(others need one address to reach this member)");
+	/* with an address it is fine */
+	struct agent_config cfg;
+	agent_accepted(AGENT_MIN "listen = [::]:5432\naddress = [fd00::7]:5432\n", &cfg);
+	assert_string_equal(cfg.pg_host, "::");
+	assert_int_equal(cfg.pg_port, 5432);
+	assert_string_equal(cfg.address, "[fd00::7]:5432");
+	assert_string_equal(cfg.address_host, "fd00::7");
+	assert_int_equal(cfg.address_port, 5432);
+	agent_config_free(&cfg);
+	/* a specific IPv6 address is its own address */
+	agent_accepted(AGENT_MIN "listen = [::1]:5433\n", &cfg);
+	assert_string_equal(cfg.address, "[::1]:5433");
+	assert_string_equal(cfg.address_host, "::1");
+	agent_config_free(&cfg);
 }
 
 static void test_agent_names(void **state)
@@ -1094,40 +1600,57 @@ static void test_agent_parameters(void **state)
 
 /*
  * PostgreSQL parameter names are case-insensitive ("Port = 5433" in
- * postgresql.conf sets port), but the managed-parameter check compares with
- * strcmp: "[parameters] Port = 5433" is accepted and then silently ignored
- * (pgha.conf sets port after it), instead of being refused like "port".
+ * postgresql.conf sets port), so the managed parameters are refused in any
+ * case, and the message names them as written.
  */
 static void test_agent_parameters_managed_case(void **state)
 {
-	agent_refused(AGENT_MIN "[parameters]\nPort = 5433\n",
-		      ": [parameters] Port is managed by pgha and cannot be set here");
-	agent_refused(AGENT_MIN "[parameters]\nWAL_LEVEL = minimal\n",
-		      ": [parameters] WAL_LEVEL is managed by pgha and cannot be set here");
+	static const char *const names[] = {"Port", "PORT", "WAL_LEVEL", "Listen_Addresses",
+					    "Primary_Conninfo", "HBA_file", "Data_Directory",
+					    "restore_command_PGHA"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char text[1024], want[256];
+		snprintf(text, sizeof(text), AGENT_MIN "[parameters]\nwork_mem = 1MB\n%s = x\n",
+			 names[i]);
+		snprintf(want, sizeof(want),
+			 ": [parameters] %s is managed by pgha and cannot be set here"
+			 "\nHINT: use [postgresql] listen/socket_dir for addresses", names[i]);
+		agent_refused_exact(text, want);
+	}
+	/* not a prefix match: names that merely start like a managed one are fine */
+	struct agent_config cfg;
+	agent_accepted(AGENT_MIN "[parameters]\nPorts = 1\nwal_level_x = 2\n", &cfg);
+	assert_int_equal(cfg.nparams, 2);
+	assert_string_equal(cfg.params[0].name, "Ports");
+	assert_string_equal(cfg.params[1].name, "wal_level_x");
+	agent_config_free(&cfg);
 }
 
-/*
- * "= 5" under [parameters] gives inih an empty name; param_set's character
- * loop accepts "" and pgha.conf gets the line " = '5'", on which PostgreSQL
- * refuses to start. The config load must refuse it.
- */
+/* An empty parameter name is a syntax error of the file (the reader refuses "= 5"). */
 static void test_agent_parameters_empty_name(void **state)
 {
-	agent_refused(AGENT_MIN "[parameters]\n= 5\n",
-		      ":8: [parameters] \"\" is not a PostgreSQL parameter name");
+	agent_refused_exact(AGENT_MIN "[parameters]\n= 5\n", ":8: syntax error: a value without a name");
+	agent_refused_exact(AGENT_MIN "[parameters]\nwork_mem = 1MB\n   = 5\n",
+			    ":9: syntax error: a value without a name");
+	/* and param_set refuses it too when reached some other way */
+	struct agent_config cfg;
+	struct pgha_err e;
+	memset(&cfg, 0, sizeof(cfg));
+	if (config_apply_defaults(&agent_config_table, &cfg, &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_int_equal(config_set(&agent_config_table, &cfg, "parameters", "", "5", &e), -1);
+	assert_string_equal(e.msg, "[parameters] a value without a parameter name");
+	assert_int_equal(cfg.nparams, 0);
+	agent_config_free(&cfg);
 }
 
 /*
- * inih (Debian libinih 55, INI_MAX_LINE 200, stack buffer) reads a long line
- * in 199-byte chunks and parses the rest as a NEW line. A 230-byte
- * archive_command whose 200th byte starts "stanza=main ..." is cut at
- * "--" and the tail becomes the parameter "stanza" = "main archive-push %p",
- * all without an error. Either the whole value must be read, or the line must
- * be refused with its own line number.
+ * Long archive_command lines are read whole: the old inih reader cut lines at
+ * 200 bytes and parsed the tail as a new "stanza = ..." parameter.
  */
 static void test_agent_long_line(void **state)
 {
-	char value[512], text[2048], path[PATH_MAX], want[PATH_MAX + 8];
+	char value[512], text[2048];
 	const char *key = "archive_command = ";
 	snprintf(value, sizeof(value),
 		 "pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --log-path=/var/log/pgbackrest "
@@ -1139,31 +1662,60 @@ static void test_agent_long_line(void **state)
 	}
 	strcat(value, " --stanza=main archive-push %p");
 	assert_int_equal(strlen(key) + strlen(value), 199 + strlen("stanza=main archive-push %p"));
-	snprintf(text, sizeof(text), AGENT_MIN "[parameters]\n%s%s\n", key, value);
+	snprintf(text, sizeof(text), AGENT_MIN "[parameters]\n%s%s\nwork_mem = 4MB\n", key, value);
 
 	struct agent_config cfg;
-	struct pgha_err e;
-	int rc = agent_load_text(text, &cfg, path, sizeof(path), &e);
-	if (rc == 0) {
-		if (cfg.nparams != 1 || strcmp(cfg.params[0].value, value) != 0) {
-			char got[1024] = "";
-			for (size_t i = 0; i < cfg.nparams; i++) {
-				size_t l = strlen(got);
-				snprintf(got + l, sizeof(got) - l, "%s\"%s\" = \"%s\"", i ? ", " : "",
-					 cfg.params[i].name, cfg.params[i].value);
-			}
-			size_t n = cfg.nparams;
-			agent_config_free(&cfg);
-			fail_msg("a %zu-byte line was split into %zu parameters: %s",
-				 strlen(key) + strlen(value), n, got);
-		}
-		assert_string_equal(cfg.params[0].name, "archive_command");
-	} else {
-		snprintf(want, sizeof(want), "%s:8:", path); /* the long line's own number */
-		if (strncmp(e.msg, want, strlen(want)) != 0)
-			fail_msg("refused with \"%s\", want it to start with \"%s\"", e.msg, want);
-	}
+	agent_accepted(text, &cfg);
+	assert_int_equal(cfg.nparams, 2);
+	assert_string_equal(cfg.params[0].name, "archive_command");
+	assert_string_equal(cfg.params[0].value, value);
+	assert_string_equal(cfg.params[1].name, "work_mem");
+	assert_string_equal(cfg.params[1].value, "4MB");
 	agent_config_free(&cfg);
+
+	/* 5000 bytes, intact */
+	enum { VLEN = 5000 };
+	char *big = malloc(VLEN + 1);
+	char *btext = malloc(VLEN + 512);
+	assert_non_null(big);
+	assert_non_null(btext);
+	for (int i = 0; i < VLEN; i++)
+		big[i] = (char)('a' + i % 26);
+	memcpy(big + 100, " ; # = ", 7);
+	big[VLEN] = '\0';
+	snprintf(btext, VLEN + 512, AGENT_MIN "[parameters]\narchive_command = %s\n", big);
+	agent_accepted(btext, &cfg);
+	assert_int_equal(cfg.nparams, 1);
+	assert_string_equal(cfg.params[0].name, "archive_command");
+	assert_int_equal(strlen(cfg.params[0].value), VLEN);
+	assert_string_equal(cfg.params[0].value, big);
+	agent_config_free(&cfg);
+	/* an error after it names its own line */
+	snprintf(btext, VLEN + 512, AGENT_MIN "[parameters]\narchive_command = %s\n[node]\nbogus = 1\n",
+		 big);
+	agent_refused_exact(btext, ":10: [node] unknown option \"bogus\"");
+	free(btext);
+	free(big);
+}
+
+/* No inline comments: "; sync" is part of the command, not a comment. */
+static void test_agent_semicolon_in_value(void **state)
+{
+	struct agent_config cfg;
+	agent_accepted(AGENT_MIN "[parameters]\narchive_command = cp %p /x ; sync\n"
+				 "restore_command = \"cp /x/%f %p # quoted\"\n", &cfg);
+	assert_int_equal(cfg.nparams, 2);
+	assert_string_equal(cfg.params[0].name, "archive_command");
+	assert_string_equal(cfg.params[0].value, "cp %p /x ; sync");
+	assert_string_equal(cfg.params[1].name, "restore_command");
+	assert_string_equal(cfg.params[1].value, "cp /x/%f %p # quoted");
+	agent_config_free(&cfg);
+	/* for an option that is a number, a would-be comment makes the value wrong */
+	agent_refused_exact(AGENT_MIN "[node]\npriority = 5 ; high\n",
+			    ":8: [node] priority = \"5 ; high\": not an integer");
+	agent_refused_exact(AGENT_MIN "[cluster]\nttl = 10s # ten\n",
+			    ":8: [cluster] ttl = \"10s # ten\": not a duration (examples: 10, 10s, "
+			    "500ms, 2m)");
 }
 
 static void test_agent_help(void **state)
@@ -1238,10 +1790,21 @@ int main(void)
 		cmocka_unit_test(test_file_syntax_error),
 		cmocka_unit_test(test_file_syntax_error_then_bad_value),
 		cmocka_unit_test(test_file_missing_required),
+		cmocka_unit_test(test_file_no_inline_comments),
+		cmocka_unit_test(test_file_long_value),
+		cmocka_unit_test(test_file_quotes),
+		cmocka_unit_test(test_file_bom),
+		cmocka_unit_test(test_file_crlf),
+		cmocka_unit_test(test_file_nul),
 		cmocka_unit_test(test_file_missing),
+		cmocka_unit_test(test_ini_callback),
+		cmocka_unit_test(test_ini_callback_stops),
+		cmocka_unit_test(test_ini_errors),
+		cmocka_unit_test(test_ini_parse_path),
 		cmocka_unit_test(test_agent_minimal),
 		cmocka_unit_test(test_agent_derived),
 		cmocka_unit_test(test_agent_data_dir_trailing_slash),
+		cmocka_unit_test(test_agent_data_dir_root),
 		cmocka_unit_test(test_agent_missing_required),
 		cmocka_unit_test(test_agent_bad_values),
 		cmocka_unit_test(test_agent_ttl_relation),
@@ -1254,6 +1817,7 @@ int main(void)
 		cmocka_unit_test(test_agent_parameters_managed_case),
 		cmocka_unit_test(test_agent_parameters_empty_name),
 		cmocka_unit_test(test_agent_long_line),
+		cmocka_unit_test(test_agent_semicolon_in_value),
 		cmocka_unit_test(test_agent_help),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -248,6 +248,92 @@ static char *conf_value(const char *conf, const char *name)
 
 /* ---- pg_slot_name ---------------------------------------------------------- */
 
+/* 32-bit FNV-1a over the raw bytes (offset basis 2166136261, prime 16777619). */
+static uint32_t fnv1a32(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		h ^= *p;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static const char hexdig[] = "0123456789abcdef";
+
+/*
+ * The slot name by the specification, written out independently:
+ * [a-z0-9] kept, '_' -> "__", any other byte -> '_' + two lowercase hex
+ * digits; over 63 bytes: the first 46 bytes + "_h" + 8 hex digits of the
+ * FNV-1a of the whole name (56 bytes). out holds at least 64 bytes.
+ * Returns whether the name was hashed.
+ */
+static bool slot_spec(const char *member, char *out)
+{
+	struct strbuf sb = STRBUF_INIT;
+	for (const unsigned char *p = (const unsigned char *)member; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')) {
+			sb_append(&sb, (const char *)p, 1);
+		} else if (*p == '_') {
+			sb_puts(&sb, "__");
+		} else {
+			char esc[3] = {'_', hexdig[*p >> 4], hexdig[*p & 15]};
+			sb_append(&sb, esc, 3);
+		}
+	}
+	bool hashed = sb.len > 63;
+	if (!hashed) {
+		memcpy(out, sb_str(&sb), sb.len + 1);
+	} else {
+		uint32_t h = fnv1a32(member);
+		memcpy(out, sb_str(&sb), 46);
+		out[46] = '_';
+		out[47] = 'h';
+		for (int i = 0; i < 8; i++)
+			out[48 + i] = hexdig[(h >> (28 - 4 * i)) & 15];
+		out[56] = '\0';
+	}
+	sb_free(&sb);
+	return hashed;
+}
+
+/* [a-z0-9_]{0,63} */
+static void assert_valid_slot(const char *member, const char *slot)
+{
+	size_t n = strlen(slot);
+	if (n > 63)
+		fail_msg("slot for <%s> is %zu bytes: %s", member, n, slot);
+	for (const char *p = slot; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+			fail_msg("slot name \"%s\" holds 0x%02x", slot, (unsigned char)*p);
+}
+
+/* Inverse of the escaping (for names that were not hashed): 0 and the name, or -1. */
+static int slot_decode(const char *slot, char *out, size_t outlen)
+{
+	size_t j = 0;
+	for (const char *p = slot; *p; p++) {
+		if (j + 1 >= outlen)
+			return -1;
+		if (*p != '_') {
+			out[j++] = *p;
+		} else if (p[1] == '_') {
+			out[j++] = '_';
+			p++;
+		} else {
+			if (p[1] == '\0' || p[2] == '\0')
+				return -1;
+			const char *a = strchr(hexdig, p[1]), *b = strchr(hexdig, p[2]);
+			if (a == NULL || b == NULL)
+				return -1;
+			out[j++] = (char)(((a - hexdig) << 4) | (b - hexdig));
+			p += 2;
+		}
+	}
+	out[j] = '\0';
+	return 0;
+}
+
 static void test_slot_name(void **state)
 {
 	static const struct {
@@ -255,15 +341,25 @@ static void test_slot_name(void **state)
 		const char *want;
 	} cases[] = {
 		{"node1", "node1"},
-		{"Node1", "node1"},
-		{"NODE-1", "node_1"},
-		{"db.dc1_a-b", "db_dc1_a_b"},
-		{"ABCXYZ0189", "abcxyz0189"},
+		{"node_1", "node__1"},
+		{"node-1", "node_2d1"},
+		{"Node-1", "_4eode_2d1"},
+		{"node.1", "node_2e1"},
+		{"Node1", "_4eode1"},
+		{"NODE-1", "_4e_4f_44_45_2d1"},
+		{"db.dc1_a-b", "db_2edc1__a_2db"},
+		{"abcxyz0189", "abcxyz0189"},
 		{"", ""},
-		{"a b/c:d'e\"f\\g", "a_b_c_d_e_f_g"},
-		{"n\xc3\xb6""de", "n__de"},               /* UTF-8 "ö": two bytes, two '_' */
-		{"\xff\x80Z", "__z"},
-		{"\xc3\x84", "__"},                       /* "Ä" is not lowercased to "ä" */
+		{"_", "__"},
+		{"__", "____"},
+		{"a b/c:d'e\"f\\g", "a_20b_2fc_3ad_27e_22f_5cg"},
+		{"n\xc3\xb6""de", "n_c3_b6de"},           /* UTF-8 "ö": two bytes, two escapes */
+		{"\xc3\x84", "_c3_84"},                   /* "Ä": bytes, not characters */
+		{"\xff\x80Z", "_ff_80_5a"},
+		{"\x01\x1f\x7f", "_01_1f_7f"},
+		{"AZ", "_41_5a"},
+		{"az09", "az09"},
+		{"_2d", "__2d"},                           /* "_" + "2d", not "-" ("_2d") */
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char out[64];
@@ -275,52 +371,216 @@ static void test_slot_name(void **state)
 	}
 }
 
+/* Member names that the old mapping folded together get different slots. */
+static void test_slot_name_distinct(void **state)
+{
+	static const char *const names[] = {
+		"node-1", "node_1", "Node-1", "NODE-1", "node.1", "node1", "Node1", "NODE1",
+		"node__1", "node_2d1", "node-_1", "node_-1", "node--1", "n\xc3\xb6""de", "n\xc3\xb7""de",
+		"a_b", "a__b", "a-b", "a.b", "A_B",
+	};
+	enum { N = sizeof(names) / sizeof(names[0]) };
+	char slots[N][64];
+	for (size_t i = 0; i < N; i++) {
+		pg_slot_name(names[i], slots[i], sizeof(slots[i]));
+		assert_valid_slot(names[i], slots[i]);
+	}
+	for (size_t i = 0; i < N; i++)
+		for (size_t j = i + 1; j < N; j++)
+			if (strcmp(slots[i], slots[j]) == 0)
+				fail_msg("\"%s\" and \"%s\" share the slot \"%s\"", names[i], names[j],
+					 slots[i]);
+	assert_string_equal(slots[0], "node_2d1");
+	assert_string_equal(slots[1], "node__1");
+	assert_string_equal(slots[2], "_4eode_2d1");
+	assert_string_equal(slots[3], "_4e_4f_44_45_2d1");
+	assert_string_equal(slots[4], "node_2e1");
+}
+
 static void test_slot_name_limits(void **state)
 {
 	char member[200], want[64], out[128];
-	/* 70 characters: capped at 63 bytes (NAMEDATALEN - 1) */
-	for (int i = 0; i < 70; i++)
-		member[i] = (char)('A' + i % 26);
-	member[70] = '\0';
-	for (int i = 0; i < 63; i++)
-		want[i] = (char)('a' + i % 26);
-	want[63] = '\0';
-	memset(out, 'X', sizeof(out));
-	pg_slot_name(member, out, sizeof(out));
-	assert_int_equal(strlen(out), 63);
-	assert_string_equal(out, want);
 
-	/* exactly 63 fits */
+	/* results of exactly 63 bytes are kept as they are */
+	memset(member, 'a', 63);
 	member[63] = '\0';
 	pg_slot_name(member, out, sizeof(out));
-	assert_string_equal(out, want);
-
-	/* a multi-byte character across the cap: bytes are counted, not characters */
-	memset(member, 'a', 62);
-	memcpy(member + 62, "\xc3\xb6" "zz", 5);
+	assert_string_equal(out, member);
+	memset(member, '-', 21);                         /* 21 * "_2d" */
+	member[21] = '\0';
 	pg_slot_name(member, out, sizeof(out));
 	assert_int_equal(strlen(out), 63);
-	assert_int_equal(out[62], '_');
+	for (int i = 0; i < 63; i += 3)
+		assert_memory_equal(out + i, "_2d", 3);
+	memset(member, 'b', 60);
+	memcpy(member + 60, "-", 2);                     /* 60 + 3 */
+	pg_slot_name(member, out, sizeof(out));
+	assert_int_equal(strlen(out), 63);
+	assert_memory_equal(out, member, 60);
+	assert_string_equal(out + 60, "_2d");
+	memset(member, 'c', 61);
+	memcpy(member + 61, "_", 2);                     /* 61 + 2 */
+	pg_slot_name(member, out, sizeof(out));
+	assert_int_equal(strlen(out), 63);
+	assert_memory_equal(out, member, 61);
+	assert_string_equal(out + 61, "__");
+	/* the longest valid [node] name of lowercase letters and digits */
+	pg_slot_name("012345678901234567890123456789012345678901234567890123456789012", out,
+		     sizeof(out));
+	assert_string_equal(out, "012345678901234567890123456789012345678901234567890123456789012");
+
+	/* one byte more is hashed: 46 bytes + "_h" + 8 hex digits, 56 bytes */
+	memset(member, 'a', 64);
+	member[64] = '\0';
+	pg_slot_name(member, out, sizeof(out));
+	assert_string_equal(out, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_hd96f0f85");
+	assert_int_equal(strlen(out), 56);
+	memset(member, 'b', 61);
+	memcpy(member + 61, "-", 2);                     /* 61 + 3 = 64 */
+	pg_slot_name(member, out, sizeof(out));
+	assert_string_equal(out, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb_ha9a9c658");
+	snprintf(want, sizeof(want), "%.46s_h%08x", member, (unsigned)fnv1a32(member));
+	assert_string_equal(out, want);
 
 	/* a smaller buffer: truncated, always terminated */
 	char small[5];
 	memset(small, 'X', sizeof(small));
 	pg_slot_name("ABCDEFGH", small, sizeof(small));
-	assert_string_equal(small, "abcd");
+	assert_string_equal(small, "_41_");
 	char one[1] = {'X'};
 	pg_slot_name("abc", one, sizeof(one));
 	assert_int_equal(one[0], '\0');
+}
 
-	/* the result is always a valid slot name: [a-z0-9_]{0,63} */
-	char all[256];
+/* The hash is the 32-bit FNV-1a of the whole name, computed here independently. */
+static void test_slot_name_hash(void **state)
+{
+	/* the reference itself, against published FNV-1a 32-bit vectors */
+	assert_int_equal(fnv1a32(""), 0x811c9dc5u);
+	assert_int_equal(fnv1a32("a"), 0xe40c292cu);
+	assert_int_equal(fnv1a32("foobar"), 0xbf9cf968u);
+
+	/* a valid 47-byte member name whose escaped form is 68 bytes */
+	const char *name = "Node-1.DataCenter_Frankfurt.rack-42.example.com";
+	uint32_t h = 2166136261u;
+	for (const char *p = name; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	assert_int_equal(h, 0xbe82e1bfu);
+	char want[64], out[64];
+	snprintf(want, sizeof(want), "_4eode_2d1_2e_44ata_43enter___46rankfurt_2erac_h%08x",
+		 (unsigned)h);
+	pg_slot_name(name, out, sizeof(out));
+	assert_string_equal(out, want);
+	assert_string_equal(out, "_4eode_2d1_2e_44ata_43enter___46rankfurt_2erac_hbe82e1bf");
+	assert_int_equal(strlen(out), 56);
+	/* without ".com" it fits (62 bytes) and is not hashed */
+	pg_slot_name("Node-1.DataCenter_Frankfurt.rack-42.example", out, sizeof(out));
+	assert_string_equal(out, "_4eode_2d1_2e_44ata_43enter___46rankfurt_2erack_2d42_2eexample");
+
+	/* names that differ only far beyond the kept prefix: the hash covers the whole name */
+	char a[1001], b[1001], sa[64], sb2[64];
+	memset(a, 'Q', 1000);
+	a[1000] = '\0';
+	memcpy(b, a, sizeof(b));
+	b[999] = 'R';
+	pg_slot_name(a, sa, sizeof(sa));
+	pg_slot_name(b, sb2, sizeof(sb2));
+	snprintf(want, sizeof(want), "_51_51_51_51_51_51_51_51_51_51_51_51_51_51_51__h%08x",
+		 (unsigned)fnv1a32(a));
+	assert_string_equal(sa, want);
+	assert_string_equal(sa, "_51_51_51_51_51_51_51_51_51_51_51_51_51_51_51__h224f70ed");
+	assert_string_equal(sb2, "_51_51_51_51_51_51_51_51_51_51_51_51_51_51_51__h1f4f6c34");
+
+	/* high bytes are hashed as unsigned bytes */
+	const char *hi = "\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8\xf7\xf6\xf5\xf4\xf3\xf2\xf1\xf0\xef\xee"
+			 "\xed\xec\xeb\xea";
+	pg_slot_name(hi, out, sizeof(out));
+	snprintf(want, sizeof(want), "_ff_fe_fd_fc_fb_fa_f9_f8_f7_f6_f5_f4_f3_f2_f1__h%08x",
+		 (unsigned)fnv1a32(hi));
+	assert_string_equal(out, want);
+	assert_string_equal(out, "_ff_fe_fd_fc_fb_fa_f9_f8_f7_f6_f5_f4_f3_f2_f1__h3c74770c");
+}
+
+/*
+ * Whatever the name: at most 63 bytes of [a-z0-9_], exactly as specified, and
+ * a name that is not hashed decodes back to the member name (so two such
+ * names never share a slot).
+ */
+static void test_slot_name_always_valid(void **state)
+{
+	char member[400], out[128], want[64], back[400];
+	/* every single byte */
+	for (int c = 1; c < 256; c++) {
+		member[0] = (char)c;
+		member[1] = '\0';
+		pg_slot_name(member, out, sizeof(out));
+		assert_valid_slot(member, out);
+		slot_spec(member, want);
+		assert_string_equal(out, want);
+		assert_int_equal(slot_decode(out, back, sizeof(back)), 0);
+		assert_string_equal(back, member);
+	}
+	/* every byte value in one name */
 	for (int i = 1; i < 256; i++)
-		all[i - 1] = (char)i;
-	all[255] = '\0';
-	pg_slot_name(all, out, sizeof(out));
-	assert_int_equal(strlen(out), 63);
-	for (const char *p = out; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
-			fail_msg("slot name \"%s\" holds 0x%02x", out, (unsigned char)*p);
+		member[i - 1] = (char)i;
+	member[255] = '\0';
+	pg_slot_name(member, out, sizeof(out));
+	assert_valid_slot(member, out);
+	assert_true(slot_spec(member, want));
+	assert_string_equal(out, want);
+	assert_int_equal(strlen(out), 56);
+	/* pseudo-random names of 0..300 bytes, from a small alphabet and from all bytes */
+	static const char alpha[] = "aA_-.0zZ\xc3\xb6 ";
+	uint32_t seed = 12345;
+	int hashed = 0, kept = 0;
+	for (int round = 0; round < 4000; round++) {
+		seed = seed * 1103515245u + 12345u;
+		size_t len = (seed >> 8) % (round < 2000 ? 40 : 301);
+		bool bytes = round & 1;
+		for (size_t i = 0; i < len; i++) {
+			seed = seed * 1103515245u + 12345u;
+			member[i] = bytes ? (char)(1 + (seed >> 16) % 255)
+					  : alpha[(seed >> 16) % (sizeof(alpha) - 1)];
+		}
+		member[len] = '\0';
+		memset(out, 'X', sizeof(out));
+		pg_slot_name(member, out, 64);
+		assert_valid_slot(member, out);
+		bool h = slot_spec(member, want);
+		if (strcmp(out, want) != 0)
+			fail_msg("round %d: \"%s\", want \"%s\"", round, out, want);
+		if (h) {
+			hashed++;
+			assert_int_equal(strlen(out), 56);
+		} else {
+			kept++;
+			assert_int_equal(slot_decode(out, back, sizeof(back)), 0);
+			assert_string_equal(back, member);
+		}
+	}
+	assert_true(hashed > 500);
+	assert_true(kept > 500);
+}
+
+/*
+ * The hashed form must not be reachable by a short name: "injective" is only
+ * as good as the hash between two LONG names. Cutting at byte 46 can leave a
+ * '_' that starts an escape, and "<45 a>_" + "_h<hex>" then reads back as
+ * "<45 a>" "__" "h<hex>": the slot of the valid 55-byte name
+ * "<45 a>_h<hash>" (not hashed). Both names below are valid [node] names.
+ */
+static void test_slot_name_hash_not_forgeable(void **state)
+{
+	char x[80], y[80], sx[64], sy[64];
+	memset(x, 'a', 45);
+	x[45] = '-';                                     /* "_2d" straddles byte 46 */
+	memset(x + 46, 'a', 16);
+	x[62] = '\0';                                    /* 62 bytes, escaped 64: hashed */
+	snprintf(y, sizeof(y), "%.45s_h%08x", x, (unsigned)fnv1a32(x));   /* 55 bytes */
+	pg_slot_name(x, sx, sizeof(sx));
+	pg_slot_name(y, sy, sizeof(sy));
+	if (strcmp(sx, sy) == 0)
+		fail_msg("members \"%s\" and \"%s\" share the slot \"%s\"", x, y, sx);
 }
 
 /* ---- pg_conninfo ------------------------------------------------------------ */
@@ -398,6 +658,19 @@ static void test_conf_quote(void **state)
 		{"%m [%p] ", "'%m [%p] '"},
 		{"host='x' port='5'", "'host=''x'' port=''5'''"},
 		{"C:\\dir\\", "'C:\\\\dir\\\\'"},
+		/* control characters: \n \r \t by name, other bytes < 0x20 in octal */
+		{"a\nb", "'a\\nb'"},
+		{"\r\n", "'\\r\\n'"},
+		{"\tx\t", "'\\tx\\t'"},
+		{"\x01", "'\\001'"},
+		{"\x07\x08\x0b\x0c", "'\\007\\010\\013\\014'"},
+		{"\x1b[0m", "'\\033[0m'"},
+		{"\x1f" "7", "'\\0377'"},                 /* always three digits: "7" stays "7" */
+		{"\x01" "1", "'\\0011'"},
+		/* from 0x20 up, bytes are kept as they are */
+		{" ~\x7f\x80\xc3\xb6\xff", "' ~\x7f\x80\xc3\xb6\xff'"},
+		/* all together */
+		{"it's\\\n", "'it''s\\\\\\n'"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct strbuf sb = STRBUF_INIT;
@@ -423,30 +696,56 @@ static void test_conf_quote(void **state)
 
 /*
  * postgresql.conf cannot hold a raw newline inside a quoted value (the config
- * lexer ends the string at the line end and PostgreSQL refuses to start), but
- * pg_conf_quote copies it as is. A leader's "host" comes from its member
- * record in etcd, which may hold any JSON string: a newline in it ends up
- * raw in primary_conninfo of every standby's pgha.conf. GUC strings support
- * "\n", so the quoting must escape it.
+ * lexer ends the string at the line end and PostgreSQL refuses to start). A
+ * leader's "host" comes from its member record in etcd, which may hold any
+ * JSON string, so every byte below 0x20 is escaped and the quoted value is
+ * always one line of printable bytes.
  */
-static void test_conf_quote_newline(void **state)
+static void test_conf_quote_control_chars(void **state)
 {
-	static const char *const in[] = {"a\nb", "\n", "line1\nline2\n"};
-	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+	char in[40];
+	for (int c = 1; c < 0x20; c++) {
+		snprintf(in, sizeof(in), "a%cb", c);
+		char want[16];
+		if (c == '\n')
+			snprintf(want, sizeof(want), "'a\\nb'");
+		else if (c == '\r')
+			snprintf(want, sizeof(want), "'a\\rb'");
+		else if (c == '\t')
+			snprintf(want, sizeof(want), "'a\\tb'");
+		else
+			snprintf(want, sizeof(want), "'a\\%o%o%ob'", c >> 6, (c >> 3) & 7, c & 7);
 		struct strbuf sb = STRBUF_INIT;
-		pg_conf_quote(&sb, in[i]);
-		if (strchr(sb_str(&sb), '\n') != NULL) {
-			char shown[64];
-			snprintf(shown, sizeof(shown), "%s", sb_str(&sb));
+		pg_conf_quote(&sb, in);
+		if (strcmp(sb_str(&sb), want) != 0) {
+			char got[64];
+			snprintf(got, sizeof(got), "%s", sb_str(&sb));
 			sb_free(&sb);
-			fail_msg("pg_conf_quote left a raw newline: <%s>", shown);
+			fail_msg("byte 0x%02x: got <%s>, want <%s>", c, got, want);
 		}
+		for (const char *p = sb_str(&sb); *p; p++)
+			if ((unsigned char)*p < 0x20)
+				fail_msg("byte 0x%02x left raw", (unsigned char)*p);
 		char *back = guc_unquote(sb_str(&sb));
 		assert_non_null(back);
-		assert_string_equal(back, in[i]);
+		assert_string_equal(back, in);
 		free(back);
 		sb_free(&sb);
 	}
+	/* all of them in one value, read back by PostgreSQL's rules */
+	for (int c = 1; c < 0x20; c++)
+		in[c - 1] = (char)c;
+	in[0x1f] = '\0';
+	struct strbuf sb = STRBUF_INIT;
+	pg_conf_quote(&sb, in);
+	assert_string_equal(sb_str(&sb), "'\\001\\002\\003\\004\\005\\006\\007\\010\\t\\n\\013\\014\\r"
+					 "\\016\\017\\020\\021\\022\\023\\024\\025\\026\\027\\030\\031"
+					 "\\032\\033\\034\\035\\036\\037'");
+	char *back = guc_unquote(sb_str(&sb));
+	assert_non_null(back);
+	assert_string_equal(back, in);
+	free(back);
+	sb_free(&sb);
 }
 
 /* ---- pg_write_pgpass ---------------------------------------------------------- */
@@ -812,16 +1111,21 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_slot_name),
+		cmocka_unit_test(test_slot_name_distinct),
 		cmocka_unit_test(test_slot_name_limits),
+		cmocka_unit_test(test_slot_name_hash),
+		cmocka_unit_test(test_slot_name_always_valid),
+		cmocka_unit_test(test_slot_name_hash_not_forgeable),
 		cmocka_unit_test(test_conninfo_exact),
 		cmocka_unit_test(test_conninfo_roundtrip),
 		cmocka_unit_test(test_conf_quote),
-		cmocka_unit_test(test_conf_quote_newline),
+		cmocka_unit_test(test_conf_quote_control_chars),
 		cmocka_unit_test(test_pgpass),
 		cmocka_unit_test(test_write_config_primary),
 		cmocka_unit_test(test_write_config_standby),
 		cmocka_unit_test(test_write_config_include_once),
 		cmocka_unit_test(test_write_config_networks),
+		cmocka_unit_test(test_write_config_control_chars),
 		cmocka_unit_test(test_update_conf_file),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1,0 +1,298 @@
+/*
+ * failover.c — the observations automatic failover needs, kept out of the
+ * main loop file: dynamic config (pause, lag limit), manual failover requests,
+ * the leader's fencing deadline and failsafe pings, crash bookkeeping,
+ * divergence from the leader's timeline, and the election poll.
+ */
+#include "ha/agent_int.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/httpc.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "ha/election.h"
+#include "ha/failover.h"
+#include "pg/pgconf.h"
+
+/* Fence this long before the lease could expire at etcd. */
+static int64_t fence_margin_ms(const struct agent *a)
+{
+	int64_t m = a->cfg.ttl_ms / 4;
+	return m < a->cfg.retry_timeout_ms ? m : a->cfg.retry_timeout_ms;
+}
+
+void failover_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
+{
+	/* config: {"pause": true, "maximum_lag_on_failover": 1048576} */
+	bool paused = false;
+	int64_t max_lag = a->cfg.maximum_lag_on_failover;
+	const struct etcd_kv *kv = etcd_kvs_find(kvs, a->key_config);
+	if (kv != NULL) {
+		json_error_t jerr;
+		json_t *o = json_loads(kv->value, 0, &jerr);
+		if (json_is_object(o)) {
+			paused = json_is_true(json_object_get(o, "pause"));
+			json_t *l = json_object_get(o, "maximum_lag_on_failover");
+			if (json_is_integer(l) && json_integer_value(l) >= 0)
+				max_lag = json_integer_value(l);
+		} else {
+			log_warn("ignoring %s: not a JSON object (%s)", a->key_config, jerr.text);
+		}
+		json_decref(o);
+	}
+	if (paused != a->paused)
+		log_warn("maintenance mode %s", paused ? "on: no automatic failover, no demotion" : "off");
+	a->paused = paused;
+	a->max_lag = max_lag;
+	if (a->fence)
+		fence_set_paused(a->fence, paused);
+
+	/* failover: {"to": "node2"} */
+	char to[MEMBER_NAME_MAX] = "";
+	kv = etcd_kvs_find(kvs, a->key_failover);
+	if (kv != NULL) {
+		json_error_t jerr;
+		json_t *o = json_loads(kv->value, 0, &jerr);
+		json_t *t = json_is_object(o) ? json_object_get(o, "to") : NULL;
+		if (json_is_string(t))
+			snprintf(to, sizeof(to), "%s", json_string_value(t));
+		else
+			log_warn("ignoring %s: expected {\"to\": \"<member>\"}", a->key_failover);
+		json_decref(o);
+	}
+	if (strcmp(to, a->failover_to) != 0 && to[0] != '\0')
+		log_warn("manual failover requested to %s", to);
+	snprintf(a->failover_to, sizeof(a->failover_to), "%s", to);
+
+	/* The last position the leader published bounds how far behind a candidate may be. */
+	const struct member *leader = agent_leader_member(a);
+	if (leader != NULL && strcmp(leader->name, a->cfg.name) != 0 && leader->wal_lsn > 0)
+		a->last_leader_lsn = leader->wal_lsn;
+}
+
+bool failover_is_primary(const struct agent *a)
+{
+	return a->phase == PG_RUNNING && a->have_st && !a->st.in_recovery;
+}
+
+void failover_arm_fence(struct agent *a)
+{
+	if (a->fence == NULL || a->pg_pid <= 0)
+		return;
+	fence_arm(a->fence, a->pg_pid, a->renew_sent_ms + a->cfg.ttl_ms - fence_margin_ms(a));
+}
+
+/* After each loop's etcd read: keep the fence deadline in step with the lease. */
+void failover_update_fence(struct agent *a)
+{
+	if (a->fence == NULL || !a->dcs_ok)
+		return;   /* without etcd the deadline runs out unless failsafe extends it */
+	bool mine = a->view.leader && strcmp(a->view.leader, a->cfg.name) == 0 &&
+		    a->view.leader_lease == a->lease;
+	if (mine && (failover_is_primary(a) || a->phase == PG_STARTING))
+		failover_arm_fence(a);
+	else if (!mine)
+		fence_disarm(a->fence);
+}
+
+/*
+ * etcd is unreachable and we run as the leader's primary: ask every member
+ * whether it can reach etcd. Only if none can (so nobody can be elected) may
+ * we stay primary, until one TTL after the round started.
+ */
+void failover_failsafe_round(struct agent *a)
+{
+	bool was_ok = a->failsafe_ok;
+	a->failsafe_ok = false;
+	if (a->dcs_ok || !a->cfg.failsafe || !failover_is_primary(a) || a->view.leader == NULL ||
+	    strcmp(a->view.leader, a->cfg.name) != 0)
+		return;
+	int64_t t0 = now_ms();
+	size_t n = 0;
+	struct httpc_req *reqs = xcalloc(a->view.nmembers ? a->view.nmembers : 1, sizeof(*reqs));
+	char **urls = xcalloc(a->view.nmembers ? a->view.nmembers : 1, sizeof(*urls));
+	char *body = xasprintf("{\"leader\":\"%s\"}", a->cfg.name);
+	for (size_t i = 0; i < a->view.nmembers; i++) {
+		const struct member *m = &a->view.members[i];
+		if (strcmp(m->name, a->cfg.name) == 0 || m->api_url[0] == '\0')
+			continue;
+		urls[n] = xasprintf("%s/failsafe", m->api_url);
+		reqs[n].url = urls[n];
+		reqs[n].body = body;
+		n++;
+	}
+	int timeout = a->cfg.loop_wait_ms < 1000 ? 1000 : a->cfg.loop_wait_ms;
+	httpc_run(reqs, n, timeout);
+	bool all = true;
+	for (size_t i = 0; i < n; i++) {
+		if (reqs[i].status != 200) {
+			if (all)
+				log_warn("failsafe: %s said no (%s)", reqs[i].url,
+					 reqs[i].status ? sb_str(&reqs[i].resp) : reqs[i].error);
+			all = false;
+		}
+		sb_free(&reqs[i].resp);
+		free(urls[i]);
+	}
+	free(urls);
+	free(reqs);
+	free(body);
+	if (!all)
+		return;
+	a->failsafe_ok = true;
+	fence_arm(a->fence, a->pg_pid, t0 + a->cfg.ttl_ms - fence_margin_ms(a));
+	if (!was_ok)
+		log_warn("failsafe: etcd is unreachable, but all %zu other members answered and none reaches "
+			 "etcd: staying primary", n);
+}
+
+bool failover_failsafe_hold(struct agent *a)
+{
+	pthread_mutex_lock(&a->api.lock);
+	bool hold = now_ms() < a->api.failsafe_until_ms;
+	pthread_mutex_unlock(&a->api.lock);
+	return hold;
+}
+
+void failover_note_crash(struct agent *a)
+{
+	int64_t now = now_ms();
+	if (a->crash_first_ms == 0)
+		a->crash_first_ms = now;
+	a->crash_count++;
+}
+
+/* Forget an old crash once PostgreSQL has run well for a while. */
+void failover_note_running(struct agent *a)
+{
+	if (a->phase != PG_RUNNING) {
+		a->running_since_ms = 0;
+		return;
+	}
+	int64_t now = now_ms();
+	if (a->running_since_ms == 0)
+		a->running_since_ms = now;
+	if (a->crash_first_ms != 0 && now - a->running_since_ms > 30000) {
+		a->crash_first_ms = 0;
+		a->crash_count = 0;
+	}
+}
+
+bool failover_restart_exhausted(const struct agent *a)
+{
+	if (a->crash_first_ms == 0)
+		return false;
+	return now_ms() - a->crash_first_ms > a->cfg.crash_restart_timeout_ms || a->crash_count > 3;
+}
+
+bool failover_eligible(const struct agent *a)
+{
+	if (a->cfg.nofailover || a->cfg.priority <= 0 || !a->have_st)
+		return false;
+	uint64_t pos = a->st.received_lsn > a->st.replayed_lsn ? a->st.received_lsn : a->st.replayed_lsn;
+	if (a->last_leader_lsn > pos && (int64_t)(a->last_leader_lsn - pos) > a->max_lag) {
+		log_warn("not eligible for promotion: %llu bytes behind the last known leader position "
+			 "(maximum_lag_on_failover = %lld)",
+			 (unsigned long long)(a->last_leader_lsn - pos), (long long)a->max_lag);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Does our WAL leave the leader's history? Asked of a stopped data directory
+ * before it starts as a standby, and of a running standby that stopped
+ * streaming. The leader's timeline history comes over a replication
+ * connection (IDENTIFY_SYSTEM + TIMELINE_HISTORY).
+ */
+void failover_check_divergence(struct agent *a)
+{
+	const struct member *leader = agent_leader_member(a);
+	if (leader == NULL || strcmp(leader->name, a->cfg.name) == 0 || !a->dcs_ok) {
+		a->not_streaming_since_ms = 0;
+		return;
+	}
+	int64_t now = now_ms();
+	uint32_t my_tli;
+	uint64_t my_lsn;
+	bool crashed_primary = false;
+	if (a->phase == PG_STOPPED && a->data.kind == PG_DATA_VALID) {
+		my_tli = a->data.timeline > a->data.min_recovery_tli ? a->data.timeline : a->data.min_recovery_tli;
+		my_lsn = a->data.checkpoint_lsn > a->data.min_recovery_lsn ? a->data.checkpoint_lsn
+									     : a->data.min_recovery_lsn;
+		/* A primary that did not shut down cleanly has WAL past its last checkpoint. */
+		crashed_primary = strcmp(a->data.cluster_state, "in production") == 0;
+		if (now - a->divergence_checked_ms < 2000)
+			return;
+	} else if (a->phase == PG_RUNNING && a->have_st && a->st.in_recovery && !a->st.streaming) {
+		if (a->not_streaming_since_ms == 0)
+			a->not_streaming_since_ms = now;
+		if (now - a->not_streaming_since_ms < 3000 || now - a->divergence_checked_ms < 5000)
+			return;
+		my_tli = a->st.timeline;
+		my_lsn = a->st.received_lsn > a->st.replayed_lsn ? a->st.received_lsn : a->st.replayed_lsn;
+	} else {
+		if (a->phase == PG_RUNNING && a->have_st && a->st.streaming)
+			a->not_streaming_since_ms = 0;
+		return;
+	}
+	a->divergence_checked_ms = now;
+	char *ci = agent_leader_conninfo(a, leader);
+	uint32_t leader_tli = 0;
+	uint64_t leader_lsn = 0;
+	char *history = NULL;
+	struct pgha_err e;
+	if (pg_remote_timeline(ci, &leader_tli, &leader_lsn, &history, &e) != 0) {
+		log_warn("checking the leader's timeline: %s", e.msg);
+		free(ci);
+		return;
+	}
+	bool diverged = pg_timeline_diverged(history, leader_tli, my_tli, my_lsn) ||
+			(crashed_primary && my_tli != leader_tli);
+	if (diverged && !a->diverged) {
+		char mine[32], theirs[32];
+		lsn_format(my_lsn, mine, sizeof(mine));
+		lsn_format(leader_lsn, theirs, sizeof(theirs));
+		log_warn("this member (timeline %u, %s) is not on the history of leader %s (timeline %u, %s)%s",
+			 my_tli, mine, leader->name, leader_tli, theirs,
+			 crashed_primary ? "; it was a primary that did not shut down cleanly" : "");
+	}
+	a->diverged = diverged;
+	free(history);
+	free(ci);
+}
+
+enum ha_election failover_elect(struct agent *a)
+{
+	struct ha_candidate me = {0};
+	snprintf(me.name, sizeof(me.name), "%s", a->cfg.name);
+	me.answered = me.settled = me.candidate = true;
+	me.timeline = a->st.timeline;
+	me.lsn = a->st.received_lsn > a->st.replayed_lsn ? a->st.received_lsn : a->st.replayed_lsn;
+	me.priority = a->cfg.priority;
+	struct ha_candidate *others = NULL;
+	size_t n = 0;
+	int timeout = a->cfg.ttl_ms / 10 < 500 ? 500 : a->cfg.ttl_ms / 10;
+	ha_poll_candidates(&a->view, a->cfg.name, timeout > 2000 ? 2000 : timeout, &others, &n);
+	const char *who = NULL;
+	enum ha_rank r = ha_rank(&me, others, n, &who);
+	enum ha_election out = HA_ELECT_BEST;
+	char pos[32];
+	lsn_format(me.lsn, pos, sizeof(pos));
+	if (r == HA_RANK_BEHIND) {
+		log_info("election: %s is ahead of this member (timeline %u, %s); not racing", who, me.timeline, pos);
+		out = HA_ELECT_BEHIND;
+	} else if (r == HA_RANK_UNSETTLED) {
+		log_info("election: %s has not seen the leader go yet; asking again", who);
+		out = HA_ELECT_UNSETTLED;
+	} else {
+		log_info("election: this member is the most advanced that answered (timeline %u, %s, %zu others asked)",
+			 me.timeline, pos, n);
+	}
+	free(others);
+	return out;
+}
