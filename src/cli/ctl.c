@@ -2,8 +2,10 @@
  * ctl.c — `pgha ctl`: connection options, and the `list` command.
  */
 #include "cli/ctl.h"
+#include "cli/ctl_int.h"
 
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,14 +16,6 @@
 #include "dcs/etcd.h"
 #include "ha/agent_config.h"
 
-struct ctl_target {
-	char *endpoints;
-	char *cluster;
-	char *prefix;
-	char *user;
-	char *password;
-	int timeout_ms;
-};
 
 static void usage(FILE *out)
 {
@@ -30,6 +24,10 @@ static void usage(FILE *out)
 		"\n"
 		"Commands:\n"
 		"  list [--json]        members: name, address, role, state, timeline, lag\n"
+		"  pause                maintenance mode: no automatic failover, no demotion\n"
+		"  resume               end maintenance mode\n"
+		"  failover --to NODE   make NODE the leader now (when the leader is gone or broken)\n"
+		"       [--force] [--wait SEC]\n"
 		"\n"
 		"Connection options (a node's config file, or the etcd address and cluster):\n"
 		"  -c, --config FILE          read [etcd] and [cluster] from an agent config file\n"
@@ -73,25 +71,34 @@ static int target_from_config(struct ctl_target *t, const char *path, struct pgh
 	return 0;
 }
 
-static char *cluster_prefix(const struct ctl_target *t)
+char *ctl_cluster_prefix(const struct ctl_target *t)
 {
 	return xasprintf("%s/%s/", strcmp(t->prefix, "/") == 0 ? "" : t->prefix, t->cluster);
 }
 
-static int read_view(const struct ctl_target *t, struct cluster_view *v, struct pgha_err *e)
+struct etcd_client *ctl_etcd(const struct ctl_target *t, struct pgha_err *e)
 {
 	struct etcd_opts o = {.endpoints = t->endpoints, .username = t->user, .password = t->password,
 			      .request_timeout_ms = 2000, .deadline_ms = t->timeout_ms};
-	struct etcd_client *c = etcd_new(&o, e);
+	return etcd_new(&o, e);
+}
+
+int ctl_read_view(const struct ctl_target *t, struct cluster_view *v, struct etcd_kvs *raw,
+		  struct pgha_err *e)
+{
+	struct etcd_client *c = ctl_etcd(t, e);
 	if (c == NULL)
 		return -1;
-	char *prefix = cluster_prefix(t);
+	char *prefix = ctl_cluster_prefix(t);
 	struct etcd_kvs kvs = {0};
 	int rc = etcd_get_prefix(c, prefix, &kvs, e);
 	if (rc == 0) {
 		cluster_view_from_kvs(prefix, &kvs, v);
 		cluster_view_sort(v);
-		etcd_kvs_free(&kvs);
+		if (raw != NULL)
+			*raw = kvs;
+		else
+			etcd_kvs_free(&kvs);
 	} else {
 		err_wrap(e, "reading cluster %s from etcd (%s)", t->cluster, t->endpoints);
 	}
@@ -143,18 +150,36 @@ static int cmd_list(const struct ctl_target *t, int argc, char **argv)
 		}
 	}
 	struct cluster_view v = {0};
+	struct etcd_kvs raw = {0};
 	struct pgha_err e;
-	if (read_view(t, &v, &e) != 0) {
+	if (ctl_read_view(t, &v, &raw, &e) != 0) {
 		fprintf(stderr, "pgha ctl list: %s\n", e.msg);
 		return 1;
 	}
+	char *prefix = ctl_cluster_prefix(t);
 	if (json) {
 		char *s = cluster_view_encode(&v, t->cluster);
-		printf("%s\n", s);
+		json_error_t jerr;
+		json_t *o = json_loads(s, 0, &jerr);
+		char *ck = xasprintf("%sconfig", prefix), *fk = xasprintf("%sfailover", prefix);
+		const struct etcd_kv *cfg = etcd_kvs_find(&raw, ck), *fo = etcd_kvs_find(&raw, fk);
+		json_t *cj = cfg ? json_loads(cfg->value, 0, &jerr) : NULL;
+		json_object_set_new(o, "paused", json_boolean(json_is_object(cj) && json_is_true(json_object_get(cj, "pause"))));
+		json_object_set_new(o, "pending_failover", fo ? json_loads(fo->value, 0, &jerr) : json_null());
+		json_decref(cj);
+		char *out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		printf("%s\n", out);
+		free(out);
+		json_decref(o);
+		free(ck);
+		free(fk);
 		free(s);
 	} else {
 		ctl_print_table(stdout, &v, t->cluster);
+		ctl_print_notes(stdout, &raw, prefix);
 	}
+	free(prefix);
+	etcd_kvs_free(&raw);
 	cluster_view_free(&v);
 	return 0;
 }
@@ -216,6 +241,10 @@ int ctl_main(int argc, char **argv)
 	const char *cmd = argv[optind];
 	if (strcmp(cmd, "list") == 0) {
 		rc = cmd_list(&t, argc - optind, argv + optind);
+	} else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0) {
+		rc = ctl_cmd_pause(&t, strcmp(cmd, "pause") == 0, argc - optind, argv + optind);
+	} else if (strcmp(cmd, "failover") == 0) {
+		rc = ctl_cmd_failover(&t, argc - optind, argv + optind);
 	} else {
 		fprintf(stderr, "pgha ctl: unknown command \"%s\"\n\n", cmd);
 		usage(stderr);

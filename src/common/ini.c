@@ -73,6 +73,7 @@ int ini_parse_text(const char *text, const char *where, ini_cb cb, void *arg, st
 			break;
 		}
 		struct pgha_err sub;
+		sub.msg[0] = '\0';
 		if (cb(arg, lineno, section, name, value, &sub) != 0) {
 			rc = err_set(e, "%s:%d: %s", where, lineno, sub.msg);
 			break;

@@ -406,8 +406,7 @@ void agent_act(struct agent *a, const struct ha_decision *d)
 		follow(a);
 		break;
 	case ACT_DEMOTE:
-		log_warn("demoting: PostgreSQL runs as primary but %s holds the leader key",
-			 a->view.leader ? a->view.leader : "nobody");
+		log_warn("stopping PostgreSQL: %s", d->reason);
 		if (agent_stop_pg(a, &e) != 0)
 			agent_set_error(a, "demote: %s", e.msg);
 		break;

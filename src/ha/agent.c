@@ -382,6 +382,7 @@ static void build_observed(struct agent *a, struct ha_observed *o)
 	o->paused = a->paused;
 	o->failsafe_ok = a->failsafe_ok;
 	o->failsafe_hold = failover_failsafe_hold(a);
+	o->lease_expiring = !a->dcs_ok && failover_lease_expiring(a);
 	o->failover_to = a->failover_to[0] == '\0' ? HA_TARGET_NONE
 		       : strcmp(a->failover_to, a->cfg.name) == 0 ? HA_TARGET_ME : HA_TARGET_OTHER;
 	o->crashed = a->crashed;

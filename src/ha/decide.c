@@ -58,7 +58,9 @@ static struct ha_decision decide_without_etcd(const struct ha_observed *o)
 		return act(ACT_WAIT, "etcd is unreachable; maintenance mode: staying primary");
 	if (o->failsafe_ok)
 		return act(ACT_WAIT, "failsafe: etcd is unreachable but every member answered; staying primary");
-	return act(ACT_DEMOTE, "etcd is unreachable and not every member confirmed: demoting");
+	if (o->lease_expiring)
+		return act(ACT_DEMOTE, "etcd is unreachable, not every member confirmed, and the lease is running out: demoting");
+	return act(ACT_WAIT, "etcd is unreachable: asking the members (failsafe) until the lease runs out");
 }
 
 static struct ha_decision decide_paused(const struct ha_observed *o)
@@ -152,12 +154,14 @@ static struct ha_decision decide_follower(const struct ha_observed *o)
 	case HA_PG_STOPPED:
 		if (!o->leader_known)
 			return act(ACT_WAIT, "waiting for the leader's member record");
+		if (o->in_backoff)
+			return act(ACT_WAIT, "the last attempt failed; waiting before the next one");
+		if (o->diverged && !o->leader_running)
+			return act(ACT_WAIT, "diverged: waiting for the leader to run before rewinding");
 		if (o->diverged && o->rewind_failed)
 			return act(ACT_RECLONE, "pg_rewind failed: moving the data directory aside and cloning");
 		if (o->diverged)
 			return act(ACT_REWIND, "the timeline diverged from the leader's: rewinding");
-		if (o->in_backoff)
-			return act(ACT_WAIT, "PostgreSQL failed to start; waiting before the next attempt");
 		return act(ACT_START_STANDBY, "starting as a standby of the leader");
 	case HA_PG_REPLICA:
 		break;

@@ -13,9 +13,10 @@
  * combination of inputs):
  *  - PostgreSQL is started as a primary or promoted only by the holder of the
  *    leader key, and the key is only taken with etcd reachable.
- *  - Without etcd nothing is promoted; a primary that cannot reach etcd stays
- *    primary only when every member confirmed the failsafe ping (and the fence
- *    thread stops it at the lease deadline otherwise).
+ *  - Without etcd nothing is promoted; a primary that cannot reach etcd keeps
+ *    asking the members (failsafe) and stays primary while every member
+ *    confirms; otherwise it demotes just before its lease could expire (and the
+ *    fence thread kills PostgreSQL at the deadline if that did not happen).
  *  - A standby races for a free key only if it is the most advanced eligible
  *    member that answered, within maximum_lag_on_failover of the last known
  *    leader position, not tagged nofailover, and not holding a failsafe promise.
@@ -67,6 +68,7 @@ struct ha_observed {
 	bool paused;               /* maintenance mode */
 	bool failsafe_ok;          /* etcd unreachable, but every member confirmed our ping */
 	bool failsafe_hold;        /* we promised a leader (failsafe ping) not to race for now */
+	bool lease_expiring;       /* no etcd: the fencing deadline is near, demote gracefully now */
 	enum ha_init init;
 	bool leader_absent;
 	bool leader_is_me;

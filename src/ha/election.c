@@ -68,6 +68,8 @@ void ha_candidate_from_status(const char *json, struct ha_candidate *out)
 	json_t *tl = json_object_get(o, "timeline"), *tags = json_object_get(o, "tags");
 	if (!json_is_string(role) || !json_is_string(state) || !json_is_integer(tl))
 		goto out;
+	if (json_integer_value(tl) < 0 || json_integer_value(tl) > (json_int_t)UINT32_MAX - 1)
+		goto out;   /* not a timeline: an answer we cannot use */
 	out->answered = true;
 	out->timeline = (uint32_t)json_integer_value(tl);
 	uint64_t rx = lsn_field(o, "received_lsn"), re = lsn_field(o, "replayed_lsn");

@@ -79,6 +79,13 @@ bool failover_is_primary(const struct agent *a)
 	return a->phase == PG_RUNNING && a->have_st && !a->st.in_recovery;
 }
 
+/* Time for a graceful demote: one loop before the fence would kill PostgreSQL. */
+bool failover_lease_expiring(const struct agent *a)
+{
+	int64_t fence_at = a->renew_sent_ms + a->cfg.ttl_ms - fence_margin_ms(a);
+	return now_ms() >= fence_at - a->cfg.loop_wait_ms - 500;
+}
+
 void failover_arm_fence(struct agent *a)
 {
 	if (a->fence == NULL || a->pg_pid <= 0)

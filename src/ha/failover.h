@@ -15,6 +15,7 @@ struct agent;
 void failover_read_dcs(struct agent *a, const struct etcd_kvs *kvs);
 bool failover_is_primary(const struct agent *a);
 void failover_arm_fence(struct agent *a);
+bool failover_lease_expiring(const struct agent *a);
 void failover_update_fence(struct agent *a);
 void failover_failsafe_round(struct agent *a);
 bool failover_failsafe_hold(struct agent *a);

@@ -1,6 +1,8 @@
 #include "ha/fence.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -24,13 +26,41 @@ struct fence {
 	int64_t deadline_ms;
 };
 
+/*
+ * Kill the whole instance at once. PostgreSQL's backends are not in the
+ * postmaster's process group (each calls setsid()), and a backend that is
+ * already running a COMMIT finishes it even after the postmaster died. So:
+ * freeze the postmaster (no new children), kill every child, then it.
+ * SIGKILL works on stopped processes too (a node resumed after SIGSTOP).
+ */
 static void kill_postgres(pid_t pid)
 {
-	/* postgres runs in its own session: its pgid is the postmaster's pid. */
-	if (getpgid(pid) == pid)
-		kill(-pid, SIGKILL);
-	else
-		kill(pid, SIGKILL);
+	kill(pid, SIGSTOP);
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		char *end;
+		long child = strtol(de->d_name, &end, 10);
+		if (*end != '\0' || child <= 0)
+			continue;
+		char path[64], buf[512];
+		snprintf(path, sizeof(path), "/proc/%ld/stat", child);
+		FILE *f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		/* "pid (comm) state ppid ...": comm may hold spaces, so parse after the last ')'. */
+		char *rp = strrchr(buf, ')');
+		char state;
+		long ppid;
+		if (rp != NULL && sscanf(rp + 1, " %c %ld", &state, &ppid) == 2 && ppid == pid)
+			kill((pid_t)child, SIGKILL);
+	}
+	if (d != NULL)
+		closedir(d);
+	kill(pid, SIGKILL);
 }
 
 static void *fence_thread(void *arg)

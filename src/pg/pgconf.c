@@ -75,12 +75,13 @@ char *pg_conninfo(const char *host, int port, const char *user, const char *pass
 /*
  * Injective: [a-z0-9] stay, '_' becomes "__", anything else "_xx" (hex), so
  * "node-1", "node_1" and "Node-1" get different slots. A name that would not
- * fit in 63 bytes keeps its first 46 bytes and gets a hash of the whole name.
+ * fit in 63 bytes keeps its first whole escapes up to 46 bytes and gets a hash
+ * of the whole name.
  */
 void pg_slot_name(const char *member, char *out, size_t outlen)
 {
 	char buf[256];
-	size_t j = 0;
+	size_t j = 0, cut = 0;   /* cut: the last token boundary at or before byte 46 */
 	for (const unsigned char *p = (const unsigned char *)member; *p && j + 4 < sizeof(buf); p++) {
 		if ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9'))
 			buf[j++] = (char)*p;
@@ -88,13 +89,20 @@ void pg_slot_name(const char *member, char *out, size_t outlen)
 			j += (size_t)snprintf(buf + j, sizeof(buf) - j, "__");
 		else
 			j += (size_t)snprintf(buf + j, sizeof(buf) - j, "_%02x", *p);
+		if (j <= 46)
+			cut = j;
 	}
 	buf[j] = '\0';
 	if (j > 63) {
+		/*
+		 * Cut between whole tokens: then "_h" cannot be read as an escape
+		 * ('h' is not a hex digit and "__" is a whole token), so a hashed
+		 * name never equals the plain form of another name.
+		 */
 		uint32_t h = 2166136261u;   /* FNV-1a */
 		for (const unsigned char *p = (const unsigned char *)member; *p; p++)
 			h = (h ^ *p) * 16777619u;
-		snprintf(buf + 46, sizeof(buf) - 46, "_h%08x", h);
+		snprintf(buf + cut, sizeof(buf) - cut, "_h%08x", h);
 	}
 	snprintf(out, outlen, "%s", buf);
 }

@@ -62,7 +62,9 @@ int pg_query_status(PGconn *c, struct pg_status *out, struct pgha_err *e)
 		"SELECT pg_is_in_recovery(),"
 		" (SELECT system_identifier FROM pg_control_system())::text,"
 		" current_setting('server_version_num'),"
-		" (SELECT timeline_id FROM pg_control_checkpoint()),"
+		/* After a promotion the checkpoint's timeline lags; the WAL file name does not. */
+		" CASE WHEN pg_is_in_recovery() THEN (SELECT timeline_id FROM pg_control_checkpoint())"
+		"  ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,"
 		" CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END,"
 		" pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,"
 		" w.status, w.received_tli, w.sender_host, w.sender_port"

@@ -283,3 +283,148 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, "rep_" + rep.when, rep)
+
+
+class Writer:
+    """Writes to every member all the time and records which writes were
+    acknowledged, and when. A write counts as acknowledged only if its COMMIT
+    returned within `timeout` seconds (as an application with a client-side
+    timeout would see it); one that hangs longer is abandoned.
+
+    assert_no_split_brain(): the acceptance windows [first ack, last ack] of
+    two members must never overlap."""
+
+    def __init__(self, cluster, interval=0.02, timeout=2.0):
+        import threading
+        self.cluster = cluster
+        self.interval = interval
+        self.timeout = timeout
+        self.lock = threading.Lock()
+        self.acked = []          # (member, id, t_send, t_ack)
+        self.next_id = 0
+        self.stop_flag = threading.Event()
+        self.threads = []
+
+    def _new_id(self):
+        with self.lock:
+            self.next_id += 1
+            return self.next_id
+
+    def start(self):
+        import threading
+        leader = self.cluster.nodes[self.cluster.leader()]
+        leader.sql("CREATE TABLE IF NOT EXISTS sb_writes (id bigint PRIMARY KEY, member text, t double precision)")
+        for name in self.cluster.nodes:
+            t = threading.Thread(target=self._loop, args=(name,), daemon=True)
+            t.start()
+            self.threads.append(t)
+        return self
+
+    def _attempt(self, node, wid, result):
+        try:
+            with psycopg.connect(host="127.0.0.1", port=node.pg_port, user="postgres",
+                                 password=self.cluster.su_pw, dbname="postgres",
+                                 connect_timeout=2, autocommit=True) as c:
+                c.execute("INSERT INTO sb_writes VALUES (%s, %s, %s)", (wid, node.name, time.time()))
+                result.append(True)
+        except Exception:
+            pass
+
+    def _loop(self, name):
+        import threading
+        node = self.cluster.nodes[name]
+        while not self.stop_flag.is_set():
+            wid = self._new_id()
+            result = []
+            t0 = time.monotonic()
+            th = threading.Thread(target=self._attempt, args=(node, wid, result), daemon=True)
+            th.start()
+            th.join(self.timeout)
+            t1 = time.monotonic()
+            if result and not th.is_alive() and t1 - t0 <= self.timeout:
+                with self.lock:
+                    self.acked.append((name, wid, t0, t1))
+            time.sleep(self.interval)
+
+    def stop(self):
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join(self.timeout + 5)
+
+    def acked_on(self, member):
+        with self.lock:
+            return [w for w in self.acked if w[0] == member]
+
+    def max_acked_id(self, member):
+        ids = [w[1] for w in self.acked_on(member)]
+        return max(ids) if ids else 0
+
+    def windows(self):
+        with self.lock:
+            ws = {}
+            for member, _, _, t_ack in self.acked:
+                lo, hi = ws.get(member, (t_ack, t_ack))
+                ws[member] = (min(lo, t_ack), max(hi, t_ack))
+            return ws
+
+    def assert_no_split_brain(self):
+        ws = self.windows()
+        names = sorted(ws)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                (a0, a1), (b0, b1) = ws[a], ws[b]
+                assert a1 < b0 or b1 < a0, \
+                    f"split brain: {a} accepted writes during {a0:.3f}..{a1:.3f} and {b} during {b0:.3f}..{b1:.3f}"
+        return ws
+
+
+def replicated_checkpoint(cluster, writer, leader):
+    """Highest id acknowledged by the leader that is known to have reached every standby."""
+    ln = cluster.nodes[leader]
+    time.sleep(0.5)
+    mark = writer.max_acked_id(leader)
+    lsn = ln.sql("SELECT pg_current_wal_lsn()::text")[0][0]
+    for name, node in cluster.nodes.items():
+        if name == leader:
+            continue
+        wait_until(f"{name} to replay {lsn}",
+                   lambda: node.sql("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,))[0][0],
+                   timeout=30)
+    return mark
+
+
+def pg_pid(node):
+    with open(os.path.join(node.data_dir, "postmaster.pid")) as f:
+        return int(f.readline())
+
+
+def instance_pids(postmaster):
+    """The postmaster and its children (backends are not in its process group)."""
+    pids = [postmaster]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+            if ppid == postmaster:
+                pids.append(int(entry))
+    return pids
+
+
+def signal_instance(postmaster, sig):
+    """Signal a whole PostgreSQL instance, as a node freeze or death would."""
+    import signal as _signal
+    if sig in (_signal.SIGKILL, _signal.SIGSTOP):
+        # Freeze the postmaster first so it forks nothing new meanwhile.
+        try:
+            os.kill(postmaster, _signal.SIGSTOP)
+        except ProcessLookupError:
+            return
+    for pid in instance_pids(postmaster):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass

@@ -271,6 +271,7 @@ static const char hexdig[] = "0123456789abcdef";
 static bool slot_spec(const char *member, char *out)
 {
 	struct strbuf sb = STRBUF_INIT;
+	size_t cut = 0;   /* the last boundary between whole escapes at or before byte 46 */
 	for (const unsigned char *p = (const unsigned char *)member; *p; p++) {
 		if ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')) {
 			sb_append(&sb, (const char *)p, 1);
@@ -280,18 +281,20 @@ static bool slot_spec(const char *member, char *out)
 			char esc[3] = {'_', hexdig[*p >> 4], hexdig[*p & 15]};
 			sb_append(&sb, esc, 3);
 		}
+		if (sb.len <= 46)
+			cut = sb.len;
 	}
 	bool hashed = sb.len > 63;
 	if (!hashed) {
 		memcpy(out, sb_str(&sb), sb.len + 1);
 	} else {
 		uint32_t h = fnv1a32(member);
-		memcpy(out, sb_str(&sb), 46);
-		out[46] = '_';
-		out[47] = 'h';
+		memcpy(out, sb_str(&sb), cut);
+		out[cut] = '_';
+		out[cut + 1] = 'h';
 		for (int i = 0; i < 8; i++)
-			out[48 + i] = hexdig[(h >> (28 - 4 * i)) & 15];
-		out[56] = '\0';
+			out[cut + 2 + i] = hexdig[(h >> (28 - 4 * i)) & 15];
+		out[cut + 10] = '\0';
 	}
 	sb_free(&sb);
 	return hashed;
@@ -485,20 +488,21 @@ static void test_slot_name_hash(void **state)
 	b[999] = 'R';
 	pg_slot_name(a, sa, sizeof(sa));
 	pg_slot_name(b, sb2, sizeof(sb2));
-	snprintf(want, sizeof(want), "_51_51_51_51_51_51_51_51_51_51_51_51_51_51_51__h%08x",
+	/* 15 whole escapes (45 bytes): the cut never splits "_51" */
+	snprintf(want, sizeof(want), "_51_51_51_51_51_51_51_51_51_51_51_51_51_51_51_h%08x",
 		 (unsigned)fnv1a32(a));
 	assert_string_equal(sa, want);
-	assert_string_equal(sa, "_51_51_51_51_51_51_51_51_51_51_51_51_51_51_51__h224f70ed");
-	assert_string_equal(sb2, "_51_51_51_51_51_51_51_51_51_51_51_51_51_51_51__h1f4f6c34");
+	assert_string_equal(sa, "_51_51_51_51_51_51_51_51_51_51_51_51_51_51_51_h224f70ed");
+	assert_string_equal(sb2, "_51_51_51_51_51_51_51_51_51_51_51_51_51_51_51_h1f4f6c34");
 
 	/* high bytes are hashed as unsigned bytes */
 	const char *hi = "\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8\xf7\xf6\xf5\xf4\xf3\xf2\xf1\xf0\xef\xee"
 			 "\xed\xec\xeb\xea";
 	pg_slot_name(hi, out, sizeof(out));
-	snprintf(want, sizeof(want), "_ff_fe_fd_fc_fb_fa_f9_f8_f7_f6_f5_f4_f3_f2_f1__h%08x",
+	snprintf(want, sizeof(want), "_ff_fe_fd_fc_fb_fa_f9_f8_f7_f6_f5_f4_f3_f2_f1_h%08x",
 		 (unsigned)fnv1a32(hi));
 	assert_string_equal(out, want);
-	assert_string_equal(out, "_ff_fe_fd_fc_fb_fa_f9_f8_f7_f6_f5_f4_f3_f2_f1__h3c74770c");
+	assert_string_equal(out, "_ff_fe_fd_fc_fb_fa_f9_f8_f7_f6_f5_f4_f3_f2_f1_h3c74770c");
 }
 
 /*
@@ -528,7 +532,7 @@ static void test_slot_name_always_valid(void **state)
 	assert_valid_slot(member, out);
 	assert_true(slot_spec(member, want));
 	assert_string_equal(out, want);
-	assert_int_equal(strlen(out), 56);
+	assert_int_equal(strlen(out), 55);   /* 15 whole 3-byte escapes + "_h" + 8 */
 	/* pseudo-random names of 0..300 bytes, from a small alphabet and from all bytes */
 	static const char alpha[] = "aA_-.0zZ\xc3\xb6 ";
 	uint32_t seed = 12345;
@@ -551,7 +555,7 @@ static void test_slot_name_always_valid(void **state)
 			fail_msg("round %d: \"%s\", want \"%s\"", round, out, want);
 		if (h) {
 			hashed++;
-			assert_int_equal(strlen(out), 56);
+			assert_in_range(strlen(out), 54, 56);   /* cut at 44..46: whole escapes only */
 		} else {
 			kept++;
 			assert_int_equal(slot_decode(out, back, sizeof(back)), 0);
@@ -1048,6 +1052,68 @@ static void test_write_config_networks(void **state)
 		       "host    replication  rep           0.0.0.0/0          scram-sha-256\n"
 		       "host    all          all           ::/0               scram-sha-256\n"
 		       "host    replication  rep           ::/0               scram-sha-256\n");
+}
+
+/* Control characters in a parameter or in the conninfo: still one line each in pgha.conf. */
+static void test_write_config_control_chars(void **state)
+{
+	struct conf_env env;
+	struct pgha_err e;
+	env_init(&env, ORIG_CONF);
+	static const struct pg_param odd[] = {
+		{(char *)"log_line_prefix", (char *)"%m\t[%p]\n"},
+		{(char *)"application_name", (char *)"x\x01y\r"},
+	};
+	env.spec.params = odd;
+	env.spec.nparams = 2;
+	env.spec.standby = true;
+	env.spec.slot = "node1";
+	char *ci = pg_conninfo("evil\nhost", 5432, "replicator", "/p", "node1", NULL);
+	env.spec.primary_conninfo = ci;
+	if (pg_write_config(&env.spec, &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_file_eq(env.dir, "pgha.conf",
+		       "# Written by pgha before every start. Do not edit: set options in the pgha\n"
+		       "# config file ([parameters] section) instead.\n"
+		       "max_wal_senders = '10'\n"
+		       "max_replication_slots = '10'\n"
+		       "wal_keep_size = '128MB'\n"
+		       "wal_log_hints = 'on'\n"
+		       "password_encryption = 'scram-sha-256'\n"
+		       "hot_standby_feedback = 'on'\n"
+		       "wal_sender_timeout = '10s'\n"
+		       "wal_receiver_timeout = '10s'\n"
+		       "wal_retrieve_retry_interval = '1s'\n"
+		       "logging_collector = 'off'\n"
+		       "log_line_prefix = '%m [%p] '\n"
+		       "log_line_prefix = '%m\\t[%p]\\n'\n"
+		       "application_name = 'x\\001y\\r'\n"
+		       "listen_addresses = '10.0.0.1'\n"
+		       "port = '5433'\n"
+		       "unix_socket_directories = '/var/run/postgresql'\n"
+		       "cluster_name = 'node1'\n"
+		       "wal_level = 'replica'\n"
+		       "hot_standby = 'on'\n"
+		       "hba_file = 'pg_hba.conf'\n"
+		       "recovery_target_timeline = 'latest'\n"
+		       "primary_conninfo = 'host=''evil\\nhost'' port=''5432'' user=''replicator'' "
+		       "passfile=''/p'' application_name=''node1'' sslmode=''prefer'' "
+		       "connect_timeout=''5'' keepalives_idle=''5'' keepalives_interval=''2'' "
+		       "keepalives_count=''3'''\n"
+		       "primary_slot_name = 'node1'\n");
+	/* and PostgreSQL reads back the original values */
+	char *conf = get_file(env.dir, "pgha.conf");
+	char *v = conf_value(conf, "primary_conninfo");
+	assert_non_null(v);
+	assert_string_equal(v, ci);
+	assert_conninfo(v, "host", "evil\nhost");
+	free(v);
+	v = conf_value(conf, "application_name");
+	assert_non_null(v);
+	assert_string_equal(v, "x\x01y\r");
+	free(v);
+	free(conf);
+	free(ci);
 }
 
 static void test_update_conf_file(void **state)
