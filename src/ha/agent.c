@@ -560,6 +560,8 @@ static void wait_for_events(struct agent *a)
 	int timeout = a->cfg.loop_wait_ms;
 	if (a->phase == PG_STARTING || a->job.kind != JOB_NONE)
 		timeout = timeout > 250 ? 250 : timeout;
+	if (a->quick_retry)
+		timeout = timeout > 100 ? 100 : timeout;
 	struct pollfd pfd[2] = {{.fd = a->wake_fd, .events = POLLIN}, {.fd = a->job.fd, .events = POLLIN}};
 	int n = poll(pfd, a->job.fd >= 0 ? 2 : 1, timeout);
 	if (n > 0 && (pfd[0].revents & POLLIN)) {
@@ -600,9 +602,12 @@ static void run_loop(struct agent *a)
 		struct ha_observed o;
 		build_observed(a, &o);
 		struct ha_decision d = ha_decide(&o);
+		a->quick_retry = false;
 		if (d.action == ACT_ELECT) {
 			o.election = failover_elect(a);
 			d = ha_decide(&o);
+			/* Everyone woke on the same watch event: ask again as soon as they have looked. */
+			a->quick_retry = o.election == HA_ELECT_UNSETTLED;
 		}
 		log_decision(a, &d);
 		agent_act(a, &d);

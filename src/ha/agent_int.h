@@ -93,6 +93,7 @@ struct agent {
 	int crash_count;
 	int64_t crash_first_ms;
 	int64_t running_since_ms;
+	bool quick_retry;         /* look again in 100 ms (an election waits for others) */
 	char *key_config, *key_failover;
 
 	struct job job;

@@ -67,20 +67,23 @@ def make_base_dir():
 
 
 class Etcd:
-    def __init__(self, base):
+    def __init__(self, base, host="127.0.0.1"):
         self.dir = os.path.join(base, "etcd")
         self.client_port = free_port()
         self.peer_port = free_port()
-        self.url = f"http://127.0.0.1:{self.client_port}"
+        self.host = host
+        self.url = f"http://{host}:{self.client_port}"
         self.log_path = os.path.join(base, "etcd.log")
         self.proc = None
 
     def start(self):
         peer = f"http://127.0.0.1:{self.peer_port}"
         log = open(self.log_path, "ab")
+        listen = self.url if self.host == "127.0.0.1" else \
+            f"{self.url},http://127.0.0.1:{self.client_port}"
         self.proc = subprocess.Popen(
             [ETCD_BIN, "--name", "t", "--data-dir", self.dir,
-             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+             "--listen-client-urls", listen, "--advertise-client-urls", self.url,
              "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
              "--initial-cluster", f"t={peer}"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -99,9 +102,11 @@ class Etcd:
 class Node:
     """One agent + its PostgreSQL, configured through its own INI file."""
 
-    def __init__(self, cluster, name, extra=None):
+    def __init__(self, cluster, name, extra=None, host="127.0.0.1", netns=None):
         self.cluster = cluster
         self.name = name
+        self.host = host
+        self.netns = netns
         self.dir = os.path.join(cluster.base, name)
         os.makedirs(self.dir, exist_ok=True)
         os.chmod(self.dir, 0o755)
@@ -119,13 +124,13 @@ class Node:
     def write_conf(self, extra):
         c = self.cluster
         sections = {
-            "cluster": {"name": c.name, "ttl": "10s", "loop_wait": "1s", "retry_timeout": "3s"},
+            "cluster": {"name": c.name},
             "etcd": {"endpoints": c.etcd.url},
-            "node": {"name": self.name, "api_listen": f"127.0.0.1:{self.api_port}"},
+            "node": {"name": self.name, "api_listen": f"{self.host}:{self.api_port}"},
             "postgresql": {
                 "data_dir": self.data_dir,
                 "bin_dir": PG_BIN,
-                "listen": f"127.0.0.1:{self.pg_port}",
+                "listen": f"{self.host}:{self.pg_port}",
                 "socket_dir": self.socket_dir,
                 "superuser_password_file": c.su_pw_file,
                 "replication_password_file": c.repl_pw_file,
@@ -145,7 +150,8 @@ class Node:
 
     def start(self):
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([PGHA_BIN, "agent", "-c", self.conf_path],
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
+        self.proc = subprocess.Popen(prefix + [PGHA_BIN, "agent", "-c", self.conf_path],
                                      stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         log.close()
@@ -163,7 +169,7 @@ class Node:
 
     def api(self, path):
         """(status, parsed JSON body) of GET path on this agent's API."""
-        req = urllib.request.Request(f"http://127.0.0.1:{self.api_port}{path}")
+        req = urllib.request.Request(f"http://{self.host}:{self.api_port}{path}")
         try:
             with urllib.request.urlopen(req, timeout=3) as r:
                 return r.status, json.loads(r.read() or b"null")
@@ -171,8 +177,9 @@ class Node:
             body = e.read()
             return e.code, json.loads(body) if body else None
 
-    def connect(self, **kw):
-        return psycopg.connect(host="127.0.0.1", port=self.pg_port, user="postgres",
+    def connect(self, via_socket=False, **kw):
+        host = self.socket_dir if via_socket else self.host
+        return psycopg.connect(host=host, port=self.pg_port, user="postgres",
                                password=self.cluster.su_pw, dbname="postgres",
                                connect_timeout=5, **kw)
 
@@ -199,8 +206,8 @@ class Cluster:
             os.chmod(path, 0o600)
         self.nodes = {}
 
-    def add(self, name, extra=None):
-        node = Node(self, name, extra)
+    def add(self, name, extra=None, **kw):
+        node = Node(self, name, extra, **kw)
         self.nodes[name] = node
         return node
 
@@ -322,7 +329,7 @@ class Writer:
 
     def _attempt(self, node, wid, result):
         try:
-            with psycopg.connect(host="127.0.0.1", port=node.pg_port, user="postgres",
+            with psycopg.connect(host=node.host, port=node.pg_port, user="postgres",
                                  password=self.cluster.su_pw, dbname="postgres",
                                  connect_timeout=2, autocommit=True) as c:
                 c.execute("INSERT INTO sb_writes VALUES (%s, %s, %s)", (wid, node.name, time.time()))

@@ -127,7 +127,7 @@ def test_etcd_outage_primary_keeps_writing_with_failsafe(cluster):
     leader = start3(cluster)
     writer = Writer(cluster).start()
     wait_until("first writes", lambda: writer.acked_on(leader), timeout=10)
-    ttl = 10
+    ttl = 9
     cluster.etcd.stop()
     t_stop = time.monotonic()
     try:

@@ -1262,7 +1262,7 @@ static void test_agent_minimal(void **state)
 	assert_string_equal(cfg.name, "node1");
 	assert_string_equal(cfg.cluster_name, "pgha");
 	assert_string_equal(cfg.etcd_prefix, "/pgha");
-	assert_int_equal(cfg.ttl_ms, 10000);
+	assert_int_equal(cfg.ttl_ms, 9000);
 	assert_int_equal(cfg.loop_wait_ms, 1000);
 	assert_int_equal(cfg.retry_timeout_ms, 3000);
 	assert_string_equal(cfg.etcd_endpoints, "http://127.0.0.1:2379");
@@ -1443,9 +1443,9 @@ static void test_agent_ttl_relation(void **state)
 	agent_refused(AGENT_MIN "[cluster]\nttl = 10s\nretry_timeout = 5s\n",
 		      ": [cluster] ttl (10000ms) must be at least loop_wait + 2 * retry_timeout "
 		      "(1000ms + 2 * 5000ms)");
-	/* defaults: 1s + 2 * 3s <= 10s; only loop_wait raised */
+	/* defaults: 1s + 2 * 3s <= 9s; only loop_wait raised */
 	agent_refused(AGENT_MIN "[cluster]\nloop_wait = 5s\n",
-		      ": [cluster] ttl (10000ms) must be at least");
+		      ": [cluster] ttl (9000ms) must be at least");
 }
 
 static void test_agent_request_timeout(void **state)
@@ -1744,7 +1744,7 @@ static void test_agent_help(void **state)
 	static const char *const lines[][2] = {
 		{"name", "string; required"},
 		{"data_dir", "string; required"},
-		{"ttl", "duration; default: 10s; reloadable"},
+		{"ttl", "duration; default: 9s; reloadable"},
 		{"request_timeout", "duration; default: 1500ms"},
 		{"priority", "integer; default: 100; reloadable"},
 		{"nofailover", "boolean; default: off; reloadable"},
