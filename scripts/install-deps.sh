@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
 # Install everything pgha needs to build, run and test on Debian bookworm.
 # Idempotent: does nothing when every package is already there.
+#   --bench  also install what bench/failover.py needs to run Patroni side by
+#            side (the build and the test suite do not need these).
 set -euo pipefail
+
+bench=0
+for arg in "$@"; do
+  case "$arg" in
+    --bench) bench=1 ;;
+    *) echo "usage: $0 [--bench]" >&2; exit 2 ;;
+  esac
+done
 
 PACKAGES=(
   gcc make pkg-config
@@ -12,6 +22,15 @@ PACKAGES=(
   python3 python3-pytest python3-psycopg
   iproute2 procps
 )
+
+# Patroni 3.0 from bookworm; its etcd3 DCS module imports python3-etcd (the
+# python3-etcd3 gRPC client is not used).
+BENCH_PACKAGES=(
+  patroni python3-etcd python3-yaml
+)
+if [ "$bench" -eq 1 ]; then
+  PACKAGES+=("${BENCH_PACKAGES[@]}")
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

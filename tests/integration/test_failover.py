@@ -157,6 +157,9 @@ def test_divergent_old_primary_rejoins_with_pg_rewind(cluster):
     wait_until("base row replicated",
                lambda: all(cluster.nodes[s].sql("SELECT count(*) FROM pg_tables WHERE tablename = 'base'")[0][0]
                            for s in standbys), timeout=30)
+    writer = Writer(cluster).start()
+    wait_until("first writes", lambda: writer.acked_on(leader), timeout=10)
+    mark = replicated_checkpoint(cluster, writer, leader)
     # Freeze the leader's WAL senders so the next writes exist only on the leader.
     senders = [r[0] for r in ln.sql("SELECT pid FROM pg_stat_replication")]
     assert len(senders) == 2
@@ -181,6 +184,7 @@ def test_divergent_old_primary_rejoins_with_pg_rewind(cluster):
     assert ln.sql("SELECT count(*) FROM pg_tables WHERE tablename = 'only_on_old'")[0][0] == 0
     assert ln.sql("SELECT x FROM base") == [(1,)]
     assert cluster.members()[leader]["timeline"] == new_tl
+    check_after(cluster, writer, leader, mark, new)
 
 
 def test_nofailover_standby_is_never_promoted(cluster):
@@ -188,6 +192,8 @@ def test_nofailover_standby_is_never_promoted(cluster):
     cluster.wait_streaming(["p1"], timeout=120)
     cluster.add("s1", {"node.nofailover": "on"}).start()
     cluster.wait_streaming(["p1", "s1"], timeout=120)
+    writer = Writer(cluster).start()
+    wait_until("first writes", lambda: writer.acked_on("p1"), timeout=10)
     p = cluster.nodes["p1"]
     pid = pg_pid(p)
     p.proc.send_signal(signal.SIGKILL)
@@ -198,10 +204,15 @@ def test_nofailover_standby_is_never_promoted(cluster):
     s = cluster.nodes["s1"]
     assert s.sql("SELECT pg_is_in_recovery()")[0][0]
     assert "may not be promoted" in s.log()
+    writer.stop()
+    assert not writer.acked_on("s1")
+    writer.assert_no_split_brain()
 
 
 def test_pause_blocks_failover_and_resume_restores_it(cluster):
     leader = start3(cluster)
+    writer = Writer(cluster).start()
+    wait_until("first writes", lambda: writer.acked_on(leader), timeout=10)
     r = cluster.ctl("pause")
     assert "Maintenance mode on" in r.stdout
     assert "Maintenance mode: on" in cluster.ctl("list").stdout
@@ -226,6 +237,10 @@ def test_pause_blocks_failover_and_resume_restores_it(cluster):
     assert "Maintenance mode off" in cluster.ctl("resume").stdout
     assert cluster.view()["paused"] is False
     cluster.wait_streaming(list(cluster.nodes), timeout=60)
+    assert cluster.leader() == leader
+    writer.stop()
+    assert set(w[0] for w in writer.acked) == {leader}
+    writer.assert_no_split_brain()
 
 
 def test_ctl_failover_to_a_standby_and_refusals(cluster):
