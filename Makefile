@@ -30,7 +30,19 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PYTHON    ?= /usr/bin/python3
 PYTEST_ARGS ?=
 
-.PHONY: all deps up check unit integration clean asan
+.PHONY: all deps up check unit integration clean asan fuzz fuzz-run fuzz-corpus
+
+# libFuzzer target for the wire protocol layer (src/pgproto): clang only, and
+# only the sources it needs, so the rest of pgha never has to fuzz-build.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS  := -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+                -Wno-unused-parameter -Wmissing-prototypes -Wstrict-prototypes \
+                -D_GNU_SOURCE -Isrc -fno-omit-frame-pointer \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_SRCS    := $(sort $(wildcard src/pgproto/*.c)) src/common/strbuf.c src/common/err.c
+FUZZ_HDRS    := $(wildcard src/pgproto/*.h) src/common/strbuf.h src/common/err.h
+FUZZ_CORPUS  := tests/fuzz/corpus/pgproto
 
 all: $(BUILD)/pgha
 
@@ -63,6 +75,29 @@ integration: all
 check: deps
 	$(MAKE) SANITIZE=1 unit
 	$(MAKE) SANITIZE=1 integration
+	$(MAKE) fuzz-run FUZZ_SECONDS=30
+
+fuzz: build/fuzz/fuzz_pgproto
+
+build/fuzz/fuzz_pgproto: tests/fuzz/fuzz_pgproto.c $(FUZZ_SRCS) $(FUZZ_HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_pgproto.c $(FUZZ_SRCS)
+
+# New inputs go to build/fuzz/corpus (scratch); the seeds and the regression
+# inputs of past crashes stay read-only in $(FUZZ_CORPUS). A crash writes
+# build/fuzz/crash-* and fails the target.
+fuzz-run: fuzz
+	@mkdir -p build/fuzz/corpus
+	build/fuzz/fuzz_pgproto -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+		-artifact_prefix=build/fuzz/ -print_final_stats=1 \
+		build/fuzz/corpus $(FUZZ_CORPUS)
+
+# Regenerate the seed inputs from the builders.
+fuzz-corpus: tests/fuzz/gen_corpus.c $(FUZZ_SRCS) $(FUZZ_HDRS)
+	@mkdir -p build/fuzz $(FUZZ_CORPUS)
+	$(FUZZ_CC) -std=gnu11 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc \
+		-o build/fuzz/gen_corpus tests/fuzz/gen_corpus.c $(FUZZ_SRCS)
+	build/fuzz/gen_corpus $(FUZZ_CORPUS)
 
 clean:
 	rm -rf build

@@ -19,6 +19,7 @@ PACKAGES=(
   etcd-server etcd-client
   libcurl4-openssl-dev libjansson-dev libssl-dev
   libcmocka-dev
+  clang libclang-rt-14-dev
   python3 python3-pytest python3-psycopg
   iproute2 procps
 )

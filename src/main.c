@@ -6,6 +6,7 @@
 
 #include "cli/ctl.h"
 #include "ha/agent.h"
+#include "proxy/proxy.h"
 #include "up/up.h"
 
 #ifndef PGHA_VERSION
@@ -22,7 +23,9 @@ static void usage(FILE *out)
 		"Modes:\n"
 		"  agent -c FILE     run beside one PostgreSQL: bootstrap or clone it, hold\n"
 		"                    or follow the leader key in etcd, serve the health API\n"
-		"  ctl <command>     operate a cluster: list members (more to come)\n"
+		"  proxy -c FILE     the clients' endpoint: pooling, writes to the leader,\n"
+		"                    reads to standbys, work held during a failover\n"
+		"  ctl <command>     operate a cluster: list, pause, resume, failover\n"
 		"  up [--dir DIR]    start a whole local cluster (etcd + N agents) on this machine\n"
 		"  version           print the version\n"
 		"\n"
@@ -39,6 +42,8 @@ int main(int argc, char **argv)
 	const char *mode = argv[1];
 	if (strcmp(mode, "agent") == 0)
 		return agent_main(argc - 1, argv + 1);
+	if (strcmp(mode, "proxy") == 0)
+		return proxy_main(argc - 1, argv + 1);
 	if (strcmp(mode, "ctl") == 0)
 		return ctl_main(argc - 1, argv + 1);
 	if (strcmp(mode, "up") == 0)

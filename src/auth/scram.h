@@ -75,7 +75,7 @@ struct scram_verifier {
 /* Does s look like a SCRAM verifier (starts with "SCRAM-SHA-256$")? Parse to be sure. */
 bool scram_is_verifier(const char *s);
 
-/* Parse PostgreSQL's stored format (strict: canonical base64, 32-byte keys, 1 <= i <= INT_MAX). */
+/* Parse PostgreSQL's stored format (strict: canonical padded base64, 32-byte keys, 1 <= i <= INT_MAX). */
 int scram_verifier_parse(const char *s, struct scram_verifier *v, struct pgha_err *e) PGHA_MUSTCHECK;
 
 /* Format v in PostgreSQL's stored format; the caller frees the result. */

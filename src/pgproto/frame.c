@@ -71,7 +71,7 @@ static int decode_params(const uint8_t *body, size_t len, struct pgp_startup *ou
 	size_t n_other = 0;
 	const char *last_key = NULL;
 	for (;;) {
-		const char *key, *val;
+		const char *key = NULL, *val = NULL;
 		if (rd_left(&r) == 0) {
 			if (last_key != NULL)
 				return err_set(err, "StartupMessage: missing terminator after "

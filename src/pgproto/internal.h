@@ -3,8 +3,8 @@
  * Not part of the module's API.
  *
  * A struct rd walks [p, p + len); every read checks what is left first and on
- * failure sets "<what> message: <field>: <problem>" and returns -1. Nothing is
- * ever read at or past p + len.
+ * failure sets "<what> message: <field>: <problem>", zeroes its output and
+ * returns -1. Nothing is ever read at or past p + len.
  */
 #ifndef PGHA_PGPROTO_INTERNAL_H
 #define PGHA_PGPROTO_INTERNAL_H
@@ -59,6 +59,7 @@ static inline int rd_need(struct rd *r, size_t n, const char *field)
 
 static inline int rd_u8(struct rd *r, uint8_t *v, const char *field)
 {
+	*v = 0;
 	if (rd_need(r, 1, field) < 0)
 		return -1;
 	*v = r->p[r->pos++];
@@ -67,6 +68,7 @@ static inline int rd_u8(struct rd *r, uint8_t *v, const char *field)
 
 static inline int rd_i16(struct rd *r, int16_t *v, const char *field)
 {
+	*v = 0;
 	if (rd_need(r, 2, field) < 0)
 		return -1;
 	*v = (int16_t)be16(r->p + r->pos);
@@ -76,6 +78,7 @@ static inline int rd_i16(struct rd *r, int16_t *v, const char *field)
 
 static inline int rd_i32(struct rd *r, int32_t *v, const char *field)
 {
+	*v = 0;
 	if (rd_need(r, 4, field) < 0)
 		return -1;
 	*v = (int32_t)be32(r->p + r->pos);
@@ -87,6 +90,7 @@ static inline int rd_i32(struct rd *r, int32_t *v, const char *field)
 static inline int rd_count16(struct rd *r, size_t *n, const char *field)
 {
 	int16_t v;
+	*n = 0;
 	if (rd_i16(r, &v, field) < 0)
 		return -1;
 	if (v < 0)
@@ -101,6 +105,7 @@ static inline int rd_str(struct rd *r, const char **s, const char *field)
 	size_t left = rd_left(r);
 	const uint8_t *start = r->p + r->pos;
 	const uint8_t *nul = left ? memchr(start, '\0', left) : NULL;
+	*s = NULL;
 	if (nul == NULL)
 		return err_set(r->err, "%s message: %s: string not NUL-terminated "
 			       "(%zu bytes left)", r->what, field, left);
@@ -111,6 +116,7 @@ static inline int rd_str(struct rd *r, const char **s, const char *field)
 
 static inline int rd_bytes(struct rd *r, size_t n, const uint8_t **out, const char *field)
 {
+	*out = NULL;
 	if (rd_need(r, n, field) < 0)
 		return -1;
 	*out = r->p + r->pos;

@@ -1,0 +1,662 @@
+/*
+ * client.c — application connections: startup (SSL/GSSENC refused with 'N',
+ * CancelRequest forwarded), authentication (SCRAM-SHA-256, md5 or trust
+ * against the users file), then the forwarding loop of transaction or
+ * session pooling.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "auth/md5.h"
+#include "auth/scram.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "pgproto/pgproto.h"
+#include "proxy/proxy_int.h"
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+void client_accept(struct proxy *px, int fd, bool ro)
+{
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	struct client *c = xcalloc(1, sizeof(*c));
+	c->tag.kind = FD_CLIENT;
+	c->tag.fd = fd;
+	c->px = px;
+	c->ro = ro;
+	c->state = CL_STARTUP;
+	c->since_ms = px->now_ms;
+	sb_init(&c->out);
+	link_init(&c->node);
+	link_add_tail(&px->clients_idle, &c->node);
+	px->nclients++;
+	proxy_watch(px, &c->tag, EPOLLIN);
+	if (px->nclients > px->cfg.max_client_conn) {
+		client_send_error(c, "53300", "too many client connections (max_client_conn)", true);
+		return;
+	}
+}
+
+static void client_free(struct client *c)
+{
+	struct proxy *px = c->px;
+	proxy_unwatch(px, &c->tag);
+	close(c->tag.fd);
+	link_del(&c->node);
+	px->nclients--;
+	if (c->sasl)
+		scram_server_free(c->sasl);
+	pbuf_free(&c->in);
+	sb_free(&c->out);
+	free(c);
+}
+
+/* Give the server back (or drop it when it is mid-transaction). */
+static void client_unlink_server(struct client *c, bool clean)
+{
+	struct server *s = c->server;
+	if (s == NULL)
+		return;
+	c->server = NULL;
+	s->client = NULL;
+	if (!clean || c->pending > 0 || s->status != 'I' || pbuf_len(&s->in) > 0) {
+		server_close(s, "its client left in the middle of a transaction");
+		return;
+	}
+	if (c->px->cfg.pool_mode == POOL_SESSION && c->px->cfg.server_reset_query[0]) {
+		/* Reset before another client gets it; server.c releases it after ReadyForQuery. */
+		s->reset_needed = true;
+		pgp_build_query(&s->out, c->px->cfg.server_reset_query);
+		s->status = 'A';
+		int r = strbuf_send(&s->out, &s->out_off, s->tag.fd);
+		if (r < 0)
+			server_close(s, "cannot send the reset query");
+		else if (r == 0)
+			proxy_watch(c->px, &s->tag, EPOLLIN | EPOLLOUT);
+		return;
+	}
+	pool_release(s);
+}
+
+void client_close(struct client *c, const char *why)
+{
+	if (c->state == CL_CLOSING)
+		return;
+	log_debug("client %s (%s@%s) closed: %s", c->addr, c->user, c->database, why);
+	if (c->state == CL_WAITING && c->pool)
+		pool_cancel_wait(c->pool, c);
+	c->state = CL_CLOSING;
+	client_unlink_server(c, c->terminated);
+	client_free(c);
+}
+
+static void flush_out(struct client *c)
+{
+	int r = strbuf_send(&c->out, &c->out_off, c->tag.fd);
+	if (r < 0)
+		client_close(c, "send failed");
+	else if (r == 0)
+		proxy_watch(c->px, &c->tag, c->tag.events | EPOLLOUT);
+}
+
+void client_send_error(struct client *c, const char *sqlstate, const char *msg, bool fatal)
+{
+	log_info("client %s (%s@%s): %s%s", c->addr, c->user, c->database, fatal ? "FATAL " : "", msg);
+	pgp_build_error(&c->out, fatal ? "FATAL" : "ERROR", sqlstate, msg, NULL, NULL);
+	if (!fatal) {
+		/* The connection survives (transaction pooling): the client may go on. */
+		pgp_build_ready_for_query(&c->out, 'I');
+		c->pending = 0;
+		c->state = CL_IDLE;
+		/* Whatever it had sent for the lost server is dropped with the error. */
+		c->in.start = c->in.end = 0;
+		memset(&c->scan, 0, sizeof(c->scan));
+		if (c->server) {
+			c->server->client = NULL;
+			c->server = NULL;
+		}
+		link_del(&c->node);
+		link_add_tail(&c->px->clients_idle, &c->node);
+	}
+	flush_out(c);
+	if (fatal)
+		client_close(c, msg);
+}
+
+/* ---- cancel ----------------------------------------------------------- */
+
+struct cancel_job {
+	struct route_target target;
+	int32_t pid;
+	uint8_t key[4];
+};
+
+static void *cancel_thread(void *arg)
+{
+	struct cancel_job *j = arg;
+	char port[16];
+	snprintf(port, sizeof(port), "%d", j->target.port);
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+	if (getaddrinfo(j->target.host, port, &hints, &ai) == 0) {
+		int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct timeval tv = {.tv_sec = 2};
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+			struct strbuf sb = STRBUF_INIT;
+			pgp_build_cancel_request(&sb, j->pid, j->key, 4);
+			if (send(fd, sb.data, sb.len, MSG_NOSIGNAL) < 0)
+				log_debug("sending a cancel request: %s", strerror(errno));
+			sb_free(&sb);
+		}
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(ai);
+	}
+	free(j);
+	return NULL;
+}
+
+static struct client *find_by_cancel(struct proxy *px, int32_t pid, const uint8_t *key)
+{
+	for (struct link *pl = px->pools.next; pl != &px->pools; pl = pl->next) {
+		struct pool *p = link_entry(pl, struct pool, node);
+		for (struct link *l = p->active.next; l != &p->active; l = l->next) {
+			struct server *s = link_entry(l, struct server, node);
+			struct client *c = s->client;
+			if (c && c->cancel_pid == pid && memcmp(c->cancel_key, key, 4) == 0)
+				return c;
+		}
+	}
+	return NULL;
+}
+
+static void handle_cancel(struct client *c, const struct pgp_startup *st)
+{
+	struct client *target = st->cancel_key_len == 4 ? find_by_cancel(c->px, st->cancel_pid, st->cancel_key) : NULL;
+	if (target != NULL && target->server != NULL) {
+		struct cancel_job *j = xcalloc(1, sizeof(*j));
+		j->target = target->server->target;
+		j->pid = target->server->backend_pid;
+		memcpy(j->key, target->server->backend_key, 4);
+		pthread_t t;
+		pthread_attr_t attr;
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&t, &attr, cancel_thread, j) != 0)
+			free(j);
+		pthread_attr_destroy(&attr);
+		log_info("client %s: cancel forwarded to backend %d", c->addr, target->server->backend_pid);
+	}
+	client_close(c, "cancel request handled");
+}
+
+/* ---- login ------------------------------------------------------------- */
+
+void client_login_done(struct client *c)
+{
+	struct proxy *px = c->px;
+	sb_append(&c->out, c->pool->params.data ? c->pool->params.data : "", c->pool->params.len);
+	c->cancel_pid = ++px->next_cancel_pid;
+	if (getrandom(c->cancel_key, sizeof(c->cancel_key), 0) != (ssize_t)sizeof(c->cancel_key))
+		memset(c->cancel_key, 0, sizeof(c->cancel_key));
+	pgp_build_backend_key_data(&c->out, c->cancel_pid, c->cancel_key, 4);
+	pgp_build_ready_for_query(&c->out, 'I');
+	c->state = CL_IDLE;
+	c->since_ms = px->now_ms;
+	flush_out(c);
+	if (c->state != CL_CLOSING && pbuf_len(&c->in) > 0)
+		client_event(c, 0);   /* it pipelined a query after the startup */
+}
+
+static void auth_ok(struct client *c)
+{
+	pgp_build_auth_ok(&c->out);
+	if (c->pool->have_params) {
+		client_login_done(c);
+		return;
+	}
+	c->state = CL_LOGIN;
+	c->since_ms = c->px->now_ms;
+	flush_out(c);
+	if (c->pool->nservers == 0) {
+		struct route_target t;
+		if (pool_target(c->pool, &t)) {
+			struct server *s = server_connect(c->pool, &t);
+			if (s != NULL)
+				link_add_tail(&c->pool->active, &s->node);
+		}
+	}
+}
+
+static void startup(struct client *c)
+{
+	struct pgp_startup st;
+	struct pgha_err e;
+	int r = pgp_decode_startup(c->in.data + c->in.start, pbuf_len(&c->in), &st, &e);
+	if (r == PGP_NEED_MORE)
+		return;
+	if (r != PGP_OK) {
+		client_send_error(c, "08P01", e.msg, true);
+		return;
+	}
+	c->in.start += st.total_len;
+	switch (st.kind) {
+	case PGP_SSL_REQUEST:
+	case PGP_GSSENC_REQUEST:
+		/* No TLS configured: refuse, the client goes on in plain text (or gives up). */
+		sb_puts(&c->out, "N");
+		flush_out(c);
+		return;
+	case PGP_CANCEL_REQUEST:
+		handle_cancel(c, &st);
+		return;
+	case PGP_STARTUP_MESSAGE:
+		break;
+	}
+	snprintf(c->user, sizeof(c->user), "%s", st.user);
+	snprintf(c->database, sizeof(c->database), "%s", st.database);
+	snprintf(c->app_name, sizeof(c->app_name), "%s", st.application_name ? st.application_name : "");
+	if (strlen(st.user) >= sizeof(c->user) || strlen(st.database) >= sizeof(c->database)) {
+		client_send_error(c, "08P01", "user or database name too long", true);
+		return;
+	}
+	if (st.replication != NULL && strcmp(st.replication, "false") != 0 && strcmp(st.replication, "0") != 0) {
+		client_send_error(c, "08P01", "replication connections are not pooled: connect to PostgreSQL directly", true);
+		return;
+	}
+	c->pool = pool_get(c->px, c->database, c->user, c->ro);
+	const struct user_entry *u = proxy_user(c->px, c->user);
+	const char *type = c->px->cfg.auth_type;
+	if (strcmp(type, "trust") == 0) {
+		auth_ok(c);
+		return;
+	}
+	c->state = CL_AUTH;
+	if (strcmp(type, "md5") == 0) {
+		if (pgmd5_salt(c->md5_salt, &e) != 0) {
+			client_send_error(c, "XX000", e.msg, true);
+			return;
+		}
+		pgp_build_auth_md5(&c->out, c->md5_salt);
+	} else {
+		c->sasl = scram_server_new_stored(c->user, u ? u->secret : NULL, NULL, &e);
+		if (c->sasl == NULL) {
+			client_send_error(c, "XX000", e.msg, true);
+			return;
+		}
+		const char *mechs[] = {SCRAM_MECHANISM};
+		pgp_build_auth_sasl(&c->out, mechs, 1);
+	}
+	flush_out(c);
+}
+
+static void auth_failed(struct client *c, const char *why)
+{
+	log_warn("client %s: authentication failed for user \"%s\": %s", c->addr, c->user, why);
+	char msg[200];
+	snprintf(msg, sizeof(msg), "password authentication failed for user \"%s\"", c->user);
+	pgp_build_error(&c->out, "FATAL", "28P01", msg, NULL, NULL);
+	flush_out(c);
+	if (c->state != CL_CLOSING)
+		client_close(c, "authentication failed");
+}
+
+static void auth_step(struct client *c)
+{
+	struct pgp_msg m;
+	struct pgha_err e;
+	int r = pgp_frame(c->in.data + c->in.start, pbuf_len(&c->in), 16384, &m, &e);
+	if (r == PGP_NEED_MORE)
+		return;
+	if (r != PGP_OK || m.type != 'p') {
+		client_send_error(c, "08P01", r != PGP_OK ? e.msg : "expected a password message", true);
+		return;
+	}
+	c->in.start += m.total_len;
+	const struct user_entry *u = proxy_user(c->px, c->user);
+	if (strcmp(c->px->cfg.auth_type, "md5") == 0) {
+		const char *resp;
+		if (pgp_parse_password(&m, &resp, &e) != 0 ||
+		    pgmd5_verify(u ? u->secret : NULL, c->user, c->md5_salt, resp, strlen(resp), &e) != 0) {
+			auth_failed(c, e.msg);
+			return;
+		}
+		auth_ok(c);
+		return;
+	}
+	char *out = NULL;
+	if (c->sasl != NULL && !scram_server_succeeded(c->sasl) && c->pending == 0) {
+		struct pgp_sasl_initial si;
+		if (pgp_parse_sasl_initial_response(&m, &si, &e) != 0 || si.data == NULL ||
+		    strcmp(si.mech, SCRAM_MECHANISM) != 0) {
+			auth_failed(c, si.data == NULL ? "no initial SASL response" : e.msg);
+			return;
+		}
+		if (scram_server_first(c->sasl, (const char *)si.data, (size_t)si.data_len, &out, &e) != 0) {
+			auth_failed(c, e.msg);
+			return;
+		}
+		pgp_build_auth_sasl_continue(&c->out, out, strlen(out));
+		scram_free_msg(out);
+		c->pending = 1;   /* reused as "first SASL message seen" during auth */
+		flush_out(c);
+		return;
+	}
+	const uint8_t *data;
+	size_t len;
+	if (pgp_parse_sasl_response(&m, &data, &len, &e) != 0 ||
+	    scram_server_final(c->sasl, (const char *)data, len, &out, &e) != 0) {
+		auth_failed(c, e.msg);
+		return;
+	}
+	c->pending = 0;
+	pgp_build_auth_sasl_final(&c->out, out, strlen(out));
+	scram_free_msg(out);
+	scram_server_free(c->sasl);
+	c->sasl = NULL;
+	auth_ok(c);
+}
+
+/* ---- forwarding --------------------------------------------------------- */
+
+struct c2s_scan {
+	struct client *c;
+	bool terminate;
+	bool violation;
+};
+
+static bool c2s_cb(void *arg, char type, uint32_t len, long offset, char status)
+{
+	struct c2s_scan *sc = arg;
+	if (len < 4) {
+		sc->violation = true;
+		return false;
+	}
+	switch (type) {
+	case 'Q':
+	case 'S':
+	case 'F':
+		sc->c->pending++;
+		sc->c->px->stats_queries += type == 'Q';
+		break;
+	case 'X':
+		sc->terminate = true;
+		return false;
+	default:
+		break;
+	}
+	return true;
+}
+
+struct s2c_scan {
+	struct client *c;
+	struct server *s;
+	bool release_at_end;
+	size_t release_pos;
+};
+
+static bool s2c_cb(void *arg, char type, uint32_t len, long offset, char status)
+{
+	struct s2c_scan *sc = arg;
+	if (type == 'Z') {
+		sc->s->status = status;
+		if (sc->c->pending > 0)
+			sc->c->pending--;
+		if (status == 'I' && sc->c->pending == 0)
+			sc->release_at_end = true;
+		else
+			sc->release_at_end = false;
+	} else {
+		sc->release_at_end = false;
+	}
+	return true;
+}
+
+/* Send [start, start + n) of src to fd. Returns bytes sent, or -1. */
+static ssize_t send_some(struct pbuf *src, size_t n, int fd)
+{
+	size_t sent = 0;
+	while (sent < n) {
+		ssize_t r = send(fd, src->data + src->start + sent, n - sent, MSG_NOSIGNAL);
+		if (r > 0) {
+			sent += (size_t)r;
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		return -1;
+	}
+	src->start += sent;
+	return (ssize_t)sent;
+}
+
+/*
+ * Client → server. c->in holds [start, end): the first `ready` bytes were
+ * scanned (whole messages or message prefixes whose header is complete) and
+ * may be sent; a trailing partial header is held back until it completes (it
+ * could be a Terminate, which is not forwarded).
+ */
+static void forward_c2s(struct client *c)
+{
+	struct server *s = c->server;
+	struct proxy *px = c->px;
+	for (;;) {
+		size_t avail = pbuf_len(&c->in);
+		size_t ready = c->scan.hdr_len > 0 && avail >= (size_t)c->scan.hdr_len ? avail - (size_t)c->scan.hdr_len : avail;
+		if (ready > 0) {
+			ssize_t n = send_some(&c->in, ready, s->tag.fd);
+			if (n < 0) {
+				server_close(s, "send to the server failed");
+				return;
+			}
+			if ((size_t)n < ready) {
+				/* The server is slow: stop reading the client until it drains. */
+				proxy_watch(px, &s->tag, EPOLLIN | EPOLLOUT);
+				proxy_watch(px, &c->tag, 0);
+				return;
+			}
+		}
+		if (c->in.start == c->in.end)
+			c->in.start = c->in.end = 0;
+		size_t before = c->in.end;
+		ssize_t r = pbuf_read(&c->in, c->tag.fd);
+		if (r == -2)
+			break;
+		if (r <= 0) {
+			client_close(c, r == 0 ? "client disconnected" : "read error");
+			return;
+		}
+		struct c2s_scan sc = {.c = c};
+		size_t stop = msgscan_feed(&c->scan, c->in.data, before, c->in.end, c2s_cb, &sc);
+		if (sc.violation) {
+			client_send_error(c, "08P01", "invalid message length from the client", true);
+			return;
+		}
+		if (sc.terminate) {
+			/* Forward what came before the Terminate, then leave. */
+			c->in.end = stop - 5 > c->in.start ? stop - 5 : c->in.start;
+			memset(&c->scan, 0, sizeof(c->scan));
+			if (pbuf_len(&c->in) > 0 && send_some(&c->in, pbuf_len(&c->in), s->tag.fd) < 0) {
+				client_close(c, "send to the server failed");
+				return;
+			}
+			c->terminated = true;
+			client_close(c, "client sent Terminate");
+			return;
+		}
+	}
+	proxy_watch(px, &s->tag, EPOLLIN);
+	proxy_watch(px, &c->tag, EPOLLIN);
+}
+
+/* The transaction is over: the client goes idle, the server back to its pool. */
+static void release_server(struct client *c, struct server *s)
+{
+	struct proxy *px = c->px;
+	c->server = NULL;
+	c->state = CL_IDLE;
+	c->since_ms = px->now_ms;
+	link_del(&c->node);
+	link_add_tail(&px->clients_idle, &c->node);
+	proxy_watch(px, &c->tag, EPOLLIN);
+	proxy_watch(px, &s->tag, EPOLLIN);
+	pool_release(s);
+}
+
+/* Server → client: forward everything, and release at the end of a transaction. */
+void client_forward_from_server(struct client *c)
+{
+	struct server *s = c->server;
+	struct proxy *px = c->px;
+	for (;;) {
+		if (pbuf_len(&s->in) > 0) {
+			ssize_t n = send_some(&s->in, pbuf_len(&s->in), c->tag.fd);
+			if (n < 0) {
+				client_close(c, "send to the client failed");
+				return;
+			}
+			if (pbuf_len(&s->in) > 0) {
+				/* The client is slow: stop reading the server until it drains. */
+				proxy_watch(px, &c->tag, EPOLLIN | EPOLLOUT);
+				proxy_watch(px, &s->tag, 0);
+				return;
+			}
+		}
+		if (c->release_ready) {
+			c->release_ready = false;
+			/* Not if the client already sent its next transaction: keep the server. */
+			if (pbuf_len(&c->in) == 0 && msgscan_at_boundary(&c->scan) && c->pending == 0) {
+				release_server(c, s);
+				return;
+			}
+		}
+		s->in.start = s->in.end = 0;
+		ssize_t r = pbuf_read(&s->in, s->tag.fd);
+		if (r == -2)
+			break;
+		if (r <= 0) {
+			server_close(s, r == 0 ? "the server closed the connection" : "read error");
+			return;
+		}
+		struct s2c_scan sc = {.c = c, .s = s};
+		msgscan_feed(&s->scan, s->in.data, s->in.start, s->in.end, s2c_cb, &sc);
+		if (sc.release_at_end && px->cfg.pool_mode == POOL_TRANSACTION && msgscan_at_boundary(&s->scan))
+			c->release_ready = true;
+	}
+	proxy_watch(px, &s->tag, EPOLLIN);
+	proxy_watch(px, &c->tag, EPOLLIN);
+}
+
+void client_got_server(struct client *c, struct server *s)
+{
+	c->server = s;
+	s->client = c;
+	c->state = CL_ACTIVE;
+	c->since_ms = c->px->now_ms;
+	link_del(&c->node);
+	forward_c2s(c);
+}
+
+void client_event(struct client *c, uint32_t events)
+{
+	if (events & EPOLLOUT) {
+		if (c->out.len > c->out_off) {
+			flush_out(c);
+			if (c->state == CL_CLOSING || c->out.len > c->out_off)
+				return;
+		}
+		if (c->state == CL_ACTIVE && c->server && pbuf_len(&c->server->in) > 0) {
+			client_forward_from_server(c);
+			return;
+		}
+		proxy_watch(c->px, &c->tag, EPOLLIN);
+	}
+	if (events & (EPOLLHUP | EPOLLERR) && !(events & EPOLLIN)) {
+		client_close(c, "connection reset");
+		return;
+	}
+	switch (c->state) {
+	case CL_ACTIVE:
+		forward_c2s(c);
+		return;
+	case CL_IDLE: {
+		if (pbuf_len(&c->in) == 0) {
+			ssize_t r = pbuf_read(&c->in, c->tag.fd);
+			if (r == -2)
+				return;
+			if (r <= 0) {
+				client_close(c, r == 0 ? "client disconnected" : "read error");
+				return;
+			}
+		}
+		/* A lone Terminate needs no server. */
+		if (pbuf_len(&c->in) == 5 && c->in.data[c->in.start] == 'X') {
+			c->terminated = true;
+			client_close(c, "client sent Terminate");
+			return;
+		}
+		/* The bytes were not scanned yet: rewind so forward_c2s scans them. */
+		size_t len = pbuf_len(&c->in);
+		c->in.end = c->in.start;
+		struct c2s_scan sc = {.c = c};
+		c->in.end += len;
+		size_t stop = msgscan_feed(&c->scan, c->in.data, c->in.start, c->in.end, c2s_cb, &sc);
+		if (sc.violation) {
+			client_send_error(c, "08P01", "invalid message length from the client", true);
+			return;
+		}
+		if (sc.terminate) {
+			c->in.end = stop - 5;
+			c->terminated = true;
+		}
+		pool_request(c->pool, c);
+		return;
+	}
+	case CL_WAITING:
+		/* Keep reading into the buffer is not needed: backpressure until a server comes. */
+		proxy_watch(c->px, &c->tag, 0);
+		return;
+	case CL_STARTUP:
+	case CL_AUTH:
+	case CL_LOGIN: {
+		ssize_t r = pbuf_read(&c->in, c->tag.fd);
+		if (r == 0 || r == -1) {
+			client_close(c, "client disconnected during login");
+			return;
+		}
+		if (c->state == CL_STARTUP)
+			startup(c);
+		else if (c->state == CL_AUTH)
+			auth_step(c);
+		return;
+	}
+	case CL_CLOSING:
+		return;
+	}
+}
+
+void client_check_timeouts(struct client *c)
+{
+	const struct proxy_config *cfg = &c->px->cfg;
+	int64_t age = c->px->now_ms - c->since_ms;
+	if ((c->state == CL_STARTUP || c->state == CL_AUTH) && age > cfg->client_login_timeout_ms)
+		client_send_error(c, "08006", "login timed out", true);
+	else if (c->state == CL_LOGIN && age > cfg->hold_timeout_ms)
+		client_send_error(c, "08006", c->pool->last_error[0] ? c->pool->last_error
+					       : "no server available to log in (no leader?)", true);
+	else if (c->state == CL_IDLE && cfg->client_idle_timeout_ms > 0 && age > cfg->client_idle_timeout_ms)
+		client_send_error(c, "08006", "client idle timeout", true);
+}

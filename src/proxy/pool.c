@@ -1,0 +1,252 @@
+/*
+ * pool.c — server connections per (database, user, port kind), and the
+ * clients waiting for one. A waiting client gets the first server that
+ * becomes free; new servers are opened up to pool_size. With no target
+ * (no leader during a failover) clients wait up to hold_timeout, and get
+ * the new leader's servers as soon as the topology names one.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "proxy/proxy_int.h"
+
+struct pool *pool_get(struct proxy *px, const char *db, const char *user, bool ro)
+{
+	for (struct link *l = px->pools.next; l != &px->pools; l = l->next) {
+		struct pool *p = link_entry(l, struct pool, node);
+		if (p->ro == ro && strcmp(p->database, db) == 0 && strcmp(p->user, user) == 0)
+			return p;
+	}
+	struct pool *p = xcalloc(1, sizeof(*p));
+	p->px = px;
+	snprintf(p->database, sizeof(p->database), "%s", db);
+	snprintf(p->user, sizeof(p->user), "%s", user);
+	p->ro = ro;
+	link_init(&p->idle);
+	link_init(&p->active);
+	link_init(&p->waiting);
+	sb_init(&p->params);
+	link_add_tail(&px->pools, &p->node);
+	return p;
+}
+
+/* Where new servers of this pool go: the leader, or a standby within the lag limit. */
+bool pool_target(struct pool *p, struct route_target *out)
+{
+	struct proxy *px = p->px;
+	const struct topology *t = &px->topo;
+	if (p->ro) {
+		int n = t->nreplicas;
+		for (int k = 0; k < n; k++) {
+			const struct route_target *r = &t->replicas[(px->ro_rr + k) % n];
+			if (r->lag_bytes >= 0 && r->lag_bytes <= px->cfg.ro_max_lag) {
+				px->ro_rr = (px->ro_rr + k + 1) % n;
+				*out = *r;
+				return true;
+			}
+		}
+		if (!px->cfg.ro_fallback_leader)
+			return false;
+	}
+	if (!t->has_leader)
+		return false;
+	*out = t->leader;
+	return true;
+}
+
+static bool target_current(struct pool *p, const struct route_target *t)
+{
+	const struct topology *topo = &p->px->topo;
+	if (!p->ro)
+		return topo->has_leader && strcmp(topo->leader.host, t->host) == 0 && topo->leader.port == t->port;
+	for (int i = 0; i < topo->nreplicas; i++)
+		if (strcmp(topo->replicas[i].host, t->host) == 0 && topo->replicas[i].port == t->port)
+			return true;
+	return p->px->cfg.ro_fallback_leader && topo->has_leader &&
+	       strcmp(topo->leader.host, t->host) == 0 && topo->leader.port == t->port;
+}
+
+static void open_servers(struct pool *p)
+{
+	/* One connection attempt per waiting client, within pool_size. */
+	int connecting = 0;
+	for (struct link *l = p->active.next; l != &p->active; l = l->next) {
+		struct server *s = link_entry(l, struct server, node);
+		if (s->state == SV_CONNECTING || s->state == SV_LOGIN)
+			connecting++;
+	}
+	while (p->nservers < p->px->cfg.pool_size && connecting < p->nwaiting) {
+		struct route_target t;
+		if (!pool_target(p, &t))
+			return;   /* no leader yet: the clients wait (hold) */
+		struct server *s = server_connect(p, &t);
+		if (s == NULL)
+			return;
+		link_add_tail(&p->active, &s->node);   /* connecting servers sit with the active ones */
+		connecting++;
+	}
+}
+
+void pool_request(struct pool *p, struct client *c)
+{
+	while (!link_empty(&p->idle)) {
+		struct server *s = link_entry(p->idle.next, struct server, node);
+		link_del(&s->node);
+		if (s->stale || !target_current(p, &s->target)) {
+			server_close(s, "its target changed");
+			continue;
+		}
+		link_add_tail(&p->active, &s->node);
+		s->state = SV_ACTIVE;
+		client_got_server(c, s);
+		return;
+	}
+	c->state = CL_WAITING;
+	c->since_ms = p->px->now_ms;
+	link_del(&c->node);
+	link_add_tail(&p->waiting, &c->node);
+	p->nwaiting++;
+	open_servers(p);
+}
+
+void pool_cancel_wait(struct pool *p, struct client *c)
+{
+	if (c->state == CL_WAITING) {
+		link_del(&c->node);
+		p->nwaiting--;
+	}
+}
+
+static void give_to_waiting(struct pool *p, struct server *s)
+{
+	struct client *c = link_entry(p->waiting.next, struct client, node);
+	link_del(&c->node);
+	p->nwaiting--;
+	link_del(&s->node);
+	link_add_tail(&p->active, &s->node);
+	s->state = SV_ACTIVE;
+	client_got_server(c, s);
+}
+
+void pool_release(struct server *s)
+{
+	struct pool *p = s->pool;
+	s->client = NULL;
+	s->used_ms = p->px->now_ms;
+	if (s->stale || !target_current(p, &s->target) || s->status != 'I') {
+		server_close(s, s->status != 'I' ? "released inside a transaction" : "its target changed");
+		return;
+	}
+	if (!link_empty(&p->waiting)) {
+		give_to_waiting(p, s);
+		return;
+	}
+	link_del(&s->node);
+	s->state = SV_IDLE;
+	link_add_tail(&p->idle, &s->node);
+	p->px->stats_xacts++;
+}
+
+void pool_server_ready(struct server *s)
+{
+	struct pool *p = s->pool;
+	/* Clients that logged in before the pool knew its parameters can go on now. */
+	for (struct link *l = p->px->clients_idle.next; l != &p->px->clients_idle;) {
+		struct client *c = link_entry(l, struct client, node);
+		l = l->next;
+		if (c->state == CL_LOGIN && c->pool == p)
+			client_login_done(c);
+	}
+	if (!link_empty(&p->waiting)) {
+		give_to_waiting(p, s);
+		return;
+	}
+	link_del(&s->node);
+	s->state = SV_IDLE;
+	link_add_tail(&p->idle, &s->node);
+}
+
+void pool_server_gone(struct server *s)
+{
+	s->pool->nservers--;
+}
+
+void pool_login_failed(struct pool *p, const char *why)
+{
+	snprintf(p->last_error, sizeof(p->last_error), "%s", why);
+	p->last_error_ms = p->px->now_ms;
+	log_warn("pool %s@%s%s: %s", p->user, p->database, p->ro ? " (read-only)" : "", why);
+	/* Authentication problems will not go away by waiting: fail the clients now. */
+	bool fatal = strstr(why, "password") != NULL || strstr(why, "SCRAM") != NULL ||
+		     strstr(why, "28P01") != NULL || strstr(why, "28000") != NULL ||
+		     strstr(why, "3D000") != NULL;
+	if (!fatal)
+		return;
+	while (!link_empty(&p->waiting)) {
+		struct client *c = link_entry(p->waiting.next, struct client, node);
+		pool_cancel_wait(p, c);
+		client_send_error(c, "08004", why, true);
+	}
+	for (struct link *l = p->px->clients_idle.next; l != &p->px->clients_idle;) {
+		struct client *c = link_entry(l, struct client, node);
+		l = l->next;
+		if (c->state == CL_LOGIN && c->pool == p)
+			client_send_error(c, "08004", why, true);
+	}
+}
+
+void pool_topology_changed(struct proxy *px)
+{
+	for (struct link *l = px->pools.next; l != &px->pools; l = l->next) {
+		struct pool *p = link_entry(l, struct pool, node);
+		/* Idle servers to an old target go at once; busy ones when their transaction ends. */
+		for (struct link *sl = p->idle.next; sl != &p->idle;) {
+			struct server *s = link_entry(sl, struct server, node);
+			sl = sl->next;
+			if (!target_current(p, &s->target))
+				server_close(s, "the leader changed");
+		}
+		for (struct link *sl = p->active.next; sl != &p->active; sl = sl->next) {
+			struct server *s = link_entry(sl, struct server, node);
+			if (!target_current(p, &s->target))
+				s->stale = true;
+		}
+		open_servers(p);
+	}
+}
+
+void pool_tick(struct pool *p)
+{
+	struct proxy *px = p->px;
+	for (struct link *l = p->waiting.next; l != &p->waiting;) {
+		struct client *c = link_entry(l, struct client, node);
+		l = l->next;
+		if (px->now_ms - c->since_ms < px->cfg.hold_timeout_ms)
+			continue;
+		pool_cancel_wait(p, c);
+		char msg[400];
+		struct route_target t;
+		if (!pool_target(p, &t))
+			snprintf(msg, sizeof(msg), "no %s server available after waiting %d ms (no leader: failover in progress?)",
+				 p->ro ? "read-only" : "read-write", px->cfg.hold_timeout_ms);
+		else
+			snprintf(msg, sizeof(msg), "no server available after waiting %d ms: %s",
+				 px->cfg.hold_timeout_ms, p->last_error[0] ? p->last_error : "pool exhausted");
+		client_send_error(c, "08006", msg, false);
+	}
+	for (struct link *l = p->idle.next; l != &p->idle;) {
+		struct server *s = link_entry(l, struct server, node);
+		l = l->next;
+		server_check_timeouts(s);
+	}
+	for (struct link *l = p->active.next; l != &p->active;) {
+		struct server *s = link_entry(l, struct server, node);
+		l = l->next;
+		server_check_timeouts(s);
+	}
+	if (p->nwaiting > 0)
+		open_servers(p);
+}

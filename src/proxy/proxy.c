@@ -1,0 +1,347 @@
+/*
+ * proxy.c — `pgha proxy`: setup, the users file, listeners, the epoll loop,
+ * signals, the once-a-second tick, and a graceful shutdown.
+ */
+#include "proxy/proxy.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "proxy/proxy_int.h"
+
+void proxy_watch(struct proxy *px, struct fdtag *t, uint32_t events)
+{
+	if (t->registered && t->events == events)
+		return;
+	struct epoll_event ev = {.events = events, .data.ptr = t};
+	if (epoll_ctl(px->epfd, t->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, t->fd, &ev) != 0)
+		log_warn("epoll_ctl(fd %d): %s", t->fd, strerror(errno));
+	t->registered = true;
+	t->events = events;
+}
+
+void proxy_unwatch(struct proxy *px, struct fdtag *t)
+{
+	if (t->registered)
+		epoll_ctl(px->epfd, EPOLL_CTL_DEL, t->fd, NULL);
+	t->registered = false;
+	t->events = 0;
+}
+
+const struct user_entry *proxy_user(const struct proxy *px, const char *name)
+{
+	for (size_t i = 0; i < px->nusers; i++)
+		if (strcmp(px->users[i].name, name) == 0)
+			return &px->users[i];
+	return NULL;
+}
+
+/* Users file: lines of "user" "secret" (PgBouncer's userlist.txt format). */
+static int load_users(struct proxy *px, struct pgha_err *e)
+{
+	char *text;
+	size_t len;
+	if (read_file(px->cfg.auth_file, &text, &len, e) != 0)
+		return err_wrap(e, "[auth] auth_file");
+	int rc = 0, lineno = 0;
+	char *save = NULL;
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		lineno++;
+		char *p = line;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0' || *p == ';' || *p == '#' || *p == '\r')
+			continue;
+		char *field[2];
+		for (int f = 0; f < 2; f++) {
+			while (*p == ' ' || *p == '\t')
+				p++;
+			if (*p != '"') {
+				rc = err_set(e, "%s:%d: expected \"user\" \"password\"", px->cfg.auth_file, lineno);
+				goto out;
+			}
+			char *start = ++p, *w = p;
+			for (;; p++) {
+				if (*p == '\0') {
+					rc = err_set(e, "%s:%d: unterminated quote", px->cfg.auth_file, lineno);
+					goto out;
+				}
+				if (*p == '"' && p[1] == '"') {   /* "" is a quote inside */
+					*w++ = '"';
+					p++;
+					continue;
+				}
+				if (*p == '"')
+					break;
+				*w++ = *p;
+			}
+			*w = '\0';
+			p++;
+			field[f] = start;
+		}
+		px->users = xrealloc(px->users, (px->nusers + 1) * sizeof(*px->users));
+		px->users[px->nusers].name = xstrdup(field[0]);
+		px->users[px->nusers].secret = xstrdup(field[1]);
+		px->nusers++;
+	}
+out:
+	explicit_bzero(text, len);
+	free(text);
+	return rc;
+}
+
+static void free_users(struct proxy *px)
+{
+	for (size_t i = 0; i < px->nusers; i++) {
+		free(px->users[i].name);
+		secret_free(px->users[i].secret);
+	}
+	free(px->users);
+	px->users = NULL;
+	px->nusers = 0;
+}
+
+static int listen_on(const char *addr, struct pgha_err *e)
+{
+	char host[256], port[16];
+	int p;
+	if (parse_host_port(addr, host, sizeof(host), &p, e) != 0)
+		return -1;
+	snprintf(port, sizeof(port), "%d", p);
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
+	int rc = getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, port, &hints, &ai);
+	if (rc != 0)
+		return err_set(e, "%s: %s", addr, gai_strerror(rc));
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
+		err_set(e, "cannot listen on %s: %s", addr, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(ai);
+		return -1;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+static void accept_all(struct proxy *px, int lfd, bool ro)
+{
+	for (;;) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				log_warn("accept: %s", strerror(errno));
+			return;
+		}
+		client_accept(px, fd, ro);
+	}
+}
+
+static void tick(struct proxy *px)
+{
+	for (struct link *l = px->clients_idle.next; l != &px->clients_idle;) {
+		struct client *c = link_entry(l, struct client, node);
+		l = l->next;
+		client_check_timeouts(c);
+	}
+	for (struct link *l = px->pools.next; l != &px->pools; l = l->next)
+		pool_tick(link_entry(l, struct pool, node));
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: pgha proxy -c FILE\n"
+		"\n"
+		"The clients' single endpoint: PostgreSQL protocol, connection pooling\n"
+		"(transaction or session), writes to the leader, reads to standbys, and\n"
+		"new work held during a failover instead of failed. Learns the cluster by\n"
+		"watching etcd.\n"
+		"\n"
+		"Options:\n"
+		"  -c, --config FILE   the proxy's config file (required)\n"
+		"      --check         validate the config and the users file, then exit\n"
+		"  -h, --help          this help, with every config option\n"
+		"\nConfig file options:\n");
+	config_print_help(&proxy_config_table, out);
+}
+
+int proxy_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
+		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	const char *path = NULL;
+	bool check = false;
+	int opt;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': path = optarg; break;
+		case 'k': check = true; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (path == NULL) {
+		fprintf(stderr, "pgha proxy: -c FILE is required\n");
+		return 2;
+	}
+	static struct proxy proxy;
+	struct proxy *px = &proxy;
+	struct pgha_err e;
+	link_init(&px->pools);
+	link_init(&px->clients_idle);
+	if (proxy_config_load(path, &px->cfg, &e) != 0) {
+		fprintf(stderr, "pgha proxy: %s\n", e.msg);
+		proxy_config_free(&px->cfg);
+		return 2;
+	}
+	if (load_users(px, &e) != 0) {
+		fprintf(stderr, "pgha proxy: %s\n", e.msg);
+		return 2;
+	}
+	if (check) {
+		printf("%s: OK (%zu users)\n", path, px->nusers);
+		return 0;
+	}
+	log_set_level((enum log_level)px->cfg.log_level);
+	char ctx[96];
+	snprintf(ctx, sizeof(ctx), "proxy %s", px->cfg.name);
+	log_set_context(ctx);
+	signal(SIGPIPE, SIG_IGN);
+
+	char *etcd_pw = NULL;
+	if (px->cfg.etcd_username[0] && read_secret_file(px->cfg.etcd_password_file, &etcd_pw, &e) != 0) {
+		log_fatal("[etcd] password_file: %s", e.msg);
+		return 1;
+	}
+	px->epfd = epoll_create1(EPOLL_CLOEXEC);
+	int code = 1;
+	px->listen_rw.kind = FD_LISTEN_RW;
+	px->listen_rw.fd = listen_on(px->cfg.listen, &e);
+	if (px->listen_rw.fd < 0) {
+		log_fatal("[proxy] listen: %s", e.msg);
+		goto out;
+	}
+	proxy_watch(px, &px->listen_rw, EPOLLIN);
+	px->listen_ro.fd = -1;
+	if (px->cfg.listen_ro[0]) {
+		px->listen_ro.kind = FD_LISTEN_RO;
+		px->listen_ro.fd = listen_on(px->cfg.listen_ro, &e);
+		if (px->listen_ro.fd < 0) {
+			log_fatal("[proxy] listen_ro: %s", e.msg);
+			goto out;
+		}
+		proxy_watch(px, &px->listen_ro, EPOLLIN);
+	}
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	px->signal_tag.kind = FD_SIGNAL;
+	px->signal_tag.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	proxy_watch(px, &px->signal_tag, EPOLLIN);
+
+	char *prefix = xasprintf("%s/%s/", strcmp(px->cfg.etcd_prefix, "/") == 0 ? "" : px->cfg.etcd_prefix,
+				 px->cfg.cluster_name);
+	struct etcd_opts eo = {.endpoints = px->cfg.etcd_endpoints, .username = px->cfg.etcd_username,
+			       .password = etcd_pw, .request_timeout_ms = px->cfg.etcd_request_timeout_ms,
+			       .deadline_ms = 3000};
+	px->route = route_start(&eo, prefix, &e);
+	free(prefix);
+	secret_free(etcd_pw);
+	if (px->route == NULL) {
+		log_fatal("watching etcd: %s", e.msg);
+		goto out;
+	}
+	px->route_tag.kind = FD_ROUTE;
+	px->route_tag.fd = route_fd(px->route);
+	proxy_watch(px, &px->route_tag, EPOLLIN);
+	log_info("listening on %s (read-write)%s%s%s, %s pooling, pool_size %d", px->cfg.listen,
+		 px->cfg.listen_ro[0] ? " and " : "", px->cfg.listen_ro, px->cfg.listen_ro[0] ? " (read-only)" : "",
+		 px->cfg.pool_mode_text, px->cfg.pool_size);
+
+	int64_t last_tick = now_ms();
+	int64_t stop_deadline = 0;
+	struct epoll_event evs[256];
+	for (;;) {
+		int n = epoll_wait(px->epfd, evs, 256, 250);
+		px->now_ms = now_ms();
+		for (int i = 0; i < n; i++) {
+			struct fdtag *t = evs[i].data.ptr;
+			switch (t->kind) {
+			case FD_LISTEN_RW: accept_all(px, t->fd, false); break;
+			case FD_LISTEN_RO: accept_all(px, t->fd, true); break;
+			case FD_CLIENT: client_event((struct client *)t, evs[i].events); break;
+			case FD_SERVER: server_event((struct server *)t, evs[i].events); break;
+			case FD_ROUTE:
+				route_get(px->route, &px->topo);
+				pool_topology_changed(px);
+				break;
+			case FD_SIGNAL: {
+				struct signalfd_siginfo si;
+				while (read(t->fd, &si, sizeof(si)) == sizeof(si)) {
+					if (si.ssi_signo == SIGHUP) {
+						log_info("SIGHUP: reloading the users file");
+						free_users(px);
+						if (load_users(px, &e) != 0)
+							log_error("%s", e.msg);
+					} else if (!px->stopping) {
+						log_info("shutting down: no new connections; waiting up to 10 s for "
+							 "running transactions");
+						px->stopping = true;
+						stop_deadline = px->now_ms + 10000;
+						proxy_unwatch(px, &px->listen_rw);
+						close(px->listen_rw.fd);
+						if (px->listen_ro.fd >= 0) {
+							proxy_unwatch(px, &px->listen_ro);
+							close(px->listen_ro.fd);
+						}
+					}
+				}
+				break;
+			}
+			}
+		}
+		if (px->now_ms - last_tick >= 1000) {
+			last_tick = px->now_ms;
+			tick(px);
+		}
+		if (px->stopping) {
+			bool busy = false;
+			for (struct link *l = px->pools.next; l != &px->pools; l = l->next) {
+				struct pool *p = link_entry(l, struct pool, node);
+				busy |= !link_empty(&p->active);
+			}
+			if (!busy || px->now_ms > stop_deadline)
+				break;
+		}
+	}
+	code = 0;
+	log_info("stopped");
+out:
+	if (px->route)
+		route_stop(px->route);
+	free_users(px);
+	proxy_config_free(&px->cfg);
+	return code;
+}

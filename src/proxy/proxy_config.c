@@ -1,0 +1,105 @@
+#include "proxy/proxy_config.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/strbuf.h"
+#include "common/util.h"
+
+#define O(sec, nm, type, field, def, min, max, flags, help) \
+	{sec, nm, type, offsetof(struct proxy_config, field), def, min, max, flags, help}
+
+static const struct config_option proxy_options[] = {
+	O("cluster", "name", OPT_STRING, cluster_name, "pgha", 1, 0, 0,
+	  "the cluster to serve (etcd keys under <prefix>/<name>/)"),
+	O("cluster", "prefix", OPT_STRING, etcd_prefix, "/pgha", 1, 0, 0, "etcd key prefix"),
+
+	O("etcd", "endpoints", OPT_STRING, etcd_endpoints, "http://127.0.0.1:2379", 1, 0, 0,
+	  "comma-separated etcd client URLs"),
+	O("etcd", "username", OPT_STRING, etcd_username, "", 1, 0, 0, "etcd user (empty: none)"),
+	O("etcd", "password_file", OPT_STRING, etcd_password_file, "", 1, 0, 0,
+	  "file holding the etcd user's password"),
+	O("etcd", "request_timeout", OPT_DURATION, etcd_request_timeout_ms, "1500ms", 100, 60000, 0,
+	  "timeout of one etcd request"),
+
+	O("proxy", "name", OPT_STRING, name, "proxy", 1, 0, 0, "this proxy's name (shown in etcd)"),
+	O("proxy", "listen", OPT_STRING, listen, "127.0.0.1:6432", 1, 0, 0,
+	  "host:port of the read-write port (transactions go to the leader)"),
+	O("proxy", "listen_ro", OPT_STRING, listen_ro, "", 1, 0, 0,
+	  "host:port of the read-only port (standbys within ro_max_lag); empty: none"),
+	O("proxy", "pool_mode", OPT_STRING, pool_mode_text, "transaction", 1, 0, 0,
+	  "transaction (a server per transaction) or session (a server per client connection)"),
+	O("proxy", "pool_size", OPT_INT, pool_size, "20", 1, 10000, OPT_RELOAD,
+	  "server connections per (database, user, port)"),
+	O("proxy", "max_client_conn", OPT_INT, max_client_conn, "10000", 1, 1000000, OPT_RELOAD,
+	  "client connections accepted at once; more are refused with an error"),
+	O("proxy", "hold_timeout", OPT_DURATION, hold_timeout_ms, "30s", 0, 3600000, OPT_RELOAD,
+	  "during a failover, new transactions wait this long for the new leader"),
+	O("proxy", "server_connect_timeout", OPT_DURATION, server_connect_timeout_ms, "5s", 100,
+	  600000, OPT_RELOAD, "connecting and logging in to PostgreSQL"),
+	O("proxy", "server_idle_timeout", OPT_DURATION, server_idle_timeout_ms, "600s", 0, 86400000,
+	  OPT_RELOAD, "close server connections idle this long (0: never)"),
+	O("proxy", "server_lifetime", OPT_DURATION, server_lifetime_ms, "3600s", 0, 86400000,
+	  OPT_RELOAD, "close server connections this old when they are next idle (0: never)"),
+	O("proxy", "client_idle_timeout", OPT_DURATION, client_idle_timeout_ms, "0", 0, 86400000,
+	  OPT_RELOAD, "close client connections idle this long (0: never)"),
+	O("proxy", "client_login_timeout", OPT_DURATION, client_login_timeout_ms, "60s", 100,
+	  3600000, OPT_RELOAD, "a client must finish startup and authentication within this"),
+	O("proxy", "server_reset_query", OPT_STRING, server_reset_query, "DISCARD ALL", 1, 0,
+	  OPT_RELOAD, "run on a server before another client gets it (session mode)"),
+	O("proxy", "ro_max_lag", OPT_INT, ro_max_lag, "1048576", 0, 2147483647, OPT_RELOAD,
+	  "read-only port: skip standbys more than this many bytes behind"),
+	O("proxy", "ro_fallback_leader", OPT_BOOL, ro_fallback_leader, "on", 1, 0, OPT_RELOAD,
+	  "read-only port: use the leader when no standby qualifies"),
+	O("proxy", "log_level", OPT_LOGLEVEL, log_level, "info", 1, 0, OPT_RELOAD,
+	  "debug, info, warn or error"),
+
+	O("auth", "auth_type", OPT_STRING, auth_type, "scram-sha-256", 1, 0, OPT_RELOAD,
+	  "how clients authenticate: scram-sha-256, md5 or trust"),
+	O("auth", "auth_file", OPT_STRING, auth_file, NULL, 1, 0, OPT_REQUIRED | OPT_RELOAD,
+	  "users file: lines of \"user\" \"password or SCRAM/md5 verifier\" (as PgBouncer's)"),
+	O("auth", "admin_users", OPT_STRING, admin_users, "", 1, 0, OPT_RELOAD,
+	  "comma-separated users allowed on the admin console (database pgha)"),
+};
+
+const struct config_table proxy_config_table = {
+	proxy_options, sizeof(proxy_options) / sizeof(proxy_options[0]), NULL, 0,
+};
+
+int proxy_config_load(const char *path, struct proxy_config *cfg, struct pgha_err *e)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->path = xstrdup(path);
+	if (config_apply_defaults(&proxy_config_table, cfg, e) != 0 ||
+	    config_parse_file(&proxy_config_table, path, cfg, e) != 0)
+		return -1;
+	if (strcmp(cfg->pool_mode_text, "transaction") == 0)
+		cfg->pool_mode = POOL_TRANSACTION;
+	else if (strcmp(cfg->pool_mode_text, "session") == 0)
+		cfg->pool_mode = POOL_SESSION;
+	else
+		return err_set(e, "%s: [proxy] pool_mode = \"%s\": use transaction or session", path,
+			       cfg->pool_mode_text);
+	if (strcmp(cfg->auth_type, "scram-sha-256") != 0 && strcmp(cfg->auth_type, "md5") != 0 &&
+	    strcmp(cfg->auth_type, "trust") != 0)
+		return err_set(e, "%s: [auth] auth_type = \"%s\": use scram-sha-256, md5 or trust", path,
+			       cfg->auth_type);
+	char host[256];
+	int port;
+	struct pgha_err sub;
+	if (parse_host_port(cfg->listen, host, sizeof(host), &port, &sub) != 0)
+		return err_set(e, "%s: [proxy] listen: %s", path, sub.msg);
+	if (cfg->listen_ro[0] && parse_host_port(cfg->listen_ro, host, sizeof(host), &port, &sub) != 0)
+		return err_set(e, "%s: [proxy] listen_ro: %s", path, sub.msg);
+	if (cfg->etcd_username[0] != '\0' && cfg->etcd_password_file[0] == '\0')
+		return err_set(e, "%s: [etcd] username is set but password_file is not", path);
+	return 0;
+}
+
+void proxy_config_free(struct proxy_config *cfg)
+{
+	config_free_values(&proxy_config_table, cfg);
+	free(cfg->path);
+	memset(cfg, 0, sizeof(*cfg));
+}

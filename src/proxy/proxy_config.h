@@ -1,0 +1,56 @@
+/*
+ * proxy_config.h — `pgha proxy` configuration (one INI file) and its option
+ * table; `pgha proxy --help` prints it.
+ */
+#ifndef PGHA_PROXY_CONFIG_H
+#define PGHA_PROXY_CONFIG_H
+
+#include <stdbool.h>
+
+#include "common/config.h"
+#include "common/err.h"
+
+enum pool_mode { POOL_TRANSACTION = 0, POOL_SESSION = 1 };
+
+struct proxy_config {
+	/* [cluster] */
+	char *cluster_name;
+	char *etcd_prefix;
+	/* [etcd] */
+	char *etcd_endpoints;
+	char *etcd_username;
+	char *etcd_password_file;
+	int etcd_request_timeout_ms;
+	/* [proxy] */
+	char *name;
+	char *listen;            /* read-write port */
+	char *listen_ro;         /* read-only port, "" = none */
+	char *pool_mode_text;
+	int pool_size;
+	int max_client_conn;
+	int hold_timeout_ms;
+	int server_connect_timeout_ms;
+	int server_idle_timeout_ms;
+	int server_lifetime_ms;
+	int client_idle_timeout_ms;
+	int client_login_timeout_ms;
+	char *server_reset_query;
+	int ro_max_lag;          /* bytes */
+	bool ro_fallback_leader;
+	int log_level;
+	/* [auth] */
+	char *auth_type;         /* scram-sha-256, md5 or trust */
+	char *auth_file;
+	char *admin_users;
+
+	/* derived */
+	enum pool_mode pool_mode;
+	char *path;
+};
+
+extern const struct config_table proxy_config_table;
+
+int proxy_config_load(const char *path, struct proxy_config *cfg, struct pgha_err *e) PGHA_MUSTCHECK;
+void proxy_config_free(struct proxy_config *cfg);
+
+#endif

@@ -1,0 +1,236 @@
+/*
+ * proxy_int.h — the proxy's objects, shared by its files. Everything here
+ * lives on the event-loop thread; only route.c has a thread of its own.
+ *
+ *   client  a connection from an application (client.c)
+ *   server  a connection to PostgreSQL (server.c)
+ *   pool    servers for one (database, user, port kind), the clients waiting
+ *           for one, and the target they connect to (pool.c)
+ *
+ * Transaction pooling: a client gets a server when it sends something and
+ * gives it back when the server says ReadyForQuery 'I' with no request of the
+ * client still unanswered. Bytes are forwarded straight from the read buffer
+ * of one side to the socket of the other; only message headers are looked at
+ * (struct msgscan), so the hot path is read → scan headers → send.
+ */
+#ifndef PGHA_PROXY_INT_H
+#define PGHA_PROXY_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/strbuf.h"
+#include "proxy/proxy_config.h"
+#include "proxy/route.h"
+
+struct proxy;
+struct pool;
+struct server;
+
+/* Growable byte buffer with a consumed prefix. */
+struct pbuf {
+	uint8_t *data;
+	size_t cap;
+	size_t start;   /* first unconsumed byte */
+	size_t end;     /* one past the last byte */
+};
+
+/* Incremental scan of message headers in a byte stream. */
+struct msgscan {
+	uint8_t hdr[5];
+	int hdr_len;          /* header bytes seen of the current message */
+	uint32_t remaining;   /* body bytes left of the current message */
+	char type;            /* type of the current message */
+	bool want_status;     /* 'Z': the first body byte is the status */
+};
+
+/* A linked-list node embedded in clients and servers. */
+struct link {
+	struct link *prev, *next;
+};
+
+enum fd_kind { FD_LISTEN_RW, FD_LISTEN_RO, FD_CLIENT, FD_SERVER, FD_ROUTE, FD_SIGNAL };
+
+/* What epoll hands back: the first member of every registered object. */
+struct fdtag {
+	enum fd_kind kind;
+	int fd;
+	uint32_t events;       /* currently registered */
+	bool registered;
+};
+
+enum client_state {
+	CL_STARTUP,      /* reading the startup packet */
+	CL_AUTH,         /* authentication exchange */
+	CL_LOGIN,        /* authenticated; waiting for the pool's server parameters */
+	CL_IDLE,         /* between transactions, no server */
+	CL_WAITING,      /* has work, waits for a server */
+	CL_ACTIVE,       /* linked to a server */
+	CL_CLOSING,
+};
+
+struct client {
+	struct fdtag tag;
+	struct link node;          /* in the pool's waiting list, or the proxy's idle list */
+	struct proxy *px;
+	enum client_state state;
+	bool ro;                   /* came in on the read-only port */
+	struct pool *pool;
+	struct server *server;
+	struct pbuf in;
+	struct strbuf out;         /* messages the proxy itself sends */
+	size_t out_off;
+	struct msgscan scan;
+	int pending;               /* requests (Query, Sync, FunctionCall) not answered yet */
+	int64_t since_ms;          /* state change time (login, wait and idle timeouts) */
+	char user[64];
+	char database[64];
+	char app_name[64];
+	char addr[64];
+	int32_t cancel_pid;
+	uint8_t cancel_key[4];
+	void *sasl;                /* SCRAM server state while authenticating */
+	uint8_t md5_salt[4];
+	bool terminated;           /* sent Terminate */
+	bool release_ready;        /* give the server back once its last bytes are out */
+};
+
+enum server_state {
+	SV_CONNECTING,
+	SV_LOGIN,
+	SV_IDLE,
+	SV_ACTIVE,
+	SV_CLOSING,
+};
+
+struct server {
+	struct fdtag tag;
+	struct link node;          /* in the pool's idle or active list */
+	struct proxy *px;
+	struct pool *pool;
+	enum server_state state;
+	struct client *client;
+	struct pbuf in;
+	struct strbuf out;
+	size_t out_off;
+	struct msgscan scan;
+	char status;               /* last ReadyForQuery status */
+	bool stale;                /* its target is no longer right: close when free */
+	bool standby;              /* in_hot_standby = on */
+	bool reset_needed;         /* session mode: run the reset query before reuse */
+	struct route_target target;
+	int64_t created_ms;
+	int64_t used_ms;
+	int32_t backend_pid;
+	uint8_t backend_key[4];
+	void *sasl;                /* SCRAM client state while logging in */
+};
+
+struct pool {
+	struct link node;          /* in the proxy's list of pools */
+	struct proxy *px;
+	char database[64];
+	char user[64];
+	bool ro;
+	struct link idle;          /* servers */
+	struct link active;        /* servers */
+	struct link waiting;       /* clients */
+	int nservers;              /* all states, connecting included */
+	int nwaiting;
+	struct strbuf params;      /* ParameterStatus messages from the first login */
+	bool have_params;
+	char last_error[256];      /* the last server login error, for waiting clients */
+	int64_t last_error_ms;
+};
+
+struct user_entry {
+	char *name;
+	char *secret;              /* plaintext, "SCRAM-SHA-256$..." or "md5..." */
+};
+
+struct proxy {
+	struct proxy_config cfg;
+	int epfd;
+	struct fdtag listen_rw, listen_ro, route_tag, signal_tag;
+	struct route *route;
+	struct topology topo;
+	int ro_rr;                 /* round robin over standbys */
+	struct link pools;
+	struct link clients_idle;  /* clients not waiting for a server */
+	int nclients;
+	struct user_entry *users;
+	size_t nusers;
+	int64_t now_ms;
+	bool stopping;
+	uint64_t stats_xacts;
+	uint64_t stats_queries;
+	int32_t next_cancel_pid;
+};
+
+/* io.c */
+void pbuf_reserve(struct pbuf *b, size_t extra);
+void pbuf_free(struct pbuf *b);
+size_t pbuf_len(const struct pbuf *b);
+void pbuf_compact(struct pbuf *b);
+/* Read what the socket has (up to a limit). Returns bytes read, 0 on EOF, -1 on error, -2 EAGAIN. */
+ssize_t pbuf_read(struct pbuf *b, int fd);
+/* Send bytes [start, end) of b to fd, consuming what was sent. 1 all sent, 0 partial, -1 error. */
+int pbuf_send(struct pbuf *b, int fd);
+/* Send sb from *off; 1 all sent (sb reset), 0 partial, -1 error. */
+int strbuf_send(struct strbuf *sb, size_t *off, int fd);
+/*
+ * Scan bytes [from, to) of a stream. cb is called for each message whose
+ * header completes in the range, with the offset of its type byte (may be
+ * < from when the header straddled reads: then -1) and, for 'Z', its status
+ * once known. Returns the offset at which cb asked to stop (cb returned
+ * false), or `to`.
+ */
+typedef bool (*msgscan_cb)(void *arg, char type, uint32_t len, long offset, char status);
+size_t msgscan_feed(struct msgscan *s, const uint8_t *data, size_t from, size_t to, msgscan_cb cb,
+		    void *arg);
+bool msgscan_at_boundary(const struct msgscan *s);
+
+void link_init(struct link *l);
+void link_add_tail(struct link *head, struct link *n);
+void link_del(struct link *n);
+bool link_empty(const struct link *head);
+#define link_entry(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* proxy.c */
+void proxy_watch(struct proxy *px, struct fdtag *t, uint32_t events);
+void proxy_unwatch(struct proxy *px, struct fdtag *t);
+const struct user_entry *proxy_user(const struct proxy *px, const char *name);
+
+/* client.c */
+void client_accept(struct proxy *px, int fd, bool ro);
+void client_event(struct client *c, uint32_t events);
+void client_send_error(struct client *c, const char *sqlstate, const char *msg, bool fatal);
+void client_close(struct client *c, const char *why);
+void client_got_server(struct client *c, struct server *s);
+void client_login_done(struct client *c);
+void client_check_timeouts(struct client *c);
+/* A server answered: forward, and release it at the end of a transaction. */
+void client_forward_from_server(struct client *c);
+
+/* server.c */
+struct server *server_connect(struct pool *p, const struct route_target *t);
+void server_event(struct server *s, uint32_t events);
+void server_close(struct server *s, const char *why);
+/* Send the client's buffered bytes to its server. */
+void server_forward_from_client(struct server *s);
+void server_check_timeouts(struct server *s);
+
+/* pool.c */
+struct pool *pool_get(struct proxy *px, const char *db, const char *user, bool ro);
+void pool_request(struct pool *p, struct client *c);
+void pool_cancel_wait(struct pool *p, struct client *c);
+void pool_release(struct server *s);
+void pool_server_ready(struct server *s);
+void pool_server_gone(struct server *s);
+void pool_login_failed(struct pool *p, const char *why);
+bool pool_target(struct pool *p, struct route_target *out);
+void pool_topology_changed(struct proxy *px);
+void pool_tick(struct pool *p);
+
+#endif

@@ -1,0 +1,220 @@
+#include "proxy/route.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/strbuf.h"
+#include "common/util.h"
+#include "dcs/member.h"
+
+struct route {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	struct topology topo;
+	int notify_fd;      /* to the event loop */
+	int wake_fd;        /* from the watch callback */
+	volatile int stop;
+	struct etcd_opts opts;
+	char *endpoints, *username, *password;
+	char *prefix;
+	struct etcd_watch *watch;
+};
+
+static void on_watch(void *arg, const struct etcd_event *ev, int64_t revision)
+{
+	struct route *r = arg;
+	uint64_t one = 1;
+	if (write(r->wake_fd, &one, sizeof(one)) < 0) {
+		/* the thread polls every few seconds anyway */
+	}
+}
+
+static bool same_target(const struct route_target *a, const struct route_target *b)
+{
+	return strcmp(a->host, b->host) == 0 && a->port == b->port && strcmp(a->name, b->name) == 0;
+}
+
+static void build(const struct cluster_view *v, struct topology *t)
+{
+	const struct member *leader = v->leader ? cluster_view_member(v, v->leader) : NULL;
+	if (leader && leader->role == ROLE_PRIMARY && leader->state == STATE_RUNNING && leader->port > 0) {
+		t->has_leader = true;
+		snprintf(t->leader.name, sizeof(t->leader.name), "%s", leader->name);
+		snprintf(t->leader.host, sizeof(t->leader.host), "%s", leader->host);
+		t->leader.port = leader->port;
+		t->leader.lag_bytes = 0;
+	}
+	for (size_t i = 0; i < v->nmembers && t->nreplicas < ROUTE_MAX_REPLICAS; i++) {
+		const struct member *m = &v->members[i];
+		if (m->role != ROLE_REPLICA || m->state != STATE_STREAMING || m->tags.noloadbalance ||
+		    (v->leader && strcmp(v->leader, m->name) == 0))
+			continue;
+		struct route_target *rt = &t->replicas[t->nreplicas++];
+		snprintf(rt->name, sizeof(rt->name), "%s", m->name);
+		snprintf(rt->host, sizeof(rt->host), "%s", m->host);
+		rt->port = m->port;
+		rt->lag_bytes = m->lag_bytes;
+	}
+}
+
+static bool topo_equal(const struct topology *a, const struct topology *b)
+{
+	if (a->etcd_ok != b->etcd_ok || a->has_leader != b->has_leader || a->nreplicas != b->nreplicas)
+		return false;
+	if (a->has_leader && !same_target(&a->leader, &b->leader))
+		return false;
+	for (int i = 0; i < a->nreplicas; i++)
+		if (!same_target(&a->replicas[i], &b->replicas[i]) ||
+		    a->replicas[i].lag_bytes != b->replicas[i].lag_bytes)
+			return false;
+	return true;
+}
+
+static void publish(struct route *r, struct topology *t)
+{
+	pthread_mutex_lock(&r->lock);
+	bool changed = !topo_equal(&r->topo, t);
+	if (changed) {
+		t->version = r->topo.version + 1;
+		if (t->has_leader != r->topo.has_leader || !same_target(&t->leader, &r->topo.leader))
+			log_info("leader: %s%s%s", t->has_leader ? t->leader.name : "none (failover in progress?)",
+				 t->has_leader ? " at " : "", t->has_leader ? t->leader.host : "");
+		r->topo = *t;
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (changed) {
+		uint64_t one = 1;
+		if (write(r->notify_fd, &one, sizeof(one)) < 0) {
+			/* the loop also checks the version periodically */
+		}
+	}
+}
+
+static void *route_thread(void *arg)
+{
+	struct route *r = arg;
+	log_set_context("proxy route");
+	struct pgha_err e;
+	struct etcd_client *c = etcd_new(&r->opts, &e);
+	if (c == NULL) {
+		log_error("etcd client: %s", e.msg);
+		return NULL;
+	}
+	bool was_ok = true;
+	while (!r->stop) {
+		struct etcd_kvs kvs = {0};
+		struct topology t;
+		memset(&t, 0, sizeof(t));
+		if (etcd_get_prefix(c, r->prefix, &kvs, &e) == 0) {
+			struct cluster_view v = {0};
+			cluster_view_from_kvs(r->prefix, &kvs, &v);
+			cluster_view_sort(&v);
+			t.etcd_ok = true;
+			build(&v, &t);
+			cluster_view_free(&v);
+			etcd_kvs_free(&kvs);
+			if (!was_ok)
+				log_info("etcd reachable again");
+			was_ok = true;
+			publish(r, &t);
+		} else {
+			if (was_ok)
+				log_warn("etcd unreachable: %s; keeping the last known topology", e.msg);
+			was_ok = false;
+			/* Keep routing to what we knew: servers are still checked one by one. */
+		}
+		struct pollfd pfd = {.fd = r->wake_fd, .events = POLLIN};
+		if (poll(&pfd, 1, 2000) > 0) {
+			uint64_t v;
+			if (read(r->wake_fd, &v, sizeof(v)) < 0) {
+				/* drained by someone else */
+			}
+		}
+	}
+	etcd_free(c);
+	return NULL;
+}
+
+struct route *route_start(const struct etcd_opts *opts, const char *prefix, struct pgha_err *e)
+{
+	struct route *r = xcalloc(1, sizeof(*r));
+	pthread_mutex_init(&r->lock, NULL);
+	r->endpoints = xstrdup(opts->endpoints);
+	r->username = opts->username ? xstrdup(opts->username) : NULL;
+	r->password = opts->password ? xstrdup(opts->password) : NULL;
+	r->opts = *opts;
+	r->opts.endpoints = r->endpoints;
+	r->opts.username = r->username;
+	r->opts.password = r->password;
+	r->prefix = xstrdup(prefix);
+	r->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	r->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (r->notify_fd < 0 || r->wake_fd < 0) {
+		err_set(e, "eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	r->watch = etcd_watch_start(&r->opts, prefix, 0, on_watch, r, e);
+	if (r->watch == NULL)
+		goto fail;
+	if (pthread_create(&r->thread, NULL, route_thread, r) != 0) {
+		err_set(e, "cannot start the routing thread");
+		etcd_watch_stop(r->watch);
+		goto fail;
+	}
+	return r;
+fail:
+	if (r->notify_fd >= 0)
+		close(r->notify_fd);
+	if (r->wake_fd >= 0)
+		close(r->wake_fd);
+	free(r->endpoints);
+	free(r->username);
+	secret_free(r->password);
+	free(r->prefix);
+	free(r);
+	return NULL;
+}
+
+int route_fd(const struct route *r)
+{
+	return r->notify_fd;
+}
+
+void route_get(struct route *r, struct topology *out)
+{
+	uint64_t v;
+	if (read(r->notify_fd, &v, sizeof(v)) < 0) {
+		/* nothing pending */
+	}
+	pthread_mutex_lock(&r->lock);
+	*out = r->topo;
+	pthread_mutex_unlock(&r->lock);
+}
+
+void route_stop(struct route *r)
+{
+	if (r == NULL)
+		return;
+	r->stop = 1;
+	uint64_t one = 1;
+	if (write(r->wake_fd, &one, sizeof(one)) < 0) {
+		/* the thread wakes within 2 s anyway */
+	}
+	pthread_join(r->thread, NULL);
+	etcd_watch_stop(r->watch);
+	close(r->notify_fd);
+	close(r->wake_fd);
+	free(r->endpoints);
+	free(r->username);
+	secret_free(r->password);
+	free(r->prefix);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}

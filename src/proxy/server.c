@@ -1,0 +1,391 @@
+/*
+ * server.c — connections to PostgreSQL: connect, log in (SCRAM, md5 or
+ * cleartext with the password from the users file, or SCRAM keys passed
+ * through from a client), check the role (in_hot_standby), then forward.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "auth/md5.h"
+#include "auth/scram.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "pgproto/pgproto.h"
+#include "proxy/proxy_int.h"
+
+static void server_flush_out(struct server *s);
+
+struct server *server_connect(struct pool *p, const struct route_target *t)
+{
+	struct proxy *px = p->px;
+	char port[16];
+	snprintf(port, sizeof(port), "%d", t->port);
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_NUMERICSERV}, *ai = NULL;
+	int rc = getaddrinfo(t->host, port, &hints, &ai);
+	if (rc != 0) {
+		char why[300];
+		snprintf(why, sizeof(why), "cannot resolve %s: %s", t->host, gai_strerror(rc));
+		pool_login_failed(p, why);
+		return NULL;
+	}
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		freeaddrinfo(ai);
+		pool_login_failed(p, "cannot create a socket");
+		return NULL;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(ai);
+	if (rc != 0 && errno != EINPROGRESS) {
+		char why[300];
+		snprintf(why, sizeof(why), "cannot connect to %s:%d: %s", t->host, t->port, strerror(errno));
+		close(fd);
+		pool_login_failed(p, why);
+		return NULL;
+	}
+	struct server *s = xcalloc(1, sizeof(*s));
+	s->tag.kind = FD_SERVER;
+	s->tag.fd = fd;
+	s->px = px;
+	s->pool = p;
+	s->state = SV_CONNECTING;
+	s->target = *t;
+	s->created_ms = s->used_ms = px->now_ms;
+	s->status = 'I';
+	link_init(&s->node);
+	sb_init(&s->out);
+	p->nservers++;
+	/* The startup packet waits in the out buffer until the connection is up. */
+	struct pgp_param params[3] = {
+		{"user", p->user}, {"database", p->database}, {"application_name", "pgha-proxy"},
+	};
+	pgp_build_startup(&s->out, 0, params, 3);
+	proxy_watch(px, &s->tag, EPOLLOUT | EPOLLIN);
+	log_debug("server %s:%d: connecting for %s@%s", t->host, t->port, p->user, p->database);
+	return s;
+}
+
+void server_close(struct server *s, const char *why)
+{
+	if (s->state == SV_CLOSING)
+		return;
+	log_debug("server %s:%d (pid %d) closed: %s", s->target.host, s->target.port, s->backend_pid, why);
+	bool was_login = s->state == SV_CONNECTING || s->state == SV_LOGIN;
+	s->state = SV_CLOSING;
+	struct client *c = s->client;
+	s->client = NULL;
+	if (c != NULL) {
+		c->server = NULL;
+		/* The transaction it ran is lost: tell the client, keep the connection when we can. */
+		char msg[400];
+		snprintf(msg, sizeof(msg), "server connection lost: %s", why);
+		client_send_error(c, "08006", msg, false);
+	}
+	proxy_unwatch(s->px, &s->tag);
+	close(s->tag.fd);
+	link_del(&s->node);
+	pool_server_gone(s);
+	if (was_login)
+		pool_login_failed(s->pool, why);
+	if (s->sasl)
+		scram_client_free(s->sasl);
+	pbuf_free(&s->in);
+	sb_free(&s->out);
+	free(s);
+}
+
+static void server_flush_out(struct server *s)
+{
+	int r = strbuf_send(&s->out, &s->out_off, s->tag.fd);
+	if (r < 0)
+		server_close(s, strerror(errno));
+}
+
+/* ---- login ---------------------------------------------------------- */
+
+static const char *server_password(struct server *s)
+{
+	const struct user_entry *u = proxy_user(s->px, s->pool->user);
+	if (u == NULL || scram_is_verifier(u->secret) || strncmp(u->secret, "md5", 3) == 0)
+		return NULL;
+	return u->secret;
+}
+
+static int login_auth(struct server *s, const struct pgp_msg *m, char *why, size_t whylen)
+{
+	struct pgp_auth a;
+	struct pgha_err e;
+	if (pgp_parse_auth(m, &a, &e) != 0) {
+		snprintf(why, whylen, "%.400s", e.msg);
+		return -1;
+	}
+	const char *pw = server_password(s);
+	char *out = NULL;
+	switch (a.code) {
+	case PGP_AUTH_OK:
+		return 0;
+	case PGP_AUTH_CLEARTEXT:
+		if (pw == NULL)
+			goto no_password;
+		pgp_build_password(&s->out, pw);
+		return 0;
+	case PGP_AUTH_MD5: {
+		if (pw == NULL)
+			goto no_password;
+		char resp[PGMD5_LEN + 1];
+		if (pgmd5_challenge_response(pw, s->pool->user, a.md5_salt, resp, &e) != 0) {
+			snprintf(why, whylen, "md5: %.400s", e.msg);
+			return -1;
+		}
+		pgp_build_password(&s->out, resp);
+		explicit_bzero(resp, sizeof(resp));
+		return 0;
+	}
+	case PGP_AUTH_SASL:
+		if (pw == NULL)
+			goto no_password;
+		if (scram_client_first(pw, (struct scram_client **)&s->sasl, &out, &e) != 0) {
+			snprintf(why, whylen, "SCRAM: %.400s", e.msg);
+			return -1;
+		}
+		pgp_build_sasl_initial_response(&s->out, SCRAM_MECHANISM, out, strlen(out));
+		scram_free_msg(out);
+		return 0;
+	case PGP_AUTH_SASL_CONTINUE:
+		if (s->sasl == NULL ||
+		    scram_client_continue(s->sasl, (const char *)a.data, a.data_len, &out, &e) != 0) {
+			snprintf(why, whylen, "SCRAM: %.400s", s->sasl ? e.msg : "unexpected SASLContinue");
+			return -1;
+		}
+		pgp_build_sasl_response(&s->out, out, strlen(out));
+		scram_free_msg(out);
+		return 0;
+	case PGP_AUTH_SASL_FINAL:
+		if (s->sasl == NULL || scram_client_verify(s->sasl, (const char *)a.data, a.data_len, &e) != 0) {
+			snprintf(why, whylen, "SCRAM: the server's signature is wrong: %.400s", s->sasl ? e.msg : "");
+			return -1;
+		}
+		scram_client_free(s->sasl);
+		s->sasl = NULL;
+		return 0;
+	default:
+		snprintf(why, whylen, "the server asks for an authentication method pgha does not speak (%d)", a.code);
+		return -1;
+	}
+no_password:
+	snprintf(why, whylen, "the users file has no plaintext password for %s to log in to PostgreSQL with",
+		 s->pool->user);
+	return -1;
+}
+
+static void login_param(struct server *s, const struct pgp_msg *m)
+{
+	struct pgp_param p;
+	struct pgha_err e;
+	if (pgp_parse_parameter_status(m, &p, &e) != 0)
+		return;
+	if (strcmp(p.name, "in_hot_standby") == 0)
+		s->standby = strcmp(p.value, "on") == 0;
+	if (!s->pool->have_params) {
+		/* Clients get the parameters of the first server the pool logged in to. */
+		sb_append(&s->pool->params, (const char *)m->body - 5, m->total_len);
+	}
+}
+
+static void login_step(struct server *s)
+{
+	struct pbuf *b = &s->in;
+	char why[512];
+	for (;;) {
+		struct pgp_msg m;
+		struct pgha_err e;
+		int r = pgp_frame(b->data + b->start, pbuf_len(b), 0, &m, &e);
+		if (r == PGP_NEED_MORE)
+			break;
+		if (r != PGP_OK) {
+			server_close(s, e.msg);
+			return;
+		}
+		b->start += m.total_len;
+		switch (m.type) {
+		case 'R':
+			if (login_auth(s, &m, why, sizeof(why)) != 0) {
+				server_close(s, why);
+				return;
+			}
+			break;
+		case 'S':
+			login_param(s, &m);
+			break;
+		case 'K': {
+			struct pgp_backend_key k;
+			if (pgp_parse_backend_key_data(&m, &k, &e) == 0) {
+				s->backend_pid = k.pid;
+				memcpy(s->backend_key, k.key, k.key_len < 4 ? k.key_len : 4);
+			}
+			break;
+		}
+		case 'E': {
+			struct pgp_notice n;
+			if (pgp_parse_notice(&m, &n, &e) == 0)
+				snprintf(why, sizeof(why), "login refused: %s: %.400s", n.sqlstate, n.message);
+			else
+				snprintf(why, sizeof(why), "login refused: %.400s", e.msg);
+			server_close(s, why);
+			return;
+		}
+		case 'N':
+			break;
+		case 'Z':
+			if (!s->pool->ro && s->standby) {
+				server_close(s, "it is a standby (in_hot_standby = on): no writes go there");
+				return;
+			}
+			s->pool->have_params = true;
+			s->state = SV_IDLE;
+			s->used_ms = s->px->now_ms;
+			pbuf_compact(b);
+			log_debug("server %s:%d logged in (backend pid %d)", s->target.host, s->target.port,
+				  s->backend_pid);
+			pool_server_ready(s);
+			return;
+		default:
+			snprintf(why, sizeof(why), "unexpected message '%c' during login", m.type);
+			server_close(s, why);
+			return;
+		}
+	}
+	server_flush_out(s);
+}
+
+/* ---- forwarding ------------------------------------------------------ */
+
+void server_forward_from_client(struct server *s)
+{
+	struct client *c = s->client;
+	if (c == NULL)
+		return;
+	client_event(c, 0);
+}
+
+void server_event(struct server *s, uint32_t events)
+{
+	struct proxy *px = s->px;
+	if (events & (EPOLLERR | EPOLLHUP) && s->state == SV_CONNECTING) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		getsockopt(s->tag.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+		char why[300];
+		snprintf(why, sizeof(why), "cannot connect to %s:%d: %s", s->target.host, s->target.port,
+			 strerror(err ? err : ECONNREFUSED));
+		server_close(s, why);
+		return;
+	}
+	if (s->state == SV_CONNECTING && (events & EPOLLOUT)) {
+		s->state = SV_LOGIN;
+		proxy_watch(px, &s->tag, EPOLLIN);
+	}
+	if (events & EPOLLOUT) {
+		if (s->out.len > s->out_off) {
+			server_flush_out(s);
+			return;
+		}
+		if (s->client)
+			client_event(s->client, 0);   /* the client's bytes wait for us */
+		return;
+	}
+	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		return;
+	if (s->state == SV_LOGIN || s->state == SV_CONNECTING) {
+		ssize_t n = pbuf_read(&s->in, s->tag.fd);
+		if (n == 0 || n == -1) {
+			server_close(s, n == 0 ? "the server closed the connection during login" : strerror(errno));
+			return;
+		}
+		login_step(s);
+		return;
+	}
+	if (s->client != NULL) {
+		client_forward_from_server(s->client);
+		return;
+	}
+	if (s->reset_needed) {
+		/* Session mode: the reset query runs; back to the pool at its ReadyForQuery. */
+		ssize_t rn = pbuf_read(&s->in, s->tag.fd);
+		if (rn == 0 || rn == -1) {
+			server_close(s, "the server closed the connection during reset");
+			return;
+		}
+		struct pgp_msg m;
+		struct pgha_err e;
+		while (pgp_frame(s->in.data + s->in.start, pbuf_len(&s->in), 0, &m, &e) == PGP_OK) {
+			s->in.start += m.total_len;
+			if (m.type == 'E') {
+				server_close(s, "the reset query failed");
+				return;
+			}
+			if (m.type == 'Z' && m.body_len == 1) {
+				s->status = (char)m.body[0];
+				s->reset_needed = false;
+				s->in.start = s->in.end = 0;
+				pool_release(s);
+				return;
+			}
+		}
+		return;
+	}
+	/* Idle in the pool: anything but EOF is unexpected. */
+	ssize_t n = pbuf_read(&s->in, s->tag.fd);
+	if (n == 0 || n == -1) {
+		server_close(s, "the server closed an idle connection");
+		return;
+	}
+	if (n > 0) {
+		/* A ParameterStatus (e.g. in_hot_standby after a promotion) or a notice. */
+		struct pgp_msg m;
+		struct pgha_err e;
+		while (pgp_frame(s->in.data + s->in.start, pbuf_len(&s->in), 0, &m, &e) == PGP_OK) {
+			if (m.type == 'S')
+				login_param(s, &m);
+			else if (m.type == 'E') {
+				server_close(s, "the server sent an error to an idle connection (shutting down?)");
+				return;
+			}
+			s->in.start += m.total_len;
+		}
+		if (!s->pool->ro && s->standby)
+			server_close(s, "it became a standby");
+	}
+}
+
+void server_check_timeouts(struct server *s)
+{
+	const struct proxy_config *cfg = &s->px->cfg;
+	int64_t now = s->px->now_ms;
+	if ((s->state == SV_CONNECTING || s->state == SV_LOGIN) &&
+	    now - s->created_ms > cfg->server_connect_timeout_ms) {
+		server_close(s, "connect/login timed out");
+		return;
+	}
+	if (s->state != SV_IDLE)
+		return;
+	if (s->stale)
+		server_close(s, "its target is no longer the right one");
+	else if (cfg->server_idle_timeout_ms > 0 && now - s->used_ms > cfg->server_idle_timeout_ms)
+		server_close(s, "idle timeout");
+	else if (cfg->server_lifetime_ms > 0 && now - s->created_ms > cfg->server_lifetime_ms)
+		server_close(s, "lifetime reached");
+}
