@@ -36,6 +36,7 @@ PYTEST_ARGS ?=
 # only the sources it needs, so the rest of pgha never has to fuzz-build.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
+FUZZ_ARGS    ?= -verbosity=0
 FUZZ_CFLAGS  := -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wshadow -Wformat=2 \
                 -Wno-unused-parameter -Wmissing-prototypes -Wstrict-prototypes \
                 -D_GNU_SOURCE -Isrc -fno-omit-frame-pointer \
@@ -89,7 +90,7 @@ build/fuzz/fuzz_pgproto: tests/fuzz/fuzz_pgproto.c $(FUZZ_SRCS) $(FUZZ_HDRS)
 fuzz-run: fuzz
 	@mkdir -p build/fuzz/corpus
 	build/fuzz/fuzz_pgproto -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-		-artifact_prefix=build/fuzz/ -print_final_stats=1 \
+		-artifact_prefix=build/fuzz/ -print_final_stats=1 $(FUZZ_ARGS) \
 		build/fuzz/corpus $(FUZZ_CORPUS)
 
 # Regenerate the seed inputs from the builders.

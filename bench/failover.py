@@ -19,8 +19,9 @@ Profiles (each system runs the ones it has; every run gets its own etcd):
            fast     ttl 3s, loop_wait 500ms, retry_timeout 1s, etcd request_timeout 800ms
   patroni  default  ttl 30, loop_wait 10, retry_timeout 10 (Patroni's own defaults)
            ttl10    ttl 10, loop_wait 1, retry_timeout 3 (pgha's default relation)
-           fast     ttl 3, loop_wait 1, retry_timeout 1 (Patroni takes whole seconds only)
-The default and ttl10 profiles run every fault, fast runs --fast-faults.
+           fast     ttl 5, loop_wait 1, retry_timeout 2 (the closest Patroni 3.0 runs: whole
+                    seconds only, and with etcd3 retry_timeout 1 never gets the leader key)
+Every profile runs --faults, except that fast runs --fast-faults (default: all).
 The final table divides pgha's median by Patroni's (< 1: pgha is faster) for
 pgha default vs Patroni default and ttl10, and pgha fast vs Patroni fast.
 
@@ -244,7 +245,7 @@ def main():
     ap.add_argument("--profiles", default="default,ttl10,fast",
                     help="each system runs those of these profiles it has")
     ap.add_argument("--faults", default=",".join(ALL_FAULTS))
-    ap.add_argument("--fast-faults", default="node-death", help="faults for the fast profiles")
+    ap.add_argument("--fast-faults", default=",".join(ALL_FAULTS), help="faults for the fast profiles")
     ap.add_argument("--patroni-default-rounds", type=int, default=None,
                     help="rounds for Patroni's default profile (30 s ttl); default --rounds")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directories (logs)")

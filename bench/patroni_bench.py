@@ -38,8 +38,13 @@ PROFILES = {
     "default": {"ttl": 30, "loop_wait": 10, "retry_timeout": 10},
     # The same relation as pgha's default (ttl 9s, loop_wait 1s, retry_timeout 3s).
     "ttl10": {"ttl": 10, "loop_wait": 1, "retry_timeout": 3},
-    # As close to pgha's fast profile (3s / 500ms / 1s) as Patroni's integer seconds allow.
-    "fast": {"ttl": 3, "loop_wait": 1, "retry_timeout": 1},
+    # The closest to pgha's fast profile (3s / 500ms / 1s) that Patroni 3.0 can run: it
+    # takes whole seconds only, and with etcd3 a retry_timeout of 1 never gets the leader
+    # key (attempt_to_acquire_leader gives up when less than 1 s of retry_timeout is left
+    # after refreshing its lease), so retry_timeout 2, and ttl >= loop_wait + 2 * 2.
+    # (Patroni's docs from 3.1 on give minimums ttl 20, loop_wait 1, retry_timeout 3;
+    # 3.0.2 does not enforce them.)
+    "fast": {"ttl": 5, "loop_wait": 1, "retry_timeout": 2},
 }
 
 # The same server settings as the pgha bench nodes (conftest.Node.write_conf).

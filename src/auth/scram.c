@@ -747,7 +747,10 @@ int scram_server_final(struct scram_server *s, const char *msg, size_t len, char
 		if (!is_any_attr(&f[i]) || f[i].p[0] == 'p')
 			return err_set(e, "malformed SCRAM %s: invalid attribute before p=", what);
 
-	long cblen = b64_decode(f[0].p + 2, f[0].n - 2, cbind, sizeof(cbind));
+	/* Longer than any GS2 header we accept: a mismatch, not a syntax error. */
+	long cblen = f[0].n - 2 > (sizeof(cbind) / 3) * 4
+			     ? (long)sizeof(cbind) + 1
+			     : b64_decode(f[0].p + 2, f[0].n - 2, cbind, sizeof(cbind));
 	if (cblen < 0)
 		return err_set(e, "malformed SCRAM %s: c= is not valid base64", what);
 	if (b64_decode(f[nf - 1].p + 2, f[nf - 1].n - 2, proof, sizeof(proof)) != SCRAM_KEY_LEN) {
@@ -1059,14 +1062,14 @@ int scram_client_verify(struct scram_client *c, const char *msg, size_t len, str
 
 	if (check_message(msg, len, what, e) < 0 || split_fields(msg, len, f, &nf, what, e) < 0)
 		return -1;
-	for (size_t i = 1; i < nf; i++)
-		if (!is_any_attr(&f[i]))
-			return err_set(e, "malformed SCRAM %s: invalid extension attribute", what);
 	if (is_attr(&f[0], 'e')) {
 		char v[64];
 		sanitize(f[0].p + 2, f[0].n - 2, v, sizeof(v));
 		return err_set(e, "SCRAM: the server rejected the authentication: %s", v);
 	}
+	for (size_t i = 1; i < nf; i++)
+		if (!is_any_attr(&f[i]))
+			return err_set(e, "malformed SCRAM %s: invalid extension attribute", what);
 	if (!is_attr(&f[0], 'v'))
 		return err_set(e, "malformed SCRAM %s: expected v= or e=", what);
 	if (b64_decode(f[0].p + 2, f[0].n - 2, sig, sizeof(sig)) != SCRAM_KEY_LEN) {

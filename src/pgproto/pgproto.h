@@ -175,7 +175,8 @@ bool pgp_is_protocol_option(const char *name);
 /*
  * Each appends one complete message to sb. Strings are C strings (a protocol
  * string cannot hold NUL). Builders abort() on impossible sizes (a count over
- * 32767 or a message over 1 GiB): those are caller bugs, not input errors.
+ * 32767, a cancel key over 256 bytes, a message over 1 GiB): those are caller
+ * bugs, not input errors.
  */
 
 /* Backend (server -> client) messages. */
@@ -222,7 +223,7 @@ void pgp_build_sasl_response(struct strbuf *sb, const void *data, size_t len);
 void pgp_build_query(struct strbuf *sb, const char *sql);
 void pgp_build_parse(struct strbuf *sb, const char *stmt, const char *query,
 		     const uint32_t *param_oids, size_t n);
-/* Bind with text/binary formats as given; params[i].len == -1 is NULL. */
+/* Bind with formats as given; params[i].len == -1 (or data NULL) is NULL. */
 void pgp_build_bind(struct strbuf *sb, const char *portal, const char *stmt,
 		    const int16_t *param_formats, size_t n_param_formats,
 		    const struct pgp_value *params, size_t n_params,

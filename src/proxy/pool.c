@@ -82,6 +82,8 @@ static void open_servers(struct pool *p)
 		struct route_target t;
 		if (!pool_target(p, &t))
 			return;   /* no leader yet: the clients wait (hold) */
+		log_debug("pool %s@%s: opening a server to %s:%d (%d waiting)", p->user, p->database, t.host,
+			  t.port, p->nwaiting);
 		struct server *s = server_connect(p, &t);
 		if (s == NULL)
 			return;

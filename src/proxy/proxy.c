@@ -295,6 +295,10 @@ int proxy_main(int argc, char **argv)
 			case FD_SERVER: server_event((struct server *)t, evs[i].events); break;
 			case FD_ROUTE:
 				route_get(px->route, &px->topo);
+				log_debug("topology %llu: leader %s:%d, %d standbys",
+					  (unsigned long long)px->topo.version,
+					  px->topo.has_leader ? px->topo.leader.host : "-", px->topo.leader.port,
+					  px->topo.nreplicas);
 				pool_topology_changed(px);
 				break;
 			case FD_SIGNAL: {

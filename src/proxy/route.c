@@ -84,8 +84,12 @@ static void publish(struct route *r, struct topology *t)
 	if (changed) {
 		t->version = r->topo.version + 1;
 		if (t->has_leader != r->topo.has_leader || !same_target(&t->leader, &r->topo.leader))
-			log_info("leader: %s%s%s", t->has_leader ? t->leader.name : "none (failover in progress?)",
-				 t->has_leader ? " at " : "", t->has_leader ? t->leader.host : "");
+		{
+			if (t->has_leader)
+				log_info("leader: %s at %s:%d", t->leader.name, t->leader.host, t->leader.port);
+			else
+				log_info("leader: none (failover in progress?): new transactions wait");
+		}
 		r->topo = *t;
 	}
 	pthread_mutex_unlock(&r->lock);

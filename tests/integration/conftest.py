@@ -435,3 +435,61 @@ def signal_instance(postmaster, sig):
             os.kill(pid, sig)
         except ProcessLookupError:
             pass
+
+
+class Proxy:
+    """A `pgha proxy` in front of a cluster, with a users file holding the superuser's password."""
+
+    def __init__(self, cluster, extra=None, users=None):
+        self.cluster = cluster
+        self.port = free_port()
+        self.ro_port = free_port()
+        base = cluster.base
+        self.users_path = os.path.join(base, "proxy-users.txt")
+        users = users if users is not None else {"postgres": cluster.su_pw}
+        with open(self.users_path, "w") as f:
+            for u, pw in users.items():
+                f.write(f'"{u}" "{pw}"\n')
+        os.chmod(self.users_path, 0o600)
+        self.conf_path = os.path.join(base, "proxy.conf")
+        self.log_path = os.path.join(base, "proxy.log")
+        sections = {
+            "cluster": {"name": cluster.name},
+            "etcd": {"endpoints": cluster.etcd.url},
+            "proxy": {"listen": f"127.0.0.1:{self.port}", "listen_ro": f"127.0.0.1:{self.ro_port}",
+                      "pool_size": "4", "hold_timeout": "30s"},
+            "auth": {"auth_file": self.users_path},
+        }
+        for key, value in (extra or {}).items():
+            sec, opt = key.split(".", 1)
+            sections.setdefault(sec, {})[opt] = value
+        with open(self.conf_path, "w") as f:
+            for sec, opts in sections.items():
+                f.write(f"[{sec}]\n")
+                for k, v in opts.items():
+                    f.write(f"{k} = {v}\n")
+        self.proc = None
+
+    def start(self):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([PGHA_BIN, "proxy", "-c", self.conf_path], stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        wait_until("the proxy to listen", self._listening, timeout=15)
+        return self
+
+    def _listening(self):
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+            return True
+
+    def stop(self):
+        return stop_process(self.proc, timeout=30)
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def connect(self, ro=False, user="postgres", password=None, **kw):
+        return psycopg.connect(host="127.0.0.1", port=self.ro_port if ro else self.port, user=user,
+                               password=password if password is not None else self.cluster.su_pw,
+                               dbname="postgres", connect_timeout=10, **kw)

@@ -1,0 +1,172 @@
+"""`pgha proxy` in front of a real 3-node cluster: protocol, pooling,
+authentication, routing, and failover with client connections kept."""
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import psycopg
+import pytest
+
+from conftest import PG_BIN, Proxy, pg_pid, signal_instance, wait_until
+
+
+@pytest.fixture
+def proxied(cluster):
+    for n in ("n1", "n2", "n3"):
+        cluster.add(n).start()
+    leader = cluster.wait_streaming(["n1", "n2", "n3"], timeout=180)
+    proxy = Proxy(cluster, {"proxy.log_level": "debug"}).start()
+    yield cluster, proxy, leader
+    proxy.stop()
+
+
+def test_simple_and_extended_protocol_through_the_proxy(proxied):
+    cluster, proxy, leader = proxied
+    with proxy.connect(autocommit=True) as c:
+        assert c.execute("SELECT inet_server_port()").fetchone()[0] == cluster.nodes[leader].pg_port
+        c.execute("CREATE TABLE items (id int PRIMARY KEY, name text)")
+        # Extended protocol with parameters (psycopg binds server-side).
+        for i in range(20):
+            c.execute("INSERT INTO items VALUES (%s, %s)", (i, f"item {i}"))
+        assert c.execute("SELECT count(*), max(name) FROM items WHERE id >= %s", (0,)).fetchone() == (20, "item 9")
+        # Simple protocol: several statements in one Query.
+        c.cursor().execute("UPDATE items SET name = 'x' WHERE id = 1; UPDATE items SET name = 'y' WHERE id = 2",
+                           prepare=False)
+        assert c.execute("SELECT name FROM items WHERE id IN (1, 2) ORDER BY id").fetchall() == [("x",), ("y",)]
+        # An error does not break the connection.
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            c.execute("SELECT * FROM nope")
+        assert c.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_transactions_spread_over_pooled_servers(proxied):
+    cluster, proxy, leader = proxied
+    conns = [proxy.connect(autocommit=True) for _ in range(12)]   # pool_size 4
+    try:
+        pids = set()
+        for rnd in range(5):
+            for c in conns:
+                pids.add(c.execute("SELECT pg_backend_pid()").fetchone()[0])
+        assert 1 <= len(pids) <= 4, pids
+        # A multi-statement transaction keeps its server until COMMIT.
+        c = conns[0]
+        with c.transaction():
+            a = c.execute("SELECT pg_backend_pid()").fetchone()[0]
+            c.execute("SELECT pg_sleep(0.05)")
+            b = c.execute("SELECT pg_backend_pid()").fetchone()[0]
+        assert a == b
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_copy_in_and_out(proxied):
+    cluster, proxy, leader = proxied
+    with proxy.connect(autocommit=True) as c:
+        c.execute("CREATE TABLE copied (id int, v text)")
+        with c.cursor().copy("COPY copied FROM STDIN") as cp:
+            for i in range(1000):
+                cp.write_row((i, f"v{i}"))
+        assert c.execute("SELECT count(*) FROM copied").fetchone() == (1000,)
+        out = []
+        with c.cursor().copy("COPY (SELECT id FROM copied ORDER BY id LIMIT 5) TO STDOUT") as cp:
+            for row in cp.rows():
+                out.append(row)
+        assert [int(r[0]) for r in out] == [0, 1, 2, 3, 4]
+
+
+def test_cancel_is_forwarded(proxied):
+    cluster, proxy, leader = proxied
+    with proxy.connect(autocommit=True) as c:
+        timer = threading.Timer(1.0, c.cancel)
+        timer.start()
+        t0 = time.monotonic()
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            c.execute("SELECT pg_sleep(30)")
+        assert time.monotonic() - t0 < 10
+        assert c.execute("SELECT 2").fetchone() == (2,)
+
+
+def test_scram_authentication_success_and_failure(proxied):
+    cluster, proxy, leader = proxied
+    with pytest.raises(psycopg.OperationalError) as exc:
+        proxy.connect(password="wrong")
+    assert "password authentication failed" in str(exc.value)
+    with pytest.raises(psycopg.OperationalError):
+        proxy.connect(user="nobody", password="x")
+    assert "authentication failed" in proxy.log()
+    with proxy.connect() as c:
+        assert c.execute("SELECT current_user").fetchone() == ("postgres",)
+
+
+def test_read_only_port_never_takes_a_write(proxied):
+    cluster, proxy, leader = proxied
+    seen = set()
+    for _ in range(10):
+        with proxy.connect(ro=True, autocommit=True) as c:
+            port, in_recovery = c.execute("SELECT inet_server_port(), pg_is_in_recovery()").fetchone()
+            assert in_recovery
+            seen.add(port)
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                c.execute("CREATE TABLE ro_check (id int)")
+    assert cluster.nodes[leader].pg_port not in seen
+
+
+def test_pgbench_through_the_proxy(proxied):
+    cluster, proxy, leader = proxied
+    env = dict(os.environ, PGPASSWORD=cluster.su_pw)   # pgbench is the test's client, not pgha
+    args = ["-h", "127.0.0.1", "-p", str(proxy.port), "-U", "postgres", "postgres"]
+    r = subprocess.run([os.path.join(PG_BIN, "pgbench"), "-i", "-s", "1", *args], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    for mode in ([], ["-S"], ["-M", "extended"]):
+        r = subprocess.run([os.path.join(PG_BIN, "pgbench"), "-c", "8", "-j", "2", "-T", "3", *mode, *args],
+                           env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "number of failed transactions: 0" in r.stdout, r.stdout
+
+
+def test_failover_keeps_client_connections_and_moves_writes(proxied):
+    cluster, proxy, leader = proxied
+    with proxy.connect(autocommit=True) as c:
+        c.execute("CREATE TABLE fo (id serial, t timestamptz default now())")
+    stop = threading.Event()
+    results = {"ok": 0, "err": 0, "ports": set()}
+    conns = [proxy.connect(autocommit=True) for _ in range(4)]
+
+    def work(conn):
+        while not stop.is_set():
+            try:
+                port = conn.execute("INSERT INTO fo DEFAULT VALUES RETURNING inet_server_port()").fetchone()[0]
+                results["ok"] += 1
+                results["ports"].add(port)
+            except psycopg.Error:
+                results["err"] += 1
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=work, args=(c,), daemon=True) for c in conns]
+    for t in threads:
+        t.start()
+    time.sleep(2)
+    old = cluster.nodes[leader]
+    pid = pg_pid(old)
+    old.proc.send_signal(signal.SIGKILL)
+    signal_instance(pid, signal.SIGKILL)
+    old.proc.wait(10)
+    others = [n for n in cluster.nodes if n != leader]
+    new = wait_until("a new leader", lambda: cluster.leader() in others and cluster.leader(), timeout=60)
+    new_port = cluster.nodes[new].pg_port
+    wait_until("writes on the new leader", lambda: new_port in results["ports"], timeout=60)
+    time.sleep(1)
+    stop.set()
+    for t in threads:
+        t.join(30)
+    # The same client connections went on working on the new leader.
+    for conn in conns:
+        assert not conn.closed
+        assert conn.execute("SELECT inet_server_port()").fetchone()[0] == new_port
+        conn.close()
+    assert results["ok"] > 0
+    print(f"failover through the proxy: {results['ok']} writes ok, {results['err']} errors")
