@@ -57,6 +57,7 @@ static void client_free(struct client *c)
 	px->nclients--;
 	if (c->sasl)
 		scram_server_free(c->sasl);
+	relay_free(c);
 	pbuf_free(&c->in);
 	sb_free(&c->out);
 	free(c);
@@ -70,7 +71,7 @@ static void client_unlink_server(struct client *c, bool clean)
 		return;
 	c->server = NULL;
 	s->client = NULL;
-	if (!clean || c->pending > 0 || s->status != 'I' || pbuf_len(&s->in) > 0) {
+	if (!clean || !relay_idle(c) || s->status != 'I' || pbuf_len(&s->in) > 0) {
 		server_close(s, "its client left in the middle of a transaction");
 		return;
 	}
@@ -101,13 +102,17 @@ void client_close(struct client *c, const char *why)
 	client_free(c);
 }
 
-static void flush_out(struct client *c)
+/* Send what the proxy has for the client. -1: the client is gone (freed): do not touch it. */
+static int flush_out(struct client *c)
 {
 	int r = strbuf_send(&c->out, &c->out_off, c->tag.fd);
-	if (r < 0)
+	if (r < 0) {
 		client_close(c, "send failed");
-	else if (r == 0)
-		proxy_watch(c->px, &c->tag, c->tag.events | EPOLLOUT);
+		return -1;
+	}
+	if (r == 0)
+		proxy_watch(c->px, &c->tag, c->tag.events | EPOLLIN | EPOLLOUT);
+	return r;
 }
 
 void client_send_error(struct client *c, const char *sqlstate, const char *msg, bool fatal)
@@ -121,7 +126,7 @@ void client_send_error(struct client *c, const char *sqlstate, const char *msg, 
 		c->state = CL_IDLE;
 		/* Whatever it had sent for the lost server is dropped with the error. */
 		c->in.start = c->in.end = 0;
-		memset(&c->scan, 0, sizeof(c->scan));
+		relay_reset(c);
 		if (c->server) {
 			c->server->client = NULL;
 			c->server = NULL;
@@ -129,7 +134,8 @@ void client_send_error(struct client *c, const char *sqlstate, const char *msg, 
 		link_del(&c->node);
 		link_add_tail(&c->px->clients_idle, &c->node);
 	}
-	flush_out(c);
+	if (flush_out(c) < 0)
+		return;
 	if (fatal)
 		client_close(c, msg);
 }
@@ -214,8 +220,9 @@ void client_login_done(struct client *c)
 	pgp_build_ready_for_query(&c->out, 'I');
 	c->state = CL_IDLE;
 	c->since_ms = px->now_ms;
-	flush_out(c);
-	if (c->state != CL_CLOSING && pbuf_len(&c->in) > 0)
+	if (flush_out(c) < 0)
+		return;
+	if (pbuf_len(&c->in) > 0)
 		client_event(c, 0);   /* it pipelined a query after the startup */
 }
 
@@ -228,7 +235,8 @@ static void auth_ok(struct client *c)
 	}
 	c->state = CL_LOGIN;
 	c->since_ms = c->px->now_ms;
-	flush_out(c);
+	if (flush_out(c) < 0)
+		return;
 	if (c->pool->nservers == 0) {
 		struct route_target t;
 		if (pool_target(c->pool, &t)) {
@@ -307,9 +315,9 @@ static void auth_failed(struct client *c, const char *why)
 	char msg[200];
 	snprintf(msg, sizeof(msg), "password authentication failed for user \"%s\"", c->user);
 	pgp_build_error(&c->out, "FATAL", "28P01", msg, NULL, NULL);
-	flush_out(c);
-	if (c->state != CL_CLOSING)
-		client_close(c, "authentication failed");
+	if (flush_out(c) < 0)
+		return;
+	client_close(c, "authentication failed");
 }
 
 static void auth_step(struct client *c)
@@ -368,198 +376,6 @@ static void auth_step(struct client *c)
 	auth_ok(c);
 }
 
-/* ---- forwarding --------------------------------------------------------- */
-
-struct c2s_scan {
-	struct client *c;
-	bool terminate;
-	bool violation;
-};
-
-static bool c2s_cb(void *arg, char type, uint32_t len, long offset, char status)
-{
-	struct c2s_scan *sc = arg;
-	if (len < 4) {
-		sc->violation = true;
-		return false;
-	}
-	switch (type) {
-	case 'Q':
-	case 'S':
-	case 'F':
-		sc->c->pending++;
-		sc->c->px->stats_queries += type == 'Q';
-		break;
-	case 'X':
-		sc->terminate = true;
-		return false;
-	default:
-		break;
-	}
-	return true;
-}
-
-struct s2c_scan {
-	struct client *c;
-	struct server *s;
-	bool release_at_end;
-	size_t release_pos;
-};
-
-static bool s2c_cb(void *arg, char type, uint32_t len, long offset, char status)
-{
-	struct s2c_scan *sc = arg;
-	if (type == 'Z') {
-		sc->s->status = status;
-		if (sc->c->pending > 0)
-			sc->c->pending--;
-		if (status == 'I' && sc->c->pending == 0)
-			sc->release_at_end = true;
-		else
-			sc->release_at_end = false;
-	} else {
-		sc->release_at_end = false;
-	}
-	return true;
-}
-
-/* Send [start, start + n) of src to fd. Returns bytes sent, or -1. */
-static ssize_t send_some(struct pbuf *src, size_t n, int fd)
-{
-	size_t sent = 0;
-	while (sent < n) {
-		ssize_t r = send(fd, src->data + src->start + sent, n - sent, MSG_NOSIGNAL);
-		if (r > 0) {
-			sent += (size_t)r;
-			continue;
-		}
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		return -1;
-	}
-	src->start += sent;
-	return (ssize_t)sent;
-}
-
-/*
- * Client → server. c->in holds [start, end): the first `ready` bytes were
- * scanned (whole messages or message prefixes whose header is complete) and
- * may be sent; a trailing partial header is held back until it completes (it
- * could be a Terminate, which is not forwarded).
- */
-static void forward_c2s(struct client *c)
-{
-	struct server *s = c->server;
-	struct proxy *px = c->px;
-	for (;;) {
-		size_t avail = pbuf_len(&c->in);
-		size_t ready = c->scan.hdr_len > 0 && avail >= (size_t)c->scan.hdr_len ? avail - (size_t)c->scan.hdr_len : avail;
-		if (ready > 0) {
-			ssize_t n = send_some(&c->in, ready, s->tag.fd);
-			if (n < 0) {
-				server_close(s, "send to the server failed");
-				return;
-			}
-			if ((size_t)n < ready) {
-				/* The server is slow: stop reading the client until it drains. */
-				proxy_watch(px, &s->tag, EPOLLIN | EPOLLOUT);
-				proxy_watch(px, &c->tag, 0);
-				return;
-			}
-		}
-		if (c->in.start == c->in.end)
-			c->in.start = c->in.end = 0;
-		size_t before = c->in.end;
-		ssize_t r = pbuf_read(&c->in, c->tag.fd);
-		if (r == -2)
-			break;
-		if (r <= 0) {
-			client_close(c, r == 0 ? "client disconnected" : "read error");
-			return;
-		}
-		struct c2s_scan sc = {.c = c};
-		size_t stop = msgscan_feed(&c->scan, c->in.data, before, c->in.end, c2s_cb, &sc);
-		if (sc.violation) {
-			client_send_error(c, "08P01", "invalid message length from the client", true);
-			return;
-		}
-		if (sc.terminate) {
-			/* Forward what came before the Terminate, then leave. */
-			c->in.end = stop - 5 > c->in.start ? stop - 5 : c->in.start;
-			memset(&c->scan, 0, sizeof(c->scan));
-			if (pbuf_len(&c->in) > 0 && send_some(&c->in, pbuf_len(&c->in), s->tag.fd) < 0) {
-				client_close(c, "send to the server failed");
-				return;
-			}
-			c->terminated = true;
-			client_close(c, "client sent Terminate");
-			return;
-		}
-	}
-	proxy_watch(px, &s->tag, EPOLLIN);
-	proxy_watch(px, &c->tag, EPOLLIN);
-}
-
-/* The transaction is over: the client goes idle, the server back to its pool. */
-static void release_server(struct client *c, struct server *s)
-{
-	struct proxy *px = c->px;
-	c->server = NULL;
-	c->state = CL_IDLE;
-	c->since_ms = px->now_ms;
-	link_del(&c->node);
-	link_add_tail(&px->clients_idle, &c->node);
-	proxy_watch(px, &c->tag, EPOLLIN);
-	proxy_watch(px, &s->tag, EPOLLIN);
-	pool_release(s);
-}
-
-/* Server → client: forward everything, and release at the end of a transaction. */
-void client_forward_from_server(struct client *c)
-{
-	struct server *s = c->server;
-	struct proxy *px = c->px;
-	for (;;) {
-		if (pbuf_len(&s->in) > 0) {
-			ssize_t n = send_some(&s->in, pbuf_len(&s->in), c->tag.fd);
-			if (n < 0) {
-				client_close(c, "send to the client failed");
-				return;
-			}
-			if (pbuf_len(&s->in) > 0) {
-				/* The client is slow: stop reading the server until it drains. */
-				proxy_watch(px, &c->tag, EPOLLIN | EPOLLOUT);
-				proxy_watch(px, &s->tag, 0);
-				return;
-			}
-		}
-		if (c->release_ready) {
-			c->release_ready = false;
-			/* Not if the client already sent its next transaction: keep the server. */
-			if (pbuf_len(&c->in) == 0 && msgscan_at_boundary(&c->scan) && c->pending == 0) {
-				release_server(c, s);
-				return;
-			}
-		}
-		s->in.start = s->in.end = 0;
-		ssize_t r = pbuf_read(&s->in, s->tag.fd);
-		if (r == -2)
-			break;
-		if (r <= 0) {
-			server_close(s, r == 0 ? "the server closed the connection" : "read error");
-			return;
-		}
-		struct s2c_scan sc = {.c = c, .s = s};
-		msgscan_feed(&s->scan, s->in.data, s->in.start, s->in.end, s2c_cb, &sc);
-		if (sc.release_at_end && px->cfg.pool_mode == POOL_TRANSACTION && msgscan_at_boundary(&s->scan))
-			c->release_ready = true;
-	}
-	proxy_watch(px, &s->tag, EPOLLIN);
-	proxy_watch(px, &c->tag, EPOLLIN);
-}
-
 void client_got_server(struct client *c, struct server *s)
 {
 	c->server = s;
@@ -567,18 +383,18 @@ void client_got_server(struct client *c, struct server *s)
 	c->state = CL_ACTIVE;
 	c->since_ms = c->px->now_ms;
 	link_del(&c->node);
-	forward_c2s(c);
+	relay_c2s(c);
 }
 
 void client_event(struct client *c, uint32_t events)
 {
 	if (events & EPOLLOUT) {
 		if (c->out.len > c->out_off) {
-			flush_out(c);
-			if (c->state == CL_CLOSING || c->out.len > c->out_off)
+			if (flush_out(c) != 1)
 				return;
 		}
-		if (c->state == CL_ACTIVE && c->server && pbuf_len(&c->server->in) > 0) {
+		if (c->state == CL_ACTIVE && c->server) {
+			/* The client drained: let the server's bytes flow again. */
 			client_forward_from_server(c);
 			return;
 		}
@@ -590,7 +406,7 @@ void client_event(struct client *c, uint32_t events)
 	}
 	switch (c->state) {
 	case CL_ACTIVE:
-		forward_c2s(c);
+		relay_c2s(c);
 		return;
 	case CL_IDLE: {
 		if (pbuf_len(&c->in) == 0) {
@@ -607,20 +423,6 @@ void client_event(struct client *c, uint32_t events)
 			c->terminated = true;
 			client_close(c, "client sent Terminate");
 			return;
-		}
-		/* The bytes were not scanned yet: rewind so forward_c2s scans them. */
-		size_t len = pbuf_len(&c->in);
-		c->in.end = c->in.start;
-		struct c2s_scan sc = {.c = c};
-		c->in.end += len;
-		size_t stop = msgscan_feed(&c->scan, c->in.data, c->in.start, c->in.end, c2s_cb, &sc);
-		if (sc.violation) {
-			client_send_error(c, "08P01", "invalid message length from the client", true);
-			return;
-		}
-		if (sc.terminate) {
-			c->in.end = stop - 5;
-			c->terminated = true;
 		}
 		pool_request(c->pool, c);
 		return;

@@ -1,6 +1,5 @@
 /*
- * io.c — byte buffers, non-blocking socket reads and writes, the incremental
- * message-header scanner and intrusive lists.
+ * io.c — byte buffers, non-blocking socket reads and writes, intrusive lists.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -105,54 +104,6 @@ int strbuf_send(struct strbuf *sb, size_t *off, int fd)
 	sb_reset(sb);
 	*off = 0;
 	return 1;
-}
-
-size_t msgscan_feed(struct msgscan *s, const uint8_t *data, size_t from, size_t to, msgscan_cb cb,
-		    void *arg)
-{
-	size_t i = from;
-	while (i < to) {
-		if (s->remaining > 0) {
-			if (s->want_status) {
-				/* First body byte of a ReadyForQuery: report it now. */
-				s->want_status = false;
-				char status = (char)data[i];
-				s->remaining--;
-				i++;
-				if (!cb(arg, 'Z', 5, -1, status))
-					return i;
-				continue;
-			}
-			size_t take = to - i < s->remaining ? to - i : s->remaining;
-			s->remaining -= (uint32_t)take;
-			i += take;
-			continue;
-		}
-		size_t hdr_start = i;
-		while (s->hdr_len < 5 && i < to)
-			s->hdr[s->hdr_len++] = data[i++];
-		if (s->hdr_len < 5)
-			break;
-		s->hdr_len = 0;
-		s->type = (char)s->hdr[0];
-		uint32_t len = ((uint32_t)s->hdr[1] << 24) | ((uint32_t)s->hdr[2] << 16) |
-			       ((uint32_t)s->hdr[3] << 8) | s->hdr[4];
-		/* A length below 4 is a protocol violation; the caller checks with cb. */
-		s->remaining = len >= 4 ? len - 4 : 0;
-		long off = i - hdr_start == 5 ? (long)hdr_start : -1;
-		if (s->type == 'Z' && s->remaining > 0) {
-			s->want_status = true;
-			continue;
-		}
-		if (!cb(arg, s->type, len, off, 0))
-			return i;
-	}
-	return to;
-}
-
-bool msgscan_at_boundary(const struct msgscan *s)
-{
-	return s->hdr_len == 0 && s->remaining == 0 && !s->want_status;
 }
 
 void link_init(struct link *l)

@@ -94,6 +94,7 @@ static void open_servers(struct pool *p)
 
 void pool_request(struct pool *p, struct client *c)
 {
+	log_debug("pool %s: client %p wants a server (%d waiting, %d servers)", p->user, (void *)c, p->nwaiting, p->nservers);
 	while (!link_empty(&p->idle)) {
 		struct server *s = link_entry(p->idle.next, struct server, node);
 		link_del(&s->node);
@@ -136,6 +137,7 @@ static void give_to_waiting(struct pool *p, struct server *s)
 void pool_release(struct server *s)
 {
 	struct pool *p = s->pool;
+	log_debug("pool %s: server pid %d released (status %c, %d waiting)", p->user, s->backend_pid, s->status, p->nwaiting);
 	s->client = NULL;
 	s->used_ms = p->px->now_ms;
 	if (s->stale || !target_current(p, &s->target) || s->status != 'I') {
@@ -149,7 +151,6 @@ void pool_release(struct server *s)
 	link_del(&s->node);
 	s->state = SV_IDLE;
 	link_add_tail(&p->idle, &s->node);
-	p->px->stats_xacts++;
 }
 
 void pool_server_ready(struct server *s)

@@ -346,6 +346,7 @@ out:
 	if (px->route)
 		route_stop(px->route);
 	free_users(px);
+	relay_registry_free(px);
 	proxy_config_free(&px->cfg);
 	return code;
 }

@@ -8,10 +8,9 @@
  *           for one, and the target they connect to (pool.c)
  *
  * Transaction pooling: a client gets a server when it sends something and
- * gives it back when the server says ReadyForQuery 'I' with no request of the
- * client still unanswered. Bytes are forwarded straight from the read buffer
- * of one side to the socket of the other; only message headers are looked at
- * (struct msgscan), so the hot path is read → scan headers → send.
+ * gives it back when the server says ReadyForQuery 'I' with nothing of the
+ * client's still unanswered (relay.c keeps that account, and makes named
+ * prepared statements work across servers).
  */
 #ifndef PGHA_PROXY_INT_H
 #define PGHA_PROXY_INT_H
@@ -34,15 +33,6 @@ struct pbuf {
 	size_t cap;
 	size_t start;   /* first unconsumed byte */
 	size_t end;     /* one past the last byte */
-};
-
-/* Incremental scan of message headers in a byte stream. */
-struct msgscan {
-	uint8_t hdr[5];
-	int hdr_len;          /* header bytes seen of the current message */
-	uint32_t remaining;   /* body bytes left of the current message */
-	char type;            /* type of the current message */
-	bool want_status;     /* 'Z': the first body byte is the status */
 };
 
 /* A linked-list node embedded in clients and servers. */
@@ -81,8 +71,14 @@ struct client {
 	struct pbuf in;
 	struct strbuf out;         /* messages the proxy itself sends */
 	size_t out_off;
-	struct msgscan scan;
-	int pending;               /* requests (Query, Sync, FunctionCall) not answered yet */
+	int pending;               /* during SCRAM: the first message was seen */
+	/* relay.c: what the server still owes for the requests sent (see relay.c) */
+	struct expect *expq;
+	size_t expq_head, expq_len, expq_cap;
+	bool skip_until_sync;      /* the server reported an error: it ignores all until Sync */
+	uint32_t c2s_remaining;    /* body bytes of a streamed client message still to copy */
+	struct stmt_map *stmts;    /* the client's named prepared statements */
+	size_t nstmts, capstmts;
 	int64_t since_ms;          /* state change time (login, wait and idle timeouts) */
 	char user[64];
 	char database[64];
@@ -114,8 +110,11 @@ struct server {
 	struct pbuf in;
 	struct strbuf out;
 	size_t out_off;
-	struct msgscan scan;
 	char status;               /* last ReadyForQuery status */
+	uint32_t s2c_remaining;    /* body bytes of the current server message still to copy/skip */
+	bool s2c_skip;
+	struct pstmt **prepared;   /* statements prepared on this connection (relay.c) */
+	size_t nprepared, capprepared;
 	bool stale;                /* its target is no longer right: close when free */
 	bool standby;              /* in_hot_standby = on */
 	bool reset_needed;         /* session mode: run the reset query before reuse */
@@ -166,6 +165,10 @@ struct proxy {
 	uint64_t stats_xacts;
 	uint64_t stats_queries;
 	int32_t next_cancel_pid;
+	/* relay.c: every distinct (query, parameter types) prepared through the proxy */
+	struct pstmt **stmt_table;
+	size_t stmt_cap, stmt_count;
+	uint64_t stmt_next_id;
 };
 
 /* io.c */
@@ -179,18 +182,6 @@ ssize_t pbuf_read(struct pbuf *b, int fd);
 int pbuf_send(struct pbuf *b, int fd);
 /* Send sb from *off; 1 all sent (sb reset), 0 partial, -1 error. */
 int strbuf_send(struct strbuf *sb, size_t *off, int fd);
-/*
- * Scan bytes [from, to) of a stream. cb is called for each message whose
- * header completes in the range, with the offset of its type byte (may be
- * < from when the header straddled reads: then -1) and, for 'Z', its status
- * once known. Returns the offset at which cb asked to stop (cb returned
- * false), or `to`.
- */
-typedef bool (*msgscan_cb)(void *arg, char type, uint32_t len, long offset, char status);
-size_t msgscan_feed(struct msgscan *s, const uint8_t *data, size_t from, size_t to, msgscan_cb cb,
-		    void *arg);
-bool msgscan_at_boundary(const struct msgscan *s);
-
 void link_init(struct link *l);
 void link_add_tail(struct link *head, struct link *n);
 void link_del(struct link *n);
@@ -212,6 +203,14 @@ void client_login_done(struct client *c);
 void client_check_timeouts(struct client *c);
 /* A server answered: forward, and release it at the end of a transaction. */
 void client_forward_from_server(struct client *c);
+
+/* relay.c: forwarding, transaction boundaries, prepared statements across servers */
+void relay_c2s(struct client *c);
+bool relay_idle(const struct client *c);
+void relay_reset(struct client *c);
+void relay_free(struct client *c);
+void relay_server_free(struct server *s);
+void relay_registry_free(struct proxy *px);
 
 /* server.c */
 struct server *server_connect(struct pool *p, const struct route_target *t);

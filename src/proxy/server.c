@@ -102,6 +102,7 @@ void server_close(struct server *s, const char *why)
 		pool_login_failed(s->pool, why);
 	if (s->sasl)
 		scram_client_free(s->sasl);
+	relay_server_free(s);
 	pbuf_free(&s->in);
 	sb_free(&s->out);
 	free(s);
@@ -299,12 +300,14 @@ void server_event(struct server *s, uint32_t events)
 		proxy_watch(px, &s->tag, EPOLLIN);
 	}
 	if (events & EPOLLOUT) {
-		if (s->out.len > s->out_off) {
-			server_flush_out(s);
+		if (s->client) {
+			relay_c2s(s->client);   /* sends what waits, and reads the client again */
 			return;
 		}
-		if (s->client)
-			client_event(s->client, 0);   /* the client's bytes wait for us */
+		if (s->out.len > s->out_off)
+			server_flush_out(s);
+		if (s->state != SV_CLOSING && s->out.len == s->out_off)
+			proxy_watch(px, &s->tag, EPOLLIN);
 		return;
 	}
 	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))

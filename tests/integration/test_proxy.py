@@ -62,6 +62,42 @@ def test_transactions_spread_over_pooled_servers(proxied):
             c.close()
 
 
+def test_prepared_statements_work_on_whatever_server_runs_the_transaction(proxied):
+    cluster, proxy, leader = proxied
+    conns = [proxy.connect(autocommit=True) for _ in range(8)]    # pool_size 4: servers are shared
+    try:
+        conns[0].execute("CREATE TABLE ps (id int PRIMARY KEY, v text)")
+        backends = set()
+        for rnd in range(6):
+            # One client holds a server in an open transaction: the others must use another.
+            pinned = conns[rnd % 3]
+            pinned.execute("BEGIN")
+            pinned.execute("SELECT 1")
+            for i, c in enumerate(conns):
+                if c is pinned:
+                    continue
+                k = rnd * 100 + i
+                # prepare=True: a protocol-level named statement, reused every round.
+                c.execute("INSERT INTO ps VALUES (%s, %s)", (k, "x"), prepare=True)
+                row = c.execute("SELECT v, pg_backend_pid() FROM ps WHERE id = %s", (k,), prepare=True).fetchone()
+                assert row[0] == "x"
+                backends.add(row[1])
+            pinned.execute("COMMIT")
+        assert len(backends) > 1, "the test needs transactions on several servers"
+        assert conns[0].execute("SELECT count(*) FROM ps").fetchone() == (42,)
+        # Deallocating on one client leaves the others' statements alone.
+        conns[1].execute("DEALLOCATE ALL")
+        for c in conns:
+            assert c.execute("SELECT count(*) FROM ps WHERE id >= %s", (0,), prepare=True).fetchone() == (42,)
+        # A statement that fails to prepare reports the error and the session goes on.
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            conns[2].execute("SELECT * FROM missing WHERE id = %s", (1,), prepare=True)
+        assert conns[2].execute("SELECT 1 WHERE 1 = %s", (1,), prepare=True).fetchone() == (1,)
+    finally:
+        for c in conns:
+            c.close()
+
+
 def test_copy_in_and_out(proxied):
     cluster, proxy, leader = proxied
     with proxy.connect(autocommit=True) as c:
@@ -121,8 +157,11 @@ def test_pgbench_through_the_proxy(proxied):
     r = subprocess.run([os.path.join(PG_BIN, "pgbench"), "-i", "-s", "1", *args], env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    for mode in ([], ["-S"], ["-M", "extended"]):
-        r = subprocess.run([os.path.join(PG_BIN, "pgbench"), "-c", "8", "-j", "2", "-T", "3", *mode, *args],
+    # pgbench -M prepared prepares synchronously (PQprepare blocks its thread): with fewer
+    # servers than clients it would wait on itself, so that run uses as many clients as servers.
+    for mode, clients in (([], 8), (["-S"], 8), (["-M", "extended"], 8), (["-M", "prepared"], 4)):
+        r = subprocess.run([os.path.join(PG_BIN, "pgbench"), "-c", str(clients), "-j", "2", "-T", "3",
+                            *mode, *args],
                            env=env, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stdout + r.stderr
         assert "number of failed transactions: 0" in r.stdout, r.stdout

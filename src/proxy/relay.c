@@ -1,0 +1,711 @@
+/*
+ * relay.c — forwarding between a client and its server, message by message.
+ *
+ * Client → server: whole messages are copied to the server's out buffer,
+ * big ones streamed. Parse/Bind/Describe/Close that name a prepared
+ * statement are rewritten: every distinct (query, parameter types) gets one
+ * proxy-wide name ("pgha_<n>"), each server remembers which it has prepared,
+ * and a Bind or Describe on a server that lacks the statement gets a Parse
+ * injected before it. So a client's named statements work on whichever
+ * server runs its next transaction, as with PgBouncer >= 1.21.
+ *
+ * Server → client: each request sent leaves an entry in a queue saying what
+ * the server owes for it (ParseComplete, BindComplete, ... ReadyForQuery).
+ * Entries also say where the proxy must answer itself (a Parse it did not
+ * send because the server had the statement, a Close it kept to itself) and
+ * which answers to drop (the ParseComplete of an injected Parse). After an
+ * ErrorResponse the server skips everything up to Sync, and so does the
+ * queue. A ReadyForQuery 'I' with nothing owed ends the transaction: the
+ * server goes back to the pool.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "pgproto/pgproto.h"
+#include "proxy/proxy_int.h"
+
+/* Messages we must see whole to rewrite; others are streamed. */
+#define WHOLE_MAX (64u * 1024 * 1024)
+
+enum expect_kind {
+	EXP_PARSE,          /* '1' */
+	EXP_BIND,           /* '2' */
+	EXP_DESCRIBE_S,     /* 't' then 'T' or 'n' */
+	EXP_DESCRIBE_P,     /* 'T' or 'n' */
+	EXP_EXECUTE,        /* rows..., then 'C', 'I' or 's' */
+	EXP_CLOSE,          /* '3' */
+	EXP_SYNC,           /* 'Z' */
+	EXP_QUERY,          /* anything, then 'Z' */
+	EXP_FUNC,           /* 'V', then 'Z' */
+	EXP_SYNTH_PARSE,    /* we answer '1' ourselves */
+	EXP_SYNTH_CLOSE,    /* we answer '3' ourselves */
+	EXP_SWALLOW_PARSE,  /* the server's '1' for an injected Parse: drop it */
+};
+
+struct expect {
+	uint8_t kind;
+	bool got_t;              /* EXP_DESCRIBE_S: ParameterDescription seen */
+	struct pstmt *ps;        /* the statement a Parse (sent or injected) prepares */
+};
+
+struct pstmt {
+	uint64_t hash;
+	char name[32];           /* "pgha_<n>": the name on servers */
+	char *query;
+	uint8_t *types;          /* raw Int32 OIDs */
+	size_t ntypes;
+};
+
+struct stmt_map {
+	char *name;              /* the client's name */
+	struct pstmt *ps;
+};
+
+/* ---- registry of statements ---------------------------------------------- */
+
+static uint64_t fnv64(const void *a, size_t alen, const void *b, size_t blen)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < alen; i++)
+		h = (h ^ ((const uint8_t *)a)[i]) * 1099511628211ull;
+	h = (h ^ 0xff) * 1099511628211ull;
+	for (size_t i = 0; i < blen; i++)
+		h = (h ^ ((const uint8_t *)b)[i]) * 1099511628211ull;
+	return h;
+}
+
+static struct pstmt *registry_get(struct proxy *px, const char *query, const uint8_t *types, size_t ntypes)
+{
+	size_t qlen = strlen(query);
+	uint64_t h = fnv64(query, qlen, types, ntypes * 4);
+	if (px->stmt_cap > 0) {
+		for (size_t i = h % px->stmt_cap, n = 0; n < px->stmt_cap; i = (i + 1) % px->stmt_cap, n++) {
+			struct pstmt *p = px->stmt_table[i];
+			if (p == NULL)
+				break;
+			if (p->hash == h && p->ntypes == ntypes && strcmp(p->query, query) == 0 &&
+			    memcmp(p->types, types, ntypes * 4) == 0)
+				return p;
+		}
+	}
+	if ((px->stmt_count + 1) * 2 > px->stmt_cap) {
+		size_t cap = px->stmt_cap ? px->stmt_cap * 2 : 256;
+		struct pstmt **t = xcalloc(cap, sizeof(*t));
+		for (size_t i = 0; i < px->stmt_cap; i++) {
+			struct pstmt *p = px->stmt_table[i];
+			if (p == NULL)
+				continue;
+			size_t j = p->hash % cap;
+			while (t[j] != NULL)
+				j = (j + 1) % cap;
+			t[j] = p;
+		}
+		free(px->stmt_table);
+		px->stmt_table = t;
+		px->stmt_cap = cap;
+	}
+	struct pstmt *p = xcalloc(1, sizeof(*p));
+	p->hash = h;
+	snprintf(p->name, sizeof(p->name), "pgha_%llu", (unsigned long long)++px->stmt_next_id);
+	p->query = xstrndup(query, qlen);
+	p->types = xmalloc(ntypes * 4 + 1);
+	memcpy(p->types, types, ntypes * 4);
+	p->ntypes = ntypes;
+	size_t j = h % px->stmt_cap;
+	while (px->stmt_table[j] != NULL)
+		j = (j + 1) % px->stmt_cap;
+	px->stmt_table[j] = p;
+	px->stmt_count++;
+	return p;
+}
+
+void relay_registry_free(struct proxy *px)
+{
+	for (size_t i = 0; i < px->stmt_cap; i++) {
+		struct pstmt *p = px->stmt_table[i];
+		if (p) {
+			free(p->query);
+			free(p->types);
+			free(p);
+		}
+	}
+	free(px->stmt_table);
+	px->stmt_table = NULL;
+	px->stmt_cap = px->stmt_count = 0;
+}
+
+static bool server_has(const struct server *s, const struct pstmt *p)
+{
+	for (size_t i = 0; i < s->nprepared; i++)
+		if (s->prepared[i] == p)
+			return true;
+	return false;
+}
+
+static void server_add(struct server *s, struct pstmt *p)
+{
+	if (s->nprepared == s->capprepared) {
+		s->capprepared = s->capprepared ? s->capprepared * 2 : 16;
+		s->prepared = xrealloc(s->prepared, s->capprepared * sizeof(*s->prepared));
+	}
+	s->prepared[s->nprepared++] = p;
+}
+
+static void server_forget(struct server *s, const struct pstmt *p)
+{
+	for (size_t i = 0; i < s->nprepared; i++) {
+		if (s->prepared[i] == p) {
+			s->prepared[i] = s->prepared[--s->nprepared];
+			return;
+		}
+	}
+}
+
+void relay_server_free(struct server *s)
+{
+	free(s->prepared);
+	s->prepared = NULL;
+	s->nprepared = s->capprepared = 0;
+}
+
+static struct pstmt *client_stmt(const struct client *c, const char *name)
+{
+	for (size_t i = 0; i < c->nstmts; i++)
+		if (strcmp(c->stmts[i].name, name) == 0)
+			return c->stmts[i].ps;
+	return NULL;
+}
+
+static void client_stmt_set(struct client *c, const char *name, struct pstmt *p)
+{
+	for (size_t i = 0; i < c->nstmts; i++) {
+		if (strcmp(c->stmts[i].name, name) == 0) {
+			c->stmts[i].ps = p;
+			return;
+		}
+	}
+	if (c->nstmts == c->capstmts) {
+		c->capstmts = c->capstmts ? c->capstmts * 2 : 8;
+		c->stmts = xrealloc(c->stmts, c->capstmts * sizeof(*c->stmts));
+	}
+	c->stmts[c->nstmts].name = xstrdup(name);
+	c->stmts[c->nstmts].ps = p;
+	c->nstmts++;
+}
+
+static void client_stmt_del(struct client *c, const char *name)
+{
+	for (size_t i = 0; i < c->nstmts; i++) {
+		if (strcmp(c->stmts[i].name, name) == 0) {
+			free(c->stmts[i].name);
+			c->stmts[i] = c->stmts[--c->nstmts];
+			return;
+		}
+	}
+}
+
+/* ---- the queue of what the server owes ------------------------------------ */
+
+static struct expect *q_head(struct client *c)
+{
+	return c->expq_len ? &c->expq[c->expq_head] : NULL;
+}
+
+static void q_pop(struct client *c)
+{
+	c->expq_head = (c->expq_head + 1) % c->expq_cap;
+	c->expq_len--;
+}
+
+static void q_push(struct client *c, enum expect_kind k, struct pstmt *ps)
+{
+	if (c->expq_len == c->expq_cap) {
+		size_t cap = c->expq_cap ? c->expq_cap * 2 : 16;
+		struct expect *n = xcalloc(cap, sizeof(*n));
+		for (size_t i = 0; i < c->expq_len; i++)
+			n[i] = c->expq[(c->expq_head + i) % c->expq_cap];
+		free(c->expq);
+		c->expq = n;
+		c->expq_cap = cap;
+		c->expq_head = 0;
+	}
+	struct expect *e = &c->expq[(c->expq_head + c->expq_len) % c->expq_cap];
+	e->kind = (uint8_t)k;
+	e->got_t = false;
+	e->ps = ps;
+	c->expq_len++;
+}
+
+bool relay_idle(const struct client *c)
+{
+	return c->expq_len == 0 && c->c2s_remaining == 0;
+}
+
+void relay_reset(struct client *c)
+{
+	c->expq_head = c->expq_len = 0;
+	c->skip_until_sync = false;
+	c->c2s_remaining = 0;
+}
+
+void relay_free(struct client *c)
+{
+	for (size_t i = 0; i < c->nstmts; i++)
+		free(c->stmts[i].name);
+	free(c->stmts);
+	free(c->expq);
+	c->stmts = NULL;
+	c->expq = NULL;
+}
+
+static void put_msg(struct strbuf *sb, char type, const void *body, size_t len)
+{
+	uint8_t hdr[5] = {(uint8_t)type, (uint8_t)((len + 4) >> 24), (uint8_t)((len + 4) >> 16),
+			  (uint8_t)((len + 4) >> 8), (uint8_t)(len + 4)};
+	sb_append(sb, hdr, 5);
+	if (len)
+		sb_append(sb, body, len);
+}
+
+/* Answers that are ours to give, when nothing the server owes comes before them. */
+static void drain_synth(struct client *c)
+{
+	struct expect *e;
+	while ((e = q_head(c)) != NULL && (e->kind == EXP_SYNTH_PARSE || e->kind == EXP_SYNTH_CLOSE)) {
+		put_msg(&c->out, e->kind == EXP_SYNTH_PARSE ? '1' : '3', NULL, 0);
+		q_pop(c);
+	}
+}
+
+/* The server had an error: it ignores everything up to the next Sync, so do we. */
+static void skip_to_sync(struct client *c)
+{
+	struct server *s = c->server;
+	struct expect *e;
+	while ((e = q_head(c)) != NULL && e->kind != EXP_SYNC) {
+		if (s && e->ps && (e->kind == EXP_PARSE || e->kind == EXP_SWALLOW_PARSE))
+			server_forget(s, e->ps);   /* it was never prepared */
+		q_pop(c);
+	}
+	c->skip_until_sync = q_head(c) == NULL;   /* the Sync is still to come */
+}
+
+/*
+ * One server message header: what to do with it. Returns true to forward,
+ * false to drop. `status` is the ReadyForQuery status ('Z' only).
+ */
+static bool on_server_msg(struct client *c, char type, char status)
+{
+	drain_synth(c);
+	struct expect *e = q_head(c);
+	/* Asynchronous messages may come at any time. */
+	if (type == 'N' || type == 'A' || (type == 'S' && (e == NULL || e->kind != EXP_QUERY)))
+		return true;
+	if (e == NULL)
+		return true;
+	switch (type) {
+	case 'E':
+		if (e->kind == EXP_QUERY || e->kind == EXP_FUNC)
+			return true;   /* ends at ReadyForQuery */
+		skip_to_sync(c);
+		return true;
+	case 'Z':
+		if (e->kind == EXP_SYNC || e->kind == EXP_QUERY || e->kind == EXP_FUNC)
+			q_pop(c);
+		c->skip_until_sync = false;
+		if (c->server)
+			c->server->status = status;
+		drain_synth(c);
+		return true;
+	default:
+		break;
+	}
+	switch (e->kind) {
+	case EXP_PARSE:
+		if (type == '1')
+			q_pop(c);
+		return true;
+	case EXP_SWALLOW_PARSE:
+		if (type == '1') {
+			q_pop(c);
+			return false;
+		}
+		return true;
+	case EXP_BIND:
+		if (type == '2')
+			q_pop(c);
+		return true;
+	case EXP_CLOSE:
+		if (type == '3')
+			q_pop(c);
+		return true;
+	case EXP_DESCRIBE_S:
+		if (type == 't')
+			e->got_t = true;
+		else if (type == 'T' || type == 'n')
+			q_pop(c);
+		return true;
+	case EXP_DESCRIBE_P:
+		if (type == 'T' || type == 'n')
+			q_pop(c);
+		return true;
+	case EXP_EXECUTE:
+		if (type == 'C' || type == 'I' || type == 's')
+			q_pop(c);
+		return true;
+	default:
+		return true;
+	}
+}
+
+/* ---- client → server ------------------------------------------------------- */
+
+static void emit_parse(struct strbuf *out, const struct pstmt *p)
+{
+	size_t nlen = strlen(p->name) + 1, qlen = strlen(p->query) + 1;
+	size_t len = nlen + qlen + 2 + p->ntypes * 4;
+	uint8_t hdr[5] = {'P', (uint8_t)((len + 4) >> 24), (uint8_t)((len + 4) >> 16),
+			  (uint8_t)((len + 4) >> 8), (uint8_t)(len + 4)};
+	sb_append(out, hdr, 5);
+	sb_append(out, p->name, nlen);
+	sb_append(out, p->query, qlen);
+	uint8_t n[2] = {(uint8_t)(p->ntypes >> 8), (uint8_t)p->ntypes};
+	sb_append(out, n, 2);
+	sb_append(out, p->types, p->ntypes * 4);
+}
+
+/* Make sure the server has p before a Bind/Describe uses it. */
+static void ensure_prepared(struct client *c, struct server *s, struct pstmt *p)
+{
+	if (server_has(s, p))
+		return;
+	emit_parse(&s->out, p);
+	server_add(s, p);
+	q_push(c, EXP_SWALLOW_PARSE, p);
+}
+
+/* Replace the statement name that follows `prefix_len` bytes of body. */
+static void emit_renamed(struct strbuf *out, char type, const uint8_t *body, size_t body_len,
+			 size_t prefix_len, const char *old_name, const char *new_name)
+{
+	size_t old_len = strlen(old_name) + 1, new_len = strlen(new_name) + 1;
+	size_t rest = body_len - prefix_len - old_len;
+	size_t len = prefix_len + new_len + rest;
+	uint8_t hdr[5] = {(uint8_t)type, (uint8_t)((len + 4) >> 24), (uint8_t)((len + 4) >> 16),
+			  (uint8_t)((len + 4) >> 8), (uint8_t)(len + 4)};
+	sb_append(out, hdr, 5);
+	sb_append(out, body, prefix_len);
+	sb_append(out, new_name, new_len);
+	sb_append(out, body + prefix_len + old_len, rest);
+}
+
+static bool starts_with_word(const char *sql, const char *word)
+{
+	while (isspace((unsigned char)*sql))
+		sql++;
+	size_t n = strlen(word);
+	return strncasecmp(sql, word, n) == 0 && !isalnum((unsigned char)sql[n]);
+}
+
+/* A whole Parse/Bind/Describe/Close/Query from the client. Returns -1 on a protocol error. */
+static int rewrite(struct client *c, struct server *s, const struct pgp_msg *m, struct pgha_err *e)
+{
+	const uint8_t *raw = m->body - 5;
+	switch (m->type) {
+	case 'P': {
+		struct pgp_parse_msg pm;
+		if (pgp_parse_parse(m, &pm, e) != 0)
+			return -1;
+		if (pm.stmt[0] == '\0') {
+			sb_append(&s->out, raw, m->total_len);
+			q_push(c, EXP_PARSE, NULL);
+			return 0;
+		}
+		struct pstmt *p = registry_get(c->px, pm.query, pm.param_types.raw, pm.param_types.n);
+		client_stmt_set(c, pm.stmt, p);
+		if (server_has(s, p)) {
+			q_push(c, EXP_SYNTH_PARSE, NULL);
+		} else {
+			emit_parse(&s->out, p);
+			server_add(s, p);
+			q_push(c, EXP_PARSE, p);
+		}
+		return 0;
+	}
+	case 'B': {
+		struct pgp_bind b;
+		if (pgp_parse_bind(m, &b, e) != 0)
+			return -1;
+		struct pstmt *p = b.stmt[0] ? client_stmt(c, b.stmt) : NULL;
+		if (p == NULL) {
+			sb_append(&s->out, raw, m->total_len);   /* unnamed, or unknown: the server answers */
+		} else {
+			ensure_prepared(c, s, p);
+			emit_renamed(&s->out, 'B', m->body, m->body_len, strlen(b.portal) + 1, b.stmt, p->name);
+		}
+		q_push(c, EXP_BIND, NULL);
+		return 0;
+	}
+	case 'D':
+	case 'C': {
+		struct pgp_target t;
+		if ((m->type == 'D' ? pgp_parse_describe(m, &t, e) : pgp_parse_close(m, &t, e)) != 0)
+			return -1;
+		struct pstmt *p = t.kind == 'S' && t.name[0] ? client_stmt(c, t.name) : NULL;
+		if (m->type == 'C' && t.kind == 'S' && t.name[0]) {
+			/* The statement stays on the servers (others may use it); forget the client's name. */
+			client_stmt_del(c, t.name);
+			q_push(c, EXP_SYNTH_CLOSE, NULL);
+			return 0;
+		}
+		if (p == NULL) {
+			sb_append(&s->out, raw, m->total_len);
+		} else {
+			ensure_prepared(c, s, p);
+			emit_renamed(&s->out, 'D', m->body, m->body_len, 1, t.name, p->name);
+		}
+		if (m->type == 'C')
+			q_push(c, EXP_CLOSE, NULL);
+		else
+			q_push(c, t.kind == 'S' ? EXP_DESCRIBE_S : EXP_DESCRIBE_P, NULL);
+		return 0;
+	}
+	case 'Q': {
+		const char *sql;
+		if (pgp_parse_query(m, &sql, e) != 0)
+			return -1;
+		sb_append(&s->out, raw, m->total_len);
+		q_push(c, EXP_QUERY, NULL);
+		c->px->stats_queries++;
+		/* These drop every prepared statement of the session on the server. */
+		if (starts_with_word(sql, "discard") || starts_with_word(sql, "deallocate"))
+			s->nprepared = 0;
+		return 0;
+	}
+	}
+	return 0;
+}
+
+static bool needs_whole(const struct client *c, char type)
+{
+	if (c->px->cfg.pool_mode != POOL_TRANSACTION)
+		return false;
+	return type == 'P' || type == 'B' || type == 'D' || type == 'C' || type == 'Q';
+}
+
+/* Send s->out; false if it could not all go (the caller stops reading the client). */
+static bool flush_server(struct server *s)
+{
+	int r = strbuf_send(&s->out, &s->out_off, s->tag.fd);
+	if (r < 0) {
+		server_close(s, "send to the server failed");
+		return false;
+	}
+	return r == 1;
+}
+
+/* 1 all sent, 0 partial (the client is watched for EPOLLOUT), -1 the client is gone (freed). */
+static int flush_client(struct client *c)
+{
+	int r = strbuf_send(&c->out, &c->out_off, c->tag.fd);
+	if (r < 0) {
+		client_close(c, "send to the client failed");
+		return -1;
+	}
+	if (r == 0)
+		proxy_watch(c->px, &c->tag, EPOLLIN | EPOLLOUT);
+	return r;
+}
+
+void relay_c2s(struct client *c)
+{
+	struct proxy *px = c->px;
+	struct server *s = c->server;
+	for (;;) {
+		if (s->out.len > s->out_off) {
+			if (!flush_server(s)) {
+				if (c->server == s && c->state == CL_ACTIVE) {
+					proxy_watch(px, &s->tag, EPOLLIN | EPOLLOUT);
+					proxy_watch(px, &c->tag, 0);
+				}
+				return;
+			}
+		}
+		struct pbuf *b = &c->in;
+		bool progress = false;
+		while (b->start < b->end) {
+			if (c->c2s_remaining > 0) {
+				size_t n = pbuf_len(b) < c->c2s_remaining ? pbuf_len(b) : c->c2s_remaining;
+				sb_append(&s->out, b->data + b->start, n);
+				b->start += n;
+				c->c2s_remaining -= (uint32_t)n;
+				progress = true;
+				continue;
+			}
+			if (pbuf_len(b) < 5)
+				break;
+			const uint8_t *h = b->data + b->start;
+			char type = (char)h[0];
+			uint32_t len = ((uint32_t)h[1] << 24) | ((uint32_t)h[2] << 16) | ((uint32_t)h[3] << 8) | h[4];
+			if (len < 4 || (needs_whole(c, type) && len > WHOLE_MAX)) {
+				client_send_error(c, "08P01", "invalid message length from the client", true);
+				return;
+			}
+			if (type == 'X') {
+				c->terminated = true;
+				b->start = b->end;
+				client_close(c, "client sent Terminate");
+				return;
+			}
+			if (needs_whole(c, type)) {
+				if (pbuf_len(b) < (size_t)len + 1) {
+					pbuf_reserve(b, (size_t)len + 1 - pbuf_len(b));
+					break;
+				}
+				struct pgp_msg m;
+				struct pgha_err e;
+				if (pgp_frame(h, pbuf_len(b), WHOLE_MAX, &m, &e) != PGP_OK ||
+				    rewrite(c, s, &m, &e) != 0) {
+					client_send_error(c, "08P01", e.msg, true);
+					return;
+				}
+				b->start += m.total_len;
+				progress = true;
+				continue;
+			}
+			switch (type) {
+			case 'E': q_push(c, EXP_EXECUTE, NULL); break;
+			case 'S': q_push(c, EXP_SYNC, NULL); break;
+			case 'F': q_push(c, EXP_FUNC, NULL); break;
+			case 'Q': q_push(c, EXP_QUERY, NULL); px->stats_queries++; break;
+			case 'P': q_push(c, EXP_PARSE, NULL); break;
+			case 'B': q_push(c, EXP_BIND, NULL); break;
+			case 'D': q_push(c, pbuf_len(b) > 5 && h[5] == 'S' ? EXP_DESCRIBE_S : EXP_DESCRIBE_P, NULL); break;
+			case 'C': q_push(c, EXP_CLOSE, NULL); break;
+			default: break;   /* Flush, CopyData/Done/Fail: nothing owed of their own */
+			}
+			sb_append(&s->out, h, 5);
+			b->start += 5;
+			c->c2s_remaining = len - 4;
+			progress = true;
+		}
+		if (c->state != CL_ACTIVE || c->server != s)
+			return;
+		drain_synth(c);
+		if (c->out.len > c->out_off && flush_client(c) < 0)
+			return;
+		if (progress || s->out.len > s->out_off)
+			continue;   /* send what was queued, then read more */
+		if (b->start == b->end)
+			b->start = b->end = 0;
+		ssize_t r = pbuf_read(b, c->tag.fd);
+		if (r == -2)
+			break;
+		if (r <= 0) {
+			client_close(c, r == 0 ? "client disconnected" : "read error");
+			return;
+		}
+	}
+	proxy_watch(px, &s->tag, EPOLLIN);
+	proxy_watch(px, &c->tag, EPOLLIN);
+}
+
+/* ---- server → client --------------------------------------------------------- */
+
+static void release_server(struct client *c, struct server *s)
+{
+	struct proxy *px = c->px;
+	c->server = NULL;
+	c->state = CL_IDLE;
+	c->since_ms = px->now_ms;
+	link_del(&c->node);
+	link_add_tail(&px->clients_idle, &c->node);
+	proxy_watch(px, &c->tag, EPOLLIN);
+	proxy_watch(px, &s->tag, EPOLLIN);
+	pool_release(s);
+}
+
+void client_forward_from_server(struct client *c)
+{
+	struct server *s = c->server;
+	struct proxy *px = c->px;
+	for (;;) {
+		if (c->out.len > c->out_off) {
+			int r = flush_client(c);
+			if (r < 0)
+				return;
+			if (r == 0) {
+				/* The client is slow: stop reading the server until it drains. */
+				proxy_watch(px, &s->tag, 0);
+				return;
+			}
+		}
+		struct pbuf *b = &s->in;
+		bool ended = false;
+		while (b->start < b->end) {
+			if (s->s2c_remaining > 0) {
+				size_t n = pbuf_len(b) < s->s2c_remaining ? pbuf_len(b) : s->s2c_remaining;
+				if (!s->s2c_skip)
+					sb_append(&c->out, b->data + b->start, n);
+				b->start += n;
+				s->s2c_remaining -= (uint32_t)n;
+				continue;
+			}
+			if (pbuf_len(b) < 5)
+				break;
+			const uint8_t *h = b->data + b->start;
+			char type = (char)h[0];
+			uint32_t len = ((uint32_t)h[1] << 24) | ((uint32_t)h[2] << 16) | ((uint32_t)h[3] << 8) | h[4];
+			if (len < 4) {
+				server_close(s, "invalid message length from the server");
+				return;
+			}
+			char status = 0;
+			if (type == 'Z') {
+				if (pbuf_len(b) < 6)
+					break;
+				status = (char)h[5];
+			}
+			bool fwd = on_server_msg(c, type, status);
+			if (fwd)
+				sb_append(&c->out, h, 5);
+			b->start += 5;
+			s->s2c_remaining = len - 4;
+			s->s2c_skip = !fwd;
+			if (type == 'Z' && status == 'I' && c->expq_len == 0)
+				ended = true;
+		}
+		if (ended && px->cfg.pool_mode == POOL_TRANSACTION && s->s2c_remaining == 0 &&
+		    b->start == b->end && pbuf_len(&c->in) == 0 && c->c2s_remaining == 0) {
+			/* Send the answer, then give the server back (a slow client keeps its bytes). */
+			b->start = b->end = 0;
+			px->stats_xacts++;
+			release_server(c, s);
+			if (flush_client(c) < 0)
+				return;
+			return;
+		}
+		if (c->out.len > c->out_off)
+			continue;
+		if (b->start == b->end)
+			b->start = b->end = 0;
+		else
+			pbuf_compact(b);
+		ssize_t r = pbuf_read(b, s->tag.fd);
+		if (r == -2)
+			break;
+		if (r <= 0) {
+			server_close(s, r == 0 ? "the server closed the connection" : "read error");
+			return;
+		}
+	}
+	proxy_watch(px, &s->tag, EPOLLIN);
+	proxy_watch(px, &c->tag, EPOLLIN);
+}
