@@ -255,10 +255,31 @@ class Cluster:
             self.nodes[leader].stop()
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def sanitizer_reports(d):
+    """Sanitizer reports in any log under d (the binaries are built with ASan/UBSan in CI)."""
+    found = []
+    for root, _, files in os.walk(d):
+        for name in files:
+            if name.endswith(".log"):
+                with open(os.path.join(root, name), errors="replace") as f:
+                    text = f.read()
+                for mark in SANITIZER_MARKS:
+                    i = text.find(mark)
+                    if i >= 0:
+                        found.append(f"{name}: {text[max(0, i - 200):i + 1500]}")
+    return found
+
+
 @pytest.fixture
 def base_dir(request):
     d = make_base_dir()
     yield d
+    reports = sanitizer_reports(d)
+    if reports:
+        pytest.fail("sanitizer report(s):\n" + "\n----\n".join(reports), pytrace=False)
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
     if failed:
         # Leave the directory for inspection and show the agent logs.

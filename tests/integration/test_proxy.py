@@ -19,7 +19,7 @@ def proxied(cluster):
     leader = cluster.wait_streaming(["n1", "n2", "n3"], timeout=180)
     proxy = Proxy(cluster, {"proxy.log_level": "debug"}).start()
     yield cluster, proxy, leader
-    proxy.stop()
+    assert proxy.stop() == 0, proxy.log()[-3000:]
 
 
 def test_simple_and_extended_protocol_through_the_proxy(proxied):
