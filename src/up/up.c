@@ -42,6 +42,8 @@ struct up_state {
 	int nodes;
 	int etcd_client_port;
 	int etcd_peer_port;
+	int proxy_port;
+	int proxy_ro_port;
 	int pg_port[MAX_NODES];
 	int api_port[MAX_NODES];
 };
@@ -55,6 +57,7 @@ struct up {
 	struct up_state st;
 	pid_t etcd_pid;
 	pid_t agent_pid[MAX_NODES];
+	pid_t proxy_pid;
 	char etcd_url[64];
 	struct run_user user;
 };
@@ -132,6 +135,10 @@ static int state_ini(void *user, int line, const char *section, const char *name
 		st->etcd_client_port = atoi(value);
 	else if (strcmp(name, "etcd_peer_port") == 0)
 		st->etcd_peer_port = atoi(value);
+	else if (strcmp(name, "proxy_port") == 0)
+		st->proxy_port = atoi(value);
+	else if (strcmp(name, "proxy_ro_port") == 0)
+		st->proxy_ro_port = atoi(value);
 	else if (sscanf(name, "pg_port_%d", &idx) == 1 && idx >= 1 && idx <= MAX_NODES)
 		st->pg_port[idx - 1] = atoi(value);
 	else if (sscanf(name, "api_port_%d", &idx) == 1 && idx >= 1 && idx <= MAX_NODES)
@@ -165,6 +172,10 @@ static int load_or_create_state(struct up *u, int nodes, const char *cluster, bo
 	u->st.etcd_client_port = p;
 	if ((p = free_port(e)) < 0) { rc = -1; goto out; }
 	u->st.etcd_peer_port = p;
+	if ((p = free_port(e)) < 0) { rc = -1; goto out; }
+	u->st.proxy_port = p;
+	if ((p = free_port(e)) < 0) { rc = -1; goto out; }
+	u->st.proxy_ro_port = p;
 	for (int i = 0; i < nodes; i++) {
 		if ((p = free_port(e)) < 0) { rc = -1; goto out; }
 		u->st.pg_port[i] = p;
@@ -173,8 +184,9 @@ static int load_or_create_state(struct up *u, int nodes, const char *cluster, bo
 	}
 	struct strbuf sb = STRBUF_INIT;
 	sb_printf(&sb, "# pgha up: chosen on the first run, reused after\n[up]\ncluster = %s\nnodes = %d\n"
-		       "etcd_client_port = %d\netcd_peer_port = %d\n",
-		  u->st.cluster, nodes, u->st.etcd_client_port, u->st.etcd_peer_port);
+		       "etcd_client_port = %d\netcd_peer_port = %d\nproxy_port = %d\nproxy_ro_port = %d\n",
+		  u->st.cluster, nodes, u->st.etcd_client_port, u->st.etcd_peer_port, u->st.proxy_port,
+		  u->st.proxy_ro_port);
 	for (int i = 0; i < nodes; i++)
 		sb_printf(&sb, "pg_port_%d = %d\napi_port_%d = %d\n", i + 1, u->st.pg_port[i], i + 1,
 			  u->st.api_port[i]);
@@ -289,6 +301,26 @@ static int prepare_dir(struct up *u, int nodes, const char *cluster, bool *exist
 	sb_printf(&sb, "127.0.0.1:*:*:postgres:%s\n", supw);
 	rc = write_file_atomic(pgpass, sb.data, sb.len, 0600, (uid_t)-1, (gid_t)-1, e);
 	explicit_bzero(sb.data, sb.len);
+	sb_reset(&sb);
+	/* The proxy's users file (PgBouncer's format) and config. */
+	char *users = path_join(u->dir, "secrets/proxy-users.txt");
+	if (rc == 0) {
+		sb_printf(&sb, "\"postgres\" \"%s\"\n", supw);
+		rc = write_file_atomic(users, sb.data, sb.len, 0600, (uid_t)-1, (gid_t)-1, e);
+		explicit_bzero(sb.data, sb.len);
+		sb_reset(&sb);
+	}
+	char *pconf = path_join(u->dir, "proxy.conf");
+	if (rc == 0 && !path_exists(pconf)) {
+		sb_printf(&sb, "# Written by pgha up. See `pgha proxy --help` for every option.\n"
+			       "[cluster]\nname = %s\n\n[etcd]\nendpoints = %s\n\n"
+			       "[proxy]\nlisten = 127.0.0.1:%d\nlisten_ro = 127.0.0.1:%d\npool_size = 20\n\n"
+			       "[auth]\nauth_type = scram-sha-256\nauth_file = %s\n",
+			  u->st.cluster, u->etcd_url, u->st.proxy_port, u->st.proxy_ro_port, users);
+		rc = write_file_atomic(pconf, sb.data, sb.len, 0644, (uid_t)-1, (gid_t)-1, e);
+	}
+	free(pconf);
+	free(users);
 	sb_free(&sb);
 	secret_free(supw);
 	free(pgpass);
@@ -364,6 +396,24 @@ static int start_etcd(struct up *u, struct pgha_err *e)
 	if (rc != 0 && u->etcd_pid > 0)
 		err_wrap(e, "etcd did not answer within 30 s (see %s/logs/etcd.log)", u->dir);
 	etcd_free(c);
+	return rc;
+}
+
+static int start_proxy(struct up *u, struct pgha_err *e)
+{
+	if (u->st.proxy_port <= 0)
+		return 0;   /* a directory made before up started a proxy */
+	if (port_in_use(u->st.proxy_port) || port_in_use(u->st.proxy_ro_port))
+		return err_set(e, "the proxy's port %d or %d is already in use", u->st.proxy_port, u->st.proxy_ro_port);
+	int fd = open_log(u, "proxy.log", e);
+	if (fd < 0)
+		return -1;
+	char *conf = path_join(u->dir, "proxy.conf");
+	const char *argv[] = {u->self_exe, "proxy", "-c", conf, NULL};
+	struct proc_spec spec = {.argv = argv, .out_fd = fd, .new_session = true};
+	int rc = proc_spawn(&spec, &u->proxy_pid, e);
+	close(fd);
+	free(conf);
 	return rc;
 }
 
@@ -479,6 +529,13 @@ static void print_summary(struct up *u, const struct cluster_view *v, double sec
 		printf("  %-6s PGPASSFILE=%s/pgpass psql \"host=127.0.0.1 port=%d user=postgres dbname=postgres\"%s\n",
 		       name, u->dir, u->st.pg_port[i], leader ? "   # leader (read-write)" : "   # standby (read-only)");
 	}
+	if (u->st.proxy_port > 0) {
+		printf("\nThrough the proxy (pooled; writes follow the leader, reads go to standbys):\n");
+		printf("  read-write PGPASSFILE=%s/pgpass psql \"host=127.0.0.1 port=%d user=postgres dbname=postgres\"\n",
+		       u->dir, u->st.proxy_port);
+		printf("  read-only  PGPASSFILE=%s/pgpass psql \"host=127.0.0.1 port=%d user=postgres dbname=postgres\"\n",
+		       u->dir, u->st.proxy_ro_port);
+	}
 	printf("\nHealth API:  curl http://127.0.0.1:%d/cluster   (node1; /primary, /replica, ...)\n",
 	       u->st.api_port[0]);
 	printf("Members:     %s ctl --etcd %s --cluster %s list\n", u->self_exe, u->etcd_url, u->st.cluster);
@@ -528,6 +585,8 @@ static void stop_all(struct up *u, const char *leader)
 		stop_pid(u->agent_pid[leader_idx], "the leader's agent", 90000);
 		u->agent_pid[leader_idx] = 0;
 	}
+	stop_pid(u->proxy_pid, "the proxy", 30000);
+	u->proxy_pid = 0;
 	stop_pid(u->etcd_pid, "etcd", 30000);
 	u->etcd_pid = 0;
 	printf("stopped; data kept in %s\n", u->dir);
@@ -633,7 +692,7 @@ int up_main(int argc, char **argv)
 	       u->dir, u->st.nodes);
 	printf("  starting etcd on %s\n", u->etcd_url);
 	fflush(stdout);
-	if (start_etcd(u, &e) != 0 || start_agents(u, &e) != 0) {
+	if (start_etcd(u, &e) != 0 || start_agents(u, &e) != 0 || start_proxy(u, &e) != 0) {
 		fprintf(stderr, "pgha up: %s\n", e.msg);
 		goto stop;
 	}
@@ -656,6 +715,10 @@ int up_main(int argc, char **argv)
 			}
 		}
 		int c;
+		if (u->proxy_pid > 0 && proc_poll(u->proxy_pid, &c) == 1) {
+			fprintf(stderr, "pgha up: the proxy exited (code %d); see %s/logs/proxy.log\n", c, u->dir);
+			u->proxy_pid = 0;
+		}
 		if (u->etcd_pid > 0 && proc_poll(u->etcd_pid, &c) == 1) {
 			fprintf(stderr, "pgha up: etcd exited (code %d); see %s/logs/etcd.log\n", c, u->dir);
 			u->etcd_pid = 0;

@@ -59,6 +59,18 @@ def test_up_starts_three_streaming_members_and_comes_back():
         with psycopg.connect(host="127.0.0.1", port=port, user="postgres", password=password,
                              dbname="postgres", autocommit=True) as c:
             c.execute("CREATE TABLE survives AS SELECT 'yes' AS v")
+        # The proxy up started: read-write reaches the leader, read-only a standby.
+        rw = int(re.search(r"read-write .*port=(\d+)", out).group(1))
+        ro = int(re.search(r"read-only .*port=(\d+)", out).group(1))
+        with psycopg.connect(host="127.0.0.1", port=rw, user="postgres", password=password,
+                             dbname="postgres", autocommit=True) as c:
+            assert c.execute("SELECT inet_server_port(), pg_is_in_recovery()").fetchone() == (port, False)
+            c.execute("INSERT INTO survives VALUES ('through the proxy')")
+        def standby_answers():
+            with psycopg.connect(host="127.0.0.1", port=ro, user="postgres", password=password,
+                                 dbname="postgres", autocommit=True) as c:
+                return c.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+        wait_until("the read-only port to reach a standby", standby_answers, timeout=30)
         # The printed ctl command works.
         m = re.search(r"Members:\s+(.*)", out)
         r = subprocess.run(m.group(1).split(), capture_output=True, text=True, timeout=30)
@@ -77,7 +89,7 @@ def test_up_starts_three_streaming_members_and_comes_back():
         port = leader_port(lines)
         with psycopg.connect(host="127.0.0.1", port=port, user="postgres", password=password,
                              dbname="postgres") as c:
-            assert c.execute("SELECT v FROM survives").fetchall() == [("yes",)]
+            assert c.execute("SELECT v FROM survives ORDER BY v").fetchall() == [("through the proxy",), ("yes",)]
         for i in (1, 2, 3):
             log = open(os.path.join(d, "logs", f"node{i}.log")).read()
             assert log.count("initdb started") + log.count("pg_basebackup started") <= 1
