@@ -1,7 +1,8 @@
 # pgha — one build system: this Makefile.
 #   make            build build/pgha (release, warnings are errors)
 #   make up         install dependencies, build, start a local cluster (pgha up)
-#   make check      install dependencies, build with ASan/UBSan, run unit + integration tests
+#   make check      install dependencies, build with ASan/UBSan, run unit tests, fuzz the
+#                   protocol decoder 30 s, run the integration tests
 #   make unit       unit tests only (cmocka)
 #   make deps       install the Debian packages pgha needs (needs root)
 
@@ -72,11 +73,11 @@ unit: $(UNIT_BINS)
 integration: all
 	PGHA_BIN=$(abspath $(BUILD)/pgha) $(PYTHON) -m pytest -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
-# The test command: everything, built with sanitizers.
+# The test command: everything, built with sanitizers (pytest's summary comes last).
 check: deps
 	$(MAKE) SANITIZE=1 unit
-	$(MAKE) SANITIZE=1 integration
 	$(MAKE) fuzz-run FUZZ_SECONDS=30
+	$(MAKE) SANITIZE=1 integration
 
 fuzz: build/fuzz/fuzz_pgproto
 
