@@ -41,6 +41,7 @@ void client_accept(struct proxy *px, int fd, bool ro)
 	link_init(&c->node);
 	link_add_tail(&px->clients_idle, &c->node);
 	px->nclients++;
+	px->stats_clients_total++;
 	proxy_watch(px, &c->tag, EPOLLIN);
 	if (px->nclients > px->cfg.max_client_conn) {
 		client_send_error(c, "53300", "too many client connections (max_client_conn)", true);
@@ -119,6 +120,7 @@ void client_send_error(struct client *c, const char *sqlstate, const char *msg, 
 {
 	log_info("client %s (%s@%s): %s%s", c->addr, c->user, c->database, fatal ? "FATAL " : "", msg);
 	pgp_build_error(&c->out, fatal ? "FATAL" : "ERROR", sqlstate, msg, NULL, NULL);
+	c->px->stats_errors_sent++;
 	if (!fatal) {
 		/* The connection survives (transaction pooling): the client may go on. */
 		pgp_build_ready_for_query(&c->out, 'I');
@@ -382,6 +384,7 @@ void client_got_server(struct client *c, struct server *s)
 	s->client = c;
 	c->state = CL_ACTIVE;
 	c->since_ms = c->px->now_ms;
+	c->xact_start_ms = c->px->now_ms;
 	link_del(&c->node);
 	relay_c2s(c);
 }

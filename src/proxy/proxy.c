@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -162,6 +163,7 @@ static void tick(struct proxy *px)
 	}
 	for (struct link *l = px->pools.next; l != &px->pools; l = l->next)
 		pool_tick(link_entry(l, struct pool, node));
+	metrics_render(px);
 }
 
 static void usage(FILE *out)
@@ -232,6 +234,18 @@ int proxy_main(int argc, char **argv)
 		log_fatal("[etcd] password_file: %s", e.msg);
 		return 1;
 	}
+	/* Room for max_client_conn clients plus their servers. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rlim_t want = (rlim_t)px->cfg.max_client_conn + (rlim_t)px->cfg.pool_size * 64 + 64;
+		if (rl.rlim_cur < want) {
+			rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+			if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+				log_warn("open files limited to %llu: fewer than max_client_conn = %d clients fit "
+					 "(HINT: raise the hard limit, ulimit -Hn)",
+					 (unsigned long long)rl.rlim_cur, px->cfg.max_client_conn);
+		}
+	}
 	px->epfd = epoll_create1(EPOLL_CLOEXEC);
 	int code = 1;
 	px->listen_rw.kind = FD_LISTEN_RW;
@@ -273,6 +287,10 @@ int proxy_main(int argc, char **argv)
 		log_fatal("watching etcd: %s", e.msg);
 		goto out;
 	}
+	if (px->cfg.metrics_listen[0] && metrics_start(px, px->cfg.metrics_listen, &e) == NULL) {
+		log_fatal("[proxy] metrics_listen: %s", e.msg);
+		goto out;
+	}
 	px->route_tag.kind = FD_ROUTE;
 	px->route_tag.fd = route_fd(px->route);
 	proxy_watch(px, &px->route_tag, EPOLLIN);
@@ -295,6 +313,7 @@ int proxy_main(int argc, char **argv)
 			case FD_SERVER: server_event((struct server *)t, evs[i].events); break;
 			case FD_ROUTE:
 				route_get(px->route, &px->topo);
+				px->stats_routing_changes++;
 				log_debug("topology %llu: leader %s:%d, %d standbys",
 					  (unsigned long long)px->topo.version,
 					  px->topo.has_leader ? px->topo.leader.host : "-", px->topo.leader.port,
@@ -343,6 +362,8 @@ int proxy_main(int argc, char **argv)
 	code = 0;
 	log_info("stopped");
 out:
+	metrics_stop(px->metrics);
+	px->metrics = NULL;
 	if (px->route)
 		route_stop(px->route);
 	free_users(px);

@@ -28,6 +28,8 @@ static const struct config_option proxy_options[] = {
 	  "host:port of the read-write port (transactions go to the leader)"),
 	O("proxy", "listen_ro", OPT_STRING, listen_ro, "", 1, 0, 0,
 	  "host:port of the read-only port (standbys within ro_max_lag); empty: none"),
+	O("proxy", "metrics_listen", OPT_STRING, metrics_listen, "", 1, 0, 0,
+	  "host:port serving Prometheus metrics at /metrics; empty: none"),
 	O("proxy", "pool_mode", OPT_STRING, pool_mode_text, "transaction", 1, 0, 0,
 	  "transaction (a server per transaction) or session (a server per client connection)"),
 	O("proxy", "pool_size", OPT_INT, pool_size, "20", 1, 10000, OPT_RELOAD,
@@ -92,6 +94,8 @@ int proxy_config_load(const char *path, struct proxy_config *cfg, struct pgha_er
 		return err_set(e, "%s: [proxy] listen: %s", path, sub.msg);
 	if (cfg->listen_ro[0] && parse_host_port(cfg->listen_ro, host, sizeof(host), &port, &sub) != 0)
 		return err_set(e, "%s: [proxy] listen_ro: %s", path, sub.msg);
+	if (cfg->metrics_listen[0] && parse_host_port(cfg->metrics_listen, host, sizeof(host), &port, &sub) != 0)
+		return err_set(e, "%s: [proxy] metrics_listen: %s", path, sub.msg);
 	if (cfg->etcd_username[0] != '\0' && cfg->etcd_password_file[0] == '\0')
 		return err_set(e, "%s: [etcd] username is set but password_file is not", path);
 	return 0;

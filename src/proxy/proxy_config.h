@@ -25,6 +25,7 @@ struct proxy_config {
 	char *name;
 	char *listen;            /* read-write port */
 	char *listen_ro;         /* read-only port, "" = none */
+	char *metrics_listen;    /* Prometheus /metrics, "" = none */
 	char *pool_mode_text;
 	int pool_size;
 	int max_client_conn;

@@ -80,6 +80,7 @@ struct client {
 	struct stmt_map *stmts;    /* the client's named prepared statements */
 	size_t nstmts, capstmts;
 	int64_t since_ms;          /* state change time (login, wait and idle timeouts) */
+	int64_t xact_start_ms;     /* when it got its server (transaction time) */
 	char user[64];
 	char database[64];
 	char app_name[64];
@@ -164,6 +165,12 @@ struct proxy {
 	bool stopping;
 	uint64_t stats_xacts;
 	uint64_t stats_queries;
+	uint64_t stats_xact_hist[12];   /* transaction time buckets, see metrics.c */
+	uint64_t stats_xact_ms_sum;
+	uint64_t stats_errors_sent;
+	uint64_t stats_routing_changes;
+	uint64_t stats_clients_total;
+	struct metrics *metrics;
 	int32_t next_cancel_pid;
 	/* relay.c: every distinct (query, parameter types) prepared through the proxy */
 	struct pstmt **stmt_table;
@@ -203,6 +210,13 @@ void client_login_done(struct client *c);
 void client_check_timeouts(struct client *c);
 /* A server answered: forward, and release it at the end of a transaction. */
 void client_forward_from_server(struct client *c);
+
+/* metrics.c: Prometheus text rendered by the loop each second, served by an HTTP thread */
+struct metrics;
+struct metrics *metrics_start(struct proxy *px, const char *listen, struct pgha_err *e);
+void metrics_render(struct proxy *px);
+void metrics_stop(struct metrics *m);
+void metrics_observe_xact(struct proxy *px, int64_t ms);
 
 /* relay.c: forwarding, transaction boundaries, prepared statements across servers */
 void relay_c2s(struct client *c);

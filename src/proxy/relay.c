@@ -687,6 +687,7 @@ void client_forward_from_server(struct client *c)
 			/* Send the answer, then give the server back (a slow client keeps its bytes). */
 			b->start = b->end = 0;
 			px->stats_xacts++;
+			metrics_observe_xact(px, px->now_ms - c->xact_start_ms);
 			release_server(c, s);
 			if (flush_client(c) < 0)
 				return;

@@ -209,3 +209,87 @@ def test_failover_keeps_client_connections_and_moves_writes(proxied):
         conn.close()
     assert results["ok"] > 0
     print(f"failover through the proxy: {results['ok']} writes ok, {results['err']} errors")
+
+
+def test_session_mode_keeps_one_server_and_resets_it(cluster):
+    for n in ("n1", "n2"):
+        cluster.add(n).start()
+    cluster.wait_streaming(["n1", "n2"], timeout=180)
+    proxy = Proxy(cluster, {"proxy.pool_mode": "session", "proxy.pool_size": "2"}).start()
+    try:
+        with proxy.connect(autocommit=True) as c:
+            pids = {c.execute("SELECT pg_backend_pid()").fetchone()[0] for _ in range(5)}
+            assert len(pids) == 1
+            c.execute("SET application_name = 'mine'")
+            c.execute("PREPARE p AS SELECT 42")
+            assert c.execute("EXECUTE p").fetchone() == (42,)
+            # LISTEN/NOTIFY works in session mode.
+            notes = []
+            c.add_notify_handler(lambda n: notes.append(n.payload))
+            c.execute("LISTEN chan")
+            c.execute("NOTIFY chan, 'hello'")
+            c.execute("SELECT 1")
+            assert notes == ["hello"]
+        # The next client gets a reset server: no leftover settings or statements.
+        with proxy.connect(autocommit=True) as c:
+            assert c.execute("SHOW application_name").fetchone()[0] != "mine"
+            with pytest.raises(psycopg.errors.InvalidSqlStatementName):
+                c.execute("EXECUTE p")
+        # More clients than servers: the third waits for a free one instead of failing.
+        a, b = proxy.connect(autocommit=True), proxy.connect(autocommit=True)
+        a.execute("SELECT 1")
+        b.execute("SELECT 1")
+        t = threading.Timer(1.0, a.close)
+        t.start()
+        with proxy.connect(autocommit=True) as third:
+            assert third.execute("SELECT 3").fetchone() == (3,)
+        b.close()
+    finally:
+        assert proxy.stop() == 0
+
+
+def test_garbage_and_slow_clients_do_not_disturb_others(proxied):
+    import socket as so
+    cluster, proxy, leader = proxied
+    good = proxy.connect(autocommit=True)
+    # A startup packet of garbage, an absurd length, a client that never finishes.
+    for payload in (b"\x00\x00\x00\x08garbage!", b"\x7f\xff\xff\xff", b"GET / HTTP/1.1\r\n\r\n"):
+        s = so.create_connection(("127.0.0.1", proxy.port), timeout=5)
+        s.sendall(payload)
+        data = s.recv(1000)
+        assert data[:1] in (b"E", b""), data
+        s.close()
+    slow = so.create_connection(("127.0.0.1", proxy.port), timeout=5)
+    slow.sendall(b"\x00\x00\x00")           # three bytes of a length, then nothing
+    assert good.execute("SELECT 'still fine'").fetchone() == ("still fine",)
+    slow.close()
+    good.close()
+
+
+def test_prometheus_metrics(cluster):
+    from conftest import free_port
+    import urllib.request
+    cluster.add("m1").start()
+    cluster.wait_streaming(["m1"], timeout=120)
+    port = free_port()
+    proxy = Proxy(cluster, {"proxy.metrics_listen": f"127.0.0.1:{port}"}).start()
+    try:
+        with proxy.connect(autocommit=True) as c:
+            for _ in range(10):
+                c.execute("SELECT 1")
+
+        def scrape():
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as r:
+                return r.read().decode()
+
+        def counted():
+            text = scrape()
+            line = next(l for l in text.splitlines() if l.startswith("pgha_proxy_transactions_total "))
+            return int(line.split()[1]) >= 10 and text
+        text = wait_until("metrics to count the transactions", counted, timeout=10)
+        assert 'pgha_proxy_leader{name="m1"' in text
+        assert 'pgha_proxy_servers{database="postgres",user="postgres",port="rw",state="idle"}' in text
+        assert 'pgha_proxy_transaction_seconds_bucket{le="+Inf"}' in text
+        assert "# TYPE pgha_proxy_transaction_seconds histogram" in text
+    finally:
+        assert proxy.stop() == 0

@@ -1,0 +1,154 @@
+/*
+ * metrics.c — Prometheus metrics of the proxy. Once a second the event loop
+ * renders the text (walking pools, clients and servers, which only it may
+ * touch) into a snapshot; the HTTP thread (src/api/httpd) serves the last
+ * snapshot under a mutex. So /metrics never races with the loop.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/httpd.h"
+#include "common/log.h"
+#include "proxy/proxy_int.h"
+
+static const int64_t bucket_ms[] = {1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000};
+#define NBUCKETS (sizeof(bucket_ms) / sizeof(bucket_ms[0]))
+
+struct metrics {
+	pthread_mutex_t lock;
+	struct strbuf text;
+	struct httpd *httpd;
+};
+
+static void handler(void *arg, const struct http_request *req, struct http_response *resp)
+{
+	struct metrics *m = arg;
+	if (strcmp(req->path, "/metrics") != 0) {
+		resp->status = 404;
+		sb_puts(&resp->body, "not found: try /metrics\n");
+		resp->content_type = "text/plain";
+		return;
+	}
+	resp->status = 200;
+	resp->content_type = "text/plain; version=0.0.4";
+	pthread_mutex_lock(&m->lock);
+	sb_append(&resp->body, m->text.data ? m->text.data : "", m->text.len);
+	pthread_mutex_unlock(&m->lock);
+}
+
+struct metrics *metrics_start(struct proxy *px, const char *listen, struct pgha_err *e)
+{
+	struct metrics *m = xcalloc(1, sizeof(*m));
+	pthread_mutex_init(&m->lock, NULL);
+	sb_init(&m->text);
+	px->metrics = m;
+	metrics_render(px);
+	m->httpd = httpd_start(listen, handler, m, e);
+	if (m->httpd == NULL) {
+		px->metrics = NULL;
+		sb_free(&m->text);
+		free(m);
+		return NULL;
+	}
+	return m;
+}
+
+void metrics_stop(struct metrics *m)
+{
+	if (m == NULL)
+		return;
+	httpd_stop(m->httpd);
+	sb_free(&m->text);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
+
+void metrics_observe_xact(struct proxy *px, int64_t ms)
+{
+	size_t i = 0;
+	while (i < NBUCKETS && ms > bucket_ms[i])
+		i++;
+	px->stats_xact_hist[i]++;
+	px->stats_xact_ms_sum += (uint64_t)(ms > 0 ? ms : 0);
+}
+
+static void pool_lines(struct strbuf *sb, const struct pool *p)
+{
+	int idle = 0, active = 0, login = 0;
+	for (const struct link *l = p->idle.next; l != &p->idle; l = l->next)
+		idle++;
+	for (const struct link *l = p->active.next; l != &p->active; l = l->next) {
+		const struct server *s = link_entry(l, const struct server, node);
+		if (s->state == SV_CONNECTING || s->state == SV_LOGIN)
+			login++;
+		else
+			active++;
+	}
+	const char *port = p->ro ? "ro" : "rw";
+	sb_printf(sb, "pgha_proxy_servers{database=\"%s\",user=\"%s\",port=\"%s\",state=\"idle\"} %d\n",
+		  p->database, p->user, port, idle);
+	sb_printf(sb, "pgha_proxy_servers{database=\"%s\",user=\"%s\",port=\"%s\",state=\"active\"} %d\n",
+		  p->database, p->user, port, active);
+	sb_printf(sb, "pgha_proxy_servers{database=\"%s\",user=\"%s\",port=\"%s\",state=\"login\"} %d\n",
+		  p->database, p->user, port, login);
+	sb_printf(sb, "pgha_proxy_clients_waiting{database=\"%s\",user=\"%s\",port=\"%s\"} %d\n",
+		  p->database, p->user, port, p->nwaiting);
+}
+
+void metrics_render(struct proxy *px)
+{
+	struct metrics *m = px->metrics;
+	if (m == NULL)
+		return;
+	struct strbuf sb = STRBUF_INIT;
+	sb_puts(&sb, "# HELP pgha_proxy_clients Client connections now.\n# TYPE pgha_proxy_clients gauge\n");
+	sb_printf(&sb, "pgha_proxy_clients %d\n", px->nclients);
+	sb_puts(&sb, "# HELP pgha_proxy_clients_accepted_total Client connections accepted.\n"
+		     "# TYPE pgha_proxy_clients_accepted_total counter\n");
+	sb_printf(&sb, "pgha_proxy_clients_accepted_total %llu\n", (unsigned long long)px->stats_clients_total);
+	sb_puts(&sb, "# HELP pgha_proxy_servers Server connections by pool and state.\n# TYPE pgha_proxy_servers gauge\n"
+		     "# HELP pgha_proxy_clients_waiting Clients waiting for a server (failover hold included).\n"
+		     "# TYPE pgha_proxy_clients_waiting gauge\n");
+	for (struct link *l = px->pools.next; l != &px->pools; l = l->next)
+		pool_lines(&sb, link_entry(l, struct pool, node));
+	sb_puts(&sb, "# HELP pgha_proxy_transactions_total Transactions finished (transaction pooling).\n"
+		     "# TYPE pgha_proxy_transactions_total counter\n");
+	sb_printf(&sb, "pgha_proxy_transactions_total %llu\n", (unsigned long long)px->stats_xacts);
+	sb_puts(&sb, "# HELP pgha_proxy_queries_total Simple-protocol queries forwarded.\n"
+		     "# TYPE pgha_proxy_queries_total counter\n");
+	sb_printf(&sb, "pgha_proxy_queries_total %llu\n", (unsigned long long)px->stats_queries);
+	sb_puts(&sb, "# HELP pgha_proxy_transaction_seconds Time a transaction held a server.\n"
+		     "# TYPE pgha_proxy_transaction_seconds histogram\n");
+	uint64_t cum = 0;
+	for (size_t i = 0; i < NBUCKETS; i++) {
+		cum += px->stats_xact_hist[i];
+		sb_printf(&sb, "pgha_proxy_transaction_seconds_bucket{le=\"%g\"} %llu\n", (double)bucket_ms[i] / 1000.0,
+			  (unsigned long long)cum);
+	}
+	cum += px->stats_xact_hist[NBUCKETS];
+	sb_printf(&sb, "pgha_proxy_transaction_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+	sb_printf(&sb, "pgha_proxy_transaction_seconds_sum %g\n", (double)px->stats_xact_ms_sum / 1000.0);
+	sb_printf(&sb, "pgha_proxy_transaction_seconds_count %llu\n", (unsigned long long)cum);
+	sb_puts(&sb, "# HELP pgha_proxy_errors_sent_total Errors the proxy itself sent to clients.\n"
+		     "# TYPE pgha_proxy_errors_sent_total counter\n");
+	sb_printf(&sb, "pgha_proxy_errors_sent_total %llu\n", (unsigned long long)px->stats_errors_sent);
+	sb_puts(&sb, "# HELP pgha_proxy_routing_changes_total Topology changes seen in etcd.\n"
+		     "# TYPE pgha_proxy_routing_changes_total counter\n");
+	sb_printf(&sb, "pgha_proxy_routing_changes_total %llu\n", (unsigned long long)px->stats_routing_changes);
+	sb_puts(&sb, "# HELP pgha_proxy_leader Whether a leader is known (1) and which.\n# TYPE pgha_proxy_leader gauge\n");
+	if (px->topo.has_leader)
+		sb_printf(&sb, "pgha_proxy_leader{name=\"%s\",address=\"%s:%d\"} 1\n", px->topo.leader.name,
+			  px->topo.leader.host, px->topo.leader.port);
+	else
+		sb_puts(&sb, "pgha_proxy_leader{name=\"\",address=\"\"} 0\n");
+	sb_puts(&sb, "# HELP pgha_proxy_standbys Streaming standbys the read-only port may use.\n"
+		     "# TYPE pgha_proxy_standbys gauge\n");
+	sb_printf(&sb, "pgha_proxy_standbys %d\n", px->topo.nreplicas);
+	pthread_mutex_lock(&m->lock);
+	struct strbuf old = m->text;
+	m->text = sb;
+	pthread_mutex_unlock(&m->lock);
+	sb_free(&old);
+}
