@@ -31,6 +31,14 @@ void client_accept(struct proxy *px, int fd, bool ro)
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	struct client *c = xcalloc(1, sizeof(*c));
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		char host[64] = "?", port[16] = "";
+		getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
+			    NI_NUMERICHOST | NI_NUMERICSERV);
+		snprintf(c->addr, sizeof(c->addr), "%s:%s", host, port);
+	}
 	c->tag.kind = FD_CLIENT;
 	c->tag.fd = fd;
 	c->px = px;
@@ -231,6 +239,19 @@ void client_login_done(struct client *c)
 static void auth_ok(struct client *c)
 {
 	pgp_build_auth_ok(&c->out);
+	if (c->admin) {
+		if (!admin_allowed(c->px, c->user)) {
+			char msg[200];
+			snprintf(msg, sizeof(msg), "user \"%s\" may not use the admin console (see [auth] admin_users)",
+				 c->user);
+			client_send_error(c, "28000", msg, true);
+			return;
+		}
+		admin_login_done(c);
+		c->since_ms = c->px->now_ms;
+		flush_out(c);
+		return;
+	}
 	if (c->pool->have_params) {
 		client_login_done(c);
 		return;
@@ -285,7 +306,9 @@ static void startup(struct client *c)
 		client_send_error(c, "08P01", "replication connections are not pooled: connect to PostgreSQL directly", true);
 		return;
 	}
-	c->pool = pool_get(c->px, c->database, c->user, c->ro);
+	c->admin = strcmp(c->database, "pgha") == 0;
+	if (!c->admin)
+		c->pool = pool_get(c->px, c->database, c->user, c->ro);
 	const struct user_entry *u = proxy_user(c->px, c->user);
 	const char *type = c->px->cfg.auth_type;
 	if (strcmp(type, "trust") == 0) {
@@ -412,6 +435,17 @@ void client_event(struct client *c, uint32_t events)
 		relay_c2s(c);
 		return;
 	case CL_IDLE: {
+		if (c->admin) {
+			ssize_t r = pbuf_read(&c->in, c->tag.fd);
+			if (r == -2)
+				return;
+			if (r <= 0 || admin_input(c) < 0) {
+				client_close(c, "admin client left");
+				return;
+			}
+			flush_out(c);
+			return;
+		}
 		if (pbuf_len(&c->in) == 0) {
 			ssize_t r = pbuf_read(&c->in, c->tag.fd);
 			if (r == -2)

@@ -57,6 +57,8 @@ bool pool_target(struct pool *p, struct route_target *out)
 	return true;
 }
 
+static void give_to_waiting(struct pool *p, struct server *s);
+
 static bool target_current(struct pool *p, const struct route_target *t)
 {
 	const struct topology *topo = &p->px->topo;
@@ -78,7 +80,7 @@ static void open_servers(struct pool *p)
 		if (s->state == SV_CONNECTING || s->state == SV_LOGIN)
 			connecting++;
 	}
-	while (p->nservers < p->px->cfg.pool_size && connecting < p->nwaiting) {
+	while (!p->px->paused && p->nservers < p->px->cfg.pool_size && connecting < p->nwaiting) {
 		struct route_target t;
 		if (!pool_target(p, &t))
 			return;   /* no leader yet: the clients wait (hold) */
@@ -92,10 +94,22 @@ static void open_servers(struct pool *p)
 	}
 }
 
+void pool_resume_all(struct proxy *px)
+{
+	for (struct link *l = px->pools.next; l != &px->pools; l = l->next) {
+		struct pool *p = link_entry(l, struct pool, node);
+		while (!link_empty(&p->waiting) && !link_empty(&p->idle)) {
+			struct server *s = link_entry(p->idle.next, struct server, node);
+			give_to_waiting(p, s);
+		}
+		open_servers(p);
+	}
+}
+
 void pool_request(struct pool *p, struct client *c)
 {
 	log_debug("pool %s: client %p wants a server (%d waiting, %d servers)", p->user, (void *)c, p->nwaiting, p->nservers);
-	while (!link_empty(&p->idle)) {
+	while (!p->px->paused && !link_empty(&p->idle)) {
 		struct server *s = link_entry(p->idle.next, struct server, node);
 		link_del(&s->node);
 		if (s->stale || !target_current(p, &s->target)) {
@@ -144,7 +158,7 @@ void pool_release(struct server *s)
 		server_close(s, s->status != 'I' ? "released inside a transaction" : "its target changed");
 		return;
 	}
-	if (!link_empty(&p->waiting)) {
+	if (!link_empty(&p->waiting) && !p->px->paused) {
 		give_to_waiting(p, s);
 		return;
 	}
@@ -163,7 +177,7 @@ void pool_server_ready(struct server *s)
 		if (c->state == CL_LOGIN && c->pool == p)
 			client_login_done(c);
 	}
-	if (!link_empty(&p->waiting)) {
+	if (!link_empty(&p->waiting) && !p->px->paused) {
 		give_to_waiting(p, s);
 		return;
 	}
@@ -227,8 +241,8 @@ void pool_tick(struct pool *p)
 	for (struct link *l = p->waiting.next; l != &p->waiting;) {
 		struct client *c = link_entry(l, struct client, node);
 		l = l->next;
-		if (px->now_ms - c->since_ms < px->cfg.hold_timeout_ms)
-			continue;
+		if (px->paused || px->now_ms - c->since_ms < px->cfg.hold_timeout_ms)
+			continue;   /* a PAUSE holds clients until RESUME */
 		pool_cancel_wait(p, c);
 		char msg[400];
 		struct route_target t;

@@ -103,6 +103,28 @@ out:
 	return rc;
 }
 
+static void free_users(struct proxy *px);
+
+int proxy_reload_users(struct proxy *px, struct pgha_err *e)
+{
+	struct user_entry *old = px->users;
+	size_t nold = px->nusers;
+	px->users = NULL;
+	px->nusers = 0;
+	if (load_users(px, e) != 0) {
+		free_users(px);
+		px->users = old;   /* keep the users we had */
+		px->nusers = nold;
+		return -1;
+	}
+	for (size_t i = 0; i < nold; i++) {
+		free(old[i].name);
+		secret_free(old[i].secret);
+	}
+	free(old);
+	return 0;
+}
+
 static void free_users(struct proxy *px)
 {
 	for (size_t i = 0; i < px->nusers; i++) {
@@ -325,9 +347,8 @@ int proxy_main(int argc, char **argv)
 				while (read(t->fd, &si, sizeof(si)) == sizeof(si)) {
 					if (si.ssi_signo == SIGHUP) {
 						log_info("SIGHUP: reloading the users file");
-						free_users(px);
-						if (load_users(px, &e) != 0)
-							log_error("%s", e.msg);
+						if (proxy_reload_users(px, &e) != 0)
+							log_error("reload: %s (keeping the previous users)", e.msg);
 					} else if (!px->stopping) {
 						log_info("shutting down: no new connections; waiting up to 10 s for "
 							 "running transactions");

@@ -91,6 +91,7 @@ struct client {
 	uint8_t md5_salt[4];
 	bool terminated;           /* sent Terminate */
 	bool release_ready;        /* give the server back once its last bytes are out */
+	bool admin;                /* connected to the admin console (database pgha) */
 };
 
 enum server_state {
@@ -172,6 +173,7 @@ struct proxy {
 	uint64_t stats_clients_total;
 	struct metrics *metrics;
 	int32_t next_cancel_pid;
+	bool paused;               /* admin PAUSE: new transactions wait */
 	/* relay.c: every distinct (query, parameter types) prepared through the proxy */
 	struct pstmt **stmt_table;
 	size_t stmt_cap, stmt_count;
@@ -199,6 +201,7 @@ bool link_empty(const struct link *head);
 void proxy_watch(struct proxy *px, struct fdtag *t, uint32_t events);
 void proxy_unwatch(struct proxy *px, struct fdtag *t);
 const struct user_entry *proxy_user(const struct proxy *px, const char *name);
+int proxy_reload_users(struct proxy *px, struct pgha_err *e);
 
 /* client.c */
 void client_accept(struct proxy *px, int fd, bool ro);
@@ -210,6 +213,11 @@ void client_login_done(struct client *c);
 void client_check_timeouts(struct client *c);
 /* A server answered: forward, and release it at the end of a transaction. */
 void client_forward_from_server(struct client *c);
+
+/* admin.c */
+bool admin_allowed(const struct proxy *px, const char *user);
+void admin_login_done(struct client *c);
+int admin_input(struct client *c);
 
 /* metrics.c: Prometheus text rendered by the loop each second, served by an HTTP thread */
 struct metrics;
@@ -245,5 +253,6 @@ void pool_login_failed(struct pool *p, const char *why);
 bool pool_target(struct pool *p, struct route_target *out);
 void pool_topology_changed(struct proxy *px);
 void pool_tick(struct pool *p);
+void pool_resume_all(struct proxy *px);
 
 #endif

@@ -293,3 +293,54 @@ def test_prometheus_metrics(cluster):
         assert "# TYPE pgha_proxy_transaction_seconds histogram" in text
     finally:
         assert proxy.stop() == 0
+
+
+def test_admin_console_show_pause_resume(cluster):
+    cluster.add("a1").start()
+    cluster.wait_streaming(["a1"], timeout=120)
+    proxy = Proxy(cluster, {"auth.admin_users": "postgres"},
+                  users={"postgres": cluster.su_pw, "app": cluster.su_pw}).start()
+    try:
+        def admin():
+            return psycopg.connect(host="127.0.0.1", port=proxy.port, user="postgres",
+                                   password=cluster.su_pw, dbname="pgha", autocommit=True)
+        with proxy.connect(autocommit=True) as c:
+            c.execute("SELECT 1")
+        with admin() as a:
+            cur = a.cursor()
+            cur.execute("SHOW POOLS", prepare=False)
+            cols = [d.name for d in cur.description]
+            rows = cur.fetchall()
+            assert cols[:4] == ["database", "user", "port", "cl_waiting"]
+            assert ("postgres", "postgres", "rw") in [r[:3] for r in rows]
+            for cmd in ("SHOW CLIENTS", "SHOW SERVERS", "SHOW STATS", "SHOW BACKENDS"):
+                cur.execute(cmd, prepare=False)
+                assert cur.fetchall() is not None
+            cur.execute("SHOW BACKENDS", prepare=False)
+            assert [r[2] for r in cur.fetchall()] == ["leader"]
+            with pytest.raises(psycopg.errors.SyntaxError):
+                cur.execute("SHOW NONSENSE", prepare=False)
+
+            # PAUSE: a new transaction waits; RESUME lets it through.
+            cur.execute("PAUSE", prepare=False)
+            done = []
+            def work():
+                with proxy.connect(autocommit=True) as c2:
+                    done.append(c2.execute("SELECT 'after resume'").fetchone()[0])
+            t = threading.Thread(target=work)
+            t.start()
+            time.sleep(1.5)
+            assert done == [], "a transaction ran while paused"
+            cur.execute("SHOW STATS", prepare=False)
+            assert cur.fetchone()[-1] == "yes"
+            cur.execute("RESUME", prepare=False)
+            t.join(10)
+            assert done == ["after resume"]
+            cur.execute("RELOAD", prepare=False)
+        # Not an admin user: refused.
+        with pytest.raises(psycopg.OperationalError) as exc:
+            psycopg.connect(host="127.0.0.1", port=proxy.port, user="app", password=cluster.su_pw,
+                            dbname="pgha")
+        assert "admin console" in str(exc.value)
+    finally:
+        assert proxy.stop() == 0
