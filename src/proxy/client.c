@@ -37,7 +37,7 @@ void client_accept(struct proxy *px, int fd, bool ro)
 		char host[64] = "?", port[16] = "";
 		getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
 			    NI_NUMERICHOST | NI_NUMERICSERV);
-		snprintf(c->addr, sizeof(c->addr), "%s:%s", host, port);
+		snprintf(c->addr, sizeof(c->addr), "%.63s:%.15s", host, port);
 	}
 	c->tag.kind = FD_CLIENT;
 	c->tag.fd = fd;

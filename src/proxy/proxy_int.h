@@ -84,7 +84,7 @@ struct client {
 	char user[64];
 	char database[64];
 	char app_name[64];
-	char addr[64];
+	char addr[96];
 	int32_t cancel_pid;
 	uint8_t cancel_key[4];
 	void *sasl;                /* SCRAM server state while authenticating */
