@@ -27,7 +27,7 @@ pgha default vs Patroni default and ttl10, and pgha fast vs Patroni fast.
 
 Usage: /usr/bin/python3 bench/failover.py [--rounds 5] [--systems pgha,patroni]
                   [--profiles default,ttl10,fast] [--faults node-death,pg-crash,clean-stop]
-                  [--fast-faults node-death] [--patroni-default-rounds N] [--keep]
+                  [--fast-faults node-death,pg-crash,clean-stop] [--patroni-default-rounds N] [--keep]
 Needs the built binary (make), the dependencies (make deps) and, for
 Patroni, scripts/install-deps.sh --bench. Run as root (Patroni and
 PostgreSQL run as the OS user postgres).
