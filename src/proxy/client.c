@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -25,6 +26,34 @@
 #include "proxy/proxy_int.h"
 
 /* ---- lifecycle -------------------------------------------------------- */
+
+const char *const tracked_params[NTRACKED] = {
+	"client_encoding", "DateStyle", "TimeZone", "IntervalStyle", "standard_conforming_strings",
+	"application_name",
+};
+
+int tracked_index(const char *name)
+{
+	for (int k = 0; k < NTRACKED; k++)
+		if (strcasecmp(tracked_params[k], name) == 0)
+			return k;
+	return -1;
+}
+
+/* Is name in the comma-separated list? (case-insensitive, blanks ignored) */
+static bool list_has(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	while (*list) {
+		while (*list == ' ' || *list == ',')
+			list++;
+		size_t len = strcspn(list, ", ");
+		if (len == n && strncasecmp(list, name, n) == 0)
+			return true;
+		list += len;
+	}
+	return false;
+}
 
 void client_accept(struct proxy *px, int fd, bool ro)
 {
@@ -67,6 +96,8 @@ static void client_free(struct client *c)
 	if (c->sasl)
 		scram_server_free(c->sasl);
 	relay_free(c);
+	for (int k = 0; k < NTRACKED; k++)
+		free(c->want[k]);
 	pbuf_free(&c->in);
 	sb_free(&c->out);
 	free(c);
@@ -223,6 +254,10 @@ void client_login_done(struct client *c)
 {
 	struct proxy *px = c->px;
 	sb_append(&c->out, c->pool->params.data ? c->pool->params.data : "", c->pool->params.len);
+	/* The client's own values win over the pool's (they are SET on each server it gets). */
+	for (int k = 0; k < NTRACKED; k++)
+		if (c->want[k] != NULL)
+			pgp_build_parameter_status(&c->out, tracked_params[k], c->want[k]);
 	c->cancel_pid = ++px->next_cancel_pid;
 	if (getrandom(c->cancel_key, sizeof(c->cancel_key), 0) != (ssize_t)sizeof(c->cancel_key))
 		memset(c->cancel_key, 0, sizeof(c->cancel_key));
@@ -305,6 +340,35 @@ static void startup(struct client *c)
 	if (st.replication != NULL && strcmp(st.replication, "false") != 0 && strcmp(st.replication, "0") != 0) {
 		client_send_error(c, "08P01", "replication connections are not pooled: connect to PostgreSQL directly", true);
 		return;
+	}
+	/* Startup parameters: tracked ones are kept, ignored ones dropped, others refused. */
+	struct pgp_iter it = st.params;
+	struct pgp_param prm;
+	while (pgp_startup_next_param(&it, &prm)) {
+		int k = tracked_index(prm.name);
+		if (k >= 0) {
+			free(c->want[k]);
+			c->want[k] = xstrdup(prm.value);
+			continue;
+		}
+		if (pgp_is_protocol_option(prm.name) || list_has(c->px->cfg.ignore_startup_parameters, prm.name))
+			continue;
+		char msg[300];
+		snprintf(msg, sizeof(msg), "unsupported startup parameter through the pooler: %.100s "
+			 "(add it to [proxy] ignore_startup_parameters, or SET it in the session)", prm.name);
+		client_send_error(c, "08P01", msg, true);
+		return;
+	}
+	if (st.options != NULL && st.options[0] != '\0' &&
+	    !list_has(c->px->cfg.ignore_startup_parameters, "options")) {
+		client_send_error(c, "08P01", "unsupported startup parameter through the pooler: options "
+				  "(a server is shared; SET what you need in the session)", true);
+		return;
+	}
+	if (st.application_name != NULL) {
+		int k = tracked_index("application_name");
+		free(c->want[k]);
+		c->want[k] = xstrdup(st.application_name);
 	}
 	c->admin = strcmp(c->database, "pgha") == 0;
 	if (!c->admin)
@@ -409,6 +473,7 @@ void client_got_server(struct client *c, struct server *s)
 	c->since_ms = c->px->now_ms;
 	c->xact_start_ms = c->px->now_ms;
 	link_del(&c->node);
+	relay_apply_params(c, s);
 	relay_c2s(c);
 }
 

@@ -50,6 +50,10 @@ static const struct config_option proxy_options[] = {
 	  3600000, OPT_RELOAD, "a client must finish startup and authentication within this"),
 	O("proxy", "server_reset_query", OPT_STRING, server_reset_query, "DISCARD ALL", 1, 0,
 	  OPT_RELOAD, "run on a server before another client gets it (session mode)"),
+	O("proxy", "ignore_startup_parameters", OPT_STRING, ignore_startup_parameters, "extra_float_digits",
+	  1, 0, OPT_RELOAD, "comma-separated startup parameters to ignore; other unknown ones are refused "
+	  "(client_encoding, DateStyle, TimeZone, IntervalStyle, standard_conforming_strings and "
+	  "application_name are kept per client and SET on the server it gets)"),
 	O("proxy", "ro_max_lag", OPT_INT, ro_max_lag, "1048576", 0, 2147483647, OPT_RELOAD,
 	  "read-only port: skip standbys more than this many bytes behind"),
 	O("proxy", "ro_fallback_leader", OPT_BOOL, ro_fallback_leader, "on", 1, 0, OPT_RELOAD,

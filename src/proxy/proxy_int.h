@@ -35,6 +35,11 @@ struct pbuf {
 	size_t end;     /* one past the last byte */
 };
 
+/* Startup parameters kept per client and applied (SET) on whichever server it gets. */
+#define NTRACKED 6
+extern const char *const tracked_params[NTRACKED];
+int tracked_index(const char *name);
+
 /* A linked-list node embedded in clients and servers. */
 struct link {
 	struct link *prev, *next;
@@ -92,6 +97,7 @@ struct client {
 	bool terminated;           /* sent Terminate */
 	bool release_ready;        /* give the server back once its last bytes are out */
 	bool admin;                /* connected to the admin console (database pgha) */
+	char *want[NTRACKED];      /* tracked parameters the client asked for (NULL: default) */
 };
 
 enum server_state {
@@ -115,6 +121,7 @@ struct server {
 	char status;               /* last ReadyForQuery status */
 	uint32_t s2c_remaining;    /* body bytes of the current server message still to copy/skip */
 	bool s2c_skip;
+	char *param[NTRACKED];     /* the server's current tracked parameters (ParameterStatus) */
 	struct pstmt **prepared;   /* statements prepared on this connection (relay.c) */
 	size_t nprepared, capprepared;
 	bool stale;                /* its target is no longer right: close when free */
@@ -228,6 +235,7 @@ void metrics_observe_xact(struct proxy *px, int64_t ms);
 
 /* relay.c: forwarding, transaction boundaries, prepared statements across servers */
 void relay_c2s(struct client *c);
+void relay_apply_params(struct client *c, struct server *s);
 bool relay_idle(const struct client *c);
 void relay_reset(struct client *c);
 void relay_free(struct client *c);
@@ -241,6 +249,9 @@ void server_close(struct server *s, const char *why);
 /* Send the client's buffered bytes to its server. */
 void server_forward_from_client(struct server *s);
 void server_check_timeouts(struct server *s);
+struct pgp_msg;
+/* A ParameterStatus from the server: role (in_hot_standby) and tracked parameters. */
+void server_param(struct server *s, const struct pgp_msg *m);
 
 /* pool.c */
 struct pool *pool_get(struct proxy *px, const char *db, const char *user, bool ro);

@@ -47,6 +47,7 @@ enum expect_kind {
 	EXP_SYNTH_PARSE,    /* we answer '1' ourselves */
 	EXP_SYNTH_CLOSE,    /* we answer '3' ourselves */
 	EXP_SWALLOW_PARSE,  /* the server's '1' for an injected Parse: drop it */
+	EXP_SWALLOW_QUERY,  /* an injected SET: drop its answers up to ReadyForQuery */
 };
 
 struct expect {
@@ -305,6 +306,13 @@ static bool on_server_msg(struct client *c, char type, char status)
 {
 	drain_synth(c);
 	struct expect *e = q_head(c);
+	if (e != NULL && e->kind == EXP_SWALLOW_QUERY) {
+		if (type == 'Z')
+			q_pop(c);
+		else if (type == 'E')
+			log_warn("client %s: applying its startup parameters failed on the server", c->addr);
+		return false;
+	}
 	/* Asynchronous messages may come at any time. */
 	if (type == 'N' || type == 'A' || (type == 'S' && (e == NULL || e->kind != EXP_QUERY)))
 		return true;
@@ -524,6 +532,29 @@ static int flush_client(struct client *c)
 	return r;
 }
 
+/* Make the server's tracked parameters the client's before its work runs there. */
+void relay_apply_params(struct client *c, struct server *s)
+{
+	struct strbuf sql = STRBUF_INIT;
+	for (int k = 0; k < NTRACKED; k++) {
+		const char *want = c->want[k];
+		if (want == NULL || (s->param[k] != NULL && strcmp(s->param[k], want) == 0))
+			continue;
+		sb_printf(&sql, "SET %s = '", tracked_params[k]);
+		for (const char *p = want; *p; p++) {
+			if (*p == '\'')
+				sb_puts(&sql, "'");
+			sb_append(&sql, p, 1);
+		}
+		sb_puts(&sql, "';");
+	}
+	if (sql.len > 0) {
+		pgp_build_query(&s->out, sb_str(&sql));
+		q_push(c, EXP_SWALLOW_QUERY, NULL);
+	}
+	sb_free(&sql);
+}
+
 void relay_c2s(struct client *c)
 {
 	struct proxy *px = c->px;
@@ -672,6 +703,17 @@ void client_forward_from_server(struct client *c)
 				if (pbuf_len(b) < 6)
 					break;
 				status = (char)h[5];
+			}
+			if (type == 'S') {
+				/* ParameterStatus: keep the server's tracked parameters and role up to date. */
+				if (pbuf_len(b) < (size_t)len + 1) {
+					pbuf_reserve(b, (size_t)len + 1 - pbuf_len(b));
+					break;
+				}
+				struct pgp_msg pm;
+				struct pgha_err pe;
+				if (pgp_frame(h, pbuf_len(b), 0, &pm, &pe) == PGP_OK)
+					server_param(s, &pm);
 			}
 			bool fwd = on_server_msg(c, type, status);
 			if (fwd)

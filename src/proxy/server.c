@@ -103,6 +103,8 @@ void server_close(struct server *s, const char *why)
 	if (s->sasl)
 		scram_client_free(s->sasl);
 	relay_server_free(s);
+	for (int k = 0; k < NTRACKED; k++)
+		free(s->param[k]);
 	pbuf_free(&s->in);
 	sb_free(&s->out);
 	free(s);
@@ -192,7 +194,7 @@ no_password:
 	return -1;
 }
 
-static void login_param(struct server *s, const struct pgp_msg *m)
+void server_param(struct server *s, const struct pgp_msg *m)
 {
 	struct pgp_param p;
 	struct pgha_err e;
@@ -200,6 +202,11 @@ static void login_param(struct server *s, const struct pgp_msg *m)
 		return;
 	if (strcmp(p.name, "in_hot_standby") == 0)
 		s->standby = strcmp(p.value, "on") == 0;
+	int k = tracked_index(p.name);
+	if (k >= 0) {
+		free(s->param[k]);
+		s->param[k] = xstrdup(p.value);
+	}
 	if (!s->pool->have_params) {
 		/* Clients get the parameters of the first server the pool logged in to. */
 		sb_append(&s->pool->params, (const char *)m->body - 5, m->total_len);
@@ -229,7 +236,7 @@ static void login_step(struct server *s)
 			}
 			break;
 		case 'S':
-			login_param(s, &m);
+			server_param(s, &m);
 			break;
 		case 'K': {
 			struct pgp_backend_key k;
@@ -362,7 +369,7 @@ void server_event(struct server *s, uint32_t events)
 		struct pgha_err e;
 		while (pgp_frame(s->in.data + s->in.start, pbuf_len(&s->in), 0, &m, &e) == PGP_OK) {
 			if (m.type == 'S')
-				login_param(s, &m);
+				server_param(s, &m);
 			else if (m.type == 'E') {
 				server_close(s, "the server sent an error to an idle connection (shutting down?)");
 				return;

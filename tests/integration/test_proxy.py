@@ -344,3 +344,36 @@ def test_admin_console_show_pause_resume(cluster):
         assert "admin console" in str(exc.value)
     finally:
         assert proxy.stop() == 0
+
+
+def test_startup_parameters_follow_the_client_across_servers(cluster):
+    cluster.add("t1").start()
+    cluster.wait_streaming(["t1"], timeout=120)
+    proxy = Proxy(cluster, {"proxy.pool_size": "1"}).start()
+    try:
+        # A parameter the pooler cannot keep per client is refused, clearly.
+        with pytest.raises(psycopg.OperationalError) as exc:
+            proxy.connect(options="-c search_path=elsewhere")
+        assert "unsupported startup parameter" in str(exc.value)
+        # Tracked ones (libpq sends PGTZ as "timezone") are SET on whichever server the client gets.
+        old = os.environ.get("PGTZ")
+        try:
+            os.environ["PGTZ"] = "Asia/Tokyo"
+            tokyo = proxy.connect(autocommit=True, application_name="tokyo-app")
+            os.environ["PGTZ"] = "America/Lima"
+            lima = proxy.connect(autocommit=True, application_name="lima-app")
+        finally:
+            if old is None:
+                os.environ.pop("PGTZ", None)
+            else:
+                os.environ["PGTZ"] = old
+        for _ in range(3):   # pool_size 1: both share one server, back and forth
+            assert tokyo.execute("SELECT current_setting('TimeZone'), current_setting('application_name'),"
+                                 " pg_backend_pid()").fetchone()[:2] == ("Asia/Tokyo", "tokyo-app")
+            assert lima.execute("SELECT current_setting('TimeZone'), current_setting('application_name')"
+                                ).fetchone() == ("America/Lima", "lima-app")
+        assert tokyo.info.parameter_status("TimeZone") == "Asia/Tokyo"
+        tokyo.close()
+        lima.close()
+    finally:
+        assert proxy.stop() == 0
