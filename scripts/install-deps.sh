@@ -2,7 +2,8 @@
 # Install everything pgha needs to build, run and test on Debian bookworm.
 # Idempotent: does nothing when every package is already there.
 #   --bench  also install what bench/failover.py needs to run Patroni side by
-#            side (the build and the test suite do not need these).
+#            side, and bench/proxy.py PgBouncer and HAProxy (the build and the
+#            test suite do not need these).
 set -euo pipefail
 
 bench=0
@@ -25,9 +26,10 @@ PACKAGES=(
 )
 
 # Patroni 3.0 from bookworm; its etcd3 DCS module imports python3-etcd (the
-# python3-etcd3 gRPC client is not used).
+# python3-etcd3 gRPC client is not used). PgBouncer and HAProxy: bench/proxy.py.
 BENCH_PACKAGES=(
   patroni python3-etcd python3-yaml
+  pgbouncer haproxy
 )
 if [ "$bench" -eq 1 ]; then
   PACKAGES+=("${BENCH_PACKAGES[@]}")

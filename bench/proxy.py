@@ -1,0 +1,449 @@
+#!/usr/bin/env python3
+"""Proxy benchmark: pgbench against PostgreSQL directly, pgha proxy, PgBouncer
+and HAProxy, in one run and interleaved, plus the memory of 10,000 idle clients.
+
+Setup: one etcd and ONE pgha agent (a single-member cluster: the leader),
+[parameters] max_connections = 200, pgbench -i -s 10. In front of the leader:
+  pgha       `pgha proxy` (transaction pooling, pool_size 20, log_level warn)
+  pgbouncer  PgBouncer (pool_mode transaction, default_pool_size 20, SCRAM, plaintext auth_file)
+  haproxy    HAProxy (mode tcp, one server: the leader; no pooling)
+pgbench gets the password from a PGPASSFILE. Workloads (each --seconds, after a
+3 s warm-up run that is not counted):
+  select16    -S -M simple -c 16 -j 2
+  select1000  -S -M simple -c 1000 -j 2   (direct and haproxy: n/a, PostgreSQL has
+                                          max_connections 200 and they do not pool)
+  tpcb16      default (tpcb-like) script, -c 16 -j 2
+  connect16   -C -S -M simple -c 16 -j 2  (a new connection per transaction)
+For each workload the targets run in turn (direct, pgha, pgbouncer, haproxy), --repeats
+times; the median is reported. Per run: TPS, TPS / direct, and the proxy's CPU time
+(utime + stime from /proc/<pid>/stat, before and after the run) per transaction.
+Finally --idle-clients (default 10000) connections that complete startup and SCRAM
+authentication through pgha and PgBouncer (each freshly started), kept idle; VmRSS
+of the pooler with 0 clients and with N clients gives the RSS per client.
+
+Usage: /usr/bin/python3 bench/proxy.py [--seconds 15] [--repeats 2]
+           [--workloads select16,select1000,tpcb16,connect16] [--idle-clients 10000] [--keep]
+Needs the built binary (make) and scripts/install-deps.sh --bench (pgbouncer,
+haproxy). Run as root (PostgreSQL and PgBouncer run as the OS user postgres).
+"""
+import argparse
+import asyncio
+import os
+import re
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+os.environ.setdefault("PGHA_BIN", os.path.join(HERE, "..", "build", "pgha"))
+
+import psycopg  # noqa: E402
+
+from conftest import (Cluster, Etcd, Proxy, free_port, make_base_dir, stop_process,  # noqa: E402
+                      wait_until)
+
+TARGETS = ("direct", "pgha", "pgbouncer", "haproxy")
+POOLERS = ("pgha", "pgbouncer", "haproxy")
+WORKLOADS = {
+    # name: (description, pgbench args, targets that cannot run it -> reason)
+    "select16": ("select-only, 16 clients", ["-S", "-M", "simple", "-c", "16", "-j", "2"], {}),
+    "select1000": ("select-only, 1000 clients", ["-S", "-M", "simple", "-c", "1000", "-j", "2"],
+                   {"direct": "max_connections 200", "haproxy": "no pooling: 1000 server conns"}),
+    "tpcb16": ("tpcb-like, 16 clients", ["-c", "16", "-j", "2"], {}),
+    "connect16": ("-C select-only, 16 clients", ["-C", "-S", "-M", "simple", "-c", "16", "-j", "2"], {}),
+}
+NOFILE = 65536
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PGBOUNCER_BIN = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+HAPROXY_BIN = shutil.which("haproxy") or "/usr/sbin/haproxy"
+PGBENCH_BIN = shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
+
+
+def raise_nofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = NOFILE if hard == resource.RLIM_INFINITY else min(NOFILE, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(want, hard)))
+    except (ValueError, OSError):      # no CAP_SYS_RESOURCE: up to the hard limit only
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+
+
+def cpu_ticks(pids):
+    t = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            s = f.read()
+        fields = s[s.rindex(")") + 2:].split()
+        t += int(fields[11]) + int(fields[12])     # utime, stime (fields 14, 15)
+    return t
+
+
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def tail(path, chars=3000):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()[-chars:]
+    except OSError as e:
+        return f"({e})"
+
+
+class PgBouncer:
+    def __init__(self, base, cluster, leader_port):
+        self.dir = os.path.join(base, f"pgbouncer-{os.urandom(3).hex()}")
+        os.makedirs(self.dir)
+        self.port = free_port()
+        self.ini = os.path.join(self.dir, "pgbouncer.ini")
+        self.users = os.path.join(self.dir, "userlist.txt")
+        self.log_path = os.path.join(self.dir, "pgbouncer.log")
+        with open(self.users, "w") as f:
+            f.write(f'"postgres" "{cluster.su_pw}"\n')
+        with open(self.ini, "w") as f:
+            f.write(f"""[databases]
+* = host=127.0.0.1 port={leader_port}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {self.port}
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = {self.users}
+pool_mode = transaction
+default_pool_size = 20
+max_client_conn = 12000
+ignore_startup_parameters = extra_float_digits,options
+log_connections = 0
+log_disconnections = 0
+""")
+        for p in (self.dir, self.ini, self.users):
+            shutil.chown(p, "postgres", "postgres")
+        os.chmod(self.dir, 0o700)
+        os.chmod(self.ini, 0o600)
+        os.chmod(self.users, 0o600)
+        self.proc = None
+
+    def start(self):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([PGBOUNCER_BIN, "-u", "postgres", self.ini], stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=raise_nofile)
+        log.close()
+        wait_until("pgbouncer to listen", lambda: port_open(self.port), timeout=15)
+        return self
+
+    def stop(self):
+        return stop_process(self.proc, sig=signal.SIGINT, timeout=30)
+
+    def pids(self):
+        return [self.proc.pid]
+
+
+class HAProxy:
+    def __init__(self, base, leader_port):
+        self.port = free_port()
+        self.cfg = os.path.join(base, "haproxy.cfg")
+        self.log_path = os.path.join(base, "haproxy.log")
+        with open(self.cfg, "w") as f:
+            # maxconn 12000 needs 24017 fds; where the hard limit is lower (20000 in some
+            # containers) "no strict-limits" lets HAProxy start with what it gets (only
+            # up to 1000 clients connect to it here).
+            f.write(f"""global
+    maxconn 12000
+    no strict-limits
+
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+
+listen pg
+    bind 127.0.0.1:{self.port}
+    maxconn 12000
+    server leader 127.0.0.1:{leader_port}
+""")
+        self.proc = None
+
+    def start(self):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([HAPROXY_BIN, "-db", "-f", self.cfg], stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=raise_nofile)
+        log.close()
+        wait_until("haproxy to listen", lambda: port_open(self.port), timeout=15)
+        return self
+
+    def stop(self):
+        return stop_process(self.proc, timeout=30)
+
+    def pids(self):
+        return [self.proc.pid]
+
+
+def port_open(port):
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+
+
+def run_pgbench(port, args, seconds, env, timeout_extra=180):
+    cmd = [PGBENCH_BIN, "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-n",
+           "-T", str(seconds), *args, "postgres"]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, preexec_fn=raise_nofile,
+                       timeout=seconds + timeout_extra)
+    out = r.stdout + r.stderr
+    m_tps = re.search(r"^tps = ([\d.]+)", out, re.M)
+    m_n = re.search(r"number of transactions actually processed: (\d+)", out)
+    m_fail = re.search(r"number of failed transactions: (\d+)", out)
+    if r.returncode != 0 or not m_tps or not m_n:
+        raise RuntimeError(f"pgbench exit {r.returncode}: {out[-1500:]}")
+    return float(m_tps.group(1)), int(m_n.group(1)), int(m_fail.group(1)) if m_fail else 0
+
+
+async def open_idle(port, n, batch=500, budget=600.0):
+    """Open up to n connections (startup + SCRAM) in batches; stop at the first failing batch."""
+    conns, errors = [], []
+    sem = asyncio.Semaphore(batch)
+    t0 = time.monotonic()
+
+    async def one():
+        async with sem:
+            try:
+                c = await psycopg.AsyncConnection.connect(
+                    host="127.0.0.1", port=port, user="postgres", dbname="postgres",
+                    connect_timeout=60, autocommit=True)
+                conns.append(c)
+            except Exception as e:
+                errors.append(repr(e))
+
+    while len(conns) < n and not errors and time.monotonic() - t0 < budget:
+        k = min(batch, n - len(conns))
+        await asyncio.gather(*[one() for _ in range(k)])
+    return conns, errors, time.monotonic() - t0
+
+
+async def close_all(conns):
+    for i in range(0, len(conns), 500):
+        await asyncio.gather(*[c.close() for c in conns[i:i + 500]], return_exceptions=True)
+
+
+def idle_test(name, port, pid, n):
+    time.sleep(1)
+    before = rss_bytes(pid)
+
+    async def go():
+        conns, errors, dt = await open_idle(port, n)
+        await asyncio.sleep(2)
+        # Check that they are alive: the pooler still has them all.
+        after = rss_bytes(pid)
+        await close_all(conns)
+        return len(conns), errors, dt, after
+
+    got, errors, dt, after = asyncio.run(go())
+    per = (after - before) / got if got else float("nan")
+    print(f"  {name:9s} idle clients {got:6d}/{n} in {dt:5.1f} s: RSS {before / 1e6:7.1f} MB -> "
+          f"{after / 1e6:7.1f} MB, {per:8.0f} bytes/client"
+          + (f"  (stopped: {errors[0]}; {len(errors)} errors)" if errors else ""), flush=True)
+    return got, before, after, per, errors
+
+
+def fmt(v, spec, na="n/a"):
+    return format(v, spec) if v is not None else format(na, ">" + spec.split(".")[0].lstrip("<>"))
+
+
+def main():
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=int, default=15)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--workloads", default=",".join(WORKLOADS))
+    ap.add_argument("--idle-clients", type=int, default=10000, help="0: skip the idle-client test")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
+    args = ap.parse_args()
+    workloads = [w for w in args.workloads.split(",") if w]
+    for w in workloads:
+        if w not in WORKLOADS:
+            ap.error(f"unknown workload {w!r}")
+    raise_nofile()     # inherited by every server started here (and the idle clients)
+
+    t_start = time.monotonic()
+    base = make_base_dir()
+    etcd = cluster = proxy = bouncer = haproxy = None
+    ok = False
+    results = {}       # (workload, target) -> list of (tps, n, cpu_us_per_tx or None)
+    failures = []
+    idle = {}
+    try:
+        etcd = Etcd(base).start()
+        cluster = Cluster(base, etcd)
+        node = cluster.add("n1", {"parameters.max_connections": "200",
+                                  "parameters.shared_buffers": "256MB"}).start()
+        leader = cluster.wait_streaming(["n1"], timeout=120)
+        assert leader == "n1", leader
+        passfile = os.path.join(base, "secrets", "pgpass")
+        with open(passfile, "w") as f:
+            f.write(f"*:*:*:postgres:{cluster.su_pw}\n")
+        os.chmod(passfile, 0o600)
+        env = dict(os.environ, PGPASSFILE=passfile)
+        os.environ["PGPASSFILE"] = passfile     # for the idle clients (psycopg/libpq)
+        print(f"pgbench -i -s 10 on the leader (127.0.0.1:{node.pg_port})", flush=True)
+        subprocess.run([PGBENCH_BIN, "-h", "127.0.0.1", "-p", str(node.pg_port), "-U", "postgres",
+                        "-i", "-s", "10", "-q", "postgres"], env=env, check=True,
+                       capture_output=True, timeout=300)
+        node.sql("VACUUM ANALYZE")
+
+        proxy = Proxy(cluster, {"proxy.pool_size": "20", "proxy.log_level": "warn",
+                                "proxy.max_client_conn": "12000"}).start()
+        wait_until("pgha proxy to route to the leader", lambda: proxy.connect(autocommit=True).close() or True,
+                   timeout=30)
+        bouncer = PgBouncer(base, cluster, node.pg_port).start()
+        haproxy = HAProxy(base, node.pg_port).start()
+        ports = {"direct": node.pg_port, "pgha": proxy.port, "pgbouncer": bouncer.port,
+                 "haproxy": haproxy.port}
+        pids = {"direct": None, "pgha": [proxy.proc.pid], "pgbouncer": bouncer.pids(),
+                "haproxy": haproxy.pids()}
+        logs = {"pgha": proxy.log_path, "pgbouncer": bouncer.log_path, "haproxy": haproxy.log_path}
+        print(f"{subprocess.run([PGBOUNCER_BIN, '--version'], capture_output=True, text=True).stdout.splitlines()[0]}, "
+              f"{subprocess.run([HAPROXY_BIN, '-v'], capture_output=True, text=True).stdout.splitlines()[0]}, "
+              f"{os.cpu_count()} CPUs", flush=True)
+        print(f"{len(workloads)} workloads x {args.repeats} repeats x targets, {args.seconds} s each "
+              f"after a {args.warmup} s warm-up", flush=True)
+
+        for w in workloads:
+            descr, wargs, skip = WORKLOADS[w]
+            print(f"\n{w}: {descr} (pgbench {' '.join(wargs)})", flush=True)
+            for r in range(args.repeats):
+                for t in TARGETS:
+                    if t in skip:
+                        print(f"  {t:9s} round {r + 1}: n/a ({skip[t]})", flush=True)
+                        continue
+                    if t != "direct" and pids[t] and any(
+                            not os.path.exists(f"/proc/{p}") for p in pids[t]):
+                        print(f"  {t:9s} round {r + 1}: process gone", flush=True)
+                        failures.append((w, t, "process gone", tail(logs[t])))
+                        continue
+                    try:
+                        if args.warmup > 0:
+                            try:
+                                run_pgbench(ports[t], wargs, args.warmup, env)
+                            except RuntimeError:
+                                pass    # 1000 clients may not all log in within a short warm-up
+                        c0 = cpu_ticks(pids[t]) if pids[t] else None
+                        tps, n, failed = run_pgbench(ports[t], wargs, args.seconds, env)
+                        c1 = cpu_ticks(pids[t]) if pids[t] else None
+                    except Exception as e:
+                        msg = f"{type(e).__name__}: {e}"
+                        print(f"  {t:9s} round {r + 1}: FAILED {msg}", flush=True)
+                        failures.append((w, t, msg, tail(logs[t]) if t in logs else ""))
+                        continue
+                    cpu = (c1 - c0) / CLK_TCK / n * 1e6 if c0 is not None and n else None
+                    results.setdefault((w, t), []).append((tps, n, cpu))
+                    d = results.get((w, "direct"))
+                    ratio = tps / d[-1][0] if d else None
+                    print(f"  {t:9s} round {r + 1}: {tps:10.1f} tps  {n:9d} tx"
+                          + (f" ({failed} failed)" if failed else "")
+                          + f"  vs direct {fmt(ratio, '5.2f')}"
+                          + (f"  proxy CPU {cpu:7.2f} us/tx" if cpu is not None else ""), flush=True)
+
+        if args.idle_clients > 0:
+            print(f"\nidle clients: {args.idle_clients} connections (startup + SCRAM), batches of 500, "
+                  "each pooler freshly started", flush=True)
+            # Fresh poolers: the baseline is "after startup, with 0 clients".
+            proxy.stop()
+            bouncer.stop()
+            proxy = Proxy(cluster, {"proxy.pool_size": "20", "proxy.log_level": "warn",
+                                    "proxy.max_client_conn": "12000"}).start()
+            bouncer = PgBouncer(base, cluster, node.pg_port).start()
+            for name, port, pid, lp in (("pgha", proxy.port, proxy.proc.pid, proxy.log_path),
+                                        ("pgbouncer", bouncer.port, bouncer.proc.pid, bouncer.log_path)):
+                try:
+                    idle[name] = idle_test(name, port, pid, args.idle_clients)
+                    if idle[name][4]:
+                        failures.append(("idle", name, idle[name][4][0], tail(lp)))
+                except Exception as e:
+                    msg = f"{type(e).__name__}: {e}"
+                    print(f"  {name} idle test FAILED: {msg}", flush=True)
+                    failures.append(("idle", name, msg, tail(lp)))
+        ok = True
+    finally:
+        for what, obj in (("pgha proxy", proxy), ("pgbouncer", bouncer), ("haproxy", haproxy),
+                          ("cluster", cluster)):
+            if obj is None:
+                continue
+            try:
+                obj.stop_all() if what == "cluster" else obj.stop()
+            except Exception as e:
+                ok = False
+                print(f"stopping {what} failed: {e!r}", file=sys.stderr)
+        if etcd is not None:
+            etcd.stop()
+
+    # ---- summary ----
+    med = {}
+    for (w, t), v in results.items():
+        med[(w, t)] = (statistics.median(x[0] for x in v),
+                       statistics.median(x[2] for x in v) if v[0][2] is not None else None)
+    print(f"\nsummary: median of {args.repeats} run(s) of {args.seconds} s; CPU = proxy utime+stime "
+          "per transaction")
+    print(f"{'workload':11s} {'target':10s} {'tps':>10s} {'/direct':>8s} {'CPU us/tx':>10s}")
+    for w in workloads:
+        d = med.get((w, "direct"), (None, None))[0]
+        for t in TARGETS:
+            tps, cpu = med.get((w, t), (None, None))
+            ratio = tps / d if tps is not None and d else None
+            print(f"{w:11s} {t:10s} {fmt(tps, '10.1f')} {fmt(ratio, '8.2f')} {fmt(cpu, '10.2f')}")
+    print(f"\npgha / PgBouncer per workload (targets: TPS >= 1.3 on select-only, CPU/tx <= 0.7)")
+    print(f"{'workload':11s} {'TPS ratio':>10s} {'CPU/tx ratio':>13s}")
+    for w in workloads:
+        a, b = med.get((w, "pgha")), med.get((w, "pgbouncer"))
+        tr = a[0] / b[0] if a and b and b[0] else None
+        cr = a[1] / b[1] if a and b and a[1] is not None and b[1] else None
+        print(f"{w:11s} {fmt(tr, '10.2f')} {fmt(cr, '13.2f')}")
+    if idle:
+        print(f"\nidle clients (target: pgha RSS per client / PgBouncer <= 1)")
+        print(f"{'pooler':10s} {'clients':>8s} {'RSS 0 (MB)':>11s} {'RSS N (MB)':>11s} {'bytes/client':>13s}")
+        for name, (got, before, after, per, errs) in idle.items():
+            print(f"{name:10s} {got:8d} {before / 1e6:11.1f} {after / 1e6:11.1f} {per:13.0f}"
+                  + ("  (fewer than asked)" if got < args.idle_clients else ""))
+    print("\nproject target ratios:")
+    for w in ("select16", "select1000"):
+        a, b = med.get((w, "pgha")), med.get((w, "pgbouncer"))
+        if a and b:
+            print(f"  pgha {w} TPS / PgBouncer       = {a[0] / b[0]:.2f}  (target >= 1.3)")
+    for w in workloads:
+        a, b = med.get((w, "pgha")), med.get((w, "pgbouncer"))
+        if a and b and a[1] is not None and b[1]:
+            print(f"  pgha {w} CPU per tx / PgBouncer = {a[1] / b[1]:.2f}  (target <= 0.7)")
+    if "pgha" in idle and "pgbouncer" in idle and idle["pgbouncer"][3] > 0:
+        print(f"  pgha idle RSS per client / PgBouncer = {idle['pgha'][3] / idle['pgbouncer'][3]:.2f}"
+              f"  (target <= 1; {idle['pgha'][0]} and {idle['pgbouncer'][0]} clients)")
+    if failures:
+        print("\nFAILURES:")
+        for w, t, msg, lt in failures:
+            print(f"--- {w} {t}: {msg}\n    log tail:\n{lt}")
+    print(f"\ntotal wall time {time.monotonic() - t_start:.0f} s")
+    if not ok or failures:
+        print(f"kept {base}", file=sys.stderr)
+    elif not args.keep:
+        shutil.rmtree(base, ignore_errors=True)
+    else:
+        print(f"kept {base}")
+    if failures or not ok:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
