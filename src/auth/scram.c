@@ -13,6 +13,7 @@
  *   ServerSignature = HMAC(ServerKey, AuthMessage)
  */
 #include "auth/scram.h"
+#include "common/base64.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -56,96 +57,6 @@ void scram_free_msg(char *msg)
 	wipe_free(msg);
 }
 
-static const char b64_alphabet[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static char *b64_encode(const uint8_t *in, size_t n)
-{
-	char *out = xmalloc((n + 2) / 3 * 4 + 1);
-	char *o = out;
-	size_t i = 0;
-
-	for (; i + 3 <= n; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-		*o++ = b64_alphabet[v >> 18];
-		*o++ = b64_alphabet[(v >> 12) & 63];
-		*o++ = b64_alphabet[(v >> 6) & 63];
-		*o++ = b64_alphabet[v & 63];
-	}
-	if (n - i == 1) {
-		uint32_t v = (uint32_t)in[i] << 16;
-		*o++ = b64_alphabet[v >> 18];
-		*o++ = b64_alphabet[(v >> 12) & 63];
-		*o++ = '=';
-		*o++ = '=';
-	} else if (n - i == 2) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-		*o++ = b64_alphabet[v >> 18];
-		*o++ = b64_alphabet[(v >> 12) & 63];
-		*o++ = b64_alphabet[(v >> 6) & 63];
-		*o++ = '=';
-	}
-	*o = '\0';
-	return out;
-}
-
-static int b64_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/*
- * Strict base64 (RFC 4648 section 4: padding required, no whitespace, unused
- * bits zero).
- * Returns the decoded length, or -1 if in is not base64 or decodes to more
- * than cap bytes.
- */
-static long b64_decode(const char *in, size_t n, uint8_t *out, size_t cap)
-{
-	if (n % 4 != 0)
-		return -1;
-	size_t pad = 0;
-	if (n >= 1 && in[n - 1] == '=')
-		pad++;
-	if (n >= 2 && in[n - 2] == '=')
-		pad++;
-	size_t outlen = n / 4 * 3 - pad;
-	if (outlen > cap)
-		return -1;
-
-	size_t o = 0;
-	for (size_t i = 0; i < n; i += 4) {
-		int v[4];
-		for (int k = 0; k < 4; k++) {
-			char c = in[i + k];
-			if (c == '=' && i + 4 == n && k >= 4 - (int)pad)
-				v[k] = 0;
-			else if ((v[k] = b64_value(c)) < 0)
-				return -1;
-		}
-		/* Canonical encoding only: the bits padding leaves unused must be 0,
-		 * so that one value has exactly one encoding. */
-		if (i + 4 == n && ((pad == 1 && (v[2] & 3)) || (pad == 2 && (v[1] & 15))))
-			return -1;
-		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-		uint8_t bytes[3] = {(uint8_t)(w >> 16), (uint8_t)(w >> 8), (uint8_t)w};
-		for (int k = 0; k < 3 && o < outlen; k++)
-			out[o++] = bytes[k];
-		wipe(bytes, sizeof(bytes));
-	}
-	return (long)outlen;
-}
-
 static int random_bytes(uint8_t *buf, size_t n, struct pgha_err *e)
 {
 	if (RAND_bytes(buf, (int)n) != 1)
@@ -160,7 +71,7 @@ static char *random_nonce(struct pgha_err *e)
 
 	if (random_bytes(raw, sizeof(raw), e) < 0)
 		return NULL;
-	char *s = b64_encode(raw, sizeof(raw));
+	char *s = base64_encode(raw, sizeof(raw));
 	wipe(raw, sizeof(raw));
 	return s;
 }
@@ -370,7 +281,7 @@ int scram_verifier_parse(const char *s, struct scram_verifier *v, struct pgha_er
 			       INT_MAX);
 	v->iterations = (int)iter;
 
-	n = b64_decode(colon + 1, (size_t)(dollar - colon - 1), v->salt, sizeof(v->salt));
+	n = base64_decode(colon + 1, (size_t)(dollar - colon - 1), v->salt, sizeof(v->salt));
 	if (n <= 0) {
 		scram_verifier_wipe(v);
 		return err_set(e, "invalid SCRAM verifier: salt is not non-empty base64 of at most %d bytes",
@@ -378,13 +289,13 @@ int scram_verifier_parse(const char *s, struct scram_verifier *v, struct pgha_er
 	}
 	v->salt_len = (size_t)n;
 
-	n = b64_decode(dollar + 1, (size_t)(colon2 - dollar - 1), v->stored_key, SCRAM_KEY_LEN);
+	n = base64_decode(dollar + 1, (size_t)(colon2 - dollar - 1), v->stored_key, SCRAM_KEY_LEN);
 	if (n != SCRAM_KEY_LEN) {
 		scram_verifier_wipe(v);
 		return err_set(e, "invalid SCRAM verifier: StoredKey is not base64 of %d bytes",
 			       SCRAM_KEY_LEN);
 	}
-	n = b64_decode(colon2 + 1, strlen(colon2 + 1), v->server_key, SCRAM_KEY_LEN);
+	n = base64_decode(colon2 + 1, strlen(colon2 + 1), v->server_key, SCRAM_KEY_LEN);
 	if (n != SCRAM_KEY_LEN) {
 		scram_verifier_wipe(v);
 		return err_set(e, "invalid SCRAM verifier: ServerKey is not base64 of %d bytes",
@@ -395,9 +306,9 @@ int scram_verifier_parse(const char *s, struct scram_verifier *v, struct pgha_er
 
 char *scram_verifier_format(const struct scram_verifier *v)
 {
-	char *salt = b64_encode(v->salt, v->salt_len);
-	char *stored = b64_encode(v->stored_key, SCRAM_KEY_LEN);
-	char *server = b64_encode(v->server_key, SCRAM_KEY_LEN);
+	char *salt = base64_encode(v->salt, v->salt_len);
+	char *stored = base64_encode(v->stored_key, SCRAM_KEY_LEN);
+	char *server = base64_encode(v->server_key, SCRAM_KEY_LEN);
 	char *s = xasprintf(VERIFIER_PREFIX "%d:%s$%s:%s", v->iterations, salt, stored, server);
 
 	wipe_free(salt);
@@ -693,7 +604,7 @@ static int server_first(struct scram_server *s, const char *msg, size_t len,
 	s->nonce = xasprintf("%.*s%s", (int)(f[3].n - 2), f[3].p + 2, snonce);
 	free(snonce);
 
-	char *salt = b64_encode(s->v.salt, s->v.salt_len);
+	char *salt = base64_encode(s->v.salt, s->v.salt_len);
 	s->server_first = xasprintf("r=%s,s=%s,i=%d", s->nonce, salt, s->v.iterations);
 	free(salt);
 
@@ -750,10 +661,10 @@ int scram_server_final(struct scram_server *s, const char *msg, size_t len, char
 	/* Longer than any GS2 header we accept: a mismatch, not a syntax error. */
 	long cblen = f[0].n - 2 > (sizeof(cbind) / 3) * 4
 			     ? (long)sizeof(cbind) + 1
-			     : b64_decode(f[0].p + 2, f[0].n - 2, cbind, sizeof(cbind));
+			     : base64_decode(f[0].p + 2, f[0].n - 2, cbind, sizeof(cbind));
 	if (cblen < 0)
 		return err_set(e, "malformed SCRAM %s: c= is not valid base64", what);
-	if (b64_decode(f[nf - 1].p + 2, f[nf - 1].n - 2, proof, sizeof(proof)) != SCRAM_KEY_LEN) {
+	if (base64_decode(f[nf - 1].p + 2, f[nf - 1].n - 2, proof, sizeof(proof)) != SCRAM_KEY_LEN) {
 		wipe(proof, sizeof(proof));
 		return err_set(e, "malformed SCRAM %s: p= is not base64 of a %d-byte proof", what,
 			       SCRAM_KEY_LEN);
@@ -798,7 +709,7 @@ int scram_server_final(struct scram_server *s, const char *msg, size_t len, char
 
 	if (hmac256(s->v.server_key, SCRAM_KEY_LEN, auth_msg, strlen(auth_msg), server_sig, e) < 0)
 		goto out;
-	char *sig = b64_encode(server_sig, sizeof(server_sig));
+	char *sig = base64_encode(server_sig, sizeof(server_sig));
 	*out = xasprintf("v=%s", sig);
 	free(sig);
 	memcpy(s->client_key, client_key, SCRAM_KEY_LEN);
@@ -987,7 +898,7 @@ int scram_client_continue(struct scram_client *c, const char *msg, size_t len, c
 	if (nonce_len <= cn_len || memcmp(nonce, c->client_nonce, cn_len) != 0)
 		return err_set(e, "SCRAM %s: the server nonce does not extend the client nonce", what);
 
-	long salt_len = b64_decode(f[1].p + 2, f[1].n - 2, salt, sizeof(salt));
+	long salt_len = base64_decode(f[1].p + 2, f[1].n - 2, salt, sizeof(salt));
 	if (salt_len <= 0)
 		return err_set(e, "malformed SCRAM %s: the salt is not non-empty base64 of at most %d bytes",
 			       what, SCRAM_MAX_SALT_LEN);
@@ -1028,7 +939,7 @@ int scram_client_continue(struct scram_client *c, const char *msg, size_t len, c
 	for (size_t i = 0; i < SCRAM_KEY_LEN; i++)
 		proof[i] = client_key[i] ^ client_sig[i];
 
-	proof_b64 = b64_encode(proof, sizeof(proof));
+	proof_b64 = base64_encode(proof, sizeof(proof));
 	size_t l1 = strlen(final_wo_proof), l2 = strlen(proof_b64);
 	*out = xmalloc(l1 + 3 + l2 + 1);
 	memcpy(*out, final_wo_proof, l1);
@@ -1072,7 +983,7 @@ int scram_client_verify(struct scram_client *c, const char *msg, size_t len, str
 			return err_set(e, "malformed SCRAM %s: invalid extension attribute", what);
 	if (!is_attr(&f[0], 'v'))
 		return err_set(e, "malformed SCRAM %s: expected v= or e=", what);
-	if (b64_decode(f[0].p + 2, f[0].n - 2, sig, sizeof(sig)) != SCRAM_KEY_LEN) {
+	if (base64_decode(f[0].p + 2, f[0].n - 2, sig, sizeof(sig)) != SCRAM_KEY_LEN) {
 		wipe(sig, sizeof(sig));
 		return err_set(e, "malformed SCRAM %s: v= is not base64 of a %d-byte signature", what,
 			       SCRAM_KEY_LEN);

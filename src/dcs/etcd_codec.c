@@ -20,88 +20,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/base64.h"
 #include "common/strbuf.h"
 
 /* ---------------------------------------------------------------- base64 */
 
-static const char b64_alphabet[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 char *b64_encode(const void *data, size_t len)
 {
-	const unsigned char *in = data;
-	size_t outlen = (len + 2) / 3 * 4;
-	char *out = xmalloc(outlen + 1);
-	size_t o = 0;
-
-	for (size_t i = 0; i < len; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16;
-		if (i + 1 < len)
-			v |= (uint32_t)in[i + 1] << 8;
-		if (i + 2 < len)
-			v |= in[i + 2];
-		out[o++] = b64_alphabet[(v >> 18) & 63];
-		out[o++] = b64_alphabet[(v >> 12) & 63];
-		out[o++] = i + 1 < len ? b64_alphabet[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < len ? b64_alphabet[v & 63] : '=';
-	}
-	out[o] = '\0';
-	return out;
+	return base64_encode(data, len);
 }
 
-static int b64_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/*
- * Strict decoder for what Go's encoding/json produces (StdEncoding, padded):
- * the length is a multiple of 4 and '=' appears only as the last one or two
- * characters. Anything else is refused rather than guessed at.
- */
+/* What Go's encoding/json produces (StdEncoding, padded); anything else is refused. */
 char *b64_decode(const char *s, size_t *len)
 {
 	size_t n = strlen(s);
-	if (n % 4 != 0)
-		return NULL;
-	size_t pad = 0;
-	if (n > 0 && s[n - 1] == '=')
-		pad = s[n - 2] == '=' ? 2 : 1;
 	char *out = xmalloc(n / 4 * 3 + 1);
-	size_t o = 0;
-
-	for (size_t i = 0; i < n; i += 4) {
-		bool last = i + 4 == n;
-		int v[4];
-		for (int k = 0; k < 4; k++) {
-			bool padpos = last && k >= 4 - (int)pad;
-			v[k] = padpos ? 0 : b64_value(s[i + (size_t)k]);
-			if (v[k] < 0) {
-				free(out);
-				return NULL;
-			}
-		}
-		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-			     (uint32_t)v[3];
-		out[o++] = (char)(w >> 16);
-		if (!last || pad < 2)
-			out[o++] = (char)(w >> 8);
-		if (!last || pad < 1)
-			out[o++] = (char)w;
+	long got = base64_decode(s, n, (uint8_t *)out, n / 4 * 3);
+	if (got < 0) {
+		free(out);
+		return NULL;
 	}
-	out[o] = '\0';
+	out[got] = '\0';
 	if (len)
-		*len = o;
+		*len = (size_t)got;
 	return out;
 }
 
