@@ -41,15 +41,35 @@ static void child_fail(const char *what, const char *arg)
 	_exit(127);
 }
 
+/*
+ * fork() with every signal blocked. A SIGTERM sent to the new pid before the
+ * child has reset its handlers would otherwise run the parent's handler copy
+ * in the child (setting a flag nobody reads) and be lost: the child would then
+ * exec and run deaf to the stop request. Blocked, it stays pending until
+ * child_exec() has restored the default actions.
+ */
+static pid_t fork_quiet(void)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
+	pid_t p = fork();
+	int saved = errno;
+	if (p != 0)
+		sigprocmask(SIG_SETMASK, &old, NULL);
+	errno = saved;
+	return p;
+}
+
 static void child_exec(const struct proc_spec *spec, int out_fd)
 {
-	sigset_t all;
-	sigemptyset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
 	for (int s = 1; s < NSIG; s++) {
 		if (s != SIGKILL && s != SIGSTOP)
 			signal(s, SIG_DFL);
 	}
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (spec->new_session)
 		setsid();
 	int devnull = open("/dev/null", O_RDWR);
@@ -84,7 +104,7 @@ static void child_exec(const struct proc_spec *spec, int out_fd)
 
 int proc_spawn(const struct proc_spec *spec, pid_t *pid, struct pgha_err *e)
 {
-	pid_t p = fork();
+	pid_t p = fork_quiet();
 	if (p < 0)
 		return err_set(e, "fork failed: %s", strerror(errno));
 	if (p == 0)
@@ -98,7 +118,7 @@ int proc_spawn_piped(const struct proc_spec *spec, pid_t *pid, int *out_fd, stru
 	int fds[2];
 	if (pipe2(fds, O_CLOEXEC) != 0)
 		return err_set(e, "pipe failed: %s", strerror(errno));
-	pid_t p = fork();
+	pid_t p = fork_quiet();
 	if (p < 0) {
 		close(fds[0]);
 		close(fds[1]);

@@ -91,21 +91,35 @@ static void usage(FILE *out)
 		MAX_NODES);
 }
 
-/* A free TCP port on 127.0.0.1 (the kernel picks; we release it at once). */
-static int free_port(struct pgha_err *e)
+/*
+ * n distinct free TCP ports on 127.0.0.1. The kernel picks each; every socket
+ * stays bound until all are chosen, so the same port is never handed out twice
+ * (released at once, bind(0) may well return it again).
+ */
+static int free_ports(int *const *out, int n, struct pgha_err *e)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return err_set(e, "socket: %s", strerror(errno));
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sa);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
-		close(fd);
-		return err_set(e, "cannot find a free port: %s", strerror(errno));
+	int fds[2 * MAX_NODES + 8];
+	int rc = 0, opened = 0;
+	for (; opened < n; opened++) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			rc = err_set(e, "socket: %s", strerror(errno));
+			break;
+		}
+		fds[opened] = fd;
+		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		socklen_t len = sizeof(sa);
+		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+		    getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+			rc = err_set(e, "cannot find a free port on 127.0.0.1: %s", strerror(errno));
+			opened++;
+			break;
+		}
+		*out[opened] = ntohs(sa.sin_port);
 	}
-	close(fd);
-	return ntohs(sa.sin_port);
+	for (int i = 0; i < opened; i++)
+		close(fds[i]);
+	return rc;
 }
 
 static bool port_in_use(int port)
@@ -167,20 +181,16 @@ static int load_or_create_state(struct up *u, int nodes, const char *cluster, bo
 	}
 	snprintf(u->st.cluster, sizeof(u->st.cluster), "%s", cluster);
 	u->st.nodes = nodes;
-	int p;
-	if ((p = free_port(e)) < 0) { rc = -1; goto out; }
-	u->st.etcd_client_port = p;
-	if ((p = free_port(e)) < 0) { rc = -1; goto out; }
-	u->st.etcd_peer_port = p;
-	if ((p = free_port(e)) < 0) { rc = -1; goto out; }
-	u->st.proxy_port = p;
-	if ((p = free_port(e)) < 0) { rc = -1; goto out; }
-	u->st.proxy_ro_port = p;
+	int *want[2 * MAX_NODES + 4] = {&u->st.etcd_client_port, &u->st.etcd_peer_port, &u->st.proxy_port,
+					 &u->st.proxy_ro_port};
+	int nwant = 4;
 	for (int i = 0; i < nodes; i++) {
-		if ((p = free_port(e)) < 0) { rc = -1; goto out; }
-		u->st.pg_port[i] = p;
-		if ((p = free_port(e)) < 0) { rc = -1; goto out; }
-		u->st.api_port[i] = p;
+		want[nwant++] = &u->st.pg_port[i];
+		want[nwant++] = &u->st.api_port[i];
+	}
+	if (free_ports(want, nwant, e) != 0) {
+		rc = -1;
+		goto out;
 	}
 	struct strbuf sb = STRBUF_INIT;
 	sb_printf(&sb, "# pgha up: chosen on the first run, reused after\n[up]\ncluster = %s\nnodes = %d\n"
@@ -342,11 +352,53 @@ static int open_log(struct up *u, const char *name, struct pgha_err *e)
 	return fd;
 }
 
+/* Every port up.conf names, checked before anything starts: distinct and free. */
+static int check_ports(struct up *u, struct pgha_err *e)
+{
+	struct {
+		const char *what;
+		int port;
+	} ports[2 * MAX_NODES + 4] = {{"etcd_client_port", u->st.etcd_client_port},
+				      {"etcd_peer_port", u->st.etcd_peer_port},
+				      {"proxy_port", u->st.proxy_port},
+				      {"proxy_ro_port", u->st.proxy_ro_port}};
+	static const char *const pg_names[] = {"pg_port_1", "pg_port_2", "pg_port_3", "pg_port_4", "pg_port_5",
+					       "pg_port_6", "pg_port_7", "pg_port_8", "pg_port_9"};
+	static const char *const api_names[] = {"api_port_1", "api_port_2", "api_port_3", "api_port_4", "api_port_5",
+						"api_port_6", "api_port_7", "api_port_8", "api_port_9"};
+	_Static_assert(MAX_NODES <= 9, "name tables above");
+	int n = u->st.proxy_port > 0 ? 4 : 2;  /* a directory made before up started a proxy has none */
+	for (int i = 0; i < u->st.nodes; i++) {
+		ports[n].what = pg_names[i];
+		ports[n++].port = u->st.pg_port[i];
+		ports[n].what = api_names[i];
+		ports[n++].port = u->st.api_port[i];
+	}
+	char *conf = path_join(u->dir, "up.conf");
+	int rc = 0;
+	for (int i = 0; i < n && rc == 0; i++) {
+		if (ports[i].port <= 0 || ports[i].port > 65535) {
+			rc = err_set(e, "%s: %s = %d is not a TCP port", conf, ports[i].what, ports[i].port);
+			break;
+		}
+		for (int j = 0; j < i; j++) {
+			if (ports[j].port == ports[i].port) {
+				rc = err_set(e, "%s: %s and %s are both %d", conf, ports[j].what, ports[i].what,
+					     ports[i].port);
+				break;
+			}
+		}
+		if (rc == 0 && port_in_use(ports[i].port))
+			rc = err_set(e, "port %d (%s in %s) is already in use\n"
+				       "HINT: is another `pgha up --dir %s` running, or a PostgreSQL left from it?",
+				     ports[i].port, ports[i].what, conf, u->dir);
+	}
+	free(conf);
+	return rc;
+}
+
 static int start_etcd(struct up *u, struct pgha_err *e)
 {
-	if (port_in_use(u->st.etcd_client_port) || port_in_use(u->st.etcd_peer_port))
-		return err_set(e, "etcd's port %d or %d is already in use\nHINT: is another `pgha up --dir %s` running?",
-			       u->st.etcd_client_port, u->st.etcd_peer_port, u->dir);
 	int fd = open_log(u, "etcd.log", e);
 	if (fd < 0)
 		return -1;
@@ -403,8 +455,6 @@ static int start_proxy(struct up *u, struct pgha_err *e)
 {
 	if (u->st.proxy_port <= 0)
 		return 0;   /* a directory made before up started a proxy */
-	if (port_in_use(u->st.proxy_port) || port_in_use(u->st.proxy_ro_port))
-		return err_set(e, "the proxy's port %d or %d is already in use", u->st.proxy_port, u->st.proxy_ro_port);
 	int fd = open_log(u, "proxy.log", e);
 	if (fd < 0)
 		return -1;
@@ -420,9 +470,6 @@ static int start_proxy(struct up *u, struct pgha_err *e)
 static int start_agents(struct up *u, struct pgha_err *e)
 {
 	for (int i = 0; i < u->st.nodes; i++) {
-		if (port_in_use(u->st.pg_port[i]) || port_in_use(u->st.api_port[i]))
-			return err_set(e, "node%d's port %d or %d is already in use", i + 1, u->st.pg_port[i],
-				       u->st.api_port[i]);
 		char name[32];
 		snprintf(name, sizeof(name), "node%d.log", i + 1);
 		int fd = open_log(u, name, e);
@@ -684,7 +731,8 @@ int up_main(int argc, char **argv)
 		free(u->dir);
 		u->dir = xstrdup("/var/tmp/pgha-up");
 	}
-	if (check_reachable(u, &e) != 0 || prepare_dir(u, (int)nodes, cluster, &existing, &e) != 0) {
+	if (check_reachable(u, &e) != 0 || prepare_dir(u, (int)nodes, cluster, &existing, &e) != 0 ||
+	    check_ports(u, &e) != 0) {
 		fprintf(stderr, "pgha up: %s\n", e.msg);
 		return 1;
 	}

@@ -25,10 +25,21 @@ ETCD_BIN = shutil.which("etcd") or "/usr/bin/etcd"
 PG_BIN = "/usr/lib/postgresql/15/bin"
 
 
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port on 127.0.0.1, never one this test run handed out before: a port
+    released at once may come back from the next bind(0), and two servers of one
+    test would then collide."""
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no fresh free port on 127.0.0.1 after 1000 tries")
 
 
 def wait_until(what, fn, timeout=60.0, interval=0.2):

@@ -106,3 +106,57 @@ def test_up_starts_three_streaming_members_and_comes_back():
                 proc.communicate(timeout=10)
     import shutil
     shutil.rmtree(base, ignore_errors=True)
+
+
+UP_CONF = """[up]
+cluster = pgha
+nodes = 3
+etcd_client_port = {etcd}
+etcd_peer_port = {peer}
+proxy_port = {proxy}
+proxy_ro_port = {proxy_ro}
+pg_port_1 = {pg1}
+api_port_1 = {api1}
+pg_port_2 = {pg2}
+api_port_2 = {api2}
+pg_port_3 = {pg3}
+api_port_3 = {api3}
+"""
+
+
+def test_up_checks_every_port_before_starting_anything():
+    """A busy or repeated port is named before etcd or any agent starts (it once
+    started node1, failed on node2 and then could not stop node1)."""
+    import socket
+    from conftest import free_port
+    base = make_base_dir()
+    d = os.path.join(base, "cluster")
+    os.makedirs(d)
+    ports = {k: free_port() for k in ("etcd", "peer", "proxy", "proxy_ro", "pg1", "api1", "pg2", "api2",
+                                      "pg3", "api3")}
+    conf = os.path.join(d, "up.conf")
+
+    # The same port twice in up.conf.
+    dup = dict(ports, api2=ports["etcd"])
+    with open(conf, "w") as f:
+        f.write(UP_CONF.format(**dup))
+    r = subprocess.run([PGHA_BIN, "up", "--dir", d], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert f"etcd_client_port and api_port_2 are both {ports['etcd']}" in r.stderr, r.stderr
+    assert "starting etcd" not in r.stdout
+
+    # A port another program holds.
+    with open(conf, "w") as f:
+        f.write(UP_CONF.format(**ports))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", ports["pg2"]))
+        s.listen(1)
+        t0 = time.monotonic()
+        r = subprocess.run([PGHA_BIN, "up", "--dir", d], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert f"port {ports['pg2']} (pg_port_2 in {conf}) is already in use" in r.stderr, r.stderr
+    assert "starting etcd" not in r.stdout
+    assert time.monotonic() - t0 < 30
+    assert not os.path.exists(os.path.join(d, "logs", "node1.log"))
+    import shutil
+    shutil.rmtree(base, ignore_errors=True)
