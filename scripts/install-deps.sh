@@ -22,7 +22,7 @@ PACKAGES=(
   libcmocka-dev
   clang libclang-rt-14-dev
   python3 python3-pytest python3-psycopg
-  iproute2 procps
+  iproute2 procps openssl
 )
 
 # Patroni 3.0 from bookworm; its etcd3 DCS module imports python3-etcd (the

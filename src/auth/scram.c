@@ -260,6 +260,22 @@ void scram_keys_wipe(struct scram_keys *k)
 	wipe(k, sizeof(*k));
 }
 
+bool scram_keys_match(const struct scram_keys *k, const struct scram_verifier *v)
+{
+	uint8_t stored[SCRAM_KEY_LEN];
+	struct pgha_err e;
+
+	if (k->iterations != v->iterations || k->salt_len != v->salt_len || k->salt_len == 0 ||
+	    k->salt_len > SCRAM_MAX_SALT_LEN || memcmp(k->salt, v->salt, k->salt_len) != 0)
+		return false;
+	if (sha256(k->client_key, SCRAM_KEY_LEN, stored, &e) < 0)
+		return false;
+	int diff = CRYPTO_memcmp(stored, v->stored_key, SCRAM_KEY_LEN) |
+		   CRYPTO_memcmp(k->server_key, v->server_key, SCRAM_KEY_LEN);
+	wipe(stored, sizeof(stored));
+	return diff == 0;
+}
+
 int scram_verifier_parse(const char *s, struct scram_verifier *v, struct pgha_err *e)
 {
 	memset(v, 0, sizeof(*v));

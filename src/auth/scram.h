@@ -122,6 +122,15 @@ struct scram_keys {
 
 void scram_keys_wipe(struct scram_keys *k);
 
+/*
+ * Do keys belong to verifier v: same salt and iteration count, the same
+ * ServerKey, and H(ClientKey) = StoredKey? (Constant-time comparisons.) A
+ * pooler keeping keys learned from a client checks this before using them
+ * with the verifier it currently knows: keys learned under a verifier that
+ * has changed since are refused here instead of failing at the server.
+ */
+bool scram_keys_match(const struct scram_keys *k, const struct scram_verifier *v);
+
 /* --------------------------------------------------------------- server side */
 
 struct scram_server;

@@ -236,6 +236,48 @@ void config_free_values(const struct config_table *t, void *target)
 	}
 }
 
+static size_t value_size(enum opt_type type)
+{
+	switch (type) {
+	case OPT_STRING: return sizeof(char *);
+	case OPT_INT: return sizeof(int);
+	case OPT_BOOL: return sizeof(bool);
+	case OPT_DURATION: return sizeof(int);
+	case OPT_LOGLEVEL: return sizeof(enum log_level);
+	}
+	return 0;
+}
+
+void config_take_reloadable(const struct config_table *t, void *live, void *fresh,
+			    void (*fixed)(const struct config_option *o, void *arg), void *arg)
+{
+	for (size_t i = 0; i < t->noptions; i++) {
+		const struct config_option *o = &t->options[i];
+		char *l = (char *)live + o->offset, *f = (char *)fresh + o->offset;
+		bool same;
+		if (o->type == OPT_STRING) {
+			const char *ls = *(char **)l, *fs = *(char **)f;
+			same = (ls == NULL && fs == NULL) || (ls != NULL && fs != NULL && strcmp(ls, fs) == 0);
+		} else {
+			same = memcmp(l, f, value_size(o->type)) == 0;
+		}
+		if (same)
+			continue;
+		if (!(o->flags & OPT_RELOAD)) {
+			if (fixed)
+				fixed(o, arg);
+			continue;
+		}
+		if (o->type == OPT_STRING) {
+			free(*(char **)l);
+			*(char **)l = *(char **)f;
+			*(char **)f = NULL;
+		} else {
+			memcpy(l, f, value_size(o->type));
+		}
+	}
+}
+
 void config_print_help(const struct config_table *t, FILE *out)
 {
 	const char *section = "";

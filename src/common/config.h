@@ -77,6 +77,14 @@ const struct config_option *config_find(const struct config_table *t, const char
 /* Free the OPT_STRING values. */
 void config_free_values(const struct config_table *t, void *target);
 
+/*
+ * A reload: move the value of every OPT_RELOAD option from fresh (a newly
+ * loaded target) into live. For each other option whose value differs,
+ * call fixed(o, arg) (e.g. to log "needs a restart"); live keeps its value.
+ */
+void config_take_reloadable(const struct config_table *t, void *live, void *fresh,
+			    void (*fixed)(const struct config_option *o, void *arg), void *arg);
+
 /* Print every option: [section] name (type, default, reload) and description. */
 void config_print_help(const struct config_table *t, FILE *out);
 

@@ -58,7 +58,7 @@ static const char *server_state(const struct server *s)
 
 static const char *client_state(const struct client *c)
 {
-	static const char *const names[] = {"startup", "auth", "login", "idle", "waiting", "active", "closing"};
+	static const char *const names[] = {"startup", "tls", "auth", "login", "idle", "waiting", "active", "closing"};
 	return names[c->state];
 }
 
@@ -241,7 +241,7 @@ static void run(struct client *c, const char *sql)
 		pgp_build_command_complete(&c->out, "RESUME");
 	} else if (is_cmd(sql, "RELOAD")) {
 		struct pgha_err e;
-		if (proxy_reload_users(px, &e) != 0) {
+		if (proxy_reload(px, &e) != 0) {
 			pgp_build_error(&c->out, "ERROR", "F0000", e.msg, NULL, NULL);
 		} else {
 			log_info("admin %s: RELOAD", c->user);

@@ -1,8 +1,8 @@
 /*
  * client.c — application connections: startup (SSL/GSSENC refused with 'N',
  * CancelRequest forwarded), authentication (SCRAM-SHA-256, md5 or trust
- * against the users file), then the forwarding loop of transaction or
- * session pooling.
+ * against the users file or an auth_query answer, see creds.h), then the
+ * forwarding loop of transaction or session pooling.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pgproto/pgproto.h"
+#include "proxy/creds.h"
 #include "proxy/proxy_int.h"
 
 /* ---- lifecycle -------------------------------------------------------- */
@@ -90,6 +91,7 @@ static void client_free(struct client *c)
 {
 	struct proxy *px = c->px;
 	proxy_unwatch(px, &c->tag);
+	tls_end(c);
 	close(c->tag.fd);
 	link_del(&c->node);
 	px->nclients--;
@@ -145,7 +147,7 @@ void client_close(struct client *c, const char *why)
 /* Send what the proxy has for the client. -1: the client is gone (freed): do not touch it. */
 static int flush_out(struct client *c)
 {
-	int r = strbuf_send(&c->out, &c->out_off, c->tag.fd);
+	int r = client_send(c, &c->out, &c->out_off);
 	if (r < 0) {
 		client_close(c, "send failed");
 		return -1;
@@ -305,6 +307,130 @@ static void auth_ok(struct client *c)
 	}
 }
 
+static void auth_step(struct client *c);
+
+/*
+ * Ask the client to authenticate against secret (users file or auth_query;
+ * NULL: no such user). SCRAM, or md5 when auth_type = md5 and the secret is
+ * not a SCRAM verifier (a verifier cannot check an md5 answer; PostgreSQL
+ * switches to SCRAM the same way). A user that does not exist gets the same
+ * exchange as one with a wrong password, failing only at its end: a mock
+ * SCRAM exchange, or in md5 mode what most users get — an md5 challenge when
+ * the users file is the only source (passwords or md5 hashes), SCRAM when
+ * auth_query looks users up (pgha's PostgreSQL stores SCRAM verifiers; as
+ * PostgreSQL picks by password_encryption).
+ */
+static void auth_challenge(struct client *c, const char *secret)
+{
+	struct pgha_err e;
+	bool md5 = strcmp(c->px->cfg.auth_type, "md5") == 0 && !scram_is_verifier(secret);
+	if (md5 && secret == NULL && c->px->cfg.auth_user[0] != '\0')
+		md5 = false;
+	if (md5) {
+		if (pgmd5_salt(c->md5_salt, &e) != 0) {
+			client_send_error(c, "XX000", e.msg, true);
+			return;
+		}
+		pgp_build_auth_md5(&c->out, c->md5_salt);
+	} else {
+		c->sasl = scram_server_new_stored(c->user, secret, NULL, &e);
+		if (c->sasl == NULL) {
+			client_send_error(c, "XX000", e.msg, true);
+			return;
+		}
+		const char *mechs[] = {SCRAM_MECHANISM};
+		pgp_build_auth_sasl(&c->out, mechs, 1);
+	}
+	if (flush_out(c) < 0)
+		return;
+	if (pbuf_len(&c->in) > 0)
+		auth_step(c);   /* it sent its answer early (it cannot know the salt: it fails) */
+}
+
+/* After the startup packet: trust, or find the user's secret (maybe with auth_query) and challenge. */
+static void auth_start(struct client *c)
+{
+	if (strcmp(c->px->cfg.auth_type, "trust") == 0) {
+		auth_ok(c);
+		return;
+	}
+	c->state = CL_AUTH;
+	const char *secret = NULL;
+	struct pgha_err e;
+	switch (creds_lookup(c->px, c->user, &secret, &e)) {
+	case CREDS_KNOWN:
+		auth_challenge(c, secret);
+		return;
+	case CREDS_PENDING:
+		c->auth_lookup = true;   /* client_auth_lookup_done() goes on */
+		return;
+	case CREDS_FAILED:
+		log_warn("client %s: cannot look up user \"%s\": %s", c->addr, c->user, e.msg);
+		client_auth_lookup_done(c, NULL, e.msg);
+		return;
+	}
+}
+
+void client_auth_lookup_done(struct client *c, const char *secret, const char *failure)
+{
+	c->auth_lookup = false;
+	if (failure != NULL) {
+		/* The reason (auth_user's login, the query, the server) is in the proxy's log. */
+		char msg[300];
+		snprintf(msg, sizeof(msg), "cannot authenticate user \"%s\" now: looking it up on the "
+			 "server failed (auth_query; see the proxy's log)", c->user);
+		client_send_error(c, "08006", msg, true);
+		return;
+	}
+	auth_challenge(c, secret);
+}
+
+static void startup(struct client *c);
+
+/* Answer an SSLRequest with 'S' and start the handshake. */
+static void start_tls(struct client *c)
+{
+	if (pbuf_len(&c->in) != 0) {
+		/* Bytes sent before our answer would be taken as if they came over TLS (CVE-2021-23214). */
+		client_send_error(c, "08P01", "unexpected data after SSLRequest", true);
+		return;
+	}
+	sb_puts(&c->out, "S");
+	if (client_send(c, &c->out, &c->out_off) != 1) {
+		client_close(c, "cannot answer the SSLRequest");
+		return;
+	}
+	if (tls_begin(c) != 0) {
+		client_close(c, "cannot start TLS");
+		return;
+	}
+	c->state = CL_TLS;
+	proxy_watch(c->px, &c->tag, EPOLLIN);
+}
+
+/* CL_TLS: one handshake step; when done, the startup packet comes over TLS. */
+static void tls_step(struct client *c)
+{
+	int r = tls_handshake(c);
+	if (r < 0) {
+		client_close(c, "TLS handshake failed");
+		return;
+	}
+	if (r == 0) {
+		proxy_watch(c->px, &c->tag, c->tls_want ? c->tls_want : EPOLLIN);
+		return;
+	}
+	c->state = CL_STARTUP;
+	proxy_watch(c->px, &c->tag, EPOLLIN);
+	ssize_t n = client_read(c, &c->in);
+	if (n == 0 || n == -1) {
+		client_close(c, "client disconnected after the TLS handshake");
+		return;
+	}
+	if (pbuf_len(&c->in) > 0)
+		startup(c);
+}
+
 static void startup(struct client *c)
 {
 	struct pgp_startup st;
@@ -319,8 +445,17 @@ static void startup(struct client *c)
 	c->in.start += st.total_len;
 	switch (st.kind) {
 	case PGP_SSL_REQUEST:
+		if (c->px->tls_ctx != NULL && c->ssl == NULL) {
+			start_tls(c);
+			return;
+		}
+		if (c->ssl != NULL) {
+			client_send_error(c, "08P01", "SSLRequest inside TLS", true);
+			return;
+		}
+		/* No TLS configured: the client goes on in plain text (or gives up). */
+		__attribute__((fallthrough));
 	case PGP_GSSENC_REQUEST:
-		/* No TLS configured: refuse, the client goes on in plain text (or gives up). */
 		sb_puts(&c->out, "N");
 		flush_out(c);
 		return;
@@ -329,6 +464,11 @@ static void startup(struct client *c)
 		return;
 	case PGP_STARTUP_MESSAGE:
 		break;
+	}
+	if (c->px->cfg.tls_require && c->ssl == NULL) {
+		client_send_error(c, "28000", "this proxy requires TLS: connect with sslmode=require (or stricter)",
+				  true);
+		return;
 	}
 	snprintf(c->user, sizeof(c->user), "%s", st.user);
 	snprintf(c->database, sizeof(c->database), "%s", st.database);
@@ -373,29 +513,7 @@ static void startup(struct client *c)
 	c->admin = strcmp(c->database, "pgha") == 0;
 	if (!c->admin)
 		c->pool = pool_get(c->px, c->database, c->user, c->ro);
-	const struct user_entry *u = proxy_user(c->px, c->user);
-	const char *type = c->px->cfg.auth_type;
-	if (strcmp(type, "trust") == 0) {
-		auth_ok(c);
-		return;
-	}
-	c->state = CL_AUTH;
-	if (strcmp(type, "md5") == 0) {
-		if (pgmd5_salt(c->md5_salt, &e) != 0) {
-			client_send_error(c, "XX000", e.msg, true);
-			return;
-		}
-		pgp_build_auth_md5(&c->out, c->md5_salt);
-	} else {
-		c->sasl = scram_server_new_stored(c->user, u ? u->secret : NULL, NULL, &e);
-		if (c->sasl == NULL) {
-			client_send_error(c, "XX000", e.msg, true);
-			return;
-		}
-		const char *mechs[] = {SCRAM_MECHANISM};
-		pgp_build_auth_sasl(&c->out, mechs, 1);
-	}
-	flush_out(c);
+	auth_start(c);
 }
 
 static void auth_failed(struct client *c, const char *why)
@@ -413,6 +531,8 @@ static void auth_step(struct client *c)
 {
 	struct pgp_msg m;
 	struct pgha_err e;
+	if (c->auth_lookup)
+		return;   /* nothing to check against yet: it stays buffered */
 	int r = pgp_frame(c->in.data + c->in.start, pbuf_len(&c->in), 16384, &m, &e);
 	if (r == PGP_NEED_MORE)
 		return;
@@ -421,11 +541,10 @@ static void auth_step(struct client *c)
 		return;
 	}
 	c->in.start += m.total_len;
-	const struct user_entry *u = proxy_user(c->px, c->user);
-	if (strcmp(c->px->cfg.auth_type, "md5") == 0) {
+	if (c->sasl == NULL) {   /* md5 (auth_challenge) */
 		const char *resp;
 		if (pgp_parse_password(&m, &resp, &e) != 0 ||
-		    pgmd5_verify(u ? u->secret : NULL, c->user, c->md5_salt, resp, strlen(resp), &e) != 0) {
+		    pgmd5_verify(creds_secret(c->px, c->user), c->user, c->md5_salt, resp, strlen(resp), &e) != 0) {
 			auth_failed(c, e.msg);
 			return;
 		}
@@ -460,6 +579,11 @@ static void auth_step(struct client *c)
 	c->pending = 0;
 	pgp_build_auth_sasl_final(&c->out, out, strlen(out));
 	scram_free_msg(out);
+	/* Its ClientKey logs the proxy in to PostgreSQL when only a verifier is known (creds.c). */
+	struct scram_keys keys;
+	if (scram_is_verifier(creds_secret(c->px, c->user)) && scram_server_client_key(c->sasl, &keys, &e) == 0)
+		creds_learn_keys(c->px, c->user, &keys);
+	scram_keys_wipe(&keys);
 	scram_server_free(c->sasl);
 	c->sasl = NULL;
 	auth_ok(c);
@@ -479,6 +603,10 @@ void client_got_server(struct client *c, struct server *s)
 
 void client_event(struct client *c, uint32_t events)
 {
+	if (c->state == CL_TLS) {
+		tls_step(c);
+		return;
+	}
 	if (events & EPOLLOUT) {
 		if (c->out.len > c->out_off) {
 			if (flush_out(c) != 1)
@@ -497,11 +625,12 @@ void client_event(struct client *c, uint32_t events)
 	}
 	switch (c->state) {
 	case CL_ACTIVE:
+		c->in.drained = false;   /* EPOLLIN: there is something to read */
 		relay_c2s(c);
 		return;
 	case CL_IDLE: {
 		if (c->admin) {
-			ssize_t r = pbuf_read(&c->in, c->tag.fd);
+			ssize_t r = client_read(c, &c->in);
 			if (r == -2)
 				return;
 			if (r <= 0 || admin_input(c) < 0) {
@@ -512,7 +641,7 @@ void client_event(struct client *c, uint32_t events)
 			return;
 		}
 		if (pbuf_len(&c->in) == 0) {
-			ssize_t r = pbuf_read(&c->in, c->tag.fd);
+			ssize_t r = client_read(c, &c->in);
 			if (r == -2)
 				return;
 			if (r <= 0) {
@@ -536,7 +665,7 @@ void client_event(struct client *c, uint32_t events)
 	case CL_STARTUP:
 	case CL_AUTH:
 	case CL_LOGIN: {
-		ssize_t r = pbuf_read(&c->in, c->tag.fd);
+		ssize_t r = client_read(c, &c->in);
 		if (r == 0 || r == -1) {
 			client_close(c, "client disconnected during login");
 			return;
@@ -547,6 +676,7 @@ void client_event(struct client *c, uint32_t events)
 			auth_step(c);
 		return;
 	}
+	case CL_TLS:      /* handled above */
 	case CL_CLOSING:
 		return;
 	}
@@ -556,7 +686,8 @@ void client_check_timeouts(struct client *c)
 {
 	const struct proxy_config *cfg = &c->px->cfg;
 	int64_t age = c->px->now_ms - c->since_ms;
-	if ((c->state == CL_STARTUP || c->state == CL_AUTH) && age > cfg->client_login_timeout_ms)
+	if ((c->state == CL_STARTUP || c->state == CL_TLS || c->state == CL_AUTH) &&
+	    age > cfg->client_login_timeout_ms)
 		client_send_error(c, "08006", "login timed out", true);
 	else if (c->state == CL_LOGIN && age > cfg->hold_timeout_ms)
 		client_send_error(c, "08006", c->pool->last_error[0] ? c->pool->last_error

@@ -54,17 +54,21 @@ ssize_t pbuf_read(struct pbuf *b, int fd)
 		b->start = b->end = 0;
 	pbuf_reserve(b, READ_CHUNK);
 	for (;;) {
-		ssize_t n = recv(fd, b->data + b->end, b->cap - b->end, 0);
+		size_t room = b->cap - b->end;
+		ssize_t n = recv(fd, b->data + b->end, room, 0);
 		if (n > 0) {
 			b->end += (size_t)n;
+			b->drained = (size_t)n < room;
 			return n;
 		}
 		if (n == 0)
 			return 0;
 		if (errno == EINTR)
 			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			b->drained = true;
 			return -2;
+		}
 		return -1;
 	}
 }

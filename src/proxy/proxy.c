@@ -21,6 +21,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "proxy/creds.h"
 #include "proxy/proxy_int.h"
 
 void proxy_watch(struct proxy *px, struct fdtag *t, uint32_t events)
@@ -126,6 +127,44 @@ int proxy_reload_users(struct proxy *px, struct pgha_err *e)
 	return 0;
 }
 
+static void note_fixed(const struct config_option *o, void *arg)
+{
+	log_warn("reload: [%s] %s changed in %s: it takes effect at the next restart", o->section, o->name,
+		 (const char *)arg);
+}
+
+int proxy_reload(struct proxy *px, struct pgha_err *e)
+{
+	struct proxy_config fresh;
+	if (proxy_config_load(px->cfg.path, &fresh, e) != 0) {
+		proxy_config_free(&fresh);
+		return err_wrap(e, "keeping the running configuration");
+	}
+	config_take_reloadable(&proxy_config_table, &px->cfg, &fresh, note_fixed, px->cfg.path);
+	proxy_config_free(&fresh);
+	log_set_level((enum log_level)px->cfg.log_level);
+	int rc = 0;
+	if (tls_configure(px, e) != 0) {
+		log_error("reload: %s (TLS keeps its previous state)", e->msg);
+		rc = -1;
+	}
+	struct pgha_err ue;
+	if (proxy_reload_users(px, &ue) != 0) {
+		log_error("reload: %s (keeping the previous users)", ue.msg);
+		if (rc == 0)
+			*e = ue;
+		rc = -1;
+	} else if (creds_reload(px, &ue) != 0) {
+		log_error("reload: %s (auth_query keeps auth_user's previous password)", ue.msg);
+		if (rc == 0)
+			*e = ue;
+		rc = -1;
+	}
+	if (rc == 0)
+		log_info("reloaded %s", px->cfg.path);
+	return rc;
+}
+
 static void free_users(struct proxy *px)
 {
 	for (size_t i = 0; i < px->nusers; i++) {
@@ -208,6 +247,7 @@ static void tick(struct proxy *px)
 		malloc_trim(0);
 	for (struct link *l = px->pools.next; l != &px->pools; l = l->next)
 		pool_tick(link_entry(l, struct pool, node));
+	creds_tick(px);
 	metrics_render(px);
 }
 
@@ -260,13 +300,19 @@ int proxy_main(int argc, char **argv)
 		proxy_config_free(&px->cfg);
 		return 2;
 	}
-	if (load_users(px, &e) != 0) {
+	if (load_users(px, &e) != 0 || tls_configure(px, &e) != 0) {
 		fprintf(stderr, "pgha proxy: %s\n", e.msg);
+		tls_shutdown(px);
 		return 2;
 	}
 	if (check) {
-		printf("%s: OK (%zu users)\n", path, px->nusers);
-		return 0;
+		int rc = creds_start(px, true, &e);
+		if (rc != 0)
+			fprintf(stderr, "pgha proxy: %s\n", e.msg);
+		else
+			printf("%s: OK (%zu users)\n", path, px->nusers);
+		creds_stop(px);
+		return rc != 0 ? 2 : 0;
 	}
 	log_set_level((enum log_level)px->cfg.log_level);
 	char ctx[96];
@@ -336,6 +382,11 @@ int proxy_main(int argc, char **argv)
 		log_fatal("[proxy] metrics_listen: %s", e.msg);
 		goto out;
 	}
+	/* After the signals are blocked: the lookup threads must not take them. */
+	if (creds_start(px, false, &e) != 0) {
+		log_fatal("%s", e.msg);
+		goto out;
+	}
 	px->route_tag.kind = FD_ROUTE;
 	px->route_tag.fd = route_fd(px->route);
 	proxy_watch(px, &px->route_tag, EPOLLIN);
@@ -364,14 +415,16 @@ int proxy_main(int argc, char **argv)
 					  px->topo.has_leader ? px->topo.leader.host : "-", px->topo.leader.port,
 					  px->topo.nreplicas);
 				pool_topology_changed(px);
+				creds_topology_changed(px);
 				break;
+			case FD_AUTHQ: creds_lookups_done(px); break;
 			case FD_SIGNAL: {
 				struct signalfd_siginfo si;
 				while (read(t->fd, &si, sizeof(si)) == sizeof(si)) {
 					if (si.ssi_signo == SIGHUP) {
-						log_info("SIGHUP: reloading the users file");
-						if (proxy_reload_users(px, &e) != 0)
-							log_error("reload: %s (keeping the previous users)", e.msg);
+						log_info("SIGHUP: reloading %s", px->cfg.path);
+						if (proxy_reload(px, &e) != 0)
+							log_error("reload incomplete: %s", e.msg);
 					} else if (!px->stopping) {
 						log_info("shutting down: no new connections; waiting up to 10 s for "
 							 "running transactions");
@@ -410,7 +463,9 @@ out:
 	px->metrics = NULL;
 	if (px->route)
 		route_stop(px->route);
+	creds_stop(px);
 	free_users(px);
+	tls_shutdown(px);
 	relay_registry_free(px);
 	proxy_config_free(&px->cfg);
 	return code;

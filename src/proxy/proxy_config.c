@@ -61,12 +61,41 @@ static const struct config_option proxy_options[] = {
 	O("proxy", "log_level", OPT_LOGLEVEL, log_level, "info", 1, 0, OPT_RELOAD,
 	  "debug, info, warn or error"),
 
+	O("tls", "cert_file", OPT_STRING, tls_cert_file, "", 1, 0, OPT_RELOAD,
+	  "PEM certificate (chain) the proxy shows clients; with key_file, SSLRequest is answered 'S' "
+	  "(empty: no TLS, SSLRequest answered 'N'); re-read on SIGHUP/RELOAD"),
+	O("tls", "key_file", OPT_STRING, tls_key_file, "", 1, 0, OPT_RELOAD, "PEM private key of cert_file"),
+	O("tls", "ca_file", OPT_STRING, tls_ca_file, "", 1, 0, OPT_RELOAD,
+	  "PEM CA certificates: when set, clients must present a certificate signed by one of them"),
+	O("tls", "min_protocol", OPT_STRING, tls_min_protocol, "TLSv1.2", 1, 0, OPT_RELOAD,
+	  "oldest TLS version accepted: TLSv1.2 or TLSv1.3"),
+	O("tls", "require", OPT_BOOL, tls_require, "off", 1, 0, OPT_RELOAD,
+	  "refuse clients that do not ask for TLS (cancel requests excepted)"),
+
 	O("auth", "auth_type", OPT_STRING, auth_type, "scram-sha-256", 1, 0, OPT_RELOAD,
-	  "how clients authenticate: scram-sha-256, md5 or trust"),
+	  "how clients authenticate: scram-sha-256, md5 (SCRAM for users whose secret is a SCRAM "
+	  "verifier, as PostgreSQL does) or trust"),
 	O("auth", "auth_file", OPT_STRING, auth_file, NULL, 1, 0, OPT_REQUIRED | OPT_RELOAD,
-	  "users file: lines of \"user\" \"password or SCRAM/md5 verifier\" (as PgBouncer's)"),
+	  "users file: lines of \"user\" \"password or SCRAM/md5 verifier\" (as PgBouncer's); with "
+	  "a SCRAM verifier the proxy logs in to PostgreSQL with the key a client's SCRAM login gave it, "
+	  "with an md5 hash it answers the server's md5 challenge"),
 	O("auth", "admin_users", OPT_STRING, admin_users, "", 1, 0, OPT_RELOAD,
 	  "comma-separated users allowed on the admin console (database pgha)"),
+	O("auth", "auth_user", OPT_STRING, auth_user, "", 1, 0, 0,
+	  "role that runs auth_query for users not in the users file (empty: no lookups); its "
+	  "password is its plaintext line in the users file, or auth_user_password_file"),
+	O("auth", "auth_query", OPT_STRING, auth_query,
+	  "SELECT usename, passwd FROM pg_catalog.pg_shadow WHERE usename = $1", 1, 0, 0,
+	  "run as auth_user on the leader (else a standby) with $1 = the user name; returns "
+	  "(name, SCRAM verifier or md5 hash) or no row"),
+	O("auth", "auth_user_password_file", OPT_STRING, auth_user_password_file, "", 1, 0, 0,
+	  "file holding auth_user's password (first line; re-read on SIGHUP); empty: the users file"),
+	O("auth", "auth_dbname", OPT_STRING, auth_dbname, "postgres", 1, 0, 0,
+	  "database auth_user connects to for auth_query"),
+	O("auth", "auth_query_timeout", OPT_DURATION, auth_query_timeout_ms, "5s", 100, 600000, 0,
+	  "one lookup (connect and query); a client whose lookup fails gets an error (08006)"),
+	O("auth", "auth_query_cache", OPT_DURATION, auth_query_cache_ms, "5s", 0, 3600000, 0,
+	  "reuse a lookup's answer (user found or not) for new logins this long (0: look up each login)"),
 };
 
 const struct config_table proxy_config_table = {
@@ -100,6 +129,11 @@ int proxy_config_load(const char *path, struct proxy_config *cfg, struct pgha_er
 		return err_set(e, "%s: [proxy] listen_ro: %s", path, sub.msg);
 	if (cfg->metrics_listen[0] && parse_host_port(cfg->metrics_listen, host, sizeof(host), &port, &sub) != 0)
 		return err_set(e, "%s: [proxy] metrics_listen: %s", path, sub.msg);
+	if (cfg->auth_user_password_file[0] != '\0' && cfg->auth_user[0] == '\0')
+		return err_set(e, "%s: [auth] auth_user_password_file is set but auth_user is not", path);
+	if (cfg->auth_user[0] != '\0' && strstr(cfg->auth_query, "$1") == NULL)
+		return err_set(e, "%s: [auth] auth_query = \"%s\": it must use $1 (the user name looked up)",
+			       path, cfg->auth_query);
 	if (cfg->etcd_username[0] != '\0' && cfg->etcd_password_file[0] == '\0')
 		return err_set(e, "%s: [etcd] username is set but password_file is not", path);
 	return 0;

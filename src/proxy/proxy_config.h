@@ -40,10 +40,22 @@ struct proxy_config {
 	int ro_max_lag;          /* bytes */
 	bool ro_fallback_leader;
 	int log_level;
+	/* [tls] */
+	char *tls_cert_file;
+	char *tls_key_file;
+	char *tls_ca_file;
+	char *tls_min_protocol;
+	bool tls_require;
 	/* [auth] */
 	char *auth_type;         /* scram-sha-256, md5 or trust */
 	char *auth_file;
 	char *admin_users;
+	char *auth_user;         /* role running auth_query; "" = no auth_query */
+	char *auth_query;        /* $1 = the user name; returns (name, secret) */
+	char *auth_user_password_file;
+	char *auth_dbname;
+	int auth_query_timeout_ms;
+	int auth_query_cache_ms;
 
 	/* derived */
 	enum pool_mode pool_mode;

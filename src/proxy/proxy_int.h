@@ -23,6 +23,9 @@
 #include "proxy/proxy_config.h"
 #include "proxy/route.h"
 
+struct ssl_st;       /* OpenSSL's SSL and SSL_CTX, used only in tls.c */
+struct ssl_ctx_st;
+
 struct proxy;
 struct pool;
 struct server;
@@ -33,6 +36,13 @@ struct pbuf {
 	size_t cap;
 	size_t start;   /* first unconsumed byte */
 	size_t end;     /* one past the last byte */
+	/*
+	 * The last read got less than it asked for (or EAGAIN): the socket was
+	 * drained then. The relay does not read again in the same pass (a read
+	 * that would only say EAGAIN); level-triggered epoll reports what comes
+	 * next. Cleared before a pass that an EPOLLIN event started.
+	 */
+	bool drained;
 };
 
 /* Startup parameters kept per client and applied (SET) on whichever server it gets. */
@@ -45,7 +55,7 @@ struct link {
 	struct link *prev, *next;
 };
 
-enum fd_kind { FD_LISTEN_RW, FD_LISTEN_RO, FD_CLIENT, FD_SERVER, FD_ROUTE, FD_SIGNAL };
+enum fd_kind { FD_LISTEN_RW, FD_LISTEN_RO, FD_CLIENT, FD_SERVER, FD_ROUTE, FD_SIGNAL, FD_AUTHQ };
 
 /* What epoll hands back: the first member of every registered object. */
 struct fdtag {
@@ -57,6 +67,7 @@ struct fdtag {
 
 enum client_state {
 	CL_STARTUP,      /* reading the startup packet */
+	CL_TLS,          /* TLS handshake after an SSLRequest answered 'S' */
 	CL_AUTH,         /* authentication exchange */
 	CL_LOGIN,        /* authenticated; waiting for the pool's server parameters */
 	CL_IDLE,         /* between transactions, no server */
@@ -94,10 +105,13 @@ struct client {
 	uint8_t cancel_key[4];
 	void *sasl;                /* SCRAM server state while authenticating */
 	uint8_t md5_salt[4];
+	bool auth_lookup;          /* CL_AUTH: waits for auth_query (creds.c) before the challenge */
 	bool terminated;           /* sent Terminate */
 	bool release_ready;        /* give the server back once its last bytes are out */
 	bool admin;                /* connected to the admin console (database pgha) */
 	char *want[NTRACKED];      /* tracked parameters the client asked for (NULL: default) */
+	struct ssl_st *ssl;        /* TLS session (tls.c), NULL in plain text */
+	uint32_t tls_want;         /* EPOLLIN/EPOLLOUT the TLS layer waits for */
 };
 
 enum server_state {
@@ -169,6 +183,8 @@ struct proxy {
 	int nclients;
 	struct user_entry *users;
 	size_t nusers;
+	struct creds *creds;       /* auth_query answers, SCRAM keys from clients (creds.c) */
+	struct fdtag authq_tag;    /* auth_query lookups finished (creds.c) */
 	int64_t now_ms;
 	bool stopping;
 	uint64_t stats_xacts;
@@ -181,6 +197,7 @@ struct proxy {
 	struct metrics *metrics;
 	int32_t next_cancel_pid;
 	bool paused;               /* admin PAUSE: new transactions wait */
+	struct ssl_ctx_st *tls_ctx; /* [tls] configured: SSLRequest answered 'S' (tls.c) */
 	/* relay.c: every distinct (query, parameter types) prepared through the proxy */
 	struct pstmt **stmt_table;
 	size_t stmt_cap, stmt_count;
@@ -198,6 +215,27 @@ ssize_t pbuf_read(struct pbuf *b, int fd);
 int pbuf_send(struct pbuf *b, int fd);
 /* Send sb from *off; 1 all sent (sb reset), 0 partial, -1 error. */
 int strbuf_send(struct strbuf *sb, size_t *off, int fd);
+/* tls.c */
+int tls_configure(struct proxy *px, struct pgha_err *e);
+void tls_shutdown(struct proxy *px);
+int tls_begin(struct client *c);
+void tls_end(struct client *c);
+/* 1 done, 0 in progress (c->tls_want says what to wait for), -1 failed. */
+int tls_handshake(struct client *c);
+ssize_t tls_read(struct client *c, struct pbuf *b);
+int tls_send(struct client *c, struct strbuf *sb, size_t *off);
+
+/* Client I/O, TLS or not: same results as pbuf_read() and strbuf_send(). */
+static inline ssize_t client_read(struct client *c, struct pbuf *b)
+{
+	return c->ssl ? tls_read(c, b) : pbuf_read(b, c->tag.fd);
+}
+
+static inline int client_send(struct client *c, struct strbuf *sb, size_t *off)
+{
+	return c->ssl ? tls_send(c, sb, off) : strbuf_send(sb, off, c->tag.fd);
+}
+
 void link_init(struct link *l);
 void link_add_tail(struct link *head, struct link *n);
 void link_del(struct link *n);
@@ -209,6 +247,8 @@ void proxy_watch(struct proxy *px, struct fdtag *t, uint32_t events);
 void proxy_unwatch(struct proxy *px, struct fdtag *t);
 const struct user_entry *proxy_user(const struct proxy *px, const char *name);
 int proxy_reload_users(struct proxy *px, struct pgha_err *e);
+/* SIGHUP / RELOAD: re-read the config file (reloadable options), TLS files and the users file. */
+int proxy_reload(struct proxy *px, struct pgha_err *e);
 
 /* client.c */
 void client_accept(struct proxy *px, int fd, bool ro);
@@ -218,6 +258,8 @@ void client_close(struct client *c, const char *why);
 void client_got_server(struct client *c, struct server *s);
 void client_login_done(struct client *c);
 void client_check_timeouts(struct client *c);
+/* creds.c: the auth_query lookup c waited for is over (failure: why, for the log). */
+void client_auth_lookup_done(struct client *c, const char *secret, const char *failure);
 /* A server answered: forward, and release it at the end of a transaction. */
 void client_forward_from_server(struct client *c);
 

@@ -522,7 +522,7 @@ static bool flush_server(struct server *s)
 /* 1 all sent, 0 partial (the client is watched for EPOLLOUT), -1 the client is gone (freed). */
 static int flush_client(struct client *c)
 {
-	int r = strbuf_send(&c->out, &c->out_off, c->tag.fd);
+	int r = client_send(c, &c->out, &c->out_off);
 	if (r < 0) {
 		client_close(c, "send to the client failed");
 		return -1;
@@ -636,7 +636,9 @@ void relay_c2s(struct client *c)
 			continue;   /* send what was queued, then read more */
 		if (b->start == b->end)
 			b->start = b->end = 0;
-		ssize_t r = pbuf_read(b, c->tag.fd);
+		if (b->drained)
+			break;   /* it had nothing more a moment ago: epoll says when it has */
+		ssize_t r = client_read(c, b);
 		if (r == -2)
 			break;
 		if (r <= 0) {
@@ -741,6 +743,8 @@ void client_forward_from_server(struct client *c)
 			b->start = b->end = 0;
 		else
 			pbuf_compact(b);
+		if (b->drained)
+			break;
 		ssize_t r = pbuf_read(b, s->tag.fd);
 		if (r == -2)
 			break;

@@ -25,7 +25,15 @@ struct route {
 	char *endpoints, *username, *password;
 	char *prefix;
 	struct etcd_watch *watch;
+	/* this proxy's record: set by the loop, written by the thread */
+	struct proxy_record rec;
+	bool have_rec;
+	char *written;       /* the JSON last written under the lease */
+	int64_t lease;
+	int64_t keepalive_ms;
 };
+
+#define RECORD_TTL_S 10
 
 static void on_watch(void *arg, const struct etcd_event *ev, int64_t revision)
 {
@@ -64,9 +72,91 @@ static void build(const struct cluster_view *v, struct topology *t)
 	}
 }
 
+static bool so_equal(const struct topology *a, const struct topology *b)
+{
+	if (a->has_switchover != b->has_switchover)
+		return false;
+	if (!a->has_switchover)
+		return true;
+	const struct switchover *x = &a->so, *y = &b->so;
+	return strcmp(x->id, y->id) == 0 && x->phase == y->phase && x->deadline_ms == y->deadline_ms &&
+	       strcmp(x->to, y->to) == 0 && strcmp(x->from, y->from) == 0 && x->at_ms == y->at_ms;
+}
+
+/* The switchover record, if any; a record that does not decode is logged once and ignored. */
+static void read_switchover(struct route *r, const struct etcd_kvs *kvs, struct topology *t)
+{
+	static char last_bad[sizeof(((struct pgha_err *)0)->msg)];
+	size_t plen = strlen(r->prefix);
+	for (size_t i = 0; i < kvs->count; i++) {
+		const struct etcd_kv *kv = &kvs->kvs[i];
+		if (strncmp(kv->key, r->prefix, plen) != 0 || strcmp(kv->key + plen, "switchover") != 0)
+			continue;
+		struct pgha_err e;
+		if (switchover_decode(kv->value, kv->value_len, &t->so, &e) != 0) {
+			if (strcmp(last_bad, e.msg) != 0)
+				log_warn("%s: %s (ignored: no switchover is followed)", kv->key, e.msg);
+			snprintf(last_bad, sizeof(last_bad), "%s", e.msg);
+			return;
+		}
+		last_bad[0] = '\0';
+		t->has_switchover = true;
+		return;
+	}
+}
+
+/* Keep this proxy's record in etcd: a lease, kept alive; the record rewritten when it changes. */
+static void keep_record(struct route *r, struct etcd_client *c)
+{
+	struct pgha_err e;
+	pthread_mutex_lock(&r->lock);
+	char *json = r->have_rec ? proxy_record_encode(&r->rec) : NULL;
+	char name[sizeof(r->rec.name)];
+	snprintf(name, sizeof(name), "%s", r->rec.name);
+	pthread_mutex_unlock(&r->lock);
+	if (json == NULL)
+		return;
+	int64_t now = now_ms();
+	if (r->lease != 0 && now >= r->keepalive_ms) {
+		int rc = etcd_lease_keepalive(c, r->lease, NULL, &e);
+		if (rc == ETCD_ENOLEASE) {
+			log_warn("the lease of this proxy's record expired: registering again");
+			r->lease = 0;
+		} else if (rc != 0) {
+			log_debug("keeping this proxy's record alive: %s", e.msg);
+		} else {
+			r->keepalive_ms = now + RECORD_TTL_S * 1000 / 3;
+		}
+	}
+	bool fresh = false;
+	if (r->lease == 0) {
+		if (etcd_lease_grant(c, RECORD_TTL_S, &r->lease, &e) != 0) {
+			log_debug("registering this proxy: %s", e.msg);
+			free(json);
+			return;
+		}
+		r->keepalive_ms = now + RECORD_TTL_S * 1000 / 3;
+		fresh = true;
+	}
+	if (fresh || r->written == NULL || strcmp(r->written, json) != 0) {
+		char *key = xasprintf("%sproxies/%s", r->prefix, name);
+		if (etcd_put(c, key, json, r->lease, &e) != 0) {
+			log_warn("writing %s: %s", key, e.msg);
+			free(json);
+		} else {
+			free(r->written);
+			r->written = json;
+		}
+		free(key);
+		return;
+	}
+	free(json);
+}
+
 static bool topo_equal(const struct topology *a, const struct topology *b)
 {
-	if (a->etcd_ok != b->etcd_ok || a->has_leader != b->has_leader || a->nreplicas != b->nreplicas)
+	if (a->etcd_ok != b->etcd_ok || a->has_leader != b->has_leader || a->nreplicas != b->nreplicas ||
+	    !so_equal(a, b))
 		return false;
 	if (a->has_leader && !same_target(&a->leader, &b->leader))
 		return false;
@@ -122,6 +212,7 @@ static void *route_thread(void *arg)
 			cluster_view_sort(&v);
 			t.etcd_ok = true;
 			build(&v, &t);
+			read_switchover(r, &kvs, &t);
 			cluster_view_free(&v);
 			etcd_kvs_free(&kvs);
 			if (!was_ok)
@@ -134,16 +225,34 @@ static void *route_thread(void *arg)
 			was_ok = false;
 			/* Keep routing to what we knew: servers are still checked one by one. */
 		}
+		keep_record(r, c);
 		struct pollfd pfd = {.fd = r->wake_fd, .events = POLLIN};
-		if (poll(&pfd, 1, 2000) > 0) {
+		if (poll(&pfd, 1, 1000) > 0) {
 			uint64_t v;
 			if (read(r->wake_fd, &v, sizeof(v)) < 0) {
 				/* drained by someone else */
 			}
 		}
 	}
+	if (r->lease != 0 && etcd_lease_revoke(c, r->lease, &e) != 0)
+		log_warn("removing this proxy's record: %s", e.msg);
 	etcd_free(c);
 	return NULL;
+}
+
+void route_set_record(struct route *r, const struct proxy_record *rec)
+{
+	pthread_mutex_lock(&r->lock);
+	bool changed = !r->have_rec || memcmp(&r->rec, rec, sizeof(*rec)) != 0;
+	r->rec = *rec;
+	r->have_rec = true;
+	pthread_mutex_unlock(&r->lock);
+	if (changed) {
+		uint64_t one = 1;
+		if (write(r->wake_fd, &one, sizeof(one)) < 0) {
+			/* the thread looks within a second anyway */
+		}
+	}
 }
 
 struct route *route_start(const struct etcd_opts *opts, const char *prefix, struct pgha_err *e)
@@ -219,6 +328,7 @@ void route_stop(struct route *r)
 	free(r->username);
 	secret_free(r->password);
 	free(r->prefix);
+	free(r->written);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 }

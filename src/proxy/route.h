@@ -17,6 +17,7 @@
 
 #include "common/err.h"
 #include "dcs/etcd.h"
+#include "dcs/switchover.h"
 
 #define ROUTE_MAX_REPLICAS 32
 
@@ -35,6 +36,8 @@ struct topology {
 	struct route_target replicas[ROUTE_MAX_REPLICAS];
 	int nreplicas;
 	bool paused;
+	bool has_switchover;       /* a switchover record exists (and decodes) */
+	struct switchover so;
 };
 
 struct route;
@@ -44,6 +47,12 @@ struct route *route_start(const struct etcd_opts *opts, const char *prefix, stru
 int route_fd(const struct route *r);
 /* Copy the current topology (and clear the eventfd). */
 void route_get(struct route *r, struct topology *out);
+/*
+ * This proxy's record (<prefix>/<cluster>/proxies/<name>, under a lease the
+ * routing thread keeps alive): set it; the thread writes it when it changed.
+ * route_stop() revokes the lease, so the record goes with the proxy.
+ */
+void route_set_record(struct route *r, const struct proxy_record *rec);
 void route_stop(struct route *r);
 
 #endif

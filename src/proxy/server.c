@@ -1,7 +1,8 @@
 /*
  * server.c — connections to PostgreSQL: connect, log in (SCRAM, md5 or
  * cleartext with the password from the users file, or SCRAM keys passed
- * through from a client), check the role (in_hot_standby), then forward.
+ * through from a client, or an md5 hash: see creds.h), check the role
+ * (in_hot_standby), then forward.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pgproto/pgproto.h"
+#include "proxy/creds.h"
 #include "proxy/proxy_int.h"
 
 static void server_flush_out(struct server *s);
@@ -119,14 +121,34 @@ static void server_flush_out(struct server *s)
 
 /* ---- login ---------------------------------------------------------- */
 
-static const char *server_password(struct server *s)
+/* Nothing known for the pool's user answers what the server asks: say what, and what to do. */
+static int no_login(const struct server *s, const char *asks, const struct server_creds *sc, char *why,
+		    size_t whylen)
 {
-	const struct user_entry *u = proxy_user(s->px, s->pool->user);
-	if (u == NULL || scram_is_verifier(u->secret) || strncmp(u->secret, "md5", 3) == 0)
-		return NULL;
-	return u->secret;
+	const char *user = s->pool->user;
+	if (sc->secret_kind == NULL)
+		snprintf(why, whylen, "cannot log in to PostgreSQL as \"%s\": the server asks for %s and the "
+			 "proxy has no password for this user (not in the users file%s)", user, asks,
+			 s->px->cfg.auth_user[0] ? ", and auth_query did not find it" : "");
+	else if (sc->no_keys != NULL && strcmp(asks, SCRAM_MECHANISM) == 0)
+		snprintf(why, whylen, "cannot log in to PostgreSQL as \"%s\" with SCRAM: %s holds only a "
+			 "SCRAM verifier for this user, and %s (HINT: log in as this user through the proxy "
+			 "first, or put its plaintext password in the users file)", user, sc->source,
+			 sc->no_keys);
+	else
+		snprintf(why, whylen, "cannot log in to PostgreSQL as \"%s\": the server asks for %s, but %s "
+			 "holds only %s for this user, which cannot answer it (HINT: put its plaintext "
+			 "password in the users file, or make the method in the server's pg_hba.conf match "
+			 "the stored secret)", user, asks, sc->source, sc->secret_kind);
+	return -1;
 }
 
+/*
+ * Answer the server's authentication request as the pool's user: a plaintext
+ * password from the users file answers anything; else an md5 hash answers an
+ * md5 challenge, and SCRAM keys learned from a client answer SCRAM when the
+ * server stores the same verifier (creds.c).
+ */
 static int login_auth(struct server *s, const struct pgp_msg *m, char *why, size_t whylen)
 {
 	struct pgp_auth a;
@@ -135,42 +157,58 @@ static int login_auth(struct server *s, const struct pgp_msg *m, char *why, size
 		snprintf(why, whylen, "%.400s", e.msg);
 		return -1;
 	}
-	const char *pw = server_password(s);
+	const char *user = s->pool->user;
+	struct server_creds sc;
 	char *out = NULL;
 	switch (a.code) {
 	case PGP_AUTH_OK:
 		return 0;
 	case PGP_AUTH_CLEARTEXT:
-		if (pw == NULL)
-			goto no_password;
-		pgp_build_password(&s->out, pw);
+		creds_for_server(s->px, user, &sc);
+		if (sc.password == NULL)
+			return no_login(s, "a cleartext password", &sc, why, whylen);
+		pgp_build_password(&s->out, sc.password);
 		return 0;
 	case PGP_AUTH_MD5: {
-		if (pw == NULL)
-			goto no_password;
+		creds_for_server(s->px, user, &sc);
 		char resp[PGMD5_LEN + 1];
-		if (pgmd5_challenge_response(pw, s->pool->user, a.md5_salt, resp, &e) != 0) {
-			snprintf(why, whylen, "md5: %.400s", e.msg);
+		int rc;
+		if (sc.password != NULL)
+			rc = pgmd5_challenge_response(sc.password, user, a.md5_salt, resp, &e);
+		else if (sc.md5_hash != NULL)
+			rc = pgmd5_response_from_hash(sc.md5_hash, a.md5_salt, resp, &e);
+		else
+			return no_login(s, "an md5 password", &sc, why, whylen);
+		if (rc != 0) {
+			snprintf(why, whylen, "md5 login as \"%s\": %.380s", user, e.msg);
 			return -1;
 		}
 		pgp_build_password(&s->out, resp);
 		explicit_bzero(resp, sizeof(resp));
 		return 0;
 	}
-	case PGP_AUTH_SASL:
-		if (pw == NULL)
-			goto no_password;
-		if (scram_client_first(pw, (struct scram_client **)&s->sasl, &out, &e) != 0) {
-			snprintf(why, whylen, "SCRAM: %.400s", e.msg);
+	case PGP_AUTH_SASL: {
+		creds_for_server(s->px, user, &sc);
+		int rc;
+		if (sc.password != NULL)
+			rc = scram_client_first(sc.password, (struct scram_client **)&s->sasl, &out, &e);
+		else if (sc.keys != NULL)
+			rc = scram_client_first_with_keys(sc.keys, (struct scram_client **)&s->sasl, &out, &e);
+		else
+			return no_login(s, SCRAM_MECHANISM, &sc, why, whylen);
+		if (rc != 0) {
+			snprintf(why, whylen, "SCRAM login as \"%s\": %.380s", user, e.msg);
 			return -1;
 		}
 		pgp_build_sasl_initial_response(&s->out, SCRAM_MECHANISM, out, strlen(out));
 		scram_free_msg(out);
 		return 0;
+	}
 	case PGP_AUTH_SASL_CONTINUE:
 		if (s->sasl == NULL ||
 		    scram_client_continue(s->sasl, (const char *)a.data, a.data_len, &out, &e) != 0) {
-			snprintf(why, whylen, "SCRAM: %.400s", s->sasl ? e.msg : "unexpected SASLContinue");
+			snprintf(why, whylen, "cannot log in to PostgreSQL as \"%s\" with SCRAM: %.380s", user,
+				 s->sasl ? e.msg : "unexpected SASLContinue");
 			return -1;
 		}
 		pgp_build_sasl_response(&s->out, out, strlen(out));
@@ -178,7 +216,8 @@ static int login_auth(struct server *s, const struct pgp_msg *m, char *why, size
 		return 0;
 	case PGP_AUTH_SASL_FINAL:
 		if (s->sasl == NULL || scram_client_verify(s->sasl, (const char *)a.data, a.data_len, &e) != 0) {
-			snprintf(why, whylen, "SCRAM: the server's signature is wrong: %.400s", s->sasl ? e.msg : "");
+			snprintf(why, whylen, "SCRAM login as \"%s\": the server's signature is wrong: %.300s",
+				 user, s->sasl ? e.msg : "");
 			return -1;
 		}
 		scram_client_free(s->sasl);
@@ -188,10 +227,6 @@ static int login_auth(struct server *s, const struct pgp_msg *m, char *why, size
 		snprintf(why, whylen, "the server asks for an authentication method pgha does not speak (%d)", a.code);
 		return -1;
 	}
-no_password:
-	snprintf(why, whylen, "the users file has no plaintext password for %s to log in to PostgreSQL with",
-		 s->pool->user);
-	return -1;
 }
 
 void server_param(struct server *s, const struct pgp_msg *m)
@@ -329,6 +364,7 @@ void server_event(struct server *s, uint32_t events)
 		return;
 	}
 	if (s->client != NULL) {
+		s->in.drained = false;   /* EPOLLIN: there is something to read */
 		client_forward_from_server(s->client);
 		return;
 	}

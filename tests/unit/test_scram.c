@@ -906,6 +906,210 @@ static void test_key_passthrough(void **state)
 	assert_memory_equal(&keys, zero, sizeof(keys));
 }
 
+/*
+ * The attribute a= of a SCRAM message (e.g. "r", "s", "p"), copied into out.
+ * Fails the test when missing.
+ */
+static void ref_attr(const char *msg, char a, char *out, size_t outlen)
+{
+	const char *p = msg;
+	for (;;) {
+		if (p[0] == a && p[1] == '=') {
+			size_t n = strcspn(p + 2, ",");
+			assert_true(n < outlen);
+			memcpy(out, p + 2, n);
+			out[n] = '\0';
+			return;
+		}
+		p = strchr(p, ',');
+		if (p == NULL)
+			fail_msg("no %c= in \"%s\"", a, msg);
+		p++;
+	}
+}
+
+/*
+ * A PostgreSQL server's check of a client-final-message, written here on
+ * OpenSSL: ClientKey' = proof XOR HMAC(StoredKey, AuthMessage) must hash to
+ * StoredKey. Returns the ServerSignature the server would send.
+ */
+static bool ref_server_accepts(const struct scram_verifier *v, const char *client_first,
+			       const char *server_first, const char *client_final, uint8_t server_sig[32])
+{
+	uint8_t proof[64], csig[32], ck[32], h[32];
+	unsigned int l;
+	char p64[128], auth[2048];
+	const char *bare = client_first + 3;   /* after "n,," */
+	size_t wo_proof = (size_t)(strstr(client_final, ",p=") - client_final);
+
+	ref_attr(client_final, 'p', p64, sizeof(p64));
+	assert_int_equal(ref_b64_decode(p64, proof), 32);
+	snprintf(auth, sizeof(auth), "%s,%s,%.*s", bare, server_first, (int)wo_proof, client_final);
+	HMAC(EVP_sha256(), v->stored_key, 32, (const unsigned char *)auth, strlen(auth), csig, &l);
+	HMAC(EVP_sha256(), v->server_key, 32, (const unsigned char *)auth, strlen(auth), server_sig, &l);
+	for (int i = 0; i < 32; i++)
+		ck[i] = proof[i] ^ csig[i];
+	EVP_Digest(ck, 32, h, &l, EVP_sha256(), NULL);
+	return memcmp(h, v->stored_key, 32) == 0;
+}
+
+/* A server-first-message for client_first, as a server with verifier v would send it. */
+static char *ref_server_first(const struct scram_verifier *v, const char *client_first)
+{
+	char nonce[128], out[512];
+	ref_attr(client_first + 3, 'r', nonce, sizeof(nonce));
+	char *salt = ref_b64_encode(v->salt, v->salt_len);
+	snprintf(out, sizeof(out), "r=%sServerPart0123,s=%s,i=%d", nonce, salt, v->iterations);
+	free(salt);
+	return strdup(out);
+}
+
+static void test_passthrough_math(void **state)
+{
+	struct pgha_err e;
+	struct scram_verifier v;
+	struct scram_keys keys;
+	uint8_t salted[32], ck[32], sk[32];
+	unsigned int l;
+
+	/*
+	 * The ClientKey the proxy recovers from a client's proof (proof XOR
+	 * ClientSignature) is the one derived from the password: HMAC(Hi(password,
+	 * salt, i), "Client Key"), computed here directly on OpenSSL.
+	 */
+	assert_int_equal(scram_verifier_parse(PG_VERIFIER_SECRET, &v, &e), 0);
+	struct scram_server *proxy = scram_server_new(&v, &e);
+	assert_int_equal(exchange(proxy, "secret", &e), 0);
+	assert_int_equal(scram_server_client_key(proxy, &keys, &e), 0);
+	scram_server_free(proxy);
+	assert_int_equal(PKCS5_PBKDF2_HMAC("secret", 6, v.salt, (int)v.salt_len, 4096, EVP_sha256(), 32, salted), 1);
+	HMAC(EVP_sha256(), salted, 32, (const unsigned char *)"Client Key", 10, ck, &l);
+	HMAC(EVP_sha256(), salted, 32, (const unsigned char *)"Server Key", 10, sk, &l);
+	assert_memory_equal(keys.client_key, ck, 32);
+	assert_memory_equal(keys.server_key, sk, 32);
+	assert_int_equal(keys.iterations, 4096);
+	assert_int_equal(keys.salt_len, v.salt_len);
+	assert_memory_equal(keys.salt, v.salt, v.salt_len);
+	assert_true(scram_keys_match(&keys, &v));
+
+	/*
+	 * With those keys only, the proxy's proof convinces a server that checks
+	 * it the way PostgreSQL does (reference code above, not scram.c), and the
+	 * proxy accepts exactly that server's signature.
+	 */
+	struct scram_client *c;
+	char *m1, *m3;
+	uint8_t sig[32];
+	assert_int_equal(scram_client_first_with_keys(&keys, &c, &m1, &e), 0);
+	assert_true(strncmp(m1, "n,,n=,r=", 8) == 0);
+	char *m2 = ref_server_first(&v, m1);
+	assert_int_equal(scram_client_continue(c, m2, strlen(m2), &m3, &e), 0);
+	assert_true(ref_server_accepts(&v, m1, m2, m3, sig));
+	char *sig64 = ref_b64_encode(sig, 32);
+	char final[128];
+	snprintf(final, sizeof(final), "v=%s", sig64);
+	assert_int_equal(scram_client_verify(c, final, strlen(final), &e), 0);
+	scram_client_free(c);
+	scram_free_msg(m1);
+	scram_free_msg(m3);
+	free(m2);
+	/* A forged server signature is refused. */
+	assert_int_equal(scram_client_first_with_keys(&keys, &c, &m1, &e), 0);
+	m2 = ref_server_first(&v, m1);
+	assert_int_equal(scram_client_continue(c, m2, strlen(m2), &m3, &e), 0);
+	final[3] ^= 1;
+	assert_int_equal(scram_client_verify(c, final, strlen(final), &e), -1);
+	scram_client_free(c);
+	scram_free_msg(m1);
+	scram_free_msg(m3);
+	free(m2);
+	free(sig64);
+
+	/* A ClientKey off by one bit gives a proof the server refuses. */
+	struct scram_keys bad = keys;
+	bad.client_key[7] ^= 0x10;
+	assert_false(scram_keys_match(&bad, &v));
+	assert_int_equal(scram_client_first_with_keys(&bad, &c, &m1, &e), 0);
+	m2 = ref_server_first(&v, m1);
+	assert_int_equal(scram_client_continue(c, m2, strlen(m2), &m3, &e), 0);
+	assert_false(ref_server_accepts(&v, m1, m2, m3, sig));
+	scram_client_free(c);
+	scram_free_msg(m1);
+	scram_free_msg(m3);
+	free(m2);
+	scram_keys_wipe(&bad);
+
+	/* A server with the same password but another iteration count: refused before any proof. */
+	struct scram_verifier v2;
+	assert_int_equal(scram_verifier_from_password_salt("secret", v.salt, v.salt_len, 4097, &v2, &e), 0);
+	assert_false(scram_keys_match(&keys, &v2));
+	assert_int_equal(scram_client_first_with_keys(&keys, &c, &m1, &e), 0);
+	m2 = ref_server_first(&v2, m1);
+	assert_int_equal(scram_client_continue(c, m2, strlen(m2), &m3, &e), -1);
+	assert_contains(e.msg, "passthrough impossible");
+	assert_null(m3);
+	scram_client_free(c);
+	scram_free_msg(m1);
+	free(m2);
+	scram_verifier_wipe(&v2);
+	scram_verifier_wipe(&v);
+	scram_keys_wipe(&keys);
+}
+
+static void test_keys_match(void **state)
+{
+	struct pgha_err e;
+	struct scram_verifier v, other;
+	struct scram_keys keys, k;
+
+	assert_int_equal(scram_verifier_parse(PG_VERIFIER_SECRET, &v, &e), 0);
+	struct scram_server *s = scram_server_new_stored("sec", PG_VERIFIER_SECRET, NULL, &e);
+	assert_int_equal(exchange(s, "secret", &e), 0);
+	assert_int_equal(scram_server_client_key(s, &keys, &e), 0);
+	scram_server_free(s);
+	assert_true(scram_keys_match(&keys, &v));
+
+	/* Each part of the verifier matters. */
+	k = keys;
+	k.iterations = 4095;
+	assert_false(scram_keys_match(&k, &v));
+	k = keys;
+	k.salt[0] ^= 1;
+	assert_false(scram_keys_match(&k, &v));
+	k = keys;
+	k.salt_len--;
+	assert_false(scram_keys_match(&k, &v));
+	k = keys;
+	k.server_key[31] ^= 0x80;
+	assert_false(scram_keys_match(&k, &v));
+	k = keys;
+	k.client_key[0] ^= 1;
+	assert_false(scram_keys_match(&k, &v));
+	k = keys;
+	k.salt_len = 0;
+	assert_false(scram_keys_match(&k, &v));
+
+	/* Same salt and iterations, another password (the role's password changed). */
+	assert_int_equal(scram_verifier_from_password_salt("secret2", v.salt, v.salt_len, 4096, &other, &e), 0);
+	assert_false(scram_keys_match(&keys, &other));
+	scram_verifier_wipe(&other);
+
+	/* Keys from a plaintext-stored password (fresh random salt) never match PostgreSQL's verifier. */
+	s = scram_server_new_stored("sec", "secret", NULL, &e);
+	assert_int_equal(exchange(s, "secret", &e), 0);
+	assert_int_equal(scram_server_client_key(s, &k, &e), 0);
+	scram_server_free(s);
+	assert_false(scram_keys_match(&k, &v));
+	/* ...but the very same ClientKey would, with PostgreSQL's salt: only the salt differs. */
+	assert_int_equal(scram_verifier_from_password_salt("secret", k.salt, k.salt_len, k.iterations, &other, &e), 0);
+	assert_true(scram_keys_match(&k, &other));
+	scram_verifier_wipe(&other);
+
+	scram_keys_wipe(&k);
+	scram_keys_wipe(&keys);
+	scram_verifier_wipe(&v);
+}
+
 /* ------------------------------------------------------------------ SASLprep */
 
 static void expect_prep(const char *in, enum scram_saslprep_rc rc, const char *out)
@@ -1109,6 +1313,8 @@ int main(void)
 		cmocka_unit_test(test_client_continue_errors),
 		cmocka_unit_test(test_mock),
 		cmocka_unit_test(test_key_passthrough),
+		cmocka_unit_test(test_passthrough_math),
+		cmocka_unit_test(test_keys_match),
 		cmocka_unit_test(test_saslprep),
 		cmocka_unit_test(test_saslprep_vs_postgres),
 		cmocka_unit_test(test_md5),

@@ -1,0 +1,173 @@
+/*
+ * switchover.c — JSON of the switchover request and of proxy records
+ * (see switchover.h for the protocol).
+ */
+#include "dcs/switchover.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+
+static const char *const phase_names[] = {
+	[SO_SCHEDULED] = "scheduled", [SO_PAUSING] = "pausing", [SO_DEMOTING] = "demoting",
+	[SO_PROMOTING] = "promoting", [SO_DONE] = "done",      [SO_ABORTED] = "aborted",
+};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+const char *so_phase_name(enum so_phase p)
+{
+	return (size_t)p < NELEM(phase_names) ? phase_names[p] : "unknown";
+}
+
+bool so_phase_holds(enum so_phase p)
+{
+	return p == SO_PAUSING || p == SO_DEMOTING || p == SO_PROMOTING;
+}
+
+/* Strings: absent = "", present must be a string that fits. */
+static int get_str(json_t *o, const char *field, char *out, size_t size, bool required, struct pgha_err *e)
+{
+	json_t *v = json_object_get(o, field);
+	out[0] = '\0';
+	if (v == NULL || json_is_null(v))
+		return required ? err_set(e, "field \"%s\" is missing", field) : 0;
+	if (!json_is_string(v))
+		return err_set(e, "field \"%s\" is not a string", field);
+	size_t n = json_string_length(v);
+	if (n >= size)
+		return err_set(e, "field \"%s\" is too long (%zu bytes, at most %zu)", field, n, size - 1);
+	if (memchr(json_string_value(v), '\0', n) != NULL)
+		return err_set(e, "field \"%s\" holds a NUL byte", field);
+	memcpy(out, json_string_value(v), n + 1);
+	return 0;
+}
+
+static int get_int(json_t *o, const char *field, int64_t min, int64_t max, int64_t *out, struct pgha_err *e)
+{
+	json_t *v = json_object_get(o, field);
+	*out = 0;
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_integer(v))
+		return err_set(e, "field \"%s\" is not an integer", field);
+	json_int_t n = json_integer_value(v);
+	if (n < min || n > max)
+		return err_set(e, "field \"%s\" = %lld is out of range", field, (long long)n);
+	*out = n;
+	return 0;
+}
+
+static json_t *load(const char *json, size_t len, const char *what, struct pgha_err *e)
+{
+	json_error_t je;
+	json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
+	if (o == NULL) {
+		err_set(e, "%s is not JSON: %s", what, je.text);
+		return NULL;
+	}
+	if (!json_is_object(o)) {
+		json_decref(o);
+		err_set(e, "%s is not a JSON object", what);
+		return NULL;
+	}
+	return o;
+}
+
+int switchover_decode(const char *json, size_t len, struct switchover *out, struct pgha_err *e)
+{
+	memset(out, 0, sizeof(*out));
+	json_t *o = load(json, len, "the switchover record", e);
+	if (o == NULL)
+		return -1;
+	int rc = -1;
+	char phase[32];
+	int64_t at, deadline;
+	if (get_str(o, "id", out->id, sizeof(out->id), true, e) != 0 ||
+	    get_str(o, "from", out->from, sizeof(out->from), true, e) != 0 ||
+	    get_str(o, "to", out->to, sizeof(out->to), true, e) != 0 ||
+	    get_str(o, "phase", phase, sizeof(phase), true, e) != 0 ||
+	    get_str(o, "reason", out->reason, sizeof(out->reason), false, e) != 0 ||
+	    get_int(o, "at", 0, INT64_MAX, &at, e) != 0 || get_int(o, "deadline", 0, INT64_MAX, &deadline, e) != 0)
+		goto out;
+	size_t i;
+	for (i = 0; i < NELEM(phase_names); i++)
+		if (strcmp(phase, phase_names[i]) == 0)
+			break;
+	if (i == NELEM(phase_names)) {
+		err_set(e, "field \"phase\" = \"%s\" is not a phase (scheduled, pausing, demoting, promoting, done, aborted)",
+			phase);
+		goto out;
+	}
+	if (out->id[0] == '\0' || out->to[0] == '\0') {
+		err_set(e, "field \"%s\" is empty", out->id[0] == '\0' ? "id" : "to");
+		goto out;
+	}
+	out->phase = (enum so_phase)i;
+	out->at_ms = at;
+	out->deadline_ms = deadline;
+	rc = 0;
+out:
+	if (rc != 0)
+		err_wrap(e, "switchover record");
+	json_decref(o);
+	return rc;
+}
+
+static char *dump(json_t *o)
+{
+	char *s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (s == NULL)
+		abort();   /* only on out-of-memory */
+	return s;
+}
+
+char *switchover_encode(const struct switchover *s)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "id", json_string(s->id));
+	json_object_set_new(o, "from", json_string(s->from));
+	json_object_set_new(o, "to", json_string(s->to));
+	json_object_set_new(o, "at", json_integer(s->at_ms));
+	json_object_set_new(o, "phase", json_string(so_phase_name(s->phase)));
+	json_object_set_new(o, "deadline", json_integer(s->deadline_ms));
+	if (s->reason[0])
+		json_object_set_new(o, "reason", json_string(s->reason));
+	return dump(o);
+}
+
+int proxy_record_decode(const char *json, size_t len, struct proxy_record *out, struct pgha_err *e)
+{
+	memset(out, 0, sizeof(*out));
+	json_t *o = load(json, len, "the proxy record", e);
+	if (o == NULL)
+		return -1;
+	int64_t pid, clients;
+	int rc = 0;
+	if (get_str(o, "name", out->name, sizeof(out->name), true, e) != 0 ||
+	    get_str(o, "listen", out->listen, sizeof(out->listen), false, e) != 0 ||
+	    get_str(o, "listen_ro", out->listen_ro, sizeof(out->listen_ro), false, e) != 0 ||
+	    get_str(o, "paused_for", out->paused_for, sizeof(out->paused_for), false, e) != 0 ||
+	    get_int(o, "pid", 0, INT32_MAX, &pid, e) != 0 || get_int(o, "clients", 0, INT32_MAX, &clients, e) != 0)
+		rc = err_wrap(e, "proxy record");
+	out->pid = (int)pid;
+	out->clients = (int)clients;
+	json_decref(o);
+	return rc;
+}
+
+char *proxy_record_encode(const struct proxy_record *r)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "name", json_string(r->name));
+	json_object_set_new(o, "pid", json_integer(r->pid));
+	json_object_set_new(o, "listen", json_string(r->listen));
+	json_object_set_new(o, "listen_ro", json_string(r->listen_ro));
+	json_object_set_new(o, "paused_for", json_string(r->paused_for));
+	json_object_set_new(o, "clients", json_integer(r->clients));
+	return dump(o);
+}

@@ -1,0 +1,68 @@
+/*
+ * switchover.h — the records a planned switchover is coordinated through.
+ *
+ *   <prefix>/<cluster>/switchover       one request: from whom, to whom, when,
+ *                                       and the phase it has reached
+ *   <prefix>/<cluster>/proxies/<name>   one per running proxy, under its lease:
+ *                                       which switchover it has paused for
+ *
+ * Phases: scheduled (waits for `at`) -> pausing (proxies hold new
+ * transactions at a boundary and report paused) -> demoting (the leader
+ * stops, the candidate replays everything) -> promoting (the candidate takes
+ * the key and promotes) -> done; any step past its deadline -> aborted (the
+ * old leader goes on, proxies resume to it). Proxies hold work only in
+ * pausing, demoting and promoting, and never longer than their own
+ * switchover_hold limit whatever the record says.
+ *
+ * Decoding is strict on types and lengths (a bad record is an error naming
+ * the field), lenient on unknown fields (another version may add some).
+ */
+#ifndef PGHA_DCS_SWITCHOVER_H
+#define PGHA_DCS_SWITCHOVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+enum so_phase {
+	SO_SCHEDULED,
+	SO_PAUSING,
+	SO_DEMOTING,
+	SO_PROMOTING,
+	SO_DONE,
+	SO_ABORTED,
+};
+
+struct switchover {
+	char id[40];
+	char from[64];            /* the leader when it was asked for */
+	char to[64];              /* the candidate */
+	int64_t at_ms;            /* unix ms it may start (0: at once) */
+	enum so_phase phase;
+	int64_t deadline_ms;      /* unix ms the current phase must end by (0: none) */
+	char reason[256];         /* aborted: why; done: how long it took */
+};
+
+const char *so_phase_name(enum so_phase p);
+/* Proxies hold new read-write transactions in these phases. */
+bool so_phase_holds(enum so_phase p);
+
+int switchover_decode(const char *json, size_t len, struct switchover *out, struct pgha_err *e) PGHA_MUSTCHECK;
+/* Caller frees. */
+char *switchover_encode(const struct switchover *s);
+
+struct proxy_record {
+	char name[64];
+	int pid;
+	char listen[128];
+	char listen_ro[128];
+	char paused_for[40];      /* the switchover id it holds work for ("" none) */
+	int clients;
+};
+
+int proxy_record_decode(const char *json, size_t len, struct proxy_record *out, struct pgha_err *e) PGHA_MUSTCHECK;
+char *proxy_record_encode(const struct proxy_record *r);
+
+#endif
