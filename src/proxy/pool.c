@@ -80,7 +80,7 @@ static void open_servers(struct pool *p)
 		if (s->state == SV_CONNECTING || s->state == SV_LOGIN)
 			connecting++;
 	}
-	while (!p->px->paused && p->nservers < p->px->cfg.pool_size && connecting < p->nwaiting) {
+	while (!pool_held(p) && p->nservers < p->px->cfg.pool_size && connecting < p->nwaiting) {
 		struct route_target t;
 		if (!pool_target(p, &t))
 			return;   /* no leader yet: the clients wait (hold) */
@@ -109,7 +109,7 @@ void pool_resume_all(struct proxy *px)
 void pool_request(struct pool *p, struct client *c)
 {
 	log_debug("pool %s: client %p wants a server (%d waiting, %d servers)", p->user, (void *)c, p->nwaiting, p->nservers);
-	while (!p->px->paused && !link_empty(&p->idle)) {
+	while (!pool_held(p) && !link_empty(&p->idle)) {
 		struct server *s = link_entry(p->idle.next, struct server, node);
 		link_del(&s->node);
 		if (s->stale || !target_current(p, &s->target)) {
@@ -158,13 +158,15 @@ void pool_release(struct server *s)
 		server_close(s, s->status != 'I' ? "released inside a transaction" : "its target changed");
 		return;
 	}
-	if (!link_empty(&p->waiting) && !p->px->paused) {
+	if (!link_empty(&p->waiting) && !pool_held(p)) {
 		give_to_waiting(p, s);
 		return;
 	}
 	link_del(&s->node);
 	s->state = SV_IDLE;
 	link_add_tail(&p->idle, &s->node);
+	if (p->px->so_hold && !p->ro)
+		hold_check(p->px);
 }
 
 void pool_server_ready(struct server *s)
@@ -177,7 +179,7 @@ void pool_server_ready(struct server *s)
 		if (c->state == CL_LOGIN && c->pool == p)
 			client_login_done(c);
 	}
-	if (!link_empty(&p->waiting) && !p->px->paused) {
+	if (!link_empty(&p->waiting) && !pool_held(p)) {
 		give_to_waiting(p, s);
 		return;
 	}
@@ -241,7 +243,7 @@ void pool_tick(struct pool *p)
 	for (struct link *l = p->waiting.next; l != &p->waiting;) {
 		struct client *c = link_entry(l, struct client, node);
 		l = l->next;
-		if (px->paused || px->now_ms - c->since_ms < px->cfg.hold_timeout_ms)
+		if (pool_held(p) || px->now_ms - c->since_ms < px->cfg.hold_timeout_ms)
 			continue;   /* a PAUSE holds clients until RESUME */
 		pool_cancel_wait(p, c);
 		char msg[400];

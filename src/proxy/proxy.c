@@ -248,6 +248,7 @@ static void tick(struct proxy *px)
 	for (struct link *l = px->pools.next; l != &px->pools; l = l->next)
 		pool_tick(link_entry(l, struct pool, node));
 	creds_tick(px);
+	hold_tick(px);
 	metrics_render(px);
 }
 
@@ -415,6 +416,7 @@ int proxy_main(int argc, char **argv)
 					  px->topo.has_leader ? px->topo.leader.host : "-", px->topo.leader.port,
 					  px->topo.nreplicas);
 				pool_topology_changed(px);
+				hold_topology(px);
 				creds_topology_changed(px);
 				break;
 			case FD_AUTHQ: creds_lookups_done(px); break;

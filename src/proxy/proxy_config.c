@@ -38,6 +38,8 @@ static const struct config_option proxy_options[] = {
 	  "client connections accepted at once; more are refused with an error"),
 	O("proxy", "hold_timeout", OPT_DURATION, hold_timeout_ms, "30s", 0, 3600000, OPT_RELOAD,
 	  "during a failover, new transactions wait this long for the new leader"),
+	O("proxy", "switchover_hold", OPT_DURATION, switchover_hold_ms, "30s", 1000, 600000, OPT_RELOAD,
+	  "longest a planned switchover holds new read-write transactions here, whatever etcd says"),
 	O("proxy", "server_connect_timeout", OPT_DURATION, server_connect_timeout_ms, "5s", 100,
 	  600000, OPT_RELOAD, "connecting and logging in to PostgreSQL"),
 	O("proxy", "server_idle_timeout", OPT_DURATION, server_idle_timeout_ms, "600s", 0, 86400000,

@@ -30,6 +30,7 @@ struct proxy_config {
 	int pool_size;
 	int max_client_conn;
 	int hold_timeout_ms;
+	int switchover_hold_ms;
 	int server_connect_timeout_ms;
 	int server_idle_timeout_ms;
 	int server_lifetime_ms;

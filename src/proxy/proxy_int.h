@@ -198,6 +198,15 @@ struct proxy {
 	int32_t next_cancel_pid;
 	bool paused;               /* admin PAUSE: new transactions wait */
 	struct ssl_ctx_st *tls_ctx; /* [tls] configured: SSLRequest answered 'S' (tls.c) */
+	/* hold.c: a planned switchover holds new read-write transactions */
+	bool so_hold;              /* holding for so.id */
+	bool so_drained;           /* ... and no read-write transaction runs: reported in etcd */
+	struct switchover so;
+	int64_t so_since_ms;
+	char so_given_up[40];      /* a switchover held past switchover_hold: not held again */
+	bool record_published;
+	int64_t record_ms;
+	int so_clients_published;
 	/* relay.c: every distinct (query, parameter types) prepared through the proxy */
 	struct pstmt **stmt_table;
 	size_t stmt_cap, stmt_count;
@@ -215,6 +224,13 @@ ssize_t pbuf_read(struct pbuf *b, int fd);
 int pbuf_send(struct pbuf *b, int fd);
 /* Send sb from *off; 1 all sent (sb reset), 0 partial, -1 error. */
 int strbuf_send(struct strbuf *sb, size_t *off, int fd);
+/* hold.c */
+void hold_topology(struct proxy *px);   /* after a new topology */
+void hold_check(struct proxy *px);      /* a server was released: drained now? */
+void hold_tick(struct proxy *px);
+/* New transactions of this pool wait: admin PAUSE, or a switchover (read-write pools). */
+bool pool_held(const struct pool *p);
+
 /* tls.c */
 int tls_configure(struct proxy *px, struct pgha_err *e);
 void tls_shutdown(struct proxy *px);

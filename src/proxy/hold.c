@@ -1,0 +1,140 @@
+/*
+ * hold.c — the proxy's part in a planned switchover.
+ *
+ * The routing thread follows <cluster>/switchover (dcs/switchover.h). While
+ * its phase is pausing, demoting or promoting, new read-write transactions
+ * wait (read-only ports go on); running ones finish. Once no read-write
+ * server is busy, this proxy says so in its record (proxies/<name>:
+ * paused_for = the switchover's id), which the leader waits for before it
+ * stops. Session-mode clients on the read-write port cannot move to the new
+ * leader with their session: each is told why and disconnected at its next
+ * transaction boundary. When the phase is done or aborted (or the record
+ * goes), the waiting transactions go on, to whichever leader etcd names.
+ *
+ * A proxy never holds longer than [proxy] switchover_hold for one
+ * switchover, whatever etcd says: an agent that died mid-way cannot stall
+ * the clients for good.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "proxy/proxy_int.h"
+
+static void publish_record(struct proxy *px)
+{
+	struct proxy_record rec;
+	memset(&rec, 0, sizeof(rec));
+	snprintf(rec.name, sizeof(rec.name), "%s", px->cfg.name);
+	rec.pid = (int)getpid();
+	snprintf(rec.listen, sizeof(rec.listen), "%s", px->cfg.listen);
+	snprintf(rec.listen_ro, sizeof(rec.listen_ro), "%s", px->cfg.listen_ro);
+	if (px->so_hold && px->so_drained)
+		snprintf(rec.paused_for, sizeof(rec.paused_for), "%s", px->so.id);
+	/* The client count is informative: refreshed with the record, not on every connect. */
+	rec.clients = px->so_clients_published;
+	route_set_record(px->route, &rec);
+}
+
+static bool rw_busy(struct proxy *px, bool kick_sessions)
+{
+	bool busy = false;
+	for (struct link *l = px->pools.next; l != &px->pools; l = l->next) {
+		struct pool *p = link_entry(l, struct pool, node);
+		if (p->ro)
+			continue;
+		for (struct link *sl = p->active.next; sl != &p->active;) {
+			struct server *s = link_entry(sl, struct server, node);
+			sl = sl->next;
+			struct client *c = s->client;
+			if (c == NULL)
+				continue;
+			if (kick_sessions && px->cfg.pool_mode == POOL_SESSION && s->status == 'I' && relay_idle(c) &&
+			    pbuf_len(&c->in) == 0) {
+				char msg[300];
+				snprintf(msg, sizeof(msg),
+					 "planned switchover of the leader from %s to %s: this session ends; reconnect "
+					 "(new sessions go to the new leader)", px->so.from, px->so.to);
+				client_send_error(c, "57P01", msg, true);
+				continue;
+			}
+			busy = true;
+		}
+	}
+	return busy;
+}
+
+void hold_check(struct proxy *px)
+{
+	if (!px->so_hold || px->so_drained)
+		return;
+	if (rw_busy(px, true))
+		return;
+	px->so_drained = true;
+	log_info("switchover %s: no read-write transaction running after %lld ms: paused, reported in etcd",
+		 px->so.id, (long long)(px->now_ms - px->so_since_ms));
+	publish_record(px);
+}
+
+static void release(struct proxy *px, const char *why)
+{
+	log_info("switchover %s: %s: read-write transactions go on (held %lld ms)", px->so.id, why,
+		 (long long)(px->now_ms - px->so_since_ms));
+	px->so_hold = false;
+	px->so_drained = false;
+	publish_record(px);
+	pool_resume_all(px);
+}
+
+void hold_topology(struct proxy *px)
+{
+	const struct topology *t = &px->topo;
+	bool want = t->has_switchover && so_phase_holds(t->so.phase) &&
+		    strcmp(t->so.id, px->so_given_up) != 0;
+	if (want && !px->so_hold) {
+		px->so = t->so;
+		px->so_hold = true;
+		px->so_drained = false;
+		px->so_since_ms = px->now_ms;
+		log_info("switchover %s from %s to %s (%s): holding new read-write transactions", t->so.id,
+			 t->so.from, t->so.to, so_phase_name(t->so.phase));
+		hold_check(px);
+		return;
+	}
+	if (want && strcmp(t->so.id, px->so.id) != 0) {
+		/* Another switchover replaced the one we held for: start over for it. */
+		release(px, "replaced by another switchover");
+		hold_topology(px);
+		return;
+	}
+	if (want) {
+		px->so.phase = t->so.phase;
+		return;
+	}
+	if (px->so_hold)
+		release(px, t->has_switchover ? so_phase_name(t->so.phase) : "the switchover record is gone");
+}
+
+void hold_tick(struct proxy *px)
+{
+	if (px->so_hold && px->now_ms - px->so_since_ms > px->cfg.switchover_hold_ms) {
+		log_warn("switchover %s: still %s after switchover_hold = %d ms: resuming anyway", px->so.id,
+			 so_phase_name(px->so.phase), px->cfg.switchover_hold_ms);
+		snprintf(px->so_given_up, sizeof(px->so_given_up), "%s", px->so.id);
+		release(px, "gave up holding");
+	}
+	hold_check(px);
+	/* Register at start, then refresh the client count now and then. */
+	if (!px->record_published || px->now_ms - px->record_ms >= 10000) {
+		px->record_published = true;
+		px->record_ms = px->now_ms;
+		px->so_clients_published = px->nclients;
+		publish_record(px);
+	}
+}
+
+bool pool_held(const struct pool *p)
+{
+	return p->px->paused || (!p->ro && p->px->so_hold);
+}

@@ -1,0 +1,137 @@
+"""The proxy's part in a planned switchover, driven by a switchover record
+written straight into etcd (the agent's part is tested in test_switchover):
+hold new read-write transactions at a boundary, report paused in its own
+record, let running transactions finish, end sessions in session mode with a
+reason, resume when the record says done, never hold past switchover_hold."""
+import json
+import subprocess
+import threading
+import time
+
+import psycopg
+import pytest
+
+from conftest import Proxy, wait_until
+
+
+def etcdctl(cluster, *args):
+    r = subprocess.run(["etcdctl", "--endpoints", cluster.etcd.url, *args], capture_output=True, text=True,
+                       timeout=30, env={"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def put_switchover(cluster, phase, sid="so-1", to="n2"):
+    rec = {"id": sid, "from": "n1", "to": to, "at": 0, "phase": phase, "deadline": 0}
+    etcdctl(cluster, "put", f"/pgha/{cluster.name}/switchover", json.dumps(rec))
+
+
+def proxy_record(cluster, name="proxy"):
+    out = etcdctl(cluster, "get", f"/pgha/{cluster.name}/proxies/{name}", "--print-value-only").strip()
+    return json.loads(out) if out else None
+
+
+@pytest.fixture
+def one(cluster):
+    cluster.add("n1").start()
+    cluster.wait_streaming(["n1"], timeout=120)
+    return cluster
+
+
+def test_hold_reports_paused_after_running_transactions_and_resumes(one):
+    cluster = one
+    proxy = Proxy(cluster, {"proxy.log_level": "debug"}).start()
+    try:
+        wait_until("the proxy to register", lambda: proxy_record(cluster), timeout=15)
+        rec = proxy_record(cluster)
+        assert rec["paused_for"] == "" and rec["listen"] == f"127.0.0.1:{proxy.port}", rec
+        busy = proxy.connect(autocommit=True)
+        busy.execute("CREATE TABLE h (v int)")
+        busy.execute("BEGIN")
+        busy.execute("INSERT INTO h VALUES (1)")
+        ro = proxy.connect(ro=True, autocommit=True)
+        put_switchover(cluster, "pausing")
+        wait_until("the proxy to hold", lambda: "holding new read-write transactions" in proxy.log(), timeout=15)
+        # A transaction already running keeps the proxy from reporting paused, and goes on.
+        time.sleep(1.5)
+        assert proxy_record(cluster)["paused_for"] == ""
+        busy.execute("INSERT INTO h VALUES (2)")
+        busy.execute("COMMIT")
+        wait_until("paused to be reported", lambda: proxy_record(cluster)["paused_for"] == "so-1", timeout=10)
+        # New read-write work waits without an error; read-only work goes on.
+        assert ro.execute("SELECT count(*) FROM h").fetchone() == (2,)
+        result = {}
+
+        def writer():
+            try:
+                with proxy.connect(autocommit=True) as c:
+                    t0 = time.monotonic()
+                    c.execute("INSERT INTO h VALUES (3)")
+                    result["waited"] = time.monotonic() - t0
+            except Exception as e:   # reported below
+                result["error"] = e
+        t = threading.Thread(target=writer)
+        t.start()
+        time.sleep(2)
+        assert t.is_alive() and not result, result
+        put_switchover(cluster, "demoting")
+        put_switchover(cluster, "promoting")
+        time.sleep(0.5)
+        assert t.is_alive()
+        put_switchover(cluster, "done")
+        t.join(timeout=15)
+        assert "error" not in result and result["waited"] >= 2, result
+        wait_until("the record to say running", lambda: proxy_record(cluster)["paused_for"] == "", timeout=10)
+        assert busy.execute("SELECT count(*) FROM h").fetchone() == (3,)
+        busy.close()
+        ro.close()
+    finally:
+        assert proxy.stop() == 0, proxy.log()[-3000:]
+    # The record goes with the proxy (its lease is revoked).
+    assert proxy_record(cluster) is None
+
+
+def test_hold_is_bounded_and_garbage_is_ignored(one):
+    cluster = one
+    proxy = Proxy(cluster, {"proxy.switchover_hold": "2s"}).start()
+    try:
+        etcdctl(cluster, "put", f"/pgha/{cluster.name}/switchover", '{"id": "x", "phase": 7}')
+        wait_until("the bad record to be logged", lambda: "switchover record" in proxy.log(), timeout=15)
+        with proxy.connect(autocommit=True) as c:
+            assert c.execute("SELECT 1").fetchone() == (1,)
+        # An agent that died mid-way: the proxy resumes after switchover_hold, and does not hold again
+        # for the same switchover.
+        put_switchover(cluster, "pausing", sid="so-stuck")
+        wait_until("the proxy to hold", lambda: "holding new read-write" in proxy.log(), timeout=15)
+        with proxy.connect(autocommit=True) as c:
+            t0 = time.monotonic()
+            assert c.execute("SELECT 2").fetchone() == (2,)
+            waited = time.monotonic() - t0
+        assert 0.5 < waited < 10, waited
+        assert "resuming anyway" in proxy.log()
+        put_switchover(cluster, "promoting", sid="so-stuck")
+        with proxy.connect(autocommit=True) as c:
+            t0 = time.monotonic()
+            assert c.execute("SELECT 3").fetchone() == (3,)
+            assert time.monotonic() - t0 < 1.5
+    finally:
+        assert proxy.stop() == 0, proxy.log()[-3000:]
+
+
+def test_session_mode_clients_are_told_why(one):
+    cluster = one
+    proxy = Proxy(cluster, {"proxy.pool_mode": "session"}).start()
+    try:
+        c = proxy.connect(autocommit=True)
+        assert c.execute("SELECT 1").fetchone() == (1,)
+        put_switchover(cluster, "pausing", sid="so-s")
+        wait_until("paused to be reported", lambda: (proxy_record(cluster) or {}).get("paused_for") == "so-s",
+                   timeout=15)
+        with pytest.raises(psycopg.OperationalError, match="planned switchover of the leader from n1 to n2"):
+            c.execute("SELECT 2")
+        c.close()
+        put_switchover(cluster, "aborted", sid="so-s")
+        with proxy.connect(autocommit=True) as c2:
+            assert c2.execute("SELECT 3").fetchone() == (3,)
+    finally:
+        assert proxy.stop() == 0, proxy.log()[-3000:]
