@@ -23,9 +23,15 @@ static void usage(FILE *out)
 		"Usage: pgha ctl [connection options] <command> [command options]\n"
 		"\n"
 		"Commands:\n"
-		"  list [--json]        members: name, address, role, state, timeline, lag\n"
+		"  list [--json]        members: name, address, role (sync: a synchronous standby),\n"
+		"                       state, timeline, lag; the synchronous mode\n"
+		"  set KEY=VALUE...     change the cluster's dynamic config (synchronous_mode,\n"
+		"       [--force]       synchronous_node_count, maximum_lag_on_failover)\n"
 		"  pause                maintenance mode: no automatic failover, no demotion\n"
 		"  resume               end maintenance mode\n"
+		"  switchover --to NODE planned switchover: proxies hold new transactions, no client\n"
+		"       [--at TIME]     error; --cancel withdraws a scheduled one\n"
+		"       [--force] [--wait SEC]\n"
 		"  failover --to NODE   make NODE the leader now (when the leader is gone or broken)\n"
 		"       [--force] [--wait SEC]\n"
 		"\n"
@@ -107,8 +113,30 @@ int ctl_read_view(const struct ctl_target *t, struct cluster_view *v, struct etc
 	return rc;
 }
 
+int ctl_view_sync(const struct cluster_view *v, struct sync_state *s, enum sync_mode *mode)
+{
+	enum sync_mode m = SYNC_OFF;
+	json_error_t jerr;
+	json_t *cfg = v->config ? json_loads(v->config, 0, &jerr) : NULL;
+	json_t *jm = json_is_object(cfg) ? json_object_get(cfg, "synchronous_mode") : NULL;
+	if (json_is_string(jm) && sync_mode_parse(json_string_value(jm), &m) != 0)
+		m = SYNC_OFF;
+	else if (json_is_boolean(jm))
+		m = json_is_true(jm) ? SYNC_ON : SYNC_OFF;
+	json_decref(cfg);
+	if (mode)
+		*mode = m;
+	struct pgha_err e;
+	if (m == SYNC_OFF || v->sync == NULL || sync_state_decode(v->sync, s, &e) != 0)
+		return 0;
+	return 1;
+}
+
 void ctl_print_table(FILE *out, const struct cluster_view *v, const char *cluster)
 {
+	struct sync_state ss;
+	enum sync_mode mode;
+	bool sync = ctl_view_sync(v, &ss, &mode) == 1 && v->leader && strcmp(ss.leader, v->leader) == 0;
 	const char *sysid = v->initialize ? v->initialize : "not initialized";
 	fprintf(out, "Cluster: %s (system identifier %s), leader: %s\n", cluster, sysid,
 		v->leader ? v->leader : "none");
@@ -120,6 +148,8 @@ void ctl_print_table(FILE *out, const struct cluster_view *v, const char *cluste
 		snprintf(host, sizeof(host), "%s:%d", m->host, m->port);
 		bool leader = v->leader && strcmp(v->leader, m->name) == 0;
 		const char *role = leader ? "leader" : member_role_name(m->role);
+		if (!leader && sync && sync_set_has(&ss.set, m->name))
+			role = mode == SYNC_QUORUM ? "quorum" : "sync";
 		if (m->timeline > 0)
 			snprintf(tl, sizeof(tl), "%u", m->timeline);
 		if (!leader && m->role == ROLE_REPLICA && m->lag_bytes >= 0)
@@ -133,6 +163,20 @@ void ctl_print_table(FILE *out, const struct cluster_view *v, const char *cluste
 	}
 	if (v->nmembers == 0)
 		fprintf(out, "(no members)\n");
+	if (mode != SYNC_OFF) {
+		char set[600];
+		if (!sync)
+			snprintf(set, sizeof(set), "none published by the leader yet");
+		else if (ss.set.n == 0)
+			snprintf(set, sizeof(set), "none (%s)", mode == SYNC_STRICT ? "writes wait for one" :
+				 "asynchronous until one streams; no failover meanwhile");
+		else
+			sync_pub_describe(&ss.set, set, sizeof(set));
+		fprintf(out, "Synchronous mode: %s; synchronous standbys: %s\n", sync_mode_name(mode), set);
+		if (mode == SYNC_QUORUM && sync && ss.set.n > 1)
+			fprintf(out, "  (a new leader must hear from %d of them: every commit is on one of any %d)\n",
+				ss.set.num, ss.set.num);
+	}
 }
 
 static int cmd_list(const struct ctl_target *t, int argc, char **argv)
@@ -142,7 +186,9 @@ static int cmd_list(const struct ctl_target *t, int argc, char **argv)
 		if (strcmp(argv[i], "--json") == 0) {
 			json = true;
 		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			printf("Usage: pgha ctl list [--json]\n\nList the members of the cluster as etcd knows them.\n");
+			printf("Usage: pgha ctl list [--json]\n\nList the members of the cluster as etcd knows them.\n"
+			       "ROLE is leader, replica, or (synchronous mode) sync / quorum for the standbys the\n"
+			       "leader published as synchronous: only those may be promoted.\n");
 			return 0;
 		} else {
 			fprintf(stderr, "pgha ctl list: unknown option \"%s\"\n", argv[i]);
@@ -166,6 +212,21 @@ static int cmd_list(const struct ctl_target *t, int argc, char **argv)
 		json_t *cj = cfg ? json_loads(cfg->value, 0, &jerr) : NULL;
 		json_object_set_new(o, "paused", json_boolean(json_is_object(cj) && json_is_true(json_object_get(cj, "pause"))));
 		json_object_set_new(o, "pending_failover", fo ? json_loads(fo->value, 0, &jerr) : json_null());
+		struct sync_state ss;
+		enum sync_mode mode;
+		if (ctl_view_sync(&v, &ss, &mode) == 1) {
+			json_t *arr = json_array();
+			for (size_t i = 0; i < ss.set.n; i++)
+				json_array_append_new(arr, json_string(ss.set.names[i]));
+			json_t *sj = json_object();
+			json_object_set_new(sj, "leader", json_string(ss.leader));
+			json_object_set_new(sj, "sync_standby", arr);
+			json_object_set_new(sj, "quorum", json_integer(ss.set.num));
+			json_object_set_new(o, "sync", sj);
+		} else {
+			json_object_set_new(o, "sync", json_null());
+		}
+		json_object_set_new(o, "synchronous_mode", json_string(sync_mode_name(mode)));
 		json_decref(cj);
 		char *out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 		printf("%s\n", out);
@@ -245,6 +306,10 @@ int ctl_main(int argc, char **argv)
 		rc = ctl_cmd_pause(&t, strcmp(cmd, "pause") == 0, argc - optind, argv + optind);
 	} else if (strcmp(cmd, "failover") == 0) {
 		rc = ctl_cmd_failover(&t, argc - optind, argv + optind);
+	} else if (strcmp(cmd, "switchover") == 0) {
+		rc = ctl_cmd_switchover(&t, argc - optind, argv + optind);
+	} else if (strcmp(cmd, "set") == 0) {
+		rc = ctl_cmd_set(&t, argc - optind, argv + optind);
 	} else {
 		fprintf(stderr, "pgha ctl: unknown command \"%s\"\n\n", cmd);
 		usage(stderr);

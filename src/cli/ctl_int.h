@@ -5,12 +5,14 @@
 #ifndef PGHA_CLI_CTL_INT_H
 #define PGHA_CLI_CTL_INT_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 
 #include "common/err.h"
 #include "dcs/etcd.h"
 #include "dcs/member.h"
+#include "ha/sync.h"
 
 struct ctl_target {
 	char *endpoints;
@@ -27,9 +29,26 @@ struct etcd_client *ctl_etcd(const struct ctl_target *t, struct pgha_err *e);
 int ctl_read_view(const struct ctl_target *t, struct cluster_view *v, struct etcd_kvs *raw,
 		  struct pgha_err *e);
 
+/*
+ * The synchronous mode of the view's config key and its sync key: 1 when the
+ * mode is on (quorum, strict) and the sync key decodes into *s, 0 when the mode
+ * is off or there is no usable key. *mode (may be NULL) receives the mode.
+ */
+int ctl_view_sync(const struct cluster_view *v, struct sync_state *s, enum sync_mode *mode);
+
 /* ctl_ops.c */
+bool ctl_confirm(const char *question, bool force);
+/* The config key's JSON object (an empty one if absent or not an object); caller decrefs. */
+json_t *ctl_config_json(const struct etcd_kv *kv);
+/* Write cfg to the config key only if it still has kv's revision (kv NULL: still absent). */
+int ctl_config_put_cas(struct etcd_client *c, const char *key, const struct etcd_kv *kv, json_t *cfg, bool *ok,
+		       struct pgha_err *e);
 int ctl_cmd_pause(const struct ctl_target *t, bool pause, int argc, char **argv);
 int ctl_cmd_failover(const struct ctl_target *t, int argc, char **argv);
+/* ctl_switchover.c */
+int ctl_cmd_switchover(const struct ctl_target *t, int argc, char **argv);
+/* ctl_set.c */
+int ctl_cmd_set(const struct ctl_target *t, int argc, char **argv);
 /* "Maintenance mode: on" / pending failover lines for `ctl list`. */
 void ctl_print_notes(FILE *out, const struct etcd_kvs *raw, const char *prefix);
 

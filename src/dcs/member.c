@@ -382,6 +382,9 @@ static void view_add(struct cluster_view *v, const char *key, const char *rel,
 	} else if (strcmp(rel, "config") == 0) {
 		free(v->config);
 		v->config = xstrdup(kv->value);
+	} else if (strcmp(rel, "sync") == 0) {
+		free(v->sync);
+		v->sync = xstrdup(kv->value);
 	} else if (strncmp(rel, "members/", 8) == 0) {
 		const char *name = rel + 8;
 		if (name[0] == '\0' || strchr(name, '/') != NULL)
@@ -415,6 +418,7 @@ void cluster_view_free(struct cluster_view *v)
 	free(v->initialize);
 	free(v->leader);
 	free(v->config);
+	free(v->sync);
 	free(v->members);
 	memset(v, 0, sizeof(*v));
 }

@@ -82,6 +82,7 @@ struct cluster_view {
 	int64_t leader_mod_revision;
 	int64_t leader_lease;
 	char *config;            /* raw JSON of the config key, NULL if absent */
+	char *sync;              /* raw JSON of the sync key (ha/sync.h), NULL if absent */
 	struct member *members;  /* decoded records (bad records are skipped with a warning) */
 	size_t nmembers;
 	int64_t revision;        /* etcd revision of the read */

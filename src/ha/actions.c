@@ -52,7 +52,7 @@ void agent_disconnect(struct agent *a)
 }
 
 static void conf_spec(struct agent *a, struct pg_conf_spec *s, bool standby, const char *conninfo,
-		      const char *slot)
+		      const char *slot, const char *ssn)
 {
 	memset(s, 0, sizeof(*s));
 	s->node = &a->node;
@@ -65,6 +65,7 @@ static void conf_spec(struct agent *a, struct pg_conf_spec *s, bool standby, con
 	s->standby = standby;
 	s->primary_conninfo = conninfo;
 	s->slot = slot;
+	s->synchronous_standby_names = ssn;
 }
 
 int agent_start_pg(struct agent *a, bool standby, struct pgha_err *e)
@@ -79,8 +80,10 @@ int agent_start_pg(struct agent *a, bool standby, struct pgha_err *e)
 			pg_slot_name(a->cfg.name, slot, sizeof(slot));
 		}
 	}
+	if (standby)
+		sync_forget_leadership(a);
 	struct pg_conf_spec spec;
-	conf_spec(a, &spec, standby, ci, slot);
+	conf_spec(a, &spec, standby, ci, slot, standby ? NULL : sync_primary_ssn(a));
 	int rc = -1;
 	if (pg_write_pgpass(a->cfg.pgpass, &a->user, a->cfg.superuser, a->su_password,
 			    a->cfg.replication_user, a->repl_password, e) != 0)
@@ -106,6 +109,28 @@ int agent_start_pg(struct agent *a, bool standby, struct pgha_err *e)
 out:
 	free(ci);
 	return rc;
+}
+
+int agent_apply_ssn(struct agent *a, struct pgha_err *e)
+{
+	bool standby = a->have_st ? a->st.in_recovery : a->started_as_standby;
+	char slot[64] = "";
+	if (standby && a->primary_conninfo != NULL)
+		pg_slot_name(a->cfg.name, slot, sizeof(slot));
+	struct pg_conf_spec spec;
+	conf_spec(a, &spec, standby, standby ? a->primary_conninfo : NULL, slot,
+		  a->ssn_conf ? a->ssn_conf : "");
+	int changed = pg_update_conf_file(&spec, e);
+	if (changed < 0)
+		return -1;
+	if (changed == 0)
+		return 0;
+	if (a->conn == NULL)
+		return err_set(e, "no connection to PostgreSQL to reload it");
+	if (pg_reload_conf(a->conn, e) != 0)
+		return -1;
+	a->ssn_reload_ms = now_ms();
+	return 0;
 }
 
 int agent_stop_pg(struct agent *a, struct pgha_err *e)
@@ -191,6 +216,9 @@ static void promote(struct agent *a)
 {
 	if (a->conn == NULL)
 		return;
+	/* Synchronous mode: the sync key names this member first (the fence), then promote. */
+	if (sync_before_promote(a) != 0)
+		return;
 	int64_t t0 = now_ms();
 	PGresult *r = PQexec(a->conn, "SELECT pg_promote(true, 60)");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
@@ -260,7 +288,7 @@ static void follow(struct agent *a)
 	char slot[64];
 	pg_slot_name(a->cfg.name, slot, sizeof(slot));
 	struct pg_conf_spec spec;
-	conf_spec(a, &spec, true, ci, slot);
+	conf_spec(a, &spec, true, ci, slot, NULL);
 	struct pgha_err e;
 	int changed = pg_update_conf_file(&spec, &e);
 	if (changed < 0) {
@@ -417,6 +445,7 @@ void agent_act(struct agent *a, const struct ha_decision *d)
 	case ACT_LEADER_DUTIES:
 		manage_slots(a);
 		clear_failover_request(a);
+		sync_leader_duties(a);
 		break;
 	case ACT_RELEASE_LEADER:
 		release_leader(a);

@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "ha/failover.h"
+#include "ha/switchover.h"
 #include "pg/pgconf.h"
 
 volatile int agent_stop_requested;
@@ -134,6 +135,10 @@ static int setup(struct agent *a, struct pgha_err *e)
 	a->init_claim = xasprintf("init:%s", a->cfg.name);
 	a->key_config = xasprintf("%sconfig", a->prefix);
 	a->key_failover = xasprintf("%sfailover", a->prefix);
+	a->key_switchover = xasprintf("%sswitchover", a->prefix);
+	a->key_proxies = xasprintf("%sproxies/", a->prefix);
+	a->key_sync = xasprintf("%ssync", a->prefix);
+	a->sync_count = 1;
 	a->max_lag = a->cfg.maximum_lag_on_failover;
 	a->fence = fence_start(e);
 	if (a->fence == NULL)
@@ -430,6 +435,7 @@ static void build_observed(struct agent *a, struct ha_observed *o)
 	}
 	if (o->leader_absent && o->pg == HA_PG_REPLICA)
 		o->eligible = failover_eligible(a);
+	o->sync_denied = o->init == HA_INIT_DONE && sync_denies_me(a);
 	if (o->data == HA_DATA_MISSING && o->leader_known && !o->leader_is_me && o->dcs_ok) {
 		char slot[64];
 		pg_slot_name(a->cfg.name, slot, sizeof(slot));
@@ -599,6 +605,7 @@ static void run_loop(struct agent *a)
 		failover_update_fence(a);
 		failover_failsafe_round(a);
 		failover_check_divergence(a);
+		switchover_step(a);
 		struct ha_observed o;
 		build_observed(a, &o);
 		struct ha_decision d = ha_decide(&o);
@@ -682,6 +689,12 @@ static void agent_free(struct agent *a)
 	free(a->init_claim);
 	free(a->key_config);
 	free(a->key_failover);
+	free(a->key_switchover);
+	free(a->key_proxies);
+	free(a->so_raw);
+	free(a->key_sync);
+	free(a->ssn_conf);
+	free(a->ssn_seen);
 	free(a->primary_conninfo);
 	free(a->published);
 	free(a->slots);

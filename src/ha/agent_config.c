@@ -52,7 +52,7 @@ static const struct config_option agent_options[] = {
 	O("node", "nofailover", OPT_BOOL, nofailover, "off", 1, 0, OPT_RELOAD,
 	  "never promote this member"),
 	O("node", "nosync", OPT_BOOL, nosync, "off", 1, 0, OPT_RELOAD,
-	  "never choose this member as a synchronous standby"),
+	  "never choose this member as a synchronous standby (so in synchronous mode it is never promoted)"),
 	O("node", "noloadbalance", OPT_BOOL, noloadbalance, "off", 1, 0, OPT_RELOAD,
 	  "answer 503 on /replica so load balancers send no reads here"),
 	O("node", "priority", OPT_INT, priority, "100", 0, 1000000, OPT_RELOAD,
@@ -215,6 +215,10 @@ int agent_config_validate(struct agent_config *cfg, struct pgha_err *e)
 		"primary_conninfo", "primary_slot_name", "unix_socket_directories", "wal_level",
 		"hba_file", "data_directory", "restore_command_pgha"};
 	for (size_t i = 0; i < cfg->nparams; i++) {
+		if (strcasecmp(cfg->params[i].name, "synchronous_standby_names") == 0)
+			return err_set(e, "%s: [parameters] %s is managed by pgha and cannot be set here"
+				       "\nHINT: pgha ctl set synchronous_mode=on (or quorum, strict)", p,
+				       cfg->params[i].name);
 		for (size_t j = 0; j < sizeof(owned) / sizeof(owned[0]); j++) {
 			if (strcasecmp(cfg->params[i].name, owned[j]) == 0)
 				return err_set(e, "%s: [parameters] %s is managed by pgha and cannot be set here"

@@ -16,9 +16,11 @@
 #include "common/strbuf.h"
 #include "dcs/etcd.h"
 #include "dcs/member.h"
+#include "dcs/switchover.h"
 #include "ha/agent_config.h"
 #include "ha/decide.h"
 #include "ha/fence.h"
+#include "ha/sync.h"
 #include "pg/pgctl.h"
 #include "pg/pgsql.h"
 
@@ -96,6 +98,29 @@ struct agent {
 	bool quick_retry;         /* look again in 100 ms (an election waits for others) */
 	char *key_config, *key_failover;
 
+	/* synchronous replication (sync_leader.c, ha/sync.h) */
+	enum sync_mode sync_mode;   /* from the config key */
+	int sync_count;             /* synchronous_node_count (quorum) */
+	char *key_sync;
+	bool sync_present;          /* the sync key exists ... */
+	bool sync_valid;            /* ... and decodes into `sync` */
+	struct sync_state sync;
+	char *ssn_conf;             /* leader: synchronous_standby_names pgha writes (NULL: not decided) */
+	char *ssn_seen;             /* leader: what PostgreSQL reported last */
+	int64_t ssn_seen_ms;        /* when ssn_seen last changed */
+	uint64_t ssn_settle_lsn;    /* WAL position measured after that change (0: not yet) */
+	int64_t ssn_reload_ms;
+	const char *sync_last_why;  /* last planner reason logged */
+
+	/* planned switchover (switchover.c) */
+	char *key_switchover, *key_proxies;
+	bool so_present;            /* the switchover record exists and decodes into so */
+	struct switchover so;
+	char *so_raw;               /* its value as read (compare-and-swap) */
+	bool so_bad_logged;
+	int so_proxies, so_proxies_paused;  /* proxies/<name> records, and those paused for so.id */
+	int64_t so_started_ms;      /* wall clock the pause began (this member drives it) */
+
 	struct job job;
 	int64_t backoff_until_ms;
 	struct slot_seen *slots;
@@ -125,12 +150,24 @@ int job_start_rewind(struct agent *a, struct pgha_err *e);
 int job_poll(struct agent *a, bool *ok);
 void job_abort(struct agent *a);
 
+/* sync_leader.c */
+void sync_read_dcs(struct agent *a, const struct etcd_kvs *kvs);
+bool sync_mode_active(const struct agent *a);     /* synchronous mode and a sync key to go by */
+bool sync_allows_me(const struct agent *a);       /* ... and it lists this member (or as its leader) */
+bool sync_denies_me(const struct agent *a);       /* ... and it does not */
+void sync_leader_duties(struct agent *a);
+int sync_before_promote(struct agent *a);         /* 0, or -1: postpone the promotion */
+const char *sync_primary_ssn(struct agent *a);    /* synchronous_standby_names to start a primary with */
+void sync_forget_leadership(struct agent *a);
+
 /* actions.c */
 void agent_act(struct agent *a, const struct ha_decision *d);
 const struct member *agent_leader_member(const struct agent *a);
 char *agent_leader_conninfo(const struct agent *a, const struct member *leader);
 void agent_set_error(struct agent *a, const char *fmt, ...) PGHA_PRINTF(2, 3);
 int agent_start_pg(struct agent *a, bool standby, struct pgha_err *e);
+/* Rewrite pgha.conf (keeping the current role) with a->ssn_conf and reload if it changed. */
+int agent_apply_ssn(struct agent *a, struct pgha_err *e);
 int agent_stop_pg(struct agent *a, struct pgha_err *e);
 void agent_disconnect(struct agent *a);
 void agent_bootstrap_failed(struct agent *a);

@@ -67,6 +67,8 @@ static struct ha_decision decide_paused(const struct ha_observed *o)
 {
 	if (o->pg == HA_PG_PRIMARY && o->leader_is_me)
 		return act(ACT_LEADER_DUTIES, "leader (maintenance mode)");
+	if (o->pg == HA_PG_PRIMARY && o->leader_absent && o->sync_denied)
+		return act(ACT_WAIT, "maintenance mode: the sync key does not list this primary; not taking the key");
 	if (o->pg == HA_PG_PRIMARY && o->leader_absent)
 		return act(ACT_TAKE_LEADER, "maintenance mode: keeping the key with the running primary");
 	return act(ACT_WAIT, "maintenance mode: no automatic action");
@@ -90,6 +92,8 @@ static struct ha_decision decide_as_leader(const struct ha_observed *o)
 			return act(ACT_DEMOTE, "manual failover to another member: stopping before giving up the key");
 		return act(ACT_RELEASE_LEADER, "manual failover to another member");
 	}
+	if (o->sync_denied && (o->pg == HA_PG_STOPPED || o->pg == HA_PG_REPLICA))
+		return act(ACT_RELEASE_LEADER, "holding the key, but the sync key does not list this member: giving it up");
 	switch (o->pg) {
 	case HA_PG_STOPPED:
 		if (o->restart_exhausted)
@@ -113,6 +117,8 @@ static struct ha_decision decide_election(const struct ha_observed *o)
 {
 	switch (o->pg) {
 	case HA_PG_PRIMARY:
+		if (o->sync_denied)
+			return act(ACT_DEMOTE, "running as primary without the key, and the sync key names other members: stopping");
 		return act(ACT_TAKE_LEADER, "running as primary and nobody holds the key: taking it");
 	case HA_PG_STARTING:
 		return act(ACT_WAIT, "PostgreSQL is starting");
@@ -127,6 +133,8 @@ static struct ha_decision decide_election(const struct ha_observed *o)
 		return act(ACT_WAIT, "manual failover to another member: not racing");
 	if (o->failsafe_hold)
 		return act(ACT_WAIT, "answered the leader's failsafe ping: not racing until it expires");
+	if (o->sync_denied)
+		return act(ACT_WAIT, "no leader, but in synchronous mode only a member the sync key lists may be promoted");
 	if (o->failover_to == HA_TARGET_ME)
 		return act(ACT_TAKE_LEADER, "manual failover to this member: taking the leader key");
 	if (!o->eligible)
@@ -135,7 +143,7 @@ static struct ha_decision decide_election(const struct ha_observed *o)
 	case HA_ELECT_NOT_ASKED:
 		return act(ACT_ELECT, "no leader: asking the other members for their WAL positions");
 	case HA_ELECT_UNSETTLED:
-		return act(ACT_WAIT, "no leader: waiting for every member to see it go");
+		return act(ACT_WAIT, "no leader: waiting for answers (a member has not seen the leader go, or too few synchronous standbys answered)");
 	case HA_ELECT_BEHIND:
 		return act(ACT_WAIT, "no leader: a more advanced member should take over");
 	case HA_ELECT_BEST:

@@ -20,6 +20,11 @@
  *  - A standby races for a free key only if it is the most advanced eligible
  *    member that answered, within maximum_lag_on_failover of the last known
  *    leader position, not tagged nofailover, and not holding a failsafe promise.
+ *  - In synchronous mode (sync.h) a member the sync key does not list (as a
+ *    synchronous standby or as the leader it belongs to) never takes the key,
+ *    is never promoted or started as primary; a primary so placed without the
+ *    key stops. Which listed standby may race (it must hear from enough of
+ *    the others) is the election's job (election.h).
  *  - In maintenance mode (paused) nothing is started, stopped, promoted or
  *    demoted.
  */
@@ -52,7 +57,8 @@ enum ha_election {
 	HA_ELECT_NOT_ASKED,  /* the agent did not poll the others (not needed) */
 	HA_ELECT_BEST,       /* no eligible member that answered is ahead of us */
 	HA_ELECT_BEHIND,     /* another member is ahead */
-	HA_ELECT_UNSETTLED,  /* someone has not seen the leader go yet */
+	HA_ELECT_UNSETTLED,  /* someone has not seen the leader go yet, or (synchronous
+				mode) too few synchronous standbys answered: ask again */
 };
 
 enum ha_target {
@@ -86,6 +92,8 @@ struct ha_observed {
 	bool rewind_failed;        /* pg_rewind failed: only a re-clone can help */
 	bool slot_ready;           /* the leader has our replication slot (for cloning) */
 	bool eligible;             /* may be promoted: no nofailover tag, priority > 0, lag ok */
+	bool sync_denied;          /* synchronous mode: the sync key names neither this member
+				      as a synchronous standby nor as its leader */
 	enum ha_election election;
 };
 

@@ -45,6 +45,50 @@ enum ha_rank ha_rank(const struct ha_candidate *me, const struct ha_candidate *o
 	return HA_RANK_BEST;
 }
 
+/* In synchronous mode: may it take the key? */
+static bool sync_competitor(const struct ha_candidate *o)
+{
+	return o->answered && o->candidate && (o->listed || o->sync_leader);
+}
+
+/* ... and must I not be behind it? (a listed standby may hold the only copy of a commit) */
+static bool sync_counts(const struct ha_candidate *o)
+{
+	return sync_competitor(o) || (o->answered && o->listed && o->has_position);
+}
+
+enum ha_rank ha_rank_sync(const struct ha_candidate *me, const struct ha_candidate *others, size_t n,
+			  size_t need, const char **ahead)
+{
+	size_t heard = me->listed ? 1 : 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct ha_candidate *o = &others[i];
+		if (!sync_counts(o))
+			continue;
+		if (!o->settled) {
+			if (ahead)
+				*ahead = o->name;
+			return HA_RANK_UNSETTLED;
+		}
+		if (o->listed && o->has_position)
+			heard++;
+	}
+	if (heard < need) {
+		if (ahead)
+			*ahead = NULL;
+		return HA_RANK_NO_QUORUM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct ha_candidate *o = &others[i];
+		if (sync_counts(o) && ahead_of(o, me)) {
+			if (ahead)
+				*ahead = o->name;
+			return HA_RANK_BEHIND;
+		}
+	}
+	return HA_RANK_BEST;
+}
+
 static uint64_t lsn_field(json_t *o, const char *key)
 {
 	uint64_t v = 0;
@@ -88,10 +132,12 @@ void ha_candidate_from_status(const char *json, struct ha_candidate *out)
 	if (strcmp(json_string_value(role), "primary") == 0 && strcmp(st, "running") == 0 &&
 	    json_is_true(json_object_get(o, "etcd_reachable"))) {
 		/* A running primary that reaches etcd will take the free key itself: let it. */
-		out->candidate = out->settled = true;
+		out->candidate = out->settled = out->has_position = true;
 		out->timeline = UINT32_MAX;
 		goto out;
 	}
+	out->has_position = strcmp(json_string_value(role), "replica") == 0 &&
+			    (strcmp(st, "running") == 0 || strcmp(st, "streaming") == 0);
 	out->candidate = strcmp(json_string_value(role), "replica") == 0 &&
 			 (strcmp(st, "running") == 0 || strcmp(st, "streaming") == 0) &&
 			 json_is_true(json_object_get(o, "etcd_reachable")) && !nofailover &&

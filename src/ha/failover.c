@@ -16,6 +16,7 @@
 #include "common/util.h"
 #include "ha/election.h"
 #include "ha/failover.h"
+#include "ha/switchover.h"
 #include "pg/pgconf.h"
 
 /* Fence this long before the lease could expire at etcd. */
@@ -67,6 +68,9 @@ void failover_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 	if (strcmp(to, a->failover_to) != 0 && to[0] != '\0')
 		log_warn("manual failover requested to %s", to);
 	snprintf(a->failover_to, sizeof(a->failover_to), "%s", to);
+
+	sync_read_dcs(a, kvs);
+	switchover_read_dcs(a, kvs);
 
 	/* The last position the leader published bounds how far behind a candidate may be. */
 	const struct member *leader = agent_leader_member(a);
@@ -200,6 +204,9 @@ bool failover_eligible(const struct agent *a)
 {
 	if (a->cfg.nofailover || a->cfg.priority <= 0 || !a->have_st)
 		return false;
+	/* A synchronous standby has every acknowledged commit however far behind it is. */
+	if (sync_allows_me(a))
+		return true;
 	uint64_t pos = a->st.received_lsn > a->st.replayed_lsn ? a->st.received_lsn : a->st.replayed_lsn;
 	if (a->last_leader_lsn > pos && (int64_t)(a->last_leader_lsn - pos) > a->max_lag) {
 		log_warn("not eligible for promotion: %llu bytes behind the last known leader position "
@@ -286,7 +293,22 @@ enum ha_election failover_elect(struct agent *a)
 	int timeout = a->cfg.ttl_ms / 10 < 500 ? 500 : a->cfg.ttl_ms / 10;
 	ha_poll_candidates(&a->view, a->cfg.name, timeout > 2000 ? 2000 : timeout, &others, &n);
 	const char *who = NULL;
-	enum ha_rank r = ha_rank(&me, others, n, &who);
+	enum ha_rank r;
+	size_t need = 0;
+	if (sync_mode_active(a)) {
+		/* Only the members the sync key lists compete; a listed standby hears from Q of them. */
+		me.listed = sync_set_has(&a->sync.set, me.name);
+		me.sync_leader = strcmp(a->sync.leader, me.name) == 0;
+		me.has_position = true;
+		need = me.sync_leader ? 0 : (size_t)a->sync.set.num;
+		for (size_t i = 0; i < n; i++) {
+			others[i].listed = sync_set_has(&a->sync.set, others[i].name);
+			others[i].sync_leader = strcmp(a->sync.leader, others[i].name) == 0;
+		}
+		r = ha_rank_sync(&me, others, n, need, &who);
+	} else {
+		r = ha_rank(&me, others, n, &who);
+	}
 	enum ha_election out = HA_ELECT_BEST;
 	char pos[32];
 	lsn_format(me.lsn, pos, sizeof(pos));
@@ -295,6 +317,10 @@ enum ha_election failover_elect(struct agent *a)
 		out = HA_ELECT_BEHIND;
 	} else if (r == HA_RANK_UNSETTLED) {
 		log_info("election: %s has not seen the leader go yet; asking again", who);
+		out = HA_ELECT_UNSETTLED;
+	} else if (r == HA_RANK_NO_QUORUM) {
+		log_info("election: synchronous mode needs answers from %zu of the synchronous standbys "
+			 "(this one included) to be sure no acknowledged commit is missing; asking again", need);
 		out = HA_ELECT_UNSETTLED;
 	} else {
 		log_info("election: this member is the most advanced that answered (timeline %u, %s, %zu others asked)",

@@ -158,6 +158,8 @@ static void build_conf(const struct pg_conf_spec *s, struct strbuf *sb)
 	SET("recovery_target_timeline", "latest");
 	SET("primary_conninfo", s->standby && s->primary_conninfo ? s->primary_conninfo : "");
 	SET("primary_slot_name", s->standby && s->slot ? s->slot : "");
+	if (s->synchronous_standby_names)
+		SET("synchronous_standby_names", s->synchronous_standby_names);
 #undef SET
 }
 

@@ -35,6 +35,8 @@ struct pg_conf_spec {
 	bool standby;
 	const char *primary_conninfo;
 	const char *slot;
+	/* synchronous_standby_names pgha manages (NULL: not written; a standby ignores it). */
+	const char *synchronous_standby_names;
 };
 
 int pg_write_config(const struct pg_conf_spec *s, struct pgha_err *e) PGHA_MUSTCHECK;

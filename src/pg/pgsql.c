@@ -185,6 +185,38 @@ int pg_reload_conf(PGconn *c, struct pgha_err *e)
 	return 0;
 }
 
+int pg_list_replication(PGconn *c, struct pg_replica **out, size_t *n, struct pgha_err *e)
+{
+	PGresult *r = exec_ok(c, "SELECT application_name, state, sync_state, flush_lsn::text"
+				 " FROM pg_stat_replication WHERE application_name <> ''", 0, NULL, e);
+	if (r == NULL)
+		return err_wrap(e, "reading pg_stat_replication");
+	int rows = PQntuples(r);
+	struct pg_replica *s = xcalloc(rows > 0 ? (size_t)rows : 1, sizeof(*s));
+	for (int i = 0; i < rows; i++) {
+		snprintf(s[i].name, sizeof(s[i].name), "%s", PQgetvalue(r, i, 0));
+		s[i].streaming = strcmp(PQgetvalue(r, i, 1), "streaming") == 0;
+		snprintf(s[i].sync_state, sizeof(s[i].sync_state), "%s", PQgetvalue(r, i, 2));
+		if (!PQgetisnull(r, i, 3))
+			lsn_parse(PQgetvalue(r, i, 3), &s[i].flush_lsn);
+	}
+	PQclear(r);
+	*out = s;
+	*n = (size_t)rows;
+	return 0;
+}
+
+int pg_show_setting(PGconn *c, const char *name, char **value, struct pgha_err *e)
+{
+	const char *params[] = {name};
+	PGresult *r = exec_ok(c, "SELECT current_setting($1)", 1, params, e);
+	if (r == NULL)
+		return err_wrap(e, "reading %s", name);
+	*value = xstrdup(PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "");
+	PQclear(r);
+	return 0;
+}
+
 int pg_remote_slot_exists(const char *conninfo, const char *slot, struct pgha_err *e)
 {
 	char *ci = xasprintf("%s replication=true connect_timeout=3", conninfo);

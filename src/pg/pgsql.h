@@ -24,6 +24,14 @@ struct pg_status {
 	int server_version;        /* server_version_num */
 };
 
+/* One row of pg_stat_replication (a walsender). */
+struct pg_replica {
+	char name[64];             /* application_name: the member name (primary_conninfo) */
+	bool streaming;            /* state = 'streaming' */
+	char sync_state[16];       /* async, potential, sync, quorum */
+	uint64_t flush_lsn;
+};
+
 struct pg_slot {
 	char name[64];
 	bool active;
@@ -46,6 +54,10 @@ int pg_list_slots(PGconn *c, struct pg_slot **slots, size_t *n, struct pgha_err 
 int pg_create_physical_slot(PGconn *c, const char *name, struct pgha_err *e) PGHA_MUSTCHECK;
 int pg_drop_slot(PGconn *c, const char *name, struct pgha_err *e) PGHA_MUSTCHECK;
 int pg_reload_conf(PGconn *c, struct pgha_err *e) PGHA_MUSTCHECK;
+/* The walsenders of this server (pg_stat_replication). */
+int pg_list_replication(PGconn *c, struct pg_replica **out, size_t *n, struct pgha_err *e) PGHA_MUSTCHECK;
+/* current_setting(name) as this session sees it (caller frees). */
+int pg_show_setting(PGconn *c, const char *name, char **value, struct pgha_err *e) PGHA_MUSTCHECK;
 
 /*
  * Over a replication connection to conninfo (READ_REPLICATION_SLOT, PG 15+):

@@ -2,7 +2,7 @@
  * test_decide.c — the HA decision (ha/decide.c): a table of observed states
  * with one or more rows for every return statement of ha_decide, the action
  * names, and brute-force safety properties over EVERY combination of the
- * fields of struct ha_observed (19 bools and 5 enums: 2^19 * 576 states).
+ * fields of struct ha_observed (21 bools and 5 enums: 2^21 * 576 states).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -41,7 +41,7 @@ static const struct field bool_fields[] = {
 	BOOL_FIELD(leader_running), BOOL_FIELD(sysid_mismatch),    BOOL_FIELD(data_standby),
 	BOOL_FIELD(crashed),        BOOL_FIELD(restart_exhausted), BOOL_FIELD(following_leader),
 	BOOL_FIELD(diverged),       BOOL_FIELD(rewind_failed),     BOOL_FIELD(slot_ready),
-	BOOL_FIELD(eligible),
+	BOOL_FIELD(eligible),       BOOL_FIELD(sync_denied),
 };
 #define NBOOLS NELEM(bool_fields)
 
@@ -91,7 +91,7 @@ static void describe(const struct ha_observed *o, char *out, size_t len)
  * would and compare with the real offsets and size: a field added to struct
  * ha_observed and not to the tables moves an offset or changes the size.
  * The one blind spot: a bool that lands in existing padding (today bytes
- * 6-7 before init, 26-27 before pg and 39 before election, on x86-64).
+ * 7 before init and 26-27 before pg, on x86-64).
  */
 static int cmp_field_off(const void *a, const void *b)
 {
@@ -224,6 +224,8 @@ static const struct decide_case cases[] = {
 	 ACT_LEADER_DUTIES},
 	{"paused, no leader, primary", {DONE, NOLEADER, VALID, .pg = HA_PG_PRIMARY, .paused = true},
 	 ACT_TAKE_LEADER},
+	{"paused, no leader, primary not in the sync key",
+	 {DONE, NOLEADER, VALID, .pg = HA_PG_PRIMARY, .paused = true, .sync_denied = true}, ACT_WAIT},
 	{"paused, leader other, primary", {DONE, OTHER, VALID, .pg = HA_PG_PRIMARY, .paused = true},
 	 ACT_WAIT},
 	{"paused, leader me, stopped", {DONE, ME, VALID, .paused = true}, ACT_WAIT},
@@ -258,6 +260,8 @@ static const struct decide_case cases[] = {
 	/* no leader: election */
 	{"election, running primary", {DONE, NOLEADER, VALID, .pg = HA_PG_PRIMARY},
 	 ACT_TAKE_LEADER},
+	{"election, running primary not in the sync key",
+	 {DONE, NOLEADER, VALID, .pg = HA_PG_PRIMARY, .sync_denied = true}, ACT_DEMOTE},
 	{"election, running primary, failover to other",
 	 {DONE, NOLEADER, VALID, .pg = HA_PG_PRIMARY, .failover_to = HA_TARGET_OTHER},
 	 ACT_TAKE_LEADER},
@@ -274,6 +278,12 @@ static const struct decide_case cases[] = {
 	 {DONE, WINNER, VALID, .failover_to = HA_TARGET_ME, .failsafe_hold = true}, ACT_WAIT},
 	{"election, replica, failover to me",
 	 {DONE, WINNER, VALID, .failover_to = HA_TARGET_ME}, ACT_TAKE_LEADER},
+	{"election, replica, failover to me, not in the sync key",
+	 {DONE, WINNER, VALID, .failover_to = HA_TARGET_ME, .sync_denied = true}, ACT_WAIT},
+	{"election, replica, best, not in the sync key",
+	 {DONE, WINNER, VALID, .election = HA_ELECT_BEST, .sync_denied = true}, ACT_WAIT},
+	{"election, replica, failover to other, not in the sync key",
+	 {DONE, WINNER, VALID, .failover_to = HA_TARGET_OTHER, .sync_denied = true}, ACT_WAIT},
 	{"election, replica, failover to me, not eligible, behind",
 	 {DONE, NOLEADER, .pg = HA_PG_REPLICA, VALID, .failover_to = HA_TARGET_ME,
 	  .election = HA_ELECT_BEHIND}, ACT_TAKE_LEADER},
@@ -295,6 +305,15 @@ static const struct decide_case cases[] = {
 	 {DONE, ME, VALID, .failover_to = HA_TARGET_OTHER}, ACT_RELEASE_LEADER},
 	{"leader, failover to other, replica",
 	 {DONE, ME, VALID, .pg = HA_PG_REPLICA, .failover_to = HA_TARGET_OTHER}, ACT_RELEASE_LEADER},
+	{"leader, stopped, not in the sync key", {DONE, ME, VALID, .crashed = true, .sync_denied = true},
+	 ACT_RELEASE_LEADER},
+	{"leader, replica, not in the sync key",
+	 {DONE, ME, VALID, .data_standby = true, .pg = HA_PG_REPLICA, .sync_denied = true},
+	 ACT_RELEASE_LEADER},
+	{"leader, starting, not in the sync key",
+	 {DONE, ME, VALID, .pg = HA_PG_STARTING, .sync_denied = true}, ACT_WAIT},
+	{"leader, primary, not in the sync key: keeps leading (it rewrites the key)",
+	 {DONE, ME, VALID, .pg = HA_PG_PRIMARY, .sync_denied = true}, ACT_LEADER_DUTIES},
 	{"leader, stopped, restart exhausted",
 	 {DONE, ME, VALID, .crashed = true, .restart_exhausted = true, .in_backoff = true},
 	 ACT_RELEASE_LEADER},
@@ -406,10 +425,10 @@ static void test_action_names(void **state)
 /* ---- brute force over every observed state -------------------------------- */
 
 /*
- * All 2^19 * 4 * 3 * 3 * 4 * 4 = 301,989,888 combinations, consistent or not,
+ * All 2^21 * 4 * 3 * 3 * 4 * 4 = 1,207,959,552 combinations, consistent or not,
  * are enumerated: nothing is fixed. The outer loop sets the bools from the
  * bits of a counter, the inner loops the enums; the properties are checked
- * in one pass (about a second optimised, a few under ASan).
+ * in one pass (about 6 s optimised, 25 under ASan).
  */
 #define NSTATES ((1UL << NBOOLS) * NINIT * NTARGET * NDATA * NPG * NELECT)
 
@@ -420,6 +439,7 @@ enum property {
 	P_PAUSED,                  /* d */
 	P_REPLICA_ELECTION,        /* e */
 	P_JOB_WAITS,               /* f */
+	P_SYNC_ONLY_LISTED,        /* g */
 	P_REASON,                  /* every decision has a reason and a named action */
 	NPROPS
 };
@@ -435,6 +455,8 @@ static const char *const property_text[NPROPS] = {
 	[P_REPLICA_ELECTION] = "(e) a replica does not take the key when held back, failover "
 			       "to another member, or not eligible/not best",
 	[P_JOB_WAITS] = "(f) a running job: WAIT",
+	[P_SYNC_ONLY_LISTED] = "(g) synchronous mode: a member the sync key does not list never takes the "
+			       "key, is never promoted or started as primary",
 	[P_REASON] = "every decision has a non-empty reason and a named action",
 };
 
@@ -491,6 +513,10 @@ static unsigned violations(const struct ha_observed *o, struct ha_decision d)
 
 	if (o->job_running && a != ACT_WAIT)
 		v |= 1u << P_JOB_WAITS;
+
+	if (o->sync_denied && o->init == HA_INIT_DONE &&
+	    (a == ACT_TAKE_LEADER || a == ACT_PROMOTE || a == ACT_START_PRIMARY))
+		v |= 1u << P_SYNC_ONLY_LISTED;
 
 	if (d.reason == NULL || d.reason[0] == '\0' || !in_range(a))
 		v |= 1u << P_REASON;

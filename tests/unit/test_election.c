@@ -146,6 +146,67 @@ static void test_rank_unsettled(void **state)
 	assert_int_equal(ha_rank(&me, others, NELEM(others), &ahead), HA_RANK_BEST);
 }
 
+/* ---- ha_rank_sync: synchronous mode ----------------------------------------- */
+
+/* A listed synchronous standby that answered with its position. */
+static struct ha_candidate listed(const char *name, uint64_t lsn)
+{
+	struct ha_candidate c = cand(name, 3, lsn, 100);
+	c.listed = c.has_position = true;
+	return c;
+}
+
+static void test_sync_quorum_of_listed(void **state)
+{
+	/* ANY 1 (n2, n3): Q = 2, so n2 must hear from n3 too */
+	struct ha_candidate me = listed("n2", 0x5000000);
+	struct ha_candidate others[] = {listed("n3", 0x4000000), cand("n4", 3, 0x9000000, 100)};
+	const char *ahead = SENTINEL;
+	/* n4 is further but not listed: it neither competes nor counts */
+	assert_int_equal(ha_rank_sync(&me, others, NELEM(others), 2, &ahead), HA_RANK_BEST);
+	/* without n3's answer, n2 cannot know it has every acknowledged commit */
+	others[0].answered = false;
+	assert_int_equal(ha_rank_sync(&me, others, NELEM(others), 2, &ahead), HA_RANK_NO_QUORUM);
+	/* n3 answered but its PostgreSQL is down: no position, does not count */
+	others[0].answered = true;
+	others[0].has_position = others[0].candidate = false;
+	assert_int_equal(ha_rank_sync(&me, others, NELEM(others), 2, &ahead), HA_RANK_NO_QUORUM);
+	/* with Q = 1 (ANY 2 of 2) n2 alone is enough */
+	assert_int_equal(ha_rank_sync(&me, others, NELEM(others), 1, &ahead), HA_RANK_BEST);
+}
+
+static void test_sync_behind_listed_even_if_not_candidate(void **state)
+{
+	struct ha_candidate me = listed("n2", 0x5000000);
+	struct ha_candidate others[] = {listed("n3", 0x6000000)};
+	others[0].candidate = false;   /* tagged nofailover since: it may hold the only copy */
+	const char *ahead = SENTINEL;
+	assert_int_equal(ha_rank_sync(&me, others, 1, 2, &ahead), HA_RANK_BEHIND);
+	assert_string_equal(ahead, "n3");
+	/* a listed standby that has not seen the leader go is waited for */
+	others[0].lsn = 0x1000000;
+	others[0].settled = false;
+	assert_int_equal(ha_rank_sync(&me, others, 1, 2, &ahead), HA_RANK_UNSETTLED);
+	assert_string_equal(ahead, "n3");
+}
+
+static void test_sync_leader_of_key(void **state)
+{
+	/* the old leader (named in the sync key) needs nobody's answer */
+	struct ha_candidate me = cand("n1", 3, 0x7000000, 100);
+	me.sync_leader = true;
+	struct ha_candidate others[] = {listed("n2", 0x5000000), cand("n3", 3, 0x8000000, 100)};
+	others[0].answered = false;
+	const char *ahead = SENTINEL;
+	assert_int_equal(ha_rank_sync(&me, others, NELEM(others), 0, &ahead), HA_RANK_BEST);
+	/* and a listed standby competes with it on position */
+	struct ha_candidate me2 = listed("n2", 0x5000000);
+	struct ha_candidate others2[] = {me, listed("n4", 0x5000000)};
+	assert_int_equal(ha_rank_sync(&me2, others2, NELEM(others2), 2, &ahead), HA_RANK_BEHIND);
+	assert_string_equal(ahead, "n1");
+	assert_int_equal(ha_rank_sync(&me2, others2, NELEM(others2), 2, NULL), HA_RANK_BEHIND);
+}
+
 /* ---- ha_candidate_from_status on what api_status_json serves --------------- */
 
 struct status_spec {
@@ -217,6 +278,9 @@ static void test_status_streaming_replica(void **state)
 	assert_int_equal(c.timeline, 3);
 	assert_int_equal(c.lsn, 0x3000060); /* received > replayed */
 	assert_int_equal(c.priority, 100);
+	assert_true(c.has_position);
+	assert_false(c.listed);          /* set by the caller from the sync key */
+	assert_false(c.sync_leader);
 
 	/* replayed ahead of received (e.g. WAL from the archive) */
 	struct status_spec sp = STREAMING;
@@ -295,6 +359,11 @@ static void test_status_not_candidates(void **state)
 			fail_msg("%s: not answered", cases[i].desc);
 		if (c.candidate)
 			fail_msg("%s: taken for a candidate", cases[i].desc);
+		/* a running standby's position counts in synchronous mode, candidate or not */
+		bool pos = cases[i].role == ROLE_REPLICA &&
+			   (cases[i].state == STATE_STREAMING || cases[i].state == STATE_RUNNING);
+		if (c.has_position != pos)
+			fail_msg("%s: has_position %d", cases[i].desc, c.has_position);
 	}
 }
 
@@ -397,6 +466,9 @@ int main(void)
 		cmocka_unit_test(test_rank_name_breaks_ties),
 		cmocka_unit_test(test_rank_ignores_non_candidates),
 		cmocka_unit_test(test_rank_unsettled),
+		cmocka_unit_test(test_sync_quorum_of_listed),
+		cmocka_unit_test(test_sync_behind_listed_even_if_not_candidate),
+		cmocka_unit_test(test_sync_leader_of_key),
 		cmocka_unit_test(test_status_streaming_replica),
 		cmocka_unit_test(test_status_leader_still_seen),
 		cmocka_unit_test(test_status_not_candidates),

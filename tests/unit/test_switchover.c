@@ -1,0 +1,100 @@
+/*
+ * test_switchover.c — the switchover record and proxy records
+ * (dcs/switchover.c): round trips, and bad records named precisely.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "dcs/switchover.h"
+
+static void test_round_trip(void **state)
+{
+	(void)state;
+	struct switchover so = {.at_ms = 1790000000123, .phase = SO_DEMOTING, .deadline_ms = 1790000005000};
+	strcpy(so.id, "so-1-abc");
+	strcpy(so.from, "n1");
+	strcpy(so.to, "n2");
+	strcpy(so.reason, "a \"quoted\" reason");
+	char *json = switchover_encode(&so);
+	struct switchover back;
+	struct pgha_err e;
+	assert_int_equal(switchover_decode(json, strlen(json), &back, &e), 0);
+	assert_string_equal(back.id, "so-1-abc");
+	assert_string_equal(back.from, "n1");
+	assert_string_equal(back.to, "n2");
+	assert_string_equal(back.reason, "a \"quoted\" reason");
+	assert_true(back.at_ms == so.at_ms && back.deadline_ms == so.deadline_ms);
+	assert_int_equal(back.phase, SO_DEMOTING);
+	free(json);
+	for (int p = SO_SCHEDULED; p <= SO_ABORTED; p++)
+		assert_int_equal(so_phase_holds((enum so_phase)p), p == SO_PAUSING || p == SO_DEMOTING || p == SO_PROMOTING);
+}
+
+static void test_bad_records(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *json;
+		const char *want;
+	} cases[] = {
+		{"", "not JSON"},
+		{"[1]", "not a JSON object"},
+		{"{\"from\":\"n1\",\"to\":\"n2\",\"phase\":\"pausing\"}", "field \"id\" is missing"},
+		{"{\"id\":\"x\",\"from\":\"n1\",\"to\":\"n2\",\"phase\":7}", "field \"phase\" is not a string"},
+		{"{\"id\":\"x\",\"from\":\"n1\",\"to\":\"n2\",\"phase\":\"later\"}", "\"later\" is not a phase"},
+		{"{\"id\":\"x\",\"from\":\"n1\",\"to\":\"\",\"phase\":\"pausing\"}", "field \"to\" is empty"},
+		{"{\"id\":\"x\",\"from\":\"n1\",\"to\":\"n2\",\"phase\":\"pausing\",\"at\":-5}", "\"at\" = -5 is out of range"},
+		{"{\"id\":\"x\",\"from\":\"n1\",\"to\":\"n2\",\"phase\":\"pausing\",\"deadline\":\"soon\"}",
+		 "\"deadline\" is not an integer"},
+		{"{\"id\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\",\"from\":\"n1\",\"to\":\"n2\",\"phase\":\"done\"}",
+		 "field \"id\" is too long"},
+		{"{\"id\":\"x\",\"id\":\"y\",\"from\":\"n1\",\"to\":\"n2\",\"phase\":\"done\"}", "duplicate"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct switchover so;
+		struct pgha_err e;
+		assert_int_equal(switchover_decode(cases[i].json, strlen(cases[i].json), &so, &e), -1);
+		if (strstr(e.msg, cases[i].want) == NULL)
+			fail_msg("case %zu: \"%s\" does not say \"%s\"", i, e.msg, cases[i].want);
+	}
+	/* Unknown fields are another version's business. */
+	const char *ok = "{\"id\":\"x\",\"from\":\"n1\",\"to\":\"n2\",\"phase\":\"scheduled\",\"later\":{\"a\":1}}";
+	struct switchover so;
+	struct pgha_err e;
+	assert_int_equal(switchover_decode(ok, strlen(ok), &so, &e), 0);
+	assert_int_equal(so.phase, SO_SCHEDULED);
+}
+
+static void test_proxy_record(void **state)
+{
+	(void)state;
+	struct proxy_record r = {.pid = 4242, .clients = 17};
+	strcpy(r.name, "px1");
+	strcpy(r.listen, "0.0.0.0:6432");
+	strcpy(r.paused_for, "so-9");
+	char *json = proxy_record_encode(&r);
+	struct proxy_record back;
+	struct pgha_err e;
+	assert_int_equal(proxy_record_decode(json, strlen(json), &back, &e), 0);
+	assert_memory_equal(&r, &back, sizeof(r));
+	free(json);
+	const char *bad = "{\"name\":\"px\",\"paused_for\":5}";
+	assert_int_equal(proxy_record_decode(bad, strlen(bad), &back, &e), -1);
+	assert_non_null(strstr(e.msg, "paused_for"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_bad_records),
+		cmocka_unit_test(test_proxy_record),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
