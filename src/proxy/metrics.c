@@ -146,6 +146,9 @@ void metrics_render(struct proxy *px)
 	sb_puts(&sb, "# HELP pgha_proxy_standbys Streaming standbys the read-only port may use.\n"
 		     "# TYPE pgha_proxy_standbys gauge\n");
 	sb_printf(&sb, "pgha_proxy_standbys %d\n", px->topo.nreplicas);
+	sb_puts(&sb, "# HELP pgha_proxy_held New read-write transactions wait: 1 admin PAUSE, 2 a planned switchover.\n"
+		     "# TYPE pgha_proxy_held gauge\n");
+	sb_printf(&sb, "pgha_proxy_held %d\n", px->paused ? 1 : px->so_hold ? 2 : 0);
 	pthread_mutex_lock(&m->lock);
 	struct strbuf old = m->text;
 	m->text = sb;

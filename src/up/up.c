@@ -586,6 +586,9 @@ static void print_summary(struct up *u, const struct cluster_view *v, double sec
 	printf("\nHealth API:  curl http://127.0.0.1:%d/cluster   (node1; /primary, /replica, ...)\n",
 	       u->st.api_port[0]);
 	printf("Members:     %s ctl --etcd %s --cluster %s list\n", u->self_exe, u->etcd_url, u->st.cluster);
+	if (u->st.nodes > 1)
+		printf("Switchover:  %s ctl --etcd %s --cluster %s switchover --to <member>\n", u->self_exe,
+		       u->etcd_url, u->st.cluster);
 	printf("Logs:        %s/logs/\n", u->dir);
 	printf("Stop:        Ctrl-C (data stays in %s; `pgha up --dir %s` brings it back)\n\n", u->dir, u->dir);
 	fflush(stdout);

@@ -21,8 +21,9 @@ def etcdctl(cluster, *args):
     return r.stdout
 
 
-def put_switchover(cluster, phase, sid="so-1", to="n2"):
-    rec = {"id": sid, "from": "n1", "to": to, "at": 0, "phase": phase, "deadline": 0}
+def put_switchover(cluster, phase, sid="so-1", to="x2"):
+    # From and to name no member: no agent drives this record, the test does.
+    rec = {"id": sid, "from": "x1", "to": to, "at": 0, "phase": phase, "deadline": 0}
     etcdctl(cluster, "put", f"/pgha/{cluster.name}/switchover", json.dumps(rec))
 
 
@@ -40,7 +41,17 @@ def one(cluster):
 
 def test_hold_reports_paused_after_running_transactions_and_resumes(one):
     cluster = one
-    proxy = Proxy(cluster, {"proxy.log_level": "debug"}).start()
+    from conftest import free_port
+    import urllib.request
+    mport = free_port()
+    proxy = Proxy(cluster, {"proxy.log_level": "debug", "proxy.metrics_listen": f"127.0.0.1:{mport}"}).start()
+
+    def held():
+        with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=3) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("pgha_proxy_held "):
+                    return int(line.split()[1])
+        raise AssertionError("no pgha_proxy_held metric")
     try:
         wait_until("the proxy to register", lambda: proxy_record(cluster), timeout=15)
         rec = proxy_record(cluster)
@@ -58,6 +69,7 @@ def test_hold_reports_paused_after_running_transactions_and_resumes(one):
         busy.execute("INSERT INTO h VALUES (2)")
         busy.execute("COMMIT")
         wait_until("paused to be reported", lambda: proxy_record(cluster)["paused_for"] == "so-1", timeout=10)
+        assert wait_until("the metric to say held for a switchover", lambda: held() == 2, timeout=10)
         # New read-write work waits without an error; read-only work goes on.
         assert ro.execute("SELECT count(*) FROM h").fetchone() == (2,)
         result = {}
@@ -82,6 +94,7 @@ def test_hold_reports_paused_after_running_transactions_and_resumes(one):
         t.join(timeout=15)
         assert "error" not in result and result["waited"] >= 2, result
         wait_until("the record to say running", lambda: proxy_record(cluster)["paused_for"] == "", timeout=10)
+        wait_until("the metric to say not held", lambda: held() == 0, timeout=10)
         assert busy.execute("SELECT count(*) FROM h").fetchone() == (3,)
         busy.close()
         ro.close()
@@ -127,7 +140,7 @@ def test_session_mode_clients_are_told_why(one):
         put_switchover(cluster, "pausing", sid="so-s")
         wait_until("paused to be reported", lambda: (proxy_record(cluster) or {}).get("paused_for") == "so-s",
                    timeout=15)
-        with pytest.raises(psycopg.OperationalError, match="planned switchover of the leader from n1 to n2"):
+        with pytest.raises(psycopg.OperationalError, match="planned switchover of the leader from x1 to x2"):
             c.execute("SELECT 2")
         c.close()
         put_switchover(cluster, "aborted", sid="so-s")
