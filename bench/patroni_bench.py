@@ -1,5 +1,6 @@
-"""Patroni side of bench/failover.py (not named patroni.py: that would shadow the
-Patroni package itself on sys.path): three Patroni members on one etcd (v3 API).
+"""Patroni side of bench/failover.py and bench/switchover.py (not named patroni.py:
+that would shadow the Patroni package itself on sys.path): three Patroni members on
+one etcd (v3 API).
 
 Same shape as the pgha harness in tests/integration/conftest.py (nodes with
 host, pg_port, data_dir, proc, start(), sql(); a cluster with su_pw,
@@ -100,7 +101,7 @@ class PatroniNode:
     def write_conf(self):
         c = self.cluster
         dcs = dict(c.timing)
-        dcs["postgresql"] = {"use_pg_rewind": True, "use_slots": True, "parameters": dict(PG_PARAMETERS)}
+        dcs["postgresql"] = {"use_pg_rewind": True, "use_slots": True, "parameters": dict(c.parameters)}
         conf = {
             "scope": c.scope,
             "name": self.name,
@@ -195,6 +196,17 @@ class PatroniNode:
             except ValueError:
                 return e.code, None
 
+    def api_post(self, path, body, timeout=60):
+        """(status, body text) of POST path with a JSON body (e.g. /switchover)."""
+        req = urllib.request.Request(f"http://{self.host}:{self.api_port}{path}",
+                                     data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.read().decode(errors="replace")
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode(errors="replace")
+
     def connect(self, **kw):
         return psycopg.connect(host=self.host, port=self.pg_port, user="postgres",
                                password=self.cluster.su_pw, dbname="postgres",
@@ -214,11 +226,13 @@ class PatroniNode:
 
 
 class PatroniCluster:
-    def __init__(self, base, etcd, profile, scope="bench"):
+    def __init__(self, base, etcd, profile, scope="bench", parameters=None):
         self.base = base
         self.etcd = etcd
         self.scope = scope
         self.timing = dict(PROFILES[profile])
+        # PostgreSQL parameters (bootstrap.dcs.postgresql.parameters); PG_PARAMETERS unless given.
+        self.parameters = dict(PG_PARAMETERS if parameters is None else parameters)
         self.su_pw = "su-" + os.urandom(8).hex()
         self.repl_pw = "re'pl:" + os.urandom(8).hex()
         self.nodes = {}
