@@ -290,7 +290,7 @@ int ctl_cmd_switchover(const struct ctl_target *t, int argc, char **argv)
 	struct switchover so;
 	memset(&so, 0, sizeof(so));
 	char token[9];
-	if (random_token(token, sizeof(token), &e) != 0) {
+	if (random_token(token, sizeof(token) - 1, &e) != 0) {
 		fprintf(stderr, "pgha ctl switchover: %s\n", e.msg);
 		goto out;
 	}
