@@ -63,6 +63,7 @@ struct http_conn {
 	char method[HTTPD_METHOD_MAX + 1];
 	char *path;             /* decoded */
 	char *query;            /* raw */
+	char *authorization;    /* the Authorization header's value, NULL if none */
 	struct strbuf out;
 	size_t out_off;
 };
@@ -228,6 +229,10 @@ static void conn_free(struct http_conn *c)
 	sb_free(&c->out);
 	free(c->path);
 	free(c->query);
+	if (c->authorization != NULL) {
+		explicit_bzero(c->authorization, strlen(c->authorization));
+		free(c->authorization);
+	}
 	free(c);
 }
 
@@ -438,6 +443,13 @@ static int parse_header(struct http_conn *c, char *line, bool *have_cl, bool *ha
 		*have_te = true;
 	else if (strcasecmp(line, "Expect") == 0 && strcasecmp(value, "100-continue") == 0)
 		c->expect_continue = true;
+	else if (strcasecmp(line, "Authorization") == 0) {
+		if (c->authorization != NULL) {
+			*why = "more than one Authorization header";
+			return 400;
+		}
+		c->authorization = xstrdup(value);
+	}
 	return 0;
 }
 
@@ -488,6 +500,7 @@ static void conn_dispatch(struct httpd *h, struct http_conn *c, int64_t now)
 		.query = c->query,
 		.body = body,
 		.body_len = c->body_len,
+		.authorization = c->authorization,
 	};
 	struct http_response resp = {
 		.status = 200,

@@ -27,6 +27,7 @@ struct http_request {
 	const char *query;    /* raw query string without '?', "" if none */
 	const char *body;     /* NUL-terminated, "" if none */
 	size_t body_len;
+	const char *authorization; /* the Authorization header's value, NULL if none */
 };
 
 struct http_response {

@@ -24,16 +24,26 @@ static void usage(FILE *out)
 		"\n"
 		"Commands:\n"
 		"  list [--json]        members: name, address, role (sync: a synchronous standby),\n"
-		"                       state, timeline, lag; the synchronous mode\n"
-		"  set KEY=VALUE...     change the cluster's dynamic config (synchronous_mode,\n"
-		"       [--force]       synchronous_node_count, maximum_lag_on_failover)\n"
-		"  pause                maintenance mode: no automatic failover, no demotion\n"
-		"  resume               end maintenance mode\n"
+		"                       state, timeline, lag, pending restart; the synchronous mode\n"
+		"  set KEY=VALUE...     change the cluster's dynamic config (synchronous_mode, ttl,\n"
+		"       [--force]       loop_wait, postgresql.parameters.NAME, ...: see set --help)\n"
+		"  edit-config          the dynamic config as JSON in $EDITOR (or --apply FILE|-)\n"
+		"       [--force]\n"
+		"  restart [NODE]       restart PostgreSQL: standbys one at a time, then a switchover\n"
+		"       [--pending]     from the leader; --pending: only where parameters wait for it\n"
+		"       [--force] [--wait SEC] [--in-place]\n"
+		"  reinit NODE          re-clone the standby NODE from the leader\n"
+		"       [--force] [--wait SEC]\n"
+		"  pause [--force]      maintenance mode: no automatic failover, no demotion\n"
+		"  resume [--force]     end maintenance mode\n"
 		"  switchover --to NODE planned switchover: proxies hold new transactions, no client\n"
 		"       [--at TIME]     error; --cancel withdraws a scheduled one\n"
 		"       [--force] [--wait SEC]\n"
 		"  failover --to NODE   make NODE the leader now (when the leader is gone or broken)\n"
 		"       [--force] [--wait SEC]\n"
+		"\n"
+		"Every command that changes the cluster asks for confirmation unless --force, and\n"
+		"prints what it did and how long it took. `pgha ctl COMMAND --help` tells more.\n"
 		"\n"
 		"Connection options (a node's config file, or the etcd address and cluster):\n"
 		"  -c, --config FILE          read [etcd] and [cluster] from an agent config file\n"
@@ -140,8 +150,12 @@ void ctl_print_table(FILE *out, const struct cluster_view *v, const char *cluste
 	const char *sysid = v->initialize ? v->initialize : "not initialized";
 	fprintf(out, "Cluster: %s (system identifier %s), leader: %s\n", cluster, sysid,
 		v->leader ? v->leader : "none");
-	fprintf(out, "%-16s %-22s %-8s %-14s %4s  %s\n", "MEMBER", "HOST", "ROLE", "STATE", "TL",
-		"LAG");
+	/* As Patroni: the column shows only when a member waits for a restart. */
+	bool pending = false;
+	for (size_t i = 0; i < v->nmembers; i++)
+		pending |= v->members[i].pending_restart;
+	fprintf(out, "%-16s %-22s %-8s %-14s %4s  %-*s%s\n", "MEMBER", "HOST", "ROLE", "STATE", "TL", pending ? 10 : 0,
+		"LAG", pending ? "  PENDING RESTART" : "");
 	for (size_t i = 0; i < v->nmembers; i++) {
 		const struct member *m = &v->members[i];
 		char host[300], lag[32] = "", tl[16] = "";
@@ -156,8 +170,11 @@ void ctl_print_table(FILE *out, const struct cluster_view *v, const char *cluste
 			format_bytes((uint64_t)m->lag_bytes, lag, sizeof(lag));
 		else if (!leader && m->role == ROLE_REPLICA)
 			snprintf(lag, sizeof(lag), "unknown");
-		fprintf(out, "%-16s %-22s %-8s %-14s %4s  %s\n", m->name, host, role,
-			member_state_name(m->state), tl, lag);
+		char restart[300] = "";
+		if (m->pending_restart)
+			snprintf(restart, sizeof(restart), "  * %s", m->pending_params);
+		fprintf(out, "%-16s %-22s %-8s %-14s %4s  %-*s%s\n", m->name, host, role,
+			member_state_name(m->state), tl, pending ? 10 : 0, lag, restart);
 		if (m->error[0])
 			fprintf(out, "%-16s   error: %s\n", "", m->error);
 	}
@@ -188,7 +205,8 @@ static int cmd_list(const struct ctl_target *t, int argc, char **argv)
 		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			printf("Usage: pgha ctl list [--json]\n\nList the members of the cluster as etcd knows them.\n"
 			       "ROLE is leader, replica, or (synchronous mode) sync / quorum for the standbys the\n"
-			       "leader published as synchronous: only those may be promoted.\n");
+			       "leader published as synchronous: only those may be promoted. PENDING RESTART (shown\n"
+			       "when a member has one) names the parameters that wait for `pgha ctl restart --pending`.\n");
 			return 0;
 		} else {
 			fprintf(stderr, "pgha ctl list: unknown option \"%s\"\n", argv[i]);
@@ -310,6 +328,12 @@ int ctl_main(int argc, char **argv)
 		rc = ctl_cmd_switchover(&t, argc - optind, argv + optind);
 	} else if (strcmp(cmd, "set") == 0) {
 		rc = ctl_cmd_set(&t, argc - optind, argv + optind);
+	} else if (strcmp(cmd, "edit-config") == 0) {
+		rc = ctl_cmd_edit_config(&t, argc - optind, argv + optind);
+	} else if (strcmp(cmd, "restart") == 0) {
+		rc = ctl_cmd_restart(&t, argc - optind, argv + optind);
+	} else if (strcmp(cmd, "reinit") == 0) {
+		rc = ctl_cmd_reinit(&t, argc - optind, argv + optind);
 	} else {
 		fprintf(stderr, "pgha ctl: unknown command \"%s\"\n\n", cmd);
 		usage(stderr);

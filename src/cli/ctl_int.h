@@ -47,8 +47,34 @@ int ctl_cmd_pause(const struct ctl_target *t, bool pause, int argc, char **argv)
 int ctl_cmd_failover(const struct ctl_target *t, int argc, char **argv);
 /* ctl_switchover.c */
 int ctl_cmd_switchover(const struct ctl_target *t, int argc, char **argv);
+/*
+ * A switchover from the current leader to `to` at at_ms (unix ms, 0 now): the
+ * checks, confirmation (unless force), the request, and (wait) its phases
+ * followed for wait_s after it is due. An exit code. Also `ctl restart`'s.
+ */
+int ctl_switchover_run(const struct ctl_target *t, struct etcd_client *c, const char *to, int64_t at_ms, bool force,
+		       bool wait, long wait_s);
+
 /* ctl_set.c */
 int ctl_cmd_set(const struct ctl_target *t, int argc, char **argv);
+/* Change *cfg (a copy of the config key's object; may be replaced): 0, or an exit code with e set. */
+typedef int (*ctl_config_edit_fn)(json_t **cfg, void *arg, struct pgha_err *e);
+/*
+ * Read the config key, let edit change a copy, show the changes, confirm
+ * (unless force), write it only if the key kept its revision; with attempts >
+ * 1 a concurrent change makes it start again (confirmed once). An exit code.
+ */
+int ctl_config_change(const struct ctl_target *t, const char *cmd, ctl_config_edit_fn edit, void *arg, bool force,
+		      int attempts);
+/* A whole config object checked (every key known, values valid, timing consistent) and normalized. */
+json_t *ctl_config_normalize(const json_t *in, struct pgha_err *e);
+/* ttl >= loop_wait + 2 * retry_timeout with the config's values (the defaults for the others). */
+int ctl_config_check_timing(const json_t *cfg, struct pgha_err *e) PGHA_MUSTCHECK;
+/* ctl_edit.c */
+int ctl_cmd_edit_config(const struct ctl_target *t, int argc, char **argv);
+/* ctl_restart.c */
+int ctl_cmd_restart(const struct ctl_target *t, int argc, char **argv);
+int ctl_cmd_reinit(const struct ctl_target *t, int argc, char **argv);
 /* "Maintenance mode: on" / pending failover lines for `ctl list`. */
 void ctl_print_notes(FILE *out, const struct etcd_kvs *raw, const char *prefix);
 

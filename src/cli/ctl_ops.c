@@ -94,9 +94,15 @@ int ctl_config_put_cas(struct etcd_client *c, const char *key, const struct etcd
 
 int ctl_cmd_pause(const struct ctl_target *t, bool pause, int argc, char **argv)
 {
+	bool force = false;
 	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--force") == 0 || strcmp(argv[i], "-f") == 0) {
+			force = true;
+			continue;
+		}
 		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			printf("Usage: pgha ctl %s\n\n%s\n", pause ? "pause" : "resume",
+			printf("Usage: pgha ctl %s [--force]\n\n%s\nAsks for confirmation unless --force.\n",
+			       pause ? "pause" : "resume",
 			       pause ? "Maintenance mode: agents keep running but do no automatic failover, no demotion,\n"
 				       "no start or stop of PostgreSQL until `pgha ctl resume`."
 				     : "End maintenance mode.");
@@ -105,6 +111,11 @@ int ctl_cmd_pause(const struct ctl_target *t, bool pause, int argc, char **argv)
 		fprintf(stderr, "pgha ctl %s: unknown option \"%s\"\n", pause ? "pause" : "resume", argv[i]);
 		return 2;
 	}
+	char q[160];
+	snprintf(q, sizeof(q), "%s maintenance mode in cluster %s%s?", pause ? "Turn on" : "End", t->cluster,
+		 pause ? " (no automatic failover until `pgha ctl resume`)" : "");
+	if (!ctl_confirm(q, force))
+		return 1;
 	struct pgha_err e;
 	int64_t t0 = now_ms();
 	struct etcd_client *c = ctl_etcd(t, &e);

@@ -173,62 +173,15 @@ static int follow(struct etcd_client *c, const char *key, const char *id, int64_
 	return 1;
 }
 
-int ctl_cmd_switchover(const struct ctl_target *t, int argc, char **argv)
+int ctl_switchover_run(const struct ctl_target *t, struct etcd_client *c, const char *to, int64_t at, bool force,
+		       bool wait, long wait_s)
 {
-	const char *to = NULL, *at_text = NULL;
-	bool force = false, do_cancel = false, wait = true;
-	long wait_s = 60;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--to") == 0 && i + 1 < argc)
-			to = argv[++i];
-		else if (strcmp(argv[i], "--at") == 0 && i + 1 < argc)
-			at_text = argv[++i];
-		else if (strcmp(argv[i], "--force") == 0 || strcmp(argv[i], "-f") == 0)
-			force = true;
-		else if (strcmp(argv[i], "--cancel") == 0)
-			do_cancel = true;
-		else if (strcmp(argv[i], "--no-wait") == 0)
-			wait = false;
-		else if (strcmp(argv[i], "--wait") == 0 && i + 1 < argc) {
-			char *end;
-			wait_s = strtol(argv[++i], &end, 10);
-			if (*end != '\0' || wait_s < 1 || wait_s > 86400) {
-				fprintf(stderr, "pgha ctl switchover: --wait %s: give seconds, 1 to 86400\n", argv[i]);
-				return 2;
-			}
-		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
-			return usage(stdout);
-		else {
-			fprintf(stderr, "pgha ctl switchover: unknown option \"%s\"\n", argv[i]);
-			return usage(stderr);
-		}
-	}
 	struct pgha_err e;
-	struct etcd_client *c = ctl_etcd(t, &e);
-	if (c == NULL) {
-		fprintf(stderr, "pgha ctl switchover: %s\n", e.msg);
-		return 1;
-	}
 	char *prefix = ctl_cluster_prefix(t);
 	char *key = xasprintf("%sswitchover", prefix);
 	int rc = 1;
 	struct cluster_view v = {0};
 	char *raw = NULL;
-	if (do_cancel) {
-		rc = cancel(t, c, key, force);
-		goto out;
-	}
-	if (to == NULL) {
-		fprintf(stderr, "pgha ctl switchover: --to NODE is required\n");
-		rc = usage(stderr);
-		goto out;
-	}
-	int64_t at = 0;
-	if (at_text != NULL && (at = parse_at(at_text)) < 0) {
-		fprintf(stderr, "pgha ctl switchover: --at \"%s\": use +30s, +5m, or 2026-11-21T23:00:00Z\n", at_text);
-		rc = 2;
-		goto out;
-	}
 	if (ctl_read_view(t, &v, NULL, &e) != 0) {
 		fprintf(stderr, "pgha ctl switchover: %s\n", e.msg);
 		goto out;
@@ -322,6 +275,67 @@ int ctl_cmd_switchover(const struct ctl_target *t, int argc, char **argv)
 out:
 	free(raw);
 	cluster_view_free(&v);
+	free(key);
+	free(prefix);
+	return rc;
+}
+
+int ctl_cmd_switchover(const struct ctl_target *t, int argc, char **argv)
+{
+	const char *to = NULL, *at_text = NULL;
+	bool force = false, do_cancel = false, wait = true;
+	long wait_s = 60;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--to") == 0 && i + 1 < argc)
+			to = argv[++i];
+		else if (strcmp(argv[i], "--at") == 0 && i + 1 < argc)
+			at_text = argv[++i];
+		else if (strcmp(argv[i], "--force") == 0 || strcmp(argv[i], "-f") == 0)
+			force = true;
+		else if (strcmp(argv[i], "--cancel") == 0)
+			do_cancel = true;
+		else if (strcmp(argv[i], "--no-wait") == 0)
+			wait = false;
+		else if (strcmp(argv[i], "--wait") == 0 && i + 1 < argc) {
+			char *end;
+			wait_s = strtol(argv[++i], &end, 10);
+			if (*end != '\0' || wait_s < 1 || wait_s > 86400) {
+				fprintf(stderr, "pgha ctl switchover: --wait %s: give seconds, 1 to 86400\n", argv[i]);
+				return 2;
+			}
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+			return usage(stdout);
+		else {
+			fprintf(stderr, "pgha ctl switchover: unknown option \"%s\"\n", argv[i]);
+			return usage(stderr);
+		}
+	}
+	struct pgha_err e;
+	struct etcd_client *c = ctl_etcd(t, &e);
+	if (c == NULL) {
+		fprintf(stderr, "pgha ctl switchover: %s\n", e.msg);
+		return 1;
+	}
+	char *prefix = ctl_cluster_prefix(t);
+	char *key = xasprintf("%sswitchover", prefix);
+	int rc = 1;
+	if (do_cancel) {
+		rc = cancel(t, c, key, force);
+		goto out;
+	}
+	if (to == NULL) {
+		fprintf(stderr, "pgha ctl switchover: --to NODE is required\n");
+		rc = usage(stderr);
+		goto out;
+	}
+	int64_t at = 0;
+	if (at_text != NULL && (at = parse_at(at_text)) < 0) {
+		fprintf(stderr, "pgha ctl switchover: --at \"%s\": use +30s, +5m, or 2026-11-21T23:00:00Z\n", at_text);
+		rc = 2;
+		goto out;
+	}
+	rc = ctl_switchover_run(t, c, to, at, force, wait, wait_s);
+out:
 	free(key);
 	free(prefix);
 	etcd_free(c);

@@ -247,6 +247,11 @@ void etcd_free(struct etcd_client *c)
 	free(c);
 }
 
+void etcd_set_deadline(struct etcd_client *c, int deadline_ms)
+{
+	c->deadline_ms = deadline_ms > 0 ? deadline_ms : 5000;
+}
+
 const char *etcd_current_endpoint(const struct etcd_client *c)
 {
 	return c->endpoints[c->cur];

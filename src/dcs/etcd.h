@@ -49,6 +49,8 @@ struct etcd_client;
 
 struct etcd_client *etcd_new(const struct etcd_opts *opts, struct pgha_err *e);
 void etcd_free(struct etcd_client *c);
+/* Change the per-call deadline (opts.deadline_ms) of later calls. */
+void etcd_set_deadline(struct etcd_client *c, int deadline_ms);
 /* Endpoint the client used last (for log lines). */
 const char *etcd_current_endpoint(const struct etcd_client *c);
 

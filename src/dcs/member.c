@@ -142,6 +142,19 @@ static json_t *member_to_json(const struct member *m)
 	json_object_set_new(o, "tags", tags);
 	json_object_set_new(o, "updated_at", json_integer(m->updated_at));
 	json_object_set_new(o, "error", FIXED_STR(m->error));
+	json_object_set_new(o, "pending_restart", json_boolean(m->pending_restart));
+	json_t *pending = json_array();
+	const char *p = m->pending_params;
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		json_array_append_new(pending, safe_str(p, n));
+		p += n + (p[n] == ',');
+	}
+	json_object_set_new(o, "pending_restart_params", pending);
+	if (m->op_id[0]) {
+		json_object_set_new(o, "op_id", FIXED_STR(m->op_id));
+		json_object_set_new(o, "op_state", FIXED_STR(m->op_state));
+	}
 	return o;
 }
 
@@ -288,6 +301,27 @@ static int decode_tags(const json_t *o, struct member_tags *t, struct pgha_err *
 	return 0;
 }
 
+/* ["a", "b"] -> "a,b" (cut at the buffer's end; names never hold commas). */
+static int get_name_list(const json_t *o, const char *name, char *out, size_t size, struct pgha_err *e)
+{
+	json_t *v = field(o, name);
+	out[0] = '\0';
+	if (v == NULL)
+		return 0;
+	if (!json_is_array(v))
+		return err_set(e, "member record: \"%s\" is not an array", name);
+	size_t i, n = 0;
+	json_t *item;
+	json_array_foreach(v, i, item) {
+		if (!json_is_string(item))
+			return err_set(e, "member record: \"%s\" holds a non-string", name);
+		n += (size_t)snprintf(out + n, n < size ? size - n : 0, "%s%s", i ? "," : "", json_string_value(item));
+		if (n >= size)
+			break;
+	}
+	return 0;
+}
+
 static int decode_fields(const json_t *o, struct member *m, struct pgha_err *e)
 {
 	int role = 0, state = 0;
@@ -310,7 +344,11 @@ static int decode_fields(const json_t *o, struct member *m, struct pgha_err *e)
 	    get_str(o, "pg_version", m->pg_version, sizeof(m->pg_version), false, false, e) != 0 ||
 	    decode_tags(o, &m->tags, e) != 0 ||
 	    get_int(o, "updated_at", INT64_MIN, INT64_MAX, 0, &m->updated_at, e) != 0 ||
-	    get_str(o, "error", m->error, sizeof(m->error), false, true, e) != 0)
+	    get_str(o, "error", m->error, sizeof(m->error), false, true, e) != 0 ||
+	    get_bool(o, "pending_restart", false, &m->pending_restart, e) != 0 ||
+	    get_name_list(o, "pending_restart_params", m->pending_params, sizeof(m->pending_params), e) != 0 ||
+	    get_str(o, "op_id", m->op_id, sizeof(m->op_id), false, false, e) != 0 ||
+	    get_str(o, "op_state", m->op_state, sizeof(m->op_state), false, false, e) != 0)
 		return -1;
 	m->role = (enum member_role)role;
 	m->state = (enum member_state)state;

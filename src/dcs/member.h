@@ -60,6 +60,10 @@ struct member {
 	struct member_tags tags;
 	int64_t updated_at;      /* unix seconds when the record was written */
 	char error[256];         /* last error the agent wants operators to see, "" if none */
+	bool pending_restart;    /* a changed parameter takes effect only after a restart */
+	char pending_params[256]; /* ... which ones, comma-separated (JSON: an array) */
+	char op_id[40];          /* the last request (requests/<name>) the agent acted on, "" if none */
+	char op_state[16];       /* ... "running", "done" or "failed" (error says why) */
 };
 
 const char *member_role_name(enum member_role r);

@@ -1,6 +1,6 @@
 /*
- * switchover.c — JSON of the switchover request and of proxy records
- * (see switchover.h for the protocol).
+ * switchover.c — JSON of the switchover request, of proxy records and of
+ * member requests (see switchover.h for the protocols).
  */
 #include "dcs/switchover.h"
 
@@ -169,5 +169,47 @@ char *proxy_record_encode(const struct proxy_record *r)
 	json_object_set_new(o, "listen_ro", json_string(r->listen_ro));
 	json_object_set_new(o, "paused_for", json_string(r->paused_for));
 	json_object_set_new(o, "clients", json_integer(r->clients));
+	return dump(o);
+}
+
+const char *req_action_name(enum req_action a)
+{
+	return a == REQ_REINIT ? "reinit" : "restart";
+}
+
+int member_request_decode(const char *json, size_t len, struct member_request *out, struct pgha_err *e)
+{
+	memset(out, 0, sizeof(*out));
+	json_t *o = load(json, len, "the request", e);
+	if (o == NULL)
+		return -1;
+	char action[16];
+	int rc = 0;
+	if (get_str(o, "id", out->id, sizeof(out->id), true, e) != 0 ||
+	    get_str(o, "action", action, sizeof(action), true, e) != 0 ||
+	    get_int(o, "deadline", 1, INT64_MAX, &out->deadline_ms, e) != 0)
+		rc = -1;
+	else if (out->id[0] == '\0')
+		rc = err_set(e, "field \"id\" is empty");
+	else if (out->deadline_ms == 0)
+		rc = err_set(e, "field \"deadline\" is missing");
+	else if (strcmp(action, "restart") == 0)
+		out->action = REQ_RESTART;
+	else if (strcmp(action, "reinit") == 0)
+		out->action = REQ_REINIT;
+	else
+		rc = err_set(e, "field \"action\" = \"%s\" is not restart or reinit", action);
+	if (rc != 0)
+		err_wrap(e, "member request");
+	json_decref(o);
+	return rc;
+}
+
+char *member_request_encode(const struct member_request *r)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "id", json_string(r->id));
+	json_object_set_new(o, "action", json_string(req_action_name(r->action)));
+	json_object_set_new(o, "deadline", json_integer(r->deadline_ms));
 	return dump(o);
 }

@@ -1,10 +1,13 @@
 /*
- * switchover.h — the records a planned switchover is coordinated through.
+ * switchover.h — the records planned operations are coordinated through.
  *
  *   <prefix>/<cluster>/switchover       one request: from whom, to whom, when,
  *                                       and the phase it has reached
  *   <prefix>/<cluster>/proxies/<name>   one per running proxy, under its lease:
  *                                       which switchover it has paused for
+ *   <prefix>/<cluster>/requests/<name>  an operation asked of one member
+ *                                       (`ctl restart`, `ctl reinit`), under
+ *                                       ctl's lease: see struct member_request
  *
  * Phases: scheduled (waits for `at`) -> pausing (proxies hold new
  * transactions at a boundary and report paused) -> demoting (the leader
@@ -64,5 +67,25 @@ struct proxy_record {
 
 int proxy_record_decode(const char *json, size_t len, struct proxy_record *out, struct pgha_err *e) PGHA_MUSTCHECK;
 char *proxy_record_encode(const struct proxy_record *r);
+
+/*
+ * requests/<member>: {"id": "rq-...", "action": "restart" | "reinit", "deadline": unix ms}.
+ * The member's agent acts on a given id once: it must begin before the deadline
+ * (a member that was down does not act on a stale request) and reports failure if
+ * not done by then. Progress goes to its member record (op_id, op_state, error);
+ * it deletes the key when done. ctl writes the key under a lease that ends
+ * shortly after the deadline, so nothing is left behind either way.
+ */
+enum req_action { REQ_RESTART, REQ_REINIT };
+
+struct member_request {
+	char id[40];
+	enum req_action action;
+	int64_t deadline_ms;
+};
+
+const char *req_action_name(enum req_action a);
+int member_request_decode(const char *json, size_t len, struct member_request *out, struct pgha_err *e) PGHA_MUSTCHECK;
+char *member_request_encode(const struct member_request *r);
 
 #endif

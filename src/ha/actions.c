@@ -60,8 +60,8 @@ static void conf_spec(struct agent *a, struct pg_conf_spec *s, bool standby, con
 	s->allowed_networks = a->cfg.allowed_networks;
 	s->superuser = a->cfg.superuser;
 	s->replication_user = a->cfg.replication_user;
-	s->params = a->cfg.params;
-	s->nparams = a->cfg.nparams;
+	s->params = a->params;
+	s->nparams = a->nparams;
 	s->standby = standby;
 	s->primary_conninfo = conninfo;
 	s->slot = slot;
@@ -97,6 +97,8 @@ int agent_start_pg(struct agent *a, bool standby, struct pgha_err *e)
 	a->pg_start_ms = now_ms();
 	a->crashed = false;
 	a->started_as_standby = standby;
+	a->params_dirty = false;     /* written in full just now */
+	a->pending_checked_ms = 0;   /* ask pg_settings as soon as it runs */
 	if (!standby)
 		failover_arm_fence(a);
 	free(a->primary_conninfo);
@@ -257,26 +259,44 @@ static void release_leader(struct agent *a)
 	a->view.leader = NULL;
 }
 
-/* Keep the diverged data (one copy) for the operator, then clone afresh. */
-static void move_aside(struct agent *a)
+/*
+ * Move the data directory to `aside` (one copy: an older one there is removed),
+ * then clone afresh: the diverged data is kept for the operator; a requested
+ * re-clone's is removed once the new clone is in place (ops.c).
+ */
+static void move_aside(struct agent *a, const char *aside, const char *what)
 {
 	struct pgha_err e;
-	char *aside = xasprintf("%s.diverged", a->cfg.data_dir);
 	if (pg_remove_tree(aside, &e) != 0) {
 		agent_set_error(a, "re-clone: %s", e.msg);
-		free(aside);
 		return;
 	}
 	if (rename(a->cfg.data_dir, aside) != 0) {
 		agent_set_error(a, "re-clone: cannot move %s to %s: %s", a->cfg.data_dir, aside, strerror(errno));
 	} else {
-		log_warn("moved the diverged data directory to %s; cloning the leader afresh", aside);
+		log_warn("moved the %s data directory to %s; cloning the leader afresh", what, aside);
 		a->rewind_failed = false;
 		a->diverged = false;
 		memset(&a->data, 0, sizeof(a->data));
 		a->data.kind = PG_DATA_MISSING;
 	}
+}
+
+static void reinit(struct agent *a, const struct ha_decision *d)
+{
+	struct pgha_err e;
+	if (a->pg_pid > 0) {
+		log_warn("stopping PostgreSQL: %s", d->reason);
+		if (agent_stop_pg(a, &e) != 0) {
+			agent_set_error(a, "re-clone: %s", e.msg);
+			return;
+		}
+	}
+	char *aside = agent_reinit_aside(a);
+	move_aside(a, aside, "old");
 	free(aside);
+	if (a->data.kind != PG_DATA_MISSING)
+		a->backoff_until_ms = now_ms() + BACKOFF_MS;   /* not moved: try again later, not every loop */
 }
 
 static void follow(struct agent *a)
@@ -434,9 +454,13 @@ void agent_act(struct agent *a, const struct ha_decision *d)
 		follow(a);
 		break;
 	case ACT_DEMOTE:
+	case ACT_RESTART:
 		log_warn("stopping PostgreSQL: %s", d->reason);
 		if (agent_stop_pg(a, &e) != 0)
-			agent_set_error(a, "demote: %s", e.msg);
+			agent_set_error(a, "%s: %s", ha_action_name(d->action), e.msg);
+		break;
+	case ACT_REINIT:
+		reinit(a, d);
 		break;
 	case ACT_PROMOTE:
 		promote(a);
@@ -456,9 +480,12 @@ void agent_act(struct agent *a, const struct ha_decision *d)
 			a->backoff_until_ms = now_ms() + BACKOFF_MS;
 		}
 		break;
-	case ACT_RECLONE:
-		move_aside(a);
+	case ACT_RECLONE: {
+		char *aside = xasprintf("%s.diverged", a->cfg.data_dir);
+		move_aside(a, aside, "diverged");
+		free(aside);
 		break;
+	}
 	case ACT_ELECT:
 		break;   /* the loop polls the members and decides again */
 	}

@@ -138,6 +138,8 @@ static int setup(struct agent *a, struct pgha_err *e)
 	a->key_switchover = xasprintf("%sswitchover", a->prefix);
 	a->key_proxies = xasprintf("%sproxies/", a->prefix);
 	a->key_sync = xasprintf("%ssync", a->prefix);
+	a->key_request = xasprintf("%srequests/%s", a->prefix, a->cfg.name);
+	dynconf_init(a);
 	a->sync_count = 1;
 	a->max_lag = a->cfg.maximum_lag_on_failover;
 	a->fence = fence_start(e);
@@ -202,20 +204,61 @@ static void dcs_log_state(struct agent *a, const char *why)
 	a->dcs_was_ok = a->dcs_ok;
 }
 
+/*
+ * The ttl changed (dynamic config), but a keep-alive renews a lease for the
+ * ttl it was granted with: move to a lease granted with the new one. The
+ * leader key, if ours, moves in one transaction (compared on our name and the
+ * old lease); the member record follows when it is next published, and the old
+ * lease, kept alive no more, expires on its own. Fencing goes by the ttl of
+ * the lease the key is under (a->lease_ttl_ms).
+ */
+static void switch_lease(struct agent *a)
+{
+	/* Not while bootstrapping: the initialize claim lives under the current lease. */
+	if (a->view.initialize && strcmp(a->view.initialize, a->init_claim) == 0)
+		return;
+	int64_t ttl_s = dynconf_lease_ttl_s(a), lease = 0;
+	struct pgha_err e;
+	if (etcd_lease_grant(a->etcd, ttl_s, &lease, &e) != 0) {
+		log_warn("granting a lease with the new ttl (%llds): %s", (long long)ttl_s, e.msg);
+		return;
+	}
+	struct etcd_cmp cmp[] = {
+		{.key = a->key_leader, .target = ETCD_CMP_VALUE, .result = ETCD_CMP_EQUAL, .value = a->cfg.name},
+		{.key = a->key_leader, .target = ETCD_CMP_LEASE, .result = ETCD_CMP_EQUAL, .number = a->lease},
+	};
+	struct etcd_op put = {.type = ETCD_OP_PUT, .key = a->key_leader, .value = a->cfg.name, .lease = lease};
+	bool moved = false;
+	if (etcd_txn(a->etcd, cmp, 2, &put, 1, NULL, 0, &moved, NULL, &e) != 0) {
+		log_warn("moving the leader key to a lease with the new ttl: %s", e.msg);
+		if (etcd_lease_revoke(a->etcd, lease, &e) != 0)
+			log_debug("revoking the unused lease: %s", e.msg);
+		return;
+	}
+	log_info("etcd lease %lld (ttl %llds) replaces lease %lld (ttl %llds)%s", (long long)lease, (long long)ttl_s,
+		 (long long)a->lease, (long long)(a->lease_ttl_ms / 1000), moved ? "; the leader key moved to it" : "");
+	a->lease = lease;
+	a->lease_ttl_ms = ttl_s * 1000;
+}
+
 static int ensure_lease(struct agent *a, struct pgha_err *e)
 {
 	if (a->lease != 0) {
 		int rc = etcd_lease_keepalive(a->etcd, a->lease, NULL, e);
-		if (rc == ETCD_OK)
+		if (rc == ETCD_OK) {
+			if (a->lease_ttl_ms != dynconf_lease_ttl_s(a) * 1000)
+				switch_lease(a);
 			return 0;
+		}
 		if (rc != ETCD_ENOLEASE)
 			return -1;
 		log_warn("lease %lld expired; taking a new one", (long long)a->lease);
 		a->lease = 0;
 	}
-	if (etcd_lease_grant(a->etcd, a->cfg.ttl_ms / 1000, &a->lease, e) != 0)
+	if (etcd_lease_grant(a->etcd, dynconf_lease_ttl_s(a), &a->lease, e) != 0)
 		return -1;
-	log_info("etcd lease %lld granted (ttl %ds)", (long long)a->lease, a->cfg.ttl_ms / 1000);
+	a->lease_ttl_ms = dynconf_lease_ttl_s(a) * 1000;
+	log_info("etcd lease %lld granted (ttl %llds)", (long long)a->lease, (long long)dynconf_lease_ttl_s(a));
 	return 0;
 }
 
@@ -267,6 +310,8 @@ static void observe_dcs(struct agent *a)
 	cluster_view_sort(&a->api_view);
 	a->have_api_view = true;
 	failover_read_dcs(a, &kvs);
+	dynconf_read_dcs(a, &kvs);
+	ops_read_dcs(a, &kvs);
 	etcd_kvs_free(&kvs);
 	a->dcs_ok = true;
 	dcs_log_state(a, "");
@@ -436,6 +481,7 @@ static void build_observed(struct agent *a, struct ha_observed *o)
 	if (o->leader_absent && o->pg == HA_PG_REPLICA)
 		o->eligible = failover_eligible(a);
 	o->sync_denied = o->init == HA_INIT_DONE && sync_denies_me(a);
+	o->request = ops_observed(a);
 	if (o->data == HA_DATA_MISSING && o->leader_known && !o->leader_is_me && o->dcs_ok) {
 		char slot[64];
 		pg_slot_name(a->cfg.name, slot, sizeof(slot));
@@ -465,7 +511,14 @@ static void build_self(struct agent *a, const struct ha_observed *o)
 	m->tags.priority = a->cfg.priority;
 	m->updated_at = wall_s();
 	m->lag_bytes = -1;
-	snprintf(m->error, sizeof(m->error), "%s", a->last_error);
+	snprintf(m->error, sizeof(m->error), "%s", a->last_error[0] ? a->last_error : a->dyn_error);
+	m->pending_restart = a->pending_restart;
+	snprintf(m->pending_params, sizeof(m->pending_params), "%s", a->pending_params);
+	if (a->op.state != 0) {
+		static const char *const op_states[] = {[OP_RUNNING] = "running", [OP_DONE] = "done", [OP_FAILED] = "failed"};
+		snprintf(m->op_id, sizeof(m->op_id), "%s", a->op.id);
+		snprintf(m->op_state, sizeof(m->op_state), "%s", op_states[a->op.state]);
+	}
 
 	if (o->data == HA_DATA_MISSING)
 		m->role = ROLE_UNINITIALIZED;
@@ -606,6 +659,7 @@ static void run_loop(struct agent *a)
 		failover_failsafe_round(a);
 		failover_check_divergence(a);
 		switchover_step(a);
+		dynconf_step(a);
 		struct ha_observed o;
 		build_observed(a, &o);
 		struct ha_decision d = ha_decide(&o);
@@ -618,10 +672,11 @@ static void run_loop(struct agent *a)
 		}
 		log_decision(a, &d);
 		agent_act(a, &d);
+		ops_step(a, &d);
 		if (d.action == ACT_CLONE || d.action == ACT_INITDB || d.action == ACT_START_PRIMARY ||
 		    d.action == ACT_START_STANDBY || d.action == ACT_TAKE_LEADER || d.action == ACT_DEMOTE ||
 		    d.action == ACT_PROMOTE || d.action == ACT_RELEASE_LEADER || d.action == ACT_REWIND ||
-		    d.action == ACT_RECLONE) {
+		    d.action == ACT_RECLONE || d.action == ACT_RESTART || d.action == ACT_REINIT) {
 			/* Publish the new state at once, then look again without sleeping. */
 			observe_pg(a);
 			build_observed(a, &o);
@@ -693,6 +748,8 @@ static void agent_free(struct agent *a)
 	free(a->key_proxies);
 	free(a->so_raw);
 	free(a->key_sync);
+	free(a->key_request);
+	dynconf_free(a);
 	free(a->ssn_conf);
 	free(a->ssn_seen);
 	free(a->primary_conninfo);

@@ -98,10 +98,8 @@ static int param_set(void *target, const char *key, const char *value, struct pg
 	struct agent_config *cfg = target;
 	if (key[0] == '\0')
 		return err_set(e, "[parameters] a value without a parameter name");
-	for (const char *p = key; *p; p++) {
-		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.')
-			return err_set(e, "[parameters] \"%s\" is not a PostgreSQL parameter name", key);
-	}
+	if (!pg_param_name_ok(key))
+		return err_set(e, "[parameters] \"%s\" is not a PostgreSQL parameter name", key);
 	for (size_t i = 0; i < cfg->nparams; i++) {
 		if (strcmp(cfg->params[i].name, key) == 0) {
 			free(cfg->params[i].value);
@@ -138,6 +136,19 @@ static bool valid_name(const char *s)
 	return true;
 }
 
+int agent_timing_check(long ttl_ms, long loop_wait_ms, long retry_timeout_ms, struct pgha_err *e)
+{
+	/*
+	 * The leader must be able to notice a failed renewal and demote before its
+	 * lease runs out: one loop plus a retry window on each side of it.
+	 */
+	if (loop_wait_ms + 2 * retry_timeout_ms > ttl_ms)
+		return err_set(e, "ttl (%ldms) must be at least loop_wait + 2 * retry_timeout (%ldms + 2 * %ldms)"
+			       "\nHINT: raise ttl or lower loop_wait/retry_timeout", ttl_ms, loop_wait_ms,
+			       retry_timeout_ms);
+	return 0;
+}
+
 int agent_config_validate(struct agent_config *cfg, struct pgha_err *e)
 {
 	const char *p = cfg->path ? cfg->path : "config";
@@ -152,11 +163,9 @@ int agent_config_validate(struct agent_config *cfg, struct pgha_err *e)
 	 * The leader must be able to notice a failed renewal and demote before its
 	 * lease runs out: one loop plus a retry window on each side of it.
 	 */
-	if ((long)cfg->loop_wait_ms + 2L * cfg->retry_timeout_ms > cfg->ttl_ms)
-		return err_set(e,
-			       "%s: [cluster] ttl (%dms) must be at least loop_wait + 2 * retry_timeout "
-			       "(%dms + 2 * %dms)\nHINT: raise ttl or lower loop_wait/retry_timeout",
-			       p, cfg->ttl_ms, cfg->loop_wait_ms, cfg->retry_timeout_ms);
+	struct pgha_err sub;
+	if (agent_timing_check(cfg->ttl_ms, cfg->loop_wait_ms, cfg->retry_timeout_ms, &sub) != 0)
+		return err_set(e, "%s: [cluster] %s", p, sub.msg);
 	if (cfg->etcd_request_timeout_ms > cfg->retry_timeout_ms)
 		return err_set(e, "%s: [etcd] request_timeout (%dms) must not exceed [cluster] retry_timeout (%dms)",
 			       p, cfg->etcd_request_timeout_ms, cfg->retry_timeout_ms);
@@ -169,7 +178,6 @@ int agent_config_validate(struct agent_config *cfg, struct pgha_err *e)
 		cfg->data_dir[n - 1] = '\0';
 	if (strcmp(cfg->data_dir, "/") == 0)
 		return err_set(e, "%s: [postgresql] data_dir = \"/\": choose a directory of its own", p);
-	struct pgha_err sub;
 	if (parse_host_port(cfg->listen, cfg->pg_host, sizeof(cfg->pg_host), &cfg->pg_port, &sub) != 0)
 		return err_set(e, "%s: [postgresql] listen: %s", p, sub.msg);
 	if (cfg->address[0] == '\0') {
@@ -211,20 +219,11 @@ int agent_config_validate(struct agent_config *cfg, struct pgha_err *e)
 	}
 	free(parent);
 	/* Parameters pgha owns: setting them here would break replication or failover. */
-	static const char *const owned[] = {"port", "listen_addresses", "hot_standby",
-		"primary_conninfo", "primary_slot_name", "unix_socket_directories", "wal_level",
-		"hba_file", "data_directory", "restore_command_pgha"};
 	for (size_t i = 0; i < cfg->nparams; i++) {
-		if (strcasecmp(cfg->params[i].name, "synchronous_standby_names") == 0)
-			return err_set(e, "%s: [parameters] %s is managed by pgha and cannot be set here"
-				       "\nHINT: pgha ctl set synchronous_mode=on (or quorum, strict)", p,
-				       cfg->params[i].name);
-		for (size_t j = 0; j < sizeof(owned) / sizeof(owned[0]); j++) {
-			if (strcasecmp(cfg->params[i].name, owned[j]) == 0)
-				return err_set(e, "%s: [parameters] %s is managed by pgha and cannot be set here"
-					       "\nHINT: use [postgresql] listen/socket_dir for addresses", p,
-					       cfg->params[i].name);
-		}
+		const char *hint = pg_param_managed(cfg->params[i].name);
+		if (hint != NULL)
+			return err_set(e, "%s: [parameters] %s is managed by pgha and cannot be set here\nHINT: %s", p,
+				       cfg->params[i].name, hint);
 	}
 	return 0;
 }

@@ -121,6 +121,30 @@ struct agent {
 	int so_proxies, so_proxies_paused;  /* proxies/<name> records, and those paused for so.id */
 	int64_t so_started_ms;      /* wall clock the pause began (this member drives it) */
 
+	/* dynamic config beyond failover and sync (dynconf.c): timing, PostgreSQL parameters */
+	int file_ttl_ms, file_loop_wait_ms, file_retry_timeout_ms;  /* a->cfg holds the effective ones */
+	int64_t lease_ttl_ms;       /* the TTL the current lease was granted with (fencing goes by it) */
+	struct pg_param *params;    /* [parameters] with the config key's merged over them (owned) */
+	size_t nparams;
+	bool params_dirty;          /* changed since pgha.conf was last written */
+	char dyn_error[256];        /* the config key holds something this agent refuses */
+	bool pending_restart;       /* pg_settings.pending_restart, as last queried */
+	char pending_params[256];
+	int64_t pending_checked_ms, pending_fast_until_ms;
+
+	/* operator requests: requests/<name> (ops.c) */
+	char *key_request;
+	struct {
+		char id[40];            /* "" until a request was taken */
+		enum req_action action;
+		int state;              /* OP_RUNNING, OP_DONE, OP_FAILED */
+		bool stopped;           /* restart: PostgreSQL went down since; reinit: the data was moved aside */
+		int64_t deadline_ms;    /* wall clock */
+		int64_t started_ms;
+		char raw[256];          /* the request's value, to delete it only if unchanged */
+		int64_t bad_rev;        /* an undecodable request was logged at this revision */
+	} op;
+
 	struct job job;
 	int64_t backoff_until_ms;
 	struct slot_seen *slots;
@@ -150,6 +174,26 @@ int job_start_rewind(struct agent *a, struct pgha_err *e);
 int job_poll(struct agent *a, bool *ok);
 void job_abort(struct agent *a);
 
+/* dynconf.c */
+void dynconf_init(struct agent *a);
+void dynconf_free(struct agent *a);
+/* Observe: timing and parameters from the config key (called with the prefix read). */
+void dynconf_read_dcs(struct agent *a, const struct etcd_kvs *kvs);
+/* Act: write changed parameters and reload; keep pending_restart up to date. Each loop. */
+void dynconf_step(struct agent *a);
+/* The lease to grant / renew has this TTL in seconds. */
+int64_t dynconf_lease_ttl_s(const struct agent *a);
+
+/* ops.c */
+enum { OP_RUNNING = 1, OP_DONE, OP_FAILED };
+void ops_read_dcs(struct agent *a, const struct etcd_kvs *kvs);
+/* What decide must still do for the running request. */
+enum ha_request ops_observed(const struct agent *a);
+/* After acting and observing: progress, completion, deadline. Each loop. */
+void ops_step(struct agent *a, const struct ha_decision *d);
+/* A clone job ended (ok or not): a re-clone's outcome. */
+void ops_clone_finished(struct agent *a, bool ok);
+
 /* sync_leader.c */
 void sync_read_dcs(struct agent *a, const struct etcd_kvs *kvs);
 bool sync_mode_active(const struct agent *a);     /* synchronous mode and a sync key to go by */
@@ -166,10 +210,15 @@ const struct member *agent_leader_member(const struct agent *a);
 char *agent_leader_conninfo(const struct agent *a, const struct member *leader);
 void agent_set_error(struct agent *a, const char *fmt, ...) PGHA_PRINTF(2, 3);
 int agent_start_pg(struct agent *a, bool standby, struct pgha_err *e);
-/* Rewrite pgha.conf (keeping the current role) with a->ssn_conf and reload if it changed. */
+/*
+ * Rewrite pgha.conf (keeping the current role) with a->ssn_conf and the
+ * parameters, and reload if it changed.
+ */
 int agent_apply_ssn(struct agent *a, struct pgha_err *e);
 int agent_stop_pg(struct agent *a, struct pgha_err *e);
 void agent_disconnect(struct agent *a);
 void agent_bootstrap_failed(struct agent *a);
+/* The re-clone's copy of the old data directory, removed once a clone succeeded (caller frees). */
+char *agent_reinit_aside(const struct agent *a);
 
 #endif

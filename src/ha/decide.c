@@ -19,8 +19,9 @@ const char *ha_action_name(enum ha_action a)
 		[ACT_RELEASE_LEADER] = "release leader key", [ACT_REWIND] = "rewind",
 		[ACT_RECLONE] = "re-clone", [ACT_ELECT] = "elect",
 		[ACT_LEADER_DUTIES] = "leader duties", [ACT_REPLICA_DUTIES] = "replica duties",
+		[ACT_RESTART] = "restart", [ACT_REINIT] = "re-initialize",
 	};
-	return ((int)a >= 0 && a <= ACT_REPLICA_DUTIES) ? names[a] : "?";
+	return ((int)a >= 0 && a <= ACT_REINIT) ? names[a] : "?";
 }
 
 /* The bootstrap: claim → initdb → leader key → start → roles → initialize = sysid. */
@@ -110,6 +111,9 @@ static struct ha_decision decide_as_leader(const struct ha_observed *o)
 	case HA_PG_PRIMARY:
 		break;
 	}
+	if (o->request == HA_REQ_RESTART)
+		return act(ACT_RESTART, "restart requested: stopping PostgreSQL to start it again as primary "
+			   "(writes stop meanwhile)");
 	return act(ACT_LEADER_DUTIES, "leader");
 }
 
@@ -164,6 +168,8 @@ static struct ha_decision decide_follower(const struct ha_observed *o)
 			return act(ACT_WAIT, "waiting for the leader's member record");
 		if (o->in_backoff)
 			return act(ACT_WAIT, "the last attempt failed; waiting before the next one");
+		if (o->request == HA_REQ_REINIT && o->leader_running)
+			return act(ACT_REINIT, "re-clone requested: moving the data directory aside to clone the leader afresh");
 		if (o->diverged && !o->leader_running)
 			return act(ACT_WAIT, "diverged: waiting for the leader to run before rewinding");
 		if (o->diverged && o->rewind_failed)
@@ -174,8 +180,12 @@ static struct ha_decision decide_follower(const struct ha_observed *o)
 	case HA_PG_REPLICA:
 		break;
 	}
+	if (o->request == HA_REQ_REINIT && o->leader_known && o->leader_running)
+		return act(ACT_REINIT, "re-clone requested: stopping PostgreSQL to clone the leader afresh");
 	if (o->diverged)
 		return act(ACT_DEMOTE, "diverged from the leader's timeline: stopping to rewind");
+	if (o->request == HA_REQ_RESTART)
+		return act(ACT_RESTART, "restart requested: stopping PostgreSQL to start it again as a standby");
 	if (o->leader_known && !o->following_leader)
 		return act(ACT_FOLLOW, "re-pointing replication at the leader");
 	return act(ACT_REPLICA_DUTIES, "standby");

@@ -27,6 +27,11 @@
  *    the others) is the election's job (election.h).
  *  - In maintenance mode (paused) nothing is started, stopped, promoted or
  *    demoted.
+ *  - An operator's request (`ctl restart`, `ctl reinit`) is acted on only with
+ *    etcd reachable and not paused: a restart stops a standby of the current
+ *    leader or the leader's own primary (which then starts again as the key
+ *    allows); a re-clone moves aside only the data of a standby (never of the
+ *    key holder) while a leader runs to clone from.
  */
 #ifndef PGHA_HA_DECIDE_H
 #define PGHA_HA_DECIDE_H
@@ -67,6 +72,12 @@ enum ha_target {
 	HA_TARGET_OTHER,     /* ... names another member */
 };
 
+enum ha_request {
+	HA_REQ_NONE,         /* no operator request pending for this member */
+	HA_REQ_RESTART,      /* `ctl restart`: PostgreSQL must still be stopped for it */
+	HA_REQ_REINIT,       /* `ctl reinit`: the data must still be moved aside for it */
+};
+
 struct ha_observed {
 	bool job_running;          /* initdb, pg_basebackup or pg_rewind in progress */
 	bool in_backoff;           /* the last job/start failed: wait before retrying */
@@ -95,6 +106,7 @@ struct ha_observed {
 	bool sync_denied;          /* synchronous mode: the sync key names neither this member
 				      as a synchronous standby nor as its leader */
 	enum ha_election election;
+	enum ha_request request;
 };
 
 enum ha_action {
@@ -116,6 +128,8 @@ enum ha_action {
 	ACT_ELECT,            /* poll the other members before racing for the key */
 	ACT_LEADER_DUTIES,    /* keep slots for the members, publish */
 	ACT_REPLICA_DUTIES,   /* streaming from the leader: publish */
+	ACT_RESTART,          /* requested restart: stop PostgreSQL (the next loops start it again) */
+	ACT_REINIT,           /* requested re-clone: stop PostgreSQL, move the data aside (then clone) */
 };
 
 struct ha_decision {

@@ -19,11 +19,18 @@
 #include "ha/switchover.h"
 #include "pg/pgconf.h"
 
-/* Fence this long before the lease could expire at etcd. */
-static int64_t fence_margin_ms(const struct agent *a)
+/* Fence this long before a lease of ttl_ms could expire at etcd. */
+static int64_t fence_margin_ms(const struct agent *a, int64_t ttl_ms)
 {
-	int64_t m = a->cfg.ttl_ms / 4;
+	int64_t m = ttl_ms / 4;
 	return m < a->cfg.retry_timeout_ms ? m : a->cfg.retry_timeout_ms;
+}
+
+/* The fence deadline: when the lease the leader key is under could expire, less the margin. */
+static int64_t lease_fence_at(const struct agent *a)
+{
+	int64_t ttl = a->lease_ttl_ms > 0 ? a->lease_ttl_ms : a->cfg.ttl_ms;
+	return a->renew_sent_ms + ttl - fence_margin_ms(a, ttl);
 }
 
 void failover_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
@@ -86,15 +93,14 @@ bool failover_is_primary(const struct agent *a)
 /* Time for a graceful demote: one loop before the fence would kill PostgreSQL. */
 bool failover_lease_expiring(const struct agent *a)
 {
-	int64_t fence_at = a->renew_sent_ms + a->cfg.ttl_ms - fence_margin_ms(a);
-	return now_ms() >= fence_at - a->cfg.loop_wait_ms - 500;
+	return now_ms() >= lease_fence_at(a) - a->cfg.loop_wait_ms - 500;
 }
 
 void failover_arm_fence(struct agent *a)
 {
 	if (a->fence == NULL || a->pg_pid <= 0)
 		return;
-	fence_arm(a->fence, a->pg_pid, a->renew_sent_ms + a->cfg.ttl_ms - fence_margin_ms(a));
+	fence_arm(a->fence, a->pg_pid, lease_fence_at(a));
 }
 
 /* After each loop's etcd read: keep the fence deadline in step with the lease. */
@@ -155,7 +161,7 @@ void failover_failsafe_round(struct agent *a)
 	if (!all)
 		return;
 	a->failsafe_ok = true;
-	fence_arm(a->fence, a->pg_pid, t0 + a->cfg.ttl_ms - fence_margin_ms(a));
+	fence_arm(a->fence, a->pg_pid, t0 + a->cfg.ttl_ms - fence_margin_ms(a, a->cfg.ttl_ms));
 	if (!was_ok)
 		log_warn("failsafe: etcd is unreachable, but all %zu other members answered and none reaches "
 			 "etcd: staying primary", n);

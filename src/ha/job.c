@@ -232,6 +232,8 @@ int job_poll(struct agent *a, bool *ok)
 		if (pg_remove_tree(j->tmpdir, &e) != 0)
 			log_warn("%s", e.msg);
 	}
+	if (kind == JOB_BASEBACKUP)
+		ops_clone_finished(a, *ok);
 	job_clear(a);
 	return 1;
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "common/strbuf.h"
@@ -33,6 +34,30 @@ void pg_conf_quote(struct strbuf *sb, const char *value)
 			sb_append(sb, p, 1);
 	}
 	sb_puts(sb, "'");
+}
+
+const char *pg_param_managed(const char *name)
+{
+	static const char *const owned[] = {"port", "listen_addresses", "hot_standby",
+		"primary_conninfo", "primary_slot_name", "unix_socket_directories", "wal_level",
+		"hba_file", "data_directory", "cluster_name", "recovery_target_timeline",
+		"restore_command_pgha"};
+	if (strcasecmp(name, "synchronous_standby_names") == 0)
+		return "pgha ctl set synchronous_mode=on (or quorum, strict)";
+	for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
+		if (strcasecmp(name, owned[i]) == 0)
+			return "use [postgresql] listen/socket_dir for addresses";
+	return NULL;
+}
+
+bool pg_param_name_ok(const char *name)
+{
+	if (name[0] == '\0')
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.')
+			return false;
+	return true;
 }
 
 /* libpq conninfo value quoting: 'a b' with \' and \\ escaped. */
@@ -154,7 +179,10 @@ static void build_conf(const struct pg_conf_spec *s, struct strbuf *sb)
 	SET("cluster_name", s->member_name);
 	SET("wal_level", "replica");
 	SET("hot_standby", "on");
-	SET("hba_file", "pg_hba.conf");
+	/* Absolute: a relative path reads as a change at every reload (pending_restart). */
+	char *hba = path_join(n->data_dir, "pg_hba.conf");
+	SET("hba_file", hba);
+	free(hba);
 	SET("recovery_target_timeline", "latest");
 	SET("primary_conninfo", s->standby && s->primary_conninfo ? s->primary_conninfo : "");
 	SET("primary_slot_name", s->standby && s->slot ? s->slot : "");

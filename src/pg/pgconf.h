@@ -56,6 +56,15 @@ char *pg_conninfo(const char *host, int port, const char *user, const char *pass
 /* Replication slot name for a member: lowercase [a-z0-9_], at most 63 bytes. */
 void pg_slot_name(const char *member, char *out, size_t outlen);
 
+/*
+ * Parameters pgha writes itself (addresses, replication, synchronous_standby_names):
+ * NULL if `name` may be set by the operator ([parameters], the dynamic config),
+ * else a HINT line saying what to use instead. Case-insensitive, as PostgreSQL.
+ */
+const char *pg_param_managed(const char *name);
+/* A plausible PostgreSQL parameter name: [A-Za-z0-9_.], not empty. */
+bool pg_param_name_ok(const char *name);
+
 /* Quote a value for postgresql.conf: 'it''s'. Appends to sb. */
 struct strbuf;
 void pg_conf_quote(struct strbuf *sb, const char *value);

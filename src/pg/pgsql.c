@@ -206,6 +206,17 @@ int pg_list_replication(PGconn *c, struct pg_replica **out, size_t *n, struct pg
 	return 0;
 }
 
+int pg_pending_restart(PGconn *c, char **names, struct pgha_err *e)
+{
+	PGresult *r = exec_ok(c, "SELECT coalesce(string_agg(name, ',' ORDER BY name), '') FROM pg_settings "
+			      "WHERE pending_restart", 0, NULL, e);
+	if (r == NULL)
+		return err_wrap(e, "reading pg_settings.pending_restart");
+	*names = xstrdup(PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "");
+	PQclear(r);
+	return 0;
+}
+
 int pg_show_setting(PGconn *c, const char *name, char **value, struct pgha_err *e)
 {
 	const char *params[] = {name};

@@ -56,6 +56,11 @@ int pg_drop_slot(PGconn *c, const char *name, struct pgha_err *e) PGHA_MUSTCHECK
 int pg_reload_conf(PGconn *c, struct pgha_err *e) PGHA_MUSTCHECK;
 /* The walsenders of this server (pg_stat_replication). */
 int pg_list_replication(PGconn *c, struct pg_replica **out, size_t *n, struct pgha_err *e) PGHA_MUSTCHECK;
+/*
+ * Parameters whose changed value waits for a restart (pg_settings.pending_restart),
+ * comma-separated and sorted, "" if none (caller frees).
+ */
+int pg_pending_restart(PGconn *c, char **names, struct pgha_err *e) PGHA_MUSTCHECK;
 /* current_setting(name) as this session sees it (caller frees). */
 int pg_show_setting(PGconn *c, const char *name, char **value, struct pgha_err *e) PGHA_MUSTCHECK;
 

@@ -213,7 +213,7 @@ def test_pause_blocks_failover_and_resume_restores_it(cluster):
     leader = start3(cluster)
     writer = Writer(cluster).start()
     wait_until("first writes", lambda: writer.acked_on(leader), timeout=10)
-    r = cluster.ctl("pause")
+    r = cluster.ctl("pause", "--force")
     assert "Maintenance mode on" in r.stdout
     assert "Maintenance mode: on" in cluster.ctl("list").stdout
     assert cluster.view()["paused"] is True
@@ -234,7 +234,7 @@ def test_pause_blocks_failover_and_resume_restores_it(cluster):
     # Paused, the old primary keeps running and takes its key back.
     wait_until("the old leader back", lambda: cluster.leader() == leader, timeout=30)
     assert node.sql("SELECT NOT pg_is_in_recovery()")[0][0]
-    assert "Maintenance mode off" in cluster.ctl("resume").stdout
+    assert "Maintenance mode off" in cluster.ctl("resume", "--force").stdout
     assert cluster.view()["paused"] is False
     cluster.wait_streaming(list(cluster.nodes), timeout=60)
     assert cluster.leader() == leader

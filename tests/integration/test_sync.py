@@ -211,7 +211,7 @@ def test_ctl_set_checks_keys_and_values(etcd):
     assert "add --force" in r.stderr
     assert ctl(etcd, "list", "--json").stdout.count('"synchronous_mode":"off"') == 1
     # Other settings (pause) are kept; what changed is printed; a repeat changes nothing.
-    assert ctl(etcd, "pause").returncode == 0
+    assert ctl(etcd, "pause", "--force").returncode == 0
     r = ctl(etcd, "set", "synchronous_mode=quorum", "synchronous_node_count=2", "--force")
     assert r.returncode == 0, r.stderr
     assert "synchronous_mode: (default) -> quorum" in r.stdout

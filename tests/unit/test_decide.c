@@ -2,7 +2,7 @@
  * test_decide.c — the HA decision (ha/decide.c): a table of observed states
  * with one or more rows for every return statement of ha_decide, the action
  * names, and brute-force safety properties over EVERY combination of the
- * fields of struct ha_observed (21 bools and 5 enums: 2^21 * 576 states).
+ * fields of struct ha_observed (21 bools and 6 enums: 2^21 * 1728 states).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,7 +18,7 @@
 #include "ha/decide.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-#define NACTIONS (ACT_REPLICA_DUTIES + 1)
+#define NACTIONS (ACT_REINIT + 1)
 
 /* ---- the fields of struct ha_observed ----------------------------------- */
 
@@ -49,7 +49,7 @@ static const struct field bool_fields[] = {
 static const struct field enum_fields[] = {
 	ENUM_FIELD(init, enum ha_init),          ENUM_FIELD(failover_to, enum ha_target),
 	ENUM_FIELD(data, enum ha_data),          ENUM_FIELD(pg, enum ha_pg),
-	ENUM_FIELD(election, enum ha_election),
+	ENUM_FIELD(election, enum ha_election),  ENUM_FIELD(request, enum ha_request),
 };
 
 /* Number of values of each enum (the last value + 1). */
@@ -58,12 +58,14 @@ static const struct field enum_fields[] = {
 #define NDATA (HA_DATA_INVALID + 1)
 #define NPG (HA_PG_REPLICA + 1)
 #define NELECT (HA_ELECT_UNSETTLED + 1)
+#define NREQ (HA_REQ_REINIT + 1)
 
 static const char *const init_names[NINIT] = {"absent", "mine", "other", "done"};
 static const char *const target_names[NTARGET] = {"none", "me", "other"};
 static const char *const data_names[NDATA] = {"missing", "valid", "invalid"};
 static const char *const pg_names[NPG] = {"stopped", "starting", "primary", "replica"};
 static const char *const elect_names[NELECT] = {"not_asked", "best", "behind", "unsettled"};
+static const char *const req_names[NREQ] = {"none", "restart", "reinit"};
 
 static bool get_bool(const struct ha_observed *o, size_t i)
 {
@@ -80,9 +82,9 @@ static void describe(const struct ha_observed *o, char *out, size_t len)
 		n += (size_t)snprintf(out + n, len - n, "%s=%d ", bool_fields[i].name,
 				      get_bool(o, i));
 	if (n < len)
-		snprintf(out + n, len - n, "init=%s failover_to=%s data=%s pg=%s election=%s",
+		snprintf(out + n, len - n, "init=%s failover_to=%s data=%s pg=%s election=%s request=%s",
 			 init_names[o->init], target_names[o->failover_to], data_names[o->data],
-			 pg_names[o->pg], elect_names[o->election]);
+			 pg_names[o->pg], elect_names[o->election], req_names[o->request]);
 }
 
 /*
@@ -361,6 +363,40 @@ static const struct decide_case cases[] = {
 	 {DONE, OTHER, VALID, .pg = HA_PG_REPLICA, .following_leader = true}, ACT_REPLICA_DUTIES},
 	{"follower, replica, leader record unknown",
 	 {DONE, .leader_running = true, VALID, .pg = HA_PG_REPLICA}, ACT_REPLICA_DUTIES},
+
+	/* operator requests (ctl restart, ctl reinit) */
+	{"leader, primary, restart requested",
+	 {DONE, ME, VALID, .pg = HA_PG_PRIMARY, .request = HA_REQ_RESTART}, ACT_RESTART},
+	{"leader, primary, re-clone requested: never the leader's data",
+	 {DONE, ME, VALID, .pg = HA_PG_PRIMARY, .request = HA_REQ_REINIT}, ACT_LEADER_DUTIES},
+	{"leader, primary, failover to other beats a restart",
+	 {DONE, ME, VALID, .pg = HA_PG_PRIMARY, .failover_to = HA_TARGET_OTHER, .request = HA_REQ_RESTART},
+	 ACT_DEMOTE},
+	{"follower, replica, restart requested",
+	 {DONE, OTHER, VALID, .pg = HA_PG_REPLICA, .following_leader = true, .request = HA_REQ_RESTART},
+	 ACT_RESTART},
+	{"follower, replica, re-clone requested",
+	 {DONE, OTHER, VALID, .pg = HA_PG_REPLICA, .following_leader = true, .request = HA_REQ_REINIT},
+	 ACT_REINIT},
+	{"follower, replica, re-clone requested, leader not running",
+	 {DONE, .leader_known = true, VALID, .pg = HA_PG_REPLICA, .following_leader = true,
+	  .request = HA_REQ_REINIT}, ACT_REPLICA_DUTIES},
+	{"follower, stopped, re-clone requested",
+	 {DONE, OTHER, VALID, .diverged = true, .request = HA_REQ_REINIT}, ACT_REINIT},
+	{"follower, stopped, re-clone requested, backoff",
+	 {DONE, OTHER, VALID, .in_backoff = true, .request = HA_REQ_REINIT}, ACT_WAIT},
+	{"follower, stopped, restart requested: starting is the restart",
+	 {DONE, OTHER, VALID, .request = HA_REQ_RESTART}, ACT_START_STANDBY},
+	{"paused, replica, restart requested",
+	 {DONE, OTHER, VALID, .pg = HA_PG_REPLICA, .paused = true, .request = HA_REQ_RESTART}, ACT_WAIT},
+	{"paused, replica, re-clone requested",
+	 {DONE, OTHER, VALID, .pg = HA_PG_REPLICA, .paused = true, .request = HA_REQ_REINIT}, ACT_WAIT},
+	{"election, replica, restart requested: the election first",
+	 {DONE, WINNER, VALID, .election = HA_ELECT_BEST, .request = HA_REQ_RESTART}, ACT_TAKE_LEADER},
+	{"etcd down, replica, restart requested",
+	 {.init = HA_INIT_DONE, OTHER, VALID, .pg = HA_PG_REPLICA, .request = HA_REQ_RESTART}, ACT_WAIT},
+	{"no data, re-clone requested: the clone is the re-clone",
+	 {DONE, OTHER, MISSING, .slot_ready = true, .request = HA_REQ_REINIT}, ACT_CLONE},
 };
 
 static int run_case(size_t i, const struct decide_case *c)
@@ -407,7 +443,7 @@ static void test_table_covers_every_action(void **state)
 
 static void test_action_names(void **state)
 {
-	for (int a = ACT_WAIT; a <= ACT_REPLICA_DUTIES; a++) {
+	for (int a = ACT_WAIT; a <= ACT_REINIT; a++) {
 		const char *n = ha_action_name((enum ha_action)a);
 		if (n == NULL || n[0] == '\0')
 			fail_msg("action %d has no name", a);
@@ -417,7 +453,7 @@ static void test_action_names(void **state)
 			if (strcmp(n, ha_action_name((enum ha_action)b)) == 0)
 				fail_msg("actions %d and %d are both named \"%s\"", b, a, n);
 	}
-	assert_string_equal(ha_action_name((enum ha_action)(ACT_REPLICA_DUTIES + 1)), "?");
+	assert_string_equal(ha_action_name((enum ha_action)(ACT_REINIT + 1)), "?");
 	assert_string_equal(ha_action_name((enum ha_action)1000), "?");
 	assert_string_equal(ha_action_name((enum ha_action)-1), "?");
 }
@@ -425,12 +461,12 @@ static void test_action_names(void **state)
 /* ---- brute force over every observed state -------------------------------- */
 
 /*
- * All 2^21 * 4 * 3 * 3 * 4 * 4 = 1,207,959,552 combinations, consistent or not,
- * are enumerated: nothing is fixed. The outer loop sets the bools from the
+ * All 2^21 * 4 * 3 * 3 * 4 * 4 * 3 = 3,623,878,656 combinations, consistent or
+ * not, are enumerated: nothing is fixed. The outer loop sets the bools from the
  * bits of a counter, the inner loops the enums; the properties are checked
- * in one pass (about 6 s optimised, 25 under ASan).
+ * in one pass (about 20 s optimised, 75 under ASan).
  */
-#define NSTATES ((1UL << NBOOLS) * NINIT * NTARGET * NDATA * NPG * NELECT)
+#define NSTATES ((1UL << NBOOLS) * NINIT * NTARGET * NDATA * NPG * NELECT * NREQ)
 
 enum property {
 	P_PRIMARY_ONLY_WITH_KEY,   /* a */
@@ -440,6 +476,8 @@ enum property {
 	P_REPLICA_ELECTION,        /* e */
 	P_JOB_WAITS,               /* f */
 	P_SYNC_ONLY_LISTED,        /* g */
+	P_RESTART,                 /* h */
+	P_REINIT,                  /* i */
 	P_REASON,                  /* every decision has a reason and a named action */
 	NPROPS
 };
@@ -457,12 +495,16 @@ static const char *const property_text[NPROPS] = {
 	[P_JOB_WAITS] = "(f) a running job: WAIT",
 	[P_SYNC_ONLY_LISTED] = "(g) synchronous mode: a member the sync key does not list never takes the "
 			       "key, is never promoted or started as primary",
+	[P_RESTART] = "(h) RESTART only on request, with etcd, not paused: a replica following a leader "
+		      "that is not this member, or the key holder's own primary",
+	[P_REINIT] = "(i) REINIT only on request, with etcd, not paused, initialized, this cluster's "
+		     "valid data of a stopped or replica PostgreSQL, while another member leads and runs",
 	[P_REASON] = "every decision has a non-empty reason and a named action",
 };
 
 static bool in_range(enum ha_action a)
 {
-	return (int)a >= ACT_WAIT && a <= ACT_REPLICA_DUTIES;
+	return (int)a >= ACT_WAIT && a <= ACT_REINIT;
 }
 
 /* The properties a state and its decision violate, as a bit mask. */
@@ -498,6 +540,8 @@ static unsigned violations(const struct ha_observed *o, struct ha_decision d)
 		case ACT_RECLONE:
 		case ACT_RELEASE_LEADER:
 		case ACT_CLONE:
+		case ACT_RESTART:
+		case ACT_REINIT:
 			v |= 1u << P_PAUSED;
 			break;
 		default:
@@ -517,6 +561,18 @@ static unsigned violations(const struct ha_observed *o, struct ha_decision d)
 	if (o->sync_denied && o->init == HA_INIT_DONE &&
 	    (a == ACT_TAKE_LEADER || a == ACT_PROMOTE || a == ACT_START_PRIMARY))
 		v |= 1u << P_SYNC_ONLY_LISTED;
+
+	if (a == ACT_RESTART &&
+	    !(o->request == HA_REQ_RESTART && o->dcs_ok && !o->paused && o->init == HA_INIT_DONE &&
+	      ((o->pg == HA_PG_REPLICA && !o->leader_is_me && !o->leader_absent) ||
+	       (o->pg == HA_PG_PRIMARY && o->leader_is_me && !o->leader_absent))))
+		v |= 1u << P_RESTART;
+
+	if (a == ACT_REINIT &&
+	    !(o->request == HA_REQ_REINIT && o->dcs_ok && !o->paused && o->init == HA_INIT_DONE &&
+	      o->data == HA_DATA_VALID && !o->sysid_mismatch && !o->leader_is_me && !o->leader_absent &&
+	      o->leader_known && o->leader_running && (o->pg == HA_PG_STOPPED || o->pg == HA_PG_REPLICA)))
+		v |= 1u << P_REINIT;
 
 	if (d.reason == NULL || d.reason[0] == '\0' || !in_range(a))
 		v |= 1u << P_REASON;
@@ -588,12 +644,14 @@ static void sweep_all(struct sweep *s)
 		for (int tgt = 0; tgt < NTARGET; tgt++)
 		for (int data = 0; data < NDATA; data++)
 		for (int pg = 0; pg < NPG; pg++)
-		for (int el = 0; el < NELECT; el++) {
+		for (int el = 0; el < NELECT; el++)
+		for (int rq = 0; rq < NREQ; rq++) {
 			o.init = (enum ha_init)init;
 			o.failover_to = (enum ha_target)tgt;
 			o.data = (enum ha_data)data;
 			o.pg = (enum ha_pg)pg;
 			o.election = (enum ha_election)el;
+			o.request = (enum ha_request)rq;
 			struct ha_decision d = ha_decide(&o);
 			s->states++;
 			unsigned v = violations(&o, d);

@@ -56,6 +56,8 @@ static void echo_handler(void *arg, const struct http_request *req, struct http_
 	resp->content_type = "text/plain";
 	sb_printf(&resp->body, "%s %s %s %zu:%s", req->method, req->path, req->query,
 		  req->body_len, req->body);
+	if (strcmp(req->path, "/auth") == 0)
+		sb_printf(&resp->body, " auth=[%s]", req->authorization ? req->authorization : "(none)");
 }
 
 /* ------------------------------------------------------------ socket bits */
@@ -206,6 +208,20 @@ static void test_get(void **state)
 	assert_non_null(strcasestr(s, "\r\nContent-Type: text/plain\r\n"));
 	assert_string_equal(body_of(s), "GET /hello x=1&y=%41 0:");
 	assert_int_equal(content_length_of(s), strlen(body_of(s)));
+	sb_free(&r);
+}
+
+static void test_authorization_header(void **state)
+{
+	struct strbuf r = STRBUF_INIT;
+	assert_int_equal(exchange("GET /auth HTTP/1.1\r\nauthorization:  Bearer s3cret \r\n\r\n", &r), 200);
+	assert_string_equal(body_of(sb_str(&r)), "GET /auth  0: auth=[Bearer s3cret]");
+	sb_reset(&r);
+	assert_int_equal(exchange("GET /auth HTTP/1.1\r\n\r\n", &r), 200);
+	assert_string_equal(body_of(sb_str(&r)), "GET /auth  0: auth=[(none)]");
+	sb_reset(&r);
+	/* Two of them: which one would count? Neither. */
+	assert_int_equal(exchange("GET /auth HTTP/1.1\r\nAuthorization: a\r\nAuthorization: b\r\n\r\n", &r), 400);
 	sb_free(&r);
 }
 
@@ -660,6 +676,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_port_bound),
 		cmocka_unit_test(test_get),
+		cmocka_unit_test(test_authorization_header),
 		cmocka_unit_test(test_head),
 		cmocka_unit_test(test_options),
 		cmocka_unit_test(test_bare_lf),

@@ -37,6 +37,10 @@ static void sample(struct member *m, const char *name)
 	m->tags.priority = 7;
 	m->updated_at = 1795000000;
 	snprintf(m->error, sizeof(m->error), "pg_basebackup failed: \"quoted\"\n");
+	m->pending_restart = true;
+	snprintf(m->pending_params, sizeof(m->pending_params), "max_connections,shared_buffers");
+	snprintf(m->op_id, sizeof(m->op_id), "rq-1795000000-Ab3dE9xQ");
+	snprintf(m->op_state, sizeof(m->op_state), "done");
 }
 
 static void test_names(void **state)
@@ -113,6 +117,13 @@ static void test_encode_format(void **state)
 				  0, NULL);
 	assert_true(json_equal(tags, want));
 	json_decref(want);
+	/* Pending restart: a flag and the parameters as an array; the last request and its state. */
+	assert_true(json_is_true(json_object_get(o, "pending_restart")));
+	want = json_loads("[\"max_connections\",\"shared_buffers\"]", 0, NULL);
+	assert_true(json_equal(json_object_get(o, "pending_restart_params"), want));
+	json_decref(want);
+	assert_string_equal(json_string_value(json_object_get(o, "op_id")), "rq-1795000000-Ab3dE9xQ");
+	assert_string_equal(json_string_value(json_object_get(o, "op_state")), "done");
 	json_decref(o);
 	free(json);
 

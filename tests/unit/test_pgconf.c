@@ -106,11 +106,23 @@ static void assert_mode_0600(const char *dir, const char *name)
 	assert_int_equal(st.st_uid, geteuid());
 }
 
-static void assert_file_eq(const char *dir, const char *name, const char *want)
+/* want may say @DATA@ for dir (pgha.conf names files in the data directory by absolute path). */
+static void assert_file_eq(const char *dir, const char *name, const char *want_tmpl)
 {
 	char *got = get_file(dir, name);
 	if (got == NULL)
 		fail_msg("%s/%s does not exist", dir, name);
+	char want[16384];
+	size_t n = 0;
+	for (const char *p = want_tmpl; *p && n + strlen(dir) + 1 < sizeof(want);) {
+		if (strncmp(p, "@DATA@", 6) == 0) {
+			n += (size_t)snprintf(want + n, sizeof(want) - n, "%s", dir);
+			p += 6;
+		} else {
+			want[n++] = *p++;
+		}
+	}
+	want[n] = '\0';
 	if (strcmp(got, want) != 0) {
 		print_error("%s/%s:\n--- got ---\n%s--- want ---\n%s-----------\n", dir, name, got, want);
 		free(got);
@@ -845,7 +857,7 @@ static void env_init(struct conf_env *env, const char *orig_conf)
 	"cluster_name = 'node1'\n"                                                     \
 	"wal_level = 'replica'\n"                                                      \
 	"hot_standby = 'on'\n"                                                         \
-	"hba_file = 'pg_hba.conf'\n"                                                   \
+	"hba_file = '@DATA@/pg_hba.conf'\n"                                            \
 	"recovery_target_timeline = 'latest'\n"
 
 #define CONF_PRIMARY CONF_HEAD "primary_conninfo = ''\nprimary_slot_name = ''\n"
@@ -1094,7 +1106,7 @@ static void test_write_config_control_chars(void **state)
 		       "cluster_name = 'node1'\n"
 		       "wal_level = 'replica'\n"
 		       "hot_standby = 'on'\n"
-		       "hba_file = 'pg_hba.conf'\n"
+		       "hba_file = '@DATA@/pg_hba.conf'\n"
 		       "recovery_target_timeline = 'latest'\n"
 		       "primary_conninfo = 'host=''evil\\nhost'' port=''5432'' user=''replicator'' "
 		       "passfile=''/p'' application_name=''node1'' sslmode=''prefer'' "

@@ -89,12 +89,49 @@ static void test_proxy_record(void **state)
 	assert_non_null(strstr(e.msg, "paused_for"));
 }
 
+/* requests/<member>: what ctl restart / reinit write and the agents read. */
+static void test_member_request(void **state)
+{
+	(void)state;
+	struct member_request r = {.action = REQ_REINIT, .deadline_ms = 1795000000123};
+	strcpy(r.id, "rq-1795000000-Ab3dE9xQ");
+	char *json = member_request_encode(&r);
+	struct member_request back;
+	struct pgha_err e;
+	assert_int_equal(member_request_decode(json, strlen(json), &back, &e), 0);
+	assert_memory_equal(&r, &back, sizeof(r));
+	assert_string_equal(req_action_name(back.action), "reinit");
+	free(json);
+	const char *ok = "{\"id\":\"rq-1\",\"action\":\"restart\",\"deadline\":5,\"future\":[1]}";
+	assert_int_equal(member_request_decode(ok, strlen(ok), &back, &e), 0);
+	assert_int_equal(back.action, REQ_RESTART);
+	static const struct {
+		const char *json, *msg;
+	} bad[] = {
+		{"[]", "not a JSON object"},
+		{"{\"action\":\"restart\",\"deadline\":5}", "\"id\" is missing"},
+		{"{\"id\":\"\",\"action\":\"restart\",\"deadline\":5}", "\"id\" is empty"},
+		{"{\"id\":\"x\",\"action\":\"reboot\",\"deadline\":5}", "not restart or reinit"},
+		{"{\"id\":\"x\",\"action\":\"restart\"}", "\"deadline\" is missing"},
+		{"{\"id\":\"x\",\"action\":\"restart\",\"deadline\":0}", "out of range"},
+		{"{\"id\":\"x\",\"action\":\"restart\",\"deadline\":\"soon\"}", "not an integer"},
+		{"{\"id\":\"x\",\"id\":\"y\",\"action\":\"restart\",\"deadline\":5}", "not JSON"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&e, 0, sizeof(e));
+		assert_int_equal(member_request_decode(bad[i].json, strlen(bad[i].json), &back, &e), -1);
+		if (strstr(e.msg, bad[i].msg) == NULL)
+			fail_msg("%s: %s (want %s)", bad[i].json, e.msg, bad[i].msg);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_bad_records),
 		cmocka_unit_test(test_proxy_record),
+		cmocka_unit_test(test_member_request),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,185 @@
+/*
+ * dynconf.c — the agent applies the dynamic config key's timing and
+ * PostgreSQL parameters (ha/dyncfg.h): the HA loop's ttl, loop_wait and
+ * retry_timeout replace the file's (the lease takes a new ttl when it is next
+ * renewed: agent.c), and parameters are merged over the file's [parameters],
+ * written into pgha.conf and reloaded; pg_settings.pending_restart then says
+ * which of them wait for a restart, and the member record publishes it.
+ */
+#include "ha/agent_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "ha/dyncfg.h"
+
+/* How often pending_restart is asked when nothing changed (after a change: every loop for a while). */
+#define PENDING_CHECK_MS 10000
+#define PENDING_FAST_MS 10000
+
+void dynconf_init(struct agent *a)
+{
+	a->file_ttl_ms = a->cfg.ttl_ms;
+	a->file_loop_wait_ms = a->cfg.loop_wait_ms;
+	a->file_retry_timeout_ms = a->cfg.retry_timeout_ms;
+	dyncfg_params_merge(a->cfg.params, a->cfg.nparams, NULL, 0, &a->params, &a->nparams);
+}
+
+void dynconf_free(struct agent *a)
+{
+	dyncfg_params_free(a->params, a->nparams);
+	a->params = NULL;
+	a->nparams = 0;
+}
+
+int64_t dynconf_lease_ttl_s(const struct agent *a)
+{
+	return a->cfg.ttl_ms / 1000;
+}
+
+static void set_dyn_error(struct agent *a, const char *msg)
+{
+	if (strcmp(msg, a->dyn_error) == 0)
+		return;
+	if (msg[0])
+		log_error("%s", msg);
+	else
+		log_info("the dynamic config is applied in full again");
+	snprintf(a->dyn_error, sizeof(a->dyn_error), "%s", msg);
+}
+
+static void apply_timing(struct agent *a, const long t[DYN_NTIMING])
+{
+	if (t[DYN_TTL] == a->cfg.ttl_ms && t[DYN_LOOP_WAIT] == a->cfg.loop_wait_ms &&
+	    t[DYN_RETRY_TIMEOUT] == a->cfg.retry_timeout_ms)
+		return;
+	log_warn("timing now ttl %ldms, loop_wait %ldms, retry_timeout %ldms (was %dms, %dms, %dms)%s", t[DYN_TTL],
+		 t[DYN_LOOP_WAIT], t[DYN_RETRY_TIMEOUT], a->cfg.ttl_ms, a->cfg.loop_wait_ms, a->cfg.retry_timeout_ms,
+		 t[DYN_TTL] != a->cfg.ttl_ms ? "; the lease takes the new ttl at its next renewal" : "");
+	a->cfg.ttl_ms = (int)t[DYN_TTL];
+	a->cfg.loop_wait_ms = (int)t[DYN_LOOP_WAIT];
+	a->cfg.retry_timeout_ms = (int)t[DYN_RETRY_TIMEOUT];
+	etcd_set_deadline(a->etcd, a->cfg.retry_timeout_ms);
+}
+
+/* Log what differs between the parameters in effect and the new ones. */
+static void log_param_changes(const struct pg_param *old, size_t nold, const struct pg_param *p, size_t n)
+{
+	struct strbuf sb = STRBUF_INIT;
+	for (size_t i = 0; i < n; i++) {
+		const char *was = NULL;
+		for (size_t k = 0; k < nold && was == NULL; k++)
+			if (strcmp(old[k].name, p[i].name) == 0)
+				was = old[k].value;
+		if (was == NULL || strcmp(was, p[i].value) != 0)
+			sb_printf(&sb, "%s%s = '%s'", sb.len ? ", " : "", p[i].name, p[i].value);
+	}
+	for (size_t k = 0; k < nold; k++) {
+		bool kept = false;
+		for (size_t i = 0; i < n && !kept; i++)
+			kept = strcmp(old[k].name, p[i].name) == 0;
+		if (!kept)
+			sb_printf(&sb, "%s%s (removed)", sb.len ? ", " : "", old[k].name);
+	}
+	log_info("PostgreSQL parameters changed: %s", sb_str(&sb));
+	sb_free(&sb);
+}
+
+void dynconf_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
+{
+	const struct etcd_kv *kv = etcd_kvs_find(kvs, a->key_config);
+	json_error_t jerr;
+	json_t *cfg = kv ? json_loads(kv->value, 0, &jerr) : NULL;   /* not an object: failover.c says so */
+	char err[256] = "";
+	struct pgha_err e;
+	long base[DYN_NTIMING] = {a->file_ttl_ms, a->file_loop_wait_ms, a->file_retry_timeout_ms};
+	long t[DYN_NTIMING];
+	if (dyncfg_timing(cfg, base, t, NULL, &e) != 0)
+		snprintf(err, sizeof(err), "dynamic config refused: %.*s; keeping ttl %dms, loop_wait %dms, retry_timeout %dms",
+			 (int)strcspn(e.msg, "\n"), e.msg, a->cfg.ttl_ms, a->cfg.loop_wait_ms, a->cfg.retry_timeout_ms);
+	else if (t[DYN_RETRY_TIMEOUT] < a->cfg.etcd_request_timeout_ms)
+		snprintf(err, sizeof(err), "dynamic config refused: retry_timeout %ldms is below this member's [etcd] "
+			 "request_timeout (%dms)", t[DYN_RETRY_TIMEOUT], a->cfg.etcd_request_timeout_ms);
+	else
+		apply_timing(a, t);
+
+	struct pg_param *dyn = NULL, *merged = NULL;
+	size_t ndyn = 0, nmerged = 0;
+	if (dyncfg_params(cfg, &dyn, &ndyn, &e) != 0) {
+		if (err[0] == '\0')
+			snprintf(err, sizeof(err), "dynamic config refused: %.*s; keeping the PostgreSQL parameters in effect",
+				 (int)strcspn(e.msg, "\n"), e.msg);
+	} else {
+		dyncfg_params_merge(a->cfg.params, a->cfg.nparams, dyn, ndyn, &merged, &nmerged);
+		if (!dyncfg_params_equal(a->params, a->nparams, merged, nmerged)) {
+			log_param_changes(a->params, a->nparams, merged, nmerged);
+			dyncfg_params_free(a->params, a->nparams);
+			a->params = merged;
+			a->nparams = nmerged;
+			a->params_dirty = true;
+			merged = NULL;
+			nmerged = 0;
+		}
+	}
+	dyncfg_params_free(dyn, ndyn);
+	dyncfg_params_free(merged, nmerged);
+	set_dyn_error(a, err);
+	json_decref(cfg);
+}
+
+/* May pgha.conf be rewritten for the running server now without losing what it streams from or waits for? */
+static bool conf_rewritable(const struct agent *a)
+{
+	if (!a->st.in_recovery)
+		return a->ssn_conf != NULL;   /* a primary's synchronous_standby_names must be known first */
+	return a->primary_conninfo != NULL || !a->st.streaming;   /* adopted standby: follow() learns it first */
+}
+
+static void check_pending(struct agent *a, int64_t now)
+{
+	char *names = NULL;
+	struct pgha_err e;
+	a->pending_checked_ms = now;
+	if (pg_pending_restart(a->conn, &names, &e) != 0) {
+		log_warn("%s", e.msg);
+		return;
+	}
+	if (strcmp(names, a->pending_params) != 0) {
+		if (names[0])
+			log_warn("PostgreSQL applies these changed parameters only after a restart: %s "
+				 "(`pgha ctl restart --pending`)", names);
+		else if (a->pending_restart)
+			log_info("no parameter waits for a restart any more");
+	}
+	a->pending_restart = names[0] != '\0';
+	snprintf(a->pending_params, sizeof(a->pending_params), "%s", names);
+	free(names);
+}
+
+void dynconf_step(struct agent *a)
+{
+	int64_t now = now_ms();
+	if (a->phase != PG_RUNNING || a->conn == NULL || !a->have_st) {
+		if (a->phase == PG_STOPPED) {
+			/* The next start writes pgha.conf with every parameter in effect. */
+			a->pending_restart = false;
+			a->pending_params[0] = '\0';
+			a->pending_fast_until_ms = 0;
+		}
+		return;
+	}
+	if (a->params_dirty && conf_rewritable(a)) {
+		struct pgha_err e;
+		if (agent_apply_ssn(a, &e) != 0) {
+			log_warn("applying the PostgreSQL parameters: %s", e.msg);
+		} else {
+			a->params_dirty = false;
+			a->pending_fast_until_ms = now + PENDING_FAST_MS;
+		}
+	}
+	if (now < a->pending_fast_until_ms || now - a->pending_checked_ms >= PENDING_CHECK_MS)
+		check_pending(a, now);
+}
