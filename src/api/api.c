@@ -12,7 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+#include <strings.h>
+
 #include "api/httpd.h"
+#include "common/strbuf.h"
+#include "ha/switchover_req.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -63,7 +68,112 @@ static void api_error(struct http_response *resp, int status, const char *why)
 {
 	resp->status = status;
 	sb_reset(&resp->body);
-	sb_printf(&resp->body, "{\"error\":\"%s\"}", why);
+	json_t *o = json_pack("{s:s}", "error", why);
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	sb_puts(&resp->body, text ? text : "{\"error\":\"(unprintable)\"}");
+	free(text);
+	json_decref(o);
+}
+
+/* Authorization: Bearer <token>, compared in constant time. */
+static bool api_authorized(const struct api_source *src, const struct http_request *req, struct http_response *resp)
+{
+	if (src->token == NULL) {
+		api_error(resp, 403, "this API changes nothing: set [node] api_token_file to allow it");
+		return false;
+	}
+	const char *a = req->authorization;
+	if (a == NULL || strncasecmp(a, "Bearer ", 7) != 0) {
+		api_error(resp, 401, "send Authorization: Bearer <the token in [node] api_token_file>");
+		return false;
+	}
+	a += 7;
+	size_t n = strlen(a), m = strlen(src->token);
+	unsigned char diff = n != m;
+	for (size_t i = 0; i < m; i++)
+		diff |= (unsigned char)(a[i < n ? i : 0] ^ src->token[i]);
+	if (diff != 0) {
+		log_warn("API: %s /switchover refused: wrong token", req->method);
+		api_error(resp, 401, "wrong token");
+		return false;
+	}
+	return true;
+}
+
+/* POST /switchover {"candidate", "leader"?, "scheduled_at"?}; DELETE /switchover. */
+static void api_switchover(struct api_source *src, const struct http_request *req, struct http_response *resp)
+{
+	if (!api_authorized(src, req, resp))
+		return;
+	struct pgha_err e;
+	char *key = xasprintf("%sswitchover", src->prefix);
+	struct etcd_client *c = etcd_new(src->etcd, &e);
+	struct cluster_view v = {0};
+	struct etcd_kvs kvs = {0};
+	json_t *body = NULL;
+	char *raw = NULL;
+	if (c == NULL) {
+		api_error(resp, 503, e.msg);
+		goto out;
+	}
+	if (strcmp(req->method, "DELETE") == 0) {
+		struct switchover so;
+		int r = switchover_read(c, key, &so, &raw, &e);
+		if (r < 0) {
+			api_error(resp, 503, e.msg);
+		} else if (r == 0) {
+			api_error(resp, 404, "no switchover is pending");
+		} else if (switchover_cancellable(&so, &e) != 0 || switchover_withdraw(c, key, raw, &e) != 0) {
+			api_error(resp, 409, e.msg);
+		} else {
+			log_info("API: switchover %s withdrawn", so.id);
+			sb_printf(&resp->body, "{\"cancelled\":\"%s\"}", so.id);
+		}
+		goto out;
+	}
+	json_error_t jerr;
+	body = json_loadb(req->body, req->body_len, 0, &jerr);
+	const char *to = NULL, *leader = NULL, *at_text = NULL;
+	if (!json_is_object(body) || json_unpack_ex(body, &jerr, 0, "{s:s, s?s, s?s}", "candidate", &to, "leader", &leader,
+						     "scheduled_at", &at_text) != 0) {
+		api_error(resp, 400, "expected a JSON object {\"candidate\": NODE, \"leader\": NODE (optional), "
+			  "\"scheduled_at\": \"2026-11-21T23:00:00Z\" or \"+5m\" (optional)}");
+		goto out;
+	}
+	int64_t at = 0;
+	if (at_text != NULL && (at = switchover_parse_time(at_text, wall_clock_ms())) < 0) {
+		api_error(resp, 400, "scheduled_at: use an ISO time such as 2026-11-21T23:00:00Z, or +30s / +5m");
+		goto out;
+	}
+	if (etcd_get_prefix(c, src->prefix, &kvs, &e) != 0) {
+		api_error(resp, 503, e.msg);
+		goto out;
+	}
+	cluster_view_from_kvs(src->prefix, &kvs, &v);
+	if (leader != NULL && (v.leader == NULL || strcmp(leader, v.leader) != 0)) {
+		char why[300];
+		snprintf(why, sizeof(why), "%s is not the leader (the leader is %s)", leader, v.leader ? v.leader : "nobody");
+		api_error(resp, 412, why);
+		goto out;
+	}
+	struct switchover so;
+	if (switchover_fit(&v, to, &e) != 0 || switchover_submit(c, key, &v, to, at, &so, &e) != 0) {
+		api_error(resp, 409, e.msg);
+		goto out;
+	}
+	log_info("API: switchover %s requested: %s -> %s%s", so.id, so.from, so.to, at > 0 ? " (scheduled)" : "");
+	char *json = switchover_encode(&so);
+	resp->status = 202;
+	sb_puts(&resp->body, json);
+	free(json);
+out:
+	json_decref(body);
+	free(raw);
+	cluster_view_free(&v);
+	etcd_kvs_free(&kvs);
+	if (c)
+		etcd_free(c);
+	free(key);
 }
 
 static void api_cluster(struct api_source *src, struct http_response *resp)
@@ -124,6 +234,11 @@ static void api_handle(void *arg, const struct http_request *req, struct http_re
 	struct api_server *s = arg;
 	if (strcmp(req->method, "POST") == 0 && strcmp(req->path, "/failsafe") == 0) {
 		api_failsafe(s->src, req, resp);
+		return;
+	}
+	if (strcmp(req->path, "/switchover") == 0 &&
+	    (strcmp(req->method, "POST") == 0 || strcmp(req->method, "DELETE") == 0)) {
+		api_switchover(s->src, req, resp);
 		return;
 	}
 	if (!api_method_ok(req->method)) {

@@ -21,6 +21,11 @@
  *   POST /failsafe               the leader's ping while etcd is unreachable: 200 if this
  *                                member cannot reach etcd either (and then it does not race
  *                                for the key for one TTL), 409 otherwise
+ *   POST /switchover             {"candidate": NODE, "leader": optional, "scheduled_at":
+ *                                optional ISO time or +30s}: request a planned switchover
+ *                                (202 with the request); DELETE /switchover withdraws a
+ *                                pending one. Both need "Authorization: Bearer <token>"
+ *                                ([node] api_token_file); without a token file, 403.
  *   /                            same as /primary (Patroni; HAProxy's bare httpchk probes it)
  *   /status, /patroni            this member's status JSON, 200 if PostgreSQL runs
  * Every health answer carries this member's status JSON as the body.
@@ -33,6 +38,7 @@
 #include <stdint.h>
 
 #include "common/strbuf.h"
+#include "dcs/etcd.h"
 #include "dcs/member.h"
 
 struct api_status {
@@ -54,6 +60,10 @@ struct api_source {
 	bool have_view;
 	char cluster[128];
 	int64_t failsafe_until_ms;  /* written by POST /failsafe: do not race before */
+	/* set before api_start, read-only afterwards: for POST/DELETE /switchover */
+	const struct etcd_opts *etcd;
+	const char *prefix;         /* "<prefix>/<cluster>/" */
+	const char *token;          /* NULL: the API changes nothing */
 };
 
 void api_source_init(struct api_source *src, const char *cluster_name);

@@ -81,6 +81,13 @@ static int load_secrets(struct agent *a, struct pgha_err *e)
 	if (a->cfg.etcd_username[0] != '\0' &&
 	    read_secret_file(a->cfg.etcd_password_file, &a->etcd_password, e) != 0)
 		return err_wrap(e, "[etcd] password_file");
+	if (a->cfg.api_token_file[0] != '\0') {
+		if (read_secret_file(a->cfg.api_token_file, &a->api_token, e) != 0)
+			return err_wrap(e, "[node] api_token_file");
+		if (strlen(a->api_token) < 16)
+			return err_set(e, "[node] api_token_file \"%s\": the token is shorter than 16 characters",
+				       a->cfg.api_token_file);
+	}
 	return 0;
 }
 
@@ -161,6 +168,9 @@ static int setup(struct agent *a, struct pgha_err *e)
 	wake_fd_global = a->wake_fd;
 
 	api_source_init(&a->api, a->cfg.cluster_name);
+	a->api.etcd = &a->etcd_opts;
+	a->api.prefix = a->prefix;
+	a->api.token = a->api_token;
 	a->api_server = api_start(a->cfg.api_listen, &a->api, e);
 	if (a->api_server == NULL)
 		return err_wrap(e, "[node] api_listen = %s", a->cfg.api_listen);
@@ -737,6 +747,7 @@ static void agent_free(struct agent *a)
 	secret_free(a->su_password);
 	secret_free(a->repl_password);
 	secret_free(a->etcd_password);
+	secret_free(a->api_token);
 	free(a->prefix);
 	free(a->key_leader);
 	free(a->key_init);

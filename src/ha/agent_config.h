@@ -31,6 +31,7 @@ struct agent_config {
 	char *name;
 	char *api_listen;
 	char *api_address;
+	char *api_token_file;
 	char *run_as;
 	int log_level;
 	bool nofailover;

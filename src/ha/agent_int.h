@@ -51,6 +51,7 @@ struct agent {
 	char *su_password;
 	char *repl_password;
 	char *etcd_password;
+	char *api_token;          /* [node] api_token_file: what POST/DELETE /switchover need */
 	struct pg_node node;
 
 	/* etcd */

@@ -97,6 +97,14 @@ char *sync_state_encode(const struct sync_state *s);
 int sync_state_decode(const char *json, struct sync_state *out, struct pgha_err *e) PGHA_MUSTCHECK;
 
 /*
+ * A cluster view's synchronous mode (its config key) and sync key: 1 when the
+ * mode is on (quorum, strict) and the sync key decodes into *s, 0 when the
+ * mode is off or there is no usable key. *mode (may be NULL) gets the mode.
+ */
+struct cluster_view;
+int sync_view_state(const struct cluster_view *v, struct sync_state *s, enum sync_mode *mode);
+
+/*
  * What the leader wants now. cands: the standbys that may be synchronous
  * (streaming, not nosync/nofailover), best first. cur: the ssn in effect
  * (keeps the one synchronous standby of on/strict while it stays a candidate).

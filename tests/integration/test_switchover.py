@@ -157,3 +157,60 @@ def test_switchover_aborts_when_the_candidate_never_takes_over(three):
         rows = set(c.execute("SELECT writer, seq FROM so_writes").fetchall())
     assert [w for w in writers.acked if w not in rows] == []
     cluster.wait_streaming(["n1", "n2", "n3"], timeout=120)
+
+
+def api_call(node, method, path, body=None, token=None):
+    import json
+    import urllib.error
+    import urllib.request
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://{node.host}:{node.api_port}{path}", data=data, method=method)
+    if token is not None:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        return e.code, json.loads(raw) if raw else None
+
+
+def test_switchover_through_the_agent_api(cluster):
+    token = "tok-" + os.urandom(12).hex()
+    tfile = os.path.join(cluster.base, "secrets", "api-token")
+    with open(tfile, "w") as f:
+        f.write(token + "\n")
+    os.chmod(tfile, 0o600)
+    cluster.add("n1", extra={"node.api_token_file": tfile}).start()
+    cluster.add("n2", extra={"node.api_token_file": tfile}).start()
+    cluster.add("n3").start()    # no token file: its API changes nothing
+    leader = cluster.wait_streaming(["n1", "n2", "n3"], timeout=180)
+    target = "n2" if leader != "n2" else "n1"
+    via = cluster.nodes["n1" if leader != "n1" else "n2"]
+    body = {"candidate": target}
+    assert api_call(cluster.nodes["n3"], "POST", "/switchover", body, token)[0] == 403
+    assert api_call(via, "POST", "/switchover", body)[0] == 401
+    status, answer = api_call(via, "POST", "/switchover", body, "wrong-" + token)
+    assert status == 401 and answer == {"error": "wrong token"}
+    # Refusals carry the reason.
+    status, answer = api_call(via, "POST", "/switchover", {"candidate": leader}, token)
+    assert status == 409 and "already the leader" in answer["error"], answer
+    status, answer = api_call(via, "POST", "/switchover", {"candidate": target, "leader": "n9"}, token)
+    assert status == 412, answer
+    assert api_call(via, "POST", "/switchover", {"nope": 1}, token)[0] == 400
+    # A scheduled one shows in ctl list and can be withdrawn over the API.
+    status, answer = api_call(via, "POST", "/switchover", {"candidate": target, "scheduled_at": "+1h"}, token)
+    assert status == 202 and answer["phase"] == "scheduled" and answer["to"] == target, answer
+    assert "Pending switchover" in cluster.ctl("list").stdout
+    status, answer = api_call(via, "DELETE", "/switchover", None, token)
+    assert status == 200 and answer == {"cancelled": answer["cancelled"]}
+    assert api_call(via, "DELETE", "/switchover", None, token)[0] == 404
+    # Now.
+    status, answer = api_call(via, "POST", "/switchover", {"candidate": target, "leader": leader}, token)
+    assert status == 202, answer
+    wait_until("the candidate to lead", lambda: cluster.leader() == target and
+               cluster.members()[target]["state"] == "running", timeout=60)
+    cluster.wait_streaming(["n1", "n2", "n3"], timeout=120)
+    # The token never shows in a log or an argv.
+    for n in cluster.nodes.values():
+        assert token not in n.log()
