@@ -491,6 +491,7 @@ static void build_observed(struct agent *a, struct ha_observed *o)
 	if (o->leader_absent && o->pg == HA_PG_REPLICA)
 		o->eligible = failover_eligible(a);
 	o->sync_denied = o->init == HA_INIT_DONE && sync_denies_me(a);
+	o->handover_wait = a->so_handover_wait;
 	o->request = ops_observed(a);
 	if (o->data == HA_DATA_MISSING && o->leader_known && !o->leader_is_me && o->dcs_ok) {
 		char slot[64];
@@ -673,7 +674,8 @@ static void run_loop(struct agent *a)
 		struct ha_observed o;
 		build_observed(a, &o);
 		struct ha_decision d = ha_decide(&o);
-		a->quick_retry = false;
+		/* A planned switchover waits for the candidate's WAL position: look again soon. */
+		a->quick_retry = o.handover_wait;
 		if (d.action == ACT_ELECT) {
 			o.election = failover_elect(a);
 			d = ha_decide(&o);

@@ -121,6 +121,8 @@ struct agent {
 	bool so_bad_logged;
 	int so_proxies, so_proxies_paused;  /* proxies/<name> records, and those paused for so.id */
 	int64_t so_started_ms;      /* wall clock the pause began (this member drives it) */
+	bool so_handover_wait;      /* old leader, stopped: the candidate has not confirmed our last WAL */
+	bool so_handover_logged;
 
 	/* dynamic config beyond failover and sync (dynconf.c): timing, PostgreSQL parameters */
 	int file_ttl_ms, file_loop_wait_ms, file_retry_timeout_ms;  /* a->cfg holds the effective ones */

@@ -91,6 +91,9 @@ static struct ha_decision decide_as_leader(const struct ha_observed *o)
 	if (o->failover_to == HA_TARGET_OTHER) {
 		if (o->pg == HA_PG_PRIMARY || o->pg == HA_PG_STARTING)
 			return act(ACT_DEMOTE, "manual failover to another member: stopping before giving up the key");
+		if (o->handover_wait)
+			return act(ACT_WAIT, "planned switchover: keeping the key until the candidate has every WAL "
+				   "record of our clean stop");
 		return act(ACT_RELEASE_LEADER, "manual failover to another member");
 	}
 	if (o->sync_denied && (o->pg == HA_PG_STOPPED || o->pg == HA_PG_REPLICA))

@@ -105,6 +105,8 @@ struct ha_observed {
 	bool eligible;             /* may be promoted: no nofailover tag, priority > 0, lag ok */
 	bool sync_denied;          /* synchronous mode: the sync key names neither this member
 				      as a synchronous standby nor as its leader */
+	bool handover_wait;        /* planned switchover: the candidate has not confirmed every WAL
+				      record of our clean stop yet, so the key stays with us */
 	enum ha_election election;
 	enum ha_request request;
 };

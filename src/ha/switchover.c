@@ -23,6 +23,7 @@
 #include "ha/switchover.h"
 
 #include <inttypes.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,10 +134,65 @@ static void check_candidate(struct agent *a, char *why, size_t len)
 		snprintf(why, len, "synchronous mode: %s is not a synchronous standby", a->so.to);
 }
 
+/* The candidate's last received WAL position, asked of its PostgreSQL itself (0: unknown). */
+static uint64_t candidate_received(struct agent *a, const struct member *m)
+{
+	char port[16];
+	snprintf(port, sizeof(port), "%d", m->port);
+	const char *keys[] = {"host", "port", "dbname", "user", "password", "connect_timeout", "application_name", NULL};
+	const char *vals[] = {m->host, port, "postgres", a->cfg.superuser, a->su_password, "2", "pgha-agent", NULL};
+	PGconn *c = PQconnectdbParams(keys, vals, 0);
+	uint64_t lsn = 0;
+	if (c != NULL && PQstatus(c) == CONNECTION_OK) {
+		PGresult *r = PQexec(c, "SELECT pg_last_wal_receive_lsn()");
+		unsigned hi, lo;
+		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) &&
+		    sscanf(PQgetvalue(r, 0, 0), "%X/%X", &hi, &lo) == 2)
+			lsn = ((uint64_t)hi << 32) | lo;
+		PQclear(r);
+	} else if (c != NULL) {
+		log_debug("switchover: asking %s for its WAL position: %s", m->name, PQerrorMessage(c));
+	}
+	PQfinish(c);
+	return lsn;
+}
+
+/*
+ * The old leader, stopped cleanly and still holding the key: has the
+ * candidate received every WAL record, up to and including our shutdown
+ * checkpoint? Asked of its PostgreSQL directly (its agent's /status is up to
+ * a loop old).
+ */
+static bool candidate_has_everything(struct agent *a)
+{
+	if (a->phase != PG_STOPPED || a->data.checkpoint_lsn == 0 ||
+	    strcmp(a->data.cluster_state, "shut down") != 0)
+		return false;
+	const struct member *m = cluster_view_member(&a->view, a->so.to);
+	if (m == NULL || m->port <= 0)
+		return false;
+	uint64_t got = candidate_received(a, m);
+	if (got <= a->data.checkpoint_lsn)
+		return false;
+	if (!a->so_handover_logged) {
+		log_info("switchover %s: %s has received our WAL to %X/%X, past the shutdown checkpoint at %X/%X: "
+			 "giving it the key", a->so.id, a->so.to, (unsigned)(got >> 32), (unsigned)got,
+			 (unsigned)(a->data.checkpoint_lsn >> 32), (unsigned)a->data.checkpoint_lsn);
+		a->so_handover_logged = true;
+	}
+	return true;
+}
+
 void switchover_step(struct agent *a)
 {
+	a->so_handover_wait = false;
 	if (!a->so_present || !a->dcs_ok)
 		return;
+	if (a->so.phase == SO_DEMOTING && strcmp(a->so.from, a->cfg.name) == 0 && a->view.leader &&
+	    strcmp(a->view.leader, a->cfg.name) == 0)
+		a->so_handover_wait = !candidate_has_everything(a);
+	else
+		a->so_handover_logged = false;
 	const char *me = a->cfg.name;
 	bool leader = a->view.leader && strcmp(a->view.leader, me) == 0;
 	bool primary = leader && failover_is_primary(a);

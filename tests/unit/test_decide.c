@@ -41,7 +41,7 @@ static const struct field bool_fields[] = {
 	BOOL_FIELD(leader_running), BOOL_FIELD(sysid_mismatch),    BOOL_FIELD(data_standby),
 	BOOL_FIELD(crashed),        BOOL_FIELD(restart_exhausted), BOOL_FIELD(following_leader),
 	BOOL_FIELD(diverged),       BOOL_FIELD(rewind_failed),     BOOL_FIELD(slot_ready),
-	BOOL_FIELD(eligible),       BOOL_FIELD(sync_denied),
+	BOOL_FIELD(eligible),       BOOL_FIELD(sync_denied),       BOOL_FIELD(handover_wait),
 };
 #define NBOOLS NELEM(bool_fields)
 
@@ -234,6 +234,12 @@ static const struct decide_case cases[] = {
 	{"paused, leader me, crashed", {DONE, ME, VALID, .crashed = true, .paused = true}, ACT_WAIT},
 	{"paused, leader me, replica",
 	 {DONE, ME, VALID, .data_standby = true, .pg = HA_PG_REPLICA, .paused = true}, ACT_WAIT},
+	{"switchover, leader still running: stop first", {DONE, ME, VALID, .pg = HA_PG_PRIMARY,
+	 .failover_to = HA_TARGET_OTHER, .handover_wait = true}, ACT_DEMOTE},
+	{"switchover, stopped, candidate not caught up: keep the key", {DONE, ME, VALID,
+	 .failover_to = HA_TARGET_OTHER, .handover_wait = true}, ACT_WAIT},
+	{"switchover, stopped, candidate has everything: give the key", {DONE, ME, VALID,
+	 .failover_to = HA_TARGET_OTHER}, ACT_RELEASE_LEADER},
 	{"paused, leader me, failover to other",
 	 {DONE, ME, VALID, .pg = HA_PG_PRIMARY, .failover_to = HA_TARGET_OTHER, .paused = true},
 	 ACT_LEADER_DUTIES},
@@ -478,6 +484,7 @@ enum property {
 	P_SYNC_ONLY_LISTED,        /* g */
 	P_RESTART,                 /* h */
 	P_REINIT,                  /* i */
+	P_HANDOVER,                /* j */
 	P_REASON,                  /* every decision has a reason and a named action */
 	NPROPS
 };
@@ -499,6 +506,8 @@ static const char *const property_text[NPROPS] = {
 		      "that is not this member, or the key holder's own primary",
 	[P_REINIT] = "(i) REINIT only on request, with etcd, not paused, initialized, this cluster's "
 		     "valid data of a stopped or replica PostgreSQL, while another member leads and runs",
+	[P_HANDOVER] = "(j) planned switchover: the key is never handed over before the candidate "
+		       "confirmed every WAL record of the clean stop",
 	[P_REASON] = "every decision has a non-empty reason and a named action",
 };
 
@@ -573,6 +582,9 @@ static unsigned violations(const struct ha_observed *o, struct ha_decision d)
 	      o->data == HA_DATA_VALID && !o->sysid_mismatch && !o->leader_is_me && !o->leader_absent &&
 	      o->leader_known && o->leader_running && (o->pg == HA_PG_STOPPED || o->pg == HA_PG_REPLICA)))
 		v |= 1u << P_REINIT;
+
+	if (a == ACT_RELEASE_LEADER && o->handover_wait && o->failover_to == HA_TARGET_OTHER)
+		v |= 1u << P_HANDOVER;
 
 	if (d.reason == NULL || d.reason[0] == '\0' || !in_range(a))
 		v |= 1u << P_REASON;
