@@ -37,7 +37,6 @@ import statistics
 import subprocess
 import sys
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
@@ -101,7 +100,14 @@ def tail(path, chars=3000):
 
 
 class PgBouncer:
-    def __init__(self, base, cluster, leader_port):
+    """PgBouncer (Debian package) run as postgres, SCRAM with a plaintext auth_file, every
+    database to one host:port. bench/switchover.py uses it too, with other settings."""
+
+    SETTINGS = {"pool_mode": "transaction", "max_client_conn": "12000",
+                "ignore_startup_parameters": "extra_float_digits,options",
+                "log_connections": "0", "log_disconnections": "0"}
+
+    def __init__(self, base, su_pw, target_port, pool_size=20, settings=None):
         self.dir = os.path.join(base, f"pgbouncer-{os.urandom(3).hex()}")
         os.makedirs(self.dir)
         self.port = free_port()
@@ -109,10 +115,11 @@ class PgBouncer:
         self.users = os.path.join(self.dir, "userlist.txt")
         self.log_path = os.path.join(self.dir, "pgbouncer.log")
         with open(self.users, "w") as f:
-            f.write(f'"postgres" "{cluster.su_pw}"\n')
+            f.write(f'"postgres" "{su_pw}"\n')
+        lines = "\n".join(f"{k} = {v}" for k, v in (settings or self.SETTINGS).items())
         with open(self.ini, "w") as f:
             f.write(f"""[databases]
-* = host=127.0.0.1 port={leader_port}
+* = host=127.0.0.1 port={target_port}
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -120,12 +127,8 @@ listen_port = {self.port}
 unix_socket_dir =
 auth_type = scram-sha-256
 auth_file = {self.users}
-pool_mode = transaction
-default_pool_size = 20
-max_client_conn = 12000
-ignore_startup_parameters = extra_float_digits,options
-log_connections = 0
-log_disconnections = 0
+default_pool_size = {pool_size}
+{lines}
 """)
         for p in (self.dir, self.ini, self.users):
             shutil.chown(p, "postgres", "postgres")
@@ -309,7 +312,7 @@ def main():
                                 "proxy.max_client_conn": "12000"}).start()
         wait_until("pgha proxy to route to the leader", lambda: proxy.connect(autocommit=True).close() or True,
                    timeout=30)
-        bouncer = PgBouncer(base, cluster, node.pg_port).start()
+        bouncer = PgBouncer(base, cluster.su_pw, node.pg_port).start()
         haproxy = HAProxy(base, node.pg_port).start()
         ports = {"direct": node.pg_port, "pgha": proxy.port, "pgbouncer": bouncer.port,
                  "haproxy": haproxy.port}
@@ -366,7 +369,7 @@ def main():
             bouncer.stop()
             proxy = Proxy(cluster, {"proxy.pool_size": "20", "proxy.log_level": "warn",
                                     "proxy.max_client_conn": "12000"}).start()
-            bouncer = PgBouncer(base, cluster, node.pg_port).start()
+            bouncer = PgBouncer(base, cluster.su_pw, node.pg_port).start()
             for name, port, pid, lp in (("pgha", proxy.port, proxy.proc.pid, proxy.log_path),
                                         ("pgbouncer", bouncer.port, bouncer.proc.pid, bouncer.log_path)):
                 try:
@@ -405,7 +408,7 @@ def main():
             tps, cpu = med.get((w, t), (None, None))
             ratio = tps / d if tps is not None and d else None
             print(f"{w:11s} {t:10s} {fmt(tps, '10.1f')} {fmt(ratio, '8.2f')} {fmt(cpu, '10.2f')}")
-    print(f"\npgha / PgBouncer per workload (targets: TPS >= 1.3 on select-only, CPU/tx <= 0.7)")
+    print("\npgha / PgBouncer per workload (targets: TPS >= 1.3 on select-only, CPU/tx <= 0.7)")
     print(f"{'workload':11s} {'TPS ratio':>10s} {'CPU/tx ratio':>13s}")
     for w in workloads:
         a, b = med.get((w, "pgha")), med.get((w, "pgbouncer"))
@@ -413,7 +416,7 @@ def main():
         cr = a[1] / b[1] if a and b and a[1] is not None and b[1] else None
         print(f"{w:11s} {fmt(tr, '10.2f')} {fmt(cr, '13.2f')}")
     if idle:
-        print(f"\nidle clients (target: pgha RSS per client / PgBouncer <= 1)")
+        print("\nidle clients (target: pgha RSS per client / PgBouncer <= 1)")
         print(f"{'pooler':10s} {'clients':>8s} {'RSS 0 (MB)':>11s} {'RSS N (MB)':>11s} {'bytes/client':>13s}")
         for name, (got, before, after, per, errs) in idle.items():
             print(f"{name:10s} {got:8d} {before / 1e6:11.1f} {after / 1e6:11.1f} {per:13.0f}"

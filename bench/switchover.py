@@ -68,21 +68,14 @@ import psycopg  # noqa: E402
 
 from conftest import (PGHA_BIN, Cluster, Etcd, Proxy, free_port, make_base_dir,  # noqa: E402
                       stop_process, wait_until)
+from proxy import HAPROXY_BIN, PGBOUNCER_BIN, PgBouncer, port_open  # noqa: E402  (bench/proxy.py)
 
 NODES = ("n1", "n2", "n3")
 RETRY_DELAY = 0.1          # a client that failed waits this long before trying again
 WINDOW_TAIL = 0.5          # a window ends this long after every client committed on the new leader
 STEADY = 2.0               # steady load before each switchover
 TABLE = "so_bench"
-PGBOUNCER_BIN = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
-HAPROXY_BIN = shutil.which("haproxy") or "/usr/sbin/haproxy"
 SYSTEM_LABEL = {"pgha": "pgha", "patroni": "Patroni+HAProxy+PgBouncer"}
-
-
-def port_open(port):
-    import socket
-    with socket.create_connection(("127.0.0.1", port), timeout=1):
-        return True
 
 
 def tail(path, chars=3000):
@@ -150,57 +143,11 @@ listen primary
         return stop_process(self.proc, timeout=30)
 
 
-class PgBouncerTx:
-    """PgBouncer, transaction pooling, every database to one host:port (HAProxy)."""
+# PgBouncer as bench/proxy.py runs it, in transaction mode in front of HAProxy; a failed
+# server login is retried after 1 s (default 15 s), in Patroni's favour.
+PGBOUNCER_SETTINGS = {"pool_mode": "transaction", "max_client_conn": "200", "server_login_retry": "1",
+                      "ignore_startup_parameters": "extra_float_digits"}
 
-    SETTINGS = {"pool_mode": "transaction", "server_login_retry": "1",
-                "ignore_startup_parameters": "extra_float_digits"}
-
-    def __init__(self, base, su_pw, target_port, pool_size):
-        self.dir = os.path.join(base, "pgbouncer")
-        os.makedirs(self.dir)
-        self.port = free_port()
-        self.ini = os.path.join(self.dir, "pgbouncer.ini")
-        self.users = os.path.join(self.dir, "userlist.txt")
-        self.log_path = os.path.join(base, "pgbouncer.log")
-        with open(self.users, "w") as f:
-            f.write(f'"postgres" "{su_pw}"\n')
-        settings = "\n".join(f"{k} = {v}" for k, v in self.SETTINGS.items())
-        with open(self.ini, "w") as f:
-            f.write(f"""[databases]
-* = host=127.0.0.1 port={target_port}
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = {self.port}
-unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = {self.users}
-default_pool_size = {pool_size}
-max_client_conn = 200
-{settings}
-""")
-        for p in (self.dir, self.ini, self.users):
-            shutil.chown(p, "postgres", "postgres")
-        os.chmod(self.dir, 0o700)
-        os.chmod(self.ini, 0o600)
-        os.chmod(self.users, 0o600)
-        self.proc = None
-
-    def start(self):
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([PGBOUNCER_BIN, "-u", "postgres", self.ini], stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        wait_until("pgbouncer to listen", lambda: port_open(self.port), timeout=15)
-        return self
-
-    def stop(self):
-        # SIGINT: safe shutdown (waits for server connections to be released); SIGKILL after 30 s.
-        return stop_process(self.proc, sig=signal.SIGINT, timeout=30)
-
-
-# ---------------------------------------------------------------- the load
 
 class Load:
     """--clients threads, each committing one row at a time on its own connection."""
@@ -385,7 +332,7 @@ class PatroniSide:
     def up(self):
         leader = self.cluster.wait_streaming(list(NODES), timeout=300)
         self.haproxy = HAProxyPatroni(self.base, self.cluster, self.args.haproxy_retries).start()
-        self.bouncer = PgBouncerTx(self.base, self.cluster.su_pw, self.haproxy.port, self.args.clients).start()
+        self.bouncer = PgBouncer(self.base, self.cluster.su_pw, self.haproxy.port, self.args.clients, PGBOUNCER_SETTINGS).start()
         return leader, self.bouncer.port
 
     def describe(self):
@@ -396,7 +343,7 @@ class PatroniSide:
                 f"loop_wait {t['loop_wait']}s, retry_timeout {t['retry_timeout']}s), etcd3; "
                 f"{ver([HAPROXY_BIN, '-v'])} (retries {self.args.haproxy_retries}); {ver([PGBOUNCER_BIN, '--version'])}, "
                 f"default_pool_size {self.args.clients}, "
-                + ", ".join(f"{k} {v}" for k, v in PgBouncerTx.SETTINGS.items()))
+                + ", ".join(f"{k} {v}" for k, v in PGBOUNCER_SETTINGS.items()))
 
     def nodes(self):
         return self.cluster.nodes

@@ -141,7 +141,7 @@ static void api_switchover(struct api_source *src, const struct http_request *re
 		goto out;
 	}
 	int64_t at = 0;
-	if (at_text != NULL && (at = switchover_parse_time(at_text, wall_clock_ms())) < 0) {
+	if (at_text != NULL && (at = switchover_parse_time(at_text, wall_ms())) < 0) {
 		api_error(resp, 400, "scheduled_at: use an ISO time such as 2026-11-21T23:00:00Z, or +30s / +5m");
 		goto out;
 	}

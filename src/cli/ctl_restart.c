@@ -19,13 +19,6 @@
 #include "common/util.h"
 #include "dcs/switchover.h"
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static double since(int64_t t0)
 {
 	return (double)(now_ms() - t0) / 1000.0;

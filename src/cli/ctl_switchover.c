@@ -73,7 +73,7 @@ static int follow(struct etcd_client *c, const char *key, const char *id, int64_
 {
 	enum so_phase last = SO_SCHEDULED;
 	struct pgha_err e;
-	while (wall_clock_ms() < until_ms) {
+	while (wall_ms() < until_ms) {
 		struct switchover so;
 		char *raw = NULL;
 		int r = switchover_read(c, key, &so, &raw, &e);
@@ -84,12 +84,12 @@ static int follow(struct etcd_client *c, const char *key, const char *id, int64_
 		}
 		if (r == 1 && so.phase != last) {
 			last = so.phase;
-			printf("  %6.2f s  %s%s%s\n", (double)(wall_clock_ms() - t0) / 1000.0, so_phase_name(so.phase),
+			printf("  %6.2f s  %s%s%s\n", (double)(wall_ms() - t0) / 1000.0, so_phase_name(so.phase),
 			       so.reason[0] ? ": " : "", so.reason);
 			fflush(stdout);
 			if (so.phase == SO_DONE) {
 				printf("switched over from %s to %s in %.2f s\n", so.from, so.to,
-				       (double)(wall_clock_ms() - t0) / 1000.0);
+				       (double)(wall_ms() - t0) / 1000.0);
 				return 0;
 			}
 			if (so.phase == SO_ABORTED) {
@@ -120,7 +120,7 @@ int ctl_switchover_run(const struct ctl_target *t, struct etcd_client *c, const 
 		goto out;
 	}
 	char q[300];
-	if (at > wall_clock_ms()) {
+	if (at > wall_ms()) {
 		time_t ts = (time_t)(at / 1000);
 		struct tm tm;
 		char when[64];
@@ -132,7 +132,7 @@ int ctl_switchover_run(const struct ctl_target *t, struct etcd_client *c, const 
 	if (!ctl_confirm(q, force))
 		goto out;
 	struct switchover so;
-	int64_t t0 = wall_clock_ms();
+	int64_t t0 = wall_ms();
 	if (switchover_submit(c, key, &v, to, at, &so, &e) != 0) {
 		fprintf(stderr, "pgha ctl switchover: %s\n", e.msg);
 		goto out;
@@ -200,7 +200,7 @@ int ctl_cmd_switchover(const struct ctl_target *t, int argc, char **argv)
 		goto out;
 	}
 	int64_t at = 0;
-	if (at_text != NULL && (at = switchover_parse_time(at_text, wall_clock_ms())) < 0) {
+	if (at_text != NULL && (at = switchover_parse_time(at_text, wall_ms())) < 0) {
 		fprintf(stderr, "pgha ctl switchover: --at \"%s\": use +30s, +5m, or 2026-11-21T23:00:00Z\n", at_text);
 		rc = 2;
 		goto out;

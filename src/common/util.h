@@ -14,6 +14,8 @@
 int64_t now_ms(void);
 /* Wall clock, seconds since the epoch. */
 int64_t wall_s(void);
+/* Wall clock, milliseconds since the epoch (deadlines other hosts read: etcd records). */
+int64_t wall_ms(void);
 void sleep_ms(int64_t ms);
 
 /*

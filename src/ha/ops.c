@@ -23,13 +23,6 @@
 #include "common/log.h"
 #include "common/util.h"
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static bool holds_leader_key(const struct agent *a)
 {
 	return a->view.leader && strcmp(a->view.leader, a->cfg.name) == 0;

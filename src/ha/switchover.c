@@ -30,21 +30,16 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/strbuf.h"
 #include "common/util.h"
 #include "ha/agent_int.h"
 #include "ha/failover.h"
+#include "pg/pgconf.h"
 
 #define PAUSE_TIMEOUT_MS 5000
 #define HANDOVER_TIMEOUT_MS 20000
 #define CANDIDATE_MAX_LAG (16 * 1024 * 1024)
 #define KEEP_FINISHED_MS 60000
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void switchover_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 {
@@ -137,18 +132,18 @@ static void check_candidate(struct agent *a, char *why, size_t len)
 /* The candidate's last received WAL position, asked of its PostgreSQL itself (0: unknown). */
 static uint64_t candidate_received(struct agent *a, const struct member *m)
 {
-	char port[16];
-	snprintf(port, sizeof(port), "%d", m->port);
-	const char *keys[] = {"host", "port", "dbname", "user", "password", "connect_timeout", "application_name", NULL};
-	const char *vals[] = {m->host, port, "postgres", a->cfg.superuser, a->su_password, "2", "pgha-agent", NULL};
-	PGconn *c = PQconnectdbParams(keys, vals, 0);
+	/* The superuser's password comes from the agent's passfile, as for every other connection. */
+	char *base = pg_conninfo(m->host, m->port, a->cfg.superuser, a->cfg.pgpass, "pgha-agent", "postgres");
+	char *ci = xasprintf("%s connect_timeout=2", base);   /* the HA loop waits for it */
+	PGconn *c = PQconnectdb(ci);
+	free(base);
+	free(ci);
 	uint64_t lsn = 0;
 	if (c != NULL && PQstatus(c) == CONNECTION_OK) {
 		PGresult *r = PQexec(c, "SELECT pg_last_wal_receive_lsn()");
-		unsigned hi, lo;
-		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) &&
-		    sscanf(PQgetvalue(r, 0, 0), "%X/%X", &hi, &lo) == 2)
-			lsn = ((uint64_t)hi << 32) | lo;
+		if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQgetisnull(r, 0, 0) ||
+		    lsn_parse(PQgetvalue(r, 0, 0), &lsn) != 0)
+			lsn = 0;
 		PQclear(r);
 	} else if (c != NULL) {
 		log_debug("switchover: asking %s for its WAL position: %s", m->name, PQerrorMessage(c));

@@ -13,13 +13,6 @@
 #include "common/util.h"
 #include "ha/sync.h"
 
-int64_t wall_clock_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int64_t switchover_parse_time(const char *s, int64_t now_wall_ms)
 {
 	if (s[0] == '+') {
@@ -110,7 +103,7 @@ int switchover_submit(struct etcd_client *c, const char *key, const struct clust
 	char token[9];
 	if (random_token(token, sizeof(token) - 1, e) != 0)
 		goto out;
-	snprintf(out->id, sizeof(out->id), "so-%lld-%s", (long long)(wall_clock_ms() / 1000), token);
+	snprintf(out->id, sizeof(out->id), "so-%lld-%s", (long long)(wall_ms() / 1000), token);
 	snprintf(out->from, sizeof(out->from), "%s", v->leader);
 	snprintf(out->to, sizeof(out->to), "%s", to);
 	out->at_ms = at_ms;

@@ -34,6 +34,5 @@ int switchover_withdraw(struct etcd_client *c, const char *key, const char *raw,
 
 /* "+30s", "+5m", "2026-11-21T23:00:00Z", "...+01:00" -> unix ms; -1 if not understood. */
 int64_t switchover_parse_time(const char *s, int64_t now_wall_ms);
-int64_t wall_clock_ms(void);
 
 #endif
