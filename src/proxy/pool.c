@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 
 #include "common/log.h"
 #include "common/util.h"
@@ -33,6 +34,16 @@ struct pool *pool_get(struct proxy *px, const char *db, const char *user, bool r
 	return p;
 }
 
+static bool same_target(const struct route_target *a, const struct route_target *b)
+{
+	return strcmp(a->host, b->host) == 0 && a->port == b->port;
+}
+
+static bool replica_usable(const struct proxy *px, const struct route_target *r)
+{
+	return r->lag_bytes >= 0 && r->lag_bytes <= px->cfg.ro_max_lag;
+}
+
 /* Where new servers of this pool go: the leader, or a standby within the lag limit. */
 bool pool_target(struct pool *p, struct route_target *out)
 {
@@ -42,7 +53,7 @@ bool pool_target(struct pool *p, struct route_target *out)
 		int n = t->nreplicas;
 		for (int k = 0; k < n; k++) {
 			const struct route_target *r = &t->replicas[(px->ro_rr + k) % n];
-			if (r->lag_bytes >= 0 && r->lag_bytes <= px->cfg.ro_max_lag) {
+			if (replica_usable(px, r)) {
 				px->ro_rr = (px->ro_rr + k + 1) % n;
 				*out = *r;
 				return true;
@@ -59,28 +70,43 @@ bool pool_target(struct pool *p, struct route_target *out)
 
 static void give_to_waiting(struct pool *p, struct server *s);
 
+/*
+ * Is t still where this pool's servers belong? Read-write: the leader. Read-only:
+ * a standby the topology lists, or the leader only while no standby is within
+ * ro_max_lag (the fallback): once a standby is back, the leader's servers go.
+ */
 static bool target_current(struct pool *p, const struct route_target *t)
 {
-	const struct topology *topo = &p->px->topo;
+	const struct proxy *px = p->px;
+	const struct topology *topo = &px->topo;
+	bool leader = topo->has_leader && same_target(&topo->leader, t);
 	if (!p->ro)
-		return topo->has_leader && strcmp(topo->leader.host, t->host) == 0 && topo->leader.port == t->port;
-	for (int i = 0; i < topo->nreplicas; i++)
-		if (strcmp(topo->replicas[i].host, t->host) == 0 && topo->replicas[i].port == t->port)
+		return leader;
+	bool standby_usable = false;
+	for (int i = 0; i < topo->nreplicas; i++) {
+		if (same_target(&topo->replicas[i], t))
 			return true;
-	return p->px->cfg.ro_fallback_leader && topo->has_leader &&
-	       strcmp(topo->leader.host, t->host) == 0 && topo->leader.port == t->port;
+		standby_usable = standby_usable || replica_usable(px, &topo->replicas[i]);
+	}
+	return leader && px->cfg.ro_fallback_leader && !standby_usable;
 }
 
 static void open_servers(struct pool *p)
 {
-	/* One connection attempt per waiting client, within pool_size. */
-	int connecting = 0;
+	/*
+	 * One connection attempt per waiting client, within pool_size. Stale servers
+	 * (busy on a target the topology no longer names: a frozen or cut-off old
+	 * leader) do not count: they must not keep the new leader's servers out.
+	 */
+	int connecting = 0, stale = 0;
 	for (struct link *l = p->active.next; l != &p->active; l = l->next) {
 		struct server *s = link_entry(l, struct server, node);
-		if (s->state == SV_CONNECTING || s->state == SV_LOGIN)
+		if (s->stale)
+			stale++;
+		else if (s->state == SV_CONNECTING || s->state == SV_LOGIN)
 			connecting++;
 	}
-	while (!pool_held(p) && p->nservers < p->px->cfg.pool_size && connecting < p->nwaiting) {
+	while (!pool_held(p) && p->nservers - stale < p->px->cfg.pool_size && connecting < p->nwaiting) {
 		struct route_target t;
 		if (!pool_target(p, &t))
 			return;   /* no leader yet: the clients wait (hold) */
@@ -129,12 +155,16 @@ void pool_request(struct pool *p, struct client *c)
 	open_servers(p);
 }
 
+/* c stops waiting (it leaves, or gets an error): idle again, read again. Idempotent. */
 void pool_cancel_wait(struct pool *p, struct client *c)
 {
-	if (c->state == CL_WAITING) {
-		link_del(&c->node);
-		p->nwaiting--;
-	}
+	if (c->state != CL_WAITING)
+		return;
+	link_del(&c->node);
+	p->nwaiting--;
+	c->state = CL_IDLE;
+	link_add_tail(&p->px->clients_idle, &c->node);
+	proxy_watch(p->px, &c->tag, EPOLLIN);
 }
 
 static void give_to_waiting(struct pool *p, struct server *s)
@@ -228,10 +258,19 @@ void pool_topology_changed(struct proxy *px)
 			if (!target_current(p, &s->target))
 				server_close(s, "the leader changed");
 		}
-		for (struct link *sl = p->active.next; sl != &p->active; sl = sl->next) {
+		for (struct link *sl = p->active.next; sl != &p->active;) {
 			struct server *s = link_entry(sl, struct server, node);
-			if (!target_current(p, &s->target))
-				s->stale = true;
+			sl = sl->next;
+			if (target_current(p, &s->target) || s->stale)
+				continue;
+			s->stale = true;
+			s->stale_ms = px->now_ms;
+			/*
+			 * A connection attempt to the old target is dropped at once: a frozen or
+			 * cut-off leader would hold its clients until server_connect_timeout.
+			 */
+			if (s->state == SV_CONNECTING || s->state == SV_LOGIN)
+				server_close(s, "abandoned: the leader changed");
 		}
 		open_servers(p);
 	}

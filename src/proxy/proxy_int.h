@@ -139,6 +139,7 @@ struct server {
 	struct pstmt **prepared;   /* statements prepared on this connection (relay.c) */
 	size_t nprepared, capprepared;
 	bool stale;                /* its target is no longer right: close when free */
+	int64_t stale_ms;          /* since when (a stale busy server is closed after hold_timeout) */
 	bool standby;              /* in_hot_standby = on */
 	bool reset_needed;         /* session mode: run the reset query before reuse */
 	struct route_target target;

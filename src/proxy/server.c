@@ -100,7 +100,7 @@ void server_close(struct server *s, const char *why)
 	close(s->tag.fd);
 	link_del(&s->node);
 	pool_server_gone(s);
-	if (was_login)
+	if (was_login && !s->stale)   /* a stale attempt was abandoned, it did not fail */
 		pool_login_failed(s->pool, why);
 	if (s->sasl)
 		scram_client_free(s->sasl);
@@ -424,6 +424,15 @@ void server_check_timeouts(struct server *s)
 	if ((s->state == SV_CONNECTING || s->state == SV_LOGIN) &&
 	    now - s->created_ms > cfg->server_connect_timeout_ms) {
 		server_close(s, "connect/login timed out");
+		return;
+	}
+	if (s->state == SV_ACTIVE && s->stale && !s->pool->ro && now - s->stale_ms > cfg->hold_timeout_ms) {
+		/*
+		 * Its transaction on an old leader did not end (frozen, cut off: that leader can
+		 * no longer commit anything that counts): the client gets 08006 and moves on.
+		 */
+		server_close(s, "the leader changed and the transaction on the old one did not end within "
+				"hold_timeout");
 		return;
 	}
 	if (s->state != SV_IDLE)
