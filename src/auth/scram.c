@@ -936,6 +936,12 @@ int scram_client_continue(struct scram_client *c, const char *msg, size_t len, c
 		memcpy(client_key, c->keys.client_key, SCRAM_KEY_LEN);
 		memcpy(server_key, c->keys.server_key, SCRAM_KEY_LEN);
 	} else {
+		if (iterations < SCRAM_MIN_SERVER_ITERATIONS)
+			return err_set(e, "SCRAM %s: the server asks for %ld iterations, fewer than %d: refused "
+					  "(a proof computed with so few is cheap to brute-force offline)\n"
+					  "HINT: the server's verifier for this role was made with a low "
+					  "scram_iterations; set the password again with the default", what,
+				       iterations, SCRAM_MIN_SERVER_ITERATIONS);
 		if (derive_keys(c->password, salt, (size_t)salt_len, (int)iterations, client_key,
 				server_key, e) < 0)
 			goto out;

@@ -59,6 +59,12 @@
  * make us burn. PostgreSQL accepts any count >= 1; we do too, up to this.
  */
 #define SCRAM_MAX_ITERATIONS 10000000
+/*
+ * The fewest iterations the client side accepts from a server when it derives
+ * keys from a password: a server (or an impostor listed in etcd) that asks for
+ * fewer would make the proof it gets cheap to brute-force offline.
+ */
+#define SCRAM_MIN_SERVER_ITERATIONS 4096
 #define SCRAM_MAX_MESSAGE_LEN 8192
 #define SCRAM_MAX_PASSWORD_LEN (1024 * 1024)
 

@@ -141,6 +141,7 @@ int proxy_reload(struct proxy *px, struct pgha_err *e)
 		return err_wrap(e, "keeping the running configuration");
 	}
 	config_take_reloadable(&proxy_config_table, &px->cfg, &fresh, note_fixed, px->cfg.path);
+	px->cfg.server_auth_mask = fresh.server_auth_mask;   /* derived from a reloadable option */
 	proxy_config_free(&fresh);
 	log_set_level((enum log_level)px->cfg.log_level);
 	int rc = 0;

@@ -83,6 +83,11 @@ static const struct config_option proxy_options[] = {
 	  "with an md5 hash it answers the server's md5 challenge"),
 	O("auth", "admin_users", OPT_STRING, admin_users, "", 1, 0, OPT_RELOAD,
 	  "comma-separated users allowed on the admin console (database pgha)"),
+	O("auth", "server_auth_methods", OPT_STRING, server_auth_methods, "scram-sha-256", 1, 0, OPT_RELOAD,
+	  "what the proxy answers when PostgreSQL asks it to log in with a plaintext password from the "
+	  "users file: scram-sha-256, md5, password (cleartext), comma-separated; anything else is "
+	  "refused, so a server (or an impostor listed in etcd) never gets the password or an md5 "
+	  "answer it could attack offline. A stored md5 hash always answers md5 (no downgrade)"),
 	O("auth", "auth_user", OPT_STRING, auth_user, "", 1, 0, 0,
 	  "role that runs auth_query for users not in the users file (empty: no lookups); its "
 	  "password is its plaintext line in the users file, or auth_user_password_file"),
@@ -125,6 +130,8 @@ int proxy_config_load(const char *path, struct proxy_config *cfg, struct pgha_er
 	char host[256];
 	int port;
 	struct pgha_err sub;
+	if (proxy_server_auth_parse(cfg->server_auth_methods, &cfg->server_auth_mask, &sub) != 0)
+		return err_set(e, "%s: [auth] server_auth_methods: %s", path, sub.msg);
 	if (parse_host_port(cfg->listen, host, sizeof(host), &port, &sub) != 0)
 		return err_set(e, "%s: [proxy] listen: %s", path, sub.msg);
 	if (cfg->listen_ro[0] && parse_host_port(cfg->listen_ro, host, sizeof(host), &port, &sub) != 0)
@@ -138,6 +145,35 @@ int proxy_config_load(const char *path, struct proxy_config *cfg, struct pgha_er
 			       path, cfg->auth_query);
 	if (cfg->etcd_username[0] != '\0' && cfg->etcd_password_file[0] == '\0')
 		return err_set(e, "%s: [etcd] username is set but password_file is not", path);
+	return 0;
+}
+
+int proxy_server_auth_parse(const char *text, unsigned *mask, struct pgha_err *e)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} methods[] = {
+		{"scram-sha-256", SERVER_AUTH_SCRAM}, {"md5", SERVER_AUTH_MD5}, {"password", SERVER_AUTH_PASSWORD},
+	};
+	*mask = 0;
+	const char *p = text;
+	while (*p) {
+		p += strspn(p, " ,");
+		size_t n = strcspn(p, " ,");
+		if (n == 0)
+			break;
+		size_t k = 0;
+		while (k < sizeof(methods) / sizeof(methods[0]) &&
+		       (strlen(methods[k].name) != n || strncmp(methods[k].name, p, n) != 0))
+			k++;
+		if (k == sizeof(methods) / sizeof(methods[0]))
+			return err_set(e, "\"%.*s\" is not a method: use scram-sha-256, md5 or password", (int)n, p);
+		*mask |= methods[k].bit;
+		p += n;
+	}
+	if (*mask == 0)
+		return err_set(e, "empty: name at least one method (scram-sha-256)");
 	return 0;
 }
 

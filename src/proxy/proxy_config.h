@@ -12,6 +12,9 @@
 
 enum pool_mode { POOL_TRANSACTION = 0, POOL_SESSION = 1 };
 
+/* How the proxy may answer a server that asks it to log in (server_auth_methods). */
+enum { SERVER_AUTH_SCRAM = 1, SERVER_AUTH_MD5 = 2, SERVER_AUTH_PASSWORD = 4 };
+
 struct proxy_config {
 	/* [cluster] */
 	char *cluster_name;
@@ -51,6 +54,7 @@ struct proxy_config {
 	char *auth_type;         /* scram-sha-256, md5 or trust */
 	char *auth_file;
 	char *admin_users;
+	char *server_auth_methods; /* what a server login may answer with a plaintext password */
 	char *auth_user;         /* role running auth_query; "" = no auth_query */
 	char *auth_query;        /* $1 = the user name; returns (name, secret) */
 	char *auth_user_password_file;
@@ -60,6 +64,7 @@ struct proxy_config {
 
 	/* derived */
 	enum pool_mode pool_mode;
+	unsigned server_auth_mask; /* SERVER_AUTH_* */
 	char *path;
 };
 
@@ -67,5 +72,7 @@ extern const struct config_table proxy_config_table;
 
 int proxy_config_load(const char *path, struct proxy_config *cfg, struct pgha_err *e) PGHA_MUSTCHECK;
 void proxy_config_free(struct proxy_config *cfg);
+/* "scram-sha-256, md5" -> SERVER_AUTH_* bits; an unknown or empty list is an error. */
+int proxy_server_auth_parse(const char *text, unsigned *mask, struct pgha_err *e) PGHA_MUSTCHECK;
 
 #endif

@@ -141,6 +141,7 @@ struct server {
 	bool stale;                /* its target is no longer right: close when free */
 	int64_t stale_ms;          /* since when (a stale busy server is closed after hold_timeout) */
 	bool standby;              /* in_hot_standby = on */
+	uint8_t verify;            /* login: 0, 1 = system identifier asked, 2 = it matched */
 	bool reset_needed;         /* session mode: run the reset query before reuse */
 	struct route_target target;
 	int64_t created_ms;

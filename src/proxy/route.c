@@ -31,6 +31,8 @@ struct route {
 	char *written;       /* the JSON last written under the lease */
 	int64_t lease;
 	int64_t keepalive_ms;
+	uint64_t sysid;          /* pinned: the first system identifier the initialize key showed */
+	char *other_sysid;       /* a different value seen since, logged once */
 };
 
 #define RECORD_TTL_S 10
@@ -70,6 +72,38 @@ static void build(const struct cluster_view *v, struct topology *t)
 		rt->port = m->port;
 		rt->lag_bytes = m->lag_bytes;
 	}
+}
+
+/*
+ * The cluster's system identifier: the first one the initialize key shows is
+ * kept for the life of the proxy. A key rewritten later (by a careless or
+ * hostile hand, or a cluster re-created under the same name) is reported and
+ * not followed: servers of another cluster never get work.
+ */
+static void read_sysid(struct route *r, const struct cluster_view *v, struct topology *t)
+{
+	const char *init = v->initialize;
+	uint64_t id = 0;
+	if (init != NULL && init[0] >= '1' && init[0] <= '9' && strlen(init) <= 20) {
+		char *end;
+		errno = 0;
+		unsigned long long x = strtoull(init, &end, 10);
+		if (errno == 0 && *end == '\0')
+			id = x;
+	}
+	if (r->sysid == 0 && id != 0) {
+		r->sysid = id;
+		log_info("cluster system identifier %llu (servers must show it before they get work)",
+			 (unsigned long long)id);
+	} else if (id != 0 && id != r->sysid && (r->other_sysid == NULL || strcmp(r->other_sysid, init) != 0)) {
+		log_error("the initialize key now says system identifier %s, but this proxy serves %llu (pinned "
+			  "when it first saw the cluster): servers with the new identifier get no work\n"
+			  "HINT: if the cluster was re-created on purpose, restart the proxy",
+			  init, (unsigned long long)r->sysid);
+		free(r->other_sysid);
+		r->other_sysid = xstrdup(init);
+	}
+	t->sysid = r->sysid;
 }
 
 static bool so_equal(const struct topology *a, const struct topology *b)
@@ -156,7 +190,7 @@ static void keep_record(struct route *r, struct etcd_client *c)
 static bool topo_equal(const struct topology *a, const struct topology *b)
 {
 	if (a->etcd_ok != b->etcd_ok || a->has_leader != b->has_leader || a->nreplicas != b->nreplicas ||
-	    !so_equal(a, b))
+	    a->sysid != b->sysid || !so_equal(a, b))
 		return false;
 	if (a->has_leader && !same_target(&a->leader, &b->leader))
 		return false;
@@ -212,6 +246,7 @@ static void *route_thread(void *arg)
 			cluster_view_sort(&v);
 			t.etcd_ok = true;
 			build(&v, &t);
+			read_sysid(r, &v, &t);
 			read_switchover(r, &kvs, &t);
 			cluster_view_free(&v);
 			etcd_kvs_free(&kvs);
@@ -291,6 +326,7 @@ fail:
 	free(r->username);
 	secret_free(r->password);
 	free(r->prefix);
+	free(r->other_sysid);
 	free(r);
 	return NULL;
 }
@@ -328,6 +364,7 @@ void route_stop(struct route *r)
 	free(r->username);
 	secret_free(r->password);
 	free(r->prefix);
+	free(r->other_sysid);
 	free(r->written);
 	pthread_mutex_destroy(&r->lock);
 	free(r);

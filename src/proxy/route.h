@@ -35,6 +35,11 @@ struct topology {
 	struct route_target leader;
 	struct route_target replicas[ROUTE_MAX_REPLICAS];
 	int nreplicas;
+	/*
+	 * The cluster's system identifier (the initialize key), pinned at first sight:
+	 * servers must show it before they get any work. 0: not known yet.
+	 */
+	uint64_t sysid;
 	bool paused;
 	bool has_switchover;       /* a switchover record exists (and decodes) */
 	struct switchover so;

@@ -143,6 +143,17 @@ static int no_login(const struct server *s, const char *asks, const struct serve
 	return -1;
 }
 
+/* The server asks for a method server_auth_methods does not allow: nothing is sent. */
+static int refuse_method(const struct server *s, const char *asks, const char *method, char *why,
+			 size_t whylen)
+{
+	snprintf(why, whylen, "refused to log in to %.80s:%d as \"%.63s\": the server asks for %s, which "
+		 "[auth] server_auth_methods does not allow (nothing was sent)\nHINT: pgha's PostgreSQL asks "
+		 "for SCRAM: check the member's address in etcd; allow %s only for a server of yours",
+		 s->target.host, s->target.port, s->pool->user, asks, method);
+	return -1;
+}
+
 /*
  * Answer the server's authentication request as the pool's user: a plaintext
  * password from the users file answers anything; else an md5 hash answers an
@@ -164,6 +175,8 @@ static int login_auth(struct server *s, const struct pgp_msg *m, char *why, size
 	case PGP_AUTH_OK:
 		return 0;
 	case PGP_AUTH_CLEARTEXT:
+		if (!(s->px->cfg.server_auth_mask & SERVER_AUTH_PASSWORD))
+			return refuse_method(s, "the password in clear text", "password", why, whylen);
 		creds_for_server(s->px, user, &sc);
 		if (sc.password == NULL)
 			return no_login(s, "a cleartext password", &sc, why, whylen);
@@ -173,6 +186,8 @@ static int login_auth(struct server *s, const struct pgp_msg *m, char *why, size
 		creds_for_server(s->px, user, &sc);
 		char resp[PGMD5_LEN + 1];
 		int rc;
+		if (sc.password != NULL && !(s->px->cfg.server_auth_mask & SERVER_AUTH_MD5))
+			return refuse_method(s, "an md5 answer computed from the password", "md5", why, whylen);
 		if (sc.password != NULL)
 			rc = pgmd5_challenge_response(sc.password, user, a.md5_salt, resp, &e);
 		else if (sc.md5_hash != NULL)
@@ -188,6 +203,8 @@ static int login_auth(struct server *s, const struct pgp_msg *m, char *why, size
 		return 0;
 	}
 	case PGP_AUTH_SASL: {
+		if (!(s->px->cfg.server_auth_mask & SERVER_AUTH_SCRAM))
+			return refuse_method(s, "SCRAM-SHA-256", "scram-sha-256", why, whylen);
 		creds_for_server(s->px, user, &sc);
 		int rc;
 		if (sc.password != NULL)
@@ -248,6 +265,28 @@ void server_param(struct server *s, const struct pgp_msg *m)
 	}
 }
 
+/* The DataRow of the system identifier query: this cluster's, or the server is not used. */
+static int check_sysid(struct server *s, const struct pgp_msg *m, char *why, size_t whylen)
+{
+	size_t n;
+	struct pgp_iter it;
+	struct pgp_value v;
+	struct pgha_err e;
+	char text[32] = "";
+	if (pgp_parse_data_row(m, &n, &it, &e) == 0 && n == 1 && pgp_next_value(&it, &v) && v.len > 0 &&
+	    v.len < (int32_t)sizeof(text))
+		memcpy(text, v.data, (size_t)v.len);
+	char want[32];
+	snprintf(want, sizeof(want), "%llu", (unsigned long long)s->px->topo.sysid);
+	if (strcmp(text, want) == 0)
+		return 0;
+	snprintf(why, whylen, "%.80s:%d is not a server of this cluster: its system identifier is %.31s, the "
+		 "cluster's is %s (initialize key): not used\nHINT: a member record in etcd names a wrong "
+		 "address, or was written by someone else", s->target.host, s->target.port,
+		 text[0] ? text : "(unreadable)", want);
+	return -1;
+}
+
 static void login_step(struct server *s)
 {
 	struct pbuf *b = &s->in;
@@ -292,9 +331,39 @@ static void login_step(struct server *s)
 		}
 		case 'N':
 			break;
+		case 'T':   /* the answer to the system identifier query: its row description ... */
+		case 'C':   /* ... and its end */
+			if (s->verify != (m.type == 'T' ? 1 : 2)) {
+				snprintf(why, sizeof(why), "unexpected message '%c' during login", m.type);
+				server_close(s, why);
+				return;
+			}
+			break;
+		case 'D':
+			if (s->verify != 1 || check_sysid(s, &m, why, sizeof(why)) != 0) {
+				server_close(s, s->verify != 1 ? "unexpected data row during login" : why);
+				return;
+			}
+			s->verify = 2;
+			break;
 		case 'Z':
 			if (!s->pool->ro && s->standby) {
 				server_close(s, "it is a standby (in_hot_standby = on): no writes go there");
+				return;
+			}
+			if (s->verify == 0) {
+				/* Logged in: before any work, the server shows it belongs to this cluster. */
+				if (s->px->topo.sysid == 0) {
+					server_close(s, "the cluster's system identifier is not known yet (no initialize "
+							"key in etcd): servers get no work until it is");
+					return;
+				}
+				s->verify = 1;
+				pgp_build_query(&s->out, "SELECT system_identifier FROM pg_catalog.pg_control_system()");
+				break;
+			}
+			if (s->verify != 2) {
+				server_close(s, "the server did not show its system identifier");
 				return;
 			}
 			s->pool->have_params = true;

@@ -472,19 +472,19 @@ def signal_instance(postmaster, sig):
 class Proxy:
     """A `pgha proxy` in front of a cluster, with a users file holding the superuser's password."""
 
-    def __init__(self, cluster, extra=None, users=None):
+    def __init__(self, cluster, extra=None, users=None, name="proxy"):
         self.cluster = cluster
         self.port = free_port()
         self.ro_port = free_port()
         base = cluster.base
-        self.users_path = os.path.join(base, "proxy-users.txt")
+        self.users_path = os.path.join(base, f"{name}-users.txt")
         users = users if users is not None else {"postgres": cluster.su_pw}
         with open(self.users_path, "w") as f:
             for u, pw in users.items():
                 f.write(f'"{u}" "{pw}"\n')
         os.chmod(self.users_path, 0o600)
-        self.conf_path = os.path.join(base, "proxy.conf")
-        self.log_path = os.path.join(base, "proxy.log")
+        self.conf_path = os.path.join(base, f"{name}.conf")
+        self.log_path = os.path.join(base, f"{name}.log")
         sections = {
             "cluster": {"name": cluster.name},
             "etcd": {"endpoints": cluster.etcd.url},

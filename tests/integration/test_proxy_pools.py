@@ -6,7 +6,11 @@ that must prove they belong to this cluster before the proxy logs in.
 One 2-member cluster (fast profile: ttl 3 s) and one proxy serve the whole
 file; the tests run in order (the frozen leader comes last: it moves the
 leadership)."""
+import base64
+import json
 import os
+import socket
+import struct
 import subprocess
 import threading
 import time
@@ -14,8 +18,8 @@ import time
 import psycopg
 import pytest
 
-from conftest import (Cluster, Etcd, Proxy, make_base_dir, pg_pid, sanitizer_reports, signal_instance,
-                      wait_until)
+from conftest import (Cluster, Etcd, Proxy, free_port, make_base_dir, pg_pid, sanitizer_reports,
+                      signal_instance, wait_until)
 
 FAST = {"cluster.ttl": "3s", "cluster.loop_wait": "500ms", "cluster.retry_timeout": "1s",
         "etcd.request_timeout": "800ms"}
@@ -151,6 +155,153 @@ def test_read_only_pool_leaves_the_leader_when_a_standby_returns(pools):
 def ro_port(proxy):
     with proxy.connect(ro=True, autocommit=True) as c:
         return c.execute("SELECT inet_server_port()").fetchone()[0]
+
+
+def etcdctl(cluster, *args):
+    r = subprocess.run(["etcdctl", "--endpoints", cluster.etcd.url, *args], capture_output=True, text=True,
+                       timeout=15)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+class Impostor:
+    """A server an attacker who can write etcd would list as the leader: it speaks just
+    enough of the protocol to ask for a password (cleartext, md5, or SCRAM with one
+    iteration) and keeps every byte the proxy sends it."""
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.port = free_port()
+        self.received = b""
+        self.connections = 0
+        self.sock = socket.create_server(("127.0.0.1", self.port))
+        self.sock.settimeout(0.2)
+        self.stop_flag = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _read_msg(self, c, startup=False):
+        hdr = self._read(c, 4 if startup else 5)
+        n = struct.unpack("!i", hdr[-4:])[0]
+        return hdr, self._read(c, n - 4)
+
+    def _read(self, c, n):
+        out = b""
+        while len(out) < n:
+            chunk = c.recv(n - len(out))
+            if not chunk:
+                raise EOFError
+            out += chunk
+            self.received += chunk
+        return out
+
+    def _serve(self):
+        deadline = time.monotonic() + 120
+        while not self.stop_flag and time.monotonic() < deadline:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            self.connections += 1
+            c.settimeout(2)
+            try:
+                self._read_msg(c, startup=True)
+                if self.mode == "cleartext":
+                    c.sendall(b"R" + struct.pack("!ii", 8, 3))
+                elif self.mode == "md5":
+                    c.sendall(b"R" + struct.pack("!ii", 12, 5) + b"salt")
+                else:
+                    mech = b"SCRAM-SHA-256\0\0"
+                    c.sendall(b"R" + struct.pack("!ii", 8 + len(mech), 10) + mech)
+                    _, body = self._read_msg(c)
+                    first = body[body.index(b"\0") + 5:]
+                    nonce = first.split(b"r=", 1)[1].split(b",")[0]
+                    sf = b"r=" + nonce + b"SRV,s=" + base64.b64encode(b"0123456789abcdef") + b",i=1"
+                    c.sendall(b"R" + struct.pack("!ii", 8 + len(sf), 11) + sf)
+                # Whatever comes next (a password, an md5 answer, a SCRAM proof) is kept.
+                while True:
+                    self._read_msg(c)
+            except (EOFError, OSError, ValueError, IndexError):
+                pass
+            finally:
+                c.close()
+
+    def stop(self):
+        self.stop_flag = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+def list_as_leader(cluster, prefix_cluster, host, port, sysid):
+    """Write a fake cluster into etcd whose leader is host:port (as a careless or hostile
+    hand with write access to etcd could)."""
+    real = json.loads(etcdctl(cluster, "get", f"/pgha/{cluster.name}/members/{cluster.leader()}",
+                              "--print-value-only"))
+    real.update({"name": "evil", "host": host, "port": port})
+    base = f"/pgha/{prefix_cluster}"
+    etcdctl(cluster, "put", f"{base}/initialize", str(sysid))
+    etcdctl(cluster, "put", f"{base}/members/evil", json.dumps(real))
+    etcdctl(cluster, "put", f"{base}/leader", "evil")
+
+
+@pytest.mark.parametrize("mode", ["cleartext", "md5", "scram-one-iteration"])
+def test_the_proxy_sends_no_password_to_a_server_that_asks_for_it_weakly(pools, mode):
+    cluster, _ = pools
+    imp = Impostor(mode)
+    name = "imp-" + mode
+    proxy = None
+    try:
+        list_as_leader(cluster, name, "127.0.0.1", imp.port, 4242)
+        proxy = Proxy(cluster, {"cluster.name": name, "proxy.hold_timeout": "5s"},
+                      users={"postgres": cluster.su_pw}, name=name).start()
+        with pytest.raises(psycopg.OperationalError) as exc:
+            with proxy.connect(autocommit=True) as c:
+                c.execute("SELECT 1")
+        assert imp.connections >= 1
+        msg = str(exc.value)
+        if mode == "scram-one-iteration":
+            assert "fewer than 4096" in msg, msg
+        else:
+            assert "server_auth_methods does not allow" in msg, msg
+        # Nothing derived from the password left the proxy: no password message at all
+        # (cleartext, md5), or only the SCRAM client-first (no proof).
+        assert cluster.su_pw.encode() not in imp.received
+        assert b"p\0" not in imp.received[8:] or mode == "scram-one-iteration", imp.received
+        if mode == "scram-one-iteration":
+            assert b"c=biws" not in imp.received and b",p=" not in imp.received, imp.received
+    finally:
+        if proxy is not None:
+            assert proxy.stop() == 0
+        imp.stop()
+
+
+def test_the_proxy_gives_no_work_to_a_server_of_another_cluster(pools):
+    cluster, _ = pools
+    leader = cluster.nodes[cluster.leader()]
+    real_sysid = leader.sql("SELECT system_identifier FROM pg_control_system()")[0][0]
+    # etcd names a real PostgreSQL (it logs the proxy in with SCRAM), but the cluster the
+    # proxy serves has another system identifier: the server gets no query.
+    list_as_leader(cluster, "imp-sysid", "127.0.0.1", leader.pg_port, 4242)
+    proxy = Proxy(cluster, {"cluster.name": "imp-sysid", "proxy.hold_timeout": "3s"},
+                  users={"postgres": cluster.su_pw}, name="imp-sysid").start()
+    try:
+        with pytest.raises(psycopg.OperationalError) as exc:
+            with proxy.connect(autocommit=True) as c:
+                c.execute("CREATE TABLE must_not_exist (id int)")
+        assert "not a server of this cluster" in proxy.log(), proxy.log()[-3000:]
+        assert f"its system identifier is {real_sysid}" in proxy.log()
+        assert "4242" in str(exc.value) or "no server" in str(exc.value), str(exc.value)
+        assert leader.sql("SELECT to_regclass('must_not_exist')") == [(None,)]
+        # A rewritten initialize key is reported, and not followed.
+        etcdctl(cluster, "put", "/pgha/imp-sysid/initialize", str(real_sysid))
+        wait_until("the proxy to report the rewritten initialize key",
+                   lambda: "initialize key now says system identifier" in proxy.log(), timeout=10)
+        with pytest.raises(psycopg.OperationalError):
+            with proxy.connect(autocommit=True) as c:
+                c.execute("CREATE TABLE must_not_exist (id int)")
+        assert leader.sql("SELECT to_regclass('must_not_exist')") == [(None,)]
+    finally:
+        assert proxy.stop() == 0
 
 
 def test_a_frozen_leader_costs_no_more_than_the_ttl(pools):

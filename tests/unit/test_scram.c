@@ -681,6 +681,8 @@ static void test_client_continue_errors(void **state)
 		{"r=abcSRV,s=MDEyMzQ1Njc4OWFiY2RlZg==,i=2147483648", "iteration count"},
 		{"r=abcSRV,s=MDEyMzQ1Njc4OWFiY2RlZg==,i=99999999999999999999999", "iteration count"},
 		{"r=abcSRV,s=MDEyMzQ1Njc4OWFiY2RlZg==,i=0", "iteration count"},
+		{"r=abcSRV,s=MDEyMzQ1Njc4OWFiY2RlZg==,i=1", "fewer than 4096"},
+		{"r=abcSRV,s=MDEyMzQ1Njc4OWFiY2RlZg==,i=4095", "fewer than 4096"},
 		{"r=abcSRV,s=MDEyMzQ1Njc4OWFiY2RlZg==,i=-1", "iteration count"},
 		{"r=abcSRV,s=MDEyMzQ1Njc4OWFiY2RlZg==,i=+4096", "iteration count"},
 		{"r=abcSRV,s=MDEyMzQ1Njc4OWFiY2RlZg==,i=4096x", "iteration count"},
@@ -713,10 +715,13 @@ static void test_client_continue_errors(void **state)
 		scram_client_free(c);
 	}
 
-	/* i=1 is legal (PostgreSQL allows it); extensions are ignored. */
+	/*
+	 * PostgreSQL allows i=1, but the client refuses fewer than 4096 (above: an
+	 * impostor would get a proof cheap to brute-force); extensions are ignored.
+	 */
 	assert_int_equal(scram_client_first_with_nonce("pw", "", "abc", &c, &out, &e), 0);
 	scram_free_msg(out);
-	const char *ok = "r=abcSRV,s=MDEyMzQ1Njc4OWFiY2RlZg==,i=1,x=whatever";
+	const char *ok = "r=abcSRV,s=MDEyMzQ1Njc4OWFiY2RlZg==,i=4096,x=whatever";
 	assert_int_equal(scram_client_continue(c, ok, strlen(ok), &out, &e), 0);
 	scram_free_msg(out);
 	/* The server says no. */
