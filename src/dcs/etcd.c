@@ -524,6 +524,16 @@ static int etcd_call(struct etcd_client *c, const char *path, const char *body,
 	return rc;
 }
 
+static int dec_any_ctx(const char *body, void *ctx, struct pgha_err *e)
+{
+	return ETCD_OK;
+}
+
+int etcd_post(struct etcd_client *c, const char *path, const char *body, struct pgha_err *e)
+{
+	return etcd_call(c, path, body, dec_any_ctx, NULL, e);
+}
+
 /* ------------------------------------------------------------------- KV */
 
 static int dec_range_ctx(const char *body, void *ctx, struct pgha_err *e)

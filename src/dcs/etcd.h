@@ -126,6 +126,13 @@ int etcd_put_if_value(struct etcd_client *c, const char *key, const char *expect
 int etcd_delete_if_value(struct etcd_client *c, const char *key, const char *expected,
 			 bool *done, struct pgha_err *e);
 
+/*
+ * An administrative call: POST a JSON body to path (e.g. "/v3/auth/enable") with
+ * the usual retries; the reply's content is not decoded, an etcd error is the
+ * result. The body may hold a password: callers wipe it; it is never logged.
+ */
+int etcd_post(struct etcd_client *c, const char *path, const char *body, struct pgha_err *e);
+
 /* Leases. */
 int etcd_lease_grant(struct etcd_client *c, int64_t ttl_s, int64_t *lease_id, struct pgha_err *e);
 /* One keep-alive round trip. ETCD_ENOLEASE if the lease is gone. *ttl_left may be NULL. */
@@ -160,5 +167,14 @@ struct etcd_watch *etcd_watch_start(const struct etcd_opts *opts, const char *pr
 				    struct pgha_err *e);
 /* Stop the thread and free everything (returns within ~1 s). */
 void etcd_watch_stop(struct etcd_watch *w);
+
+/*
+ * etcd_auth.c: turn authentication on (idempotent, for `pgha up`'s own etcd):
+ * user root (root_password) and user `user` (password) whose role of the same
+ * name may read and write the keys under `prefix` and nothing else, then
+ * auth enable. Existing users and roles are kept.
+ */
+int etcd_auth_setup(struct etcd_client *c, const char *root_password, const char *user,
+		    const char *password, const char *prefix, struct pgha_err *e);
 
 #endif

@@ -46,6 +46,7 @@ struct up_state {
 	int proxy_ro_port;
 	int pg_port[MAX_NODES];
 	int api_port[MAX_NODES];
+	bool etcd_auth;          /* etcd runs with authentication (directories made since it does) */
 };
 
 struct up {
@@ -60,7 +61,10 @@ struct up {
 	pid_t proxy_pid;
 	char etcd_url[64];
 	struct run_user user;
+	char *etcd_password;     /* user pgha's, when st.etcd_auth (wiped at the end) */
 };
+
+#define UP_ETCD_USER "pgha"
 
 static volatile sig_atomic_t up_stop;
 
@@ -153,6 +157,8 @@ static int state_ini(void *user, int line, const char *section, const char *name
 		st->proxy_port = atoi(value);
 	else if (strcmp(name, "proxy_ro_port") == 0)
 		st->proxy_ro_port = atoi(value);
+	else if (strcmp(name, "etcd_auth") == 0)
+		st->etcd_auth = strcmp(value, "1") == 0;
 	else if (sscanf(name, "pg_port_%d", &idx) == 1 && idx >= 1 && idx <= MAX_NODES)
 		st->pg_port[idx - 1] = atoi(value);
 	else if (sscanf(name, "api_port_%d", &idx) == 1 && idx >= 1 && idx <= MAX_NODES)
@@ -181,6 +187,7 @@ static int load_or_create_state(struct up *u, int nodes, const char *cluster, bo
 	}
 	snprintf(u->st.cluster, sizeof(u->st.cluster), "%s", cluster);
 	u->st.nodes = nodes;
+	u->st.etcd_auth = true;
 	int *want[2 * MAX_NODES + 4] = {&u->st.etcd_client_port, &u->st.etcd_peer_port, &u->st.proxy_port,
 					 &u->st.proxy_ro_port};
 	int nwant = 4;
@@ -194,7 +201,8 @@ static int load_or_create_state(struct up *u, int nodes, const char *cluster, bo
 	}
 	struct strbuf sb = STRBUF_INIT;
 	sb_printf(&sb, "# pgha up: chosen on the first run, reused after\n[up]\ncluster = %s\nnodes = %d\n"
-		       "etcd_client_port = %d\netcd_peer_port = %d\nproxy_port = %d\nproxy_ro_port = %d\n",
+		       "etcd_client_port = %d\netcd_peer_port = %d\nproxy_port = %d\nproxy_ro_port = %d\n"
+		       "etcd_auth = 1\n",
 		  u->st.cluster, nodes, u->st.etcd_client_port, u->st.etcd_peer_port, u->st.proxy_port,
 		  u->st.proxy_ro_port);
 	for (int i = 0; i < nodes; i++)
@@ -249,6 +257,14 @@ static int check_reachable(struct up *u, struct pgha_err *e)
 	return rc;
 }
 
+/* The [etcd] lines naming user pgha and its password file ("" without etcd auth). */
+static char *etcd_auth_conf(const struct up *u)
+{
+	if (!u->st.etcd_auth)
+		return xstrdup("");
+	return xasprintf("username = " UP_ETCD_USER "\npassword_file = %s/secrets/etcd-pgha.password\n", u->dir);
+}
+
 static int write_node_conf(struct up *u, int i, struct pgha_err *e)
 {
 	char *path = xasprintf("%s/node%d.conf", u->dir, i + 1);
@@ -256,10 +272,11 @@ static int write_node_conf(struct up *u, int i, struct pgha_err *e)
 	if (path_exists(path))
 		goto out;
 	struct strbuf sb = STRBUF_INIT;
+	char *etcd_auth_lines = etcd_auth_conf(u);
 	sb_printf(&sb,
 		  "# Written by pgha up. See `pgha agent --help` for every option.\n"
 		  "[cluster]\nname = %s\n\n"
-		  "[etcd]\nendpoints = %s\n\n"
+		  "[etcd]\nendpoints = %s\n%s\n"
 		  "[node]\nname = node%d\napi_listen = 127.0.0.1:%d\n\n"
 		  "[postgresql]\ndata_dir = %s/node%d/data\nbin_dir = %s\nlisten = 127.0.0.1:%d\n"
 		  "socket_dir = %s/node%d\n"
@@ -267,10 +284,11 @@ static int write_node_conf(struct up *u, int i, struct pgha_err *e)
 		  "superuser_password_file = %s/secrets/superuser.password\n"
 		  "replication_password_file = %s/secrets/replication.password\n\n"
 		  "[parameters]\nmax_connections = 100\nshared_buffers = 64MB\n",
-		  u->st.cluster, u->etcd_url, i + 1, u->st.api_port[i], u->dir, i + 1, u->bin_dir,
+		  u->st.cluster, u->etcd_url, etcd_auth_lines, i + 1, u->st.api_port[i], u->dir, i + 1, u->bin_dir,
 		  u->st.pg_port[i], u->dir, i + 1, u->dir, i + 1, u->dir, u->dir);
 	rc = write_file_atomic(path, sb.data, sb.len, 0644, (uid_t)-1, (gid_t)-1, e);
 	sb_free(&sb);
+	free(etcd_auth_lines);
 out:
 	free(path);
 	return rc;
@@ -292,6 +310,16 @@ static int prepare_dir(struct up *u, int nodes, const char *cluster, bool *exist
 		goto out;
 	if (ensure_secret(su, e) != 0 || ensure_secret(repl, e) != 0)
 		goto out;
+	if (u->st.etcd_auth) {
+		char *root = path_join(secrets, "etcd-root.password");
+		char *pg = path_join(secrets, "etcd-pgha.password");
+		int r = ensure_secret(root, e) == 0 && ensure_secret(pg, e) == 0 &&
+			read_secret_file(pg, &u->etcd_password, e) == 0 ? 0 : -1;
+		free(root);
+		free(pg);
+		if (r != 0)
+			goto out;
+	}
 	for (int i = 0; i < u->st.nodes; i++) {
 		char *nd = xasprintf("%s/node%d", u->dir, i + 1);
 		int r = mkdir_p(nd, 0755, e);
@@ -322,11 +350,13 @@ static int prepare_dir(struct up *u, int nodes, const char *cluster, bool *exist
 	}
 	char *pconf = path_join(u->dir, "proxy.conf");
 	if (rc == 0 && !path_exists(pconf)) {
+		char *auth_lines = etcd_auth_conf(u);
 		sb_printf(&sb, "# Written by pgha up. See `pgha proxy --help` for every option.\n"
-			       "[cluster]\nname = %s\n\n[etcd]\nendpoints = %s\n\n"
+			       "[cluster]\nname = %s\n\n[etcd]\nendpoints = %s\n%s\n"
 			       "[proxy]\nlisten = 127.0.0.1:%d\nlisten_ro = 127.0.0.1:%d\npool_size = 20\n\n"
 			       "[auth]\nauth_type = scram-sha-256\nauth_file = %s\n",
-			  u->st.cluster, u->etcd_url, u->st.proxy_port, u->st.proxy_ro_port, users);
+			  u->st.cluster, u->etcd_url, auth_lines, u->st.proxy_port, u->st.proxy_ro_port, users);
+		free(auth_lines);
 		rc = write_file_atomic(pconf, sb.data, sb.len, 0644, (uid_t)-1, (gid_t)-1, e);
 	}
 	free(pconf);
@@ -409,7 +439,13 @@ static int start_etcd(struct up *u, struct pgha_err *e)
 	const char *argv[] = {u->etcd_bin, "--name", "pgha-up", "--data-dir", data,
 			      "--listen-client-urls", client, "--advertise-client-urls", client,
 			      "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-			      "--initial-cluster", initial, "--initial-cluster-state", "new", NULL};
+			      "--initial-cluster", initial, "--initial-cluster-state", "new",
+			      /*
+			       * Each login (/v3/auth/authenticate) costs a bcrypt: at etcd's default cost
+			       * 10, agents and the proxy starting together time out. The passwords
+			       * are 32 random characters: a low cost loses nothing.
+			       */
+			      "--bcrypt-cost", "4", NULL};
 	struct proc_spec spec = {.argv = argv, .out_fd = fd, .new_session = true};
 	int rc = proc_spawn(&spec, &u->etcd_pid, e);
 	close(fd);
@@ -419,11 +455,22 @@ static int start_etcd(struct up *u, struct pgha_err *e)
 	free(initial);
 	if (rc != 0)
 		return -1;
-	/* Wait until etcd answers. */
-	struct etcd_opts o = {.endpoints = u->etcd_url, .request_timeout_ms = 500, .deadline_ms = 1000};
+	/* Wait until etcd answers (as root once authentication is on: it may be from an earlier run). */
+	char *root_pw = NULL;
+	if (u->st.etcd_auth) {
+		char *path = xasprintf("%s/secrets/etcd-root.password", u->dir);
+		rc = read_secret_file(path, &root_pw, e);
+		free(path);
+		if (rc != 0)
+			return -1;
+	}
+	struct etcd_opts o = {.endpoints = u->etcd_url, .request_timeout_ms = 500, .deadline_ms = 1000,
+			      .username = root_pw ? "root" : NULL, .password = root_pw};
 	struct etcd_client *c = etcd_new(&o, e);
-	if (c == NULL)
+	if (c == NULL) {
+		secret_free(root_pw);
 		return -1;
+	}
 	int64_t deadline = now_ms() + 30000;
 	rc = -1;
 	/* Refused connections are expected until etcd listens: keep them out of the output. */
@@ -447,6 +494,14 @@ static int start_etcd(struct up *u, struct pgha_err *e)
 	log_set_level(saved);
 	if (rc != 0 && u->etcd_pid > 0)
 		err_wrap(e, "etcd did not answer within 30 s (see %s/logs/etcd.log)", u->dir);
+	/* Only user pgha, with its password, may read or write the cluster's keys. */
+	if (rc == 0 && root_pw != NULL) {
+		etcd_set_deadline(c, 5000);
+		rc = etcd_auth_setup(c, root_pw, UP_ETCD_USER, u->etcd_password, "/pgha/", e);
+		if (rc != 0)
+			err_wrap(e, "turning on etcd authentication");
+	}
+	secret_free(root_pw);
 	etcd_free(c);
 	return rc;
 }
@@ -510,7 +565,8 @@ static bool cluster_ready(const struct cluster_view *v, int nodes, struct strbuf
 
 static int wait_ready(struct up *u, struct cluster_view *out, struct pgha_err *e)
 {
-	struct etcd_opts o = {.endpoints = u->etcd_url, .request_timeout_ms = 1000, .deadline_ms = 2000};
+	struct etcd_opts o = {.endpoints = u->etcd_url, .request_timeout_ms = 1000, .deadline_ms = 2000,
+			      .username = u->etcd_password ? UP_ETCD_USER : NULL, .password = u->etcd_password};
 	struct etcd_client *c = etcd_new(&o, e);
 	if (c == NULL)
 		return -1;
@@ -585,10 +641,14 @@ static void print_summary(struct up *u, const struct cluster_view *v, double sec
 	}
 	printf("\nHealth API:  curl http://127.0.0.1:%d/cluster   (node1; /primary, /replica, ...)\n",
 	       u->st.api_port[0]);
-	printf("Members:     %s ctl --etcd %s --cluster %s list\n", u->self_exe, u->etcd_url, u->st.cluster);
+	/* ctl reads etcd's address, the cluster and etcd's credentials from a node's config. */
+	printf("Members:     %s ctl -c %s/node1.conf list\n", u->self_exe, u->dir);
 	if (u->st.nodes > 1)
-		printf("Switchover:  %s ctl --etcd %s --cluster %s switchover --to <member>\n", u->self_exe,
-		       u->etcd_url, u->st.cluster);
+		printf("Switchover:  %s ctl -c %s/node1.conf switchover --to <member>\n", u->self_exe, u->dir);
+	if (u->st.etcd_auth)
+		printf("etcd:        %s with authentication (user " UP_ETCD_USER ", password in "
+		       "%s/secrets/etcd-pgha.password): write access to etcd is control of the cluster\n",
+		       u->etcd_url, u->dir);
 	printf("Logs:        %s/logs/\n", u->dir);
 	printf("Stop:        Ctrl-C (data stays in %s; `pgha up --dir %s` brings it back)\n\n", u->dir, u->dir);
 	fflush(stdout);
@@ -783,5 +843,6 @@ stop:
 	free(u->etcd_bin);
 	free(u->self_exe);
 	free(u->bin_dir);
+	secret_free(u->etcd_password);
 	return code;
 }

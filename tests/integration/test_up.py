@@ -75,6 +75,15 @@ def test_up_starts_three_streaming_members_and_comes_back():
         m = re.search(r"Members:\s+(.*)", out)
         r = subprocess.run(m.group(1).split(), capture_output=True, text=True, timeout=30)
         assert r.returncode == 0 and "leader" in r.stdout, r.stderr
+        # etcd runs with authentication: its keys are the cluster's controls, and nothing
+        # reads or writes them without user pgha's password (a private file).
+        ep = re.search(r"etcd:\s+(http://\S+) with authentication", out).group(1)
+        anon = subprocess.run(["etcdctl", "--endpoints", ep, "put", "/pgha/pgha/leader", "mine"],
+                              capture_output=True, text=True, timeout=30)
+        assert anon.returncode != 0 and "user name is empty" in anon.stderr, anon
+        for f in ("etcd-root.password", "etcd-pgha.password"):
+            assert os.stat(os.path.join(d, "secrets", f)).st_mode & 0o777 == 0o600
+            assert open(os.path.join(d, "secrets", f)).read().strip() not in out
         # Ctrl-C stops everything cleanly.
         os.killpg(proc.pid, signal.SIGINT)
         rest = proc.communicate(timeout=120)[0]
