@@ -56,7 +56,7 @@ static int load_users(struct proxy *px, struct pgha_err *e)
 {
 	char *text;
 	size_t len;
-	if (read_file(px->cfg.auth_file, &text, &len, e) != 0)
+	if (read_secret_text(px->cfg.auth_file, &text, &len, e) != 0)
 		return err_wrap(e, "[auth] auth_file");
 	int rc = 0, lineno = 0;
 	char *save = NULL;
@@ -100,8 +100,7 @@ static int load_users(struct proxy *px, struct pgha_err *e)
 		px->nusers++;
 	}
 out:
-	explicit_bzero(text, len);
-	free(text);
+	secret_wipe_free(text, len);
 	return rc;
 }
 
@@ -306,13 +305,22 @@ int proxy_main(int argc, char **argv)
 		tls_shutdown(px);
 		return 2;
 	}
+	char *etcd_pw = NULL;
 	if (check) {
+		/* Everything the real start reads: the users file (above), auth_user's and etcd's passwords. */
 		int rc = creds_start(px, true, &e);
+		if (rc == 0 && px->cfg.etcd_username[0] &&
+		    (rc = read_secret_file(px->cfg.etcd_password_file, &etcd_pw, &e)) != 0)
+			err_wrap(&e, "[etcd] password_file");
 		if (rc != 0)
 			fprintf(stderr, "pgha proxy: %s\n", e.msg);
 		else
 			printf("%s: OK (%zu users)\n", path, px->nusers);
+		secret_free(etcd_pw);
 		creds_stop(px);
+		free_users(px);
+		tls_shutdown(px);
+		proxy_config_free(&px->cfg);
 		return rc != 0 ? 2 : 0;
 	}
 	log_set_level((enum log_level)px->cfg.log_level);
@@ -321,7 +329,6 @@ int proxy_main(int argc, char **argv)
 	log_set_context(ctx);
 	signal(SIGPIPE, SIG_IGN);
 
-	char *etcd_pw = NULL;
 	if (px->cfg.etcd_username[0] && read_secret_file(px->cfg.etcd_password_file, &etcd_pw, &e) != 0) {
 		log_fatal("[etcd] password_file: %s", e.msg);
 		return 1;
