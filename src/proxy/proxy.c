@@ -95,8 +95,7 @@ static int load_users(struct proxy *px, struct pgha_err *e)
 			field[f] = start;
 		}
 		px->users = xrealloc(px->users, (px->nusers + 1) * sizeof(*px->users));
-		px->users[px->nusers].name = xstrdup(field[0]);
-		px->users[px->nusers].secret = xstrdup(field[1]);
+		px->users[px->nusers] = (struct user_entry){.name = xstrdup(field[0]), .secret = xstrdup(field[1])};
 		px->nusers++;
 	}
 out:
@@ -105,6 +104,16 @@ out:
 }
 
 static void free_users(struct proxy *px);
+
+static void free_user_list(struct user_entry *users, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(users[i].name);
+		secret_free(users[i].secret);
+		secret_free(users[i].verifier);
+	}
+	free(users);
+}
 
 int proxy_reload_users(struct proxy *px, struct pgha_err *e)
 {
@@ -118,11 +127,8 @@ int proxy_reload_users(struct proxy *px, struct pgha_err *e)
 		px->nusers = nold;
 		return -1;
 	}
-	for (size_t i = 0; i < nold; i++) {
-		free(old[i].name);
-		secret_free(old[i].secret);
-	}
-	free(old);
+	creds_users_loaded(px, old, nold);
+	free_user_list(old, nold);
 	return 0;
 }
 
@@ -166,11 +172,7 @@ int proxy_reload(struct proxy *px, struct pgha_err *e)
 
 static void free_users(struct proxy *px)
 {
-	for (size_t i = 0; i < px->nusers; i++) {
-		free(px->users[i].name);
-		secret_free(px->users[i].secret);
-	}
-	free(px->users);
+	free_user_list(px->users, px->nusers);
 	px->users = NULL;
 	px->nusers = 0;
 }
@@ -333,10 +335,11 @@ int proxy_main(int argc, char **argv)
 		log_fatal("[etcd] password_file: %s", e.msg);
 		return 1;
 	}
-	/* Room for max_client_conn clients plus their servers. */
+	/* Room for max_client_conn clients, max_preauth_conn logging in, and their servers. */
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		rlim_t want = (rlim_t)px->cfg.max_client_conn + (rlim_t)px->cfg.pool_size * 64 + 64;
+		rlim_t want = (rlim_t)px->cfg.max_client_conn + (rlim_t)px->cfg.max_preauth_conn +
+			      (rlim_t)px->cfg.pool_size * 64 + 64;
 		if (rl.rlim_cur < want) {
 			rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
 			if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)

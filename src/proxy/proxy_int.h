@@ -105,7 +105,8 @@ struct client {
 	uint8_t cancel_key[4];
 	void *sasl;                /* SCRAM server state while authenticating */
 	uint8_t md5_salt[4];
-	bool auth_lookup;          /* CL_AUTH: waits for auth_query (creds.c) before the challenge */
+	bool auth_lookup;          /* CL_AUTH: waits for auth_query or a verifier (creds.c) before the challenge */
+	bool preauth;              /* not logged in yet: counted in px->npreauth, not in max_client_conn */
 	bool terminated;           /* sent Terminate */
 	bool release_ready;        /* give the server back once its last bytes are out */
 	bool admin;                /* connected to the admin console (database pgha) */
@@ -169,6 +170,13 @@ struct pool {
 struct user_entry {
 	char *name;
 	char *secret;              /* plaintext, "SCRAM-SHA-256$..." or "md5..." */
+	/*
+	 * For a plaintext password: its SCRAM verifier (random salt, 4096
+	 * iterations), derived once per (user, password) by a worker thread
+	 * (creds.c), so a login costs no PBKDF2 and sees the same salt each time.
+	 */
+	char *verifier;
+	bool deriving;             /* being derived: its logins wait (creds_lookup: pending) */
 };
 
 struct proxy {
@@ -180,7 +188,8 @@ struct proxy {
 	int ro_rr;                 /* round robin over standbys */
 	struct link pools;
 	struct link clients_idle;  /* clients not waiting for a server */
-	int nclients;
+	int nclients;              /* every client connection */
+	int npreauth;              /* ... of which not logged in yet (max_preauth_conn) */
 	struct user_entry *users;
 	size_t nusers;
 	struct creds *creds;       /* auth_query answers, SCRAM keys from clients (creds.c) */
