@@ -56,6 +56,8 @@ static bool list_has(const char *list, const char *name)
 	return false;
 }
 
+static int flush_out(struct client *c);
+
 void client_accept(struct proxy *px, int fd, bool ro)
 {
 	int one = 1;
@@ -89,8 +91,27 @@ void client_accept(struct proxy *px, int fd, bool ro)
 	 * packet cannot fill max_client_conn, so logged-in clients and new logins
 	 * go on.
 	 */
-	if (px->npreauth > px->cfg.max_preauth_conn)
-		client_send_error(c, "53300", "too many connections logging in at once (max_preauth_conn)", true);
+	if (px->npreauth > px->cfg.max_preauth_conn) {
+		/* No log line each (under a flood that would be the cost): the tick sums them up. */
+		px->stats_preauth_refused++;
+		pgp_build_error(&c->out, "FATAL", "53300", "too many connections logging in at once (max_preauth_conn)",
+				NULL, NULL);
+		if (flush_out(c) >= 0)
+			client_close(c, "over max_preauth_conn");
+	}
+}
+
+/* Once a second: how many connections max_preauth_conn turned away since the last report. */
+void client_report_refused(struct proxy *px)
+{
+	uint64_t *reported = &px->stats_preauth_refused_logged;
+	if (px->stats_preauth_refused == *reported)
+		return;
+	log_warn("%llu connection(s) refused in the last second: %d connections were logging in already "
+		 "(max_preauth_conn; each has client_login_timeout = %d ms to finish)",
+		 (unsigned long long)(px->stats_preauth_refused - *reported), px->cfg.max_preauth_conn,
+		 px->cfg.client_login_timeout_ms);
+	*reported = px->stats_preauth_refused;
 }
 
 /*

@@ -224,6 +224,7 @@ static void tick(struct proxy *px)
 		l = l->next;
 		client_check_timeouts(c);
 	}
+	client_report_refused(px);
 	/*
 	 * Clients idle for a second give their buffers back: 10,000 idle clients
 	 * then cost little more than their struct (a busy one keeps its buffers).

@@ -203,6 +203,8 @@ struct proxy {
 	uint64_t stats_errors_sent;
 	uint64_t stats_routing_changes;
 	uint64_t stats_clients_total;
+	uint64_t stats_preauth_refused; /* connections refused over max_preauth_conn */
+	uint64_t stats_preauth_refused_logged;   /* ... as many as the log has reported */
 	struct metrics *metrics;
 	int32_t next_cancel_pid;
 	bool paused;               /* admin PAUSE: new transactions wait */
@@ -283,6 +285,7 @@ void client_close(struct client *c, const char *why);
 void client_got_server(struct client *c, struct server *s);
 void client_login_done(struct client *c);
 void client_check_timeouts(struct client *c);
+void client_report_refused(struct proxy *px);
 /* creds.c: the auth_query lookup c waited for is over (failure: why, for the log). */
 void client_auth_lookup_done(struct client *c, const char *secret, const char *failure);
 /* A server answered: forward, and release it at the end of a transaction. */

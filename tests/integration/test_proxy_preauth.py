@@ -179,6 +179,10 @@ def test_idle_sockets_do_not_keep_logins_out(proxy):
             assert b"53300" in body and b"max_preauth_conn" in body, body
             assert time.monotonic() - t < 2
         assert established.execute("SELECT 'still working'").fetchone()[0] == "still working"
+        deadline = time.monotonic() + 5   # refusals are summed up in the log once a second
+        while "1 connection(s) refused in the last second" not in proxy.log():
+            assert time.monotonic() < deadline, "the refusal is not in the log"
+            time.sleep(0.1)
         # The idle sockets are closed after client_login_timeout (checked once a second).
         t = time.monotonic()
         for s in idle:
