@@ -196,12 +196,16 @@ void creds_users_loaded(struct proxy *px, struct user_entry *old, size_t nold)
 		return;   /* --check, or before creds_start() (which comes back here) */
 	for (size_t i = 0; i < px->nusers; i++) {
 		struct user_entry *u = &px->users[i];
-		if (!needs_verifier(u->secret))
+		/* A name too long for a startup packet's user (client.c) never logs in: nothing to derive. */
+		if (!needs_verifier(u->secret) || strlen(u->name) >= sizeof(((struct authq_job *)NULL)->user))
 			continue;
 		struct user_entry *was = NULL;
-		for (size_t k = 0; k < nold && was == NULL; k++)
-			if (strcmp(old[k].name, u->name) == 0 && strcmp(old[k].secret, u->secret) == 0)
-				was = &old[k];
+		/* The same line as before first: a reload of a file with a few changes stays linear. */
+		for (size_t k = 0; k <= nold && was == NULL; k++) {
+			size_t at = k == 0 ? i : k - 1;
+			if (at < nold && strcmp(old[at].name, u->name) == 0 && strcmp(old[at].secret, u->secret) == 0)
+				was = &old[at];
+		}
 		if (was != NULL && was->verifier != NULL) {
 			u->verifier = was->verifier;   /* same password: same verifier, same salt */
 			was->verifier = NULL;
