@@ -493,8 +493,8 @@ struct scram_server *scram_server_new_mock(const char *user, const struct scram_
 	return s;
 }
 
-static struct scram_server *new_doomed(const char *user, const struct scram_mock *mock,
-				       const char *reason, struct pgha_err *e)
+struct scram_server *scram_server_new_doomed(const char *user, const struct scram_mock *mock,
+					     const char *reason, struct pgha_err *e)
 {
 	struct scram_server *s = scram_server_new_mock(user, mock, e);
 
@@ -509,31 +509,31 @@ struct scram_server *scram_server_new_stored(const char *user, const char *store
 	struct pgha_err why;
 
 	if (!stored)
-		return new_doomed(user, mock, "user does not exist", e);
+		return scram_server_new_doomed(user, mock, "user does not exist", e);
 	if (scram_is_verifier(stored)) {
 		struct scram_verifier v;
 		if (scram_verifier_parse(stored, &v, &why) < 0) {
 			char reason[256];
 			snprintf(reason, sizeof(reason), "stored secret: %.200s", why.msg);
-			return new_doomed(user, mock, reason, e);
+			return scram_server_new_doomed(user, mock, reason, e);
 		}
 		struct scram_server *s = scram_server_new(&v, e);
 		scram_verifier_wipe(&v);
 		return s;
 	}
 	if (pgmd5_is_verifier(stored))
-		return new_doomed(user, mock,
+		return scram_server_new_doomed(user, mock,
 				  "the stored secret is an MD5 hash, which cannot be used for SCRAM "
 				  "authentication (store a SCRAM verifier or the plaintext password)",
 				  e);
 	if (stored[0] == '\0')
-		return new_doomed(user, mock, "the stored password is empty", e);
+		return scram_server_new_doomed(user, mock, "the stored password is empty", e);
 
 	char *prepared = NULL;
 	if (scram_prepare_password(stored, &prepared, &why) < 0) {
 		char reason[256];
 		snprintf(reason, sizeof(reason), "stored password: %.200s", why.msg);
-		return new_doomed(user, mock, reason, e);
+		return scram_server_new_doomed(user, mock, reason, e);
 	}
 	secret_free(prepared);
 	return scram_server_new_plain(stored, e);

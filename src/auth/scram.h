@@ -171,6 +171,10 @@ struct scram_server *scram_server_new_plain(const char *password, struct pgha_er
 struct scram_server *scram_server_new_mock(const char *user, const struct scram_mock *mock,
 					   struct pgha_err *e);
 
+/* A mock exchange for a user that exists but cannot do SCRAM; reason goes to the final error (the log). */
+struct scram_server *scram_server_new_doomed(const char *user, const struct scram_mock *mock,
+					     const char *reason, struct pgha_err *e);
+
 /*
  * The one to use: stored is what the user list holds for user — a SCRAM
  * verifier, a plaintext password, an md5 hash, or NULL for an unknown user.

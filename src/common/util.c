@@ -76,33 +76,121 @@ int read_file(const char *path, char **out, size_t *len, struct pgha_err *e)
 	return 0;
 }
 
-int read_secret_file(const char *path, char **out, struct pgha_err *e)
+/*
+ * Mode and owner of an open secret file. Writable by group or others: anyone
+ * there could put in a password of their choosing (refused, as OpenSSH
+ * refuses such keys). Readable by others: warned, as libpq's passfile check
+ * would refuse it but Kubernetes secret mounts are often 0644. Owned by
+ * another user than us or root: that user can change it (warned).
+ */
+static int secret_file_mode_ok(const char *path, const struct stat *st, struct pgha_err *e)
 {
-	struct stat st;
+	unsigned mode = (unsigned)(st->st_mode & 07777);
+	if (!S_ISREG(st->st_mode))
+		return err_set(e, "secret file \"%s\" is not a regular file", path);
+	if (st->st_mode & (S_IWGRP | S_IWOTH))
+		return err_set(e, "secret file \"%s\" has mode %04o: it is writable by %s, who could change "
+			       "the secret; refusing to use it (HINT: chmod 600 %s)", path, mode,
+			       (st->st_mode & S_IWOTH) ? "every user" : "its group", path);
+	if (st->st_mode & S_IROTH)
+		log_warn("secret file \"%s\" has mode %04o: every user of this machine can read it "
+			 "(HINT: chmod 600 %s)", path, mode, path);
+	if (st->st_uid != geteuid() && st->st_uid != 0)
+		log_warn("secret file \"%s\" is owned by uid %u, not by this process's user (uid %u) or root: "
+			 "that user can change it (HINT: chown %u %s)", path, (unsigned)st->st_uid,
+			 (unsigned)geteuid(), (unsigned)geteuid(), path);
+	return 0;
+}
+
+/* Read all of fd into a buffer that is wiped whenever it moves or is given back. */
+static int read_secret_fd(int fd, const char *path, size_t hint, char **out, size_t *len, struct pgha_err *e)
+{
+	size_t cap = hint + 1 < 4096 ? 4096 : hint + 1, n = 0;
+	char *buf = xmalloc(cap);
+	for (;;) {
+		if (n + 1 == cap) {
+			if (cap > 64 * 1024 * 1024) {
+				secret_wipe_free(buf, cap);
+				return err_set(e, "secret file \"%s\" is larger than 64 MB", path);
+			}
+			char *bigger = xmalloc(cap * 2);
+			memcpy(bigger, buf, n);
+			secret_wipe_free(buf, cap);
+			buf = bigger;
+			cap *= 2;
+		}
+		ssize_t r = read(fd, buf + n, cap - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int saved = errno;
+			secret_wipe_free(buf, cap);
+			return err_set(e, "cannot read secret file \"%s\": %s", path, strerror(saved));
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+int read_secret_text(const char *path, char **out, size_t *len, struct pgha_err *e)
+{
 	if (path == NULL || path[0] == '\0')
 		return err_set(e, "no secret file given");
-	if (stat(path, &st) != 0)
-		return err_set(e, "cannot read secret file \"%s\": %s", path, strerror(errno));
-	if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode))
-		return err_set(e, "secret file \"%s\" is not a regular file", path);
+	/* One open: the file checked is the file read. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);   /* a FIFO must not hang us */
+	if (fd < 0)
+		return err_set(e, "cannot open secret file \"%s\": %s", path, strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		int saved = errno;
+		close(fd);
+		return err_set(e, "cannot stat secret file \"%s\": %s", path, strerror(saved));
+	}
+	int rc = secret_file_mode_ok(path, &st, e);
+	if (rc == 0)
+		rc = read_secret_fd(fd, path, (size_t)st.st_size, out, len, e);
+	close(fd);
+	if (rc != 0)
+		return -1;
+	const char *nul = memchr(*out, '\0', *len);
+	if (nul != NULL) {
+		size_t at = (size_t)(nul - *out);
+		secret_wipe_free(*out, *len);
+		*out = NULL;
+		return err_set(e, "secret file \"%s\" holds a NUL byte (at byte %zu): a secret cannot contain "
+			       "one, and it would cut the secret short (HINT: write the file as text)", path, at);
+	}
+	return 0;
+}
+
+int read_secret_file(const char *path, char **out, struct pgha_err *e)
+{
 	char *data;
 	size_t len;
-	if (read_file(path, &data, &len, e) != 0)
+	if (read_secret_text(path, &data, &len, e) != 0)
 		return -1;
 	size_t n = strcspn(data, "\r\n");
 	if (n == 0) {
-		secret_free(data);
-		return err_set(e, "secret file \"%s\" is empty (its first line holds the password)", path);
-	}
-	if (memchr(data, '\0', n) != NULL) {
-		secret_free(data);
-		return err_set(e, "secret file \"%s\" holds a NUL byte", path);
+		secret_wipe_free(data, len);
+		return err_set(e, "secret file \"%s\" is empty (its first line holds the secret)", path);
 	}
 	char *s = xstrndup(data, n);
-	explicit_bzero(data, len);
-	free(data);
+	secret_wipe_free(data, len);
 	*out = s;
 	return 0;
+}
+
+void secret_wipe_free(void *p, size_t len)
+{
+	if (p == NULL)
+		return;
+	explicit_bzero(p, len);
+	free(p);
 }
 
 void secret_free(char *s)

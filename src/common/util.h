@@ -19,12 +19,22 @@ int64_t wall_ms(void);
 void sleep_ms(int64_t ms);
 
 /*
- * Read a secret (password) from a file: the first line, without the trailing
- * newline. Refuses an empty file and a file readable by group or others is
- * accepted with a warning (Kubernetes secret mounts are often 0644). The
- * caller frees *out with secret_free(), which wipes it.
+ * Files holding secrets (passwords, tokens, the proxy's users file). The
+ * file is opened once and checked before it is read: a file writable by group
+ * or others is refused (its mode and `chmod 600 FILE` in the error), one
+ * readable by others or owned by another user than ours or root is used with
+ * a warning, and a NUL byte anywhere is refused (it would cut a secret short).
+ */
+/* The whole file, NUL-terminated; free *out with secret_wipe_free(*out, *len). */
+int read_secret_text(const char *path, char **out, size_t *len, struct pgha_err *e) PGHA_MUSTCHECK;
+/*
+ * A secret (password, token): the first line, without the line end; an
+ * empty first line is refused. The caller frees *out with secret_free(),
+ * which wipes it.
  */
 int read_secret_file(const char *path, char **out, struct pgha_err *e) PGHA_MUSTCHECK;
+/* Wipe len bytes at p and free it (NULL is fine). */
+void secret_wipe_free(void *p, size_t len);
 void secret_free(char *s);
 
 /* Read a whole (small) file. *out is NUL-terminated; the caller frees it. */

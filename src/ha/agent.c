@@ -91,6 +91,15 @@ static int load_secrets(struct agent *a, struct pgha_err *e)
 	return 0;
 }
 
+static void free_secrets(struct agent *a)
+{
+	secret_free(a->su_password);
+	secret_free(a->repl_password);
+	secret_free(a->etcd_password);
+	secret_free(a->api_token);
+	a->su_password = a->repl_password = a->etcd_password = a->api_token = NULL;
+}
+
 static int setup_user(struct agent *a, struct pgha_err *e)
 {
 	if (geteuid() != 0) {
@@ -746,10 +755,7 @@ static void agent_free(struct agent *a)
 	cluster_view_free(&a->view);
 	cluster_view_free(&a->api_view);
 	api_source_destroy(&a->api);
-	secret_free(a->su_password);
-	secret_free(a->repl_password);
-	secret_free(a->etcd_password);
-	secret_free(a->api_token);
+	free_secrets(a);
 	free(a->prefix);
 	free(a->key_leader);
 	free(a->key_init);
@@ -807,9 +813,15 @@ int agent_main(int argc, char **argv)
 		return 2;
 	}
 	if (check_only) {
-		printf("%s: OK\n", path);
+		/* Everything the real start reads: a missing or unsafe secret file fails here too. */
+		int rc = load_secrets(a, &e);
+		if (rc != 0)
+			fprintf(stderr, "pgha agent: %s: %s\n", path, e.msg);
+		else
+			printf("%s: OK\n", path);
+		free_secrets(a);
 		agent_config_free(&a->cfg);
-		return 0;
+		return rc != 0 ? 2 : 0;
 	}
 	log_set_level((enum log_level)a->cfg.log_level);
 	if (level != NULL) {

@@ -16,6 +16,7 @@
 
 #include <libpq-fe.h>
 
+#include "auth/scram.h"
 #include "common/strbuf.h"
 #include "common/util.h"
 
@@ -255,6 +256,23 @@ static void lookup(struct worker *w, struct authq_job *j, const char *password)
 	j->took_ms = now_ms() - start;
 }
 
+/* A users-file password's SCRAM verifier: a random salt, PostgreSQL's iteration count. */
+static void derive(struct authq_job *j)
+{
+	int64_t start = now_ms();
+	struct scram_verifier v;
+	struct pgha_err e;
+	if (scram_verifier_from_password(j->password, SCRAM_DEFAULT_ITERATIONS, &v, &e) != 0) {
+		j->status = AUTHQ_FAILED;
+		snprintf(j->detail, sizeof(j->detail), "%.300s", e.msg);
+	} else {
+		j->status = AUTHQ_FOUND;
+		j->secret = scram_verifier_format(&v);
+	}
+	scram_verifier_wipe(&v);
+	j->took_ms = now_ms() - start;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -282,10 +300,13 @@ static void *worker_main(void *arg)
 		if (q->todo == NULL)
 			q->todo_tail = &q->todo;
 		j->next = NULL;
-		char *password = xstrdup(q->password);
+		char *password = j->kind == AUTHQ_LOOKUP ? xstrdup(q->password) : NULL;
 		pthread_mutex_unlock(&q->mu);
 
-		lookup(w, j, password);
+		if (j->kind == AUTHQ_DERIVE)
+			derive(j);
+		else
+			lookup(w, j, password);
 		secret_free(password);
 
 		pthread_mutex_lock(&q->mu);
@@ -313,10 +334,10 @@ struct authq *authq_start(const struct authq_opts *o, struct pgha_err *e)
 	pthread_cond_init(&q->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	q->todo_tail = &q->todo;
-	q->user = xstrdup(o->user);
-	q->password = xstrdup(o->password);
-	q->dbname = xstrdup(o->dbname);
-	q->query = xstrdup(o->query);
+	q->user = xstrdup(o->user ? o->user : "");
+	q->password = xstrdup(o->password ? o->password : "");
+	q->dbname = xstrdup(o->dbname ? o->dbname : "");
+	q->query = xstrdup(o->query ? o->query : "");
 	q->timeout_ms = o->timeout_ms;
 	q->nworkers = o->workers < 1 ? 1 : o->workers > AUTHQ_WORKERS ? AUTHQ_WORKERS : o->workers;
 	q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -381,6 +402,7 @@ void authq_job_free(struct authq_job *j)
 	if (j == NULL)
 		return;
 	secret_free(j->secret);
+	secret_free(j->password);
 	explicit_bzero(j, sizeof(*j));
 	free(j);
 }

@@ -10,6 +10,10 @@
  * server gets statement_timeout too. A worker keeps its connection for the
  * next job to the same target and closes it after a while unused.
  *
+ * The same workers derive SCRAM verifiers from the users file's plaintext
+ * passwords (AUTHQ_DERIVE jobs: one PBKDF2 each, a few ms of CPU the event
+ * loop must not spend); with no auth_user (opts.user NULL) they do only that.
+ *
  * Ownership: a submitted job belongs to the workers until authq_take_done()
  * hands it back; the caller frees it with authq_job_free() (which wipes the
  * secret). The auth_user password is copied (authq_set_password() replaces
@@ -31,10 +35,17 @@ enum authq_status {
 	AUTHQ_FAILED,      /* the lookup could not run (detail says why) */
 };
 
+enum authq_kind {
+	AUTHQ_LOOKUP,      /* run auth_query for user on host:port */
+	AUTHQ_DERIVE,      /* SCRAM verifier of password: FOUND with it in secret, or FAILED */
+};
+
 struct authq_job {
 	struct authq_job *next;
 	/* in */
+	enum authq_kind kind;
 	char user[64];
+	char *password;            /* AUTHQ_DERIVE: a copy, wiped by authq_job_free() */
 	char host[256];
 	int port;
 	int64_t hold_until_ms;     /* the loop's: held while no server is known (creds.c) */
@@ -46,7 +57,7 @@ struct authq_job {
 };
 
 struct authq_opts {
-	const char *user;        /* auth_user */
+	const char *user;        /* auth_user; NULL: AUTHQ_DERIVE jobs only */
 	const char *password;
 	const char *dbname;
 	const char *query;       /* $1 = the user name */

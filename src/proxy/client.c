@@ -56,6 +56,8 @@ static bool list_has(const char *list, const char *name)
 	return false;
 }
 
+static int flush_out(struct client *c);
+
 void client_accept(struct proxy *px, int fd, bool ro)
 {
 	int one = 1;
@@ -79,12 +81,60 @@ void client_accept(struct proxy *px, int fd, bool ro)
 	link_init(&c->node);
 	link_add_tail(&px->clients_idle, &c->node);
 	px->nclients++;
+	c->preauth = true;
+	px->npreauth++;
 	px->stats_clients_total++;
 	proxy_watch(px, &c->tag, EPOLLIN);
-	if (px->nclients > px->cfg.max_client_conn) {
-		client_send_error(c, "53300", "too many client connections (max_client_conn)", true);
-		return;
+	/*
+	 * Connections that have not logged in have their own limit and a short
+	 * timeout (client_login_timeout): sockets that never send a startup
+	 * packet cannot fill max_client_conn, so logged-in clients and new logins
+	 * go on.
+	 */
+	if (px->npreauth > px->cfg.max_preauth_conn) {
+		/* No log line each (under a flood that would be the cost): the tick sums them up. */
+		px->stats_preauth_refused++;
+		pgp_build_error(&c->out, "FATAL", "53300", "too many connections logging in at once (max_preauth_conn)",
+				NULL, NULL);
+		if (flush_out(c) >= 0)
+			client_close(c, "over max_preauth_conn");
 	}
+}
+
+/* Once a second: how many connections max_preauth_conn turned away since the last report. */
+void client_report_refused(struct proxy *px)
+{
+	uint64_t *reported = &px->stats_preauth_refused_logged;
+	if (px->stats_preauth_refused == *reported)
+		return;
+	log_warn("%llu connection(s) refused in the last second: %d connections were logging in already "
+		 "(max_preauth_conn; each has client_login_timeout = %d ms to finish)",
+		 (unsigned long long)(px->stats_preauth_refused - *reported), px->cfg.max_preauth_conn,
+		 px->cfg.client_login_timeout_ms);
+	*reported = px->stats_preauth_refused;
+}
+
+/*
+ * Would c, logged in, go past max_client_conn? Then it is refused (53300) and
+ * closed. Checked after the startup packet, so that libpq shows the message
+ * (an error in answer to its SSLRequest loses it), and again at the login.
+ */
+static bool refused_over_max_client_conn(struct client *c)
+{
+	struct proxy *px = c->px;
+	int logged_in = px->nclients - px->npreauth + (c->preauth ? 1 : 0);
+	if (logged_in <= px->cfg.max_client_conn)
+		return false;
+	client_send_error(c, "53300", "too many client connections (max_client_conn)", true);
+	return true;
+}
+
+/* c has authenticated: it counts in max_client_conn now. false: refused (closed). */
+static bool client_logged_in(struct client *c)
+{
+	c->preauth = false;
+	c->px->npreauth--;
+	return !refused_over_max_client_conn(c);
 }
 
 static void client_free(struct client *c)
@@ -95,6 +145,8 @@ static void client_free(struct client *c)
 	close(c->tag.fd);
 	link_del(&c->node);
 	px->nclients--;
+	if (c->preauth)
+		px->npreauth--;
 	if (c->sasl)
 		scram_server_free(c->sasl);
 	relay_free(c);
@@ -275,6 +327,8 @@ void client_login_done(struct client *c)
 
 static void auth_ok(struct client *c)
 {
+	if (!client_logged_in(c))
+		return;
 	pgp_build_auth_ok(&c->out);
 	if (c->admin) {
 		if (!admin_allowed(c->px, c->user)) {
@@ -333,7 +387,7 @@ static void auth_challenge(struct client *c, const char *secret)
 		}
 		pgp_build_auth_md5(&c->out, c->md5_salt);
 	} else {
-		c->sasl = scram_server_new_stored(c->user, secret, NULL, &e);
+		c->sasl = creds_scram_server(c->px, c->user, secret, &e);
 		if (c->sasl == NULL) {
 			client_send_error(c, "XX000", e.msg, true);
 			return;
@@ -350,6 +404,8 @@ static void auth_challenge(struct client *c, const char *secret)
 /* After the startup packet: trust, or find the user's secret (maybe with auth_query) and challenge. */
 static void auth_start(struct client *c)
 {
+	if (refused_over_max_client_conn(c))
+		return;
 	if (strcmp(c->px->cfg.auth_type, "trust") == 0) {
 		auth_ok(c);
 		return;
@@ -374,6 +430,7 @@ static void auth_start(struct client *c)
 void client_auth_lookup_done(struct client *c, const char *secret, const char *failure)
 {
 	c->auth_lookup = false;
+	c->since_ms = c->px->now_ms;   /* the login timeout counts the client's own steps from here */
 	if (failure != NULL) {
 		/* The reason (auth_user's login, the query, the server) is in the proxy's log. */
 		char msg[300];
@@ -686,7 +743,8 @@ void client_check_timeouts(struct client *c)
 {
 	const struct proxy_config *cfg = &c->px->cfg;
 	int64_t age = c->px->now_ms - c->since_ms;
-	if ((c->state == CL_STARTUP || c->state == CL_TLS || c->state == CL_AUTH) &&
+	/* A wait for auth_query or a verifier has bounds of its own (auth_query_timeout, hold_timeout). */
+	if ((c->state == CL_STARTUP || c->state == CL_TLS || (c->state == CL_AUTH && !c->auth_lookup)) &&
 	    age > cfg->client_login_timeout_ms)
 		client_send_error(c, "08006", "login timed out", true);
 	else if (c->state == CL_LOGIN && age > cfg->hold_timeout_ms)

@@ -32,7 +32,8 @@ struct cred {
 
 struct creds {
 	struct cred *buckets[NBUCKETS];
-	struct authq *q;           /* NULL: no auth_query */
+	struct authq *q;           /* workers: derivations, and lookups when auth_query is on */
+	bool lookups;              /* [auth] auth_user is set: users not in the file are looked up */
 	int nfetching;
 	struct authq_job *held;    /* lookups waiting for a server to run on */
 };
@@ -105,18 +106,20 @@ int creds_start(struct proxy *px, bool check_only, struct pgha_err *e)
 {
 	px->creds = xcalloc(1, sizeof(*px->creds));
 	const struct proxy_config *cfg = &px->cfg;
-	if (cfg->auth_user[0] == '\0')
-		return 0;
 	char *pw = NULL;
-	if (auth_user_password(px, &pw, e) != 0)
+	px->creds->lookups = cfg->auth_user[0] != '\0';
+	if (px->creds->lookups && auth_user_password(px, &pw, e) != 0)
 		return -1;
 	if (check_only) {
 		secret_free(pw);
 		return 0;
 	}
-	struct authq_opts o = {.user = cfg->auth_user, .password = pw, .dbname = cfg->auth_dbname,
-			       .query = cfg->auth_query, .timeout_ms = cfg->auth_query_timeout_ms,
-			       .workers = AUTHQ_WORKERS};
+	/* Without auth_query, one worker derives the users file's verifiers. */
+	struct authq_opts o = {.workers = 1};
+	if (px->creds->lookups)
+		o = (struct authq_opts){.user = cfg->auth_user, .password = pw, .dbname = cfg->auth_dbname,
+					.query = cfg->auth_query, .timeout_ms = cfg->auth_query_timeout_ms,
+					.workers = AUTHQ_WORKERS};
 	px->creds->q = authq_start(&o, e);
 	secret_free(pw);
 	if (px->creds->q == NULL)
@@ -124,14 +127,16 @@ int creds_start(struct proxy *px, bool check_only, struct pgha_err *e)
 	px->authq_tag.kind = FD_AUTHQ;
 	px->authq_tag.fd = authq_fd(px->creds->q);
 	proxy_watch(px, &px->authq_tag, EPOLLIN);
-	log_info("auth_query: users not in the users file are looked up as \"%s\" (database \"%s\", "
-		 "answers reused for %d ms)", cfg->auth_user, cfg->auth_dbname, cfg->auth_query_cache_ms);
+	creds_users_loaded(px, NULL, 0);
+	if (px->creds->lookups)
+		log_info("auth_query: users not in the users file are looked up as \"%s\" (database \"%s\", "
+			 "answers reused for %d ms)", cfg->auth_user, cfg->auth_dbname, cfg->auth_query_cache_ms);
 	return 0;
 }
 
 int creds_reload(struct proxy *px, struct pgha_err *e)
 {
-	if (px->creds == NULL || px->creds->q == NULL)
+	if (px->creds == NULL || !px->creds->lookups)
 		return 0;
 	char *pw = NULL;
 	if (auth_user_password(px, &pw, e) != 0)
@@ -166,6 +171,65 @@ void creds_stop(struct proxy *px)
 	px->creds = NULL;
 }
 
+/* ---- the users file's verifiers ---------------------------------------------- */
+
+/* A plaintext password (not a verifier or an md5 hash, not empty): SCRAM needs its verifier. */
+static bool needs_verifier(const char *secret)
+{
+	return secret[0] != '\0' && !scram_is_verifier(secret) && !pgmd5_is_verifier(secret);
+}
+
+static void derive_submit(struct creds *cs, struct user_entry *u)
+{
+	struct authq_job *j = xcalloc(1, sizeof(*j));
+	j->kind = AUTHQ_DERIVE;
+	snprintf(j->user, sizeof(j->user), "%s", u->name);
+	j->password = xstrdup(u->secret);
+	u->deriving = true;
+	authq_submit(cs->q, j);
+}
+
+void creds_users_loaded(struct proxy *px, struct user_entry *old, size_t nold)
+{
+	struct creds *cs = px->creds;
+	if (cs == NULL || cs->q == NULL)
+		return;   /* --check, or before creds_start() (which comes back here) */
+	for (size_t i = 0; i < px->nusers; i++) {
+		struct user_entry *u = &px->users[i];
+		/* A name too long for a startup packet's user (client.c) never logs in: nothing to derive. */
+		if (!needs_verifier(u->secret) || strlen(u->name) >= sizeof(((struct authq_job *)NULL)->user))
+			continue;
+		struct user_entry *was = NULL;
+		/* The same line as before first: a reload of a file with a few changes stays linear. */
+		for (size_t k = 0; k <= nold && was == NULL; k++) {
+			size_t at = k == 0 ? i : k - 1;
+			if (at < nold && strcmp(old[at].name, u->name) == 0 && strcmp(old[at].secret, u->secret) == 0)
+				was = &old[at];
+		}
+		if (was != NULL && was->verifier != NULL) {
+			u->verifier = was->verifier;   /* same password: same verifier, same salt */
+			was->verifier = NULL;
+		} else if (was != NULL && was->deriving) {
+			u->deriving = true;            /* its job's answer matches this entry too */
+		} else {
+			derive_submit(cs, u);
+		}
+	}
+}
+
+struct scram_server *creds_scram_server(struct proxy *px, const char *user, const char *secret,
+					struct pgha_err *e)
+{
+	const struct user_entry *u = proxy_user(px, user);
+	if (u != NULL && u->verifier != NULL)
+		return scram_server_new_stored(user, u->verifier, NULL, e);
+	if (u != NULL && needs_verifier(u->secret))
+		/* Its derivation failed (logged): fail at the end, as for a wrong password. */
+		return scram_server_new_doomed(user, NULL, "no SCRAM verifier could be derived from the users "
+					       "file's password (see the proxy's log)", e);
+	return scram_server_new_stored(user, secret, NULL, e);
+}
+
 /* ---- client logins ---------------------------------------------------------- */
 
 const char *creds_secret(struct proxy *px, const char *user)
@@ -195,7 +259,9 @@ enum creds_lookup creds_lookup(struct proxy *px, const char *user, const char **
 	const struct user_entry *u = proxy_user(px, user);
 	struct creds *cs = px->creds;
 	*secret = u ? u->secret : NULL;
-	if (u != NULL || cs == NULL || cs->q == NULL)
+	if (u != NULL && u->deriving)
+		return CREDS_PENDING;   /* right after a (re)load: its verifier comes in milliseconds */
+	if (u != NULL || cs == NULL || !cs->lookups)
 		return CREDS_KNOWN;
 	struct cred *cr = cred_find(cs, user);
 	if (cr != NULL && cr->fetching)
@@ -229,8 +295,48 @@ static const char *secret_kind(const char *s)
 	return scram_is_verifier(s) ? "SCRAM verifier" : pgmd5_is_verifier(s) ? "md5 hash" : "plaintext";
 }
 
+/*
+ * Wake the clients waiting for user's lookup or verifier. client_auth_lookup_done()
+ * sends the challenge or an error, and may close (free) that client only.
+ */
+static void wake_clients(struct proxy *px, const char *user, const char *secret, const char *failure)
+{
+	for (struct link *l = px->clients_idle.next; l != &px->clients_idle;) {
+		struct client *c = link_entry(l, struct client, node);
+		l = l->next;
+		if (c->state == CL_AUTH && c->auth_lookup && strcmp(c->user, user) == 0)
+			client_auth_lookup_done(c, secret, failure);
+	}
+}
+
+static void derived(struct proxy *px, struct authq_job *j)
+{
+	struct user_entry *u = (struct user_entry *)proxy_user(px, j->user);
+	/* Answers for a password replaced by a reload since are dropped: its own job follows. */
+	if (u == NULL || !u->deriving || strcmp(u->secret, j->password) != 0) {
+		authq_job_free(j);
+		return;
+	}
+	u->deriving = false;
+	if (j->status == AUTHQ_FOUND) {
+		log_debug("users file: SCRAM verifier of user \"%s\" derived in %lld ms", j->user,
+			  (long long)j->took_ms);
+		u->verifier = j->secret;
+		j->secret = NULL;
+	} else {
+		log_warn("users file: user \"%s\": no SCRAM verifier can be derived from its password (%s): "
+			 "its SCRAM logins fail", j->user, j->detail);
+	}
+	wake_clients(px, u->name, u->secret, NULL);
+	authq_job_free(j);
+}
+
 static void answered(struct proxy *px, struct authq_job *j)
 {
+	if (j->kind == AUTHQ_DERIVE) {
+		derived(px, j);
+		return;
+	}
 	struct creds *cs = px->creds;
 	struct cred *cr = cred_get(cs, j->user);
 	if (cr->fetching) {
@@ -260,16 +366,7 @@ static void answered(struct proxy *px, struct authq_job *j)
 		cr->answered_ms = 0;   /* the next login tries again */
 		break;
 	}
-	/*
-	 * Wake the clients waiting for this user. client_auth_lookup_done() sends
-	 * the challenge or an error, and may close (free) that client only.
-	 */
-	for (struct link *l = px->clients_idle.next; l != &px->clients_idle;) {
-		struct client *c = link_entry(l, struct client, node);
-		l = l->next;
-		if (c->state == CL_AUTH && c->auth_lookup && strcmp(c->user, j->user) == 0)
-			client_auth_lookup_done(c, cr->secret, j->status == AUTHQ_FAILED ? j->detail : NULL);
-	}
+	wake_clients(px, j->user, cr->secret, j->status == AUTHQ_FAILED ? j->detail : NULL);
 	authq_job_free(j);
 }
 

@@ -7,6 +7,11 @@
  *    query on the leader, else a standby); the answer (a SCRAM verifier, an
  *    md5 hash, or "no such user") serves new logins for auth_query_cache,
  *    and the last secret found stays for server logins.
+ *  - SCRAM verifiers of the users file's plaintext passwords, derived by
+ *    authq.c's workers when the file is loaded (and again only for a
+ *    password that changed at a reload): the event loop never runs PBKDF2,
+ *    and a user's salt stays the same from one login to the next, like a
+ *    mock user's (scram.h), so the two cannot be told apart.
  *  - SCRAM keys: a client that authenticated with SCRAM against a verifier
  *    gave away its ClientKey; it is kept per user (memory only, wiped when
  *    freed) and answers PostgreSQL's SCRAM challenge when the server stores
@@ -19,11 +24,13 @@
 #define PGHA_PROXY_CREDS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "auth/scram.h"
 #include "common/err.h"
 
 struct proxy;
+struct user_entry;
 
 /* Lookups waiting or running at most; more logins of new users are refused (53300). */
 #define CREDS_MAX_LOOKUPS 1000
@@ -36,6 +43,12 @@ struct proxy;
 int creds_start(struct proxy *px, bool check_only, struct pgha_err *e) PGHA_MUSTCHECK;
 /* After the users file was reloaded: auth_user's password again (file or users file). */
 int creds_reload(struct proxy *px, struct pgha_err *e) PGHA_MUSTCHECK;
+/*
+ * px->users was (re)loaded, old/nold is the previous list (freed by the
+ * caller after this): plaintext passwords keep their verifier when unchanged,
+ * others are queued for derivation.
+ */
+void creds_users_loaded(struct proxy *px, struct user_entry *old, size_t nold);
 void creds_stop(struct proxy *px);
 
 /* The secret for user: the users file's, else the last one auth_query found; NULL if none. */
@@ -43,12 +56,19 @@ const char *creds_secret(struct proxy *px, const char *user);
 
 enum creds_lookup {
 	CREDS_KNOWN,     /* *secret is the users file's or a cached answer (NULL: no such user) */
-	CREDS_PENDING,   /* a lookup runs: client_auth_lookup_done() comes later */
+	CREDS_PENDING,   /* a lookup or derivation runs: client_auth_lookup_done() comes later */
 	CREDS_FAILED,    /* no lookup possible now: e says why (for the log) */
 };
 /* For a client's login: what to authenticate it against. */
 enum creds_lookup creds_lookup(struct proxy *px, const char *user, const char **secret,
 			       struct pgha_err *e);
+/*
+ * The SCRAM exchange for a client of user whose secret creds_lookup() gave:
+ * a users-file password runs against its derived verifier (never PBKDF2
+ * here), a secret that cannot do SCRAM or an unknown user against a mock.
+ */
+struct scram_server *creds_scram_server(struct proxy *px, const char *user, const char *secret,
+					struct pgha_err *e);
 /* The lookup eventfd is readable: take the answers, wake the clients waiting. */
 void creds_lookups_done(struct proxy *px);
 /* A new topology: lookups held for want of a server go now. */

@@ -108,6 +108,13 @@ void metrics_render(struct proxy *px)
 	sb_puts(&sb, "# HELP pgha_proxy_clients_accepted_total Client connections accepted.\n"
 		     "# TYPE pgha_proxy_clients_accepted_total counter\n");
 	sb_printf(&sb, "pgha_proxy_clients_accepted_total %llu\n", (unsigned long long)px->stats_clients_total);
+	sb_puts(&sb, "# HELP pgha_proxy_clients_logging_in Client connections not logged in yet.\n"
+		     "# TYPE pgha_proxy_clients_logging_in gauge\n");
+	sb_printf(&sb, "pgha_proxy_clients_logging_in %d\n", px->npreauth);
+	sb_puts(&sb, "# HELP pgha_proxy_clients_refused_preauth_total Connections refused over max_preauth_conn.\n"
+		     "# TYPE pgha_proxy_clients_refused_preauth_total counter\n");
+	sb_printf(&sb, "pgha_proxy_clients_refused_preauth_total %llu\n",
+		  (unsigned long long)px->stats_preauth_refused);
 	sb_puts(&sb, "# HELP pgha_proxy_servers Server connections by pool and state.\n# TYPE pgha_proxy_servers gauge\n"
 		     "# HELP pgha_proxy_clients_waiting Clients waiting for a server (failover hold included).\n"
 		     "# TYPE pgha_proxy_clients_waiting gauge\n");

@@ -56,7 +56,7 @@ static int load_users(struct proxy *px, struct pgha_err *e)
 {
 	char *text;
 	size_t len;
-	if (read_file(px->cfg.auth_file, &text, &len, e) != 0)
+	if (read_secret_text(px->cfg.auth_file, &text, &len, e) != 0)
 		return err_wrap(e, "[auth] auth_file");
 	int rc = 0, lineno = 0;
 	char *save = NULL;
@@ -95,17 +95,25 @@ static int load_users(struct proxy *px, struct pgha_err *e)
 			field[f] = start;
 		}
 		px->users = xrealloc(px->users, (px->nusers + 1) * sizeof(*px->users));
-		px->users[px->nusers].name = xstrdup(field[0]);
-		px->users[px->nusers].secret = xstrdup(field[1]);
+		px->users[px->nusers] = (struct user_entry){.name = xstrdup(field[0]), .secret = xstrdup(field[1])};
 		px->nusers++;
 	}
 out:
-	explicit_bzero(text, len);
-	free(text);
+	secret_wipe_free(text, len);
 	return rc;
 }
 
 static void free_users(struct proxy *px);
+
+static void free_user_list(struct user_entry *users, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(users[i].name);
+		secret_free(users[i].secret);
+		secret_free(users[i].verifier);
+	}
+	free(users);
+}
 
 int proxy_reload_users(struct proxy *px, struct pgha_err *e)
 {
@@ -119,11 +127,8 @@ int proxy_reload_users(struct proxy *px, struct pgha_err *e)
 		px->nusers = nold;
 		return -1;
 	}
-	for (size_t i = 0; i < nold; i++) {
-		free(old[i].name);
-		secret_free(old[i].secret);
-	}
-	free(old);
+	creds_users_loaded(px, old, nold);
+	free_user_list(old, nold);
 	return 0;
 }
 
@@ -168,11 +173,7 @@ int proxy_reload(struct proxy *px, struct pgha_err *e)
 
 static void free_users(struct proxy *px)
 {
-	for (size_t i = 0; i < px->nusers; i++) {
-		free(px->users[i].name);
-		secret_free(px->users[i].secret);
-	}
-	free(px->users);
+	free_user_list(px->users, px->nusers);
 	px->users = NULL;
 	px->nusers = 0;
 }
@@ -224,6 +225,7 @@ static void tick(struct proxy *px)
 		l = l->next;
 		client_check_timeouts(c);
 	}
+	client_report_refused(px);
 	/*
 	 * Clients idle for a second give their buffers back: 10,000 idle clients
 	 * then cost little more than their struct (a busy one keeps its buffers).
@@ -307,13 +309,22 @@ int proxy_main(int argc, char **argv)
 		tls_shutdown(px);
 		return 2;
 	}
+	char *etcd_pw = NULL;
 	if (check) {
+		/* Everything the real start reads: the users file (above), auth_user's and etcd's passwords. */
 		int rc = creds_start(px, true, &e);
+		if (rc == 0 && px->cfg.etcd_username[0] &&
+		    (rc = read_secret_file(px->cfg.etcd_password_file, &etcd_pw, &e)) != 0)
+			err_wrap(&e, "[etcd] password_file");
 		if (rc != 0)
 			fprintf(stderr, "pgha proxy: %s\n", e.msg);
 		else
 			printf("%s: OK (%zu users)\n", path, px->nusers);
+		secret_free(etcd_pw);
 		creds_stop(px);
+		free_users(px);
+		tls_shutdown(px);
+		proxy_config_free(&px->cfg);
 		return rc != 0 ? 2 : 0;
 	}
 	log_set_level((enum log_level)px->cfg.log_level);
@@ -322,15 +333,15 @@ int proxy_main(int argc, char **argv)
 	log_set_context(ctx);
 	signal(SIGPIPE, SIG_IGN);
 
-	char *etcd_pw = NULL;
 	if (px->cfg.etcd_username[0] && read_secret_file(px->cfg.etcd_password_file, &etcd_pw, &e) != 0) {
 		log_fatal("[etcd] password_file: %s", e.msg);
 		return 1;
 	}
-	/* Room for max_client_conn clients plus their servers. */
+	/* Room for max_client_conn clients, max_preauth_conn logging in, and their servers. */
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		rlim_t want = (rlim_t)px->cfg.max_client_conn + (rlim_t)px->cfg.pool_size * 64 + 64;
+		rlim_t want = (rlim_t)px->cfg.max_client_conn + (rlim_t)px->cfg.max_preauth_conn +
+			      (rlim_t)px->cfg.pool_size * 64 + 64;
 		if (rl.rlim_cur < want) {
 			rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
 			if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)

@@ -35,7 +35,11 @@ static const struct config_option proxy_options[] = {
 	O("proxy", "pool_size", OPT_INT, pool_size, "20", 1, 10000, OPT_RELOAD,
 	  "server connections per (database, user, port)"),
 	O("proxy", "max_client_conn", OPT_INT, max_client_conn, "10000", 1, 1000000, OPT_RELOAD,
-	  "client connections accepted at once; more are refused with an error"),
+	  "logged-in client connections at once; more are refused with an error (53300)"),
+	O("proxy", "max_preauth_conn", OPT_INT, max_preauth_conn, "1000", 1, 1000000, OPT_RELOAD,
+	  "connections still logging in (startup packet, TLS, authentication) at once, counted apart "
+	  "from max_client_conn; more are refused at once (53300): idle or slow sockets cannot keep "
+	  "logged-in clients or new logins out for longer than client_login_timeout"),
 	O("proxy", "hold_timeout", OPT_DURATION, hold_timeout_ms, "30s", 0, 3600000, OPT_RELOAD,
 	  "during a failover, new transactions wait this long for the new leader"),
 	O("proxy", "switchover_hold", OPT_DURATION, switchover_hold_ms, "30s", 1000, 600000, OPT_RELOAD,
@@ -48,8 +52,10 @@ static const struct config_option proxy_options[] = {
 	  OPT_RELOAD, "close server connections this old when they are next idle (0: never)"),
 	O("proxy", "client_idle_timeout", OPT_DURATION, client_idle_timeout_ms, "0", 0, 86400000,
 	  OPT_RELOAD, "close client connections idle this long (0: never)"),
-	O("proxy", "client_login_timeout", OPT_DURATION, client_login_timeout_ms, "60s", 100,
-	  3600000, OPT_RELOAD, "a client must finish startup and authentication within this"),
+	O("proxy", "client_login_timeout", OPT_DURATION, client_login_timeout_ms, "10s", 100,
+	  3600000, OPT_RELOAD, "a client must finish startup, TLS and authentication within this "
+	  "(time waiting for an auth_query lookup excepted); a login takes a few round trips, so 10 s "
+	  "leaves room for slow networks while a socket that sends nothing holds a login slot briefly"),
 	O("proxy", "server_reset_query", OPT_STRING, server_reset_query, "DISCARD ALL", 1, 0,
 	  OPT_RELOAD, "run on a server before another client gets it (session mode)"),
 	O("proxy", "ignore_startup_parameters", OPT_STRING, ignore_startup_parameters, "extra_float_digits",

@@ -31,7 +31,8 @@ struct proxy_config {
 	char *metrics_listen;    /* Prometheus /metrics, "" = none */
 	char *pool_mode_text;
 	int pool_size;
-	int max_client_conn;
+	int max_client_conn;     /* logged-in clients */
+	int max_preauth_conn;    /* connections not logged in yet */
 	int hold_timeout_ms;
 	int switchover_hold_ms;
 	int server_connect_timeout_ms;

@@ -105,7 +105,8 @@ struct client {
 	uint8_t cancel_key[4];
 	void *sasl;                /* SCRAM server state while authenticating */
 	uint8_t md5_salt[4];
-	bool auth_lookup;          /* CL_AUTH: waits for auth_query (creds.c) before the challenge */
+	bool auth_lookup;          /* CL_AUTH: waits for auth_query or a verifier (creds.c) before the challenge */
+	bool preauth;              /* not logged in yet: counted in px->npreauth, not in max_client_conn */
 	bool terminated;           /* sent Terminate */
 	bool release_ready;        /* give the server back once its last bytes are out */
 	bool admin;                /* connected to the admin console (database pgha) */
@@ -171,6 +172,13 @@ struct pool {
 struct user_entry {
 	char *name;
 	char *secret;              /* plaintext, "SCRAM-SHA-256$..." or "md5..." */
+	/*
+	 * For a plaintext password: its SCRAM verifier (random salt, 4096
+	 * iterations), derived once per (user, password) by a worker thread
+	 * (creds.c), so a login costs no PBKDF2 and sees the same salt each time.
+	 */
+	char *verifier;
+	bool deriving;             /* being derived: its logins wait (creds_lookup: pending) */
 };
 
 struct proxy {
@@ -182,7 +190,8 @@ struct proxy {
 	int ro_rr;                 /* round robin over standbys */
 	struct link pools;
 	struct link clients_idle;  /* clients not waiting for a server */
-	int nclients;
+	int nclients;              /* every client connection */
+	int npreauth;              /* ... of which not logged in yet (max_preauth_conn) */
 	struct user_entry *users;
 	size_t nusers;
 	struct creds *creds;       /* auth_query answers, SCRAM keys from clients (creds.c) */
@@ -196,6 +205,8 @@ struct proxy {
 	uint64_t stats_errors_sent;
 	uint64_t stats_routing_changes;
 	uint64_t stats_clients_total;
+	uint64_t stats_preauth_refused; /* connections refused over max_preauth_conn */
+	uint64_t stats_preauth_refused_logged;   /* ... as many as the log has reported */
 	struct metrics *metrics;
 	int32_t next_cancel_pid;
 	bool paused;               /* admin PAUSE: new transactions wait */
@@ -276,6 +287,7 @@ void client_close(struct client *c, const char *why);
 void client_got_server(struct client *c, struct server *s);
 void client_login_done(struct client *c);
 void client_check_timeouts(struct client *c);
+void client_report_refused(struct proxy *px);
 /* creds.c: the auth_query lookup c waited for is over (failure: why, for the log). */
 void client_auth_lookup_done(struct client *c, const char *secret, const char *failure);
 /* A server answered: forward, and release it at the end of a transaction. */

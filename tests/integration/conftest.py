@@ -4,6 +4,7 @@ Every server binds 127.0.0.1 on a port picked here, lives in a temporary
 directory made for the test, and is stopped by the test (by PID). Every wait
 is bounded in time.
 """
+import contextlib
 import json
 import os
 import shutil
@@ -282,6 +283,42 @@ def sanitizer_reports(d):
                     if i >= 0:
                         found.append(f"{name}: {text[max(0, i - 200):i + 1500]}")
     return found
+
+
+@contextlib.contextmanager
+def module_cluster(request, names, node_extra=None, proxy_args=None):
+    """A cluster (and a proxy when proxy_args is given: Proxy's keyword arguments, or a function of the
+    cluster returning them) shared by a module's
+    tests: (cluster, proxy). At the end the logs are shown if a test failed or a sanitizer spoke, else
+    the directory is removed."""
+    base = make_base_dir()
+    etcd = Etcd(base).start()
+    cluster = Cluster(base, etcd)
+    proxy = None
+    failed_before = request.session.testsfailed
+    failed = True
+    try:
+        for n in names:
+            cluster.add(n, node_extra).start()
+        cluster.wait_streaming(list(names), timeout=120)
+        if proxy_args is not None:
+            proxy = Proxy(cluster, **(proxy_args(cluster) if callable(proxy_args) else proxy_args)).start()
+        yield cluster, proxy
+        failed = request.session.testsfailed != failed_before
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        cluster.stop_all()
+        etcd.stop()
+        reports = sanitizer_reports(base)
+        if reports or failed:
+            for name in sorted(os.listdir(base)):
+                if name.endswith(".log"):
+                    with open(os.path.join(base, name), errors="replace") as f:
+                        print(f"\n===== {name} (tail) =====\n{f.read()[-5000:]}")
+        else:
+            subprocess.run(["rm", "-rf", base], check=False)
+        assert not reports, "sanitizer report(s):\n" + "\n----\n".join(reports)
 
 
 @pytest.fixture

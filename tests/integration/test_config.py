@@ -2,7 +2,7 @@
 import os
 import subprocess
 
-from conftest import PGHA_BIN
+from conftest import PGHA_BIN, free_port, stop_process
 
 
 def run(*args):
@@ -10,8 +10,14 @@ def run(*args):
 
 
 def write(tmp_path, text):
+    """The config file, and the password files it names under SECRETS (0600, as `pgha up` writes them)."""
+    for name in ("su", "repl"):
+        secret = tmp_path / name
+        if not secret.exists():
+            secret.write_text("pw-" + name + "\n")
+        secret.chmod(0o600)
     p = tmp_path / "node.conf"
-    p.write_text(text)
+    p.write_text(text.replace("SECRETS", str(tmp_path)))
     return str(p)
 
 
@@ -21,8 +27,8 @@ name = demo
 name = n1
 [postgresql]
 data_dir = /tmp/does-not-matter
-superuser_password_file = /tmp/su
-replication_password_file = /tmp/repl
+superuser_password_file = SECRETS/su
+replication_password_file = SECRETS/repl
 """
 
 
@@ -87,9 +93,93 @@ def test_managed_parameter_refused(tmp_path):
 
 
 def test_missing_secret_file_is_clear(tmp_path):
-    r = run("agent", "-c", write(tmp_path, GOOD))
+    conf = write(tmp_path, GOOD)
+    os.unlink(tmp_path / "su")
+    r = run("agent", "-c", conf)
     assert r.returncode == 1
-    assert "superuser_password_file" in r.stderr and "/tmp/su" in r.stderr
+    assert "superuser_password_file" in r.stderr and str(tmp_path / "su") in r.stderr
+
+
+def test_check_reads_every_secret_file(tmp_path):
+    """--check opens what the real start opens: a missing password or token file fails it, naming it."""
+    text = (GOOD.replace("name = n1\n", "name = n1\napi_token_file = SECRETS/token\n")
+            + "[etcd]\nusername = root\npassword_file = SECRETS/etcd\n")
+    (tmp_path / "etcd").write_text("etcd-pw\n")
+    (tmp_path / "token").write_text("t" * 32 + "\n")
+    for name in ("etcd", "token"):
+        (tmp_path / name).chmod(0o600)
+    conf = write(tmp_path, text)
+    r = run("agent", "--check", "-c", conf)
+    assert r.returncode == 0 and "OK" in r.stdout, r.stderr
+    for name, option in (("su", "superuser_password_file"), ("repl", "replication_password_file"),
+                         ("etcd", "[etcd] password_file"), ("token", "api_token_file")):
+        path = tmp_path / name
+        saved = path.read_bytes()
+        path.unlink()
+        r = run("agent", "--check", "-c", conf)
+        assert r.returncode == 2, (name, r.stdout, r.stderr)
+        assert option in r.stderr and str(path) in r.stderr and "No such file" in r.stderr, r.stderr
+        path.write_bytes(saved)
+        path.chmod(0o600)
+
+
+def test_secret_file_modes_and_nul(tmp_path):
+    """Writable by group or others: refused with the mode and a HINT; readable by others: a warning; NUL: refused."""
+    conf = write(tmp_path, GOOD)
+    su = tmp_path / "su"
+    for mode in (0o666, 0o660, 0o602):
+        su.chmod(mode)
+        r = run("agent", "--check", "-c", conf)
+        assert r.returncode == 2, (oct(mode), r.stderr)
+        assert f"{str(su)}\" has mode {mode:04o}" in r.stderr and f"HINT: chmod 600 {su}" in r.stderr, r.stderr
+        r = run("agent", "-c", conf)   # the real start refuses it too, before touching anything
+        assert r.returncode == 1 and f"mode {mode:04o}" in r.stderr, r.stderr
+    su.chmod(0o644)
+    r = run("agent", "--check", "-c", conf)
+    assert r.returncode == 0, r.stderr
+    assert "WARN" in r.stderr and "mode 0644" in r.stderr and "every user of this machine can read it" in r.stderr
+    su.write_bytes(b"abc\0def\n")
+    su.chmod(0o600)
+    r = run("agent", "--check", "-c", conf)
+    assert r.returncode == 2 and "NUL byte" in r.stderr and str(su) in r.stderr, r.stderr
+
+
+def proxy_conf(tmp_path, users_mode, users=b'"app" "app-pw"\n', etcd=""):
+    users_path = tmp_path / "users.txt"
+    users_path.write_bytes(users)
+    users_path.chmod(users_mode)
+    conf = tmp_path / "proxy.conf"
+    conf.write_text(f"[etcd]\nendpoints = http://127.0.0.1:{free_port()}\n{etcd}"
+                    f"[proxy]\nlisten = 127.0.0.1:{free_port()}\n[auth]\nauth_file = {users_path}\n")
+    return str(conf), str(users_path)
+
+
+def test_proxy_refuses_unsafe_users_file(tmp_path):
+    """A users file anyone may write (0666) or holding a NUL byte: the proxy does not start, and says why."""
+    conf, users = proxy_conf(tmp_path, 0o666)
+    proc = subprocess.Popen([PGHA_BIN, "proxy", "-c", conf], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        _, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        stop_process(proc)
+        raise AssertionError("the proxy started with a world-writable users file")
+    assert proc.returncode == 2, err
+    assert f"{users}\" has mode 0666" in err and f"HINT: chmod 600 {users}" in err, err
+    r = run("proxy", "--check", "-c", conf)
+    assert r.returncode == 2 and "has mode 0666" in r.stderr, r.stderr
+    conf, users = proxy_conf(tmp_path, 0o600, users=b'"app" "app\0pw"\n')
+    r = run("proxy", "--check", "-c", conf)
+    assert r.returncode == 2 and "NUL byte" in r.stderr and users in r.stderr, r.stderr
+    conf, users = proxy_conf(tmp_path, 0o600)
+    r = run("proxy", "--check", "-c", conf)
+    assert r.returncode == 0 and "OK (1 users)" in r.stdout, r.stderr
+
+
+def test_proxy_check_reads_the_etcd_password_file(tmp_path):
+    conf, _ = proxy_conf(tmp_path, 0o600, etcd=f"username = u\npassword_file = {tmp_path}/etcd-pw\n")
+    r = run("proxy", "--check", "-c", conf)
+    assert r.returncode == 2 and "[etcd] password_file" in r.stderr and f"{tmp_path}/etcd-pw" in r.stderr, r.stderr
 
 
 def test_help_lists_modes_and_every_option():
