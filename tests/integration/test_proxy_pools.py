@@ -18,8 +18,7 @@ import time
 import psycopg
 import pytest
 
-from conftest import (Cluster, Etcd, Proxy, free_port, make_base_dir, pg_pid, sanitizer_reports,
-                      signal_instance, wait_until)
+from conftest import Proxy, free_port, module_cluster, pg_pid, signal_instance, wait_until
 
 FAST = {"cluster.ttl": "3s", "cluster.loop_wait": "500ms", "cluster.retry_timeout": "1s",
         "etcd.request_timeout": "800ms"}
@@ -27,40 +26,19 @@ NAMES = ("p1", "p2")
 APP_PW = "app-" + os.urandom(6).hex()
 
 
+def proxy_args(cluster):
+    cluster.nodes[cluster.leader()].sql(f"CREATE ROLE app LOGIN PASSWORD '{APP_PW}'")
+    # A long server_connect_timeout: a connection attempt left hanging on a frozen leader
+    # would show as an outage of that length.
+    return {"extra": {"auth.admin_users": "postgres", "proxy.server_connect_timeout": "25s",
+                      "proxy.hold_timeout": "40s", "proxy.log_level": "debug"},
+            "users": {"postgres": cluster.su_pw, "app": APP_PW}}
+
+
 @pytest.fixture(scope="module")
 def pools(request):
-    base = make_base_dir()
-    etcd = Etcd(base).start()
-    cluster = Cluster(base, etcd)
-    proxy = None
-    failed_before = request.session.testsfailed
-    failed = True
-    try:
-        for n in NAMES:
-            cluster.add(n, FAST).start()
-        leader = cluster.wait_streaming(list(NAMES), timeout=120)
-        cluster.nodes[leader].sql(f"CREATE ROLE app LOGIN PASSWORD '{APP_PW}'")
-        # A long server_connect_timeout: a connection attempt left hanging on a frozen
-        # leader would show as an outage of that length.
-        proxy = Proxy(cluster, {"auth.admin_users": "postgres", "proxy.server_connect_timeout": "25s",
-                                "proxy.hold_timeout": "40s", "proxy.log_level": "debug"},
-                      users={"postgres": cluster.su_pw, "app": APP_PW}).start()
-        yield cluster, proxy
-        failed = request.session.testsfailed != failed_before
-    finally:
-        if proxy is not None:
-            proxy.stop()
-        cluster.stop_all()
-        etcd.stop()
-        reports = sanitizer_reports(base)
-        if reports or failed:
-            for name in sorted(os.listdir(base)):
-                if name.endswith(".log"):
-                    with open(os.path.join(base, name), errors="replace") as f:
-                        print(f"\n===== {name} (tail) =====\n{f.read()[-5000:]}")
-        else:
-            subprocess.run(["rm", "-rf", base], check=False)
-        assert not reports, "sanitizer report(s):\n" + "\n----\n".join(reports)
+    with module_cluster(request, NAMES, FAST, proxy_args) as cp:
+        yield cp
 
 
 def show_pools(proxy, cluster):
