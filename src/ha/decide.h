@@ -27,6 +27,9 @@
  *    the others) is the election's job (election.h).
  *  - In maintenance mode (paused) nothing is started, stopped, promoted or
  *    demoted.
+ *  - Under another member's key, a stopped member starts as a standby only once
+ *    its WAL is known to be on that leader's history (a diverged directory
+ *    never serves reads; it is rewound first).
  *  - An operator's request (`ctl restart`, `ctl reinit`) is acted on only with
  *    etcd reachable and not paused: a restart stops a standby of the current
  *    leader or the leader's own primary (which then starts again as the key

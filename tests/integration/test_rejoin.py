@@ -9,7 +9,10 @@ pg_basebackup, no `.diverged` copy), stream again within a bounded time of the
 fault healing, and must not have accepted a connection as a hot standby
 before its rewind finished. Its PostgreSQL log must show none of the
 symptoms of a wrong rewind ("not a child of this server's history", "does
-not contain minimum recovery point", single-user standby mode)."""
+not contain minimum recovery point", single-user standby mode).
+
+A `<data>.diverged` copy left by a re-clone is shown in the member record and
+`ctl list` until the member streams again, then removed."""
 import os
 import signal
 import threading
@@ -179,3 +182,33 @@ def test_old_leaders_rejoin_by_rewind_under_writes(cluster):
     # Every member is on the leader's timeline.
     ms = cluster.members()
     assert len({m["timeline"] for m in ms.values()}) == 1, ms
+
+
+def test_diverged_copy_shown_until_the_member_streams_then_removed(cluster):
+    names = NAMES[:2]
+    for n in names:
+        cluster.add(n, TIMING).start()
+    leader = cluster.wait_streaming(list(names), timeout=180)
+    name = next(n for n in names if n != leader)
+    node = cluster.nodes[name]
+    copy = node.data_dir + ".diverged"
+    cluster.ctl("pause", "--force")
+    try:
+        node.stop()
+        # What a re-clone leaves behind (actions.c moves the diverged directory there).
+        os.makedirs(copy)
+        with open(os.path.join(copy, "PG_VERSION"), "w") as f:
+            f.write("15\n")
+        node.start()
+        # Paused: the member stays stopped, and its record names the copy.
+        wait_until("the copy in the member record",
+                   lambda: cluster.members().get(name, {}).get("diverged_copy") == copy, timeout=30)
+        listing = cluster.ctl("list").stdout
+        assert f"diverged copy: {copy}" in listing, listing
+        assert os.path.isdir(copy)
+    finally:
+        cluster.ctl("resume", "--force")
+    cluster.wait_streaming(list(names), timeout=60)
+    wait_until("the copy removed", lambda: not os.path.exists(copy), timeout=30)
+    wait_until("the record without it", lambda: "diverged_copy" not in cluster.members()[name], timeout=30)
+    assert "removed the diverged copy" in node.log()
