@@ -112,6 +112,21 @@ def kill_and_restart(cluster, node, others):
     return new
 
 
+def kill_and_restart_unclean_standby_config(cluster, node, others):
+    """As kill_and_restart, with standby.signal in the unclean directory (what a
+    standby killed during recovery leaves): pg_rewind's single-user crash
+    recovery refuses standby mode unless the agent removes it first."""
+    pid = pg_pid(node)
+    node.proc.send_signal(signal.SIGKILL)
+    signal_instance(pid, signal.SIGKILL)
+    node.proc.wait(10)
+    new = wait_new_leader(cluster, node.name, others)
+    open(os.path.join(node.data_dir, "standby.signal"), "w").close()
+    time.sleep(1)
+    node.start()
+    return new
+
+
 def wait_new_leader(cluster, old, candidates):
     def ok():
         v = cluster.view()
@@ -176,7 +191,8 @@ def test_old_leaders_rejoin_by_rewind_under_writes(cluster):
     for n in NAMES:
         cluster.add(n, TIMING).start()
     cluster.wait_streaming(list(NAMES), timeout=180)
-    faults = (freeze_and_resume, kill_and_restart, freeze_and_resume, kill_and_restart)
+    faults = (freeze_and_resume, kill_and_restart, freeze_and_resume, kill_and_restart,
+              kill_and_restart_unclean_standby_config)
     times = [one_round(cluster, fault, k) for k, fault in enumerate(faults, 1)]
     print("rejoin times:", ", ".join(f"{t:.1f}s" for t in times))
     # Every member is on the leader's timeline.
