@@ -3,7 +3,9 @@ reads from a history the cluster does not have (issue 8, item 7).
 
 Rounds on one 3-member cluster under write load: the leader frozen (SIGSTOP
 of PostgreSQL and the agent) past its ttl, then resumed; the leader's node
-killed (agent and PostgreSQL), then started again. After each round the old
+killed (agent and PostgreSQL), then started again (once with standby.signal
+left in its unclean directory); and, on members in network namespaces
+(test_partition.py's), the leader's link cut, then restored. After each round the old
 leader must have been rewound in place (same data directory inode, no
 pg_basebackup, no `.diverged` copy), stream again within a bounded time of the
 fault healing, and must not have accepted a connection as a hot standby
@@ -21,6 +23,7 @@ import time
 import psycopg
 
 from conftest import Writer, pg_pid, signal_instance, wait_until
+from test_partition import net_cluster  # noqa: F401 (a fixture: members in network namespaces)
 
 # A short ttl keeps the rounds quick; loop_wait + 2 * retry_timeout <= ttl.
 TIMING = {"cluster.ttl": "6s", "cluster.loop_wait": "1s", "cluster.retry_timeout": "2s"}
@@ -127,6 +130,19 @@ def kill_and_restart_unclean_standby_config(cluster, node, others):
     return new
 
 
+def partition_and_heal(net):
+    def fault(cluster, node, others):
+        net.cut(node.name)
+        try:
+            new = wait_new_leader(cluster, node.name, others)
+            time.sleep(1)
+        finally:
+            net.heal(node.name)
+        return new
+    fault.__name__ = "partition_and_heal"
+    return fault
+
+
 def wait_new_leader(cluster, old, candidates):
     def ok():
         v = cluster.view()
@@ -198,6 +214,15 @@ def test_old_leaders_rejoin_by_rewind_under_writes(cluster):
     # Every member is on the leader's timeline.
     ms = cluster.members()
     assert len({m["timeline"] for m in ms.values()}) == 1, ms
+
+
+def test_partitioned_leader_rejoins_by_rewind_under_writes(net_cluster):  # noqa: F811 (the fixture)
+    net, cluster = net_cluster
+    for node in cluster.nodes.values():
+        node.start()
+    cluster.wait_streaming(list(NAMES), timeout=180)
+    took = one_round(cluster, partition_and_heal(net), 1)
+    print(f"partition: rejoined {took:.1f}s after the link came back")
 
 
 def test_diverged_copy_shown_until_the_member_streams_then_removed(cluster):
