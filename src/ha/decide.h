@@ -110,7 +110,7 @@ struct ha_observed {
 	bool crashed;              /* PostgreSQL died without being asked to */
 	bool restart_exhausted;    /* as leader: it did not come back within the bound */
 	bool following_leader;     /* replica: primary_conninfo points at the leader */
-	bool rewind_failed;        /* pg_rewind failed: only a re-clone can help */
+	bool rewind_failed;        /* pg_rewind failed twice in a row: only a re-clone can help */
 	bool slot_ready;           /* the leader has our replication slot (for cloning) */
 	bool eligible;             /* may be promoted: no nofailover tag, priority > 0, lag ok */
 	bool sync_denied;          /* synchronous mode: the sync key names neither this member
