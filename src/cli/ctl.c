@@ -163,6 +163,8 @@ void ctl_print_table(FILE *out, const struct cluster_view *v, const char *cluste
 			member_state_name(m->state), tl, pending ? 10 : 0, lag, restart);
 		if (m->error[0])
 			fprintf(out, "%-16s   error: %s\n", "", m->error);
+		if (m->diverged_copy[0])
+			fprintf(out, "%-16s   diverged copy: %s (removed once it streams again)\n", "", m->diverged_copy);
 	}
 	if (v->nmembers == 0)
 		fprintf(out, "(no members)\n");

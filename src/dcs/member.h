@@ -64,6 +64,7 @@ struct member {
 	char pending_params[256]; /* ... which ones, comma-separated (JSON: an array) */
 	char op_id[40];          /* the last request (requests/<name>) the agent acted on, "" if none */
 	char op_state[16];       /* ... "running", "done" or "failed" (error says why) */
+	char diverged_copy[300]; /* <data>.diverged, kept until this member streams again; "" if none */
 };
 
 const char *member_role_name(enum member_role r);

@@ -16,6 +16,7 @@
 #include "pg/pgconf.h"
 
 #define BACKOFF_MS 5000
+#define REWIND_RECHECK_MS 500
 
 void agent_set_error(struct agent *a, const char *fmt, ...)
 {
@@ -214,6 +215,24 @@ static void finish_bootstrap(struct agent *a)
 	log_info("cluster initialized: system identifier %s", a->st.system_id);
 }
 
+/*
+ * A promotion only requests a spread checkpoint; until one ends, the control
+ * file names the old timeline and pg_rewind against this server (an old
+ * leader rejoining) would compute a wrong divergence point. The rewinding
+ * member waits for it (job_start_rewind); an immediate checkpoint now keeps
+ * that wait short.
+ */
+static void checkpoint_after_promote(struct agent *a)
+{
+	int64_t t0 = now_ms();
+	PGresult *r = PQexec(a->conn, "CHECKPOINT");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		log_warn("checkpoint after the promotion failed: %s", PQresultErrorMessage(r));
+	else
+		log_info("checkpoint after the promotion done in %lld ms", (long long)(now_ms() - t0));
+	PQclear(r);
+}
+
 static void promote(struct agent *a)
 {
 	if (a->conn == NULL)
@@ -227,8 +246,11 @@ static void promote(struct agent *a)
 		agent_set_error(a, "promotion failed: %s", PQresultErrorMessage(r));
 	else
 		log_info("promoted PostgreSQL to primary in %lld ms", (long long)(now_ms() - t0));
+	bool promoted = PQresultStatus(r) == PGRES_TUPLES_OK;
 	PQclear(r);
 	failover_arm_fence(a);
+	if (promoted)
+		checkpoint_after_promote(a);
 }
 
 static void clear_failover_request(struct agent *a)
@@ -276,10 +298,39 @@ static void move_aside(struct agent *a, const char *aside, const char *what)
 	} else {
 		log_warn("moved the %s data directory to %s; cloning the leader afresh", what, aside);
 		a->rewind_failed = false;
-		a->diverged = false;
+		a->rewind_failures = 0;
+		a->history = HA_HIST_ON;
+		a->history_key[0] = '\0';
 		memset(&a->data, 0, sizeof(a->data));
 		a->data.kind = PG_DATA_MISSING;
 	}
+}
+
+char *agent_diverged_aside(const struct agent *a)
+{
+	return xasprintf("%s.diverged", a->cfg.data_dir);
+}
+
+/*
+ * The copy a re-clone moved aside from a diverged data directory (one: a newer
+ * one replaces it) is kept until this member streams from the leader again,
+ * then removed; meanwhile the member record names it (`ctl list`).
+ */
+void agent_diverged_copy_step(struct agent *a)
+{
+	char *aside = agent_diverged_aside(a);
+	bool present = path_exists(aside);
+	if (present && a->phase == PG_RUNNING && a->have_st && a->st.in_recovery && a->st.streaming) {
+		struct pgha_err e;
+		if (pg_remove_tree(aside, &e) != 0) {
+			log_warn("removing the diverged copy: %s", e.msg);
+		} else {
+			log_info("streaming from the leader again: removed the diverged copy %s", aside);
+			present = false;
+		}
+	}
+	snprintf(a->self_diverged_copy, sizeof(a->self_diverged_copy), "%s", present ? aside : "");
+	free(aside);
 }
 
 static void reinit(struct agent *a, const struct ha_decision *d)
@@ -474,14 +525,18 @@ void agent_act(struct agent *a, const struct ha_decision *d)
 	case ACT_RELEASE_LEADER:
 		release_leader(a);
 		break;
-	case ACT_REWIND:
-		if (job_start_rewind(a, &e) != 0) {
+	case ACT_REWIND: {
+		int rc = job_start_rewind(a, &e);
+		if (rc < 0) {
 			agent_set_error(a, "cannot start pg_rewind: %s", e.msg);
 			a->backoff_until_ms = now_ms() + BACKOFF_MS;
+		} else if (rc == 1) {
+			a->backoff_until_ms = now_ms() + REWIND_RECHECK_MS;   /* look again soon, not in a tight loop */
 		}
 		break;
+	}
 	case ACT_RECLONE: {
-		char *aside = xasprintf("%s.diverged", a->cfg.data_dir);
+		char *aside = agent_diverged_aside(a);
 		move_aside(a, aside, "diverged");
 		free(aside);
 		break;

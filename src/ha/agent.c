@@ -456,7 +456,7 @@ static void build_observed(struct agent *a, struct ha_observed *o)
 		       : strcmp(a->failover_to, a->cfg.name) == 0 ? HA_TARGET_ME : HA_TARGET_OTHER;
 	o->crashed = a->crashed;
 	o->restart_exhausted = o->leader_is_me && failover_restart_exhausted(a);
-	o->diverged = a->diverged;
+	o->history = a->history;
 	o->rewind_failed = a->rewind_failed;
 	o->election = HA_ELECT_NOT_ASKED;
 	const struct member *leader = agent_leader_member(a);
@@ -534,6 +534,7 @@ static void build_self(struct agent *a, const struct ha_observed *o)
 	snprintf(m->error, sizeof(m->error), "%s", a->last_error[0] ? a->last_error : a->dyn_error);
 	m->pending_restart = a->pending_restart;
 	snprintf(m->pending_params, sizeof(m->pending_params), "%s", a->pending_params);
+	snprintf(m->diverged_copy, sizeof(m->diverged_copy), "%s", a->self_diverged_copy);
 	if (a->op.state != 0) {
 		static const char *const op_states[] = {[OP_RUNNING] = "running", [OP_DONE] = "done", [OP_FAILED] = "failed"};
 		snprintf(m->op_id, sizeof(m->op_id), "%s", a->op.id);
@@ -678,6 +679,7 @@ static void run_loop(struct agent *a)
 		failover_update_fence(a);
 		failover_failsafe_round(a);
 		failover_check_divergence(a);
+		agent_diverged_copy_step(a);
 		switchover_step(a);
 		dynconf_step(a);
 		struct ha_observed o;

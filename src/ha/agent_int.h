@@ -89,7 +89,10 @@ struct agent {
 	int64_t max_lag;          /* maximum_lag_on_failover (config key overrides the file) */
 	char failover_to[MEMBER_NAME_MAX]; /* from the failover key, "" if none */
 	bool failsafe_ok;         /* the last failsafe round got a yes from every member */
-	bool diverged;            /* our WAL is not on the leader's history */
+	enum ha_history history; /* is our WAL on the leader's history (decide.h)? */
+	char history_key[512];    /* what the stopped data's check was made for (failover.c) */
+	int rewind_failures;      /* pg_rewind failed this many times in a row */
+	bool rewind_waiting_logged;
 	bool rewind_failed;
 	int64_t divergence_checked_ms;
 	int64_t not_streaming_since_ms;
@@ -159,6 +162,7 @@ struct agent {
 	int64_t published_lease;
 	int64_t published_ms;
 	char last_error[256];
+	char self_diverged_copy[300]; /* <data>.diverged while it exists (agent_diverged_copy_step) */
 	struct ha_decision last_decision;
 	struct api_source api;
 	struct api_server *api_server;
@@ -172,6 +176,7 @@ extern volatile int agent_stop_requested;
 /* job.c */
 int job_start_initdb(struct agent *a, struct pgha_err *e);
 int job_start_basebackup(struct agent *a, struct pgha_err *e);
+/* 0 started, 1 postponed (the leader's checkpoint after promotion is not done), -1 error. */
 int job_start_rewind(struct agent *a, struct pgha_err *e);
 /* Read output, reap; returns 1 when the job finished this call (ok tells how). */
 int job_poll(struct agent *a, bool *ok);
@@ -221,6 +226,9 @@ int agent_apply_ssn(struct agent *a, struct pgha_err *e);
 int agent_stop_pg(struct agent *a, struct pgha_err *e);
 void agent_disconnect(struct agent *a);
 void agent_bootstrap_failed(struct agent *a);
+/* <data>.diverged (caller frees); removed once this member streams again (each loop). */
+char *agent_diverged_aside(const struct agent *a);
+void agent_diverged_copy_step(struct agent *a);
 /* The re-clone's copy of the old data directory, removed once a clone succeeded (caller frees). */
 char *agent_reinit_aside(const struct agent *a);
 

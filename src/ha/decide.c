@@ -173,11 +173,14 @@ static struct ha_decision decide_follower(const struct ha_observed *o)
 			return act(ACT_WAIT, "the last attempt failed; waiting before the next one");
 		if (o->request == HA_REQ_REINIT && o->leader_running)
 			return act(ACT_REINIT, "re-clone requested: moving the data directory aside to clone the leader afresh");
-		if (o->diverged && !o->leader_running)
+		if (o->history == HA_HIST_UNKNOWN)
+			return act(ACT_WAIT, "checking that this member's WAL is on the leader's history before "
+				   "starting (a diverged directory never serves reads)");
+		if (o->history == HA_HIST_DIVERGED && !o->leader_running)
 			return act(ACT_WAIT, "diverged: waiting for the leader to run before rewinding");
-		if (o->diverged && o->rewind_failed)
+		if (o->history == HA_HIST_DIVERGED && o->rewind_failed)
 			return act(ACT_RECLONE, "pg_rewind failed: moving the data directory aside and cloning");
-		if (o->diverged)
+		if (o->history == HA_HIST_DIVERGED)
 			return act(ACT_REWIND, "the timeline diverged from the leader's: rewinding");
 		return act(ACT_START_STANDBY, "starting as a standby of the leader");
 	case HA_PG_REPLICA:
@@ -185,7 +188,7 @@ static struct ha_decision decide_follower(const struct ha_observed *o)
 	}
 	if (o->request == HA_REQ_REINIT && o->leader_known && o->leader_running)
 		return act(ACT_REINIT, "re-clone requested: stopping PostgreSQL to clone the leader afresh");
-	if (o->diverged)
+	if (o->history == HA_HIST_DIVERGED)
 		return act(ACT_DEMOTE, "diverged from the leader's timeline: stopping to rewind");
 	if (o->request == HA_REQ_RESTART)
 		return act(ACT_RESTART, "restart requested: stopping PostgreSQL to start it again as a standby");

@@ -27,6 +27,9 @@
  *    the others) is the election's job (election.h).
  *  - In maintenance mode (paused) nothing is started, stopped, promoted or
  *    demoted.
+ *  - Under another member's key, a stopped member starts as a standby only once
+ *    its WAL is known to be on that leader's history (a diverged directory
+ *    never serves reads; it is rewound first).
  *  - An operator's request (`ctl restart`, `ctl reinit`) is acted on only with
  *    etcd reachable and not paused: a restart stops a standby of the current
  *    leader or the leader's own primary (which then starts again as the key
@@ -72,6 +75,14 @@ enum ha_target {
 	HA_TARGET_OTHER,     /* ... names another member */
 };
 
+/* Is this member's WAL on the leader's history? (pg_timeline_diverged, failover.c) */
+enum ha_history {
+	HA_HIST_ON,          /* yes, or nothing to compare with (no other leader, or running) */
+	HA_HIST_UNKNOWN,     /* stopped, and not yet checked against the current leader: a
+				diverged directory must never start as a hot standby serving reads */
+	HA_HIST_DIVERGED,    /* our WAL has records the leader's history does not */
+};
+
 enum ha_request {
 	HA_REQ_NONE,         /* no operator request pending for this member */
 	HA_REQ_RESTART,      /* `ctl restart`: PostgreSQL must still be stopped for it */
@@ -99,8 +110,7 @@ struct ha_observed {
 	bool crashed;              /* PostgreSQL died without being asked to */
 	bool restart_exhausted;    /* as leader: it did not come back within the bound */
 	bool following_leader;     /* replica: primary_conninfo points at the leader */
-	bool diverged;             /* our WAL has records the leader's history does not */
-	bool rewind_failed;        /* pg_rewind failed: only a re-clone can help */
+	bool rewind_failed;        /* pg_rewind failed twice in a row: only a re-clone can help */
 	bool slot_ready;           /* the leader has our replication slot (for cloning) */
 	bool eligible;             /* may be promoted: no nofailover tag, priority > 0, lag ok */
 	bool sync_denied;          /* synchronous mode: the sync key names neither this member
@@ -109,6 +119,7 @@ struct ha_observed {
 				      record of our clean stop yet, so the key stays with us */
 	enum ha_election election;
 	enum ha_request request;
+	enum ha_history history;
 };
 
 enum ha_action {

@@ -224,10 +224,24 @@ bool failover_eligible(const struct agent *a)
 }
 
 /*
+ * What the stopped data directory's check depends on: the leader (name and
+ * published timeline) and the data (pg_controldata). A check made for another
+ * key says nothing about this one.
+ */
+static void history_key(const struct agent *a, const struct member *leader, char *out, size_t len)
+{
+	snprintf(out, len, "%s/%u/%s/%u/%llx/%u/%llx/%s", leader->name, leader->timeline, a->data.system_id,
+		 a->data.timeline, (unsigned long long)a->data.checkpoint_lsn, a->data.min_recovery_tli,
+		 (unsigned long long)a->data.min_recovery_lsn, a->data.cluster_state);
+}
+
+/*
  * Does our WAL leave the leader's history? Asked of a stopped data directory
- * before it starts as a standby, and of a running standby that stopped
- * streaming. The leader's timeline history comes over a replication
- * connection (IDENTIFY_SYSTEM + TIMELINE_HISTORY).
+ * before it may start as a standby (until a check succeeds for this leader and
+ * this data, the history is unknown and decide waits: a diverged directory
+ * must never serve reads), and of a running standby that stopped streaming.
+ * The leader's timeline history comes over a replication connection
+ * (IDENTIFY_SYSTEM + TIMELINE_HISTORY).
  */
 void failover_check_divergence(struct agent *a)
 {
@@ -237,18 +251,21 @@ void failover_check_divergence(struct agent *a)
 		return;
 	}
 	int64_t now = now_ms();
-	uint32_t my_tli;
-	uint64_t my_lsn;
-	bool crashed_primary = false;
-	if (a->phase == PG_STOPPED && a->data.kind == PG_DATA_VALID) {
-		my_tli = a->data.timeline > a->data.min_recovery_tli ? a->data.timeline : a->data.min_recovery_tli;
-		my_lsn = a->data.checkpoint_lsn > a->data.min_recovery_lsn ? a->data.checkpoint_lsn
-									     : a->data.min_recovery_lsn;
-		/* A primary that did not shut down cleanly has WAL past its last checkpoint. */
-		crashed_primary = strcmp(a->data.cluster_state, "in production") == 0;
-		if (now - a->divergence_checked_ms < 2000)
-			return;
+	uint32_t my_tli = 0;
+	uint64_t my_lsn = 0;
+	bool stopped = a->phase == PG_STOPPED && a->data.kind == PG_DATA_VALID && a->job.kind == JOB_NONE;
+	char key[sizeof(a->history_key)];
+	if (stopped) {
+		history_key(a, leader, key, sizeof(key));
+		if (strcmp(key, a->history_key) != 0) {
+			/* Another leader or other data: nothing is known until checked. */
+			snprintf(a->history_key, sizeof(a->history_key), "%s", key);
+			a->history = HA_HIST_UNKNOWN;
+		} else if (a->history != HA_HIST_UNKNOWN || now - a->divergence_checked_ms < 1000) {
+			return;   /* known for this leader and this data, or failed a moment ago */
+		}
 	} else if (a->phase == PG_RUNNING && a->have_st && a->st.in_recovery && !a->st.streaming) {
+		a->history_key[0] = '\0';
 		if (a->not_streaming_since_ms == 0)
 			a->not_streaming_since_ms = now;
 		if (now - a->not_streaming_since_ms < 3000 || now - a->divergence_checked_ms < 5000)
@@ -256,6 +273,7 @@ void failover_check_divergence(struct agent *a)
 		my_tli = a->st.timeline;
 		my_lsn = a->st.received_lsn > a->st.replayed_lsn ? a->st.received_lsn : a->st.replayed_lsn;
 	} else {
+		a->history_key[0] = '\0';
 		if (a->phase == PG_RUNNING && a->have_st && a->st.streaming)
 			a->not_streaming_since_ms = 0;
 		return;
@@ -271,9 +289,18 @@ void failover_check_divergence(struct agent *a)
 		free(ci);
 		return;
 	}
-	bool diverged = pg_timeline_diverged(history, leader_tli, my_tli, my_lsn) ||
-			(crashed_primary && my_tli != leader_tli);
-	if (diverged && !a->diverged) {
+	bool crashed_primary = false;
+	bool diverged;
+	if (stopped) {
+		my_tli = a->data.timeline;
+		my_lsn = a->data.checkpoint_lsn > a->data.min_recovery_lsn ? a->data.checkpoint_lsn
+									     : a->data.min_recovery_lsn;
+		crashed_primary = strcmp(a->data.cluster_state, "in production") == 0;
+		diverged = pg_data_diverged(history, leader_tli, &a->data);
+	} else {
+		diverged = pg_timeline_diverged(history, leader_tli, my_tli, my_lsn);
+	}
+	if (diverged && a->history != HA_HIST_DIVERGED) {
 		char mine[32], theirs[32];
 		lsn_format(my_lsn, mine, sizeof(mine));
 		lsn_format(leader_lsn, theirs, sizeof(theirs));
@@ -281,7 +308,7 @@ void failover_check_divergence(struct agent *a)
 			 my_tli, mine, leader->name, leader_tli, theirs,
 			 crashed_primary ? "; it was a primary that did not shut down cleanly" : "");
 	}
-	a->diverged = diverged;
+	a->history = diverged ? HA_HIST_DIVERGED : HA_HIST_ON;
 	free(history);
 	free(ci);
 }

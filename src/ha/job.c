@@ -92,6 +92,11 @@ int job_start_basebackup(struct agent *a, struct pgha_err *e)
 	return 0;
 }
 
+/*
+ * 0: pg_rewind started; 1: postponed, the leader has not finished the
+ * checkpoint after its promotion (its control file, where pg_rewind reads the
+ * source's timeline, still names the old one); -1: error.
+ */
 int job_start_rewind(struct agent *a, struct pgha_err *e)
 {
 	const struct member *leader = agent_leader_member(a);
@@ -99,12 +104,27 @@ int job_start_rewind(struct agent *a, struct pgha_err *e)
 		return err_set(e, "no leader to rewind from");
 	char *ci = pg_conninfo(leader->host, leader->port, a->cfg.superuser, a->cfg.pgpass, a->cfg.name,
 			       "postgres");
-	int rc = pg_rewind_spawn(&a->node, ci, &a->job.pid, &a->job.fd, e);
+	bool ready = false;
+	uint32_t ckpt_tli = 0, cur_tli = 0;
+	int rc = pg_remote_rewind_ready(ci, &ready, &ckpt_tli, &cur_tli, e);
+	if (rc == 0 && !ready) {
+		if (!a->rewind_waiting_logged)
+			log_info("waiting for %s's checkpoint after its promotion before pg_rewind (its last checkpoint "
+				 "is on timeline %u, it runs on %u)", leader->name, ckpt_tli, cur_tli);
+		a->rewind_waiting_logged = true;
+		rc = 1;
+	}
+	if (rc == 0)
+		rc = pg_rewind_prepare(&a->node, e);
+	if (rc == 0)
+		rc = pg_rewind_spawn(&a->node, ci, &a->job.pid, &a->job.fd, e);
 	free(ci);
 	if (rc != 0)
-		return -1;
+		return rc;
+	a->rewind_waiting_logged = false;
 	a->job.tmpdir = xstrdup(a->cfg.data_dir);
-	log_info("rewinding the data directory against %s (%s:%d)", leader->name, leader->host, leader->port);
+	log_info("rewinding the data directory against %s (%s:%d, timeline %u)", leader->name, leader->host,
+		 leader->port, cur_tli);
 	job_begin(a, JOB_REWIND);
 	return 0;
 }
@@ -184,6 +204,34 @@ static int install_datadir(struct agent *a, struct pgha_err *e)
 	return 0;
 }
 
+/*
+ * pg_rewind leaves the directory fit for another try when it fails (the
+ * signal files are removed before each run, so its single-user crash recovery
+ * can run): a failure is retried once after the backoff, then the directory
+ * is moved aside and cloned.
+ */
+#define REWIND_TRIES 2
+
+static void rewind_finished(struct agent *a, int code, int64_t secs)
+{
+	/* Whatever happened, the data must be checked against the leader again before it starts. */
+	a->history = HA_HIST_UNKNOWN;
+	if (code == 0) {
+		log_info("pg_rewind finished in %llds", (long long)secs);
+		a->rewind_failures = 0;
+		a->rewind_failed = false;
+		return;
+	}
+	char why[64];
+	proc_describe_exit(code, why, sizeof(why));
+	a->rewind_failures++;
+	a->rewind_failed = a->rewind_failures >= REWIND_TRIES;
+	agent_set_error(a, "pg_rewind failed (%s) after %llds, attempt %d of %d%s; its last output:\n%s", why,
+			(long long)secs, a->rewind_failures, REWIND_TRIES,
+			a->rewind_failed ? ": the data directory will be moved aside and cloned afresh" : ": retrying",
+			sb_str(&a->job.tail));
+}
+
 int job_poll(struct agent *a, bool *ok)
 {
 	struct job *j = &a->job;
@@ -202,16 +250,7 @@ int job_poll(struct agent *a, bool *ok)
 	enum job_kind kind = j->kind;
 	if (kind == JOB_REWIND) {
 		/* pg_rewind works in place: nothing to rename, and never remove the data directory. */
-		if (*ok) {
-			log_info("pg_rewind finished in %llds", (long long)secs);
-			a->diverged = false;
-		} else {
-			char why[64];
-			proc_describe_exit(code, why, sizeof(why));
-			agent_set_error(a, "pg_rewind failed (%s) after %llds; its last output:\n%s", why,
-					(long long)secs, sb_str(&j->tail));
-			a->rewind_failed = true;
-		}
+		rewind_finished(a, code, secs);
 		free(j->tmpdir);
 		j->tmpdir = NULL;
 		job_clear(a);
@@ -222,7 +261,8 @@ int job_poll(struct agent *a, bool *ok)
 		agent_set_error(a, "%s succeeded but %s", job_name(j->kind), e.msg);
 	} else if (*ok) {
 		log_info("%s finished in %llds", job_name(j->kind), (long long)secs);
-		a->diverged = false;
+		a->history = HA_HIST_UNKNOWN;
+		a->rewind_failures = 0;
 		a->rewind_failed = false;
 	} else {
 		char why[64];

@@ -179,6 +179,21 @@ int pg_rewind_spawn(const struct pg_node *n, const char *source_conninfo, pid_t 
 	return rc;
 }
 
+int pg_rewind_prepare(const struct pg_node *n, struct pgha_err *e)
+{
+	static const char *const signals[] = {"standby.signal", "recovery.signal"};
+	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
+		char *path = path_join(n->data_dir, signals[i]);
+		int rc = unlink(path) != 0 && errno != ENOENT ? -1 : 0;
+		if (rc != 0)
+			err_set(e, "cannot remove \"%s\" before pg_rewind: %s", path, strerror(errno));
+		free(path);
+		if (rc != 0)
+			return -1;
+	}
+	return 0;
+}
+
 int pg_start(const struct pg_node *n, pid_t *pid, struct pgha_err *e)
 {
 	int fd = open(n->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);

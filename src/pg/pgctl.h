@@ -78,6 +78,13 @@ int pg_basebackup_spawn(const struct pg_node *n, const char *dir, const char *co
 int pg_rewind_spawn(const struct pg_node *n, const char *source_conninfo, pid_t *pid, int *out_fd,
 		    struct pgha_err *e) PGHA_MUSTCHECK;
 
+/*
+ * Make the stopped data directory fit for pg_rewind: remove standby.signal and
+ * recovery.signal (pg_rewind's single-user crash recovery refuses standby mode;
+ * the standby configuration is written again before the next start).
+ */
+int pg_rewind_prepare(const struct pg_node *n, struct pgha_err *e) PGHA_MUSTCHECK;
+
 /* Start postgres -D data_dir as our child (own session; output to log_file). */
 int pg_start(const struct pg_node *n, pid_t *pid, struct pgha_err *e) PGHA_MUSTCHECK;
 

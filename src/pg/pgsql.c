@@ -307,6 +307,45 @@ out:
 	return rc;
 }
 
+int pg_remote_rewind_ready(const char *conninfo, bool *ready, uint32_t *ckpt_tli, uint32_t *cur_tli,
+			   struct pgha_err *e)
+{
+	/* The current timeline of a primary: the WAL file name's first 8 hex digits (as pg_query_status). */
+	static const char sql[] =
+		"SELECT pg_is_in_recovery(), c.timeline_id,"
+		" CASE WHEN pg_is_in_recovery() THEN 0"
+		"  ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END"
+		" FROM pg_control_checkpoint() AS c";
+	char *ci = xasprintf("%s connect_timeout=3", conninfo);
+	PGconn *c = PQconnectdb(ci);
+	free(ci);
+	int rc = -1;
+	*ready = false;
+	if (PQstatus(c) != CONNECTION_OK) {
+		char *msg = xstrdup(PQerrorMessage(c));
+		msg[strcspn(msg, "\n")] = '\0';
+		err_set(e, "connection to the leader failed: %s", msg);
+		free(msg);
+		goto out;
+	}
+	PGresult *r = exec_ok(c, sql, 0, NULL, e);
+	if (r == NULL)
+		goto out;
+	if (PQntuples(r) == 1) {
+		bool in_recovery = PQgetvalue(r, 0, 0)[0] == 't';
+		*ckpt_tli = (uint32_t)strtoul(PQgetvalue(r, 0, 1), NULL, 10);
+		*cur_tli = (uint32_t)strtoul(PQgetvalue(r, 0, 2), NULL, 10);
+		*ready = !in_recovery && *ckpt_tli == *cur_tli;
+		rc = 0;
+	} else {
+		err_set(e, "the checkpoint query returned %d rows", PQntuples(r));
+	}
+	PQclear(r);
+out:
+	PQfinish(c);
+	return rc;
+}
+
 bool pg_timeline_diverged(const char *history, uint32_t leader_tli, uint32_t my_tli, uint64_t my_lsn)
 {
 	if (my_tli == leader_tli)
@@ -334,4 +373,15 @@ bool pg_timeline_diverged(const char *history, uint32_t leader_tli, uint32_t my_
 		line = eol ? eol + 1 : line + len;
 	}
 	return true;   /* my timeline is not in the leader's history */
+}
+
+bool pg_data_diverged(const char *history, uint32_t leader_tli, const struct pg_data_info *d)
+{
+	if (strcmp(d->cluster_state, "in production") == 0 && d->timeline != leader_tli)
+		return true;
+	/* +1: a record that starts at the switchpoint is already past it. */
+	if (pg_timeline_diverged(history, leader_tli, d->timeline, d->checkpoint_lsn + 1))
+		return true;
+	return d->min_recovery_lsn != 0 &&
+	       pg_timeline_diverged(history, leader_tli, d->min_recovery_tli, d->min_recovery_lsn);
 }

@@ -80,11 +80,34 @@ int pg_remote_timeline(const char *conninfo, uint32_t *tli, uint64_t *lsn, char 
 		       struct pgha_err *e) PGHA_MUSTCHECK;
 
 /*
+ * Can pg_rewind use this server as its source now? It reads the source's
+ * timeline from its control file, which a promotion updates only at the next
+ * checkpoint: until then pg_rewind picks a wrong divergence point (or finds
+ * "no rewind required") and the standby will not start. *ready: a primary
+ * whose last checkpoint is on its current timeline; *ckpt_tli and *cur_tli
+ * say what was seen (cur_tli 0 while in recovery). conninfo: a superuser's.
+ */
+int pg_remote_rewind_ready(const char *conninfo, bool *ready, uint32_t *ckpt_tli, uint32_t *cur_tli,
+			   struct pgha_err *e) PGHA_MUSTCHECK;
+
+/*
  * Pure: has a server at (my_tli, my_lsn) diverged from the history of a
  * server on leader_tli? True when my timeline is not an ancestor of the
  * leader's, or when I have WAL past the point where the leader's history
  * left my timeline. `history` is the content of leader_tli's history file.
  */
 bool pg_timeline_diverged(const char *history, uint32_t leader_tli, uint32_t my_tli, uint64_t my_lsn);
+
+/*
+ * Pure: is a stopped data directory (its pg_controldata) off the history of a
+ * server on leader_tli? "Latest checkpoint location" is where the checkpoint
+ * record STARTS: PostgreSQL refuses to recover from a checkpoint at or past
+ * the switchpoint ("requested timeline N is not a child of this server's
+ * history"). The minimum recovery point is an end position. A primary that
+ * did not shut down cleanly ("in production") has WAL past its last
+ * checkpoint that pg_controldata does not show: on another timeline than the
+ * leader's it counts as diverged (pg_rewind finds out how far).
+ */
+bool pg_data_diverged(const char *history, uint32_t leader_tli, const struct pg_data_info *d);
 
 #endif

@@ -2,7 +2,7 @@
  * test_decide.c — the HA decision (ha/decide.c): a table of observed states
  * with one or more rows for every return statement of ha_decide, the action
  * names, and brute-force safety properties over EVERY combination of the
- * fields of struct ha_observed (21 bools and 6 enums: 2^21 * 1728 states).
+ * fields of struct ha_observed (20 bools and 7 enums: 2^20 * 5184 states).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -40,7 +40,7 @@ static const struct field bool_fields[] = {
 	BOOL_FIELD(leader_absent),  BOOL_FIELD(leader_is_me),      BOOL_FIELD(leader_known),
 	BOOL_FIELD(leader_running), BOOL_FIELD(sysid_mismatch),    BOOL_FIELD(data_standby),
 	BOOL_FIELD(crashed),        BOOL_FIELD(restart_exhausted), BOOL_FIELD(following_leader),
-	BOOL_FIELD(diverged),       BOOL_FIELD(rewind_failed),     BOOL_FIELD(slot_ready),
+	BOOL_FIELD(rewind_failed),  BOOL_FIELD(slot_ready),
 	BOOL_FIELD(eligible),       BOOL_FIELD(sync_denied),       BOOL_FIELD(handover_wait),
 };
 #define NBOOLS NELEM(bool_fields)
@@ -50,6 +50,7 @@ static const struct field enum_fields[] = {
 	ENUM_FIELD(init, enum ha_init),          ENUM_FIELD(failover_to, enum ha_target),
 	ENUM_FIELD(data, enum ha_data),          ENUM_FIELD(pg, enum ha_pg),
 	ENUM_FIELD(election, enum ha_election),  ENUM_FIELD(request, enum ha_request),
+	ENUM_FIELD(history, enum ha_history),
 };
 
 /* Number of values of each enum (the last value + 1). */
@@ -59,6 +60,7 @@ static const struct field enum_fields[] = {
 #define NPG (HA_PG_REPLICA + 1)
 #define NELECT (HA_ELECT_UNSETTLED + 1)
 #define NREQ (HA_REQ_REINIT + 1)
+#define NHIST (HA_HIST_DIVERGED + 1)
 
 static const char *const init_names[NINIT] = {"absent", "mine", "other", "done"};
 static const char *const target_names[NTARGET] = {"none", "me", "other"};
@@ -66,6 +68,7 @@ static const char *const data_names[NDATA] = {"missing", "valid", "invalid"};
 static const char *const pg_names[NPG] = {"stopped", "starting", "primary", "replica"};
 static const char *const elect_names[NELECT] = {"not_asked", "best", "behind", "unsettled"};
 static const char *const req_names[NREQ] = {"none", "restart", "reinit"};
+static const char *const hist_names[NHIST] = {"on", "unknown", "diverged"};
 
 static bool get_bool(const struct ha_observed *o, size_t i)
 {
@@ -82,9 +85,9 @@ static void describe(const struct ha_observed *o, char *out, size_t len)
 		n += (size_t)snprintf(out + n, len - n, "%s=%d ", bool_fields[i].name,
 				      get_bool(o, i));
 	if (n < len)
-		snprintf(out + n, len - n, "init=%s failover_to=%s data=%s pg=%s election=%s request=%s",
+		snprintf(out + n, len - n, "init=%s failover_to=%s data=%s pg=%s election=%s request=%s history=%s",
 			 init_names[o->init], target_names[o->failover_to], data_names[o->data],
-			 pg_names[o->pg], elect_names[o->election], req_names[o->request]);
+			 pg_names[o->pg], elect_names[o->election], req_names[o->request], hist_names[o->history]);
 }
 
 /*
@@ -248,7 +251,7 @@ static const struct decide_case cases[] = {
 	{"paused, follower primary", {DONE, OTHER, VALID, .pg = HA_PG_PRIMARY, .paused = true},
 	 ACT_WAIT},
 	{"paused, diverged replica", {DONE, OTHER, VALID, .pg = HA_PG_REPLICA, .data_standby = true,
-				      .diverged = true, .paused = true}, ACT_WAIT},
+				      .history = HA_HIST_DIVERGED, .paused = true}, ACT_WAIT},
 	{"paused, no data, could clone",
 	 {DONE, OTHER, MISSING, .slot_ready = true, .paused = true}, ACT_WAIT},
 
@@ -344,24 +347,35 @@ static const struct decide_case cases[] = {
 	 {DONE, .leader_running = true, VALID, .pg = HA_PG_PRIMARY}, ACT_DEMOTE},
 	{"follower, starting", {DONE, OTHER, VALID, .pg = HA_PG_STARTING}, ACT_WAIT},
 	{"follower, stopped, leader record unknown",
-	 {DONE, .leader_running = true, VALID, .diverged = true, .rewind_failed = true}, ACT_WAIT},
+	 {DONE, .leader_running = true, VALID, .history = HA_HIST_DIVERGED, .rewind_failed = true}, ACT_WAIT},
 	{"follower, stopped, diverged, rewind failed",
-	 {DONE, OTHER, VALID, .diverged = true, .rewind_failed = true}, ACT_RECLONE},
-	{"follower, stopped, diverged", {DONE, OTHER, VALID, .diverged = true}, ACT_REWIND},
+	 {DONE, OTHER, VALID, .history = HA_HIST_DIVERGED, .rewind_failed = true}, ACT_RECLONE},
+	{"follower, stopped, diverged", {DONE, OTHER, VALID, .history = HA_HIST_DIVERGED}, ACT_REWIND},
 	{"follower, stopped, diverged, backoff: no rewind storm",
-	 {DONE, OTHER, VALID, .diverged = true, .in_backoff = true}, ACT_WAIT},
+	 {DONE, OTHER, VALID, .history = HA_HIST_DIVERGED, .in_backoff = true}, ACT_WAIT},
 	{"follower, stopped, diverged, rewind failed, backoff",
-	 {DONE, OTHER, VALID, .diverged = true, .rewind_failed = true, .in_backoff = true}, ACT_WAIT},
+	 {DONE, OTHER, VALID, .history = HA_HIST_DIVERGED, .rewind_failed = true, .in_backoff = true}, ACT_WAIT},
 	{"follower, stopped, diverged, leader not running: pg_rewind needs it",
-	 {DONE, .leader_known = true, VALID, .diverged = true}, ACT_WAIT},
+	 {DONE, .leader_known = true, VALID, .history = HA_HIST_DIVERGED}, ACT_WAIT},
 	{"follower, stopped, backoff", {DONE, OTHER, VALID, .in_backoff = true, .rewind_failed = true},
 	 ACT_WAIT},
+	/* an old leader's data is checked against the new leader before it may serve reads */
+	{"follower, stopped, history not checked yet",
+	 {DONE, OTHER, VALID, .history = HA_HIST_UNKNOWN}, ACT_WAIT},
+	{"follower, stopped standby data, history not checked yet",
+	 {DONE, OTHER, VALID, .data_standby = true, .history = HA_HIST_UNKNOWN}, ACT_WAIT},
+	{"follower, stopped, history unknown, leader not running",
+	 {DONE, .leader_known = true, VALID, .history = HA_HIST_UNKNOWN}, ACT_WAIT},
+	{"follower, stopped, history unknown, reinit requested",
+	 {DONE, OTHER, VALID, .history = HA_HIST_UNKNOWN, .request = HA_REQ_REINIT}, ACT_REINIT},
+	{"no leader, stopped, history unknown: starts for the election",
+	 {DONE, .leader_absent = true, VALID, .history = HA_HIST_UNKNOWN}, ACT_START_STANDBY},
 	{"follower, stopped", {DONE, OTHER, VALID, .data_standby = true}, ACT_START_STANDBY},
 	{"follower, stopped primary data", {DONE, OTHER, VALID}, ACT_START_STANDBY},
 	{"follower, stopped, leader not running", {DONE, .leader_known = true, VALID},
 	 ACT_START_STANDBY},
 	{"follower, replica, diverged",
-	 {DONE, OTHER, VALID, .pg = HA_PG_REPLICA, .diverged = true, .following_leader = true},
+	 {DONE, OTHER, VALID, .pg = HA_PG_REPLICA, .history = HA_HIST_DIVERGED, .following_leader = true},
 	 ACT_DEMOTE},
 	{"follower, replica, not following", {DONE, OTHER, VALID, .pg = HA_PG_REPLICA},
 	 ACT_FOLLOW},
@@ -388,7 +402,7 @@ static const struct decide_case cases[] = {
 	 {DONE, .leader_known = true, VALID, .pg = HA_PG_REPLICA, .following_leader = true,
 	  .request = HA_REQ_REINIT}, ACT_REPLICA_DUTIES},
 	{"follower, stopped, re-clone requested",
-	 {DONE, OTHER, VALID, .diverged = true, .request = HA_REQ_REINIT}, ACT_REINIT},
+	 {DONE, OTHER, VALID, .history = HA_HIST_DIVERGED, .request = HA_REQ_REINIT}, ACT_REINIT},
 	{"follower, stopped, re-clone requested, backoff",
 	 {DONE, OTHER, VALID, .in_backoff = true, .request = HA_REQ_REINIT}, ACT_WAIT},
 	{"follower, stopped, restart requested: starting is the restart",
@@ -467,12 +481,12 @@ static void test_action_names(void **state)
 /* ---- brute force over every observed state -------------------------------- */
 
 /*
- * All 2^21 * 4 * 3 * 3 * 4 * 4 * 3 = 3,623,878,656 combinations, consistent or
+ * All 2^20 * 4 * 3 * 3 * 4 * 4 * 3 * 3 = 5,435,817,984 combinations, consistent or
  * not, are enumerated: nothing is fixed. The outer loop sets the bools from the
  * bits of a counter, the inner loops the enums; the properties are checked
- * in one pass (about 20 s optimised, 75 under ASan).
+ * in one pass (about 50 s optimised, 3 min under ASan, on a shared machine).
  */
-#define NSTATES ((1UL << NBOOLS) * NINIT * NTARGET * NDATA * NPG * NELECT * NREQ)
+#define NSTATES ((1UL << NBOOLS) * NINIT * NTARGET * NDATA * NPG * NELECT * NREQ * NHIST)
 
 enum property {
 	P_PRIMARY_ONLY_WITH_KEY,   /* a */
@@ -485,6 +499,7 @@ enum property {
 	P_RESTART,                 /* h */
 	P_REINIT,                  /* i */
 	P_HANDOVER,                /* j */
+	P_HISTORY,                 /* k */
 	P_REASON,                  /* every decision has a reason and a named action */
 	NPROPS
 };
@@ -508,6 +523,8 @@ static const char *const property_text[NPROPS] = {
 		     "valid data of a stopped or replica PostgreSQL, while another member leads and runs",
 	[P_HANDOVER] = "(j) planned switchover: the key is never handed over before the candidate "
 		       "confirmed every WAL record of the clean stop",
+	[P_HISTORY] = "(k) START_STANDBY under another member's key only when this member's WAL is known "
+		      "to be on its history",
 	[P_REASON] = "every decision has a non-empty reason and a named action",
 };
 
@@ -586,6 +603,9 @@ static unsigned violations(const struct ha_observed *o, struct ha_decision d)
 	if (a == ACT_RELEASE_LEADER && o->handover_wait && o->failover_to == HA_TARGET_OTHER)
 		v |= 1u << P_HANDOVER;
 
+	if (a == ACT_START_STANDBY && !o->leader_absent && !o->leader_is_me && o->history != HA_HIST_ON)
+		v |= 1u << P_HISTORY;
+
 	if (d.reason == NULL || d.reason[0] == '\0' || !in_range(a))
 		v |= 1u << P_REASON;
 	return v;
@@ -657,7 +677,9 @@ static void sweep_all(struct sweep *s)
 		for (int data = 0; data < NDATA; data++)
 		for (int pg = 0; pg < NPG; pg++)
 		for (int el = 0; el < NELECT; el++)
-		for (int rq = 0; rq < NREQ; rq++) {
+		for (int rq = 0; rq < NREQ; rq++)
+		for (int hi = 0; hi < NHIST; hi++) {
+			o.history = (enum ha_history)hi;
 			o.init = (enum ha_init)init;
 			o.failover_to = (enum ha_target)tgt;
 			o.data = (enum ha_data)data;

@@ -41,6 +41,7 @@ static void sample(struct member *m, const char *name)
 	snprintf(m->pending_params, sizeof(m->pending_params), "max_connections,shared_buffers");
 	snprintf(m->op_id, sizeof(m->op_id), "rq-1795000000-Ab3dE9xQ");
 	snprintf(m->op_state, sizeof(m->op_state), "done");
+	snprintf(m->diverged_copy, sizeof(m->diverged_copy), "/var/lib/pg/data.diverged");
 }
 
 static void test_names(void **state)
@@ -124,6 +125,8 @@ static void test_encode_format(void **state)
 	json_decref(want);
 	assert_string_equal(json_string_value(json_object_get(o, "op_id")), "rq-1795000000-Ab3dE9xQ");
 	assert_string_equal(json_string_value(json_object_get(o, "op_state")), "done");
+	/* A re-clone's leftover copy of a diverged data directory, until the member streams again. */
+	assert_string_equal(json_string_value(json_object_get(o, "diverged_copy")), "/var/lib/pg/data.diverged");
 	json_decref(o);
 	free(json);
 
@@ -135,6 +138,7 @@ static void test_encode_format(void **state)
 	assert_non_null(strstr(json, "\"tags\":{\"nofailover\":false,\"nosync\":false,"
 				     "\"noloadbalance\":false,\"priority\":100}"));
 	assert_non_null(strstr(json, "\"received_lsn\":0,\"received_lsn_text\":\"0/0\""));
+	assert_null(strstr(json, "diverged_copy"));   /* only when there is one */
 	free(json);
 }
 

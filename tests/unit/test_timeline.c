@@ -134,10 +134,68 @@ static void test_timeline_long_line(void **state)
 	assert_true(pg_timeline_diverged(hist, 2, 1, 0x3000061));
 }
 
+/*
+ * A stopped data directory (pg_data_diverged): what pg_controldata says,
+ * against the leader on timeline 2 forked from 1 at 0/3000060 (HIST2).
+ */
+struct data_case {
+	const char *desc;
+	const char *state;
+	uint32_t tli;
+	uint64_t checkpoint;
+	uint32_t minrec_tli;
+	uint64_t minrec;
+	bool want;
+};
+
+static const struct data_case data_cases[] = {
+	/* an old primary shut down cleanly: its shutdown checkpoint is its last record */
+	{"shut down before the switchpoint", "shut down", 1, 0x3000000, 0, 0, false},
+	/* PostgreSQL: "requested timeline 2 is not a child of this server's history" */
+	{"shut down, checkpoint record AT the switchpoint", "shut down", 1, 0x3000060, 0, 0, true},
+	{"shut down past the switchpoint", "shut down", 1, 0x3000100, 0, 0, true},
+	/* an old primary that crashed: WAL past its checkpoint is not in pg_controldata */
+	{"crashed primary, other timeline, checkpoint before", "in production", 1, 0x2000000, 0, 0, true},
+	{"crashed primary on the leader's timeline", "in production", 2, 0x3000100, 0, 0, false},
+	/* what pg_rewind leaves: the last common checkpoint, the minimum recovery point on the new timeline */
+	{"after pg_rewind", "in archive recovery", 1, 0x2000000, 2, 0x5000000, false},
+	/* a standby: the minimum recovery point is an end position */
+	{"standby replayed up to the switchpoint", "shut down in recovery", 1, 0x2000000, 1, 0x3000060, false},
+	{"standby replayed past the switchpoint", "shut down in recovery", 1, 0x2000000, 1, 0x3000061, true},
+	{"standby on the leader's timeline", "shut down in recovery", 1, 0x2000000, 2, 0x9000000, false},
+	{"standby, restartpoint past the switchpoint", "in archive recovery", 1, 0x3000080, 1, 0x3000100, true},
+	{"on a timeline the leader never had", "shut down in recovery", 3, 0x1000000, 3, 0x1000000, true},
+};
+
+static void test_data_diverged_table(void **state)
+{
+	int failures = 0;
+	for (size_t i = 0; i < NELEM(data_cases); i++) {
+		const struct data_case *c = &data_cases[i];
+		struct pg_data_info d;
+		memset(&d, 0, sizeof(d));
+		d.kind = PG_DATA_VALID;
+		snprintf(d.cluster_state, sizeof(d.cluster_state), "%s", c->state);
+		d.timeline = c->tli;
+		d.checkpoint_lsn = c->checkpoint;
+		d.min_recovery_tli = c->minrec_tli;
+		d.min_recovery_lsn = c->minrec;
+		bool got = pg_data_diverged(HIST2, 2, &d);
+		if (got != c->want) {
+			print_error("data case %zu \"%s\": got %s, want %s\n", i, c->desc,
+				    got ? "diverged" : "not diverged", c->want ? "diverged" : "not diverged");
+			failures++;
+		}
+	}
+	if (failures > 0)
+		fail_msg("%d of %zu cases failed", failures, NELEM(data_cases));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_timeline_table),
+		cmocka_unit_test(test_data_diverged_table),
 		cmocka_unit_test(test_timeline_long_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
