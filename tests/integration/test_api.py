@@ -1,0 +1,111 @@
+"""The agent API under attack: a slow-client flood must not starve the health
+checks. One 2-member cluster (fast profile) serves the whole file; the tests
+run in order and leave it with one valid leader for the next."""
+import os
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from conftest import Cluster, Etcd, make_base_dir, sanitizer_reports
+
+FAST = {"cluster.ttl": "3s", "cluster.loop_wait": "500ms", "cluster.retry_timeout": "1s",
+        "etcd.request_timeout": "800ms"}
+NAMES = ("a1", "a2")
+
+
+@pytest.fixture(scope="module")
+def api_cluster(request):
+    base = make_base_dir()
+    etcd = Etcd(base).start()
+    cluster = Cluster(base, etcd)
+    failed_before = request.session.testsfailed
+    failed = True
+    try:
+        for n in NAMES:
+            cluster.add(n, FAST).start()
+        cluster.wait_streaming(list(NAMES), timeout=120)
+        yield cluster
+        failed = request.session.testsfailed != failed_before
+    finally:
+        cluster.stop_all()
+        etcd.stop()
+        reports = sanitizer_reports(base)
+        if reports or failed:
+            for name in sorted(os.listdir(base)):
+                if name.endswith(".log"):
+                    with open(os.path.join(base, name), errors="replace") as f:
+                        print(f"\n===== {name} (tail) =====\n{f.read()[-5000:]}")
+        else:
+            subprocess.run(["rm", "-rf", base], check=False)
+        assert not reports, "sanitizer report(s):\n" + "\n----\n".join(reports)
+
+
+class Drip:
+    """n connections that each send one byte of a request head a second, and
+    reconnect when the server drops them (as an attacker would)."""
+
+    def __init__(self, port, n):
+        self.port = port
+        self.socks = [None] * n
+        self.stop_flag = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _open(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=1)
+        s.setblocking(False)
+        return s
+
+    def _run(self):
+        while not self.stop_flag.is_set():
+            for i, s in enumerate(self.socks):
+                try:
+                    if s is None:
+                        s = self.socks[i] = self._open()
+                    s.send(b"G")
+                except OSError:
+                    if s is not None:
+                        s.close()
+                    self.socks[i] = None
+            self.stop_flag.wait(1.0)
+
+    def __enter__(self):
+        for i in range(len(self.socks)):
+            self.socks[i] = self._open()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_flag.set()
+        self.thread.join(10)
+        for s in self.socks:
+            if s is not None:
+                s.close()
+
+
+def timed_get(url):
+    t0 = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=3) as r:
+            code = r.status
+    except urllib.error.HTTPError as e:
+        code = e.code
+    return code, time.monotonic() - t0
+
+
+def test_slow_flood_does_not_starve_health_checks(api_cluster):
+    cluster = api_cluster
+    leader = cluster.nodes[cluster.leader()]
+    url = f"http://127.0.0.1:{leader.api_port}/primary"
+    with Drip(leader.api_port, 400):
+        time.sleep(1.5)    # every drip connection is in, and has sent a byte or two
+        answers = []
+        for _ in range(8):  # spans more than the 5 s request deadline of the first drips
+            answers.append(timed_get(url))
+            time.sleep(0.8)
+    assert all(code == 200 for code, _ in answers), answers
+    slowest = max(t for _, t in answers)
+    assert slowest < 0.5, f"/primary took {slowest:.3f} s during the flood: {answers}"
