@@ -20,7 +20,9 @@
  *   /cluster                     JSON view of all members (always 200 if etcd was read)
  *   POST /failsafe               the leader's ping while etcd is unreachable: 200 if this
  *                                member cannot reach etcd either (and then it does not race
- *                                for the key for one TTL), 409 otherwise
+ *                                for the key for one TTL), 409 otherwise. Needs the bearer
+ *                                token like /switchover (401 without or wrong, 403 when no
+ *                                token file is configured: failsafe is then off)
  *   POST /switchover             {"candidate": NODE, "leader": optional, "scheduled_at":
  *                                optional ISO time or +30s}: request a planned switchover
  *                                (202 with the request); DELETE /switchover withdraws a
@@ -63,7 +65,7 @@ struct api_source {
 	/* set before api_start, read-only afterwards: for POST/DELETE /switchover */
 	const struct etcd_opts *etcd;
 	const char *prefix;         /* "<prefix>/<cluster>/" */
-	const char *token;          /* NULL: the API changes nothing */
+	const char *token;          /* NULL: the API changes nothing (no switchover, no failsafe) */
 };
 
 void api_source_init(struct api_source *src, const char *cluster_name);

@@ -389,17 +389,19 @@ static void view_add_member(struct cluster_view *v, const char *key, const char 
 	struct member m;
 	struct pgha_err e = {{0}};
 	if (strlen(kv->value) != kv->value_len) {
-		log_warn("skipping member record %s: the value contains a NUL byte", key);
+		log_warn_once("member NUL", key, kv->mod_revision,
+			      "skipping member record %s: the value contains a NUL byte", key);
 		return;
 	}
 	if (member_decode(kv->value, &m, &e) != 0) {
-		log_warn("skipping member record %s: %s", key, e.msg);
+		log_warn_once("member bad", key, kv->mod_revision, "skipping member record %s: %s", key, e.msg);
 		return;
 	}
 	/* The key is what the member's lease protects; a record claiming
 	 * another name is someone's mistake, not that member. */
 	if (strcmp(m.name, name) != 0) {
-		log_warn("skipping member record %s: it names member \"%s\"", key, m.name);
+		log_warn_once("member name", key, kv->mod_revision,
+			      "skipping member record %s: it names member \"%s\"", key, m.name);
 		return;
 	}
 	v->members = xrealloc(v->members, (v->nmembers + 1) * sizeof(*v->members));
@@ -426,7 +428,8 @@ static void view_add(struct cluster_view *v, const char *key, const char *rel,
 	} else if (strncmp(rel, "members/", 8) == 0) {
 		const char *name = rel + 8;
 		if (name[0] == '\0' || strchr(name, '/') != NULL)
-			log_warn("skipping member record %s: bad member name in the key", key);
+			log_warn_once("member key", key, kv->mod_revision,
+				      "skipping member record %s: bad member name in the key", key);
 		else
 			view_add_member(v, key, name, kv);
 	}

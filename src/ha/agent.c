@@ -175,6 +175,10 @@ static int setup(struct agent *a, struct pgha_err *e)
 	if (a->api_server == NULL)
 		return err_wrap(e, "[node] api_listen = %s", a->cfg.api_listen);
 	log_info("API listening on %s", a->cfg.api_listen);
+	if (a->cfg.failsafe && a->api_token == NULL)
+		log_warn("[cluster] failsafe is on but [node] api_token_file is not set: failsafe is off. Members "
+			 "refuse POST /failsafe without the cluster's token, so a leader that loses etcd demotes "
+			 "before its lease runs out; give every member the same api_token_file");
 
 	a->watch = etcd_watch_start(&a->etcd_opts, a->prefix, 0, on_watch, a, e);
 	if (a->watch == NULL)

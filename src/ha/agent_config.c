@@ -46,8 +46,9 @@ static const struct config_option agent_options[] = {
 	O("node", "api_address", OPT_STRING, api_address, "", 1, 0, 0,
 	  "host:port other members and tools use to reach the API (default: api_listen)"),
 	O("node", "api_token_file", OPT_STRING, api_token_file, "", 1, 0, 0,
-	  "file holding the bearer token that POST/DELETE /switchover require "
-	  "(Authorization: Bearer <token>); empty: the API changes nothing"),
+	  "file holding the cluster's bearer token (the same on every member) that POST/DELETE /switchover "
+	  "and the members' POST /failsafe require (Authorization: Bearer <token>); empty: the API "
+	  "changes nothing and failsafe is off"),
 	O("node", "run_as", OPT_STRING, run_as, "postgres", 1, 0, 0,
 	  "OS user that runs PostgreSQL when the agent runs as root"),
 	O("node", "log_level", OPT_LOGLEVEL, log_level, "info", 1, 0, OPT_RELOAD,

@@ -137,7 +137,8 @@ class Node:
         sections = {
             "cluster": {"name": c.name},
             "etcd": {"endpoints": c.etcd.url},
-            "node": {"name": self.name, "api_listen": f"{self.host}:{self.api_port}"},
+            "node": {"name": self.name, "api_listen": f"{self.host}:{self.api_port}",
+                     "api_token_file": c.api_token_file},
             "postgresql": {
                 "data_dir": self.data_dir,
                 "bin_dir": PG_BIN,
@@ -211,7 +212,11 @@ class Cluster:
         self.repl_pw = "re'pl:" + os.urandom(8).hex()   # quoting must survive
         self.su_pw_file = os.path.join(secrets, "su")
         self.repl_pw_file = os.path.join(secrets, "repl")
-        for path, pw in ((self.su_pw_file, self.su_pw), (self.repl_pw_file, self.repl_pw)):
+        # One API token for every member, as `pgha up` makes: POST /failsafe needs it.
+        self.api_token = "tok-" + os.urandom(12).hex()
+        self.api_token_file = os.path.join(secrets, "api.token")
+        for path, pw in ((self.su_pw_file, self.su_pw), (self.repl_pw_file, self.repl_pw),
+                         (self.api_token_file, self.api_token)):
             with open(path, "w") as f:
                 f.write(pw + "\n")
             os.chmod(path, 0o600)

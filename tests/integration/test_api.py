@@ -1,5 +1,6 @@
 """The agent API under attack: a slow-client flood must not starve the health
-checks. One 2-member cluster (fast profile) serves the whole file; the tests
+checks; POST /failsafe (a promise not to race for the leader key) needs the
+cluster's API token. One 2-member cluster (fast profile) serves the whole file; the tests
 run in order and leave it with one valid leader for the next."""
 import os
 import socket
@@ -109,3 +110,47 @@ def test_slow_flood_does_not_starve_health_checks(api_cluster):
     assert all(code == 200 for code, _ in answers), answers
     slowest = max(t for _, t in answers)
     assert slowest < 0.5, f"/primary took {slowest:.3f} s during the flood: {answers}"
+
+
+def post(port, path, token=None):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=b"{}", method="POST",
+                                 headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(req, timeout=3) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_failsafe_needs_the_api_token(api_cluster):
+    cluster = api_cluster
+    standby = next(n for name, n in cluster.nodes.items() if name != cluster.leader())
+    assert post(standby.api_port, "/failsafe") == 401
+    assert post(standby.api_port, "/failsafe", token="tok-not-the-right-one") == 401
+    assert "POST /failsafe refused: wrong token" in standby.log()
+    # The members' own token is accepted (409: this member reaches etcd, so no promise).
+    assert post(standby.api_port, "/failsafe", token=cluster.api_token) == 409
+
+
+def etcdctl(cluster, *args):
+    r = subprocess.run(["etcdctl", "--endpoints", cluster.etcd.url, *args], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_bad_etcd_key_is_logged_once_per_change(api_cluster):
+    cluster = api_cluster
+    key = f"/pgha/{cluster.name}/members/zz"
+    line = f"skipping member record {key}"
+    try:
+        etcdctl(cluster, "put", key, '{"garbage":')
+        time.sleep(3)    # six loops of 500 ms on every agent, and watch wake-ups
+        for node in cluster.nodes.values():
+            assert node.log().count(line) == 1, node.log()[-3000:]
+        etcdctl(cluster, "put", key, "still not a record")   # changed: reported again, once
+        time.sleep(2)
+        for node in cluster.nodes.values():
+            assert node.log().count(line) == 2, node.log()[-3000:]
+    finally:
+        etcdctl(cluster, "del", key)

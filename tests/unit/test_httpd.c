@@ -665,6 +665,60 @@ static void test_api_routes(void **state)
 	api_source_destroy(&src);
 }
 
+/*
+ * POST /failsafe makes this member promise not to race for the leader key:
+ * only the cluster's members (who hold the API token) may ask. Without a
+ * token configured it is refused; the promise is made only on the right token.
+ */
+static void test_api_failsafe_needs_the_token(void **state)
+{
+	static const char *const tokens[] = {NULL, "0123456789abcdef-token"};
+	for (int t = 0; t < 2; t++) {
+		struct api_source src;
+		struct pgha_err e;
+		api_source_init(&src, "demo");
+		src.token = tokens[t];
+		struct api_status st;
+		memset(&st, 0, sizeof(st));
+		st.etcd_reachable = false;   /* the case where a yes binds this member */
+		st.ttl_s = 30;
+		api_source_update(&src, &st, NULL);
+		struct api_server *api = api_start("127.0.0.1:0", &src, &e);
+		assert_non_null(api);
+		int port = api_port(api);
+		struct strbuf r = STRBUF_INIT;
+#define FS_CODE(auth) (sb_reset(&r), exchange_on(port, "POST /failsafe HTTP/1.1\r\n" auth \
+			"Content-Length: 2\r\n\r\n{}", strlen("POST /failsafe HTTP/1.1\r\n" auth \
+			"Content-Length: 2\r\n\r\n{}"), &r))
+		int none = FS_CODE("");
+		int wrong = FS_CODE("Authorization: Bearer 0123456789abcdef-tokeX\r\n");
+		int shorter = FS_CODE("Authorization: Bearer 0123456789abcdef\r\n");
+		pthread_mutex_lock(&src.lock);
+		int64_t promised = src.failsafe_until_ms;
+		pthread_mutex_unlock(&src.lock);
+		assert_int_equal(promised, 0);   /* no promise made to a stranger */
+		int right = FS_CODE("Authorization: Bearer 0123456789abcdef-token\r\n");
+#undef FS_CODE
+		if (t == 0) {
+			assert_int_equal(none, 403);
+			assert_int_equal(wrong, 403);
+			assert_int_equal(right, 403);
+		} else {
+			assert_int_equal(none, 401);
+			assert_int_equal(wrong, 401);
+			assert_int_equal(shorter, 401);
+			assert_int_equal(right, 200);
+			pthread_mutex_lock(&src.lock);
+			promised = src.failsafe_until_ms;
+			pthread_mutex_unlock(&src.lock);
+			assert_true(promised > now_ms());
+		}
+		sb_free(&r);
+		api_stop(api);
+		api_source_destroy(&src);
+	}
+}
+
 /* ------------------------------------------------------------------ main */
 
 static int group_setup(void **state)
@@ -710,6 +764,7 @@ int main(void)
 		cmocka_unit_test(test_ipv6),
 		cmocka_unit_test(test_bad_listen),
 		cmocka_unit_test(test_api_routes),
+		cmocka_unit_test(test_api_failsafe_needs_the_token),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
