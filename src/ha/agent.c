@@ -280,7 +280,7 @@ static int ensure_lease(struct agent *a, struct pgha_err *e)
 static void reattach_leader_key(struct agent *a)
 {
 	if (a->view.leader == NULL || strcmp(a->view.leader, a->cfg.name) != 0 ||
-	    a->view.leader_lease == a->lease)
+	    a->view.leader_lease == a->lease || !leader_key_may_reattach(a))
 		return;
 	struct etcd_cmp cmp[] = {
 		{.key = a->key_leader, .target = ETCD_CMP_VALUE, .result = ETCD_CMP_EQUAL, .value = a->cfg.name},
@@ -323,6 +323,7 @@ static void observe_dcs(struct agent *a)
 	cluster_view_from_kvs(a->prefix, &kvs, &a->api_view);
 	cluster_view_sort(&a->api_view);
 	a->have_api_view = true;
+	leader_key_judge(a);
 	failover_read_dcs(a, &kvs);
 	dynconf_read_dcs(a, &kvs);
 	ops_read_dcs(a, &kvs);

@@ -4,6 +4,7 @@ Every server binds 127.0.0.1 on a port picked here, lives in a temporary
 directory made for the test, and is stopped by the test (by PID). Every wait
 is bounded in time.
 """
+import contextlib
 import json
 import os
 import shutil
@@ -287,6 +288,29 @@ def sanitizer_reports(d):
                     if i >= 0:
                         found.append(f"{name}: {text[max(0, i - 200):i + 1500]}")
     return found
+
+
+@contextlib.contextmanager
+def shared_base(request):
+    """The base directory of a cluster shared by a whole test file (a module-scoped fixture
+    stops its servers inside this block): afterwards any sanitizer report fails, the logs are
+    shown if a test of the file failed, and the directory is removed if none did."""
+    base = make_base_dir()
+    failed_before = request.session.testsfailed
+    failed = True
+    try:
+        yield base
+        failed = request.session.testsfailed != failed_before
+    finally:
+        reports = sanitizer_reports(base)
+        if reports or failed:
+            for name in sorted(os.listdir(base)):
+                if name.endswith(".log"):
+                    with open(os.path.join(base, name), errors="replace") as f:
+                        print(f"\n===== {name} (tail) =====\n{f.read()[-5000:]}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+        assert not reports, "sanitizer report(s):\n" + "\n----\n".join(reports)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import PGHA_BIN, Cluster, Etcd, Proxy, make_base_dir, sanitizer_reports, wait_until
+from conftest import PGHA_BIN, Cluster, Etcd, Proxy, shared_base, wait_until
 from test_switchover import ProxyWriters
 
 FAST = {"cluster.ttl": "3s", "cluster.loop_wait": "500ms", "cluster.retry_timeout": "1s",
@@ -21,33 +21,21 @@ NAMES = ("n1", "n2", "n3")
 
 @pytest.fixture(scope="module")
 def ops(request):
-    base = make_base_dir()
-    etcd = Etcd(base).start()
-    cluster = Cluster(base, etcd)
-    proxy = None
-    failed_before = request.session.testsfailed
-    failed = True
-    try:
-        for n in NAMES:
-            cluster.add(n, FAST).start()
-        cluster.wait_streaming(list(NAMES), timeout=120)
-        proxy = Proxy(cluster).start()
-        yield cluster, proxy
-        failed = request.session.testsfailed != failed_before
-    finally:
-        if proxy is not None:
-            proxy.stop()
-        cluster.stop_all()
-        etcd.stop()
-        reports = sanitizer_reports(base)
-        if reports or failed:
-            for name in sorted(os.listdir(base)):
-                if name.endswith(".log"):
-                    with open(os.path.join(base, name), errors="replace") as f:
-                        print(f"\n===== {name} (tail) =====\n{f.read()[-5000:]}")
-        else:
-            subprocess.run(["rm", "-rf", base], check=False)
-        assert not reports, "sanitizer report(s):\n" + "\n----\n".join(reports)
+    with shared_base(request) as base:
+        etcd = Etcd(base).start()
+        cluster = Cluster(base, etcd)
+        proxy = None
+        try:
+            for n in NAMES:
+                cluster.add(n, FAST).start()
+            cluster.wait_streaming(list(NAMES), timeout=120)
+            proxy = Proxy(cluster).start()
+            yield cluster, proxy
+        finally:
+            if proxy is not None:
+                proxy.stop()
+            cluster.stop_all()
+            etcd.stop()
 
 
 def ctl(cluster, *args, stdin=None):
