@@ -458,6 +458,7 @@ static void build_observed(struct agent *a, struct ha_observed *o)
 	const struct member *leader = agent_leader_member(a);
 	o->leader_known = leader != NULL && leader->host[0] != '\0' && leader->port > 0;
 	o->leader_running = leader != NULL && leader->role == ROLE_PRIMARY && leader->state == STATE_RUNNING;
+	o->leader_suspect = a->foreign_key_rev != 0 && !o->leader_absent && !o->leader_is_me;
 
 	switch (a->phase) {
 	case PG_STOPPED: o->pg = HA_PG_STOPPED; break;

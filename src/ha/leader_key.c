@@ -15,7 +15,9 @@
  * A key under a lease that is not the named member's record's lease is also
  * what an agent shows for a moment while it moves its key to a new lease (ctl
  * set ttl, an agent restart): it counts as invalid only once it has stayed so
- * for a whole ttl.
+ * for a whole ttl (at once for the member it names, who knows its own leases);
+ * meanwhile it is leader_suspect for the decision, which keeps a running
+ * primary from stopping for it.
  */
 #include "ha/agent_int.h"
 
@@ -29,8 +31,8 @@
 void leader_key_judge(struct agent *a)
 {
 	struct cluster_view *v = &a->view;
-	if (v->leader_state != LEADER_KEY_FOREIGN_LEASE || v->leader == NULL ||
-	    (strcmp(v->leader, a->cfg.name) == 0 && leader_key_may_reattach(a))) {
+	bool mine = v->leader != NULL && strcmp(v->leader, a->cfg.name) == 0;
+	if (v->leader_state != LEADER_KEY_FOREIGN_LEASE || v->leader == NULL || (mine && leader_key_may_reattach(a))) {
 		a->foreign_key_rev = 0;
 		return;
 	}
@@ -39,7 +41,12 @@ void leader_key_judge(struct agent *a)
 		a->foreign_key_rev = v->leader_mod_revision;
 		a->foreign_key_since_ms = now;
 	}
-	if (now - a->foreign_key_since_ms < a->cfg.ttl_ms)
+	/*
+	 * Others wait a ttl; the named member knows at once: our own moves keep
+	 * a->lease in step, so our name under another lease while we may not
+	 * re-attach it is not ours (following "ourselves" would stop streaming).
+	 */
+	if (!mine && now - a->foreign_key_since_ms < a->cfg.ttl_ms)
 		return;
 	log_warn_once("leader key foreign", a->key_leader, v->leader_mod_revision,
 		      "the leader key names %s under lease %lld, which is not %s's lease, for %lld ms: no agent "

@@ -163,13 +163,13 @@ class LeaderKeyRound:
         self.lnode = cluster.nodes[self.leader]
         self.pid = pg_pid(self.lnode)
 
-    def run(self, value):
+    def run(self, value, lease=None):
         cluster, leader = self.cluster, self.leader
         writer = Writer(cluster).start()
         try:
             wait_until("first writes", lambda: writer.acked_on(leader), timeout=10)
             t_bad = time.monotonic()
-            etcdctl(cluster, "put", self.key, value)
+            etcdctl(cluster, "put", self.key, value, *([f"--lease={lease}"] if lease else []))
             wait_until("the leader key back with the leader, valid",
                        lambda: etcdctl(cluster, "get", "--print-value-only", self.key).strip() == leader
                        and valid_leader(cluster) == leader, timeout=20)
@@ -199,3 +199,14 @@ def test_standby_named_in_a_leaseless_leader_key_does_not_promote(api_cluster):
     r = LeaderKeyRound(api_cluster)
     r.run(r.standby)
     assert f'the leader key /pgha/t/leader = "{r.standby}" is under no lease' in r.lnode.log()
+
+
+def test_standby_named_under_a_foreign_lease_does_not_promote(api_cluster):
+    r = LeaderKeyRound(api_cluster)
+    # A live lease that is not the standby's (etcdctl prints "lease 694d... granted with TTL(60s)").
+    lease = etcdctl(api_cluster, "lease", "grant", "60").split()[1]
+    try:
+        r.run(r.standby, lease=lease)
+    finally:
+        etcdctl(api_cluster, "lease", "revoke", lease)
+    assert f"the leader key names {r.standby} under lease" in r.lnode.log()
