@@ -17,7 +17,9 @@
  *   /health                      200 when PostgreSQL is running
  *   /liveness                    200 when the HA loop ran within ttl seconds
  *   /readiness                   200 when leader (with key) or a running replica
- *   /cluster                     JSON view of all members (always 200 if etcd was read)
+ *   /cluster                     JSON view of all members (always 200 if etcd was read);
+ *                                "leader_key_invalid" {value, problem, mod_revision} when the
+ *                                leader key was not written by an agent (dcs/member.h)
  *   POST /failsafe               the leader's ping while etcd is unreachable: 200 if this
  *                                member cannot reach etcd either (and then it does not race
  *                                for the key for one TTL), 409 otherwise. Needs the bearer

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "dcs/etcd.h"
+#include "cli/ctl.h"
 #include "dcs/member.h"
 
 static void sample(struct member *m, const char *name)
@@ -405,6 +406,18 @@ static void test_view_leader_key(void **state)
 			assert_string_equal(v.leader_invalid, cases[i].value);
 		}
 		assert_int_equal(v.leader_mod_revision, 42);
+		/* ctl list says what is wrong and what happens next. */
+		char *text = NULL;
+		size_t text_len = 0;
+		FILE *f = open_memstream(&text, &text_len);
+		assert_non_null(f);
+		ctl_print_table(f, &v, "main");
+		fclose(f);
+		char want[300];
+		snprintf(want, sizeof(want), "Leader key: \"%s\" (revision 42) is %s", cases[i].value,
+			 cases[i].want == LEADER_KEY_OK ? "" : leader_key_problem(v.leader_state));
+		assert_true((strstr(text, want) != NULL) == (cases[i].want != LEADER_KEY_OK));
+		free(text);
 		char *json = cluster_view_encode(&v, "main");
 		json_t *o = json_loads(json, 0, NULL);
 		json_t *bad = json_object_get(o, "leader_key_invalid");
