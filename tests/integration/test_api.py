@@ -1,12 +1,15 @@
 """The agent API and the agents under attack: a slow-client flood must not
 starve the health checks; POST /failsafe (a promise not to race for the leader
 key) needs the cluster's API token; a bad etcd key is logged once per change; a
-hand-written leader key neither stops the primary nor promotes a standby. One 2-member cluster (fast profile) serves the whole file; the tests
-run in order and leave it with one valid leader for the next."""
+hand-written leader key neither stops the primary nor promotes a standby.
+
+One 2-member cluster (fast profile) serves the whole file; the tests run in
+order and leave it with one valid leader for the next."""
 import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
