@@ -79,7 +79,8 @@ static void api_error(struct http_response *resp, int status, const char *why)
 static bool api_authorized(const struct api_source *src, const struct http_request *req, struct http_response *resp)
 {
 	if (src->token == NULL) {
-		api_error(resp, 403, "this API changes nothing: set [node] api_token_file to allow it");
+		api_error(resp, 403, "no [node] api_token_file is set: this member refuses every request that "
+			  "changes something (POST/DELETE /switchover, POST /failsafe)");
 		return false;
 	}
 	const char *a = req->authorization;
@@ -93,7 +94,7 @@ static bool api_authorized(const struct api_source *src, const struct http_reque
 	for (size_t i = 0; i < m; i++)
 		diff |= (unsigned char)(a[i < n ? i : 0] ^ src->token[i]);
 	if (diff != 0) {
-		log_warn("API: %s /switchover refused: wrong token", req->method);
+		log_warn("API: %s %s refused: wrong token", req->method, req->path);
 		api_error(resp, 401, "wrong token");
 		return false;
 	}
@@ -210,11 +211,15 @@ static bool api_method_ok(const char *method)
  * POST /failsafe: the leader, cut off from etcd, asks whether it may stay
  * primary. Yes only if this member cannot reach etcd either (it could not
  * take part in an election); saying yes is a promise not to race for the
- * leader key for one TTL, which the HA loop keeps.
+ * leader key for one TTL, which the HA loop keeps. The promise stops this
+ * member from becoming leader, so only a member may ask: the cluster's API
+ * token is required (without one configured, failsafe is off: refused).
  */
 static void api_failsafe(struct api_source *src, const struct http_request *req,
 			 struct http_response *resp)
 {
+	if (!api_authorized(src, req, resp))
+		return;
 	pthread_mutex_lock(&src->lock);
 	bool reachable = src->status.etcd_reachable;
 	int ttl_s = src->status.ttl_s > 0 ? src->status.ttl_s : 30;

@@ -17,10 +17,14 @@
  *   /health                      200 when PostgreSQL is running
  *   /liveness                    200 when the HA loop ran within ttl seconds
  *   /readiness                   200 when leader (with key) or a running replica
- *   /cluster                     JSON view of all members (always 200 if etcd was read)
+ *   /cluster                     JSON view of all members (always 200 if etcd was read);
+ *                                "leader_key_invalid" {value, problem, mod_revision} when the
+ *                                leader key was not written by an agent (dcs/member.h)
  *   POST /failsafe               the leader's ping while etcd is unreachable: 200 if this
  *                                member cannot reach etcd either (and then it does not race
- *                                for the key for one TTL), 409 otherwise
+ *                                for the key for one TTL), 409 otherwise. Needs the bearer
+ *                                token like /switchover (401 without or wrong, 403 when no
+ *                                token file is configured: failsafe is then off)
  *   POST /switchover             {"candidate": NODE, "leader": optional, "scheduled_at":
  *                                optional ISO time or +30s}: request a planned switchover
  *                                (202 with the request); DELETE /switchover withdraws a
@@ -63,7 +67,7 @@ struct api_source {
 	/* set before api_start, read-only afterwards: for POST/DELETE /switchover */
 	const struct etcd_opts *etcd;
 	const char *prefix;         /* "<prefix>/<cluster>/" */
-	const char *token;          /* NULL: the API changes nothing */
+	const char *token;          /* NULL: the API changes nothing (no switchover, no failsafe) */
 };
 
 void api_source_init(struct api_source *src, const char *cluster_name);

@@ -36,7 +36,7 @@
 #include "common/util.h"
 
 enum {
-	HTTPD_MAX_CONNS = 256,
+	HTTPD_MAX_CONNS = 1024,
 	HTTPD_HEADER_MAX = 16 * 1024,      /* request line + headers + blank line */
 	HTTPD_BODY_MAX = 64 * 1024,
 	HTTPD_REQUEST_TIMEOUT_MS = 5000,   /* accept -> complete request */
@@ -54,6 +54,7 @@ struct http_conn {
 	int fd;
 	enum conn_state state;
 	int64_t deadline;       /* now_ms() value at which the current state times out */
+	uint64_t seq;           /* accept order: the lowest is the oldest */
 	struct strbuf in;       /* bytes received (NUL-terminated by strbuf) */
 	size_t scanned;         /* in.data[0..scanned) holds no end of headers */
 	size_t hdr_len;         /* length of the header block, 0 while incomplete */
@@ -79,6 +80,7 @@ struct httpd {
 	void *arg;
 	struct http_conn *conns[HTTPD_MAX_CONNS];
 	size_t nconns;
+	uint64_t next_seq;
 	int64_t accept_paused_until;
 };
 
@@ -679,25 +681,9 @@ static void httpd_remove_conn(struct httpd *h, size_t i)
 }
 
 /*
- * At the cap, a connection whose answer is already sent (DRAIN, only waiting
- * for the client's close) is worth less than a new health check: reclaim its
- * slot. Returns false if every slot holds unanswered work.
- */
-static bool httpd_make_room(struct httpd *h)
-{
-	for (size_t i = 0; i < h->nconns; i++) {
-		if (h->conns[i]->state == CONN_DRAIN) {
-			httpd_remove_conn(h, i);
-			return true;
-		}
-	}
-	return false;
-}
-
-/*
- * Over the cap: say so (best effort, never blocking) and hang up. Input that
- * already arrived is read first: closing with unread input sends a RST, and
- * the client would see "connection reset" instead of the 503.
+ * Over the cap (or evicted): say so (best effort, never blocking) and hang up.
+ * Input that already arrived is read first: closing with unread input sends a
+ * RST, and the client would see "connection reset" instead of the 503.
  */
 static void httpd_refuse(int fd)
 {
@@ -713,6 +699,58 @@ static void httpd_refuse(int fd)
 	(void)n;
 	shutdown(fd, SHUT_WR);
 	close(fd);
+}
+
+/*
+ * How much a connection is worth keeping at the cap, lowest first: an answer
+ * already sent (DRAIN, only waiting for the client's close), then a request
+ * whose head is still incomplete, then one whose body is still coming. A
+ * complete request (WRITE: its answer is queued) is never evicted.
+ */
+static int conn_evict_rank(const struct http_conn *c)
+{
+	if (c->state == CONN_DRAIN)
+		return 0;
+	if (c->state == CONN_READ)
+		return c->hdr_len == 0 ? 1 : 2;
+	return -1;
+}
+
+/*
+ * At the cap, make room for a new connection by dropping the cheapest one
+ * (lowest rank; the oldest within a rank). Slow or silent clients can then
+ * never lock health checks out: a flood of them only evicts its own oldest
+ * members, while a check sends its whole request at once and is answered in
+ * the next poll round. Those still evicted when a check is accepted are all
+ * older than it, so a check is never evicted before more than HTTPD_MAX_CONNS
+ * later connections arrived. Returns false if every slot holds an answered
+ * request still being written.
+ */
+static bool httpd_make_room(struct httpd *h)
+{
+	size_t victim = SIZE_MAX;
+	int best = -1;
+	for (size_t i = 0; i < h->nconns; i++) {
+		const struct http_conn *c = h->conns[i];
+		int r = conn_evict_rank(c);
+		if (r < 0)
+			continue;
+		if (victim == SIZE_MAX || r < best || (r == best && c->seq < h->conns[victim]->seq)) {
+			victim = i;
+			best = r;
+		}
+	}
+	if (victim == SIZE_MAX)
+		return false;
+	struct http_conn *c = h->conns[victim];
+	if (c->state == CONN_READ) {
+		log_debug("http: %d connections open, dropping the oldest incomplete request",
+			  HTTPD_MAX_CONNS);
+		httpd_refuse(c->fd);
+		c->fd = -1;
+	}
+	httpd_remove_conn(h, victim);
+	return true;
 }
 
 static void httpd_accept(struct httpd *h, int64_t now)
@@ -741,6 +779,7 @@ static void httpd_accept(struct httpd *h, int64_t now)
 		c->fd = fd;
 		c->state = CONN_READ;
 		c->deadline = now + HTTPD_REQUEST_TIMEOUT_MS;
+		c->seq = h->next_seq++;
 		sb_init(&c->in);
 		sb_init(&c->out);
 		h->conns[h->nconns++] = c;

@@ -10,9 +10,12 @@
  *
  * Server-made answers: 400 malformed request, 408 not complete within 5 s,
  * 411 Transfer-Encoding (chunked bodies are not supported), 413 body over
- * 64 KiB, 431 request line + headers over 16 KiB, 505 not HTTP/1.x, 503 when
- * 256 connections are open and none of them is already answered (then the
- * new connection is closed at once).
+ * 64 KiB, 431 request line + headers over 16 KiB, 505 not HTTP/1.x.
+ * With 1024 connections open, a new one takes the slot of the oldest one that
+ * has not completed its request (told 503 and closed), so slow or silent
+ * clients cannot lock out health checks, which send their request at once; a
+ * complete request is always answered. Only when every slot holds an answer
+ * still being written is the new connection refused (503).
  * Any syntactically valid method reaches the handler, which picks 405.
  */
 #ifndef PGHA_API_HTTPD_H

@@ -136,6 +136,13 @@ void ctl_print_table(FILE *out, const struct cluster_view *v, const char *cluste
 	const char *sysid = v->initialize ? v->initialize : "not initialized";
 	fprintf(out, "Cluster: %s (system identifier %s), leader: %s\n", cluster, sysid,
 		v->leader ? v->leader : "none");
+	if (v->leader_state != LEADER_KEY_OK)
+		fprintf(out, "Leader key: \"%.80s\" (revision %lld) is %s: no agent wrote it.\n"
+			"  The agents replace it (compared on that revision): the running primary, else the election's\n"
+			"  winner%s.\n", v->leader_invalid ? v->leader_invalid : v->leader, (long long)v->leader_mod_revision,
+			leader_key_problem(v->leader_state),
+			v->leader_state == LEADER_KEY_FOREIGN_LEASE ? ", once it has stayed so for a ttl (an agent moving "
+			"its key to a new lease shows this for a moment)" : "");
 	/* As Patroni: the column shows only when a member waits for a restart. */
 	bool pending = false;
 	for (size_t i = 0; i < v->nmembers; i++)

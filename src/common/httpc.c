@@ -28,7 +28,7 @@ void httpc_run(struct httpc_req *reqs, size_t n, int timeout_ms)
 	pthread_once(&httpc_once, httpc_global_init);
 	CURLM *multi = curl_multi_init();
 	CURL **handles = xcalloc(n, sizeof(*handles));
-	struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+	struct curl_slist **hdrs = xcalloc(n, sizeof(*hdrs));
 	for (size_t i = 0; i < n; i++) {
 		struct httpc_req *r = &reqs[i];
 		r->status = 0;
@@ -47,8 +47,17 @@ void httpc_run(struct httpc_req *reqs, size_t n, int timeout_ms)
 		curl_easy_setopt(h, CURLOPT_PRIVATE, r);
 		if (r->body != NULL) {
 			curl_easy_setopt(h, CURLOPT_POSTFIELDS, r->body);
-			curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+			hdrs[i] = curl_slist_append(hdrs[i], "Content-Type: application/json");
 		}
+		if (r->bearer != NULL) {
+			/* curl copies the line; ours is wiped at once. */
+			char *auth = xasprintf("Authorization: Bearer %s", r->bearer);
+			hdrs[i] = curl_slist_append(hdrs[i], auth);
+			explicit_bzero(auth, strlen(auth));
+			free(auth);
+		}
+		if (hdrs[i] != NULL)
+			curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs[i]);
 		curl_multi_add_handle(multi, h);
 	}
 	int running = 1;
@@ -78,8 +87,11 @@ void httpc_run(struct httpc_req *reqs, size_t n, int timeout_ms)
 	for (size_t i = 0; i < n; i++) {
 		curl_multi_remove_handle(multi, handles[i]);
 		curl_easy_cleanup(handles[i]);
+		for (struct curl_slist *l = hdrs[i]; l != NULL; l = l->next)
+			explicit_bzero(l->data, strlen(l->data));
+		curl_slist_free_all(hdrs[i]);
 	}
-	curl_slist_free_all(hdrs);
+	free(hdrs);
 	free(handles);
 	curl_multi_cleanup(multi);
 }

@@ -14,6 +14,7 @@
 struct httpc_req {
 	const char *url;        /* in */
 	const char *body;       /* in: POST body, NULL for GET */
+	const char *bearer;     /* in: token sent as "Authorization: Bearer <token>", NULL for none */
 	int status;             /* out: HTTP status, 0 if no answer */
 	struct strbuf resp;     /* out: response body (capped at 1 MiB); caller frees */
 	char error[128];        /* out: why there was no answer */

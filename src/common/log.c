@@ -65,3 +65,42 @@ void log_write(enum log_level lvl, const char *fmt, ...)
 	fflush(stderr);
 	pthread_mutex_unlock(&log_lock);
 }
+
+/* (context, what, key) -> the last revision reported; replaced round-robin when full. */
+enum { LOG_ONCE_SLOTS = 128, LOG_ONCE_KEY = 256 };
+static struct {
+	char ctx[96];
+	const char *what;
+	char key[LOG_ONCE_KEY];
+	int64_t rev;
+} log_once[LOG_ONCE_SLOTS];
+static size_t log_once_used, log_once_next;
+static pthread_mutex_t log_once_lock = PTHREAD_MUTEX_INITIALIZER;
+
+bool log_first_time(const char *what, const char *key, int64_t rev)
+{
+	bool first = true;
+	pthread_mutex_lock(&log_once_lock);
+	size_t i;
+	for (i = 0; i < log_once_used; i++) {
+		if (log_once[i].what == what && strncmp(log_once[i].key, key, LOG_ONCE_KEY - 1) == 0 &&
+		    strcmp(log_once[i].ctx, log_ctx) == 0)
+			break;
+	}
+	if (i == log_once_used) {
+		if (log_once_used < LOG_ONCE_SLOTS) {
+			log_once_used++;
+		} else {
+			i = log_once_next;
+			log_once_next = (log_once_next + 1) % LOG_ONCE_SLOTS;
+		}
+		snprintf(log_once[i].ctx, sizeof(log_once[i].ctx), "%s", log_ctx);
+		log_once[i].what = what;
+		snprintf(log_once[i].key, sizeof(log_once[i].key), "%s", key);
+	} else if (log_once[i].rev == rev) {
+		first = false;
+	}
+	log_once[i].rev = rev;
+	pthread_mutex_unlock(&log_once_lock);
+	return first;
+}

@@ -9,6 +9,7 @@
  */
 #include "dcs/member.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -392,19 +393,22 @@ static void view_add_member(struct cluster_view *v, const char *key, const char 
 	struct member m;
 	struct pgha_err e = {{0}};
 	if (strlen(kv->value) != kv->value_len) {
-		log_warn("skipping member record %s: the value contains a NUL byte", key);
+		log_warn_once("member NUL", key, kv->mod_revision,
+			      "skipping member record %s: the value contains a NUL byte", key);
 		return;
 	}
 	if (member_decode(kv->value, &m, &e) != 0) {
-		log_warn("skipping member record %s: %s", key, e.msg);
+		log_warn_once("member bad", key, kv->mod_revision, "skipping member record %s: %s", key, e.msg);
 		return;
 	}
 	/* The key is what the member's lease protects; a record claiming
 	 * another name is someone's mistake, not that member. */
 	if (strcmp(m.name, name) != 0) {
-		log_warn("skipping member record %s: it names member \"%s\"", key, m.name);
+		log_warn_once("member name", key, kv->mod_revision,
+			      "skipping member record %s: it names member \"%s\"", key, m.name);
 		return;
 	}
+	m.lease = kv->lease;
 	v->members = xrealloc(v->members, (v->nmembers + 1) * sizeof(*v->members));
 	v->members[v->nmembers++] = m;
 }
@@ -429,11 +433,63 @@ static void view_add(struct cluster_view *v, const char *key, const char *rel,
 	} else if (strncmp(rel, "members/", 8) == 0) {
 		const char *name = rel + 8;
 		if (name[0] == '\0' || strchr(name, '/') != NULL)
-			log_warn("skipping member record %s: bad member name in the key", key);
+			log_warn_once("member key", key, kv->mod_revision,
+				      "skipping member record %s: bad member name in the key", key);
 		else
 			view_add_member(v, key, name, kv);
 	}
 	/* Other keys (written by newer versions or by hand) are not ours to judge. */
+}
+
+bool member_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n >= MEMBER_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!isalnum((unsigned char)c) && c != '_' && c != '-' && c != '.')
+			return false;
+	}
+	return true;
+}
+
+const char *leader_key_problem(enum leader_key_state s)
+{
+	switch (s) {
+	case LEADER_KEY_OK: return NULL;
+	case LEADER_KEY_GARBAGE: return "not a member name";
+	case LEADER_KEY_NO_LEASE: return "under no lease (an agent always writes it under its lease)";
+	case LEADER_KEY_NO_MEMBER: return "names no member with a live record";
+	case LEADER_KEY_FOREIGN_LEASE: return "under a lease that is not the named member's";
+	}
+	return "?";
+}
+
+/* Judge the leader key once every key is in (the members come in any order). */
+static void view_check_leader(struct cluster_view *v, const char *prefix)
+{
+	if (v->leader == NULL)
+		return;
+	const struct member *m = NULL;
+	if (!member_name_valid(v->leader))
+		v->leader_state = LEADER_KEY_GARBAGE;
+	else if (v->leader_lease == 0)
+		v->leader_state = LEADER_KEY_NO_LEASE;
+	else if ((m = cluster_view_member(v, v->leader)) == NULL)
+		v->leader_state = LEADER_KEY_NO_MEMBER;
+	else if (m->lease != v->leader_lease)
+		v->leader_state = LEADER_KEY_FOREIGN_LEASE;
+	if (v->leader_state == LEADER_KEY_OK || v->leader_state == LEADER_KEY_FOREIGN_LEASE)
+		return;
+	char key[300];
+	snprintf(key, sizeof(key), "%sleader", prefix);
+	log_warn_once("leader key", key, v->leader_mod_revision,
+		      "the leader key %s = \"%.80s\" is %s: no agent wrote it, so the cluster has no leader "
+		      "until an agent replaces it (the running primary, else the election's winner)",
+		      key, v->leader, leader_key_problem(v->leader_state));
+	v->leader_invalid = v->leader;
+	v->leader = NULL;
 }
 
 void cluster_view_from_kvs(const char *prefix, const struct etcd_kvs *kvs, struct cluster_view *out)
@@ -449,6 +505,7 @@ void cluster_view_from_kvs(const char *prefix, const struct etcd_kvs *kvs, struc
 			continue;
 		view_add(out, kv->key, kv->key + plen, kv);
 	}
+	view_check_leader(out, prefix);
 	cluster_view_sort(out);
 }
 
@@ -458,6 +515,7 @@ void cluster_view_free(struct cluster_view *v)
 		return;
 	free(v->initialize);
 	free(v->leader);
+	free(v->leader_invalid);
 	free(v->config);
 	free(v->sync);
 	free(v->members);
@@ -510,6 +568,14 @@ char *cluster_view_encode(const struct cluster_view *v, const char *cluster_name
 	json_object_set_new(o, "cluster", str_or_null(cluster_name));
 	json_object_set_new(o, "leader", str_or_null(v->leader));
 	json_object_set_new(o, "initialize", str_or_null(v->initialize));
+	if (v->leader_state != LEADER_KEY_OK) {
+		/* Reported, not hidden: an operator must see why there is no leader. */
+		json_t *lk = json_object();
+		json_object_set_new(lk, "value", str_or_null(v->leader_invalid ? v->leader_invalid : v->leader));
+		json_object_set_new(lk, "problem", json_string(leader_key_problem(v->leader_state)));
+		json_object_set_new(lk, "mod_revision", json_integer(v->leader_mod_revision));
+		json_object_set_new(o, "leader_key_invalid", lk);
+	}
 	json_object_set_new(o, "members", arr);
 	return dump(o);
 }

@@ -65,6 +65,7 @@ struct member {
 	char op_id[40];          /* the last request (requests/<name>) the agent acted on, "" if none */
 	char op_state[16];       /* ... "running", "done" or "failed" (error says why) */
 	char diverged_copy[300]; /* <data>.diverged, kept until this member streams again; "" if none */
+	int64_t lease;           /* the etcd lease the record is under (from the view, not in the JSON) */
 };
 
 const char *member_role_name(enum member_role r);
@@ -80,12 +81,33 @@ char *member_encode(const struct member *m);
  */
 int member_decode(const char *json, struct member *out, struct pgha_err *e) PGHA_MUSTCHECK;
 
+/*
+ * A leader key an agent wrote is a member name under that member's lease
+ * (create-if-absent txn under its own lease). Anything else was written by
+ * hand or is corrupt.
+ */
+enum leader_key_state {
+	LEADER_KEY_OK = 0,         /* absent, or a member name under that member's lease */
+	LEADER_KEY_GARBAGE,        /* not a member name */
+	LEADER_KEY_NO_LEASE,       /* under no lease: it would never expire */
+	LEADER_KEY_NO_MEMBER,      /* names a member with no live record */
+	LEADER_KEY_FOREIGN_LEASE,  /* under a lease that is not the named member's (see below) */
+};
+
 /* Cluster view read from etcd in one range over the cluster prefix. */
 struct cluster_view {
 	char *initialize;        /* value of the initialize key, NULL if absent */
-	char *leader;            /* name in the leader key, NULL if absent */
+	char *leader;            /* name in the leader key, NULL if absent or invalid (below) */
 	int64_t leader_mod_revision;
 	int64_t leader_lease;
+	/*
+	 * GARBAGE, NO_LEASE, NO_MEMBER: no agent wrote the key, so there is no
+	 * leader (leader is NULL, leader_invalid holds the value). FOREIGN_LEASE
+	 * keeps leader: an agent moving its key to a new lease (ctl set ttl, a
+	 * restart) shows it for a moment; the agent judges it over time.
+	 */
+	enum leader_key_state leader_state;
+	char *leader_invalid;
 	char *config;            /* raw JSON of the config key, NULL if absent */
 	char *sync;              /* raw JSON of the sync key (ha/sync.h), NULL if absent */
 	struct member *members;  /* decoded records (bad records are skipped with a warning) */
@@ -98,6 +120,10 @@ struct cluster_view {
  * records are logged and skipped, never fatal.
  */
 void cluster_view_from_kvs(const char *prefix, const struct etcd_kvs *kvs, struct cluster_view *out);
+/* Why the leader key is not valid, for logs, ctl list and /cluster; NULL when it is. */
+const char *leader_key_problem(enum leader_key_state s);
+/* Letters, digits, '_', '-', '.'; 1..63 characters (as [node] name). */
+bool member_name_valid(const char *s);
 void cluster_view_free(struct cluster_view *v);
 const struct member *cluster_view_member(const struct cluster_view *v, const char *name);
 /* Sort members by name (stable output for ctl list and /cluster). */

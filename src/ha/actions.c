@@ -180,7 +180,10 @@ static void take_leader(struct agent *a)
 {
 	bool created = false;
 	struct pgha_err e;
-	if (etcd_create(a->etcd, a->key_leader, a->cfg.name, a->lease, &created, &e) != 0) {
+	/* An invalid key (leader_key.c) is replaced, compared on its revision. */
+	int rc = a->view.leader_invalid != NULL ? leader_key_replace(a, &created, &e)
+		 : etcd_create(a->etcd, a->key_leader, a->cfg.name, a->lease, &created, &e);
+	if (rc != 0) {
 		log_warn("taking the leader key failed: %s", e.msg);
 		return;
 	}

@@ -184,6 +184,10 @@ static int setup(struct agent *a, struct pgha_err *e)
 	if (a->api_server == NULL)
 		return err_wrap(e, "[node] api_listen = %s", a->cfg.api_listen);
 	log_info("API listening on %s", a->cfg.api_listen);
+	if (a->cfg.failsafe && a->api_token == NULL)
+		log_warn("[cluster] failsafe is on but [node] api_token_file is not set: failsafe is off. Members "
+			 "refuse POST /failsafe without the cluster's token, so a leader that loses etcd demotes "
+			 "before its lease runs out; give every member the same api_token_file");
 
 	a->watch = etcd_watch_start(&a->etcd_opts, a->prefix, 0, on_watch, a, e);
 	if (a->watch == NULL)
@@ -285,7 +289,7 @@ static int ensure_lease(struct agent *a, struct pgha_err *e)
 static void reattach_leader_key(struct agent *a)
 {
 	if (a->view.leader == NULL || strcmp(a->view.leader, a->cfg.name) != 0 ||
-	    a->view.leader_lease == a->lease)
+	    a->view.leader_lease == a->lease || !leader_key_may_reattach(a))
 		return;
 	struct etcd_cmp cmp[] = {
 		{.key = a->key_leader, .target = ETCD_CMP_VALUE, .result = ETCD_CMP_EQUAL, .value = a->cfg.name},
@@ -328,6 +332,7 @@ static void observe_dcs(struct agent *a)
 	cluster_view_from_kvs(a->prefix, &kvs, &a->api_view);
 	cluster_view_sort(&a->api_view);
 	a->have_api_view = true;
+	leader_key_judge(a);
 	failover_read_dcs(a, &kvs);
 	dynconf_read_dcs(a, &kvs);
 	ops_read_dcs(a, &kvs);
@@ -462,6 +467,7 @@ static void build_observed(struct agent *a, struct ha_observed *o)
 	const struct member *leader = agent_leader_member(a);
 	o->leader_known = leader != NULL && leader->host[0] != '\0' && leader->port > 0;
 	o->leader_running = leader != NULL && leader->role == ROLE_PRIMARY && leader->state == STATE_RUNNING;
+	o->leader_suspect = a->foreign_key_rev != 0 && !o->leader_absent && !o->leader_is_me;
 
 	switch (a->phase) {
 	case PG_STOPPED: o->pg = HA_PG_STOPPED; break;

@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/strbuf.h"
 #include "common/util.h"
+#include "dcs/member.h"
 
 #define O(sec, nm, type, field, def, min, max, flags, help) \
 	{sec, nm, type, offsetof(struct agent_config, field), def, min, max, flags, help}
@@ -46,8 +47,9 @@ static const struct config_option agent_options[] = {
 	O("node", "api_address", OPT_STRING, api_address, "", 1, 0, 0,
 	  "host:port other members and tools use to reach the API (default: api_listen)"),
 	O("node", "api_token_file", OPT_STRING, api_token_file, "", 1, 0, 0,
-	  "file holding the bearer token that POST/DELETE /switchover require "
-	  "(Authorization: Bearer <token>); empty: the API changes nothing"),
+	  "file holding the cluster's bearer token (the same on every member) that POST/DELETE /switchover "
+	  "and the members' POST /failsafe require (Authorization: Bearer <token>); empty: the API "
+	  "changes nothing and failsafe is off"),
 	O("node", "run_as", OPT_STRING, run_as, "postgres", 1, 0, 0,
 	  "OS user that runs PostgreSQL when the agent runs as root"),
 	O("node", "log_level", OPT_LOGLEVEL, log_level, "info", 1, 0, OPT_RELOAD,
@@ -126,19 +128,6 @@ const struct config_table agent_config_table = {
 	agent_free_sections, 1,
 };
 
-static bool valid_name(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > 63)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!isalnum((unsigned char)c) && c != '_' && c != '-' && c != '.')
-			return false;
-	}
-	return true;
-}
-
 int agent_timing_check(long ttl_ms, long loop_wait_ms, long retry_timeout_ms, struct pgha_err *e)
 {
 	/*
@@ -155,9 +144,9 @@ int agent_timing_check(long ttl_ms, long loop_wait_ms, long retry_timeout_ms, st
 int agent_config_validate(struct agent_config *cfg, struct pgha_err *e)
 {
 	const char *p = cfg->path ? cfg->path : "config";
-	if (!valid_name(cfg->name))
+	if (!member_name_valid(cfg->name))
 		return err_set(e, "%s: [node] name = \"%s\": use 1 to 63 of A-Z a-z 0-9 _ - .", p, cfg->name);
-	if (!valid_name(cfg->cluster_name))
+	if (!member_name_valid(cfg->cluster_name))
 		return err_set(e, "%s: [cluster] name = \"%s\": use 1 to 63 of A-Z a-z 0-9 _ - .", p,
 			       cfg->cluster_name);
 	if (cfg->etcd_prefix[0] != '/')

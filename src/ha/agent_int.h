@@ -64,6 +64,8 @@ struct agent {
 	struct cluster_view view;
 	struct cluster_view api_view;  /* next copy for the API thread */
 	bool have_api_view;
+	int64_t foreign_key_rev;  /* leader key seen under a foreign lease: its mod_revision ... */
+	int64_t foreign_key_since_ms; /* ... and since when (leader_key.c) */
 	bool dcs_ok;
 	bool dcs_was_ok;
 	int64_t dcs_last_log_ms;
@@ -172,6 +174,11 @@ struct agent {
 };
 
 extern volatile int agent_stop_requested;
+
+/* leader_key.c */
+void leader_key_judge(struct agent *a);
+bool leader_key_may_reattach(const struct agent *a);
+int leader_key_replace(struct agent *a, bool *done, struct pgha_err *e);
 
 /* job.c */
 int job_start_initdb(struct agent *a, struct pgha_err *e);

@@ -163,6 +163,9 @@ static struct ha_decision decide_follower(const struct ha_observed *o)
 {
 	switch (o->pg) {
 	case HA_PG_PRIMARY:
+		if (o->leader_suspect)
+			return act(ACT_WAIT, "the leader key names another member under a lease not its own: not "
+				   "stopping this primary for it (it counts as no leader once it lasts a ttl)");
 		return act(ACT_DEMOTE, "running as primary while another member holds the leader key");
 	case HA_PG_STARTING:
 		return act(ACT_WAIT, "PostgreSQL is starting");

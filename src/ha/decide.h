@@ -30,6 +30,8 @@
  *  - Under another member's key, a stopped member starts as a standby only once
  *    its WAL is known to be on that leader's history (a diverged directory
  *    never serves reads; it is rewound first).
+ *  - A running primary is not stopped for a leader key that is only suspect
+ *    (leader_suspect): it may be hand-written.
  *  - An operator's request (`ctl restart`, `ctl reinit`) is acted on only with
  *    etcd reachable and not paused: a restart stops a standby of the current
  *    leader or the leader's own primary (which then starts again as the key
@@ -102,6 +104,9 @@ struct ha_observed {
 	bool leader_is_me;
 	bool leader_known;         /* the leader's member record (address) is known */
 	bool leader_running;       /* ... and says PostgreSQL runs as primary */
+	bool leader_suspect;       /* the key names another member under a lease not its own, for less
+				      than a ttl: an agent moving its key shows that for a moment, a hand-
+				      written key forever (then it counts as no leader: ha/leader_key.c) */
 	enum ha_target failover_to;
 	enum ha_data data;
 	bool sysid_mismatch;       /* data belongs to another cluster (init DONE only) */

@@ -48,7 +48,8 @@ void failover_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 			if (json_is_integer(l) && json_integer_value(l) >= 0)
 				max_lag = json_integer_value(l);
 		} else {
-			log_warn("ignoring %s: not a JSON object (%s)", a->key_config, jerr.text);
+			log_warn_once("config json", a->key_config, kv->mod_revision,
+				      "ignoring %s: not a JSON object (%s)", a->key_config, jerr.text);
 		}
 		json_decref(o);
 	}
@@ -69,7 +70,8 @@ void failover_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 		if (json_is_string(t))
 			snprintf(to, sizeof(to), "%s", json_string_value(t));
 		else
-			log_warn("ignoring %s: expected {\"to\": \"<member>\"}", a->key_failover);
+			log_warn_once("failover key", a->key_failover, kv->mod_revision,
+				      "ignoring %s: expected {\"to\": \"<member>\"}", a->key_failover);
 		json_decref(o);
 	}
 	if (strcmp(to, a->failover_to) != 0 && to[0] != '\0')
@@ -140,6 +142,7 @@ void failover_failsafe_round(struct agent *a)
 		urls[n] = xasprintf("%s/failsafe", m->api_url);
 		reqs[n].url = urls[n];
 		reqs[n].body = body;
+		reqs[n].bearer = a->api_token;
 		n++;
 	}
 	int timeout = a->cfg.loop_wait_ms < 1000 ? 1000 : a->cfg.loop_wait_ms;

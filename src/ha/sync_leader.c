@@ -41,8 +41,9 @@ void sync_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 			have_mode = true;
 		}
 		if (!have_mode && json_is_object(o))
-			log_warn("ignoring %s: synchronous_mode is not off, on, quorum or strict; keeping %s",
-				 a->key_config, sync_mode_name(a->sync_mode));
+			log_warn_once("synchronous_mode", a->key_config, kv->mod_revision,
+				      "ignoring %s: synchronous_mode is not off, on, quorum or strict; keeping %s",
+				      a->key_config, sync_mode_name(a->sync_mode));
 		if (json_is_integer(c) && json_integer_value(c) >= 1 && json_integer_value(c) <= SYNC_MAX)
 			count = (int)json_integer_value(c);
 		json_decref(o);
@@ -68,8 +69,9 @@ void sync_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 		if (sync_state_decode(kv->value, &a->sync, &e) == 0)
 			a->sync_valid = true;
 		else if (was_valid || a->sync_mode != SYNC_OFF)
-			log_warn("%s: %s (in synchronous mode nobody but the leader may be promoted until it is rewritten)",
-				 a->key_sync, e.msg);
+			log_warn_once("sync key", a->key_sync, kv->mod_revision,
+				      "%s: %s (in synchronous mode nobody but the leader may be promoted until it is rewritten)",
+				      a->key_sync, e.msg);
 	}
 	if (!a->sync_valid)
 		memset(&a->sync, 0, sizeof(a->sync));

@@ -277,14 +277,15 @@ static int write_node_conf(struct up *u, int i, struct pgha_err *e)
 		  "# Written by pgha up. See `pgha agent --help` for every option.\n"
 		  "[cluster]\nname = %s\n\n"
 		  "[etcd]\nendpoints = %s\n%s\n"
-		  "[node]\nname = node%d\napi_listen = 127.0.0.1:%d\n\n"
+		  "[node]\nname = node%d\napi_listen = 127.0.0.1:%d\napi_token_file = %s/secrets/api.token\n\n"
 		  "[postgresql]\ndata_dir = %s/node%d/data\nbin_dir = %s\nlisten = 127.0.0.1:%d\n"
 		  "socket_dir = %s/node%d\n"
 		  "log_file = %s/logs/node%d.postgresql.log\n"
 		  "superuser_password_file = %s/secrets/superuser.password\n"
 		  "replication_password_file = %s/secrets/replication.password\n\n"
 		  "[parameters]\nmax_connections = 100\nshared_buffers = 64MB\n",
-		  u->st.cluster, u->etcd_url, etcd_auth_lines, i + 1, u->st.api_port[i], u->dir, i + 1, u->bin_dir,
+		  u->st.cluster, u->etcd_url, etcd_auth_lines, i + 1, u->st.api_port[i], u->dir, u->dir, i + 1,
+		  u->bin_dir,
 		  u->st.pg_port[i], u->dir, i + 1, u->dir, i + 1, u->dir, u->dir);
 	rc = write_file_atomic(path, sb.data, sb.len, 0644, (uid_t)-1, (gid_t)-1, e);
 	sb_free(&sb);
@@ -305,10 +306,11 @@ static int prepare_dir(struct up *u, int nodes, const char *cluster, bool *exist
 	char *logs = path_join(u->dir, "logs");
 	char *su = path_join(secrets, "superuser.password");
 	char *repl = path_join(secrets, "replication.password");
+	char *token = path_join(secrets, "api.token");   /* POST /failsafe, /switchover between the agents */
 	int rc = -1;
 	if (mkdir_p(secrets, 0700, e) != 0 || mkdir_p(logs, 0755, e) != 0)
 		goto out;
-	if (ensure_secret(su, e) != 0 || ensure_secret(repl, e) != 0)
+	if (ensure_secret(su, e) != 0 || ensure_secret(repl, e) != 0 || ensure_secret(token, e) != 0)
 		goto out;
 	if (u->st.etcd_auth) {
 		char *root = path_join(secrets, "etcd-root.password");
@@ -369,6 +371,7 @@ out:
 	free(logs);
 	free(su);
 	free(repl);
+	free(token);
 	return rc;
 }
 

@@ -138,7 +138,8 @@ class Node:
         sections = {
             "cluster": {"name": c.name},
             "etcd": {"endpoints": c.etcd.url},
-            "node": {"name": self.name, "api_listen": f"{self.host}:{self.api_port}"},
+            "node": {"name": self.name, "api_listen": f"{self.host}:{self.api_port}",
+                     "api_token_file": c.api_token_file},
             "postgresql": {
                 "data_dir": self.data_dir,
                 "bin_dir": PG_BIN,
@@ -212,7 +213,11 @@ class Cluster:
         self.repl_pw = "re'pl:" + os.urandom(8).hex()   # quoting must survive
         self.su_pw_file = os.path.join(secrets, "su")
         self.repl_pw_file = os.path.join(secrets, "repl")
-        for path, pw in ((self.su_pw_file, self.su_pw), (self.repl_pw_file, self.repl_pw)):
+        # One API token for every member, as `pgha up` makes: POST /failsafe needs it.
+        self.api_token = "tok-" + os.urandom(12).hex()
+        self.api_token_file = os.path.join(secrets, "api.token")
+        for path, pw in ((self.su_pw_file, self.su_pw), (self.repl_pw_file, self.repl_pw),
+                         (self.api_token_file, self.api_token)):
             with open(path, "w") as f:
                 f.write(pw + "\n")
             os.chmod(path, 0o600)
@@ -286,30 +291,17 @@ def sanitizer_reports(d):
 
 
 @contextlib.contextmanager
-def module_cluster(request, names, node_extra=None, proxy_args=None):
-    """A cluster (and a proxy when proxy_args is given: Proxy's keyword arguments, or a function of the
-    cluster returning them) shared by a module's
-    tests: (cluster, proxy). At the end the logs are shown if a test failed or a sanitizer spoke, else
-    the directory is removed."""
+def shared_base(request):
+    """The base directory of a cluster shared by a whole test file (a module-scoped fixture
+    stops its servers inside this block): afterwards any sanitizer report fails, the logs are
+    shown if a test of the file failed, and the directory is removed if none did."""
     base = make_base_dir()
-    etcd = Etcd(base).start()
-    cluster = Cluster(base, etcd)
-    proxy = None
     failed_before = request.session.testsfailed
     failed = True
     try:
-        for n in names:
-            cluster.add(n, node_extra).start()
-        cluster.wait_streaming(list(names), timeout=120)
-        if proxy_args is not None:
-            proxy = Proxy(cluster, **(proxy_args(cluster) if callable(proxy_args) else proxy_args)).start()
-        yield cluster, proxy
+        yield base
         failed = request.session.testsfailed != failed_before
     finally:
-        if proxy is not None:
-            proxy.stop()
-        cluster.stop_all()
-        etcd.stop()
         reports = sanitizer_reports(base)
         if reports or failed:
             for name in sorted(os.listdir(base)):
@@ -317,8 +309,30 @@ def module_cluster(request, names, node_extra=None, proxy_args=None):
                     with open(os.path.join(base, name), errors="replace") as f:
                         print(f"\n===== {name} (tail) =====\n{f.read()[-5000:]}")
         else:
-            subprocess.run(["rm", "-rf", base], check=False)
+            shutil.rmtree(base, ignore_errors=True)
         assert not reports, "sanitizer report(s):\n" + "\n----\n".join(reports)
+
+
+@contextlib.contextmanager
+def module_cluster(request, names, node_extra=None, proxy_args=None):
+    """A cluster (and a proxy when proxy_args is given: Proxy's keyword arguments, or a function of the
+    cluster returning them) shared by a module's tests: (cluster, proxy), in a shared_base."""
+    with shared_base(request) as base:
+        etcd = Etcd(base).start()
+        cluster = Cluster(base, etcd)
+        proxy = None
+        try:
+            for n in names:
+                cluster.add(n, node_extra).start()
+            cluster.wait_streaming(list(names), timeout=120)
+            if proxy_args is not None:
+                proxy = Proxy(cluster, **(proxy_args(cluster) if callable(proxy_args) else proxy_args)).start()
+            yield cluster, proxy
+        finally:
+            if proxy is not None:
+                proxy.stop()
+            cluster.stop_all()
+            etcd.stop()
 
 
 @pytest.fixture

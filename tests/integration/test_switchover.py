@@ -183,7 +183,7 @@ def test_switchover_through_the_agent_api(cluster):
     os.chmod(tfile, 0o600)
     cluster.add("n1", extra={"node.api_token_file": tfile}).start()
     cluster.add("n2", extra={"node.api_token_file": tfile}).start()
-    cluster.add("n3").start()    # no token file: its API changes nothing
+    cluster.add("n3", extra={"node.api_token_file": ""}).start()    # no token file: its API changes nothing
     leader = cluster.wait_streaming(["n1", "n2", "n3"], timeout=180)
     target = "n2" if leader != "n2" else "n1"
     via = cluster.nodes["n1" if leader != "n1" else "n2"]

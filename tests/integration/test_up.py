@@ -56,6 +56,12 @@ def test_up_starts_three_streaming_members_and_comes_back():
         assert os.stat(pw_file).st_mode & 0o777 == 0o600
         password = open(pw_file).read().strip()
         assert password and password not in out
+        # One API token for all agents (POST /failsafe between them needs it).
+        token_file = os.path.join(d, "secrets", "api.token")
+        assert os.stat(token_file).st_mode & 0o777 == 0o600
+        for i in (1, 2, 3):
+            with open(os.path.join(d, f"node{i}.conf")) as f:
+                assert f"api_token_file = {token_file}\n" in f.read()
         with psycopg.connect(host="127.0.0.1", port=port, user="postgres", password=password,
                              dbname="postgres", autocommit=True) as c:
             c.execute("CREATE TABLE survives AS SELECT 'yes' AS v")

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "dcs/etcd.h"
+#include "cli/ctl.h"
 #include "dcs/member.h"
 
 static void sample(struct member *m, const char *name)
@@ -371,6 +372,75 @@ static void test_view_from_kvs(void **state)
 	etcd_kvs_free(&r);
 }
 
+/*
+ * A leader key no agent wrote (hand-edited, corrupt) names no leader: garbage,
+ * no lease, or no member with a record; the value is kept to be reported. A
+ * key under a lease other than the named member's keeps its leader (an agent
+ * moving to a new lease shows that for a moment) but is reported too.
+ */
+static void test_view_leader_key(void **state)
+{
+	static const struct {
+		const char *value;
+		int64_t lease;
+		enum leader_key_state want;
+	} cases[] = {
+		{"node1", 77, LEADER_KEY_OK},
+		{"{\"garbage\":", 77, LEADER_KEY_GARBAGE},
+		{"{\"garbage\":", 0, LEADER_KEY_GARBAGE},
+		{"", 77, LEADER_KEY_GARBAGE},
+		{"node1", 0, LEADER_KEY_NO_LEASE},
+		{"ghost", 77, LEADER_KEY_NO_MEMBER},
+		{"node1", 78, LEADER_KEY_FOREIGN_LEASE},
+	};
+	const char *p = "/pgha/main/";
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct etcd_kvs r = {0};
+		struct cluster_view v;
+		add_kv(&r, "/pgha/main/leader", cases[i].value, 42, cases[i].lease);
+		add_member(&r, p, "node1");   /* under lease 77 */
+		cluster_view_from_kvs(p, &r, &v);
+		assert_int_equal(v.leader_state, cases[i].want);
+		bool named = cases[i].want == LEADER_KEY_OK || cases[i].want == LEADER_KEY_FOREIGN_LEASE;
+		if (named) {
+			assert_string_equal(v.leader, cases[i].value);
+			assert_null(v.leader_invalid);
+		} else {
+			assert_null(v.leader);
+			assert_string_equal(v.leader_invalid, cases[i].value);
+		}
+		assert_int_equal(v.leader_mod_revision, 42);
+		/* ctl list says what is wrong and what happens next. */
+		char *text = NULL;
+		size_t text_len = 0;
+		FILE *f = open_memstream(&text, &text_len);
+		assert_non_null(f);
+		ctl_print_table(f, &v, "main");
+		fclose(f);
+		char want[300];
+		snprintf(want, sizeof(want), "Leader key: \"%s\" (revision 42) is %s", cases[i].value,
+			 cases[i].want == LEADER_KEY_OK ? "" : leader_key_problem(v.leader_state));
+		assert_true((strstr(text, want) != NULL) == (cases[i].want != LEADER_KEY_OK));
+		free(text);
+		char *json = cluster_view_encode(&v, "main");
+		json_t *o = json_loads(json, 0, NULL);
+		json_t *bad = json_object_get(o, "leader_key_invalid");
+		if (cases[i].want == LEADER_KEY_OK) {
+			assert_null(bad);
+			assert_null(leader_key_problem(v.leader_state));
+		} else {
+			assert_string_equal(json_string_value(json_object_get(bad, "value")), cases[i].value);
+			assert_string_equal(json_string_value(json_object_get(bad, "problem")),
+					    leader_key_problem(v.leader_state));
+			assert_int_equal(json_integer_value(json_object_get(bad, "mod_revision")), 42);
+		}
+		json_decref(o);
+		free(json);
+		cluster_view_free(&v);
+		etcd_kvs_free(&r);
+	}
+}
+
 static void test_view_empty(void **state)
 {
 	struct etcd_kvs r = {0};
@@ -430,6 +500,7 @@ int main(void)
 		cmocka_unit_test(test_decode_lenient),
 		cmocka_unit_test(test_decode_bad),
 		cmocka_unit_test(test_view_from_kvs),
+		cmocka_unit_test(test_view_leader_key),
 		cmocka_unit_test(test_view_empty),
 		cmocka_unit_test(test_view_encode_sorts),
 	};
