@@ -228,19 +228,31 @@ int pg_show_setting(PGconn *c, const char *name, char **value, struct pgha_err *
 	return 0;
 }
 
-int pg_remote_slot_exists(const char *conninfo, const char *slot, struct pgha_err *e)
+/*
+ * Connect to a peer (the leader): conninfo plus extra keywords, 3 s to connect.
+ * NULL with "<what> to the leader failed: <libpq's first line>" in e.
+ */
+static PGconn *connect_leader(const char *conninfo, const char *extra, const char *what, struct pgha_err *e)
 {
-	char *ci = xasprintf("%s replication=true connect_timeout=3", conninfo);
+	char *ci = xasprintf("%s %sconnect_timeout=3", conninfo, extra);
 	PGconn *c = PQconnectdb(ci);
 	free(ci);
+	if (PQstatus(c) == CONNECTION_OK)
+		return c;
+	char *msg = xstrdup(PQerrorMessage(c));
+	msg[strcspn(msg, "\n")] = '\0';
+	err_set(e, "%s to the leader failed: %s", what, msg);
+	free(msg);
+	PQfinish(c);
+	return NULL;
+}
+
+int pg_remote_slot_exists(const char *conninfo, const char *slot, struct pgha_err *e)
+{
+	PGconn *c = connect_leader(conninfo, "replication=true ", "replication connection", e);
+	if (c == NULL)
+		return -1;
 	int rc = -1;
-	if (PQstatus(c) != CONNECTION_OK) {
-		char *msg = xstrdup(PQerrorMessage(c));
-		msg[strcspn(msg, "\n")] = '\0';
-		err_set(e, "replication connection to the leader failed: %s", msg);
-		free(msg);
-		goto out;
-	}
 	char *ident = PQescapeIdentifier(c, slot, strlen(slot));
 	char *cmd = xasprintf("READ_REPLICATION_SLOT %s", ident ? ident : slot);
 	if (ident)
@@ -253,7 +265,6 @@ int pg_remote_slot_exists(const char *conninfo, const char *slot, struct pgha_er
 		rc = (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) ? 1 : 0;
 	}
 	PQclear(r);
-out:
 	PQfinish(c);
 	return rc;
 }
@@ -261,18 +272,11 @@ out:
 int pg_remote_timeline(const char *conninfo, uint32_t *tli, uint64_t *lsn, char **history,
 		       struct pgha_err *e)
 {
-	char *ci = xasprintf("%s replication=true connect_timeout=3", conninfo);
-	PGconn *c = PQconnectdb(ci);
-	free(ci);
-	int rc = -1;
 	*history = NULL;
-	if (PQstatus(c) != CONNECTION_OK) {
-		char *msg = xstrdup(PQerrorMessage(c));
-		msg[strcspn(msg, "\n")] = '\0';
-		err_set(e, "replication connection to the leader failed: %s", msg);
-		free(msg);
-		goto out;
-	}
+	PGconn *c = connect_leader(conninfo, "replication=true ", "replication connection", e);
+	if (c == NULL)
+		return -1;
+	int rc = -1;
 	PGresult *r = PQexec(c, "IDENTIFY_SYSTEM");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQnfields(r) < 3) {
 		err_set(e, "IDENTIFY_SYSTEM failed: %s", PQresultErrorMessage(r));
@@ -316,18 +320,11 @@ int pg_remote_rewind_ready(const char *conninfo, bool *ready, uint32_t *ckpt_tli
 		" CASE WHEN pg_is_in_recovery() THEN 0"
 		"  ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END"
 		" FROM pg_control_checkpoint() AS c";
-	char *ci = xasprintf("%s connect_timeout=3", conninfo);
-	PGconn *c = PQconnectdb(ci);
-	free(ci);
-	int rc = -1;
 	*ready = false;
-	if (PQstatus(c) != CONNECTION_OK) {
-		char *msg = xstrdup(PQerrorMessage(c));
-		msg[strcspn(msg, "\n")] = '\0';
-		err_set(e, "connection to the leader failed: %s", msg);
-		free(msg);
-		goto out;
-	}
+	PGconn *c = connect_leader(conninfo, "", "connection", e);
+	if (c == NULL)
+		return -1;
+	int rc = -1;
 	PGresult *r = exec_ok(c, sql, 0, NULL, e);
 	if (r == NULL)
 		goto out;

@@ -23,6 +23,7 @@ import time
 import psycopg
 
 from conftest import Writer, pg_pid, signal_instance, wait_until
+from test_failover import cluster_wait_new_leader
 from test_partition import net_cluster  # noqa: F401 (a fixture: members in network namespaces)
 
 # A short ttl keeps the rounds quick; loop_wait + 2 * retry_timeout <= ttl.
@@ -96,7 +97,7 @@ def freeze_and_resume(cluster, node, others):
     signal_instance(pid, signal.SIGSTOP)
     node.proc.send_signal(signal.SIGSTOP)
     try:
-        new = wait_new_leader(cluster, node.name, others)
+        new = cluster_wait_new_leader(cluster, node.name, others, timeout=60)
         time.sleep(1)   # the new leader takes writes while the old one is frozen
     finally:
         signal_instance(pid, signal.SIGCONT)
@@ -109,7 +110,7 @@ def kill_and_restart(cluster, node, others):
     node.proc.send_signal(signal.SIGKILL)
     signal_instance(pid, signal.SIGKILL)
     node.proc.wait(10)
-    new = wait_new_leader(cluster, node.name, others)
+    new = cluster_wait_new_leader(cluster, node.name, others, timeout=60)
     time.sleep(1)
     node.start()
     return new
@@ -123,7 +124,7 @@ def kill_and_restart_unclean_standby_config(cluster, node, others):
     node.proc.send_signal(signal.SIGKILL)
     signal_instance(pid, signal.SIGKILL)
     node.proc.wait(10)
-    new = wait_new_leader(cluster, node.name, others)
+    new = cluster_wait_new_leader(cluster, node.name, others, timeout=60)
     open(os.path.join(node.data_dir, "standby.signal"), "w").close()
     time.sleep(1)
     node.start()
@@ -134,24 +135,13 @@ def partition_and_heal(net):
     def fault(cluster, node, others):
         net.cut(node.name)
         try:
-            new = wait_new_leader(cluster, node.name, others)
+            new = cluster_wait_new_leader(cluster, node.name, others, timeout=60)
             time.sleep(1)
         finally:
             net.heal(node.name)
         return new
     fault.__name__ = "partition_and_heal"
     return fault
-
-
-def wait_new_leader(cluster, old, candidates):
-    def ok():
-        v = cluster.view()
-        ms = {m["name"]: m for m in v["members"]}
-        lead = v.get("leader")
-        if lead in candidates and ms.get(lead, {}).get("role") == "primary" and ms[lead]["state"] == "running":
-            return lead
-        return None
-    return wait_until("a new leader", ok, timeout=60)
 
 
 def one_round(cluster, fault, k):
