@@ -183,6 +183,26 @@ void client_send_error(struct client *c, const char *sqlstate, const char *msg, 
 		client_close(c, msg);
 }
 
+/*
+ * Send what c->out holds, then close (its server ended the session with
+ * FATAL). It waits with the idle clients, reading nothing, for up to
+ * client_login_timeout.
+ */
+void client_close_when_sent(struct client *c, const char *why)
+{
+	c->close_when_sent = true;
+	relay_reset(c);
+	c->state = CL_IDLE;
+	c->since_ms = c->px->now_ms;
+	link_del(&c->node);
+	link_add_tail(&c->px->clients_idle, &c->node);
+	int r = flush_out(c);
+	if (r == 1)
+		client_close(c, why);
+	else if (r == 0)
+		proxy_watch(c->px, &c->tag, EPOLLOUT);
+}
+
 /* ---- cancel ----------------------------------------------------------- */
 
 struct cancel_job {
@@ -252,6 +272,28 @@ static void handle_cancel(struct client *c, const struct pgp_startup *st)
 
 /* ---- login ------------------------------------------------------------- */
 
+/*
+ * A tracked parameter the client did not set is the pool's default (what
+ * its first server reported at login), so that the values a previous client
+ * set on a server do not show to this one.
+ */
+static void want_pool_defaults(struct client *c)
+{
+	const struct strbuf *params = &c->pool->params;
+	size_t off = 0;
+	struct pgp_msg m;
+	struct pgha_err e;
+	while (off < params->len &&
+	       pgp_frame(params->data + off, params->len - off, 0, &m, &e) == PGP_OK) {
+		off += m.total_len;
+		struct pgp_param p;
+		int k;
+		if (pgp_parse_parameter_status(&m, &p, &e) == 0 && (k = tracked_index(p.name)) >= 0 &&
+		    c->want[k] == NULL)
+			c->want[k] = xstrdup(p.value);
+	}
+}
+
 void client_login_done(struct client *c)
 {
 	struct proxy *px = c->px;
@@ -260,6 +302,7 @@ void client_login_done(struct client *c)
 	for (int k = 0; k < NTRACKED; k++)
 		if (c->want[k] != NULL)
 			pgp_build_parameter_status(&c->out, tracked_params[k], c->want[k]);
+	want_pool_defaults(c);
 	c->cancel_pid = ++px->next_cancel_pid;
 	if (getrandom(c->cancel_key, sizeof(c->cancel_key), 0) != (ssize_t)sizeof(c->cancel_key))
 		memset(c->cancel_key, 0, sizeof(c->cancel_key));
@@ -431,6 +474,24 @@ static void tls_step(struct client *c)
 		startup(c);
 }
 
+/*
+ * A client asking for protocol 3.x, x > 0, or for protocol options ("_pq_."),
+ * learns that the proxy speaks 3.0 without options, and goes on with that
+ * (as PostgreSQL answers an older minor version).
+ */
+static void negotiate_protocol(struct client *c, const struct pgp_startup *st)
+{
+	const char *opts[64];
+	size_t n = 0;
+	struct pgp_iter it = st->params;
+	struct pgp_param prm;
+	while (pgp_startup_next_param(&it, &prm))
+		if (pgp_is_protocol_option(prm.name) && n < sizeof(opts) / sizeof(opts[0]))
+			opts[n++] = prm.name;
+	if (st->proto_minor > 0 || n > 0)
+		pgp_build_negotiate_protocol_version(&c->out, 0, opts, n);
+}
+
 static void startup(struct client *c)
 {
 	struct pgp_startup st;
@@ -456,8 +517,17 @@ static void startup(struct client *c)
 		/* No TLS configured: the client goes on in plain text (or gives up). */
 		__attribute__((fallthrough));
 	case PGP_GSSENC_REQUEST:
+		if (c->refused_encryption) {
+			client_send_error(c, "08P01", "a second SSLRequest or GSSENCRequest after the answer 'N'", true);
+			return;
+		}
+		c->refused_encryption = true;
 		sb_puts(&c->out, "N");
-		flush_out(c);
+		if (flush_out(c) < 0)
+			return;
+		/* The client goes on in plain text: its startup packet may be here already. */
+		if (pbuf_len(&c->in) > 0)
+			startup(c);
 		return;
 	case PGP_CANCEL_REQUEST:
 		handle_cancel(c, &st);
@@ -505,11 +575,11 @@ static void startup(struct client *c)
 				  "(a server is shared; SET what you need in the session)", true);
 		return;
 	}
-	if (st.application_name != NULL) {
-		int k = tracked_index("application_name");
-		free(c->want[k]);
-		c->want[k] = xstrdup(st.application_name);
-	}
+	/* No application_name is an empty one (as PostgreSQL has it), not the last client's. */
+	int k = tracked_index("application_name");
+	free(c->want[k]);
+	c->want[k] = xstrdup(st.application_name ? st.application_name : "");
+	negotiate_protocol(c, &st);
 	c->admin = strcmp(c->database, "pgha") == 0;
 	if (!c->admin)
 		c->pool = pool_get(c->px, c->database, c->user, c->ro);
@@ -607,6 +677,11 @@ void client_event(struct client *c, uint32_t events)
 		tls_step(c);
 		return;
 	}
+	if (c->close_when_sent) {
+		if (events & (EPOLLHUP | EPOLLERR) || flush_out(c) == 1)
+			client_close(c, "its server ended the session with FATAL");
+		return;
+	}
 	if (events & EPOLLOUT) {
 		if (c->out.len > c->out_off) {
 			if (flush_out(c) != 1)
@@ -686,6 +761,11 @@ void client_check_timeouts(struct client *c)
 {
 	const struct proxy_config *cfg = &c->px->cfg;
 	int64_t age = c->px->now_ms - c->since_ms;
+	if (c->close_when_sent) {
+		if (age > cfg->client_login_timeout_ms)
+			client_close(c, "it does not read the FATAL its server sent");
+		return;
+	}
 	if ((c->state == CL_STARTUP || c->state == CL_TLS || c->state == CL_AUTH) &&
 	    age > cfg->client_login_timeout_ms)
 		client_send_error(c, "08006", "login timed out", true);
