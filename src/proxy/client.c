@@ -184,23 +184,64 @@ void client_send_error(struct client *c, const char *sqlstate, const char *msg, 
 }
 
 /*
- * Send what c->out holds, then close (its server ended the session with
- * FATAL). It waits with the idle clients, reading nothing, for up to
- * client_login_timeout.
+ * Send what c->out holds, then close: its server ended the session with
+ * FATAL, or it sent something the proxy refuses. Until the client closes
+ * too, what it still sends is read and dropped, so that it gets to read the
+ * error (a close with unread bytes would reset the connection and lose it).
+ * It waits with the idle clients, for up to client_login_timeout.
  */
 void client_close_when_sent(struct client *c, const char *why)
 {
+	log_debug("client %s (%s@%s): closing once its last messages are sent: %s", c->addr, c->user,
+		  c->database, why);
+	client_unlink_server(c, false);
 	c->close_when_sent = true;
 	relay_reset(c);
 	c->state = CL_IDLE;
 	c->since_ms = c->px->now_ms;
+	c->in.start = c->in.end = 0;
 	link_del(&c->node);
 	link_add_tail(&c->px->clients_idle, &c->node);
-	int r = flush_out(c);
-	if (r == 1)
-		client_close(c, why);
-	else if (r == 0)
-		proxy_watch(c->px, &c->tag, EPOLLOUT);
+	proxy_watch(c->px, &c->tag, EPOLLIN);
+	client_event(c, EPOLLOUT);
+}
+
+/*
+ * close_when_sent: send; read and drop the rest of the refused message
+ * (drop_remaining), then shut our side (the client reads the error, then the
+ * end) and drop what still comes until the client closes.
+ */
+static void closing_event(struct client *c)
+{
+	if (c->out.len > c->out_off && flush_out(c) <= 0)
+		return;   /* gone, or waiting for EPOLLOUT */
+	proxy_watch(c->px, &c->tag, EPOLLIN);
+	if (c->drop_remaining == 0)
+		shutdown(c->tag.fd, SHUT_WR);
+	for (int i = 0; i < 64; i++) {   /* at most 1 MiB a turn: the loop serves others too */
+		c->in.start = c->in.end = 0;
+		ssize_t r = client_read(c, &c->in);
+		if (r == -2)
+			return;
+		if (r <= 0) {
+			client_close(c, "closed after its last messages");
+			return;
+		}
+		if (c->drop_remaining > 0) {
+			c->drop_remaining -= (size_t)r < c->drop_remaining ? (uint32_t)r : c->drop_remaining;
+			if (c->drop_remaining == 0)
+				shutdown(c->tag.fd, SHUT_WR);
+		}
+	}
+}
+
+/* A fatal error for the client (bad input): sent, then the connection is closed. */
+void client_fail(struct client *c, const char *sqlstate, const char *msg)
+{
+	log_info("client %s (%s@%s): FATAL %s", c->addr, c->user, c->database, msg);
+	pgp_build_error(&c->out, "FATAL", sqlstate, msg, NULL, NULL);
+	c->px->stats_errors_sent++;
+	client_close_when_sent(c, msg);
 }
 
 /* ---- cancel ----------------------------------------------------------- */
@@ -678,8 +719,7 @@ void client_event(struct client *c, uint32_t events)
 		return;
 	}
 	if (c->close_when_sent) {
-		if (events & (EPOLLHUP | EPOLLERR) || flush_out(c) == 1)
-			client_close(c, "its server ended the session with FATAL");
+		closing_event(c);
 		return;
 	}
 	if (events & EPOLLOUT) {
@@ -763,7 +803,7 @@ void client_check_timeouts(struct client *c)
 	int64_t age = c->px->now_ms - c->since_ms;
 	if (c->close_when_sent) {
 		if (age > cfg->client_login_timeout_ms)
-			client_close(c, "it does not read the FATAL its server sent");
+			client_close(c, "it did not read its last messages in time");
 		return;
 	}
 	if ((c->state == CL_STARTUP || c->state == CL_TLS || c->state == CL_AUTH) &&

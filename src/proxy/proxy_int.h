@@ -95,7 +95,8 @@ struct client {
 	bool skip_until_sync;      /* the server reported an error: it ignores all until Sync */
 	uint32_t c2s_remaining;    /* body bytes of a streamed client message still to copy */
 	size_t big;                /* bytes of px->big_bytes this client's buffer holds */
-	bool close_when_sent;      /* its server ended with FATAL: close once c->out is sent */
+	bool close_when_sent;      /* close once c->out is sent (client_close_when_sent) */
+	uint32_t drop_remaining;   /* ... after reading this much more: the rest of a refused message */
 	bool refused_encryption;   /* answered 'N' to an SSLRequest/GSSENCRequest: one is enough */
 	struct stmt_map *stmts;    /* the client's named prepared statements */
 	size_t nstmts, capstmts;
@@ -288,7 +289,10 @@ void client_accept(struct proxy *px, int fd, bool ro);
 void client_event(struct client *c, uint32_t events);
 void client_send_error(struct client *c, const char *sqlstate, const char *msg, bool fatal);
 void client_close(struct client *c, const char *why);
+/* Send what is queued for c, then close it (reading and dropping its input meanwhile). */
 void client_close_when_sent(struct client *c, const char *why);
+/* FATAL error sqlstate/msg to the client, then client_close_when_sent(). */
+void client_fail(struct client *c, const char *sqlstate, const char *msg);
 void client_got_server(struct client *c, struct server *s);
 void client_login_done(struct client *c);
 void client_check_timeouts(struct client *c);

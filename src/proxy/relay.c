@@ -612,6 +612,14 @@ static int bind_start(struct client *c, struct server *s, const uint8_t *h, uint
 	return 1;
 }
 
+/* Refuse the client message whose header is at h (len: its length field): error, then close. */
+static void refuse(struct client *c, const uint8_t *h, uint32_t len, const char *sqlstate, const char *msg)
+{
+	size_t have = c->in.end - (size_t)(h - c->in.data), total = (size_t)len + 1;
+	c->drop_remaining = have < total ? (uint32_t)(total - have) : 0;
+	client_fail(c, sqlstate, msg);
+}
+
 /*
  * The start of a client message (header at h): stream it, or read it whole and
  * rewrite it. 1 done, 0 wait for more bytes, -1 the client got an error.
@@ -635,7 +643,7 @@ static int c2s_msg(struct client *c, struct server *s, const uint8_t *h, uint32_
 	if (type == 'B') {
 		int r = bind_start(c, s, h, len, &e);
 		if (r < 0)
-			client_send_error(c, "08P01", e.msg, true);
+			client_fail(c, "08P01", e.msg);
 		return r;
 	}
 	size_t max = type == 'P' ? WHOLE_MAX : SMALL_MAX;
@@ -644,7 +652,7 @@ static int c2s_msg(struct client *c, struct server *s, const uint8_t *h, uint32_
 		snprintf(msg, sizeof(msg), "%s message of %u bytes: the proxy reads this message whole and "
 			 "takes at most %zu bytes (HINT: use an unnamed statement for longer texts)",
 			 pgp_client_type_name(type), len + 1, max);
-		client_send_error(c, "54000", msg, true);
+		refuse(c, h, len, "54000", msg);
 		return -1;
 	}
 	if (pbuf_len(b) < (size_t)len + 1) {
@@ -653,7 +661,7 @@ static int c2s_msg(struct client *c, struct server *s, const uint8_t *h, uint32_
 			snprintf(msg, sizeof(msg), "%s message of %u bytes: the proxy holds %u MiB of large "
 				 "messages for its clients already (HINT: retry later)",
 				 pgp_client_type_name(type), len + 1, BIG_TOTAL >> 20);
-			client_send_error(c, "53200", msg, true);
+			refuse(c, h, len, "53200", msg);
 			return -1;
 		}
 		pbuf_reserve(b, (size_t)len + 1 - pbuf_len(b));
@@ -661,7 +669,7 @@ static int c2s_msg(struct client *c, struct server *s, const uint8_t *h, uint32_
 	}
 	struct pgp_msg m;
 	if (pgp_frame(h, pbuf_len(b), max, &m, &e) != PGP_OK || rewrite(c, s, &m, &e) != 0) {
-		client_send_error(c, "08P01", e.msg, true);
+		client_fail(c, "08P01", e.msg);
 		return -1;
 	}
 	b->start += m.total_len;
@@ -753,7 +761,7 @@ void relay_c2s(struct client *c)
 				char msg[200];
 				snprintf(msg, sizeof(msg), "invalid message length %u from the client (%s; "
 					 "PostgreSQL takes 4 to %u)", len, pgp_client_type_name(type), MSG_MAX);
-				client_send_error(c, "08P01", msg, true);
+				client_fail(c, "08P01", msg);
 				return;
 			}
 			if (type == 'X') {
