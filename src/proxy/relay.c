@@ -307,10 +307,13 @@ void relay_reset(struct client *c)
 	c->expq_head = c->expq_len = 0;
 	c->skip_until_sync = false;
 	c->c2s_remaining = 0;
+	c->px->big_bytes -= c->big;   /* its buffered message is dropped (or it is freed) */
+	c->big = 0;
 }
 
 void relay_free(struct client *c)
 {
+	relay_reset(c);
 	for (size_t i = 0; i < c->nstmts; i++)
 		free(c->stmts[i].name);
 	free(c->stmts);

@@ -112,6 +112,16 @@ def test_named_statements_survive_a_failed_transaction(px):
         c.rollback()
         assert c.execute("SELECT %s::int * 3", (2,), prepare=True).fetchone() == (6,)
         c.rollback()
+        # The same as a simple Query (libpq's PQexec), as an application may send it.
+        c.execute("SELECT %s::int * 4", (1,), prepare=True)
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            c.execute("SELECT 1 / 0")
+        r = c.pgconn.exec_(b"DEALLOCATE ALL")
+        assert r.error_field(psycopg.pq.DiagnosticField.SQLSTATE) == b"25P02", r.error_message
+        c.rollback()
+        for i in range(3):
+            assert c.execute("SELECT %s::int * 4", (i,), prepare=True).fetchone() == (4 * i,)
+            c.rollback()
 
 
 def test_a_statement_with_40000_parameters(px):
