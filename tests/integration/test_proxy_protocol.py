@@ -324,7 +324,7 @@ def proxy_mem_kb(proxy):
 
 @pytest.fixture(scope="module")
 def px4(px):
-    """A second proxy with 4 servers per pool, so that large messages go through at once."""
+    """A second proxy with 8 servers per pool, so that large messages go through at once."""
     import types
     cluster, _ = px
     base = os.path.join(cluster.base, "proxy4")
@@ -335,7 +335,7 @@ def px4(px):
     asan = os.environ.get("ASAN_OPTIONS")
     os.environ["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "quarantine_size_mb=1"
     try:
-        proxy = Proxy(view, {"proxy.pool_size": "4"}).start()
+        proxy = Proxy(view, {"proxy.pool_size": "8"}).start()
     finally:
         if asan is None:
             del os.environ["ASAN_OPTIONS"]
@@ -412,3 +412,33 @@ def test_large_messages_stream_through_in_bounded_memory(px4):
                lambda: proxy_mem_kb(proxy)[0] - rss0 < 48 * 1024, timeout=10)
     print(f"proxy memory with 3 named statements of 20 MiB at once: RSS {peak[0] // 1024} MiB, "
           f"peak {peak[1] // 1024} MiB, then {proxy_mem_kb(proxy)[0] // 1024} MiB")
+
+
+def test_whole_messages_of_all_clients_stay_within_a_budget(px4):
+    cluster, proxy = px4
+    # Four clients send the start of a 60 MB named Parse and stop: the proxy holds a buffer
+    # for each (a named statement is read whole).
+    held = [raw_connect(proxy) for _ in range(4)]
+    try:
+        size = 60 * 1024 * 1024
+        for i, a in enumerate(held):
+            login_raw(a, cluster)
+            a.sendall(b"P" + struct.pack("!I", 4 + size) + b"held%d\0SELECT '" % i + b"z" * 65536)
+        time.sleep(0.5)
+        # A fifth 60 MB one would take the total past 256 MiB: refused, clearly; others go on.
+        with proxy.connect(autocommit=True) as c:
+            c.pgconn.prepare(b"b60", b"SELECT length('" + b"w" * (60 << 20) + b"')")
+            assert b"FATAL:  Parse message of 62914589 bytes: the proxy holds 256 MiB of large messages " \
+                   b"for its clients already" in c.pgconn.error_message, c.pgconn.error_message
+        with proxy.connect(autocommit=True) as c:
+            assert c.execute("SELECT %s::int", (5,), prepare=True).fetchone() == (5,)
+    finally:
+        for a in held:
+            a.close()
+
+    # The budget comes back when they leave.
+    def fits():
+        with proxy.connect(autocommit=True) as c:
+            r = c.pgconn.prepare(b"b60", b"SELECT length('" + b"w" * (60 << 20) + b"')")
+            return r.status == psycopg.pq.ExecStatus.COMMAND_OK
+    wait_until("a 60 MB named statement to be taken again", fits, timeout=10)
