@@ -522,15 +522,16 @@ static void tls_step(struct client *c)
  */
 static void negotiate_protocol(struct client *c, const struct pgp_startup *st)
 {
-	const char *opts[64];
+	const char **opts = xcalloc(st->n_params + 1, sizeof(*opts));
 	size_t n = 0;
 	struct pgp_iter it = st->params;
 	struct pgp_param prm;
 	while (pgp_startup_next_param(&it, &prm))
-		if (pgp_is_protocol_option(prm.name) && n < sizeof(opts) / sizeof(opts[0]))
+		if (pgp_is_protocol_option(prm.name))
 			opts[n++] = prm.name;
 	if (st->proto_minor > 0 || n > 0)
 		pgp_build_negotiate_protocol_version(&c->out, 0, opts, n);
+	free(opts);
 }
 
 static void startup(struct client *c)

@@ -4,10 +4,11 @@
  * Client → server: messages are streamed (copied as they arrive, never
  * buffered whole) except a named Parse, a Describe and a Close, which are
  * read whole to be rewritten, and a Bind, of which only the names at its
- * start are read before the rest streams. Statement names are rewritten: every distinct (query, parameter types) gets one
- * proxy-wide name ("pgha_<n>"), each server remembers which it has prepared,
- * and a Bind or Describe on a server that lacks the statement gets a Parse
- * injected before it. So a client's named statements work on whichever
+ * start are read before the rest streams. Statement names are rewritten:
+ * every distinct (query, parameter types) gets one proxy-wide name
+ * ("pgha_<n>"), each server remembers which it has prepared, and a Bind or
+ * Describe on a server that lacks the statement gets a Parse injected before
+ * it. So a client's named statements work on whichever
  * server runs its next transaction, as with PgBouncer >= 1.21.
  *
  * Server → client: each request sent leaves an entry in a queue saying what
@@ -16,9 +17,13 @@
  * send because the server had the statement, a Close it kept to itself) and
  * which answers to drop (the ParseComplete of an injected Parse). After an
  * ErrorResponse the server skips everything up to Sync, and so does the
- * queue. A ReadyForQuery 'I' with nothing owed ends the transaction: the
- * server goes back to the pool. The few server messages the proxy must read
- * (ParameterStatus, CommandComplete, ErrorResponse) are small and read whole.
+ * queue, and what the client sends until its Sync passes unrewritten. The
+ * server's set follows what it reports: DEALLOCATE ALL / DISCARD ALL done,
+ * 42P05, 0A000 (see stmt_error). A ReadyForQuery 'I' with nothing owed
+ * ends the transaction: the server goes back to the pool. The few server
+ * messages the proxy must read (ParameterStatus, CommandComplete,
+ * ErrorResponse) are small and read whole; a FATAL is relayed and ends the
+ * client's connection too.
  *
  * Memory: streamed messages pass through buffers of a few tens of KiB, up to
  * PostgreSQL's own limit (1 GiB - 1). A message read whole is at most
@@ -27,11 +32,9 @@
  * under BIG_TOTAL: beyond, the client gets an error (53200). Buffers that
  * grew past PBUF_KEEP shrink back once used.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
@@ -646,7 +649,7 @@ static int c2s_msg(struct client *c, struct server *s, const uint8_t *h, uint32_
 	if (type == 'B') {
 		int r = bind_start(c, s, h, len, &e);
 		if (r < 0)
-			client_fail(c, "08P01", e.msg);
+			refuse(c, h, len, "08P01", e.msg);
 		return r;
 	}
 	size_t max = type == 'P' ? WHOLE_MAX : SMALL_MAX;
