@@ -558,12 +558,15 @@ static void startup(struct client *c)
 		}
 		/* No TLS configured: the client goes on in plain text (or gives up). */
 		__attribute__((fallthrough));
-	case PGP_GSSENC_REQUEST:
-		if (c->refused_encryption) {
-			client_send_error(c, "08P01", "a second SSLRequest or GSSENCRequest after the answer 'N'", true);
+	case PGP_GSSENC_REQUEST: {
+		/* One of each, as PostgreSQL takes (libpq may try GSSENC, then SSL). */
+		unsigned bit = st.kind == PGP_SSL_REQUEST ? 1u : 2u;
+		if (c->refused_encryption & bit) {
+			client_send_error(c, "08P01", st.kind == PGP_SSL_REQUEST ? "a second SSLRequest after the answer 'N'"
+					  : "a second GSSENCRequest after the answer 'N'", true);
 			return;
 		}
-		c->refused_encryption = true;
+		c->refused_encryption |= bit;
 		sb_puts(&c->out, "N");
 		if (flush_out(c) < 0)
 			return;
@@ -571,6 +574,7 @@ static void startup(struct client *c)
 		if (pbuf_len(&c->in) > 0)
 			startup(c);
 		return;
+	}
 	case PGP_CANCEL_REQUEST:
 		handle_cancel(c, &st);
 		return;

@@ -97,7 +97,7 @@ struct client {
 	size_t big;                /* bytes of px->big_bytes this client's buffer holds */
 	bool close_when_sent;      /* close once c->out is sent (client_close_when_sent) */
 	uint32_t drop_remaining;   /* ... after reading this much more: the rest of a refused message */
-	bool refused_encryption;   /* answered 'N' to an SSLRequest/GSSENCRequest: one is enough */
+	uint8_t refused_encryption; /* answered 'N' to an SSLRequest (1), a GSSENCRequest (2): once each */
 	struct stmt_map *stmts;    /* the client's named prepared statements */
 	size_t nstmts, capstmts;
 	int64_t since_ms;          /* state change time (login, wait and idle timeouts) */

@@ -288,6 +288,22 @@ def test_startup_right_after_an_sslrequest_without_tls(px):
         assert t == b"R", (t, body)
     finally:
         s.close()
+    # libpq may ask for GSSAPI encryption first, then TLS: one of each is answered.
+    s = raw_connect(proxy)
+    try:
+        s.sendall(struct.pack("!II", 8, 80877104) + ssl_request + startup_packet("postgres"))
+        assert recv_exact(s, 2) == b"NN"
+        assert recv_msg(s)[0] == b"R"
+    finally:
+        s.close()
+    s = raw_connect(proxy)
+    try:
+        s.sendall(ssl_request + ssl_request)
+        assert recv_exact(s, 1) == b"N"
+        t, body = recv_msg(s)
+        assert t == b"E" and b"a second SSLRequest" in body, body
+    finally:
+        s.close()
 
 
 def test_newer_protocol_minor_and_options_get_negotiate_protocol_version(px):
