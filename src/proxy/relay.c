@@ -838,6 +838,13 @@ static void command_done(struct server *s, const struct pgp_msg *m)
 		s->nprepared = 0;
 }
 
+/* FATAL or PANIC (the non-localised severity when the server sends one). */
+static bool ends_session(const struct pgp_notice *err)
+{
+	const char *sev = err->severity_nl ? err->severity_nl : err->severity;
+	return strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0;
+}
+
 /* The server ended the session with FATAL (forwarded): PostgreSQL closes the connection then, so do we. */
 static void end_with_server(struct client *c, struct server *s)
 {
@@ -923,8 +930,7 @@ void client_forward_from_server(struct client *c)
 				}
 			}
 			bool fwd = on_server_msg(c, type, status, err);
-			if (err != NULL && (strcmp(err->severity_nl ? err->severity_nl : err->severity, "FATAL") == 0 ||
-					    strcmp(err->severity_nl ? err->severity_nl : err->severity, "PANIC") == 0)) {
+			if (err != NULL && ends_session(err)) {
 				sb_append(&c->out, h, (size_t)len + 1);
 				b->start += (size_t)len + 1;
 				end_with_server(c, s);
