@@ -44,9 +44,9 @@ static void put_str(struct strbuf *sb, const char *s)
 
 static void put_count(struct strbuf *sb, size_t n, const char *what)
 {
-	if (n > INT16_MAX)
+	if (n > UINT16_MAX)   /* the count is unsigned 16-bit on the wire */
 		too_big(what);
-	put_i16(sb, (int16_t)n);
+	put_i16(sb, (int16_t)(uint16_t)n);
 }
 
 /* Start a message: type byte (none when type is 0) + length placeholder.

@@ -86,16 +86,17 @@ static inline int rd_i32(struct rd *r, int32_t *v, const char *field)
 	return 0;
 }
 
-/* A non-negative Int16 count. */
+/*
+ * An Int16 count, read unsigned (0..65535) as PostgreSQL reads it
+ * (pq_getmsgint(msg, 2)): a Parse or Bind may carry up to 65,535 parameters.
+ */
 static inline int rd_count16(struct rd *r, size_t *n, const char *field)
 {
 	int16_t v;
 	*n = 0;
 	if (rd_i16(r, &v, field) < 0)
 		return -1;
-	if (v < 0)
-		return err_set(r->err, "%s message: %s: negative count %d", r->what, field, v);
-	*n = (size_t)v;
+	*n = (size_t)(uint16_t)v;
 	return 0;
 }
 

@@ -175,7 +175,7 @@ bool pgp_is_protocol_option(const char *name);
 /*
  * Each appends one complete message to sb. Strings are C strings (a protocol
  * string cannot hold NUL). Builders abort() on impossible sizes (a count over
- * 32767, a cancel key over 256 bytes, a message over 1 GiB): those are caller
+ * 65535, a cancel key over 256 bytes, a message over 1 GiB): those are caller
  * bugs, not input errors.
  */
 

@@ -235,6 +235,67 @@ void client_send_error(struct client *c, const char *sqlstate, const char *msg, 
 		client_close(c, msg);
 }
 
+/*
+ * Send what c->out holds, then close: its server ended the session with
+ * FATAL, or it sent something the proxy refuses. Until the client closes
+ * too, what it still sends is read and dropped, so that it gets to read the
+ * error (a close with unread bytes would reset the connection and lose it).
+ * It waits with the idle clients, for up to client_login_timeout.
+ */
+void client_close_when_sent(struct client *c, const char *why)
+{
+	log_debug("client %s (%s@%s): closing once its last messages are sent: %s", c->addr, c->user,
+		  c->database, why);
+	client_unlink_server(c, false);
+	c->close_when_sent = true;
+	relay_reset(c);
+	c->state = CL_IDLE;
+	c->since_ms = c->px->now_ms;
+	c->in.start = c->in.end = 0;
+	link_del(&c->node);
+	link_add_tail(&c->px->clients_idle, &c->node);
+	proxy_watch(c->px, &c->tag, EPOLLIN);
+	client_event(c, EPOLLOUT);
+}
+
+/*
+ * close_when_sent: send; read and drop the rest of the refused message
+ * (drop_remaining), then shut our side (the client reads the error, then the
+ * end) and drop what still comes until the client closes.
+ */
+static void closing_event(struct client *c)
+{
+	if (c->out.len > c->out_off && flush_out(c) <= 0)
+		return;   /* gone, or waiting for EPOLLOUT */
+	proxy_watch(c->px, &c->tag, EPOLLIN);
+	if (c->drop_remaining == 0)
+		shutdown(c->tag.fd, SHUT_WR);
+	for (int i = 0; i < 64; i++) {   /* at most 1 MiB a turn: the loop serves others too */
+		c->in.start = c->in.end = 0;
+		ssize_t r = client_read(c, &c->in);
+		if (r == -2)
+			return;
+		if (r <= 0) {
+			client_close(c, "closed after its last messages");
+			return;
+		}
+		if (c->drop_remaining > 0) {
+			c->drop_remaining -= (size_t)r < c->drop_remaining ? (uint32_t)r : c->drop_remaining;
+			if (c->drop_remaining == 0)
+				shutdown(c->tag.fd, SHUT_WR);
+		}
+	}
+}
+
+/* A fatal error for the client (bad input): sent, then the connection is closed. */
+void client_fail(struct client *c, const char *sqlstate, const char *msg)
+{
+	log_info("client %s (%s@%s): FATAL %s", c->addr, c->user, c->database, msg);
+	pgp_build_error(&c->out, "FATAL", sqlstate, msg, NULL, NULL);
+	c->px->stats_errors_sent++;
+	client_close_when_sent(c, msg);
+}
+
 /* ---- cancel ----------------------------------------------------------- */
 
 struct cancel_job {
@@ -304,6 +365,28 @@ static void handle_cancel(struct client *c, const struct pgp_startup *st)
 
 /* ---- login ------------------------------------------------------------- */
 
+/*
+ * A tracked parameter the client did not set is the pool's default (what
+ * its first server reported at login), so that the values a previous client
+ * set on a server do not show to this one.
+ */
+static void want_pool_defaults(struct client *c)
+{
+	const struct strbuf *params = &c->pool->params;
+	size_t off = 0;
+	struct pgp_msg m;
+	struct pgha_err e;
+	while (off < params->len &&
+	       pgp_frame(params->data + off, params->len - off, 0, &m, &e) == PGP_OK) {
+		off += m.total_len;
+		struct pgp_param p;
+		int k;
+		if (pgp_parse_parameter_status(&m, &p, &e) == 0 && (k = tracked_index(p.name)) >= 0 &&
+		    c->want[k] == NULL)
+			c->want[k] = xstrdup(p.value);
+	}
+}
+
 void client_login_done(struct client *c)
 {
 	struct proxy *px = c->px;
@@ -312,6 +395,7 @@ void client_login_done(struct client *c)
 	for (int k = 0; k < NTRACKED; k++)
 		if (c->want[k] != NULL)
 			pgp_build_parameter_status(&c->out, tracked_params[k], c->want[k]);
+	want_pool_defaults(c);
 	c->cancel_pid = ++px->next_cancel_pid;
 	if (getrandom(c->cancel_key, sizeof(c->cancel_key), 0) != (ssize_t)sizeof(c->cancel_key))
 		memset(c->cancel_key, 0, sizeof(c->cancel_key));
@@ -488,6 +572,25 @@ static void tls_step(struct client *c)
 		startup(c);
 }
 
+/*
+ * A client asking for protocol 3.x, x > 0, or for protocol options ("_pq_."),
+ * learns that the proxy speaks 3.0 without options, and goes on with that
+ * (as PostgreSQL answers an older minor version).
+ */
+static void negotiate_protocol(struct client *c, const struct pgp_startup *st)
+{
+	const char **opts = xcalloc(st->n_params + 1, sizeof(*opts));
+	size_t n = 0;
+	struct pgp_iter it = st->params;
+	struct pgp_param prm;
+	while (pgp_startup_next_param(&it, &prm))
+		if (pgp_is_protocol_option(prm.name))
+			opts[n++] = prm.name;
+	if (st->proto_minor > 0 || n > 0)
+		pgp_build_negotiate_protocol_version(&c->out, 0, opts, n);
+	free(opts);
+}
+
 static void startup(struct client *c)
 {
 	struct pgp_startup st;
@@ -512,10 +615,23 @@ static void startup(struct client *c)
 		}
 		/* No TLS configured: the client goes on in plain text (or gives up). */
 		__attribute__((fallthrough));
-	case PGP_GSSENC_REQUEST:
+	case PGP_GSSENC_REQUEST: {
+		/* One of each, as PostgreSQL takes (libpq may try GSSENC, then SSL). */
+		unsigned bit = st.kind == PGP_SSL_REQUEST ? 1u : 2u;
+		if (c->refused_encryption & bit) {
+			client_send_error(c, "08P01", st.kind == PGP_SSL_REQUEST ? "a second SSLRequest after the answer 'N'"
+					  : "a second GSSENCRequest after the answer 'N'", true);
+			return;
+		}
+		c->refused_encryption |= bit;
 		sb_puts(&c->out, "N");
-		flush_out(c);
+		if (flush_out(c) < 0)
+			return;
+		/* The client goes on in plain text: its startup packet may be here already. */
+		if (pbuf_len(&c->in) > 0)
+			startup(c);
 		return;
+	}
 	case PGP_CANCEL_REQUEST:
 		handle_cancel(c, &st);
 		return;
@@ -562,11 +678,11 @@ static void startup(struct client *c)
 				  "(a server is shared; SET what you need in the session)", true);
 		return;
 	}
-	if (st.application_name != NULL) {
-		int k = tracked_index("application_name");
-		free(c->want[k]);
-		c->want[k] = xstrdup(st.application_name);
-	}
+	/* No application_name is an empty one (as PostgreSQL has it), not the last client's. */
+	int k = tracked_index("application_name");
+	free(c->want[k]);
+	c->want[k] = xstrdup(st.application_name ? st.application_name : "");
+	negotiate_protocol(c, &st);
 	c->admin = strcmp(c->database, "pgha") == 0;
 	if (!c->admin)
 		c->pool = pool_get(c->px, c->database, c->user, c->ro);
@@ -664,6 +780,10 @@ void client_event(struct client *c, uint32_t events)
 		tls_step(c);
 		return;
 	}
+	if (c->close_when_sent) {
+		closing_event(c);
+		return;
+	}
 	if (events & EPOLLOUT) {
 		if (c->out.len > c->out_off) {
 			if (flush_out(c) != 1)
@@ -743,6 +863,11 @@ void client_check_timeouts(struct client *c)
 {
 	const struct proxy_config *cfg = &c->px->cfg;
 	int64_t age = c->px->now_ms - c->since_ms;
+	if (c->close_when_sent) {
+		if (age > cfg->client_login_timeout_ms)
+			client_close(c, "it did not read its last messages in time");
+		return;
+	}
 	/* A wait for auth_query or a verifier has bounds of its own (auth_query_timeout, hold_timeout). */
 	if ((c->state == CL_STARTUP || c->state == CL_TLS || (c->state == CL_AUTH && !c->auth_lookup)) &&
 	    age > cfg->client_login_timeout_ms)

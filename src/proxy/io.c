@@ -26,6 +26,31 @@ void pbuf_reserve(struct pbuf *b, size_t extra)
 	b->cap = cap;
 }
 
+size_t pbuf_shrink(struct pbuf *b)
+{
+	size_t n = pbuf_len(b), was = b->cap;
+	if (b->cap <= PBUF_KEEP || n > PBUF_KEEP / 2)
+		return 0;
+	if (n == 0) {
+		pbuf_free(b);
+		return was;
+	}
+	pbuf_compact(b);
+	b->data = xrealloc(b->data, PBUF_KEEP);
+	b->cap = PBUF_KEEP;
+	return was - PBUF_KEEP;
+}
+
+size_t sb_shrink(struct strbuf *sb, size_t *off)
+{
+	size_t was = sb->cap;
+	if (sb->cap <= PBUF_KEEP || *off < sb->len)
+		return 0;
+	sb_free(sb);
+	*off = 0;
+	return was;
+}
+
 void pbuf_free(struct pbuf *b)
 {
 	free(b->data);

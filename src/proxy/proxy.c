@@ -41,6 +41,13 @@ void proxy_unwatch(struct proxy *px, struct fdtag *t)
 		epoll_ctl(px->epfd, EPOLL_CTL_DEL, t->fd, NULL);
 	t->registered = false;
 	t->events = 0;
+	/*
+	 * It is going away (closed, then freed): events for it later in the batch
+	 * being handled must not reach it (one client's end can close its server).
+	 */
+	for (int i = px->ev_next; i < px->ev_count; i++)
+		if (px->evs[i].data.ptr == t)
+			px->evs[i].data.ptr = NULL;
 }
 
 const struct user_entry *proxy_user(const struct proxy *px, const char *name)
@@ -246,6 +253,8 @@ static void tick(struct proxy *px)
 		}
 	}
 	/* Freed heap chunks stay resident until trimmed: give big amounts back to the system. */
+	freed += px->freed_bytes;   /* buffers shrunk after large messages (relay.c) */
+	px->freed_bytes = 0;
 	if (freed > 4 * 1024 * 1024)
 		malloc_trim(0);
 	for (struct link *l = px->pools.next; l != &px->pools; l = l->next)
@@ -409,12 +418,16 @@ int proxy_main(int argc, char **argv)
 
 	int64_t last_tick = now_ms();
 	int64_t stop_deadline = 0;
-	struct epoll_event evs[256];
+	struct epoll_event *evs = px->evs;
 	for (;;) {
-		int n = epoll_wait(px->epfd, evs, 256, 250);
+		int n = epoll_wait(px->epfd, evs, PROXY_EVENTS, 250);
 		px->now_ms = now_ms();
+		px->ev_count = n < 0 ? 0 : n;
 		for (int i = 0; i < n; i++) {
 			struct fdtag *t = evs[i].data.ptr;
+			px->ev_next = i + 1;
+			if (t == NULL)
+				continue;   /* closed by an earlier event of this batch */
 			switch (t->kind) {
 			case FD_LISTEN_RW: accept_all(px, t->fd, false); break;
 			case FD_LISTEN_RO: accept_all(px, t->fd, true); break;
@@ -456,6 +469,7 @@ int proxy_main(int argc, char **argv)
 			}
 			}
 		}
+		px->ev_count = 0;
 		if (px->now_ms - last_tick >= 1000) {
 			last_tick = px->now_ms;
 			tick(px);

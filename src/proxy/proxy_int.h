@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 #include <sys/types.h>
 
 #include "common/strbuf.h"
@@ -93,6 +94,10 @@ struct client {
 	size_t expq_head, expq_len, expq_cap;
 	bool skip_until_sync;      /* the server reported an error: it ignores all until Sync */
 	uint32_t c2s_remaining;    /* body bytes of a streamed client message still to copy */
+	size_t big;                /* bytes of px->big_bytes this client's buffer holds */
+	bool close_when_sent;      /* close once c->out is sent (client_close_when_sent) */
+	uint32_t drop_remaining;   /* ... after reading this much more: the rest of a refused message */
+	uint8_t refused_encryption; /* answered 'N' to an SSLRequest (1), a GSSENCRequest (2): once each */
 	struct stmt_map *stmts;    /* the client's named prepared statements */
 	size_t nstmts, capstmts;
 	int64_t since_ms;          /* state change time (login, wait and idle timeouts) */
@@ -181,9 +186,13 @@ struct user_entry {
 	bool deriving;             /* being derived: its logins wait (creds_lookup: pending) */
 };
 
+#define PROXY_EVENTS 256
+
 struct proxy {
 	struct proxy_config cfg;
 	int epfd;
+	struct epoll_event evs[PROXY_EVENTS];   /* the batch being handled (proxy_unwatch) */
+	int ev_next, ev_count;     /* its next event, its length */
 	struct fdtag listen_rw, listen_ro, route_tag, signal_tag;
 	struct route *route;
 	struct topology topo;
@@ -224,10 +233,19 @@ struct proxy {
 	struct pstmt **stmt_table;
 	size_t stmt_cap, stmt_count;
 	uint64_t stmt_next_id;
+	struct pstmt *stmt_retired;   /* out of the table (result type changed), still referred to */
+	size_t big_bytes;          /* relay.c: large whole messages buffered now, all clients */
+	size_t freed_bytes;        /* buffers shrunk since the last malloc_trim (proxy.c) */
 };
 
 /* io.c */
+/* Buffers that grew past this for a large message shrink back once it is through. */
+#define PBUF_KEEP (64u * 1024)
 void pbuf_reserve(struct pbuf *b, size_t extra);
+/* Give back what a buffer grew past PBUF_KEEP (all of it when empty); returns bytes freed. */
+size_t pbuf_shrink(struct pbuf *b);
+/* Free sb if it grew past PBUF_KEEP and all of it was sent (*off == len, then 0); returns bytes freed. */
+size_t sb_shrink(struct strbuf *sb, size_t *off);
 void pbuf_free(struct pbuf *b);
 size_t pbuf_len(const struct pbuf *b);
 void pbuf_compact(struct pbuf *b);
@@ -284,6 +302,10 @@ void client_accept(struct proxy *px, int fd, bool ro);
 void client_event(struct client *c, uint32_t events);
 void client_send_error(struct client *c, const char *sqlstate, const char *msg, bool fatal);
 void client_close(struct client *c, const char *why);
+/* Send what is queued for c, then close it (reading and dropping its input meanwhile). */
+void client_close_when_sent(struct client *c, const char *why);
+/* FATAL error sqlstate/msg to the client, then client_close_when_sent(). */
+void client_fail(struct client *c, const char *sqlstate, const char *msg);
 void client_got_server(struct client *c, struct server *s);
 void client_login_done(struct client *c);
 void client_check_timeouts(struct client *c);

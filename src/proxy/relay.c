@@ -1,12 +1,14 @@
 /*
  * relay.c — forwarding between a client and its server, message by message.
  *
- * Client → server: whole messages are copied to the server's out buffer,
- * big ones streamed. Parse/Bind/Describe/Close that name a prepared
- * statement are rewritten: every distinct (query, parameter types) gets one
- * proxy-wide name ("pgha_<n>"), each server remembers which it has prepared,
- * and a Bind or Describe on a server that lacks the statement gets a Parse
- * injected before it. So a client's named statements work on whichever
+ * Client → server: messages are streamed (copied as they arrive, never
+ * buffered whole) except a named Parse, a Describe and a Close, which are
+ * read whole to be rewritten, and a Bind, of which only the names at its
+ * start are read before the rest streams. Statement names are rewritten:
+ * every distinct (query, parameter types) gets one proxy-wide name
+ * ("pgha_<n>"), each server remembers which it has prepared, and a Bind or
+ * Describe on a server that lacks the statement gets a Parse injected before
+ * it. So a client's named statements work on whichever
  * server runs its next transaction, as with PgBouncer >= 1.21.
  *
  * Server → client: each request sent leaves an entry in a queue saying what
@@ -15,14 +17,24 @@
  * send because the server had the statement, a Close it kept to itself) and
  * which answers to drop (the ParseComplete of an injected Parse). After an
  * ErrorResponse the server skips everything up to Sync, and so does the
- * queue. A ReadyForQuery 'I' with nothing owed ends the transaction: the
- * server goes back to the pool.
+ * queue, and what the client sends until its Sync passes unrewritten. The
+ * server's set follows what it reports: DEALLOCATE ALL / DISCARD ALL done,
+ * 42P05, 0A000 (see stmt_error). A ReadyForQuery 'I' with nothing owed
+ * ends the transaction: the server goes back to the pool. The few server
+ * messages the proxy must read (ParameterStatus, CommandComplete,
+ * ErrorResponse) are small and read whole; a FATAL is relayed and ends the
+ * client's connection too.
+ *
+ * Memory: streamed messages pass through buffers of a few tens of KiB, up to
+ * PostgreSQL's own limit (1 GiB - 1). A message read whole is at most
+ * WHOLE_MAX (a named Parse) or SMALL_MAX (Describe, Close), and the whole
+ * messages over SMALL_MAX held at one time by all clients together stay
+ * under BIG_TOTAL: beyond, the client gets an error (53200). Buffers that
+ * grew past PBUF_KEEP shrink back once used.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
@@ -31,8 +43,14 @@
 #include "pgproto/pgproto.h"
 #include "proxy/proxy_int.h"
 
-/* Messages we must see whole to rewrite; others are streamed. */
+/* The longest message PostgreSQL accepts (PQ_LARGE_MESSAGE_LIMIT): longer ones are refused here. */
+#define MSG_MAX ((1u << 30) - 2)
+/* A named Parse is read whole (its text is the statement's key): up to this. */
 #define WHOLE_MAX (64u * 1024 * 1024)
+/* Describe and Close are read whole, the names at the start of a Bind too: up to this. */
+#define SMALL_MAX (1024u * 1024)
+/* All clients' whole messages over SMALL_MAX together (see big_reserve). */
+#define BIG_TOTAL (256u * 1024 * 1024)
 
 enum expect_kind {
 	EXP_PARSE,          /* '1' */
@@ -62,6 +80,7 @@ struct pstmt {
 	char *query;
 	uint8_t *types;          /* raw Int32 OIDs */
 	size_t ntypes;
+	struct pstmt *retired_next;   /* in px->stmt_retired once out of the registry */
 };
 
 struct stmt_map {
@@ -127,15 +146,52 @@ static struct pstmt *registry_get(struct proxy *px, const char *query, const uin
 	return p;
 }
 
+/*
+ * Take p out of the registry: the next Parse of its text gets a new statement
+ * (and name). Clients and servers that refer to p keep it: it is freed with the
+ * registry. (Linear probing: the entries after it in its cluster move up.)
+ */
+static void registry_retire(struct proxy *px, struct pstmt *p)
+{
+	size_t i = p->hash % px->stmt_cap;
+	while (px->stmt_table[i] != p) {
+		if (px->stmt_table[i] == NULL)
+			return;   /* retired already */
+		i = (i + 1) % px->stmt_cap;
+	}
+	px->stmt_table[i] = NULL;
+	px->stmt_count--;
+	for (size_t j = (i + 1) % px->stmt_cap; px->stmt_table[j] != NULL; j = (j + 1) % px->stmt_cap) {
+		struct pstmt *q = px->stmt_table[j];
+		px->stmt_table[j] = NULL;
+		size_t k = q->hash % px->stmt_cap;
+		while (px->stmt_table[k] != NULL)
+			k = (k + 1) % px->stmt_cap;
+		px->stmt_table[k] = q;
+	}
+	p->retired_next = px->stmt_retired;
+	px->stmt_retired = p;
+	log_info("prepared statement %s: its result type changed on the server: the next Parse of its "
+		 "text prepares a new one", p->name);
+}
+
+static void pstmt_free(struct pstmt *p)
+{
+	free(p->query);
+	free(p->types);
+	free(p);
+}
+
 void relay_registry_free(struct proxy *px)
 {
+	while (px->stmt_retired != NULL) {
+		struct pstmt *p = px->stmt_retired;
+		px->stmt_retired = p->retired_next;
+		pstmt_free(p);
+	}
 	for (size_t i = 0; i < px->stmt_cap; i++) {
-		struct pstmt *p = px->stmt_table[i];
-		if (p) {
-			free(p->query);
-			free(p->types);
-			free(p);
-		}
+		if (px->stmt_table[i] != NULL)
+			pstmt_free(px->stmt_table[i]);
 	}
 	free(px->stmt_table);
 	px->stmt_table = NULL;
@@ -254,10 +310,13 @@ void relay_reset(struct client *c)
 	c->expq_head = c->expq_len = 0;
 	c->skip_until_sync = false;
 	c->c2s_remaining = 0;
+	c->px->big_bytes -= c->big;   /* its buffered message is dropped (or it is freed) */
+	c->big = 0;
 }
 
 void relay_free(struct client *c)
 {
+	relay_reset(c);
 	for (size_t i = 0; i < c->nstmts; i++)
 		free(c->stmts[i].name);
 	free(c->stmts);
@@ -298,11 +357,22 @@ static void skip_to_sync(struct client *c)
 	c->skip_until_sync = q_head(c) == NULL;   /* the Sync is still to come */
 }
 
+/* An error about one of the proxy's server statements: keep the registry true to the server. */
+static void stmt_error(struct client *c, struct expect *e, const struct pgp_notice *err)
+{
+	if (e->ps == NULL)
+		return;
+	if ((e->kind == EXP_BIND || e->kind == EXP_DESCRIBE_S) && strcmp(err->sqlstate, "0A000") == 0)
+		registry_retire(c->px, e->ps);   /* "cached plan must not change result type" */
+	else if ((e->kind == EXP_PARSE || e->kind == EXP_SWALLOW_PARSE) && strcmp(err->sqlstate, "42P05") == 0)
+		e->ps = NULL;   /* the server has it after all: skip_to_sync must not forget it */
+}
+
 /*
  * One server message header: what to do with it. Returns true to forward,
  * false to drop. `status` is the ReadyForQuery status ('Z' only).
  */
-static bool on_server_msg(struct client *c, char type, char status)
+static bool on_server_msg(struct client *c, char type, char status, const struct pgp_notice *err)
 {
 	drain_synth(c);
 	struct expect *e = q_head(c);
@@ -322,6 +392,8 @@ static bool on_server_msg(struct client *c, char type, char status)
 	case 'E':
 		if (e->kind == EXP_QUERY || e->kind == EXP_FUNC)
 			return true;   /* ends at ReadyForQuery */
+		if (err != NULL)
+			stmt_error(c, e, err);
 		skip_to_sync(c);
 		return true;
 	case 'Z':
@@ -414,28 +486,14 @@ static void emit_renamed(struct strbuf *out, char type, const uint8_t *body, siz
 	sb_append(out, body + prefix_len + old_len, rest);
 }
 
-static bool starts_with_word(const char *sql, const char *word)
-{
-	while (isspace((unsigned char)*sql))
-		sql++;
-	size_t n = strlen(word);
-	return strncasecmp(sql, word, n) == 0 && !isalnum((unsigned char)sql[n]);
-}
-
-/* A whole Parse/Bind/Describe/Close/Query from the client. Returns -1 on a protocol error. */
+/* A whole Parse (named), Describe or Close from the client. Returns -1 on a protocol error. */
 static int rewrite(struct client *c, struct server *s, const struct pgp_msg *m, struct pgha_err *e)
 {
 	const uint8_t *raw = m->body - 5;
-	switch (m->type) {
-	case 'P': {
+	if (m->type == 'P') {
 		struct pgp_parse_msg pm;
 		if (pgp_parse_parse(m, &pm, e) != 0)
 			return -1;
-		if (pm.stmt[0] == '\0') {
-			sb_append(&s->out, raw, m->total_len);
-			q_push(c, EXP_PARSE, NULL);
-			return 0;
-		}
 		struct pstmt *p = registry_get(c->px, pm.query, pm.param_types.raw, pm.param_types.n);
 		client_stmt_set(c, pm.stmt, p);
 		if (server_has(s, p)) {
@@ -447,65 +505,185 @@ static int rewrite(struct client *c, struct server *s, const struct pgp_msg *m, 
 		}
 		return 0;
 	}
-	case 'B': {
-		struct pgp_bind b;
-		if (pgp_parse_bind(m, &b, e) != 0)
-			return -1;
-		struct pstmt *p = b.stmt[0] ? client_stmt(c, b.stmt) : NULL;
-		if (p == NULL) {
-			sb_append(&s->out, raw, m->total_len);   /* unnamed, or unknown: the server answers */
-		} else {
-			ensure_prepared(c, s, p);
-			emit_renamed(&s->out, 'B', m->body, m->body_len, strlen(b.portal) + 1, b.stmt, p->name);
-		}
-		q_push(c, EXP_BIND, NULL);
+	struct pgp_target t;
+	if ((m->type == 'D' ? pgp_parse_describe(m, &t, e) : pgp_parse_close(m, &t, e)) != 0)
+		return -1;
+	struct pstmt *p = t.kind == 'S' && t.name[0] ? client_stmt(c, t.name) : NULL;
+	if (m->type == 'C' && t.kind == 'S' && t.name[0]) {
+		/* The statement stays on the servers (others may use it); forget the client's name. */
+		client_stmt_del(c, t.name);
+		q_push(c, EXP_SYNTH_CLOSE, NULL);
 		return 0;
 	}
-	case 'D':
-	case 'C': {
-		struct pgp_target t;
-		if ((m->type == 'D' ? pgp_parse_describe(m, &t, e) : pgp_parse_close(m, &t, e)) != 0)
-			return -1;
-		struct pstmt *p = t.kind == 'S' && t.name[0] ? client_stmt(c, t.name) : NULL;
-		if (m->type == 'C' && t.kind == 'S' && t.name[0]) {
-			/* The statement stays on the servers (others may use it); forget the client's name. */
-			client_stmt_del(c, t.name);
-			q_push(c, EXP_SYNTH_CLOSE, NULL);
-			return 0;
-		}
-		if (p == NULL) {
-			sb_append(&s->out, raw, m->total_len);
-		} else {
-			ensure_prepared(c, s, p);
-			emit_renamed(&s->out, 'D', m->body, m->body_len, 1, t.name, p->name);
-		}
-		if (m->type == 'C')
-			q_push(c, EXP_CLOSE, NULL);
-		else
-			q_push(c, t.kind == 'S' ? EXP_DESCRIBE_S : EXP_DESCRIBE_P, NULL);
-		return 0;
-	}
-	case 'Q': {
-		const char *sql;
-		if (pgp_parse_query(m, &sql, e) != 0)
-			return -1;
+	if (p == NULL) {
 		sb_append(&s->out, raw, m->total_len);
-		q_push(c, EXP_QUERY, NULL);
-		c->px->stats_queries++;
-		/* These drop every prepared statement of the session on the server. */
-		if (starts_with_word(sql, "discard") || starts_with_word(sql, "deallocate"))
-			s->nprepared = 0;
-		return 0;
+	} else {
+		ensure_prepared(c, s, p);
+		emit_renamed(&s->out, 'D', m->body, m->body_len, 1, t.name, p->name);
 	}
-	}
+	if (m->type == 'C')
+		q_push(c, EXP_CLOSE, NULL);
+	else
+		q_push(c, t.kind == 'S' ? EXP_DESCRIBE_S : EXP_DESCRIBE_P, p);
 	return 0;
 }
 
-static bool needs_whole(const struct client *c, char type)
+/*
+ * Whole messages over SMALL_MAX count against BIG_TOTAL for all clients, so a
+ * few clients cannot make the proxy hold gigabytes. false: over the budget.
+ */
+static bool big_reserve(struct client *c, size_t need)
 {
-	if (c->px->cfg.pool_mode != POOL_TRANSACTION)
+	struct proxy *px = c->px;
+	if (need <= SMALL_MAX || need <= c->big)
+		return true;
+	if (px->big_bytes - c->big + need > BIG_TOTAL)
 		return false;
-	return type == 'P' || type == 'B' || type == 'D' || type == 'C' || type == 'Q';
+	px->big_bytes = px->big_bytes - c->big + need;
+	c->big = need;
+	return true;
+}
+
+static void big_release(struct client *c)
+{
+	c->px->big_bytes -= c->big;
+	c->big = 0;
+	c->px->freed_bytes += pbuf_shrink(&c->in);
+}
+
+/* Stream a message from its header on: what it will be owed, then its bytes as they come. */
+static void stream_msg(struct client *c, struct server *s, const uint8_t *h, uint32_t len)
+{
+	char type = (char)h[0];
+	if (!c->skip_until_sync || type == 'S') {
+		switch (type) {
+		case 'E': q_push(c, EXP_EXECUTE, NULL); break;
+		case 'S': q_push(c, EXP_SYNC, NULL); break;
+		case 'F': q_push(c, EXP_FUNC, NULL); break;
+		case 'Q': q_push(c, EXP_QUERY, NULL); c->px->stats_queries++; break;
+		case 'P': q_push(c, EXP_PARSE, NULL); break;
+		case 'B': q_push(c, EXP_BIND, NULL); break;
+		case 'D': q_push(c, pbuf_len(&c->in) > 5 && h[5] == 'S' ? EXP_DESCRIBE_S : EXP_DESCRIBE_P, NULL); break;
+		case 'C': q_push(c, EXP_CLOSE, NULL); break;
+		default: break;   /* Flush, CopyData/Done/Fail: nothing owed of their own */
+		}
+	}
+	/* After an error the server ignores all up to Sync: so does the queue (nothing is owed). */
+	if (type == 'S')
+		c->skip_until_sync = false;
+	sb_append(&s->out, h, 5);
+	c->in.start += 5;
+	c->c2s_remaining = len - 4;
+}
+
+/*
+ * A Bind: rewrite the statement name at its start (portal, statement), stream
+ * the parameters after it. 1 done, 0 wait for more bytes, -1 protocol error.
+ */
+static int bind_start(struct client *c, struct server *s, const uint8_t *h, uint32_t len,
+		      struct pgha_err *e)
+{
+	size_t have = pbuf_len(&c->in) - 5, body = len - 4;
+	if (have > body)
+		have = body;
+	const uint8_t *portal = h + 5;
+	const uint8_t *pend = memchr(portal, '\0', have);
+	const uint8_t *name = pend ? pend + 1 : NULL;
+	const uint8_t *nend = pend ? memchr(name, '\0', have - (size_t)(name - portal)) : NULL;
+	if (nend == NULL) {
+		if (have == body)
+			return err_set(e, "Bind message: the portal and statement names are not NUL-terminated");
+		if (have >= SMALL_MAX)
+			return err_set(e, "Bind message: the portal and statement names take more than %u bytes",
+				       SMALL_MAX);
+		pbuf_reserve(&c->in, (body < SMALL_MAX ? body : SMALL_MAX) + 5 - pbuf_len(&c->in));
+		return 0;
+	}
+	struct pstmt *p = name[0] ? client_stmt(c, (const char *)name) : NULL;
+	if (p == NULL) {
+		stream_msg(c, s, h, len);   /* unnamed, or unknown: the server answers */
+		return 1;
+	}
+	ensure_prepared(c, s, p);
+	size_t prefix = (size_t)(nend + 1 - portal), old_len = (size_t)(nend - name) + 1;
+	size_t new_len = strlen(p->name) + 1;
+	uint32_t nlen = (uint32_t)(len - old_len + new_len);
+	uint8_t hdr[5] = {'B', (uint8_t)(nlen >> 24), (uint8_t)(nlen >> 16), (uint8_t)(nlen >> 8), (uint8_t)nlen};
+	sb_append(&s->out, hdr, 5);
+	sb_append(&s->out, portal, (size_t)(pend - portal) + 1);
+	sb_append(&s->out, p->name, new_len);
+	q_push(c, EXP_BIND, p);
+	c->in.start += 5 + prefix;
+	c->c2s_remaining = (uint32_t)(body - prefix);
+	return 1;
+}
+
+/* Refuse the client message whose header is at h (len: its length field): error, then close. */
+static void refuse(struct client *c, const uint8_t *h, uint32_t len, const char *sqlstate, const char *msg)
+{
+	size_t have = c->in.end - (size_t)(h - c->in.data), total = (size_t)len + 1;
+	c->drop_remaining = have < total ? (uint32_t)(total - have) : 0;
+	client_fail(c, sqlstate, msg);
+}
+
+/*
+ * The start of a client message (header at h): stream it, or read it whole and
+ * rewrite it. 1 done, 0 wait for more bytes, -1 the client got an error.
+ */
+static int c2s_msg(struct client *c, struct server *s, const uint8_t *h, uint32_t len)
+{
+	char type = (char)h[0];
+	struct pbuf *b = &c->in;
+	struct pgha_err e;
+	bool pooled = c->px->cfg.pool_mode == POOL_TRANSACTION && !c->skip_until_sync;
+	if (!pooled || !(type == 'P' || type == 'B' || type == 'D' || type == 'C')) {
+		stream_msg(c, s, h, len);
+		return 1;
+	}
+	if (pbuf_len(b) < 6 && len > 4)
+		return 0;
+	if (type == 'P' && (len == 4 || h[5] == '\0')) {
+		stream_msg(c, s, h, len);   /* an unnamed statement: nothing to rewrite */
+		return 1;
+	}
+	if (type == 'B') {
+		int r = bind_start(c, s, h, len, &e);
+		if (r < 0)
+			refuse(c, h, len, "08P01", e.msg);
+		return r;
+	}
+	size_t max = type == 'P' ? WHOLE_MAX : SMALL_MAX;
+	if (len > max) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "%s message of %u bytes: the proxy reads this message whole and "
+			 "takes at most %zu bytes (HINT: use an unnamed statement for longer texts)",
+			 pgp_client_type_name(type), len + 1, max);
+		refuse(c, h, len, "54000", msg);
+		return -1;
+	}
+	if (pbuf_len(b) < (size_t)len + 1) {
+		if (!big_reserve(c, (size_t)len + 1)) {
+			char msg[300];
+			snprintf(msg, sizeof(msg), "%s message of %u bytes: the proxy holds %u MiB of large "
+				 "messages for its clients already (HINT: retry later)",
+				 pgp_client_type_name(type), len + 1, BIG_TOTAL >> 20);
+			refuse(c, h, len, "53200", msg);
+			return -1;
+		}
+		pbuf_reserve(b, (size_t)len + 1 - pbuf_len(b));
+		return 0;
+	}
+	struct pgp_msg m;
+	if (pgp_frame(h, pbuf_len(b), max, &m, &e) != PGP_OK || rewrite(c, s, &m, &e) != 0) {
+		client_fail(c, "08P01", e.msg);
+		return -1;
+	}
+	b->start += m.total_len;
+	if (c->big)
+		big_release(c);
+	else
+		c->px->freed_bytes += pbuf_shrink(b);
+	return 1;
 }
 
 /* Send s->out; false if it could not all go (the caller stops reading the client). */
@@ -585,8 +763,11 @@ void relay_c2s(struct client *c)
 			const uint8_t *h = b->data + b->start;
 			char type = (char)h[0];
 			uint32_t len = ((uint32_t)h[1] << 24) | ((uint32_t)h[2] << 16) | ((uint32_t)h[3] << 8) | h[4];
-			if (len < 4 || (needs_whole(c, type) && len > WHOLE_MAX)) {
-				client_send_error(c, "08P01", "invalid message length from the client", true);
+			if (len < 4 || len > MSG_MAX) {
+				char msg[200];
+				snprintf(msg, sizeof(msg), "invalid message length %u from the client (%s; "
+					 "PostgreSQL takes 4 to %u)", len, pgp_client_type_name(type), MSG_MAX);
+				client_fail(c, "08P01", msg);
 				return;
 			}
 			if (type == 'X') {
@@ -595,36 +776,11 @@ void relay_c2s(struct client *c)
 				client_close(c, "client sent Terminate");
 				return;
 			}
-			if (needs_whole(c, type)) {
-				if (pbuf_len(b) < (size_t)len + 1) {
-					pbuf_reserve(b, (size_t)len + 1 - pbuf_len(b));
-					break;
-				}
-				struct pgp_msg m;
-				struct pgha_err e;
-				if (pgp_frame(h, pbuf_len(b), WHOLE_MAX, &m, &e) != PGP_OK ||
-				    rewrite(c, s, &m, &e) != 0) {
-					client_send_error(c, "08P01", e.msg, true);
-					return;
-				}
-				b->start += m.total_len;
-				progress = true;
-				continue;
-			}
-			switch (type) {
-			case 'E': q_push(c, EXP_EXECUTE, NULL); break;
-			case 'S': q_push(c, EXP_SYNC, NULL); break;
-			case 'F': q_push(c, EXP_FUNC, NULL); break;
-			case 'Q': q_push(c, EXP_QUERY, NULL); px->stats_queries++; break;
-			case 'P': q_push(c, EXP_PARSE, NULL); break;
-			case 'B': q_push(c, EXP_BIND, NULL); break;
-			case 'D': q_push(c, pbuf_len(b) > 5 && h[5] == 'S' ? EXP_DESCRIBE_S : EXP_DESCRIBE_P, NULL); break;
-			case 'C': q_push(c, EXP_CLOSE, NULL); break;
-			default: break;   /* Flush, CopyData/Done/Fail: nothing owed of their own */
-			}
-			sb_append(&s->out, h, 5);
-			b->start += 5;
-			c->c2s_remaining = len - 4;
+			int r = c2s_msg(c, s, h, len);
+			if (r < 0)
+				return;
+			if (r == 0)
+				break;
 			progress = true;
 		}
 		if (c->state != CL_ACTIVE || c->server != s)
@@ -652,6 +808,52 @@ void relay_c2s(struct client *c)
 
 /* ---- server → client --------------------------------------------------------- */
 
+/*
+ * ParameterStatus: the server's values, and the client's own when it changed
+ * one (SET, RESET, or a rollback of them): it follows the client to the next
+ * server it gets, as the session would with PostgreSQL.
+ */
+static void track_param(struct client *c, struct server *s, const struct pgp_msg *m)
+{
+	server_param(s, m);
+	struct expect *e = q_head(c);
+	if (e != NULL && e->kind == EXP_SWALLOW_QUERY)
+		return;   /* our own SET of the client's values */
+	struct pgp_param p;
+	struct pgha_err pe;
+	int k;
+	if (pgp_parse_parameter_status(m, &p, &pe) != 0 || (k = tracked_index(p.name)) < 0)
+		return;
+	free(c->want[k]);
+	c->want[k] = xstrdup(p.value);
+}
+
+/* CommandComplete: DEALLOCATE ALL and DISCARD ALL (once they ran) drop the server's statements. */
+static void command_done(struct server *s, const struct pgp_msg *m)
+{
+	const char *tag;
+	struct pgha_err pe;
+	if (pgp_parse_command_complete(m, &tag, &pe) == 0 &&
+	    (strcmp(tag, "DEALLOCATE ALL") == 0 || strcmp(tag, "DISCARD ALL") == 0))
+		s->nprepared = 0;
+}
+
+/* FATAL or PANIC (the non-localised severity when the server sends one). */
+static bool ends_session(const struct pgp_notice *err)
+{
+	const char *sev = err->severity_nl ? err->severity_nl : err->severity;
+	return strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0;
+}
+
+/* The server ended the session with FATAL (forwarded): PostgreSQL closes the connection then, so do we. */
+static void end_with_server(struct client *c, struct server *s)
+{
+	c->server = NULL;
+	s->client = NULL;
+	server_close(s, "it ended the session with FATAL");
+	client_close_when_sent(c, "its server ended the session with FATAL");
+}
+
 static void release_server(struct client *c, struct server *s)
 {
 	struct proxy *px = c->px;
@@ -662,6 +864,8 @@ static void release_server(struct client *c, struct server *s)
 	link_add_tail(&px->clients_idle, &c->node);
 	proxy_watch(px, &c->tag, EPOLLIN);
 	proxy_watch(px, &s->tag, EPOLLIN);
+	/* A large message went through: pooled buffers do not keep its size. */
+	px->freed_bytes += pbuf_shrink(&s->in) + sb_shrink(&s->out, &s->out_off) + pbuf_shrink(&c->in);
 	pool_release(s);
 }
 
@@ -706,18 +910,32 @@ void client_forward_from_server(struct client *c)
 					break;
 				status = (char)h[5];
 			}
-			if (type == 'S') {
-				/* ParameterStatus: keep the server's tracked parameters and role up to date. */
+			struct pgp_notice notice;
+			const struct pgp_notice *err = NULL;
+			if ((type == 'S' || type == 'C' || type == 'E') && len <= SMALL_MAX) {
+				/* Small messages the proxy reads: wait until they are whole. */
 				if (pbuf_len(b) < (size_t)len + 1) {
 					pbuf_reserve(b, (size_t)len + 1 - pbuf_len(b));
 					break;
 				}
 				struct pgp_msg pm;
 				struct pgha_err pe;
-				if (pgp_frame(h, pbuf_len(b), 0, &pm, &pe) == PGP_OK)
-					server_param(s, &pm);
+				if (pgp_frame(h, pbuf_len(b), SMALL_MAX, &pm, &pe) == PGP_OK) {
+					if (type == 'S')
+						track_param(c, s, &pm);
+					else if (type == 'C')
+						command_done(s, &pm);
+					else if (pgp_parse_notice(&pm, &notice, &pe) == 0)
+						err = &notice;
+				}
 			}
-			bool fwd = on_server_msg(c, type, status);
+			bool fwd = on_server_msg(c, type, status, err);
+			if (err != NULL && ends_session(err)) {
+				sb_append(&c->out, h, (size_t)len + 1);
+				b->start += (size_t)len + 1;
+				end_with_server(c, s);
+				return;
+			}
 			if (fwd)
 				sb_append(&c->out, h, 5);
 			b->start += 5;

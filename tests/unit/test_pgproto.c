@@ -624,6 +624,51 @@ static void test_rt_parse(void **state)
 	sb_free(&sb);
 }
 
+/* PostgreSQL reads these counts as unsigned 16-bit: up to 65,535 parameters. */
+static void test_rt_many_parameters(void **state)
+{
+	enum { N = 40000 };
+	struct strbuf sb = STRBUF_INIT;
+	struct pgha_err err = {{0}};
+	uint32_t *oids = calloc(N, sizeof(*oids));
+	int16_t *formats = calloc(N, sizeof(*formats));
+	struct pgp_value *values = calloc(N, sizeof(*values));
+	for (size_t i = 0; i < N; i++) {
+		oids[i] = 23;
+		formats[i] = (int16_t)(i % 2);
+		values[i].data = (const uint8_t *)"7";
+		values[i].len = 1;
+	}
+	pgp_build_parse(&sb, "big", "SELECT $40000", oids, N);
+	struct pgp_msg m = frame_one(&sb);
+	struct pgp_parse_msg p;
+	assert_int_equal(pgp_parse_parse(&m, &p, &err), 0);
+	assert_int_equal(p.param_types.n, N);
+	assert_int_equal(pgp_array_u32(&p.param_types, N - 1), 23);
+	sb_reset(&sb);
+	pgp_build_bind(&sb, "", "big", formats, N, values, N, NULL, 0);
+	m = frame_one(&sb);
+	struct pgp_bind b;
+	assert_int_equal(pgp_parse_bind(&m, &b, &err), 0);
+	assert_int_equal(b.param_formats.n, N);
+	assert_int_equal(b.n_params, N);
+	assert_int_equal(pgp_array_i16(&b.param_formats, N - 1), 1);
+	/* The largest count, 65,535, on the wire as 0xffff. */
+	sb_reset(&sb);
+	uint32_t *all = calloc(65535, sizeof(*all));
+	pgp_build_parse(&sb, "", "x", all, 65535);
+	assert_int_equal((uint8_t)sb.data[5 + 1 + 2], 0xff);
+	assert_int_equal((uint8_t)sb.data[5 + 1 + 3], 0xff);
+	m = frame_one(&sb);
+	assert_int_equal(pgp_parse_parse(&m, &p, &err), 0);
+	assert_int_equal(p.param_types.n, 65535);
+	free(all);
+	free(oids);
+	free(formats);
+	free(values);
+	sb_free(&sb);
+}
+
 static void test_rt_bind(void **state)
 {
 	struct strbuf sb = STRBUF_INIT;
@@ -1008,8 +1053,9 @@ static void test_bad_values(void **state)
 	expect_bad('Z', B(""), p_rfq, "ReadyForQuery");
 	expect_bad('D', B("Xname\0"), p_describe, "target kind");
 	expect_bad('C', B("\0name\0"), p_close, "target kind");
-	expect_bad('P', B("s\0q\0\xff\xff"), p_parse, "negative count");
-	expect_bad('B', B("\0\0\xff\xff\0\0\0\0"), p_bind, "negative count");
+	/* Counts are unsigned: 0xffff is 65,535 entries, which these bodies lack. */
+	expect_bad('P', B("s\0q\0\xff\xff"), p_parse, "parameter type OIDs");
+	expect_bad('B', B("\0\0\xff\xff\0\0\0\0"), p_bind, "parameter format");
 	expect_bad('B', B("\0\0\0\1\0\2\0\0\0\0"), p_bind, "format code 2");
 	expect_bad('B', B("\0\0\0\2\0\0\0\0\0\3\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"), p_bind,
 		   "2 parameter formats for 3 parameters");
@@ -1104,6 +1150,7 @@ int main(void)
 		cmocka_unit_test(test_rt_error_notice),
 		cmocka_unit_test(test_rt_results),
 		cmocka_unit_test(test_rt_negotiate),
+		cmocka_unit_test(test_rt_many_parameters),
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_helpers),
 	};
