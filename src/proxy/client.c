@@ -154,6 +154,7 @@ static void client_free(struct client *c)
 		free(c->want[k]);
 	pbuf_free(&c->in);
 	sb_free(&c->out);
+	free(c->lost);
 	free(c);
 }
 
@@ -242,6 +243,85 @@ void client_send_error(struct client *c, const char *sqlstate, const char *msg, 
  * error (a close with unread bytes would reset the connection and lose it).
  * It waits with the idle clients, for up to client_login_timeout.
  */
+void client_server_lost(struct client *c, const char *why)
+{
+	char msg[400];
+	snprintf(msg, sizeof(msg), "server connection lost: %s", why);
+	if (!relay_idle(c) || pbuf_len(&c->in) > 0) {
+		client_send_error(c, "08006", msg, false);   /* it waits for answers: they end here */
+		return;
+	}
+	/*
+	 * Idle inside a transaction: nothing is owed now, and an unsolicited error would
+	 * be taken by its driver as the answer to its next query. That request gets it.
+	 */
+	log_info("client %s (%s@%s): %s (told at its next request)", c->addr, c->user, c->database, msg);
+	free(c->lost);
+	c->lost = xstrdup(msg);
+	c->lost_told = false;
+	c->server = NULL;
+	c->state = CL_IDLE;
+	c->since_ms = c->px->now_ms;
+	relay_reset(c);
+	link_del(&c->node);
+	link_add_tail(&c->px->clients_idle, &c->node);
+	proxy_watch(c->px, &c->tag, EPOLLIN);
+}
+
+/* Largest message answered for a lost transaction (answer_lost): a request, not data. */
+#define LOST_MSG_MAX (1u << 20)
+
+/*
+ * The request after client_server_lost(): answered as PostgreSQL answers what
+ * follows an error: the ErrorResponse once, every message up to the Sync (or
+ * the simple Query) skipped, then ReadyForQuery 'I'. 0: done, c->in holds
+ * what comes next; -1: wait for more, or c is gone.
+ */
+static int answer_lost(struct client *c)
+{
+	while (c->lost != NULL) {
+		struct pgp_msg m;
+		struct pgha_err e;
+		int r = pgp_frame(c->in.data + c->in.start, pbuf_len(&c->in), LOST_MSG_MAX, &m, &e);
+		if (r == PGP_NEED_MORE) {
+			pbuf_compact(&c->in);
+			ssize_t n = client_read(c, &c->in);
+			if (n == -2) {
+				flush_out(c);   /* what it is owed so far; the rest of the request comes later */
+				return -1;
+			}
+			if (n <= 0) {
+				client_close(c, n == 0 ? "client disconnected" : "read error");
+				return -1;
+			}
+			continue;
+		}
+		if (r != PGP_OK) {
+			client_send_error(c, "08P01", e.msg, true);
+			return -1;
+		}
+		c->in.start += m.total_len;
+		if (m.type == 'X') {
+			c->terminated = true;
+			client_close(c, "client sent Terminate");
+			return -1;
+		}
+		if (!c->lost_told) {
+			pgp_build_error(&c->out, "ERROR", "08006", c->lost, NULL, NULL);
+			c->px->stats_errors_sent++;
+			c->lost_told = true;
+		}
+		if (m.type == 'Q' || m.type == 'S') {
+			pgp_build_ready_for_query(&c->out, 'I');
+			free(c->lost);
+			c->lost = NULL;
+		}
+	}
+	if (flush_out(c) < 0)
+		return -1;
+	return pbuf_len(&c->in) > 0 ? 0 : -1;
+}
+
 void client_close_when_sent(struct client *c, const char *why)
 {
 	log_debug("client %s (%s@%s): closing once its last messages are sent: %s", c->addr, c->user,
@@ -832,6 +912,8 @@ void client_event(struct client *c, uint32_t events)
 			client_close(c, "client sent Terminate");
 			return;
 		}
+		if (c->lost != NULL && answer_lost(c) != 0)
+			return;
 		pool_request(c->pool, c);
 		return;
 	}

@@ -113,6 +113,9 @@ struct client {
 	bool auth_lookup;          /* CL_AUTH: waits for auth_query or a verifier (creds.c) before the challenge */
 	bool preauth;              /* not logged in yet: counted in px->npreauth, not in max_client_conn */
 	bool terminated;           /* sent Terminate */
+	bool lost_told;            /* ... lost's error is sent; skipping to the Sync */
+	char *lost;                /* its server was lost while it sat idle in a transaction: the
+				      error its next request gets (client_server_lost) */
 	bool release_ready;        /* give the server back once its last bytes are out */
 	bool admin;                /* connected to the admin console (database pgha) */
 	char *want[NTRACKED];      /* tracked parameters the client asked for (NULL: default) */
@@ -304,6 +307,13 @@ void client_send_error(struct client *c, const char *sqlstate, const char *msg, 
 void client_close(struct client *c, const char *why);
 /* Send what is queued for c, then close it (reading and dropping its input meanwhile). */
 void client_close_when_sent(struct client *c, const char *why);
+/*
+ * c's server is gone (it died, ended the session with FATAL, or was closed for
+ * it): its transaction is lost, not its connection. Told at once (08006, then
+ * ReadyForQuery) when it waits for answers; when it sits idle inside the
+ * transaction, at its next request, never unsolicited.
+ */
+void client_server_lost(struct client *c, const char *why);
 /* FATAL error sqlstate/msg to the client, then client_close_when_sent(). */
 void client_fail(struct client *c, const char *sqlstate, const char *msg);
 void client_got_server(struct client *c, struct server *s);

@@ -931,9 +931,19 @@ void client_forward_from_server(struct client *c)
 			}
 			bool fwd = on_server_msg(c, type, status, err);
 			if (err != NULL && ends_session(err)) {
-				sb_append(&c->out, h, (size_t)len + 1);
 				b->start += (size_t)len + 1;
-				end_with_server(c, s);
+				if (px->cfg.pool_mode == POOL_SESSION) {
+					/* The session is gone: so is the client's, as with PostgreSQL. */
+					sb_append(&c->out, h, (size_t)len + 1);
+					end_with_server(c, s);
+					return;
+				}
+				/* Transaction mode: the transaction is lost, not the client (08006). */
+				char why[300];
+				snprintf(why, sizeof(why), "the server ended the session: %s %s: %.200s",
+					 err->severity_nl ? err->severity_nl : err->severity,
+					 err->sqlstate ? err->sqlstate : "", err->message ? err->message : "");
+				server_close(s, why);
 				return;
 			}
 			if (fwd)

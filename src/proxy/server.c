@@ -91,10 +91,7 @@ void server_close(struct server *s, const char *why)
 	s->client = NULL;
 	if (c != NULL) {
 		c->server = NULL;
-		/* The transaction it ran is lost: tell the client, keep the connection when we can. */
-		char msg[400];
-		snprintf(msg, sizeof(msg), "server connection lost: %s", why);
-		client_send_error(c, "08006", msg, false);
+		client_server_lost(c, why);   /* its transaction is lost, not its connection */
 	}
 	proxy_unwatch(s->px, &s->tag);
 	close(s->tag.fd);

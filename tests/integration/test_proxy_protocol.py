@@ -8,44 +8,20 @@ whatever one leaves behind would show to the next) serve the whole file."""
 import os
 import socket
 import struct
-import subprocess
 import threading
 import time
 
 import psycopg
 import pytest
 
-from conftest import Cluster, Etcd, Proxy, make_base_dir, sanitizer_reports, wait_until
+from conftest import Proxy, module_cluster, wait_until
 
 
 @pytest.fixture(scope="module")
 def px(request):
-    base = make_base_dir()
-    etcd = Etcd(base).start()
-    cluster = Cluster(base, etcd)
-    proxy = None
-    failed_before = request.session.testsfailed
-    failed = True
-    try:
-        cluster.add("p1").start()
-        cluster.wait_streaming(["p1"], timeout=120)
-        proxy = Proxy(cluster, {"proxy.pool_size": "1", "proxy.log_level": "debug"}).start()
-        yield cluster, proxy
-        failed = request.session.testsfailed != failed_before
-    finally:
-        if proxy is not None:
-            proxy.stop()
-        cluster.stop_all()
-        etcd.stop()
-        reports = sanitizer_reports(base)
-        if reports or failed:
-            for name in sorted(os.listdir(base)):
-                if name.endswith(".log"):
-                    with open(os.path.join(base, name), errors="replace") as f:
-                        print(f"\n===== {name} (tail) =====\n{f.read()[-5000:]}")
-        else:
-            subprocess.run(["rm", "-rf", base], check=False)
-        assert not reports, "sanitizer report(s):\n" + "\n----\n".join(reports)
+    with module_cluster(request, ["p1"], proxy_args={"extra": {"proxy.pool_size": "1",
+                                                               "proxy.log_level": "debug"}}) as cp:
+        yield cp
 
 
 def direct(cluster):
@@ -157,26 +133,44 @@ def test_reprepare_after_the_result_type_changed(px):
             assert other.execute("SELECT * FROM shape").fetchone() == (1, "x")
 
 
-def test_a_server_fatal_ends_the_client_connection(px):
-    cluster, proxy = px
-    c = proxy.connect(autocommit=True)
-    c.execute("BEGIN")
-    pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
+def terminate(cluster, pid):
     with direct(cluster) as d:
         assert d.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
-    t0 = time.monotonic()
-    with pytest.raises(psycopg.OperationalError) as exc:
-        c.execute("SELECT 1")
-    assert time.monotonic() - t0 < 5
-    assert "terminating connection due to administrator command" in str(exc.value)
-    # As with PostgreSQL itself: the FATAL is the last thing, then the connection ends.
-    assert c.closed
-    c.close()
-    with proxy.connect(autocommit=True) as c2:
-        assert c2.execute("SELECT 1").fetchone() == (1,)
 
 
-def test_a_fatal_is_the_last_message_on_the_wire(px):
+def test_a_server_fatal_costs_the_transaction_not_the_connection(px):
+    """Transaction mode: a server that ends the session (pg_terminate_backend here, a
+    leader's fast shutdown in a failover) costs the client its transaction, with 08006 and
+    the server's message, and the client goes on."""
+    cluster, proxy = px
+    with proxy.connect(autocommit=True) as c:
+        # Inside a query (pool_size 1: the same server runs both statements).
+        pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
+        killer = threading.Timer(0.5, terminate, (cluster, pid))
+        killer.start()
+        t0 = time.monotonic()
+        with pytest.raises(psycopg.OperationalError) as exc:
+            c.execute("SELECT pg_sleep(10)")
+        killer.join()
+        assert time.monotonic() - t0 < 5
+        assert exc.value.sqlstate == "08006", exc.value
+        assert "terminating connection due to administrator command" in str(exc.value)
+        assert not c.closed
+        assert c.execute("SELECT 1").fetchone() == (1,)
+        # Idle inside a transaction: told at the next request, and the protocol stays in step.
+        c.execute("BEGIN")
+        pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
+        terminate(cluster, pid)
+        time.sleep(0.5)
+        with pytest.raises(psycopg.OperationalError) as exc:
+            c.execute("SELECT 2")
+        assert exc.value.sqlstate == "08006", exc.value
+        assert "terminating connection due to administrator command" in str(exc.value)
+        assert c.execute("SELECT 3").fetchone() == (3,)
+        assert c.execute("SELECT %s::int", (4,)).fetchone() == (4,)
+
+
+def test_a_lost_transaction_is_told_at_the_next_request_never_unsolicited(px):
     cluster, proxy = px
     s = raw_connect(proxy)
     try:
@@ -186,14 +180,48 @@ def test_a_fatal_is_the_last_message_on_the_wire(px):
         s.sendall(query_msg("SELECT pg_backend_pid()"))
         msgs = read_until_ready(s)
         pid = int(next(body for t, body in msgs if t == b"D")[6:])
-        with direct(cluster) as d:
-            d.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        # The backend, idle in the transaction, sends its FATAL at once (and so does PostgreSQL).
+        terminate(cluster, pid)
+        # The backend, idle in the transaction, sends its FATAL at once: the client, which
+        # asked nothing, gets nothing (a driver would take it as its next query's answer).
+        s.settimeout(1.0)
+        with pytest.raises(socket.timeout):
+            s.recv(100)
+        s.settimeout(10)
+        # Its next request: the error, ReadyForQuery 'I', and nothing else for it.
+        s.sendall(query_msg("SELECT 'lost'"))
+        msgs = read_until_ready(s)
+        assert [t for t, _ in msgs] == [b"E", b"Z"], msgs
+        assert b"SERROR\0" in msgs[0][1] and b"C08006\0" in msgs[0][1], msgs
+        assert b"administrator command" in msgs[0][1]
+        assert msgs[1][1] == b"I"
+        # The next request runs normally.
+        s.sendall(query_msg("SELECT 'next'"))
+        msgs = read_until_ready(s)
+        assert [t for t, _ in msgs] == [b"T", b"D", b"C", b"Z"], msgs
+        assert b"next" in msgs[1][1]
+    finally:
+        s.close()
+
+
+def test_in_session_mode_a_fatal_is_the_last_message_on_the_wire(px):
+    cluster, _ = px
+    proxy = Proxy(cluster, {"proxy.pool_mode": "session"}, name="session").start()
+    s = raw_connect(proxy)
+    try:
+        login_raw(s, cluster)
+        s.sendall(query_msg("BEGIN"))
+        read_until_ready(s)
+        s.sendall(query_msg("SELECT pg_backend_pid()"))
+        msgs = read_until_ready(s)
+        pid = int(next(body for t, body in msgs if t == b"D")[6:])
+        terminate(cluster, pid)
+        # The session is gone: as with PostgreSQL, the FATAL, then the end of the connection.
         t, body = recv_msg(s)
         assert t == b"E" and b"SFATAL\0" in body and b"C57P01\0" in body, body
         assert s.recv(100) == b"", "anything after a FATAL"
     finally:
         s.close()
+        assert proxy.stop() == 0
 
 
 def test_parameters_do_not_leak_between_clients(px):
@@ -341,17 +369,13 @@ def proxy_mem_kb(proxy):
 @pytest.fixture(scope="module")
 def px4(px):
     """A second proxy with 8 servers per pool, so that large messages go through at once."""
-    import types
     cluster, _ = px
-    base = os.path.join(cluster.base, "proxy4")
-    os.makedirs(base)
-    view = types.SimpleNamespace(base=base, name=cluster.name, etcd=cluster.etcd, su_pw=cluster.su_pw)
     # Freed memory must be seen to go back: under ASan, a small quarantine (it would hold
     # 256 MiB of freed blocks); detection is otherwise as in the other tests.
     asan = os.environ.get("ASAN_OPTIONS")
     os.environ["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "quarantine_size_mb=1"
     try:
-        proxy = Proxy(view, {"proxy.pool_size": "8"}).start()
+        proxy = Proxy(cluster, {"proxy.pool_size": "8"}, name="proxy4").start()
     finally:
         if asan is None:
             del os.environ["ASAN_OPTIONS"]
