@@ -22,6 +22,7 @@ import psycopg
 import pytest
 
 from conftest import module_cluster
+from pgwire import recv_msg
 
 MAX_CLIENT = 5
 MAX_PREAUTH = 10
@@ -40,21 +41,6 @@ def proxy(request):
 
 # ---- the wire, by hand -------------------------------------------------------
 
-def recv_exact(s, n):
-    data = b""
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        if not chunk:
-            raise EOFError(f"connection closed after {len(data)} of {n} bytes")
-        data += chunk
-    return data
-
-
-def read_msg(s):
-    head = recv_exact(s, 5)
-    return head[:1], recv_exact(s, struct.unpack("!i", head[1:])[0] - 4)
-
-
 def send_msg(s, typ, body):
     s.sendall(typ + struct.pack("!i", len(body) + 4) + body)
 
@@ -68,16 +54,16 @@ def scram_attempt(port, user):
     """A SCRAM login with a wrong proof: (salt, iterations) of the server-first-message; it must fail with 28P01."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         startup(s, user)
-        typ, body = read_msg(s)
+        typ, body = recv_msg(s)
         assert typ == b"R" and struct.unpack("!i", body[:4])[0] == 10 and b"SCRAM-SHA-256" in body, body
         first = ("n,,n=,r=" + base64.b64encode(os.urandom(18)).decode()).encode()
         send_msg(s, b"p", b"SCRAM-SHA-256\0" + struct.pack("!i", len(first)) + first)
-        typ, body = read_msg(s)
+        typ, body = recv_msg(s)
         assert typ == b"R" and struct.unpack("!i", body[:4])[0] == 11, body
         attrs = dict(kv.split("=", 1) for kv in body[4:].decode().split(","))
         proof = base64.b64encode(os.urandom(32)).decode()
         send_msg(s, b"p", f"c=biws,r={attrs['r']},p={proof}".encode())
-        typ, body = read_msg(s)
+        typ, body = recv_msg(s)
         assert typ == b"E" and b"28P01" in body, body
         return attrs["s"], int(attrs["i"])
 
@@ -85,7 +71,7 @@ def scram_attempt(port, user):
 def error_then_eof(s, timeout):
     """The ErrorResponse the proxy sends on a connection (then it must close it)."""
     s.settimeout(timeout)
-    typ, body = read_msg(s)
+    typ, body = recv_msg(s)
     assert typ == b"E", (typ, body)
     assert s.recv(1) == b"", "the connection stayed open after the error"
     return body

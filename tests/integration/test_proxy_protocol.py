@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from conftest import Proxy, module_cluster, wait_until
+from pgwire import query_msg, read_until_ready, recv_exact, recv_msg, startup_packet
 
 
 @pytest.fixture(scope="module")
@@ -29,30 +30,6 @@ def direct(cluster):
 
 
 # ---- raw protocol helpers (for what a driver cannot express) ----------------------
-
-def startup_packet(user, minor=0, extra=()):
-    body = b""
-    for k, v in (("user", user), ("database", "postgres"), *extra):
-        body += k.encode() + b"\0" + v.encode() + b"\0"
-    body += b"\0"
-    return struct.pack("!II", 8 + len(body), (3 << 16) | minor) + body
-
-
-def recv_exact(s, n):
-    out = b""
-    while len(out) < n:
-        chunk = s.recv(n - len(out))
-        if not chunk:
-            raise EOFError(f"connection closed after {len(out)} of {n} bytes")
-        out += chunk
-    return out
-
-
-def recv_msg(s):
-    hdr = recv_exact(s, 5)
-    (length,) = struct.unpack("!I", hdr[1:])
-    return hdr[:1], recv_exact(s, length - 4)
-
 
 def raw_connect(proxy):
     s = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
@@ -170,17 +147,21 @@ def test_a_server_fatal_costs_the_transaction_not_the_connection(px):
         assert c.execute("SELECT %s::int", (4,)).fetchone() == (4,)
 
 
+def terminated_in_transaction(s, cluster):
+    """Log in over s, open a transaction, and have its backend terminated while idle in it."""
+    login_raw(s, cluster)
+    s.sendall(query_msg("BEGIN"))
+    read_until_ready(s)
+    s.sendall(query_msg("SELECT pg_backend_pid()"))
+    msgs = read_until_ready(s)
+    terminate(cluster, int(next(body for t, body in msgs if t == b"D")[6:]))
+
+
 def test_a_lost_transaction_is_told_at_the_next_request_never_unsolicited(px):
     cluster, proxy = px
     s = raw_connect(proxy)
     try:
-        login_raw(s, cluster)
-        s.sendall(query_msg("BEGIN"))
-        read_until_ready(s)
-        s.sendall(query_msg("SELECT pg_backend_pid()"))
-        msgs = read_until_ready(s)
-        pid = int(next(body for t, body in msgs if t == b"D")[6:])
-        terminate(cluster, pid)
+        terminated_in_transaction(s, cluster)
         # The backend, idle in the transaction, sends its FATAL at once: the client, which
         # asked nothing, gets nothing (a driver would take it as its next query's answer).
         s.settimeout(1.0)
@@ -208,13 +189,7 @@ def test_in_session_mode_a_fatal_is_the_last_message_on_the_wire(px):
     proxy = Proxy(cluster, {"proxy.pool_mode": "session"}, name="session").start()
     s = raw_connect(proxy)
     try:
-        login_raw(s, cluster)
-        s.sendall(query_msg("BEGIN"))
-        read_until_ready(s)
-        s.sendall(query_msg("SELECT pg_backend_pid()"))
-        msgs = read_until_ready(s)
-        pid = int(next(body for t, body in msgs if t == b"D")[6:])
-        terminate(cluster, pid)
+        terminated_in_transaction(s, cluster)
         # The session is gone: as with PostgreSQL, the FATAL, then the end of the connection.
         t, body = recv_msg(s)
         assert t == b"E" and b"SFATAL\0" in body and b"C57P01\0" in body, body
@@ -288,20 +263,6 @@ def login_raw(s, cluster, packet=None, before=b""):
                 s.sendall(b"p" + struct.pack("!I", 4 + len(final)) + final)
         if t == b"Z":
             return seen
-
-
-def query_msg(sql):
-    body = sql.encode() + b"\0"
-    return b"Q" + struct.pack("!I", 4 + len(body)) + body
-
-
-def read_until_ready(s):
-    msgs = []
-    while True:
-        t, body = recv_msg(s)
-        msgs.append((t, body))
-        if t == b"Z":
-            return msgs
 
 
 def test_startup_right_after_an_sslrequest_without_tls(px):
