@@ -217,9 +217,12 @@ def list_as_leader(cluster, prefix_cluster, host, port, sysid):
                               "--print-value-only"))
     real.update({"name": "evil", "host": host, "port": port})
     base = f"/pgha/{prefix_cluster}"
+    # As an agent writes them: the member record and the leader key under one lease (a key
+    # without one is not taken for a leader at all).
+    lease = etcdctl(cluster, "lease", "grant", "300").split()[1]
     etcdctl(cluster, "put", f"{base}/initialize", str(sysid))
-    etcdctl(cluster, "put", f"{base}/members/evil", json.dumps(real))
-    etcdctl(cluster, "put", f"{base}/leader", "evil")
+    etcdctl(cluster, "put", f"--lease={lease}", f"{base}/members/evil", json.dumps(real))
+    etcdctl(cluster, "put", f"--lease={lease}", f"{base}/leader", "evil")
 
 
 @pytest.mark.parametrize("mode", ["cleartext", "md5", "scram-one-iteration"])
