@@ -243,11 +243,13 @@ void client_send_error(struct client *c, const char *sqlstate, const char *msg, 
  * error (a close with unread bytes would reset the connection and lose it).
  * It waits with the idle clients, for up to client_login_timeout.
  */
-void client_server_lost(struct client *c, const char *why)
+void client_server_lost(struct client *c, char server_status, const char *why)
 {
 	char msg[400];
 	snprintf(msg, sizeof(msg), "server connection lost: %s", why);
-	if (!relay_idle(c) || pbuf_len(&c->in) > 0) {
+	bool idle_in_xact = (server_status == 'T' || server_status == 'E') && relay_idle(c) &&
+			    pbuf_len(&c->in) == 0;
+	if (!idle_in_xact) {
 		client_send_error(c, "08006", msg, false);   /* it waits for answers: they end here */
 		return;
 	}

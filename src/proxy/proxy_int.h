@@ -310,10 +310,11 @@ void client_close_when_sent(struct client *c, const char *why);
 /*
  * c's server is gone (it died, ended the session with FATAL, or was closed for
  * it): its transaction is lost, not its connection. Told at once (08006, then
- * ReadyForQuery) when it waits for answers; when it sits idle inside the
- * transaction, at its next request, never unsolicited.
+ * ReadyForQuery) unless it sits idle inside the transaction (the server's last
+ * ReadyForQuery said 'T' or 'E', nothing is owed, nothing is buffered): then at
+ * its next request, never unsolicited.
  */
-void client_server_lost(struct client *c, const char *why);
+void client_server_lost(struct client *c, char server_status, const char *why);
 /* FATAL error sqlstate/msg to the client, then client_close_when_sent(). */
 void client_fail(struct client *c, const char *sqlstate, const char *msg);
 void client_got_server(struct client *c, struct server *s);

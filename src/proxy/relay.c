@@ -929,7 +929,10 @@ void client_forward_from_server(struct client *c)
 						err = &notice;
 				}
 			}
-			bool fwd = on_server_msg(c, type, status, err);
+			/*
+			 * Before the account of what is owed takes the error in: whether the client
+			 * still waits for answers decides how it learns of the lost transaction.
+			 */
 			if (err != NULL && ends_session(err)) {
 				b->start += (size_t)len + 1;
 				if (px->cfg.pool_mode == POOL_SESSION) {
@@ -946,6 +949,7 @@ void client_forward_from_server(struct client *c)
 				server_close(s, why);
 				return;
 			}
+			bool fwd = on_server_msg(c, type, status, err);
 			if (fwd)
 				sb_append(&c->out, h, 5);
 			b->start += 5;

@@ -91,7 +91,7 @@ void server_close(struct server *s, const char *why)
 	s->client = NULL;
 	if (c != NULL) {
 		c->server = NULL;
-		client_server_lost(c, why);   /* its transaction is lost, not its connection */
+		client_server_lost(c, s->status, why);   /* its transaction is lost, not its connection */
 	}
 	proxy_unwatch(s->px, &s->tag);
 	close(s->tag.fd);

@@ -202,6 +202,7 @@ def test_failover_keeps_client_connections_and_moves_writes(proxied):
     stop.set()
     for t in threads:
         t.join(30)
+    assert not any(t.is_alive() for t in threads), "a client waits for an answer that never comes"
     # The same client connections went on working on the new leader.
     for conn in conns:
         assert not conn.closed
