@@ -447,37 +447,17 @@ static void handle_cancel(struct client *c, const struct pgp_startup *st)
 
 /* ---- login ------------------------------------------------------------- */
 
-/*
- * A tracked parameter the client did not set is the pool's default (what
- * its first server reported at login), so that the values a previous client
- * set on a server do not show to this one.
- */
-static void want_pool_defaults(struct client *c)
-{
-	const struct strbuf *params = &c->pool->params;
-	size_t off = 0;
-	struct pgp_msg m;
-	struct pgha_err e;
-	while (off < params->len &&
-	       pgp_frame(params->data + off, params->len - off, 0, &m, &e) == PGP_OK) {
-		off += m.total_len;
-		struct pgp_param p;
-		int k;
-		if (pgp_parse_parameter_status(&m, &p, &e) == 0 && (k = tracked_index(p.name)) >= 0 &&
-		    c->want[k] == NULL)
-			c->want[k] = xstrdup(p.value);
-	}
-}
-
 void client_login_done(struct client *c)
 {
 	struct proxy *px = c->px;
 	sb_append(&c->out, c->pool->params.data ? c->pool->params.data : "", c->pool->params.len);
-	/* The client's own values win over the pool's (they are SET on each server it gets). */
+	/*
+	 * Its own values, else the pool's defaults, win over the first server's (they are
+	 * SET on each server it gets); a client that chose nothing holds no copy of them.
+	 */
 	for (int k = 0; k < NTRACKED; k++)
-		if (c->want[k] != NULL)
-			pgp_build_parameter_status(&c->out, tracked_params[k], c->want[k]);
-	want_pool_defaults(c);
+		if (pool_param(c, k) != NULL)
+			pgp_build_parameter_status(&c->out, tracked_params[k], pool_param(c, k));
 	c->cancel_pid = ++px->next_cancel_pid;
 	if (getrandom(c->cancel_key, sizeof(c->cancel_key), 0) != (ssize_t)sizeof(c->cancel_key))
 		memset(c->cancel_key, 0, sizeof(c->cancel_key));
@@ -760,10 +740,12 @@ static void startup(struct client *c)
 				  "(a server is shared; SET what you need in the session)", true);
 		return;
 	}
-	/* No application_name is an empty one (as PostgreSQL has it), not the last client's. */
-	int k = tracked_index("application_name");
-	free(c->want[k]);
-	c->want[k] = xstrdup(st.application_name ? st.application_name : "");
+	/* Without one, the pool's default: an empty application_name (pool_take_params). */
+	if (st.application_name != NULL) {
+		int k = tracked_index("application_name");
+		free(c->want[k]);
+		c->want[k] = xstrdup(st.application_name);
+	}
 	negotiate_protocol(c, &st);
 	c->admin = strcmp(c->database, "pgha") == 0;
 	if (!c->admin)

@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "pgproto/pgproto.h"
 #include "proxy/proxy_int.h"
 
 struct pool *pool_get(struct proxy *px, const char *db, const char *user, bool ro)
@@ -216,6 +217,34 @@ void pool_server_ready(struct server *s)
 	link_del(&s->node);
 	s->state = SV_IDLE;
 	link_add_tail(&p->idle, &s->node);
+}
+
+void pool_take_params(struct pool *p, struct strbuf *params)
+{
+	sb_free(&p->params);
+	p->params = *params;
+	sb_init(params);
+	p->have_params = true;
+	size_t off = 0;
+	struct pgp_msg m;
+	struct pgha_err e;
+	while (off < p->params.len && pgp_frame(p->params.data + off, p->params.len - off, 0, &m, &e) == PGP_OK) {
+		off += m.total_len;
+		struct pgp_param prm;
+		int k;
+		if (pgp_parse_parameter_status(&m, &prm, &e) == 0 && (k = tracked_index(prm.name)) >= 0 &&
+		    p->defaults[k] == NULL)
+			p->defaults[k] = xstrdup(prm.value);
+	}
+	/* No application_name is an empty one (as PostgreSQL has it), not the proxy's own. */
+	int k = tracked_index("application_name");
+	free(p->defaults[k]);
+	p->defaults[k] = xstrdup("");
+}
+
+const char *pool_param(const struct client *c, int k)
+{
+	return c->want[k] != NULL ? c->want[k] : c->pool->defaults[k];
 }
 
 void pool_server_gone(struct server *s)

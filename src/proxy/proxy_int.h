@@ -158,6 +158,7 @@ struct server {
 	int32_t backend_pid;
 	uint8_t backend_key[4];
 	void *sasl;                /* SCRAM client state while logging in */
+	struct strbuf login_params; /* its ParameterStatus messages until it is logged in */
 };
 
 struct pool {
@@ -172,6 +173,7 @@ struct pool {
 	int nservers;              /* all states, connecting included */
 	int nwaiting;
 	struct strbuf params;      /* ParameterStatus messages from the first login */
+	char *defaults[NTRACKED];  /* ... the tracked ones: what a client that did not choose gets */
 	bool have_params;
 	char last_error[256];      /* the last server login error, for waiting clients */
 	int64_t last_error_ms;
@@ -365,6 +367,10 @@ void pool_cancel_wait(struct pool *p, struct client *c);
 void pool_release(struct server *s);
 void pool_server_ready(struct server *s);
 void pool_server_gone(struct server *s);
+/* The first server logged in: its ParameterStatus messages (taken) are what clients are told. */
+void pool_take_params(struct pool *p, struct strbuf *params);
+/* The value of tracked parameter k a client of p gets: its own, else the pool's default. */
+const char *pool_param(const struct client *c, int k);
 void pool_login_failed(struct pool *p, const char *why);
 bool pool_target(struct pool *p, struct route_target *out);
 void pool_topology_changed(struct proxy *px);

@@ -715,7 +715,7 @@ void relay_apply_params(struct client *c, struct server *s)
 {
 	struct strbuf sql = STRBUF_INIT;
 	for (int k = 0; k < NTRACKED; k++) {
-		const char *want = c->want[k];
+		const char *want = pool_param(c, k);
 		if (want == NULL || (s->param[k] != NULL && strcmp(s->param[k], want) == 0))
 			continue;
 		sb_printf(&sql, "SET %s = '", tracked_params[k]);

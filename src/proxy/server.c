@@ -106,6 +106,7 @@ void server_close(struct server *s, const char *why)
 		free(s->param[k]);
 	pbuf_free(&s->in);
 	sb_free(&s->out);
+	sb_free(&s->login_params);
 	free(s);
 }
 
@@ -256,9 +257,9 @@ void server_param(struct server *s, const struct pgp_msg *m)
 		free(s->param[k]);
 		s->param[k] = xstrdup(p.value);
 	}
-	if (!s->pool->have_params) {
+	if (s->state == SV_LOGIN && !s->pool->have_params) {
 		/* Clients get the parameters of the first server the pool logged in to. */
-		sb_append(&s->pool->params, (const char *)m->body - 5, m->total_len);
+		sb_append(&s->login_params, (const char *)m->body - 5, m->total_len);
 	}
 }
 
@@ -363,7 +364,9 @@ static void login_step(struct server *s)
 				server_close(s, "the server did not show its system identifier");
 				return;
 			}
-			s->pool->have_params = true;
+			if (!s->pool->have_params)
+				pool_take_params(s->pool, &s->login_params);
+			sb_free(&s->login_params);
 			s->state = SV_IDLE;
 			s->used_ms = s->px->now_ms;
 			pbuf_compact(b);
