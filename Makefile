@@ -4,6 +4,7 @@
 #   make check      install dependencies, build with ASan/UBSan, run unit tests, fuzz the
 #                   protocol decoder 30 s, run the integration tests
 #   make unit       unit tests only (cmocka)
+#   make layers     check which folder of src/ includes which (docs/ARCHITECTURE.md, "Layers")
 #   make deps       install the Debian packages pgha needs (needs root)
 
 CC      ?= cc
@@ -31,7 +32,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PYTHON    ?= /usr/bin/python3
 PYTEST_ARGS ?=
 
-.PHONY: all deps up check unit integration clean asan fuzz fuzz-run fuzz-corpus
+.PHONY: all deps up check unit integration clean asan fuzz fuzz-run fuzz-corpus layers
 
 # libFuzzer target for the wire protocol layer (src/pgproto): clang only, and
 # only the sources it needs, so the rest of pgha never has to fuzz-build.
@@ -46,7 +47,10 @@ FUZZ_SRCS    := $(sort $(wildcard src/pgproto/*.c)) src/common/strbuf.c src/comm
 FUZZ_HDRS    := $(wildcard src/pgproto/*.h) src/common/strbuf.h src/common/err.h
 FUZZ_CORPUS  := tests/fuzz/corpus/pgproto
 
-all: $(BUILD)/pgha
+all: layers $(BUILD)/pgha
+
+layers:
+	@scripts/check-layers.sh
 
 $(BUILD)/pgha: $(OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -75,6 +79,7 @@ integration: all
 
 # The test command: everything, built with sanitizers (pytest's summary comes last).
 check: deps
+	scripts/check-layers.sh --self-test
 	$(MAKE) SANITIZE=1 unit
 	$(MAKE) fuzz-run FUZZ_SECONDS=30
 	$(MAKE) SANITIZE=1 integration
