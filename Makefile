@@ -27,7 +27,8 @@ endif
 SRCS      := $(shell find src -name '*.c' | sort)
 OBJS      := $(SRCS:%.c=$(BUILD)/%.o)
 LIB_OBJS  := $(filter-out $(BUILD)/src/main.o,$(OBJS))
-UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+# tests/unit mirrors src/: tests/unit/<folder>/test_<file>.c tests src/<folder>/.
+UNIT_SRCS := $(sort $(wildcard tests/unit/*/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PYTHON    ?= /usr/bin/python3
 PYTEST_ARGS ?=
