@@ -13,7 +13,7 @@
  * Nothing ever blocks: one slow or hostile client costs a slot, not the loop.
  * Every answer says "Connection: close"; there is no keep-alive to get wrong.
  */
-#include "api/httpd.h"
+#include "http/httpd.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -850,42 +850,6 @@ static void *httpd_thread(void *arg)
 	return NULL;
 }
 
-/*
- * Split "host:port" / "[v6]:port". Like parse_host_port() but port 0 is
- * allowed here: it asks the kernel for a free port.
- */
-static int httpd_split_addr(const char *s, char *host, size_t hostlen, int *port,
-			    struct pgha_err *e)
-{
-	const char *h = s, *colon;
-	size_t hl;
-	if (s == NULL)
-		return err_set(e, "no listen address");
-	if (s[0] == '[') {
-		const char *rb = strchr(s, ']');
-		if (rb == NULL || rb[1] != ':')
-			return err_set(e, "\"%s\" is not host:port ([v6addr]:port for IPv6)", s);
-		h = s + 1;
-		hl = (size_t)(rb - h);
-		colon = rb + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (colon == NULL)
-			return err_set(e, "\"%s\" is not host:port", s);
-		hl = (size_t)(colon - s);
-	}
-	if (hl == 0 || hl >= hostlen)
-		return err_set(e, "\"%s\": the host part is empty or too long", s);
-	const char *ps = colon + 1;
-	size_t pl = strlen(ps);
-	if (pl == 0 || pl > 5 || strspn(ps, "0123456789") != pl || atoi(ps) > 65535)
-		return err_set(e, "\"%s\": the port must be a number from 0 to 65535", s);
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	*port = atoi(ps);
-	return 0;
-}
-
 static int bound_port(int fd)
 {
 	struct sockaddr_storage ss;
@@ -954,7 +918,7 @@ struct httpd *httpd_start(const char *listen_addr, http_handler handler, void *a
 {
 	char host[256];
 	int port = 0;
-	if (httpd_split_addr(listen_addr, host, sizeof(host), &port, e) < 0)
+	if (parse_listen_addr(listen_addr, host, sizeof(host), &port, e) != 0)
 		return NULL;
 	struct httpd *h = xcalloc(1, sizeof(*h));
 	h->listen_fd = -1;

@@ -1,5 +1,6 @@
 /*
- * httpd.h — a small HTTP/1.1 server for the agent API (and later metrics).
+ * httpd.h — a small HTTP/1.1 server: the agent's API (src/api) and the proxy's
+ * /metrics (src/proxy/metrics.c) both run one. It needs only src/common.
  *
  * One thread, poll(), non-blocking sockets, many connections at once. Each
  * request is parsed (request line + headers, optional Content-Length body up
@@ -18,8 +19,8 @@
  * still being written is the new connection refused (503).
  * Any syntactically valid method reaches the handler, which picks 405.
  */
-#ifndef PGHA_API_HTTPD_H
-#define PGHA_API_HTTPD_H
+#ifndef PGHA_HTTP_HTTPD_H
+#define PGHA_HTTP_HTTPD_H
 
 #include "common/err.h"
 #include "common/strbuf.h"
