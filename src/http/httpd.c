@@ -12,6 +12,8 @@
  *          (typical for 413/431/400 answers sent while the client still talks).
  * Nothing ever blocks: one slow or hostile client costs a slot, not the loop.
  * Every answer says "Connection: close"; there is no keep-alive to get wrong.
+ * What the head says is request.c's business; this file owns sockets,
+ * buffers, deadlines and the connection table.
  */
 #include "http/httpd.h"
 
@@ -26,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -38,14 +39,12 @@
 enum {
 	HTTPD_MAX_CONNS = 1024,
 	HTTPD_HEADER_MAX = 16 * 1024,      /* request line + headers + blank line */
-	HTTPD_BODY_MAX = 64 * 1024,
 	HTTPD_REQUEST_TIMEOUT_MS = 5000,   /* accept -> complete request */
 	HTTPD_WRITE_TIMEOUT_MS = 5000,     /* answer ready -> fully sent */
 	HTTPD_DRAIN_TIMEOUT_MS = 1000,     /* sent -> client closed */
 	HTTPD_ACCEPT_PAUSE_MS = 100,       /* after EMFILE: let connections finish */
 	HTTPD_ACCEPT_BATCH = 64,           /* accepts per loop, so reads are not starved */
 	HTTPD_READ_CHUNK = 4096,
-	HTTPD_METHOD_MAX = 32,
 };
 
 enum conn_state { CONN_READ, CONN_WRITE, CONN_DRAIN };
@@ -58,13 +57,7 @@ struct http_conn {
 	struct strbuf in;       /* bytes received (NUL-terminated by strbuf) */
 	size_t scanned;         /* in.data[0..scanned) holds no end of headers */
 	size_t hdr_len;         /* length of the header block, 0 while incomplete */
-	size_t body_len;        /* Content-Length */
-	bool expect_continue;
-	bool http11;            /* HTTP/1.1 or later minor: 1xx answers are allowed */
-	char method[HTTPD_METHOD_MAX + 1];
-	char *path;             /* decoded */
-	char *query;            /* raw */
-	char *authorization;    /* the Authorization header's value, NULL if none */
+	struct http_head head;  /* parsed once hdr_len is known */
 	struct strbuf out;
 	size_t out_off;
 };
@@ -122,98 +115,6 @@ const char *http_status_text(int status)
 	}
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/*
- * Percent-decode src[0..n) into out (NUL-terminated). '+' means a space only
- * in query strings (form encoding), never in paths. A bad escape, an encoded
- * NUL (it would silently truncate the string) or a result that does not fit
- * are errors.
- */
-static int pct_decode(const char *src, size_t n, bool plus_is_space, char *out, size_t outlen)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = src[i];
-		if (c == '%') {
-			if (i + 2 >= n)
-				return -1;
-			int hi = hex_value(src[i + 1]);
-			int lo = hex_value(src[i + 2]);
-			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-				return -1;
-			c = (char)(hi * 16 + lo);
-			i += 2;
-		} else if (c == '+' && plus_is_space) {
-			c = ' ';
-		}
-		if (o + 1 >= outlen)
-			return -1;
-		out[o++] = c;
-	}
-	if (outlen == 0)
-		return -1;
-	out[o] = '\0';
-	return 0;
-}
-
-int http_query_param(const char *query, const char *name, char *out, size_t outlen)
-{
-	if (query == NULL || name == NULL)
-		return -1;
-	size_t name_len = strlen(name);
-	const char *p = query;
-	while (*p != '\0') {
-		size_t len = strcspn(p, "&");
-		const char *eq = memchr(p, '=', len);
-		size_t key_len = eq ? (size_t)(eq - p) : len;
-		/* Keys are compared decoded: "%6Cag=1" is "lag=1" for any client. */
-		char key[128];
-		if (key_len < sizeof(key) && pct_decode(p, key_len, true, key, sizeof(key)) == 0 &&
-		    strlen(key) == name_len && memcmp(key, name, name_len) == 0) {
-			const char *val = eq ? eq + 1 : p + len;
-			size_t val_len = (size_t)(p + len - val);
-			/* Present but unusable is not absent: callers must not fall back. */
-			if (pct_decode(val, val_len, true, out, outlen) < 0)
-				return -2;
-			return 0;
-		}
-		p += len;
-		if (*p == '&')
-			p++;
-	}
-	return -1;
-}
-
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-/* RFC 9110 token characters (method and header names). */
-static bool is_tchar(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return true;
-	if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')
-		return true;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static bool is_ctl(unsigned char c)
-{
-	return c < 0x20 || c == 0x7f;
-}
-
 static bool header_unsafe(const char *s)
 {
 	return s == NULL || strpbrk(s, "\r\n") != NULL;
@@ -229,12 +130,7 @@ static void conn_free(struct http_conn *c)
 		close(c->fd);
 	sb_free(&c->in);
 	sb_free(&c->out);
-	free(c->path);
-	free(c->query);
-	if (c->authorization != NULL) {
-		explicit_bzero(c->authorization, strlen(c->authorization));
-		free(c->authorization);
-	}
+	http_head_free(&c->head);
 	free(c);
 }
 
@@ -274,235 +170,19 @@ static void conn_respond_error(struct http_conn *c, int status, const char *why,
 	conn_respond(c, status, "application/json", NULL, body, (size_t)n, false, now);
 }
 
-/*
- * End of the header block: the offset just after the blank line, 0 if there is
- * none yet. Bare LF line ends are accepted (RFC 9112 allows it), so both
- * "\r\n\r\n" and "\n\n" end the block.
- */
-static size_t find_header_end(const char *buf, size_t len, size_t from)
-{
-	for (size_t i = from; i < len; i++) {
-		if (buf[i] != '\n')
-			continue;
-		if (i + 1 < len && buf[i + 1] == '\n')
-			return i + 2;
-		if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n')
-			return i + 3;
-	}
-	return 0;
-}
-
-/* The next line of the header block, CR stripped, NUL-terminated in place. */
-static char *next_line(char **cursor, char *end)
-{
-	char *line = *cursor;
-	if (line >= end)
-		return NULL;
-	char *nl = memchr(line, '\n', (size_t)(end - line));
-	if (nl == NULL)
-		return NULL;
-	*nl = '\0';
-	if (nl > line && nl[-1] == '\r')
-		nl[-1] = '\0';
-	*cursor = nl + 1;
-	return line;
-}
-
-/* Split the request target into the decoded path and the raw query. */
-static int parse_target(struct http_conn *c, const char *target, const char **why)
-{
-	bool absolute = false;
-	/* absolute-form (what a proxy sends): keep only the path and query. */
-	if (strncasecmp(target, "http://", 7) == 0 || strncasecmp(target, "https://", 8) == 0) {
-		const char *auth = strstr(target, "://") + 3;
-		target = auth + strcspn(auth, "/?");
-		absolute = true;
-	}
-	const char *q = strchr(target, '?');
-	size_t plen = q ? (size_t)(q - target) : strlen(target);
-	c->query = xstrdup(q ? q + 1 : "");
-	if (absolute && plen == 0) {
-		c->path = xstrdup("/"); /* "http://host" or "http://host?x" */
-		return 0;
-	}
-	if (target[0] != '/' && strcmp(target, "*") != 0) {
-		*why = "malformed request target";
-		return 400;
-	}
-	c->path = xmalloc(plen + 1);
-	if (pct_decode(target, plen, false, c->path, plen + 1) < 0) {
-		*why = "bad percent-encoding in the path";
-		return 400;
-	}
-	return 0;
-}
-
-/* Parse "METHOD SP target SP HTTP/x.y". Returns 0 or the status to answer. */
-static int parse_request_line(struct http_conn *c, char *line, const char **why)
-{
-	char *sp1 = strchr(line, ' ');
-	char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-	if (sp1 == NULL || sp2 == NULL || strchr(sp2 + 1, ' ') != NULL) {
-		*why = "malformed request line";
-		return 400;
-	}
-	*sp1 = '\0';
-	*sp2 = '\0';
-	const char *method = line, *target = sp1 + 1, *version = sp2 + 1;
-
-	size_t mlen = strlen(method);
-	if (mlen == 0 || mlen > HTTPD_METHOD_MAX) {
-		*why = "malformed method";
-		return 400;
-	}
-	for (size_t i = 0; i < mlen; i++) {
-		if (!is_tchar((unsigned char)method[i])) {
-			*why = "malformed method";
-			return 400;
-		}
-	}
-	memcpy(c->method, method, mlen + 1);
-
-	if (strncmp(version, "HTTP/", 5) != 0 || !is_digit(version[5]) || version[6] != '.' ||
-	    !is_digit(version[7]) || version[8] != '\0') {
-		*why = "malformed HTTP version";
-		return 400;
-	}
-	if (version[5] != '1') {
-		*why = "only HTTP/1.x is supported";
-		return 505;
-	}
-	c->http11 = version[7] != '0';
-
-	for (const char *t = target; *t; t++) {
-		if (is_ctl((unsigned char)*t)) {
-			*why = "control character in the request target";
-			return 400;
-		}
-	}
-	return parse_target(c, target, why);
-}
-
-static int parse_content_length(struct http_conn *c, const char *value, bool *seen,
-				const char **why)
-{
-	size_t n = strlen(value);
-	if (n == 0 || strspn(value, "0123456789") != n) {
-		*why = "malformed Content-Length";
-		return 400;
-	}
-	/* More than ten digits is over the limit anyway; strtoull cannot overflow. */
-	size_t len = n > 10 ? SIZE_MAX : (size_t)strtoull(value, NULL, 10);
-	if (*seen && len != c->body_len) {
-		*why = "conflicting Content-Length headers";
-		return 400;
-	}
-	*seen = true;
-	c->body_len = len;
-	if (len > HTTPD_BODY_MAX) {
-		*why = "request body larger than 64 KiB";
-		return 413;
-	}
-	return 0;
-}
-
-/* One "Name: value" line. Returns 0 or the status to answer. */
-static int parse_header(struct http_conn *c, char *line, bool *have_cl, bool *have_te,
-			const char **why)
-{
-	if (line[0] == ' ' || line[0] == '\t') {
-		*why = "obsolete header line folding";
-		return 400;
-	}
-	char *colon = strchr(line, ':');
-	if (colon == NULL || colon == line) {
-		*why = "malformed header line";
-		return 400;
-	}
-	for (char *p = line; p < colon; p++) {
-		/* Also rejects "Name : value", a classic request-smuggling trick. */
-		if (!is_tchar((unsigned char)*p)) {
-			*why = "malformed header name";
-			return 400;
-		}
-	}
-	*colon = '\0';
-	char *value = colon + 1;
-	value += strspn(value, " \t");
-	size_t vlen = strlen(value);
-	while (vlen > 0 && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t'))
-		value[--vlen] = '\0';
-	for (size_t i = 0; i < vlen; i++) {
-		if (is_ctl((unsigned char)value[i]) && value[i] != '\t') {
-			*why = "control character in a header value";
-			return 400;
-		}
-	}
-
-	if (strcasecmp(line, "Content-Length") == 0)
-		return parse_content_length(c, value, have_cl, why);
-	if (strcasecmp(line, "Transfer-Encoding") == 0)
-		*have_te = true;
-	else if (strcasecmp(line, "Expect") == 0 && strcasecmp(value, "100-continue") == 0)
-		c->expect_continue = true;
-	else if (strcasecmp(line, "Authorization") == 0) {
-		if (c->authorization != NULL) {
-			*why = "more than one Authorization header";
-			return 400;
-		}
-		c->authorization = xstrdup(value);
-	}
-	return 0;
-}
-
-/* Parse the complete header block in c->in. Returns 0 or the status to answer. */
-static int parse_head(struct http_conn *c, const char **why)
-{
-	char *cursor = c->in.data;
-	char *end = c->in.data + c->hdr_len;
-	char *line = next_line(&cursor, end);
-	if (line == NULL) {
-		*why = "malformed request line";
-		return 400;
-	}
-	int rc = parse_request_line(c, line, why);
-	if (rc != 0)
-		return rc;
-	bool have_cl = false, have_te = false;
-	while ((line = next_line(&cursor, end)) != NULL && line[0] != '\0') {
-		rc = parse_header(c, line, &have_cl, &have_te, why);
-		if (rc != 0)
-			return rc;
-	}
-	/*
-	 * Chunked bodies are not worth their bugs here (nothing in pgha sends
-	 * them), and Transfer-Encoding next to Content-Length is how requests
-	 * get smuggled past proxies.
-	 */
-	if (have_te && have_cl) {
-		*why = "both Transfer-Encoding and Content-Length";
-		return 400;
-	}
-	if (have_te) {
-		*why = "Transfer-Encoding is not supported; send Content-Length";
-		return 411;
-	}
-	return 0;
-}
-
 /* The request is complete: call the handler and queue its answer. */
 static void conn_dispatch(struct httpd *h, struct http_conn *c, int64_t now)
 {
 	/* in.data[hdr_len + body_len] exists (<= in.len, and strbuf keeps a NUL). */
 	char *body = c->in.data + c->hdr_len;
-	body[c->body_len] = '\0';
+	body[c->head.body_len] = '\0';
 	struct http_request req = {
-		.method = c->method,
-		.path = c->path,
-		.query = c->query,
+		.method = c->head.method,
+		.path = c->head.path,
+		.query = c->head.query,
 		.body = body,
-		.body_len = c->body_len,
-		.authorization = c->authorization,
+		.body_len = c->head.body_len,
+		.authorization = c->head.authorization,
 	};
 	struct http_response resp = {
 		.status = 200,
@@ -511,8 +191,8 @@ static void conn_dispatch(struct httpd *h, struct http_conn *c, int64_t now)
 		.allow = NULL,
 	};
 	h->handler(h->arg, &req, &resp);
-	bool head = strcmp(c->method, "HEAD") == 0;
-	log_debug("http: %s %s -> %d", c->method, c->path, resp.status);
+	bool head = strcmp(c->head.method, "HEAD") == 0;
+	log_debug("http: %s %s -> %d", c->head.method, c->head.path, resp.status);
 	conn_respond(c, resp.status, resp.content_type, resp.allow, sb_str(&resp.body),
 		     resp.body.len, head, now);
 	sb_free(&resp.body);
@@ -531,12 +211,13 @@ static bool conn_headers_done(struct http_conn *c, size_t hdr_end, int64_t now)
 		conn_respond_error(c, 431, "request line and headers larger than 16 KiB", now);
 		return false;
 	}
-	int rc = parse_head(c, &why);
+	int rc = http_parse_head(c->in.data, c->hdr_len, &c->head, &why);
 	if (rc != 0) {
 		conn_respond_error(c, rc, why, now);
 		return false;
 	}
-	if (c->expect_continue && c->http11 && c->in.len < c->hdr_len + c->body_len) {
+	if (c->head.expect_continue && c->head.http11 &&
+	    c->in.len < c->hdr_len + c->head.body_len) {
 		/*
 		 * Best effort: nothing was sent yet, 25 bytes fit any send buffer.
 		 * (An HTTP/1.0 client must not get a 1xx answer.)
@@ -552,7 +233,7 @@ static bool conn_headers_done(struct http_conn *c, size_t hdr_end, int64_t now)
 static void conn_progress(struct httpd *h, struct http_conn *c, int64_t now)
 {
 	if (c->hdr_len == 0) {
-		size_t end = find_header_end(c->in.data, c->in.len, c->scanned);
+		size_t end = http_head_end(c->in.data, c->in.len, c->scanned);
 		if (end == 0) {
 			if (c->in.len > HTTPD_HEADER_MAX) {
 				conn_respond_error(c, 431,
@@ -566,14 +247,14 @@ static void conn_progress(struct httpd *h, struct http_conn *c, int64_t now)
 		if (!conn_headers_done(c, end, now))
 			return;
 	}
-	if (c->in.len >= c->hdr_len + c->body_len)
+	if (c->in.len >= c->hdr_len + c->head.body_len)
 		conn_dispatch(h, c, now);
 }
 
 /* How many more bytes READ may take: never more than the request needs. */
 static size_t conn_read_room(const struct http_conn *c)
 {
-	size_t limit = c->hdr_len ? c->hdr_len + c->body_len : HTTPD_HEADER_MAX + 1;
+	size_t limit = c->hdr_len ? c->hdr_len + c->head.body_len : HTTPD_HEADER_MAX + 1;
 	return limit > c->in.len ? limit - c->in.len : 0;
 }
 

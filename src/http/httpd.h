@@ -24,15 +24,7 @@
 
 #include "common/err.h"
 #include "common/strbuf.h"
-
-struct http_request {
-	const char *method;   /* "GET", "HEAD", "OPTIONS", "POST", ... */
-	const char *path;     /* decoded path without the query, e.g. "/replica" */
-	const char *query;    /* raw query string without '?', "" if none */
-	const char *body;     /* NUL-terminated, "" if none */
-	size_t body_len;
-	const char *authorization; /* the Authorization header's value, NULL if none */
-};
+#include "http/request.h"
 
 struct http_response {
 	int status;                 /* default 200 */
@@ -57,14 +49,6 @@ struct httpd *httpd_start(const char *listen_addr, http_handler handler, void *a
 int httpd_port(const struct httpd *h);
 /* Stop the thread, close every socket, free. Not from the handler (it joins the thread). */
 void httpd_stop(struct httpd *h);
-
-/*
- * Value of a query parameter (percent-decoded, '+' is a space) into out; -1 if
- * absent, -2 if present but malformed (bad %-escape, %00) or longer than
- * outlen - 1. "lag" and "lag=" are present with an empty value. The first
- * occurrence wins.
- */
-int http_query_param(const char *query, const char *name, char *out, size_t outlen);
 
 const char *http_status_text(int status);
 

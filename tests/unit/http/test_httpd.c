@@ -1,6 +1,6 @@
 /*
  * test_httpd.c — the HTTP server over real sockets on 127.0.0.1, driven by
- * plain sockets from the test (http_client.h), and its query-string decoding.
+ * plain sockets from the test (http_client.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -470,42 +470,6 @@ static void test_bad_listen(void **state)
 
 /* ------------------------------------------------------- pure helpers */
 
-static void test_query_param(void **state)
-{
-	char out[32];
-	assert_int_equal(http_query_param("lag=16MB", "lag", out, sizeof(out)), 0);
-	assert_string_equal(out, "16MB");
-	assert_int_equal(http_query_param("a=1&lag=2&lag=3", "lag", out, sizeof(out)), 0);
-	assert_string_equal(out, "2");
-	assert_int_equal(http_query_param("a=1&b=2", "lag", out, sizeof(out)), -1);
-	assert_int_equal(http_query_param("", "lag", out, sizeof(out)), -1);
-	assert_int_equal(http_query_param("lagx=1&xlag=2", "lag", out, sizeof(out)), -1);
-	/* percent-decoding of values and keys, '+' is a space */
-	assert_int_equal(http_query_param("x=a%20b%2Bc+d", "x", out, sizeof(out)), 0);
-	assert_string_equal(out, "a b+c d");
-	assert_int_equal(http_query_param("%6Cag=5", "lag", out, sizeof(out)), 0);
-	assert_string_equal(out, "5");
-	assert_int_equal(http_query_param("s=%e2%9c%93", "s", out, sizeof(out)), 0);
-	assert_string_equal(out, "\xe2\x9c\x93");
-	/* present without a value */
-	assert_int_equal(http_query_param("lag", "lag", out, sizeof(out)), 0);
-	assert_string_equal(out, "");
-	assert_int_equal(http_query_param("lag=&x=1", "lag", out, sizeof(out)), 0);
-	assert_string_equal(out, "");
-	/* empty pairs are skipped */
-	assert_int_equal(http_query_param("&&lag=7&", "lag", out, sizeof(out)), 0);
-	assert_string_equal(out, "7");
-	/* present but malformed or too long: -2, never "absent" */
-	assert_int_equal(http_query_param("lag=%zz", "lag", out, sizeof(out)), -2);
-	assert_int_equal(http_query_param("lag=%4", "lag", out, sizeof(out)), -2);
-	assert_int_equal(http_query_param("lag=%", "lag", out, sizeof(out)), -2);
-	assert_int_equal(http_query_param("lag=a%00b", "lag", out, sizeof(out)), -2);
-	assert_int_equal(http_query_param("lag=0123456789", "lag", out, 10), -2);
-	assert_int_equal(http_query_param("lag=012345678", "lag", out, 10), 0);
-	assert_string_equal(out, "012345678");
-	assert_int_equal(http_query_param(NULL, "lag", out, sizeof(out)), -1);
-}
-
 static void test_status_text(void **state)
 {
 	assert_string_equal(http_status_text(200), "OK");
@@ -558,7 +522,6 @@ int main(void)
 		cmocka_unit_test(test_stop_is_prompt),
 		cmocka_unit_test(test_ipv6),
 		cmocka_unit_test(test_bad_listen),
-		cmocka_unit_test(test_query_param),
 		cmocka_unit_test(test_status_text),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
