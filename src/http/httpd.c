@@ -170,6 +170,38 @@ static void conn_respond_error(struct http_conn *c, int status, const char *why,
 	conn_respond(c, status, "application/json", NULL, body, (size_t)n, false, now);
 }
 
+/*
+ * Every byte of a request and its answer passes through these two (only the
+ * best-effort 503 of httpd_refuse() does not), so that a TLS session can wrap
+ * the connection in this one place. As recv()/send(): the bytes moved, 0 when
+ * the client closed (receiving), -1 with errno set; an interrupted call is
+ * retried here.
+ */
+static ssize_t conn_recv(struct http_conn *c, void *buf, size_t len)
+{
+	ssize_t n;
+	do
+		n = recv(c->fd, buf, len, 0);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
+static ssize_t conn_send(struct http_conn *c, const void *buf, size_t len)
+{
+	ssize_t n;
+	/* MSG_NOSIGNAL: a client gone away must not SIGPIPE the agent. */
+	do
+		n = send(c->fd, buf, len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
+/* After conn_recv()/conn_send() returned -1: only wait for the next poll(). */
+static bool would_block(void)
+{
+	return errno == EAGAIN || errno == EWOULDBLOCK;
+}
+
 /* The request is complete: call the handler and queue its answer. */
 static void conn_dispatch(struct httpd *h, struct http_conn *c, int64_t now)
 {
@@ -223,7 +255,7 @@ static bool conn_headers_done(struct http_conn *c, size_t hdr_end, int64_t now)
 		 * (An HTTP/1.0 client must not get a 1xx answer.)
 		 */
 		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-		ssize_t n = send(c->fd, cont, sizeof(cont) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = conn_send(c, cont, sizeof(cont) - 1);
 		(void)n;
 	}
 	return true;
@@ -268,7 +300,7 @@ static bool conn_read(struct httpd *h, struct http_conn *c, int64_t now)
 		if (room > HTTPD_READ_CHUNK)
 			room = HTTPD_READ_CHUNK;
 		sb_reserve(&c->in, room);
-		ssize_t n = recv(c->fd, c->in.data + c->in.len, room, 0);
+		ssize_t n = conn_recv(c, c->in.data + c->in.len, room);
 		if (n > 0) {
 			c->in.len += (size_t)n;
 			c->in.data[c->in.len] = '\0';
@@ -282,9 +314,7 @@ static bool conn_read(struct httpd *h, struct http_conn *c, int64_t now)
 			conn_respond_error(c, 400, "incomplete request", now);
 			return true;
 		}
-		if (errno == EINTR)
-			continue;
-		return errno == EAGAIN || errno == EWOULDBLOCK;
+		return would_block();
 	}
 	return true;
 }
@@ -293,18 +323,10 @@ static bool conn_read(struct httpd *h, struct http_conn *c, int64_t now)
 static bool conn_write(struct http_conn *c, int64_t now)
 {
 	while (c->out_off < c->out.len) {
-		/* MSG_NOSIGNAL: a client gone away must not SIGPIPE the agent. */
-		ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off,
-				 MSG_NOSIGNAL);
-		if (n > 0) {
-			c->out_off += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return true;
-		return false;
+		ssize_t n = conn_send(c, c->out.data + c->out_off, c->out.len - c->out_off);
+		if (n <= 0)
+			return n < 0 && would_block();
+		c->out_off += (size_t)n;
 	}
 	shutdown(c->fd, SHUT_WR);
 	c->state = CONN_DRAIN;
@@ -317,12 +339,9 @@ static bool conn_drain(struct http_conn *c)
 {
 	char buf[4096];
 	for (int i = 0; i < 16; i++) {
-		ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
-		if (n > 0)
-			continue;
-		if (n < 0 && errno == EINTR)
-			continue;
-		return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+		ssize_t n = conn_recv(c, buf, sizeof(buf));
+		if (n <= 0)
+			return n < 0 && would_block();
 	}
 	return true;
 }

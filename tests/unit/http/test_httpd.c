@@ -302,6 +302,63 @@ static void test_handler_status_and_405(void **state)
 }
 
 /*
+ * Two requests in one write: HTTP/1.1 allows pipelining, and a server that
+ * closes after each answer must answer the first one only, once.
+ */
+static void test_pipelined_requests(void **state)
+{
+	struct strbuf r = STRBUF_INIT;
+	assert_int_equal(exchange("GET /one HTTP/1.1\r\n\r\nGET /two HTTP/1.1\r\n\r\n", &r), 200);
+	assert_string_equal(body_of(sb_str(&r)), "GET /one  0:");
+	assert_null(strstr(sb_str(&r) + 1, "HTTP/1.1 "));
+	sb_free(&r);
+}
+
+/* The head limit is 16 KiB including the blank line: exactly that passes. */
+static void test_header_limit_edge(void **state)
+{
+	static const char start[] = "GET /edge HTTP/1.1\r\nX-Pad: ";
+	static const char end[] = "\r\n\r\n";
+	for (int over = 0; over <= 1; over++) {
+		struct strbuf req = STRBUF_INIT, r = STRBUF_INIT;
+		sb_puts(&req, start);
+		while (req.len < 16 * 1024 - (sizeof(end) - 1) + (size_t)over)
+			sb_puts(&req, "a");
+		sb_puts(&req, end);
+		assert_int_equal(exchange_on(srv_port, req.data, req.len, &r), over ? 431 : 200);
+		sb_free(&req);
+		sb_free(&r);
+	}
+}
+
+/*
+ * Slowloris: a client that keeps sending, one byte at a time, never finishes
+ * its head. The 5 s deadline counts from accept, not from the last byte, so it
+ * is told 408 on time however busy it looks.
+ */
+static void test_drip_feed_gets_408(void **state)
+{
+	static const char drip[] = "GET /drip HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+				   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	int64_t t0 = now_ms();
+	int fd = connect_local();
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	size_t i = 0;
+	while (poll(&p, 1, 200) == 0 && now_ms() - t0 < 8000 && i < sizeof(drip) - 1) {
+		ssize_t n = send(fd, drip + i++, 1, MSG_NOSIGNAL);
+		assert_int_equal(n, 1);
+	}
+	struct strbuf r = STRBUF_INIT;
+	assert_int_equal(read_until_eof(fd, &r, IO_TIMEOUT_MS), 0);
+	int64_t waited = now_ms() - t0;
+	assert_int_equal(status_of(sb_str(&r)), 408);
+	assert_true(waited >= 4500 && waited < 6500);
+	assert_true(i >= 20);   /* it kept sending until then */
+	close(fd);
+	sb_free(&r);
+}
+
+/*
  * Two slow clients (one silent, one stalled mid-request) must not delay a
  * fast one, and both get 408 after the 5 s request deadline.
  */
@@ -516,7 +573,10 @@ int main(void)
 		cmocka_unit_test(test_incomplete_then_eof),
 		cmocka_unit_test(test_percent_decoded_path_and_target_forms),
 		cmocka_unit_test(test_handler_status_and_405),
+		cmocka_unit_test(test_pipelined_requests),
+		cmocka_unit_test(test_header_limit_edge),
 		cmocka_unit_test(test_slow_clients),
+		cmocka_unit_test(test_drip_feed_gets_408),
 		cmocka_unit_test(test_client_reset_mid_answer),
 		cmocka_unit_test(test_slow_flood_keeps_serving),
 		cmocka_unit_test(test_stop_is_prompt),
