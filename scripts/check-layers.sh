@@ -9,7 +9,7 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 
 # folder: the folders (or single headers, folder/file.h) its files may include besides its own.
 # The single headers are known crossings that issue 9 moves to where they belong (the cluster
-# model out of ha/, the HTTP server out of api/); new ones are refused.
+# model out of ha/); new ones are refused.
 rules() {
 	cat <<'RULES'
 common:
@@ -17,9 +17,10 @@ pgproto: common
 auth: common
 dcs: common
 pg: common
-api: common dcs ha/switchover_req.h
+http: common
+api: common dcs http ha/switchover_req.h
 ha: common dcs pg api
-proxy: common pgproto auth dcs api/httpd.h
+proxy: common pgproto auth dcs http
 cli: common dcs ha/agent_config.h ha/sync.h ha/dyncfg.h ha/switchover_req.h
 up: common dcs pg cli
 RULES

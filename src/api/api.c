@@ -15,7 +15,7 @@
 #include <jansson.h>
 #include <strings.h>
 
-#include "api/httpd.h"
+#include "http/httpd.h"
 #include "common/strbuf.h"
 #include "ha/switchover_req.h"
 #include "common/log.h"
