@@ -1,0 +1,890 @@
+/*
+ * test_etcd_client.c — the etcd client's retries, endpoint failover, tokens
+ * and watch reconnects, against scripted HTTP/1.1 servers in this process (no
+ * etcd): each server is a thread on 127.0.0.1 that answers the requests it
+ * accepts, in order, from a script of canned replies, closed connections and
+ * hangs; an endpoint that refuses is a port bound without a listener.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "dcs/etcd.h"
+
+/* ------------------------------------------------------ scripted server */
+
+enum act {
+	REPLY,      /* status + body, then close */
+	CLOSE,      /* close without a word */
+	HANG,       /* say nothing for ms, then close */
+	STREAM,     /* 200 with body (watch messages), hold the stream ms, then close */
+	CUT,        /* status + body announced 100 bytes longer than sent, then close */
+};
+
+struct step {
+	const char *path;   /* the request path the script expects */
+	enum act act;
+	int status;
+	const char *body;
+	int ms;
+};
+
+struct req {
+	char path[64];
+	char auth[64];      /* the Authorization header, "" if none */
+	char body[1024];
+};
+
+#define MAX_REQS 16
+
+struct server {
+	int fd;
+	int port;
+	char url[64];
+	const struct step *script;
+	size_t nsteps;
+	pthread_t thread;
+	atomic_bool stop;
+	pthread_mutex_t lock;
+	struct req reqs[MAX_REQS];
+	size_t nreqs;
+	char error[256];    /* a request the script did not expect */
+};
+
+/* Wait for fd to be readable, up to ms, giving up early on stop. */
+static bool wait_readable(struct server *s, int fd, int ms)
+{
+	for (int waited = 0; waited < ms && !atomic_load(&s->stop); waited += 20) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, 20) > 0)
+			return true;
+	}
+	return false;
+}
+
+/* Keep the connection open for ms, or until the client closes it or stop. */
+static void hold(struct server *s, int fd, int ms)
+{
+	char buf[256];
+	int64_t end = now_ms() + ms;
+	while (now_ms() < end && wait_readable(s, fd, (int)(end - now_ms())))
+		if (recv(fd, buf, sizeof(buf), 0) <= 0)
+			return;
+}
+
+static void send_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w <= 0)
+			return;
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+static void header_value(const char *head, const char *name, char *out, size_t outlen)
+{
+	out[0] = '\0';
+	const char *p = strcasestr(head, name);
+	if (p == NULL)
+		return;
+	p += strlen(name);
+	while (*p == ' ')
+		p++;
+	size_t n = strcspn(p, "\r\n");
+	snprintf(out, outlen, "%.*s", (int)n, p);
+}
+
+/* Read one request (head and Content-Length body) into r; false if none came. */
+static bool read_request(struct server *s, int fd, struct req *r)
+{
+	char buf[8192];
+	size_t len = 0;
+	char *end = NULL;
+	long clen = 0;
+	memset(r, 0, sizeof(*r));
+	while (end == NULL || len < (size_t)(end + 4 - buf) + (size_t)clen) {
+		if (len == sizeof(buf) - 1 || !wait_readable(s, fd, 2000))
+			return false;
+		ssize_t n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+		if (n <= 0)
+			return false;
+		len += (size_t)n;
+		buf[len] = '\0';
+		if (end == NULL && (end = strstr(buf, "\r\n\r\n")) != NULL) {
+			char cl[32];
+			header_value(buf, "\r\nContent-Length:", cl, sizeof(cl));
+			clen = atol(cl);
+		}
+	}
+	sscanf(buf, "POST %63s", r->path);
+	header_value(buf, "\r\nAuthorization:", r->auth, sizeof(r->auth));
+	snprintf(r->body, sizeof(r->body), "%.*s", (int)clen, end + 4);
+	return true;
+}
+
+static void serve(struct server *s, int fd)
+{
+	struct req r;
+	if (!read_request(s, fd, &r))
+		return;
+	pthread_mutex_lock(&s->lock);
+	size_t i = s->nreqs;
+	if (i < MAX_REQS)
+		s->reqs[s->nreqs++] = r;
+	const struct step *st = i < s->nsteps ? &s->script[i] : NULL;
+	if (st == NULL || strcmp(st->path, r.path) != 0)
+		snprintf(s->error, sizeof(s->error), "request %zu to %s: %s unexpected", i + 1,
+			 s->url, r.path);
+	pthread_mutex_unlock(&s->lock);
+	if (st == NULL || strcmp(st->path, r.path) != 0)
+		return;
+
+	char head[256];
+	switch (st->act) {
+	case REPLY:
+	case CUT:
+		snprintf(head, sizeof(head),
+			 "HTTP/1.1 %d Scripted\r\nContent-Type: application/json\r\n"
+			 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+			 st->status, strlen(st->body) + (st->act == CUT ? 100 : 0));
+		send_all(fd, head, strlen(head));
+		send_all(fd, st->body, strlen(st->body));
+		break;
+	case CLOSE:
+		break;
+	case HANG:
+		hold(s, fd, st->ms);
+		break;
+	case STREAM:
+		snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+					     "Connection: close\r\n\r\n");
+		send_all(fd, head, strlen(head));
+		send_all(fd, st->body, strlen(st->body));
+		hold(s, fd, st->ms);
+		break;
+	}
+}
+
+static void *server_main(void *arg)
+{
+	struct server *s = arg;
+	while (!atomic_load(&s->stop)) {
+		if (!wait_readable(s, s->fd, 100))
+			continue;
+		int fd = accept(s->fd, NULL, NULL);
+		if (fd < 0)
+			continue;
+		serve(s, fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+/* A socket on 127.0.0.1, port chosen by the kernel; listening or not. */
+static int bind_local(int *port, bool listening)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	if (listening)
+		assert_int_equal(listen(fd, 16), 0);
+	socklen_t alen = sizeof(a);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+static struct server *server_start(const struct step *script, size_t nsteps)
+{
+	struct server *s = calloc(1, sizeof(*s));
+	assert_non_null(s);
+	s->fd = bind_local(&s->port, true);
+	snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d", s->port);
+	s->script = script;
+	s->nsteps = nsteps;
+	atomic_init(&s->stop, false);
+	pthread_mutex_init(&s->lock, NULL);
+	assert_int_equal(pthread_create(&s->thread, NULL, server_main, s), 0);
+	return s;
+}
+
+/* Stop and join the thread; the requests it saw stay readable until server_free. */
+static void server_stop(struct server *s)
+{
+	atomic_store(&s->stop, true);
+	pthread_join(s->thread, NULL);
+	close(s->fd);
+}
+
+static void server_free(struct server *s)
+{
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+static size_t server_nreqs(struct server *s)
+{
+	pthread_mutex_lock(&s->lock);
+	size_t n = s->nreqs;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+/* Stop s, check it saw exactly nreqs requests and nothing unexpected, free it. */
+static void server_done(struct server *s, size_t nreqs)
+{
+	server_stop(s);
+	if (s->error[0])
+		fail_msg("%s", s->error);
+	assert_int_equal(s->nreqs, nreqs);
+	server_free(s);
+}
+
+#define SCRIPT(s) (s), sizeof(s) / sizeof((s)[0])
+#define ANSWER(path, status, body) {path, REPLY, status, body, 0}
+#define CLOSES(path) {path, CLOSE, 0, NULL, 0}
+#define CUTS(path, body) {path, CUT, 200, body, 0}
+#define HANGS(path, ms) {path, HANG, 0, NULL, ms}
+#define STREAMS(path, body, ms) {path, STREAM, 200, body, ms}
+
+/* An endpoint that refuses connections: a port bound without a listener. */
+struct refuser {
+	int fd;
+	char url[64];
+};
+
+static void refuser_open(struct refuser *r)
+{
+	int port;
+	r->fd = bind_local(&port, false);
+	snprintf(r->url, sizeof(r->url), "http://127.0.0.1:%d", port);
+}
+
+static void assert_contains(const char *hay, const char *needle)
+{
+	if (strstr(hay, needle) == NULL)
+		fail_msg("\"%s\" lacks \"%s\"", hay, needle);
+}
+
+static struct etcd_client *client_new(const char *endpoints, int request_ms, int deadline_ms,
+				      const char *user)
+{
+	struct pgha_err e = {{0}};
+	struct etcd_opts o = {.endpoints = endpoints, .request_timeout_ms = request_ms,
+			      .deadline_ms = deadline_ms, .username = user,
+			      .password = user ? "secret" : NULL};
+	struct etcd_client *c = etcd_new(&o, &e);
+	if (c == NULL)
+		fail_msg("etcd_new: %s", e.msg);
+	return c;
+}
+
+/* ------------------------------------------------------------ replies */
+
+#define HDR "\"header\":{\"revision\":\"9\"}"
+/* key "k" = "v" */
+#define RANGE_OK "{" HDR ",\"kvs\":[{\"key\":\"aw==\",\"value\":\"dg==\",\"mod_revision\":\"9\"}],\"count\":\"1\"}"
+#define PUT_OK "{" HDR "}"
+#define LEADER_CHANGED "{\"error\":\"etcdserver: leader changed\",\"message\":\"etcdserver: leader changed\",\"code\":14}"
+#define TIMED_OUT "{\"error\":\"etcdserver: request timed out\",\"message\":\"etcdserver: request timed out\",\"code\":14}"
+#define BAD_TOKEN "{\"error\":\"etcdserver: invalid auth token\",\"message\":\"etcdserver: invalid auth token\",\"code\":16}"
+#define TOKEN(t) "{" HDR ",\"token\":\"" t "\"}"
+
+static void get_k(struct etcd_client *c, const char *want_value)
+{
+	struct pgha_err e = {{0}};
+	struct etcd_kvs r;
+	int rc = etcd_get(c, "k", &r, &e);
+	if (rc != ETCD_OK)
+		fail_msg("etcd_get: %d %s", rc, e.msg);
+	assert_int_equal(r.count, 1);
+	assert_string_equal(r.kvs[0].value, want_value);
+	etcd_kvs_free(&r);
+}
+
+/* ------------------------------------------------------------ failover */
+
+static void test_refused_endpoint_skipped(void **state)
+{
+	struct refuser r;
+	refuser_open(&r);
+	static const struct step b_script[] = {
+		ANSWER("/v3/kv/range", 200, RANGE_OK),
+		ANSWER("/v3/kv/range", 200, RANGE_OK),
+	};
+	struct server *b = server_start(SCRIPT(b_script));
+	char eps[160];
+	snprintf(eps, sizeof(eps), "%s,%s", r.url, b->url);
+	struct etcd_client *c = client_new(eps, 1000, 5000, NULL);
+
+	get_k(c, "v");
+	assert_string_equal(etcd_current_endpoint(c), b->url);
+	get_k(c, "v");
+	assert_string_equal(etcd_current_endpoint(c), b->url);
+
+	etcd_free(c);
+	close(r.fd);
+	server_done(b, 2);
+}
+
+/*
+ * etcd's "leader changed" on the first endpoint: the call goes to the
+ * second, and the next call starts there (a request to the first would be
+ * unexpected by its script).
+ */
+static void test_unavailable_fails_over_and_sticks(void **state)
+{
+	static const struct step a_script[] = {
+		ANSWER("/v3/kv/range", 503, LEADER_CHANGED),
+	};
+	static const struct step b_script[] = {
+		ANSWER("/v3/kv/range", 200, RANGE_OK),
+		ANSWER("/v3/kv/put", 200, PUT_OK),
+		ANSWER("/v3/kv/range", 200, RANGE_OK),
+	};
+	struct server *a = server_start(SCRIPT(a_script));
+	struct server *b = server_start(SCRIPT(b_script));
+	char eps[160];
+	snprintf(eps, sizeof(eps), "%s,%s", a->url, b->url);
+	struct etcd_client *c = client_new(eps, 1000, 5000, NULL);
+	struct pgha_err e = {{0}};
+
+	get_k(c, "v");
+	assert_int_equal(etcd_put(c, "k", "v", 0, &e), ETCD_OK);
+	get_k(c, "v");
+	assert_string_equal(etcd_current_endpoint(c), b->url);
+
+	etcd_free(c);
+	server_done(a, 1);
+	server_done(b, 3);
+}
+
+/* A 5xx that is not etcd's (a proxy's page) is the endpoint's fault too. */
+static void test_non_etcd_5xx_fails_over(void **state)
+{
+	static const struct step a_script[] = {
+		ANSWER("/v3/kv/range", 502, "<html>Bad Gateway</html>"),
+	};
+	static const struct step b_script[] = {
+		ANSWER("/v3/kv/range", 200, RANGE_OK),
+	};
+	struct server *a = server_start(SCRIPT(a_script));
+	struct server *b = server_start(SCRIPT(b_script));
+	char eps[160];
+	snprintf(eps, sizeof(eps), "%s,%s", a->url, b->url);
+	struct etcd_client *c = client_new(eps, 1000, 5000, NULL);
+
+	get_k(c, "v");
+
+	etcd_free(c);
+	server_done(a, 1);
+	server_done(b, 1);
+}
+
+/* One endpoint that is briefly unavailable: retried after a backoff, same call. */
+static void test_unavailable_retried_then_ok(void **state)
+{
+	static const struct step script[] = {
+		ANSWER("/v3/kv/range", 503, LEADER_CHANGED),
+		ANSWER("/v3/kv/range", 503, TIMED_OUT),
+		ANSWER("/v3/kv/range", 200, RANGE_OK),
+	};
+	struct server *s = server_start(SCRIPT(script));
+	struct etcd_client *c = client_new(s->url, 1000, 5000, NULL);
+
+	int64_t t0 = now_ms();
+	get_k(c, "v");
+	/* Backoffs of 100 and 200 ms between the rounds. */
+	assert_true(now_ms() - t0 >= 300);
+
+	etcd_free(c);
+	server_done(s, 3);
+}
+
+/* A lasting outage: four rounds over the endpoint list, then EUNAVAIL with the last error. */
+static void test_unavailable_gives_up_after_rounds(void **state)
+{
+	static const struct step script[] = {
+		ANSWER("/v3/kv/put", 503, TIMED_OUT), ANSWER("/v3/kv/put", 503, TIMED_OUT),
+		ANSWER("/v3/kv/put", 503, TIMED_OUT), ANSWER("/v3/kv/put", 503, TIMED_OUT),
+		ANSWER("/v3/kv/put", 503, TIMED_OUT),
+	};
+	struct server *s = server_start(SCRIPT(script));
+	struct etcd_client *c = client_new(s->url, 1000, 10000, NULL);
+	struct pgha_err e = {{0}};
+
+	int64_t t0 = now_ms();
+	assert_int_equal(etcd_put(c, "k", "v", 0, &e), ETCD_EUNAVAIL);
+	assert_true(now_ms() - t0 < 5000);
+	assert_contains(e.msg, "no endpoint answered /v3/kv/put");
+	assert_contains(e.msg, s->url);
+	assert_contains(e.msg, "request timed out");
+
+	etcd_free(c);
+	server_done(s, 4);
+}
+
+/* The call's deadline cuts the rounds short. */
+static void test_deadline_bounds_retries(void **state)
+{
+	static const struct step script[] = {
+		ANSWER("/v3/kv/put", 503, LEADER_CHANGED), ANSWER("/v3/kv/put", 503, LEADER_CHANGED),
+		ANSWER("/v3/kv/put", 503, LEADER_CHANGED), ANSWER("/v3/kv/put", 503, LEADER_CHANGED),
+	};
+	struct server *s = server_start(SCRIPT(script));
+	struct etcd_client *c = client_new(s->url, 1000, 250, NULL);
+	struct pgha_err e = {{0}};
+
+	int64_t t0 = now_ms();
+	assert_int_equal(etcd_put(c, "k", "v", 0, &e), ETCD_EUNAVAIL);
+	assert_true(now_ms() - t0 < 1000);
+	assert_contains(e.msg, "deadline 250 ms");
+	/* 0 ms, after 100 ms, after another 150 ms (cut to the deadline) at most. */
+	server_stop(s);
+	assert_true(s->nreqs >= 2 && s->nreqs <= 3);
+	assert_true(s->error[0] == '\0');
+	server_free(s);
+	etcd_free(c);
+}
+
+/* An endpoint that accepts and never answers costs one request timeout. */
+static void test_hang_fails_over(void **state)
+{
+	static const struct step a_script[] = {
+		HANGS("/v3/kv/range", 5000),
+	};
+	static const struct step b_script[] = {
+		ANSWER("/v3/kv/range", 200, RANGE_OK),
+		ANSWER("/v3/kv/range", 200, RANGE_OK),
+	};
+	struct server *a = server_start(SCRIPT(a_script));
+	struct server *b = server_start(SCRIPT(b_script));
+	char eps[160];
+	snprintf(eps, sizeof(eps), "%s,%s", a->url, b->url);
+	struct etcd_client *c = client_new(eps, 300, 5000, NULL);
+
+	int64_t t0 = now_ms();
+	get_k(c, "v");
+	int64_t took = now_ms() - t0;
+	assert_true(took >= 250 && took < 2000);
+	t0 = now_ms();
+	get_k(c, "v");
+	assert_true(now_ms() - t0 < 250);
+
+	etcd_free(c);
+	server_done(a, 1);
+	server_done(b, 2);
+}
+
+/* A connection closed without a reply is a transport failure: next endpoint. */
+static void test_closed_connection_fails_over(void **state)
+{
+	static const struct step a_script[] = {
+		CLOSES("/v3/kv/range"),
+	};
+	static const struct step b_script[] = {
+		ANSWER("/v3/kv/range", 200, RANGE_OK),
+	};
+	struct server *a = server_start(SCRIPT(a_script));
+	struct server *b = server_start(SCRIPT(b_script));
+	char eps[160];
+	snprintf(eps, sizeof(eps), "%s,%s", a->url, b->url);
+	struct etcd_client *c = client_new(eps, 1000, 5000, NULL);
+
+	get_k(c, "v");
+
+	etcd_free(c);
+	server_done(a, 1);
+	server_done(b, 1);
+}
+
+/* A reply cut short is the endpoint's fault: next endpoint. */
+static void test_cut_short_fails_over(void **state)
+{
+	static const struct step a_script[] = {
+		CUTS("/v3/kv/range", RANGE_OK),
+	};
+	static const struct step b_script[] = {
+		ANSWER("/v3/kv/range", 200, RANGE_OK),
+	};
+	struct server *a = server_start(SCRIPT(a_script));
+	struct server *b = server_start(SCRIPT(b_script));
+	char eps[160];
+	snprintf(eps, sizeof(eps), "%s,%s", a->url, b->url);
+	struct etcd_client *c = client_new(eps, 1000, 5000, NULL);
+
+	get_k(c, "v");
+
+	etcd_free(c);
+	server_done(a, 1);
+	server_done(b, 1);
+}
+
+/* --------------------------------------------------------------- replies */
+
+/* Garbage from every try: ETCD_EPROTO naming the endpoint, the path and the fault. */
+static void test_malformed_reply(void **state)
+{
+	static const struct step script[] = {
+		ANSWER("/v3/kv/range", 200, "{\"header\": nonsense"),
+		ANSWER("/v3/kv/range", 200, "{\"header\": nonsense"),
+		ANSWER("/v3/kv/range", 200, "{\"header\": nonsense"),
+		ANSWER("/v3/kv/range", 200, "{\"header\": nonsense"),
+	};
+	struct server *s = server_start(SCRIPT(script));
+	struct etcd_client *c = client_new(s->url, 1000, 5000, NULL);
+	struct pgha_err e = {{0}};
+	struct etcd_kvs r;
+
+	assert_int_equal(etcd_get(c, "k", &r, &e), ETCD_EPROTO);
+	assert_int_equal(r.count, 0);
+	etcd_kvs_free(&r);
+	assert_contains(e.msg, s->url);
+	assert_contains(e.msg, "/v3/kv/range");
+	assert_contains(e.msg, "reply is not JSON");
+
+	etcd_free(c);
+	server_done(s, 4);
+}
+
+/* A reply of the wrong shape is as bad as garbage; the good endpoint answers. */
+static void test_wrong_shape_fails_over(void **state)
+{
+	static const struct step a_script[] = {
+		ANSWER("/v3/kv/range", 200, "{" HDR ",\"kvs\":\"not a list\"}"),
+	};
+	static const struct step b_script[] = {
+		ANSWER("/v3/kv/range", 200, RANGE_OK),
+	};
+	struct server *a = server_start(SCRIPT(a_script));
+	struct server *b = server_start(SCRIPT(b_script));
+	char eps[160];
+	snprintf(eps, sizeof(eps), "%s,%s", a->url, b->url);
+	struct etcd_client *c = client_new(eps, 1000, 5000, NULL);
+
+	get_k(c, "v");
+
+	etcd_free(c);
+	server_done(a, 1);
+	server_done(b, 1);
+}
+
+/* A final answer from etcd (lease not found) is returned at once, not retried. */
+static void test_final_error_not_retried(void **state)
+{
+	static const struct step script[] = {
+		ANSWER("/v3/lease/keepalive", 404,
+		       "{\"error\":\"etcdserver: requested lease not found\",\"code\":5}"),
+	};
+	struct server *s = server_start(SCRIPT(script));
+	struct etcd_client *c = client_new(s->url, 1000, 5000, NULL);
+	struct pgha_err e = {{0}};
+
+	assert_int_equal(etcd_lease_keepalive(c, 42, NULL, &e), ETCD_ENOLEASE);
+	assert_contains(e.msg, "lease not found");
+
+	etcd_free(c);
+	server_done(s, 1);
+}
+
+#define TXN_FAILED(value, lease)                                                          \
+	"{" HDR ",\"responses\":[{\"response_range\":{" HDR ",\"kvs\":[{\"key\":\"aw==\","  \
+	"\"value\":\"" value "\",\"mod_revision\":\"9\",\"lease\":\"" lease "\"}]}}]}"
+
+/* A compare that does not hold is an answer (succeeded = false), not an error. */
+static void test_txn_compare_failed(void **state)
+{
+	static const struct step script[] = {
+		ANSWER("/v3/kv/txn", 200, TXN_FAILED("dw==", "7")), /* holds "w" */
+		ANSWER("/v3/kv/txn", 200, TXN_FAILED("dg==", "7")), /* holds our "v" */
+		ANSWER("/v3/kv/txn", 200, "{" HDR ",\"succeeded\":true}"),
+	};
+	struct server *s = server_start(SCRIPT(script));
+	struct etcd_client *c = client_new(s->url, 1000, 5000, NULL);
+	struct pgha_err e = {{0}};
+	bool done = true;
+
+	assert_int_equal(etcd_create(c, "k", "v", 7, &done, &e), ETCD_OK);
+	assert_false(done);
+	/* Our own value under our own lease: a lost reply of an earlier try. */
+	assert_int_equal(etcd_create(c, "k", "v", 7, &done, &e), ETCD_OK);
+	assert_true(done);
+	assert_int_equal(etcd_delete_if_value(c, "k", "v", &done, &e), ETCD_OK);
+	assert_true(done);
+
+	etcd_free(c);
+	server_done(s, 3);
+}
+
+/* ------------------------------------------------------------------ auth */
+
+static void test_token_refreshed_once(void **state)
+{
+	static const struct step script[] = {
+		ANSWER("/v3/auth/authenticate", 200, TOKEN("tok1")),
+		ANSWER("/v3/kv/range", 401, BAD_TOKEN),
+		ANSWER("/v3/auth/authenticate", 200, TOKEN("tok2")),
+		ANSWER("/v3/kv/range", 200, RANGE_OK),
+		ANSWER("/v3/kv/range", 200, RANGE_OK),
+	};
+	struct server *s = server_start(SCRIPT(script));
+	struct etcd_client *c = client_new(s->url, 1000, 5000, "pgha");
+
+	get_k(c, "v");
+	get_k(c, "v");
+
+	server_stop(s);
+	assert_true(s->error[0] == '\0');
+	assert_int_equal(s->nreqs, 5);
+	assert_contains(s->reqs[0].body, "\"name\":\"pgha\"");
+	assert_contains(s->reqs[0].body, "\"password\":\"secret\"");
+	assert_string_equal(s->reqs[0].auth, "");
+	assert_string_equal(s->reqs[1].auth, "tok1");
+	assert_string_equal(s->reqs[3].auth, "tok2");
+	assert_string_equal(s->reqs[4].auth, "tok2");
+	server_free(s);
+	etcd_free(c);
+}
+
+/* A new token rejected as well: no second refresh, the rejection is the answer. */
+static void test_token_rejected_twice(void **state)
+{
+	static const struct step script[] = {
+		ANSWER("/v3/auth/authenticate", 200, TOKEN("tok1")),
+		ANSWER("/v3/kv/range", 401, BAD_TOKEN),
+		ANSWER("/v3/auth/authenticate", 200, TOKEN("tok2")),
+		ANSWER("/v3/kv/range", 401, BAD_TOKEN),
+	};
+	struct server *s = server_start(SCRIPT(script));
+	struct etcd_client *c = client_new(s->url, 1000, 5000, "pgha");
+	struct pgha_err e = {{0}};
+	struct etcd_kvs r;
+
+	assert_int_equal(etcd_get(c, "k", &r, &e), ETCD_EAUTH);
+	etcd_kvs_free(&r);
+	assert_contains(e.msg, "invalid auth token");
+	assert_contains(e.msg, s->url);
+
+	etcd_free(c);
+	server_done(s, 4);
+}
+
+/* Wrong password: final, returned at once with the user's name, not the password. */
+static void test_authenticate_refused(void **state)
+{
+	static const struct step script[] = {
+		ANSWER("/v3/auth/authenticate", 400,
+		       "{\"error\":\"etcdserver: authentication failed, invalid user ID or password\","
+		       "\"code\":3}"),
+	};
+	struct server *s = server_start(SCRIPT(script));
+	struct etcd_client *c = client_new(s->url, 1000, 5000, "pgha");
+	struct pgha_err e = {{0}};
+
+	assert_int_equal(etcd_put(c, "k", "v", 0, &e), ETCD_EAUTH);
+	assert_contains(e.msg, "authentication failed");
+	assert_contains(e.msg, "user \"pgha\"");
+	assert_null(strstr(e.msg, "secret"));
+
+	etcd_free(c);
+	server_done(s, 1);
+}
+
+/* Credentials but etcd without auth: carry on without a token. */
+static void test_auth_not_enabled(void **state)
+{
+	static const struct step script[] = {
+		ANSWER("/v3/auth/authenticate", 400,
+		       "{\"error\":\"etcdserver: authentication is not enabled\",\"code\":9}"),
+		ANSWER("/v3/kv/range", 200, RANGE_OK),
+		ANSWER("/v3/kv/range", 200, RANGE_OK),
+	};
+	struct server *s = server_start(SCRIPT(script));
+	struct etcd_client *c = client_new(s->url, 1000, 5000, "pgha");
+
+	get_k(c, "v");
+	get_k(c, "v");
+
+	server_stop(s);
+	assert_true(s->error[0] == '\0');
+	assert_int_equal(s->nreqs, 3);
+	assert_string_equal(s->reqs[1].auth, "");
+	assert_string_equal(s->reqs[2].auth, "");
+	server_free(s);
+	etcd_free(c);
+}
+
+/* ----------------------------------------------------------------- watch */
+
+struct seen {
+	pthread_mutex_t lock;
+	int resyncs;          /* callbacks with ev == NULL */
+	int events;
+	int64_t last_mod;
+	char last_value[32];
+};
+
+static void on_watch(void *arg, const struct etcd_event *ev, int64_t revision)
+{
+	struct seen *w = arg;
+	pthread_mutex_lock(&w->lock);
+	if (ev == NULL) {
+		w->resyncs++;
+	} else {
+		w->events++;
+		w->last_mod = ev->kv->mod_revision;
+		snprintf(w->last_value, sizeof(w->last_value), "%s", ev->kv->value);
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Wait up to 5 s for the server to have seen n requests and the watch n resyncs. */
+static void wait_watch(struct server *s, struct seen *w, size_t n)
+{
+	for (int waited = 0; waited < 5000; waited += 10) {
+		pthread_mutex_lock(&w->lock);
+		int resyncs = w->resyncs;
+		pthread_mutex_unlock(&w->lock);
+		if (server_nreqs(s) >= n && resyncs >= (int)n)
+			return;
+		usleep(10 * 1000);
+	}
+	fail_msg("watch: %zu connections and resyncs not seen within 5 s", n);
+}
+
+#define WATCH_CREATED(rev) "{\"result\":{\"header\":{\"revision\":\"" rev "\"},\"created\":true}}\n"
+
+/* The stream ends: the watch reconnects and resumes after the last event delivered. */
+static void test_watch_resumes_after_stream_end(void **state)
+{
+	static const struct step script[] = {
+		STREAMS("/v3/watch",
+		 WATCH_CREATED("5")
+		 "{\"result\":{\"header\":{\"revision\":\"6\"},\"events\":[{\"kv\":{\"key\":\"aw==\","
+		 "\"value\":\"dg==\",\"mod_revision\":\"6\"}}]}}\n",
+		 0),
+		STREAMS("/v3/watch", WATCH_CREATED("6"), 10000),
+	};
+	struct server *s = server_start(SCRIPT(script));
+	struct seen w = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	struct pgha_err e = {{0}};
+	struct etcd_opts o = {.endpoints = s->url, .request_timeout_ms = 1000};
+
+	struct etcd_watch *wt = etcd_watch_start(&o, "k", 0, on_watch, &w, &e);
+	assert_non_null(wt);
+	wait_watch(s, &w, 2);
+	etcd_watch_stop(wt);
+
+	server_stop(s);
+	assert_true(s->error[0] == '\0');
+	assert_int_equal(s->nreqs, 2);
+	assert_null(strstr(s->reqs[0].body, "start_revision"));
+	assert_contains(s->reqs[1].body, "\"start_revision\":\"7\"");
+	assert_int_equal(w.resyncs, 2);
+	assert_int_equal(w.events, 1);
+	assert_int_equal(w.last_mod, 6);
+	assert_string_equal(w.last_value, "v");
+	server_free(s);
+}
+
+/* Compacted past where the watch asked to start: it resumes at the compact revision. */
+static void test_watch_compacted(void **state)
+{
+	static const struct step script[] = {
+		STREAMS("/v3/watch",
+		 WATCH_CREATED("10")
+		 "{\"result\":{\"header\":{\"revision\":\"10\"},\"canceled\":true,"
+		 "\"compact_revision\":\"8\",\"cancel_reason\":\"mvcc: required revision has been "
+		 "compacted\"}}\n",
+		 5000),
+		STREAMS("/v3/watch", WATCH_CREATED("10"), 10000),
+	};
+	struct server *s = server_start(SCRIPT(script));
+	struct seen w = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	struct pgha_err e = {{0}};
+	struct etcd_opts o = {.endpoints = s->url, .request_timeout_ms = 1000};
+
+	struct etcd_watch *wt = etcd_watch_start(&o, "k", 3, on_watch, &w, &e);
+	assert_non_null(wt);
+	wait_watch(s, &w, 2);
+	etcd_watch_stop(wt);
+
+	server_stop(s);
+	assert_true(s->error[0] == '\0');
+	assert_int_equal(s->nreqs, 2);
+	assert_contains(s->reqs[0].body, "\"start_revision\":\"3\"");
+	assert_contains(s->reqs[1].body, "\"start_revision\":\"8\"");
+	assert_int_equal(w.resyncs, 2);
+	assert_int_equal(w.events, 0);
+	server_free(s);
+}
+
+/* A refusing endpoint first: the watch moves on to the next one. */
+static void test_watch_fails_over(void **state)
+{
+	struct refuser r;
+	refuser_open(&r);
+	static const struct step script[] = {
+		STREAMS("/v3/watch", WATCH_CREATED("4"), 10000),
+	};
+	struct server *s = server_start(SCRIPT(script));
+	struct seen w = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	struct pgha_err e = {{0}};
+	char eps[160];
+	snprintf(eps, sizeof(eps), "%s,%s", r.url, s->url);
+	struct etcd_opts o = {.endpoints = eps, .request_timeout_ms = 1000};
+
+	struct etcd_watch *wt = etcd_watch_start(&o, "k", 0, on_watch, &w, &e);
+	assert_non_null(wt);
+	wait_watch(s, &w, 1);
+	etcd_watch_stop(wt);
+
+	close(r.fd);
+	server_done(s, 1);
+	assert_int_equal(w.resyncs, 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_refused_endpoint_skipped),
+		cmocka_unit_test(test_unavailable_fails_over_and_sticks),
+		cmocka_unit_test(test_non_etcd_5xx_fails_over),
+		cmocka_unit_test(test_unavailable_retried_then_ok),
+		cmocka_unit_test(test_unavailable_gives_up_after_rounds),
+		cmocka_unit_test(test_deadline_bounds_retries),
+		cmocka_unit_test(test_hang_fails_over),
+		cmocka_unit_test(test_closed_connection_fails_over),
+		cmocka_unit_test(test_cut_short_fails_over),
+		cmocka_unit_test(test_malformed_reply),
+		cmocka_unit_test(test_wrong_shape_fails_over),
+		cmocka_unit_test(test_final_error_not_retried),
+		cmocka_unit_test(test_txn_compare_failed),
+		cmocka_unit_test(test_token_refreshed_once),
+		cmocka_unit_test(test_token_rejected_twice),
+		cmocka_unit_test(test_authenticate_refused),
+		cmocka_unit_test(test_auth_not_enabled),
+		cmocka_unit_test(test_watch_resumes_after_stream_end),
+		cmocka_unit_test(test_watch_compacted),
+		cmocka_unit_test(test_watch_fails_over),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
