@@ -573,6 +573,58 @@ static void test_watch_fails_over(void **state)
 	assert_int_equal(w.resyncs, 1);
 }
 
+/* A watch answered "invalid auth token": a new token, then the watch again. */
+static void test_watch_token_refreshed(void **state)
+{
+	static const struct step script[] = {
+		ANSWER("/v3/auth/authenticate", 200, TOKEN("tok1")),
+		ANSWER("/v3/watch", 401, BAD_TOKEN),
+		ANSWER("/v3/auth/authenticate", 200, TOKEN("tok2")),
+		STREAMS("/v3/watch", WATCH_CREATED("4"), 10000),
+	};
+	struct server *s = server_start(SCRIPT(script));
+	struct seen w = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	struct pgha_err e = {{0}};
+	struct etcd_opts o = {.endpoints = s->url, .request_timeout_ms = 1000,
+			      .username = "pgha", .password = "secret"};
+
+	struct etcd_watch *wt = etcd_watch_start(&o, "k", 0, on_watch, &w, &e);
+	assert_non_null(wt);
+	wait_watch(s, &w, 1);
+	etcd_watch_stop(wt);
+
+	server_stop(s);
+	assert_true(s->error[0] == '\0');
+	assert_int_equal(s->nreqs, 4);
+	assert_string_equal(s->reqs[1].auth, "tok1");
+	assert_string_equal(s->reqs[3].auth, "tok2");
+	assert_int_equal(w.resyncs, 1);
+	server_free(s);
+}
+
+/* A watch that gets no answer within the request timeout tries again. */
+static void test_watch_hang_retried(void **state)
+{
+	static const struct step script[] = {
+		HANGS("/v3/watch", 5000),
+		STREAMS("/v3/watch", WATCH_CREATED("4"), 10000),
+	};
+	struct server *s = server_start(SCRIPT(script));
+	struct seen w = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	struct pgha_err e = {{0}};
+	struct etcd_opts o = {.endpoints = s->url, .request_timeout_ms = 300};
+
+	int64_t t0 = now_ms();
+	struct etcd_watch *wt = etcd_watch_start(&o, "k", 0, on_watch, &w, &e);
+	assert_non_null(wt);
+	wait_watch(s, &w, 1);
+	assert_true(now_ms() - t0 < 3000);
+	etcd_watch_stop(wt);
+
+	server_done(s, 2);
+	assert_int_equal(w.resyncs, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -596,6 +648,8 @@ int main(void)
 		cmocka_unit_test(test_watch_resumes_after_stream_end),
 		cmocka_unit_test(test_watch_compacted),
 		cmocka_unit_test(test_watch_fails_over),
+		cmocka_unit_test(test_watch_token_refreshed),
+		cmocka_unit_test(test_watch_hang_retried),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
