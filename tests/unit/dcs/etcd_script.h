@@ -254,13 +254,18 @@ static inline size_t server_nreqs(struct server *s)
 	return n;
 }
 
-/* Stop s, check it saw exactly nreqs requests and nothing unexpected, free it. */
-static inline void server_done(struct server *s, size_t nreqs)
+/* Stop s and check it saw exactly nreqs requests, none unexpected; s->reqs stay readable. */
+static inline void server_finish(struct server *s, size_t nreqs)
 {
 	server_stop(s);
 	if (s->error[0])
 		fail_msg("%s", s->error);
 	assert_int_equal(s->nreqs, nreqs);
+}
+
+static inline void server_done(struct server *s, size_t nreqs)
+{
+	server_finish(s, nreqs);
 	server_free(s);
 }
 

@@ -11,14 +11,28 @@
 #define EXISTS(what) "{\"error\":\"etcdserver: " what " already exists\",\"code\":9}"
 #define DENIED "{\"error\":\"etcdserver: permission denied\",\"code\":7}"
 
-/* Role, its key range, users root and pgha with their roles, then auth on. */
+/* Run the setup of user pgha under /pgha/ against script, which it must use up. */
+static int run_setup(const struct step *script, size_t nsteps, struct pgha_err *e)
+{
+	struct server *s = server_start(script, nsteps);
+	struct etcd_client *c = client_new(s->url, 1000, 5000, NULL);
+	int rc = etcd_auth_setup(c, "rootpw", "pgha", "userpw", "/pgha/", e);
+	etcd_free(c);
+	server_done(s, nsteps);
+	return rc;
+}
+
+/* Role, its key range, users root and pgha with their roles; then auth on. */
+#define SETUP_BEFORE_ENABLE                                   \
+	ANSWER("/v3/auth/role/add", 200, OK_REPLY),           \
+	ANSWER("/v3/auth/role/grant", 200, OK_REPLY),         \
+	ANSWER("/v3/auth/user/add", 200, OK_REPLY),           \
+	ANSWER("/v3/auth/user/grant", 200, OK_REPLY),         \
+	ANSWER("/v3/auth/user/add", 200, OK_REPLY),           \
+	ANSWER("/v3/auth/user/grant", 200, OK_REPLY)
+
 static const struct step full_setup[] = {
-	ANSWER("/v3/auth/role/add", 200, OK_REPLY),
-	ANSWER("/v3/auth/role/grant", 200, OK_REPLY),
-	ANSWER("/v3/auth/user/add", 200, OK_REPLY),
-	ANSWER("/v3/auth/user/grant", 200, OK_REPLY),
-	ANSWER("/v3/auth/user/add", 200, OK_REPLY),
-	ANSWER("/v3/auth/user/grant", 200, OK_REPLY),
+	SETUP_BEFORE_ENABLE,
 	ANSWER("/v3/auth/enable", 200, OK_REPLY),
 };
 
@@ -30,9 +44,7 @@ static void test_setup_requests(void **state)
 
 	assert_int_equal(etcd_auth_setup(c, "rootpw", "pgha", "userpw", "/pgha/", &e), 0);
 
-	server_stop(s);
-	assert_true(s->error[0] == '\0');
-	assert_int_equal(s->nreqs, 7);
+	server_finish(s, 7);
 	assert_string_equal(s->reqs[0].body, "{\"name\":\"pgha\"}");
 	/* [/pgha/, /pgha0): every key under the prefix and nothing else. */
 	assert_contains(s->reqs[1].body, "\"key\":\"L3BnaGEv\"");
@@ -63,14 +75,9 @@ static void test_setup_idempotent(void **state)
 		ANSWER("/v3/auth/user/grant", 200, OK_REPLY),
 		ANSWER("/v3/auth/enable", 200, OK_REPLY),
 	};
-	struct server *s = server_start(SCRIPT(script));
-	struct etcd_client *c = client_new(s->url, 1000, 5000, NULL);
 	struct pgha_err e = {{0}};
 
-	assert_int_equal(etcd_auth_setup(c, "rootpw", "pgha", "userpw", "/pgha/", &e), 0);
-
-	etcd_free(c);
-	server_done(s, 7);
+	assert_int_equal(run_setup(SCRIPT(script), &e), 0);
 }
 
 /* A refusal stops the setup where it happened, saying which step, never a password. */
@@ -81,41 +88,27 @@ static void test_setup_refused(void **state)
 		ANSWER("/v3/auth/role/grant", 200, OK_REPLY),
 		ANSWER("/v3/auth/user/add", 403, DENIED),
 	};
-	struct server *s = server_start(SCRIPT(script));
-	struct etcd_client *c = client_new(s->url, 1000, 5000, NULL);
 	struct pgha_err e = {{0}};
 
-	assert_int_equal(etcd_auth_setup(c, "rootpw", "pgha", "userpw", "/pgha/", &e), -1);
+	assert_int_equal(run_setup(SCRIPT(script), &e), -1);
 	assert_contains(e.msg, "adding etcd user root");
 	assert_contains(e.msg, "permission denied");
 	assert_null(strstr(e.msg, "rootpw"));
-
-	etcd_free(c);
-	server_done(s, 3);
 }
 
+/* The last step refused: all of the setup was sent, the error names auth enable. */
 static void test_setup_enable_refused(void **state)
 {
 	static const struct step script[] = {
-		ANSWER("/v3/auth/role/add", 200, OK_REPLY),
-		ANSWER("/v3/auth/role/grant", 200, OK_REPLY),
-		ANSWER("/v3/auth/user/add", 200, OK_REPLY),
-		ANSWER("/v3/auth/user/grant", 200, OK_REPLY),
-		ANSWER("/v3/auth/user/add", 200, OK_REPLY),
-		ANSWER("/v3/auth/user/grant", 200, OK_REPLY),
+		SETUP_BEFORE_ENABLE,
 		ANSWER("/v3/auth/enable", 400,
 		       "{\"error\":\"etcdserver: root user does not have root role\",\"code\":9}"),
 	};
-	struct server *s = server_start(SCRIPT(script));
-	struct etcd_client *c = client_new(s->url, 1000, 5000, NULL);
 	struct pgha_err e = {{0}};
 
-	assert_int_equal(etcd_auth_setup(c, "rootpw", "pgha", "userpw", "/pgha/", &e), -1);
+	assert_int_equal(run_setup(SCRIPT(script), &e), -1);
 	assert_contains(e.msg, "enabling etcd authentication");
 	assert_contains(e.msg, "root user does not have root role");
-
-	etcd_free(c);
-	server_done(s, 7);
 }
 
 /* A prefix that cannot bound a key range is refused before any request. */
@@ -129,9 +122,6 @@ static void test_setup_bad_prefix(void **state)
 	assert_contains(e.msg, "cannot bound a key range");
 	assert_int_equal(etcd_auth_setup(c, "rootpw", "pgha", "userpw", "/pgha\xff", &e), -1);
 	assert_contains(e.msg, "cannot bound a key range");
-
-	etcd_free(c);
-	server_done(s, 0);
 }
 
 int main(void)

@@ -33,6 +33,31 @@ static void get_k(struct etcd_client *c, const char *want_value)
 
 /* ------------------------------------------------------------ failover */
 
+/* A client of endpoints a then b, deadline 5 s. */
+static struct etcd_client *client_pair(const char *a, const char *b, int request_ms)
+{
+	char eps[160];
+	snprintf(eps, sizeof(eps), "%s,%s", a, b);
+	return client_new(eps, request_ms, 5000, NULL);
+}
+
+/* Endpoint a fails its one request as a_step says; b answers the get. */
+static void check_fails_over(const struct step *a_step)
+{
+	static const struct step b_script[] = {
+		ANSWER("/v3/kv/range", 200, RANGE_OK),
+	};
+	struct server *a = server_start(a_step, 1);
+	struct server *b = server_start(SCRIPT(b_script));
+	struct etcd_client *c = client_pair(a->url, b->url, 1000);
+
+	get_k(c, "v");
+
+	etcd_free(c);
+	server_done(a, 1);
+	server_done(b, 1);
+}
+
 static void test_refused_endpoint_skipped(void **state)
 {
 	struct refuser r;
@@ -42,9 +67,7 @@ static void test_refused_endpoint_skipped(void **state)
 		ANSWER("/v3/kv/range", 200, RANGE_OK),
 	};
 	struct server *b = server_start(SCRIPT(b_script));
-	char eps[160];
-	snprintf(eps, sizeof(eps), "%s,%s", r.url, b->url);
-	struct etcd_client *c = client_new(eps, 1000, 5000, NULL);
+	struct etcd_client *c = client_pair(r.url, b->url, 1000);
 
 	get_k(c, "v");
 	assert_string_equal(etcd_current_endpoint(c), b->url);
@@ -73,9 +96,7 @@ static void test_unavailable_fails_over_and_sticks(void **state)
 	};
 	struct server *a = server_start(SCRIPT(a_script));
 	struct server *b = server_start(SCRIPT(b_script));
-	char eps[160];
-	snprintf(eps, sizeof(eps), "%s,%s", a->url, b->url);
-	struct etcd_client *c = client_new(eps, 1000, 5000, NULL);
+	struct etcd_client *c = client_pair(a->url, b->url, 1000);
 	struct pgha_err e = {{0}};
 
 	get_k(c, "v");
@@ -91,23 +112,8 @@ static void test_unavailable_fails_over_and_sticks(void **state)
 /* A 5xx that is not etcd's (a proxy's page) is the endpoint's fault too. */
 static void test_non_etcd_5xx_fails_over(void **state)
 {
-	static const struct step a_script[] = {
-		ANSWER("/v3/kv/range", 502, "<html>Bad Gateway</html>"),
-	};
-	static const struct step b_script[] = {
-		ANSWER("/v3/kv/range", 200, RANGE_OK),
-	};
-	struct server *a = server_start(SCRIPT(a_script));
-	struct server *b = server_start(SCRIPT(b_script));
-	char eps[160];
-	snprintf(eps, sizeof(eps), "%s,%s", a->url, b->url);
-	struct etcd_client *c = client_new(eps, 1000, 5000, NULL);
-
-	get_k(c, "v");
-
-	etcd_free(c);
-	server_done(a, 1);
-	server_done(b, 1);
+	static const struct step a = ANSWER("/v3/kv/range", 502, "<html>Bad Gateway</html>");
+	check_fails_over(&a);
 }
 
 /* One endpoint that is briefly unavailable: retried after a backoff, same call. */
@@ -188,9 +194,7 @@ static void test_hang_fails_over(void **state)
 	};
 	struct server *a = server_start(SCRIPT(a_script));
 	struct server *b = server_start(SCRIPT(b_script));
-	char eps[160];
-	snprintf(eps, sizeof(eps), "%s,%s", a->url, b->url);
-	struct etcd_client *c = client_new(eps, 300, 5000, NULL);
+	struct etcd_client *c = client_pair(a->url, b->url, 300);
 
 	int64_t t0 = now_ms();
 	get_k(c, "v");
@@ -208,45 +212,15 @@ static void test_hang_fails_over(void **state)
 /* A connection closed without a reply is a transport failure: next endpoint. */
 static void test_closed_connection_fails_over(void **state)
 {
-	static const struct step a_script[] = {
-		CLOSES("/v3/kv/range"),
-	};
-	static const struct step b_script[] = {
-		ANSWER("/v3/kv/range", 200, RANGE_OK),
-	};
-	struct server *a = server_start(SCRIPT(a_script));
-	struct server *b = server_start(SCRIPT(b_script));
-	char eps[160];
-	snprintf(eps, sizeof(eps), "%s,%s", a->url, b->url);
-	struct etcd_client *c = client_new(eps, 1000, 5000, NULL);
-
-	get_k(c, "v");
-
-	etcd_free(c);
-	server_done(a, 1);
-	server_done(b, 1);
+	static const struct step a = CLOSES("/v3/kv/range");
+	check_fails_over(&a);
 }
 
 /* A reply cut short is the endpoint's fault: next endpoint. */
 static void test_cut_short_fails_over(void **state)
 {
-	static const struct step a_script[] = {
-		CUTS("/v3/kv/range", RANGE_OK),
-	};
-	static const struct step b_script[] = {
-		ANSWER("/v3/kv/range", 200, RANGE_OK),
-	};
-	struct server *a = server_start(SCRIPT(a_script));
-	struct server *b = server_start(SCRIPT(b_script));
-	char eps[160];
-	snprintf(eps, sizeof(eps), "%s,%s", a->url, b->url);
-	struct etcd_client *c = client_new(eps, 1000, 5000, NULL);
-
-	get_k(c, "v");
-
-	etcd_free(c);
-	server_done(a, 1);
-	server_done(b, 1);
+	static const struct step a = CUTS("/v3/kv/range", RANGE_OK);
+	check_fails_over(&a);
 }
 
 /* --------------------------------------------------------------- replies */
@@ -279,23 +253,8 @@ static void test_malformed_reply(void **state)
 /* A reply of the wrong shape is as bad as garbage; the good endpoint answers. */
 static void test_wrong_shape_fails_over(void **state)
 {
-	static const struct step a_script[] = {
-		ANSWER("/v3/kv/range", 200, "{" HDR ",\"kvs\":\"not a list\"}"),
-	};
-	static const struct step b_script[] = {
-		ANSWER("/v3/kv/range", 200, RANGE_OK),
-	};
-	struct server *a = server_start(SCRIPT(a_script));
-	struct server *b = server_start(SCRIPT(b_script));
-	char eps[160];
-	snprintf(eps, sizeof(eps), "%s,%s", a->url, b->url);
-	struct etcd_client *c = client_new(eps, 1000, 5000, NULL);
-
-	get_k(c, "v");
-
-	etcd_free(c);
-	server_done(a, 1);
-	server_done(b, 1);
+	static const struct step a = ANSWER("/v3/kv/range", 200, "{" HDR ",\"kvs\":\"not a list\"}");
+	check_fails_over(&a);
 }
 
 /* A final answer from etcd (lease not found) is returned at once, not retried. */
@@ -362,9 +321,7 @@ static void test_token_refreshed_once(void **state)
 	get_k(c, "v");
 	get_k(c, "v");
 
-	server_stop(s);
-	assert_true(s->error[0] == '\0');
-	assert_int_equal(s->nreqs, 5);
+	server_finish(s, 5);
 	assert_contains(s->reqs[0].body, "\"name\":\"pgha\"");
 	assert_contains(s->reqs[0].body, "\"password\":\"secret\"");
 	assert_string_equal(s->reqs[0].auth, "");
@@ -434,9 +391,7 @@ static void test_auth_not_enabled(void **state)
 	get_k(c, "v");
 	get_k(c, "v");
 
-	server_stop(s);
-	assert_true(s->error[0] == '\0');
-	assert_int_equal(s->nreqs, 3);
+	server_finish(s, 3);
 	assert_string_equal(s->reqs[1].auth, "");
 	assert_string_equal(s->reqs[2].auth, "");
 	server_free(s);
@@ -481,6 +436,18 @@ static void wait_watch(struct server *s, struct seen *w, size_t n)
 	fail_msg("watch: %zu connections and resyncs not seen within 5 s", n);
 }
 
+/* Watch under o from start_rev until the server saw conns connections, then stop. */
+static void run_watch(const struct etcd_opts *o, int64_t start_rev, struct server *s,
+		      struct seen *w, size_t conns)
+{
+	struct pgha_err e = {{0}};
+	struct etcd_watch *wt = etcd_watch_start(o, "k", start_rev, on_watch, w, &e);
+	if (wt == NULL)
+		fail_msg("etcd_watch_start: %s", e.msg);
+	wait_watch(s, w, conns);
+	etcd_watch_stop(wt);
+}
+
 #define WATCH_CREATED(rev) "{\"result\":{\"header\":{\"revision\":\"" rev "\"},\"created\":true}}\n"
 
 /* The stream ends: the watch reconnects and resumes after the last event delivered. */
@@ -496,17 +463,11 @@ static void test_watch_resumes_after_stream_end(void **state)
 	};
 	struct server *s = server_start(SCRIPT(script));
 	struct seen w = {.lock = PTHREAD_MUTEX_INITIALIZER};
-	struct pgha_err e = {{0}};
 	struct etcd_opts o = {.endpoints = s->url, .request_timeout_ms = 1000};
 
-	struct etcd_watch *wt = etcd_watch_start(&o, "k", 0, on_watch, &w, &e);
-	assert_non_null(wt);
-	wait_watch(s, &w, 2);
-	etcd_watch_stop(wt);
+	run_watch(&o, 0, s, &w, 2);
 
-	server_stop(s);
-	assert_true(s->error[0] == '\0');
-	assert_int_equal(s->nreqs, 2);
+	server_finish(s, 2);
 	assert_null(strstr(s->reqs[0].body, "start_revision"));
 	assert_contains(s->reqs[1].body, "\"start_revision\":\"7\"");
 	assert_int_equal(w.resyncs, 2);
@@ -530,17 +491,11 @@ static void test_watch_compacted(void **state)
 	};
 	struct server *s = server_start(SCRIPT(script));
 	struct seen w = {.lock = PTHREAD_MUTEX_INITIALIZER};
-	struct pgha_err e = {{0}};
 	struct etcd_opts o = {.endpoints = s->url, .request_timeout_ms = 1000};
 
-	struct etcd_watch *wt = etcd_watch_start(&o, "k", 3, on_watch, &w, &e);
-	assert_non_null(wt);
-	wait_watch(s, &w, 2);
-	etcd_watch_stop(wt);
+	run_watch(&o, 3, s, &w, 2);
 
-	server_stop(s);
-	assert_true(s->error[0] == '\0');
-	assert_int_equal(s->nreqs, 2);
+	server_finish(s, 2);
 	assert_contains(s->reqs[0].body, "\"start_revision\":\"3\"");
 	assert_contains(s->reqs[1].body, "\"start_revision\":\"8\"");
 	assert_int_equal(w.resyncs, 2);
@@ -558,15 +513,11 @@ static void test_watch_fails_over(void **state)
 	};
 	struct server *s = server_start(SCRIPT(script));
 	struct seen w = {.lock = PTHREAD_MUTEX_INITIALIZER};
-	struct pgha_err e = {{0}};
 	char eps[160];
 	snprintf(eps, sizeof(eps), "%s,%s", r.url, s->url);
 	struct etcd_opts o = {.endpoints = eps, .request_timeout_ms = 1000};
 
-	struct etcd_watch *wt = etcd_watch_start(&o, "k", 0, on_watch, &w, &e);
-	assert_non_null(wt);
-	wait_watch(s, &w, 1);
-	etcd_watch_stop(wt);
+	run_watch(&o, 0, s, &w, 1);
 
 	close(r.fd);
 	server_done(s, 1);
@@ -584,18 +535,12 @@ static void test_watch_token_refreshed(void **state)
 	};
 	struct server *s = server_start(SCRIPT(script));
 	struct seen w = {.lock = PTHREAD_MUTEX_INITIALIZER};
-	struct pgha_err e = {{0}};
 	struct etcd_opts o = {.endpoints = s->url, .request_timeout_ms = 1000,
 			      .username = "pgha", .password = "secret"};
 
-	struct etcd_watch *wt = etcd_watch_start(&o, "k", 0, on_watch, &w, &e);
-	assert_non_null(wt);
-	wait_watch(s, &w, 1);
-	etcd_watch_stop(wt);
+	run_watch(&o, 0, s, &w, 1);
 
-	server_stop(s);
-	assert_true(s->error[0] == '\0');
-	assert_int_equal(s->nreqs, 4);
+	server_finish(s, 4);
 	assert_string_equal(s->reqs[1].auth, "tok1");
 	assert_string_equal(s->reqs[3].auth, "tok2");
 	assert_int_equal(w.resyncs, 1);
@@ -611,15 +556,11 @@ static void test_watch_hang_retried(void **state)
 	};
 	struct server *s = server_start(SCRIPT(script));
 	struct seen w = {.lock = PTHREAD_MUTEX_INITIALIZER};
-	struct pgha_err e = {{0}};
 	struct etcd_opts o = {.endpoints = s->url, .request_timeout_ms = 300};
 
 	int64_t t0 = now_ms();
-	struct etcd_watch *wt = etcd_watch_start(&o, "k", 0, on_watch, &w, &e);
-	assert_non_null(wt);
-	wait_watch(s, &w, 1);
+	run_watch(&o, 0, s, &w, 1);
 	assert_true(now_ms() - t0 < 3000);
-	etcd_watch_stop(wt);
 
 	server_done(s, 2);
 	assert_int_equal(w.resyncs, 1);
