@@ -5,8 +5,8 @@
  * and the watch thread (etcd_watch.c).
  *
  * Layering inside src/dcs: etcd_http.c calls nothing of the client;
- * etcd.c calls etcd_http.c; etcd_kv.c and etcd_watch.c call both. Nothing
- * calls back up.
+ * etcd.c calls etcd_http.c; etcd_kv.c calls etcd.c, etcd_watch.c both; all of
+ * them use etcd_codec.c. Nothing calls back up (scripts/check-calls.py).
  */
 #ifndef PGHA_DCS_ETCD_INT_H
 #define PGHA_DCS_ETCD_INT_H
