@@ -502,6 +502,34 @@ static void test_watch_compacted(void **state)
 	server_free(s);
 }
 
+/*
+ * A batch with a malformed event breaks the connection before any of it is
+ * delivered; the watch reconnects from the same revision and gets it again.
+ */
+static void test_watch_malformed_batch(void **state)
+{
+	static const struct step script[] = {
+		STREAMS("/v3/watch",
+			WATCH_CREATED("5")
+			"{\"result\":{\"header\":{\"revision\":\"7\"},\"events\":["
+			"{\"kv\":{\"key\":\"aw==\",\"value\":\"dg==\",\"mod_revision\":\"6\"}},"
+			"{\"kv\":{\"value\":\"dw==\",\"mod_revision\":\"7\"}}]}}\n",
+			5000),
+		STREAMS("/v3/watch", WATCH_CREATED("7"), 10000),
+	};
+	struct server *s = server_start(SCRIPT(script));
+	struct seen w = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	struct etcd_opts o = {.endpoints = s->url, .request_timeout_ms = 1000};
+
+	run_watch(&o, 0, s, &w, 2);
+
+	server_finish(s, 2);
+	assert_contains(s->reqs[1].body, "\"start_revision\":\"6\"");
+	assert_int_equal(w.events, 0);
+	assert_int_equal(w.resyncs, 2);
+	server_free(s);
+}
+
 /* A refusing endpoint first: the watch moves on to the next one. */
 static void test_watch_fails_over(void **state)
 {
@@ -587,6 +615,7 @@ int main(void)
 		cmocka_unit_test(test_auth_not_enabled),
 		cmocka_unit_test(test_watch_resumes_after_stream_end),
 		cmocka_unit_test(test_watch_compacted),
+		cmocka_unit_test(test_watch_malformed_batch),
 		cmocka_unit_test(test_watch_fails_over),
 		cmocka_unit_test(test_watch_token_refreshed),
 		cmocka_unit_test(test_watch_hang_retried),
