@@ -206,9 +206,12 @@ static int64_t time_left(int64_t deadline)
 	return deadline - now_ms();
 }
 
+/* At least 1 ms: curl reads a timeout of 0 as none, and a request must never outlive the deadline. */
 static int64_t request_timeout(const struct etcd_client *c, int64_t deadline)
 {
 	int64_t left = time_left(deadline);
+	if (left < 1)
+		left = 1;
 	return left < c->request_timeout_ms ? left : c->request_timeout_ms;
 }
 
