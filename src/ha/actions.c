@@ -5,7 +5,6 @@
 #include "ha/agent_int.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,73 +17,22 @@
 #define BACKOFF_MS 5000
 #define REWIND_RECHECK_MS 500
 
-void agent_set_error(struct agent *a, const char *fmt, ...)
-{
-	char msg[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	log_error("%s", msg);
-	/* The member record carries the first line only. */
-	snprintf(a->last_error, sizeof(a->last_error), "%.*s", (int)strcspn(msg, "\n"), msg);
-}
-
-const struct member *agent_leader_member(const struct agent *a)
-{
-	if (a->view.leader == NULL)
-		return NULL;
-	return cluster_view_member(&a->view, a->view.leader);
-}
-
-char *agent_leader_conninfo(const struct agent *a, const struct member *leader)
-{
-	return pg_conninfo(leader->host, leader->port, a->cfg.replication_user, a->cfg.pgpass,
-			   a->cfg.name, NULL);
-}
-
-void agent_disconnect(struct agent *a)
-{
-	if (a->conn) {
-		PQfinish(a->conn);
-		a->conn = NULL;
-	}
-	a->have_st = false;
-}
-
-static void conf_spec(struct agent *a, struct pg_conf_spec *s, bool standby, const char *conninfo,
-		      const char *slot, const char *ssn)
-{
-	memset(s, 0, sizeof(*s));
-	s->node = &a->node;
-	s->member_name = a->cfg.name;
-	s->allowed_networks = a->cfg.allowed_networks;
-	s->superuser = a->cfg.superuser;
-	s->replication_user = a->cfg.replication_user;
-	s->params = a->params;
-	s->nparams = a->nparams;
-	s->standby = standby;
-	s->primary_conninfo = conninfo;
-	s->slot = slot;
-	s->synchronous_standby_names = ssn;
-}
-
 int agent_start_pg(struct agent *a, bool standby, struct pgha_err *e)
 {
 	char slot[64] = "";
 	char *ci = NULL;
 	if (standby) {
 		/* Without a leader: a read-only standby replaying its own WAL, ready to be elected. */
-		const struct member *leader = agent_leader_member(a);
+		const struct member *leader = view_leader(a);
 		if (leader != NULL && strcmp(leader->name, a->cfg.name) != 0) {
-			ci = agent_leader_conninfo(a, leader);
+			ci = view_leader_conninfo(a, leader);
 			pg_slot_name(a->cfg.name, slot, sizeof(slot));
 		}
 	}
 	if (standby)
 		sync_forget_leadership(a);
 	struct pg_conf_spec spec;
-	conf_spec(a, &spec, standby, ci, slot, standby ? NULL : sync_primary_ssn(a));
+	node_conf_spec(a, &spec, standby, ci, slot, standby ? NULL : sync_primary_ssn(a));
 	int rc = -1;
 	if (pg_write_pgpass(a->cfg.pgpass, &a->user, a->cfg.superuser, a->su_password,
 			    a->cfg.replication_user, a->repl_password, e) != 0)
@@ -101,7 +49,7 @@ int agent_start_pg(struct agent *a, bool standby, struct pgha_err *e)
 	a->params_dirty = false;     /* written in full just now */
 	a->pending_checked_ms = 0;   /* ask pg_settings as soon as it runs */
 	if (!standby)
-		failover_arm_fence(a);
+		fencing_arm(a);
 	free(a->primary_conninfo);
 	a->primary_conninfo = ci;
 	ci = NULL;
@@ -111,45 +59,6 @@ int agent_start_pg(struct agent *a, bool standby, struct pgha_err *e)
 	rc = 0;
 out:
 	free(ci);
-	return rc;
-}
-
-int agent_apply_ssn(struct agent *a, struct pgha_err *e)
-{
-	bool standby = a->have_st ? a->st.in_recovery : a->started_as_standby;
-	char slot[64] = "";
-	if (standby && a->primary_conninfo != NULL)
-		pg_slot_name(a->cfg.name, slot, sizeof(slot));
-	struct pg_conf_spec spec;
-	conf_spec(a, &spec, standby, standby ? a->primary_conninfo : NULL, slot,
-		  a->ssn_conf ? a->ssn_conf : "");
-	int changed = pg_update_conf_file(&spec, e);
-	if (changed < 0)
-		return -1;
-	if (changed == 0)
-		return 0;
-	if (a->conn == NULL)
-		return err_set(e, "no connection to PostgreSQL to reload it");
-	if (pg_reload_conf(a->conn, e) != 0)
-		return -1;
-	a->ssn_reload_ms = now_ms();
-	return 0;
-}
-
-int agent_stop_pg(struct agent *a, struct pgha_err *e)
-{
-	agent_disconnect(a);
-	if (a->pg_pid <= 0)
-		return 0;
-	/* Stopping on purpose: not a crash, and nothing left to fence. */
-	if (a->fence)
-		fence_disarm(a->fence);
-	int rc = pg_stop(&a->node, a->pg_pid, a->pg_child, e);
-	if (rc == 0) {
-		a->pg_pid = 0;
-		a->phase = PG_STOPPED;
-		log_info("PostgreSQL stopped");
-	}
 	return rc;
 }
 
@@ -203,7 +112,7 @@ static void finish_bootstrap(struct agent *a)
 		return;
 	if (pg_ensure_role(a->conn, a->cfg.superuser, a->su_password, false, &e) != 0 ||
 	    pg_ensure_role(a->conn, a->cfg.replication_user, a->repl_password, true, &e) != 0) {
-		agent_set_error(a, "bootstrap: %s", e.msg);
+		node_set_error(a, "bootstrap: %s", e.msg);
 		return;
 	}
 	bool done = false;
@@ -246,12 +155,12 @@ static void promote(struct agent *a)
 	int64_t t0 = now_ms();
 	PGresult *r = PQexec(a->conn, "SELECT pg_promote(true, 60)");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		agent_set_error(a, "promotion failed: %s", PQresultErrorMessage(r));
+		node_set_error(a, "promotion failed: %s", PQresultErrorMessage(r));
 	else
 		log_info("promoted PostgreSQL to primary in %lld ms", (long long)(now_ms() - t0));
 	bool promoted = PQresultStatus(r) == PGRES_TUPLES_OK;
 	PQclear(r);
-	failover_arm_fence(a);
+	fencing_arm(a);
 	if (promoted)
 		checkpoint_after_promote(a);
 }
@@ -293,11 +202,11 @@ static void move_aside(struct agent *a, const char *aside, const char *what)
 {
 	struct pgha_err e;
 	if (pg_remove_tree(aside, &e) != 0) {
-		agent_set_error(a, "re-clone: %s", e.msg);
+		node_set_error(a, "re-clone: %s", e.msg);
 		return;
 	}
 	if (rename(a->cfg.data_dir, aside) != 0) {
-		agent_set_error(a, "re-clone: cannot move %s to %s: %s", a->cfg.data_dir, aside, strerror(errno));
+		node_set_error(a, "re-clone: cannot move %s to %s: %s", a->cfg.data_dir, aside, strerror(errno));
 	} else {
 		log_warn("moved the %s data directory to %s; cloning the leader afresh", what, aside);
 		a->rewind_failed = false;
@@ -341,8 +250,8 @@ static void reinit(struct agent *a, const struct ha_decision *d)
 	struct pgha_err e;
 	if (a->pg_pid > 0) {
 		log_warn("stopping PostgreSQL: %s", d->reason);
-		if (agent_stop_pg(a, &e) != 0) {
-			agent_set_error(a, "re-clone: %s", e.msg);
+		if (node_stop(a, &e) != 0) {
+			node_set_error(a, "re-clone: %s", e.msg);
 			return;
 		}
 	}
@@ -355,23 +264,23 @@ static void reinit(struct agent *a, const struct ha_decision *d)
 
 static void follow(struct agent *a)
 {
-	const struct member *leader = agent_leader_member(a);
+	const struct member *leader = view_leader(a);
 	if (leader == NULL || a->conn == NULL)
 		return;
-	char *ci = agent_leader_conninfo(a, leader);
+	char *ci = view_leader_conninfo(a, leader);
 	char slot[64];
 	pg_slot_name(a->cfg.name, slot, sizeof(slot));
 	struct pg_conf_spec spec;
-	conf_spec(a, &spec, true, ci, slot, NULL);
+	node_conf_spec(a, &spec, true, ci, slot, NULL);
 	struct pgha_err e;
 	int changed = pg_update_conf_file(&spec, &e);
 	if (changed < 0) {
-		agent_set_error(a, "re-pointing replication: %s", e.msg);
+		node_set_error(a, "re-pointing replication: %s", e.msg);
 		free(ci);
 		return;
 	}
 	if (pg_reload_conf(a->conn, &e) != 0) {
-		agent_set_error(a, "reload after re-pointing replication: %s", e.msg);
+		node_set_error(a, "reload after re-pointing replication: %s", e.msg);
 		free(ci);
 		return;
 	}
@@ -465,11 +374,11 @@ void agent_act(struct agent *a, const struct ha_decision *d)
 		break;
 	case ACT_FATAL:
 		if (a->data.kind == PG_DATA_INVALID)
-			agent_set_error(a, "%s: %s\nHINT: point [postgresql] data_dir at an empty or missing "
+			node_set_error(a, "%s: %s\nHINT: point [postgresql] data_dir at an empty or missing "
 					"directory, or at this cluster's data; pgha never deletes what it did not create",
 					a->cfg.data_dir, d->reason);
 		else
-			agent_set_error(a, "%s: %s: it has system identifier %s, cluster %s has %s\n"
+			node_set_error(a, "%s: %s: it has system identifier %s, cluster %s has %s\n"
 					"HINT: this member cannot join with it; move it away to clone afresh",
 					a->cfg.data_dir, d->reason, a->have_st ? a->st.system_id : a->data.system_id,
 					a->cfg.cluster_name, a->view.initialize ? a->view.initialize : "none");
@@ -480,7 +389,7 @@ void agent_act(struct agent *a, const struct ha_decision *d)
 		break;
 	case ACT_INITDB:
 		if (job_start_initdb(a, &e) != 0) {
-			agent_set_error(a, "cannot start initdb: %s", e.msg);
+			node_set_error(a, "cannot start initdb: %s", e.msg);
 			a->backoff_until_ms = now_ms() + BACKOFF_MS;
 			release_init(a);
 		}
@@ -491,7 +400,7 @@ void agent_act(struct agent *a, const struct ha_decision *d)
 	case ACT_START_PRIMARY:
 	case ACT_START_STANDBY:
 		if (agent_start_pg(a, d->action == ACT_START_STANDBY, &e) != 0) {
-			agent_set_error(a, "cannot start PostgreSQL: %s", e.msg);
+			node_set_error(a, "cannot start PostgreSQL: %s", e.msg);
 			a->backoff_until_ms = now_ms() + BACKOFF_MS;
 		}
 		break;
@@ -500,7 +409,7 @@ void agent_act(struct agent *a, const struct ha_decision *d)
 		break;
 	case ACT_CLONE:
 		if (job_start_basebackup(a, &e) != 0) {
-			agent_set_error(a, "cannot start pg_basebackup: %s", e.msg);
+			node_set_error(a, "cannot start pg_basebackup: %s", e.msg);
 			a->backoff_until_ms = now_ms() + BACKOFF_MS;
 		}
 		break;
@@ -510,8 +419,8 @@ void agent_act(struct agent *a, const struct ha_decision *d)
 	case ACT_DEMOTE:
 	case ACT_RESTART:
 		log_warn("stopping PostgreSQL: %s", d->reason);
-		if (agent_stop_pg(a, &e) != 0)
-			agent_set_error(a, "%s: %s", ha_action_name(d->action), e.msg);
+		if (node_stop(a, &e) != 0)
+			node_set_error(a, "%s: %s", ha_action_name(d->action), e.msg);
 		break;
 	case ACT_REINIT:
 		reinit(a, d);
@@ -531,7 +440,7 @@ void agent_act(struct agent *a, const struct ha_decision *d)
 	case ACT_REWIND: {
 		int rc = job_start_rewind(a, &e);
 		if (rc < 0) {
-			agent_set_error(a, "cannot start pg_rewind: %s", e.msg);
+			node_set_error(a, "cannot start pg_rewind: %s", e.msg);
 			a->backoff_until_ms = now_ms() + BACKOFF_MS;
 		} else if (rc == 1) {
 			a->backoff_until_ms = now_ms() + REWIND_RECHECK_MS;   /* look again soon, not in a tight loop */

@@ -334,6 +334,8 @@ static void observe_dcs(struct agent *a)
 	a->have_api_view = true;
 	leader_key_judge(a);
 	failover_read_dcs(a, &kvs);
+	sync_read_dcs(a, &kvs);
+	switchover_read_dcs(a, &kvs);
 	dynconf_read_dcs(a, &kvs);
 	ops_read_dcs(a, &kvs);
 	etcd_kvs_free(&kvs);
@@ -346,7 +348,7 @@ static void pg_ended(struct agent *a, int code)
 {
 	char why[64];
 	proc_describe_exit(code, why, sizeof(why));
-	agent_disconnect(a);
+	node_disconnect(a);
 	bool was_starting = a->phase == PG_STARTING;
 	a->pg_pid = 0;
 	a->phase = PG_STOPPED;
@@ -354,10 +356,10 @@ static void pg_ended(struct agent *a, int code)
 	if (a->fence && fence_fired(a->fence))
 		log_warn("PostgreSQL was stopped by the fence: the leader lease could not be renewed in time");
 	if (was_starting) {
-		agent_set_error(a, "PostgreSQL exited during startup (%s); see %s", why, a->cfg.log_file);
+		node_set_error(a, "PostgreSQL exited during startup (%s); see %s", why, a->cfg.log_file);
 		a->backoff_until_ms = now_ms() + 5000;
 	} else {
-		agent_set_error(a, "PostgreSQL exited unexpectedly (%s); see %s", why, a->cfg.log_file);
+		node_set_error(a, "PostgreSQL exited unexpectedly (%s); see %s", why, a->cfg.log_file);
 		a->crashed = true;
 	}
 }
@@ -383,9 +385,9 @@ static void observe_pg(struct agent *a)
 		if (!pg_accepting(&a->node)) {
 			if (now_ms() - a->pg_start_ms > a->cfg.start_timeout_ms) {
 				struct pgha_err e;
-				agent_set_error(a, "PostgreSQL did not accept connections within %d ms; stopping it (see %s)",
+				node_set_error(a, "PostgreSQL did not accept connections within %d ms; stopping it (see %s)",
 						a->cfg.start_timeout_ms, a->cfg.log_file);
-				if (agent_stop_pg(a, &e) != 0)
+				if (node_stop(a, &e) != 0)
 					log_error("%s", e.msg);
 				a->backoff_until_ms = now_ms() + 5000;
 			}
@@ -406,7 +408,7 @@ static void observe_pg(struct agent *a)
 	}
 	if (pg_query_status(a->conn, &a->st, &e) != 0) {
 		log_warn("querying PostgreSQL: %s", e.msg);
-		agent_disconnect(a);
+		node_disconnect(a);
 		return;
 	}
 	a->have_st = true;
@@ -419,7 +421,7 @@ static void observe_data(struct agent *a)
 	if (a->phase != PG_STOPPED || a->job.kind != JOB_NONE)
 		return;
 	if (pg_data_inspect(&a->node, &a->data, &e) != 0) {
-		agent_set_error(a, "inspecting the data directory: %s", e.msg);
+		node_set_error(a, "inspecting the data directory: %s", e.msg);
 		a->data.kind = PG_DATA_INVALID;
 	}
 }
@@ -455,8 +457,8 @@ static void build_observed(struct agent *a, struct ha_observed *o)
 			  (a->view.leader_lease == a->lease || !a->dcs_ok);
 	o->paused = a->paused;
 	o->failsafe_ok = a->failsafe_ok;
-	o->failsafe_hold = failover_failsafe_hold(a);
-	o->lease_expiring = !a->dcs_ok && failover_lease_expiring(a);
+	o->failsafe_hold = fencing_failsafe_hold(a);
+	o->lease_expiring = !a->dcs_ok && fencing_lease_expiring(a);
 	o->failover_to = a->failover_to[0] == '\0' ? HA_TARGET_NONE
 		       : strcmp(a->failover_to, a->cfg.name) == 0 ? HA_TARGET_ME : HA_TARGET_OTHER;
 	o->crashed = a->crashed;
@@ -464,7 +466,7 @@ static void build_observed(struct agent *a, struct ha_observed *o)
 	o->history = a->history;
 	o->rewind_failed = a->rewind_failed;
 	o->election = HA_ELECT_NOT_ASKED;
-	const struct member *leader = agent_leader_member(a);
+	const struct member *leader = view_leader(a);
 	o->leader_known = leader != NULL && leader->host[0] != '\0' && leader->port > 0;
 	o->leader_running = leader != NULL && leader->role == ROLE_PRIMARY && leader->state == STATE_RUNNING;
 	o->leader_suspect = a->foreign_key_rev != 0 && !o->leader_absent && !o->leader_is_me;
@@ -492,7 +494,7 @@ static void build_observed(struct agent *a, struct ha_observed *o)
 	if (o->init == HA_INIT_DONE && o->data == HA_DATA_VALID && sysid[0] != '\0')
 		o->sysid_mismatch = strcmp(sysid, init) != 0;
 	if (o->pg == HA_PG_REPLICA && leader != NULL) {
-		char *want = agent_leader_conninfo(a, leader);
+		char *want = view_leader_conninfo(a, leader);
 		o->following_leader = a->primary_conninfo && strcmp(want, a->primary_conninfo) == 0;
 		if (a->primary_conninfo == NULL) {
 			/* Adopted PostgreSQL: trust it if its walreceiver streams from the leader. */
@@ -511,7 +513,7 @@ static void build_observed(struct agent *a, struct ha_observed *o)
 	if (o->data == HA_DATA_MISSING && o->leader_known && !o->leader_is_me && o->dcs_ok) {
 		char slot[64];
 		pg_slot_name(a->cfg.name, slot, sizeof(slot));
-		char *ci = agent_leader_conninfo(a, leader);
+		char *ci = view_leader_conninfo(a, leader);
 		struct pgha_err e;
 		int r = pg_remote_slot_exists(ci, slot, &e);
 		free(ci);
@@ -576,7 +578,7 @@ static void build_self(struct agent *a, const struct ha_observed *o)
 		if (a->st.in_recovery && a->st.streaming)
 			m->state = STATE_STREAMING;
 		if (a->st.in_recovery) {
-			const struct member *leader = agent_leader_member(a);
+			const struct member *leader = view_leader(a);
 			uint64_t pos = m->received_lsn > m->replayed_lsn ? m->received_lsn : m->replayed_lsn;
 			if (leader && leader->wal_lsn > 0)
 				m->lag_bytes = leader->wal_lsn > pos ? (int64_t)(leader->wal_lsn - pos) : 0;
@@ -625,7 +627,7 @@ static void publish(struct agent *a, const struct ha_observed *o)
 	st.etcd_reachable = a->dcs_ok;
 	st.paused = a->paused;
 	st.failsafe_active = !a->dcs_ok && a->failsafe_ok;
-	const struct member *leader = agent_leader_member(a);
+	const struct member *leader = view_leader(a);
 	st.leader_lsn = leader ? leader->wal_lsn : 0;
 	st.last_loop_ms = now_ms();
 	st.ttl_s = a->cfg.ttl_ms / 1000;
@@ -673,17 +675,22 @@ static void run_loop(struct agent *a)
 {
 	while (!agent_stop_requested && !a->fatal) {
 		bool ok = false;
-		if (job_poll(a, &ok) == 1 && !ok) {
-			a->backoff_until_ms = now_ms() + 5000;
-			if (a->view.initialize && strcmp(a->view.initialize, a->init_claim) == 0)
-				agent_bootstrap_failed(a);
+		enum job_kind kind = a->job.kind;
+		if (job_poll(a, &ok) == 1) {
+			if (kind == JOB_BASEBACKUP)
+				ops_clone_finished(a, ok);
+			if (!ok) {
+				a->backoff_until_ms = now_ms() + 5000;
+				if (a->view.initialize && strcmp(a->view.initialize, a->init_claim) == 0)
+					agent_bootstrap_failed(a);
+			}
 		}
 		observe_dcs(a);
 		observe_pg(a);
 		observe_data(a);
 		failover_note_running(a);
-		failover_update_fence(a);
-		failover_failsafe_round(a);
+		fencing_update(a);
+		fencing_failsafe_round(a);
 		failover_check_divergence(a);
 		agent_diverged_copy_step(a);
 		switchover_step(a);
@@ -727,7 +734,7 @@ static void shutdown_agent(struct agent *a)
 	}
 	job_abort(a);
 	bool was_leader = a->view.leader && strcmp(a->view.leader, a->cfg.name) == 0;
-	if (a->pg_pid > 0 && agent_stop_pg(a, &e) != 0)
+	if (a->pg_pid > 0 && node_stop(a, &e) != 0)
 		log_error("%s", e.msg);
 	if (a->etcd) {
 		bool done;
@@ -757,7 +764,7 @@ static void shutdown_agent(struct agent *a)
 
 static void agent_free(struct agent *a)
 {
-	agent_disconnect(a);
+	node_disconnect(a);
 	if (a->etcd)
 		etcd_free(a->etcd);
 	cluster_view_free(&a->view);

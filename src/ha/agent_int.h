@@ -21,6 +21,7 @@
 #include "ha/decide.h"
 #include "ha/fence.h"
 #include "ha/sync.h"
+#include "pg/pgconf.h"
 #include "pg/pgctl.h"
 #include "pg/pgsql.h"
 
@@ -219,19 +220,38 @@ int sync_before_promote(struct agent *a);         /* 0, or -1: postpone the prom
 const char *sync_primary_ssn(struct agent *a);    /* synchronous_standby_names to start a primary with */
 void sync_forget_leadership(struct agent *a);
 
-/* actions.c */
-void agent_act(struct agent *a, const struct ha_decision *d);
-const struct member *agent_leader_member(const struct agent *a);
-char *agent_leader_conninfo(const struct agent *a, const struct member *leader);
-void agent_set_error(struct agent *a, const char *fmt, ...) PGHA_PRINTF(2, 3);
-int agent_start_pg(struct agent *a, bool standby, struct pgha_err *e);
+/* node.c: the local PostgreSQL */
+bool node_is_primary(const struct agent *a);
+void node_set_error(struct agent *a, const char *fmt, ...) PGHA_PRINTF(2, 3);
+void node_disconnect(struct agent *a);
+int node_stop(struct agent *a, struct pgha_err *e);
+/* What pgha.conf holds: the parameters in effect and the given role, upstream and ssn. */
+void node_conf_spec(const struct agent *a, struct pg_conf_spec *s, bool standby, const char *conninfo,
+		    const char *slot, const char *ssn);
 /*
  * Rewrite pgha.conf (keeping the current role) with a->ssn_conf and the
  * parameters, and reload if it changed.
  */
-int agent_apply_ssn(struct agent *a, struct pgha_err *e);
-int agent_stop_pg(struct agent *a, struct pgha_err *e);
-void agent_disconnect(struct agent *a);
+int node_apply_conf(struct agent *a, struct pgha_err *e);
+
+/* view.c: the leader, as this loop's view names it */
+const struct member *view_leader(const struct agent *a);
+char *view_leader_conninfo(const struct agent *a, const struct member *leader);
+
+/* fencing.c */
+/* Arm (or extend) the fence to the deadline of the lease the leader key is under. */
+void fencing_arm(struct agent *a);
+/* Time for a graceful demote: one loop before the fence would kill PostgreSQL. */
+bool fencing_lease_expiring(const struct agent *a);
+/* After each loop's etcd read: keep the fence deadline in step with the lease. */
+void fencing_update(struct agent *a);
+void fencing_failsafe_round(struct agent *a);
+/* Another leader asked us (POST /failsafe) to hold off an election. */
+bool fencing_failsafe_hold(struct agent *a);
+
+/* actions.c */
+void agent_act(struct agent *a, const struct ha_decision *d);
+int agent_start_pg(struct agent *a, bool standby, struct pgha_err *e);
 void agent_bootstrap_failed(struct agent *a);
 /* <data>.diverged (caller frees); removed once this member streams again (each loop). */
 char *agent_diverged_aside(const struct agent *a);

@@ -173,7 +173,7 @@ void dynconf_step(struct agent *a)
 	}
 	if (a->params_dirty && conf_rewritable(a)) {
 		struct pgha_err e;
-		if (agent_apply_ssn(a, &e) != 0) {
+		if (node_apply_conf(a, &e) != 0) {
 			log_warn("applying the PostgreSQL parameters: %s", e.msg);
 		} else {
 			a->params_dirty = false;

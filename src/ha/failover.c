@@ -1,8 +1,7 @@
 /*
- * failover.c — the observations automatic failover needs, kept out of the
- * main loop file: dynamic config (pause, lag limit), manual failover requests,
- * the leader's fencing deadline and failsafe pings, crash bookkeeping,
- * divergence from the leader's timeline, and the election poll.
+ * failover.c — the observations automatic failover needs: dynamic config
+ * (pause, lag limit), manual failover requests, crash bookkeeping, divergence
+ * from the leader's timeline, and the election poll.
  */
 #include "ha/agent_int.h"
 
@@ -11,27 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/httpc.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "ha/election.h"
 #include "ha/failover.h"
-#include "ha/switchover.h"
 #include "pg/pgconf.h"
-
-/* Fence this long before a lease of ttl_ms could expire at etcd. */
-static int64_t fence_margin_ms(const struct agent *a, int64_t ttl_ms)
-{
-	int64_t m = ttl_ms / 4;
-	return m < a->cfg.retry_timeout_ms ? m : a->cfg.retry_timeout_ms;
-}
-
-/* The fence deadline: when the lease the leader key is under could expire, less the margin. */
-static int64_t lease_fence_at(const struct agent *a)
-{
-	int64_t ttl = a->lease_ttl_ms > 0 ? a->lease_ttl_ms : a->cfg.ttl_ms;
-	return a->renew_sent_ms + ttl - fence_margin_ms(a, ttl);
-}
 
 void failover_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 {
@@ -78,104 +61,10 @@ void failover_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 		log_warn("manual failover requested to %s", to);
 	snprintf(a->failover_to, sizeof(a->failover_to), "%s", to);
 
-	sync_read_dcs(a, kvs);
-	switchover_read_dcs(a, kvs);
-
 	/* The last position the leader published bounds how far behind a candidate may be. */
-	const struct member *leader = agent_leader_member(a);
+	const struct member *leader = view_leader(a);
 	if (leader != NULL && strcmp(leader->name, a->cfg.name) != 0 && leader->wal_lsn > 0)
 		a->last_leader_lsn = leader->wal_lsn;
-}
-
-bool failover_is_primary(const struct agent *a)
-{
-	return a->phase == PG_RUNNING && a->have_st && !a->st.in_recovery;
-}
-
-/* Time for a graceful demote: one loop before the fence would kill PostgreSQL. */
-bool failover_lease_expiring(const struct agent *a)
-{
-	return now_ms() >= lease_fence_at(a) - a->cfg.loop_wait_ms - 500;
-}
-
-void failover_arm_fence(struct agent *a)
-{
-	if (a->fence == NULL || a->pg_pid <= 0)
-		return;
-	fence_arm(a->fence, a->pg_pid, lease_fence_at(a));
-}
-
-/* After each loop's etcd read: keep the fence deadline in step with the lease. */
-void failover_update_fence(struct agent *a)
-{
-	if (a->fence == NULL || !a->dcs_ok)
-		return;   /* without etcd the deadline runs out unless failsafe extends it */
-	bool mine = a->view.leader && strcmp(a->view.leader, a->cfg.name) == 0 &&
-		    a->view.leader_lease == a->lease;
-	if (mine && (failover_is_primary(a) || a->phase == PG_STARTING))
-		failover_arm_fence(a);
-	else if (!mine)
-		fence_disarm(a->fence);
-}
-
-/*
- * etcd is unreachable and we run as the leader's primary: ask every member
- * whether it can reach etcd. Only if none can (so nobody can be elected) may
- * we stay primary, until one TTL after the round started.
- */
-void failover_failsafe_round(struct agent *a)
-{
-	bool was_ok = a->failsafe_ok;
-	a->failsafe_ok = false;
-	if (a->dcs_ok || !a->cfg.failsafe || !failover_is_primary(a) || a->view.leader == NULL ||
-	    strcmp(a->view.leader, a->cfg.name) != 0)
-		return;
-	int64_t t0 = now_ms();
-	size_t n = 0;
-	struct httpc_req *reqs = xcalloc(a->view.nmembers ? a->view.nmembers : 1, sizeof(*reqs));
-	char **urls = xcalloc(a->view.nmembers ? a->view.nmembers : 1, sizeof(*urls));
-	char *body = xasprintf("{\"leader\":\"%s\"}", a->cfg.name);
-	for (size_t i = 0; i < a->view.nmembers; i++) {
-		const struct member *m = &a->view.members[i];
-		if (strcmp(m->name, a->cfg.name) == 0 || m->api_url[0] == '\0')
-			continue;
-		urls[n] = xasprintf("%s/failsafe", m->api_url);
-		reqs[n].url = urls[n];
-		reqs[n].body = body;
-		reqs[n].bearer = a->api_token;
-		n++;
-	}
-	int timeout = a->cfg.loop_wait_ms < 1000 ? 1000 : a->cfg.loop_wait_ms;
-	httpc_run(reqs, n, timeout);
-	bool all = true;
-	for (size_t i = 0; i < n; i++) {
-		if (reqs[i].status != 200) {
-			if (all)
-				log_warn("failsafe: %s said no (%s)", reqs[i].url,
-					 reqs[i].status ? sb_str(&reqs[i].resp) : reqs[i].error);
-			all = false;
-		}
-		sb_free(&reqs[i].resp);
-		free(urls[i]);
-	}
-	free(urls);
-	free(reqs);
-	free(body);
-	if (!all)
-		return;
-	a->failsafe_ok = true;
-	fence_arm(a->fence, a->pg_pid, t0 + a->cfg.ttl_ms - fence_margin_ms(a, a->cfg.ttl_ms));
-	if (!was_ok)
-		log_warn("failsafe: etcd is unreachable, but all %zu other members answered and none reaches "
-			 "etcd: staying primary", n);
-}
-
-bool failover_failsafe_hold(struct agent *a)
-{
-	pthread_mutex_lock(&a->api.lock);
-	bool hold = now_ms() < a->api.failsafe_until_ms;
-	pthread_mutex_unlock(&a->api.lock);
-	return hold;
 }
 
 void failover_note_crash(struct agent *a)
@@ -248,7 +137,7 @@ static void history_key(const struct agent *a, const struct member *leader, char
  */
 void failover_check_divergence(struct agent *a)
 {
-	const struct member *leader = agent_leader_member(a);
+	const struct member *leader = view_leader(a);
 	if (leader == NULL || strcmp(leader->name, a->cfg.name) == 0 || !a->dcs_ok) {
 		a->not_streaming_since_ms = 0;
 		return;
@@ -282,7 +171,7 @@ void failover_check_divergence(struct agent *a)
 		return;
 	}
 	a->divergence_checked_ms = now;
-	char *ci = agent_leader_conninfo(a, leader);
+	char *ci = view_leader_conninfo(a, leader);
 	uint32_t leader_tli = 0;
 	uint64_t leader_lsn = 0;
 	char *history = NULL;

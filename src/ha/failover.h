@@ -13,12 +13,6 @@
 struct agent;
 
 void failover_read_dcs(struct agent *a, const struct etcd_kvs *kvs);
-bool failover_is_primary(const struct agent *a);
-void failover_arm_fence(struct agent *a);
-bool failover_lease_expiring(const struct agent *a);
-void failover_update_fence(struct agent *a);
-void failover_failsafe_round(struct agent *a);
-bool failover_failsafe_hold(struct agent *a);
 void failover_note_crash(struct agent *a);
 void failover_note_running(struct agent *a);
 bool failover_restart_exhausted(const struct agent *a);

@@ -71,14 +71,14 @@ fail:
 
 int job_start_basebackup(struct agent *a, struct pgha_err *e)
 {
-	const struct member *leader = agent_leader_member(a);
+	const struct member *leader = view_leader(a);
 	if (leader == NULL)
 		return err_set(e, "no leader to clone from");
 	if (prepare_tmpdir(a, "clone", e) != 0)
 		return -1;
 	char slot[64];
 	pg_slot_name(a->cfg.name, slot, sizeof(slot));
-	char *ci = agent_leader_conninfo(a, leader);
+	char *ci = view_leader_conninfo(a, leader);
 	int rc = pg_basebackup_spawn(&a->node, a->job.tmpdir, ci, slot, &a->job.pid, &a->job.fd, e);
 	free(ci);
 	if (rc != 0) {
@@ -99,7 +99,7 @@ int job_start_basebackup(struct agent *a, struct pgha_err *e)
  */
 int job_start_rewind(struct agent *a, struct pgha_err *e)
 {
-	const struct member *leader = agent_leader_member(a);
+	const struct member *leader = view_leader(a);
 	if (leader == NULL)
 		return err_set(e, "no leader to rewind from");
 	char *ci = pg_conninfo(leader->host, leader->port, a->cfg.superuser, a->cfg.pgpass, a->cfg.name,
@@ -226,7 +226,7 @@ static void rewind_finished(struct agent *a, int code, int64_t secs)
 	proc_describe_exit(code, why, sizeof(why));
 	a->rewind_failures++;
 	a->rewind_failed = a->rewind_failures >= REWIND_TRIES;
-	agent_set_error(a, "pg_rewind failed (%s) after %llds, attempt %d of %d%s; its last output:\n%s", why,
+	node_set_error(a, "pg_rewind failed (%s) after %llds, attempt %d of %d%s; its last output:\n%s", why,
 			(long long)secs, a->rewind_failures, REWIND_TRIES,
 			a->rewind_failed ? ": the data directory will be moved aside and cloned afresh" : ": retrying",
 			sb_str(&a->job.tail));
@@ -258,7 +258,7 @@ int job_poll(struct agent *a, bool *ok)
 	}
 	if (*ok && install_datadir(a, &e) != 0) {
 		*ok = false;
-		agent_set_error(a, "%s succeeded but %s", job_name(j->kind), e.msg);
+		node_set_error(a, "%s succeeded but %s", job_name(j->kind), e.msg);
 	} else if (*ok) {
 		log_info("%s finished in %llds", job_name(j->kind), (long long)secs);
 		a->history = HA_HIST_UNKNOWN;
@@ -267,13 +267,11 @@ int job_poll(struct agent *a, bool *ok)
 	} else {
 		char why[64];
 		proc_describe_exit(code, why, sizeof(why));
-		agent_set_error(a, "%s failed (%s) after %llds; its last output:\n%s", job_name(j->kind),
+		node_set_error(a, "%s failed (%s) after %llds; its last output:\n%s", job_name(j->kind),
 				why, (long long)secs, sb_str(&j->tail));
 		if (pg_remove_tree(j->tmpdir, &e) != 0)
 			log_warn("%s", e.msg);
 	}
-	if (kind == JOB_BASEBACKUP)
-		ops_clone_finished(a, *ok);
 	job_clear(a);
 	return 1;
 }

@@ -26,7 +26,6 @@
 
 #include "common/log.h"
 #include "common/util.h"
-#include "ha/failover.h"
 
 void leader_key_judge(struct agent *a)
 {
@@ -65,7 +64,7 @@ void leader_key_judge(struct agent *a)
  */
 bool leader_key_may_reattach(const struct agent *a)
 {
-	if (failover_is_primary(a))
+	if (node_is_primary(a))
 		return true;
 	return a->phase == PG_STOPPED && a->data.kind == PG_DATA_VALID && !a->data.standby_signal;
 }

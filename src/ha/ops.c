@@ -43,7 +43,7 @@ static void finish(struct agent *a, int state, const char *fmt, ...)
 	if (state == OP_DONE)
 		log_info("%s %s done in %.1f s: %s", req_action_name(a->op.action), a->op.id, secs, why);
 	else
-		agent_set_error(a, "%s %s failed after %.1f s: %s", req_action_name(a->op.action), a->op.id, secs, why);
+		node_set_error(a, "%s %s failed after %.1f s: %s", req_action_name(a->op.action), a->op.id, secs, why);
 	bool done = false;
 	struct pgha_err e;
 	if (a->dcs_ok && etcd_delete_if_value(a->etcd, a->key_request, a->op.raw, &done, &e) != 0)

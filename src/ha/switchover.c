@@ -33,7 +33,6 @@
 #include "common/strbuf.h"
 #include "common/util.h"
 #include "ha/agent_int.h"
-#include "ha/failover.h"
 #include "pg/pgconf.h"
 
 #define PAUSE_TIMEOUT_MS 5000
@@ -190,7 +189,7 @@ void switchover_step(struct agent *a)
 		a->so_handover_logged = false;
 	const char *me = a->cfg.name;
 	bool leader = a->view.leader && strcmp(a->view.leader, me) == 0;
-	bool primary = leader && failover_is_primary(a);
+	bool primary = leader && node_is_primary(a);
 	int64_t now = wall_ms();
 	struct switchover *so = &a->so;
 	bool from_me = strcmp(so->from, me) == 0, to_me = strcmp(so->to, me) == 0;

@@ -184,7 +184,7 @@ int sync_before_promote(struct agent *a)
 	char *ssn = sync_ssn_format(&none, false);
 	set_ssn_conf(a, ssn);
 	free(ssn);
-	if (agent_apply_ssn(a, &e) != 0) {
+	if (node_apply_conf(a, &e) != 0) {
 		log_warn("postponing the promotion: setting synchronous_standby_names: %s", e.msg);
 		return -1;
 	}
@@ -276,7 +276,7 @@ static void set_ssn(struct agent *a, const struct sync_set *set, const char *why
 	char *text = sync_ssn_format(set, a->sync_mode == SYNC_QUORUM);
 	set_ssn_conf(a, text);
 	struct pgha_err e;
-	if (agent_apply_ssn(a, &e) != 0)
+	if (node_apply_conf(a, &e) != 0)
 		log_warn("setting synchronous_standby_names: %s", e.msg);
 	else
 		log_info("synchronous_standby_names = '%s' (%s)", text, why);
@@ -320,7 +320,7 @@ void sync_leader_duties(struct agent *a)
 	}
 	if (strcmp(a->ssn_conf, seen) != 0) {
 		/* Asked for, not in effect yet (reload pending): plan again once it is. */
-		if (now - a->ssn_reload_ms > 2000 && agent_apply_ssn(a, &e) == 0 && pg_reload_conf(a->conn, &e) == 0)
+		if (now - a->ssn_reload_ms > 2000 && node_apply_conf(a, &e) == 0 && pg_reload_conf(a->conn, &e) == 0)
 			a->ssn_reload_ms = now;
 		a->quick_retry = true;
 		free(seen);
