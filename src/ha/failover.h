@@ -12,12 +12,14 @@
 
 struct agent;
 
+void failover_init(struct agent *a);
 void failover_read_dcs(struct agent *a, const struct etcd_kvs *kvs);
+void failover_request(struct agent *a, const char *to, const char *so_id);
+void failover_request_done(struct agent *a);
 void failover_note_crash(struct agent *a);
 void failover_note_running(struct agent *a);
 bool failover_restart_exhausted(const struct agent *a);
 bool failover_eligible(const struct agent *a);
-void failover_check_divergence(struct agent *a);
 enum ha_election failover_elect(struct agent *a);
 
 #endif

@@ -14,6 +14,20 @@
 #include "common/log.h"
 #include "common/util.h"
 
+int fencing_start(struct agent *a, struct pgha_err *e)
+{
+	a->fencing.fence = fence_start(e);
+	return a->fencing.fence != NULL ? 0 : -1;
+}
+
+void fencing_stop(struct agent *a)
+{
+	if (a->fencing.fence) {
+		fence_stop(a->fencing.fence);
+		a->fencing.fence = NULL;
+	}
+}
+
 /* Fence this long before a lease of ttl_ms could expire at etcd. */
 static int64_t fence_margin_ms(const struct agent *a, int64_t ttl_ms)
 {
@@ -24,8 +38,8 @@ static int64_t fence_margin_ms(const struct agent *a, int64_t ttl_ms)
 /* The fence deadline: when the lease the leader key is under could expire, less the margin. */
 static int64_t lease_fence_at(const struct agent *a)
 {
-	int64_t ttl = a->lease_ttl_ms > 0 ? a->lease_ttl_ms : a->cfg.ttl_ms;
-	return a->renew_sent_ms + ttl - fence_margin_ms(a, ttl);
+	int64_t ttl = a->dcs.lease_ttl_ms > 0 ? a->dcs.lease_ttl_ms : a->cfg.ttl_ms;
+	return a->dcs.renew_sent_ms + ttl - fence_margin_ms(a, ttl);
 }
 
 /* Time for a graceful demote: one loop before the fence would kill PostgreSQL. */
@@ -36,22 +50,22 @@ bool fencing_lease_expiring(const struct agent *a)
 
 void fencing_arm(struct agent *a)
 {
-	if (a->fence == NULL || a->pg_pid <= 0)
+	if (a->fencing.fence == NULL || a->pg.pid <= 0)
 		return;
-	fence_arm(a->fence, a->pg_pid, lease_fence_at(a));
+	fence_arm(a->fencing.fence, a->pg.pid, lease_fence_at(a));
 }
 
 /* After each loop's etcd read: keep the fence deadline in step with the lease. */
 void fencing_update(struct agent *a)
 {
-	if (a->fence == NULL || !a->dcs_ok)
+	if (a->fencing.fence == NULL || !a->dcs.ok)
 		return;   /* without etcd the deadline runs out unless failsafe extends it */
 	bool mine = a->view.leader && strcmp(a->view.leader, a->cfg.name) == 0 &&
-		    a->view.leader_lease == a->lease;
-	if (mine && (node_is_primary(a) || a->phase == PG_STARTING))
+		    a->view.leader_lease == a->dcs.lease;
+	if (mine && (node_is_primary(a) || a->pg.phase == PG_STARTING))
 		fencing_arm(a);
 	else if (!mine)
-		fence_disarm(a->fence);
+		fence_disarm(a->fencing.fence);
 }
 
 /*
@@ -61,9 +75,9 @@ void fencing_update(struct agent *a)
  */
 void fencing_failsafe_round(struct agent *a)
 {
-	bool was_ok = a->failsafe_ok;
-	a->failsafe_ok = false;
-	if (a->dcs_ok || !a->cfg.failsafe || !node_is_primary(a) || a->view.leader == NULL ||
+	bool was_ok = a->fencing.failsafe_ok;
+	a->fencing.failsafe_ok = false;
+	if (a->dcs.ok || !a->cfg.failsafe || !node_is_primary(a) || a->view.leader == NULL ||
 	    strcmp(a->view.leader, a->cfg.name) != 0)
 		return;
 	int64_t t0 = now_ms();
@@ -99,8 +113,8 @@ void fencing_failsafe_round(struct agent *a)
 	free(body);
 	if (!all)
 		return;
-	a->failsafe_ok = true;
-	fence_arm(a->fence, a->pg_pid, t0 + a->cfg.ttl_ms - fence_margin_ms(a, a->cfg.ttl_ms));
+	a->fencing.failsafe_ok = true;
+	fence_arm(a->fencing.fence, a->pg.pid, t0 + a->cfg.ttl_ms - fence_margin_ms(a, a->cfg.ttl_ms));
 	if (!was_ok)
 		log_warn("failsafe: etcd is unreachable, but all %zu other members answered and none reaches "
 			 "etcd: staying primary", n);

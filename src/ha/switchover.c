@@ -33,6 +33,7 @@
 #include "common/strbuf.h"
 #include "common/util.h"
 #include "ha/agent_int.h"
+#include "ha/failover.h"
 #include "pg/pgconf.h"
 
 #define PAUSE_TIMEOUT_MS 5000
@@ -43,89 +44,84 @@
 void switchover_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 {
 	struct pgha_err e;
-	a->so_present = false;
-	free(a->so_raw);
-	a->so_raw = NULL;
-	a->so_proxies = 0;
-	a->so_proxies_paused = 0;
-	const struct etcd_kv *kv = etcd_kvs_find(kvs, a->key_switchover);
+	a->so.present = false;
+	free(a->so.raw);
+	a->so.raw = NULL;
+	a->so.proxies = 0;
+	a->so.proxies_paused = 0;
+	const struct etcd_kv *kv = etcd_kvs_find(kvs, a->keys.switchover);
 	if (kv != NULL) {
-		if (switchover_decode(kv->value, kv->value_len, &a->so, &e) == 0) {
-			a->so_present = true;
-			a->so_raw = xstrdup(kv->value);
-		} else if (!a->so_bad_logged) {
-			log_warn("%s: %s (ignored)", a->key_switchover, e.msg);
-			a->so_bad_logged = true;
+		if (switchover_decode(kv->value, kv->value_len, &a->so.rec, &e) == 0) {
+			a->so.present = true;
+			a->so.raw = xstrdup(kv->value);
+		} else if (!a->so.bad_logged) {
+			log_warn("%s: %s (ignored)", a->keys.switchover, e.msg);
+			a->so.bad_logged = true;
 		}
 	}
-	if (!a->so_present)
+	if (!a->so.present)
 		return;
-	a->so_bad_logged = false;
-	size_t plen = strlen(a->key_proxies);
+	a->so.bad_logged = false;
+	size_t plen = strlen(a->keys.proxies);
 	for (size_t i = 0; i < kvs->count; i++) {
-		if (strncmp(kvs->kvs[i].key, a->key_proxies, plen) != 0)
+		if (strncmp(kvs->kvs[i].key, a->keys.proxies, plen) != 0)
 			continue;
 		struct proxy_record r;
-		a->so_proxies++;
+		a->so.proxies++;
 		if (proxy_record_decode(kvs->kvs[i].value, kvs->kvs[i].value_len, &r, &e) == 0 &&
-		    strcmp(r.paused_for, a->so.id) == 0)
-			a->so_proxies_paused++;
+		    strcmp(r.paused_for, a->so.rec.id) == 0)
+			a->so.proxies_paused++;
 	}
+}
+
+void switchover_free(struct agent *a)
+{
+	free(a->so.raw);
+	a->so.raw = NULL;
 }
 
 /* Move the record on: CAS on the value we read. */
 static bool advance(struct agent *a, enum so_phase phase, int64_t deadline_ms, const char *reason)
 {
-	struct switchover next = a->so;
+	struct switchover next = a->so.rec;
 	next.phase = phase;
 	next.deadline_ms = deadline_ms;
 	snprintf(next.reason, sizeof(next.reason), "%s", reason ? reason : "");
 	char *json = switchover_encode(&next);
 	bool done = false;
 	struct pgha_err e;
-	if (etcd_put_if_value(a->etcd, a->key_switchover, a->so_raw, json, 0, &done, &e) != 0)
-		log_warn("switchover %s: cannot record phase %s: %s", a->so.id, so_phase_name(phase), e.msg);
+	if (etcd_put_if_value(a->dcs.etcd, a->keys.switchover, a->so.raw, json, 0, &done, &e) != 0)
+		log_warn("switchover %s: cannot record phase %s: %s", a->so.rec.id, so_phase_name(phase), e.msg);
 	else if (!done)
-		log_info("switchover %s: the record changed meanwhile (cancelled?)", a->so.id);
+		log_info("switchover %s: the record changed meanwhile (cancelled?)", a->so.rec.id);
 	if (done) {
-		log_info("switchover %s (%s -> %s): %s%s%s", a->so.id, a->so.from, a->so.to, so_phase_name(phase),
+		log_info("switchover %s (%s -> %s): %s%s%s", a->so.rec.id, a->so.rec.from, a->so.rec.to, so_phase_name(phase),
 			 reason && reason[0] ? ": " : "", reason ? reason : "");
-		a->so = next;
-		free(a->so_raw);
-		a->so_raw = json;
+		a->so.rec = next;
+		free(a->so.raw);
+		a->so.raw = json;
 	} else {
 		free(json);
 	}
 	return done;
 }
 
-static void set_failover_key(struct agent *a, const char *to)
-{
-	char *v = xasprintf("{\"to\":\"%s\",\"switchover\":\"%s\"}", to, a->so.id);
-	struct pgha_err e;
-	if (etcd_put(a->etcd, a->key_failover, v, 0, &e) != 0)
-		log_warn("switchover %s: writing the failover key: %s", a->so.id, e.msg);
-	else
-		snprintf(a->failover_to, sizeof(a->failover_to), "%s", to);
-	free(v);
-}
-
 /* Why the candidate cannot take over now ("" if it can). */
 static void check_candidate(struct agent *a, char *why, size_t len)
 {
 	why[0] = '\0';
-	const struct member *m = cluster_view_member(&a->view, a->so.to);
+	const struct member *m = cluster_view_member(&a->view, a->so.rec.to);
 	if (m == NULL)
-		snprintf(why, len, "%s is not a member of the cluster (or its agent is down)", a->so.to);
+		snprintf(why, len, "%s is not a member of the cluster (or its agent is down)", a->so.rec.to);
 	else if (m->state != STATE_STREAMING)
-		snprintf(why, len, "%s is %s, not streaming", a->so.to, member_state_name(m->state));
+		snprintf(why, len, "%s is %s, not streaming", a->so.rec.to, member_state_name(m->state));
 	else if (m->tags.nofailover)
-		snprintf(why, len, "%s is tagged nofailover", a->so.to);
+		snprintf(why, len, "%s is tagged nofailover", a->so.rec.to);
 	else if (m->lag_bytes < 0 || m->lag_bytes > CANDIDATE_MAX_LAG)
-		snprintf(why, len, "%s is %" PRId64 " bytes behind (more than %d)", a->so.to, m->lag_bytes,
+		snprintf(why, len, "%s is %" PRId64 " bytes behind (more than %d)", a->so.rec.to, m->lag_bytes,
 			 CANDIDATE_MAX_LAG);
-	else if (sync_mode_active(a) && !sync_set_has(&a->sync.set, a->so.to))
-		snprintf(why, len, "synchronous mode: %s is not a synchronous standby", a->so.to);
+	else if (sync_mode_active(a) && !sync_set_has(&a->sync.pub.set, a->so.rec.to))
+		snprintf(why, len, "synchronous mode: %s is not a synchronous standby", a->so.rec.to);
 }
 
 /* The candidate's last received WAL position, asked of its PostgreSQL itself (0: unknown). */
@@ -159,39 +155,39 @@ static uint64_t candidate_received(struct agent *a, const struct member *m)
  */
 static bool candidate_has_everything(struct agent *a)
 {
-	if (a->phase != PG_STOPPED || a->data.checkpoint_lsn == 0 ||
-	    strcmp(a->data.cluster_state, "shut down") != 0)
+	if (a->pg.phase != PG_STOPPED || a->pg.data.checkpoint_lsn == 0 ||
+	    strcmp(a->pg.data.cluster_state, "shut down") != 0)
 		return false;
-	const struct member *m = cluster_view_member(&a->view, a->so.to);
+	const struct member *m = cluster_view_member(&a->view, a->so.rec.to);
 	if (m == NULL || m->port <= 0)
 		return false;
 	uint64_t got = candidate_received(a, m);
-	if (got <= a->data.checkpoint_lsn)
+	if (got <= a->pg.data.checkpoint_lsn)
 		return false;
-	if (!a->so_handover_logged) {
+	if (!a->so.handover_logged) {
 		log_info("switchover %s: %s has received our WAL to %X/%X, past the shutdown checkpoint at %X/%X: "
-			 "giving it the key", a->so.id, a->so.to, (unsigned)(got >> 32), (unsigned)got,
-			 (unsigned)(a->data.checkpoint_lsn >> 32), (unsigned)a->data.checkpoint_lsn);
-		a->so_handover_logged = true;
+			 "giving it the key", a->so.rec.id, a->so.rec.to, (unsigned)(got >> 32), (unsigned)got,
+			 (unsigned)(a->pg.data.checkpoint_lsn >> 32), (unsigned)a->pg.data.checkpoint_lsn);
+		a->so.handover_logged = true;
 	}
 	return true;
 }
 
 void switchover_step(struct agent *a)
 {
-	a->so_handover_wait = false;
-	if (!a->so_present || !a->dcs_ok)
+	a->so.handover_wait = false;
+	if (!a->so.present || !a->dcs.ok)
 		return;
-	if (a->so.phase == SO_DEMOTING && strcmp(a->so.from, a->cfg.name) == 0 && a->view.leader &&
+	if (a->so.rec.phase == SO_DEMOTING && strcmp(a->so.rec.from, a->cfg.name) == 0 && a->view.leader &&
 	    strcmp(a->view.leader, a->cfg.name) == 0)
-		a->so_handover_wait = !candidate_has_everything(a);
+		a->so.handover_wait = !candidate_has_everything(a);
 	else
-		a->so_handover_logged = false;
+		a->so.handover_logged = false;
 	const char *me = a->cfg.name;
 	bool leader = a->view.leader && strcmp(a->view.leader, me) == 0;
 	bool primary = leader && node_is_primary(a);
 	int64_t now = wall_ms();
-	struct switchover *so = &a->so;
+	struct switchover *so = &a->so.rec;
 	bool from_me = strcmp(so->from, me) == 0, to_me = strcmp(so->to, me) == 0;
 	bool late = so->deadline_ms > 0 && now > so->deadline_ms;
 
@@ -200,7 +196,7 @@ void switchover_step(struct agent *a)
 		if (primary && so->deadline_ms > 0 && now > so->deadline_ms + KEEP_FINISHED_MS) {
 			bool done;
 			struct pgha_err e;
-			if (etcd_delete_if_value(a->etcd, a->key_switchover, a->so_raw, &done, &e) != 0)
+			if (etcd_delete_if_value(a->dcs.etcd, a->keys.switchover, a->so.raw, &done, &e) != 0)
 				log_debug("removing the finished switchover record: %s", e.msg);
 		}
 		return;
@@ -208,8 +204,8 @@ void switchover_step(struct agent *a)
 	if (to_me && primary && (so->phase == SO_DEMOTING || so->phase == SO_PROMOTING)) {
 		char took[96];
 		snprintf(took, sizeof(took), "the new leader runs (%.1f s after pausing began)",
-			 (double)(now - a->so_started_ms) / 1000.0);
-		advance(a, SO_DONE, now, a->so_started_ms > 0 ? took : "the new leader runs");
+			 (double)(now - a->so.started_ms) / 1000.0);
+		advance(a, SO_DONE, now, a->so.started_ms > 0 ? took : "the new leader runs");
 		return;
 	}
 	if (!from_me)
@@ -219,7 +215,7 @@ void switchover_step(struct agent *a)
 	case SO_SCHEDULED:
 		if (!primary || now < so->at_ms)
 			return;
-		if (a->paused) {
+		if (a->fo.paused) {
 			advance(a, SO_ABORTED, now, "maintenance mode is on");
 			return;
 		}
@@ -229,7 +225,7 @@ void switchover_step(struct agent *a)
 			return;
 		}
 		if (advance(a, SO_PAUSING, now + PAUSE_TIMEOUT_MS, NULL))
-			a->so_started_ms = now;
+			a->so.started_ms = now;
 		return;
 	case SO_PAUSING:
 		if (!primary) {
@@ -237,22 +233,22 @@ void switchover_step(struct agent *a)
 			return;
 		}
 		if (late) {
-			snprintf(why, sizeof(why), "only %d of %d proxies paused within %d ms", a->so_proxies_paused,
-				 a->so_proxies, PAUSE_TIMEOUT_MS);
+			snprintf(why, sizeof(why), "only %d of %d proxies paused within %d ms", a->so.proxies_paused,
+				 a->so.proxies, PAUSE_TIMEOUT_MS);
 			advance(a, SO_ABORTED, now, why);
 			return;
 		}
-		if (a->so_proxies_paused < a->so_proxies)
+		if (a->so.proxies_paused < a->so.proxies)
 			return;
 		check_candidate(a, why, sizeof(why));
 		if (why[0]) {
 			advance(a, SO_ABORTED, now, why);
 			return;
 		}
-		if (a->so_started_ms == 0)
-			a->so_started_ms = now;
+		if (a->so.started_ms == 0)
+			a->so.started_ms = now;
 		if (advance(a, SO_DEMOTING, now + HANDOVER_TIMEOUT_MS, NULL))
-			set_failover_key(a, so->to);
+			failover_request(a, so->to, so->id);
 		return;
 	case SO_DEMOTING:
 	case SO_PROMOTING: {
@@ -267,7 +263,7 @@ void switchover_step(struct agent *a)
 		snprintf(why, sizeof(why), "%s did not take over within %d ms: %s goes on as the leader", so->to,
 			 HANDOVER_TIMEOUT_MS, me);
 		if (advance(a, SO_ABORTED, now, why))
-			set_failover_key(a, me);
+			failover_request(a, me, so->id);
 		return;
 	}
 	case SO_DONE:

@@ -13,5 +13,6 @@ struct agent;
 void switchover_read_dcs(struct agent *a, const struct etcd_kvs *kvs);
 /* Act on it: once per loop, before the decision. */
 void switchover_step(struct agent *a);
+void switchover_free(struct agent *a);
 
 #endif
