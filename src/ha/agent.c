@@ -213,7 +213,7 @@ static void refresh_pg(struct agent *a)
 		agent_backoff(a);
 }
 
-/* ---- observe ---------------------------------------------------------- */
+/* ---- refresh and gather (I/O) ------------------------------------------ */
 
 static void dcs_log_state(struct agent *a, const char *why)
 {
@@ -312,7 +312,7 @@ static void reattach_leader_key(struct agent *a)
 	}
 }
 
-static void observe_dcs(struct agent *a)
+static void refresh_dcs(struct agent *a)
 {
 	struct pgha_err e;
 	struct etcd_kvs kvs = {0};
@@ -346,101 +346,37 @@ static void observe_dcs(struct agent *a)
 	reattach_leader_key(a);
 }
 
-static bool init_is_sysid(const char *v)
+/* Has the leader the replication slot this member clones through? */
+static bool slot_on_leader(const struct agent *a)
 {
-	if (v == NULL || v[0] == '\0')
-		return false;
-	for (const char *p = v; *p; p++)
-		if (*p < '0' || *p > '9')
-			return false;
-	return true;
+	char slot[64];
+	pg_slot_name(a->cfg.name, slot, sizeof(slot));
+	char *ci = view_leader_conninfo(a, view_leader(a));
+	struct pgha_err e;
+	int r = pg_remote_slot_exists(ci, slot, &e);
+	free(ci);
+	if (r < 0)
+		log_warn("checking slot %s on the leader: %s", slot, e.msg);
+	return r == 1;
 }
 
-static void build_observed(struct agent *a, struct ha_observed *o)
+/*
+ * Gather: the answers observe needs that take I/O, the clock or the API
+ * thread's lock. What to ask depends on what is seen, so a first observation
+ * without them says which questions matter.
+ */
+static void gather(struct agent *a, struct ha_gathered *g)
 {
-	memset(o, 0, sizeof(*o));
-	o->job_running = a->job.kind != JOB_NONE;
-	o->in_backoff = now_ms() < a->act.backoff_until_ms;
-	o->dcs_ok = a->dcs.ok;
-	const char *init = a->view.initialize;
-	if (init == NULL)
-		o->init = HA_INIT_ABSENT;
-	else if (init_is_sysid(init))
-		o->init = HA_INIT_DONE;
-	else if (strcmp(init, a->keys.init_claim) == 0)
-		o->init = HA_INIT_MINE;
-	else
-		o->init = HA_INIT_OTHER;
-	o->leader_absent = a->view.leader == NULL;
-	/* Ours only under our current lease: a key left under an old lease will expire. */
-	o->leader_is_me = a->view.leader && strcmp(a->view.leader, a->cfg.name) == 0 &&
-			  (a->view.leader_lease == a->dcs.lease || !a->dcs.ok);
-	o->paused = a->fo.paused;
-	o->failsafe_ok = a->fencing.failsafe_ok;
-	o->failsafe_hold = fencing_failsafe_hold(a);
-	o->lease_expiring = !a->dcs.ok && fencing_lease_expiring(a);
-	o->failover_to = a->fo.to[0] == '\0' ? HA_TARGET_NONE
-		       : strcmp(a->fo.to, a->cfg.name) == 0 ? HA_TARGET_ME : HA_TARGET_OTHER;
-	o->crashed = a->pg.crashed;
-	o->restart_exhausted = o->leader_is_me && failover_restart_exhausted(a);
-	o->history = a->div.history;
-	o->rewind_failed = a->job.rewind_failed;
-	o->election = HA_ELECT_NOT_ASKED;
-	const struct member *leader = view_leader(a);
-	o->leader_known = leader != NULL && leader->host[0] != '\0' && leader->port > 0;
-	o->leader_running = leader != NULL && leader->role == ROLE_PRIMARY && leader->state == STATE_RUNNING;
-	o->leader_suspect = a->lk.foreign_rev != 0 && !o->leader_absent && !o->leader_is_me;
-
-	switch (a->pg.phase) {
-	case PG_STOPPED: o->pg = HA_PG_STOPPED; break;
-	case PG_STARTING: o->pg = HA_PG_STARTING; break;
-	case PG_RUNNING:
-		if (!a->pg.have_st)
-			o->pg = HA_PG_STARTING;   /* running but not queryable yet */
-		else
-			o->pg = a->pg.st.in_recovery ? HA_PG_REPLICA : HA_PG_PRIMARY;
-		break;
-	}
-	if (a->pg.phase != PG_STOPPED) {
-		o->data = HA_DATA_VALID;
-		o->data_standby = a->pg.have_st ? a->pg.st.in_recovery
-				: a->pg.child ? a->pg.started_as_standby : a->pg.data.standby_signal;
-	} else {
-		o->data = a->pg.data.kind == PG_DATA_MISSING ? HA_DATA_MISSING
-			: a->pg.data.kind == PG_DATA_VALID ? HA_DATA_VALID : HA_DATA_INVALID;
-		o->data_standby = a->pg.data.standby_signal;
-	}
-	const char *sysid = a->pg.have_st ? a->pg.st.system_id : a->pg.data.system_id;
-	if (o->init == HA_INIT_DONE && o->data == HA_DATA_VALID && sysid[0] != '\0')
-		o->sysid_mismatch = strcmp(sysid, init) != 0;
-	if (o->pg == HA_PG_REPLICA && leader != NULL) {
-		char *want = view_leader_conninfo(a, leader);
-		o->following_leader = a->pg.primary_conninfo && strcmp(want, a->pg.primary_conninfo) == 0;
-		if (a->pg.primary_conninfo == NULL) {
-			/* Adopted PostgreSQL: trust it if its walreceiver streams from the leader. */
-			o->following_leader = a->pg.st.streaming && strcmp(a->pg.st.upstream_host, leader->host) == 0 &&
-					      a->pg.st.upstream_port == leader->port;
-			if (o->following_leader)
-				a->pg.primary_conninfo = xstrdup(want);
-		}
-		free(want);
-	}
-	if (o->leader_absent && o->pg == HA_PG_REPLICA)
-		o->eligible = failover_eligible(a);
-	o->sync_denied = o->init == HA_INIT_DONE && sync_denies_me(a);
-	o->handover_wait = a->so.handover_wait;
-	o->request = ops_observed(a);
-	if (o->data == HA_DATA_MISSING && o->leader_known && !o->leader_is_me && o->dcs_ok) {
-		char slot[64];
-		pg_slot_name(a->cfg.name, slot, sizeof(slot));
-		char *ci = view_leader_conninfo(a, leader);
-		struct pgha_err e;
-		int r = pg_remote_slot_exists(ci, slot, &e);
-		free(ci);
-		if (r < 0)
-			log_warn("checking slot %s on the leader: %s", slot, e.msg);
-		o->slot_ready = r == 1;
-	}
+	memset(g, 0, sizeof(*g));
+	g->now_ms = now_ms();
+	g->failsafe_hold = fencing_failsafe_hold(a);
+	node_adopt_upstream(a, view_leader(a));
+	struct ha_observed o;
+	observe(a, g, &o);
+	if (o.leader_absent && o.pg == HA_PG_REPLICA)
+		g->eligible = failover_eligible(a);
+	if (o.data == HA_DATA_MISSING && o.leader_known && !o.leader_is_me && o.dcs_ok)
+		g->slot_ready = slot_on_leader(a);
 }
 
 /* ---- publish ------------------------------------------------------------ */
@@ -605,9 +541,11 @@ static void run_loop(struct agent *a)
 					agent_bootstrap_failed(a);
 			}
 		}
-		observe_dcs(a);
+		/* Refresh: read etcd, PostgreSQL and the data directory into the agent's state. */
+		refresh_dcs(a);
 		refresh_pg(a);
 		node_inspect_data(a);
+		/* What each concern does on its own each loop, before the decision. */
 		failover_note_running(a);
 		fencing_update(a);
 		fencing_failsafe_round(a);
@@ -615,8 +553,11 @@ static void run_loop(struct agent *a)
 		agent_diverged_copy_step(a);
 		switchover_step(a);
 		dynconf_step(a);
+		/* Observe (no side effect, from what was gathered) -> decide (pure) -> act -> publish. */
+		struct ha_gathered g;
+		gather(a, &g);
 		struct ha_observed o;
-		build_observed(a, &o);
+		observe(a, &g, &o);
 		struct ha_decision d = ha_decide(&o);
 		/* A planned switchover waits for the candidate's WAL position: look again soon. */
 		a->publish.quick_retry = o.handover_wait;
@@ -636,7 +577,8 @@ static void run_loop(struct agent *a)
 		    d.action == ACT_RECLONE || d.action == ACT_RESTART || d.action == ACT_REINIT) {
 			/* Publish the new state at once, then look again without sleeping. */
 			refresh_pg(a);
-			build_observed(a, &o);
+			gather(a, &g);
+			observe(a, &g, &o);
 			publish(a, &o);
 			continue;
 		}

@@ -253,6 +253,7 @@ enum node_event node_refresh(struct agent *a);
 /* Gather: pg_controldata of the stopped data directory. */
 void node_inspect_data(struct agent *a);
 void node_adopt(struct agent *a);
+void node_adopt_upstream(struct agent *a, const struct member *leader);
 bool node_is_primary(const struct agent *a);
 void node_set_error(struct agent *a, const char *fmt, ...) PGHA_PRINTF(2, 3);
 void node_disconnect(struct agent *a);
@@ -278,7 +279,7 @@ void fencing_stop(struct agent *a);
 /* Arm (or extend) the fence to the deadline of the lease the leader key is under. */
 void fencing_arm(struct agent *a);
 /* Time for a graceful demote: one loop before the fence would kill PostgreSQL. */
-bool fencing_lease_expiring(const struct agent *a);
+bool fencing_lease_expiring(const struct agent *a, int64_t now);
 /* After each loop's etcd read: keep the fence deadline in step with the lease. */
 void fencing_update(struct agent *a);
 void fencing_failsafe_round(struct agent *a);
@@ -344,6 +345,16 @@ const char *sync_primary_ssn(struct agent *a);    /* synchronous_standby_names t
 void sync_forget_leadership(struct agent *a);
 
 /* failover.c (ha/failover.h), switchover.c (ha/switchover.h) */
+
+/* observe.c */
+/* What the loop asked of the world (I/O, the clock) for one observation. */
+struct ha_gathered {
+	int64_t now_ms;
+	bool failsafe_hold;       /* another leader asked us (POST /failsafe) to hold off an election */
+	bool eligible;            /* asked only of a replica without a leader (failover_eligible) */
+	bool slot_ready;          /* asked only of a member without data that would clone */
+};
+void observe(const struct agent *a, const struct ha_gathered *g, struct ha_observed *o);
 
 /* actions.c */
 /* Carry out one decision; true: look again soon. */

@@ -122,11 +122,11 @@ void failover_note_running(struct agent *a)
 	}
 }
 
-bool failover_restart_exhausted(const struct agent *a)
+bool failover_restart_exhausted(const struct agent *a, int64_t now)
 {
 	if (a->fo.crash_first_ms == 0)
 		return false;
-	return now_ms() - a->fo.crash_first_ms > a->cfg.crash_restart_timeout_ms || a->fo.crash_count > 3;
+	return now - a->fo.crash_first_ms > a->cfg.crash_restart_timeout_ms || a->fo.crash_count > 3;
 }
 
 bool failover_eligible(const struct agent *a)

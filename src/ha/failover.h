@@ -6,6 +6,7 @@
 #define PGHA_HA_FAILOVER_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "dcs/etcd.h"
 #include "ha/decide.h"
@@ -18,7 +19,7 @@ void failover_request(struct agent *a, const char *to, const char *so_id);
 void failover_request_done(struct agent *a);
 void failover_note_crash(struct agent *a);
 void failover_note_running(struct agent *a);
-bool failover_restart_exhausted(const struct agent *a);
+bool failover_restart_exhausted(const struct agent *a, int64_t now);
 bool failover_eligible(const struct agent *a);
 enum ha_election failover_elect(struct agent *a);
 

@@ -43,9 +43,9 @@ static int64_t lease_fence_at(const struct agent *a)
 }
 
 /* Time for a graceful demote: one loop before the fence would kill PostgreSQL. */
-bool fencing_lease_expiring(const struct agent *a)
+bool fencing_lease_expiring(const struct agent *a, int64_t now)
 {
-	return now_ms() >= lease_fence_at(a) - a->cfg.loop_wait_ms - 500;
+	return now >= lease_fence_at(a) - a->cfg.loop_wait_ms - 500;
 }
 
 void fencing_arm(struct agent *a)

@@ -152,6 +152,17 @@ int node_reload(struct agent *a, struct pgha_err *e)
 	return 0;
 }
 
+/* Adopted PostgreSQL: trust its upstream if its walreceiver streams from the leader. */
+void node_adopt_upstream(struct agent *a, const struct member *leader)
+{
+	if (leader == NULL || a->pg.primary_conninfo != NULL || a->pg.phase != PG_RUNNING || !a->pg.have_st ||
+	    !a->pg.st.in_recovery)
+		return;
+	if (a->pg.st.streaming && strcmp(a->pg.st.upstream_host, leader->host) == 0 &&
+	    a->pg.st.upstream_port == leader->port)
+		a->pg.primary_conninfo = view_leader_conninfo(a, leader);
+}
+
 /* The data directory was moved away: nothing is there until a clone. */
 void node_data_gone(struct agent *a)
 {
