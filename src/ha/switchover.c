@@ -23,6 +23,7 @@
 #include "ha/switchover.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,101 +174,129 @@ static bool candidate_has_everything(struct agent *a)
 	return true;
 }
 
-void switchover_step(struct agent *a)
+/* ---- the decision (pure) ------------------------------------------------- */
+
+static struct so_step advance_to(enum so_phase phase, int64_t deadline_ms, const char *fmt, ...) PGHA_PRINTF(3, 4);
+
+static struct so_step advance_to(enum so_phase phase, int64_t deadline_ms, const char *fmt, ...)
 {
-	a->so.handover_wait = false;
-	if (!a->so.present || !a->dcs.ok)
-		return;
+	struct so_step s = {.action = SO_STEP_ADVANCE, .phase = phase, .deadline_ms = deadline_ms};
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s.reason, sizeof(s.reason), fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+struct so_step switchover_decide(const struct so_inputs *in)
+{
+	static const struct so_step none = {.action = SO_STEP_NONE};
+	const struct switchover *so = in->so;
+	const char *me = in->me;
+	int64_t now = in->now_ms;
+	bool primary = in->leader && strcmp(in->leader, me) == 0 && in->running_primary;
+	bool from_me = strcmp(so->from, me) == 0, to_me = strcmp(so->to, me) == 0;
+	bool late = so->deadline_ms > 0 && now > so->deadline_ms;
+	struct so_step s;
+
+	/* Finished records are left a while for `ctl list`, then the leader removes them. */
+	if (so->phase == SO_DONE || so->phase == SO_ABORTED) {
+		if (primary && so->deadline_ms > 0 && now > so->deadline_ms + KEEP_FINISHED_MS)
+			return (struct so_step){.action = SO_STEP_REMOVE};
+		return none;
+	}
+	if (to_me && primary && (so->phase == SO_DEMOTING || so->phase == SO_PROMOTING)) {
+		if (in->started_ms > 0)
+			return advance_to(SO_DONE, now, "the new leader runs (%.1f s after pausing began)",
+					  (double)(now - in->started_ms) / 1000.0);
+		return advance_to(SO_DONE, now, "the new leader runs");
+	}
+	if (!from_me)
+		return none;
+	switch (so->phase) {
+	case SO_SCHEDULED:
+		if (!primary || now < so->at_ms)
+			return none;
+		if (in->paused)
+			return advance_to(SO_ABORTED, now, "maintenance mode is on");
+		if (in->candidate_problem[0])
+			return advance_to(SO_ABORTED, now, "%s", in->candidate_problem);
+		s = advance_to(SO_PAUSING, now + PAUSE_TIMEOUT_MS, "%s", "");
+		s.start_clock = true;
+		return s;
+	case SO_PAUSING:
+		if (!primary)
+			return advance_to(SO_ABORTED, now, "this member stopped being the running leader");
+		if (late)
+			return advance_to(SO_ABORTED, now, "only %d of %d proxies paused within %d ms", in->proxies_paused,
+					  in->proxies, PAUSE_TIMEOUT_MS);
+		if (in->proxies_paused < in->proxies)
+			return none;
+		if (in->candidate_problem[0])
+			return advance_to(SO_ABORTED, now, "%s", in->candidate_problem);
+		s = advance_to(SO_DEMOTING, now + HANDOVER_TIMEOUT_MS, "%s", "");
+		s.start_clock = in->started_ms == 0;
+		s.failover = SO_FAILOVER_CANDIDATE;
+		return s;
+	case SO_DEMOTING:
+	case SO_PROMOTING:
+		if (in->leader && strcmp(in->leader, so->to) == 0) {
+			if (so->phase == SO_DEMOTING)
+				return advance_to(SO_PROMOTING, so->deadline_ms, "%s", "");
+			return none;
+		}
+		if (!late)
+			return none;
+		s = advance_to(SO_ABORTED, now, "%s did not take over within %d ms: %s goes on as the leader", so->to,
+			       HANDOVER_TIMEOUT_MS, me);
+		s.failover = SO_FAILOVER_ME;
+		return s;
+	case SO_DONE:
+	case SO_ABORTED:
+		break;
+	}
+	return none;
+}
+
+/* ---- acting on it --------------------------------------------------------- */
+
+/* Gather: the old leader, stopped, waits until the candidate confirms our last WAL (decide reads it). */
+static void handover(struct agent *a)
+{
 	if (a->so.rec.phase == SO_DEMOTING && strcmp(a->so.rec.from, a->cfg.name) == 0 && a->view.leader &&
 	    strcmp(a->view.leader, a->cfg.name) == 0)
 		a->so.handover_wait = !candidate_has_everything(a);
 	else
 		a->so.handover_logged = false;
-	const char *me = a->cfg.name;
-	bool leader = a->view.leader && strcmp(a->view.leader, me) == 0;
-	bool primary = leader && node_is_primary(a);
-	int64_t now = wall_ms();
-	struct switchover *so = &a->so.rec;
-	bool from_me = strcmp(so->from, me) == 0, to_me = strcmp(so->to, me) == 0;
-	bool late = so->deadline_ms > 0 && now > so->deadline_ms;
+}
 
-	/* Finished records are left a while for `ctl list`, then the leader removes them. */
-	if (so->phase == SO_DONE || so->phase == SO_ABORTED) {
-		if (primary && so->deadline_ms > 0 && now > so->deadline_ms + KEEP_FINISHED_MS) {
-			bool done;
-			struct pgha_err e;
-			if (etcd_delete_if_value(a->dcs.etcd, a->keys.switchover, a->so.raw, &done, &e) != 0)
-				log_debug("removing the finished switchover record: %s", e.msg);
-		}
+void switchover_step(struct agent *a)
+{
+	a->so.handover_wait = false;
+	if (!a->so.present || !a->dcs.ok)
+		return;
+	handover(a);
+	char problem[300];
+	check_candidate(a, problem, sizeof(problem));
+	struct so_inputs in = {
+		.so = &a->so.rec, .me = a->cfg.name, .leader = a->view.leader, .running_primary = node_is_primary(a),
+		.paused = a->fo.paused, .proxies = a->so.proxies, .proxies_paused = a->so.proxies_paused,
+		.started_ms = a->so.started_ms, .candidate_problem = problem, .now_ms = wall_ms(),
+	};
+	struct so_step s = switchover_decide(&in);
+	if (s.action == SO_STEP_REMOVE) {
+		bool done;
+		struct pgha_err e;
+		if (etcd_delete_if_value(a->dcs.etcd, a->keys.switchover, a->so.raw, &done, &e) != 0)
+			log_debug("removing the finished switchover record: %s", e.msg);
 		return;
 	}
-	if (to_me && primary && (so->phase == SO_DEMOTING || so->phase == SO_PROMOTING)) {
-		char took[96];
-		snprintf(took, sizeof(took), "the new leader runs (%.1f s after pausing began)",
-			 (double)(now - a->so.started_ms) / 1000.0);
-		advance(a, SO_DONE, now, a->so.started_ms > 0 ? took : "the new leader runs");
+	if (s.action != SO_STEP_ADVANCE || !advance(a, s.phase, s.deadline_ms, s.reason))
 		return;
-	}
-	if (!from_me)
-		return;
-	char why[300];
-	switch (so->phase) {
-	case SO_SCHEDULED:
-		if (!primary || now < so->at_ms)
-			return;
-		if (a->fo.paused) {
-			advance(a, SO_ABORTED, now, "maintenance mode is on");
-			return;
-		}
-		check_candidate(a, why, sizeof(why));
-		if (why[0]) {
-			advance(a, SO_ABORTED, now, why);
-			return;
-		}
-		if (advance(a, SO_PAUSING, now + PAUSE_TIMEOUT_MS, NULL))
-			a->so.started_ms = now;
-		return;
-	case SO_PAUSING:
-		if (!primary) {
-			advance(a, SO_ABORTED, now, "this member stopped being the running leader");
-			return;
-		}
-		if (late) {
-			snprintf(why, sizeof(why), "only %d of %d proxies paused within %d ms", a->so.proxies_paused,
-				 a->so.proxies, PAUSE_TIMEOUT_MS);
-			advance(a, SO_ABORTED, now, why);
-			return;
-		}
-		if (a->so.proxies_paused < a->so.proxies)
-			return;
-		check_candidate(a, why, sizeof(why));
-		if (why[0]) {
-			advance(a, SO_ABORTED, now, why);
-			return;
-		}
-		if (a->so.started_ms == 0)
-			a->so.started_ms = now;
-		if (advance(a, SO_DEMOTING, now + HANDOVER_TIMEOUT_MS, NULL))
-			failover_request(a, so->to, so->id);
-		return;
-	case SO_DEMOTING:
-	case SO_PROMOTING: {
-		const char *holder = a->view.leader;
-		if (holder && strcmp(holder, so->to) == 0) {
-			if (so->phase == SO_DEMOTING)
-				advance(a, SO_PROMOTING, so->deadline_ms, NULL);
-			return;
-		}
-		if (!late)
-			return;
-		snprintf(why, sizeof(why), "%s did not take over within %d ms: %s goes on as the leader", so->to,
-			 HANDOVER_TIMEOUT_MS, me);
-		if (advance(a, SO_ABORTED, now, why))
-			failover_request(a, me, so->id);
-		return;
-	}
-	case SO_DONE:
-	case SO_ABORTED:
-		return;
-	}
+	if (s.start_clock)
+		a->so.started_ms = in.now_ms;
+	if (s.failover == SO_FAILOVER_CANDIDATE)
+		failover_request(a, a->so.rec.to, a->so.rec.id);
+	else if (s.failover == SO_FAILOVER_ME)
+		failover_request(a, a->cfg.name, a->so.rec.id);
 }
