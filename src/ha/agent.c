@@ -204,11 +204,8 @@ static int setup(struct agent *a, struct pgha_err *e)
 static void refresh_pg(struct agent *a)
 {
 	enum node_event ev = node_refresh(a);
-	if (ev == NODE_EXITED || ev == NODE_EXITED_STARTING) {
-		failover_note_crash(a);
-		if (a->fencing.fence && fence_fired(a->fencing.fence))
-			log_warn("PostgreSQL was stopped by the fence: the leader lease could not be renewed in time");
-	}
+	if ((ev == NODE_EXITED || ev == NODE_EXITED_STARTING) && a->fencing.fence && fence_fired(a->fencing.fence))
+		log_warn("PostgreSQL was stopped by the fence: the leader lease could not be renewed in time");
 	if (ev == NODE_EXITED_STARTING || ev == NODE_START_TIMEOUT)
 		agent_backoff(a);
 }
@@ -546,7 +543,7 @@ static void run_loop(struct agent *a)
 		refresh_pg(a);
 		node_inspect_data(a);
 		/* What each concern does on its own each loop, before the decision. */
-		failover_note_running(a);
+		node_note_running(a);
 		fencing_update(a);
 		fencing_failsafe_round(a);
 		divergence_check(a);

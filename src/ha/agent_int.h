@@ -75,6 +75,9 @@ struct agent_pg {
 	bool started_as_standby;  /* what node_start wrote (standby.signal) */
 	int64_t reload_ms;        /* pgha.conf last reloaded */
 	char last_error[256];     /* the member record's error */
+	int crash_count;          /* crashes since crash_first_ms (restarting gives up after a few) */
+	int64_t crash_first_ms;
+	int64_t running_since_ms;
 };
 
 /* Fencing the leader's PostgreSQL (fencing.c). */
@@ -83,15 +86,12 @@ struct agent_fencing {
 	bool failsafe_ok;         /* the last failsafe round got a yes from every member */
 };
 
-/* Automatic failover: dynamic config, manual failover, crashes (failover.c). */
+/* Who may become the leader: dynamic config, manual failover (failover.c). */
 struct agent_failover {
 	uint64_t last_leader_lsn; /* last WAL position the leader published */
 	bool paused;              /* from the config key */
 	int64_t max_lag;          /* maximum_lag_on_failover (config key overrides the file) */
 	char to[MEMBER_NAME_MAX]; /* from the failover key, "" if none */
-	int crash_count;
-	int64_t crash_first_ms;
-	int64_t running_since_ms;
 };
 
 /* Is our WAL on the leader's history (divergence.c)? */
@@ -253,6 +253,10 @@ enum node_event node_refresh(struct agent *a);
 /* Gather: pg_controldata of the stopped data directory. */
 void node_inspect_data(struct agent *a);
 void node_adopt(struct agent *a);
+/* Forget an old crash once PostgreSQL has run well for a while. Each loop. */
+void node_note_running(struct agent *a);
+/* Crashed too often, or for too long, to restart it again. */
+bool node_restart_exhausted(const struct agent *a, int64_t now);
 void node_adopt_upstream(struct agent *a, const struct member *leader);
 bool node_is_primary(const struct agent *a);
 void node_set_error(struct agent *a, const char *fmt, ...) PGHA_PRINTF(2, 3);

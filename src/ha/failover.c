@@ -1,7 +1,7 @@
 /*
- * failover.c — the observations automatic failover needs: dynamic config
- * (pause, lag limit), manual failover requests, crash bookkeeping, whether
- * this member may be promoted, and the election poll.
+ * failover.c — who may become the leader: dynamic config (pause, lag
+ * limit), manual failover requests, whether this member may be promoted, and
+ * the election poll.
  */
 #include "ha/agent_int.h"
 
@@ -96,37 +96,6 @@ void failover_request(struct agent *a, const char *to, const char *so_id)
 	else
 		snprintf(a->fo.to, sizeof(a->fo.to), "%s", to);
 	free(v);
-}
-
-void failover_note_crash(struct agent *a)
-{
-	int64_t now = now_ms();
-	if (a->fo.crash_first_ms == 0)
-		a->fo.crash_first_ms = now;
-	a->fo.crash_count++;
-}
-
-/* Forget an old crash once PostgreSQL has run well for a while. */
-void failover_note_running(struct agent *a)
-{
-	if (a->pg.phase != PG_RUNNING) {
-		a->fo.running_since_ms = 0;
-		return;
-	}
-	int64_t now = now_ms();
-	if (a->fo.running_since_ms == 0)
-		a->fo.running_since_ms = now;
-	if (a->fo.crash_first_ms != 0 && now - a->fo.running_since_ms > 30000) {
-		a->fo.crash_first_ms = 0;
-		a->fo.crash_count = 0;
-	}
-}
-
-bool failover_restart_exhausted(const struct agent *a, int64_t now)
-{
-	if (a->fo.crash_first_ms == 0)
-		return false;
-	return now - a->fo.crash_first_ms > a->cfg.crash_restart_timeout_ms || a->fo.crash_count > 3;
 }
 
 bool failover_eligible(const struct agent *a)

@@ -177,6 +177,37 @@ void node_free(struct agent *a)
 	a->pg.primary_conninfo = NULL;
 }
 
+static void note_crash(struct agent *a)
+{
+	int64_t now = now_ms();
+	if (a->pg.crash_first_ms == 0)
+		a->pg.crash_first_ms = now;
+	a->pg.crash_count++;
+}
+
+/* Forget an old crash once PostgreSQL has run well for a while. */
+void node_note_running(struct agent *a)
+{
+	if (a->pg.phase != PG_RUNNING) {
+		a->pg.running_since_ms = 0;
+		return;
+	}
+	int64_t now = now_ms();
+	if (a->pg.running_since_ms == 0)
+		a->pg.running_since_ms = now;
+	if (a->pg.crash_first_ms != 0 && now - a->pg.running_since_ms > 30000) {
+		a->pg.crash_first_ms = 0;
+		a->pg.crash_count = 0;
+	}
+}
+
+bool node_restart_exhausted(const struct agent *a, int64_t now)
+{
+	if (a->pg.crash_first_ms == 0)
+		return false;
+	return now - a->pg.crash_first_ms > a->cfg.crash_restart_timeout_ms || a->pg.crash_count > 3;
+}
+
 static enum node_event ended(struct agent *a, int code)
 {
 	char why[64];
@@ -185,6 +216,7 @@ static enum node_event ended(struct agent *a, int code)
 	bool was_starting = a->pg.phase == PG_STARTING;
 	a->pg.pid = 0;
 	a->pg.phase = PG_STOPPED;
+	note_crash(a);
 	if (was_starting) {
 		node_set_error(a, "PostgreSQL exited during startup (%s); see %s", why, a->cfg.log_file);
 		return NODE_EXITED_STARTING;

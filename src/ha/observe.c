@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ha/failover.h"
 
 static bool init_is_sysid(const char *v)
 {
@@ -46,7 +45,7 @@ void observe(const struct agent *a, const struct ha_gathered *g, struct ha_obser
 	o->failover_to = a->fo.to[0] == '\0' ? HA_TARGET_NONE
 		       : strcmp(a->fo.to, a->cfg.name) == 0 ? HA_TARGET_ME : HA_TARGET_OTHER;
 	o->crashed = a->pg.crashed;
-	o->restart_exhausted = o->leader_is_me && failover_restart_exhausted(a, g->now_ms);
+	o->restart_exhausted = o->leader_is_me && node_restart_exhausted(a, g->now_ms);
 	o->history = a->div.history;
 	o->rewind_failed = a->job.rewind_failed;
 	o->election = HA_ELECT_NOT_ASKED;
