@@ -107,22 +107,20 @@ static bool advance(struct agent *a, enum so_phase phase, int64_t deadline_ms, c
 	return done;
 }
 
-/* Why the candidate cannot take over now ("" if it can). */
-static void check_candidate(struct agent *a, char *why, size_t len)
+void switchover_check_candidate(const char *to, const struct member *m, const struct sync_set *sync_set,
+				char *why, size_t len)
 {
 	why[0] = '\0';
-	const struct member *m = cluster_view_member(&a->view, a->so.rec.to);
 	if (m == NULL)
-		snprintf(why, len, "%s is not a member of the cluster (or its agent is down)", a->so.rec.to);
+		snprintf(why, len, "%s is not a member of the cluster (or its agent is down)", to);
 	else if (m->state != STATE_STREAMING)
-		snprintf(why, len, "%s is %s, not streaming", a->so.rec.to, member_state_name(m->state));
+		snprintf(why, len, "%s is %s, not streaming", to, member_state_name(m->state));
 	else if (m->tags.nofailover)
-		snprintf(why, len, "%s is tagged nofailover", a->so.rec.to);
+		snprintf(why, len, "%s is tagged nofailover", to);
 	else if (m->lag_bytes < 0 || m->lag_bytes > CANDIDATE_MAX_LAG)
-		snprintf(why, len, "%s is %" PRId64 " bytes behind (more than %d)", a->so.rec.to, m->lag_bytes,
-			 CANDIDATE_MAX_LAG);
-	else if (sync_mode_active(a) && !sync_set_has(&a->sync.pub.set, a->so.rec.to))
-		snprintf(why, len, "synchronous mode: %s is not a synchronous standby", a->so.rec.to);
+		snprintf(why, len, "%s is %" PRId64 " bytes behind (more than %d)", to, m->lag_bytes, CANDIDATE_MAX_LAG);
+	else if (sync_set != NULL && !sync_set_has(sync_set, to))
+		snprintf(why, len, "synchronous mode: %s is not a synchronous standby", to);
 }
 
 /* The candidate's last received WAL position, asked of its PostgreSQL itself (0: unknown). */
@@ -277,7 +275,8 @@ void switchover_step(struct agent *a)
 		return;
 	handover(a);
 	char problem[300];
-	check_candidate(a, problem, sizeof(problem));
+	switchover_check_candidate(a->so.rec.to, cluster_view_member(&a->view, a->so.rec.to),
+				   sync_mode_active(a) ? &a->sync.pub.set : NULL, problem, sizeof(problem));
 	struct so_inputs in = {
 		.so = &a->so.rec, .me = a->cfg.name, .leader = a->view.leader, .running_primary = node_is_primary(a),
 		.paused = a->fo.paused, .proxies = a->so.proxies, .proxies_paused = a->so.proxies_paused,

@@ -6,10 +6,13 @@
 #define PGHA_HA_SWITCHOVER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "dcs/etcd.h"
+#include "dcs/member.h"
 #include "dcs/switchover.h"
+#include "ha/sync.h"
 
 struct agent;
 
@@ -52,6 +55,13 @@ struct so_step {
 };
 
 struct so_step switchover_decide(const struct so_inputs *in);
+
+/*
+ * Why candidate `to` (its member record m, NULL if none) cannot take over now,
+ * "" if it can; sync_set: the synchronous standbys in synchronous mode, else NULL.
+ */
+void switchover_check_candidate(const char *to, const struct member *m, const struct sync_set *sync_set,
+				char *why, size_t len);
 
 /* Observe: the switchover record and the proxies' records, from the prefix read. */
 void switchover_read_dcs(struct agent *a, const struct etcd_kvs *kvs);

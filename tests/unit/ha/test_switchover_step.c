@@ -1,7 +1,8 @@
 /*
  * test_switchover_step.c — the planned switchover's decision
  * (switchover_decide in ha/switchover.c): a table of inputs with one or more
- * rows for every return of the function, each row the step it must take.
+ * rows for every return of the function, each row the step it must take; and
+ * the check of the candidate (switchover_check_candidate), one row per answer.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -202,11 +203,66 @@ static void test_table_covers_every_step(void **state)
 			fail_msg("no case expects failover %zu", f);
 }
 
+/* ---- the candidate ---------------------------------------------------------- */
+
+struct candidate_case {
+	const char *desc;
+	bool member;             /* the candidate has a member record */
+	enum member_state state;
+	bool nofailover;
+	int64_t lag;
+	bool sync_mode;          /* in synchronous mode, with ... */
+	bool listed;             /* ... the candidate a synchronous standby */
+	const char *want;        /* the answer starts with this; "" if it can take over */
+};
+
+static const struct candidate_case candidates[] = {
+	{"streaming, close", true, STATE_STREAMING, false, 100, false, false, ""},
+	{"streaming, exactly at the lag limit", true, STATE_STREAMING, false, 16 * 1024 * 1024, false, false, ""},
+	{"no member record", false, STATE_STREAMING, false, 0, false, false,
+	 "n2 is not a member of the cluster"},
+	{"running, not streaming", true, STATE_RUNNING, false, 0, false, false, "n2 is running, not streaming"},
+	{"tagged nofailover", true, STATE_STREAMING, true, 0, false, false, "n2 is tagged nofailover"},
+	{"too far behind", true, STATE_STREAMING, false, 16 * 1024 * 1024 + 1, false, false,
+	 "n2 is 16777217 bytes behind (more than 16777216)"},
+	{"lag unknown", true, STATE_STREAMING, false, -1, false, false, "n2 is -1 bytes behind"},
+	{"synchronous mode, not a synchronous standby", true, STATE_STREAMING, false, 0, true, false,
+	 "synchronous mode: n2 is not a synchronous standby"},
+	{"synchronous mode, a synchronous standby", true, STATE_STREAMING, false, 0, true, true, ""},
+};
+
+static void test_candidate_table(void **state)
+{
+	int failures = 0;
+	for (size_t i = 0; i < NELEM(candidates); i++) {
+		const struct candidate_case *c = &candidates[i];
+		struct member m;
+		memset(&m, 0, sizeof(m));
+		snprintf(m.name, sizeof(m.name), "n2");
+		m.state = c->state;
+		m.tags.nofailover = c->nofailover;
+		m.lag_bytes = c->lag;
+		struct sync_set set;
+		sync_set_clear(&set);
+		sync_set_add(&set, c->listed ? "n2" : "n3");
+		set.num = 1;
+		char why[300];
+		switchover_check_candidate("n2", c->member ? &m : NULL, c->sync_mode ? &set : NULL, why, sizeof(why));
+		if (strncmp(why, c->want, strlen(c->want)) != 0 || (c->want[0] == '\0' && why[0] != '\0')) {
+			print_error("candidate case %zu \"%s\": got \"%s\", want \"%s\"\n", i, c->desc, why, c->want);
+			failures++;
+		}
+	}
+	if (failures > 0)
+		fail_msg("%d failures in %zu candidate cases", failures, NELEM(candidates));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_step_table),
 		cmocka_unit_test(test_table_covers_every_step),
+		cmocka_unit_test(test_candidate_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
