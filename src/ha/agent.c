@@ -201,6 +201,8 @@ static int setup(struct agent *a, struct pgha_err *e)
 	return 0;
 }
 
+/* ---- refresh and gather (I/O) ------------------------------------------ */
+
 static void refresh_pg(struct agent *a)
 {
 	enum node_event ev = node_refresh(a);
@@ -209,8 +211,6 @@ static void refresh_pg(struct agent *a)
 	if (ev == NODE_EXITED_STARTING || ev == NODE_START_TIMEOUT)
 		agent_backoff(a);
 }
-
-/* ---- refresh and gather (I/O) ------------------------------------------ */
 
 static void dcs_log_state(struct agent *a, const char *why)
 {

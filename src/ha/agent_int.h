@@ -182,7 +182,7 @@ struct agent_act {
 	char diverged_copy[300];  /* <data>.diverged while it exists (agent_diverged_copy_step) */
 };
 
-/* The member record and the API's snapshot (agent.c). */
+/* The loop's own (agent.c): the member record, the API's snapshot, the last decision. */
 struct agent_publish {
 	struct member self;
 	char *last;               /* last record written (without updated_at) */
