@@ -19,6 +19,7 @@
 #include "dcs/switchover.h"
 #include "ha/agent_config.h"
 #include "ha/decide.h"
+#include "ha/divergence.h"
 #include "ha/fence.h"
 #include "ha/sync.h"
 #include "pg/pgconf.h"
@@ -92,14 +93,6 @@ struct agent_failover {
 	bool paused;              /* from the config key */
 	int64_t max_lag;          /* maximum_lag_on_failover (config key overrides the file) */
 	char to[MEMBER_NAME_MAX]; /* from the failover key, "" if none */
-};
-
-/* Is our WAL on the leader's history (divergence.c)? */
-struct agent_divergence {
-	enum ha_history history;
-	char key[512];            /* what the stopped data's check was made for */
-	int64_t checked_ms;
-	int64_t not_streaming_since_ms;
 };
 
 /* Synchronous replication (sync_leader.c, ha/sync.h). */
@@ -290,11 +283,7 @@ void fencing_failsafe_round(struct agent *a);
 /* Another leader asked us (POST /failsafe) to hold off an election. */
 bool fencing_failsafe_hold(struct agent *a);
 
-/* divergence.c */
-/* Gather: the leader's timeline history, when what it was checked for changed. */
-void divergence_check(struct agent *a);
-void divergence_unknown(struct agent *a);
-void divergence_reset(struct agent *a);
+/* divergence.c (ha/divergence.h) */
 
 /* leader_key.c */
 /* True when the leader key names no leader: the caller drops it from the view. */

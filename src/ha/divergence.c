@@ -1,6 +1,7 @@
 /*
  * divergence.c — is this member's WAL on the leader's history? Checked over a
- * replication connection to the leader; decide reads the answer (a->div).
+ * replication connection to the leader when divergence_due (pure) says so;
+ * decide reads the answer (a->div.history).
  */
 #include "ha/agent_int.h"
 
@@ -24,6 +25,40 @@ static void history_key(const struct agent *a, const struct member *leader, char
 		 (unsigned long long)a->pg.data.min_recovery_lsn, a->pg.data.cluster_state);
 }
 
+bool divergence_due(struct agent_divergence *d, enum div_situation s, const char *key, int64_t now)
+{
+	switch (s) {
+	case DIV_NO_LEADER:
+		d->not_streaming_since_ms = 0;
+		return false;
+	case DIV_STOPPED:
+		if (strcmp(key, d->key) != 0) {
+			/* Another leader or other data: nothing is known until checked. */
+			snprintf(d->key, sizeof(d->key), "%s", key);
+			d->history = HA_HIST_UNKNOWN;
+		} else if (d->history != HA_HIST_UNKNOWN || now - d->checked_ms < 1000) {
+			return false;   /* known for this leader and this data, or failed a moment ago */
+		}
+		break;
+	case DIV_NOT_STREAMING:
+		d->key[0] = '\0';
+		if (d->not_streaming_since_ms == 0)
+			d->not_streaming_since_ms = now;
+		if (now - d->not_streaming_since_ms < 3000 || now - d->checked_ms < 5000)
+			return false;
+		break;
+	case DIV_STREAMING:
+		d->not_streaming_since_ms = 0;
+		d->key[0] = '\0';
+		return false;
+	case DIV_OTHER:
+		d->key[0] = '\0';
+		return false;
+	}
+	d->checked_ms = now;
+	return true;
+}
+
 /*
  * Does our WAL leave the leader's history? Asked of a stopped data directory
  * before it may start as a standby (until a check succeeds for this leader and
@@ -35,39 +70,30 @@ static void history_key(const struct agent *a, const struct member *leader, char
 void divergence_check(struct agent *a)
 {
 	const struct member *leader = view_leader(a);
-	if (leader == NULL || strcmp(leader->name, a->cfg.name) == 0 || !a->dcs.ok) {
-		a->div.not_streaming_since_ms = 0;
+	bool stopped = a->pg.phase == PG_STOPPED && a->pg.data.kind == PG_DATA_VALID && a->job.kind == JOB_NONE;
+	bool running = a->pg.phase == PG_RUNNING && a->pg.have_st;
+	char key[sizeof(a->div.key)] = "";
+	enum div_situation s;
+	if (leader == NULL || strcmp(leader->name, a->cfg.name) == 0 || !a->dcs.ok)
+		s = DIV_NO_LEADER;
+	else if (stopped)
+		s = DIV_STOPPED;
+	else if (running && a->pg.st.in_recovery && !a->pg.st.streaming)
+		s = DIV_NOT_STREAMING;
+	else if (running && a->pg.st.streaming)
+		s = DIV_STREAMING;
+	else
+		s = DIV_OTHER;
+	if (s == DIV_STOPPED)
+		history_key(a, leader, key, sizeof(key));
+	if (!divergence_due(&a->div, s, key, now_ms()))
 		return;
-	}
-	int64_t now = now_ms();
 	uint32_t my_tli = 0;
 	uint64_t my_lsn = 0;
-	bool stopped = a->pg.phase == PG_STOPPED && a->pg.data.kind == PG_DATA_VALID && a->job.kind == JOB_NONE;
-	char key[sizeof(a->div.key)];
-	if (stopped) {
-		history_key(a, leader, key, sizeof(key));
-		if (strcmp(key, a->div.key) != 0) {
-			/* Another leader or other data: nothing is known until checked. */
-			snprintf(a->div.key, sizeof(a->div.key), "%s", key);
-			a->div.history = HA_HIST_UNKNOWN;
-		} else if (a->div.history != HA_HIST_UNKNOWN || now - a->div.checked_ms < 1000) {
-			return;   /* known for this leader and this data, or failed a moment ago */
-		}
-	} else if (a->pg.phase == PG_RUNNING && a->pg.have_st && a->pg.st.in_recovery && !a->pg.st.streaming) {
-		a->div.key[0] = '\0';
-		if (a->div.not_streaming_since_ms == 0)
-			a->div.not_streaming_since_ms = now;
-		if (now - a->div.not_streaming_since_ms < 3000 || now - a->div.checked_ms < 5000)
-			return;
+	if (!stopped) {
 		my_tli = a->pg.st.timeline;
 		my_lsn = a->pg.st.received_lsn > a->pg.st.replayed_lsn ? a->pg.st.received_lsn : a->pg.st.replayed_lsn;
-	} else {
-		a->div.key[0] = '\0';
-		if (a->pg.phase == PG_RUNNING && a->pg.have_st && a->pg.st.streaming)
-			a->div.not_streaming_since_ms = 0;
-		return;
 	}
-	a->div.checked_ms = now;
 	char *ci = view_leader_conninfo(a, leader);
 	uint32_t leader_tli = 0;
 	uint64_t leader_lsn = 0;
@@ -102,14 +128,11 @@ void divergence_check(struct agent *a)
 	free(ci);
 }
 
-
-/* A clone or a rewind changed the data: check it again before it starts. */
 void divergence_unknown(struct agent *a)
 {
 	a->div.history = HA_HIST_UNKNOWN;
 }
 
-/* The data was moved aside: nothing left to diverge until a clone. */
 void divergence_reset(struct agent *a)
 {
 	a->div.history = HA_HIST_ON;
