@@ -289,7 +289,7 @@ bool fencing_failsafe_hold(struct agent *a);
 /* True when the leader key names no leader: the caller drops it from the view. */
 bool leader_key_judge(struct agent *a);
 bool leader_key_may_reattach(const struct agent *a);
-int leader_key_replace(struct agent *a, bool *done, struct pgha_err *e);
+int leader_key_replace(const struct agent *a, bool *done, struct pgha_err *e);
 
 /* job.c */
 void job_init(struct agent *a);

@@ -115,7 +115,7 @@ bool failover_eligible(const struct agent *a)
 	return true;
 }
 
-enum ha_election failover_elect(struct agent *a)
+enum ha_election failover_elect(const struct agent *a)
 {
 	struct ha_candidate me = {0};
 	snprintf(me.name, sizeof(me.name), "%s", a->cfg.name);

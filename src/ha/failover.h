@@ -17,6 +17,6 @@ void failover_read_dcs(struct agent *a, const struct etcd_kvs *kvs);
 void failover_request(struct agent *a, const char *to, const char *so_id);
 void failover_request_done(struct agent *a);
 bool failover_eligible(const struct agent *a);
-enum ha_election failover_elect(struct agent *a);
+enum ha_election failover_elect(const struct agent *a);
 
 #endif

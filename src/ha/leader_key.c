@@ -68,7 +68,7 @@ bool leader_key_may_reattach(const struct agent *a)
 }
 
 /* Take the key from an invalid value: compared on its exact mod_revision. */
-int leader_key_replace(struct agent *a, bool *done, struct pgha_err *e)
+int leader_key_replace(const struct agent *a, bool *done, struct pgha_err *e)
 {
 	struct etcd_cmp cmp[] = {
 		{.key = a->keys.leader, .target = ETCD_CMP_MOD, .result = ETCD_CMP_EQUAL,

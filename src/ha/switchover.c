@@ -124,7 +124,7 @@ void switchover_check_candidate(const char *to, const struct member *m, const st
 }
 
 /* The candidate's last received WAL position, asked of its PostgreSQL itself (0: unknown). */
-static uint64_t candidate_received(struct agent *a, const struct member *m)
+static uint64_t candidate_received(const struct agent *a, const struct member *m)
 {
 	/* The superuser's password comes from the agent's passfile, as for every other connection. */
 	char *base = pg_conninfo(m->host, m->port, a->cfg.superuser, a->cfg.pgpass, "pgha-agent", "postgres");
