@@ -265,7 +265,7 @@ void admin_login_done(struct client *c)
 		pgp_build_parameter_status(&c->out, params[i][0], params[i][1]);
 	pgp_build_backend_key_data(&c->out, 0, "\0\0\0\0", 4);
 	pgp_build_ready_for_query(&c->out, 'I');
-	c->state = CL_IDLE;
+	client_set_state(c, CL_IDLE);
 }
 
 /* Handle the admin client's complete messages. Returns -1 if it must be closed. */

@@ -58,6 +58,38 @@ static bool list_has(const char *list, const char *name)
 
 static int flush_out(struct client *c);
 
+/* The list a client in state st sits on; NULL: none (an active client is reached through its server). */
+static struct link *client_list(struct client *c, enum client_state st)
+{
+	switch (st) {
+	case CL_WAITING:
+		return &c->pool->waiting;
+	case CL_ACTIVE:
+	case CL_CLOSING:
+		return NULL;
+	default:
+		return &c->px->clients_idle;
+	}
+}
+
+void client_set_state(struct client *c, enum client_state to)
+{
+	struct link *from_list = client_list(c, c->state), *to_list = client_list(c, to);
+	if (c->state == CL_WAITING)
+		c->pool->nwaiting--;
+	if (to == CL_WAITING)
+		c->pool->nwaiting++;
+	if (from_list != to_list || c->node.next == NULL) {
+		link_del(&c->node);
+		if (to_list != NULL)
+			link_add_tail(to_list, &c->node);
+	}
+	c->state = to;
+	/* The login timeout counts from the accept, through TLS and authentication. */
+	if (to == CL_LOGIN || to == CL_IDLE || to == CL_WAITING || to == CL_ACTIVE)
+		c->since_ms = c->px->now_ms;
+}
+
 void client_accept(struct proxy *px, int fd, bool ro)
 {
 	int one = 1;
@@ -75,11 +107,9 @@ void client_accept(struct proxy *px, int fd, bool ro)
 	c->tag.fd = fd;
 	c->px = px;
 	c->ro = ro;
-	c->state = CL_STARTUP;
 	c->since_ms = px->now_ms;
+	client_set_state(c, CL_STARTUP);
 	sb_init(&c->out);
-	link_init(&c->node);
-	link_add_tail(&px->clients_idle, &c->node);
 	px->nclients++;
 	c->preauth = true;
 	px->npreauth++;
@@ -190,9 +220,7 @@ void client_close(struct client *c, const char *why)
 	if (c->state == CL_CLOSING)
 		return;
 	log_debug("client %s (%s@%s) closed: %s", c->addr, c->user, c->database, why);
-	if (c->state == CL_WAITING && c->pool)
-		pool_cancel_wait(c->pool, c);
-	c->state = CL_CLOSING;
+	client_set_state(c, CL_CLOSING);
 	client_unlink_server(c, c->terminated);
 	client_free(c);
 }
@@ -219,7 +247,7 @@ void client_send_error(struct client *c, const char *sqlstate, const char *msg, 
 		/* The connection survives (transaction pooling): the client may go on. */
 		pgp_build_ready_for_query(&c->out, 'I');
 		c->pending = 0;
-		c->state = CL_IDLE;
+		client_set_state(c, CL_IDLE);
 		/* Whatever it had sent for the lost server is dropped with the error. */
 		c->in.start = c->in.end = 0;
 		relay_reset(c);
@@ -227,8 +255,6 @@ void client_send_error(struct client *c, const char *sqlstate, const char *msg, 
 			c->server->client = NULL;
 			c->server = NULL;
 		}
-		link_del(&c->node);
-		link_add_tail(&c->px->clients_idle, &c->node);
 	}
 	if (flush_out(c) < 0)
 		return;
@@ -262,11 +288,8 @@ void client_server_lost(struct client *c, char server_status, const char *why)
 	c->lost = xstrdup(msg);
 	c->lost_told = false;
 	c->server = NULL;
-	c->state = CL_IDLE;
-	c->since_ms = c->px->now_ms;
+	client_set_state(c, CL_IDLE);
 	relay_reset(c);
-	link_del(&c->node);
-	link_add_tail(&c->px->clients_idle, &c->node);
 	proxy_watch(c->px, &c->tag, EPOLLIN);
 }
 
@@ -331,11 +354,8 @@ void client_close_when_sent(struct client *c, const char *why)
 	client_unlink_server(c, false);
 	c->close_when_sent = true;
 	relay_reset(c);
-	c->state = CL_IDLE;
-	c->since_ms = c->px->now_ms;
+	client_set_state(c, CL_IDLE);
 	c->in.start = c->in.end = 0;
-	link_del(&c->node);
-	link_add_tail(&c->px->clients_idle, &c->node);
 	proxy_watch(c->px, &c->tag, EPOLLIN);
 	client_event(c, EPOLLOUT);
 }
@@ -463,8 +483,7 @@ void client_login_done(struct client *c)
 		memset(c->cancel_key, 0, sizeof(c->cancel_key));
 	pgp_build_backend_key_data(&c->out, c->cancel_pid, c->cancel_key, 4);
 	pgp_build_ready_for_query(&c->out, 'I');
-	c->state = CL_IDLE;
-	c->since_ms = px->now_ms;
+	client_set_state(c, CL_IDLE);
 	if (flush_out(c) < 0)
 		return;
 	if (pbuf_len(&c->in) > 0)
@@ -485,7 +504,6 @@ static void auth_ok(struct client *c)
 			return;
 		}
 		admin_login_done(c);
-		c->since_ms = c->px->now_ms;
 		flush_out(c);
 		return;
 	}
@@ -493,17 +511,13 @@ static void auth_ok(struct client *c)
 		client_login_done(c);
 		return;
 	}
-	c->state = CL_LOGIN;
-	c->since_ms = c->px->now_ms;
+	client_set_state(c, CL_LOGIN);
 	if (flush_out(c) < 0)
 		return;
 	if (c->pool->nservers == 0) {
 		struct route_target t;
-		if (pool_target(c->pool, &t)) {
-			struct server *s = server_connect(c->pool, &t);
-			if (s != NULL)
-				link_add_tail(&c->pool->active, &s->node);
-		}
+		if (pool_target(c->pool, &t))
+			server_connect(c->pool, &t);
 	}
 }
 
@@ -556,7 +570,7 @@ static void auth_start(struct client *c)
 		auth_ok(c);
 		return;
 	}
-	c->state = CL_AUTH;
+	client_set_state(c, CL_AUTH);
 	const char *secret = NULL;
 	struct pgha_err e;
 	switch (creds_lookup(c->px, c->user, &secret, &e)) {
@@ -607,7 +621,7 @@ static void start_tls(struct client *c)
 		client_close(c, "cannot start TLS");
 		return;
 	}
-	c->state = CL_TLS;
+	client_set_state(c, CL_TLS);
 	proxy_watch(c->px, &c->tag, EPOLLIN);
 }
 
@@ -623,7 +637,7 @@ static void tls_step(struct client *c)
 		proxy_watch(c->px, &c->tag, c->tls_want ? c->tls_want : EPOLLIN);
 		return;
 	}
-	c->state = CL_STARTUP;
+	client_set_state(c, CL_STARTUP);
 	proxy_watch(c->px, &c->tag, EPOLLIN);
 	ssize_t n = client_read(c, &c->in);
 	if (n == 0 || n == -1) {
@@ -830,10 +844,8 @@ void client_got_server(struct client *c, struct server *s)
 {
 	c->server = s;
 	s->client = c;
-	c->state = CL_ACTIVE;
-	c->since_ms = c->px->now_ms;
+	client_set_state(c, CL_ACTIVE);
 	c->xact_start_ms = c->px->now_ms;
-	link_del(&c->node);
 	relay_apply_params(c, s);
 	relay_c2s(c);
 }

@@ -113,10 +113,8 @@ static void open_servers(struct pool *p)
 			return;   /* no leader yet: the clients wait (hold) */
 		log_debug("pool %s@%s: opening a server to %s:%d (%d waiting)", p->user, p->database, t.host,
 			  t.port, p->nwaiting);
-		struct server *s = server_connect(p, &t);
-		if (s == NULL)
+		if (server_connect(p, &t) == NULL)
 			return;
-		link_add_tail(&p->active, &s->node);   /* connecting servers sit with the active ones */
 		connecting++;
 	}
 }
@@ -138,21 +136,15 @@ void pool_request(struct pool *p, struct client *c)
 	log_debug("pool %s: client %p wants a server (%d waiting, %d servers)", p->user, (void *)c, p->nwaiting, p->nservers);
 	while (!pool_held(p) && !link_empty(&p->idle)) {
 		struct server *s = link_entry(p->idle.next, struct server, node);
-		link_del(&s->node);
 		if (s->stale || !target_current(p, &s->target)) {
 			server_close(s, "its target changed");
 			continue;
 		}
-		link_add_tail(&p->active, &s->node);
-		s->state = SV_ACTIVE;
+		server_set_state(s, SV_ACTIVE);
 		client_got_server(c, s);
 		return;
 	}
-	c->state = CL_WAITING;
-	c->since_ms = p->px->now_ms;
-	link_del(&c->node);
-	link_add_tail(&p->waiting, &c->node);
-	p->nwaiting++;
+	client_set_state(c, CL_WAITING);
 	open_servers(p);
 }
 
@@ -161,21 +153,14 @@ void pool_cancel_wait(struct pool *p, struct client *c)
 {
 	if (c->state != CL_WAITING)
 		return;
-	link_del(&c->node);
-	p->nwaiting--;
-	c->state = CL_IDLE;
-	link_add_tail(&p->px->clients_idle, &c->node);
+	client_set_state(c, CL_IDLE);
 	proxy_watch(p->px, &c->tag, EPOLLIN);
 }
 
 static void give_to_waiting(struct pool *p, struct server *s)
 {
 	struct client *c = link_entry(p->waiting.next, struct client, node);
-	link_del(&c->node);
-	p->nwaiting--;
-	link_del(&s->node);
-	link_add_tail(&p->active, &s->node);
-	s->state = SV_ACTIVE;
+	server_set_state(s, SV_ACTIVE);
 	client_got_server(c, s);
 }
 
@@ -193,9 +178,7 @@ void pool_release(struct server *s)
 		give_to_waiting(p, s);
 		return;
 	}
-	link_del(&s->node);
-	s->state = SV_IDLE;
-	link_add_tail(&p->idle, &s->node);
+	server_set_state(s, SV_IDLE);
 	if (p->px->so_hold && !p->ro)
 		hold_check(p->px);
 }
@@ -203,20 +186,20 @@ void pool_release(struct server *s)
 void pool_server_ready(struct server *s)
 {
 	struct pool *p = s->pool;
-	/* Clients that logged in before the pool knew its parameters can go on now. */
+	if (!link_empty(&p->waiting) && !pool_held(p))
+		give_to_waiting(p, s);
+	else
+		server_set_state(s, SV_IDLE);
+	/*
+	 * Clients that logged in before the pool knew its parameters can go on now
+	 * (one that sent a query after its startup packet finds the server idle).
+	 */
 	for (struct link *l = p->px->clients_idle.next; l != &p->px->clients_idle;) {
 		struct client *c = link_entry(l, struct client, node);
 		l = l->next;
 		if (c->state == CL_LOGIN && c->pool == p)
 			client_login_done(c);
 	}
-	if (!link_empty(&p->waiting) && !pool_held(p)) {
-		give_to_waiting(p, s);
-		return;
-	}
-	link_del(&s->node);
-	s->state = SV_IDLE;
-	link_add_tail(&p->idle, &s->node);
 }
 
 void pool_take_params(struct pool *p, struct strbuf *params)
@@ -245,11 +228,6 @@ void pool_take_params(struct pool *p, struct strbuf *params)
 const char *pool_param(const struct client *c, int k)
 {
 	return c->want[k] != NULL ? c->want[k] : c->pool->defaults[k];
-}
-
-void pool_server_gone(struct server *s)
-{
-	s->pool->nservers--;
 }
 
 void pool_login_failed(struct pool *p, const char *why)

@@ -304,6 +304,13 @@ int proxy_reload(struct proxy *px, struct pgha_err *e);
 
 /* client.c */
 void client_accept(struct proxy *px, int fd, bool ro);
+/*
+ * The only way a client changes state: it moves to the list of its new state
+ * (the proxy's idle list, or its pool's waiting list, counted in nwaiting; an
+ * active or closing client is on none), and since_ms restarts, except through
+ * the login (client_login_timeout counts from the accept).
+ */
+void client_set_state(struct client *c, enum client_state to);
 void client_event(struct client *c, uint32_t events);
 void client_send_error(struct client *c, const char *sqlstate, const char *msg, bool fatal);
 void client_close(struct client *c, const char *why);
@@ -350,7 +357,10 @@ void relay_server_free(struct server *s);
 void relay_registry_free(struct proxy *px);
 
 /* server.c */
+/* Connecting: counted in p->nservers (until closed), on p's active list. NULL: failed (told to p). */
 struct server *server_connect(struct pool *p, const struct route_target *t);
+/* The only way a server changes state: it moves to its pool's idle or active list, or leaves (closing). */
+void server_set_state(struct server *s, enum server_state to);
 void server_event(struct server *s, uint32_t events);
 void server_close(struct server *s, const char *why);
 /* Send the client's buffered bytes to its server. */
@@ -366,7 +376,6 @@ void pool_request(struct pool *p, struct client *c);
 void pool_cancel_wait(struct pool *p, struct client *c);
 void pool_release(struct server *s);
 void pool_server_ready(struct server *s);
-void pool_server_gone(struct server *s);
 /* The first server logged in: its ParameterStatus messages (taken) are what clients are told. */
 void pool_take_params(struct pool *p, struct strbuf *params);
 /* The value of tracked parameter k a client of p gets: its own, else the pool's default. */

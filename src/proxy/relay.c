@@ -858,10 +858,7 @@ static void release_server(struct client *c, struct server *s)
 {
 	struct proxy *px = c->px;
 	c->server = NULL;
-	c->state = CL_IDLE;
-	c->since_ms = px->now_ms;
-	link_del(&c->node);
-	link_add_tail(&px->clients_idle, &c->node);
+	client_set_state(c, CL_IDLE);
 	proxy_watch(px, &c->tag, EPOLLIN);
 	proxy_watch(px, &s->tag, EPOLLIN);
 	/* A large message went through: pooled buffers do not keep its size. */

@@ -26,6 +26,32 @@
 
 static void server_flush_out(struct server *s);
 
+/* The list of its pool a server in state st sits on; NULL: none. */
+static struct link *server_list(struct server *s, enum server_state st)
+{
+	switch (st) {
+	case SV_IDLE:
+		return &s->pool->idle;
+	case SV_CLOSING:
+		return NULL;
+	default:
+		return &s->pool->active;   /* connecting and logging in servers sit with the active ones */
+	}
+}
+
+void server_set_state(struct server *s, enum server_state to)
+{
+	struct link *from_list = server_list(s, s->state), *to_list = server_list(s, to);
+	if (from_list != to_list || s->node.next == NULL) {
+		link_del(&s->node);
+		if (to_list != NULL)
+			link_add_tail(to_list, &s->node);
+	}
+	if (to == SV_CLOSING)
+		s->pool->nservers--;   /* counted from server_connect() on */
+	s->state = to;
+}
+
 struct server *server_connect(struct pool *p, const struct route_target *t)
 {
 	struct proxy *px = p->px;
@@ -63,13 +89,12 @@ struct server *server_connect(struct pool *p, const struct route_target *t)
 	s->tag.fd = fd;
 	s->px = px;
 	s->pool = p;
-	s->state = SV_CONNECTING;
 	s->target = *t;
 	s->created_ms = s->used_ms = px->now_ms;
 	s->status = 'I';
-	link_init(&s->node);
 	sb_init(&s->out);
 	p->nservers++;
+	server_set_state(s, SV_CONNECTING);
 	/* The startup packet waits in the out buffer until the connection is up. */
 	struct pgp_param params[3] = {
 		{"user", p->user}, {"database", p->database}, {"application_name", "pgha-proxy"},
@@ -86,7 +111,7 @@ void server_close(struct server *s, const char *why)
 		return;
 	log_debug("server %s:%d (pid %d) closed: %s", s->target.host, s->target.port, s->backend_pid, why);
 	bool was_login = s->state == SV_CONNECTING || s->state == SV_LOGIN;
-	s->state = SV_CLOSING;
+	server_set_state(s, SV_CLOSING);
 	struct client *c = s->client;
 	s->client = NULL;
 	if (c != NULL) {
@@ -95,8 +120,6 @@ void server_close(struct server *s, const char *why)
 	}
 	proxy_unwatch(s->px, &s->tag);
 	close(s->tag.fd);
-	link_del(&s->node);
-	pool_server_gone(s);
 	if (was_login && !s->stale)   /* a stale attempt was abandoned, it did not fail */
 		pool_login_failed(s->pool, why);
 	if (s->sasl)
@@ -367,7 +390,6 @@ static void login_step(struct server *s)
 			if (!s->pool->have_params)
 				pool_take_params(s->pool, &s->login_params);
 			sb_free(&s->login_params);
-			s->state = SV_IDLE;
 			s->used_ms = s->px->now_ms;
 			pbuf_compact(b);
 			log_debug("server %s:%d logged in (backend pid %d)", s->target.host, s->target.port,
@@ -407,7 +429,7 @@ void server_event(struct server *s, uint32_t events)
 		return;
 	}
 	if (s->state == SV_CONNECTING && (events & EPOLLOUT)) {
-		s->state = SV_LOGIN;
+		server_set_state(s, SV_LOGIN);
 		proxy_watch(px, &s->tag, EPOLLIN);
 	}
 	if (events & EPOLLOUT) {
