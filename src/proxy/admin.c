@@ -17,7 +17,10 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pgproto/pgproto.h"
-#include "proxy/proxy_int.h"
+#include "proxy/admin.h"
+#include "proxy/objects.h"
+#include "proxy/pool.h"
+#include "proxy/reload.h"
 
 bool admin_allowed(const struct proxy *px, const char *user)
 {

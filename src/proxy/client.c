@@ -23,23 +23,15 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pgproto/pgproto.h"
+#include "proxy/admin.h"
+#include "proxy/client.h"
 #include "proxy/creds.h"
-#include "proxy/proxy_int.h"
+#include "proxy/pool.h"
+#include "proxy/relay.h"
+#include "proxy/server.h"
+#include "proxy/tls.h"
 
 /* ---- lifecycle -------------------------------------------------------- */
-
-const char *const tracked_params[NTRACKED] = {
-	"client_encoding", "DateStyle", "TimeZone", "IntervalStyle", "standard_conforming_strings",
-	"application_name",
-};
-
-int tracked_index(const char *name)
-{
-	for (int k = 0; k < NTRACKED; k++)
-		if (strcasecmp(tracked_params[k], name) == 0)
-			return k;
-	return -1;
-}
 
 /* Is name in the comma-separated list? (case-insensitive, blanks ignored) */
 static bool list_has(const char *list, const char *name)
@@ -57,38 +49,6 @@ static bool list_has(const char *list, const char *name)
 }
 
 static int flush_out(struct client *c);
-
-/* The list a client in state st sits on; NULL: none (an active client is reached through its server). */
-static struct link *client_list(struct client *c, enum client_state st)
-{
-	switch (st) {
-	case CL_WAITING:
-		return &c->pool->waiting;
-	case CL_ACTIVE:
-	case CL_CLOSING:
-		return NULL;
-	default:
-		return &c->px->clients_idle;
-	}
-}
-
-void client_set_state(struct client *c, enum client_state to)
-{
-	struct link *from_list = client_list(c, c->state), *to_list = client_list(c, to);
-	if (c->state == CL_WAITING)
-		c->pool->nwaiting--;
-	if (to == CL_WAITING)
-		c->pool->nwaiting++;
-	if (from_list != to_list || c->node.next == NULL) {
-		link_del(&c->node);
-		if (to_list != NULL)
-			link_add_tail(to_list, &c->node);
-	}
-	c->state = to;
-	/* The login timeout counts from the accept, through TLS and authentication. */
-	if (to == CL_LOGIN || to == CL_IDLE || to == CL_WAITING || to == CL_ACTIVE)
-		c->since_ms = c->px->now_ms;
-}
 
 void client_accept(struct proxy *px, int fd, bool ro)
 {

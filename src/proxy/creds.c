@@ -5,6 +5,7 @@
  * lookup per user at a time, a bound on lookups in flight, lookups held while
  * no server is known (start, failover), and waking the clients that wait.
  */
+
 #include "proxy/creds.h"
 
 #include <stdio.h>
@@ -16,7 +17,9 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "proxy/authq.h"
-#include "proxy/proxy_int.h"
+#include "proxy/client.h"
+#include "proxy/objects.h"
+#include "proxy/users.h"
 
 #define NBUCKETS 4096
 
@@ -88,7 +91,7 @@ static int auth_user_password(struct proxy *px, char **out, struct pgha_err *e)
 			return err_wrap(e, "[auth] auth_user_password_file");
 		return 0;
 	}
-	const struct user_entry *u = proxy_user(px, cfg->auth_user);
+	const struct user_entry *u = users_find(px, cfg->auth_user);
 	if (u == NULL)
 		return err_set(e, "[auth] auth_user = \"%s\": no password for it: put its plaintext password "
 			       "in the users file (%s) or in auth_user_password_file", cfg->auth_user,
@@ -220,7 +223,7 @@ void creds_users_loaded(struct proxy *px, struct user_entry *old, size_t nold)
 struct scram_server *creds_scram_server(struct proxy *px, const char *user, const char *secret,
 					struct pgha_err *e)
 {
-	const struct user_entry *u = proxy_user(px, user);
+	const struct user_entry *u = users_find(px, user);
 	if (u != NULL && u->verifier != NULL)
 		return scram_server_new_stored(user, u->verifier, NULL, e);
 	if (u != NULL && needs_verifier(u->secret))
@@ -234,7 +237,7 @@ struct scram_server *creds_scram_server(struct proxy *px, const char *user, cons
 
 const char *creds_secret(struct proxy *px, const char *user)
 {
-	const struct user_entry *u = proxy_user(px, user);
+	const struct user_entry *u = users_find(px, user);
 	if (u != NULL)
 		return u->secret;
 	struct cred *cr = px->creds ? cred_find(px->creds, user) : NULL;
@@ -256,7 +259,7 @@ static bool lookup_target(struct proxy *px, struct authq_job *j)
 enum creds_lookup creds_lookup(struct proxy *px, const char *user, const char **secret,
 			       struct pgha_err *e)
 {
-	const struct user_entry *u = proxy_user(px, user);
+	const struct user_entry *u = users_find(px, user);
 	struct creds *cs = px->creds;
 	*secret = u ? u->secret : NULL;
 	if (u != NULL && u->deriving)
@@ -311,7 +314,7 @@ static void wake_clients(struct proxy *px, const char *user, const char *secret,
 
 static void derived(struct proxy *px, struct authq_job *j)
 {
-	struct user_entry *u = (struct user_entry *)proxy_user(px, j->user);
+	struct user_entry *u = (struct user_entry *)users_find(px, j->user);
 	/* Answers for a password replaced by a reload since are dropped: its own job follows. */
 	if (u == NULL || !u->deriving || strcmp(u->secret, j->password) != 0) {
 		authq_job_free(j);
@@ -444,7 +447,7 @@ void creds_learn_keys(struct proxy *px, const char *user, const struct scram_key
 void creds_for_server(struct proxy *px, const char *user, struct server_creds *out)
 {
 	memset(out, 0, sizeof(*out));
-	const struct user_entry *u = proxy_user(px, user);
+	const struct user_entry *u = users_find(px, user);
 	struct cred *cr = px->creds ? cred_find(px->creds, user) : NULL;
 	const char *secret = NULL;
 	if (u != NULL) {

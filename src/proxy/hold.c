@@ -20,7 +20,10 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "proxy/proxy_int.h"
+#include "proxy/client.h"
+#include "proxy/hold.h"
+#include "proxy/pool.h"
+#include "proxy/relay.h"
 
 static void publish_record(struct proxy *px)
 {
@@ -132,9 +135,4 @@ void hold_tick(struct proxy *px)
 		px->so_clients_published = px->nclients;
 		publish_record(px);
 	}
-}
-
-bool pool_held(const struct pool *p)
-{
-	return p->px->paused || (!p->ro && p->px->so_hold);
 }

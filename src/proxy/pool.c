@@ -13,7 +13,10 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pgproto/pgproto.h"
-#include "proxy/proxy_int.h"
+#include "proxy/client.h"
+#include "proxy/hold.h"
+#include "proxy/pool.h"
+#include "proxy/server.h"
 
 struct pool *pool_get(struct proxy *px, const char *db, const char *user, bool ro)
 {
@@ -225,11 +228,6 @@ void pool_take_params(struct pool *p, struct strbuf *params)
 	p->defaults[k] = xstrdup("");
 }
 
-const char *pool_param(const struct client *c, int k)
-{
-	return c->want[k] != NULL ? c->want[k] : c->pool->defaults[k];
-}
-
 void pool_login_failed(struct pool *p, const char *why)
 {
 	snprintf(p->last_error, sizeof(p->last_error), "%s", why);
@@ -314,4 +312,9 @@ void pool_tick(struct pool *p)
 	}
 	if (p->nwaiting > 0)
 		open_servers(p);
+}
+
+bool pool_held(const struct pool *p)
+{
+	return p->px->paused || (!p->ro && p->px->so_hold);
 }

@@ -21,169 +21,17 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "proxy/client.h"
 #include "proxy/creds.h"
-#include "proxy/proxy_int.h"
-
-void proxy_watch(struct proxy *px, struct fdtag *t, uint32_t events)
-{
-	if (t->registered && t->events == events)
-		return;
-	struct epoll_event ev = {.events = events, .data.ptr = t};
-	if (epoll_ctl(px->epfd, t->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, t->fd, &ev) != 0)
-		log_warn("epoll_ctl(fd %d): %s", t->fd, strerror(errno));
-	t->registered = true;
-	t->events = events;
-}
-
-void proxy_unwatch(struct proxy *px, struct fdtag *t)
-{
-	if (t->registered)
-		epoll_ctl(px->epfd, EPOLL_CTL_DEL, t->fd, NULL);
-	t->registered = false;
-	t->events = 0;
-	/*
-	 * It is going away (closed, then freed): events for it later in the batch
-	 * being handled must not reach it (one client's end can close its server).
-	 */
-	for (int i = px->ev_next; i < px->ev_count; i++)
-		if (px->evs[i].data.ptr == t)
-			px->evs[i].data.ptr = NULL;
-}
-
-const struct user_entry *proxy_user(const struct proxy *px, const char *name)
-{
-	for (size_t i = 0; i < px->nusers; i++)
-		if (strcmp(px->users[i].name, name) == 0)
-			return &px->users[i];
-	return NULL;
-}
-
-/* Users file: lines of "user" "secret" (PgBouncer's userlist.txt format). */
-static int load_users(struct proxy *px, struct pgha_err *e)
-{
-	char *text;
-	size_t len;
-	if (read_secret_text(px->cfg.auth_file, &text, &len, e) != 0)
-		return err_wrap(e, "[auth] auth_file");
-	int rc = 0, lineno = 0;
-	char *save = NULL;
-	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		lineno++;
-		char *p = line;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (*p == '\0' || *p == ';' || *p == '#' || *p == '\r')
-			continue;
-		char *field[2];
-		for (int f = 0; f < 2; f++) {
-			while (*p == ' ' || *p == '\t')
-				p++;
-			if (*p != '"') {
-				rc = err_set(e, "%s:%d: expected \"user\" \"password\"", px->cfg.auth_file, lineno);
-				goto out;
-			}
-			char *start = ++p, *w = p;
-			for (;; p++) {
-				if (*p == '\0') {
-					rc = err_set(e, "%s:%d: unterminated quote", px->cfg.auth_file, lineno);
-					goto out;
-				}
-				if (*p == '"' && p[1] == '"') {   /* "" is a quote inside */
-					*w++ = '"';
-					p++;
-					continue;
-				}
-				if (*p == '"')
-					break;
-				*w++ = *p;
-			}
-			*w = '\0';
-			p++;
-			field[f] = start;
-		}
-		px->users = xrealloc(px->users, (px->nusers + 1) * sizeof(*px->users));
-		px->users[px->nusers] = (struct user_entry){.name = xstrdup(field[0]), .secret = xstrdup(field[1])};
-		px->nusers++;
-	}
-out:
-	secret_wipe_free(text, len);
-	return rc;
-}
-
-static void free_users(struct proxy *px);
-
-static void free_user_list(struct user_entry *users, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(users[i].name);
-		secret_free(users[i].secret);
-		secret_free(users[i].verifier);
-	}
-	free(users);
-}
-
-int proxy_reload_users(struct proxy *px, struct pgha_err *e)
-{
-	struct user_entry *old = px->users;
-	size_t nold = px->nusers;
-	px->users = NULL;
-	px->nusers = 0;
-	if (load_users(px, e) != 0) {
-		free_users(px);
-		px->users = old;   /* keep the users we had */
-		px->nusers = nold;
-		return -1;
-	}
-	creds_users_loaded(px, old, nold);
-	free_user_list(old, nold);
-	return 0;
-}
-
-static void note_fixed(const struct config_option *o, void *arg)
-{
-	log_warn("reload: [%s] %s changed in %s: it takes effect at the next restart", o->section, o->name,
-		 (const char *)arg);
-}
-
-int proxy_reload(struct proxy *px, struct pgha_err *e)
-{
-	struct proxy_config fresh;
-	if (proxy_config_load(px->cfg.path, &fresh, e) != 0) {
-		proxy_config_free(&fresh);
-		return err_wrap(e, "keeping the running configuration");
-	}
-	config_take_reloadable(&proxy_config_table, &px->cfg, &fresh, note_fixed, px->cfg.path);
-	px->cfg.server_auth_mask = fresh.server_auth_mask;   /* derived from a reloadable option */
-	proxy_config_free(&fresh);
-	log_set_level((enum log_level)px->cfg.log_level);
-	int rc = 0;
-	if (tls_configure(px, e) != 0) {
-		log_error("reload: %s (TLS keeps its previous state)", e->msg);
-		rc = -1;
-	}
-	struct pgha_err ue;
-	if (proxy_reload_users(px, &ue) != 0) {
-		log_error("reload: %s (keeping the previous users)", ue.msg);
-		if (rc == 0)
-			*e = ue;
-		rc = -1;
-	} else if (creds_reload(px, &ue) != 0) {
-		log_error("reload: %s (auth_query keeps auth_user's previous password)", ue.msg);
-		if (rc == 0)
-			*e = ue;
-		rc = -1;
-	}
-	if (rc == 0)
-		log_info("reloaded %s", px->cfg.path);
-	return rc;
-}
-
-static void free_users(struct proxy *px)
-{
-	free_user_list(px->users, px->nusers);
-	px->users = NULL;
-	px->nusers = 0;
-}
+#include "proxy/hold.h"
+#include "proxy/metrics.h"
+#include "proxy/objects.h"
+#include "proxy/pool.h"
+#include "proxy/relay.h"
+#include "proxy/reload.h"
+#include "proxy/server.h"
+#include "proxy/tls.h"
+#include "proxy/users.h"
 
 static int listen_on(const char *addr, struct pgha_err *e)
 {
@@ -313,7 +161,7 @@ int proxy_main(int argc, char **argv)
 		proxy_config_free(&px->cfg);
 		return 2;
 	}
-	if (load_users(px, &e) != 0 || tls_configure(px, &e) != 0) {
+	if (users_load(px, &e) != 0 || tls_configure(px, &e) != 0) {
 		fprintf(stderr, "pgha proxy: %s\n", e.msg);
 		tls_shutdown(px);
 		return 2;
@@ -331,7 +179,7 @@ int proxy_main(int argc, char **argv)
 			printf("%s: OK (%zu users)\n", path, px->nusers);
 		secret_free(etcd_pw);
 		creds_stop(px);
-		free_users(px);
+		users_free(px);
 		tls_shutdown(px);
 		proxy_config_free(&px->cfg);
 		return rc != 0 ? 2 : 0;
@@ -492,7 +340,7 @@ out:
 	if (px->route)
 		route_stop(px->route);
 	creds_stop(px);
-	free_users(px);
+	users_free(px);
 	tls_shutdown(px);
 	relay_registry_free(px);
 	proxy_config_free(&px->cfg);

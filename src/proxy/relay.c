@@ -41,7 +41,12 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pgproto/pgproto.h"
-#include "proxy/proxy_int.h"
+#include "proxy/client.h"
+#include "proxy/metrics.h"
+#include "proxy/pool.h"
+#include "proxy/relay.h"
+#include "proxy/server.h"
+#include "proxy/tls.h"
 
 /* The longest message PostgreSQL accepts (PQ_LARGE_MESSAGE_LIMIT): longer ones are refused here. */
 #define MSG_MAX ((1u << 30) - 2)

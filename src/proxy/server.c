@@ -21,36 +21,14 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pgproto/pgproto.h"
+#include "proxy/client.h"
 #include "proxy/creds.h"
-#include "proxy/proxy_int.h"
+#include "proxy/pool.h"
+#include "proxy/relay.h"
+#include "proxy/server.h"
 
 static void server_flush_out(struct server *s);
 
-/* The list of its pool a server in state st sits on; NULL: none. */
-static struct link *server_list(struct server *s, enum server_state st)
-{
-	switch (st) {
-	case SV_IDLE:
-		return &s->pool->idle;
-	case SV_CLOSING:
-		return NULL;
-	default:
-		return &s->pool->active;   /* connecting and logging in servers sit with the active ones */
-	}
-}
-
-void server_set_state(struct server *s, enum server_state to)
-{
-	struct link *from_list = server_list(s, s->state), *to_list = server_list(s, to);
-	if (from_list != to_list || s->node.next == NULL) {
-		link_del(&s->node);
-		if (to_list != NULL)
-			link_add_tail(to_list, &s->node);
-	}
-	if (to == SV_CLOSING)
-		s->pool->nservers--;   /* counted from server_connect() on */
-	s->state = to;
-}
 
 struct server *server_connect(struct pool *p, const struct route_target *t)
 {
@@ -406,14 +384,6 @@ static void login_step(struct server *s)
 }
 
 /* ---- forwarding ------------------------------------------------------ */
-
-void server_forward_from_client(struct server *s)
-{
-	struct client *c = s->client;
-	if (c == NULL)
-		return;
-	client_event(c, 0);
-}
 
 void server_event(struct server *s, uint32_t events)
 {

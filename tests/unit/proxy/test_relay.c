@@ -22,7 +22,10 @@
 
 #include "common/strbuf.h"
 #include "pgproto/pgproto.h"
-#include "proxy/proxy_int.h"
+#include "proxy/client.h"
+#include "proxy/pool.h"
+#include "proxy/relay.h"
+#include "proxy/server.h"
 
 /* ---- a proxy with one pool, its servers and one client, over socketpairs ---- */
 
