@@ -14,25 +14,17 @@
 
 void client_accept(struct proxy *px, int fd, bool ro);
 void client_event(struct client *c, uint32_t events);
+/* An event on a server: forwarded for its client, or acted on (logged in, failed, reset). */
+void client_server_event(struct server *s, uint32_t events);
+/* Once a second: p's clients waiting past hold_timeout fail, its servers' timeouts. */
+void client_pool_tick(struct pool *p);
+/* After a RESUME or a switchover's hold: waiting clients get idle servers, new ones open. */
+void client_resume_waiting(struct proxy *px);
+/* After creds_lookups_done(), creds_tick(), creds_topology_changed(): the clients waiting go on. */
+void client_wake_lookups(struct proxy *px);
 void client_send_error(struct client *c, const char *sqlstate, const char *msg, bool fatal);
 void client_close(struct client *c, const char *why);
-/* Send what is queued for c, then close it (reading and dropping its input meanwhile). */
-void client_close_when_sent(struct client *c, const char *why);
-/*
- * c's server is gone (it died, ended the session with FATAL, or was closed for
- * it): its transaction is lost, not its connection. Told at once (08006, then
- * ReadyForQuery) unless it sits idle inside the transaction (the server's last
- * ReadyForQuery said 'T' or 'E', nothing is owed, nothing is buffered): then at
- * its next request, never unsolicited.
- */
-void client_server_lost(struct client *c, char server_status, const char *why);
-/* FATAL error sqlstate/msg to the client, then client_close_when_sent(). */
-void client_fail(struct client *c, const char *sqlstate, const char *msg);
-void client_got_server(struct client *c, struct server *s);
-void client_login_done(struct client *c);
 void client_check_timeouts(struct client *c);
 void client_report_refused(struct proxy *px);
-/* creds.c: the auth_query lookup c waited for is over (failure: why, for the log). */
-void client_auth_lookup_done(struct client *c, const char *secret, const char *failure);
 
 #endif

@@ -17,7 +17,6 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "proxy/authq.h"
-#include "proxy/client.h"
 #include "proxy/objects.h"
 #include "proxy/users.h"
 
@@ -39,6 +38,7 @@ struct creds {
 	bool lookups;              /* [auth] auth_user is set: users not in the file are looked up */
 	int nfetching;
 	struct authq_job *held;    /* lookups waiting for a server to run on */
+	struct creds_wake *wakes, **wakes_tail;   /* answers not taken yet (creds_take_wake) */
 };
 
 /* ---- the table ------------------------------------------------------------ */
@@ -163,6 +163,9 @@ void creds_stop(struct proxy *px)
 		cs->held = j->next;
 		authq_job_free(j);
 	}
+	struct creds_wake *w;
+	while ((w = creds_take_wake(px)) != NULL)
+		creds_wake_free(w);
 	for (int b = 0; b < NBUCKETS; b++) {
 		while (cs->buckets[b] != NULL) {
 			struct cred *cr = cs->buckets[b];
@@ -298,18 +301,35 @@ static const char *secret_kind(const char *s)
 	return scram_is_verifier(s) ? "SCRAM verifier" : pgmd5_is_verifier(s) ? "md5 hash" : "plaintext";
 }
 
-/*
- * Wake the clients waiting for user's lookup or verifier. client_auth_lookup_done()
- * sends the challenge or an error, and may close (free) that client only.
- */
+/* The clients waiting for user's lookup or verifier go on: queued for the caller (creds_take_wake). */
 static void wake_clients(struct proxy *px, const char *user, const char *secret, const char *failure)
 {
-	for (struct link *l = px->clients_idle.next; l != &px->clients_idle;) {
-		struct client *c = link_entry(l, struct client, node);
-		l = l->next;
-		if (c->state == CL_AUTH && c->auth_lookup && strcmp(c->user, user) == 0)
-			client_auth_lookup_done(c, secret, failure);
-	}
+	struct creds *cs = px->creds;
+	struct creds_wake *w = xcalloc(1, sizeof(*w));
+	w->user = xstrdup(user);
+	w->secret = secret ? xstrdup(secret) : NULL;
+	w->failure = failure ? xstrdup(failure) : NULL;
+	if (cs->wakes == NULL)
+		cs->wakes_tail = &cs->wakes;
+	*cs->wakes_tail = w;
+	cs->wakes_tail = &w->next;
+}
+
+struct creds_wake *creds_take_wake(struct proxy *px)
+{
+	struct creds *cs = px->creds;
+	struct creds_wake *w = cs ? cs->wakes : NULL;
+	if (w != NULL)
+		cs->wakes = w->next;
+	return w;
+}
+
+void creds_wake_free(struct creds_wake *w)
+{
+	free(w->user);
+	secret_free(w->secret);
+	free(w->failure);
+	free(w);
 }
 
 static void derived(struct proxy *px, struct authq_job *j)

@@ -22,7 +22,6 @@
 #include "common/log.h"
 #include "proxy/client.h"
 #include "proxy/hold.h"
-#include "proxy/pool.h"
 #include "proxy/relay.h"
 
 static void publish_record(struct proxy *px)
@@ -87,7 +86,7 @@ static void release(struct proxy *px, const char *why)
 	px->so_hold = false;
 	px->so_drained = false;
 	publish_record(px);
-	pool_resume_all(px);
+	client_resume_waiting(px);
 }
 
 void hold_topology(struct proxy *px)

@@ -8,7 +8,8 @@
 #include "proxy/objects.h"
 
 void hold_topology(struct proxy *px);   /* after a new topology */
-void hold_check(struct proxy *px);      /* a server was released: drained now? */
+/* Servers were released: drained now? (after each batch of events while holding) */
+void hold_check(struct proxy *px);
 void hold_tick(struct proxy *px);
 
 #endif

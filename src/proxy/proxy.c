@@ -106,8 +106,9 @@ static void tick(struct proxy *px)
 	if (freed > 4 * 1024 * 1024)
 		malloc_trim(0);
 	for (struct link *l = px->pools.next; l != &px->pools; l = l->next)
-		pool_tick(link_entry(l, struct pool, node));
+		client_pool_tick(link_entry(l, struct pool, node));
 	creds_tick(px);
+	client_wake_lookups(px);
 	hold_tick(px);
 	metrics_render(px);
 }
@@ -280,7 +281,7 @@ int proxy_main(int argc, char **argv)
 			case FD_LISTEN_RW: accept_all(px, t->fd, false); break;
 			case FD_LISTEN_RO: accept_all(px, t->fd, true); break;
 			case FD_CLIENT: client_event((struct client *)t, evs[i].events); break;
-			case FD_SERVER: server_event((struct server *)t, evs[i].events); break;
+			case FD_SERVER: client_server_event((struct server *)t, evs[i].events); break;
 			case FD_ROUTE:
 				route_get(px->route, &px->topo);
 				px->stats_routing_changes++;
@@ -291,8 +292,12 @@ int proxy_main(int argc, char **argv)
 				pool_topology_changed(px);
 				hold_topology(px);
 				creds_topology_changed(px);
+				client_wake_lookups(px);
 				break;
-			case FD_AUTHQ: creds_lookups_done(px); break;
+			case FD_AUTHQ:
+				creds_lookups_done(px);
+				client_wake_lookups(px);
+				break;
 			case FD_SIGNAL: {
 				struct signalfd_siginfo si;
 				while (read(t->fd, &si, sizeof(si)) == sizeof(si)) {
@@ -318,6 +323,7 @@ int proxy_main(int argc, char **argv)
 			}
 		}
 		px->ev_count = 0;
+		hold_check(px);   /* servers released in this batch: drained for a switchover now? */
 		if (px->now_ms - last_tick >= 1000) {
 			last_tick = px->now_ms;
 			tick(px);

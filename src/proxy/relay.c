@@ -41,9 +41,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pgproto/pgproto.h"
-#include "proxy/client.h"
 #include "proxy/metrics.h"
-#include "proxy/pool.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
 #include "proxy/tls.h"
@@ -228,13 +226,6 @@ static void server_forget(struct server *s, const struct pstmt *p)
 			return;
 		}
 	}
-}
-
-void relay_server_free(struct server *s)
-{
-	free(s->prepared);
-	s->prepared = NULL;
-	s->nprepared = s->capprepared = 0;
 }
 
 static struct pstmt *client_stmt(const struct client *c, const char *name)
@@ -623,19 +614,29 @@ static int bind_start(struct client *c, struct server *s, const uint8_t *h, uint
 	return 1;
 }
 
+static enum relay_next result(struct relay_result *r, enum relay_next next, const char *sqlstate,
+			      const char *why)
+{
+	r->sqlstate = sqlstate;
+	snprintf(r->why, sizeof(r->why), "%s", why);
+	return next;
+}
+
 /* Refuse the client message whose header is at h (len: its length field): error, then close. */
-static void refuse(struct client *c, const uint8_t *h, uint32_t len, const char *sqlstate, const char *msg)
+static int refuse(struct client *c, const uint8_t *h, uint32_t len, const char *sqlstate, const char *msg,
+		  struct relay_result *r)
 {
 	size_t have = c->in.end - (size_t)(h - c->in.data), total = (size_t)len + 1;
 	c->drop_remaining = have < total ? (uint32_t)(total - have) : 0;
-	client_fail(c, sqlstate, msg);
+	result(r, RELAY_FAIL_CLIENT, sqlstate, msg);
+	return -1;
 }
 
 /*
  * The start of a client message (header at h): stream it, or read it whole and
- * rewrite it. 1 done, 0 wait for more bytes, -1 the client got an error.
+ * rewrite it. 1 done, 0 wait for more bytes, -1 the client fails (r says how).
  */
-static int c2s_msg(struct client *c, struct server *s, const uint8_t *h, uint32_t len)
+static int c2s_msg(struct client *c, struct server *s, const uint8_t *h, uint32_t len, struct relay_result *r)
 {
 	char type = (char)h[0];
 	struct pbuf *b = &c->in;
@@ -652,10 +653,8 @@ static int c2s_msg(struct client *c, struct server *s, const uint8_t *h, uint32_
 		return 1;
 	}
 	if (type == 'B') {
-		int r = bind_start(c, s, h, len, &e);
-		if (r < 0)
-			refuse(c, h, len, "08P01", e.msg);
-		return r;
+		int done = bind_start(c, s, h, len, &e);
+		return done < 0 ? refuse(c, h, len, "08P01", e.msg, r) : done;
 	}
 	size_t max = type == 'P' ? WHOLE_MAX : SMALL_MAX;
 	if (len > max) {
@@ -663,8 +662,7 @@ static int c2s_msg(struct client *c, struct server *s, const uint8_t *h, uint32_
 		snprintf(msg, sizeof(msg), "%s message of %u bytes: the proxy reads this message whole and "
 			 "takes at most %zu bytes (HINT: use an unnamed statement for longer texts)",
 			 pgp_client_type_name(type), len + 1, max);
-		refuse(c, h, len, "54000", msg);
-		return -1;
+		return refuse(c, h, len, "54000", msg, r);
 	}
 	if (pbuf_len(b) < (size_t)len + 1) {
 		if (!big_reserve(c, (size_t)len + 1)) {
@@ -672,15 +670,14 @@ static int c2s_msg(struct client *c, struct server *s, const uint8_t *h, uint32_
 			snprintf(msg, sizeof(msg), "%s message of %u bytes: the proxy holds %u MiB of large "
 				 "messages for its clients already (HINT: retry later)",
 				 pgp_client_type_name(type), len + 1, BIG_TOTAL >> 20);
-			refuse(c, h, len, "53200", msg);
-			return -1;
+			return refuse(c, h, len, "53200", msg, r);
 		}
 		pbuf_reserve(b, (size_t)len + 1 - pbuf_len(b));
 		return 0;
 	}
 	struct pgp_msg m;
 	if (pgp_frame(h, pbuf_len(b), max, &m, &e) != PGP_OK || rewrite(c, s, &m, &e) != 0) {
-		client_fail(c, "08P01", e.msg);
+		result(r, RELAY_FAIL_CLIENT, "08P01", e.msg);
 		return -1;
 	}
 	b->start += m.total_len;
@@ -691,25 +688,10 @@ static int c2s_msg(struct client *c, struct server *s, const uint8_t *h, uint32_
 	return 1;
 }
 
-/* Send s->out; false if it could not all go (the caller stops reading the client). */
-static bool flush_server(struct server *s)
-{
-	int r = strbuf_send(&s->out, &s->out_off, s->tag.fd);
-	if (r < 0) {
-		server_close(s, "send to the server failed");
-		return false;
-	}
-	return r == 1;
-}
-
-/* 1 all sent, 0 partial (the client is watched for EPOLLOUT), -1 the client is gone (freed). */
+/* 1 all sent, 0 partial (the client is watched for EPOLLOUT), -1 failed (the client must go). */
 static int flush_client(struct client *c)
 {
 	int r = client_send(c, &c->out, &c->out_off);
-	if (r < 0) {
-		client_close(c, "send to the client failed");
-		return -1;
-	}
 	if (r == 0)
 		proxy_watch(c->px, &c->tag, EPOLLIN | EPOLLOUT);
 	return r;
@@ -738,18 +720,20 @@ void relay_apply_params(struct client *c, struct server *s)
 	sb_free(&sql);
 }
 
-void relay_c2s(struct client *c)
+enum relay_next relay_c2s(struct client *c, struct relay_result *res)
 {
 	struct proxy *px = c->px;
 	struct server *s = c->server;
 	for (;;) {
 		if (s->out.len > s->out_off) {
-			if (!flush_server(s)) {
-				if (c->server == s && c->state == CL_ACTIVE) {
-					proxy_watch(px, &s->tag, EPOLLIN | EPOLLOUT);
-					proxy_watch(px, &c->tag, 0);
-				}
-				return;
+			int sent = strbuf_send(&s->out, &s->out_off, s->tag.fd);
+			if (sent < 0)
+				return result(res, RELAY_CLOSE_SERVER, NULL, "send to the server failed");
+			if (sent == 0) {
+				/* The server is slow: stop reading the client until it drains. */
+				proxy_watch(px, &s->tag, EPOLLIN | EPOLLOUT);
+				proxy_watch(px, &c->tag, 0);
+				return RELAY_WAIT;
 			}
 		}
 		struct pbuf *b = &c->in;
@@ -772,27 +756,23 @@ void relay_c2s(struct client *c)
 				char msg[200];
 				snprintf(msg, sizeof(msg), "invalid message length %u from the client (%s; "
 					 "PostgreSQL takes 4 to %u)", len, pgp_client_type_name(type), MSG_MAX);
-				client_fail(c, "08P01", msg);
-				return;
+				return result(res, RELAY_FAIL_CLIENT, "08P01", msg);
 			}
 			if (type == 'X') {
 				c->terminated = true;
 				b->start = b->end;
-				client_close(c, "client sent Terminate");
-				return;
+				return result(res, RELAY_CLOSE_CLIENT, NULL, "client sent Terminate");
 			}
-			int r = c2s_msg(c, s, h, len);
+			int r = c2s_msg(c, s, h, len, res);
 			if (r < 0)
-				return;
+				return RELAY_FAIL_CLIENT;
 			if (r == 0)
 				break;
 			progress = true;
 		}
-		if (c->state != CL_ACTIVE || c->server != s)
-			return;
 		drain_synth(c);
 		if (c->out.len > c->out_off && flush_client(c) < 0)
-			return;
+			return result(res, RELAY_CLOSE_CLIENT, NULL, "send to the client failed");
 		if (progress || s->out.len > s->out_off)
 			continue;   /* send what was queued, then read more */
 		if (b->start == b->end)
@@ -802,13 +782,12 @@ void relay_c2s(struct client *c)
 		ssize_t r = client_read(c, b);
 		if (r == -2)
 			break;
-		if (r <= 0) {
-			client_close(c, r == 0 ? "client disconnected" : "read error");
-			return;
-		}
+		if (r <= 0)
+			return result(res, RELAY_CLOSE_CLIENT, NULL, r == 0 ? "client disconnected" : "read error");
 	}
 	proxy_watch(px, &s->tag, EPOLLIN);
 	proxy_watch(px, &c->tag, EPOLLIN);
+	return RELAY_WAIT;
 }
 
 /* ---- server → client --------------------------------------------------------- */
@@ -850,28 +829,7 @@ static bool ends_session(const struct pgp_notice *err)
 	return strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0;
 }
 
-/* The server ended the session with FATAL (forwarded): PostgreSQL closes the connection then, so do we. */
-static void end_with_server(struct client *c, struct server *s)
-{
-	c->server = NULL;
-	s->client = NULL;
-	server_close(s, "it ended the session with FATAL");
-	client_close_when_sent(c, "its server ended the session with FATAL");
-}
-
-static void release_server(struct client *c, struct server *s)
-{
-	struct proxy *px = c->px;
-	c->server = NULL;
-	client_set_state(c, CL_IDLE);
-	proxy_watch(px, &c->tag, EPOLLIN);
-	proxy_watch(px, &s->tag, EPOLLIN);
-	/* A large message went through: pooled buffers do not keep its size. */
-	px->freed_bytes += pbuf_shrink(&s->in) + sb_shrink(&s->out, &s->out_off) + pbuf_shrink(&c->in);
-	pool_release(s);
-}
-
-void client_forward_from_server(struct client *c)
+enum relay_next relay_s2c(struct client *c, struct relay_result *res)
 {
 	struct server *s = c->server;
 	struct proxy *px = c->px;
@@ -879,11 +837,11 @@ void client_forward_from_server(struct client *c)
 		if (c->out.len > c->out_off) {
 			int r = flush_client(c);
 			if (r < 0)
-				return;
+				return result(res, RELAY_CLOSE_CLIENT, NULL, "send to the client failed");
 			if (r == 0) {
 				/* The client is slow: stop reading the server until it drains. */
 				proxy_watch(px, &s->tag, 0);
-				return;
+				return RELAY_WAIT;
 			}
 		}
 		struct pbuf *b = &s->in;
@@ -902,10 +860,8 @@ void client_forward_from_server(struct client *c)
 			const uint8_t *h = b->data + b->start;
 			char type = (char)h[0];
 			uint32_t len = ((uint32_t)h[1] << 24) | ((uint32_t)h[2] << 16) | ((uint32_t)h[3] << 8) | h[4];
-			if (len < 4) {
-				server_close(s, "invalid message length from the server");
-				return;
-			}
+			if (len < 4)
+				return result(res, RELAY_CLOSE_SERVER, NULL, "invalid message length from the server");
 			char status = 0;
 			if (type == 'Z') {
 				if (pbuf_len(b) < 6)
@@ -940,16 +896,13 @@ void client_forward_from_server(struct client *c)
 				if (px->cfg.pool_mode == POOL_SESSION) {
 					/* The session is gone: so is the client's, as with PostgreSQL. */
 					sb_append(&c->out, h, (size_t)len + 1);
-					end_with_server(c, s);
-					return;
+					return RELAY_END_SESSION;
 				}
 				/* Transaction mode: the transaction is lost, not the client (08006). */
-				char why[300];
-				snprintf(why, sizeof(why), "the server ended the session: %s %s: %.200s",
+				snprintf(res->why, sizeof(res->why), "the server ended the session: %s %s: %.200s",
 					 err->severity_nl ? err->severity_nl : err->severity,
 					 err->sqlstate ? err->sqlstate : "", err->message ? err->message : "");
-				server_close(s, why);
-				return;
+				return RELAY_CLOSE_SERVER;
 			}
 			bool fwd = on_server_msg(c, type, status, err);
 			if (fwd)
@@ -962,14 +915,10 @@ void client_forward_from_server(struct client *c)
 		}
 		if (ended && px->cfg.pool_mode == POOL_TRANSACTION && s->s2c_remaining == 0 &&
 		    b->start == b->end && pbuf_len(&c->in) == 0 && c->c2s_remaining == 0) {
-			/* Send the answer, then give the server back (a slow client keeps its bytes). */
 			b->start = b->end = 0;
 			px->stats_xacts++;
 			metrics_observe_xact(px, px->now_ms - c->xact_start_ms);
-			release_server(c, s);
-			if (flush_client(c) < 0)
-				return;
-			return;
+			return RELAY_RELEASE;
 		}
 		if (c->out.len > c->out_off)
 			continue;
@@ -982,11 +931,11 @@ void client_forward_from_server(struct client *c)
 		ssize_t r = pbuf_read(b, s->tag.fd);
 		if (r == -2)
 			break;
-		if (r <= 0) {
-			server_close(s, r == 0 ? "the server closed the connection" : "read error");
-			return;
-		}
+		if (r <= 0)
+			return result(res, RELAY_CLOSE_SERVER, NULL,
+				      r == 0 ? "the server closed the connection" : "read error");
 	}
 	proxy_watch(px, &s->tag, EPOLLIN);
 	proxy_watch(px, &c->tag, EPOLLIN);
+	return RELAY_WAIT;
 }

@@ -1,6 +1,6 @@
 /*
  * test_relay.c — the proxy's relay (proxy/relay.c) driven through the event
- * entry points the loop calls (client_event, server_event) over socketpairs,
+ * entry points the loop calls (client_event, client_server_event) over socketpairs,
  * no PostgreSQL: what a pipeline is owed and when the server goes back to the
  * pool, named prepared statements renamed to the proxy's pgha_N names (and
  * prepared again on a server that lacks them), what an error in the middle of
@@ -169,7 +169,7 @@ static void from_server(int i, struct strbuf *sb)
 {
 	put(rig.speer[i], sb);
 	sb_reset(sb);
-	server_event(rig.s[i], EPOLLIN);
+	client_server_event(rig.s[i], EPOLLIN);
 }
 
 /* What arrived at fd since the last call, framed. */
