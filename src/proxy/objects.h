@@ -186,6 +186,7 @@ struct proxy {
 	struct fdtag authq_tag;    /* auth_query lookups finished (creds.c) */
 	int64_t now_ms;
 	bool stopping;
+	int64_t stop_ms;           /* stopping: running transactions are given up on after this */
 	uint64_t stats_xacts;
 	uint64_t stats_queries;
 	uint64_t stats_xact_hist[12];   /* transaction time buckets, see metrics.c */
