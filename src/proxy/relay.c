@@ -321,13 +321,43 @@ void relay_free(struct client *c)
 	c->expq = NULL;
 }
 
-static void put_msg(struct strbuf *sb, char type, const void *body, size_t len)
+/* ---- message headers, and the bytes of a message streamed through --------------- */
+
+/* A message header: its type, then its length field (the body's length and its own 4 bytes). */
+static void put_header(struct strbuf *sb, char type, size_t body_len)
 {
-	uint8_t hdr[5] = {(uint8_t)type, (uint8_t)((len + 4) >> 24), (uint8_t)((len + 4) >> 16),
-			  (uint8_t)((len + 4) >> 8), (uint8_t)(len + 4)};
+	uint32_t len = (uint32_t)(body_len + 4);
+	uint8_t hdr[5] = {(uint8_t)type, (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+			  (uint8_t)len};
 	sb_append(sb, hdr, 5);
-	if (len)
-		sb_append(sb, body, len);
+}
+
+/* The header of the next message in b: false while fewer than its 5 bytes are there. */
+static bool next_header(const struct pbuf *b, const uint8_t **h, char *type, uint32_t *len)
+{
+	if (pbuf_len(b) < 5)
+		return false;
+	const uint8_t *p = b->data + b->start;
+	*h = p;
+	*type = (char)p[0];
+	*len = ((uint32_t)p[1] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 8) | p[4];
+	return true;
+}
+
+/*
+ * What b holds of the message streamed through (*remaining bytes of its body
+ * still to come), appended to out (NULL: dropped). false: nothing to move.
+ */
+static bool stream_rest(struct pbuf *b, uint32_t *remaining, struct strbuf *out)
+{
+	if (*remaining == 0 || b->start == b->end)
+		return false;
+	size_t n = pbuf_len(b) < *remaining ? pbuf_len(b) : *remaining;
+	if (out != NULL)
+		sb_append(out, b->data + b->start, n);
+	b->start += n;
+	*remaining -= (uint32_t)n;
+	return true;
 }
 
 /* Answers that are ours to give, when nothing the server owes comes before them. */
@@ -335,7 +365,7 @@ static void drain_synth(struct client *c)
 {
 	struct expect *e;
 	while ((e = q_head(c)) != NULL && (e->kind == EXP_SYNTH_PARSE || e->kind == EXP_SYNTH_CLOSE)) {
-		put_msg(&c->out, e->kind == EXP_SYNTH_PARSE ? '1' : '3', NULL, 0);
+		put_header(&c->out, e->kind == EXP_SYNTH_PARSE ? '1' : '3', 0);
 		q_pop(c);
 	}
 }
@@ -446,10 +476,7 @@ static bool on_server_msg(struct client *c, char type, char status, const struct
 static void emit_parse(struct strbuf *out, const struct pstmt *p)
 {
 	size_t nlen = strlen(p->name) + 1, qlen = strlen(p->query) + 1;
-	size_t len = nlen + qlen + 2 + p->ntypes * 4;
-	uint8_t hdr[5] = {'P', (uint8_t)((len + 4) >> 24), (uint8_t)((len + 4) >> 16),
-			  (uint8_t)((len + 4) >> 8), (uint8_t)(len + 4)};
-	sb_append(out, hdr, 5);
+	put_header(out, 'P', nlen + qlen + 2 + p->ntypes * 4);
 	sb_append(out, p->name, nlen);
 	sb_append(out, p->query, qlen);
 	uint8_t n[2] = {(uint8_t)(p->ntypes >> 8), (uint8_t)p->ntypes};
@@ -473,10 +500,7 @@ static void emit_renamed(struct strbuf *out, char type, const uint8_t *body, siz
 {
 	size_t old_len = strlen(old_name) + 1, new_len = strlen(new_name) + 1;
 	size_t rest = body_len - prefix_len - old_len;
-	size_t len = prefix_len + new_len + rest;
-	uint8_t hdr[5] = {(uint8_t)type, (uint8_t)((len + 4) >> 24), (uint8_t)((len + 4) >> 16),
-			  (uint8_t)((len + 4) >> 8), (uint8_t)(len + 4)};
-	sb_append(out, hdr, 5);
+	put_header(out, type, prefix_len + new_len + rest);
 	sb_append(out, body, prefix_len);
 	sb_append(out, new_name, new_len);
 	sb_append(out, body + prefix_len + old_len, rest);
@@ -603,9 +627,7 @@ static int bind_start(struct client *c, struct server *s, const uint8_t *h, uint
 	ensure_prepared(c, s, p);
 	size_t prefix = (size_t)(nend + 1 - portal), old_len = (size_t)(nend - name) + 1;
 	size_t new_len = strlen(p->name) + 1;
-	uint32_t nlen = (uint32_t)(len - old_len + new_len);
-	uint8_t hdr[5] = {'B', (uint8_t)(nlen >> 24), (uint8_t)(nlen >> 16), (uint8_t)(nlen >> 8), (uint8_t)nlen};
-	sb_append(&s->out, hdr, 5);
+	put_header(&s->out, 'B', body - old_len + new_len);
 	sb_append(&s->out, portal, (size_t)(pend - portal) + 1);
 	sb_append(&s->out, p->name, new_len);
 	q_push(c, EXP_BIND, p);
@@ -636,7 +658,8 @@ static int refuse(struct client *c, const uint8_t *h, uint32_t len, const char *
  * The start of a client message (header at h): stream it, or read it whole and
  * rewrite it. 1 done, 0 wait for more bytes, -1 the client fails (r says how).
  */
-static int c2s_msg(struct client *c, struct server *s, const uint8_t *h, uint32_t len, struct relay_result *r)
+static int c2s_msg(struct client *c, struct server *s, const uint8_t *h, uint32_t len,
+		   struct relay_result *r)
 {
 	char type = (char)h[0];
 	struct pbuf *b = &c->in;
@@ -739,19 +762,15 @@ enum relay_next relay_c2s(struct client *c, struct relay_result *res)
 		struct pbuf *b = &c->in;
 		bool progress = false;
 		while (b->start < b->end) {
-			if (c->c2s_remaining > 0) {
-				size_t n = pbuf_len(b) < c->c2s_remaining ? pbuf_len(b) : c->c2s_remaining;
-				sb_append(&s->out, b->data + b->start, n);
-				b->start += n;
-				c->c2s_remaining -= (uint32_t)n;
+			if (stream_rest(b, &c->c2s_remaining, &s->out)) {
 				progress = true;
 				continue;
 			}
-			if (pbuf_len(b) < 5)
+			const uint8_t *h;
+			char type;
+			uint32_t len;
+			if (!next_header(b, &h, &type, &len))
 				break;
-			const uint8_t *h = b->data + b->start;
-			char type = (char)h[0];
-			uint32_t len = ((uint32_t)h[1] << 24) | ((uint32_t)h[2] << 16) | ((uint32_t)h[3] << 8) | h[4];
 			if (len < 4 || len > MSG_MAX) {
 				char msg[200];
 				snprintf(msg, sizeof(msg), "invalid message length %u from the client (%s; "
@@ -847,19 +866,13 @@ enum relay_next relay_s2c(struct client *c, struct relay_result *res)
 		struct pbuf *b = &s->in;
 		bool ended = false;
 		while (b->start < b->end) {
-			if (s->s2c_remaining > 0) {
-				size_t n = pbuf_len(b) < s->s2c_remaining ? pbuf_len(b) : s->s2c_remaining;
-				if (!s->s2c_skip)
-					sb_append(&c->out, b->data + b->start, n);
-				b->start += n;
-				s->s2c_remaining -= (uint32_t)n;
+			if (stream_rest(b, &s->s2c_remaining, s->s2c_skip ? NULL : &c->out))
 				continue;
-			}
-			if (pbuf_len(b) < 5)
+			const uint8_t *h;
+			char type;
+			uint32_t len;
+			if (!next_header(b, &h, &type, &len))
 				break;
-			const uint8_t *h = b->data + b->start;
-			char type = (char)h[0];
-			uint32_t len = ((uint32_t)h[1] << 24) | ((uint32_t)h[2] << 16) | ((uint32_t)h[3] << 8) | h[4];
 			if (len < 4)
 				return result(res, RELAY_CLOSE_SERVER, NULL, "invalid message length from the server");
 			char status = 0;
