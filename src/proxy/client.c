@@ -50,7 +50,6 @@ static bool list_has(const char *list, const char *name)
 
 static int flush_out(struct client *c);
 static void close_server(struct server *s, const char *why);
-/* Send what is queued for c, then close it (reading and dropping its input meanwhile). */
 static void client_close_when_sent(struct client *c, const char *why);
 /*
  * c's server is gone (it died, ended the session with FATAL, or was closed for
@@ -247,13 +246,6 @@ void client_send_error(struct client *c, const char *sqlstate, const char *msg, 
 		client_close(c, msg);
 }
 
-/*
- * Send what c->out holds, then close: its server ended the session with
- * FATAL, or it sent something the proxy refuses. Until the client closes
- * too, what it still sends is read and dropped, so that it gets to read the
- * error (a close with unread bytes would reset the connection and lose it).
- * It waits with the idle clients, for up to client_login_timeout.
- */
 static void client_server_lost(struct client *c, char server_status, const char *why)
 {
 	char msg[400];
@@ -332,6 +324,13 @@ static int answer_lost(struct client *c)
 	return pbuf_len(&c->in) > 0 ? 0 : -1;
 }
 
+/*
+ * Send what c->out holds, then close: its server ended the session with
+ * FATAL, or it sent something the proxy refuses. Until the client closes
+ * too, what it still sends is read and dropped, so that it gets to read the
+ * error (a close with unread bytes would reset the connection and lose it).
+ * It waits with the idle clients, for up to client_login_timeout.
+ */
 static void client_close_when_sent(struct client *c, const char *why)
 {
 	log_debug("client %s (%s@%s): closing once its last messages are sent: %s", c->addr, c->user,
