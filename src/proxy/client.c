@@ -26,6 +26,7 @@
 #include "proxy/admin.h"
 #include "proxy/client.h"
 #include "proxy/creds.h"
+#include "proxy/hold.h"
 #include "proxy/pool.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
@@ -185,7 +186,7 @@ static void client_unlink_server(struct client *c, bool clean)
 		return;
 	}
 	if (c->px->cfg.pool_mode == POOL_SESSION && c->px->cfg.server_reset_query[0]) {
-		/* Reset before another client gets it; server.c releases it after ReadyForQuery. */
+		/* Reset before another client gets it; back to the pool at its ReadyForQuery (SERVER_RESET_DONE). */
 		s->reset_needed = true;
 		pgp_build_query(&s->out, c->px->cfg.server_reset_query);
 		s->status = 'A';
@@ -1143,4 +1144,13 @@ void client_wake_lookups(struct proxy *px)
 		}
 		creds_wake_free(w);
 	}
+}
+
+void client_hold_check(struct proxy *px)
+{
+	struct client *c;
+	char why[300];
+	while ((c = hold_session_to_end(px, why, sizeof(why))) != NULL)
+		client_send_error(c, "57P01", why, true);
+	hold_check(px);
 }

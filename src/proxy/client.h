@@ -20,6 +20,8 @@ void client_server_event(struct server *s, uint32_t events);
 void client_pool_tick(struct pool *p);
 /* After a RESUME or a switchover's hold: waiting clients get idle servers, new ones open. */
 void client_resume_waiting(struct proxy *px);
+/* After a batch of events, while holding for a switchover: sessions that cannot follow end; drained? */
+void client_hold_check(struct proxy *px);
 /* After creds_lookups_done(), creds_tick(), creds_topology_changed(): the clients waiting go on. */
 void client_wake_lookups(struct proxy *px);
 void client_send_error(struct client *c, const char *sqlstate, const char *msg, bool fatal);

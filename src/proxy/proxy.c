@@ -109,7 +109,8 @@ static void tick(struct proxy *px)
 		client_pool_tick(link_entry(l, struct pool, node));
 	creds_tick(px);
 	client_wake_lookups(px);
-	hold_tick(px);
+	if (hold_tick(px))
+		client_resume_waiting(px);
 	metrics_render(px);
 }
 
@@ -297,7 +298,8 @@ static void on_topology(struct proxy *px)
 	log_debug("topology %llu: leader %s:%d, %d standbys", (unsigned long long)px->topo.version,
 		  px->topo.has_leader ? px->topo.leader.host : "-", px->topo.leader.port, px->topo.nreplicas);
 	pool_topology_changed(px);
-	hold_topology(px);
+	while (hold_topology(px))
+		client_resume_waiting(px);
 	creds_topology_changed(px);
 	client_wake_lookups(px);
 }
@@ -344,7 +346,7 @@ static void run(struct proxy *px)
 				dispatch(px, t, evs[i].events);
 		}
 		px->ev_count = 0;
-		hold_check(px);   /* servers released in this batch: drained for a switchover now? */
+		client_hold_check(px);   /* servers released in this batch: drained for a switchover now? */
 		if (px->now_ms - last_tick >= 1000) {
 			last_tick = px->now_ms;
 			tick(px);
