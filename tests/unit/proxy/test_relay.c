@@ -4,7 +4,8 @@
  * no PostgreSQL: what a pipeline is owed and when the server goes back to the
  * pool, named prepared statements renamed to the proxy's pgha_N names (and
  * prepared again on a server that lacks them), what an error in the middle of
- * a pipeline skips, and what a server's FATAL does to its client.
+ * a pipeline skips, and what a server's FATAL does to its client; and what
+ * relay_c2s()/relay_s2c() decide before client.c acts on it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -793,6 +794,75 @@ static void test_fatal_in_session_mode_ends_client(void **state)
 	sb_free(&sb);
 }
 
+/* ---- what the relay decides, before client.c acts on it ------------------------- */
+
+/* The types of the messages queued for the client, not sent yet. */
+static void queued_for_client(char *types, size_t cap)
+{
+	size_t off = rig.c->out_off, n = 0;
+	struct pgp_msg m;
+	struct pgha_err e;
+	while (off < rig.c->out.len && n + 1 < cap) {
+		assert_int_equal(pgp_frame(rig.c->out.data + off, rig.c->out.len - off, 0, &m, &e), PGP_OK);
+		types[n++] = m.type;
+		off += m.total_len;
+	}
+	types[n] = '\0';
+}
+
+static void test_relay_decides_fatal(void **state)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct got g;
+	struct relay_result r;
+	char types[16];
+	pgp_build_query(&sb, "SELECT 1");
+	from_client(&sb);
+	at_server(0, &g);
+	one_row(&sb);
+	pgp_build_error(&sb, "FATAL", "57P01", "terminating connection due to administrator command", NULL,
+			NULL);
+	put(rig.speer[0], &sb);
+	rig.s[0]->in.drained = false;
+	if (rig.px.cfg.pool_mode == POOL_TRANSACTION) {
+		/* The transaction is lost: the server goes, the client is told 08006 (client_server_lost). */
+		assert_int_equal(relay_s2c(rig.c, &r), RELAY_CLOSE_SERVER);
+		assert_non_null(strstr(r.why, "FATAL 57P01"));
+		queued_for_client(types, sizeof(types));
+		assert_string_equal(types, "DC");
+	} else {
+		/* The session is lost: the FATAL is the client's too, then both end. */
+		assert_int_equal(relay_s2c(rig.c, &r), RELAY_END_SESSION);
+		queued_for_client(types, sizeof(types));
+		assert_string_equal(types, "DCE");
+	}
+	sb_free(&sb);
+}
+
+static void test_relay_decides_client_errors(void **state)
+{
+	struct relay_result r;
+	struct strbuf sb = STRBUF_INIT;
+	pgp_build_query(&sb, "BEGIN");
+	from_client(&sb);
+	assert_linked(0);
+	/* A length PostgreSQL would refuse: the client fails (FATAL 08P01, then closed). */
+	uint8_t bad[5] = {'Q', 0, 0, 0, 2};
+	assert_int_equal(write(rig.cpeer, bad, 5), 5);
+	rig.c->in.drained = false;
+	assert_int_equal(relay_c2s(rig.c, &r), RELAY_FAIL_CLIENT);
+	assert_string_equal(r.sqlstate, "08P01");
+	assert_non_null(strstr(r.why, "invalid message length 2"));
+	rig.c->in.start = rig.c->in.end = 0;
+
+	pgp_build_terminate(&sb);
+	put(rig.cpeer, &sb);
+	rig.c->in.drained = false;
+	assert_int_equal(relay_c2s(rig.c, &r), RELAY_CLOSE_CLIENT);
+	assert_true(rig.c->terminated);
+	sb_free(&sb);
+}
+
 /* ---- streaming ---------------------------------------------------------------- */
 
 static void test_large_query_streamed(void **state)
@@ -838,6 +908,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fatal_idle_in_transaction_told_at_next_request, setup_tx,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fatal_in_session_mode_ends_client, setup_session, teardown),
+		cmocka_unit_test_setup_teardown(test_relay_decides_fatal, setup_tx, teardown),
+		cmocka_unit_test_setup_teardown(test_relay_decides_fatal, setup_session, teardown),
+		cmocka_unit_test_setup_teardown(test_relay_decides_client_errors, setup_tx, teardown),
 		cmocka_unit_test_setup_teardown(test_large_query_streamed, setup_tx, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
