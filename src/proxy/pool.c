@@ -214,7 +214,7 @@ bool pool_login_failed(struct pool *p, const char *why)
 	snprintf(p->last_error, sizeof(p->last_error), "%s", why);
 	p->last_error_ms = p->px->now_ms;
 	log_warn("pool %s@%s%s: %s", p->user, p->database, p->ro ? " (read-only)" : "", why);
-	/* Authentication problems will not go away by waiting: fail the clients now. */
+	/* Authentication problems will not go away by waiting: the caller fails the clients now. */
 	return strstr(why, "password") != NULL || strstr(why, "SCRAM") != NULL ||
 	       strstr(why, "28P01") != NULL || strstr(why, "28000") != NULL || strstr(why, "3D000") != NULL;
 }

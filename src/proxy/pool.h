@@ -21,7 +21,7 @@ struct server *pool_request(struct pool *p, struct client *c);
 void pool_cancel_wait(struct pool *p, struct client *c);
 /* s's client is done with it: the waiting client that gets it, or NULL (idle, or closed). */
 struct client *pool_release(struct server *s);
-/* s logged in: the waiting client that gets it, or NULL (idle). */
+/* s is free for work (logged in, or released): the waiting client that gets it, or NULL (idle). */
 struct client *pool_server_ready(struct server *s);
 /* After a PAUSE or a hold: the next waiting client and the idle server *s it gets; NULL: none. */
 struct client *pool_resume_next(struct pool *p, struct server **s);
