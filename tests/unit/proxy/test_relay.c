@@ -212,6 +212,22 @@ static void at_client(struct got *g)
 	take(rig.cpeer, g);
 }
 
+/* The application sends sb: server i gets exactly these messages (one letter each), in g. */
+static void client_sends(struct strbuf *sb, int i, const char *types, struct got *g)
+{
+	from_client(sb);
+	at_server(i, g);
+	assert_string_equal(g->types, types);
+}
+
+/* Server i sends sb: the application gets exactly these messages, in g. */
+static void server_sends(int i, struct strbuf *sb, const char *types, struct got *g)
+{
+	from_server(i, sb);
+	at_client(g);
+	assert_string_equal(g->types, types);
+}
+
 /* Messages the proxy's servers get and send that pgproto has no builder for. */
 static void put_empty(struct strbuf *sb, char type)
 {
@@ -303,14 +319,10 @@ static void prepare(const char *name, const char *sql, int on)
 	struct got g;
 	pgp_build_parse(&sb, name, sql, NULL, 0);
 	pgp_build_sync(&sb);
-	from_client(&sb);
-	at_server(on, &g);
-	assert_string_equal(g.types, "PS");
+	client_sends(&sb, on, "PS", &g);
 	parse_complete(&sb);
 	pgp_build_ready_for_query(&sb, 'I');
-	from_server(on, &sb);
-	at_client(&g);
-	assert_string_equal(g.types, "1Z");
+	server_sends(on, &sb, "1Z", &g);
 	assert_released(on);
 	sb_free(&sb);
 }
@@ -339,22 +351,16 @@ static void test_pipeline_owed_then_released(void **state)
 	/* Part of the answers: more is owed, the server stays. */
 	parse_complete(&sb);
 	bind_complete(&sb);
-	from_server(0, &sb);
-	at_client(&g);
-	assert_string_equal(g.types, "12");
+	server_sends(0, &sb, "12", &g);
 	assert_linked(0);
 
 	no_data(&sb);
 	one_row(&sb);
-	from_server(0, &sb);
-	at_client(&g);
-	assert_string_equal(g.types, "nDC");
+	server_sends(0, &sb, "nDC", &g);
 	assert_linked(0);
 
 	pgp_build_ready_for_query(&sb, 'I');
-	from_server(0, &sb);
-	at_client(&g);
-	assert_string_equal(g.types, "Z");
+	server_sends(0, &sb, "Z", &g);
 	assert_released(0);
 	assert_int_equal(rig.px.stats_xacts, 1);
 	sb_free(&sb);
@@ -370,24 +376,18 @@ static void test_two_syncs_release_after_the_second(void **state)
 	bind_stmt(&sb, "");
 	pgp_build_execute(&sb, "", 0);
 	pgp_build_sync(&sb);
-	from_client(&sb);
-	at_server(0, &g);
-	assert_string_equal(g.types, "BESBES");
+	client_sends(&sb, 0, "BESBES", &g);
 
 	bind_complete(&sb);
 	one_row(&sb);
 	pgp_build_ready_for_query(&sb, 'I');
-	from_server(0, &sb);
-	at_client(&g);
-	assert_string_equal(g.types, "2DCZ");
+	server_sends(0, &sb, "2DCZ", &g);
 	assert_linked(0);   /* 'I', but the second Sync is still owed */
 
 	bind_complete(&sb);
 	one_row(&sb);
 	pgp_build_ready_for_query(&sb, 'I');
-	from_server(0, &sb);
-	at_client(&g);
-	assert_string_equal(g.types, "2DCZ");
+	server_sends(0, &sb, "2DCZ", &g);
 	assert_released(0);
 	sb_free(&sb);
 }
@@ -397,26 +397,18 @@ static void test_transaction_keeps_server_until_idle(void **state)
 	struct strbuf sb = STRBUF_INIT;
 	struct got g;
 	pgp_build_query(&sb, "BEGIN");
-	from_client(&sb);
-	at_server(0, &g);
-	assert_string_equal(g.types, "Q");
+	client_sends(&sb, 0, "Q", &g);
 	pgp_build_command_complete(&sb, "BEGIN");
 	pgp_build_ready_for_query(&sb, 'T');
-	from_server(0, &sb);
-	at_client(&g);
-	assert_string_equal(g.types, "CZ");
+	server_sends(0, &sb, "CZ", &g);
 	assert_int_equal(rfq_status(&g, 1), 'T');
 	assert_linked(0);
 
 	pgp_build_query(&sb, "COMMIT");
-	from_client(&sb);
-	at_server(0, &g);
-	assert_string_equal(g.types, "Q");
+	client_sends(&sb, 0, "Q", &g);
 	pgp_build_command_complete(&sb, "COMMIT");
 	pgp_build_ready_for_query(&sb, 'I');
-	from_server(0, &sb);
-	at_client(&g);
-	assert_string_equal(g.types, "CZ");
+	server_sends(0, &sb, "CZ", &g);
 	assert_released(0);
 	assert_int_equal(rig.px.stats_queries, 2);
 	sb_free(&sb);
@@ -435,9 +427,7 @@ static void test_session_mode_keeps_server(void **state)
 	assert_string_equal(parse_name(&g, 0), "s1");
 	parse_complete(&sb);
 	pgp_build_ready_for_query(&sb, 'I');
-	from_server(0, &sb);
-	at_client(&g);
-	assert_string_equal(g.types, "1Z");
+	server_sends(0, &sb, "1Z", &g);
 	assert_linked(0);
 	sb_free(&sb);
 }
@@ -448,9 +438,7 @@ static void test_startup_parameters_set_and_swallowed(void **state)
 	struct got g;
 	rig.c->want[tracked_index("TimeZone")] = strdup("UTC");
 	pgp_build_query(&sb, "SELECT 1");
-	from_client(&sb);
-	at_server(0, &g);
-	assert_string_equal(g.types, "QQ");
+	client_sends(&sb, 0, "QQ", &g);
 	const char *sql;
 	struct pgha_err e;
 	assert_int_equal(pgp_parse_query(&g.m[0], &sql, &e), 0);
@@ -462,9 +450,7 @@ static void test_startup_parameters_set_and_swallowed(void **state)
 	pgp_build_ready_for_query(&sb, 'I');
 	one_row(&sb);
 	pgp_build_ready_for_query(&sb, 'I');
-	from_server(0, &sb);
-	at_client(&g);
-	assert_string_equal(g.types, "DCZ");
+	server_sends(0, &sb, "DCZ", &g);
 	assert_released(0);
 	assert_string_equal(rig.s[0]->param[tracked_index("TimeZone")], "UTC");
 	sb_free(&sb);
@@ -481,9 +467,7 @@ static void test_named_parse_renamed(void **state)
 	bind_stmt(&sb, "mystmt");
 	pgp_build_execute(&sb, "", 0);
 	pgp_build_sync(&sb);
-	from_client(&sb);
-	at_server(0, &g);
-	assert_string_equal(g.types, "PBES");
+	client_sends(&sb, 0, "PBES", &g);
 	assert_string_equal(parse_name(&g, 0), "pgha_1");
 	assert_string_equal(bind_name(&g, 1), "pgha_1");
 	struct pgp_parse_msg pm;
@@ -496,9 +480,7 @@ static void test_named_parse_renamed(void **state)
 	bind_complete(&sb);
 	one_row(&sb);
 	pgp_build_ready_for_query(&sb, 'I');
-	from_server(0, &sb);
-	at_client(&g);
-	assert_string_equal(g.types, "12DCZ");
+	server_sends(0, &sb, "12DCZ", &g);
 	assert_released(0);
 	assert_int_equal(rig.s[0]->nprepared, 1);
 	sb_free(&sb);
@@ -525,9 +507,7 @@ static void test_bind_on_other_server_injects_parse(void **state)
 	bind_complete(&sb);
 	one_row(&sb);
 	pgp_build_ready_for_query(&sb, 'I');
-	from_server(1, &sb);
-	at_client(&g);
-	assert_string_equal(g.types, "2DCZ");
+	server_sends(1, &sb, "2DCZ", &g);
 	assert_released(1);
 
 	/* Back on server 0, which has it: no Parse. */
@@ -550,13 +530,9 @@ static void test_parse_again_answered_by_proxy(void **state)
 	/* Same text under another name: the same server statement, which server 0 has. */
 	pgp_build_parse(&sb, "s2", "SELECT 1", NULL, 0);
 	pgp_build_sync(&sb);
-	from_client(&sb);
-	at_server(0, &g);
-	assert_string_equal(g.types, "S");
+	client_sends(&sb, 0, "S", &g);
 	pgp_build_ready_for_query(&sb, 'I');
-	from_server(0, &sb);
-	at_client(&g);
-	assert_string_equal(g.types, "1Z");
+	server_sends(0, &sb, "1Z", &g);
 	assert_released(0);
 	assert_int_equal(rig.px.stmt_count, 1);
 	sb_free(&sb);
@@ -581,9 +557,7 @@ static void test_close_kept_describe_renamed(void **state)
 	no_data(&sb);
 	close_complete(&sb);
 	pgp_build_ready_for_query(&sb, 'I');
-	from_server(0, &sb);
-	at_client(&g);
-	assert_string_equal(g.types, "tn33Z");
+	server_sends(0, &sb, "tn33Z", &g);
 	assert_released(0);
 	assert_int_equal(rig.c->nstmts, 0);
 	assert_int_equal(rig.s[0]->nprepared, 1);
@@ -591,9 +565,7 @@ static void test_close_kept_describe_renamed(void **state)
 	/* The name is gone for the client: a Bind of it goes through as it is. */
 	bind_stmt(&sb, "s1");
 	pgp_build_sync(&sb);
-	from_client(&sb);
-	at_server(0, &g);
-	assert_string_equal(g.types, "BS");
+	client_sends(&sb, 0, "BS", &g);
 	assert_string_equal(bind_name(&g, 0), "s1");
 	sb_free(&sb);
 }
@@ -606,22 +578,16 @@ static void test_result_type_change_retires_statement(void **state)
 	bind_stmt(&sb, "s1");
 	pgp_build_execute(&sb, "", 0);
 	pgp_build_sync(&sb);
-	from_client(&sb);
-	at_server(0, &g);
-	assert_string_equal(g.types, "BES");
+	client_sends(&sb, 0, "BES", &g);
 	pgp_build_error(&sb, "ERROR", "0A000", "cached plan must not change result type", NULL, NULL);
 	pgp_build_ready_for_query(&sb, 'I');
-	from_server(0, &sb);
-	at_client(&g);
-	assert_string_equal(g.types, "EZ");
+	server_sends(0, &sb, "EZ", &g);
 	assert_released(0);
 
 	/* The next Parse of the text prepares a new statement. */
 	pgp_build_parse(&sb, "s1", "SELECT * FROM t", NULL, 0);
 	pgp_build_sync(&sb);
-	from_client(&sb);
-	at_server(0, &g);
-	assert_string_equal(g.types, "PS");
+	client_sends(&sb, 0, "PS", &g);
 	assert_string_equal(parse_name(&g, 0), "pgha_2");
 	sb_free(&sb);
 }
@@ -636,26 +602,20 @@ static void test_error_skips_to_sync(void **state)
 	bind_stmt(&sb, "bad");
 	pgp_build_execute(&sb, "", 0);
 	pgp_build_sync(&sb);
-	from_client(&sb);
-	at_server(0, &g);
-	assert_string_equal(g.types, "PBES");
+	client_sends(&sb, 0, "PBES", &g);
 	assert_string_equal(parse_name(&g, 0), "pgha_1");
 
 	/* The server skips the Bind and Execute: nothing more is owed for them. */
 	pgp_build_error(&sb, "ERROR", "42601", "syntax error", NULL, NULL);
 	pgp_build_ready_for_query(&sb, 'I');
-	from_server(0, &sb);
-	at_client(&g);
-	assert_string_equal(g.types, "EZ");
+	server_sends(0, &sb, "EZ", &g);
 	assert_released(0);
 	/* It was never prepared there: a Bind of it prepares it again. */
 	assert_int_equal(rig.s[0]->nprepared, 0);
 
 	bind_stmt(&sb, "bad");
 	pgp_build_sync(&sb);
-	from_client(&sb);
-	at_server(0, &g);
-	assert_string_equal(g.types, "PBS");
+	client_sends(&sb, 0, "PBS", &g);
 	assert_string_equal(parse_name(&g, 0), "pgha_1");
 	sb_free(&sb);
 }
@@ -668,28 +628,20 @@ static void test_error_before_sync_sent(void **state)
 	bind_stmt(&sb, "s1");
 	pgp_build_execute(&sb, "", 0);
 	pgp_build_flush(&sb);
-	from_client(&sb);
-	at_server(0, &g);
-	assert_string_equal(g.types, "BEH");
+	client_sends(&sb, 0, "BEH", &g);
 	pgp_build_error(&sb, "ERROR", "22012", "division by zero", NULL, NULL);
-	from_server(0, &sb);
-	at_client(&g);
-	assert_string_equal(g.types, "E");
+	server_sends(0, &sb, "E", &g);
 	assert_linked(0);
 
 	/* Until its Sync, what the client sends is ignored by the server: passed on as it is. */
 	bind_stmt(&sb, "s1");
 	pgp_build_execute(&sb, "", 0);
 	pgp_build_sync(&sb);
-	from_client(&sb);
-	at_server(0, &g);
-	assert_string_equal(g.types, "BES");
+	client_sends(&sb, 0, "BES", &g);
 	assert_string_equal(bind_name(&g, 0), "s1");
 
 	pgp_build_ready_for_query(&sb, 'I');
-	from_server(0, &sb);
-	at_client(&g);
-	assert_string_equal(g.types, "Z");
+	server_sends(0, &sb, "Z", &g);
 	assert_released(0);
 	sb_free(&sb);
 }
@@ -701,14 +653,10 @@ static void test_error_in_simple_query_waits_for_ready(void **state)
 	pgp_build_query(&sb, "SELECT 1/0; SELECT 2");
 	from_client(&sb);
 	pgp_build_error(&sb, "ERROR", "22012", "division by zero", NULL, NULL);
-	from_server(0, &sb);
-	at_client(&g);
-	assert_string_equal(g.types, "E");
+	server_sends(0, &sb, "E", &g);
 	assert_linked(0);
 	pgp_build_ready_for_query(&sb, 'I');
-	from_server(0, &sb);
-	at_client(&g);
-	assert_string_equal(g.types, "Z");
+	server_sends(0, &sb, "Z", &g);
 	assert_released(0);
 	sb_free(&sb);
 }
@@ -747,9 +695,7 @@ static void test_fatal_idle_in_transaction_told_at_next_request(void **state)
 	from_client(&sb);
 	pgp_build_command_complete(&sb, "BEGIN");
 	pgp_build_ready_for_query(&sb, 'T');
-	from_server(0, &sb);
-	at_client(&g);
-	assert_string_equal(g.types, "CZ");
+	server_sends(0, &sb, "CZ", &g);
 
 	pgp_build_error(&sb, "FATAL", "25P03", "terminating connection due to idle-in-transaction timeout",
 			NULL, NULL);
@@ -876,9 +822,7 @@ static void test_large_query_streamed(void **state)
 	sql[39999] = '\0';
 	pgp_build_query(&sb, sql);
 	size_t sent = sb.len;
-	from_client(&sb);
-	at_server(0, &g);
-	assert_string_equal(g.types, "Q");
+	client_sends(&sb, 0, "Q", &g);
 	assert_int_equal(g.len, sent);
 	const char *got_sql;
 	struct pgha_err e;
