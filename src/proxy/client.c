@@ -4,11 +4,9 @@
  * against the users file or an auth_query answer, see creds.h), then the
  * forwarding loop of transaction or session pooling.
  */
-#include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +22,7 @@
 #include "common/util.h"
 #include "pgproto/pgproto.h"
 #include "proxy/admin.h"
+#include "proxy/cancel.h"
 #include "proxy/client.h"
 #include "proxy/creds.h"
 #include "proxy/hold.h"
@@ -383,70 +382,10 @@ static void client_fail(struct client *c, const char *sqlstate, const char *msg)
 	client_close_when_sent(c, msg);
 }
 
-/* ---- cancel ----------------------------------------------------------- */
-
-struct cancel_job {
-	struct route_target target;
-	int32_t pid;
-	uint8_t key[4];
-};
-
-static void *cancel_thread(void *arg)
-{
-	struct cancel_job *j = arg;
-	char port[16];
-	snprintf(port, sizeof(port), "%d", j->target.port);
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
-	if (getaddrinfo(j->target.host, port, &hints, &ai) == 0) {
-		int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		struct timeval tv = {.tv_sec = 2};
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-			struct strbuf sb = STRBUF_INIT;
-			pgp_build_cancel_request(&sb, j->pid, j->key, 4);
-			if (send(fd, sb.data, sb.len, MSG_NOSIGNAL) < 0)
-				log_debug("sending a cancel request: %s", strerror(errno));
-			sb_free(&sb);
-		}
-		if (fd >= 0)
-			close(fd);
-		freeaddrinfo(ai);
-	}
-	free(j);
-	return NULL;
-}
-
-static struct client *find_by_cancel(struct proxy *px, int32_t pid, const uint8_t *key)
-{
-	for (struct link *pl = px->pools.next; pl != &px->pools; pl = pl->next) {
-		struct pool *p = link_entry(pl, struct pool, node);
-		for (struct link *l = p->active.next; l != &p->active; l = l->next) {
-			struct server *s = link_entry(l, struct server, node);
-			struct client *c = s->client;
-			if (c && c->cancel_pid == pid && memcmp(c->cancel_key, key, 4) == 0)
-				return c;
-		}
-	}
-	return NULL;
-}
-
 static void handle_cancel(struct client *c, const struct pgp_startup *st)
 {
-	struct client *target = st->cancel_key_len == 4 ? find_by_cancel(c->px, st->cancel_pid, st->cancel_key) : NULL;
-	if (target != NULL && target->server != NULL) {
-		struct cancel_job *j = xcalloc(1, sizeof(*j));
-		j->target = target->server->target;
-		j->pid = target->server->backend_pid;
-		memcpy(j->key, target->server->backend_key, 4);
-		pthread_t t;
-		pthread_attr_t attr;
-		pthread_attr_init(&attr);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&t, &attr, cancel_thread, j) != 0)
-			free(j);
-		pthread_attr_destroy(&attr);
-		log_info("client %s: cancel forwarded to backend %d", c->addr, target->server->backend_pid);
-	}
+	if (st->cancel_key_len == 4)
+		cancel_forward(c->px, st->cancel_pid, st->cancel_key, c->addr);
 	client_close(c, "cancel request handled");
 }
 
