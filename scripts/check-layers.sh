@@ -17,11 +17,12 @@ pgproto: common
 auth: common
 dcs: common
 pg: common
-api: common dcs ha/switchover_req.h
-ha: common dcs pg api
-proxy: common pgproto auth dcs api/httpd.h
-cli: common dcs ha/agent_config.h ha/sync.h ha/dyncfg.h ha/switchover_req.h
-up: common dcs pg cli
+cluster: common dcs pg
+api: common dcs cluster
+ha: common dcs pg api cluster
+proxy: common pgproto auth dcs cluster api/httpd.h
+cli: common dcs cluster ha/agent_config.h
+up: common dcs pg cli cluster
 RULES
 }
 

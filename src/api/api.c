@@ -16,9 +16,9 @@
 #include <strings.h>
 
 #include "api/httpd.h"
-#include "common/strbuf.h"
-#include "ha/switchover_req.h"
+#include "cluster/switchover_req.h"
 #include "common/log.h"
+#include "common/strbuf.h"
 #include "common/util.h"
 
 struct api_server {

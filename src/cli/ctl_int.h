@@ -9,10 +9,10 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "cluster/member.h"
+#include "cluster/sync_key.h"
 #include "common/err.h"
 #include "dcs/etcd.h"
-#include "dcs/member.h"
-#include "ha/sync.h"
 
 struct ctl_target {
 	char *endpoints;

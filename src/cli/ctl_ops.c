@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "cli/ctl_int.h"
-#include "dcs/switchover.h"
+#include "cluster/switchover.h"
 #include "common/strbuf.h"
 #include "common/util.h"
 

@@ -1,6 +1,6 @@
 /*
  * ctl_restart.c — `pgha ctl restart [NODE] [--pending]` and `ctl reinit NODE`:
- * requests to members' agents through requests/<member> (dcs/switchover.h),
+ * requests to members' agents through requests/<member> (cluster/switchover.h),
  * followed in the member records until done, each step printed with the time
  * it took.
  *
@@ -15,9 +15,9 @@
 #include <time.h>
 
 #include "cli/ctl_int.h"
+#include "cluster/switchover.h"
 #include "common/strbuf.h"
 #include "common/util.h"
-#include "dcs/switchover.h"
 
 static double since(int64_t t0)
 {

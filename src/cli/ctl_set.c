@@ -14,10 +14,10 @@
 #include <strings.h>
 
 #include "cli/ctl_int.h"
+#include "cluster/dyncfg.h"
+#include "cluster/sync_key.h"
 #include "common/strbuf.h"
 #include "common/util.h"
-#include "ha/dyncfg.h"
-#include "ha/sync.h"
 
 #define PARAM_PREFIX "postgresql.parameters."
 

@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/dyncfg.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "ha/dyncfg.h"
 
 /* How often pending_restart is asked when nothing changed (after a change: every loop for a while). */
 #define PENDING_CHECK_MS 10000

@@ -20,8 +20,8 @@
  * Decoding is strict on types and lengths (a bad record is an error naming
  * the field), lenient on unknown fields (another version may add some).
  */
-#ifndef PGHA_DCS_SWITCHOVER_H
-#define PGHA_DCS_SWITCHOVER_H
+#ifndef PGHA_CLUSTER_SWITCHOVER_H
+#define PGHA_CLUSTER_SWITCHOVER_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,9 +1,9 @@
 /*
  * dyncfg.c — timing and PostgreSQL parameters of the dynamic config key
- * (see dyncfg.h). Ranges and defaults come from the agent's option table, so
- * the file and the key accept the same values.
+ * (see dyncfg.h). The agent's option table takes its ranges and defaults
+ * from dyncfg.h, so the file and the key accept the same values.
  */
-#include "ha/dyncfg.h"
+#include "cluster/dyncfg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,36 +12,45 @@
 
 #include "common/config.h"
 #include "common/strbuf.h"
-#include "ha/agent_config.h"
 
-static const char *const timing_names[DYN_NTIMING] = {
-	[DYN_TTL] = "ttl", [DYN_LOOP_WAIT] = "loop_wait", [DYN_RETRY_TIMEOUT] = "retry_timeout",
+static const struct {
+	const char *name, *def;
+	long min, max;
+} timings[DYN_NTIMING] = {
+	[DYN_TTL] = {"ttl", CLUSTER_TTL_DEFAULT, CLUSTER_TTL_MIN_MS, CLUSTER_TTL_MAX_MS},
+	[DYN_LOOP_WAIT] = {"loop_wait", CLUSTER_LOOP_WAIT_DEFAULT, CLUSTER_LOOP_WAIT_MIN_MS, CLUSTER_LOOP_WAIT_MAX_MS},
+	[DYN_RETRY_TIMEOUT] = {"retry_timeout", CLUSTER_RETRY_TIMEOUT_DEFAULT, CLUSTER_RETRY_TIMEOUT_MIN_MS,
+			       CLUSTER_RETRY_TIMEOUT_MAX_MS},
 };
+
+int cluster_timing_check(long ttl_ms, long loop_wait_ms, long retry_timeout_ms, struct pgha_err *e)
+{
+	/*
+	 * The leader must be able to notice a failed renewal and demote before its
+	 * lease runs out: one loop plus a retry window on each side of it.
+	 */
+	if (loop_wait_ms + 2 * retry_timeout_ms > ttl_ms)
+		return err_set(e, "ttl (%ldms) must be at least loop_wait + 2 * retry_timeout (%ldms + 2 * %ldms)"
+			       "\nHINT: raise ttl or lower loop_wait/retry_timeout", ttl_ms, loop_wait_ms,
+			       retry_timeout_ms);
+	return 0;
+}
 
 const char *dyncfg_timing_name(enum dyncfg_timing_key k)
 {
-	return (unsigned)k < DYN_NTIMING ? timing_names[k] : "?";
+	return (unsigned)k < DYN_NTIMING ? timings[k].name : "?";
 }
 
 int dyncfg_timing_find(const char *name)
 {
 	for (int k = 0; k < DYN_NTIMING; k++)
-		if (strcmp(name, timing_names[k]) == 0)
+		if (strcmp(name, timings[k].name) == 0)
 			return k;
 	return -1;
 }
 
-static const struct config_option *timing_option(enum dyncfg_timing_key k)
-{
-	const struct config_option *o = config_find(&agent_config_table, "cluster", timing_names[k]);
-	if (o == NULL)
-		abort();   /* the table lost a row: a bug */
-	return o;
-}
-
 int dyncfg_duration(enum dyncfg_timing_key k, const json_t *v, long *ms, struct pgha_err *e)
 {
-	const struct config_option *o = timing_option(k);
 	long x = -1;
 	if (json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= 86400)
 		x = (long)json_integer_value(v) * 1000;
@@ -49,8 +58,8 @@ int dyncfg_duration(enum dyncfg_timing_key k, const json_t *v, long *ms, struct 
 		x = -1;
 	if (x < 0)
 		return err_set(e, "not a duration (examples: 10 for seconds, 10s, 500ms, 2m)");
-	if (x < o->min || x > o->max)
-		return err_set(e, "%ldms is out of range (%ldms to %ldms)", x, o->min, o->max);
+	if (x < timings[k].min || x > timings[k].max)
+		return err_set(e, "%ldms is out of range (%ldms to %ldms)", x, timings[k].min, timings[k].max);
 	*ms = x;
 	return 0;
 }
@@ -67,7 +76,7 @@ json_t *dyncfg_duration_json(long ms)
 void dyncfg_timing_defaults(long out[DYN_NTIMING])
 {
 	for (int k = 0; k < DYN_NTIMING; k++)
-		if (config_parse_duration_ms(timing_option((enum dyncfg_timing_key)k)->def, &out[k]) != 0)
+		if (config_parse_duration_ms(timings[k].def, &out[k]) != 0)
 			abort();   /* a built-in default that does not parse: a bug */
 }
 
@@ -75,7 +84,7 @@ int dyncfg_timing(const json_t *cfg, const long base[DYN_NTIMING], long out[DYN_
 		  struct pgha_err *e)
 {
 	for (int k = 0; k < DYN_NTIMING; k++) {
-		json_t *v = json_is_object(cfg) ? json_object_get(cfg, timing_names[k]) : NULL;
+		json_t *v = json_is_object(cfg) ? json_object_get(cfg, timings[k].name) : NULL;
 		out[k] = base[k];
 		if (set)
 			set[k] = v != NULL && !json_is_null(v);
@@ -83,12 +92,12 @@ int dyncfg_timing(const json_t *cfg, const long base[DYN_NTIMING], long out[DYN_
 			continue;
 		if (dyncfg_duration((enum dyncfg_timing_key)k, v, &out[k], e) != 0) {
 			char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-			err_wrap(e, "%s = %s", timing_names[k], t ? t : "?");
+			err_wrap(e, "%s = %s", timings[k].name, t ? t : "?");
 			free(t);
 			return -1;
 		}
 	}
-	return agent_timing_check(out[DYN_TTL], out[DYN_LOOP_WAIT], out[DYN_RETRY_TIMEOUT], e);
+	return cluster_timing_check(out[DYN_TTL], out[DYN_LOOP_WAIT], out[DYN_RETRY_TIMEOUT], e);
 }
 
 int dyncfg_param(const char *name, const json_t *v, char **text, struct pgha_err *e)

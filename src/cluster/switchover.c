@@ -2,7 +2,7 @@
  * switchover.c — JSON of the switchover request, of proxy records and of
  * member requests (see switchover.h for the protocols).
  */
-#include "dcs/switchover.h"
+#include "cluster/switchover.h"
 
 #include <jansson.h>
 #include <stdio.h>

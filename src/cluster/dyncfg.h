@@ -14,8 +14,8 @@
  * booleans (on/off); parameters pgha writes itself (pg_param_managed) are
  * refused.
  */
-#ifndef PGHA_HA_DYNCFG_H
-#define PGHA_HA_DYNCFG_H
+#ifndef PGHA_CLUSTER_DYNCFG_H
+#define PGHA_CLUSTER_DYNCFG_H
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -23,6 +23,27 @@
 
 #include "common/err.h"
 #include "pg/pgconf.h"
+
+/*
+ * The timing options: the agent's file ([cluster] ttl, loop_wait,
+ * retry_timeout) and the config key take the same defaults and ranges.
+ */
+#define CLUSTER_TTL_DEFAULT "9s"
+#define CLUSTER_TTL_MIN_MS 2000
+#define CLUSTER_TTL_MAX_MS 3600000
+#define CLUSTER_LOOP_WAIT_DEFAULT "1s"
+#define CLUSTER_LOOP_WAIT_MIN_MS 100
+#define CLUSTER_LOOP_WAIT_MAX_MS 600000
+#define CLUSTER_RETRY_TIMEOUT_DEFAULT "3s"
+#define CLUSTER_RETRY_TIMEOUT_MIN_MS 500
+#define CLUSTER_RETRY_TIMEOUT_MAX_MS 600000
+
+/*
+ * ttl >= loop_wait + 2 * retry_timeout (a leader notices a failed renewal and
+ * demotes before its lease runs out); checked for the file and for the dynamic
+ * config (`pgha ctl set ttl=...`).
+ */
+int cluster_timing_check(long ttl_ms, long loop_wait_ms, long retry_timeout_ms, struct pgha_err *e) PGHA_MUSTCHECK;
 
 enum dyncfg_timing_key { DYN_TTL, DYN_LOOP_WAIT, DYN_RETRY_TIMEOUT, DYN_NTIMING };
 

@@ -1,6 +1,6 @@
 /*
  * test_dyncfg.c — the dynamic config key's timing and PostgreSQL parameters
- * (ha/dyncfg.c), and the whole-object check `ctl edit-config` and `ctl set`
+ * (cluster/dyncfg.c), and the whole-object check `ctl edit-config` and `ctl set`
  * go by (ctl_config_normalize in cli/ctl_set.c).
  */
 #include <setjmp.h>
@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "cli/ctl_int.h"
-#include "ha/dyncfg.h"
+#include "cluster/dyncfg.h"
 
 static json_t *J(const char *text)
 {

@@ -1,17 +1,17 @@
 /*
  * switchover_req.c — asking for a planned switchover (see switchover_req.h).
  */
-#include "ha/switchover_req.h"
+#include "cluster/switchover_req.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "cluster/sync_key.h"
 #include "common/config.h"
 #include "common/strbuf.h"
 #include "common/util.h"
-#include "ha/sync.h"
 
 int64_t switchover_parse_time(const char *s, int64_t now_wall_ms)
 {

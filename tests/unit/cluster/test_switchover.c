@@ -1,6 +1,6 @@
 /*
  * test_switchover.c — the switchover record and proxy records
- * (dcs/switchover.c): round trips, and bad records named precisely.
+ * (cluster/switchover.c): round trips, and bad records named precisely.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "dcs/switchover.h"
+#include "cluster/switchover.h"
 
 static void test_round_trip(void **state)
 {
