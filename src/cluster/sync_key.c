@@ -175,22 +175,3 @@ out:
 	json_decref(o);
 	return rc;
 }
-
-int sync_view_state(const struct cluster_view *v, struct sync_state *s, enum sync_mode *mode)
-{
-	enum sync_mode m = SYNC_OFF;
-	json_error_t jerr;
-	json_t *cfg = v->config ? json_loads(v->config, 0, &jerr) : NULL;
-	json_t *jm = json_is_object(cfg) ? json_object_get(cfg, "synchronous_mode") : NULL;
-	if (json_is_string(jm) && sync_mode_parse(json_string_value(jm), &m) != 0)
-		m = SYNC_OFF;
-	else if (json_is_boolean(jm))
-		m = json_is_true(jm) ? SYNC_ON : SYNC_OFF;
-	json_decref(cfg);
-	if (mode)
-		*mode = m;
-	struct pgha_err e;
-	if (m == SYNC_OFF || v->sync == NULL || sync_state_decode(v->sync, s, &e) != 0)
-		return 0;
-	return 1;
-}

@@ -51,12 +51,4 @@ char *sync_state_encode(const struct sync_state *s);
 /* Strict: wrong types, bad names, Q outside 1..|P| (0 when empty) are errors. */
 int sync_state_decode(const char *json, struct sync_state *out, struct pgha_err *e) PGHA_MUSTCHECK;
 
-/*
- * A cluster view's synchronous mode (its config key) and sync key: 1 when the
- * mode is on (quorum, strict) and the sync key decodes into *s, 0 when the
- * mode is off or there is no usable key. *mode (may be NULL) gets the mode.
- */
-struct cluster_view;
-int sync_view_state(const struct cluster_view *v, struct sync_state *s, enum sync_mode *mode);
-
 #endif

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "cluster/dyncfg.h"
+#include "cluster/config_key.h"
 #include "cluster/member.h"
 #include "common/log.h"
 #include "common/strbuf.h"
@@ -20,16 +20,18 @@ static const struct config_option agent_options[] = {
 	  "cluster name; all members of a cluster share it (etcd keys live under <prefix>/<name>/)"),
 	O("cluster", "prefix", OPT_STRING, etcd_prefix, "/pgha", 1, 0, 0,
 	  "etcd key prefix shared by all pgha clusters"),
-	O("cluster", "ttl", OPT_DURATION, ttl_ms, CLUSTER_TTL_DEFAULT, CLUSTER_TTL_MIN_MS, CLUSTER_TTL_MAX_MS, OPT_RELOAD,
+	O("cluster", "ttl", OPT_DURATION, ttl_ms, DYNCFG_TTL_DEFAULT, DYNCFG_TTL_MIN_MS, DYNCFG_TTL_MAX_MS,
+	  OPT_RELOAD,
 	  "leader lease: a leader that cannot renew it within this time is replaced (node death fails over in about this long)"),
-	O("cluster", "loop_wait", OPT_DURATION, loop_wait_ms, CLUSTER_LOOP_WAIT_DEFAULT, CLUSTER_LOOP_WAIT_MIN_MS,
-	  CLUSTER_LOOP_WAIT_MAX_MS, OPT_RELOAD,
+	O("cluster", "loop_wait", OPT_DURATION, loop_wait_ms, DYNCFG_LOOP_WAIT_DEFAULT, DYNCFG_LOOP_WAIT_MIN_MS,
+	  DYNCFG_LOOP_WAIT_MAX_MS, OPT_RELOAD,
 	  "longest sleep of the HA loop between runs (etcd watch events wake it sooner)"),
-	O("cluster", "retry_timeout", OPT_DURATION, retry_timeout_ms, CLUSTER_RETRY_TIMEOUT_DEFAULT,
-	  CLUSTER_RETRY_TIMEOUT_MIN_MS, CLUSTER_RETRY_TIMEOUT_MAX_MS, OPT_RELOAD,
+	O("cluster", "retry_timeout", OPT_DURATION, retry_timeout_ms, DYNCFG_RETRY_TIMEOUT_DEFAULT,
+	  DYNCFG_RETRY_TIMEOUT_MIN_MS, DYNCFG_RETRY_TIMEOUT_MAX_MS, OPT_RELOAD,
 	  "how long one etcd operation may retry across endpoints before it counts as failed"),
 
-	O("cluster", "maximum_lag_on_failover", OPT_INT, maximum_lag_on_failover, "1048576", 0, 2147483647,
+	O("cluster", "maximum_lag_on_failover", OPT_INT, maximum_lag_on_failover, DYNCFG_MAX_LAG_DEFAULT, 0,
+	  DYNCFG_MAX_LAG_MAX,
 	  OPT_RELOAD, "a standby more than this many bytes behind the last known leader position is never promoted"),
 	O("cluster", "failsafe", OPT_BOOL, failsafe, "on", 1, 0, OPT_RELOAD,
 	  "with etcd unreachable, the leader stays primary while every member confirms it cannot reach etcd either"),
@@ -142,7 +144,7 @@ int agent_config_validate(struct agent_config *cfg, struct pgha_err *e)
 	if (cfg->etcd_prefix[0] != '/')
 		return err_set(e, "%s: [cluster] prefix = \"%s\": must start with /", p, cfg->etcd_prefix);
 	struct pgha_err sub;
-	if (cluster_timing_check(cfg->ttl_ms, cfg->loop_wait_ms, cfg->retry_timeout_ms, &sub) != 0)
+	if (dyncfg_timing_check(cfg->ttl_ms, cfg->loop_wait_ms, cfg->retry_timeout_ms, &sub) != 0)
 		return err_set(e, "%s: [cluster] %s", p, sub.msg);
 	if (cfg->etcd_request_timeout_ms > cfg->retry_timeout_ms)
 		return err_set(e, "%s: [etcd] request_timeout (%dms) must not exceed [cluster] retry_timeout (%dms)",

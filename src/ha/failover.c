@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/config_key.h"
 #include "common/httpc.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -36,23 +37,17 @@ static int64_t lease_fence_at(const struct agent *a)
 void failover_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 {
 	/* config: {"pause": true, "maximum_lag_on_failover": 1048576} */
-	bool paused = false;
 	int64_t max_lag = a->cfg.maximum_lag_on_failover;
 	const struct etcd_kv *kv = etcd_kvs_find(kvs, a->key_config);
-	if (kv != NULL) {
-		json_error_t jerr;
-		json_t *o = json_loads(kv->value, 0, &jerr);
-		if (json_is_object(o)) {
-			paused = json_is_true(json_object_get(o, "pause"));
-			json_t *l = json_object_get(o, "maximum_lag_on_failover");
-			if (json_is_integer(l) && json_integer_value(l) >= 0)
-				max_lag = json_integer_value(l);
-		} else {
-			log_warn_once("config json", a->key_config, kv->mod_revision,
-				      "ignoring %s: not a JSON object (%s)", a->key_config, jerr.text);
-		}
-		json_decref(o);
-	}
+	struct dyncfg dc;
+	struct pgha_err e;
+	if (dyncfg_decode(kv ? kv->value : NULL, &dc, &e) != 0)
+		log_warn_once("config json", a->key_config, kv->mod_revision,
+			      "ignoring %s: not a JSON object (%s)", a->key_config, e.msg);
+	bool paused = dc.set[DYNCFG_PAUSE] && dc.value[DYNCFG_PAUSE];
+	if (dc.set[DYNCFG_MAX_LAG])
+		max_lag = dc.value[DYNCFG_MAX_LAG];
+	dyncfg_free(&dc);
 	if (paused != a->paused)
 		log_warn("maintenance mode %s", paused ? "on: no automatic failover, no demotion" : "off");
 	a->paused = paused;
