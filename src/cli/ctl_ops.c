@@ -10,6 +10,7 @@
 
 #include "cli/ctl_int.h"
 #include "cluster/config_key.h"
+#include "cluster/switchover.h"
 #include "common/strbuf.h"
 #include "common/util.h"
 
@@ -158,7 +159,10 @@ int ctl_cmd_failover(const struct ctl_target *t, int argc, char **argv)
 	char *prefix = ctl_cluster_prefix(t);
 	char *key = xasprintf("%sfailover", prefix);
 	char *lkey = xasprintf("%sleader", prefix);
-	char *body = xasprintf("{\"to\":\"%s\",\"from\":\"%s\"}", to, v.leader ? v.leader : "");
+	struct failover_request fr;
+	snprintf(fr.to, sizeof(fr.to), "%s", to);
+	snprintf(fr.from, sizeof(fr.from), "%s", v.leader ? v.leader : "");
+	char *body = failover_request_encode(&fr);
 	/* The request lives under a lease: if nobody acts on it, it goes away. */
 	int64_t lease = 0;
 	if (etcd_lease_grant(c, wait_s + 30, &lease, &e) != 0 || etcd_put(c, key, body, lease, &e) != 0) {

@@ -5,6 +5,9 @@
  *                                       and the phase it has reached
  *   <prefix>/<cluster>/proxies/<name>   one per running proxy, under its lease:
  *                                       which switchover it has paused for
+ *   <prefix>/<cluster>/failover         a manual failover `ctl failover` asks
+ *                                       for, under ctl's lease: see struct
+ *                                       failover_request
  *   <prefix>/<cluster>/requests/<name>  an operation asked of one member
  *                                       (`ctl restart`, `ctl reinit`), under
  *                                       ctl's lease: see struct member_request
@@ -67,6 +70,19 @@ struct proxy_record {
 
 int proxy_record_decode(const char *json, size_t len, struct proxy_record *out, struct pgha_err *e) PGHA_MUSTCHECK;
 char *proxy_record_encode(const struct proxy_record *r);
+
+/*
+ * failover: {"to": "n2", "from": "n1"}. The member `to` takes the leader key
+ * (the leader at the time, `from`, gives it up); nobody else acts on it.
+ */
+struct failover_request {
+	char to[64];
+	char from[64];            /* "" if there was no leader */
+};
+
+int failover_request_decode(const char *json, size_t len, struct failover_request *out,
+			    struct pgha_err *e) PGHA_MUSTCHECK;
+char *failover_request_encode(const struct failover_request *r);
 
 /*
  * requests/<member>: {"id": "rq-...", "action": "restart" | "reinit", "deadline": unix ms}.

@@ -6,7 +6,6 @@
  */
 #include "ha/agent_int.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,17 +57,12 @@ void failover_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 	/* failover: {"to": "node2"} */
 	char to[MEMBER_NAME_MAX] = "";
 	kv = etcd_kvs_find(kvs, a->key_failover);
-	if (kv != NULL) {
-		json_error_t jerr;
-		json_t *o = json_loads(kv->value, 0, &jerr);
-		json_t *t = json_is_object(o) ? json_object_get(o, "to") : NULL;
-		if (json_is_string(t))
-			snprintf(to, sizeof(to), "%s", json_string_value(t));
-		else
-			log_warn_once("failover key", a->key_failover, kv->mod_revision,
-				      "ignoring %s: expected {\"to\": \"<member>\"}", a->key_failover);
-		json_decref(o);
-	}
+	struct failover_request fr;
+	if (kv != NULL && failover_request_decode(kv->value, kv->value_len, &fr, &e) == 0)
+		snprintf(to, sizeof(to), "%s", fr.to);
+	else if (kv != NULL)
+		log_warn_once("failover key", a->key_failover, kv->mod_revision,
+			      "ignoring %s: expected {\"to\": \"<member>\"} (%s)", a->key_failover, e.msg);
 	if (strcmp(to, a->failover_to) != 0 && to[0] != '\0')
 		log_warn("manual failover requested to %s", to);
 	snprintf(a->failover_to, sizeof(a->failover_to), "%s", to);
