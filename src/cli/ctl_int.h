@@ -43,8 +43,6 @@ int ctl_config_put_cas(struct etcd_client *c, const char *key, const struct etcd
 
 /* ctl_list.c */
 int ctl_cmd_list(const struct ctl_target *t, int argc, char **argv);
-/* "Maintenance mode: on" / pending failover lines for `ctl list`. */
-void ctl_print_notes(FILE *out, const struct etcd_kvs *raw, const char *prefix);
 
 /* ctl_ops.c */
 int ctl_cmd_pause(const struct ctl_target *t, bool pause, int argc, char **argv);

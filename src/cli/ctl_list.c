@@ -16,7 +16,8 @@
 #include "common/strbuf.h"
 #include "common/util.h"
 
-void ctl_print_notes(FILE *out, const struct etcd_kvs *raw, const char *prefix)
+/* "Maintenance mode: on" / pending failover and switchover lines under the table. */
+static void print_notes(FILE *out, const struct etcd_kvs *raw, const char *prefix)
 {
 	char *key = xasprintf("%sconfig", prefix);
 	const struct etcd_kv *kv = etcd_kvs_find(raw, key);
@@ -171,7 +172,7 @@ int ctl_cmd_list(const struct ctl_target *t, int argc, char **argv)
 		free(s);
 	} else {
 		ctl_print_table(stdout, &v, t->cluster);
-		ctl_print_notes(stdout, &raw, prefix);
+		print_notes(stdout, &raw, prefix);
 	}
 	free(prefix);
 	etcd_kvs_free(&raw);

@@ -17,25 +17,15 @@
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-static struct sync_set set_of(int num, const char *names)
-{
-	struct sync_set s;
-	sync_set_clear(&s);
-	char buf[256];
-	snprintf(buf, sizeof(buf), "%s", names);
-	for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
-		sync_set_add(&s, t);
-	s.num = num;
-	return s;
-}
-
 static void test_state_codec(void **state)
 {
 	struct sync_state s, r;
 	struct pgha_err e;
 	memset(&s, 0, sizeof(s));
 	snprintf(s.leader, sizeof(s.leader), "n1");
-	s.set = set_of(2, "n3,n2");
+	sync_set_add(&s.set, "n3");
+	sync_set_add(&s.set, "n2");
+	s.set.num = 2;
 	char *t = sync_state_encode(&s);
 	assert_string_equal(t, "{\"leader\":\"n1\",\"sync_standby\":[\"n2\",\"n3\"],\"quorum\":2}");
 	assert_int_equal(sync_state_decode(t, &r, &e), 0);
