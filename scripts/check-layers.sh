@@ -8,8 +8,9 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 
 # folder: the folders (or single headers, folder/file.h) its files may include besides its own.
-# The single headers are known crossings that issue 9 moves to where they belong (the cluster
-# model out of ha/, the HTTP server out of api/); new ones are refused.
+# The single headers are known crossings, one header each; new ones are refused. cli's
+# ha/agent_config.h stays: `pgha ctl -c FILE` reads [etcd] and [cluster] from an agent's config
+# file with the agent's own option table. proxy's api/httpd.h moves with the HTTP server (issue 9).
 rules() {
 	cat <<'RULES'
 common:
