@@ -10,7 +10,7 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 # folder: the folders (or single headers, folder/file.h) its files may include besides its own.
 # The single headers are known crossings, one header each; new ones are refused. cli's
 # ha/agent_config.h stays: `pgha ctl -c FILE` reads [etcd] and [cluster] from an agent's config
-# file with the agent's own option table. proxy's api/httpd.h moves with the HTTP server (issue 9).
+# file with the agent's own option table.
 rules() {
 	cat <<'RULES'
 common:
@@ -18,10 +18,11 @@ pgproto: common
 auth: common
 dcs: common
 pg: common
+http: common
 cluster: common dcs pg
-api: common dcs cluster
+api: common dcs http cluster
 ha: common dcs pg api cluster
-proxy: common pgproto auth dcs cluster api/httpd.h
+proxy: common pgproto auth dcs http cluster
 cli: common dcs cluster ha/agent_config.h
 up: common dcs pg cli cluster
 RULES

@@ -15,11 +15,11 @@
 #include <jansson.h>
 #include <strings.h>
 
-#include "api/httpd.h"
 #include "cluster/switchover_req.h"
 #include "common/log.h"
 #include "common/strbuf.h"
 #include "common/util.h"
+#include "http/httpd.h"
 
 struct api_server {
 	struct httpd *httpd;

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "api/httpd.h"
+#include "http/httpd.h"
 #include "common/util.h"
 
 #define API_DEFAULT_TTL_S 30

@@ -10,17 +10,10 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "auth/scram.h"
+#include "auth/stored.h"
 #include "common/strbuf.h"
 
 static const char hexdigits[] = "0123456789abcdef";
-
-bool pgmd5_is_verifier(const char *s)
-{
-	if (!s || strncmp(s, "md5", 3) != 0 || strlen(s) != PGMD5_LEN)
-		return false;
-	return strspn(s + 3, hexdigits) == PGMD5_LEN - 3;
-}
 
 /* out = "md5" + hex(md5(a || b)); a and b may be secrets, the buffer is wiped. */
 static int md5_hex(const void *a, size_t alen, const void *b, size_t blen, char out[PGMD5_LEN + 1],

@@ -15,13 +15,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/stored.h"
 #include "common/err.h"
 
 #define PGMD5_LEN 35 /* "md5" + 32 hex digits (buffers: PGMD5_LEN + 1) */
 #define PGMD5_SALT_LEN 4
-
-/* Is s an md5 hash as PostgreSQL stores it ("md5" + exactly 32 lowercase hex digits)? */
-bool pgmd5_is_verifier(const char *s);
 
 /* out = "md5" + hex(md5(password || user)). */
 int pgmd5_hash(const char *password, const char *user, char out[PGMD5_LEN + 1],

@@ -27,12 +27,11 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
-#include "auth/md5.h"
 #include "auth/saslprep.h"
+#include "auth/stored.h"
 #include "common/strbuf.h"
 #include "common/util.h"
 
-#define VERIFIER_PREFIX "SCRAM-SHA-256$"
 #define MAX_FIELDS 32
 
 /* ------------------------------------------------------------------ helpers */
@@ -245,11 +244,6 @@ static bool parse_posint(const char *p, size_t n, long max, long *out)
 
 /* ---------------------------------------------------------------- verifiers */
 
-bool scram_is_verifier(const char *s)
-{
-	return s && strncmp(s, VERIFIER_PREFIX, strlen(VERIFIER_PREFIX)) == 0;
-}
-
 void scram_verifier_wipe(struct scram_verifier *v)
 {
 	wipe(v, sizeof(*v));
@@ -280,9 +274,9 @@ int scram_verifier_parse(const char *s, struct scram_verifier *v, struct pgha_er
 {
 	memset(v, 0, sizeof(*v));
 	if (!scram_is_verifier(s))
-		return err_set(e, "not a SCRAM verifier: must start with \"" VERIFIER_PREFIX "\"");
+		return err_set(e, "not a SCRAM verifier: must start with \"" SCRAM_VERIFIER_PREFIX "\"");
 
-	const char *p = s + strlen(VERIFIER_PREFIX);
+	const char *p = s + strlen(SCRAM_VERIFIER_PREFIX);
 	const char *colon = strchr(p, ':');
 	const char *dollar = colon ? strchr(colon + 1, '$') : NULL;
 	const char *colon2 = dollar ? strchr(dollar + 1, ':') : NULL;
@@ -325,7 +319,7 @@ char *scram_verifier_format(const struct scram_verifier *v)
 	char *salt = base64_encode(v->salt, v->salt_len);
 	char *stored = base64_encode(v->stored_key, SCRAM_KEY_LEN);
 	char *server = base64_encode(v->server_key, SCRAM_KEY_LEN);
-	char *s = xasprintf(VERIFIER_PREFIX "%d:%s$%s:%s", v->iterations, salt, stored, server);
+	char *s = xasprintf(SCRAM_VERIFIER_PREFIX "%d:%s$%s:%s", v->iterations, salt, stored, server);
 
 	wipe_free(salt);
 	wipe_free(stored);

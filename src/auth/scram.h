@@ -45,9 +45,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/stored.h"
 #include "common/err.h"
 
 #define SCRAM_MECHANISM "SCRAM-SHA-256"
+#define SCRAM_VERIFIER_PREFIX "SCRAM-SHA-256$"
 #define SCRAM_KEY_LEN 32             /* SHA-256 */
 #define SCRAM_DEFAULT_ITERATIONS 4096 /* PostgreSQL's default */
 #define SCRAM_DEFAULT_SALT_LEN 16
@@ -78,8 +80,6 @@ struct scram_verifier {
 	uint8_t server_key[SCRAM_KEY_LEN]; /* HMAC(SaltedPassword, "Server Key") */
 };
 
-/* Does s look like a SCRAM verifier (starts with "SCRAM-SHA-256$")? Parse to be sure. */
-bool scram_is_verifier(const char *s);
 
 /* Parse PostgreSQL's stored format (strict: canonical padded base64, 32-byte keys, 1 <= i <= INT_MAX). */
 int scram_verifier_parse(const char *s, struct scram_verifier *v, struct pgha_err *e) PGHA_MUSTCHECK;

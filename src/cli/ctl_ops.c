@@ -159,10 +159,10 @@ int ctl_cmd_failover(const struct ctl_target *t, int argc, char **argv)
 	char *prefix = ctl_cluster_prefix(t);
 	char *key = xasprintf("%sfailover", prefix);
 	char *lkey = xasprintf("%sleader", prefix);
-	struct failover_request fr;
-	snprintf(fr.to, sizeof(fr.to), "%s", to);
-	snprintf(fr.from, sizeof(fr.from), "%s", v.leader ? v.leader : "");
-	char *body = failover_request_encode(&fr);
+	struct failover_key fk = {.to = ""};
+	snprintf(fk.to, sizeof(fk.to), "%s", to);
+	snprintf(fk.from, sizeof(fk.from), "%s", v.leader ? v.leader : "");
+	char *body = failover_key_encode(&fk);
 	/* The request lives under a lease: if nobody acts on it, it goes away. */
 	int64_t lease = 0;
 	if (etcd_lease_grant(c, wait_s + 30, &lease, &e) != 0 || etcd_put(c, key, body, lease, &e) != 0) {

@@ -172,7 +172,7 @@ char *proxy_record_encode(const struct proxy_record *r)
 	return dump(o);
 }
 
-int failover_request_decode(const char *json, size_t len, struct failover_request *out, struct pgha_err *e)
+int failover_key_decode(const char *json, size_t len, struct failover_key *out, struct pgha_err *e)
 {
 	memset(out, 0, sizeof(*out));
 	json_t *o = load(json, len, "the failover request", e);
@@ -180,7 +180,8 @@ int failover_request_decode(const char *json, size_t len, struct failover_reques
 		return -1;
 	int rc = 0;
 	if (get_str(o, "to", out->to, sizeof(out->to), true, e) != 0 ||
-	    get_str(o, "from", out->from, sizeof(out->from), false, e) != 0)
+	    get_str(o, "from", out->from, sizeof(out->from), false, e) != 0 ||
+	    get_str(o, "switchover", out->switchover, sizeof(out->switchover), false, e) != 0)
 		rc = err_wrap(e, "failover request");
 	else if (out->to[0] == '\0')
 		rc = err_set(e, "failover request: field \"to\" is empty");
@@ -188,11 +189,14 @@ int failover_request_decode(const char *json, size_t len, struct failover_reques
 	return rc;
 }
 
-char *failover_request_encode(const struct failover_request *r)
+char *failover_key_encode(const struct failover_key *r)
 {
 	json_t *o = json_object();
 	json_object_set_new(o, "to", json_string(r->to));
-	json_object_set_new(o, "from", json_string(r->from));
+	if (r->from[0])
+		json_object_set_new(o, "from", json_string(r->from));
+	if (r->switchover[0])
+		json_object_set_new(o, "switchover", json_string(r->switchover));
 	return dump(o);
 }
 

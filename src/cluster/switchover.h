@@ -5,9 +5,9 @@
  *                                       and the phase it has reached
  *   <prefix>/<cluster>/proxies/<name>   one per running proxy, under its lease:
  *                                       which switchover it has paused for
- *   <prefix>/<cluster>/failover         a manual failover `ctl failover` asks
- *                                       for, under ctl's lease: see struct
- *                                       failover_request
+ *   <prefix>/<cluster>/failover         a manual failover (`ctl failover`, or
+ *                                       the switchover's last step): see
+ *                                       struct failover_key
  *   <prefix>/<cluster>/requests/<name>  an operation asked of one member
  *                                       (`ctl restart`, `ctl reinit`), under
  *                                       ctl's lease: see struct member_request
@@ -72,17 +72,19 @@ int proxy_record_decode(const char *json, size_t len, struct proxy_record *out, 
 char *proxy_record_encode(const struct proxy_record *r);
 
 /*
- * failover: {"to": "n2", "from": "n1"}. The member `to` takes the leader key
- * (the leader at the time, `from`, gives it up); nobody else acts on it.
+ * failover: {"to": "n2", "from": "n1"} from `ctl failover`, {"to": "n2",
+ * "switchover": "so-..."} from a switchover. The member `to` takes the leader
+ * key (the leader at the time gives it up); nobody else acts on it.
  */
-struct failover_request {
+struct failover_key {
 	char to[64];
-	char from[64];            /* "" if there was no leader */
+	char from[64];            /* the leader when it was asked for ("" none or not said) */
+	char switchover[40];      /* the switchover it carries out ("" none) */
 };
 
-int failover_request_decode(const char *json, size_t len, struct failover_request *out,
+int failover_key_decode(const char *json, size_t len, struct failover_key *out,
 			    struct pgha_err *e) PGHA_MUSTCHECK;
-char *failover_request_encode(const struct failover_request *r);
+char *failover_key_encode(const struct failover_key *r);
 
 /*
  * requests/<member>: {"id": "rq-...", "action": "restart" | "reinit", "deadline": unix ms}.

@@ -317,11 +317,15 @@ char *path_join(const char *a, const char *b)
 	return xasprintf("%s/%s", a, b);
 }
 
-int parse_host_port(const char *s, char *hostbuf, size_t hostlen, int *port, struct pgha_err *e)
+/* "host:port" / "[v6]:port" with a port from min_port to 65535. */
+static int split_host_port(const char *s, int min_port, char *hostbuf, size_t hostlen, int *port,
+			   struct pgha_err *e)
 {
 	const char *colon;
 	const char *host = s;
 	size_t hl;
+	if (s == NULL)
+		return err_set(e, "no address given (host:port)");
 	if (s[0] == '[') {
 		const char *rb = strchr(s, ']');
 		if (rb == NULL || rb[1] != ':')
@@ -340,12 +344,22 @@ int parse_host_port(const char *s, char *hostbuf, size_t hostlen, int *port, str
 	char *end;
 	errno = 0;
 	long p = strtol(colon + 1, &end, 10);
-	if (errno != 0 || *end != '\0' || end == colon + 1 || p < 1 || p > 65535)
-		return err_set(e, "\"%s\": the port must be a number from 1 to 65535", s);
+	if (errno != 0 || *end != '\0' || end == colon + 1 || p < min_port || p > 65535)
+		return err_set(e, "\"%s\": the port must be a number from %d to 65535", s, min_port);
 	memcpy(hostbuf, host, hl);
 	hostbuf[hl] = '\0';
 	*port = (int)p;
 	return 0;
+}
+
+int parse_host_port(const char *s, char *hostbuf, size_t hostlen, int *port, struct pgha_err *e)
+{
+	return split_host_port(s, 1, hostbuf, hostlen, port, e);
+}
+
+int parse_listen_addr(const char *s, char *hostbuf, size_t hostlen, int *port, struct pgha_err *e)
+{
+	return split_host_port(s, 0, hostbuf, hostlen, port, e);
 }
 
 int random_token(char *out, size_t len, struct pgha_err *e)

@@ -59,6 +59,8 @@ char *path_join(const char *a, const char *b);
 
 /* Split "host:port" (IPv6 as "[::1]:5432"). host is copied into hostbuf. */
 int parse_host_port(const char *s, char *hostbuf, size_t hostlen, int *port, struct pgha_err *e) PGHA_MUSTCHECK;
+/* The same for an address to listen on, where port 0 asks the kernel for a free port. */
+int parse_listen_addr(const char *s, char *hostbuf, size_t hostlen, int *port, struct pgha_err *e) PGHA_MUSTCHECK;
 
 /* Random alphanumeric string of len characters from the kernel CSPRNG. */
 int random_token(char *out, size_t len, struct pgha_err *e) PGHA_MUSTCHECK;

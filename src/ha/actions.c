@@ -5,7 +5,6 @@
 #include "ha/agent_int.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,146 +17,11 @@
 #define BACKOFF_MS 5000
 #define REWIND_RECHECK_MS 500
 
-void agent_set_error(struct agent *a, const char *fmt, ...)
-{
-	char msg[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	log_error("%s", msg);
-	/* The member record carries the first line only. */
-	snprintf(a->last_error, sizeof(a->last_error), "%.*s", (int)strcspn(msg, "\n"), msg);
-}
-
-const struct member *agent_leader_member(const struct agent *a)
-{
-	if (a->view.leader == NULL)
-		return NULL;
-	return cluster_view_member(&a->view, a->view.leader);
-}
-
-char *agent_leader_conninfo(const struct agent *a, const struct member *leader)
-{
-	return pg_conninfo(leader->host, leader->port, a->cfg.replication_user, a->cfg.pgpass,
-			   a->cfg.name, NULL);
-}
-
-void agent_disconnect(struct agent *a)
-{
-	if (a->conn) {
-		PQfinish(a->conn);
-		a->conn = NULL;
-	}
-	a->have_st = false;
-}
-
-static void conf_spec(struct agent *a, struct pg_conf_spec *s, bool standby, const char *conninfo,
-		      const char *slot, const char *ssn)
-{
-	memset(s, 0, sizeof(*s));
-	s->node = &a->node;
-	s->member_name = a->cfg.name;
-	s->allowed_networks = a->cfg.allowed_networks;
-	s->superuser = a->cfg.superuser;
-	s->replication_user = a->cfg.replication_user;
-	s->params = a->params;
-	s->nparams = a->nparams;
-	s->standby = standby;
-	s->primary_conninfo = conninfo;
-	s->slot = slot;
-	s->synchronous_standby_names = ssn;
-}
-
-int agent_start_pg(struct agent *a, bool standby, struct pgha_err *e)
-{
-	char slot[64] = "";
-	char *ci = NULL;
-	if (standby) {
-		/* Without a leader: a read-only standby replaying its own WAL, ready to be elected. */
-		const struct member *leader = agent_leader_member(a);
-		if (leader != NULL && strcmp(leader->name, a->cfg.name) != 0) {
-			ci = agent_leader_conninfo(a, leader);
-			pg_slot_name(a->cfg.name, slot, sizeof(slot));
-		}
-	}
-	if (standby)
-		sync_forget_leadership(a);
-	struct pg_conf_spec spec;
-	conf_spec(a, &spec, standby, ci, slot, standby ? NULL : sync_primary_ssn(a));
-	int rc = -1;
-	if (pg_write_pgpass(a->cfg.pgpass, &a->user, a->cfg.superuser, a->su_password,
-			    a->cfg.replication_user, a->repl_password, e) != 0)
-		goto out;
-	if (pg_write_config(&spec, e) != 0)
-		goto out;
-	if (pg_start(&a->node, &a->pg_pid, e) != 0)
-		goto out;
-	a->pg_child = true;
-	a->phase = PG_STARTING;
-	a->pg_start_ms = now_ms();
-	a->crashed = false;
-	a->started_as_standby = standby;
-	a->params_dirty = false;     /* written in full just now */
-	a->pending_checked_ms = 0;   /* ask pg_settings as soon as it runs */
-	if (!standby)
-		failover_arm_fence(a);
-	free(a->primary_conninfo);
-	a->primary_conninfo = ci;
-	ci = NULL;
-	log_info("PostgreSQL starting as %s (pid %d, port %d)", !standby ? "primary"
-		 : a->primary_conninfo ? "a standby of the leader" : "a standby (no leader to stream from yet)",
-		 (int)a->pg_pid, a->cfg.pg_port);
-	rc = 0;
-out:
-	free(ci);
-	return rc;
-}
-
-int agent_apply_ssn(struct agent *a, struct pgha_err *e)
-{
-	bool standby = a->have_st ? a->st.in_recovery : a->started_as_standby;
-	char slot[64] = "";
-	if (standby && a->primary_conninfo != NULL)
-		pg_slot_name(a->cfg.name, slot, sizeof(slot));
-	struct pg_conf_spec spec;
-	conf_spec(a, &spec, standby, standby ? a->primary_conninfo : NULL, slot,
-		  a->ssn_conf ? a->ssn_conf : "");
-	int changed = pg_update_conf_file(&spec, e);
-	if (changed < 0)
-		return -1;
-	if (changed == 0)
-		return 0;
-	if (a->conn == NULL)
-		return err_set(e, "no connection to PostgreSQL to reload it");
-	if (pg_reload_conf(a->conn, e) != 0)
-		return -1;
-	a->ssn_reload_ms = now_ms();
-	return 0;
-}
-
-int agent_stop_pg(struct agent *a, struct pgha_err *e)
-{
-	agent_disconnect(a);
-	if (a->pg_pid <= 0)
-		return 0;
-	/* Stopping on purpose: not a crash, and nothing left to fence. */
-	if (a->fence)
-		fence_disarm(a->fence);
-	int rc = pg_stop(&a->node, a->pg_pid, a->pg_child, e);
-	if (rc == 0) {
-		a->pg_pid = 0;
-		a->phase = PG_STOPPED;
-		log_info("PostgreSQL stopped");
-	}
-	return rc;
-}
-
 static void claim_init(struct agent *a)
 {
 	bool created = false;
 	struct pgha_err e;
-	if (etcd_create(a->etcd, a->key_init, a->init_claim, a->lease, &created, &e) != 0) {
+	if (etcd_create(a->dcs.etcd, a->keys.init, a->keys.init_claim, a->dcs.lease, &created, &e) != 0) {
 		log_warn("claiming the initialize key failed: %s", e.msg);
 		return;
 	}
@@ -172,7 +36,7 @@ static void release_init(struct agent *a)
 {
 	bool done;
 	struct pgha_err e;
-	if (etcd_delete_if_value(a->etcd, a->key_init, a->init_claim, &done, &e) != 0)
+	if (etcd_delete_if_value(a->dcs.etcd, a->keys.init, a->keys.init_claim, &done, &e) != 0)
 		log_warn("releasing the initialize key failed: %s", e.msg);
 }
 
@@ -182,15 +46,14 @@ static void take_leader(struct agent *a)
 	struct pgha_err e;
 	/* An invalid key (leader_key.c) is replaced, compared on its revision. */
 	int rc = a->view.leader_invalid != NULL ? leader_key_replace(a, &created, &e)
-		 : etcd_create(a->etcd, a->key_leader, a->cfg.name, a->lease, &created, &e);
+		 : etcd_create(a->dcs.etcd, a->keys.leader, a->cfg.name, a->dcs.lease, &created, &e);
 	if (rc != 0) {
 		log_warn("taking the leader key failed: %s", e.msg);
 		return;
 	}
 	if (created) {
-		log_info("took the leader key (lease %lld)", (long long)a->lease);
-		free(a->view.leader);
-		a->view.leader = xstrdup(a->cfg.name);
+		log_info("took the leader key (lease %lld)", (long long)a->dcs.lease);
+		view_set_leader(a, a->cfg.name);
 	} else {
 		log_info("another member took the leader key first");
 	}
@@ -199,15 +62,15 @@ static void take_leader(struct agent *a)
 static void finish_bootstrap(struct agent *a)
 {
 	struct pgha_err e;
-	if (a->conn == NULL || !a->have_st)
+	if (a->pg.conn == NULL || !a->pg.have_st)
 		return;
-	if (pg_ensure_role(a->conn, a->cfg.superuser, a->su_password, false, &e) != 0 ||
-	    pg_ensure_role(a->conn, a->cfg.replication_user, a->repl_password, true, &e) != 0) {
-		agent_set_error(a, "bootstrap: %s", e.msg);
+	if (pg_ensure_role(a->pg.conn, a->cfg.superuser, a->su_password, false, &e) != 0 ||
+	    pg_ensure_role(a->pg.conn, a->cfg.replication_user, a->repl_password, true, &e) != 0) {
+		node_set_error(a, "bootstrap: %s", e.msg);
 		return;
 	}
 	bool done = false;
-	if (etcd_put_if_value(a->etcd, a->key_init, a->init_claim, a->st.system_id, 0, &done, &e) != 0) {
+	if (etcd_put_if_value(a->dcs.etcd, a->keys.init, a->keys.init_claim, a->pg.st.system_id, 0, &done, &e) != 0) {
 		log_warn("recording the system identifier failed: %s", e.msg);
 		return;
 	}
@@ -215,7 +78,7 @@ static void finish_bootstrap(struct agent *a)
 		log_warn("the initialize key changed under us; not recording the system identifier");
 		return;
 	}
-	log_info("cluster initialized: system identifier %s", a->st.system_id);
+	log_info("cluster initialized: system identifier %s", a->pg.st.system_id);
 }
 
 /*
@@ -228,7 +91,7 @@ static void finish_bootstrap(struct agent *a)
 static void checkpoint_after_promote(struct agent *a)
 {
 	int64_t t0 = now_ms();
-	PGresult *r = PQexec(a->conn, "CHECKPOINT");
+	PGresult *r = PQexec(a->pg.conn, "CHECKPOINT");
 	if (PQresultStatus(r) != PGRES_COMMAND_OK)
 		log_warn("checkpoint after the promotion failed: %s", PQresultErrorMessage(r));
 	else
@@ -238,50 +101,55 @@ static void checkpoint_after_promote(struct agent *a)
 
 static void promote(struct agent *a)
 {
-	if (a->conn == NULL)
+	if (a->pg.conn == NULL)
 		return;
 	/* Synchronous mode: the sync key names this member first (the fence), then promote. */
 	if (sync_before_promote(a) != 0)
 		return;
 	int64_t t0 = now_ms();
-	PGresult *r = PQexec(a->conn, "SELECT pg_promote(true, 60)");
+	PGresult *r = PQexec(a->pg.conn, "SELECT pg_promote(true, 60)");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		agent_set_error(a, "promotion failed: %s", PQresultErrorMessage(r));
+		node_set_error(a, "promotion failed: %s", PQresultErrorMessage(r));
 	else
 		log_info("promoted PostgreSQL to primary in %lld ms", (long long)(now_ms() - t0));
 	bool promoted = PQresultStatus(r) == PGRES_TUPLES_OK;
 	PQclear(r);
-	failover_arm_fence(a);
+	fencing_arm(a);
 	if (promoted)
 		checkpoint_after_promote(a);
-}
-
-static void clear_failover_request(struct agent *a)
-{
-	if (strcmp(a->failover_to, a->cfg.name) != 0)
-		return;
-	struct pgha_err e;
-	if (etcd_delete(a->etcd, a->key_failover, NULL, &e) != 0)
-		log_warn("clearing the failover request: %s", e.msg);
-	else
-		log_info("manual failover to this member done");
-	a->failover_to[0] = '\0';
 }
 
 static void release_leader(struct agent *a)
 {
 	bool done = false;
 	struct pgha_err e;
-	if (a->fence)
-		fence_disarm(a->fence);
-	if (etcd_delete_if_value(a->etcd, a->key_leader, a->cfg.name, &done, &e) != 0) {
+	if (a->fencing.fence)
+		fence_disarm(a->fencing.fence);
+	if (etcd_delete_if_value(a->dcs.etcd, a->keys.leader, a->cfg.name, &done, &e) != 0) {
 		log_warn("releasing the leader key: %s", e.msg);
 		return;
 	}
 	if (done)
 		log_warn("released the leader key");
-	free(a->view.leader);
-	a->view.leader = NULL;
+	view_set_leader(a, NULL);
+}
+
+static int start_pg(struct agent *a, bool standby, struct pgha_err *e)
+{
+	char *ci = NULL;
+	if (standby) {
+		/* Without a leader: a read-only standby replaying its own WAL, ready to be elected. */
+		const struct member *leader = view_leader(a);
+		if (leader != NULL && strcmp(leader->name, a->cfg.name) != 0)
+			ci = view_leader_conninfo(a, leader);
+		sync_forget_leadership(a);
+	}
+	if (node_start(a, standby, ci, standby ? NULL : sync_primary_ssn(a), e) != 0)
+		return -1;
+	dynconf_pg_started(a);
+	if (!standby)
+		fencing_arm(a);
+	return 0;
 }
 
 /*
@@ -293,19 +161,16 @@ static void move_aside(struct agent *a, const char *aside, const char *what)
 {
 	struct pgha_err e;
 	if (pg_remove_tree(aside, &e) != 0) {
-		agent_set_error(a, "re-clone: %s", e.msg);
+		node_set_error(a, "re-clone: %s", e.msg);
 		return;
 	}
 	if (rename(a->cfg.data_dir, aside) != 0) {
-		agent_set_error(a, "re-clone: cannot move %s to %s: %s", a->cfg.data_dir, aside, strerror(errno));
+		node_set_error(a, "re-clone: cannot move %s to %s: %s", a->cfg.data_dir, aside, strerror(errno));
 	} else {
 		log_warn("moved the %s data directory to %s; cloning the leader afresh", what, aside);
-		a->rewind_failed = false;
-		a->rewind_failures = 0;
-		a->history = HA_HIST_ON;
-		a->history_key[0] = '\0';
-		memset(&a->data, 0, sizeof(a->data));
-		a->data.kind = PG_DATA_MISSING;
+		job_forget_rewind(a);
+		divergence_reset(a);
+		node_data_gone(a);
 	}
 }
 
@@ -323,7 +188,7 @@ void agent_diverged_copy_step(struct agent *a)
 {
 	char *aside = agent_diverged_aside(a);
 	bool present = path_exists(aside);
-	if (present && a->phase == PG_RUNNING && a->have_st && a->st.in_recovery && a->st.streaming) {
+	if (present && a->pg.phase == PG_RUNNING && a->pg.have_st && a->pg.st.in_recovery && a->pg.st.streaming) {
 		struct pgha_err e;
 		if (pg_remove_tree(aside, &e) != 0) {
 			log_warn("removing the diverged copy: %s", e.msg);
@@ -332,52 +197,25 @@ void agent_diverged_copy_step(struct agent *a)
 			present = false;
 		}
 	}
-	snprintf(a->self_diverged_copy, sizeof(a->self_diverged_copy), "%s", present ? aside : "");
+	snprintf(a->act.diverged_copy, sizeof(a->act.diverged_copy), "%s", present ? aside : "");
 	free(aside);
 }
 
 static void reinit(struct agent *a, const struct ha_decision *d)
 {
 	struct pgha_err e;
-	if (a->pg_pid > 0) {
+	if (a->pg.pid > 0) {
 		log_warn("stopping PostgreSQL: %s", d->reason);
-		if (agent_stop_pg(a, &e) != 0) {
-			agent_set_error(a, "re-clone: %s", e.msg);
+		if (node_stop(a, &e) != 0) {
+			node_set_error(a, "re-clone: %s", e.msg);
 			return;
 		}
 	}
 	char *aside = agent_reinit_aside(a);
 	move_aside(a, aside, "old");
 	free(aside);
-	if (a->data.kind != PG_DATA_MISSING)
-		a->backoff_until_ms = now_ms() + BACKOFF_MS;   /* not moved: try again later, not every loop */
-}
-
-static void follow(struct agent *a)
-{
-	const struct member *leader = agent_leader_member(a);
-	if (leader == NULL || a->conn == NULL)
-		return;
-	char *ci = agent_leader_conninfo(a, leader);
-	char slot[64];
-	pg_slot_name(a->cfg.name, slot, sizeof(slot));
-	struct pg_conf_spec spec;
-	conf_spec(a, &spec, true, ci, slot, NULL);
-	struct pgha_err e;
-	int changed = pg_update_conf_file(&spec, &e);
-	if (changed < 0) {
-		agent_set_error(a, "re-pointing replication: %s", e.msg);
-		free(ci);
-		return;
-	}
-	if (pg_reload_conf(a->conn, &e) != 0) {
-		agent_set_error(a, "reload after re-pointing replication: %s", e.msg);
-		free(ci);
-		return;
-	}
-	log_info("now following %s (%s:%d)", leader->name, leader->host, leader->port);
-	free(a->primary_conninfo);
-	a->primary_conninfo = ci;
+	if (a->pg.data.kind != PG_DATA_MISSING)
+		agent_backoff(a);   /* not moved: try again later, not every loop */
 }
 
 static bool slot_wanted(const struct agent *a, const char *slot)
@@ -395,9 +233,9 @@ static bool slot_wanted(const struct agent *a, const char *slot)
 
 static struct slot_seen *slot_tracked(struct agent *a, const char *name)
 {
-	for (size_t i = 0; i < a->nslots; i++)
-		if (strcmp(a->slots[i].name, name) == 0)
-			return &a->slots[i];
+	for (size_t i = 0; i < a->act.nslots; i++)
+		if (strcmp(a->act.slots[i].name, name) == 0)
+			return &a->act.slots[i];
 	return NULL;
 }
 
@@ -411,8 +249,8 @@ static void manage_slots(struct agent *a)
 	struct pg_slot *slots = NULL;
 	size_t n = 0;
 	struct pgha_err e;
-	if (a->conn == NULL || pg_list_slots(a->conn, &slots, &n, &e) != 0) {
-		if (a->conn)
+	if (a->pg.conn == NULL || pg_list_slots(a->pg.conn, &slots, &n, &e) != 0) {
+		if (a->pg.conn)
 			log_warn("listing replication slots: %s", e.msg);
 		return;
 	}
@@ -427,15 +265,15 @@ static void manage_slots(struct agent *a)
 		for (size_t k = 0; k < n; k++)
 			exists |= strcmp(slots[k].name, want) == 0;
 		if (!exists) {
-			if (pg_create_physical_slot(a->conn, want, &e) != 0)
+			if (pg_create_physical_slot(a->pg.conn, want, &e) != 0)
 				log_warn("%s", e.msg);
 			else
 				log_info("created replication slot %s for member %s", want, m->name);
 		}
 		struct slot_seen *t = slot_tracked(a, want);
 		if (t == NULL) {
-			a->slots = xrealloc(a->slots, (a->nslots + 1) * sizeof(*a->slots));
-			t = &a->slots[a->nslots++];
+			a->act.slots = xrealloc(a->act.slots, (a->act.nslots + 1) * sizeof(*a->act.slots));
+			t = &a->act.slots[a->act.nslots++];
 			snprintf(t->name, sizeof(t->name), "%s", want);
 		}
 		t->last_seen_ms = now;
@@ -446,42 +284,43 @@ static void manage_slots(struct agent *a)
 		struct slot_seen *t = slot_tracked(a, slots[k].name);
 		if (t == NULL || slots[k].active || now - t->last_seen_ms < a->cfg.member_slots_ttl_ms)
 			continue;
-		if (pg_drop_slot(a->conn, slots[k].name, &e) != 0) {
+		if (pg_drop_slot(a->pg.conn, slots[k].name, &e) != 0) {
 			log_warn("%s", e.msg);
 			continue;
 		}
 		log_info("dropped replication slot %s: its member left the cluster", slots[k].name);
-		*t = a->slots[--a->nslots];
+		*t = a->act.slots[--a->act.nslots];
 	}
 	free(slots);
 }
 
-void agent_act(struct agent *a, const struct ha_decision *d)
+bool agent_act(struct agent *a, const struct ha_decision *d)
 {
 	struct pgha_err e;
+	bool quick = false;
 	switch (d->action) {
 	case ACT_WAIT:
 	case ACT_REPLICA_DUTIES:
 		break;
 	case ACT_FATAL:
-		if (a->data.kind == PG_DATA_INVALID)
-			agent_set_error(a, "%s: %s\nHINT: point [postgresql] data_dir at an empty or missing "
+		if (a->pg.data.kind == PG_DATA_INVALID)
+			node_set_error(a, "%s: %s\nHINT: point [postgresql] data_dir at an empty or missing "
 					"directory, or at this cluster's data; pgha never deletes what it did not create",
 					a->cfg.data_dir, d->reason);
 		else
-			agent_set_error(a, "%s: %s: it has system identifier %s, cluster %s has %s\n"
+			node_set_error(a, "%s: %s: it has system identifier %s, cluster %s has %s\n"
 					"HINT: this member cannot join with it; move it away to clone afresh",
-					a->cfg.data_dir, d->reason, a->have_st ? a->st.system_id : a->data.system_id,
+					a->cfg.data_dir, d->reason, a->pg.have_st ? a->pg.st.system_id : a->pg.data.system_id,
 					a->cfg.cluster_name, a->view.initialize ? a->view.initialize : "none");
-		a->fatal = true;
+		a->act.fatal = true;
 		break;
 	case ACT_CLAIM_INIT:
 		claim_init(a);
 		break;
 	case ACT_INITDB:
 		if (job_start_initdb(a, &e) != 0) {
-			agent_set_error(a, "cannot start initdb: %s", e.msg);
-			a->backoff_until_ms = now_ms() + BACKOFF_MS;
+			node_set_error(a, "cannot start initdb: %s", e.msg);
+			agent_backoff(a);
 			release_init(a);
 		}
 		break;
@@ -490,9 +329,9 @@ void agent_act(struct agent *a, const struct ha_decision *d)
 		break;
 	case ACT_START_PRIMARY:
 	case ACT_START_STANDBY:
-		if (agent_start_pg(a, d->action == ACT_START_STANDBY, &e) != 0) {
-			agent_set_error(a, "cannot start PostgreSQL: %s", e.msg);
-			a->backoff_until_ms = now_ms() + BACKOFF_MS;
+		if (start_pg(a, d->action == ACT_START_STANDBY, &e) != 0) {
+			node_set_error(a, "cannot start PostgreSQL: %s", e.msg);
+			agent_backoff(a);
 		}
 		break;
 	case ACT_FINISH_BOOTSTRAP:
@@ -500,30 +339,33 @@ void agent_act(struct agent *a, const struct ha_decision *d)
 		break;
 	case ACT_CLONE:
 		if (job_start_basebackup(a, &e) != 0) {
-			agent_set_error(a, "cannot start pg_basebackup: %s", e.msg);
-			a->backoff_until_ms = now_ms() + BACKOFF_MS;
+			node_set_error(a, "cannot start pg_basebackup: %s", e.msg);
+			agent_backoff(a);
 		}
 		break;
-	case ACT_FOLLOW:
-		follow(a);
+	case ACT_FOLLOW: {
+		const struct member *leader = view_leader(a);
+		if (leader != NULL)
+			node_follow(a, leader);
 		break;
+	}
 	case ACT_DEMOTE:
 	case ACT_RESTART:
 		log_warn("stopping PostgreSQL: %s", d->reason);
-		if (agent_stop_pg(a, &e) != 0)
-			agent_set_error(a, "%s: %s", ha_action_name(d->action), e.msg);
+		if (node_stop(a, &e) != 0)
+			node_set_error(a, "%s: %s", ha_action_name(d->action), e.msg);
 		break;
 	case ACT_REINIT:
 		reinit(a, d);
 		break;
 	case ACT_PROMOTE:
 		promote(a);
-		clear_failover_request(a);
+		failover_request_done(a);
 		break;
 	case ACT_LEADER_DUTIES:
 		manage_slots(a);
-		clear_failover_request(a);
-		sync_leader_duties(a);
+		failover_request_done(a);
+		quick = sync_leader_duties(a);
 		break;
 	case ACT_RELEASE_LEADER:
 		release_leader(a);
@@ -531,10 +373,10 @@ void agent_act(struct agent *a, const struct ha_decision *d)
 	case ACT_REWIND: {
 		int rc = job_start_rewind(a, &e);
 		if (rc < 0) {
-			agent_set_error(a, "cannot start pg_rewind: %s", e.msg);
-			a->backoff_until_ms = now_ms() + BACKOFF_MS;
+			node_set_error(a, "cannot start pg_rewind: %s", e.msg);
+			agent_backoff(a);
 		} else if (rc == 1) {
-			a->backoff_until_ms = now_ms() + REWIND_RECHECK_MS;   /* look again soon, not in a tight loop */
+			a->act.backoff_until_ms = now_ms() + REWIND_RECHECK_MS;   /* look again soon, not in a tight loop */
 		}
 		break;
 	}
@@ -547,11 +389,24 @@ void agent_act(struct agent *a, const struct ha_decision *d)
 	case ACT_ELECT:
 		break;   /* the loop polls the members and decides again */
 	}
+	return quick;
+}
+
+void agent_backoff(struct agent *a)
+{
+	a->act.backoff_until_ms = now_ms() + BACKOFF_MS;
+}
+
+void agent_act_free(struct agent *a)
+{
+	free(a->act.slots);
+	a->act.slots = NULL;
+	a->act.nslots = 0;
 }
 
 /* Called by the loop when a bootstrap job failed: let another member try. */
 void agent_bootstrap_failed(struct agent *a)
 {
-	a->backoff_until_ms = now_ms() + BACKOFF_MS;
+	agent_backoff(a);
 	release_init(a);
 }

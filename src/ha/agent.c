@@ -46,8 +46,8 @@ static void on_watch(void *arg, const struct etcd_event *ev, int64_t revision)
 	 * initialize, config, members leaving) wakes the loop at once.
 	 */
 	if (ev != NULL && ev->type == ETCD_EV_PUT && ev->kv != NULL &&
-	    strncmp(ev->kv->key, a->prefix, strlen(a->prefix)) == 0 &&
-	    strncmp(ev->kv->key + strlen(a->prefix), "members/", 8) == 0)
+	    strncmp(ev->kv->key, a->keys.prefix, strlen(a->keys.prefix)) == 0 &&
+	    strncmp(ev->kv->key + strlen(a->keys.prefix), "members/", 8) == 0)
 		return;
 	if (write(a->wake_fd, &one, sizeof(one)) < 0) {
 		/* the loop wakes on its own timer anyway */
@@ -119,7 +119,7 @@ static int setup_user(struct agent *a, struct pgha_err *e)
 
 static int setup(struct agent *a, struct pgha_err *e)
 {
-	a->job.fd = -1;
+	job_init(a);
 	if (load_secrets(a, e) != 0 || setup_user(a, e) != 0)
 		return -1;
 	struct pg_node *n = &a->node;
@@ -143,32 +143,31 @@ static int setup(struct agent *a, struct pgha_err *e)
 			       "HINT: install PostgreSQL 15 (make deps) or point bin_dir at its binaries",
 			       a->cfg.bin_dir);
 
-	a->prefix = xasprintf("%s/%s/", strcmp(a->cfg.etcd_prefix, "/") == 0 ? "" : a->cfg.etcd_prefix,
+	a->keys.prefix = xasprintf("%s/%s/", strcmp(a->cfg.etcd_prefix, "/") == 0 ? "" : a->cfg.etcd_prefix,
 			      a->cfg.cluster_name);
-	a->key_leader = xasprintf("%sleader", a->prefix);
-	a->key_init = xasprintf("%sinitialize", a->prefix);
-	a->key_member = xasprintf("%smembers/%s", a->prefix, a->cfg.name);
-	a->init_claim = xasprintf("init:%s", a->cfg.name);
-	a->key_config = xasprintf("%sconfig", a->prefix);
-	a->key_failover = xasprintf("%sfailover", a->prefix);
-	a->key_switchover = xasprintf("%sswitchover", a->prefix);
-	a->key_proxies = xasprintf("%sproxies/", a->prefix);
-	a->key_sync = xasprintf("%ssync", a->prefix);
-	a->key_request = xasprintf("%srequests/%s", a->prefix, a->cfg.name);
+	a->keys.leader = xasprintf("%sleader", a->keys.prefix);
+	a->keys.init = xasprintf("%sinitialize", a->keys.prefix);
+	a->keys.member = xasprintf("%smembers/%s", a->keys.prefix, a->cfg.name);
+	a->keys.init_claim = xasprintf("init:%s", a->cfg.name);
+	a->keys.config = xasprintf("%sconfig", a->keys.prefix);
+	a->keys.failover = xasprintf("%sfailover", a->keys.prefix);
+	a->keys.switchover = xasprintf("%sswitchover", a->keys.prefix);
+	a->keys.proxies = xasprintf("%sproxies/", a->keys.prefix);
+	a->keys.sync = xasprintf("%ssync", a->keys.prefix);
+	a->keys.request = xasprintf("%srequests/%s", a->keys.prefix, a->cfg.name);
 	dynconf_init(a);
-	a->sync_count = 1;
-	a->max_lag = a->cfg.maximum_lag_on_failover;
-	a->fence = fence_start(e);
-	if (a->fence == NULL)
+	sync_init(a);
+	failover_init(a);
+	if (fencing_start(a, e) != 0)
 		return -1;
 
-	a->etcd_opts.endpoints = a->cfg.etcd_endpoints;
-	a->etcd_opts.username = a->cfg.etcd_username;
-	a->etcd_opts.password = a->etcd_password;
-	a->etcd_opts.request_timeout_ms = a->cfg.etcd_request_timeout_ms;
-	a->etcd_opts.deadline_ms = a->cfg.retry_timeout_ms;
-	a->etcd = etcd_new(&a->etcd_opts, e);
-	if (a->etcd == NULL)
+	a->dcs.opts.endpoints = a->cfg.etcd_endpoints;
+	a->dcs.opts.username = a->cfg.etcd_username;
+	a->dcs.opts.password = a->etcd_password;
+	a->dcs.opts.request_timeout_ms = a->cfg.etcd_request_timeout_ms;
+	a->dcs.opts.deadline_ms = a->cfg.retry_timeout_ms;
+	a->dcs.etcd = etcd_new(&a->dcs.opts, e);
+	if (a->dcs.etcd == NULL)
 		return err_wrap(e, "[etcd]");
 
 	a->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -177,8 +176,8 @@ static int setup(struct agent *a, struct pgha_err *e)
 	wake_fd_global = a->wake_fd;
 
 	api_source_init(&a->api, a->cfg.cluster_name);
-	a->api.etcd = &a->etcd_opts;
-	a->api.prefix = a->prefix;
+	a->api.etcd = &a->dcs.opts;
+	a->api.prefix = a->keys.prefix;
 	a->api.token = a->api_token;
 	a->api_server = api_start(a->cfg.api_listen, &a->api, e);
 	if (a->api_server == NULL)
@@ -189,8 +188,8 @@ static int setup(struct agent *a, struct pgha_err *e)
 			 "refuse POST /failsafe without the cluster's token, so a leader that loses etcd demotes "
 			 "before its lease runs out; give every member the same api_token_file");
 
-	a->watch = etcd_watch_start(&a->etcd_opts, a->prefix, 0, on_watch, a, e);
-	if (a->watch == NULL)
+	a->dcs.watch = etcd_watch_start(&a->dcs.opts, a->keys.prefix, 0, on_watch, a, e);
+	if (a->dcs.watch == NULL)
 		return err_wrap(e, "starting the etcd watch");
 
 	/* Replication and pg_basebackup read the passwords from this file, never from argv. */
@@ -198,33 +197,34 @@ static int setup(struct agent *a, struct pgha_err *e)
 			    a->cfg.replication_user, a->repl_password, e) != 0)
 		return err_wrap(e, "[postgresql] pgpass");
 
-	/* A postmaster left running (agent restarted): adopt it rather than start a second one. */
-	pid_t pid = pg_postmaster_pid(&a->node);
-	if (pid > 0) {
-		log_info("PostgreSQL is already running (pid %d): adopting it", (int)pid);
-		a->pg_pid = pid;
-		a->pg_child = false;
-		a->phase = PG_STARTING;
-		a->pg_start_ms = now_ms();
-	}
+	node_adopt(a);
 	return 0;
 }
 
-/* ---- observe ---------------------------------------------------------- */
+/* ---- refresh and gather (I/O) ------------------------------------------ */
+
+static void refresh_pg(struct agent *a)
+{
+	enum node_event ev = node_refresh(a);
+	if ((ev == NODE_EXITED || ev == NODE_EXITED_STARTING) && a->fencing.fence && fence_fired(a->fencing.fence))
+		log_warn("PostgreSQL was stopped by the fence: the leader lease could not be renewed in time");
+	if (ev == NODE_EXITED_STARTING || ev == NODE_START_TIMEOUT)
+		agent_backoff(a);
+}
 
 static void dcs_log_state(struct agent *a, const char *why)
 {
 	int64_t now = now_ms();
-	if (!a->dcs_ok) {
-		if (a->dcs_was_ok || now - a->dcs_last_log_ms >= 10000) {
+	if (!a->dcs.ok) {
+		if (a->dcs.was_ok || now - a->dcs.last_log_ms >= 10000) {
 			log_warn("etcd unreachable (%s): %s; retrying every %d ms", a->cfg.etcd_endpoints, why,
 				 a->cfg.loop_wait_ms);
-			a->dcs_last_log_ms = now;
+			a->dcs.last_log_ms = now;
 		}
-	} else if (!a->dcs_was_ok) {
-		log_info("etcd reachable at %s", etcd_current_endpoint(a->etcd));
+	} else if (!a->dcs.was_ok) {
+		log_info("etcd reachable at %s", etcd_current_endpoint(a->dcs.etcd));
 	}
-	a->dcs_was_ok = a->dcs_ok;
+	a->dcs.was_ok = a->dcs.ok;
 }
 
 /*
@@ -233,55 +233,55 @@ static void dcs_log_state(struct agent *a, const char *why)
  * leader key, if ours, moves in one transaction (compared on our name and the
  * old lease); the member record follows when it is next published, and the old
  * lease, kept alive no more, expires on its own. Fencing goes by the ttl of
- * the lease the key is under (a->lease_ttl_ms).
+ * the lease the key is under (a->dcs.lease_ttl_ms).
  */
 static void switch_lease(struct agent *a)
 {
 	/* Not while bootstrapping: the initialize claim lives under the current lease. */
-	if (a->view.initialize && strcmp(a->view.initialize, a->init_claim) == 0)
+	if (a->view.initialize && strcmp(a->view.initialize, a->keys.init_claim) == 0)
 		return;
 	int64_t ttl_s = dynconf_lease_ttl_s(a), lease = 0;
 	struct pgha_err e;
-	if (etcd_lease_grant(a->etcd, ttl_s, &lease, &e) != 0) {
+	if (etcd_lease_grant(a->dcs.etcd, ttl_s, &lease, &e) != 0) {
 		log_warn("granting a lease with the new ttl (%llds): %s", (long long)ttl_s, e.msg);
 		return;
 	}
 	struct etcd_cmp cmp[] = {
-		{.key = a->key_leader, .target = ETCD_CMP_VALUE, .result = ETCD_CMP_EQUAL, .value = a->cfg.name},
-		{.key = a->key_leader, .target = ETCD_CMP_LEASE, .result = ETCD_CMP_EQUAL, .number = a->lease},
+		{.key = a->keys.leader, .target = ETCD_CMP_VALUE, .result = ETCD_CMP_EQUAL, .value = a->cfg.name},
+		{.key = a->keys.leader, .target = ETCD_CMP_LEASE, .result = ETCD_CMP_EQUAL, .number = a->dcs.lease},
 	};
-	struct etcd_op put = {.type = ETCD_OP_PUT, .key = a->key_leader, .value = a->cfg.name, .lease = lease};
+	struct etcd_op put = {.type = ETCD_OP_PUT, .key = a->keys.leader, .value = a->cfg.name, .lease = lease};
 	bool moved = false;
-	if (etcd_txn(a->etcd, cmp, 2, &put, 1, NULL, 0, &moved, NULL, &e) != 0) {
+	if (etcd_txn(a->dcs.etcd, cmp, 2, &put, 1, NULL, 0, &moved, NULL, &e) != 0) {
 		log_warn("moving the leader key to a lease with the new ttl: %s", e.msg);
-		if (etcd_lease_revoke(a->etcd, lease, &e) != 0)
+		if (etcd_lease_revoke(a->dcs.etcd, lease, &e) != 0)
 			log_debug("revoking the unused lease: %s", e.msg);
 		return;
 	}
 	log_info("etcd lease %lld (ttl %llds) replaces lease %lld (ttl %llds)%s", (long long)lease, (long long)ttl_s,
-		 (long long)a->lease, (long long)(a->lease_ttl_ms / 1000), moved ? "; the leader key moved to it" : "");
-	a->lease = lease;
-	a->lease_ttl_ms = ttl_s * 1000;
+		 (long long)a->dcs.lease, (long long)(a->dcs.lease_ttl_ms / 1000), moved ? "; the leader key moved to it" : "");
+	a->dcs.lease = lease;
+	a->dcs.lease_ttl_ms = ttl_s * 1000;
 }
 
 static int ensure_lease(struct agent *a, struct pgha_err *e)
 {
-	if (a->lease != 0) {
-		int rc = etcd_lease_keepalive(a->etcd, a->lease, NULL, e);
+	if (a->dcs.lease != 0) {
+		int rc = etcd_lease_keepalive(a->dcs.etcd, a->dcs.lease, NULL, e);
 		if (rc == ETCD_OK) {
-			if (a->lease_ttl_ms != dynconf_lease_ttl_s(a) * 1000)
+			if (a->dcs.lease_ttl_ms != dynconf_lease_ttl_s(a) * 1000)
 				switch_lease(a);
 			return 0;
 		}
 		if (rc != ETCD_ENOLEASE)
 			return -1;
-		log_warn("lease %lld expired; taking a new one", (long long)a->lease);
-		a->lease = 0;
+		log_warn("lease %lld expired; taking a new one", (long long)a->dcs.lease);
+		a->dcs.lease = 0;
 	}
-	if (etcd_lease_grant(a->etcd, dynconf_lease_ttl_s(a), &a->lease, e) != 0)
+	if (etcd_lease_grant(a->dcs.etcd, dynconf_lease_ttl_s(a), &a->dcs.lease, e) != 0)
 		return -1;
-	a->lease_ttl_ms = dynconf_lease_ttl_s(a) * 1000;
-	log_info("etcd lease %lld granted (ttl %llds)", (long long)a->lease, (long long)dynconf_lease_ttl_s(a));
+	a->dcs.lease_ttl_ms = dynconf_lease_ttl_s(a) * 1000;
+	log_info("etcd lease %lld granted (ttl %llds)", (long long)a->dcs.lease, (long long)dynconf_lease_ttl_s(a));
 	return 0;
 }
 
@@ -289,243 +289,98 @@ static int ensure_lease(struct agent *a, struct pgha_err *e)
 static void reattach_leader_key(struct agent *a)
 {
 	if (a->view.leader == NULL || strcmp(a->view.leader, a->cfg.name) != 0 ||
-	    a->view.leader_lease == a->lease || !leader_key_may_reattach(a))
+	    a->view.leader_lease == a->dcs.lease || !leader_key_may_reattach(a))
 		return;
 	struct etcd_cmp cmp[] = {
-		{.key = a->key_leader, .target = ETCD_CMP_VALUE, .result = ETCD_CMP_EQUAL, .value = a->cfg.name},
-		{.key = a->key_leader, .target = ETCD_CMP_MOD, .result = ETCD_CMP_EQUAL,
+		{.key = a->keys.leader, .target = ETCD_CMP_VALUE, .result = ETCD_CMP_EQUAL, .value = a->cfg.name},
+		{.key = a->keys.leader, .target = ETCD_CMP_MOD, .result = ETCD_CMP_EQUAL,
 		 .number = a->view.leader_mod_revision},
 	};
-	struct etcd_op put = {.type = ETCD_OP_PUT, .key = a->key_leader, .value = a->cfg.name, .lease = a->lease};
+	struct etcd_op put = {.type = ETCD_OP_PUT, .key = a->keys.leader, .value = a->cfg.name, .lease = a->dcs.lease};
 	bool ok = false;
 	struct pgha_err e;
-	if (etcd_txn(a->etcd, cmp, 2, &put, 1, NULL, 0, &ok, NULL, &e) != 0) {
+	if (etcd_txn(a->dcs.etcd, cmp, 2, &put, 1, NULL, 0, &ok, NULL, &e) != 0) {
 		log_warn("re-attaching the leader key: %s", e.msg);
 		return;
 	}
 	if (ok) {
-		log_info("leader key re-attached to this agent's lease %lld", (long long)a->lease);
-		a->view.leader_lease = a->lease;
+		log_info("leader key re-attached to this agent's lease %lld", (long long)a->dcs.lease);
+		view_set_leader_lease(a, a->dcs.lease);
 	}
 }
 
-static void observe_dcs(struct agent *a)
+static void refresh_dcs(struct agent *a)
 {
 	struct pgha_err e;
 	struct etcd_kvs kvs = {0};
-	a->dcs_ok = false;
+	a->dcs.ok = false;
 	int64_t t0 = now_ms();
 	if (ensure_lease(a, &e) != 0) {
 		dcs_log_state(a, e.msg);
 		return;
 	}
-	a->renew_sent_ms = t0;
-	if (etcd_get_prefix(a->etcd, a->prefix, &kvs, &e) != 0) {
+	a->dcs.renew_sent_ms = t0;
+	if (etcd_get_prefix(a->dcs.etcd, a->keys.prefix, &kvs, &e) != 0) {
 		dcs_log_state(a, e.msg);
 		return;
 	}
-	cluster_view_free(&a->view);
-	cluster_view_from_kvs(a->prefix, &kvs, &a->view);
-	cluster_view_sort(&a->view);
+	view_refresh(a, &kvs);
 	/* The API thread gets its own copy of the view (handed over in publish). */
-	cluster_view_free(&a->api_view);
-	cluster_view_from_kvs(a->prefix, &kvs, &a->api_view);
-	cluster_view_sort(&a->api_view);
-	a->have_api_view = true;
-	leader_key_judge(a);
+	cluster_view_free(&a->publish.api_view);
+	cluster_view_from_kvs(a->keys.prefix, &kvs, &a->publish.api_view);
+	cluster_view_sort(&a->publish.api_view);
+	a->publish.have_api_view = true;
+	if (leader_key_judge(a))
+		view_leader_invalid(a);
 	failover_read_dcs(a, &kvs);
+	sync_read_dcs(a, &kvs);
+	switchover_read_dcs(a, &kvs);
 	dynconf_read_dcs(a, &kvs);
 	ops_read_dcs(a, &kvs);
 	etcd_kvs_free(&kvs);
-	a->dcs_ok = true;
+	a->dcs.ok = true;
 	dcs_log_state(a, "");
 	reattach_leader_key(a);
 }
 
-static void pg_ended(struct agent *a, int code)
+/* Has the leader the replication slot this member clones through? */
+static bool slot_on_leader(const struct agent *a)
 {
-	char why[64];
-	proc_describe_exit(code, why, sizeof(why));
-	agent_disconnect(a);
-	bool was_starting = a->phase == PG_STARTING;
-	a->pg_pid = 0;
-	a->phase = PG_STOPPED;
-	failover_note_crash(a);
-	if (a->fence && fence_fired(a->fence))
-		log_warn("PostgreSQL was stopped by the fence: the leader lease could not be renewed in time");
-	if (was_starting) {
-		agent_set_error(a, "PostgreSQL exited during startup (%s); see %s", why, a->cfg.log_file);
-		a->backoff_until_ms = now_ms() + 5000;
-	} else {
-		agent_set_error(a, "PostgreSQL exited unexpectedly (%s); see %s", why, a->cfg.log_file);
-		a->crashed = true;
-	}
-}
-
-static void observe_pg(struct agent *a)
-{
-	if (a->pg_pid > 0) {
-		int code = 0;
-		if (a->pg_child) {
-			if (proc_poll(a->pg_pid, &code) != 0) {
-				pg_ended(a, code);
-				return;
-			}
-		} else if (!proc_alive(a->pg_pid)) {
-			pg_ended(a, 0);
-			return;
-		}
-	} else {
-		a->phase = PG_STOPPED;
-		return;
-	}
-	if (a->phase == PG_STARTING) {
-		if (!pg_accepting(&a->node)) {
-			if (now_ms() - a->pg_start_ms > a->cfg.start_timeout_ms) {
-				struct pgha_err e;
-				agent_set_error(a, "PostgreSQL did not accept connections within %d ms; stopping it (see %s)",
-						a->cfg.start_timeout_ms, a->cfg.log_file);
-				if (agent_stop_pg(a, &e) != 0)
-					log_error("%s", e.msg);
-				a->backoff_until_ms = now_ms() + 5000;
-			}
-			return;
-		}
-		log_info("PostgreSQL accepts connections");
-		a->phase = PG_RUNNING;
-		a->last_error[0] = '\0';
-	}
+	char slot[64];
+	pg_slot_name(a->cfg.name, slot, sizeof(slot));
+	char *ci = view_leader_conninfo(a, view_leader(a));
 	struct pgha_err e;
-	if (a->conn == NULL) {
-		a->conn = pg_connect_local(&a->node, &e);
-		if (a->conn == NULL) {
-			log_warn("%s", e.msg);
-			a->have_st = false;
-			return;
-		}
-	}
-	if (pg_query_status(a->conn, &a->st, &e) != 0) {
-		log_warn("querying PostgreSQL: %s", e.msg);
-		agent_disconnect(a);
-		return;
-	}
-	a->have_st = true;
+	int r = pg_remote_slot_exists(ci, slot, &e);
+	free(ci);
+	if (r < 0)
+		log_warn("checking slot %s on the leader: %s", slot, e.msg);
+	return r == 1;
 }
 
-static void observe_data(struct agent *a)
+/*
+ * Gather: the answers observe needs that take I/O, the clock or the API
+ * thread's lock. What to ask depends on what is seen, so a first observation
+ * without them says which questions matter.
+ */
+static void gather(struct agent *a, struct ha_gathered *g)
 {
-	struct pgha_err e;
-	/* pg_controldata only while PostgreSQL is down; when it runs, SQL tells us more. */
-	if (a->phase != PG_STOPPED || a->job.kind != JOB_NONE)
-		return;
-	if (pg_data_inspect(&a->node, &a->data, &e) != 0) {
-		agent_set_error(a, "inspecting the data directory: %s", e.msg);
-		a->data.kind = PG_DATA_INVALID;
-	}
-}
-
-static bool init_is_sysid(const char *v)
-{
-	if (v == NULL || v[0] == '\0')
-		return false;
-	for (const char *p = v; *p; p++)
-		if (*p < '0' || *p > '9')
-			return false;
-	return true;
-}
-
-static void build_observed(struct agent *a, struct ha_observed *o)
-{
-	memset(o, 0, sizeof(*o));
-	o->job_running = a->job.kind != JOB_NONE;
-	o->in_backoff = now_ms() < a->backoff_until_ms;
-	o->dcs_ok = a->dcs_ok;
-	const char *init = a->view.initialize;
-	if (init == NULL)
-		o->init = HA_INIT_ABSENT;
-	else if (init_is_sysid(init))
-		o->init = HA_INIT_DONE;
-	else if (strcmp(init, a->init_claim) == 0)
-		o->init = HA_INIT_MINE;
-	else
-		o->init = HA_INIT_OTHER;
-	o->leader_absent = a->view.leader == NULL;
-	/* Ours only under our current lease: a key left under an old lease will expire. */
-	o->leader_is_me = a->view.leader && strcmp(a->view.leader, a->cfg.name) == 0 &&
-			  (a->view.leader_lease == a->lease || !a->dcs_ok);
-	o->paused = a->paused;
-	o->failsafe_ok = a->failsafe_ok;
-	o->failsafe_hold = failover_failsafe_hold(a);
-	o->lease_expiring = !a->dcs_ok && failover_lease_expiring(a);
-	o->failover_to = a->failover_to[0] == '\0' ? HA_TARGET_NONE
-		       : strcmp(a->failover_to, a->cfg.name) == 0 ? HA_TARGET_ME : HA_TARGET_OTHER;
-	o->crashed = a->crashed;
-	o->restart_exhausted = o->leader_is_me && failover_restart_exhausted(a);
-	o->history = a->history;
-	o->rewind_failed = a->rewind_failed;
-	o->election = HA_ELECT_NOT_ASKED;
-	const struct member *leader = agent_leader_member(a);
-	o->leader_known = leader != NULL && leader->host[0] != '\0' && leader->port > 0;
-	o->leader_running = leader != NULL && leader->role == ROLE_PRIMARY && leader->state == STATE_RUNNING;
-	o->leader_suspect = a->foreign_key_rev != 0 && !o->leader_absent && !o->leader_is_me;
-
-	switch (a->phase) {
-	case PG_STOPPED: o->pg = HA_PG_STOPPED; break;
-	case PG_STARTING: o->pg = HA_PG_STARTING; break;
-	case PG_RUNNING:
-		if (!a->have_st)
-			o->pg = HA_PG_STARTING;   /* running but not queryable yet */
-		else
-			o->pg = a->st.in_recovery ? HA_PG_REPLICA : HA_PG_PRIMARY;
-		break;
-	}
-	if (a->phase != PG_STOPPED) {
-		o->data = HA_DATA_VALID;
-		o->data_standby = a->have_st ? a->st.in_recovery
-				: a->pg_child ? a->started_as_standby : a->data.standby_signal;
-	} else {
-		o->data = a->data.kind == PG_DATA_MISSING ? HA_DATA_MISSING
-			: a->data.kind == PG_DATA_VALID ? HA_DATA_VALID : HA_DATA_INVALID;
-		o->data_standby = a->data.standby_signal;
-	}
-	const char *sysid = a->have_st ? a->st.system_id : a->data.system_id;
-	if (o->init == HA_INIT_DONE && o->data == HA_DATA_VALID && sysid[0] != '\0')
-		o->sysid_mismatch = strcmp(sysid, init) != 0;
-	if (o->pg == HA_PG_REPLICA && leader != NULL) {
-		char *want = agent_leader_conninfo(a, leader);
-		o->following_leader = a->primary_conninfo && strcmp(want, a->primary_conninfo) == 0;
-		if (a->primary_conninfo == NULL) {
-			/* Adopted PostgreSQL: trust it if its walreceiver streams from the leader. */
-			o->following_leader = a->st.streaming && strcmp(a->st.upstream_host, leader->host) == 0 &&
-					      a->st.upstream_port == leader->port;
-			if (o->following_leader)
-				a->primary_conninfo = xstrdup(want);
-		}
-		free(want);
-	}
-	if (o->leader_absent && o->pg == HA_PG_REPLICA)
-		o->eligible = failover_eligible(a);
-	o->sync_denied = o->init == HA_INIT_DONE && sync_denies_me(a);
-	o->handover_wait = a->so_handover_wait;
-	o->request = ops_observed(a);
-	if (o->data == HA_DATA_MISSING && o->leader_known && !o->leader_is_me && o->dcs_ok) {
-		char slot[64];
-		pg_slot_name(a->cfg.name, slot, sizeof(slot));
-		char *ci = agent_leader_conninfo(a, leader);
-		struct pgha_err e;
-		int r = pg_remote_slot_exists(ci, slot, &e);
-		free(ci);
-		if (r < 0)
-			log_warn("checking slot %s on the leader: %s", slot, e.msg);
-		o->slot_ready = r == 1;
-	}
+	memset(g, 0, sizeof(*g));
+	g->now_ms = now_ms();
+	g->failsafe_hold = fencing_failsafe_hold(a);
+	node_adopt_upstream(a, view_leader(a));
+	struct ha_observed o;
+	observe(a, g, &o);
+	if (o.leader_absent && o.pg == HA_PG_REPLICA)
+		g->eligible = failover_eligible(a);
+	if (o.data == HA_DATA_MISSING && o.leader_known && !o.leader_is_me && o.dcs_ok)
+		g->slot_ready = slot_on_leader(a);
 }
 
 /* ---- publish ------------------------------------------------------------ */
 
 static void build_self(struct agent *a, const struct ha_observed *o)
 {
-	struct member *m = &a->self;
+	struct member *m = &a->publish.self;
 	memset(m, 0, sizeof(*m));
 	snprintf(m->name, sizeof(m->name), "%s", a->cfg.name);
 	snprintf(m->host, sizeof(m->host), "%s", a->cfg.address_host);
@@ -537,10 +392,10 @@ static void build_self(struct agent *a, const struct ha_observed *o)
 	m->tags.priority = a->cfg.priority;
 	m->updated_at = wall_s();
 	m->lag_bytes = -1;
-	snprintf(m->error, sizeof(m->error), "%s", a->last_error[0] ? a->last_error : a->dyn_error);
-	m->pending_restart = a->pending_restart;
-	snprintf(m->pending_params, sizeof(m->pending_params), "%s", a->pending_params);
-	snprintf(m->diverged_copy, sizeof(m->diverged_copy), "%s", a->self_diverged_copy);
+	snprintf(m->error, sizeof(m->error), "%s", a->pg.last_error[0] ? a->pg.last_error : a->dyn.error);
+	m->pending_restart = a->dyn.pending_restart;
+	snprintf(m->pending_params, sizeof(m->pending_params), "%s", a->dyn.pending_params);
+	snprintf(m->diverged_copy, sizeof(m->diverged_copy), "%s", a->act.diverged_copy);
 	if (a->op.state != 0) {
 		static const char *const op_states[] = {[OP_RUNNING] = "running", [OP_DONE] = "done", [OP_FAILED] = "failed"};
 		snprintf(m->op_id, sizeof(m->op_id), "%s", a->op.id);
@@ -556,84 +411,84 @@ static void build_self(struct agent *a, const struct ha_observed *o)
 		m->state = STATE_INITIALIZING;
 	else if (a->job.kind == JOB_BASEBACKUP)
 		m->state = STATE_CLONING;
-	else if (a->phase == PG_STARTING)
+	else if (a->pg.phase == PG_STARTING)
 		m->state = STATE_STARTING;
-	else if (a->phase == PG_STOPPED)
-		m->state = a->crashed ? STATE_CRASHED : a->last_error[0] ? STATE_START_FAILED : STATE_STOPPED;
+	else if (a->pg.phase == PG_STOPPED)
+		m->state = a->pg.crashed ? STATE_CRASHED : a->pg.last_error[0] ? STATE_START_FAILED : STATE_STOPPED;
 	else
 		m->state = STATE_RUNNING;
-	if (a->phase == PG_STOPPED && !a->crashed && a->last_error[0] == '\0')
+	if (a->pg.phase == PG_STOPPED && !a->pg.crashed && a->pg.last_error[0] == '\0')
 		m->state = a->job.kind == JOB_NONE ? STATE_STOPPED : m->state;
 
-	if (a->phase == PG_RUNNING && a->have_st) {
-		m->role = a->st.in_recovery ? ROLE_REPLICA : ROLE_PRIMARY;
-		m->timeline = a->st.timeline;
-		m->wal_lsn = a->st.wal_lsn;
-		m->received_lsn = a->st.received_lsn;
-		m->replayed_lsn = a->st.replayed_lsn;
-		snprintf(m->system_id, sizeof(m->system_id), "%s", a->st.system_id);
-		snprintf(m->pg_version, sizeof(m->pg_version), "%d", a->st.server_version);
-		if (a->st.in_recovery && a->st.streaming)
+	if (a->pg.phase == PG_RUNNING && a->pg.have_st) {
+		m->role = a->pg.st.in_recovery ? ROLE_REPLICA : ROLE_PRIMARY;
+		m->timeline = a->pg.st.timeline;
+		m->wal_lsn = a->pg.st.wal_lsn;
+		m->received_lsn = a->pg.st.received_lsn;
+		m->replayed_lsn = a->pg.st.replayed_lsn;
+		snprintf(m->system_id, sizeof(m->system_id), "%s", a->pg.st.system_id);
+		snprintf(m->pg_version, sizeof(m->pg_version), "%d", a->pg.st.server_version);
+		if (a->pg.st.in_recovery && a->pg.st.streaming)
 			m->state = STATE_STREAMING;
-		if (a->st.in_recovery) {
-			const struct member *leader = agent_leader_member(a);
+		if (a->pg.st.in_recovery) {
+			const struct member *leader = view_leader(a);
 			uint64_t pos = m->received_lsn > m->replayed_lsn ? m->received_lsn : m->replayed_lsn;
 			if (leader && leader->wal_lsn > 0)
 				m->lag_bytes = leader->wal_lsn > pos ? (int64_t)(leader->wal_lsn - pos) : 0;
 		} else {
 			m->lag_bytes = 0;
 		}
-	} else if (a->data.kind == PG_DATA_VALID) {
-		m->timeline = a->data.timeline;
-		snprintf(m->system_id, sizeof(m->system_id), "%s", a->data.system_id);
+	} else if (a->pg.data.kind == PG_DATA_VALID) {
+		m->timeline = a->pg.data.timeline;
+		snprintf(m->system_id, sizeof(m->system_id), "%s", a->pg.data.system_id);
 	}
 }
 
 static void publish(struct agent *a, const struct ha_observed *o)
 {
 	build_self(a, o);
-	if (a->dcs_ok && a->lease != 0) {
+	if (a->dcs.ok && a->dcs.lease != 0) {
 		/* Write when something changed, and at least every ttl/2 to refresh updated_at. */
-		struct member cmp = a->self;
+		struct member cmp = a->publish.self;
 		cmp.updated_at = 0;
 		char *key = member_encode(&cmp);
 		int64_t now = now_ms();
-		bool changed = a->published == NULL || strcmp(a->published, key) != 0 ||
-			       a->published_lease != a->lease || now - a->published_ms >= a->cfg.ttl_ms / 2;
+		bool changed = a->publish.last == NULL || strcmp(a->publish.last, key) != 0 ||
+			       a->publish.lease != a->dcs.lease || now - a->publish.ms >= a->cfg.ttl_ms / 2;
 		if (changed) {
-			char *json = member_encode(&a->self);
+			char *json = member_encode(&a->publish.self);
 			struct pgha_err e;
-			if (etcd_put(a->etcd, a->key_member, json, a->lease, &e) != 0) {
+			if (etcd_put(a->dcs.etcd, a->keys.member, json, a->dcs.lease, &e) != 0) {
 				log_warn("publishing the member record: %s", e.msg);
-				a->dcs_ok = false;
+				a->dcs.ok = false;
 				free(key);
 				key = NULL;
 			}
 			free(json);
-			free(a->published);
-			a->published = key;
-			a->published_lease = a->lease;
-			a->published_ms = now;
+			free(a->publish.last);
+			a->publish.last = key;
+			a->publish.lease = a->dcs.lease;
+			a->publish.ms = now;
 		} else {
 			free(key);
 		}
 	}
 	struct api_status st;
 	memset(&st, 0, sizeof(st));
-	st.self = a->self;
-	st.holds_leader_key = o->leader_is_me && a->dcs_ok;
-	st.etcd_reachable = a->dcs_ok;
-	st.paused = a->paused;
-	st.failsafe_active = !a->dcs_ok && a->failsafe_ok;
-	const struct member *leader = agent_leader_member(a);
+	st.self = a->publish.self;
+	st.holds_leader_key = o->leader_is_me && a->dcs.ok;
+	st.etcd_reachable = a->dcs.ok;
+	st.paused = a->fo.paused;
+	st.failsafe_active = !a->dcs.ok && a->fencing.failsafe_ok;
+	const struct member *leader = view_leader(a);
 	st.leader_lsn = leader ? leader->wal_lsn : 0;
 	st.last_loop_ms = now_ms();
 	st.ttl_s = a->cfg.ttl_ms / 1000;
 	if (a->view.leader)
 		snprintf(st.leader, sizeof(st.leader), "%s", a->view.leader);
-	if (a->have_api_view) {
-		api_source_update(&a->api, &st, &a->api_view);
-		a->have_api_view = false;
+	if (a->publish.have_api_view) {
+		api_source_update(&a->api, &st, &a->publish.api_view);
+		a->publish.have_api_view = false;
 	} else {
 		api_source_update(&a->api, &st, NULL);
 	}
@@ -644,9 +499,9 @@ static void publish(struct agent *a, const struct ha_observed *o)
 static void wait_for_events(struct agent *a)
 {
 	int timeout = a->cfg.loop_wait_ms;
-	if (a->phase == PG_STARTING || a->job.kind != JOB_NONE)
+	if (a->pg.phase == PG_STARTING || a->job.kind != JOB_NONE)
 		timeout = timeout > 250 ? 250 : timeout;
-	if (a->quick_retry)
+	if (a->publish.quick_retry)
 		timeout = timeout > 100 ? 100 : timeout;
 	struct pollfd pfd[2] = {{.fd = a->wake_fd, .events = POLLIN}, {.fd = a->job.fd, .events = POLLIN}};
 	int n = poll(pfd, a->job.fd >= 0 ? 2 : 1, timeout);
@@ -660,55 +515,67 @@ static void wait_for_events(struct agent *a)
 
 static void log_decision(struct agent *a, const struct ha_decision *d)
 {
-	if (d->action == a->last_decision.action && d->reason == a->last_decision.reason)
+	if (d->action == a->publish.last_decision.action && d->reason == a->publish.last_decision.reason)
 		return;
 	if (d->action != ACT_LEADER_DUTIES && d->action != ACT_REPLICA_DUTIES)
 		log_info("%s: %s", ha_action_name(d->action), d->reason);
 	else
 		log_info("role: %s", d->reason);
-	a->last_decision = *d;
+	a->publish.last_decision = *d;
 }
 
 static void run_loop(struct agent *a)
 {
-	while (!agent_stop_requested && !a->fatal) {
+	while (!agent_stop_requested && !a->act.fatal) {
 		bool ok = false;
-		if (job_poll(a, &ok) == 1 && !ok) {
-			a->backoff_until_ms = now_ms() + 5000;
-			if (a->view.initialize && strcmp(a->view.initialize, a->init_claim) == 0)
-				agent_bootstrap_failed(a);
+		enum job_kind kind = a->job.kind;
+		if (job_poll(a, &ok) == 1) {
+			if (kind == JOB_BASEBACKUP)
+				ops_clone_finished(a, ok);
+			if (!ok) {
+				agent_backoff(a);
+				if (a->view.initialize && strcmp(a->view.initialize, a->keys.init_claim) == 0)
+					agent_bootstrap_failed(a);
+			}
 		}
-		observe_dcs(a);
-		observe_pg(a);
-		observe_data(a);
-		failover_note_running(a);
-		failover_update_fence(a);
-		failover_failsafe_round(a);
-		failover_check_divergence(a);
+		/* Refresh: read etcd, PostgreSQL and the data directory into the agent's state. */
+		refresh_dcs(a);
+		refresh_pg(a);
+		node_inspect_data(a);
+		/* What each concern does on its own each loop, before the decision. */
+		node_note_running(a);
+		fencing_update(a);
+		fencing_failsafe_round(a);
+		divergence_check(a);
 		agent_diverged_copy_step(a);
 		switchover_step(a);
 		dynconf_step(a);
+		/* Observe (no side effect, from what was gathered) -> decide (pure) -> act -> publish. */
+		struct ha_gathered g;
+		gather(a, &g);
 		struct ha_observed o;
-		build_observed(a, &o);
+		observe(a, &g, &o);
 		struct ha_decision d = ha_decide(&o);
 		/* A planned switchover waits for the candidate's WAL position: look again soon. */
-		a->quick_retry = o.handover_wait;
+		a->publish.quick_retry = o.handover_wait;
 		if (d.action == ACT_ELECT) {
 			o.election = failover_elect(a);
 			d = ha_decide(&o);
 			/* Everyone woke on the same watch event: ask again as soon as they have looked. */
-			a->quick_retry = o.election == HA_ELECT_UNSETTLED;
+			a->publish.quick_retry = o.election == HA_ELECT_UNSETTLED;
 		}
 		log_decision(a, &d);
-		agent_act(a, &d);
+		if (agent_act(a, &d))
+			a->publish.quick_retry = true;
 		ops_step(a, &d);
 		if (d.action == ACT_CLONE || d.action == ACT_INITDB || d.action == ACT_START_PRIMARY ||
 		    d.action == ACT_START_STANDBY || d.action == ACT_TAKE_LEADER || d.action == ACT_DEMOTE ||
 		    d.action == ACT_PROMOTE || d.action == ACT_RELEASE_LEADER || d.action == ACT_REWIND ||
 		    d.action == ACT_RECLONE || d.action == ACT_RESTART || d.action == ACT_REINIT) {
 			/* Publish the new state at once, then look again without sleeping. */
-			observe_pg(a);
-			build_observed(a, &o);
+			refresh_pg(a);
+			gather(a, &g);
+			observe(a, &g, &o);
 			publish(a, &o);
 			continue;
 		}
@@ -721,69 +588,63 @@ static void shutdown_agent(struct agent *a)
 {
 	struct pgha_err e;
 	log_info("shutting down");
-	if (a->watch) {
-		etcd_watch_stop(a->watch);
-		a->watch = NULL;
+	if (a->dcs.watch) {
+		etcd_watch_stop(a->dcs.watch);
+		a->dcs.watch = NULL;
 	}
 	job_abort(a);
 	bool was_leader = a->view.leader && strcmp(a->view.leader, a->cfg.name) == 0;
-	if (a->pg_pid > 0 && agent_stop_pg(a, &e) != 0)
+	if (a->pg.pid > 0 && node_stop(a, &e) != 0)
 		log_error("%s", e.msg);
-	if (a->etcd) {
+	if (a->dcs.etcd) {
 		bool done;
 		if (was_leader) {
 			/* After the clean shutdown the standbys have every WAL record we wrote. */
-			if (etcd_delete_if_value(a->etcd, a->key_leader, a->cfg.name, &done, &e) != 0)
+			if (etcd_delete_if_value(a->dcs.etcd, a->keys.leader, a->cfg.name, &done, &e) != 0)
 				log_warn("releasing the leader key: %s", e.msg);
 			else if (done)
 				log_info("leader key released");
 		}
-		if (a->view.initialize && strcmp(a->view.initialize, a->init_claim) == 0 &&
-		    etcd_delete_if_value(a->etcd, a->key_init, a->init_claim, &done, &e) != 0)
+		if (a->view.initialize && strcmp(a->view.initialize, a->keys.init_claim) == 0 &&
+		    etcd_delete_if_value(a->dcs.etcd, a->keys.init, a->keys.init_claim, &done, &e) != 0)
 			log_warn("releasing the initialize claim: %s", e.msg);
-		if (etcd_delete(a->etcd, a->key_member, NULL, &e) != 0)
+		if (etcd_delete(a->dcs.etcd, a->keys.member, NULL, &e) != 0)
 			log_warn("removing the member record: %s", e.msg);
-		if (a->lease != 0 && etcd_lease_revoke(a->etcd, a->lease, &e) != 0)
+		if (a->dcs.lease != 0 && etcd_lease_revoke(a->dcs.etcd, a->dcs.lease, &e) != 0)
 			log_warn("revoking lease: %s", e.msg);
 	}
 	if (a->api_server)
 		api_stop(a->api_server);
-	if (a->fence) {
-		fence_stop(a->fence);
-		a->fence = NULL;
-	}
+	fencing_stop(a);
 	log_info("stopped");
 }
 
 static void agent_free(struct agent *a)
 {
-	agent_disconnect(a);
-	if (a->etcd)
-		etcd_free(a->etcd);
-	cluster_view_free(&a->view);
-	cluster_view_free(&a->api_view);
+	node_free(a);
+	if (a->dcs.etcd)
+		etcd_free(a->dcs.etcd);
+	view_free(a);
+	cluster_view_free(&a->publish.api_view);
 	api_source_destroy(&a->api);
 	free_secrets(a);
-	free(a->prefix);
-	free(a->key_leader);
-	free(a->key_init);
-	free(a->key_member);
-	free(a->init_claim);
-	free(a->key_config);
-	free(a->key_failover);
-	free(a->key_switchover);
-	free(a->key_proxies);
-	free(a->so_raw);
-	free(a->key_sync);
-	free(a->key_request);
+	free(a->keys.prefix);
+	free(a->keys.leader);
+	free(a->keys.init);
+	free(a->keys.member);
+	free(a->keys.init_claim);
+	free(a->keys.config);
+	free(a->keys.failover);
+	free(a->keys.switchover);
+	free(a->keys.proxies);
+	switchover_free(a);
+	free(a->keys.sync);
+	free(a->keys.request);
 	dynconf_free(a);
-	free(a->ssn_conf);
-	free(a->ssn_seen);
-	free(a->primary_conninfo);
-	free(a->published);
-	free(a->slots);
-	sb_free(&a->job.line);
-	sb_free(&a->job.tail);
+	sync_forget_leadership(a);
+	free(a->publish.last);
+	agent_act_free(a);
+	job_free(a);
 	if (a->wake_fd > 0)
 		close(a->wake_fd);
 	agent_config_free(&a->cfg);
@@ -861,7 +722,7 @@ int agent_main(int argc, char **argv)
 		code = 1;
 	} else {
 		run_loop(a);
-		if (a->fatal)
+		if (a->act.fatal)
 			code = 1;
 	}
 	shutdown_agent(a);

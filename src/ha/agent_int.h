@@ -1,6 +1,6 @@
 /*
- * agent_int.h — the agent's internal state, shared by agent.c (lifecycle,
- * observe, publish), actions.c (acting on a decision) and job.c (child jobs).
+ * agent_int.h — the agent's internal state, in one part per concern, each
+ * written by one file of src/ha (named at the part), read by the others.
  * Only the HA loop thread touches struct agent.
  */
 #ifndef PGHA_HA_AGENT_INT_H
@@ -19,13 +19,133 @@
 #include "cluster/switchover.h"
 #include "ha/agent_config.h"
 #include "ha/decide.h"
+#include "ha/divergence.h"
 #include "ha/fence.h"
 #include "ha/sync.h"
+#include "pg/pgconf.h"
 #include "pg/pgctl.h"
 #include "pg/pgsql.h"
 
 enum job_kind { JOB_NONE, JOB_INITDB, JOB_BASEBACKUP, JOB_REWIND };
 
+/*
+ * Each part of struct agent below is written by the one file its comment
+ * names; every other file only reads it (or asks that file to change it).
+ */
+
+/* The etcd connection and lease (agent.c). */
+struct agent_dcs {
+	struct etcd_opts opts;
+	struct etcd_client *etcd;
+	struct etcd_watch *watch;
+	int64_t lease;
+	int64_t lease_ttl_ms;     /* the TTL the current lease was granted with (fencing goes by it) */
+	int64_t renew_sent_ms;    /* when the last successful lease renewal was sent */
+	bool ok;                  /* this loop's read of etcd succeeded */
+	bool was_ok;
+	int64_t last_log_ms;
+};
+
+/* The cluster's keys in etcd, all under prefix "/pgha/<cluster>/" (agent.c, at setup). */
+struct agent_keys {
+	char *prefix;
+	char *leader, *init, *member, *config, *failover, *switchover, *proxies, *sync, *request;
+	char *init_claim;         /* the value of the initialize key while this member bootstraps */
+};
+
+/* A leader key no agent wrote (leader_key.c). */
+struct agent_leader_key {
+	int64_t foreign_rev;      /* leader key seen under a foreign lease: its mod_revision ... */
+	int64_t foreign_since_ms; /* ... and since when */
+};
+
+enum pg_phase { PG_STOPPED, PG_STARTING, PG_RUNNING };
+
+/* The local PostgreSQL (node.c). */
+struct agent_pg {
+	enum pg_phase phase;
+	pid_t pid;
+	bool child;               /* started by us (waitpid) or adopted */
+	int64_t start_ms;
+	PGconn *conn;
+	struct pg_status st;
+	bool have_st;
+	struct pg_data_info data;
+	char *primary_conninfo;   /* what pgha.conf points at (standby) */
+	bool crashed;
+	bool started_as_standby;  /* what node_start wrote (standby.signal) */
+	int64_t reload_ms;        /* pgha.conf last reloaded */
+	char last_error[256];     /* the member record's error */
+	int crash_count;          /* crashes since crash_first_ms (restarting gives up after a few) */
+	int64_t crash_first_ms;
+	int64_t running_since_ms;
+};
+
+/* Fencing the leader's PostgreSQL (fencing.c). */
+struct agent_fencing {
+	struct fence *fence;
+	bool failsafe_ok;         /* the last failsafe round got a yes from every member */
+};
+
+/* Who may become the leader: dynamic config, manual failover (failover.c). */
+struct agent_failover {
+	uint64_t last_leader_lsn; /* last WAL position the leader published */
+	bool paused;              /* from the config key */
+	int64_t max_lag;          /* maximum_lag_on_failover (config key overrides the file) */
+	char to[MEMBER_NAME_MAX]; /* from the failover key, "" if none */
+};
+
+/* Synchronous replication (sync_leader.c, ha/sync.h). */
+struct agent_sync {
+	enum sync_mode mode;      /* from the config key */
+	int count;                /* synchronous_node_count (quorum) */
+	bool present;             /* the sync key exists ... */
+	bool valid;               /* ... and decodes into `pub` */
+	struct sync_state pub;
+	char *ssn_conf;           /* leader: synchronous_standby_names pgha writes (NULL: not decided) */
+	char *ssn_seen;           /* leader: what PostgreSQL reported last */
+	int64_t ssn_seen_ms;      /* when ssn_seen last changed */
+	uint64_t ssn_settle_lsn;  /* WAL position measured after that change (0: not yet) */
+	const char *last_why;     /* last planner reason logged */
+};
+
+/* A planned switchover (switchover.c). */
+struct agent_switchover {
+	bool present;             /* the switchover record exists and decodes into rec */
+	struct switchover rec;
+	char *raw;                /* its value as read (compare-and-swap) */
+	bool bad_logged;
+	int proxies, proxies_paused;  /* proxies/<name> records, and those paused for rec.id */
+	int64_t started_ms;       /* wall clock the pause began (this member drives it) */
+	bool handover_wait;       /* old leader, stopped: the candidate has not confirmed our last WAL */
+	bool handover_logged;
+};
+
+/* Dynamic config beyond failover and sync: timing, PostgreSQL parameters (dynconf.c). */
+struct agent_dynconf {
+	int file_ttl_ms, file_loop_wait_ms, file_retry_timeout_ms;  /* a->cfg holds the effective ones */
+	struct pg_param *params;  /* [parameters] with the config key's merged over them (owned) */
+	size_t nparams;
+	bool params_dirty;        /* changed since pgha.conf was last written */
+	char error[256];          /* the config key holds something this agent refuses */
+	bool pending_restart;     /* pg_settings.pending_restart, as last queried */
+	char pending_params[256];
+	int64_t pending_checked_ms, pending_fast_until_ms;
+};
+
+/* Operator requests: requests/<name> (ops.c). */
+struct agent_op {
+	char id[40];              /* "" until a request was taken */
+	enum req_action action;
+	int state;                /* OP_RUNNING, OP_DONE, OP_FAILED */
+	bool stopped;             /* restart: PostgreSQL went down since; reinit: the data was moved aside */
+	int64_t deadline_ms;      /* wall clock */
+	int64_t started_ms;
+	char raw[256];            /* the request's value, to delete it only if unchanged */
+	int64_t bad_rev;          /* an undecodable request was logged at this revision */
+};
+
+/* initdb, pg_basebackup, pg_rewind as child jobs (job.c). */
 struct job {
 	enum job_kind kind;
 	pid_t pid;
@@ -36,6 +156,9 @@ struct job {
 	struct strbuf tail;       /* last lines, for the error message */
 	char *tmpdir;             /* where it writes; renamed into place on success */
 	char *pwfile;             /* initdb's password file, removed afterwards */
+	int rewind_failures;      /* pg_rewind failed this many times in a row */
+	bool rewind_waiting_logged;
+	bool rewind_failed;
 };
 
 struct slot_seen {
@@ -43,9 +166,29 @@ struct slot_seen {
 	int64_t last_seen_ms;
 };
 
-enum pg_phase { PG_STOPPED, PG_STARTING, PG_RUNNING };
+/* What acting on decisions leaves behind (actions.c). */
+struct agent_act {
+	int64_t backoff_until_ms; /* no new start or job before this */
+	bool fatal;               /* the agent cannot go on */
+	struct slot_seen *slots;  /* leader: the replication slots it manages */
+	size_t nslots;
+	char diverged_copy[300];  /* <data>.diverged while it exists (agent_diverged_copy_step) */
+};
+
+/* The loop's own (agent.c): the member record, the API's snapshot, the last decision. */
+struct agent_publish {
+	struct member self;
+	char *last;               /* last record written (without updated_at) */
+	int64_t lease;
+	int64_t ms;
+	struct cluster_view api_view;  /* next copy of the view for the API thread */
+	bool have_api_view;
+	struct ha_decision last_decision;
+	bool quick_retry;         /* look again in 100 ms (an election waits for others) */
+};
 
 struct agent {
+	/* Set up once by agent.c; dynconf.c overrides cfg's timing. */
 	struct agent_config cfg;
 	struct run_user user;
 	char *su_password;
@@ -53,134 +196,104 @@ struct agent {
 	char *etcd_password;
 	char *api_token;          /* [node] api_token_file: what POST/DELETE /switchover need */
 	struct pg_node node;
-
-	/* etcd */
-	struct etcd_opts etcd_opts;
-	struct etcd_client *etcd;
-	struct etcd_watch *watch;
-	int64_t lease;
-	char *prefix;             /* "/pgha/<cluster>/" */
-	char *key_leader, *key_init, *key_member, *init_claim;
-	struct cluster_view view;
-	struct cluster_view api_view;  /* next copy for the API thread */
-	bool have_api_view;
-	int64_t foreign_key_rev;  /* leader key seen under a foreign lease: its mod_revision ... */
-	int64_t foreign_key_since_ms; /* ... and since when (leader_key.c) */
-	bool dcs_ok;
-	bool dcs_was_ok;
-	int64_t dcs_last_log_ms;
-
-	/* PostgreSQL */
-	enum pg_phase phase;
-	pid_t pg_pid;
-	bool pg_child;            /* started by us (waitpid) or adopted */
-	int64_t pg_start_ms;
-	PGconn *conn;
-	struct pg_status st;
-	bool have_st;
-	struct pg_data_info data;
-	char *primary_conninfo;   /* what pgha.conf points at (standby) */
-	bool crashed;
-	bool started_as_standby;  /* what agent_start_pg wrote (standby.signal) */
-
-	/* failover */
-	struct fence *fence;
-	int64_t renew_sent_ms;    /* when the last successful lease renewal was sent */
-	uint64_t last_leader_lsn; /* last WAL position the leader published */
-	bool paused;              /* from the config key */
-	int64_t max_lag;          /* maximum_lag_on_failover (config key overrides the file) */
-	char failover_to[MEMBER_NAME_MAX]; /* from the failover key, "" if none */
-	bool failsafe_ok;         /* the last failsafe round got a yes from every member */
-	enum ha_history history; /* is our WAL on the leader's history (decide.h)? */
-	char history_key[512];    /* what the stopped data's check was made for (failover.c) */
-	int rewind_failures;      /* pg_rewind failed this many times in a row */
-	bool rewind_waiting_logged;
-	bool rewind_failed;
-	int64_t divergence_checked_ms;
-	int64_t not_streaming_since_ms;
-	int crash_count;
-	int64_t crash_first_ms;
-	int64_t running_since_ms;
-	bool quick_retry;         /* look again in 100 ms (an election waits for others) */
-	char *key_config, *key_failover;
-
-	/* synchronous replication (sync_leader.c, ha/sync.h) */
-	enum sync_mode sync_mode;   /* from the config key */
-	int sync_count;             /* synchronous_node_count (quorum) */
-	char *key_sync;
-	bool sync_present;          /* the sync key exists ... */
-	bool sync_valid;            /* ... and decodes into `sync` */
-	struct sync_state sync;
-	char *ssn_conf;             /* leader: synchronous_standby_names pgha writes (NULL: not decided) */
-	char *ssn_seen;             /* leader: what PostgreSQL reported last */
-	int64_t ssn_seen_ms;        /* when ssn_seen last changed */
-	uint64_t ssn_settle_lsn;    /* WAL position measured after that change (0: not yet) */
-	int64_t ssn_reload_ms;
-	const char *sync_last_why;  /* last planner reason logged */
-
-	/* planned switchover (switchover.c) */
-	char *key_switchover, *key_proxies;
-	bool so_present;            /* the switchover record exists and decodes into so */
-	struct switchover so;
-	char *so_raw;               /* its value as read (compare-and-swap) */
-	bool so_bad_logged;
-	int so_proxies, so_proxies_paused;  /* proxies/<name> records, and those paused for so.id */
-	int64_t so_started_ms;      /* wall clock the pause began (this member drives it) */
-	bool so_handover_wait;      /* old leader, stopped: the candidate has not confirmed our last WAL */
-	bool so_handover_logged;
-
-	/* dynamic config beyond failover and sync (dynconf.c): timing, PostgreSQL parameters */
-	int file_ttl_ms, file_loop_wait_ms, file_retry_timeout_ms;  /* a->cfg holds the effective ones */
-	int64_t lease_ttl_ms;       /* the TTL the current lease was granted with (fencing goes by it) */
-	struct pg_param *params;    /* [parameters] with the config key's merged over them (owned) */
-	size_t nparams;
-	bool params_dirty;          /* changed since pgha.conf was last written */
-	char dyn_error[256];        /* the config key holds something this agent refuses */
-	bool pending_restart;       /* pg_settings.pending_restart, as last queried */
-	char pending_params[256];
-	int64_t pending_checked_ms, pending_fast_until_ms;
-
-	/* operator requests: requests/<name> (ops.c) */
-	char *key_request;
-	struct {
-		char id[40];            /* "" until a request was taken */
-		enum req_action action;
-		int state;              /* OP_RUNNING, OP_DONE, OP_FAILED */
-		bool stopped;           /* restart: PostgreSQL went down since; reinit: the data was moved aside */
-		int64_t deadline_ms;    /* wall clock */
-		int64_t started_ms;
-		char raw[256];          /* the request's value, to delete it only if unchanged */
-		int64_t bad_rev;        /* an undecodable request was logged at this revision */
-	} op;
-
-	struct job job;
-	int64_t backoff_until_ms;
-	struct slot_seen *slots;
-	size_t nslots;
-
-	/* publishing */
-	struct member self;
-	char *published;          /* last record written (without updated_at) */
-	int64_t published_lease;
-	int64_t published_ms;
-	char last_error[256];
-	char self_diverged_copy[300]; /* <data>.diverged while it exists (agent_diverged_copy_step) */
-	struct ha_decision last_decision;
+	struct agent_keys keys;
 	struct api_source api;
 	struct api_server *api_server;
-
 	int wake_fd;              /* eventfd: watch events, signals */
-	bool fatal;
+
+	struct agent_dcs dcs;
+	struct cluster_view view; /* this loop's read of etcd (view.c) */
+	struct agent_leader_key lk;
+	struct agent_pg pg;
+	struct agent_fencing fencing;
+	struct agent_failover fo;
+	struct agent_divergence div;
+	struct agent_sync sync;
+	struct agent_switchover so;
+	struct agent_dynconf dyn;
+	struct agent_op op;
+	struct job job;
+	struct agent_act act;
+	struct agent_publish publish;
 };
 
 extern volatile int agent_stop_requested;
 
+/*
+ * The files of the agent, lowest first: each calls only files listed above it
+ * (scripts/check-calls.py); what a lower file finds that an upper one must act
+ * on, it returns.
+ */
+
+/* view.c: this loop's read of etcd */
+void view_refresh(struct agent *a, const struct etcd_kvs *kvs);
+const struct member *view_leader(const struct agent *a);
+char *view_leader_conninfo(const struct agent *a, const struct member *leader);
+void view_set_leader(struct agent *a, const char *name);
+void view_set_leader_lease(struct agent *a, int64_t lease);
+void view_leader_invalid(struct agent *a);
+void view_free(struct agent *a);
+
+/* node.c: the local PostgreSQL */
+enum node_event {
+	NODE_UP,              /* nothing ended (it runs, starts, or was stopped already) */
+	NODE_EXITED,          /* it exited unexpectedly: a crash */
+	NODE_EXITED_STARTING, /* it exited during startup */
+	NODE_START_TIMEOUT,   /* it did not accept connections in time, and was stopped */
+};
+/* Gather: is it alive, does it accept connections, its status over SQL. */
+enum node_event node_refresh(struct agent *a);
+/* Gather: pg_controldata of the stopped data directory. */
+void node_inspect_data(struct agent *a);
+void node_adopt(struct agent *a);
+/* Forget an old crash once PostgreSQL has run well for a while. Each loop. */
+void node_note_running(struct agent *a);
+/* Crashed too often, or for too long, to restart it again. */
+bool node_restart_exhausted(const struct agent *a, int64_t now);
+void node_adopt_upstream(struct agent *a, const struct member *leader);
+bool node_is_primary(const struct agent *a);
+void node_set_error(struct agent *a, const char *fmt, ...) PGHA_PRINTF(2, 3);
+void node_disconnect(struct agent *a);
+int node_start(struct agent *a, bool standby, char *conninfo, const char *ssn, struct pgha_err *e);
+int node_stop(struct agent *a, struct pgha_err *e);
+/* What pgha.conf holds: the parameters in effect and the given role, upstream and ssn. */
+void node_conf_spec(const struct agent *a, struct pg_conf_spec *s, bool standby, const char *conninfo,
+		    const char *slot, const char *ssn);
+/*
+ * Rewrite pgha.conf (keeping the current role) with a->sync.ssn_conf and the
+ * parameters, and reload if it changed.
+ */
+int node_apply_conf(struct agent *a, struct pgha_err *e);
+int node_reload(struct agent *a, struct pgha_err *e);
+/* Point the running standby at the leader (pgha.conf, reload). */
+void node_follow(struct agent *a, const struct member *leader);
+void node_data_gone(struct agent *a);
+void node_free(struct agent *a);
+
+/* fencing.c */
+int fencing_start(struct agent *a, struct pgha_err *e);
+void fencing_stop(struct agent *a);
+/* Arm (or extend) the fence to the deadline of the lease the leader key is under. */
+void fencing_arm(struct agent *a);
+/* Time for a graceful demote: one loop before the fence would kill PostgreSQL. */
+bool fencing_lease_expiring(const struct agent *a, int64_t now);
+/* After each loop's etcd read: keep the fence deadline in step with the lease. */
+void fencing_update(struct agent *a);
+void fencing_failsafe_round(struct agent *a);
+/* Another leader asked us (POST /failsafe) to hold off an election. */
+bool fencing_failsafe_hold(struct agent *a);
+
+/* divergence.c (ha/divergence.h) */
+
 /* leader_key.c */
-void leader_key_judge(struct agent *a);
+/* True when the leader key names no leader: the caller drops it from the view. */
+bool leader_key_judge(struct agent *a);
 bool leader_key_may_reattach(const struct agent *a);
-int leader_key_replace(struct agent *a, bool *done, struct pgha_err *e);
+int leader_key_replace(const struct agent *a, bool *done, struct pgha_err *e);
 
 /* job.c */
+void job_init(struct agent *a);
+void job_free(struct agent *a);
 int job_start_initdb(struct agent *a, struct pgha_err *e);
 int job_start_basebackup(struct agent *a, struct pgha_err *e);
 /* 0 started, 1 postponed (the leader's checkpoint after promotion is not done), -1 error. */
@@ -188,6 +301,7 @@ int job_start_rewind(struct agent *a, struct pgha_err *e);
 /* Read output, reap; returns 1 when the job finished this call (ok tells how). */
 int job_poll(struct agent *a, bool *ok);
 void job_abort(struct agent *a);
+void job_forget_rewind(struct agent *a);
 
 /* dynconf.c */
 void dynconf_init(struct agent *a);
@@ -196,6 +310,7 @@ void dynconf_free(struct agent *a);
 void dynconf_read_dcs(struct agent *a, const struct etcd_kvs *kvs);
 /* Act: write changed parameters and reload; keep pending_restart up to date. Each loop. */
 void dynconf_step(struct agent *a);
+void dynconf_pg_started(struct agent *a);
 /* The lease to grant / renew has this TTL in seconds. */
 int64_t dynconf_lease_ttl_s(const struct agent *a);
 
@@ -208,35 +323,41 @@ enum ha_request ops_observed(const struct agent *a);
 void ops_step(struct agent *a, const struct ha_decision *d);
 /* A clone job ended (ok or not): a re-clone's outcome. */
 void ops_clone_finished(struct agent *a, bool ok);
+/* The re-clone's copy of the old data directory, removed once a clone succeeded (caller frees). */
+char *agent_reinit_aside(const struct agent *a);
 
 /* sync_leader.c */
+void sync_init(struct agent *a);
 void sync_read_dcs(struct agent *a, const struct etcd_kvs *kvs);
 bool sync_mode_active(const struct agent *a);     /* synchronous mode and a sync key to go by */
 bool sync_allows_me(const struct agent *a);       /* ... and it lists this member (or as its leader) */
 bool sync_denies_me(const struct agent *a);       /* ... and it does not */
-void sync_leader_duties(struct agent *a);
+bool sync_leader_duties(struct agent *a);         /* true: look again soon */
 int sync_before_promote(struct agent *a);         /* 0, or -1: postpone the promotion */
 const char *sync_primary_ssn(struct agent *a);    /* synchronous_standby_names to start a primary with */
 void sync_forget_leadership(struct agent *a);
 
+/* failover.c (ha/failover.h), switchover.c (ha/switchover.h) */
+
+/* observe.c */
+/* What the loop asked of the world (I/O, the clock) for one observation. */
+struct ha_gathered {
+	int64_t now_ms;
+	bool failsafe_hold;       /* another leader asked us (POST /failsafe) to hold off an election */
+	bool eligible;            /* asked only of a replica without a leader (failover_eligible) */
+	bool slot_ready;          /* asked only of a member without data that would clone */
+};
+void observe(const struct agent *a, const struct ha_gathered *g, struct ha_observed *o);
+
 /* actions.c */
-void agent_act(struct agent *a, const struct ha_decision *d);
-const struct member *agent_leader_member(const struct agent *a);
-char *agent_leader_conninfo(const struct agent *a, const struct member *leader);
-void agent_set_error(struct agent *a, const char *fmt, ...) PGHA_PRINTF(2, 3);
-int agent_start_pg(struct agent *a, bool standby, struct pgha_err *e);
-/*
- * Rewrite pgha.conf (keeping the current role) with a->ssn_conf and the
- * parameters, and reload if it changed.
- */
-int agent_apply_ssn(struct agent *a, struct pgha_err *e);
-int agent_stop_pg(struct agent *a, struct pgha_err *e);
-void agent_disconnect(struct agent *a);
+/* Carry out one decision; true: look again soon. */
+bool agent_act(struct agent *a, const struct ha_decision *d);
+/* No new start or job for a while. */
+void agent_backoff(struct agent *a);
 void agent_bootstrap_failed(struct agent *a);
 /* <data>.diverged (caller frees); removed once this member streams again (each loop). */
 char *agent_diverged_aside(const struct agent *a);
 void agent_diverged_copy_step(struct agent *a);
-/* The re-clone's copy of the old data directory, removed once a clone succeeded (caller frees). */
-char *agent_reinit_aside(const struct agent *a);
+void agent_act_free(struct agent *a);
 
 #endif

@@ -22,17 +22,17 @@
 
 void dynconf_init(struct agent *a)
 {
-	a->file_ttl_ms = a->cfg.ttl_ms;
-	a->file_loop_wait_ms = a->cfg.loop_wait_ms;
-	a->file_retry_timeout_ms = a->cfg.retry_timeout_ms;
-	dyncfg_params_merge(a->cfg.params, a->cfg.nparams, NULL, 0, &a->params, &a->nparams);
+	a->dyn.file_ttl_ms = a->cfg.ttl_ms;
+	a->dyn.file_loop_wait_ms = a->cfg.loop_wait_ms;
+	a->dyn.file_retry_timeout_ms = a->cfg.retry_timeout_ms;
+	dyncfg_params_merge(a->cfg.params, a->cfg.nparams, NULL, 0, &a->dyn.params, &a->dyn.nparams);
 }
 
 void dynconf_free(struct agent *a)
 {
-	dyncfg_params_free(a->params, a->nparams);
-	a->params = NULL;
-	a->nparams = 0;
+	dyncfg_params_free(a->dyn.params, a->dyn.nparams);
+	a->dyn.params = NULL;
+	a->dyn.nparams = 0;
 }
 
 int64_t dynconf_lease_ttl_s(const struct agent *a)
@@ -42,13 +42,13 @@ int64_t dynconf_lease_ttl_s(const struct agent *a)
 
 static void set_dyn_error(struct agent *a, const char *msg)
 {
-	if (strcmp(msg, a->dyn_error) == 0)
+	if (strcmp(msg, a->dyn.error) == 0)
 		return;
 	if (msg[0])
 		log_error("%s", msg);
 	else
 		log_info("the dynamic config is applied in full again");
-	snprintf(a->dyn_error, sizeof(a->dyn_error), "%s", msg);
+	snprintf(a->dyn.error, sizeof(a->dyn.error), "%s", msg);
 }
 
 static void apply_timing(struct agent *a, const long t[DYN_NTIMING])
@@ -62,7 +62,7 @@ static void apply_timing(struct agent *a, const long t[DYN_NTIMING])
 	a->cfg.ttl_ms = (int)t[DYN_TTL];
 	a->cfg.loop_wait_ms = (int)t[DYN_LOOP_WAIT];
 	a->cfg.retry_timeout_ms = (int)t[DYN_RETRY_TIMEOUT];
-	etcd_set_deadline(a->etcd, a->cfg.retry_timeout_ms);
+	etcd_set_deadline(a->dcs.etcd, a->cfg.retry_timeout_ms);
 }
 
 /* Log what differs between the parameters in effect and the new ones. */
@@ -90,12 +90,12 @@ static void log_param_changes(const struct pg_param *old, size_t nold, const str
 
 void dynconf_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 {
-	const struct etcd_kv *kv = etcd_kvs_find(kvs, a->key_config);
+	const struct etcd_kv *kv = etcd_kvs_find(kvs, a->keys.config);
 	struct dyncfg dc;
 	struct pgha_err e;
 	(void)dyncfg_decode(kv ? kv->value : NULL, &dc, &e);   /* not an object: failover.c says so */
 	char err[256] = "";
-	long base[DYN_NTIMING] = {a->file_ttl_ms, a->file_loop_wait_ms, a->file_retry_timeout_ms};
+	long base[DYN_NTIMING] = {a->dyn.file_ttl_ms, a->dyn.file_loop_wait_ms, a->dyn.file_retry_timeout_ms};
 	long t[DYN_NTIMING];
 	if (dyncfg_timing(&dc, base, t, &e) != 0)
 		snprintf(err, sizeof(err), "dynamic config refused: %.*s; keeping ttl %dms, loop_wait %dms, retry_timeout %dms",
@@ -114,12 +114,12 @@ void dynconf_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 		struct pg_param *merged = NULL;
 		size_t nmerged = 0;
 		dyncfg_params_merge(a->cfg.params, a->cfg.nparams, dc.params, dc.nparams, &merged, &nmerged);
-		if (!dyncfg_params_equal(a->params, a->nparams, merged, nmerged)) {
-			log_param_changes(a->params, a->nparams, merged, nmerged);
-			dyncfg_params_free(a->params, a->nparams);
-			a->params = merged;
-			a->nparams = nmerged;
-			a->params_dirty = true;
+		if (!dyncfg_params_equal(a->dyn.params, a->dyn.nparams, merged, nmerged)) {
+			log_param_changes(a->dyn.params, a->dyn.nparams, merged, nmerged);
+			dyncfg_params_free(a->dyn.params, a->dyn.nparams);
+			a->dyn.params = merged;
+			a->dyn.nparams = nmerged;
+			a->dyn.params_dirty = true;
 			merged = NULL;
 			nmerged = 0;
 		}
@@ -129,56 +129,63 @@ void dynconf_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 	set_dyn_error(a, err);
 }
 
+/* PostgreSQL was started with pgha.conf written in full: ask pg_settings as soon as it runs. */
+void dynconf_pg_started(struct agent *a)
+{
+	a->dyn.params_dirty = false;
+	a->dyn.pending_checked_ms = 0;
+}
+
 /* May pgha.conf be rewritten for the running server now without losing what it streams from or waits for? */
 static bool conf_rewritable(const struct agent *a)
 {
-	if (!a->st.in_recovery)
-		return a->ssn_conf != NULL;   /* a primary's synchronous_standby_names must be known first */
-	return a->primary_conninfo != NULL || !a->st.streaming;   /* adopted standby: follow() learns it first */
+	if (!a->pg.st.in_recovery)
+		return a->sync.ssn_conf != NULL;   /* a primary's synchronous_standby_names must be known first */
+	return a->pg.primary_conninfo != NULL || !a->pg.st.streaming;   /* adopted standby: follow() learns it first */
 }
 
 static void check_pending(struct agent *a, int64_t now)
 {
 	char *names = NULL;
 	struct pgha_err e;
-	a->pending_checked_ms = now;
-	if (pg_pending_restart(a->conn, &names, &e) != 0) {
+	a->dyn.pending_checked_ms = now;
+	if (pg_pending_restart(a->pg.conn, &names, &e) != 0) {
 		log_warn("%s", e.msg);
 		return;
 	}
-	if (strcmp(names, a->pending_params) != 0) {
+	if (strcmp(names, a->dyn.pending_params) != 0) {
 		if (names[0])
 			log_warn("PostgreSQL applies these changed parameters only after a restart: %s "
 				 "(`pgha ctl restart --pending`)", names);
-		else if (a->pending_restart)
+		else if (a->dyn.pending_restart)
 			log_info("no parameter waits for a restart any more");
 	}
-	a->pending_restart = names[0] != '\0';
-	snprintf(a->pending_params, sizeof(a->pending_params), "%s", names);
+	a->dyn.pending_restart = names[0] != '\0';
+	snprintf(a->dyn.pending_params, sizeof(a->dyn.pending_params), "%s", names);
 	free(names);
 }
 
 void dynconf_step(struct agent *a)
 {
 	int64_t now = now_ms();
-	if (a->phase != PG_RUNNING || a->conn == NULL || !a->have_st) {
-		if (a->phase == PG_STOPPED) {
+	if (a->pg.phase != PG_RUNNING || a->pg.conn == NULL || !a->pg.have_st) {
+		if (a->pg.phase == PG_STOPPED) {
 			/* The next start writes pgha.conf with every parameter in effect. */
-			a->pending_restart = false;
-			a->pending_params[0] = '\0';
-			a->pending_fast_until_ms = 0;
+			a->dyn.pending_restart = false;
+			a->dyn.pending_params[0] = '\0';
+			a->dyn.pending_fast_until_ms = 0;
 		}
 		return;
 	}
-	if (a->params_dirty && conf_rewritable(a)) {
+	if (a->dyn.params_dirty && conf_rewritable(a)) {
 		struct pgha_err e;
-		if (agent_apply_ssn(a, &e) != 0) {
+		if (node_apply_conf(a, &e) != 0) {
 			log_warn("applying the PostgreSQL parameters: %s", e.msg);
 		} else {
-			a->params_dirty = false;
-			a->pending_fast_until_ms = now + PENDING_FAST_MS;
+			a->dyn.params_dirty = false;
+			a->dyn.pending_fast_until_ms = now + PENDING_FAST_MS;
 		}
 	}
-	if (now < a->pending_fast_until_ms || now - a->pending_checked_ms >= PENDING_CHECK_MS)
+	if (now < a->dyn.pending_fast_until_ms || now - a->dyn.pending_checked_ms >= PENDING_CHECK_MS)
 		check_pending(a, now);
 }

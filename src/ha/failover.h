@@ -1,5 +1,5 @@
 /*
- * failover.h — observations for automatic failover (see failover.c).
+ * failover.h — who may become the leader (see failover.c).
  * All functions run on the HA loop thread.
  */
 #ifndef PGHA_HA_FAILOVER_H
@@ -12,18 +12,11 @@
 
 struct agent;
 
+void failover_init(struct agent *a);
 void failover_read_dcs(struct agent *a, const struct etcd_kvs *kvs);
-bool failover_is_primary(const struct agent *a);
-void failover_arm_fence(struct agent *a);
-bool failover_lease_expiring(const struct agent *a);
-void failover_update_fence(struct agent *a);
-void failover_failsafe_round(struct agent *a);
-bool failover_failsafe_hold(struct agent *a);
-void failover_note_crash(struct agent *a);
-void failover_note_running(struct agent *a);
-bool failover_restart_exhausted(const struct agent *a);
+void failover_request(struct agent *a, const char *to, const char *so_id);
+void failover_request_done(struct agent *a);
 bool failover_eligible(const struct agent *a);
-void failover_check_divergence(struct agent *a);
-enum ha_election failover_elect(struct agent *a);
+enum ha_election failover_elect(const struct agent *a);
 
 #endif

@@ -23,6 +23,24 @@ static const char *job_name(enum job_kind k)
 		: k == JOB_REWIND ? "pg_rewind" : "none";
 }
 
+void job_init(struct agent *a)
+{
+	a->job.fd = -1;
+}
+
+void job_free(struct agent *a)
+{
+	sb_free(&a->job.line);
+	sb_free(&a->job.tail);
+}
+
+/* The data directory was moved aside: a new clone starts with no failed rewind. */
+void job_forget_rewind(struct agent *a)
+{
+	a->job.rewind_failed = false;
+	a->job.rewind_failures = 0;
+}
+
 static int prepare_tmpdir(struct agent *a, const char *suffix, struct pgha_err *e)
 {
 	char *tmp = xasprintf("%s.pgha-%s", a->cfg.data_dir, suffix);
@@ -71,14 +89,14 @@ fail:
 
 int job_start_basebackup(struct agent *a, struct pgha_err *e)
 {
-	const struct member *leader = agent_leader_member(a);
+	const struct member *leader = view_leader(a);
 	if (leader == NULL)
 		return err_set(e, "no leader to clone from");
 	if (prepare_tmpdir(a, "clone", e) != 0)
 		return -1;
 	char slot[64];
 	pg_slot_name(a->cfg.name, slot, sizeof(slot));
-	char *ci = agent_leader_conninfo(a, leader);
+	char *ci = view_leader_conninfo(a, leader);
 	int rc = pg_basebackup_spawn(&a->node, a->job.tmpdir, ci, slot, &a->job.pid, &a->job.fd, e);
 	free(ci);
 	if (rc != 0) {
@@ -99,7 +117,7 @@ int job_start_basebackup(struct agent *a, struct pgha_err *e)
  */
 int job_start_rewind(struct agent *a, struct pgha_err *e)
 {
-	const struct member *leader = agent_leader_member(a);
+	const struct member *leader = view_leader(a);
 	if (leader == NULL)
 		return err_set(e, "no leader to rewind from");
 	char *ci = pg_conninfo(leader->host, leader->port, a->cfg.superuser, a->cfg.pgpass, a->cfg.name,
@@ -108,10 +126,10 @@ int job_start_rewind(struct agent *a, struct pgha_err *e)
 	uint32_t ckpt_tli = 0, cur_tli = 0;
 	int rc = pg_remote_rewind_ready(ci, &ready, &ckpt_tli, &cur_tli, e);
 	if (rc == 0 && !ready) {
-		if (!a->rewind_waiting_logged)
+		if (!a->job.rewind_waiting_logged)
 			log_info("waiting for %s's checkpoint after its promotion before pg_rewind (its last checkpoint "
 				 "is on timeline %u, it runs on %u)", leader->name, ckpt_tli, cur_tli);
-		a->rewind_waiting_logged = true;
+		a->job.rewind_waiting_logged = true;
 		rc = 1;
 	}
 	if (rc == 0)
@@ -121,7 +139,7 @@ int job_start_rewind(struct agent *a, struct pgha_err *e)
 	free(ci);
 	if (rc != 0)
 		return rc;
-	a->rewind_waiting_logged = false;
+	a->job.rewind_waiting_logged = false;
 	a->job.tmpdir = xstrdup(a->cfg.data_dir);
 	log_info("rewinding the data directory against %s (%s:%d, timeline %u)", leader->name, leader->host,
 		 leader->port, cur_tli);
@@ -215,20 +233,20 @@ static int install_datadir(struct agent *a, struct pgha_err *e)
 static void rewind_finished(struct agent *a, int code, int64_t secs)
 {
 	/* Whatever happened, the data must be checked against the leader again before it starts. */
-	a->history = HA_HIST_UNKNOWN;
+	divergence_unknown(a);
 	if (code == 0) {
 		log_info("pg_rewind finished in %llds", (long long)secs);
-		a->rewind_failures = 0;
-		a->rewind_failed = false;
+		a->job.rewind_failures = 0;
+		a->job.rewind_failed = false;
 		return;
 	}
 	char why[64];
 	proc_describe_exit(code, why, sizeof(why));
-	a->rewind_failures++;
-	a->rewind_failed = a->rewind_failures >= REWIND_TRIES;
-	agent_set_error(a, "pg_rewind failed (%s) after %llds, attempt %d of %d%s; its last output:\n%s", why,
-			(long long)secs, a->rewind_failures, REWIND_TRIES,
-			a->rewind_failed ? ": the data directory will be moved aside and cloned afresh" : ": retrying",
+	a->job.rewind_failures++;
+	a->job.rewind_failed = a->job.rewind_failures >= REWIND_TRIES;
+	node_set_error(a, "pg_rewind failed (%s) after %llds, attempt %d of %d%s; its last output:\n%s", why,
+			(long long)secs, a->job.rewind_failures, REWIND_TRIES,
+			a->job.rewind_failed ? ": the data directory will be moved aside and cloned afresh" : ": retrying",
 			sb_str(&a->job.tail));
 }
 
@@ -258,22 +276,20 @@ int job_poll(struct agent *a, bool *ok)
 	}
 	if (*ok && install_datadir(a, &e) != 0) {
 		*ok = false;
-		agent_set_error(a, "%s succeeded but %s", job_name(j->kind), e.msg);
+		node_set_error(a, "%s succeeded but %s", job_name(j->kind), e.msg);
 	} else if (*ok) {
 		log_info("%s finished in %llds", job_name(j->kind), (long long)secs);
-		a->history = HA_HIST_UNKNOWN;
-		a->rewind_failures = 0;
-		a->rewind_failed = false;
+		divergence_unknown(a);
+		a->job.rewind_failures = 0;
+		a->job.rewind_failed = false;
 	} else {
 		char why[64];
 		proc_describe_exit(code, why, sizeof(why));
-		agent_set_error(a, "%s failed (%s) after %llds; its last output:\n%s", job_name(j->kind),
+		node_set_error(a, "%s failed (%s) after %llds; its last output:\n%s", job_name(j->kind),
 				why, (long long)secs, sb_str(&j->tail));
 		if (pg_remove_tree(j->tmpdir, &e) != 0)
 			log_warn("%s", e.msg);
 	}
-	if (kind == JOB_BASEBACKUP)
-		ops_clone_finished(a, *ok);
 	job_clear(a);
 	return 1;
 }

@@ -26,35 +26,32 @@
 
 #include "common/log.h"
 #include "common/util.h"
-#include "ha/failover.h"
 
-void leader_key_judge(struct agent *a)
+bool leader_key_judge(struct agent *a)
 {
-	struct cluster_view *v = &a->view;
+	const struct cluster_view *v = &a->view;
 	bool mine = v->leader != NULL && strcmp(v->leader, a->cfg.name) == 0;
 	if (v->leader_state != LEADER_KEY_FOREIGN_LEASE || v->leader == NULL || (mine && leader_key_may_reattach(a))) {
-		a->foreign_key_rev = 0;
-		return;
+		a->lk.foreign_rev = 0;
+		return false;
 	}
 	int64_t now = now_ms();
-	if (a->foreign_key_rev != v->leader_mod_revision) {
-		a->foreign_key_rev = v->leader_mod_revision;
-		a->foreign_key_since_ms = now;
+	if (a->lk.foreign_rev != v->leader_mod_revision) {
+		a->lk.foreign_rev = v->leader_mod_revision;
+		a->lk.foreign_since_ms = now;
 	}
 	/*
 	 * Others wait a ttl; the named member knows at once: our own moves keep
-	 * a->lease in step, so our name under another lease while we may not
+	 * a->dcs.lease in step, so our name under another lease while we may not
 	 * re-attach it is not ours (following "ourselves" would stop streaming).
 	 */
-	if (!mine && now - a->foreign_key_since_ms < a->cfg.ttl_ms)
-		return;
-	log_warn_once("leader key foreign", a->key_leader, v->leader_mod_revision,
+	if (!mine && now - a->lk.foreign_since_ms < a->cfg.ttl_ms)
+		return false;
+	log_warn_once("leader key foreign", a->keys.leader, v->leader_mod_revision,
 		      "the leader key names %s under lease %lld, which is not %s's lease, for %lld ms: no agent "
 		      "wrote it, so the cluster has no leader until an agent replaces it", v->leader,
-		      (long long)v->leader_lease, v->leader, (long long)(now - a->foreign_key_since_ms));
-	free(v->leader_invalid);
-	v->leader_invalid = v->leader;
-	v->leader = NULL;
+		      (long long)v->leader_lease, v->leader, (long long)(now - a->lk.foreign_since_ms));
+	return true;
 }
 
 /*
@@ -65,25 +62,25 @@ void leader_key_judge(struct agent *a)
  */
 bool leader_key_may_reattach(const struct agent *a)
 {
-	if (failover_is_primary(a))
+	if (node_is_primary(a))
 		return true;
-	return a->phase == PG_STOPPED && a->data.kind == PG_DATA_VALID && !a->data.standby_signal;
+	return a->pg.phase == PG_STOPPED && a->pg.data.kind == PG_DATA_VALID && !a->pg.data.standby_signal;
 }
 
 /* Take the key from an invalid value: compared on its exact mod_revision. */
-int leader_key_replace(struct agent *a, bool *done, struct pgha_err *e)
+int leader_key_replace(const struct agent *a, bool *done, struct pgha_err *e)
 {
 	struct etcd_cmp cmp[] = {
-		{.key = a->key_leader, .target = ETCD_CMP_MOD, .result = ETCD_CMP_EQUAL,
+		{.key = a->keys.leader, .target = ETCD_CMP_MOD, .result = ETCD_CMP_EQUAL,
 		 .number = a->view.leader_mod_revision},
 	};
-	struct etcd_op put = {.type = ETCD_OP_PUT, .key = a->key_leader, .value = a->cfg.name, .lease = a->lease};
+	struct etcd_op put = {.type = ETCD_OP_PUT, .key = a->keys.leader, .value = a->cfg.name, .lease = a->dcs.lease};
 	*done = false;
-	if (etcd_txn(a->etcd, cmp, 1, &put, 1, NULL, 0, done, NULL, e) != 0)
+	if (etcd_txn(a->dcs.etcd, cmp, 1, &put, 1, NULL, 0, done, NULL, e) != 0)
 		return -1;
 	if (*done)
 		log_warn("replaced the invalid leader key (\"%.80s\", revision %lld: no agent wrote it) with this "
 			 "member under lease %lld", a->view.leader_invalid, (long long)a->view.leader_mod_revision,
-			 (long long)a->lease);
+			 (long long)a->dcs.lease);
 	return 0;
 }

@@ -43,23 +43,23 @@ static void finish(struct agent *a, int state, const char *fmt, ...)
 	if (state == OP_DONE)
 		log_info("%s %s done in %.1f s: %s", req_action_name(a->op.action), a->op.id, secs, why);
 	else
-		agent_set_error(a, "%s %s failed after %.1f s: %s", req_action_name(a->op.action), a->op.id, secs, why);
+		node_set_error(a, "%s %s failed after %.1f s: %s", req_action_name(a->op.action), a->op.id, secs, why);
 	bool done = false;
 	struct pgha_err e;
-	if (a->dcs_ok && etcd_delete_if_value(a->etcd, a->key_request, a->op.raw, &done, &e) != 0)
-		log_warn("removing %s: %s", a->key_request, e.msg);
+	if (a->dcs.ok && etcd_delete_if_value(a->dcs.etcd, a->keys.request, a->op.raw, &done, &e) != 0)
+		log_warn("removing %s: %s", a->keys.request, e.msg);
 }
 
 void ops_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 {
-	const struct etcd_kv *kv = etcd_kvs_find(kvs, a->key_request);
+	const struct etcd_kv *kv = etcd_kvs_find(kvs, a->keys.request);
 	if (kv == NULL)
 		return;
 	struct member_request r;
 	struct pgha_err e;
 	if (member_request_decode(kv->value, kv->value_len, &r, &e) != 0) {
 		if (kv->mod_revision != a->op.bad_rev)
-			log_warn("%s: %s (ignored)", a->key_request, e.msg);
+			log_warn("%s: %s (ignored)", a->keys.request, e.msg);
 		a->op.bad_rev = kv->mod_revision;
 		return;
 	}
@@ -70,8 +70,8 @@ void ops_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 		bool done;
 		log_warn("ignoring %s %s: its deadline passed %.1f s ago", req_action_name(r.action), r.id,
 			 (double)late / 1000.0);
-		if (etcd_delete_if_value(a->etcd, a->key_request, kv->value, &done, &e) != 0)
-			log_warn("removing %s: %s", a->key_request, e.msg);
+		if (etcd_delete_if_value(a->dcs.etcd, a->keys.request, kv->value, &done, &e) != 0)
+			log_warn("removing %s: %s", a->keys.request, e.msg);
 		return;
 	}
 	if (a->op.state == OP_RUNNING)
@@ -84,7 +84,7 @@ void ops_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 	a->op.stopped = false;
 	a->op.started_ms = now_ms();
 	log_warn("%s %s requested", req_action_name(r.action), r.id);
-	if (a->paused)
+	if (a->fo.paused)
 		finish(a, OP_FAILED, "maintenance mode is on: nothing is stopped or started (`pgha ctl resume` first)");
 	else if (r.action == REQ_REINIT && holds_leader_key(a))
 		finish(a, OP_FAILED, "this member holds the leader key: a leader is never re-cloned (switch over first)");
@@ -100,9 +100,9 @@ enum ha_request ops_observed(const struct agent *a)
 /* Runs again as it should: a standby streams, the key holder runs as primary. */
 static bool back_up(const struct agent *a)
 {
-	if (a->phase != PG_RUNNING || !a->have_st || a->job.kind != JOB_NONE)
+	if (a->pg.phase != PG_RUNNING || !a->pg.have_st || a->job.kind != JOB_NONE)
 		return false;
-	return a->st.in_recovery ? a->st.streaming : holds_leader_key(a);
+	return a->pg.st.in_recovery ? a->pg.st.streaming : holds_leader_key(a);
 }
 
 void ops_step(struct agent *a, const struct ha_decision *d)
@@ -112,15 +112,15 @@ void ops_step(struct agent *a, const struct ha_decision *d)
 	if (!a->op.stopped) {
 		/* Whatever stopped PostgreSQL (this request, a demote, a crash), the next start is the restart. */
 		if (a->op.action == REQ_RESTART)
-			a->op.stopped = a->phase == PG_STOPPED;
+			a->op.stopped = a->pg.phase == PG_STOPPED;
 		else
-			a->op.stopped = a->phase == PG_STOPPED && a->data.kind == PG_DATA_MISSING;
+			a->op.stopped = a->pg.phase == PG_STOPPED && a->pg.data.kind == PG_DATA_MISSING;
 	}
 	if (a->op.stopped && back_up(a)) {
-		finish(a, OP_DONE, "%s", a->st.in_recovery ? "streaming from the leader" : "running as the leader's primary");
+		finish(a, OP_DONE, "%s", a->pg.st.in_recovery ? "streaming from the leader" : "running as the leader's primary");
 		return;
 	}
-	if (a->paused) {
+	if (a->fo.paused) {
 		finish(a, OP_FAILED, "maintenance mode was turned on");
 		return;
 	}

@@ -23,6 +23,7 @@
 #include "ha/switchover.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,93 +45,86 @@
 void switchover_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 {
 	struct pgha_err e;
-	a->so_present = false;
-	free(a->so_raw);
-	a->so_raw = NULL;
-	a->so_proxies = 0;
-	a->so_proxies_paused = 0;
-	const struct etcd_kv *kv = etcd_kvs_find(kvs, a->key_switchover);
+	a->so.present = false;
+	free(a->so.raw);
+	a->so.raw = NULL;
+	a->so.proxies = 0;
+	a->so.proxies_paused = 0;
+	const struct etcd_kv *kv = etcd_kvs_find(kvs, a->keys.switchover);
 	if (kv != NULL) {
-		if (switchover_decode(kv->value, kv->value_len, &a->so, &e) == 0) {
-			a->so_present = true;
-			a->so_raw = xstrdup(kv->value);
-		} else if (!a->so_bad_logged) {
-			log_warn("%s: %s (ignored)", a->key_switchover, e.msg);
-			a->so_bad_logged = true;
+		if (switchover_decode(kv->value, kv->value_len, &a->so.rec, &e) == 0) {
+			a->so.present = true;
+			a->so.raw = xstrdup(kv->value);
+		} else if (!a->so.bad_logged) {
+			log_warn("%s: %s (ignored)", a->keys.switchover, e.msg);
+			a->so.bad_logged = true;
 		}
 	}
-	if (!a->so_present)
+	if (!a->so.present)
 		return;
-	a->so_bad_logged = false;
-	size_t plen = strlen(a->key_proxies);
+	a->so.bad_logged = false;
+	size_t plen = strlen(a->keys.proxies);
 	for (size_t i = 0; i < kvs->count; i++) {
-		if (strncmp(kvs->kvs[i].key, a->key_proxies, plen) != 0)
+		if (strncmp(kvs->kvs[i].key, a->keys.proxies, plen) != 0)
 			continue;
 		struct proxy_record r;
-		a->so_proxies++;
+		a->so.proxies++;
 		if (proxy_record_decode(kvs->kvs[i].value, kvs->kvs[i].value_len, &r, &e) == 0 &&
-		    strcmp(r.paused_for, a->so.id) == 0)
-			a->so_proxies_paused++;
+		    strcmp(r.paused_for, a->so.rec.id) == 0)
+			a->so.proxies_paused++;
 	}
+}
+
+void switchover_free(struct agent *a)
+{
+	free(a->so.raw);
+	a->so.raw = NULL;
 }
 
 /* Move the record on: CAS on the value we read. */
 static bool advance(struct agent *a, enum so_phase phase, int64_t deadline_ms, const char *reason)
 {
-	struct switchover next = a->so;
+	struct switchover next = a->so.rec;
 	next.phase = phase;
 	next.deadline_ms = deadline_ms;
 	snprintf(next.reason, sizeof(next.reason), "%s", reason ? reason : "");
 	char *json = switchover_encode(&next);
 	bool done = false;
 	struct pgha_err e;
-	if (etcd_put_if_value(a->etcd, a->key_switchover, a->so_raw, json, 0, &done, &e) != 0)
-		log_warn("switchover %s: cannot record phase %s: %s", a->so.id, so_phase_name(phase), e.msg);
+	if (etcd_put_if_value(a->dcs.etcd, a->keys.switchover, a->so.raw, json, 0, &done, &e) != 0)
+		log_warn("switchover %s: cannot record phase %s: %s", a->so.rec.id, so_phase_name(phase), e.msg);
 	else if (!done)
-		log_info("switchover %s: the record changed meanwhile (cancelled?)", a->so.id);
+		log_info("switchover %s: the record changed meanwhile (cancelled?)", a->so.rec.id);
 	if (done) {
-		log_info("switchover %s (%s -> %s): %s%s%s", a->so.id, a->so.from, a->so.to, so_phase_name(phase),
+		log_info("switchover %s (%s -> %s): %s%s%s", a->so.rec.id, a->so.rec.from, a->so.rec.to, so_phase_name(phase),
 			 reason && reason[0] ? ": " : "", reason ? reason : "");
-		a->so = next;
-		free(a->so_raw);
-		a->so_raw = json;
+		a->so.rec = next;
+		free(a->so.raw);
+		a->so.raw = json;
 	} else {
 		free(json);
 	}
 	return done;
 }
 
-static void set_failover_key(struct agent *a, const char *to)
-{
-	char *v = xasprintf("{\"to\":\"%s\",\"switchover\":\"%s\"}", to, a->so.id);
-	struct pgha_err e;
-	if (etcd_put(a->etcd, a->key_failover, v, 0, &e) != 0)
-		log_warn("switchover %s: writing the failover key: %s", a->so.id, e.msg);
-	else
-		snprintf(a->failover_to, sizeof(a->failover_to), "%s", to);
-	free(v);
-}
-
-/* Why the candidate cannot take over now ("" if it can). */
-static void check_candidate(struct agent *a, char *why, size_t len)
+void switchover_check_candidate(const char *to, const struct member *m, const struct sync_set *sync_set,
+				char *why, size_t len)
 {
 	why[0] = '\0';
-	const struct member *m = cluster_view_member(&a->view, a->so.to);
 	if (m == NULL)
-		snprintf(why, len, "%s is not a member of the cluster (or its agent is down)", a->so.to);
+		snprintf(why, len, "%s is not a member of the cluster (or its agent is down)", to);
 	else if (m->state != STATE_STREAMING)
-		snprintf(why, len, "%s is %s, not streaming", a->so.to, member_state_name(m->state));
+		snprintf(why, len, "%s is %s, not streaming", to, member_state_name(m->state));
 	else if (m->tags.nofailover)
-		snprintf(why, len, "%s is tagged nofailover", a->so.to);
+		snprintf(why, len, "%s is tagged nofailover", to);
 	else if (m->lag_bytes < 0 || m->lag_bytes > CANDIDATE_MAX_LAG)
-		snprintf(why, len, "%s is %" PRId64 " bytes behind (more than %d)", a->so.to, m->lag_bytes,
-			 CANDIDATE_MAX_LAG);
-	else if (sync_mode_active(a) && !sync_set_has(&a->sync.set, a->so.to))
-		snprintf(why, len, "synchronous mode: %s is not a synchronous standby", a->so.to);
+		snprintf(why, len, "%s is %" PRId64 " bytes behind (more than %d)", to, m->lag_bytes, CANDIDATE_MAX_LAG);
+	else if (sync_set != NULL && !sync_set_has(sync_set, to))
+		snprintf(why, len, "synchronous mode: %s is not a synchronous standby", to);
 }
 
 /* The candidate's last received WAL position, asked of its PostgreSQL itself (0: unknown). */
-static uint64_t candidate_received(struct agent *a, const struct member *m)
+static uint64_t candidate_received(const struct agent *a, const struct member *m)
 {
 	/* The superuser's password comes from the agent's passfile, as for every other connection. */
 	char *base = pg_conninfo(m->host, m->port, a->cfg.superuser, a->cfg.pgpass, "pgha-agent", "postgres");
@@ -160,119 +154,148 @@ static uint64_t candidate_received(struct agent *a, const struct member *m)
  */
 static bool candidate_has_everything(struct agent *a)
 {
-	if (a->phase != PG_STOPPED || a->data.checkpoint_lsn == 0 ||
-	    strcmp(a->data.cluster_state, "shut down") != 0)
+	if (a->pg.phase != PG_STOPPED || a->pg.data.checkpoint_lsn == 0 ||
+	    strcmp(a->pg.data.cluster_state, "shut down") != 0)
 		return false;
-	const struct member *m = cluster_view_member(&a->view, a->so.to);
+	const struct member *m = cluster_view_member(&a->view, a->so.rec.to);
 	if (m == NULL || m->port <= 0)
 		return false;
 	uint64_t got = candidate_received(a, m);
-	if (got <= a->data.checkpoint_lsn)
+	if (got <= a->pg.data.checkpoint_lsn)
 		return false;
-	if (!a->so_handover_logged) {
+	if (!a->so.handover_logged) {
 		log_info("switchover %s: %s has received our WAL to %X/%X, past the shutdown checkpoint at %X/%X: "
-			 "giving it the key", a->so.id, a->so.to, (unsigned)(got >> 32), (unsigned)got,
-			 (unsigned)(a->data.checkpoint_lsn >> 32), (unsigned)a->data.checkpoint_lsn);
-		a->so_handover_logged = true;
+			 "giving it the key", a->so.rec.id, a->so.rec.to, (unsigned)(got >> 32), (unsigned)got,
+			 (unsigned)(a->pg.data.checkpoint_lsn >> 32), (unsigned)a->pg.data.checkpoint_lsn);
+		a->so.handover_logged = true;
 	}
 	return true;
 }
 
-void switchover_step(struct agent *a)
+/* ---- the decision (pure) ------------------------------------------------- */
+
+static struct so_step advance_to(enum so_phase phase, int64_t deadline_ms, const char *fmt, ...) PGHA_PRINTF(3, 4);
+
+static struct so_step advance_to(enum so_phase phase, int64_t deadline_ms, const char *fmt, ...)
 {
-	a->so_handover_wait = false;
-	if (!a->so_present || !a->dcs_ok)
-		return;
-	if (a->so.phase == SO_DEMOTING && strcmp(a->so.from, a->cfg.name) == 0 && a->view.leader &&
-	    strcmp(a->view.leader, a->cfg.name) == 0)
-		a->so_handover_wait = !candidate_has_everything(a);
-	else
-		a->so_handover_logged = false;
-	const char *me = a->cfg.name;
-	bool leader = a->view.leader && strcmp(a->view.leader, me) == 0;
-	bool primary = leader && failover_is_primary(a);
-	int64_t now = wall_ms();
-	struct switchover *so = &a->so;
+	struct so_step s = {.action = SO_STEP_ADVANCE, .phase = phase, .deadline_ms = deadline_ms};
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s.reason, sizeof(s.reason), fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+struct so_step switchover_decide(const struct so_inputs *in)
+{
+	static const struct so_step none = {.action = SO_STEP_NONE};
+	const struct switchover *so = in->so;
+	const char *me = in->me;
+	int64_t now = in->now_ms;
+	bool primary = in->leader && strcmp(in->leader, me) == 0 && in->running_primary;
 	bool from_me = strcmp(so->from, me) == 0, to_me = strcmp(so->to, me) == 0;
 	bool late = so->deadline_ms > 0 && now > so->deadline_ms;
+	struct so_step s;
 
 	/* Finished records are left a while for `ctl list`, then the leader removes them. */
 	if (so->phase == SO_DONE || so->phase == SO_ABORTED) {
-		if (primary && so->deadline_ms > 0 && now > so->deadline_ms + KEEP_FINISHED_MS) {
-			bool done;
-			struct pgha_err e;
-			if (etcd_delete_if_value(a->etcd, a->key_switchover, a->so_raw, &done, &e) != 0)
-				log_debug("removing the finished switchover record: %s", e.msg);
-		}
-		return;
+		if (primary && so->deadline_ms > 0 && now > so->deadline_ms + KEEP_FINISHED_MS)
+			return (struct so_step){.action = SO_STEP_REMOVE};
+		return none;
 	}
 	if (to_me && primary && (so->phase == SO_DEMOTING || so->phase == SO_PROMOTING)) {
-		char took[96];
-		snprintf(took, sizeof(took), "the new leader runs (%.1f s after pausing began)",
-			 (double)(now - a->so_started_ms) / 1000.0);
-		advance(a, SO_DONE, now, a->so_started_ms > 0 ? took : "the new leader runs");
-		return;
+		if (in->started_ms > 0)
+			return advance_to(SO_DONE, now, "the new leader runs (%.1f s after pausing began)",
+					  (double)(now - in->started_ms) / 1000.0);
+		return advance_to(SO_DONE, now, "the new leader runs");
 	}
 	if (!from_me)
-		return;
-	char why[300];
+		return none;
 	switch (so->phase) {
 	case SO_SCHEDULED:
 		if (!primary || now < so->at_ms)
-			return;
-		if (a->paused) {
-			advance(a, SO_ABORTED, now, "maintenance mode is on");
-			return;
-		}
-		check_candidate(a, why, sizeof(why));
-		if (why[0]) {
-			advance(a, SO_ABORTED, now, why);
-			return;
-		}
-		if (advance(a, SO_PAUSING, now + PAUSE_TIMEOUT_MS, NULL))
-			a->so_started_ms = now;
-		return;
+			return none;
+		if (in->paused)
+			return advance_to(SO_ABORTED, now, "maintenance mode is on");
+		if (in->candidate_problem[0])
+			return advance_to(SO_ABORTED, now, "%s", in->candidate_problem);
+		s = advance_to(SO_PAUSING, now + PAUSE_TIMEOUT_MS, "%s", "");
+		s.start_clock = true;
+		return s;
 	case SO_PAUSING:
-		if (!primary) {
-			advance(a, SO_ABORTED, now, "this member stopped being the running leader");
-			return;
-		}
-		if (late) {
-			snprintf(why, sizeof(why), "only %d of %d proxies paused within %d ms", a->so_proxies_paused,
-				 a->so_proxies, PAUSE_TIMEOUT_MS);
-			advance(a, SO_ABORTED, now, why);
-			return;
-		}
-		if (a->so_proxies_paused < a->so_proxies)
-			return;
-		check_candidate(a, why, sizeof(why));
-		if (why[0]) {
-			advance(a, SO_ABORTED, now, why);
-			return;
-		}
-		if (a->so_started_ms == 0)
-			a->so_started_ms = now;
-		if (advance(a, SO_DEMOTING, now + HANDOVER_TIMEOUT_MS, NULL))
-			set_failover_key(a, so->to);
-		return;
+		if (!primary)
+			return advance_to(SO_ABORTED, now, "this member stopped being the running leader");
+		if (late)
+			return advance_to(SO_ABORTED, now, "only %d of %d proxies paused within %d ms", in->proxies_paused,
+					  in->proxies, PAUSE_TIMEOUT_MS);
+		if (in->proxies_paused < in->proxies)
+			return none;
+		if (in->candidate_problem[0])
+			return advance_to(SO_ABORTED, now, "%s", in->candidate_problem);
+		s = advance_to(SO_DEMOTING, now + HANDOVER_TIMEOUT_MS, "%s", "");
+		s.start_clock = in->started_ms == 0;
+		s.failover = SO_FAILOVER_CANDIDATE;
+		return s;
 	case SO_DEMOTING:
-	case SO_PROMOTING: {
-		const char *holder = a->view.leader;
-		if (holder && strcmp(holder, so->to) == 0) {
+	case SO_PROMOTING:
+		if (in->leader && strcmp(in->leader, so->to) == 0) {
 			if (so->phase == SO_DEMOTING)
-				advance(a, SO_PROMOTING, so->deadline_ms, NULL);
-			return;
+				return advance_to(SO_PROMOTING, so->deadline_ms, "%s", "");
+			return none;
 		}
 		if (!late)
-			return;
-		snprintf(why, sizeof(why), "%s did not take over within %d ms: %s goes on as the leader", so->to,
-			 HANDOVER_TIMEOUT_MS, me);
-		if (advance(a, SO_ABORTED, now, why))
-			set_failover_key(a, me);
-		return;
-	}
+			return none;
+		s = advance_to(SO_ABORTED, now, "%s did not take over within %d ms: %s goes on as the leader", so->to,
+			       HANDOVER_TIMEOUT_MS, me);
+		s.failover = SO_FAILOVER_ME;
+		return s;
 	case SO_DONE:
 	case SO_ABORTED:
+		break;
+	}
+	return none;
+}
+
+/* ---- acting on it --------------------------------------------------------- */
+
+/* Gather: the old leader, stopped, waits until the candidate confirms our last WAL (decide reads it). */
+static void handover(struct agent *a)
+{
+	if (a->so.rec.phase == SO_DEMOTING && strcmp(a->so.rec.from, a->cfg.name) == 0 && a->view.leader &&
+	    strcmp(a->view.leader, a->cfg.name) == 0)
+		a->so.handover_wait = !candidate_has_everything(a);
+	else
+		a->so.handover_logged = false;
+}
+
+void switchover_step(struct agent *a)
+{
+	a->so.handover_wait = false;
+	if (!a->so.present || !a->dcs.ok)
+		return;
+	handover(a);
+	char problem[300];
+	switchover_check_candidate(a->so.rec.to, cluster_view_member(&a->view, a->so.rec.to),
+				   sync_mode_active(a) ? &a->sync.pub.set : NULL, problem, sizeof(problem));
+	struct so_inputs in = {
+		.so = &a->so.rec, .me = a->cfg.name, .leader = a->view.leader, .running_primary = node_is_primary(a),
+		.paused = a->fo.paused, .proxies = a->so.proxies, .proxies_paused = a->so.proxies_paused,
+		.started_ms = a->so.started_ms, .candidate_problem = problem, .now_ms = wall_ms(),
+	};
+	struct so_step s = switchover_decide(&in);
+	if (s.action == SO_STEP_REMOVE) {
+		bool done;
+		struct pgha_err e;
+		if (etcd_delete_if_value(a->dcs.etcd, a->keys.switchover, a->so.raw, &done, &e) != 0)
+			log_debug("removing the finished switchover record: %s", e.msg);
 		return;
 	}
+	if (s.action != SO_STEP_ADVANCE || !advance(a, s.phase, s.deadline_ms, s.reason))
+		return;
+	if (s.start_clock)
+		a->so.started_ms = in.now_ms;
+	if (s.failover == SO_FAILOVER_CANDIDATE)
+		failover_request(a, a->so.rec.to, a->so.rec.id);
+	else if (s.failover == SO_FAILOVER_ME)
+		failover_request(a, a->cfg.name, a->so.rec.id);
 }

@@ -1,7 +1,7 @@
 /*
  * metrics.c — Prometheus metrics of the proxy. Once a second the event loop
  * renders the text (walking pools, clients and servers, which only it may
- * touch) into a snapshot; the HTTP thread (src/api/httpd) serves the last
+ * touch) into a snapshot; the HTTP thread (src/http/httpd) serves the last
  * snapshot under a mutex. So /metrics never races with the loop.
  */
 #include <pthread.h>
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/httpd.h"
+#include "http/httpd.h"
 #include "common/log.h"
 #include "proxy/proxy_int.h"
 

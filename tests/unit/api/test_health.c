@@ -1,6 +1,6 @@
 /*
  * test_health.c — the health decisions of the API (pure functions, no
- * sockets), lag parsing and query-string decoding.
+ * sockets) and lag parsing.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +13,6 @@
 #include <jansson.h>
 
 #include "api/api.h"
-#include "api/httpd.h"
 
 #define NOW 1000000 /* now_ms() passed to api_health */
 
@@ -326,50 +325,6 @@ static void test_parse_lag_bad(void **state)
 	assert_int_equal(api_parse_lag(NULL, &v), -1);
 }
 
-static void test_query_param(void **state)
-{
-	char out[32];
-	assert_int_equal(http_query_param("lag=16MB", "lag", out, sizeof(out)), 0);
-	assert_string_equal(out, "16MB");
-	assert_int_equal(http_query_param("a=1&lag=2&lag=3", "lag", out, sizeof(out)), 0);
-	assert_string_equal(out, "2");
-	assert_int_equal(http_query_param("a=1&b=2", "lag", out, sizeof(out)), -1);
-	assert_int_equal(http_query_param("", "lag", out, sizeof(out)), -1);
-	assert_int_equal(http_query_param("lagx=1&xlag=2", "lag", out, sizeof(out)), -1);
-	/* percent-decoding of values and keys, '+' is a space */
-	assert_int_equal(http_query_param("x=a%20b%2Bc+d", "x", out, sizeof(out)), 0);
-	assert_string_equal(out, "a b+c d");
-	assert_int_equal(http_query_param("%6Cag=5", "lag", out, sizeof(out)), 0);
-	assert_string_equal(out, "5");
-	assert_int_equal(http_query_param("s=%e2%9c%93", "s", out, sizeof(out)), 0);
-	assert_string_equal(out, "\xe2\x9c\x93");
-	/* present without a value */
-	assert_int_equal(http_query_param("lag", "lag", out, sizeof(out)), 0);
-	assert_string_equal(out, "");
-	assert_int_equal(http_query_param("lag=&x=1", "lag", out, sizeof(out)), 0);
-	assert_string_equal(out, "");
-	/* empty pairs are skipped */
-	assert_int_equal(http_query_param("&&lag=7&", "lag", out, sizeof(out)), 0);
-	assert_string_equal(out, "7");
-	/* present but malformed or too long: -2, never "absent" */
-	assert_int_equal(http_query_param("lag=%zz", "lag", out, sizeof(out)), -2);
-	assert_int_equal(http_query_param("lag=%4", "lag", out, sizeof(out)), -2);
-	assert_int_equal(http_query_param("lag=%", "lag", out, sizeof(out)), -2);
-	assert_int_equal(http_query_param("lag=a%00b", "lag", out, sizeof(out)), -2);
-	assert_int_equal(http_query_param("lag=0123456789", "lag", out, 10), -2);
-	assert_int_equal(http_query_param("lag=012345678", "lag", out, 10), 0);
-	assert_string_equal(out, "012345678");
-	assert_int_equal(http_query_param(NULL, "lag", out, sizeof(out)), -1);
-}
-
-static void test_status_text(void **state)
-{
-	assert_string_equal(http_status_text(200), "OK");
-	assert_string_equal(http_status_text(503), "Service Unavailable");
-	assert_string_equal(http_status_text(408), "Request Timeout");
-	assert_string_equal(http_status_text(799), "Unknown");
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -378,8 +333,6 @@ int main(void)
 		cmocka_unit_test(test_status_json_fields),
 		cmocka_unit_test(test_parse_lag_good),
 		cmocka_unit_test(test_parse_lag_bad),
-		cmocka_unit_test(test_query_param),
-		cmocka_unit_test(test_status_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

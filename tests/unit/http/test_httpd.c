@@ -1,7 +1,6 @@
 /*
  * test_httpd.c — the HTTP server over real sockets on 127.0.0.1, driven by
- * plain sockets from the test (no HTTP client library to be lenient for us).
- * Every wait is bounded: reads use poll() against a deadline.
+ * plain sockets from the test (http_client.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,22 +9,8 @@
 
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include "api/api.h"
-#include "api/httpd.h"
-#include "common/strbuf.h"
-#include "common/util.h"
-
-#define IO_TIMEOUT_MS 3000
+#include "http/httpd.h"
+#include "http_client.h"
 
 static struct httpd *srv;   /* shared server for most tests */
 static int srv_port;
@@ -62,129 +47,11 @@ static void echo_handler(void *arg, const struct http_request *req, struct http_
 
 /* ------------------------------------------------------------ socket bits */
 
-static int connect_to(int family, int port)
-{
-	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(fd >= 0);
-	struct timeval tv = {.tv_sec = 3};
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	int rc;
-	if (family == AF_INET6) {
-		struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
-		a.sin6_addr = in6addr_loopback;
-		rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
-	} else {
-		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
-	}
-	if (rc < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 static int connect_local(void)
 {
 	int fd = connect_to(AF_INET, srv_port);
 	assert_true(fd >= 0);
 	return fd;
-}
-
-static void send_all(int fd, const char *data, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
-		assert_true(n > 0);
-		data += n;
-		len -= (size_t)n;
-	}
-}
-
-static void send_str(int fd, const char *s)
-{
-	send_all(fd, s, strlen(s));
-}
-
-/*
- * Read until EOF (the server closes every connection) or the deadline.
- * Returns 0 on EOF, -1 on timeout, -2 on a reset.
- */
-static int read_until_eof(int fd, struct strbuf *out, int timeout_ms)
-{
-	int64_t deadline = now_ms() + timeout_ms;
-	for (;;) {
-		int64_t left = deadline - now_ms();
-		if (left <= 0)
-			return -1;
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		int rc = poll(&p, 1, (int)left);
-		if (rc < 0 && errno == EINTR)
-			continue;
-		if (rc <= 0)
-			return -1;
-		char buf[8192];
-		ssize_t n = recv(fd, buf, sizeof(buf), 0);
-		if (n == 0)
-			return 0;
-		if (n < 0)
-			return errno == EINTR ? 0 : -2;
-		sb_append(out, buf, (size_t)n);
-	}
-}
-
-/* Read exactly until the buffer contains needle (bounded). */
-static int read_until(int fd, struct strbuf *out, const char *needle, int timeout_ms)
-{
-	int64_t deadline = now_ms() + timeout_ms;
-	while (strstr(sb_str(out), needle) == NULL) {
-		int64_t left = deadline - now_ms();
-		if (left <= 0)
-			return -1;
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		if (poll(&p, 1, (int)left) <= 0)
-			return -1;
-		char buf[1024];
-		ssize_t n = recv(fd, buf, sizeof(buf), 0);
-		if (n <= 0)
-			return -1;
-		sb_append(out, buf, (size_t)n);
-	}
-	return 0;
-}
-
-static int status_of(const char *resp)
-{
-	int code = 0;
-	if (sscanf(resp, "HTTP/1.1 %d ", &code) != 1)
-		return -1;
-	return code;
-}
-
-static const char *body_of(const char *resp)
-{
-	const char *p = strstr(resp, "\r\n\r\n");
-	return p ? p + 4 : NULL;
-}
-
-static long content_length_of(const char *resp)
-{
-	const char *p = strcasestr(resp, "\r\nContent-Length:");
-	return p ? strtol(p + 17, NULL, 10) : -1;
-}
-
-/* One request on a fresh connection; the whole answer in *out. Returns the status. */
-static int exchange_on(int port, const char *req, size_t len, struct strbuf *out)
-{
-	int fd = connect_to(AF_INET, port);
-	assert_true(fd >= 0);
-	send_all(fd, req, len);
-	int rc = read_until_eof(fd, out, IO_TIMEOUT_MS);
-	close(fd);
-	if (rc != 0)
-		fail_msg("no complete answer to %.40s (rc %d): %s", req, rc, sb_str(out));
-	return status_of(sb_str(out));
 }
 
 static int exchange(const char *req, struct strbuf *out)
@@ -435,6 +302,63 @@ static void test_handler_status_and_405(void **state)
 }
 
 /*
+ * Two requests in one write: HTTP/1.1 allows pipelining, and a server that
+ * closes after each answer must answer the first one only, once.
+ */
+static void test_pipelined_requests(void **state)
+{
+	struct strbuf r = STRBUF_INIT;
+	assert_int_equal(exchange("GET /one HTTP/1.1\r\n\r\nGET /two HTTP/1.1\r\n\r\n", &r), 200);
+	assert_string_equal(body_of(sb_str(&r)), "GET /one  0:");
+	assert_null(strstr(sb_str(&r) + 1, "HTTP/1.1 "));
+	sb_free(&r);
+}
+
+/* The head limit is 16 KiB including the blank line: exactly that passes. */
+static void test_header_limit_edge(void **state)
+{
+	static const char start[] = "GET /edge HTTP/1.1\r\nX-Pad: ";
+	static const char end[] = "\r\n\r\n";
+	for (int over = 0; over <= 1; over++) {
+		struct strbuf req = STRBUF_INIT, r = STRBUF_INIT;
+		sb_puts(&req, start);
+		while (req.len < 16 * 1024 - (sizeof(end) - 1) + (size_t)over)
+			sb_puts(&req, "a");
+		sb_puts(&req, end);
+		assert_int_equal(exchange_on(srv_port, req.data, req.len, &r), over ? 431 : 200);
+		sb_free(&req);
+		sb_free(&r);
+	}
+}
+
+/*
+ * Slowloris: a client that keeps sending, one byte at a time, never finishes
+ * its head. The 5 s deadline counts from accept, not from the last byte, so it
+ * is told 408 on time however busy it looks.
+ */
+static void test_drip_feed_gets_408(void **state)
+{
+	static const char drip[] = "GET /drip HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+				   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	int64_t t0 = now_ms();
+	int fd = connect_local();
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	size_t i = 0;
+	while (poll(&p, 1, 200) == 0 && now_ms() - t0 < 8000 && i < sizeof(drip) - 1) {
+		ssize_t n = send(fd, drip + i++, 1, MSG_NOSIGNAL);
+		assert_int_equal(n, 1);
+	}
+	struct strbuf r = STRBUF_INIT;
+	assert_int_equal(read_until_eof(fd, &r, IO_TIMEOUT_MS), 0);
+	int64_t waited = now_ms() - t0;
+	assert_int_equal(status_of(sb_str(&r)), 408);
+	assert_true(waited >= 4500 && waited < 6500);
+	assert_true(i >= 20);   /* it kept sending until then */
+	close(fd);
+	sb_free(&r);
+}
+
+/*
  * Two slow clients (one silent, one stalled mid-request) must not delay a
  * fast one, and both get 408 after the 5 s request deadline.
  */
@@ -601,122 +525,14 @@ static void test_bad_listen(void **state)
 	assert_non_null(strstr(e.msg, "127.0.0.1"));
 }
 
-/* ------------------------------------------------- the API on top of httpd */
+/* ------------------------------------------------------- pure helpers */
 
-static void test_api_routes(void **state)
+static void test_status_text(void **state)
 {
-	struct api_source src;
-	struct pgha_err e;
-	api_source_init(&src, "demo");
-	struct api_server *api = api_start("127.0.0.1:0", &src, &e);
-	assert_non_null(api);
-	int port = api_port(api);
-	struct strbuf r = STRBUF_INIT;
-#define API_CODE(req) (sb_reset(&r), exchange_on(port, (req), strlen(req), &r))
-
-	/* Nothing published yet: not primary, no view, loop never ran. */
-	assert_int_equal(API_CODE("OPTIONS /master HTTP/1.0\r\n\r\n"), 503);
-	assert_int_equal(API_CODE("GET /cluster HTTP/1.1\r\n\r\n"), 503);
-	assert_non_null(strstr(body_of(sb_str(&r)), "\"error\""));
-	assert_int_equal(API_CODE("GET /liveness HTTP/1.1\r\n\r\n"), 503);
-
-	struct api_status st;
-	memset(&st, 0, sizeof(st));
-	snprintf(st.self.name, sizeof(st.self.name), "node1");
-	st.self.role = ROLE_PRIMARY;
-	st.self.state = STATE_RUNNING;
-	st.self.lag_bytes = -1;
-	st.holds_leader_key = true;
-	st.ttl_s = 30;
-	st.last_loop_ms = now_ms();
-	struct cluster_view v;
-	memset(&v, 0, sizeof(v));
-	v.leader = xstrdup("node1");
-	v.members = xcalloc(1, sizeof(*v.members));
-	v.nmembers = 1;
-	v.members[0] = st.self;
-	api_source_update(&src, &st, &v);
-	assert_null(v.members); /* ownership taken */
-
-	assert_int_equal(API_CODE("OPTIONS /master HTTP/1.0\r\n\r\n"), 200);
-	assert_int_equal(API_CODE("GET /primary HTTP/1.1\r\n\r\n"), 200);
-	assert_non_null(strstr(body_of(sb_str(&r)), "\"name\":\"node1\""));
-	assert_int_equal(API_CODE("HEAD /primary HTTP/1.1\r\n\r\n"), 200);
-	assert_string_equal(body_of(sb_str(&r)), "");
-	assert_true(content_length_of(sb_str(&r)) > 10);
-	assert_int_equal(API_CODE("GET /replica HTTP/1.1\r\n\r\n"), 503);
-	assert_int_equal(API_CODE("GET /replica?lag=zz HTTP/1.1\r\n\r\n"), 400);
-	assert_int_equal(API_CODE("GET /liveness HTTP/1.1\r\n\r\n"), 200);
-	assert_int_equal(API_CODE("GET /cluster HTTP/1.1\r\n\r\n"), 200);
-	assert_true(body_of(sb_str(&r))[0] == '{');
-	assert_int_equal(API_CODE("GET /nope HTTP/1.1\r\n\r\n"), 404);
-	assert_non_null(strstr(body_of(sb_str(&r)), "\"error\""));
-	assert_int_equal(API_CODE("POST /primary HTTP/1.1\r\nContent-Length: 0\r\n\r\n"), 405);
-	assert_non_null(strstr(sb_str(&r), "\r\nAllow: GET, HEAD, OPTIONS\r\n"));
-
-	/* Status only (etcd unreachable): the view stays. */
-	st.holds_leader_key = false;
-	api_source_update(&src, &st, NULL);
-	assert_int_equal(API_CODE("GET /primary HTTP/1.1\r\n\r\n"), 503);
-	assert_int_equal(API_CODE("GET /cluster HTTP/1.1\r\n\r\n"), 200);
-#undef API_CODE
-	sb_free(&r);
-	api_stop(api);
-	api_source_destroy(&src);
-}
-
-/*
- * POST /failsafe makes this member promise not to race for the leader key:
- * only the cluster's members (who hold the API token) may ask. Without a
- * token configured it is refused; the promise is made only on the right token.
- */
-static void test_api_failsafe_needs_the_token(void **state)
-{
-	static const char *const tokens[] = {NULL, "0123456789abcdef-token"};
-	for (int t = 0; t < 2; t++) {
-		struct api_source src;
-		struct pgha_err e;
-		api_source_init(&src, "demo");
-		src.token = tokens[t];
-		struct api_status st;
-		memset(&st, 0, sizeof(st));
-		st.etcd_reachable = false;   /* the case where a yes binds this member */
-		st.ttl_s = 30;
-		api_source_update(&src, &st, NULL);
-		struct api_server *api = api_start("127.0.0.1:0", &src, &e);
-		assert_non_null(api);
-		int port = api_port(api);
-		struct strbuf r = STRBUF_INIT;
-#define FS_CODE(auth) (sb_reset(&r), exchange_on(port, "POST /failsafe HTTP/1.1\r\n" auth \
-			"Content-Length: 2\r\n\r\n{}", strlen("POST /failsafe HTTP/1.1\r\n" auth \
-			"Content-Length: 2\r\n\r\n{}"), &r))
-		int none = FS_CODE("");
-		int wrong = FS_CODE("Authorization: Bearer 0123456789abcdef-tokeX\r\n");
-		int shorter = FS_CODE("Authorization: Bearer 0123456789abcdef\r\n");
-		pthread_mutex_lock(&src.lock);
-		int64_t promised = src.failsafe_until_ms;
-		pthread_mutex_unlock(&src.lock);
-		assert_int_equal(promised, 0);   /* no promise made to a stranger */
-		int right = FS_CODE("Authorization: Bearer 0123456789abcdef-token\r\n");
-#undef FS_CODE
-		if (t == 0) {
-			assert_int_equal(none, 403);
-			assert_int_equal(wrong, 403);
-			assert_int_equal(right, 403);
-		} else {
-			assert_int_equal(none, 401);
-			assert_int_equal(wrong, 401);
-			assert_int_equal(shorter, 401);
-			assert_int_equal(right, 200);
-			pthread_mutex_lock(&src.lock);
-			promised = src.failsafe_until_ms;
-			pthread_mutex_unlock(&src.lock);
-			assert_true(promised > now_ms());
-		}
-		sb_free(&r);
-		api_stop(api);
-		api_source_destroy(&src);
-	}
+	assert_string_equal(http_status_text(200), "OK");
+	assert_string_equal(http_status_text(503), "Service Unavailable");
+	assert_string_equal(http_status_text(408), "Request Timeout");
+	assert_string_equal(http_status_text(799), "Unknown");
 }
 
 /* ------------------------------------------------------------------ main */
@@ -757,14 +573,16 @@ int main(void)
 		cmocka_unit_test(test_incomplete_then_eof),
 		cmocka_unit_test(test_percent_decoded_path_and_target_forms),
 		cmocka_unit_test(test_handler_status_and_405),
+		cmocka_unit_test(test_pipelined_requests),
+		cmocka_unit_test(test_header_limit_edge),
 		cmocka_unit_test(test_slow_clients),
+		cmocka_unit_test(test_drip_feed_gets_408),
 		cmocka_unit_test(test_client_reset_mid_answer),
 		cmocka_unit_test(test_slow_flood_keeps_serving),
 		cmocka_unit_test(test_stop_is_prompt),
 		cmocka_unit_test(test_ipv6),
 		cmocka_unit_test(test_bad_listen),
-		cmocka_unit_test(test_api_routes),
-		cmocka_unit_test(test_api_failsafe_needs_the_token),
+		cmocka_unit_test(test_status_text),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -12,8 +12,10 @@
  *          (typical for 413/431/400 answers sent while the client still talks).
  * Nothing ever blocks: one slow or hostile client costs a slot, not the loop.
  * Every answer says "Connection: close"; there is no keep-alive to get wrong.
+ * What the head says is request.c's business; this file owns sockets,
+ * buffers, deadlines and the connection table.
  */
-#include "api/httpd.h"
+#include "http/httpd.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -26,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -38,14 +39,12 @@
 enum {
 	HTTPD_MAX_CONNS = 1024,
 	HTTPD_HEADER_MAX = 16 * 1024,      /* request line + headers + blank line */
-	HTTPD_BODY_MAX = 64 * 1024,
 	HTTPD_REQUEST_TIMEOUT_MS = 5000,   /* accept -> complete request */
 	HTTPD_WRITE_TIMEOUT_MS = 5000,     /* answer ready -> fully sent */
 	HTTPD_DRAIN_TIMEOUT_MS = 1000,     /* sent -> client closed */
 	HTTPD_ACCEPT_PAUSE_MS = 100,       /* after EMFILE: let connections finish */
 	HTTPD_ACCEPT_BATCH = 64,           /* accepts per loop, so reads are not starved */
 	HTTPD_READ_CHUNK = 4096,
-	HTTPD_METHOD_MAX = 32,
 };
 
 enum conn_state { CONN_READ, CONN_WRITE, CONN_DRAIN };
@@ -58,13 +57,7 @@ struct http_conn {
 	struct strbuf in;       /* bytes received (NUL-terminated by strbuf) */
 	size_t scanned;         /* in.data[0..scanned) holds no end of headers */
 	size_t hdr_len;         /* length of the header block, 0 while incomplete */
-	size_t body_len;        /* Content-Length */
-	bool expect_continue;
-	bool http11;            /* HTTP/1.1 or later minor: 1xx answers are allowed */
-	char method[HTTPD_METHOD_MAX + 1];
-	char *path;             /* decoded */
-	char *query;            /* raw */
-	char *authorization;    /* the Authorization header's value, NULL if none */
+	struct http_head head;  /* parsed once hdr_len is known */
 	struct strbuf out;
 	size_t out_off;
 };
@@ -122,98 +115,6 @@ const char *http_status_text(int status)
 	}
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/*
- * Percent-decode src[0..n) into out (NUL-terminated). '+' means a space only
- * in query strings (form encoding), never in paths. A bad escape, an encoded
- * NUL (it would silently truncate the string) or a result that does not fit
- * are errors.
- */
-static int pct_decode(const char *src, size_t n, bool plus_is_space, char *out, size_t outlen)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = src[i];
-		if (c == '%') {
-			if (i + 2 >= n)
-				return -1;
-			int hi = hex_value(src[i + 1]);
-			int lo = hex_value(src[i + 2]);
-			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-				return -1;
-			c = (char)(hi * 16 + lo);
-			i += 2;
-		} else if (c == '+' && plus_is_space) {
-			c = ' ';
-		}
-		if (o + 1 >= outlen)
-			return -1;
-		out[o++] = c;
-	}
-	if (outlen == 0)
-		return -1;
-	out[o] = '\0';
-	return 0;
-}
-
-int http_query_param(const char *query, const char *name, char *out, size_t outlen)
-{
-	if (query == NULL || name == NULL)
-		return -1;
-	size_t name_len = strlen(name);
-	const char *p = query;
-	while (*p != '\0') {
-		size_t len = strcspn(p, "&");
-		const char *eq = memchr(p, '=', len);
-		size_t key_len = eq ? (size_t)(eq - p) : len;
-		/* Keys are compared decoded: "%6Cag=1" is "lag=1" for any client. */
-		char key[128];
-		if (key_len < sizeof(key) && pct_decode(p, key_len, true, key, sizeof(key)) == 0 &&
-		    strlen(key) == name_len && memcmp(key, name, name_len) == 0) {
-			const char *val = eq ? eq + 1 : p + len;
-			size_t val_len = (size_t)(p + len - val);
-			/* Present but unusable is not absent: callers must not fall back. */
-			if (pct_decode(val, val_len, true, out, outlen) < 0)
-				return -2;
-			return 0;
-		}
-		p += len;
-		if (*p == '&')
-			p++;
-	}
-	return -1;
-}
-
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-/* RFC 9110 token characters (method and header names). */
-static bool is_tchar(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return true;
-	if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')
-		return true;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static bool is_ctl(unsigned char c)
-{
-	return c < 0x20 || c == 0x7f;
-}
-
 static bool header_unsafe(const char *s)
 {
 	return s == NULL || strpbrk(s, "\r\n") != NULL;
@@ -229,12 +130,7 @@ static void conn_free(struct http_conn *c)
 		close(c->fd);
 	sb_free(&c->in);
 	sb_free(&c->out);
-	free(c->path);
-	free(c->query);
-	if (c->authorization != NULL) {
-		explicit_bzero(c->authorization, strlen(c->authorization));
-		free(c->authorization);
-	}
+	http_head_free(&c->head);
 	free(c);
 }
 
@@ -275,219 +171,35 @@ static void conn_respond_error(struct http_conn *c, int status, const char *why,
 }
 
 /*
- * End of the header block: the offset just after the blank line, 0 if there is
- * none yet. Bare LF line ends are accepted (RFC 9112 allows it), so both
- * "\r\n\r\n" and "\n\n" end the block.
+ * Every byte of a request and its answer passes through these two (only the
+ * best-effort 503 of httpd_refuse() does not), so that a TLS session can wrap
+ * the connection in this one place. As recv()/send(): the bytes moved, 0 when
+ * the client closed (receiving), -1 with errno set; an interrupted call is
+ * retried here.
  */
-static size_t find_header_end(const char *buf, size_t len, size_t from)
+static ssize_t conn_recv(struct http_conn *c, void *buf, size_t len)
 {
-	for (size_t i = from; i < len; i++) {
-		if (buf[i] != '\n')
-			continue;
-		if (i + 1 < len && buf[i + 1] == '\n')
-			return i + 2;
-		if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n')
-			return i + 3;
-	}
-	return 0;
+	ssize_t n;
+	do
+		n = recv(c->fd, buf, len, 0);
+	while (n < 0 && errno == EINTR);
+	return n;
 }
 
-/* The next line of the header block, CR stripped, NUL-terminated in place. */
-static char *next_line(char **cursor, char *end)
+static ssize_t conn_send(struct http_conn *c, const void *buf, size_t len)
 {
-	char *line = *cursor;
-	if (line >= end)
-		return NULL;
-	char *nl = memchr(line, '\n', (size_t)(end - line));
-	if (nl == NULL)
-		return NULL;
-	*nl = '\0';
-	if (nl > line && nl[-1] == '\r')
-		nl[-1] = '\0';
-	*cursor = nl + 1;
-	return line;
+	ssize_t n;
+	/* MSG_NOSIGNAL: a client gone away must not SIGPIPE the agent. */
+	do
+		n = send(c->fd, buf, len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	return n;
 }
 
-/* Split the request target into the decoded path and the raw query. */
-static int parse_target(struct http_conn *c, const char *target, const char **why)
+/* After conn_recv()/conn_send() returned -1: only wait for the next poll(). */
+static bool would_block(void)
 {
-	bool absolute = false;
-	/* absolute-form (what a proxy sends): keep only the path and query. */
-	if (strncasecmp(target, "http://", 7) == 0 || strncasecmp(target, "https://", 8) == 0) {
-		const char *auth = strstr(target, "://") + 3;
-		target = auth + strcspn(auth, "/?");
-		absolute = true;
-	}
-	const char *q = strchr(target, '?');
-	size_t plen = q ? (size_t)(q - target) : strlen(target);
-	c->query = xstrdup(q ? q + 1 : "");
-	if (absolute && plen == 0) {
-		c->path = xstrdup("/"); /* "http://host" or "http://host?x" */
-		return 0;
-	}
-	if (target[0] != '/' && strcmp(target, "*") != 0) {
-		*why = "malformed request target";
-		return 400;
-	}
-	c->path = xmalloc(plen + 1);
-	if (pct_decode(target, plen, false, c->path, plen + 1) < 0) {
-		*why = "bad percent-encoding in the path";
-		return 400;
-	}
-	return 0;
-}
-
-/* Parse "METHOD SP target SP HTTP/x.y". Returns 0 or the status to answer. */
-static int parse_request_line(struct http_conn *c, char *line, const char **why)
-{
-	char *sp1 = strchr(line, ' ');
-	char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-	if (sp1 == NULL || sp2 == NULL || strchr(sp2 + 1, ' ') != NULL) {
-		*why = "malformed request line";
-		return 400;
-	}
-	*sp1 = '\0';
-	*sp2 = '\0';
-	const char *method = line, *target = sp1 + 1, *version = sp2 + 1;
-
-	size_t mlen = strlen(method);
-	if (mlen == 0 || mlen > HTTPD_METHOD_MAX) {
-		*why = "malformed method";
-		return 400;
-	}
-	for (size_t i = 0; i < mlen; i++) {
-		if (!is_tchar((unsigned char)method[i])) {
-			*why = "malformed method";
-			return 400;
-		}
-	}
-	memcpy(c->method, method, mlen + 1);
-
-	if (strncmp(version, "HTTP/", 5) != 0 || !is_digit(version[5]) || version[6] != '.' ||
-	    !is_digit(version[7]) || version[8] != '\0') {
-		*why = "malformed HTTP version";
-		return 400;
-	}
-	if (version[5] != '1') {
-		*why = "only HTTP/1.x is supported";
-		return 505;
-	}
-	c->http11 = version[7] != '0';
-
-	for (const char *t = target; *t; t++) {
-		if (is_ctl((unsigned char)*t)) {
-			*why = "control character in the request target";
-			return 400;
-		}
-	}
-	return parse_target(c, target, why);
-}
-
-static int parse_content_length(struct http_conn *c, const char *value, bool *seen,
-				const char **why)
-{
-	size_t n = strlen(value);
-	if (n == 0 || strspn(value, "0123456789") != n) {
-		*why = "malformed Content-Length";
-		return 400;
-	}
-	/* More than ten digits is over the limit anyway; strtoull cannot overflow. */
-	size_t len = n > 10 ? SIZE_MAX : (size_t)strtoull(value, NULL, 10);
-	if (*seen && len != c->body_len) {
-		*why = "conflicting Content-Length headers";
-		return 400;
-	}
-	*seen = true;
-	c->body_len = len;
-	if (len > HTTPD_BODY_MAX) {
-		*why = "request body larger than 64 KiB";
-		return 413;
-	}
-	return 0;
-}
-
-/* One "Name: value" line. Returns 0 or the status to answer. */
-static int parse_header(struct http_conn *c, char *line, bool *have_cl, bool *have_te,
-			const char **why)
-{
-	if (line[0] == ' ' || line[0] == '\t') {
-		*why = "obsolete header line folding";
-		return 400;
-	}
-	char *colon = strchr(line, ':');
-	if (colon == NULL || colon == line) {
-		*why = "malformed header line";
-		return 400;
-	}
-	for (char *p = line; p < colon; p++) {
-		/* Also rejects "Name : value", a classic request-smuggling trick. */
-		if (!is_tchar((unsigned char)*p)) {
-			*why = "malformed header name";
-			return 400;
-		}
-	}
-	*colon = '\0';
-	char *value = colon + 1;
-	value += strspn(value, " \t");
-	size_t vlen = strlen(value);
-	while (vlen > 0 && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t'))
-		value[--vlen] = '\0';
-	for (size_t i = 0; i < vlen; i++) {
-		if (is_ctl((unsigned char)value[i]) && value[i] != '\t') {
-			*why = "control character in a header value";
-			return 400;
-		}
-	}
-
-	if (strcasecmp(line, "Content-Length") == 0)
-		return parse_content_length(c, value, have_cl, why);
-	if (strcasecmp(line, "Transfer-Encoding") == 0)
-		*have_te = true;
-	else if (strcasecmp(line, "Expect") == 0 && strcasecmp(value, "100-continue") == 0)
-		c->expect_continue = true;
-	else if (strcasecmp(line, "Authorization") == 0) {
-		if (c->authorization != NULL) {
-			*why = "more than one Authorization header";
-			return 400;
-		}
-		c->authorization = xstrdup(value);
-	}
-	return 0;
-}
-
-/* Parse the complete header block in c->in. Returns 0 or the status to answer. */
-static int parse_head(struct http_conn *c, const char **why)
-{
-	char *cursor = c->in.data;
-	char *end = c->in.data + c->hdr_len;
-	char *line = next_line(&cursor, end);
-	if (line == NULL) {
-		*why = "malformed request line";
-		return 400;
-	}
-	int rc = parse_request_line(c, line, why);
-	if (rc != 0)
-		return rc;
-	bool have_cl = false, have_te = false;
-	while ((line = next_line(&cursor, end)) != NULL && line[0] != '\0') {
-		rc = parse_header(c, line, &have_cl, &have_te, why);
-		if (rc != 0)
-			return rc;
-	}
-	/*
-	 * Chunked bodies are not worth their bugs here (nothing in pgha sends
-	 * them), and Transfer-Encoding next to Content-Length is how requests
-	 * get smuggled past proxies.
-	 */
-	if (have_te && have_cl) {
-		*why = "both Transfer-Encoding and Content-Length";
-		return 400;
-	}
-	if (have_te) {
-		*why = "Transfer-Encoding is not supported; send Content-Length";
-		return 411;
-	}
-	return 0;
+	return errno == EAGAIN || errno == EWOULDBLOCK;
 }
 
 /* The request is complete: call the handler and queue its answer. */
@@ -495,14 +207,14 @@ static void conn_dispatch(struct httpd *h, struct http_conn *c, int64_t now)
 {
 	/* in.data[hdr_len + body_len] exists (<= in.len, and strbuf keeps a NUL). */
 	char *body = c->in.data + c->hdr_len;
-	body[c->body_len] = '\0';
+	body[c->head.body_len] = '\0';
 	struct http_request req = {
-		.method = c->method,
-		.path = c->path,
-		.query = c->query,
+		.method = c->head.method,
+		.path = c->head.path,
+		.query = c->head.query,
 		.body = body,
-		.body_len = c->body_len,
-		.authorization = c->authorization,
+		.body_len = c->head.body_len,
+		.authorization = c->head.authorization,
 	};
 	struct http_response resp = {
 		.status = 200,
@@ -511,8 +223,8 @@ static void conn_dispatch(struct httpd *h, struct http_conn *c, int64_t now)
 		.allow = NULL,
 	};
 	h->handler(h->arg, &req, &resp);
-	bool head = strcmp(c->method, "HEAD") == 0;
-	log_debug("http: %s %s -> %d", c->method, c->path, resp.status);
+	bool head = strcmp(c->head.method, "HEAD") == 0;
+	log_debug("http: %s %s -> %d", c->head.method, c->head.path, resp.status);
 	conn_respond(c, resp.status, resp.content_type, resp.allow, sb_str(&resp.body),
 		     resp.body.len, head, now);
 	sb_free(&resp.body);
@@ -531,18 +243,19 @@ static bool conn_headers_done(struct http_conn *c, size_t hdr_end, int64_t now)
 		conn_respond_error(c, 431, "request line and headers larger than 16 KiB", now);
 		return false;
 	}
-	int rc = parse_head(c, &why);
+	int rc = http_parse_head(c->in.data, c->hdr_len, &c->head, &why);
 	if (rc != 0) {
 		conn_respond_error(c, rc, why, now);
 		return false;
 	}
-	if (c->expect_continue && c->http11 && c->in.len < c->hdr_len + c->body_len) {
+	if (c->head.expect_continue && c->head.http11 &&
+	    c->in.len < c->hdr_len + c->head.body_len) {
 		/*
 		 * Best effort: nothing was sent yet, 25 bytes fit any send buffer.
 		 * (An HTTP/1.0 client must not get a 1xx answer.)
 		 */
 		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-		ssize_t n = send(c->fd, cont, sizeof(cont) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = conn_send(c, cont, sizeof(cont) - 1);
 		(void)n;
 	}
 	return true;
@@ -552,7 +265,7 @@ static bool conn_headers_done(struct http_conn *c, size_t hdr_end, int64_t now)
 static void conn_progress(struct httpd *h, struct http_conn *c, int64_t now)
 {
 	if (c->hdr_len == 0) {
-		size_t end = find_header_end(c->in.data, c->in.len, c->scanned);
+		size_t end = http_head_end(c->in.data, c->in.len, c->scanned);
 		if (end == 0) {
 			if (c->in.len > HTTPD_HEADER_MAX) {
 				conn_respond_error(c, 431,
@@ -566,14 +279,14 @@ static void conn_progress(struct httpd *h, struct http_conn *c, int64_t now)
 		if (!conn_headers_done(c, end, now))
 			return;
 	}
-	if (c->in.len >= c->hdr_len + c->body_len)
+	if (c->in.len >= c->hdr_len + c->head.body_len)
 		conn_dispatch(h, c, now);
 }
 
 /* How many more bytes READ may take: never more than the request needs. */
 static size_t conn_read_room(const struct http_conn *c)
 {
-	size_t limit = c->hdr_len ? c->hdr_len + c->body_len : HTTPD_HEADER_MAX + 1;
+	size_t limit = c->hdr_len ? c->hdr_len + c->head.body_len : HTTPD_HEADER_MAX + 1;
 	return limit > c->in.len ? limit - c->in.len : 0;
 }
 
@@ -587,7 +300,7 @@ static bool conn_read(struct httpd *h, struct http_conn *c, int64_t now)
 		if (room > HTTPD_READ_CHUNK)
 			room = HTTPD_READ_CHUNK;
 		sb_reserve(&c->in, room);
-		ssize_t n = recv(c->fd, c->in.data + c->in.len, room, 0);
+		ssize_t n = conn_recv(c, c->in.data + c->in.len, room);
 		if (n > 0) {
 			c->in.len += (size_t)n;
 			c->in.data[c->in.len] = '\0';
@@ -601,9 +314,7 @@ static bool conn_read(struct httpd *h, struct http_conn *c, int64_t now)
 			conn_respond_error(c, 400, "incomplete request", now);
 			return true;
 		}
-		if (errno == EINTR)
-			continue;
-		return errno == EAGAIN || errno == EWOULDBLOCK;
+		return would_block();
 	}
 	return true;
 }
@@ -612,18 +323,10 @@ static bool conn_read(struct httpd *h, struct http_conn *c, int64_t now)
 static bool conn_write(struct http_conn *c, int64_t now)
 {
 	while (c->out_off < c->out.len) {
-		/* MSG_NOSIGNAL: a client gone away must not SIGPIPE the agent. */
-		ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off,
-				 MSG_NOSIGNAL);
-		if (n > 0) {
-			c->out_off += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return true;
-		return false;
+		ssize_t n = conn_send(c, c->out.data + c->out_off, c->out.len - c->out_off);
+		if (n <= 0)
+			return n < 0 && would_block();
+		c->out_off += (size_t)n;
 	}
 	shutdown(c->fd, SHUT_WR);
 	c->state = CONN_DRAIN;
@@ -636,12 +339,9 @@ static bool conn_drain(struct http_conn *c)
 {
 	char buf[4096];
 	for (int i = 0; i < 16; i++) {
-		ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
-		if (n > 0)
-			continue;
-		if (n < 0 && errno == EINTR)
-			continue;
-		return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+		ssize_t n = conn_recv(c, buf, sizeof(buf));
+		if (n <= 0)
+			return n < 0 && would_block();
 	}
 	return true;
 }
@@ -850,42 +550,6 @@ static void *httpd_thread(void *arg)
 	return NULL;
 }
 
-/*
- * Split "host:port" / "[v6]:port". Like parse_host_port() but port 0 is
- * allowed here: it asks the kernel for a free port.
- */
-static int httpd_split_addr(const char *s, char *host, size_t hostlen, int *port,
-			    struct pgha_err *e)
-{
-	const char *h = s, *colon;
-	size_t hl;
-	if (s == NULL)
-		return err_set(e, "no listen address");
-	if (s[0] == '[') {
-		const char *rb = strchr(s, ']');
-		if (rb == NULL || rb[1] != ':')
-			return err_set(e, "\"%s\" is not host:port ([v6addr]:port for IPv6)", s);
-		h = s + 1;
-		hl = (size_t)(rb - h);
-		colon = rb + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (colon == NULL)
-			return err_set(e, "\"%s\" is not host:port", s);
-		hl = (size_t)(colon - s);
-	}
-	if (hl == 0 || hl >= hostlen)
-		return err_set(e, "\"%s\": the host part is empty or too long", s);
-	const char *ps = colon + 1;
-	size_t pl = strlen(ps);
-	if (pl == 0 || pl > 5 || strspn(ps, "0123456789") != pl || atoi(ps) > 65535)
-		return err_set(e, "\"%s\": the port must be a number from 0 to 65535", s);
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	*port = atoi(ps);
-	return 0;
-}
-
 static int bound_port(int fd)
 {
 	struct sockaddr_storage ss;
@@ -954,7 +618,7 @@ struct httpd *httpd_start(const char *listen_addr, http_handler handler, void *a
 {
 	char host[256];
 	int port = 0;
-	if (httpd_split_addr(listen_addr, host, sizeof(host), &port, e) < 0)
+	if (parse_listen_addr(listen_addr, host, sizeof(host), &port, e) != 0)
 		return NULL;
 	struct httpd *h = xcalloc(1, sizeof(*h));
 	h->listen_fd = -1;

@@ -1,5 +1,6 @@
 /*
- * httpd.h — a small HTTP/1.1 server for the agent API (and later metrics).
+ * httpd.h — a small HTTP/1.1 server: the agent's API (src/api) and the proxy's
+ * /metrics (src/proxy/metrics.c) both run one. It needs only src/common.
  *
  * One thread, poll(), non-blocking sockets, many connections at once. Each
  * request is parsed (request line + headers, optional Content-Length body up
@@ -18,20 +19,12 @@
  * still being written is the new connection refused (503).
  * Any syntactically valid method reaches the handler, which picks 405.
  */
-#ifndef PGHA_API_HTTPD_H
-#define PGHA_API_HTTPD_H
+#ifndef PGHA_HTTP_HTTPD_H
+#define PGHA_HTTP_HTTPD_H
 
 #include "common/err.h"
 #include "common/strbuf.h"
-
-struct http_request {
-	const char *method;   /* "GET", "HEAD", "OPTIONS", "POST", ... */
-	const char *path;     /* decoded path without the query, e.g. "/replica" */
-	const char *query;    /* raw query string without '?', "" if none */
-	const char *body;     /* NUL-terminated, "" if none */
-	size_t body_len;
-	const char *authorization; /* the Authorization header's value, NULL if none */
-};
+#include "http/request.h"
 
 struct http_response {
 	int status;                 /* default 200 */
@@ -56,14 +49,6 @@ struct httpd *httpd_start(const char *listen_addr, http_handler handler, void *a
 int httpd_port(const struct httpd *h);
 /* Stop the thread, close every socket, free. Not from the handler (it joins the thread). */
 void httpd_stop(struct httpd *h);
-
-/*
- * Value of a query parameter (percent-decoded, '+' is a space) into out; -1 if
- * absent, -2 if present but malformed (bad %-escape, %00) or longer than
- * outlen - 1. "lag" and "lag=" are present with an empty value. The first
- * occurrence wins.
- */
-int http_query_param(const char *query, const char *name, char *out, size_t outlen);
 
 const char *http_status_text(int status);
 

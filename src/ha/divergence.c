@@ -1,0 +1,140 @@
+/*
+ * divergence.c — is this member's WAL on the leader's history? Checked over a
+ * replication connection to the leader when divergence_due (pure) says so;
+ * decide reads the answer (a->div.history).
+ */
+#include "ha/agent_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "pg/pgconf.h"
+
+/*
+ * What the stopped data directory's check depends on: the leader (name and
+ * published timeline) and the data (pg_controldata). A check made for another
+ * key says nothing about this one.
+ */
+static void history_key(const struct agent *a, const struct member *leader, char *out, size_t len)
+{
+	snprintf(out, len, "%s/%u/%s/%u/%llx/%u/%llx/%s", leader->name, leader->timeline, a->pg.data.system_id,
+		 a->pg.data.timeline, (unsigned long long)a->pg.data.checkpoint_lsn, a->pg.data.min_recovery_tli,
+		 (unsigned long long)a->pg.data.min_recovery_lsn, a->pg.data.cluster_state);
+}
+
+bool divergence_due(struct agent_divergence *d, enum div_situation s, const char *key, int64_t now)
+{
+	switch (s) {
+	case DIV_NO_LEADER:
+		d->not_streaming_since_ms = 0;
+		return false;
+	case DIV_STOPPED:
+		if (strcmp(key, d->key) != 0) {
+			/* Another leader or other data: nothing is known until checked. */
+			snprintf(d->key, sizeof(d->key), "%s", key);
+			d->history = HA_HIST_UNKNOWN;
+		} else if (d->history != HA_HIST_UNKNOWN || now - d->checked_ms < 1000) {
+			return false;   /* known for this leader and this data, or failed a moment ago */
+		}
+		break;
+	case DIV_NOT_STREAMING:
+		d->key[0] = '\0';
+		if (d->not_streaming_since_ms == 0)
+			d->not_streaming_since_ms = now;
+		if (now - d->not_streaming_since_ms < 3000 || now - d->checked_ms < 5000)
+			return false;
+		break;
+	case DIV_STREAMING:
+		d->not_streaming_since_ms = 0;
+		d->key[0] = '\0';
+		return false;
+	case DIV_OTHER:
+		d->key[0] = '\0';
+		return false;
+	}
+	d->checked_ms = now;
+	return true;
+}
+
+/*
+ * Does our WAL leave the leader's history? Asked of a stopped data directory
+ * before it may start as a standby (until a check succeeds for this leader and
+ * this data, the history is unknown and decide waits: a diverged directory
+ * must never serve reads), and of a running standby that stopped streaming.
+ * The leader's timeline history comes over a replication connection
+ * (IDENTIFY_SYSTEM + TIMELINE_HISTORY).
+ */
+void divergence_check(struct agent *a)
+{
+	const struct member *leader = view_leader(a);
+	bool stopped = a->pg.phase == PG_STOPPED && a->pg.data.kind == PG_DATA_VALID && a->job.kind == JOB_NONE;
+	bool running = a->pg.phase == PG_RUNNING && a->pg.have_st;
+	char key[sizeof(a->div.key)] = "";
+	enum div_situation s;
+	if (leader == NULL || strcmp(leader->name, a->cfg.name) == 0 || !a->dcs.ok)
+		s = DIV_NO_LEADER;
+	else if (stopped)
+		s = DIV_STOPPED;
+	else if (running && a->pg.st.in_recovery && !a->pg.st.streaming)
+		s = DIV_NOT_STREAMING;
+	else if (running && a->pg.st.streaming)
+		s = DIV_STREAMING;
+	else
+		s = DIV_OTHER;
+	if (s == DIV_STOPPED)
+		history_key(a, leader, key, sizeof(key));
+	if (!divergence_due(&a->div, s, key, now_ms()))
+		return;
+	uint32_t my_tli = 0;
+	uint64_t my_lsn = 0;
+	if (!stopped) {
+		my_tli = a->pg.st.timeline;
+		my_lsn = a->pg.st.received_lsn > a->pg.st.replayed_lsn ? a->pg.st.received_lsn : a->pg.st.replayed_lsn;
+	}
+	char *ci = view_leader_conninfo(a, leader);
+	uint32_t leader_tli = 0;
+	uint64_t leader_lsn = 0;
+	char *history = NULL;
+	struct pgha_err e;
+	if (pg_remote_timeline(ci, &leader_tli, &leader_lsn, &history, &e) != 0) {
+		log_warn("checking the leader's timeline: %s", e.msg);
+		free(ci);
+		return;
+	}
+	bool crashed_primary = false;
+	bool diverged;
+	if (stopped) {
+		my_tli = a->pg.data.timeline;
+		my_lsn = a->pg.data.checkpoint_lsn > a->pg.data.min_recovery_lsn ? a->pg.data.checkpoint_lsn
+									     : a->pg.data.min_recovery_lsn;
+		crashed_primary = strcmp(a->pg.data.cluster_state, "in production") == 0;
+		diverged = pg_data_diverged(history, leader_tli, &a->pg.data);
+	} else {
+		diverged = pg_timeline_diverged(history, leader_tli, my_tli, my_lsn);
+	}
+	if (diverged && a->div.history != HA_HIST_DIVERGED) {
+		char mine[32], theirs[32];
+		lsn_format(my_lsn, mine, sizeof(mine));
+		lsn_format(leader_lsn, theirs, sizeof(theirs));
+		log_warn("this member (timeline %u, %s) is not on the history of leader %s (timeline %u, %s)%s",
+			 my_tli, mine, leader->name, leader_tli, theirs,
+			 crashed_primary ? "; it was a primary that did not shut down cleanly" : "");
+	}
+	a->div.history = diverged ? HA_HIST_DIVERGED : HA_HIST_ON;
+	free(history);
+	free(ci);
+}
+
+void divergence_unknown(struct agent *a)
+{
+	a->div.history = HA_HIST_UNKNOWN;
+}
+
+void divergence_reset(struct agent *a)
+{
+	a->div.history = HA_HIST_ON;
+	a->div.key[0] = '\0';
+}

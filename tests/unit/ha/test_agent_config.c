@@ -1,0 +1,621 @@
+/*
+ * test_agent_config.c — the agent's option table and checks
+ * (ha/agent_config.c): required options, derived values, listen addresses,
+ * [parameters], the relations between timings, and --help.
+ *
+ * Config files are written into a private temporary directory (unit_files.h).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "ha/agent_config.h"
+
+#include "../unit_files.h"
+
+/* ---- agent_config ------------------------------------------------------- */
+
+#define AGENT_MIN                                         \
+	"[node]\n"                                        \
+	"name = node1\n"                                  \
+	"[postgresql]\n"                                  \
+	"data_dir = /srv/pg/data\n"                       \
+	"superuser_password_file = /etc/pgha/su.pw\n"     \
+	"replication_password_file = /etc/pgha/repl.pw\n"
+
+static int agent_load_text(const char *text, struct agent_config *cfg, char *path, size_t pathlen,
+			   struct pgha_err *e)
+{
+	write_conf(path, pathlen, text);
+	int rc = agent_config_load(path, cfg, e);
+	unlink(path);
+	return rc;
+}
+
+/* Load text that must be refused; the message must contain want (after "<path>"). */
+static void agent_refused(const char *text, const char *want)
+{
+	char path[PATH_MAX];
+	struct agent_config cfg;
+	struct pgha_err e;
+	e.msg[0] = '\0';
+	int rc = agent_load_text(text, &cfg, path, sizeof(path), &e);
+	agent_config_free(&cfg);
+	if (rc == 0)
+		fail_msg("accepted, want an error containing \"%s\":\n%s", want, text);
+	if (strncmp(e.msg, path, strlen(path)) != 0)
+		fail_msg("\"%s\" does not start with the path %s", e.msg, path);
+	assert_contains(e.msg, want);
+}
+
+/* Load text that must be refused with exactly "<path><after_path>". */
+static void agent_refused_exact(const char *text, const char *after_path)
+{
+	char path[PATH_MAX], want[PATH_MAX + 1024];
+	struct agent_config cfg;
+	struct pgha_err e;
+	e.msg[0] = '\0';
+	int rc = agent_load_text(text, &cfg, path, sizeof(path), &e);
+	agent_config_free(&cfg);
+	if (rc == 0)
+		fail_msg("accepted, want \"<path>%s\":\n%s", after_path, text);
+	snprintf(want, sizeof(want), "%s%s", path, after_path);
+	assert_string_equal(e.msg, want);
+}
+
+static void agent_accepted(const char *text, struct agent_config *cfg)
+{
+	char path[PATH_MAX];
+	struct pgha_err e;
+	if (agent_load_text(text, cfg, path, sizeof(path), &e) != 0)
+		fail_msg("refused: %s\n%s", e.msg, text);
+}
+
+static void test_agent_minimal(void **state)
+{
+	char path[PATH_MAX];
+	struct agent_config cfg;
+	struct pgha_err e;
+	if (agent_load_text(AGENT_MIN, &cfg, path, sizeof(path), &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_string_equal(cfg.path, path);
+	assert_string_equal(cfg.name, "node1");
+	assert_string_equal(cfg.cluster_name, "pgha");
+	assert_string_equal(cfg.etcd_prefix, "/pgha");
+	assert_int_equal(cfg.ttl_ms, 9000);
+	assert_int_equal(cfg.loop_wait_ms, 1000);
+	assert_int_equal(cfg.retry_timeout_ms, 3000);
+	assert_string_equal(cfg.etcd_endpoints, "http://127.0.0.1:2379");
+	assert_string_equal(cfg.etcd_username, "");
+	assert_int_equal(cfg.etcd_request_timeout_ms, 1500);
+	assert_string_equal(cfg.api_listen, "127.0.0.1:8008");
+	assert_string_equal(cfg.run_as, "postgres");
+	assert_int_equal(cfg.log_level, LOG_INFO);
+	assert_false(cfg.nofailover);
+	assert_false(cfg.nosync);
+	assert_false(cfg.noloadbalance);
+	assert_int_equal(cfg.priority, 100);
+	assert_string_equal(cfg.data_dir, "/srv/pg/data");
+	assert_string_equal(cfg.bin_dir, "/usr/lib/postgresql/15/bin");
+	assert_string_equal(cfg.listen, "127.0.0.1:5432");
+	assert_string_equal(cfg.socket_dir, "/tmp");
+	assert_string_equal(cfg.superuser, "postgres");
+	assert_string_equal(cfg.superuser_password_file, "/etc/pgha/su.pw");
+	assert_string_equal(cfg.replication_user, "replicator");
+	assert_string_equal(cfg.replication_password_file, "/etc/pgha/repl.pw");
+	assert_string_equal(cfg.allowed_networks, "127.0.0.1/32,::1/128");
+	assert_int_equal(cfg.start_timeout_ms, 60000);
+	assert_int_equal(cfg.stop_timeout_ms, 60000);
+	assert_int_equal(cfg.member_slots_ttl_ms, 30 * 60000);
+	assert_int_equal(cfg.nparams, 0);
+	/* derived */
+	assert_string_equal(cfg.pg_host, "127.0.0.1");
+	assert_int_equal(cfg.pg_port, 5432);
+	assert_string_equal(cfg.address, "127.0.0.1:5432");
+	assert_string_equal(cfg.address_host, "127.0.0.1");
+	assert_int_equal(cfg.address_port, 5432);
+	assert_string_equal(cfg.api_address, "127.0.0.1:8008");
+	assert_string_equal(cfg.pgpass, "/srv/pg/node1.pgpass");
+	assert_string_equal(cfg.log_file, "/srv/pg/node1.postgresql.log");
+	agent_config_free(&cfg);
+	assert_null(cfg.name);
+	assert_null(cfg.path);
+}
+
+static void test_agent_derived(void **state)
+{
+	struct agent_config cfg;
+	/* listen given, address derived from it */
+	agent_accepted(AGENT_MIN "listen = 10.0.0.5:6432\n"
+				 "[node]\napi_listen = [::1]:8009\n", &cfg);
+	assert_string_equal(cfg.pg_host, "10.0.0.5");
+	assert_int_equal(cfg.pg_port, 6432);
+	assert_string_equal(cfg.address, "10.0.0.5:6432");
+	assert_string_equal(cfg.address_host, "10.0.0.5");
+	assert_int_equal(cfg.address_port, 6432);
+	assert_string_equal(cfg.api_address, "[::1]:8009");
+	agent_config_free(&cfg);
+
+	/* explicit address, api_address, pgpass and log_file are kept */
+	agent_accepted(AGENT_MIN "listen = *:5432\n"
+				 "address = db1.example.com:5433\n"
+				 "pgpass = /etc/pgha/pgpass\n"
+				 "log_file = /var/log/pg.log\n"
+				 "[node]\n"
+				 "api_listen = 0.0.0.0:8008\n"
+				 "api_address = db1.example.com:8008\n", &cfg);
+	assert_string_equal(cfg.pg_host, "*");
+	assert_int_equal(cfg.pg_port, 5432);
+	assert_string_equal(cfg.address, "db1.example.com:5433");
+	assert_string_equal(cfg.address_host, "db1.example.com");
+	assert_int_equal(cfg.address_port, 5433);
+	assert_string_equal(cfg.api_address, "db1.example.com:8008");
+	assert_string_equal(cfg.pgpass, "/etc/pgha/pgpass");
+	assert_string_equal(cfg.log_file, "/var/log/pg.log");
+	agent_config_free(&cfg);
+
+	/* IPv6 address */
+	agent_accepted(AGENT_MIN "listen = [fd00::5]:5432\n", &cfg);
+	assert_string_equal(cfg.pg_host, "fd00::5");
+	assert_string_equal(cfg.address_host, "fd00::5");
+	assert_int_equal(cfg.address_port, 5432);
+	agent_config_free(&cfg);
+
+	/* defaults next to data_dir: its parent directory */
+	agent_accepted("[node]\nname = n2\n[postgresql]\ndata_dir = /var/lib/pgsql/15/main\n"
+		       "superuser_password_file = /a\nreplication_password_file = /b\n", &cfg);
+	assert_string_equal(cfg.pgpass, "/var/lib/pgsql/15/n2.pgpass");
+	assert_string_equal(cfg.log_file, "/var/lib/pgsql/15/n2.postgresql.log");
+	agent_config_free(&cfg);
+}
+
+/*
+ * Trailing slashes on data_dir are stripped: "/srv/pg/data/" is
+ * "/srv/pg/data", so the passfile and the server log land beside it, not
+ * inside it (an empty data_dir would become non-empty, and initdb and
+ * pg_basebackup refuse that).
+ */
+static void test_agent_data_dir_trailing_slash(void **state)
+{
+	static const char *const dirs[] = {"/srv/pg/data/", "/srv/pg/data//", "/srv/pg/data///"};
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		char text[512];
+		struct agent_config cfg;
+		snprintf(text, sizeof(text),
+			 "[node]\nname = node1\n[postgresql]\ndata_dir = %s\n"
+			 "superuser_password_file = /a\nreplication_password_file = /b\n", dirs[i]);
+		agent_accepted(text, &cfg);
+		assert_string_equal(cfg.data_dir, "/srv/pg/data");
+		assert_string_equal(cfg.pgpass, "/srv/pg/node1.pgpass");
+		assert_string_equal(cfg.log_file, "/srv/pg/node1.postgresql.log");
+		agent_config_free(&cfg);
+	}
+}
+
+/* A data_dir right under "/": its files go in "/", joined without "//". "/" itself is refused. */
+static void test_agent_data_dir_root(void **state)
+{
+	static const char *const dirs[] = {"/pgdata", "/pgdata/"};
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		char text[512];
+		struct agent_config cfg;
+		snprintf(text, sizeof(text),
+			 "[node]\nname = node1\n[postgresql]\ndata_dir = %s\n"
+			 "superuser_password_file = /a\nreplication_password_file = /b\n", dirs[i]);
+		agent_accepted(text, &cfg);
+		assert_string_equal(cfg.data_dir, "/pgdata");
+		assert_string_equal(cfg.pgpass, "/node1.pgpass");
+		assert_string_equal(cfg.log_file, "/node1.postgresql.log");
+		agent_config_free(&cfg);
+	}
+	static const char *const roots[] = {"/", "//", "///"};
+	for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
+		char text[512];
+		snprintf(text, sizeof(text),
+			 "[node]\nname = node1\n[postgresql]\ndata_dir = %s\n"
+			 "superuser_password_file = /a\nreplication_password_file = /b\n", roots[i]);
+		agent_refused_exact(text, ": [postgresql] data_dir = \"/\": choose a directory of its own");
+	}
+}
+
+static void test_agent_missing_required(void **state)
+{
+	agent_refused("[node]\nname = node1\n[postgresql]\n"
+		      "superuser_password_file = /a\nreplication_password_file = /b\n",
+		      ": [postgresql] data_dir is required (PostgreSQL data directory");
+	agent_refused("[postgresql]\ndata_dir = /d\n"
+		      "superuser_password_file = /a\nreplication_password_file = /b\n",
+		      ": [node] name is required (this member's name");
+	agent_refused("[node]\nname = node1\n[postgresql]\ndata_dir = /d\n"
+		      "superuser_password_file = /a\n",
+		      ": [postgresql] replication_password_file is required");
+	agent_refused("", ": [node] name is required");
+}
+
+static void test_agent_bad_values(void **state)
+{
+	agent_refused(AGENT_MIN "[cluster]\nttl = ten\n",
+		      ":8: [cluster] ttl = \"ten\": not a duration (examples: 10, 10s, 500ms, 2m)");
+	agent_refused(AGENT_MIN "[cluster]\nttl = 1s\n",
+		      ":8: [cluster] ttl = \"1s\": out of range: must be from 2000ms to 3600000ms");
+	agent_refused(AGENT_MIN "[node]\npriority = -1\n",
+		      ":8: [node] priority = \"-1\": out of range: must be from 0 to 1000000");
+	agent_refused(AGENT_MIN "[node]\nnofailover = maybe\n",
+		      ":8: [node] nofailover = \"maybe\": not a boolean");
+	agent_refused(AGENT_MIN "[node]\nlog_level = loud\n",
+		      ":8: [node] log_level = \"loud\": not a log level");
+	agent_refused(AGENT_MIN "[node]\nbogus = 1\n", ":8: [node] unknown option \"bogus\"");
+	agent_refused(AGENT_MIN "[nodes]\nname = x\n", ":8: unknown section [nodes]");
+	agent_refused("[node]\nname = node1\nthis is not ini\n" AGENT_MIN,
+		      ":3: syntax error (expected \"[section]\" or \"name = value\")");
+}
+
+static void test_agent_ttl_relation(void **state)
+{
+	struct agent_config cfg;
+	/* exactly loop_wait + 2 * retry_timeout is enough */
+	agent_accepted(AGENT_MIN "[cluster]\nttl = 7s\nloop_wait = 1s\nretry_timeout = 3s\n", &cfg);
+	assert_int_equal(cfg.ttl_ms, 7000);
+	agent_config_free(&cfg);
+	agent_refused(AGENT_MIN "[cluster]\nttl = 7s\nloop_wait = 1001ms\nretry_timeout = 3s\n",
+		      ": [cluster] ttl (7000ms) must be at least loop_wait + 2 * retry_timeout "
+		      "(1001ms + 2 * 3000ms)\nHINT: raise ttl or lower loop_wait/retry_timeout");
+	agent_refused(AGENT_MIN "[cluster]\nttl = 10s\nretry_timeout = 5s\n",
+		      ": [cluster] ttl (10000ms) must be at least loop_wait + 2 * retry_timeout "
+		      "(1000ms + 2 * 5000ms)");
+	/* defaults: 1s + 2 * 3s <= 9s; only loop_wait raised */
+	agent_refused(AGENT_MIN "[cluster]\nloop_wait = 5s\n",
+		      ": [cluster] ttl (9000ms) must be at least");
+}
+
+static void test_agent_request_timeout(void **state)
+{
+	struct agent_config cfg;
+	agent_accepted(AGENT_MIN "[etcd]\nrequest_timeout = 3s\n", &cfg);
+	assert_int_equal(cfg.etcd_request_timeout_ms, 3000);
+	agent_config_free(&cfg);
+	agent_refused(AGENT_MIN "[etcd]\nrequest_timeout = 3001ms\n",
+		      ": [etcd] request_timeout (3001ms) must not exceed [cluster] retry_timeout "
+		      "(3000ms)");
+	agent_refused(AGENT_MIN "[etcd]\nrequest_timeout = 2s\n[cluster]\nretry_timeout = 1s\n",
+		      ": [etcd] request_timeout (2000ms) must not exceed [cluster] retry_timeout "
+		      "(1000ms)");
+	agent_refused(AGENT_MIN "[etcd]\nusername = pgha\n",
+		      ": [etcd] username is set but password_file is not");
+}
+
+static void test_agent_data_dir_relative(void **state)
+{
+	agent_refused("[node]\nname = node1\n[postgresql]\ndata_dir = data\n"
+		      "superuser_password_file = /a\nreplication_password_file = /b\n",
+		      ": [postgresql] data_dir = \"data\": must be an absolute path");
+	agent_refused("[node]\nname = node1\n[postgresql]\ndata_dir = ./pg/data\n"
+		      "superuser_password_file = /a\nreplication_password_file = /b\n",
+		      ": [postgresql] data_dir = \"./pg/data\": must be an absolute path");
+	agent_refused("[node]\nname = node1\n[postgresql]\ndata_dir =\n"
+		      "superuser_password_file = /a\nreplication_password_file = /b\n",
+		      ": [postgresql] data_dir = \"\": must be an absolute path");
+}
+
+static void test_agent_listen(void **state)
+{
+	agent_refused(AGENT_MIN "listen = *:5432\n",
+		      ": [postgresql] address is required when listen is \"*:5432\"");
+	agent_refused(AGENT_MIN "listen = 0.0.0.0:5432\n",
+		      ": [postgresql] address is required when listen is \"0.0.0.0:5432\"");
+	agent_refused(AGENT_MIN "listen = 10.0.0.1,10.0.0.2:5432\n",
+		      ": [postgresql] address is required when listen is \"10.0.0.1,10.0.0.2:5432\"");
+	agent_refused(AGENT_MIN "listen = localhost\n",
+		      ": [postgresql] listen: \"localhost\" is not host:port");
+	agent_refused(AGENT_MIN "listen = 127.0.0.1:70000\n",
+		      ": [postgresql] listen: \"127.0.0.1:70000\": the port must be a number from 1 to "
+		      "65535");
+	agent_refused(AGENT_MIN "listen = *:5432\naddress = db1\n",
+		      ": [postgresql] address: \"db1\" is not host:port");
+	agent_refused(AGENT_MIN "[node]\napi_listen = 0.0.0.0:8008\n",
+		      ": [node] api_address is required when api_listen is \"0.0.0.0:8008\"");
+	agent_refused(AGENT_MIN "[node]\napi_listen = [::]:8008\n",
+		      ": [node] api_address is required when api_listen is \"[::]:8008\"");
+	agent_refused(AGENT_MIN "[node]\napi_listen = 8008\n", ": [node] api_listen: \"8008\"");
+	agent_refused(AGENT_MIN "[node]\napi_listen = 0.0.0.0:8008\napi_address = x:0\n",
+		      ": [node] api_address: \"x:0\": the port must be a number from 1 to 65535");
+}
+
+/*
+ * "[::]:5432" is the IPv6 wildcard (like "*" and "0.0.0.0", which are
+ * refused): without [postgresql] address, the member record advertises host
+ * "::", and a standby connecting to "::" reaches its OWN machine.
+ */
+static void test_agent_listen_ipv6_wildcard(void **state)
+{
+	agent_refused_exact(AGENT_MIN "listen = [::]:5432\n",
+			    ": [postgresql] address is required when listen is \"[::]:5432\" "
+			    "(others need one address to reach this member)");
+	/* the same sentence as for the IPv4 wildcards */
+	agent_refused_exact(AGENT_MIN "listen = *:5432\n",
+			    ": [postgresql] address is required when listen is \"*:5432\" "
+			    "(others need one address to reach this member)");
+	agent_refused_exact(AGENT_MIN "listen = 0.0.0.0:5432\n",
+			    ": [postgresql] address is required when listen is \"0.0.0.0:5432\" "
+			    "(others need one address to reach this member)");
+	/* with an address it is fine */
+	struct agent_config cfg;
+	agent_accepted(AGENT_MIN "listen = [::]:5432\naddress = [fd00::7]:5432\n", &cfg);
+	assert_string_equal(cfg.pg_host, "::");
+	assert_int_equal(cfg.pg_port, 5432);
+	assert_string_equal(cfg.address, "[fd00::7]:5432");
+	assert_string_equal(cfg.address_host, "fd00::7");
+	assert_int_equal(cfg.address_port, 5432);
+	agent_config_free(&cfg);
+	/* a specific IPv6 address is its own address */
+	agent_accepted(AGENT_MIN "listen = [::1]:5433\n", &cfg);
+	assert_string_equal(cfg.address, "[::1]:5433");
+	assert_string_equal(cfg.address_host, "::1");
+	agent_config_free(&cfg);
+}
+
+static void test_agent_names(void **state)
+{
+	static const char *const bad[] = {
+		"", "node 1", "node/1", "node:1", "n\xc3\xb6""de", "node@x", "a,b",
+		"0123456789012345678901234567890123456789012345678901234567890123", /* 64 */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[1024], want[256];
+		snprintf(text, sizeof(text), AGENT_MIN "[node]\nname = %s\n", bad[i]);
+		snprintf(want, sizeof(want),
+			 ": [node] name = \"%s\": use 1 to 63 of A-Z a-z 0-9 _ - .", bad[i]);
+		agent_refused(text, want);
+	}
+	static const char *const good[] = {
+		"a", "Node-1.dc_2", "012345678901234567890123456789012345678901234567890123456789012",
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		char text[1024];
+		struct agent_config cfg;
+		snprintf(text, sizeof(text), AGENT_MIN "[node]\nname = %s\n", good[i]);
+		agent_accepted(text, &cfg);
+		assert_string_equal(cfg.name, good[i]);
+		agent_config_free(&cfg);
+	}
+	agent_refused(AGENT_MIN "[cluster]\nname = my cluster\n",
+		      ": [cluster] name = \"my cluster\": use 1 to 63 of A-Z a-z 0-9 _ - .");
+	agent_refused(AGENT_MIN "[cluster]\nprefix = pgha\n",
+		      ": [cluster] prefix = \"pgha\": must start with /");
+}
+
+static void test_agent_parameters(void **state)
+{
+	struct agent_config cfg;
+	agent_accepted(AGENT_MIN "[parameters]\n"
+				 "shared_buffers = 1GB\n"
+				 "work_mem = 4MB\n"
+				 "pg_stat_statements.max = 10000\n"
+				 "shared_buffers = 2GB\n", &cfg);
+	assert_int_equal(cfg.nparams, 3);
+	assert_string_equal(cfg.params[0].name, "shared_buffers");
+	assert_string_equal(cfg.params[0].value, "2GB"); /* a repeated key replaces */
+	assert_string_equal(cfg.params[1].name, "work_mem");
+	assert_string_equal(cfg.params[1].value, "4MB");
+	assert_string_equal(cfg.params[2].name, "pg_stat_statements.max");
+	assert_string_equal(cfg.params[2].value, "10000");
+	agent_config_free(&cfg);
+
+	agent_refused(AGENT_MIN "[parameters]\nshared-buffers = 1GB\n",
+		      ":8: [parameters] \"shared-buffers\" is not a PostgreSQL parameter name");
+
+	static const char *const owned[] = {
+		"port", "listen_addresses", "hot_standby", "primary_conninfo", "primary_slot_name",
+		"unix_socket_directories", "wal_level", "hba_file", "data_directory",
+	};
+	for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++) {
+		char text[1024], want[256];
+		snprintf(text, sizeof(text), AGENT_MIN "[parameters]\nwork_mem = 1MB\n%s = x\n",
+			 owned[i]);
+		snprintf(want, sizeof(want),
+			 ": [parameters] %s is managed by pgha and cannot be set here\nHINT: ", owned[i]);
+		agent_refused(text, want);
+	}
+}
+
+/*
+ * PostgreSQL parameter names are case-insensitive ("Port = 5433" in
+ * postgresql.conf sets port), so the managed parameters are refused in any
+ * case, and the message names them as written.
+ */
+static void test_agent_parameters_managed_case(void **state)
+{
+	static const char *const names[] = {"Port", "PORT", "WAL_LEVEL", "Listen_Addresses",
+					    "Primary_Conninfo", "HBA_file", "Data_Directory",
+					    "restore_command_PGHA"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char text[1024], want[256];
+		snprintf(text, sizeof(text), AGENT_MIN "[parameters]\nwork_mem = 1MB\n%s = x\n",
+			 names[i]);
+		snprintf(want, sizeof(want),
+			 ": [parameters] %s is managed by pgha and cannot be set here"
+			 "\nHINT: use [postgresql] listen/socket_dir for addresses", names[i]);
+		agent_refused_exact(text, want);
+	}
+	/* not a prefix match: names that merely start like a managed one are fine */
+	struct agent_config cfg;
+	agent_accepted(AGENT_MIN "[parameters]\nPorts = 1\nwal_level_x = 2\n", &cfg);
+	assert_int_equal(cfg.nparams, 2);
+	assert_string_equal(cfg.params[0].name, "Ports");
+	assert_string_equal(cfg.params[1].name, "wal_level_x");
+	agent_config_free(&cfg);
+}
+
+/* An empty parameter name is a syntax error of the file (the reader refuses "= 5"). */
+static void test_agent_parameters_empty_name(void **state)
+{
+	agent_refused_exact(AGENT_MIN "[parameters]\n= 5\n", ":8: syntax error: a value without a name");
+	agent_refused_exact(AGENT_MIN "[parameters]\nwork_mem = 1MB\n   = 5\n",
+			    ":9: syntax error: a value without a name");
+	/* and param_set refuses it too when reached some other way */
+	struct agent_config cfg;
+	struct pgha_err e;
+	memset(&cfg, 0, sizeof(cfg));
+	if (config_apply_defaults(&agent_config_table, &cfg, &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_int_equal(config_set(&agent_config_table, &cfg, "parameters", "", "5", &e), -1);
+	assert_string_equal(e.msg, "[parameters] a value without a parameter name");
+	assert_int_equal(cfg.nparams, 0);
+	agent_config_free(&cfg);
+}
+
+/*
+ * Long archive_command lines are read whole: the old inih reader cut lines at
+ * 200 bytes and parsed the tail as a new "stanza = ..." parameter.
+ */
+static void test_agent_long_line(void **state)
+{
+	char value[512], text[2048];
+	const char *key = "archive_command = ";
+	snprintf(value, sizeof(value),
+		 "pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --log-path=/var/log/pgbackrest "
+		 "--spool-path=/var/spool/pgbackrest/");
+	size_t len = strlen(key) + strlen(value);
+	while (len < 199 - 3) { /* pad the spool path so "--" ends at byte 199 */
+		strcat(value, "x");
+		len++;
+	}
+	strcat(value, " --stanza=main archive-push %p");
+	assert_int_equal(strlen(key) + strlen(value), 199 + strlen("stanza=main archive-push %p"));
+	snprintf(text, sizeof(text), AGENT_MIN "[parameters]\n%s%s\nwork_mem = 4MB\n", key, value);
+
+	struct agent_config cfg;
+	agent_accepted(text, &cfg);
+	assert_int_equal(cfg.nparams, 2);
+	assert_string_equal(cfg.params[0].name, "archive_command");
+	assert_string_equal(cfg.params[0].value, value);
+	assert_string_equal(cfg.params[1].name, "work_mem");
+	assert_string_equal(cfg.params[1].value, "4MB");
+	agent_config_free(&cfg);
+
+	/* 5000 bytes, intact */
+	enum { VLEN = 5000 };
+	char *big = malloc(VLEN + 1);
+	char *btext = malloc(VLEN + 512);
+	assert_non_null(big);
+	assert_non_null(btext);
+	for (int i = 0; i < VLEN; i++)
+		big[i] = (char)('a' + i % 26);
+	memcpy(big + 100, " ; # = ", 7);
+	big[VLEN] = '\0';
+	snprintf(btext, VLEN + 512, AGENT_MIN "[parameters]\narchive_command = %s\n", big);
+	agent_accepted(btext, &cfg);
+	assert_int_equal(cfg.nparams, 1);
+	assert_string_equal(cfg.params[0].name, "archive_command");
+	assert_int_equal(strlen(cfg.params[0].value), VLEN);
+	assert_string_equal(cfg.params[0].value, big);
+	agent_config_free(&cfg);
+	/* an error after it names its own line */
+	snprintf(btext, VLEN + 512, AGENT_MIN "[parameters]\narchive_command = %s\n[node]\nbogus = 1\n",
+		 big);
+	agent_refused_exact(btext, ":10: [node] unknown option \"bogus\"");
+	free(btext);
+	free(big);
+}
+
+/* No inline comments: "; sync" is part of the command, not a comment. */
+static void test_agent_semicolon_in_value(void **state)
+{
+	struct agent_config cfg;
+	agent_accepted(AGENT_MIN "[parameters]\narchive_command = cp %p /x ; sync\n"
+				 "restore_command = \"cp /x/%f %p # quoted\"\n", &cfg);
+	assert_int_equal(cfg.nparams, 2);
+	assert_string_equal(cfg.params[0].name, "archive_command");
+	assert_string_equal(cfg.params[0].value, "cp %p /x ; sync");
+	assert_string_equal(cfg.params[1].name, "restore_command");
+	assert_string_equal(cfg.params[1].value, "cp /x/%f %p # quoted");
+	agent_config_free(&cfg);
+	/* for an option that is a number, a would-be comment makes the value wrong */
+	agent_refused_exact(AGENT_MIN "[node]\npriority = 5 ; high\n",
+			    ":8: [node] priority = \"5 ; high\": not an integer");
+	agent_refused_exact(AGENT_MIN "[cluster]\nttl = 10s # ten\n",
+			    ":8: [cluster] ttl = \"10s # ten\": not a duration (examples: 10, 10s, "
+			    "500ms, 2m)");
+}
+
+static void test_agent_help(void **state)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	assert_non_null(f);
+	config_print_help(&agent_config_table, f);
+	fclose(f);
+	assert_non_null(buf);
+	const struct config_table *t = &agent_config_table;
+	assert_true(t->noptions >= 30);
+	for (size_t i = 0; i < t->noptions; i++) {
+		const struct config_option *o = &t->options[i];
+		char line[128], sec[64];
+		/* "    <name padded to 26> <type>; ..." */
+		snprintf(line, sizeof(line), "\n    %-26s ", o->name);
+		assert_contains(buf, line);
+		snprintf(sec, sizeof(sec), "\n  [%s]\n", o->section);
+		assert_contains(buf, sec);
+		assert_contains(buf, o->help);
+	}
+	assert_contains(buf, "\n  [parameters]\n    any name = value: passed through as is\n");
+	/* a few complete lines: required, default, reloadable, type names */
+	static const char *const lines[][2] = {
+		{"name", "string; required"},
+		{"data_dir", "string; required"},
+		{"ttl", "duration; default: 9s; reloadable"},
+		{"request_timeout", "duration; default: 1500ms"},
+		{"priority", "integer; default: 100; reloadable"},
+		{"nofailover", "boolean; default: off; reloadable"},
+		{"log_level", "log level; default: info; reloadable"},
+		{"username", "string; default: none"},
+		{"endpoints", "string; default: http://127.0.0.1:2379"},
+	};
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		char line[160];
+		snprintf(line, sizeof(line), "\n    %-26s %s\n", lines[i][0], lines[i][1]);
+		assert_contains(buf, line);
+	}
+	/* each section header once, in table order */
+	assert_true(strstr(buf, "[cluster]") < strstr(buf, "[etcd]"));
+	assert_true(strstr(buf, "[etcd]") < strstr(buf, "[node]"));
+	assert_true(strstr(buf, "[node]") < strstr(buf, "[postgresql]"));
+	assert_null(strstr(strstr(buf, "[node]") + 1, "\n  [node]\n"));
+	free(buf);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_agent_minimal),
+		cmocka_unit_test(test_agent_derived),
+		cmocka_unit_test(test_agent_data_dir_trailing_slash),
+		cmocka_unit_test(test_agent_data_dir_root),
+		cmocka_unit_test(test_agent_missing_required),
+		cmocka_unit_test(test_agent_bad_values),
+		cmocka_unit_test(test_agent_ttl_relation),
+		cmocka_unit_test(test_agent_request_timeout),
+		cmocka_unit_test(test_agent_data_dir_relative),
+		cmocka_unit_test(test_agent_listen),
+		cmocka_unit_test(test_agent_listen_ipv6_wildcard),
+		cmocka_unit_test(test_agent_names),
+		cmocka_unit_test(test_agent_parameters),
+		cmocka_unit_test(test_agent_parameters_managed_case),
+		cmocka_unit_test(test_agent_parameters_empty_name),
+		cmocka_unit_test(test_agent_long_line),
+		cmocka_unit_test(test_agent_semicolon_in_value),
+		cmocka_unit_test(test_agent_help),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
