@@ -17,7 +17,9 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pgproto/pgproto.h"
-#include "proxy/proxy_int.h"
+#include "proxy/admin.h"
+#include "proxy/objects.h"
+#include "proxy/reload.h"
 
 bool admin_allowed(const struct proxy *px, const char *user)
 {
@@ -213,8 +215,10 @@ static bool is_cmd(const char *sql, const char *cmd)
 	return *sql == '\0';
 }
 
-static void run(struct client *c, const char *sql)
+/* Run one command; true: RESUME (the caller lets the waiting transactions go). */
+static bool run(struct client *c, const char *sql)
 {
+	bool resume = false;
 	struct proxy *px = c->px;
 	if (is_cmd(sql, "SHOW POOLS")) {
 		show_pools(c);
@@ -237,7 +241,7 @@ static void run(struct client *c, const char *sql)
 	} else if (is_cmd(sql, "RESUME")) {
 		px->paused = false;
 		log_info("admin %s: RESUME", c->user);
-		pool_resume_all(px);
+		resume = true;
 		pgp_build_command_complete(&c->out, "RESUME");
 	} else if (is_cmd(sql, "RELOAD")) {
 		struct pgha_err e;
@@ -252,6 +256,7 @@ static void run(struct client *c, const char *sql)
 				"SHOW POOLS|CLIENTS|SERVERS|STATS|BACKENDS, PAUSE, RESUME, RELOAD");
 	}
 	pgp_build_ready_for_query(&c->out, 'I');
+	return resume;
 }
 
 void admin_login_done(struct client *c)
@@ -265,11 +270,10 @@ void admin_login_done(struct client *c)
 		pgp_build_parameter_status(&c->out, params[i][0], params[i][1]);
 	pgp_build_backend_key_data(&c->out, 0, "\0\0\0\0", 4);
 	pgp_build_ready_for_query(&c->out, 'I');
-	c->state = CL_IDLE;
+	client_set_state(c, CL_IDLE);
 }
 
-/* Handle the admin client's complete messages. Returns -1 if it must be closed. */
-int admin_input(struct client *c)
+int admin_input(struct client *c, bool *resume)
 {
 	for (;;) {
 		struct pgp_msg m;
@@ -292,6 +296,6 @@ int admin_input(struct client *c)
 		const char *sql;
 		if (pgp_parse_query(&m, &sql, &e) != 0)
 			return -1;
-		run(c, sql);
+		*resume |= run(c, sql);
 	}
 }

@@ -4,11 +4,9 @@
  * against the users file or an auth_query answer, see creds.h), then the
  * forwarding loop of transaction or session pooling.
  */
-#include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,23 +21,17 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pgproto/pgproto.h"
+#include "proxy/admin.h"
+#include "proxy/cancel.h"
+#include "proxy/client.h"
 #include "proxy/creds.h"
-#include "proxy/proxy_int.h"
+#include "proxy/hold.h"
+#include "proxy/pool.h"
+#include "proxy/relay.h"
+#include "proxy/server.h"
+#include "proxy/tls.h"
 
 /* ---- lifecycle -------------------------------------------------------- */
-
-const char *const tracked_params[NTRACKED] = {
-	"client_encoding", "DateStyle", "TimeZone", "IntervalStyle", "standard_conforming_strings",
-	"application_name",
-};
-
-int tracked_index(const char *name)
-{
-	for (int k = 0; k < NTRACKED; k++)
-		if (strcasecmp(tracked_params[k], name) == 0)
-			return k;
-	return -1;
-}
 
 /* Is name in the comma-separated list? (case-insensitive, blanks ignored) */
 static bool list_has(const char *list, const char *name)
@@ -57,6 +49,22 @@ static bool list_has(const char *list, const char *name)
 }
 
 static int flush_out(struct client *c);
+static void close_server(struct server *s, const char *why);
+static void client_close_when_sent(struct client *c, const char *why);
+/*
+ * c's server is gone (it died, ended the session with FATAL, or was closed for
+ * it): its transaction is lost, not its connection. Told at once (08006, then
+ * ReadyForQuery) unless it sits idle inside the transaction (the server's last
+ * ReadyForQuery said 'T' or 'E', nothing is owed, nothing is buffered): then at
+ * its next request, never unsolicited.
+ */
+static void client_server_lost(struct client *c, char server_status, const char *why);
+/* FATAL error sqlstate/msg to the client, then client_close_when_sent(). */
+static void client_fail(struct client *c, const char *sqlstate, const char *msg);
+static void client_got_server(struct client *c, struct server *s);
+static void client_login_done(struct client *c);
+static void client_auth_lookup_done(struct client *c, const char *secret, const char *failure);
+static void pool_failed(struct pool *p, const char *why);
 
 void client_accept(struct proxy *px, int fd, bool ro)
 {
@@ -75,11 +83,9 @@ void client_accept(struct proxy *px, int fd, bool ro)
 	c->tag.fd = fd;
 	c->px = px;
 	c->ro = ro;
-	c->state = CL_STARTUP;
 	c->since_ms = px->now_ms;
+	client_set_state(c, CL_STARTUP);
 	sb_init(&c->out);
-	link_init(&c->node);
-	link_add_tail(&px->clients_idle, &c->node);
 	px->nclients++;
 	c->preauth = true;
 	px->npreauth++;
@@ -158,6 +164,14 @@ static void client_free(struct client *c)
 	free(c);
 }
 
+/* s's client is done with it: a waiting client gets it, or the pool keeps it. */
+static void give_back(struct server *s)
+{
+	struct client *next = pool_release(s);
+	if (next != NULL)
+		client_got_server(next, s);
+}
+
 /* Give the server back (or drop it when it is mid-transaction). */
 static void client_unlink_server(struct client *c, bool clean)
 {
@@ -171,7 +185,7 @@ static void client_unlink_server(struct client *c, bool clean)
 		return;
 	}
 	if (c->px->cfg.pool_mode == POOL_SESSION && c->px->cfg.server_reset_query[0]) {
-		/* Reset before another client gets it; server.c releases it after ReadyForQuery. */
+		/* Reset before another client gets it; back to the pool at its ReadyForQuery (SERVER_RESET_DONE). */
 		s->reset_needed = true;
 		pgp_build_query(&s->out, c->px->cfg.server_reset_query);
 		s->status = 'A';
@@ -182,7 +196,7 @@ static void client_unlink_server(struct client *c, bool clean)
 			proxy_watch(c->px, &s->tag, EPOLLIN | EPOLLOUT);
 		return;
 	}
-	pool_release(s);
+	give_back(s);
 }
 
 void client_close(struct client *c, const char *why)
@@ -190,9 +204,7 @@ void client_close(struct client *c, const char *why)
 	if (c->state == CL_CLOSING)
 		return;
 	log_debug("client %s (%s@%s) closed: %s", c->addr, c->user, c->database, why);
-	if (c->state == CL_WAITING && c->pool)
-		pool_cancel_wait(c->pool, c);
-	c->state = CL_CLOSING;
+	client_set_state(c, CL_CLOSING);
 	client_unlink_server(c, c->terminated);
 	client_free(c);
 }
@@ -219,7 +231,7 @@ void client_send_error(struct client *c, const char *sqlstate, const char *msg, 
 		/* The connection survives (transaction pooling): the client may go on. */
 		pgp_build_ready_for_query(&c->out, 'I');
 		c->pending = 0;
-		c->state = CL_IDLE;
+		client_set_state(c, CL_IDLE);
 		/* Whatever it had sent for the lost server is dropped with the error. */
 		c->in.start = c->in.end = 0;
 		relay_reset(c);
@@ -227,8 +239,6 @@ void client_send_error(struct client *c, const char *sqlstate, const char *msg, 
 			c->server->client = NULL;
 			c->server = NULL;
 		}
-		link_del(&c->node);
-		link_add_tail(&c->px->clients_idle, &c->node);
 	}
 	if (flush_out(c) < 0)
 		return;
@@ -236,14 +246,7 @@ void client_send_error(struct client *c, const char *sqlstate, const char *msg, 
 		client_close(c, msg);
 }
 
-/*
- * Send what c->out holds, then close: its server ended the session with
- * FATAL, or it sent something the proxy refuses. Until the client closes
- * too, what it still sends is read and dropped, so that it gets to read the
- * error (a close with unread bytes would reset the connection and lose it).
- * It waits with the idle clients, for up to client_login_timeout.
- */
-void client_server_lost(struct client *c, char server_status, const char *why)
+static void client_server_lost(struct client *c, char server_status, const char *why)
 {
 	char msg[400];
 	snprintf(msg, sizeof(msg), "server connection lost: %s", why);
@@ -262,11 +265,8 @@ void client_server_lost(struct client *c, char server_status, const char *why)
 	c->lost = xstrdup(msg);
 	c->lost_told = false;
 	c->server = NULL;
-	c->state = CL_IDLE;
-	c->since_ms = c->px->now_ms;
+	client_set_state(c, CL_IDLE);
 	relay_reset(c);
-	link_del(&c->node);
-	link_add_tail(&c->px->clients_idle, &c->node);
 	proxy_watch(c->px, &c->tag, EPOLLIN);
 }
 
@@ -324,18 +324,22 @@ static int answer_lost(struct client *c)
 	return pbuf_len(&c->in) > 0 ? 0 : -1;
 }
 
-void client_close_when_sent(struct client *c, const char *why)
+/*
+ * Send what c->out holds, then close: its server ended the session with
+ * FATAL, or it sent something the proxy refuses. Until the client closes
+ * too, what it still sends is read and dropped, so that it gets to read the
+ * error (a close with unread bytes would reset the connection and lose it).
+ * It waits with the idle clients, for up to client_login_timeout.
+ */
+static void client_close_when_sent(struct client *c, const char *why)
 {
 	log_debug("client %s (%s@%s): closing once its last messages are sent: %s", c->addr, c->user,
 		  c->database, why);
 	client_unlink_server(c, false);
 	c->close_when_sent = true;
 	relay_reset(c);
-	c->state = CL_IDLE;
-	c->since_ms = c->px->now_ms;
+	client_set_state(c, CL_IDLE);
 	c->in.start = c->in.end = 0;
-	link_del(&c->node);
-	link_add_tail(&c->px->clients_idle, &c->node);
 	proxy_watch(c->px, &c->tag, EPOLLIN);
 	client_event(c, EPOLLOUT);
 }
@@ -370,7 +374,7 @@ static void closing_event(struct client *c)
 }
 
 /* A fatal error for the client (bad input): sent, then the connection is closed. */
-void client_fail(struct client *c, const char *sqlstate, const char *msg)
+static void client_fail(struct client *c, const char *sqlstate, const char *msg)
 {
 	log_info("client %s (%s@%s): FATAL %s", c->addr, c->user, c->database, msg);
 	pgp_build_error(&c->out, "FATAL", sqlstate, msg, NULL, NULL);
@@ -378,76 +382,16 @@ void client_fail(struct client *c, const char *sqlstate, const char *msg)
 	client_close_when_sent(c, msg);
 }
 
-/* ---- cancel ----------------------------------------------------------- */
-
-struct cancel_job {
-	struct route_target target;
-	int32_t pid;
-	uint8_t key[4];
-};
-
-static void *cancel_thread(void *arg)
-{
-	struct cancel_job *j = arg;
-	char port[16];
-	snprintf(port, sizeof(port), "%d", j->target.port);
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
-	if (getaddrinfo(j->target.host, port, &hints, &ai) == 0) {
-		int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		struct timeval tv = {.tv_sec = 2};
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-			struct strbuf sb = STRBUF_INIT;
-			pgp_build_cancel_request(&sb, j->pid, j->key, 4);
-			if (send(fd, sb.data, sb.len, MSG_NOSIGNAL) < 0)
-				log_debug("sending a cancel request: %s", strerror(errno));
-			sb_free(&sb);
-		}
-		if (fd >= 0)
-			close(fd);
-		freeaddrinfo(ai);
-	}
-	free(j);
-	return NULL;
-}
-
-static struct client *find_by_cancel(struct proxy *px, int32_t pid, const uint8_t *key)
-{
-	for (struct link *pl = px->pools.next; pl != &px->pools; pl = pl->next) {
-		struct pool *p = link_entry(pl, struct pool, node);
-		for (struct link *l = p->active.next; l != &p->active; l = l->next) {
-			struct server *s = link_entry(l, struct server, node);
-			struct client *c = s->client;
-			if (c && c->cancel_pid == pid && memcmp(c->cancel_key, key, 4) == 0)
-				return c;
-		}
-	}
-	return NULL;
-}
-
 static void handle_cancel(struct client *c, const struct pgp_startup *st)
 {
-	struct client *target = st->cancel_key_len == 4 ? find_by_cancel(c->px, st->cancel_pid, st->cancel_key) : NULL;
-	if (target != NULL && target->server != NULL) {
-		struct cancel_job *j = xcalloc(1, sizeof(*j));
-		j->target = target->server->target;
-		j->pid = target->server->backend_pid;
-		memcpy(j->key, target->server->backend_key, 4);
-		pthread_t t;
-		pthread_attr_t attr;
-		pthread_attr_init(&attr);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&t, &attr, cancel_thread, j) != 0)
-			free(j);
-		pthread_attr_destroy(&attr);
-		log_info("client %s: cancel forwarded to backend %d", c->addr, target->server->backend_pid);
-	}
+	if (st->cancel_key_len == 4)
+		cancel_forward(c->px, st->cancel_pid, st->cancel_key, c->addr);
 	client_close(c, "cancel request handled");
 }
 
 /* ---- login ------------------------------------------------------------- */
 
-void client_login_done(struct client *c)
+static void client_login_done(struct client *c)
 {
 	struct proxy *px = c->px;
 	sb_append(&c->out, c->pool->params.data ? c->pool->params.data : "", c->pool->params.len);
@@ -463,8 +407,7 @@ void client_login_done(struct client *c)
 		memset(c->cancel_key, 0, sizeof(c->cancel_key));
 	pgp_build_backend_key_data(&c->out, c->cancel_pid, c->cancel_key, 4);
 	pgp_build_ready_for_query(&c->out, 'I');
-	c->state = CL_IDLE;
-	c->since_ms = px->now_ms;
+	client_set_state(c, CL_IDLE);
 	if (flush_out(c) < 0)
 		return;
 	if (pbuf_len(&c->in) > 0)
@@ -485,7 +428,6 @@ static void auth_ok(struct client *c)
 			return;
 		}
 		admin_login_done(c);
-		c->since_ms = c->px->now_ms;
 		flush_out(c);
 		return;
 	}
@@ -493,18 +435,14 @@ static void auth_ok(struct client *c)
 		client_login_done(c);
 		return;
 	}
-	c->state = CL_LOGIN;
-	c->since_ms = c->px->now_ms;
+	client_set_state(c, CL_LOGIN);
 	if (flush_out(c) < 0)
 		return;
-	if (c->pool->nservers == 0) {
-		struct route_target t;
-		if (pool_target(c->pool, &t)) {
-			struct server *s = server_connect(c->pool, &t);
-			if (s != NULL)
-				link_add_tail(&c->pool->active, &s->node);
-		}
-	}
+	struct route_target t;
+	char why[300];
+	if (c->pool->nservers == 0 && pool_target(c->pool, &t) &&
+	    server_connect(c->pool, &t, why, sizeof(why)) == NULL)
+		pool_failed(c->pool, why);
 }
 
 static void auth_step(struct client *c);
@@ -556,7 +494,7 @@ static void auth_start(struct client *c)
 		auth_ok(c);
 		return;
 	}
-	c->state = CL_AUTH;
+	client_set_state(c, CL_AUTH);
 	const char *secret = NULL;
 	struct pgha_err e;
 	switch (creds_lookup(c->px, c->user, &secret, &e)) {
@@ -573,7 +511,7 @@ static void auth_start(struct client *c)
 	}
 }
 
-void client_auth_lookup_done(struct client *c, const char *secret, const char *failure)
+static void client_auth_lookup_done(struct client *c, const char *secret, const char *failure)
 {
 	c->auth_lookup = false;
 	c->since_ms = c->px->now_ms;   /* the login timeout counts the client's own steps from here */
@@ -607,7 +545,7 @@ static void start_tls(struct client *c)
 		client_close(c, "cannot start TLS");
 		return;
 	}
-	c->state = CL_TLS;
+	client_set_state(c, CL_TLS);
 	proxy_watch(c->px, &c->tag, EPOLLIN);
 }
 
@@ -623,7 +561,7 @@ static void tls_step(struct client *c)
 		proxy_watch(c->px, &c->tag, c->tls_want ? c->tls_want : EPOLLIN);
 		return;
 	}
-	c->state = CL_STARTUP;
+	client_set_state(c, CL_STARTUP);
 	proxy_watch(c->px, &c->tag, EPOLLIN);
 	ssize_t n = client_read(c, &c->in);
 	if (n == 0 || n == -1) {
@@ -826,16 +764,69 @@ static void auth_step(struct client *c)
 	auth_ok(c);
 }
 
-void client_got_server(struct client *c, struct server *s)
+/* The transaction is over: c goes idle, s back to its pool, c gets what is left of the answer. */
+static void release_server(struct client *c, struct server *s)
+{
+	struct proxy *px = c->px;
+	c->server = NULL;
+	s->client = NULL;
+	client_set_state(c, CL_IDLE);
+	proxy_watch(px, &c->tag, EPOLLIN);
+	proxy_watch(px, &s->tag, EPOLLIN);
+	/* A large message went through: pooled buffers do not keep its size. */
+	px->freed_bytes += pbuf_shrink(&s->in) + sb_shrink(&s->out, &s->out_off) + pbuf_shrink(&c->in);
+	give_back(s);
+	flush_out(c);   /* a slow client keeps its bytes */
+}
+
+/* Act on what the relay returned for c and its server s. */
+static void relay_then(struct client *c, struct server *s, enum relay_next next, const struct relay_result *r)
+{
+	switch (next) {
+	case RELAY_WAIT:
+		return;
+	case RELAY_RELEASE:
+		release_server(c, s);
+		return;
+	case RELAY_CLOSE_CLIENT:
+		client_close(c, r->why);
+		return;
+	case RELAY_FAIL_CLIENT:
+		client_fail(c, r->sqlstate, r->why);
+		return;
+	case RELAY_CLOSE_SERVER:
+		close_server(s, r->why);
+		return;
+	case RELAY_END_SESSION:
+		/* PostgreSQL closes the connection after a FATAL: so do we, once it is sent. */
+		c->server = NULL;
+		s->client = NULL;
+		server_close(s, "it ended the session with FATAL");
+		client_close_when_sent(c, "its server ended the session with FATAL");
+		return;
+	}
+}
+
+static void c2s(struct client *c)
+{
+	struct relay_result r;
+	relay_then(c, c->server, relay_c2s(c, &r), &r);
+}
+
+static void s2c(struct client *c)
+{
+	struct relay_result r;
+	relay_then(c, c->server, relay_s2c(c, &r), &r);
+}
+
+static void client_got_server(struct client *c, struct server *s)
 {
 	c->server = s;
 	s->client = c;
-	c->state = CL_ACTIVE;
-	c->since_ms = c->px->now_ms;
+	client_set_state(c, CL_ACTIVE);
 	c->xact_start_ms = c->px->now_ms;
-	link_del(&c->node);
 	relay_apply_params(c, s);
-	relay_c2s(c);
+	c2s(c);
 }
 
 void client_event(struct client *c, uint32_t events)
@@ -855,7 +846,7 @@ void client_event(struct client *c, uint32_t events)
 		}
 		if (c->state == CL_ACTIVE && c->server) {
 			/* The client drained: let the server's bytes flow again. */
-			client_forward_from_server(c);
+			s2c(c);
 			return;
 		}
 		proxy_watch(c->px, &c->tag, EPOLLIN);
@@ -867,17 +858,20 @@ void client_event(struct client *c, uint32_t events)
 	switch (c->state) {
 	case CL_ACTIVE:
 		c->in.drained = false;   /* EPOLLIN: there is something to read */
-		relay_c2s(c);
+		c2s(c);
 		return;
 	case CL_IDLE: {
 		if (c->admin) {
 			ssize_t r = client_read(c, &c->in);
 			if (r == -2)
 				return;
-			if (r <= 0 || admin_input(c) < 0) {
+			bool resume = false;
+			if (r <= 0 || admin_input(c, &resume) < 0) {
 				client_close(c, "admin client left");
 				return;
 			}
+			if (resume)
+				client_resume_waiting(c->px);
 			flush_out(c);
 			return;
 		}
@@ -898,7 +892,9 @@ void client_event(struct client *c, uint32_t events)
 		}
 		if (c->lost != NULL && answer_lost(c) != 0)
 			return;
-		pool_request(c->pool, c);
+		struct server *s = pool_request(c->pool, c);
+		if (s != NULL)
+			client_got_server(c, s);
 		return;
 	}
 	case CL_WAITING:
@@ -943,4 +939,157 @@ void client_check_timeouts(struct client *c)
 					       : "no server available to log in (no leader?)", true);
 	else if (c->state == CL_IDLE && cfg->client_idle_timeout_ms > 0 && age > cfg->client_idle_timeout_ms)
 		client_send_error(c, "08006", "client idle timeout", true);
+}
+
+/* ---- what the lower modules return, acted on --------------------------------- */
+
+/* A server of p failed to log in: a failure that waiting will not cure fails p's clients now. */
+static void pool_failed(struct pool *p, const char *why)
+{
+	if (!pool_login_failed(p, why))
+		return;
+	while (!link_empty(&p->waiting)) {
+		struct client *c = link_entry(p->waiting.next, struct client, node);
+		pool_cancel_wait(p, c);
+		client_send_error(c, "08004", why, true);
+	}
+	for (struct link *l = p->px->clients_idle.next; l != &p->px->clients_idle;) {
+		struct client *c = link_entry(l, struct client, node);
+		l = l->next;
+		if (c->state == CL_LOGIN && c->pool == p)
+			client_send_error(c, "08004", why, true);
+	}
+}
+
+/* Close s and tell whom it concerns: its client (the transaction is lost), its pool (a failed login). */
+static void close_server(struct server *s, const char *why)
+{
+	struct client *c = s->client;
+	struct pool *p = s->pool;
+	char status = s->status;
+	/* A stale attempt was abandoned, it did not fail. */
+	bool login_failed = (s->state == SV_CONNECTING || s->state == SV_LOGIN) && !s->stale;
+	if (c != NULL) {
+		c->server = NULL;
+		s->client = NULL;
+	}
+	server_close(s, why);
+	if (c != NULL)
+		client_server_lost(c, status, why);   /* its transaction is lost, not its connection */
+	if (login_failed)
+		pool_failed(p, why);
+}
+
+/* s logged in: the pool's first login gives its clients their parameters; s gets work. */
+static void server_ready(struct server *s)
+{
+	struct pool *p = s->pool;
+	if (!p->have_params)
+		pool_take_params(p, &s->login_params);
+	sb_free(&s->login_params);
+	struct client *c = pool_server_ready(s);
+	if (c != NULL)
+		client_got_server(c, s);
+	/*
+	 * Clients that logged in before the pool knew its parameters can go on now
+	 * (one that sent a query after its startup packet finds the server idle).
+	 */
+	for (struct link *l = p->px->clients_idle.next; l != &p->px->clients_idle;) {
+		struct client *lc = link_entry(l, struct client, node);
+		l = l->next;
+		if (lc->state == CL_LOGIN && lc->pool == p)
+			client_login_done(lc);
+	}
+}
+
+void client_server_event(struct server *s, uint32_t events)
+{
+	char why[512];
+	switch (server_event(s, events, why, sizeof(why))) {
+	case SERVER_WAIT:
+		return;
+	case SERVER_CLIENT_IN:
+		s2c(s->client);
+		return;
+	case SERVER_CLIENT_OUT:
+		c2s(s->client);   /* sends what waits, and reads the client again */
+		return;
+	case SERVER_READY:
+		server_ready(s);
+		return;
+	case SERVER_RESET_DONE:
+		give_back(s);
+		return;
+	case SERVER_FAILED:
+		close_server(s, why);
+		return;
+	}
+}
+
+void client_pool_tick(struct pool *p)
+{
+	struct proxy *px = p->px;
+	for (struct link *l = p->waiting.next; l != &p->waiting;) {
+		struct client *c = link_entry(l, struct client, node);
+		l = l->next;
+		if (pool_held(p) || px->now_ms - c->since_ms < px->cfg.hold_timeout_ms)
+			continue;   /* a PAUSE holds clients until RESUME */
+		pool_cancel_wait(p, c);
+		char msg[400];
+		struct route_target t;
+		if (!pool_target(p, &t))
+			snprintf(msg, sizeof(msg), "no %s server available after waiting %d ms (no leader: failover in progress?)",
+				 p->ro ? "read-only" : "read-write", px->cfg.hold_timeout_ms);
+		else
+			snprintf(msg, sizeof(msg), "no server available after waiting %d ms: %s",
+				 px->cfg.hold_timeout_ms, p->last_error[0] ? p->last_error : "pool exhausted");
+		client_send_error(c, "08006", msg, false);
+	}
+	struct link *lists[] = {&p->idle, &p->active};
+	for (int k = 0; k < 2; k++) {
+		for (struct link *l = lists[k]->next; l != lists[k];) {
+			struct server *s = link_entry(l, struct server, node);
+			l = l->next;
+			const char *why = server_timed_out(s);
+			if (why != NULL)
+				close_server(s, why);
+		}
+	}
+	if (p->nwaiting > 0)
+		pool_open_servers(p);
+}
+
+void client_resume_waiting(struct proxy *px)
+{
+	for (struct link *l = px->pools.next; l != &px->pools; l = l->next) {
+		struct pool *p = link_entry(l, struct pool, node);
+		struct server *s;
+		struct client *c;
+		while ((c = pool_resume_next(p, &s)) != NULL)
+			client_got_server(c, s);
+		pool_open_servers(p);
+	}
+}
+
+void client_wake_lookups(struct proxy *px)
+{
+	struct creds_wake *w;
+	while ((w = creds_take_wake(px)) != NULL) {
+		for (struct link *l = px->clients_idle.next; l != &px->clients_idle;) {
+			struct client *c = link_entry(l, struct client, node);
+			l = l->next;
+			if (c->state == CL_AUTH && c->auth_lookup && strcmp(c->user, w->user) == 0)
+				client_auth_lookup_done(c, w->secret, w->failure);
+		}
+		creds_wake_free(w);
+	}
+}
+
+void client_hold_check(struct proxy *px)
+{
+	struct client *c;
+	char why[300];
+	while ((c = hold_session_to_end(px, why, sizeof(why))) != NULL)
+		client_send_error(c, "57P01", why, true);
+	hold_check(px);
 }

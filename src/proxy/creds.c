@@ -5,6 +5,7 @@
  * lookup per user at a time, a bound on lookups in flight, lookups held while
  * no server is known (start, failover), and waking the clients that wait.
  */
+
 #include "proxy/creds.h"
 
 #include <stdio.h>
@@ -16,7 +17,8 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "proxy/authq.h"
-#include "proxy/proxy_int.h"
+#include "proxy/objects.h"
+#include "proxy/users.h"
 
 #define NBUCKETS 4096
 
@@ -36,6 +38,7 @@ struct creds {
 	bool lookups;              /* [auth] auth_user is set: users not in the file are looked up */
 	int nfetching;
 	struct authq_job *held;    /* lookups waiting for a server to run on */
+	struct creds_wake *wakes, **wakes_tail;   /* answers not taken yet (creds_take_wake) */
 };
 
 /* ---- the table ------------------------------------------------------------ */
@@ -88,7 +91,7 @@ static int auth_user_password(struct proxy *px, char **out, struct pgha_err *e)
 			return err_wrap(e, "[auth] auth_user_password_file");
 		return 0;
 	}
-	const struct user_entry *u = proxy_user(px, cfg->auth_user);
+	const struct user_entry *u = users_find(px, cfg->auth_user);
 	if (u == NULL)
 		return err_set(e, "[auth] auth_user = \"%s\": no password for it: put its plaintext password "
 			       "in the users file (%s) or in auth_user_password_file", cfg->auth_user,
@@ -160,6 +163,9 @@ void creds_stop(struct proxy *px)
 		cs->held = j->next;
 		authq_job_free(j);
 	}
+	struct creds_wake *w;
+	while ((w = creds_take_wake(px)) != NULL)
+		creds_wake_free(w);
 	for (int b = 0; b < NBUCKETS; b++) {
 		while (cs->buckets[b] != NULL) {
 			struct cred *cr = cs->buckets[b];
@@ -220,7 +226,7 @@ void creds_users_loaded(struct proxy *px, struct user_entry *old, size_t nold)
 struct scram_server *creds_scram_server(struct proxy *px, const char *user, const char *secret,
 					struct pgha_err *e)
 {
-	const struct user_entry *u = proxy_user(px, user);
+	const struct user_entry *u = users_find(px, user);
 	if (u != NULL && u->verifier != NULL)
 		return scram_server_new_stored(user, u->verifier, NULL, e);
 	if (u != NULL && needs_verifier(u->secret))
@@ -234,7 +240,7 @@ struct scram_server *creds_scram_server(struct proxy *px, const char *user, cons
 
 const char *creds_secret(struct proxy *px, const char *user)
 {
-	const struct user_entry *u = proxy_user(px, user);
+	const struct user_entry *u = users_find(px, user);
 	if (u != NULL)
 		return u->secret;
 	struct cred *cr = px->creds ? cred_find(px->creds, user) : NULL;
@@ -256,7 +262,7 @@ static bool lookup_target(struct proxy *px, struct authq_job *j)
 enum creds_lookup creds_lookup(struct proxy *px, const char *user, const char **secret,
 			       struct pgha_err *e)
 {
-	const struct user_entry *u = proxy_user(px, user);
+	const struct user_entry *u = users_find(px, user);
 	struct creds *cs = px->creds;
 	*secret = u ? u->secret : NULL;
 	if (u != NULL && u->deriving)
@@ -295,23 +301,40 @@ static const char *secret_kind(const char *s)
 	return scram_is_verifier(s) ? "SCRAM verifier" : pgmd5_is_verifier(s) ? "md5 hash" : "plaintext";
 }
 
-/*
- * Wake the clients waiting for user's lookup or verifier. client_auth_lookup_done()
- * sends the challenge or an error, and may close (free) that client only.
- */
+/* The clients waiting for user's lookup or verifier go on: queued for the caller (creds_take_wake). */
 static void wake_clients(struct proxy *px, const char *user, const char *secret, const char *failure)
 {
-	for (struct link *l = px->clients_idle.next; l != &px->clients_idle;) {
-		struct client *c = link_entry(l, struct client, node);
-		l = l->next;
-		if (c->state == CL_AUTH && c->auth_lookup && strcmp(c->user, user) == 0)
-			client_auth_lookup_done(c, secret, failure);
-	}
+	struct creds *cs = px->creds;
+	struct creds_wake *w = xcalloc(1, sizeof(*w));
+	w->user = xstrdup(user);
+	w->secret = secret ? xstrdup(secret) : NULL;
+	w->failure = failure ? xstrdup(failure) : NULL;
+	if (cs->wakes == NULL)
+		cs->wakes_tail = &cs->wakes;
+	*cs->wakes_tail = w;
+	cs->wakes_tail = &w->next;
+}
+
+struct creds_wake *creds_take_wake(struct proxy *px)
+{
+	struct creds *cs = px->creds;
+	struct creds_wake *w = cs ? cs->wakes : NULL;
+	if (w != NULL)
+		cs->wakes = w->next;
+	return w;
+}
+
+void creds_wake_free(struct creds_wake *w)
+{
+	free(w->user);
+	secret_free(w->secret);
+	free(w->failure);
+	free(w);
 }
 
 static void derived(struct proxy *px, struct authq_job *j)
 {
-	struct user_entry *u = (struct user_entry *)proxy_user(px, j->user);
+	struct user_entry *u = (struct user_entry *)users_find(px, j->user);
 	/* Answers for a password replaced by a reload since are dropped: its own job follows. */
 	if (u == NULL || !u->deriving || strcmp(u->secret, j->password) != 0) {
 		authq_job_free(j);
@@ -444,7 +467,7 @@ void creds_learn_keys(struct proxy *px, const char *user, const struct scram_key
 void creds_for_server(struct proxy *px, const char *user, struct server_creds *out)
 {
 	memset(out, 0, sizeof(*out));
-	const struct user_entry *u = proxy_user(px, user);
+	const struct user_entry *u = users_find(px, user);
 	struct cred *cr = px->creds ? cred_find(px->creds, user) : NULL;
 	const char *secret = NULL;
 	if (u != NULL) {

@@ -56,7 +56,7 @@ const char *creds_secret(struct proxy *px, const char *user);
 
 enum creds_lookup {
 	CREDS_KNOWN,     /* *secret is the users file's or a cached answer (NULL: no such user) */
-	CREDS_PENDING,   /* a lookup or derivation runs: client_auth_lookup_done() comes later */
+	CREDS_PENDING,   /* a lookup or derivation runs: its answer comes with creds_take_wake() */
 	CREDS_FAILED,    /* no lookup possible now: e says why (for the log) */
 };
 /* For a client's login: what to authenticate it against. */
@@ -69,12 +69,28 @@ enum creds_lookup creds_lookup(struct proxy *px, const char *user, const char **
  */
 struct scram_server *creds_scram_server(struct proxy *px, const char *user, const char *secret,
 					struct pgha_err *e);
-/* The lookup eventfd is readable: take the answers, wake the clients waiting. */
+/* The lookup eventfd is readable: take the answers (for creds_take_wake). */
 void creds_lookups_done(struct proxy *px);
 /* A new topology: lookups held for want of a server go now. */
 void creds_topology_changed(struct proxy *px);
 /* Once a second: held lookups past hold_timeout fail; old answers for users gone are forgotten. */
 void creds_tick(struct proxy *px);
+
+/*
+ * A lookup or derivation is over: the clients of user that waited for it go
+ * on. creds_lookups_done(), creds_topology_changed() and creds_tick() queue
+ * these; the caller takes them after each (the secret is a copy: free it
+ * with creds_wake_free()).
+ */
+struct creds_wake {
+	struct creds_wake *next;
+	char *user;
+	char *secret;      /* what to authenticate against; NULL: no such user */
+	char *failure;     /* the lookup failed: why (for the log); NULL: it did not */
+};
+/* The next answer not taken yet; NULL: none. */
+struct creds_wake *creds_take_wake(struct proxy *px);
+void creds_wake_free(struct creds_wake *w);
 
 /* A client of user authenticated with SCRAM: keep its keys for server logins. */
 void creds_learn_keys(struct proxy *px, const char *user, const struct scram_keys *k);

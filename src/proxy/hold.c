@@ -15,12 +15,14 @@
  * switchover, whatever etcd says: an agent that died mid-way cannot stall
  * the clients for good.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common/log.h"
-#include "proxy/proxy_int.h"
+#include "proxy/hold.h"
+#include "proxy/relay.h"
 
 static void publish_record(struct proxy *px)
 {
@@ -37,39 +39,42 @@ static void publish_record(struct proxy *px)
 	route_set_record(px->route, &rec);
 }
 
-static bool rw_busy(struct proxy *px, bool kick_sessions)
+/* A read-write server busy for a client: c, on the first of them; NULL: none. */
+static struct client *rw_busy(struct proxy *px, bool sessions_at_boundary_only)
 {
-	bool busy = false;
 	for (struct link *l = px->pools.next; l != &px->pools; l = l->next) {
 		struct pool *p = link_entry(l, struct pool, node);
 		if (p->ro)
 			continue;
-		for (struct link *sl = p->active.next; sl != &p->active;) {
+		for (struct link *sl = p->active.next; sl != &p->active; sl = sl->next) {
 			struct server *s = link_entry(sl, struct server, node);
-			sl = sl->next;
 			struct client *c = s->client;
 			if (c == NULL)
 				continue;
-			if (kick_sessions && px->cfg.pool_mode == POOL_SESSION && s->status == 'I' && relay_idle(c) &&
-			    pbuf_len(&c->in) == 0) {
-				char msg[300];
-				snprintf(msg, sizeof(msg),
-					 "planned switchover of the leader from %s to %s: this session ends; reconnect "
-					 "(new sessions go to the new leader)", px->so.from, px->so.to);
-				client_send_error(c, "57P01", msg, true);
-				continue;
-			}
-			busy = true;
+			if (!sessions_at_boundary_only ||
+			    (s->status == 'I' && relay_idle(c) && pbuf_len(&c->in) == 0))
+				return c;
 		}
 	}
-	return busy;
+	return NULL;
+}
+
+struct client *hold_session_to_end(struct proxy *px, char *why, size_t whylen)
+{
+	if (!px->so_hold || px->so_drained || px->cfg.pool_mode != POOL_SESSION)
+		return NULL;
+	struct client *c = rw_busy(px, true);
+	if (c != NULL)
+		snprintf(why, whylen, "planned switchover of the leader from %s to %s: this session ends; reconnect "
+			 "(new sessions go to the new leader)", px->so.from, px->so.to);
+	return c;
 }
 
 void hold_check(struct proxy *px)
 {
 	if (!px->so_hold || px->so_drained)
 		return;
-	if (rw_busy(px, true))
+	if (rw_busy(px, false) != NULL)
 		return;
 	px->so_drained = true;
 	log_info("switchover %s: no read-write transaction running after %lld ms: paused, reported in etcd",
@@ -84,10 +89,9 @@ static void release(struct proxy *px, const char *why)
 	px->so_hold = false;
 	px->so_drained = false;
 	publish_record(px);
-	pool_resume_all(px);
 }
 
-void hold_topology(struct proxy *px)
+bool hold_topology(struct proxy *px)
 {
 	const struct topology *t = &px->topo;
 	bool want = t->has_switchover && so_phase_holds(t->so.phase) &&
@@ -100,29 +104,32 @@ void hold_topology(struct proxy *px)
 		log_info("switchover %s from %s to %s (%s): holding new read-write transactions", t->so.id,
 			 t->so.from, t->so.to, so_phase_name(t->so.phase));
 		hold_check(px);
-		return;
+		return false;
 	}
 	if (want && strcmp(t->so.id, px->so.id) != 0) {
-		/* Another switchover replaced the one we held for: start over for it. */
+		/* Another switchover replaced the one we held for: the caller resumes, then calls again. */
 		release(px, "replaced by another switchover");
-		hold_topology(px);
-		return;
+		return true;
 	}
 	if (want) {
 		px->so.phase = t->so.phase;
-		return;
+		return false;
 	}
-	if (px->so_hold)
-		release(px, t->has_switchover ? so_phase_name(t->so.phase) : "the switchover record is gone");
+	if (!px->so_hold)
+		return false;
+	release(px, t->has_switchover ? so_phase_name(t->so.phase) : "the switchover record is gone");
+	return true;
 }
 
-void hold_tick(struct proxy *px)
+bool hold_tick(struct proxy *px)
 {
+	bool released = false;
 	if (px->so_hold && px->now_ms - px->so_since_ms > px->cfg.switchover_hold_ms) {
 		log_warn("switchover %s: still %s after switchover_hold = %d ms: resuming anyway", px->so.id,
 			 so_phase_name(px->so.phase), px->cfg.switchover_hold_ms);
 		snprintf(px->so_given_up, sizeof(px->so_given_up), "%s", px->so.id);
 		release(px, "gave up holding");
+		released = true;
 	}
 	hold_check(px);
 	/* Register at start, then refresh the client count now and then. */
@@ -132,9 +139,5 @@ void hold_tick(struct proxy *px)
 		px->so_clients_published = px->nclients;
 		publish_record(px);
 	}
-}
-
-bool pool_held(const struct pool *p)
-{
-	return p->px->paused || (!p->ro && p->px->so_hold);
+	return released;
 }

@@ -1,14 +1,19 @@
 /*
- * io.c — byte buffers, non-blocking socket reads and writes, intrusive lists.
+ * io.c — byte buffers, non-blocking socket reads and writes, epoll registrations, intrusive lists.
  */
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "proxy/proxy_int.h"
+#include "proxy/io.h"
+
+#include "common/log.h"
+#include "common/util.h"
+#include "proxy/objects.h"
 
 #define READ_CHUNK 16384
 
@@ -160,4 +165,30 @@ void link_del(struct link *n)
 bool link_empty(const struct link *head)
 {
 	return head->next == head;
+}
+
+void proxy_watch(struct proxy *px, struct fdtag *t, uint32_t events)
+{
+	if (t->registered && t->events == events)
+		return;
+	struct epoll_event ev = {.events = events, .data.ptr = t};
+	if (epoll_ctl(px->epfd, t->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, t->fd, &ev) != 0)
+		log_warn("epoll_ctl(fd %d): %s", t->fd, strerror(errno));
+	t->registered = true;
+	t->events = events;
+}
+
+void proxy_unwatch(struct proxy *px, struct fdtag *t)
+{
+	if (t->registered)
+		epoll_ctl(px->epfd, EPOLL_CTL_DEL, t->fd, NULL);
+	t->registered = false;
+	t->events = 0;
+	/*
+	 * It is going away (closed, then freed): events for it later in the batch
+	 * being handled must not reach it (one client's end can close its server).
+	 */
+	for (int i = px->ev_next; i < px->ev_count; i++)
+		if (px->evs[i].data.ptr == t)
+			px->evs[i].data.ptr = NULL;
 }

@@ -11,7 +11,8 @@
 
 #include "http/httpd.h"
 #include "common/log.h"
-#include "proxy/proxy_int.h"
+#include "proxy/metrics.h"
+#include "proxy/objects.h"
 
 static const int64_t bucket_ms[] = {1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000};
 #define NBUCKETS (sizeof(bucket_ms) / sizeof(bucket_ms[0]))

@@ -13,7 +13,8 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pgproto/pgproto.h"
-#include "proxy/proxy_int.h"
+#include "proxy/pool.h"
+#include "proxy/server.h"
 
 struct pool *pool_get(struct proxy *px, const char *db, const char *user, bool ro)
 {
@@ -69,8 +70,6 @@ bool pool_target(struct pool *p, struct route_target *out)
 	return true;
 }
 
-static void give_to_waiting(struct pool *p, struct server *s);
-
 /*
  * Is t still where this pool's servers belong? Read-write: the leader. Read-only:
  * a standby the topology lists, or the leader only while no standby is within
@@ -92,7 +91,7 @@ static bool target_current(struct pool *p, const struct route_target *t)
 	return leader && px->cfg.ro_fallback_leader && !standby_usable;
 }
 
-static void open_servers(struct pool *p)
+void pool_open_servers(struct pool *p)
 {
 	/*
 	 * One connection attempt per waiting client, within pool_size. Stale servers
@@ -113,47 +112,47 @@ static void open_servers(struct pool *p)
 			return;   /* no leader yet: the clients wait (hold) */
 		log_debug("pool %s@%s: opening a server to %s:%d (%d waiting)", p->user, p->database, t.host,
 			  t.port, p->nwaiting);
-		struct server *s = server_connect(p, &t);
-		if (s == NULL)
+		char why[300];
+		if (server_connect(p, &t, why, sizeof(why)) == NULL) {
+			/* Only a connect failure (address, socket): not one that fails the clients. */
+			pool_login_failed(p, why);
 			return;
-		link_add_tail(&p->active, &s->node);   /* connecting servers sit with the active ones */
+		}
 		connecting++;
 	}
 }
 
-void pool_resume_all(struct proxy *px)
+/* The first waiting client gets s (active now): the caller links them. */
+static struct client *give_to_waiting(struct pool *p, struct server *s)
 {
-	for (struct link *l = px->pools.next; l != &px->pools; l = l->next) {
-		struct pool *p = link_entry(l, struct pool, node);
-		while (!link_empty(&p->waiting) && !link_empty(&p->idle)) {
-			struct server *s = link_entry(p->idle.next, struct server, node);
-			give_to_waiting(p, s);
-		}
-		open_servers(p);
-	}
+	struct client *c = link_entry(p->waiting.next, struct client, node);
+	server_set_state(s, SV_ACTIVE);
+	return c;
 }
 
-void pool_request(struct pool *p, struct client *c)
+struct client *pool_resume_next(struct pool *p, struct server **s)
+{
+	if (link_empty(&p->waiting) || link_empty(&p->idle))
+		return NULL;
+	*s = link_entry(p->idle.next, struct server, node);
+	return give_to_waiting(p, *s);
+}
+
+struct server *pool_request(struct pool *p, struct client *c)
 {
 	log_debug("pool %s: client %p wants a server (%d waiting, %d servers)", p->user, (void *)c, p->nwaiting, p->nservers);
 	while (!pool_held(p) && !link_empty(&p->idle)) {
 		struct server *s = link_entry(p->idle.next, struct server, node);
-		link_del(&s->node);
 		if (s->stale || !target_current(p, &s->target)) {
 			server_close(s, "its target changed");
 			continue;
 		}
-		link_add_tail(&p->active, &s->node);
-		s->state = SV_ACTIVE;
-		client_got_server(c, s);
-		return;
+		server_set_state(s, SV_ACTIVE);
+		return s;
 	}
-	c->state = CL_WAITING;
-	c->since_ms = p->px->now_ms;
-	link_del(&c->node);
-	link_add_tail(&p->waiting, &c->node);
-	p->nwaiting++;
-	open_servers(p);
+	client_set_state(c, CL_WAITING);
+	pool_open_servers(p);
+	return NULL;
 }
 
 /* c stops waiting (it leaves, or gets an error): idle again, read again. Idempotent. */
@@ -161,25 +160,11 @@ void pool_cancel_wait(struct pool *p, struct client *c)
 {
 	if (c->state != CL_WAITING)
 		return;
-	link_del(&c->node);
-	p->nwaiting--;
-	c->state = CL_IDLE;
-	link_add_tail(&p->px->clients_idle, &c->node);
+	client_set_state(c, CL_IDLE);
 	proxy_watch(p->px, &c->tag, EPOLLIN);
 }
 
-static void give_to_waiting(struct pool *p, struct server *s)
-{
-	struct client *c = link_entry(p->waiting.next, struct client, node);
-	link_del(&c->node);
-	p->nwaiting--;
-	link_del(&s->node);
-	link_add_tail(&p->active, &s->node);
-	s->state = SV_ACTIVE;
-	client_got_server(c, s);
-}
-
-void pool_release(struct server *s)
+struct client *pool_release(struct server *s)
 {
 	struct pool *p = s->pool;
 	log_debug("pool %s: server pid %d released (status %c, %d waiting)", p->user, s->backend_pid, s->status, p->nwaiting);
@@ -187,36 +172,18 @@ void pool_release(struct server *s)
 	s->used_ms = p->px->now_ms;
 	if (s->stale || !target_current(p, &s->target) || s->status != 'I') {
 		server_close(s, s->status != 'I' ? "released inside a transaction" : "its target changed");
-		return;
+		return NULL;
 	}
-	if (!link_empty(&p->waiting) && !pool_held(p)) {
-		give_to_waiting(p, s);
-		return;
-	}
-	link_del(&s->node);
-	s->state = SV_IDLE;
-	link_add_tail(&p->idle, &s->node);
-	if (p->px->so_hold && !p->ro)
-		hold_check(p->px);
+	return pool_server_ready(s);
 }
 
-void pool_server_ready(struct server *s)
+struct client *pool_server_ready(struct server *s)
 {
 	struct pool *p = s->pool;
-	/* Clients that logged in before the pool knew its parameters can go on now. */
-	for (struct link *l = p->px->clients_idle.next; l != &p->px->clients_idle;) {
-		struct client *c = link_entry(l, struct client, node);
-		l = l->next;
-		if (c->state == CL_LOGIN && c->pool == p)
-			client_login_done(c);
-	}
-	if (!link_empty(&p->waiting) && !pool_held(p)) {
-		give_to_waiting(p, s);
-		return;
-	}
-	link_del(&s->node);
-	s->state = SV_IDLE;
-	link_add_tail(&p->idle, &s->node);
+	if (!link_empty(&p->waiting) && !pool_held(p))
+		return give_to_waiting(p, s);
+	server_set_state(s, SV_IDLE);
+	return NULL;
 }
 
 void pool_take_params(struct pool *p, struct strbuf *params)
@@ -242,38 +209,14 @@ void pool_take_params(struct pool *p, struct strbuf *params)
 	p->defaults[k] = xstrdup("");
 }
 
-const char *pool_param(const struct client *c, int k)
-{
-	return c->want[k] != NULL ? c->want[k] : c->pool->defaults[k];
-}
-
-void pool_server_gone(struct server *s)
-{
-	s->pool->nservers--;
-}
-
-void pool_login_failed(struct pool *p, const char *why)
+bool pool_login_failed(struct pool *p, const char *why)
 {
 	snprintf(p->last_error, sizeof(p->last_error), "%s", why);
 	p->last_error_ms = p->px->now_ms;
 	log_warn("pool %s@%s%s: %s", p->user, p->database, p->ro ? " (read-only)" : "", why);
-	/* Authentication problems will not go away by waiting: fail the clients now. */
-	bool fatal = strstr(why, "password") != NULL || strstr(why, "SCRAM") != NULL ||
-		     strstr(why, "28P01") != NULL || strstr(why, "28000") != NULL ||
-		     strstr(why, "3D000") != NULL;
-	if (!fatal)
-		return;
-	while (!link_empty(&p->waiting)) {
-		struct client *c = link_entry(p->waiting.next, struct client, node);
-		pool_cancel_wait(p, c);
-		client_send_error(c, "08004", why, true);
-	}
-	for (struct link *l = p->px->clients_idle.next; l != &p->px->clients_idle;) {
-		struct client *c = link_entry(l, struct client, node);
-		l = l->next;
-		if (c->state == CL_LOGIN && c->pool == p)
-			client_send_error(c, "08004", why, true);
-	}
+	/* Authentication problems will not go away by waiting: the caller fails the clients now. */
+	return strstr(why, "password") != NULL || strstr(why, "SCRAM") != NULL ||
+	       strstr(why, "28P01") != NULL || strstr(why, "28000") != NULL || strstr(why, "3D000") != NULL;
 }
 
 void pool_topology_changed(struct proxy *px)
@@ -301,39 +244,11 @@ void pool_topology_changed(struct proxy *px)
 			if (s->state == SV_CONNECTING || s->state == SV_LOGIN)
 				server_close(s, "abandoned: the leader changed");
 		}
-		open_servers(p);
+		pool_open_servers(p);
 	}
 }
 
-void pool_tick(struct pool *p)
+bool pool_held(const struct pool *p)
 {
-	struct proxy *px = p->px;
-	for (struct link *l = p->waiting.next; l != &p->waiting;) {
-		struct client *c = link_entry(l, struct client, node);
-		l = l->next;
-		if (pool_held(p) || px->now_ms - c->since_ms < px->cfg.hold_timeout_ms)
-			continue;   /* a PAUSE holds clients until RESUME */
-		pool_cancel_wait(p, c);
-		char msg[400];
-		struct route_target t;
-		if (!pool_target(p, &t))
-			snprintf(msg, sizeof(msg), "no %s server available after waiting %d ms (no leader: failover in progress?)",
-				 p->ro ? "read-only" : "read-write", px->cfg.hold_timeout_ms);
-		else
-			snprintf(msg, sizeof(msg), "no server available after waiting %d ms: %s",
-				 px->cfg.hold_timeout_ms, p->last_error[0] ? p->last_error : "pool exhausted");
-		client_send_error(c, "08006", msg, false);
-	}
-	for (struct link *l = p->idle.next; l != &p->idle;) {
-		struct server *s = link_entry(l, struct server, node);
-		l = l->next;
-		server_check_timeouts(s);
-	}
-	for (struct link *l = p->active.next; l != &p->active;) {
-		struct server *s = link_entry(l, struct server, node);
-		l = l->next;
-		server_check_timeouts(s);
-	}
-	if (p->nwaiting > 0)
-		open_servers(p);
+	return p->px->paused || (!p->ro && p->px->so_hold);
 }

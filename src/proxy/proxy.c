@@ -21,169 +21,17 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "proxy/client.h"
 #include "proxy/creds.h"
-#include "proxy/proxy_int.h"
-
-void proxy_watch(struct proxy *px, struct fdtag *t, uint32_t events)
-{
-	if (t->registered && t->events == events)
-		return;
-	struct epoll_event ev = {.events = events, .data.ptr = t};
-	if (epoll_ctl(px->epfd, t->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, t->fd, &ev) != 0)
-		log_warn("epoll_ctl(fd %d): %s", t->fd, strerror(errno));
-	t->registered = true;
-	t->events = events;
-}
-
-void proxy_unwatch(struct proxy *px, struct fdtag *t)
-{
-	if (t->registered)
-		epoll_ctl(px->epfd, EPOLL_CTL_DEL, t->fd, NULL);
-	t->registered = false;
-	t->events = 0;
-	/*
-	 * It is going away (closed, then freed): events for it later in the batch
-	 * being handled must not reach it (one client's end can close its server).
-	 */
-	for (int i = px->ev_next; i < px->ev_count; i++)
-		if (px->evs[i].data.ptr == t)
-			px->evs[i].data.ptr = NULL;
-}
-
-const struct user_entry *proxy_user(const struct proxy *px, const char *name)
-{
-	for (size_t i = 0; i < px->nusers; i++)
-		if (strcmp(px->users[i].name, name) == 0)
-			return &px->users[i];
-	return NULL;
-}
-
-/* Users file: lines of "user" "secret" (PgBouncer's userlist.txt format). */
-static int load_users(struct proxy *px, struct pgha_err *e)
-{
-	char *text;
-	size_t len;
-	if (read_secret_text(px->cfg.auth_file, &text, &len, e) != 0)
-		return err_wrap(e, "[auth] auth_file");
-	int rc = 0, lineno = 0;
-	char *save = NULL;
-	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		lineno++;
-		char *p = line;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (*p == '\0' || *p == ';' || *p == '#' || *p == '\r')
-			continue;
-		char *field[2];
-		for (int f = 0; f < 2; f++) {
-			while (*p == ' ' || *p == '\t')
-				p++;
-			if (*p != '"') {
-				rc = err_set(e, "%s:%d: expected \"user\" \"password\"", px->cfg.auth_file, lineno);
-				goto out;
-			}
-			char *start = ++p, *w = p;
-			for (;; p++) {
-				if (*p == '\0') {
-					rc = err_set(e, "%s:%d: unterminated quote", px->cfg.auth_file, lineno);
-					goto out;
-				}
-				if (*p == '"' && p[1] == '"') {   /* "" is a quote inside */
-					*w++ = '"';
-					p++;
-					continue;
-				}
-				if (*p == '"')
-					break;
-				*w++ = *p;
-			}
-			*w = '\0';
-			p++;
-			field[f] = start;
-		}
-		px->users = xrealloc(px->users, (px->nusers + 1) * sizeof(*px->users));
-		px->users[px->nusers] = (struct user_entry){.name = xstrdup(field[0]), .secret = xstrdup(field[1])};
-		px->nusers++;
-	}
-out:
-	secret_wipe_free(text, len);
-	return rc;
-}
-
-static void free_users(struct proxy *px);
-
-static void free_user_list(struct user_entry *users, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(users[i].name);
-		secret_free(users[i].secret);
-		secret_free(users[i].verifier);
-	}
-	free(users);
-}
-
-int proxy_reload_users(struct proxy *px, struct pgha_err *e)
-{
-	struct user_entry *old = px->users;
-	size_t nold = px->nusers;
-	px->users = NULL;
-	px->nusers = 0;
-	if (load_users(px, e) != 0) {
-		free_users(px);
-		px->users = old;   /* keep the users we had */
-		px->nusers = nold;
-		return -1;
-	}
-	creds_users_loaded(px, old, nold);
-	free_user_list(old, nold);
-	return 0;
-}
-
-static void note_fixed(const struct config_option *o, void *arg)
-{
-	log_warn("reload: [%s] %s changed in %s: it takes effect at the next restart", o->section, o->name,
-		 (const char *)arg);
-}
-
-int proxy_reload(struct proxy *px, struct pgha_err *e)
-{
-	struct proxy_config fresh;
-	if (proxy_config_load(px->cfg.path, &fresh, e) != 0) {
-		proxy_config_free(&fresh);
-		return err_wrap(e, "keeping the running configuration");
-	}
-	config_take_reloadable(&proxy_config_table, &px->cfg, &fresh, note_fixed, px->cfg.path);
-	px->cfg.server_auth_mask = fresh.server_auth_mask;   /* derived from a reloadable option */
-	proxy_config_free(&fresh);
-	log_set_level((enum log_level)px->cfg.log_level);
-	int rc = 0;
-	if (tls_configure(px, e) != 0) {
-		log_error("reload: %s (TLS keeps its previous state)", e->msg);
-		rc = -1;
-	}
-	struct pgha_err ue;
-	if (proxy_reload_users(px, &ue) != 0) {
-		log_error("reload: %s (keeping the previous users)", ue.msg);
-		if (rc == 0)
-			*e = ue;
-		rc = -1;
-	} else if (creds_reload(px, &ue) != 0) {
-		log_error("reload: %s (auth_query keeps auth_user's previous password)", ue.msg);
-		if (rc == 0)
-			*e = ue;
-		rc = -1;
-	}
-	if (rc == 0)
-		log_info("reloaded %s", px->cfg.path);
-	return rc;
-}
-
-static void free_users(struct proxy *px)
-{
-	free_user_list(px->users, px->nusers);
-	px->users = NULL;
-	px->nusers = 0;
-}
+#include "proxy/hold.h"
+#include "proxy/metrics.h"
+#include "proxy/objects.h"
+#include "proxy/pool.h"
+#include "proxy/relay.h"
+#include "proxy/reload.h"
+#include "proxy/server.h"
+#include "proxy/tls.h"
+#include "proxy/users.h"
 
 static int listen_on(const char *addr, struct pgha_err *e)
 {
@@ -258,9 +106,11 @@ static void tick(struct proxy *px)
 	if (freed > 4 * 1024 * 1024)
 		malloc_trim(0);
 	for (struct link *l = px->pools.next; l != &px->pools; l = l->next)
-		pool_tick(link_entry(l, struct pool, node));
+		client_pool_tick(link_entry(l, struct pool, node));
 	creds_tick(px);
-	hold_tick(px);
+	client_wake_lookups(px);
+	if (hold_tick(px))
+		client_resume_waiting(px);
 	metrics_render(px);
 }
 
@@ -280,6 +130,243 @@ static void usage(FILE *out)
 		"  -h, --help          this help, with every config option\n"
 		"\nConfig file options:\n");
 	config_print_help(&proxy_config_table, out);
+}
+
+/* --check: besides the config, users and TLS files, what the start reads: auth_user's and etcd's passwords. */
+static int check_config(struct proxy *px, const char *path)
+{
+	struct pgha_err e;
+	char *etcd_pw = NULL;
+	int rc = creds_start(px, true, &e);
+	if (rc == 0 && px->cfg.etcd_username[0] &&
+	    (rc = read_secret_file(px->cfg.etcd_password_file, &etcd_pw, &e)) != 0)
+		err_wrap(&e, "[etcd] password_file");
+	if (rc != 0)
+		fprintf(stderr, "pgha proxy: %s\n", e.msg);
+	else
+		printf("%s: OK (%zu users)\n", path, px->nusers);
+	secret_free(etcd_pw);
+	creds_stop(px);
+	users_free(px);
+	tls_shutdown(px);
+	proxy_config_free(&px->cfg);
+	return rc != 0 ? 2 : 0;
+}
+
+/* Room for max_client_conn clients, max_preauth_conn logging in, and their servers. */
+static void raise_fd_limit(const struct proxy *px)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	rlim_t want = (rlim_t)px->cfg.max_client_conn + (rlim_t)px->cfg.max_preauth_conn +
+		      (rlim_t)px->cfg.pool_size * 64 + 64;
+	if (rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+		log_warn("open files limited to %llu: fewer than max_client_conn = %d clients fit "
+			 "(HINT: raise the hard limit, ulimit -Hn)",
+			 (unsigned long long)rl.rlim_cur, px->cfg.max_client_conn);
+}
+
+static int open_listeners(struct proxy *px)
+{
+	struct pgha_err e;
+	px->listen_rw.kind = FD_LISTEN_RW;
+	px->listen_rw.fd = listen_on(px->cfg.listen, &e);
+	if (px->listen_rw.fd < 0) {
+		log_fatal("[proxy] listen: %s", e.msg);
+		return -1;
+	}
+	proxy_watch(px, &px->listen_rw, EPOLLIN);
+	px->listen_ro.fd = -1;
+	if (px->cfg.listen_ro[0]) {
+		px->listen_ro.kind = FD_LISTEN_RO;
+		px->listen_ro.fd = listen_on(px->cfg.listen_ro, &e);
+		if (px->listen_ro.fd < 0) {
+			log_fatal("[proxy] listen_ro: %s", e.msg);
+			return -1;
+		}
+		proxy_watch(px, &px->listen_ro, EPOLLIN);
+	}
+	return 0;
+}
+
+/* SIGINT, SIGTERM and SIGHUP come through a signalfd in the loop (before any thread starts). */
+static void watch_signals(struct proxy *px)
+{
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	px->signal_tag.kind = FD_SIGNAL;
+	px->signal_tag.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	proxy_watch(px, &px->signal_tag, EPOLLIN);
+}
+
+/* The etcd watch (routing thread), metrics, auth_query workers. etcd_pw is freed here. */
+static int start_threads(struct proxy *px, char *etcd_pw)
+{
+	struct pgha_err e;
+	char *prefix = xasprintf("%s/%s/", strcmp(px->cfg.etcd_prefix, "/") == 0 ? "" : px->cfg.etcd_prefix,
+				 px->cfg.cluster_name);
+	struct etcd_opts eo = {.endpoints = px->cfg.etcd_endpoints, .username = px->cfg.etcd_username,
+			       .password = etcd_pw, .request_timeout_ms = px->cfg.etcd_request_timeout_ms,
+			       .deadline_ms = 3000};
+	px->route = route_start(&eo, prefix, &e);
+	free(prefix);
+	secret_free(etcd_pw);
+	if (px->route == NULL) {
+		log_fatal("watching etcd: %s", e.msg);
+		return -1;
+	}
+	if (px->cfg.metrics_listen[0] && metrics_start(px, px->cfg.metrics_listen, &e) == NULL) {
+		log_fatal("[proxy] metrics_listen: %s", e.msg);
+		return -1;
+	}
+	/* After the signals are blocked: the lookup threads must not take them. */
+	if (creds_start(px, false, &e) != 0) {
+		log_fatal("%s", e.msg);
+		return -1;
+	}
+	px->route_tag.kind = FD_ROUTE;
+	px->route_tag.fd = route_fd(px->route);
+	proxy_watch(px, &px->route_tag, EPOLLIN);
+	return 0;
+}
+
+/* Config and users file loaded: everything the loop needs. -1: it cannot run (logged). */
+static int setup(struct proxy *px)
+{
+	log_set_level((enum log_level)px->cfg.log_level);
+	char ctx[96];
+	snprintf(ctx, sizeof(ctx), "proxy %s", px->cfg.name);
+	log_set_context(ctx);
+	signal(SIGPIPE, SIG_IGN);
+	struct pgha_err e;
+	char *etcd_pw = NULL;
+	if (px->cfg.etcd_username[0] && read_secret_file(px->cfg.etcd_password_file, &etcd_pw, &e) != 0) {
+		log_fatal("[etcd] password_file: %s", e.msg);
+		return -1;
+	}
+	raise_fd_limit(px);
+	px->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (open_listeners(px) != 0) {
+		secret_free(etcd_pw);
+		return -1;
+	}
+	watch_signals(px);
+	if (start_threads(px, etcd_pw) != 0)
+		return -1;
+	log_info("listening on %s (read-write)%s%s%s, %s pooling, pool_size %d", px->cfg.listen,
+		 px->cfg.listen_ro[0] ? " and " : "", px->cfg.listen_ro, px->cfg.listen_ro[0] ? " (read-only)" : "",
+		 px->cfg.pool_mode_text, px->cfg.pool_size);
+	return 0;
+}
+
+/* SIGHUP reloads; SIGINT or SIGTERM stop taking connections, and the loop ends once work is done. */
+static void on_signals(struct proxy *px, int fd)
+{
+	struct signalfd_siginfo si;
+	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			struct pgha_err e;
+			log_info("SIGHUP: reloading %s", px->cfg.path);
+			if (proxy_reload(px, &e) != 0)
+				log_error("reload incomplete: %s", e.msg);
+		} else if (!px->stopping) {
+			log_info("shutting down: no new connections; waiting up to 10 s for running transactions");
+			px->stopping = true;
+			px->stop_ms = px->now_ms + 10000;
+			proxy_unwatch(px, &px->listen_rw);
+			close(px->listen_rw.fd);
+			if (px->listen_ro.fd >= 0) {
+				proxy_unwatch(px, &px->listen_ro);
+				close(px->listen_ro.fd);
+			}
+		}
+	}
+}
+
+static void on_topology(struct proxy *px)
+{
+	route_get(px->route, &px->topo);
+	px->stats_routing_changes++;
+	log_debug("topology %llu: leader %s:%d, %d standbys", (unsigned long long)px->topo.version,
+		  px->topo.has_leader ? px->topo.leader.host : "-", px->topo.leader.port, px->topo.nreplicas);
+	pool_topology_changed(px);
+	while (hold_topology(px))
+		client_resume_waiting(px);
+	creds_topology_changed(px);
+	client_wake_lookups(px);
+}
+
+static void dispatch(struct proxy *px, struct fdtag *t, uint32_t events)
+{
+	switch (t->kind) {
+	case FD_LISTEN_RW: accept_all(px, t->fd, false); break;
+	case FD_LISTEN_RO: accept_all(px, t->fd, true); break;
+	case FD_CLIENT: client_event((struct client *)t, events); break;
+	case FD_SERVER: client_server_event((struct server *)t, events); break;
+	case FD_ROUTE: on_topology(px); break;
+	case FD_AUTHQ:
+		creds_lookups_done(px);
+		client_wake_lookups(px);
+		break;
+	case FD_SIGNAL: on_signals(px, t->fd); break;
+	}
+}
+
+/* Stopping: done once no server is busy, or at the deadline. */
+static bool stopped(const struct proxy *px)
+{
+	if (px->now_ms > px->stop_ms)
+		return true;
+	for (const struct link *l = px->pools.next; l != &px->pools; l = l->next)
+		if (!link_empty(&link_entry(l, const struct pool, node)->active))
+			return false;
+	return true;
+}
+
+static void run(struct proxy *px)
+{
+	int64_t last_tick = now_ms();
+	struct epoll_event *evs = px->evs;
+	for (;;) {
+		int n = epoll_wait(px->epfd, evs, PROXY_EVENTS, 250);
+		px->now_ms = now_ms();
+		px->ev_count = n < 0 ? 0 : n;
+		for (int i = 0; i < n; i++) {
+			struct fdtag *t = evs[i].data.ptr;
+			px->ev_next = i + 1;
+			if (t != NULL)   /* NULL: closed by an earlier event of this batch */
+				dispatch(px, t, evs[i].events);
+		}
+		px->ev_count = 0;
+		client_hold_check(px);   /* servers released in this batch: drained for a switchover now? */
+		if (px->now_ms - last_tick >= 1000) {
+			last_tick = px->now_ms;
+			tick(px);
+		}
+		if (px->stopping && stopped(px))
+			return;
+	}
+}
+
+static void shutdown_proxy(struct proxy *px)
+{
+	metrics_stop(px->metrics);
+	px->metrics = NULL;
+	if (px->route)
+		route_stop(px->route);
+	creds_stop(px);
+	users_free(px);
+	tls_shutdown(px);
+	relay_registry_free(px);
+	proxy_config_free(&px->cfg);
 }
 
 int proxy_main(int argc, char **argv)
@@ -313,188 +400,19 @@ int proxy_main(int argc, char **argv)
 		proxy_config_free(&px->cfg);
 		return 2;
 	}
-	if (load_users(px, &e) != 0 || tls_configure(px, &e) != 0) {
+	if (users_load(px, &e) != 0 || tls_configure(px, &e) != 0) {
 		fprintf(stderr, "pgha proxy: %s\n", e.msg);
 		tls_shutdown(px);
 		return 2;
 	}
-	char *etcd_pw = NULL;
-	if (check) {
-		/* Everything the real start reads: the users file (above), auth_user's and etcd's passwords. */
-		int rc = creds_start(px, true, &e);
-		if (rc == 0 && px->cfg.etcd_username[0] &&
-		    (rc = read_secret_file(px->cfg.etcd_password_file, &etcd_pw, &e)) != 0)
-			err_wrap(&e, "[etcd] password_file");
-		if (rc != 0)
-			fprintf(stderr, "pgha proxy: %s\n", e.msg);
-		else
-			printf("%s: OK (%zu users)\n", path, px->nusers);
-		secret_free(etcd_pw);
-		creds_stop(px);
-		free_users(px);
-		tls_shutdown(px);
-		proxy_config_free(&px->cfg);
-		return rc != 0 ? 2 : 0;
-	}
-	log_set_level((enum log_level)px->cfg.log_level);
-	char ctx[96];
-	snprintf(ctx, sizeof(ctx), "proxy %s", px->cfg.name);
-	log_set_context(ctx);
-	signal(SIGPIPE, SIG_IGN);
-
-	if (px->cfg.etcd_username[0] && read_secret_file(px->cfg.etcd_password_file, &etcd_pw, &e) != 0) {
-		log_fatal("[etcd] password_file: %s", e.msg);
-		return 1;
-	}
-	/* Room for max_client_conn clients, max_preauth_conn logging in, and their servers. */
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		rlim_t want = (rlim_t)px->cfg.max_client_conn + (rlim_t)px->cfg.max_preauth_conn +
-			      (rlim_t)px->cfg.pool_size * 64 + 64;
-		if (rl.rlim_cur < want) {
-			rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
-			if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
-				log_warn("open files limited to %llu: fewer than max_client_conn = %d clients fit "
-					 "(HINT: raise the hard limit, ulimit -Hn)",
-					 (unsigned long long)rl.rlim_cur, px->cfg.max_client_conn);
-		}
-	}
-	px->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (check)
+		return check_config(px, path);
 	int code = 1;
-	px->listen_rw.kind = FD_LISTEN_RW;
-	px->listen_rw.fd = listen_on(px->cfg.listen, &e);
-	if (px->listen_rw.fd < 0) {
-		log_fatal("[proxy] listen: %s", e.msg);
-		goto out;
+	if (setup(px) == 0) {
+		run(px);
+		code = 0;
+		log_info("stopped");
 	}
-	proxy_watch(px, &px->listen_rw, EPOLLIN);
-	px->listen_ro.fd = -1;
-	if (px->cfg.listen_ro[0]) {
-		px->listen_ro.kind = FD_LISTEN_RO;
-		px->listen_ro.fd = listen_on(px->cfg.listen_ro, &e);
-		if (px->listen_ro.fd < 0) {
-			log_fatal("[proxy] listen_ro: %s", e.msg);
-			goto out;
-		}
-		proxy_watch(px, &px->listen_ro, EPOLLIN);
-	}
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	px->signal_tag.kind = FD_SIGNAL;
-	px->signal_tag.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-	proxy_watch(px, &px->signal_tag, EPOLLIN);
-
-	char *prefix = xasprintf("%s/%s/", strcmp(px->cfg.etcd_prefix, "/") == 0 ? "" : px->cfg.etcd_prefix,
-				 px->cfg.cluster_name);
-	struct etcd_opts eo = {.endpoints = px->cfg.etcd_endpoints, .username = px->cfg.etcd_username,
-			       .password = etcd_pw, .request_timeout_ms = px->cfg.etcd_request_timeout_ms,
-			       .deadline_ms = 3000};
-	px->route = route_start(&eo, prefix, &e);
-	free(prefix);
-	secret_free(etcd_pw);
-	if (px->route == NULL) {
-		log_fatal("watching etcd: %s", e.msg);
-		goto out;
-	}
-	if (px->cfg.metrics_listen[0] && metrics_start(px, px->cfg.metrics_listen, &e) == NULL) {
-		log_fatal("[proxy] metrics_listen: %s", e.msg);
-		goto out;
-	}
-	/* After the signals are blocked: the lookup threads must not take them. */
-	if (creds_start(px, false, &e) != 0) {
-		log_fatal("%s", e.msg);
-		goto out;
-	}
-	px->route_tag.kind = FD_ROUTE;
-	px->route_tag.fd = route_fd(px->route);
-	proxy_watch(px, &px->route_tag, EPOLLIN);
-	log_info("listening on %s (read-write)%s%s%s, %s pooling, pool_size %d", px->cfg.listen,
-		 px->cfg.listen_ro[0] ? " and " : "", px->cfg.listen_ro, px->cfg.listen_ro[0] ? " (read-only)" : "",
-		 px->cfg.pool_mode_text, px->cfg.pool_size);
-
-	int64_t last_tick = now_ms();
-	int64_t stop_deadline = 0;
-	struct epoll_event *evs = px->evs;
-	for (;;) {
-		int n = epoll_wait(px->epfd, evs, PROXY_EVENTS, 250);
-		px->now_ms = now_ms();
-		px->ev_count = n < 0 ? 0 : n;
-		for (int i = 0; i < n; i++) {
-			struct fdtag *t = evs[i].data.ptr;
-			px->ev_next = i + 1;
-			if (t == NULL)
-				continue;   /* closed by an earlier event of this batch */
-			switch (t->kind) {
-			case FD_LISTEN_RW: accept_all(px, t->fd, false); break;
-			case FD_LISTEN_RO: accept_all(px, t->fd, true); break;
-			case FD_CLIENT: client_event((struct client *)t, evs[i].events); break;
-			case FD_SERVER: server_event((struct server *)t, evs[i].events); break;
-			case FD_ROUTE:
-				route_get(px->route, &px->topo);
-				px->stats_routing_changes++;
-				log_debug("topology %llu: leader %s:%d, %d standbys",
-					  (unsigned long long)px->topo.version,
-					  px->topo.has_leader ? px->topo.leader.host : "-", px->topo.leader.port,
-					  px->topo.nreplicas);
-				pool_topology_changed(px);
-				hold_topology(px);
-				creds_topology_changed(px);
-				break;
-			case FD_AUTHQ: creds_lookups_done(px); break;
-			case FD_SIGNAL: {
-				struct signalfd_siginfo si;
-				while (read(t->fd, &si, sizeof(si)) == sizeof(si)) {
-					if (si.ssi_signo == SIGHUP) {
-						log_info("SIGHUP: reloading %s", px->cfg.path);
-						if (proxy_reload(px, &e) != 0)
-							log_error("reload incomplete: %s", e.msg);
-					} else if (!px->stopping) {
-						log_info("shutting down: no new connections; waiting up to 10 s for "
-							 "running transactions");
-						px->stopping = true;
-						stop_deadline = px->now_ms + 10000;
-						proxy_unwatch(px, &px->listen_rw);
-						close(px->listen_rw.fd);
-						if (px->listen_ro.fd >= 0) {
-							proxy_unwatch(px, &px->listen_ro);
-							close(px->listen_ro.fd);
-						}
-					}
-				}
-				break;
-			}
-			}
-		}
-		px->ev_count = 0;
-		if (px->now_ms - last_tick >= 1000) {
-			last_tick = px->now_ms;
-			tick(px);
-		}
-		if (px->stopping) {
-			bool busy = false;
-			for (struct link *l = px->pools.next; l != &px->pools; l = l->next) {
-				struct pool *p = link_entry(l, struct pool, node);
-				busy |= !link_empty(&p->active);
-			}
-			if (!busy || px->now_ms > stop_deadline)
-				break;
-		}
-	}
-	code = 0;
-	log_info("stopped");
-out:
-	metrics_stop(px->metrics);
-	px->metrics = NULL;
-	if (px->route)
-		route_stop(px->route);
-	creds_stop(px);
-	free_users(px);
-	tls_shutdown(px);
-	relay_registry_free(px);
-	proxy_config_free(&px->cfg);
+	shutdown_proxy(px);
 	return code;
 }

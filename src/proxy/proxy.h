@@ -1,6 +1,6 @@
 /*
- * proxy.h — `pgha proxy`: the clients' single endpoint. See proxy_int.h for
- * how it is built.
+ * proxy.h — `pgha proxy`: the clients' single endpoint. Its objects are in
+ * objects.h; each module's header says what it owns.
  */
 #ifndef PGHA_PROXY_PROXY_H
 #define PGHA_PROXY_PROXY_H

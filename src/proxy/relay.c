@@ -41,7 +41,10 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pgproto/pgproto.h"
-#include "proxy/proxy_int.h"
+#include "proxy/metrics.h"
+#include "proxy/relay.h"
+#include "proxy/server.h"
+#include "proxy/tls.h"
 
 /* The longest message PostgreSQL accepts (PQ_LARGE_MESSAGE_LIMIT): longer ones are refused here. */
 #define MSG_MAX ((1u << 30) - 2)
@@ -225,13 +228,6 @@ static void server_forget(struct server *s, const struct pstmt *p)
 	}
 }
 
-void relay_server_free(struct server *s)
-{
-	free(s->prepared);
-	s->prepared = NULL;
-	s->nprepared = s->capprepared = 0;
-}
-
 static struct pstmt *client_stmt(const struct client *c, const char *name)
 {
 	for (size_t i = 0; i < c->nstmts; i++)
@@ -325,13 +321,43 @@ void relay_free(struct client *c)
 	c->expq = NULL;
 }
 
-static void put_msg(struct strbuf *sb, char type, const void *body, size_t len)
+/* ---- message headers, and the bytes of a message streamed through --------------- */
+
+/* A message header: its type, then its length field (the body's length and its own 4 bytes). */
+static void put_header(struct strbuf *sb, char type, size_t body_len)
 {
-	uint8_t hdr[5] = {(uint8_t)type, (uint8_t)((len + 4) >> 24), (uint8_t)((len + 4) >> 16),
-			  (uint8_t)((len + 4) >> 8), (uint8_t)(len + 4)};
+	uint32_t len = (uint32_t)(body_len + 4);
+	uint8_t hdr[5] = {(uint8_t)type, (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+			  (uint8_t)len};
 	sb_append(sb, hdr, 5);
-	if (len)
-		sb_append(sb, body, len);
+}
+
+/* The header of the next message in b: false while fewer than its 5 bytes are there. */
+static bool next_header(const struct pbuf *b, const uint8_t **h, char *type, uint32_t *len)
+{
+	if (pbuf_len(b) < 5)
+		return false;
+	const uint8_t *p = b->data + b->start;
+	*h = p;
+	*type = (char)p[0];
+	*len = ((uint32_t)p[1] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 8) | p[4];
+	return true;
+}
+
+/*
+ * What b holds of the message streamed through (*remaining bytes of its body
+ * still to come), appended to out (NULL: dropped). false: nothing to move.
+ */
+static bool stream_rest(struct pbuf *b, uint32_t *remaining, struct strbuf *out)
+{
+	if (*remaining == 0 || b->start == b->end)
+		return false;
+	size_t n = pbuf_len(b) < *remaining ? pbuf_len(b) : *remaining;
+	if (out != NULL)
+		sb_append(out, b->data + b->start, n);
+	b->start += n;
+	*remaining -= (uint32_t)n;
+	return true;
 }
 
 /* Answers that are ours to give, when nothing the server owes comes before them. */
@@ -339,7 +365,7 @@ static void drain_synth(struct client *c)
 {
 	struct expect *e;
 	while ((e = q_head(c)) != NULL && (e->kind == EXP_SYNTH_PARSE || e->kind == EXP_SYNTH_CLOSE)) {
-		put_msg(&c->out, e->kind == EXP_SYNTH_PARSE ? '1' : '3', NULL, 0);
+		put_header(&c->out, e->kind == EXP_SYNTH_PARSE ? '1' : '3', 0);
 		q_pop(c);
 	}
 }
@@ -450,10 +476,7 @@ static bool on_server_msg(struct client *c, char type, char status, const struct
 static void emit_parse(struct strbuf *out, const struct pstmt *p)
 {
 	size_t nlen = strlen(p->name) + 1, qlen = strlen(p->query) + 1;
-	size_t len = nlen + qlen + 2 + p->ntypes * 4;
-	uint8_t hdr[5] = {'P', (uint8_t)((len + 4) >> 24), (uint8_t)((len + 4) >> 16),
-			  (uint8_t)((len + 4) >> 8), (uint8_t)(len + 4)};
-	sb_append(out, hdr, 5);
+	put_header(out, 'P', nlen + qlen + 2 + p->ntypes * 4);
 	sb_append(out, p->name, nlen);
 	sb_append(out, p->query, qlen);
 	uint8_t n[2] = {(uint8_t)(p->ntypes >> 8), (uint8_t)p->ntypes};
@@ -477,10 +500,7 @@ static void emit_renamed(struct strbuf *out, char type, const uint8_t *body, siz
 {
 	size_t old_len = strlen(old_name) + 1, new_len = strlen(new_name) + 1;
 	size_t rest = body_len - prefix_len - old_len;
-	size_t len = prefix_len + new_len + rest;
-	uint8_t hdr[5] = {(uint8_t)type, (uint8_t)((len + 4) >> 24), (uint8_t)((len + 4) >> 16),
-			  (uint8_t)((len + 4) >> 8), (uint8_t)(len + 4)};
-	sb_append(out, hdr, 5);
+	put_header(out, type, prefix_len + new_len + rest);
 	sb_append(out, body, prefix_len);
 	sb_append(out, new_name, new_len);
 	sb_append(out, body + prefix_len + old_len, rest);
@@ -607,9 +627,7 @@ static int bind_start(struct client *c, struct server *s, const uint8_t *h, uint
 	ensure_prepared(c, s, p);
 	size_t prefix = (size_t)(nend + 1 - portal), old_len = (size_t)(nend - name) + 1;
 	size_t new_len = strlen(p->name) + 1;
-	uint32_t nlen = (uint32_t)(len - old_len + new_len);
-	uint8_t hdr[5] = {'B', (uint8_t)(nlen >> 24), (uint8_t)(nlen >> 16), (uint8_t)(nlen >> 8), (uint8_t)nlen};
-	sb_append(&s->out, hdr, 5);
+	put_header(&s->out, 'B', body - old_len + new_len);
 	sb_append(&s->out, portal, (size_t)(pend - portal) + 1);
 	sb_append(&s->out, p->name, new_len);
 	q_push(c, EXP_BIND, p);
@@ -618,19 +636,30 @@ static int bind_start(struct client *c, struct server *s, const uint8_t *h, uint
 	return 1;
 }
 
+static enum relay_next result(struct relay_result *r, enum relay_next next, const char *sqlstate,
+			      const char *why)
+{
+	r->sqlstate = sqlstate;
+	snprintf(r->why, sizeof(r->why), "%s", why);
+	return next;
+}
+
 /* Refuse the client message whose header is at h (len: its length field): error, then close. */
-static void refuse(struct client *c, const uint8_t *h, uint32_t len, const char *sqlstate, const char *msg)
+static int refuse(struct client *c, const uint8_t *h, uint32_t len, const char *sqlstate, const char *msg,
+		  struct relay_result *r)
 {
 	size_t have = c->in.end - (size_t)(h - c->in.data), total = (size_t)len + 1;
 	c->drop_remaining = have < total ? (uint32_t)(total - have) : 0;
-	client_fail(c, sqlstate, msg);
+	result(r, RELAY_FAIL_CLIENT, sqlstate, msg);
+	return -1;
 }
 
 /*
  * The start of a client message (header at h): stream it, or read it whole and
- * rewrite it. 1 done, 0 wait for more bytes, -1 the client got an error.
+ * rewrite it. 1 done, 0 wait for more bytes, -1 the client fails (r says how).
  */
-static int c2s_msg(struct client *c, struct server *s, const uint8_t *h, uint32_t len)
+static int c2s_msg(struct client *c, struct server *s, const uint8_t *h, uint32_t len,
+		   struct relay_result *r)
 {
 	char type = (char)h[0];
 	struct pbuf *b = &c->in;
@@ -647,10 +676,8 @@ static int c2s_msg(struct client *c, struct server *s, const uint8_t *h, uint32_
 		return 1;
 	}
 	if (type == 'B') {
-		int r = bind_start(c, s, h, len, &e);
-		if (r < 0)
-			refuse(c, h, len, "08P01", e.msg);
-		return r;
+		int done = bind_start(c, s, h, len, &e);
+		return done < 0 ? refuse(c, h, len, "08P01", e.msg, r) : done;
 	}
 	size_t max = type == 'P' ? WHOLE_MAX : SMALL_MAX;
 	if (len > max) {
@@ -658,8 +685,7 @@ static int c2s_msg(struct client *c, struct server *s, const uint8_t *h, uint32_
 		snprintf(msg, sizeof(msg), "%s message of %u bytes: the proxy reads this message whole and "
 			 "takes at most %zu bytes (HINT: use an unnamed statement for longer texts)",
 			 pgp_client_type_name(type), len + 1, max);
-		refuse(c, h, len, "54000", msg);
-		return -1;
+		return refuse(c, h, len, "54000", msg, r);
 	}
 	if (pbuf_len(b) < (size_t)len + 1) {
 		if (!big_reserve(c, (size_t)len + 1)) {
@@ -667,15 +693,14 @@ static int c2s_msg(struct client *c, struct server *s, const uint8_t *h, uint32_
 			snprintf(msg, sizeof(msg), "%s message of %u bytes: the proxy holds %u MiB of large "
 				 "messages for its clients already (HINT: retry later)",
 				 pgp_client_type_name(type), len + 1, BIG_TOTAL >> 20);
-			refuse(c, h, len, "53200", msg);
-			return -1;
+			return refuse(c, h, len, "53200", msg, r);
 		}
 		pbuf_reserve(b, (size_t)len + 1 - pbuf_len(b));
 		return 0;
 	}
 	struct pgp_msg m;
 	if (pgp_frame(h, pbuf_len(b), max, &m, &e) != PGP_OK || rewrite(c, s, &m, &e) != 0) {
-		client_fail(c, "08P01", e.msg);
+		result(r, RELAY_FAIL_CLIENT, "08P01", e.msg);
 		return -1;
 	}
 	b->start += m.total_len;
@@ -686,25 +711,10 @@ static int c2s_msg(struct client *c, struct server *s, const uint8_t *h, uint32_
 	return 1;
 }
 
-/* Send s->out; false if it could not all go (the caller stops reading the client). */
-static bool flush_server(struct server *s)
-{
-	int r = strbuf_send(&s->out, &s->out_off, s->tag.fd);
-	if (r < 0) {
-		server_close(s, "send to the server failed");
-		return false;
-	}
-	return r == 1;
-}
-
-/* 1 all sent, 0 partial (the client is watched for EPOLLOUT), -1 the client is gone (freed). */
+/* 1 all sent, 0 partial (the client is watched for EPOLLOUT), -1 failed (the client must go). */
 static int flush_client(struct client *c)
 {
 	int r = client_send(c, &c->out, &c->out_off);
-	if (r < 0) {
-		client_close(c, "send to the client failed");
-		return -1;
-	}
 	if (r == 0)
 		proxy_watch(c->px, &c->tag, EPOLLIN | EPOLLOUT);
 	return r;
@@ -733,61 +743,55 @@ void relay_apply_params(struct client *c, struct server *s)
 	sb_free(&sql);
 }
 
-void relay_c2s(struct client *c)
+enum relay_next relay_c2s(struct client *c, struct relay_result *res)
 {
 	struct proxy *px = c->px;
 	struct server *s = c->server;
 	for (;;) {
 		if (s->out.len > s->out_off) {
-			if (!flush_server(s)) {
-				if (c->server == s && c->state == CL_ACTIVE) {
-					proxy_watch(px, &s->tag, EPOLLIN | EPOLLOUT);
-					proxy_watch(px, &c->tag, 0);
-				}
-				return;
+			int sent = strbuf_send(&s->out, &s->out_off, s->tag.fd);
+			if (sent < 0)
+				return result(res, RELAY_CLOSE_SERVER, NULL, "send to the server failed");
+			if (sent == 0) {
+				/* The server is slow: stop reading the client until it drains. */
+				proxy_watch(px, &s->tag, EPOLLIN | EPOLLOUT);
+				proxy_watch(px, &c->tag, 0);
+				return RELAY_WAIT;
 			}
 		}
 		struct pbuf *b = &c->in;
 		bool progress = false;
 		while (b->start < b->end) {
-			if (c->c2s_remaining > 0) {
-				size_t n = pbuf_len(b) < c->c2s_remaining ? pbuf_len(b) : c->c2s_remaining;
-				sb_append(&s->out, b->data + b->start, n);
-				b->start += n;
-				c->c2s_remaining -= (uint32_t)n;
+			if (stream_rest(b, &c->c2s_remaining, &s->out)) {
 				progress = true;
 				continue;
 			}
-			if (pbuf_len(b) < 5)
+			const uint8_t *h;
+			char type;
+			uint32_t len;
+			if (!next_header(b, &h, &type, &len))
 				break;
-			const uint8_t *h = b->data + b->start;
-			char type = (char)h[0];
-			uint32_t len = ((uint32_t)h[1] << 24) | ((uint32_t)h[2] << 16) | ((uint32_t)h[3] << 8) | h[4];
 			if (len < 4 || len > MSG_MAX) {
 				char msg[200];
 				snprintf(msg, sizeof(msg), "invalid message length %u from the client (%s; "
 					 "PostgreSQL takes 4 to %u)", len, pgp_client_type_name(type), MSG_MAX);
-				client_fail(c, "08P01", msg);
-				return;
+				return result(res, RELAY_FAIL_CLIENT, "08P01", msg);
 			}
 			if (type == 'X') {
 				c->terminated = true;
 				b->start = b->end;
-				client_close(c, "client sent Terminate");
-				return;
+				return result(res, RELAY_CLOSE_CLIENT, NULL, "client sent Terminate");
 			}
-			int r = c2s_msg(c, s, h, len);
+			int r = c2s_msg(c, s, h, len, res);
 			if (r < 0)
-				return;
+				return RELAY_FAIL_CLIENT;
 			if (r == 0)
 				break;
 			progress = true;
 		}
-		if (c->state != CL_ACTIVE || c->server != s)
-			return;
 		drain_synth(c);
 		if (c->out.len > c->out_off && flush_client(c) < 0)
-			return;
+			return result(res, RELAY_CLOSE_CLIENT, NULL, "send to the client failed");
 		if (progress || s->out.len > s->out_off)
 			continue;   /* send what was queued, then read more */
 		if (b->start == b->end)
@@ -797,13 +801,12 @@ void relay_c2s(struct client *c)
 		ssize_t r = client_read(c, b);
 		if (r == -2)
 			break;
-		if (r <= 0) {
-			client_close(c, r == 0 ? "client disconnected" : "read error");
-			return;
-		}
+		if (r <= 0)
+			return result(res, RELAY_CLOSE_CLIENT, NULL, r == 0 ? "client disconnected" : "read error");
 	}
 	proxy_watch(px, &s->tag, EPOLLIN);
 	proxy_watch(px, &c->tag, EPOLLIN);
+	return RELAY_WAIT;
 }
 
 /* ---- server → client --------------------------------------------------------- */
@@ -845,31 +848,7 @@ static bool ends_session(const struct pgp_notice *err)
 	return strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0;
 }
 
-/* The server ended the session with FATAL (forwarded): PostgreSQL closes the connection then, so do we. */
-static void end_with_server(struct client *c, struct server *s)
-{
-	c->server = NULL;
-	s->client = NULL;
-	server_close(s, "it ended the session with FATAL");
-	client_close_when_sent(c, "its server ended the session with FATAL");
-}
-
-static void release_server(struct client *c, struct server *s)
-{
-	struct proxy *px = c->px;
-	c->server = NULL;
-	c->state = CL_IDLE;
-	c->since_ms = px->now_ms;
-	link_del(&c->node);
-	link_add_tail(&px->clients_idle, &c->node);
-	proxy_watch(px, &c->tag, EPOLLIN);
-	proxy_watch(px, &s->tag, EPOLLIN);
-	/* A large message went through: pooled buffers do not keep its size. */
-	px->freed_bytes += pbuf_shrink(&s->in) + sb_shrink(&s->out, &s->out_off) + pbuf_shrink(&c->in);
-	pool_release(s);
-}
-
-void client_forward_from_server(struct client *c)
+enum relay_next relay_s2c(struct client *c, struct relay_result *res)
 {
 	struct server *s = c->server;
 	struct proxy *px = c->px;
@@ -877,33 +856,25 @@ void client_forward_from_server(struct client *c)
 		if (c->out.len > c->out_off) {
 			int r = flush_client(c);
 			if (r < 0)
-				return;
+				return result(res, RELAY_CLOSE_CLIENT, NULL, "send to the client failed");
 			if (r == 0) {
 				/* The client is slow: stop reading the server until it drains. */
 				proxy_watch(px, &s->tag, 0);
-				return;
+				return RELAY_WAIT;
 			}
 		}
 		struct pbuf *b = &s->in;
 		bool ended = false;
 		while (b->start < b->end) {
-			if (s->s2c_remaining > 0) {
-				size_t n = pbuf_len(b) < s->s2c_remaining ? pbuf_len(b) : s->s2c_remaining;
-				if (!s->s2c_skip)
-					sb_append(&c->out, b->data + b->start, n);
-				b->start += n;
-				s->s2c_remaining -= (uint32_t)n;
+			if (stream_rest(b, &s->s2c_remaining, s->s2c_skip ? NULL : &c->out))
 				continue;
-			}
-			if (pbuf_len(b) < 5)
+			const uint8_t *h;
+			char type;
+			uint32_t len;
+			if (!next_header(b, &h, &type, &len))
 				break;
-			const uint8_t *h = b->data + b->start;
-			char type = (char)h[0];
-			uint32_t len = ((uint32_t)h[1] << 24) | ((uint32_t)h[2] << 16) | ((uint32_t)h[3] << 8) | h[4];
-			if (len < 4) {
-				server_close(s, "invalid message length from the server");
-				return;
-			}
+			if (len < 4)
+				return result(res, RELAY_CLOSE_SERVER, NULL, "invalid message length from the server");
 			char status = 0;
 			if (type == 'Z') {
 				if (pbuf_len(b) < 6)
@@ -938,16 +909,13 @@ void client_forward_from_server(struct client *c)
 				if (px->cfg.pool_mode == POOL_SESSION) {
 					/* The session is gone: so is the client's, as with PostgreSQL. */
 					sb_append(&c->out, h, (size_t)len + 1);
-					end_with_server(c, s);
-					return;
+					return RELAY_END_SESSION;
 				}
 				/* Transaction mode: the transaction is lost, not the client (08006). */
-				char why[300];
-				snprintf(why, sizeof(why), "the server ended the session: %s %s: %.200s",
+				snprintf(res->why, sizeof(res->why), "the server ended the session: %s %s: %.200s",
 					 err->severity_nl ? err->severity_nl : err->severity,
 					 err->sqlstate ? err->sqlstate : "", err->message ? err->message : "");
-				server_close(s, why);
-				return;
+				return RELAY_CLOSE_SERVER;
 			}
 			bool fwd = on_server_msg(c, type, status, err);
 			if (fwd)
@@ -960,14 +928,10 @@ void client_forward_from_server(struct client *c)
 		}
 		if (ended && px->cfg.pool_mode == POOL_TRANSACTION && s->s2c_remaining == 0 &&
 		    b->start == b->end && pbuf_len(&c->in) == 0 && c->c2s_remaining == 0) {
-			/* Send the answer, then give the server back (a slow client keeps its bytes). */
 			b->start = b->end = 0;
 			px->stats_xacts++;
 			metrics_observe_xact(px, px->now_ms - c->xact_start_ms);
-			release_server(c, s);
-			if (flush_client(c) < 0)
-				return;
-			return;
+			return RELAY_RELEASE;
 		}
 		if (c->out.len > c->out_off)
 			continue;
@@ -980,11 +944,11 @@ void client_forward_from_server(struct client *c)
 		ssize_t r = pbuf_read(b, s->tag.fd);
 		if (r == -2)
 			break;
-		if (r <= 0) {
-			server_close(s, r == 0 ? "the server closed the connection" : "read error");
-			return;
-		}
+		if (r <= 0)
+			return result(res, RELAY_CLOSE_SERVER, NULL,
+				      r == 0 ? "the server closed the connection" : "read error");
 	}
 	proxy_watch(px, &s->tag, EPOLLIN);
 	proxy_watch(px, &c->tag, EPOLLIN);
+	return RELAY_WAIT;
 }

@@ -22,11 +22,9 @@
 #include "common/util.h"
 #include "pgproto/pgproto.h"
 #include "proxy/creds.h"
-#include "proxy/proxy_int.h"
+#include "proxy/server.h"
 
-static void server_flush_out(struct server *s);
-
-struct server *server_connect(struct pool *p, const struct route_target *t)
+struct server *server_connect(struct pool *p, const struct route_target *t, char *why, size_t whylen)
 {
 	struct proxy *px = p->px;
 	char port[16];
@@ -35,15 +33,13 @@ struct server *server_connect(struct pool *p, const struct route_target *t)
 				 .ai_flags = AI_NUMERICSERV}, *ai = NULL;
 	int rc = getaddrinfo(t->host, port, &hints, &ai);
 	if (rc != 0) {
-		char why[300];
-		snprintf(why, sizeof(why), "cannot resolve %s: %s", t->host, gai_strerror(rc));
-		pool_login_failed(p, why);
+		snprintf(why, whylen, "cannot resolve %s: %s", t->host, gai_strerror(rc));
 		return NULL;
 	}
 	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		freeaddrinfo(ai);
-		pool_login_failed(p, "cannot create a socket");
+		snprintf(why, whylen, "cannot create a socket");
 		return NULL;
 	}
 	int one = 1;
@@ -52,10 +48,8 @@ struct server *server_connect(struct pool *p, const struct route_target *t)
 	rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
 	freeaddrinfo(ai);
 	if (rc != 0 && errno != EINPROGRESS) {
-		char why[300];
-		snprintf(why, sizeof(why), "cannot connect to %s:%d: %s", t->host, t->port, strerror(errno));
+		snprintf(why, whylen, "cannot connect to %s:%d: %s", t->host, t->port, strerror(errno));
 		close(fd);
-		pool_login_failed(p, why);
 		return NULL;
 	}
 	struct server *s = xcalloc(1, sizeof(*s));
@@ -63,13 +57,12 @@ struct server *server_connect(struct pool *p, const struct route_target *t)
 	s->tag.fd = fd;
 	s->px = px;
 	s->pool = p;
-	s->state = SV_CONNECTING;
 	s->target = *t;
 	s->created_ms = s->used_ms = px->now_ms;
 	s->status = 'I';
-	link_init(&s->node);
 	sb_init(&s->out);
 	p->nservers++;
+	server_set_state(s, SV_CONNECTING);
 	/* The startup packet waits in the out buffer until the connection is up. */
 	struct pgp_param params[3] = {
 		{"user", p->user}, {"database", p->database}, {"application_name", "pgha-proxy"},
@@ -85,23 +78,12 @@ void server_close(struct server *s, const char *why)
 	if (s->state == SV_CLOSING)
 		return;
 	log_debug("server %s:%d (pid %d) closed: %s", s->target.host, s->target.port, s->backend_pid, why);
-	bool was_login = s->state == SV_CONNECTING || s->state == SV_LOGIN;
-	s->state = SV_CLOSING;
-	struct client *c = s->client;
-	s->client = NULL;
-	if (c != NULL) {
-		c->server = NULL;
-		client_server_lost(c, s->status, why);   /* its transaction is lost, not its connection */
-	}
+	server_set_state(s, SV_CLOSING);
 	proxy_unwatch(s->px, &s->tag);
 	close(s->tag.fd);
-	link_del(&s->node);
-	pool_server_gone(s);
-	if (was_login && !s->stale)   /* a stale attempt was abandoned, it did not fail */
-		pool_login_failed(s->pool, why);
 	if (s->sasl)
 		scram_client_free(s->sasl);
-	relay_server_free(s);
+	free(s->prepared);
 	for (int k = 0; k < NTRACKED; k++)
 		free(s->param[k]);
 	pbuf_free(&s->in);
@@ -110,11 +92,19 @@ void server_close(struct server *s, const char *why)
 	free(s);
 }
 
-static void server_flush_out(struct server *s)
+/* Send what is queued; SERVER_FAILED (why) if the send failed. */
+static enum server_next server_flush_out(struct server *s, char *why, size_t whylen)
 {
-	int r = strbuf_send(&s->out, &s->out_off, s->tag.fd);
-	if (r < 0)
-		server_close(s, strerror(errno));
+	if (strbuf_send(&s->out, &s->out_off, s->tag.fd) >= 0)
+		return SERVER_WAIT;
+	snprintf(why, whylen, "%s", strerror(errno));
+	return SERVER_FAILED;
+}
+
+static enum server_next failed(char *why, size_t whylen, const char *text)
+{
+	snprintf(why, whylen, "%s", text);
+	return SERVER_FAILED;
 }
 
 /* ---- login ---------------------------------------------------------- */
@@ -285,27 +275,22 @@ static int check_sysid(struct server *s, const struct pgp_msg *m, char *why, siz
 	return -1;
 }
 
-static void login_step(struct server *s)
+static enum server_next login_step(struct server *s, char *why, size_t whylen)
 {
 	struct pbuf *b = &s->in;
-	char why[512];
 	for (;;) {
 		struct pgp_msg m;
 		struct pgha_err e;
 		int r = pgp_frame(b->data + b->start, pbuf_len(b), 0, &m, &e);
 		if (r == PGP_NEED_MORE)
 			break;
-		if (r != PGP_OK) {
-			server_close(s, e.msg);
-			return;
-		}
+		if (r != PGP_OK)
+			return failed(why, whylen, e.msg);
 		b->start += m.total_len;
 		switch (m.type) {
 		case 'R':
-			if (login_auth(s, &m, why, sizeof(why)) != 0) {
-				server_close(s, why);
-				return;
-			}
+			if (login_auth(s, &m, why, whylen) != 0)
+				return SERVER_FAILED;
 			break;
 		case 'S':
 			server_param(s, &m);
@@ -321,153 +306,117 @@ static void login_step(struct server *s)
 		case 'E': {
 			struct pgp_notice n;
 			if (pgp_parse_notice(&m, &n, &e) == 0)
-				snprintf(why, sizeof(why), "login refused: %s: %.400s", n.sqlstate, n.message);
+				snprintf(why, whylen, "login refused: %s: %.400s", n.sqlstate, n.message);
 			else
-				snprintf(why, sizeof(why), "login refused: %.400s", e.msg);
-			server_close(s, why);
-			return;
+				snprintf(why, whylen, "login refused: %.400s", e.msg);
+			return SERVER_FAILED;
 		}
 		case 'N':
 			break;
 		case 'T':   /* the answer to the system identifier query: its row description ... */
 		case 'C':   /* ... and its end */
 			if (s->verify != (m.type == 'T' ? 1 : 2)) {
-				snprintf(why, sizeof(why), "unexpected message '%c' during login", m.type);
-				server_close(s, why);
-				return;
+				snprintf(why, whylen, "unexpected message '%c' during login", m.type);
+				return SERVER_FAILED;
 			}
 			break;
 		case 'D':
-			if (s->verify != 1 || check_sysid(s, &m, why, sizeof(why)) != 0) {
-				server_close(s, s->verify != 1 ? "unexpected data row during login" : why);
-				return;
-			}
+			if (s->verify != 1)
+				return failed(why, whylen, "unexpected data row during login");
+			if (check_sysid(s, &m, why, whylen) != 0)
+				return SERVER_FAILED;
 			s->verify = 2;
 			break;
 		case 'Z':
-			if (!s->pool->ro && s->standby) {
-				server_close(s, "it is a standby (in_hot_standby = on): no writes go there");
-				return;
-			}
+			if (!s->pool->ro && s->standby)
+				return failed(why, whylen, "it is a standby (in_hot_standby = on): no writes go there");
 			if (s->verify == 0) {
 				/* Logged in: before any work, the server shows it belongs to this cluster. */
-				if (s->px->topo.sysid == 0) {
-					server_close(s, "the cluster's system identifier is not known yet (no initialize "
-							"key in etcd): servers get no work until it is");
-					return;
-				}
+				if (s->px->topo.sysid == 0)
+					return failed(why, whylen, "the cluster's system identifier is not known yet (no "
+						      "initialize key in etcd): servers get no work until it is");
 				s->verify = 1;
 				pgp_build_query(&s->out, "SELECT system_identifier FROM pg_catalog.pg_control_system()");
 				break;
 			}
-			if (s->verify != 2) {
-				server_close(s, "the server did not show its system identifier");
-				return;
-			}
-			if (!s->pool->have_params)
-				pool_take_params(s->pool, &s->login_params);
-			sb_free(&s->login_params);
-			s->state = SV_IDLE;
+			if (s->verify != 2)
+				return failed(why, whylen, "the server did not show its system identifier");
 			s->used_ms = s->px->now_ms;
 			pbuf_compact(b);
 			log_debug("server %s:%d logged in (backend pid %d)", s->target.host, s->target.port,
 				  s->backend_pid);
-			pool_server_ready(s);
-			return;
+			return SERVER_READY;
 		default:
-			snprintf(why, sizeof(why), "unexpected message '%c' during login", m.type);
-			server_close(s, why);
-			return;
+			snprintf(why, whylen, "unexpected message '%c' during login", m.type);
+			return SERVER_FAILED;
 		}
 	}
-	server_flush_out(s);
+	return server_flush_out(s, why, whylen);
 }
 
 /* ---- forwarding ------------------------------------------------------ */
 
-void server_forward_from_client(struct server *s)
-{
-	struct client *c = s->client;
-	if (c == NULL)
-		return;
-	client_event(c, 0);
-}
-
-void server_event(struct server *s, uint32_t events)
+enum server_next server_event(struct server *s, uint32_t events, char *why, size_t whylen)
 {
 	struct proxy *px = s->px;
 	if (events & (EPOLLERR | EPOLLHUP) && s->state == SV_CONNECTING) {
 		int err = 0;
 		socklen_t len = sizeof(err);
 		getsockopt(s->tag.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-		char why[300];
-		snprintf(why, sizeof(why), "cannot connect to %s:%d: %s", s->target.host, s->target.port,
+		snprintf(why, whylen, "cannot connect to %s:%d: %s", s->target.host, s->target.port,
 			 strerror(err ? err : ECONNREFUSED));
-		server_close(s, why);
-		return;
+		return SERVER_FAILED;
 	}
 	if (s->state == SV_CONNECTING && (events & EPOLLOUT)) {
-		s->state = SV_LOGIN;
+		server_set_state(s, SV_LOGIN);
 		proxy_watch(px, &s->tag, EPOLLIN);
 	}
 	if (events & EPOLLOUT) {
-		if (s->client) {
-			relay_c2s(s->client);   /* sends what waits, and reads the client again */
-			return;
-		}
-		if (s->out.len > s->out_off)
-			server_flush_out(s);
-		if (s->state != SV_CLOSING && s->out.len == s->out_off)
+		if (s->client)
+			return SERVER_CLIENT_OUT;
+		if (s->out.len > s->out_off && server_flush_out(s, why, whylen) != SERVER_WAIT)
+			return SERVER_FAILED;
+		if (s->out.len == s->out_off)
 			proxy_watch(px, &s->tag, EPOLLIN);
-		return;
+		return SERVER_WAIT;
 	}
 	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
-		return;
+		return SERVER_WAIT;
 	if (s->state == SV_LOGIN || s->state == SV_CONNECTING) {
 		ssize_t n = pbuf_read(&s->in, s->tag.fd);
-		if (n == 0 || n == -1) {
-			server_close(s, n == 0 ? "the server closed the connection during login" : strerror(errno));
-			return;
-		}
-		login_step(s);
-		return;
+		if (n == 0 || n == -1)
+			return failed(why, whylen, n == 0 ? "the server closed the connection during login"
+						     : strerror(errno));
+		return login_step(s, why, whylen);
 	}
 	if (s->client != NULL) {
 		s->in.drained = false;   /* EPOLLIN: there is something to read */
-		client_forward_from_server(s->client);
-		return;
+		return SERVER_CLIENT_IN;
 	}
 	if (s->reset_needed) {
 		/* Session mode: the reset query runs; back to the pool at its ReadyForQuery. */
 		ssize_t rn = pbuf_read(&s->in, s->tag.fd);
-		if (rn == 0 || rn == -1) {
-			server_close(s, "the server closed the connection during reset");
-			return;
-		}
+		if (rn == 0 || rn == -1)
+			return failed(why, whylen, "the server closed the connection during reset");
 		struct pgp_msg m;
 		struct pgha_err e;
 		while (pgp_frame(s->in.data + s->in.start, pbuf_len(&s->in), 0, &m, &e) == PGP_OK) {
 			s->in.start += m.total_len;
-			if (m.type == 'E') {
-				server_close(s, "the reset query failed");
-				return;
-			}
+			if (m.type == 'E')
+				return failed(why, whylen, "the reset query failed");
 			if (m.type == 'Z' && m.body_len == 1) {
 				s->status = (char)m.body[0];
 				s->reset_needed = false;
 				s->in.start = s->in.end = 0;
-				pool_release(s);
-				return;
+				return SERVER_RESET_DONE;
 			}
 		}
-		return;
+		return SERVER_WAIT;
 	}
 	/* Idle in the pool: anything but EOF is unexpected. */
 	ssize_t n = pbuf_read(&s->in, s->tag.fd);
-	if (n == 0 || n == -1) {
-		server_close(s, "the server closed an idle connection");
-		return;
-	}
+	if (n == 0 || n == -1)
+		return failed(why, whylen, "the server closed an idle connection");
 	if (n > 0) {
 		/* A ParameterStatus (e.g. in_hot_standby after a promotion) or a notice. */
 		struct pgp_msg m;
@@ -475,41 +424,37 @@ void server_event(struct server *s, uint32_t events)
 		while (pgp_frame(s->in.data + s->in.start, pbuf_len(&s->in), 0, &m, &e) == PGP_OK) {
 			if (m.type == 'S')
 				server_param(s, &m);
-			else if (m.type == 'E') {
-				server_close(s, "the server sent an error to an idle connection (shutting down?)");
-				return;
-			}
+			else if (m.type == 'E')
+				return failed(why, whylen, "the server sent an error to an idle connection (shutting down?)");
 			s->in.start += m.total_len;
 		}
 		if (!s->pool->ro && s->standby)
-			server_close(s, "it became a standby");
+			return failed(why, whylen, "it became a standby");
 	}
+	return SERVER_WAIT;
 }
 
-void server_check_timeouts(struct server *s)
+const char *server_timed_out(const struct server *s)
 {
 	const struct proxy_config *cfg = &s->px->cfg;
 	int64_t now = s->px->now_ms;
 	if ((s->state == SV_CONNECTING || s->state == SV_LOGIN) &&
-	    now - s->created_ms > cfg->server_connect_timeout_ms) {
-		server_close(s, "connect/login timed out");
-		return;
-	}
+	    now - s->created_ms > cfg->server_connect_timeout_ms)
+		return "connect/login timed out";
 	if (s->state == SV_ACTIVE && s->stale && !s->pool->ro && now - s->stale_ms > cfg->hold_timeout_ms) {
 		/*
 		 * Its transaction on an old leader did not end (frozen, cut off: that leader can
 		 * no longer commit anything that counts): the client gets 08006 and moves on.
 		 */
-		server_close(s, "the leader changed and the transaction on the old one did not end within "
-				"hold_timeout");
-		return;
+		return "the leader changed and the transaction on the old one did not end within hold_timeout";
 	}
 	if (s->state != SV_IDLE)
-		return;
+		return NULL;
 	if (s->stale)
-		server_close(s, "its target is no longer the right one");
-	else if (cfg->server_idle_timeout_ms > 0 && now - s->used_ms > cfg->server_idle_timeout_ms)
-		server_close(s, "idle timeout");
-	else if (cfg->server_lifetime_ms > 0 && now - s->created_ms > cfg->server_lifetime_ms)
-		server_close(s, "lifetime reached");
+		return "its target is no longer the right one";
+	if (cfg->server_idle_timeout_ms > 0 && now - s->used_ms > cfg->server_idle_timeout_ms)
+		return "idle timeout";
+	if (cfg->server_lifetime_ms > 0 && now - s->created_ms > cfg->server_lifetime_ms)
+		return "lifetime reached";
+	return NULL;
 }

@@ -9,7 +9,7 @@
  * without one.
  *
  * Every client read and write goes through client_read()/client_send() in
- * proxy_int.h, which call these when the client has a TLS session. A read
+ * tls.h, which call these when the client has a TLS session. A read
  * offers at least 16 KiB (pbuf_reserve), the largest TLS record's plaintext,
  * and read-ahead stays off, so nothing decrypted is left inside OpenSSL
  * where level-triggered epoll could not see it; tls_read() still drains
@@ -28,7 +28,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
-#include "proxy/proxy_int.h"
+#include "proxy/tls.h"
 
 /* OpenSSL's error queue as one line, emptied. */
 static void ssl_errors(char *buf, size_t len)

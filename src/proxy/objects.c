@@ -1,0 +1,84 @@
+/*
+ * objects.c — the one place a client's or a server's state changes (as
+ * PgBouncer's objects.c): the lists and counts that follow from a state
+ * change here; the startup parameters every client and server tracks.
+ */
+#include "proxy/objects.h"
+
+#include <strings.h>
+
+const char *const tracked_params[NTRACKED] = {
+	"client_encoding", "DateStyle", "TimeZone", "IntervalStyle", "standard_conforming_strings",
+	"application_name",
+};
+
+int tracked_index(const char *name)
+{
+	for (int k = 0; k < NTRACKED; k++)
+		if (strcasecmp(tracked_params[k], name) == 0)
+			return k;
+	return -1;
+}
+
+/* The list a client in state st sits on; NULL: none (an active client is reached through its server). */
+static struct link *client_list(struct client *c, enum client_state st)
+{
+	switch (st) {
+	case CL_WAITING:
+		return &c->pool->waiting;
+	case CL_ACTIVE:
+	case CL_CLOSING:
+		return NULL;
+	default:
+		return &c->px->clients_idle;
+	}
+}
+
+void client_set_state(struct client *c, enum client_state to)
+{
+	struct link *from_list = client_list(c, c->state), *to_list = client_list(c, to);
+	if (c->state == CL_WAITING)
+		c->pool->nwaiting--;
+	if (to == CL_WAITING)
+		c->pool->nwaiting++;
+	if (from_list != to_list || c->node.next == NULL) {
+		link_del(&c->node);
+		if (to_list != NULL)
+			link_add_tail(to_list, &c->node);
+	}
+	c->state = to;
+	/* The login timeout counts from the accept, through TLS and authentication. */
+	if (to == CL_LOGIN || to == CL_IDLE || to == CL_WAITING || to == CL_ACTIVE)
+		c->since_ms = c->px->now_ms;
+}
+
+/* The list of its pool a server in state st sits on; NULL: none. */
+static struct link *server_list(struct server *s, enum server_state st)
+{
+	switch (st) {
+	case SV_IDLE:
+		return &s->pool->idle;
+	case SV_CLOSING:
+		return NULL;
+	default:
+		return &s->pool->active;   /* connecting and logging in servers sit with the active ones */
+	}
+}
+
+void server_set_state(struct server *s, enum server_state to)
+{
+	struct link *from_list = server_list(s, s->state), *to_list = server_list(s, to);
+	if (from_list != to_list || s->node.next == NULL) {
+		link_del(&s->node);
+		if (to_list != NULL)
+			link_add_tail(to_list, &s->node);
+	}
+	if (to == SV_CLOSING)
+		s->pool->nservers--;   /* counted from server_connect() on */
+	s->state = to;
+}
+
+const char *pool_param(const struct client *c, int k)
+{
+	return c->want[k] != NULL ? c->want[k] : c->pool->defaults[k];
+}

@@ -1,0 +1,43 @@
+/*
+ * relay.h — forwarding between a client and its server (relay.c):
+ * transaction boundaries, and prepared statements across servers.
+ */
+#ifndef PGHA_PROXY_RELAY_H
+#define PGHA_PROXY_RELAY_H
+
+#include <stdbool.h>
+
+#include "proxy/objects.h"
+
+/*
+ * What the caller does after relay_c2s() or relay_s2c(): the relay only
+ * forwards and keeps its account; closing, failing and releasing are the
+ * caller's (client.c).
+ */
+enum relay_next {
+	RELAY_WAIT,          /* nothing: the next event goes on (the watches are set) */
+	RELAY_RELEASE,       /* the transaction ended: give the server back, then send c->out */
+	RELAY_CLOSE_CLIENT,  /* close the client (why) */
+	RELAY_FAIL_CLIENT,   /* FATAL error sqlstate, why to the client, then close it when sent */
+	RELAY_CLOSE_SERVER,  /* close the server (why): the client's transaction is lost */
+	RELAY_END_SESSION,   /* session mode: the server's FATAL is relayed, the client ends with it */
+};
+
+struct relay_result {
+	const char *sqlstate;   /* RELAY_FAIL_CLIENT */
+	char why[1024];
+};
+
+/* Client → server: send what waits, read and forward what the client sent. */
+enum relay_next relay_c2s(struct client *c, struct relay_result *r);
+/* Server → client: forward; RELAY_RELEASE at the end of a transaction (transaction pooling). */
+enum relay_next relay_s2c(struct client *c, struct relay_result *r);
+/* Make the server's tracked parameters the client's before its work runs there. */
+void relay_apply_params(struct client *c, struct server *s);
+/* Nothing owed by the server, nothing of a client message left to copy. */
+bool relay_idle(const struct client *c);
+void relay_reset(struct client *c);
+void relay_free(struct client *c);
+void relay_registry_free(struct proxy *px);
+
+#endif
