@@ -8,8 +8,9 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 
 # folder: the folders (or single headers, folder/file.h) its files may include besides its own.
-# The single headers are known crossings that issue 9 moves to where they belong (the cluster
-# model out of ha/); new ones are refused.
+# The single headers are known crossings, one header each; new ones are refused. cli's
+# ha/agent_config.h stays: `pgha ctl -c FILE` reads [etcd] and [cluster] from an agent's config
+# file with the agent's own option table.
 rules() {
 	cat <<'RULES'
 common:
@@ -18,11 +19,12 @@ auth: common
 dcs: common
 pg: common
 http: common
-api: common dcs http ha/switchover_req.h
-ha: common dcs pg api
-proxy: common pgproto auth dcs http
-cli: common dcs ha/agent_config.h ha/sync.h ha/dyncfg.h ha/switchover_req.h
-up: common dcs pg cli
+cluster: common dcs pg
+api: common dcs http cluster
+ha: common dcs pg api cluster
+proxy: common pgproto auth dcs http cluster
+cli: common dcs cluster ha/agent_config.h
+up: common dcs pg cli cluster
 RULES
 }
 

@@ -15,11 +15,11 @@
 #include <jansson.h>
 #include <strings.h>
 
-#include "http/httpd.h"
-#include "common/strbuf.h"
-#include "ha/switchover_req.h"
+#include "cluster/switchover_req.h"
 #include "common/log.h"
+#include "common/strbuf.h"
 #include "common/util.h"
+#include "http/httpd.h"
 
 struct api_server {
 	struct httpd *httpd;

@@ -19,7 +19,7 @@
  *   /readiness                   200 when leader (with key) or a running replica
  *   /cluster                     JSON view of all members (always 200 if etcd was read);
  *                                "leader_key_invalid" {value, problem, mod_revision} when the
- *                                leader key was not written by an agent (dcs/member.h)
+ *                                leader key was not written by an agent (cluster/member.h)
  *   POST /failsafe               the leader's ping while etcd is unreachable: 200 if this
  *                                member cannot reach etcd either (and then it does not race
  *                                for the key for one TTL), 409 otherwise. Needs the bearer
@@ -41,9 +41,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cluster/member.h"
 #include "common/strbuf.h"
 #include "dcs/etcd.h"
-#include "dcs/member.h"
 
 struct api_status {
 	struct member self;      /* this member, as last published */

@@ -7,7 +7,7 @@
 
 #include <stdio.h>
 
-#include "dcs/member.h"
+#include "cluster/member.h"
 
 int ctl_main(int argc, char **argv);
 

@@ -1,7 +1,7 @@
 /*
  * ctl_edit.c — `pgha ctl edit-config`: the dynamic config key as JSON in
  * $EDITOR (or read from a file or standard input), checked and normalized
- * like `ctl set` values (ctl_config_normalize), the changes shown, confirmed,
+ * like `ctl set` values (dyncfg_normalize), the changes shown, confirmed,
  * and written only if nobody changed the key since it was read.
  */
 #include <errno.h>
@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli/ctl_int.h"
+#include "cluster/config_key.h"
 #include "common/strbuf.h"
 #include "common/util.h"
 
@@ -116,7 +117,7 @@ static int edit(json_t **cfg, void *arg, struct pgha_err *e)
 	if (in == NULL)
 		err_set(e, "the new config is not JSON: line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
 	else
-		out = ctl_config_normalize(in, e);
+		out = dyncfg_normalize(in, e);
 	json_decref(in);
 	free(text);
 	if (out != NULL) {

@@ -7,12 +7,12 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
+#include "cluster/member.h"
 #include "common/err.h"
 #include "dcs/etcd.h"
-#include "dcs/member.h"
-#include "ha/sync.h"
 
 struct ctl_target {
 	char *endpoints;
@@ -23,26 +23,28 @@ struct ctl_target {
 	int timeout_ms;
 };
 
+/*
+ * The files of src/cli, top down: ctl.c (options, dispatch) calls the
+ * commands; ctl_edit.c calls ctl_set.c (ctl_config_change), ctl_restart.c
+ * calls ctl_switchover.c (ctl_switchover_run); every one calls ctl_common.c,
+ * which calls none of them.
+ */
+
+/* ctl_common.c */
 char *ctl_cluster_prefix(const struct ctl_target *t);
 struct etcd_client *ctl_etcd(const struct ctl_target *t, struct pgha_err *e);
 /* One range read of the cluster; *raw (if not NULL) receives the kvs (caller frees). */
 int ctl_read_view(const struct ctl_target *t, struct cluster_view *v, struct etcd_kvs *raw,
 		  struct pgha_err *e);
-
-/*
- * The synchronous mode of the view's config key and its sync key: 1 when the
- * mode is on (quorum, strict) and the sync key decodes into *s, 0 when the mode
- * is off or there is no usable key. *mode (may be NULL) receives the mode.
- */
-int ctl_view_sync(const struct cluster_view *v, struct sync_state *s, enum sync_mode *mode);
-
-/* ctl_ops.c */
 bool ctl_confirm(const char *question, bool force);
-/* The config key's JSON object (an empty one if absent or not an object); caller decrefs. */
-json_t *ctl_config_json(const struct etcd_kv *kv);
 /* Write cfg to the config key only if it still has kv's revision (kv NULL: still absent). */
 int ctl_config_put_cas(struct etcd_client *c, const char *key, const struct etcd_kv *kv, json_t *cfg, bool *ok,
 		       struct pgha_err *e);
+
+/* ctl_list.c */
+int ctl_cmd_list(const struct ctl_target *t, int argc, char **argv);
+
+/* ctl_ops.c */
 int ctl_cmd_pause(const struct ctl_target *t, bool pause, int argc, char **argv);
 int ctl_cmd_failover(const struct ctl_target *t, int argc, char **argv);
 /* ctl_switchover.c */
@@ -66,16 +68,10 @@ typedef int (*ctl_config_edit_fn)(json_t **cfg, void *arg, struct pgha_err *e);
  */
 int ctl_config_change(const struct ctl_target *t, const char *cmd, ctl_config_edit_fn edit, void *arg, bool force,
 		      int attempts);
-/* A whole config object checked (every key known, values valid, timing consistent) and normalized. */
-json_t *ctl_config_normalize(const json_t *in, struct pgha_err *e);
-/* ttl >= loop_wait + 2 * retry_timeout with the config's values (the defaults for the others). */
-int ctl_config_check_timing(const json_t *cfg, struct pgha_err *e) PGHA_MUSTCHECK;
 /* ctl_edit.c */
 int ctl_cmd_edit_config(const struct ctl_target *t, int argc, char **argv);
 /* ctl_restart.c */
 int ctl_cmd_restart(const struct ctl_target *t, int argc, char **argv);
 int ctl_cmd_reinit(const struct ctl_target *t, int argc, char **argv);
-/* "Maintenance mode: on" / pending failover lines for `ctl list`. */
-void ctl_print_notes(FILE *out, const struct etcd_kvs *raw, const char *prefix);
 
 #endif

@@ -7,90 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "cli/ctl_int.h"
-#include "dcs/switchover.h"
+#include "cluster/config_key.h"
+#include "cluster/switchover.h"
 #include "common/strbuf.h"
 #include "common/util.h"
-
-/* Ask "question [y/N]" unless forced; refuse when nobody can answer. */
-bool ctl_confirm(const char *question, bool force)
-{
-	if (force)
-		return true;
-	if (!isatty(STDIN_FILENO)) {
-		fprintf(stderr, "%s\nrefusing: standard input is not a terminal; add --force to go ahead\n", question);
-		return false;
-	}
-	printf("%s [y/N] ", question);
-	fflush(stdout);
-	char line[16];
-	if (fgets(line, sizeof(line), stdin) == NULL)
-		return false;
-	return line[0] == 'y' || line[0] == 'Y';
-}
-
-json_t *ctl_config_json(const struct etcd_kv *kv)
-{
-	json_error_t jerr;
-	json_t *o = kv ? json_loads(kv->value, 0, &jerr) : NULL;
-	if (!json_is_object(o)) {
-		json_decref(o);
-		o = json_object();
-	}
-	return o;
-}
-
-void ctl_print_notes(FILE *out, const struct etcd_kvs *raw, const char *prefix)
-{
-	char *key = xasprintf("%sconfig", prefix);
-	json_t *cfg = ctl_config_json(etcd_kvs_find(raw, key));
-	if (json_is_true(json_object_get(cfg, "pause")))
-		fprintf(out, "Maintenance mode: on (no automatic failover; `pgha ctl resume` ends it)\n");
-	json_decref(cfg);
-	free(key);
-	key = xasprintf("%sfailover", prefix);
-	const struct etcd_kv *kv = etcd_kvs_find(raw, key);
-	if (kv != NULL)
-		fprintf(out, "Pending failover: %s\n", kv->value);
-	free(key);
-	key = xasprintf("%sswitchover", prefix);
-	kv = etcd_kvs_find(raw, key);
-	struct switchover so;
-	struct pgha_err e;
-	if (kv != NULL && switchover_decode(kv->value, kv->value_len, &so, &e) == 0) {
-		char when[64] = "now";
-		if (so.at_ms > 0) {
-			time_t ts = (time_t)(so.at_ms / 1000);
-			struct tm tm;
-			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&ts, &tm));
-		}
-		if (so.phase == SO_DONE || so.phase == SO_ABORTED)
-			fprintf(out, "Last switchover: %s %s -> %s %s%s%s\n", so.id, so.from, so.to, so_phase_name(so.phase),
-				so.reason[0] ? ": " : "", so.reason);
-		else
-			fprintf(out, "Pending switchover: %s %s -> %s at %s (%s; `pgha ctl switchover --cancel` withdraws it)\n",
-				so.id, so.from, so.to, when, so_phase_name(so.phase));
-	} else if (kv != NULL) {
-		fprintf(out, "Switchover record unreadable: %s\n", e.msg);
-	}
-	free(key);
-}
-
-int ctl_config_put_cas(struct etcd_client *c, const char *key, const struct etcd_kv *kv, json_t *cfg, bool *ok,
-		       struct pgha_err *e)
-{
-	char *text = json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS);
-	struct etcd_cmp cmp = {.key = key, .target = ETCD_CMP_MOD, .result = ETCD_CMP_EQUAL,
-			       .number = kv ? kv->mod_revision : 0};
-	struct etcd_op put = {.type = ETCD_OP_PUT, .key = key, .value = text};
-	*ok = false;
-	int r = etcd_txn(c, &cmp, 1, &put, 1, NULL, 0, ok, NULL, e);
-	free(text);
-	return r;
-}
 
 int ctl_cmd_pause(const struct ctl_target *t, bool pause, int argc, char **argv)
 {
@@ -132,8 +54,8 @@ int ctl_cmd_pause(const struct ctl_target *t, bool pause, int argc, char **argv)
 		if (etcd_get(c, key, &kvs, &e) != 0)
 			break;
 		const struct etcd_kv *kv = etcd_kvs_find(&kvs, key);
-		json_t *cfg = ctl_config_json(kv);
-		json_object_set_new(cfg, "pause", json_boolean(pause));
+		json_t *cfg = dyncfg_object(kv ? kv->value : NULL);
+		json_object_set_new(cfg, "pause", dyncfg_setting_json(DYNCFG_PAUSE, pause));
 		bool ok = false;
 		int r = ctl_config_put_cas(c, key, kv, cfg, &ok, &e);
 		json_decref(cfg);
@@ -217,7 +139,7 @@ int ctl_cmd_failover(const struct ctl_target *t, int argc, char **argv)
 		goto out;
 	}
 	struct sync_state ss;
-	if (ctl_view_sync(&v, &ss, NULL) == 1 && strcmp(ss.leader, to) != 0 && !sync_set_has(&ss.set, to)) {
+	if (dyncfg_view_sync(&v, &ss, NULL) == 1 && strcmp(ss.leader, to) != 0 && !sync_set_has(&ss.set, to)) {
 		fprintf(stderr, "pgha ctl failover: %s is not fit: synchronous mode is on and it is not a synchronous "
 			"standby, so it may lack acknowledged commits\n"
 			"HINT: choose one of the synchronous standbys (`pgha ctl list`), or accept the loss with "
@@ -237,7 +159,10 @@ int ctl_cmd_failover(const struct ctl_target *t, int argc, char **argv)
 	char *prefix = ctl_cluster_prefix(t);
 	char *key = xasprintf("%sfailover", prefix);
 	char *lkey = xasprintf("%sleader", prefix);
-	char *body = xasprintf("{\"to\":\"%s\",\"from\":\"%s\"}", to, v.leader ? v.leader : "");
+	struct failover_key fk = {.to = ""};
+	snprintf(fk.to, sizeof(fk.to), "%s", to);
+	snprintf(fk.from, sizeof(fk.from), "%s", v.leader ? v.leader : "");
+	char *body = failover_key_encode(&fk);
 	/* The request lives under a lease: if nobody acts on it, it goes away. */
 	int64_t lease = 0;
 	if (etcd_lease_grant(c, wait_s + 30, &lease, &e) != 0 || etcd_put(c, key, body, lease, &e) != 0) {

@@ -1,6 +1,6 @@
 /*
  * ctl_restart.c — `pgha ctl restart [NODE] [--pending]` and `ctl reinit NODE`:
- * requests to members' agents through requests/<member> (dcs/switchover.h),
+ * requests to members' agents through requests/<member> (cluster/switchover.h),
  * followed in the member records until done, each step printed with the time
  * it took.
  *
@@ -15,9 +15,10 @@
 #include <time.h>
 
 #include "cli/ctl_int.h"
+#include "cluster/config_key.h"
+#include "cluster/switchover.h"
 #include "common/strbuf.h"
 #include "common/util.h"
-#include "dcs/switchover.h"
 
 static double since(int64_t t0)
 {
@@ -144,11 +145,7 @@ static int read_checked(const struct ctl_target *t, const char *cmd, struct clus
 		fprintf(stderr, "pgha ctl %s: %s\n", cmd, e.msg);
 		return 1;
 	}
-	json_error_t jerr;
-	json_t *cfg = v->config ? json_loads(v->config, 0, &jerr) : NULL;
-	bool paused = json_is_object(cfg) && json_is_true(json_object_get(cfg, "pause"));
-	json_decref(cfg);
-	if (paused) {
+	if (dyncfg_paused(v->config)) {
 		fprintf(stderr, "pgha ctl %s: maintenance mode is on: the agents start and stop nothing while paused\n"
 			"HINT: `pgha ctl resume` first\n", cmd);
 		return 1;
@@ -167,7 +164,7 @@ static int read_checked(const struct ctl_target *t, const char *cmd, struct clus
 static const struct member *switchover_candidate(const struct cluster_view *v)
 {
 	struct sync_state ss;
-	bool sync = ctl_view_sync(v, &ss, NULL) == 1;
+	bool sync = dyncfg_view_sync(v, &ss, NULL) == 1;
 	const struct member *best = NULL;
 	for (size_t i = 0; i < v->nmembers; i++) {
 		const struct member *m = &v->members[i];

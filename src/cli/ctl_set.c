@@ -1,12 +1,12 @@
 /*
  * ctl_set.c — `pgha ctl set KEY=VALUE...`: change the cluster's dynamic
  * config (the `config` key every agent reads each loop). Values are checked
- * here, so a typo never reaches the agents; the change is a read-modify-write
- * under a compare on the key's revision, so other settings (pause) are kept.
+ * here against the config key's table (cluster/config_key.h), so a typo never
+ * reaches the agents; the change is a read-modify-write under a compare on
+ * the key's revision, so other settings (pause) are kept.
  * The check, the summary of changes, the confirmation and the write are
  * shared with `ctl edit-config` (ctl_edit.c): ctl_config_change().
  */
-#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,126 +14,23 @@
 #include <strings.h>
 
 #include "cli/ctl_int.h"
+#include "cluster/config_key.h"
 #include "common/strbuf.h"
 #include "common/util.h"
-#include "ha/dyncfg.h"
-#include "ha/sync.h"
 
 #define PARAM_PREFIX "postgresql.parameters."
-
-struct setting {
-	const char *key;
-	const char *values;     /* for the usage text */
-	const char *help;
-	/* Check a value (KEY=VALUE text comes as a JSON string); the JSON to store, or NULL and e says why. */
-	json_t *(*parse)(const struct setting *s, const json_t *v, struct pgha_err *e);
-	int arg;                /* timing keys: enum dyncfg_timing_key */
-};
-
-/* A scalar as the text an operator would type: "on", "3", "quorum" (caller frees); NULL if not one. */
-static char *scalar_text(const json_t *v)
-{
-	if (json_is_string(v))
-		return xstrdup(json_string_value(v));
-	if (json_is_integer(v))
-		return xasprintf("%lld", (long long)json_integer_value(v));
-	if (json_is_boolean(v))
-		return xstrdup(json_is_true(v) ? "on" : "off");
-	return NULL;
-}
-
-static json_t *parse_mode(const struct setting *s, const json_t *v, struct pgha_err *e)
-{
-	enum sync_mode m;
-	char *text = scalar_text(v);
-	bool ok = text != NULL && sync_mode_parse(text, &m) == 0 &&
-		  (!json_is_string(v) || (strcasecmp(text, "true") != 0 && strcasecmp(text, "false") != 0));
-	free(text);
-	if (!ok) {
-		err_set(e, "use off, on, quorum or strict");
-		return NULL;
-	}
-	return json_string(sync_mode_name(m));
-}
-
-static json_t *parse_int(const json_t *v, long long min, long long max)
-{
-	char *text = scalar_text(v), *end;
-	if (text == NULL || json_is_boolean(v)) {
-		free(text);
-		return NULL;
-	}
-	errno = 0;
-	long long x = strtoll(text, &end, 10);
-	bool ok = text[0] != '\0' && *end == '\0' && errno == 0 && x >= min && x <= max;
-	free(text);
-	return ok ? json_integer(x) : NULL;
-}
-
-static json_t *parse_count(const struct setting *s, const json_t *v, struct pgha_err *e)
-{
-	json_t *j = parse_int(v, 1, SYNC_MAX);
-	if (j == NULL)
-		err_set(e, "use a whole number from 1 to 16");
-	return j;
-}
-
-static json_t *parse_lag(const struct setting *s, const json_t *v, struct pgha_err *e)
-{
-	json_t *j = parse_int(v, 0, 2147483647);
-	if (j == NULL)
-		err_set(e, "use a number of bytes from 0 to 2147483647");
-	return j;
-}
-
-static json_t *parse_timing(const struct setting *s, const json_t *v, struct pgha_err *e)
-{
-	long ms;
-	if (dyncfg_duration((enum dyncfg_timing_key)s->arg, v, &ms, e) != 0)
-		return NULL;
-	return dyncfg_duration_json(ms);
-}
-
-static json_t *parse_pause(const struct setting *s, const json_t *v, struct pgha_err *e)
-{
-	if (!json_is_boolean(v)) {
-		err_set(e, "use true or false (or `pgha ctl pause` / `resume`)");
-		return NULL;
-	}
-	return json_boolean(json_is_true(v));
-}
-
-static const struct setting settings[] = {
-	{"synchronous_mode", "off|on|quorum|strict",
-	 "off: asynchronous; on: one synchronous standby (asynchronous while none is available);\n"
-	 "quorum: ANY synchronous_node_count of the standbys; strict: one synchronous standby,\n"
-	 "writes wait while none is available. In every mode but off only a synchronous standby\n"
-	 "is promoted, so no acknowledged commit is lost.", parse_mode, 0},
-	{"synchronous_node_count", "1..16",
-	 "quorum mode: how many standbys must confirm each commit (default 1)", parse_count, 0},
-	{"maximum_lag_on_failover", "bytes",
-	 "asynchronous mode: a standby further behind the leader is never promoted", parse_lag, 0},
-	{"ttl", "DURATION",
-	 "leader lease (default 9s; 10 = seconds, or 10s, 500ms, 2m); each lease takes it at its\n"
-	 "next renewal. ttl >= loop_wait + 2 * retry_timeout must hold.", parse_timing, DYN_TTL},
-	{"loop_wait", "DURATION", "longest sleep of the HA loop (default 1s)", parse_timing, DYN_LOOP_WAIT},
-	{"retry_timeout", "DURATION",
-	 "how long one etcd call retries (default 3s; not below a member's [etcd] request_timeout)",
-	 parse_timing, DYN_RETRY_TIMEOUT},
-};
-#define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
-
-/* `pause` is only for edit-config (ctl pause/resume set it otherwise). */
-static const struct setting pause_setting = {"pause", "true|false", "", parse_pause, 0};
 
 static int usage(FILE *out)
 {
 	fprintf(out, "Usage: pgha ctl set KEY=VALUE [KEY=VALUE...] [--force]\n\n"
 		     "Change the cluster's dynamic config in etcd; every agent applies it within a loop.\n"
 		     "Asks for confirmation unless --force, then prints what changed.\n\nKeys:\n");
-	for (size_t i = 0; i < NSETTINGS; i++) {
-		fprintf(out, "  %s=%s\n", settings[i].key, settings[i].values);
-		const char *h = settings[i].help;
+	for (size_t i = 0; i < DYNCFG_N; i++) {
+		const struct dyncfg_setting *s = &dyncfg_settings[i];
+		if (s->values == NULL)
+			continue;
+		fprintf(out, "  %s=%s\n", s->key, s->values);
+		const char *h = s->help;
 		while (*h) {
 			size_t n = strcspn(h, "\n");
 			fprintf(out, "      %.*s\n", (int)n, h);
@@ -150,21 +47,12 @@ static int usage(FILE *out)
 	return out == stdout ? 0 : 2;
 }
 
-static const struct setting *find_setting(const char *key, size_t klen)
-{
-	for (size_t k = 0; k < NSETTINGS; k++)
-		if (strlen(settings[k].key) == klen && strncmp(settings[k].key, key, klen) == 0)
-			return &settings[k];
-	if (strlen(pause_setting.key) == klen && strncmp(pause_setting.key, key, klen) == 0)
-		return &pause_setting;
-	return NULL;
-}
-
 static void print_keys(FILE *out)
 {
-	for (size_t k = 0; k < NSETTINGS; k++)
-		fprintf(out, "%s%s", k ? ", " : "", settings[k].key);
-	fprintf(out, ", " PARAM_PREFIX "<name>\n");
+	for (size_t k = 0; k < DYNCFG_N; k++)
+		if (dyncfg_settings[k].values != NULL)
+			fprintf(out, "%s, ", dyncfg_settings[k].key);
+	fprintf(out, PARAM_PREFIX "<name>\n");
 }
 
 /* ---- the config object: check, summary of changes -------------------------- */
@@ -195,66 +83,6 @@ static void params_tidy(json_t *cfg)
 		json_object_del(pg, "parameters");
 	if (json_is_object(pg) && json_object_size(pg) == 0)
 		json_object_del(cfg, "postgresql");
-}
-
-int ctl_config_check_timing(const json_t *cfg, struct pgha_err *e)
-{
-	long def[DYN_NTIMING], t[DYN_NTIMING];
-	bool set[DYN_NTIMING];
-	dyncfg_timing_defaults(def);
-	if (dyncfg_timing(cfg, def, t, set, e) == 0)
-		return 0;
-	if (set[DYN_TTL] && set[DYN_LOOP_WAIT] && set[DYN_RETRY_TIMEOUT])
-		return -1;
-	struct pgha_err sub = *e;
-	return err_set(e, "%s\n(what the dynamic config does not set counts at its default here; each agent checks "
-		       "again with its own file)", sub.msg);
-}
-
-json_t *ctl_config_normalize(const json_t *in, struct pgha_err *e)
-{
-	if (!json_is_object(in)) {
-		err_set(e, "the config must be a JSON object");
-		return NULL;
-	}
-	json_t *out = json_object();
-	const char *key;
-	json_t *v;
-	json_object_foreach((json_t *)in, key, v) {
-		if (json_is_null(v))
-			continue;   /* null: not set */
-		if (strcmp(key, "postgresql") == 0) {
-			struct pg_param *p = NULL;
-			size_t n = 0;
-			if (dyncfg_params(in, &p, &n, e) != 0)
-				goto fail;
-			json_t *po = n > 0 ? params_object(out, true) : NULL;
-			for (size_t i = 0; i < n; i++)
-				json_object_set_new(po, p[i].name, json_string(p[i].value));
-			dyncfg_params_free(p, n);
-			continue;
-		}
-		const struct setting *s = find_setting(key, strlen(key));
-		if (s == NULL) {
-			err_set(e, "unknown key \"%s\" (keys: pause, synchronous_mode, synchronous_node_count, "
-				"maximum_lag_on_failover, ttl, loop_wait, retry_timeout, postgresql.parameters)", key);
-			goto fail;
-		}
-		json_t *nv = s->parse(s, v, e);
-		if (nv == NULL) {
-			char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-			err_wrap(e, "%s = %s", key, t ? t : "?");
-			free(t);
-			goto fail;
-		}
-		json_object_set_new(out, key, nv);
-	}
-	if (ctl_config_check_timing(out, e) != 0)
-		goto fail;
-	return out;
-fail:
-	json_decref(out);
-	return NULL;
 }
 
 static char *show(const json_t *v)
@@ -327,7 +155,7 @@ int ctl_config_change(const struct ctl_target *t, const char *cmd, ctl_config_ed
 		if (etcd_get(c, key, &kvs, &e) != 0)
 			break;
 		const struct etcd_kv *kv = etcd_kvs_find(&kvs, key);
-		json_t *old = ctl_config_json(kv);
+		json_t *old = dyncfg_object(kv ? kv->value : NULL);
 		json_t *cfg = json_deep_copy(old);
 		int r = edit(&cfg, arg, &e);
 		if (r != 0) {
@@ -426,22 +254,24 @@ static int parse_change(const char *arg, struct change *ch)
 		free(norm);
 		return 0;
 	}
-	const struct setting *s = find_setting(arg, klen);
-	if (s == NULL || s == &pause_setting) {
+	const struct dyncfg_setting *s = dyncfg_setting_find(arg, klen);
+	if (s == NULL || s->values == NULL) {
 		fprintf(stderr, "pgha ctl set: unknown key \"%.*s\"; keys: ", (int)klen, arg);
 		print_keys(stderr);
-		if (s == &pause_setting)
+		if (s != NULL)
 			fprintf(stderr, "HINT: `pgha ctl pause` / `pgha ctl resume`\n");
 		return 2;
 	}
 	ch->key = xstrdup(s->key);
 	json_t *v = json_string(text);
-	ch->value = v ? s->parse(s, v, &e) : NULL;
+	long long x;
+	int r = v ? dyncfg_setting_parse((enum dyncfg_id)(s - dyncfg_settings), v, &x, &e) : -1;
 	json_decref(v);
-	if (ch->value == NULL) {
+	if (r != 0) {
 		fprintf(stderr, "pgha ctl set: %s = \"%s\": %s\n", s->key, text, v ? e.msg : "not valid UTF-8");
 		return 2;
 	}
+	ch->value = dyncfg_setting_json((enum dyncfg_id)(s - dyncfg_settings), x);
 	return 0;
 }
 
@@ -466,7 +296,7 @@ static int apply_set(json_t **cfg, void *arg, struct pgha_err *e)
 			json_object_del(p, ch->key);
 	}
 	params_tidy(*cfg);
-	return ctl_config_check_timing(*cfg, e) == 0 ? 0 : 2;
+	return dyncfg_check_timing(*cfg, e) == 0 ? 0 : 2;
 }
 
 int ctl_cmd_set(const struct ctl_target *t, int argc, char **argv)

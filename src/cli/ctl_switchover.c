@@ -10,11 +10,11 @@
 #include <time.h>
 
 #include "cli/ctl_int.h"
+#include "cluster/switchover.h"
+#include "cluster/switchover_req.h"
 #include "common/config.h"
 #include "common/strbuf.h"
 #include "common/util.h"
-#include "dcs/switchover.h"
-#include "ha/switchover_req.h"
 
 static int usage(FILE *out)
 {

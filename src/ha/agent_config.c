@@ -6,10 +6,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cluster/config_key.h"
+#include "cluster/member.h"
 #include "common/log.h"
 #include "common/strbuf.h"
 #include "common/util.h"
-#include "dcs/member.h"
 
 #define O(sec, nm, type, field, def, min, max, flags, help) \
 	{sec, nm, type, offsetof(struct agent_config, field), def, min, max, flags, help}
@@ -19,14 +20,18 @@ static const struct config_option agent_options[] = {
 	  "cluster name; all members of a cluster share it (etcd keys live under <prefix>/<name>/)"),
 	O("cluster", "prefix", OPT_STRING, etcd_prefix, "/pgha", 1, 0, 0,
 	  "etcd key prefix shared by all pgha clusters"),
-	O("cluster", "ttl", OPT_DURATION, ttl_ms, "9s", 2000, 3600000, OPT_RELOAD,
+	O("cluster", "ttl", OPT_DURATION, ttl_ms, DYNCFG_TTL_DEFAULT, DYNCFG_TTL_MIN_MS, DYNCFG_TTL_MAX_MS,
+	  OPT_RELOAD,
 	  "leader lease: a leader that cannot renew it within this time is replaced (node death fails over in about this long)"),
-	O("cluster", "loop_wait", OPT_DURATION, loop_wait_ms, "1s", 100, 600000, OPT_RELOAD,
+	O("cluster", "loop_wait", OPT_DURATION, loop_wait_ms, DYNCFG_LOOP_WAIT_DEFAULT, DYNCFG_LOOP_WAIT_MIN_MS,
+	  DYNCFG_LOOP_WAIT_MAX_MS, OPT_RELOAD,
 	  "longest sleep of the HA loop between runs (etcd watch events wake it sooner)"),
-	O("cluster", "retry_timeout", OPT_DURATION, retry_timeout_ms, "3s", 500, 600000, OPT_RELOAD,
+	O("cluster", "retry_timeout", OPT_DURATION, retry_timeout_ms, DYNCFG_RETRY_TIMEOUT_DEFAULT,
+	  DYNCFG_RETRY_TIMEOUT_MIN_MS, DYNCFG_RETRY_TIMEOUT_MAX_MS, OPT_RELOAD,
 	  "how long one etcd operation may retry across endpoints before it counts as failed"),
 
-	O("cluster", "maximum_lag_on_failover", OPT_INT, maximum_lag_on_failover, "1048576", 0, 2147483647,
+	O("cluster", "maximum_lag_on_failover", OPT_INT, maximum_lag_on_failover, DYNCFG_MAX_LAG_DEFAULT, 0,
+	  DYNCFG_MAX_LAG_MAX,
 	  OPT_RELOAD, "a standby more than this many bytes behind the last known leader position is never promoted"),
 	O("cluster", "failsafe", OPT_BOOL, failsafe, "on", 1, 0, OPT_RELOAD,
 	  "with etcd unreachable, the leader stays primary while every member confirms it cannot reach etcd either"),
@@ -128,19 +133,6 @@ const struct config_table agent_config_table = {
 	agent_free_sections, 1,
 };
 
-int agent_timing_check(long ttl_ms, long loop_wait_ms, long retry_timeout_ms, struct pgha_err *e)
-{
-	/*
-	 * The leader must be able to notice a failed renewal and demote before its
-	 * lease runs out: one loop plus a retry window on each side of it.
-	 */
-	if (loop_wait_ms + 2 * retry_timeout_ms > ttl_ms)
-		return err_set(e, "ttl (%ldms) must be at least loop_wait + 2 * retry_timeout (%ldms + 2 * %ldms)"
-			       "\nHINT: raise ttl or lower loop_wait/retry_timeout", ttl_ms, loop_wait_ms,
-			       retry_timeout_ms);
-	return 0;
-}
-
 int agent_config_validate(struct agent_config *cfg, struct pgha_err *e)
 {
 	const char *p = cfg->path ? cfg->path : "config";
@@ -151,12 +143,8 @@ int agent_config_validate(struct agent_config *cfg, struct pgha_err *e)
 			       cfg->cluster_name);
 	if (cfg->etcd_prefix[0] != '/')
 		return err_set(e, "%s: [cluster] prefix = \"%s\": must start with /", p, cfg->etcd_prefix);
-	/*
-	 * The leader must be able to notice a failed renewal and demote before its
-	 * lease runs out: one loop plus a retry window on each side of it.
-	 */
 	struct pgha_err sub;
-	if (agent_timing_check(cfg->ttl_ms, cfg->loop_wait_ms, cfg->retry_timeout_ms, &sub) != 0)
+	if (dyncfg_timing_check(cfg->ttl_ms, cfg->loop_wait_ms, cfg->retry_timeout_ms, &sub) != 0)
 		return err_set(e, "%s: [cluster] %s", p, sub.msg);
 	if (cfg->etcd_request_timeout_ms > cfg->retry_timeout_ms)
 		return err_set(e, "%s: [etcd] request_timeout (%dms) must not exceed [cluster] retry_timeout (%dms)",

@@ -72,12 +72,6 @@ extern const struct config_table agent_config_table;
 /* Load, apply defaults, derive, and check relations between options. */
 int agent_config_load(const char *path, struct agent_config *cfg, struct pgha_err *e) PGHA_MUSTCHECK;
 void agent_config_free(struct agent_config *cfg);
-/*
- * ttl >= loop_wait + 2 * retry_timeout (a leader notices a failed renewal and
- * demotes before its lease runs out); checked for the file and for the dynamic
- * config (`pgha ctl set ttl=...`).
- */
-int agent_timing_check(long ttl_ms, long loop_wait_ms, long retry_timeout_ms, struct pgha_err *e) PGHA_MUSTCHECK;
 /* Check the relations between options (also used after a reload). */
 int agent_config_validate(struct agent_config *cfg, struct pgha_err *e) PGHA_MUSTCHECK;
 

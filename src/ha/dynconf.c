@@ -1,6 +1,6 @@
 /*
  * dynconf.c — the agent applies the dynamic config key's timing and
- * PostgreSQL parameters (ha/dyncfg.h): the HA loop's ttl, loop_wait and
+ * PostgreSQL parameters (cluster/config_key.h): the HA loop's ttl, loop_wait and
  * retry_timeout replace the file's (the lease takes a new ttl when it is next
  * renewed: agent.c), and parameters are merged over the file's [parameters],
  * written into pgha.conf and reloaded; pg_settings.pending_restart then says
@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/config_key.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "ha/dyncfg.h"
 
 /* How often pending_restart is asked when nothing changed (after a change: every loop for a while). */
 #define PENDING_CHECK_MS 10000
@@ -91,13 +91,13 @@ static void log_param_changes(const struct pg_param *old, size_t nold, const str
 void dynconf_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 {
 	const struct etcd_kv *kv = etcd_kvs_find(kvs, a->keys.config);
-	json_error_t jerr;
-	json_t *cfg = kv ? json_loads(kv->value, 0, &jerr) : NULL;   /* not an object: failover.c says so */
-	char err[256] = "";
+	struct dyncfg dc;
 	struct pgha_err e;
+	(void)dyncfg_decode(kv ? kv->value : NULL, &dc, &e);   /* not an object: failover.c says so */
+	char err[256] = "";
 	long base[DYN_NTIMING] = {a->dyn.file_ttl_ms, a->dyn.file_loop_wait_ms, a->dyn.file_retry_timeout_ms};
 	long t[DYN_NTIMING];
-	if (dyncfg_timing(cfg, base, t, NULL, &e) != 0)
+	if (dyncfg_timing(&dc, base, t, &e) != 0)
 		snprintf(err, sizeof(err), "dynamic config refused: %.*s; keeping ttl %dms, loop_wait %dms, retry_timeout %dms",
 			 (int)strcspn(e.msg, "\n"), e.msg, a->cfg.ttl_ms, a->cfg.loop_wait_ms, a->cfg.retry_timeout_ms);
 	else if (t[DYN_RETRY_TIMEOUT] < a->cfg.etcd_request_timeout_ms)
@@ -106,14 +106,14 @@ void dynconf_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 	else
 		apply_timing(a, t);
 
-	struct pg_param *dyn = NULL, *merged = NULL;
-	size_t ndyn = 0, nmerged = 0;
-	if (dyncfg_params(cfg, &dyn, &ndyn, &e) != 0) {
+	if (dc.params_bad) {
 		if (err[0] == '\0')
 			snprintf(err, sizeof(err), "dynamic config refused: %.*s; keeping the PostgreSQL parameters in effect",
-				 (int)strcspn(e.msg, "\n"), e.msg);
+				 (int)strcspn(dc.params_why.msg, "\n"), dc.params_why.msg);
 	} else {
-		dyncfg_params_merge(a->cfg.params, a->cfg.nparams, dyn, ndyn, &merged, &nmerged);
+		struct pg_param *merged = NULL;
+		size_t nmerged = 0;
+		dyncfg_params_merge(a->cfg.params, a->cfg.nparams, dc.params, dc.nparams, &merged, &nmerged);
 		if (!dyncfg_params_equal(a->dyn.params, a->dyn.nparams, merged, nmerged)) {
 			log_param_changes(a->dyn.params, a->dyn.nparams, merged, nmerged);
 			dyncfg_params_free(a->dyn.params, a->dyn.nparams);
@@ -123,11 +123,10 @@ void dynconf_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 			merged = NULL;
 			nmerged = 0;
 		}
+		dyncfg_params_free(merged, nmerged);
 	}
-	dyncfg_params_free(dyn, ndyn);
-	dyncfg_params_free(merged, nmerged);
+	dyncfg_free(&dc);
 	set_dyn_error(a, err);
-	json_decref(cfg);
 }
 
 /* PostgreSQL was started with pgha.conf written in full: ask pg_settings as soon as it runs. */

@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dcs/member.h"
+#include "cluster/member.h"
 
 struct ha_candidate {
 	char name[MEMBER_NAME_MAX];

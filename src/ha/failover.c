@@ -5,11 +5,11 @@
  */
 #include "ha/agent_int.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/config_key.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "ha/election.h"
@@ -19,23 +19,17 @@
 void failover_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 {
 	/* config: {"pause": true, "maximum_lag_on_failover": 1048576} */
-	bool paused = false;
 	int64_t max_lag = a->cfg.maximum_lag_on_failover;
 	const struct etcd_kv *kv = etcd_kvs_find(kvs, a->keys.config);
-	if (kv != NULL) {
-		json_error_t jerr;
-		json_t *o = json_loads(kv->value, 0, &jerr);
-		if (json_is_object(o)) {
-			paused = json_is_true(json_object_get(o, "pause"));
-			json_t *l = json_object_get(o, "maximum_lag_on_failover");
-			if (json_is_integer(l) && json_integer_value(l) >= 0)
-				max_lag = json_integer_value(l);
-		} else {
-			log_warn_once("config json", a->keys.config, kv->mod_revision,
-				      "ignoring %s: not a JSON object (%s)", a->keys.config, jerr.text);
-		}
-		json_decref(o);
-	}
+	struct dyncfg dc;
+	struct pgha_err e;
+	if (dyncfg_decode(kv ? kv->value : NULL, &dc, &e) != 0)
+		log_warn_once("config json", a->keys.config, kv->mod_revision,
+			      "ignoring %s: not a JSON object (%s)", a->keys.config, e.msg);
+	bool paused = dc.set[DYNCFG_PAUSE] && dc.value[DYNCFG_PAUSE];
+	if (dc.set[DYNCFG_MAX_LAG])
+		max_lag = dc.value[DYNCFG_MAX_LAG];
+	dyncfg_free(&dc);
 	if (paused != a->fo.paused)
 		log_warn("maintenance mode %s", paused ? "on: no automatic failover, no demotion" : "off");
 	a->fo.paused = paused;
@@ -46,17 +40,12 @@ void failover_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 	/* failover: {"to": "node2"} */
 	char to[MEMBER_NAME_MAX] = "";
 	kv = etcd_kvs_find(kvs, a->keys.failover);
-	if (kv != NULL) {
-		json_error_t jerr;
-		json_t *o = json_loads(kv->value, 0, &jerr);
-		json_t *t = json_is_object(o) ? json_object_get(o, "to") : NULL;
-		if (json_is_string(t))
-			snprintf(to, sizeof(to), "%s", json_string_value(t));
-		else
-			log_warn_once("failover key", a->keys.failover, kv->mod_revision,
-				      "ignoring %s: expected {\"to\": \"<member>\"}", a->keys.failover);
-		json_decref(o);
-	}
+	struct failover_key fr;
+	if (kv != NULL && failover_key_decode(kv->value, kv->value_len, &fr, &e) == 0)
+		snprintf(to, sizeof(to), "%s", fr.to);
+	else if (kv != NULL)
+		log_warn_once("failover key", a->keys.failover, kv->mod_revision,
+			      "ignoring %s: expected {\"to\": \"<member>\"} (%s)", a->keys.failover, e.msg);
 	if (strcmp(to, a->fo.to) != 0 && to[0] != '\0')
 		log_warn("manual failover requested to %s", to);
 	snprintf(a->fo.to, sizeof(a->fo.to), "%s", to);
@@ -89,7 +78,10 @@ void failover_request_done(struct agent *a)
 /* Ask for a manual failover to `to`, on behalf of switchover `so_id`. */
 void failover_request(struct agent *a, const char *to, const char *so_id)
 {
-	char *v = xasprintf("{\"to\":\"%s\",\"switchover\":\"%s\"}", to, so_id);
+	struct failover_key fk = {.to = ""};
+	snprintf(fk.to, sizeof(fk.to), "%s", to);
+	snprintf(fk.switchover, sizeof(fk.switchover), "%s", so_id);
+	char *v = failover_key_encode(&fk);
 	struct pgha_err e;
 	if (etcd_put(a->dcs.etcd, a->keys.failover, v, 0, &e) != 0)
 		log_warn("switchover %s: writing the failover key: %s", so_id, e.msg);

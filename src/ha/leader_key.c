@@ -3,7 +3,7 @@
  * without a lease, naming no member, or under a lease not the named member's.
  *
  * An agent writes the key only with a create-if-absent txn under its own
- * lease, so such a key names no leader: the view (dcs/member.c) already shows
+ * lease, so such a key names no leader: the view (cluster/member.c) already shows
  * garbage, lease-less and member-less keys as "no leader". The decision then
  * runs as for a lost leader (brute-force tested): the running primary takes the
  * key back, else only the election's winner takes it, and nobody stops a

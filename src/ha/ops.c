@@ -1,6 +1,6 @@
 /*
  * ops.c — operator requests to this member (`pgha ctl restart`, `ctl reinit`)
- * through its requests/<name> key (dcs/switchover.h).
+ * through its requests/<name> key (cluster/switchover.h).
  *
  * The agent takes a request once (by id), and only before its deadline, so a
  * member that was down does not act on a stale one. The decision acts on it

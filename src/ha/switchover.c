@@ -1,6 +1,6 @@
 /*
  * switchover.c — a planned switchover, driven by the agents through the
- * switchover record (dcs/switchover.h; `pgha ctl switchover` writes it).
+ * switchover record (cluster/switchover.h; `pgha ctl switchover` writes it).
  *
  *  leader (= from), scheduled, `at` passed: checks the candidate (a streaming
  *      standby, promotable, close behind; in synchronous mode a listed one)

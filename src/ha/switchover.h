@@ -1,6 +1,6 @@
 /*
  * switchover.h — the agents' part in a planned switchover (see switchover.c
- * and dcs/switchover.h for the protocol).
+ * and cluster/switchover.h for the protocol).
  */
 #ifndef PGHA_HA_SWITCHOVER_H
 #define PGHA_HA_SWITCHOVER_H
@@ -9,9 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster/member.h"
+#include "cluster/switchover.h"
 #include "dcs/etcd.h"
-#include "dcs/member.h"
-#include "dcs/switchover.h"
 #include "ha/sync.h"
 
 struct agent;

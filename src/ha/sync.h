@@ -1,7 +1,7 @@
 /*
  * sync.h — synchronous replication, the pure part: the modes, the two places
  * the synchronous state lives, and the planner that moves between them safely.
- * No I/O; unit-tested in tests/unit/test_sync.c (every start state and goal
+ * No I/O; unit-tested in tests/unit/ha/test_sync.c (every start state and goal
  * over a small universe of members). The leader's side effects are in
  * sync_leader.c.
  *
@@ -39,38 +39,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "cluster/sync_key.h"
 #include "common/err.h"
-#include "dcs/member.h"
 
-#define SYNC_MAX 16                 /* names in one set (more standbys are not made synchronous) */
 #define SYNC_NONE_NAME "pgha:none"  /* strict mode, nobody available: no member can have this name */
 
-enum sync_mode {
-	SYNC_OFF,      /* asynchronous replication */
-	SYNC_ON,       /* one synchronous standby; none available: asynchronous until one is */
-	SYNC_QUORUM,   /* ANY synchronous_node_count of every available standby */
-	SYNC_STRICT,   /* one synchronous standby; none available: writes wait */
-};
-
-const char *sync_mode_name(enum sync_mode m);
-/* "off", "on", "quorum", "strict" (also true/false, as Patroni spells on/off). */
-int sync_mode_parse(const char *s, enum sync_mode *out);
-
-/* A set of member names (sorted, distinct) and a number: k in the ssn, Q in the sync key. */
-struct sync_set {
-	int num;
-	size_t n;
-	char names[SYNC_MAX][MEMBER_NAME_MAX];
-};
-
-void sync_set_clear(struct sync_set *s);
-/* Add a name (kept sorted; duplicates and names past SYNC_MAX are ignored). */
-void sync_set_add(struct sync_set *s, const char *name);
-bool sync_set_has(const struct sync_set *s, const char *name);
-bool sync_set_equal(const struct sync_set *a, const struct sync_set *b);
-/* Text for logs: an ssn "ANY 1 (n2, n3)" / "(none)"; a published set "n2, n3 (quorum 2)". */
+/* Text for logs: an ssn "ANY 1 (n2, n3)" / "(none)". */
 void sync_set_describe(const struct sync_set *s, char *out, size_t len);
-void sync_pub_describe(const struct sync_set *s, char *out, size_t len);
 
 /* (*) above: is the published set safe against every ack set of the ssn? */
 bool sync_safe(const struct sync_set *ssn, const struct sync_set *pub);
@@ -85,24 +60,6 @@ char *sync_ssn_format(const struct sync_set *s, bool quorum);
  * except '*'): 0 and the set, or -1 when it is not understood.
  */
 int sync_ssn_parse(const char *text, struct sync_set *out);
-
-/* The sync key. */
-struct sync_state {
-	char leader[MEMBER_NAME_MAX];
-	struct sync_set set;        /* num = Q, 0 when the set is empty */
-};
-
-char *sync_state_encode(const struct sync_state *s);
-/* Strict: wrong types, bad names, Q outside 1..|P| (0 when empty) are errors. */
-int sync_state_decode(const char *json, struct sync_state *out, struct pgha_err *e) PGHA_MUSTCHECK;
-
-/*
- * A cluster view's synchronous mode (its config key) and sync key: 1 when the
- * mode is on (quorum, strict) and the sync key decodes into *s, 0 when the
- * mode is off or there is no usable key. *mode (may be NULL) gets the mode.
- */
-struct cluster_view;
-int sync_view_state(const struct cluster_view *v, struct sync_state *s, enum sync_mode *mode);
 
 /*
  * What the leader wants now. cands: the standbys that may be synchronous

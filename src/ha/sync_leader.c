@@ -7,11 +7,11 @@
  */
 #include "ha/agent_int.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/config_key.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "ha/sync.h"
@@ -27,34 +27,23 @@ void sync_init(struct agent *a)
 void sync_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 {
 	/* config: {"synchronous_mode": "on", "synchronous_node_count": 1} */
-	enum sync_mode mode = a->sync.mode;
+	enum sync_mode mode = SYNC_OFF;
 	int count = 1;
 	const struct etcd_kv *kv = etcd_kvs_find(kvs, a->keys.config);
-	bool have_mode = false;
-	if (kv != NULL) {
-		json_error_t jerr;
-		json_t *o = json_loads(kv->value, 0, &jerr);
-		json_t *m = json_is_object(o) ? json_object_get(o, "synchronous_mode") : NULL;
-		json_t *c = json_is_object(o) ? json_object_get(o, "synchronous_node_count") : NULL;
-		if (m == NULL || json_is_null(m)) {
-			mode = SYNC_OFF;
-			have_mode = true;
-		} else if (json_is_boolean(m)) {
-			mode = json_is_true(m) ? SYNC_ON : SYNC_OFF;
-			have_mode = true;
-		} else if (json_is_string(m) && sync_mode_parse(json_string_value(m), &mode) == 0) {
-			have_mode = true;
-		}
-		if (!have_mode && json_is_object(o))
-			log_warn_once("synchronous_mode", a->keys.config, kv->mod_revision,
-				      "ignoring %s: synchronous_mode is not off, on, quorum or strict; keeping %s",
-				      a->keys.config, sync_mode_name(a->sync.mode));
-		if (json_is_integer(c) && json_integer_value(c) >= 1 && json_integer_value(c) <= SYNC_MAX)
-			count = (int)json_integer_value(c);
-		json_decref(o);
-	} else {
-		mode = SYNC_OFF;
+	struct dyncfg dc;
+	struct pgha_err not_object;   /* failover.c says so */
+	(void)dyncfg_decode(kv ? kv->value : NULL, &dc, &not_object);
+	if (dc.set[DYNCFG_SYNC_MODE]) {
+		mode = (enum sync_mode)dc.value[DYNCFG_SYNC_MODE];
+	} else if (dc.bad[DYNCFG_SYNC_MODE]) {
+		mode = a->sync.mode;
+		log_warn_once("synchronous_mode", a->keys.config, kv->mod_revision,
+			      "ignoring %s: synchronous_mode is not off, on, quorum or strict; keeping %s",
+			      a->keys.config, sync_mode_name(a->sync.mode));
 	}
+	if (dc.set[DYNCFG_SYNC_COUNT])
+		count = (int)dc.value[DYNCFG_SYNC_COUNT];
+	dyncfg_free(&dc);
 	if (mode != a->sync.mode || (mode == SYNC_QUORUM && count != a->sync.count)) {
 		if (mode == SYNC_QUORUM)
 			log_warn("synchronous_mode quorum, synchronous_node_count %d", count);

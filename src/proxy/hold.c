@@ -1,7 +1,7 @@
 /*
  * hold.c — the proxy's part in a planned switchover.
  *
- * The routing thread follows <cluster>/switchover (dcs/switchover.h). While
+ * The routing thread follows <cluster>/switchover (cluster/switchover.h). While
  * its phase is pausing, demoting or promoting, new read-write transactions
  * wait (read-only ports go on); running ones finish. Once no read-write
  * server is busy, this proxy says so in its record (proxies/<name>:

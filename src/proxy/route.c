@@ -12,7 +12,7 @@
 #include "common/log.h"
 #include "common/strbuf.h"
 #include "common/util.h"
-#include "dcs/member.h"
+#include "cluster/member.h"
 
 struct route {
 	pthread_t thread;

@@ -17,7 +17,7 @@
 
 #include "common/err.h"
 #include "dcs/etcd.h"
-#include "dcs/switchover.h"
+#include "cluster/switchover.h"
 
 #define ROUTE_MAX_REPLICAS 32
 

@@ -32,7 +32,7 @@
 #include "common/strbuf.h"
 #include "common/util.h"
 #include "dcs/etcd.h"
-#include "dcs/member.h"
+#include "cluster/member.h"
 #include "pg/pgconf.h"
 
 #define MAX_NODES 9

@@ -2,8 +2,8 @@
  * test_sync.c — synchronous replication (ha/sync.c): the safety condition, the
  * planner over EVERY safe start state and goal of a four-member universe (each
  * step keeps the condition, the goal is reached, an unsettled ssn never lets a
- * non-empty set be published), synchronous_standby_names text both ways, the
- * sync key codec, and the modes.
+ * non-empty set be published), and synchronous_standby_names text both ways.
+ * The sync key codec and the modes: tests/unit/cluster/test_sync_key.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -383,60 +383,6 @@ static void test_ssn_format_parse(void **state)
 			fail_msg("\"%s\" accepted", bad[i]);
 }
 
-/* ---- the sync key ------------------------------------------------------------ */
-
-static void test_state_codec(void **state)
-{
-	struct sync_state s, r;
-	struct pgha_err e;
-	memset(&s, 0, sizeof(s));
-	snprintf(s.leader, sizeof(s.leader), "n1");
-	s.set = set_of(2, "n3,n2");
-	char *t = sync_state_encode(&s);
-	assert_string_equal(t, "{\"leader\":\"n1\",\"sync_standby\":[\"n2\",\"n3\"],\"quorum\":2}");
-	assert_int_equal(sync_state_decode(t, &r, &e), 0);
-	assert_string_equal(r.leader, "n1");
-	assert_true(sync_set_equal(&r.set, &s.set));
-	free(t);
-	assert_int_equal(sync_state_decode("{\"leader\":\"n1\",\"sync_standby\":[],\"quorum\":0}", &r, &e), 0);
-	assert_int_equal(r.set.n, 0);
-	assert_int_equal(sync_state_decode("{\"leader\":\"n1\",\"sync_standby\":[\"n2\"]}", &r, &e), 0);
-	assert_int_equal(r.set.num, 1);
-	assert_int_equal(sync_state_decode("{\"leader\":\"n1\",\"extra\":1}", &r, &e), 0);
-
-	static const char *const bad[] = {
-		"", "[]", "{}", "{\"leader\":1}", "{\"leader\":\"a b\"}",
-		"{\"leader\":\"n1\",\"sync_standby\":\"n2\"}",
-		"{\"leader\":\"n1\",\"sync_standby\":[1]}",
-		"{\"leader\":\"n1\",\"sync_standby\":[\"n2\",\"n3\"]}",
-		"{\"leader\":\"n1\",\"sync_standby\":[\"n2\"],\"quorum\":2}",
-		"{\"leader\":\"n1\",\"sync_standby\":[\"n2\"],\"quorum\":0}",
-		"{\"leader\":\"n1\",\"sync_standby\":[\"pgha:none\"],\"quorum\":1}",
-	};
-	for (size_t i = 0; i < NELEM(bad); i++) {
-		if (sync_state_decode(bad[i], &r, &e) == 0)
-			fail_msg("sync key %s accepted", bad[i]);
-		assert_non_null(strstr(e.msg, "sync key"));
-	}
-}
-
-static void test_modes(void **state)
-{
-	enum sync_mode m;
-	static const char *const names[] = {"off", "on", "quorum", "strict"};
-	for (int i = 0; i < 4; i++) {
-		assert_int_equal(sync_mode_parse(names[i], &m), 0);
-		assert_int_equal((int)m, i);
-		assert_string_equal(sync_mode_name(m), names[i]);
-	}
-	assert_int_equal(sync_mode_parse("true", &m), 0);
-	assert_int_equal(m, SYNC_ON);
-	assert_int_equal(sync_mode_parse("ON", &m), 0);
-	assert_int_equal(sync_mode_parse("sync", &m), -1);
-	assert_int_equal(sync_mode_parse(NULL, &m), -1);
-	assert_string_equal(sync_mode_name((enum sync_mode)9), "?");
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -446,8 +392,6 @@ int main(void)
 		cmocka_unit_test(test_plan_one_standby_order),
 		cmocka_unit_test(test_goal),
 		cmocka_unit_test(test_ssn_format_parse),
-		cmocka_unit_test(test_state_codec),
-		cmocka_unit_test(test_modes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,8 @@
 /*
- * switchover.c — JSON of the switchover request, of proxy records and of
- * member requests (see switchover.h for the protocols).
+ * switchover.c — JSON of the switchover request, of proxy records, of the
+ * failover request and of member requests (see switchover.h for the protocols).
  */
-#include "dcs/switchover.h"
+#include "cluster/switchover.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -169,6 +169,34 @@ char *proxy_record_encode(const struct proxy_record *r)
 	json_object_set_new(o, "listen_ro", json_string(r->listen_ro));
 	json_object_set_new(o, "paused_for", json_string(r->paused_for));
 	json_object_set_new(o, "clients", json_integer(r->clients));
+	return dump(o);
+}
+
+int failover_key_decode(const char *json, size_t len, struct failover_key *out, struct pgha_err *e)
+{
+	memset(out, 0, sizeof(*out));
+	json_t *o = load(json, len, "the failover request", e);
+	if (o == NULL)
+		return -1;
+	int rc = 0;
+	if (get_str(o, "to", out->to, sizeof(out->to), true, e) != 0 ||
+	    get_str(o, "from", out->from, sizeof(out->from), false, e) != 0 ||
+	    get_str(o, "switchover", out->switchover, sizeof(out->switchover), false, e) != 0)
+		rc = err_wrap(e, "failover request");
+	else if (out->to[0] == '\0')
+		rc = err_set(e, "failover request: field \"to\" is empty");
+	json_decref(o);
+	return rc;
+}
+
+char *failover_key_encode(const struct failover_key *r)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "to", json_string(r->to));
+	if (r->from[0])
+		json_object_set_new(o, "from", json_string(r->from));
+	if (r->switchover[0])
+		json_object_set_new(o, "switchover", json_string(r->switchover));
 	return dump(o);
 }
 

@@ -7,7 +7,7 @@
  * role/state names read as "unknown") and strict where a wrong value would
  * mislead (wrong types, out-of-range numbers, an address too long to hold).
  */
-#include "dcs/member.h"
+#include "cluster/member.h"
 
 #include <ctype.h>
 #include <inttypes.h>

@@ -3,8 +3,8 @@
  * (JSON, under the member's lease), and the cluster view assembled from a
  * range read of the whole prefix.
  */
-#ifndef PGHA_DCS_MEMBER_H
-#define PGHA_DCS_MEMBER_H
+#ifndef PGHA_CLUSTER_MEMBER_H
+#define PGHA_CLUSTER_MEMBER_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -5,6 +5,9 @@
  *                                       and the phase it has reached
  *   <prefix>/<cluster>/proxies/<name>   one per running proxy, under its lease:
  *                                       which switchover it has paused for
+ *   <prefix>/<cluster>/failover         a manual failover (`ctl failover`, or
+ *                                       the switchover's last step): see
+ *                                       struct failover_key
  *   <prefix>/<cluster>/requests/<name>  an operation asked of one member
  *                                       (`ctl restart`, `ctl reinit`), under
  *                                       ctl's lease: see struct member_request
@@ -20,8 +23,8 @@
  * Decoding is strict on types and lengths (a bad record is an error naming
  * the field), lenient on unknown fields (another version may add some).
  */
-#ifndef PGHA_DCS_SWITCHOVER_H
-#define PGHA_DCS_SWITCHOVER_H
+#ifndef PGHA_CLUSTER_SWITCHOVER_H
+#define PGHA_CLUSTER_SWITCHOVER_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -67,6 +70,21 @@ struct proxy_record {
 
 int proxy_record_decode(const char *json, size_t len, struct proxy_record *out, struct pgha_err *e) PGHA_MUSTCHECK;
 char *proxy_record_encode(const struct proxy_record *r);
+
+/*
+ * failover: {"to": "n2", "from": "n1"} from `ctl failover`, {"to": "n2",
+ * "switchover": "so-..."} from a switchover. The member `to` takes the leader
+ * key (the leader at the time gives it up); nobody else acts on it.
+ */
+struct failover_key {
+	char to[64];
+	char from[64];            /* the leader when it was asked for ("" none or not said) */
+	char switchover[40];      /* the switchover it carries out ("" none) */
+};
+
+int failover_key_decode(const char *json, size_t len, struct failover_key *out,
+			    struct pgha_err *e) PGHA_MUSTCHECK;
+char *failover_key_encode(const struct failover_key *r);
 
 /*
  * requests/<member>: {"id": "rq-...", "action": "restart" | "reinit", "deadline": unix ms}.

@@ -1,6 +1,6 @@
 /*
  * test_switchover.c — the switchover record and proxy records
- * (dcs/switchover.c): round trips, and bad records named precisely.
+ * (cluster/switchover.c): round trips, and bad records named precisely.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "dcs/switchover.h"
+#include "cluster/switchover.h"
 
 static void test_round_trip(void **state)
 {
@@ -125,6 +125,51 @@ static void test_member_request(void **state)
 	}
 }
 
+/* failover: what ctl failover writes and the agents read. */
+static void test_failover_key(void **state)
+{
+	(void)state;
+	struct failover_key r;
+	memset(&r, 0, sizeof(r));
+	strcpy(r.to, "n2");
+	strcpy(r.from, "n1");
+	char *json = failover_key_encode(&r);
+	assert_string_equal(json, "{\"to\":\"n2\",\"from\":\"n1\"}");
+	struct failover_key back;
+	struct pgha_err e;
+	assert_int_equal(failover_key_decode(json, strlen(json), &back, &e), 0);
+	assert_memory_equal(&r, &back, sizeof(r));
+	free(json);
+	const char *ok = "{\"to\":\"n3\"}";
+	assert_int_equal(failover_key_decode(ok, strlen(ok), &back, &e), 0);
+	assert_string_equal(back.to, "n3");
+	assert_string_equal(back.from, "");
+	/* A switchover's last step names itself, and no leader. */
+	memset(&r, 0, sizeof(r));
+	strcpy(r.to, "n3");
+	strcpy(r.switchover, "so-1795000000-Ab3dE9xQ");
+	json = failover_key_encode(&r);
+	assert_string_equal(json, "{\"to\":\"n3\",\"switchover\":\"so-1795000000-Ab3dE9xQ\"}");
+	assert_int_equal(failover_key_decode(json, strlen(json), &back, &e), 0);
+	assert_memory_equal(&r, &back, sizeof(r));
+	free(json);
+	static const struct {
+		const char *json, *msg;
+	} bad[] = {
+		{"[\"n2\"]", "not a JSON object"},
+		{"{\"from\":\"n1\"}", "\"to\" is missing"},
+		{"{\"to\":\"\"}", "\"to\" is empty"},
+		{"{\"to\":2}", "\"to\" is not a string"},
+		{"{\"to\":\"n2\",\"from\":[]}", "\"from\" is not a string"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&e, 0, sizeof(e));
+		assert_int_equal(failover_key_decode(bad[i].json, strlen(bad[i].json), &back, &e), -1);
+		if (strstr(e.msg, bad[i].msg) == NULL || strstr(e.msg, "failover request") == NULL)
+			fail_msg("%s: %s (want %s)", bad[i].json, e.msg, bad[i].msg);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -132,6 +177,7 @@ int main(void)
 		cmocka_unit_test(test_bad_records),
 		cmocka_unit_test(test_proxy_record),
 		cmocka_unit_test(test_member_request),
+		cmocka_unit_test(test_failover_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,15 +3,15 @@
  * what `pgha ctl switchover` and the agent API (POST/DELETE /switchover)
  * share. The agents then carry it out (switchover.c).
  */
-#ifndef PGHA_HA_SWITCHOVER_REQ_H
-#define PGHA_HA_SWITCHOVER_REQ_H
+#ifndef PGHA_CLUSTER_SWITCHOVER_REQ_H
+#define PGHA_CLUSTER_SWITCHOVER_REQ_H
 
 #include <stdint.h>
 
+#include "cluster/member.h"
+#include "cluster/switchover.h"
 #include "common/err.h"
 #include "dcs/etcd.h"
-#include "dcs/member.h"
-#include "dcs/switchover.h"
 
 /* The record now: 1 present (*raw set, caller frees; an unreadable one reads as aborted), 0 absent, -1 error. */
 int switchover_read(struct etcd_client *c, const char *key, struct switchover *so, char **raw, struct pgha_err *e);

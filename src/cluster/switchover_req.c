@@ -1,17 +1,17 @@
 /*
  * switchover_req.c — asking for a planned switchover (see switchover_req.h).
  */
-#include "ha/switchover_req.h"
+#include "cluster/switchover_req.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "cluster/config_key.h"
 #include "common/config.h"
 #include "common/strbuf.h"
 #include "common/util.h"
-#include "ha/sync.h"
 
 int64_t switchover_parse_time(const char *s, int64_t now_wall_ms)
 {
@@ -79,7 +79,7 @@ int switchover_fit(const struct cluster_view *v, const char *to, struct pgha_err
 	if (m->tags.nofailover)
 		return err_set(e, "%s is not fit: it is tagged nofailover", to);
 	struct sync_state ss;
-	if (sync_view_state(v, &ss, NULL) == 1 && !sync_set_has(&ss.set, to))
+	if (dyncfg_view_sync(v, &ss, NULL) == 1 && !sync_set_has(&ss.set, to))
 		return err_set(e, "%s is not fit: synchronous mode is on and it is not a synchronous standby", to);
 	return 0;
 }

@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dcs/etcd.h"
 #include "cli/ctl.h"
-#include "dcs/member.h"
+#include "cluster/member.h"
+#include "dcs/etcd.h"
 
 static void sample(struct member *m, const char *name)
 {

@@ -1,0 +1,181 @@
+/*
+ * ctl_list.c — `pgha ctl list`: the members table (also `pgha up`'s), the
+ * notes under it (maintenance mode, a pending failover or switchover), and
+ * the --json form.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/ctl.h"
+#include "cli/ctl_int.h"
+#include "cluster/config_key.h"
+#include "cluster/switchover.h"
+#include "common/strbuf.h"
+#include "common/util.h"
+
+/* "Maintenance mode: on" / pending failover and switchover lines under the table. */
+static void print_notes(FILE *out, const struct etcd_kvs *raw, const char *prefix)
+{
+	char *key = xasprintf("%sconfig", prefix);
+	const struct etcd_kv *kv = etcd_kvs_find(raw, key);
+	if (dyncfg_paused(kv ? kv->value : NULL))
+		fprintf(out, "Maintenance mode: on (no automatic failover; `pgha ctl resume` ends it)\n");
+	free(key);
+	key = xasprintf("%sfailover", prefix);
+	kv = etcd_kvs_find(raw, key);
+	if (kv != NULL)
+		fprintf(out, "Pending failover: %s\n", kv->value);
+	free(key);
+	key = xasprintf("%sswitchover", prefix);
+	kv = etcd_kvs_find(raw, key);
+	struct switchover so;
+	struct pgha_err e;
+	if (kv != NULL && switchover_decode(kv->value, kv->value_len, &so, &e) == 0) {
+		char when[64] = "now";
+		if (so.at_ms > 0) {
+			time_t ts = (time_t)(so.at_ms / 1000);
+			struct tm tm;
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&ts, &tm));
+		}
+		if (so.phase == SO_DONE || so.phase == SO_ABORTED)
+			fprintf(out, "Last switchover: %s %s -> %s %s%s%s\n", so.id, so.from, so.to, so_phase_name(so.phase),
+				so.reason[0] ? ": " : "", so.reason);
+		else
+			fprintf(out, "Pending switchover: %s %s -> %s at %s (%s; `pgha ctl switchover --cancel` withdraws it)\n",
+				so.id, so.from, so.to, when, so_phase_name(so.phase));
+	} else if (kv != NULL) {
+		fprintf(out, "Switchover record unreadable: %s\n", e.msg);
+	}
+	free(key);
+}
+
+void ctl_print_table(FILE *out, const struct cluster_view *v, const char *cluster)
+{
+	struct sync_state ss;
+	enum sync_mode mode;
+	bool sync = dyncfg_view_sync(v, &ss, &mode) == 1 && v->leader && strcmp(ss.leader, v->leader) == 0;
+	const char *sysid = v->initialize ? v->initialize : "not initialized";
+	fprintf(out, "Cluster: %s (system identifier %s), leader: %s\n", cluster, sysid,
+		v->leader ? v->leader : "none");
+	if (v->leader_state != LEADER_KEY_OK)
+		fprintf(out, "Leader key: \"%.80s\" (revision %lld) is %s: no agent wrote it.\n"
+			"  The agents replace it (compared on that revision): the running primary, else the election's\n"
+			"  winner%s.\n", v->leader_invalid ? v->leader_invalid : v->leader, (long long)v->leader_mod_revision,
+			leader_key_problem(v->leader_state),
+			v->leader_state == LEADER_KEY_FOREIGN_LEASE ? ", once it has stayed so for a ttl (an agent moving "
+			"its key to a new lease shows this for a moment)" : "");
+	/* As Patroni: the column shows only when a member waits for a restart. */
+	bool pending = false;
+	for (size_t i = 0; i < v->nmembers; i++)
+		pending |= v->members[i].pending_restart;
+	fprintf(out, "%-16s %-22s %-8s %-14s %4s  %-*s%s\n", "MEMBER", "HOST", "ROLE", "STATE", "TL", pending ? 10 : 0,
+		"LAG", pending ? "  PENDING RESTART" : "");
+	for (size_t i = 0; i < v->nmembers; i++) {
+		const struct member *m = &v->members[i];
+		char host[300], lag[32] = "", tl[16] = "";
+		snprintf(host, sizeof(host), "%s:%d", m->host, m->port);
+		bool leader = v->leader && strcmp(v->leader, m->name) == 0;
+		const char *role = leader ? "leader" : member_role_name(m->role);
+		if (!leader && sync && sync_set_has(&ss.set, m->name))
+			role = mode == SYNC_QUORUM ? "quorum" : "sync";
+		if (m->timeline > 0)
+			snprintf(tl, sizeof(tl), "%u", m->timeline);
+		if (!leader && m->role == ROLE_REPLICA && m->lag_bytes >= 0)
+			format_bytes((uint64_t)m->lag_bytes, lag, sizeof(lag));
+		else if (!leader && m->role == ROLE_REPLICA)
+			snprintf(lag, sizeof(lag), "unknown");
+		char restart[300] = "";
+		if (m->pending_restart)
+			snprintf(restart, sizeof(restart), "  * %s", m->pending_params);
+		fprintf(out, "%-16s %-22s %-8s %-14s %4s  %-*s%s\n", m->name, host, role,
+			member_state_name(m->state), tl, pending ? 10 : 0, lag, restart);
+		if (m->error[0])
+			fprintf(out, "%-16s   error: %s\n", "", m->error);
+		if (m->diverged_copy[0])
+			fprintf(out, "%-16s   diverged copy: %s (removed once it streams again)\n", "", m->diverged_copy);
+	}
+	if (v->nmembers == 0)
+		fprintf(out, "(no members)\n");
+	if (mode != SYNC_OFF) {
+		char set[600];
+		if (!sync)
+			snprintf(set, sizeof(set), "none published by the leader yet");
+		else if (ss.set.n == 0)
+			snprintf(set, sizeof(set), "none (%s)", mode == SYNC_STRICT ? "writes wait for one" :
+				 "asynchronous until one streams; no failover meanwhile");
+		else
+			sync_pub_describe(&ss.set, set, sizeof(set));
+		fprintf(out, "Synchronous mode: %s; synchronous standbys: %s\n", sync_mode_name(mode), set);
+		if (mode == SYNC_QUORUM && sync && ss.set.n > 1)
+			fprintf(out, "  (a new leader must hear from %d of them: every commit is on one of any %d)\n",
+				ss.set.num, ss.set.num);
+	}
+}
+
+int ctl_cmd_list(const struct ctl_target *t, int argc, char **argv)
+{
+	bool json = false;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			json = true;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			printf("Usage: pgha ctl list [--json]\n\nList the members of the cluster as etcd knows them.\n"
+			       "ROLE is leader, replica, or (synchronous mode) sync / quorum for the standbys the\n"
+			       "leader published as synchronous: only those may be promoted. PENDING RESTART (shown\n"
+			       "when a member has one) names the parameters that wait for `pgha ctl restart --pending`.\n");
+			return 0;
+		} else {
+			fprintf(stderr, "pgha ctl list: unknown option \"%s\"\n", argv[i]);
+			return 2;
+		}
+	}
+	struct cluster_view v = {0};
+	struct etcd_kvs raw = {0};
+	struct pgha_err e;
+	if (ctl_read_view(t, &v, &raw, &e) != 0) {
+		fprintf(stderr, "pgha ctl list: %s\n", e.msg);
+		return 1;
+	}
+	char *prefix = ctl_cluster_prefix(t);
+	if (json) {
+		char *s = cluster_view_encode(&v, t->cluster);
+		json_error_t jerr;
+		json_t *o = json_loads(s, 0, &jerr);
+		char *ck = xasprintf("%sconfig", prefix), *fk = xasprintf("%sfailover", prefix);
+		const struct etcd_kv *cfg = etcd_kvs_find(&raw, ck), *fo = etcd_kvs_find(&raw, fk);
+		json_object_set_new(o, "paused", json_boolean(dyncfg_paused(cfg ? cfg->value : NULL)));
+		json_object_set_new(o, "pending_failover", fo ? json_loads(fo->value, 0, &jerr) : json_null());
+		struct sync_state ss;
+		enum sync_mode mode;
+		if (dyncfg_view_sync(&v, &ss, &mode) == 1) {
+			json_t *arr = json_array();
+			for (size_t i = 0; i < ss.set.n; i++)
+				json_array_append_new(arr, json_string(ss.set.names[i]));
+			json_t *sj = json_object();
+			json_object_set_new(sj, "leader", json_string(ss.leader));
+			json_object_set_new(sj, "sync_standby", arr);
+			json_object_set_new(sj, "quorum", json_integer(ss.set.num));
+			json_object_set_new(o, "sync", sj);
+		} else {
+			json_object_set_new(o, "sync", json_null());
+		}
+		json_object_set_new(o, "synchronous_mode", json_string(sync_mode_name(mode)));
+		char *out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		printf("%s\n", out);
+		free(out);
+		json_decref(o);
+		free(ck);
+		free(fk);
+		free(s);
+	} else {
+		ctl_print_table(stdout, &v, t->cluster);
+		print_notes(stdout, &raw, prefix);
+	}
+	free(prefix);
+	etcd_kvs_free(&raw);
+	cluster_view_free(&v);
+	return 0;
+}
