@@ -5,6 +5,7 @@
 #                   protocol decoder 30 s, run the integration tests
 #   make unit       unit tests only (cmocka)
 #   make layers     check which folder of src/ includes which (docs/ARCHITECTURE.md, "Layers")
+#   make calls      check that no two files of one folder of src/ call each other in a loop
 #   make deps       install the Debian packages pgha needs (needs root)
 
 CC      ?= cc
@@ -33,7 +34,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PYTHON    ?= /usr/bin/python3
 PYTEST_ARGS ?=
 
-.PHONY: all deps up check unit integration clean asan fuzz fuzz-run fuzz-corpus layers
+.PHONY: all deps up check unit integration clean asan fuzz fuzz-run fuzz-corpus layers calls
 
 # libFuzzer target for the wire protocol layer (src/pgproto): clang only, and
 # only the sources it needs, so the rest of pgha never has to fuzz-build.
@@ -48,10 +49,14 @@ FUZZ_SRCS    := $(sort $(wildcard src/pgproto/*.c)) src/common/strbuf.c src/comm
 FUZZ_HDRS    := $(wildcard src/pgproto/*.h) src/common/strbuf.h src/common/err.h
 FUZZ_CORPUS  := tests/fuzz/corpus/pgproto
 
-all: layers $(BUILD)/pgha
+all: layers calls
 
 layers:
 	@scripts/check-layers.sh
+
+# From the objects' symbols (nm): within a folder of src/, calls go one way (docs/ARCHITECTURE.md).
+calls: $(BUILD)/pgha
+	@$(PYTHON) scripts/check-calls.py $(BUILD)
 
 $(BUILD)/pgha: $(OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -82,6 +87,7 @@ integration: all
 # The test command: everything, built with sanitizers (pytest's summary comes last).
 check: deps
 	scripts/check-layers.sh --self-test
+	$(PYTHON) scripts/check-calls.py --self-test
 	$(MAKE) SANITIZE=1 unit
 	$(MAKE) fuzz-run FUZZ_SECONDS=30
 	$(MAKE) SANITIZE=1 integration

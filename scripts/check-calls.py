@@ -5,6 +5,7 @@ Reads the symbols each object file defines and uses (nm), draws an edge a -> b w
 a folder calls a function (or reads a variable) defined in another file of the same folder, and
 fails, naming every loop and its edges, when those edges form a cycle.
   scripts/check-calls.py BUILD_DIR [FOLDER...]     (default folders: every folder of src/)
+  scripts/check-calls.py --self-test               (shows that a loop is caught)
 """
 import collections
 import os
@@ -71,7 +72,35 @@ def loops(edges):
     return out
 
 
+def self_test():
+    """Two files of one folder that call each other must be reported, naming both calls."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        odir = os.path.join(tmp, "src", "x")
+        os.makedirs(odir)
+        files = {"a": "void b_fn(void); void a_fn(void); void a_fn(void) { b_fn(); }\n",
+                 "b": "void a_fn(void); void b_fn(void); void b_fn(void) { a_fn(); }\n",
+                 "c": "void a_fn(void); void c_fn(void); void c_fn(void) { a_fn(); }\n"}
+        for name, text in files.items():
+            with open(os.path.join(tmp, name + ".c"), "w") as f:
+                f.write(text)
+            subprocess.run([os.environ.get("CC", "cc"), "-c", "-o", os.path.join(odir, name + ".o"),
+                            os.path.join(tmp, name + ".c")], check=True)
+        found = loops(graph(tmp, ["x"]))
+        if found != [["x/a.c", "x/b.c"]]:
+            print(f"check-calls self-test: want the loop x/a.c <-> x/b.c only, got {found}", file=sys.stderr)
+            return 1
+        os.remove(os.path.join(odir, "b.o"))
+        if loops(graph(tmp, ["x"])):
+            print("check-calls self-test: a loop reported where there is none", file=sys.stderr)
+            return 1
+    print("check-calls self-test: a call loop is caught")
+    return 0
+
+
 def main():
+    if sys.argv[1:] == ["--self-test"]:
+        return self_test()
     if len(sys.argv) < 2:
         print(__doc__.strip(), file=sys.stderr)
         return 2
