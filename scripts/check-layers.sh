@@ -19,9 +19,10 @@ auth: common
 dcs: common
 pg: common
 http: common
+backup: common pg
 cluster: common dcs pg
 api: common dcs http cluster
-ha: common dcs pg api cluster
+ha: common dcs pg api cluster backup
 proxy: common pgproto auth dcs http cluster
 cli: common dcs cluster ha/agent_config.h
 up: common dcs pg cli cluster
