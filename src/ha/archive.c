@@ -50,6 +50,29 @@ static char *find_program(const char *name)
 	return found;
 }
 
+/*
+ * Does this pgbackrest take the compression type? Builds differ (Debian 12's
+ * 2.45 refuses zstd, error 32), and a refusal would only show as archive_command
+ * failing. Asked with no config file, of a command that stops at once.
+ */
+static int probe_compress(const struct agent *a, const char *bin, struct pgha_err *e)
+{
+	char *compress = xasprintf("--compress-type=%s", a->cfg.backup_compress_type);
+	const char *argv[] = {bin, "--config=/dev/null", "--log-level-file=off", "--log-level-console=off",
+			      "--log-level-stderr=error", "--lock-path=/tmp", "--stanza=pgha-probe", compress,
+			      "--pg1-path=/nonexistent", "archive-push", "/nonexistent/000000010000000000000001", NULL};
+	struct proc_spec spec = {.argv = argv, .user = &a->user, .out_fd = -1, .new_session = true};
+	struct strbuf out = STRBUF_INIT;
+	int code = 0, rc = proc_run(&spec, 10000, &out, &code, e);
+	if (rc == 0 && code == 32)
+		rc = err_set(e, "[backup] compress_type = %s: this pgbackrest refuses it: %.*s\n"
+			     "HINT: use lz4 or gz (or install a pgBackRest built with %s)", a->cfg.backup_compress_type,
+			     (int)strcspn(sb_str(&out), "\n"), sb_str(&out), a->cfg.backup_compress_type);
+	sb_free(&out);
+	free(compress);
+	return rc;
+}
+
 int archive_setup(struct agent *a, struct pgha_err *e)
 {
 	struct agent_archive *r = &a->arc;
@@ -61,6 +84,8 @@ int archive_setup(struct agent *a, struct pgha_err *e)
 	if (r->bin == NULL)
 		return err_set(e, "[backup] repo_path is set but pgbackrest is not installed (not found in PATH)\n"
 			       "HINT: install it (Debian: apt-get install pgbackrest) on every member, or remove [backup]");
+	if (probe_compress(a, r->bin, e) != 0)
+		return -1;
 	struct pgbr_spec s = {
 		.stanza = a->cfg.cluster_name, .repo_path = a->cfg.backup_repo_path,
 		.retention_full = a->cfg.backup_retention_full, .compress_type = a->cfg.backup_compress_type,
@@ -184,9 +209,9 @@ static void failed(struct agent *a, const char *what, const char *why, const cha
 	struct agent_archive *r = &a->arc;
 	set_state(a, "failing: %s: %s", what, why);
 	log_error("WAL archiving: %s failed: %s%s%s\nHINT: the repository %s must exist and be writable by the OS user "
-		  "running PostgreSQL on every member; pgBackRest's log is in %s/log. Retrying in %d s; "
-		  "HA and commits go on meanwhile", what, why, detail && detail[0] ? "\n" : "", detail ? detail : "",
-		  a->cfg.backup_repo_path, a->cfg.backup_work_dir, ARC_RETRY_MS / 1000);
+		  "running PostgreSQL on every member; pgBackRest's log is in %s/log, archive_command's errors in %s. "
+		  "Retrying in %d s; HA and commits go on meanwhile", what, why, detail && detail[0] ? "\n" : "",
+		  detail ? detail : "", a->cfg.backup_repo_path, a->cfg.backup_work_dir, a->cfg.log_file, ARC_RETRY_MS / 1000);
 	r->retry_ms = now_ms() + ARC_RETRY_MS;
 }
 
