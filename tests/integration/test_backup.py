@@ -212,3 +212,43 @@ def test_bad_repository_keeps_writes_and_says_why(base_dir, etcd):
             "SELECT last_archived_wal FROM pg_stat_archiver")[0][0] >= seg, timeout=30)
     finally:
         cluster.stop_all()
+
+
+def test_check_reads_the_cipher_pass_file(tmp_path):
+    """`agent --check` reads [backup] cipher_pass_file as the real start does."""
+    from conftest import PGHA_BIN
+    for name in ("su", "repl"):
+        (tmp_path / name).write_text("pw\n")
+        (tmp_path / name).chmod(0o600)
+    cipher = tmp_path / "cipher"
+    conf = tmp_path / "node.conf"
+    conf.write_text(f"""[node]
+name = n1
+[postgresql]
+data_dir = /tmp/does-not-matter
+superuser_password_file = {tmp_path}/su
+replication_password_file = {tmp_path}/repl
+[backup]
+repo_path = /tmp/does-not-matter-either
+cipher_pass_file = {cipher}
+""")
+
+    def check():
+        return subprocess.run([PGHA_BIN, "agent", "--check", "-c", str(conf)], capture_output=True, text=True,
+                              timeout=30)
+    r = check()
+    assert r.returncode == 2 and "[backup] cipher_pass_file" in r.stderr and str(cipher) in r.stderr, r.stderr
+    cipher.write_text("a passphrase\n")
+    cipher.chmod(0o666)
+    r = check()
+    assert r.returncode == 2 and "chmod 600" in r.stderr, r.stderr
+    cipher.chmod(0o600)
+    r = check()
+    assert r.returncode == 0 and "OK" in r.stdout, r.stderr
+    cipher.write_text("two\nlines\n")
+    r = check()
+    assert r.returncode == 2 and "line break" in r.stderr, r.stderr
+    assert "two" not in r.stderr and "lines" not in r.stderr.replace("line break", "")
+    cipher.write_text("\n")
+    r = check()
+    assert r.returncode == 2 and "empty" in r.stderr, r.stderr
