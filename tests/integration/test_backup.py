@@ -252,3 +252,36 @@ cipher_pass_file = {cipher}
     cipher.write_text("\n")
     r = check()
     assert r.returncode == 2 and "empty" in r.stderr, r.stderr
+
+
+def test_up_backup_archives_and_prints_how_to_see_it():
+    import re
+    import signal
+    from conftest import PGHA_BIN, make_base_dir, stop_process
+    from test_up import read_until
+    base = make_base_dir()
+    d = os.path.join(base, "cluster")
+    proc = subprocess.Popen([PGHA_BIN, "up", "--dir", d, "--nodes", "2", "--backup", "--timeout", "240"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        lines = read_until(proc, r"is up: 2 members", 240)
+        lines += read_until(proc, r"^Stop:", 30)
+        out = "".join(lines)
+        m = re.search(r"^WAL archive: (\S+) \(pgBackRest\); see it: (.*)$", out, re.M)
+        assert m, out
+        assert m.group(1) == os.path.join(d, "backup-repo")
+        for i in (1, 2):
+            with open(os.path.join(d, f"node{i}.conf")) as f:
+                assert f"[backup]\nrepo_path = {d}/backup-repo\n" in f.read()
+        cmd = m.group(2).split() + ["--output=json"]
+
+        def archived_wal():
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            info = json.loads(r.stdout)
+            return info[0]["archive"] and info[0]["archive"][0].get("max")
+        wal = wait_until("the printed command to show archived WAL", archived_wal, timeout=90)
+        print(f"pgha up --backup: archive max {wal}")
+    finally:
+        code = stop_process(proc, sig=signal.SIGINT, timeout=120)
+        assert code == 0, code
+    shutil.rmtree(base, ignore_errors=True)
