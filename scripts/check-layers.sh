@@ -18,6 +18,7 @@ pgproto: common
 auth: common
 dcs: common
 pg: common
+backup: common pg
 http: common
 backup: common pg
 cluster: common dcs pg
