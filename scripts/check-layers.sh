@@ -20,7 +20,6 @@ dcs: common
 pg: common
 backup: common pg
 http: common
-backup: common pg
 cluster: common dcs pg
 api: common dcs http cluster
 ha: common dcs pg api cluster backup

@@ -180,6 +180,7 @@ struct agent_archive {
 	struct strbuf out;        /* its output (the last few KB) */
 	bool checked;             /* stanza-create + check passed since this member became primary */
 	int64_t retry_ms;         /* no new try before this */
+	int busy;                 /* tries in a row that found pgBackRest's lock held */
 	int64_t stat_ms;          /* pg_stat_archiver last read */
 	char state[256];          /* the member record's "archive": "ok", "failing: why", "" */
 };

@@ -30,6 +30,9 @@ enum { ARC_STANZA_CREATE = 1, ARC_CHECK };
 #define ARC_TIMEOUT_MS 180000      /* one pgBackRest command (check waits up to archive-timeout, 60 s) */
 #define ARC_RETRY_MS 30000         /* after a failure */
 #define ARC_STAT_MS 5000           /* pg_stat_archiver, once archiving was checked */
+#define ARC_LOCK_HELD 50           /* pgBackRest's exit code for a lock held by another of its processes */
+#define ARC_BUSY_MS 1000
+#define ARC_BUSY_TRIES 10
 
 /* The pgbackrest program in PATH (absolute: PostgreSQL's shell may have another PATH). */
 static char *find_program(const char *name)
@@ -236,6 +239,16 @@ static void poll_child(struct agent *a)
 	}
 	drain(r);
 	child_done(r);
+	/*
+	 * 50: a lock is held, e.g. by the asynchronous archive-push a promotion just
+	 * started (the new timeline's history file): try again in a moment, a few times.
+	 */
+	if (code == ARC_LOCK_HELD && ++r->busy <= ARC_BUSY_TRIES) {
+		log_info("%s: pgBackRest holds a lock (archiving is under way); trying again in %d ms", what, ARC_BUSY_MS);
+		r->retry_ms = now_ms() + ARC_BUSY_MS;
+		return;
+	}
+	r->busy = 0;
 	if (code != 0) {
 		char why[200], exitdesc[64];
 		reason(&r->out, why, sizeof(why));

@@ -137,7 +137,9 @@ def test_switchover_new_primary_archives_history_and_wal(two):
     seg, took = switch_and_wait_archived(node, timeout=20)
     assert seg.startswith(f"{tl:08X}")
     assert archived(repo, f"{seg[:16]}/{seg}-*")
-    wait_archive_ok(cluster, new, timeout=120)
+    # The new primary checks archiving at once (a lock its archive-push holds only delays that by a second).
+    wait_archive_ok(cluster, new, timeout=20)
+    assert "WAL archiving: pgbackrest" not in node.log(), node.log()
     print(f"switchover {switched:.1f}s; history file archived {history_s:.2f}s later; "
           f"a new segment of timeline {tl} archived in {took:.2f}s")
     # The old primary follows as a standby with the same settings.
@@ -212,3 +214,76 @@ def test_bad_repository_keeps_writes_and_says_why(base_dir, etcd):
             "SELECT last_archived_wal FROM pg_stat_archiver")[0][0] >= seg, timeout=30)
     finally:
         cluster.stop_all()
+
+
+def test_check_reads_the_cipher_pass_file(tmp_path):
+    """`agent --check` reads [backup] cipher_pass_file as the real start does."""
+    from conftest import PGHA_BIN
+    for name in ("su", "repl"):
+        (tmp_path / name).write_text("pw\n")
+        (tmp_path / name).chmod(0o600)
+    cipher = tmp_path / "cipher"
+    conf = tmp_path / "node.conf"
+    conf.write_text(f"""[node]
+name = n1
+[postgresql]
+data_dir = /tmp/does-not-matter
+superuser_password_file = {tmp_path}/su
+replication_password_file = {tmp_path}/repl
+[backup]
+repo_path = /tmp/does-not-matter-either
+cipher_pass_file = {cipher}
+""")
+
+    def check():
+        return subprocess.run([PGHA_BIN, "agent", "--check", "-c", str(conf)], capture_output=True, text=True,
+                              timeout=30)
+    r = check()
+    assert r.returncode == 2 and "[backup] cipher_pass_file" in r.stderr and str(cipher) in r.stderr, r.stderr
+    cipher.write_text("a passphrase\n")
+    cipher.chmod(0o666)
+    r = check()
+    assert r.returncode == 2 and "chmod 600" in r.stderr, r.stderr
+    cipher.chmod(0o600)
+    r = check()
+    assert r.returncode == 0 and "OK" in r.stdout, r.stderr
+    cipher.write_text("two\nlines\n")
+    r = check()
+    assert r.returncode == 2 and "line break" in r.stderr, r.stderr
+    assert "two" not in r.stderr and "lines" not in r.stderr.replace("line break", "")
+    cipher.write_text("\n")
+    r = check()
+    assert r.returncode == 2 and "empty" in r.stderr, r.stderr
+
+
+def test_up_backup_archives_and_prints_how_to_see_it():
+    import re
+    import signal
+    from conftest import PGHA_BIN, make_base_dir, stop_process
+    from test_up import read_until
+    base = make_base_dir()
+    d = os.path.join(base, "cluster")
+    proc = subprocess.Popen([PGHA_BIN, "up", "--dir", d, "--nodes", "2", "--backup", "--timeout", "240"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        lines = read_until(proc, r"is up: 2 members", 240)
+        lines += read_until(proc, r"^Stop:", 30)
+        out = "".join(lines)
+        m = re.search(r"^WAL archive: (\S+) \(pgBackRest\); see it: (.*)$", out, re.M)
+        assert m, out
+        assert m.group(1) == os.path.join(d, "backup-repo")
+        for i in (1, 2):
+            with open(os.path.join(d, f"node{i}.conf")) as f:
+                assert f"[backup]\nrepo_path = {d}/backup-repo\n" in f.read()
+        cmd = m.group(2).split() + ["--output=json"]
+
+        def archived_wal():
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            info = json.loads(r.stdout)
+            return info[0]["archive"] and info[0]["archive"][0].get("max")
+        wal = wait_until("the printed command to show archived WAL", archived_wal, timeout=90)
+        print(f"pgha up --backup: archive max {wal}")
+    finally:
+        code = stop_process(proc, sig=signal.SIGINT, timeout=120)
+        assert code == 0, code
+    shutil.rmtree(base, ignore_errors=True)
