@@ -18,6 +18,11 @@ bool pgbr_compress_ok(const char *type)
 	return false;
 }
 
+const char *pgbr_compress_name(const char *type)
+{
+	return strcmp(type, "zstd") == 0 ? "zst" : type;
+}
+
 int pgbr_path_check(const char *path, struct pgha_err *e)
 {
 	if (path[0] != '/')
@@ -46,7 +51,7 @@ void pgbr_render_conf(const struct pgbr_spec *s, struct strbuf *out)
 		sb_puts(out, "repo1-cipher-type=aes-256-cbc\n");
 		sb_printf(out, "repo1-cipher-pass=%s\n", s->cipher_pass);
 	}
-	sb_printf(out, "compress-type=%s\n", s->compress_type);
+	sb_printf(out, "compress-type=%s\n", pgbr_compress_name(s->compress_type));
 	sb_printf(out, "process-max=%d\n", s->process_max);
 	sb_puts(out, "archive-async=y\n");
 	sb_printf(out, "spool-path=%s/spool\n", s->work_dir);

@@ -33,6 +33,8 @@ struct pgbr_spec {
 
 /* A compression pgBackRest knows: zstd, lz4, gz or none. */
 bool pgbr_compress_ok(const char *type);
+/* pgBackRest's own spelling of it (it calls zstd "zst" and refuses "zstd"). */
+const char *pgbr_compress_name(const char *type);
 
 /*
  * A path pgha may hand to pgBackRest and PostgreSQL's shell: absolute, no

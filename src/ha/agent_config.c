@@ -109,9 +109,9 @@ static const struct config_option agent_options[] = {
 	  "archive_command and restore_command, and the leader creates the stanza (named after [cluster] name)"),
 	O("backup", "retention_full", OPT_INT, backup_retention_full, "2", 1, 9999999, 0,
 	  "full backups pgBackRest keeps (older ones and the WAL only they need are expired)"),
-	O("backup", "compress_type", OPT_STRING, backup_compress_type, "lz4", 1, 0, 0,
-	  "compression of backups and archived WAL: lz4, zstd, gz or none (Debian 12's pgBackRest 2.45 has no zstd; "
-	  "the agent refuses to start with a type its pgbackrest refuses)"),
+	O("backup", "compress_type", OPT_STRING, backup_compress_type, "zstd", 1, 0, 0,
+	  "compression of backups and archived WAL: zstd, lz4, gz or none (the agent refuses to start with a "
+	  "type its pgbackrest was built without)"),
 	O("backup", "process_max", OPT_INT, backup_process_max, "2", 1, 64, 0,
 	  "pgBackRest processes for compression and transfer"),
 	O("backup", "cipher_pass_file", OPT_STRING, backup_cipher_pass_file, "", 1, 0, 0,
@@ -171,7 +171,7 @@ static int backup_validate(struct agent_config *cfg, const char *p, struct pgha_
 	if (pgbr_path_check(cfg->backup_repo_path, &sub) != 0)
 		return err_set(e, "%s: [backup] repo_path = %s", p, sub.msg);
 	if (!pgbr_compress_ok(cfg->backup_compress_type))
-		return err_set(e, "%s: [backup] compress_type = \"%s\": use lz4, zstd, gz or none", p,
+		return err_set(e, "%s: [backup] compress_type = \"%s\": use zstd, lz4, gz or none", p,
 			       cfg->backup_compress_type);
 	if (cfg->backup_work_dir[0] == '\0') {
 		free(cfg->backup_work_dir);

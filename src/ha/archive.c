@@ -54,13 +54,13 @@ static char *find_program(const char *name)
 }
 
 /*
- * Does this pgbackrest take the compression type? Builds differ (Debian 12's
- * 2.45 refuses zstd, error 32), and a refusal would only show as archive_command
+ * Does this pgbackrest take the compression type? Builds differ (one built
+ * without a library refuses its type, error 32), and a refusal would only show as archive_command
  * failing. Asked with no config file, of a command that stops at once.
  */
 static int probe_compress(const struct agent *a, const char *bin, struct pgha_err *e)
 {
-	char *compress = xasprintf("--compress-type=%s", a->cfg.backup_compress_type);
+	char *compress = xasprintf("--compress-type=%s", pgbr_compress_name(a->cfg.backup_compress_type));
 	const char *argv[] = {bin, "--config=/dev/null", "--log-level-file=off", "--log-level-console=off",
 			      "--log-level-stderr=error", "--lock-path=/tmp", "--stanza=pgha-probe", compress,
 			      "--pg1-path=/nonexistent", "archive-push", "/nonexistent/000000010000000000000001", NULL};

@@ -25,7 +25,7 @@ def member(request):
         etcd = Etcd(base).start()
         cluster = Cluster(base, etcd)
         try:
-            node = cluster.add("n1", {"backup.repo_path": repo, "backup.compress_type": "lz4"}).start()
+            node = cluster.add("n1", {"backup.repo_path": repo}).start()
             cluster.wait_streaming(["n1"], timeout=120)
             yield node, repo
         finally:

@@ -43,7 +43,7 @@ static void test_conf_exact(void **state)
 			    "[global]\n"
 			    "repo1-path=/srv/backup\n"
 			    "repo1-retention-full=2\n"
-			    "compress-type=zstd\n"
+			    "compress-type=zst\n"
 			    "process-max=2\n"
 			    "archive-async=y\n"
 			    "spool-path=/srv/pg/data.pgha-backup/spool\n"
@@ -128,6 +128,9 @@ static void test_compress(void **state)
 	assert_false(pgbr_compress_ok("bz2"));
 	assert_false(pgbr_compress_ok("ZSTD"));
 	assert_false(pgbr_compress_ok(""));
+	/* pgBackRest spells zstd "zst" (and refuses "zstd"); the others as they are. */
+	assert_string_equal(pgbr_compress_name("zstd"), "zst");
+	assert_string_equal(pgbr_compress_name("lz4"), "lz4");
 }
 
 static void test_write_conf(void **state)

@@ -567,17 +567,17 @@ static void test_agent_backup_defaults(void **state)
 	assert_true(agent_config_backup_on(&cfg));
 	assert_string_equal(cfg.backup_repo_path, "/srv/backup");
 	assert_int_equal(cfg.backup_retention_full, 2);
-	assert_string_equal(cfg.backup_compress_type, "lz4");
+	assert_string_equal(cfg.backup_compress_type, "zstd");
 	assert_int_equal(cfg.backup_process_max, 2);
 	assert_string_equal(cfg.backup_cipher_pass_file, "");
 	assert_string_equal(cfg.backup_work_dir, "/srv/pg/data.pgha-backup");
 	assert_string_equal(cfg.backup_archive_push_queue_max, "1GiB");
 	agent_config_free(&cfg);
-	agent_accepted(AGENT_MIN "[backup]\nrepo_path = /srv/backup\nretention_full = 7\ncompress_type = zstd\n"
+	agent_accepted(AGENT_MIN "[backup]\nrepo_path = /srv/backup\nretention_full = 7\ncompress_type = lz4\n"
 		       "process_max = 64\ncipher_pass_file = /etc/pgha/cipher\nwork_dir = /var/lib/pgha/br/\n"
 		       "archive_push_queue_max = 512MB\n", &cfg);
 	assert_int_equal(cfg.backup_retention_full, 7);
-	assert_string_equal(cfg.backup_compress_type, "zstd");
+	assert_string_equal(cfg.backup_compress_type, "lz4");
 	assert_int_equal(cfg.backup_process_max, 64);
 	assert_string_equal(cfg.backup_cipher_pass_file, "/etc/pgha/cipher");
 	assert_string_equal(cfg.backup_work_dir, "/var/lib/pgha/br");
@@ -591,7 +591,7 @@ static void test_agent_backup_refused(void **state)
 	agent_refused_exact(AGENT_MIN "[backup]\nrepo_path = backup\n",
 			    ": [backup] repo_path = \"backup\": must be an absolute path");
 	agent_refused_exact(BK "compress_type = bz2\n",
-			    ": [backup] compress_type = \"bz2\": use lz4, zstd, gz or none");
+			    ": [backup] compress_type = \"bz2\": use zstd, lz4, gz or none");
 	agent_refused(BK "process_max = 0\n", "process_max");
 	agent_refused(BK "process_max = 65\n", "process_max");
 	agent_refused(BK "retention_full = 0\n", "retention_full");
