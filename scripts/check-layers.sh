@@ -22,9 +22,9 @@ backup: common pg
 http: common
 cluster: common dcs pg
 api: common dcs http cluster
-ha: common dcs pg api cluster
+ha: common dcs pg api cluster backup
 proxy: common pgproto auth dcs http cluster
-cli: common dcs cluster ha/agent_config.h
+cli: common dcs cluster backup ha/agent_config.h
 up: common dcs pg cli cluster
 RULES
 }

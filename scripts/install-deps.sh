@@ -16,7 +16,7 @@ done
 
 PACKAGES=(
   gcc make pkg-config
-  postgresql-15 postgresql-client-15 libpq-dev
+  postgresql-15 postgresql-client-15 libpq-dev pgbackrest
   etcd-server etcd-client
   libcurl4-openssl-dev libjansson-dev libssl-dev
   libcmocka-dev

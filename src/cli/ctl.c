@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/strbuf.h"
 #include "common/util.h"
+#include "backup/pgbackrest.h"
 #include "ha/agent_config.h"
 
 
@@ -32,6 +33,8 @@ static void usage(FILE *out)
 		"       [--force] [--wait SEC] [--in-place]\n"
 		"  reinit NODE          re-clone the standby NODE from the leader\n"
 		"       [--force] [--wait SEC]\n"
+		"  backups [--json]     the backups in the repository, the archived WAL and the\n"
+		"                       recoverable window (with -c NODE.conf, on a member's host)\n"
 		"  pause [--force]      maintenance mode: no automatic failover, no demotion\n"
 		"  resume [--force]     end maintenance mode\n"
 		"  switchover --to NODE planned switchover: proxies hold new transactions, no client\n"
@@ -61,6 +64,8 @@ static void target_free(struct ctl_target *t)
 	free(t->prefix);
 	free(t->user);
 	secret_free(t->password);
+	free(t->backup_conf);
+	free(t->run_as);
 }
 
 static int target_from_config(struct ctl_target *t, const char *path, struct pgha_err *e)
@@ -81,6 +86,10 @@ static int target_from_config(struct ctl_target *t, const char *path, struct pgh
 		}
 	}
 	t->timeout_ms = cfg.retry_timeout_ms;
+	if (agent_config_backup_on(&cfg)) {
+		t->backup_conf = pgbr_conf_path(cfg.backup_work_dir);
+		t->run_as = xstrdup(cfg.run_as);
+	}
 	agent_config_free(&cfg);
 	return 0;
 }
@@ -142,6 +151,8 @@ int ctl_main(int argc, char **argv)
 	const char *cmd = argv[optind];
 	if (strcmp(cmd, "list") == 0) {
 		rc = ctl_cmd_list(&t, argc - optind, argv + optind);
+	} else if (strcmp(cmd, "backups") == 0) {
+		rc = ctl_cmd_backups(&t, argc - optind, argv + optind);
 	} else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0) {
 		rc = ctl_cmd_pause(&t, strcmp(cmd, "pause") == 0, argc - optind, argv + optind);
 	} else if (strcmp(cmd, "failover") == 0) {

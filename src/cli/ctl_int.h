@@ -21,6 +21,9 @@ struct ctl_target {
 	char *user;
 	char *password;
 	int timeout_ms;
+	/* From -c FILE with [backup] repo_path set: the member's pgBackRest configuration, its run user. */
+	char *backup_conf;
+	char *run_as;
 };
 
 /*
@@ -40,6 +43,9 @@ bool ctl_confirm(const char *question, bool force);
 /* Write cfg to the config key only if it still has kv's revision (kv NULL: still absent). */
 int ctl_config_put_cas(struct etcd_client *c, const char *key, const struct etcd_kv *kv, json_t *cfg, bool *ok,
 		       struct pgha_err *e);
+
+/* ctl_backups.c */
+int ctl_cmd_backups(const struct ctl_target *t, int argc, char **argv);
 
 /* ctl_list.c */
 int ctl_cmd_list(const struct ctl_target *t, int argc, char **argv);

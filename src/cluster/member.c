@@ -158,6 +158,8 @@ static json_t *member_to_json(const struct member *m)
 	}
 	if (m->diverged_copy[0])
 		json_object_set_new(o, "diverged_copy", FIXED_STR(m->diverged_copy));
+	if (m->archive[0])
+		json_object_set_new(o, "archive", FIXED_STR(m->archive));
 	return o;
 }
 
@@ -352,7 +354,8 @@ static int decode_fields(const json_t *o, struct member *m, struct pgha_err *e)
 	    get_name_list(o, "pending_restart_params", m->pending_params, sizeof(m->pending_params), e) != 0 ||
 	    get_str(o, "op_id", m->op_id, sizeof(m->op_id), false, false, e) != 0 ||
 	    get_str(o, "op_state", m->op_state, sizeof(m->op_state), false, false, e) != 0 ||
-	    get_str(o, "diverged_copy", m->diverged_copy, sizeof(m->diverged_copy), false, true, e) != 0)
+	    get_str(o, "diverged_copy", m->diverged_copy, sizeof(m->diverged_copy), false, true, e) != 0 ||
+	    get_str(o, "archive", m->archive, sizeof(m->archive), false, true, e) != 0)
 		return -1;
 	m->role = (enum member_role)role;
 	m->state = (enum member_state)state;

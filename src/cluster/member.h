@@ -65,6 +65,7 @@ struct member {
 	char op_id[40];          /* the last request (requests/<name>) the agent acted on, "" if none */
 	char op_state[16];       /* ... "running", "done" or "failed" (error says why) */
 	char diverged_copy[300]; /* <data>.diverged, kept until this member streams again; "" if none */
+	char archive[256];       /* [backup] on: WAL archiving with pgBackRest, "ok" or "failing: why"; "" if off or not known */
 	int64_t lease;           /* the etcd lease the record is under (from the view, not in the JSON) */
 };
 

@@ -72,6 +72,40 @@ static void usage(FILE *out)
 	config_print_help(&agent_config_table, out);
 }
 
+/*
+ * The repository's passphrase: the whole file (one line end dropped), as
+ * pgBackRest reads it from its config: no line breaks or control characters,
+ * no blank at either end (it would be trimmed).
+ */
+static int read_cipher_pass(const char *path, char **out, struct pgha_err *e)
+{
+	char *text = NULL;
+	size_t len = 0;
+	if (read_secret_text(path, &text, &len, e) != 0)
+		return -1;
+	size_t n = len;
+	if (n > 0 && text[n - 1] == '\n')
+		n--;
+	if (n > 0 && text[n - 1] == '\r')
+		n--;
+	int rc = 0;
+	if (n == 0)
+		rc = err_set(e, "\"%s\": the passphrase is empty", path);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f)
+			rc = err_set(e, "\"%s\": the passphrase has a line break or control character (byte %zu)",
+				     path, i + 1);
+	if (rc == 0 && (text[0] == ' ' || text[n - 1] == ' '))
+		rc = err_set(e, "\"%s\": the passphrase starts or ends with a blank, which pgBackRest would drop", path);
+	if (rc == 0) {
+		*out = xmalloc(n + 1);
+		memcpy(*out, text, n);
+		(*out)[n] = '\0';
+	}
+	secret_wipe_free(text, len);
+	return rc;
+}
+
 static int load_secrets(struct agent *a, struct pgha_err *e)
 {
 	if (read_secret_file(a->cfg.superuser_password_file, &a->su_password, e) != 0)
@@ -81,6 +115,9 @@ static int load_secrets(struct agent *a, struct pgha_err *e)
 	if (a->cfg.etcd_username[0] != '\0' &&
 	    read_secret_file(a->cfg.etcd_password_file, &a->etcd_password, e) != 0)
 		return err_wrap(e, "[etcd] password_file");
+	if (agent_config_backup_on(&a->cfg) && a->cfg.backup_cipher_pass_file[0] != '\0' &&
+	    read_cipher_pass(a->cfg.backup_cipher_pass_file, &a->cipher_pass, e) != 0)
+		return err_wrap(e, "[backup] cipher_pass_file");
 	if (a->cfg.api_token_file[0] != '\0') {
 		if (read_secret_file(a->cfg.api_token_file, &a->api_token, e) != 0)
 			return err_wrap(e, "[node] api_token_file");
@@ -97,7 +134,8 @@ static void free_secrets(struct agent *a)
 	secret_free(a->repl_password);
 	secret_free(a->etcd_password);
 	secret_free(a->api_token);
-	a->su_password = a->repl_password = a->etcd_password = a->api_token = NULL;
+	secret_free(a->cipher_pass);
+	a->su_password = a->repl_password = a->etcd_password = a->api_token = a->cipher_pass = NULL;
 }
 
 static int setup_user(struct agent *a, struct pgha_err *e)
@@ -120,6 +158,7 @@ static int setup_user(struct agent *a, struct pgha_err *e)
 static int setup(struct agent *a, struct pgha_err *e)
 {
 	job_init(a);
+	a->arc.fd = -1;
 	if (load_secrets(a, e) != 0 || setup_user(a, e) != 0)
 		return -1;
 	struct pg_node *n = &a->node;
@@ -196,6 +235,9 @@ static int setup(struct agent *a, struct pgha_err *e)
 	if (pg_write_pgpass(a->cfg.pgpass, &a->user, a->cfg.superuser, a->su_password,
 			    a->cfg.replication_user, a->repl_password, e) != 0)
 		return err_wrap(e, "[postgresql] pgpass");
+	/* [backup]: pgBackRest's config and the archive commands, before PostgreSQL first starts. */
+	if (archive_setup(a, e) != 0)
+		return -1;
 
 	node_adopt(a);
 	return 0;
@@ -396,6 +438,7 @@ static void build_self(struct agent *a, const struct ha_observed *o)
 	m->pending_restart = a->dyn.pending_restart;
 	snprintf(m->pending_params, sizeof(m->pending_params), "%s", a->dyn.pending_params);
 	snprintf(m->diverged_copy, sizeof(m->diverged_copy), "%s", a->act.diverged_copy);
+	snprintf(m->archive, sizeof(m->archive), "%s", a->arc.state);
 	if (a->op.state != 0) {
 		static const char *const op_states[] = {[OP_RUNNING] = "running", [OP_DONE] = "done", [OP_FAILED] = "failed"};
 		snprintf(m->op_id, sizeof(m->op_id), "%s", a->op.id);
@@ -550,6 +593,7 @@ static void run_loop(struct agent *a)
 		agent_diverged_copy_step(a);
 		switchover_step(a);
 		dynconf_step(a);
+		archive_step(a);
 		/* Observe (no side effect, from what was gathered) -> decide (pure) -> act -> publish. */
 		struct ha_gathered g;
 		gather(a, &g);
@@ -644,6 +688,7 @@ static void agent_free(struct agent *a)
 	sync_forget_leadership(a);
 	free(a->publish.last);
 	agent_act_free(a);
+	archive_free(a);
 	job_free(a);
 	if (a->wake_fd > 0)
 		close(a->wake_fd);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "backup/pgbackrest.h"
 #include "cluster/config_key.h"
 #include "cluster/member.h"
 #include "common/log.h"
@@ -101,6 +102,27 @@ static const struct config_option agent_options[] = {
 	  "the leader keeps the replication slot of a member that left for this long"),
 	O("postgresql", "crash_restart_timeout", OPT_DURATION, crash_restart_timeout_ms, "5s", 0, 3600000,
 	  OPT_RELOAD, "a leader whose PostgreSQL crashed restarts it in place; if it is not back within this, the key is released"),
+
+	O("backup", "repo_path", OPT_STRING, backup_repo_path, "", 1, 0, 0,
+	  "pgBackRest repository directory (posix: shared storage mounted at the same path on every member, "
+	  "writable by run_as); empty: backups and WAL archiving off. When set, every member gets archive_mode, "
+	  "archive_command and restore_command, and the leader creates the stanza (named after [cluster] name)"),
+	O("backup", "retention_full", OPT_INT, backup_retention_full, "2", 1, 9999999, 0,
+	  "full backups pgBackRest keeps (older ones and the WAL only they need are expired)"),
+	O("backup", "compress_type", OPT_STRING, backup_compress_type, "zstd", 1, 0, 0,
+	  "compression of backups and archived WAL: zstd, lz4, gz or none (the agent refuses to start with a "
+	  "type its pgbackrest was built without)"),
+	O("backup", "process_max", OPT_INT, backup_process_max, "2", 1, 64, 0,
+	  "pgBackRest processes for compression and transfer"),
+	O("backup", "cipher_pass_file", OPT_STRING, backup_cipher_pass_file, "", 1, 0, 0,
+	  "file holding the repository's encryption passphrase (aes-256-cbc); empty: not encrypted. The "
+	  "passphrase is written only into pgBackRest's config file (mode 0600)"),
+	O("backup", "work_dir", OPT_STRING, backup_work_dir, "", 1, 0, 0,
+	  "this member's pgBackRest config, spool, log and lock directories (default: <data_dir>.pgha-backup)"),
+	O("backup", "archive_push_queue_max", OPT_STRING, backup_archive_push_queue_max, "1GiB", 1, 0, 0,
+	  "WAL waiting to be archived beyond this size is dropped (pgBackRest logs a warning), so a slow or dead "
+	  "repository never fills pg_wal; the archive then has a gap and needs a new full backup for "
+	  "point-in-time recovery past it"),
 };
 
 static int param_set(void *target, const char *key, const char *value, struct pgha_err *e)
@@ -132,6 +154,53 @@ const struct config_table agent_config_table = {
 	agent_options, sizeof(agent_options) / sizeof(agent_options[0]),
 	agent_free_sections, 1,
 };
+
+bool agent_config_backup_on(const struct agent_config *cfg)
+{
+	return cfg->backup_repo_path != NULL && cfg->backup_repo_path[0] != '\0';
+}
+
+/* Settings pgha writes for pgBackRest while [backup] is on. */
+static const char *const backup_owned_params[] = {"archive_mode", "archive_command", "restore_command"};
+
+static int backup_validate(struct agent_config *cfg, const char *p, struct pgha_err *e)
+{
+	if (!agent_config_backup_on(cfg))
+		return 0;
+	struct pgha_err sub;
+	if (pgbr_path_check(cfg->backup_repo_path, &sub) != 0)
+		return err_set(e, "%s: [backup] repo_path = %s", p, sub.msg);
+	if (!pgbr_compress_ok(cfg->backup_compress_type))
+		return err_set(e, "%s: [backup] compress_type = \"%s\": use zstd, lz4, gz or none", p,
+			       cfg->backup_compress_type);
+	if (cfg->backup_work_dir[0] == '\0') {
+		free(cfg->backup_work_dir);
+		cfg->backup_work_dir = xasprintf("%s.pgha-backup", cfg->data_dir);
+	}
+	for (size_t n = strlen(cfg->backup_work_dir); n > 1 && cfg->backup_work_dir[n - 1] == '/'; n--)
+		cfg->backup_work_dir[n - 1] = '\0';
+	if (pgbr_path_check(cfg->backup_work_dir, &sub) != 0)
+		return err_set(e, "%s: [backup] work_dir = %s", p, sub.msg);
+	if (cfg->backup_cipher_pass_file[0] != '\0' && cfg->backup_cipher_pass_file[0] != '/')
+		return err_set(e, "%s: [backup] cipher_pass_file = \"%s\": must be an absolute path", p,
+			       cfg->backup_cipher_pass_file);
+	const char *q = cfg->backup_archive_push_queue_max;
+	size_t digits = strspn(q, "0123456789");
+	static const char *const units[] = {"", "B", "KB", "KiB", "MB", "MiB", "GB", "GiB", "TB", "TiB", "PB", "PiB"};
+	bool unit_ok = false;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		unit_ok |= strcasecmp(q + digits, units[i]) == 0;
+	if (digits == 0 || !unit_ok)
+		return err_set(e, "%s: [backup] archive_push_queue_max = \"%s\": a size such as 1GiB, 512MiB or 100GB",
+			       p, q);
+	for (size_t i = 0; i < cfg->nparams; i++)
+		for (size_t k = 0; k < sizeof(backup_owned_params) / sizeof(backup_owned_params[0]); k++)
+			if (strcasecmp(cfg->params[i].name, backup_owned_params[k]) == 0)
+				return err_set(e, "%s: [parameters] %s is managed by pgha while [backup] repo_path is set\n"
+					       "HINT: remove it: pgha archives WAL with pgBackRest to %s on every member",
+					       p, cfg->params[i].name, cfg->backup_repo_path);
+	return 0;
+}
 
 int agent_config_validate(struct agent_config *cfg, struct pgha_err *e)
 {
@@ -198,6 +267,8 @@ int agent_config_validate(struct agent_config *cfg, struct pgha_err *e)
 		free(file);
 	}
 	free(parent);
+	if (backup_validate(cfg, p, e) != 0)
+		return -1;
 	/* Parameters pgha owns: setting them here would break replication or failover. */
 	for (size_t i = 0; i < cfg->nparams; i++) {
 		const char *hint = pg_param_managed(cfg->params[i].name);

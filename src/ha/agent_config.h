@@ -55,6 +55,14 @@ struct agent_config {
 	int stop_timeout_ms;
 	int member_slots_ttl_ms;
 	int crash_restart_timeout_ms;
+	/* [backup]: pgBackRest (empty repo_path: off) */
+	char *backup_repo_path;
+	int backup_retention_full;
+	char *backup_compress_type;
+	int backup_process_max;
+	char *backup_cipher_pass_file;
+	char *backup_work_dir;
+	char *backup_archive_push_queue_max;
 	/* [parameters]: extra PostgreSQL settings */
 	struct pg_param *params;
 	size_t nparams;
@@ -68,6 +76,9 @@ struct agent_config {
 };
 
 extern const struct config_table agent_config_table;
+
+/* [backup] repo_path is set: pgBackRest archives WAL on every member. */
+bool agent_config_backup_on(const struct agent_config *cfg);
 
 /* Load, apply defaults, derive, and check relations between options. */
 int agent_config_load(const char *path, struct agent_config *cfg, struct pgha_err *e) PGHA_MUSTCHECK;

@@ -166,6 +166,25 @@ struct slot_seen {
 	int64_t last_seen_ms;
 };
 
+/* WAL archiving with pgBackRest, [backup] on (archive.c). */
+struct agent_archive {
+	bool on;                  /* [backup] repo_path is set */
+	char *bin;                /* the pgbackrest program, found in PATH at setup */
+	char *conf;               /* <work_dir>/pgbackrest.conf */
+	char *archive_command;    /* what pgha.conf sets on every member (node_conf_spec) */
+	char *restore_command;
+	pid_t pid;                /* stanza-create or check running, 0 if none */
+	int fd;                   /* its output */
+	int step;                 /* ARC_STANZA_CREATE, ARC_CHECK */
+	int64_t started_ms;
+	struct strbuf out;        /* its output (the last few KB) */
+	bool checked;             /* stanza-create + check passed since this member became primary */
+	int64_t retry_ms;         /* no new try before this */
+	int busy;                 /* tries in a row that found pgBackRest's lock held */
+	int64_t stat_ms;          /* pg_stat_archiver last read */
+	char state[256];          /* the member record's "archive": "ok", "failing: why", "" */
+};
+
 /* What acting on decisions leaves behind (actions.c). */
 struct agent_act {
 	int64_t backoff_until_ms; /* no new start or job before this */
@@ -195,6 +214,7 @@ struct agent {
 	char *repl_password;
 	char *etcd_password;
 	char *api_token;          /* [node] api_token_file: what POST/DELETE /switchover need */
+	char *cipher_pass;        /* [backup] cipher_pass_file: only ever written to pgBackRest's 0600 config */
 	struct pg_node node;
 	struct agent_keys keys;
 	struct api_source api;
@@ -213,6 +233,7 @@ struct agent {
 	struct agent_dynconf dyn;
 	struct agent_op op;
 	struct job job;
+	struct agent_archive arc;
 	struct agent_act act;
 	struct agent_publish publish;
 };
@@ -348,6 +369,17 @@ struct ha_gathered {
 	bool slot_ready;          /* asked only of a member without data that would clone */
 };
 void observe(const struct agent *a, const struct ha_gathered *g, struct ha_observed *o);
+
+/* archive.c: pgBackRest (backup/pgbackrest.h) */
+/* [backup] on: find pgbackrest, write its config, the archive/restore commands. Before PostgreSQL starts. */
+int archive_setup(struct agent *a, struct pgha_err *e);
+/*
+ * Each loop: the leader, once primary with the cluster initialized, runs
+ * stanza-create then check (a bounded child, never waited for), retried after
+ * a failure; then watches pg_stat_archiver. Its state goes to the member record.
+ */
+void archive_step(struct agent *a);
+void archive_free(struct agent *a);
 
 /* actions.c */
 /* Carry out one decision; true: look again soon. */

@@ -188,6 +188,12 @@ static void build_conf(const struct pg_conf_spec *s, struct strbuf *sb)
 	SET("primary_slot_name", s->standby && s->slot ? s->slot : "");
 	if (s->synchronous_standby_names)
 		SET("synchronous_standby_names", s->synchronous_standby_names);
+	if (s->archive_command) {
+		SET("archive_mode", "on");
+		SET("archive_command", s->archive_command);
+	}
+	if (s->restore_command)
+		SET("restore_command", s->restore_command);
 #undef SET
 }
 

@@ -37,6 +37,13 @@ struct pg_conf_spec {
 	const char *slot;
 	/* synchronous_standby_names pgha manages (NULL: not written; a standby ignores it). */
 	const char *synchronous_standby_names;
+	/*
+	 * WAL archiving pgha owns ([backup] on): archive_mode = on with these
+	 * commands, on every member. NULL: nothing written (archiving as the
+	 * operator's [parameters] say).
+	 */
+	const char *archive_command;
+	const char *restore_command;
 };
 
 int pg_write_config(const struct pg_conf_spec *s, struct pgha_err *e) PGHA_MUSTCHECK;

@@ -62,6 +62,7 @@ struct up {
 	char etcd_url[64];
 	struct run_user user;
 	char *etcd_password;     /* user pgha's, when st.etcd_auth (wiped at the end) */
+	bool backup;             /* --backup (or a repository from an earlier --backup run): DIR/backup-repo */
 };
 
 #define UP_ETCD_USER "pgha"
@@ -91,6 +92,8 @@ static void usage(FILE *out)
 		"      --timeout SEC    how long to wait for all members to stream (default 300)\n"
 		"      --etcd-bin PATH  etcd server binary (default: etcd from PATH)\n"
 		"      --bin-dir DIR    PostgreSQL binaries (default /usr/lib/postgresql/15/bin)\n"
+		"      --backup         WAL archiving with pgBackRest to DIR/backup-repo on every member\n"
+		"                       (a [backup] section in each node's config; first run only)\n"
 		"  -h, --help           this help\n",
 		MAX_NODES);
 }
@@ -273,6 +276,7 @@ static int write_node_conf(struct up *u, int i, struct pgha_err *e)
 		goto out;
 	struct strbuf sb = STRBUF_INIT;
 	char *etcd_auth_lines = etcd_auth_conf(u);
+	char *backup = u->backup ? xasprintf("[backup]\nrepo_path = %s/backup-repo\n\n", u->dir) : xstrdup("");
 	sb_printf(&sb,
 		  "# Written by pgha up. See `pgha agent --help` for every option.\n"
 		  "[cluster]\nname = %s\n\n"
@@ -283,10 +287,12 @@ static int write_node_conf(struct up *u, int i, struct pgha_err *e)
 		  "log_file = %s/logs/node%d.postgresql.log\n"
 		  "superuser_password_file = %s/secrets/superuser.password\n"
 		  "replication_password_file = %s/secrets/replication.password\n\n"
+		  "%s"
 		  "[parameters]\nmax_connections = 100\nshared_buffers = 64MB\n",
 		  u->st.cluster, u->etcd_url, etcd_auth_lines, i + 1, u->st.api_port[i], u->dir, u->dir, i + 1,
 		  u->bin_dir,
-		  u->st.pg_port[i], u->dir, i + 1, u->dir, i + 1, u->dir, u->dir);
+		  u->st.pg_port[i], u->dir, i + 1, u->dir, i + 1, u->dir, u->dir, backup);
+	free(backup);
 	rc = write_file_atomic(path, sb.data, sb.len, 0644, (uid_t)-1, (gid_t)-1, e);
 	sb_free(&sb);
 	free(etcd_auth_lines);
@@ -319,6 +325,16 @@ static int prepare_dir(struct up *u, int nodes, const char *cluster, bool *exist
 			read_secret_file(pg, &u->etcd_password, e) == 0 ? 0 : -1;
 		free(root);
 		free(pg);
+		if (r != 0)
+			goto out;
+	}
+	if (u->backup) {
+		/* The repository every member archives to (shared storage in a real deployment). */
+		char *repo = path_join(u->dir, "backup-repo");
+		int r = mkdir_p(repo, 0750, e);
+		if (r == 0 && u->user.set && chown(repo, u->user.uid, u->user.gid) != 0)
+			r = err_set(e, "chown %s: %s", repo, strerror(errno));
+		free(repo);
 		if (r != 0)
 			goto out;
 	}
@@ -652,6 +668,10 @@ static void print_summary(struct up *u, const struct cluster_view *v, double sec
 		printf("etcd:        %s with authentication (user " UP_ETCD_USER ", password in "
 		       "%s/secrets/etcd-pgha.password): write access to etcd is control of the cluster\n",
 		       u->etcd_url, u->dir);
+	if (u->backup)
+		printf("WAL archive: %s/backup-repo (pgBackRest); see it: %spgbackrest --config=%s/node1/data.pgha-backup/"
+		       "pgbackrest.conf --stanza=%s info\n", u->dir, u->user.set ? "runuser -u postgres -- " : "", u->dir,
+		       u->st.cluster);
 	printf("Logs:        %s/logs/\n", u->dir);
 	printf("Stop:        Ctrl-C (data stays in %s; `pgha up --dir %s` brings it back)\n\n", u->dir, u->dir);
 	fflush(stdout);
@@ -711,8 +731,9 @@ int up_main(int argc, char **argv)
 		{"dir", required_argument, NULL, 'd'}, {"nodes", required_argument, NULL, 'n'},
 		{"cluster", required_argument, NULL, 'C'}, {"timeout", required_argument, NULL, 't'},
 		{"etcd-bin", required_argument, NULL, 'E'}, {"bin-dir", required_argument, NULL, 'B'},
-		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+		{"backup", no_argument, NULL, 'K'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	const char *dir = NULL, *cluster = "pgha", *etcd_bin = NULL;
+	bool backup = false;
 	const char *bin_dir = "/usr/lib/postgresql/15/bin";
 	long nodes = 3, timeout = 300;
 	int opt;
@@ -724,6 +745,7 @@ int up_main(int argc, char **argv)
 		case 'C': cluster = optarg; break;
 		case 'E': etcd_bin = optarg; break;
 		case 'B': bin_dir = optarg; break;
+		case 'K': backup = true; break;
 		case 'n':
 			nodes = strtol(optarg, &end, 10);
 			if (*end || nodes < 1 || nodes > MAX_NODES) {
@@ -796,6 +818,17 @@ int up_main(int argc, char **argv)
 		printf("note: %s is not reachable by the OS user postgres; using /var/tmp/pgha-up\n", u->dir);
 		free(u->dir);
 		u->dir = xstrdup("/var/tmp/pgha-up");
+	}
+	{
+		/* --backup shapes the node configs, written on the first run only; a later run keeps what was chosen. */
+		char *repo = path_join(u->dir, "backup-repo");
+		char *state = path_join(u->dir, "up.conf");
+		bool had_repo = path_exists(repo), had_state = path_exists(state);
+		if (backup && had_state && !had_repo)
+			printf("note: --backup applies to a new cluster only; %s was created without it\n", u->dir);
+		u->backup = had_repo || (backup && !had_state);
+		free(repo);
+		free(state);
 	}
 	if (check_reachable(u, &e) != 0 || prepare_dir(u, (int)nodes, cluster, &existing, &e) != 0 ||
 	    check_ports(u, &e) != 0) {

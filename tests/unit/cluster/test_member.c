@@ -43,6 +43,7 @@ static void sample(struct member *m, const char *name)
 	snprintf(m->op_id, sizeof(m->op_id), "rq-1795000000-Ab3dE9xQ");
 	snprintf(m->op_state, sizeof(m->op_state), "done");
 	snprintf(m->diverged_copy, sizeof(m->diverged_copy), "/var/lib/pg/data.diverged");
+	snprintf(m->archive, sizeof(m->archive), "failing: stanza-create: repository /srv/backup is not writable");
 }
 
 static void test_names(void **state)
@@ -128,6 +129,9 @@ static void test_encode_format(void **state)
 	assert_string_equal(json_string_value(json_object_get(o, "op_state")), "done");
 	/* A re-clone's leftover copy of a diverged data directory, until the member streams again. */
 	assert_string_equal(json_string_value(json_object_get(o, "diverged_copy")), "/var/lib/pg/data.diverged");
+	/* WAL archiving ([backup] on). */
+	assert_string_equal(json_string_value(json_object_get(o, "archive")),
+			    "failing: stanza-create: repository /srv/backup is not writable");
 	json_decref(o);
 	free(json);
 
@@ -140,6 +144,7 @@ static void test_encode_format(void **state)
 				     "\"noloadbalance\":false,\"priority\":100}"));
 	assert_non_null(strstr(json, "\"received_lsn\":0,\"received_lsn_text\":\"0/0\""));
 	assert_null(strstr(json, "diverged_copy"));   /* only when there is one */
+	assert_null(strstr(json, "archive"));         /* only with [backup] on */
 	free(json);
 }
 

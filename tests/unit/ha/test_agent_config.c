@@ -548,6 +548,67 @@ static void test_agent_semicolon_in_value(void **state)
 			    "500ms, 2m)");
 }
 
+/* [backup]: off by default (nothing derived), defaults, derived work_dir, refusals. */
+static void test_agent_backup_off(void **state)
+{
+	struct agent_config cfg;
+	agent_accepted(AGENT_MIN "[parameters]\narchive_mode = on\narchive_command = /bin/true %p\n", &cfg);
+	assert_false(agent_config_backup_on(&cfg));
+	assert_string_equal(cfg.backup_repo_path, "");
+	assert_string_equal(cfg.backup_work_dir, "");
+	assert_int_equal(cfg.nparams, 2);
+	agent_config_free(&cfg);
+}
+
+static void test_agent_backup_defaults(void **state)
+{
+	struct agent_config cfg;
+	agent_accepted(AGENT_MIN "[backup]\nrepo_path = /srv/backup\n", &cfg);
+	assert_true(agent_config_backup_on(&cfg));
+	assert_string_equal(cfg.backup_repo_path, "/srv/backup");
+	assert_int_equal(cfg.backup_retention_full, 2);
+	assert_string_equal(cfg.backup_compress_type, "zstd");
+	assert_int_equal(cfg.backup_process_max, 2);
+	assert_string_equal(cfg.backup_cipher_pass_file, "");
+	assert_string_equal(cfg.backup_work_dir, "/srv/pg/data.pgha-backup");
+	assert_string_equal(cfg.backup_archive_push_queue_max, "1GiB");
+	agent_config_free(&cfg);
+	agent_accepted(AGENT_MIN "[backup]\nrepo_path = /srv/backup\nretention_full = 7\ncompress_type = lz4\n"
+		       "process_max = 64\ncipher_pass_file = /etc/pgha/cipher\nwork_dir = /var/lib/pgha/br/\n"
+		       "archive_push_queue_max = 512MB\n", &cfg);
+	assert_int_equal(cfg.backup_retention_full, 7);
+	assert_string_equal(cfg.backup_compress_type, "lz4");
+	assert_int_equal(cfg.backup_process_max, 64);
+	assert_string_equal(cfg.backup_cipher_pass_file, "/etc/pgha/cipher");
+	assert_string_equal(cfg.backup_work_dir, "/var/lib/pgha/br");
+	assert_string_equal(cfg.backup_archive_push_queue_max, "512MB");
+	agent_config_free(&cfg);
+}
+
+static void test_agent_backup_refused(void **state)
+{
+#define BK AGENT_MIN "[backup]\nrepo_path = /srv/backup\n"
+	agent_refused_exact(AGENT_MIN "[backup]\nrepo_path = backup\n",
+			    ": [backup] repo_path = \"backup\": must be an absolute path");
+	agent_refused_exact(BK "compress_type = bz2\n",
+			    ": [backup] compress_type = \"bz2\": use zstd, lz4, gz or none");
+	agent_refused(BK "process_max = 0\n", "process_max");
+	agent_refused(BK "process_max = 65\n", "process_max");
+	agent_refused(BK "retention_full = 0\n", "retention_full");
+	agent_refused_exact(BK "work_dir = rel/dir\n", ": [backup] work_dir = \"rel/dir\": must be an absolute path");
+	agent_refused_exact(BK "cipher_pass_file = cipher\n",
+			    ": [backup] cipher_pass_file = \"cipher\": must be an absolute path");
+	agent_refused_exact(BK "archive_push_queue_max = lots\n",
+			    ": [backup] archive_push_queue_max = \"lots\": a size such as 1GiB, 512MiB or 100GB");
+	agent_refused_exact(BK "[parameters]\nArchive_Command = cp %p /x\n",
+			    ": [parameters] Archive_Command is managed by pgha while [backup] repo_path is set\n"
+			    "HINT: remove it: pgha archives WAL with pgBackRest to /srv/backup on every member");
+	agent_refused(BK "[parameters]\narchive_mode = off\n", "archive_mode is managed by pgha");
+	agent_refused(BK "[parameters]\nrestore_command = cp /x/%f %p\n", "restore_command is managed by pgha");
+	agent_refused(BK "[backup]\nrepo = /x\n", "repo");
+#undef BK
+}
+
 static void test_agent_help(void **state)
 {
 	char *buf = NULL;
@@ -615,6 +676,9 @@ int main(void)
 		cmocka_unit_test(test_agent_parameters_empty_name),
 		cmocka_unit_test(test_agent_long_line),
 		cmocka_unit_test(test_agent_semicolon_in_value),
+		cmocka_unit_test(test_agent_backup_off),
+		cmocka_unit_test(test_agent_backup_defaults),
+		cmocka_unit_test(test_agent_backup_refused),
 		cmocka_unit_test(test_agent_help),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

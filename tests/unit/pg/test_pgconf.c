@@ -1185,6 +1185,33 @@ static void test_update_conf_file(void **state)
 	free(ci2);
 }
 
+/* [backup] on: archive_mode, archive_command and restore_command last, as PostgreSQL reads them back. */
+static void test_conf_archive(void **state)
+{
+	struct conf_env env;
+	struct pgha_err e;
+	env_init(&env, ORIG_CONF);
+	const char *ac = "'/usr/bin/pgbackrest' '--config=/w/it'\\''s/pgbackrest.conf' --stanza=pgha archive-push %p";
+	const char *rc = "'/usr/bin/pgbackrest' '--config=/w/pgbackrest.conf' --stanza=pgha archive-get %f \"%p\"";
+	env.spec.archive_command = ac;
+	env.spec.restore_command = rc;
+	assert_int_equal(pg_update_conf_file(&env.spec, &e), 1);
+	char *conf = get_file(env.dir, "pgha.conf");
+	assert_non_null(strstr(conf, "primary_slot_name = ''\narchive_mode = 'on'\narchive_command = '"));
+	char *v = conf_value(conf, "archive_command");
+	assert_string_equal(v, ac);
+	free(v);
+	v = conf_value(conf, "restore_command");
+	assert_string_equal(v, rc);
+	free(v);
+	free(conf);
+	/* off again: not written at all (the file is what it was before [backup]) */
+	env.spec.archive_command = NULL;
+	env.spec.restore_command = NULL;
+	assert_int_equal(pg_update_conf_file(&env.spec, &e), 1);
+	assert_file_eq(env.dir, "pgha.conf", CONF_PRIMARY);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1205,6 +1232,7 @@ int main(void)
 		cmocka_unit_test(test_write_config_networks),
 		cmocka_unit_test(test_write_config_control_chars),
 		cmocka_unit_test(test_update_conf_file),
+		cmocka_unit_test(test_conf_archive),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,0 +1,358 @@
+/*
+ * archive.c — continuous WAL archiving with pgBackRest when [backup] repo_path
+ * is set (a->arc). At setup: find the pgbackrest program, write this member's
+ * pgBackRest config (backup/pgbackrest.c) and the archive_command /
+ * restore_command every member's pgha.conf carries (node.c reads them). Each
+ * loop: the leader, once it runs as primary and the initialize key holds the
+ * system identifier, runs `stanza-create` then `check` as a child with a
+ * timeout; the loop only polls it, so HA never waits for the repository. A
+ * failure is logged with pgBackRest's message and retried later; the state
+ * ("ok", "failing: why") goes to the member record. Then pg_stat_archiver tells
+ * whether archive_command keeps failing. Low in the agent: it calls only node.c.
+ */
+#include "ha/agent_int.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backup/pgbackrest.h"
+#include "common/log.h"
+#include "common/util.h"
+
+enum { ARC_STANZA_CREATE = 1, ARC_CHECK };
+
+#define ARC_TIMEOUT_MS 180000      /* one pgBackRest command (check waits up to archive-timeout, 60 s) */
+#define ARC_RETRY_MS 30000         /* after a failure */
+#define ARC_STAT_MS 5000           /* pg_stat_archiver, once archiving was checked */
+#define ARC_LOCK_HELD 50           /* pgBackRest's exit code for a lock held by another of its processes */
+#define ARC_BUSY_MS 1000
+#define ARC_BUSY_TRIES 10
+
+/* The pgbackrest program in PATH (absolute: PostgreSQL's shell may have another PATH). */
+static char *find_program(const char *name)
+{
+	const char *path = getenv("PATH");
+	char *dirs = xstrdup(path && path[0] ? path : "/usr/local/bin:/usr/bin:/bin");
+	char *save = NULL, *found = NULL;
+	for (char *d = strtok_r(dirs, ":", &save); d && !found; d = strtok_r(NULL, ":", &save)) {
+		if (d[0] != '/')
+			continue;
+		char *p = path_join(d, name);
+		if (access(p, X_OK) == 0)
+			found = p;
+		else
+			free(p);
+	}
+	free(dirs);
+	return found;
+}
+
+/*
+ * Does this pgbackrest take the compression type? Builds differ (one built
+ * without a library refuses its type, error 32), and a refusal would only show as archive_command
+ * failing. Asked with no config file, of a command that stops at once.
+ */
+static int probe_compress(const struct agent *a, const char *bin, struct pgha_err *e)
+{
+	char *compress = xasprintf("--compress-type=%s", pgbr_compress_name(a->cfg.backup_compress_type));
+	const char *argv[] = {bin, "--config=/dev/null", "--log-level-file=off", "--log-level-console=off",
+			      "--log-level-stderr=error", "--lock-path=/tmp", "--stanza=pgha-probe", compress,
+			      "--pg1-path=/nonexistent", "archive-push", "/nonexistent/000000010000000000000001", NULL};
+	struct proc_spec spec = {.argv = argv, .user = &a->user, .out_fd = -1, .new_session = true};
+	struct strbuf out = STRBUF_INIT;
+	int code = 0, rc = proc_run(&spec, 10000, &out, &code, e);
+	if (rc == 0 && code == 32)
+		rc = err_set(e, "[backup] compress_type = %s: this pgbackrest refuses it: %.*s\n"
+			     "HINT: use lz4 or gz (or install a pgBackRest built with %s)", a->cfg.backup_compress_type,
+			     (int)strcspn(sb_str(&out), "\n"), sb_str(&out), a->cfg.backup_compress_type);
+	sb_free(&out);
+	free(compress);
+	return rc;
+}
+
+int archive_setup(struct agent *a, struct pgha_err *e)
+{
+	struct agent_archive *r = &a->arc;
+	r->fd = -1;
+	r->on = agent_config_backup_on(&a->cfg);
+	if (!r->on)
+		return 0;
+	r->bin = find_program("pgbackrest");
+	if (r->bin == NULL)
+		return err_set(e, "[backup] repo_path is set but pgbackrest is not installed (not found in PATH)\n"
+			       "HINT: install it (Debian: apt-get install pgbackrest) on every member, or remove [backup]");
+	if (probe_compress(a, r->bin, e) != 0)
+		return -1;
+	struct pgbr_spec s = {
+		.stanza = a->cfg.cluster_name, .repo_path = a->cfg.backup_repo_path,
+		.retention_full = a->cfg.backup_retention_full, .compress_type = a->cfg.backup_compress_type,
+		.process_max = a->cfg.backup_process_max, .archive_push_queue_max = a->cfg.backup_archive_push_queue_max,
+		.work_dir = a->cfg.backup_work_dir, .cipher_pass = a->cipher_pass, .pg_path = a->cfg.data_dir,
+		.pg_port = a->cfg.pg_port, .pg_socket_path = a->cfg.socket_dir, .pg_user = a->cfg.superuser,
+	};
+	if (pgbr_write_conf(&s, &a->user, e) != 0)
+		return err_wrap(e, "[backup] writing pgBackRest's config");
+	r->conf = pgbr_conf_path(a->cfg.backup_work_dir);
+	r->archive_command = pgbr_archive_command(r->bin, a->cfg.backup_work_dir, a->cfg.cluster_name, e);
+	if (r->archive_command == NULL)
+		return -1;
+	r->restore_command = pgbr_restore_command(r->bin, a->cfg.backup_work_dir, a->cfg.cluster_name, e);
+	if (r->restore_command == NULL)
+		return -1;
+	log_info("WAL archiving with pgBackRest to %s (stanza %s, config %s)", a->cfg.backup_repo_path,
+		 a->cfg.cluster_name, r->conf);
+	return 0;
+}
+
+static void set_state(struct agent *a, const char *fmt, ...) PGHA_PRINTF(2, 3);
+static void set_state(struct agent *a, const char *fmt, ...)
+{
+	char buf[sizeof(a->arc.state)];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	/* One line in the member record. */
+	for (char *p = buf; *p; p++)
+		if (*p == '\n' || *p == '\r' || *p == '\t')
+			*p = ' ';
+	memcpy(a->arc.state, buf, sizeof(buf));
+}
+
+/* The repository as the run user will see it: a missing one is named before pgBackRest runs. */
+static int repo_check(const struct agent *a, struct pgha_err *e)
+{
+	const char *repo = a->cfg.backup_repo_path;
+	const char *who = a->user.set ? a->user.name : "this agent's user";
+	struct stat st;
+	if (stat(repo, &st) != 0)
+		return err_set(e, "repository %s: %s\nHINT: create it on storage every member mounts at the same path, "
+			       "owned by %s (mkdir -p %s && chown %s %s), or fix [backup] repo_path",
+			       repo, strerror(errno), who, repo, who, repo);
+	if (!S_ISDIR(st.st_mode))
+		return err_set(e, "repository %s is not a directory\nHINT: point [backup] repo_path at a directory", repo);
+	/* As root, access() answers for root: pgBackRest's own error names the problem then. */
+	if (geteuid() != 0 && access(repo, W_OK | X_OK) != 0)
+		return err_set(e, "repository %s is not writable by %s (%s)\nHINT: chown %s %s (and mode 0750), "
+			       "on every member", repo, who, strerror(errno), who, repo);
+	return 0;
+}
+
+static int spawn_step(struct agent *a, int step, struct pgha_err *e)
+{
+	struct agent_archive *r = &a->arc;
+	char *config = xasprintf("--config=%s", r->conf);
+	char *stanza = xasprintf("--stanza=%s", a->cfg.cluster_name);
+	/* pgBackRest connects to PostgreSQL through libpq: the password comes from the passfile. */
+	char *passfile = xasprintf("PGPASSFILE=%s", a->cfg.pgpass);
+	const char *argv[] = {r->bin, config, stanza, step == ARC_STANZA_CREATE ? "stanza-create" : "check", NULL};
+	const char *env[] = {passfile, NULL};
+	struct proc_spec spec = {.argv = argv, .user = &a->user, .out_fd = -1, .new_session = true, .env_add = env};
+	int rc = proc_spawn_piped(&spec, &r->pid, &r->fd, e);
+	free(config);
+	free(stanza);
+	free(passfile);
+	if (rc != 0)
+		return -1;
+	r->step = step;
+	r->started_ms = now_ms();
+	sb_reset(&r->out);
+	log_info("pgbackrest %s started (pid %d)", step == ARC_STANZA_CREATE ? "stanza-create" : "check", (int)r->pid);
+	return 0;
+}
+
+static void drain(struct agent_archive *r)
+{
+	char buf[4096];
+	ssize_t n;
+	while ((n = read(r->fd, buf, sizeof(buf))) > 0) {
+		sb_append(&r->out, buf, (size_t)n);
+		if (r->out.len > 8192) {
+			size_t cut = r->out.len - 8192;
+			memmove(r->out.data, r->out.data + cut, r->out.len - cut + 1);
+			r->out.len -= cut;
+		}
+	}
+}
+
+static void child_done(struct agent_archive *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
+	r->pid = 0;
+}
+
+/* pgBackRest's reason: its first ERROR line, else the last line of output. */
+static void reason(const struct strbuf *out, char *buf, size_t len)
+{
+	const char *t = sb_str(out);
+	const char *err = strstr(t, "ERROR:");
+	if (err == NULL) {
+		size_t n = strlen(t);
+		while (n > 0 && (t[n - 1] == '\n' || t[n - 1] == ' '))
+			n--;
+		const char *start = t + n;
+		while (start > t && start[-1] != '\n')
+			start--;
+		snprintf(buf, len, "%.*s", (int)(t + n - start), start);
+		return;
+	}
+	snprintf(buf, len, "%.*s", (int)strcspn(err, "\n"), err);
+}
+
+static void failed(struct agent *a, const char *what, const char *why, const char *detail)
+{
+	struct agent_archive *r = &a->arc;
+	set_state(a, "failing: %s: %s", what, why);
+	log_error("WAL archiving: %s failed: %s%s%s\nHINT: the repository %s must exist and be writable by the OS user "
+		  "running PostgreSQL on every member; pgBackRest's log is in %s/log, archive_command's errors in %s. "
+		  "Retrying in %d s; HA and commits go on meanwhile", what, why, detail && detail[0] ? "\n" : "",
+		  detail ? detail : "", a->cfg.backup_repo_path, a->cfg.backup_work_dir, a->cfg.log_file, ARC_RETRY_MS / 1000);
+	r->retry_ms = now_ms() + ARC_RETRY_MS;
+}
+
+/* Poll the running child: output, end, timeout. */
+static void poll_child(struct agent *a)
+{
+	struct agent_archive *r = &a->arc;
+	const char *what = r->step == ARC_STANZA_CREATE ? "pgbackrest stanza-create" : "pgbackrest check";
+	drain(r);
+	int code = 0;
+	if (proc_poll(r->pid, &code) == 0) {
+		if (now_ms() - r->started_ms <= ARC_TIMEOUT_MS)
+			return;
+		kill(-r->pid, SIGKILL);
+		proc_wait(r->pid, 5000, &code);
+		drain(r);
+		child_done(r);
+		char why[128];
+		snprintf(why, sizeof(why), "no answer within %d s (killed)", ARC_TIMEOUT_MS / 1000);
+		failed(a, what, why, sb_str(&r->out));
+		return;
+	}
+	drain(r);
+	child_done(r);
+	/*
+	 * 50: a lock is held, e.g. by the asynchronous archive-push a promotion just
+	 * started (the new timeline's history file): try again in a moment, a few times.
+	 */
+	if (code == ARC_LOCK_HELD && ++r->busy <= ARC_BUSY_TRIES) {
+		log_info("%s: pgBackRest holds a lock (archiving is under way); trying again in %d ms", what, ARC_BUSY_MS);
+		r->retry_ms = now_ms() + ARC_BUSY_MS;
+		return;
+	}
+	r->busy = 0;
+	if (code != 0) {
+		char why[200], exitdesc[64];
+		reason(&r->out, why, sizeof(why));
+		proc_describe_exit(code, exitdesc, sizeof(exitdesc));
+		char full[300];
+		snprintf(full, sizeof(full), "%s (%s)", why[0] ? why : "no output", exitdesc);
+		failed(a, what, full, sb_str(&r->out));
+		return;
+	}
+	int64_t ms = now_ms() - r->started_ms;
+	if (r->step == ARC_STANZA_CREATE) {
+		log_info("pgbackrest stanza-create: stanza %s ready in %s (%lld ms)", a->cfg.cluster_name,
+			 a->cfg.backup_repo_path, (long long)ms);
+		struct pgha_err e;
+		if (spawn_step(a, ARC_CHECK, &e) != 0)
+			failed(a, "starting pgbackrest check", e.msg, NULL);
+		return;
+	}
+	log_info("pgbackrest check: WAL archiving to %s works (%lld ms)", a->cfg.backup_repo_path, (long long)ms);
+	r->checked = true;
+	r->stat_ms = now_ms();
+	set_state(a, "ok");
+}
+
+/* Once checked: does archive_command keep failing (pg_stat_archiver)? */
+static void watch_archiver(struct agent *a)
+{
+	struct agent_archive *r = &a->arc;
+	int64_t now = now_ms();
+	if (a->pg.conn == NULL || now - r->stat_ms < ARC_STAT_MS)
+		return;
+	r->stat_ms = now;
+	PGresult *res = PQexec(a->pg.conn,
+			       "SELECT coalesce(last_failed_wal, ''), failed_count, "
+			       "last_failed_time IS NOT NULL AND last_failed_time > coalesce(last_archived_time, "
+			       "'-infinity') FROM pg_stat_archiver");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+		bool failing = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+		if (failing) {
+			char was[sizeof(r->state)];
+			snprintf(was, sizeof(was), "%s", r->state);
+			set_state(a, "failing: archive_command failed for %s (%s failures); see %s and %s/log",
+				  PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), a->cfg.log_file, a->cfg.backup_work_dir);
+			if (strncmp(was, "failing: archive_command", 24) != 0)
+				log_warn("WAL archiving: %s", r->state);
+		} else if (strcmp(r->state, "ok") != 0) {
+			log_info("WAL archiving works again");
+			set_state(a, "ok");
+		}
+	}
+	PQclear(res);
+}
+
+void archive_step(struct agent *a)
+{
+	struct agent_archive *r = &a->arc;
+	if (!r->on)
+		return;
+	if (r->pid > 0) {
+		poll_child(a);
+		return;
+	}
+	bool leader = node_is_primary(a) && a->view.leader != NULL && strcmp(a->view.leader, a->cfg.name) == 0;
+	bool initialized = a->view.initialize != NULL && strncmp(a->view.initialize, "init:", 5) != 0;
+	if (!leader || !initialized) {
+		/* A standby archives nothing; after a promotion the new primary checks again. */
+		if (!node_is_primary(a)) {
+			r->checked = false;
+			r->state[0] = '\0';
+		}
+		return;
+	}
+	if (r->checked) {
+		watch_archiver(a);
+		return;
+	}
+	if (now_ms() < r->retry_ms)
+		return;
+	struct pgha_err e;
+	if (repo_check(a, &e) != 0) {
+		char first[200];
+		snprintf(first, sizeof(first), "%.*s", (int)strcspn(e.msg, "\n"), e.msg);
+		set_state(a, "failing: %s", first);
+		log_error("WAL archiving: %s; retrying in %d s (HA and commits go on meanwhile)", e.msg, ARC_RETRY_MS / 1000);
+		r->retry_ms = now_ms() + ARC_RETRY_MS;
+		return;
+	}
+	if (spawn_step(a, ARC_STANZA_CREATE, &e) != 0)
+		failed(a, "starting pgbackrest stanza-create", e.msg, NULL);
+}
+
+void archive_free(struct agent *a)
+{
+	struct agent_archive *r = &a->arc;
+	if (r->pid > 0) {
+		int code;
+		kill(-r->pid, SIGKILL);
+		proc_wait(r->pid, 5000, &code);
+	}
+	child_done(r);
+	sb_free(&r->out);
+	free(r->bin);
+	free(r->conf);
+	free(r->archive_command);
+	free(r->restore_command);
+	r->bin = r->conf = r->archive_command = r->restore_command = NULL;
+}

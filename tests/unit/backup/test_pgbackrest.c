@@ -1,0 +1,189 @@
+/*
+ * test_pgbackrest.c — pgBackRest's config text and the archive/restore
+ * commands (backup/pgbackrest.c): exact text, the passphrase only on its
+ * cipher line, paths that cannot be quoted refused, the file written 0600 in
+ * a 0700 work directory with spool/log/lock.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "backup/pgbackrest.h"
+#include "common/util.h"
+
+#include "../unit_files.h"
+
+static struct pgbr_spec spec(void)
+{
+	struct pgbr_spec s = {
+		.stanza = "pgha", .repo_path = "/srv/backup", .retention_full = 2, .compress_type = "zstd",
+		.process_max = 2, .archive_push_queue_max = "1GiB", .work_dir = "/srv/pg/data.pgha-backup",
+		.cipher_pass = NULL, .pg_path = "/srv/pg/data", .pg_port = 5432, .pg_socket_path = "/tmp",
+		.pg_user = "postgres",
+	};
+	return s;
+}
+
+static void test_conf_exact(void **state)
+{
+	struct pgbr_spec s = spec();
+	struct strbuf sb = STRBUF_INIT;
+	pgbr_render_conf(&s, &sb);
+	assert_string_equal(sb_str(&sb),
+			    "# Written by pgha at every start from its [backup] section. Do not edit.\n"
+			    "[global]\n"
+			    "repo1-path=/srv/backup\n"
+			    "repo1-retention-full=2\n"
+			    "compress-type=zst\n"
+			    "process-max=2\n"
+			    "archive-async=y\n"
+			    "spool-path=/srv/pg/data.pgha-backup/spool\n"
+			    "archive-push-queue-max=1GiB\n"
+			    "log-path=/srv/pg/data.pgha-backup/log\n"
+			    "lock-path=/srv/pg/data.pgha-backup/lock\n"
+			    "log-level-console=warn\n"
+			    "log-level-file=info\n"
+			    "start-fast=y\n"
+			    "\n"
+			    "[pgha]\n"
+			    "pg1-path=/srv/pg/data\n"
+			    "pg1-port=5432\n"
+			    "pg1-socket-path=/tmp\n"
+			    "pg1-user=postgres\n");
+	sb_free(&sb);
+}
+
+static void test_conf_cipher(void **state)
+{
+	struct pgbr_spec s = spec();
+	s.cipher_pass = "Sekr1t-pass";
+	struct strbuf sb = STRBUF_INIT;
+	pgbr_render_conf(&s, &sb);
+	const char *t = sb_str(&sb);
+	assert_non_null(strstr(t, "repo1-cipher-type=aes-256-cbc\nrepo1-cipher-pass=Sekr1t-pass\n"));
+	/* Exactly once, on its own line. */
+	const char *first = strstr(t, "Sekr1t-pass");
+	assert_null(strstr(first + 1, "Sekr1t-pass"));
+	/* An empty passphrase means no encryption. */
+	s.cipher_pass = "";
+	sb_reset(&sb);
+	pgbr_render_conf(&s, &sb);
+	assert_null(strstr(sb_str(&sb), "cipher"));
+	sb_free(&sb);
+}
+
+static void test_commands(void **state)
+{
+	struct pgha_err e;
+	char *a = pgbr_archive_command("/usr/bin/pgbackrest", "/srv/pg/data.pgha-backup", "pgha", &e);
+	assert_string_equal(a, "'/usr/bin/pgbackrest' '--config=/srv/pg/data.pgha-backup/pgbackrest.conf' "
+			       "--stanza=pgha archive-push %p");
+	free(a);
+	char *r = pgbr_restore_command("/usr/bin/pgbackrest", "/srv/pg/data.pgha-backup", "pgha", &e);
+	assert_string_equal(r, "'/usr/bin/pgbackrest' '--config=/srv/pg/data.pgha-backup/pgbackrest.conf' "
+			       "--stanza=pgha archive-get %f \"%p\"");
+	free(r);
+}
+
+static void test_commands_quoting(void **state)
+{
+	struct pgha_err e;
+	/* A quote ends the single-quoted word, is escaped, and starts it again; '%' is doubled for PostgreSQL. */
+	char *a = pgbr_archive_command("/usr/bin/pgbackrest", "/srv/it's 100% $(x)", "c1", &e);
+	assert_string_equal(a, "'/usr/bin/pgbackrest' '--config=/srv/it'\\''s 100%% $(x)/pgbackrest.conf' "
+			       "--stanza=c1 archive-push %p");
+	free(a);
+}
+
+static void test_commands_refused(void **state)
+{
+	struct pgha_err e;
+	assert_null(pgbr_archive_command("/usr/bin/pgbackrest", "/srv/a\nb", "pgha", &e));
+	assert_non_null(strstr(e.msg, "[backup] work_dir"));
+	assert_non_null(strstr(e.msg, "control characters"));
+	assert_null(pgbr_restore_command("/usr/bin/pgbackrest", "relative/dir", "pgha", &e));
+	assert_non_null(strstr(e.msg, "absolute"));
+	assert_null(pgbr_restore_command("pgbackrest", "/srv/x", "pgha", &e));
+	assert_non_null(strstr(e.msg, "pgBackRest program"));
+	assert_int_equal(pgbr_path_check("/srv/x ", &e), -1);
+	assert_int_equal(pgbr_path_check("/srv/x\t1", &e), -1);
+	assert_int_equal(pgbr_path_check("/srv/ok dir/x", &e), 0);
+}
+
+static void test_compress(void **state)
+{
+	assert_true(pgbr_compress_ok("zstd"));
+	assert_true(pgbr_compress_ok("lz4"));
+	assert_true(pgbr_compress_ok("gz"));
+	assert_true(pgbr_compress_ok("none"));
+	assert_false(pgbr_compress_ok("bz2"));
+	assert_false(pgbr_compress_ok("ZSTD"));
+	assert_false(pgbr_compress_ok(""));
+	/* pgBackRest spells zstd "zst" (and refuses "zstd"); the others as they are. */
+	assert_string_equal(pgbr_compress_name("zstd"), "zst");
+	assert_string_equal(pgbr_compress_name("lz4"), "lz4");
+}
+
+static void test_write_conf(void **state)
+{
+	struct pgbr_spec s = spec();
+	char *work = xasprintf("%s/work", tmpdir);
+	s.work_dir = work;
+	s.cipher_pass = "pass-phrase";
+	struct pgha_err e;
+	assert_int_equal(pgbr_write_conf(&s, NULL, &e), 0);
+	struct stat st;
+	assert_int_equal(stat(work, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	const char *subs[] = {"spool", "log", "lock"};
+	for (int i = 0; i < 3; i++) {
+		char *d = path_join(work, subs[i]);
+		assert_int_equal(stat(d, &st), 0);
+		assert_true(S_ISDIR(st.st_mode));
+		assert_int_equal(st.st_mode & 0777, 0700);
+		rmdir(d);
+		free(d);
+	}
+	char *conf = pgbr_conf_path(work);
+	assert_int_equal(stat(conf, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	char *text = NULL;
+	assert_int_equal(read_file(conf, &text, NULL, &e), 0);
+	assert_non_null(strstr(text, "repo1-cipher-pass=pass-phrase\n"));
+	free(text);
+	/* Written again: same result (atomic replace). */
+	assert_int_equal(pgbr_write_conf(&s, NULL, &e), 0);
+	unlink(conf);
+	free(conf);
+	const char *subs2[] = {"spool", "log", "lock"};
+	for (int i = 0; i < 3; i++) {
+		char *d = path_join(work, subs2[i]);
+		rmdir(d);
+		free(d);
+	}
+	rmdir(work);
+	free(work);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_conf_exact),
+		cmocka_unit_test(test_conf_cipher),
+		cmocka_unit_test(test_commands),
+		cmocka_unit_test(test_commands_quoting),
+		cmocka_unit_test(test_commands_refused),
+		cmocka_unit_test(test_compress),
+		cmocka_unit_test(test_write_conf),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
