@@ -17,9 +17,6 @@
 
 #include "common/err.h"
 
-/* pgBackRest as Debian installs it (the agent and ctl run the same one). */
-#define PGBR_BIN "/usr/bin/pgbackrest"
-
 #define BACKUP_INFO_MAX 1024   /* backups listed (a repository keeping more is refused) */
 
 enum backup_type { BACKUP_FULL, BACKUP_DIFF, BACKUP_INCR };

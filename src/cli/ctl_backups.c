@@ -65,8 +65,12 @@ static void bytes(uint64_t n, char *buf, size_t len)
 /* Run pgbackrest info; its JSON in *out. An error names what failed and shows pgBackRest's words. */
 static int run_info(const struct ctl_target *t, struct strbuf *out, struct pgha_err *e)
 {
+	char *bin = find_program("pgbackrest");
+	if (bin == NULL)
+		return err_set(e, "pgbackrest is not installed here (not found in PATH)\n"
+			       "HINT: run it on a member's host, where the agent runs pgbackrest (Debian: apt-get install pgbackrest)");
 	char *conf = xasprintf("--config=%s", t->backup_conf), *stanza = xasprintf("--stanza=%s", t->cluster);
-	const char *argv[] = {PGBR_BIN, conf, stanza, "--log-level-file=off", "--log-level-console=warn",
+	const char *argv[] = {bin, conf, stanza, "--log-level-file=off", "--log-level-console=warn",
 			      "info", "--output=json", NULL};
 	struct run_user user = {0};
 	int rc = -1, code = 0;
@@ -75,17 +79,18 @@ static int run_info(const struct ctl_target *t, struct strbuf *out, struct pgha_
 		goto out;
 	struct proc_spec spec = {.argv = argv, .user = &user, .out_fd = -1};
 	if (proc_run(&spec, INFO_TIMEOUT_MS, out, &code, e) != 0) {
-		err_wrap(e, "running %s info", PGBR_BIN);
+		err_wrap(e, "running %s info", bin);
 		goto out;
 	}
 	if (code != 0) {
 		char how[64];
 		proc_describe_exit(code, how, sizeof(how));
-		err_set(e, "%s info (%s) failed with %s: %s", PGBR_BIN, t->backup_conf, how, sb_str(out));
+		err_set(e, "%s info (%s) failed with %s: %s", bin, t->backup_conf, how, sb_str(out));
 		goto out;
 	}
 	rc = 0;
 out:
+	free(bin);
 	free(conf);
 	free(stanza);
 	return rc;

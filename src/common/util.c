@@ -407,3 +407,21 @@ void lsn_format(uint64_t lsn, char *out, size_t outlen)
 {
 	snprintf(out, outlen, "%X/%X", (unsigned int)(lsn >> 32), (unsigned int)lsn);
 }
+
+char *find_program(const char *name)
+{
+	const char *path = getenv("PATH");
+	char *dirs = xstrdup(path && path[0] ? path : "/usr/local/bin:/usr/bin:/bin");
+	char *save = NULL, *found = NULL;
+	for (char *d = strtok_r(dirs, ":", &save); d && !found; d = strtok_r(NULL, ":", &save)) {
+		if (d[0] != '/')
+			continue;
+		char *p = path_join(d, name);
+		if (access(p, X_OK) == 0)
+			found = p;
+		else
+			free(p);
+	}
+	free(dirs);
+	return found;
+}

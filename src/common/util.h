@@ -56,6 +56,8 @@ bool dir_is_empty_or_missing(const char *path);
 /* Copy of dirname()/basename() that do not modify their argument; caller frees. */
 char *path_dirname(const char *path);
 char *path_join(const char *a, const char *b);
+/* The absolute path of a program in PATH (only its absolute entries), or NULL. Caller frees. */
+char *find_program(const char *name);
 
 /* Split "host:port" (IPv6 as "[::1]:5432"). host is copied into hostbuf. */
 int parse_host_port(const char *s, char *hostbuf, size_t hostlen, int *port, struct pgha_err *e) PGHA_MUSTCHECK;

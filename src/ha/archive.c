@@ -34,25 +34,6 @@ enum { ARC_STANZA_CREATE = 1, ARC_CHECK };
 #define ARC_BUSY_MS 1000
 #define ARC_BUSY_TRIES 10
 
-/* The pgbackrest program in PATH (absolute: PostgreSQL's shell may have another PATH). */
-static char *find_program(const char *name)
-{
-	const char *path = getenv("PATH");
-	char *dirs = xstrdup(path && path[0] ? path : "/usr/local/bin:/usr/bin:/bin");
-	char *save = NULL, *found = NULL;
-	for (char *d = strtok_r(dirs, ":", &save); d && !found; d = strtok_r(NULL, ":", &save)) {
-		if (d[0] != '/')
-			continue;
-		char *p = path_join(d, name);
-		if (access(p, X_OK) == 0)
-			found = p;
-		else
-			free(p);
-	}
-	free(dirs);
-	return found;
-}
-
 /*
  * Does this pgbackrest take the compression type? Builds differ (one built
  * without a library refuses its type, error 32), and a refusal would only show as archive_command
