@@ -1,3 +1,4 @@
+/* pgbackrest.c — pgBackRest's config text for one member, the archive commands, writing the file. */
 #include "backup/pgbackrest.h"
 
 #include <errno.h>
@@ -36,6 +37,77 @@ int pgbr_path_check(const char *path, struct pgha_err *e)
 	return 0;
 }
 
+int pgbr_value_check(const char *value, struct pgha_err *e)
+{
+	if (value[0] == '\0')
+		return err_set(e, "must not be empty");
+	for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+		if (*p <= 0x20 || *p == 0x7f || *p == '=')
+			return err_set(e, "\"%s\": blanks, control characters and '=' cannot be passed to pgBackRest", value);
+	return 0;
+}
+
+/* The S3 error codes a misconfigured repository answers with, in words that say what to fix. */
+static const struct {
+	const char *code;
+	const char *words;
+} s3_codes[] = {
+	{"NoSuchBucket", "bucket missing"},
+	{"SignatureDoesNotMatch", "secret key refused, check [backup] s3_key_secret_file"},
+	{"InvalidAccessKeyId", "access key unknown to the server, check [backup] s3_key_file"},
+	{"AccessDenied", "access denied, the key may not use this bucket"},
+	{"AuthorizationHeaderMalformed", "request refused, check [backup] s3_region"},
+	{"PermanentRedirect", "the bucket is in another region or needs another endpoint"},
+};
+
+/* pgBackRest's words for a server it could not reach, or whose certificate it refused. */
+static const struct {
+	const char *text;
+	const char *words;
+} s3_net[] = {
+	{"unable to connect to '", "endpoint unreachable"},
+	{"unable to get address for '", "endpoint unreachable"},
+	{"unable to verify certificate", "TLS certificate refused"},
+	{"unable to find hostname '", "TLS certificate refused"},
+	{"unable to negotiate TLS", "TLS failed"},
+};
+
+void pgbr_s3_cause(const char *out, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	const char *c = strstr(out, "<Code>");
+	if (c != NULL) {
+		c += 6;
+		int n = (int)strcspn(c, "<\n");
+		for (size_t i = 0; i < sizeof(s3_codes) / sizeof(s3_codes[0]); i++)
+			if ((size_t)n == strlen(s3_codes[i].code) && strncmp(c, s3_codes[i].code, (size_t)n) == 0) {
+				snprintf(buf, len, "%s (S3 %s)", s3_codes[i].words, s3_codes[i].code);
+				return;
+			}
+		snprintf(buf, len, "S3 error %.*s", n, c);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(s3_net) / sizeof(s3_net[0]); i++) {
+		const char *t = strstr(out, s3_net[i].text);
+		if (t != NULL) {
+			snprintf(buf, len, "%s: %.*s", s3_net[i].words, (int)strcspn(t, "\n"), t);
+			return;
+		}
+	}
+}
+
+void pgbr_redact(const char *text, const char *secret, struct strbuf *out)
+{
+	size_t n = secret != NULL ? strlen(secret) : 0;
+	const char *at;
+	while (n > 0 && (at = strstr(text, secret)) != NULL) {
+		sb_append(out, text, (size_t)(at - text));
+		sb_puts(out, "<redacted>");
+		text = at + n;
+	}
+	sb_puts(out, text);
+}
+
 char *pgbr_conf_path(const char *work_dir)
 {
 	return path_join(work_dir, "pgbackrest.conf");
@@ -45,6 +117,22 @@ void pgbr_render_conf(const struct pgbr_spec *s, struct strbuf *out)
 {
 	sb_puts(out, "# Written by pgha at every start from its [backup] section. Do not edit.\n");
 	sb_puts(out, "[global]\n");
+	const struct pgbr_s3 *s3 = s->s3;
+	if (s3 != NULL) {
+		sb_puts(out, "repo1-type=s3\n");
+		sb_printf(out, "repo1-s3-bucket=%s\n", s3->bucket);
+		sb_printf(out, "repo1-s3-endpoint=%s\n", s3->endpoint);
+		if (s3->port > 0)
+			sb_printf(out, "repo1-storage-port=%d\n", s3->port);
+		sb_printf(out, "repo1-s3-region=%s\n", s3->region);
+		sb_printf(out, "repo1-s3-key=%s\n", s3->key);
+		sb_printf(out, "repo1-s3-key-secret=%s\n", s3->key_secret);
+		sb_printf(out, "repo1-s3-uri-style=%s\n", s3->uri_style);
+		if (!s3->verify_tls)
+			sb_puts(out, "repo1-storage-verify-tls=n\n");
+		if (s3->ca_file != NULL && s3->ca_file[0] != '\0')
+			sb_printf(out, "repo1-storage-ca-file=%s\n", s3->ca_file);
+	}
 	sb_printf(out, "repo1-path=%s\n", s->repo_path);
 	sb_printf(out, "repo1-retention-full=%d\n", s->retention_full);
 	if (s->cipher_pass != NULL && s->cipher_pass[0] != '\0') {

@@ -4,8 +4,8 @@
  *
  * Pure text functions (unit-tested on exact output) plus writing the file:
  * atomically, mode 0600, owned by the run user, in a work directory (0700) with
- * spool/, log/ and lock/ beside it. The cipher passphrase lives only in that
- * file: never in argv, a child's environment or a log line.
+ * spool/, log/ and lock/ beside it. The cipher passphrase and the S3 keys live
+ * only in that file: never in argv, a child's environment or a log line.
  */
 #ifndef PGHA_BACKUP_PGBACKREST_H
 #define PGHA_BACKUP_PGBACKREST_H
@@ -16,9 +16,23 @@
 #include "common/proc.h"
 #include "common/strbuf.h"
 
+/* An S3 (or S3-compatible) repository. */
+struct pgbr_s3 {
+	const char *bucket;
+	const char *endpoint;         /* host name or address, without port */
+	int port;                     /* 0: pgBackRest's default (443) */
+	const char *region;
+	const char *key;              /* access key id (in memory only) */
+	const char *key_secret;       /* secret access key (in memory only) */
+	const char *uri_style;        /* host or path */
+	bool verify_tls;
+	const char *ca_file;          /* NULL or "": the system's CAs */
+};
+
 struct pgbr_spec {
 	const char *stanza;           /* the [cluster] name */
-	const char *repo_path;        /* posix repository directory */
+	const struct pgbr_s3 *s3;     /* NULL: a posix repository */
+	const char *repo_path;        /* posix: the directory; s3: the path inside the bucket */
 	int retention_full;
 	const char *compress_type;    /* zstd, lz4, gz, none */
 	int process_max;
@@ -42,6 +56,28 @@ const char *pgbr_compress_name(const char *type);
  * would trim. The error names what is wrong (the caller adds the option name).
  */
 int pgbr_path_check(const char *path, struct pgha_err *e) PGHA_MUSTCHECK;
+
+/*
+ * A value pgha writes into pgbackrest.conf from its own config (bucket,
+ * region, endpoint): not empty, no blank, control character or '='
+ * pgBackRest's parser would read differently. The error names what is wrong.
+ */
+int pgbr_value_check(const char *value, struct pgha_err *e) PGHA_MUSTCHECK;
+
+/*
+ * Why pgBackRest failed against an S3 repository, in plain words, from its
+ * output (the S3 error code in the response it prints, or a connection or
+ * TLS error): e.g. "bucket missing (NoSuchBucket)". "" when nothing in out
+ * is recognised.
+ */
+void pgbr_s3_cause(const char *out, char *buf, size_t len);
+
+/*
+ * text with each occurrence of secret replaced by "<redacted>" (appended to
+ * out): an S3 server echoes the access key id in its error responses, which
+ * pgBackRest prints and pgha logs. NULL or "" secret: text as is.
+ */
+void pgbr_redact(const char *text, const char *secret, struct strbuf *out);
 
 /* The text of pgbackrest.conf (appended to out). */
 void pgbr_render_conf(const struct pgbr_spec *s, struct strbuf *out);

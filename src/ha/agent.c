@@ -73,11 +73,12 @@ static void usage(FILE *out)
 }
 
 /*
- * The repository's passphrase: the whole file (one line end dropped), as
- * pgBackRest reads it from its config: no line breaks or control characters,
- * no blank at either end (it would be trimmed).
+ * A secret pgha writes into pgBackRest's config (the repository's passphrase,
+ * the S3 keys): the whole file (one line end dropped), as pgBackRest reads it
+ * from its config: no line breaks or control characters, no blank at either
+ * end (it would be trimmed). what names it in errors, never its value.
  */
-static int read_cipher_pass(const char *path, char **out, struct pgha_err *e)
+static int read_pgbr_secret(const char *path, const char *what, char **out, struct pgha_err *e)
 {
 	char *text = NULL;
 	size_t len = 0;
@@ -90,13 +91,13 @@ static int read_cipher_pass(const char *path, char **out, struct pgha_err *e)
 		n--;
 	int rc = 0;
 	if (n == 0)
-		rc = err_set(e, "\"%s\": the passphrase is empty", path);
+		rc = err_set(e, "\"%s\": the %s is empty", path, what);
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f)
-			rc = err_set(e, "\"%s\": the passphrase has a line break or control character (byte %zu)",
-				     path, i + 1);
+			rc = err_set(e, "\"%s\": the %s has a line break or control character (byte %zu)",
+				     path, what, i + 1);
 	if (rc == 0 && (text[0] == ' ' || text[n - 1] == ' '))
-		rc = err_set(e, "\"%s\": the passphrase starts or ends with a blank, which pgBackRest would drop", path);
+		rc = err_set(e, "\"%s\": the %s starts or ends with a blank, which pgBackRest would drop", path, what);
 	if (rc == 0) {
 		*out = xmalloc(n + 1);
 		memcpy(*out, text, n);
@@ -116,8 +117,14 @@ static int load_secrets(struct agent *a, struct pgha_err *e)
 	    read_secret_file(a->cfg.etcd_password_file, &a->etcd_password, e) != 0)
 		return err_wrap(e, "[etcd] password_file");
 	if (agent_config_backup_on(&a->cfg) && a->cfg.backup_cipher_pass_file[0] != '\0' &&
-	    read_cipher_pass(a->cfg.backup_cipher_pass_file, &a->cipher_pass, e) != 0)
+	    read_pgbr_secret(a->cfg.backup_cipher_pass_file, "passphrase", &a->cipher_pass, e) != 0)
 		return err_wrap(e, "[backup] cipher_pass_file");
+	if (a->cfg.backup_s3) {
+		if (read_pgbr_secret(a->cfg.backup_s3_key_file, "access key", &a->s3_key, e) != 0)
+			return err_wrap(e, "[backup] s3_key_file");
+		if (read_pgbr_secret(a->cfg.backup_s3_key_secret_file, "secret key", &a->s3_key_secret, e) != 0)
+			return err_wrap(e, "[backup] s3_key_secret_file");
+	}
 	if (a->cfg.api_token_file[0] != '\0') {
 		if (read_secret_file(a->cfg.api_token_file, &a->api_token, e) != 0)
 			return err_wrap(e, "[node] api_token_file");
@@ -135,7 +142,10 @@ static void free_secrets(struct agent *a)
 	secret_free(a->etcd_password);
 	secret_free(a->api_token);
 	secret_free(a->cipher_pass);
+	secret_free(a->s3_key);
+	secret_free(a->s3_key_secret);
 	a->su_password = a->repl_password = a->etcd_password = a->api_token = a->cipher_pass = NULL;
+	a->s3_key = a->s3_key_secret = NULL;
 }
 
 static int setup_user(struct agent *a, struct pgha_err *e)

@@ -103,10 +103,13 @@ static const struct config_option agent_options[] = {
 	O("postgresql", "crash_restart_timeout", OPT_DURATION, crash_restart_timeout_ms, "5s", 0, 3600000,
 	  OPT_RELOAD, "a leader whose PostgreSQL crashed restarts it in place; if it is not back within this, the key is released"),
 
+	O("backup", "repo_type", OPT_STRING, backup_repo_type, "posix", 1, 0, 0,
+	  "pgBackRest repository: posix (a directory, repo_path) or s3 (a bucket, the s3_* options)"),
 	O("backup", "repo_path", OPT_STRING, backup_repo_path, "", 1, 0, 0,
-	  "pgBackRest repository directory (posix: shared storage mounted at the same path on every member, "
-	  "writable by run_as); empty: backups and WAL archiving off. When set, every member gets archive_mode, "
-	  "archive_command and restore_command, and the leader creates the stanza (named after [cluster] name)"),
+	  "posix: pgBackRest repository directory (shared storage mounted at the same path on every member, "
+	  "writable by run_as); empty: backups and WAL archiving off. s3: the path inside the bucket (default /pgha). "
+	  "With a repository, every member gets archive_mode, archive_command and restore_command, and the leader "
+	  "creates the stanza (named after [cluster] name)"),
 	O("backup", "retention_full", OPT_INT, backup_retention_full, "2", 1, 9999999, 0,
 	  "full backups pgBackRest keeps (older ones and the WAL only they need are expired)"),
 	O("backup", "compress_type", OPT_STRING, backup_compress_type, "zstd", 1, 0, 0,
@@ -123,6 +126,22 @@ static const struct config_option agent_options[] = {
 	  "WAL waiting to be archived beyond this size is dropped (pgBackRest logs a warning), so a slow or dead "
 	  "repository never fills pg_wal; the archive then has a gap and needs a new full backup for "
 	  "point-in-time recovery past it"),
+	O("backup", "s3_bucket", OPT_STRING, backup_s3_bucket, "", 1, 0, 0,
+	  "repo_type = s3: the bucket (it must exist)"),
+	O("backup", "s3_endpoint", OPT_STRING, backup_s3_endpoint, "", 1, 0, 0,
+	  "repo_type = s3: host[:port] of the S3 service (HTTPS), e.g. s3.eu-west-1.amazonaws.com or minio.lan:9000"),
+	O("backup", "s3_region", OPT_STRING, backup_s3_region, "", 1, 0, 0,
+	  "repo_type = s3: the bucket's region (self-hosted servers take any, e.g. us-east-1)"),
+	O("backup", "s3_key_file", OPT_STRING, backup_s3_key_file, "", 1, 0, 0,
+	  "repo_type = s3: file holding the access key id; written only into pgBackRest's config file (mode 0600)"),
+	O("backup", "s3_key_secret_file", OPT_STRING, backup_s3_key_secret_file, "", 1, 0, 0,
+	  "repo_type = s3: file holding the secret access key; written only into pgBackRest's config file (mode 0600)"),
+	O("backup", "s3_uri_style", OPT_STRING, backup_s3_uri_style, "host", 1, 0, 0,
+	  "repo_type = s3: host (bucket.endpoint, as AWS) or path (endpoint/bucket, as most self-hosted servers)"),
+	O("backup", "s3_verify_tls", OPT_BOOL, backup_s3_verify_tls, "on", 1, 0, 0,
+	  "repo_type = s3: verify the server's TLS certificate (turn off only for a test server; prefer s3_ca_file)"),
+	O("backup", "s3_ca_file", OPT_STRING, backup_s3_ca_file, "", 1, 0, 0,
+	  "repo_type = s3: CA certificate file that signed the server's certificate (default: the system's CAs)"),
 };
 
 static int param_set(void *target, const char *key, const char *value, struct pgha_err *e)
@@ -157,19 +176,92 @@ const struct config_table agent_config_table = {
 
 bool agent_config_backup_on(const struct agent_config *cfg)
 {
+	if (cfg->backup_repo_type != NULL && strcmp(cfg->backup_repo_type, "s3") == 0)
+		return true;
 	return cfg->backup_repo_path != NULL && cfg->backup_repo_path[0] != '\0';
 }
 
 /* Settings pgha writes for pgBackRest while [backup] is on. */
 static const char *const backup_owned_params[] = {"archive_mode", "archive_command", "restore_command"};
 
+/* A file pgha reads a secret from: given, and absolute (the agent's working directory is not the user's). */
+static int secret_path_check(const char *p, const char *key, const char *value, bool required, struct pgha_err *e)
+{
+	if (value[0] == '\0')
+		return required ? err_set(e, "%s: [backup] %s is required with repo_type = s3\n"
+					  "HINT: point it at a file (mode 0600) holding the key", p, key) : 0;
+	if (value[0] != '/')
+		return err_set(e, "%s: [backup] %s = \"%s\": must be an absolute path", p, key, value);
+	return 0;
+}
+
+static int s3_validate(struct agent_config *cfg, const char *p, struct pgha_err *e)
+{
+	static const char *const off_keys[] = {"s3_bucket", "s3_endpoint", "s3_region", "s3_key_file",
+					       "s3_key_secret_file", "s3_ca_file"};
+	const char *const off_values[] = {cfg->backup_s3_bucket, cfg->backup_s3_endpoint, cfg->backup_s3_region,
+					  cfg->backup_s3_key_file, cfg->backup_s3_key_secret_file, cfg->backup_s3_ca_file};
+	cfg->backup_s3 = strcmp(cfg->backup_repo_type, "s3") == 0;
+	if (!cfg->backup_s3 && strcmp(cfg->backup_repo_type, "posix") != 0)
+		return err_set(e, "%s: [backup] repo_type = \"%s\": use posix or s3", p, cfg->backup_repo_type);
+	if (!cfg->backup_s3) {
+		for (size_t i = 0; i < sizeof(off_keys) / sizeof(off_keys[0]); i++)
+			if (off_values[i][0] != '\0')
+				return err_set(e, "%s: [backup] %s is set but repo_type is posix\n"
+					       "HINT: add repo_type = s3 to [backup] for an S3 repository", p, off_keys[i]);
+		return 0;
+	}
+	struct pgha_err sub;
+	static const char *const required[] = {"s3_bucket", "s3_endpoint", "s3_region"};
+	const char *const values[] = {cfg->backup_s3_bucket, cfg->backup_s3_endpoint, cfg->backup_s3_region};
+	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+		if (values[i][0] == '\0')
+			return err_set(e, "%s: [backup] %s is required with repo_type = s3\n"
+				       "HINT: an S3 repository needs s3_bucket, s3_endpoint, s3_region, s3_key_file and "
+				       "s3_key_secret_file", p, required[i]);
+		if (pgbr_value_check(values[i], &sub) != 0)
+			return err_set(e, "%s: [backup] %s = %s", p, required[i], sub.msg);
+	}
+	const char *ep = cfg->backup_s3_endpoint;
+	if (strstr(ep, "://") != NULL)
+		return err_set(e, "%s: [backup] s3_endpoint = \"%s\": give host[:port] without a scheme\n"
+			       "HINT: pgBackRest always speaks HTTPS to S3; write e.g. s3_endpoint = minio.lan:9000", p, ep);
+	cfg->backup_s3_port = 0;
+	if (strchr(ep, ':') != NULL) {
+		if (parse_host_port(ep, cfg->backup_s3_host, sizeof(cfg->backup_s3_host), &cfg->backup_s3_port, &sub) != 0)
+			return err_set(e, "%s: [backup] s3_endpoint: %s", p, sub.msg);
+	} else if (snprintf(cfg->backup_s3_host, sizeof(cfg->backup_s3_host), "%s", ep) >= (int)sizeof(cfg->backup_s3_host)) {
+		return err_set(e, "%s: [backup] s3_endpoint = \"%.40s...\": too long", p, ep);
+	}
+	if (strcmp(cfg->backup_s3_uri_style, "host") != 0 && strcmp(cfg->backup_s3_uri_style, "path") != 0)
+		return err_set(e, "%s: [backup] s3_uri_style = \"%s\": use host (bucket.endpoint) or path (endpoint/bucket)\n"
+			       "HINT: most self-hosted S3 servers (MinIO, Ceph, Garage) want path", p, cfg->backup_s3_uri_style);
+	if (secret_path_check(p, "s3_key_file", cfg->backup_s3_key_file, true, e) != 0 ||
+	    secret_path_check(p, "s3_key_secret_file", cfg->backup_s3_key_secret_file, true, e) != 0)
+		return -1;
+	if (cfg->backup_s3_ca_file[0] != '\0' && pgbr_path_check(cfg->backup_s3_ca_file, &sub) != 0)
+		return err_set(e, "%s: [backup] s3_ca_file = %s", p, sub.msg);
+	if (cfg->backup_repo_path[0] == '\0') {
+		free(cfg->backup_repo_path);
+		cfg->backup_repo_path = xstrdup("/pgha");
+	}
+	return 0;
+}
+
 static int backup_validate(struct agent_config *cfg, const char *p, struct pgha_err *e)
 {
+	if (s3_validate(cfg, p, e) != 0)
+		return -1;
 	if (!agent_config_backup_on(cfg))
 		return 0;
 	struct pgha_err sub;
 	if (pgbr_path_check(cfg->backup_repo_path, &sub) != 0)
 		return err_set(e, "%s: [backup] repo_path = %s", p, sub.msg);
+	if (cfg->backup_s3)
+		snprintf(cfg->backup_repo, sizeof(cfg->backup_repo), "s3://%s%s at %s", cfg->backup_s3_bucket,
+			 cfg->backup_repo_path, cfg->backup_s3_endpoint);
+	else
+		snprintf(cfg->backup_repo, sizeof(cfg->backup_repo), "%s", cfg->backup_repo_path);
 	if (!pgbr_compress_ok(cfg->backup_compress_type))
 		return err_set(e, "%s: [backup] compress_type = \"%s\": use zstd, lz4, gz or none", p,
 			       cfg->backup_compress_type);
@@ -181,9 +273,8 @@ static int backup_validate(struct agent_config *cfg, const char *p, struct pgha_
 		cfg->backup_work_dir[n - 1] = '\0';
 	if (pgbr_path_check(cfg->backup_work_dir, &sub) != 0)
 		return err_set(e, "%s: [backup] work_dir = %s", p, sub.msg);
-	if (cfg->backup_cipher_pass_file[0] != '\0' && cfg->backup_cipher_pass_file[0] != '/')
-		return err_set(e, "%s: [backup] cipher_pass_file = \"%s\": must be an absolute path", p,
-			       cfg->backup_cipher_pass_file);
+	if (secret_path_check(p, "cipher_pass_file", cfg->backup_cipher_pass_file, false, e) != 0)
+		return -1;
 	const char *q = cfg->backup_archive_push_queue_max;
 	size_t digits = strspn(q, "0123456789");
 	static const char *const units[] = {"", "B", "KB", "KiB", "MB", "MiB", "GB", "GiB", "TB", "TiB", "PB", "PiB"};
@@ -198,7 +289,7 @@ static int backup_validate(struct agent_config *cfg, const char *p, struct pgha_
 			if (strcasecmp(cfg->params[i].name, backup_owned_params[k]) == 0)
 				return err_set(e, "%s: [parameters] %s is managed by pgha while [backup] repo_path is set\n"
 					       "HINT: remove it: pgha archives WAL with pgBackRest to %s on every member",
-					       p, cfg->params[i].name, cfg->backup_repo_path);
+					       p, cfg->params[i].name, cfg->backup_repo);
 	return 0;
 }
 

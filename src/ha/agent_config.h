@@ -55,7 +55,8 @@ struct agent_config {
 	int stop_timeout_ms;
 	int member_slots_ttl_ms;
 	int crash_restart_timeout_ms;
-	/* [backup]: pgBackRest (empty repo_path: off) */
+	/* [backup]: pgBackRest (off unless repo_path is set or repo_type = s3) */
+	char *backup_repo_type;
 	char *backup_repo_path;
 	int backup_retention_full;
 	char *backup_compress_type;
@@ -63,6 +64,14 @@ struct agent_config {
 	char *backup_cipher_pass_file;
 	char *backup_work_dir;
 	char *backup_archive_push_queue_max;
+	char *backup_s3_bucket;
+	char *backup_s3_endpoint;
+	char *backup_s3_region;
+	char *backup_s3_key_file;
+	char *backup_s3_key_secret_file;
+	char *backup_s3_uri_style;
+	bool backup_s3_verify_tls;
+	char *backup_s3_ca_file;
 	/* [parameters]: extra PostgreSQL settings */
 	struct pg_param *params;
 	size_t nparams;
@@ -72,12 +81,16 @@ struct agent_config {
 	int pg_port;
 	char address_host[256];
 	int address_port;
+	bool backup_s3;          /* [backup] repo_type = s3 */
+	char backup_s3_host[256];  /* s3_endpoint without its port */
+	int backup_s3_port;      /* 0: not given (443) */
+	char backup_repo[600];   /* the repository in words, for messages: a path or s3://bucket/path at host */
 	char *path;              /* the config file */
 };
 
 extern const struct config_table agent_config_table;
 
-/* [backup] repo_path is set: pgBackRest archives WAL on every member. */
+/* [backup] has a repository (posix repo_path, or repo_type = s3): pgBackRest archives WAL on every member. */
 bool agent_config_backup_on(const struct agent_config *cfg);
 
 /* Load, apply defaults, derive, and check relations between options. */

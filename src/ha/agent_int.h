@@ -215,6 +215,8 @@ struct agent {
 	char *etcd_password;
 	char *api_token;          /* [node] api_token_file: what POST/DELETE /switchover need */
 	char *cipher_pass;        /* [backup] cipher_pass_file: only ever written to pgBackRest's 0600 config */
+	char *s3_key;             /* [backup] s3_key_file and s3_key_secret_file: the same */
+	char *s3_key_secret;
 	struct pg_node node;
 	struct agent_keys keys;
 	struct api_source api;

@@ -1,6 +1,6 @@
 /*
- * archive.c — continuous WAL archiving with pgBackRest when [backup] repo_path
- * is set (a->arc). At setup: find the pgbackrest program, write this member's
+ * archive.c — continuous WAL archiving with pgBackRest when [backup] has a
+ * repository, a posix directory or an S3 bucket (a->arc). At setup: find the pgbackrest program, write this member's
  * pgBackRest config (backup/pgbackrest.c) and the archive_command /
  * restore_command every member's pgha.conf carries (node.c reads them). Each
  * loop: the leader, once it runs as primary and the initialize key holds the
@@ -66,12 +66,18 @@ int archive_setup(struct agent *a, struct pgha_err *e)
 		return 0;
 	r->bin = find_program("pgbackrest");
 	if (r->bin == NULL)
-		return err_set(e, "[backup] repo_path is set but pgbackrest is not installed (not found in PATH)\n"
+		return err_set(e, "[backup] has a repository but pgbackrest is not installed (not found in PATH)\n"
 			       "HINT: install it (Debian: apt-get install pgbackrest) on every member, or remove [backup]");
 	if (probe_compress(a, r->bin, e) != 0)
 		return -1;
+	const struct agent_config *c = &a->cfg;
+	struct pgbr_s3 s3 = {
+		.bucket = c->backup_s3_bucket, .endpoint = c->backup_s3_host, .port = c->backup_s3_port,
+		.region = c->backup_s3_region, .key = a->s3_key, .key_secret = a->s3_key_secret,
+		.uri_style = c->backup_s3_uri_style, .verify_tls = c->backup_s3_verify_tls, .ca_file = c->backup_s3_ca_file,
+	};
 	struct pgbr_spec s = {
-		.stanza = a->cfg.cluster_name, .repo_path = a->cfg.backup_repo_path,
+		.stanza = a->cfg.cluster_name, .s3 = c->backup_s3 ? &s3 : NULL, .repo_path = a->cfg.backup_repo_path,
 		.retention_full = a->cfg.backup_retention_full, .compress_type = a->cfg.backup_compress_type,
 		.process_max = a->cfg.backup_process_max, .archive_push_queue_max = a->cfg.backup_archive_push_queue_max,
 		.work_dir = a->cfg.backup_work_dir, .cipher_pass = a->cipher_pass, .pg_path = a->cfg.data_dir,
@@ -86,7 +92,7 @@ int archive_setup(struct agent *a, struct pgha_err *e)
 	r->restore_command = pgbr_restore_command(r->bin, a->cfg.backup_work_dir, a->cfg.cluster_name, e);
 	if (r->restore_command == NULL)
 		return -1;
-	log_info("WAL archiving with pgBackRest to %s (stanza %s, config %s)", a->cfg.backup_repo_path,
+	log_info("WAL archiving with pgBackRest to %s (stanza %s, config %s)", a->cfg.backup_repo,
 		 a->cfg.cluster_name, r->conf);
 	return 0;
 }
@@ -132,7 +138,13 @@ static int spawn_step(struct agent *a, int step, struct pgha_err *e)
 	char *stanza = xasprintf("--stanza=%s", a->cfg.cluster_name);
 	/* pgBackRest connects to PostgreSQL through libpq: the password comes from the passfile. */
 	char *passfile = xasprintf("PGPASSFILE=%s", a->cfg.pgpass);
-	const char *argv[] = {r->bin, config, stanza, step == ARC_STANZA_CREATE ? "stanza-create" : "check", NULL};
+	/*
+	 * An S3 endpoint that does not answer: pgBackRest retries each request
+	 * for io-timeout (60 s) several times over, longer than ARC_TIMEOUT_MS;
+	 * a shorter one lets its own "unable to connect" reach the member record.
+	 */
+	const char *argv[] = {r->bin, config, stanza, step == ARC_STANZA_CREATE ? "stanza-create" : "check",
+			      a->cfg.backup_s3 ? "--io-timeout=15" : NULL, NULL};
 	const char *env[] = {passfile, NULL};
 	struct proc_spec spec = {.argv = argv, .user = &a->user, .out_fd = -1, .new_session = true, .env_add = env};
 	int rc = proc_spawn_piped(&spec, &r->pid, &r->fd, e);
@@ -191,11 +203,30 @@ static void reason(const struct strbuf *out, char *buf, size_t len)
 static void failed(struct agent *a, const char *what, const char *why, const char *detail)
 {
 	struct agent_archive *r = &a->arc;
-	set_state(a, "failing: %s: %s", what, why);
-	log_error("WAL archiving: %s failed: %s%s%s\nHINT: the repository %s must exist and be writable by the OS user "
-		  "running PostgreSQL on every member; pgBackRest's log is in %s/log, archive_command's errors in %s. "
-		  "Retrying in %d s; HA and commits go on meanwhile", what, why, detail && detail[0] ? "\n" : "",
-		  detail ? detail : "", a->cfg.backup_repo_path, a->cfg.backup_work_dir, a->cfg.log_file, ARC_RETRY_MS / 1000);
+	char cause[200] = "";
+	struct strbuf shown = STRBUF_INIT;
+	pgbr_redact(detail ? detail : "", a->s3_key, &shown);
+	detail = sb_str(&shown);
+	/* pgBackRest's first line for S3 is "HTTP request failed with 403": the S3 error code says why. */
+	if (a->cfg.backup_s3)
+		pgbr_s3_cause(detail, cause, sizeof(cause));
+	if (cause[0])
+		set_state(a, "failing: %s: %s; %s", what, cause, why);
+	else
+		set_state(a, "failing: %s: %s", what, why);
+	char hint[600];
+	if (a->cfg.backup_s3)
+		snprintf(hint, sizeof(hint), "the bucket %s must exist at https://%s, and the keys in [backup] s3_key_file "
+			 "and s3_key_secret_file must be allowed to list, read and write it (check s3_region, "
+			 "s3_uri_style, and s3_ca_file for a server with its own CA)", a->cfg.backup_s3_bucket,
+			 a->cfg.backup_s3_endpoint);
+	else
+		snprintf(hint, sizeof(hint), "the repository %s must exist and be writable by the OS user running "
+			 "PostgreSQL on every member", a->cfg.backup_repo_path);
+	log_error("WAL archiving: %s failed: %s%s%s%s%s\nHINT: %s; pgBackRest's log is in %s/log, archive_command's "
+		  "errors in %s. Retrying in %d s; HA and commits go on meanwhile", what, cause, cause[0] ? "; " : "", why,
+		  detail[0] ? "\n" : "", detail, hint, a->cfg.backup_work_dir, a->cfg.log_file, ARC_RETRY_MS / 1000);
+	sb_free(&shown);
 	r->retry_ms = now_ms() + ARC_RETRY_MS;
 }
 
@@ -242,13 +273,13 @@ static void poll_child(struct agent *a)
 	int64_t ms = now_ms() - r->started_ms;
 	if (r->step == ARC_STANZA_CREATE) {
 		log_info("pgbackrest stanza-create: stanza %s ready in %s (%lld ms)", a->cfg.cluster_name,
-			 a->cfg.backup_repo_path, (long long)ms);
+			 a->cfg.backup_repo, (long long)ms);
 		struct pgha_err e;
 		if (spawn_step(a, ARC_CHECK, &e) != 0)
 			failed(a, "starting pgbackrest check", e.msg, NULL);
 		return;
 	}
-	log_info("pgbackrest check: WAL archiving to %s works (%lld ms)", a->cfg.backup_repo_path, (long long)ms);
+	log_info("pgbackrest check: WAL archiving to %s works (%lld ms)", a->cfg.backup_repo, (long long)ms);
 	r->checked = true;
 	r->stat_ms = now_ms();
 	set_state(a, "ok");
@@ -309,7 +340,8 @@ void archive_step(struct agent *a)
 	if (now_ms() < r->retry_ms)
 		return;
 	struct pgha_err e;
-	if (repo_check(a, &e) != 0) {
+	/* An S3 bucket is checked by pgBackRest itself: its error names the cause (failed()). */
+	if (!a->cfg.backup_s3 && repo_check(a, &e) != 0) {
 		char first[200];
 		snprintf(first, sizeof(first), "%.*s", (int)strcspn(e.msg, "\n"), e.msg);
 		set_state(a, "failing: %s", first);

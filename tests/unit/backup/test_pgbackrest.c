@@ -1,8 +1,9 @@
 /*
  * test_pgbackrest.c — pgBackRest's config text and the archive/restore
- * commands (backup/pgbackrest.c): exact text, the passphrase only on its
- * cipher line, paths that cannot be quoted refused, the file written 0600 in
- * a 0700 work directory with spool/log/lock.
+ * commands (backup/pgbackrest.c): exact text (posix and S3), the passphrase
+ * and the S3 keys only on their lines, paths that cannot be quoted refused,
+ * the S3 causes pgBackRest's output names, the file written 0600 in a 0700
+ * work directory with spool/log/lock.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -78,6 +79,125 @@ static void test_conf_cipher(void **state)
 	sb_reset(&sb);
 	pgbr_render_conf(&s, &sb);
 	assert_null(strstr(sb_str(&sb), "cipher"));
+	sb_free(&sb);
+}
+
+static const struct pgbr_s3 s3_spec = {
+	.bucket = "pgha-backups", .endpoint = "minio.lan", .port = 9000, .region = "us-east-1",
+	.key = "AKIAKEY123", .key_secret = "s3cr3t/Key+x", .uri_style = "path", .verify_tls = true, .ca_file = NULL,
+};
+
+static void test_conf_s3_exact(void **state)
+{
+	struct pgbr_spec s = spec();
+	s.s3 = &s3_spec;
+	s.repo_path = "/pgha";
+	struct strbuf sb = STRBUF_INIT;
+	pgbr_render_conf(&s, &sb);
+	assert_string_equal(sb_str(&sb),
+			    "# Written by pgha at every start from its [backup] section. Do not edit.\n"
+			    "[global]\n"
+			    "repo1-type=s3\n"
+			    "repo1-s3-bucket=pgha-backups\n"
+			    "repo1-s3-endpoint=minio.lan\n"
+			    "repo1-storage-port=9000\n"
+			    "repo1-s3-region=us-east-1\n"
+			    "repo1-s3-key=AKIAKEY123\n"
+			    "repo1-s3-key-secret=s3cr3t/Key+x\n"
+			    "repo1-s3-uri-style=path\n"
+			    "repo1-path=/pgha\n"
+			    "repo1-retention-full=2\n"
+			    "compress-type=zst\n"
+			    "process-max=2\n"
+			    "archive-async=y\n"
+			    "spool-path=/srv/pg/data.pgha-backup/spool\n"
+			    "archive-push-queue-max=1GiB\n"
+			    "log-path=/srv/pg/data.pgha-backup/log\n"
+			    "lock-path=/srv/pg/data.pgha-backup/lock\n"
+			    "log-level-console=warn\n"
+			    "log-level-file=info\n"
+			    "start-fast=y\n"
+			    "\n"
+			    "[pgha]\n"
+			    "pg1-path=/srv/pg/data\n"
+			    "pg1-port=5432\n"
+			    "pg1-socket-path=/tmp\n"
+			    "pg1-user=postgres\n");
+	sb_free(&sb);
+}
+
+static void test_conf_s3_tls(void **state)
+{
+	struct pgbr_s3 s3 = s3_spec;
+	s3.port = 0;
+	s3.uri_style = "host";
+	s3.verify_tls = false;
+	s3.ca_file = "/etc/pgha/s3-ca.pem";
+	struct pgbr_spec s = spec();
+	s.s3 = &s3;
+	struct strbuf sb = STRBUF_INIT;
+	pgbr_render_conf(&s, &sb);
+	const char *t = sb_str(&sb);
+	/* No port: pgBackRest's 443. */
+	assert_null(strstr(t, "storage-port"));
+	assert_non_null(strstr(t, "repo1-s3-uri-style=host\nrepo1-storage-verify-tls=n\n"
+				  "repo1-storage-ca-file=/etc/pgha/s3-ca.pem\nrepo1-path=/srv/backup\n"));
+	/* Each key exactly once. */
+	assert_null(strstr(strstr(t, "AKIAKEY123") + 1, "AKIAKEY123"));
+	assert_null(strstr(strstr(t, "s3cr3t/Key+x") + 1, "s3cr3t/Key+x"));
+	sb_free(&sb);
+}
+
+static void test_value_check(void **state)
+{
+	struct pgha_err e;
+	assert_int_equal(pgbr_value_check("pgha-backups.2", &e), 0);
+	assert_int_equal(pgbr_value_check("", &e), -1);
+	assert_non_null(strstr(e.msg, "empty"));
+	assert_int_equal(pgbr_value_check("a b", &e), -1);
+	assert_int_equal(pgbr_value_check("a\nrepo1-path=/x", &e), -1);
+	assert_int_equal(pgbr_value_check("a=b", &e), -1);
+	assert_non_null(strstr(e.msg, "\"a=b\""));
+}
+
+/* pgBackRest's output as it prints it (2.45), shortened. */
+static void test_s3_cause(void **state)
+{
+	char buf[200];
+	pgbr_s3_cause("ERROR: [039]: HTTP request failed with 404 (Not Found):\n"
+		      "       *** Response Content ***:\n"
+		      "       <?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		      "       <Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message>"
+		      "<BucketName>nosuchbucket</BucketName></Error>\n", buf, sizeof(buf));
+	assert_string_equal(buf, "bucket missing (S3 NoSuchBucket)");
+	pgbr_s3_cause("ProtocolError: HTTP request failed with 403 (Forbidden):\n"
+		      "<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature", buf, sizeof(buf));
+	assert_string_equal(buf, "secret key refused, check [backup] s3_key_secret_file (S3 SignatureDoesNotMatch)");
+	pgbr_s3_cause("<Error><Code>InvalidAccessKeyId</Code>", buf, sizeof(buf));
+	assert_string_equal(buf, "access key unknown to the server, check [backup] s3_key_file (S3 InvalidAccessKeyId)");
+	pgbr_s3_cause("<Error><Code>AccessDenied</Code><Message>Access Denied</Message>", buf, sizeof(buf));
+	assert_string_equal(buf, "access denied, the key may not use this bucket (S3 AccessDenied)");
+	pgbr_s3_cause("<Error><Code>SlowDown</Code>", buf, sizeof(buf));
+	assert_string_equal(buf, "S3 error SlowDown");
+	pgbr_s3_cause("ERROR: [049]: unable to connect to '127.0.0.1:1': [111] Connection refused\n", buf, sizeof(buf));
+	assert_string_equal(buf, "endpoint unreachable: unable to connect to '127.0.0.1:1': [111] Connection refused");
+	pgbr_s3_cause("ERROR: [095]: unable to load info file 'x':\n       CryptoError: unable to verify certificate "
+		      "presented by '127.0.0.1:33213': [20] unable to get local issuer certificate\n", buf, sizeof(buf));
+	assert_string_equal(buf, "TLS certificate refused: unable to verify certificate presented by '127.0.0.1:33213': "
+			    "[20] unable to get local issuer certificate");
+	pgbr_s3_cause("ERROR: [055]: unable to open missing file", buf, sizeof(buf));
+	assert_string_equal(buf, "");
+}
+
+static void test_redact(void **state)
+{
+	struct strbuf sb = STRBUF_INIT;
+	pgbr_redact("<AWSAccessKeyId>AKIA1</AWSAccessKeyId> AKIA1", "AKIA1", &sb);
+	assert_string_equal(sb_str(&sb), "<AWSAccessKeyId><redacted></AWSAccessKeyId> <redacted>");
+	sb_reset(&sb);
+	pgbr_redact("as is", NULL, &sb);
+	pgbr_redact(" too", "", &sb);
+	assert_string_equal(sb_str(&sb), "as is too");
 	sb_free(&sb);
 }
 
@@ -179,6 +299,11 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_conf_exact),
 		cmocka_unit_test(test_conf_cipher),
+		cmocka_unit_test(test_conf_s3_exact),
+		cmocka_unit_test(test_conf_s3_tls),
+		cmocka_unit_test(test_value_check),
+		cmocka_unit_test(test_s3_cause),
+		cmocka_unit_test(test_redact),
 		cmocka_unit_test(test_commands),
 		cmocka_unit_test(test_commands_quoting),
 		cmocka_unit_test(test_commands_refused),

@@ -609,6 +609,73 @@ static void test_agent_backup_refused(void **state)
 #undef BK
 }
 
+/* [backup] repo_type = s3: the repository is on, repo_path defaults to /pgha, the endpoint's port is split off. */
+#define S3_MIN                                                                                     \
+	AGENT_MIN "[backup]\nrepo_type = s3\ns3_bucket = pgha-backups\ns3_endpoint = minio.lan:9000\n" \
+		  "s3_region = us-east-1\ns3_key_file = /etc/pgha/s3.key\ns3_key_secret_file = /etc/pgha/s3.secret\n"
+
+static void test_agent_backup_s3(void **state)
+{
+	struct agent_config cfg;
+	agent_accepted(S3_MIN, &cfg);
+	assert_true(agent_config_backup_on(&cfg));
+	assert_true(cfg.backup_s3);
+	assert_string_equal(cfg.backup_repo_path, "/pgha");
+	assert_string_equal(cfg.backup_s3_host, "minio.lan");
+	assert_int_equal(cfg.backup_s3_port, 9000);
+	assert_string_equal(cfg.backup_s3_uri_style, "host");
+	assert_true(cfg.backup_s3_verify_tls);
+	assert_string_equal(cfg.backup_s3_ca_file, "");
+	assert_string_equal(cfg.backup_repo, "s3://pgha-backups/pgha at minio.lan:9000");
+	assert_string_equal(cfg.backup_work_dir, "/srv/pg/data.pgha-backup");
+	agent_config_free(&cfg);
+	agent_accepted(S3_MIN "repo_path = /clusters/a\ns3_endpoint = s3.eu-west-1.amazonaws.com\ns3_uri_style = path\n"
+		       "s3_verify_tls = off\ns3_ca_file = /etc/pgha/ca.pem\n", &cfg);
+	assert_string_equal(cfg.backup_repo_path, "/clusters/a");
+	assert_string_equal(cfg.backup_s3_host, "s3.eu-west-1.amazonaws.com");
+	assert_int_equal(cfg.backup_s3_port, 0);
+	assert_string_equal(cfg.backup_s3_uri_style, "path");
+	assert_false(cfg.backup_s3_verify_tls);
+	assert_string_equal(cfg.backup_s3_ca_file, "/etc/pgha/ca.pem");
+	agent_config_free(&cfg);
+	/* Posix stays the default. */
+	agent_accepted(AGENT_MIN "[backup]\nrepo_path = /srv/backup\n", &cfg);
+	assert_false(cfg.backup_s3);
+	assert_string_equal(cfg.backup_repo, "/srv/backup");
+	agent_config_free(&cfg);
+}
+
+static void test_agent_backup_s3_refused(void **state)
+{
+	agent_refused_exact(AGENT_MIN "[backup]\nrepo_type = gcs\n", ": [backup] repo_type = \"gcs\": use posix or s3");
+	agent_refused_exact(AGENT_MIN "[backup]\ns3_bucket = b\n",
+			    ": [backup] s3_bucket is set but repo_type is posix\n"
+			    "HINT: add repo_type = s3 to [backup] for an S3 repository");
+	agent_refused_exact(AGENT_MIN "[backup]\nrepo_type = s3\ns3_endpoint = x\n",
+			    ": [backup] s3_bucket is required with repo_type = s3\n"
+			    "HINT: an S3 repository needs s3_bucket, s3_endpoint, s3_region, s3_key_file and "
+			    "s3_key_secret_file");
+	agent_refused(S3_MIN "s3_region = \n", ": [backup] s3_region is required with repo_type = s3");
+	agent_refused_exact(S3_MIN "s3_bucket = a b\n",
+			    ": [backup] s3_bucket = \"a b\": blanks, control characters and '=' cannot be passed to "
+			    "pgBackRest");
+	agent_refused_exact(S3_MIN "s3_endpoint = https://minio.lan\n",
+			    ": [backup] s3_endpoint = \"https://minio.lan\": give host[:port] without a scheme\n"
+			    "HINT: pgBackRest always speaks HTTPS to S3; write e.g. s3_endpoint = minio.lan:9000");
+	agent_refused(S3_MIN "s3_endpoint = minio.lan:http\n", ": [backup] s3_endpoint: ");
+	agent_refused(S3_MIN "s3_uri_style = vhost\n", "s3_uri_style = \"vhost\": use host (bucket.endpoint) or path");
+	agent_refused_exact(S3_MIN "s3_key_file = \n", ": [backup] s3_key_file is required with repo_type = s3\n"
+			    "HINT: point it at a file (mode 0600) holding the key");
+	agent_refused_exact(S3_MIN "s3_key_secret_file = secret\n",
+			    ": [backup] s3_key_secret_file = \"secret\": must be an absolute path");
+	agent_refused(S3_MIN "s3_ca_file = ca.pem\n", ": [backup] s3_ca_file = \"ca.pem\": must be an absolute path");
+	agent_refused(S3_MIN "s3_verify_tls = maybe\n", "s3_verify_tls");
+	agent_refused(S3_MIN "repo_path = pgha\n", ": [backup] repo_path = \"pgha\": must be an absolute path");
+	agent_refused(S3_MIN "[parameters]\narchive_command = x\n",
+		      "HINT: remove it: pgha archives WAL with pgBackRest to s3://pgha-backups/pgha at minio.lan:9000");
+}
+#undef S3_MIN
+
 static void test_agent_help(void **state)
 {
 	char *buf = NULL;
@@ -679,6 +746,8 @@ int main(void)
 		cmocka_unit_test(test_agent_backup_off),
 		cmocka_unit_test(test_agent_backup_defaults),
 		cmocka_unit_test(test_agent_backup_refused),
+		cmocka_unit_test(test_agent_backup_s3),
+		cmocka_unit_test(test_agent_backup_s3_refused),
 		cmocka_unit_test(test_agent_help),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
