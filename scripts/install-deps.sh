@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install everything pgha needs to build, run and test on Debian bookworm.
-# Idempotent: does nothing when every package is already there.
+# Idempotent: does nothing when every package is already there. Besides Debian's
+# packages: an S3-compatible server from npm for the S3 backup test, under
+# /opt/pgha-test-node (PGHA_S3_SERVER_DIR).
 #   --bench  also install what bench/failover.py needs to run Patroni side by
 #            side, and bench/proxy.py PgBouncer and HAProxy (the build and the
 #            test suite do not need these).
@@ -42,23 +44,40 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+# Node.js and npm run the S3-compatible test server (below); Debian's when the machine has none.
+if ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
 fi
 
 SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null; then SUDO=sudo; else
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then
+  SUDO=sudo
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ] && [ -z "$SUDO" ]; then
     echo "install-deps: missing packages (${missing[*]}) and not root; run as root" >&2
     exit 1
   fi
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # Debian's postgresql package creates and may start a default cluster; pgha does not use it.
+  if command -v pg_ctlcluster >/dev/null && pg_lsclusters -h 2>/dev/null | grep -q '^15 main .* online'; then
+    $SUDO pg_ctlcluster 15 main stop || true
+  fi
 fi
 
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
-# Debian's postgresql package creates and may start a default cluster; pgha does not use it.
-if command -v pg_ctlcluster >/dev/null && pg_lsclusters -h 2>/dev/null | grep -q '^15 main .* online'; then
-  $SUDO pg_ctlcluster 15 main stop || true
+# The S3-compatible server tests/integration/test_backup_s3.py runs pgBackRest against
+# (through tests/integration/s3_server.js): one exact version, in a directory of its own
+# rather than npm's global one. 4.0.4 checks SigV4 signatures (so a wrong secret key is
+# refused, as by real S3) and runs on Node.js 20; s3rver 3.7.1 checks only the key id.
+S3_SERVER_DIR=${PGHA_S3_SERVER_DIR:-/opt/pgha-test-node}
+S3_SERVER_VERSION=4.0.4
+if ! grep -qs "\"version\": \"$S3_SERVER_VERSION\"" "$S3_SERVER_DIR/node_modules/@20minutes/s3rver/package.json"; then
+  echo "install-deps: installing @20minutes/s3rver@$S3_SERVER_VERSION into $S3_SERVER_DIR"
+  $SUDO mkdir -p "$S3_SERVER_DIR"
+  $SUDO npm install --prefix "$S3_SERVER_DIR" --save-exact --no-audit --no-fund --loglevel=error \
+    "@20minutes/s3rver@$S3_SERVER_VERSION"
 fi

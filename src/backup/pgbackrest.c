@@ -94,6 +94,10 @@ void pgbr_s3_cause(const char *out, char *buf, size_t len)
 			return;
 		}
 	}
+	/* The answer to a HEAD has no body, so no code: the status alone. */
+	if (strstr(out, "HTTP request failed with 403") != NULL)
+		snprintf(buf, len, "access refused (HTTP 403), check [backup] s3_key_file, s3_key_secret_file and the "
+			 "key's rights on the bucket");
 }
 
 void pgbr_redact(const char *text, const char *secret, struct strbuf *out)

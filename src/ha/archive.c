@@ -1,14 +1,16 @@
 /*
  * archive.c — continuous WAL archiving with pgBackRest when [backup] has a
- * repository, a posix directory or an S3 bucket (a->arc). At setup: find the pgbackrest program, write this member's
- * pgBackRest config (backup/pgbackrest.c) and the archive_command /
- * restore_command every member's pgha.conf carries (node.c reads them). Each
- * loop: the leader, once it runs as primary and the initialize key holds the
- * system identifier, runs `stanza-create` then `check` as a child with a
- * timeout; the loop only polls it, so HA never waits for the repository. A
- * failure is logged with pgBackRest's message and retried later; the state
- * ("ok", "failing: why") goes to the member record. Then pg_stat_archiver tells
- * whether archive_command keeps failing. Low in the agent: it calls only node.c.
+ * repository, a posix directory or an S3 bucket (a->arc). At setup: find the
+ * pgbackrest program, write this member's pgBackRest config
+ * (backup/pgbackrest.c) and the archive_command / restore_command every
+ * member's pgha.conf carries (node.c reads them). Each loop: the leader, once
+ * it runs as primary and the initialize key holds the system identifier, runs
+ * (for S3 after a probe that reads the stanza's archive.info) `stanza-create`
+ * then `check` as a child with a timeout; the loop only polls it, so HA never
+ * waits for the repository. A failure is logged with pgBackRest's message (for
+ * S3 with the cause in words) and retried later; the state ("ok", "failing:
+ * why") goes to the member record. Then pg_stat_archiver tells whether
+ * archive_command keeps failing. Low in the agent: it calls only node.c.
  */
 #include "ha/agent_int.h"
 
@@ -25,12 +27,17 @@
 #include "common/log.h"
 #include "common/util.h"
 
-enum { ARC_STANZA_CREATE = 1, ARC_CHECK };
+enum { ARC_PROBE = 1, ARC_STANZA_CREATE, ARC_CHECK };
+static const char *const step_name[] = {
+	[ARC_PROBE] = "pgbackrest repo-get archive.info", [ARC_STANZA_CREATE] = "pgbackrest stanza-create",
+	[ARC_CHECK] = "pgbackrest check",
+};
 
 #define ARC_TIMEOUT_MS 180000      /* one pgBackRest command (check waits up to archive-timeout, 60 s) */
 #define ARC_RETRY_MS 30000         /* after a failure */
 #define ARC_STAT_MS 5000           /* pg_stat_archiver, once archiving was checked */
 #define ARC_LOCK_HELD 50           /* pgBackRest's exit code for a lock held by another of its processes */
+#define ARC_FILE_MISSING 55        /* ... for a file that is not there */
 #define ARC_BUSY_MS 1000
 #define ARC_BUSY_TRIES 10
 
@@ -138,25 +145,36 @@ static int spawn_step(struct agent *a, int step, struct pgha_err *e)
 	char *stanza = xasprintf("--stanza=%s", a->cfg.cluster_name);
 	/* pgBackRest connects to PostgreSQL through libpq: the password comes from the passfile. */
 	char *passfile = xasprintf("PGPASSFILE=%s", a->cfg.pgpass);
+	char *info = xasprintf("archive/%s/archive.info", a->cfg.cluster_name);
 	/*
 	 * An S3 endpoint that does not answer: pgBackRest retries each request
 	 * for io-timeout (60 s) several times over, longer than ARC_TIMEOUT_MS;
 	 * a shorter one lets its own "unable to connect" reach the member record.
 	 */
-	const char *argv[] = {r->bin, config, stanza, step == ARC_STANZA_CREATE ? "stanza-create" : "check",
-			      a->cfg.backup_s3 ? "--io-timeout=15" : NULL, NULL};
+	const char *argv[8] = {r->bin, config, stanza};
+	size_t n = 3;
+	if (a->cfg.backup_s3)
+		argv[n++] = "--io-timeout=15";
+	if (step == ARC_PROBE) {
+		argv[n++] = "--raw";
+		argv[n++] = "repo-get";
+		argv[n++] = info;
+	} else {
+		argv[n++] = step == ARC_STANZA_CREATE ? "stanza-create" : "check";
+	}
 	const char *env[] = {passfile, NULL};
 	struct proc_spec spec = {.argv = argv, .user = &a->user, .out_fd = -1, .new_session = true, .env_add = env};
 	int rc = proc_spawn_piped(&spec, &r->pid, &r->fd, e);
 	free(config);
 	free(stanza);
 	free(passfile);
+	free(info);
 	if (rc != 0)
 		return -1;
 	r->step = step;
 	r->started_ms = now_ms();
 	sb_reset(&r->out);
-	log_info("pgbackrest %s started (pid %d)", step == ARC_STANZA_CREATE ? "stanza-create" : "check", (int)r->pid);
+	log_info("%s started (pid %d)", step_name[step], (int)r->pid);
 	return 0;
 }
 
@@ -234,7 +252,7 @@ static void failed(struct agent *a, const char *what, const char *why, const cha
 static void poll_child(struct agent *a)
 {
 	struct agent_archive *r = &a->arc;
-	const char *what = r->step == ARC_STANZA_CREATE ? "pgbackrest stanza-create" : "pgbackrest check";
+	const char *what = step_name[r->step];
 	drain(r);
 	int code = 0;
 	if (proc_poll(r->pid, &code) == 0) {
@@ -261,6 +279,9 @@ static void poll_child(struct agent *a)
 		return;
 	}
 	r->busy = 0;
+	/* A new repository has no archive.info yet: the probe reached the bucket, which is all it asks. */
+	if (r->step == ARC_PROBE && code == ARC_FILE_MISSING)
+		code = 0;
 	if (code != 0) {
 		char why[200], exitdesc[64];
 		reason(&r->out, why, sizeof(why));
@@ -271,6 +292,12 @@ static void poll_child(struct agent *a)
 		return;
 	}
 	int64_t ms = now_ms() - r->started_ms;
+	if (r->step == ARC_PROBE) {
+		struct pgha_err e;
+		if (spawn_step(a, ARC_STANZA_CREATE, &e) != 0)
+			failed(a, "starting pgbackrest stanza-create", e.msg, NULL);
+		return;
+	}
 	if (r->step == ARC_STANZA_CREATE) {
 		log_info("pgbackrest stanza-create: stanza %s ready in %s (%lld ms)", a->cfg.cluster_name,
 			 a->cfg.backup_repo, (long long)ms);
@@ -340,7 +367,11 @@ void archive_step(struct agent *a)
 	if (now_ms() < r->retry_ms)
 		return;
 	struct pgha_err e;
-	/* An S3 bucket is checked by pgBackRest itself: its error names the cause (failed()). */
+	/*
+	 * An S3 bucket is checked by pgBackRest itself, first with a GET of the
+	 * stanza's archive.info: unlike the HEAD stanza-create starts with, the
+	 * server's answer to a GET carries the S3 error code (failed() names it).
+	 */
 	if (!a->cfg.backup_s3 && repo_check(a, &e) != 0) {
 		char first[200];
 		snprintf(first, sizeof(first), "%.*s", (int)strcspn(e.msg, "\n"), e.msg);
@@ -349,8 +380,9 @@ void archive_step(struct agent *a)
 		r->retry_ms = now_ms() + ARC_RETRY_MS;
 		return;
 	}
-	if (spawn_step(a, ARC_STANZA_CREATE, &e) != 0)
-		failed(a, "starting pgbackrest stanza-create", e.msg, NULL);
+	int first = a->cfg.backup_s3 ? ARC_PROBE : ARC_STANZA_CREATE;
+	if (spawn_step(a, first, &e) != 0)
+		failed(a, "starting pgbackrest", e.msg, NULL);
 }
 
 void archive_free(struct agent *a)

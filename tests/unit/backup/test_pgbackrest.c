@@ -185,6 +185,10 @@ static void test_s3_cause(void **state)
 		      "presented by '127.0.0.1:33213': [20] unable to get local issuer certificate\n", buf, sizeof(buf));
 	assert_string_equal(buf, "TLS certificate refused: unable to verify certificate presented by '127.0.0.1:33213': "
 			    "[20] unable to get local issuer certificate");
+	pgbr_s3_cause("ERROR: [039]: HTTP request failed with 403 (Forbidden):\n       HEAD /b/pgha/archive/t/archive.info\n",
+		      buf, sizeof(buf));
+	assert_string_equal(buf, "access refused (HTTP 403), check [backup] s3_key_file, s3_key_secret_file and the "
+			    "key's rights on the bucket");
 	pgbr_s3_cause("ERROR: [055]: unable to open missing file", buf, sizeof(buf));
 	assert_string_equal(buf, "");
 }
