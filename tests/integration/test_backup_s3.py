@@ -5,7 +5,8 @@ scripts/install-deps.sh, run by s3_server.js over HTTPS with a CA made here by o
 A 2-member cluster archives into a bucket: the stanza is created at bootstrap, WAL reaches the
 bucket, a full backup taken with the member's generated config shows in `pgha ctl backups`, and
 the keys are only in the 0600 config (no argv, no environment, no log). A member whose secret key
-is wrong keeps taking writes and its archive state names the cause.
+is wrong, then whose bucket is missing, keeps taking writes and its archive state names the cause;
+once fixed, the WAL that piled up is archived. `agent --check` reads the key files.
 """
 import json
 import os
@@ -208,7 +209,9 @@ def test_wrong_secret_key_names_the_cause_and_writes_go_on(base_dir, etcd, s3):
     wrong = os.path.join(base_dir, "wrong.secret")
     write_secret(wrong, "W" + SECRET_KEY[1:])
     cluster = Cluster(base_dir, etcd)
-    node = cluster.add("n1", s3.backup_options(secret_file=wrong))
+    # A path of its own in the bucket: the module's cluster, also named t, has its stanza at /pgha.
+    fixed = {**s3.backup_options(), "backup.repo_path": "/other-cluster"}
+    node = cluster.add("n1", {**fixed, "backup.s3_key_secret_file": wrong})
     try:
         node.start()
         cluster.wait_streaming(["n1"])
@@ -230,5 +233,67 @@ def test_wrong_secret_key_names_the_cause_and_writes_go_on(base_dir, etcd, s3):
         assert f"the bucket {BUCKET} must exist at https://127.0.0.1:{s3.port}" in log
         # The server echoes the access key id in its error; pgha's log shows it redacted.
         assert ACCESS_KEY not in log and "<AWSAccessKeyId><redacted></AWSAccessKeyId>" in log
+
+        # The right keys but a bucket that does not exist: named too.
+        node.stop()
+        node.write_conf({**fixed, "backup.s3_bucket": "no-such-bucket"})
+        node.start()
+        st = wait_until("a missing bucket named", lambda: (lambda a: "bucket" in a and a)(
+            cluster.members().get("n1", {}).get("archive", "")), timeout=60)
+        assert st.startswith("failing: pgbackrest stanza-create: bucket missing (S3 NoSuchBucket)"), st
+        node.sql("INSERT INTO w VALUES (4)")
+
+        # Fixed: archiving works, and the WAL that piled up reaches the bucket.
+        node.stop()
+        node.write_conf(fixed)
+        node.start()
+        wait_until("archiving ok once the configuration is fixed", lambda: cluster.members().get(
+            "n1", {}).get("archive") == "ok", timeout=60)
+        seg = node.sql("SELECT pg_walfile_name(pg_switch_wal())")[0][0]
+        wait_until("the new segment archived", lambda: node.sql(
+            "SELECT last_archived_wal FROM pg_stat_archiver")[0][0] >= seg, timeout=30)
+        assert node.sql("SELECT count(*) FROM w")[0][0] == 4
+        assert s3.objects("other-cluster/archive/t/15-1")
     finally:
         cluster.stop_all()
+
+
+def test_check_reads_the_s3_key_files(tmp_path):
+    """`agent --check` reads [backup] s3_key_file and s3_key_secret_file as the real start does."""
+    for name in ("su", "repl", "key", "secret"):
+        write_secret(str(tmp_path / name), "pw")
+    conf = tmp_path / "node.conf"
+    body = f"""[node]
+name = n1
+[postgresql]
+data_dir = /tmp/does-not-matter
+superuser_password_file = {tmp_path}/su
+replication_password_file = {tmp_path}/repl
+[backup]
+repo_type = s3
+s3_bucket = b
+s3_endpoint = 127.0.0.1:9000
+s3_region = us-east-1
+s3_key_file = {tmp_path}/key
+s3_key_secret_file = {tmp_path}/secret
+"""
+
+    def check():
+        conf.write_text(body)
+        return subprocess.run([PGHA_BIN, "agent", "--check", "-c", str(conf)], capture_output=True, text=True,
+                              timeout=30)
+    r = check()
+    assert r.returncode == 0 and "OK" in r.stdout, r.stderr
+    (tmp_path / "secret").chmod(0o666)
+    r = check()
+    assert r.returncode == 2 and "[backup] s3_key_secret_file" in r.stderr and "chmod 600" in r.stderr, r.stderr
+    (tmp_path / "secret").chmod(0o600)
+    (tmp_path / "key").unlink()
+    r = check()
+    assert r.returncode == 2 and "[backup] s3_key_file" in r.stderr and f"{tmp_path}/key" in r.stderr, r.stderr
+    write_secret(str(tmp_path / "key"), " AKIA")
+    r = check()
+    assert r.returncode == 2 and "the access key starts or ends with a blank" in r.stderr, r.stderr
+    body = body.replace("repo_type = s3\n", "")
+    r = check()
+    assert r.returncode == 2 and "s3_bucket is set but repo_type is posix" in r.stderr, r.stderr
