@@ -147,9 +147,10 @@ def test_switchover_new_primary_archives_history_and_wal(two):
     assert cluster.nodes[old].sql("SHOW archive_mode")[0][0] == "on"
 
 
-def test_passphrase_nowhere_but_the_config(two):
-    cluster, _ = two
-    secret = PASSPHRASE.encode()
+def assert_nowhere(secrets, base):
+    """No secret in any process's argv or environment, nor in a log file under base (the agents',
+    PostgreSQL's and pgBackRest's own). Returns how many log files were read."""
+    secrets = [s.encode() for s in secrets]
     for pid_s in os.listdir("/proc"):
         if not pid_s.isdigit():
             continue
@@ -158,16 +159,23 @@ def test_passphrase_nowhere_but_the_config(two):
                 data = open(f"/proc/{pid_s}/{what}", "rb").read()
             except OSError:
                 continue
-            assert secret not in data, f"passphrase in /proc/{pid_s}/{what}"
-    logs = [cluster.base]
-    for node in cluster.nodes.values():
-        logs.append(node.data_dir + ".pgha-backup/log")
-    for d in logs:
-        for root, _, files in os.walk(d):
-            for f in files:
-                if f.endswith(".log"):
-                    with open(os.path.join(root, f), "rb") as fh:
-                        assert secret not in fh.read(), f"passphrase in {f}"
+            for s in secrets:
+                assert s not in data, f"a secret in /proc/{pid_s}/{what}"
+    logs = 0
+    for root, _, files in os.walk(base):
+        for f in files:
+            if f.endswith(".log"):
+                logs += 1
+                with open(os.path.join(root, f), "rb") as fh:
+                    text = fh.read()
+                for s in secrets:
+                    assert s not in text, f"a secret in {os.path.join(root, f)}"
+    return logs
+
+
+def test_passphrase_nowhere_but_the_config(two):
+    cluster, _ = two
+    assert_nowhere([PASSPHRASE], cluster.base)
     # ... where it is: only the 0600 config file.
     for node in cluster.nodes.values():
         with open(node.data_dir + ".pgha-backup/pgbackrest.conf") as f:

@@ -21,7 +21,7 @@ import time
 import pytest
 
 from conftest import PGHA_BIN, Cluster, module_cluster, wait_until
-from test_backup import pgbackrest, switch_and_wait_archived, wait_archive_ok
+from test_backup import assert_nowhere, pgbackrest, switch_and_wait_archived, wait_archive_ok
 
 S3_SERVER_DIR = os.environ.get("PGHA_S3_SERVER_DIR", "/opt/pgha-test-node")
 BUCKET = "pgha-test"
@@ -175,26 +175,7 @@ def test_full_backup_shows_in_ctl_backups(two, s3):
 
 def test_keys_nowhere_but_the_config(two, s3):
     cluster = two
-    keys = (ACCESS_KEY.encode(), SECRET_KEY.encode())
-    for pid_s in os.listdir("/proc"):
-        if not pid_s.isdigit():
-            continue
-        for what in ("cmdline", "environ"):
-            try:
-                data = open(f"/proc/{pid_s}/{what}", "rb").read()
-            except OSError:
-                continue
-            for k in keys:
-                assert k not in data, f"an S3 key in /proc/{pid_s}/{what}"
-    logs = 0
-    for root, _, files in os.walk(cluster.base):
-        for f in files:
-            if f.endswith(".log"):
-                logs += 1
-                with open(os.path.join(root, f), "rb") as fh:
-                    text = fh.read()
-                for k in keys:
-                    assert k not in text, f"an S3 key in {os.path.join(root, f)}"
+    logs = assert_nowhere([ACCESS_KEY, SECRET_KEY], cluster.base)
     assert logs >= 6, logs   # agents, PostgreSQL, pgBackRest's own logs
     for node in cluster.nodes.values():
         conf = node.data_dir + ".pgha-backup/pgbackrest.conf"

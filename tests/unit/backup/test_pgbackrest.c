@@ -34,6 +34,26 @@ static struct pgbr_spec spec(void)
 	return s;
 }
 
+/* What follows the repository's lines in every config spec() renders. */
+#define CONF_AFTER_REPO                                   \
+	"repo1-retention-full=2\n"                        \
+	"compress-type=zst\n"                             \
+	"process-max=2\n"                                 \
+	"archive-async=y\n"                               \
+	"spool-path=/srv/pg/data.pgha-backup/spool\n"     \
+	"archive-push-queue-max=1GiB\n"                   \
+	"log-path=/srv/pg/data.pgha-backup/log\n"         \
+	"lock-path=/srv/pg/data.pgha-backup/lock\n"       \
+	"log-level-console=warn\n"                        \
+	"log-level-file=info\n"                           \
+	"start-fast=y\n"                                  \
+	"\n"                                              \
+	"[pgha]\n"                                        \
+	"pg1-path=/srv/pg/data\n"                         \
+	"pg1-port=5432\n"                                 \
+	"pg1-socket-path=/tmp\n"                          \
+	"pg1-user=postgres\n"
+
 static void test_conf_exact(void **state)
 {
 	struct pgbr_spec s = spec();
@@ -43,23 +63,7 @@ static void test_conf_exact(void **state)
 			    "# Written by pgha at every start from its [backup] section. Do not edit.\n"
 			    "[global]\n"
 			    "repo1-path=/srv/backup\n"
-			    "repo1-retention-full=2\n"
-			    "compress-type=zst\n"
-			    "process-max=2\n"
-			    "archive-async=y\n"
-			    "spool-path=/srv/pg/data.pgha-backup/spool\n"
-			    "archive-push-queue-max=1GiB\n"
-			    "log-path=/srv/pg/data.pgha-backup/log\n"
-			    "lock-path=/srv/pg/data.pgha-backup/lock\n"
-			    "log-level-console=warn\n"
-			    "log-level-file=info\n"
-			    "start-fast=y\n"
-			    "\n"
-			    "[pgha]\n"
-			    "pg1-path=/srv/pg/data\n"
-			    "pg1-port=5432\n"
-			    "pg1-socket-path=/tmp\n"
-			    "pg1-user=postgres\n");
+			    CONF_AFTER_REPO);
 	sb_free(&sb);
 }
 
@@ -106,23 +110,7 @@ static void test_conf_s3_exact(void **state)
 			    "repo1-s3-key-secret=s3cr3t/Key+x\n"
 			    "repo1-s3-uri-style=path\n"
 			    "repo1-path=/pgha\n"
-			    "repo1-retention-full=2\n"
-			    "compress-type=zst\n"
-			    "process-max=2\n"
-			    "archive-async=y\n"
-			    "spool-path=/srv/pg/data.pgha-backup/spool\n"
-			    "archive-push-queue-max=1GiB\n"
-			    "log-path=/srv/pg/data.pgha-backup/log\n"
-			    "lock-path=/srv/pg/data.pgha-backup/lock\n"
-			    "log-level-console=warn\n"
-			    "log-level-file=info\n"
-			    "start-fast=y\n"
-			    "\n"
-			    "[pgha]\n"
-			    "pg1-path=/srv/pg/data\n"
-			    "pg1-port=5432\n"
-			    "pg1-socket-path=/tmp\n"
-			    "pg1-user=postgres\n");
+			    CONF_AFTER_REPO);
 	sb_free(&sb);
 }
 
