@@ -56,5 +56,6 @@ server.run().then((addr) => {
   process.stderr.write(`s3_server: ${err.stack || err}\n`);
   process.exit(1);
 });
+// Stopped by the test at its end: nothing to keep, so no wait for idle keep-alive connections.
 for (const sig of ['SIGTERM', 'SIGINT'])
-  process.on(sig, () => server.close().then(() => process.exit(0)));
+  process.on(sig, () => process.exit(0));
