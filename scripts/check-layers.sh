@@ -20,7 +20,7 @@ dcs: common
 pg: common
 backup: common pg
 http: common
-cluster: common dcs pg
+cluster: common dcs pg backup
 api: common dcs http cluster
 ha: common dcs pg api cluster backup
 proxy: common pgproto auth dcs http cluster
