@@ -33,6 +33,8 @@ static void usage(FILE *out)
 		"       [--force] [--wait SEC] [--in-place]\n"
 		"  reinit NODE          re-clone the standby NODE from the leader\n"
 		"       [--force] [--wait SEC]\n"
+		"  backup               take a backup now (from a standby when one streams)\n"
+		"       [--type full|diff|incr] [--wait [SEC]] [--cancel]\n"
 		"  backups [--json]     the backups in the repository, the archived WAL and the\n"
 		"                       recoverable window (with -c NODE.conf, on a member's host)\n"
 		"  pause [--force]      maintenance mode: no automatic failover, no demotion\n"
@@ -151,6 +153,8 @@ int ctl_main(int argc, char **argv)
 	const char *cmd = argv[optind];
 	if (strcmp(cmd, "list") == 0) {
 		rc = ctl_cmd_list(&t, argc - optind, argv + optind);
+	} else if (strcmp(cmd, "backup") == 0) {
+		rc = ctl_cmd_backup(&t, argc - optind, argv + optind);
 	} else if (strcmp(cmd, "backups") == 0) {
 		rc = ctl_cmd_backups(&t, argc - optind, argv + optind);
 	} else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0) {

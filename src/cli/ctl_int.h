@@ -44,6 +44,9 @@ bool ctl_confirm(const char *question, bool force);
 int ctl_config_put_cas(struct etcd_client *c, const char *key, const struct etcd_kv *kv, json_t *cfg, bool *ok,
 		       struct pgha_err *e);
 
+/* ctl_backup.c */
+int ctl_cmd_backup(const struct ctl_target *t, int argc, char **argv);
+
 /* ctl_backups.c */
 int ctl_cmd_backups(const struct ctl_target *t, int argc, char **argv);
 

@@ -4,6 +4,8 @@
 #include "cluster/backup_key.h"
 
 #include <fcntl.h>
+#include <jansson.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -244,4 +246,98 @@ const struct member *backup_pick_runner(const struct cluster_view *v, bool *stan
 		return leader;
 	*standby = true;
 	return best;
+}
+
+/* ---- what operators see ------------------------------------------------ */
+
+static json_t *key_json(const char *raw, bool request, const char *what)
+{
+	if (raw == NULL)
+		return json_null();
+	struct pgha_err e;
+	char *txt = NULL;
+	if (request) {
+		struct backup_request r;
+		if (backup_request_decode(raw, &r, &e) == 0)
+			txt = backup_request_encode(&r);
+	} else {
+		struct backup_run r;
+		if (backup_run_decode(raw, what, &r, &e) == 0)
+			txt = backup_run_encode(&r);
+	}
+	if (txt == NULL) {
+		json_t *o = json_object();
+		json_object_set_new(o, "invalid", json_string(e.msg));
+		return o;
+	}
+	json_t *o = json_loads(txt, 0, NULL);
+	free(txt);
+	return o ? o : json_null();
+}
+
+char *backup_view_encode(const struct cluster_view *v, const char *cluster_name)
+{
+	char *base = cluster_view_encode(v, cluster_name);
+	json_t *o = json_loads(base, JSON_PRESERVE_ORDER, NULL);
+	if (o == NULL)
+		return base;
+	free(base);
+	json_t *b = json_object();
+	json_object_set_new(b, "request", key_json(v->backup_request, true, "backup request"));
+	json_object_set_new(b, "running", key_json(v->backup_running, false, "backup running"));
+	json_object_set_new(b, "last", key_json(v->backup_last, false, "backup last"));
+	json_object_set_new(o, "backup", b);
+	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return s;
+}
+
+static void age(int64_t secs, char *out, size_t len)
+{
+	if (secs < 0)
+		secs = 0;
+	if (secs < 120)
+		snprintf(out, len, "%llds", (long long)secs);
+	else if (secs < 7200)
+		snprintf(out, len, "%lldmin", (long long)(secs / 60));
+	else if (secs < 172800)
+		snprintf(out, len, "%lldh", (long long)(secs / 3600));
+	else
+		snprintf(out, len, "%lldd", (long long)(secs / 86400));
+}
+
+void backup_view_describe(const struct cluster_view *v, int64_t now_s, char *out, size_t len)
+{
+	const struct member *leader = v->leader ? cluster_view_member(v, v->leader) : NULL;
+	bool on = leader != NULL && leader->backup_host[0] != '\0';
+	out[0] = '\0';
+	if (!on && v->backup_last == NULL && v->backup_running == NULL)
+		return;
+	struct pgha_err e;
+	struct backup_run r;
+	char a[32];
+	size_t n = 0;
+#define ADD(...) (n += (size_t)snprintf(out + n, n < len ? len - n : 0, __VA_ARGS__))
+	ADD("Backups: ");
+	if (v->backup_last == NULL) {
+		ADD("none taken by pgha yet");
+	} else if (backup_run_decode(v->backup_last, "backup last", &r, &e) != 0) {
+		ADD("last: %s", e.msg);
+	} else {
+		age(now_s - r.finished_at, a, sizeof(a));
+		if (r.ok)
+			ADD("last %s %s ok %s ago (on %s%s%s%s)", backup_type_name(r.type), r.label, a, r.member,
+			    r.standby ? ", from the standby" : "", r.size[0] ? ", " : "", r.size);
+		else
+			ADD("last %s FAILED %s ago on %s: %.120s", backup_type_name(r.type), a, r.member, r.error);
+	}
+	if (v->backup_running != NULL && backup_run_decode(v->backup_running, "backup running", &r, &e) == 0)
+		ADD("; running: %s on %s, %d%%", backup_type_name(r.type), r.member, r.percent < 0 ? 0 : r.percent);
+	if (on && leader->archived_at > 0) {
+		age(now_s - leader->archived_at, a, sizeof(a));
+		ADD("; WAL last archived %s ago", a);
+	} else if (on && leader->archive[0] && strcmp(leader->archive, "ok") != 0) {
+		ADD("; WAL archiving %.100s", leader->archive);
+	}
+#undef ADD
 }

@@ -114,4 +114,21 @@ void backup_schedule_mark(const struct backup_plan *p, struct backup_schedule *s
  */
 const struct member *backup_pick_runner(const struct cluster_view *v, bool *standby);
 
+/* ---- what operators see ------------------------------------------------ */
+
+/*
+ * The JSON of GET /cluster and `ctl list --json`: cluster_view_encode plus
+ * "backup": {"request", "running", "last"} (each decoded and re-encoded, null
+ * when absent; a key that does not decode shows as {"invalid": why}). Caller
+ * frees.
+ */
+char *backup_view_encode(const struct cluster_view *v, const char *cluster_name);
+
+/*
+ * One line for `ctl list`: the last backup and its age, a running one, and how
+ * long ago the leader archived WAL. "" when [backup] is off on the leader and
+ * no backup key exists.
+ */
+void backup_view_describe(const struct cluster_view *v, int64_t now_s, char *out, size_t len);
+
 #endif

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "backup/pgbackrest.h"
+#include "cluster/backup_key.h"
 #include "cluster/config_key.h"
 #include "cluster/member.h"
 #include "common/log.h"
@@ -123,6 +124,17 @@ static const struct config_option agent_options[] = {
 	  "WAL waiting to be archived beyond this size is dropped (pgBackRest logs a warning), so a slow or dead "
 	  "repository never fills pg_wal; the archive then has a gap and needs a new full backup for "
 	  "point-in-time recovery past it"),
+	O("backup", "full_every", OPT_STRING, backup_full_every, "", 1, 0, 0,
+	  "take a full backup once per this period (e.g. 7d; units s, m, h, d); empty: none scheduled. Periods "
+	  "start at the Unix epoch plus schedule_offset; the leader requests each one once and a streaming "
+	  "standby on the leader's host runs it when there is one. Set the same schedule on every member"),
+	O("backup", "diff_every", OPT_STRING, backup_diff_every, "", 1, 0, 0,
+	  "take a differential backup once per this period (e.g. 1d); empty: none scheduled"),
+	O("backup", "incr_every", OPT_STRING, backup_incr_every, "", 1, 0, 0,
+	  "take an incremental backup once per this period (e.g. 1h); empty: none scheduled"),
+	O("backup", "schedule_offset", OPT_STRING, backup_schedule_offset, "0", 1, 0, 0,
+	  "shift of every period from the Unix epoch (UTC): with diff_every = 1d and 2h, the daily backup "
+	  "runs at 02:00 UTC"),
 };
 
 static int param_set(void *target, const char *key, const char *value, struct pgha_err *e)
@@ -163,6 +175,29 @@ bool agent_config_backup_on(const struct agent_config *cfg)
 /* Settings pgha writes for pgBackRest while [backup] is on. */
 static const char *const backup_owned_params[] = {"archive_mode", "archive_command", "restore_command"};
 
+/* [backup] *_every and schedule_offset: durations in seconds, into cfg->backup_plan. */
+static int schedule_validate(struct agent_config *cfg, const char *p, struct pgha_err *e)
+{
+	const char *const every[BACKUP_NTYPES] = {cfg->backup_full_every, cfg->backup_diff_every,
+						  cfg->backup_incr_every};
+	long ms;
+	for (int t = 0; t < BACKUP_NTYPES; t++) {
+		cfg->backup_plan.every_s[t] = 0;
+		if (every[t][0] == '\0')
+			continue;
+		if (config_parse_duration_ms(every[t], &ms) != 0 || ms < 60000)
+			return err_set(e, "%s: [backup] %s_every = \"%s\": a period of at least 1 minute such as 7d, "
+				       "1d, 6h or 30m (empty: not scheduled)", p, backup_type_name((enum backup_type)t),
+				       every[t]);
+		cfg->backup_plan.every_s[t] = ms / 1000;
+	}
+	if (config_parse_duration_ms(cfg->backup_schedule_offset, &ms) != 0)
+		return err_set(e, "%s: [backup] schedule_offset = \"%s\": a duration such as 2h or 30m", p,
+			       cfg->backup_schedule_offset);
+	cfg->backup_plan.offset_s = ms / 1000;
+	return 0;
+}
+
 static int backup_validate(struct agent_config *cfg, const char *p, struct pgha_err *e)
 {
 	if (!agent_config_backup_on(cfg))
@@ -193,6 +228,8 @@ static int backup_validate(struct agent_config *cfg, const char *p, struct pgha_
 	if (digits == 0 || !unit_ok)
 		return err_set(e, "%s: [backup] archive_push_queue_max = \"%s\": a size such as 1GiB, 512MiB or 100GB",
 			       p, q);
+	if (schedule_validate(cfg, p, e) != 0)
+		return -1;
 	for (size_t i = 0; i < cfg->nparams; i++)
 		for (size_t k = 0; k < sizeof(backup_owned_params) / sizeof(backup_owned_params[0]); k++)
 			if (strcasecmp(cfg->params[i].name, backup_owned_params[k]) == 0)
