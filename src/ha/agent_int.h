@@ -202,7 +202,7 @@ struct agent_backup {
 	int64_t retry_ms;         /* no new etcd write before this */
 	char seen_id[BACKUP_ID_MAX];  /* the request first seen unclaimed ... */
 	int64_t seen_ms;          /* ... at this time (the leader takes it over after a while) */
-	int64_t bad_rev;          /* an undecodable backup key was logged at this revision */
+	char bad_seen[300];       /* the last undecodable backup key logged (once) */
 	char *k_request, *k_running, *k_last, *k_schedule;  /* <prefix>backup/... */
 };
 

@@ -45,12 +45,14 @@ void backup_job_init(struct agent *a)
 	b->k_schedule = xasprintf("%sbackup/schedule", a->keys.prefix);
 }
 
-/* A key someone wrote badly: said once per revision, then ignored (never acted on). */
+/* A key someone wrote badly: said once per message, then ignored (never acted on). */
 static void bad_key(struct agent *a, const char *what, const char *msg)
 {
-	if (a->bk.bad_rev == a->view.revision)
+	char seen[sizeof(a->bk.bad_seen)];
+	snprintf(seen, sizeof(seen), "%s: %s", what, msg);
+	if (strcmp(seen, a->bk.bad_seen) == 0)
 		return;
-	a->bk.bad_rev = a->view.revision;
+	memcpy(a->bk.bad_seen, seen, sizeof(seen));
 	log_warn("ignoring the %s key in etcd: %s\nHINT: it is written by pgha ctl backup and the agents; "
 		 "delete it (pgha ctl backup --cancel does) and ask again", what, msg);
 }
@@ -136,6 +138,9 @@ static int spawn_backup(struct agent *a, const struct member *leader, struct pgh
 	own[n++] = xasprintf("--annotation=pgha-id=%s", b->run.id);
 	own[n++] = xasprintf("--annotation=pgha-by=%s", b->run.by[0] ? b->run.by : "ctl");
 	own[n++] = xasprintf("--annotation=pgha-member=%s", a->cfg.name);
+	if (b->run.period > 0)
+		own[n++] = xasprintf("--annotation=pgha-period=%s:%lld", backup_type_name(b->run.type),
+				     (long long)b->run.period);
 	char *sb[8] = {0};
 	int rc = b->run.standby ? standby_args(a, leader, sb, e) : 0;
 	const char *argv[BK_MAX_ARGS];
