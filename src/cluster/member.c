@@ -38,6 +38,7 @@ static const char *const state_names[] = {
 	[STATE_INITIALIZING] = "initializing",
 	[STATE_CLONING] = "cloning",
 	[STATE_START_FAILED] = "start failed",
+	[STATE_RESTORING] = "restoring",
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))

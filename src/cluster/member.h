@@ -34,6 +34,7 @@ enum member_state {
 	STATE_INITIALIZING,     /* running initdb */
 	STATE_CLONING,          /* running pg_basebackup */
 	STATE_START_FAILED,
+	STATE_RESTORING,        /* bootstrapping from a backup ([bootstrap] method = restore) */
 };
 
 struct member_tags {

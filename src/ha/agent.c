@@ -462,6 +462,8 @@ static void build_self(struct agent *a, const struct ha_observed *o)
 		m->state = STATE_INITIALIZING;
 	else if (a->job.kind == JOB_BASEBACKUP)
 		m->state = STATE_CLONING;
+	else if (a->job.kind == JOB_RESTORE)
+		m->state = STATE_RESTORING;
 	else if (a->pg.phase == PG_STARTING)
 		m->state = STATE_STARTING;
 	else if (a->pg.phase == PG_STOPPED)

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "backup/pgbackrest.h"
+#include "backup/restore.h"
 #include "cluster/backup_key.h"
 #include "cluster/config_key.h"
 #include "cluster/member.h"
@@ -124,6 +125,16 @@ static const struct config_option agent_options[] = {
 	  "WAL waiting to be archived beyond this size is dropped (pgBackRest logs a warning), so a slow or dead "
 	  "repository never fills pg_wal; the archive then has a gap and needs a new full backup for "
 	  "point-in-time recovery past it"),
+	O("bootstrap", "method", OPT_STRING, bootstrap_method, "initdb", 1, 0, 0,
+	  "how the first member of a new cluster makes its data: initdb (an empty database), or restore (from "
+	  "the [backup] repository: the backup a target needs, recovered to that target; the other members "
+	  "then clone it as usual)"),
+	O("bootstrap", "restore_stanza", OPT_STRING, bootstrap_stanza, "", 1, 0, 0,
+	  "method = restore: the stanza to restore from, i.e. the source cluster's name (default: this "
+	  "cluster's name)"),
+	O("bootstrap", "restore_target", OPT_STRING, bootstrap_target, "latest", 1, 0, 0,
+	  "method = restore: latest (the end of the archived WAL), a time such as \"2026-12-03 14:02:00\" "
+	  "(UTC unless a zone follows) or an LSN such as 0/5000028"),
 	O("backup", "full_every", OPT_STRING, backup_full_every, "", 1, 0, 0,
 	  "take a full backup once per this period (e.g. 7d; units s, m, h, d); empty: none scheduled. Periods "
 	  "start at the Unix epoch plus schedule_offset; the leader requests each one once and a streaming "
@@ -174,6 +185,31 @@ bool agent_config_backup_on(const struct agent_config *cfg)
 
 /* Settings pgha writes for pgBackRest while [backup] is on. */
 static const char *const backup_owned_params[] = {"archive_mode", "archive_command", "restore_command"};
+
+/* [bootstrap]: the method, and for restore a stanza name and a target that parse. */
+static int bootstrap_validate(struct agent_config *cfg, const char *p, struct pgha_err *e)
+{
+	cfg->bootstrap_restore = strcmp(cfg->bootstrap_method, "restore") == 0;
+	if (!cfg->bootstrap_restore && strcmp(cfg->bootstrap_method, "initdb") != 0)
+		return err_set(e, "%s: [bootstrap] method = \"%s\": use initdb or restore", p, cfg->bootstrap_method);
+	if (cfg->bootstrap_restore && !agent_config_backup_on(cfg))
+		return err_set(e, "%s: [bootstrap] method = restore needs the repository to restore from\n"
+			       "HINT: add [backup] repo_path (the source cluster's repository)", p);
+	if (cfg->bootstrap_stanza[0] == '\0') {
+		free(cfg->bootstrap_stanza);
+		cfg->bootstrap_stanza = xstrdup(cfg->cluster_name);
+	}
+	if (!member_name_valid(cfg->bootstrap_stanza))
+		return err_set(e, "%s: [bootstrap] restore_stanza = \"%s\": a cluster name (1 to 63 of A-Z a-z 0-9 _ - .)",
+			       p, cfg->bootstrap_stanza);
+	struct restore_target t;
+	struct pgha_err sub;
+	if (restore_target_parse(cfg->bootstrap_target, &t, &sub) != 0)
+		return err_set(e, "%s: [bootstrap] %s", p, sub.msg);
+	free(cfg->bootstrap_target);
+	cfg->bootstrap_target = xstrdup(t.text);
+	return 0;
+}
 
 /* [backup] *_every and schedule_offset: durations in seconds, into cfg->backup_plan. */
 static int schedule_validate(struct agent_config *cfg, const char *p, struct pgha_err *e)
@@ -304,7 +340,7 @@ int agent_config_validate(struct agent_config *cfg, struct pgha_err *e)
 		free(file);
 	}
 	free(parent);
-	if (backup_validate(cfg, p, e) != 0)
+	if (backup_validate(cfg, p, e) != 0 || bootstrap_validate(cfg, p, e) != 0)
 		return -1;
 	/* Parameters pgha owns: setting them here would break replication or failover. */
 	for (size_t i = 0; i < cfg->nparams; i++) {

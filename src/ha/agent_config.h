@@ -69,6 +69,11 @@ struct agent_config {
 	char *backup_incr_every;
 	char *backup_schedule_offset;
 	struct backup_plan backup_plan;
+	/* [bootstrap]: how the first member makes the cluster's data */
+	char *bootstrap_method;       /* initdb or restore */
+	char *bootstrap_stanza;       /* restore: the stanza in the repository (default: [cluster] name) */
+	char *bootstrap_target;       /* restore: latest, a time or an LSN (backup/restore.h) */
+	bool bootstrap_restore;       /* derived: method = restore */
 	/* [parameters]: extra PostgreSQL settings */
 	struct pg_param *params;
 	size_t nparams;

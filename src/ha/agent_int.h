@@ -27,7 +27,7 @@
 #include "pg/pgctl.h"
 #include "pg/pgsql.h"
 
-enum job_kind { JOB_NONE, JOB_INITDB, JOB_BASEBACKUP, JOB_REWIND };
+enum job_kind { JOB_NONE, JOB_INITDB, JOB_BASEBACKUP, JOB_REWIND, JOB_RESTORE };
 
 /*
  * Each part of struct agent below is written by the one file its comment
