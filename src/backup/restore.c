@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backup/info.h"
 #include "common/proc.h"
 #include "common/strbuf.h"
 #include "common/util.h"
@@ -147,6 +148,50 @@ void restore_target_args(const struct restore_target *t, char *args[3])
 	args[2] = xstrdup("--target-action=promote");
 }
 
+static void utc(int64_t s, char *out, size_t len)
+{
+	time_t tt = (time_t)s;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	strftime(out, len, "%Y-%m-%d %H:%M:%S UTC", &tm);
+}
+
+const struct backup_entry *restore_pick_backup(const struct backup_info *bi, const struct restore_target *t,
+					       struct pgha_err *e)
+{
+	const struct backup_entry *oldest = NULL, *best = NULL;
+	uint64_t lsn = 0;
+	int64_t epoch = restore_target_epoch(t);
+	if (t->kind == RESTORE_LSN && lsn_parse(t->text, &lsn) != 0)
+		lsn = 0;
+	for (size_t i = 0; i < bi->nbackups; i++) {
+		const struct backup_entry *b = &bi->backups[i];
+		if (b->error)
+			continue;
+		if (oldest == NULL)
+			oldest = b;
+		bool before = t->kind == RESTORE_LATEST || (t->kind == RESTORE_TIME && b->stop_s <= epoch) ||
+			      (t->kind == RESTORE_LSN && b->lsn_stop <= lsn);
+		if (before)
+			best = b;
+	}
+	if (best != NULL)
+		return best;
+	if (oldest == NULL) {
+		err_set(e, "the repository holds no backup of stanza %s to restore from\nHINT: take one first "
+			"(pgha ctl backup --wait)", bi->stanza);
+		return NULL;
+	}
+	char from[40], lsntxt[32];
+	utc(oldest->stop_s, from, sizeof(from));
+	lsn_format(oldest->lsn_stop, lsntxt, sizeof(lsntxt));
+	err_set(e, "restore target %s is before the recoverable window of stanza %s, which starts at %s (LSN %s, the "
+		"end of backup %s) and ends at the last archived WAL segment %s\nHINT: choose a target inside the "
+		"window (pgha ctl backups shows it); nothing was changed", t->text, bi->stanza, from, lsntxt,
+		oldest->label, bi->wal_max[0] ? bi->wal_max : "(none)");
+	return NULL;
+}
+
 /* Is line (up to its end) a setting named name... ? */
 static bool setting_is(const char *line, const char *name, bool prefix)
 {
@@ -201,8 +246,45 @@ static void say(const char *fmt, ...)
 	fflush(stdout);
 }
 
+/* pgbackrest info: the backup the target needs, or an error naming the window. */
+static int pick_set(const struct job_opts *o, const struct restore_target *t, char *label, size_t len,
+		    struct pgha_err *e)
+{
+	char *config = xasprintf("--config=%s", o->config), *stanza = xasprintf("--stanza=%s", o->stanza);
+	const char *argv[] = {o->pgbackrest, config, stanza, "--output=json", "--log-level-console=error", "info", NULL};
+	struct proc_spec spec = {.argv = argv, .out_fd = -1};
+	struct strbuf out = STRBUF_INIT;
+	int code = 0;
+	int rc = proc_run(&spec, 120000, &out, &code, e);
+	if (rc == 0 && code != 0)
+		rc = err_set(e, "pgbackrest info failed: %s", sb_str(&out));
+	struct backup_info bi = {0};
+	if (rc == 0)
+		rc = backup_info_decode(sb_str(&out), o->stanza, &bi, e);
+	if (rc == 0 && bi.status_code != 0 && bi.status_code != 2)
+		rc = err_set(e, "stanza %s in the repository: %s\nHINT: restore_stanza names the source cluster "
+			     "([cluster] name of the cluster whose backups these are)", o->stanza, bi.status);
+	if (rc == 0) {
+		const struct backup_entry *b = restore_pick_backup(&bi, t, e);
+		if (b == NULL)
+			rc = -1;
+		else
+			snprintf(label, len, "%s", b->label);
+	}
+	backup_info_free(&bi);
+	sb_free(&out);
+	free(config);
+	free(stanza);
+	return rc;
+}
+
 static int run_pgbackrest(const struct job_opts *o, const struct restore_target *t, struct pgha_err *e)
 {
+	char label[64];
+	if (pick_set(o, t, label, sizeof(label), e) != 0)
+		return -1;
+	say("from backup %s", label);
+	char *set = xasprintf("--set=%s", label);
 	char *config = xasprintf("--config=%s", o->config), *stanza = xasprintf("--stanza=%s", o->stanza);
 	char *path = xasprintf("--pg1-path=%s", o->dir);
 	char *targ[3];
@@ -214,6 +296,7 @@ static int run_pgbackrest(const struct job_opts *o, const struct restore_target 
 	argv[k++] = stanza;
 	argv[k++] = path;
 	argv[k++] = "--log-level-console=info";
+	argv[k++] = set;
 	for (int i = 0; i < 3; i++)
 		if (targ[i])
 			argv[k++] = targ[i];
@@ -237,6 +320,7 @@ static int run_pgbackrest(const struct job_opts *o, const struct restore_target 
 	free(config);
 	free(stanza);
 	free(path);
+	free(set);
 	return rc;
 }
 

@@ -43,6 +43,17 @@ int restore_target_parse(const char *s, struct restore_target *out, struct pgha_
  */
 int64_t restore_target_epoch(const struct restore_target *t);
 
+struct backup_info;
+struct backup_entry;
+/*
+ * The backup a restore to t starts from: the newest one without error that
+ * ended at or before the target (its stop time, or its stop LSN; for latest
+ * the newest). NULL when the target lies before the recoverable window (or
+ * the repository holds no backup), with e naming the window and what to do.
+ */
+const struct backup_entry *restore_pick_backup(const struct backup_info *bi, const struct restore_target *t,
+					       struct pgha_err *e);
+
 /* pgBackRest's --type and --target options for it (argv entries; NULL-terminated, caller frees each). */
 void restore_target_args(const struct restore_target *t, char *args[3]);
 
