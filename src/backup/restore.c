@@ -175,6 +175,12 @@ const struct backup_entry *restore_pick_backup(const struct backup_info *bi, con
 		if (before)
 			best = b;
 	}
+	if (t->kind == RESTORE_TIME && epoch > (int64_t)time(NULL)) {
+		err_set(e, "restore target %s is in the future: the recoverable window ends at the last archived WAL "
+			"segment %s\nHINT: give a past time, or latest; nothing was changed", t->text,
+			bi->wal_max[0] ? bi->wal_max : "(none)");
+		return NULL;
+	}
 	if (best != NULL)
 		return best;
 	if (oldest == NULL) {
@@ -239,7 +245,6 @@ static void say(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	printf("restore: ");
 	vprintf(fmt, ap);
 	printf("\n");
 	va_end(ap);

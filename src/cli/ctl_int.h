@@ -24,6 +24,7 @@ struct ctl_target {
 	/* From -c FILE with [backup] repo_path set: the member's pgBackRest configuration, its run user. */
 	char *backup_conf;
 	char *run_as;
+	char *config_path;        /* -c FILE, as given */
 };
 
 /*
@@ -49,6 +50,8 @@ int ctl_cmd_backup(const struct ctl_target *t, int argc, char **argv);
 
 /* ctl_backups.c */
 int ctl_cmd_backups(const struct ctl_target *t, int argc, char **argv);
+/* `ctl restore`: the target checked against the recoverable window, then a new cluster. */
+int ctl_cmd_restore(const struct ctl_target *t, int argc, char **argv);
 
 /* ctl_list.c */
 int ctl_cmd_list(const struct ctl_target *t, int argc, char **argv);

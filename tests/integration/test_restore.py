@@ -135,3 +135,36 @@ def test_target_before_the_window_is_refused(source):
         assert new.view().get("initialize") in (None, "init:e1")
     finally:
         new.stop_all()
+
+
+def test_ctl_restore_checks_the_target_and_prints_the_bootstrap(source):
+    base, etcd, src, repo = source
+    conf = src.nodes["s1"].conf_path
+    wait_until("archiving ok", lambda: src.members()[src.leader()].get("archive") == "ok", timeout=120)
+    r = ctl(src, "backup", "--type", "incr", "--wait")   # a full one when there is none yet
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    def restore(*args):
+        return subprocess.run([PGHA_BIN, "ctl", "-c", conf, "restore", *args], capture_output=True, text=True,
+                              timeout=120)
+
+    r = restore("--to", "2001-01-01 00:00", "--new-cluster", "early")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "is before the recoverable window of stanza src" in r.stderr and "nothing was changed" in r.stderr
+    r = restore("--to", "yesterday", "--new-cluster", "x")
+    assert r.returncode == 2 and 'restore target "yesterday": give latest, an LSN' in r.stderr
+    r = restore("--to", "latest", "--new-cluster", "src")
+    assert r.returncode == 2 and "that is this cluster" in r.stderr
+    r = restore("--to", "latest", "--new-cluster", "copy", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert re.match(r"Target latest: from backup \S+F(_\S+)? \(ended ", r.stdout) and "[bootstrap]" not in r.stdout
+    # Not a `pgha up` directory: the section to give the new cluster's agents.
+    r = restore("--to", "2099-01-01 00:00:00+01", "--new-cluster", "copy")
+    assert r.returncode == 1 and "restore target 2099-01-01 00:00:00+01:00 is in the future" in r.stderr
+    r = restore("--to", "latest", "--new-cluster", "copy")
+    assert r.returncode == 0, r.stderr
+    assert "[bootstrap]\nmethod = restore\nrestore_stanza = src\nrestore_target = latest\n" in r.stdout
+    assert "[cluster] name = copy" in r.stdout
+    # Without -c there is no repository to read.
+    r = ctl(src, "restore", "--to", "latest", "--new-cluster", "copy")
+    assert r.returncode == 2 and "HINT: run it on a member's host with -c NODE.conf" in r.stderr
