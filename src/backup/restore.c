@@ -233,11 +233,14 @@ char *restore_strip_auto_conf(const char *in)
 
 /* ---- the job -------------------------------------------------------------- */
 
+static bool no_backup;        /* the repository holds none: the job's exit code says so */
+
 struct job_opts {
 	const char *pgbackrest, *config, *stanza, *dir, *bin_dir, *superuser, *replication_user, *passwords;
 	const char *target;
 	int port;
 	long timeout_s;
+	bool standby;             /* a standby's data directory: the latest backup, no recovery here */
 };
 
 static void say(const char *fmt, ...) PGHA_PRINTF(1, 2);
@@ -271,6 +274,7 @@ static int pick_set(const struct job_opts *o, const struct restore_target *t, ch
 			     "([cluster] name of the cluster whose backups these are)", o->stanza, bi.status);
 	if (rc == 0) {
 		const struct backup_entry *b = restore_pick_backup(&bi, t, e);
+		no_backup = b == NULL && bi.nbackups == 0;
 		if (b == NULL)
 			rc = -1;
 		else
@@ -427,11 +431,22 @@ static int strip_recovery_settings(const char *dir, struct pgha_err *e)
 static int run_job(const struct job_opts *o, struct pgha_err *e)
 {
 	struct restore_target t;
-	if (restore_target_parse(o->target, &t, e) != 0)
+	if (restore_target_parse(o->standby ? "latest" : o->target, &t, e) != 0)
 		return -1;
-	say("restoring stanza %s to %s into %s", o->stanza, t.text, o->dir);
+	say("restoring stanza %s %s into %s", o->stanza, o->standby ? "as a standby" : t.text, o->dir);
 	if (run_pgbackrest(o, &t, e) != 0)
 		return -1;
+	/* A standby recovers when the agent starts it, with its own settings (pgha.conf, standby.signal). */
+	if (o->standby) {
+		char *signal = path_join(o->dir, "recovery.signal");
+		unlink(signal);
+		free(signal);
+		if (strip_recovery_settings(o->dir, e) != 0)
+			return -1;
+		say("done: %s holds the latest backup of stanza %s; it fetches the WAL since from the archive, "
+		    "then streams", o->dir, o->stanza);
+		return 0;
+	}
 	char sock[] = "/tmp/pgha-restore-XXXXXX";
 	if (mkdtemp(sock) == NULL)
 		return err_set(e, "cannot make a socket directory in /tmp: %s", strerror(errno));
@@ -495,7 +510,7 @@ int restore_job_main(int argc, char **argv)
 		{"bin-dir", required_argument, NULL, 'B'}, {"port", required_argument, NULL, 'p'},
 		{"superuser", required_argument, NULL, 'u'}, {"replication-user", required_argument, NULL, 'r'},
 		{"passwords", required_argument, NULL, 'w'}, {"target", required_argument, NULL, 't'},
-		{"timeout", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0}};
+		{"timeout", required_argument, NULL, 'T'}, {"standby", no_argument, NULL, 'S'}, {NULL, 0, NULL, 0}};
 	struct job_opts o = {.timeout_s = 86400};
 	int opt;
 	optind = 1;
@@ -512,18 +527,19 @@ int restore_job_main(int argc, char **argv)
 		case 'w': o.passwords = optarg; break;
 		case 't': o.target = optarg; break;
 		case 'T': o.timeout_s = atol(optarg); break;
+		case 'S': o.standby = true; break;
 		default: return 2;
 		}
 	}
-	if (!o.pgbackrest || !o.config || !o.stanza || !o.dir || !o.bin_dir || !o.port || !o.superuser ||
-	    !o.replication_user || !o.passwords || !o.target || o.timeout_s < 1) {
+	bool full = o.bin_dir && o.port && o.superuser && o.replication_user && o.passwords && o.target;
+	if (!o.pgbackrest || !o.config || !o.stanza || !o.dir || (!o.standby && !full) || o.timeout_s < 1) {
 		fprintf(stderr, "pgha restore-job: run by the agent to bootstrap from a backup; not for people\n");
 		return 2;
 	}
 	struct pgha_err e;
 	if (run_job(&o, &e) != 0) {
 		printf("restore failed: %s\n", e.msg);
-		return 1;
+		return no_backup ? RESTORE_NO_BACKUP : 1;
 	}
 	return 0;
 }

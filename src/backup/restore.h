@@ -60,7 +60,13 @@ void restore_target_args(const struct restore_target *t, char *args[3]);
 /* postgresql.auto.conf without the lines pgBackRest's restore wrote (in place of in; caller frees). */
 char *restore_strip_auto_conf(const char *in);
 
-/* `pgha restore-job ...`: an exit code. */
+/*
+ * `pgha restore-job ...`: an exit code; RESTORE_NO_BACKUP when the repository
+ * holds no backup (a standby is then cloned from the primary instead).
+ * --standby: the latest backup as a standby's data directory, recovery left to
+ * the agent's start.
+ */
+#define RESTORE_NO_BACKUP 3
 int restore_job_main(int argc, char **argv);
 
 #endif

@@ -135,6 +135,10 @@ static const struct config_option agent_options[] = {
 	O("bootstrap", "restore_target", OPT_STRING, bootstrap_target, "latest", 1, 0, 0,
 	  "method = restore: latest (the end of the archived WAL), a time such as \"2026-12-03 14:02:00\" "
 	  "(UTC unless a zone follows) or an LSN such as 0/5000028"),
+	O("backup", "create_replicas", OPT_STRING, backup_create_replicas, "repository", 1, 0, 0,
+	  "how a member that must be cloned gets its data: repository (restore the latest backup, fetch the WAL "
+	  "since from the archive, then stream: the primary sends only the WAL, not the database) or "
+	  "pg_basebackup (copy it from the primary). With no backup in the repository, pg_basebackup"),
 	O("backup", "full_every", OPT_STRING, backup_full_every, "", 1, 0, 0,
 	  "take a full backup once per this period (e.g. 7d; units s, m, h, d); empty: none scheduled. Periods "
 	  "start at the Unix epoch plus schedule_offset; the leader requests each one once and a streaming "
@@ -266,6 +270,10 @@ static int backup_validate(struct agent_config *cfg, const char *p, struct pgha_
 			       p, q);
 	if (schedule_validate(cfg, p, e) != 0)
 		return -1;
+	if (strcmp(cfg->backup_create_replicas, "repository") != 0 &&
+	    strcmp(cfg->backup_create_replicas, "pg_basebackup") != 0)
+		return err_set(e, "%s: [backup] create_replicas = \"%s\": use repository or pg_basebackup", p,
+			       cfg->backup_create_replicas);
 	for (size_t i = 0; i < cfg->nparams; i++)
 		for (size_t k = 0; k < sizeof(backup_owned_params) / sizeof(backup_owned_params[0]); k++)
 			if (strcasecmp(cfg->params[i].name, backup_owned_params[k]) == 0)

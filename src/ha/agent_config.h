@@ -69,6 +69,7 @@ struct agent_config {
 	char *backup_incr_every;
 	char *backup_schedule_offset;
 	struct backup_plan backup_plan;
+	char *backup_create_replicas;  /* repository or pg_basebackup */
 	/* [bootstrap]: how the first member makes the cluster's data */
 	char *bootstrap_method;       /* initdb or restore */
 	char *bootstrap_stanza;       /* restore: the stanza in the repository (default: [cluster] name) */

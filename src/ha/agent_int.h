@@ -160,6 +160,8 @@ struct job {
 	int rewind_failures;      /* pg_rewind failed this many times in a row */
 	bool rewind_waiting_logged;
 	bool rewind_failed;
+	bool from_repo;           /* JOB_BASEBACKUP: restoring the latest backup, not pg_basebackup */
+	bool repo_clone_failed;   /* ... which failed: the next clone copies from the primary */
 };
 
 struct slot_seen {

@@ -69,10 +69,13 @@ def three(request):
         etcd = Etcd(base).start()
         cluster = Cluster(base, etcd)
         try:
+            # The server logs show every BASE_BACKUP a member's clone asks of the primary.
+            extra = {"backup.repo_path": repo, "parameters.log_replication_commands": "on"}
             for n in ("n1", "n2", "n3"):
-                cluster.add(n, {"backup.repo_path": repo}).start()
+                cluster.add(n, extra).start()
             cluster.wait_streaming(["n1", "n2", "n3"], timeout=180)
             wait_archive_ok(cluster)
+            cluster.extra = extra
             yield cluster
         finally:
             cluster.stop_all()
@@ -110,6 +113,35 @@ def test_ctl_backup_runs_on_a_standby(three):
     assert f"Backups: last full {label} ok" in text and "WAL last archived" in text
     api = cluster.nodes[runner].api("/cluster")[1]
     assert api["backup"]["last"]["label"] == label
+
+
+def pg_log(node):
+    with open(os.path.join(os.path.dirname(node.data_dir), f"{node.name}.postgresql.log"), errors="replace") as f:
+        return f.read()
+
+
+def test_a_new_standby_is_restored_from_the_repository(three):
+    cluster = three
+    leader = cluster.nodes[cluster.leader()]
+    # The first standbys were cloned with pg_basebackup (the repository was empty then): the log shows it.
+    base_backups = pg_log(leader).count("BASE_BACKUP")
+    assert base_backups >= 2, "the primary's log does not show the first standbys' BASE_BACKUP"
+    rows = leader.sql("SELECT count(*) FROM bk_job")[0][0]
+    node = cluster.add("n4", cluster.extra).start()
+    try:
+        cluster.wait_streaming(["n1", "n2", "n3", "n4"], timeout=180)
+        log = node.log()
+        assert "cloning from the backup repository" in log and "clone from the repository finished" in log, log[-3000:]
+        assert "restoring stanza t as a standby" in log
+        # The primary sent WAL only: no BASE_BACKUP since, and the data is all there.
+        assert pg_log(leader).count("BASE_BACKUP") == base_backups
+        assert node.sql("SELECT count(*) FROM bk_job")[0][0] == rows
+        leader.sql("INSERT INTO bk_job VALUES (-1)")
+        wait_until("n4 to replay a new write", lambda: node.sql("SELECT count(*) FROM bk_job WHERE i = -1")[0][0] == 1,
+                   timeout=30)
+    finally:
+        node.stop()
+        del cluster.nodes["n4"]
 
 
 def test_incr_and_one_at_a_time(three):
