@@ -268,6 +268,7 @@ static void poll_child(struct agent *a)
 	}
 	r->busy = 0;
 	/* A new repository has no archive.info yet: the probe reached the bucket, which is all it asks. */
+	bool stanza_exists = r->step == ARC_PROBE && code == 0;
 	if (r->step == ARC_PROBE && code == ARC_FILE_MISSING)
 		code = 0;
 	if (code != 0) {
@@ -281,9 +282,15 @@ static void poll_child(struct agent *a)
 	}
 	int64_t ms = now_ms() - r->started_ms;
 	if (r->step == ARC_PROBE) {
+		/*
+		 * The stanza exists (check still compares it with this database):
+		 * no stanza-create, whose lock would make the archive-push a
+		 * promotion starts give up and PostgreSQL wait archive-timeout.
+		 */
+		int next = stanza_exists ? ARC_CHECK : ARC_STANZA_CREATE;
 		struct pgha_err e;
-		if (spawn_step(a, ARC_STANZA_CREATE, &e) != 0)
-			failed(a, "starting pgbackrest stanza-create", e.msg, NULL);
+		if (spawn_step(a, next, &e) != 0)
+			failed(a, "starting pgbackrest", e.msg, NULL);
 		return;
 	}
 	if (r->step == ARC_STANZA_CREATE) {

@@ -231,12 +231,16 @@ def test_wrong_secret_key_names_the_cause_and_writes_go_on(base_dir, etcd, s3):
         assert st.startswith("failing: pgbackrest stanza-create: bucket missing (S3 NoSuchBucket)"), st
         node.sql("INSERT INTO w VALUES (4)")
 
-        # Fixed: archiving works, and the WAL that piled up reaches the bucket.
+        # Fixed: archiving works, and the WAL that piled up reaches the bucket. The backlog's
+        # archive-push may start while stanza-create holds pgBackRest's lock: it then gives up and
+        # PostgreSQL waits archive-timeout (60 s) before it tries again, and check waits for it.
         node.stop()
         node.write_conf(fixed)
         node.start()
+        t0 = time.monotonic()
         wait_until("archiving ok once the configuration is fixed", lambda: cluster.members().get(
-            "n1", {}).get("archive") == "ok", timeout=60)
+            "n1", {}).get("archive") == "ok", timeout=150)
+        print(f"archiving ok {time.monotonic() - t0:.1f}s after the fixed agent started")
         seg = node.sql("SELECT pg_walfile_name(pg_switch_wal())")[0][0]
         wait_until("the new segment archived", lambda: node.sql(
             "SELECT last_archived_wal FROM pg_stat_archiver")[0][0] >= seg, timeout=30)
