@@ -5,12 +5,13 @@
  * (backup/pgbackrest.c) and the archive_command / restore_command every
  * member's pgha.conf carries (node.c reads them). Each loop: the leader, once
  * it runs as primary and the initialize key holds the system identifier, runs
- * (for S3 after a probe that reads the stanza's archive.info) `stanza-create`
- * then `check` as a child with a timeout; the loop only polls it, so HA never
- * waits for the repository. A failure is logged with pgBackRest's message (for
- * S3 with the cause in words) and retried later; the state ("ok", "failing:
- * why") goes to the member record. Then pg_stat_archiver tells whether
- * archive_command keeps failing. Low in the agent: it calls only node.c.
+ * a probe that reads the stanza's archive.info, `stanza-create` when there is
+ * none yet, then `check`, each as a child with a timeout; the loop only polls
+ * it, so HA never waits for the repository. A failure is logged with
+ * pgBackRest's message (for S3 with the cause in words) and retried later; the
+ * state ("ok", "failing: why") goes to the member record. Then
+ * pg_stat_archiver tells whether archive_command keeps failing. Low in the
+ * agent: it calls only node.c.
  */
 #include "ha/agent_int.h"
 
@@ -267,7 +268,7 @@ static void poll_child(struct agent *a)
 		return;
 	}
 	r->busy = 0;
-	/* A new repository has no archive.info yet: the probe reached the bucket, which is all it asks. */
+	/* A new repository has no archive.info yet: the probe reached it, which is all it asks. */
 	bool stanza_exists = r->step == ARC_PROBE && code == 0;
 	if (r->step == ARC_PROBE && code == ARC_FILE_MISSING)
 		code = 0;
@@ -366,7 +367,7 @@ void archive_step(struct agent *a)
 		return;
 	struct pgha_err e;
 	/*
-	 * An S3 bucket is checked by pgBackRest itself, first with a GET of the
+	 * An S3 bucket is checked by pgBackRest itself, by the probe's GET of the
 	 * stanza's archive.info: unlike the HEAD stanza-create starts with, the
 	 * server's answer to a GET carries the S3 error code (failed() names it).
 	 */
@@ -378,8 +379,7 @@ void archive_step(struct agent *a)
 		r->retry_ms = now_ms() + ARC_RETRY_MS;
 		return;
 	}
-	int first = a->cfg.backup_s3 ? ARC_PROBE : ARC_STANZA_CREATE;
-	if (spawn_step(a, first, &e) != 0)
+	if (spawn_step(a, ARC_PROBE, &e) != 0)
 		failed(a, "starting pgbackrest", e.msg, NULL);
 }
 
