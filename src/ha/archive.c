@@ -5,11 +5,11 @@
  * (backup/pgbackrest.c) and the archive_command / restore_command every
  * member's pgha.conf carries (node.c reads them). Each loop: the leader, once
  * it runs as primary and the initialize key holds the system identifier, runs
- * a probe that reads the stanza's archive.info, `stanza-create` when there is
- * none yet, then `check`, each as a child with a timeout; the loop only polls
- * it, so HA never waits for the repository. A failure is logged with
- * pgBackRest's message (for S3 with the cause in words) and retried later; the
- * state ("ok", "failing: why") goes to the member record. Then
+ * `stanza-create` when the stanza's archive.info is not there yet (for S3 a
+ * probe reads it), then `check`, each as a child with a timeout; the loop
+ * only polls it, so HA never waits for the repository. A failure is logged
+ * with pgBackRest's message (for S3 with the cause in words) and retried
+ * later; the state ("ok", "failing: why") goes to the member record. Then
  * pg_stat_archiver tells whether archive_command keeps failing. Low in the
  * agent: it calls only node.c.
  */
@@ -379,7 +379,14 @@ void archive_step(struct agent *a)
 		r->retry_ms = now_ms() + ARC_RETRY_MS;
 		return;
 	}
-	if (spawn_step(a, ARC_PROBE, &e) != 0)
+	int first = ARC_PROBE;
+	if (!a->cfg.backup_s3) {
+		/* A posix stanza is seen at once: no probe delays stanza-create at bootstrap. */
+		char *info = xasprintf("%s/archive/%s/archive.info", a->cfg.backup_repo_path, a->cfg.cluster_name);
+		first = access(info, F_OK) == 0 ? ARC_CHECK : ARC_STANZA_CREATE;
+		free(info);
+	}
+	if (spawn_step(a, first, &e) != 0)
 		failed(a, "starting pgbackrest", e.msg, NULL);
 }
 

@@ -195,7 +195,7 @@ def test_keys_nowhere_but_the_config(two, s3):
 
 def test_wrong_secret_key_names_the_cause_and_writes_go_on(base_dir, etcd, s3):
     wrong = os.path.join(base_dir, "wrong.secret")
-    write_secret(wrong, "W" + SECRET_KEY[1:])
+    write_secret(wrong, "wrong" + SECRET_KEY)
     cluster = Cluster(base_dir, etcd)
     # A path of its own in the bucket: the module's cluster, also named t, has its stanza at /pgha.
     fixed = {**s3.backup_options(), "backup.repo_path": "/other-cluster"}
