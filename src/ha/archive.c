@@ -168,6 +168,14 @@ static int spawn_step(struct agent *a, int step, struct pgha_err *e)
 	char *passfile = xasprintf("PGPASSFILE=%s", a->cfg.pgpass);
 	char *info = xasprintf("archive/%s/archive.info", a->cfg.cluster_name);
 	/*
+	 * S3: stanza-create takes long enough that PostgreSQL's first
+	 * archive-push often meets its lock, and a push that meets it waits
+	 * archive-timeout (60 s). In a lock directory of its own it never does:
+	 * the push fails at once (no stanza yet) and PostgreSQL retries it a
+	 * second later. archive-push only reads archive.info, written whole.
+	 */
+	char *lock = xasprintf("--lock-path=%s/lock/stanza-create", a->cfg.backup_work_dir);
+	/*
 	 * An S3 endpoint that does not answer: pgBackRest retries each request
 	 * for io-timeout (60 s) several times over, longer than ARC_TIMEOUT_MS;
 	 * a shorter one lets its own "unable to connect" reach the member record.
@@ -181,6 +189,8 @@ static int spawn_step(struct agent *a, int step, struct pgha_err *e)
 		argv[n++] = "repo-get";
 		argv[n++] = info;
 	} else {
+		if (step == ARC_STANZA_CREATE && a->cfg.backup_s3)
+			argv[n++] = lock;
 		argv[n++] = step == ARC_STANZA_CREATE ? "stanza-create" : "check";
 	}
 	const char *env[] = {passfile, NULL};
@@ -190,6 +200,7 @@ static int spawn_step(struct agent *a, int step, struct pgha_err *e)
 	free(stanza);
 	free(passfile);
 	free(info);
+	free(lock);
 	if (rc != 0)
 		return -1;
 	r->step = step;

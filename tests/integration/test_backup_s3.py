@@ -231,9 +231,9 @@ def test_wrong_secret_key_names_the_cause_and_writes_go_on(base_dir, etcd, s3):
         assert st.startswith("failing: pgbackrest stanza-create: bucket missing (S3 NoSuchBucket)"), st
         node.sql("INSERT INTO w VALUES (4)")
 
-        # Fixed: archiving works, and the WAL that piled up reaches the bucket. The backlog's
-        # archive-push may start while stanza-create holds pgBackRest's lock: it then gives up and
-        # PostgreSQL waits archive-timeout (60 s) before it tries again, and check waits for it.
+        # Fixed: archiving works, and the WAL that piled up reaches the bucket. The margin: PostgreSQL's
+        # archiver rests up to 60 s after three failures in a row (the backlog fails until the stanza
+        # exists), and check waits for its segment to be archived.
         node.stop()
         node.write_conf(fixed)
         node.start()
