@@ -76,6 +76,11 @@ fi
 S3_SERVER_DIR=${PGHA_S3_SERVER_DIR:-/opt/pgha-test-node}
 S3_SERVER_VERSION=4.0.4
 if ! grep -qs "\"version\": \"$S3_SERVER_VERSION\"" "$S3_SERVER_DIR/node_modules/@20minutes/s3rver/package.json"; then
+  if [ "$(id -u)" -ne 0 ] && [ -z "$SUDO" ] && ! mkdir -p "$S3_SERVER_DIR" 2>/dev/null; then
+    echo "install-deps: cannot create $S3_SERVER_DIR for the S3 test server; run as root, or set" \
+      "PGHA_S3_SERVER_DIR to a directory of yours (the tests read it too)" >&2
+    exit 1
+  fi
   echo "install-deps: installing @20minutes/s3rver@$S3_SERVER_VERSION into $S3_SERVER_DIR"
   $SUDO mkdir -p "$S3_SERVER_DIR"
   $SUDO npm install --prefix "$S3_SERVER_DIR" --save-exact --no-audit --no-fund --loglevel=error \
