@@ -104,8 +104,12 @@ int arcc_push_order(const void *a, const void *b)
 
 bool arcc_partial_refused(const char *wal, const char *error_text)
 {
-	size_t n = strlen(wal);
-	if (n < 8 || strcmp(wal + n - 8, ".partial") != 0)
+	char seg[25];
+	uint32_t tli;
+	if (strlen(wal) != 32 || strcmp(wal + 24, ".partial") != 0)
+		return false;
+	snprintf(seg, sizeof(seg), "%.24s", wal);
+	if (!arcc_segment_name(seg, &tli))
 		return false;
 	/* pgBackRest's ArchiveDuplicateError. */
 	return strncmp(error_text, "45\n", 3) == 0 && strstr(error_text, "with a different checksum") != NULL;
@@ -365,11 +369,15 @@ void arcgap_step(struct agent *a)
 	size_t len = 0;
 	struct pgha_err e;
 	if (read_file(errfile, &text, &len, &e) == 0 && arcc_partial_refused(wal, text) &&
-	    set_status(a, wal, ".ready", ".done") == 0)
+	    set_status(a, wal, ".ready", ".done") == 0) {
 		log_warn("WAL archiving: the archive already holds %s with other content (left by another promotion "
 			 "off the same segment); PostgreSQL would retry it forever and archive nothing after it, so it "
 			 "is marked done (recovery never reads a .partial: the next timeline's segment holds that WAL)",
 			 wal);
+		/* The archiver sleeps up to a minute after repeated failures; a reload wakes it. */
+		if (node_reload(a, &e) != 0)
+			log_warn("WAL archiving: %s", e.msg);
+	}
 	free(text);
 	free(errfile);
 }

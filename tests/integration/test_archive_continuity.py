@@ -305,30 +305,40 @@ def test_partial_already_archived_with_other_content_does_not_stop_archiving(bas
     n1, n2 = cluster.nodes["n1"], cluster.nodes["n2"]
     n1.sql("CREATE TABLE p (i int)")
     n1.sql("INSERT INTO p SELECT generate_series(1, 1000)")
-    seg = n1.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
-    # What another promotion off this segment would have left: the same name, other content.
-    # (pgBackRest pushes only from the data directory; PostgreSQL ignores the file there, and it
-    # goes at once.)
-    other = os.path.join(n1.data_dir, "pg_wal", seg + ".partial")
-    shutil.copy(os.path.join(n1.data_dir, "pg_wal", seg), other)
-    shutil.chown(other, "postgres", "postgres")
-    try:
-        pgbackrest(n1, "--no-archive-async", "archive-push", other)
-    finally:
-        os.unlink(other)
+    # What another promotion off the segment the switchover will leave would have archived: the
+    # same name, other content. The old primary's shutdown (archive_mode on) switches to the next
+    # segment, which the promotion leaves as .partial. (pgBackRest pushes only from the data
+    # directory; PostgreSQL ignores the file there, and it goes at once.) Again if something
+    # switched segments meanwhile.
+    for _ in range(3):
+        cur, seg = n1.sql("SELECT pg_walfile_name(pg_current_wal_lsn()), "
+                          "pg_walfile_name(pg_current_wal_lsn() + 16777216)")[0]
+        other = os.path.join(n1.data_dir, "pg_wal", seg + ".partial")
+        shutil.copy(os.path.join(n1.data_dir, "pg_wal", cur), other)
+        shutil.chown(other, "postgres", "postgres")
+        try:
+            pgbackrest(n1, "--no-archive-async", "archive-push", other)
+        finally:
+            os.unlink(other)
+        n1.sql("INSERT INTO p SELECT generate_series(1, 1000)")   # the real segment goes on
+        if n1.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0] == cur:
+            break
     assert seg + ".partial" in archived_names(repo)
-    n1.sql("INSERT INTO p SELECT generate_series(1, 1000)")   # the real segment goes on
     r = cluster.ctl("switchover", "--to", "n2", "--force", "--wait", "60", check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     cluster.wait_streaming(["n1", "n2"], timeout=90)
-    # n2's own .partial is refused by pgBackRest; archiving goes on past it all the same.
+    # n2's own .partial is refused by pgBackRest (ArchiveDuplicateError); PostgreSQL archives in
+    # order, so it would retry that file forever and never mark what follows archived, although
+    # pgBackRest's asynchronous queue has pushed it. It goes on past it all the same.
     t0 = time.monotonic()
     new_seg, _ = switch_wal(n2)
     assert new_seg.startswith("00000002"), new_seg
-    wait_until(f"{new_seg} archived after the refused .partial", lambda: new_seg in archived_names(repo),
-               timeout=60)
+    wait_until(f"PostgreSQL on n2 to archive {new_seg} after the refused .partial", lambda: n2.sql(
+        "SELECT last_archived_wal >= %s FROM pg_stat_archiver", (new_seg,))[0][0], timeout=60)
     print(f"{new_seg} archived {time.monotonic() - t0:.1f}s after the switchover's end")
+    assert new_seg in archived_names(repo)
+    assert os.path.exists(os.path.join(n2.data_dir, "pg_wal", seg + ".partial"))   # the switchover left seg
     log = n2.log()
     assert f"the archive already holds {seg}.partial with other content" in log, log[-3000:]
-    wait_until("n2 archiving without failure", lambda: n2.sql(
-        "SELECT last_archived_wal >= %s FROM pg_stat_archiver", (new_seg,))[0][0], timeout=30)
+    assert os.path.exists(os.path.join(n2.data_dir, "pg_wal", "archive_status", seg + ".partial.done"))
+    wait_archive_ok(cluster, "n2", timeout=30)
