@@ -16,8 +16,9 @@
  *   segment of a timeline under a full segment's name with whatever the file
  *   held past the switch: two members then push different contents under one
  *   name and the second fails forever. A segment finished but not streamed is
- *   not on the new timeline, and archive-push-queue-max (spool) still caps
- *   what a standby that cannot reach the repository keeps.
+ *   not on the new timeline (the rejoin below pushes it). The segments marked
+ *   again count toward archive-push-queue-max like any WAL: with the
+ *   repository unreachable past that bound pgBackRest drops WAL, by design.
  * - A rejoin. The old primary, before pg_rewind or a re-clone throws its WAL
  *   away (or before it starts as a standby, where nothing archives it), pushes
  *   what its archive_status still marks .ready, one file at a time as a child
@@ -27,8 +28,8 @@
  *   the same segment, from a member lost since): pgBackRest refuses it and
  *   PostgreSQL would retry it forever, archiving nothing after it. Recovery
  *   never reads a .partial, so it is marked done, with a warning. A history
- *   file is simply replaced by pgBackRest, and a whole segment with other
- *   content is not skipped: that is a split brain to report, not to hide.
+ *   file pgBackRest (2.45) replaces without a word, and a whole segment with
+ *   other content is not skipped: that is a split brain to report, not to hide.
  */
 #include "ha/agent_int.h"
 #include "ha/archive_continuity.h"
@@ -348,6 +349,9 @@ bool arcgap_before_wal_loss(struct agent *a, const char *why)
 void arcgap_step(struct agent *a)
 {
 	struct agent_arc_gap *g = &a->gap;
+	/* A rejoin's push whose action the loop no longer decides (a new leader, a start): see it end. */
+	if (g->pid > 0)
+		poll_push(a, "rejoining");
 	int64_t now = now_ms();
 	if (!a->arc.on || a->pg.conn == NULL || !node_is_primary(a) || now - g->check_ms < GAP_CHECK_MS)
 		return;
