@@ -169,6 +169,7 @@ struct agent_arc_gap {
 	char **files;             /* the WAL files the round pushes, in order */
 	size_t nfiles, next;
 	int pushed, failed;
+	const char *why;          /* what the round comes before (a string literal) */
 	int64_t deadline_ms;      /* the round gives up then */
 	int64_t round_end_ms;     /* the last round ended: one round each time PostgreSQL stopped */
 	int64_t check_ms;         /* a refused .partial last looked for */
@@ -380,7 +381,8 @@ void arcgap_before_promote(struct agent *a);
 /*
  * Before this member's WAL may be thrown away (pg_rewind, a re-clone) or left
  * unarchived (starting as a standby): push what it marks .ready, as a child
- * with a deadline. false: under way, call again (the caller postpones its action).
+ * with a deadline. false: under way, call again (the caller postpones its
+ * action). why: a string literal, for the log.
  */
 bool arcgap_before_wal_loss(struct agent *a, const char *why);
 /* Each loop, primary: a .partial the archive holds with other content is marked done. */

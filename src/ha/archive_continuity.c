@@ -261,9 +261,10 @@ static bool push_next(struct agent *a)
 }
 
 /* Poll the running push: true while the round goes on. */
-static bool poll_push(struct agent *a, const char *why)
+static bool poll_push(struct agent *a)
 {
 	struct agent_arc_gap *g = &a->gap;
+	const char *why = g->why;
 	drain(g);
 	int code = 0;
 	if (proc_poll(g->pid, &code) == 0) {
@@ -307,7 +308,7 @@ bool arcgap_before_wal_loss(struct agent *a, const char *why)
 	if (!a->arc.on || a->arc.conf == NULL)
 		return true;
 	if (g->pid > 0)
-		return !poll_push(a, why);
+		return !poll_push(a);
 	/* One round each time PostgreSQL stopped: a file refused once is not retried every loop. */
 	if (g->round_end_ms > a->pg.start_ms)
 		return true;
@@ -340,9 +341,12 @@ bool arcgap_before_wal_loss(struct agent *a, const char *why)
 	log_info("WAL archiving: pushing %zu WAL file(s) this member holds but never archived (%s..%s) before %s "
 		 "(at most %d s)", g->nfiles, g->files[0], g->files[g->nfiles - 1], why, GAP_PUSH_TIMEOUT_MS / 1000);
 	g->deadline_ms = now_ms() + GAP_PUSH_TIMEOUT_MS;
+	g->why = why;
 	if (push_next(a))
 		return false;
-	round_end(a, why);
+	char msg[160];
+	snprintf(msg, sizeof(msg), "before %s", why);
+	round_end(a, msg);
 	return true;
 }
 
@@ -351,7 +355,7 @@ void arcgap_step(struct agent *a)
 	struct agent_arc_gap *g = &a->gap;
 	/* A rejoin's push whose action the loop no longer decides (a new leader, a start): see it end. */
 	if (g->pid > 0)
-		poll_push(a, "rejoining");
+		poll_push(a);
 	int64_t now = now_ms();
 	if (!a->arc.on || a->pg.conn == NULL || !node_is_primary(a) || now - g->check_ms < GAP_CHECK_MS)
 		return;
