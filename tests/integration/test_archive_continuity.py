@@ -344,3 +344,71 @@ def test_partial_already_archived_with_other_content_does_not_stop_archiving(bas
     assert f"the archive already holds {seg}.partial with other content" in log, log[-3000:]
     assert os.path.exists(os.path.join(n2.data_dir, "pg_wal", "archive_status", seg + ".partial.done"))
     wait_archive_ok(cluster, "n2", timeout=30)
+
+
+def freeze_matching(marks, stop, frozen):
+    """SIGSTOP every process whose command line holds all of marks, until stop is set."""
+    seen = set()
+    while not stop.is_set():
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) in seen:
+                continue
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmd = f.read()
+            except OSError:
+                continue
+            if all(m in cmd for m in marks):
+                seen.add(int(entry))
+                try:
+                    os.kill(int(entry), signal.SIGSTOP)
+                    frozen.append(int(entry))
+                except ProcessLookupError:
+                    pass
+        time.sleep(0.005)
+
+
+def test_rejoin_push_never_holds_the_member_back_for_long(base_dir, cluster):
+    """The old leader rejoins holding WAL its archiver never pushed, and pushing it hangs (each
+    archive-push the agent starts is frozen with SIGSTOP, as on a hung repository mount): the agent
+    stops it at the deadline (30 s) and the member goes on rejoining."""
+    import threading
+    repo = make_repo(base_dir)
+    extra = dict(FAST)
+    extra["backup.repo_path"] = repo
+    for n in ("n1", "n2"):
+        cluster.add(n, extra).start()
+    leader = cluster.wait_streaming(["n1", "n2"], timeout=90)
+    wait_archive_ok(cluster, leader, timeout=60)
+    ln = cluster.nodes[leader]
+    os.kill(archiver_pid(ln), signal.SIGSTOP)
+    ln.sql("CREATE TABLE h (i int)")
+    for _ in range(2):
+        ln.sql("INSERT INTO h SELECT generate_series(1, 1000)")
+        _, lsn = switch_wal(ln)
+    wait_replayed(cluster, leader, lsn, [n for n in cluster.nodes if n != leader])
+    kill_node(ln)
+    new = wait_new_leader(cluster, leader, timeout=40)
+    stop, frozen = threading.Event(), []
+    marks = [b"--no-archive-async", b"archive-push", os.path.join(ln.data_dir, "pg_wal").encode()]
+    watcher = threading.Thread(target=freeze_matching, args=(marks, stop, frozen), daemon=True)
+    watcher.start()
+    try:
+        log_before = len(ln.log())
+        t0 = time.monotonic()
+        ln.start()
+        cluster.wait_streaming(list(cluster.nodes), timeout=120)
+        took = time.monotonic() - t0
+    finally:
+        stop.set()
+        watcher.join(5)
+        for pid in frozen:   # any the agent did not kill
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    log = ln.log()[log_before:]
+    print(f"the old leader streams from {new} {took:.1f}s after its start; archive-push frozen: {frozen}")
+    assert frozen, "no archive-push of the rejoin was seen"
+    assert "took over 30 s (stopped)" in log, log[-3000:]
+    assert 30 <= took < 75, took
