@@ -225,6 +225,11 @@ def test_failover_and_switchover_leave_no_gap(base_dir, cluster):
         tl = cluster.nodes[new].sql("SELECT timeline_id FROM pg_control_checkpoint()")[0][0]
         wait_until(f"timeline {tl}'s history archived", lambda: f"{tl:08X}.history" in archived_names(repo),
                    timeout=30)
+        # PostgreSQL on the new leader counts them archived too: none of those archived again failed.
+        nn = cluster.nodes[new]
+        wait_until("the new leader's archiver past them", lambda: nn.sql(
+            "SELECT last_archived_wal >= %s FROM pg_stat_archiver", (held[-1],))[0][0], timeout=30)
+        assert nn.sql("SELECT failed_count FROM pg_stat_archiver")[0][0] == 0
         print(f"held segments archived {held_s:.1f}s after the kill; history of timeline {tl} too")
         wait_until("writes on the new leader", lambda: writer.acked_on(new), timeout=30)
         # The old leader rejoins.
@@ -253,7 +258,16 @@ def test_failover_and_switchover_leave_no_gap(base_dir, cluster):
     final = cluster.nodes[target]
     seg, _ = switch_wal(final)
     final_tl = int(seg[:8], 16)
-    wait_until(f"{seg} archived", lambda: seg in archived_names(repo), timeout=60)
+    wait_until(f"{seg} archived", lambda: final.sql(
+        "SELECT last_archived_wal >= %s FROM pg_stat_archiver", (seg,))[0][0], timeout=60)
+    assert seg in archived_names(repo)
+    # What archiving again cost: segments pgBackRest found already archived, unchanged.
+    again = {n: open(os.path.join(node.dir, f"{n}.postgresql.log"), errors="replace").read().count(
+        "archive with the same checksum") for n, node in cluster.nodes.items()}
+    failed = {n: node.sql("SELECT failed_count FROM pg_stat_archiver")[0][0] for n, node in cluster.nodes.items()}
+    print(f"segments found already archived (same checksum) per member: {again}; archive_command failures "
+          f"since each member's last start: {failed}")
+    assert failed[target] == 0, failed
 
     # (a) No gap from the backup's first segment to the last one, along the timelines' path.
     spans, missing = gaps(repo, backup_start, final_tl, seg_of_name(seg))
