@@ -247,6 +247,17 @@ def test_failover_and_switchover_leave_no_gap(base_dir, cluster):
         r = cluster.ctl("switchover", "--to", target, "--force", "--wait", "60", check=False)
         assert r.returncode == 0, r.stdout + r.stderr
         t_switched = time.monotonic()
+        # The new timeline's history file is archived, and PostgreSQL goes on archiving, within
+        # seconds (pgBackRest's archive lock once held that push up for its 60 s archive-timeout).
+        tn = cluster.nodes[target]
+        tl3 = tn.sql("SELECT timeline_id FROM pg_control_checkpoint()")[0][0]
+        wait_until(f"timeline {tl3}'s history archived", lambda: f"{tl3:08X}.history" in archived_names(repo),
+                   timeout=30)
+        seg3, _ = switch_wal(tn)
+        wait_until(f"{target} archiving {seg3}", lambda: tn.sql(
+            "SELECT last_archived_wal >= %s FROM pg_stat_archiver", (seg3,))[0][0], timeout=20)
+        print(f"switchover: timeline {tl3}'s history and segment {seg3} archived "
+              f"{time.monotonic() - t_switched:.1f}s after it")
         cluster.wait_streaming(list(cluster.nodes), timeout=90)
         assert cluster.leader() == target
         wait_until("writes on the switchover's leader", lambda: writer.acked_on(target), timeout=30)
