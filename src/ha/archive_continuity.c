@@ -42,6 +42,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backup/pgbackrest.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -202,15 +203,6 @@ static void push_child_done(struct agent_arc_gap *g)
 	g->pid = 0;
 }
 
-static void drain(struct agent_arc_gap *g)
-{
-	char buf[4096];
-	ssize_t n;
-	while ((n = read(g->fd, buf, sizeof(buf))) > 0)
-		if (g->out.len < 4096)
-			sb_append(&g->out, buf, (size_t)n);
-}
-
 static void round_end(struct agent *a, const char *why)
 {
 	struct agent_arc_gap *g = &a->gap;
@@ -265,7 +257,7 @@ static bool poll_push(struct agent *a)
 {
 	struct agent_arc_gap *g = &a->gap;
 	const char *why = g->why;
-	drain(g);
+	pgbr_read_tail(g->fd, &g->out);
 	int code = 0;
 	if (proc_poll(g->pid, &code) == 0) {
 		if (now_ms() < g->deadline_ms)
@@ -279,7 +271,7 @@ static bool poll_push(struct agent *a)
 		round_end(a, msg);
 		return false;
 	}
-	drain(g);
+	pgbr_read_tail(g->fd, &g->out);
 	push_child_done(g);
 	const char *file = g->files[g->next++];
 	if (code == 0) {
@@ -288,11 +280,10 @@ static bool poll_push(struct agent *a)
 			log_warn("WAL archiving: %s pushed, but still marked ready", file);
 	} else {
 		g->failed++;
-		char exitdesc[64];
+		char exitdesc[64], reason[200];
 		proc_describe_exit(code, exitdesc, sizeof(exitdesc));
-		const char *err = strstr(sb_str(&g->out), "ERROR:");
-		log_warn("WAL archiving: pgbackrest archive-push of %s failed (%s): %.*s", file, exitdesc,
-			 err ? (int)strcspn(err, "\n") : 0, err ? err : "");
+		pgbr_reason(sb_str(&g->out), reason, sizeof(reason));
+		log_warn("WAL archiving: pgbackrest archive-push of %s failed (%s): %s", file, exitdesc, reason);
 	}
 	if (push_next(a))
 		return true;

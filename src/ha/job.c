@@ -15,12 +15,18 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "backup/restore.h"
 #include "pg/pgconf.h"
 
-static const char *job_name(enum job_kind k)
+static const char *kind_name(enum job_kind k)
 {
 	return k == JOB_INITDB ? "initdb" : k == JOB_BASEBACKUP ? "pg_basebackup"
-		: k == JOB_REWIND ? "pg_rewind" : "none";
+		: k == JOB_REWIND ? "pg_rewind" : k == JOB_RESTORE ? "restore" : "none";
+}
+
+static const char *job_label(const struct job *j)
+{
+	return j->kind == JOB_BASEBACKUP && j->from_repo ? "clone from the repository" : kind_name(j->kind);
 }
 
 void job_init(struct agent *a)
@@ -60,11 +66,74 @@ static void job_begin(struct agent *a, enum job_kind kind)
 	a->job.last_progress_ms = 0;
 	sb_reset(&a->job.line);
 	sb_reset(&a->job.tail);
-	log_info("%s started (pid %d) into %s", job_name(kind), (int)a->job.pid, a->job.tmpdir);
+	log_info("%s started (pid %d) into %s", job_label(&a->job), (int)a->job.pid, a->job.tmpdir);
+}
+
+/* `pgha restore-job` (backup/restore.h) into the job's directory, as the run user; more[] its mode's options. */
+static int spawn_restore_job(struct agent *a, const char *stanza, const char *const *more, struct pgha_err *e)
+{
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return err_set(e, "cannot find this program (/proc/self/exe): %s", strerror(errno));
+	self[n] = '\0';
+	const char *argv[32] = {self, "restore-job", "--pgbackrest", a->arc.bin, "--config", a->arc.conf,
+				"--stanza", stanza, "--dir", a->job.tmpdir};
+	size_t k = 10;
+	for (size_t i = 0; more[i] != NULL && k < 31; i++)
+		argv[k++] = more[i];
+	argv[k] = NULL;
+	struct proc_spec spec = {.argv = argv, .user = &a->user, .out_fd = -1, .new_session = true,
+				 .parent_death_signal = SIGTERM};
+	return proc_spawn_piped(&spec, &a->job.pid, &a->job.fd, e);
+}
+
+/*
+ * [bootstrap] method = restore: the job restores the backup the target needs
+ * and recovers it to a promoted, cleanly stopped primary; the agent then
+ * starts it as it starts a fresh initdb.
+ */
+static int job_start_restore(struct agent *a, struct pgha_err *e)
+{
+	if (!a->arc.on)
+		return err_set(e, "[bootstrap] method = restore needs [backup] (the repository to restore from)");
+	if (prepare_tmpdir(a, "restore", e) != 0)
+		return -1;
+	char *parent = path_dirname(a->cfg.data_dir);
+	a->job.pwfile = xasprintf("%s/.%s.restore-pw", parent, a->cfg.name);
+	free(parent);
+	/* The new cluster's passwords, for the roles the backup holds with the source cluster's. */
+	char *pw = xasprintf("%s\n%s\n", a->su_password, a->repl_password);
+	bool chown_it = a->user.set && geteuid() == 0;
+	int rc = write_file_atomic(a->job.pwfile, pw, strlen(pw), 0600, chown_it ? a->user.uid : (uid_t)-1,
+				   chown_it ? a->user.gid : (gid_t)-1, e);
+	secret_wipe_free(pw, strlen(pw));
+	if (rc == 0) {
+		char port[16];
+		snprintf(port, sizeof(port), "%d", a->cfg.pg_port);
+		const char *more[] = {"--bin-dir", a->cfg.bin_dir, "--port", port, "--superuser", a->cfg.superuser,
+				      "--replication-user", a->cfg.replication_user, "--passwords", a->job.pwfile,
+				      "--target", a->cfg.bootstrap_target, NULL};
+		rc = spawn_restore_job(a, a->cfg.bootstrap_stanza, more, e);
+	}
+	if (rc != 0) {
+		unlink(a->job.pwfile);
+		free(a->job.pwfile);
+		a->job.pwfile = NULL;
+		free(a->job.tmpdir);
+		a->job.tmpdir = NULL;
+		return -1;
+	}
+	log_info("bootstrapping from the backup repository %s: stanza %s, target %s", a->cfg.backup_repo_path,
+		 a->cfg.bootstrap_stanza, a->cfg.bootstrap_target);
+	job_begin(a, JOB_RESTORE);
+	return 0;
 }
 
 int job_start_initdb(struct agent *a, struct pgha_err *e)
 {
+	if (a->cfg.bootstrap_restore)
+		return job_start_restore(a, e);
 	if (prepare_tmpdir(a, "initdb", e) != 0)
 		return -1;
 	char *parent = path_dirname(a->cfg.data_dir);
@@ -87,6 +156,18 @@ fail:
 	return -1;
 }
 
+/*
+ * [backup] create_replicas = repository: the latest backup, then the WAL since
+ * from the archive, then streaming: the primary sends WAL only. The job exits
+ * RESTORE_NO_BACKUP when there is none; then (and after any failure) the next
+ * clone copies from the primary.
+ */
+static bool clone_from_repo(struct agent *a, const struct member *leader)
+{
+	return a->arc.on && strcmp(a->cfg.backup_create_replicas, "repository") == 0 && !a->job.repo_clone_failed &&
+	       strcmp(leader->archive, "ok") == 0;
+}
+
 int job_start_basebackup(struct agent *a, struct pgha_err *e)
 {
 	const struct member *leader = view_leader(a);
@@ -94,6 +175,19 @@ int job_start_basebackup(struct agent *a, struct pgha_err *e)
 		return err_set(e, "no leader to clone from");
 	if (prepare_tmpdir(a, "clone", e) != 0)
 		return -1;
+	a->job.from_repo = clone_from_repo(a, leader);
+	if (a->job.from_repo) {
+		const char *more[] = {"--standby", NULL};
+		if (spawn_restore_job(a, a->cfg.cluster_name, more, e) != 0) {
+			free(a->job.tmpdir);
+			a->job.tmpdir = NULL;
+			return -1;
+		}
+		log_info("cloning from the backup repository %s (the latest backup, then the archived WAL, then "
+			 "streaming from %s)", a->cfg.backup_repo_path, leader->name);
+		job_begin(a, JOB_BASEBACKUP);
+		return 0;
+	}
 	char slot[64];
 	pg_slot_name(a->cfg.name, slot, sizeof(slot));
 	char *ci = view_leader_conninfo(a, leader);
@@ -170,10 +264,10 @@ static void handle_line(struct job *j, const char *line)
 		if (now - j->last_progress_ms < 2000)
 			return;
 		j->last_progress_ms = now;
-		log_info("%s progress: %s", job_name(j->kind), line);
+		log_info("%s progress: %s", job_label(j), line);
 		return;
 	}
-	log_info("%s: %s", job_name(j->kind), line);
+	log_info("%s: %s", job_label(j), line);
 }
 
 static void drain(struct job *j)
@@ -274,18 +368,31 @@ int job_poll(struct agent *a, bool *ok)
 		job_clear(a);
 		return 1;
 	}
+	if (kind == JOB_BASEBACKUP)
+		j->repo_clone_failed = j->from_repo && !*ok;
+	if (kind == JOB_BASEBACKUP && j->from_repo && code == RESTORE_NO_BACKUP) {
+		/* Nothing to restore yet: copy from the primary now, as if that had been the plan. */
+		log_info("the repository holds no backup yet: cloning from the primary instead");
+		if (pg_remove_tree(j->tmpdir, &e) != 0)
+			log_warn("%s", e.msg);
+		job_clear(a);
+		if (job_start_basebackup(a, &e) == 0)
+			return 0;
+		node_set_error(a, "cannot start pg_basebackup: %s", e.msg);
+		return 1;
+	}
 	if (*ok && install_datadir(a, &e) != 0) {
 		*ok = false;
-		node_set_error(a, "%s succeeded but %s", job_name(j->kind), e.msg);
+		node_set_error(a, "%s succeeded but %s", job_label(j), e.msg);
 	} else if (*ok) {
-		log_info("%s finished in %llds", job_name(j->kind), (long long)secs);
+		log_info("%s finished in %llds", job_label(j), (long long)secs);
 		divergence_unknown(a);
 		a->job.rewind_failures = 0;
 		a->job.rewind_failed = false;
 	} else {
 		char why[64];
 		proc_describe_exit(code, why, sizeof(why));
-		node_set_error(a, "%s failed (%s) after %llds; its last output:\n%s", job_name(j->kind),
+		node_set_error(a, "%s failed (%s) after %llds; its last output:\n%s", job_label(j),
 				why, (long long)secs, sb_str(&j->tail));
 		if (pg_remove_tree(j->tmpdir, &e) != 0)
 			log_warn("%s", e.msg);
@@ -299,7 +406,7 @@ void job_abort(struct agent *a)
 	struct job *j = &a->job;
 	if (j->kind == JOB_NONE)
 		return;
-	log_warn("interrupting %s (pid %d)", job_name(j->kind), (int)j->pid);
+	log_warn("interrupting %s (pid %d)", job_label(j), (int)j->pid);
 	kill(-j->pid, SIGTERM);
 	int code;
 	if (proc_wait(j->pid, 10000, &code) == 0) {

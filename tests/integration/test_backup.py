@@ -269,20 +269,21 @@ def test_up_backup_archives_and_prints_how_to_see_it():
         lines = read_until(proc, r"is up: 2 members", 240)
         lines += read_until(proc, r"^Stop:", 30)
         out = "".join(lines)
-        m = re.search(r"^WAL archive: (\S+) \(pgBackRest\); see it: (.*)$", out, re.M)
+        m = re.search(r"^Backups: +(\S+ ctl -c (\S+) backups)\n +\(repository (\S+); a full backup runs now", out, re.M)
         assert m, out
-        assert m.group(1) == os.path.join(d, "backup-repo")
+        assert m.group(3) == os.path.join(d, "backup-repo")
+        assert re.search(r"^Backup now: +\S+ ctl -c \S+ backup --wait$", out, re.M), out
+        assert re.search(r'^Restore: +\S+ ctl -c \S+ restore --to "YYYY-MM-DD HH:MM:SS" --new-cluster NAME$', out, re.M)
         for i in (1, 2):
             with open(os.path.join(d, f"node{i}.conf")) as f:
-                assert f"[backup]\nrepo_path = {d}/backup-repo\n" in f.read()
-        cmd = m.group(2).split() + ["--output=json"]
+                assert f"[backup]\nrepo_path = {d}/backup-repo\nfull_every = 7d\ndiff_every = 1d\n" in f.read()
+        cmd = m.group(1).split() + ["--json"]
 
-        def archived_wal():
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-            info = json.loads(r.stdout)
-            return info[0]["archive"] and info[0]["archive"][0].get("max")
-        wal = wait_until("the printed command to show archived WAL", archived_wal, timeout=90)
-        print(f"pgha up --backup: archive max {wal}")
+        def first_full():
+            info = json.loads(subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout)
+            return [b for b in info["backups"] if b["type"] == "full"] and info["archive"]["max"]
+        wal = wait_until("the first full backup, taken by the schedule", first_full, timeout=120)
+        print(f"pgha up --backup: first full backup done, archive max {wal}")
     finally:
         code = stop_process(proc, sig=signal.SIGINT, timeout=120)
         assert code == 0, code
