@@ -203,9 +203,15 @@ static void push_child_done(struct agent_arc_gap *g)
 	g->pid = 0;
 }
 
+/* The round is over: what ended it (NULL: it is done, "before <why>"). */
 static void round_end(struct agent *a, const char *why)
 {
 	struct agent_arc_gap *g = &a->gap;
+	char done[160];
+	if (why == NULL) {
+		snprintf(done, sizeof(done), "before %s", g->why);
+		why = done;
+	}
 	size_t left = g->nfiles - g->next;
 	if (left > 0 || g->failed > 0)
 		log_warn("WAL archiving: %s; %d WAL file(s) pushed, %d refused, %zu not tried: the archive may lack "
@@ -287,9 +293,7 @@ static bool poll_push(struct agent *a)
 	}
 	if (push_next(a))
 		return true;
-	char msg[160];
-	snprintf(msg, sizeof(msg), "before %s", why);
-	round_end(a, msg);
+	round_end(a, NULL);
 	return false;
 }
 
@@ -335,9 +339,7 @@ bool arcgap_before_wal_loss(struct agent *a, const char *why)
 	g->why = why;
 	if (push_next(a))
 		return false;
-	char msg[160];
-	snprintf(msg, sizeof(msg), "before %s", why);
-	round_end(a, msg);
+	round_end(a, NULL);
 	return true;
 }
 
