@@ -4,7 +4,8 @@
  * pgBackRest config (backup/pgbackrest.c) and the archive_command /
  * restore_command every member's pgha.conf carries (node.c reads them). Each
  * loop: the leader, once it runs as primary and the initialize key holds the
- * system identifier, runs `stanza-create` then `check` as a child with a
+ * system identifier, runs `stanza-create` (unless the stanza exists, as after
+ * a promotion) then `check` as a child with a
  * timeout; the loop only polls it, so HA never waits for the repository. A
  * failure is logged with pgBackRest's message and retried later; the state
  * ("ok", "failing: why") goes to the member record. Then pg_stat_archiver tells
@@ -308,8 +309,17 @@ void archive_step(struct agent *a)
 		r->retry_ms = now_ms() + ARC_RETRY_MS;
 		return;
 	}
-	if (spawn_step(a, ARC_STANZA_CREATE, &e) != 0)
-		failed(a, "starting pgbackrest stanza-create", e.msg, NULL);
+	/*
+	 * After a promotion the stanza exists: stanza-create would take pgBackRest's
+	 * archive lock just as the new primary's archiver starts pushing (its
+	 * history file first), and that push would wait out archive-timeout (60 s).
+	 * check takes no lock.
+	 */
+	char *info = xasprintf("%s/archive/%s/archive.info", a->cfg.backup_repo_path, a->cfg.cluster_name);
+	bool exists = path_exists(info);
+	free(info);
+	if (spawn_step(a, exists ? ARC_CHECK : ARC_STANZA_CREATE, &e) != 0)
+		failed(a, exists ? "starting pgbackrest check" : "starting pgbackrest stanza-create", e.msg, NULL);
 }
 
 void archive_free(struct agent *a)
