@@ -77,6 +77,23 @@ static void host_identity(char *out, size_t len)
 	out[len - 1] = '\0';
 }
 
+/* Too old a pgbackrest is named at start, not at the first backup (annotations need 2.41). */
+static int check_version(const struct agent *a, const char *bin, struct pgha_err *e)
+{
+	const char *argv[] = {bin, "version", NULL};
+	struct proc_spec spec = {.argv = argv, .user = &a->user, .out_fd = -1};
+	struct strbuf out = STRBUF_INIT;
+	int code = 0, rc = proc_run(&spec, 10000, &out, &code, e);
+	int v = rc == 0 && code == 0 ? pgbr_parse_version(sb_str(&out)) : -1;
+	if (rc == 0 && v < PGBR_MIN_VERSION)
+		rc = err_set(e, "%s: %s pgBackRest %d.%02d or later is needed (it said: %.*s)\n"
+			     "HINT: install a newer pgbackrest (https://pgbackrest.org, or the PostgreSQL APT repository)",
+			     bin, v < 0 ? "cannot tell its version;" : "too old:", PGBR_MIN_VERSION / 100,
+			     PGBR_MIN_VERSION % 100, (int)strcspn(sb_str(&out), "\n"), sb_str(&out));
+	sb_free(&out);
+	return rc;
+}
+
 int archive_setup(struct agent *a, struct pgha_err *e)
 {
 	struct agent_archive *r = &a->arc;
@@ -88,7 +105,7 @@ int archive_setup(struct agent *a, struct pgha_err *e)
 	if (r->bin == NULL)
 		return err_set(e, "[backup] repo_path is set but pgbackrest is not installed (not found in PATH)\n"
 			       "HINT: install it (Debian: apt-get install pgbackrest) on every member, or remove [backup]");
-	if (probe_compress(a, r->bin, e) != 0)
+	if (check_version(a, r->bin, e) != 0 || probe_compress(a, r->bin, e) != 0)
 		return -1;
 	struct pgbr_spec s = {
 		.stanza = a->cfg.cluster_name, .repo_path = a->cfg.backup_repo_path,
