@@ -28,8 +28,10 @@ Measured, each on the same database in the same run:
             with `pgbackrest restore --delta --type=standby` from the repository and (b) with
             `pg_basebackup -X stream` from the leader, each until it streams from the leader.
             An idle interval gives the leader's background rate (the agents' health checks).
+After the load, all of this runs --rounds times (a new full backup each round); the summary
+shows the median of each figure.
 
-Usage: /usr/bin/python3 bench/backup.py [--scale 150] [--keep]
+Usage: /usr/bin/python3 bench/backup.py [--scale 150] [--rounds 3] [--json FILE] [--keep]
 Needs the built binary (make), PostgreSQL 15, etcd and pgbackrest (make deps); run as root
 (PostgreSQL and pgBackRest run as the OS user postgres). Disk: about 4x the database size
 (the two members, a restored copy at a time, the backups). Everything listens on 127.0.0.1
@@ -42,6 +44,7 @@ import re
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -53,6 +56,7 @@ os.environ.setdefault("PGHA_BIN", os.path.join(HERE, "..", "build", "pgha"))
 import psycopg  # noqa: E402
 
 from conftest import PGHA_BIN, free_port, make_base_dir, stop_process  # noqa: E402
+from proxy import tail  # noqa: E402
 
 BIN_DIR = "/usr/lib/postgresql/15/bin"
 PGBENCH_BIN = shutil.which("pgbench") or f"{BIN_DIR}/pgbench"
@@ -256,14 +260,6 @@ class Restored:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def tail(path, chars=3000):
-    try:
-        with open(path, errors="replace") as f:
-            return f.read()[-chars:]
-    except OSError as e:
-        return f"({e})"
-
-
 def fmt_b(n):
     for unit, div in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if abs(n) >= div:
@@ -281,7 +277,8 @@ class Bench:
         self.base = make_base_dir()
         self.up = None
         self.restored = []
-        self.out = {}
+        self.out = {"rounds": []}
+        self.cur = None
 
     # -- the cluster --
 
@@ -411,7 +408,7 @@ class Bench:
               f"{fmt_b(zs['bytes'])} {zs['files']}; leader PostgreSQL CPU {zs['leader_pg_cpu_s']:.1f} s", flush=True)
         shutil.rmtree(zs["dir"], ignore_errors=True)
         self.gz_dir = gz["dir"]
-        self.out["full"] = {"pgbackrest": pb, "basebackup_gzip": gz, "basebackup_zstd": zs}
+        self.cur["full"] = {"pgbackrest": pb, "basebackup_gzip": gz, "basebackup_zstd": zs}
 
     def incr(self):
         n = self.args.scale * 100000
@@ -429,11 +426,12 @@ class Bench:
             print(f"  {what:10s} ({where}): incr {b['seconds']:6.1f} s  CPU {b['cpu_s']:6.1f} s  "
                   f"copied {fmt_b(b['copied_bytes'])}, repo {fmt_b(b['repo_bytes'])} (du {fmt_b(b['du_bytes'])})",
                   flush=True)
-        self.out["incr"] = res
+        self.cur["incr"] = res
 
     def markers(self):
         """Two marker rows and a time between them: the PITR target."""
-        self.sql("CREATE TABLE bench_pitr (what text, at timestamptz DEFAULT clock_timestamp())")
+        self.sql("CREATE TABLE IF NOT EXISTS bench_pitr (what text, at timestamptz DEFAULT clock_timestamp())")
+        self.sql("TRUNCATE bench_pitr")
         self.sql("INSERT INTO bench_pitr (what) VALUES ('before')")
         time.sleep(1.2)
         self.target = self.sql("SELECT clock_timestamp()::text")[0][0]
@@ -502,7 +500,7 @@ class Bench:
             res[name] = x
             print(f"  {name:21s} {x['files_seconds']:7.1f} s / {x['connect_seconds']:7.1f} s / "
                   f"{x['promoted_seconds']:7.1f} s  rows {x['rows']}", flush=True)
-        self.out["restore"] = res
+        self.cur["restore"] = res
 
     # -- standby creation --
 
@@ -563,7 +561,7 @@ class Bench:
             print(f"  {name:13s} files {d['files_seconds']:6.1f} s, streaming after {d['streaming_seconds']:6.1f} s: "
                   f"leader CPU {d['cpu_s']:6.2f} s, rchar {fmt_b(d['rchar'])}, read_bytes {fmt_b(d['read_bytes'])}",
                   flush=True)
-        self.out["standby"] = res
+        self.cur["standby"] = res
 
     def stop(self):
         ok = True
@@ -581,10 +579,24 @@ class Bench:
         return ok
 
 
-def summary(o, args):
+def median_tree(items):
+    """One dict shaped like each of items, with the median of every number across them."""
+    first = items[0]
+    if isinstance(first, dict):
+        return {k: median_tree([x[k] for x in items]) for k in first}
+    if isinstance(first, (int, float)) and not isinstance(first, bool):
+        return statistics.median(items)
+    return first
+
+
+def summary(out, args):
+    rounds = out["rounds"]
+    o = median_tree(rounds)
+    o["load"] = out["load"]
     f, i = o["full"], o["incr"]
     pb, gz, zs = f["pgbackrest"], f["basebackup_gzip"], f["basebackup_zstd"]
-    print(f"\nsummary (scale {args.scale}: database {fmt_b(o['load']['db_bytes'])})")
+    print(f"\nsummary: median of {len(rounds)} round(s), scale {args.scale} (database {fmt_b(o['load']['db_bytes'])}, "
+          f"data directory {fmt_b(o['load']['data_dir_bytes'])})")
     print("(CPU: the backup program's process tree; PG CPU: the leader's PostgreSQL processes)")
     print(f"{'full backup':34s} {'time':>8s} {'CPU':>8s} {'PG CPU':>8s} {'size':>10s} {'time/pgbr':>10s} "
           f"{'size/pgbr':>10s}")
@@ -621,6 +633,8 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=int, default=150, help="pgbench scale (150: about 2.3 GB; 5 for a smoke run)")
+    ap.add_argument("--rounds", type=int, default=3, help="measure everything this many times; the summary "
+                    "shows medians")
     ap.add_argument("--json", metavar="FILE", help="also write every figure to FILE as JSON")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, repository)")
     args = ap.parse_args()
@@ -632,11 +646,16 @@ def main():
               f"temporary directory {b.base}", flush=True)
         b.start_cluster()
         b.load()
-        b.full()
-        b.incr()
-        b.markers()
-        b.restores()
-        b.standbys()
+        for n in range(args.rounds):
+            print(f"\n==== round {n + 1} of {args.rounds}", flush=True)
+            b.cur = {}
+            b.full()
+            b.incr()
+            b.markers()
+            b.restores()
+            b.standbys()
+            b.out["rounds"].append(b.cur)
+            shutil.rmtree(b.gz_dir, ignore_errors=True)
         ok = True
     except Exception as e:
         print(f"\nFAILED: {type(e).__name__}: {e}", file=sys.stderr)
