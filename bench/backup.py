@@ -16,6 +16,7 @@ Measured, each on the same database in the same run:
   incr      `--type=incr` after 1% of pgbench_accounts rows were updated, twice: a contiguous
             1% (aid <= N/100) and a spread 1% (every 100th aid, as random writes touch pages).
             pgBackRest 2.45 copies every file that changed, whole (1 GB segments).
+            --block-incremental adds the same with its block incremental (beta in 2.45).
   restore   a new cluster on a free port: `pgbackrest restore` (latest: replays the archive to
             its end, then promotes) and `--type=time --target=T --target-action=promote` for a
             time T recorded between two marker rows, against the gzip pg_basebackup's tar files
@@ -31,7 +32,8 @@ Measured, each on the same database in the same run:
 After the load, all of this runs --rounds times (a new full backup each round); the summary
 shows the median of each figure.
 
-Usage: /usr/bin/python3 bench/backup.py [--scale 150] [--rounds 3] [--json FILE] [--keep]
+Usage: /usr/bin/python3 bench/backup.py [--scale 150] [--rounds 3] [--block-incremental]
+                   [--json FILE] [--keep]
 Needs the built binary (make), PostgreSQL 15, etcd and pgbackrest (make deps); run as root
 (PostgreSQL and pgBackRest run as the OS user postgres). Disk: about 4x the database size
 (the two members, a restored copy at a time, the backups). Everything listens on 127.0.0.1
@@ -366,10 +368,10 @@ class Bench:
         r, _, _ = self.pgbackrest("info", "--output=json", timeout=120)
         return json.loads(r.stdout)[0]["backup"]
 
-    def pgbr_backup(self, kind):
+    def pgbr_backup(self, kind, extra=()):
         pm = self.postmaster()
         a = instance_load(pm)
-        _, wall, cpu = self.pgbackrest(f"--type={kind}", "backup")
+        _, wall, cpu = self.pgbackrest(f"--type={kind}", *extra, "backup")
         load = load_delta(a, instance_load(pm))
         b = self.backup_info()[-1]
         d = os.path.join(self.repo, "backup", self.stanza, b["label"])
@@ -410,23 +412,35 @@ class Bench:
         self.gz_dir = gz["dir"]
         self.cur["full"] = {"pgbackrest": pb, "basebackup_gzip": gz, "basebackup_zstd": zs}
 
-    def incr(self):
+    def incr(self, extra=()):
         n = self.args.scale * 100000
         k = n // 100
-        print(f"\nincremental backups after updating 1% of pgbench_accounts ({k} of {n} rows)", flush=True)
+        print(f"\nincremental backups {' '.join(extra)} after updating 1% of pgbench_accounts ({k} of {n} rows)",
+              flush=True)
         res = {}
         for what, where in (("contiguous", f"aid <= {k}"), ("spread", "aid % 100 = 50")):
             t0 = time.monotonic()
             self.sql(f"UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE {where}")
             upd = time.monotonic() - t0
-            b = self.pgbr_backup("incr")
+            b = self.pgbr_backup("incr", extra)
             b["update_seconds"] = upd
             b["where"] = where
             res[what] = b
             print(f"  {what:10s} ({where}): incr {b['seconds']:6.1f} s  CPU {b['cpu_s']:6.1f} s  "
                   f"copied {fmt_b(b['copied_bytes'])}, repo {fmt_b(b['repo_bytes'])} (du {fmt_b(b['du_bytes'])})",
                   flush=True)
-        self.cur["incr"] = res
+        return res
+
+    def block_incremental(self):
+        """The same two incrementals with pgBackRest's block incremental (beta in 2.45, the
+        agent does not enable it), after a full taken with it: what it would save. Runs last
+        in a round, as the restores must use the agent's kind of backup."""
+        extra = ("--beta", "--repo1-bundle", "--repo1-block")
+        print(f"\nblock incremental: full {' '.join(extra)}", flush=True)
+        full = self.pgbr_backup("full", extra)
+        print(f"  pgbackrest --type=full {' '.join(extra)}: {full['seconds']:6.1f} s  CPU {full['cpu_s']:6.1f} s  "
+              f"repo {fmt_b(full['repo_bytes'])}", flush=True)
+        self.cur["block"] = {"full": full, "incr": self.incr(extra)}
 
     def markers(self):
         """Two marker rows and a time between them: the PITR target."""
@@ -610,6 +624,14 @@ def summary(out, args):
     for name, b in i.items():
         print(f"{name:34s} {b['seconds']:7.1f}s {fmt_b(b['copied_bytes']):>10s} {fmt_b(b['repo_bytes']):>10s} "
               f"{ratio(b['seconds'], pb['seconds']):>10s} {ratio(b['repo_bytes'], pb['repo_bytes']):>10s}")
+    if "block" in o:
+        bf = o["block"]["full"]
+        print(f"{'full with --repo-block':34s} {bf['seconds']:7.1f}s {'':>10s} {fmt_b(bf['repo_bytes']):>10s} "
+              f"{ratio(bf['seconds'], pb['seconds']):>10s} {ratio(bf['repo_bytes'], pb['repo_bytes']):>10s}")
+        for name, b in o["block"]["incr"].items():
+            print(f"{'block ' + name:34s} {b['seconds']:7.1f}s {fmt_b(b['copied_bytes']):>10s} "
+                  f"{fmt_b(b['repo_bytes']):>10s} {ratio(b['seconds'], bf['seconds']):>10s} "
+                  f"{ratio(b['repo_bytes'], bf['repo_bytes']):>10s}")
     rs = o["restore"]
     print(f"\n{'restore a new cluster':22s} {'files':>8s} {'connect':>8s} {'promoted':>9s} {'vs pgbr':>8s}")
     for name, x in rs.items():
@@ -635,6 +657,8 @@ def main():
     ap.add_argument("--scale", type=int, default=150, help="pgbench scale (150: about 2.3 GB; 5 for a smoke run)")
     ap.add_argument("--rounds", type=int, default=3, help="measure everything this many times; the summary "
                     "shows medians")
+    ap.add_argument("--block-incremental", action="store_true",
+                    help="also measure pgBackRest's block incremental (--beta --repo1-bundle --repo1-block)")
     ap.add_argument("--json", metavar="FILE", help="also write every figure to FILE as JSON")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, repository)")
     args = ap.parse_args()
@@ -650,10 +674,12 @@ def main():
             print(f"\n==== round {n + 1} of {args.rounds}", flush=True)
             b.cur = {}
             b.full()
-            b.incr()
+            b.cur["incr"] = b.incr()
             b.markers()
             b.restores()
             b.standbys()
+            if args.block_incremental:
+                b.block_incremental()
             b.out["rounds"].append(b.cur)
             shutil.rmtree(b.gz_dir, ignore_errors=True)
         ok = True
