@@ -321,8 +321,8 @@ class Bench:
         with open(os.path.join(self.data, "postmaster.pid")) as f:
             return int(f.readline())
 
-    def sql(self, query, port=None):
-        with psycopg.connect(host="127.0.0.1", port=port or self.port, user="postgres", dbname="postgres",
+    def sql(self, query):
+        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres",
                              connect_timeout=10, autocommit=True) as c:
             cur = c.execute(query)
             return cur.fetchall() if cur.description else None
@@ -642,7 +642,8 @@ def summary(out, args):
     a, b = sb["pgbackrest"], sb["pg_basebackup"]
     print("\nnew standby, load on the leader until it streams (pgbackrest from the repository / pg_basebackup)")
     print(f"  leader CPU:        {a['cpu_s']:8.2f} s / {b['cpu_s']:8.2f} s   ratio {ratio(a['cpu_s'], b['cpu_s'])}")
-    print(f"  leader rchar:      {fmt_b(a['rchar']):>10s} / {fmt_b(b['rchar']):>10s}   ratio {ratio(a['rchar'], b['rchar'])}")
+    print(f"  leader rchar:      {fmt_b(a['rchar']):>10s} / {fmt_b(b['rchar']):>10s}   "
+          f"ratio {ratio(a['rchar'], b['rchar'])}")
     print(f"  leader read_bytes: {fmt_b(a['read_bytes']):>10s} / {fmt_b(b['read_bytes']):>10s}   "
           f"(from disk; 0 when the files are in the page cache)")
     print(f"  time to streaming: {a['streaming_seconds']:8.1f} s / {b['streaming_seconds']:8.1f} s   "
@@ -666,7 +667,8 @@ def main():
     b = Bench(args)
     ok = False
     try:
-        print(f"bench/backup.py --scale {args.scale}: {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        print(f"bench/backup.py --scale {args.scale}: {os.cpu_count()} CPUs, "
+              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
               f"temporary directory {b.base}", flush=True)
         b.start_cluster()
         b.load()
