@@ -35,7 +35,7 @@ shows the median of each figure.
 Usage: /usr/bin/python3 bench/backup.py [--scale 150] [--rounds 3] [--block-incremental]
                    [--json FILE] [--keep]
 Needs the built binary (make), PostgreSQL 15, etcd and pgbackrest (make deps); run as root
-(PostgreSQL and pgBackRest run as the OS user postgres). Disk: about 4x the database size
+(PostgreSQL and pgBackRest run as the OS user postgres). Disk: about 5x the database size
 (the two members, a restored copy at a time, the backups). Everything listens on 127.0.0.1
 and is stopped at the end; the temporary directory is removed unless --keep.
 """
