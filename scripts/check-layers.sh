@@ -20,12 +20,12 @@ dcs: common
 pg: common
 backup: common pg
 http: common
-cluster: common dcs pg
+cluster: common dcs pg backup
 api: common dcs http cluster
 ha: common dcs pg api cluster backup
 proxy: common pgproto auth dcs http cluster
 cli: common dcs cluster backup ha/agent_config.h
-up: common dcs pg cli cluster
+up: common dcs pg cli cluster backup
 RULES
 }
 

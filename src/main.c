@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backup/restore.h"
 #include "cli/ctl.h"
 #include "ha/agent.h"
 #include "proxy/proxy.h"
@@ -46,6 +47,9 @@ int main(int argc, char **argv)
 		return proxy_main(argc - 1, argv + 1);
 	if (strcmp(mode, "ctl") == 0)
 		return ctl_main(argc - 1, argv + 1);
+	/* The agent's child that bootstraps a data directory from a backup (backup/restore.h). */
+	if (strcmp(mode, "restore-job") == 0)
+		return restore_job_main(argc - 1, argv + 1);
 	if (strcmp(mode, "up") == 0)
 		return up_main(argc - 1, argv + 1);
 	if (strcmp(mode, "version") == 0 || strcmp(mode, "--version") == 0) {

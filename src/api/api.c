@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <strings.h>
 
+#include "cluster/backup_key.h"
 #include "cluster/switchover_req.h"
 #include "common/log.h"
 #include "common/strbuf.h"
@@ -185,7 +186,7 @@ static void api_cluster(struct api_source *src, struct http_response *resp)
 	pthread_mutex_lock(&src->lock);
 	have_view = src->have_view;
 	if (have_view)
-		json = cluster_view_encode(&src->view, src->cluster);
+		json = backup_view_encode(&src->view, src->cluster);
 	pthread_mutex_unlock(&src->lock);
 	if (!have_view) {
 		api_error(resp, 503, "no cluster view yet (etcd not read)");

@@ -11,17 +11,22 @@
 #include "common/strbuf.h"
 #include "common/util.h"
 
+static const char *const type_names[BACKUP_NTYPES] = {"full", "diff", "incr"};
+
 const char *backup_type_name(enum backup_type t)
 {
-	switch (t) {
-	case BACKUP_FULL:
-		return "full";
-	case BACKUP_DIFF:
-		return "diff";
-	case BACKUP_INCR:
-		return "incr";
+	return (int)t >= 0 && t < BACKUP_NTYPES ? type_names[t] : "?";
+}
+
+int backup_type_parse(const char *s, enum backup_type *out)
+{
+	for (int t = 0; t < BACKUP_NTYPES; t++) {
+		if (s != NULL && strcmp(s, type_names[t]) == 0) {
+			*out = (enum backup_type)t;
+			return 0;
+		}
 	}
-	return "?";
+	return -1;
 }
 
 /* obj.a.b...: the member at that path, or NULL. */

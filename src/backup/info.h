@@ -19,7 +19,7 @@
 
 #define BACKUP_INFO_MAX 1024   /* backups listed (a repository keeping more is refused) */
 
-enum backup_type { BACKUP_FULL, BACKUP_DIFF, BACKUP_INCR };
+enum backup_type { BACKUP_FULL, BACKUP_DIFF, BACKUP_INCR, BACKUP_NTYPES };
 
 struct backup_entry {
 	char label[64];          /* 20261203-093950F_20261203-093953I */
@@ -50,7 +50,9 @@ struct backup_info {
 	size_t nbackups;
 };
 
+/* "full", "diff", "incr" (pgBackRest's --type) */
 const char *backup_type_name(enum backup_type t);
+int backup_type_parse(const char *s, enum backup_type *out);
 
 /*
  * Decode pgBackRest's JSON for one stanza (the text holds an array of

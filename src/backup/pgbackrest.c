@@ -152,3 +152,33 @@ int pgbr_write_conf(const struct pgbr_spec *s, const struct run_user *owner, str
 	sb_free(&text);
 	return rc;
 }
+
+void pgbr_read_tail(int fd, struct strbuf *out)
+{
+	char buf[4096];
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		sb_append(out, buf, (size_t)n);
+		if (out->len > PGBR_TAIL_MAX) {
+			size_t cut = out->len - PGBR_TAIL_MAX;
+			memmove(out->data, out->data + cut, out->len - cut + 1);
+			out->len -= cut;
+		}
+	}
+}
+
+void pgbr_reason(const char *t, char *buf, size_t len)
+{
+	const char *err = strstr(t, "ERROR:");
+	if (err == NULL) {
+		size_t n = strlen(t);
+		while (n > 0 && (t[n - 1] == '\n' || t[n - 1] == ' '))
+			n--;
+		const char *start = t + n;
+		while (start > t && start[-1] != '\n')
+			start--;
+		snprintf(buf, len, "%.*s", (int)(t + n - start), start);
+		return;
+	}
+	snprintf(buf, len, "%.*s", (int)strcspn(err, "\n"), err);
+}

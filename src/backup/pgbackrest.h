@@ -64,4 +64,14 @@ char *pgbr_restore_command(const char *bin, const char *work_dir, const char *st
  */
 int pgbr_write_conf(const struct pgbr_spec *s, const struct run_user *owner, struct pgha_err *e) PGHA_MUSTCHECK;
 
+/*
+ * Read what a pgBackRest child wrote to its pipe (non-blocking fd) into out,
+ * keeping the last PGBR_TAIL_MAX bytes: enough for its ERROR and summary lines.
+ */
+#define PGBR_TAIL_MAX 8192
+void pgbr_read_tail(int fd, struct strbuf *out);
+
+/* pgBackRest's reason for a failure: its first ERROR line, else the last line of output. */
+void pgbr_reason(const char *output, char *buf, size_t len);
+
 #endif

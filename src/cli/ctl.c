@@ -33,8 +33,13 @@ static void usage(FILE *out)
 		"       [--force] [--wait SEC] [--in-place]\n"
 		"  reinit NODE          re-clone the standby NODE from the leader\n"
 		"       [--force] [--wait SEC]\n"
+		"  backup               take a backup now (from a standby when one streams)\n"
+		"       [--type full|diff|incr] [--wait [SEC]] [--cancel]\n"
 		"  backups [--json]     the backups in the repository, the archived WAL and the\n"
 		"                       recoverable window (with -c NODE.conf, on a member's host)\n"
+		"  restore --to TARGET  a new cluster recovered to TARGET (latest, an LSN or a time)\n"
+		"       --new-cluster NAME   from the repository (with -c NODE.conf); the target must\n"
+		"                       lie in the recoverable window\n"
 		"  pause [--force]      maintenance mode: no automatic failover, no demotion\n"
 		"  resume [--force]     end maintenance mode\n"
 		"  switchover --to NODE planned switchover: proxies hold new transactions, no client\n"
@@ -66,6 +71,7 @@ static void target_free(struct ctl_target *t)
 	secret_free(t->password);
 	free(t->backup_conf);
 	free(t->run_as);
+	free(t->config_path);
 }
 
 static int target_from_config(struct ctl_target *t, const char *path, struct pgha_err *e)
@@ -86,6 +92,7 @@ static int target_from_config(struct ctl_target *t, const char *path, struct pgh
 		}
 	}
 	t->timeout_ms = cfg.retry_timeout_ms;
+	t->config_path = xstrdup(path);
 	if (agent_config_backup_on(&cfg)) {
 		t->backup_conf = pgbr_conf_path(cfg.backup_work_dir);
 		t->run_as = xstrdup(cfg.run_as);
@@ -151,6 +158,10 @@ int ctl_main(int argc, char **argv)
 	const char *cmd = argv[optind];
 	if (strcmp(cmd, "list") == 0) {
 		rc = ctl_cmd_list(&t, argc - optind, argv + optind);
+	} else if (strcmp(cmd, "backup") == 0) {
+		rc = ctl_cmd_backup(&t, argc - optind, argv + optind);
+	} else if (strcmp(cmd, "restore") == 0) {
+		rc = ctl_cmd_restore(&t, argc - optind, argv + optind);
 	} else if (strcmp(cmd, "backups") == 0) {
 		rc = ctl_cmd_backups(&t, argc - optind, argv + optind);
 	} else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0) {

@@ -5,6 +5,7 @@
  * backup (label, type, start, duration, size, size in the repository, the WAL
  * it needs), the archived WAL range, and the recoverable window.
  */
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "backup/info.h"
+#include "backup/restore.h"
 #include "cli/ctl_int.h"
 #include "common/proc.h"
 #include "common/strbuf.h"
@@ -201,6 +203,117 @@ int ctl_cmd_backups(const struct ctl_target *t, int argc, char **argv)
 	rc = bi.status_code == 0 || (bi.status_code == 2 && bi.nbackups == 0) ? 0 : 1;
 	backup_info_free(&bi);
 done:
+	sb_free(&out);
+	return rc;
+}
+
+static void restore_usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: pgha ctl -c NODE.conf restore --to TARGET --new-cluster NAME [--dry-run]\n"
+		"\n"
+		"A new cluster NAME made from this cluster's backups, recovered to TARGET: latest (the\n"
+		"end of the archived WAL), an LSN such as 0/5000028, or a time such as\n"
+		"\"2026-12-03 14:02:00\" (UTC unless a zone follows: +01, -05:00). The running cluster is\n"
+		"not touched. A target before the recoverable window (`pgha ctl backups`) is refused.\n"
+		"\n"
+		"On a `pgha up --backup` cluster it starts the new cluster at once with\n"
+		"`pgha up --dir DIR-NAME --restore-from DIR --to TARGET` (Ctrl-C stops it). Elsewhere it\n"
+		"prints the [bootstrap] section to give the new cluster's agents: their first member\n"
+		"restores the backup the target needs, recovers to the target and promotes; the others\n"
+		"clone it. --dry-run only checks the target.\n");
+}
+
+int ctl_cmd_restore(const struct ctl_target *t, int argc, char **argv)
+{
+	const char *to = NULL, *name = NULL;
+	bool dry = false;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--to") == 0 && i + 1 < argc) {
+			to = argv[++i];
+		} else if (strcmp(argv[i], "--new-cluster") == 0 && i + 1 < argc) {
+			name = argv[++i];
+		} else if (strcmp(argv[i], "--dry-run") == 0) {
+			dry = true;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			restore_usage(stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "pgha ctl restore: unknown option \"%s\"\n", argv[i]);
+			restore_usage(stderr);
+			return 2;
+		}
+	}
+	struct restore_target target;
+	struct pgha_err e;
+	if (to == NULL || name == NULL) {
+		fprintf(stderr, "pgha ctl restore: --to TARGET and --new-cluster NAME are required\n");
+		return 2;
+	}
+	if (restore_target_parse(to, &target, &e) != 0) {
+		fprintf(stderr, "pgha ctl restore: %s\n", e.msg);
+		return 2;
+	}
+	if (!member_name_valid(name) || strcmp(name, t->cluster) == 0) {
+		fprintf(stderr, "pgha ctl restore: --new-cluster %s: %s\n", name, strcmp(name, t->cluster) == 0 ?
+			"that is this cluster: a restore makes a new one beside it" : "use 1 to 63 of A-Z a-z 0-9 _ - .");
+		return 2;
+	}
+	if (t->backup_conf == NULL) {
+		fprintf(stderr, "pgha ctl restore: no pgBackRest configuration to read the repository with\n"
+				"HINT: run it on a member's host with -c NODE.conf, whose [backup] repo_path is set\n");
+		return 2;
+	}
+	struct strbuf out = STRBUF_INIT;
+	struct backup_info bi;
+	int rc = 1;
+	if (run_info(t, &out, &e) != 0 || backup_info_decode(sb_str(&out), t->cluster, &bi, &e) != 0) {
+		fprintf(stderr, "pgha ctl restore: %s\n", e.msg);
+		sb_free(&out);
+		return 1;
+	}
+	const struct backup_entry *b = restore_pick_backup(&bi, &target, &e);
+	if (b == NULL) {
+		fprintf(stderr, "pgha ctl restore: %s\n", e.msg);
+		goto done;
+	}
+	char end[32];
+	utc(b->stop_s, end, sizeof(end));
+	printf("Target %s: from backup %s (ended %s UTC), then the archived WAL up to the target\n", target.text,
+	       b->label, end);
+	rc = 0;
+	if (dry)
+		goto done;
+	/* A `pgha up` directory: start the new cluster beside it, in the foreground. */
+	char *cdir = t->config_path ? path_dirname(t->config_path) : NULL;
+	char *state = cdir ? path_join(cdir, "up.conf") : NULL;
+	if (state != NULL && path_exists(state)) {
+		char self[4096];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		if (n > 0) {
+			self[n] = '\0';
+			char *newdir = xasprintf("%s-%s", cdir, name);
+			printf("Starting the new cluster: %s up --dir %s --cluster %s --restore-from %s --to \"%s\"\n\n", self,
+			       newdir, name, cdir, target.text);
+			fflush(stdout);
+			const char *args[] = {self, "up", "--dir", newdir, "--cluster", name, "--restore-from", cdir,
+					      "--to", target.text, NULL};
+			execv(self, (char *const *)args);
+			fprintf(stderr, "pgha ctl restore: cannot run %s: %s\n", self, strerror(errno));
+			free(newdir);
+			rc = 1;
+		}
+	} else {
+		printf("\nGive the new cluster's agents [cluster] name = %s, the same [backup] repository, and:\n\n"
+		       "[bootstrap]\nmethod = restore\nrestore_stanza = %s\nrestore_target = %s\n\n"
+		       "Its first member restores backup %s, recovers to the target and promotes; the others clone\n"
+		       "it. It archives to the same repository as stanza %s. This cluster is not touched.\n",
+		       name, t->cluster, target.text, b->label, name);
+	}
+	free(state);
+	free(cdir);
+done:
+	backup_info_free(&bi);
 	sb_free(&out);
 	return rc;
 }

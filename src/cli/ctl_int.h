@@ -24,6 +24,7 @@ struct ctl_target {
 	/* From -c FILE with [backup] repo_path set: the member's pgBackRest configuration, its run user. */
 	char *backup_conf;
 	char *run_as;
+	char *config_path;        /* -c FILE, as given */
 };
 
 /*
@@ -44,8 +45,13 @@ bool ctl_confirm(const char *question, bool force);
 int ctl_config_put_cas(struct etcd_client *c, const char *key, const struct etcd_kv *kv, json_t *cfg, bool *ok,
 		       struct pgha_err *e);
 
+/* ctl_backup.c */
+int ctl_cmd_backup(const struct ctl_target *t, int argc, char **argv);
+
 /* ctl_backups.c */
 int ctl_cmd_backups(const struct ctl_target *t, int argc, char **argv);
+/* `ctl restore`: the target checked against the recoverable window, then a new cluster. */
+int ctl_cmd_restore(const struct ctl_target *t, int argc, char **argv);
 
 /* ctl_list.c */
 int ctl_cmd_list(const struct ctl_target *t, int argc, char **argv);

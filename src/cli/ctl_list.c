@@ -11,6 +11,7 @@
 
 #include "cli/ctl.h"
 #include "cli/ctl_int.h"
+#include "cluster/backup_key.h"
 #include "cluster/config_key.h"
 #include "cluster/switchover.h"
 #include "common/strbuf.h"
@@ -115,6 +116,10 @@ void ctl_print_table(FILE *out, const struct cluster_view *v, const char *cluste
 			fprintf(out, "  (a new leader must hear from %d of them: every commit is on one of any %d)\n",
 				ss.set.num, ss.set.num);
 	}
+	char bk[600];
+	backup_view_describe(v, wall_s(), bk, sizeof(bk));
+	if (bk[0])
+		fprintf(out, "%s\n", bk);
 }
 
 int ctl_cmd_list(const struct ctl_target *t, int argc, char **argv)
@@ -143,7 +148,7 @@ int ctl_cmd_list(const struct ctl_target *t, int argc, char **argv)
 	}
 	char *prefix = ctl_cluster_prefix(t);
 	if (json) {
-		char *s = cluster_view_encode(&v, t->cluster);
+		char *s = backup_view_encode(&v, t->cluster);
 		json_error_t jerr;
 		json_t *o = json_loads(s, 0, &jerr);
 		char *ck = xasprintf("%sconfig", prefix), *fk = xasprintf("%sfailover", prefix);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/record.h"
 #include "common/log.h"
 #include "common/strbuf.h"
 #include "common/util.h"
@@ -37,6 +38,7 @@ static const char *const state_names[] = {
 	[STATE_INITIALIZING] = "initializing",
 	[STATE_CLONING] = "cloning",
 	[STATE_START_FAILED] = "start failed",
+	[STATE_RESTORING] = "restoring",
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -92,32 +94,8 @@ static void set_lsn(json_t *o, const char *field, uint64_t lsn)
 	free(tfield);
 }
 
-/*
- * A JSON string from text that came from PostgreSQL or the network and may not
- * be valid UTF-8 (jansson would refuse it): bytes of an invalid sequence
- * become '?', so the record is still written.
- */
-static json_t *safe_str(const char *s, size_t len)
-{
-	json_t *j = json_stringn(s, len);
-	if (j != NULL)
-		return j;
-	char *copy = xstrndup(s, len);
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)copy[i] >= 0x80)
-			copy[i] = '?';
-	j = json_stringn(copy, len);
-	free(copy);
-	return j;
-}
-
-/* A fixed-size char array, even if something left it unterminated. */
-static json_t *fixed_str(const char *s, size_t size)
-{
-	return safe_str(s, strnlen(s, size));
-}
-
-#define FIXED_STR(arr) fixed_str((arr), sizeof(arr))
+#define FIXED_STR(arr) REC_FIXED_STR(arr)
+#define safe_str rec_safe_str
 
 static json_t *member_to_json(const struct member *m)
 {
@@ -160,16 +138,17 @@ static json_t *member_to_json(const struct member *m)
 		json_object_set_new(o, "diverged_copy", FIXED_STR(m->diverged_copy));
 	if (m->archive[0])
 		json_object_set_new(o, "archive", FIXED_STR(m->archive));
+	if (m->archived_at > 0)
+		json_object_set_new(o, "archived_at", json_integer(m->archived_at));
+	if (m->backup_host[0]) {
+		json_object_set_new(o, "backup_host", FIXED_STR(m->backup_host));
+		json_object_set_new(o, "pg_path", FIXED_STR(m->pg_path));
+		json_object_set_new(o, "pg_socket", FIXED_STR(m->pg_socket));
+	}
 	return o;
 }
 
-/* jansson allocates with malloc (pgha never changes that): callers free(). */
-static char *dump(json_t *o)
-{
-	char *s = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	return s != NULL ? s : xstrdup("{}");
-}
+#define dump rec_dump
 
 char *member_encode(const struct member *m)
 {
@@ -178,60 +157,24 @@ char *member_encode(const struct member *m)
 
 /* ---------------------------------------------------------------- decode */
 
-/* The field's value, or NULL when absent or null (both mean "not given"). */
-static json_t *field(const json_t *o, const char *name)
-{
-	json_t *v = json_object_get(o, name);
-	return json_is_null(v) ? NULL : v;
-}
+#define WHAT "member record"
+#define field rec_field
 
 static int get_str(const json_t *o, const char *name, char *out, size_t size, bool required,
 		   bool truncate, struct pgha_err *e)
 {
-	json_t *v = field(o, name);
-	if (v == NULL) {
-		out[0] = '\0';
-		return required ? err_set(e, "member record: \"%s\" is missing", name) : 0;
-	}
-	if (!json_is_string(v))
-		return err_set(e, "member record: \"%s\" is not a string", name);
-	size_t len = json_string_length(v);
-	if (memchr(json_string_value(v), '\0', len) != NULL)
-		return err_set(e, "member record: \"%s\" contains a NUL byte", name);
-	if (len >= size && !truncate)
-		return err_set(e, "member record: \"%s\" is longer than %zu bytes", name, size - 1);
-	snprintf(out, size, "%s", json_string_value(v));
-	return 0;
+	return rec_str(o, WHAT, name, out, size, required, truncate, e);
 }
 
-/* An integer field within [min, max]; absent leaves *out at def. */
 static int get_int(const json_t *o, const char *name, int64_t min, int64_t max, int64_t def,
 		   int64_t *out, struct pgha_err *e)
 {
-	json_t *v = field(o, name);
-	*out = def;
-	if (v == NULL)
-		return 0;
-	if (!json_is_integer(v))
-		return err_set(e, "member record: \"%s\" is not an integer", name);
-	json_int_t x = json_integer_value(v);
-	if (x < min || x > max)
-		return err_set(e, "member record: \"%s\" is out of range (%" PRId64 ")", name,
-			       (int64_t)x);
-	*out = x;
-	return 0;
+	return rec_int(o, WHAT, name, min, max, def, out, e);
 }
 
 static int get_bool(const json_t *o, const char *name, bool def, bool *out, struct pgha_err *e)
 {
-	json_t *v = field(o, name);
-	*out = def;
-	if (v == NULL)
-		return 0;
-	if (!json_is_boolean(v))
-		return err_set(e, "member record: \"%s\" is not a boolean", name);
-	*out = json_is_true(v);
-	return 0;
+	return rec_bool(o, WHAT, name, def, out, e);
 }
 
 /* The integer if present, else the "<name>_text" string, else 0. */
@@ -355,7 +298,11 @@ static int decode_fields(const json_t *o, struct member *m, struct pgha_err *e)
 	    get_str(o, "op_id", m->op_id, sizeof(m->op_id), false, false, e) != 0 ||
 	    get_str(o, "op_state", m->op_state, sizeof(m->op_state), false, false, e) != 0 ||
 	    get_str(o, "diverged_copy", m->diverged_copy, sizeof(m->diverged_copy), false, true, e) != 0 ||
-	    get_str(o, "archive", m->archive, sizeof(m->archive), false, true, e) != 0)
+	    get_str(o, "archive", m->archive, sizeof(m->archive), false, true, e) != 0 ||
+	    get_int(o, "archived_at", 0, INT64_MAX, 0, &m->archived_at, e) != 0 ||
+	    get_str(o, "backup_host", m->backup_host, sizeof(m->backup_host), false, false, e) != 0 ||
+	    get_str(o, "pg_path", m->pg_path, sizeof(m->pg_path), false, false, e) != 0 ||
+	    get_str(o, "pg_socket", m->pg_socket, sizeof(m->pg_socket), false, false, e) != 0)
 		return -1;
 	m->role = (enum member_role)role;
 	m->state = (enum member_state)state;
@@ -433,6 +380,20 @@ static void view_add(struct cluster_view *v, const char *key, const char *rel,
 	} else if (strcmp(rel, "sync") == 0) {
 		free(v->sync);
 		v->sync = xstrdup(kv->value);
+	} else if (strcmp(rel, "backup/request") == 0) {
+		free(v->backup_request);
+		v->backup_request = xstrdup(kv->value);
+		v->backup_request_rev = kv->mod_revision;
+	} else if (strcmp(rel, "backup/running") == 0) {
+		free(v->backup_running);
+		v->backup_running = xstrdup(kv->value);
+	} else if (strcmp(rel, "backup/last") == 0) {
+		free(v->backup_last);
+		v->backup_last = xstrdup(kv->value);
+	} else if (strcmp(rel, "backup/schedule") == 0) {
+		free(v->backup_schedule);
+		v->backup_schedule = xstrdup(kv->value);
+		v->backup_schedule_rev = kv->mod_revision;
 	} else if (strncmp(rel, "members/", 8) == 0) {
 		const char *name = rel + 8;
 		if (name[0] == '\0' || strchr(name, '/') != NULL)
@@ -521,6 +482,10 @@ void cluster_view_free(struct cluster_view *v)
 	free(v->leader_invalid);
 	free(v->config);
 	free(v->sync);
+	free(v->backup_request);
+	free(v->backup_running);
+	free(v->backup_last);
+	free(v->backup_schedule);
 	free(v->members);
 	memset(v, 0, sizeof(*v));
 }

@@ -34,6 +34,7 @@ enum member_state {
 	STATE_INITIALIZING,     /* running initdb */
 	STATE_CLONING,          /* running pg_basebackup */
 	STATE_START_FAILED,
+	STATE_RESTORING,        /* bootstrapping from a backup ([bootstrap] method = restore) */
 };
 
 struct member_tags {
@@ -66,6 +67,16 @@ struct member {
 	char op_state[16];       /* ... "running", "done" or "failed" (error says why) */
 	char diverged_copy[300]; /* <data>.diverged, kept until this member streams again; "" if none */
 	char archive[256];       /* [backup] on: WAL archiving with pgBackRest, "ok" or "failing: why"; "" if off or not known */
+	int64_t archived_at;     /* primary, [backup] on: unix time of the last WAL archived (pg_stat_archiver), 0 unknown */
+	/*
+	 * [backup] on: what a backup runner on the same host needs to copy from
+	 * this member (pgBackRest reaches PostgreSQL through its socket): the
+	 * host's identity (/etc/machine-id), the data directory and socket
+	 * directory. Empty when off.
+	 */
+	char backup_host[64];
+	char pg_path[256];
+	char pg_socket[256];
 	int64_t lease;           /* the etcd lease the record is under (from the view, not in the JSON) */
 };
 
@@ -111,6 +122,13 @@ struct cluster_view {
 	char *leader_invalid;
 	char *config;            /* raw JSON of the config key, NULL if absent */
 	char *sync;              /* raw JSON of the sync key (ha/sync.h), NULL if absent */
+	/* The backup keys (cluster/backup_key.h), raw JSON, NULL if absent. */
+	char *backup_request;
+	int64_t backup_request_rev;    /* its mod_revision */
+	char *backup_running;
+	char *backup_last;
+	char *backup_schedule;
+	int64_t backup_schedule_rev;
 	struct member *members;  /* decoded records (bad records are skipped with a warning) */
 	size_t nmembers;
 	int64_t revision;        /* etcd revision of the read */

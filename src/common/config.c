@@ -72,6 +72,8 @@ int config_parse_duration_ms(const char *s, long *out)
 		mult = 60000;
 	else if (strcmp(end, "h") == 0)
 		mult = 3600000;
+	else if (strcmp(end, "d") == 0)
+		mult = 86400000;
 	else
 		return -1;
 	double ms = v * mult;

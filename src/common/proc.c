@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,6 +42,9 @@ static void child_fail(const char *what, const char *arg)
 	_exit(127);
 }
 
+/* The forking process, as the child sees it before it can change (parent_death_signal). */
+static pid_t spec_parent;
+
 /*
  * fork() with every signal blocked. A SIGTERM sent to the new pid before the
  * child has reset its handlers would otherwise run the parent's handler copy
@@ -50,6 +54,7 @@ static void child_fail(const char *what, const char *arg)
  */
 static pid_t fork_quiet(void)
 {
+	spec_parent = getpid();
 	sigset_t all, old;
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
@@ -91,6 +96,10 @@ static void child_exec(const struct proc_spec *spec, int out_fd)
 		setenv("USER", spec->user->name, 1);
 		setenv("LOGNAME", spec->user->name, 1);
 	}
+	/* After setuid, which clears it; a parent already gone is seen through getppid. */
+	if (spec->parent_death_signal != 0 &&
+	    (prctl(PR_SET_PDEATHSIG, spec->parent_death_signal) != 0 || getppid() != spec_parent))
+		_exit(127);
 	if (spec->cwd != NULL && chdir(spec->cwd) != 0)
 		child_fail("cannot enter directory (every parent must be searchable by the user)", spec->cwd);
 	for (const char *const *env = spec->env_add; env != NULL && *env != NULL; env++)

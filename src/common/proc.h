@@ -35,6 +35,8 @@ struct proc_spec {
 	int out_fd;                  /* -1: /dev/null; else stdout+stderr go there */
 	bool new_session;            /* setsid() in the child */
 	const char *const *env_add;  /* "NAME=value" entries added to the environment (never secrets) */
+	int parent_death_signal;     /* 0, or a signal the child gets when this process dies (a backup
+					must not outlive the agent that claimed it) */
 };
 
 /* Start a child; *pid receives its pid. */

@@ -159,6 +159,7 @@ static int setup(struct agent *a, struct pgha_err *e)
 {
 	job_init(a);
 	a->arc.fd = -1;
+	a->bk.fd = -1;
 	if (load_secrets(a, e) != 0 || setup_user(a, e) != 0)
 		return -1;
 	struct pg_node *n = &a->node;
@@ -194,6 +195,7 @@ static int setup(struct agent *a, struct pgha_err *e)
 	a->keys.proxies = xasprintf("%sproxies/", a->keys.prefix);
 	a->keys.sync = xasprintf("%ssync", a->keys.prefix);
 	a->keys.request = xasprintf("%srequests/%s", a->keys.prefix, a->cfg.name);
+	backup_job_init(a);
 	dynconf_init(a);
 	sync_init(a);
 	failover_init(a);
@@ -439,6 +441,12 @@ static void build_self(struct agent *a, const struct ha_observed *o)
 	snprintf(m->pending_params, sizeof(m->pending_params), "%s", a->dyn.pending_params);
 	snprintf(m->diverged_copy, sizeof(m->diverged_copy), "%s", a->act.diverged_copy);
 	snprintf(m->archive, sizeof(m->archive), "%s", a->arc.state);
+	m->archived_at = a->arc.archived_at;
+	if (a->arc.on) {
+		snprintf(m->backup_host, sizeof(m->backup_host), "%s", a->arc.host_id);
+		snprintf(m->pg_path, sizeof(m->pg_path), "%s", a->cfg.data_dir);
+		snprintf(m->pg_socket, sizeof(m->pg_socket), "%s", a->cfg.socket_dir);
+	}
 	if (a->op.state != 0) {
 		static const char *const op_states[] = {[OP_RUNNING] = "running", [OP_DONE] = "done", [OP_FAILED] = "failed"};
 		snprintf(m->op_id, sizeof(m->op_id), "%s", a->op.id);
@@ -454,6 +462,8 @@ static void build_self(struct agent *a, const struct ha_observed *o)
 		m->state = STATE_INITIALIZING;
 	else if (a->job.kind == JOB_BASEBACKUP)
 		m->state = STATE_CLONING;
+	else if (a->job.kind == JOB_RESTORE)
+		m->state = STATE_RESTORING;
 	else if (a->pg.phase == PG_STARTING)
 		m->state = STATE_STARTING;
 	else if (a->pg.phase == PG_STOPPED)
@@ -594,6 +604,7 @@ static void run_loop(struct agent *a)
 		switchover_step(a);
 		dynconf_step(a);
 		archive_step(a);
+		backup_job_step(a);
 		/* Observe (no side effect, from what was gathered) -> decide (pure) -> act -> publish. */
 		struct ha_gathered g;
 		gather(a, &g);
@@ -688,6 +699,7 @@ static void agent_free(struct agent *a)
 	sync_forget_leadership(a);
 	free(a->publish.last);
 	agent_act_free(a);
+	backup_job_free(a);
 	archive_free(a);
 	job_free(a);
 	if (a->wake_fd > 0)

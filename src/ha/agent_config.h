@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "cluster/backup_key.h"
 #include "common/config.h"
 #include "common/err.h"
 #include "pg/pgconf.h"
@@ -63,6 +64,16 @@ struct agent_config {
 	char *backup_cipher_pass_file;
 	char *backup_work_dir;
 	char *backup_archive_push_queue_max;
+	char *backup_full_every;      /* "" or a duration; parsed into backup_plan */
+	char *backup_diff_every;
+	char *backup_incr_every;
+	char *backup_schedule_offset;
+	struct backup_plan backup_plan;
+	/* [bootstrap]: how the first member makes the cluster's data */
+	char *bootstrap_method;       /* initdb or restore */
+	char *bootstrap_stanza;       /* restore: the stanza in the repository (default: [cluster] name) */
+	char *bootstrap_target;       /* restore: latest, a time or an LSN (backup/restore.h) */
+	bool bootstrap_restore;       /* derived: method = restore */
 	/* [parameters]: extra PostgreSQL settings */
 	struct pg_param *params;
 	size_t nparams;

@@ -15,6 +15,7 @@
 #include "common/proc.h"
 #include "common/strbuf.h"
 #include "dcs/etcd.h"
+#include "cluster/backup_key.h"
 #include "cluster/member.h"
 #include "cluster/switchover.h"
 #include "ha/agent_config.h"
@@ -26,7 +27,7 @@
 #include "pg/pgctl.h"
 #include "pg/pgsql.h"
 
-enum job_kind { JOB_NONE, JOB_INITDB, JOB_BASEBACKUP, JOB_REWIND };
+enum job_kind { JOB_NONE, JOB_INITDB, JOB_BASEBACKUP, JOB_REWIND, JOB_RESTORE };
 
 /*
  * Each part of struct agent below is written by the one file its comment
@@ -183,6 +184,26 @@ struct agent_archive {
 	int busy;                 /* tries in a row that found pgBackRest's lock held */
 	int64_t stat_ms;          /* pg_stat_archiver last read */
 	char state[256];          /* the member record's "archive": "ok", "failing: why", "" */
+	int64_t archived_at;      /* primary: unix time of the last WAL archived, 0 unknown */
+	char host_id[64];         /* /etc/machine-id (or the host name): who shares this host */
+};
+
+/* Backups the cluster asks for: the leader's schedule and this member's run (backup_job.c). */
+struct agent_backup {
+	pid_t pid;                /* pgbackrest backup running here, 0 if none */
+	int fd;                   /* its output */
+	struct strbuf out;        /* the last few KB of it */
+	struct backup_run run;    /* the claim (the running key's fields) */
+	int64_t request_rev;      /* mod_revision of the request it runs: deleted only if unchanged */
+	bool cancelled;           /* the request was withdrawn while it ran: stopped */
+	int64_t put_ms;           /* progress last written */
+	int put_percent;
+	char *finish;             /* the last key's value still to be written (etcd failed), or NULL */
+	int64_t retry_ms;         /* no new etcd write before this */
+	char seen_id[BACKUP_ID_MAX];  /* the request first seen unclaimed ... */
+	int64_t seen_ms;          /* ... at this time (the leader takes it over after a while) */
+	char bad_seen[300];       /* the last undecodable backup key logged (once) */
+	char *k_request, *k_running, *k_last, *k_schedule;  /* <prefix>backup/... */
 };
 
 /* What acting on decisions leaves behind (actions.c). */
@@ -234,6 +255,7 @@ struct agent {
 	struct agent_op op;
 	struct job job;
 	struct agent_archive arc;
+	struct agent_backup bk;
 	struct agent_act act;
 	struct agent_publish publish;
 };
@@ -369,6 +391,16 @@ struct ha_gathered {
 	bool slot_ready;          /* asked only of a member without data that would clone */
 };
 void observe(const struct agent *a, const struct ha_gathered *g, struct ha_observed *o);
+
+/* backup_job.c: backups the cluster asks for (cluster/backup_key.h) */
+void backup_job_init(struct agent *a);
+/*
+ * Each loop, [backup] on: the leader requests what its schedule says is due;
+ * the member backup_pick_runner names claims a request and runs pgbackrest
+ * backup as a polled child; its progress and outcome go to etcd.
+ */
+void backup_job_step(struct agent *a);
+void backup_job_free(struct agent *a);
 
 /* archive.c: pgBackRest (backup/pgbackrest.h) */
 /* [backup] on: find pgbackrest, write its config, the archive/restore commands. Before PostgreSQL starts. */

@@ -57,6 +57,25 @@ static int probe_compress(const struct agent *a, const char *bin, struct pgha_er
 	return rc;
 }
 
+/*
+ * Who shares this host: /etc/machine-id, else the host name. A backup runner
+ * reaches another member's PostgreSQL through its socket, so only on one host.
+ */
+static void host_identity(char *out, size_t len)
+{
+	FILE *f = fopen("/etc/machine-id", "r");
+	out[0] = '\0';
+	if (f != NULL) {
+		if (fgets(out, (int)len, f) == NULL)
+			out[0] = '\0';
+		fclose(f);
+		out[strcspn(out, " \n")] = '\0';
+	}
+	if (out[0] == '\0' && gethostname(out, len) != 0)
+		snprintf(out, len, "unknown");
+	out[len - 1] = '\0';
+}
+
 int archive_setup(struct agent *a, struct pgha_err *e)
 {
 	struct agent_archive *r = &a->arc;
@@ -86,6 +105,7 @@ int archive_setup(struct agent *a, struct pgha_err *e)
 	r->restore_command = pgbr_restore_command(r->bin, a->cfg.backup_work_dir, a->cfg.cluster_name, e);
 	if (r->restore_command == NULL)
 		return -1;
+	host_identity(r->host_id, sizeof(r->host_id));
 	log_info("WAL archiving with pgBackRest to %s (stanza %s, config %s)", a->cfg.backup_repo_path,
 		 a->cfg.cluster_name, r->conf);
 	return 0;
@@ -148,44 +168,12 @@ static int spawn_step(struct agent *a, int step, struct pgha_err *e)
 	return 0;
 }
 
-static void drain(struct agent_archive *r)
-{
-	char buf[4096];
-	ssize_t n;
-	while ((n = read(r->fd, buf, sizeof(buf))) > 0) {
-		sb_append(&r->out, buf, (size_t)n);
-		if (r->out.len > 8192) {
-			size_t cut = r->out.len - 8192;
-			memmove(r->out.data, r->out.data + cut, r->out.len - cut + 1);
-			r->out.len -= cut;
-		}
-	}
-}
-
 static void child_done(struct agent_archive *r)
 {
 	if (r->fd >= 0)
 		close(r->fd);
 	r->fd = -1;
 	r->pid = 0;
-}
-
-/* pgBackRest's reason: its first ERROR line, else the last line of output. */
-static void reason(const struct strbuf *out, char *buf, size_t len)
-{
-	const char *t = sb_str(out);
-	const char *err = strstr(t, "ERROR:");
-	if (err == NULL) {
-		size_t n = strlen(t);
-		while (n > 0 && (t[n - 1] == '\n' || t[n - 1] == ' '))
-			n--;
-		const char *start = t + n;
-		while (start > t && start[-1] != '\n')
-			start--;
-		snprintf(buf, len, "%.*s", (int)(t + n - start), start);
-		return;
-	}
-	snprintf(buf, len, "%.*s", (int)strcspn(err, "\n"), err);
 }
 
 static void failed(struct agent *a, const char *what, const char *why, const char *detail)
@@ -204,21 +192,21 @@ static void poll_child(struct agent *a)
 {
 	struct agent_archive *r = &a->arc;
 	const char *what = r->step == ARC_STANZA_CREATE ? "pgbackrest stanza-create" : "pgbackrest check";
-	drain(r);
+	pgbr_read_tail(r->fd, &r->out);
 	int code = 0;
 	if (proc_poll(r->pid, &code) == 0) {
 		if (now_ms() - r->started_ms <= ARC_TIMEOUT_MS)
 			return;
 		kill(-r->pid, SIGKILL);
 		proc_wait(r->pid, 5000, &code);
-		drain(r);
+		pgbr_read_tail(r->fd, &r->out);
 		child_done(r);
 		char why[128];
 		snprintf(why, sizeof(why), "no answer within %d s (killed)", ARC_TIMEOUT_MS / 1000);
 		failed(a, what, why, sb_str(&r->out));
 		return;
 	}
-	drain(r);
+	pgbr_read_tail(r->fd, &r->out);
 	child_done(r);
 	/*
 	 * 50: a lock is held, e.g. by the asynchronous archive-push a promotion just
@@ -232,7 +220,7 @@ static void poll_child(struct agent *a)
 	r->busy = 0;
 	if (code != 0) {
 		char why[200], exitdesc[64];
-		reason(&r->out, why, sizeof(why));
+		pgbr_reason(sb_str(&r->out), why, sizeof(why));
 		proc_describe_exit(code, exitdesc, sizeof(exitdesc));
 		char full[300];
 		snprintf(full, sizeof(full), "%s (%s)", why[0] ? why : "no output", exitdesc);
@@ -265,9 +253,11 @@ static void watch_archiver(struct agent *a)
 	PGresult *res = PQexec(a->pg.conn,
 			       "SELECT coalesce(last_failed_wal, ''), failed_count, "
 			       "last_failed_time IS NOT NULL AND last_failed_time > coalesce(last_archived_time, "
-			       "'-infinity') FROM pg_stat_archiver");
+			       "'-infinity'), coalesce(extract(epoch FROM last_archived_time)::bigint, 0) "
+			       "FROM pg_stat_archiver");
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
 		bool failing = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+		r->archived_at = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
 		if (failing) {
 			char was[sizeof(r->state)];
 			snprintf(was, sizeof(was), "%s", r->state);
@@ -298,6 +288,7 @@ void archive_step(struct agent *a)
 		/* A standby archives nothing; after a promotion the new primary checks again. */
 		if (!node_is_primary(a)) {
 			r->checked = false;
+			r->archived_at = 0;
 			r->state[0] = '\0';
 		}
 		return;

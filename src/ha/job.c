@@ -20,7 +20,7 @@
 static const char *job_name(enum job_kind k)
 {
 	return k == JOB_INITDB ? "initdb" : k == JOB_BASEBACKUP ? "pg_basebackup"
-		: k == JOB_REWIND ? "pg_rewind" : "none";
+		: k == JOB_REWIND ? "pg_rewind" : k == JOB_RESTORE ? "restore" : "none";
 }
 
 void job_init(struct agent *a)
@@ -63,8 +63,61 @@ static void job_begin(struct agent *a, enum job_kind kind)
 	log_info("%s started (pid %d) into %s", job_name(kind), (int)a->job.pid, a->job.tmpdir);
 }
 
+/*
+ * [bootstrap] method = restore: `pgha restore-job` (backup/restore.h) restores
+ * the backup the target needs and recovers it to a promoted, cleanly stopped
+ * primary; the agent then starts it as it starts a fresh initdb.
+ */
+static int job_start_restore(struct agent *a, struct pgha_err *e)
+{
+	if (!a->arc.on)
+		return err_set(e, "[bootstrap] method = restore needs [backup] (the repository to restore from)");
+	if (prepare_tmpdir(a, "restore", e) != 0)
+		return -1;
+	char *parent = path_dirname(a->cfg.data_dir);
+	a->job.pwfile = xasprintf("%s/.%s.restore-pw", parent, a->cfg.name);
+	free(parent);
+	/* The new cluster's passwords, for the roles the backup holds with the source cluster's. */
+	char *pw = xasprintf("%s\n%s\n", a->su_password, a->repl_password);
+	bool chown_it = a->user.set && geteuid() == 0;
+	int rc = write_file_atomic(a->job.pwfile, pw, strlen(pw), 0600, chown_it ? a->user.uid : (uid_t)-1,
+				   chown_it ? a->user.gid : (gid_t)-1, e);
+	secret_wipe_free(pw, strlen(pw));
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (rc == 0 && n <= 0)
+		rc = err_set(e, "cannot find this program (/proc/self/exe): %s", strerror(errno));
+	if (rc == 0) {
+		self[n] = '\0';
+		char port[16];
+		snprintf(port, sizeof(port), "%d", a->cfg.pg_port);
+		const char *argv[] = {self, "restore-job", "--pgbackrest", a->arc.bin, "--config", a->arc.conf,
+				      "--stanza", a->cfg.bootstrap_stanza, "--dir", a->job.tmpdir, "--bin-dir",
+				      a->cfg.bin_dir, "--port", port, "--superuser", a->cfg.superuser,
+				      "--replication-user", a->cfg.replication_user, "--passwords", a->job.pwfile,
+				      "--target", a->cfg.bootstrap_target, NULL};
+		struct proc_spec spec = {.argv = argv, .user = &a->user, .out_fd = -1, .new_session = true,
+					 .parent_death_signal = SIGTERM};
+		rc = proc_spawn_piped(&spec, &a->job.pid, &a->job.fd, e);
+	}
+	if (rc != 0) {
+		unlink(a->job.pwfile);
+		free(a->job.pwfile);
+		a->job.pwfile = NULL;
+		free(a->job.tmpdir);
+		a->job.tmpdir = NULL;
+		return -1;
+	}
+	log_info("bootstrapping from the backup repository %s: stanza %s, target %s", a->cfg.backup_repo_path,
+		 a->cfg.bootstrap_stanza, a->cfg.bootstrap_target);
+	job_begin(a, JOB_RESTORE);
+	return 0;
+}
+
 int job_start_initdb(struct agent *a, struct pgha_err *e)
 {
+	if (a->cfg.bootstrap_restore)
+		return job_start_restore(a, e);
 	if (prepare_tmpdir(a, "initdb", e) != 0)
 		return -1;
 	char *parent = path_dirname(a->cfg.data_dir);

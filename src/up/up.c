@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backup/restore.h"
 #include "cli/ctl.h"
 #include "common/ini.h"
 #include "common/log.h"
@@ -63,6 +64,10 @@ struct up {
 	struct run_user user;
 	char *etcd_password;     /* user pgha's, when st.etcd_auth (wiped at the end) */
 	bool backup;             /* --backup (or a repository from an earlier --backup run): DIR/backup-repo */
+	/* --restore-from SRC --to TARGET (first run only): SRC's repository, its cluster, the target */
+	char *restore_repo;
+	char restore_stanza[64];
+	char *restore_target;
 };
 
 #define UP_ETCD_USER "pgha"
@@ -92,8 +97,15 @@ static void usage(FILE *out)
 		"      --timeout SEC    how long to wait for all members to stream (default 300)\n"
 		"      --etcd-bin PATH  etcd server binary (default: etcd from PATH)\n"
 		"      --bin-dir DIR    PostgreSQL binaries (default /usr/lib/postgresql/15/bin)\n"
-		"      --backup         WAL archiving with pgBackRest to DIR/backup-repo on every member\n"
+		"      --backup         WAL archiving with pgBackRest to DIR/backup-repo on every member,\n"
+		"                       a full backup at once then weekly, a differential one daily\n"
 		"                       (a [backup] section in each node's config; first run only)\n"
+		"      --restore-from SRC --to TARGET\n"
+		"                       a new cluster made from the backups of the `pgha up --backup`\n"
+		"                       cluster in SRC, recovered to TARGET (latest, an LSN, or a time\n"
+		"                       such as \"2026-12-03 14:02:00\", UTC); it archives to the same\n"
+		"                       repository under its own name (--cluster, default SRC's name\n"
+		"                       + \"-restored\"; first run only)\n"
 		"  -h, --help           this help\n",
 		MAX_NODES);
 }
@@ -223,6 +235,33 @@ out:
 	return rc;
 }
 
+/* --restore-from SRC --to TARGET: SRC is a `pgha up --backup` directory; its cluster names the stanza. */
+static int restore_source(struct up *u, const char *src, const char *to, struct pgha_err *e)
+{
+	struct restore_target t;
+	if (restore_target_parse(to, &t, e) != 0)
+		return err_wrap(e, "--to");
+	char buf[PATH_MAX];
+	char *dir = src[0] == '/' ? xstrdup(src) : xasprintf("%s/%s", getcwd(buf, sizeof(buf)) ? buf : ".", src);
+	char *state = path_join(dir, "up.conf"), *repo = path_join(dir, "backup-repo");
+	struct up_state st = {0};
+	int rc = 0;
+	if (!path_exists(state) || ini_parse_path(state, state_ini, &st, e) != 0)
+		rc = err_set(e, "--restore-from %s: not a `pgha up` directory (no readable up.conf)", dir);
+	else if (!path_exists(repo))
+		rc = err_set(e, "--restore-from %s: it has no backup repository\nHINT: the source cluster must have been "
+			     "created with `pgha up --backup`", dir);
+	if (rc == 0) {
+		u->restore_repo = xstrdup(repo);
+		snprintf(u->restore_stanza, sizeof(u->restore_stanza), "%s", st.cluster);
+		u->restore_target = xstrdup(t.text);
+	}
+	free(dir);
+	free(state);
+	free(repo);
+	return rc;
+}
+
 static int ensure_secret(const char *path, struct pgha_err *e)
 {
 	if (path_exists(path))
@@ -276,7 +315,12 @@ static int write_node_conf(struct up *u, int i, struct pgha_err *e)
 		goto out;
 	struct strbuf sb = STRBUF_INIT;
 	char *etcd_auth_lines = etcd_auth_conf(u);
-	char *backup = u->backup ? xasprintf("[backup]\nrepo_path = %s/backup-repo\n\n", u->dir) : xstrdup("");
+	char *backup = u->restore_repo
+		? xasprintf("[backup]\nrepo_path = %s\nfull_every = 7d\ndiff_every = 1d\n\n"
+			    "[bootstrap]\nmethod = restore\nrestore_stanza = %s\nrestore_target = %s\n\n",
+			    u->restore_repo, u->restore_stanza, u->restore_target)
+		: u->backup ? xasprintf("[backup]\nrepo_path = %s/backup-repo\nfull_every = 7d\ndiff_every = 1d\n\n", u->dir)
+		: xstrdup("");
 	sb_printf(&sb,
 		  "# Written by pgha up. See `pgha agent --help` for every option.\n"
 		  "[cluster]\nname = %s\n\n"
@@ -668,10 +712,16 @@ static void print_summary(struct up *u, const struct cluster_view *v, double sec
 		printf("etcd:        %s with authentication (user " UP_ETCD_USER ", password in "
 		       "%s/secrets/etcd-pgha.password): write access to etcd is control of the cluster\n",
 		       u->etcd_url, u->dir);
-	if (u->backup)
-		printf("WAL archive: %s/backup-repo (pgBackRest); see it: %spgbackrest --config=%s/node1/data.pgha-backup/"
-		       "pgbackrest.conf --stanza=%s info\n", u->dir, u->user.set ? "runuser -u postgres -- " : "", u->dir,
-		       u->st.cluster);
+	if (u->backup || u->restore_repo) {
+		char *repo = u->restore_repo ? xstrdup(u->restore_repo) : path_join(u->dir, "backup-repo");
+		printf("Backups:     %s ctl -c %s/node1.conf backups\n"
+		       "             (repository %s; a full backup runs now, then weekly, a differential one daily)\n",
+		       u->self_exe, u->dir, repo);
+		free(repo);
+		printf("Backup now:  %s ctl -c %s/node1.conf backup --wait\n", u->self_exe, u->dir);
+		printf("Restore:     %s ctl -c %s/node1.conf restore --to \"YYYY-MM-DD HH:MM:SS\" --new-cluster NAME\n"
+		       "             (a new cluster beside this one, recovered to that time, UTC)\n", u->self_exe, u->dir);
+	}
 	printf("Logs:        %s/logs/\n", u->dir);
 	printf("Stop:        Ctrl-C (data stays in %s; `pgha up --dir %s` brings it back)\n\n", u->dir, u->dir);
 	fflush(stdout);
@@ -731,7 +781,10 @@ int up_main(int argc, char **argv)
 		{"dir", required_argument, NULL, 'd'}, {"nodes", required_argument, NULL, 'n'},
 		{"cluster", required_argument, NULL, 'C'}, {"timeout", required_argument, NULL, 't'},
 		{"etcd-bin", required_argument, NULL, 'E'}, {"bin-dir", required_argument, NULL, 'B'},
-		{"backup", no_argument, NULL, 'K'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+		{"backup", no_argument, NULL, 'K'}, {"restore-from", required_argument, NULL, 'R'},
+		{"to", required_argument, NULL, 'T'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	const char *restore_from = NULL, *restore_to = NULL;
+	bool cluster_given = false;
 	const char *dir = NULL, *cluster = "pgha", *etcd_bin = NULL;
 	bool backup = false;
 	const char *bin_dir = "/usr/lib/postgresql/15/bin";
@@ -742,10 +795,12 @@ int up_main(int argc, char **argv)
 		char *end;
 		switch (opt) {
 		case 'd': dir = optarg; break;
-		case 'C': cluster = optarg; break;
+		case 'C': cluster = optarg; cluster_given = true; break;
 		case 'E': etcd_bin = optarg; break;
 		case 'B': bin_dir = optarg; break;
 		case 'K': backup = true; break;
+		case 'R': restore_from = optarg; break;
+		case 'T': restore_to = optarg; break;
 		case 'n':
 			nodes = strtol(optarg, &end, 10);
 			if (*end || nodes < 1 || nodes > MAX_NODES) {
@@ -771,6 +826,26 @@ int up_main(int argc, char **argv)
 	static struct up up;
 	struct up *u = &up;
 	struct pgha_err e;
+	if ((restore_from == NULL) != (restore_to == NULL)) {
+		fprintf(stderr, "pgha up: --restore-from and --to go together\n");
+		return 2;
+	}
+	if (restore_from != NULL) {
+		static char restored[64];
+		if (restore_source(u, restore_from, restore_to, &e) != 0) {
+			fprintf(stderr, "pgha up: %s\n", e.msg);
+			return 1;
+		}
+		if (!cluster_given) {
+			snprintf(restored, sizeof(restored), "%.50s-restored", u->restore_stanza);
+			cluster = restored;
+		}
+		if (strcmp(cluster, u->restore_stanza) == 0) {
+			fprintf(stderr, "pgha up: --cluster %s is the source's name: the new cluster needs its own (its "
+				"backups go to the same repository under its name)\n", cluster);
+			return 2;
+		}
+	}
 	char buf[PATH_MAX];
 	log_set_context("up");
 	u->timeout_s = (int)timeout;
