@@ -313,6 +313,23 @@ class Bench:
         self.pgbr_settings = ", ".join(l for l in c.splitlines() if l.split("=")[0] in ("compress-type", "process-max"))
         print(f"pgha up --backup: 2 members, leader {self.leader} (127.0.0.1:{self.port}); "
               f"pgBackRest {self.pgbackrest_version()} with {self.pgbr_settings}", flush=True)
+        took = self.agent_backups_idle("the first full backup of `pgha up --backup`")
+        print(f"  the cluster's first scheduled backup is done ({took:.1f} s after up)", flush=True)
+
+    def agent_backups_idle(self, what, timeout=600):
+        """Wait until no backup the cluster scheduled or was asked for is pending or running
+        (`pgha up --backup` takes a first full backup at once): two backups of one stanza must
+        not run together, and the agent's lock is in its own member's directory."""
+        def idle():
+            r = subprocess.run([PGHA_BIN, "ctl", "-c", os.path.join(self.dir, "node1.conf"), "list", "--json"],
+                               capture_output=True, text=True, timeout=30)
+            b = json.loads(r.stdout).get("backup")
+            if b is None:
+                return True     # an agent without backups run by the cluster
+            return b.get("request") is None and b.get("running") is None and b.get("last") is not None
+        t0 = time.monotonic()
+        wait_until(f"the cluster's own backups to finish ({what})", idle, timeout=timeout, interval=0.5)
+        return time.monotonic() - t0
 
     def pgbackrest_version(self):
         return subprocess.run([PGBACKREST_BIN, "version"], capture_output=True, text=True).stdout.split()[-1]
@@ -369,6 +386,7 @@ class Bench:
         return json.loads(r.stdout)[0]["backup"]
 
     def pgbr_backup(self, kind, extra=()):
+        self.agent_backups_idle(f"before a {kind} backup")
         pm = self.postmaster()
         a = instance_load(pm)
         _, wall, cpu = self.pgbackrest(f"--type={kind}", *extra, "backup")
