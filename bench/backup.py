@@ -30,7 +30,8 @@ Measured, each on the same database in the same run:
             `pg_basebackup -X stream` from the leader, each until it streams from the leader.
             An idle interval gives the leader's background rate (the agents' health checks).
 After the load, all of this runs --rounds times (a new full backup each round); the summary
-shows the median of each figure.
+shows the median of each figure. Each timed step starts after a CHECKPOINT on the leader and a
+sync(), so that none pays for flushing what the step before wrote.
 
 Usage: /usr/bin/python3 bench/backup.py [--scale 150] [--rounds 3] [--block-incremental]
                    [--json FILE] [--keep]
@@ -385,8 +386,15 @@ class Bench:
         r, _, _ = self.pgbackrest("info", "--output=json", timeout=120)
         return json.loads(r.stdout)[0]["backup"]
 
+    def settle(self):
+        """Before each timed step: a checkpoint on the leader and sync(), so that no step pays
+        for flushing the writes of the one before (the load, the updates, a restored copy)."""
+        self.sql("CHECKPOINT")
+        os.sync()
+
     def pgbr_backup(self, kind, extra=()):
         self.agent_backups_idle(f"before a {kind} backup")
+        self.settle()
         pm = self.postmaster()
         a = instance_load(pm)
         _, wall, cpu = self.pgbackrest(f"--type={kind}", *extra, "backup")
@@ -400,6 +408,7 @@ class Bench:
 
     def basebackup(self, name, compress):
         d = os.path.join(self.base, name)
+        self.settle()
         pm = self.postmaster()
         a = instance_load(pm)
         _, wall, cpu = as_postgres([f"{BIN_DIR}/pg_basebackup", "-h", "127.0.0.1", "-p", str(self.port),
@@ -495,6 +504,7 @@ class Bench:
     def restore_pgbr(self, name, target_args, want):
         r = self.new_restored(name)
         mkdir_pg(r.data)
+        self.settle()
         t0 = time.monotonic()
         self.pgbackrest(f"--pg1-path={r.data}", *target_args, "restore")
         files = time.monotonic() - t0
@@ -504,6 +514,7 @@ class Bench:
     def restore_bb(self, name, recovery, want):
         r = self.new_restored(name)
         mkdir_pg(r.data)
+        self.settle()
         t0 = time.monotonic()
         as_postgres(["tar", "-xzf", os.path.join(self.gz_dir, "base.tar.gz"), "-C", r.data])
         as_postgres(["tar", "-xzf", os.path.join(self.gz_dir, "pg_wal.tar.gz"), "-C",
@@ -554,6 +565,7 @@ class Bench:
         r = self.new_restored(name)
         conninfo = (f"host=127.0.0.1 port={self.port} user=replicator passfile={self.agent_pgpass} "
                     f"application_name={name}")
+        self.settle()
         pm = self.postmaster()
         a = instance_load(pm)
         t0 = time.monotonic()
