@@ -274,3 +274,39 @@ void pgbr_reason(const char *t, char *buf, size_t len)
 	}
 	snprintf(buf, len, "%.*s", (int)strcspn(err, "\n"), err);
 }
+
+int pgbr_backup_percent(const char *t)
+{
+	const char *end = NULL;
+	for (const char *p = strstr(t, "%)"); p != NULL; p = strstr(p + 2, "%)"))
+		end = p;
+	if (end == NULL)
+		return -1;
+	const char *start = end;
+	while (start > t && (start[-1] == '.' || (start[-1] >= '0' && start[-1] <= '9')))
+		start--;
+	if (start == end)
+		return -1;
+	int pct = atoi(start);
+	return pct < 0 ? 0 : pct > 100 ? 100 : pct;
+}
+
+void pgbr_backup_summary(const char *t, char *label, size_t label_len, char *size, size_t size_len)
+{
+	const char *l = strstr(t, "new backup label = ");
+	const char *z = strstr(t, "backup size = ");
+	label[0] = size[0] = '\0';
+	if (l != NULL)
+		snprintf(label, label_len, "%.*s", (int)strcspn(l + 19, " \r\n"), l + 19);
+	if (z != NULL)
+		snprintf(size, size_len, "%.*s", (int)strcspn(z + 14, ", \r\n"), z + 14);
+}
+
+int pgbr_parse_version(const char *t)
+{
+	int major, minor;
+	const char *p = strstr(t, "pgBackRest ");
+	if (p == NULL || sscanf(p + 11, "%d.%d", &major, &minor) != 2 || major < 1 || minor < 0 || minor > 99)
+		return -1;
+	return major * 100 + minor;
+}

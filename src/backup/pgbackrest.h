@@ -107,6 +107,21 @@ int pgbr_write_conf(const struct pgbr_spec *s, const struct run_user *owner, str
 #define PGBR_TAIL_MAX 8192
 void pgbr_read_tail(int fd, struct strbuf *out);
 
+/*
+ * What `pgbackrest backup --log-level-console=detail` printed so far: the
+ * percent done on its last "backup file ... (SIZE, NN.NN%)" line (-1: none
+ * yet), and at the end the new label and the size ("" when absent).
+ */
+int pgbr_backup_percent(const char *output);
+void pgbr_backup_summary(const char *output, char *label, size_t label_len, char *size, size_t size_len);
+
+/*
+ * `pgbackrest version` output ("pgBackRest 2.45") -> major * 100 + minor
+ * (245), -1 if unreadable. pgha needs PGBR_MIN_VERSION (backup annotations).
+ */
+#define PGBR_MIN_VERSION 241
+int pgbr_parse_version(const char *output);
+
 /* pgBackRest's reason for a failure: its first ERROR line, else the last line of output. */
 void pgbr_reason(const char *output, char *buf, size_t len);
 

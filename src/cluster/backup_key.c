@@ -86,7 +86,7 @@ int backup_request_decode(const char *json, struct backup_request *out, struct p
 	static const char what[] = "backup request";
 	struct backup_request r;
 	memset(&r, 0, sizeof(r));
-	json_t *o = rec_load(json, what, e);
+	json_t *o = rec_load(json, json ? strlen(json) : 0, what, e);
 	if (o == NULL)
 		return -1;
 	int rc = -1;
@@ -132,7 +132,7 @@ int backup_run_decode(const char *json, const char *what, struct backup_run *out
 {
 	struct backup_run r;
 	memset(&r, 0, sizeof(r));
-	json_t *o = rec_load(json, what, e);
+	json_t *o = rec_load(json, json ? strlen(json) : 0, what, e);
 	if (o == NULL)
 		return -1;
 	int rc = -1;
@@ -181,7 +181,7 @@ int backup_schedule_decode(const char *json, struct backup_schedule *out, struct
 		out->period[t] = -1;
 	if (json == NULL)
 		return 0;
-	json_t *o = rec_load(json, "backup schedule", e);
+	json_t *o = rec_load(json, strlen(json), "backup schedule", e);
 	if (o == NULL)
 		return -1;
 	int rc = 0;

@@ -78,10 +78,10 @@ json_t *rec_safe_str(const char *s, size_t len)
 	return j;
 }
 
-json_t *rec_load(const char *text, const char *what, struct pgha_err *e)
+json_t *rec_load(const char *text, size_t len, const char *what, struct pgha_err *e)
 {
 	json_error_t jerr;
-	json_t *root = json_loads(text ? text : "", 0, &jerr);
+	json_t *root = json_loadb(text ? text : "", text ? len : 0, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
 		err_set(e, "%s is not JSON: %s", what, jerr.text);
 		return NULL;

@@ -40,8 +40,8 @@ json_t *rec_safe_str(const char *s, size_t len);
 /* A fixed-size char array, even if something left it unterminated. */
 #define REC_FIXED_STR(arr) rec_safe_str((arr), strnlen((arr), sizeof(arr)))
 
-/* Parse text as one JSON object; the error names what. Caller decrefs. */
-json_t *rec_load(const char *text, const char *what, struct pgha_err *e);
+/* Parse len bytes of text as one JSON object (a key given twice is refused); the error names what. Caller decrefs. */
+json_t *rec_load(const char *text, size_t len, const char *what, struct pgha_err *e);
 /* Compact JSON text of o, which it consumes; never NULL. Caller frees. */
 char *rec_dump(json_t *o);
 

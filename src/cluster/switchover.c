@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/record.h"
 #include "common/util.h"
 
 static const char *const phase_names[] = {
@@ -61,26 +62,10 @@ static int get_int(json_t *o, const char *field, int64_t min, int64_t max, int64
 	return 0;
 }
 
-static json_t *load(const char *json, size_t len, const char *what, struct pgha_err *e)
-{
-	json_error_t je;
-	json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
-	if (o == NULL) {
-		err_set(e, "%s is not JSON: %s", what, je.text);
-		return NULL;
-	}
-	if (!json_is_object(o)) {
-		json_decref(o);
-		err_set(e, "%s is not a JSON object", what);
-		return NULL;
-	}
-	return o;
-}
-
 int switchover_decode(const char *json, size_t len, struct switchover *out, struct pgha_err *e)
 {
 	memset(out, 0, sizeof(*out));
-	json_t *o = load(json, len, "the switchover record", e);
+	json_t *o = rec_load(json, len, "the switchover record", e);
 	if (o == NULL)
 		return -1;
 	int rc = -1;
@@ -143,7 +128,7 @@ char *switchover_encode(const struct switchover *s)
 int proxy_record_decode(const char *json, size_t len, struct proxy_record *out, struct pgha_err *e)
 {
 	memset(out, 0, sizeof(*out));
-	json_t *o = load(json, len, "the proxy record", e);
+	json_t *o = rec_load(json, len, "the proxy record", e);
 	if (o == NULL)
 		return -1;
 	int64_t pid, clients;
@@ -175,7 +160,7 @@ char *proxy_record_encode(const struct proxy_record *r)
 int failover_key_decode(const char *json, size_t len, struct failover_key *out, struct pgha_err *e)
 {
 	memset(out, 0, sizeof(*out));
-	json_t *o = load(json, len, "the failover request", e);
+	json_t *o = rec_load(json, len, "the failover request", e);
 	if (o == NULL)
 		return -1;
 	int rc = 0;
@@ -208,7 +193,7 @@ const char *req_action_name(enum req_action a)
 int member_request_decode(const char *json, size_t len, struct member_request *out, struct pgha_err *e)
 {
 	memset(out, 0, sizeof(*out));
-	json_t *o = load(json, len, "the request", e);
+	json_t *o = rec_load(json, len, "the request", e);
 	if (o == NULL)
 		return -1;
 	char action[16];

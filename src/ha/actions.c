@@ -106,6 +106,7 @@ static void promote(struct agent *a)
 	/* Synchronous mode: the sync key names this member first (the fence), then promote. */
 	if (sync_before_promote(a) != 0)
 		return;
+	arcgap_before_promote(a);
 	int64_t t0 = now_ms();
 	PGresult *r = PQexec(a->pg.conn, "SELECT pg_promote(true, 60)");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
@@ -329,6 +330,12 @@ bool agent_act(struct agent *a, const struct ha_decision *d)
 		break;
 	case ACT_START_PRIMARY:
 	case ACT_START_STANDBY:
+		/* An old primary joining a leader: a standby archives nothing, so push what it holds first. */
+		if (d->action == ACT_START_STANDBY && view_leader(a) != NULL &&
+		    !arcgap_before_wal_loss(a, "starting as a standby")) {
+			quick = true;
+			break;
+		}
 		if (start_pg(a, d->action == ACT_START_STANDBY, &e) != 0) {
 			node_set_error(a, "cannot start PostgreSQL: %s", e.msg);
 			agent_backoff(a);
@@ -371,6 +378,10 @@ bool agent_act(struct agent *a, const struct ha_decision *d)
 		release_leader(a);
 		break;
 	case ACT_REWIND: {
+		if (!arcgap_before_wal_loss(a, "pg_rewind")) {
+			quick = true;
+			break;
+		}
 		int rc = job_start_rewind(a, &e);
 		if (rc < 0) {
 			node_set_error(a, "cannot start pg_rewind: %s", e.msg);
@@ -381,6 +392,10 @@ bool agent_act(struct agent *a, const struct ha_decision *d)
 		break;
 	}
 	case ACT_RECLONE: {
+		if (!arcgap_before_wal_loss(a, "the re-clone")) {
+			quick = true;
+			break;
+		}
 		char *aside = agent_diverged_aside(a);
 		move_aside(a, aside, "diverged");
 		free(aside);

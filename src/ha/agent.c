@@ -614,6 +614,7 @@ static void run_loop(struct agent *a)
 		switchover_step(a);
 		dynconf_step(a);
 		archive_step(a);
+		arcgap_step(a);
 		backup_job_step(a);
 		/* Observe (no side effect, from what was gathered) -> decide (pure) -> act -> publish. */
 		struct ha_gathered g;
@@ -711,6 +712,7 @@ static void agent_free(struct agent *a)
 	agent_act_free(a);
 	backup_job_free(a);
 	archive_free(a);
+	arcgap_free(a);
 	job_free(a);
 	if (a->wake_fd > 0)
 		close(a->wake_fd);

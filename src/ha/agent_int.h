@@ -164,6 +164,20 @@ struct job {
 	bool repo_clone_failed;   /* ... which failed: the next clone copies from the primary */
 };
 
+/* Archive continuity at a promotion and a rejoin, [backup] on (archive_continuity.c). */
+struct agent_arc_gap {
+	pid_t pid;                /* archive-push of one WAL file this member holds, 0 if none */
+	int fd;                   /* its output (when pid > 0) */
+	struct strbuf out;
+	char **files;             /* the WAL files the round pushes, in order */
+	size_t nfiles, next;
+	int pushed, failed;
+	const char *why;          /* what the round comes before (a string literal) */
+	int64_t deadline_ms;      /* the round gives up then */
+	int64_t round_end_ms;     /* the last round ended: one round each time PostgreSQL stopped */
+	int64_t check_ms;         /* a refused .partial last looked for */
+};
+
 struct slot_seen {
 	char name[64];
 	int64_t last_seen_ms;
@@ -259,6 +273,7 @@ struct agent {
 	struct agent_op op;
 	struct job job;
 	struct agent_archive arc;
+	struct agent_arc_gap gap;
 	struct agent_backup bk;
 	struct agent_act act;
 	struct agent_publish publish;
@@ -385,6 +400,20 @@ const char *sync_primary_ssn(struct agent *a);    /* synchronous_standby_names t
 void sync_forget_leadership(struct agent *a);
 
 /* failover.c (ha/failover.h), switchover.c (ha/switchover.h) */
+
+/* archive_continuity.c (ha/archive_continuity.h): no archive gap across promotions and rejoins */
+/* Just before pg_promote: the segments of the timeline being left are archived again (once). */
+void arcgap_before_promote(struct agent *a);
+/*
+ * Before this member's WAL may be thrown away (pg_rewind, a re-clone) or left
+ * unarchived (starting as a standby): push what it marks .ready, as a child
+ * with a deadline. false: under way, call again (the caller postpones its
+ * action). why: a string literal, for the log.
+ */
+bool arcgap_before_wal_loss(struct agent *a, const char *why);
+/* Each loop, primary: a .partial the archive holds with other content is marked done. */
+void arcgap_step(struct agent *a);
+void arcgap_free(struct agent *a);
 
 /* observe.c */
 /* What the loop asked of the world (I/O, the clock) for one observation. */

@@ -5,13 +5,13 @@
  * (backup/pgbackrest.c) and the archive_command / restore_command every
  * member's pgha.conf carries (node.c reads them). Each loop: the leader, once
  * it runs as primary and the initialize key holds the system identifier, runs
- * `stanza-create` when the stanza's archive.info is not there yet (for S3 a
- * probe reads it), then `check`, each as a child with a timeout; the loop
- * only polls it, so HA never waits for the repository. A failure is logged
- * with pgBackRest's message (for S3 with the cause in words) and retried
- * later; the state ("ok", "failing: why") goes to the member record. Then
- * pg_stat_archiver tells whether archive_command keeps failing. Low in the
- * agent: it calls only node.c.
+ * `stanza-create` when the stanza's archive.info is not there yet, as it is
+ * after a promotion (for S3 a probe reads it), then `check`, each as a child
+ * with a timeout; the loop only polls it, so HA never waits for the
+ * repository. A failure is logged with pgBackRest's message (for S3 with the
+ * cause in words) and retried later; the state ("ok", "failing: why") goes to
+ * the member record. Then pg_stat_archiver tells whether archive_command
+ * keeps failing. Low in the agent: it calls only node.c.
  */
 #include "ha/agent_int.h"
 
@@ -84,6 +84,23 @@ static void host_identity(char *out, size_t len)
 	out[len - 1] = '\0';
 }
 
+/* Too old a pgbackrest is named at start, not at the first backup (annotations need 2.41). */
+static int check_version(const struct agent *a, const char *bin, struct pgha_err *e)
+{
+	const char *argv[] = {bin, "version", NULL};
+	struct proc_spec spec = {.argv = argv, .user = &a->user, .out_fd = -1};
+	struct strbuf out = STRBUF_INIT;
+	int code = 0, rc = proc_run(&spec, 10000, &out, &code, e);
+	int v = rc == 0 && code == 0 ? pgbr_parse_version(sb_str(&out)) : -1;
+	if (rc == 0 && v < PGBR_MIN_VERSION)
+		rc = err_set(e, "%s: %s pgBackRest %d.%02d or later is needed (it said: %.*s)\n"
+			     "HINT: install a newer pgbackrest (https://pgbackrest.org, or the PostgreSQL APT repository)",
+			     bin, v < 0 ? "cannot tell its version;" : "too old:", PGBR_MIN_VERSION / 100,
+			     PGBR_MIN_VERSION % 100, (int)strcspn(sb_str(&out), "\n"), sb_str(&out));
+	sb_free(&out);
+	return rc;
+}
+
 int archive_setup(struct agent *a, struct pgha_err *e)
 {
 	struct agent_archive *r = &a->arc;
@@ -95,7 +112,7 @@ int archive_setup(struct agent *a, struct pgha_err *e)
 	if (r->bin == NULL)
 		return err_set(e, "[backup] has a repository but pgbackrest is not installed (not found in PATH)\n"
 			       "HINT: install it (Debian: apt-get install pgbackrest) on every member, or remove [backup]");
-	if (probe_compress(a, r->bin, e) != 0)
+	if (check_version(a, r->bin, e) != 0 || probe_compress(a, r->bin, e) != 0)
 		return -1;
 	const struct agent_config *c = &a->cfg;
 	struct pgbr_s3 s3 = {
@@ -390,11 +407,16 @@ void archive_step(struct agent *a)
 		r->retry_ms = now_ms() + ARC_RETRY_MS;
 		return;
 	}
+	/*
+	 * After a promotion the stanza exists: stanza-create would take pgBackRest's
+	 * archive lock just as the new primary's archiver starts pushing (its
+	 * history file first), and that push would wait out archive-timeout (60 s).
+	 * check takes no lock. An S3 bucket is looked at by the probe.
+	 */
 	int first = ARC_PROBE;
 	if (!a->cfg.backup_s3) {
-		/* A posix stanza is seen at once: no probe delays stanza-create at bootstrap. */
 		char *info = xasprintf("%s/archive/%s/archive.info", a->cfg.backup_repo_path, a->cfg.cluster_name);
-		first = access(info, F_OK) == 0 ? ARC_CHECK : ARC_STANZA_CREATE;
+		first = path_exists(info) ? ARC_CHECK : ARC_STANZA_CREATE;
 		free(info);
 	}
 	if (spawn_step(a, first, &e) != 0)

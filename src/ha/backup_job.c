@@ -197,12 +197,7 @@ static void finished(struct agent *a, int code, const char *why)
 	r->finished_at = wall_s();
 	r->ok = why == NULL && code == 0;
 	const char *t = sb_str(&b->out);
-	const char *lbl = strstr(t, "new backup label = ");
-	if (lbl != NULL)
-		snprintf(r->label, sizeof(r->label), "%.*s", (int)strcspn(lbl + 19, " \n"), lbl + 19);
-	const char *size = strstr(t, "backup size = ");
-	if (size != NULL)
-		snprintf(r->size, sizeof(r->size), "%.*s", (int)strcspn(size + 14, ", \n"), size + 14);
+	pgbr_backup_summary(t, r->label, sizeof(r->label), r->size, sizeof(r->size));
 	if (why != NULL) {
 		snprintf(r->error, sizeof(r->error), "%s", why);
 	} else if (code != 0) {
@@ -228,21 +223,6 @@ static void finished(struct agent *a, int code, const char *why)
 	write_finish(a);
 }
 
-/* Progress: the percent on pgBackRest's last "backup file ... (SIZE, NN.NN%)" line. */
-static int progress(const struct strbuf *out)
-{
-	const char *t = sb_str(out), *end = NULL;
-	for (const char *p = strstr(t, "%)"); p != NULL; p = strstr(p + 2, "%)"))
-		end = p;
-	if (end == NULL)
-		return -1;
-	const char *start = end;
-	while (start > t && (start[-1] == '.' || (start[-1] >= '0' && start[-1] <= '9')))
-		start--;
-	int pct = atoi(start);
-	return pct < 0 ? 0 : pct > 100 ? 100 : pct;
-}
-
 static void poll_run(struct agent *a)
 {
 	struct agent_backup *b = &a->bk;
@@ -259,7 +239,7 @@ static void poll_run(struct agent *a)
 		kill(b->pid, SIGTERM);
 		b->cancelled = true;
 	}
-	int pct = progress(&b->out);
+	int pct = pgbr_backup_percent(sb_str(&b->out));
 	if (pct < 0 || pct == b->put_percent || now_ms() - b->put_ms < BK_PROGRESS_MS)
 		return;
 	b->run.percent = pct;

@@ -69,6 +69,17 @@ static void job_begin(struct agent *a, enum job_kind kind)
 	log_info("%s started (pid %d) into %s", job_label(&a->job), (int)a->job.pid, a->job.tmpdir);
 }
 
+/* A bootstrap job that could not start: its password file and directory name go. -1. */
+static int start_failed(struct agent *a)
+{
+	unlink(a->job.pwfile);
+	free(a->job.pwfile);
+	a->job.pwfile = NULL;
+	free(a->job.tmpdir);
+	a->job.tmpdir = NULL;
+	return -1;
+}
+
 /* `pgha restore-job` (backup/restore.h) into the job's directory, as the run user; more[] its mode's options. */
 static int spawn_restore_job(struct agent *a, const char *stanza, const char *const *more, struct pgha_err *e)
 {
@@ -116,14 +127,8 @@ static int job_start_restore(struct agent *a, struct pgha_err *e)
 				      "--target", a->cfg.bootstrap_target, NULL};
 		rc = spawn_restore_job(a, a->cfg.bootstrap_stanza, more, e);
 	}
-	if (rc != 0) {
-		unlink(a->job.pwfile);
-		free(a->job.pwfile);
-		a->job.pwfile = NULL;
-		free(a->job.tmpdir);
-		a->job.tmpdir = NULL;
-		return -1;
-	}
+	if (rc != 0)
+		return start_failed(a);
 	log_info("bootstrapping from the backup repository %s: stanza %s, target %s", a->cfg.backup_repo,
 		 a->cfg.bootstrap_stanza, a->cfg.bootstrap_target);
 	job_begin(a, JOB_RESTORE);
@@ -148,12 +153,7 @@ int job_start_initdb(struct agent *a, struct pgha_err *e)
 	job_begin(a, JOB_INITDB);
 	return 0;
 fail:
-	unlink(a->job.pwfile);
-	free(a->job.pwfile);
-	a->job.pwfile = NULL;
-	free(a->job.tmpdir);
-	a->job.tmpdir = NULL;
-	return -1;
+	return start_failed(a);
 }
 
 /*

@@ -296,3 +296,40 @@ def test_up_backup_archives_and_prints_how_to_see_it():
         code = stop_process(proc, sig=signal.SIGINT, timeout=120)
         assert code == 0, code
     shutil.rmtree(base, ignore_errors=True)
+
+
+def test_too_old_pgbackrest_is_named_at_start(tmp_path):
+    """A pgbackrest older than 2.41 (backups are annotated) stops the agent at start, with its version."""
+    import tempfile
+    from conftest import PGHA_BIN, free_port
+    fake = tempfile.mkdtemp(prefix="pgha-fake-pgbackrest-", dir="/tmp")
+    try:
+        os.chmod(fake, 0o755)
+        with open(os.path.join(fake, "pgbackrest"), "w") as f:
+            f.write("#!/bin/sh\necho 'pgBackRest 2.30'\n")
+        os.chmod(os.path.join(fake, "pgbackrest"), 0o755)
+        for name in ("su", "repl"):
+            (tmp_path / name).write_text("pw\n")
+            (tmp_path / name).chmod(0o600)
+        conf = tmp_path / "node.conf"
+        conf.write_text(f"""[etcd]
+endpoints = http://127.0.0.1:{free_port()}
+[node]
+name = n1
+api_listen = 127.0.0.1:{free_port()}
+[postgresql]
+data_dir = {fake}/data
+superuser_password_file = {tmp_path}/su
+replication_password_file = {tmp_path}/repl
+[backup]
+repo_path = {fake}/repo
+""")
+        r = subprocess.run([PGHA_BIN, "agent", "-c", str(conf)], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"})
+        out = r.stdout + r.stderr
+        assert r.returncode != 0, out
+        assert (f"{fake}/pgbackrest: too old: pgBackRest 2.41 or later is needed (it said: pgBackRest 2.30)"
+                in out), out
+        assert "HINT: install a newer pgbackrest" in out
+    finally:
+        shutil.rmtree(fake, ignore_errors=True)

@@ -286,6 +286,31 @@ static void test_write_conf(void **state)
 	free(work);
 }
 
+static void test_backup_output(void **state)
+{
+	(void)state;
+	assert_int_equal(pgbr_backup_percent(""), -1);
+	assert_int_equal(pgbr_backup_percent("P00   INFO: backup start archive = 000000010000000000000005\n"), -1);
+	const char *out = "P01 DETAIL: backup file /d/base/5/1255 (768KB, 3.54%) checksum 22dc\n"
+			  "P02 DETAIL: backup file /d/base/4/1255 (768KB, 87.97%) checksum 22dc\n"
+			  "P00   INFO: new backup label = 20261203-113629F_20261203-113637I\n"
+			  "P00   INFO: incr backup size = 8.3KB, file total = 965\n";
+	assert_int_equal(pgbr_backup_percent(out), 87);
+	assert_int_equal(pgbr_backup_percent("(1GB, 100.00%)"), 100);
+	assert_int_equal(pgbr_backup_percent("odd (x, %)"), -1);
+	char label[64], size[32];
+	pgbr_backup_summary(out, label, sizeof(label), size, sizeof(size));
+	assert_string_equal(label, "20261203-113629F_20261203-113637I");
+	assert_string_equal(size, "8.3KB");
+	pgbr_backup_summary("ERROR: [082]: nothing", label, sizeof(label), size, sizeof(size));
+	assert_string_equal(label, "");
+	assert_string_equal(size, "");
+	assert_int_equal(pgbr_parse_version("pgBackRest 2.45\n"), 245);
+	assert_int_equal(pgbr_parse_version("pgBackRest 2.40dev\n"), 240);
+	assert_true(pgbr_parse_version("pgBackRest 2.40\n") < PGBR_MIN_VERSION);
+	assert_int_equal(pgbr_parse_version("bash: pgbackrest: command not found"), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -301,6 +326,7 @@ int main(void)
 		cmocka_unit_test(test_commands_refused),
 		cmocka_unit_test(test_compress),
 		cmocka_unit_test(test_write_conf),
+		cmocka_unit_test(test_backup_output),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -163,6 +163,7 @@ static void test_parse_duration_good(void **state)
 		{"2min", 120000},
 		{"30min", 1800000},
 		{"1h", 3600000},
+		{"7d", 604800000},  /* days: backup schedules */
 		{"1.5s", 1500},
 		{"1.5", 1500},
 		{"0.25m", 15000},
@@ -190,7 +191,7 @@ static void test_parse_duration_bad(void **state)
 {
 	static const char *const bad[] = {
 		"", "-1", "-1s", "-0.5ms", "10x", "10 s", "10sec", "10S", "10MS", "s", "ms",
-		"10d", "1s1", "h", "1hh", "inf", "infinity", "-inf",
+		"10w", "1dd", "1s1", "h", "1hh", "inf", "infinity", "-inf",
 		"1e400",                    /* an exponent (and ERANGE) */
 		"99999999999999999999h",    /* overflows a long */
 		"9223372036854775807",      /* seconds: overflows in ms */

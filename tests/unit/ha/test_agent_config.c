@@ -606,6 +606,16 @@ static void test_agent_backup_refused(void **state)
 	agent_refused(BK "[parameters]\narchive_mode = off\n", "archive_mode is managed by pgha");
 	agent_refused(BK "[parameters]\nrestore_command = cp /x/%f %p\n", "restore_command is managed by pgha");
 	agent_refused(BK "[backup]\nrepo = /x\n", "repo");
+	agent_refused_exact(BK "diff_every = 30s\n", ": [backup] diff_every = \"30s\": a period of at least 1 minute "
+			    "such as 7d, 1d, 6h or 30m (empty: not scheduled)");
+	agent_refused_exact(BK "schedule_offset = soon\n", ": [backup] schedule_offset = \"soon\": a duration such as 2h or 30m");
+	agent_refused_exact(BK "create_replicas = rsync\n", ": [backup] create_replicas = \"rsync\": use repository or pg_basebackup");
+	agent_refused_exact(BK "[bootstrap]\nmethod = clone\n", ": [bootstrap] method = \"clone\": use initdb or restore");
+	agent_refused_exact(AGENT_MIN "[bootstrap]\nmethod = restore\n", ": [bootstrap] method = restore needs the "
+			    "repository to restore from\nHINT: add [backup] repo_path (the source cluster's repository)");
+	agent_refused(BK "[bootstrap]\nmethod = restore\nrestore_target = last tuesday\n",
+		      ": [bootstrap] restore target \"last tuesday\": give latest");
+	agent_refused(BK "[bootstrap]\nmethod = restore\nrestore_stanza = ../x\n", "restore_stanza = \"../x\"");
 #undef BK
 }
 
@@ -675,6 +685,32 @@ static void test_agent_backup_s3_refused(void **state)
 		      "HINT: remove it: pgha archives WAL with pgBackRest to s3://pgha-backups/pgha at minio.lan:9000");
 }
 #undef S3_MIN
+
+static void test_agent_backup_schedule_and_bootstrap(void **state)
+{
+	struct agent_config cfg;
+	agent_accepted(AGENT_MIN "[backup]\nrepo_path = /srv/backup\nfull_every = 7d\ndiff_every = 1d\n"
+		       "incr_every = 90m\nschedule_offset = 2h\n", &cfg);
+	assert_int_equal(cfg.backup_plan.every_s[BACKUP_FULL], 7 * 86400);
+	assert_int_equal(cfg.backup_plan.every_s[BACKUP_DIFF], 86400);
+	assert_int_equal(cfg.backup_plan.every_s[BACKUP_INCR], 5400);
+	assert_int_equal(cfg.backup_plan.offset_s, 7200);
+	assert_string_equal(cfg.backup_create_replicas, "repository");
+	assert_false(cfg.bootstrap_restore);
+	agent_config_free(&cfg);
+	agent_accepted(AGENT_MIN "[backup]\nrepo_path = /srv/backup\n[bootstrap]\nmethod = restore\n"
+		       "restore_stanza = main\nrestore_target = 2026-12-03 14:02\n", &cfg);
+	assert_true(cfg.bootstrap_restore);
+	assert_string_equal(cfg.bootstrap_stanza, "main");
+	assert_string_equal(cfg.bootstrap_target, "2026-12-03 14:02:00+00:00");
+	assert_int_equal(cfg.backup_plan.every_s[BACKUP_FULL], 0);
+	agent_config_free(&cfg);
+	/* The source stanza defaults to this cluster's name; the target to the end of the archive. */
+	agent_accepted(AGENT_MIN "[backup]\nrepo_path = /srv/backup\n[bootstrap]\nmethod = restore\n", &cfg);
+	assert_string_equal(cfg.bootstrap_target, "latest");
+	assert_string_equal(cfg.bootstrap_stanza, cfg.cluster_name);
+	agent_config_free(&cfg);
+}
 
 static void test_agent_help(void **state)
 {
@@ -748,6 +784,7 @@ int main(void)
 		cmocka_unit_test(test_agent_backup_refused),
 		cmocka_unit_test(test_agent_backup_s3),
 		cmocka_unit_test(test_agent_backup_s3_refused),
+		cmocka_unit_test(test_agent_backup_schedule_and_bootstrap),
 		cmocka_unit_test(test_agent_help),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
