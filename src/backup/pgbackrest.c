@@ -205,9 +205,23 @@ char *pgbr_archive_command(const char *bin, const char *work_dir, const char *st
 	return command(bin, work_dir, stanza, "archive-push %p", e);
 }
 
-char *pgbr_restore_command(const char *bin, const char *work_dir, const char *stanza, struct pgha_err *e)
+char *pgbr_restore_command(const char *timeout_bin, int timeout_s, const char *bin, const char *work_dir,
+			   const char *stanza, struct pgha_err *e)
 {
-	return command(bin, work_dir, stanza, "archive-get %f \"%p\"", e);
+	char *cmd = command(bin, work_dir, stanza, "archive-get %f \"%p\"", e);
+	struct pgha_err sub;
+	if (cmd == NULL || timeout_bin == NULL)
+		return cmd;
+	if (pgbr_path_check(timeout_bin, &sub) != 0) {
+		free(cmd);
+		err_set(e, "timeout program %s", sub.msg);
+		return NULL;
+	}
+	struct strbuf sb = STRBUF_INIT;
+	shell_quote(&sb, timeout_bin);
+	sb_printf(&sb, " %d %s", timeout_s, cmd);
+	free(cmd);
+	return sb_steal(&sb);
 }
 
 static int own_dir(const char *dir, const struct run_user *owner, struct pgha_err *e)

@@ -92,7 +92,17 @@ char *pgbr_conf_path(const char *work_dir);
  * quoted. Caller frees.
  */
 char *pgbr_archive_command(const char *bin, const char *work_dir, const char *stanza, struct pgha_err *e);
-char *pgbr_restore_command(const char *bin, const char *work_dir, const char *stanza, struct pgha_err *e);
+/*
+ * With timeout_bin (coreutils timeout), restore_command gives up after
+ * PGBR_RESTORE_TIMEOUT_S (exit 124: "not there" to PostgreSQL, never the
+ * fatal >125), so a hung repository cannot hold a promotion, which looks for
+ * history files in the archive, or keep a standby from streaming.
+ */
+#define PGBR_RESTORE_TIMEOUT_S 10
+/* While promoting: PostgreSQL only looks for history files, each is one small read. */
+#define PGBR_PROMOTE_RESTORE_TIMEOUT_S 3
+char *pgbr_restore_command(const char *timeout_bin, int timeout_s, const char *bin, const char *work_dir,
+			   const char *stanza, struct pgha_err *e);
 
 /*
  * Create work_dir (0700) with spool/, log/, lock/ and write pgbackrest.conf

@@ -99,24 +99,54 @@ static void checkpoint_after_promote(struct agent *a)
 	PQclear(r);
 }
 
+/*
+ * Promotion waits at most PROMOTE_WAIT_S per loop: leaving recovery can take
+ * long (it looks for history files in the WAL archive, and a slow repository
+ * slows that), and the loop must go on renewing the leader key meanwhile. The
+ * decision asks again while PostgreSQL is still in recovery; the fences
+ * before the promotion (the sync key, the segments to archive again) run
+ * once per promotion.
+ */
+#define PROMOTE_WAIT_S 2
+
 static void promote(struct agent *a)
 {
 	if (a->pg.conn == NULL)
 		return;
-	/* Synchronous mode: the sync key names this member first (the fence), then promote. */
-	if (sync_before_promote(a) != 0)
-		return;
-	arcgap_before_promote(a);
-	int64_t t0 = now_ms();
-	PGresult *r = PQexec(a->pg.conn, "SELECT pg_promote(true, 60)");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+	if (!a->act.promoting) {
+		/* Synchronous mode: the sync key names this member first (the fence), then promote. */
+		if (sync_before_promote(a) != 0)
+			return;
+		arcgap_before_promote(a);
+		archive_promoting(a, true);
+		a->act.promoting = true;
+		a->act.promote_started_ms = now_ms();
+		a->act.promote_logged_ms = now_ms();
+	}
+	char sql[48];
+	snprintf(sql, sizeof(sql), "SELECT pg_promote(true, %d)", PROMOTE_WAIT_S);
+	PGresult *r = PQexec(a->pg.conn, sql);
+	bool ok = PQresultStatus(r) == PGRES_TUPLES_OK, done = ok && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	/* It finished between the last status read and this call. */
+	if (!ok && a->act.promoting && strstr(PQresultErrorMessage(r), "recovery is not in progress") != NULL)
+		ok = done = true;
+	int64_t ms = now_ms() - a->act.promote_started_ms;
+	if (!ok) {
 		node_set_error(a, "promotion failed: %s", PQresultErrorMessage(r));
-	else
-		log_info("promoted PostgreSQL to primary in %lld ms", (long long)(now_ms() - t0));
-	bool promoted = PQresultStatus(r) == PGRES_TUPLES_OK;
+		a->act.promoting = false;
+	} else if (done) {
+		log_info("promoted PostgreSQL to primary in %lld ms", (long long)ms);
+		a->act.promoting = false;
+	}
+	if (!a->act.promoting)
+		archive_promoting(a, false); else if (now_ms() - a->act.promote_logged_ms >= 10000) {
+		log_warn("promotion under way for %lld s: PostgreSQL is still leaving recovery (it reads history "
+			 "files from the WAL archive; a slow repository slows this)", (long long)(ms / 1000));
+		a->act.promote_logged_ms = now_ms();
+	}
 	PQclear(r);
 	fencing_arm(a);
-	if (promoted)
+	if (done)
 		checkpoint_after_promote(a);
 }
 
@@ -299,6 +329,11 @@ bool agent_act(struct agent *a, const struct ha_decision *d)
 {
 	struct pgha_err e;
 	bool quick = false;
+	/* A promotion given up for another decision starts again from its fences. */
+	if (d->action != ACT_PROMOTE && a->act.promoting) {
+		a->act.promoting = false;
+		archive_promoting(a, false);
+	}
 	switch (d->action) {
 	case ACT_WAIT:
 	case ACT_REPLICA_DUTIES:

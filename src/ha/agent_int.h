@@ -190,6 +190,8 @@ struct agent_archive {
 	char *conf;               /* <work_dir>/pgbackrest.conf */
 	char *archive_command;    /* what pgha.conf sets on every member (node_conf_spec) */
 	char *restore_command;
+	char *restore_command_promote;  /* ... with a short timeout, in force while this member promotes */
+	bool promoting;
 	pid_t pid;                /* stanza-create or check running, 0 if none */
 	int fd;                   /* its output */
 	int step;                 /* ARC_STANZA_CREATE, ARC_CHECK */
@@ -229,6 +231,9 @@ struct agent_act {
 	struct slot_seen *slots;  /* leader: the replication slots it manages */
 	size_t nslots;
 	char diverged_copy[300];  /* <data>.diverged while it exists (agent_diverged_copy_step) */
+	bool promoting;           /* pg_promote asked; PostgreSQL still leaving recovery */
+	int64_t promote_started_ms;
+	int64_t promote_logged_ms;
 };
 
 /* The loop's own (agent.c): the member record, the API's snapshot, the last decision. */
@@ -436,6 +441,12 @@ void backup_job_step(struct agent *a);
 void backup_job_free(struct agent *a);
 
 /* archive.c: pgBackRest (backup/pgbackrest.h) */
+/*
+ * While promoting, PostgreSQL looks for history files in the archive: a hung
+ * repository must cost seconds, not a timeout per file. On: the short
+ * restore_command (pgha.conf rewritten, reloaded); off: the usual one.
+ */
+void archive_promoting(struct agent *a, bool on);
 /* [backup] on: find pgbackrest, write its config, the archive/restore commands. Before PostgreSQL starts. */
 int archive_setup(struct agent *a, struct pgha_err *e);
 /*

@@ -133,8 +133,17 @@ int archive_setup(struct agent *a, struct pgha_err *e)
 	r->archive_command = pgbr_archive_command(r->bin, a->cfg.backup_work_dir, a->cfg.cluster_name, e);
 	if (r->archive_command == NULL)
 		return -1;
-	r->restore_command = pgbr_restore_command(r->bin, a->cfg.backup_work_dir, a->cfg.cluster_name, e);
-	if (r->restore_command == NULL)
+	char *timeout_bin = find_program("timeout");
+	if (timeout_bin == NULL)
+		log_warn("the timeout program (coreutils) is not in PATH: restore_command runs unbounded, so a hung "
+			 "repository can hold a promotion");
+	r->restore_command = pgbr_restore_command(timeout_bin, PGBR_RESTORE_TIMEOUT_S, r->bin, a->cfg.backup_work_dir,
+						  a->cfg.cluster_name, e);
+	if (r->restore_command != NULL)
+		r->restore_command_promote = pgbr_restore_command(timeout_bin, PGBR_PROMOTE_RESTORE_TIMEOUT_S, r->bin,
+								  a->cfg.backup_work_dir, a->cfg.cluster_name, e);
+	free(timeout_bin);
+	if (r->restore_command == NULL || r->restore_command_promote == NULL)
 		return -1;
 	host_identity(r->host_id, sizeof(r->host_id));
 	log_info("WAL archiving with pgBackRest to %s (stanza %s, config %s)", a->cfg.backup_repo,
@@ -423,6 +432,17 @@ void archive_step(struct agent *a)
 		failed(a, "starting pgbackrest", e.msg, NULL);
 }
 
+void archive_promoting(struct agent *a, bool on)
+{
+	struct agent_archive *r = &a->arc;
+	if (!r->on || r->promoting == on)
+		return;
+	r->promoting = on;
+	struct pgha_err e;
+	if (node_apply_conf(a, &e) != 0)
+		log_warn("restore_command for the promotion: %s", e.msg);
+}
+
 void archive_free(struct agent *a)
 {
 	struct agent_archive *r = &a->arc;
@@ -437,5 +457,6 @@ void archive_free(struct agent *a)
 	free(r->conf);
 	free(r->archive_command);
 	free(r->restore_command);
-	r->bin = r->conf = r->archive_command = r->restore_command = NULL;
+	free(r->restore_command_promote);
+	r->bin = r->conf = r->archive_command = r->restore_command = r->restore_command_promote = NULL;
 }

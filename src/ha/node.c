@@ -59,7 +59,7 @@ void node_conf_spec(const struct agent *a, struct pg_conf_spec *s, bool standby,
 	s->synchronous_standby_names = ssn;
 	/* [backup] on: every member archives with pgBackRest (archive.c set these up). */
 	s->archive_command = a->arc.archive_command;
-	s->restore_command = a->arc.restore_command;
+	s->restore_command = a->arc.promoting ? a->arc.restore_command_promote : a->arc.restore_command;
 }
 
 int node_apply_conf(struct agent *a, struct pgha_err *e)

@@ -333,3 +333,49 @@ repo_path = {fake}/repo
         assert "HINT: install a newer pgbackrest" in out
     finally:
         shutil.rmtree(fake, ignore_errors=True)
+
+
+def test_a_hung_repository_does_not_block_a_failover(request):
+    """The repository hangs (its archive.info files become FIFOs: every pgBackRest open blocks), then
+    the leader dies. The standby promotes anyway: restore_command gives up after 10 s (3 s while
+    promoting) and the agent's loop keeps the leader key while PostgreSQL leaves recovery, so the
+    new primary is not fenced."""
+    import signal
+    from conftest import pg_pid, shared_base, signal_instance
+    with shared_base(request) as base:
+        repo = make_repo(base)
+        etcd = Etcd(base).start()
+        cluster = Cluster(base, etcd)
+        try:
+            for n in ("n1", "n2"):
+                cluster.add(n, {"backup.repo_path": repo}).start()
+            leader = cluster.wait_streaming(["n1", "n2"], timeout=120)
+            wait_archive_ok(cluster, leader)
+            stanza = os.path.join(repo, "archive", "t")
+            for f in ("archive.info", "archive.info.copy"):
+                os.unlink(os.path.join(stanza, f))
+                os.mkfifo(os.path.join(stanza, f))
+                shutil.chown(os.path.join(stanza, f), "postgres", "postgres")
+            old = cluster.nodes[leader]
+            pid = pg_pid(old)
+            old.proc.send_signal(signal.SIGKILL)
+            signal_instance(pid, signal.SIGKILL)
+            old.proc.wait(10)
+            t0 = time.monotonic()
+            new = cluster.nodes["n2" if leader == "n1" else "n1"]
+
+            def writable():
+                try:
+                    new.sql("CREATE TABLE IF NOT EXISTS after_hang (i int)")
+                    return True
+                except Exception:
+                    return False
+            wait_until("the standby to take writes with the repository hung", writable, timeout=90)
+            took = time.monotonic() - t0
+            print(f"failover with a hung repository: writable after {took:.1f}s")
+            time.sleep(15)    # longer than the ttl: a fenced primary would be gone by now
+            assert writable() and cluster.leader() == new.name
+            assert "promoted PostgreSQL to primary" in new.log()
+        finally:
+            cluster.stop_all()
+            etcd.stop()

@@ -200,10 +200,16 @@ static void test_commands(void **state)
 	assert_string_equal(a, "'/usr/bin/pgbackrest' '--config=/srv/pg/data.pgha-backup/pgbackrest.conf' "
 			       "--stanza=pgha archive-push %p");
 	free(a);
-	char *r = pgbr_restore_command("/usr/bin/pgbackrest", "/srv/pg/data.pgha-backup", "pgha", &e);
+	char *r = pgbr_restore_command(NULL, 0, "/usr/bin/pgbackrest", "/srv/pg/data.pgha-backup", "pgha", &e);
 	assert_string_equal(r, "'/usr/bin/pgbackrest' '--config=/srv/pg/data.pgha-backup/pgbackrest.conf' "
 			       "--stanza=pgha archive-get %f \"%p\"");
 	free(r);
+	r = pgbr_restore_command("/usr/bin/timeout", 10, "/usr/bin/pgbackrest", "/srv/pg/data.pgha-backup", "pgha", &e);
+	assert_string_equal(r, "'/usr/bin/timeout' 10 '/usr/bin/pgbackrest' "
+			       "'--config=/srv/pg/data.pgha-backup/pgbackrest.conf' --stanza=pgha archive-get %f \"%p\"");
+	free(r);
+	assert_null(pgbr_restore_command("timeout", 30, "/usr/bin/pgbackrest", "/srv/x", "pgha", &e));
+	assert_non_null(strstr(e.msg, "timeout program"));
 }
 
 static void test_commands_quoting(void **state)
@@ -222,9 +228,9 @@ static void test_commands_refused(void **state)
 	assert_null(pgbr_archive_command("/usr/bin/pgbackrest", "/srv/a\nb", "pgha", &e));
 	assert_non_null(strstr(e.msg, "[backup] work_dir"));
 	assert_non_null(strstr(e.msg, "control characters"));
-	assert_null(pgbr_restore_command("/usr/bin/pgbackrest", "relative/dir", "pgha", &e));
+	assert_null(pgbr_restore_command(NULL, 0, "/usr/bin/pgbackrest", "relative/dir", "pgha", &e));
 	assert_non_null(strstr(e.msg, "absolute"));
-	assert_null(pgbr_restore_command("pgbackrest", "/srv/x", "pgha", &e));
+	assert_null(pgbr_restore_command(NULL, 0, "pgbackrest", "/srv/x", "pgha", &e));
 	assert_non_null(strstr(e.msg, "pgBackRest program"));
 	assert_int_equal(pgbr_path_check("/srv/x ", &e), -1);
 	assert_int_equal(pgbr_path_check("/srv/x\t1", &e), -1);
