@@ -212,6 +212,7 @@ struct agent_backup {
 	int fd;                   /* its output */
 	struct strbuf out;        /* the last few KB of it */
 	struct backup_run run;    /* the claim (the running key's fields) */
+	char *claim;              /* the running key's value as this member last wrote it */
 	int64_t request_rev;      /* mod_revision of the request it runs: deleted only if unchanged */
 	bool cancelled;           /* the request was withdrawn while it ran: stopped */
 	int64_t put_ms;           /* progress last written */

@@ -166,26 +166,55 @@ static int spawn_backup(struct agent *a, const struct member *leader, struct pgh
 	return rc;
 }
 
+/*
+ * The outcome, only while the claim is still ours (it is under our lease: an
+ * agent that lost etcd past its ttl may find another member's claim there),
+ * and the request deleted only if it is still the one this run served.
+ */
 static void write_finish(struct agent *a)
 {
 	struct agent_backup *b = &a->bk;
-	struct etcd_cmp cmp = {.key = b->k_request, .target = ETCD_CMP_MOD, .result = ETCD_CMP_EQUAL,
-			       .number = b->request_rev};
+	struct etcd_cmp cmp[] = {
+		{.key = b->k_running, .target = ETCD_CMP_VALUE, .result = ETCD_CMP_EQUAL, .value = b->claim},
+		{.key = b->k_request, .target = ETCD_CMP_MOD, .result = ETCD_CMP_EQUAL, .number = b->request_rev},
+	};
 	struct etcd_op done[] = {
 		{.type = ETCD_OP_PUT, .key = b->k_last, .value = b->finish},
 		{.type = ETCD_OP_DELETE, .key = b->k_running},
 		{.type = ETCD_OP_DELETE, .key = b->k_request},
 	};
-	bool same = false;
+	bool both = false, ours = false;
 	struct pgha_err e;
-	/* The request goes only if it is still the one this run served. */
-	if (etcd_txn(a->dcs.etcd, &cmp, 1, done, 3, done, 2, &same, NULL, &e) != 0) {
+	if (etcd_txn(a->dcs.etcd, cmp, 2, done, 3, NULL, 0, &both, NULL, &e) != 0 ||
+	    (!both && etcd_txn(a->dcs.etcd, cmp, 1, done, 2, NULL, 0, &ours, NULL, &e) != 0)) {
 		log_warn("backup %s: cannot record the outcome in etcd (will retry): %s", b->run.id, e.msg);
 		b->retry_ms = now_ms() + BK_RETRY_MS;
 		return;
 	}
+	if (!both && !ours)
+		log_warn("backup %s: the claim is no longer this member's (its lease expired?): the outcome is not "
+			 "recorded; the member holding the claim now runs the request", b->run.id);
 	free(b->finish);
 	b->finish = NULL;
+}
+
+/* Progress, only into our own claim; false when the claim is no longer ours. */
+static bool put_progress(struct agent *a)
+{
+	struct agent_backup *b = &a->bk;
+	char *val = backup_run_encode(&b->run);
+	bool done = false;
+	struct pgha_err e;
+	int rc = etcd_put_if_value(a->dcs.etcd, b->k_running, b->claim, val, a->dcs.lease, &done, &e);
+	b->put_ms = now_ms();
+	if (rc == 0 && done) {
+		free(b->claim);
+		b->claim = val;
+		b->put_percent = b->run.percent;
+		return true;
+	}
+	free(val);
+	return rc != 0;   /* etcd unreachable: try again later, the claim may well be ours */
 }
 
 /* The child ended (or could not start): the last key says how. */
@@ -243,12 +272,12 @@ static void poll_run(struct agent *a)
 	if (pct < 0 || pct == b->put_percent || now_ms() - b->put_ms < BK_PROGRESS_MS)
 		return;
 	b->run.percent = pct;
-	char *val = backup_run_encode(&b->run);
-	struct pgha_err e;
-	if (etcd_put(a->dcs.etcd, b->k_running, val, a->dcs.lease, &e) == 0)
-		b->put_percent = pct;
-	b->put_ms = now_ms();
-	free(val);
+	if (!put_progress(a) && !b->cancelled) {
+		log_warn("backup %s: the claim is no longer this member's (its lease expired?); stopping pgbackrest "
+			 "(pid %d): the member holding the claim now runs the request", b->run.id, (int)b->pid);
+		kill(b->pid, SIGTERM);
+		b->cancelled = true;
+	}
 }
 
 /* Claim the request and start pgbackrest; false if another member got it first. */
@@ -266,7 +295,9 @@ static void claim_and_run(struct agent *a, const struct backup_request *req, con
 	snprintf(b->run.by, sizeof(b->run.by), "%s", req->by);
 	b->run.period = req->period;
 	b->request_rev = a->view.backup_request_rev;
-	char *val = backup_run_encode(&b->run);
+	free(b->claim);
+	b->claim = backup_run_encode(&b->run);
+	const char *val = b->claim;
 	struct etcd_cmp cmp[] = {
 		{.key = b->k_running, .target = ETCD_CMP_CREATE, .result = ETCD_CMP_EQUAL, .number = 0},
 		{.key = b->k_request, .target = ETCD_CMP_MOD, .result = ETCD_CMP_EQUAL, .number = b->request_rev},
@@ -275,7 +306,6 @@ static void claim_and_run(struct agent *a, const struct backup_request *req, con
 	bool claimed = false;
 	struct pgha_err e;
 	int rc = etcd_txn(a->dcs.etcd, cmp, 2, &put, 1, NULL, 0, &claimed, NULL, &e);
-	free(val);
 	if (rc != 0) {
 		log_warn("backup %s: cannot claim it in etcd: %s", req->id, e.msg);
 		b->retry_ms = now_ms() + BK_RETRY_MS;
@@ -380,9 +410,10 @@ void backup_job_free(struct agent *a)
 	b->fd = -1;
 	sb_free(&b->out);
 	free(b->finish);
+	free(b->claim);
 	free(b->k_request);
 	free(b->k_running);
 	free(b->k_last);
 	free(b->k_schedule);
-	b->finish = b->k_request = b->k_running = b->k_last = b->k_schedule = NULL;
+	b->finish = b->claim = b->k_request = b->k_running = b->k_last = b->k_schedule = NULL;
 }
