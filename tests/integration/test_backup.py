@@ -344,6 +344,7 @@ def test_a_hung_repository_does_not_block_a_failover(request):
     from conftest import pg_pid, shared_base, signal_instance
     with shared_base(request) as base:
         repo = make_repo(base)
+        stanza = os.path.join(repo, "archive", "t")
         etcd = Etcd(base).start()
         cluster = Cluster(base, etcd)
         try:
@@ -351,7 +352,6 @@ def test_a_hung_repository_does_not_block_a_failover(request):
                 cluster.add(n, {"backup.repo_path": repo}).start()
             leader = cluster.wait_streaming(["n1", "n2"], timeout=120)
             wait_archive_ok(cluster, leader)
-            stanza = os.path.join(repo, "archive", "t")
             for f in ("archive.info", "archive.info.copy"):
                 os.unlink(os.path.join(stanza, f))
                 os.mkfifo(os.path.join(stanza, f))
@@ -377,5 +377,19 @@ def test_a_hung_repository_does_not_block_a_failover(request):
             assert writable() and cluster.leader() == new.name
             assert "promoted PostgreSQL to primary" in new.log()
         finally:
+            # Unblock every pgBackRest process still opening the FIFOs (an async archive-get would wait
+            # forever): holding a read-write end lets their opens finish, a regular file takes the
+            # name for later opens, and closing ours gives them an end of file.
+            held = []
+            for f in ("archive.info", "archive.info.copy"):
+                path = os.path.join(stanza, f)
+                if os.path.exists(path) and not os.path.isfile(path):
+                    held.append(os.open(path, os.O_RDWR | os.O_NONBLOCK))
+                    with open(path + ".tmp", "w") as tmp:
+                        tmp.write("unreadable on purpose\n")
+                    os.replace(path + ".tmp", path)
+            time.sleep(0.5)
+            for fd in held:
+                os.close(fd)
             cluster.stop_all()
             etcd.stop()
