@@ -114,7 +114,9 @@ def test_every_member_has_the_archive_settings(two):
         conf = node.data_dir + ".pgha-backup/pgbackrest.conf"
         assert mode == "on", name
         assert ac == f"'/usr/bin/pgbackrest' '--config={conf}' --stanza=t archive-push %p", name
-        assert rc == f"'/usr/bin/pgbackrest' '--config={conf}' --stanza=t archive-get %f \"%p\"", name
+        # Bounded: a hung repository must not hold recovery or a promotion (10 s; 3 s while promoting).
+        assert rc == (f"'/usr/bin/timeout' 10 '/usr/bin/pgbackrest' '--config={conf}' --stanza=t "
+                      f"archive-get %f \"%p\""), name
         st = os.stat(conf)
         assert st.st_mode & 0o777 == 0o600 and st.st_uid != 0, name
         assert os.stat(os.path.dirname(conf)).st_mode & 0o777 == 0o700
