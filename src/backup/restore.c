@@ -148,14 +148,6 @@ void restore_target_args(const struct restore_target *t, char *args[3])
 	args[2] = xstrdup("--target-action=promote");
 }
 
-static void utc(int64_t s, char *out, size_t len)
-{
-	time_t tt = (time_t)s;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	strftime(out, len, "%Y-%m-%d %H:%M:%S UTC", &tm);
-}
-
 const struct backup_entry *restore_pick_backup(const struct backup_info *bi, const struct restore_target *t,
 					       struct pgha_err *e)
 {
@@ -189,9 +181,9 @@ const struct backup_entry *restore_pick_backup(const struct backup_info *bi, con
 		return NULL;
 	}
 	char from[40], lsntxt[32];
-	utc(oldest->stop_s, from, sizeof(from));
+	format_utc(oldest->stop_s, from, sizeof(from));
 	lsn_format(oldest->lsn_stop, lsntxt, sizeof(lsntxt));
-	err_set(e, "restore target %s is before the recoverable window of stanza %s, which starts at %s (LSN %s, the "
+	err_set(e, "restore target %s is before the recoverable window of stanza %s, which starts at %s UTC (LSN %s, the "
 		"end of backup %s) and ends at the last archived WAL segment %s\nHINT: choose a target inside the "
 		"window (pgha ctl backups shows it); nothing was changed", t->text, bi->stanza, from, lsntxt,
 		oldest->label, bi->wal_max[0] ? bi->wal_max : "(none)");

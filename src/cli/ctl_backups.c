@@ -38,13 +38,6 @@ static void usage(FILE *out)
 		"on a member's host.\n");
 }
 
-static void utc(int64_t s, char *buf, size_t len)
-{
-	time_t t = (time_t)s;
-	struct tm tm;
-	strftime(buf, len, "%Y-%m-%d %H:%M:%S", gmtime_r(&t, &tm));
-}
-
 static void iso(int64_t s, char *buf, size_t len)
 {
 	time_t t = (time_t)s;
@@ -146,7 +139,7 @@ static void print_table(const struct backup_info *bi, const char *conf)
 		for (size_t i = 0; i < bi->nbackups; i++) {
 			const struct backup_entry *b = &bi->backups[i];
 			char start[32], size[16], repo[16], took[16];
-			utc(b->start_s, start, sizeof(start));
+			format_utc(b->start_s, start, sizeof(start));
 			bytes(b->size, size, sizeof(size));
 			bytes(b->repo_delta, repo, sizeof(repo));
 			snprintf(took, sizeof(took), "%llds", (long long)(b->stop_s - b->start_s));
@@ -158,7 +151,7 @@ static void print_table(const struct backup_info *bi, const char *conf)
 	       bi->wal_max);
 	if (bi->nbackups > 0 && bi->wal_max[0]) {
 		char from[32];
-		utc(bi->backups[0].stop_s, from, sizeof(from));
+		format_utc(bi->backups[0].stop_s, from, sizeof(from));
 		printf("Recoverable: from %s UTC (end of backup %s) to the last archived WAL segment %s\n", from,
 		       bi->backups[0].label, bi->wal_max);
 	} else {
@@ -278,7 +271,7 @@ int ctl_cmd_restore(const struct ctl_target *t, int argc, char **argv)
 		goto done;
 	}
 	char end[32];
-	utc(b->stop_s, end, sizeof(end));
+	format_utc(b->stop_s, end, sizeof(end));
 	printf("Target %s: from backup %s (ended %s UTC), then the archived WAL up to the target\n", target.text,
 	       b->label, end);
 	rc = 0;

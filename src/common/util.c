@@ -425,3 +425,10 @@ char *find_program(const char *name)
 	free(dirs);
 	return found;
 }
+
+void format_utc(int64_t secs, char *out, size_t outlen)
+{
+	time_t t = (time_t)secs;
+	struct tm tm;
+	strftime(out, outlen, "%Y-%m-%d %H:%M:%S", gmtime_r(&t, &tm));
+}

@@ -69,6 +69,8 @@ int random_token(char *out, size_t len, struct pgha_err *e) PGHA_MUSTCHECK;
 
 /* Format a byte count for humans: "0 B", "12.5 MB" (1 MB = 1024*1024). */
 void format_bytes(uint64_t bytes, char *out, size_t outlen);
+/* Unix seconds as "2026-12-03 14:02:00" (UTC). */
+void format_utc(int64_t secs, char *out, size_t outlen);
 
 /* "0/3000060" <-> 64-bit LSN. */
 int lsn_parse(const char *s, uint64_t *out);
