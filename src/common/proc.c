@@ -32,18 +32,134 @@ int run_user_lookup(const char *name, struct run_user *out, struct pgha_err *e)
 	return 0;
 }
 
+/* In the child, after fork: write pieces to fd 2 (no stdio, no malloc). */
+static void child_write(const char *s)
+{
+	size_t n = strlen(s);
+	while (n > 0) {
+		ssize_t w = write(2, s, n);
+		if (w <= 0)
+			return;
+		s += w;
+		n -= (size_t)w;
+	}
+}
+
 /* In the child, after fork: report a failure on fd 2 and exit 127. */
 static void child_fail(const char *what, const char *arg)
 {
-	char msg[1024];
-	int n = snprintf(msg, sizeof(msg), "pgha: %s \"%s\": %s\n", what, arg, strerror(errno));
-	if (n > 0 && write(2, msg, (size_t)n) < 0)
-		_exit(127);
+	const char *why = strerrordesc_np(errno);
+	child_write("pgha: ");
+	child_write(what);
+	child_write(" \"");
+	child_write(arg);
+	child_write("\": ");
+	child_write(why != NULL ? why : "unknown error");
+	child_write("\n");
 	_exit(127);
 }
 
-/* The forking process, as the child sees it before it can change (parent_death_signal). */
-static pid_t spec_parent;
+/*
+ * Everything the child needs, prepared before fork(). The agent is
+ * multithreaded (the proxy, the HTTP server): after fork() only the calling
+ * thread exists, and a lock another thread held (malloc's, the NSS lookup's
+ * behind initgroups(), the environment's behind setenv()) stays locked
+ * forever. So the child makes only async-signal-safe calls: the group list and
+ * the environment are built here, in the parent.
+ */
+struct child_prep {
+	bool switch_user;
+	gid_t *groups;
+	int ngroups;
+	char **envp;        /* NULL-terminated; entries point into environ, the spec or owned[] */
+	char *owned[3];     /* HOME=, USER=, LOGNAME= */
+	pid_t parent;       /* the forking process, for parent_death_signal */
+};
+
+static void child_prep_free(struct child_prep *cp)
+{
+	free(cp->groups);
+	free(cp->envp);
+	for (size_t i = 0; i < sizeof(cp->owned) / sizeof(cp->owned[0]); i++)
+		free(cp->owned[i]);
+	memset(cp, 0, sizeof(*cp));
+}
+
+/* Does "NAME=value" entry have the name of `entry2`'s? */
+static bool env_same_name(const char *a, const char *b)
+{
+	size_t n = strcspn(a, "=");
+	return strncmp(a, b, n) == 0 && b[n] == '=';
+}
+
+/* Put `entry` into envp[0..*n), replacing an entry of the same name. */
+static void env_set(char **envp, size_t *n, char *entry)
+{
+	for (size_t i = 0; i < *n; i++) {
+		if (env_same_name(envp[i], entry)) {
+			envp[i] = entry;
+			return;
+		}
+	}
+	envp[(*n)++] = entry;
+}
+
+static int child_prep_build(const struct proc_spec *spec, struct child_prep *cp, struct pgha_err *e)
+{
+	memset(cp, 0, sizeof(*cp));
+	cp->parent = getpid();
+	const struct run_user *u = spec->user;
+	cp->switch_user = u != NULL && u->set && geteuid() != u->uid;
+	if (cp->switch_user) {
+		int n = 32;
+		for (int tries = 0; tries < 8; tries++) {
+			gid_t *g = realloc(cp->groups, sizeof(gid_t) * (size_t)n);
+			if (g == NULL)
+				goto oom;
+			cp->groups = g;
+			int want = n;
+			if (getgrouplist(u->name, u->gid, cp->groups, &want) >= 0) {
+				cp->ngroups = want;
+				break;
+			}
+			n = want > n ? want : n * 2;
+		}
+		if (cp->ngroups == 0) {
+			child_prep_free(cp);
+			return err_set(e, "cannot list the groups of OS user \"%s\"", u->name);
+		}
+		const char *names[3] = { "HOME=", "USER=", "LOGNAME=" };
+		const char *vals[3] = { u->home, u->name, u->name };
+		for (int i = 0; i < 3; i++) {
+			if (asprintf(&cp->owned[i], "%s%s", names[i], vals[i]) < 0) {
+				cp->owned[i] = NULL;
+				goto oom;
+			}
+		}
+	}
+	size_t cap = 4;
+	for (char **env = environ; env != NULL && *env != NULL; env++)
+		cap++;
+	for (const char *const *env = spec->env_add; env != NULL && *env != NULL; env++)
+		cap++;
+	cp->envp = calloc(cap, sizeof(char *));
+	if (cp->envp == NULL)
+		goto oom;
+	size_t n = 0;
+	for (char **env = environ; env != NULL && *env != NULL; env++)
+		cp->envp[n++] = *env;
+	for (int i = 0; i < 3; i++) {
+		if (cp->owned[i] != NULL)
+			env_set(cp->envp, &n, cp->owned[i]);
+	}
+	for (const char *const *env = spec->env_add; env != NULL && *env != NULL; env++)
+		env_set(cp->envp, &n, (char *)*env);
+	cp->envp[n] = NULL;
+	return 0;
+oom:
+	child_prep_free(cp);
+	return err_set(e, "out of memory preparing a child process");
+}
 
 /*
  * fork() with every signal blocked. A SIGTERM sent to the new pid before the
@@ -54,7 +170,6 @@ static pid_t spec_parent;
  */
 static pid_t fork_quiet(void)
 {
-	spec_parent = getpid();
 	sigset_t all, old;
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
@@ -66,11 +181,15 @@ static pid_t fork_quiet(void)
 	return p;
 }
 
-static void child_exec(const struct proc_spec *spec, int out_fd)
+/* In the child: only async-signal-safe calls from here to execve (see child_prep). */
+static void child_exec(const struct proc_spec *spec, const struct child_prep *cp, int out_fd)
 {
+	struct sigaction dfl;
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
 	for (int s = 1; s < NSIG; s++) {
 		if (s != SIGKILL && s != SIGSTOP)
-			signal(s, SIG_DFL);
+			sigaction(s, &dfl, NULL);
 	}
 	sigset_t none;
 	sigemptyset(&none);
@@ -85,58 +204,66 @@ static void child_exec(const struct proc_spec *spec, int out_fd)
 		dup2(fd, 1);
 		dup2(fd, 2);
 	}
-	if (spec->user != NULL && spec->user->set && geteuid() != spec->user->uid) {
-		if (initgroups(spec->user->name, spec->user->gid) != 0)
+	if (cp->switch_user) {
+		if (setgroups((size_t)cp->ngroups, cp->groups) != 0)
 			child_fail("cannot set groups for user", spec->user->name);
 		if (setgid(spec->user->gid) != 0)
 			child_fail("cannot switch group for user", spec->user->name);
 		if (setuid(spec->user->uid) != 0)
 			child_fail("cannot switch to user", spec->user->name);
-		setenv("HOME", spec->user->home, 1);
-		setenv("USER", spec->user->name, 1);
-		setenv("LOGNAME", spec->user->name, 1);
 	}
 	/* After setuid, which clears it; a parent already gone is seen through getppid. */
 	if (spec->parent_death_signal != 0 &&
-	    (prctl(PR_SET_PDEATHSIG, spec->parent_death_signal) != 0 || getppid() != spec_parent))
+	    (prctl(PR_SET_PDEATHSIG, spec->parent_death_signal) != 0 || getppid() != cp->parent))
 		_exit(127);
 	if (spec->cwd != NULL && chdir(spec->cwd) != 0)
 		child_fail("cannot enter directory (every parent must be searchable by the user)", spec->cwd);
-	for (const char *const *env = spec->env_add; env != NULL && *env != NULL; env++)
-		putenv((char *)*env);
 	/* Close every other descriptor: children must not hold our sockets. */
 	for (int i = 3; i < 1024; i++)
 		close(i);
-	execv(spec->argv[0], (char *const *)spec->argv);
+	execve(spec->argv[0], (char *const *)spec->argv, cp->envp);
 	child_fail("cannot execute", spec->argv[0]);
 }
 
 int proc_spawn(const struct proc_spec *spec, pid_t *pid, struct pgha_err *e)
 {
+	struct child_prep cp;
+	if (child_prep_build(spec, &cp, e) != 0)
+		return -1;
 	pid_t p = fork_quiet();
-	if (p < 0)
+	if (p < 0) {
+		child_prep_free(&cp);
 		return err_set(e, "fork failed: %s", strerror(errno));
+	}
 	if (p == 0)
-		child_exec(spec, spec->out_fd);
+		child_exec(spec, &cp, spec->out_fd);
+	child_prep_free(&cp);
 	*pid = p;
 	return 0;
 }
 
 int proc_spawn_piped(const struct proc_spec *spec, pid_t *pid, int *out_fd, struct pgha_err *e)
 {
+	struct child_prep cp;
+	if (child_prep_build(spec, &cp, e) != 0)
+		return -1;
 	int fds[2];
-	if (pipe2(fds, O_CLOEXEC) != 0)
+	if (pipe2(fds, O_CLOEXEC) != 0) {
+		child_prep_free(&cp);
 		return err_set(e, "pipe failed: %s", strerror(errno));
+	}
 	pid_t p = fork_quiet();
 	if (p < 0) {
 		close(fds[0]);
 		close(fds[1]);
+		child_prep_free(&cp);
 		return err_set(e, "fork failed: %s", strerror(errno));
 	}
 	if (p == 0) {
 		int w = dup(fds[1]);  /* without O_CLOEXEC */
-		child_exec(spec, w);
+		child_exec(spec, &cp, w);
 	}
+	child_prep_free(&cp);
 	close(fds[1]);
 	fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK);
 	*pid = p;
