@@ -226,6 +226,7 @@ char *restore_strip_auto_conf(const char *in)
 /* ---- the job -------------------------------------------------------------- */
 
 static bool no_backup;        /* the repository holds none: the job's exit code says so */
+static bool touched;          /* pgbackrest restore started on the directory */
 
 struct job_opts {
 	const char *pgbackrest, *config, *stanza, *dir, *bin_dir, *superuser, *replication_user, *passwords;
@@ -233,6 +234,8 @@ struct job_opts {
 	int port;
 	long timeout_s;
 	bool standby;             /* a standby's data directory: the latest backup, no recovery here */
+	bool in_place;            /* the cluster's own data directory: --delta, archiving on */
+	const char *set;          /* the backup to start from, or NULL: the one the target needs */
 };
 
 static void say(const char *fmt, ...) PGHA_PRINTF(1, 2);
@@ -282,9 +285,11 @@ static int pick_set(const struct job_opts *o, const struct restore_target *t, ch
 static int run_pgbackrest(const struct job_opts *o, const struct restore_target *t, struct pgha_err *e)
 {
 	char label[64];
-	if (pick_set(o, t, label, sizeof(label), e) != 0)
+	if (o->set != NULL)
+		snprintf(label, sizeof(label), "%s", o->set);
+	else if (pick_set(o, t, label, sizeof(label), e) != 0)
 		return -1;
-	say("from backup %s", label);
+	say("from backup %s%s", label, o->in_place ? " (--delta: only the files that differ are copied)" : "");
 	char *set = xasprintf("--set=%s", label);
 	char *config = xasprintf("--config=%s", o->config), *stanza = xasprintf("--stanza=%s", o->stanza);
 	char *path = xasprintf("--pg1-path=%s", o->dir);
@@ -298,6 +303,8 @@ static int run_pgbackrest(const struct job_opts *o, const struct restore_target 
 	argv[k++] = path;
 	argv[k++] = "--log-level-console=info";
 	argv[k++] = set;
+	if (o->in_place)
+		argv[k++] = "--delta";
 	for (int i = 0; i < 3; i++)
 		if (targ[i])
 			argv[k++] = targ[i];
@@ -307,6 +314,7 @@ static int run_pgbackrest(const struct job_opts *o, const struct restore_target 
 	int code = 0;
 	pid_t pid;
 	int rc = proc_spawn(&spec, &pid, e);
+	touched = rc == 0;
 	if (rc == 0 && proc_wait(pid, (int)(o->timeout_s > 2000000 ? 2000000000 : o->timeout_s * 1000), &code) != 1) {
 		kill(pid, SIGTERM);
 		proc_wait(pid, 10000, &code);
@@ -448,11 +456,15 @@ static int run_job(const struct job_opts *o, struct pgha_err *e)
 	char *postgres = path_join(o->bin_dir, "postgres");
 	char *c_port = xasprintf("port=%d", o->port), *c_sock = xasprintf("unix_socket_directories=%s", sock);
 	char *c_hba = xasprintf("hba_file=%s", hba);
-	/* Archiving off: the new timeline must never reach the source cluster's archive. */
+	/*
+	 * A new cluster: archiving off, its new timeline must never reach the
+	 * source cluster's archive. In place: on, the new timeline's history file
+	 * and WAL belong in this cluster's archive (the next restore goes through them).
+	 */
 	const char *argv[] = {postgres, "-D", o->dir, "-c", "listen_addresses=", "-c", c_port, "-c", c_sock,
-			      "-c", c_hba, "-c", "archive_mode=off", "-c", "hot_standby=on", "-c", "primary_conninfo=",
+			      "-c", c_hba, "-c", "hot_standby=on", "-c", "primary_conninfo=",
 			      "-c", "primary_slot_name=", "-c", "synchronous_standby_names=", "-c", "logging_collector=off",
-			      "-c", "ssl=off", NULL};
+			      "-c", "ssl=off", o->in_place ? NULL : "-c", "archive_mode=off", NULL};
 	struct proc_spec spec = {.argv = argv, .out_fd = 1, .new_session = true};
 	pid_t pg = 0;
 	PGconn *c = NULL;
@@ -502,7 +514,8 @@ int restore_job_main(int argc, char **argv)
 		{"bin-dir", required_argument, NULL, 'B'}, {"port", required_argument, NULL, 'p'},
 		{"superuser", required_argument, NULL, 'u'}, {"replication-user", required_argument, NULL, 'r'},
 		{"passwords", required_argument, NULL, 'w'}, {"target", required_argument, NULL, 't'},
-		{"timeout", required_argument, NULL, 'T'}, {"standby", no_argument, NULL, 'S'}, {NULL, 0, NULL, 0}};
+		{"timeout", required_argument, NULL, 'T'}, {"standby", no_argument, NULL, 'S'},
+		{"in-place", no_argument, NULL, 'I'}, {"set", required_argument, NULL, 'x'}, {NULL, 0, NULL, 0}};
 	struct job_opts o = {.timeout_s = 86400};
 	int opt;
 	optind = 1;
@@ -520,18 +533,21 @@ int restore_job_main(int argc, char **argv)
 		case 't': o.target = optarg; break;
 		case 'T': o.timeout_s = atol(optarg); break;
 		case 'S': o.standby = true; break;
+		case 'I': o.in_place = true; break;
+		case 'x': o.set = optarg; break;
 		default: return 2;
 		}
 	}
 	bool full = o.bin_dir && o.port && o.superuser && o.replication_user && o.passwords && o.target;
-	if (!o.pgbackrest || !o.config || !o.stanza || !o.dir || (!o.standby && !full) || o.timeout_s < 1) {
+	if (!o.pgbackrest || !o.config || !o.stanza || !o.dir || (!o.standby && !full) || o.timeout_s < 1 ||
+	    (o.in_place && (o.standby || o.set == NULL))) {
 		fprintf(stderr, "pgha restore-job: run by the agent to bootstrap from a backup; not for people\n");
 		return 2;
 	}
 	struct pgha_err e;
 	if (run_job(&o, &e) != 0) {
 		printf("restore failed: %s\n", e.msg);
-		return no_backup ? RESTORE_NO_BACKUP : 1;
+		return no_backup ? RESTORE_NO_BACKUP : !touched ? RESTORE_UNTOUCHED : 1;
 	}
 	return 0;
 }

@@ -64,9 +64,13 @@ char *restore_strip_auto_conf(const char *in);
  * `pgha restore-job ...`: an exit code; RESTORE_NO_BACKUP when the repository
  * holds no backup (a standby is then cloned from the primary instead).
  * --standby: the latest backup as a standby's data directory, recovery left to
- * the agent's start.
+ * the agent's start. --in-place --set LABEL: the cluster's own (stopped) data
+ * directory, restored with --delta from that backup, recovered with archiving
+ * on (ctl restore --in-place).
  */
 #define RESTORE_NO_BACKUP 3
+/* Failed before pgbackrest restore started: the data directory is as it was. */
+#define RESTORE_UNTOUCHED 4
 int restore_job_main(int argc, char **argv);
 
 #endif

@@ -204,6 +204,8 @@ static void restore_usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: pgha ctl -c NODE.conf restore --to TARGET --new-cluster NAME [--dry-run]\n"
+		"       pgha ctl -c NODE.conf restore --to TARGET --in-place [--force] [--wait SEC | --no-wait] [--dry-run]\n"
+		"       pgha ctl restore --cancel\n"
 		"\n"
 		"A new cluster NAME made from this cluster's backups, recovered to TARGET: latest (the\n"
 		"end of the archived WAL), an LSN such as 0/5000028, or a time such as\n"
@@ -214,16 +216,40 @@ static void restore_usage(FILE *out)
 		"`pgha up --dir DIR-NAME --restore-from DIR --to TARGET` (Ctrl-C stops it). Elsewhere it\n"
 		"prints the [bootstrap] section to give the new cluster's agents: their first member\n"
 		"restores the backup the target needs, recovers to the target and promotes; the others\n"
-		"clone it. --dry-run only checks the target.\n");
+		"clone it. --dry-run only checks the target.\n"
+		"\n"
+		"--in-place rolls THIS cluster back to TARGET: every transaction committed after it is\n"
+		"lost. Every member stops PostgreSQL; the leader restores the backup with --delta (only\n"
+		"the files that differ are copied), replays the archived WAL to the target and starts on a\n"
+		"new timeline; the standbys rewind or re-clone onto it. It asks you to type the cluster's\n"
+		"name (--force: no question), then follows the restore (--wait SEC, 3600 by default;\n"
+		"--no-wait: return once asked). --cancel withdraws it while members are still stopping, or\n"
+		"after a failure that touched nothing.\n");
 }
 
 int ctl_cmd_restore(const struct ctl_target *t, int argc, char **argv)
 {
 	const char *to = NULL, *name = NULL;
-	bool dry = false;
+	bool dry = false, in_place = false, force = false, cancel = false;
+	long wait_s = 3600;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--to") == 0 && i + 1 < argc) {
 			to = argv[++i];
+		} else if (strcmp(argv[i], "--in-place") == 0) {
+			in_place = true;
+		} else if (strcmp(argv[i], "--force") == 0) {
+			force = true;
+		} else if (strcmp(argv[i], "--cancel") == 0) {
+			cancel = true;
+		} else if (strcmp(argv[i], "--no-wait") == 0) {
+			wait_s = 0;
+		} else if (strcmp(argv[i], "--wait") == 0 && i + 1 < argc) {
+			char *end;
+			wait_s = strtol(argv[++i], &end, 10);
+			if (*end != '\0' || wait_s < 1) {
+				fprintf(stderr, "pgha ctl restore: --wait %s: give seconds (1 or more)\n", argv[i]);
+				return 2;
+			}
 		} else if (strcmp(argv[i], "--new-cluster") == 0 && i + 1 < argc) {
 			name = argv[++i];
 		} else if (strcmp(argv[i], "--dry-run") == 0) {
@@ -239,15 +265,18 @@ int ctl_cmd_restore(const struct ctl_target *t, int argc, char **argv)
 	}
 	struct restore_target target;
 	struct pgha_err e;
-	if (to == NULL || name == NULL) {
-		fprintf(stderr, "pgha ctl restore: --to TARGET and --new-cluster NAME are required\n");
+	if (cancel)
+		return to || name || in_place ? (fprintf(stderr, "pgha ctl restore: --cancel takes no target\n"), 2)
+					      : ctl_restore_cancel(t);
+	if (to == NULL || (name == NULL) == !in_place) {
+		fprintf(stderr, "pgha ctl restore: --to TARGET and one of --new-cluster NAME or --in-place are required\n");
 		return 2;
 	}
 	if (restore_target_parse(to, &target, &e) != 0) {
 		fprintf(stderr, "pgha ctl restore: %s\n", e.msg);
 		return 2;
 	}
-	if (!member_name_valid(name) || strcmp(name, t->cluster) == 0) {
+	if (!in_place && (!member_name_valid(name) || strcmp(name, t->cluster) == 0)) {
 		fprintf(stderr, "pgha ctl restore: --new-cluster %s: %s\n", name, strcmp(name, t->cluster) == 0 ?
 			"that is this cluster: a restore makes a new one beside it" : "use 1 to 63 of A-Z a-z 0-9 _ - .");
 		return 2;
@@ -277,6 +306,10 @@ int ctl_cmd_restore(const struct ctl_target *t, int argc, char **argv)
 	rc = 0;
 	if (dry)
 		goto done;
+	if (in_place) {
+		rc = ctl_restore_in_place(t, &target, b, force, wait_s);
+		goto done;
+	}
 	/* A `pgha up` directory: start the new cluster beside it, in the foreground. */
 	char *cdir = t->config_path ? path_dirname(t->config_path) : NULL;
 	char *state = cdir ? path_join(cdir, "up.conf") : NULL;

@@ -30,7 +30,8 @@ struct ctl_target {
 /*
  * The files of src/cli, top down: ctl.c (options, dispatch) calls the
  * commands; ctl_edit.c calls ctl_set.c (ctl_config_change), ctl_restart.c
- * calls ctl_switchover.c (ctl_switchover_run); every one calls ctl_common.c,
+ * calls ctl_switchover.c (ctl_switchover_run), ctl_backups.c calls
+ * ctl_restore.c (the in-place restore); every one calls ctl_common.c,
  * which calls none of them.
  */
 
@@ -52,6 +53,14 @@ int ctl_cmd_backup(const struct ctl_target *t, int argc, char **argv);
 int ctl_cmd_backups(const struct ctl_target *t, int argc, char **argv);
 /* `ctl restore`: the target checked against the recoverable window, then a new cluster. */
 int ctl_cmd_restore(const struct ctl_target *t, int argc, char **argv);
+
+/* ctl_restore.c */
+struct restore_target;
+struct backup_entry;
+/* ctl restore --in-place, the target already checked against the window (b: the backup it starts from). */
+int ctl_restore_in_place(const struct ctl_target *t, const struct restore_target *target,
+			 const struct backup_entry *b, bool force, long wait_s);
+int ctl_restore_cancel(const struct ctl_target *t);
 
 /* ctl_list.c */
 int ctl_cmd_list(const struct ctl_target *t, int argc, char **argv);

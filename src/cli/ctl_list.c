@@ -12,6 +12,7 @@
 #include "cli/ctl.h"
 #include "cli/ctl_int.h"
 #include "cluster/backup_key.h"
+#include "cluster/restore_key.h"
 #include "cluster/config_key.h"
 #include "cluster/switchover.h"
 #include "common/strbuf.h"
@@ -118,6 +119,9 @@ void ctl_print_table(FILE *out, const struct cluster_view *v, const char *cluste
 	}
 	char bk[600];
 	backup_view_describe(v, wall_s(), bk, sizeof(bk));
+	if (bk[0])
+		fprintf(out, "%s\n", bk);
+	restore_view_describe(v, bk, sizeof(bk));
 	if (bk[0])
 		fprintf(out, "%s\n", bk);
 }

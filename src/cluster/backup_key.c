@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cluster/record.h"
+#include "cluster/restore_key.h"
 
 static const char *const type_keys[BACKUP_NTYPES] = {"full", "diff", "incr"};
 
@@ -287,6 +288,7 @@ char *backup_view_encode(const struct cluster_view *v, const char *cluster_name)
 	json_object_set_new(b, "running", key_json(v->backup_running, false, "backup running"));
 	json_object_set_new(b, "last", key_json(v->backup_last, false, "backup last"));
 	json_object_set_new(o, "backup", b);
+	json_object_set_new(o, "restore", restore_view_json(v));
 	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	return s;

@@ -145,6 +145,8 @@ static json_t *member_to_json(const struct member *m)
 		json_object_set_new(o, "pg_path", FIXED_STR(m->pg_path));
 		json_object_set_new(o, "pg_socket", FIXED_STR(m->pg_socket));
 	}
+	if (m->restore_id[0])
+		json_object_set_new(o, "restore_id", FIXED_STR(m->restore_id));
 	return o;
 }
 
@@ -302,7 +304,8 @@ static int decode_fields(const json_t *o, struct member *m, struct pgha_err *e)
 	    get_int(o, "archived_at", 0, INT64_MAX, 0, &m->archived_at, e) != 0 ||
 	    get_str(o, "backup_host", m->backup_host, sizeof(m->backup_host), false, false, e) != 0 ||
 	    get_str(o, "pg_path", m->pg_path, sizeof(m->pg_path), false, false, e) != 0 ||
-	    get_str(o, "pg_socket", m->pg_socket, sizeof(m->pg_socket), false, false, e) != 0)
+	    get_str(o, "pg_socket", m->pg_socket, sizeof(m->pg_socket), false, false, e) != 0 ||
+	    get_str(o, "restore_id", m->restore_id, sizeof(m->restore_id), false, false, e) != 0)
 		return -1;
 	m->role = (enum member_role)role;
 	m->state = (enum member_state)state;
@@ -381,7 +384,8 @@ static void view_add(struct cluster_view *v, const char *key, const char *rel,
 		free(v->sync);
 		v->sync = xstrdup(kv->value);
 	} else if (strcmp(rel, "backup/request") == 0) {
-		free(v->backup_request);
+		free(v->restore);
+	free(v->backup_request);
 		v->backup_request = xstrdup(kv->value);
 		v->backup_request_rev = kv->mod_revision;
 	} else if (strcmp(rel, "backup/running") == 0) {
@@ -394,6 +398,10 @@ static void view_add(struct cluster_view *v, const char *key, const char *rel,
 		free(v->backup_schedule);
 		v->backup_schedule = xstrdup(kv->value);
 		v->backup_schedule_rev = kv->mod_revision;
+	} else if (strcmp(rel, "restore") == 0) {
+		free(v->restore);
+		v->restore = xstrdup(kv->value);
+		v->restore_rev = kv->mod_revision;
 	} else if (strncmp(rel, "members/", 8) == 0) {
 		const char *name = rel + 8;
 		if (name[0] == '\0' || strchr(name, '/') != NULL)

@@ -77,6 +77,7 @@ struct member {
 	char backup_host[64];
 	char pg_path[256];
 	char pg_socket[256];
+	char restore_id[33];     /* the in-place restore (restore key) this member's PostgreSQL is stopped for, "" if none */
 	int64_t lease;           /* the etcd lease the record is under (from the view, not in the JSON) */
 };
 
@@ -129,6 +130,8 @@ struct cluster_view {
 	char *backup_last;
 	char *backup_schedule;
 	int64_t backup_schedule_rev;
+	char *restore;           /* the in-place restore record (cluster/restore_key.h), raw JSON, NULL if absent */
+	int64_t restore_rev;
 	struct member *members;  /* decoded records (bad records are skipped with a warning) */
 	size_t nmembers;
 	int64_t revision;        /* etcd revision of the read */

@@ -100,6 +100,21 @@ static void checkpoint_after_promote(struct agent *a)
 }
 
 /*
+ * In-place restore: a primary's current WAL segment is closed before it stops,
+ * so the archive gets the WAL up to now (the restore target lies before it;
+ * recovery must read past the target to stop there).
+ */
+static void switch_wal_before_restore(struct agent *a)
+{
+	if (a->pg.conn == NULL || !node_is_primary(a))
+		return;
+	PGresult *r = PQexec(a->pg.conn, "SELECT pg_switch_wal()");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		log_warn("in-place restore: pg_switch_wal() failed: %s", PQresultErrorMessage(r));
+	PQclear(r);
+}
+
+/*
  * Promotion waits at most PROMOTE_WAIT_S per loop: leaving recovery can take
  * long (it looks for history files in the WAL archive, and a slow repository
  * slows that), and the loop must go on renewing the leader key meanwhile. The
@@ -391,6 +406,9 @@ bool agent_act(struct agent *a, const struct ha_decision *d)
 			node_follow(a, leader);
 		break;
 	}
+	case ACT_RESTORE_STOP:
+		switch_wal_before_restore(a);
+		/* fall through */
 	case ACT_DEMOTE:
 	case ACT_RESTART:
 		log_warn("stopping PostgreSQL: %s", d->reason);
@@ -399,6 +417,17 @@ bool agent_act(struct agent *a, const struct ha_decision *d)
 		break;
 	case ACT_REINIT:
 		reinit(a, d);
+		break;
+	case ACT_RESTORE_RUN:
+		/* The restore replaces pg_wal: what the archive lacks of it goes there first. */
+		if (!arcgap_before_wal_loss(a, "the in-place restore")) {
+			quick = true;
+			break;
+		}
+		rip_run(a);
+		break;
+	case ACT_RESTORE_FINISH:
+		rip_finish(a);
 		break;
 	case ACT_PROMOTE:
 		promote(a);

@@ -206,6 +206,7 @@ static int setup(struct agent *a, struct pgha_err *e)
 	a->keys.sync = xasprintf("%ssync", a->keys.prefix);
 	a->keys.request = xasprintf("%srequests/%s", a->keys.prefix, a->cfg.name);
 	backup_job_init(a);
+	rip_init(a);
 	dynconf_init(a);
 	sync_init(a);
 	failover_init(a);
@@ -451,6 +452,7 @@ static void build_self(struct agent *a, const struct ha_observed *o)
 	snprintf(m->pending_params, sizeof(m->pending_params), "%s", a->dyn.pending_params);
 	snprintf(m->diverged_copy, sizeof(m->diverged_copy), "%s", a->act.diverged_copy);
 	snprintf(m->archive, sizeof(m->archive), "%s", a->arc.state);
+	snprintf(m->restore_id, sizeof(m->restore_id), "%s", a->rip.stopped_for);
 	m->archived_at = a->arc.archived_at;
 	if (a->arc.on) {
 		snprintf(m->backup_host, sizeof(m->backup_host), "%s", a->arc.host_id);
@@ -472,7 +474,7 @@ static void build_self(struct agent *a, const struct ha_observed *o)
 		m->state = STATE_INITIALIZING;
 	else if (a->job.kind == JOB_BASEBACKUP)
 		m->state = STATE_CLONING;
-	else if (a->job.kind == JOB_RESTORE)
+	else if (a->job.kind == JOB_RESTORE || a->job.kind == JOB_RESTORE_INPLACE)
 		m->state = STATE_RESTORING;
 	else if (a->pg.phase == PG_STARTING)
 		m->state = STATE_STARTING;
@@ -595,6 +597,11 @@ static void run_loop(struct agent *a)
 		if (job_poll(a, &ok) == 1) {
 			if (kind == JOB_BASEBACKUP)
 				ops_clone_finished(a, ok);
+			if (kind == JOB_RESTORE_INPLACE) {
+				refresh_dcs(a);   /* compared on the record's revision as it is now */
+				rip_step(a);
+				rip_job_finished(a, a->job.last_exit);
+			}
 			if (!ok) {
 				agent_backoff(a);
 				if (a->view.initialize && strcmp(a->view.initialize, a->keys.init_claim) == 0)
@@ -616,6 +623,7 @@ static void run_loop(struct agent *a)
 		archive_step(a);
 		arcgap_step(a);
 		backup_job_step(a);
+		rip_step(a);
 		/* Observe (no side effect, from what was gathered) -> decide (pure) -> act -> publish. */
 		struct ha_gathered g;
 		gather(a, &g);
@@ -637,7 +645,8 @@ static void run_loop(struct agent *a)
 		if (d.action == ACT_CLONE || d.action == ACT_INITDB || d.action == ACT_START_PRIMARY ||
 		    d.action == ACT_START_STANDBY || d.action == ACT_TAKE_LEADER || d.action == ACT_DEMOTE ||
 		    d.action == ACT_PROMOTE || d.action == ACT_RELEASE_LEADER || d.action == ACT_REWIND ||
-		    d.action == ACT_RECLONE || d.action == ACT_RESTART || d.action == ACT_REINIT) {
+		    d.action == ACT_RECLONE || d.action == ACT_RESTART || d.action == ACT_REINIT ||
+		    d.action == ACT_RESTORE_STOP || d.action == ACT_RESTORE_RUN || d.action == ACT_RESTORE_FINISH) {
 			/* Publish the new state at once, then look again without sleeping. */
 			refresh_pg(a);
 			gather(a, &g);
@@ -711,6 +720,7 @@ static void agent_free(struct agent *a)
 	free(a->publish.last);
 	agent_act_free(a);
 	backup_job_free(a);
+	rip_free(a);
 	archive_free(a);
 	arcgap_free(a);
 	job_free(a);

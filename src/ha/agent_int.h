@@ -17,6 +17,7 @@
 #include "dcs/etcd.h"
 #include "cluster/backup_key.h"
 #include "cluster/member.h"
+#include "cluster/restore_key.h"
 #include "cluster/switchover.h"
 #include "ha/agent_config.h"
 #include "ha/decide.h"
@@ -27,7 +28,7 @@
 #include "pg/pgctl.h"
 #include "pg/pgsql.h"
 
-enum job_kind { JOB_NONE, JOB_INITDB, JOB_BASEBACKUP, JOB_REWIND, JOB_RESTORE };
+enum job_kind { JOB_NONE, JOB_INITDB, JOB_BASEBACKUP, JOB_REWIND, JOB_RESTORE, JOB_RESTORE_INPLACE };
 
 /*
  * Each part of struct agent below is written by the one file its comment
@@ -162,6 +163,7 @@ struct job {
 	bool rewind_failed;
 	bool from_repo;           /* JOB_BASEBACKUP: restoring the latest backup, not pg_basebackup */
 	bool repo_clone_failed;   /* ... which failed: the next clone copies from the primary */
+	int last_exit;            /* the exit code of the job that ended last */
 };
 
 /* Archive continuity at a promotion and a rejoin, [backup] on (archive_continuity.c). */
@@ -225,6 +227,16 @@ struct agent_backup {
 	char *k_request, *k_running, *k_last, *k_schedule;  /* <prefix>backup/... */
 };
 
+/* An in-place restore of the cluster (restore_inplace.c). */
+struct agent_restore {
+	char *key;                /* <prefix>restore */
+	bool active;              /* a decodable record in an active phase */
+	struct restore_record rec;
+	char *raw;                /* its value as last read or written (moves compare on it) */
+	char stopped_for[BACKUP_ID_MAX];  /* published as the member record's restore_id */
+	char job_id[BACKUP_ID_MAX];       /* the restore the running job is for */
+};
+
 /* What acting on decisions leaves behind (actions.c). */
 struct agent_act {
 	int64_t backoff_until_ms; /* no new start or job before this */
@@ -281,6 +293,7 @@ struct agent {
 	struct agent_archive arc;
 	struct agent_arc_gap gap;
 	struct agent_backup bk;
+	struct agent_restore rip;
 	struct agent_act act;
 	struct agent_publish publish;
 };
@@ -366,6 +379,8 @@ int job_start_initdb(struct agent *a, struct pgha_err *e);
 int job_start_basebackup(struct agent *a, struct pgha_err *e);
 /* 0 started, 1 postponed (the leader's checkpoint after promotion is not done), -1 error. */
 int job_start_rewind(struct agent *a, struct pgha_err *e);
+/* `pgha restore-job --in-place` on the data directory itself (ctl restore --in-place). */
+int job_start_restore_inplace(struct agent *a, const char *target, const char *set, struct pgha_err *e);
 /* Read output, reap; returns 1 when the job finished this call (ok tells how). */
 int job_poll(struct agent *a, bool *ok);
 void job_abort(struct agent *a);
@@ -420,6 +435,19 @@ bool arcgap_before_wal_loss(struct agent *a, const char *why);
 /* Each loop, primary: a .partial the archive holds with other content is marked done. */
 void arcgap_step(struct agent *a);
 void arcgap_free(struct agent *a);
+
+/* restore_inplace.c: ctl restore --in-place (cluster/restore_key.h) */
+void rip_init(struct agent *a);
+void rip_free(struct agent *a);
+/* Each loop: the record read, this member's answer (restore_id) made ready to publish. */
+void rip_step(struct agent *a);
+enum ha_restore rip_observed(const struct agent *a);
+/* ACT_RESTORE_RUN: the record to restoring, then the restore job. */
+void rip_run(struct agent *a);
+/* The in-place restore job ended with this exit code: restored or failed. */
+void rip_job_finished(struct agent *a, int code);
+/* ACT_RESTORE_FINISH: the restored primary runs. */
+void rip_finish(struct agent *a);
 
 /* observe.c */
 /* What the loop asked of the world (I/O, the clock) for one observation. */

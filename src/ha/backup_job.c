@@ -388,6 +388,9 @@ void backup_job_step(struct agent *a)
 		write_finish(a);
 		return;
 	}
+	/* An in-place restore stops every PostgreSQL: nothing to back up until it is done. */
+	if (a->rip.active)
+		return;
 	if (a->view.leader != NULL && strcmp(a->view.leader, a->cfg.name) == 0 && node_is_primary(a))
 		schedule_step(a);
 	serve_request(a);

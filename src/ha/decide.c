@@ -20,8 +20,10 @@ const char *ha_action_name(enum ha_action a)
 		[ACT_RECLONE] = "re-clone", [ACT_ELECT] = "elect",
 		[ACT_LEADER_DUTIES] = "leader duties", [ACT_REPLICA_DUTIES] = "replica duties",
 		[ACT_RESTART] = "restart", [ACT_REINIT] = "re-initialize",
+		[ACT_RESTORE_STOP] = "stop for restore", [ACT_RESTORE_RUN] = "restore in place",
+		[ACT_RESTORE_FINISH] = "finish restore",
 	};
-	return ((int)a >= 0 && a <= ACT_REINIT) ? names[a] : "?";
+	return ((int)a >= 0 && a <= ACT_LAST) ? names[a] : "?";
 }
 
 /* The bootstrap: claim → initdb → leader key → start → roles → initialize = sysid. */
@@ -200,6 +202,62 @@ static struct ha_decision decide_follower(const struct ha_observed *o)
 	return act(ACT_REPLICA_DUTIES, "standby");
 }
 
+/* The member that restored its data: back under the key as primary, then done. */
+static struct ha_decision decide_restored(const struct ha_observed *o)
+{
+	if (o->pg == HA_PG_STARTING)
+		return act(ACT_WAIT, "in-place restore: the restored primary is starting");
+	if (o->pg == HA_PG_REPLICA)
+		return act(ACT_RESTORE_STOP, "in-place restore: the restored data runs as a standby; stopping it to "
+			   "start it as primary");
+	if (o->sync_denied)
+		return act(ACT_WAIT, "in-place restore: the sync key does not list this member; waiting");
+	if (o->leader_absent)
+		return act(ACT_TAKE_LEADER, "in-place restore: taking the key to start the restored primary");
+	if (!o->leader_is_me) {
+		if (o->pg == HA_PG_PRIMARY)
+			return act(ACT_RESTORE_STOP, "in-place restore: another member holds the key; stopping");
+		return act(ACT_WAIT, "in-place restore: another member holds the key; waiting for it");
+	}
+	if (o->pg == HA_PG_PRIMARY)
+		return act(ACT_RESTORE_FINISH, "in-place restore: the restored primary runs; recording it done");
+	if (o->in_backoff)
+		return act(ACT_WAIT, "in-place restore: the restored primary failed to start; waiting before the "
+			   "next attempt");
+	return act(ACT_START_PRIMARY, "in-place restore: starting the restored primary");
+}
+
+/*
+ * An in-place restore: every member stops and stays stopped (nothing serves,
+ * clones, rewinds or wins an election on the data being rolled back); the
+ * member it names restores once all have stopped.
+ */
+static struct ha_decision decide_restore(const struct ha_observed *o)
+{
+	if (o->restore == HA_RST_RESTORED)
+		return decide_restored(o);
+	if (o->pg == HA_PG_STARTING)
+		return act(ACT_WAIT, "in-place restore: PostgreSQL is starting; it stops once it can");
+	if (o->pg != HA_PG_STOPPED)
+		return act(ACT_RESTORE_STOP, "in-place restore requested: stopping PostgreSQL");
+	if (o->restore == HA_RST_FAILED)
+		return act(ACT_WAIT, "in-place restore failed (ctl list says why): staying stopped until it is "
+			   "retried or cancelled");
+	if (o->restore == HA_RST_OTHER)
+		return act(ACT_WAIT, "in-place restore: staying stopped while the leader restores");
+	if (o->sync_denied)
+		return act(ACT_WAIT, "in-place restore: the sync key does not list this member; waiting");
+	if (o->leader_absent)
+		return act(ACT_TAKE_LEADER, "in-place restore: this member restores; taking the key");
+	if (!o->leader_is_me)
+		return act(ACT_WAIT, "in-place restore: another member holds the key; waiting for it");
+	if (o->restore == HA_RST_STOPPING)
+		return act(ACT_WAIT, "in-place restore: waiting for every member to stop PostgreSQL");
+	if (o->in_backoff)
+		return act(ACT_WAIT, "in-place restore: waiting before the next attempt");
+	return act(ACT_RESTORE_RUN, "in-place restore: every member is stopped; restoring the backup with --delta");
+}
+
 struct ha_decision ha_decide(const struct ha_observed *o)
 {
 	if (o->job_running)
@@ -226,6 +284,8 @@ struct ha_decision ha_decide(const struct ha_observed *o)
 		return act(ACT_FATAL, "the data directory belongs to another cluster (system identifier differs)");
 	if (o->paused)
 		return decide_paused(o);
+	if (o->restore != HA_RST_NONE)
+		return decide_restore(o);
 	if (o->data == HA_DATA_MISSING)
 		return decide_clone(o);
 	if (o->leader_absent)

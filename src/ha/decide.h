@@ -37,6 +37,11 @@
  *    leader or the leader's own primary (which then starts again as the key
  *    allows); a re-clone moves aside only the data of a standby (never of the
  *    key holder) while a leader runs to clone from.
+ *  - During an in-place restore (`ctl restore --in-place`, cluster/restore_key.h)
+ *    every member keeps PostgreSQL stopped: nothing starts, clones, rewinds
+ *    or elects on the data being rolled back. Only the member the record
+ *    names takes the key, restores once every member stopped, and starts as
+ *    primary once its restore succeeded.
  */
 #ifndef PGHA_HA_DECIDE_H
 #define PGHA_HA_DECIDE_H
@@ -91,6 +96,16 @@ enum ha_request {
 	HA_REQ_REINIT,       /* `ctl reinit`: the data must still be moved aside for it */
 };
 
+/* An in-place restore (ctl restore --in-place), from this member's side. */
+enum ha_restore {
+	HA_RST_NONE,         /* none active */
+	HA_RST_OTHER,        /* another member restores: stay stopped */
+	HA_RST_STOPPING,     /* this member restores; another member's PostgreSQL still runs */
+	HA_RST_READY,        /* this member restores; every member is stopped: restore (again, after a crash) */
+	HA_RST_RESTORED,     /* this member restored its data: start it as primary */
+	HA_RST_FAILED,       /* the restore failed: everybody stays stopped until ctl retries or cancels */
+};
+
 struct ha_observed {
 	bool job_running;          /* initdb, pg_basebackup or pg_rewind in progress */
 	bool in_backoff;           /* the last job/start failed: wait before retrying */
@@ -125,6 +140,7 @@ struct ha_observed {
 	enum ha_election election;
 	enum ha_request request;
 	enum ha_history history;
+	enum ha_restore restore;
 };
 
 enum ha_action {
@@ -148,7 +164,11 @@ enum ha_action {
 	ACT_REPLICA_DUTIES,   /* streaming from the leader: publish */
 	ACT_RESTART,          /* requested restart: stop PostgreSQL (the next loops start it again) */
 	ACT_REINIT,           /* requested re-clone: stop PostgreSQL, move the data aside (then clone) */
+	ACT_RESTORE_STOP,     /* in-place restore: stop PostgreSQL (fast) and stay stopped */
+	ACT_RESTORE_RUN,      /* in-place restore: the record to "restoring", then the restore job */
+	ACT_RESTORE_FINISH,   /* in-place restore: the restored primary runs; the record to "done" */
 };
+#define ACT_LAST ACT_RESTORE_FINISH
 
 struct ha_decision {
 	enum ha_action action;

@@ -74,7 +74,8 @@ void divergence_check(struct agent *a)
 	bool running = a->pg.phase == PG_RUNNING && a->pg.have_st;
 	char key[sizeof(a->div.key)] = "";
 	enum div_situation s;
-	if (leader == NULL || strcmp(leader->name, a->cfg.name) == 0 || !a->dcs.ok)
+	/* During an in-place restore the leader's data is being replaced: ask once it is done. */
+	if (leader == NULL || strcmp(leader->name, a->cfg.name) == 0 || !a->dcs.ok || a->rip.active)
 		s = DIV_NO_LEADER;
 	else if (stopped)
 		s = DIV_STOPPED;

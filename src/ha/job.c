@@ -21,7 +21,8 @@
 static const char *kind_name(enum job_kind k)
 {
 	return k == JOB_INITDB ? "initdb" : k == JOB_BASEBACKUP ? "pg_basebackup"
-		: k == JOB_REWIND ? "pg_rewind" : k == JOB_RESTORE ? "restore" : "none";
+		: k == JOB_REWIND ? "pg_rewind" : k == JOB_RESTORE ? "restore"
+		: k == JOB_RESTORE_INPLACE ? "in-place restore" : "none";
 }
 
 static const char *job_label(const struct job *j)
@@ -104,34 +105,72 @@ static int spawn_restore_job(struct agent *a, const char *stanza, const char *co
  * and recovers it to a promoted, cleanly stopped primary; the agent then
  * starts it as it starts a fresh initdb.
  */
+/* The passwords the restored roles get (this cluster's), in a 0600 file of the run user's. */
+static int write_restore_pwfile(struct agent *a, struct pgha_err *e)
+{
+	char *parent = path_dirname(a->cfg.data_dir);
+	a->job.pwfile = xasprintf("%s/.%s.restore-pw", parent, a->cfg.name);
+	free(parent);
+	char *pw = xasprintf("%s\n%s\n", a->su_password, a->repl_password);
+	bool chown_it = a->user.set && geteuid() == 0;
+	int rc = write_file_atomic(a->job.pwfile, pw, strlen(pw), 0600, chown_it ? a->user.uid : (uid_t)-1,
+				   chown_it ? a->user.gid : (gid_t)-1, e);
+	secret_wipe_free(pw, strlen(pw));
+	return rc;
+}
+
+/* The restore job's options past --dir: where PostgreSQL runs, the roles, the target; then extra[]. */
+static int spawn_restore_to_target(struct agent *a, const char *stanza, const char *target,
+				   const char *const *extra, struct pgha_err *e)
+{
+	char port[16];
+	snprintf(port, sizeof(port), "%d", a->cfg.pg_port);
+	const char *more[24] = {"--bin-dir", a->cfg.bin_dir, "--port", port, "--superuser", a->cfg.superuser,
+				"--replication-user", a->cfg.replication_user, "--passwords", a->job.pwfile,
+				"--target", target};
+	size_t k = 12;
+	for (size_t i = 0; extra != NULL && extra[i] != NULL && k < 23; i++)
+		more[k++] = extra[i];
+	more[k] = NULL;
+	return spawn_restore_job(a, stanza, more, e);
+}
+
 static int job_start_restore(struct agent *a, struct pgha_err *e)
 {
 	if (!a->arc.on)
 		return err_set(e, "[bootstrap] method = restore needs [backup] (the repository to restore from)");
 	if (prepare_tmpdir(a, "restore", e) != 0)
 		return -1;
-	char *parent = path_dirname(a->cfg.data_dir);
-	a->job.pwfile = xasprintf("%s/.%s.restore-pw", parent, a->cfg.name);
-	free(parent);
 	/* The new cluster's passwords, for the roles the backup holds with the source cluster's. */
-	char *pw = xasprintf("%s\n%s\n", a->su_password, a->repl_password);
-	bool chown_it = a->user.set && geteuid() == 0;
-	int rc = write_file_atomic(a->job.pwfile, pw, strlen(pw), 0600, chown_it ? a->user.uid : (uid_t)-1,
-				   chown_it ? a->user.gid : (gid_t)-1, e);
-	secret_wipe_free(pw, strlen(pw));
-	if (rc == 0) {
-		char port[16];
-		snprintf(port, sizeof(port), "%d", a->cfg.pg_port);
-		const char *more[] = {"--bin-dir", a->cfg.bin_dir, "--port", port, "--superuser", a->cfg.superuser,
-				      "--replication-user", a->cfg.replication_user, "--passwords", a->job.pwfile,
-				      "--target", a->cfg.bootstrap_target, NULL};
-		rc = spawn_restore_job(a, a->cfg.bootstrap_stanza, more, e);
-	}
-	if (rc != 0)
+	if (write_restore_pwfile(a, e) != 0 ||
+	    spawn_restore_to_target(a, a->cfg.bootstrap_stanza, a->cfg.bootstrap_target, NULL, e) != 0)
 		return start_failed(a);
 	log_info("bootstrapping from the backup repository %s: stanza %s, target %s", a->cfg.backup_repo,
 		 a->cfg.bootstrap_stanza, a->cfg.bootstrap_target);
 	job_begin(a, JOB_RESTORE);
+	return 0;
+}
+
+/*
+ * ctl restore --in-place: the data directory itself, restored with --delta
+ * (only the files that differ from the backup are copied), recovered to the
+ * target with archiving on (the new timeline belongs in this cluster's
+ * archive), promoted, stopped clean.
+ */
+int job_start_restore_inplace(struct agent *a, const char *target, const char *set, struct pgha_err *e)
+{
+	if (!a->arc.on)
+		return err_set(e, "an in-place restore needs [backup] (the repository to restore from)");
+	a->job.tmpdir = xstrdup(a->cfg.data_dir);
+	char *set_opt = xasprintf("--set=%s", set);
+	const char *extra[] = {"--in-place", set_opt, NULL};
+	int rc = write_restore_pwfile(a, e);
+	if (rc == 0)
+		rc = spawn_restore_to_target(a, a->cfg.cluster_name, target, extra, e);
+	free(set_opt);
+	if (rc != 0)
+		return start_failed(a);
+	job_begin(a, JOB_RESTORE_INPLACE);
 	return 0;
 }
 
@@ -360,6 +399,21 @@ int job_poll(struct agent *a, bool *ok)
 	int64_t secs = (now_ms() - j->started_ms) / 1000;
 	struct pgha_err e;
 	enum job_kind kind = j->kind;
+	j->last_exit = code;
+	if (kind == JOB_RESTORE_INPLACE) {
+		/* In place: nothing to rename, and never remove the data directory. */
+		if (*ok) {
+			log_info("in-place restore finished in %llds", (long long)secs);
+		} else {
+			char why[64];
+			proc_describe_exit(code, why, sizeof(why));
+			node_set_error(a, "in-place restore failed (%s) after %llds; its last output:\n%s", why,
+				       (long long)secs, sb_str(&j->tail));
+		}
+		divergence_unknown(a);
+		job_clear(a);
+		return 1;
+	}
 	if (kind == JOB_REWIND) {
 		/* pg_rewind works in place: nothing to rename, and never remove the data directory. */
 		rewind_finished(a, code, secs);
@@ -414,7 +468,7 @@ void job_abort(struct agent *a)
 		proc_wait(j->pid, 5000, &code);
 	}
 	struct pgha_err e;
-	if (j->kind != JOB_REWIND && j->tmpdir && pg_remove_tree(j->tmpdir, &e) != 0)
+	if (j->kind != JOB_REWIND && j->kind != JOB_RESTORE_INPLACE && j->tmpdir && pg_remove_tree(j->tmpdir, &e) != 0)
 		log_warn("%s", e.msg);
 	job_clear(a);
 }

@@ -86,4 +86,5 @@ void observe(const struct agent *a, const struct ha_gathered *g, struct ha_obser
 	o->handover_wait = a->so.handover_wait;
 	o->request = ops_observed(a);
 	o->slot_ready = g->slot_ready;
+	o->restore = rip_observed(a);
 }

@@ -2,8 +2,9 @@
  * test_decide.c — the HA decision (ha/decide.c): a table of observed states
  * with one or more rows for every return statement of ha_decide, the action
  * names, and brute-force safety properties over EVERY combination of the
- * fields of struct ha_observed (21 bools and 7 enums; only the states where
- * leader_suspect goes with a leader that is not this member are swept with it).
+ * fields of struct ha_observed (22 bools and 8 enums; only the states where
+ * leader_suspect goes with a leader that is not this member are swept with it,
+ * and during an in-place restore four enums no restore path reads are held).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,7 +20,7 @@
 #include "ha/decide.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-#define NACTIONS (ACT_REINIT + 1)
+#define NACTIONS (ACT_LAST + 1)
 
 /* ---- the fields of struct ha_observed ----------------------------------- */
 
@@ -52,7 +53,7 @@ static const struct field enum_fields[] = {
 	ENUM_FIELD(init, enum ha_init),          ENUM_FIELD(failover_to, enum ha_target),
 	ENUM_FIELD(data, enum ha_data),          ENUM_FIELD(pg, enum ha_pg),
 	ENUM_FIELD(election, enum ha_election),  ENUM_FIELD(request, enum ha_request),
-	ENUM_FIELD(history, enum ha_history),
+	ENUM_FIELD(history, enum ha_history),    ENUM_FIELD(restore, enum ha_restore),
 };
 
 /* Number of values of each enum (the last value + 1). */
@@ -63,6 +64,7 @@ static const struct field enum_fields[] = {
 #define NELECT (HA_ELECT_UNSETTLED + 1)
 #define NREQ (HA_REQ_REINIT + 1)
 #define NHIST (HA_HIST_DIVERGED + 1)
+#define NRST (HA_RST_FAILED + 1)
 
 static const char *const init_names[NINIT] = {"absent", "mine", "other", "done"};
 static const char *const target_names[NTARGET] = {"none", "me", "other"};
@@ -71,6 +73,7 @@ static const char *const pg_names[NPG] = {"stopped", "starting", "primary", "rep
 static const char *const elect_names[NELECT] = {"not_asked", "best", "behind", "unsettled"};
 static const char *const req_names[NREQ] = {"none", "restart", "reinit"};
 static const char *const hist_names[NHIST] = {"on", "unknown", "diverged"};
+static const char *const rst_names[NRST] = {"none", "other", "stopping", "ready", "restored", "failed"};
 
 static bool get_bool(const struct ha_observed *o, size_t i)
 {
@@ -87,9 +90,10 @@ static void describe(const struct ha_observed *o, char *out, size_t len)
 		n += (size_t)snprintf(out + n, len - n, "%s=%d ", bool_fields[i].name,
 				      get_bool(o, i));
 	if (n < len)
-		snprintf(out + n, len - n, "init=%s failover_to=%s data=%s pg=%s election=%s request=%s history=%s",
-			 init_names[o->init], target_names[o->failover_to], data_names[o->data],
-			 pg_names[o->pg], elect_names[o->election], req_names[o->request], hist_names[o->history]);
+		snprintf(out + n, len - n, "init=%s failover_to=%s data=%s pg=%s election=%s request=%s history=%s "
+			 "restore=%s", init_names[o->init], target_names[o->failover_to], data_names[o->data],
+			 pg_names[o->pg], elect_names[o->election], req_names[o->request], hist_names[o->history],
+			 rst_names[o->restore]);
 }
 
 /*
@@ -424,6 +428,53 @@ static const struct decide_case cases[] = {
 	 {.init = HA_INIT_DONE, OTHER, VALID, .pg = HA_PG_REPLICA, .request = HA_REQ_RESTART}, ACT_WAIT},
 	{"no data, re-clone requested: the clone is the re-clone",
 	 {DONE, OTHER, MISSING, .slot_ready = true, .request = HA_REQ_REINIT}, ACT_CLONE},
+
+	/* in-place restore (ctl restore --in-place) */
+	{"restore asked, leader's primary: it stops",
+	 {DONE, ME, VALID, .pg = HA_PG_PRIMARY, .restore = HA_RST_STOPPING}, ACT_RESTORE_STOP},
+	{"restore asked, a standby: it stops",
+	 {DONE, OTHER, VALID, .pg = HA_PG_REPLICA, .following_leader = true, .restore = HA_RST_OTHER},
+	 ACT_RESTORE_STOP},
+	{"restore asked, PostgreSQL starting",
+	 {DONE, OTHER, VALID, .pg = HA_PG_STARTING, .restore = HA_RST_OTHER}, ACT_WAIT},
+	{"restore asked, a stopped standby stays stopped (no rewind, no start)",
+	 {DONE, OTHER, VALID, .history = HA_HIST_DIVERGED, .restore = HA_RST_OTHER}, ACT_WAIT},
+	{"restore asked, no data: no clone",
+	 {DONE, OTHER, MISSING, .slot_ready = true, .restore = HA_RST_OTHER}, ACT_WAIT},
+	{"restore failed: everybody stays stopped",
+	 {DONE, ME, VALID, .restore = HA_RST_FAILED}, ACT_WAIT},
+	{"restorer stopped, others still running",
+	 {DONE, ME, VALID, .restore = HA_RST_STOPPING}, ACT_WAIT},
+	{"restorer stopped, every member stopped: restore",
+	 {DONE, ME, VALID, .restore = HA_RST_READY}, ACT_RESTORE_RUN},
+	{"restorer ready, backoff",
+	 {DONE, ME, VALID, .in_backoff = true, .restore = HA_RST_READY}, ACT_WAIT},
+	{"restorer ready, the key lapsed: it takes it back (no election)",
+	 {DONE, NOLEADER, VALID, .restore = HA_RST_READY}, ACT_TAKE_LEADER},
+	{"restorer ready, another member holds the key",
+	 {DONE, OTHER, VALID, .restore = HA_RST_READY}, ACT_WAIT},
+	{"restorer ready, the sync key does not list it",
+	 {DONE, NOLEADER, VALID, .sync_denied = true, .restore = HA_RST_READY}, ACT_WAIT},
+	{"restored: start the restored primary",
+	 {DONE, ME, VALID, .restore = HA_RST_RESTORED}, ACT_START_PRIMARY},
+	{"restored, start failed: backoff",
+	 {DONE, ME, VALID, .in_backoff = true, .restore = HA_RST_RESTORED}, ACT_WAIT},
+	{"restored, starting",
+	 {DONE, ME, VALID, .pg = HA_PG_STARTING, .restore = HA_RST_RESTORED}, ACT_WAIT},
+	{"restored, primary runs: done",
+	 {DONE, ME, VALID, .pg = HA_PG_PRIMARY, .restore = HA_RST_RESTORED}, ACT_RESTORE_FINISH},
+	{"restored, runs as a standby: stop it",
+	 {DONE, ME, VALID, .pg = HA_PG_REPLICA, .restore = HA_RST_RESTORED}, ACT_RESTORE_STOP},
+	{"restored, the key lapsed: take it",
+	 {DONE, NOLEADER, VALID, .restore = HA_RST_RESTORED}, ACT_TAKE_LEADER},
+	{"restored, the sync key does not list it",
+	 {DONE, ME, VALID, .sync_denied = true, .restore = HA_RST_RESTORED}, ACT_WAIT},
+	{"restored, another member holds the key",
+	 {DONE, OTHER, VALID, .restore = HA_RST_RESTORED}, ACT_WAIT},
+	{"restored, a primary under another member's key: stop",
+	 {DONE, OTHER, VALID, .pg = HA_PG_PRIMARY, .restore = HA_RST_RESTORED}, ACT_RESTORE_STOP},
+	{"restore asked, paused: maintenance mode wins",
+	 {DONE, OTHER, VALID, .pg = HA_PG_REPLICA, .paused = true, .restore = HA_RST_OTHER}, ACT_WAIT},
 };
 
 static int run_case(size_t i, const struct decide_case *c)
@@ -470,7 +521,7 @@ static void test_table_covers_every_action(void **state)
 
 static void test_action_names(void **state)
 {
-	for (int a = ACT_WAIT; a <= ACT_REINIT; a++) {
+	for (int a = ACT_WAIT; a <= ACT_LAST; a++) {
 		const char *n = ha_action_name((enum ha_action)a);
 		if (n == NULL || n[0] == '\0')
 			fail_msg("action %d has no name", a);
@@ -480,7 +531,7 @@ static void test_action_names(void **state)
 			if (strcmp(n, ha_action_name((enum ha_action)b)) == 0)
 				fail_msg("actions %d and %d are both named \"%s\"", b, a, n);
 	}
-	assert_string_equal(ha_action_name((enum ha_action)(ACT_REINIT + 1)), "?");
+	assert_string_equal(ha_action_name((enum ha_action)(ACT_LAST + 1)), "?");
 	assert_string_equal(ha_action_name((enum ha_action)1000), "?");
 	assert_string_equal(ha_action_name((enum ha_action)-1), "?");
 }
@@ -488,15 +539,23 @@ static void test_action_names(void **state)
 /* ---- brute force over every observed state -------------------------------- */
 
 /*
- * All 2^20 * 4 * 3 * 3 * 4 * 4 * 3 * 3 = 5,435,817,984 combinations of the other
- * fields, consistent or not, are enumerated: nothing is fixed. leader_suspect
- * is only ever set with a leader that is not this member (!leader_absent &&
- * !leader_is_me, agent.c): with it only those states are swept (a quarter more,
- * 6,794,772,480 in all, not twice as many). The outer loop sets the bools from the
- * bits of a counter, the inner loops the enums; the properties are checked in one pass.
+ * With no in-place restore (restore = none), all 2^20 * 4 * 3 * 3 * 4 * 4 * 3 * 3 =
+ * 5,435,817,984 combinations of the other fields, consistent or not, are
+ * enumerated: nothing is fixed. leader_suspect is only ever set with a leader
+ * that is not this member (!leader_absent && !leader_is_me, agent.c): with it
+ * only those states are swept (a quarter more, 6,794,772,480 in all, not
+ * twice as many). The outer loop sets the bools from the bits of a counter,
+ * the inner loops the enums; the properties are checked in one pass.
+ *
+ * With a restore (the 5 other values), every bool and init, data and pg are
+ * swept (another 629,145,600 states); failover_to, election, request and
+ * history stay at their first value: no path of ha_decide that a restore
+ * reaches reads them, which test_restore_ignores_the_rest checks on a
+ * sample of those states with every value of the four.
  */
 #define NENUMS ((unsigned long)NINIT * NTARGET * NDATA * NPG * NELECT * NREQ * NHIST)
-#define NSTATES ((1UL << (NBOOLS - 1)) * NENUMS + (1UL << (NBOOLS - 3)) * NENUMS)
+#define NRSTENUMS ((unsigned long)NINIT * NDATA * NPG * (NRST - 1))
+#define NSTATES (((1UL << (NBOOLS - 1)) + (1UL << (NBOOLS - 3))) * (NENUMS + NRSTENUMS))
 
 enum property {
 	P_PRIMARY_ONLY_WITH_KEY,   /* a */
@@ -511,6 +570,7 @@ enum property {
 	P_HANDOVER,                /* j */
 	P_HISTORY,                 /* k */
 	P_SUSPECT_KEY,             /* l */
+	P_RESTORE,                 /* m */
 	P_REASON,                  /* every decision has a reason and a named action */
 	NPROPS
 };
@@ -538,12 +598,16 @@ static const char *const property_text[NPROPS] = {
 		      "to be on its history",
 	[P_SUSPECT_KEY] = "(l) with etcd, a running primary is never stopped (DEMOTE) for a leader key that is "
 			  "only suspect",
+	[P_RESTORE] = "(m) in-place restore: RESTORE_RUN only by the restorer holding the key, every member "
+		      "stopped, no job, not paused; RESTORE_FINISH only by the restored primary holding the key; "
+		      "RESTORE_STOP only during a restore with a running PostgreSQL; while a restore is active "
+		      "nothing starts (but the restored primary), promotes, clones, rewinds, follows or elects",
 	[P_REASON] = "every decision has a non-empty reason and a named action",
 };
 
 static bool in_range(enum ha_action a)
 {
-	return (int)a >= ACT_WAIT && a <= ACT_REINIT;
+	return (int)a >= ACT_WAIT && a <= ACT_LAST;
 }
 
 /* The properties a state and its decision violate, as a bit mask. */
@@ -581,6 +645,9 @@ static unsigned violations(const struct ha_observed *o, struct ha_decision d)
 		case ACT_CLONE:
 		case ACT_RESTART:
 		case ACT_REINIT:
+		case ACT_RESTORE_STOP:
+		case ACT_RESTORE_RUN:
+		case ACT_RESTORE_FINISH:
 			v |= 1u << P_PAUSED;
 			break;
 		default:
@@ -621,6 +688,22 @@ static unsigned violations(const struct ha_observed *o, struct ha_decision d)
 
 	if (a == ACT_DEMOTE && o->leader_suspect && o->dcs_ok && o->pg == HA_PG_PRIMARY)
 		v |= 1u << P_SUSPECT_KEY;
+
+	if (a == ACT_RESTORE_RUN &&
+	    !(o->restore == HA_RST_READY && o->leader_is_me && !o->leader_absent && o->dcs_ok && !o->paused &&
+	      o->pg == HA_PG_STOPPED && !o->job_running && o->init == HA_INIT_DONE))
+		v |= 1u << P_RESTORE;
+	if (a == ACT_RESTORE_FINISH &&
+	    !(o->restore == HA_RST_RESTORED && o->leader_is_me && !o->leader_absent && o->dcs_ok &&
+	      o->pg == HA_PG_PRIMARY))
+		v |= 1u << P_RESTORE;
+	if (a == ACT_RESTORE_STOP && !(o->restore != HA_RST_NONE && o->dcs_ok && o->pg != HA_PG_STOPPED))
+		v |= 1u << P_RESTORE;
+	if (o->restore != HA_RST_NONE && o->dcs_ok && o->init == HA_INIT_DONE &&
+	    (a == ACT_START_STANDBY || a == ACT_CLONE || a == ACT_REWIND || a == ACT_RECLONE || a == ACT_ELECT ||
+	     a == ACT_FOLLOW || a == ACT_INITDB || a == ACT_REINIT || a == ACT_RESTART ||
+	     ((a == ACT_START_PRIMARY || a == ACT_PROMOTE) && o->restore != HA_RST_RESTORED)))
+		v |= 1u << P_RESTORE;
 
 	if (d.reason == NULL || d.reason[0] == '\0' || !in_range(a))
 		v |= 1u << P_REASON;
@@ -676,6 +759,23 @@ static void report_violation(struct sweep *s, unsigned v, const struct ha_observ
 	}
 }
 
+/* One state: its decision checked and counted. */
+static void sweep_one(struct sweep *s, const struct ha_observed *o, size_t *last)
+{
+	struct ha_decision d = ha_decide(o);
+	s->states++;
+	unsigned v = violations(o, d);
+	if (v != 0)
+		report_violation(s, v, o, d);
+	if (!in_range(d.action))
+		return;
+	s->per_action[d.action]++;
+	if (*last != SIZE_MAX && s->outcomes[*last].reason == d.reason && s->outcomes[*last].action == d.action)
+		s->outcomes[*last].count++;
+	else
+		*last = note_outcome(s, o, d);
+}
+
 static void sweep_all(struct sweep *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -690,6 +790,7 @@ static void sweep_all(struct sweep *s)
 		}
 		if (o.leader_suspect && (o.leader_absent || o.leader_is_me))
 			continue;   /* never observed (see NSTATES) */
+		o.restore = HA_RST_NONE;
 		for (int init = 0; init < NINIT; init++)
 		for (int tgt = 0; tgt < NTARGET; tgt++)
 		for (int data = 0; data < NDATA; data++)
@@ -704,21 +805,71 @@ static void sweep_all(struct sweep *s)
 			o.pg = (enum ha_pg)pg;
 			o.election = (enum ha_election)el;
 			o.request = (enum ha_request)rq;
-			struct ha_decision d = ha_decide(&o);
-			s->states++;
-			unsigned v = violations(&o, d);
-			if (v != 0)
-				report_violation(s, v, &o, d);
-			if (!in_range(d.action))
-				continue;
-			s->per_action[d.action]++;
-			if (last != SIZE_MAX && s->outcomes[last].reason == d.reason &&
-			    s->outcomes[last].action == d.action)
-				s->outcomes[last].count++;
-			else
-				last = note_outcome(s, &o, d);
+			sweep_one(s, &o, &last);
+		}
+		o.failover_to = HA_TARGET_NONE;
+		o.election = HA_ELECT_NOT_ASKED;
+		o.request = HA_REQ_NONE;
+		o.history = HA_HIST_ON;
+		for (int rst = HA_RST_NONE + 1; rst < NRST; rst++)
+		for (int init = 0; init < NINIT; init++)
+		for (int data = 0; data < NDATA; data++)
+		for (int pg = 0; pg < NPG; pg++) {
+			o.restore = (enum ha_restore)rst;
+			o.init = (enum ha_init)init;
+			o.data = (enum ha_data)data;
+			o.pg = (enum ha_pg)pg;
+			sweep_one(s, &o, &last);
 		}
 	}
+}
+
+/*
+ * The restore sweep above holds failover_to, election, request and history
+ * at their first value. On every 997th state of it (all bools, init, data,
+ * pg, restore), each of their 144 combinations must decide the same.
+ */
+static void test_restore_ignores_the_rest(void **state)
+{
+	unsigned long n = 0, checked = 0;
+	for (unsigned long bits = 0; bits < (1UL << NBOOLS); bits++)
+	for (int rst = HA_RST_NONE + 1; rst < NRST; rst++)
+	for (int init = 0; init < NINIT; init++)
+	for (int data = 0; data < NDATA; data++)
+	for (int pg = 0; pg < NPG; pg++) {
+		if (n++ % 997 != 0)
+			continue;
+		struct ha_observed o;
+		memset(&o, 0, sizeof(o));
+		for (size_t i = 0; i < NBOOLS; i++) {
+			bool b = (bits >> i) & 1;
+			memcpy((char *)&o + bool_fields[i].off, &b, sizeof(b));
+		}
+		o.restore = (enum ha_restore)rst;
+		o.init = (enum ha_init)init;
+		o.data = (enum ha_data)data;
+		o.pg = (enum ha_pg)pg;
+		struct ha_decision base = ha_decide(&o);
+		for (int tgt = 0; tgt < NTARGET; tgt++)
+		for (int el = 0; el < NELECT; el++)
+		for (int rq = 0; rq < NREQ; rq++)
+		for (int hi = 0; hi < NHIST; hi++) {
+			o.failover_to = (enum ha_target)tgt;
+			o.election = (enum ha_election)el;
+			o.request = (enum ha_request)rq;
+			o.history = (enum ha_history)hi;
+			struct ha_decision d = ha_decide(&o);
+			if (d.action != base.action || d.reason != base.reason) {
+				char buf[1024];
+				describe(&o, buf, sizeof(buf));
+				fail_msg("during a restore the decision depends on failover_to, election, request or "
+					 "history: %s (%s) here, %s (%s) with all four at their first value\n    %s",
+					 ha_action_name(d.action), d.reason, ha_action_name(base.action), base.reason, buf);
+			}
+			checked++;
+		}
+	}
+	assert_true(checked > 1000000);
 }
 
 static void test_safety_all_states(void **state)
@@ -786,6 +937,7 @@ int main(void)
 		cmocka_unit_test(test_table_covers_every_action),
 		cmocka_unit_test(test_action_names),
 		cmocka_unit_test(test_pure),
+		cmocka_unit_test(test_restore_ignores_the_rest),
 		cmocka_unit_test(test_safety_all_states),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
