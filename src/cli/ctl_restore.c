@@ -77,8 +77,13 @@ static bool confirm(const struct ctl_target *t, const struct cluster_view *v, co
 	char lsn[32];
 	lsn_format(leader->wal_lsn, lsn, sizeof(lsn));
 	printf("In-place restore of cluster %s to %s, from backup %s.\n\n", t->cluster, target->text, b->label);
-	printf("LOST: every transaction committed after %s. The cluster is now at %s on timeline %u "
-	       "(leader %s)", target->text, lsn, leader->timeline, leader->name);
+	if (target->kind == RESTORE_LATEST)
+		printf("LOST: what the archive lacks (the leader's current WAL segment is archived before it stops; "
+		       "a standby's unarchived WAL is not). The cluster is now at %s on timeline %u (leader %s)",
+		       lsn, leader->timeline, leader->name);
+	else
+		printf("LOST: every transaction committed after %s. The cluster is now at %s on timeline %u "
+		       "(leader %s)", target->text, lsn, leader->timeline, leader->name);
 	int64_t at = restore_target_epoch(target);
 	if (target->kind == RESTORE_TIME && at > 0) {
 		int64_t ago = (int64_t)time(NULL) - at;
