@@ -721,6 +721,9 @@ static void print_summary(struct up *u, const struct cluster_view *v, double sec
 		printf("Backup now:  %s ctl -c %s/node1.conf backup --wait\n", u->self_exe, u->dir);
 		printf("Restore:     %s ctl -c %s/node1.conf restore --to \"YYYY-MM-DD HH:MM:SS\" --new-cluster NAME\n"
 		       "             (a new cluster beside this one, recovered to that time, UTC)\n", u->self_exe, u->dir);
+		printf("Roll back:   %s ctl -c %s/node1.conf restore --to \"YYYY-MM-DD HH:MM:SS\" --in-place\n"
+		       "             (THIS cluster back to that time: what was committed after it is lost)\n",
+		       u->self_exe, u->dir);
 	}
 	printf("Logs:        %s/logs/\n", u->dir);
 	printf("Stop:        Ctrl-C (data stays in %s; `pgha up --dir %s` brings it back)\n\n", u->dir, u->dir);
