@@ -249,7 +249,7 @@ static void say(const char *fmt, ...)
 	fflush(stdout);
 }
 
-/* pgbackrest info: the backup the target needs, or an error naming the window. */
+/* pgbackrest info: the backup the target needs (or the one given: still there?), or an error naming the window. */
 static int pick_set(const struct job_opts *o, const struct restore_target *t, char *label, size_t len,
 		    struct pgha_err *e)
 {
@@ -267,7 +267,16 @@ static int pick_set(const struct job_opts *o, const struct restore_target *t, ch
 	if (rc == 0 && bi.status_code != 0 && bi.status_code != 2)
 		rc = err_set(e, "stanza %s in the repository: %s\nHINT: restore_stanza names the source cluster "
 			     "([cluster] name of the cluster whose backups these are)", o->stanza, bi.status);
-	if (rc == 0) {
+	if (rc == 0 && o->set != NULL) {
+		/* Named by the caller (ctl picked it): it must still be there. */
+		rc = err_set(e, "backup %s is not in the repository (stanza %s)\nHINT: `pgha ctl backups` lists the "
+			     "backups; ask for the restore again", o->set, o->stanza);
+		for (size_t i = 0; i < bi.nbackups; i++)
+			if (strcmp(bi.backups[i].label, o->set) == 0)
+				rc = 0;
+		if (rc == 0)
+			snprintf(label, len, "%s", o->set);
+	} else if (rc == 0) {
 		const struct backup_entry *b = restore_pick_backup(&bi, t, e);
 		no_backup = b == NULL && bi.nbackups == 0;
 		if (b == NULL)
@@ -285,9 +294,7 @@ static int pick_set(const struct job_opts *o, const struct restore_target *t, ch
 static int run_pgbackrest(const struct job_opts *o, const struct restore_target *t, struct pgha_err *e)
 {
 	char label[64];
-	if (o->set != NULL)
-		snprintf(label, sizeof(label), "%s", o->set);
-	else if (pick_set(o, t, label, sizeof(label), e) != 0)
+	if (pick_set(o, t, label, sizeof(label), e) != 0)
 		return -1;
 	say("from backup %s%s", label, o->in_place ? " (--delta: only the files that differ are copied)" : "");
 	char *set = xasprintf("--set=%s", label);

@@ -384,8 +384,7 @@ static void view_add(struct cluster_view *v, const char *key, const char *rel,
 		free(v->sync);
 		v->sync = xstrdup(kv->value);
 	} else if (strcmp(rel, "backup/request") == 0) {
-		free(v->restore);
-	free(v->backup_request);
+		free(v->backup_request);
 		v->backup_request = xstrdup(kv->value);
 		v->backup_request_rev = kv->mod_revision;
 	} else if (strcmp(rel, "backup/running") == 0) {
@@ -490,6 +489,7 @@ void cluster_view_free(struct cluster_view *v)
 	free(v->leader_invalid);
 	free(v->config);
 	free(v->sync);
+	free(v->restore);
 	free(v->backup_request);
 	free(v->backup_running);
 	free(v->backup_last);

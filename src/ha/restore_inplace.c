@@ -145,7 +145,20 @@ void rip_job_finished(struct agent *a, int code)
 		rip_move(a, &rec);
 		return;
 	}
-	rip_fail(a, a->pg.last_error[0] ? a->pg.last_error : "the restore job failed", code != RESTORE_UNTOUCHED);
+	/* The job's own last words ("restore failed: why", then a HINT line) say more than its exit code. */
+	const char *tail = sb_str(&a->job.tail), *why = NULL;
+	for (const char *p = strstr(tail, "restore failed: "); p != NULL; p = strstr(p + 1, "restore failed: "))
+		why = p + strlen("restore failed: ");
+	char msg[sizeof(r->rec.error)];
+	if (why != NULL) {
+		snprintf(msg, sizeof(msg), "%s", why);
+		msg[strcspn(msg, "\n")] = '\0';
+	} else {
+		char how[64];
+		proc_describe_exit(code, how, sizeof(how));
+		snprintf(msg, sizeof(msg), "the restore job ended with %s (the agent's log has its output)", how);
+	}
+	rip_fail(a, msg, code != RESTORE_UNTOUCHED);
 }
 
 void rip_finish(struct agent *a)

@@ -201,3 +201,34 @@ def test_in_place_pitr_to_one_second_before_drop_table(cluster):
     assert "Last in-place restore: to " in out and f"(timeline {tl})" in out, out
     log = leader.log()
     assert "in-place restore: from backup" in log and "--delta" in log, log[-3000:]
+
+
+def test_a_failed_restore_keeps_everyone_stopped_and_untouched_can_be_cancelled(cluster):
+    # The backup the record names is not in the repository: the leader's job fails before
+    # pgbackrest touches anything. Every member stays stopped; ctl list says why; the cancel is
+    # allowed (nothing was overwritten) and the cluster comes back with its data.
+    name = cluster.leader()
+    leader = cluster.nodes[name]
+    leader.sql("CREATE TABLE IF NOT EXISTS kept (id int)")
+    leader.sql("INSERT INTO kept VALUES (1)")
+    record = {"id": "fa11", "target": "latest", "set": "20200101-000000F", "member": name,
+              "phase": "stopping", "requested_at": int(time.time())}
+    etcdctl(cluster, "put", restore_key(cluster), json.dumps(record))
+    try:
+        wait_until("the restore to fail", lambda: (cluster.view().get("restore") or {}).get("phase") == "failed",
+                   timeout=120)
+        rec = cluster.view()["restore"]
+        assert rec["touched"] is False and "20200101-000000F is not in the repository" in rec["error"], rec
+        time.sleep(2)
+        ms = cluster.members()
+        assert all(ms[n]["state"] != "running" and ms[n]["state"] != "streaming" for n in NAMES), ms
+        out = ctl(leader, "list").stdout
+        assert "failed" in out and "`pgha ctl restore --cancel`" in out, out
+        r = ctl(leader, "restore", "--cancel")
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        if (cluster.view().get("restore") or {}).get("phase") not in ("cancelled", "done"):
+            etcdctl(cluster, "del", restore_key(cluster))
+    cluster.wait_streaming(NAMES, timeout=120)
+    assert cluster.leader() == name
+    assert leader.sql("SELECT count(*) FROM kept")[0][0] == 1
