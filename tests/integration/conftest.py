@@ -78,6 +78,22 @@ def make_base_dir():
     return d
 
 
+def etcdctl(cluster, *args, timeout=30):
+    """etcdctl (API v3) against the cluster's etcd; its output. Fails the test on an error."""
+    r = subprocess.run(["etcdctl", f"--endpoints={cluster.etcd.url}", *args], capture_output=True, text=True,
+                       timeout=timeout, env={**os.environ, "ETCDCTL_API": "3"})
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def make_repo(base):
+    """An empty pgBackRest repository directory under base, owned by postgres."""
+    repo = os.path.join(base, "repo")
+    os.makedirs(repo, mode=0o750)
+    shutil.chown(repo, "postgres", "postgres")
+    return repo
+
+
 class Etcd:
     def __init__(self, base, host="127.0.0.1"):
         self.dir = os.path.join(base, "etcd")

@@ -6,7 +6,6 @@ hand-written leader key neither stops the primary nor promotes a standby.
 One 2-member cluster (fast profile) serves the whole file; the tests run in
 order and leave it with one valid leader for the next."""
 import socket
-import subprocess
 import threading
 import time
 import urllib.error
@@ -14,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Cluster, Etcd, Writer, pg_pid, shared_base, wait_until
+from conftest import Cluster, Etcd, Writer, etcdctl, pg_pid, shared_base, wait_until
 
 FAST = {"cluster.ttl": "3s", "cluster.loop_wait": "500ms", "cluster.retry_timeout": "1s",
         "etcd.request_timeout": "800ms"}
@@ -123,12 +122,6 @@ def test_failsafe_needs_the_api_token(api_cluster):
     # The members' own token is accepted (409: this member reaches etcd, so no promise).
     assert post(standby.api_port, "/failsafe", token=cluster.api_token) == 409
 
-
-def etcdctl(cluster, *args):
-    r = subprocess.run(["etcdctl", "--endpoints", cluster.etcd.url, *args], capture_output=True,
-                       text=True, timeout=30)
-    assert r.returncode == 0, r.stderr
-    return r.stdout
 
 
 def test_bad_etcd_key_is_logged_once_per_change(api_cluster):

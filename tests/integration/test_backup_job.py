@@ -11,21 +11,14 @@ member runs the same request, and every period gets exactly one backup.
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
 
 import pytest
 
-from conftest import PGHA_BIN, Cluster, Etcd, pg_pid, shared_base, signal_instance, wait_until
+from conftest import Cluster, Etcd, PGHA_BIN, etcdctl, make_repo, pg_pid, shared_base, signal_instance, wait_until
 
-
-def make_repo(base):
-    repo = os.path.join(base, "repo")
-    os.makedirs(repo, mode=0o750)
-    shutil.chown(repo, "postgres", "postgres")
-    return repo
 
 
 def ctl(cluster, *args, timeout=300):
@@ -42,12 +35,6 @@ def repo_backups(node):
     assert r.returncode == 0, r.stdout + r.stderr
     return json.loads(r.stdout)[0]["backup"]
 
-
-def etcdctl(cluster, *args):
-    r = subprocess.run(["etcdctl", f"--endpoints={cluster.etcd.url}", *args],
-                       capture_output=True, text=True, timeout=30, env={**os.environ, "ETCDCTL_API": "3"})
-    assert r.returncode == 0, r.stderr
-    return r.stdout
 
 
 def backup_state(cluster):

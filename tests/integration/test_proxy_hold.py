@@ -4,21 +4,14 @@ hold new read-write transactions at a boundary, report paused in its own
 record, let running transactions finish, end sessions in session mode with a
 reason, resume when the record says done, never hold past switchover_hold."""
 import json
-import subprocess
 import threading
 import time
 
 import psycopg
 import pytest
 
-from conftest import Proxy, wait_until
+from conftest import Proxy, etcdctl, wait_until
 
-
-def etcdctl(cluster, *args):
-    r = subprocess.run(["etcdctl", "--endpoints", cluster.etcd.url, *args], capture_output=True, text=True,
-                       timeout=30, env={"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"})
-    assert r.returncode == 0, r.stderr
-    return r.stdout
 
 
 def put_switchover(cluster, phase, sid="so-1", to="x2"):

@@ -11,14 +11,13 @@ import json
 import os
 import socket
 import struct
-import subprocess
 import threading
 import time
 
 import psycopg
 import pytest
 
-from conftest import Proxy, free_port, module_cluster, pg_pid, signal_instance, wait_until
+from conftest import Proxy, etcdctl, free_port, module_cluster, pg_pid, signal_instance, wait_until
 
 FAST = {"cluster.ttl": "3s", "cluster.loop_wait": "500ms", "cluster.retry_timeout": "1s",
         "etcd.request_timeout": "800ms"}
@@ -134,12 +133,6 @@ def ro_port(proxy):
     with proxy.connect(ro=True, autocommit=True) as c:
         return c.execute("SELECT inet_server_port()").fetchone()[0]
 
-
-def etcdctl(cluster, *args):
-    r = subprocess.run(["etcdctl", "--endpoints", cluster.etcd.url, *args], capture_output=True, text=True,
-                       timeout=15)
-    assert r.returncode == 0, r.stderr
-    return r.stdout
 
 
 class Impostor:

@@ -10,14 +10,13 @@ target before the recoverable window is refused with the window, and nothing is 
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import PGHA_BIN, Cluster, Etcd, shared_base, wait_until
+from conftest import PGHA_BIN, Cluster, Etcd, shared_base, wait_until, make_repo
 
 
 def ctl(cluster, *args, timeout=300):
@@ -28,9 +27,7 @@ def ctl(cluster, *args, timeout=300):
 @pytest.fixture(scope="module")
 def source(request):
     with shared_base(request) as base:
-        repo = os.path.join(base, "repo")
-        os.makedirs(repo, mode=0o750)
-        shutil.chown(repo, "postgres", "postgres")
+        repo = make_repo(base)
         etcd = Etcd(base).start()
         cluster = Cluster(base, etcd, name="src")
         extra = {"backup.repo_path": repo, "parameters.track_commit_timestamp": "on"}

@@ -10,15 +10,13 @@ does not exist stops every member and `ctl restore --cancel` brings them back as
 a record written badly by hand is ignored.
 """
 import json
-import os
-import shutil
 import subprocess
 import time
 from datetime import timedelta, timezone
 
 import pytest
 
-from conftest import PGHA_BIN, Cluster, Etcd, shared_base, wait_until
+from conftest import Cluster, Etcd, PGHA_BIN, etcdctl, make_repo, shared_base, wait_until
 
 NAMES = ["r1", "r2", "r3"]
 
@@ -27,12 +25,6 @@ def ctl(node, *args, timeout=120, stdin=subprocess.DEVNULL):
     return subprocess.run([PGHA_BIN, "ctl", "-c", node.conf_path, *args], capture_output=True, text=True,
                           timeout=timeout, stdin=stdin)
 
-
-def etcdctl(cluster, *args):
-    r = subprocess.run(["etcdctl", f"--endpoints={cluster.etcd.url}", *args],
-                       capture_output=True, text=True, timeout=30, env={**os.environ, "ETCDCTL_API": "3"})
-    assert r.returncode == 0, r.stderr
-    return r.stdout
 
 
 def restore_key(cluster):
@@ -50,9 +42,7 @@ def started_at(node):
 @pytest.fixture(scope="module")
 def cluster(request):
     with shared_base(request) as base:
-        repo = os.path.join(base, "repo")
-        os.makedirs(repo, mode=0o750)
-        shutil.chown(repo, "postgres", "postgres")
+        repo = make_repo(base)
         etcd = Etcd(base).start()
         c = Cluster(base, etcd, name="rip")
         extra = {"backup.repo_path": repo, "parameters.track_commit_timestamp": "on"}
@@ -70,7 +60,6 @@ def cluster(request):
 
 
 def test_refusals_touch_nothing(cluster):
-    leader = cluster.nodes[cluster.leader()]
     node = cluster.nodes[NAMES[0]]
     before = {n: started_at(cluster.nodes[n]) for n in NAMES}
     # Before the window.
