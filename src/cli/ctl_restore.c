@@ -36,6 +36,21 @@ static int read_record(struct etcd_client *c, const char *key, struct etcd_kvs *
 	return 0;
 }
 
+/* The etcd client (NULL: said why) and the restore record's key (caller frees both). */
+static struct etcd_client *open_etcd(const struct ctl_target *t, char **key)
+{
+	struct pgha_err e;
+	struct etcd_client *c = ctl_etcd(t, &e);
+	if (c == NULL) {
+		fprintf(stderr, "pgha ctl restore: %s\n", e.msg);
+		return NULL;
+	}
+	char *prefix = ctl_cluster_prefix(t);
+	*key = xasprintf("%srestore", prefix);
+	free(prefix);
+	return c;
+}
+
 /* Why the cluster cannot be restored in place now, or NULL. */
 static const char *unfit(struct etcd_client *c, const struct ctl_target *t, const struct cluster_view *v,
 			 const struct member **leader, char *why, size_t len)
@@ -195,12 +210,10 @@ int ctl_restore_in_place(const struct ctl_target *t, const struct restore_target
 			 const struct backup_entry *b, bool force, long wait_s)
 {
 	struct pgha_err e;
-	struct etcd_client *c = ctl_etcd(t, &e);
-	if (c == NULL) {
-		fprintf(stderr, "pgha ctl restore: %s\n", e.msg);
+	char *key = NULL;
+	struct etcd_client *c = open_etcd(t, &key);
+	if (c == NULL)
 		return 1;
-	}
-	char *prefix = ctl_cluster_prefix(t), *key = xasprintf("%srestore", prefix);
 	struct cluster_view v = {0};
 	struct etcd_kvs kvs = {0};
 	int rc = 1;
@@ -264,7 +277,6 @@ out:
 	etcd_kvs_free(&kvs);
 	cluster_view_free(&v);
 	free(key);
-	free(prefix);
 	etcd_free(c);
 	return rc;
 }
@@ -272,12 +284,10 @@ out:
 int ctl_restore_cancel(const struct ctl_target *t)
 {
 	struct pgha_err e;
-	struct etcd_client *c = ctl_etcd(t, &e);
-	if (c == NULL) {
-		fprintf(stderr, "pgha ctl restore: %s\n", e.msg);
+	char *key = NULL;
+	struct etcd_client *c = open_etcd(t, &key);
+	if (c == NULL)
 		return 1;
-	}
-	char *prefix = ctl_cluster_prefix(t), *key = xasprintf("%srestore", prefix);
 	struct etcd_kvs kvs = {0};
 	const struct etcd_kv *kv = NULL;
 	struct restore_record rec;
@@ -319,7 +329,6 @@ int ctl_restore_cancel(const struct ctl_target *t)
 	}
 	etcd_kvs_free(&kvs);
 	free(key);
-	free(prefix);
 	etcd_free(c);
 	return rc;
 }
