@@ -216,6 +216,19 @@ bool backup_schedule_due(const struct backup_plan *p, const struct backup_schedu
 	return false;
 }
 
+bool backup_schedule_retry_due(const struct backup_plan *p, const struct backup_run *last, int64_t now_s,
+			       enum backup_type *type, int64_t *period)
+{
+	if (last == NULL || !last->done || last->ok || strcmp(last->by, "schedule") != 0 ||
+	    (int)last->type < 0 || last->type >= BACKUP_NTYPES || p->every_s[last->type] <= 0)
+		return false;
+	if (period_at(p, last->type, now_s) != last->period || now_s - last->finished_at < BACKUP_RETRY_S)
+		return false;
+	*type = last->type;
+	*period = last->period;
+	return true;
+}
+
 void backup_schedule_mark(const struct backup_plan *p, struct backup_schedule *s, enum backup_type type,
 			  int64_t now_s)
 {

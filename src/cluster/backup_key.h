@@ -95,6 +95,14 @@ int backup_schedule_decode(const char *json, struct backup_schedule *out, struct
 bool backup_schedule_due(const struct backup_plan *p, const struct backup_schedule *s, int64_t now_s,
 			 enum backup_type *type, int64_t *period);
 /*
+ * A scheduled backup that failed is asked for again, every BACKUP_RETRY_S,
+ * while its period lasts: true when last (the last key) is such a failure,
+ * of a period still current, that ended at least that long ago.
+ */
+#define BACKUP_RETRY_S 900
+bool backup_schedule_retry_due(const struct backup_plan *p, const struct backup_run *last, int64_t now_s,
+			       enum backup_type *type, int64_t *period);
+/*
  * Record type as requested at now_s. A full backup also serves the diff and
  * incr periods of now, a diff the incr period.
  */

@@ -247,21 +247,26 @@ void agent_diverged_copy_step(struct agent *a)
 	free(aside);
 }
 
-static void reinit(struct agent *a, const struct ha_decision *d)
+/* true: look again soon (the WAL this member holds is still being archived). */
+static bool reinit(struct agent *a, const struct ha_decision *d)
 {
 	struct pgha_err e;
 	if (a->pg.pid > 0) {
 		log_warn("stopping PostgreSQL: %s", d->reason);
 		if (node_stop(a, &e) != 0) {
 			node_set_error(a, "re-clone: %s", e.msg);
-			return;
+			return false;
 		}
 	}
+	/* The old directory is removed once the clone succeeds: what it never archived goes first. */
+	if (!arcgap_before_wal_loss(a, "the requested re-clone"))
+		return true;
 	char *aside = agent_reinit_aside(a);
 	move_aside(a, aside, "old");
 	free(aside);
 	if (a->pg.data.kind != PG_DATA_MISSING)
 		agent_backoff(a);   /* not moved: try again later, not every loop */
+	return false;
 }
 
 static bool slot_wanted(const struct agent *a, const char *slot)
@@ -416,7 +421,7 @@ bool agent_act(struct agent *a, const struct ha_decision *d)
 			node_set_error(a, "%s: %s", ha_action_name(d->action), e.msg);
 		break;
 	case ACT_REINIT:
-		reinit(a, d);
+		quick = reinit(a, d);
 		break;
 	case ACT_RESTORE_RUN:
 		/* The restore replaces pg_wal: what the archive lacks of it goes there first. */

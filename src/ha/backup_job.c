@@ -76,12 +76,23 @@ static void schedule_step(struct agent *a)
 	}
 	enum backup_type type;
 	int64_t period, now = wall_s();
-	if (!backup_schedule_due(p, &s, now, &type, &period))
+	bool due = backup_schedule_due(p, &s, now, &type, &period), retry = false;
+	if (!due && a->view.backup_last != NULL) {
+		/* A failed scheduled backup does not wait for the next period. */
+		struct backup_run last;
+		retry = backup_run_decode(a->view.backup_last, "backup last", &last, &e) == 0 &&
+			backup_schedule_retry_due(p, &last, now, &type, &period);
+		if (retry)
+			log_warn("backup schedule: the %s backup of period %lld failed (%s); asking for it again",
+				 backup_type_name(type), (long long)period, last.error);
+	}
+	if (!due && !retry)
 		return;
 	struct backup_request r = {.type = type, .period = period, .requested_at = now};
 	backup_new_id(r.id);
 	snprintf(r.by, sizeof(r.by), "schedule");
-	backup_schedule_mark(p, &s, type, now);
+	if (due)
+		backup_schedule_mark(p, &s, type, now);
 	char *req = backup_request_encode(&r), *sched = backup_schedule_encode(&s);
 	/* The period is recorded with the request, both only if no one changed either meanwhile. */
 	struct etcd_cmp cmp[] = {

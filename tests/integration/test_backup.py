@@ -294,6 +294,29 @@ def test_up_backup_archives_and_prints_how_to_see_it():
             return [b for b in info["backups"] if b["type"] == "full"] and info["archive"]["max"]
         wal = wait_until("the first full backup, taken by the schedule", first_full, timeout=120)
         print(f"pgha up --backup: first full backup done, archive max {wal}")
+
+        # The roll-back command as printed, with a time filled in: the cluster goes back to it.
+        rb = re.search(r'^Roll back: +(\S+ ctl -c \S+ restore) --to "YYYY-MM-DD HH:MM:SS" --in-place$', out, re.M)
+        assert rb, out
+        rw = re.search(r'read-write (PGPASSFILE=(\S+)) psql "([^"]+)"', out)
+        assert rw, out
+        import psycopg
+        with psycopg.connect(rw.group(3), passfile=rw.group(2), autocommit=True) as conn:
+            conn.execute("CREATE TABLE kept (id int)")
+            conn.execute("INSERT INTO kept VALUES (1)")
+            time.sleep(1.5)
+            at = conn.execute("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', "
+                              "'YYYY-MM-DD HH24:MI:SS')").fetchone()[0]
+            time.sleep(1.5)
+            conn.execute("INSERT INTO kept VALUES (2)")
+        r = subprocess.run(rb.group(1).split() + ["--to", at, "--in-place", "--force"], capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 0 and "every member runs on the new timeline" in r.stdout, r.stdout + r.stderr
+
+        def rows():
+            with psycopg.connect(rw.group(3), passfile=rw.group(2), autocommit=True, connect_timeout=3) as conn:
+                return [x[0] for x in conn.execute("SELECT id FROM kept ORDER BY id").fetchall()]
+        assert wait_until("the proxy to reach the restored leader", rows, timeout=60) == [1]
     finally:
         code = stop_process(proc, sig=signal.SIGINT, timeout=120)
         assert code == 0, code

@@ -141,6 +141,40 @@ static void test_schedule(void **state)
 	assert_false(backup_schedule_due(&none, &back, now, &t, &period));
 }
 
+/* A failed scheduled backup is asked for again within its period, no sooner than BACKUP_RETRY_S. */
+static void test_schedule_retry(void **state)
+{
+	(void)state;
+	const int64_t day = 86400, hour = 3600;
+	struct backup_plan p = {.every_s = {7 * day, day, 0}, .offset_s = 2 * hour};
+	int64_t now = 20000 * day + 3 * hour;
+	struct backup_run last = {.type = BACKUP_DIFF, .done = true, .ok = false, .period = 20000,
+				  .finished_at = now - BACKUP_RETRY_S};
+	snprintf(last.by, sizeof(last.by), "schedule");
+	enum backup_type t = BACKUP_FULL;
+	int64_t period = -1;
+	assert_true(backup_schedule_retry_due(&p, &last, now, &t, &period));
+	assert_int_equal(t, BACKUP_DIFF);
+	assert_int_equal(period, 20000);
+	/* Too soon after the failure. */
+	assert_false(backup_schedule_retry_due(&p, &last, now - 1, &t, &period));
+	/* The period is over: the next one is the schedule's, not a retry. */
+	assert_false(backup_schedule_retry_due(&p, &last, 20001 * day + 2 * hour, &t, &period));
+	/* It succeeded, it is still running, ctl asked for it, or the type is no longer scheduled. */
+	last.ok = true;
+	assert_false(backup_schedule_retry_due(&p, &last, now, &t, &period));
+	last.ok = false;
+	last.done = false;
+	assert_false(backup_schedule_retry_due(&p, &last, now, &t, &period));
+	last.done = true;
+	snprintf(last.by, sizeof(last.by), "ctl");
+	assert_false(backup_schedule_retry_due(&p, &last, now, &t, &period));
+	snprintf(last.by, sizeof(last.by), "schedule");
+	p.every_s[BACKUP_DIFF] = 0;
+	assert_false(backup_schedule_retry_due(&p, &last, now, &t, &period));
+	assert_false(backup_schedule_retry_due(&p, NULL, now, &t, &period));
+}
+
 static struct member mk(const char *name, enum member_role role, enum member_state st, int64_t lag,
 			const char *host)
 {
@@ -193,6 +227,7 @@ int main(void)
 		cmocka_unit_test(test_run_codec),
 		cmocka_unit_test(test_new_id),
 		cmocka_unit_test(test_schedule),
+		cmocka_unit_test(test_schedule_retry),
 		cmocka_unit_test(test_pick_runner),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
