@@ -324,7 +324,7 @@ def test_up_backup_archives_and_prints_how_to_see_it():
 
 
 def test_too_old_pgbackrest_is_named_at_start(tmp_path):
-    """A pgbackrest older than 2.41 (backups are annotated) stops the agent at start, with its version."""
+    """A pgbackrest older than 2.41 (backups are annotated), or none, stops the agent at start, named."""
     import tempfile
     from conftest import PGHA_BIN, free_port
     fake = tempfile.mkdtemp(prefix="pgha-fake-pgbackrest-", dir="/tmp")
@@ -356,6 +356,14 @@ repo_path = {fake}/repo
         assert (f"{fake}/pgbackrest: too old: pgBackRest 2.41 or later is needed (it said: pgBackRest 2.30)"
                 in out), out
         assert "HINT: install a newer pgbackrest" in out
+        # Not installed at all (a PATH without it): named at start too, before anything is created.
+        os.unlink(os.path.join(fake, "pgbackrest"))
+        r = subprocess.run([PGHA_BIN, "agent", "-c", str(conf)], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "PATH": fake})
+        out = r.stdout + r.stderr
+        assert r.returncode != 0, out
+        assert "pgbackrest is not installed (not found in PATH)" in out and "apt-get install pgbackrest" in out, out
+        assert not os.path.exists(os.path.join(fake, "data")) and not os.path.exists(os.path.join(fake, "repo"))
     finally:
         shutil.rmtree(fake, ignore_errors=True)
 
