@@ -201,6 +201,16 @@ static void api_cluster(struct api_source *src, struct http_response *resp)
 	free(json);
 }
 
+static void api_metrics(struct api_source *src, struct http_response *resp)
+{
+	/* Rendering is CPU work on the snapshot: fine under the lock, like /cluster. */
+	pthread_mutex_lock(&src->lock);
+	api_metrics_render(&src->status, src->have_view ? &src->view : NULL, src->cluster, now_ms(), &resp->body);
+	pthread_mutex_unlock(&src->lock);
+	resp->status = 200;
+	resp->content_type = "text/plain; version=0.0.4";
+}
+
 static bool api_method_ok(const char *method)
 {
 	/* OPTIONS like GET: Patroni's HAProxy recipe checks "OPTIONS /master". */
@@ -254,6 +264,10 @@ static void api_handle(void *arg, const struct http_request *req, struct http_re
 	}
 	if (strcmp(req->path, "/cluster") == 0 || strcmp(req->path, "/cluster/") == 0) {
 		api_cluster(s->src, resp);
+		return;
+	}
+	if (strcmp(req->path, "/metrics") == 0) {
+		api_metrics(s->src, resp);
 		return;
 	}
 	struct api_status st;

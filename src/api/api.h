@@ -32,6 +32,8 @@
  *                                ([node] api_token_file); without a token file, 403.
  *   /                            same as /primary (Patroni; HAProxy's bare httpchk probes it)
  *   /status, /patroni            this member's status JSON, 200 if PostgreSQL runs
+ *   /metrics                     Prometheus text: this member's HA state and the cluster
+ *                                as this member last read it (api/metrics.c)
  * Every health answer carries this member's status JSON as the body.
  */
 #ifndef PGHA_API_API_H
@@ -55,6 +57,14 @@ struct api_status {
 	int ttl_s;               /* leader TTL (for /liveness) */
 	char leader[MEMBER_NAME_MAX]; /* current leader name, "" if none */
 	bool failsafe_active;    /* leader staying primary without etcd (every member confirmed) */
+	/* For /metrics (api/metrics.c). */
+	int64_t loop_ms;         /* how long the last HA loop took */
+	uint64_t loops;          /* HA loops run since the agent started */
+	uint64_t leader_changes; /* changes of the leader key's holder this agent saw */
+	uint64_t promotions;     /* times this member became primary under the leader key */
+	int64_t etcd_ok_s;       /* unix time of the last successful etcd read, 0 never */
+	int64_t lease_left_ms;   /* this member's lease left at the end of the last loop, -1 none */
+	int64_t started_s;       /* unix time the agent started */
 };
 
 struct api_source {
@@ -92,6 +102,14 @@ int api_health(const char *path, const char *query, const struct api_status *st,
 
 /* Status JSON of this member (the body of health answers). */
 void api_status_json(const struct api_status *st, struct strbuf *out);
+
+/*
+ * /metrics: the Prometheus text of this member's state and of the view (NULL:
+ * etcd not read yet), labelled with cluster and member. Pure: from the
+ * snapshot only, so a scrape never waits for the HA loop, PostgreSQL or etcd.
+ */
+void api_metrics_render(const struct api_status *st, const struct cluster_view *v, const char *cluster,
+			int64_t now_ms, struct strbuf *out);
 
 /* Parse a lag threshold: "1048576", "100kB", "16MB", "1GB" (1 kB = 1024 B). */
 int api_parse_lag(const char *s, uint64_t *bytes);

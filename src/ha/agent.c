@@ -509,6 +509,39 @@ static void build_self(struct agent *a, const struct ha_observed *o)
 	}
 }
 
+/* What /metrics counts, kept across loops in a->publish. */
+static void count_for_metrics(struct agent *a, struct api_status *st)
+{
+	struct agent_publish *p = &a->publish;
+	int64_t now = now_ms();
+	if (p->loop_start_ms > 0)
+		p->loop_ms = now - p->loop_start_ms;
+	if (a->dcs.ok) {
+		p->etcd_ok_s = wall_s();
+		/* A new holder after another one (a gap without a leader in between or not). */
+		const char *leader = a->view.leader;
+		if (leader != NULL && strcmp(leader, p->seen_leader) != 0) {
+			if (p->seen_leader[0] != '\0')
+				p->leader_changes++;
+			snprintf(p->seen_leader, sizeof(p->seen_leader), "%s", leader);
+		}
+	}
+	bool primary_leader = st->holds_leader_key && st->self.role == ROLE_PRIMARY;
+	if (primary_leader && !p->was_primary_leader)
+		p->promotions++;
+	p->was_primary_leader = primary_leader;
+	st->loop_ms = p->loop_ms;
+	st->loops = p->loops;
+	st->leader_changes = p->leader_changes;
+	st->promotions = p->promotions;
+	st->etcd_ok_s = p->etcd_ok_s;
+	st->started_s = p->started_s;
+	st->lease_left_ms = a->dcs.lease != 0 && a->dcs.renew_sent_ms > 0
+			    ? a->dcs.renew_sent_ms + a->dcs.lease_ttl_ms - now : -1;
+	if (st->lease_left_ms < -1)
+		st->lease_left_ms = 0;
+}
+
 static void publish(struct agent *a, const struct ha_observed *o)
 {
 	build_self(a, o);
@@ -549,6 +582,7 @@ static void publish(struct agent *a, const struct ha_observed *o)
 	st.leader_lsn = leader ? leader->wal_lsn : 0;
 	st.last_loop_ms = now_ms();
 	st.ttl_s = a->cfg.ttl_ms / 1000;
+	count_for_metrics(a, &st);
 	if (a->view.leader)
 		snprintf(st.leader, sizeof(st.leader), "%s", a->view.leader);
 	if (a->publish.have_api_view) {
@@ -591,7 +625,10 @@ static void log_decision(struct agent *a, const struct ha_decision *d)
 
 static void run_loop(struct agent *a)
 {
+	a->publish.started_s = wall_s();
 	while (!agent_stop_requested && !a->act.fatal) {
+		a->publish.loop_start_ms = now_ms();
+		a->publish.loops++;
 		bool ok = false;
 		enum job_kind kind = a->job.kind;
 		if (job_poll(a, &ok) == 1) {

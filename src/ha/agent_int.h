@@ -259,6 +259,16 @@ struct agent_publish {
 	bool have_api_view;
 	struct ha_decision last_decision;
 	bool quick_retry;         /* look again in 100 ms (an election waits for others) */
+	/* Counted for /metrics (api/metrics.c). */
+	int64_t loop_start_ms;
+	int64_t loop_ms;          /* the last loop's duration */
+	uint64_t loops;
+	char seen_leader[MEMBER_NAME_MAX];  /* the last leader seen ("" none yet) */
+	uint64_t leader_changes;
+	bool was_primary_leader;  /* the last publish: primary under the key */
+	uint64_t promotions;
+	int64_t etcd_ok_s;        /* unix time of the last successful etcd read */
+	int64_t started_s;
 };
 
 struct agent {

@@ -207,3 +207,44 @@ def test_standby_named_under_a_foreign_lease_does_not_promote(api_cluster):
     finally:
         etcdctl(api_cluster, "lease", "revoke", lease)
     assert f"the leader key names {r.standby} under lease" in r.lnode.log()
+
+
+def scrape(node):
+    with urllib.request.urlopen(f"http://127.0.0.1:{node.api_port}/metrics", timeout=3) as r:
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = r.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        name, _, v = line.rpartition(" ")
+        samples[name] = float(v)
+    return samples
+
+
+def test_metrics_say_who_leads_and_who_streams(api_cluster):
+    leader = api_cluster.leader()
+    standby = next(n for n in NAMES if n != leader)
+    lab = f'cluster="{api_cluster.name}",member="{leader}"'
+    sab = f'cluster="{api_cluster.name}",member="{standby}"'
+    # The cluster series are the view of the leader's last loop: the standby's record may be newer.
+    lm = wait_until("the leader's view to show the standby streaming",
+                    lambda: (lambda m: m if m[f"pgha_cluster_streaming_standbys{{{lab}}}"] == 1 else None)(
+                        scrape(api_cluster.nodes[leader])), timeout=30)
+    sm = scrape(api_cluster.nodes[standby])
+    assert lm[f"pgha_leader{{{lab}}}"] == 1 and sm[f"pgha_leader{{{sab}}}"] == 0
+    assert lm[f'pgha_member_role{{{lab},role="primary"}}'] == 1
+    assert sm[f'pgha_member_role{{{sab},role="replica"}}'] == 1
+    assert sm[f"pgha_postgres_streaming{{{sab}}}"] == 1
+    assert sm[f"pgha_replication_lag_bytes{{{sab}}}"] >= 0
+    assert lm[f'pgha_wal_position_bytes{{{lab},kind="written"}}'] > 0
+    assert lm[f"pgha_timeline{{{lab}}}"] >= 1
+    assert 0 < lm[f"pgha_lease_remaining_seconds{{{lab}}}"] <= 30
+    assert lm[f"pgha_etcd_reachable{{{lab}}}"] == 1 and lm[f"pgha_ha_loops_total{{{lab}}}"] > 0
+    assert lm[f"pgha_cluster_members{{{lab}}}"] == 2
+    assert lm[f"pgha_cluster_leader_running{{{lab}}}"] == 1
+    # Answered from the snapshot: fast even while the loop works.
+    t0 = time.monotonic()
+    for _ in range(20):
+        scrape(api_cluster.nodes[leader])
+    assert (time.monotonic() - t0) / 20 < 0.2
