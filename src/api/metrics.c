@@ -7,6 +7,7 @@
  * series has cluster and member labels; docs/METRICS.md lists them.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -51,8 +52,10 @@ static void series(struct ctx *c, const char *name, const char *extra_k, const c
 	}
 	if (isnan(value))
 		sb_puts(c->out, "} NaN\n");
+	else if (value > -9e18 && value < 9e18 && value == (double)(int64_t)value)
+		sb_printf(c->out, "} %lld\n", (long long)value);   /* WAL positions: every digit */
 	else
-		sb_printf(c->out, "} %.17g\n", value);
+		sb_printf(c->out, "} %.6g\n", value);
 }
 
 static void gauge(struct ctx *c, const char *name, const char *help, double value)

@@ -45,6 +45,7 @@ struct up_state {
 	int etcd_peer_port;
 	int proxy_port;
 	int proxy_ro_port;
+	int proxy_metrics_port;  /* 0: a directory made before up served the proxy's metrics */
 	int pg_port[MAX_NODES];
 	int api_port[MAX_NODES];
 	bool etcd_auth;          /* etcd runs with authentication (directories made since it does) */
@@ -172,6 +173,8 @@ static int state_ini(void *user, int line, const char *section, const char *name
 		st->proxy_port = atoi(value);
 	else if (strcmp(name, "proxy_ro_port") == 0)
 		st->proxy_ro_port = atoi(value);
+	else if (strcmp(name, "proxy_metrics_port") == 0)
+		st->proxy_metrics_port = atoi(value);
 	else if (strcmp(name, "etcd_auth") == 0)
 		st->etcd_auth = strcmp(value, "1") == 0;
 	else if (sscanf(name, "pg_port_%d", &idx) == 1 && idx >= 1 && idx <= MAX_NODES)
@@ -203,9 +206,9 @@ static int load_or_create_state(struct up *u, int nodes, const char *cluster, bo
 	snprintf(u->st.cluster, sizeof(u->st.cluster), "%s", cluster);
 	u->st.nodes = nodes;
 	u->st.etcd_auth = true;
-	int *want[2 * MAX_NODES + 4] = {&u->st.etcd_client_port, &u->st.etcd_peer_port, &u->st.proxy_port,
-					 &u->st.proxy_ro_port};
-	int nwant = 4;
+	int *want[2 * MAX_NODES + 5] = {&u->st.etcd_client_port, &u->st.etcd_peer_port, &u->st.proxy_port,
+					 &u->st.proxy_ro_port, &u->st.proxy_metrics_port};
+	int nwant = 5;
 	for (int i = 0; i < nodes; i++) {
 		want[nwant++] = &u->st.pg_port[i];
 		want[nwant++] = &u->st.api_port[i];
@@ -217,9 +220,9 @@ static int load_or_create_state(struct up *u, int nodes, const char *cluster, bo
 	struct strbuf sb = STRBUF_INIT;
 	sb_printf(&sb, "# pgha up: chosen on the first run, reused after\n[up]\ncluster = %s\nnodes = %d\n"
 		       "etcd_client_port = %d\netcd_peer_port = %d\nproxy_port = %d\nproxy_ro_port = %d\n"
-		       "etcd_auth = 1\n",
+		       "proxy_metrics_port = %d\netcd_auth = 1\n",
 		  u->st.cluster, nodes, u->st.etcd_client_port, u->st.etcd_peer_port, u->st.proxy_port,
-		  u->st.proxy_ro_port);
+		  u->st.proxy_ro_port, u->st.proxy_metrics_port);
 	for (int i = 0; i < nodes; i++)
 		sb_printf(&sb, "pg_port_%d = %d\napi_port_%d = %d\n", i + 1, u->st.pg_port[i], i + 1,
 			  u->st.api_port[i]);
@@ -415,9 +418,11 @@ static int prepare_dir(struct up *u, int nodes, const char *cluster, bool *exist
 		char *auth_lines = etcd_auth_conf(u);
 		sb_printf(&sb, "# Written by pgha up. See `pgha proxy --help` for every option.\n"
 			       "[cluster]\nname = %s\n\n[etcd]\nendpoints = %s\n%s\n"
-			       "[proxy]\nlisten = 127.0.0.1:%d\nlisten_ro = 127.0.0.1:%d\npool_size = 20\n\n"
-			       "[auth]\nauth_type = scram-sha-256\nauth_file = %s\n",
-			  u->st.cluster, u->etcd_url, auth_lines, u->st.proxy_port, u->st.proxy_ro_port, users);
+			       "[proxy]\nlisten = 127.0.0.1:%d\nlisten_ro = 127.0.0.1:%d\npool_size = 20\n",
+			  u->st.cluster, u->etcd_url, auth_lines, u->st.proxy_port, u->st.proxy_ro_port);
+		if (u->st.proxy_metrics_port > 0)
+			sb_printf(&sb, "metrics_listen = 127.0.0.1:%d\n", u->st.proxy_metrics_port);
+		sb_printf(&sb, "\n[auth]\nauth_type = scram-sha-256\nauth_file = %s\n", users);
 		free(auth_lines);
 		rc = write_file_atomic(pconf, sb.data, sb.len, 0644, (uid_t)-1, (gid_t)-1, e);
 	}
@@ -451,7 +456,7 @@ static int check_ports(struct up *u, struct pgha_err *e)
 	struct {
 		const char *what;
 		int port;
-	} ports[2 * MAX_NODES + 4] = {{"etcd_client_port", u->st.etcd_client_port},
+	} ports[2 * MAX_NODES + 5] = {{"etcd_client_port", u->st.etcd_client_port},
 				      {"etcd_peer_port", u->st.etcd_peer_port},
 				      {"proxy_port", u->st.proxy_port},
 				      {"proxy_ro_port", u->st.proxy_ro_port}};
@@ -461,6 +466,10 @@ static int check_ports(struct up *u, struct pgha_err *e)
 						"api_port_6", "api_port_7", "api_port_8", "api_port_9"};
 	_Static_assert(MAX_NODES <= 9, "name tables above");
 	int n = u->st.proxy_port > 0 ? 4 : 2;  /* a directory made before up started a proxy has none */
+	if (u->st.proxy_metrics_port > 0) {
+		ports[n].what = "proxy_metrics_port";
+		ports[n++].port = u->st.proxy_metrics_port;
+	}
 	for (int i = 0; i < u->st.nodes; i++) {
 		ports[n].what = pg_names[i];
 		ports[n++].port = u->st.pg_port[i];
@@ -704,6 +713,11 @@ static void print_summary(struct up *u, const struct cluster_view *v, double sec
 	}
 	printf("\nHealth API:  curl http://127.0.0.1:%d/cluster   (node1; /primary, /replica, ...)\n",
 	       u->st.api_port[0]);
+	printf("Metrics:     curl http://127.0.0.1:%d/metrics   (node1's agent; every agent serves its own",
+	       u->st.api_port[0]);
+	if (u->st.proxy_port > 0 && u->st.proxy_metrics_port > 0)
+		printf(";\n             the proxy's: http://127.0.0.1:%d/metrics", u->st.proxy_metrics_port);
+	printf(")\n");
 	/* ctl reads etcd's address, the cluster and etcd's credentials from a node's config. */
 	printf("Members:     %s ctl -c %s/node1.conf list\n", u->self_exe, u->dir);
 	if (u->st.nodes > 1)
