@@ -4,6 +4,7 @@ import os
 import re
 import signal
 import subprocess
+import urllib.request
 import time
 
 import psycopg
@@ -77,6 +78,16 @@ def test_up_starts_three_streaming_members_and_comes_back():
                                  dbname="postgres", autocommit=True) as c:
                 return c.execute("SELECT pg_is_in_recovery()").fetchone()[0]
         wait_until("the read-only port to reach a standby", standby_answers, timeout=30)
+        # The printed metrics URLs answer: the agent's (its role) and the proxy's (the leader it routes to).
+        am = re.search(r"^Metrics: +curl (http://\S+/metrics)", out, re.M)
+        pm = re.search(r"the proxy's: (http://\S+/metrics)\)", out)
+        assert am and pm, out
+        with urllib.request.urlopen(am.group(1), timeout=5) as r:
+            text = r.read().decode()
+        assert re.search(r'^pgha_member_role\{cluster="pgha",member="node1",role="(primary|replica)"\} 1$', text, re.M), text
+        with urllib.request.urlopen(pm.group(1), timeout=5) as r:
+            text = r.read().decode()
+        assert re.search(r'^pgha_proxy_leader\{name="node\d",address="127.0.0.1:%d"\} 1$' % port, text, re.M), text
         # The printed ctl command works.
         m = re.search(r"Members:\s+(.*)", out)
         r = subprocess.run(m.group(1).split(), capture_output=True, text=True, timeout=30)
