@@ -7,55 +7,28 @@
  * series has cluster and member labels; docs/METRICS.md lists them.
  */
 #include <math.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "api/api.h"
 #include "cluster/backup_key.h"
-
-/* A label value: backslash, double quote and newline escaped (Prometheus text format). */
-static void label(struct strbuf *out, const char *v)
-{
-	for (const char *p = v; *p; p++) {
-		if (*p == '\\' || *p == '"')
-			sb_printf(out, "\\%c", *p);
-		else if (*p == '\n')
-			sb_puts(out, "\\n");
-		else
-			sb_append(out, p, 1);
-	}
-}
+#include "common/prom.h"
 
 struct ctx {
 	struct strbuf *out;
-	const char *cluster, *member;
+	const char *labels[5];    /* cluster, member */
 };
 
 static void head(struct ctx *c, const char *name, const char *type, const char *help)
 {
-	sb_printf(c->out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	prom_family(c->out, name, type, help);
 }
 
 /* name{cluster="..",member=".."[,extra]} value */
 static void series(struct ctx *c, const char *name, const char *extra_k, const char *extra_v, double value)
 {
-	sb_printf(c->out, "%s{cluster=\"", name);
-	label(c->out, c->cluster);
-	sb_puts(c->out, "\",member=\"");
-	label(c->out, c->member);
-	sb_puts(c->out, "\"");
-	if (extra_k != NULL) {
-		sb_printf(c->out, ",%s=\"", extra_k);
-		label(c->out, extra_v);
-		sb_puts(c->out, "\"");
-	}
-	if (isnan(value))
-		sb_puts(c->out, "} NaN\n");
-	else if (value > -9e18 && value < 9e18 && value == (double)(int64_t)value)
-		sb_printf(c->out, "} %lld\n", (long long)value);   /* WAL positions: every digit */
-	else
-		sb_printf(c->out, "} %.6g\n", value);
+	const char *extra[3] = {extra_k, extra_v, NULL};
+	prom_sample(c->out, name, c->labels, extra_k ? extra : NULL, value);
 }
 
 static void gauge(struct ctx *c, const char *name, const char *help, double value)
@@ -165,7 +138,7 @@ static void cluster_lines(struct ctx *c, const struct cluster_view *v)
 void api_metrics_render(const struct api_status *st, const struct cluster_view *v, const char *cluster,
 			int64_t now_ms, struct strbuf *out)
 {
-	struct ctx c = {.out = out, .cluster = cluster, .member = st->self.name};
+	struct ctx c = {.out = out, .labels = {"cluster", cluster, "member", st->self.name, NULL}};
 	member_lines(&c, st, now_ms);
 	gauge(&c, "pgha_cluster_view_known", "This member has read the cluster from etcd (else the pgha_cluster_* "
 	      "series are missing).", v != NULL);
