@@ -41,7 +41,23 @@ void api_source_destroy(struct api_source *src)
 	if (src->have_view)
 		cluster_view_free(&src->view);
 	src->have_view = false;
+	sb_free(&src->pg_text);
 	pthread_mutex_destroy(&src->lock);
+}
+
+void api_source_set_pg(struct api_source *src, struct strbuf *text, bool up, bool failed, int64_t duration_ms)
+{
+	pthread_mutex_lock(&src->lock);
+	struct strbuf old = src->pg_text;
+	src->pg_text = *text;
+	src->pg_up = up;
+	src->pg_collected = true;
+	src->pg_at_ms = now_ms();
+	src->pg_duration_ms = duration_ms;
+	src->pg_errors += failed;
+	pthread_mutex_unlock(&src->lock);
+	sb_init(text);
+	sb_free(&old);
 }
 
 void api_source_update(struct api_source *src, const struct api_status *st,
@@ -206,6 +222,7 @@ static void api_metrics(struct api_source *src, struct http_response *resp)
 	/* Rendering is CPU work on the snapshot: fine under the lock, like /cluster. */
 	pthread_mutex_lock(&src->lock);
 	api_metrics_render(&src->status, src->have_view ? &src->view : NULL, src->cluster, now_ms(), &resp->body);
+	api_metrics_render_pg(src, now_ms(), &resp->body);
 	pthread_mutex_unlock(&src->lock);
 	resp->status = 200;
 	resp->content_type = "text/plain; version=0.0.4";

@@ -78,6 +78,13 @@ struct api_source {
 	const struct etcd_opts *etcd;
 	const char *prefix;         /* "<prefix>/<cluster>/" */
 	const char *token;          /* NULL: the API changes nothing (no switchover, no failsafe) */
+	/* PostgreSQL's statistics as Prometheus text, collected off the HA loop (ha/pgmon.c). */
+	struct strbuf pg_text;
+	bool pg_up;                 /* the last collection reached PostgreSQL */
+	bool pg_collected;          /* a collection ran at all */
+	int64_t pg_at_ms;           /* when it ended (now_ms) */
+	int64_t pg_duration_ms;
+	uint64_t pg_errors;         /* collections that failed or had a query fail */
 };
 
 void api_source_init(struct api_source *src, const char *cluster_name);
@@ -88,6 +95,11 @@ void api_source_destroy(struct api_source *src);
  * status, last view kept).
  */
 void api_source_update(struct api_source *src, const struct api_status *st, struct cluster_view *view);
+/*
+ * A collection of PostgreSQL's statistics ended: text (taken over, emptied)
+ * is what /metrics appends while up; failed counts a failure (up or not).
+ */
+void api_source_set_pg(struct api_source *src, struct strbuf *text, bool up, bool failed, int64_t duration_ms);
 
 /*
  * Health decision: status code for a health path, 0 if `path` is not a health
@@ -110,6 +122,8 @@ void api_status_json(const struct api_status *st, struct strbuf *out);
  */
 void api_metrics_render(const struct api_status *st, const struct cluster_view *v, const char *cluster,
 			int64_t now_ms, struct strbuf *out);
+/* /metrics' part about PostgreSQL's statistics (the source's pg_* fields), under the source's lock. */
+void api_metrics_render_pg(const struct api_source *src, int64_t now_ms, struct strbuf *out);
 
 /* Parse a lag threshold: "1048576", "100kB", "16MB", "1GB" (1 kB = 1024 B). */
 int api_parse_lag(const char *s, uint64_t *bytes);

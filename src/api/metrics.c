@@ -145,3 +145,18 @@ void api_metrics_render(const struct api_status *st, const struct cluster_view *
 	if (v != NULL)
 		cluster_lines(&c, v);
 }
+
+void api_metrics_render_pg(const struct api_source *src, int64_t now_ms, struct strbuf *out)
+{
+	struct ctx c = {.out = out, .labels = {"cluster", src->cluster, "member", src->status.self.name, NULL}};
+	gauge(&c, "pgha_pg_stats_up", "The last collection of PostgreSQL's statistics reached it (else the "
+	      "pgha_pg_* series are missing).", src->pg_up);
+	gauge(&c, "pgha_pg_stats_age_seconds", "Time since the last collection ended (they run every few seconds, "
+	      "off the HA loop; NaN: none yet).", src->pg_collected ? (double)(now_ms - src->pg_at_ms) / 1000.0 : NAN);
+	gauge(&c, "pgha_pg_stats_duration_seconds", "How long the last collection took.",
+	      (double)src->pg_duration_ms / 1000.0);
+	counter(&c, "pgha_pg_stats_errors_total", "Collections that could not reach PostgreSQL or had a query fail.",
+		(double)src->pg_errors);
+	if (src->pg_up)
+		sb_append(out, src->pg_text.data ? src->pg_text.data : "", src->pg_text.len);
+}

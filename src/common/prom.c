@@ -48,5 +48,5 @@ void prom_sample(struct strbuf *out, const char *name, const char *const *labels
 	else if (value > -9e18 && value < 9e18 && value == (double)(int64_t)value)
 		sb_printf(out, " %lld\n", (long long)value);
 	else
-		sb_printf(out, " %.6g\n", value);
+		sb_printf(out, " %.15g\n", value);
 }

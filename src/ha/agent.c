@@ -235,6 +235,8 @@ static int setup(struct agent *a, struct pgha_err *e)
 	if (a->api_server == NULL)
 		return err_wrap(e, "[node] api_listen = %s", a->cfg.api_listen);
 	log_info("API listening on %s", a->cfg.api_listen);
+	if (pgmon_start(a, e) != 0)
+		return -1;
 	if (a->cfg.failsafe && a->api_token == NULL)
 		log_warn("[cluster] failsafe is on but [node] api_token_file is not set: failsafe is off. Members "
 			 "refuse POST /failsafe without the cluster's token, so a leader that loses etcd demotes "
@@ -700,6 +702,7 @@ static void shutdown_agent(struct agent *a)
 {
 	struct pgha_err e;
 	log_info("shutting down");
+	pgmon_stop(a);
 	if (a->dcs.watch) {
 		etcd_watch_stop(a->dcs.watch);
 		a->dcs.watch = NULL;
@@ -733,6 +736,7 @@ static void shutdown_agent(struct agent *a)
 
 static void agent_free(struct agent *a)
 {
+	pgmon_stop(a);
 	node_free(a);
 	if (a->dcs.etcd)
 		etcd_free(a->dcs.etcd);

@@ -286,6 +286,7 @@ struct agent {
 	struct agent_keys keys;
 	struct api_source api;
 	struct api_server *api_server;
+	struct pgmon *pgmon;      /* PostgreSQL's statistics for /metrics (pgmon.c) */
 	int wake_fd;              /* eventfd: watch events, signals */
 
 	struct agent_dcs dcs;
@@ -458,6 +459,10 @@ void rip_run(struct agent *a);
 void rip_job_finished(struct agent *a, int code);
 /* ACT_RESTORE_FINISH: the restored primary runs. */
 void rip_finish(struct agent *a);
+
+/* pgmon.c: PostgreSQL's statistics for /metrics, on a thread of its own */
+int pgmon_start(struct agent *a, struct pgha_err *e);
+void pgmon_stop(struct agent *a);
 
 /* observe.c */
 /* What the loop asked of the world (I/O, the clock) for one observation. */

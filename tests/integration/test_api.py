@@ -5,6 +5,7 @@ hand-written leader key neither stops the primary nor promotes a standby.
 
 One 2-member cluster (fast profile) serves the whole file; the tests run in
 order and leave it with one valid leader for the next."""
+import signal
 import socket
 import threading
 import time
@@ -13,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Cluster, Etcd, Writer, etcdctl, pg_pid, shared_base, wait_until
+from conftest import Cluster, Etcd, Writer, etcdctl, pg_pid, shared_base, signal_instance, wait_until
 
 FAST = {"cluster.ttl": "3s", "cluster.loop_wait": "500ms", "cluster.retry_timeout": "1s",
         "etcd.request_timeout": "800ms"}
@@ -248,3 +249,54 @@ def test_metrics_say_who_leads_and_who_streams(api_cluster):
     for _ in range(20):
         scrape(api_cluster.nodes[leader])
     assert (time.monotonic() - t0) / 20 < 0.2
+
+
+def test_metrics_carry_postgres_statistics(api_cluster):
+    leader = api_cluster.leader()
+    standby = next(n for n in NAMES if n != leader)
+    node = api_cluster.nodes[leader]
+    lab = f'cluster="{api_cluster.name}",member="{leader}"'
+    # A session idle in a transaction shows within a collection round (every 5 s).
+    with node.connect() as conn:
+        conn.execute("SELECT txid_current()")
+
+        def seen():
+            m = scrape(node)
+            return m if (m.get(f"pgha_pg_stats_up{{{lab}}}") == 1 and
+                         m.get(f'pgha_pg_connections{{{lab},state="idle in transaction"}}', 0) >= 1 and
+                         m.get(f"pgha_pg_oldest_idle_in_transaction_seconds{{{lab}}}", 0) > 0) else None
+        m = wait_until("the idle transaction in the leader's statistics", seen, timeout=20)
+    assert m[f'pgha_pg_database_xact_commit_total{{{lab},datname="postgres"}}'] > 0
+    assert m[f'pgha_pg_database_size_bytes{{{lab},datname="postgres"}}'] > 1 << 20
+    assert m[f"pgha_pg_max_connections{{{lab}}}"] >= 10
+    assert m[f"pgha_pg_xid_age{{{lab}}}"] > 0
+    assert m[f'pgha_pg_replication_streaming{{{lab},standby="{standby}"}}'] == 1
+    assert m[f'pgha_pg_slot_active{{{lab},slot="{standby}"}}'] == 1
+    assert m[f"pgha_pg_wal_bytes_total{{{lab}}}"] > 0
+    assert m[f"pgha_pg_stats_duration_seconds{{{lab}}}"] < 1
+
+
+def test_metrics_answer_fast_while_postgres_is_frozen(api_cluster):
+    leader = api_cluster.leader()
+    standby = next(n for n in NAMES if n != leader)
+    node = api_cluster.nodes[standby]
+    sab = f'cluster="{api_cluster.name}",member="{standby}"'
+    pid = pg_pid(node)
+    before = scrape(node)[f"pgha_pg_stats_errors_total{{{sab}}}"]
+    signal_instance(pid, signal.SIGSTOP)
+    try:
+        def down():
+            t0 = time.monotonic()
+            m = scrape(node)
+            assert time.monotonic() - t0 < 1, "a scrape waited for a frozen PostgreSQL"
+            return m if m[f"pgha_pg_stats_up{{{sab}}}"] == 0 else None
+        m = wait_until("the frozen standby's statistics to be reported missing", down, timeout=30)
+        assert m[f"pgha_pg_stats_errors_total{{{sab}}}"] > before
+        assert not any(k.startswith("pgha_pg_database_") for k in m)
+        # The HA part still answers.
+        assert f'pgha_member_role{{{sab},role="replica"}}' in m
+    finally:
+        signal_instance(pid, signal.SIGCONT)
+    wait_until("the standby's statistics back",
+               lambda: scrape(node)[f"pgha_pg_stats_up{{{sab}}}"] == 1, timeout=40)
+    api_cluster.wait_streaming(list(NAMES), timeout=60)
