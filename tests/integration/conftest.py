@@ -86,6 +86,15 @@ def etcdctl(cluster, *args, timeout=30):
     return r.stdout
 
 
+def write_pitr_rows(node, commits, first, n, pause):
+    """Insert rows first.. into table pitr one transaction each, recording each commit's time
+    (track_commit_timestamp) in commits[id]: what a point-in-time recovery must keep or drop."""
+    for i in range(first, first + n):
+        node.sql("INSERT INTO pitr VALUES (%s, 'row ' || %s)", (i, i))
+        commits[i] = node.sql("SELECT pg_xact_commit_timestamp(xmin) FROM pitr WHERE id = %s", (i,))[0][0]
+        time.sleep(pause)
+
+
 def make_repo(base):
     """An empty pgBackRest repository directory under base, owned by postgres."""
     repo = os.path.join(base, "repo")

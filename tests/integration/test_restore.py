@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import PGHA_BIN, Cluster, Etcd, shared_base, wait_until, make_repo
+from conftest import PGHA_BIN, Cluster, Etcd, shared_base, wait_until, make_repo, write_pitr_rows
 
 
 def ctl(cluster, *args, timeout=300):
@@ -65,10 +65,7 @@ def test_pitr_to_one_second_before_drop_table(source):
     commits = {}
 
     def write(first, n, pause):
-        for i in range(first, first + n):
-            leader.sql("INSERT INTO pitr VALUES (%s, 'row ' || %s)", (i, i))
-            commits[i] = leader.sql("SELECT pg_xact_commit_timestamp(xmin) FROM pitr WHERE id = %s", (i,))[0][0]
-            time.sleep(pause)
+        write_pitr_rows(leader, commits, first, n, pause)
 
     write(1, 200, 0)
     r = ctl(src, "backup", "--wait")

@@ -16,7 +16,7 @@ from datetime import timedelta, timezone
 
 import pytest
 
-from conftest import Cluster, Etcd, PGHA_BIN, etcdctl, make_repo, shared_base, wait_until
+from conftest import Cluster, Etcd, PGHA_BIN, etcdctl, make_repo, shared_base, wait_until, write_pitr_rows
 
 NAMES = ["r1", "r2", "r3"]
 
@@ -136,10 +136,7 @@ def test_in_place_pitr_to_one_second_before_drop_table(cluster):
     commits = {}
 
     def write(first, n, pause):
-        for i in range(first, first + n):
-            leader.sql("INSERT INTO pitr VALUES (%s, 'row ' || %s)", (i, i))
-            commits[i] = leader.sql("SELECT pg_xact_commit_timestamp(xmin) FROM pitr WHERE id = %s", (i,))[0][0]
-            time.sleep(pause)
+        write_pitr_rows(leader, commits, first, n, pause)
 
     write(1, 100, 0)
     r = ctl(leader, "backup", "--wait", timeout=300)
