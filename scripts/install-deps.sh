@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install everything pgha needs to build, run and test on Debian bookworm.
+# Install everything pgha needs to build, run and test on Debian bookworm (prometheus:
+# promtool tests the alert rules, and a real server scrapes a cluster in the tests).
 # Idempotent: does nothing when every package is already there. Besides Debian's
 # packages: an S3-compatible server from npm for the S3 backup test, under
 # /opt/pgha-test-node (PGHA_S3_SERVER_DIR).
@@ -25,6 +26,7 @@ PACKAGES=(
   clang libclang-rt-14-dev
   python3 python3-pytest python3-psycopg
   iproute2 procps openssl
+  prometheus
 )
 
 # Patroni 3.0 from bookworm; its etcd3 DCS module imports python3-etcd (the
@@ -63,6 +65,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # Debian's prometheus package may start a server on :9090; the tests start their own.
+  if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+    $SUDO systemctl stop prometheus || true
+    $SUDO systemctl disable prometheus >/dev/null 2>&1 || true
+  fi
   # Debian's postgresql package creates and may start a default cluster; pgha does not use it.
   if command -v pg_ctlcluster >/dev/null && pg_lsclusters -h 2>/dev/null | grep -q '^15 main .* online'; then
     $SUDO pg_ctlcluster 15 main stop || true
