@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "cluster/backup_key.h"
+#include "cluster/history_key.h"
 #include "cluster/switchover_req.h"
 #include "common/log.h"
 #include "common/strbuf.h"
@@ -217,6 +218,30 @@ static void api_cluster(struct api_source *src, struct http_response *resp)
 	free(json);
 }
 
+/* GET /history: the leader changes, oldest first (cluster/history_key.h). */
+static void api_history(struct api_source *src, struct http_response *resp)
+{
+	struct history h = {0};
+	struct pgha_err e;
+	pthread_mutex_lock(&src->lock);
+	bool have_view = src->have_view;
+	int rc = have_view ? history_decode(src->view.history, &h, &e) : 0;
+	pthread_mutex_unlock(&src->lock);
+	if (!have_view) {
+		api_error(resp, 503, "no cluster view yet (etcd not read)");
+		return;
+	}
+	if (rc != 0) {
+		api_error(resp, 500, e.msg);
+		return;
+	}
+	char *json = history_encode(&h);
+	history_free(&h);
+	resp->status = 200;
+	sb_puts(&resp->body, json);
+	free(json);
+}
+
 static void api_metrics(struct api_source *src, struct http_response *resp)
 {
 	/* Rendering is CPU work on the snapshot: fine under the lock, like /cluster. */
@@ -285,6 +310,10 @@ static void api_handle(void *arg, const struct http_request *req, struct http_re
 	}
 	if (strcmp(req->path, "/metrics") == 0) {
 		api_metrics(s->src, resp);
+		return;
+	}
+	if (strcmp(req->path, "/history") == 0) {
+		api_history(s->src, resp);
 		return;
 	}
 	struct api_status st;

@@ -32,6 +32,8 @@
  *                                ([node] api_token_file); without a token file, 403.
  *   /                            same as /primary (Patroni; HAProxy's bare httpchk probes it)
  *   /status, /patroni            this member's status JSON, 200 if PostgreSQL runs
+ *   /history                     {"entries": [...]}: the leader changes, oldest first
+ *                                (cluster/history_key.h); 500 naming the entry if the key is bad
  *   /metrics                     Prometheus text: this member's HA state and the cluster
  *                                as this member last read it (api/metrics.c)
  * Every health answer carries this member's status JSON as the body.

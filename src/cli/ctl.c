@@ -40,6 +40,9 @@ static void usage(FILE *out)
 		"  restore --to TARGET  a new cluster recovered to TARGET (latest, an LSN or a time)\n"
 		"       --new-cluster NAME   from the repository (with -c NODE.conf); the target must\n"
 		"                       lie in the recoverable window\n"
+		"       --in-place      or THIS cluster rolled back to TARGET (asks first; --cancel)\n"
+		"  history [--json]     every leader change: time, kind, from, to, timeline, how long\n"
+		"                       writes were unavailable\n"
 		"  pause [--force]      maintenance mode: no automatic failover, no demotion\n"
 		"  resume [--force]     end maintenance mode\n"
 		"  switchover --to NODE planned switchover: proxies hold new transactions, no client\n"
@@ -162,6 +165,8 @@ int ctl_main(int argc, char **argv)
 		rc = ctl_cmd_backup(&t, argc - optind, argv + optind);
 	} else if (strcmp(cmd, "restore") == 0) {
 		rc = ctl_cmd_restore(&t, argc - optind, argv + optind);
+	} else if (strcmp(cmd, "history") == 0) {
+		rc = ctl_cmd_history(&t, argc - optind, argv + optind);
 	} else if (strcmp(cmd, "backups") == 0) {
 		rc = ctl_cmd_backups(&t, argc - optind, argv + optind);
 	} else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0) {

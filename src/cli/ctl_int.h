@@ -64,6 +64,8 @@ int ctl_restore_cancel(const struct ctl_target *t);
 
 /* ctl_list.c */
 int ctl_cmd_list(const struct ctl_target *t, int argc, char **argv);
+/* `ctl history [--json]`: the leader changes (cluster/history_key.h). */
+int ctl_cmd_history(const struct ctl_target *t, int argc, char **argv);
 
 /* ctl_ops.c */
 int ctl_cmd_pause(const struct ctl_target *t, bool pause, int argc, char **argv);

@@ -14,6 +14,7 @@
 #include "cluster/backup_key.h"
 #include "cluster/restore_key.h"
 #include "cluster/config_key.h"
+#include "cluster/history_key.h"
 #include "cluster/switchover.h"
 #include "common/strbuf.h"
 #include "common/util.h"
@@ -188,5 +189,57 @@ int ctl_cmd_list(const struct ctl_target *t, int argc, char **argv)
 	free(prefix);
 	etcd_kvs_free(&raw);
 	cluster_view_free(&v);
+	return 0;
+}
+
+int ctl_cmd_history(const struct ctl_target *t, int argc, char **argv)
+{
+	bool json = false;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			json = true;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			printf("Usage: pgha ctl history [--json]\n\nEvery leader change of the cluster, oldest first (the last %d):\n"
+			       "when the new leader ran as primary, the kind (bootstrap, failover, switchover, manual\n"
+			       "failover, restore), from and to, the new timeline, and how long no member ran as\n"
+			       "primary, as the new leader saw it. Also GET /history on any agent.\n", HISTORY_MAX);
+			return 0;
+		} else {
+			fprintf(stderr, "pgha ctl history: unknown option \"%s\"\n", argv[i]);
+			return 2;
+		}
+	}
+	struct cluster_view v = {0};
+	struct pgha_err e;
+	if (ctl_read_view(t, &v, NULL, &e) != 0) {
+		fprintf(stderr, "pgha ctl history: %s\n", e.msg);
+		return 1;
+	}
+	struct history h;
+	int rc = history_decode(v.history, &h, &e);
+	cluster_view_free(&v);
+	if (rc != 0) {
+		fprintf(stderr, "pgha ctl history: the history key is not valid: %s\nHINT: the agents start it afresh at the "
+				"next leader change\n", e.msg);
+		return 1;
+	}
+	if (json) {
+		char *s = history_encode(&h);
+		printf("%s\n", s);
+		free(s);
+	} else if (h.n == 0) {
+		printf("No leader change recorded yet.\n");
+	} else {
+		printf("%-23s  %-15s  %-16s  %-16s  %3s  %s\n", "TIME (UTC)", "KIND", "FROM", "TO", "TL",
+		       "WRITES UNAVAILABLE");
+		for (size_t i = 0; i < h.n; i++) {
+			const struct history_entry *x = &h.entries[i];
+			char when[32];
+			format_utc(x->at_ms / 1000, when, sizeof(when));
+			printf("%s.%03d  %-15s  %-16s  %-16s  %3u  %.1f s\n", when, (int)(x->at_ms % 1000), x->kind,
+			       x->from[0] ? x->from : "-", x->to, x->timeline, (double)x->unavailable_ms / 1000.0);
+		}
+	}
+	history_free(&h);
 	return 0;
 }

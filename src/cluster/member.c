@@ -401,6 +401,10 @@ static void view_add(struct cluster_view *v, const char *key, const char *rel,
 		free(v->restore);
 		v->restore = xstrdup(kv->value);
 		v->restore_rev = kv->mod_revision;
+	} else if (strcmp(rel, "history") == 0) {
+		free(v->history);
+		v->history = xstrdup(kv->value);
+		v->history_rev = kv->mod_revision;
 	} else if (strncmp(rel, "members/", 8) == 0) {
 		const char *name = rel + 8;
 		if (name[0] == '\0' || strchr(name, '/') != NULL)
@@ -490,6 +494,7 @@ void cluster_view_free(struct cluster_view *v)
 	free(v->config);
 	free(v->sync);
 	free(v->restore);
+	free(v->history);
 	free(v->backup_request);
 	free(v->backup_running);
 	free(v->backup_last);

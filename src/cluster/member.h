@@ -132,6 +132,8 @@ struct cluster_view {
 	int64_t backup_schedule_rev;
 	char *restore;           /* the in-place restore record (cluster/restore_key.h), raw JSON, NULL if absent */
 	int64_t restore_rev;
+	char *history;           /* the history of leader changes (cluster/history_key.h), raw JSON, NULL if absent */
+	int64_t history_rev;
 	struct member *members;  /* decoded records (bad records are skipped with a warning) */
 	size_t nmembers;
 	int64_t revision;        /* etcd revision of the read */

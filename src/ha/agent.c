@@ -207,6 +207,7 @@ static int setup(struct agent *a, struct pgha_err *e)
 	a->keys.request = xasprintf("%srequests/%s", a->keys.prefix, a->cfg.name);
 	backup_job_init(a);
 	rip_init(a);
+	history_init(a);
 	dynconf_init(a);
 	sync_init(a);
 	failover_init(a);
@@ -528,9 +529,11 @@ static void count_for_metrics(struct agent *a, struct api_status *st)
 			snprintf(p->seen_leader, sizeof(p->seen_leader), "%s", leader);
 		}
 	}
-	bool primary_leader = st->holds_leader_key && st->self.role == ROLE_PRIMARY;
-	if (primary_leader && !p->was_primary_leader)
+	bool primary_leader = st->holds_leader_key && st->self.role == ROLE_PRIMARY && st->self.state == STATE_RUNNING;
+	if (primary_leader && !p->was_primary_leader) {
 		p->promotions++;
+		history_became_leader(a);
+	}
 	p->was_primary_leader = primary_leader;
 	st->loop_ms = p->loop_ms;
 	st->loops = p->loops;
@@ -663,6 +666,7 @@ static void run_loop(struct agent *a)
 		arcgap_step(a);
 		backup_job_step(a);
 		rip_step(a);
+		history_step(a);
 		/* Observe (no side effect, from what was gathered) -> decide (pure) -> act -> publish. */
 		struct ha_gathered g;
 		gather(a, &g);
@@ -762,6 +766,7 @@ static void agent_free(struct agent *a)
 	agent_act_free(a);
 	backup_job_free(a);
 	rip_free(a);
+	history_free_agent(a);
 	archive_free(a);
 	arcgap_free(a);
 	job_free(a);

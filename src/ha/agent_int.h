@@ -17,6 +17,7 @@
 #include "dcs/etcd.h"
 #include "cluster/backup_key.h"
 #include "cluster/member.h"
+#include "cluster/history_key.h"
 #include "cluster/restore_key.h"
 #include "cluster/switchover.h"
 #include "ha/agent_config.h"
@@ -237,6 +238,15 @@ struct agent_restore {
 	char job_id[BACKUP_ID_MAX];       /* the restore the running job is for */
 };
 
+/* The history of leader changes (history.c, cluster/history_key.h). */
+struct agent_history {
+	char *key;                /* <prefix>history */
+	int64_t no_writer_since_ms;  /* wall ms of the first loop that saw no primary under the key; 0: one runs */
+	char prev_leader[MEMBER_NAME_MAX];  /* the last leader other than this member */
+	bool pending;             /* entry still to append (etcd refused) */
+	struct history_entry entry;
+};
+
 /* What acting on decisions leaves behind (actions.c). */
 struct agent_act {
 	int64_t backoff_until_ms; /* no new start or job before this */
@@ -305,6 +315,7 @@ struct agent {
 	struct agent_arc_gap gap;
 	struct agent_backup bk;
 	struct agent_restore rip;
+	struct agent_history hist;
 	struct agent_act act;
 	struct agent_publish publish;
 };
@@ -459,6 +470,14 @@ void rip_run(struct agent *a);
 void rip_job_finished(struct agent *a, int code);
 /* ACT_RESTORE_FINISH: the restored primary runs. */
 void rip_finish(struct agent *a);
+
+/* history.c: the history of leader changes */
+void history_init(struct agent *a);
+void history_free_agent(struct agent *a);
+/* Each loop after the etcd read: since when nobody writes, who led last; a pending entry retried. */
+void history_step(struct agent *a);
+/* This member runs as primary under the key, newly: append an entry (unless the last one says so). */
+void history_became_leader(struct agent *a);
 
 /* pgmon.c: PostgreSQL's statistics for /metrics, on a thread of its own */
 int pgmon_start(struct agent *a, struct pgha_err *e);

@@ -5,6 +5,8 @@ hand-written leader key neither stops the primary nor promotes a standby.
 
 One 2-member cluster (fast profile) serves the whole file; the tests run in
 order and leave it with one valid leader for the next."""
+import json
+import re
 import signal
 import socket
 import threading
@@ -300,3 +302,32 @@ def test_metrics_answer_fast_while_postgres_is_frozen(api_cluster):
     wait_until("the standby's statistics back",
                lambda: scrape(node)[f"pgha_pg_stats_up{{{sab}}}"] == 1, timeout=40)
     api_cluster.wait_streaming(list(NAMES), timeout=60)
+
+
+def test_history_records_the_bootstrap_and_a_switchover(api_cluster):
+    old = api_cluster.leader()
+    new = next(n for n in NAMES if n != old)
+    first = json.loads(api_cluster.ctl("history", "--json").stdout)["entries"]
+    assert first and first[0]["kind"] == "bootstrap" and first[0]["from"] == "" and first[0]["timeline"] == 1, first
+    changes_before = scrape(api_cluster.nodes[new])[
+        f'pgha_leader_changes_total{{cluster="{api_cluster.name}",member="{new}"}}']
+    r = api_cluster.ctl("switchover", "--to", new, "--force", "--wait", "60", check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    api_cluster.wait_streaming(list(NAMES), timeout=60)
+
+    def recorded():
+        h = json.loads(api_cluster.ctl("history", "--json").stdout)["entries"]
+        return h if len(h) == len(first) + 1 else None
+    h = wait_until("the switchover in the history", recorded, timeout=30)
+    last = h[-1]
+    assert last["kind"] == "switchover" and last["from"] == old and last["to"] == new, last
+    assert last["timeline"] == h[-2]["timeline"] + 1 and 0 < last["unavailable_ms"] < 15000, last
+    # The API serves the same history; ctl prints it as a table.
+    status, body = api_cluster.nodes[old].api("/history")
+    assert status == 200 and body["entries"][-1] == last, body
+    out = api_cluster.ctl("history").stdout
+    assert re.search(rf"switchover +{old} +{new} +{last['timeline']} +\d+\.\d s", out), out
+    m = wait_until("the new leader's metrics to count the change", lambda: (lambda m: m if m[
+        f'pgha_leader_changes_total{{cluster="{api_cluster.name}",member="{new}"}}'] > changes_before else None)(
+        scrape(api_cluster.nodes[new])), timeout=15)
+    assert m[f'pgha_promotions_total{{cluster="{api_cluster.name}",member="{new}"}}'] >= 1
