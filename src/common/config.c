@@ -20,6 +20,7 @@ static const char *type_name(enum opt_type t)
 	case OPT_BOOL: return "boolean";
 	case OPT_DURATION: return "duration";
 	case OPT_LOGLEVEL: return "log level";
+	case OPT_LOGFORMAT: return "log format";
 	}
 	return "?";
 }
@@ -113,6 +114,10 @@ static int set_value(const struct config_option *o, void *target, const char *va
 	case OPT_LOGLEVEL:
 		if (log_parse_level(value, (enum log_level *)field) != 0)
 			return err_set(e, "not a log level (debug, info, warn, error)");
+		return 0;
+	case OPT_LOGFORMAT:
+		if (log_parse_format(value, (enum log_format *)field) != 0)
+			return err_set(e, "not a log format (text or json)");
 		return 0;
 	case OPT_INT:
 		if (config_parse_long(value, &v) != 0)
@@ -246,6 +251,7 @@ static size_t value_size(enum opt_type type)
 	case OPT_BOOL: return sizeof(bool);
 	case OPT_DURATION: return sizeof(int);
 	case OPT_LOGLEVEL: return sizeof(enum log_level);
+	case OPT_LOGFORMAT: return sizeof(enum log_format);
 	}
 	return 0;
 }

@@ -24,6 +24,7 @@ enum opt_type {
 	OPT_BOOL,      /* bool: on/off, true/false, yes/no, 1/0 */
 	OPT_DURATION,  /* int milliseconds: "10" (seconds), "10s", "500ms", "2m" */
 	OPT_LOGLEVEL,  /* enum log_level */
+	OPT_LOGFORMAT, /* enum log_format */
 };
 
 #define OPT_RELOAD   0x1   /* a reload may change it */

@@ -41,29 +41,148 @@ void log_set_context(const char *ctx)
 	snprintf(log_ctx, sizeof(log_ctx), "%s", ctx ? ctx : "");
 }
 
-void log_write(enum log_level lvl, const char *fmt, ...)
+static enum log_format log_fmt = LOG_FORMAT_TEXT;
+static char log_component[16], log_cluster[128], log_member[64];
+
+void log_set_format(enum log_format f) { log_fmt = f; }
+
+int log_parse_format(const char *s, enum log_format *out)
+{
+	if (strcasecmp(s, "text") == 0)
+		*out = LOG_FORMAT_TEXT;
+	else if (strcasecmp(s, "json") == 0)
+		*out = LOG_FORMAT_JSON;
+	else
+		return -1;
+	return 0;
+}
+
+void log_set_identity(const char *component, const char *cluster, const char *member)
+{
+	snprintf(log_component, sizeof(log_component), "%s", component ? component : "");
+	snprintf(log_cluster, sizeof(log_cluster), "%s", cluster ? cluster : "");
+	snprintf(log_member, sizeof(log_member), "%s", member ? member : "");
+}
+
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 if it is not one. */
+static size_t utf8_len(const unsigned char *p)
+{
+	size_t n = p[0] < 0x80 ? 1 : (p[0] & 0xE0) == 0xC0 ? 2 : (p[0] & 0xF0) == 0xE0 ? 3 : (p[0] & 0xF8) == 0xF0 ? 4 : 0;
+	if (n == 2 && p[0] < 0xC2)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+	return n;
+}
+
+/* s as a JSON string into out[*n..len): escaped; a byte of invalid UTF-8 becomes '?'. */
+static void json_str(char *out, size_t len, size_t *n, const char *s)
+{
+	if (*n + 1 < len)
+		out[(*n)++] = '"';
+	for (const unsigned char *p = (const unsigned char *)s; *p && *n + 8 < len;) {
+		if (*p == '"' || *p == '\\') {
+			out[(*n)++] = '\\';
+			out[(*n)++] = (char)*p++;
+		} else if (*p == '\n') {
+			out[(*n)++] = '\\';
+			out[(*n)++] = 'n';
+			p++;
+		} else if (*p < 0x20) {
+			*n += (size_t)snprintf(out + *n, len - *n, "\\u%04x", *p++);
+		} else {
+			size_t k = utf8_len(p);
+			if (k == 0) {
+				out[(*n)++] = '?';
+				p++;
+			} else {
+				for (size_t i = 0; i < k; i++)
+					out[(*n)++] = (char)*p++;
+			}
+		}
+	}
+	if (*n + 1 < len)
+		out[(*n)++] = '"';
+}
+
+static void emit(const char *line)
+{
+	pthread_mutex_lock(&log_lock);
+	fputs(line, stderr);
+	fputc('\n', stderr);
+	fflush(stderr);
+	pthread_mutex_unlock(&log_lock);
+}
+
+static void write_json(enum log_level lvl, const char *const *kv, const char *msg, const struct timeval *tv)
+{
+	static const char *const lower[] = {"debug", "info", "warn", "error", "fatal"};
+	char line[8192];
+	struct tm tm;
+	gmtime_r(&tv->tv_sec, &tm);
+	size_t n = strftime(line, sizeof(line), "{\"time\":\"%Y-%m-%dT%H:%M:%S", &tm);
+	n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03dZ\",\"level\":\"%s\"", (int)(tv->tv_usec / 1000),
+			      lvl >= LOG_DEBUG && lvl <= LOG_FATAL ? lower[lvl] : "?");
+	const char *fields[] = {"component", log_component, "cluster", log_cluster, "member", log_member,
+				"context", log_ctx};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i += 2) {
+		if (fields[i + 1][0] == '\0' || n + 16 >= sizeof(line))
+			continue;
+		n += (size_t)snprintf(line + n, sizeof(line) - n, ",\"%s\":", fields[i]);
+		json_str(line, sizeof(line), &n, fields[i + 1]);
+	}
+	for (size_t i = 0; kv != NULL && kv[i] != NULL && kv[i + 1] != NULL && n + 16 < sizeof(line); i += 2) {
+		line[n++] = ',';
+		json_str(line, sizeof(line), &n, kv[i]);
+		line[n++] = ':';
+		json_str(line, sizeof(line), &n, kv[i + 1]);
+	}
+	if (n + 16 < sizeof(line)) {
+		n += (size_t)snprintf(line + n, sizeof(line) - n, ",\"message\":");
+		json_str(line, sizeof(line) - 2, &n, msg);
+	}
+	line[n++] = '}';
+	line[n] = '\0';
+	emit(line);
+}
+
+static void vwrite(enum log_level lvl, const char *const *kv, const char *fmt, va_list ap)
 {
 	char line[4096];
 	struct timeval tv;
-	struct tm tm;
 	gettimeofday(&tv, NULL);
+	if (log_fmt == LOG_FORMAT_JSON) {
+		vsnprintf(line, sizeof(line), fmt, ap);
+		write_json(lvl, kv, line, &tv);
+		return;
+	}
+	struct tm tm;
 	gmtime_r(&tv.tv_sec, &tm);
 	int n = (int)strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
 	n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03d UTC %-5s ", (int)(tv.tv_usec / 1000),
 		      log_level_name(lvl));
 	if (log_ctx[0] != '\0')
 		n += snprintf(line + n, sizeof(line) - (size_t)n, "[%s] ", log_ctx);
-	if (n < (int)sizeof(line)) {
-		va_list ap;
-		va_start(ap, fmt);
+	if (n < (int)sizeof(line))
 		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
-	pthread_mutex_lock(&log_lock);
-	fputs(line, stderr);
-	fputc('\n', stderr);
-	fflush(stderr);
-	pthread_mutex_unlock(&log_lock);
+	emit(line);
+}
+
+void log_write(enum log_level lvl, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vwrite(lvl, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void log_write_kv(enum log_level lvl, const char *const *kv, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vwrite(lvl, kv, fmt, ap);
+	va_end(ap);
 }
 
 /* (context, what, key) -> the last revision reported; replaced round-robin when full. */

@@ -826,6 +826,8 @@ int agent_main(int argc, char **argv)
 		}
 		log_set_level(l);
 	}
+	log_set_format((enum log_format)a->cfg.log_format);
+	log_set_identity("agent", a->cfg.cluster_name, a->cfg.name);
 	char ctx[96];
 	snprintf(ctx, sizeof(ctx), "agent %s", a->cfg.name);
 	log_set_context(ctx);

@@ -60,6 +60,8 @@ static const struct config_option agent_options[] = {
 	  "changes nothing and failsafe is off"),
 	O("node", "run_as", OPT_STRING, run_as, "postgres", 1, 0, 0,
 	  "OS user that runs PostgreSQL when the agent runs as root"),
+	O("node", "log_format", OPT_LOGFORMAT, log_format, "text", 1, 0, 0,
+	  "text (one readable line per event) or json (one JSON object per line, for log pipelines)"),
 	O("node", "log_level", OPT_LOGLEVEL, log_level, "info", 1, 0, OPT_RELOAD,
 	  "debug, info, warn or error"),
 	O("node", "nofailover", OPT_BOOL, nofailover, "off", 1, 0, OPT_RELOAD,

@@ -35,6 +35,7 @@ struct agent_config {
 	char *api_token_file;
 	char *run_as;
 	int log_level;
+	int log_format;           /* enum log_format */
 	bool nofailover;
 	bool nosync;
 	bool noloadbalance;

@@ -98,8 +98,13 @@ void history_became_leader(struct agent *a)
 	x->timeline = tl;
 	if (strcmp(kind, "bootstrap") != 0 && h->no_writer_since_ms > 0)
 		x->unavailable_ms = x->at_ms - h->no_writer_since_ms;
-	log_info("history: %s to %s%s%s on timeline %u (writes unavailable %lld ms)", kind, a->cfg.name,
-		 x->from[0] ? " from " : "", x->from, x->timeline, (long long)x->unavailable_ms);
+	char tl_s[16], ms_s[24];
+	snprintf(tl_s, sizeof(tl_s), "%u", x->timeline);
+	snprintf(ms_s, sizeof(ms_s), "%lld", (long long)x->unavailable_ms);
+	const char *kv[] = {"event", "leader_change", "kind", kind, "old_leader", x->from, "new_leader", a->cfg.name,
+			    "timeline", tl_s, "unavailable_ms", ms_s, NULL};
+	log_info_kv(kv, "history: %s to %s%s%s on timeline %u (writes unavailable %lld ms)", kind, a->cfg.name,
+		    x->from[0] ? " from " : "", x->from, x->timeline, (long long)x->unavailable_ms);
 	h->pending = true;
 	if (a->dcs.ok)
 		try_append(a);

@@ -693,7 +693,8 @@ static void startup(struct client *c)
 
 static void auth_failed(struct client *c, const char *why)
 {
-	log_warn("client %s: authentication failed for user \"%s\": %s", c->addr, c->user, why);
+	const char *kv[] = {"event", "auth_failed", "client_addr", c->addr, "user", c->user, "sqlstate", "28P01", NULL};
+	log_warn_kv(kv, "client %s: authentication failed for user \"%s\": %s", c->addr, c->user, why);
 	char msg[200];
 	snprintf(msg, sizeof(msg), "password authentication failed for user \"%s\"", c->user);
 	pgp_build_error(&c->out, "FATAL", "28P01", msg, NULL, NULL);

@@ -242,6 +242,8 @@ static int start_threads(struct proxy *px, char *etcd_pw)
 static int setup(struct proxy *px)
 {
 	log_set_level((enum log_level)px->cfg.log_level);
+	log_set_format((enum log_format)px->cfg.log_format);
+	log_set_identity("proxy", px->cfg.cluster_name, px->cfg.name);
 	char ctx[96];
 	snprintf(ctx, sizeof(ctx), "proxy %s", px->cfg.name);
 	log_set_context(ctx);

@@ -66,6 +66,8 @@ static const struct config_option proxy_options[] = {
 	  "read-only port: skip standbys more than this many bytes behind"),
 	O("proxy", "ro_fallback_leader", OPT_BOOL, ro_fallback_leader, "on", 1, 0, OPT_RELOAD,
 	  "read-only port: use the leader when no standby qualifies"),
+	O("proxy", "log_format", OPT_LOGFORMAT, log_format, "text", 1, 0, 0,
+	  "text (one readable line per event) or json (one JSON object per line, for log pipelines)"),
 	O("proxy", "log_level", OPT_LOGLEVEL, log_level, "info", 1, 0, OPT_RELOAD,
 	  "debug, info, warn or error"),
 

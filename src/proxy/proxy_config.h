@@ -45,6 +45,7 @@ struct proxy_config {
 	int ro_max_lag;          /* bytes */
 	bool ro_fallback_leader;
 	int log_level;
+	int log_format;           /* enum log_format */
 	/* [tls] */
 	char *tls_cert_file;
 	char *tls_key_file;

@@ -209,10 +209,14 @@ static void publish(struct route *r, struct topology *t)
 		t->version = r->topo.version + 1;
 		if (t->has_leader != r->topo.has_leader || !same_target(&t->leader, &r->topo.leader))
 		{
-			if (t->has_leader)
-				log_info("leader: %s at %s:%d", t->leader.name, t->leader.host, t->leader.port);
-			else
+			if (t->has_leader) {
+				char addr[300];
+				snprintf(addr, sizeof(addr), "%s:%d", t->leader.host, t->leader.port);
+				const char *kv[] = {"event", "leader", "leader", t->leader.name, "leader_address", addr, NULL};
+				log_info_kv(kv, "leader: %s at %s", t->leader.name, addr);
+			} else {
 				log_info("leader: none (failover in progress?): new transactions wait");
+			}
 		}
 		r->topo = *t;
 	}

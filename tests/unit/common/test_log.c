@@ -1,7 +1,9 @@
 /*
  * test_log.c — log_first_time(): a bad etcd key read every loop is reported
  * once per (complaint, key, revision), again when it changes, separately per
- * complaint and per thread context, with bounded memory.
+ * complaint and per thread context, with bounded memory. log_format = json:
+ * one valid JSON object per line, with the identity, the event's fields and
+ * the message escaped (quotes, newlines, control bytes, invalid UTF-8).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +11,11 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 
@@ -46,11 +52,88 @@ static void test_bounded(void **state)
 	assert_true(log_first_time(what, "/pgha/t/members/k0", 1));
 }
 
+/* What the logging calls in fn wrote to stderr. */
+static char *capture(void (*fn)(void))
+{
+	char path[] = "/tmp/pgha-test-log-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	fflush(stderr);
+	int saved = dup(2);
+	dup2(fd, 2);
+	fn();
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	off_t len = lseek(fd, 0, SEEK_END);
+	char *buf = calloc(1, (size_t)len + 1);
+	assert_int_equal(pread(fd, buf, (size_t)len, 0), len);
+	close(fd);
+	return buf;
+}
+
+static void log_two_json_lines(void)
+{
+	log_set_format(LOG_FORMAT_JSON);
+	log_set_identity("agent", "main", "db1");
+	log_set_context("agent db1");
+	const char *kv[] = {"event", "leader_change", "new_leader", "db\"2", NULL};
+	log_info_kv(kv, "promoted \"db2\"\nnext line\ttab \x01 bad utf8 \xff\xfe ok \xc3\xa9");
+	log_warn("plain %d", 42);
+	log_set_format(LOG_FORMAT_TEXT);
+	log_info("a text line");
+	log_set_identity("", "", "");
+	log_set_context("");
+}
+
+static void test_json_lines(void **state)
+{
+	(void)state;
+	char *out = capture(log_two_json_lines);
+	char *second = strchr(out, '\n');
+	assert_non_null(second);
+	*second++ = '\0';
+	json_error_t err;
+	json_t *a = json_loads(out, 0, &err);
+	if (a == NULL)
+		fail_msg("not JSON (%s): %s", err.text, out);
+	assert_string_equal(json_string_value(json_object_get(a, "level")), "info");
+	assert_string_equal(json_string_value(json_object_get(a, "component")), "agent");
+	assert_string_equal(json_string_value(json_object_get(a, "cluster")), "main");
+	assert_string_equal(json_string_value(json_object_get(a, "member")), "db1");
+	assert_string_equal(json_string_value(json_object_get(a, "event")), "leader_change");
+	assert_string_equal(json_string_value(json_object_get(a, "new_leader")), "db\"2");
+	assert_string_equal(json_string_value(json_object_get(a, "message")),
+			    "promoted \"db2\"\nnext line\ttab \x01 bad utf8 ?? ok \xc3\xa9");
+	const char *t = json_string_value(json_object_get(a, "time"));
+	assert_non_null(t);
+	assert_int_equal(strlen(t), 24);   /* 2026-11-21T06:40:01.123Z */
+	assert_int_equal(t[23], 'Z');
+	json_decref(a);
+	char *third = strchr(second, '\n');
+	assert_non_null(third);
+	*third++ = '\0';
+	json_t *b = json_loads(second, 0, &err);
+	assert_non_null(b);
+	assert_string_equal(json_string_value(json_object_get(b, "level")), "warn");
+	assert_string_equal(json_string_value(json_object_get(b, "message")), "plain 42");
+	json_decref(b);
+	/* Back to text: the usual line. */
+	assert_non_null(strstr(third, " UTC INFO  [agent db1] a text line\n"));
+	free(out);
+	enum log_format f;
+	assert_int_equal(log_parse_format("JSON", &f), 0);
+	assert_int_equal(f, LOG_FORMAT_JSON);
+	assert_int_equal(log_parse_format("xml", &f), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_once_per_revision),
 		cmocka_unit_test(test_bounded),
+		cmocka_unit_test(test_json_lines),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
