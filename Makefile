@@ -65,6 +65,14 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
+# The dashboard's files, embedded (scripts/embed.py): the page needs nothing beside the binary.
+UI_FILES := src/api/ui/index.html src/api/ui/app.js src/api/ui/app.css
+$(BUILD)/gen/ui_files.h: $(UI_FILES) scripts/embed.py
+	@mkdir -p $(dir $@)
+	$(PYTHON) scripts/embed.py $@ $(UI_FILES)
+$(BUILD)/src/api/ui.o: $(BUILD)/gen/ui_files.h
+$(BUILD)/src/api/ui.o: CFLAGS += -I$(BUILD)/gen
+
 # -MMD: a test is rebuilt when a header it includes (src/ or tests/unit/) changes.
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)

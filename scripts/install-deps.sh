@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything pgha needs to build, run and test on Debian bookworm (prometheus:
-# promtool tests the alert rules, and a real server scrapes a cluster in the tests).
+# promtool tests the alert rules, and a real server scrapes a cluster in the tests;
+# chromium and python3-websocket: a real browser drives the dashboard in the tests).
 # Idempotent: does nothing when every package is already there. Besides Debian's
 # packages: an S3-compatible server from npm for the S3 backup test, under
 # /opt/pgha-test-node (PGHA_S3_SERVER_DIR).
@@ -26,7 +27,7 @@ PACKAGES=(
   clang libclang-rt-14-dev
   python3 python3-pytest python3-psycopg
   iproute2 procps openssl
-  prometheus
+  prometheus chromium python3-websocket
 )
 
 # Patroni 3.0 from bookworm; its etcd3 DCS module imports python3-etcd (the

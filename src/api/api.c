@@ -61,6 +61,27 @@ void api_source_set_pg(struct api_source *src, struct strbuf *text, bool up, boo
 	sb_free(&old);
 }
 
+void api_source_add_sample(struct api_source *src, double xacts, double conns)
+{
+	pthread_mutex_lock(&src->lock);
+	size_t i = src->series_n < API_SERIES_MAX ? src->series_n++ : src->series_head;
+	if (src->series_n == API_SERIES_MAX && i == src->series_head)
+		src->series_head = (src->series_head + 1) % API_SERIES_MAX;
+	struct api_sample *p = &src->series[i];
+	memset(p, 0, sizeof(*p));
+	p->t_ms = wall_ms();
+	p->xacts = xacts;
+	p->conns = conns;
+	for (size_t k = 0; src->have_view && k < src->view.nmembers && p->nlag < API_SERIES_LAGS; k++) {
+		const struct member *m = &src->view.members[k];
+		if (m->role != ROLE_REPLICA || m->lag_bytes < 0)
+			continue;
+		snprintf(p->lag_name[p->nlag], sizeof(p->lag_name[0]), "%s", m->name);
+		p->lag[p->nlag++] = m->lag_bytes;
+	}
+	pthread_mutex_unlock(&src->lock);
+}
+
 void api_source_update(struct api_source *src, const struct api_status *st,
 		       struct cluster_view *view)
 {
@@ -316,6 +337,14 @@ static void api_handle(void *arg, const struct http_request *req, struct http_re
 		api_history(s->src, resp);
 		return;
 	}
+	if (strcmp(req->path, "/ui/series") == 0) {
+		pthread_mutex_lock(&s->src->lock);
+		api_series_json(s->src, &resp->body);
+		pthread_mutex_unlock(&s->src->lock);
+		return;
+	}
+	if (api_ui_file(req->path, resp))
+		return;
 	struct api_status st;
 	pthread_mutex_lock(&s->src->lock);
 	st = s->src->status;

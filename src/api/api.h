@@ -48,6 +48,7 @@
 #include "cluster/member.h"
 #include "common/strbuf.h"
 #include "dcs/etcd.h"
+#include "http/httpd.h"
 
 struct api_status {
 	struct member self;      /* this member, as last published */
@@ -69,6 +70,18 @@ struct api_status {
 	int64_t started_s;       /* unix time the agent started */
 };
 
+/* One point of the dashboard's charts (api/ui.c), taken with each statistics collection. */
+#define API_SERIES_MAX 120         /* 10 minutes at one point every 5 s */
+#define API_SERIES_LAGS 8
+struct api_sample {
+	int64_t t_ms;               /* wall clock */
+	double xacts;               /* transactions ended so far, NaN unknown */
+	double conns;               /* client connections, NaN unknown */
+	int nlag;
+	char lag_name[API_SERIES_LAGS][MEMBER_NAME_MAX];
+	int64_t lag[API_SERIES_LAGS];  /* each standby's lag in bytes, from the view */
+};
+
 struct api_source {
 	pthread_mutex_t lock;
 	struct api_status status;
@@ -87,6 +100,8 @@ struct api_source {
 	int64_t pg_at_ms;           /* when it ended (now_ms) */
 	int64_t pg_duration_ms;
 	uint64_t pg_errors;         /* collections that failed or had a query fail */
+	struct api_sample series[API_SERIES_MAX];   /* a ring, oldest at series_head when full */
+	size_t series_n, series_head;
 };
 
 void api_source_init(struct api_source *src, const char *cluster_name);
@@ -102,6 +117,12 @@ void api_source_update(struct api_source *src, const struct api_status *st, stru
  * is what /metrics appends while up; failed counts a failure (up or not).
  */
 void api_source_set_pg(struct api_source *src, struct strbuf *text, bool up, bool failed, int64_t duration_ms);
+/* A point for the dashboard's charts: xacts and conns (NaN unknown) with each standby's lag from the view. */
+void api_source_add_sample(struct api_source *src, double xacts, double conns);
+/* GET /ui/series: the charts' points as JSON (under the source's lock). */
+void api_series_json(const struct api_source *src, struct strbuf *out);
+/* GET /ui, /ui/app.js, /ui/app.css: the dashboard. false: not one of its paths. */
+bool api_ui_file(const char *path, struct http_response *resp);
 
 /*
  * Health decision: status code for a health path, 0 if `path` is not a health

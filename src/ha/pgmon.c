@@ -8,6 +8,7 @@
 #include "ha/agent_int.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,9 +91,12 @@ static void *run(void *arg)
 		}
 		if (c == NULL)
 			c = connect_bounded(m, &e);
+		double xacts = NAN, conns = NAN;
 		if (c != NULL) {
 			bool dead = false;
 			int nfailed = pgstats_collect(c, m->labels, &text, &dead, &e);
+			if (!dead && pgstats_totals(c, &xacts, &conns, &dead) != 0)
+				xacts = conns = NAN;
 			up = !dead && PQstatus(c) == CONNECTION_OK;
 			failed = nfailed > 0 || !up;
 			if (dead) {
@@ -102,6 +106,7 @@ static void *run(void *arg)
 		}
 		say(m, failed ? e.msg : "");
 		api_source_set_pg(m->api, &text, up, failed, now_ms() - t0);
+		api_source_add_sample(m->api, xacts, conns);
 		sb_free(&text);
 	} while (!wait_round(m));
 	PQfinish(c);

@@ -136,7 +136,7 @@ static void conn_free(struct http_conn *c)
 
 /* Queue the answer and switch to WRITE. The body is omitted for HEAD. */
 static void conn_respond(struct http_conn *c, int status, const char *content_type,
-			 const char *allow, const char *body, size_t body_len, bool head,
+			 const char *allow, const char *csp, const char *body, size_t body_len, bool head,
 			 int64_t now)
 {
 	if (status < 100 || status > 599)
@@ -149,10 +149,14 @@ static void conn_respond(struct http_conn *c, int status, const char *content_ty
 		  "Content-Type: %s\r\n"
 		  "Content-Length: %zu\r\n"
 		  "Cache-Control: no-cache\r\n"
+		  "X-Content-Type-Options: nosniff\r\n"
+		  "X-Frame-Options: DENY\r\n"
 		  "Connection: close\r\n",
 		  status, http_status_text(status), content_type, body_len);
 	if (allow != NULL && !header_unsafe(allow))
 		sb_printf(&c->out, "Allow: %s\r\n", allow);
+	if (csp != NULL && !header_unsafe(csp))
+		sb_printf(&c->out, "Content-Security-Policy: %s\r\n", csp);
 	sb_puts(&c->out, "\r\n");
 	if (!head && body_len > 0)
 		sb_append(&c->out, body, body_len);
@@ -167,7 +171,7 @@ static void conn_respond_error(struct http_conn *c, int status, const char *why,
 	char body[256];
 	int n = snprintf(body, sizeof(body), "{\"error\":\"%s\"}", why);
 	log_debug("http: %d %s", status, why);
-	conn_respond(c, status, "application/json", NULL, body, (size_t)n, false, now);
+	conn_respond(c, status, "application/json", NULL, NULL, body, (size_t)n, false, now);
 }
 
 /*
@@ -225,7 +229,7 @@ static void conn_dispatch(struct httpd *h, struct http_conn *c, int64_t now)
 	h->handler(h->arg, &req, &resp);
 	bool head = strcmp(c->head.method, "HEAD") == 0;
 	log_debug("http: %s %s -> %d", c->head.method, c->head.path, resp.status);
-	conn_respond(c, resp.status, resp.content_type, resp.allow, sb_str(&resp.body),
+	conn_respond(c, resp.status, resp.content_type, resp.allow, resp.csp, sb_str(&resp.body),
 		     resp.body.len, head, now);
 	sb_free(&resp.body);
 }

@@ -31,6 +31,7 @@ struct http_response {
 	const char *content_type;   /* default "application/json" */
 	struct strbuf body;
 	const char *allow;          /* NULL, or the Allow header value (send it with 405) */
+	const char *csp;            /* NULL, or a Content-Security-Policy (the web page) */
 };
 
 /*

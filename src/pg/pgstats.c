@@ -279,3 +279,18 @@ int pgstats_collect(PGconn *c, const char *const *labels, struct strbuf *out, bo
 	*dead = o.dead;
 	return o.failed;
 }
+
+int pgstats_totals(PGconn *c, double *xacts, double *conns, bool *dead)
+{
+	struct out o = {0};
+	PGresult *r = query(&o, c,
+		"SELECT (SELECT sum(xact_commit + xact_rollback) FROM pg_stat_database), "
+		"(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')");
+	*dead = o.dead;
+	if (r == NULL)
+		return -1;
+	*xacts = num(r, 0, 0);
+	*conns = num(r, 0, 1);
+	PQclear(r);
+	return 0;
+}

@@ -27,4 +27,7 @@
  */
 int pgstats_collect(PGconn *c, const char *const *labels, struct strbuf *out, bool *dead, struct pgha_err *e);
 
+/* The dashboard's charts: transactions ended so far (all databases) and client connections now. -1: failed. */
+int pgstats_totals(PGconn *c, double *xacts, double *conns, bool *dead);
+
 #endif

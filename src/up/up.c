@@ -713,6 +713,8 @@ static void print_summary(struct up *u, const struct cluster_view *v, double sec
 	}
 	printf("\nHealth API:  curl http://127.0.0.1:%d/cluster   (node1; /primary, /replica, ...)\n",
 	       u->st.api_port[0]);
+	printf("Dashboard:   http://127.0.0.1:%d/ui   (node1's agent; every agent serves it; a switchover from it "
+	       "needs the token in %s/secrets/api.token)\n", u->st.api_port[0], u->dir);
 	printf("Metrics:     curl http://127.0.0.1:%d/metrics   (node1's agent; every agent serves its own",
 	       u->st.api_port[0]);
 	if (u->st.proxy_port > 0 && u->st.proxy_metrics_port > 0)

@@ -1,0 +1,71 @@
+/*
+ * ui.c — the dashboard every agent serves at /ui: one HTML page, its script
+ * and style sheet, embedded in the binary at build time (src/api/ui/, through
+ * scripts/embed.py), so a machine without internet access shows it. The page
+ * polls /cluster, /history and /ui/series; it changes something only through
+ * POST /switchover with the API token the operator types in. The charts'
+ * points are kept in the API's snapshot (api_source_add_sample), about ten
+ * minutes, with no database.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "ui_files.h"
+
+/* Only this origin: no inline script, no frame, nothing from elsewhere. */
+#define UI_CSP "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " \
+	       "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+bool api_ui_file(const char *path, struct http_response *resp)
+{
+	const char *data = NULL, *type = NULL;
+	size_t len = 0;
+	if (strcmp(path, "/ui") == 0 || strcmp(path, "/ui/") == 0) {
+		data = ui_index_html;
+		len = ui_index_html_len;
+		type = "text/html; charset=utf-8";
+	} else if (strcmp(path, "/ui/app.js") == 0) {
+		data = ui_app_js;
+		len = ui_app_js_len;
+		type = "text/javascript; charset=utf-8";
+	} else if (strcmp(path, "/ui/app.css") == 0) {
+		data = ui_app_css;
+		len = ui_app_css_len;
+		type = "text/css; charset=utf-8";
+	} else {
+		return false;
+	}
+	resp->status = 200;
+	resp->content_type = type;
+	resp->csp = UI_CSP;
+	sb_append(&resp->body, data, len);
+	return true;
+}
+
+static void num_or_null(struct strbuf *out, double v)
+{
+	if (isnan(v))
+		sb_puts(out, "null");
+	else
+		sb_printf(out, "%.0f", v);
+}
+
+void api_series_json(const struct api_source *src, struct strbuf *out)
+{
+	/* Member names are letters, digits, '_', '-' and '.': nothing to escape in JSON. */
+	sb_printf(out, "{\"member\":\"%s\",\"points\":[", src->status.self.name);
+	for (size_t k = 0; k < src->series_n; k++) {
+		const struct api_sample *p = &src->series[(src->series_head + k) % API_SERIES_MAX];
+		sb_printf(out, "%s{\"t\":%lld,\"xacts\":", k ? "," : "", (long long)p->t_ms);
+		num_or_null(out, p->xacts);
+		sb_puts(out, ",\"conns\":");
+		num_or_null(out, p->conns);
+		sb_puts(out, ",\"lag\":{");
+		for (int i = 0; i < p->nlag; i++)
+			sb_printf(out, "%s\"%s\":%lld", i ? "," : "", p->lag_name[i], (long long)p->lag[i]);
+		sb_puts(out, "}}");
+	}
+	sb_puts(out, "]}");
+}

@@ -1,0 +1,148 @@
+"""The dashboard (/ui) in a real browser: headless Chromium driven over its DevTools protocol.
+
+A 2-member cluster. Chromium loads the page from a standby's agent: the DOM shows the cluster,
+the leader, both members with their roles and the bootstrap in the history; the page fetches
+nothing from elsewhere (every request goes to the agent) and a screenshot is taken. The
+switchover form refuses without the API token; with it (the confirmation accepted), the
+switchover happens and the page shows the new leader.
+"""
+import base64
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+import websocket
+
+from conftest import free_port, module_cluster, stop_process, wait_until
+
+NAMES = ["d1", "d2"]
+
+
+class Browser:
+    """Chromium with one page, spoken to over the DevTools protocol (JSON over a websocket)."""
+
+    def __init__(self, base):
+        self.dir = tempfile.mkdtemp(prefix="chromium-", dir=base)
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             f"--remote-debugging-port={self.port}", "--remote-debugging-address=127.0.0.1",
+             f"--user-data-dir={self.dir}", "--window-size=1280,1000", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        page = wait_until("Chromium's DevTools endpoint", self._page, timeout=30)
+        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=10)
+        self.next_id = 0
+        self.requests = []
+        self.call("Network.enable")
+        self.call("Page.enable")
+
+    def _page(self):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json/list", timeout=2) as r:
+            pages = [p for p in json.loads(r.read()) if p["type"] == "page"]
+        return pages[0] if pages else None
+
+    def call(self, method, **params):
+        self.next_id += 1
+        mid = self.next_id
+        self.ws.send(json.dumps({"id": mid, "method": method, "params": params}))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            msg = json.loads(self.ws.recv())
+            if msg.get("method") == "Network.requestWillBeSent":
+                self.requests.append(msg["params"]["request"]["url"])
+            if msg.get("id") == mid:
+                if "error" in msg:
+                    raise AssertionError(f"{method}: {msg['error']}")
+                return msg.get("result", {})
+        raise AssertionError(f"{method}: no answer")
+
+    def js(self, expr):
+        r = self.call("Runtime.evaluate", expression=expr, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in r:
+            raise AssertionError(f"{expr}: {r['exceptionDetails']}")
+        return r["result"].get("value")
+
+    def close(self):
+        try:
+            self.ws.close()
+        finally:
+            stop_process(self.proc, timeout=20)
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def board(request):
+    with module_cluster(request, NAMES) as (cluster, _):
+        b = Browser(cluster.base)
+        try:
+            yield cluster, b
+        finally:
+            b.close()
+
+
+def members_shown(b):
+    return b.js("""Array.from(document.querySelectorAll('#members tbody tr')).map(
+        r => Array.from(r.cells).slice(0, 3).map(c => c.textContent))""")
+
+
+def test_the_page_shows_the_cluster(board):
+    cluster, b = board
+    leader = cluster.leader()
+    standby = next(n for n in NAMES if n != leader)
+    node = cluster.nodes[standby]
+    url = f"http://127.0.0.1:{node.api_port}/ui"
+    b.call("Page.navigate", url=url)
+    wait_until("the page to show the leader",
+               lambda: b.js("document.getElementById('status').textContent") == f"leader {leader}", timeout=20)
+    assert b.js("document.getElementById('cluster').textContent") == cluster.name
+    want = sorted([[leader, "leader", "running"], [standby, "replica", "streaming"]])
+    wait_until("both members, the standby streaming",
+               lambda: sorted(members_shown(b)) == want, timeout=20)
+    assert b.js("document.querySelector('#history tbody tr').cells[1].textContent") == "bootstrap"
+    # Everything the page asked for came from the agent itself.
+    origin = f"http://127.0.0.1:{node.api_port}/"
+    assert b.requests and all(u.startswith(origin) for u in b.requests), b.requests
+    # No token is in the page, and the security headers are there.
+    with urllib.request.urlopen(url, timeout=5) as r:
+        assert "default-src 'self'" in r.headers["Content-Security-Policy"]
+        assert r.headers["X-Frame-Options"] == "DENY"
+        assert cluster.api_token not in r.read().decode()
+    shot = base64.b64decode(b.call("Page.captureScreenshot", format="png")["data"])
+    assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 10000
+    with open(os.path.join(cluster.base, "dashboard.png"), "wb") as f:
+        f.write(shot)
+
+
+def test_a_switchover_from_the_page(board):
+    cluster, b = board
+    leader = cluster.leader()
+    standby = next(n for n in NAMES if n != leader)
+    b.js("window.confirm = () => true")
+    # Without the token: refused by the page, nothing asked.
+    b.js(f"document.getElementById('so-to').value = '{standby}'; document.getElementById('so-token').value = '';"
+         "document.getElementById('switchover').requestSubmit()")
+    assert "token is needed" in wait_until(
+        "the page to ask for the token", lambda: b.js("document.getElementById('so-result').textContent"), timeout=5)
+    # A wrong token: the agent refuses (401), the page says so.
+    b.js("document.getElementById('so-token').value = 'wrong'; document.getElementById('switchover').requestSubmit()")
+    wait_until("the refusal", lambda: "Refused (401)" in b.js("document.getElementById('so-result').textContent"),
+               timeout=10)
+    assert cluster.leader() == leader
+    # The cluster's token: the switchover happens, and the page shows the new leader.
+    b.js(f"document.getElementById('so-to').value = '{standby}';"
+         f"document.getElementById('so-token').value = {json.dumps(cluster.api_token)};"
+         "document.getElementById('switchover').requestSubmit()")
+    wait_until("the switchover to be asked",
+               lambda: "asked" in b.js("document.getElementById('so-result').textContent"), timeout=10)
+    wait_until("the page to show the new leader",
+               lambda: b.js("document.getElementById('status').textContent") == f"leader {standby}", timeout=90)
+    cluster.wait_streaming(NAMES, timeout=60)
+    assert cluster.leader() == standby
+    assert wait_until("the switchover in the page's history",
+                      lambda: b.js("document.querySelector('#history tbody tr').cells[1].textContent")
+                      == "switchover", timeout=20)
