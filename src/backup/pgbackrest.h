@@ -132,7 +132,18 @@ void pgbr_backup_summary(const char *output, char *label, size_t label_len, char
 #define PGBR_MIN_VERSION 241
 int pgbr_parse_version(const char *output);
 
-/* pgBackRest's reason for a failure: its first ERROR line, else the last line of output. */
+/*
+ * What a failure against a posix repository means, in words that say what to
+ * do, from pgBackRest's output: no space left (and the file it was writing),
+ * a passphrase that does not decrypt the repository, an encrypted repository
+ * read without one, a damaged file (and which). "" when nothing is recognised.
+ */
+void pgbr_local_cause(const char *output, char *buf, size_t len);
+
+/*
+ * pgBackRest's reason for a failure: its first ERROR line, else the last line
+ * of output; led by pgbr_local_cause() when that recognises the cause.
+ */
 void pgbr_reason(const char *output, char *buf, size_t len);
 
 #endif
