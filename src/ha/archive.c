@@ -345,6 +345,26 @@ static void poll_child(struct agent *a)
 	set_state(a, "ok");
 }
 
+/*
+ * Why the asynchronous archive-push failed for wal: pgBackRest leaves its
+ * error in the spool (<wal>.error, or global.error for all), "" if not there.
+ */
+static void push_error(const struct agent *a, const char *wal, char *why, size_t len)
+{
+	why[0] = '\0';
+	for (int i = 0; i < 2 && why[0] == '\0'; i++) {
+		char *path = xasprintf("%s/spool/archive/%s/out/%s.error", a->cfg.backup_work_dir, a->cfg.cluster_name,
+				       i == 0 ? wal : "global");
+		char *text = NULL;
+		size_t n;
+		struct pgha_err e;
+		if (read_file(path, &text, &n, &e) == 0)
+			pgbr_reason(text, why, len);
+		free(text);
+		free(path);
+	}
+}
+
 /* Once checked: does archive_command keep failing (pg_stat_archiver)? */
 static void watch_archiver(struct agent *a)
 {
@@ -362,10 +382,12 @@ static void watch_archiver(struct agent *a)
 		bool failing = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
 		r->archived_at = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
 		if (failing) {
-			char was[sizeof(r->state)];
+			char was[sizeof(r->state)], why[200];
 			snprintf(was, sizeof(was), "%s", r->state);
-			set_state(a, "failing: archive_command failed for %s (%s failures); see %s and %s/log",
-				  PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), a->cfg.log_file, a->cfg.backup_work_dir);
+			push_error(a, PQgetvalue(res, 0, 0), why, sizeof(why));
+			set_state(a, "failing: archive_command failed for %s (%s failures)%s%s; see %s and %s/log",
+				  PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), why[0] ? ": " : "", why, a->cfg.log_file,
+				  a->cfg.backup_work_dir);
 			if (strncmp(was, "failing: archive_command", 24) != 0)
 				log_warn("WAL archiving: %s", r->state);
 		} else if (strcmp(r->state, "ok") != 0) {
