@@ -219,11 +219,16 @@ int backup_info_decode(const char *json, const char *stanza, struct backup_info 
 	snprintf(out->stanza, sizeof(out->stanza), "%s", stanza);
 	json_t *root = json_loads(json, 0, &jerr);
 	if (root == NULL) {
-		/* A file read with the wrong passphrase: pgBackRest quotes its bytes, which need not be UTF-8. */
+		/*
+		 * A file read with the wrong passphrase: pgBackRest quotes its bytes
+		 * unescaped, control characters and all, which need not be UTF-8.
+		 */
 		char *ascii = xstrdup(json);
 		for (char *p = ascii; *p; p++)
 			if ((unsigned char)*p >= 0x80)
 				*p = '?';
+			else if ((unsigned char)*p < 0x20)
+				*p = ' ';
 		root = json_loads(ascii, 0, &jerr);
 		free(ascii);
 	}

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -299,27 +300,49 @@ static void damage_words(const char *d, char *buf, size_t len)
 	buf[n] = '\0';
 }
 
+/* The directory of the stanza a repository file is in (cut in place), not the long name of a temporary file. */
+static void stanza_dir(char *file)
+{
+	char *at = strstr(file, "/backup/");
+	if (at == NULL)
+		at = strstr(file, "/archive/");
+	if (at != NULL) {
+		at = strchr(at + 1, '/') + 1;
+		at[strcspn(at, "/")] = '\0';
+	}
+}
+
+/* Less than 1 MiB (or 0.5 %) left where dir is: too little for a file pgBackRest writes. */
+static bool nearly_full(const char *dir)
+{
+	struct statvfs st;
+	if (dir[0] != '/' || statvfs(dir, &st) != 0 || st.f_blocks == 0)
+		return false;
+	unsigned long long avail = (unsigned long long)st.f_bavail * st.f_frsize;
+	unsigned long long size = (unsigned long long)st.f_blocks * st.f_frsize;
+	return avail < (1ULL << 20) || avail < size / 200;
+}
+
 void pgbr_local_cause(const char *t, char *buf, size_t len)
 {
 	char file[160];
 	buf[0] = '\0';
-	quoted_after(t, "unable to load info file '", file, sizeof(file));
-	if (file[0] == '\0')
-		quoted_after(t, "invalid checksum '", file, sizeof(file));
-	if (strstr(t, "No space left on device") != NULL) {
-		quoted_after(t, "unable to write '", file, sizeof(file));
-		/* The directory of the stanza, not the long name of a temporary file in it. */
-		char *at = strstr(file, "/backup/");
-		if (at == NULL)
-			at = strstr(file, "/archive/");
-		if (at != NULL) {
-			at = strchr(at + 1, '/') + 1;
-			at[strcspn(at, "/")] = '\0';
-		}
+	quoted_after(t, "unable to write '", file, sizeof(file));
+	stanza_dir(file);
+	/*
+	 * After its retries, pgBackRest's last words on a file it could not write
+	 * are "[FileWriteError] on retry after 15000ms", without the errno: the
+	 * file system itself says whether it is full.
+	 */
+	if (strstr(t, "No space left on device") != NULL || (file[0] && strstr(t, "[FileWriteError] on retry") &&
+							       nearly_full(file))) {
 		snprintf(buf, len, "no space left on device in %s; free space there (or lower [backup] retention_full)",
 			 file[0] ? file : "the repository");
 		return;
 	}
+	quoted_after(t, "unable to load info file '", file, sizeof(file));
+	if (file[0] == '\0')
+		quoted_after(t, "invalid checksum '", file, sizeof(file));
 	/* Read without a passphrase, an encrypted file starts with OpenSSL's "Salted__". */
 	if (strstr(t, "Salted__") != NULL) {
 		snprintf(buf, len, "%s is encrypted; set [backup] cipher_pass_file to the passphrase the repository "
@@ -349,9 +372,8 @@ void pgbr_local_cause(const char *t, char *buf, size_t len)
 		damage_words(d, words, sizeof(words));
 		/* Both copies of an info file are damaged (pgBackRest reads the .copy when one is). */
 		if (strstr(t, "unable to load info file") != NULL)
-			snprintf(buf, len, "%s and its .copy are damaged (%s); put back a sound copy of it (from a "
-				 "snapshot of the repository's storage), or point [backup] repo_path at a new directory",
-				 file, words);
+			snprintf(buf, len, "%s and its .copy are damaged (%s); put back a sound copy or set a new "
+				 "[backup] repo_path", file, words);
 		else
 			snprintf(buf, len, "%s is damaged (%s); `pgbackrest verify` lists every damaged file; take "
 				 "a new full backup", file[0] ? file : "a repository file", words);
@@ -360,8 +382,10 @@ void pgbr_local_cause(const char *t, char *buf, size_t len)
 
 void pgbr_reason(const char *t, char *buf, size_t len)
 {
-	char cause[400];
-	pgbr_local_cause(t, cause, sizeof(cause));
+	/* A cause names the file and what to do; pgBackRest's own lines stay in its log. */
+	pgbr_local_cause(t, buf, len);
+	if (buf[0] != '\0')
+		return;
 	const char *err = strstr(t, "ERROR:");
 	if (err == NULL) {
 		size_t n = strlen(t);
@@ -370,11 +394,10 @@ void pgbr_reason(const char *t, char *buf, size_t len)
 		const char *start = t + n;
 		while (start > t && start[-1] != '\n')
 			start--;
-		snprintf(buf, len, "%s%s%.*s", cause, cause[0] ? "; " : "", (int)(t + n - start), start);
+		snprintf(buf, len, "%.*s", (int)(t + n - start), start);
 		return;
 	}
-	/* The cause first: a short record field keeps it, and pgBackRest's ERROR line after it says where. */
-	snprintf(buf, len, "%s%s%.*s", cause, cause[0] ? "; " : "", (int)strcspn(err, "\n"), err);
+	snprintf(buf, len, "%.*s", (int)strcspn(err, "\n"), err);
 }
 
 int pgbr_backup_percent(const char *t)

@@ -166,7 +166,7 @@ static void test_wrong_passphrase(void **state)
 		"[{\"archive\":[],\"backup\":[],\"cipher\":\"aes-256-cbc\",\"db\":[],\"name\":\"demo\",\"repo\":[{\"cipher\""
 		":\"aes-256-cbc\",\"key\":1,\"status\":{\"code\":99,\"message\":\"[FormatError] unable to load info file "
 		"'/r/backup/demo/backup.info' or '/r/backup/demo/backup.info.copy':\\nFormatError: key/value found outside "
-		"of section at line 1: \xfa\xc0\x80w\\u0003E\\nHINT: backup.info cannot be opened and is required to "
+		"of section at line 1: \xfa\xc0\x80w\x17\tE\\nHINT: backup.info cannot be opened and is required to "
 		"perform a backup.\"}}],\"status\":{\"code\":99,\"lock\":{\"backup\":{\"held\":false}},\"message\":"
 		"\"other\"}}]";
 	struct backup_info bi;
