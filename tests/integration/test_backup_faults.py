@@ -103,6 +103,16 @@ def commit(node, table, n=1):
     return node.sql(f"SELECT count(*) FROM {table}")[0][0]
 
 
+def archiving_again(cluster, node, timeout=120):
+    """Wait for node's archive state to be ok again. PostgreSQL retries archive_command a minute
+    after its last failures, or at once for new WAL: a segment is finished every few seconds."""
+    def caught_up():
+        commit(node, "poke")
+        node.sql("SELECT pg_switch_wal()")
+        return archive_state(cluster, node.name) == "ok"
+    wait_until(f"{node.name} archiving again", caught_up, timeout=timeout, interval=3)
+
+
 def switchover(cluster, to):
     r = cluster.ctl("switchover", "--to", to, "--force", "--wait", "60", check=False)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -281,8 +291,7 @@ def test_damaged_repository(small):
         print(f"archive state, archive.info damaged: {st}")
         assert st.startswith("failing: archive_command failed for ") and f"{ainfo} and its .copy" in st, st
         assert commit(node, "dmg", 3) == 12
-    node.sql("SELECT pg_switch_wal()")
-    wait_archive(cluster, "n1", "ok", timeout=120)
+    archiving_again(cluster, node)
 
 
 def segments(repo):
@@ -347,10 +356,11 @@ def test_full_repository(small):
         for f in fillers:
             os.unlink(f)
 
-    # Space again: archiving catches up by itself with no gap, and the backup asked for runs.
-    last = node.sql("SELECT pg_walfile_name(pg_switch_wal())")[0][0]
+    # Space again: archiving catches up with no gap, and the backup asked for runs. PostgreSQL
+    # retries archive_command a minute after its last failures, or at once for new WAL.
     t0 = time.monotonic()
-    wait_archive(cluster, "n1", "ok", timeout=120)
+    archiving_again(cluster, node)
+    last = node.sql("SELECT pg_walfile_name(pg_switch_wal())")[0][0]
     wait_until(f"{last} archived", lambda: last in segments(repo), timeout=60)
     print(f"archiving ok {time.monotonic() - t0:.1f}s after space was freed")
     segs = segments(repo)
