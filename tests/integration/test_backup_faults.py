@@ -371,3 +371,25 @@ def test_full_repository(small):
     assert set(before) <= set(labels(node))
     r = ctl(cluster, "backup", "--wait", "120")
     assert r.returncode == 0 and "done: full backup " in r.stdout, r.stdout + r.stderr
+
+
+def test_full_repository_at_start(small):
+    """The agent (re)starting on a full repository: its `pgbackrest check` times out waiting for a
+    WAL segment that cannot be archived; the member record says why, not only that it timed out."""
+    cluster, mnt, repo = small
+    node = cluster.nodes["n1"]
+    filler = fill(mnt, "filler-3")
+    try:
+        node.stop()
+        node.start()
+        cluster.wait_streaming(["n1"], timeout=120)
+        t0 = time.monotonic()
+        st = wait_archive(cluster, "n1", "pgbackrest check: ", timeout=150)
+        print(f"archive state {time.monotonic() - t0:.1f}s after the start on a full repository: {st}")
+        assert f"no space left on device in {repo}/archive/t; free space there" in st, st
+        assert commit(node, "at_start", 10) == 10
+    finally:
+        os.unlink(filler)
+    t0 = time.monotonic()
+    archiving_again(cluster, node)
+    print(f"archiving ok {time.monotonic() - t0:.1f}s after space was freed")
