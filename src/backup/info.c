@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backup/pgbackrest.h"
 #include "common/strbuf.h"
 #include "common/util.h"
 
@@ -176,6 +177,19 @@ static int decode_stanza(json_t *st, struct backup_info *out, struct pgha_err *e
 	    get_text(st, "status.message", false, out->status, sizeof(out->status), "status", e) != 0)
 		return -1;
 	out->status_code = code > 99 ? 99 : (int)code;
+	/*
+	 * "other" alone would read as an empty repository: the repository's own
+	 * message says which file could not be read, and the cause says why.
+	 */
+	const char *why = json_string_value(at(json_array_get(json_object_get(st, "repo"), 0), "status.message"));
+	if (code != 0 && why != NULL) {
+		char cause[sizeof(out->status) - 7];
+		pgbr_local_cause(why, cause, sizeof(cause));
+		if (cause[0] != '\0')
+			snprintf(out->status, sizeof(out->status), "error: %s", cause);
+		else if (code == 99)
+			snprintf(out->status, sizeof(out->status), "error: %.*s", (int)strcspn(why, "\n"), why);
+	}
 	out->backup_running = json_is_true(at(st, "status.lock.backup.held"));
 	if (current_db(st, &db_id, &out->system_id, e) != 0 || decode_archive(st, db_id, out, e) != 0)
 		return -1;
@@ -204,6 +218,20 @@ int backup_info_decode(const char *json, const char *stanza, struct backup_info 
 	memset(out, 0, sizeof(*out));
 	snprintf(out->stanza, sizeof(out->stanza), "%s", stanza);
 	json_t *root = json_loads(json, 0, &jerr);
+	if (root == NULL) {
+		/*
+		 * A file read with the wrong passphrase: pgBackRest quotes its bytes
+		 * unescaped, control characters and all, which need not be UTF-8.
+		 */
+		char *ascii = xstrdup(json);
+		for (char *p = ascii; *p; p++)
+			if ((unsigned char)*p >= 0x80)
+				*p = '?';
+			else if ((unsigned char)*p < 0x20)
+				*p = ' ';
+		root = json_loads(ascii, 0, &jerr);
+		free(ascii);
+	}
 	if (!json_is_array(root)) {
 		json_decref(root);
 		return err_set(e, "pgbackrest info: not a JSON list of stanzas (%s)", root ? "another type" : jerr.text);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -273,8 +274,118 @@ void pgbr_read_tail(int fd, struct strbuf *out)
 	}
 }
 
+/* The quoted name after 'after' in t (printable characters only, at most len - 1), or "". */
+static void quoted_after(const char *t, const char *after, char *buf, size_t len)
+{
+	const char *p = strstr(t, after);
+	size_t n = 0;
+	if (p != NULL)
+		for (p += strlen(after); *p && *p != '\'' && n + 1 < len; p++)
+			buf[n++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
+	buf[n] = '\0';
+}
+
+/*
+ * pgBackRest's own words for a file it could not use: "FormatError: missing
+ * '=' in key/value at line 6", cut before the damaged bytes it quotes (and
+ * before ", expected '...' but found '...'").
+ */
+static void damage_words(const char *d, char *buf, size_t len)
+{
+	size_t n = 0;
+	const char *line = strstr(d, "at line ");
+	const char *end = line != NULL ? line + 8 + strspn(line + 8, "0123456789") : d + strcspn(d, "\n");
+	for (const char *p = d; p < end && *p && *p != '\n' && *p != ',' && n + 1 < len; p++)
+		buf[n++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
+	buf[n] = '\0';
+}
+
+/* The directory of the stanza a repository file is in (cut in place), not the long name of a temporary file. */
+static void stanza_dir(char *file)
+{
+	char *at = strstr(file, "/backup/");
+	if (at == NULL)
+		at = strstr(file, "/archive/");
+	if (at != NULL) {
+		at = strchr(at + 1, '/') + 1;
+		at[strcspn(at, "/")] = '\0';
+	}
+}
+
+/* Less than 1 MiB (or 0.5 %) left where dir is: too little for a file pgBackRest writes. */
+static bool nearly_full(const char *dir)
+{
+	struct statvfs st;
+	if (dir[0] != '/' || statvfs(dir, &st) != 0 || st.f_blocks == 0)
+		return false;
+	unsigned long long avail = (unsigned long long)st.f_bavail * st.f_frsize;
+	unsigned long long size = (unsigned long long)st.f_blocks * st.f_frsize;
+	return avail < (1ULL << 20) || avail < size / 200;
+}
+
+void pgbr_local_cause(const char *t, char *buf, size_t len)
+{
+	char file[160];
+	buf[0] = '\0';
+	quoted_after(t, "unable to write '", file, sizeof(file));
+	stanza_dir(file);
+	/*
+	 * After its retries, pgBackRest's last words on a file it could not write
+	 * are "[FileWriteError] on retry after 15000ms", without the errno: the
+	 * file system itself says whether it is full.
+	 */
+	if (strstr(t, "No space left on device") != NULL || (file[0] && strstr(t, "[FileWriteError] on retry") &&
+							       nearly_full(file))) {
+		snprintf(buf, len, "no space left on device in %s; free space there (or lower [backup] retention_full)",
+			 file[0] ? file : "the repository");
+		return;
+	}
+	quoted_after(t, "unable to load info file '", file, sizeof(file));
+	if (file[0] == '\0')
+		quoted_after(t, "invalid checksum '", file, sizeof(file));
+	/* Read without a passphrase, an encrypted file starts with OpenSSL's "Salted__". */
+	if (strstr(t, "Salted__") != NULL) {
+		snprintf(buf, len, "%s is encrypted; set [backup] cipher_pass_file to the passphrase the repository "
+			 "was created with", file[0] ? file : "the repository");
+		return;
+	}
+	if (strstr(t, "cipher header missing") != NULL) {
+		snprintf(buf, len, "%s is not encrypted (or is empty) but [backup] cipher_pass_file is set: the "
+			 "repository was created without a passphrase, or the file is damaged",
+			 file[0] ? file : "the repository");
+		return;
+	}
+	/* Decrypted with another passphrase, the text is noise from its first line on. */
+	if (strstr(t, "CryptoError") != NULL || strstr(t, "key/value found outside of section at line 1:") != NULL) {
+		snprintf(buf, len, "cannot decrypt %s: [backup] cipher_pass_file does not hold the passphrase the "
+			 "repository was created with (or the file is damaged)", file[0] ? file : "the repository");
+		return;
+	}
+	const char *d = strstr(t, "FormatError: ");
+	if (d == NULL)
+		d = strstr(t, "ChecksumError: ");
+	/* verify's line names the file, and that is all it says. */
+	if (d == NULL && strstr(t, "invalid checksum '") != NULL)
+		d = "invalid checksum";
+	if (d != NULL) {
+		char words[120];
+		damage_words(d, words, sizeof(words));
+		/* Both copies of an info file are damaged (pgBackRest reads the .copy when one is). */
+		if (strstr(t, "unable to load info file") != NULL)
+			snprintf(buf, len, "%s and its .copy are damaged (%s); put back a sound copy or set a new "
+				 "[backup] repo_path", file, words);
+		else
+			snprintf(buf, len, "%s is damaged (%s); `pgbackrest verify` lists every damaged file; take "
+				 "a new full backup", file[0] ? file : "a repository file", words);
+	}
+}
+
 void pgbr_reason(const char *t, char *buf, size_t len)
 {
+	/* A cause names the file and what to do; pgBackRest's own lines stay in its log. */
+	pgbr_local_cause(t, buf, len);
+	if (buf[0] != '\0')
+		return;
 	const char *err = strstr(t, "ERROR:");
 	if (err == NULL) {
 		size_t n = strlen(t);

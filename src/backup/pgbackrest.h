@@ -132,7 +132,21 @@ void pgbr_backup_summary(const char *output, char *label, size_t label_len, char
 #define PGBR_MIN_VERSION 241
 int pgbr_parse_version(const char *output);
 
-/* pgBackRest's reason for a failure: its first ERROR line, else the last line of output. */
+/*
+ * What a failure against a posix repository means, in words that say what to
+ * do, from pgBackRest's output: no space left (and the file it was writing),
+ * a passphrase that does not decrypt the repository, an encrypted repository
+ * read without one, a damaged file (and which). "" when nothing is recognised.
+ * A write pgBackRest gave up on after retries (it no longer names the errno
+ * then) is called no space when the file system it was writing to is nearly
+ * full: the only look outside the text.
+ */
+void pgbr_local_cause(const char *output, char *buf, size_t len);
+
+/*
+ * pgBackRest's reason for a failure: pgbr_local_cause() when it recognises
+ * the cause, else its first ERROR line, else the last line of output.
+ */
 void pgbr_reason(const char *output, char *buf, size_t len);
 
 #endif

@@ -39,6 +39,7 @@ static const char *const step_name[] = {
 #define ARC_STAT_MS 5000           /* pg_stat_archiver, once archiving was checked */
 #define ARC_LOCK_HELD 50           /* pgBackRest's exit code for a lock held by another of its processes */
 #define ARC_FILE_MISSING 55        /* ... for a file that is not there */
+#define ARC_NOT_ARCHIVED 82        /* ... for a WAL segment not archived within archive-timeout */
 #define ARC_BUSY_MS 1000
 #define ARC_BUSY_TRIES 10
 
@@ -274,6 +275,26 @@ static void failed(struct agent *a, const char *what, const char *why, const cha
 	r->retry_ms = now_ms() + ARC_RETRY_MS;
 }
 
+/*
+ * Why the asynchronous archive-push failed for wal: pgBackRest leaves its
+ * error in the spool (<wal>.error, or global.error for all), "" if not there.
+ */
+static void push_error(const struct agent *a, const char *wal, char *why, size_t len)
+{
+	why[0] = '\0';
+	for (int i = 0; i < 2 && why[0] == '\0'; i++) {
+		char *path = xasprintf("%s/spool/archive/%s/out/%s.error", a->cfg.backup_work_dir, a->cfg.cluster_name,
+				       i == 0 ? wal : "global");
+		char *text = NULL;
+		size_t n;
+		struct pgha_err e;
+		if (read_file(path, &text, &n, &e) == 0)
+			pgbr_reason(text, why, len);
+		free(text);
+		free(path);
+	}
+}
+
 /* Poll the running child: output, end, timeout. */
 static void poll_child(struct agent *a)
 {
@@ -310,8 +331,16 @@ static void poll_child(struct agent *a)
 	if (r->step == ARC_PROBE && code == ARC_FILE_MISSING)
 		code = 0;
 	if (code != 0) {
-		char why[200], exitdesc[64];
+		char why[200], exitdesc[64], seg[32];
 		pgbr_reason(sb_str(&r->out), why, sizeof(why));
+		/* check's WAL segment never reached the repository: the spool says why. */
+		const char *w = strstr(sb_str(&r->out), "WAL segment ");
+		if (code == ARC_NOT_ARCHIVED && w != NULL && sscanf(w + 12, "%24[0-9A-F]", seg) == 1) {
+			char pushed[sizeof(why)];
+			push_error(a, seg, pushed, sizeof(pushed));
+			if (pushed[0])
+				snprintf(why, sizeof(why), "%s", pushed);
+		}
 		proc_describe_exit(code, exitdesc, sizeof(exitdesc));
 		char full[300];
 		snprintf(full, sizeof(full), "%s (%s)", why[0] ? why : "no output", exitdesc);
@@ -362,10 +391,12 @@ static void watch_archiver(struct agent *a)
 		bool failing = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
 		r->archived_at = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
 		if (failing) {
-			char was[sizeof(r->state)];
+			char was[sizeof(r->state)], why[200];
 			snprintf(was, sizeof(was), "%s", r->state);
-			set_state(a, "failing: archive_command failed for %s (%s failures); see %s and %s/log",
-				  PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), a->cfg.log_file, a->cfg.backup_work_dir);
+			push_error(a, PQgetvalue(res, 0, 0), why, sizeof(why));
+			set_state(a, "failing: archive_command failed for %s (%s failures)%s%s; see %s and %s/log",
+				  PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), why[0] ? ": " : "", why, a->cfg.log_file,
+				  a->cfg.backup_work_dir);
 			if (strncmp(was, "failing: archive_command", 24) != 0)
 				log_warn("WAL archiving: %s", r->state);
 		} else if (strcmp(r->state, "ok") != 0) {

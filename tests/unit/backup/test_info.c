@@ -158,6 +158,37 @@ static void test_refused(void **state)
 	assert_string_equal(e.msg, "pgbackrest info: not a JSON list of stanzas (another type)");
 }
 
+/* pgBackRest 2.45 with another passphrase than the repository's: it quotes the bytes it decrypted. */
+static void test_wrong_passphrase(void **state)
+{
+	(void)state;
+	static const char wrong[] =
+		"[{\"archive\":[],\"backup\":[],\"cipher\":\"aes-256-cbc\",\"db\":[],\"name\":\"demo\",\"repo\":[{\"cipher\""
+		":\"aes-256-cbc\",\"key\":1,\"status\":{\"code\":99,\"message\":\"[FormatError] unable to load info file "
+		"'/r/backup/demo/backup.info' or '/r/backup/demo/backup.info.copy':\\nFormatError: key/value found outside "
+		"of section at line 1: \xfa\xc0\x80w\x17\tE\\nHINT: backup.info cannot be opened and is required to "
+		"perform a backup.\"}}],\"status\":{\"code\":99,\"lock\":{\"backup\":{\"held\":false}},\"message\":"
+		"\"other\"}}]";
+	struct backup_info bi;
+	struct pgha_err e;
+	assert_int_equal(backup_info_decode(wrong, "demo", &bi, &e), 0);
+	assert_int_equal(bi.status_code, 99);
+	assert_string_equal(bi.status, "error: cannot decrypt /r/backup/demo/backup.info: [backup] cipher_pass_file "
+			    "does not hold the passphrase the repository was created with (or the file is damaged)");
+	assert_int_equal(bi.nbackups, 0);
+	backup_info_free(&bi);
+
+	/* Any other error: the repository's first line, not "other". */
+	static const char other[] =
+		"[{\"archive\":[],\"backup\":[],\"cipher\":\"none\",\"db\":[],\"name\":\"demo\",\"repo\":[{\"cipher\":"
+		"\"none\",\"key\":1,\"status\":{\"code\":99,\"message\":\"[PathOpenError] unable to list file info for "
+		"path '/r/backup'\\nmore\"}}],\"status\":{\"code\":99,\"lock\":{\"backup\":{\"held\":false}},\"message\":"
+		"\"other\"}}]";
+	assert_int_equal(backup_info_decode(other, "demo", &bi, &e), 0);
+	assert_string_equal(bi.status, "error: [PathOpenError] unable to list file info for path '/r/backup'");
+	backup_info_free(&bi);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -165,6 +196,7 @@ int main(void)
 		cmocka_unit_test(test_missing_stanza),
 		cmocka_unit_test(test_latest_skips_errors),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_wrong_passphrase),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

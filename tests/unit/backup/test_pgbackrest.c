@@ -317,6 +317,85 @@ static void test_backup_output(void **state)
 	assert_int_equal(pgbr_parse_version("bash: pgbackrest: command not found"), -1);
 }
 
+/* pgBackRest 2.45's own output for each local fault, as it printed it here, and the cause pgha names. */
+static const struct {
+	const char *out, *cause;
+} local_causes[] = {
+	{"ERROR: [064]: unable to write '/m/repo/backup/t/20261203-144855F/backup.manifest.copy.pgbackrest.tmp': [28] "
+	 "No space left on device\n",
+	 "no space left on device in /m/repo/backup/t; free space there (or lower [backup] retention_full)"},
+	{"ERROR: [104]: archive-push command encountered error(s):\n       repo1: [FileWriteError] unable to write "
+	 "'/m/repo/archive/t/15-1/0000000100000000/0000000100000000000006-09.zst.pgbackrest.tmp': [28] No space left "
+	 "on device\n",
+	 "no space left on device in /m/repo/archive/t; free space there (or lower [backup] retention_full)"},
+	/* The spool on the member's own disk is named as it is. */
+	{"unable to write '/d/spool/archive/x': [28] No space left on device",
+	 "no space left on device in /d/spool/archive/x; free space there (or lower [backup] retention_full)"},
+	{"ERROR: [029]: unable to load info file '/r/archive/t/archive.info' or '/r/archive/t/archive.info.copy':\n"
+	 "       FormatError: key/value found outside of section at line 1: \x8e\xb3g\xf0O\n       FormatError: "
+	 "key/value found outside of section at line 1: \x8e\n       HINT: archive.info cannot be opened but is "
+	 "required to push/get WAL segments.\n",
+	 "cannot decrypt /r/archive/t/archive.info: [backup] cipher_pass_file does not hold the passphrase the "
+	 "repository was created with (or the file is damaged)"},
+	{"[FormatError] unable to load info file '/r/backup/t/backup.info' or '/r/backup/t/backup.info.copy':\n"
+	 "FormatError: key/value found outside of section at line 1: Salted__\xa7\x01\n",
+	 "/r/backup/t/backup.info is encrypted; set [backup] cipher_pass_file to the passphrase the repository was "
+	 "created with"},
+	{"[CryptoError] unable to load info file '/r/backup/t/backup.info' or '/r/backup/t/backup.info.copy':\n"
+	 "CryptoError: cipher header missing\nHINT: is or was the repo encrypted?\n",
+	 "/r/backup/t/backup.info is not encrypted (or is empty) but [backup] cipher_pass_file is set: the repository "
+	 "was created without a passphrase, or the file is damaged"},
+	{"ERROR: [029]: unable to load info file '/r/backup/t/backup.info' or '/r/backup/t/backup.info.copy':\n"
+	 "       FormatError: missing '=' in key/value at line 6: 20261203-\xef\xbf{\"x\":1}\n",
+	 "/r/backup/t/backup.info and its .copy are damaged (FormatError: missing '=' in key/value at line 6); put "
+	 "back a sound copy or set a new [backup] repo_path"},
+	{"ERROR: [029]: unable to load info file '/r/backup/t/backup.info' or '/r/backup/t/backup.info.copy':\n"
+	 "       ChecksumError: invalid checksum in '/r/backup/t/backup.info', expected 'a' but found 'b'\n",
+	 "/r/backup/t/backup.info and its .copy are damaged (ChecksumError: invalid checksum in "
+	 "'/r/backup/t/backup.info'); put back a sound copy or set a new [backup] repo_path"},
+	{"P02   INFO: invalid checksum '20261203-144558F/pg_data/base/5/2654.zst'\n",
+	 "20261203-144558F/pg_data/base/5/2654.zst is damaged (invalid checksum); `pgbackrest verify` lists every "
+	 "damaged file; take a new full backup"},
+	/* Nothing known: the reason is pgBackRest's line alone. */
+	{"INFO: x\nERROR: [082]: WAL segment 5 was not archived\n       HINT: check\n", ""},
+};
+
+static void test_local_cause(void **state)
+{
+	(void)state;
+	char buf[400], reason[200];
+	for (size_t i = 0; i < sizeof(local_causes) / sizeof(local_causes[0]); i++) {
+		pgbr_local_cause(local_causes[i].out, buf, sizeof(buf));
+		assert_string_equal(buf, local_causes[i].cause);
+		/* The reason the member record and ctl backup show: the cause alone when there is one. */
+		pgbr_reason(local_causes[i].out, reason, sizeof(reason));
+		if (buf[0] != '\0')
+			assert_true(strncmp(reason, buf, sizeof(reason) - 1) == 0);
+	}
+	pgbr_reason(local_causes[sizeof(local_causes) / sizeof(local_causes[0]) - 1].out, reason, sizeof(reason));
+	assert_string_equal(reason, "ERROR: [082]: WAL segment 5 was not archived");
+	pgbr_reason("line one\nlast words  \n", reason, sizeof(reason));
+	assert_string_equal(reason, "last words");
+
+	/* pgBackRest's words after its retries: no errno, so the file system is asked (here: not full). */
+	char *dir = xasprintf("/tmp/pgha-test-pgbr-%d", (int)getpid());
+	char *stanza = xasprintf("%s/backup/t", dir);
+	struct pgha_err e;
+	assert_int_equal(mkdir_p(stanza, 0700, &e), 0);
+	char *retried = xasprintf("ERROR: [064]: raised from local-1 protocol: unable to write '%s/2026F/pg_data/base/4/"
+				  "2609.zst'\n       [FileWriteError] on retry after 0ms\n       [FileWriteError] on retry "
+				  "after 15000ms\n", stanza);
+	pgbr_local_cause(retried, buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	rmdir(stanza);
+	*strrchr(stanza, '/') = '\0';
+	rmdir(stanza);
+	rmdir(dir);
+	free(retried);
+	free(stanza);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -333,6 +412,7 @@ int main(void)
 		cmocka_unit_test(test_compress),
 		cmocka_unit_test(test_write_conf),
 		cmocka_unit_test(test_backup_output),
+		cmocka_unit_test(test_local_cause),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
