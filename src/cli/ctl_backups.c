@@ -131,6 +131,12 @@ static void print_table(const struct backup_info *bi, const char *conf)
 {
 	printf("Stanza %s: %s%s (pgBackRest configuration %s)\n", bi->stanza, bi->status,
 	       bi->backup_running ? ", a backup is running" : "", conf);
+	/* The repository could not be read: what it holds is unknown, not empty. */
+	if (bi->status_code != 0 && bi->status_code != 2 && bi->nbackups == 0) {
+		printf("What the repository holds is unknown until this is fixed (pgBackRest's log: %s).\n",
+		       "the log/ directory beside that configuration");
+		return;
+	}
 	if (bi->nbackups == 0) {
 		printf("No backups yet.\n");
 	} else {

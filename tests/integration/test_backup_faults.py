@@ -169,6 +169,8 @@ def test_wrong_passphrase(encrypted):
     print(f"ctl backups with the wrong passphrase (exit {r.returncode}):\n{r.stdout}{r.stderr}")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "error: cannot decrypt " in r.stdout and cause in r.stdout, r.stdout + r.stderr
+    # Unknown, not empty: no "No backups yet." while the repository cannot be read.
+    assert "No backups yet" not in r.stdout and "unknown until this is fixed" in r.stdout, r.stdout
 
     # HA is not held: a switchover to that member works, it commits, and its record says why
     # it cannot archive.
@@ -271,6 +273,7 @@ def test_damaged_repository(small):
             assert r.returncode == 1, r.stdout + r.stderr
             assert f"error: {info} and its .copy are damaged" in r.stdout, r.stdout
             assert "put back a sound copy or set a new [backup] repo_path" in r.stdout, r.stdout
+            assert "No backups yet" not in r.stdout, r.stdout
             text, took = failed_backup(cluster)
             print(f"ctl backup --wait, backup.info damaged: failed in {took:.1f}s:\n{text}")
             assert f"{info} and its .copy are damaged (" in text, text
