@@ -32,9 +32,11 @@ PACKAGES=(
 
 # Patroni 3.0 from bookworm; its etcd3 DCS module imports python3-etcd (the
 # python3-etcd3 gRPC client is not used). PgBouncer and HAProxy: bench/proxy.py.
+# postgres_exporter: bench/metrics.py.
 BENCH_PACKAGES=(
   patroni python3-etcd python3-yaml
   pgbouncer haproxy
+  prometheus-postgres-exporter
 )
 if [ "$bench" -eq 1 ]; then
   PACKAGES+=("${BENCH_PACKAGES[@]}")
