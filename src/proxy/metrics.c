@@ -11,6 +11,7 @@
 
 #include "http/httpd.h"
 #include "common/log.h"
+#include "common/prom.h"
 #include "proxy/metrics.h"
 #include "proxy/objects.h"
 
@@ -75,6 +76,9 @@ void metrics_observe_xact(struct proxy *px, int64_t ms)
 	px->stats_xact_ms_sum += (uint64_t)(ms > 0 ? ms : 0);
 }
 
+/* The pool's labels: database and user come from clients, so prom_sample escapes them. */
+#define POOL_LABELS(p) {"database", (p)->database, "user", (p)->user, "port", (p)->ro ? "ro" : "rw", NULL}
+
 static void pool_lines(struct strbuf *sb, const struct pool *p)
 {
 	int idle = 0, active = 0, login = 0;
@@ -87,15 +91,38 @@ static void pool_lines(struct strbuf *sb, const struct pool *p)
 		else
 			active++;
 	}
-	const char *port = p->ro ? "ro" : "rw";
-	sb_printf(sb, "pgha_proxy_servers{database=\"%s\",user=\"%s\",port=\"%s\",state=\"idle\"} %d\n",
-		  p->database, p->user, port, idle);
-	sb_printf(sb, "pgha_proxy_servers{database=\"%s\",user=\"%s\",port=\"%s\",state=\"active\"} %d\n",
-		  p->database, p->user, port, active);
-	sb_printf(sb, "pgha_proxy_servers{database=\"%s\",user=\"%s\",port=\"%s\",state=\"login\"} %d\n",
-		  p->database, p->user, port, login);
-	sb_printf(sb, "pgha_proxy_clients_waiting{database=\"%s\",user=\"%s\",port=\"%s\"} %d\n",
-		  p->database, p->user, port, p->nwaiting);
+	const char *labels[] = POOL_LABELS(p);
+	const char *st_idle[] = {"state", "idle", NULL}, *st_active[] = {"state", "active", NULL},
+		   *st_login[] = {"state", "login", NULL};
+	prom_sample(sb, "pgha_proxy_servers", labels, st_idle, idle);
+	prom_sample(sb, "pgha_proxy_servers", labels, st_active, active);
+	prom_sample(sb, "pgha_proxy_servers", labels, st_login, login);
+	prom_sample(sb, "pgha_proxy_clients_waiting", labels, NULL, p->nwaiting);
+}
+
+/* Per pool: clients by state and the longest wait, as pgbouncer_exporter gives them. */
+static void pool_client_lines(struct strbuf *sb, const struct proxy *px, const struct pool *p)
+{
+	int idle = 0, active = 0;
+	for (const struct link *l = px->clients_idle.next; l != &px->clients_idle; l = l->next) {
+		const struct client *c = link_entry(l, const struct client, node);
+		idle += c->pool == p && c->state == CL_IDLE;
+	}
+	for (const struct link *l = p->active.next; l != &p->active; l = l->next)
+		active += link_entry(l, const struct server, node)->client != NULL;
+	int64_t longest = 0;
+	for (const struct link *l = p->waiting.next; l != &p->waiting; l = l->next) {
+		const struct client *c = link_entry(l, const struct client, node);
+		if (px->now_ms - c->since_ms > longest)
+			longest = px->now_ms - c->since_ms;
+	}
+	const char *labels[] = POOL_LABELS(p);
+	const char *st_idle[] = {"state", "idle", NULL}, *st_active[] = {"state", "active", NULL},
+		   *st_wait[] = {"state", "waiting", NULL};
+	prom_sample(sb, "pgha_proxy_pool_clients", labels, st_idle, idle);
+	prom_sample(sb, "pgha_proxy_pool_clients", labels, st_active, active);
+	prom_sample(sb, "pgha_proxy_pool_clients", labels, st_wait, p->nwaiting);
+	prom_sample(sb, "pgha_proxy_pool_longest_wait_seconds", labels, NULL, (double)longest / 1000.0);
 }
 
 void metrics_render(struct proxy *px)
@@ -121,6 +148,13 @@ void metrics_render(struct proxy *px)
 		     "# TYPE pgha_proxy_clients_waiting gauge\n");
 	for (struct link *l = px->pools.next; l != &px->pools; l = l->next)
 		pool_lines(&sb, link_entry(l, struct pool, node));
+	sb_puts(&sb, "# HELP pgha_proxy_pool_clients Logged-in clients by pool and state (idle: no transaction; "
+		     "active: linked to a server; waiting: for a server, a failover or switchover hold included).\n"
+		     "# TYPE pgha_proxy_pool_clients gauge\n"
+		     "# HELP pgha_proxy_pool_longest_wait_seconds How long the pool's oldest waiting client has waited.\n"
+		     "# TYPE pgha_proxy_pool_longest_wait_seconds gauge\n");
+	for (struct link *l = px->pools.next; l != &px->pools; l = l->next)
+		pool_client_lines(&sb, px, link_entry(l, struct pool, node));
 	sb_puts(&sb, "# HELP pgha_proxy_transactions_total Transactions finished (transaction pooling).\n"
 		     "# TYPE pgha_proxy_transactions_total counter\n");
 	sb_printf(&sb, "pgha_proxy_transactions_total %llu\n", (unsigned long long)px->stats_xacts);
@@ -146,11 +180,15 @@ void metrics_render(struct proxy *px)
 		     "# TYPE pgha_proxy_routing_changes_total counter\n");
 	sb_printf(&sb, "pgha_proxy_routing_changes_total %llu\n", (unsigned long long)px->stats_routing_changes);
 	sb_puts(&sb, "# HELP pgha_proxy_leader Whether a leader is known (1) and which.\n# TYPE pgha_proxy_leader gauge\n");
-	if (px->topo.has_leader)
-		sb_printf(&sb, "pgha_proxy_leader{name=\"%s\",address=\"%s:%d\"} 1\n", px->topo.leader.name,
-			  px->topo.leader.host, px->topo.leader.port);
-	else
-		sb_puts(&sb, "pgha_proxy_leader{name=\"\",address=\"\"} 0\n");
+	if (px->topo.has_leader) {
+		char addr[300];
+		snprintf(addr, sizeof(addr), "%s:%d", px->topo.leader.host, px->topo.leader.port);
+		const char *l[] = {"name", px->topo.leader.name, "address", addr, NULL};
+		prom_sample(&sb, "pgha_proxy_leader", l, NULL, 1);
+	} else {
+		const char *l[] = {"name", "", "address", "", NULL};
+		prom_sample(&sb, "pgha_proxy_leader", l, NULL, 0);
+	}
 	sb_puts(&sb, "# HELP pgha_proxy_standbys Streaming standbys the read-only port may use.\n"
 		     "# TYPE pgha_proxy_standbys gauge\n");
 	sb_printf(&sb, "pgha_proxy_standbys %d\n", px->topo.nreplicas);

@@ -292,6 +292,23 @@ def test_prometheus_metrics(cluster):
         assert 'pgha_proxy_servers{database="postgres",user="postgres",port="rw",state="idle"}' in text
         assert 'pgha_proxy_transaction_seconds_bucket{le="+Inf"}' in text
         assert "# TYPE pgha_proxy_transaction_seconds histogram" in text
+        # Clients by state per pool: one held in a transaction shows active.
+        with proxy.connect() as held:
+            held.execute("SELECT 1")
+            text = wait_until("the active client in the metrics", lambda: (lambda t: t if
+                              'pgha_proxy_pool_clients{database="postgres",user="postgres",port="rw",state="active"} 1'
+                              in t else None)(scrape()), timeout=10)
+            assert 'pgha_proxy_pool_longest_wait_seconds{database="postgres",user="postgres",port="rw"} 0' in text
+        # A database name a client chose cannot break the text format (it is escaped in labels).
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(host="127.0.0.1", port=proxy.port, user="postgres", password=cluster.su_pw,
+                            dbname='x"} 1\nfake_metric 1', connect_timeout=5).close()
+        # The pool is there, its label escaped.
+        text = wait_until("the pool of the odd database in the metrics", lambda: (lambda t: t if
+                          'database="x\\"} 1\\nfake_metric 1"' in t else None)(scrape()), timeout=10)
+        assert "\nfake_metric" not in text, text
+        for line in text.splitlines():
+            assert line.startswith("#") or line.startswith("pgha_proxy_"), line
     finally:
         assert proxy.stop() == 0
 
