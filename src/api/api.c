@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "cluster/backup_key.h"
+#include "cluster/config_key.h"
 #include "cluster/history_key.h"
 #include "cluster/switchover_req.h"
 #include "common/log.h"
@@ -119,7 +120,7 @@ static bool api_authorized(const struct api_source *src, const struct http_reque
 {
 	if (src->token == NULL) {
 		api_error(resp, 403, "no [node] api_token_file is set: this member refuses every request that "
-			  "changes something (POST/DELETE /switchover, POST /failsafe)");
+			  "changes something (POST/DELETE /switchover, POST/DELETE /pause, POST /failsafe)");
 		return false;
 	}
 	const char *a = req->authorization;
@@ -138,6 +139,29 @@ static bool api_authorized(const struct api_source *src, const struct http_reque
 		return false;
 	}
 	return true;
+}
+
+/* POST /pause: maintenance mode on; DELETE /pause: off (the config key's pause, as `ctl pause`/`resume`). */
+static void api_pause(struct api_source *src, const struct http_request *req, struct http_response *resp)
+{
+	if (!api_authorized(src, req, resp))
+		return;
+	bool pause = strcmp(req->method, "POST") == 0;
+	struct pgha_err e;
+	struct etcd_client *c = etcd_new(src->etcd, &e);
+	if (c == NULL) {
+		api_error(resp, 503, e.msg);
+		return;
+	}
+	char *key = xasprintf("%sconfig", src->prefix);
+	if (dyncfg_write_pause(c, key, pause, &e) != 0) {
+		api_error(resp, 503, e.msg);
+	} else {
+		log_info("API: maintenance mode %s", pause ? "on" : "off");
+		sb_printf(&resp->body, "{\"paused\":%s}", pause ? "true" : "false");
+	}
+	free(key);
+	etcd_free(c);
 }
 
 /* POST /switchover {"candidate", "leader"?, "scheduled_at"?}; DELETE /switchover. */
@@ -318,6 +342,10 @@ static void api_handle(void *arg, const struct http_request *req, struct http_re
 	if (strcmp(req->path, "/switchover") == 0 &&
 	    (strcmp(req->method, "POST") == 0 || strcmp(req->method, "DELETE") == 0)) {
 		api_switchover(s->src, req, resp);
+		return;
+	}
+	if (strcmp(req->path, "/pause") == 0 && (strcmp(req->method, "POST") == 0 || strcmp(req->method, "DELETE") == 0)) {
+		api_pause(s->src, req, resp);
 		return;
 	}
 	if (!api_method_ok(req->method)) {

@@ -30,6 +30,9 @@
  *                                (202 with the request); DELETE /switchover withdraws a
  *                                pending one. Both need "Authorization: Bearer <token>"
  *                                ([node] api_token_file); without a token file, 403.
+ *   POST /pause, DELETE /pause   maintenance mode on / off (the config key, as `ctl pause` /
+ *                                `ctl resume`); the bearer token like /switchover
+ *   /ui                          the dashboard (api/ui.c); /ui/series its charts' points
  *   /                            same as /primary (Patroni; HAProxy's bare httpchk probes it)
  *   /status, /patroni            this member's status JSON, 200 if PostgreSQL runs
  *   /history                     {"entries": [...]}: the leader changes, oldest first

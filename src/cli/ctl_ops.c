@@ -47,32 +47,12 @@ int ctl_cmd_pause(const struct ctl_target *t, bool pause, int argc, char **argv)
 	}
 	char *prefix = ctl_cluster_prefix(t);
 	char *key = xasprintf("%sconfig", prefix);
-	int rc = 1;
-	/* Read-modify-write under a compare on the revision: other settings are kept. */
-	for (int attempt = 0; attempt < 5; attempt++) {
-		struct etcd_kvs kvs = {0};
-		if (etcd_get(c, key, &kvs, &e) != 0)
-			break;
-		const struct etcd_kv *kv = etcd_kvs_find(&kvs, key);
-		json_t *cfg = dyncfg_object(kv ? kv->value : NULL);
-		json_object_set_new(cfg, "pause", dyncfg_setting_json(DYNCFG_PAUSE, pause));
-		bool ok = false;
-		int r = ctl_config_put_cas(c, key, kv, cfg, &ok, &e);
-		json_decref(cfg);
-		etcd_kvs_free(&kvs);
-		if (r != 0)
-			break;
-		if (ok) {
-			rc = 0;
-			break;
-		}
-	}
+	int rc = dyncfg_write_pause(c, key, pause, &e) == 0 ? 0 : 1;
 	if (rc == 0)
 		printf("%s (%.1f s)%s\n", pause ? "Maintenance mode on: no automatic failover" : "Maintenance mode off",
 		       (double)(now_ms() - t0) / 1000.0, pause ? "; `pgha ctl resume` ends it" : "");
 	else
-		fprintf(stderr, "pgha ctl %s: %s\n", pause ? "pause" : "resume",
-			e.msg[0] ? e.msg : "the config key kept changing; try again");
+		fprintf(stderr, "pgha ctl %s: %s\n", pause ? "pause" : "resume", e.msg);
 	free(key);
 	free(prefix);
 	etcd_free(c);

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/config_key.h"
 #include "cluster/record.h"
 #include "cluster/restore_key.h"
 
@@ -302,6 +303,7 @@ char *backup_view_encode(const struct cluster_view *v, const char *cluster_name)
 	json_object_set_new(b, "last", key_json(v->backup_last, false, "backup last"));
 	json_object_set_new(o, "backup", b);
 	json_object_set_new(o, "restore", restore_view_json(v));
+	json_object_set_new(o, "paused", json_boolean(dyncfg_paused(v->config)));
 	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	return s;

@@ -498,3 +498,30 @@ void dyncfg_params_free(struct pg_param *p, size_t n)
 	}
 	free(p);
 }
+
+int dyncfg_write_pause(struct etcd_client *c, const char *key, bool pause, struct pgha_err *e)
+{
+	/* Read-modify-write under a compare on the revision: other settings are kept. */
+	for (int attempt = 0; attempt < 5; attempt++) {
+		struct etcd_kvs kvs = {0};
+		if (etcd_get(c, key, &kvs, e) != 0)
+			return -1;
+		const struct etcd_kv *kv = etcd_kvs_find(&kvs, key);
+		json_t *cfg = dyncfg_object(kv ? kv->value : NULL);
+		json_object_set_new(cfg, "pause", dyncfg_setting_json(DYNCFG_PAUSE, pause));
+		char *text = json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS);
+		json_decref(cfg);
+		struct etcd_cmp cmp = {.key = key, .target = ETCD_CMP_MOD, .result = ETCD_CMP_EQUAL,
+				       .number = kv ? kv->mod_revision : 0};
+		struct etcd_op put = {.type = ETCD_OP_PUT, .key = key, .value = text};
+		bool ok = false;
+		int r = etcd_txn(c, &cmp, 1, &put, 1, NULL, 0, &ok, NULL, e);
+		free(text);
+		etcd_kvs_free(&kvs);
+		if (r != 0)
+			return -1;
+		if (ok)
+			return 0;
+	}
+	return err_set(e, "the config key kept changing; try again");
+}

@@ -31,6 +31,7 @@
 #include "cluster/member.h"
 #include "cluster/sync_key.h"
 #include "common/err.h"
+#include "dcs/etcd.h"
 #include "pg/pgconf.h"
 
 /* Defaults and ranges a member's file shares with the key (static initializers need them as macros). */
@@ -115,6 +116,8 @@ json_t *dyncfg_encode(const struct dyncfg *c);
 json_t *dyncfg_normalize(const json_t *in, struct pgha_err *e);
 /* ctl set's check after a change: the timing only, what is not set at its default. */
 int dyncfg_check_timing(const json_t *cfg, struct pgha_err *e) PGHA_MUSTCHECK;
+/* Set or clear maintenance mode in the config key at key, keeping its other settings (compare-and-swap, retried). */
+int dyncfg_write_pause(struct etcd_client *c, const char *key, bool pause, struct pgha_err *e) PGHA_MUSTCHECK;
 /* Whether maintenance mode is on: the pause flag of text (the key's value, NULL if absent). */
 bool dyncfg_paused(const char *text);
 /* The key's JSON object as stored (an empty one if absent or not an object), to change and write back. */

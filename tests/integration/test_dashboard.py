@@ -125,18 +125,18 @@ def test_a_switchover_from_the_page(board):
     b.js("window.confirm = () => true")
     # Without the token: refused by the page, nothing asked.
     b.js(f"document.getElementById('so-to').value = '{standby}'; document.getElementById('so-token').value = '';"
-         "document.getElementById('switchover').requestSubmit()")
+         "document.getElementById('ops').requestSubmit()")
     assert "token is needed" in wait_until(
         "the page to ask for the token", lambda: b.js("document.getElementById('so-result').textContent"), timeout=5)
     # A wrong token: the agent refuses (401), the page says so.
-    b.js("document.getElementById('so-token').value = 'wrong'; document.getElementById('switchover').requestSubmit()")
+    b.js("document.getElementById('so-token').value = 'wrong'; document.getElementById('ops').requestSubmit()")
     wait_until("the refusal", lambda: "Refused (401)" in b.js("document.getElementById('so-result').textContent"),
                timeout=10)
     assert cluster.leader() == leader
     # The cluster's token: the switchover happens, and the page shows the new leader.
     b.js(f"document.getElementById('so-to').value = '{standby}';"
          f"document.getElementById('so-token').value = {json.dumps(cluster.api_token)};"
-         "document.getElementById('switchover').requestSubmit()")
+         "document.getElementById('ops').requestSubmit()")
     wait_until("the switchover to be asked",
                lambda: "asked" in b.js("document.getElementById('so-result').textContent"), timeout=10)
     wait_until("the page to show the new leader",
@@ -146,3 +146,22 @@ def test_a_switchover_from_the_page(board):
     assert wait_until("the switchover in the page's history",
                       lambda: b.js("document.querySelector('#history tbody tr').cells[1].textContent")
                       == "switchover", timeout=20)
+
+
+def test_pause_and_resume_from_the_page(board):
+    cluster, b = board
+    b.js("window.confirm = () => true")
+    b.js(f"document.getElementById('so-token').value = {json.dumps(cluster.api_token)};"
+         "document.getElementById('pause').click()")
+    wait_until("maintenance mode on", lambda: cluster.view().get("paused") is True, timeout=10)
+    wait_until("the page to show it", lambda: b.js("document.getElementById('paused').textContent").startswith("on"),
+               timeout=10)
+    b.js("document.getElementById('resume').click()")
+    wait_until("maintenance mode off", lambda: cluster.view().get("paused") is False, timeout=10)
+    wait_until("the page to show it", lambda: b.js("document.getElementById('paused').textContent") == "off",
+               timeout=10)
+    # Without the right token nothing changes.
+    b.js("document.getElementById('so-token').value = 'wrong'; document.getElementById('pause').click()")
+    wait_until("the refusal", lambda: "Refused (401)" in b.js("document.getElementById('so-result').textContent"),
+               timeout=10)
+    assert cluster.view().get("paused") is False

@@ -105,28 +105,50 @@ async function refresh() {
     const st = text($("status"), healthy ? "leader " + v.leader : "no running leader");
     st.className = "badge " + (healthy ? "ok" : "bad");
     renderMembers(v); renderHistory(h); renderSeries(s);
+    text($("paused"), v.paused ? "on (no automatic failover)" : "off");
     text($("updated"), "updated " + new Date().toLocaleTimeString());
   } catch (e) {
     const st = text($("status"), "cannot read the API: " + e.message); st.className = "badge bad";
   }
 }
 
-$("switchover").addEventListener("submit", async (ev) => {
+function say(msg, bad) { const out = $("so-result"); text(out, msg); out.className = bad ? "error" : ""; }
+
+// Every change goes through the agent's API with the token typed here (kept in this page only).
+async function act(method, path, body, what) {
+  const token = $("so-token").value;
+  if (!token) { say("The API token is needed (the file [node] api_token_file names).", true); return; }
+  say("asking…");
+  try {
+    const r = await fetch(path, {method, headers: {"Authorization": "Bearer " + token, "Content-Type": "application/json"},
+                                 body: body ? JSON.stringify(body) : undefined});
+    const b = await r.json().catch(() => ({}));
+    if (r.ok) say(what(b)); else say("Refused (" + r.status + "): " + (b.error || ""), true);
+  } catch (e) { say("Failed: " + e.message, true); }
+  refresh();
+}
+
+$("ops").addEventListener("submit", (ev) => {
   ev.preventDefault();
-  const to = $("so-to").value, token = $("so-token").value, out = $("so-result");
+  const to = $("so-to").value;
   if (!view || !to) return;
-  if (!token) { text(out, "The API token is needed (the file [node] api_token_file names)."); out.className = "error"; return; }
+  if (!$("so-token").value) { say("The API token is needed (the file [node] api_token_file names).", true); return; }
   if (!confirm("Switch over cluster " + view.cluster + " from " + view.leader + " to " + to + "?\n\n" +
                "The proxies hold new transactions, " + view.leader + " stops cleanly and " + to + " becomes the leader.")) return;
-  text(out, "asking…"); out.className = "";
-  try {
-    const r = await fetch("/switchover", {method: "POST", headers: {"Authorization": "Bearer " + token, "Content-Type": "application/json"},
-                                          body: JSON.stringify({candidate: to, leader: view.leader})});
-    const body = await r.json().catch(() => ({}));
-    if (r.status === 202) text(out, "Switchover " + body.id + " asked: " + body.from + " → " + body.to + ".");
-    else { text(out, "Refused (" + r.status + "): " + (body.error || "")); out.className = "error"; }
-  } catch (e) { text(out, "Failed: " + e.message); out.className = "error"; }
-  refresh();
+  act("POST", "/switchover", {candidate: to, leader: view.leader}, (b) => "Switchover " + b.id + " asked: " + b.from + " → " + b.to + ".");
+});
+$("pause").addEventListener("click", () => {
+  if (!view) return;
+  if (!$("so-token").value) { say("The API token is needed (the file [node] api_token_file names).", true); return; }
+  if (!confirm("Turn on maintenance mode in cluster " + view.cluster + "?\n\nNo automatic failover until it is resumed: " +
+               "if the leader fails meanwhile, nobody takes over.")) return;
+  act("POST", "/pause", null, () => "Maintenance mode on.");
+});
+$("resume").addEventListener("click", () => {
+  if (!view) return;
+  if (!$("so-token").value) { say("The API token is needed (the file [node] api_token_file names).", true); return; }
+  if (!confirm("End maintenance mode in cluster " + view.cluster + "?\n\nAutomatic failover works again.")) return;
+  act("DELETE", "/pause", null, () => "Maintenance mode off.");
 });
 
 refresh();
