@@ -7,7 +7,9 @@
  * points are kept in the API's snapshot (api_source_add_sample), about ten
  * minutes, with no database.
  */
+#include <jansson.h>
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -55,7 +57,14 @@ static void num_or_null(struct strbuf *out, double v)
 void api_series_json(const struct api_source *src, struct strbuf *out)
 {
 	/* Member names are letters, digits, '_', '-' and '.': nothing to escape in JSON. */
-	sb_printf(out, "{\"member\":\"%s\",\"points\":[", src->status.self.name);
+	sb_printf(out, "{\"member\":\"%s\",\"etcd\":{\"reachable\":%s,\"endpoints\":", src->status.self.name,
+		  src->status.etcd_reachable ? "true" : "false");
+	json_t *ep = json_string(src->etcd && src->etcd->endpoints ? src->etcd->endpoints : "");
+	char *eps = ep ? json_dumps(ep, JSON_ENCODE_ANY) : NULL;
+	sb_puts(out, eps ? eps : "\"\"");
+	free(eps);
+	json_decref(ep);
+	sb_puts(out, "},\"points\":[");
 	for (size_t k = 0; k < src->series_n; k++) {
 		const struct api_sample *p = &src->series[(src->series_head + k) % API_SERIES_MAX];
 		sb_printf(out, "%s{\"t\":%lld,\"xacts\":", k ? "," : "", (long long)p->t_ms);

@@ -14,6 +14,7 @@
 #include "cluster/config_key.h"
 #include "cluster/record.h"
 #include "cluster/restore_key.h"
+#include "cluster/switchover.h"
 
 static const char *const type_keys[BACKUP_NTYPES] = {"full", "diff", "incr"};
 
@@ -304,6 +305,20 @@ char *backup_view_encode(const struct cluster_view *v, const char *cluster_name)
 	json_object_set_new(o, "backup", b);
 	json_object_set_new(o, "restore", restore_view_json(v));
 	json_object_set_new(o, "paused", json_boolean(dyncfg_paused(v->config)));
+	/* The proxies as they registered (their client count is refreshed every 10 s). */
+	json_t *px = json_array();
+	for (size_t i = 0; i < v->nproxies; i++) {
+		struct proxy_record r;
+		struct pgha_err e;
+		if (proxy_record_decode(v->proxies[i], strlen(v->proxies[i]), &r, &e) != 0) {
+			json_array_append_new(px, json_pack("{s:s}", "invalid", e.msg));
+			continue;
+		}
+		json_array_append_new(px, json_pack("{s:s, s:s, s:s, s:i, s:s}", "name", r.name, "listen", r.listen,
+						    "listen_ro", r.listen_ro, "clients", r.clients, "paused_for",
+						    r.paused_for));
+	}
+	json_object_set_new(o, "proxies", px);
 	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	return s;

@@ -134,6 +134,8 @@ struct cluster_view {
 	int64_t restore_rev;
 	char *history;           /* the history of leader changes (cluster/history_key.h), raw JSON, NULL if absent */
 	int64_t history_rev;
+	char **proxies;          /* the proxies' records (proxies/<name>, cluster/switchover.h), raw JSON */
+	size_t nproxies;
 	struct member *members;  /* decoded records (bad records are skipped with a warning) */
 	size_t nmembers;
 	int64_t revision;        /* etcd revision of the read */

@@ -1,7 +1,8 @@
 """The dashboard (/ui) in a real browser: headless Chromium driven over its DevTools protocol.
 
-A 2-member cluster. Chromium loads the page from a standby's agent: the DOM shows the cluster,
-the leader, both members with their roles and the bootstrap in the history; the page fetches
+A 2-member cluster and a proxy. Chromium loads the page from a standby's agent: the DOM shows
+the cluster, the leader, both members with their roles, the proxy, etcd and the bootstrap in the
+history; the page fetches
 nothing from elsewhere (every request goes to the agent) and a screenshot is taken. The
 switchover form refuses without the API token; with it (the confirmation accepted), the
 switchover happens and the page shows the new leader.
@@ -77,7 +78,7 @@ class Browser:
 
 @pytest.fixture(scope="module")
 def board(request):
-    with module_cluster(request, NAMES) as (cluster, _):
+    with module_cluster(request, NAMES, proxy_args={}) as (cluster, _):
         b = Browser(cluster.base)
         try:
             yield cluster, b
@@ -104,6 +105,11 @@ def test_the_page_shows_the_cluster(board):
     wait_until("both members, the standby streaming",
                lambda: sorted(members_shown(b)) == want, timeout=20)
     assert b.js("document.querySelector('#history tbody tr').cells[1].textContent") == "bootstrap"
+    # The proxy as it registered, and etcd as this agent reaches it.
+    wait_until("the proxy in the page", lambda: b.js(
+        "Array.from(document.querySelectorAll('#proxies tbody tr')).map(r => r.cells[0].textContent)") == ["proxy"],
+        timeout=20)
+    assert b.js("document.getElementById('etcd').textContent") == f"{cluster.etcd.url} (this agent reaches it)"
     # Everything the page asked for came from the agent itself.
     origin = f"http://127.0.0.1:{node.api_port}/"
     assert b.requests and all(u.startswith(origin) for u in b.requests), b.requests

@@ -49,6 +49,19 @@ function renderMembers(v) {
   if (keep) sel.value = keep;
 }
 
+function renderProxies(v, s) {
+  const body = $("proxies").tBodies[0];
+  body.replaceChildren();
+  for (const p of v.proxies || []) {
+    const row = body.insertRow();
+    if (p.invalid) { cell(row, "(a record nobody can read: " + p.invalid + ")"); continue; }
+    cell(row, p.name); cell(row, p.listen); cell(row, p.listen_ro || "-"); cell(row, String(p.clients));
+    cell(row, p.paused_for || "-");
+  }
+  if (!(v.proxies || []).length) cell(body.insertRow(), "no proxy registered");
+  text($("etcd"), (s.etcd.endpoints || "?") + (s.etcd.reachable ? " (this agent reaches it)" : " (this agent cannot reach it)"));
+}
+
 function renderHistory(h) {
   const body = $("history").tBodies[0];
   body.replaceChildren();
@@ -104,7 +117,7 @@ async function refresh() {
     const healthy = leader && leader.role === "primary" && leader.state === "running";
     const st = text($("status"), healthy ? "leader " + v.leader : "no running leader");
     st.className = "badge " + (healthy ? "ok" : "bad");
-    renderMembers(v); renderHistory(h); renderSeries(s);
+    renderMembers(v); renderProxies(v, s); renderHistory(h); renderSeries(s);
     text($("paused"), v.paused ? "on (no automatic failover)" : "off");
     text($("updated"), "updated " + new Date().toLocaleTimeString());
   } catch (e) {
