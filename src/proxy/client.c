@@ -24,6 +24,7 @@
 #include "proxy/admin.h"
 #include "proxy/cancel.h"
 #include "proxy/client.h"
+#include "proxy/metrics.h"
 #include "proxy/creds.h"
 #include "proxy/hold.h"
 #include "proxy/pool.h"
@@ -102,6 +103,7 @@ void client_accept(struct proxy *px, int fd, bool ro)
 		px->stats_preauth_refused++;
 		pgp_build_error(&c->out, "FATAL", "53300", "too many connections logging in at once (max_preauth_conn)",
 				NULL, NULL);
+		metrics_count_error(px, "53300");
 		if (flush_out(c) >= 0)
 			client_close(c, "over max_preauth_conn");
 	}
@@ -226,7 +228,7 @@ void client_send_error(struct client *c, const char *sqlstate, const char *msg, 
 {
 	log_info("client %s (%s@%s): %s%s", c->addr, c->user, c->database, fatal ? "FATAL " : "", msg);
 	pgp_build_error(&c->out, fatal ? "FATAL" : "ERROR", sqlstate, msg, NULL, NULL);
-	c->px->stats_errors_sent++;
+	metrics_count_error(c->px, sqlstate);
 	if (!fatal) {
 		/* The connection survives (transaction pooling): the client may go on. */
 		pgp_build_ready_for_query(&c->out, 'I');
@@ -310,7 +312,7 @@ static int answer_lost(struct client *c)
 		}
 		if (!c->lost_told) {
 			pgp_build_error(&c->out, "ERROR", "08006", c->lost, NULL, NULL);
-			c->px->stats_errors_sent++;
+			metrics_count_error(c->px, "08006");
 			c->lost_told = true;
 		}
 		if (m.type == 'Q' || m.type == 'S') {
@@ -378,7 +380,7 @@ static void client_fail(struct client *c, const char *sqlstate, const char *msg)
 {
 	log_info("client %s (%s@%s): FATAL %s", c->addr, c->user, c->database, msg);
 	pgp_build_error(&c->out, "FATAL", sqlstate, msg, NULL, NULL);
-	c->px->stats_errors_sent++;
+	metrics_count_error(c->px, sqlstate);
 	client_close_when_sent(c, msg);
 }
 
@@ -698,6 +700,7 @@ static void auth_failed(struct client *c, const char *why)
 	char msg[200];
 	snprintf(msg, sizeof(msg), "password authentication failed for user \"%s\"", c->user);
 	pgp_build_error(&c->out, "FATAL", "28P01", msg, NULL, NULL);
+	metrics_count_error(c->px, "28P01");
 	if (flush_out(c) < 0)
 		return;
 	client_close(c, "authentication failed");

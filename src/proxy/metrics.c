@@ -67,13 +67,55 @@ void metrics_stop(struct metrics *m)
 	free(m);
 }
 
-void metrics_observe_xact(struct proxy *px, int64_t ms)
+static void observe(uint64_t hist[NBUCKETS + 1], uint64_t *sum, int64_t ms)
 {
 	size_t i = 0;
 	while (i < NBUCKETS && ms > bucket_ms[i])
 		i++;
-	px->stats_xact_hist[i]++;
-	px->stats_xact_ms_sum += (uint64_t)(ms > 0 ? ms : 0);
+	hist[i]++;
+	*sum += (uint64_t)(ms > 0 ? ms : 0);
+}
+
+void metrics_observe_xact(struct proxy *px, int64_t ms)
+{
+	observe(px->stats_xact_hist, &px->stats_xact_ms_sum, ms);
+}
+
+void metrics_observe_wait(struct proxy *px, int64_t ms)
+{
+	observe(px->stats_wait_hist, &px->stats_wait_ms_sum, ms);
+}
+
+void metrics_count_error(struct proxy *px, const char *sqlstate)
+{
+	px->stats_errors_sent++;
+	size_t i;
+	for (i = 0; i < px->nsqlstate; i++)
+		if (strcmp(px->stats_sqlstate[i].code, sqlstate) == 0)
+			break;
+	if (i == px->nsqlstate) {
+		/* SQLSTATEs are the proxy's own, a dozen at most; a 17th shares the last slot. */
+		if (px->nsqlstate == sizeof(px->stats_sqlstate) / sizeof(px->stats_sqlstate[0]))
+			i = px->nsqlstate - 1;
+		else
+			px->nsqlstate++;
+		snprintf(px->stats_sqlstate[i].code, sizeof(px->stats_sqlstate[i].code), "%.5s", sqlstate);
+	}
+	px->stats_sqlstate[i].n++;
+}
+
+/* A histogram in seconds from buckets of milliseconds. */
+static void histogram(struct strbuf *sb, const char *name, const uint64_t hist[NBUCKETS + 1], uint64_t ms_sum)
+{
+	uint64_t cum = 0;
+	for (size_t i = 0; i < NBUCKETS; i++) {
+		cum += hist[i];
+		sb_printf(sb, "%s_bucket{le=\"%g\"} %llu\n", name, (double)bucket_ms[i] / 1000.0, (unsigned long long)cum);
+	}
+	cum += hist[NBUCKETS];
+	sb_printf(sb, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
+	sb_printf(sb, "%s_sum %g\n", name, (double)ms_sum / 1000.0);
+	sb_printf(sb, "%s_count %llu\n", name, (unsigned long long)cum);
 }
 
 /* The pool's labels: database and user come from clients, so prom_sample escapes them. */
@@ -163,16 +205,24 @@ void metrics_render(struct proxy *px)
 	sb_printf(&sb, "pgha_proxy_queries_total %llu\n", (unsigned long long)px->stats_queries);
 	sb_puts(&sb, "# HELP pgha_proxy_transaction_seconds Time a transaction held a server.\n"
 		     "# TYPE pgha_proxy_transaction_seconds histogram\n");
-	uint64_t cum = 0;
-	for (size_t i = 0; i < NBUCKETS; i++) {
-		cum += px->stats_xact_hist[i];
-		sb_printf(&sb, "pgha_proxy_transaction_seconds_bucket{le=\"%g\"} %llu\n", (double)bucket_ms[i] / 1000.0,
-			  (unsigned long long)cum);
+	histogram(&sb, "pgha_proxy_transaction_seconds", px->stats_xact_hist, px->stats_xact_ms_sum);
+	sb_puts(&sb, "# HELP pgha_proxy_client_wait_seconds Time a client waited for each server it got (0 when one "
+		     "was free; a failover or switchover hold included).\n"
+		     "# TYPE pgha_proxy_client_wait_seconds histogram\n");
+	histogram(&sb, "pgha_proxy_client_wait_seconds", px->stats_wait_hist, px->stats_wait_ms_sum);
+	sb_puts(&sb, "# HELP pgha_proxy_received_bytes_total Bytes read from clients and from servers (relayed).\n"
+		     "# TYPE pgha_proxy_received_bytes_total counter\n");
+	sb_printf(&sb, "pgha_proxy_received_bytes_total{from=\"clients\"} %llu\n",
+		  (unsigned long long)px->stats_bytes_from_clients);
+	sb_printf(&sb, "pgha_proxy_received_bytes_total{from=\"servers\"} %llu\n",
+		  (unsigned long long)px->stats_bytes_from_servers);
+	sb_puts(&sb, "# HELP pgha_proxy_errors_by_sqlstate_total Errors the proxy itself sent, by SQLSTATE "
+		     "(53300 too many clients, 28P01 wrong password, 08P01 protocol, 08006 server lost, ...).\n"
+		     "# TYPE pgha_proxy_errors_by_sqlstate_total counter\n");
+	for (size_t i = 0; i < px->nsqlstate; i++) {
+		const char *l[] = {"sqlstate", px->stats_sqlstate[i].code, NULL};
+		prom_sample(&sb, "pgha_proxy_errors_by_sqlstate_total", l, NULL, (double)px->stats_sqlstate[i].n);
 	}
-	cum += px->stats_xact_hist[NBUCKETS];
-	sb_printf(&sb, "pgha_proxy_transaction_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
-	sb_printf(&sb, "pgha_proxy_transaction_seconds_sum %g\n", (double)px->stats_xact_ms_sum / 1000.0);
-	sb_printf(&sb, "pgha_proxy_transaction_seconds_count %llu\n", (unsigned long long)cum);
 	sb_puts(&sb, "# HELP pgha_proxy_errors_sent_total Errors the proxy itself sent to clients.\n"
 		     "# TYPE pgha_proxy_errors_sent_total counter\n");
 	sb_printf(&sb, "pgha_proxy_errors_sent_total %llu\n", (unsigned long long)px->stats_errors_sent);

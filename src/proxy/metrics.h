@@ -16,5 +16,9 @@ struct metrics *metrics_start(struct proxy *px, const char *listen, struct pgha_
 void metrics_render(struct proxy *px);
 void metrics_stop(struct metrics *m);
 void metrics_observe_xact(struct proxy *px, int64_t ms);
+/* A client waited ms for a server (a failover or switchover hold included). */
+void metrics_observe_wait(struct proxy *px, int64_t ms);
+/* The proxy sent a client an error with this SQLSTATE. */
+void metrics_count_error(struct proxy *px, const char *sqlstate);
 
 #endif

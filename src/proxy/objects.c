@@ -4,6 +4,7 @@
  * change here; the startup parameters every client and server tracks.
  */
 #include "proxy/objects.h"
+#include "proxy/metrics.h"
 
 #include <strings.h>
 
@@ -37,6 +38,9 @@ static struct link *client_list(struct client *c, enum client_state st)
 void client_set_state(struct client *c, enum client_state to)
 {
 	struct link *from_list = client_list(c, c->state), *to_list = client_list(c, to);
+	/* Every server handed to a client: how long it waited (0 when one was free). */
+	if (to == CL_ACTIVE && c->state != CL_ACTIVE)
+		metrics_observe_wait(c->px, c->state == CL_WAITING ? c->px->now_ms - c->since_ms : 0);
 	if (c->state == CL_WAITING)
 		c->pool->nwaiting--;
 	if (to == CL_WAITING)

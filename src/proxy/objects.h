@@ -192,6 +192,12 @@ struct proxy {
 	uint64_t stats_xact_hist[12];   /* transaction time buckets, see metrics.c */
 	uint64_t stats_xact_ms_sum;
 	uint64_t stats_errors_sent;
+	uint64_t stats_wait_hist[12];   /* time a client waited for a server, buckets as metrics.c */
+	uint64_t stats_wait_ms_sum;
+	uint64_t stats_bytes_from_clients;  /* read from clients (TLS: after decryption) */
+	uint64_t stats_bytes_from_servers;  /* read from servers while relaying */
+	struct { char code[6]; uint64_t n; } stats_sqlstate[16];   /* errors the proxy sent, by SQLSTATE */
+	size_t nsqlstate;
 	uint64_t stats_routing_changes;
 	uint64_t stats_clients_total;
 	uint64_t stats_preauth_refused; /* connections refused over max_preauth_conn */

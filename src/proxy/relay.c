@@ -942,6 +942,8 @@ enum relay_next relay_s2c(struct client *c, struct relay_result *res)
 		if (b->drained)
 			break;
 		ssize_t r = pbuf_read(b, s->tag.fd);
+		if (r > 0)
+			px->stats_bytes_from_servers += (uint64_t)r;
 		if (r == -2)
 			break;
 		if (r <= 0)

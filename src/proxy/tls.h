@@ -23,7 +23,10 @@ int tls_send(struct client *c, struct strbuf *sb, size_t *off);
 /* Client I/O, TLS or not: same results as pbuf_read() and strbuf_send(). */
 static inline ssize_t client_read(struct client *c, struct pbuf *b)
 {
-	return c->ssl ? tls_read(c, b) : pbuf_read(b, c->tag.fd);
+	ssize_t n = c->ssl ? tls_read(c, b) : pbuf_read(b, c->tag.fd);
+	if (n > 0)
+		c->px->stats_bytes_from_clients += (uint64_t)n;
+	return n;
 }
 
 static inline int client_send(struct client *c, struct strbuf *sb, size_t *off)

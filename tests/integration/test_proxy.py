@@ -309,6 +309,20 @@ def test_prometheus_metrics(cluster):
         assert "\nfake_metric" not in text, text
         for line in text.splitlines():
             assert line.startswith("#") or line.startswith("pgha_proxy_"), line
+        # Bytes both ways, the clients' waits for a server, errors by SQLSTATE.
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(host="127.0.0.1", port=proxy.port, user="postgres", password="wrong",
+                            dbname="postgres", connect_timeout=5).close()
+
+        def counts():
+            t = scrape()
+            m = {ln.rpartition(" ")[0]: float(ln.rpartition(" ")[2]) for ln in t.splitlines()
+                 if ln and not ln.startswith("#")}
+            return m if m.get('pgha_proxy_errors_by_sqlstate_total{sqlstate="28P01"}') == 1 else None
+        m = wait_until("the wrong password counted by SQLSTATE", counts, timeout=10)
+        assert m['pgha_proxy_received_bytes_total{from="clients"}'] > 0
+        assert m['pgha_proxy_received_bytes_total{from="servers"}'] > 0
+        assert m["pgha_proxy_client_wait_seconds_count"] >= 1
     finally:
         assert proxy.stop() == 0
 
