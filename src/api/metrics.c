@@ -12,6 +12,7 @@
 
 #include "api/api.h"
 #include "cluster/backup_key.h"
+#include "cluster/sync_key.h"
 #include "common/prom.h"
 
 struct ctx {
@@ -144,6 +145,16 @@ void api_metrics_render(const struct api_status *st, const struct cluster_view *
 	      "series are missing).", v != NULL);
 	if (v != NULL)
 		cluster_lines(&c, v);
+	/* Synchronous replication: the sync key the leader publishes names the standbys a commit waits for. */
+	struct sync_state ss;
+	struct pgha_err e;
+	if (v != NULL && v->sync != NULL && sync_state_decode(v->sync, &ss, &e) == 0) {
+		gauge(&c, "pgha_member_synchronous", "This member is a synchronous standby the sync key lists (only "
+		      "those may be promoted in synchronous mode).", sync_set_has(&ss.set, st->self.name));
+		gauge(&c, "pgha_cluster_synchronous_standbys", "Synchronous standbys the sync key lists.", (double)ss.set.n);
+		gauge(&c, "pgha_cluster_synchronous_quorum", "How many of them a commit waits for (quorum mode; 0: none).",
+		      ss.set.num);
+	}
 }
 
 void api_metrics_render_pg(const struct api_source *src, int64_t now_ms, struct strbuf *out)

@@ -102,6 +102,16 @@ def test_sync_on_kill9_leader_loses_no_acknowledged_commit(cluster):
     assert ssn == f'"{standby}"', ssn
     listing = cluster.ctl("list").stdout
     assert "Synchronous mode: on" in listing and " sync " in listing, listing
+    # The metrics say who is synchronous, on every member.
+    import urllib.request
+
+    def sync_metrics(name):
+        with urllib.request.urlopen(f"http://127.0.0.1:{cluster.nodes[name].api_port}/metrics", timeout=3) as r:
+            text = r.read().decode()
+        lab = f'{{cluster="{cluster.name}",member="{name}"}}'
+        return (f"pgha_member_synchronous{lab} 1" in text, f"pgha_cluster_synchronous_standbys{lab} 1" in text)
+    wait_until("the synchronous standby in its metrics", lambda: sync_metrics(standby) == (True, True), timeout=15)
+    assert sync_metrics(leader) == (False, True)
     # `ctl failover --to` the other standby would lose commits: refused.
     other = next(n for n in cluster.nodes if n not in (leader, standby))
     r = cluster.ctl("failover", "--to", other, "--force", check=False)
