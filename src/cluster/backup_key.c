@@ -319,6 +319,15 @@ char *backup_view_encode(const struct cluster_view *v, const char *cluster_name)
 						    r.paused_for));
 	}
 	json_object_set_new(o, "proxies", px);
+	/* A planned switchover under way (or its outcome until the record goes). */
+	struct switchover so;
+	struct pgha_err se;
+	if (v->switchover != NULL && switchover_decode(v->switchover, strlen(v->switchover), &so, &se) == 0)
+		json_object_set_new(o, "switchover", json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "id", so.id, "from", so.from,
+							       "to", so.to, "phase", so_phase_name(so.phase), "at",
+							       (json_int_t)so.at_ms, "reason", so.reason));
+	else
+		json_object_set_new(o, "switchover", json_null());
 	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	return s;

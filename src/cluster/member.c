@@ -401,6 +401,9 @@ static void view_add(struct cluster_view *v, const char *key, const char *rel,
 		free(v->restore);
 		v->restore = xstrdup(kv->value);
 		v->restore_rev = kv->mod_revision;
+	} else if (strcmp(rel, "switchover") == 0) {
+		free(v->switchover);
+		v->switchover = xstrdup(kv->value);
 	} else if (strncmp(rel, "proxies/", 8) == 0) {
 		v->proxies = xrealloc(v->proxies, (v->nproxies + 1) * sizeof(*v->proxies));
 		v->proxies[v->nproxies++] = xstrdup(kv->value);
@@ -498,6 +501,7 @@ void cluster_view_free(struct cluster_view *v)
 	free(v->sync);
 	free(v->restore);
 	free(v->history);
+	free(v->switchover);
 	for (size_t i = 0; i < v->nproxies; i++)
 		free(v->proxies[i]);
 	free(v->proxies);

@@ -171,3 +171,19 @@ def test_pause_and_resume_from_the_page(board):
     wait_until("the refusal", lambda: "Refused (401)" in b.js("document.getElementById('so-result').textContent"),
                timeout=10)
     assert cluster.view().get("paused") is False
+
+
+def test_a_scheduled_switchover_shows(board):
+    cluster, b = board
+    leader = cluster.leader()
+    other = next(n for n in NAMES if n != leader)
+    r = cluster.ctl("switchover", "--to", other, "--at", "+1h", "--force", "--no-wait", check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    try:
+        wait_until("the page to show the scheduled switchover",
+                   lambda: f"Switchover {leader} → {other}: scheduled" in b.js("document.getElementById('notes').textContent"),
+                   timeout=15)
+    finally:
+        cluster.ctl("switchover", "--cancel", "--force", check=False)
+    wait_until("the page to drop it", lambda: "Switchover" not in b.js("document.getElementById('notes').textContent"),
+               timeout=15)

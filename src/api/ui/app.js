@@ -42,6 +42,7 @@ function renderMembers(v) {
   if (v.backup && v.backup.running && v.backup.running.member) notes.push("Backup running on " + v.backup.running.member + " (" + v.backup.running.percent + "%)");
   if (v.backup && v.backup.last && v.backup.last.label) notes.push("Last backup " + v.backup.last.label + (v.backup.last.ok ? " ok" : " FAILED"));
   if (v.restore && v.restore.phase) notes.push("In-place restore to " + v.restore.target + ": " + v.restore.phase);
+  if (v.switchover && v.switchover.phase) notes.push("Switchover " + v.switchover.from + " → " + v.switchover.to + ": " + v.switchover.phase);
   text($("notes"), notes.join(" · "));
   const sel = $("so-to"), keep = sel.value;
   sel.replaceChildren();
