@@ -6,6 +6,7 @@ hand-written leader key neither stops the primary nor promotes a standby.
 One 2-member cluster (fast profile) serves the whole file; the tests run in
 order and leave it with one valid leader for the next."""
 import json
+import os
 import re
 import signal
 import socket
@@ -331,3 +332,25 @@ def test_history_records_the_bootstrap_and_a_switchover(api_cluster):
         f'pgha_leader_changes_total{{cluster="{api_cluster.name}",member="{new}"}}'] > changes_before else None)(
         scrape(api_cluster.nodes[new])), timeout=15)
     assert m[f'pgha_promotions_total{{cluster="{api_cluster.name}",member="{new}"}}'] >= 1
+
+
+def test_metrics_answer_fast_while_etcd_is_frozen(api_cluster):
+    leader = api_cluster.wait_streaming(list(NAMES), timeout=120)
+    node = api_cluster.nodes[leader]
+    lab = f'cluster="{api_cluster.name}",member="{leader}"'
+    etcd_pid = api_cluster.etcd.proc.pid
+    os.kill(etcd_pid, signal.SIGSTOP)
+    try:
+        def unreachable():
+            t0 = time.monotonic()
+            m = scrape(node)
+            assert time.monotonic() - t0 < 1, "a scrape waited for etcd"
+            return m if m[f"pgha_etcd_reachable{{{lab}}}"] == 0 else None
+        m = wait_until("the leader's metrics to say etcd is unreachable", unreachable, timeout=30)
+        assert f'pgha_member_role{{{lab},role="primary"}}' in m
+        assert time.time() - m[f"pgha_etcd_last_contact_timestamp_seconds{{{lab}}}"] >= 1
+    finally:
+        os.kill(etcd_pid, signal.SIGCONT)
+    wait_until("etcd reachable again in the metrics",
+               lambda: scrape(node)[f"pgha_etcd_reachable{{{lab}}}"] == 1, timeout=60)
+    api_cluster.wait_streaming(list(NAMES), timeout=60)
