@@ -545,6 +545,74 @@ def signal_instance(postmaster, sig):
             pass
 
 
+class UpCluster:
+    """A cluster `pgha up --dir DIR --nodes N` runs (etcd, agents, a proxy), as a newcomer starts it:
+    its printed output, its ports from DIR/up.conf, `pgha ctl -c DIR/node1.conf`."""
+
+    def __init__(self, base, nodes=2):
+        self.dir = os.path.join(base, "up")
+        self.names = [f"node{i + 1}" for i in range(nodes)]
+        self.proc = subprocess.Popen([PGHA_BIN, "up", "--dir", self.dir, "--nodes", str(nodes), "--timeout", "240"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=True)
+        self.output = ""
+        deadline = time.monotonic() + 300
+        while "\nStop:" not in self.output:
+            line = self.proc.stdout.readline()
+            if not line and (self.proc.poll() is not None or time.monotonic() > deadline):
+                raise AssertionError("pgha up did not come up:\n" + self.output)
+            self.output += line
+        self.ports = {}
+        with open(os.path.join(self.dir, "up.conf")) as f:
+            for line in f:
+                k, sep, v = line.partition(" = ")
+                if sep:
+                    self.ports[k.strip()] = int(v) if v.strip().isdigit() else v.strip()
+        with open(os.path.join(self.dir, "secrets", "api.token")) as f:
+            self.api_token = f.read().strip()
+        self.name = self.ports.get("cluster", "pgha")
+
+    def api_port(self, name):
+        return self.ports[f"api_port_{self.names.index(name) + 1}"]
+
+    def ctl(self, *args, check=True):
+        r = subprocess.run([PGHA_BIN, "ctl", "-c", os.path.join(self.dir, "node1.conf"), *args],
+                           capture_output=True, text=True, timeout=90)
+        if check and r.returncode != 0:
+            raise AssertionError(f"pgha ctl {' '.join(args)} failed: {r.stderr}")
+        return r
+
+    def view(self):
+        return json.loads(self.ctl("list", "--json").stdout)
+
+    def leader(self):
+        return self.view().get("leader")
+
+    def wait_streaming(self, names=None, timeout=120):
+        names = names or self.names
+
+        def ok():
+            v = self.view()
+            ms = {m["name"]: m for m in v["members"]}
+            leader = v.get("leader")
+            if leader not in ms or ms[leader]["state"] != "running":
+                return None
+            return leader if all(n == leader or ms.get(n, {}).get("state") == "streaming" for n in names) else None
+        return wait_until(f"{names} to stream from a leader", ok, timeout=timeout)
+
+    def stop(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.communicate(timeout=30)
+        return self.proc.returncode
+
+
 class Proxy:
     """A `pgha proxy` in front of a cluster, with a users file holding the superuser's password."""
 

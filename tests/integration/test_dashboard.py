@@ -1,6 +1,6 @@
 """The dashboard (/ui) in a real browser: headless Chromium driven over its DevTools protocol.
 
-A 2-member cluster and a proxy. Chromium loads the page from a standby's agent: the DOM shows
+A 2-member `pgha up` cluster (its agents, its proxy). Chromium loads the page from a standby's agent: the DOM shows
 the cluster, the leader, both members with their roles, the proxy, etcd and the bootstrap in the
 history; the page fetches
 nothing from elsewhere (every request goes to the agent) and a screenshot is taken. The
@@ -19,9 +19,9 @@ import urllib.request
 import pytest
 import websocket
 
-from conftest import free_port, module_cluster, stop_process, wait_until
+from conftest import UpCluster, free_port, shared_base, stop_process, wait_until
 
-NAMES = ["d1", "d2"]
+NAMES = ["node1", "node2"]
 
 
 class Browser:
@@ -78,12 +78,17 @@ class Browser:
 
 @pytest.fixture(scope="module")
 def board(request):
-    with module_cluster(request, NAMES, proxy_args={}) as (cluster, _):
-        b = Browser(cluster.base)
+    with shared_base(request) as base:
+        cluster = UpCluster(base, nodes=2)
+        b = None
         try:
+            cluster.wait_streaming(timeout=120)
+            b = Browser(base)
             yield cluster, b
         finally:
-            b.close()
+            if b is not None:
+                b.close()
+            assert cluster.stop() == 0
 
 
 def members_shown(b):
@@ -95,8 +100,7 @@ def test_the_page_shows_the_cluster(board):
     cluster, b = board
     leader = cluster.leader()
     standby = next(n for n in NAMES if n != leader)
-    node = cluster.nodes[standby]
-    url = f"http://127.0.0.1:{node.api_port}/ui"
+    url = f"http://127.0.0.1:{cluster.api_port(standby)}/ui"
     b.call("Page.navigate", url=url)
     wait_until("the page to show the leader",
                lambda: b.js("document.getElementById('status').textContent") == f"leader {leader}", timeout=20)
@@ -109,9 +113,10 @@ def test_the_page_shows_the_cluster(board):
     wait_until("the proxy in the page", lambda: b.js(
         "Array.from(document.querySelectorAll('#proxies tbody tr')).map(r => r.cells[0].textContent)") == ["proxy"],
         timeout=20)
-    assert b.js("document.getElementById('etcd').textContent") == f"{cluster.etcd.url} (this agent reaches it)"
+    etcd_url = f"http://127.0.0.1:{cluster.ports['etcd_client_port']}"
+    assert b.js("document.getElementById('etcd').textContent") == f"{etcd_url} (this agent reaches it)"
     # Everything the page asked for came from the agent itself.
-    origin = f"http://127.0.0.1:{node.api_port}/"
+    origin = f"http://127.0.0.1:{cluster.api_port(standby)}/"
     assert b.requests and all(u.startswith(origin) for u in b.requests), b.requests
     # No token is in the page, and the security headers are there.
     with urllib.request.urlopen(url, timeout=5) as r:
@@ -120,7 +125,7 @@ def test_the_page_shows_the_cluster(board):
         assert cluster.api_token not in r.read().decode()
     shot = base64.b64decode(b.call("Page.captureScreenshot", format="png")["data"])
     assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 10000
-    with open(os.path.join(cluster.base, "dashboard.png"), "wb") as f:
+    with open(os.path.join(cluster.dir, "dashboard.png"), "wb") as f:
         f.write(shot)
 
 

@@ -2,7 +2,7 @@
 
 The alert rules pass `promtool check rules` and their unit tests (`promtool test rules`, synthetic
 series for every alert); every metric they use is documented. A real Prometheus, with those
-rules loaded, scrapes a 2-member cluster's agents and its proxy: every target is up, the values
+rules loaded, scrapes the agents and the proxy of a 2-member `pgha up` cluster: every target is up, the values
 say who leads and who streams, the proxy routes to the leader, and no alert fires on a healthy
 cluster.
 """
@@ -17,12 +17,11 @@ import urllib.request
 
 import pytest
 
-from conftest import free_port, module_cluster, stop_process, wait_until
+from conftest import UpCluster, free_port, shared_base, stop_process, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RULES = os.path.join(ROOT, "deploy", "prometheus", "pgha-alerts.yml")
 RULE_TESTS = os.path.join(ROOT, "deploy", "prometheus", "pgha-alerts.test.yml")
-NAMES = ["m1", "m2"]
 
 
 def test_alert_rules_pass_promtool():
@@ -49,15 +48,17 @@ def test_every_metric_the_rules_use_is_documented():
 
 @pytest.fixture(scope="module")
 def watched(request):
-    mport = free_port()
-    with module_cluster(request, NAMES, proxy_args={"extra": {"proxy.metrics_listen": f"127.0.0.1:{mport}"}}) \
-            as (cluster, proxy):
-        d = tempfile.mkdtemp(prefix="prometheus-", dir=cluster.base)
-        port = free_port()
-        agents = ", ".join(f'"127.0.0.1:{cluster.nodes[n].api_port}"' for n in NAMES)
-        conf = os.path.join(d, "prometheus.yml")
-        with open(conf, "w") as f:
-            f.write(f"""global:
+    with shared_base(request) as base:
+        up = UpCluster(base, nodes=2)
+        d = tempfile.mkdtemp(prefix="prometheus-", dir=base)
+        proc = None
+        try:
+            up.wait_streaming(timeout=120)
+            port = free_port()
+            agents = ", ".join(f'"127.0.0.1:{up.api_port(n)}"' for n in up.names)
+            conf = os.path.join(d, "prometheus.yml")
+            with open(conf, "w") as f:
+                f.write(f"""global:
   scrape_interval: 1s
   evaluation_interval: 1s
 rule_files: ["{RULES}"]
@@ -65,17 +66,18 @@ scrape_configs:
   - job_name: pgha-agents
     static_configs: [{{targets: [{agents}]}}]
   - job_name: pgha-proxy
-    static_configs: [{{targets: ["127.0.0.1:{mport}"]}}]
+    static_configs: [{{targets: ["127.0.0.1:{up.ports['proxy_metrics_port']}"]}}]
 """)
-        log = open(os.path.join(cluster.base, "prometheus.log"), "ab")
-        proc = subprocess.Popen(["prometheus", f"--config.file={conf}", f"--storage.tsdb.path={d}/data",
-                                 f"--web.listen-address=127.0.0.1:{port}"],
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        try:
-            yield cluster, proxy, f"http://127.0.0.1:{port}"
+            log = open(os.path.join(base, "prometheus.log"), "ab")
+            proc = subprocess.Popen(["prometheus", f"--config.file={conf}", f"--storage.tsdb.path={d}/data",
+                                     f"--web.listen-address=127.0.0.1:{port}"],
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            log.close()
+            yield up, f"http://127.0.0.1:{port}"
         finally:
-            stop_process(proc, timeout=30)
+            if proc is not None:
+                stop_process(proc, timeout=30)
+            assert up.stop() == 0
             shutil.rmtree(d, ignore_errors=True)
 
 
@@ -93,7 +95,7 @@ def value(url, query):
 
 
 def test_prometheus_scrapes_the_agents_and_the_proxy(watched):
-    cluster, proxy, url = watched
+    cluster, url = watched
 
     def all_up():
         targets = api(url, "targets")["activeTargets"]
