@@ -8,6 +8,7 @@
  */
 #include "api/api.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "cluster/backup_key.h"
 #include "cluster/config_key.h"
 #include "cluster/history_key.h"
+#include "cluster/switchover.h"
 #include "cluster/switchover_req.h"
 #include "common/log.h"
 #include "common/strbuf.h"
@@ -73,6 +75,14 @@ void api_source_add_sample(struct api_source *src, double xacts, double conns)
 	p->t_ms = wall_ms();
 	p->xacts = xacts;
 	p->conns = conns;
+	p->proxy_waiting = NAN;
+	for (size_t k = 0; src->have_view && k < src->view.nproxies; k++) {
+		struct proxy_record r;
+		struct pgha_err e;
+		const char *raw = src->view.proxies[k];
+		if (proxy_record_decode(raw, strlen(raw), &r, &e) == 0)
+			p->proxy_waiting = (isnan(p->proxy_waiting) ? 0 : p->proxy_waiting) + r.waiting;
+	}
 	for (size_t k = 0; src->have_view && k < src->view.nmembers && p->nlag < API_SERIES_LAGS; k++) {
 		const struct member *m = &src->view.members[k];
 		if (m->role != ROLE_REPLICA || m->lag_bytes < 0)

@@ -80,6 +80,7 @@ struct api_sample {
 	int64_t t_ms;               /* wall clock */
 	double xacts;               /* transactions ended so far, NaN unknown */
 	double conns;               /* client connections, NaN unknown */
+	double proxy_waiting;       /* clients the proxies hold or queue (their records), NaN: no proxy */
 	int nlag;
 	char lag_name[API_SERIES_LAGS][MEMBER_NAME_MAX];
 	int64_t lag[API_SERIES_LAGS];  /* each standby's lag in bytes, from the view */

@@ -71,6 +71,8 @@ void api_series_json(const struct api_source *src, struct strbuf *out)
 		num_or_null(out, p->xacts);
 		sb_puts(out, ",\"conns\":");
 		num_or_null(out, p->conns);
+		sb_puts(out, ",\"proxy_waiting\":");
+		num_or_null(out, p->proxy_waiting);
 		sb_puts(out, ",\"lag\":{");
 		for (int i = 0; i < p->nlag; i++)
 			sb_printf(out, "%s\"%s\":%lld", i ? "," : "", p->lag_name[i], (long long)p->lag[i]);

@@ -314,9 +314,9 @@ char *backup_view_encode(const struct cluster_view *v, const char *cluster_name)
 			json_array_append_new(px, json_pack("{s:s}", "invalid", e.msg));
 			continue;
 		}
-		json_array_append_new(px, json_pack("{s:s, s:s, s:s, s:i, s:s}", "name", r.name, "listen", r.listen,
-						    "listen_ro", r.listen_ro, "clients", r.clients, "paused_for",
-						    r.paused_for));
+		json_array_append_new(px, json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:s}", "name", r.name, "listen",
+						    r.listen, "listen_ro", r.listen_ro, "clients", r.clients, "waiting",
+						    r.waiting, "pools", r.pools, "paused_for", r.paused_for));
 	}
 	json_object_set_new(o, "proxies", px);
 	/* A planned switchover under way (or its outcome until the record goes). */

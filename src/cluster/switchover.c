@@ -131,16 +131,19 @@ int proxy_record_decode(const char *json, size_t len, struct proxy_record *out, 
 	json_t *o = rec_load(json, len, "the proxy record", e);
 	if (o == NULL)
 		return -1;
-	int64_t pid, clients;
+	int64_t pid, clients, waiting = 0, pools = 0;
 	int rc = 0;
 	if (get_str(o, "name", out->name, sizeof(out->name), true, e) != 0 ||
 	    get_str(o, "listen", out->listen, sizeof(out->listen), false, e) != 0 ||
 	    get_str(o, "listen_ro", out->listen_ro, sizeof(out->listen_ro), false, e) != 0 ||
 	    get_str(o, "paused_for", out->paused_for, sizeof(out->paused_for), false, e) != 0 ||
-	    get_int(o, "pid", 0, INT32_MAX, &pid, e) != 0 || get_int(o, "clients", 0, INT32_MAX, &clients, e) != 0)
+	    get_int(o, "pid", 0, INT32_MAX, &pid, e) != 0 || get_int(o, "clients", 0, INT32_MAX, &clients, e) != 0 ||
+	    get_int(o, "waiting", 0, INT32_MAX, &waiting, e) != 0 || get_int(o, "pools", 0, INT32_MAX, &pools, e) != 0)
 		rc = err_wrap(e, "proxy record");
 	out->pid = (int)pid;
 	out->clients = (int)clients;
+	out->waiting = (int)waiting;
+	out->pools = (int)pools;
 	json_decref(o);
 	return rc;
 }
@@ -154,6 +157,8 @@ char *proxy_record_encode(const struct proxy_record *r)
 	json_object_set_new(o, "listen_ro", json_string(r->listen_ro));
 	json_object_set_new(o, "paused_for", json_string(r->paused_for));
 	json_object_set_new(o, "clients", json_integer(r->clients));
+	json_object_set_new(o, "waiting", json_integer(r->waiting));
+	json_object_set_new(o, "pools", json_integer(r->pools));
 	return dump(o);
 }
 

@@ -66,6 +66,8 @@ struct proxy_record {
 	char listen_ro[128];
 	char paused_for[40];      /* the switchover id it holds work for ("" none) */
 	int clients;
+	int waiting;              /* clients waiting for a server (a hold included) */
+	int pools;
 };
 
 int proxy_record_decode(const char *json, size_t len, struct proxy_record *out, struct pgha_err *e) PGHA_MUSTCHECK;

@@ -36,6 +36,8 @@ static void publish_record(struct proxy *px)
 		snprintf(rec.paused_for, sizeof(rec.paused_for), "%s", px->so.id);
 	/* The client count is informative: refreshed with the record, not on every connect. */
 	rec.clients = px->so_clients_published;
+	rec.waiting = px->so_waiting_published;
+	rec.pools = px->so_pools_published;
 	route_set_record(px->route, &rec);
 }
 
@@ -137,6 +139,12 @@ bool hold_tick(struct proxy *px)
 		px->record_published = true;
 		px->record_ms = px->now_ms;
 		px->so_clients_published = px->nclients;
+		px->so_waiting_published = 0;
+		px->so_pools_published = 0;
+		for (struct link *l = px->pools.next; l != &px->pools; l = l->next) {
+			px->so_pools_published++;
+			px->so_waiting_published += link_entry(l, struct pool, node)->nwaiting;
+		}
 		publish_record(px);
 	}
 	return released;

@@ -215,6 +215,8 @@ struct proxy {
 	bool record_published;
 	int64_t record_ms;
 	int so_clients_published;
+	int so_waiting_published;  /* clients waiting, pools: refreshed with the record every 10 s */
+	int so_pools_published;
 	/* relay.c: every distinct (query, parameter types) prepared through the proxy */
 	struct pstmt **stmt_table;
 	size_t stmt_cap, stmt_count;

@@ -113,6 +113,13 @@ def test_the_page_shows_the_cluster(board):
     wait_until("the proxy in the page", lambda: b.js(
         "Array.from(document.querySelectorAll('#proxies tbody tr')).map(r => r.cells[0].textContent)") == ["proxy"],
         timeout=20)
+    # The charts' points carry the proxies' waiting clients (from their records, every 10 s).
+    def series():
+        with urllib.request.urlopen(f"http://127.0.0.1:{cluster.api_port(standby)}/ui/series", timeout=5) as r:
+            pts = json.loads(r.read())["points"]
+        return pts if pts and pts[-1]["proxy_waiting"] == 0 else None
+    pts = wait_until("the proxies in the charts' points", series, timeout=30)
+    assert pts[-1]["conns"] is not None and pts[-1]["xacts"] is not None, pts[-1]
     etcd_url = f"http://127.0.0.1:{cluster.ports['etcd_client_port']}"
     assert b.js("document.getElementById('etcd').textContent") == f"{etcd_url} (this agent reaches it)"
     # Everything the page asked for came from the agent itself.

@@ -57,6 +57,7 @@ function renderProxies(v, s) {
     const row = body.insertRow();
     if (p.invalid) { cell(row, "(a record nobody can read: " + p.invalid + ")"); continue; }
     cell(row, p.name); cell(row, p.listen); cell(row, p.listen_ro || "-"); cell(row, String(p.clients));
+    cell(row, String(p.waiting)); cell(row, String(p.pools));
     cell(row, p.paused_for || "-");
   }
   if (!(v.proxies || []).length) cell(body.insertRow(), "no proxy registered");
@@ -93,7 +94,7 @@ function chart(id, series) {
 }
 
 function renderSeries(s) {
-  const tps = [], conns = [], lag = {};
+  const tps = [], conns = [], lag = {}, waiting = [];
   for (let i = 0; i < s.points.length; i++) {
     const p = s.points[i];
     if (i > 0 && p.xacts !== null && s.points[i - 1].xacts !== null) {
@@ -101,12 +102,14 @@ function renderSeries(s) {
       if (dt > 0) tps.push([p.t, Math.max(0, (p.xacts - s.points[i - 1].xacts) / dt)]);
     }
     if (p.conns !== null) conns.push([p.t, p.conns]);
+    if (p.proxy_waiting !== null) waiting.push([p.t, p.proxy_waiting]);
     for (const [name, v] of Object.entries(p.lag)) (lag[name] = lag[name] || []).push([p.t, v]);
   }
   for (const el of document.querySelectorAll(".self")) text(el, s.member || "this member");
   chart("tps", [{points: tps}]);
   chart("conns", [{points: conns}]);
   chart("lag", Object.entries(lag).map(([name, points]) => ({name, points})));
+  chart("waiting", [{points: waiting}]);
 }
 
 async function refresh() {
