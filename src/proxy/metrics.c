@@ -81,6 +81,11 @@ void metrics_observe_xact(struct proxy *px, int64_t ms)
 	observe(px->stats_xact_hist, &px->stats_xact_ms_sum, ms);
 }
 
+void metrics_observe_query(struct proxy *px, int64_t ms)
+{
+	observe(px->stats_query_hist, &px->stats_query_ms_sum, ms);
+}
+
 void metrics_observe_wait(struct proxy *px, int64_t ms)
 {
 	observe(px->stats_wait_hist, &px->stats_wait_ms_sum, ms);
@@ -206,6 +211,9 @@ void metrics_render(struct proxy *px)
 	sb_puts(&sb, "# HELP pgha_proxy_transaction_seconds Time a transaction held a server.\n"
 		     "# TYPE pgha_proxy_transaction_seconds histogram\n");
 	histogram(&sb, "pgha_proxy_transaction_seconds", px->stats_xact_hist, px->stats_xact_ms_sum);
+	sb_puts(&sb, "# HELP pgha_proxy_query_seconds Time from a client's Query (or Sync) to the server's "
+		     "ReadyForQuery, through the proxy.\n# TYPE pgha_proxy_query_seconds histogram\n");
+	histogram(&sb, "pgha_proxy_query_seconds", px->stats_query_hist, px->stats_query_ms_sum);
 	sb_puts(&sb, "# HELP pgha_proxy_client_wait_seconds Time a client waited for each server it got (0 when one "
 		     "was free; a failover or switchover hold included).\n"
 		     "# TYPE pgha_proxy_client_wait_seconds histogram\n");
@@ -216,6 +224,9 @@ void metrics_render(struct proxy *px)
 		  (unsigned long long)px->stats_bytes_from_clients);
 	sb_printf(&sb, "pgha_proxy_received_bytes_total{from=\"servers\"} %llu\n",
 		  (unsigned long long)px->stats_bytes_from_servers);
+	sb_puts(&sb, "# HELP pgha_proxy_sent_bytes_total Bytes sent to clients.\n"
+		     "# TYPE pgha_proxy_sent_bytes_total counter\n");
+	sb_printf(&sb, "pgha_proxy_sent_bytes_total{to=\"clients\"} %llu\n", (unsigned long long)px->stats_bytes_to_clients);
 	sb_puts(&sb, "# HELP pgha_proxy_errors_by_sqlstate_total Errors the proxy itself sent, by SQLSTATE "
 		     "(53300 too many clients, 28P01 wrong password, 08P01 protocol, 08006 server lost, ...).\n"
 		     "# TYPE pgha_proxy_errors_by_sqlstate_total counter\n");

@@ -51,6 +51,8 @@ void client_set_state(struct client *c, enum client_state to)
 			link_add_tail(to_list, &c->node);
 	}
 	c->state = to;
+	if (to == CL_IDLE)
+		c->query_start_ms = 0;   /* nothing owed between transactions: a lost round trip is not timed */
 	/* The login timeout counts from the accept, through TLS and authentication. */
 	if (to == CL_LOGIN || to == CL_IDLE || to == CL_WAITING || to == CL_ACTIVE)
 		c->since_ms = c->px->now_ms;

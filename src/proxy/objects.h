@@ -76,6 +76,7 @@ struct client {
 	size_t nstmts, capstmts;
 	int64_t since_ms;          /* state change time (login, wait and idle timeouts) */
 	int64_t xact_start_ms;     /* when it got its server (transaction time) */
+	int64_t query_start_ms;    /* its Query or Sync went to the server, no ReadyForQuery yet; 0 none */
 	char user[64];
 	char database[64];
 	char app_name[64];
@@ -193,9 +194,12 @@ struct proxy {
 	uint64_t stats_xact_ms_sum;
 	uint64_t stats_errors_sent;
 	uint64_t stats_wait_hist[12];   /* time a client waited for a server, buckets as metrics.c */
+	uint64_t stats_query_hist[12];  /* a Query or Sync until its ReadyForQuery */
+	uint64_t stats_query_ms_sum;
 	uint64_t stats_wait_ms_sum;
 	uint64_t stats_bytes_from_clients;  /* read from clients (TLS: after decryption) */
 	uint64_t stats_bytes_from_servers;  /* read from servers while relaying */
+	uint64_t stats_bytes_to_clients;    /* sent to clients (TLS: before encryption) */
 	struct { char code[6]; uint64_t n; } stats_sqlstate[16];   /* errors the proxy sent, by SQLSTATE */
 	size_t nsqlstate;
 	uint64_t stats_routing_changes;

@@ -591,6 +591,9 @@ static void stream_msg(struct client *c, struct server *s, const uint8_t *h, uin
 	/* After an error the server ignores all up to Sync: so does the queue (nothing is owed). */
 	if (type == 'S')
 		c->skip_until_sync = false;
+	/* A round trip starts: timed until the ReadyForQuery that ends what is owed. */
+	if ((type == 'Q' || type == 'S') && c->query_start_ms == 0)
+		c->query_start_ms = c->px->now_ms;
 	sb_append(&s->out, h, 5);
 	c->in.start += 5;
 	c->c2s_remaining = len - 4;
@@ -923,6 +926,10 @@ enum relay_next relay_s2c(struct client *c, struct relay_result *res)
 			b->start += 5;
 			s->s2c_remaining = len - 4;
 			s->s2c_skip = !fwd;
+			if (type == 'Z' && c->expq_len == 0 && c->query_start_ms != 0) {
+				metrics_observe_query(px, px->now_ms - c->query_start_ms);
+				c->query_start_ms = 0;
+			}
 			if (type == 'Z' && status == 'I' && c->expq_len == 0)
 				ended = true;
 		}

@@ -31,7 +31,11 @@ static inline ssize_t client_read(struct client *c, struct pbuf *b)
 
 static inline int client_send(struct client *c, struct strbuf *sb, size_t *off)
 {
-	return c->ssl ? tls_send(c, sb, off) : strbuf_send(sb, off, c->tag.fd);
+	size_t pending = sb->len - *off, before = *off;
+	int r = c->ssl ? tls_send(c, sb, off) : strbuf_send(sb, off, c->tag.fd);
+	/* Sent whole, the buffer and offset are reset: what was pending went out. */
+	c->px->stats_bytes_to_clients += r == 1 ? pending : *off - before;
+	return r;
 }
 
 #endif

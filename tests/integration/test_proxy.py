@@ -322,7 +322,9 @@ def test_prometheus_metrics(cluster):
         m = wait_until("the wrong password counted by SQLSTATE", counts, timeout=10)
         assert m['pgha_proxy_received_bytes_total{from="clients"}'] > 0
         assert m['pgha_proxy_received_bytes_total{from="servers"}'] > 0
+        assert m['pgha_proxy_sent_bytes_total{to="clients"}'] >= m['pgha_proxy_received_bytes_total{from="servers"}'] > 0
         assert m["pgha_proxy_client_wait_seconds_count"] >= 1
+        assert m["pgha_proxy_query_seconds_count"] >= 10 and m["pgha_proxy_query_seconds_sum"] >= 0
     finally:
         assert proxy.stop() == 0
 
