@@ -64,6 +64,17 @@ void api_source_set_pg(struct api_source *src, struct strbuf *text, bool up, boo
 	sb_free(&old);
 }
 
+void api_source_set_etcd_health(struct api_source *src, char urls[][256], const bool *up, size_t n)
+{
+	pthread_mutex_lock(&src->lock);
+	src->netcd = n < 8 ? n : 8;
+	for (size_t i = 0; i < src->netcd; i++) {
+		snprintf(src->etcd_health[i], sizeof(src->etcd_health[i]), "%s", urls[i]);
+		src->etcd_up[i] = up[i];
+	}
+	pthread_mutex_unlock(&src->lock);
+}
+
 void api_source_add_sample(struct api_source *src, double xacts, double conns)
 {
 	pthread_mutex_lock(&src->lock);

@@ -104,6 +104,10 @@ struct api_source {
 	int64_t pg_at_ms;           /* when it ended (now_ms) */
 	int64_t pg_duration_ms;
 	uint64_t pg_errors;         /* collections that failed or had a query fail */
+	/* Each etcd endpoint and whether its /health answered healthy at the last probe (ha/pgmon.c). */
+	char etcd_health[8][256];
+	bool etcd_up[8];
+	size_t netcd;
 	struct api_sample series[API_SERIES_MAX];   /* a ring, oldest at series_head when full */
 	size_t series_n, series_head;
 };
@@ -121,6 +125,8 @@ void api_source_update(struct api_source *src, const struct api_status *st, stru
  * is what /metrics appends while up; failed counts a failure (up or not).
  */
 void api_source_set_pg(struct api_source *src, struct strbuf *text, bool up, bool failed, int64_t duration_ms);
+/* The etcd endpoints probed (urls[i] healthy: up[i]), for the dashboard. */
+void api_source_set_etcd_health(struct api_source *src, char urls[][256], const bool *up, size_t n);
 /* A point for the dashboard's charts: xacts and conns (NaN unknown) with each standby's lag from the view. */
 void api_source_add_sample(struct api_source *src, double xacts, double conns);
 /* GET /ui/series: the charts' points as JSON (under the source's lock). */

@@ -64,7 +64,15 @@ void api_series_json(const struct api_source *src, struct strbuf *out)
 	sb_puts(out, eps ? eps : "\"\"");
 	free(eps);
 	json_decref(ep);
-	sb_puts(out, "},\"points\":[");
+	sb_puts(out, ",\"health\":[");
+	for (size_t i = 0; i < src->netcd; i++) {
+		json_t *u = json_string(src->etcd_health[i]);
+		char *us = u ? json_dumps(u, JSON_ENCODE_ANY) : NULL;
+		sb_printf(out, "%s{\"url\":%s,\"up\":%s}", i ? "," : "", us ? us : "\"\"", src->etcd_up[i] ? "true" : "false");
+		free(us);
+		json_decref(u);
+	}
+	sb_puts(out, "]},\"points\":[");
 	for (size_t k = 0; k < src->series_n; k++) {
 		const struct api_sample *p = &src->series[(src->series_head + k) % API_SERIES_MAX];
 		sb_printf(out, "%s{\"t\":%lld,\"xacts\":", k ? "," : "", (long long)p->t_ms);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/httpc.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "pg/pgstats.h"
@@ -28,6 +29,7 @@ struct pgmon {
 	struct pg_node node;      /* the agent's, with its own application_name */
 	struct api_source *api;
 	const char *labels[5];
+	const char *endpoints;    /* etcd's, comma-separated (the agent's configuration) */
 	char last_error[256];     /* said once until it changes */
 	char log_ctx[96];
 };
@@ -75,6 +77,34 @@ static bool wait_round(struct pgmon *m)
 	return stop;
 }
 
+/* Each etcd endpoint's /health, for the dashboard: in parallel, within a second. */
+static void probe_etcd(struct pgmon *m)
+{
+	char urls[8][256];
+	struct httpc_req reqs[8];
+	size_t n = 0;
+	const char *p = m->endpoints;
+	while (p != NULL && *p != '\0' && n < 8) {
+		size_t len = strcspn(p, ",");
+		snprintf(urls[n], sizeof(urls[n]), "%.*s", (int)(len < 200 ? len : 200), p);
+		n++;
+		p += len + (p[len] == ',');
+	}
+	char health[8][300];
+	memset(reqs, 0, sizeof(reqs));
+	for (size_t i = 0; i < n; i++) {
+		snprintf(health[i], sizeof(health[i]), "%.250s/health", urls[i]);
+		reqs[i].url = health[i];
+	}
+	httpc_run(reqs, n, 1000);
+	bool up[8];
+	for (size_t i = 0; i < n; i++) {
+		up[i] = reqs[i].status == 200 && strstr(sb_str(&reqs[i].resp), "\"health\":\"true\"") != NULL;
+		sb_free(&reqs[i].resp);
+	}
+	api_source_set_etcd_health(m->api, urls, up, n);
+}
+
 static void *run(void *arg)
 {
 	struct pgmon *m = arg;
@@ -107,6 +137,7 @@ static void *run(void *arg)
 		say(m, failed ? e.msg : "");
 		api_source_set_pg(m->api, &text, up, failed, now_ms() - t0);
 		api_source_add_sample(m->api, xacts, conns);
+		probe_etcd(m);
 		sb_free(&text);
 	} while (!wait_round(m));
 	PQfinish(c);
@@ -125,6 +156,7 @@ int pgmon_start(struct agent *a, struct pgha_err *e)
 	m->labels[1] = a->cfg.cluster_name;
 	m->labels[2] = "member";
 	m->labels[3] = a->cfg.name;
+	m->endpoints = a->dcs.opts.endpoints;
 	snprintf(m->log_ctx, sizeof(m->log_ctx), "agent %s", a->cfg.name);
 	int rc = pthread_create(&m->thread, NULL, run, m);
 	if (rc != 0) {

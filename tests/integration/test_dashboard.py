@@ -121,7 +121,8 @@ def test_the_page_shows_the_cluster(board):
     pts = wait_until("the proxies in the charts' points", series, timeout=30)
     assert pts[-1]["conns"] is not None and pts[-1]["xacts"] is not None, pts[-1]
     etcd_url = f"http://127.0.0.1:{cluster.ports['etcd_client_port']}"
-    assert b.js("document.getElementById('etcd').textContent") == f"{etcd_url} (this agent reaches it)"
+    wait_until("etcd's health in the page", lambda: b.js("document.getElementById('etcd').textContent")
+               == f"{etcd_url} up; this agent reaches etcd", timeout=15)
     # Everything the page asked for came from the agent itself.
     origin = f"http://127.0.0.1:{cluster.api_port(standby)}/"
     assert b.requests and all(u.startswith(origin) for u in b.requests), b.requests

@@ -61,7 +61,8 @@ function renderProxies(v, s) {
     cell(row, p.paused_for || "-");
   }
   if (!(v.proxies || []).length) cell(body.insertRow(), "no proxy registered");
-  text($("etcd"), (s.etcd.endpoints || "?") + (s.etcd.reachable ? " (this agent reaches it)" : " (this agent cannot reach it)"));
+  const eps = (s.etcd.health || []).map((h) => h.url + (h.up ? " up" : " DOWN")).join(", ");
+  text($("etcd"), (eps || s.etcd.endpoints || "?") + (s.etcd.reachable ? "; this agent reaches etcd" : "; this agent cannot reach etcd"));
 }
 
 function renderHistory(h) {
