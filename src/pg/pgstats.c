@@ -211,10 +211,13 @@ static void replication(struct out *o, PGconn *c)
 	r = query(o, c,
 		"SELECT CASE WHEN NOT pg_is_in_recovery() THEN NULL "
 		"WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
-		"ELSE extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()) END");
+		"ELSE extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()) END, "
+		"CASE WHEN pg_is_in_recovery() THEN extract(epoch FROM pg_last_xact_replay_timestamp()) END");
 	if (r != NULL) {
 		one(o, "pgha_pg_replay_lag_seconds", "gauge", "Standby: age of the last replayed transaction while WAL "
 		    "received is still to replay (0: caught up; NaN on the primary).", num(r, 0, 0));
+		one(o, "pgha_pg_last_replay_timestamp_seconds", "gauge", "Standby: commit time of the last transaction "
+		    "replayed (NaN on the primary or before the first).", num(r, 0, 1));
 		PQclear(r);
 	}
 }
