@@ -97,7 +97,6 @@ def main():
         idx = int(leader.replace("node", ""))
         conf = open(os.path.join(d, "c", f"node{idx}.conf")).read()
         api = re.search(r"^api_listen = (\S+)", conf, re.M).group(1)
-        sock = re.search(r"^socket_dir = (\S+)", conf, re.M).group(1)
         port = re.search(r"^listen = [^:]+:(\d+)", conf, re.M).group(1)
         agent_pid = int(subprocess.run(["pgrep", "-f", f"pgha agent -c .*node{idx}.conf"], capture_output=True,
                                        text=True).stdout.split()[0])
@@ -114,24 +113,29 @@ def main():
             print("postgres_exporter: not installed (scripts/install-deps.sh --bench); no side-by-side figure")
             return
         eport = free_port()
-        env = dict(os.environ, DATA_SOURCE_NAME=f"host={sock} port={port} user=postgres dbname=postgres sslmode=disable",
+        env = dict(os.environ, DATA_SOURCE_NAME=f"host=127.0.0.1 port={port} user=postgres dbname=postgres sslmode=disable",
                    PGPASSFILE=os.path.join(d, "c", "pgpass"))
         exporter = subprocess.Popen([exe, f"--web.listen-address=127.0.0.1:{eport}"], env=env,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         eurl = f"http://127.0.0.1:{eport}/metrics"
+        first = ""
         for _ in range(100):
             try:
-                urllib.request.urlopen(eurl, timeout=5).read()
+                first = urllib.request.urlopen(eurl, timeout=5).read().decode()
                 break
             except OSError:
                 time.sleep(0.2)
+        up_line = next((ln for ln in first.splitlines() if ln.startswith("pg_up")), "pg_up missing")
+        if not up_line.endswith(" 1"):
+            raise SystemExit(f"postgres_exporter does not reach PostgreSQL ({up_line}): no fair comparison")
         pm_pid = int(subprocess.run(["head", "-1", os.path.join(d, "c", f"node{idx}", "data", "postmaster.pid")],
                                     capture_output=True, text=True).stdout.strip())
         exp = scrape_series(eurl, args.scrapes, lambda: [exporter.pid] + children(pm_pid))
         print(f"postgres_exporter:   median {exp['median_ms']:.2f} ms, p99 {exp['p99_ms']:.2f} ms, "
               f"{exp['bytes']} bytes, {exp['series']} series, exporter+PostgreSQL CPU {exp['cpu_ms']:.3f} ms per scrape")
-        print(f"ratio (exporter / pgha): latency {exp['median_ms'] / pgha['median_ms']:.1f}x, "
-              f"CPU per scrape {exp['cpu_ms'] / max(pgha['cpu_ms'], 1e-6):.1f}x")
+        cpu = (f"{exp['cpu_ms'] / pgha['cpu_ms']:.0f}x" if pgha["cpu_ms"] > 0
+               else f"pgha below the {1000 / TICK:.0f} ms CPU tick over {args.scrapes} scrapes")
+        print(f"ratio (exporter / pgha): latency {exp['median_ms'] / pgha['median_ms']:.1f}x, CPU per scrape {cpu}")
     finally:
         if exporter is not None:
             exporter.terminate()
