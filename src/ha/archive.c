@@ -372,6 +372,14 @@ static void poll_child(struct agent *a)
 	r->checked = true;
 	r->stat_ms = now_ms();
 	set_state(a, "ok");
+	/* check just archived a segment: the record says when at once, not a stat round later. */
+	if (a->pg.conn != NULL) {
+		PGresult *res = PQexec(a->pg.conn, "SELECT coalesce(extract(epoch FROM last_archived_time)::bigint, 0) "
+					       "FROM pg_stat_archiver");
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+			r->archived_at = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		PQclear(res);
+	}
 }
 
 /* Once checked: does archive_command keep failing (pg_stat_archiver)? */
