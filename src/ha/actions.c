@@ -351,6 +351,9 @@ bool agent_act(struct agent *a, const struct ha_decision *d)
 	bool quick = false;
 	/* A promotion given up for another decision starts again from its fences. */
 	if (d->action != ACT_PROMOTE && a->act.promoting) {
+		/* It left recovery between two pg_promote calls: the status read saw it first. */
+		if (node_is_primary(a))
+			log_info("promoted PostgreSQL to primary in %lld ms", (long long)(now_ms() - a->act.promote_started_ms));
 		a->act.promoting = false;
 		archive_promoting(a, false);
 	}
