@@ -64,15 +64,12 @@ static struct client *find_by_cancel(struct proxy *px, int32_t pid, const uint8_
 	return NULL;
 }
 
-void cancel_forward(struct proxy *px, int32_t pid, const uint8_t key[4], const char *from)
+void cancel_backend(const struct server *s)
 {
-	struct client *target = find_by_cancel(px, pid, key);
-	if (target == NULL || target->server == NULL)
-		return;
 	struct cancel_job *j = xcalloc(1, sizeof(*j));
-	j->target = target->server->target;
-	j->pid = target->server->backend_pid;
-	memcpy(j->key, target->server->backend_key, 4);
+	j->target = s->target;
+	j->pid = s->backend_pid;
+	memcpy(j->key, s->backend_key, 4);
 	pthread_t t;
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
@@ -80,5 +77,13 @@ void cancel_forward(struct proxy *px, int32_t pid, const uint8_t key[4], const c
 	if (pthread_create(&t, &attr, cancel_thread, j) != 0)
 		free(j);
 	pthread_attr_destroy(&attr);
+}
+
+void cancel_forward(struct proxy *px, int32_t pid, const uint8_t key[4], const char *from)
+{
+	struct client *target = find_by_cancel(px, pid, key);
+	if (target == NULL || target->server == NULL)
+		return;
+	cancel_backend(target->server);
 	log_info("client %s: cancel forwarded to backend %d", from, target->server->backend_pid);
 }

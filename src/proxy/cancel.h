@@ -10,6 +10,9 @@
 #include "proxy/objects.h"
 
 /* The client whose cancel key is (pid, key), if it has a server: its backend is sent a cancel. */
+/* A cancel for what s's backend runs now, sent from a thread of its own. */
+void cancel_backend(const struct server *s);
+
 void cancel_forward(struct proxy *px, int32_t pid, const uint8_t key[4], const char *from);
 
 #endif

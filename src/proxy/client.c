@@ -183,6 +183,15 @@ static void client_unlink_server(struct client *c, bool clean)
 	c->server = NULL;
 	s->client = NULL;
 	if (!clean || !relay_idle(c) || s->status != 'I' || pbuf_len(&s->in) > 0) {
+		/*
+		 * A backend keeps running a statement after its socket closed (it looks only
+		 * between statements): cancel it, so that it ends now rather than after
+		 * pg_sleep(60) or a long report. The connection closes all the same, never goes
+		 * back to the pool: a cancel that arrives late would hit whatever statement the
+		 * backend runs next — another client's — and a closed socket makes it harmless.
+		 */
+		if (!relay_idle(c) && s->state == SV_ACTIVE && s->backend_pid != 0)
+			cancel_backend(s);
 		server_close(s, "its client left in the middle of a transaction");
 		return;
 	}
@@ -597,6 +606,15 @@ static void startup(struct client *c)
 {
 	struct pgp_startup st;
 	struct pgha_err e;
+	/*
+	 * A Terminate ('X') instead of a startup packet: a driver that gave up on the
+	 * connection (a pool's health check, a cancelled connect). Its first byte would
+	 * be a length of over 1 GiB: it cannot start a startup packet, so it ends quietly.
+	 */
+	if (pbuf_len(&c->in) > 0 && c->in.data[c->in.start] == 'X') {
+		client_close(c, "client sent Terminate before its startup packet");
+		return;
+	}
 	int r = pgp_decode_startup(c->in.data + c->in.start, pbuf_len(&c->in), &st, &e);
 	if (r == PGP_NEED_MORE)
 		return;

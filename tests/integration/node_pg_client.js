@@ -1,0 +1,65 @@
+// node_pg_client.js — node-postgres (npm `pg`, installed by scripts/install-deps.sh) driven by
+// tests/integration/test_proxy_drivers.py: one action per run, its settings as JSON on stdin
+// (the password never in argv or the environment), one JSON line with the outcome on stdout.
+//   node node_pg_client.js NODE_MODULES_DIR < {"action": ..., "host", "port", "user", "password", ...}
+// Actions:
+//   params     log in; {"params": every ParameterStatus seen during the login}
+//   login      log in and run SELECT 1; {"ok": true} or {"ok": false, "code", "message"}
+//   terminate  log in, start `sql`, after `after_ms` end the connection (Terminate) while it
+//              runs; {"end_ms": how long client.end() took}
+'use strict';
+const path = require('path');
+const { Client } = require(path.join(process.argv[2], 'pg'));
+
+function readStdin() {
+  return new Promise((resolve) => {
+    let data = '';
+    process.stdin.on('data', (chunk) => { data += chunk; });
+    process.stdin.on('end', () => resolve(JSON.parse(data)));
+  });
+}
+
+async function main() {
+  const cfg = await readStdin();
+  const client = new Client({
+    host: cfg.host, port: cfg.port, user: cfg.user, password: cfg.password,
+    database: cfg.database || 'postgres', application_name: cfg.application_name,
+    connectionTimeoutMillis: 10000,
+  });
+  const params = {};
+  client.connection.on('parameterStatus', (m) => { params[m.parameterName] = m.parameterValue; });
+  client.on('error', () => {});   // a FATAL after the login: the action's own promise reports it
+  if (cfg.action === 'login') {
+    try {
+      await client.connect();
+      await client.query('SELECT 1');
+      await client.end();
+      return { ok: true };
+    } catch (err) {
+      return { ok: false, code: err.code || null, message: err.message };
+    }
+  }
+  await client.connect();
+  if (cfg.action === 'params') {
+    await client.end();
+    return { params };
+  }
+  if (cfg.action === 'terminate') {
+    const running = client.query(cfg.sql).catch(() => {});
+    await new Promise((r) => setTimeout(r, cfg.after_ms));
+    const t0 = Date.now();
+    await client.end();
+    const endMs = Date.now() - t0;
+    await Promise.race([running, new Promise((r) => setTimeout(r, 100))]);
+    return { end_ms: endMs };
+  }
+  throw new Error(`unknown action ${cfg.action}`);
+}
+
+main().then((out) => {
+  process.stdout.write(JSON.stringify(out) + '\n');
+  process.exit(0);
+}, (err) => {
+  process.stdout.write(JSON.stringify({ error: String(err && err.stack || err) }) + '\n');
+  process.exit(1);
+});

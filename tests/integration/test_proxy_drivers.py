@@ -1,0 +1,242 @@
+"""`pgha proxy` is transparent to drivers (issue 12, "Transparent to drivers"): what psycopg,
+node-postgres and pgJDBC see through the proxy is what they see directly from PostgreSQL —
+the login's ParameterStatus, a Terminate while a query runs, a backend terminated under a
+session-mode client, passwords that need SASLprep, and a unix socket.
+
+One single-member cluster serves the whole file, with a transaction-mode proxy (pool_size 1,
+so whatever a client leaves on its server would show to the next) and a session-mode one."""
+import json
+import os
+import select
+import socket
+import stat
+import subprocess
+import threading
+import time
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from conftest import Proxy, module_cluster, wait_until
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NODE_MODULES = os.path.join(os.environ.get("PGHA_S3_SERVER_DIR", "/opt/pgha-test-node"), "node_modules")
+
+# Roles whose passwords need SASLprep (RFC 4013), as PostgreSQL applies it on both sides.
+SASL_USERS = {
+    "u_umlaut": "pässwörd",               # non-ASCII, already normalized
+    "u_ligature": "\ufb01sh-\ufb01ne",    # 'ﬁ' (U+FB01): NFKC maps it to "fi"
+    "u_fullwidth": "\uff50\uff41\uff53\uff53\uff11",   # fullwidth "pass1"
+    "u_space": "two\u2003words\u00a0here",  # non-ASCII spaces: mapped to U+0020
+    "u_combining": "cafe\u0301",          # e + combining acute: NFKC composes "café"
+    "u_prohibited": "bad\ufffdpw",        # U+FFFD is prohibited: the raw bytes are used
+}
+
+
+def proxy_args(cluster):
+    node = next(iter(cluster.nodes.values()))
+    with node.connect(autocommit=True) as c:
+        c.execute("SET password_encryption = 'scram-sha-256'")
+        for role, pw in SASL_USERS.items():
+            c.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(pw)))
+    users = {"postgres": cluster.su_pw, **SASL_USERS}
+    return {"users": users, "extra": {"proxy.pool_size": "1", "proxy.log_level": "debug"}}
+
+
+@pytest.fixture(scope="module")
+def drv(request):
+    with module_cluster(request, ["d1"], proxy_args=proxy_args) as (cluster, proxy):
+        yield cluster, proxy
+
+
+@pytest.fixture(scope="module")
+def session_proxy(drv):
+    cluster, _ = drv
+    proxy = Proxy(cluster, {"proxy.pool_mode": "session", "proxy.log_level": "debug"},
+                  users={"postgres": cluster.su_pw}, name="session").start()
+    yield proxy
+    assert proxy.stop() == 0
+
+
+def node_of(cluster):
+    return cluster.nodes["d1"]
+
+
+def direct(cluster, user="postgres", password=None):
+    n = node_of(cluster)
+    return psycopg.connect(host=n.host, port=n.pg_port, user=user, dbname="postgres", connect_timeout=10,
+                           password=password if password is not None else cluster.su_pw, autocommit=True)
+
+
+def run_node(action, host, port, user="postgres", password=None, cluster=None, timeout=60, **kw):
+    """One node-postgres action (node_pg_client.js); its JSON answer."""
+    cfg = {"action": action, "host": host, "port": port, "user": user,
+           "password": password if password is not None else cluster.su_pw, **kw}
+    p = subprocess.run(["node", os.path.join(HERE, "node_pg_client.js"), NODE_MODULES],
+                       input=json.dumps(cfg), capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == 0, f"node: {p.stdout} {p.stderr}"
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def pg_addr(cluster):
+    n = node_of(cluster)
+    return n.host, n.pg_port
+
+
+def wait_no_activity(cluster, query_text, timeout=10):
+    """No backend runs query_text any more (within timeout)."""
+    def gone():
+        with direct(cluster) as d:
+            return d.execute("SELECT count(*) FROM pg_stat_activity WHERE query = %s AND pid <> pg_backend_pid()",
+                             (query_text,)).fetchone()[0] == 0
+    wait_until(f"no backend running {query_text!r}", gone, timeout=timeout)
+
+
+# ---- 2. Terminate while a query runs; before the startup packet ------------------------
+
+def send_terminate(conn):
+    """Terminate on conn's socket, as a driver's close sends it; the socket stays open to
+    see when the other side ends the connection."""
+    s = socket.socket(fileno=os.dup(conn.pgconn.socket))
+    s.sendall(b"X\0\0\0\4")
+    return s
+
+
+def wait_eof(s, timeout):
+    """Seconds until the peer closed s (everything before the end is read and dropped)."""
+    t0 = time.monotonic()
+    s.setblocking(False)
+    while time.monotonic() - t0 < timeout:
+        r, _, _ = select.select([s], [], [], 0.2)
+        if r:
+            try:
+                if s.recv(65536) == b"":
+                    return time.monotonic() - t0
+            except ConnectionResetError:
+                return time.monotonic() - t0
+    raise AssertionError(f"the connection did not end within {timeout} s")
+
+
+def test_terminate_during_a_query_ends_the_connection_at_once(drv):
+    cluster, proxy = drv
+    c = proxy.connect(autocommit=True)
+    try:
+        c.pgconn.send_query(b"SELECT pg_sleep(60)")
+        c.pgconn.flush()
+        time.sleep(0.5)
+        s = send_terminate(c)
+        try:
+            assert wait_eof(s, 5) < 2
+        finally:
+            s.close()
+    finally:
+        c.close()
+    # The query does not run on behind the proxy's back, nor in the next client's transaction
+    # (pool_size 1: the next client gets whatever server the pool has).
+    wait_no_activity(cluster, "SELECT pg_sleep(60)")
+    t0 = time.monotonic()
+    with proxy.connect(autocommit=True) as c:
+        assert c.execute("SELECT 1").fetchone() == (1,)
+        assert c.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'"
+                         ).fetchone() == (0,)
+    assert time.monotonic() - t0 < 5
+
+
+def test_node_postgres_end_during_a_query_returns_at_once(drv):
+    cluster, proxy = drv
+    out = run_node("terminate", "127.0.0.1", proxy.port, cluster=cluster, sql="SELECT pg_sleep(60)",
+                   after_ms=500)
+    assert out["end_ms"] < 2000, out
+    wait_no_activity(cluster, "SELECT pg_sleep(60)")
+    out = run_node("login", "127.0.0.1", proxy.port, cluster=cluster)
+    assert out == {"ok": True}
+
+
+def test_terminate_or_eof_before_the_startup_packet_is_quiet(drv):
+    cluster, proxy = drv
+    before = len(proxy.log())
+    for payload in (b"X\0\0\0\4", b"", b"\0\0\0"):
+        s = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+        try:
+            if payload:
+                s.sendall(payload)
+            if payload != b"X\0\0\0\4":
+                s.shutdown(socket.SHUT_WR)   # EOF, after nothing or part of a startup packet
+            assert s.recv(100) == b"", "an answer to a client that said goodbye"
+        finally:
+            s.close()
+    with proxy.connect() as c:   # the proxy serves on, and has logged everything above by now
+        c.execute("SELECT 1")
+    log = proxy.log()[before:]
+    bad = [l for l in log.splitlines() if "WARN" in l or "ERROR" in l or "FATAL" in l]
+    assert not bad, bad
+
+
+# ---- 3. session mode: a terminated backend ends the client's connection ----------------
+
+def read_to_eof(s, timeout):
+    """Everything the peer sends until it closes s (within timeout)."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    s.settimeout(1)
+    while time.monotonic() < deadline:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            break
+        if not chunk:
+            return data
+        data += chunk
+    raise AssertionError(f"the connection did not end within {timeout} s; got {data!r}")
+
+
+def terminate_backend(cluster, pid):
+    with direct(cluster) as d:
+        assert d.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+
+
+def test_session_mode_terminated_idle_backend_sends_its_fatal_and_ends(drv, session_proxy):
+    """An idle client (it ran a query, so it has its server) whose backend is terminated gets
+    the FATAL 57P01 unsolicited, then the end of the connection — through the proxy as
+    directly."""
+    cluster, _ = drv
+    seen = []
+    for conn in (direct(cluster), session_proxy.connect(autocommit=True)):
+        try:
+            pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+            terminate_backend(cluster, pid)
+            s = socket.socket(fileno=os.dup(conn.pgconn.socket))
+            try:
+                data = read_to_eof(s, 10)
+            finally:
+                s.close()
+            assert data[:1] == b"E" and b"SFATAL\0" in data and b"C57P01\0" in data, data
+            seen.append(data[data.index(b"M"):])   # the message, as the server wrote it
+            with pytest.raises(psycopg.OperationalError):
+                conn.execute("SELECT 1")
+            assert conn.closed
+        finally:
+            conn.close()
+    assert seen[0] == seen[1]
+
+
+def test_session_mode_terminated_busy_backend_is_a_fatal_57P01(drv, session_proxy):
+    cluster, _ = drv
+    outcomes = []
+    for conn in (direct(cluster), session_proxy.connect(autocommit=True)):
+        try:
+            pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+            killer = threading.Timer(0.5, terminate_backend, (cluster, pid))
+            killer.start()
+            with pytest.raises(psycopg.OperationalError) as exc:
+                conn.execute("SELECT pg_sleep(20)")
+            killer.join()
+            outcomes.append((exc.value.sqlstate, "terminating connection due to administrator command"
+                             in str(exc.value), conn.closed))
+        finally:
+            conn.close()
+    # libpq reports the message and a broken connection (the SQLSTATE goes with the connection).
+    assert outcomes[1] == outcomes[0] and outcomes[0][1:] == (True, True), outcomes
