@@ -25,6 +25,10 @@ else
 BUILD   := build
 endif
 
+# ICU: the NFKC normalization of SASLprep (src/auth/saslprep.c).
+CFLAGS  += $(shell pkg-config --cflags icu-uc 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs icu-uc 2>/dev/null)
+
 SRCS      := $(shell find src -name '*.c' | sort)
 OBJS      := $(SRCS:%.c=$(BUILD)/%.o)
 LIB_OBJS  := $(filter-out $(BUILD)/src/main.o,$(OBJS))

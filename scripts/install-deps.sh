@@ -3,8 +3,8 @@
 # promtool tests the alert rules, and a real server scrapes a cluster in the tests;
 # chromium and python3-websocket: a real browser drives the dashboard in the tests).
 # Idempotent: does nothing when every package is already there. Besides Debian's
-# packages: an S3-compatible server from npm for the S3 backup test, under
-# /opt/pgha-test-node (PGHA_S3_SERVER_DIR).
+# packages: an S3-compatible server from npm for the S3 backup test, and node-postgres for
+# the proxy's driver tests, under /opt/pgha-test-node (PGHA_S3_SERVER_DIR).
 #   --bench  also install what bench/failover.py needs to run Patroni side by
 #            side, and bench/proxy.py PgBouncer and HAProxy (the build and the
 #            test suite do not need these).
@@ -22,7 +22,7 @@ PACKAGES=(
   gcc make pkg-config
   postgresql-15 postgresql-client-15 libpq-dev pgbackrest
   etcd-server etcd-client
-  libcurl4-openssl-dev libjansson-dev libssl-dev
+  libcurl4-openssl-dev libjansson-dev libssl-dev libicu-dev
   libcmocka-dev
   clang libclang-rt-14-dev
   python3 python3-pytest python3-psycopg
@@ -95,4 +95,14 @@ if ! grep -qs "\"version\": \"$S3_SERVER_VERSION\"" "$S3_SERVER_DIR/node_modules
   $SUDO mkdir -p "$S3_SERVER_DIR"
   $SUDO npm install --prefix "$S3_SERVER_DIR" --save-exact --no-audit --no-fund --loglevel=error \
     "@20minutes/s3rver@$S3_SERVER_VERSION"
+fi
+
+# node-postgres for tests/integration/test_proxy_drivers.py (node_pg_client.js): one exact
+# version, beside the S3 server.
+NODE_PG_VERSION=8.16.3
+if ! grep -qs "\"version\": \"$NODE_PG_VERSION\"" "$S3_SERVER_DIR/node_modules/pg/package.json"; then
+  echo "install-deps: installing pg@$NODE_PG_VERSION into $S3_SERVER_DIR"
+  $SUDO mkdir -p "$S3_SERVER_DIR"
+  $SUDO npm install --prefix "$S3_SERVER_DIR" --save-exact --no-audit --no-fund --loglevel=error \
+    "pg@$NODE_PG_VERSION"
 fi

@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unicode/unorm2.h>
+#include <unicode/ustring.h>
+
 #include "common/strbuf.h"
 #include "common/util.h"
 
@@ -21,7 +24,6 @@ enum {
 	CLS_ALLOWED = 3,     /* bidi neither L nor R/AL */
 	CLS_ALLOWED_L = 4,   /* RFC 3454 D.2 */
 	CLS_ALLOWED_RAL = 5, /* RFC 3454 D.1 */
-	CLS_UNSTABLE = 8,    /* flag: NFKC may change this code point */
 };
 
 struct saslprep_range {
@@ -98,6 +100,52 @@ static size_t utf8_decode(const unsigned char *s, uint32_t *cp)
  * continuation test, and the terminating NUL fails it, so it never reads past
  * the end of a NUL-terminated string. */
 
+/* Wipe and free a UTF-16 buffer that held (part of) a password. */
+static void u16_free(UChar *u, int32_t cap)
+{
+	if (u == NULL)
+		return;
+	explicit_bzero(u, (size_t)cap * sizeof(*u));
+	free(u);
+}
+
+/*
+ * NFKC of the valid UTF-8 string s (len bytes) by ICU, whose tables follow
+ * current Unicode as PostgreSQL's do: for the code points SASLprep lets
+ * through (assigned in Unicode 3.2), NFKC is the same in every version since
+ * 4.1 (Unicode's stability policy). libidn's stringprep would not do: it
+ * keeps Unicode 3.2 without the later corrigenda, and checks the prohibited
+ * tables after normalizing where PostgreSQL checks them before. NULL: ICU
+ * failed (out of memory).
+ */
+static char *nfkc(const char *s, size_t len)
+{
+	UErrorCode st = U_ZERO_ERROR;
+	const UNormalizer2 *n = unorm2_getNFKCInstance(&st);
+	if (U_FAILURE(st) || len > INT32_MAX / 20)
+		return NULL;
+	/* At most one UTF-16 unit per UTF-8 byte; NFKC grows a string at most 18-fold. */
+	int32_t in_cap = (int32_t)len + 1, out_cap = 18 * (int32_t)len + 1, in_len = 0;
+	UChar *in = xcalloc((size_t)in_cap, sizeof(UChar)), *norm = xcalloc((size_t)out_cap, sizeof(UChar));
+	char *out = NULL;
+	u_strFromUTF8(in, in_cap, &in_len, s, (int32_t)len, &st);
+	int32_t norm_len = U_FAILURE(st) ? 0 : unorm2_normalize(n, in, in_len, norm, out_cap, &st);
+	if (U_SUCCESS(st)) {
+		int32_t out_len = 0;
+		size_t cap = (size_t)norm_len * 3 + 1;   /* a UTF-16 unit is at most 3 UTF-8 bytes */
+		out = xmalloc(cap);
+		u_strToUTF8(out, (int32_t)cap, &out_len, norm, norm_len, &st);
+		if (U_FAILURE(st)) {
+			explicit_bzero(out, cap);
+			free(out);
+			out = NULL;
+		}
+	}
+	u16_free(in, in_cap);
+	u16_free(norm, out_cap);
+	return out;
+}
+
 enum scram_saslprep_rc scram_saslprep(const char *password, char **out)
 {
 	const unsigned char *p = (const unsigned char *)password;
@@ -132,7 +180,7 @@ enum scram_saslprep_rc scram_saslprep(const char *password, char **out)
 	 * string is never longer than the input. */
 	char *buf = xmalloc(len + 1);
 	size_t olen = 0, count = 0;
-	bool prohibited = false, unstable = false, any_ral = false, any_l = false;
+	bool prohibited = false, any_ral = false, any_l = false;
 	int first_bidi = -1, last_bidi = -1;
 
 	for (size_t i = 0; i < len;) {
@@ -155,33 +203,23 @@ enum scram_saslprep_rc scram_saslprep(const char *password, char **out)
 
 		if (cls == CLS_PROHIBITED)
 			prohibited = true;
-		if (cls & CLS_UNSTABLE)
-			unstable = true;
-		int bidi = cls & 7;
-		if (bidi == CLS_ALLOWED_RAL)
+		if (cls == CLS_ALLOWED_RAL)
 			any_ral = true;
-		else if (bidi == CLS_ALLOWED_L)
+		else if (cls == CLS_ALLOWED_L)
 			any_l = true;
 		if (count == 0)
-			first_bidi = bidi;
-		last_bidi = bidi;
+			first_bidi = cls;
+		last_bidi = cls;
 		count++;
 	}
 	buf[olen] = '\0';
 
-	enum scram_saslprep_rc rc;
-
-	if (count == 0 || prohibited ||
-	    (any_ral && (any_l || first_bidi != CLS_ALLOWED_RAL || last_bidi != CLS_ALLOWED_RAL)))
-		rc = SCRAM_SASLPREP_RAW;
-	else if (unstable)
-		rc = SCRAM_SASLPREP_UNSUPPORTED;
-	else
-		rc = SCRAM_SASLPREP_OK;
-
-	if (rc == SCRAM_SASLPREP_OK) {
-		*out = buf;
-		return rc;
+	/* Checked before normalizing, as PostgreSQL checks (RFC 3454 has it after). */
+	enum scram_saslprep_rc rc = SCRAM_SASLPREP_RAW;
+	if (count > 0 && !prohibited &&
+	    !(any_ral && (any_l || first_bidi != CLS_ALLOWED_RAL || last_bidi != CLS_ALLOWED_RAL))) {
+		*out = nfkc(buf, olen);
+		rc = *out != NULL ? SCRAM_SASLPREP_OK : SCRAM_SASLPREP_FAILED;
 	}
 	explicit_bzero(buf, len + 1);
 	free(buf);
@@ -192,10 +230,8 @@ enum scram_saslprep_rc scram_saslprep(const char *password, char **out)
 
 int scram_prepare_password(const char *password, char **out, struct pgha_err *e)
 {
-	if (scram_saslprep(password, out) == SCRAM_SASLPREP_UNSUPPORTED)
-		return err_set(e, "the password contains Unicode characters that need NFKC "
-				  "normalization (SASLprep), which pgha does not implement; use a SCRAM "
-				  "verifier computed by PostgreSQL, or avoid combining marks and "
-				  "compatibility characters (fullwidth forms, ligatures, superscripts)");
+	if (scram_saslprep(password, out) == SCRAM_SASLPREP_FAILED)
+		return err_set(e, "cannot prepare a password for SCRAM: Unicode normalization (NFKC, "
+				  "by ICU) failed; out of memory?");
 	return 0;
 }

@@ -13,20 +13,9 @@
  *     used ("RAW"); else the result is the NFKC normalization of the mapped
  *     string.
  *
- * What this implementation does: everything above exactly, except NFKC
- * normalization itself. Every code point carries a generated flag
- * (saslprep_table.h, from gen_saslprep_table.py) saying whether it is
- * NFKC-stable (combining class 0, NFKC(c) == c, never composes with the
- * character before it). If all code points of the mapped string are stable,
- * the string already is in NFKC and the result is exact. That covers
- * precomposed accented letters (é, ñ, ß...), Greek, Cyrillic, CJK ideographs,
- * Hangul syllables, Hebrew/Arabic letters, most symbols. A password that
- * really needs normalization (combining marks, fullwidth forms, ligatures
- * such as U+FB01, superscripts, Hangul jamo...) gives
- * SCRAM_SASLPREP_UNSUPPORTED: we refuse rather than derive keys PostgreSQL
- * would not derive (a silent mismatch would surface as a mysterious "wrong
- * password"). The fix for an operator is to use a SCRAM verifier produced by
- * PostgreSQL itself, or a password without such characters.
+ * This implementation does all of the above; NFKC itself comes from ICU
+ * (saslprep.c says why ICU). The mapping and the checks use generated
+ * Unicode 3.2 stringprep tables (saslprep_table.h, from gen_saslprep_table.py).
  */
 #ifndef PGHA_AUTH_SASLPREP_H
 #define PGHA_AUTH_SASLPREP_H
@@ -36,7 +25,7 @@
 enum scram_saslprep_rc {
 	SCRAM_SASLPREP_OK,          /* *out is the prepared password */
 	SCRAM_SASLPREP_RAW,         /* PostgreSQL uses the raw bytes: *out is a copy of the input */
-	SCRAM_SASLPREP_UNSUPPORTED, /* needs NFKC normalization we do not implement: *out = NULL */
+	SCRAM_SASLPREP_FAILED,      /* ICU could not normalize (out of memory): *out = NULL */
 };
 
 /*
@@ -47,7 +36,7 @@ enum scram_saslprep_rc scram_saslprep(const char *password, char **out);
 
 /*
  * The bytes PostgreSQL feeds to PBKDF2 for this password: scram_saslprep()
- * with UNSUPPORTED turned into an error. *out: free with secret_free().
+ * with FAILED turned into an error. *out: free with secret_free().
  */
 int scram_prepare_password(const char *password, char **out, struct pgha_err *e) PGHA_MUSTCHECK;
 

@@ -30,9 +30,7 @@
  * NUL-terminated strings; free them with scram_free_msg() (the
  * client-final-message carries the proof, so it is wiped).
  *
- * Passwords go through SASLprep first (see auth/saslprep.h: exact for ASCII,
- * for invalid UTF-8 and for everything that does not need NFKC
- * normalization; refused with an error otherwise).
+ * Passwords go through SASLprep first, as PostgreSQL's (auth/saslprep.h).
  *
  * Secrets hygiene: every buffer holding a password, a salted password, a
  * ClientKey, a ServerKey or a proof is wiped before it is released; the

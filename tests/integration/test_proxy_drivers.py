@@ -240,3 +240,31 @@ def test_session_mode_terminated_busy_backend_is_a_fatal_57P01(drv, session_prox
             conn.close()
     # libpq reports the message and a broken connection (the SQLSTATE goes with the connection).
     assert outcomes[1] == outcomes[0] and outcomes[0][1:] == (True, True), outcomes
+
+
+# ---- 4. passwords that need SASLprep ---------------------------------------------------
+
+def test_saslprep_passwords_with_psycopg(drv):
+    cluster, proxy = drv
+    for role, pw in SASL_USERS.items():
+        with direct(cluster, user=role, password=pw) as c:
+            assert c.execute("SELECT current_user").fetchone() == (role,)
+        # client → proxy (the users file's password, prepared as PostgreSQL prepares it) and
+        # proxy → server (a new pool for each role: its first login uses that password).
+        with proxy.connect(user=role, password=pw, autocommit=True) as c:
+            assert c.execute("SELECT current_user").fetchone() == (role,)
+        with pytest.raises(psycopg.OperationalError) as exc:
+            proxy.connect(user=role, password=pw + "x").close()
+        assert "password authentication failed" in str(exc.value)
+
+
+def test_saslprep_passwords_with_node_postgres(drv):
+    """node-postgres does no SASLprep itself: whatever it gets directly (a normalized password
+    logs in, one that needs normalization is refused), it gets through the proxy."""
+    cluster, proxy = drv
+    host, port = pg_addr(cluster)
+    for role, pw in SASL_USERS.items():
+        d = run_node("login", host, port, user=role, password=pw)
+        p = run_node("login", "127.0.0.1", proxy.port, user=role, password=pw)
+        assert (d["ok"], d.get("code")) == (p["ok"], p.get("code")), (role, d, p)
+    assert run_node("login", "127.0.0.1", proxy.port, user="u_umlaut", password=SASL_USERS["u_umlaut"])["ok"]

@@ -830,7 +830,6 @@ static void test_mock(void **state)
 		{"md5ad16ab8cb9f9946be08171afa599199d", "MD5 hash"},
 		{"SCRAM-SHA-256$4096:bad", "stored secret: invalid SCRAM verifier"},
 		{"", "empty"},
-		{"\xef\xbc\xa1", "NFKC"}, /* U+FF21 needs normalization */
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		s = scram_server_new_stored("u", cases[i].stored, NULL, &e);
@@ -1161,19 +1160,27 @@ static void test_saslprep(void **state)
 	expect_prep("\xd7\x90" "1\xd7\x91", SCRAM_SASLPREP_OK, "\xd7\x90" "1\xd7\x91");
 	expect_prep("\xd7\x90" "a\xd7\x91", SCRAM_SASLPREP_RAW, "\xd7\x90" "a\xd7\x91");
 	expect_prep("1\xd7\x90", SCRAM_SASLPREP_RAW, "1\xd7\x90");
-	/* Needs NFKC: refused. */
-	expect_prep("e\xcc\x81", SCRAM_SASLPREP_UNSUPPORTED, NULL);       /* e + combining acute */
-	expect_prep("\xef\xbc\xa1", SCRAM_SASLPREP_UNSUPPORTED, NULL);    /* fullwidth A */
-	expect_prep("\xef\xac\x81", SCRAM_SASLPREP_UNSUPPORTED, NULL);    /* ligature fi */
-	expect_prep("\xc2\xb2", SCRAM_SASLPREP_UNSUPPORTED, NULL);        /* superscript two */
-	expect_prep("\xe1\x84\x80\xe1\x85\xa1", SCRAM_SASLPREP_UNSUPPORTED, NULL); /* jamo */
+	/* NFKC: composed, compatibility forms replaced. */
+	expect_prep("e\xcc\x81", SCRAM_SASLPREP_OK, "\xc3\xa9");           /* e + combining acute */
+	expect_prep("\xef\xbc\xa1", SCRAM_SASLPREP_OK, "A");               /* fullwidth A */
+	expect_prep("\xef\xac\x81sh", SCRAM_SASLPREP_OK, "fish");          /* ligature fi */
+	expect_prep("\xc2\xb2", SCRAM_SASLPREP_OK, "2");                   /* superscript two */
+	expect_prep("\xe1\x84\x80\xe1\x85\xa1", SCRAM_SASLPREP_OK, "\xea\xb0\x80"); /* jamo -> syllable */
+	expect_prep("\xe2\x84\xab", SCRAM_SASLPREP_OK, "\xc3\x85");       /* ANGSTROM SIGN -> Å */
+	/* Mapping then NFKC: an em space, a ligature after a NBSP. */
+	expect_prep("a\xe2\x80\x83" "b\xc2\xa0\xef\xac\x81", SCRAM_SASLPREP_OK, "a b fi");
+	/* The longest expansion there is: U+FDFA, 18 code points. */
+	expect_prep("\xef\xb7\xba", SCRAM_SASLPREP_OK,
+		    "\xd8\xb5\xd9\x84\xd9\x89 \xd8\xa7\xd9\x84\xd9\x84\xd9\x87 \xd8\xb9\xd9\x84\xd9\x8a\xd9\x87 "
+		    "\xd9\x88\xd8\xb3\xd9\x84\xd9\x85");
 	/* ...unless PostgreSQL would use raw bytes anyway (prohibited wins). */
 	expect_prep("\xef\xbc\xa1\x01", SCRAM_SASLPREP_RAW, "\xef\xbc\xa1\x01");
 
 	char *o;
 	struct pgha_err e;
-	assert_int_equal(scram_prepare_password("\xef\xbc\xa1", &o, &e), -1);
-	assert_contains(e.msg, "NFKC");
+	assert_int_equal(scram_prepare_password("\xef\xbc\xa1" "b", &o, &e), 0);
+	assert_string_equal(o, "Ab");
+	secret_free(o);
 }
 
 /* Verifiers PostgreSQL 15.20 computed for non-ASCII passwords (UTF8 database). */
@@ -1213,18 +1220,53 @@ static void test_saslprep_vs_postgres(void **state)
 		scram_server_free(s);
 	}
 
-	/* "Ａb" (fullwidth A): PostgreSQL normalizes to "Ab"; we refuse rather than mismatch. */
-	const char *nfkc = "SCRAM-SHA-256$4096:snGclLtMr7x6YVsJJSuKog==$mmyagWSeU2MgFwH4GBBq/mQ8LnbGZ9NBVyYo8fTdmbU=:aerF7WhljENdNA883JXuARi6QISSf5xy5RqvIOPw0Rw=";
-	assert_int_equal(scram_verifier_parse(nfkc, &v, &e), 0);
-	assert_int_equal(scram_verifier_check_password(&v, "\xef\xbc\xa1" "b", &e), -1);
-	assert_contains(e.msg, "NFKC");
-	assert_int_equal(scram_verifier_check_password(&v, "Ab", &e), 0);
-	struct scram_client *c;
-	char *out;
-	assert_int_equal(scram_client_first("\xef\xbc\xa1" "b", &c, &out, &e), -1);
-	assert_null(c);
-	assert_null(scram_server_new_plain("\xef\xbc\xa1" "b", &e));
 	scram_verifier_wipe(&v);
+}
+
+/* Verifiers PostgreSQL 15 computed for passwords SASLprep normalizes (NFKC). */
+static void test_saslprep_nfkc_vs_postgres(void **state)
+{
+	static const struct {
+		const char *password, *normalized, *verifier;
+	} ok[] = {
+		/* "Ａb" (fullwidth A) */
+		{"\xef\xbc\xa1" "b", "Ab",
+		 "SCRAM-SHA-256$4096:snGclLtMr7x6YVsJJSuKog==$mmyagWSeU2MgFwH4GBBq/mQ8LnbGZ9NBVyYo8fTdmbU=:aerF7WhljENdNA883JXuARi6QISSf5xy5RqvIOPw0Rw="},
+		/* "ﬁsh-ﬁne" (U+FB01 ligatures) */
+		{"\xef\xac\x81sh-\xef\xac\x81ne", "fish-fine",
+		 "SCRAM-SHA-256$4096:4yQB6YbM27FP9ioKMjhb8w==$H0+NqG0BDSlk3jtjrBEPILAYhCnXRpywuj9RA3/Y88A=:/I+BdAyN14neTPGSbB/TQtc9Ve7YkdQeNyTIbex4nY8="},
+		/* "cafe" + combining acute */
+		{"cafe\xcc\x81", "caf\xc3\xa9",
+		 "SCRAM-SHA-256$4096:/Qg8UaVj0TJQOghE5BJJ/w==$gMfK9daC5FQJAvXrE6FO1wdNFjVgE6lo+TlhNyuJ/ws=:5rZ5FRYQ5IvTZu5nVy2RJfLqKuuG49hGtxn6sgZcxhY="},
+		/* fullwidth "pass1" */
+		{"\xef\xbd\x90\xef\xbd\x81\xef\xbd\x93\xef\xbd\x93\xef\xbc\x91", "pass1",
+		 "SCRAM-SHA-256$4096:rzziyTLwhENj21vs8BpDIg==$V3mm7ntIul1AuIBZXxuoDbSPdFoHaAOv8Ydn1XFHkmc=:7ccQNOOM7L9leDI8vFH+x5QotY494xQ1Kj3RvrJiMiU="},
+		/* "two<EM SPACE>words<NBSP>here" */
+		{"two\xe2\x80\x83words\xc2\xa0here", "two words here",
+		 "SCRAM-SHA-256$4096:PO5eynHx5TWMbyQCtkBo7Q==$Sn1NA48b+UvaJN7aHgP34HOQUT69sMQIeR1lZ2tqy6A=:H4Mdn22wsRxKeFVR0Pt/Tb7dv8ppjhbPFxHGpZ7hmbg="},
+		/* U+FDFA, 18 code points after NFKC */
+		{"\xef\xb7\xba", NULL,
+		 "SCRAM-SHA-256$4096:H3u1Y41d9p9N2MZzml6ApA==$H47dKNiWr3IXzn2WZhhRHWlXT3pKZF5OCDkJMP7BbMQ=:KZLzCXdUhhSzszwbym47jGTDThEgEHjFTmx4rpP3K1U="},
+	};
+	struct scram_verifier v;
+	struct pgha_err e;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		assert_int_equal(scram_verifier_parse(ok[i].verifier, &v, &e), 0);
+		if (scram_verifier_check_password(&v, ok[i].password, &e) != 0)
+			fail_msg("case %zu: %s", i, e.msg);
+		if (ok[i].normalized != NULL && scram_verifier_check_password(&v, ok[i].normalized, &e) != 0)
+			fail_msg("case %zu, normalized: %s", i, e.msg);
+		/* The whole exchange: the proxy as a SCRAM server (a client's login) and as a client (its server's). */
+		struct scram_server *s = scram_server_new(&v, &e);
+		assert_int_equal(exchange(s, ok[i].password, &e), 0);
+		scram_server_free(s);
+		s = scram_server_new_plain(ok[i].password, &e);
+		assert_non_null(s);
+		assert_int_equal(exchange(s, ok[i].normalized ? ok[i].normalized : ok[i].password, &e), 0);
+		scram_server_free(s);
+		scram_verifier_wipe(&v);
+	}
 }
 
 /* ----------------------------------------------------------------------- md5 */
@@ -1322,6 +1364,7 @@ int main(void)
 		cmocka_unit_test(test_keys_match),
 		cmocka_unit_test(test_saslprep),
 		cmocka_unit_test(test_saslprep_vs_postgres),
+		cmocka_unit_test(test_saslprep_nfkc_vs_postgres),
 		cmocka_unit_test(test_md5),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
