@@ -74,7 +74,9 @@ void client_accept(struct proxy *px, int fd, bool ro)
 	struct client *c = xcalloc(1, sizeof(*c));
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_UNIX) {
+		snprintf(c->addr, sizeof(c->addr), "[local]");   /* as PostgreSQL names a unix-socket client */
+	} else if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
 		char host[64] = "?", port[16] = "";
 		getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
 			    NI_NUMERICHOST | NI_NUMERICSERV);

@@ -174,6 +174,7 @@ struct proxy {
 	struct epoll_event evs[PROXY_EVENTS];   /* the batch being handled (proxy_unwatch) */
 	int ev_next, ev_count;     /* its next event, its length */
 	struct fdtag listen_rw, listen_ro, route_tag, signal_tag;
+	struct fdtag unix_rw, unix_ro;   /* the same ports as unix sockets ([proxy] unix_socket_dir) */
 	struct route *route;
 	struct topology topo;
 	int ro_rr;                 /* round robin over standbys */

@@ -17,6 +17,8 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -55,6 +57,51 @@ static int listen_on(const char *addr, struct pgha_err *e)
 		return -1;
 	}
 	freeaddrinfo(ai);
+	return fd;
+}
+
+/*
+ * Listen on the unix socket path, replacing a stale one (a file nobody
+ * listens on: left by a proxy that was killed) but nothing else. -1: e says
+ * why.
+ */
+static int listen_unix(const char *path, unsigned mode, struct pgha_err *e)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);   /* fits: proxy_config_load checked */
+	struct stat st;
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return err_set(e, "%s exists and is not a socket: not replaced\nHINT: remove it, or "
+				       "set another [proxy] unix_socket_dir", path);
+		/* Non-blocking: a listener with a full backlog answers EAGAIN, and is in use too. */
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		int rc = probe < 0 ? -1 : connect(probe, (struct sockaddr *)&sa, sizeof(sa));
+		int err = errno;
+		if (probe >= 0)
+			close(probe);
+		if (rc == 0 || err == EAGAIN)
+			return err_set(e, "%s is in use: another proxy or a PostgreSQL listens on it\nHINT: stop "
+				       "it, or choose another port or [proxy] unix_socket_dir", path);
+		if (err != ECONNREFUSED)
+			return err_set(e, "%s: cannot tell whether it is in use: %s", path, strerror(err));
+		if (unlink(path) != 0)
+			return err_set(e, "cannot remove the stale socket %s: %s", path, strerror(errno));
+		log_info("replaced the stale socket %s (nothing listened on it)", path);
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		err_set(e, "cannot listen on the unix socket %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (chmod(path, mode) != 0 || listen(fd, 4096) != 0) {
+		err_set(e, "cannot listen on the unix socket %s: %s", path, strerror(errno));
+		unlink(path);
+		close(fd);
+		return -1;
+	}
 	return fd;
 }
 
@@ -170,6 +217,26 @@ static void raise_fd_limit(const struct proxy *px)
 			 (unsigned long long)rl.rlim_cur, px->cfg.max_client_conn);
 }
 
+/* The port of listen as a unix socket too, when unix_socket_dir is set. -1: logged. */
+static int open_unix(struct proxy *px, struct fdtag *t, enum fd_kind kind, const char *listen)
+{
+	t->kind = kind;
+	t->fd = -1;
+	if (px->cfg.unix_socket_dir[0] == '\0' || listen[0] == '\0')
+		return 0;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct pgha_err e;
+	proxy_unix_socket_path(&px->cfg, listen, path, sizeof(path));
+	t->fd = listen_unix(path, px->cfg.unix_socket_mode, &e);
+	if (t->fd < 0) {
+		log_fatal("[proxy] unix_socket_dir: %s", e.msg);
+		return -1;
+	}
+	proxy_watch(px, t, EPOLLIN);
+	log_info("listening on unix socket %s (%s)", path, kind == FD_LISTEN_RO ? "read-only" : "read-write");
+	return 0;
+}
+
 static int open_listeners(struct proxy *px)
 {
 	struct pgha_err e;
@@ -180,7 +247,6 @@ static int open_listeners(struct proxy *px)
 		return -1;
 	}
 	proxy_watch(px, &px->listen_rw, EPOLLIN);
-	px->listen_ro.fd = -1;
 	if (px->cfg.listen_ro[0]) {
 		px->listen_ro.kind = FD_LISTEN_RO;
 		px->listen_ro.fd = listen_on(px->cfg.listen_ro, &e);
@@ -190,7 +256,30 @@ static int open_listeners(struct proxy *px)
 		}
 		proxy_watch(px, &px->listen_ro, EPOLLIN);
 	}
+	if (open_unix(px, &px->unix_rw, FD_LISTEN_RW, px->cfg.listen) != 0 ||
+	    open_unix(px, &px->unix_ro, FD_LISTEN_RO, px->cfg.listen_ro) != 0)
+		return -1;
 	return 0;
+}
+
+/* Stop taking connections: every listener closed, the unix sockets' files removed. */
+static void close_listeners(struct proxy *px)
+{
+	struct fdtag *tags[] = {&px->listen_rw, &px->listen_ro, &px->unix_rw, &px->unix_ro};
+	for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]); i++) {
+		struct fdtag *t = tags[i];
+		if (t->fd < 0)
+			continue;
+		if (t == &px->unix_rw || t == &px->unix_ro) {
+			char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+			proxy_unix_socket_path(&px->cfg, t == &px->unix_rw ? px->cfg.listen : px->cfg.listen_ro,
+					       path, sizeof(path));
+			unlink(path);
+		}
+		proxy_unwatch(px, t);
+		close(t->fd);
+		t->fd = -1;
+	}
 }
 
 /* SIGINT, SIGTERM and SIGHUP come through a signalfd in the loop (before any thread starts). */
@@ -283,12 +372,7 @@ static void on_signals(struct proxy *px, int fd)
 			log_info("shutting down: no new connections; waiting up to 10 s for running transactions");
 			px->stopping = true;
 			px->stop_ms = px->now_ms + 10000;
-			proxy_unwatch(px, &px->listen_rw);
-			close(px->listen_rw.fd);
-			if (px->listen_ro.fd >= 0) {
-				proxy_unwatch(px, &px->listen_ro);
-				close(px->listen_ro.fd);
-			}
+			close_listeners(px);
 		}
 	}
 }
@@ -360,6 +444,7 @@ static void run(struct proxy *px)
 
 static void shutdown_proxy(struct proxy *px)
 {
+	close_listeners(px);   /* a setup that failed half-way may have some open */
 	metrics_stop(px->metrics);
 	px->metrics = NULL;
 	if (px->route)
@@ -397,6 +482,7 @@ int proxy_main(int argc, char **argv)
 	struct pgha_err e;
 	link_init(&px->pools);
 	link_init(&px->clients_idle);
+	px->listen_rw.fd = px->listen_ro.fd = px->unix_rw.fd = px->unix_ro.fd = -1;
 	if (proxy_config_load(path, &px->cfg, &e) != 0) {
 		fprintf(stderr, "pgha proxy: %s\n", e.msg);
 		proxy_config_free(&px->cfg);

@@ -1,8 +1,10 @@
 #include "proxy/proxy_config.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "common/strbuf.h"
 #include "common/util.h"
@@ -30,6 +32,13 @@ static const struct config_option proxy_options[] = {
 	  "host:port of the read-only port (standbys within ro_max_lag); empty: none"),
 	O("proxy", "metrics_listen", OPT_STRING, metrics_listen, "", 1, 0, 0,
 	  "host:port serving Prometheus metrics at /metrics; empty: none"),
+	O("proxy", "unix_socket_dir", OPT_STRING, unix_socket_dir, "", 1, 0, 0,
+	  "directory where the proxy listens on unix sockets too: .s.PGSQL.<port> for the port of listen "
+	  "(and of listen_ro), as PostgreSQL names them, so psql -h DIR -p PORT connects; a stale one "
+	  "left by a proxy that died is replaced, the files are removed at exit; empty: none"),
+	O("proxy", "unix_socket_mode", OPT_STRING, unix_socket_mode_text, "0777", 1, 0, 0,
+	  "permissions of the unix sockets, in octal (connecting needs write permission); 0777: "
+	  "anyone on the host may try to log in, as with PostgreSQL's default"),
 	O("proxy", "pool_mode", OPT_STRING, pool_mode_text, "transaction", 1, 0, 0,
 	  "transaction (a server per transaction) or session (a server per client connection)"),
 	O("proxy", "pool_size", OPT_INT, pool_size, "20", 1, 10000, OPT_RELOAD,
@@ -117,6 +126,42 @@ const struct config_table proxy_config_table = {
 	proxy_options, sizeof(proxy_options) / sizeof(proxy_options[0]), NULL, 0,
 };
 
+/* unix_socket_dir and unix_socket_mode (after listen and listen_ro were checked). */
+static int check_unix_socket(struct proxy_config *cfg, const char *path, struct pgha_err *e)
+{
+	const char *mode = cfg->unix_socket_mode_text;
+	char *end;
+	unsigned long bits = strtoul(mode, &end, 8);
+	if (mode[0] < '0' || mode[0] > '7' || *end != '\0' || bits > 0777)
+		return err_set(e, "%s: [proxy] unix_socket_mode = \"%s\": use octal permission bits, 0 to "
+			       "0777 (for example 0770: the proxy's user and group only)", path, mode);
+	cfg->unix_socket_mode = (unsigned)bits;
+	const char *dir = cfg->unix_socket_dir;
+	if (dir[0] == '\0')
+		return 0;
+	if (dir[0] != '/')
+		return err_set(e, "%s: [proxy] unix_socket_dir = \"%s\": use an absolute path", path, dir);
+	struct sockaddr_un sa;
+	if (strlen(dir) + strlen("/.s.PGSQL.65535") >= sizeof(sa.sun_path))
+		return err_set(e, "%s: [proxy] unix_socket_dir = \"%s\": too long for a unix socket "
+			       "(%zu bytes with the socket's name; at most %zu)", path, dir,
+			       strlen(dir) + strlen("/.s.PGSQL.65535"), sizeof(sa.sun_path) - 1);
+	return 0;
+}
+
+void proxy_unix_socket_path(const struct proxy_config *cfg, const char *listen, char *buf, size_t len)
+{
+	char host[256];
+	int port = 0;
+	struct pgha_err e;
+	if (parse_host_port(listen, host, sizeof(host), &port, &e) != 0)
+		port = 0;   /* cannot happen: proxy_config_load checked it */
+	size_t n = strlen(cfg->unix_socket_dir);
+	while (n > 0 && cfg->unix_socket_dir[n - 1] == '/')
+		n--;
+	snprintf(buf, len, "%.*s/.s.PGSQL.%d", (int)n, cfg->unix_socket_dir, port);
+}
+
 int proxy_config_load(const char *path, struct proxy_config *cfg, struct pgha_err *e)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -146,6 +191,8 @@ int proxy_config_load(const char *path, struct proxy_config *cfg, struct pgha_er
 		return err_set(e, "%s: [proxy] listen_ro: %s", path, sub.msg);
 	if (cfg->metrics_listen[0] && parse_host_port(cfg->metrics_listen, host, sizeof(host), &port, &sub) != 0)
 		return err_set(e, "%s: [proxy] metrics_listen: %s", path, sub.msg);
+	if (check_unix_socket(cfg, path, e) != 0)
+		return -1;
 	if (cfg->auth_user_password_file[0] != '\0' && cfg->auth_user[0] == '\0')
 		return err_set(e, "%s: [auth] auth_user_password_file is set but auth_user is not", path);
 	if (cfg->auth_user[0] != '\0' && strstr(cfg->auth_query, "$1") == NULL)

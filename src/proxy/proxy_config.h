@@ -29,6 +29,8 @@ struct proxy_config {
 	char *listen;            /* read-write port */
 	char *listen_ro;         /* read-only port, "" = none */
 	char *metrics_listen;    /* Prometheus /metrics, "" = none */
+	char *unix_socket_dir;   /* the ports as unix sockets too, "" = none */
+	char *unix_socket_mode_text;
 	char *pool_mode_text;
 	int pool_size;
 	int max_client_conn;     /* logged-in clients */
@@ -67,6 +69,7 @@ struct proxy_config {
 	/* derived */
 	enum pool_mode pool_mode;
 	unsigned server_auth_mask; /* SERVER_AUTH_* */
+	unsigned unix_socket_mode; /* permission bits of the unix sockets */
 	char *path;
 };
 
@@ -74,6 +77,13 @@ extern const struct config_table proxy_config_table;
 
 int proxy_config_load(const char *path, struct proxy_config *cfg, struct pgha_err *e) PGHA_MUSTCHECK;
 void proxy_config_free(struct proxy_config *cfg);
+/*
+ * The unix socket of the port of listen ("host:port", checked by
+ * proxy_config_load) under unix_socket_dir: "<dir>/.s.PGSQL.<port>", the name
+ * libpq looks for, so `psql -h DIR -p PORT` connects. It fits a sockaddr_un
+ * (checked by proxy_config_load as well).
+ */
+void proxy_unix_socket_path(const struct proxy_config *cfg, const char *listen, char *buf, size_t len);
 /* "scram-sha-256, md5" -> SERVER_AUTH_* bits; an unknown or empty list is an error. */
 int proxy_server_auth_parse(const char *text, unsigned *mask, struct pgha_err *e) PGHA_MUSTCHECK;
 

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from conftest import Proxy, module_cluster, wait_until
+from conftest import PGHA_BIN, Proxy, module_cluster, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NODE_MODULES = os.path.join(os.environ.get("PGHA_S3_SERVER_DIR", "/opt/pgha-test-node"), "node_modules")
@@ -268,3 +268,72 @@ def test_saslprep_passwords_with_node_postgres(drv):
         p = run_node("login", "127.0.0.1", proxy.port, user=role, password=pw)
         assert (d["ok"], d.get("code")) == (p["ok"], p.get("code")), (role, d, p)
     assert run_node("login", "127.0.0.1", proxy.port, user="u_umlaut", password=SASL_USERS["u_umlaut"])["ok"]
+
+
+# ---- 5. unix sockets ------------------------------------------------------------------
+
+def unix_proxy(cluster, sock_dir, name):
+    return Proxy(cluster, {"proxy.unix_socket_dir": sock_dir, "proxy.unix_socket_mode": "0770"},
+                 users={"postgres": cluster.su_pw}, name=name)
+
+
+def test_unix_sockets_for_both_ports(drv):
+    cluster, _ = drv
+    sock_dir = os.path.join(cluster.base, "sock")
+    os.makedirs(sock_dir, exist_ok=True)
+    proxy = unix_proxy(cluster, sock_dir, "unix").start()
+    paths = [os.path.join(sock_dir, f".s.PGSQL.{port}") for port in (proxy.port, proxy.ro_port)]
+    try:
+        for path in paths:
+            st = os.stat(path)
+            assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o770, (path, oct(st.st_mode))
+        # libpq's way: host is the directory, the port names the file.
+        for port in (proxy.port, proxy.ro_port):
+            with psycopg.connect(host=sock_dir, port=port, user="postgres", password=cluster.su_pw,
+                                 dbname="postgres", connect_timeout=10, autocommit=True) as c:
+                assert c.execute("SELECT 1").fetchone() == (1,)
+        assert run_node("login", sock_dir, proxy.port, cluster=cluster) == {"ok": True}
+    finally:
+        assert proxy.stop() == 0
+    assert not any(os.path.exists(p) for p in paths), "socket files left after the proxy stopped"
+
+    # A stale socket (a proxy that was killed leaves its file) is replaced.
+    proxy = unix_proxy(cluster, sock_dir, "unix-stale")
+    path = os.path.join(sock_dir, f".s.PGSQL.{proxy.port}")
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(path)
+    stale.close()
+    proxy.start()
+    try:
+        with psycopg.connect(host=sock_dir, port=proxy.port, user="postgres", password=cluster.su_pw,
+                             dbname="postgres", connect_timeout=10) as c:
+            assert c.execute("SELECT 1").fetchone() == (1,)
+        assert "replaced the stale socket " + path in proxy.log()
+    finally:
+        assert proxy.stop() == 0
+
+
+def test_unix_socket_in_use_or_not_a_socket_is_a_clear_error(drv):
+    cluster, _ = drv
+    sock_dir = os.path.join(cluster.base, "sock-busy")
+    os.makedirs(sock_dir, exist_ok=True)
+    proxy = unix_proxy(cluster, sock_dir, "unix-busy")
+    path = os.path.join(sock_dir, f".s.PGSQL.{proxy.port}")
+    busy = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    busy.bind(path)
+    busy.listen(1)
+    try:
+        for expect in ("is in use: another proxy or a PostgreSQL listens on it", None):
+            if expect is None:   # now a file that is not a socket: never removed
+                busy.close()
+                os.unlink(path)
+                with open(path, "w") as f:
+                    f.write("not a socket")
+                expect = "exists and is not a socket: not replaced"
+            p = subprocess.run([PGHA_BIN, "proxy", "-c", proxy.conf_path], capture_output=True,
+                               text=True, timeout=30)
+            assert p.returncode != 0
+            assert f"{path} {expect}" in p.stdout + p.stderr, p.stdout + p.stderr
+            assert os.path.exists(path)
+    finally:
+        busy.close()

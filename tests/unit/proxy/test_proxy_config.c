@@ -1,0 +1,78 @@
+/*
+ * test_proxy_config.c — the proxy's option checks (proxy/proxy_config.c):
+ * unix_socket_dir and unix_socket_mode, and the socket paths they give.
+ */
+#include <string.h>
+
+#include "../unit_files.h"
+#include "proxy/proxy_config.h"
+
+/* Load a config made of the required lines and `extra`: 0 or -1, e set. */
+static int load(const char *extra, struct proxy_config *cfg, struct pgha_err *e)
+{
+	char text[1024], path[1100];
+	snprintf(text, sizeof(text), "[proxy]\nlisten = 127.0.0.1:6432\nlisten_ro = 127.0.0.1:6433\n%s\n"
+		 "[auth]\nauth_file = /nonexistent/users.txt\n", extra);
+	write_conf(path, sizeof(path), text);
+	int rc = proxy_config_load(path, cfg, e);
+	if (rc != 0)
+		proxy_config_free(cfg);
+	return rc;
+}
+
+static void test_unix_socket_paths(void **state)
+{
+	struct proxy_config cfg;
+	struct pgha_err e;
+	char path[128];
+
+	assert_int_equal(load("unix_socket_dir = /run/pgha/\nunix_socket_mode = 0770", &cfg, &e), 0);
+	assert_int_equal(cfg.unix_socket_mode, 0770);
+	proxy_unix_socket_path(&cfg, cfg.listen, path, sizeof(path));
+	assert_string_equal(path, "/run/pgha/.s.PGSQL.6432");
+	proxy_unix_socket_path(&cfg, cfg.listen_ro, path, sizeof(path));
+	assert_string_equal(path, "/run/pgha/.s.PGSQL.6433");
+	proxy_config_free(&cfg);
+
+	/* Off by default; the mode's default is PostgreSQL's. */
+	assert_int_equal(load("", &cfg, &e), 0);
+	assert_string_equal(cfg.unix_socket_dir, "");
+	assert_int_equal(cfg.unix_socket_mode, 0777);
+	proxy_config_free(&cfg);
+
+	assert_int_equal(load("unix_socket_dir = /\n", &cfg, &e), 0);
+	proxy_unix_socket_path(&cfg, cfg.listen, path, sizeof(path));
+	assert_string_equal(path, "/.s.PGSQL.6432");
+	proxy_config_free(&cfg);
+}
+
+static void test_unix_socket_errors(void **state)
+{
+	struct proxy_config cfg;
+	struct pgha_err e;
+
+	assert_int_equal(load("unix_socket_dir = run/pgha", &cfg, &e), -1);
+	assert_contains(e.msg, "[proxy] unix_socket_dir = \"run/pgha\": use an absolute path");
+
+	char extra[300] = "unix_socket_dir = /";
+	memset(extra + strlen(extra), 'd', 100);
+	assert_int_equal(load(extra, &cfg, &e), -1);
+	assert_contains(e.msg, "too long for a unix socket");
+
+	static const char *const bad_modes[] = {"999", "0778", "01000", "rw", "-1", "", "0x1ff"};
+	for (size_t i = 0; i < sizeof(bad_modes) / sizeof(bad_modes[0]); i++) {
+		snprintf(extra, sizeof(extra), "unix_socket_mode = %s", bad_modes[i]);
+		if (load(extra, &cfg, &e) != -1)
+			fail_msg("unix_socket_mode = %s was taken", bad_modes[i]);
+		assert_contains(e.msg, "unix_socket_mode");
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_unix_socket_paths),
+		cmocka_unit_test(test_unix_socket_errors),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
