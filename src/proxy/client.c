@@ -159,6 +159,8 @@ static void client_free(struct client *c)
 		px->npreauth--;
 	if (c->sasl)
 		scram_server_free(c->sasl);
+	if (c->probe != NULL)
+		c->probe->probe_for = NULL;   /* it logs in all the same: what it learns serves others */
 	relay_free(c);
 	for (int k = 0; k < NTRACKED; k++)
 		free(c->want[k]);
@@ -404,14 +406,69 @@ static void handle_cancel(struct client *c, const struct pgp_startup *st)
 
 /* ---- login ------------------------------------------------------------- */
 
-static void client_login_done(struct client *c)
+/* At most this many (parameter, value) pairs per pool are learned: past it, values are reported as sent. */
+#define CANON_MAX 64
+
+/*
+ * Make c's startup values of the tracked parameters the server's spelling of
+ * them ("iso, dmy" -> "ISO, DMY", "utf8" -> "UTF8"), as far as the pool has
+ * learned it: what its ParameterStatus says and what the relay compares with
+ * a server's values (a value spelled otherwise would be SET again at every
+ * transaction). true: every value is known.
+ */
+static bool canon_apply(struct client *c)
+{
+	struct pool *p = c->pool;
+	bool known = true;
+	for (int k = 0; k < NTRACKED; k++) {
+		if (c->want[k] == NULL || (p->defaults[k] != NULL && strcmp(c->want[k], p->defaults[k]) == 0))
+			continue;
+		size_t i = 0;
+		while (i < p->ncanon && (p->canon[i].k != k || strcmp(p->canon[i].raw, c->want[k]) != 0))
+			i++;
+		if (i == p->ncanon) {
+			known = false;
+			continue;
+		}
+		free(c->want[k]);
+		c->want[k] = xstrdup(p->canon[i].value);
+	}
+	return known;
+}
+
+/* A probe logged in: how its server reports the values it was sent. */
+static void canon_learn(struct server *s)
+{
+	struct pool *p = s->pool;
+	for (int k = 0; k < NTRACKED; k++) {
+		if (s->probe_raw[k] == NULL || s->param[k] == NULL || p->ncanon >= CANON_MAX)
+			continue;
+		size_t i = 0;
+		while (i < p->ncanon && (p->canon[i].k != k || strcmp(p->canon[i].raw, s->probe_raw[k]) != 0))
+			i++;
+		if (i < p->ncanon)
+			continue;
+		if (p->ncanon % 8 == 0)
+			p->canon = xrealloc(p->canon, (p->ncanon + 8) * sizeof(*p->canon));
+		p->canon[p->ncanon++] = (struct param_canon){k, xstrdup(s->probe_raw[k]), xstrdup(s->param[k])};
+	}
+}
+
+/* The pool knows its parameters: c gets them, its own values first, then its key and ReadyForQuery. */
+static void login_finish(struct client *c)
 {
 	struct proxy *px = c->px;
-	sb_append(&c->out, c->pool->params.data ? c->pool->params.data : "", c->pool->params.len);
-	/*
-	 * Its own values, else the pool's defaults, win over the first server's (they are
-	 * SET on each server it gets); a client that chose nothing holds no copy of them.
-	 */
+	const struct strbuf *params = &c->pool->params;
+	/* The first server's messages, but one ParameterStatus per parameter: the tracked ones are c's. */
+	size_t off = 0;
+	struct pgp_msg m;
+	struct pgha_err e;
+	while (off < params->len && pgp_frame(params->data + off, params->len - off, 0, &m, &e) == PGP_OK) {
+		struct pgp_param prm;
+		if (pgp_parse_parameter_status(&m, &prm, &e) != 0 || tracked_index(prm.name) < 0)
+			sb_append(&c->out, params->data + off, m.total_len);
+		off += m.total_len;
+	}
 	for (int k = 0; k < NTRACKED; k++)
 		if (pool_param(c, k) != NULL)
 			pgp_build_parameter_status(&c->out, tracked_params[k], pool_param(c, k));
@@ -425,6 +482,44 @@ static void client_login_done(struct client *c)
 		return;
 	if (pbuf_len(&c->in) > 0)
 		client_event(c, 0);   /* it pipelined a query after the startup */
+}
+
+/*
+ * c has authenticated and its pool knows its parameters. A startup value the
+ * pool has not seen a server report yet is learned first, as PostgreSQL would
+ * answer it at a login: a probe server logs in with c's values (one probe per
+ * pool at a time; c waits in CL_LOGIN, and so do clients waiting for another
+ * client's probe). A value PostgreSQL refuses fails c's login the same way
+ * (close_server). Called again for every waiting client when a probe ends.
+ */
+static void client_login_done(struct client *c)
+{
+	struct pool *p = c->pool;
+	if (c->probe != NULL)
+		return;   /* its probe is logging in */
+	if (canon_apply(c) || c->probed || p->ncanon >= CANON_MAX) {
+		login_finish(c);
+		return;
+	}
+	client_set_state(c, CL_LOGIN);
+	if (p->probing)
+		return;   /* another client's probe: that may answer for c too */
+	struct route_target t;
+	char why[300];
+	c->probed = true;
+	if (!pool_target(p, &t) || server_connect_probe(c, &t, why, sizeof(why)) == NULL)
+		login_finish(c);   /* nothing to learn from now: its values as it sent them */
+}
+
+/* A probe ended: the clients waiting for one go on (or start the next). */
+static void probe_ended(struct pool *p)
+{
+	for (struct link *l = p->px->clients_idle.next; l != &p->px->clients_idle;) {
+		struct client *lc = link_entry(l, struct client, node);
+		l = l->next;
+		if (lc->state == CL_LOGIN && lc->pool == p && p->have_params)
+			client_login_done(lc);
+	}
 }
 
 static void auth_ok(struct client *c)
@@ -958,6 +1053,8 @@ void client_check_timeouts(struct client *c)
 	if ((c->state == CL_STARTUP || c->state == CL_TLS || (c->state == CL_AUTH && !c->auth_lookup)) &&
 	    age > cfg->client_login_timeout_ms)
 		client_send_error(c, "08006", "login timed out", true);
+	else if (c->state == CL_LOGIN && c->pool->have_params && c->probe == NULL && !c->pool->probing)
+		client_login_done(c);   /* a probe it waited for was closed without a word (a topology change) */
 	else if (c->state == CL_LOGIN && age > cfg->hold_timeout_ms)
 		client_send_error(c, "08006", c->pool->last_error[0] ? c->pool->last_error
 					       : "no server available to log in (no leader?)", true);
@@ -985,12 +1082,44 @@ static void pool_failed(struct pool *p, const char *why)
 	}
 }
 
+/*
+ * A probe failed to log in. PostgreSQL refusing a startup value (a data
+ * exception, class 22: "invalid value for parameter") fails its client's
+ * login with that error, as a direct login would; any other failure (no
+ * server now) teaches nothing and its client goes on with its values as it
+ * sent them. The pool's own logins are not concerned.
+ */
+static void probe_failed(struct server *s, const char *why)
+{
+	struct pool *p = s->pool;
+	struct client *c = s->probe_for;
+	server_close(s, why);   /* clears c->probe */
+	/* server.c's words for a login error: "login refused: SQLSTATE: message". */
+	const char *prefix = "login refused: ";
+	size_t n = strlen(prefix);
+	if (c != NULL && strncmp(why, prefix, n) == 0 && strncmp(why + n, "22", 2) == 0 &&
+	    strlen(why) > n + 7 && why[n + 5] == ':') {
+		char sqlstate[6];
+		memcpy(sqlstate, why + n, 5);
+		sqlstate[5] = '\0';
+		client_fail(c, sqlstate, why + n + 7);
+	} else if (c != NULL) {
+		log_info("client %s (%s@%s): cannot learn how the server reports its startup values (%s): "
+			 "reported as sent", c->addr, c->user, c->database, why);
+	}
+	probe_ended(p);
+}
+
 /* Close s and tell whom it concerns: its client (the transaction is lost), its pool (a failed login). */
 static void close_server(struct server *s, const char *why)
 {
 	struct client *c = s->client;
 	struct pool *p = s->pool;
 	char status = s->status;
+	if (s->probe) {
+		probe_failed(s, why);
+		return;
+	}
 	/* A stale attempt was abandoned, it did not fail. */
 	bool login_failed = (s->state == SV_CONNECTING || s->state == SV_LOGIN) && !s->stale;
 	if (c != NULL) {
@@ -1008,6 +1137,13 @@ static void close_server(struct server *s, const char *why)
 static void server_ready(struct server *s)
 {
 	struct pool *p = s->pool;
+	if (s->probe) {
+		/* It was sent no work and gets none: closed, as pool_size counts it until then. */
+		canon_learn(s);
+		server_close(s, "it reported how PostgreSQL spells a client's startup values");
+		probe_ended(p);
+		return;
+	}
 	if (!p->have_params)
 		pool_take_params(p, &s->login_params);
 	sb_free(&s->login_params);

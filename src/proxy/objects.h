@@ -40,6 +40,13 @@ struct server;
 extern const char *const tracked_params[NTRACKED];
 int tracked_index(const char *name);
 
+/* How the server reports a client's startup value of a tracked parameter ("iso" -> "ISO, MDY"). */
+struct param_canon {
+	int k;
+	char *raw;
+	char *value;
+};
+
 enum client_state {
 	CL_STARTUP,      /* reading the startup packet */
 	CL_TLS,          /* TLS handshake after an SSLRequest answered 'S' */
@@ -94,6 +101,8 @@ struct client {
 	bool release_ready;        /* give the server back once its last bytes are out */
 	bool admin;                /* connected to the admin console (database pgha) */
 	char *want[NTRACKED];      /* tracked parameters the client asked for (NULL: default) */
+	struct server *probe;      /* CL_LOGIN: a server logging in with its startup values (client.c) */
+	bool probed;               /* ... one did: what is still unknown is reported as it was sent */
 	struct ssl_st *ssl;        /* TLS session (tls.c), NULL in plain text */
 	uint32_t tls_want;         /* EPOLLIN/EPOLLOUT the TLS layer waits for */
 };
@@ -134,6 +143,9 @@ struct server {
 	uint8_t backend_key[4];
 	void *sasl;                /* SCRAM client state while logging in */
 	struct strbuf login_params; /* its ParameterStatus messages until it is logged in */
+	bool probe;                /* logs in only to learn how the server reports probe_raw, then closes */
+	struct client *probe_for;  /* ... the client whose values they are (NULL: it left) */
+	char *probe_raw[NTRACKED];
 };
 
 struct pool {
@@ -150,6 +162,9 @@ struct pool {
 	struct strbuf params;      /* ParameterStatus messages from the first login */
 	char *defaults[NTRACKED];  /* ... the tracked ones: what a client that did not choose gets */
 	bool have_params;
+	struct param_canon *canon; /* clients' startup values as servers report them (client.c) */
+	size_t ncanon;
+	bool probing;              /* a probe server is logging in */
 	char last_error[256];      /* the last server login error, for waiting clients */
 	int64_t last_error_ms;
 };

@@ -24,7 +24,8 @@
 #include "proxy/creds.h"
 #include "proxy/server.h"
 
-struct server *server_connect(struct pool *p, const struct route_target *t, char *why, size_t whylen)
+static struct server *connect_with(struct pool *p, const struct route_target *t, const struct pgp_param *params,
+				   size_t nparams, char *why, size_t whylen)
 {
 	struct proxy *px = p->px;
 	char port[16];
@@ -64,12 +65,41 @@ struct server *server_connect(struct pool *p, const struct route_target *t, char
 	p->nservers++;
 	server_set_state(s, SV_CONNECTING);
 	/* The startup packet waits in the out buffer until the connection is up. */
+	pgp_build_startup(&s->out, 0, params, nparams);
+	proxy_watch(px, &s->tag, EPOLLOUT | EPOLLIN);
+	log_debug("server %s:%d: connecting for %s@%s", t->host, t->port, p->user, p->database);
+	return s;
+}
+
+struct server *server_connect(struct pool *p, const struct route_target *t, char *why, size_t whylen)
+{
 	struct pgp_param params[3] = {
 		{"user", p->user}, {"database", p->database}, {"application_name", "pgha-proxy"},
 	};
-	pgp_build_startup(&s->out, 0, params, 3);
-	proxy_watch(px, &s->tag, EPOLLOUT | EPOLLIN);
-	log_debug("server %s:%d: connecting for %s@%s", t->host, t->port, p->user, p->database);
+	return connect_with(p, t, params, 3, why, whylen);
+}
+
+struct server *server_connect_probe(struct client *c, const struct route_target *t, char *why, size_t whylen)
+{
+	struct pool *p = c->pool;
+	struct pgp_param params[2 + NTRACKED] = {{"user", p->user}, {"database", p->database}};
+	size_t n = 2;
+	int app = tracked_index("application_name");
+	for (int k = 0; k < NTRACKED; k++)
+		if (c->want[k] != NULL)
+			params[n++] = (struct pgp_param){tracked_params[k], c->want[k]};
+	if (c->want[app] == NULL)
+		params[n++] = (struct pgp_param){"application_name", "pgha-proxy"};
+	struct server *s = connect_with(p, t, params, n, why, whylen);
+	if (s == NULL)
+		return NULL;
+	s->probe = true;
+	s->probe_for = c;
+	c->probe = s;
+	p->probing = true;
+	for (int k = 0; k < NTRACKED; k++)
+		if (c->want[k] != NULL)
+			s->probe_raw[k] = xstrdup(c->want[k]);
 	return s;
 }
 
@@ -84,8 +114,14 @@ void server_close(struct server *s, const char *why)
 	if (s->sasl)
 		scram_client_free(s->sasl);
 	free(s->prepared);
-	for (int k = 0; k < NTRACKED; k++)
+	for (int k = 0; k < NTRACKED; k++) {
 		free(s->param[k]);
+		free(s->probe_raw[k]);
+	}
+	if (s->probe)
+		s->pool->probing = false;
+	if (s->probe_for != NULL)
+		s->probe_for->probe = NULL;
 	pbuf_free(&s->in);
 	sb_free(&s->out);
 	sb_free(&s->login_params);

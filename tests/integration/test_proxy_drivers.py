@@ -63,10 +63,10 @@ def node_of(cluster):
     return cluster.nodes["d1"]
 
 
-def direct(cluster, user="postgres", password=None):
+def direct(cluster, user="postgres", password=None, **kw):
     n = node_of(cluster)
     return psycopg.connect(host=n.host, port=n.pg_port, user=user, dbname="postgres", connect_timeout=10,
-                           password=password if password is not None else cluster.su_pw, autocommit=True)
+                           password=password if password is not None else cluster.su_pw, autocommit=True, **kw)
 
 
 def run_node(action, host, port, user="postgres", password=None, cluster=None, timeout=60, **kw):
@@ -91,6 +91,88 @@ def wait_no_activity(cluster, query_text, timeout=10):
             return d.execute("SELECT count(*) FROM pg_stat_activity WHERE query = %s AND pid <> pg_backend_pid()",
                              (query_text,)).fetchone()[0] == 0
     wait_until(f"no backend running {query_text!r}", gone, timeout=timeout)
+
+
+# ---- 1. the login's ParameterStatus ---------------------------------------------------
+
+# What PostgreSQL 15 reports at login (GUC_REPORT).
+REPORTED = ("application_name", "client_encoding", "DateStyle", "default_transaction_read_only",
+            "in_hot_standby", "integer_datetimes", "IntervalStyle", "is_superuser", "server_encoding",
+            "server_version", "session_authorization", "standard_conforming_strings", "TimeZone")
+
+
+def reported(conn):
+    return {name: conn.info.parameter_status(name) for name in REPORTED}
+
+
+def test_login_parameters_are_the_clients_own_with_psycopg(drv, monkeypatch):
+    """Values as the client sent them (lower case, a partial DateStyle), reported as the server
+    spells them — through the proxy as directly; and twice, the second time from what the
+    proxy learned the first."""
+    cluster, proxy = drv
+    # libpq sends PGDATESTYLE and PGTZ in the startup packet (as "datestyle", "timezone").
+    monkeypatch.setenv("PGDATESTYLE", "iso, dmy")
+    monkeypatch.setenv("PGTZ", "europe/paris")
+    kw = {"application_name": "drv-app", "client_encoding": "latin1"}
+    with direct(cluster, **kw) as d:
+        want = reported(d)
+    assert (want["DateStyle"], want["TimeZone"], want["client_encoding"]) == ("ISO, DMY", "Europe/Paris", "LATIN1")
+    probes = proxy.log().count("reported how PostgreSQL spells")
+    for _ in range(2):
+        with proxy.connect(autocommit=True, **kw) as c:
+            assert reported(c) == want
+            # What the client was told is what its session has.
+            assert c.execute("SELECT current_setting('DateStyle'), current_setting('TimeZone'), "
+                             "current_setting('application_name')").fetchone() == \
+                ("ISO, DMY", "Europe/Paris", "drv-app")
+    # One server logged in with these values to learn them; the second login reused that.
+    assert proxy.log().count("reported how PostgreSQL spells") == probes + 1
+    # A client that sends nothing gets the server's defaults, not the last client's.
+    monkeypatch.delenv("PGDATESTYLE")
+    monkeypatch.delenv("PGTZ")
+    with direct(cluster) as d, proxy.connect(autocommit=True) as c:
+        assert reported(c) == reported(d)
+
+
+def test_a_startup_value_the_server_refuses_fails_the_login_as_directly(drv, monkeypatch):
+    cluster, proxy = drv
+    monkeypatch.setenv("PGDATESTYLE", "no-such-style")
+    errors = []
+    for connect in (lambda: direct(cluster), lambda: proxy.connect()):
+        with pytest.raises(psycopg.OperationalError) as exc:
+            connect().close()
+        errors.append(exc.value.sqlstate)
+        assert 'invalid value for parameter "DateStyle": "no-such-style"' in str(exc.value), exc.value
+    assert errors[0] == errors[1]
+
+
+def test_login_parameters_with_node_postgres(drv):
+    cluster, proxy = drv
+    host, port = pg_addr(cluster)
+    want = run_node("params", host, port, cluster=cluster, application_name="node-app")["params"]
+    assert want["application_name"] == "node-app"
+    got = run_node("params", "127.0.0.1", proxy.port, cluster=cluster, application_name="node-app")["params"]
+    assert got == want
+
+
+def run_jdbc(action, url, user, password):
+    p = subprocess.run(["java", "-cp", "/usr/share/java/postgresql.jar", os.path.join(HERE, "JdbcProbe.java")],
+                       input=f"{action}\n{url}\n{user}\n{password}\n", capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.splitlines()
+
+
+def test_login_parameters_with_pgjdbc(drv):
+    """pgJDBC sends DateStyle=ISO (the server reports "ISO, MDY") and its own application_name."""
+    cluster, proxy = drv
+    host, port = pg_addr(cluster)
+    want = run_jdbc("params", f"jdbc:postgresql://{host}:{port}/postgres?ApplicationName=jdbc-app",
+                    "postgres", cluster.su_pw)
+    assert "application_name=jdbc-app" in want and any(l.startswith("DateStyle=ISO, ") for l in want), want
+    got = run_jdbc("params", f"jdbc:postgresql://127.0.0.1:{proxy.port}/postgres?ApplicationName=jdbc-app",
+                   "postgres", cluster.su_pw)
+    assert got == want
 
 
 # ---- 2. Terminate while a query runs; before the startup packet ------------------------
