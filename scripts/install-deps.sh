@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything pgha needs to build, run and test on Debian bookworm (prometheus:
 # promtool tests the alert rules, and a real server scrapes a cluster in the tests;
-# chromium and python3-websocket: a real browser drives the dashboard in the tests).
+# chromium and python3-websocket: a real browser drives the dashboard in the tests; a JDK and
+# pgJDBC: the proxy's driver tests).
 # Idempotent: does nothing when every package is already there. Besides Debian's
 # packages: an S3-compatible server from npm for the S3 backup test, and node-postgres for
 # the proxy's driver tests, under /opt/pgha-test-node (PGHA_S3_SERVER_DIR).
@@ -26,6 +27,7 @@ PACKAGES=(
   libcmocka-dev
   clang libclang-rt-14-dev
   python3 python3-pytest python3-psycopg
+  default-jdk-headless libpostgresql-jdbc-java
   iproute2 procps openssl
   prometheus chromium python3-websocket
 )

@@ -352,6 +352,22 @@ def test_saslprep_passwords_with_node_postgres(drv):
     assert run_node("login", "127.0.0.1", proxy.port, user="u_umlaut", password=SASL_USERS["u_umlaut"])["ok"]
 
 
+def test_saslprep_passwords_with_pgjdbc(drv):
+    """pgJDBC prepares passwords with SASLprep itself, as libpq does."""
+    cluster, proxy = drv
+    host, port = pg_addr(cluster)
+    for role in ("u_ligature", "u_fullwidth"):
+        pw = SASL_USERS[role]
+        assert run_jdbc("login", f"jdbc:postgresql://{host}:{port}/postgres", role, pw) == ["ok"]
+        assert run_jdbc("login", f"jdbc:postgresql://127.0.0.1:{proxy.port}/postgres", role, pw) == ["ok"]
+    # SASLprep makes the ligature and its normalized form one password, through the proxy as directly.
+    for p in (port, proxy.port):
+        h = host if p == port else "127.0.0.1"
+        assert run_jdbc("login", f"jdbc:postgresql://{h}:{p}/postgres", "u_ligature", "fish-fine") == ["ok"]
+    wrong = run_jdbc("login", f"jdbc:postgresql://127.0.0.1:{proxy.port}/postgres", "u_ligature", "fish-fine!")
+    assert wrong[0].startswith("error 28P01 "), wrong
+
+
 # ---- 5. unix sockets ------------------------------------------------------------------
 
 def unix_proxy(cluster, sock_dir, name):
