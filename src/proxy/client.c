@@ -948,6 +948,32 @@ static void client_got_server(struct client *c, struct server *s)
 	c2s(c);
 }
 
+/* Bytes a client that shut its side may still have sent while it waits (client_gave_up). */
+#define WAIT_TAIL_MAX (64u << 10)
+
+/*
+ * c, waiting for a server, has shut its side: did it give up? Yes when all it
+ * sent ends with a Terminate, or it sent nothing. A half-closed client still
+ * waiting for its answers (all of them read here, up to WAIT_TAIL_MAX) is
+ * not: PostgreSQL answers what came before the end, and so will its server.
+ */
+static bool client_gave_up(struct client *c)
+{
+	for (;;) {
+		if (pbuf_len(&c->in) > WAIT_TAIL_MAX)
+			return false;
+		ssize_t r = client_read(c, &c->in);
+		if (r == -2)
+			return false;   /* not the end yet: a reset or error comes as a read error */
+		if (r < 0)
+			return true;
+		if (r == 0)
+			break;
+	}
+	size_t n = pbuf_len(&c->in);
+	return n == 0 || (n >= 5 && memcmp(c->in.data + c->in.end - 5, "X\0\0\0\4", 5) == 0);
+}
+
 void client_event(struct client *c, uint32_t events)
 {
 	if (c->state == CL_TLS) {
@@ -1017,8 +1043,17 @@ void client_event(struct client *c, uint32_t events)
 		return;
 	}
 	case CL_WAITING:
-		/* Keep reading into the buffer is not needed: backpressure until a server comes. */
-		proxy_watch(c->px, &c->tag, 0);
+		/*
+		 * Backpressure until a server comes: nothing more is read, but the end of
+		 * the connection is watched. A driver that gives up sends Terminate and
+		 * closes; it is let go now, not when a server frees up (then to run a
+		 * query nobody waits for).
+		 */
+		if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && client_gave_up(c)) {
+			client_close(c, "client left while waiting for a server");
+			return;
+		}
+		proxy_watch(c->px, &c->tag, (events & EPOLLRDHUP) ? 0 : EPOLLRDHUP);
 		return;
 	case CL_STARTUP:
 	case CL_AUTH:

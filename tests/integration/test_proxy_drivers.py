@@ -235,6 +235,34 @@ def test_node_postgres_end_during_a_query_returns_at_once(drv):
     assert out == {"ok": True}
 
 
+def test_terminate_while_waiting_for_a_server_ends_the_connection_at_once(drv):
+    """pool_size 1 and the server busy in another client's transaction: a client that gives up
+    on its query (Terminate, then its socket closed) is let go at once, not once a server frees
+    up, and its query never runs."""
+    cluster, proxy = drv
+    with proxy.connect() as holder:
+        holder.execute("SELECT 1")   # a transaction holds the pool's one server
+        c = proxy.connect(autocommit=True)
+        try:
+            c.pgconn.send_query(b"SELECT 'never' || 'run'")
+            c.pgconn.flush()
+            time.sleep(0.5)
+            s = send_terminate(c)
+            try:
+                s.shutdown(socket.SHUT_WR)
+                assert wait_eof(s, 5) < 2
+            finally:
+                s.close()
+        finally:
+            c.close()
+        time.sleep(0.5)
+        assert holder.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s",
+                              ("%'never' ||%",)).fetchone() == (0,)
+        holder.rollback()
+    with proxy.connect(autocommit=True) as c:   # the pool serves on
+        assert c.execute("SELECT 1").fetchone() == (1,)
+
+
 def test_terminate_or_eof_before_the_startup_packet_is_quiet(drv):
     cluster, proxy = drv
     before = len(proxy.log())
