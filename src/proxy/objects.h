@@ -106,6 +106,7 @@ struct client {
 	const char *pinned;        /* what keeps its server (a sess.c feature name); NULL: nothing */
 	const char *pin_read;      /* ... as the state query being read says */
 	bool loaded;               /* ran LOAD: pinned for good */
+	bool sess_overflow;        /* named more session state than is carried: pinned for good */
 	char *sess_failed;         /* setting its state on a server failed: why (it ends with it) */
 	char sess_failed_code[6];  /* ... the server's SQLSTATE */
 	struct ssl_st *ssl;        /* TLS session (tls.c), NULL in plain text */

@@ -350,14 +350,21 @@ static void sess_note(struct client *c, const struct sess_class *cl)
 		bool have = false;
 		for (size_t j = 0; j < c->nsess_custom && !have; j++)
 			have = strcasecmp(c->sess_custom[j], cl->custom[i]) == 0;
-		if (have || c->nsess_custom >= SESS_MAX_ITEMS)
-			continue;   /* beyond, the state read decides: too much to carry pins the client */
+		if (have)
+			continue;
+		if (c->nsess_custom >= SESS_MAX_ITEMS || strlen(cl->custom[i]) > SESS_NAME_MAX) {
+			c->sess_overflow = true;   /* a setting it cannot read back: the client keeps its server */
+			continue;
+		}
 		c->sess_custom = xrealloc(c->sess_custom, (c->nsess_custom + 1) * sizeof(*c->sess_custom));
 		c->sess_custom[c->nsess_custom++] = xstrdup(cl->custom[i]);
 	}
-	for (size_t i = 0; i < cl->nprepares; i++)
+	for (size_t i = 0; i < cl->nprepares; i++) {
 		if (c->sess_texts.n < SESS_MAX_ITEMS && c->sess_texts.bytes < SESS_MAX_BYTES)
 			sess_set_put(&c->sess_texts, 'p', cl->prepares[i].name, cl->prepares[i].text);
+		else
+			c->sess_overflow = true;
+	}
 }
 
 struct sync_ctx {
@@ -461,7 +468,7 @@ static void state_done(struct client *c)
 			sess_set_put(&c->sess, it->kind, it->name, it->value);
 	}
 	const char *pin = c->loaded ? sess_feature("LOAD") : c->pin_read;
-	if (pin == NULL && (c->sess.n > SESS_MAX_ITEMS || c->sess.bytes > SESS_MAX_BYTES))
+	if (pin == NULL && (c->sess_overflow || c->sess.n > SESS_MAX_ITEMS || c->sess.bytes > SESS_MAX_BYTES))
 		pin = sess_feature("more session state than the proxy carries");
 	if (pin != c->pinned)
 		log_debug("client %s: %s%s", c->addr, pin ? "keeps its server: its session holds " :

@@ -69,6 +69,8 @@ struct sess_set {
 /* A client's session state beyond these is not carried: it keeps its server instead. */
 #define SESS_MAX_ITEMS 1000
 #define SESS_MAX_BYTES (256u * 1024)
+/* A custom setting name longer than this is not read back (the client keeps its server). */
+#define SESS_NAME_MAX 256
 
 void sess_set_put(struct sess_set *s, char kind, const char *name, const char *value);
 void sess_set_del(struct sess_set *s, char kind, const char *name);
