@@ -14,7 +14,7 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter \
            -Wmissing-prototypes -Wstrict-prototypes -D_GNU_SOURCE -pthread -Isrc \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lssl -lcrypto -pthread
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpg_query -lssl -lcrypto -pthread
 
 # SANITIZE=1 builds into build/asan with AddressSanitizer + UndefinedBehaviorSanitizer.
 ifeq ($(SANITIZE),1)

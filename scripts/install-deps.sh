@@ -23,7 +23,7 @@ PACKAGES=(
   gcc make pkg-config
   postgresql-15 postgresql-client-15 libpq-dev pgbackrest
   etcd-server etcd-client
-  libcurl4-openssl-dev libjansson-dev libssl-dev libicu-dev
+  libcurl4-openssl-dev libjansson-dev libssl-dev libpg-query-dev libicu-dev
   libcmocka-dev
   clang libclang-rt-14-dev
   python3 python3-pytest python3-psycopg

@@ -130,15 +130,17 @@ static void client_row(struct client *c, struct client *o, int *rows)
 	if (o->server)
 		snprintf(pid, sizeof(pid), "%d", o->server->backend_pid);
 	const char *vals[] = {o->addr, o->user, o->database, o->ro ? "ro" : "rw", client_state(o), pid,
-			      o->app_name};
-	row(c, vals, 7);
+			      o->app_name, o->pinned ? o->pinned : ""};
+	row(c, vals, 8);
 	(*rows)++;
 }
 
 static void show_clients(struct client *c)
 {
-	const char *cols[] = {"address", "user", "database", "port", "state", "server_pid", "application_name"};
-	table(c, cols, 7);
+	/* pinned_by: what keeps its server in transaction mode (sess.c), empty when nothing. */
+	const char *cols[] = {"address", "user", "database", "port", "state", "server_pid", "application_name",
+			      "pinned_by"};
+	table(c, cols, 8);
 	struct proxy *px = c->px;
 	int rows = 0;
 	for (struct link *l = px->clients_idle.next; l != &px->clients_idle; l = l->next)

@@ -164,6 +164,14 @@ static void client_free(struct client *c)
 	relay_free(c);
 	for (int k = 0; k < NTRACKED; k++)
 		free(c->want[k]);
+	sess_set_free(&c->sess);
+	sess_set_free(&c->sess_start);
+	sess_set_free(&c->sess_texts);
+	sess_set_free(&c->sess_read);
+	for (size_t i = 0; i < c->nsess_custom; i++)
+		free(c->sess_custom[i]);
+	free(c->sess_custom);
+	free(c->sess_failed);
 	pbuf_free(&c->in);
 	sb_free(&c->out);
 	free(c->lost);
@@ -199,9 +207,15 @@ static void client_unlink_server(struct client *c, bool clean)
 		server_close(s, "its client left in the middle of a transaction");
 		return;
 	}
+	if (c->pinned != NULL) {
+		/* What pinned it (a LISTEN, a lock...) must not reach another client. */
+		server_close(s, "its client left with session state no other client may get");
+		return;
+	}
 	if (c->px->cfg.pool_mode == POOL_SESSION && c->px->cfg.server_reset_query[0]) {
 		/* Reset before another client gets it; back to the pool at its ReadyForQuery (SERVER_RESET_DONE). */
 		s->reset_needed = true;
+		sess_set_clear(&s->sess);   /* DISCARD ALL, the default reset, forgets the settings the proxy gave it */
 		pgp_build_query(&s->out, c->px->cfg.server_reset_query);
 		s->status = 'A';
 		int r = strbuf_send(&s->out, &s->out_off, s->tag.fd);
@@ -265,6 +279,13 @@ static void client_server_lost(struct client *c, char server_status, const char 
 {
 	char msg[400];
 	snprintf(msg, sizeof(msg), "server connection lost: %s", why);
+	if (c->pinned != NULL) {
+		/* Its session held what lived only there: gone, as a session is (session mode relays a FATAL). */
+		char fatal[600];
+		snprintf(fatal, sizeof(fatal), "%s (the session's %s went with it)", msg, c->pinned);
+		client_send_error(c, "08006", fatal, true);
+		return;
+	}
 	bool idle_in_xact = (server_status == 'T' || server_status == 'E') && relay_idle(c) &&
 			    pbuf_len(&c->in) == 0;
 	if (!idle_in_xact) {
@@ -771,7 +792,11 @@ static void startup(struct client *c)
 		client_send_error(c, "08P01", "replication connections are not pooled: connect to PostgreSQL directly", true);
 		return;
 	}
-	/* Startup parameters: tracked ones are kept, ignored ones dropped, others refused. */
+	/*
+	 * Startup parameters: the tracked ones are kept (ParameterStatus follows them),
+	 * ignored ones dropped, the others are settings of the client's own, set on
+	 * each server it gets (relay.c) as PostgreSQL would at login.
+	 */
 	struct pgp_iter it = st.params;
 	struct pgp_param prm;
 	while (pgp_startup_next_param(&it, &prm)) {
@@ -783,18 +808,22 @@ static void startup(struct client *c)
 		}
 		if (pgp_is_protocol_option(prm.name) || list_has(c->px->cfg.ignore_startup_parameters, prm.name))
 			continue;
+		sess_set_put(&c->sess_start, 'g', prm.name, prm.value);
+	}
+	if (st.options != NULL && st.options[0] != '\0' &&
+	    !list_has(c->px->cfg.ignore_startup_parameters, "options") &&
+	    sess_parse_options(st.options, &c->sess_start, &e) != 0) {
 		char msg[300];
-		snprintf(msg, sizeof(msg), "unsupported startup parameter through the pooler: %.100s "
-			 "(add it to [proxy] ignore_startup_parameters, or SET it in the session)", prm.name);
+		snprintf(msg, sizeof(msg), "%.200s (HINT: add options to [proxy] ignore_startup_parameters to drop it)",
+			 e.msg);
 		client_send_error(c, "08P01", msg, true);
 		return;
 	}
-	if (st.options != NULL && st.options[0] != '\0' &&
-	    !list_has(c->px->cfg.ignore_startup_parameters, "options")) {
-		client_send_error(c, "08P01", "unsupported startup parameter through the pooler: options "
-				  "(a server is shared; SET what you need in the session)", true);
+	if (c->sess_start.n > SESS_MAX_ITEMS || c->sess_start.bytes > SESS_MAX_BYTES) {
+		client_send_error(c, "54000", "too many startup parameters for the proxy to carry", true);
 		return;
 	}
+	sess_set_copy(&c->sess, &c->sess_start);
 	/* Without one, the pool's default: an empty application_name (pool_take_params). */
 	if (st.application_name != NULL) {
 		int k = tracked_index("application_name");

@@ -53,6 +53,9 @@ static struct client *rw_busy(struct proxy *px, bool sessions_at_boundary_only)
 			struct client *c = s->client;
 			if (c == NULL)
 				continue;
+			/* A session: the session mode's, or a transaction-mode client its state pins. */
+			if (sessions_at_boundary_only && px->cfg.pool_mode != POOL_SESSION && c->pinned == NULL)
+				continue;
 			if (!sessions_at_boundary_only ||
 			    (s->status == 'I' && relay_idle(c) && pbuf_len(&c->in) == 0))
 				return c;
@@ -63,7 +66,7 @@ static struct client *rw_busy(struct proxy *px, bool sessions_at_boundary_only)
 
 struct client *hold_session_to_end(struct proxy *px, char *why, size_t whylen)
 {
-	if (!px->so_hold || px->so_drained || px->cfg.pool_mode != POOL_SESSION)
+	if (!px->so_hold || px->so_drained)
 		return NULL;
 	struct client *c = rw_busy(px, true);
 	if (c != NULL)

@@ -155,8 +155,12 @@ static void pool_client_lines(struct strbuf *sb, const struct proxy *px, const s
 		const struct client *c = link_entry(l, const struct client, node);
 		idle += c->pool == p && c->state == CL_IDLE;
 	}
-	for (const struct link *l = p->active.next; l != &p->active; l = l->next)
-		active += link_entry(l, const struct server, node)->client != NULL;
+	int pinned = 0;
+	for (const struct link *l = p->active.next; l != &p->active; l = l->next) {
+		const struct client *c = link_entry(l, const struct server, node)->client;
+		active += c != NULL;
+		pinned += c != NULL && c->pinned != NULL;
+	}
 	int64_t longest = 0;
 	for (const struct link *l = p->waiting.next; l != &p->waiting; l = l->next) {
 		const struct client *c = link_entry(l, const struct client, node);
@@ -170,6 +174,7 @@ static void pool_client_lines(struct strbuf *sb, const struct proxy *px, const s
 	prom_sample(sb, "pgha_proxy_pool_clients", labels, st_active, active);
 	prom_sample(sb, "pgha_proxy_pool_clients", labels, st_wait, p->nwaiting);
 	prom_sample(sb, "pgha_proxy_pool_longest_wait_seconds", labels, NULL, (double)longest / 1000.0);
+	prom_sample(sb, "pgha_proxy_pool_clients_pinned", labels, NULL, pinned);
 }
 
 void metrics_render(struct proxy *px)
@@ -199,7 +204,10 @@ void metrics_render(struct proxy *px)
 		     "active: linked to a server; waiting: for a server, a failover or switchover hold included).\n"
 		     "# TYPE pgha_proxy_pool_clients gauge\n"
 		     "# HELP pgha_proxy_pool_longest_wait_seconds How long the pool's oldest waiting client has waited.\n"
-		     "# TYPE pgha_proxy_pool_longest_wait_seconds gauge\n");
+		     "# TYPE pgha_proxy_pool_longest_wait_seconds gauge\n"
+		     "# HELP pgha_proxy_pool_clients_pinned Transaction-mode clients keeping their server for "
+		     "session state that cannot move (LISTEN, advisory locks, temporary tables...).\n"
+		     "# TYPE pgha_proxy_pool_clients_pinned gauge\n");
 	for (struct link *l = px->pools.next; l != &px->pools; l = l->next)
 		pool_client_lines(&sb, px, link_entry(l, struct pool, node));
 	sb_puts(&sb, "# HELP pgha_proxy_transactions_total Transactions finished (transaction pooling).\n"

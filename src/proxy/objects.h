@@ -27,6 +27,7 @@
 #include "proxy/io.h"
 #include "proxy/proxy_config.h"
 #include "proxy/route.h"
+#include "proxy/sess.h"
 
 struct ssl_st;       /* OpenSSL's SSL and SSL_CTX, used only in tls.c */
 struct ssl_ctx_st;
@@ -101,6 +102,20 @@ struct client {
 	bool release_ready;        /* give the server back once its last bytes are out */
 	bool admin;                /* connected to the admin console (database pgha) */
 	char *want[NTRACKED];      /* tracked parameters the client asked for (NULL: default) */
+	/* sess.c, relay.c: the session state that follows it from server to server (transaction mode) */
+	struct sess_set sess;      /* its settings and SQL prepared statements */
+	struct sess_set sess_start; /* its startup parameters beyond the tracked ones: what RESET returns to */
+	struct sess_set sess_texts; /* PREPARE texts sent in the running transaction, by name */
+	struct sess_set sess_read; /* the state query's rows so far */
+	char **sess_custom;        /* custom setting names it used ("app.x"): pg_settings does not list them */
+	size_t nsess_custom;
+	unsigned sess_pending;     /* SESS_* of the statements sent since the last state query */
+	const char *pinned;        /* what keeps its server (a sess.c feature name); NULL: nothing */
+	const char *pin_read;      /* ... as the state query being read says */
+	bool loaded;               /* ran LOAD: pinned for good */
+	bool sess_overflow;        /* named more session state than is carried: pinned for good */
+	char *sess_failed;         /* setting its state on a server failed: why (it ends with it) */
+	char sess_failed_code[6];  /* ... the server's SQLSTATE */
 	struct server *probe;      /* CL_LOGIN: a server logging in with its startup values (client.c) */
 	bool probed;               /* ... one did: what is still unknown is reported as it was sent */
 	struct ssl_st *ssl;        /* TLS session (tls.c), NULL in plain text */
@@ -143,6 +158,7 @@ struct server {
 	uint8_t backend_key[4];
 	void *sasl;                /* SCRAM client state while logging in */
 	struct strbuf login_params; /* its ParameterStatus messages until it is logged in */
+	struct sess_set sess;      /* the session state the proxy gave it or read from it (sess.c) */
 	bool probe;                /* logs in only to learn how the server reports probe_raw, then closes */
 	struct client *probe_for;  /* ... the client whose values they are (NULL: it left) */
 	char *probe_raw[NTRACKED];

@@ -67,10 +67,13 @@ static const struct config_option proxy_options[] = {
 	  "leaves room for slow networks while a socket that sends nothing holds a login slot briefly"),
 	O("proxy", "server_reset_query", OPT_STRING, server_reset_query, "DISCARD ALL", 1, 0,
 	  OPT_RELOAD, "run on a server before another client gets it (session mode)"),
-	O("proxy", "ignore_startup_parameters", OPT_STRING, ignore_startup_parameters, "extra_float_digits",
-	  1, 0, OPT_RELOAD, "comma-separated startup parameters to ignore; other unknown ones are refused "
-	  "(client_encoding, DateStyle, TimeZone, IntervalStyle, standard_conforming_strings and "
-	  "application_name are kept per client and SET on the server it gets)"),
+	O("proxy", "ignore_startup_parameters", OPT_STRING, ignore_startup_parameters, "",
+	  1, 0, OPT_RELOAD, "comma-separated startup parameters to drop; the others (options=-c ... "
+	  "included) are the client's own settings, set on each server it gets"),
+	O("proxy", "transaction_pinning", OPT_BOOL, transaction_pinning, "on", 1, 0, OPT_RELOAD,
+	  "transaction mode: a client whose session holds what cannot move to another server (LISTEN, "
+	  "session advisory locks, temporary tables, WITH HOLD cursors, LOAD) keeps its server until it "
+	  "is gone; off: such statements fail with 0A000"),
 	O("proxy", "ro_max_lag", OPT_INT, ro_max_lag, "1048576", 0, 2147483647, OPT_RELOAD,
 	  "read-only port: skip standbys more than this many bytes behind"),
 	O("proxy", "ro_fallback_leader", OPT_BOOL, ro_fallback_leader, "on", 1, 0, OPT_RELOAD,

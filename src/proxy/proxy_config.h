@@ -44,6 +44,7 @@ struct proxy_config {
 	int client_login_timeout_ms;
 	char *server_reset_query;
 	char *ignore_startup_parameters;
+	bool transaction_pinning;
 	int ro_max_lag;          /* bytes */
 	bool ro_fallback_leader;
 	int log_level;

@@ -44,6 +44,7 @@
 #include "proxy/metrics.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
+#include "proxy/sess.h"
 #include "proxy/tls.h"
 
 /* The longest message PostgreSQL accepts (PQ_LARGE_MESSAGE_LIMIT): longer ones are refused here. */
@@ -54,6 +55,8 @@
 #define SMALL_MAX (1024u * 1024)
 /* All clients' whole messages over SMALL_MAX together (see big_reserve). */
 #define BIG_TOTAL (256u * 1024 * 1024)
+/* A Query or an unnamed Parse up to this is read whole to be classified (sess.c); longer ones stream. */
+#define CLASSIFY_MAX (64u * 1024)
 
 enum expect_kind {
 	EXP_PARSE,          /* '1' */
@@ -69,6 +72,7 @@ enum expect_kind {
 	EXP_SYNTH_CLOSE,    /* we answer '3' ourselves */
 	EXP_SWALLOW_PARSE,  /* the server's '1' for an injected Parse: drop it */
 	EXP_SWALLOW_QUERY,  /* an injected SET: drop its answers up to ReadyForQuery */
+	EXP_STATE_QUERY,    /* sess_state_query(): read its rows, drop its answers up to ReadyForQuery */
 };
 
 struct expect {
@@ -84,6 +88,7 @@ struct pstmt {
 	uint8_t *types;          /* raw Int32 OIDs */
 	size_t ntypes;
 	struct pstmt *retired_next;   /* in px->stmt_retired once out of the registry */
+	struct sess_class *sess;      /* what its text may do to a session (sess.c); NULL: nothing */
 };
 
 struct stmt_map {
@@ -141,6 +146,14 @@ static struct pstmt *registry_get(struct proxy *px, const char *query, const uin
 	p->types = xmalloc(ntypes * 4 + 1);
 	memcpy(p->types, types, ntypes * 4);
 	p->ntypes = ntypes;
+	struct sess_class cl;
+	sess_classify(p->query, qlen, true, &cl);
+	if (cl.flags != 0) {
+		p->sess = xmalloc(sizeof(*p->sess));
+		*p->sess = cl;
+	} else {
+		sess_class_free(&cl);
+	}
 	size_t j = h % px->stmt_cap;
 	while (px->stmt_table[j] != NULL)
 		j = (j + 1) % px->stmt_cap;
@@ -180,6 +193,10 @@ static void registry_retire(struct proxy *px, struct pstmt *p)
 
 static void pstmt_free(struct pstmt *p)
 {
+	if (p->sess != NULL) {
+		sess_class_free(p->sess);
+		free(p->sess);
+	}
 	free(p->query);
 	free(p->types);
 	free(p);
@@ -321,6 +338,149 @@ void relay_free(struct client *c)
 	c->expq = NULL;
 }
 
+/* ---- session state in transaction mode (sess.c) ------------------------------------ */
+
+/* What a statement the client sent may do to its session: kept until the state is read. */
+static void sess_note(struct client *c, const struct sess_class *cl)
+{
+	c->sess_pending |= cl->flags;
+	if (cl->flags & SESS_LOAD)
+		c->loaded = true;
+	for (size_t i = 0; i < cl->ncustom; i++) {
+		bool have = false;
+		for (size_t j = 0; j < c->nsess_custom && !have; j++)
+			have = strcasecmp(c->sess_custom[j], cl->custom[i]) == 0;
+		if (have)
+			continue;
+		if (c->nsess_custom >= SESS_MAX_ITEMS || strlen(cl->custom[i]) > SESS_NAME_MAX) {
+			c->sess_overflow = true;   /* a setting it cannot read back: the client keeps its server */
+			continue;
+		}
+		c->sess_custom = xrealloc(c->sess_custom, (c->nsess_custom + 1) * sizeof(*c->sess_custom));
+		c->sess_custom[c->nsess_custom++] = xstrdup(cl->custom[i]);
+	}
+	for (size_t i = 0; i < cl->nprepares; i++) {
+		if (c->sess_texts.n < SESS_MAX_ITEMS && c->sess_texts.bytes < SESS_MAX_BYTES)
+			sess_set_put(&c->sess_texts, 'p', cl->prepares[i].name, cl->prepares[i].text);
+		else
+			c->sess_overflow = true;
+	}
+}
+
+struct sync_ctx {
+	struct client *c;
+	struct server *s;
+};
+
+/* One statement that sets the client's state on its server: its own Query, the answers dropped. */
+static void emit_sync(void *arg, const char *sql)
+{
+	struct sync_ctx *x = arg;
+	pgp_build_query(&x->s->out, sql);
+	q_push(x->c, EXP_SWALLOW_QUERY, NULL);
+}
+
+/* Give s the client's settings and SQL prepared statements (nothing when it has them). */
+static void sess_give(struct client *c, struct server *s)
+{
+	if (sess_set_equal(&s->sess, &c->sess))
+		return;
+	struct sync_ctx x = {c, s};
+	sess_sync(&s->sess, &c->sess, emit_sync, &x);
+	sess_set_copy(&s->sess, &c->sess);
+}
+
+static bool state_check_due(const struct client *c)
+{
+	return (c->sess_pending & SESS_CHECK) || ((c->sess_pending & SESS_UNPIN) && c->pinned != NULL);
+}
+
+/* After a transaction that may have changed the session: ask the server what it holds. */
+static void state_query_start(struct client *c, struct server *s)
+{
+	struct strbuf sql = STRBUF_INIT;
+	sess_state_query(c->sess_custom, c->nsess_custom, &sql);
+	pgp_build_query(&s->out, sb_str(&sql));
+	sb_free(&sql);
+	q_push(c, EXP_STATE_QUERY, NULL);
+	c->sess_pending = 0;
+	sess_set_clear(&c->sess_read);
+	c->pin_read = NULL;
+}
+
+/* A row of the state query: (kind, name, value). */
+static void state_row(struct client *c, const struct pgp_msg *m)
+{
+	size_t n;
+	struct pgp_iter it;
+	struct pgha_err e;
+	if (pgp_parse_data_row(m, &n, &it, &e) != 0 || n != 3)
+		return;
+	char *f[3];
+	for (size_t i = 0; i < 3; i++) {
+		struct pgp_value v;
+		if (!pgp_next_value(&it, &v))
+			v.len = -1;
+		f[i] = v.len < 0 ? NULL : xstrndup((const char *)v.data, (size_t)v.len);
+	}
+	if (f[0] != NULL && f[1] != NULL) {
+		const struct sess_item *t;
+		switch (f[0][0]) {
+		case 'g':
+			sess_set_put(&c->sess_read, 'g', f[1], f[2] ? f[2] : "");
+			break;
+		case 'p':
+			/* Its text is the one the client sent: pg_prepared_statements has the whole query string. */
+			t = sess_set_get(&c->sess_texts, 'p', f[1]);
+			if (t == NULL)
+				t = sess_set_get(&c->sess, 'p', f[1]);
+			if (t != NULL)
+				sess_set_put(&c->sess_read, 'p', f[1], t->value);
+			else if (c->pin_read == NULL)
+				c->pin_read = sess_feature("SQL prepared statements made inside a function");
+			break;
+		case 'x':
+			if (c->pin_read == NULL)
+				c->pin_read = sess_feature(f[1]);
+			break;
+		default:
+			break;
+		}
+	}
+	for (size_t i = 0; i < 3; i++)
+		free(f[i]);
+}
+
+/*
+ * The state query answered: what the server holds is the client's session
+ * now, with its startup values back where a RESET took them away (RESET goes
+ * to the startup value, in PostgreSQL); what pins it, if anything.
+ */
+static void state_done(struct client *c)
+{
+	struct server *s = c->server;
+	if (s != NULL)
+		sess_set_copy(&s->sess, &c->sess_read);
+	sess_set_copy(&c->sess, &c->sess_read);
+	for (size_t i = 0; i < c->sess_start.n; i++) {
+		const struct sess_item *it = &c->sess_start.v[i];
+		if (sess_set_get(&c->sess, it->kind, it->name) == NULL)
+			sess_set_put(&c->sess, it->kind, it->name, it->value);
+	}
+	const char *pin = c->loaded ? sess_feature("LOAD") : c->pin_read;
+	if (pin == NULL && (c->sess_overflow || c->sess.n > SESS_MAX_ITEMS || c->sess.bytes > SESS_MAX_BYTES))
+		pin = sess_feature("more session state than the proxy carries");
+	if (pin != c->pinned)
+		log_debug("client %s: %s%s", c->addr, pin ? "keeps its server: its session holds " :
+			  "no longer keeps its server", pin ? pin : "");
+	c->pinned = pin;
+	sess_set_clear(&c->sess_read);
+	sess_set_clear(&c->sess_texts);
+	c->pin_read = NULL;
+	if (s != NULL)
+		sess_give(c, s);   /* a RESET of a startup value: set it again */
+}
+
 /* ---- message headers, and the bytes of a message streamed through --------------- */
 
 /* A message header: its type, then its length field (the body's length and its own 4 bytes). */
@@ -403,10 +563,26 @@ static bool on_server_msg(struct client *c, char type, char status, const struct
 	drain_synth(c);
 	struct expect *e = q_head(c);
 	if (e != NULL && e->kind == EXP_SWALLOW_QUERY) {
-		if (type == 'Z')
+		if (type == 'Z') {
 			q_pop(c);
-		else if (type == 'E')
-			log_warn("client %s: applying its startup parameters failed on the server", c->addr);
+		} else if (type == 'E' && c->sess_failed == NULL) {
+			/* As PostgreSQL refuses a login with a bad setting: the client ends (relay_s2c). */
+			c->sess_failed = xstrdup(err && err->message ? err->message : "an error without a message");
+			snprintf(c->sess_failed_code, sizeof(c->sess_failed_code), "%s",
+				 err && err->sqlstate ? err->sqlstate : "08P01");
+		}
+		return false;
+	}
+	if (e != NULL && e->kind == EXP_STATE_QUERY) {
+		if (type == 'Z') {
+			q_pop(c);
+			state_done(c);
+		} else if (type == 'E') {
+			/* Not knowing what the session holds, the client keeps this server. */
+			log_warn("client %s: reading its session state failed: %s", c->addr,
+				 err && err->message ? err->message : "an error");
+			c->pin_read = sess_feature("session state");
+		}
 		return false;
 	}
 	/* Asynchronous messages may come at any time. */
@@ -506,6 +682,39 @@ static void emit_renamed(struct strbuf *out, char type, const uint8_t *body, siz
 	sb_append(out, body + prefix_len + old_len, rest);
 }
 
+/*
+ * The statement a refused one becomes (sess_refusal_sql): the server answers
+ * with the error. The caller consumes the client's message.
+ */
+static void refuse_statement(struct client *c, struct server *s, const uint8_t *h, uint32_t len,
+			     const char *feature)
+{
+	struct strbuf sql = STRBUF_INIT;
+	sess_refusal_sql(feature, &sql);
+	struct pgp_msg m;
+	struct pgp_parse_msg pm;
+	struct pgha_err e;
+	if (h[0] == 'P' && pgp_frame(h, (size_t)len + 1, (size_t)len + 1, &m, &e) == PGP_OK &&
+	    pgp_parse_parse(&m, &pm, &e) == 0) {
+		/* Its parameter types stay: the client's Bind still matches. */
+		uint32_t *oids = xcalloc(pm.param_types.n + 1, sizeof(*oids));
+		for (size_t i = 0; i < pm.param_types.n; i++) {
+			const uint8_t *o = pm.param_types.raw + 4 * i;
+			oids[i] = ((uint32_t)o[0] << 24) | ((uint32_t)o[1] << 16) | ((uint32_t)o[2] << 8) | o[3];
+		}
+		pgp_build_parse(&s->out, "", sb_str(&sql), oids, pm.param_types.n);
+		free(oids);
+		q_push(c, EXP_PARSE, NULL);
+	} else {
+		pgp_build_query(&s->out, sb_str(&sql));
+		q_push(c, EXP_QUERY, NULL);
+		c->px->stats_queries++;
+		if (c->query_start_ms == 0)
+			c->query_start_ms = c->px->now_ms;
+	}
+	sb_free(&sql);
+}
+
 /* A whole Parse (named), Describe or Close from the client. Returns -1 on a protocol error. */
 static int rewrite(struct client *c, struct server *s, const struct pgp_msg *m, struct pgha_err *e)
 {
@@ -515,6 +724,10 @@ static int rewrite(struct client *c, struct server *s, const struct pgp_msg *m, 
 		if (pgp_parse_parse(m, &pm, e) != 0)
 			return -1;
 		struct pstmt *p = registry_get(c->px, pm.query, pm.param_types.raw, pm.param_types.n);
+		if (p->sess != NULL && (p->sess->flags & SESS_PIN) && !c->px->cfg.transaction_pinning) {
+			refuse_statement(c, s, raw, (uint32_t)m->total_len - 1, p->sess->feature);
+			return 0;
+		}
 		client_stmt_set(c, pm.stmt, p);
 		if (server_has(s, p)) {
 			q_push(c, EXP_SYNTH_PARSE, NULL);
@@ -628,6 +841,8 @@ static int bind_start(struct client *c, struct server *s, const uint8_t *h, uint
 		return 1;
 	}
 	ensure_prepared(c, s, p);
+	if (p->sess != NULL)
+		sess_note(c, p->sess);
 	size_t prefix = (size_t)(nend + 1 - portal), old_len = (size_t)(nend - name) + 1;
 	size_t new_len = strlen(p->name) + 1;
 	put_header(&s->out, 'B', body - old_len + new_len);
@@ -658,6 +873,51 @@ static int refuse(struct client *c, const uint8_t *h, uint32_t len, const char *
 }
 
 /*
+ * A Query, or an unnamed Parse (its text after off bytes of body), in
+ * transaction mode: what it may do to the session (sess.c) is noted, or it
+ * is refused; then it streams. 1 done, 0 wait for more bytes.
+ */
+static int classify_msg(struct client *c, struct server *s, const uint8_t *h, uint32_t len, size_t off)
+{
+	struct pbuf *b = &c->in;
+	size_t body = len - 4, have = pbuf_len(b) - 5;
+	bool pinned = c->pinned != NULL;
+	if (body > CLASSIFY_MAX) {
+		/* Too long to wait for: its first words decide; a candidate's effect is read after. */
+		if (have < off + 256) {
+			pbuf_reserve(b, off + 256 + 5 - pbuf_len(b));
+			return 0;
+		}
+		if (sess_worth_parsing((const char *)h + 5 + off, have - off, pinned))
+			c->sess_pending |= SESS_CHECK;
+		stream_msg(c, s, h, len);
+		return 1;
+	}
+	if (have < body) {
+		pbuf_reserve(b, body - have);
+		return 0;
+	}
+	const char *sql = (const char *)h + 5 + off;
+	const char *nul = body > off ? memchr(sql, '\0', body - off) : NULL;
+	if (nul != NULL) {
+		struct sess_class cl;
+		sess_classify(sql, (size_t)(nul - sql), pinned, &cl);
+		bool refused = (cl.flags & SESS_PIN) && !c->px->cfg.transaction_pinning;
+		if (refused)
+			refuse_statement(c, s, h, len, cl.feature);
+		else
+			sess_note(c, &cl);
+		sess_class_free(&cl);
+		if (refused) {
+			c->in.start += (size_t)len + 1;
+			return 1;
+		}
+	}
+	stream_msg(c, s, h, len);   /* without its NUL it is malformed: the server says so */
+	return 1;
+}
+
+/*
  * The start of a client message (header at h): stream it, or read it whole and
  * rewrite it. 1 done, 0 wait for more bytes, -1 the client fails (r says how).
  */
@@ -668,16 +928,16 @@ static int c2s_msg(struct client *c, struct server *s, const uint8_t *h, uint32_
 	struct pbuf *b = &c->in;
 	struct pgha_err e;
 	bool pooled = c->px->cfg.pool_mode == POOL_TRANSACTION && !c->skip_until_sync;
+	if (type == 'Q' && c->px->cfg.pool_mode == POOL_TRANSACTION)
+		return classify_msg(c, s, h, len, 0);
 	if (!pooled || !(type == 'P' || type == 'B' || type == 'D' || type == 'C')) {
 		stream_msg(c, s, h, len);
 		return 1;
 	}
 	if (pbuf_len(b) < 6 && len > 4)
 		return 0;
-	if (type == 'P' && (len == 4 || h[5] == '\0')) {
-		stream_msg(c, s, h, len);   /* an unnamed statement: nothing to rewrite */
-		return 1;
-	}
+	if (type == 'P' && (len == 4 || h[5] == '\0'))
+		return classify_msg(c, s, h, len, 1);   /* an unnamed statement: nothing to rewrite */
 	if (type == 'B') {
 		int done = bind_start(c, s, h, len, &e);
 		return done < 0 ? refuse(c, h, len, "08P01", e.msg, r) : done;
@@ -744,6 +1004,7 @@ void relay_apply_params(struct client *c, struct server *s)
 		q_push(c, EXP_SWALLOW_QUERY, NULL);
 	}
 	sb_free(&sql);
+	sess_give(c, s);
 }
 
 enum relay_next relay_c2s(struct client *c, struct relay_result *res)
@@ -886,7 +1147,8 @@ enum relay_next relay_s2c(struct client *c, struct relay_result *res)
 			}
 			struct pgp_notice notice;
 			const struct pgp_notice *err = NULL;
-			if ((type == 'S' || type == 'C' || type == 'E') && len <= SMALL_MAX) {
+			bool state_row_msg = type == 'D' && c->expq_len > 0 && q_head(c)->kind == EXP_STATE_QUERY;
+			if ((type == 'S' || type == 'C' || type == 'E' || state_row_msg) && len <= SMALL_MAX) {
 				/* Small messages the proxy reads: wait until they are whole. */
 				if (pbuf_len(b) < (size_t)len + 1) {
 					pbuf_reserve(b, (size_t)len + 1 - pbuf_len(b));
@@ -899,6 +1161,8 @@ enum relay_next relay_s2c(struct client *c, struct relay_result *res)
 						track_param(c, s, &pm);
 					else if (type == 'C')
 						command_done(s, &pm);
+					else if (type == 'D')
+						state_row(c, &pm);
 					else if (pgp_parse_notice(&pm, &notice, &pe) == 0)
 						err = &notice;
 				}
@@ -921,6 +1185,15 @@ enum relay_next relay_s2c(struct client *c, struct relay_result *res)
 				return RELAY_CLOSE_SERVER;
 			}
 			bool fwd = on_server_msg(c, type, status, err);
+			if (c->sess_failed != NULL) {
+				snprintf(res->why, sizeof(res->why), "the proxy could not give this session its settings "
+					 "on the server: %.900s", c->sess_failed);
+				res->sqlstate = c->sess_failed_code;
+				return RELAY_FAIL_CLIENT;
+			}
+			if (type == 'Z' && status == 'I' && c->expq_len == 0 &&
+			    px->cfg.pool_mode == POOL_TRANSACTION && state_check_due(c))
+				state_query_start(c, s);
 			if (fwd)
 				sb_append(&c->out, h, 5);
 			b->start += 5;
@@ -933,7 +1206,7 @@ enum relay_next relay_s2c(struct client *c, struct relay_result *res)
 			if (type == 'Z' && status == 'I' && c->expq_len == 0)
 				ended = true;
 		}
-		if (ended && px->cfg.pool_mode == POOL_TRANSACTION && s->s2c_remaining == 0 &&
+		if (ended && px->cfg.pool_mode == POOL_TRANSACTION && c->pinned == NULL && s->s2c_remaining == 0 &&
 		    b->start == b->end && pbuf_len(&c->in) == 0 && c->c2s_remaining == 0) {
 			b->start = b->end = 0;
 			px->stats_xacts++;
@@ -957,7 +1230,10 @@ enum relay_next relay_s2c(struct client *c, struct relay_result *res)
 			return result(res, RELAY_CLOSE_SERVER, NULL,
 				      r == 0 ? "the server closed the connection" : "read error");
 	}
-	proxy_watch(px, &s->tag, EPOLLIN);
+	/* A state query or settings queued above go out now. */
+	if (s->out.len > s->out_off && strbuf_send(&s->out, &s->out_off, s->tag.fd) < 0)
+		return result(res, RELAY_CLOSE_SERVER, NULL, "send to the server failed");
+	proxy_watch(px, &s->tag, s->out.len > s->out_off ? EPOLLIN | EPOLLOUT : EPOLLIN);
 	proxy_watch(px, &c->tag, EPOLLIN);
 	return RELAY_WAIT;
 }

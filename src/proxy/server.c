@@ -125,6 +125,7 @@ void server_close(struct server *s, const char *why)
 	pbuf_free(&s->in);
 	sb_free(&s->out);
 	sb_free(&s->login_params);
+	sess_set_free(&s->sess);
 	free(s);
 }
 

@@ -463,3 +463,30 @@ def test_unix_socket_in_use_or_not_a_socket_is_a_clear_error(drv):
             assert os.path.exists(path)
     finally:
         busy.close()
+
+
+# ---- 3 (continued). a PostgreSQL restart under a session-mode client ----------------------
+# Last in the file: it restarts the cluster's PostgreSQL.
+
+def test_session_mode_postgresql_restart_ends_idle_sessions_with_57P01(drv, session_proxy):
+    cluster, _ = drv
+    conns = [direct(cluster), session_proxy.connect(autocommit=True)]
+    socks = []
+    try:
+        for conn in conns:
+            conn.execute("SELECT 1")   # the session-mode client has its server now
+            socks.append(socket.socket(fileno=os.dup(conn.pgconn.socket)))
+        r = cluster.ctl("restart", "d1", "--in-place", "--force", "--wait", "90", check=False)
+        assert r.returncode == 0, r.stdout + r.stderr
+        seen = []
+        for s in socks:
+            data = read_to_eof(s, 30)
+            assert data[:1] == b"E" and b"SFATAL\0" in data and b"C57P01\0" in data, data
+            seen.append(data[data.index(b"M"):])
+        assert seen[0] == seen[1]
+    finally:
+        for s in socks:
+            s.close()
+        for conn in conns:
+            conn.close()
+    wait_until("the proxy to serve again", lambda: session_proxy.connect().close() is None, timeout=60)

@@ -141,3 +141,27 @@ def test_session_mode_clients_are_told_why(one):
             assert c2.execute("SELECT 3").fetchone() == (3,)
     finally:
         assert proxy.stop() == 0, proxy.log()[-3000:]
+
+
+def test_a_pinned_transaction_mode_client_is_ended_like_a_session(one):
+    """A client whose LISTEN keeps its server (transaction mode) would hold the drain forever:
+    it is ended at its transaction boundary, with the reason, as a session-mode client."""
+    cluster = one
+    proxy = Proxy(cluster).start()
+    try:
+        pinned = proxy.connect(autocommit=True)
+        pinned.execute("LISTEN so_test")
+        free = proxy.connect(autocommit=True)
+        assert free.execute("SELECT 1").fetchone() == (1,)
+        put_switchover(cluster, "pausing", sid="so-p")
+        wait_until("paused to be reported", lambda: (proxy_record(cluster) or {}).get("paused_for") == "so-p",
+                   timeout=15)
+        with pytest.raises(psycopg.OperationalError, match="planned switchover of the leader from x1 to x2"):
+            pinned.execute("SELECT 2")
+        pinned.close()
+        put_switchover(cluster, "aborted", sid="so-p")
+        # The unpinned client was only held, not ended.
+        assert free.execute("SELECT 3").fetchone() == (3,)
+        free.close()
+    finally:
+        assert proxy.stop() == 0, proxy.log()[-3000:]

@@ -1,0 +1,580 @@
+/*
+ * sess.c — a transaction-pooled client's session state.
+ *
+ * In transaction mode a client's next transaction may run on another server,
+ * so whatever its session holds must either follow it there or keep it on
+ * its server. Three parts:
+ *
+ *  - Which statements can change that state. A look at the text (its first
+ *    keyword, a few words anywhere) lets plain queries through at the cost of
+ *    a scan; the rest goes through PostgreSQL's own parser (libpg_query),
+ *    which says what each statement is: a session SET, a PREPARE, a LISTEN, a
+ *    temporary table, a call of pg_advisory_lock()... The parser only finds
+ *    candidates: what the session holds is read from the server itself after
+ *    the transaction (sess_state_query), so a SET rolled back, a RESET ALL or
+ *    a failed PREPARE are seen as they are.
+ *  - What can follow the client (struct sess_set): settings and SQL prepared
+ *    statements. sess_sync() writes the statements that make another server
+ *    hold the same.
+ *  - What cannot (advisory locks, LISTEN, temporary tables, WITH HOLD
+ *    cursors, LOAD): the state query names it, and the client keeps its
+ *    server until it is gone (relay.c), or such a statement is refused
+ *    (sess_refusal_sql) when the proxy is set so.
+ */
+#include "proxy/sess.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <pg_query.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "proxy/objects.h"
+
+/* ---- the quick look ---------------------------------------------------------- */
+
+/* Past spaces, comments and opening parentheses. */
+static const char *skip_blank(const char *p, const char *end)
+{
+	while (p < end) {
+		if (isspace((unsigned char)*p) || *p == '(') {
+			p++;
+		} else if (end - p >= 2 && p[0] == '-' && p[1] == '-') {
+			while (p < end && *p != '\n')
+				p++;
+		} else if (end - p >= 2 && p[0] == '/' && p[1] == '*') {
+			int depth = 0;   /* SQL block comments nest */
+			while (p < end) {
+				if (end - p >= 2 && p[0] == '/' && p[1] == '*') {
+					depth++;
+					p += 2;
+				} else if (end - p >= 2 && p[0] == '*' && p[1] == '/') {
+					p += 2;
+					if (--depth == 0)
+						break;
+				} else {
+					p++;
+				}
+			}
+		} else {
+			break;
+		}
+	}
+	return p;
+}
+
+static bool contains_ci(const char *s, size_t len, const char *needle)
+{
+	size_t n = strlen(needle);
+	for (size_t i = 0; i + n <= len; i++)
+		if (strncasecmp(s + i, needle, n) == 0)
+			return true;
+	return false;
+}
+
+static bool is_word(const char *p, const char *end, const char *word)
+{
+	size_t n = strlen(word);
+	return (size_t)(end - p) >= n && strncasecmp(p, word, n) == 0 &&
+	       ((size_t)(end - p) == n || !(isalnum((unsigned char)p[n]) || p[n] == '_'));
+}
+
+/* Statements whose first word alone makes them candidates. */
+static const char *const first_words[] = {
+	"SET", "RESET", "DISCARD", "LISTEN", "UNLISTEN", "LOAD", "PREPARE", "DEALLOCATE", "DO", "CALL",
+	"DECLARE",
+};
+
+/* Can sql change session state? false is sure; true means: ask the parser. */
+bool sess_worth_parsing(const char *sql, size_t len, bool pinned)
+{
+	const char *end = sql + len, *p = skip_blank(sql, end);
+	for (size_t i = 0; i < sizeof(first_words) / sizeof(first_words[0]); i++)
+		if (is_word(p, end, first_words[i]))
+			return true;
+	if (pinned && (is_word(p, end, "DROP") || is_word(p, end, "CLOSE")))
+		return true;
+	if (contains_ci(sql, len, "advisory") || contains_ci(sql, len, "set_config") || contains_ci(sql, len, "temp"))
+		return true;
+	/* Several statements: the others may be any of the above. */
+	const char *semi = memchr(p, ';', (size_t)(end - p));
+	return semi != NULL && skip_blank(semi + 1, end) < end;
+}
+
+/* ---- what the parser says ---------------------------------------------------- */
+
+static void add_custom(struct sess_class *out, const char *name)
+{
+	if (name == NULL || strchr(name, '.') == NULL)
+		return;
+	for (size_t i = 0; i < out->ncustom; i++)
+		if (strcasecmp(out->custom[i], name) == 0)
+			return;
+	out->custom = xrealloc(out->custom, (out->ncustom + 1) * sizeof(*out->custom));
+	out->custom[out->ncustom++] = xstrdup(name);
+}
+
+static const char *const features[] = {
+	"session advisory locks", "LISTEN", "WITH HOLD cursors", "temporary tables", "LOAD",
+	"SQL prepared statements made inside a function", "more session state than the proxy carries",
+};
+
+const char *sess_feature(const char *name)
+{
+	for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++)
+		if (strcmp(features[i], name) == 0)
+			return features[i];
+	return "session state";
+}
+
+static void pin(struct sess_class *out, const char *feature)
+{
+	out->flags |= SESS_PIN | SESS_CHECK;
+	if (out->feature == NULL)
+		out->feature = feature;
+}
+
+/* The last part of a FuncCall's name ({"funcname":[{"String":{"sval":...}}, ...]}). */
+static const char *func_name(json_t *call)
+{
+	json_t *names = json_object_get(call, "funcname");
+	size_t n = json_array_size(names);
+	if (n == 0)
+		return NULL;
+	return json_string_value(json_object_get(json_object_get(json_array_get(names, n - 1), "String"), "sval"));
+}
+
+static void on_func(json_t *call, struct sess_class *out)
+{
+	const char *f = func_name(call);
+	if (f == NULL)
+		return;
+	if (strcmp(f, "pg_advisory_lock") == 0 || strcmp(f, "pg_advisory_lock_shared") == 0 ||
+	    strcmp(f, "pg_try_advisory_lock") == 0 || strcmp(f, "pg_try_advisory_lock_shared") == 0) {
+		pin(out, "session advisory locks");
+	} else if (strncmp(f, "pg_advisory_unlock", 18) == 0) {
+		out->flags |= SESS_UNPIN;
+	} else if (strcmp(f, "set_config") == 0) {
+		out->flags |= SESS_CHECK;
+		json_t *arg = json_array_get(json_object_get(call, "args"), 0);
+		add_custom(out, json_string_value(json_object_get(json_object_get(
+			json_object_get(arg, "A_Const"), "sval"), "sval")));
+	}
+}
+
+/*
+ * A relation named with TEMP (CREATE TEMP TABLE, ... AS, SELECT INTO TEMP,
+ * a temporary view or sequence): the RangeVar of what is created says 't';
+ * one that only refers to a table says 'p'.
+ */
+static bool temp_rel(json_t *o)
+{
+	const char *p = json_string_value(json_object_get(o, "relpersistence"));
+	return p != NULL && strcmp(p, "t") == 0 && json_object_get(o, "relname") != NULL;
+}
+
+/* One node of the tree (the object under its type name). */
+static void on_node(const char *type, json_t *n, struct sess_class *out)
+{
+	if (strcmp(type, "FuncCall") == 0) {
+		on_func(n, out);
+	} else if (strcmp(type, "VariableSetStmt") == 0) {
+		const char *kind = json_string_value(json_object_get(n, "kind"));
+		const char *name = json_string_value(json_object_get(n, "name"));
+		if (json_is_true(json_object_get(n, "is_local")))
+			return;
+		if (kind != NULL && strcmp(kind, "VAR_SET_MULTI") == 0 && name != NULL &&
+		    strncmp(name, "TRANSACTION", 11) == 0)
+			return;   /* SET TRANSACTION ...: this transaction only */
+		out->flags |= SESS_CHECK;
+		add_custom(out, name);
+	} else if (strcmp(type, "DiscardStmt") == 0 || strcmp(type, "DeallocateStmt") == 0 ||
+		   strcmp(type, "DoStmt") == 0 || strcmp(type, "CallStmt") == 0) {
+		out->flags |= SESS_CHECK | SESS_UNPIN;
+	} else if (strcmp(type, "ListenStmt") == 0) {
+		pin(out, "LISTEN");
+	} else if (strcmp(type, "UnlistenStmt") == 0 || strcmp(type, "ClosePortalStmt") == 0 ||
+		   strcmp(type, "DropStmt") == 0) {
+		out->flags |= SESS_UNPIN;
+	} else if (strcmp(type, "LoadStmt") == 0) {
+		pin(out, "LOAD");
+		out->flags |= SESS_LOAD;
+	} else if (strcmp(type, "DeclareCursorStmt") == 0) {
+		/* CURSOR_OPT_HOLD (parsenodes.h): the cursor outlives its transaction. */
+		if (json_integer_value(json_object_get(n, "options")) & 0x0020)
+			pin(out, "WITH HOLD cursors");
+	} else if (strcmp(type, "PrepareStmt") == 0) {
+		out->flags |= SESS_CHECK;
+	}
+}
+
+/* Every node of the tree, nested statements (EXPLAIN, a PREPARE's query) included. */
+static void walk(json_t *v, struct sess_class *out)
+{
+	if (json_is_array(v)) {
+		size_t i;
+		json_t *x;
+		json_array_foreach(v, i, x)
+			walk(x, out);
+		return;
+	}
+	if (!json_is_object(v))
+		return;
+	if (temp_rel(v))
+		pin(out, "temporary tables");
+	const char *k;
+	json_t *x;
+	json_object_foreach(v, k, x) {
+		if (json_is_object(x) && isupper((unsigned char)k[0]))
+			on_node(k, x, out);
+		walk(x, out);
+	}
+}
+
+/* A top-level PREPARE: its name and its own text (stmt_location, stmt_len; 0 = to the end). */
+static void keep_prepare(json_t *raw, const char *sql, size_t len, struct sess_class *out)
+{
+	json_t *ps = json_object_get(json_object_get(raw, "stmt"), "PrepareStmt");
+	const char *name = json_string_value(json_object_get(ps, "name"));
+	if (name == NULL)
+		return;
+	size_t at = (size_t)json_integer_value(json_object_get(raw, "stmt_location"));
+	size_t n = (size_t)json_integer_value(json_object_get(raw, "stmt_len"));
+	if (at > len)
+		return;
+	if (n == 0 || at + n > len)
+		n = len - at;
+	while (n > 0 && isspace((unsigned char)sql[at])) {
+		at++;
+		n--;
+	}
+	out->prepares = xrealloc(out->prepares, (out->nprepares + 1) * sizeof(*out->prepares));
+	out->prepares[out->nprepares].name = xstrdup(name);
+	out->prepares[out->nprepares].text = xstrndup(sql + at, n);
+	out->nprepares++;
+}
+
+void sess_classify(const char *sql, size_t len, bool pinned, struct sess_class *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!sess_worth_parsing(sql, len, pinned))
+		return;
+	out->parsed = true;
+	PgQueryParseResult r = pg_query_parse(sql);
+	json_t *tree = r.error == NULL ? json_loads(r.parse_tree, 0, NULL) : NULL;
+	pg_query_free_parse_result(r);
+	if (tree == NULL) {
+		out->flags = SESS_CHECK;   /* the server answers it; read the state after, to be sure */
+		return;
+	}
+	json_t *stmts = json_object_get(tree, "stmts");
+	size_t i;
+	json_t *raw;
+	json_array_foreach(stmts, i, raw) {
+		walk(json_object_get(raw, "stmt"), out);
+		keep_prepare(raw, sql, len, out);
+	}
+	json_decref(tree);
+}
+
+void sess_class_free(struct sess_class *cl)
+{
+	for (size_t i = 0; i < cl->ncustom; i++)
+		free(cl->custom[i]);
+	free(cl->custom);
+	for (size_t i = 0; i < cl->nprepares; i++) {
+		free(cl->prepares[i].name);
+		free(cl->prepares[i].text);
+	}
+	free(cl->prepares);
+	memset(cl, 0, sizeof(*cl));
+}
+
+/* ---- sets of settings and statements ----------------------------------------------- */
+
+static int item_cmp(char ka, const char *na, char kb, const char *nb)
+{
+	if (ka != kb)
+		return ka < kb ? -1 : 1;
+	return strcasecmp(na, nb);
+}
+
+/* Where (kind, name) is or would go. */
+static size_t find(const struct sess_set *s, char kind, const char *name, bool *found)
+{
+	size_t lo = 0, hi = s->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = item_cmp(s->v[mid].kind, s->v[mid].name, kind, name);
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = false;
+	return lo;
+}
+
+void sess_set_put(struct sess_set *s, char kind, const char *name, const char *value)
+{
+	bool found;
+	size_t i = find(s, kind, name, &found);
+	if (found) {
+		s->bytes -= strlen(s->v[i].value);
+		free(s->v[i].value);
+		s->v[i].value = xstrdup(value);
+		s->bytes += strlen(value);
+		return;
+	}
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 8;
+		s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
+	}
+	memmove(&s->v[i + 1], &s->v[i], (s->n - i) * sizeof(*s->v));
+	s->v[i] = (struct sess_item){.kind = kind, .name = xstrdup(name), .value = xstrdup(value)};
+	s->n++;
+	s->bytes += strlen(name) + strlen(value);
+}
+
+void sess_set_del(struct sess_set *s, char kind, const char *name)
+{
+	bool found;
+	size_t i = find(s, kind, name, &found);
+	if (!found)
+		return;
+	s->bytes -= strlen(s->v[i].name) + strlen(s->v[i].value);
+	free(s->v[i].name);
+	free(s->v[i].value);
+	memmove(&s->v[i], &s->v[i + 1], (s->n - i - 1) * sizeof(*s->v));
+	s->n--;
+}
+
+const struct sess_item *sess_set_get(const struct sess_set *s, char kind, const char *name)
+{
+	bool found;
+	size_t i = find(s, kind, name, &found);
+	return found ? &s->v[i] : NULL;
+}
+
+bool sess_set_equal(const struct sess_set *a, const struct sess_set *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (item_cmp(a->v[i].kind, a->v[i].name, b->v[i].kind, b->v[i].name) != 0 ||
+		    strcmp(a->v[i].value, b->v[i].value) != 0)
+			return false;
+	return true;
+}
+
+void sess_set_clear(struct sess_set *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		free(s->v[i].name);
+		free(s->v[i].value);
+	}
+	s->n = 0;
+	s->bytes = 0;
+}
+
+void sess_set_copy(struct sess_set *dst, const struct sess_set *src)
+{
+	if (dst == src)
+		return;
+	sess_set_clear(dst);
+	for (size_t i = 0; i < src->n; i++)
+		sess_set_put(dst, src->v[i].kind, src->v[i].name, src->v[i].value);
+}
+
+void sess_set_free(struct sess_set *s)
+{
+	sess_set_clear(s);
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
+/* ---- statements for a server ---------------------------------------------------------- */
+
+/* E'...': right whatever standard_conforming_strings is. */
+static void put_literal(struct strbuf *sb, const char *s)
+{
+	sb_puts(sb, "E'");
+	for (; *s; s++) {
+		if (*s == '\'' || *s == '\\')
+			sb_append(sb, s, 1);
+		sb_append(sb, s, 1);
+	}
+	sb_puts(sb, "'");
+}
+
+static void put_literals(struct strbuf *sb, const char *const *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		sb_puts(sb, i ? ", " : "");
+		put_literal(sb, v[i]);
+	}
+}
+
+static void put_ident(struct strbuf *sb, const char *s)
+{
+	sb_puts(sb, "\"");
+	for (; *s; s++) {
+		if (*s == '"')
+			sb_append(sb, s, 1);
+		sb_append(sb, s, 1);
+	}
+	sb_puts(sb, "\"");
+}
+
+static void sync_one(const struct sess_item *had, const struct sess_item *want,
+		     void (*emit)(void *arg, const char *sql), void *arg)
+{
+	if (had != NULL && want != NULL && strcmp(had->value, want->value) == 0)
+		return;
+	struct strbuf sql = STRBUF_INIT;
+	const struct sess_item *it = want ? want : had;
+	if (it->kind == 'g') {
+		if (want == NULL) {
+			sb_puts(&sql, "RESET ");
+			put_ident(&sql, it->name);
+		} else {
+			sb_puts(&sql, "SELECT pg_catalog.set_config(");
+			put_literal(&sql, want->name);
+			sb_puts(&sql, ", ");
+			put_literal(&sql, want->value);
+			sb_puts(&sql, ", false)");
+		}
+		emit(arg, sb_str(&sql));
+	} else {
+		if (had != NULL) {
+			sb_puts(&sql, "DEALLOCATE ");
+			put_ident(&sql, had->name);
+			emit(arg, sb_str(&sql));
+		}
+		if (want != NULL)
+			emit(arg, want->value);
+	}
+	sb_free(&sql);
+}
+
+void sess_sync(const struct sess_set *from, const struct sess_set *to,
+	       void (*emit)(void *arg, const char *sql), void *arg)
+{
+	size_t i = 0, j = 0;
+	while (i < from->n || j < to->n) {
+		int c = i == from->n ? 1 : j == to->n ? -1 :
+			item_cmp(from->v[i].kind, from->v[i].name, to->v[j].kind, to->v[j].name);
+		if (c < 0)
+			sync_one(&from->v[i++], NULL, emit, arg);
+		else if (c > 0)
+			sync_one(NULL, &to->v[j++], emit, arg);
+		else
+			sync_one(&from->v[i++], &to->v[j++], emit, arg);
+	}
+}
+
+void sess_state_query(char *const *custom, size_t ncustom, struct strbuf *sql)
+{
+	sb_puts(sql, "SELECT 'g', name, setting FROM pg_catalog.pg_settings WHERE source = 'session' "
+		"AND name NOT IN (");
+	put_literals(sql, tracked_params, NTRACKED);
+	sb_puts(sql, ")");
+	if (ncustom > 0) {
+		/* Custom settings are not in pg_settings; current_setting() knows them by name. */
+		sb_puts(sql, " UNION ALL SELECT 'g', n, pg_catalog.current_setting(n, true) FROM pg_catalog.unnest("
+			"ARRAY[");
+		put_literals(sql, (const char *const *)custom, ncustom);
+		sb_puts(sql, "]::text[]) AS n WHERE pg_catalog.current_setting(n, true) IS NOT NULL");
+	}
+	sb_puts(sql,
+		" UNION ALL SELECT 'p', name, NULL FROM pg_catalog.pg_prepared_statements WHERE from_sql"
+		" UNION ALL SELECT 'x', 'session advisory locks', NULL WHERE EXISTS (SELECT FROM pg_catalog.pg_locks"
+		" WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid())"
+		" UNION ALL SELECT 'x', 'LISTEN', NULL WHERE EXISTS (SELECT FROM pg_catalog.pg_listening_channels())"
+		" UNION ALL SELECT 'x', 'WITH HOLD cursors', NULL WHERE EXISTS (SELECT FROM pg_catalog.pg_cursors"
+		" WHERE is_holdable)"
+		" UNION ALL SELECT 'x', 'temporary tables', NULL WHERE EXISTS (SELECT FROM pg_catalog.pg_class"
+		" WHERE relnamespace = pg_catalog.pg_my_temp_schema())");
+}
+
+/* ---- startup options ---------------------------------------------------------------------- */
+
+/* The next word of options (PostgreSQL's pg_split_opts: spaces split, a backslash escapes). */
+static bool next_word(const char **p, struct strbuf *w)
+{
+	const char *s = *p;
+	while (isspace((unsigned char)*s))
+		s++;
+	if (*s == '\0')
+		return false;
+	sb_reset(w);
+	while (*s && !isspace((unsigned char)*s)) {
+		if (*s == '\\' && s[1] != '\0')
+			s++;
+		sb_append(w, s, 1);
+		s++;
+	}
+	*p = s;
+	return true;
+}
+
+static int put_option(const char *arg, struct sess_set *set, struct pgha_err *e)
+{
+	const char *eq = strchr(arg, '=');
+	if (eq == NULL || eq == arg)
+		return err_set(e, "startup option \"%s\": expected name=value", arg);
+	char *name = xstrndup(arg, (size_t)(eq - arg));
+	for (char *q = name; *q; q++)
+		if (*q == '-')
+			*q = '_';   /* as PostgreSQL reads --name=value */
+	sess_set_put(set, 'g', name, eq + 1);
+	free(name);
+	return 0;
+}
+
+int sess_parse_options(const char *options, struct sess_set *set, struct pgha_err *e)
+{
+	struct strbuf w = STRBUF_INIT;
+	const char *p = options;
+	int rc = 0;
+	while (rc == 0 && next_word(&p, &w)) {
+		const char *word = sb_str(&w);
+		if (strcmp(word, "-c") == 0) {
+			if (!next_word(&p, &w)) {
+				rc = err_set(e, "startup option -c without a setting");
+				break;
+			}
+			rc = put_option(sb_str(&w), set, e);
+		} else if (strncmp(word, "-c", 2) == 0) {
+			rc = put_option(word + 2, set, e);
+		} else if (strncmp(word, "--", 2) == 0) {
+			rc = put_option(word + 2, set, e);
+		} else {
+			rc = err_set(e, "startup option \"%.60s\" is not a setting (only -c name=value and "
+				     "--name=value pass the pooler)", word);
+		}
+	}
+	sb_free(&w);
+	return rc;
+}
+
+void sess_refusal_sql(const char *feature, struct strbuf *sql)
+{
+	struct strbuf msg = STRBUF_INIT, hint = STRBUF_INIT;
+	sb_printf(&msg, "%s cannot be used through the proxy in transaction pooling mode: "
+		  "the session state it creates would stay on a server other clients share", feature);
+	sb_puts(&hint, "Set transaction_pinning = on in the proxy's [proxy] section (the client then keeps "
+		"its server until the state is gone), or use a session-mode proxy");
+	sb_puts(sql, "DO $pgha$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = ");
+	put_literal(sql, sb_str(&msg));
+	sb_puts(sql, ", HINT = ");
+	put_literal(sql, sb_str(&hint));
+	sb_puts(sql, "; END$pgha$");
+	sb_free(&msg);
+	sb_free(&hint);
+}
