@@ -279,10 +279,15 @@ static void client_server_lost(struct client *c, char server_status, const char 
 {
 	char msg[400];
 	snprintf(msg, sizeof(msg), "server connection lost: %s", why);
-	if (c->pinned != NULL) {
-		/* Its session held what lived only there: gone, as a session is (session mode relays a FATAL). */
+	if (c->pinned != NULL || c->px->cfg.pool_mode == POOL_SESSION) {
+		/*
+		 * Its session held what lived only there: gone, and so is its connection, as
+		 * when PostgreSQL dies under a direct client (a server's FATAL is relayed
+		 * as such; this is a server that went without one: killed, cut off).
+		 */
 		char fatal[600];
-		snprintf(fatal, sizeof(fatal), "%s (the session's %s went with it)", msg, c->pinned);
+		snprintf(fatal, sizeof(fatal), "%s (the session's %s went with it)", msg,
+			 c->pinned != NULL ? c->pinned : "state");
 		client_send_error(c, "08006", fatal, true);
 		return;
 	}

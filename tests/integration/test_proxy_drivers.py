@@ -8,6 +8,7 @@ so whatever a client leaves on its server would show to the next) and a session-
 import json
 import os
 import select
+import signal
 import socket
 import stat
 import subprocess
@@ -490,3 +491,22 @@ def test_session_mode_postgresql_restart_ends_idle_sessions_with_57P01(drv, sess
         for conn in conns:
             conn.close()
     wait_until("the proxy to serve again", lambda: session_proxy.connect().close() is None, timeout=60)
+
+
+def test_session_mode_backend_gone_without_a_word_ends_the_session(drv, session_proxy):
+    """A backend killed (no FATAL on the wire; PostgreSQL restarts after a crash): a direct
+    client's connection is gone, and so is a session-mode client's, with 08006 — not a
+    fresh server under the same connection with the session's state lost."""
+    cluster, _ = drv
+    with session_proxy.connect(autocommit=True) as c:
+        c.execute("SET application_name = 'kept-state'")
+        pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(psycopg.OperationalError) as exc:
+            for _ in range(50):   # bounded: the proxy sees the end of the server at once
+                c.execute("SELECT 1")
+                time.sleep(0.1)
+        assert c.closed
+        assert "server connection lost" in str(exc.value), exc.value
+    wait_until("PostgreSQL back after the crash",
+               lambda: session_proxy.connect(autocommit=True).execute("SELECT 1").fetchone() == (1,), timeout=90)
