@@ -1,8 +1,9 @@
 // JdbcProbe.java — pgJDBC (Debian libpostgresql-jdbc-java) driven by
 // tests/integration/test_proxy_drivers.py, run as a one-file program:
-//   java -cp /usr/share/java/postgresql.jar JdbcProbe.java < settings
-// Settings on stdin, one per line (the password never in argv or the environment):
-// action (params or login), JDBC URL, user, password. Output:
+//   java -cp /usr/share/java/postgresql.jar JdbcProbe.java < jobs
+// Jobs on stdin, four lines each (the password never in argv or the environment):
+// action (params or login), JDBC URL, user, password. One JVM runs them all (it takes
+// seconds to start). Output, per job:
 //   params  one "name=value" line per parameter the server reported at login
 //   login   "ok", or "error <SQLSTATE> <message>"
 import java.io.BufferedReader;
@@ -19,7 +20,12 @@ import java.util.TreeMap;
 public class JdbcProbe {
     public static void main(String[] args) throws Exception {
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
-        String action = in.readLine(), url = in.readLine(), user = in.readLine(), password = in.readLine();
+        String action;
+        while ((action = in.readLine()) != null && !action.isEmpty())
+            run(action, in.readLine(), in.readLine(), in.readLine());
+    }
+
+    static void run(String action, String url, String user, String password) {
         Properties props = new Properties();
         props.setProperty("user", user);
         props.setProperty("password", password);
@@ -36,7 +42,7 @@ public class JdbcProbe {
                 System.out.println("ok");
             }
         } catch (SQLException e) {
-            System.out.println("error " + e.getSQLState() + " " + e.getMessage());
+            System.out.println("error " + e.getSQLState() + " " + e.getMessage().replace('\n', ' '));
         }
     }
 }

@@ -156,10 +156,11 @@ def test_login_parameters_with_node_postgres(drv):
     assert got == want
 
 
-def run_jdbc(action, url, user, password):
+def run_jdbc(*jobs):
+    """pgJDBC jobs (action, URL, user, password) in one JVM (JdbcProbe.java); its output lines."""
+    stdin = "".join(f"{a}\n{url}\n{user}\n{pw}\n" for a, url, user, pw in jobs)
     p = subprocess.run(["java", "-cp", "/usr/share/java/postgresql.jar", os.path.join(HERE, "JdbcProbe.java")],
-                       input=f"{action}\n{url}\n{user}\n{password}\n", capture_output=True, text=True,
-                       timeout=120)
+                       input=stdin, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     return p.stdout.splitlines()
 
@@ -168,11 +169,11 @@ def test_login_parameters_with_pgjdbc(drv):
     """pgJDBC sends DateStyle=ISO (the server reports "ISO, MDY") and its own application_name."""
     cluster, proxy = drv
     host, port = pg_addr(cluster)
-    want = run_jdbc("params", f"jdbc:postgresql://{host}:{port}/postgres?ApplicationName=jdbc-app",
-                    "postgres", cluster.su_pw)
+    want = run_jdbc(("params", f"jdbc:postgresql://{host}:{port}/postgres?ApplicationName=jdbc-app",
+                     "postgres", cluster.su_pw))
     assert "application_name=jdbc-app" in want and any(l.startswith("DateStyle=ISO, ") for l in want), want
-    got = run_jdbc("params", f"jdbc:postgresql://127.0.0.1:{proxy.port}/postgres?ApplicationName=jdbc-app",
-                   "postgres", cluster.su_pw)
+    got = run_jdbc(("params", f"jdbc:postgresql://127.0.0.1:{proxy.port}/postgres?ApplicationName=jdbc-app",
+                    "postgres", cluster.su_pw))
     assert got == want
 
 
@@ -382,19 +383,18 @@ def test_saslprep_passwords_with_node_postgres(drv):
 
 
 def test_saslprep_passwords_with_pgjdbc(drv):
-    """pgJDBC prepares passwords with SASLprep itself, as libpq does."""
+    """pgJDBC prepares passwords with SASLprep itself, as libpq does: the ligature and its
+    normalized form are one password, through the proxy as directly."""
     cluster, proxy = drv
     host, port = pg_addr(cluster)
-    for role in ("u_ligature", "u_fullwidth"):
-        pw = SASL_USERS[role]
-        assert run_jdbc("login", f"jdbc:postgresql://{host}:{port}/postgres", role, pw) == ["ok"]
-        assert run_jdbc("login", f"jdbc:postgresql://127.0.0.1:{proxy.port}/postgres", role, pw) == ["ok"]
-    # SASLprep makes the ligature and its normalized form one password, through the proxy as directly.
-    for p in (port, proxy.port):
-        h = host if p == port else "127.0.0.1"
-        assert run_jdbc("login", f"jdbc:postgresql://{h}:{p}/postgres", "u_ligature", "fish-fine") == ["ok"]
-    wrong = run_jdbc("login", f"jdbc:postgresql://127.0.0.1:{proxy.port}/postgres", "u_ligature", "fish-fine!")
-    assert wrong[0].startswith("error 28P01 "), wrong
+    urls = (f"jdbc:postgresql://{host}:{port}/postgres", f"jdbc:postgresql://127.0.0.1:{proxy.port}/postgres")
+    jobs = [("login", url, role, pw) for url in urls
+            for role, pw in (("u_ligature", SASL_USERS["u_ligature"]), ("u_fullwidth", SASL_USERS["u_fullwidth"]),
+                             ("u_ligature", "fish-fine"), ("u_ligature", "fish-fine!"))]
+    out = run_jdbc(*jobs)
+    assert len(out) == len(jobs), out
+    assert out[:3] == out[4:7] == ["ok"] * 3, out
+    assert out[3].startswith("error 28P01 ") and out[7].startswith("error 28P01 "), out
 
 
 # ---- 5. unix sockets ------------------------------------------------------------------
