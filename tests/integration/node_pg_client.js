@@ -7,6 +7,8 @@
 //   login      log in and run SELECT 1; {"ok": true} or {"ok": false, "code", "message"}
 //   terminate  log in, start `sql`, after `after_ms` end the connection (Terminate) while it
 //              runs; {"end_ms": how long client.end() took}
+//   idle_fatal log in, print {"pid": its backend}, then sit idle until the connection ends
+//              (within 20 s); {"code": the SQLSTATE of the error it got, "ended": true}
 'use strict';
 const path = require('path');
 const { Client } = require(path.join(process.argv[2], 'pg'));
@@ -28,7 +30,13 @@ async function main() {
   });
   const params = {};
   client.connection.on('parameterStatus', (m) => { params[m.parameterName] = m.parameterValue; });
-  client.on('error', () => {});   // a FATAL after the login: the action's own promise reports it
+  const ended = new Promise((resolve) => {
+    let code = null;
+    // The ErrorResponse as it came on the wire (an idle client's 'error' event may not carry it).
+    client.connection.on('errorMessage', (m) => { code = m.code || null; });
+    client.on('error', () => {});
+    client.on('end', () => resolve(code));
+  });
   if (cfg.action === 'login') {
     try {
       await client.connect();
@@ -52,6 +60,12 @@ async function main() {
     const endMs = Date.now() - t0;
     await Promise.race([running, new Promise((r) => setTimeout(r, 100))]);
     return { end_ms: endMs };
+  }
+  if (cfg.action === 'idle_fatal') {
+    const pid = (await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+    process.stdout.write(JSON.stringify({ pid }) + '\n');
+    const code = await Promise.race([ended, new Promise((r) => setTimeout(() => r('timeout'), 20000))]);
+    return { code, ended: code !== 'timeout' };
   }
   throw new Error(`unknown action ${cfg.action}`);
 }

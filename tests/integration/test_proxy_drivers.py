@@ -335,6 +335,27 @@ def test_session_mode_terminated_idle_backend_sends_its_fatal_and_ends(drv, sess
     assert seen[0] == seen[1]
 
 
+def test_session_mode_terminated_idle_backend_with_node_postgres(drv, session_proxy):
+    cluster, _ = drv
+    host, port = pg_addr(cluster)
+    outcomes = []
+    for h, p in ((host, port), ("127.0.0.1", session_proxy.port)):
+        proc = subprocess.Popen(["node", os.path.join(HERE, "node_pg_client.js"), NODE_MODULES],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            proc.stdin.write(json.dumps({"action": "idle_fatal", "host": h, "port": p, "user": "postgres",
+                                         "password": cluster.su_pw}))
+            proc.stdin.close()
+            terminate_backend(cluster, json.loads(proc.stdout.readline())["pid"])
+            outcomes.append(json.loads(proc.stdout.readline()))
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert outcomes[1] == outcomes[0] == {"code": "57P01", "ended": True}, outcomes
+
+
 def test_session_mode_terminated_busy_backend_is_a_fatal_57P01(drv, session_proxy):
     cluster, _ = drv
     outcomes = []
