@@ -171,6 +171,9 @@ static void client_free(struct client *c)
 	for (size_t i = 0; i < c->nsess_custom; i++)
 		free(c->sess_custom[i]);
 	free(c->sess_custom);
+	for (size_t i = 0; i < c->nsess_names; i++)
+		free(c->sess_names[i]);
+	free(c->sess_names);
 	free(c->sess_failed);
 	pbuf_free(&c->in);
 	sb_free(&c->out);

@@ -109,7 +109,10 @@ struct client {
 	struct sess_set sess_read; /* the state query's rows so far */
 	char **sess_custom;        /* custom setting names it used ("app.x"): pg_settings does not list them */
 	size_t nsess_custom;
+	char **sess_names;         /* settings SET by name since the last state query (SESS_NAMED) */
+	size_t nsess_names;
 	unsigned sess_pending;     /* SESS_* of the statements sent since the last state query */
+	unsigned sess_reading;     /* ... of the state query being read; SESS_PIN: it reads the pins */
 	const char *pinned;        /* what keeps its server (a sess.c feature name); NULL: nothing */
 	const char *pin_read;      /* ... as the state query being read says */
 	bool loaded;               /* ran LOAD: pinned for good */
@@ -258,6 +261,7 @@ struct proxy {
 	size_t stmt_cap, stmt_count;
 	uint64_t stmt_next_id;
 	struct pstmt *stmt_retired;   /* out of the table (result type changed), still referred to */
+	struct sess_cache *sess_cache;   /* relay.c: classes of session statements seen lately (sess.c) */
 	size_t big_bytes;          /* relay.c: large whole messages buffered now, all clients */
 	size_t freed_bytes;        /* buffers shrunk since the last malloc_trim (proxy.c) */
 };

@@ -204,6 +204,8 @@ static void pstmt_free(struct pstmt *p)
 
 void relay_registry_free(struct proxy *px)
 {
+	sess_cache_free(px->sess_cache);
+	px->sess_cache = NULL;
 	while (px->stmt_retired != NULL) {
 		struct pstmt *p = px->stmt_retired;
 		px->stmt_retired = p->retired_next;
@@ -340,12 +342,32 @@ void relay_free(struct client *c)
 
 /* ---- session state in transaction mode (sess.c) ------------------------------------ */
 
+static void free_names(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
 /* What a statement the client sent may do to its session: kept until the state is read. */
 static void sess_note(struct client *c, const struct sess_class *cl)
 {
 	c->sess_pending |= cl->flags;
 	if (cl->flags & SESS_LOAD)
 		c->loaded = true;
+	for (size_t i = 0; i < cl->nnames && !(c->sess_pending & SESS_SETTINGS); i++) {
+		bool have = false;
+		for (size_t j = 0; j < c->nsess_names && !have; j++)
+			have = strcasecmp(c->sess_names[j], cl->names[i]) == 0;
+		if (have)
+			continue;
+		if (c->nsess_names >= 64) {
+			c->sess_pending |= SESS_SETTINGS;   /* many names: one full read is cheaper */
+			break;
+		}
+		c->sess_names = xrealloc(c->sess_names, (c->nsess_names + 1) * sizeof(*c->sess_names));
+		c->sess_names[c->nsess_names++] = xstrdup(cl->names[i]);
+	}
 	for (size_t i = 0; i < cl->ncustom; i++) {
 		bool have = false;
 		for (size_t j = 0; j < c->nsess_custom && !have; j++)
@@ -395,15 +417,21 @@ static bool state_check_due(const struct client *c)
 	return (c->sess_pending & SESS_CHECK) || ((c->sess_pending & SESS_UNPIN) && c->pinned != NULL);
 }
 
-/* After a transaction that may have changed the session: ask the server what it holds. */
+/* After a transaction that may have changed the session: ask the server what it holds, as far as needed. */
 static void state_query_start(struct client *c, struct server *s)
 {
+	unsigned parts = c->sess_pending & (SESS_SETTINGS | SESS_NAMED | SESS_PREPARED);
+	bool pins = (c->sess_pending & (SESS_PIN | SESS_MAYPIN | SESS_UNPIN)) || c->pinned != NULL;
 	struct strbuf sql = STRBUF_INIT;
-	sess_state_query(c->sess_custom, c->nsess_custom, &sql);
+	sess_state_query(parts, pins, c->sess_custom, c->nsess_custom, c->sess_names, c->nsess_names, &sql);
 	pgp_build_query(&s->out, sb_str(&sql));
 	sb_free(&sql);
 	q_push(c, EXP_STATE_QUERY, NULL);
+	c->sess_reading = parts | (pins ? SESS_PIN : 0);
 	c->sess_pending = 0;
+	free_names(c->sess_names, c->nsess_names);
+	c->sess_names = NULL;
+	c->nsess_names = 0;
 	sess_set_clear(&c->sess_read);
 	c->pin_read = NULL;
 }
@@ -459,15 +487,23 @@ static void state_row(struct client *c, const struct pgp_msg *m)
 static void state_done(struct client *c)
 {
 	struct server *s = c->server;
+	/* What was read in full replaces the client's; settings read by name update it. */
+	unsigned read = c->sess_reading;
+	for (size_t i = c->sess.n; i-- > 0;) {
+		char k = c->sess.v[i].kind;
+		if ((k == 'g' && (read & SESS_SETTINGS)) || (k == 'p' && (read & SESS_PREPARED)))
+			sess_set_del(&c->sess, k, c->sess.v[i].name);
+	}
+	for (size_t i = 0; i < c->sess_read.n; i++)
+		sess_set_put(&c->sess, c->sess_read.v[i].kind, c->sess_read.v[i].name, c->sess_read.v[i].value);
 	if (s != NULL)
-		sess_set_copy(&s->sess, &c->sess_read);
-	sess_set_copy(&c->sess, &c->sess_read);
-	for (size_t i = 0; i < c->sess_start.n; i++) {
+		sess_set_copy(&s->sess, &c->sess);   /* what the server holds now */
+	for (size_t i = 0; i < c->sess_start.n && (read & SESS_SETTINGS); i++) {
 		const struct sess_item *it = &c->sess_start.v[i];
 		if (sess_set_get(&c->sess, it->kind, it->name) == NULL)
 			sess_set_put(&c->sess, it->kind, it->name, it->value);
 	}
-	const char *pin = c->loaded ? sess_feature("LOAD") : c->pin_read;
+	const char *pin = c->loaded ? sess_feature("LOAD") : (read & SESS_PIN) ? c->pin_read : c->pinned;
 	if (pin == NULL && (c->sess_overflow || c->sess.n > SESS_MAX_ITEMS || c->sess.bytes > SESS_MAX_BYTES))
 		pin = sess_feature("more session state than the proxy carries");
 	if (pin != c->pinned)
@@ -889,7 +925,7 @@ static int classify_msg(struct client *c, struct server *s, const uint8_t *h, ui
 			return 0;
 		}
 		if (sess_worth_parsing((const char *)h + 5 + off, have - off, pinned))
-			c->sess_pending |= SESS_CHECK;
+			c->sess_pending |= SESS_SETTINGS | SESS_PREPARED | SESS_MAYPIN;
 		stream_msg(c, s, h, len);
 		return 1;
 	}
@@ -901,7 +937,9 @@ static int classify_msg(struct client *c, struct server *s, const uint8_t *h, ui
 	const char *nul = body > off ? memchr(sql, '\0', body - off) : NULL;
 	if (nul != NULL) {
 		struct sess_class cl;
-		sess_classify(sql, (size_t)(nul - sql), pinned, &cl);
+		if (c->px->sess_cache == NULL)
+			c->px->sess_cache = sess_cache_new();
+		sess_classify_cached(c->px->sess_cache, sql, (size_t)(nul - sql), pinned, &cl);
 		bool refused = (cl.flags & SESS_PIN) && !c->px->cfg.transaction_pinning;
 		if (refused)
 			refuse_statement(c, s, h, len, cl.feature);

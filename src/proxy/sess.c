@@ -26,6 +26,7 @@
 #include <ctype.h>
 #include <jansson.h>
 #include <pg_query.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,15 +105,28 @@ bool sess_worth_parsing(const char *sql, size_t len, bool pinned)
 
 /* ---- what the parser says ---------------------------------------------------- */
 
-static void add_custom(struct sess_class *out, const char *name)
+static void add_name(char ***v, size_t *n, const char *name)
 {
-	if (name == NULL || strchr(name, '.') == NULL)
-		return;
-	for (size_t i = 0; i < out->ncustom; i++)
-		if (strcasecmp(out->custom[i], name) == 0)
+	for (size_t i = 0; i < *n; i++)
+		if (strcasecmp((*v)[i], name) == 0)
 			return;
-	out->custom = xrealloc(out->custom, (out->ncustom + 1) * sizeof(*out->custom));
-	out->custom[out->ncustom++] = xstrdup(name);
+	*v = xrealloc(*v, (*n + 1) * sizeof(**v));
+	(*v)[(*n)++] = xstrdup(name);
+}
+
+/* A setting SET by its name: read back by name, unless ParameterStatus carries it. */
+static void set_by_name(struct sess_class *out, const char *name)
+{
+	if (name == NULL) {
+		out->flags |= SESS_SETTINGS;
+		return;
+	}
+	if (strchr(name, '.') != NULL)
+		add_name(&out->custom, &out->ncustom, name);
+	if (tracked_index(name) >= 0)
+		return;
+	out->flags |= SESS_NAMED;
+	add_name(&out->names, &out->nnames, name);
 }
 
 static const char *const features[] = {
@@ -130,7 +144,7 @@ const char *sess_feature(const char *name)
 
 static void pin(struct sess_class *out, const char *feature)
 {
-	out->flags |= SESS_PIN | SESS_CHECK;
+	out->flags |= SESS_PIN;
 	if (out->feature == NULL)
 		out->feature = feature;
 }
@@ -156,9 +170,9 @@ static void on_func(json_t *call, struct sess_class *out)
 	} else if (strncmp(f, "pg_advisory_unlock", 18) == 0) {
 		out->flags |= SESS_UNPIN;
 	} else if (strcmp(f, "set_config") == 0) {
-		out->flags |= SESS_CHECK;
+		/* A name given as a literal is read back by name; any other, by a full read. */
 		json_t *arg = json_array_get(json_object_get(call, "args"), 0);
-		add_custom(out, json_string_value(json_object_get(json_object_get(
+		set_by_name(out, json_string_value(json_object_get(json_object_get(
 			json_object_get(arg, "A_Const"), "sval"), "sval")));
 	}
 }
@@ -187,11 +201,19 @@ static void on_node(const char *type, json_t *n, struct sess_class *out)
 		if (kind != NULL && strcmp(kind, "VAR_SET_MULTI") == 0 && name != NULL &&
 		    strncmp(name, "TRANSACTION", 11) == 0)
 			return;   /* SET TRANSACTION ...: this transaction only */
-		out->flags |= SESS_CHECK;
-		add_custom(out, name);
-	} else if (strcmp(type, "DiscardStmt") == 0 || strcmp(type, "DeallocateStmt") == 0 ||
-		   strcmp(type, "DoStmt") == 0 || strcmp(type, "CallStmt") == 0) {
-		out->flags |= SESS_CHECK | SESS_UNPIN;
+		if (kind != NULL && (strcmp(kind, "VAR_SET_VALUE") == 0 || strcmp(kind, "VAR_SET_CURRENT") == 0)) {
+			set_by_name(out, name);
+		} else {
+			/* RESET (to the startup value), SET ... TO DEFAULT, RESET ALL, SESSION CHARACTERISTICS */
+			out->flags |= SESS_SETTINGS;
+			if (name != NULL && strchr(name, '.') != NULL)
+				add_name(&out->custom, &out->ncustom, name);
+		}
+	} else if (strcmp(type, "DiscardStmt") == 0 || strcmp(type, "DoStmt") == 0 ||
+		   strcmp(type, "CallStmt") == 0) {
+		out->flags |= SESS_SETTINGS | SESS_PREPARED | SESS_MAYPIN;
+	} else if (strcmp(type, "DeallocateStmt") == 0) {
+		out->flags |= SESS_PREPARED;
 	} else if (strcmp(type, "ListenStmt") == 0) {
 		pin(out, "LISTEN");
 	} else if (strcmp(type, "UnlistenStmt") == 0 || strcmp(type, "ClosePortalStmt") == 0 ||
@@ -205,7 +227,7 @@ static void on_node(const char *type, json_t *n, struct sess_class *out)
 		if (json_integer_value(json_object_get(n, "options")) & 0x0020)
 			pin(out, "WITH HOLD cursors");
 	} else if (strcmp(type, "PrepareStmt") == 0) {
-		out->flags |= SESS_CHECK;
+		out->flags |= SESS_PREPARED;
 	}
 }
 
@@ -265,7 +287,7 @@ void sess_classify(const char *sql, size_t len, bool pinned, struct sess_class *
 	json_t *tree = r.error == NULL ? json_loads(r.parse_tree, 0, NULL) : NULL;
 	pg_query_free_parse_result(r);
 	if (tree == NULL) {
-		out->flags = SESS_CHECK;   /* the server answers it; read the state after, to be sure */
+		out->flags = SESS_SETTINGS | SESS_PREPARED | SESS_MAYPIN;   /* the server answers it; read all after */
 		return;
 	}
 	json_t *stmts = json_object_get(tree, "stmts");
@@ -283,12 +305,93 @@ void sess_class_free(struct sess_class *cl)
 	for (size_t i = 0; i < cl->ncustom; i++)
 		free(cl->custom[i]);
 	free(cl->custom);
+	for (size_t i = 0; i < cl->nnames; i++)
+		free(cl->names[i]);
+	free(cl->names);
 	for (size_t i = 0; i < cl->nprepares; i++) {
 		free(cl->prepares[i].name);
 		free(cl->prepares[i].text);
 	}
 	free(cl->prepares);
 	memset(cl, 0, sizeof(*cl));
+}
+
+/* ---- the cache of classes ----------------------------------------------------------- */
+
+struct sess_slot {
+	uint64_t hash;
+	char *text;          /* NULL: empty */
+	size_t len;
+	bool pinned;
+	struct sess_class cl;
+};
+
+struct sess_cache {
+	struct sess_slot slot[SESS_CACHE_SLOTS];
+};
+
+struct sess_cache *sess_cache_new(void)
+{
+	return xcalloc(1, sizeof(struct sess_cache));
+}
+
+static void slot_clear(struct sess_slot *sl)
+{
+	free(sl->text);
+	sess_class_free(&sl->cl);
+	memset(sl, 0, sizeof(*sl));
+}
+
+void sess_cache_free(struct sess_cache *cache)
+{
+	if (cache == NULL)
+		return;
+	for (size_t i = 0; i < SESS_CACHE_SLOTS; i++)
+		slot_clear(&cache->slot[i]);
+	free(cache);
+}
+
+static char **copy_names(char *const *v, size_t n)
+{
+	char **c = n ? xcalloc(n, sizeof(*c)) : NULL;
+	for (size_t i = 0; i < n; i++)
+		c[i] = xstrdup(v[i]);
+	return c;
+}
+
+static void class_copy(struct sess_class *dst, const struct sess_class *src)
+{
+	*dst = *src;
+	dst->custom = copy_names(src->custom, src->ncustom);
+	dst->names = copy_names(src->names, src->nnames);
+	dst->prepares = src->nprepares ? xcalloc(src->nprepares, sizeof(*dst->prepares)) : NULL;
+	for (size_t i = 0; i < src->nprepares; i++) {
+		dst->prepares[i].name = xstrdup(src->prepares[i].name);
+		dst->prepares[i].text = xstrdup(src->prepares[i].text);
+	}
+}
+
+void sess_classify_cached(struct sess_cache *cache, const char *sql, size_t len, bool pinned,
+			  struct sess_class *out)
+{
+	if (cache == NULL || len > SESS_CACHE_TEXT || !sess_worth_parsing(sql, len, pinned)) {
+		sess_classify(sql, len, pinned, out);
+		return;
+	}
+	uint64_t h = 1469598103934665603ull ^ (uint64_t)pinned;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)sql[i]) * 1099511628211ull;
+	struct sess_slot *sl = &cache->slot[h % SESS_CACHE_SLOTS];
+	if (sl->text == NULL || sl->hash != h || sl->len != len || sl->pinned != pinned ||
+	    memcmp(sl->text, sql, len) != 0) {
+		slot_clear(sl);
+		sess_classify(sql, len, pinned, &sl->cl);
+		sl->hash = h;
+		sl->text = xstrndup(sql, len);
+		sl->len = len;
+		sl->pinned = pinned;
+	}
+	class_copy(out, &sl->cl);
 }
 
 /* ---- sets of settings and statements ----------------------------------------------- */
@@ -478,28 +581,38 @@ void sess_sync(const struct sess_set *from, const struct sess_set *to,
 	}
 }
 
-void sess_state_query(char *const *custom, size_t ncustom, struct strbuf *sql)
+void sess_state_query(unsigned parts, bool pins, char *const *custom, size_t ncustom, char *const *names,
+		      size_t nnames, struct strbuf *sql)
 {
-	sb_puts(sql, "SELECT 'g', name, setting FROM pg_catalog.pg_settings WHERE source = 'session' "
-		"AND name NOT IN (");
-	put_literals(sql, tracked_params, NTRACKED);
-	sb_puts(sql, ")");
-	if (ncustom > 0) {
-		/* Custom settings are not in pg_settings; current_setting() knows them by name. */
+	/* A first row that is always there: the query stays valid whatever parts it has. */
+	sb_puts(sql, "SELECT 'z', '', NULL");
+	if (parts & SESS_SETTINGS) {
+		sb_puts(sql, " UNION ALL SELECT 'g', name, setting FROM pg_catalog.pg_settings WHERE source = 'session' "
+			"AND name NOT IN (");
+		put_literals(sql, tracked_params, NTRACKED);
+		sb_puts(sql, ")");
+		names = custom;   /* custom settings are not in pg_settings; current_setting() knows them by name */
+		nnames = ncustom;
+	} else if (!(parts & SESS_NAMED)) {
+		nnames = 0;
+	}
+	if (nnames > 0) {
 		sb_puts(sql, " UNION ALL SELECT 'g', n, pg_catalog.current_setting(n, true) FROM pg_catalog.unnest("
 			"ARRAY[");
-		put_literals(sql, (const char *const *)custom, ncustom);
+		put_literals(sql, (const char *const *)names, nnames);
 		sb_puts(sql, "]::text[]) AS n WHERE pg_catalog.current_setting(n, true) IS NOT NULL");
 	}
-	sb_puts(sql,
-		" UNION ALL SELECT 'p', name, NULL FROM pg_catalog.pg_prepared_statements WHERE from_sql"
-		" UNION ALL SELECT 'x', 'session advisory locks', NULL WHERE EXISTS (SELECT FROM pg_catalog.pg_locks"
-		" WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid())"
-		" UNION ALL SELECT 'x', 'LISTEN', NULL WHERE EXISTS (SELECT FROM pg_catalog.pg_listening_channels())"
-		" UNION ALL SELECT 'x', 'WITH HOLD cursors', NULL WHERE EXISTS (SELECT FROM pg_catalog.pg_cursors"
-		" WHERE is_holdable)"
-		" UNION ALL SELECT 'x', 'temporary tables', NULL WHERE EXISTS (SELECT FROM pg_catalog.pg_class"
-		" WHERE relnamespace = pg_catalog.pg_my_temp_schema())");
+	if (parts & SESS_PREPARED)
+		sb_puts(sql, " UNION ALL SELECT 'p', name, NULL FROM pg_catalog.pg_prepared_statements WHERE from_sql");
+	if (pins)
+		sb_puts(sql,
+			" UNION ALL SELECT 'x', 'session advisory locks', NULL WHERE EXISTS (SELECT FROM pg_catalog.pg_locks"
+			" WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid())"
+			" UNION ALL SELECT 'x', 'LISTEN', NULL WHERE EXISTS (SELECT FROM pg_catalog.pg_listening_channels())"
+			" UNION ALL SELECT 'x', 'WITH HOLD cursors', NULL WHERE EXISTS (SELECT FROM pg_catalog.pg_cursors"
+			" WHERE is_holdable)"
+			" UNION ALL SELECT 'x', 'temporary tables', NULL WHERE EXISTS (SELECT FROM pg_catalog.pg_class"
+			" WHERE relnamespace = pg_catalog.pg_my_temp_schema())");
 }
 
 /* ---- startup options ---------------------------------------------------------------------- */

@@ -12,12 +12,21 @@
 #include "common/err.h"
 #include "common/strbuf.h"
 
+/*
+ * What a statement may do to its session, hence what to read back after its
+ * transaction (sess_state_query's parts) and whether it pins.
+ */
 enum {
-	SESS_CHECK = 1,   /* may change settings or SQL prepared statements: read the state after the transaction */
-	SESS_PIN = 2,     /* creates state no other server can be given (sess_class.feature) */
-	SESS_UNPIN = 4,   /* may drop such state: read the state if the client holds some */
-	SESS_LOAD = 8,    /* LOAD: a library stays loaded for the rest of the session */
+	SESS_SETTINGS = 1,    /* settings, in ways only a full read tells (RESET, DISCARD, DO, CALL...) */
+	SESS_NAMED = 2,       /* settings by name only (SET x, set_config('x', ...)): read those (sess_class.names) */
+	SESS_PREPARED = 4,    /* SQL prepared statements (PREPARE, DEALLOCATE, DISCARD, DO, CALL) */
+	SESS_PIN = 8,         /* creates state no other server can be given (sess_class.feature) */
+	SESS_MAYPIN = 16,     /* may create or drop such state (DO, CALL, DISCARD): read it */
+	SESS_UNPIN = 32,      /* may drop such state: read it if the client holds some */
+	SESS_LOAD = 64,       /* LOAD: a library stays loaded for the rest of the session */
 };
+/* Any of these: the state is read after the transaction. */
+#define SESS_CHECK (SESS_SETTINGS | SESS_NAMED | SESS_PREPARED | SESS_PIN | SESS_MAYPIN)
 
 /* Where one statement of a text starts and how long it is (its own text, for PREPARE). */
 struct sess_prepare {
@@ -32,6 +41,9 @@ struct sess_class {
 	/* Custom settings ("app.x") named by SET or set_config(): pg_settings does not list them. */
 	char **custom;
 	size_t ncustom;
+	/* SESS_NAMED: the settings SET by name (the tracked startup parameters left out). */
+	char **names;
+	size_t nnames;
 	struct sess_prepare *prepares;   /* PREPARE statements, with their own text */
 	size_t nprepares;
 };
@@ -48,6 +60,20 @@ void sess_classify(const char *sql, size_t len, bool pinned, struct sess_class *
 /* The quick look alone, for a text too long to wait for: false is sure. */
 bool sess_worth_parsing(const char *sql, size_t len, bool pinned);
 void sess_class_free(struct sess_class *cl);
+
+/*
+ * The classes of the texts last parsed, by text: applications send the same
+ * few session statements again and again (a SET per transaction), and the
+ * parser costs tens of microseconds. Texts up to SESS_CACHE_TEXT bytes.
+ */
+#define SESS_CACHE_SLOTS 256
+#define SESS_CACHE_TEXT 1024
+struct sess_cache;
+struct sess_cache *sess_cache_new(void);
+void sess_cache_free(struct sess_cache *cache);
+/* sess_classify(), through the cache (NULL: none). */
+void sess_classify_cached(struct sess_cache *cache, const char *sql, size_t len, bool pinned,
+			  struct sess_class *out);
 
 /*
  * A session's state that can be carried to another server: 'g' a setting
@@ -90,13 +116,18 @@ void sess_sync(const struct sess_set *from, const struct sess_set *to,
 	       void (*emit)(void *arg, const char *sql), void *arg);
 
 /*
- * The query that reads a server's session state, in rows (kind, name,
- * value): 'g' settings set in the session (and the custom names asked),
- * 'p' SQL prepared statements (value NULL), 'x' state that pins (name:
- * the feature). The tracked startup parameters (objects.h) are left out:
- * ParameterStatus carries them.
+ * The query that reads a server's session state after a transaction, in rows
+ * (kind, name, value); `parts` (SESS_* of the statements it ran) says which:
+ *   SESS_SETTINGS  'g': every setting set in the session (and the custom names)
+ *   SESS_NAMED     'g': only the settings in names[] (their current value)
+ *   SESS_PREPARED  'p': SQL prepared statements (value NULL)
+ *   pins           'x': state that pins (name: the feature), when pins is true
+ * The tracked startup parameters (objects.h) are left out: ParameterStatus
+ * carries them. SESS_SETTINGS reads pg_settings, about 1 ms of server time;
+ * SESS_NAMED only current_setting() of a few names.
  */
-void sess_state_query(char *const *custom, size_t ncustom, struct strbuf *sql);
+void sess_state_query(unsigned parts, bool pins, char *const *custom, size_t ncustom, char *const *names,
+		      size_t nnames, struct strbuf *sql);
 
 /*
  * The startup parameter "options" ("-c name=value", "--name=value", a

@@ -57,6 +57,11 @@ def metrics(proxy):
         return r.read().decode()
 
 
+def proxy_rss(proxy):
+    with open(f"/proc/{proxy.proc.pid}/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+
 def show(c, name):
     return c.execute(f"SHOW {name}").fetchone()[0]
 
@@ -284,6 +289,17 @@ def test_bad_input_is_answered_by_the_server_or_bounded(shared):
         assert c.execute("SELECT pg_backend_pid()").fetchone()[0] == pid
     with shared.connect(autocommit=True) as c:
         assert setting(c, "app.k5") in (None, "")   # its server was closed with it
+    # Thousands of channels: the server keeps them, the proxy only the pin.
+    rss0 = proxy_rss(shared)
+    with shared.connect(autocommit=True) as c:
+        c.cursor().execute("; ".join(f"LISTEN ch{i}" for i in range(3000)), prepare=False)
+        assert c.execute("SELECT count(*) FROM pg_listening_channels()").fetchone()[0] == 3000
+        got = []
+        c.add_notify_handler(lambda n: got.append(n.payload))
+        c.execute("SELECT pg_notify('ch2999', 'last')")
+        c.execute("SELECT 1")
+        assert got == ["last"]
+        assert proxy_rss(shared) - rss0 < 16 * 1024 * 1024
 
 
 def test_a_bad_startup_setting_fails_the_client_like_postgresql(shared):

@@ -49,12 +49,23 @@ static void test_plain_queries_are_not_parsed(void **state)
 static void test_statements_that_change_the_session(void **state)
 {
 	const char *feature = NULL;
-	assert_int_equal(flags_of("SET search_path = a, b", false, NULL) & SESS_CHECK, SESS_CHECK);
-	assert_int_equal(flags_of("set session statement_timeout to 5", false, NULL) & SESS_CHECK, SESS_CHECK);
-	assert_int_equal(flags_of("RESET ALL", false, NULL) & SESS_CHECK, SESS_CHECK);
-	assert_int_equal(flags_of("DISCARD ALL", false, NULL) & SESS_CHECK, SESS_CHECK);
-	assert_int_equal(flags_of("SELECT set_config('work_mem', '8MB', false)", false, NULL), SESS_CHECK);
-	assert_int_equal(flags_of("PREPARE q(int) AS SELECT $1", false, NULL), SESS_CHECK);
+	/* Settings SET by name are read back by name (cheap); the rest needs a full read. */
+	assert_int_equal(flags_of("SET search_path = a, b", false, NULL), SESS_NAMED);
+	assert_int_equal(flags_of("set session statement_timeout to 5", false, NULL), SESS_NAMED);
+	assert_int_equal(flags_of("SELECT set_config('work_mem', '8MB', false)", false, NULL), SESS_NAMED);
+	assert_int_equal(flags_of("SELECT set_config(current_user || '.x', '8MB', false)", false, NULL),
+			 SESS_SETTINGS);
+	assert_int_equal(flags_of("RESET work_mem", false, NULL), SESS_SETTINGS);
+	assert_int_equal(flags_of("SET work_mem TO DEFAULT", false, NULL), SESS_SETTINGS);
+	assert_int_equal(flags_of("RESET ALL", false, NULL), SESS_SETTINGS);
+	assert_int_equal(flags_of("DISCARD ALL", false, NULL), SESS_SETTINGS | SESS_PREPARED | SESS_MAYPIN);
+	assert_int_equal(flags_of("DO $$BEGIN PERFORM 1; END$$", false, NULL),
+			 SESS_SETTINGS | SESS_PREPARED | SESS_MAYPIN);
+	assert_int_equal(flags_of("PREPARE q(int) AS SELECT $1", false, NULL), SESS_PREPARED);
+	assert_int_equal(flags_of("DEALLOCATE q", false, NULL), SESS_PREPARED);
+	/* ParameterStatus follows the tracked startup parameters: nothing to read. */
+	assert_int_equal(flags_of("SET application_name = 'x'", false, NULL), 0);
+	assert_int_equal(flags_of("SET TIME ZONE 'UTC'", false, NULL), 0);
 	/* Transaction-scoped: nothing to carry. */
 	assert_int_equal(flags_of("SET LOCAL work_mem = '1MB'", false, NULL), 0);
 	assert_int_equal(flags_of("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", false, NULL), 0);
@@ -62,7 +73,7 @@ static void test_statements_that_change_the_session(void **state)
 	assert_int_equal(flags_of("SELECT 'pg_advisory_lock(1)', temperature FROM t", false, NULL), 0);
 	assert_int_equal(flags_of("CREATE TABLE temps (a int)", false, NULL), 0);
 	/* Behind BEGIN, in a second statement. */
-	assert_int_equal(flags_of("BEGIN; SET work_mem = '2MB'; COMMIT", false, NULL) & SESS_CHECK, SESS_CHECK);
+	assert_int_equal(flags_of("BEGIN; SET work_mem = '2MB'; COMMIT", false, NULL), SESS_NAMED);
 
 	assert_true(flags_of("LISTEN jobs", false, &feature) & SESS_PIN);
 	assert_string_equal(feature, "LISTEN");
@@ -83,7 +94,7 @@ static void test_statements_that_change_the_session(void **state)
 	assert_int_equal(flags_of("DROP TABLE t", true, NULL), SESS_UNPIN);
 	assert_int_equal(flags_of("SELECT pg_advisory_unlock_all()", false, NULL), SESS_UNPIN);
 	/* What the parser rejects: the server answers it, the state is read after. */
-	assert_int_equal(flags_of("SET = oops", false, NULL), SESS_CHECK);
+	assert_int_equal(flags_of("SET = oops", false, NULL), SESS_SETTINGS | SESS_PREPARED | SESS_MAYPIN);
 }
 
 static void test_prepare_texts_and_custom_names(void **state)
@@ -100,7 +111,37 @@ static void test_prepare_texts_and_custom_names(void **state)
 	assert_int_equal(cl.ncustom, 2);
 	assert_string_equal(cl.custom[0], "app.tenant");
 	assert_string_equal(cl.custom[1], "app.user");
+	assert_int_equal(cl.nnames, 2);
+	assert_string_equal(cl.names[0], "app.tenant");
+	assert_int_equal(cl.flags, SESS_NAMED | SESS_PREPARED);
 	sess_class_free(&cl);
+}
+
+static void test_cache_gives_the_parser_s_answer(void **state)
+{
+	struct sess_cache *cache = sess_cache_new();
+	const char *sql = "SET app.tenant = '7'; PREPARE p AS SELECT 1";
+	for (int round = 0; round < 3; round++) {
+		struct sess_class a, b;
+		sess_classify_cached(cache, sql, strlen(sql), false, &a);
+		sess_classify(sql, strlen(sql), false, &b);
+		assert_int_equal(a.flags, b.flags);
+		assert_int_equal(a.nnames, 1);
+		assert_string_equal(a.names[0], "app.tenant");
+		assert_int_equal(a.nprepares, 1);
+		assert_string_equal(a.prepares[0].text, "PREPARE p AS SELECT 1");
+		sess_class_free(&a);
+		sess_class_free(&b);
+	}
+	/* Pinned or not is part of the key: DROP matters only to a pinned client. */
+	struct sess_class d;
+	sess_classify_cached(cache, "DROP TABLE t", 12, false, &d);
+	assert_int_equal(d.flags, 0);
+	sess_class_free(&d);
+	sess_classify_cached(cache, "DROP TABLE t", 12, true, &d);
+	assert_int_equal(d.flags, SESS_UNPIN);
+	sess_class_free(&d);
+	sess_cache_free(cache);
 }
 
 static void collect(void *arg, const char *sql)
@@ -164,11 +205,24 @@ static void test_options(void **state)
 static void test_state_query_and_refusal(void **state)
 {
 	struct strbuf sb = STRBUF_INIT;
-	char *custom[] = {"app.tenant"};
-	sess_state_query(custom, 1, &sb);
+	char *custom[] = {"app.tenant"}, *names[] = {"work_mem"};
+	sess_state_query(SESS_SETTINGS, false, custom, 1, names, 1, &sb);
 	assert_non_null(strstr(sb_str(&sb), "source = 'session'"));
 	assert_non_null(strstr(sb_str(&sb), "E'app.tenant'"));
+	assert_null(strstr(sb_str(&sb), "E'work_mem'"));                /* pg_settings has it */
 	assert_non_null(strstr(sb_str(&sb), "E'application_name'"));   /* ParameterStatus carries the tracked ones */
+	assert_null(strstr(sb_str(&sb), "pg_locks"));
+	assert_null(strstr(sb_str(&sb), "pg_prepared_statements"));
+	sb_reset(&sb);
+	/* By name only: no pg_settings scan. */
+	sess_state_query(SESS_NAMED, false, custom, 1, names, 1, &sb);
+	assert_null(strstr(sb_str(&sb), "pg_settings"));
+	assert_non_null(strstr(sb_str(&sb), "E'work_mem'"));
+	sb_reset(&sb);
+	sess_state_query(SESS_PREPARED, true, custom, 1, names, 1, &sb);
+	assert_null(strstr(sb_str(&sb), "current_setting"));
+	assert_non_null(strstr(sb_str(&sb), "pg_prepared_statements"));
+	assert_non_null(strstr(sb_str(&sb), "pg_listening_channels"));
 	sb_reset(&sb);
 	sess_refusal_sql("LISTEN", &sb);
 	assert_non_null(strstr(sb_str(&sb), "ERRCODE = '0A000'"));
@@ -185,6 +239,7 @@ int main(void)
 		cmocka_unit_test(test_plain_queries_are_not_parsed),
 		cmocka_unit_test(test_statements_that_change_the_session),
 		cmocka_unit_test(test_prepare_texts_and_custom_names),
+		cmocka_unit_test(test_cache_gives_the_parser_s_answer),
 		cmocka_unit_test(test_sync_between_servers),
 		cmocka_unit_test(test_options),
 		cmocka_unit_test(test_state_query_and_refusal),
