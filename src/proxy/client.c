@@ -30,6 +30,7 @@
 #include "proxy/pool.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
+#include "proxy/sess.h"
 #include "proxy/tls.h"
 
 /* ---- lifecycle -------------------------------------------------------- */
@@ -438,66 +439,128 @@ static void handle_cancel(struct client *c, const struct pgp_startup *st)
 /* At most this many (parameter, value) pairs per pool are learned: past it, values are reported as sent. */
 #define CANON_MAX 64
 
+/* How servers of p report the startup value raw of parameter name; NULL: not learned yet. */
+static const char *canon_find(const struct pool *p, const char *name, const char *raw)
+{
+	for (size_t i = 0; i < p->ncanon; i++)
+		if (strcasecmp(p->canon[i].name, name) == 0 && strcmp(p->canon[i].raw, raw) == 0)
+			return p->canon[i].value;
+	return NULL;
+}
+
+/* Calls fn for each ParameterStatus (name, value, the whole message) in params. */
+static void each_param_status(const struct strbuf *params, void (*fn)(void *arg, const struct pgp_param *prm,
+								      const char *msg, size_t len), void *arg)
+{
+	size_t off = 0;
+	struct pgp_msg m;
+	struct pgha_err e;
+	while (off < params->len && pgp_frame(params->data + off, params->len - off, 0, &m, &e) == PGP_OK) {
+		struct pgp_param prm;
+		if (pgp_parse_parameter_status(&m, &prm, &e) == 0)
+			fn(arg, &prm, params->data + off, m.total_len);
+		off += m.total_len;
+	}
+}
+
 /*
- * Make c's startup values of the tracked parameters the server's spelling of
- * them ("iso, dmy" -> "ISO, DMY", "utf8" -> "UTF8"), as far as the pool has
- * learned it: what its ParameterStatus says and what the relay compares with
- * a server's values (a value spelled otherwise would be SET again at every
- * transaction). true: every value is known.
+ * c's own startup value of a reported parameter beyond the tracked ones (a
+ * setting it sent, libpq's options -c included); NULL: none.
  */
-static bool canon_apply(struct client *c)
+static const char *own_setting(const struct client *c, const char *name)
+{
+	if (tracked_index(name) >= 0)
+		return NULL;
+	const struct sess_item *it = sess_set_get(&c->sess_start, 'g', name);
+	return it != NULL ? it->value : NULL;
+}
+
+/* What a probe for c sends (canon_missing): its values of reported parameters not learned yet. */
+struct canon_need {
+	const struct client *c;
+	struct pgp_param *vals;    /* NULL: only count them */
+	size_t n;
+};
+
+static void need_setting(void *arg, const struct pgp_param *prm, const char *msg, size_t len)
+{
+	struct canon_need *need = arg;
+	const char *raw = own_setting(need->c, prm->name);
+	if (raw == NULL || strcmp(raw, prm->value) == 0 || canon_find(need->c->pool, prm->name, raw) != NULL)
+		return;
+	if (need->vals != NULL)
+		need->vals[need->n] = (struct pgp_param){prm->name, raw};
+	need->n++;
+}
+
+/*
+ * c's startup values of reported parameters the pool has not seen a server
+ * report yet: the tracked ones (its wants) and its other settings that the
+ * pool's first login reported. Counted in need->n, and listed in need->vals
+ * when it is not NULL (as many as a first call counted). The tracked ones it
+ * knows become the server's spelling on the way: what the relay compares
+ * with a server's values (a value spelled otherwise would be SET again at
+ * every transaction).
+ */
+static void canon_missing(struct client *c, struct canon_need *need)
 {
 	struct pool *p = c->pool;
-	bool known = true;
+	need->c = c;
+	need->n = 0;
 	for (int k = 0; k < NTRACKED; k++) {
 		if (c->want[k] == NULL || (p->defaults[k] != NULL && strcmp(c->want[k], p->defaults[k]) == 0))
 			continue;
-		size_t i = 0;
-		while (i < p->ncanon && (p->canon[i].k != k || strcmp(p->canon[i].raw, c->want[k]) != 0))
-			i++;
-		if (i == p->ncanon) {
-			known = false;
-			continue;
+		const char *v = canon_find(p, tracked_params[k], c->want[k]);
+		if (v != NULL) {
+			char *copy = xstrdup(v);
+			free(c->want[k]);
+			c->want[k] = copy;
+		} else {
+			if (need->vals != NULL)
+				need->vals[need->n] = (struct pgp_param){tracked_params[k], c->want[k]};
+			need->n++;
 		}
-		free(c->want[k]);
-		c->want[k] = xstrdup(p->canon[i].value);
 	}
-	return known;
+	each_param_status(&p->params, need_setting, need);
 }
 
-/* A probe logged in: how its server reports the values it was sent. */
-static void canon_learn(struct server *s)
+/* A probe logged in: how its server reported each value it was sent. */
+static void learn_one(void *arg, const struct pgp_param *prm, const char *msg, size_t len)
 {
+	struct server *s = arg;
 	struct pool *p = s->pool;
-	for (int k = 0; k < NTRACKED; k++) {
-		if (s->probe_raw[k] == NULL || s->param[k] == NULL || p->ncanon >= CANON_MAX)
-			continue;
-		size_t i = 0;
-		while (i < p->ncanon && (p->canon[i].k != k || strcmp(p->canon[i].raw, s->probe_raw[k]) != 0))
-			i++;
-		if (i < p->ncanon)
+	for (size_t off = 0; off < s->probe_sent.len;) {
+		const char *name = s->probe_sent.data + off, *raw = name + strlen(name) + 1;
+		off = (size_t)(raw - s->probe_sent.data) + strlen(raw) + 1;
+		if (strcasecmp(name, prm->name) != 0 || p->ncanon >= CANON_MAX || canon_find(p, prm->name, raw) != NULL)
 			continue;
 		if (p->ncanon % 8 == 0)
 			p->canon = xrealloc(p->canon, (p->ncanon + 8) * sizeof(*p->canon));
-		p->canon[p->ncanon++] = (struct param_canon){k, xstrdup(s->probe_raw[k]), xstrdup(s->param[k])};
+		p->canon[p->ncanon++] = (struct param_canon){xstrdup(prm->name), xstrdup(raw), xstrdup(prm->value)};
 	}
+}
+
+/* The first server's ParameterStatus message, or c's own value of it (as learned, else as sent). */
+static void own_param_status(void *arg, const struct pgp_param *prm, const char *msg, size_t len)
+{
+	struct client *c = arg;
+	if (tracked_index(prm->name) >= 0)
+		return;   /* login_finish sends those */
+	const char *raw = own_setting(c, prm->name);
+	if (raw == NULL) {
+		sb_append(&c->out, msg, len);
+		return;
+	}
+	const char *v = canon_find(c->pool, prm->name, raw);
+	pgp_build_parameter_status(&c->out, prm->name, v != NULL ? v : raw);
 }
 
 /* The pool knows its parameters: c gets them, its own values first, then its key and ReadyForQuery. */
 static void login_finish(struct client *c)
 {
 	struct proxy *px = c->px;
-	const struct strbuf *params = &c->pool->params;
-	/* The first server's messages, but one ParameterStatus per parameter: the tracked ones are c's. */
-	size_t off = 0;
-	struct pgp_msg m;
-	struct pgha_err e;
-	while (off < params->len && pgp_frame(params->data + off, params->len - off, 0, &m, &e) == PGP_OK) {
-		struct pgp_param prm;
-		if (pgp_parse_parameter_status(&m, &prm, &e) != 0 || tracked_index(prm.name) < 0)
-			sb_append(&c->out, params->data + off, m.total_len);
-		off += m.total_len;
-	}
+	/* One ParameterStatus per parameter: the first server's, but c's own where it set one. */
+	each_param_status(&c->pool->params, own_param_status, c);
 	for (int k = 0; k < NTRACKED; k++)
 		if (pool_param(c, k) != NULL)
 			pgp_build_parameter_status(&c->out, tracked_params[k], pool_param(c, k));
@@ -526,7 +589,9 @@ static void client_login_done(struct client *c)
 	struct pool *p = c->pool;
 	if (c->probe != NULL)
 		return;   /* its probe is logging in */
-	if (canon_apply(c) || c->probed || p->ncanon >= CANON_MAX) {
+	struct canon_need need = {0};
+	canon_missing(c, &need);
+	if (need.n == 0 || c->probed || p->ncanon >= CANON_MAX) {
 		login_finish(c);
 		return;
 	}
@@ -536,8 +601,12 @@ static void client_login_done(struct client *c)
 	struct route_target t;
 	char why[300];
 	c->probed = true;
-	if (!pool_target(p, &t) || server_connect_probe(c, &t, why, sizeof(why)) == NULL)
-		login_finish(c);   /* nothing to learn from now: its values as it sent them */
+	need.vals = xcalloc(need.n, sizeof(*need.vals));
+	canon_missing(c, &need);
+	bool started = pool_target(p, &t) && server_connect_probe(c, need.vals, need.n, &t, why, sizeof(why)) != NULL;
+	free(need.vals);
+	if (!started)
+		login_finish(c);   /* nothing to learn from now: its values as they were sent */
 }
 
 /* A probe ended: the clients waiting for one go on (or start the next). */
@@ -1211,7 +1280,7 @@ static void server_ready(struct server *s)
 	struct pool *p = s->pool;
 	if (s->probe) {
 		/* It was sent no work and gets none: closed, as pool_size counts it until then. */
-		canon_learn(s);
+		each_param_status(&s->login_params, learn_one, s);
 		server_close(s, "it reported how PostgreSQL spells a client's startup values");
 		probe_ended(p);
 		return;

@@ -41,9 +41,9 @@ struct server;
 extern const char *const tracked_params[NTRACKED];
 int tracked_index(const char *name);
 
-/* How the server reports a client's startup value of a tracked parameter ("iso" -> "ISO, MDY"). */
+/* How the server reports a client's startup value of a reported parameter ("iso" -> "ISO, MDY"). */
 struct param_canon {
-	int k;
+	char *name;
 	char *raw;
 	char *value;
 };
@@ -162,9 +162,9 @@ struct server {
 	void *sasl;                /* SCRAM client state while logging in */
 	struct strbuf login_params; /* its ParameterStatus messages until it is logged in */
 	struct sess_set sess;      /* the session state the proxy gave it or read from it (sess.c) */
-	bool probe;                /* logs in only to learn how the server reports probe_raw, then closes */
+	bool probe;                /* logs in only to learn how the server reports probe_sent, then closes */
 	struct client *probe_for;  /* ... the client whose values they are (NULL: it left) */
-	char *probe_raw[NTRACKED];
+	struct strbuf probe_sent;  /* ... "name\0value\0" for each parameter its startup packet set */
 };
 
 struct pool {

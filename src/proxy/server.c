@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -79,27 +80,33 @@ struct server *server_connect(struct pool *p, const struct route_target *t, char
 	return connect_with(p, t, params, 3, why, whylen);
 }
 
-struct server *server_connect_probe(struct client *c, const struct route_target *t, char *why, size_t whylen)
+struct server *server_connect_probe(struct client *c, const struct pgp_param *vals, size_t nvals,
+				    const struct route_target *t, char *why, size_t whylen)
 {
 	struct pool *p = c->pool;
-	struct pgp_param params[2 + NTRACKED] = {{"user", p->user}, {"database", p->database}};
-	size_t n = 2;
-	int app = tracked_index("application_name");
-	for (int k = 0; k < NTRACKED; k++)
-		if (c->want[k] != NULL)
-			params[n++] = (struct pgp_param){tracked_params[k], c->want[k]};
-	if (c->want[app] == NULL)
+	struct pgp_param *params = xcalloc(nvals + 3, sizeof(*params));
+	size_t n = 0;
+	bool app = false;
+	params[n++] = (struct pgp_param){"user", p->user};
+	params[n++] = (struct pgp_param){"database", p->database};
+	for (size_t i = 0; i < nvals; i++) {
+		params[n++] = vals[i];
+		app = app || strcasecmp(vals[i].name, "application_name") == 0;
+	}
+	if (!app)
 		params[n++] = (struct pgp_param){"application_name", "pgha-proxy"};
 	struct server *s = connect_with(p, t, params, n, why, whylen);
+	free(params);
 	if (s == NULL)
 		return NULL;
 	s->probe = true;
 	s->probe_for = c;
 	c->probe = s;
 	p->probing = true;
-	for (int k = 0; k < NTRACKED; k++)
-		if (c->want[k] != NULL)
-			s->probe_raw[k] = xstrdup(c->want[k]);
+	for (size_t i = 0; i < nvals; i++) {
+		sb_append(&s->probe_sent, vals[i].name, strlen(vals[i].name) + 1);
+		sb_append(&s->probe_sent, vals[i].value, strlen(vals[i].value) + 1);
+	}
 	return s;
 }
 
@@ -114,10 +121,9 @@ void server_close(struct server *s, const char *why)
 	if (s->sasl)
 		scram_client_free(s->sasl);
 	free(s->prepared);
-	for (int k = 0; k < NTRACKED; k++) {
+	for (int k = 0; k < NTRACKED; k++)
 		free(s->param[k]);
-		free(s->probe_raw[k]);
-	}
+	sb_free(&s->probe_sent);
 	if (s->probe)
 		s->pool->probing = false;
 	if (s->probe_for != NULL)
@@ -284,8 +290,8 @@ void server_param(struct server *s, const struct pgp_msg *m)
 		free(s->param[k]);
 		s->param[k] = xstrdup(p.value);
 	}
-	if (s->state == SV_LOGIN && !s->pool->have_params) {
-		/* Clients get the parameters of the first server the pool logged in to. */
+	if (s->state == SV_LOGIN && (!s->pool->have_params || s->probe)) {
+		/* Clients get the parameters of the first server the pool logged in to (a probe's: client.c). */
 		sb_append(&s->login_params, (const char *)m->body - 5, m->total_len);
 	}
 }

@@ -11,18 +11,21 @@
 #include "proxy/objects.h"
 
 struct pgp_msg;
+struct pgp_param;
 
 /* Connecting: counted in p->nservers (until closed), on p's active list. NULL: failed, why says why. */
 struct server *server_connect(struct pool *p, const struct route_target *t, char *why, size_t whylen);
 
 /*
  * A probe: a server of c's pool that logs in with c's startup values of the
- * tracked parameters, so that its ParameterStatus (s->param) says how
- * PostgreSQL reports them, or its login error that PostgreSQL refuses one.
- * It never gets work (client.c closes it once logged in). Sets c->probe,
- * s->probe_raw and the pool's probing flag; NULL: failed, why says why.
+ * reported parameters (vals), so that its login's ParameterStatus messages
+ * (s->login_params) say how PostgreSQL reports them, or its login error that
+ * PostgreSQL refuses one. It never gets work (client.c closes it once logged
+ * in). Sets c->probe, s->probe_sent and the pool's probing flag; NULL:
+ * failed, why says why.
  */
-struct server *server_connect_probe(struct client *c, const struct route_target *t, char *why, size_t whylen);
+struct server *server_connect_probe(struct client *c, const struct pgp_param *vals, size_t nvals,
+				    const struct route_target *t, char *why, size_t whylen);
 
 /* What the caller (client.c) does after server_event(). */
 enum server_next {

@@ -135,6 +135,19 @@ def test_login_parameters_are_the_clients_own_with_psycopg(drv, monkeypatch):
         assert reported(c) == reported(d)
 
 
+def test_other_reported_startup_settings_are_the_clients_own(drv):
+    """A reported setting beyond the tracked ones, sent at startup (libpq's options -c):
+    ParameterStatus says the client's value at login, as directly."""
+    cluster, proxy = drv
+    kw = {"options": "-c default_transaction_read_only=ON"}
+    with direct(cluster, **kw) as d:
+        want = reported(d)
+    assert want["default_transaction_read_only"] == "on"
+    with proxy.connect(autocommit=True, **kw) as c:
+        assert reported(c) == want
+        assert c.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
+
+
 def test_a_startup_value_the_server_refuses_fails_the_login_as_directly(drv, monkeypatch):
     cluster, proxy = drv
     monkeypatch.setenv("PGDATESTYLE", "no-such-style")
