@@ -215,20 +215,27 @@ def wait_eof(s, timeout):
     raise AssertionError(f"the connection did not end within {timeout} s")
 
 
-def test_terminate_during_a_query_ends_the_connection_at_once(drv):
-    cluster, proxy = drv
-    c = proxy.connect(autocommit=True)
+def give_up(c, query, close):
+    """c sends query, then Terminate while it runs or waits (and closes its side when close):
+    the proxy must end the connection within 2 s."""
     try:
-        c.pgconn.send_query(b"SELECT pg_sleep(60)")
+        c.pgconn.send_query(query)
         c.pgconn.flush()
         time.sleep(0.5)
         s = send_terminate(c)
         try:
+            if close:
+                s.shutdown(socket.SHUT_WR)
             assert wait_eof(s, 5) < 2
         finally:
             s.close()
     finally:
         c.close()
+
+
+def test_terminate_during_a_query_ends_the_connection_at_once(drv):
+    cluster, proxy = drv
+    give_up(proxy.connect(autocommit=True), b"SELECT pg_sleep(60)", close=False)
     # The query does not run on behind the proxy's back, nor in the next client's transaction
     # (pool_size 1: the next client gets whatever server the pool has).
     wait_no_activity(cluster, "SELECT pg_sleep(60)")
@@ -257,19 +264,7 @@ def test_terminate_while_waiting_for_a_server_ends_the_connection_at_once(drv):
     cluster, proxy = drv
     with proxy.connect() as holder:
         holder.execute("SELECT 1")   # a transaction holds the pool's one server
-        c = proxy.connect(autocommit=True)
-        try:
-            c.pgconn.send_query(b"SELECT 'never' || 'run'")
-            c.pgconn.flush()
-            time.sleep(0.5)
-            s = send_terminate(c)
-            try:
-                s.shutdown(socket.SHUT_WR)
-                assert wait_eof(s, 5) < 2
-            finally:
-                s.close()
-        finally:
-            c.close()
+        give_up(proxy.connect(autocommit=True), b"SELECT 'never' || 'run'", close=True)
         time.sleep(0.5)
         assert holder.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s",
                               ("%'never' ||%",)).fetchone() == (0,)
