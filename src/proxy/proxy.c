@@ -349,6 +349,7 @@ static void run(struct proxy *px)
 		}
 		px->ev_count = 0;
 		client_hold_check(px);   /* servers released in this batch: drained for a switchover now? */
+		client_ryw_wake(px);     /* LSN answers in this batch: gated reads go on */
 		if (px->now_ms - last_tick >= 1000) {
 			last_tick = px->now_ms;
 			tick(px);
@@ -397,6 +398,7 @@ int proxy_main(int argc, char **argv)
 	struct pgha_err e;
 	link_init(&px->pools);
 	link_init(&px->clients_idle);
+	link_init(&px->ryw_gated);
 	if (proxy_config_load(path, &px->cfg, &e) != 0) {
 		fprintf(stderr, "pgha proxy: %s\n", e.msg);
 		proxy_config_free(&px->cfg);
