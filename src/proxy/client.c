@@ -64,6 +64,7 @@ static void client_server_lost(struct client *c, char server_status, const char 
 /* FATAL error sqlstate/msg to the client, then client_close_when_sent(). */
 static void client_fail(struct client *c, const char *sqlstate, const char *msg);
 static void client_got_server(struct client *c, struct server *s);
+static void c2s(struct client *c);
 static void client_login_done(struct client *c);
 static void client_auth_lookup_done(struct client *c, const char *secret, const char *failure);
 static void pool_failed(struct pool *p, const char *why);
@@ -163,6 +164,7 @@ static void client_free(struct client *c)
 	if (c->probe != NULL)
 		c->probe->probe_for = NULL;   /* it logs in all the same: what it learns serves others */
 	relay_free(c);
+	link_del(&c->ryw_node);
 	for (int k = 0; k < NTRACKED; k++)
 		free(c->want[k]);
 	sess_set_free(&c->sess);
@@ -1004,6 +1006,25 @@ static void release_server(struct client *c, struct server *s)
 	flush_out(c);   /* a slow client keeps its bytes */
 }
 
+/*
+ * Read-your-writes: c's standby has not replayed what c must see within
+ * ryw_wait (or no LSN answer covers it): the standby goes back, and c's read
+ * runs on a leader server lent read-only (relay_ryw_borrow), its own
+ * read-only pool kept aside until the transaction ends (client_set_state).
+ */
+static void ryw_to_leader(struct client *c, struct server *s)
+{
+	c->ryw = 0;
+	c->server = NULL;
+	s->client = NULL;
+	give_back(s);
+	c->ryw_home = c->pool;
+	c->pool = pool_get(c->px, c->database, c->user, false);
+	struct server *ls = pool_request(c->pool, c);
+	if (ls != NULL)
+		client_got_server(c, ls);
+}
+
 /* Act on what the relay returned for c and its server s. */
 static void relay_then(struct client *c, struct server *s, enum relay_next next, const struct relay_result *r)
 {
@@ -1021,6 +1042,12 @@ static void relay_then(struct client *c, struct server *s, enum relay_next next,
 		return;
 	case RELAY_CLOSE_SERVER:
 		close_server(s, r->why);
+		return;
+	case RELAY_RYW_GO:
+		c2s(c);
+		return;
+	case RELAY_RYW_LEADER:
+		ryw_to_leader(c, s);
 		return;
 	case RELAY_END_SESSION:
 		/* PostgreSQL closes the connection after a FATAL: so do we, once it is sent. */
@@ -1046,12 +1073,46 @@ static void s2c(struct client *c)
 
 static void client_got_server(struct client *c, struct server *s)
 {
+	struct proxy *px = c->px;
 	c->server = s;
 	s->client = c;
 	client_set_state(c, CL_ACTIVE);
-	c->xact_start_ms = c->px->now_ms;
+	c->xact_start_ms = px->now_ms;
 	relay_apply_params(c, s);
-	c2s(c);
+	if (c->ryw_home != NULL) {
+		relay_ryw_borrow(c, s);
+	} else if (c->ro && px->cfg.read_your_writes && px->cfg.pool_mode == POOL_TRANSACTION) {
+		int gate = relay_ryw_gate(c, s);
+		if (gate < 0) {
+			ryw_to_leader(c, s);
+			return;
+		}
+		if (c->ryw == RYW_WAIT_LSN)
+			link_add_tail(&px->ryw_gated, &c->ryw_node);
+	}
+	c2s(c);   /* gated: sends only what the proxy queued */
+}
+
+void client_ryw_wake(struct proxy *px)
+{
+	if (!px->ryw_wake)
+		return;
+	px->ryw_wake = false;
+	for (struct link *l = px->ryw_gated.next; l != &px->ryw_gated;) {
+		struct client *c = link_entry(l, struct client, ryw_node);
+		l = l->next;
+		if (c->ryw != RYW_WAIT_LSN || c->server == NULL) {
+			link_del(&c->ryw_node);
+			continue;
+		}
+		int gate = relay_ryw_recheck(c);
+		if (c->ryw != RYW_WAIT_LSN)
+			link_del(&c->ryw_node);
+		if (gate < 0)
+			ryw_to_leader(c, c->server);
+		else if (c->ryw != RYW_WAIT_LSN)
+			c2s(c);
+	}
 }
 
 /* Bytes a client that shut its side may still have sent while it waits (client_gave_up). */

@@ -28,5 +28,7 @@ void client_send_error(struct client *c, const char *sqlstate, const char *msg, 
 void client_close(struct client *c, const char *why);
 void client_check_timeouts(struct client *c);
 void client_report_refused(struct proxy *px);
+/* After a batch of events: read-only clients whose LSN answers came go on (read-your-writes). */
+void client_ryw_wake(struct proxy *px);
 
 #endif

@@ -147,6 +147,15 @@ static void pool_lines(struct strbuf *sb, const struct pool *p)
 	prom_sample(sb, "pgha_proxy_clients_waiting", labels, NULL, p->nwaiting);
 }
 
+/* A counter with two values of one label. */
+static void counter_pair(struct strbuf *sb, const char *name, const char *help, const char *label,
+			 const char *a, uint64_t va, const char *b, uint64_t vb)
+{
+	sb_printf(sb, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+	sb_printf(sb, "%s{%s=\"%s\"} %llu\n", name, label, a, (unsigned long long)va);
+	sb_printf(sb, "%s{%s=\"%s\"} %llu\n", name, label, b, (unsigned long long)vb);
+}
+
 /* Per pool: clients by state and the longest wait, as pgbouncer_exporter gives them. */
 static void pool_client_lines(struct strbuf *sb, const struct proxy *px, const struct pool *p)
 {
@@ -213,6 +222,12 @@ void metrics_render(struct proxy *px)
 	sb_puts(&sb, "# HELP pgha_proxy_transactions_total Transactions finished (transaction pooling).\n"
 		     "# TYPE pgha_proxy_transactions_total counter\n");
 	sb_printf(&sb, "pgha_proxy_transactions_total %llu\n", (unsigned long long)px->stats_xacts);
+	counter_pair(&sb, "pgha_proxy_ryw_reads_total", "Read-only transactions under read_your_writes, by where "
+		     "they ran (a standby that had replayed far enough, or the leader).", "served_by",
+		     "standby", px->stats_ryw_standby, "leader", px->stats_ryw_leader);
+	sb_puts(&sb, "# HELP pgha_proxy_ryw_replay_checks_total Reads that asked their standby to replay further "
+		     "first (read_your_writes).\n# TYPE pgha_proxy_ryw_replay_checks_total counter\n");
+	sb_printf(&sb, "pgha_proxy_ryw_replay_checks_total %llu\n", (unsigned long long)px->stats_ryw_waited);
 	sb_puts(&sb, "# HELP pgha_proxy_queries_total Simple-protocol queries forwarded.\n"
 		     "# TYPE pgha_proxy_queries_total counter\n");
 	sb_printf(&sb, "pgha_proxy_queries_total %llu\n", (unsigned long long)px->stats_queries);
@@ -226,12 +241,8 @@ void metrics_render(struct proxy *px)
 		     "was free; a failover or switchover hold included).\n"
 		     "# TYPE pgha_proxy_client_wait_seconds histogram\n");
 	histogram(&sb, "pgha_proxy_client_wait_seconds", px->stats_wait_hist, px->stats_wait_ms_sum);
-	sb_puts(&sb, "# HELP pgha_proxy_received_bytes_total Bytes read from clients and from servers (relayed).\n"
-		     "# TYPE pgha_proxy_received_bytes_total counter\n");
-	sb_printf(&sb, "pgha_proxy_received_bytes_total{from=\"clients\"} %llu\n",
-		  (unsigned long long)px->stats_bytes_from_clients);
-	sb_printf(&sb, "pgha_proxy_received_bytes_total{from=\"servers\"} %llu\n",
-		  (unsigned long long)px->stats_bytes_from_servers);
+	counter_pair(&sb, "pgha_proxy_received_bytes_total", "Bytes read from clients and from servers (relayed).",
+		     "from", "clients", px->stats_bytes_from_clients, "servers", px->stats_bytes_from_servers);
 	sb_puts(&sb, "# HELP pgha_proxy_sent_bytes_total Bytes sent to clients.\n"
 		     "# TYPE pgha_proxy_sent_bytes_total counter\n");
 	sb_printf(&sb, "pgha_proxy_sent_bytes_total{to=\"clients\"} %llu\n", (unsigned long long)px->stats_bytes_to_clients);

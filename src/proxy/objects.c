@@ -51,6 +51,15 @@ void client_set_state(struct client *c, enum client_state to)
 			link_add_tail(to_list, &c->node);
 	}
 	c->state = to;
+	if (to == CL_IDLE || to == CL_CLOSING) {
+		/* Its transaction is over: a lent leader server's pool is no longer its own, nothing gates it. */
+		if (c->ryw_home != NULL) {
+			c->pool = c->ryw_home;
+			c->ryw_home = NULL;
+		}
+		c->ryw = 0;
+		link_del(&c->ryw_node);
+	}
 	if (to == CL_IDLE)
 		c->query_start_ms = 0;   /* nothing owed between transactions: a lost round trip is not timed */
 	/* The login timeout counts from the accept, through TLS and authentication. */

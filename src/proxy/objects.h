@@ -117,6 +117,13 @@ struct client {
 	const char *pin_read;      /* ... as the state query being read says */
 	bool loaded;               /* ran LOAD: pinned for good */
 	bool sess_overflow;        /* named more session state than is carried: pinned for good */
+	/* read-your-writes (relay.c, docs/READ_YOUR_WRITES.md): a read-only client's gate */
+	uint8_t ryw;               /* RYW_* (relay.h): 0 = its bytes flow */
+	uint64_t ryw_seq;          /* the LSN requests it waits for: those numbered up to this */
+	uint64_t ryw_target;       /* the leader position its read must see */
+	uint64_t ryw_seen;         /* ... what the standby's replay check answered */
+	struct link ryw_node;      /* in px->ryw_gated while it waits for LSN answers */
+	struct pool *ryw_home;     /* its read-only pool, while it borrows a leader server */
 	char *sess_failed;         /* setting its state on a server failed: why (it ends with it) */
 	char sess_failed_code[6];  /* ... the server's SQLSTATE */
 	struct server *probe;      /* CL_LOGIN: a server logging in with its startup values (client.c) */
@@ -165,6 +172,7 @@ struct server {
 	bool probe;                /* logs in only to learn how the server reports probe_sent, then closes */
 	struct client *probe_for;  /* ... the client whose values they are (NULL: it left) */
 	struct strbuf probe_sent;  /* ... "name\0value\0" for each parameter its startup packet set */
+	uint64_t lsn_seq;          /* its read-your-writes LSN request in flight (px->lsn_seq); 0: none */
 };
 
 struct pool {
@@ -262,6 +270,15 @@ struct proxy {
 	uint64_t stmt_next_id;
 	struct pstmt *stmt_retired;   /* out of the table (result type changed), still referred to */
 	struct sess_cache *sess_cache;   /* relay.c: classes of session statements seen lately (sess.c) */
+	/* read-your-writes (relay.c) */
+	uint64_t lsn_seq;          /* LSN requests sent after read-write transactions */
+	uint64_t lsn_known;        /* the highest answer: reads must see at least this */
+	uint64_t lsn_known_seq;    /* the highest request answered (it covers every write acknowledged before it) */
+	uint64_t lsn_lost;         /* the highest request lost with its server (its reads go to the leader) */
+	bool ryw_wake;             /* an LSN request ended: gated clients may go (client_ryw_wake) */
+	struct link ryw_gated;     /* read-only clients waiting for LSN answers */
+	struct { char host[256]; int port; uint64_t lsn; } ryw_replay[8];   /* standbys' last replay positions */
+	uint64_t stats_ryw_standby, stats_ryw_leader, stats_ryw_waited;
 	size_t big_bytes;          /* relay.c: large whole messages buffered now, all clients */
 	size_t freed_bytes;        /* buffers shrunk since the last malloc_trim (proxy.c) */
 };

@@ -433,6 +433,7 @@ static void run(struct proxy *px)
 		}
 		px->ev_count = 0;
 		client_hold_check(px);   /* servers released in this batch: drained for a switchover now? */
+		client_ryw_wake(px);     /* LSN answers in this batch: gated reads go on */
 		if (px->now_ms - last_tick >= 1000) {
 			last_tick = px->now_ms;
 			tick(px);
@@ -483,6 +484,7 @@ int proxy_main(int argc, char **argv)
 	link_init(&px->pools);
 	link_init(&px->clients_idle);
 	px->listen_rw.fd = px->listen_ro.fd = px->unix_rw.fd = px->unix_ro.fd = -1;
+	link_init(&px->ryw_gated);
 	if (proxy_config_load(path, &px->cfg, &e) != 0) {
 		fprintf(stderr, "pgha proxy: %s\n", e.msg);
 		proxy_config_free(&px->cfg);

@@ -70,6 +70,13 @@ static const struct config_option proxy_options[] = {
 	O("proxy", "ignore_startup_parameters", OPT_STRING, ignore_startup_parameters, "",
 	  1, 0, OPT_RELOAD, "comma-separated startup parameters to drop; the others (options=-c ... "
 	  "included) are the client's own settings, set on each server it gets"),
+	O("proxy", "read_your_writes", OPT_BOOL, read_your_writes, "off", 1, 0, OPT_RELOAD,
+	  "transaction mode: a read on the read-only port sees every write acknowledged through this proxy "
+	  "before it began (a standby that replayed far enough, else the leader); costs one LSN query per "
+	  "read-write transaction (docs/READ_YOUR_WRITES.md)"),
+	O("proxy", "ryw_wait", OPT_DURATION, ryw_wait_ms, "100ms", 0, 10000, OPT_RELOAD,
+	  "read_your_writes: how long a read waits for its standby to replay far enough before it runs on "
+	  "the leader"),
 	O("proxy", "transaction_pinning", OPT_BOOL, transaction_pinning, "on", 1, 0, OPT_RELOAD,
 	  "transaction mode: a client whose session holds what cannot move to another server (LISTEN, "
 	  "session advisory locks, temporary tables, WITH HOLD cursors, LOAD) keeps its server until it "

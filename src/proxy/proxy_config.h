@@ -45,6 +45,8 @@ struct proxy_config {
 	char *server_reset_query;
 	char *ignore_startup_parameters;
 	bool transaction_pinning;
+	bool read_your_writes;
+	int ryw_wait_ms;
 	int ro_max_lag;          /* bytes */
 	bool ro_fallback_leader;
 	int log_level;

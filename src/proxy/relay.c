@@ -73,6 +73,8 @@ enum expect_kind {
 	EXP_SWALLOW_PARSE,  /* the server's '1' for an injected Parse: drop it */
 	EXP_SWALLOW_QUERY,  /* an injected SET: drop its answers up to ReadyForQuery */
 	EXP_STATE_QUERY,    /* sess_state_query(): read its rows, drop its answers up to ReadyForQuery */
+	EXP_LSN_QUERY,      /* read-your-writes: the leader's insert position after a read-write transaction */
+	EXP_REPLAY_QUERY,   /* ... a standby's replay position, waited for up to ryw_wait */
 };
 
 struct expect {
@@ -517,6 +519,189 @@ static void state_done(struct client *c)
 		sess_give(c, s);   /* a RESET of a startup value: set it again */
 }
 
+/* ---- read-your-writes (docs/READ_YOUR_WRITES.md) ------------------------------------ */
+
+/* pg_lsn's text ("16/B374D848") as a number; false when it is not one. */
+static bool parse_lsn(const char *t, uint64_t *out)
+{
+	unsigned hi, lo;
+	char tail;
+	if (t == NULL || sscanf(t, "%X/%X%c", &hi, &lo, &tail) != 2)
+		return false;
+	*out = ((uint64_t)hi << 32) | lo;
+	return true;
+}
+
+/* The LSN in a one-column DataRow; false for anything else (NULL included). */
+static bool row_lsn(const struct pgp_msg *m, uint64_t *out)
+{
+	size_t n;
+	struct pgp_iter it;
+	struct pgp_value v;
+	struct pgha_err e;
+	char text[64];
+	if (pgp_parse_data_row(m, &n, &it, &e) != 0 || n != 1 || !pgp_next_value(&it, &v) || v.len < 0 ||
+	    (size_t)v.len >= sizeof(text))
+		return false;
+	memcpy(text, v.data, (size_t)v.len);
+	text[v.len] = '\0';
+	return parse_lsn(text, out);
+}
+
+/* The last replay position read on s's standby (NULL: none kept; create: a slot for it). */
+static uint64_t *replay_seen(struct proxy *px, const struct server *s, bool create)
+{
+	size_t n = sizeof(px->ryw_replay) / sizeof(px->ryw_replay[0]), empty = n;
+	for (size_t i = 0; i < n; i++) {
+		if (px->ryw_replay[i].port == s->target.port && strcmp(px->ryw_replay[i].host, s->target.host) == 0)
+			return &px->ryw_replay[i].lsn;
+		if (px->ryw_replay[i].port == 0 && empty == n)
+			empty = i;
+	}
+	if (!create)
+		return NULL;
+	size_t i = empty < n ? empty : 0;   /* more standbys than slots: one is read again */
+	snprintf(px->ryw_replay[i].host, sizeof(px->ryw_replay[i].host), "%s", s->target.host);
+	px->ryw_replay[i].port = s->target.port;
+	px->ryw_replay[i].lsn = 0;
+	return &px->ryw_replay[i].lsn;
+}
+
+/*
+ * A read-write transaction ended (its ReadyForQuery is on its way to the
+ * client): ask its server where the leader's WAL is now. The answer is at or
+ * past the transaction's commit; reads that start from now on wait for it.
+ */
+static void lsn_request(struct client *c, struct server *s)
+{
+	pgp_build_query(&s->out, "SELECT pg_catalog.pg_current_wal_insert_lsn()::text");
+	q_push(c, EXP_LSN_QUERY, NULL);
+	s->lsn_seq = ++c->px->lsn_seq;
+}
+
+/* An LSN request numbered up to seq still unanswered? */
+static bool lsn_pending_upto(struct proxy *px, uint64_t seq)
+{
+	for (struct link *l = px->pools.next; l != &px->pools; l = l->next) {
+		struct pool *p = link_entry(l, struct pool, node);
+		if (p->ro)
+			continue;
+		for (struct link *sl = p->active.next; sl != &p->active; sl = sl->next) {
+			const struct server *s = link_entry(sl, struct server, node);
+			if (s->lsn_seq != 0 && s->lsn_seq <= seq)
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Every LSN request before c's read is answered: may it run on s now? (relay_ryw_gate) */
+static int ryw_check(struct client *c, struct server *s)
+{
+	struct proxy *px = c->px;
+	c->ryw = 0;
+	/* A request lost with its server is covered by any later one answered; else only the leader knows. */
+	if (px->lsn_lost != 0 && px->lsn_lost <= c->ryw_seq && px->lsn_known_seq < px->lsn_lost)
+		return -1;
+	uint64_t w = px->lsn_known, *seen = replay_seen(px, s, false);
+	c->ryw_target = w;
+	if (!s->standby || w == 0 || (seen != NULL && *seen >= w)) {
+		px->stats_ryw_standby += s->standby;
+		return 1;
+	}
+	/* Wait on the standby itself, bounded, so the proxy needs no timer: 2 ms steps up to ryw_wait. */
+	struct strbuf sql = STRBUF_INIT;
+	sb_printf(&sql, "WITH RECURSIVE w(i, lsn) AS (SELECT 0, pg_catalog.pg_last_wal_replay_lsn() UNION ALL "
+		  "SELECT w.i + 1, pg_catalog.pg_last_wal_replay_lsn() FROM w, LATERAL (SELECT "
+		  "pg_catalog.pg_sleep(0.002)) AS z WHERE w.lsn < '%X/%X'::pg_lsn AND w.i < %d) "
+		  "SELECT pg_catalog.max(lsn)::text FROM w", (unsigned)(w >> 32), (unsigned)w,
+		  px->cfg.ryw_wait_ms / 2);
+	pgp_build_query(&s->out, sb_str(&sql));
+	sb_free(&sql);
+	q_push(c, EXP_REPLAY_QUERY, NULL);
+	c->ryw = RYW_CHECK;
+	c->ryw_seen = 0;
+	px->stats_ryw_waited++;
+	return 0;
+}
+
+int relay_ryw_gate(struct client *c, struct server *s)
+{
+	c->ryw_seq = c->px->lsn_seq;
+	if (lsn_pending_upto(c->px, c->ryw_seq)) {
+		c->ryw = RYW_WAIT_LSN;
+		return 0;
+	}
+	return ryw_check(c, s);
+}
+
+int relay_ryw_recheck(struct client *c)
+{
+	if (lsn_pending_upto(c->px, c->ryw_seq))
+		return 0;
+	return ryw_check(c, c->server);
+}
+
+void relay_ryw_borrow(struct client *c, struct server *s)
+{
+	pgp_build_query(&s->out, "SET default_transaction_read_only = on");
+	q_push(c, EXP_SWALLOW_QUERY, NULL);
+	c->px->stats_ryw_leader++;
+}
+
+/* The end of a read on a lent leader server: it goes back read-write. */
+static void ryw_give_back(struct client *c, struct server *s)
+{
+	pgp_build_query(&s->out, "RESET default_transaction_read_only");
+	q_push(c, EXP_SWALLOW_QUERY, NULL);
+}
+
+/* The row of an LSN request or of a replay check. */
+static void ryw_row(struct client *c, struct server *s, uint8_t head, const struct pgp_msg *m)
+{
+	struct proxy *px = c->px;
+	uint64_t lsn;
+	if (!row_lsn(m, &lsn))
+		return;
+	if (head == EXP_REPLAY_QUERY) {
+		c->ryw_seen = lsn;
+		return;
+	}
+	if (lsn > px->lsn_known)
+		px->lsn_known = lsn;
+	if (s->lsn_seq > px->lsn_known_seq)
+		px->lsn_known_seq = s->lsn_seq;
+}
+
+/* An LSN request's or a replay check's answer. */
+static void ryw_answer(struct client *c, struct expect *e, char type, const struct pgp_notice *err)
+{
+	struct proxy *px = c->px;
+	struct server *s = c->server;
+	if (e->kind == EXP_LSN_QUERY) {
+		if (type == 'E' && s != NULL && s->lsn_seq > px->lsn_lost)
+			px->lsn_lost = s->lsn_seq;
+		if (type == 'Z' && s != NULL) {
+			s->lsn_seq = 0;
+			px->ryw_wake = true;
+		}
+		return;
+	}
+	if (type == 'E')
+		log_warn("client %s: reading a standby's replay position failed: %s", c->addr,
+			 err && err->message ? err->message : "an error");
+	if (type == 'Z') {
+		if (s != NULL && c->ryw_seen != 0) {
+			uint64_t *seen = replay_seen(px, s, true);
+			if (c->ryw_seen > *seen)
+				*seen = c->ryw_seen;
+		}
+		c->ryw = c->ryw_seen >= c->ryw_target && c->ryw_seen != 0 ? RYW_READY : RYW_TO_LEADER;
+		if (c->ryw == RYW_READY)
+			px->stats_ryw_standby++;
+	}
+}
+
 /* ---- message headers, and the bytes of a message streamed through --------------- */
 
 /* A message header: its type, then its length field (the body's length and its own 4 bytes). */
@@ -607,6 +792,12 @@ static bool on_server_msg(struct client *c, char type, char status, const struct
 			snprintf(c->sess_failed_code, sizeof(c->sess_failed_code), "%s",
 				 err && err->sqlstate ? err->sqlstate : "08P01");
 		}
+		return false;
+	}
+	if (e != NULL && (e->kind == EXP_LSN_QUERY || e->kind == EXP_REPLAY_QUERY)) {
+		if (type == 'Z')
+			q_pop(c);
+		ryw_answer(c, e, type, err);
 		return false;
 	}
 	if (e != NULL && e->kind == EXP_STATE_QUERY) {
@@ -1049,6 +1240,14 @@ enum relay_next relay_c2s(struct client *c, struct relay_result *res)
 {
 	struct proxy *px = c->px;
 	struct server *s = c->server;
+	if (c->ryw != 0) {
+		/* Read-your-writes: the client's read waits; what the proxy queued for s goes. */
+		if (s->out.len > s->out_off && strbuf_send(&s->out, &s->out_off, s->tag.fd) < 0)
+			return result(res, RELAY_CLOSE_SERVER, NULL, "send to the server failed");
+		proxy_watch(px, &s->tag, s->out.len > s->out_off ? EPOLLIN | EPOLLOUT : EPOLLIN);
+		proxy_watch(px, &c->tag, 0);
+		return RELAY_WAIT;
+	}
 	for (;;) {
 		if (s->out.len > s->out_off) {
 			int sent = strbuf_send(&s->out, &s->out_off, s->tag.fd);
@@ -1185,7 +1384,9 @@ enum relay_next relay_s2c(struct client *c, struct relay_result *res)
 			}
 			struct pgp_notice notice;
 			const struct pgp_notice *err = NULL;
-			bool state_row_msg = type == 'D' && c->expq_len > 0 && q_head(c)->kind == EXP_STATE_QUERY;
+			uint8_t head = c->expq_len > 0 ? q_head(c)->kind : 0;
+			bool state_row_msg = type == 'D' && (head == EXP_STATE_QUERY || head == EXP_LSN_QUERY ||
+							     head == EXP_REPLAY_QUERY);
 			if ((type == 'S' || type == 'C' || type == 'E' || state_row_msg) && len <= SMALL_MAX) {
 				/* Small messages the proxy reads: wait until they are whole. */
 				if (pbuf_len(b) < (size_t)len + 1) {
@@ -1199,8 +1400,10 @@ enum relay_next relay_s2c(struct client *c, struct relay_result *res)
 						track_param(c, s, &pm);
 					else if (type == 'C')
 						command_done(s, &pm);
-					else if (type == 'D')
+					else if (type == 'D' && head == EXP_STATE_QUERY)
 						state_row(c, &pm);
+					else if (type == 'D')
+						ryw_row(c, s, head, &pm);
 					else if (pgp_parse_notice(&pm, &notice, &pe) == 0)
 						err = &notice;
 				}
@@ -1229,9 +1432,21 @@ enum relay_next relay_s2c(struct client *c, struct relay_result *res)
 				res->sqlstate = c->sess_failed_code;
 				return RELAY_FAIL_CLIENT;
 			}
-			if (type == 'Z' && status == 'I' && c->expq_len == 0 &&
-			    px->cfg.pool_mode == POOL_TRANSACTION && state_check_due(c))
-				state_query_start(c, s);
+			if (c->ryw == RYW_READY || c->ryw == RYW_TO_LEADER) {
+				/* The replay check's ReadyForQuery (whole: 'Z' waits for its status byte) ends here. */
+				b->start += (size_t)len + 1;
+				enum relay_next go = c->ryw == RYW_READY ? RELAY_RYW_GO : RELAY_RYW_LEADER;
+				c->ryw = 0;
+				return go;
+			}
+			if (type == 'Z' && status == 'I' && c->expq_len == 0 && px->cfg.pool_mode == POOL_TRANSACTION) {
+				if (fwd && !c->ro && px->cfg.read_your_writes && s->lsn_seq == 0)
+					lsn_request(c, s);
+				else if (fwd && c->ryw_home != NULL)
+					ryw_give_back(c, s);
+				if (state_check_due(c))
+					state_query_start(c, s);
+			}
 			if (fwd)
 				sb_append(&c->out, h, 5);
 			b->start += 5;

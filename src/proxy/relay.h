@@ -21,7 +21,12 @@ enum relay_next {
 	RELAY_FAIL_CLIENT,   /* FATAL error sqlstate, why to the client, then close it when sent */
 	RELAY_CLOSE_SERVER,  /* close the server (why): the client's transaction is lost */
 	RELAY_END_SESSION,   /* session mode: the server's FATAL is relayed, the client ends with it */
+	RELAY_RYW_GO,        /* read-your-writes: the standby replayed far enough, the client's bytes flow */
+	RELAY_RYW_LEADER,    /* ... it did not within ryw_wait: the read goes to the leader */
 };
+
+/* A read-only client's read-your-writes gate (client.ryw; 0: open). */
+enum { RYW_WAIT_LSN = 1, RYW_CHECK = 2, RYW_READY = 3, RYW_TO_LEADER = 4 };
 
 struct relay_result {
 	const char *sqlstate;   /* RELAY_FAIL_CLIENT */
@@ -36,6 +41,16 @@ enum relay_next relay_s2c(struct client *c, struct relay_result *r);
 void relay_apply_params(struct client *c, struct server *s);
 /* Nothing owed by the server, nothing of a client message left to copy. */
 bool relay_idle(const struct client *c);
+/*
+ * Read-your-writes (docs/READ_YOUR_WRITES.md): a read-only client that just
+ * got standby s. 1: its bytes may flow; 0: gated (client.ryw says on what:
+ * LSN answers, or the replay check queued on s); -1: its read goes to the
+ * leader. relay_ryw_recheck() is the same after LSN answers came.
+ */
+int relay_ryw_gate(struct client *c, struct server *s);
+int relay_ryw_recheck(struct client *c);
+/* A leader server lent to a read-only client for one read: read-only transactions on it. */
+void relay_ryw_borrow(struct client *c, struct server *s);
 void relay_reset(struct client *c);
 void relay_free(struct client *c);
 void relay_registry_free(struct proxy *px);

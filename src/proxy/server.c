@@ -115,6 +115,13 @@ void server_close(struct server *s, const char *why)
 	if (s->state == SV_CLOSING)
 		return;
 	log_debug("server %s:%d (pid %d) closed: %s", s->target.host, s->target.port, s->backend_pid, why);
+	if (s->lsn_seq != 0) {
+		/* Its read-your-writes LSN request is lost: the reads waiting for it learn so. */
+		if (s->lsn_seq > s->px->lsn_lost)
+			s->px->lsn_lost = s->lsn_seq;
+		s->lsn_seq = 0;
+		s->px->ryw_wake = true;
+	}
 	server_set_state(s, SV_CLOSING);
 	proxy_unwatch(s->px, &s->tag);
 	close(s->tag.fd);

@@ -1,0 +1,110 @@
+"""Read-your-writes on replicas (issue 12, docs/READ_YOUR_WRITES.md): with
+`read_your_writes = on`, a read on the read-only port sees every write the proxy
+acknowledged before it began, whichever standby it lands on; a standby too far
+behind makes the read wait (ryw_wait) or run on the leader, read-only.
+
+A leader and two standbys, one of them replaying 300 ms late
+(recovery_min_apply_delay): without the feature, reads landing there miss the
+row just written (the control run shows it); with it, none does."""
+import time
+import urllib.request
+
+import psycopg
+import pytest
+
+from conftest import Proxy, free_port, module_cluster, wait_until
+
+ROUNDS = 300
+
+
+@pytest.fixture(scope="module")
+def three(request):
+    with module_cluster(request, ["r1", "r2"]) as (cluster, _):
+        cluster.add("r3", {"parameters.recovery_min_apply_delay": "300ms"}).start()
+        cluster.wait_streaming(["r1", "r2", "r3"], timeout=180)
+        yield cluster
+
+
+def metrics(port, standby_reads):
+    """pgha_proxy_ryw_reads_total by served_by, once /metrics (rendered each second) counts
+    standby_reads on standbys."""
+    def read():
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        got = {}
+        for line in text.splitlines():
+            if line.startswith("pgha_proxy_ryw_reads_total{"):
+                got[line.split('"')[1]] = int(float(line.split()[-1]))
+        return got if got.get("standby", 0) >= standby_reads and "leader" in got else None
+    return wait_until("the read-your-writes counters", read, timeout=10)
+
+
+def write_then_read(proxy, table, rounds):
+    """Each round commits a row through the read-write port and reads it at once through the
+    read-only port: (reads that missed it, reads a standby answered, mean read seconds)."""
+    with proxy.connect(autocommit=True) as rw, proxy.connect(ro=True, autocommit=True) as ro:
+        rw.execute(f"CREATE TABLE {table} (id int PRIMARY KEY)")
+        misses = on_standby = 0
+        spent = 0.0
+        for i in range(rounds):
+            rw.execute(f"INSERT INTO {table} VALUES (%s)", (i,))
+            t0 = time.monotonic()
+            try:
+                n, standby = ro.execute(f"SELECT count(*), pg_is_in_recovery() FROM {table} WHERE id = %s",
+                                        (i,)).fetchone()
+            except psycopg.errors.UndefinedTable:
+                n, standby = 0, True   # the table itself is not there yet
+            spent += time.monotonic() - t0
+            misses += n == 0
+            on_standby += bool(standby)
+        return misses, on_standby, spent / rounds
+
+
+def test_without_it_a_lagging_standby_misses_writes(three):
+    proxy = Proxy(three, {"proxy.read_your_writes": "off"}, name="noryw").start()
+    try:
+        misses, on_standby, _ = write_then_read(proxy, "ryw_off", 40)
+        print(f"read_your_writes off: {misses}/40 reads missed their write")
+        assert misses > 0   # the test below can fail
+    finally:
+        assert proxy.stop() == 0, proxy.log()[-3000:]
+
+
+def test_every_read_sees_its_write(three):
+    metrics_port = free_port()
+    proxy = Proxy(three, {"proxy.read_your_writes": "on", "proxy.ryw_wait": "100ms",
+                          "proxy.metrics_listen": f"127.0.0.1:{metrics_port}"}, name="ryw").start()
+    try:
+        misses, on_standby, mean = write_then_read(proxy, "ryw_on", ROUNDS)
+        on_standby_first = on_standby
+        print(f"read_your_writes on: {misses}/{ROUNDS} missed, {on_standby} served by a standby, "
+              f"mean read {mean * 1000:.1f} ms")
+        assert misses == 0
+        assert on_standby > ROUNDS // 2   # caught-up standbys serve most reads
+        # Replay paused on the other standby too: no standby can catch up within ryw_wait, so every
+        # read runs on the leader, read-only, after waiting ryw_wait at most.
+        three.nodes["r2"].sql("SELECT pg_wal_replay_pause()")
+        try:
+            misses, on_standby, mean = write_then_read(proxy, "ryw_paused", 30)
+            print(f"replay paused: {misses}/30 missed, {on_standby} served by a standby, "
+                  f"mean read {mean * 1000:.1f} ms")
+            assert misses == 0 and on_standby == 0
+            assert mean < 1.0
+        finally:
+            three.nodes["r2"].sql("SELECT pg_wal_replay_resume()")
+        # Counted: the standby reads; the leader ones lent a leader server (a read-only pool with no
+        # standby in ro_max_lag uses the leader itself: those are not lent).
+        served = metrics(metrics_port, on_standby_first)
+        assert served["leader"] <= 30 + 1, served
+        # The read-only port still takes no write, on a standby or on a lent leader server.
+        with proxy.connect(ro=True, autocommit=True) as ro:
+            for _ in range(4):
+                with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                    ro.execute("INSERT INTO ryw_on VALUES (-1)")
+        with proxy.connect(autocommit=True) as rw:
+            assert rw.execute("SELECT count(*) FROM ryw_on WHERE id = -1").fetchone()[0] == 0
+            # A lent leader server went back read-write.
+            for _ in range(8):
+                rw.execute("INSERT INTO ryw_on VALUES (-2) ON CONFLICT DO NOTHING")
+    finally:
+        assert proxy.stop() == 0, proxy.log()[-3000:]
