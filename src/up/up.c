@@ -418,7 +418,9 @@ static int prepare_dir(struct up *u, int nodes, const char *cluster, bool *exist
 		char *auth_lines = etcd_auth_conf(u);
 		sb_printf(&sb, "# Written by pgha up. See `pgha proxy --help` for every option.\n"
 			       "[cluster]\nname = %s\n\n[etcd]\nendpoints = %s\n%s\n"
-			       "[proxy]\nlisten = 127.0.0.1:%d\nlisten_ro = 127.0.0.1:%d\npool_size = 20\n",
+			       "[proxy]\nlisten = 127.0.0.1:%d\nlisten_ro = 127.0.0.1:%d\npool_size = 20\n"
+			       "# Reads on listen_ro see every write acknowledged before them (docs/READ_YOUR_WRITES.md).\n"
+			       "read_your_writes = on\n",
 			  u->st.cluster, u->etcd_url, auth_lines, u->st.proxy_port, u->st.proxy_ro_port);
 		if (u->st.proxy_metrics_port > 0)
 			sb_printf(&sb, "metrics_listen = 127.0.0.1:%d\n", u->st.proxy_metrics_port);
@@ -708,8 +710,8 @@ static void print_summary(struct up *u, const struct cluster_view *v, double sec
 		printf("\nThrough the proxy (pooled; writes follow the leader, reads go to standbys):\n");
 		printf("  read-write PGPASSFILE=%s/pgpass psql \"host=127.0.0.1 port=%d user=postgres dbname=postgres\"\n",
 		       u->dir, u->st.proxy_port);
-		printf("  read-only  PGPASSFILE=%s/pgpass psql \"host=127.0.0.1 port=%d user=postgres dbname=postgres\"\n",
-		       u->dir, u->st.proxy_ro_port);
+		printf("  read-only  PGPASSFILE=%s/pgpass psql \"host=127.0.0.1 port=%d user=postgres dbname=postgres\""
+		       "   # sees your writes\n", u->dir, u->st.proxy_ro_port);
 	}
 	printf("\nHealth API:  curl http://127.0.0.1:%d/cluster   (node1; /primary, /replica, ...)\n",
 	       u->st.api_port[0]);

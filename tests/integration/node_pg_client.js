@@ -12,17 +12,9 @@
 'use strict';
 const path = require('path');
 const { Client } = require(path.join(process.argv[2], 'pg'));
+const { run } = require('./node_stdio');
 
-function readStdin() {
-  return new Promise((resolve) => {
-    let data = '';
-    process.stdin.on('data', (chunk) => { data += chunk; });
-    process.stdin.on('end', () => resolve(JSON.parse(data)));
-  });
-}
-
-async function main() {
-  const cfg = await readStdin();
+async function main(cfg) {
   const client = new Client({
     host: cfg.host, port: cfg.port, user: cfg.user, password: cfg.password,
     database: cfg.database || 'postgres', application_name: cfg.application_name,
@@ -70,10 +62,4 @@ async function main() {
   throw new Error(`unknown action ${cfg.action}`);
 }
 
-main().then((out) => {
-  process.stdout.write(JSON.stringify(out) + '\n');
-  process.exit(0);
-}, (err) => {
-  process.stdout.write(JSON.stringify({ error: String(err && err.stack || err) }) + '\n');
-  process.exit(1);
-});
+run(main);

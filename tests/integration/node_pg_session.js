@@ -8,17 +8,9 @@
 'use strict';
 const path = require('path');
 const { Client } = require(path.join(process.argv[2], 'pg'));
+const { run } = require('./node_stdio');
 
-function readStdin() {
-  return new Promise((resolve) => {
-    let data = '';
-    process.stdin.on('data', (chunk) => { data += chunk; });
-    process.stdin.on('end', () => resolve(JSON.parse(data)));
-  });
-}
-
-async function main() {
-  const cfg = await readStdin();
+async function main(cfg) {
   const clients = {};
   const notes = {};
   for (const name of cfg.clients) {
@@ -51,10 +43,4 @@ async function main() {
   return out;
 }
 
-main().then((out) => {
-  process.stdout.write(JSON.stringify(out) + '\n');
-  process.exit(0);
-}, (err) => {
-  process.stdout.write(JSON.stringify({ error: String(err && err.stack || err) }) + '\n');
-  process.exit(1);
-});
+run(main);
