@@ -111,16 +111,24 @@ static int setup(void **state)
 	return prctl(PR_SET_CHILD_SUBREAPER, 1) == 0 ? 0 : -1;
 }
 
-static void deadline_kills_every_child_even_while_forking(void **state)
+/* A stand-in postmaster and a fence armed for it, deadline in delay_ms. */
+static struct fence *armed_on_postmaster(pid_t *pm, int64_t delay_ms)
 {
-	(void)state;
-	pid_t pm = spawn_postmaster();
-	assert_true(pm > 0);
+	*pm = spawn_postmaster();
+	assert_true(*pm > 0);
 	struct pgha_err e = {0};
 	struct fence *f = fence_start(&e);
 	assert_non_null(f);
+	fence_arm(f, *pm, now_ms() + delay_ms);
+	return f;
+}
+
+static void deadline_kills_every_child_even_while_forking(void **state)
+{
+	(void)state;
+	pid_t pm;
 	/* The deadline passes while the postmaster is still forking (a fork takes ~1 ms here). */
-	fence_arm(f, pm, now_ms() + 20);
+	struct fence *f = armed_on_postmaster(&pm, 20);
 	bool all_killed, all_gone;
 	int n = reap(10000, &all_killed, &all_gone);
 	bool fired = fence_fired(f);
@@ -136,12 +144,8 @@ static void deadline_kills_every_child_even_while_forking(void **state)
 static void disarmed_fence_kills_nothing(void **state)
 {
 	(void)state;
-	pid_t pm = spawn_postmaster();
-	assert_true(pm > 0);
-	struct pgha_err e = {0};
-	struct fence *f = fence_start(&e);
-	assert_non_null(f);
-	fence_arm(f, pm, now_ms() + 100);
+	pid_t pm;
+	struct fence *f = armed_on_postmaster(&pm, 100);
 	fence_disarm(f);
 	usleep(300 * 1000);
 	bool fired = fence_fired(f);
