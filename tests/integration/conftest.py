@@ -665,9 +665,9 @@ def frozen(node):
     """A paused node for the duration of the block: its agent (with any child
     it runs) and its PostgreSQL instance stop, then resume together.
 
-    Why the cgroup freezer: a paused host (a VM paused by its hypervisor, a
-    container under `docker pause` -- which is the freezer --, a cgroup frozen
-    by systemd) stops every process at once and lets them all run again at the
+    Why the cgroup freezer: a real pause of a node (`docker pause`, which is
+    this same freezer; a cgroup frozen by systemd; a VM paused by its
+    hypervisor) stops every process at once and lets them all run again at the
     same instant; the agent's fence thread and PostgreSQL's postmaster then
     race on equal terms, as they do in production. Resuming with SIGCONT one
     process after the other does not: PostgreSQL resumed first gets a head
@@ -676,7 +676,9 @@ def frozen(node):
     committed before the agent is even running again -- a window made by the
     test, not by pgha. The freezer removes only that head start: the writer
     and the split-brain check are unchanged, so a fence that comes too late
-    after a simultaneous resume still fails the test.
+    after a simultaneous resume still fails the test. (The host's clock runs
+    on through the freeze, as in `docker pause`; a KVM guest's clock may stop
+    while the VM is paused, which this does not model.)
 
     Where no freezer can be used (no cgroup hierarchy this process may change),
     signals: SIGSTOP of the instance (postmaster first) and of the agent, and
