@@ -1,5 +1,5 @@
-"""Automatic failover: node death, PostgreSQL crash, freeze (conftest.frozen), etcd
-outage, divergent timelines. Every test runs a writer against every member
+"""Automatic failover: node death, PostgreSQL crash, freeze (conftest.frozen),
+etcd outage, divergent timelines. Every test runs a writer against every member
 and checks that no two members accepted writes in overlapping windows, that
 exactly one member is primary afterwards with all others streaming from it,
 and that every write acknowledged before the fault that had reached the

@@ -1,9 +1,9 @@
 """An old leader rejoins by pg_rewind, never by a re-clone, and never serves
 reads from a history the cluster does not have (issue 8, item 7).
 
-Rounds on one 3-member cluster under write load: the leader frozen (its agent
-and PostgreSQL together, conftest.frozen) past its ttl, then resumed; the leader's node
-killed (agent and PostgreSQL), then started again (once with standby.signal
+Rounds on one 3-member cluster under write load: the leader frozen (its
+agent and PostgreSQL together, conftest.frozen) past its ttl, then resumed;
+the leader's node killed (agent and PostgreSQL), then started again (once with standby.signal
 left in its unclean directory); and, on members in network namespaces
 (test_partition.py's), the leader's link cut, then restored. After each round the old
 leader must have been rewound in place (same data directory inode, no
