@@ -605,15 +605,13 @@ class _CgroupFreeze:
         try:
             with open(os.path.join(to, "cgroup.procs"), "w") as f:
                 f.write(str(pid))
-            return True
-        except (ProcessLookupError, FileNotFoundError):
-            return False        # exited meanwhile
+        except ProcessLookupError:
+            pass                # exited meanwhile
         except OSError as e:
-            if e.errno == 22:   # EINVAL: a zombie, or a kernel thread
-                return False
-            raise
+            if e.errno != 22:   # EINVAL: a zombie
+                raise
 
-    def freeze(self, roots):
+    def move_in(self, roots):
         # Parents first: what they fork from then on is born in the cgroup, and what they forked
         # before is in the next look at the tree; repeated until a look finds nothing new.
         moved = set()
@@ -627,6 +625,8 @@ class _CgroupFreeze:
                 moved.add(pid)
         else:
             raise AssertionError(f"{roots}: processes kept appearing while being moved to {self.path}")
+
+    def freeze(self):
         if self.kind == "v1":
             self._write("freezer.state", "FROZEN")
             wait_until(f"{self.path} frozen", lambda: self._read("freezer.state") == "FROZEN", timeout=10,
@@ -682,8 +682,9 @@ def frozen(node):
 
     Where no freezer can be used (no cgroup hierarchy this process may change),
     signals: SIGSTOP of the instance (postmaster first) and of the agent, and
-    SIGCONT of the agent first, then of the instance, so the fallback never
-    hands PostgreSQL the head start either.
+    SIGCONT of the agent first, then of the instance: any head start goes to
+    the agent, not to PostgreSQL (the milder model; the freezer is the
+    faithful one).
 
     Yields how the node was frozen: "cgroup v1", "cgroup v2" or "signals"."""
     postmaster = pg_pid(node)
@@ -693,7 +694,11 @@ def frozen(node):
     if found:
         try:
             cg = _CgroupFreeze(*found, node)
+            cg.move_in([agent, postmaster])
         except OSError as e:
+            if cg is not None:
+                cg.remove()
+                cg = None
             print(f"{node.name}: cannot use the {found[0]} freezer under {found[1]} ({e}); freezing with signals")
     if cg is None:
         signal_instance(postmaster, signal.SIGSTOP)
@@ -706,7 +711,7 @@ def frozen(node):
         return
     try:
         try:
-            cg.freeze([agent, postmaster])
+            cg.freeze()
             yield f"cgroup {found[0]}"
         finally:
             cg.thaw()
