@@ -1,9 +1,11 @@
+/* fence.c — the fencing thread: kills the whole PostgreSQL instance when the leader's deadline passes. */
 #include "ha/fence.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,59 @@ struct fence {
 	int64_t deadline_ms;
 };
 
+/* State and parent of a process from /proc/<pid>/stat; -1 if it is gone. */
+static int proc_stat(long pid, char *state, long *ppid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* "pid (comm) state ppid ...": comm may hold spaces, so parse after the last ')'. */
+	char *rp = strrchr(buf, ')');
+	return rp != NULL && sscanf(rp + 1, " %c %ld", state, ppid) == 2 ? 0 : -1;
+}
+
+/*
+ * kill() only queues SIGSTOP: a fork() the postmaster is inside of still
+ * completes, and its child could appear in /proc behind the scan. Once the
+ * postmaster shows as stopped it is in no system call, so every child it will
+ * ever have exists. Bounded: a process in uninterruptible sleep (a hung disk)
+ * stops only when the I/O ends; the scan then goes ahead anyway.
+ */
+static void wait_stopped(pid_t pid)
+{
+	int64_t until = now_ms() + 100;
+	char state;
+	long ppid;
+	while (proc_stat(pid, &state, &ppid) == 0 && state != 'T' && state != 't' && state != 'Z' &&
+	       now_ms() < until)
+		sched_yield();
+}
+
+/*
+ * The quick pass: the postmaster's own list of its children, one read
+ * (Linux with CONFIG_PROC_CHILDREN). Not exhaustive: a child that exits while
+ * the list is read can make the kernel skip a sibling, so the /proc scan
+ * follows; but that scan reads a file per process of the host (tens of ms
+ * with a few hundred), during which a backend could finish a COMMIT.
+ */
+static void kill_listed_children(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return;
+	long child;
+	while (fscanf(f, "%ld", &child) == 1)
+		kill((pid_t)child, SIGKILL);
+	fclose(f);
+}
+
 /*
  * Kill the whole instance at once. PostgreSQL's backends are not in the
  * postmaster's process group (each calls setsid()), and a backend that is
@@ -36,26 +91,16 @@ struct fence {
 static void kill_postgres(pid_t pid)
 {
 	kill(pid, SIGSTOP);
+	wait_stopped(pid);
+	kill_listed_children(pid);
 	DIR *d = opendir("/proc");
 	struct dirent *de;
 	while (d != NULL && (de = readdir(d)) != NULL) {
 		char *end;
 		long child = strtol(de->d_name, &end, 10);
-		if (*end != '\0' || child <= 0)
-			continue;
-		char path[64], buf[512];
-		snprintf(path, sizeof(path), "/proc/%ld/stat", child);
-		FILE *f = fopen(path, "r");
-		if (f == NULL)
-			continue;
-		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-		fclose(f);
-		buf[n] = '\0';
-		/* "pid (comm) state ppid ...": comm may hold spaces, so parse after the last ')'. */
-		char *rp = strrchr(buf, ')');
 		char state;
 		long ppid;
-		if (rp != NULL && sscanf(rp + 1, " %c %ld", &state, &ppid) == 2 && ppid == pid)
+		if (*end == '\0' && child > 0 && proc_stat(child, &state, &ppid) == 0 && ppid == pid)
 			kill((pid_t)child, SIGKILL);
 	}
 	if (d != NULL)
@@ -95,10 +140,12 @@ static void *fence_thread(void *arg)
 		f->armed = false;
 		f->fired = true;
 		pthread_mutex_unlock(&f->lock);
-		log_error("leader lease not renewed in time (%lld ms past the fencing deadline): killing "
-			  "PostgreSQL (pid %d) so it accepts no more writes",
-			  (long long)late, (int)pid);
+		/* Kill first: every moment spent before it is one a resumed primary may commit in. */
+		int64_t t0 = now_ms();
 		kill_postgres(pid);
+		log_error("leader lease not renewed in time (%lld ms past the fencing deadline): killed "
+			  "PostgreSQL (pid %d, the kill took %lld ms) so it accepts no more writes",
+			  (long long)late, (int)pid, (long long)(now_ms() - t0));
 		pthread_mutex_lock(&f->lock);
 	}
 	pthread_mutex_unlock(&f->lock);

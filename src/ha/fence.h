@@ -5,10 +5,11 @@
  * the leader key (deadline = time the renewal was sent + ttl - margin), or
  * when every member confirmed a failsafe ping while etcd is unreachable. A
  * thread of its own watches the deadline: if it passes while PostgreSQL runs
- * as primary, it kills PostgreSQL's whole process group (SIGKILL), so writes
- * stop before the lease can expire and another member can take the key. It
- * does not depend on the HA loop being responsive: a loop stuck in a slow
- * call, or a process resumed after SIGSTOP, is fenced all the same.
+ * as primary, it kills the whole instance (the postmaster stopped, every child
+ * SIGKILLed, then it), so writes stop before the lease can expire and another
+ * member can take the key. It does not depend on the HA loop being
+ * responsive: a loop stuck in a slow call, or a process resumed after SIGSTOP,
+ * is fenced all the same.
  */
 #ifndef PGHA_HA_FENCE_H
 #define PGHA_HA_FENCE_H
@@ -25,8 +26,8 @@ struct fence *fence_start(struct pgha_err *e);
 void fence_stop(struct fence *f);
 
 /*
- * Arm for a primary: pid is the postmaster (its process group is killed when
- * it leads one). deadline_ms is a now_ms() time. Extending never shortens.
+ * Arm for a primary: pid is the postmaster (it and its children are killed
+ * at the deadline). deadline_ms is a now_ms() time. Extending never shortens.
  */
 void fence_arm(struct fence *f, pid_t postmaster, int64_t deadline_ms);
 /* We are no longer a primary (demoted, stopped, or lost the key knowingly). */

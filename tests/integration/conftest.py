@@ -513,9 +513,9 @@ def pg_pid(node):
         return int(f.readline())
 
 
-def instance_pids(postmaster):
-    """The postmaster and its children (backends are not in its process group)."""
-    pids = [postmaster]
+def parent_pids():
+    """{pid: parent pid} of every process now."""
+    parents = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
@@ -523,10 +523,13 @@ def instance_pids(postmaster):
                     stat = f.read()
             except OSError:
                 continue
-            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-            if ppid == postmaster:
-                pids.append(int(entry))
-    return pids
+            parents[int(entry)] = int(stat[stat.rindex(")") + 2:].split()[1])
+    return parents
+
+
+def instance_pids(postmaster):
+    """The postmaster and its children (backends are not in its process group)."""
+    return [postmaster] + [pid for pid, ppid in parent_pids().items() if ppid == postmaster]
 
 
 def signal_instance(postmaster, sig):
@@ -543,6 +546,177 @@ def signal_instance(postmaster, sig):
             os.kill(pid, sig)
         except ProcessLookupError:
             pass
+
+
+def process_tree(roots):
+    """The processes in roots and all their descendants."""
+    parents = parent_pids()
+    tree, grew = set(roots), True
+    while grew:
+        grew = False
+        for pid, ppid in parents.items():
+            if ppid in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return tree
+
+
+def _cgroup_freezer():
+    """(kind, root) of a hierarchy this process can freeze processes in, or None:
+    the cgroup v1 freezer, else cgroup v2 (its cgroup.freeze, Linux 5.2+)."""
+    with open("/proc/self/mounts") as f:
+        mounts = [line.split() for line in f]
+    for dev, where, fstype, opts, *_ in mounts:
+        if fstype == "cgroup" and "freezer" in opts.split(","):
+            return "v1", where
+    for dev, where, fstype, *_ in mounts:
+        if fstype == "cgroup2":
+            return "v2", where
+    return None
+
+
+def _cgroup_of(pid, kind):
+    """pid's cgroup path (from the hierarchy's root) in the freezer hierarchy of kind."""
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if (kind == "v1" and "freezer" in controllers.split(",")) or (kind == "v2" and controllers == ""):
+                return path
+    return "/"
+
+
+class _CgroupFreeze:
+    """Every process of a member in one freezer cgroup made for it, frozen and
+    thawed by the kernel as a group; the cgroup removed afterwards."""
+
+    _serial = 0
+
+    def __init__(self, kind, root, node):
+        _CgroupFreeze._serial += 1
+        self.kind, self.root = kind, root
+        self.path = os.path.join(root, f"pgha-test-{os.getpid()}-{node.name}-{_CgroupFreeze._serial}")
+        self.home = os.path.join(root, _cgroup_of(node.proc.pid, kind).lstrip("/"))
+        os.mkdir(self.path)     # raises when this hierarchy is not ours to change: signals then
+        if kind == "v2" and not os.path.exists(os.path.join(self.path, "cgroup.freeze")):
+            os.rmdir(self.path)
+            raise OSError(f"{root} has no cgroup.freeze (Linux before 5.2)")
+
+    def _move(self, pid, to):
+        try:
+            with open(os.path.join(to, "cgroup.procs"), "w") as f:
+                f.write(str(pid))
+        except ProcessLookupError:
+            pass                # exited meanwhile
+        except OSError as e:
+            if e.errno != 22:   # EINVAL: a zombie
+                raise
+
+    def move_in(self, roots):
+        # Parents first: what they fork from then on is born in the cgroup, and what they forked
+        # before is in the next look at the tree; repeated until a look finds nothing new.
+        moved = set()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            new = process_tree(roots) - moved
+            if not new:
+                break
+            for pid in sorted(new, key=lambda p: p not in roots):
+                self._move(pid, self.path)
+                moved.add(pid)
+        else:
+            raise AssertionError(f"{roots}: processes kept appearing while being moved to {self.path}")
+
+    def freeze(self):
+        if self.kind == "v1":
+            self._write("freezer.state", "FROZEN")
+            wait_until(f"{self.path} frozen", lambda: self._read("freezer.state") == "FROZEN", timeout=10,
+                       interval=0.01)
+        else:
+            self._write("cgroup.freeze", "1")
+            wait_until(f"{self.path} frozen", lambda: "frozen 1" in self._read("cgroup.events"), timeout=10,
+                       interval=0.01)
+
+    def thaw(self):
+        self._write("freezer.state" if self.kind == "v1" else "cgroup.freeze",
+                    "THAWED" if self.kind == "v1" else "0")
+
+    def remove(self):
+        def emptied():
+            for pid in self._read("cgroup.procs").split():
+                self._move(int(pid), self.home)
+            try:
+                os.rmdir(self.path)
+                return True
+            except OSError:
+                return False    # EBUSY: a process forked into it meanwhile
+        wait_until(f"{self.path} emptied and removed", emptied, timeout=10, interval=0.05)
+
+    def _write(self, name, value):
+        with open(os.path.join(self.path, name), "w") as f:
+            f.write(value)
+
+    def _read(self, name):
+        with open(os.path.join(self.path, name)) as f:
+            return f.read().strip()
+
+
+@contextlib.contextmanager
+def frozen(node):
+    """A paused node for the duration of the block: its agent (with any child
+    it runs) and its PostgreSQL instance stop, then resume together.
+
+    Why the cgroup freezer: a real pause of a node (`docker pause`, which is
+    this same freezer; a cgroup frozen by systemd; a VM paused by its
+    hypervisor) stops every process at once and lets them all run again at the
+    same instant; the agent's fence thread and PostgreSQL's postmaster then
+    race on equal terms, as they do in production. Resuming with SIGCONT one
+    process after the other does not: PostgreSQL resumed first gets a head
+    start no real pause gives it, in which a connection that waited in the
+    listen backlog through the freeze is accepted, authenticated and
+    committed before the agent is even running again -- a window made by the
+    test, not by pgha. The freezer removes only that head start: the writer
+    and the split-brain check are unchanged, so a fence that comes too late
+    after a simultaneous resume still fails the test. (The host's clock runs
+    on through the freeze, as in `docker pause`; a KVM guest's clock may stop
+    while the VM is paused, which this does not model.)
+
+    Where no freezer can be used (no cgroup hierarchy this process may change),
+    signals: SIGSTOP of the instance (postmaster first) and of the agent, and
+    SIGCONT of the agent first, then of the instance: any head start goes to
+    the agent, not to PostgreSQL (the milder model; the freezer is the
+    faithful one).
+
+    Yields how the node was frozen: "cgroup v1", "cgroup v2" or "signals"."""
+    postmaster = pg_pid(node)
+    agent = node.proc.pid
+    found = _cgroup_freezer()
+    cg = None
+    if found:
+        try:
+            cg = _CgroupFreeze(*found, node)
+            cg.move_in([agent, postmaster])
+        except OSError as e:
+            if cg is not None:
+                cg.remove()
+                cg = None
+            print(f"{node.name}: cannot use the {found[0]} freezer under {found[1]} ({e}); freezing with signals")
+    if cg is None:
+        signal_instance(postmaster, signal.SIGSTOP)
+        os.kill(agent, signal.SIGSTOP)
+        try:
+            yield "signals"
+        finally:
+            os.kill(agent, signal.SIGCONT)
+            signal_instance(postmaster, signal.SIGCONT)
+        return
+    try:
+        try:
+            cg.freeze()
+            yield f"cgroup {found[0]}"
+        finally:
+            cg.thaw()
+    finally:
+        cg.remove()
 
 
 class UpCluster:

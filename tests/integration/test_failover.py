@@ -1,5 +1,5 @@
-"""Automatic failover: node death, PostgreSQL crash, freeze (SIGSTOP), etcd
-outage, divergent timelines. Every test runs a writer against every member
+"""Automatic failover: node death, PostgreSQL crash, freeze (conftest.frozen),
+etcd outage, divergent timelines. Every test runs a writer against every member
 and checks that no two members accepted writes in overlapping windows, that
 exactly one member is primary afterwards with all others streaming from it,
 and that every write acknowledged before the fault that had reached the
@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import Writer, pg_pid, replicated_checkpoint, signal_instance, wait_until
+from conftest import Writer, frozen, pg_pid, replicated_checkpoint, signal_instance, wait_until
 
 
 def start3(cluster, extra=None):
@@ -106,17 +106,12 @@ def test_frozen_leader_comes_back_as_standby(cluster):
     wait_until("first writes", lambda: writer.acked_on(leader), timeout=10)
     mark = replicated_checkpoint(cluster, writer, leader)
     node = cluster.nodes[leader]
-    pid = pg_pid(node)
-    kill_group(pid, signal.SIGSTOP)
-    node.proc.send_signal(signal.SIGSTOP)
-    try:
+    # The agent and PostgreSQL resume together, as after a real pause (conftest.frozen says why).
+    with frozen(node) as how:
         others = [n for n in cluster.nodes if n != leader]
         new = cluster_wait_new_leader(cluster, leader, others, timeout=60)
         time.sleep(2)   # the new leader takes writes while the old one is frozen
-    finally:
-        # PostgreSQL first, then the agent: the harder order for fencing.
-        kill_group(pid, signal.SIGCONT)
-        node.proc.send_signal(signal.SIGCONT)
+    print(f"{leader} frozen and resumed ({how})")
     cluster.wait_streaming(list(cluster.nodes), timeout=120)
     assert cluster.leader() == new
     assert "fence" in node.log()

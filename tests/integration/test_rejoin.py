@@ -1,9 +1,9 @@
 """An old leader rejoins by pg_rewind, never by a re-clone, and never serves
 reads from a history the cluster does not have (issue 8, item 7).
 
-Rounds on one 3-member cluster under write load: the leader frozen (SIGSTOP
-of PostgreSQL and the agent) past its ttl, then resumed; the leader's node
-killed (agent and PostgreSQL), then started again (once with standby.signal
+Rounds on one 3-member cluster under write load: the leader frozen (its
+agent and PostgreSQL together, conftest.frozen) past its ttl, then resumed;
+the leader's node killed (agent and PostgreSQL), then started again (once with standby.signal
 left in its unclean directory); and, on members in network namespaces
 (test_partition.py's), the leader's link cut, then restored. After each round the old
 leader must have been rewound in place (same data directory inode, no
@@ -22,7 +22,7 @@ import time
 
 import psycopg
 
-from conftest import Writer, pg_pid, signal_instance, wait_until
+from conftest import Writer, frozen, pg_pid, signal_instance, wait_until
 from test_failover import cluster_wait_new_leader
 from test_partition import net_cluster  # noqa: F401 (a fixture: members in network namespaces)
 
@@ -93,15 +93,11 @@ class HotStandbyWatch:
 
 
 def freeze_and_resume(cluster, node, others):
-    pid = pg_pid(node)
-    signal_instance(pid, signal.SIGSTOP)
-    node.proc.send_signal(signal.SIGSTOP)
-    try:
+    # The agent and PostgreSQL resume together, as after a real pause (conftest.frozen says why).
+    with frozen(node) as how:
         new = cluster_wait_new_leader(cluster, node.name, others, timeout=60)
         time.sleep(1)   # the new leader takes writes while the old one is frozen
-    finally:
-        signal_instance(pid, signal.SIGCONT)
-        node.proc.send_signal(signal.SIGCONT)
+    print(f"{node.name} frozen and resumed ({how})")
     return new
 
 
