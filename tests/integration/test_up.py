@@ -73,6 +73,10 @@ def test_up_starts_three_streaming_members_and_comes_back():
                              dbname="postgres", autocommit=True) as c:
             assert c.execute("SELECT inet_server_port(), pg_is_in_recovery()").fetchone() == (port, False)
             c.execute("INSERT INTO survives VALUES ('through the proxy')")
+        with psycopg.connect(host="127.0.0.1", port=ro, user="postgres", password=password,
+                             dbname="postgres", autocommit=True) as c:
+            # up's proxy reads its writes on the read-only port (read_your_writes = on).
+            assert c.execute("SELECT count(*) FROM survives WHERE v = 'through the proxy'").fetchone()[0] == 1
         def standby_answers():
             with psycopg.connect(host="127.0.0.1", port=ro, user="postgres", password=password,
                                  dbname="postgres", autocommit=True) as c:
