@@ -83,7 +83,8 @@ def test_every_read_sees_its_write(three):
         assert on_standby > ROUNDS // 2   # caught-up standbys serve most reads
         # Replay paused on the other standby too: no standby can catch up within ryw_wait, so every
         # read runs on the leader, read-only, after waiting ryw_wait at most.
-        three.nodes["r2"].sql("SELECT pg_wal_replay_pause()")
+        other = next(n for n in ("r1", "r2") if n != three.leader())
+        three.nodes[other].sql("SELECT pg_wal_replay_pause()")
         try:
             misses, on_standby, mean = write_then_read(proxy, "ryw_paused", 30)
             print(f"replay paused: {misses}/30 missed, {on_standby} served by a standby, "
@@ -91,7 +92,7 @@ def test_every_read_sees_its_write(three):
             assert misses == 0 and on_standby == 0
             assert mean < 1.0
         finally:
-            three.nodes["r2"].sql("SELECT pg_wal_replay_resume()")
+            three.nodes[other].sql("SELECT pg_wal_replay_resume()")
         # Counted: the standby reads; the leader ones lent a leader server (a read-only pool with no
         # standby in ro_max_lag uses the leader itself: those are not lent).
         served = metrics(metrics_port, on_standby_first)
