@@ -17,12 +17,19 @@ pgbench gets the password from a PGPASSFILE. Workloads (each --seconds, after a
 For each workload the targets run in turn (direct, pgha, pgbouncer, haproxy), --repeats
 times; the median is reported. Per run: TPS, TPS / direct, and the proxy's CPU time
 (utime + stime from /proc/<pid>/stat, before and after the run) per transaction.
+Then --busy-clients (default 10000) pgbench clients all running transactions (select-only,
+-M simple, -j 2) through pgha and through PgBouncer, each freshly started, same pool size
+(20), same generator, same window: TPS, proxy CPU per transaction, peak RSS, latency
+p50/p99/max (bench/busy.py says how). On a 2-core machine pgbench competes with the pooler
+and PostgreSQL for the CPUs; the output says how much each took.
 Finally --idle-clients (default 10000) connections that complete startup and SCRAM
 authentication through pgha and PgBouncer (each freshly started), kept idle; VmRSS
 of the pooler with 0 clients and with N clients gives the RSS per client.
 
 Usage: /usr/bin/python3 bench/proxy.py [--seconds 15] [--repeats 2]
-           [--workloads select16,select1000,tpcb16,connect16] [--idle-clients 10000] [--keep]
+           [--workloads select16,select1000,tpcb16,connect16] [--idle-clients 10000]
+           [--busy-clients 10000] [--busy-seconds 20] [--busy-warmup 5] [--busy-repeats 1]
+           [--busy-connect-budget 0] [--keep]
 Needs the built binary (make) and scripts/install-deps.sh --bench (pgbouncer,
 haproxy). Run as root (PostgreSQL and PgBouncer run as the OS user postgres).
 """
@@ -43,6 +50,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 os.environ.setdefault("PGHA_BIN", os.path.join(HERE, "..", "build", "pgha"))
 
 import psycopg  # noqa: E402
+
+import busy  # noqa: E402
 
 from conftest import (Cluster, Etcd, Proxy, free_port, make_base_dir, stop_process,  # noqa: E402
                       wait_until)
@@ -262,6 +271,54 @@ def idle_test(name, port, pid, n):
     return got, before, after, per, errors
 
 
+BUSY_ARGS = ["-S", "-M", "simple"]
+
+
+def busy_tests(args, base, cluster, node, env, failures):
+    """--busy-clients through pgha and PgBouncer, each freshly started per run (peak RSS is
+    its VmHWM), the order alternating between repeats. {pooler: [result dict]}."""
+    n = args.busy_clients
+    maxconn = str(max(12000, n + 1000))
+    out = {}
+    print(f"\nbusy clients: {n} pgbench clients (pgbench {' '.join(BUSY_ARGS)} -c {n} -j 2 -l), "
+          f"pool size 20 to PostgreSQL, transaction mode; window {args.busy_seconds} s after "
+          f"{args.busy_warmup} s of transactions; pgbench shares the {os.cpu_count()} CPUs with "
+          "the pooler and PostgreSQL", flush=True)
+    for r in range(args.busy_repeats):
+        for name in (("pgha", "pgbouncer") if r % 2 == 0 else ("pgbouncer", "pgha")):
+            if name == "pgha":
+                pooler = Proxy(cluster, {"proxy.pool_size": "20", "proxy.log_level": "warn",
+                                         "proxy.max_client_conn": maxconn}).start()
+                wait_until("pgha proxy to route to the leader",
+                           lambda: pooler.connect(autocommit=True).close() or True, timeout=30)
+                pid = pooler.proc.pid
+            else:
+                pooler = PgBouncer(base, cluster.su_pw, node.pg_port,
+                                   settings=dict(PgBouncer.SETTINGS, max_client_conn=maxconn)).start()
+                pid = pooler.proc.pid
+            try:
+                time.sleep(1)
+                res = busy.run_busy(name, pooler.port, [pid], n, args.busy_warmup, args.busy_seconds,
+                                    args.busy_connect_budget or 10 + n // 100, env, PGBENCH_BIN,
+                                    os.path.join(base, "busy"), BUSY_ARGS, raise_nofile)
+            except Exception as e:
+                msg = f"{type(e).__name__}: {e}"
+                print(f"  {name:9s} round {r + 1}: FAILED {msg}", flush=True)
+                failures.append(("busy", name, msg, tail(pooler.log_path)))
+                continue
+            finally:
+                pooler.stop()
+            out.setdefault(name, []).append(res)
+            print(f"  {name:9s} round {r + 1}: {res['tps']:9.1f} tps  latency p50 {res['p50_ms']:7.1f} "
+                  f"p99 {res['p99_ms']:7.1f} max {res['max_ms']:7.1f} ms  proxy CPU "
+                  f"{res['cpu_us_tx']:6.2f} us/tx ({res['proxy_cpu_pct']:.0f}% of a core; pgbench "
+                  f"{res['pgbench_cpu_pct']:.0f}%)  peak RSS {res['hwm_kb'] / 1024:6.1f} MB "
+                  f"({res['per_client_b']:.0f} B/client)  connect {res['connect_s']:.1f} s"
+                  + (f"  {res['failed']} failed" if res['failed'] else "")
+                  + f"  load {res['load']}", flush=True)
+    return out
+
+
 def fmt(v, spec, na="n/a"):
     return format(v, spec) if v is not None else format(na, ">" + spec.split(".")[0].lstrip("<>"))
 
@@ -274,6 +331,14 @@ def main():
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--idle-clients", type=int, default=10000, help="0: skip the idle-client test")
+    ap.add_argument("--busy-clients", type=int, default=10000,
+                    help="busy clients through pgha and PgBouncer (0: skip)")
+    ap.add_argument("--busy-seconds", type=int, default=20, help="measured window")
+    ap.add_argument("--busy-warmup", type=int, default=5,
+                    help="seconds of transactions before the window (after all clients connected)")
+    ap.add_argument("--busy-repeats", type=int, default=1)
+    ap.add_argument("--busy-connect-budget", type=int, default=0,
+                    help="seconds pgbench may take to connect every client (0: 10 + clients / 100)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     args = ap.parse_args()
     workloads = [w for w in args.workloads.split(",") if w]
@@ -289,6 +354,7 @@ def main():
     results = {}       # (workload, target) -> list of (tps, n, cpu_us_per_tx or None)
     failures = []
     idle = {}
+    busy_res = {}
     try:
         etcd = Etcd(base).start()
         cluster = Cluster(base, etcd)
@@ -361,6 +427,13 @@ def main():
                           + f"  vs direct {fmt(ratio, '5.2f')}"
                           + (f"  proxy CPU {cpu:7.2f} us/tx" if cpu is not None else ""), flush=True)
 
+        if args.busy_clients > 0:
+            proxy.stop()     # only the pooler measured runs (and its fds and memory are fresh)
+            bouncer.stop()
+            busy_res = busy_tests(args, base, cluster, node, env, failures)
+            proxy = Proxy(cluster, {"proxy.pool_size": "20", "proxy.log_level": "warn",
+                                    "proxy.max_client_conn": "12000"}).start()
+            bouncer = PgBouncer(base, cluster.su_pw, node.pg_port).start()
         if args.idle_clients > 0:
             print(f"\nidle clients: {args.idle_clients} connections (startup + SCRAM), batches of 500, "
                   "each pooler freshly started", flush=True)
@@ -421,6 +494,21 @@ def main():
         for name, (got, before, after, per, errs) in idle.items():
             print(f"{name:10s} {got:8d} {before / 1e6:11.1f} {after / 1e6:11.1f} {per:13.0f}"
                   + ("  (fewer than asked)" if got < args.idle_clients else ""))
+    if busy_res:
+        print(f"\n{args.busy_clients} busy clients (median of {args.busy_repeats} run(s); window "
+              f"{args.busy_seconds} s; pgbench runs on the same {os.cpu_count()} CPUs as the pooler "
+              "and PostgreSQL)")
+        keys = ("tps", "p50_ms", "p99_ms", "max_ms", "cpu_us_tx", "hwm_kb", "per_client_b")
+        bm = {name: {k: statistics.median(x[k] for x in v) for k in keys} for name, v in busy_res.items()}
+        print(f"{'pooler':10s} {'tps':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} "
+              f"{'CPU us/tx':>10s} {'peak RSS MB':>12s} {'B/client':>9s}")
+        for name, m in bm.items():
+            print(f"{name:10s} {m['tps']:9.1f} {m['p50_ms']:8.1f} {m['p99_ms']:8.1f} {m['max_ms']:8.1f} "
+                  f"{m['cpu_us_tx']:10.2f} {m['hwm_kb'] / 1024:12.1f} {m['per_client_b']:9.0f}")
+        if "pgha" in bm and "pgbouncer" in bm:
+            a, b = bm["pgha"], bm["pgbouncer"]
+            print("pgha / PgBouncer: " + "  ".join(
+                f"{k} {a[k] / b[k]:.2f}" for k in keys if b[k]))
     print("\nproject target ratios:")
     for w in ("select16", "select1000"):
         a, b = med.get((w, "pgha")), med.get((w, "pgbouncer"))

@@ -1,0 +1,164 @@
+"""Busy clients for bench/proxy.py: N pgbench clients all running transactions through one
+pooler, measured over a steady window after every client has connected.
+
+pgbench (PostgreSQL 15: ppoll, so no FD_SETSIZE limit; -j 2) opens all its connections
+before its first transaction, but its -T counts from its start, connections included: -T
+is the time allowed for connecting (connect_budget) plus warm-up, window and a margin, and
+a run whose transactions do not cover the window fails (raise --busy-connect-budget). The
+part of the run after the window is not measured. -l logs every transaction (latency and
+completion time). The window is the --busy-seconds after the first
+--busy-warmup seconds of transactions (the queue in front of the pool forms, caches warm);
+TPS, latencies, the proxy's and pgbench's CPU all come from that same window. A sampler
+thread reads /proc/<pid>/stat (utime + stime, all threads) of the pooler and pgbench every
+100 ms; CPU over the window is interpolated between samples. Peak RSS is the pooler's
+VmHWM (the pooler is started fresh for each run), from before the first client to the end.
+"""
+import bisect
+import glob
+import os
+import re
+import subprocess
+import threading
+import time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        s = f.read()
+    fields = s[s.rindex(")") + 2:].split()
+    return int(fields[11]) + int(fields[12])     # utime, stime (fields 14, 15)
+
+
+def proc_status_kb(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
+
+
+class Sampler(threading.Thread):
+    """(wall time, pooler ticks, pgbench ticks, pooler VmRSS kB) every interval seconds."""
+
+    def __init__(self, pooler_pids, interval=0.1):
+        super().__init__(daemon=True)
+        self.pooler_pids = pooler_pids
+        self.pgbench_pid = None
+        self.interval = interval
+        self.samples = []
+        self.stop_evt = threading.Event()
+
+    def run(self):
+        while not self.stop_evt.is_set():
+            try:
+                t = time.time()
+                pt = sum(proc_ticks(p) for p in self.pooler_pids)
+                gt = proc_ticks(self.pgbench_pid) if self.pgbench_pid else 0
+                rss = sum(proc_status_kb(p, "VmRSS") for p in self.pooler_pids)
+                self.samples.append((t, pt, gt, rss))
+            except (OSError, ValueError):
+                pass    # pgbench just ended
+            self.stop_evt.wait(self.interval)
+
+    def stop(self):
+        self.stop_evt.set()
+        self.join(timeout=5)
+
+    def at(self, t, k):
+        """Field k interpolated at wall time t."""
+        times = [s[0] for s in self.samples]
+        i = bisect.bisect_left(times, t)
+        if i == 0:
+            return self.samples[0][k]
+        if i >= len(times):
+            return self.samples[-1][k]
+        (t0, *a), (t1, *b) = self.samples[i - 1], self.samples[i]
+        f = (t - t0) / (t1 - t0) if t1 > t0 else 0
+        return a[k - 1] + f * (b[k - 1] - a[k - 1])
+
+
+def percentile(sorted_vals, q):
+    if not sorted_vals:
+        return float("nan")
+    i = min(len(sorted_vals) - 1, max(0, int(round(q * (len(sorted_vals) - 1)))))
+    return sorted_vals[i]
+
+
+def read_logs(prefix):
+    """(completion time in s since the epoch, latency in us) of every logged transaction."""
+    out = []
+    for path in glob.glob(prefix + ".*"):
+        with open(path) as f:
+            for line in f:
+                p = line.split()
+                # client_id transaction_no time script_no time_epoch time_us
+                if len(p) >= 6 and p[2] != "skipped":
+                    out.append((int(p[4]) + int(p[5]) / 1e6, int(p[2])))
+    return out
+
+
+def run_busy(name, port, pooler_pids, clients, warmup, seconds, connect_budget, env, pgbench_bin,
+             workdir, pgbench_args, preexec_fn):
+    """One pgbench run of `clients` busy clients; a dict of the window's figures."""
+    os.makedirs(workdir, exist_ok=True)
+    prefix = os.path.join(workdir, f"busy-{name}")
+    for old in glob.glob(prefix + ".*"):
+        os.unlink(old)
+    cmd = [pgbench_bin, "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-n",
+           *pgbench_args, "-c", str(clients), "-j", "2", "-T", str(connect_budget + warmup + seconds + 2),
+           "-l", f"--log-prefix={prefix}", "postgres"]
+    rss0 = sum(proc_status_kb(p, "VmRSS") for p in pooler_pids)
+    load = loadavg()
+    sampler = Sampler(pooler_pids)
+    sampler.start()
+    t_start = time.time()
+    proc = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=preexec_fn)
+    sampler.pgbench_pid = proc.pid
+    try:
+        out, _ = proc.communicate(timeout=connect_budget + warmup + seconds + 300)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        raise RuntimeError(f"pgbench did not end in time: {out[-1500:]}")
+    finally:
+        sampler.stop()
+    hwm = sum(proc_status_kb(p, "VmHWM") for p in pooler_pids)
+    rss_end = sum(proc_status_kb(p, "VmRSS") for p in pooler_pids)
+    m_fail = re.search(r"number of failed transactions: (\d+)", out)
+    m_conn = re.search(r"initial connection time = ([\d.]+) ms", out)
+    if proc.returncode != 0:
+        raise RuntimeError(f"pgbench exit {proc.returncode}: {out[-1500:]}")
+    txs = read_logs(prefix)
+    if not txs:
+        raise RuntimeError(f"pgbench logged no transaction: {out[-1500:]}")
+    first, last = min(t for t, _ in txs), max(t for t, _ in txs)
+    w0, w1 = first + warmup, first + warmup + seconds
+    if last < w1:
+        raise RuntimeError(f"connecting {clients} clients took {first - t_start:.0f} s: the "
+                           f"transactions ended {w1 - last:.1f} s before the end of the window "
+                           "(HINT: raise --busy-connect-budget)")
+    lat = sorted(lat for t, lat in txs if w0 <= t < w1)
+    n = len(lat)
+    proxy_cpu = (sampler.at(w1, 1) - sampler.at(w0, 1)) / CLK_TCK
+    gen_cpu = (sampler.at(w1, 2) - sampler.at(w0, 2)) / CLK_TCK
+    rss_window = max((s[3] for s in sampler.samples if w0 <= s[0] < w1), default=0)
+    return {
+        "clients": clients, "tx": n, "tps": n / seconds,
+        "p50_ms": percentile(lat, 0.50) / 1e3, "p99_ms": percentile(lat, 0.99) / 1e3,
+        "max_ms": (lat[-1] if lat else float("nan")) / 1e3,
+        "cpu_us_tx": proxy_cpu / n * 1e6 if n else float("nan"),
+        "proxy_cpu_pct": proxy_cpu / seconds * 100, "pgbench_cpu_pct": gen_cpu / seconds * 100,
+        "rss0_kb": rss0, "hwm_kb": hwm, "rss_window_kb": rss_window, "rss_end_kb": rss_end,
+        "per_client_b": (hwm - rss0) * 1024 / clients,
+        "connect_s": float(m_conn.group(1)) / 1e3 if m_conn else float("nan"),
+        "ramp_s": first - t_start,
+        "failed": int(m_fail.group(1)) if m_fail else 0, "load": load,
+    }
