@@ -39,13 +39,21 @@ def proc_status_kb(pid, key):
     return 0
 
 
+def machine_busy_ticks():
+    """CPU ticks of all CPUs not idle (user nice system irq softirq steal) since boot."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return f.read().split()[0]
 
 
 class Sampler(threading.Thread):
-    """(wall time, pooler ticks, pgbench ticks, pooler VmRSS kB) every interval seconds."""
+    """(wall time, pooler ticks, pgbench ticks, pooler VmRSS kB, machine busy ticks) every
+    interval seconds."""
 
     def __init__(self, pooler_pids, interval=0.1):
         super().__init__(daemon=True)
@@ -62,7 +70,7 @@ class Sampler(threading.Thread):
                 pt = sum(proc_ticks(p) for p in self.pooler_pids)
                 gt = proc_ticks(self.pgbench_pid) if self.pgbench_pid else 0
                 rss = sum(proc_status_kb(p, "VmRSS") for p in self.pooler_pids)
-                self.samples.append((t, pt, gt, rss))
+                self.samples.append((t, pt, gt, rss, machine_busy_ticks()))
             except (OSError, ValueError):
                 pass    # pgbench just ended
             self.stop_evt.wait(self.interval)
@@ -149,6 +157,7 @@ def run_busy(name, port, pooler_pids, clients, warmup, seconds, connect_budget, 
     n = len(lat)
     proxy_cpu = (sampler.at(w1, 1) - sampler.at(w0, 1)) / CLK_TCK
     gen_cpu = (sampler.at(w1, 2) - sampler.at(w0, 2)) / CLK_TCK
+    all_cpu = (sampler.at(w1, 4) - sampler.at(w0, 4)) / CLK_TCK
     rss_window = max((s[3] for s in sampler.samples if w0 <= s[0] < w1), default=0)
     return {
         "clients": clients, "tx": n, "tps": n / seconds,
@@ -156,6 +165,7 @@ def run_busy(name, port, pooler_pids, clients, warmup, seconds, connect_budget, 
         "max_ms": (lat[-1] if lat else float("nan")) / 1e3,
         "cpu_us_tx": proxy_cpu / n * 1e6 if n else float("nan"),
         "proxy_cpu_pct": proxy_cpu / seconds * 100, "pgbench_cpu_pct": gen_cpu / seconds * 100,
+        "machine_cpu_pct": all_cpu / seconds * 100,
         "rss0_kb": rss0, "hwm_kb": hwm, "rss_window_kb": rss_window, "rss_end_kb": rss_end,
         "per_client_b": (hwm - rss0) * 1024 / clients,
         "connect_s": float(m_conn.group(1)) / 1e3 if m_conn else float("nan"),

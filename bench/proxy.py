@@ -28,7 +28,7 @@ of the pooler with 0 clients and with N clients gives the RSS per client.
 
 Usage: /usr/bin/python3 bench/proxy.py [--seconds 15] [--repeats 2]
            [--workloads select16,select1000,tpcb16,connect16] [--idle-clients 10000]
-           [--busy-clients 10000] [--busy-seconds 20] [--busy-warmup 5] [--busy-repeats 1]
+           [--busy-clients 10000] [--busy-seconds 20] [--busy-warmup 5] [--busy-repeats 2]
            [--busy-connect-budget 0] [--keep]
 Needs the built binary (make) and scripts/install-deps.sh --bench (pgbouncer,
 haproxy). Run as root (PostgreSQL and PgBouncer run as the OS user postgres).
@@ -274,6 +274,12 @@ def idle_test(name, port, pid, n):
 BUSY_ARGS = ["-S", "-M", "simple"]
 
 
+def pooler_servers(node, since):
+    """Server connections opened since `since` (PostgreSQL's clock) and still there."""
+    return node.sql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                    "AND backend_start >= %s AND pid <> pg_backend_pid()", (since,))[0][0]
+
+
 def busy_tests(args, base, cluster, node, env, failures):
     """--busy-clients through pgha and PgBouncer, each freshly started per run (peak RSS is
     its VmHWM), the order alternating between repeats. {pooler: [result dict]}."""
@@ -286,6 +292,7 @@ def busy_tests(args, base, cluster, node, env, failures):
           "the pooler and PostgreSQL", flush=True)
     for r in range(args.busy_repeats):
         for name in (("pgha", "pgbouncer") if r % 2 == 0 else ("pgbouncer", "pgha")):
+            since = node.sql("SELECT now()")[0][0]
             if name == "pgha":
                 pooler = Proxy(cluster, {"proxy.pool_size": "20", "proxy.log_level": "warn",
                                          "proxy.max_client_conn": maxconn}).start()
@@ -301,6 +308,7 @@ def busy_tests(args, base, cluster, node, env, failures):
                 res = busy.run_busy(name, pooler.port, [pid], n, args.busy_warmup, args.busy_seconds,
                                     args.busy_connect_budget or 10 + n // 100, env, PGBENCH_BIN,
                                     os.path.join(base, "busy"), BUSY_ARGS, raise_nofile)
+                res["servers"] = pooler_servers(node, since)   # pooled: still open after the run
             except Exception as e:
                 msg = f"{type(e).__name__}: {e}"
                 print(f"  {name:9s} round {r + 1}: FAILED {msg}", flush=True)
@@ -309,13 +317,15 @@ def busy_tests(args, base, cluster, node, env, failures):
             finally:
                 pooler.stop()
             out.setdefault(name, []).append(res)
+            rest = res["machine_cpu_pct"] - res["proxy_cpu_pct"] - res["pgbench_cpu_pct"]
             print(f"  {name:9s} round {r + 1}: {res['tps']:9.1f} tps  latency p50 {res['p50_ms']:7.1f} "
-                  f"p99 {res['p99_ms']:7.1f} max {res['max_ms']:7.1f} ms  proxy CPU "
-                  f"{res['cpu_us_tx']:6.2f} us/tx ({res['proxy_cpu_pct']:.0f}% of a core; pgbench "
-                  f"{res['pgbench_cpu_pct']:.0f}%)  peak RSS {res['hwm_kb'] / 1024:6.1f} MB "
-                  f"({res['per_client_b']:.0f} B/client)  connect {res['connect_s']:.1f} s"
-                  + (f"  {res['failed']} failed" if res['failed'] else "")
-                  + f"  load {res['load']}", flush=True)
+                  f"p99 {res['p99_ms']:7.1f} max {res['max_ms']:7.1f} ms  proxy CPU {res['cpu_us_tx']:6.2f} "
+                  f"us/tx  peak RSS {res['hwm_kb'] / 1024:6.1f} MB ({res['per_client_b']:.0f} B/client)"
+                  + (f"  {res['failed']} failed" if res["failed"] else ""), flush=True)
+            print(f"  {'':9s}          CPU in the window: pooler {res['proxy_cpu_pct']:.0f}%, pgbench "
+                  f"{res['pgbench_cpu_pct']:.0f}%, the rest {rest:.0f}% (PostgreSQL, other work) of "
+                  f"{os.cpu_count() * 100}%; {res['servers']} servers; clients connected in "
+                  f"{res['connect_s']:.1f} s; load average {res['load']} at the start", flush=True)
     return out
 
 
@@ -336,7 +346,7 @@ def main():
     ap.add_argument("--busy-seconds", type=int, default=20, help="measured window")
     ap.add_argument("--busy-warmup", type=int, default=5,
                     help="seconds of transactions before the window (after all clients connected)")
-    ap.add_argument("--busy-repeats", type=int, default=1)
+    ap.add_argument("--busy-repeats", type=int, default=2, help="runs per pooler, order alternating")
     ap.add_argument("--busy-connect-budget", type=int, default=0,
                     help="seconds pgbench may take to connect every client (0: 10 + clients / 100)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
@@ -472,22 +482,23 @@ def main():
     for (w, t), v in results.items():
         med[(w, t)] = (statistics.median(x[0] for x in v),
                        statistics.median(x[2] for x in v) if v[0][2] is not None else None)
-    print(f"\nsummary: median of {args.repeats} run(s) of {args.seconds} s; CPU = proxy utime+stime "
-          "per transaction")
-    print(f"{'workload':11s} {'target':10s} {'tps':>10s} {'/direct':>8s} {'CPU us/tx':>10s}")
-    for w in workloads:
-        d = med.get((w, "direct"), (None, None))[0]
-        for t in TARGETS:
-            tps, cpu = med.get((w, t), (None, None))
-            ratio = tps / d if tps is not None and d else None
-            print(f"{w:11s} {t:10s} {fmt(tps, '10.1f')} {fmt(ratio, '8.2f')} {fmt(cpu, '10.2f')}")
-    print("\npgha / PgBouncer per workload (targets: TPS >= 1.3 on select-only, CPU/tx <= 0.7)")
-    print(f"{'workload':11s} {'TPS ratio':>10s} {'CPU/tx ratio':>13s}")
-    for w in workloads:
-        a, b = med.get((w, "pgha")), med.get((w, "pgbouncer"))
-        tr = a[0] / b[0] if a and b and b[0] else None
-        cr = a[1] / b[1] if a and b and a[1] is not None and b[1] else None
-        print(f"{w:11s} {fmt(tr, '10.2f')} {fmt(cr, '13.2f')}")
+    if workloads:
+        print(f"\nsummary: median of {args.repeats} run(s) of {args.seconds} s; CPU = proxy utime+stime "
+              "per transaction")
+        print(f"{'workload':11s} {'target':10s} {'tps':>10s} {'/direct':>8s} {'CPU us/tx':>10s}")
+        for w in workloads:
+            d = med.get((w, "direct"), (None, None))[0]
+            for t in TARGETS:
+                tps, cpu = med.get((w, t), (None, None))
+                ratio = tps / d if tps is not None and d else None
+                print(f"{w:11s} {t:10s} {fmt(tps, '10.1f')} {fmt(ratio, '8.2f')} {fmt(cpu, '10.2f')}")
+        print("\npgha / PgBouncer per workload (targets: TPS >= 1.3 on select-only, CPU/tx <= 0.7)")
+        print(f"{'workload':11s} {'TPS ratio':>10s} {'CPU/tx ratio':>13s}")
+        for w in workloads:
+            a, b = med.get((w, "pgha")), med.get((w, "pgbouncer"))
+            tr = a[0] / b[0] if a and b and b[0] else None
+            cr = a[1] / b[1] if a and b and a[1] is not None and b[1] else None
+            print(f"{w:11s} {fmt(tr, '10.2f')} {fmt(cr, '13.2f')}")
     if idle:
         print("\nidle clients (target: pgha RSS per client / PgBouncer <= 1)")
         print(f"{'pooler':10s} {'clients':>8s} {'RSS 0 (MB)':>11s} {'RSS N (MB)':>11s} {'bytes/client':>13s}")
