@@ -29,7 +29,7 @@ of the pooler with 0 clients and with N clients gives the RSS per client.
 Usage: /usr/bin/python3 bench/proxy.py [--seconds 15] [--repeats 2]
            [--workloads select16,select1000,tpcb16,connect16] [--idle-clients 10000]
            [--busy-clients 10000] [--busy-seconds 20] [--busy-warmup 5] [--busy-repeats 2]
-           [--busy-connect-budget 0] [--keep]
+           [--busy-scripts select,tpcb] [--busy-connect-budget 600] [--keep]
 Needs the built binary (make) and scripts/install-deps.sh --bench (pgbouncer,
 haproxy). Run as root (PostgreSQL and PgBouncer run as the OS user postgres).
 """
@@ -271,62 +271,82 @@ def idle_test(name, port, pid, n):
     return got, before, after, per, errors
 
 
-BUSY_ARGS = ["-S", "-M", "simple"]
+BUSY_SCRIPTS = {
+    # name: (description, pgbench args)
+    "select": ("select-only, one statement per transaction", ["-S", "-M", "simple"]),
+    "tpcb": ("tpcb-like: BEGIN, 5 statements, END; the server stays with the client throughout",
+             ["-M", "simple"]),
+}
 
 
-def pooler_servers(node, since):
-    """Server connections opened since `since` (PostgreSQL's clock) and still there."""
-    return node.sql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
-                    "AND backend_start >= %s AND pid <> pg_backend_pid()", (since,))[0][0]
+def servers_probe(node):
+    """A function counting the TCP connections to PostgreSQL but its own (the pooler's servers:
+    the agent and its metrics use the unix socket), on one connection kept open."""
+    conn = node.connect(autocommit=True)
+
+    def count():
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE client_port > 0 "
+                            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()").fetchone()[0]
+    return conn, count
 
 
 def busy_tests(args, base, cluster, node, env, failures):
     """--busy-clients through pgha and PgBouncer, each freshly started per run (peak RSS is
-    its VmHWM), the order alternating between repeats. {pooler: [result dict]}."""
+    its VmHWM), the order alternating between repeats. {(script, pooler): [result dict]}."""
     n = args.busy_clients
     maxconn = str(max(12000, n + 1000))
     out = {}
-    print(f"\nbusy clients: {n} pgbench clients (pgbench {' '.join(BUSY_ARGS)} -c {n} -j 2 -l), "
-          f"pool size 20 to PostgreSQL, transaction mode; window {args.busy_seconds} s after "
-          f"{args.busy_warmup} s of transactions; pgbench shares the {os.cpu_count()} CPUs with "
-          "the pooler and PostgreSQL", flush=True)
-    for r in range(args.busy_repeats):
-        for name in (("pgha", "pgbouncer") if r % 2 == 0 else ("pgbouncer", "pgha")):
-            since = node.sql("SELECT now()")[0][0]
-            if name == "pgha":
-                pooler = Proxy(cluster, {"proxy.pool_size": "20", "proxy.log_level": "warn",
-                                         "proxy.max_client_conn": maxconn}).start()
-                wait_until("pgha proxy to route to the leader",
-                           lambda: pooler.connect(autocommit=True).close() or True, timeout=30)
-                pid = pooler.proc.pid
-            else:
-                pooler = PgBouncer(base, cluster.su_pw, node.pg_port,
-                                   settings=dict(PgBouncer.SETTINGS, max_client_conn=maxconn)).start()
-                pid = pooler.proc.pid
-            try:
-                time.sleep(1)
-                res = busy.run_busy(name, pooler.port, [pid], n, args.busy_warmup, args.busy_seconds,
-                                    args.busy_connect_budget or 10 + n // 100, env, PGBENCH_BIN,
-                                    os.path.join(base, "busy"), BUSY_ARGS, raise_nofile)
-                res["servers"] = pooler_servers(node, since)   # pooled: still open after the run
-            except Exception as e:
-                msg = f"{type(e).__name__}: {e}"
-                print(f"  {name:9s} round {r + 1}: FAILED {msg}", flush=True)
-                failures.append(("busy", name, msg, tail(pooler.log_path)))
-                continue
-            finally:
-                pooler.stop()
-            out.setdefault(name, []).append(res)
-            rest = res["machine_cpu_pct"] - res["proxy_cpu_pct"] - res["pgbench_cpu_pct"]
-            print(f"  {name:9s} round {r + 1}: {res['tps']:9.1f} tps  latency p50 {res['p50_ms']:7.1f} "
-                  f"p99 {res['p99_ms']:7.1f} max {res['max_ms']:7.1f} ms  proxy CPU {res['cpu_us_tx']:6.2f} "
-                  f"us/tx  peak RSS {res['hwm_kb'] / 1024:6.1f} MB ({res['per_client_b']:.0f} B/client)"
-                  + (f"  {res['failed']} failed" if res["failed"] else ""), flush=True)
-            print(f"  {'':9s}          CPU in the window: pooler {res['proxy_cpu_pct']:.0f}%, pgbench "
-                  f"{res['pgbench_cpu_pct']:.0f}%, the rest {rest:.0f}% (PostgreSQL, other work) of "
-                  f"{os.cpu_count() * 100}%; {res['servers']} servers; clients connected in "
-                  f"{res['connect_s']:.1f} s; load average {res['load']} at the start", flush=True)
+    for script in args.busy_scripts.split(","):
+        descr, pgbench_args = BUSY_SCRIPTS[script]
+        print(f"\nbusy clients, {script} ({descr}): {n} pgbench clients (pgbench "
+              f"{' '.join(pgbench_args)} -c {n} -j 2 -l), pool size 20 to PostgreSQL, transaction "
+              f"mode; window {args.busy_seconds} s after {args.busy_warmup} s of transactions; "
+              f"pgbench shares the {os.cpu_count()} CPUs with the pooler and PostgreSQL", flush=True)
+        busy_script(args, base, cluster, node, env, failures, n, maxconn, script, pgbench_args, out)
     return out
+
+
+def busy_script(args, base, cluster, node, env, failures, n, maxconn, script, pgbench_args, out):
+    """One pgbench script, --busy-repeats runs per pooler; results appended to out."""
+    probe_conn, probe = servers_probe(node)
+    try:
+        for r in range(args.busy_repeats):
+            for name in (("pgha", "pgbouncer") if r % 2 == 0 else ("pgbouncer", "pgha")):
+                if name == "pgha":
+                    pooler = Proxy(cluster, {"proxy.pool_size": "20", "proxy.log_level": "warn",
+                                             "proxy.max_client_conn": maxconn}).start()
+                    wait_until("pgha proxy to route to the leader",
+                               lambda: pooler.connect(autocommit=True).close() or True, timeout=30)
+                else:
+                    pooler = PgBouncer(base, cluster.su_pw, node.pg_port,
+                                       settings=dict(PgBouncer.SETTINGS, max_client_conn=maxconn)).start()
+                pid = pooler.proc.pid
+                try:
+                    time.sleep(1)
+                    res = busy.run_busy(f"{script}-{name}-{r + 1}", pooler.port, [pid], n,
+                                        args.busy_warmup, args.busy_seconds,
+                                        args.busy_connect_budget, env, PGBENCH_BIN,
+                                        os.path.join(base, "busy"), pgbench_args, raise_nofile, probe)
+                except Exception as e:
+                    msg = f"{type(e).__name__}: {e}"
+                    print(f"  {name:9s} round {r + 1}: FAILED {msg}", flush=True)
+                    failures.append(("busy", name, msg, tail(pooler.log_path)))
+                    continue
+                finally:
+                    pooler.stop()
+                out.setdefault((script, name), []).append(res)
+                rest = res["machine_cpu_pct"] - res["proxy_cpu_pct"] - res["pgbench_cpu_pct"]
+                print(f"  {name:9s} round {r + 1}: {res['tps']:9.1f} tps  latency p50 "
+                      f"{res['p50_ms']:7.1f} p99 {res['p99_ms']:7.1f} max {res['max_ms']:7.1f} ms  proxy "
+                      f"CPU {res['cpu_us_tx']:6.2f} us/tx  peak RSS {res['hwm_kb'] / 1024:6.1f} MB "
+                      f"({res['per_client_b']:.0f} B/client)"
+                      + (f"  {res['failed']} failed" if res["failed"] else ""), flush=True)
+                print(f"  {'':9s}          CPU in the window: pooler {res['proxy_cpu_pct']:.0f}%, pgbench "
+                      f"{res['pgbench_cpu_pct']:.0f}%, the rest {rest:.0f}% (PostgreSQL, other work) of "
+                      f"{os.cpu_count() * 100}%; up to {res['servers']} servers; clients connected in "
+                      f"{res['connect_s']:.1f} s; load average {res['load']} at the start", flush=True)
+    finally:
+        probe_conn.close()
 
 
 def fmt(v, spec, na="n/a"):
@@ -347,14 +367,19 @@ def main():
     ap.add_argument("--busy-warmup", type=int, default=5,
                     help="seconds of transactions before the window (after all clients connected)")
     ap.add_argument("--busy-repeats", type=int, default=2, help="runs per pooler, order alternating")
-    ap.add_argument("--busy-connect-budget", type=int, default=0,
-                    help="seconds pgbench may take to connect every client (0: 10 + clients / 100)")
+    ap.add_argument("--busy-scripts", default="select",
+                    help="comma-separated: " + ", ".join(f"{k} ({v[0]})" for k, v in BUSY_SCRIPTS.items()))
+    ap.add_argument("--busy-connect-budget", type=int, default=600,
+                    help="seconds pgbench may take to connect every client")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     args = ap.parse_args()
     workloads = [w for w in args.workloads.split(",") if w]
     for w in workloads:
         if w not in WORKLOADS:
             ap.error(f"unknown workload {w!r}")
+    for sc in args.busy_scripts.split(","):
+        if sc not in BUSY_SCRIPTS:
+            ap.error(f"unknown busy script {sc!r}")
     raise_nofile()     # inherited by every server started here (and the idle clients)
 
     t_start = time.monotonic()
@@ -510,16 +535,18 @@ def main():
               f"{args.busy_seconds} s; pgbench runs on the same {os.cpu_count()} CPUs as the pooler "
               "and PostgreSQL)")
         keys = ("tps", "p50_ms", "p99_ms", "max_ms", "cpu_us_tx", "hwm_kb", "per_client_b")
-        bm = {name: {k: statistics.median(x[k] for x in v) for k in keys} for name, v in busy_res.items()}
-        print(f"{'pooler':10s} {'tps':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} "
+        bm = {sn: {k: statistics.median(x[k] for x in v) for k in keys} for sn, v in busy_res.items()}
+        print(f"{'script':7s} {'pooler':10s} {'tps':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} "
               f"{'CPU us/tx':>10s} {'peak RSS MB':>12s} {'B/client':>9s}")
-        for name, m in bm.items():
-            print(f"{name:10s} {m['tps']:9.1f} {m['p50_ms']:8.1f} {m['p99_ms']:8.1f} {m['max_ms']:8.1f} "
-                  f"{m['cpu_us_tx']:10.2f} {m['hwm_kb'] / 1024:12.1f} {m['per_client_b']:9.0f}")
-        if "pgha" in bm and "pgbouncer" in bm:
-            a, b = bm["pgha"], bm["pgbouncer"]
-            print("pgha / PgBouncer: " + "  ".join(
-                f"{k} {a[k] / b[k]:.2f}" for k in keys if b[k]))
+        for (script, name), m in bm.items():
+            print(f"{script:7s} {name:10s} {m['tps']:9.1f} {m['p50_ms']:8.1f} {m['p99_ms']:8.1f} "
+                  f"{m['max_ms']:8.1f} {m['cpu_us_tx']:10.2f} {m['hwm_kb'] / 1024:12.1f} "
+                  f"{m['per_client_b']:9.0f}")
+        for script in args.busy_scripts.split(","):
+            a, b = bm.get((script, "pgha")), bm.get((script, "pgbouncer"))
+            if a and b:
+                print(f"{script}: pgha / PgBouncer: " + "  ".join(
+                    f"{k} {a[k] / b[k]:.2f}" for k in keys if b[k]))
     print("\nproject target ratios:")
     for w in ("select16", "select1000"):
         a, b = med.get((w, "pgha")), med.get((w, "pgbouncer"))
