@@ -3,12 +3,12 @@ pooler, measured over a steady window after every client has connected.
 
 pgbench (PostgreSQL 15: ppoll, so no FD_SETSIZE limit; -j 2) opens all its connections
 before its first transaction, but its -T counts from its start, connections included, and
-connecting 10,000 clients takes from 30 s to 2 minutes here (a SCRAM exchange each, PBKDF2
-on pgbench's side and, for PgBouncer, on its side too). So -T is only an upper bound
+connecting 10,000 clients takes from 30 s to over 2 minutes here (a SCRAM exchange each,
+PBKDF2 on pgbench's side and, for PgBouncer, on its side too). So -T is only an upper bound
 (connect_budget plus the rest): pgbench is stopped (SIGINT) 2 s after the end of the window,
-which is known as soon as the first transaction is logged. -l logs every transaction
-(latency and completion time). The window is the --busy-seconds after the first
---busy-warmup seconds of transactions (the queue in front of the pool forms, caches warm);
+which is known once both threads log. -l logs every transaction (latency and completion
+time). The window is the --busy-seconds after the first --busy-warmup seconds of
+transactions of both threads (the queue in front of the pool forms, caches warm);
 TPS, latencies, the proxy's and pgbench's CPU all come from that same window. A sampler
 thread reads /proc/<pid>/stat (utime + stime, all threads) of the pooler and pgbench every
 100 ms; CPU over the window is interpolated between samples. Peak RSS is the pooler's
@@ -24,6 +24,7 @@ import threading
 import time
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+PGBENCH_THREADS = 2
 
 
 def proc_ticks(pid):
@@ -112,9 +113,11 @@ def percentile(sorted_vals, q):
 
 def read_logs(prefix):
     """[(completion time in s since the epoch, latency in us)] of every logged transaction that
-    succeeded, and the number that failed."""
-    out, failed = [], 0
+    succeeded, the number that failed, and when every pgbench thread had completed one (a
+    thread starts once it has connected its own clients)."""
+    out, failed, started = [], 0, 0.0
     for path in glob.glob(prefix + ".[0-9]*"):
+        n0 = len(out)
         with open(path) as f:
             for line in f:
                 p = line.split()
@@ -126,11 +129,14 @@ def read_logs(prefix):
                     failed += p[2] == "failed"
                     continue
                 out.append((int(p[4]) + int(p[5]) / 1e6, int(p[2])))
-    return out, failed
+        if len(out) > n0:
+            started = max(started, min(t for t, _ in out[n0:]))
+    return out, failed, started
 
 
-def logged_bytes(prefix):
-    return sum(os.path.getsize(p) for p in glob.glob(prefix + ".*"))
+def threads_logging(prefix):
+    """How many of pgbench's per-thread logs have something in them."""
+    return sum(os.path.getsize(p) > 0 for p in glob.glob(prefix + ".[0-9]*"))
 
 
 def run_busy(name, port, pooler_pids, clients, warmup, seconds, connect_budget, env, pgbench_bin,
@@ -143,7 +149,8 @@ def run_busy(name, port, pooler_pids, clients, warmup, seconds, connect_budget, 
     for old in glob.glob(prefix + ".*"):
         os.unlink(old)
     cmd = [pgbench_bin, "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-n", *pgbench_args,
-           "-c", str(clients), "-j", "2", "-T", str(connect_budget + warmup + seconds + 5),
+           "-c", str(clients), "-j", str(PGBENCH_THREADS),
+           "-T", str(connect_budget + warmup + seconds + 5),
            "-l", f"--log-prefix={prefix}", "postgres"]
     rss0 = sum(proc_status_kb(p, "VmRSS") for p in pooler_pids)
     load = loadavg()
@@ -157,12 +164,12 @@ def run_busy(name, port, pooler_pids, clients, warmup, seconds, connect_budget, 
     sampler.pgbench_pid = proc.pid
     first_seen = None
     try:
-        # The first logged bytes come within milliseconds of the first transaction: from
-        # then on the window's end is known, and pgbench is stopped 2 s after it (its
-        # log lines still buffered then are from after the window).
+        # A thread's first logged bytes come within milliseconds of its first transaction:
+        # once both threads log, the window's end is known, and pgbench is stopped 2 s after
+        # it (its log lines still buffered then are from after the window).
         while proc.poll() is None:
             now = time.time()
-            if first_seen is None and logged_bytes(prefix) > 0:
+            if first_seen is None and threads_logging(prefix) == PGBENCH_THREADS:
                 first_seen = now
             if first_seen is not None and now > first_seen + warmup + seconds + 2:
                 proc.send_signal(signal.SIGINT)
@@ -178,14 +185,17 @@ def run_busy(name, port, pooler_pids, clients, warmup, seconds, connect_budget, 
         sampler.stop()
     with open(out_path, errors="replace") as f:
         out = f.read()
+    with open(prefix + "-samples.csv", "w") as f:    # for a look at a run afterwards (--keep)
+        f.write("time,pooler_ticks,pgbench_ticks,pooler_rss_kb,machine_busy_ticks\n")
+        f.writelines(",".join(str(v) for v in smp) + "\n" for smp in sampler.samples)
     hwm = sum(proc_status_kb(p, "VmHWM") for p in pooler_pids)
     rss_end = sum(proc_status_kb(p, "VmRSS") for p in pooler_pids)
     if first_seen is None:
         raise RuntimeError(f"pgbench (exit {proc.returncode}) ran no transaction within "
                            f"{time.time() - t_start:.0f} s (HINT: raise --busy-connect-budget): "
                            f"{out[-1500:]}")
-    txs, failed = read_logs(prefix)
-    first, last = min(t for t, _ in txs), max(t for t, _ in txs)
+    txs, failed, first = read_logs(prefix)
+    last = max(t for t, _ in txs)
     w0, w1 = first + warmup, first + warmup + seconds
     if last < w1:
         raise RuntimeError(f"pgbench (exit {proc.returncode}) stopped {w1 - last:.1f} s before "
