@@ -83,21 +83,11 @@ def raise_nofile():
 
 
 def cpu_ticks(pids):
-    t = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as f:
-            s = f.read()
-        fields = s[s.rindex(")") + 2:].split()
-        t += int(fields[11]) + int(fields[12])     # utime, stime (fields 14, 15)
-    return t
+    return sum(busy.proc_ticks(pid) for pid in pids)
 
 
 def rss_bytes(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    return busy.proc_status_kb(pid, "VmRSS") * 1024
 
 
 def tail(path, chars=3000):
