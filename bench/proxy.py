@@ -18,7 +18,7 @@ For each workload the targets run in turn (direct, pgha, pgbouncer, haproxy), --
 times; the median is reported. Per run: TPS, TPS / direct, and the proxy's CPU time
 (utime + stime from /proc/<pid>/stat, before and after the run) per transaction.
 Then --busy-clients (default 10000) pgbench clients all running transactions (select-only,
--M simple, -j 2) through pgha and through PgBouncer, each freshly started, same pool size
+-M simple, -j 2; --busy-scripts tpcb adds tpcb-like ones) through pgha and through PgBouncer, each freshly started, same pool size
 (20), same generator, same window: TPS, proxy CPU per transaction, peak RSS, latency
 p50/p99/max (bench/busy.py says how). On a 2-core machine pgbench competes with the pooler
 and PostgreSQL for the CPUs; the output says how much each took.
