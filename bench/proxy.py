@@ -17,12 +17,19 @@ pgbench gets the password from a PGPASSFILE. Workloads (each --seconds, after a
 For each workload the targets run in turn (direct, pgha, pgbouncer, haproxy), --repeats
 times; the median is reported. Per run: TPS, TPS / direct, and the proxy's CPU time
 (utime + stime from /proc/<pid>/stat, before and after the run) per transaction.
+Then --busy-clients (default 10000) pgbench clients all running transactions (select-only,
+-M simple, -j 2; --busy-scripts tpcb adds tpcb-like ones) through pgha and through PgBouncer, each freshly started, same pool size
+(20), same generator, same window: TPS, proxy CPU per transaction, peak RSS, latency
+p50/p99/max (bench/busy.py says how). On a 2-core machine pgbench competes with the pooler
+and PostgreSQL for the CPUs; the output says how much each took.
 Finally --idle-clients (default 10000) connections that complete startup and SCRAM
 authentication through pgha and PgBouncer (each freshly started), kept idle; VmRSS
 of the pooler with 0 clients and with N clients gives the RSS per client.
 
 Usage: /usr/bin/python3 bench/proxy.py [--seconds 15] [--repeats 2]
-           [--workloads select16,select1000,tpcb16,connect16] [--idle-clients 10000] [--keep]
+           [--workloads select16,select1000,tpcb16,connect16] [--idle-clients 10000]
+           [--busy-clients 10000] [--busy-seconds 20] [--busy-warmup 5] [--busy-repeats 2]
+           [--busy-scripts select,tpcb] [--busy-connect-budget 600] [--keep]
 Needs the built binary (make) and scripts/install-deps.sh --bench (pgbouncer,
 haproxy). Run as root (PostgreSQL and PgBouncer run as the OS user postgres).
 """
@@ -43,6 +50,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 os.environ.setdefault("PGHA_BIN", os.path.join(HERE, "..", "build", "pgha"))
 
 import psycopg  # noqa: E402
+
+import busy  # noqa: E402
 
 from conftest import (Cluster, Etcd, Proxy, free_port, make_base_dir, stop_process,  # noqa: E402
                       wait_until)
@@ -74,21 +83,11 @@ def raise_nofile():
 
 
 def cpu_ticks(pids):
-    t = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as f:
-            s = f.read()
-        fields = s[s.rindex(")") + 2:].split()
-        t += int(fields[11]) + int(fields[12])     # utime, stime (fields 14, 15)
-    return t
+    return sum(busy.proc_ticks(pid) for pid in pids)
 
 
 def rss_bytes(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    return busy.proc_status_kb(pid, "VmRSS") * 1024
 
 
 def tail(path, chars=3000):
@@ -262,6 +261,84 @@ def idle_test(name, port, pid, n):
     return got, before, after, per, errors
 
 
+BUSY_SCRIPTS = {
+    # name: (description, pgbench args)
+    "select": ("select-only, one statement per transaction", ["-S", "-M", "simple"]),
+    "tpcb": ("tpcb-like: BEGIN, 5 statements, END; the server stays with the client throughout",
+             ["-M", "simple"]),
+}
+
+
+def servers_probe(node):
+    """A function counting the TCP connections to PostgreSQL but its own (the pooler's servers:
+    the agent and its metrics use the unix socket), on one connection kept open."""
+    conn = node.connect(autocommit=True)
+
+    def count():
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE client_port > 0 "
+                            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()").fetchone()[0]
+    return conn, count
+
+
+def busy_tests(args, base, cluster, node, env, failures):
+    """--busy-clients through pgha and PgBouncer, each freshly started per run (peak RSS is
+    its VmHWM), the order alternating between repeats. {(script, pooler): [result dict]}."""
+    n = args.busy_clients
+    maxconn = str(max(12000, n + 1000))
+    out = {}
+    for script in args.busy_scripts.split(","):
+        descr, pgbench_args = BUSY_SCRIPTS[script]
+        print(f"\nbusy clients, {script} ({descr}): {n} pgbench clients (pgbench "
+              f"{' '.join(pgbench_args)} -c {n} -j 2 -l), pool size 20 to PostgreSQL, transaction "
+              f"mode; window {args.busy_seconds} s after {args.busy_warmup} s of transactions; "
+              f"pgbench shares the {os.cpu_count()} CPUs with the pooler and PostgreSQL", flush=True)
+        busy_script(args, base, cluster, node, env, failures, n, maxconn, script, pgbench_args, out)
+    return out
+
+
+def busy_script(args, base, cluster, node, env, failures, n, maxconn, script, pgbench_args, out):
+    """One pgbench script, --busy-repeats runs per pooler; results appended to out."""
+    probe_conn, probe = servers_probe(node)
+    try:
+        for r in range(args.busy_repeats):
+            for name in (("pgha", "pgbouncer") if r % 2 == 0 else ("pgbouncer", "pgha")):
+                if name == "pgha":
+                    pooler = Proxy(cluster, {"proxy.pool_size": "20", "proxy.log_level": "warn",
+                                             "proxy.max_client_conn": maxconn}).start()
+                    wait_until("pgha proxy to route to the leader",
+                               lambda: pooler.connect(autocommit=True).close() or True, timeout=30)
+                else:
+                    pooler = PgBouncer(base, cluster.su_pw, node.pg_port,
+                                       settings=dict(PgBouncer.SETTINGS, max_client_conn=maxconn)).start()
+                pid = pooler.proc.pid
+                try:
+                    time.sleep(1)
+                    res = busy.run_busy(f"{script}-{name}-{r + 1}", pooler.port, [pid], n,
+                                        args.busy_warmup, args.busy_seconds,
+                                        args.busy_connect_budget, env, PGBENCH_BIN,
+                                        os.path.join(base, "busy"), pgbench_args, raise_nofile, probe)
+                except Exception as e:
+                    msg = f"{type(e).__name__}: {e}"
+                    print(f"  {name:9s} round {r + 1}: FAILED {msg}", flush=True)
+                    failures.append(("busy", name, msg, tail(pooler.log_path)))
+                    continue
+                finally:
+                    pooler.stop()
+                out.setdefault((script, name), []).append(res)
+                rest = res["machine_cpu_pct"] - res["proxy_cpu_pct"] - res["pgbench_cpu_pct"]
+                print(f"  {name:9s} round {r + 1}: {res['tps']:9.1f} tps  latency p50 "
+                      f"{res['p50_ms']:7.1f} p99 {res['p99_ms']:7.1f} max {res['max_ms']:7.1f} ms  proxy "
+                      f"CPU {res['cpu_us_tx']:6.2f} us/tx  peak RSS {res['hwm_kb'] / 1024:6.1f} MB "
+                      f"({res['per_client_b']:.0f} B/client)"
+                      + (f"  {res['failed']} failed" if res["failed"] else ""), flush=True)
+                print(f"  {'':9s}          CPU in the window: pooler {res['proxy_cpu_pct']:.0f}%, pgbench "
+                      f"{res['pgbench_cpu_pct']:.0f}%, the rest {rest:.0f}% (PostgreSQL, other work) of "
+                      f"{os.cpu_count() * 100}%; up to {res['servers']} servers; clients connected in "
+                      f"{res['connect_s']:.1f} s; load average {res['load']} at the start", flush=True)
+    finally:
+        probe_conn.close()
+
+
 def fmt(v, spec, na="n/a"):
     return format(v, spec) if v is not None else format(na, ">" + spec.split(".")[0].lstrip("<>"))
 
@@ -274,12 +351,25 @@ def main():
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--idle-clients", type=int, default=10000, help="0: skip the idle-client test")
+    ap.add_argument("--busy-clients", type=int, default=10000,
+                    help="busy clients through pgha and PgBouncer (0: skip)")
+    ap.add_argument("--busy-seconds", type=int, default=20, help="measured window")
+    ap.add_argument("--busy-warmup", type=int, default=5,
+                    help="seconds of transactions before the window (after all clients connected)")
+    ap.add_argument("--busy-repeats", type=int, default=2, help="runs per pooler, order alternating")
+    ap.add_argument("--busy-scripts", default="select",
+                    help="comma-separated: " + ", ".join(f"{k} ({v[0]})" for k, v in BUSY_SCRIPTS.items()))
+    ap.add_argument("--busy-connect-budget", type=int, default=600,
+                    help="seconds pgbench may take to connect every client")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     args = ap.parse_args()
     workloads = [w for w in args.workloads.split(",") if w]
     for w in workloads:
         if w not in WORKLOADS:
             ap.error(f"unknown workload {w!r}")
+    for sc in args.busy_scripts.split(","):
+        if sc not in BUSY_SCRIPTS:
+            ap.error(f"unknown busy script {sc!r}")
     raise_nofile()     # inherited by every server started here (and the idle clients)
 
     t_start = time.monotonic()
@@ -289,6 +379,7 @@ def main():
     results = {}       # (workload, target) -> list of (tps, n, cpu_us_per_tx or None)
     failures = []
     idle = {}
+    busy_res = {}
     try:
         etcd = Etcd(base).start()
         cluster = Cluster(base, etcd)
@@ -361,6 +452,13 @@ def main():
                           + f"  vs direct {fmt(ratio, '5.2f')}"
                           + (f"  proxy CPU {cpu:7.2f} us/tx" if cpu is not None else ""), flush=True)
 
+        if args.busy_clients > 0:
+            proxy.stop()     # only the pooler measured runs (and its fds and memory are fresh)
+            bouncer.stop()
+            busy_res = busy_tests(args, base, cluster, node, env, failures)
+            proxy = Proxy(cluster, {"proxy.pool_size": "20", "proxy.log_level": "warn",
+                                    "proxy.max_client_conn": "12000"}).start()
+            bouncer = PgBouncer(base, cluster.su_pw, node.pg_port).start()
         if args.idle_clients > 0:
             print(f"\nidle clients: {args.idle_clients} connections (startup + SCRAM), batches of 500, "
                   "each pooler freshly started", flush=True)
@@ -399,28 +497,46 @@ def main():
     for (w, t), v in results.items():
         med[(w, t)] = (statistics.median(x[0] for x in v),
                        statistics.median(x[2] for x in v) if v[0][2] is not None else None)
-    print(f"\nsummary: median of {args.repeats} run(s) of {args.seconds} s; CPU = proxy utime+stime "
-          "per transaction")
-    print(f"{'workload':11s} {'target':10s} {'tps':>10s} {'/direct':>8s} {'CPU us/tx':>10s}")
-    for w in workloads:
-        d = med.get((w, "direct"), (None, None))[0]
-        for t in TARGETS:
-            tps, cpu = med.get((w, t), (None, None))
-            ratio = tps / d if tps is not None and d else None
-            print(f"{w:11s} {t:10s} {fmt(tps, '10.1f')} {fmt(ratio, '8.2f')} {fmt(cpu, '10.2f')}")
-    print("\npgha / PgBouncer per workload (targets: TPS >= 1.3 on select-only, CPU/tx <= 0.7)")
-    print(f"{'workload':11s} {'TPS ratio':>10s} {'CPU/tx ratio':>13s}")
-    for w in workloads:
-        a, b = med.get((w, "pgha")), med.get((w, "pgbouncer"))
-        tr = a[0] / b[0] if a and b and b[0] else None
-        cr = a[1] / b[1] if a and b and a[1] is not None and b[1] else None
-        print(f"{w:11s} {fmt(tr, '10.2f')} {fmt(cr, '13.2f')}")
+    if workloads:
+        print(f"\nsummary: median of {args.repeats} run(s) of {args.seconds} s; CPU = proxy utime+stime "
+              "per transaction")
+        print(f"{'workload':11s} {'target':10s} {'tps':>10s} {'/direct':>8s} {'CPU us/tx':>10s}")
+        for w in workloads:
+            d = med.get((w, "direct"), (None, None))[0]
+            for t in TARGETS:
+                tps, cpu = med.get((w, t), (None, None))
+                ratio = tps / d if tps is not None and d else None
+                print(f"{w:11s} {t:10s} {fmt(tps, '10.1f')} {fmt(ratio, '8.2f')} {fmt(cpu, '10.2f')}")
+        print("\npgha / PgBouncer per workload (targets: TPS >= 1.3 on select-only, CPU/tx <= 0.7)")
+        print(f"{'workload':11s} {'TPS ratio':>10s} {'CPU/tx ratio':>13s}")
+        for w in workloads:
+            a, b = med.get((w, "pgha")), med.get((w, "pgbouncer"))
+            tr = a[0] / b[0] if a and b and b[0] else None
+            cr = a[1] / b[1] if a and b and a[1] is not None and b[1] else None
+            print(f"{w:11s} {fmt(tr, '10.2f')} {fmt(cr, '13.2f')}")
     if idle:
         print("\nidle clients (target: pgha RSS per client / PgBouncer <= 1)")
         print(f"{'pooler':10s} {'clients':>8s} {'RSS 0 (MB)':>11s} {'RSS N (MB)':>11s} {'bytes/client':>13s}")
         for name, (got, before, after, per, errs) in idle.items():
             print(f"{name:10s} {got:8d} {before / 1e6:11.1f} {after / 1e6:11.1f} {per:13.0f}"
                   + ("  (fewer than asked)" if got < args.idle_clients else ""))
+    if busy_res:
+        print(f"\n{args.busy_clients} busy clients (median of {args.busy_repeats} run(s); window "
+              f"{args.busy_seconds} s; pgbench runs on the same {os.cpu_count()} CPUs as the pooler "
+              "and PostgreSQL)")
+        keys = ("tps", "p50_ms", "p99_ms", "max_ms", "cpu_us_tx", "hwm_kb", "per_client_b")
+        bm = {sn: {k: statistics.median(x[k] for x in v) for k in keys} for sn, v in busy_res.items()}
+        print(f"{'script':7s} {'pooler':10s} {'tps':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} "
+              f"{'CPU us/tx':>10s} {'peak RSS MB':>12s} {'B/client':>9s}")
+        for (script, name), m in bm.items():
+            print(f"{script:7s} {name:10s} {m['tps']:9.1f} {m['p50_ms']:8.1f} {m['p99_ms']:8.1f} "
+                  f"{m['max_ms']:8.1f} {m['cpu_us_tx']:10.2f} {m['hwm_kb'] / 1024:12.1f} "
+                  f"{m['per_client_b']:9.0f}")
+        for script in args.busy_scripts.split(","):
+            a, b = bm.get((script, "pgha")), bm.get((script, "pgbouncer"))
+            if a and b:
+                print(f"{script}: pgha / PgBouncer: " + "  ".join(
+                    f"{k} {a[k] / b[k]:.2f}" for k in keys if b[k]))
     print("\nproject target ratios:")
     for w in ("select16", "select1000"):
         a, b = med.get((w, "pgha")), med.get((w, "pgbouncer"))
