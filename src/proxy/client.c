@@ -65,6 +65,7 @@ static void client_server_lost(struct client *c, char server_status, const char 
 static void client_fail(struct client *c, const char *sqlstate, const char *msg);
 static void client_got_server(struct client *c, struct server *s);
 static void c2s(struct client *c);
+static void ryw_go(struct client *c, struct server *s);
 static void client_login_done(struct client *c);
 static void client_auth_lookup_done(struct client *c, const char *secret, const char *failure);
 static void pool_failed(struct pool *p, const char *why);
@@ -198,8 +199,26 @@ static void client_unlink_server(struct client *c, bool clean)
 	struct server *s = c->server;
 	if (s == NULL)
 		return;
+	int lsn_at;
+	int owed = clean && s->status == 'I' && c->pinned == NULL ? relay_own_queries_owed(c, &lsn_at) : -1;
 	c->server = NULL;
 	s->client = NULL;
+	if (owed > 0) {
+		/*
+		 * Only the proxy's own queries are unanswered (a state read, an LSN request, its
+		 * settings): the server finishes them and goes back to the pool (SERVER_RESET_DONE).
+		 */
+		s->reset_needed = owed;
+		s->reset_lsn_at = lsn_at;   /* its LSN request is still read (server.c) */
+		if (lsn_at < 0)
+			server_forget_lsn(s);
+		int r = s->out.len > s->out_off ? strbuf_send(&s->out, &s->out_off, s->tag.fd) : 1;
+		if (r < 0)
+			server_close(s, "cannot send the proxy's queries");
+		else
+			proxy_watch(c->px, &s->tag, r == 0 ? EPOLLIN | EPOLLOUT : EPOLLIN);
+		return;
+	}
 	if (!clean || !relay_idle(c) || s->status != 'I' || pbuf_len(&s->in) > 0) {
 		/*
 		 * A backend keeps running a statement after its socket closed (it looks only
@@ -220,7 +239,8 @@ static void client_unlink_server(struct client *c, bool clean)
 	}
 	if (c->px->cfg.pool_mode == POOL_SESSION && c->px->cfg.server_reset_query[0]) {
 		/* Reset before another client gets it; back to the pool at its ReadyForQuery (SERVER_RESET_DONE). */
-		s->reset_needed = true;
+		s->reset_needed = 1;
+		s->reset_lsn_at = -1;
 		sess_set_clear(&s->sess);   /* DISCARD ALL, the default reset, forgets the settings the proxy gave it */
 		pgp_build_query(&s->out, c->px->cfg.server_reset_query);
 		s->status = 'A';
@@ -1044,7 +1064,7 @@ static void relay_then(struct client *c, struct server *s, enum relay_next next,
 		close_server(s, r->why);
 		return;
 	case RELAY_RYW_GO:
-		c2s(c);
+		ryw_go(c, s);
 		return;
 	case RELAY_RYW_LEADER:
 		ryw_to_leader(c, s);
@@ -1078,19 +1098,33 @@ static void client_got_server(struct client *c, struct server *s)
 	s->client = c;
 	client_set_state(c, CL_ACTIVE);
 	c->xact_start_ms = px->now_ms;
-	relay_apply_params(c, s);
-	if (c->ryw_home != NULL) {
-		relay_ryw_borrow(c, s);
-	} else if (c->ro && px->cfg.read_your_writes && px->cfg.pool_mode == POOL_TRANSACTION) {
+	if (c->ro && c->ryw_home == NULL && px->cfg.read_your_writes && px->cfg.pool_mode == POOL_TRANSACTION) {
+		/*
+		 * The gate first: nothing of the client's (its settings included) may be
+		 * queued on a standby its read may leave for the leader.
+		 */
 		int gate = relay_ryw_gate(c, s);
 		if (gate < 0) {
 			ryw_to_leader(c, s);
 			return;
 		}
-		if (c->ryw == RYW_WAIT_LSN)
-			link_add_tail(&px->ryw_gated, &c->ryw_node);
+		if (gate == 0) {
+			if (c->ryw == RYW_WAIT_LSN)
+				link_add_tail(&px->ryw_gated, &c->ryw_node);
+			c2s(c);   /* gated: sends only the replay check */
+			return;
+		}
 	}
-	c2s(c);   /* gated: sends only what the proxy queued */
+	ryw_go(c, s);
+}
+
+/* c's work starts on s: its settings first (read-your-writes: once its gate opened). */
+static void ryw_go(struct client *c, struct server *s)
+{
+	relay_apply_params(c, s);
+	if (c->ryw_home != NULL)
+		relay_ryw_borrow(c, s);
+	c2s(c);
 }
 
 void client_ryw_wake(struct proxy *px)
@@ -1110,8 +1144,10 @@ void client_ryw_wake(struct proxy *px)
 			link_del(&c->ryw_node);
 		if (gate < 0)
 			ryw_to_leader(c, c->server);
+		else if (gate > 0)
+			ryw_go(c, c->server);
 		else if (c->ryw != RYW_WAIT_LSN)
-			c2s(c);
+			c2s(c);   /* sends the replay check */
 	}
 }
 

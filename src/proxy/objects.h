@@ -160,7 +160,8 @@ struct server {
 	int64_t stale_ms;          /* since when (a stale busy server is closed after hold_timeout) */
 	bool standby;              /* in_hot_standby = on */
 	uint8_t verify;            /* login: 0, 1 = system identifier asked, 2 = it matched */
-	bool reset_needed;         /* session mode: run the reset query before reuse */
+	int reset_needed;          /* ReadyForQuery it owes before reuse: the session mode's reset query, or
+				      the proxy's own queries its client left behind (client_unlink_server) */
 	struct route_target target;
 	int64_t created_ms;
 	int64_t used_ms;
@@ -173,6 +174,7 @@ struct server {
 	struct client *probe_for;  /* ... the client whose values they are (NULL: it left) */
 	struct strbuf probe_sent;  /* ... "name\0value\0" for each parameter its startup packet set */
 	uint64_t lsn_seq;          /* its read-your-writes LSN request in flight (px->lsn_seq); 0: none */
+	int reset_lsn_at;          /* reset_needed: ReadyForQuery owed before that request's (-1: none) */
 };
 
 struct pool {

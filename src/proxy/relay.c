@@ -322,6 +322,23 @@ bool relay_idle(const struct client *c)
 	return c->expq_len == 0 && c->c2s_remaining == 0;
 }
 
+int relay_own_queries_owed(const struct client *c, int *lsn_at)
+{
+	struct server *s = c->server;
+	*lsn_at = -1;
+	if (c->expq_len == 0 || c->c2s_remaining != 0 || (s != NULL && s->s2c_remaining != 0))
+		return -1;
+	for (size_t i = 0; i < c->expq_len; i++) {
+		uint8_t k = c->expq[(c->expq_head + i) % c->expq_cap].kind;
+		/* A state read pending: the session may hold what no other client may get (a LISTEN...). */
+		if (k != EXP_SWALLOW_QUERY && k != EXP_LSN_QUERY && k != EXP_REPLAY_QUERY)
+			return -1;
+		if (k == EXP_LSN_QUERY)
+			*lsn_at = (int)i;
+	}
+	return (int)c->expq_len;
+}
+
 void relay_reset(struct client *c)
 {
 	c->expq_head = c->expq_len = 0;
@@ -521,33 +538,6 @@ static void state_done(struct client *c)
 
 /* ---- read-your-writes (docs/READ_YOUR_WRITES.md) ------------------------------------ */
 
-/* pg_lsn's text ("16/B374D848") as a number; false when it is not one. */
-static bool parse_lsn(const char *t, uint64_t *out)
-{
-	unsigned hi, lo;
-	char tail;
-	if (t == NULL || sscanf(t, "%X/%X%c", &hi, &lo, &tail) != 2)
-		return false;
-	*out = ((uint64_t)hi << 32) | lo;
-	return true;
-}
-
-/* The LSN in a one-column DataRow; false for anything else (NULL included). */
-static bool row_lsn(const struct pgp_msg *m, uint64_t *out)
-{
-	size_t n;
-	struct pgp_iter it;
-	struct pgp_value v;
-	struct pgha_err e;
-	char text[64];
-	if (pgp_parse_data_row(m, &n, &it, &e) != 0 || n != 1 || !pgp_next_value(&it, &v) || v.len < 0 ||
-	    (size_t)v.len >= sizeof(text))
-		return false;
-	memcpy(text, v.data, (size_t)v.len);
-	text[v.len] = '\0';
-	return parse_lsn(text, out);
-}
-
 /* The last replay position read on s's standby (NULL: none kept; create: a slot for it). */
 static uint64_t *replay_seen(struct proxy *px, const struct server *s, bool create)
 {
@@ -659,18 +649,13 @@ static void ryw_give_back(struct client *c, struct server *s)
 /* The row of an LSN request or of a replay check. */
 static void ryw_row(struct client *c, struct server *s, uint8_t head, const struct pgp_msg *m)
 {
-	struct proxy *px = c->px;
 	uint64_t lsn;
-	if (!row_lsn(m, &lsn))
+	if (!server_row_lsn(m, &lsn))
 		return;
-	if (head == EXP_REPLAY_QUERY) {
+	if (head == EXP_REPLAY_QUERY)
 		c->ryw_seen = lsn;
-		return;
-	}
-	if (lsn > px->lsn_known)
-		px->lsn_known = lsn;
-	if (s->lsn_seq > px->lsn_known_seq)
-		px->lsn_known_seq = s->lsn_seq;
+	else
+		server_lsn_answered(s, lsn);
 }
 
 /* An LSN request's or a replay check's answer. */

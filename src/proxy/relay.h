@@ -42,6 +42,13 @@ void relay_apply_params(struct client *c, struct server *s);
 /* Nothing owed by the server, nothing of a client message left to copy. */
 bool relay_idle(const struct client *c);
 /*
+ * All the server still owes c is for the proxy's own queries (a state read
+ * excepted: what it would find may forbid the server's reuse): how many
+ * ReadyForQuery (-1 otherwise), and *lsn_at: how many of them come before
+ * the read-your-writes LSN request's (-1: none).
+ */
+int relay_own_queries_owed(const struct client *c, int *lsn_at);
+/*
  * Read-your-writes (docs/READ_YOUR_WRITES.md): a read-only client that just
  * got standby s. 1: its bytes may flow; 0: gated (client.ryw says on what:
  * LSN answers, or the replay check queued on s); -1: its read goes to the

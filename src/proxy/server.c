@@ -110,18 +110,58 @@ struct server *server_connect_probe(struct client *c, const struct pgp_param *va
 	return s;
 }
 
+bool server_row_lsn(const struct pgp_msg *m, uint64_t *out)
+{
+	size_t n;
+	struct pgp_iter it;
+	struct pgp_value v;
+	struct pgha_err e;
+	char text[64], tail;
+	unsigned hi, lo;
+	if (pgp_parse_data_row(m, &n, &it, &e) != 0 || n != 1 || !pgp_next_value(&it, &v) || v.len <= 0 ||
+	    (size_t)v.len >= sizeof(text))
+		return false;
+	memcpy(text, v.data, (size_t)v.len);
+	text[v.len] = '\0';
+	if (sscanf(text, "%X/%X%c", &hi, &lo, &tail) != 2)
+		return false;
+	*out = ((uint64_t)hi << 32) | lo;
+	return true;
+}
+
+void server_lsn_answered(struct server *s, uint64_t lsn)
+{
+	struct proxy *px = s->px;
+	if (lsn > px->lsn_known)
+		px->lsn_known = lsn;
+	if (s->lsn_seq > px->lsn_known_seq)
+		px->lsn_known_seq = s->lsn_seq;
+}
+
+/* The answer to an LSN request its client left behind (client_unlink_server). */
+static void lsn_answer(struct server *s, const struct pgp_msg *m)
+{
+	uint64_t lsn;
+	if (server_row_lsn(m, &lsn))
+		server_lsn_answered(s, lsn);
+}
+
+void server_forget_lsn(struct server *s)
+{
+	if (s->lsn_seq == 0)
+		return;
+	if (s->lsn_seq > s->px->lsn_lost)
+		s->px->lsn_lost = s->lsn_seq;
+	s->lsn_seq = 0;
+	s->px->ryw_wake = true;
+}
+
 void server_close(struct server *s, const char *why)
 {
 	if (s->state == SV_CLOSING)
 		return;
 	log_debug("server %s:%d (pid %d) closed: %s", s->target.host, s->target.port, s->backend_pid, why);
-	if (s->lsn_seq != 0) {
-		/* Its read-your-writes LSN request is lost: the reads waiting for it learn so. */
-		if (s->lsn_seq > s->px->lsn_lost)
-			s->px->lsn_lost = s->lsn_seq;
-		s->lsn_seq = 0;
-		s->px->ryw_wake = true;
-	}
+	server_forget_lsn(s);
 	server_set_state(s, SV_CLOSING);
 	proxy_unwatch(s->px, &s->tag);
 	close(s->tag.fd);
@@ -454,9 +494,16 @@ enum server_next server_event(struct server *s, uint32_t events, char *why, size
 			s->in.start += m.total_len;
 			if (m.type == 'E')
 				return failed(why, whylen, "the reset query failed");
+			if (m.type == 'D' && s->reset_lsn_at == 0)
+				lsn_answer(s, &m);
 			if (m.type == 'Z' && m.body_len == 1) {
 				s->status = (char)m.body[0];
-				s->reset_needed = false;
+				if (s->reset_lsn_at >= 0 && s->reset_lsn_at-- == 0) {
+					s->lsn_seq = 0;   /* answered */
+					s->px->ryw_wake = true;
+				}
+				if (--s->reset_needed > 0)
+					continue;
 				s->in.start = s->in.end = 0;
 				return SERVER_RESET_DONE;
 			}

@@ -42,6 +42,15 @@ enum server_next server_event(struct server *s, uint32_t events, char *why, size
  * it first) and pool are not told: that is the caller's.
  */
 void server_close(struct server *s, const char *why);
+/*
+ * s's read-your-writes LSN request will not be read (its server closes, or its
+ * client left): lost, and the reads waiting for it learn so (px->lsn_lost).
+ */
+void server_forget_lsn(struct server *s);
+/* The pg_lsn in a one-column DataRow ("16/B374D848"); false for anything else, NULL included. */
+bool server_row_lsn(const struct pgp_msg *m, uint64_t *out);
+/* s's LSN request answered lsn: reads must see at least that (px->lsn_known). */
+void server_lsn_answered(struct server *s, uint64_t lsn);
 /* Why s is to be closed now (connect, idle, lifetime, stale timeouts); NULL: not. */
 const char *server_timed_out(const struct server *s);
 /* A ParameterStatus from the server: role (in_hot_standby) and tracked parameters. */

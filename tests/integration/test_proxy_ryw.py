@@ -6,6 +6,7 @@ behind makes the read wait (ryw_wait) or run on the leader, read-only.
 A leader and two standbys, one of them replaying 300 ms late
 (recovery_min_apply_delay): without the feature, reads landing there miss the
 row just written (the control run shows it); with it, none does."""
+import threading
 import time
 import urllib.request
 
@@ -39,10 +40,24 @@ def metrics(port, standby_reads):
     return wait_until("the read-your-writes counters", read, timeout=10)
 
 
+def within(seconds, fn):
+    """fn's result, or a failure if it has not returned within seconds (it runs on a thread)."""
+    out = []
+    t = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+    t.start()
+    t.join(seconds)
+    assert out, f"no answer within {seconds} s"
+    return out[0]
+
+
 def write_then_read(proxy, table, rounds):
     """Each round commits a row through the read-write port and reads it at once through the
     read-only port: (reads that missed it, reads a standby answered, mean read seconds)."""
-    with proxy.connect(autocommit=True) as rw, proxy.connect(ro=True, autocommit=True) as ro:
+    # The reader has settings of its own: they are set on whichever server its read runs on,
+    # the leader too (none may be left queued on a standby it leaves).
+    with proxy.connect(autocommit=True) as rw, \
+            proxy.connect(ro=True, autocommit=True, application_name="reader",
+                          options="-c statement_timeout=10s") as ro:
         rw.execute(f"CREATE TABLE {table} (id int PRIMARY KEY)")
         misses = on_standby = 0
         spent = 0.0
@@ -107,5 +122,29 @@ def test_every_read_sees_its_write(three):
             # A lent leader server went back read-write.
             for _ in range(8):
                 rw.execute("INSERT INTO ryw_on VALUES (-2) ON CONFLICT DO NOTHING")
+    finally:
+        assert proxy.stop() == 0, proxy.log()[-3000:]
+
+
+def test_a_writer_that_leaves_at_once_still_has_its_write_read(three):
+    """psycopg's `with connect()` sends Terminate as soon as its COMMIT returned: the LSN
+    request after it must neither be lost for the readers nor cost the server connection."""
+    proxy = Proxy(three, {"proxy.read_your_writes": "on"}, name="rywleave").start()
+    try:
+        with proxy.connect(autocommit=True) as rw:
+            rw.execute("CREATE TABLE ryw_leave (id int PRIMARY KEY)")
+            pid = rw.execute("SELECT pg_backend_pid()").fetchone()[0]
+        misses = 0
+        for i in range(20):
+            with proxy.connect(autocommit=True) as rw:
+                rw.execute("INSERT INTO ryw_leave VALUES (%s)", (i,))
+            with proxy.connect(ro=True, autocommit=True, options="-c statement_timeout=10s") as ro:
+                # Bounded: a read stuck in the proxy (statement_timeout cannot end that) fails the test.
+                n = within(20, lambda: ro.execute("SELECT count(*) FROM ryw_leave WHERE id = %s",
+                                                  (i,)).fetchone()[0])
+                misses += n == 0
+        assert misses == 0
+        with proxy.connect(autocommit=True) as rw:
+            assert rw.execute("SELECT pg_backend_pid()").fetchone()[0] == pid   # the server was kept
     finally:
         assert proxy.stop() == 0, proxy.log()[-3000:]
