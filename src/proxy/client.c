@@ -200,7 +200,9 @@ static void client_unlink_server(struct client *c, bool clean)
 	if (s == NULL)
 		return;
 	int lsn_at;
-	int owed = clean && s->status == 'I' && c->pinned == NULL ? relay_own_queries_owed(c, &lsn_at) : -1;
+	/* Session mode resets a server between clients (below): not this way. */
+	int owed = clean && s->status == 'I' && c->pinned == NULL && c->px->cfg.pool_mode == POOL_TRANSACTION ?
+		   relay_own_queries_owed(c, &lsn_at) : -1;
 	c->server = NULL;
 	s->client = NULL;
 	if (owed > 0) {
