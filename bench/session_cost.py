@@ -15,6 +15,7 @@ pool_size 20, transaction pooling everywhere. Workloads (each --seconds, after a
 Per run: TPS, the ratio to pgha-before, and the proxy's CPU time per transaction.
 
 Usage: /usr/bin/python3 bench/session_cost.py [--seconds 15] [--repeats 3] [--before REV]
+           [--workloads select-simple,select-extended,set-each-xact]
 Needs the built binary (make), git, and scripts/install-deps.sh --bench (pgbouncer).
 Run as root (PostgreSQL and PgBouncer run as the OS user postgres).
 """
@@ -53,6 +54,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=15)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--workloads", default="select-simple,select-extended,set-each-xact")
     ap.add_argument("--before", default=None, help="git revision of pgha-before (default: the commit "
                     "before src/proxy/sess.c was added)")
     args = ap.parse_args()
@@ -107,6 +109,7 @@ def main():
             "select-extended": ["-S", "-M", "extended", "-c", "16", "-j", "2"],
             "set-each-xact": ["-f", script, "-M", "simple", "-c", "16", "-j", "2"],
         }
+        workloads = {w: workloads[w] for w in args.workloads.split(",")}
         print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; {args.repeats} x "
               f"{args.seconds} s per target and workload, interleaved; median shown", flush=True)
         for wname, wargs in workloads.items():
