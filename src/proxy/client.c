@@ -172,12 +172,8 @@ static void client_free(struct client *c)
 	sess_set_free(&c->sess_start);
 	sess_set_free(&c->sess_texts);
 	sess_set_free(&c->sess_read);
-	for (size_t i = 0; i < c->nsess_custom; i++)
-		free(c->sess_custom[i]);
-	free(c->sess_custom);
-	for (size_t i = 0; i < c->nsess_names; i++)
-		free(c->sess_names[i]);
-	free(c->sess_names);
+	sess_names_free(c->sess_custom, c->nsess_custom);
+	sess_names_free(c->sess_names, c->nsess_names);
 	free(c->sess_failed);
 	pbuf_free(&c->in);
 	sb_free(&c->out);

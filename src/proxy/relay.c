@@ -361,13 +361,6 @@ void relay_free(struct client *c)
 
 /* ---- session state in transaction mode (sess.c) ------------------------------------ */
 
-static void free_names(char **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
 /* What a statement the client sent may do to its session: kept until the state is read. */
 static void sess_note(struct client *c, const struct sess_class *cl)
 {
@@ -448,7 +441,7 @@ static void state_query_start(struct client *c, struct server *s)
 	q_push(c, EXP_STATE_QUERY, NULL);
 	c->sess_reading = parts | (pins ? SESS_PIN : 0);
 	c->sess_pending = 0;
-	free_names(c->sess_names, c->nsess_names);
+	sess_names_free(c->sess_names, c->nsess_names);
 	c->sess_names = NULL;
 	c->nsess_names = 0;
 	sess_set_clear(&c->sess_read);

@@ -312,14 +312,17 @@ void sess_classify(const char *sql, size_t len, bool pinned, struct sess_class *
 	json_decref(tree);
 }
 
+void sess_names_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
 void sess_class_free(struct sess_class *cl)
 {
-	for (size_t i = 0; i < cl->ncustom; i++)
-		free(cl->custom[i]);
-	free(cl->custom);
-	for (size_t i = 0; i < cl->nnames; i++)
-		free(cl->names[i]);
-	free(cl->names);
+	sess_names_free(cl->custom, cl->ncustom);
+	sess_names_free(cl->names, cl->nnames);
 	for (size_t i = 0; i < cl->nprepares; i++) {
 		free(cl->prepares[i].name);
 		free(cl->prepares[i].text);

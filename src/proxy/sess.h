@@ -60,6 +60,8 @@ void sess_classify(const char *sql, size_t len, bool pinned, struct sess_class *
 /* The quick look alone, for a text too long to wait for: false is sure. */
 bool sess_worth_parsing(const char *sql, size_t len, bool pinned);
 void sess_class_free(struct sess_class *cl);
+/* A list of names (sess_class.custom, .names, a client's copies) and its strings. */
+void sess_names_free(char **v, size_t n);
 
 /*
  * The classes of the texts last parsed, by text: applications send the same
