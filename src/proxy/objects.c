@@ -58,6 +58,7 @@ void client_set_state(struct client *c, enum client_state to)
 			c->ryw_home = NULL;
 		}
 		c->ryw = 0;
+		c->ryw_on_standby = false;
 		link_del(&c->ryw_node);
 	}
 	if (to == CL_IDLE)

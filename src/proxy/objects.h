@@ -124,6 +124,7 @@ struct client {
 	uint64_t ryw_seen;         /* ... what the standby's replay check answered */
 	struct link ryw_node;      /* in px->ryw_gated while it waits for LSN answers */
 	struct pool *ryw_home;     /* its read-only pool, while it borrows a leader server */
+	bool ryw_on_standby;       /* its read passed the gate on a standby: counted when it ends */
 	char *sess_failed;         /* setting its state on a server failed: why (it ends with it) */
 	char sess_failed_code[6];  /* ... the server's SQLSTATE */
 	struct server *probe;      /* CL_LOGIN: a server logging in with its startup values (client.c) */

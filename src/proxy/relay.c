@@ -589,7 +589,7 @@ static int ryw_check(struct client *c, struct server *s)
 	uint64_t w = px->lsn_known, *seen = replay_seen(px, s, false);
 	c->ryw_target = w;
 	if (!s->standby || w == 0 || (seen != NULL && *seen >= w)) {
-		px->stats_ryw_standby += s->standby;
+		c->ryw_on_standby = s->standby;
 		return 1;
 	}
 	/* Wait on the standby itself, bounded, so the proxy needs no timer: 2 ms steps up to ryw_wait. */
@@ -629,12 +629,16 @@ void relay_ryw_borrow(struct client *c, struct server *s)
 {
 	pgp_build_query(&s->out, "SET default_transaction_read_only = on");
 	q_push(c, EXP_SWALLOW_QUERY, NULL);
-	c->px->stats_ryw_leader++;
 }
 
-/* The end of a read on a lent leader server: it goes back read-write. */
+/*
+ * The end of a read on a lent leader server: it goes back read-write. Counted
+ * here, once the read is done: a read whose lent server was lost before it ran
+ * is lent another, and still is one read.
+ */
 static void ryw_give_back(struct client *c, struct server *s)
 {
+	c->px->stats_ryw_leader++;
 	pgp_build_query(&s->out, "RESET default_transaction_read_only");
 	q_push(c, EXP_SWALLOW_QUERY, NULL);
 }
@@ -675,8 +679,7 @@ static void ryw_answer(struct client *c, struct expect *e, char type, const stru
 				*seen = c->ryw_seen;
 		}
 		c->ryw = c->ryw_seen >= c->ryw_target && c->ryw_seen != 0 ? RYW_READY : RYW_TO_LEADER;
-		if (c->ryw == RYW_READY)
-			px->stats_ryw_standby++;
+		c->ryw_on_standby = c->ryw == RYW_READY;
 	}
 }
 
@@ -1422,6 +1425,10 @@ enum relay_next relay_s2c(struct client *c, struct relay_result *res)
 					lsn_request(c, s);
 				else if (fwd && c->ryw_home != NULL)
 					ryw_give_back(c, s);
+				else if (fwd && c->ryw_on_standby) {
+					px->stats_ryw_standby++;   /* once the read is done, as a lent one */
+					c->ryw_on_standby = false;
+				}
 				if (state_check_due(c))
 					state_query_start(c, s);
 			}
