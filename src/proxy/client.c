@@ -31,6 +31,7 @@
 #include "proxy/relay.h"
 #include "proxy/server.h"
 #include "proxy/sess.h"
+#include "proxy/split.h"
 #include "proxy/tls.h"
 
 /* ---- lifecycle -------------------------------------------------------- */
@@ -1010,6 +1011,89 @@ static void auth_step(struct client *c)
 }
 
 /* The transaction is over: c goes idle, s back to its pool, c gets what is left of the answer. */
+/*
+ * rw_split: is c's next unit a proven read? Then it leaves for the read-only
+ * pool (its own kept in split_home until the transaction ends). false: not
+ * all of the unit is here yet.
+ */
+static bool split_decide(struct client *c)
+{
+	struct proxy *px = c->px;
+	c->split_more = false;
+	if (px->cfg.rw_split == RW_SPLIT_OFF || c->ro || c->pinned != NULL || px->cfg.pool_mode != POOL_TRANSACTION)
+		return true;
+	/* A standby refuses SERIALIZABLE: a session that asks for it reads on the leader. */
+	const struct sess_item *iso = sess_set_get(&c->sess, 'g', "default_transaction_isolation");
+	if (iso != NULL && iso->value != NULL && strcmp(iso->value, "serializable") == 0)
+		return true;
+	int r = split_route(c);
+	if (r < 0) {
+		c->split_more = true;
+		return false;
+	}
+	if (r > 0) {
+		c->split_home = c->pool;
+		c->pool = pool_get(px, c->database, c->user, true);
+		px->stats_split_standby++;
+	}
+	return true;
+}
+
+/*
+ * rw_split: c's transaction is over and its server owes only the proxy's own
+ * queries (the LSN request after a write): the server finishes them alone, so
+ * that c's next unit, arriving now, is routed afresh rather than sent to the
+ * leader with them. true: c has no server any more.
+ */
+static bool split_detach(struct client *c)
+{
+	struct proxy *px = c->px;
+	struct server *s = c->server;
+	int lsn_at;
+	if (px->cfg.rw_split == RW_SPLIT_OFF || c->ro || c->split_home != NULL || c->pinned != NULL || s == NULL ||
+	    s->status != 'I' || relay_own_queries_owed(c, &lsn_at) <= 0)
+		return false;
+	client_unlink_server(c, true);
+	relay_reset(c);
+	px->stats_xacts++;
+	metrics_observe_xact(px, px->now_ms - c->xact_start_ms);
+	client_set_state(c, CL_IDLE);
+	return true;
+}
+
+/* c has bytes and no server: the start of its next transaction. */
+static void client_dispatch(struct client *c)
+{
+	/* A lone Terminate needs no server. */
+	if (pbuf_len(&c->in) == 5 && c->in.data[c->in.start] == 'X') {
+		c->terminated = true;
+		client_close(c, "client sent Terminate");
+		return;
+	}
+	if (c->lost != NULL && answer_lost(c) != 0)
+		return;
+	if (!split_decide(c))
+		return;
+	struct server *s = pool_request(c->pool, c);
+	if (s != NULL)
+		client_got_server(c, s);
+}
+
+/* Input from a client with no server (and no admin console). */
+static void idle_input(struct client *c)
+{
+	if (pbuf_len(&c->in) == 0 || c->split_more) {
+		ssize_t r = client_read(c, &c->in);
+		if (r == -2)
+			return;
+		if (r <= 0) {
+			client_close(c, r == 0 ? "client disconnected" : "read error");
+			return;
+		}
+	}
+	client_dispatch(c);
+}
+
 static void release_server(struct client *c, struct server *s)
 {
 	struct proxy *px = c->px;
@@ -1022,6 +1106,9 @@ static void release_server(struct client *c, struct server *s)
 	px->freed_bytes += pbuf_shrink(&s->in) + sb_shrink(&s->out, &s->out_off) + pbuf_shrink(&c->in);
 	give_back(s);
 	flush_out(c);   /* a slow client keeps its bytes */
+	/* rw_split: the client's next unit came while its read ran: it starts its next transaction. */
+	if (c->state == CL_IDLE && pbuf_len(&c->in) > 0)
+		client_dispatch(c);
 }
 
 /*
@@ -1067,6 +1154,9 @@ static void relay_then(struct client *c, struct server *s, enum relay_next next,
 	case RELAY_RYW_LEADER:
 		ryw_to_leader(c, s);
 		return;
+	case RELAY_MORE:
+		c2s(c);
+		return;
 	case RELAY_END_SESSION:
 		/* PostgreSQL closes the connection after a FATAL: so do we, once it is sent. */
 		c->server = NULL;
@@ -1096,7 +1186,18 @@ static void client_got_server(struct client *c, struct server *s)
 	s->client = c;
 	client_set_state(c, CL_ACTIVE);
 	c->xact_start_ms = px->now_ms;
-	if (c->ro && c->ryw_home == NULL && px->cfg.read_your_writes && px->cfg.pool_mode == POOL_TRANSACTION) {
+	if ((c->ro || c->split_home != NULL) && c->ryw_home == NULL && px->cfg.read_your_writes &&
+	    px->cfg.pool_mode == POOL_TRANSACTION) {
+		/* A standby known to be further along: the read waits less there, or not at all. */
+		struct server *better = relay_ryw_better(c, s);
+		if (better != NULL) {
+			server_set_state(better, SV_ACTIVE);
+			s->client = NULL;
+			give_back(s);
+			s = better;
+			c->server = s;
+			s->client = c;
+		}
 		/*
 		 * The gate first: nothing of the client's (its settings included) may be
 		 * queued on a standby its read may leave for the leader.
@@ -1204,7 +1305,10 @@ void client_event(struct client *c, uint32_t events)
 	switch (c->state) {
 	case CL_ACTIVE:
 		c->in.drained = false;   /* EPOLLIN: there is something to read */
-		c2s(c);
+		if (split_detach(c))
+			idle_input(c);
+		else
+			c2s(c);
 		return;
 	case CL_IDLE: {
 		if (c->admin) {
@@ -1221,26 +1325,7 @@ void client_event(struct client *c, uint32_t events)
 			flush_out(c);
 			return;
 		}
-		if (pbuf_len(&c->in) == 0) {
-			ssize_t r = client_read(c, &c->in);
-			if (r == -2)
-				return;
-			if (r <= 0) {
-				client_close(c, r == 0 ? "client disconnected" : "read error");
-				return;
-			}
-		}
-		/* A lone Terminate needs no server. */
-		if (pbuf_len(&c->in) == 5 && c->in.data[c->in.start] == 'X') {
-			c->terminated = true;
-			client_close(c, "client sent Terminate");
-			return;
-		}
-		if (c->lost != NULL && answer_lost(c) != 0)
-			return;
-		struct server *s = pool_request(c->pool, c);
-		if (s != NULL)
-			client_got_server(c, s);
+		idle_input(c);
 		return;
 	}
 	case CL_WAITING:

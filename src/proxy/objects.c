@@ -6,6 +6,8 @@
 #include "proxy/objects.h"
 #include "proxy/metrics.h"
 
+#include <stdio.h>
+#include <string.h>
 #include <strings.h>
 
 const char *const tracked_params[NTRACKED] = {
@@ -57,6 +59,11 @@ void client_set_state(struct client *c, enum client_state to)
 			c->pool = c->ryw_home;
 			c->ryw_home = NULL;
 		}
+		if (c->split_home != NULL) {
+			c->pool = c->split_home;   /* after ryw_home: a split read lent a leader server came from it */
+			c->split_home = NULL;
+		}
+		c->split_hold = false;
 		c->ryw = 0;
 		c->ryw_on_standby = false;
 		link_del(&c->ryw_node);
@@ -97,4 +104,22 @@ void server_set_state(struct server *s, enum server_state to)
 const char *pool_param(const struct client *c, int k)
 {
 	return c->want[k] != NULL ? c->want[k] : c->pool->defaults[k];
+}
+
+struct ryw_standby *ryw_standby_find(struct proxy *px, const char *host, int port, bool create)
+{
+	size_t n = sizeof(px->ryw_replay) / sizeof(px->ryw_replay[0]), empty = n;
+	for (size_t i = 0; i < n; i++) {
+		if (px->ryw_replay[i].port == port && strcmp(px->ryw_replay[i].host, host) == 0)
+			return &px->ryw_replay[i];
+		if (px->ryw_replay[i].port == 0 && empty == n)
+			empty = i;
+	}
+	if (!create)
+		return NULL;
+	struct ryw_standby *st = &px->ryw_replay[empty < n ? empty : 0];   /* more standbys than slots: one is read again */
+	memset(st, 0, sizeof(*st));
+	snprintf(st->host, sizeof(st->host), "%s", host);
+	st->port = port;
+	return st;
 }

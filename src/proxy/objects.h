@@ -35,6 +35,15 @@ struct ssl_ctx_st;
 struct proxy;
 struct pool;
 struct server;
+struct split_rules;
+
+/* Read-your-writes: what the proxy last learnt of a standby's replay. */
+struct ryw_standby {
+	char host[256];
+	int port;                  /* 0: a free slot */
+	uint64_t lsn;              /* its replay position, as a replay check last read it */
+	int64_t behind_until_ms;   /* it could not replay a read's writes within ryw_wait: new servers go elsewhere */
+};
 
 /* Startup parameters kept per client and applied (SET) on whichever server it gets. */
 #define NTRACKED 6
@@ -125,6 +134,10 @@ struct client {
 	struct link ryw_node;      /* in px->ryw_gated while it waits for LSN answers */
 	struct pool *ryw_home;     /* its read-only pool, while it borrows a leader server */
 	bool ryw_on_standby;       /* its read passed the gate on a standby: counted when it ends */
+	/* rw_split (split.c): a read-write port client whose proven read runs on a standby */
+	struct pool *split_home;   /* its read-write pool, while it reads from the read-only one */
+	bool split_hold;           /* its unit is sent: the next waits for ReadyForQuery (relay.c) */
+	bool split_more;           /* its unit is not all here: read more before deciding */
 	char *sess_failed;         /* setting its state on a server failed: why (it ends with it) */
 	char sess_failed_code[6];  /* ... the server's SQLSTATE */
 	struct server *probe;      /* CL_LOGIN: a server logging in with its startup values (client.c) */
@@ -280,8 +293,10 @@ struct proxy {
 	uint64_t lsn_lost;         /* the highest request lost with its server (its reads go to the leader) */
 	bool ryw_wake;             /* an LSN request ended: gated clients may go (client_ryw_wake) */
 	struct link ryw_gated;     /* read-only clients waiting for LSN answers */
-	struct { char host[256]; int port; uint64_t lsn; } ryw_replay[8];   /* standbys' last replay positions */
+	struct ryw_standby ryw_replay[8];   /* standbys' last replay positions (ryw_standby_find) */
 	uint64_t stats_ryw_standby, stats_ryw_leader, stats_ryw_waited;
+	struct split_rules *split;  /* rw_split: safe functions and proven texts (split.c) */
+	uint64_t stats_split_standby;   /* read-write port transactions sent to a standby */
 	size_t big_bytes;          /* relay.c: large whole messages buffered now, all clients */
 	size_t freed_bytes;        /* buffers shrunk since the last malloc_trim (proxy.c) */
 };
@@ -298,6 +313,9 @@ void client_set_state(struct client *c, enum client_state to);
  * list, or leaves it (closing: no longer counted in the pool's nservers).
  */
 void server_set_state(struct server *s, enum server_state to);
+
+/* The standby at host:port in px->ryw_replay; create: taking a slot (the oldest one when all are used). */
+struct ryw_standby *ryw_standby_find(struct proxy *px, const char *host, int port, bool create);
 
 /* The value of tracked parameter k a client of p gets: its own, else the pool's default. */
 const char *pool_param(const struct client *c, int k);

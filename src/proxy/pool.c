@@ -53,12 +53,16 @@ bool pool_target(struct pool *p, struct route_target *out)
 	const struct topology *t = &px->topo;
 	if (p->ro) {
 		int n = t->nreplicas;
-		for (int k = 0; k < n; k++) {
-			const struct route_target *r = &t->replicas[(px->ro_rr + k) % n];
-			if (replica_usable(px, r)) {
-				px->ro_rr = (px->ro_rr + k + 1) % n;
-				*out = *r;
-				return true;
+		/* Read-your-writes: first past a standby lately too far behind for a read, if another will do. */
+		for (int pass = px->cfg.read_your_writes ? 0 : 1; pass < 2; pass++) {
+			for (int k = 0; k < n; k++) {
+				const struct route_target *r = &t->replicas[(px->ro_rr + k) % n];
+				const struct ryw_standby *st = pass == 0 ? ryw_standby_find(px, r->host, r->port, false) : NULL;
+				if (replica_usable(px, r) && (st == NULL || st->behind_until_ms <= px->now_ms)) {
+					px->ro_rr = (px->ro_rr + k + 1) % n;
+					*out = *r;
+					return true;
+				}
 			}
 		}
 		if (!px->cfg.ro_fallback_leader)

@@ -32,6 +32,7 @@
 #include "proxy/relay.h"
 #include "proxy/reload.h"
 #include "proxy/server.h"
+#include "proxy/split.h"
 #include "proxy/tls.h"
 #include "proxy/users.h"
 
@@ -454,6 +455,8 @@ static void shutdown_proxy(struct proxy *px)
 	users_free(px);
 	tls_shutdown(px);
 	relay_registry_free(px);
+	split_rules_free(px->split);
+	px->split = NULL;
 	proxy_config_free(&px->cfg);
 }
 

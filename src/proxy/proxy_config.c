@@ -8,6 +8,7 @@
 
 #include "common/strbuf.h"
 #include "common/util.h"
+#include "proxy/split.h"
 
 #define O(sec, nm, type, field, def, min, max, flags, help) \
 	{sec, nm, type, offsetof(struct proxy_config, field), def, min, max, flags, help}
@@ -77,6 +78,13 @@ static const struct config_option proxy_options[] = {
 	O("proxy", "ryw_wait", OPT_DURATION, ryw_wait_ms, "100ms", 0, 10000, OPT_RELOAD,
 	  "read_your_writes: how long a read waits for its standby to replay far enough before it runs on "
 	  "the leader"),
+	O("proxy", "rw_split", OPT_STRING, rw_split_text, "off", 1, 0, 0,
+	  "transaction mode, with read_your_writes: on the read-write port, transactions that begin READ "
+	  "ONLY (transactions), and statements the parser proves read-only (statements), run on a standby "
+	  "that has replayed the client's writes (docs/READ_YOUR_WRITES.md); off: all on the leader"),
+	O("proxy", "rw_split_safe_functions", OPT_STRING, rw_split_safe_functions, "default", 1, 0, 0,
+	  "rw_split = statements: the functions a SELECT may call and still go to a standby, comma-separated; "
+	  "\"default\" is the built-in list of functions that neither write nor need a transaction ID"),
 	O("proxy", "transaction_pinning", OPT_BOOL, transaction_pinning, "on", 1, 0, OPT_RELOAD,
 	  "transaction mode: a client whose session holds what cannot move to another server (LISTEN, "
 	  "session advisory locks, temporary tables, WITH HOLD cursors, LOAD) keeps its server until it "
@@ -172,6 +180,32 @@ void proxy_unix_socket_path(const struct proxy_config *cfg, const char *listen, 
 	snprintf(buf, len, "%.*s/.s.PGSQL.%d", (int)n, cfg->unix_socket_dir, port);
 }
 
+static int check_rw_split(struct proxy_config *cfg, const char *path, struct pgha_err *e)
+{
+	static const char *const modes[] = {"off", "transactions", "statements"};
+	cfg->rw_split = -1;
+	for (int i = 0; i < 3; i++)
+		if (strcmp(cfg->rw_split_text, modes[i]) == 0)
+			cfg->rw_split = i;
+	if (cfg->rw_split < 0)
+		return err_set(e, "%s: [proxy] rw_split = \"%s\": use off, transactions or statements", path,
+			       cfg->rw_split_text);
+	struct pgha_err sub;
+	struct split_rules *r = split_rules_new(cfg->rw_split_safe_functions, &sub);
+	if (r == NULL)
+		return err_set(e, "%s: [proxy] %s", path, sub.msg);
+	split_rules_free(r);
+	if (cfg->rw_split == RW_SPLIT_OFF)
+		return 0;
+	if (cfg->pool_mode != POOL_TRANSACTION)
+		return err_set(e, "%s: [proxy] rw_split = %s needs pool_mode = transaction (HINT: a session-mode "
+			       "client keeps one server; use the read-only port for its reads)", path, cfg->rw_split_text);
+	if (!cfg->read_your_writes)
+		return err_set(e, "%s: [proxy] rw_split = %s needs read_your_writes = on (HINT: without it a read "
+			       "moved to a standby may miss the client's own last write)", path, cfg->rw_split_text);
+	return 0;
+}
+
 int proxy_config_load(const char *path, struct proxy_config *cfg, struct pgha_err *e)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -186,6 +220,8 @@ int proxy_config_load(const char *path, struct proxy_config *cfg, struct pgha_er
 	else
 		return err_set(e, "%s: [proxy] pool_mode = \"%s\": use transaction or session", path,
 			       cfg->pool_mode_text);
+	if (check_rw_split(cfg, path, e) != 0)
+		return -1;
 	if (strcmp(cfg->auth_type, "scram-sha-256") != 0 && strcmp(cfg->auth_type, "md5") != 0 &&
 	    strcmp(cfg->auth_type, "trust") != 0)
 		return err_set(e, "%s: [auth] auth_type = \"%s\": use scram-sha-256, md5 or trust", path,

@@ -47,6 +47,8 @@ struct proxy_config {
 	bool transaction_pinning;
 	bool read_your_writes;
 	int ryw_wait_ms;
+	char *rw_split_text;
+	char *rw_split_safe_functions;
 	int ro_max_lag;          /* bytes */
 	bool ro_fallback_leader;
 	int log_level;
@@ -71,6 +73,7 @@ struct proxy_config {
 
 	/* derived */
 	enum pool_mode pool_mode;
+	int rw_split;             /* enum rw_split (split.h) */
 	unsigned server_auth_mask; /* SERVER_AUTH_* */
 	unsigned unix_socket_mode; /* permission bits of the unix sockets */
 	char *path;

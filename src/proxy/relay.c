@@ -257,6 +257,12 @@ static struct pstmt *client_stmt(const struct client *c, const char *name)
 	return NULL;
 }
 
+const char *relay_stmt_text(const struct client *c, const char *name)
+{
+	const struct pstmt *p = client_stmt(c, name);
+	return p ? p->query : NULL;
+}
+
 static void client_stmt_set(struct client *c, const char *name, struct pstmt *p)
 {
 	for (size_t i = 0; i < c->nstmts; i++) {
@@ -532,22 +538,13 @@ static void state_done(struct client *c)
 /* ---- read-your-writes (docs/READ_YOUR_WRITES.md) ------------------------------------ */
 
 /* The last replay position read on s's standby (NULL: none kept; create: a slot for it). */
+/* How long a standby that failed a read's replay check gets no new server of a read-only pool. */
+#define RYW_BEHIND_MS 5000
+
 static uint64_t *replay_seen(struct proxy *px, const struct server *s, bool create)
 {
-	size_t n = sizeof(px->ryw_replay) / sizeof(px->ryw_replay[0]), empty = n;
-	for (size_t i = 0; i < n; i++) {
-		if (px->ryw_replay[i].port == s->target.port && strcmp(px->ryw_replay[i].host, s->target.host) == 0)
-			return &px->ryw_replay[i].lsn;
-		if (px->ryw_replay[i].port == 0 && empty == n)
-			empty = i;
-	}
-	if (!create)
-		return NULL;
-	size_t i = empty < n ? empty : 0;   /* more standbys than slots: one is read again */
-	snprintf(px->ryw_replay[i].host, sizeof(px->ryw_replay[i].host), "%s", s->target.host);
-	px->ryw_replay[i].port = s->target.port;
-	px->ryw_replay[i].lsn = 0;
-	return &px->ryw_replay[i].lsn;
+	struct ryw_standby *st = ryw_standby_find(px, s->target.host, s->target.port, create);
+	return st ? &st->lsn : NULL;
 }
 
 /*
@@ -576,6 +573,25 @@ static bool lsn_pending_upto(struct proxy *px, uint64_t seq)
 		}
 	}
 	return false;
+}
+
+struct server *relay_ryw_better(struct client *c, struct server *s)
+{
+	struct proxy *px = c->px;
+	const uint64_t *mine = replay_seen(px, s, false);
+	uint64_t best = mine ? *mine : 0;
+	if (!s->standby || best >= px->lsn_known)
+		return NULL;
+	struct server *pick = NULL;
+	for (struct link *l = s->pool->idle.next; l != &s->pool->idle; l = l->next) {
+		struct server *t = link_entry(l, struct server, node);
+		const uint64_t *seen = replay_seen(px, t, false);
+		if (t->standby && seen != NULL && *seen > best) {
+			best = *seen;
+			pick = t;
+		}
+	}
+	return pick;
 }
 
 /* Every LSN request before c's read is answered: may it run on s now? (relay_ryw_gate) */
@@ -679,6 +695,17 @@ static void ryw_answer(struct client *c, struct expect *e, char type, const stru
 				*seen = c->ryw_seen;
 		}
 		c->ryw = c->ryw_seen >= c->ryw_target && c->ryw_seen != 0 ? RYW_READY : RYW_TO_LEADER;
+		if (c->ryw == RYW_TO_LEADER && s != NULL) {
+			/*
+			 * Too far behind for a read now: new servers of the pool go to another
+			 * standby for a while, and this one is closed, not pooled, so that the
+			 * pool's next read does not meet it first again.
+			 */
+			ryw_standby_find(px, s->target.host, s->target.port, true)->behind_until_ms =
+				px->now_ms + RYW_BEHIND_MS;
+			s->stale = true;
+			s->stale_ms = px->now_ms;
+		}
 		c->ryw_on_standby = c->ryw == RYW_READY;
 	}
 }
@@ -1248,6 +1275,8 @@ enum relay_next relay_c2s(struct client *c, struct relay_result *res)
 				progress = true;
 				continue;
 			}
+			if (c->split_hold)
+				break;   /* rw_split: the next unit waits for this one's ReadyForQuery */
 			const uint8_t *h;
 			char type;
 			uint32_t len;
@@ -1270,6 +1299,9 @@ enum relay_next relay_c2s(struct client *c, struct relay_result *res)
 			if (r == 0)
 				break;
 			progress = true;
+			/* A read moved by rw_split runs one unit at a time: what follows may write. */
+			if (c->split_home != NULL && (type == 'Q' || type == 'S'))
+				c->split_hold = true;
 		}
 		drain_synth(c);
 		if (c->out.len > c->out_off && flush_client(c) < 0)
@@ -1421,7 +1453,7 @@ enum relay_next relay_s2c(struct client *c, struct relay_result *res)
 				return go;
 			}
 			if (type == 'Z' && status == 'I' && c->expq_len == 0 && px->cfg.pool_mode == POOL_TRANSACTION) {
-				if (fwd && !c->ro && px->cfg.read_your_writes && s->lsn_seq == 0)
+				if (fwd && !c->ro && c->split_home == NULL && px->cfg.read_your_writes && s->lsn_seq == 0)
 					lsn_request(c, s);
 				else if (fwd && c->ryw_home != NULL)
 					ryw_give_back(c, s);
@@ -1443,9 +1475,12 @@ enum relay_next relay_s2c(struct client *c, struct relay_result *res)
 			}
 			if (type == 'Z' && status == 'I' && c->expq_len == 0)
 				ended = true;
+			if (type == 'Z' && c->expq_len == 0)
+				c->split_hold = false;
 		}
+		/* A client moved by rw_split goes back to its pool between transactions, what it sent since too. */
 		if (ended && px->cfg.pool_mode == POOL_TRANSACTION && c->pinned == NULL && s->s2c_remaining == 0 &&
-		    b->start == b->end && pbuf_len(&c->in) == 0 && c->c2s_remaining == 0) {
+		    b->start == b->end && (pbuf_len(&c->in) == 0 || c->split_home != NULL) && c->c2s_remaining == 0) {
 			b->start = b->end = 0;
 			px->stats_xacts++;
 			metrics_observe_xact(px, px->now_ms - c->xact_start_ms);
@@ -1473,5 +1508,7 @@ enum relay_next relay_s2c(struct client *c, struct relay_result *res)
 		return result(res, RELAY_CLOSE_SERVER, NULL, "send to the server failed");
 	proxy_watch(px, &s->tag, s->out.len > s->out_off ? EPOLLIN | EPOLLOUT : EPOLLIN);
 	proxy_watch(px, &c->tag, EPOLLIN);
+	if (c->split_home != NULL && !c->split_hold && pbuf_len(&c->in) > 0 && c->ryw == 0)
+		return RELAY_MORE;   /* held while its previous unit ran, inside its read-only transaction */
 	return RELAY_WAIT;
 }

@@ -23,6 +23,7 @@ enum relay_next {
 	RELAY_END_SESSION,   /* session mode: the server's FATAL is relayed, the client ends with it */
 	RELAY_RYW_GO,        /* read-your-writes: the standby replayed far enough, the client's bytes flow */
 	RELAY_RYW_LEADER,    /* ... it did not within ryw_wait: the read goes to the leader */
+	RELAY_MORE,          /* rw_split: the client's next unit, held until now, goes to the server */
 };
 
 /* A read-only client's read-your-writes gate (client.ryw; 0: open). */
@@ -54,10 +55,18 @@ int relay_own_queries_owed(const struct client *c, int *lsn_at);
  * LSN answers, or the replay check queued on s); -1: its read goes to the
  * leader. relay_ryw_recheck() is the same after LSN answers came.
  */
+/*
+ * An idle server of s's pool on a standby known to have replayed further than
+ * s's (the furthest), when s's is not known to cover the writes reads must
+ * see: the read is better off there. NULL: none.
+ */
+struct server *relay_ryw_better(struct client *c, struct server *s);
 int relay_ryw_gate(struct client *c, struct server *s);
 int relay_ryw_recheck(struct client *c);
 /* A leader server lent to a read-only client for one read: read-only transactions on it. */
 void relay_ryw_borrow(struct client *c, struct server *s);
+/* The text of c's named statement name (a Parse it sent); NULL: it has none of that name. */
+const char *relay_stmt_text(const struct client *c, const char *name);
 void relay_reset(struct client *c);
 void relay_free(struct client *c);
 void relay_registry_free(struct proxy *px);

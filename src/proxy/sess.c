@@ -35,8 +35,7 @@
 
 /* ---- the quick look ---------------------------------------------------------- */
 
-/* Past spaces, comments and opening parentheses. */
-static const char *skip_blank(const char *p, const char *end)
+const char *sess_skip_blank(const char *p, const char *end)
 {
 	while (p < end) {
 		if (isspace((unsigned char)*p) || *p == '(') {
@@ -86,7 +85,7 @@ static bool has_candidate_word(const char *s, size_t len)
 	return false;
 }
 
-static bool is_word(const char *p, const char *end, const char *word)
+bool sess_is_word(const char *p, const char *end, const char *word)
 {
 	size_t n = strlen(word);
 	return (size_t)(end - p) >= n && strncasecmp(p, word, n) == 0 &&
@@ -102,17 +101,17 @@ static const char *const first_words[] = {
 /* Can sql change session state? false is sure; true means: ask the parser. */
 bool sess_worth_parsing(const char *sql, size_t len, bool pinned)
 {
-	const char *end = sql + len, *p = skip_blank(sql, end);
+	const char *end = sql + len, *p = sess_skip_blank(sql, end);
 	for (size_t i = 0; i < sizeof(first_words) / sizeof(first_words[0]); i++)
-		if (is_word(p, end, first_words[i]))
+		if (sess_is_word(p, end, first_words[i]))
 			return true;
-	if (pinned && (is_word(p, end, "DROP") || is_word(p, end, "CLOSE")))
+	if (pinned && (sess_is_word(p, end, "DROP") || sess_is_word(p, end, "CLOSE")))
 		return true;
 	if (has_candidate_word(sql, len))
 		return true;
 	/* Several statements: the others may be any of the above. */
 	const char *semi = memchr(p, ';', (size_t)(end - p));
-	return semi != NULL && skip_blank(semi + 1, end) < end;
+	return semi != NULL && sess_skip_blank(semi + 1, end) < end;
 }
 
 /* ---- what the parser says ---------------------------------------------------- */

@@ -57,6 +57,10 @@ struct sess_class {
  * sess_class_free().
  */
 void sess_classify(const char *sql, size_t len, bool pinned, struct sess_class *out);
+/* Past spaces, comments (nested) and opening parentheses, up to end. */
+const char *sess_skip_blank(const char *p, const char *end);
+/* Does the text at p (up to end) start with word, as a whole word, in any case? */
+bool sess_is_word(const char *p, const char *end, const char *word);
 /* The quick look alone, for a text too long to wait for: false is sure. */
 bool sess_worth_parsing(const char *sql, size_t len, bool pinned);
 void sess_class_free(struct sess_class *cl);

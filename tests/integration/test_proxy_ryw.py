@@ -6,6 +6,7 @@ behind makes the read wait (ryw_wait) or run on the leader, read-only.
 A leader and two standbys, one of them replaying 300 ms late
 (recovery_min_apply_delay): without the feature, reads landing there miss the
 row just written (the control run shows it); with it, none does."""
+import subprocess
 import threading
 import time
 import urllib.request
@@ -13,7 +14,7 @@ import urllib.request
 import psycopg
 import pytest
 
-from conftest import Proxy, free_port, module_cluster, wait_until
+from conftest import PGHA_BIN, Proxy, free_port, module_cluster, wait_until
 
 ROUNDS = 300
 
@@ -149,3 +150,126 @@ def test_a_writer_that_leaves_at_once_still_has_its_write_read(three):
             assert rw.execute("SELECT pg_backend_pid()").fetchone()[0] == pid   # the server was kept
     finally:
         assert proxy.stop() == 0, proxy.log()[-3000:]
+
+
+# ---- the single-endpoint read/write split (rw_split) -------------------------------------------
+
+def split_proxy(three, mode, name, **extra):
+    metrics_port = free_port()
+    conf = {"proxy.read_your_writes": "on", "proxy.rw_split": mode,
+            "proxy.metrics_listen": f"127.0.0.1:{metrics_port}"}
+    conf.update(extra)
+    proxy = Proxy(three, conf, name=name).start()
+    proxy.metrics_port = metrics_port
+    return proxy
+
+
+def split_count(proxy, at_least):
+    def read():
+        with urllib.request.urlopen(f"http://127.0.0.1:{proxy.metrics_port}/metrics", timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("pgha_proxy_rw_split_reads_total "):
+                    n = int(float(line.split()[-1]))
+                    return n if n >= at_least else None
+    return wait_until("the rw_split counter", read, timeout=10)
+
+
+def test_rw_split_transactions_read_only_ones_go_to_standbys_and_see_their_writes(three):
+    """rw_split = transactions: one port. A READ ONLY transaction runs on a standby that replayed the
+    client's last write (the lagging one makes it wait or go to the leader); everything else runs on
+    the leader, plain SELECTs included."""
+    proxy = split_proxy(three, "transactions", "split_tx")
+    try:
+        with proxy.connect(autocommit=True) as c, proxy.connect() as reader:
+            reader.read_only = True   # psycopg sends BEGIN READ ONLY
+            c.execute("CREATE TABLE split_tx (id int PRIMARY KEY)")
+            misses = on_standby = 0
+            for i in range(ROUNDS):
+                c.execute("INSERT INTO split_tx VALUES (%s)", (i,))
+                if i % 2:
+                    # The same client: its own write, in its own read-only transaction.
+                    c.execute("BEGIN READ ONLY")
+                    n, standby = c.execute("SELECT count(*), pg_is_in_recovery() FROM split_tx WHERE id = %s",
+                                           (i,)).fetchone()
+                    c.execute("COMMIT")
+                else:
+                    n, standby = reader.execute("SELECT count(*), pg_is_in_recovery() FROM split_tx WHERE id = %s",
+                                                (i,)).fetchone()
+                    reader.commit()
+                misses += n == 0
+                on_standby += standby
+            print(f"rw_split = transactions: {misses}/{ROUNDS} missed, {on_standby} served by a standby")
+            assert misses == 0
+            assert on_standby > ROUNDS // 2
+            # Not read-only: the leader. A plain SELECT too, in this mode.
+            assert c.execute("SELECT pg_is_in_recovery()").fetchone()[0] is False
+            c.execute("BEGIN")
+            assert c.execute("SELECT pg_is_in_recovery()").fetchone()[0] is False
+            c.execute("COMMIT")
+            # SERIALIZABLE READ ONLY: a standby refuses it, so the leader runs it.
+            c.execute("BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY")
+            assert c.execute("SELECT pg_is_in_recovery()").fetchone()[0] is False
+            c.execute("COMMIT")
+            # A write in a read-only transaction fails as it would on the leader, and the client goes on.
+            c.execute("BEGIN READ ONLY")
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                c.execute("INSERT INTO split_tx VALUES (-1)")
+            c.execute("ROLLBACK")
+            c.execute("INSERT INTO split_tx VALUES (-1)")
+        assert split_count(proxy, on_standby) >= on_standby
+    finally:
+        assert proxy.stop() == 0, proxy.log()[-3000:]
+
+
+def test_rw_split_statements_proven_reads_go_to_standbys_the_rest_to_the_leader(three):
+    """rw_split = statements: an autocommit SELECT the parser proves read-only (safe functions only)
+    runs on a standby, after the client's own write; any other runs on the leader and works."""
+    proxy = split_proxy(three, "statements", "split_st",
+                        **{"proxy.rw_split_safe_functions": "default, split_double"})
+    try:
+        with proxy.connect(autocommit=True) as c:
+            c.execute("CREATE TABLE split_st (id int PRIMARY KEY)")
+            c.execute("CREATE SEQUENCE split_seq")
+            c.execute("CREATE FUNCTION split_note(v int) RETURNS int LANGUAGE sql "
+                      "AS 'INSERT INTO split_st VALUES (v) RETURNING v'")
+            c.execute("CREATE FUNCTION split_double(v int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 2 * v'")
+            misses = on_standby = 0
+            for i in range(ROUNDS):
+                c.execute("INSERT INTO split_st VALUES (%s)", (i,))
+                # Extended protocol (parameters), unnamed and, every third round, a named statement.
+                n, standby = c.execute("SELECT count(*), pg_is_in_recovery() FROM split_st WHERE id = %s",
+                                       (i,), prepare=(i % 3 == 0)).fetchone()
+                misses += n == 0
+                on_standby += standby
+            print(f"rw_split = statements: {misses}/{ROUNDS} missed, {on_standby} served by a standby")
+            assert misses == 0
+            assert on_standby > ROUNDS // 2
+            # Not proven: the leader, and they work there.
+            assert c.execute("SELECT nextval('split_seq'), pg_is_in_recovery()").fetchone()[1] is False
+            assert c.execute("SELECT split_note(-5), pg_is_in_recovery()").fetchone() == (-5, False)
+            assert c.execute("SELECT id, pg_is_in_recovery() FROM split_st WHERE id = -5 FOR UPDATE"
+                             ).fetchone() == (-5, False)
+            assert c.execute("WITH d AS (DELETE FROM split_st WHERE id = -5 RETURNING id) "
+                             "SELECT count(*), pg_is_in_recovery() FROM d").fetchone() == (1, False)
+            assert c.execute("SELECT 1 INTO split_into").rowcount >= 0
+            # Listed in rw_split_safe_functions: a standby runs it.
+            standby = any(c.execute("SELECT split_double(2), pg_is_in_recovery()").fetchone() == (4, True)
+                          for _ in range(10))
+            assert standby
+            # Pipelined: a read then a write in one round trip: the write still reaches the leader.
+            with c.pipeline():
+                r1 = c.execute("SELECT count(*) FROM split_st WHERE id = 0")
+                c.execute("INSERT INTO split_st VALUES (-7)")
+                r3 = c.execute("SELECT count(*), pg_is_in_recovery() FROM split_st WHERE id = -7")
+            assert r1.fetchone()[0] == 1
+            assert r3.fetchone()[0] == 1
+        assert split_count(proxy, on_standby) >= on_standby
+    finally:
+        assert proxy.stop() == 0, proxy.log()[-3000:]
+
+
+def test_rw_split_needs_read_your_writes(three, tmp_path):
+    proxy = Proxy(three, {"proxy.rw_split": "statements"}, name="split_bad")
+    out = subprocess.run([PGHA_BIN, "proxy", "--check", "-c", proxy.conf_path], capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "rw_split = statements needs read_your_writes = on" in out.stderr + out.stdout
