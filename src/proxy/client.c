@@ -1040,17 +1040,22 @@ static bool split_decide(struct client *c)
 }
 
 /*
- * rw_split: c's transaction is over and its server owes only the proxy's own
- * queries (the LSN request after a write): the server finishes them alone, so
- * that c's next unit, arriving now, is routed afresh rather than sent to the
- * leader with them. true: c has no server any more.
+ * c's transaction is over and its server owes only the proxy's own queries:
+ * the server finishes them alone, and c's next transaction, arriving now, is
+ * routed afresh. It must be when c read on a lent leader server (its RESET of
+ * default_transaction_read_only is owed: what c sends next must not run
+ * there), and is worth it under rw_split (after a write, the LSN request is
+ * owed: c's next transaction may be a read for a standby). true: c has no
+ * server any more.
  */
-static bool split_detach(struct client *c)
+static bool detach_between(struct client *c)
 {
 	struct proxy *px = c->px;
 	struct server *s = c->server;
 	int lsn_at;
-	if (px->cfg.rw_split == RW_SPLIT_OFF || c->ro || c->split_home != NULL || c->pinned != NULL || s == NULL ||
+	bool lent = c->ryw_home != NULL;
+	bool split = px->cfg.rw_split != RW_SPLIT_OFF && !c->ro;
+	if (!(lent || split) || c->pinned != NULL || s == NULL || px->cfg.pool_mode != POOL_TRANSACTION ||
 	    s->status != 'I' || relay_own_queries_owed(c, &lsn_at) <= 0)
 		return false;
 	client_unlink_server(c, true);
@@ -1119,6 +1124,7 @@ static void release_server(struct client *c, struct server *s)
  */
 static void ryw_to_leader(struct client *c, struct server *s)
 {
+	log_debug("client %s: its read goes to the leader (read-your-writes)", c->addr);
 	c->ryw = 0;
 	c->server = NULL;
 	s->client = NULL;
@@ -1305,7 +1311,7 @@ void client_event(struct client *c, uint32_t events)
 	switch (c->state) {
 	case CL_ACTIVE:
 		c->in.drained = false;   /* EPOLLIN: there is something to read */
-		if (split_detach(c))
+		if (detach_between(c))
 			idle_input(c);
 		else
 			c2s(c);

@@ -671,6 +671,21 @@ static void ryw_row(struct client *c, struct server *s, uint8_t head, const stru
 		server_lsn_answered(s, lsn);
 }
 
+/* Is there a standby other than s's, within ro_max_lag, not lately found behind? */
+static bool other_standby_ahead(struct proxy *px, const struct server *s)
+{
+	for (int i = 0; i < px->topo.nreplicas; i++) {
+		const struct route_target *r = &px->topo.replicas[i];
+		if ((r->port == s->target.port && strcmp(r->host, s->target.host) == 0) || r->lag_bytes < 0 ||
+		    r->lag_bytes > px->cfg.ro_max_lag)
+			continue;
+		const struct ryw_standby *st = ryw_standby_find(px, r->host, r->port, false);
+		if (st == NULL || st->behind_until_ms <= px->now_ms)
+			return true;
+	}
+	return false;
+}
+
 /* An LSN request's or a replay check's answer. */
 static void ryw_answer(struct client *c, struct expect *e, char type, const struct pgp_notice *err)
 {
@@ -703,8 +718,10 @@ static void ryw_answer(struct client *c, struct expect *e, char type, const stru
 			 */
 			ryw_standby_find(px, s->target.host, s->target.port, true)->behind_until_ms =
 				px->now_ms + RYW_BEHIND_MS;
-			s->stale = true;
-			s->stale_ms = px->now_ms;
+			if (other_standby_ahead(px, s)) {
+				s->stale = true;
+				s->stale_ms = px->now_ms;
+			}
 		}
 		c->ryw_on_standby = c->ryw == RYW_READY;
 	}

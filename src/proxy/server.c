@@ -72,19 +72,28 @@ static struct server *connect_with(struct pool *p, const struct route_target *t,
 	return s;
 }
 
+/*
+ * A read-only pool's servers are read-only sessions: on a standby that changes
+ * nothing, and on the leader (ro_fallback_leader, no standby within
+ * ro_max_lag) a write through the read-only port fails with 25006 as it would
+ * on a standby, rather than run. A guard against mistakes, not a permission:
+ * a client may SET it off (roles are the permission).
+ */
+#define RO_PARAM {"default_transaction_read_only", "on"}
+
 struct server *server_connect(struct pool *p, const struct route_target *t, char *why, size_t whylen)
 {
-	struct pgp_param params[3] = {
-		{"user", p->user}, {"database", p->database}, {"application_name", "pgha-proxy"},
+	struct pgp_param params[4] = {
+		{"user", p->user}, {"database", p->database}, {"application_name", "pgha-proxy"}, RO_PARAM,
 	};
-	return connect_with(p, t, params, 3, why, whylen);
+	return connect_with(p, t, params, p->ro ? 4 : 3, why, whylen);
 }
 
 struct server *server_connect_probe(struct client *c, const struct pgp_param *vals, size_t nvals,
 				    const struct route_target *t, char *why, size_t whylen)
 {
 	struct pool *p = c->pool;
-	struct pgp_param *params = xcalloc(nvals + 3, sizeof(*params));
+	struct pgp_param *params = xcalloc(nvals + 4, sizeof(*params));
 	size_t n = 0;
 	bool app = false;
 	params[n++] = (struct pgp_param){"user", p->user};
@@ -95,6 +104,8 @@ struct server *server_connect_probe(struct client *c, const struct pgp_param *va
 	}
 	if (!app)
 		params[n++] = (struct pgp_param){"application_name", "pgha-proxy"};
+	if (p->ro)
+		params[n++] = (struct pgp_param)RO_PARAM;
 	struct server *s = connect_with(p, t, params, n, why, whylen);
 	free(params);
 	if (s == NULL)

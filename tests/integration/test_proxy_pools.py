@@ -121,6 +121,9 @@ def test_read_only_pool_leaves_the_leader_when_a_standby_returns(pools):
     with proxy.connect(ro=True, autocommit=True) as c:
         # The read-only port falls back to the leader (ro_fallback_leader) ...
         assert c.execute("SELECT inet_server_port()").fetchone()[0] == cluster.nodes[leader].pg_port
+        # ... where it still takes no write, as on a standby.
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            c.execute("CREATE TABLE ro_fallback_write (id int)")
         sn.start()
         cluster.wait_streaming(list(NAMES), timeout=90)
         # ... and leaves it as soon as the standby streams again, on the same client
