@@ -1,12 +1,17 @@
-// JdbcSession.java — pgJDBC clients running a script of steps through the proxy, for
-// tests/integration/test_proxy_session_drivers.py (run as `java -cp postgresql.jar JdbcSession.java`).
-// stdin: the URL, the user and the password on three lines (never in argv or the environment),
-// then one step per line: "client<TAB>sql", or "client<TAB>sql<TAB>param" (a text parameter, bound with
-// a PreparedStatement). stdout: one line per step: the first row's columns joined by '|' ("" when no
-// row), or "ERROR:<SQLSTATE>". The sql "@notifications" runs SELECT 1 on the client and prints the
-// payloads pgJDBC received, joined by '|'.
+// JdbcSession.java — pgJDBC clients taking SQL steps one at a time, for the driver tests of the proxy
+// (tests/integration/drivers.py; run as `java -cp postgresql.jar JdbcSession.java`). It speaks the
+// protocol node_pg_session.js speaks:
+// stdin: the host, the user and the password on three lines (never in argv or the environment), then
+// one step per line, "client<TAB>sql" or "client<TAB>sql<TAB>param" (a text parameter, bound with a
+// PreparedStatement). stdout: each step's answer on one line, as soon as it is known: the first row's
+// columns joined by '|' (NULL as ""; "" when no row), or "ERROR:<SQLSTATE><TAB><message><TAB><hint>".
+// Two steps are not SQL: "@connect" opens the client on the port given as param (database postgres);
+// "@notifications" waits, 5 s at most, until the client has param notifications it has not answered
+// yet (pgJDBC's getNotifications(timeout) reads them while the client sends nothing), and answers
+// their payloads joined by '|'.
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.PreparedStatement;
@@ -18,52 +23,47 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import org.postgresql.PGConnection;
+import org.postgresql.PGNotification;
+import org.postgresql.util.PSQLException;
+import org.postgresql.util.ServerErrorMessage;
 
 public class JdbcSession {
+    static String host, user, password;
+    static final Map<String, Connection> conns = new HashMap<>();
+
     public static void main(String[] args) throws Exception {
-        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, "UTF-8"));
-        String url = in.readLine(), user = in.readLine(), password = in.readLine();
-        Map<String, Connection> conns = new HashMap<>();
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        host = in.readLine();
+        user = in.readLine();
+        password = in.readLine();
         String line;
         while ((line = in.readLine()) != null) {
             if (line.isEmpty())
                 continue;
-            String[] f = line.split("\t", -1);
-            Connection c = conns.get(f[0]);
-            if (c == null) {
-                Properties p = new Properties();
-                p.setProperty("user", user);
-                p.setProperty("password", password);
-                c = DriverManager.getConnection(url, p);
-                c.setAutoCommit(true);
-                conns.put(f[0], c);
-            }
-            System.out.println(step(c, f));
+            System.out.println(step(line.split("\t", -1)));
+            System.out.flush();
         }
         for (Connection c : conns.values())
             c.close();
     }
 
-    static String step(Connection c, String[] f) {
+    static String step(String[] f) {
         try {
-            if (f[1].equals("@notifications")) {
-                List<String> got = new ArrayList<>();
-                long until = System.currentTimeMillis() + 5000;
-                int want = Integer.parseInt(f[2]);
-                while (got.size() < want && System.currentTimeMillis() < until) {
-                    try (Statement s = c.createStatement()) {
-                        s.execute("SELECT 1");
-                    }
-                    org.postgresql.PGNotification[] ns = c.unwrap(org.postgresql.PGConnection.class).getNotifications();
-                    if (ns != null)
-                        for (org.postgresql.PGNotification n : ns)
-                            got.add(n.getParameter());
-                    Thread.sleep(20);
-                }
-                return String.join("|", got);
+            if (f[1].equals("@connect")) {
+                Properties p = new Properties();
+                p.setProperty("user", user);
+                p.setProperty("password", password);
+                Connection c = DriverManager.getConnection("jdbc:postgresql://" + host + ":" + f[2] + "/postgres", p);
+                c.setAutoCommit(true);
+                conns.put(f[0], c);
+                return "";
             }
-            ResultSet rs;
+            Connection c = conns.get(f[0]);
+            if (f[1].equals("@notifications"))
+                return notifications(c.unwrap(PGConnection.class), Integer.parseInt(f[2]));
             Statement s;
+            ResultSet rs;
             if (f.length > 2) {
                 PreparedStatement ps = c.prepareStatement(f[1]);
                 ps.setString(1, f[2]);
@@ -77,17 +77,36 @@ public class JdbcSession {
             if (rs != null && rs.next()) {
                 int n = rs.getMetaData().getColumnCount();
                 for (int i = 1; i <= n; i++) {
-                    if (i > 1)
-                        b.append('|');
-                    b.append(rs.getString(i));
+                    String v = rs.getString(i);
+                    b.append(i > 1 ? "|" : "").append(v == null ? "" : v);
                 }
             }
             s.close();
             return b.toString();
         } catch (SQLException e) {
-            return "ERROR:" + e.getSQLState();
-        } catch (InterruptedException e) {
-            return "ERROR:interrupted";
+            ServerErrorMessage m = e instanceof PSQLException ? ((PSQLException) e).getServerErrorMessage() : null;
+            String message = m != null ? m.getMessage() : e.getMessage();
+            String hint = m != null && m.getHint() != null ? m.getHint() : "";
+            return "ERROR:" + e.getSQLState() + "\t" + oneLine(message) + "\t" + oneLine(hint);
         }
+    }
+
+    static String notifications(PGConnection c, int want) throws SQLException {
+        List<String> got = new ArrayList<>();
+        long until = System.currentTimeMillis() + 5000;
+        while (got.size() < want) {
+            long left = until - System.currentTimeMillis();
+            if (left <= 0)
+                break;
+            PGNotification[] ns = c.getNotifications((int) left);
+            if (ns != null)
+                for (PGNotification n : ns)
+                    got.add(n.getParameter());
+        }
+        return String.join("|", got);
+    }
+
+    static String oneLine(String s) {
+        return s == null ? "" : s.replaceAll("[\t\r\n]", " ");
     }
 }

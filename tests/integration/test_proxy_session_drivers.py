@@ -1,18 +1,15 @@
 """Session state in transaction mode (test_proxy_session.py) with the two other drivers the issue
-names: node-postgres (npm `pg`) and pgJDBC, each with two clients taking turns on the proxy's
-servers. The same script runs directly against PostgreSQL first: the proxy must answer what
-PostgreSQL answers."""
-import json
-import os
-import subprocess
-
+names: node-postgres (npm `pg`) and pgJDBC, driven a step at a time (drivers.py). Settings and SQL
+prepared statements follow each client: the same steps run directly against PostgreSQL first, and
+the proxy must answer what PostgreSQL answers. LISTEN, session advisory locks, temporary tables and
+WITH HOLD cursors keep the client on its server while other clients run transactions on the pool's
+other one, and let it go once gone (SHOW CLIENTS' pinned_by says so); with transaction_pinning = off
+the driver gets 0A000 naming the feature, and its connection stays usable."""
 import pytest
 
 from conftest import Proxy, module_cluster
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-NODE_MODULES = os.path.join(os.environ.get("PGHA_S3_SERVER_DIR", "/opt/pgha-test-node"), "node_modules")
-PGJDBC = "/usr/share/java/postgresql.jar"
+from drivers import DRIVERS, Clients, error
+from test_proxy_session import pinned_by
 
 # (client, sql, text parameter or None). $1 is written ? for pgJDBC.
 SETTINGS = [
@@ -36,66 +33,61 @@ SETTINGS = [
     ("a", "EXECUTE q(1)", None),
     ("b", "EXECUTE q(2)", None),
 ]
-LISTEN = [
-    ("a", "LISTEN jobs", None),
-    ("b", "SELECT pg_notify('jobs', 'one')", None),
-    ("b", "SELECT pg_notify('jobs', 'two')", None),
-    ("a", "@notifications", "2"),
-    ("a", "UNLISTEN *", None),
-    ("a", "SELECT count(*) FROM pg_listening_channels()", None),
-]
+# What cannot follow a client to another server: (what takes it, SHOW CLIENTS' pinned_by, what
+# releases it, (a query of the holder, its answer in round i), (a query of another client in a
+# transaction, its answer while the state is held, and once it is released)).
+HOLDS = {
+    "advisory-lock": ("SELECT pg_advisory_lock(4242)", "session advisory locks", "SELECT pg_advisory_unlock(4242)",
+                      ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
+                       lambda i: "1"),
+                      ("SELECT pg_try_advisory_xact_lock(4242)::int", "0", "1")),
+    "temp-table": ("CREATE TEMP TABLE scratch AS SELECT 7 AS a", "temporary tables", "DROP TABLE scratch",
+                   ("SELECT a FROM scratch", lambda i: "7"),
+                   ("SELECT to_regclass('pg_temp.scratch')", "", "")),
+    "hold-cursor": ("BEGIN; DECLARE cur CURSOR WITH HOLD FOR SELECT g FROM generate_series(1, 5) g; COMMIT",
+                    "WITH HOLD cursors", "CLOSE cur",
+                    ("FETCH 1 FROM cur", lambda i: str(i + 1)),
+                    ("SELECT count(*) FROM pg_cursors WHERE name = 'cur'", "0", "0")),
+}
 
 
 @pytest.fixture(scope="module")
 def drivers_cluster(request):
+    """A member and three transaction-mode proxies: pool_size 1 (clients take turns on one server),
+    pool_size 2 with an admin console, and pool_size 2 with transaction_pinning = off."""
     with module_cluster(request, ["j1"]) as (cluster, _):
-        shared = Proxy(cluster, {"proxy.pool_size": "1"}, name="drv1").start()
-        two = Proxy(cluster, {"proxy.pool_size": "2"}, name="drv2").start()
+        proxies = [Proxy(cluster, {"proxy.pool_size": "1"}, name="drv1"),
+                   Proxy(cluster, {"proxy.pool_size": "2", "auth.admin_users": "postgres"}, name="drv2"),
+                   Proxy(cluster, {"proxy.pool_size": "2", "proxy.transaction_pinning": "off"}, name="drvoff")]
         try:
-            yield cluster, shared, two
+            yield cluster, *(p.start() for p in proxies)
         finally:
-            assert shared.stop() == 0, shared.log()[-3000:]
-            assert two.stop() == 0, two.log()[-3000:]
+            stopped = [p.stop() for p in proxies]
+            assert stopped == [0, 0, 0], [p.log()[-3000:] for p in proxies]
 
 
-def run_node(port, steps, cluster):
-    cfg = {"host": "127.0.0.1", "port": port, "user": "postgres", "password": cluster.su_pw,
-           "clients": sorted({s[0] for s in steps}),
-           "steps": [[who, sql, int(p) if sql == "@notifications" else ([p] if p else None)]
-                     for who, sql, p in steps]}
-    p = subprocess.run(["node", os.path.join(HERE, "node_pg_session.js"), NODE_MODULES],
-                       input=json.dumps(cfg), capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, f"node: {p.stdout} {p.stderr}"
-    out = json.loads(p.stdout.strip().splitlines()[-1])
-    # A step's answer as one string, as JdbcSession prints it: the first row, or the error's SQLSTATE.
-    res = []
-    for (who, sql, _), r in zip(steps, out):
-        if isinstance(r, dict):
-            res.append(f"ERROR:{r['error']}")
-        elif sql == "@notifications":
-            res.append("|".join(r))
-        else:
-            res.append("|".join("" if v is None else str(v) for v in r[0]) if r else "")
-    return res
+def run(driver, port, steps, cluster):
+    """Each step's answer, the clients of steps connected to port first."""
+    with Clients(driver, cluster) as c:
+        for who in sorted({s[0] for s in steps}):
+            c.connect(who, port)
+        return [c(*s) for s in steps]
 
 
-def run_jdbc(port, steps, cluster):
-    lines = [f"jdbc:postgresql://127.0.0.1:{port}/postgres", "postgres", cluster.su_pw]
-    for who, sql, p in steps:
-        sql = sql.replace("$1", "?") if p is not None and sql != "@notifications" else sql
-        lines.append(f"{who}\t{sql}" + (f"\t{p}" if p is not None else ""))
-    p = subprocess.run(["java", "-cp", PGJDBC, os.path.join(HERE, "JdbcSession.java")],
-                       input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=180)
-    assert p.returncode == 0, p.stderr[-3000:]
-    return p.stdout.splitlines()
+def both_busy(c, pid):
+    """Clients x and y each in a transaction take both servers of a pool_size 2 proxy: one of them
+    the server pid, once no client keeps it. Their transactions stay open."""
+    c("x", "BEGIN")
+    c("y", "BEGIN")
+    pids = {c("x", "SELECT pg_backend_pid()"), c("y", "SELECT pg_backend_pid()")}
+    assert len(pids) == 2 and pid in pids, (pid, pids)
 
 
-@pytest.mark.parametrize("driver", ["node-postgres", "pgjdbc"])
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_settings_and_sql_prepare_follow_each_client(drivers_cluster, driver):
-    cluster, shared, _ = drivers_cluster
-    run = run_node if driver == "node-postgres" else run_jdbc
-    direct = run(cluster.nodes["j1"].pg_port, SETTINGS, cluster)
-    proxied = run(shared.port, SETTINGS, cluster)
+    cluster, shared, _, _ = drivers_cluster
+    direct = run(driver, cluster.nodes["j1"].pg_port, SETTINGS, cluster)
+    proxied = run(driver, shared.port, SETTINGS, cluster)
     assert proxied == direct, list(zip(SETTINGS, direct, proxied))
     # And what that means, so the comparison cannot pass on two wrong answers.
     answers = dict(zip(range(len(SETTINGS)), proxied))
@@ -106,10 +98,89 @@ def test_settings_and_sql_prepare_follow_each_client(drivers_cluster, driver):
     assert answers[17].startswith("ERROR:26000") and answers[18] == "20"
 
 
-@pytest.mark.parametrize("driver", ["node-postgres", "pgjdbc"])
-def test_listen_gets_notifications(drivers_cluster, driver):
-    cluster, _, two = drivers_cluster
-    run = run_node if driver == "node-postgres" else run_jdbc
-    proxied = run(two.port, LISTEN, cluster)
-    assert proxied[3] == "one|two", proxied
-    assert proxied[5] == "0"
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_listen_keeps_its_server_gets_notifications_and_lets_go(drivers_cluster, driver):
+    """The listener keeps its server while client x runs transactions on the pool's other one; the
+    notifications x and y send reach it while it sends nothing (the driver's own API); UNLISTEN
+    gives its server back."""
+    cluster, _, two, _ = drivers_cluster
+    with Clients(driver, cluster) as c:
+        for who in ("l", "x", "y"):
+            c.connect(who, two.port)
+        assert c("l", "LISTEN jobs") == ""
+        pid = c("l", "SELECT pg_backend_pid()")
+        assert pinned_by(two) == ["LISTEN"]
+        for i in range(3):
+            c("x", "BEGIN")
+            assert c("x", "SELECT pg_backend_pid()") != pid
+            assert c("l", "SELECT pg_backend_pid()") == pid
+            c("x", "SELECT pg_notify('jobs', $1)", f"x{i}")
+            c("x", "COMMIT")
+            c("y", "SELECT pg_notify('jobs', $1)", f"y{i}")
+            assert c("l", "@notifications", 2) == f"x{i}|y{i}"
+        assert c("l", "UNLISTEN *") == ""
+        assert pinned_by(two) == []
+        assert c("l", "SELECT count(*) FROM pg_listening_channels()") == "0"
+        both_busy(c, pid)
+        assert c("y", "SELECT count(*) FROM pg_listening_channels()") == "0"
+        assert c("x", "SELECT count(*) FROM pg_listening_channels()") == "0"
+
+
+@pytest.mark.parametrize("kind", HOLDS)
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_state_that_cannot_move_keeps_its_server_until_it_is_gone(drivers_cluster, driver, kind):
+    cluster, _, two, _ = drivers_cluster
+    hold, feature, release, (mine, mine_want), (other, while_held, once_released) = HOLDS[kind]
+    with Clients(driver, cluster) as c:
+        for who in ("a", "x", "y"):
+            c.connect(who, two.port)
+        assert error(c("a", hold)) is None
+        pid = c("a", "SELECT pg_backend_pid()")
+        assert pinned_by(two) == [feature]
+        for i in range(3):
+            # x holds the pool's other server: a's transactions can only run on its own.
+            c("x", "BEGIN")
+            assert c("x", "SELECT pg_backend_pid()") != pid
+            assert c("x", other) == while_held
+            assert c("a", "SELECT pg_backend_pid()") == pid
+            assert c("a", mine) == mine_want(i)
+            c("x", "COMMIT")
+        assert error(c("a", release)) is None
+        assert pinned_by(two) == []
+        both_busy(c, pid)
+        assert c("x", other) == once_released
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_pinning_off_refuses_with_the_feature_and_the_setting(drivers_cluster, driver):
+    cluster, _, _, off = drivers_cluster
+    with Clients(driver, cluster) as c:
+        c.connect("a", off.port)
+        code, message, hint = error(c("a", "LISTEN jobs"))
+        assert code == "0A000"
+        assert message.startswith("LISTEN cannot be used through the proxy in transaction pooling mode"), message
+        assert "transaction_pinning" in hint, hint
+        assert c("a", "SELECT 1") == "1"
+        # Inside a transaction it fails the transaction, as any error does.
+        c("a", "BEGIN")
+        assert error(c("a", "CREATE TEMP TABLE t (a int)"))[0] == "0A000"
+        assert error(c("a", "SELECT 1"))[0] == "25P02"
+        assert c("a", "ROLLBACK") == ""
+        assert c("a", "SELECT count(*) FROM pg_listening_channels()") == "0"
+        assert c("a", "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == "0"
+        assert c("a", "SELECT to_regclass('pg_temp.t')") == ""
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_pinning_off_refuses_a_statement_with_a_bound_parameter(drivers_cluster, driver):
+    """The extended protocol with a parameter whose type the driver leaves to the server (node-postgres
+    sends none in its Parse; pgJDBC names varchar): refused as well, and the client goes on."""
+    cluster, _, _, off = drivers_cluster
+    with Clients(driver, cluster) as c:
+        c.connect("a", off.port)
+        code, message, hint = error(c("a", "SELECT pg_advisory_lock($1::bigint)", "5"))
+        assert (code, message.split(":")[0]) == \
+            ("0A000", "session advisory locks cannot be used through the proxy in transaction pooling mode"), message
+        assert "transaction_pinning" in hint, hint
+        assert c("a", "SELECT $1::int + 1", "41") == "42"
+        assert c("a", "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == "0"
