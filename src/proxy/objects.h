@@ -84,6 +84,7 @@ struct client {
 	struct expect *expq;
 	size_t expq_head, expq_len, expq_cap;
 	bool skip_until_sync;      /* the server reported an error: it ignores all until Sync */
+	char *refused_stmt;        /* its statement of this name ("": unnamed) was refused (transaction_pinning off) */
 	uint32_t c2s_remaining;    /* body bytes of a streamed client message still to copy */
 	size_t big;                /* bytes of px->big_bytes this client's buffer holds */
 	bool close_when_sent;      /* close once c->out is sent (client_close_when_sent) */

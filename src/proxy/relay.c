@@ -361,8 +361,19 @@ void relay_free(struct client *c)
 		free(c->stmts[i].name);
 	free(c->stmts);
 	free(c->expq);
+	free(c->refused_stmt);
 	c->stmts = NULL;
 	c->expq = NULL;
+	c->refused_stmt = NULL;
+}
+
+/* A Parse of name went through: a refusal of an earlier one of that name is over. */
+static void parsed_again(struct client *c, const char *name)
+{
+	if (c->refused_stmt != NULL && strcmp(c->refused_stmt, name) == 0) {
+		free(c->refused_stmt);
+		c->refused_stmt = NULL;
+	}
 }
 
 /* ---- session state in transaction mode (sess.c) ------------------------------------ */
@@ -948,15 +959,14 @@ static void refuse_statement(struct client *c, struct server *s, const uint8_t *
 	struct pgha_err e;
 	if (h[0] == 'P' && pgp_frame(h, (size_t)len + 1, (size_t)len + 1, &m, &e) == PGP_OK &&
 	    pgp_parse_parse(&m, &pm, &e) == 0) {
-		/* Its parameter types stay: the client's Bind still matches. */
-		uint32_t *oids = xcalloc(pm.param_types.n + 1, sizeof(*oids));
-		for (size_t i = 0; i < pm.param_types.n; i++) {
-			const uint8_t *o = pm.param_types.raw + 4 * i;
-			oids[i] = ((uint32_t)o[0] << 24) | ((uint32_t)o[1] << 16) | ((uint32_t)o[2] << 8) | o[3];
-		}
-		pgp_build_parse(&s->out, "", sb_str(&sql), oids, pm.param_types.n);
-		free(oids);
+		/*
+		 * It takes no parameter: the client's Bind of it is sent without its
+		 * values (refused_bind), whatever types it declared or left to the server.
+		 */
+		pgp_build_parse(&s->out, "", sb_str(&sql), NULL, 0);
 		q_push(c, EXP_PARSE, NULL);
+		free(c->refused_stmt);
+		c->refused_stmt = xstrdup(pm.stmt);
 	} else {
 		pgp_build_query(&s->out, sb_str(&sql));
 		q_push(c, EXP_QUERY, NULL);
@@ -981,6 +991,7 @@ static int rewrite(struct client *c, struct server *s, const struct pgp_msg *m, 
 			return 0;
 		}
 		client_stmt_set(c, pm.stmt, p);
+		parsed_again(c, pm.stmt);
 		if (server_has(s, p)) {
 			q_push(c, EXP_SYNTH_PARSE, NULL);
 		} else {
@@ -1068,6 +1079,34 @@ static void stream_msg(struct client *c, struct server *s, const uint8_t *h, uin
  * A Bind: rewrite the statement name at its start (portal, statement), stream
  * the parameters after it. 1 done, 0 wait for more bytes, -1 protocol error.
  */
+/*
+ * A Bind of a refused statement (refuse_statement): the unnamed statement that
+ * raises the refusal, without the client's values (it takes none). 1 done, 0
+ * wait for the whole message, -1 a protocol error.
+ */
+static int refused_bind(struct client *c, struct server *s, const uint8_t *h, uint32_t len, struct pgha_err *e)
+{
+	if (len > SMALL_MAX)
+		return err_set(e, "Bind message of %u bytes for a refused statement: the proxy reads it whole "
+			       "and takes at most %u bytes", len + 1, SMALL_MAX);
+	if (pbuf_len(&c->in) < (size_t)len + 1) {
+		pbuf_reserve(&c->in, (size_t)len + 1 - pbuf_len(&c->in));
+		return 0;
+	}
+	struct pgp_msg m;
+	struct pgp_bind bm;
+	if (pgp_frame(h, (size_t)len + 1, SMALL_MAX, &m, e) != PGP_OK || pgp_parse_bind(&m, &bm, e) != 0)
+		return -1;
+	int16_t *rf = xcalloc(bm.result_formats.n + 1, sizeof(*rf));
+	for (size_t i = 0; i < bm.result_formats.n; i++)
+		rf[i] = pgp_array_i16(&bm.result_formats, i);
+	pgp_build_bind(&s->out, bm.portal, "", NULL, 0, NULL, 0, rf, bm.result_formats.n);
+	free(rf);
+	q_push(c, EXP_BIND, NULL);
+	c->in.start += (size_t)len + 1;
+	return 1;
+}
+
 static int bind_start(struct client *c, struct server *s, const uint8_t *h, uint32_t len,
 		      struct pgha_err *e)
 {
@@ -1087,6 +1126,8 @@ static int bind_start(struct client *c, struct server *s, const uint8_t *h, uint
 		pbuf_reserve(&c->in, (body < SMALL_MAX ? body : SMALL_MAX) + 5 - pbuf_len(&c->in));
 		return 0;
 	}
+	if (c->refused_stmt != NULL && strcmp(c->refused_stmt, (const char *)name) == 0)
+		return refused_bind(c, s, h, len, e);
 	struct pstmt *p = name[0] ? client_stmt(c, (const char *)name) : NULL;
 	if (p == NULL) {
 		stream_msg(c, s, h, len);   /* unnamed, or unknown: the server answers */
@@ -1134,6 +1175,8 @@ static int classify_msg(struct client *c, struct server *s, const uint8_t *h, ui
 	struct pbuf *b = &c->in;
 	size_t body = len - 4, have = pbuf_len(b) - 5;
 	bool pinned = c->pinned != NULL;
+	if (h[0] == 'P')
+		parsed_again(c, "");   /* refuse_statement says so again if this one is refused too */
 	if (body > CLASSIFY_MAX) {
 		/* Too long to wait for: its first words decide; a candidate's effect is read after. */
 		if (have < off + 256) {
