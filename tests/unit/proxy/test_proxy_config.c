@@ -1,11 +1,13 @@
 /*
  * test_proxy_config.c — the proxy's option checks (proxy/proxy_config.c):
- * unix_socket_dir and unix_socket_mode, and the socket paths they give.
+ * unix_socket_dir and unix_socket_mode, and the socket paths they give;
+ * rw_split and what it needs.
  */
 #include <string.h>
 
 #include "../unit_files.h"
 #include "proxy/proxy_config.h"
+#include "proxy/split.h"
 
 /* Load a config made of the required lines and `extra`: 0 or -1, e set. */
 static int load(const char *extra, struct proxy_config *cfg, struct pgha_err *e)
@@ -68,11 +70,35 @@ static void test_unix_socket_errors(void **state)
 	}
 }
 
+static void test_rw_split(void **state)
+{
+	struct proxy_config cfg;
+	struct pgha_err e;
+
+	assert_int_equal(load("", &cfg, &e), 0);
+	assert_int_equal(cfg.rw_split, RW_SPLIT_OFF);
+	proxy_config_free(&cfg);
+	assert_int_equal(load("read_your_writes = on\nrw_split = statements\n"
+			      "rw_split_safe_functions = default, app.report", &cfg, &e), 0);
+	assert_int_equal(cfg.rw_split, RW_SPLIT_STATEMENTS);
+	proxy_config_free(&cfg);
+
+	assert_int_equal(load("rw_split = transactions", &cfg, &e), -1);
+	assert_contains(e.msg, "rw_split = transactions needs read_your_writes = on (HINT:");
+	assert_int_equal(load("read_your_writes = on\nrw_split = statements\npool_mode = session", &cfg, &e), -1);
+	assert_contains(e.msg, "needs pool_mode = transaction");
+	assert_int_equal(load("rw_split = reads", &cfg, &e), -1);
+	assert_contains(e.msg, "rw_split = \"reads\": use off, transactions or statements");
+	assert_int_equal(load("rw_split_safe_functions = lower; drop", &cfg, &e), -1);
+	assert_contains(e.msg, "rw_split_safe_functions: \"lower; drop\" is not a function name");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_unix_socket_paths),
 		cmocka_unit_test(test_unix_socket_errors),
+		cmocka_unit_test(test_rw_split),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
