@@ -69,6 +69,7 @@ struct up {
 	char *restore_repo;
 	char restore_stanza[64];
 	char *restore_target;
+	const char *rw_split;    /* --rw-split: the proxy's rw_split (first run only) */
 };
 
 #define UP_ETCD_USER "pgha"
@@ -107,6 +108,10 @@ static void usage(FILE *out)
 		"                       such as \"2026-12-03 14:02:00\", UTC); it archives to the same\n"
 		"                       repository under its own name (--cluster, default SRC's name\n"
 		"                       + \"-restored\"; first run only)\n"
+		"      --rw-split MODE  the proxy's single-endpoint read/write split: off (default),\n"
+		"                       transactions (READ ONLY ones run on standbys) or statements\n"
+		"                       (SELECTs proven read-only too), each read seeing the client's\n"
+		"                       writes (docs/READ_YOUR_WRITES.md; first run only)\n"
 		"  -h, --help           this help\n",
 		MAX_NODES);
 }
@@ -420,8 +425,12 @@ static int prepare_dir(struct up *u, int nodes, const char *cluster, bool *exist
 			       "[cluster]\nname = %s\n\n[etcd]\nendpoints = %s\n%s\n"
 			       "[proxy]\nlisten = 127.0.0.1:%d\nlisten_ro = 127.0.0.1:%d\npool_size = 20\n"
 			       "# Reads on listen_ro see every write acknowledged before them (docs/READ_YOUR_WRITES.md).\n"
-			       "read_your_writes = on\n",
-			  u->st.cluster, u->etcd_url, auth_lines, u->st.proxy_port, u->st.proxy_ro_port);
+			       "read_your_writes = on\n"
+			       "# On listen too: READ ONLY transactions (transactions), and SELECTs proven read-only\n"
+			       "# (statements), run on a standby that replayed the client's writes; off: on the leader.\n"
+			       "rw_split = %s\n",
+			  u->st.cluster, u->etcd_url, auth_lines, u->st.proxy_port, u->st.proxy_ro_port,
+			  u->rw_split ? u->rw_split : "off");
 		if (u->st.proxy_metrics_port > 0)
 			sb_printf(&sb, "metrics_listen = 127.0.0.1:%d\n", u->st.proxy_metrics_port);
 		sb_printf(&sb, "\n[auth]\nauth_type = scram-sha-256\nauth_file = %s\n", users);
@@ -803,8 +812,9 @@ int up_main(int argc, char **argv)
 		{"cluster", required_argument, NULL, 'C'}, {"timeout", required_argument, NULL, 't'},
 		{"etcd-bin", required_argument, NULL, 'E'}, {"bin-dir", required_argument, NULL, 'B'},
 		{"backup", no_argument, NULL, 'K'}, {"restore-from", required_argument, NULL, 'R'},
-		{"to", required_argument, NULL, 'T'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-	const char *restore_from = NULL, *restore_to = NULL;
+		{"to", required_argument, NULL, 'T'}, {"rw-split", required_argument, NULL, 'S'},
+		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	const char *restore_from = NULL, *restore_to = NULL, *rw_split = NULL;
 	bool cluster_given = false;
 	const char *dir = NULL, *cluster = "pgha", *etcd_bin = NULL;
 	bool backup = false;
@@ -822,6 +832,14 @@ int up_main(int argc, char **argv)
 		case 'K': backup = true; break;
 		case 'R': restore_from = optarg; break;
 		case 'T': restore_to = optarg; break;
+		case 'S':
+			if (strcmp(optarg, "off") != 0 && strcmp(optarg, "transactions") != 0 &&
+			    strcmp(optarg, "statements") != 0) {
+				fprintf(stderr, "pgha up: --rw-split %s: use off, transactions or statements\n", optarg);
+				return 2;
+			}
+			rw_split = optarg;
+			break;
 		case 'n':
 			nodes = strtol(optarg, &end, 10);
 			if (*end || nodes < 1 || nodes > MAX_NODES) {
@@ -870,6 +888,7 @@ int up_main(int argc, char **argv)
 	char buf[PATH_MAX];
 	log_set_context("up");
 	u->timeout_s = (int)timeout;
+	u->rw_split = rw_split;
 	u->bin_dir = xstrdup(bin_dir);
 	bool default_dir = dir == NULL;
 	if (default_dir)

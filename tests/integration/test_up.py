@@ -28,8 +28,8 @@ def read_until(proc, pattern, timeout):
     raise AssertionError(f"no line matching {pattern!r} within {timeout}s:\n{''.join(lines)}")
 
 
-def start_up(d):
-    return subprocess.Popen([PGHA_BIN, "up", "--dir", d, "--nodes", "3", "--timeout", "240"],
+def start_up(d, *extra):
+    return subprocess.Popen([PGHA_BIN, "up", "--dir", d, "--nodes", "3", "--timeout", "240", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
 
@@ -45,7 +45,7 @@ def leader_port(lines):
 def test_up_starts_three_streaming_members_and_comes_back():
     base = make_base_dir()
     d = os.path.join(base, "cluster")
-    proc = start_up(d)
+    proc = start_up(d, "--rw-split", "transactions")
     try:
         lines = read_until(proc, r"is up: 3 members", 240)
         lines += read_until(proc, r"^Stop:", 30)
@@ -82,6 +82,22 @@ def test_up_starts_three_streaming_members_and_comes_back():
                                  dbname="postgres", autocommit=True) as c:
                 return c.execute("SELECT pg_is_in_recovery()").fetchone()[0]
         wait_until("the read-only port to reach a standby", standby_answers, timeout=30)
+        # --rw-split transactions: a READ ONLY transaction on the read-write port runs on a standby
+        # that has the client's own write.
+        with psycopg.connect(host="127.0.0.1", port=rw, user="postgres", password=password,
+                             dbname="postgres", autocommit=True) as c:
+            c.execute("CREATE TABLE split_reads (n int)")
+            written = []
+            def split_read():
+                written.append(len(written))
+                c.execute("INSERT INTO split_reads VALUES (%s)", (written[-1],))
+                c.execute("BEGIN READ ONLY")
+                row = c.execute("SELECT count(*), pg_is_in_recovery() FROM split_reads").fetchone()
+                c.execute("COMMIT")
+                assert row[0] == len(written), row   # every row written so far
+                return row[1]
+            wait_until("a READ ONLY transaction on the read-write port to run on a standby", split_read,
+                       timeout=30)
         # The printed metrics URLs answer: the agent's (its role) and the proxy's (the leader it routes to).
         am = re.search(r"^Metrics: +curl (http://\S+/metrics)", out, re.M)
         pm = re.search(r"the proxy's: (http://\S+/metrics)\)", out)
