@@ -807,6 +807,9 @@ static void stmt_error(struct client *c, struct expect *e, const struct pgp_noti
 		return;
 	if ((e->kind == EXP_BIND || e->kind == EXP_DESCRIBE_S) && strcmp(err->sqlstate, "0A000") == 0)
 		registry_retire(c->px, e->ps);   /* "cached plan must not change result type" */
+	else if ((e->kind == EXP_BIND || e->kind == EXP_DESCRIBE_S) && strcmp(err->sqlstate, "26000") == 0 &&
+		 c->server != NULL)
+		server_forget(c->server, e->ps);   /* gone from the server after all: prepared again next time */
 	else if ((e->kind == EXP_PARSE || e->kind == EXP_SWALLOW_PARSE) && strcmp(err->sqlstate, "42P05") == 0)
 		e->ps = NULL;   /* the server has it after all: skip_to_sync must not forget it */
 }
@@ -946,14 +949,27 @@ static void emit_renamed(struct strbuf *out, char type, const uint8_t *body, siz
 }
 
 /*
- * The statement a refused one becomes (sess_refusal_sql): the server answers
+ * Is a statement of class cl refused: one that would pin with transaction_pinning
+ * off, or one naming the proxy's own statements on servers (a client's
+ * DEALLOCATE pgha_3 would drop what the proxy counts on for other clients)?
+ */
+static bool refused(const struct client *c, const struct sess_class *cl)
+{
+	return (cl->flags & SESS_RESERVED) || ((cl->flags & SESS_PIN) && !c->px->cfg.transaction_pinning);
+}
+
+/*
+ * The statement a refused one becomes (sess_refusal_sql, sess_reserved_sql): the server answers
  * with the error. The caller consumes the client's message.
  */
 static void refuse_statement(struct client *c, struct server *s, const uint8_t *h, uint32_t len,
-			     const char *feature)
+			     const struct sess_class *cl)
 {
 	struct strbuf sql = STRBUF_INIT;
-	sess_refusal_sql(feature, &sql);
+	if (cl->flags & SESS_RESERVED)
+		sess_reserved_sql(cl, &sql);
+	else
+		sess_refusal_sql(cl->feature, &sql);
 	struct pgp_msg m;
 	struct pgp_parse_msg pm;
 	struct pgha_err e;
@@ -986,8 +1002,8 @@ static int rewrite(struct client *c, struct server *s, const struct pgp_msg *m, 
 		if (pgp_parse_parse(m, &pm, e) != 0)
 			return -1;
 		struct pstmt *p = registry_get(c->px, pm.query, pm.param_types.raw, pm.param_types.n);
-		if (p->sess != NULL && (p->sess->flags & SESS_PIN) && !c->px->cfg.transaction_pinning) {
-			refuse_statement(c, s, raw, (uint32_t)m->total_len - 1, p->sess->feature);
+		if (p->sess != NULL && refused(c, p->sess)) {
+			refuse_statement(c, s, raw, (uint32_t)m->total_len - 1, p->sess);
 			return 0;
 		}
 		client_stmt_set(c, pm.stmt, p);
@@ -1199,13 +1215,13 @@ static int classify_msg(struct client *c, struct server *s, const uint8_t *h, ui
 		if (c->px->sess_cache == NULL)
 			c->px->sess_cache = sess_cache_new();
 		sess_classify_cached(c->px->sess_cache, sql, (size_t)(nul - sql), pinned, &cl);
-		bool refused = (cl.flags & SESS_PIN) && !c->px->cfg.transaction_pinning;
-		if (refused)
-			refuse_statement(c, s, h, len, cl.feature);
+		bool no = refused(c, &cl);
+		if (no)
+			refuse_statement(c, s, h, len, &cl);
 		else
 			sess_note(c, &cl);
 		sess_class_free(&cl);
-		if (refused) {
+		if (no) {
 			c->in.start += (size_t)len + 1;
 			return 1;
 		}

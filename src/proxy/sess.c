@@ -107,6 +107,11 @@ bool sess_worth_parsing(const char *sql, size_t len, bool pinned)
 			return true;
 	if (pinned && (sess_is_word(p, end, "DROP") || sess_is_word(p, end, "CLOSE")))
 		return true;
+	if (sess_is_word(p, end, "EXECUTE")) {
+		const char *q = sess_skip_blank(p + 7, end);
+		if (end - q >= 5 && strncasecmp(q, "pgha_", 5) == 0)
+			return true;   /* perhaps one of the proxy's own statements (sess_reserved_name) */
+	}
 	if (has_candidate_word(sql, len))
 		return true;
 	/* Several statements: the others may be any of the above. */
@@ -199,6 +204,27 @@ static bool temp_rel(json_t *o)
 	return p != NULL && strcmp(p, "t") == 0 && json_object_get(o, "relname") != NULL;
 }
 
+bool sess_reserved_name(const char *name)
+{
+	if (name == NULL || strncmp(name, "pgha_", 5) != 0 || name[5] == '\0')
+		return false;
+	for (const char *p = name + 5; *p; p++)
+		if (!isdigit((unsigned char)*p))
+			return false;
+	return true;
+}
+
+/* A PREPARE, EXECUTE or DEALLOCATE (node n) of one of the proxy's names: kind says which. */
+static void reserved(json_t *n, char kind, struct sess_class *out)
+{
+	const char *name = json_string_value(json_object_get(n, "name"));
+	if (!sess_reserved_name(name) || out->reserved != NULL)
+		return;
+	out->flags |= SESS_RESERVED;
+	out->reserved = xstrdup(name);
+	out->reserved_kind = kind;
+}
+
 /* One node of the tree (the object under its type name). */
 static void on_node(const char *type, json_t *n, struct sess_class *out)
 {
@@ -225,6 +251,9 @@ static void on_node(const char *type, json_t *n, struct sess_class *out)
 		out->flags |= SESS_SETTINGS | SESS_PREPARED | SESS_MAYPIN;
 	} else if (strcmp(type, "DeallocateStmt") == 0) {
 		out->flags |= SESS_PREPARED;
+		reserved(n, 'D', out);
+	} else if (strcmp(type, "ExecuteStmt") == 0) {
+		reserved(n, 'E', out);
 	} else if (strcmp(type, "ListenStmt") == 0) {
 		pin(out, "LISTEN");
 	} else if (strcmp(type, "UnlistenStmt") == 0 || strcmp(type, "ClosePortalStmt") == 0 ||
@@ -239,6 +268,7 @@ static void on_node(const char *type, json_t *n, struct sess_class *out)
 			pin(out, "WITH HOLD cursors");
 	} else if (strcmp(type, "PrepareStmt") == 0) {
 		out->flags |= SESS_PREPARED;
+		reserved(n, 'P', out);
 	}
 }
 
@@ -320,6 +350,7 @@ void sess_names_free(char **v, size_t n)
 
 void sess_class_free(struct sess_class *cl)
 {
+	free(cl->reserved);
 	sess_names_free(cl->custom, cl->ncustom);
 	sess_names_free(cl->names, cl->nnames);
 	for (size_t i = 0; i < cl->nprepares; i++) {
@@ -378,6 +409,7 @@ static void class_copy(struct sess_class *dst, const struct sess_class *src)
 	*dst = *src;
 	dst->custom = copy_names(src->custom, src->ncustom);
 	dst->names = copy_names(src->names, src->nnames);
+	dst->reserved = src->reserved ? xstrdup(src->reserved) : NULL;
 	dst->prepares = src->nprepares ? xcalloc(src->nprepares, sizeof(*dst->prepares)) : NULL;
 	for (size_t i = 0; i < src->nprepares; i++) {
 		dst->prepares[i].name = xstrdup(src->prepares[i].name);
@@ -704,4 +736,19 @@ void sess_refusal_sql(const char *feature, struct strbuf *sql)
 	sb_puts(sql, "; END$pgha$");
 	sb_free(&msg);
 	sb_free(&hint);
+}
+
+void sess_reserved_sql(const struct sess_class *cl, struct strbuf *sql)
+{
+	struct strbuf msg = STRBUF_INIT;
+	const char *code = cl->reserved_kind == 'P' ? "42P05" : "26000";
+	sb_printf(&msg, cl->reserved_kind == 'P' ? "prepared statement \"%s\" already exists" :
+		  "prepared statement \"%s\" does not exist", cl->reserved);
+	sb_printf(sql, "DO $pgha$BEGIN RAISE EXCEPTION USING ERRCODE = '%s', MESSAGE = ", code);
+	put_literal(sql, sb_str(&msg));
+	sb_puts(sql, ", HINT = ");
+	put_literal(sql, "Names pgha_ followed by digits are the proxy's own prepared statements on "
+		    "its servers: use another name");
+	sb_puts(sql, "; END$pgha$");
+	sb_free(&msg);
 }

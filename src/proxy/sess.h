@@ -24,6 +24,7 @@ enum {
 	SESS_MAYPIN = 16,     /* may create or drop such state (DO, CALL, DISCARD): read it */
 	SESS_UNPIN = 32,      /* may drop such state: read it if the client holds some */
 	SESS_LOAD = 64,       /* LOAD: a library stays loaded for the rest of the session */
+	SESS_RESERVED = 128,  /* SQL PREPARE/EXECUTE/DEALLOCATE of a name the proxy uses on servers (sess_class.reserved) */
 };
 /* Any of these: the state is read after the transaction. */
 #define SESS_CHECK (SESS_SETTINGS | SESS_NAMED | SESS_PREPARED | SESS_PIN | SESS_MAYPIN)
@@ -46,7 +47,12 @@ struct sess_class {
 	size_t nnames;
 	struct sess_prepare *prepares;   /* PREPARE statements, with their own text */
 	size_t nprepares;
+	char *reserved;               /* SESS_RESERVED: the name ("pgha_<n>"), and what did it */
+	char reserved_kind;           /* 'P' PREPARE, 'E' EXECUTE, 'D' DEALLOCATE */
 };
+
+/* Is name one the proxy gives its prepared statements on servers ("pgha_" and digits)? */
+bool sess_reserved_name(const char *name);
 
 /*
  * Classify the statements of sql[0..len) (NUL at sql[len]). A quick look at
@@ -147,5 +153,11 @@ const char *sess_feature(const char *name);
 
 /* A statement that fails with sqlstate 0A000 naming feature: what a refused statement becomes. */
 void sess_refusal_sql(const char *feature, struct strbuf *sql);
+/*
+ * What a SESS_RESERVED statement becomes: EXECUTE and DEALLOCATE fail as
+ * PostgreSQL answers a name the session never prepared (26000); PREPARE with
+ * 42P05, the name being taken (by the proxy, on every server).
+ */
+void sess_reserved_sql(const struct sess_class *cl, struct strbuf *sql);
 
 #endif

@@ -195,6 +195,41 @@ def test_listen_keeps_its_server_and_gets_its_notifications(two):
         sender.close()
 
 
+def test_the_proxy_s_own_statement_names_are_not_the_clients(shared):
+    """The proxy prepares drivers' statements on its servers as pgha_<n>, shared by the clients of a
+    pool: another client's SQL DEALLOCATE, EXECUTE or PREPARE of such a name gets PostgreSQL's
+    answer for a session that never had it, and the statement still works for its owner. One
+    dropped anyway (inside a DO block, where the proxy does not look) fails its next use once,
+    then is prepared again."""
+    with shared.connect(autocommit=True) as a, shared.connect(autocommit=True) as b:
+        q = "SELECT %s::int * 3"
+        for i in range(6):   # psycopg prepares it on the server from the 5th execution
+            assert a.execute(q, (i,), prepare=True).fetchone()[0] == i * 3
+        names = [r[0] for r in b.execute("SELECT name FROM pg_prepared_statements").fetchall()]
+        mine = [n for n in names if n.startswith("pgha_")]
+        assert mine, names   # pool_size 1: b sees the server a used
+        name = mine[0]
+        with pytest.raises(psycopg.errors.InvalidSqlStatementName) as e:
+            b.execute(f"DEALLOCATE {name}")
+        assert "proxy's own prepared statements" in e.value.diag.message_hint
+        with pytest.raises(psycopg.errors.InvalidSqlStatementName):
+            b.execute(f"EXECUTE {name}(1)")
+        with pytest.raises(psycopg.errors.DuplicatePreparedStatement):
+            b.execute(f"PREPARE {name.upper()} AS SELECT 1")
+        b.execute("PREPARE pgha_mine AS SELECT 7")   # not the proxy's pattern: the client's own
+        assert b.execute("EXECUTE pgha_mine").fetchone()[0] == 7
+        assert a.execute(q, (7,), prepare=True).fetchone()[0] == 21
+        # Dropped where the proxy cannot see: one failure, then it is prepared again.
+        b.execute(f"DO $$BEGIN EXECUTE 'DEALLOCATE {name}'; END$$")
+        failed = 0
+        for i in range(3):
+            try:
+                assert a.execute(q, (i,), prepare=True).fetchone()[0] == i * 3
+            except psycopg.errors.InvalidSqlStatementName:
+                failed += 1
+        assert failed <= 1
+
+
 @pytest.mark.parametrize("hold,release", [
     ("SELECT pg_advisory_lock(4242)", "SELECT pg_advisory_unlock(4242)"),
     ("CREATE TEMP TABLE scratch (a int); INSERT INTO scratch VALUES (7)", "DROP TABLE scratch"),

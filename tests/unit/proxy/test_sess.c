@@ -233,6 +233,30 @@ static void test_state_query_and_refusal(void **state)
 	sb_free(&sb);
 }
 
+static void test_the_proxy_s_names(void **state)
+{
+	assert_true(sess_reserved_name("pgha_12"));
+	assert_false(sess_reserved_name("pgha_"));
+	assert_false(sess_reserved_name("pgha_x1"));
+	assert_false(sess_reserved_name("PGHA_1x"));
+	const char *mine[] = {"DEALLOCATE pgha_3", "deallocate prepare pgha_3", "EXECUTE pgha_3(1)",
+			      "  execute PGHA_3", "PREPARE pgha_3 AS SELECT 1"};
+	for (size_t i = 0; i < sizeof(mine) / sizeof(mine[0]); i++) {
+		struct sess_class cl;
+		sess_classify(mine[i], strlen(mine[i]), false, &cl);
+		assert_true(cl.flags & SESS_RESERVED);
+		assert_string_equal(cl.reserved, "pgha_3");
+		struct strbuf sb = STRBUF_INIT;
+		sess_reserved_sql(&cl, &sb);
+		assert_non_null(strstr(sb_str(&sb), cl.reserved_kind == 'P' ? "42P05" : "26000"));
+		sb_free(&sb);
+		sess_class_free(&cl);
+	}
+	assert_false(flags_of("EXECUTE pgha_mine", false, NULL) & SESS_RESERVED);
+	assert_false(flags_of("DEALLOCATE ALL", false, NULL) & SESS_RESERVED);
+	assert_int_equal(flags_of("EXECUTE q(1)", false, NULL), 0);   /* not even parsed */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -243,6 +267,7 @@ int main(void)
 		cmocka_unit_test(test_sync_between_servers),
 		cmocka_unit_test(test_options),
 		cmocka_unit_test(test_state_query_and_refusal),
+		cmocka_unit_test(test_the_proxy_s_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
