@@ -228,6 +228,10 @@ void metrics_render(struct proxy *px)
 	sb_puts(&sb, "# HELP pgha_proxy_ryw_replay_checks_total Reads that asked their standby to replay further "
 		     "first (read_your_writes).\n# TYPE pgha_proxy_ryw_replay_checks_total counter\n");
 	sb_printf(&sb, "pgha_proxy_ryw_replay_checks_total %llu\n", (unsigned long long)px->stats_ryw_waited);
+	sb_puts(&sb, "# HELP pgha_proxy_prepared_statements_evicted_total Drivers' statements closed on a server "
+		     "connection at max_prepared_statements (prepared again when next used).\n"
+		     "# TYPE pgha_proxy_prepared_statements_evicted_total counter\n");
+	sb_printf(&sb, "pgha_proxy_prepared_statements_evicted_total %llu\n", (unsigned long long)px->stats_stmt_evicted);
 	sb_puts(&sb, "# HELP pgha_proxy_rw_split_reads_total Transactions of the read-write port sent to the "
 		     "read-only pool as proven reads (rw_split).\n# TYPE pgha_proxy_rw_split_reads_total counter\n");
 	sb_printf(&sb, "pgha_proxy_rw_split_reads_total %llu\n", (unsigned long long)px->stats_split_standby);

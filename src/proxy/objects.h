@@ -170,6 +170,7 @@ struct server {
 	bool s2c_skip;
 	char *param[NTRACKED];     /* the server's current tracked parameters (ParameterStatus) */
 	struct pstmt **prepared;   /* statements prepared on this connection (relay.c) */
+	uint64_t *prepared_used;   /* ... when each was last used (px->stmt_clock): the oldest goes first */
 	size_t nprepared, capprepared;
 	bool stale;                /* its target is no longer right: close when free */
 	int64_t stale_ms;          /* since when (a stale busy server is closed after hold_timeout) */
@@ -285,6 +286,8 @@ struct proxy {
 	struct pstmt **stmt_table;
 	size_t stmt_cap, stmt_count;
 	uint64_t stmt_next_id;
+	uint64_t stmt_clock;          /* uses of statements on servers (server.prepared_used) */
+	uint64_t stats_stmt_evicted;  /* statements closed on a server at max_prepared_statements */
 	struct pstmt *stmt_retired;   /* out of the table (result type changed), still referred to */
 	struct sess_cache *sess_cache;   /* relay.c: classes of session statements seen lately (sess.c) */
 	/* read-your-writes (relay.c) */

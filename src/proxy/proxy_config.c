@@ -85,6 +85,9 @@ static const struct config_option proxy_options[] = {
 	O("proxy", "rw_split_safe_functions", OPT_STRING, rw_split_safe_functions, "default", 1, 0, 0,
 	  "rw_split = statements: the functions a SELECT may call and still go to a standby, comma-separated; "
 	  "\"default\" is the built-in list of functions that neither write nor need a transaction ID"),
+	O("proxy", "max_prepared_statements", OPT_INT, max_prepared_statements, "500", 0, 1000000, OPT_RELOAD,
+	  "transaction mode: drivers' named statements kept prepared on one server connection; past it the "
+	  "one used least recently is closed there (prepared again when next used); 0: no limit"),
 	O("proxy", "transaction_pinning", OPT_BOOL, transaction_pinning, "on", 1, 0, OPT_RELOAD,
 	  "transaction mode: a client whose session holds what cannot move to another server (LISTEN, "
 	  "session advisory locks, temporary tables, WITH HOLD cursors, LOAD) keeps its server until it "

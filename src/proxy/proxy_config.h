@@ -45,6 +45,7 @@ struct proxy_config {
 	char *server_reset_query;
 	char *ignore_startup_parameters;
 	bool transaction_pinning;
+	int max_prepared_statements;
 	bool read_your_writes;
 	int ryw_wait_ms;
 	char *rw_split_text;

@@ -71,6 +71,7 @@ enum expect_kind {
 	EXP_SYNTH_PARSE,    /* we answer '1' ourselves */
 	EXP_SYNTH_CLOSE,    /* we answer '3' ourselves */
 	EXP_SWALLOW_PARSE,  /* the server's '1' for an injected Parse: drop it */
+	EXP_SWALLOW_CLOSE,  /* the server's '3' for a Close the proxy sent (max_prepared_statements): drop it */
 	EXP_SWALLOW_QUERY,  /* an injected SET: drop its answers up to ReadyForQuery */
 	EXP_STATE_QUERY,    /* sess_state_query(): read its rows, drop its answers up to ReadyForQuery */
 	EXP_LSN_QUERY,      /* read-your-writes: the leader's insert position after a read-write transaction */
@@ -222,31 +223,39 @@ void relay_registry_free(struct proxy *px)
 	px->stmt_cap = px->stmt_count = 0;
 }
 
-static bool server_has(const struct server *s, const struct pstmt *p)
+/* Has s p prepared? A use: it is then the last one s would close (server_add). */
+static bool server_has(struct server *s, const struct pstmt *p)
 {
-	for (size_t i = 0; i < s->nprepared; i++)
-		if (s->prepared[i] == p)
+	for (size_t i = 0; i < s->nprepared; i++) {
+		if (s->prepared[i] == p) {
+			s->prepared_used[i] = ++s->px->stmt_clock;
 			return true;
-	return false;
-}
-
-static void server_add(struct server *s, struct pstmt *p)
-{
-	if (s->nprepared == s->capprepared) {
-		s->capprepared = s->capprepared ? s->capprepared * 2 : 16;
-		s->prepared = xrealloc(s->prepared, s->capprepared * sizeof(*s->prepared));
+		}
 	}
-	s->prepared[s->nprepared++] = p;
+	return false;
 }
 
 static void server_forget(struct server *s, const struct pstmt *p)
 {
 	for (size_t i = 0; i < s->nprepared; i++) {
 		if (s->prepared[i] == p) {
-			s->prepared[i] = s->prepared[--s->nprepared];
+			s->nprepared--;
+			s->prepared[i] = s->prepared[s->nprepared];
+			s->prepared_used[i] = s->prepared_used[s->nprepared];
 			return;
 		}
 	}
+}
+
+static void server_keep(struct server *s, struct pstmt *p)
+{
+	if (s->nprepared == s->capprepared) {
+		s->capprepared = s->capprepared ? s->capprepared * 2 : 16;
+		s->prepared = xrealloc(s->prepared, s->capprepared * sizeof(*s->prepared));
+		s->prepared_used = xrealloc(s->prepared_used, s->capprepared * sizeof(*s->prepared_used));
+	}
+	s->prepared[s->nprepared] = p;
+	s->prepared_used[s->nprepared++] = ++s->px->stmt_clock;
 }
 
 static struct pstmt *client_stmt(const struct client *c, const char *name)
@@ -795,6 +804,8 @@ static void skip_to_sync(struct client *c)
 	while ((e = q_head(c)) != NULL && e->kind != EXP_SYNC) {
 		if (s && e->ps && (e->kind == EXP_PARSE || e->kind == EXP_SWALLOW_PARSE))
 			server_forget(s, e->ps);   /* it was never prepared */
+		else if (s && e->ps && e->kind == EXP_SWALLOW_CLOSE && !server_has(s, e->ps))
+			server_keep(s, e->ps);     /* it was never closed */
 		q_pop(c);
 	}
 	c->skip_until_sync = q_head(c) == NULL;   /* the Sync is still to come */
@@ -886,6 +897,12 @@ static bool on_server_msg(struct client *c, char type, char status, const struct
 			return false;
 		}
 		return true;
+	case EXP_SWALLOW_CLOSE:
+		if (type == '3') {
+			q_pop(c);
+			return false;
+		}
+		return true;
 	case EXP_BIND:
 		if (type == '2')
 			q_pop(c);
@@ -926,13 +943,37 @@ static void emit_parse(struct strbuf *out, const struct pstmt *p)
 	sb_append(out, p->types, p->ntypes * 4);
 }
 
+/*
+ * p is being prepared on s (its Parse queued): at max_prepared_statements the
+ * statement s used least recently is closed there first, its CloseComplete
+ * dropped (EXP_SWALLOW_CLOSE). The server runs what it is sent in order, so a
+ * Bind of it queued before still works, and a later one prepares it again. A
+ * Close the server skips (an error before it) puts it back (skip_to_sync).
+ */
+static void server_add(struct client *c, struct server *s, struct pstmt *p)
+{
+	size_t max = (size_t)c->px->cfg.max_prepared_statements;
+	if (max > 0 && s->nprepared >= max) {
+		size_t old = 0;
+		for (size_t i = 1; i < s->nprepared; i++)
+			if (s->prepared_used[i] < s->prepared_used[old])
+				old = i;
+		struct pstmt *victim = s->prepared[old];
+		pgp_build_close(&s->out, 'S', victim->name);
+		q_push(c, EXP_SWALLOW_CLOSE, victim);
+		server_forget(s, victim);
+		c->px->stats_stmt_evicted++;
+	}
+	server_keep(s, p);
+}
+
 /* Make sure the server has p before a Bind/Describe uses it. */
 static void ensure_prepared(struct client *c, struct server *s, struct pstmt *p)
 {
 	if (server_has(s, p))
 		return;
+	server_add(c, s, p);
 	emit_parse(&s->out, p);
-	server_add(s, p);
 	q_push(c, EXP_SWALLOW_PARSE, p);
 }
 
@@ -1011,8 +1052,8 @@ static int rewrite(struct client *c, struct server *s, const struct pgp_msg *m, 
 		if (server_has(s, p)) {
 			q_push(c, EXP_SYNTH_PARSE, NULL);
 		} else {
+			server_add(c, s, p);
 			emit_parse(&s->out, p);
-			server_add(s, p);
 			q_push(c, EXP_PARSE, p);
 		}
 		return 0;

@@ -179,6 +179,7 @@ void server_close(struct server *s, const char *why)
 	if (s->sasl)
 		scram_client_free(s->sasl);
 	free(s->prepared);
+	free(s->prepared_used);
 	for (int k = 0; k < NTRACKED; k++)
 		free(s->param[k]);
 	sb_free(&s->probe_sent);

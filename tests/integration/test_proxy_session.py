@@ -13,7 +13,7 @@ import urllib.request
 import psycopg
 import pytest
 
-from conftest import Proxy, free_port, module_cluster
+from conftest import Proxy, free_port, module_cluster, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -368,3 +368,44 @@ def test_a_pinned_client_whose_server_ends_is_told_and_closed(one, two):
         listener.close()
     with two.connect(autocommit=True) as c:
         assert c.execute("SELECT count(*) FROM pg_listening_channels()").fetchone()[0] == 0
+
+
+def test_a_server_keeps_at_most_max_prepared_statements(one):
+    """Drivers' named statements are prepared on the server connection they run on and kept for the
+    next client; past max_prepared_statements the one used least recently is closed there, and
+    prepared again when next used: every statement keeps working, alone or pipelined, and the
+    server never holds more."""
+    metrics_port = free_port()
+    proxy = Proxy(one, {"proxy.pool_size": "1", "proxy.max_prepared_statements": "3",
+                        "proxy.metrics_listen": f"127.0.0.1:{metrics_port}"}, name="sessmax").start()
+    try:
+        with proxy.connect(autocommit=True, prepare_threshold=0) as c:
+            def held():
+                return c.execute("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'pgha%%'",
+                                 prepare=False).fetchone()[0]
+            for rnd in range(3):
+                for k in range(8):
+                    assert c.execute(f"SELECT %s::int + {k}", (rnd,)).fetchone()[0] == rnd + k
+                    assert held() <= 3
+            with c.pipeline():
+                curs = [c.execute(f"SELECT %s::int * {k}", (2,)) for k in range(10)]
+            assert [cur.fetchone()[0] for cur in curs] == [2 * k for k in range(10)]
+            assert held() <= 3
+            # An error in a pipeline skips the Close the proxy sent before a Parse: the server keeps
+            # that statement, and the proxy knows it (no "already exists" later).
+            with pytest.raises(psycopg.errors.DivisionByZero):
+                with c.pipeline():
+                    c.execute("SELECT 1 / %s::int", (0,))
+                    c.execute("SELECT %s::int - 100", (1,))
+            for k in (9, 8, 7):   # the Close skipped was of one of these, the least recently used
+                assert c.execute(f"SELECT %s::int * {k}", (3,)).fetchone()[0] == 3 * k
+            for k in range(8):
+                assert c.execute(f"SELECT %s::int + {k}", (1,)).fetchone()[0] == 1 + k
+        def evicted():   # /metrics is rendered each second
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+                text = r.read().decode()
+            return [float(l.split()[-1]) for l in text.splitlines()
+                    if l.startswith("pgha_proxy_prepared_statements_evicted_total ")][0] > 0
+        wait_until("statements closed at max_prepared_statements to be counted", evicted, timeout=10)
+    finally:
+        assert proxy.stop() == 0, proxy.log()[-3000:]
