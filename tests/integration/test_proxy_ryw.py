@@ -185,6 +185,12 @@ def split_count(proxy, at_least):
     return wait_until("the rw_split counter", read, timeout=10)
 
 
+def reads_on_standbys(mode, misses, on_standby):
+    print(f"rw_split = {mode}: {misses}/{ROUNDS} missed, {on_standby} served by a standby")
+    assert misses == 0
+    assert on_standby > ROUNDS // 2
+
+
 def test_rw_split_transactions_read_only_ones_go_to_standbys_and_see_their_writes(three):
     """rw_split = transactions: one port. A READ ONLY transaction runs on a standby that replayed the
     client's last write (the lagging one makes it wait or go to the leader); everything else runs on
@@ -209,9 +215,7 @@ def test_rw_split_transactions_read_only_ones_go_to_standbys_and_see_their_write
                     reader.commit()
                 misses += n == 0
                 on_standby += standby
-            print(f"rw_split = transactions: {misses}/{ROUNDS} missed, {on_standby} served by a standby")
-            assert misses == 0
-            assert on_standby > ROUNDS // 2
+            reads_on_standbys("transactions", misses, on_standby)
             # Not read-only: the leader. A plain SELECT too, in this mode.
             assert c.execute("SELECT pg_is_in_recovery()").fetchone()[0] is False
             c.execute("BEGIN")
@@ -252,9 +256,7 @@ def test_rw_split_statements_proven_reads_go_to_standbys_the_rest_to_the_leader(
                                        (i,), prepare=(i % 3 == 0)).fetchone()
                 misses += n == 0
                 on_standby += standby
-            print(f"rw_split = statements: {misses}/{ROUNDS} missed, {on_standby} served by a standby")
-            assert misses == 0
-            assert on_standby > ROUNDS // 2
+            reads_on_standbys("statements", misses, on_standby)
             # Not proven: the leader, and they work there.
             assert c.execute("SELECT nextval('split_seq'), pg_is_in_recovery()").fetchone()[1] is False
             assert c.execute("SELECT split_note(-5), pg_is_in_recovery()").fetchone() == (-5, False)
