@@ -199,6 +199,7 @@ struct pool {
 	char database[64];
 	char user[64];
 	bool ro;
+	bool pinning;              /* transaction_pinning for this pool (proxy_pinning_for; set again at reload) */
 	struct link idle;          /* servers */
 	struct link active;        /* servers */
 	struct link waiting;       /* clients */

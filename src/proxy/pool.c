@@ -28,6 +28,7 @@ struct pool *pool_get(struct proxy *px, const char *db, const char *user, bool r
 	snprintf(p->database, sizeof(p->database), "%s", db);
 	snprintf(p->user, sizeof(p->user), "%s", user);
 	p->ro = ro;
+	p->pinning = proxy_pinning_for(&px->cfg, user, db);
 	link_init(&p->idle);
 	link_init(&p->active);
 	link_init(&p->waiting);

@@ -92,6 +92,9 @@ static const struct config_option proxy_options[] = {
 	  "transaction mode: a client whose session holds what cannot move to another server (LISTEN, "
 	  "session advisory locks, temporary tables, WITH HOLD cursors, LOAD) keeps its server until it "
 	  "is gone; off: such statements fail with 0A000"),
+	O("proxy", "transaction_pinning_pools", OPT_STRING, transaction_pinning_pools, "", 1, 0, OPT_RELOAD,
+	  "transaction_pinning per pool, first match wins: user@database:on|off, comma-separated, '*' for any "
+	  "user or database (e.g. \"batch@*:off, *@reports:on\"); the others follow transaction_pinning"),
 	O("proxy", "ro_max_lag", OPT_INT, ro_max_lag, "1048576", 0, 2147483647, OPT_RELOAD,
 	  "read-only port: skip standbys more than this many bytes behind"),
 	O("proxy", "ro_fallback_leader", OPT_BOOL, ro_fallback_leader, "on", 1, 0, OPT_RELOAD,
@@ -183,6 +186,46 @@ void proxy_unix_socket_path(const struct proxy_config *cfg, const char *listen, 
 	snprintf(buf, len, "%.*s/.s.PGSQL.%d", (int)n, cfg->unix_socket_dir, port);
 }
 
+/*
+ * The next entry of a transaction_pinning_pools list from *p: user, database
+ * (NUL-terminated copies) and the setting. 0 none left, 1 one, -1 malformed
+ * (e says which).
+ */
+static int next_pinning(const char **p, char *user, char *db, size_t n, bool *on, struct pgha_err *e)
+{
+	*p += strspn(*p, " ,");
+	if (**p == '\0')
+		return 0;
+	size_t len = strcspn(*p, ",");
+	char entry[300];
+	snprintf(entry, sizeof(entry), "%.*s", (int)len, *p);
+	*p += len;
+	for (size_t k = strlen(entry); k > 0 && entry[k - 1] == ' '; k--)
+		entry[k - 1] = '\0';
+	char *at = strchr(entry, '@'), *colon = strrchr(entry, ':');
+	if (at == NULL || colon == NULL || colon < at || at == entry || colon == at + 1 ||
+	    (size_t)(at - entry) >= n || (size_t)(colon - at - 1) >= n ||
+	    (strcmp(colon + 1, "on") != 0 && strcmp(colon + 1, "off") != 0))
+		return err_set(e, "transaction_pinning_pools: \"%s\" is not user@database:on|off (HINT: '*' stands "
+			       "for any user or database, e.g. \"batch@*:off\")", entry);
+	snprintf(user, n, "%.*s", (int)(at - entry), entry);
+	snprintf(db, n, "%.*s", (int)(colon - at - 1), at + 1);
+	*on = strcmp(colon + 1, "on") == 0;
+	return 1;
+}
+
+bool proxy_pinning_for(const struct proxy_config *cfg, const char *user, const char *database)
+{
+	const char *p = cfg->transaction_pinning_pools ? cfg->transaction_pinning_pools : "";
+	char u[128], d[128];
+	bool on;
+	struct pgha_err e;
+	while (next_pinning(&p, u, d, sizeof(u), &on, &e) == 1)
+		if ((strcmp(u, "*") == 0 || strcmp(u, user) == 0) && (strcmp(d, "*") == 0 || strcmp(d, database) == 0))
+			return on;
+	return cfg->transaction_pinning;
+}
+
 static int check_rw_split(struct proxy_config *cfg, const char *path, struct pgha_err *e)
 {
 	static const char *const modes[] = {"off", "transactions", "statements"};
@@ -225,6 +268,15 @@ int proxy_config_load(const char *path, struct proxy_config *cfg, struct pgha_er
 			       cfg->pool_mode_text);
 	if (check_rw_split(cfg, path, e) != 0)
 		return -1;
+	const char *pp = cfg->transaction_pinning_pools;
+	char pu[128], pd[128];
+	bool pon;
+	int got;
+	struct pgha_err perr;
+	while ((got = next_pinning(&pp, pu, pd, sizeof(pu), &pon, &perr)) == 1)
+		;
+	if (got < 0)
+		return err_set(e, "%s: [proxy] %s", path, perr.msg);
 	if (strcmp(cfg->auth_type, "scram-sha-256") != 0 && strcmp(cfg->auth_type, "md5") != 0 &&
 	    strcmp(cfg->auth_type, "trust") != 0)
 		return err_set(e, "%s: [auth] auth_type = \"%s\": use scram-sha-256, md5 or trust", path,

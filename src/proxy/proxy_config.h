@@ -45,6 +45,7 @@ struct proxy_config {
 	char *server_reset_query;
 	char *ignore_startup_parameters;
 	bool transaction_pinning;
+	char *transaction_pinning_pools;   /* "user@database:on|off, ..." ('*' any): overrides per pool */
 	int max_prepared_statements;
 	bool read_your_writes;
 	int ryw_wait_ms;
@@ -91,6 +92,12 @@ void proxy_config_free(struct proxy_config *cfg);
  * (checked by proxy_config_load as well).
  */
 void proxy_unix_socket_path(const struct proxy_config *cfg, const char *listen, char *buf, size_t len);
+/*
+ * transaction_pinning for the pool of user and database: the first entry of
+ * transaction_pinning_pools that matches (checked by proxy_config_load), else
+ * transaction_pinning.
+ */
+bool proxy_pinning_for(const struct proxy_config *cfg, const char *user, const char *database);
 /* "scram-sha-256, md5" -> SERVER_AUTH_* bits; an unknown or empty list is an error. */
 int proxy_server_auth_parse(const char *text, unsigned *mask, struct pgha_err *e) PGHA_MUSTCHECK;
 

@@ -996,7 +996,7 @@ static void emit_renamed(struct strbuf *out, char type, const uint8_t *body, siz
  */
 static bool refused(const struct client *c, const struct sess_class *cl)
 {
-	return (cl->flags & SESS_RESERVED) || ((cl->flags & SESS_PIN) && !c->px->cfg.transaction_pinning);
+	return (cl->flags & SESS_RESERVED) || ((cl->flags & SESS_PIN) && !c->pool->pinning);
 }
 
 /*

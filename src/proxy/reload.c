@@ -43,6 +43,10 @@ int proxy_reload(struct proxy *px, struct pgha_err *e)
 	config_take_reloadable(&proxy_config_table, &px->cfg, &fresh, note_fixed, px->cfg.path);
 	px->cfg.server_auth_mask = fresh.server_auth_mask;   /* derived from a reloadable option */
 	proxy_config_free(&fresh);
+	for (struct link *l = px->pools.next; l != &px->pools; l = l->next) {
+		struct pool *p = link_entry(l, struct pool, node);
+		p->pinning = proxy_pinning_for(&px->cfg, p->user, p->database);
+	}
 	log_set_level((enum log_level)px->cfg.log_level);
 	int rc = 0;
 	if (tls_configure(px, e) != 0) {

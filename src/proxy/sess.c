@@ -727,8 +727,9 @@ void sess_refusal_sql(const char *feature, struct strbuf *sql)
 	struct strbuf msg = STRBUF_INIT, hint = STRBUF_INIT;
 	sb_printf(&msg, "%s cannot be used through the proxy in transaction pooling mode: "
 		  "the session state it creates would stay on a server other clients share", feature);
-	sb_puts(&hint, "Set transaction_pinning = on in the proxy's [proxy] section (the client then keeps "
-		"its server until the state is gone), or use a session-mode proxy");
+	sb_puts(&hint, "Set transaction_pinning = on in the proxy's [proxy] section, or this pool to on in "
+		"transaction_pinning_pools (the client then keeps its server until the state is gone), or use a "
+		"session-mode proxy");
 	sb_puts(sql, "DO $pgha$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = ");
 	put_literal(sql, sb_str(&msg));
 	sb_puts(sql, ", HINT = ");

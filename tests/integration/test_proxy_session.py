@@ -303,6 +303,25 @@ def test_pinning_off_refuses_with_the_feature_and_the_setting(one):
         assert proxy.stop() == 0, proxy.log()[-3000:]
 
 
+def test_pinning_is_set_per_pool(one):
+    """transaction_pinning_pools: the same user pinned in one database, refused in another."""
+    one.nodes["s1"].sql("CREATE DATABASE batch")
+    proxy = Proxy(one, {"proxy.pool_size": "2", "proxy.transaction_pinning": "off",
+                        "proxy.transaction_pinning_pools": "nobody@*:off, postgres@postgres:on"},
+                  name="pinpools").start()
+    try:
+        with proxy.connect(autocommit=True) as c:
+            c.execute("LISTEN jobs")   # this pool: on
+            assert c.execute("SELECT pg_listening_channels()").fetchone()[0] == "jobs"
+        with psycopg.connect(host="127.0.0.1", port=proxy.port, user="postgres", password=one.su_pw,
+                             dbname="batch", autocommit=True) as c:
+            with pytest.raises(psycopg.errors.FeatureNotSupported) as exc:
+                c.execute("LISTEN jobs")   # the default: off
+            assert "transaction_pinning_pools" in exc.value.diag.message_hint
+    finally:
+        assert proxy.stop() == 0, proxy.log()[-3000:]
+
+
 def test_bad_input_is_answered_by_the_server_or_bounded(shared):
     with shared.connect(autocommit=True) as c:
         # What the parser rejects reaches the server unchanged, which answers it.

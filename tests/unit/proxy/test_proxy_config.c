@@ -93,12 +93,39 @@ static void test_rw_split(void **state)
 	assert_contains(e.msg, "rw_split_safe_functions: \"lower; drop\" is not a function name");
 }
 
+static void test_pinning_per_pool(void **state)
+{
+	struct proxy_config cfg;
+	struct pgha_err e;
+
+	assert_int_equal(load("transaction_pinning_pools = batch@*:off, *@reports:on ,app@app:off", &cfg, &e), 0);
+	assert_false(proxy_pinning_for(&cfg, "batch", "app"));
+	assert_true(proxy_pinning_for(&cfg, "app", "reports"));
+	assert_false(proxy_pinning_for(&cfg, "app", "app"));
+	assert_true(proxy_pinning_for(&cfg, "app", "other"));   /* transaction_pinning's default */
+	proxy_config_free(&cfg);
+	assert_int_equal(load("transaction_pinning = off\ntransaction_pinning_pools = *@reports:on", &cfg, &e), 0);
+	assert_false(proxy_pinning_for(&cfg, "app", "app"));
+	assert_true(proxy_pinning_for(&cfg, "app", "reports"));
+	proxy_config_free(&cfg);
+
+	static const char *const bad[] = {"batch:off", "batch@app", "@app:on", "batch@:on", "a@b:maybe", "a@b:on, x"};
+	char extra[200];
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(extra, sizeof(extra), "transaction_pinning_pools = %s", bad[i]);
+		if (load(extra, &cfg, &e) != -1)
+			fail_msg("transaction_pinning_pools = %s was taken", bad[i]);
+		assert_contains(e.msg, "is not user@database:on|off");
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_unix_socket_paths),
 		cmocka_unit_test(test_unix_socket_errors),
 		cmocka_unit_test(test_rw_split),
+		cmocka_unit_test(test_pinning_per_pool),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
