@@ -628,13 +628,26 @@ static int ryw_check(struct client *c, struct server *s)
 		c->ryw_on_standby = s->standby;
 		return 1;
 	}
-	/* Wait on the standby itself, bounded, so the proxy needs no timer: 2 ms steps up to ryw_wait. */
-	struct strbuf sql = STRBUF_INIT;
+	/*
+	 * Wait on the standby itself, bounded, so the proxy needs no timer: 2 ms
+	 * steps up to ryw_wait. Caught up also when it replayed up to the start of
+	 * the page W is the first record position of (W just past a page header,
+	 * 24 bytes, or a segment's, 40): the leader's insert position after a WAL
+	 * switch, or after a record that filled its page, is there, while a
+	 * standby's replay position (the end of the last record) stays at the page
+	 * start until more WAL comes; no record lies in between. Then W is answered.
+	 */
+	char target[40];
+	snprintf(target, sizeof(target), "'%X/%X'::pg_lsn", (unsigned)(w >> 32), (unsigned)w);
+	struct strbuf done = STRBUF_INIT, sql = STRBUF_INIT;
+	sb_printf(&done, "(w.lsn >= %s OR (%s - w.lsn IN (24, 40) AND (w.lsn - '0/0'::pg_lsn) %% "
+		  "pg_catalog.current_setting('wal_block_size')::numeric = 0))", target, target);
 	sb_printf(&sql, "WITH RECURSIVE w(i, lsn) AS (SELECT 0, pg_catalog.pg_last_wal_replay_lsn() UNION ALL "
 		  "SELECT w.i + 1, pg_catalog.pg_last_wal_replay_lsn() FROM w, LATERAL (SELECT "
-		  "pg_catalog.pg_sleep(0.002)) AS z WHERE w.lsn < '%X/%X'::pg_lsn AND w.i < %d) "
-		  "SELECT pg_catalog.max(lsn)::text FROM w", (unsigned)(w >> 32), (unsigned)w,
-		  px->cfg.ryw_wait_ms / 2);
+		  "pg_catalog.pg_sleep(0.002)) AS z WHERE NOT %s AND w.i < %d) "
+		  "SELECT (CASE WHEN pg_catalog.bool_or(%s) THEN %s ELSE pg_catalog.max(lsn) END)::text FROM w",
+		  sb_str(&done), px->cfg.ryw_wait_ms / 2, sb_str(&done), target);
+	sb_free(&done);
 	pgp_build_query(&s->out, sb_str(&sql));
 	sb_free(&sql);
 	q_push(c, EXP_REPLAY_QUERY, NULL);
