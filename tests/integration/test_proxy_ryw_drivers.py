@@ -206,6 +206,18 @@ def test_rw_split_transactions_read_only_ones_go_to_standbys(proxies, split, dri
         end_read_only(c, driver, "a", "rollback")
         assert error(c("a", f"INSERT INTO {table} VALUES ($1::int)", "-1")) is None
         assert c("a", f"SELECT count(*) FROM {table} WHERE id = $1::int", "-1") == "1"
+        # A session that asks for SERIALIZABLE (what pgJDBC's setTransactionIsolation sends): a standby
+        # refuses it, so its read-only transactions run on the leader; back to READ COMMITTED, on a standby.
+        for level, standby in (("SERIALIZABLE", False), ("READ COMMITTED", True)):
+            assert c("a", f"SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL {level}") == ""
+            served = set()
+            for _ in range(6):
+                begin_read_only(c, driver, "a")
+                answer = c("a", "SELECT pg_is_in_recovery()::int, current_setting('transaction_isolation')")
+                end_read_only(c, driver, "a")
+                assert answer.split("|")[1:] == [level.lower()], answer
+                served.add(answer.split("|")[0])
+            assert ("1" in served) == standby, (level, served)
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
@@ -217,3 +229,8 @@ def test_rw_split_statements_proven_reads_go_to_standbys(proxies, split, driver)
         assert error(c("a", f"CREATE SEQUENCE {table}_seq")) is None
         for k in range(1, 7):
             assert c("a", "SELECT nextval($1::regclass), pg_is_in_recovery()::int", f"{table}_seq") == f"{k}|0"
+        # In a transaction, a proven read runs where the transaction does: on the leader, seeing its rows.
+        assert c("a", "BEGIN") == ""
+        assert error(c("a", f"INSERT INTO {table} VALUES ($1::int)", "-1")) is None
+        assert c("a", f"SELECT count(*), pg_is_in_recovery()::int FROM {table} WHERE id = $1::int", "-1") == "1|0"
+        assert c("a", "ROLLBACK") == ""
