@@ -234,3 +234,63 @@ def test_rw_split_statements_proven_reads_go_to_standbys(proxies, split, driver)
         assert error(c("a", f"INSERT INTO {table} VALUES ($1::int)", "-1")) is None
         assert c("a", f"SELECT count(*), pg_is_in_recovery()::int FROM {table} WHERE id = $1::int", "-1") == "1|0"
         assert c("a", "ROLLBACK") == ""
+
+
+
+def wal_replayed(cluster, switch=False):
+    """New WAL written on the leader directly (and then a switch to the next WAL segment, if switch),
+    replayed by every standby: the bytes from the end of that WAL to the leader's insert position
+    (what the proxy's LSN requests read): 0, or with switch the 40 bytes of the new segment's page
+    header, which no standby replays to before more WAL comes."""
+    leader = cluster.nodes[cluster.leader()]
+    leader.sql("CREATE TABLE IF NOT EXISTS ryw_split_wal (n int)")
+    for _ in range(3):   # a record may end at a page's end by chance (its next page's header: 24 bytes)
+        leader.sql("INSERT INTO ryw_split_wal VALUES (1)")
+        if switch:
+            leader.sql("SELECT pg_switch_wal()")
+        end = leader.sql("SELECT pg_current_wal_lsn()::text")[0][0]
+        wait_until("the standbys to replay every write", lambda: all(
+            n.sql("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (end,))[0][0]
+            for name, n in cluster.nodes.items() if name != cluster.leader()), timeout=10)
+        gap = leader.sql("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s::pg_lsn)::int", (end,))[0][0]
+        if switch or gap == 0:
+            return gap
+    return gap
+
+
+def test_rw_split_pgjdbc_first_named_execution_is_split_too(split):
+    """pgJDBC names a statement at its 5th execution (prepareThreshold): that unit carries its Parse
+    and its Bind together (Parse S_1, Bind S_1, ..., Sync), a read-only transaction's BEGIN READ ONLY
+    too. Every standby has replayed every write first, so no read waits for one: all of them, that
+    5th one too, run on a standby."""
+    cluster = split["statements"].cluster
+    assert wal_replayed(cluster) == 0
+    served = {}
+    with Clients("pgjdbc", cluster) as c:
+        for mode, proxy in split.items():
+            c.connect(mode, proxy.port)
+            served[mode] = []
+            for _ in range(8):
+                if mode == "transactions":
+                    begin_read_only(c, "pgjdbc", mode)
+                served[mode].append(c(mode, "SELECT pg_is_in_recovery()::int + $1::int", "0"))
+                if mode == "transactions":
+                    end_read_only(c, "pgjdbc", mode)
+    assert served == {mode: ["1"] * 8 for mode in split}, served
+
+
+def test_reads_go_to_standbys_after_a_wal_switch(proxies, split):
+    """After a switch to a new WAL segment (pg_basebackup ends with one, so do archive_timeout and
+    pg_switch_wal), an idle leader's insert position is past the new segment's page header, where no
+    standby's replay gets before more WAL comes. pgJDBC's connection sets extra_float_digits on the
+    leader, a transaction the proxy then asks the leader's LSN for: its reads still run on a standby,
+    through rw_split and through the read-only port (read_your_writes), without waiting ryw_wait."""
+    cluster = split["statements"].cluster
+    assert wal_replayed(cluster, switch=True) == 40
+    with Clients("pgjdbc", cluster) as c:
+        c.connect("split", split["statements"].port)
+        c.connect("w", proxies[0].port)   # its connection's SET: the LSN request the "r" reads wait for
+        c.connect("r", proxies[0].ro_port)
+        # Fewer than 5 times each: no named statement (see the test above).
+        served = [c(who, "SELECT pg_is_in_recovery()::int + $1::int", "0") for who in ("split", "r") for _ in range(3)]
+    assert served == ["1"] * 6, served
