@@ -5,10 +5,13 @@
 // one step per line, "client<TAB>sql" or "client<TAB>sql<TAB>param" (a text parameter, bound with a
 // PreparedStatement). stdout: each step's answer on one line, as soon as it is known: the first row's
 // columns joined by '|' (NULL as ""; "" when no row), or "ERROR:<SQLSTATE><TAB><message><TAB><hint>".
-// Two steps are not SQL: "@connect" opens the client on the port given as param (database postgres);
+// Steps that are not SQL: "@connect" opens the client on the port given as param (database postgres);
 // "@notifications" waits, 5 s at most, until the client has param notifications it has not answered
 // yet (pgJDBC's getNotifications(timeout) reads them while the client sends nothing), and answers
-// their payloads joined by '|'.
+// their payloads joined by '|'. pgJDBC's own (node-postgres has no such calls): "@readonly" "on" turns
+// autocommit off and the connection read-only, as a transaction manager does for a read-only
+// transaction (pgJDBC then begins each transaction with BEGIN READ ONLY), and answers the connection's
+// readOnlyMode; "off" turns both back; "@commit" and "@rollback" end the transaction.
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
@@ -25,18 +28,20 @@ import java.util.Map;
 import java.util.Properties;
 import org.postgresql.PGConnection;
 import org.postgresql.PGNotification;
+import org.postgresql.PGProperty;
 import org.postgresql.util.PSQLException;
 import org.postgresql.util.ServerErrorMessage;
 
 public class JdbcSession {
-    static String host, user, password;
+    static String host;
+    static final Properties login = new Properties();
     static final Map<String, Connection> conns = new HashMap<>();
 
     public static void main(String[] args) throws Exception {
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         host = in.readLine();
-        user = in.readLine();
-        password = in.readLine();
+        login.setProperty("user", in.readLine());
+        login.setProperty("password", in.readLine());
         String line;
         while ((line = in.readLine()) != null) {
             if (line.isEmpty())
@@ -51,10 +56,7 @@ public class JdbcSession {
     static String step(String[] f) {
         try {
             if (f[1].equals("@connect")) {
-                Properties p = new Properties();
-                p.setProperty("user", user);
-                p.setProperty("password", password);
-                Connection c = DriverManager.getConnection("jdbc:postgresql://" + host + ":" + f[2] + "/postgres", p);
+                Connection c = DriverManager.getConnection("jdbc:postgresql://" + host + ":" + f[2] + "/postgres", login);
                 c.setAutoCommit(true);
                 conns.put(f[0], c);
                 return "";
@@ -62,6 +64,19 @@ public class JdbcSession {
             Connection c = conns.get(f[0]);
             if (f[1].equals("@notifications"))
                 return notifications(c.unwrap(PGConnection.class), Integer.parseInt(f[2]));
+            if (f[1].equals("@readonly")) {
+                boolean on = f[2].equals("on");
+                c.setAutoCommit(!on);
+                c.setReadOnly(on);
+                return on ? PGProperty.READ_ONLY_MODE.getOrDefault(login) : "";
+            }
+            if (f[1].equals("@commit") || f[1].equals("@rollback")) {
+                if (f[1].equals("@commit"))
+                    c.commit();
+                else
+                    c.rollback();
+                return "";
+            }
             Statement s;
             ResultSet rs;
             if (f.length > 2) {

@@ -7,6 +7,7 @@ from Python (node_pg_session.js, JdbcSession.java): between two steps a test may
         c("a", "LISTEN jobs")               # -> "" (no row)
         c("a", "SELECT $1::int + 1", "41")  # -> "42" (a bound parameter: $1, ? for pgJDBC)
         c("a", "@notifications", 2)         # -> "one|two", waiting 5 s at most
+        c("a", "@readonly", "on")           # pgJDBC only: read-only transactions; also @commit, @rollback
 
 An answer is the first row's columns as PostgreSQL's text joined by '|', or
 "ERROR:<SQLSTATE>\\t<message>\\t<hint>" (see error())."""
