@@ -176,6 +176,14 @@ def test_example_configs_check(tmp_path):
         assert "OK" in r.stdout
         assert "warn" not in r.stderr.lower(), r.stderr
 
+    # pgha expands no variables in its config (the guide says so: name the directory itself).
+    conf = tmp_path / "agent-env.conf"
+    conf.write_text(agent.replace("/run/credentials/pgha-agent@main.service/", "${CREDENTIALS_DIRECTORY}/"))
+    env = dict(os.environ, CREDENTIALS_DIRECTORY=f"{run}/credentials/pgha-agent@main.service")
+    r = subprocess.run([PGHA_BIN, "agent", "--check", "-c", str(conf)], capture_output=True, text=True,
+                       timeout=30, env=env)
+    assert r.returncode == 2 and 'cannot open secret file "${CREDENTIALS_DIRECTORY}/secrets_' in r.stderr, r.stderr
+
 
 def test_agent_lines_in_the_journal(tmp_path):
     """With stderr as systemd connects it (JOURNAL_STREAM = its device:inode) the agent's lines carry
