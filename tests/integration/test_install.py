@@ -95,6 +95,14 @@ def test_destdir_install_and_uninstall(built, staging):
         assert r.returncode == 0, r.stderr
         assert f"Usage: pgha {cmd} -c FILE" in r.stdout
 
+    # systemd-sysusers finds the installed sysusers.d file (PREFIX /usr/local too) and makes the
+    # proxy's user: here into the staging tree's own /etc.
+    (root / "etc").mkdir()
+    r = subprocess.run(["systemd-sysusers", f"--root={root}"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"^pgha:x:\d+:\d+:pgha proxy:/nonexistent:", (root / "etc/passwd").read_text(), re.M)
+    shutil.rmtree(root / "etc")
+
     make("uninstall", f"DESTDIR={dest}/root", user=user)
     assert files_under(root) == set()
 
