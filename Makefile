@@ -7,6 +7,9 @@
 #   make layers     check which folder of src/ includes which (docs/ARCHITECTURE.md, "Layers")
 #   make calls      check that no two files of one folder of src/ call each other in a loop
 #   make deps       install the Debian packages pgha needs (needs root)
+#   make install    install the binary, systemd units, example configs, alert rules and docs
+#                   under PREFIX (default /usr/local), staged under DESTDIR if set
+#   make uninstall  remove what make install installed
 
 CC      ?= cc
 PKGS    := libcurl jansson libpq
@@ -38,7 +41,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PYTHON    ?= /usr/bin/python3
 PYTEST_ARGS ?=
 
-.PHONY: all deps up check unit integration clean asan fuzz fuzz-run fuzz-corpus layers calls
+.PHONY: all deps up check unit integration clean asan fuzz fuzz-run fuzz-corpus layers calls install uninstall
 
 # libFuzzer target for the wire protocol layer (src/pgproto): clang only, and
 # only the sources it needs, so the rest of pgha never has to fuzz-build.
@@ -125,6 +128,39 @@ fuzz-corpus: tests/fuzz/gen_corpus.c $(FUZZ_SRCS) $(FUZZ_HDRS)
 	$(FUZZ_CC) -std=gnu11 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc \
 		-o build/fuzz/gen_corpus tests/fuzz/gen_corpus.c $(FUZZ_SRCS)
 	build/fuzz/gen_corpus $(FUZZ_CORPUS)
+
+# Installing (docs/DEPLOY_SYSTEMD.md). The units are found by systemd under $(PREFIX)/lib/systemd/system
+# for PREFIX /usr or /usr/local; they name the binary and the guide by their installed paths.
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+BINDIR      := $(PREFIX)/bin
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+DOCDIR      := $(PREFIX)/share/doc/pgha
+SHAREDIR    := $(PREFIX)/share/pgha
+UNITS       := pgha-agent@.service pgha-proxy@.service
+DOCS        := README.md docs/ARCHITECTURE.md docs/DEPLOY_SYSTEMD.md docs/METRICS.md \
+               docs/READ_YOUR_WRITES.md docs/BENCHMARKS.md
+
+# Built first as the user who builds, so `sudo make install` only copies.
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(SHAREDIR)/prometheus
+	install -m 0755 build/pgha $(DESTDIR)$(BINDIR)/pgha
+	for u in $(UNITS); do \
+		sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' deploy/systemd/$$u \
+			> $(DESTDIR)$(UNITDIR)/$$u.tmp && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && \
+			mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	install -m 0644 deploy/systemd/pgha.sysusers $(DESTDIR)$(SYSUSERSDIR)/pgha.conf
+	install -m 0644 deploy/examples/agent.conf deploy/examples/proxy.conf $(DESTDIR)$(DOCDIR)/examples/
+	install -m 0644 deploy/prometheus/pgha-alerts.yml $(DESTDIR)$(SHAREDIR)/prometheus/
+	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/pgha $(DESTDIR)$(SYSUSERSDIR)/pgha.conf
+	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS))
+	rm -rf $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SHAREDIR)
 
 clean:
 	rm -rf build

@@ -4,7 +4,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -42,9 +44,28 @@ void log_set_context(const char *ctx)
 }
 
 static enum log_format log_fmt = LOG_FORMAT_TEXT;
+static bool log_journal;
 static char log_component[16], log_cluster[128], log_member[64];
 
-void log_set_format(enum log_format f) { log_fmt = f; }
+/*
+ * Is stderr systemd's journal? systemd sets JOURNAL_STREAM=<dev>:<inode> of
+ * the stream it connected; a stderr redirected elsewhere has another inode.
+ */
+static bool stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	if (js == NULL || sscanf(js, "%llu:%llu", &dev, &ino) != 2 || fstat(2, &st) != 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+void log_set_format(enum log_format f)
+{
+	log_fmt = f;
+	log_journal = stderr_is_journal();
+}
 
 int log_parse_format(const char *s, enum log_format *out)
 {
@@ -157,11 +178,19 @@ static void vwrite(enum log_level lvl, const char *const *kv, const char *fmt, v
 		write_json(lvl, kv, line, &tv);
 		return;
 	}
-	struct tm tm;
-	gmtime_r(&tv.tv_sec, &tm);
-	int n = (int)strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
-	n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03d UTC %-5s ", (int)(tv.tv_usec / 1000),
-		      log_level_name(lvl));
+	int n;
+	if (log_journal) {
+		/* The journal stamps each line itself; <N> is the syslog priority it files the line under. */
+		static const int prio[] = {7, 6, 4, 3, 2};
+		n = snprintf(line, sizeof(line), "<%d>%-5s ", lvl >= LOG_DEBUG && lvl <= LOG_FATAL ? prio[lvl] : 6,
+			     log_level_name(lvl));
+	} else {
+		struct tm tm;
+		gmtime_r(&tv.tv_sec, &tm);
+		n = (int)strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
+		n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03d UTC %-5s ", (int)(tv.tv_usec / 1000),
+			      log_level_name(lvl));
+	}
 	if (log_ctx[0] != '\0')
 		n += snprintf(line + n, sizeof(line) - (size_t)n, "[%s] ", log_ctx);
 	if (n < (int)sizeof(line))

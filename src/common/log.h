@@ -5,6 +5,9 @@
  *   2026-11-21 06:40:01.123 UTC INFO  [agent node1] leader key taken (lease 7587...)
  * The level is checked before the arguments are formatted. A thread names its
  * context once with log_set_context(); every line it logs carries it.
+ * When stderr is systemd's journal (JOURNAL_STREAM, checked by log_set_format),
+ * a text line has no timestamp, the journal's own, and starts with the syslog
+ * priority the journal reads (sd-daemon(3)): "<6>INFO  [agent node1] ...".
  * Never log a password: nothing in pgha passes one to these functions.
  *
  * With log_set_format(LOG_FORMAT_JSON) (`log_format = json`) each line is one

@@ -4,6 +4,8 @@
  * complaint and per thread context, with bounded memory. log_format = json:
  * one valid JSON object per line, with the identity, the event's fields and
  * the message escaped (quotes, newlines, control bytes, invalid UTF-8).
+ * Text lines to systemd's journal: no timestamp, a syslog priority prefix, and
+ * only when JOURNAL_STREAM names the stderr we write to.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -128,12 +131,48 @@ static void test_json_lines(void **state)
 	assert_int_equal(log_parse_format("xml", &f), -1);
 }
 
+/* JOURNAL_STREAM naming stderr (as systemd sets it), then naming another stream. */
+static void log_journal_lines(void)
+{
+	struct stat st;
+	assert_int_equal(fstat(2, &st), 0);
+	char js[64];
+	snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", js, 1);
+	log_set_context("agent j1");
+	log_set_format(LOG_FORMAT_TEXT);
+	log_warn("lease lost");
+	log_error("no etcd");
+	snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino + 1);
+	setenv("JOURNAL_STREAM", js, 1);
+	log_set_format(LOG_FORMAT_TEXT);
+	log_info("to a file");
+	unsetenv("JOURNAL_STREAM");
+	log_set_format(LOG_FORMAT_TEXT);
+	log_set_context("");
+}
+
+static void test_journal_lines(void **state)
+{
+	(void)state;
+	char *out = capture(log_journal_lines);
+	const char *want = "<4>WARN  [agent j1] lease lost\n<3>ERROR [agent j1] no etcd\n";
+	if (strncmp(out, want, strlen(want)) != 0)
+		fail_msg("journal lines: %s", out);
+	/* stderr is not the journal's stream: the usual timestamped line. */
+	const char *rest = out + strlen(want);
+	assert_int_equal(strlen(rest), strlen("2026-11-21 06:40:01.123 UTC INFO  [agent j1] to a file\n"));
+	assert_true(strstr(rest, " UTC INFO  [agent j1] to a file\n") != NULL);
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_once_per_revision),
 		cmocka_unit_test(test_bounded),
 		cmocka_unit_test(test_json_lines),
+		cmocka_unit_test(test_journal_lines),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
