@@ -312,8 +312,26 @@ bool split_may_read(struct split_rules *r, const char *sql, size_t len, bool sta
 	return sl->may;
 }
 
-/* The text a message carries: a Query's, a Parse's, or the statement a Bind names. */
-static const char *unit_text(struct client *c, char type, const char *body, size_t n, bool unnamed_parsed)
+/* Statements Parsed earlier in the unit being judged (each proven, or the unit went to the leader). */
+#define UNIT_PARSES 16
+struct unit_parses {
+	const char *name[UNIT_PARSES];
+	size_t n;
+};
+
+static bool parsed_in_unit(const struct unit_parses *u, const char *name)
+{
+	for (size_t i = 0; i < u->n; i++)
+		if (strcmp(u->name[i], name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The text a message carries: a Query's, a Parse's, or the statement a Bind
+ * names ("" for one Parsed earlier in the unit: judged then).
+ */
+static const char *unit_text(struct client *c, char type, const char *body, size_t n, const struct unit_parses *u)
 {
 	const char *nul = memchr(body, '\0', n);
 	if (nul == NULL)
@@ -325,10 +343,10 @@ static const char *unit_text(struct client *c, char type, const char *body, size
 		return NULL;
 	if (type == 'P')
 		return second;
-	/* Bind: the unnamed statement is the one parsed earlier in this unit (checked then). */
-	if (second[0] == '\0')
-		return unnamed_parsed ? "" : NULL;
-	return relay_stmt_text(c, second);
+	/* Bind: the statement a Parse earlier in this unit made (pgJDBC's first use of a name), or one of before. */
+	if (parsed_in_unit(u, second))
+		return "";
+	return second[0] ? relay_stmt_text(c, second) : NULL;
 }
 
 int split_route(struct client *c)
@@ -342,7 +360,8 @@ int split_route(struct client *c)
 	}
 	const struct pbuf *b = &c->in;
 	const uint8_t *p = b->data + b->start, *end = b->data + b->end;
-	bool statements = px->cfg.rw_split == RW_SPLIT_STATEMENTS, in = false, any = false, unnamed = false;
+	bool statements = px->cfg.rw_split == RW_SPLIT_STATEMENTS, in = false, any = false;
+	struct unit_parses parses = {.n = 0};
 	while (p < end) {
 		if (end - p < 5)
 			break;
@@ -359,13 +378,16 @@ int split_route(struct client *c)
 		case 'Q':
 		case 'P':
 		case 'B': {
-			const char *sql = unit_text(c, type, body, n, unnamed);
+			const char *sql = unit_text(c, type, body, n, &parses);
 			if (sql == NULL)
 				return 0;
-			if (type == 'P')
-				unnamed = body[0] == '\0';
 			if (sql[0] != '\0' && !split_may_read(px->split, sql, strlen(sql), statements, &in))
 				return 0;
+			if (type == 'P') {
+				if (parses.n == UNIT_PARSES)
+					return 0;
+				parses.name[parses.n++] = body;   /* its name: the body starts with it */
+			}
 			any = true;
 			if (type == 'Q')
 				return 1;

@@ -173,6 +173,14 @@ static void test_units(void **state)
 	sb_reset(&sb);
 	extended(&sb, "SELECT $1::int", true);
 	assert_int_equal(route(RW_SPLIT_STATEMENTS, &sb), 1);
+	/* pgJDBC's first use of a named statement: its Parse and its Bind in one unit. */
+	sb_reset(&sb);
+	pgp_build_parse(&sb, "S_2", "SELECT count(*) FROM t WHERE id = $1", NULL, 0);
+	pgp_build_bind(&sb, "", "S_2", NULL, 0, NULL, 0, NULL, 0);
+	pgp_build_execute(&sb, "", 0);
+	pgp_build_sync(&sb);
+	assert_int_equal(route(RW_SPLIT_STATEMENTS, &sb), 1);
+	assert_int_equal(route(RW_SPLIT_TRANSACTIONS, &sb), 0);
 	/* pgJDBC's read-only transaction: BEGIN READ ONLY and the query in one unit. */
 	sb_reset(&sb);
 	extended(&sb, "BEGIN READ ONLY", false);
