@@ -1516,11 +1516,12 @@ void client_server_event(struct server *s, uint32_t events)
 void client_pool_tick(struct pool *p)
 {
 	struct proxy *px = p->px;
+	/* Oldest first (a client joins at the tail when it starts waiting): the first still in time ends the walk. */
 	for (struct link *l = p->waiting.next; l != &p->waiting;) {
 		struct client *c = link_entry(l, struct client, node);
 		l = l->next;
 		if (pool_held(p) || px->now_ms - c->since_ms < px->cfg.hold_timeout_ms)
-			continue;   /* a PAUSE holds clients until RESUME */
+			break;   /* a PAUSE holds clients until RESUME */
 		pool_cancel_wait(p, c);
 		char msg[400];
 		struct route_target t;
