@@ -603,12 +603,12 @@ static void test_slot_name_hash_not_forgeable(void **state)
 
 static void test_conninfo_exact(void **state)
 {
-	char *ci = pg_conninfo("10.0.0.1", 5432, "replicator", NULL, NULL, NULL);
+	char *ci = pg_conninfo("10.0.0.1", 5432, "replicator", NULL, NULL, NULL, NULL);
 	assert_string_equal(ci, "host='10.0.0.1' port='5432' user='replicator' sslmode='prefer' "
 				"connect_timeout='5' keepalives_idle='5' keepalives_interval='2' "
 				"keepalives_count='3'");
 	free(ci);
-	ci = pg_conninfo("db1", 6432, "postgres", "/var/lib/pg/node1.pgpass", "node1", "postgres");
+	ci = pg_conninfo("db1", 6432, "postgres", "/var/lib/pg/node1.pgpass", "node1", "postgres", NULL);
 	assert_string_equal(ci, "host='db1' port='6432' user='postgres' "
 				"passfile='/var/lib/pg/node1.pgpass' application_name='node1' "
 				"dbname='postgres' sslmode='prefer' connect_timeout='5' "
@@ -631,7 +631,7 @@ static void test_conninfo_roundtrip(void **state)
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *ci = pg_conninfo(cases[i].host, 5433, cases[i].user, cases[i].passfile,
-				       cases[i].app, cases[i].db);
+				       cases[i].app, cases[i].db, NULL);
 		assert_conninfo(ci, "host", cases[i].host);
 		assert_conninfo(ci, "port", "5433");
 		assert_conninfo(ci, "user", cases[i].user);
@@ -647,7 +647,7 @@ static void test_conninfo_roundtrip(void **state)
 		free(ci);
 	}
 	/* no passfile / application_name / dbname: left unset */
-	char *ci = pg_conninfo("h", 1, "u", NULL, NULL, NULL);
+	char *ci = pg_conninfo("h", 1, "u", NULL, NULL, NULL, NULL);
 	char *v = conninfo_value(ci, "passfile");
 	assert_null(v);
 	v = conninfo_value(ci, "application_name");
@@ -934,7 +934,7 @@ static void test_write_config_standby(void **state)
 	/* an awkward host and passfile: quoted twice (conninfo, then postgresql.conf) */
 	const char *host = "db 1'x\\y";
 	const char *passfile = "/tmp/my dir/it's\\node1.pgpass";
-	char *ci = pg_conninfo(host, 5432, "replicator", passfile, "node1", NULL);
+	char *ci = pg_conninfo(host, 5432, "replicator", passfile, "node1", NULL, NULL);
 	env.spec.standby = true;
 	env.spec.primary_conninfo = ci;
 	env.spec.slot = "node1";
@@ -1080,7 +1080,7 @@ static void test_write_config_control_chars(void **state)
 	env.spec.nparams = 2;
 	env.spec.standby = true;
 	env.spec.slot = "node1";
-	char *ci = pg_conninfo("evil\nhost", 5432, "replicator", "/p", "node1", NULL);
+	char *ci = pg_conninfo("evil\nhost", 5432, "replicator", "/p", "node1", NULL, NULL);
 	env.spec.primary_conninfo = ci;
 	if (pg_write_config(&env.spec, &e) != 0)
 		fail_msg("%s", e.msg);
@@ -1147,8 +1147,8 @@ static void test_update_conf_file(void **state)
 	assert_int_equal(before.st_ino, after.st_ino); /* not even rewritten */
 
 	/* re-pointed at another leader: changed, then stable */
-	char *ci1 = pg_conninfo("10.0.0.2", 5432, "replicator", "/p", "node1", NULL);
-	char *ci2 = pg_conninfo("10.0.0.3", 5432, "replicator", "/p", "node1", NULL);
+	char *ci1 = pg_conninfo("10.0.0.2", 5432, "replicator", "/p", "node1", NULL, NULL);
+	char *ci2 = pg_conninfo("10.0.0.3", 5432, "replicator", "/p", "node1", NULL, NULL);
 	env.spec.standby = true;
 	env.spec.slot = "node1";
 	env.spec.primary_conninfo = ci1;
