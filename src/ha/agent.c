@@ -256,6 +256,8 @@ static int setup(struct agent *a, struct pgha_err *e)
 	if (pg_write_pgpass(a->cfg.pgpass, &a->user, a->cfg.superuser, a->su_password,
 			    a->cfg.replication_user, a->repl_password, e) != 0)
 		return err_wrap(e, "[postgresql] pgpass");
+	if (pg_write_tls_files(&a->node, &a->tls, e) != 0)
+		return -1;
 	/* [backup]: pgBackRest's config and the archive commands, before PostgreSQL first starts. */
 	if (archive_setup(a, e) != 0)
 		return -1;

@@ -292,21 +292,20 @@ static int copy_tls_file(const struct pg_node *n, const char *what, const char *
 	return rc != 0 ? err_wrap(e, "[tls] %s", what) : 0;
 }
 
-static int write_tls_files(const struct pg_conf_spec *s, struct pgha_err *e)
+int pg_write_tls_files(const struct pg_node *n, const struct pg_tls *t, struct pgha_err *e)
 {
-	const struct pg_tls *t = s->tls;
-	if (tls_on(t) && (copy_tls_file(s->node, "cert_file", t->cert_src, t->cert_file, false, e) != 0 ||
-			  copy_tls_file(s->node, "key_file", t->key_src, t->key_file, true, e) != 0))
+	if (tls_on(t) && (copy_tls_file(n, "cert_file", t->cert_src, t->cert_file, false, e) != 0 ||
+			  copy_tls_file(n, "key_file", t->key_src, t->key_file, true, e) != 0))
 		return -1;
 	if (t != NULL && t->ca_src != NULL && t->ca_src[0] != '\0')
-		return copy_tls_file(s->node, "ca_file", t->ca_src, t->ca_file, false, e);
+		return copy_tls_file(n, "ca_file", t->ca_src, t->ca_file, false, e);
 	return 0;
 }
 
 int pg_write_config(const struct pg_conf_spec *s, struct pgha_err *e)
 {
 	const struct pg_node *n = s->node;
-	if (ensure_include(n, e) != 0 || write_tls_files(s, e) != 0)
+	if (ensure_include(n, e) != 0 || pg_write_tls_files(n, s->tls, e) != 0)
 		return -1;
 	if (pg_update_conf_file(s, e) < 0)
 		return -1;

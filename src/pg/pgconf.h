@@ -66,6 +66,12 @@ int pg_write_config(const struct pg_conf_spec *s, struct pgha_err *e) PGHA_MUSTC
 /* Only rewrite pgha.conf (e.g. to re-point primary_conninfo); 1 if it changed. */
 int pg_update_conf_file(const struct pg_conf_spec *s, struct pgha_err *e) PGHA_MUSTCHECK;
 
+/*
+ * Copy the [tls] files for PostgreSQL and libpq (t may be NULL). pg_write_config
+ * does it too; the agent calls it at start, before a clone or rewind needs the CA.
+ */
+int pg_write_tls_files(const struct pg_node *n, const struct pg_tls *t, struct pgha_err *e) PGHA_MUSTCHECK;
+
 /* Write the passfile (0600, owned by the run user). */
 int pg_write_pgpass(const char *path, const struct run_user *owner, const char *superuser,
 		    const char *superuser_password, const char *repl_user, const char *repl_password,
