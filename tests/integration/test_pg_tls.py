@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 import pytest
 
 from conftest import PGHA_BIN, Node, module_cluster
@@ -46,8 +47,9 @@ def test_standby_streams_over_verified_tls(tls_cluster):
         "SELECT s.ssl, r.application_name FROM pg_stat_ssl s JOIN pg_stat_replication r USING (pid)")
     assert rows == [(True, standby)]
     (conninfo,), = tls_cluster.nodes[standby].sql("SELECT conninfo FROM pg_stat_wal_receiver")
-    assert "sslmode=verify-full" in conninfo
-    assert "sslrootcert=" in conninfo
+    opts = conninfo_to_dict(conninfo)
+    assert opts["sslmode"] == "verify-full"
+    assert opts["sslrootcert"] == os.path.join(tls_cluster.nodes[standby].dir, f"{standby}.ca.crt")
 
 
 def test_plain_tcp_refused_verified_tls_accepted(tls_cluster, certs):
@@ -81,3 +83,18 @@ def test_mismatched_key_refused_before_postgres(tls_cluster, certs):
         assert certs["node"][0] in r.stderr, r.stderr
     assert not os.path.exists(bad.data_dir)
     assert not os.path.exists(os.path.join(bad.dir, "bad.server.key"))
+
+
+def test_switchover_then_old_leader_streams_over_tls(tls_cluster):
+    # The candidate's position check, the demoted leader's rejoin (pg_rewind if needed) and its
+    # new primary_conninfo all connect with verify-full.
+    old = tls_cluster.leader()
+    new = next(n for n in tls_cluster.nodes if n != old)
+    r = tls_cluster.ctl("switchover", "--to", new, "--force", "--wait", "60", check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert tls_cluster.wait_streaming(list(tls_cluster.nodes), timeout=60) == new
+    rows = tls_cluster.nodes[new].sql(
+        "SELECT s.ssl, r.application_name FROM pg_stat_ssl s JOIN pg_stat_replication r USING (pid)")
+    assert rows == [(True, old)]
+    (conninfo,), = tls_cluster.nodes[old].sql("SELECT conninfo FROM pg_stat_wal_receiver")
+    assert conninfo_to_dict(conninfo)["sslmode"] == "verify-full"
