@@ -89,11 +89,16 @@ char *pg_conninfo(const char *host, int port, const char *user, const char *pass
 		conninfo_kv(&sb, "application_name", application_name);
 	if (dbname)
 		conninfo_kv(&sb, "dbname", dbname);
+	/* Over TLS, SCRAM with channel binding only: a peer asking for a cleartext password gets nothing. */
 	if (tls != NULL && tls->ca_file != NULL && tls->ca_file[0] != '\0') {
 		conninfo_kv(&sb, "sslmode", "verify-full");
 		conninfo_kv(&sb, "sslrootcert", tls->ca_file);
+		conninfo_kv(&sb, "channel_binding", "require");
+	} else if (tls != NULL && tls->require) {
+		conninfo_kv(&sb, "sslmode", "require");
+		conninfo_kv(&sb, "channel_binding", "require");
 	} else {
-		conninfo_kv(&sb, "sslmode", tls != NULL && tls->require ? "require" : "prefer");
+		conninfo_kv(&sb, "sslmode", "prefer");
 	}
 	conninfo_kv(&sb, "connect_timeout", "5");
 	conninfo_kv(&sb, "keepalives_idle", "5");

@@ -80,7 +80,8 @@ int pg_write_pgpass(const char *path, const struct run_user *owner, const char *
 /*
  * "host=... port=... user=... passfile=... application_name=... sslmode=..."
  * (caller frees). sslmode: verify-full against tls->ca_file when set, require
- * when tls->require, else prefer (tls may be NULL).
+ * when tls->require, else prefer (tls may be NULL); with either of the first
+ * two, channel_binding=require (SCRAM-SHA-256-PLUS, never a cleartext password).
  */
 char *pg_conninfo(const char *host, int port, const char *user, const char *passfile,
 		  const char *application_name, const char *dbname, const struct pg_tls *tls);

@@ -48,7 +48,7 @@ def test_standby_streams_over_verified_tls(tls_cluster):
     assert rows == [(True, standby)]
     (conninfo,), = tls_cluster.nodes[standby].sql("SELECT conninfo FROM pg_stat_wal_receiver")
     opts = conninfo_to_dict(conninfo)
-    assert opts["sslmode"] == "verify-full"
+    assert (opts["sslmode"], opts["channel_binding"]) == ("verify-full", "require")
     assert opts["sslrootcert"] == os.path.join(tls_cluster.nodes[standby].dir, f"{standby}.ca.crt")
 
 

@@ -999,15 +999,18 @@ static void test_conninfo_tls(void **state)
 	char *ci = pg_conninfo("10.0.0.1", 5432, "replicator", NULL, NULL, NULL, &tls);
 	assert_conninfo(ci, "sslmode", "verify-full");
 	assert_conninfo(ci, "sslrootcert", "/srv/pg/node1.ca.crt");
+	assert_conninfo(ci, "channel_binding", "require");
 	free(ci);
 	struct pg_tls req = {"/c", "/k", "", "/cc", "/kk", NULL, true};
 	ci = pg_conninfo("10.0.0.1", 5432, "replicator", NULL, NULL, NULL, &req);
 	assert_conninfo(ci, "sslmode", "require");
+	assert_conninfo(ci, "channel_binding", "require");
 	assert_null(strstr(ci, "sslrootcert"));
 	free(ci);
 	req.require = false;
 	ci = pg_conninfo("10.0.0.1", 5432, "replicator", NULL, NULL, NULL, &req);
 	assert_conninfo(ci, "sslmode", "prefer");
+	assert_null(strstr(ci, "channel_binding"));
 	free(ci);
 }
 
