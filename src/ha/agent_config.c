@@ -179,7 +179,8 @@ static const struct config_option agent_options[] = {
 	  "PEM private key of cert_file (mode 0600); copied 0600 for the user PostgreSQL runs as"),
 	O("tls", "ca_file", OPT_STRING, tls_ca_file, "", 1, 0, 0,
 	  "PEM certificate of the cluster's CA: members replicate, clone and rewind with sslmode=verify-full "
-	  "against it (each member's certificate must name the host of its [postgresql] address)"),
+	  "against it and channel_binding=require (each member's certificate must name the host of its "
+	  "[postgresql] address)"),
 	O("tls", "require", OPT_BOOL, tls_require, "off", 1, 0, 0,
 	  "pg_hba.conf accepts TCP connections only over TLS (hostssl); members connect with at least "
 	  "sslmode=require. Local socket connections are unchanged"),
