@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/tlsfile.h"
 #include "common/util.h"
 #include "ha/failover.h"
 #include "ha/switchover.h"
@@ -125,6 +126,9 @@ static int load_secrets(struct agent *a, struct pgha_err *e)
 		if (read_pgbr_secret(a->cfg.backup_s3_key_secret_file, "secret key", &a->s3_key_secret, e) != 0)
 			return err_wrap(e, "[backup] s3_key_secret_file");
 	}
+	if (a->cfg.tls_cert_file[0] != '\0' &&
+	    tls_files_check(a->cfg.tls_cert_file, a->cfg.tls_key_file, a->cfg.tls_ca_file, e) != 0)
+		return err_wrap(e, "[tls]");
 	if (a->cfg.api_token_file[0] != '\0') {
 		if (read_secret_file(a->cfg.api_token_file, &a->api_token, e) != 0)
 			return err_wrap(e, "[node] api_token_file");
@@ -185,6 +189,7 @@ static int setup(struct agent *a, struct pgha_err *e)
 	n->application_name = "pgha-agent";
 	n->start_timeout_ms = a->cfg.start_timeout_ms;
 	n->stop_timeout_ms = a->cfg.stop_timeout_ms;
+	agent_config_pg_tls(&a->cfg, &a->tls);
 	char *postgres = path_join(a->cfg.bin_dir, "postgres");
 	bool have_pg = access(postgres, X_OK) == 0;
 	free(postgres);
@@ -251,6 +256,8 @@ static int setup(struct agent *a, struct pgha_err *e)
 	if (pg_write_pgpass(a->cfg.pgpass, &a->user, a->cfg.superuser, a->su_password,
 			    a->cfg.replication_user, a->repl_password, e) != 0)
 		return err_wrap(e, "[postgresql] pgpass");
+	if (pg_write_tls_files(&a->node, &a->tls, e) != 0)
+		return -1;
 	/* [backup]: pgBackRest's config and the archive commands, before PostgreSQL first starts. */
 	if (archive_setup(a, e) != 0)
 		return -1;

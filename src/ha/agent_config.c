@@ -171,6 +171,19 @@ static const struct config_option agent_options[] = {
 	O("backup", "schedule_offset", OPT_STRING, backup_schedule_offset, "0", 1, 0, 0,
 	  "shift of every period from the Unix epoch (UTC): with diff_every = 1d and 2h, the daily backup "
 	  "runs at 02:00 UTC"),
+	O("tls", "cert_file", OPT_STRING, tls_cert_file, "", 1, 0, 0,
+	  "PEM certificate (with intermediates) PostgreSQL presents; with key_file it turns on ssl. The agent "
+	  "checks it at start (readable, matching key_file, valid now, signed by ca_file) and copies it beside "
+	  "the data directory for PostgreSQL"),
+	O("tls", "key_file", OPT_STRING, tls_key_file, "", 1, 0, 0,
+	  "PEM private key of cert_file (mode 0600); copied 0600 for the user PostgreSQL runs as"),
+	O("tls", "ca_file", OPT_STRING, tls_ca_file, "", 1, 0, 0,
+	  "PEM certificate of the cluster's CA: members replicate, clone and rewind with sslmode=verify-full "
+	  "against it and channel_binding=require (each member's certificate must name the host of its "
+	  "[postgresql] address)"),
+	O("tls", "require", OPT_BOOL, tls_require, "off", 1, 0, 0,
+	  "pg_hba.conf accepts TCP connections only over TLS (hostssl); members connect with at least "
+	  "sslmode=require. Local socket connections are unchanged"),
 };
 
 static int param_set(void *target, const char *key, const char *value, struct pgha_err *e)
@@ -376,6 +389,43 @@ static int backup_validate(struct agent_config *cfg, const char *p, struct pgha_
 	return 0;
 }
 
+/* [tls]: relations only; the files themselves are checked at start (common/tlsfile.h). */
+static int tls_validate(struct agent_config *cfg, const char *p, const char *parent, struct pgha_err *e)
+{
+	bool have_cert = cfg->tls_cert_file[0] != '\0', have_key = cfg->tls_key_file[0] != '\0';
+	if (have_cert != have_key)
+		return err_set(e, "%s: [tls] needs both cert_file and key_file (only %s is set)", p,
+			       have_cert ? "cert_file" : "key_file");
+	if (cfg->tls_require && !have_cert)
+		return err_set(e, "%s: [tls] require = on needs cert_file and key_file", p);
+	static const char *const keys[] = {"cert_file", "key_file", "ca_file"};
+	static const char *const suffix[] = {"server.crt", "server.key", "ca.crt"};
+	const char *const values[] = {cfg->tls_cert_file, cfg->tls_key_file, cfg->tls_ca_file};
+	for (size_t i = 0; i < 3; i++) {
+		free(cfg->tls_copy[i]);
+		cfg->tls_copy[i] = NULL;
+		if (values[i][0] == '\0')
+			continue;
+		if (values[i][0] != '/')
+			return err_set(e, "%s: [tls] %s = \"%s\": must be an absolute path", p, keys[i], values[i]);
+		char *file = xasprintf("%s.%s", cfg->name, suffix[i]);
+		cfg->tls_copy[i] = path_join(parent, file);
+		free(file);
+	}
+	return 0;
+}
+
+void agent_config_pg_tls(const struct agent_config *cfg, struct pg_tls *t)
+{
+	t->cert_src = cfg->tls_cert_file;
+	t->key_src = cfg->tls_key_file;
+	t->ca_src = cfg->tls_ca_file;
+	t->cert_file = cfg->tls_copy[0];
+	t->key_file = cfg->tls_copy[1];
+	t->ca_file = cfg->tls_copy[2];
+	t->require = cfg->tls_require;
+}
+
 int agent_config_validate(struct agent_config *cfg, struct pgha_err *e)
 {
 	const char *p = cfg->path ? cfg->path : "config";
@@ -440,7 +490,10 @@ int agent_config_validate(struct agent_config *cfg, struct pgha_err *e)
 		cfg->log_file = path_join(parent, file);
 		free(file);
 	}
+	int tls_rc = tls_validate(cfg, p, parent, e);
 	free(parent);
+	if (tls_rc != 0)
+		return -1;
 	if (backup_validate(cfg, p, e) != 0 || bootstrap_validate(cfg, p, e) != 0)
 		return -1;
 	/* Parameters pgha owns: setting them here would break replication or failover. */
@@ -473,5 +526,7 @@ void agent_config_free(struct agent_config *cfg)
 	}
 	free(cfg->params);
 	free(cfg->path);
+	for (size_t i = 0; i < 3; i++)
+		free(cfg->tls_copy[i]);
 	memset(cfg, 0, sizeof(*cfg));
 }

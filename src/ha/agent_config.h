@@ -85,6 +85,11 @@ struct agent_config {
 	char *bootstrap_stanza;       /* restore: the stanza in the repository (default: [cluster] name) */
 	char *bootstrap_target;       /* restore: latest, a time or an LSN (backup/restore.h) */
 	bool bootstrap_restore;       /* derived: method = restore */
+	/* [tls]: PostgreSQL's server certificate, and the CA members verify each other with */
+	char *tls_cert_file;
+	char *tls_key_file;
+	char *tls_ca_file;
+	bool tls_require;
 	/* [parameters]: extra PostgreSQL settings */
 	struct pg_param *params;
 	size_t nparams;
@@ -99,12 +104,16 @@ struct agent_config {
 	int backup_s3_port;      /* 0: not given (443) */
 	char backup_repo[600];   /* the repository in words, for messages: a path or s3://bucket/path at host */
 	char *path;              /* the config file */
+	char *tls_copy[3];       /* [tls] cert, key and CA as copied for PostgreSQL (NULL: not set) */
 };
 
 extern const struct config_table agent_config_table;
 
 /* [backup] has a repository (posix repo_path, or repo_type = s3): pgBackRest archives WAL on every member. */
 bool agent_config_backup_on(const struct agent_config *cfg);
+
+/* [tls] for pg/pgconf.h: the operator's files and their copies beside the data directory. */
+void agent_config_pg_tls(const struct agent_config *cfg, struct pg_tls *t);
 
 /* Load, apply defaults, derive, and check relations between options. */
 int agent_config_load(const char *path, struct agent_config *cfg, struct pgha_err *e) PGHA_MUSTCHECK;

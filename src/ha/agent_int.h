@@ -293,6 +293,7 @@ struct agent {
 	char *s3_key;             /* [backup] s3_key_file and s3_key_secret_file: the same */
 	char *s3_key_secret;
 	struct pg_node node;
+	struct pg_tls tls;            /* [tls] for PostgreSQL and the connections to other members */
 	struct agent_keys keys;
 	struct api_source api;
 	struct api_server *api_server;

@@ -254,7 +254,7 @@ int job_start_rewind(struct agent *a, struct pgha_err *e)
 	if (leader == NULL)
 		return err_set(e, "no leader to rewind from");
 	char *ci = pg_conninfo(leader->host, leader->port, a->cfg.superuser, a->cfg.pgpass, a->cfg.name,
-			       "postgres");
+			       "postgres", &a->tls);
 	bool ready = false;
 	uint32_t ckpt_tli = 0, cur_tli = 0;
 	int rc = pg_remote_rewind_ready(ci, &ready, &ckpt_tli, &cur_tli, e);

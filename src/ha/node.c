@@ -57,6 +57,7 @@ void node_conf_spec(const struct agent *a, struct pg_conf_spec *s, bool standby,
 	s->primary_conninfo = conninfo;
 	s->slot = slot;
 	s->synchronous_standby_names = ssn;
+	s->tls = &a->tls;
 	/* [backup] on: every member archives with pgBackRest (archive.c set these up). */
 	s->archive_command = a->arc.archive_command;
 	s->restore_command = a->arc.promoting ? a->arc.restore_command_promote : a->arc.restore_command;

@@ -127,7 +127,7 @@ void switchover_check_candidate(const char *to, const struct member *m, const st
 static uint64_t candidate_received(const struct agent *a, const struct member *m)
 {
 	/* The superuser's password comes from the agent's passfile, as for every other connection. */
-	char *base = pg_conninfo(m->host, m->port, a->cfg.superuser, a->cfg.pgpass, "pgha-agent", "postgres");
+	char *base = pg_conninfo(m->host, m->port, a->cfg.superuser, a->cfg.pgpass, "pgha-agent", "postgres", &a->tls);
 	char *ci = xasprintf("%s connect_timeout=2", base);   /* the HA loop waits for it */
 	PGconn *c = PQconnectdb(ci);
 	free(base);

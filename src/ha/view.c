@@ -22,7 +22,7 @@ const struct member *view_leader(const struct agent *a)
 char *view_leader_conninfo(const struct agent *a, const struct member *leader)
 {
 	return pg_conninfo(leader->host, leader->port, a->cfg.replication_user, a->cfg.pgpass,
-			   a->cfg.name, NULL);
+			   a->cfg.name, NULL, &a->tls);
 }
 
 void view_refresh(struct agent *a, const struct etcd_kvs *kvs)

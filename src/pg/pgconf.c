@@ -75,7 +75,7 @@ static void conninfo_kv(struct strbuf *sb, const char *key, const char *value)
 }
 
 char *pg_conninfo(const char *host, int port, const char *user, const char *passfile,
-		  const char *application_name, const char *dbname)
+		  const char *application_name, const char *dbname, const struct pg_tls *tls)
 {
 	struct strbuf sb = STRBUF_INIT;
 	char portbuf[16];
@@ -89,7 +89,17 @@ char *pg_conninfo(const char *host, int port, const char *user, const char *pass
 		conninfo_kv(&sb, "application_name", application_name);
 	if (dbname)
 		conninfo_kv(&sb, "dbname", dbname);
-	conninfo_kv(&sb, "sslmode", "prefer");
+	/* Over TLS, SCRAM with channel binding only: a peer asking for a cleartext password gets nothing. */
+	if (tls != NULL && tls->ca_file != NULL && tls->ca_file[0] != '\0') {
+		conninfo_kv(&sb, "sslmode", "verify-full");
+		conninfo_kv(&sb, "sslrootcert", tls->ca_file);
+		conninfo_kv(&sb, "channel_binding", "require");
+	} else if (tls != NULL && tls->require) {
+		conninfo_kv(&sb, "sslmode", "require");
+		conninfo_kv(&sb, "channel_binding", "require");
+	} else {
+		conninfo_kv(&sb, "sslmode", "prefer");
+	}
 	conninfo_kv(&sb, "connect_timeout", "5");
 	conninfo_kv(&sb, "keepalives_idle", "5");
 	conninfo_kv(&sb, "keepalives_interval", "2");
@@ -140,6 +150,11 @@ static uid_t owner_uid(const struct pg_node *n)
 static gid_t owner_gid(const struct pg_node *n)
 {
 	return (n->user && n->user->set && geteuid() == 0) ? n->user->gid : (gid_t)-1;
+}
+
+static bool tls_on(const struct pg_tls *t)
+{
+	return t != NULL && t->cert_src != NULL && t->cert_src[0] != '\0';
 }
 
 static void build_conf(const struct pg_conf_spec *s, struct strbuf *sb)
@@ -194,11 +209,20 @@ static void build_conf(const struct pg_conf_spec *s, struct strbuf *sb)
 	}
 	if (s->restore_command)
 		SET("restore_command", s->restore_command);
+	if (tls_on(s->tls)) {
+		SET("ssl", "on");
+		SET("ssl_cert_file", s->tls->cert_file);
+		SET("ssl_key_file", s->tls->key_file);
+		/* The CA's list goes to clients asking for a certificate; none is required of them yet. */
+		SET("ssl_ca_file", s->tls->ca_src && s->tls->ca_src[0] ? s->tls->ca_file : "");
+	}
 #undef SET
 }
 
 static void build_hba(const struct pg_conf_spec *s, struct strbuf *sb)
 {
+	/* With require, no TCP rule matches a connection without TLS: it gets "no pg_hba.conf entry". */
+	const char *tcp = tls_on(s->tls) && s->tls->require ? "hostssl" : "host   ";
 	sb_puts(sb, "# Written by pgha before every start: scram-sha-256 everywhere.\n"
 		    "# TYPE  DATABASE     USER          ADDRESS            METHOD\n");
 	sb_puts(sb, "local   all          all                              scram-sha-256\n");
@@ -206,8 +230,8 @@ static void build_hba(const struct pg_conf_spec *s, struct strbuf *sb)
 	char *nets = xstrdup(s->allowed_networks);
 	char *save = NULL;
 	for (char *tok = strtok_r(nets, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
-		sb_printf(sb, "host    all          all           %-18s scram-sha-256\n", tok);
-		sb_printf(sb, "host    replication  %-13s %-18s scram-sha-256\n", s->replication_user, tok);
+		sb_printf(sb, "%s all          all           %-18s scram-sha-256\n", tcp, tok);
+		sb_printf(sb, "%s replication  %-13s %-18s scram-sha-256\n", tcp, s->replication_user, tok);
 	}
 	free(nets);
 }
@@ -259,10 +283,34 @@ out:
 	return rc;
 }
 
+/* One [tls] file copied for PostgreSQL: 0600, owned by the user it runs as. */
+static int copy_tls_file(const struct pg_node *n, const char *what, const char *src, const char *dst,
+			 bool secret, struct pgha_err *e)
+{
+	char *data = NULL;
+	size_t len = 0;
+	int rc = secret ? read_secret_text(src, &data, &len, e) : read_file(src, &data, &len, e);
+	if (rc == 0)
+		rc = write_file_atomic(dst, data, len, 0600, owner_uid(n), owner_gid(n), e);
+	if (data != NULL)
+		secret_wipe_free(data, len);
+	return rc != 0 ? err_wrap(e, "[tls] %s", what) : 0;
+}
+
+int pg_write_tls_files(const struct pg_node *n, const struct pg_tls *t, struct pgha_err *e)
+{
+	if (tls_on(t) && (copy_tls_file(n, "cert_file", t->cert_src, t->cert_file, false, e) != 0 ||
+			  copy_tls_file(n, "key_file", t->key_src, t->key_file, true, e) != 0))
+		return -1;
+	if (t != NULL && t->ca_src != NULL && t->ca_src[0] != '\0')
+		return copy_tls_file(n, "ca_file", t->ca_src, t->ca_file, false, e);
+	return 0;
+}
+
 int pg_write_config(const struct pg_conf_spec *s, struct pgha_err *e)
 {
 	const struct pg_node *n = s->node;
-	if (ensure_include(n, e) != 0)
+	if (ensure_include(n, e) != 0 || pg_write_tls_files(n, s->tls, e) != 0)
 		return -1;
 	if (pg_update_conf_file(s, e) < 0)
 		return -1;

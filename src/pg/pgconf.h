@@ -23,6 +23,19 @@ struct pg_param {
 	char *value;
 };
 
+/*
+ * TLS for PostgreSQL ([tls] of the agent). The operator's files are copied
+ * beside the data directory (0600, owned by the user PostgreSQL runs as, as it
+ * requires of its key) rather than referenced: the originals may belong to
+ * root or a secrets mount, and copies inside the data directory would go into
+ * every pg_basebackup and backup.
+ */
+struct pg_tls {
+	const char *cert_src, *key_src, *ca_src;     /* the operator's files; "" or NULL: not set */
+	const char *cert_file, *key_file, *ca_file;  /* the copies PostgreSQL and libpq read */
+	bool require;                                /* hostssl for every TCP rule in pg_hba.conf */
+};
+
 struct pg_conf_spec {
 	const struct pg_node *node;
 	const char *member_name;
@@ -44,6 +57,8 @@ struct pg_conf_spec {
 	 */
 	const char *archive_command;
 	const char *restore_command;
+	/* NULL or no cert_src: ssl = off (PostgreSQL's default). */
+	const struct pg_tls *tls;
 };
 
 int pg_write_config(const struct pg_conf_spec *s, struct pgha_err *e) PGHA_MUSTCHECK;
@@ -51,14 +66,25 @@ int pg_write_config(const struct pg_conf_spec *s, struct pgha_err *e) PGHA_MUSTC
 /* Only rewrite pgha.conf (e.g. to re-point primary_conninfo); 1 if it changed. */
 int pg_update_conf_file(const struct pg_conf_spec *s, struct pgha_err *e) PGHA_MUSTCHECK;
 
+/*
+ * Copy the [tls] files for PostgreSQL and libpq (t may be NULL). pg_write_config
+ * does it too; the agent calls it at start, before a clone or rewind needs the CA.
+ */
+int pg_write_tls_files(const struct pg_node *n, const struct pg_tls *t, struct pgha_err *e) PGHA_MUSTCHECK;
+
 /* Write the passfile (0600, owned by the run user). */
 int pg_write_pgpass(const char *path, const struct run_user *owner, const char *superuser,
 		    const char *superuser_password, const char *repl_user, const char *repl_password,
 		    struct pgha_err *e) PGHA_MUSTCHECK;
 
-/* "host=... port=... user=... passfile=... application_name=..." (caller frees). */
+/*
+ * "host=... port=... user=... passfile=... application_name=... sslmode=..."
+ * (caller frees). sslmode: verify-full against tls->ca_file when set, require
+ * when tls->require, else prefer (tls may be NULL); with either of the first
+ * two, channel_binding=require (SCRAM-SHA-256-PLUS, never a cleartext password).
+ */
 char *pg_conninfo(const char *host, int port, const char *user, const char *passfile,
-		  const char *application_name, const char *dbname);
+		  const char *application_name, const char *dbname, const struct pg_tls *tls);
 
 /* Replication slot name for a member: lowercase [a-z0-9_], at most 63 bytes. */
 void pg_slot_name(const char *member, char *out, size_t outlen);

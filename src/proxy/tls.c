@@ -27,26 +27,9 @@
 #include <openssl/x509.h>
 
 #include "common/log.h"
+#include "common/tlsfile.h"
 #include "common/util.h"
 #include "proxy/tls.h"
-
-/* OpenSSL's error queue as one line, emptied. */
-static void ssl_errors(char *buf, size_t len)
-{
-	buf[0] = '\0';
-	unsigned long code;
-	size_t used = 0;
-	while ((code = ERR_get_error()) != 0) {
-		char one[256];
-		ERR_error_string_n(code, one, sizeof(one));
-		int n = snprintf(buf + used, len - used, "%s%s", used ? "; " : "", one);
-		if (n < 0 || (size_t)n >= len - used)
-			break;
-		used += (size_t)n;
-	}
-	if (buf[0] == '\0')
-		snprintf(buf, len, "%s", errno ? strerror(errno) : "unknown error");
-}
 
 static int parse_protocol(const char *text, int *version)
 {
@@ -89,7 +72,7 @@ int tls_configure(struct proxy *px, struct pgha_err *e)
 	ERR_clear_error();
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	if (ctx == NULL) {
-		ssl_errors(why, sizeof(why));
+		tls_error_text(why, sizeof(why));
 		return err_set(e, "cannot create a TLS context: %s", why);
 	}
 	SSL_CTX_set_min_proto_version(ctx, min_version);
@@ -98,14 +81,14 @@ int tls_configure(struct proxy *px, struct pgha_err *e)
 				      SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert_file) != 1) {
-		ssl_errors(why, sizeof(why));
+		tls_error_text(why, sizeof(why));
 		SSL_CTX_free(ctx);
 		return err_set(e, "%s: [tls] cert_file = \"%s\": cannot load the certificate: %s", path,
 			       cfg->tls_cert_file, why);
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key_file, SSL_FILETYPE_PEM) != 1) {
 		bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
-		ssl_errors(why, sizeof(why));
+		tls_error_text(why, sizeof(why));
 		SSL_CTX_free(ctx);
 		if (mismatch)
 			return err_set(e, "%s: [tls] key_file \"%s\" does not match cert_file \"%s\"", path,
@@ -114,14 +97,14 @@ int tls_configure(struct proxy *px, struct pgha_err *e)
 			       cfg->tls_key_file, why);
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
-		ssl_errors(why, sizeof(why));
+		tls_error_text(why, sizeof(why));
 		SSL_CTX_free(ctx);
 		return err_set(e, "%s: [tls] key_file \"%s\" does not match cert_file \"%s\": %s", path,
 			       cfg->tls_key_file, cfg->tls_cert_file, why);
 	}
 	if (cfg->tls_ca_file[0] != '\0') {
 		if (SSL_CTX_load_verify_locations(ctx, cfg->tls_ca_file, NULL) != 1) {
-			ssl_errors(why, sizeof(why));
+			tls_error_text(why, sizeof(why));
 			SSL_CTX_free(ctx);
 			return err_set(e, "%s: [tls] ca_file = \"%s\": cannot load: %s", path, cfg->tls_ca_file,
 				       why);
@@ -149,7 +132,7 @@ int tls_begin(struct client *c)
 	SSL *ssl = SSL_new(c->px->tls_ctx);
 	if (ssl == NULL || SSL_set_fd(ssl, c->tag.fd) != 1) {
 		char why[256];
-		ssl_errors(why, sizeof(why));
+		tls_error_text(why, sizeof(why));
 		log_warn("client %s: cannot start TLS: %s", c->addr, why);
 		if (ssl)
 			SSL_free(ssl);
@@ -190,7 +173,7 @@ static int ssl_result(struct client *c, int r, const char *what)
 		/* fallthrough */
 	default: {
 		char why[512];
-		ssl_errors(why, sizeof(why));
+		tls_error_text(why, sizeof(why));
 		log_info("client %s: TLS %s failed: %s", c->addr, what, why);
 		return -1;
 	}

@@ -712,6 +712,49 @@ static void test_agent_backup_schedule_and_bootstrap(void **state)
 	agent_config_free(&cfg);
 }
 
+/* [tls]: both halves of the pair, require only with one, absolute paths; the copies sit beside data_dir. */
+static void test_agent_tls(void **state)
+{
+	struct agent_config cfg;
+	agent_accepted(AGENT_MIN, &cfg);
+	struct pg_tls t;
+	agent_config_pg_tls(&cfg, &t);
+	assert_string_equal(t.cert_src, "");
+	assert_null(t.cert_file);
+	assert_null(t.ca_file);
+	assert_false(t.require);
+	agent_config_free(&cfg);
+
+	agent_accepted(AGENT_MIN "[tls]\ncert_file = /etc/pgha/n1.crt\nkey_file = /etc/pgha/n1.key\n"
+		       "ca_file = /etc/pgha/ca.crt\nrequire = on\n", &cfg);
+	agent_config_pg_tls(&cfg, &t);
+	assert_string_equal(t.cert_src, "/etc/pgha/n1.crt");
+	assert_string_equal(t.key_src, "/etc/pgha/n1.key");
+	assert_string_equal(t.ca_src, "/etc/pgha/ca.crt");
+	assert_string_equal(t.cert_file, "/srv/pg/node1.server.crt");
+	assert_string_equal(t.key_file, "/srv/pg/node1.server.key");
+	assert_string_equal(t.ca_file, "/srv/pg/node1.ca.crt");
+	assert_true(t.require);
+	agent_config_free(&cfg);
+
+	/* a CA alone: this member verifies the others but serves without TLS */
+	agent_accepted(AGENT_MIN "[tls]\nca_file = /etc/pgha/ca.crt\n", &cfg);
+	agent_config_pg_tls(&cfg, &t);
+	assert_null(t.cert_file);
+	assert_string_equal(t.ca_file, "/srv/pg/node1.ca.crt");
+	agent_config_free(&cfg);
+
+	agent_refused_exact(AGENT_MIN "[tls]\ncert_file = /etc/pgha/n1.crt\n",
+			    ": [tls] needs both cert_file and key_file (only cert_file is set)");
+	agent_refused_exact(AGENT_MIN "[tls]\nkey_file = /etc/pgha/n1.key\n",
+			    ": [tls] needs both cert_file and key_file (only key_file is set)");
+	agent_refused_exact(AGENT_MIN "[tls]\nrequire = on\n", ": [tls] require = on needs cert_file and key_file");
+	agent_refused_exact(AGENT_MIN "[tls]\ncert_file = n1.crt\nkey_file = /etc/pgha/n1.key\n",
+			    ": [tls] cert_file = \"n1.crt\": must be an absolute path");
+	agent_refused_exact(AGENT_MIN "[tls]\nca_file = ca.crt\n", ": [tls] ca_file = \"ca.crt\": must be an absolute path");
+	agent_refused(AGENT_MIN "[tls]\nrequire = maybe\n", "require");
+}
+
 static void test_agent_help(void **state)
 {
 	char *buf = NULL;
@@ -785,6 +828,7 @@ int main(void)
 		cmocka_unit_test(test_agent_backup_s3),
 		cmocka_unit_test(test_agent_backup_s3_refused),
 		cmocka_unit_test(test_agent_backup_schedule_and_bootstrap),
+		cmocka_unit_test(test_agent_tls),
 		cmocka_unit_test(test_agent_help),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -603,12 +603,12 @@ static void test_slot_name_hash_not_forgeable(void **state)
 
 static void test_conninfo_exact(void **state)
 {
-	char *ci = pg_conninfo("10.0.0.1", 5432, "replicator", NULL, NULL, NULL);
+	char *ci = pg_conninfo("10.0.0.1", 5432, "replicator", NULL, NULL, NULL, NULL);
 	assert_string_equal(ci, "host='10.0.0.1' port='5432' user='replicator' sslmode='prefer' "
 				"connect_timeout='5' keepalives_idle='5' keepalives_interval='2' "
 				"keepalives_count='3'");
 	free(ci);
-	ci = pg_conninfo("db1", 6432, "postgres", "/var/lib/pg/node1.pgpass", "node1", "postgres");
+	ci = pg_conninfo("db1", 6432, "postgres", "/var/lib/pg/node1.pgpass", "node1", "postgres", NULL);
 	assert_string_equal(ci, "host='db1' port='6432' user='postgres' "
 				"passfile='/var/lib/pg/node1.pgpass' application_name='node1' "
 				"dbname='postgres' sslmode='prefer' connect_timeout='5' "
@@ -631,7 +631,7 @@ static void test_conninfo_roundtrip(void **state)
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *ci = pg_conninfo(cases[i].host, 5433, cases[i].user, cases[i].passfile,
-				       cases[i].app, cases[i].db);
+				       cases[i].app, cases[i].db, NULL);
 		assert_conninfo(ci, "host", cases[i].host);
 		assert_conninfo(ci, "port", "5433");
 		assert_conninfo(ci, "user", cases[i].user);
@@ -647,7 +647,7 @@ static void test_conninfo_roundtrip(void **state)
 		free(ci);
 	}
 	/* no passfile / application_name / dbname: left unset */
-	char *ci = pg_conninfo("h", 1, "u", NULL, NULL, NULL);
+	char *ci = pg_conninfo("h", 1, "u", NULL, NULL, NULL, NULL);
 	char *v = conninfo_value(ci, "passfile");
 	assert_null(v);
 	v = conninfo_value(ci, "application_name");
@@ -926,6 +926,94 @@ static void test_write_config_primary(void **state)
 	free(conf);
 }
 
+/*
+ * [tls]: the files are copied 0600 beside the data directory and named in
+ * pgha.conf; require turns every TCP rule into hostssl and leaves local alone.
+ */
+static void test_write_config_tls(void **state)
+{
+	struct conf_env env;
+	struct pgha_err e;
+	env_init(&env, ORIG_CONF);
+	char src[1100], dst[1100];
+	new_dir(src, sizeof(src));
+	new_dir(dst, sizeof(dst));
+	put_file(src, "n1.crt", "CERT\n");
+	put_file(src, "n1.key", "KEY\n");
+	char ks[1200];
+	snprintf(ks, sizeof(ks), "%s/n1.key", src);
+	assert_int_equal(chmod(ks, 0600), 0);
+	put_file(src, "ca.crt", "CA\n");
+	char cs[1200], as[1200], cd[1200], kd[1200], ad[1200];
+	snprintf(cs, sizeof(cs), "%s/n1.crt", src);
+	snprintf(as, sizeof(as), "%s/ca.crt", src);
+	snprintf(cd, sizeof(cd), "%s/node1.server.crt", dst);
+	snprintf(kd, sizeof(kd), "%s/node1.server.key", dst);
+	snprintf(ad, sizeof(ad), "%s/node1.ca.crt", dst);
+	struct pg_tls tls = {cs, ks, as, cd, kd, ad, true};
+	env.spec.tls = &tls;
+	if (pg_write_config(&env.spec, &e) != 0)
+		fail_msg("%s", e.msg);
+	static const char *const copies[] = {"node1.server.crt", "node1.server.key", "node1.ca.crt"};
+	static const char *const contents[] = {"CERT\n", "KEY\n", "CA\n"};
+	for (size_t i = 0; i < 3; i++) {
+		char *got = get_file(dst, copies[i]);
+		assert_non_null(got);
+		assert_string_equal(got, contents[i]);
+		free(got);
+		assert_mode_0600(dst, copies[i]);
+	}
+	char *conf = get_file(env.dir, "pgha.conf");
+	const char *const want[][2] = {{"ssl", "on"}, {"ssl_cert_file", cd}, {"ssl_key_file", kd}, {"ssl_ca_file", ad}};
+	for (size_t i = 0; i < 4; i++) {
+		char *v = conf_value(conf, want[i][0]);
+		assert_non_null(v);
+		assert_string_equal(v, want[i][1]);
+		free(v);
+	}
+	free(conf);
+	char *hba = get_file(env.dir, "pg_hba.conf");
+	assert_non_null(strstr(hba, "local   all          all                              scram-sha-256\n"));
+	assert_non_null(strstr(hba, "hostssl all          all           10.0.0.0/24        scram-sha-256\n"));
+	assert_non_null(strstr(hba, "hostssl replication  replicator    fd00::/8           scram-sha-256\n"));
+	assert_null(strstr(hba, "host "));
+	free(hba);
+
+	/* without require: TLS offered, plain TCP still accepted */
+	tls.require = false;
+	if (pg_write_config(&env.spec, &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_file_eq(env.dir, "pg_hba.conf", HBA);
+
+	/* a key that cannot be read: refused, naming the option and the file */
+	snprintf(ks, sizeof(ks), "%s/missing.key", src);
+	assert_int_equal(pg_write_config(&env.spec, &e), -1);
+	assert_non_null(strstr(e.msg, "[tls] key_file"));
+	assert_non_null(strstr(e.msg, "missing.key"));
+}
+
+/* sslmode: verify-full with the CA copy, require with only require, prefer otherwise. */
+static void test_conninfo_tls(void **state)
+{
+	struct pg_tls tls = {"", "", "/etc/ca.crt", NULL, NULL, "/srv/pg/node1.ca.crt", false};
+	char *ci = pg_conninfo("10.0.0.1", 5432, "replicator", NULL, NULL, NULL, &tls);
+	assert_conninfo(ci, "sslmode", "verify-full");
+	assert_conninfo(ci, "sslrootcert", "/srv/pg/node1.ca.crt");
+	assert_conninfo(ci, "channel_binding", "require");
+	free(ci);
+	struct pg_tls req = {"/c", "/k", "", "/cc", "/kk", NULL, true};
+	ci = pg_conninfo("10.0.0.1", 5432, "replicator", NULL, NULL, NULL, &req);
+	assert_conninfo(ci, "sslmode", "require");
+	assert_conninfo(ci, "channel_binding", "require");
+	assert_null(strstr(ci, "sslrootcert"));
+	free(ci);
+	req.require = false;
+	ci = pg_conninfo("10.0.0.1", 5432, "replicator", NULL, NULL, NULL, &req);
+	assert_conninfo(ci, "sslmode", "prefer");
+	assert_null(strstr(ci, "channel_binding"));
+	free(ci);
+}
+
 static void test_write_config_standby(void **state)
 {
 	struct conf_env env;
@@ -934,7 +1022,7 @@ static void test_write_config_standby(void **state)
 	/* an awkward host and passfile: quoted twice (conninfo, then postgresql.conf) */
 	const char *host = "db 1'x\\y";
 	const char *passfile = "/tmp/my dir/it's\\node1.pgpass";
-	char *ci = pg_conninfo(host, 5432, "replicator", passfile, "node1", NULL);
+	char *ci = pg_conninfo(host, 5432, "replicator", passfile, "node1", NULL, NULL);
 	env.spec.standby = true;
 	env.spec.primary_conninfo = ci;
 	env.spec.slot = "node1";
@@ -1080,7 +1168,7 @@ static void test_write_config_control_chars(void **state)
 	env.spec.nparams = 2;
 	env.spec.standby = true;
 	env.spec.slot = "node1";
-	char *ci = pg_conninfo("evil\nhost", 5432, "replicator", "/p", "node1", NULL);
+	char *ci = pg_conninfo("evil\nhost", 5432, "replicator", "/p", "node1", NULL, NULL);
 	env.spec.primary_conninfo = ci;
 	if (pg_write_config(&env.spec, &e) != 0)
 		fail_msg("%s", e.msg);
@@ -1147,8 +1235,8 @@ static void test_update_conf_file(void **state)
 	assert_int_equal(before.st_ino, after.st_ino); /* not even rewritten */
 
 	/* re-pointed at another leader: changed, then stable */
-	char *ci1 = pg_conninfo("10.0.0.2", 5432, "replicator", "/p", "node1", NULL);
-	char *ci2 = pg_conninfo("10.0.0.3", 5432, "replicator", "/p", "node1", NULL);
+	char *ci1 = pg_conninfo("10.0.0.2", 5432, "replicator", "/p", "node1", NULL, NULL);
+	char *ci2 = pg_conninfo("10.0.0.3", 5432, "replicator", "/p", "node1", NULL, NULL);
 	env.spec.standby = true;
 	env.spec.slot = "node1";
 	env.spec.primary_conninfo = ci1;
@@ -1228,6 +1316,8 @@ int main(void)
 		cmocka_unit_test(test_pgpass),
 		cmocka_unit_test(test_write_config_primary),
 		cmocka_unit_test(test_write_config_standby),
+		cmocka_unit_test(test_write_config_tls),
+		cmocka_unit_test(test_conninfo_tls),
 		cmocka_unit_test(test_write_config_include_once),
 		cmocka_unit_test(test_write_config_networks),
 		cmocka_unit_test(test_write_config_control_chars),
