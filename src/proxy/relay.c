@@ -595,20 +595,39 @@ static bool lsn_pending_upto(struct proxy *px, uint64_t seq)
 	return false;
 }
 
+/* Lately found too far behind for a read (its replay check failed): a read goes elsewhere if it can. */
+static bool standby_behind(struct proxy *px, const struct server *s)
+{
+	const struct ryw_standby *st = ryw_standby_find(px, s->target.host, s->target.port, false);
+	return st != NULL && st->behind_until_ms > px->now_ms;
+}
+
 struct server *relay_ryw_better(struct client *c, struct server *s)
 {
 	struct proxy *px = c->px;
 	const uint64_t *mine = replay_seen(px, s, false);
 	uint64_t best = mine ? *mine : 0;
-	if (!s->standby || best >= px->lsn_known)
+	bool behind = standby_behind(px, s);
+	if (!s->standby || (best >= px->lsn_known && !behind))
 		return NULL;
+	/*
+	 * Better: a standby not lately behind over one that is (whatever their
+	 * cached positions: a standby that kept up may simply not have been asked
+	 * lately), then the furthest along.
+	 */
 	struct server *pick = NULL;
+	bool pick_behind = behind;
 	for (struct link *l = s->pool->idle.next; l != &s->pool->idle; l = l->next) {
 		struct server *t = link_entry(l, struct server, node);
+		if (!t->standby)
+			continue;
 		const uint64_t *seen = replay_seen(px, t, false);
-		if (t->standby && seen != NULL && *seen > best) {
-			best = *seen;
+		uint64_t pos = seen ? *seen : 0;
+		bool t_behind = standby_behind(px, t);
+		if ((pick_behind && !t_behind) || (t_behind == pick_behind && pos > best)) {
+			best = pos;
 			pick = t;
+			pick_behind = t_behind;
 		}
 	}
 	return pick;

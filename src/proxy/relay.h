@@ -56,9 +56,10 @@ int relay_own_queries_owed(const struct client *c, int *lsn_at);
  * leader. relay_ryw_recheck() is the same after LSN answers came.
  */
 /*
- * An idle server of s's pool on a standby known to have replayed further than
- * s's (the furthest), when s's is not known to cover the writes reads must
- * see: the read is better off there. NULL: none.
+ * An idle server of s's pool the read is better off on, when s's standby is
+ * not known to cover the writes reads must see or was lately found behind:
+ * one on a standby not lately behind first, then the furthest along. NULL:
+ * none.
  */
 struct server *relay_ryw_better(struct client *c, struct server *s);
 int relay_ryw_gate(struct client *c, struct server *s);
