@@ -7,8 +7,8 @@
 # packages: an S3-compatible server from npm for the S3 backup test, and node-postgres for
 # the proxy's driver tests, under /opt/pgha-test-node (PGHA_S3_SERVER_DIR).
 #   --bench  also install what bench/failover.py needs to run Patroni side by
-#            side, bench/proxy.py PgBouncer and HAProxy, bench/rw_split.py Pgpool-II (the build and the
-#            test suite do not need these).
+#            side, bench/proxy.py PgBouncer and HAProxy, bench/rw_split.py
+#            Pgpool-II (the build and the test suite do not need these).
 set -euo pipefail
 
 bench=0
