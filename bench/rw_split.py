@@ -4,9 +4,10 @@ against Pgpool-II (seed 001's choice) with load_balance_mode on, in one run, int
 
 Setup: one etcd, a 3-member pgha cluster (leader + 2 asynchronous streaming standbys,
 max_connections 200), pgbench -i -s 10. Targets, all in front of that cluster, one port each:
-  pgha-noryw  pgha proxy, read_your_writes = off, rw_split = off (tpcb only: the LSN cost)
   pgha-off    pgha proxy, read_your_writes = on, rw_split = off: everything on the leader
               (the baseline of the ratios)
+  pgha-noryw  pgha proxy, read_your_writes = off, rw_split = off: the cost of the LSN request
+              read_your_writes sends after every transaction of the read-write port
   pgha-split  pgha proxy, read_your_writes = on, rw_split = statements
   pgpool      Pgpool-II 4.3, streaming-replication mode, load_balance_mode = on, backends the
               leader and both standbys (weight 1 each), its defaults otherwise (num_init_children
@@ -18,8 +19,7 @@ pgha proxies: transaction pooling, pool_size 20, log_level warn. pgbench reads t
 password from a PGPASSFILE. Workloads (each --seconds after a --warmup run, -c 16 -j 2):
   select-simple     pgbench -S -M simple
   select-extended   pgbench -S -M extended
-  tpcb              the tpcb-like script (writes: every transaction pays read_your_writes' LSN
-                    request with pgha; pgha-noryw shows that cost directly)
+  tpcb              the tpcb-like script (writes)
 Per run: TPS, TPS / pgha-off (same round), the proxy's CPU per transaction (pgha: utime + stime
 of the proxy process; Pgpool-II: of its main process and every descendant, those already reaped
 included, from /proc/<pid>/stat), and the share of transactions the standbys ran: deltas of
@@ -40,7 +40,6 @@ Usage: /usr/bin/python3 bench/rw_split.py [--seconds 15] [--warmup 3] [--repeats
 Needs the built binary (make) and scripts/install-deps.sh --bench (pgpool2). Run as root
 (PostgreSQL and Pgpool-II run as the OS user postgres).
 """
-import argparse
 import collections
 import os
 import shutil
@@ -58,18 +57,19 @@ os.environ.setdefault("PGHA_BIN", os.path.join(HERE, "..", "build", "pgha"))
 
 import psycopg  # noqa: E402
 
-from proxy import (CLK_TCK, PGBENCH_BIN, cpu_ticks, fmt, port_open, raise_nofile,  # noqa: E402
-                   run_pgbench, tail)
+from proxy import (CLK_TCK, PGBENCH_BIN, bench_args, bench_parse, cpu_ticks, finish, fmt,  # noqa: E402
+                   pgpass_env, port_open, private_dir, raise_nofile, run_pgbench, stop_everything,
+                   tail)
 from conftest import (Cluster, Etcd, Proxy, free_port, make_base_dir, process_tree,  # noqa: E402
                       stop_process, wait_until)
 
 PGPOOL_BIN = shutil.which("pgpool") or "/usr/sbin/pgpool"
 CLIENTS = ["-c", "16", "-j", "2"]
-WORKLOADS = {
-    # name: (pgbench arguments, targets)
-    "select-simple": (["-S", "-M", "simple", *CLIENTS], ("pgha-off", "pgha-split", "pgpool")),
-    "select-extended": (["-S", "-M", "extended", *CLIENTS], ("pgha-off", "pgha-split", "pgpool")),
-    "tpcb": (["-M", "simple", *CLIENTS], ("pgha-off", "pgha-noryw", "pgha-split", "pgpool")),
+TARGETS = ("pgha-off", "pgha-noryw", "pgha-split", "pgpool")
+WORKLOADS = {   # name: pgbench arguments
+    "select-simple": ["-S", "-M", "simple", *CLIENTS],
+    "select-extended": ["-S", "-M", "extended", *CLIENTS],
+    "tpcb": ["-M", "simple", *CLIENTS],
 }
 PGHA_TARGETS = {   # name: (read_your_writes, rw_split)
     "pgha-noryw": ("off", "off"),
@@ -98,19 +98,9 @@ class Pgpool:
     them, and client authentication. Started and stopped by PID, as postgres."""
 
     def __init__(self, base, su_pw, backends):
-        self.dir = os.path.join(base, f"pgpool-{os.urandom(3).hex()}")
-        os.makedirs(self.dir)
         self.port = free_port()
-        self.log_path = os.path.join(self.dir, "pgpool.log")
-        self.conf = os.path.join(self.dir, "pgpool.conf")
-        self.pcp = os.path.join(self.dir, "pcp.conf")
-        self.hba = os.path.join(self.dir, "pool_hba.conf")
-        self.passwd = os.path.join(self.dir, "pool_passwd")
-        files = {
-            self.passwd: f"postgres:TEXT{su_pw}\n",
-            self.hba: "host all all 127.0.0.1/32 scram-sha-256\nlocal all all scram-sha-256\n",
-            self.pcp: "",
-            self.conf: f"""backend_clustering_mode = 'streaming_replication'
+        self.dir = os.path.join(base, f"pgpool-{self.port}")
+        conf = f"""backend_clustering_mode = 'streaming_replication'
 listen_addresses = '127.0.0.1'
 port = {self.port}
 socket_dir = '{self.dir}'
@@ -121,27 +111,27 @@ wd_ipc_socket_dir = '{self.dir}'
 pid_file_name = '{self.dir}/pgpool.pid'
 logdir = '{self.dir}'
 enable_pool_hba = on
-pool_passwd = '{self.passwd}'
+pool_passwd = '{self.dir}/pool_passwd'
 sr_check_user = 'postgres'
 load_balance_mode = on
 """ + "".join(f"backend_hostname{i} = '{h}'\nbackend_port{i} = {p}\nbackend_weight{i} = 1\n"
-              for i, (h, p) in enumerate(backends)),
-        }
-        for path, text in files.items():
-            with open(path, "w") as f:
-                f.write(text)
-            os.chmod(path, 0o600)
-            shutil.chown(path, "postgres", "postgres")
-        shutil.chown(self.dir, "postgres", "postgres")
-        os.chmod(self.dir, 0o700)
+              for i, (h, p) in enumerate(backends))
+        private_dir(self.dir, {
+            "pool_passwd": f"postgres:TEXT{su_pw}\n",
+            "pool_hba.conf": "host all all 127.0.0.1/32 scram-sha-256\nlocal all all scram-sha-256\n",
+            "pcp.conf": "",
+            "pgpool.conf": conf})
+        self.log_path = os.path.join(self.dir, "pgpool.log")
         self.proc = None
         self.seen = set()
 
     def start(self, su_pw, n_backends):
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([PGPOOL_BIN, "-n", "-f", self.conf, "-F", self.pcp, "-a", self.hba],
-                                     stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, user="postgres",
-                                     group="postgres", start_new_session=True, preexec_fn=raise_nofile)
+        path = self.dir + "/"
+        self.proc = subprocess.Popen([PGPOOL_BIN, "-n", "-f", path + "pgpool.conf", "-F", path + "pcp.conf",
+                                      "-a", path + "pool_hba.conf"], stdout=log, stderr=subprocess.STDOUT,
+                                     cwd=self.dir, user="postgres", group="postgres", start_new_session=True,
+                                     preexec_fn=raise_nofile)
         log.close()
         wait_until("pgpool to listen", lambda: port_open(self.port), timeout=30)
 
@@ -231,23 +221,13 @@ def staleness(name, port, su_pw, rounds, first_id, port_names, budget):
 
 
 def main():
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=int, default=15)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--workloads", default=",".join(WORKLOADS))
+    ap = bench_args(__doc__, WORKLOADS, repeats=3)
     ap.add_argument("--rounds", type=int, default=300, help="staleness rounds per target (0: skip)")
     ap.add_argument("--delay", default="300ms", help="recovery_min_apply_delay of one standby, staleness")
     ap.add_argument("--stats-wait", type=float, default=11.5,
                     help="seconds after each run before pg_stat_database is read (idle backends report "
                          "their counts after 10 s)")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
-    args = ap.parse_args()
-    workloads = [w for w in args.workloads.split(",") if w]
-    for w in workloads:
-        if w not in WORKLOADS:
-            ap.error(f"unknown workload {w!r}")
+    args, workloads = bench_parse(ap, WORKLOADS)
     raise_nofile()
 
     t_start = time.monotonic()
@@ -266,11 +246,7 @@ def main():
         leader = cluster.wait_streaming(["n1", "n2", "n3"], timeout=180)
         standbys = [n for n in cluster.nodes if n != leader]
         lnode = cluster.nodes[leader]
-        passfile = os.path.join(base, "secrets", "pgpass")
-        with open(passfile, "w") as f:
-            f.write(f"*:*:*:postgres:{cluster.su_pw}\n")
-        os.chmod(passfile, 0o600)
-        env = dict(os.environ, PGPASSFILE=passfile)
+        env = pgpass_env(cluster)
         print(f"leader {leader}, standbys {', '.join(standbys)}; pgbench -i -s 10 on the leader", flush=True)
         subprocess.run([PGBENCH_BIN, "-h", "127.0.0.1", "-p", str(lnode.pg_port), "-U", "postgres",
                         "-i", "-s", "10", "-q", "postgres"], env=env, check=True, capture_output=True,
@@ -316,7 +292,7 @@ def main():
         time.sleep(args.stats_wait)
         x0 = node_xacts(cluster)
         for w in workloads:
-            wargs, targets = WORKLOADS[w]
+            wargs, targets = WORKLOADS[w], TARGETS
             print(f"\n{w}: pgbench {' '.join(wargs)}", flush=True)
             for r in range(args.repeats):
                 round_res = {}
@@ -383,16 +359,7 @@ def main():
             cluster.nodes[late].sql("SELECT pg_reload_conf()")
         ok = True
     finally:
-        for name, obj in [*proxies.items(), ("pgpool", pgpool), ("cluster", cluster)]:
-            if obj is None:
-                continue
-            try:
-                obj.stop_all() if name == "cluster" else obj.stop()
-            except Exception as e:
-                ok = False
-                print(f"stopping {name} failed: {e!r}", file=sys.stderr)
-        if etcd is not None:
-            etcd.stop()
+        ok = stop_everything([*proxies.items(), ("pgpool", pgpool), ("cluster", cluster)], etcd) and ok
 
     if results:
         print(f"\nsummary: median of {args.repeats} run(s) of {args.seconds} s; CPU = the proxy's utime + "
@@ -402,7 +369,7 @@ def main():
         print(f"{'workload':16s} {'target':11s} {'tps':>9s} {'/pgha-off':>10s} {'CPU us/tx':>10s} "
               f"{'standbys':>9s} {'own':>6s}")
         for w in workloads:
-            for t in WORKLOADS[w][1]:
+            for t in TARGETS:
                 v = results.get((w, t))
                 if not v:
                     print(f"{w:16s} {t:11s} {'n/a':>9s}")
@@ -419,19 +386,8 @@ def main():
             print(f"  {t:10s} {misses:4d} / {done} missed  ("
                   + ", ".join(f"{k}: {served[k]} reads, {missed[k]} missed" for k in sorted(served))
                   + f"; mean read {ms:.1f} ms)")
-    if failures:
-        print("\nFAILURES:")
-        for w, t, msg, lt in failures:
-            print(f"--- {w} {t}: {msg}\n    log tail:\n{lt}")
     print(f"\nload average at the end {os.getloadavg()}; total wall time {time.monotonic() - t_start:.0f} s")
-    if not ok or failures:
-        print(f"kept {base}", file=sys.stderr)
-    elif not args.keep:
-        shutil.rmtree(base, ignore_errors=True)
-    else:
-        print(f"kept {base}")
-    if failures or not ok:
-        sys.exit(1)
+    finish(base, ok, failures, args.keep)
 
 
 if __name__ == "__main__":
