@@ -343,13 +343,85 @@ def fmt(v, spec, na="n/a"):
     return format(v, spec) if v is not None else format(na, ">" + spec.split(".")[0].lstrip("<>"))
 
 
-def main():
+def pgpass_env(cluster):
+    """The environment for pgbench: a PGPASSFILE (mode 0600) with the superuser's password."""
+    passfile = os.path.join(cluster.base, "secrets", "pgpass")
+    with open(passfile, "w") as f:
+        f.write(f"*:*:*:postgres:{cluster.su_pw}\n")
+    os.chmod(passfile, 0o600)
+    return dict(os.environ, PGPASSFILE=passfile)
+
+
+def private_dir(d, files):
+    """Make d, a directory of its own for a server run as postgres, holding files (name: text),
+    each 0600; all owned by postgres, the directory 0700."""
+    os.makedirs(d)
+    for name, text in files.items():
+        path = os.path.join(d, name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o600)
+        shutil.chown(path, "postgres", "postgres")
+    shutil.chown(d, "postgres", "postgres")
+    os.chmod(d, 0o700)
+
+
+def bench_args(doc, workloads, repeats):
+    """The options every pgbench comparison here takes; the caller adds its own."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=int, default=15)
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--workloads", default=",".join(WORKLOADS))
+    ap.add_argument("--repeats", type=int, default=repeats)
+    ap.add_argument("--workloads", default=",".join(workloads))
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
+    return ap
+
+
+def bench_parse(ap, workloads):
+    """(arguments, the workloads asked for), each one checked."""
+    args = ap.parse_args()
+    asked = [w for w in args.workloads.split(",") if w]
+    for w in asked:
+        if w not in workloads:
+            ap.error(f"unknown workload {w!r}")
+    return args, asked
+
+
+def stop_everything(objs, etcd):
+    """Stop each (name, object) (a Cluster by stop_all), then etcd: False if one failed."""
+    ok = True
+    for what, obj in objs:
+        if obj is None:
+            continue
+        try:
+            obj.stop_all() if what == "cluster" else obj.stop()
+        except Exception as e:
+            ok = False
+            print(f"stopping {what} failed: {e!r}", file=sys.stderr)
+    if etcd is not None:
+        etcd.stop()
+    return ok
+
+
+def finish(base, ok, failures, keep):
+    """Print the failures with their log tails, remove base unless kept, exit 1 on failure."""
+    if failures:
+        print("\nFAILURES:")
+        for w, t, msg, lt in failures:
+            print(f"--- {w} {t}: {msg}\n    log tail:\n{lt}")
+    if not ok or failures:
+        print(f"kept {base}", file=sys.stderr)
+    elif not keep:
+        shutil.rmtree(base, ignore_errors=True)
+    else:
+        print(f"kept {base}")
+    if failures or not ok:
+        sys.exit(1)
+
+
+def main():
+    ap = bench_args(__doc__, WORKLOADS, repeats=2)
     ap.add_argument("--idle-clients", type=int, default=10000, help="0: skip the idle-client test")
     ap.add_argument("--busy-clients", type=int, default=10000,
                     help="busy clients through pgha and PgBouncer (0: skip)")
@@ -361,12 +433,7 @@ def main():
                     help="comma-separated: " + ", ".join(f"{k} ({v[0]})" for k, v in BUSY_SCRIPTS.items()))
     ap.add_argument("--busy-connect-budget", type=int, default=600,
                     help="seconds pgbench may take to connect every client")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
-    args = ap.parse_args()
-    workloads = [w for w in args.workloads.split(",") if w]
-    for w in workloads:
-        if w not in WORKLOADS:
-            ap.error(f"unknown workload {w!r}")
+    args, workloads = bench_parse(ap, WORKLOADS)
     for sc in args.busy_scripts.split(","):
         if sc not in BUSY_SCRIPTS:
             ap.error(f"unknown busy script {sc!r}")
@@ -480,17 +547,8 @@ def main():
                     failures.append(("idle", name, msg, tail(lp)))
         ok = True
     finally:
-        for what, obj in (("pgha proxy", proxy), ("pgbouncer", bouncer), ("haproxy", haproxy),
-                          ("cluster", cluster)):
-            if obj is None:
-                continue
-            try:
-                obj.stop_all() if what == "cluster" else obj.stop()
-            except Exception as e:
-                ok = False
-                print(f"stopping {what} failed: {e!r}", file=sys.stderr)
-        if etcd is not None:
-            etcd.stop()
+        ok = stop_everything((("pgha proxy", proxy), ("pgbouncer", bouncer), ("haproxy", haproxy),
+                              ("cluster", cluster)), etcd) and ok
 
     # ---- summary ----
     med = {}
@@ -549,19 +607,8 @@ def main():
     if "pgha" in idle and "pgbouncer" in idle and idle["pgbouncer"][3] > 0:
         print(f"  pgha idle RSS per client / PgBouncer = {idle['pgha'][3] / idle['pgbouncer'][3]:.2f}"
               f"  (target <= 1; {idle['pgha'][0]} and {idle['pgbouncer'][0]} clients)")
-    if failures:
-        print("\nFAILURES:")
-        for w, t, msg, lt in failures:
-            print(f"--- {w} {t}: {msg}\n    log tail:\n{lt}")
     print(f"\ntotal wall time {time.monotonic() - t_start:.0f} s")
-    if not ok or failures:
-        print(f"kept {base}", file=sys.stderr)
-    elif not args.keep:
-        shutil.rmtree(base, ignore_errors=True)
-    else:
-        print(f"kept {base}")
-    if failures or not ok:
-        sys.exit(1)
+    finish(base, ok, failures, args.keep)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@
 # packages: an S3-compatible server from npm for the S3 backup test, and node-postgres for
 # the proxy's driver tests, under /opt/pgha-test-node (PGHA_S3_SERVER_DIR).
 #   --bench  also install what bench/failover.py needs to run Patroni side by
-#            side, and bench/proxy.py PgBouncer and HAProxy (the build and the
-#            test suite do not need these).
+#            side, bench/proxy.py PgBouncer and HAProxy, bench/rw_split.py
+#            Pgpool-II (the build and the test suite do not need these).
 set -euo pipefail
 
 bench=0
@@ -34,10 +34,10 @@ PACKAGES=(
 
 # Patroni 3.0 from bookworm; its etcd3 DCS module imports python3-etcd (the
 # python3-etcd3 gRPC client is not used). PgBouncer and HAProxy: bench/proxy.py.
-# postgres_exporter: bench/metrics.py.
+# postgres_exporter: bench/metrics.py. Pgpool-II: bench/rw_split.py.
 BENCH_PACKAGES=(
   patroni python3-etcd python3-yaml
-  pgbouncer haproxy
+  pgbouncer haproxy pgpool2
   prometheus-postgres-exporter
 )
 if [ "$bench" -eq 1 ]; then
@@ -74,6 +74,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
     $SUDO systemctl stop prometheus || true
     $SUDO systemctl disable prometheus >/dev/null 2>&1 || true
+  fi
+  # Debian's pgpool2 package may start a Pgpool-II on :5433; bench/rw_split.py starts its own.
+  if command -v systemctl >/dev/null && systemctl is-active --quiet pgpool2 2>/dev/null; then
+    $SUDO systemctl stop pgpool2 || true
+    $SUDO systemctl disable pgpool2 >/dev/null 2>&1 || true
   fi
   # Debian's postgresql package creates and may start a default cluster; pgha does not use it.
   if command -v pg_ctlcluster >/dev/null && pg_lsclusters -h 2>/dev/null | grep -q '^15 main .* online'; then
