@@ -146,7 +146,7 @@ DOCS        := README.md docs/ARCHITECTURE.md docs/DEPLOY_SYSTEMD.md docs/METRIC
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
 		$(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(SHAREDIR)/prometheus
-	install -m 0755 build/pgha $(DESTDIR)$(BINDIR)/pgha
+	install -m 0755 $(BUILD)/pgha $(DESTDIR)$(BINDIR)/pgha
 	for u in $(UNITS); do \
 		sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' deploy/systemd/$$u \
 			> $(DESTDIR)$(UNITDIR)/$$u.tmp && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && \

@@ -36,6 +36,10 @@ INSTALLED = {
 }
 
 
+# Where `make all` puts the binary: build/asan when SANITIZE=1 reaches make through MAKEFLAGS (make check).
+BUILT = os.path.join("build", "asan") if "SANITIZE=1" in os.environ.get("MAKEFLAGS", "") else "build"
+
+
 def make(*args, user=None, timeout=900):
     cmd = ["make", "-C", ROOT, *args]
     if user is not None:
@@ -55,7 +59,8 @@ def files_under(d):
 
 @pytest.fixture(scope="module")
 def built():
-    # The release build `make install` copies, made by the caller (as `sudo make install` expects).
+    # The build `make install` copies (the release one, or build/asan under `make check`'s SANITIZE=1,
+    # which reaches this make through MAKEFLAGS), made by the caller (as `sudo make install` expects).
     make("-j2", "all")
 
 
@@ -87,7 +92,7 @@ def test_destdir_install_and_uninstall(built, staging):
         assert "@BINDIR@" not in text and "@DOCDIR@" not in text
         assert re.search(r"^ExecStart=/usr/local/bin/pgha (agent|proxy) -c /etc/pgha/", text, re.M), text
     # The installed binary runs and is the one just built.
-    with open(os.path.join(ROOT, "build", "pgha"), "rb") as a, open(root / "usr/local/bin/pgha", "rb") as b:
+    with open(os.path.join(ROOT, BUILT, "pgha"), "rb") as a, open(root / "usr/local/bin/pgha", "rb") as b:
         assert a.read() == b.read()
     for cmd in ("agent", "proxy"):
         r = subprocess.run([str(root / "usr/local/bin/pgha"), cmd, "--help"], capture_output=True,
