@@ -35,6 +35,7 @@
 #include "dcs/etcd.h"
 #include "cluster/member.h"
 #include "pg/pgconf.h"
+#include "up/up_tls.h"
 
 #define MAX_NODES 9
 
@@ -49,6 +50,7 @@ struct up_state {
 	int pg_port[MAX_NODES];
 	int api_port[MAX_NODES];
 	bool etcd_auth;          /* etcd runs with authentication (directories made since it does) */
+	bool tls;                /* --tls: every link encrypted, certificates in DIR/secrets/tls */
 };
 
 struct up {
@@ -70,9 +72,12 @@ struct up {
 	char restore_stanza[64];
 	char *restore_target;
 	const char *rw_split;    /* --rw-split: the proxy's rw_split (first run only) */
+	bool want_tls;           /* --tls given (first run only: up.conf keeps it) */
 };
 
 #define UP_ETCD_USER "pgha"
+/* Agents' [tls] require: on once the proxy speaks TLS to PostgreSQL. */
+#define UP_TLS_REQUIRE "off"
 
 static volatile sig_atomic_t up_stop;
 
@@ -112,6 +117,9 @@ static void usage(FILE *out)
 		"                       transactions (READ ONLY ones run on standbys) or statements\n"
 		"                       (SELECTs proven read-only too), each read seeing the client's\n"
 		"                       writes (docs/READ_YOUR_WRITES.md; first run only)\n"
+		"      --tls            every link encrypted and verified: a private CA and a\n"
+		"                       certificate per process in DIR/secrets/tls; PostgreSQL takes\n"
+		"                       TLS connections only (first run only)\n"
 		"  -h, --help           this help\n",
 		MAX_NODES);
 }
@@ -182,6 +190,8 @@ static int state_ini(void *user, int line, const char *section, const char *name
 		st->proxy_metrics_port = atoi(value);
 	else if (strcmp(name, "etcd_auth") == 0)
 		st->etcd_auth = strcmp(value, "1") == 0;
+	else if (strcmp(name, "tls") == 0)
+		st->tls = strcmp(value, "1") == 0;
 	else if (sscanf(name, "pg_port_%d", &idx) == 1 && idx >= 1 && idx <= MAX_NODES)
 		st->pg_port[idx - 1] = atoi(value);
 	else if (sscanf(name, "api_port_%d", &idx) == 1 && idx >= 1 && idx <= MAX_NODES)
@@ -211,6 +221,7 @@ static int load_or_create_state(struct up *u, int nodes, const char *cluster, bo
 	snprintf(u->st.cluster, sizeof(u->st.cluster), "%s", cluster);
 	u->st.nodes = nodes;
 	u->st.etcd_auth = true;
+	u->st.tls = u->want_tls;
 	int *want[2 * MAX_NODES + 5] = {&u->st.etcd_client_port, &u->st.etcd_peer_port, &u->st.proxy_port,
 					 &u->st.proxy_ro_port, &u->st.proxy_metrics_port};
 	int nwant = 5;
@@ -225,9 +236,9 @@ static int load_or_create_state(struct up *u, int nodes, const char *cluster, bo
 	struct strbuf sb = STRBUF_INIT;
 	sb_printf(&sb, "# pgha up: chosen on the first run, reused after\n[up]\ncluster = %s\nnodes = %d\n"
 		       "etcd_client_port = %d\netcd_peer_port = %d\nproxy_port = %d\nproxy_ro_port = %d\n"
-		       "proxy_metrics_port = %d\netcd_auth = 1\n",
+		       "proxy_metrics_port = %d\netcd_auth = 1\ntls = %d\n",
 		  u->st.cluster, nodes, u->st.etcd_client_port, u->st.etcd_peer_port, u->st.proxy_port,
-		  u->st.proxy_ro_port, u->st.proxy_metrics_port);
+		  u->st.proxy_ro_port, u->st.proxy_metrics_port, u->st.tls ? 1 : 0);
 	for (int i = 0; i < nodes; i++)
 		sb_printf(&sb, "pg_port_%d = %d\napi_port_%d = %d\n", i + 1, u->st.pg_port[i], i + 1,
 			  u->st.api_port[i]);
@@ -315,6 +326,24 @@ static char *etcd_auth_conf(const struct up *u)
 	return xasprintf("username = " UP_ETCD_USER "\npassword_file = %s/secrets/etcd-pgha.password\n", u->dir);
 }
 
+/* node i's [tls] section ("" without --tls): its certificate for PostgreSQL, the cluster's CA. */
+static char *node_tls_conf(const struct up *u, int i)
+{
+	if (!u->st.tls)
+		return xstrdup("");
+	char name[16];
+	snprintf(name, sizeof(name), "node%d", i + 1);
+	char *crt = up_tls_path(u->dir, name, "crt"), *key = up_tls_path(u->dir, name, "key"),
+	     *ca = up_tls_path(u->dir, "ca", "crt");
+	char *s = xasprintf("[tls]\ncert_file = %s\nkey_file = %s\nca_file = %s\n"
+			    "# PostgreSQL takes TLS connections only (hostssl); members replicate with verify-full.\n"
+			    "require = " UP_TLS_REQUIRE "\n\n", crt, key, ca);
+	free(crt);
+	free(key);
+	free(ca);
+	return s;
+}
+
 static int write_node_conf(struct up *u, int i, struct pgha_err *e)
 {
 	char *path = xasprintf("%s/node%d.conf", u->dir, i + 1);
@@ -329,6 +358,7 @@ static int write_node_conf(struct up *u, int i, struct pgha_err *e)
 			    u->restore_repo, u->restore_stanza, u->restore_target)
 		: u->backup ? xasprintf("[backup]\nrepo_path = %s/backup-repo\nfull_every = 7d\ndiff_every = 1d\n\n", u->dir)
 		: xstrdup("");
+	char *tls = node_tls_conf(u, i);
 	sb_printf(&sb,
 		  "# Written by pgha up. See `pgha agent --help` for every option.\n"
 		  "[cluster]\nname = %s\n\n"
@@ -339,12 +369,13 @@ static int write_node_conf(struct up *u, int i, struct pgha_err *e)
 		  "log_file = %s/logs/node%d.postgresql.log\n"
 		  "superuser_password_file = %s/secrets/superuser.password\n"
 		  "replication_password_file = %s/secrets/replication.password\n\n"
-		  "%s"
+		  "%s%s"
 		  "[parameters]\nmax_connections = 100\nshared_buffers = 64MB\n",
 		  u->st.cluster, u->etcd_url, etcd_auth_lines, i + 1, u->st.api_port[i], u->dir, u->dir, i + 1,
 		  u->bin_dir,
-		  u->st.pg_port[i], u->dir, i + 1, u->dir, i + 1, u->dir, u->dir, backup);
+		  u->st.pg_port[i], u->dir, i + 1, u->dir, i + 1, u->dir, u->dir, backup, tls);
 	free(backup);
+	free(tls);
 	rc = write_file_atomic(path, sb.data, sb.len, 0644, (uid_t)-1, (gid_t)-1, e);
 	sb_free(&sb);
 	free(etcd_auth_lines);
@@ -369,6 +400,8 @@ static int prepare_dir(struct up *u, int nodes, const char *cluster, bool *exist
 	if (mkdir_p(secrets, 0700, e) != 0 || mkdir_p(logs, 0755, e) != 0)
 		goto out;
 	if (ensure_secret(su, e) != 0 || ensure_secret(repl, e) != 0 || ensure_secret(token, e) != 0)
+		goto out;
+	if (u->st.tls && up_tls_prepare(u->dir, u->st.nodes, e) != 0)
 		goto out;
 	if (u->st.etcd_auth) {
 		char *root = path_join(secrets, "etcd-root.password");
@@ -434,6 +467,13 @@ static int prepare_dir(struct up *u, int nodes, const char *cluster, bool *exist
 		if (u->st.proxy_metrics_port > 0)
 			sb_printf(&sb, "metrics_listen = 127.0.0.1:%d\n", u->st.proxy_metrics_port);
 		sb_printf(&sb, "\n[auth]\nauth_type = scram-sha-256\nauth_file = %s\n", users);
+		if (u->st.tls) {
+			char *crt = up_tls_path(u->dir, "proxy", "crt"), *key = up_tls_path(u->dir, "proxy", "key");
+			sb_printf(&sb, "\n[tls]\n# Clients: TLS offered (sslmode=verify-full with the CA in secrets/tls/ca.crt).\n"
+				       "cert_file = %s\nkey_file = %s\n", crt, key);
+			free(crt);
+			free(key);
+		}
 		free(auth_lines);
 		rc = write_file_atomic(pconf, sb.data, sb.len, 0644, (uid_t)-1, (gid_t)-1, e);
 	}
@@ -707,20 +747,21 @@ static void print_summary(struct up *u, const struct cluster_view *v, double sec
 	printf("\npgha cluster \"%s\" is up: %d members, leader %s (%.1f s)\n\n", u->st.cluster,
 	       u->st.nodes, v->leader ? v->leader : "?", secs);
 	ctl_print_table(stdout, v, u->st.cluster);
+	char *ssl = u->st.tls ? xasprintf(" sslmode=verify-full sslrootcert=%s/secrets/tls/ca.crt", u->dir) : xstrdup("");
 	printf("\nConnect (password in %s/secrets/superuser.password):\n", u->dir);
 	for (int i = 0; i < u->st.nodes; i++) {
 		char name[16];
 		snprintf(name, sizeof(name), "node%d", i + 1);
 		bool leader = v->leader && strcmp(v->leader, name) == 0;
-		printf("  %-6s PGPASSFILE=%s/pgpass psql \"host=127.0.0.1 port=%d user=postgres dbname=postgres\"%s\n",
-		       name, u->dir, u->st.pg_port[i], leader ? "   # leader (read-write)" : "   # standby (read-only)");
+		printf("  %-6s PGPASSFILE=%s/pgpass psql \"host=127.0.0.1 port=%d user=postgres dbname=postgres%s\"%s\n",
+		       name, u->dir, u->st.pg_port[i], ssl, leader ? "   # leader (read-write)" : "   # standby (read-only)");
 	}
 	if (u->st.proxy_port > 0) {
 		printf("\nThrough the proxy (pooled; writes follow the leader, reads go to standbys):\n");
-		printf("  read-write PGPASSFILE=%s/pgpass psql \"host=127.0.0.1 port=%d user=postgres dbname=postgres\"\n",
-		       u->dir, u->st.proxy_port);
-		printf("  read-only  PGPASSFILE=%s/pgpass psql \"host=127.0.0.1 port=%d user=postgres dbname=postgres\""
-		       "   # sees your writes\n", u->dir, u->st.proxy_ro_port);
+		printf("  read-write PGPASSFILE=%s/pgpass psql \"host=127.0.0.1 port=%d user=postgres dbname=postgres%s\"\n",
+		       u->dir, u->st.proxy_port, ssl);
+		printf("  read-only  PGPASSFILE=%s/pgpass psql \"host=127.0.0.1 port=%d user=postgres dbname=postgres%s\""
+		       "   # sees your writes\n", u->dir, u->st.proxy_ro_port, ssl);
 	}
 	printf("\nHealth API:  curl http://127.0.0.1:%d/cluster   (node1; /primary, /replica, ...)\n",
 	       u->st.api_port[0]);
@@ -752,6 +793,10 @@ static void print_summary(struct up *u, const struct cluster_view *v, double sec
 		       "             (THIS cluster back to that time: what was committed after it is lost)\n",
 		       u->self_exe, u->dir);
 	}
+	if (u->st.tls)
+		printf("TLS:         every certificate and the CA in %s/secrets/tls/ (CA key there too: keep it private)\n",
+		       u->dir);
+	free(ssl);
 	printf("Logs:        %s/logs/\n", u->dir);
 	printf("Stop:        Ctrl-C (data stays in %s; `pgha up --dir %s` brings it back)\n\n", u->dir, u->dir);
 	fflush(stdout);
@@ -813,11 +858,12 @@ int up_main(int argc, char **argv)
 		{"etcd-bin", required_argument, NULL, 'E'}, {"bin-dir", required_argument, NULL, 'B'},
 		{"backup", no_argument, NULL, 'K'}, {"restore-from", required_argument, NULL, 'R'},
 		{"to", required_argument, NULL, 'T'}, {"rw-split", required_argument, NULL, 'S'},
+		{"tls", no_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	const char *restore_from = NULL, *restore_to = NULL, *rw_split = NULL;
 	bool cluster_given = false;
 	const char *dir = NULL, *cluster = "pgha", *etcd_bin = NULL;
-	bool backup = false;
+	bool backup = false, u_tls = false;
 	const char *bin_dir = "/usr/lib/postgresql/15/bin";
 	long nodes = 3, timeout = 300;
 	int opt;
@@ -830,6 +876,7 @@ int up_main(int argc, char **argv)
 		case 'E': etcd_bin = optarg; break;
 		case 'B': bin_dir = optarg; break;
 		case 'K': backup = true; break;
+		case 'L': u_tls = true; break;
 		case 'R': restore_from = optarg; break;
 		case 'T': restore_to = optarg; break;
 		case 'S':
@@ -889,6 +936,7 @@ int up_main(int argc, char **argv)
 	log_set_context("up");
 	u->timeout_s = (int)timeout;
 	u->rw_split = rw_split;
+	u->want_tls = u_tls;
 	u->bin_dir = xstrdup(bin_dir);
 	bool default_dir = dir == NULL;
 	if (default_dir)
@@ -941,6 +989,8 @@ int up_main(int argc, char **argv)
 		bool had_repo = path_exists(repo), had_state = path_exists(state);
 		if (backup && had_state && !had_repo)
 			printf("note: --backup applies to a new cluster only; %s was created without it\n", u->dir);
+		if (u_tls && had_state)
+			printf("note: --tls applies to a new cluster only; %s keeps what it was created with\n", u->dir);
 		u->backup = had_repo || (backup && !had_state);
 		free(repo);
 		free(state);

@@ -36,22 +36,62 @@ def start_up(d, *extra):
 
 def leader_port(lines):
     for line in lines:
-        m = re.search(r'port=(\d+) user=postgres dbname=postgres"\s+# leader', line)
+        m = re.search(r'port=(\d+) user=postgres dbname=postgres[^"]*"\s+# leader', line)
         if m:
             return int(m.group(1))
     raise AssertionError("no leader connection string printed:\n" + "".join(lines))
 
 
+def check_tls(d, out, port):
+    """--tls: a private CA, a certificate per process, private keys; every connection string
+    printed verifies the server (verify-full against the CA) and works; replication is encrypted."""
+    tls = os.path.join(d, "secrets", "tls")
+    ca = os.path.join(tls, "ca.crt")
+    assert os.stat(tls).st_mode & 0o777 == 0o700
+    for name in ("ca", "node1", "node2", "node3", "proxy", "etcd", "client"):
+        assert os.stat(os.path.join(tls, name + ".key")).st_mode & 0o777 == 0o600
+        assert "PRIVATE KEY" in open(os.path.join(tls, name + ".key")).read()
+        r = subprocess.run(["openssl", "verify", "-CAfile", ca, os.path.join(tls, name + ".crt")],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stdout + r.stderr
+    conninfos = re.findall(r'psql "([^"]+)"', out)
+    assert len(conninfos) == 5, out   # three members, the proxy's two ports
+    password = open(os.path.join(d, "secrets", "superuser.password")).read().strip()
+    for ci in conninfos:
+        assert f"sslmode=verify-full sslrootcert={ca}" in ci, ci
+        with psycopg.connect(ci, password=password, autocommit=True) as c:
+            assert c.pgconn.ssl_in_use, ci
+    with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres sslmode=verify-full "
+                         f"sslrootcert={ca}", password=password, autocommit=True) as c:
+        assert c.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (True,)
+        rows = c.execute("SELECT r.application_name, s.ssl FROM pg_stat_replication r "
+                         "JOIN pg_stat_ssl s USING (pid) ORDER BY 1").fetchall()
+        assert len(rows) == 2 and all(ssl for _, ssl in rows), rows
+    # A client that trusts another CA is refused by every member.
+    other = os.path.join(d, "other-ca.crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", os.path.join(d, "other-ca.key"), "-out", other, "-days", "2",
+                    "-subj", "/CN=other"], check=True, capture_output=True, timeout=30)
+    for ci in conninfos:
+        try:
+            psycopg.connect(ci.replace(ca, other), password=password, connect_timeout=10).close()
+        except psycopg.OperationalError as ex:
+            assert "certificate verify failed" in str(ex), ex
+        else:
+            raise AssertionError(f"{ci}: a server certificate of another CA was accepted")
+
+
 def test_up_starts_three_streaming_members_and_comes_back():
     base = make_base_dir()
     d = os.path.join(base, "cluster")
-    proc = start_up(d, "--rw-split", "transactions")
+    proc = start_up(d, "--rw-split", "transactions", "--tls")
     try:
         lines = read_until(proc, r"is up: 3 members", 240)
         lines += read_until(proc, r"^Stop:", 30)
         out = "".join(lines)
         assert out.count(" streaming ") >= 2, out
         port = leader_port(lines)
+        check_tls(d, out, port)
         # Generated secrets are private files; the password appears nowhere in the output.
         pw_file = os.path.join(d, "secrets", "superuser.password")
         assert os.stat(pw_file).st_mode & 0o777 == 0o600
@@ -127,12 +167,17 @@ def test_up_starts_three_streaming_members_and_comes_back():
         assert proc.returncode == 0, rest
         assert "stopped; data kept in" in rest
 
-        # Again on the same directory: same cluster, same data, no re-clone.
+        # Again on the same directory: same cluster, same data, no re-clone; the same certificates.
+        certs = {f: open(os.path.join(d, "secrets", "tls", f)).read()
+                 for f in os.listdir(os.path.join(d, "secrets", "tls"))}
         proc = start_up(d)
         lines = read_until(proc, r"is up: 3 members", 240)
         assert "restarting cluster" in "".join(lines)
         lines += read_until(proc, r"^Stop:", 30)
         port = leader_port(lines)
+        assert certs == {f: open(os.path.join(d, "secrets", "tls", f)).read()
+                         for f in os.listdir(os.path.join(d, "secrets", "tls"))}
+        check_tls(d, "".join(lines), port)
         with psycopg.connect(host="127.0.0.1", port=port, user="postgres", password=password,
                              dbname="postgres") as c:
             assert c.execute("SELECT v FROM survives ORDER BY v").fetchall() == [("through the proxy",), ("yes",)]
