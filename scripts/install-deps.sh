@@ -28,7 +28,7 @@ PACKAGES=(
   clang libclang-rt-14-dev
   python3 python3-pytest python3-psycopg
   default-jdk-headless libpostgresql-jdbc-java
-  iproute2 procps openssl systemd
+  iproute2 procps openssl systemd tcpdump curl
   prometheus chromium python3-websocket
 )
 
