@@ -41,7 +41,8 @@ int proxy_reload(struct proxy *px, struct pgha_err *e)
 		return err_wrap(e, "keeping the running configuration");
 	}
 	config_take_reloadable(&proxy_config_table, &px->cfg, &fresh, note_fixed, px->cfg.path);
-	px->cfg.server_auth_mask = fresh.server_auth_mask;   /* derived from a reloadable option */
+	px->cfg.server_auth_mask = fresh.server_auth_mask;   /* derived from reloadable options */
+	px->cfg.server_sslmode = fresh.server_sslmode;
 	proxy_config_free(&fresh);
 	for (struct link *l = px->pools.next; l != &px->pools; l = l->next) {
 		struct pool *p = link_entry(l, struct pool, node);
