@@ -316,19 +316,12 @@ int proxy_config_load(const char *path, struct proxy_config *cfg, struct pgha_er
 	return 0;
 }
 
-static const char *const sslmode_names[] = {"disable", "prefer", "require", "verify-ca", "verify-full"};
-
-const char *proxy_sslmode_name(enum server_sslmode m)
-{
-	return sslmode_names[m];
-}
-
 int proxy_sslmode_check(struct proxy_config *cfg, struct pgha_err *e)
 {
 	const char *text = cfg->tls_server_sslmode_text;
 	int m = -1;
-	for (int i = 0; i < (int)(sizeof(sslmode_names) / sizeof(sslmode_names[0])); i++)
-		if (strcmp(text, sslmode_names[i]) == 0)
+	for (int i = SSLMODE_DISABLE; i <= SSLMODE_VERIFY_FULL; i++)
+		if (strcmp(text, proxy_sslmode_name((enum server_sslmode)i)) == 0)
 			m = i;
 	if (m < 0)
 		return err_set(e, "server_sslmode = \"%s\": use disable, prefer, require, verify-ca or verify-full",

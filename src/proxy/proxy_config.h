@@ -112,8 +112,12 @@ bool proxy_pinning_for(const struct proxy_config *cfg, const char *user, const c
  * go together. e: without the file name.
  */
 int proxy_sslmode_check(struct proxy_config *cfg, struct pgha_err *e) PGHA_MUSTCHECK;
-/* libpq's name of m ("verify-full"). */
-const char *proxy_sslmode_name(enum server_sslmode m);
+/* libpq's name of m ("verify-full"); inline, as files below this one use it. */
+static inline const char *proxy_sslmode_name(enum server_sslmode m)
+{
+	static const char *const names[] = {"disable", "prefer", "require", "verify-ca", "verify-full"};
+	return names[m];
+}
 /* "scram-sha-256, md5" -> SERVER_AUTH_* bits; an unknown or empty list is an error. */
 int proxy_server_auth_parse(const char *text, unsigned *mask, struct pgha_err *e) PGHA_MUSTCHECK;
 
