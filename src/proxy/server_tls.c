@@ -289,7 +289,9 @@ int server_tls_step(struct server *s, uint32_t events, char *why, size_t whylen)
 		proxy_watch(s->px, &s->tag, s->tls_want);
 		return 0;
 	}
-	bool closed = err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0);
+	unsigned long first = ERR_peek_error();
+	bool closed = err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && first == 0) ||
+		      (ERR_GET_LIB(first) == ERR_LIB_SSL && ERR_GET_REASON(first) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
 	handshake_failed(s, closed ? 0 : -1, why, whylen);
 	return -1;
 }
