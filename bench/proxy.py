@@ -26,7 +26,14 @@ Finally --idle-clients (default 10000) connections that complete startup and SCR
 authentication through pgha and PgBouncer (each freshly started), kept idle; VmRSS
 of the pooler with 0 clients and with N clients gives the RSS per client.
 
-Usage: /usr/bin/python3 bench/proxy.py [--seconds 15] [--repeats 2]
+--tls: TLS on every hop. A private CA (openssl) and a certificate for 127.0.0.1; the agent
+runs PostgreSQL with [tls] require = on (hostssl only); pgbench connects with sslmode=require
+to every target; pgha has [tls] cert_file/key_file and server_sslmode = verify-full with
+server_ca_file; PgBouncer has client_tls_sslmode = require with the same certificate and
+server_tls_sslmode = verify-full with the same CA; HAProxy passes the clients' TLS through to
+PostgreSQL (direct and haproxy: one TLS hop, the poolers: two).
+
+Usage: /usr/bin/python3 bench/proxy.py [--seconds 15] [--repeats 2] [--tls]
            [--workloads select16,select1000,tpcb16,connect16] [--idle-clients 10000]
            [--busy-clients 10000] [--busy-seconds 20] [--busy-warmup 5] [--busy-repeats 2]
            [--busy-scripts select,tpcb] [--busy-connect-budget 600] [--keep]
@@ -420,8 +427,30 @@ def finish(base, ok, failures, keep):
         sys.exit(1)
 
 
+def tls_setup(base):
+    """--tls: a CA and a certificate for 127.0.0.1; the options of the agent, pgha proxy and
+    PgBouncer (its files copied into a directory of its own, as it runs as postgres)."""
+    from test_proxy_tls import make_ca, make_cert
+    d = os.path.join(base, "certs")
+    os.makedirs(d)
+    ca = make_ca(d, "ca")
+    cert, key = make_cert(d, "ca", "node", san="IP:127.0.0.1,DNS:localhost")
+    node = {"tls.cert_file": cert, "tls.key_file": key, "tls.ca_file": ca, "tls.require": "on"}
+    pgha = {"tls.cert_file": cert, "tls.key_file": key, "tls.server_sslmode": "verify-full",
+            "tls.server_ca_file": ca}
+    bd = os.path.join(base, "pgbouncer-tls")
+    private_dir(bd, {name: open(path).read() for name, path in
+                     (("ca.pem", ca), ("node.pem", cert), ("node.key", key))})
+    bouncer = {"client_tls_sslmode": "require", "client_tls_cert_file": os.path.join(bd, "node.pem"),
+               "client_tls_key_file": os.path.join(bd, "node.key"), "server_tls_sslmode": "verify-full",
+               "server_tls_ca_file": os.path.join(bd, "ca.pem")}
+    return node, pgha, bouncer
+
+
 def main():
     ap = bench_args(__doc__, WORKLOADS, repeats=2)
+    ap.add_argument("--tls", action="store_true",
+                    help="TLS client -> pooler and pooler -> PostgreSQL (verify-full), see above")
     ap.add_argument("--idle-clients", type=int, default=10000, help="0: skip the idle-client test")
     ap.add_argument("--busy-clients", type=int, default=10000,
                     help="busy clients through pgha and PgBouncer (0: skip)")
@@ -434,6 +463,8 @@ def main():
     ap.add_argument("--busy-connect-budget", type=int, default=600,
                     help="seconds pgbench may take to connect every client")
     args, workloads = bench_parse(ap, WORKLOADS)
+    if args.tls and (args.busy_clients or args.idle_clients):
+        ap.error("--tls measures the pgbench workloads only: add --busy-clients 0 --idle-clients 0")
     for sc in args.busy_scripts.split(","):
         if sc not in BUSY_SCRIPTS:
             ap.error(f"unknown busy script {sc!r}")
@@ -448,10 +479,11 @@ def main():
     idle = {}
     busy_res = {}
     try:
+        tls_node, tls_pgha, tls_bouncer = tls_setup(base) if args.tls else ({}, {}, {})
         etcd = Etcd(base).start()
         cluster = Cluster(base, etcd)
         node = cluster.add("n1", {"parameters.max_connections": "200",
-                                  "parameters.shared_buffers": "256MB"}).start()
+                                  "parameters.shared_buffers": "256MB", **tls_node}).start()
         leader = cluster.wait_streaming(["n1"], timeout=120)
         assert leader == "n1", leader
         passfile = os.path.join(base, "secrets", "pgpass")
@@ -460,6 +492,9 @@ def main():
         os.chmod(passfile, 0o600)
         env = dict(os.environ, PGPASSFILE=passfile)
         os.environ["PGPASSFILE"] = passfile     # for the idle clients (psycopg/libpq)
+        if args.tls:
+            env["PGSSLMODE"] = os.environ["PGSSLMODE"] = "require"
+        print(f"TLS: {'every hop (--tls)' if args.tls else 'off'}", flush=True)
         print(f"pgbench -i -s 10 on the leader (127.0.0.1:{node.pg_port})", flush=True)
         subprocess.run([PGBENCH_BIN, "-h", "127.0.0.1", "-p", str(node.pg_port), "-U", "postgres",
                         "-i", "-s", "10", "-q", "postgres"], env=env, check=True,
@@ -467,10 +502,11 @@ def main():
         node.sql("VACUUM ANALYZE")
 
         proxy = Proxy(cluster, {"proxy.pool_size": "20", "proxy.log_level": "warn",
-                                "proxy.max_client_conn": "12000"}).start()
+                                "proxy.max_client_conn": "12000", **tls_pgha}).start()
         wait_until("pgha proxy to route to the leader", lambda: proxy.connect(autocommit=True).close() or True,
                    timeout=30)
-        bouncer = PgBouncer(base, cluster.su_pw, node.pg_port).start()
+        bouncer = PgBouncer(base, cluster.su_pw, node.pg_port,
+                              settings=dict(PgBouncer.SETTINGS, **tls_bouncer)).start()
         haproxy = HAProxy(base, node.pg_port).start()
         ports = {"direct": node.pg_port, "pgha": proxy.port, "pgbouncer": bouncer.port,
                  "haproxy": haproxy.port}
@@ -524,8 +560,9 @@ def main():
             bouncer.stop()
             busy_res = busy_tests(args, base, cluster, node, env, failures)
             proxy = Proxy(cluster, {"proxy.pool_size": "20", "proxy.log_level": "warn",
-                                    "proxy.max_client_conn": "12000"}).start()
-            bouncer = PgBouncer(base, cluster.su_pw, node.pg_port).start()
+                                    "proxy.max_client_conn": "12000", **tls_pgha}).start()
+            bouncer = PgBouncer(base, cluster.su_pw, node.pg_port,
+                              settings=dict(PgBouncer.SETTINGS, **tls_bouncer)).start()
         if args.idle_clients > 0:
             print(f"\nidle clients: {args.idle_clients} connections (startup + SCRAM), batches of 500, "
                   "each pooler freshly started", flush=True)
@@ -533,8 +570,9 @@ def main():
             proxy.stop()
             bouncer.stop()
             proxy = Proxy(cluster, {"proxy.pool_size": "20", "proxy.log_level": "warn",
-                                    "proxy.max_client_conn": "12000"}).start()
-            bouncer = PgBouncer(base, cluster.su_pw, node.pg_port).start()
+                                    "proxy.max_client_conn": "12000", **tls_pgha}).start()
+            bouncer = PgBouncer(base, cluster.su_pw, node.pg_port,
+                              settings=dict(PgBouncer.SETTINGS, **tls_bouncer)).start()
             for name, port, pid, lp in (("pgha", proxy.port, proxy.proc.pid, proxy.log_path),
                                         ("pgbouncer", bouncer.port, bouncer.proc.pid, bouncer.log_path)):
                 try:

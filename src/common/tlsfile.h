@@ -20,6 +20,12 @@
 int tls_files_check(const char *cert_file, const char *key_file, const char *ca_file,
 		    struct pgha_err *e) PGHA_MUSTCHECK;
 
+/*
+ * A CA bundle alone: readable PEM with at least one certificate and nothing
+ * else. what names it in the message ("server_ca_file").
+ */
+int tls_ca_check(const char *what, const char *ca_file, struct pgha_err *e) PGHA_MUSTCHECK;
+
 /* OpenSSL's error queue as one line ("unknown error" if empty), emptied. */
 void tls_error_text(char *buf, size_t len);
 

@@ -40,6 +40,7 @@ struct authq {
 	bool stopping;
 	int efd;
 	char *user, *password, *dbname, *query;   /* password: guarded by mu */
+	struct authq_tls tls;      /* guarded by mu */
 	int timeout_ms;
 	int nworkers;
 	struct worker workers[AUTHQ_WORKERS];
@@ -83,10 +84,27 @@ static PGconn *connect_target(struct authq *q, const char *host, int port, const
 	snprintf(portbuf, sizeof(portbuf), "%d", port);
 	/* The server stops a query that outlives the lookup too. */
 	snprintf(options, sizeof(options), "-c statement_timeout=%d", q->timeout_ms);
-	const char *keys[] = {"host", "port", "user", "password", "dbname", "application_name",
-			      "gssencmode", "options", NULL};
-	const char *vals[] = {host, portbuf, q->user, password, q->dbname, "pgha-proxy-auth-query",
-			      "disable", options, NULL};
+	struct authq_tls tls;
+	pthread_mutex_lock(&q->mu);
+	tls = q->tls;
+	pthread_mutex_unlock(&q->mu);
+	const char *keys[12] = {"host", "port", "user", "password", "dbname", "application_name",
+				"gssencmode", "options", "sslmode"};
+	const char *vals[12] = {host, portbuf, q->user, password, q->dbname, "pgha-proxy-auth-query",
+				"disable", options, tls.sslmode[0] ? tls.sslmode : "prefer"};
+	int n = 9;
+	/* The server connections' TLS settings; unset ones are left to libpq's defaults. */
+	if (tls.rootcert[0]) {
+		keys[n] = "sslrootcert";
+		vals[n++] = tls.rootcert;
+	}
+	if (tls.cert[0]) {
+		keys[n] = "sslcert";
+		vals[n++] = tls.cert;
+		keys[n] = "sslkey";
+		vals[n++] = tls.key;
+	}
+	keys[n] = vals[n] = NULL;
 	PGconn *c = PQconnectStartParams(keys, vals, 0);
 	if (c == NULL) {
 		snprintf(err, errlen, "cannot allocate a libpq connection");
@@ -373,6 +391,13 @@ void authq_set_password(struct authq *q, const char *password)
 	q->password = copy;
 	pthread_mutex_unlock(&q->mu);
 	secret_free(old);
+}
+
+void authq_set_tls(struct authq *q, const struct authq_tls *tls)
+{
+	pthread_mutex_lock(&q->mu);
+	q->tls = *tls;
+	pthread_mutex_unlock(&q->mu);
 }
 
 void authq_submit(struct authq *q, struct authq_job *j)

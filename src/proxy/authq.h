@@ -65,12 +65,22 @@ struct authq_opts {
 	int workers;             /* 1..AUTHQ_WORKERS */
 };
 
+/* libpq's TLS settings for lookups: server connections' ([tls] server_*); "" leaves one to libpq. */
+struct authq_tls {
+	char sslmode[16];
+	char rootcert[1024];
+	char cert[1024];
+	char key[1024];
+};
+
 struct authq;
 
 struct authq *authq_start(const struct authq_opts *o, struct pgha_err *e);
 /* Readable when answers wait (authq_take_done() clears it). */
 int authq_fd(const struct authq *q);
 void authq_set_password(struct authq *q, const char *password);
+/* TLS settings for connections made from now on (kept connections keep theirs). */
+void authq_set_tls(struct authq *q, const struct authq_tls *tls);
 void authq_submit(struct authq *q, struct authq_job *j);
 /* The answered jobs (a list through ->next), or NULL. */
 struct authq_job *authq_take_done(struct authq *q);

@@ -211,7 +211,7 @@ static void client_unlink_server(struct client *c, bool clean)
 		s->reset_lsn_at = lsn_at;   /* its LSN request is still read (server.c) */
 		if (lsn_at < 0)
 			server_forget_lsn(s);
-		int r = s->out.len > s->out_off ? strbuf_send(&s->out, &s->out_off, s->tag.fd) : 1;
+		int r = s->out.len > s->out_off ? server_send(s) : 1;
 		if (r < 0)
 			server_close(s, "cannot send the proxy's queries");
 		else
@@ -243,7 +243,7 @@ static void client_unlink_server(struct client *c, bool clean)
 		sess_set_clear(&s->sess);   /* DISCARD ALL, the default reset, forgets the settings the proxy gave it */
 		pgp_build_query(&s->out, c->px->cfg.server_reset_query);
 		s->status = 'A';
-		int r = strbuf_send(&s->out, &s->out_off, s->tag.fd);
+		int r = server_send(s);
 		if (r < 0)
 			server_close(s, "cannot send the reset query");
 		else if (r == 0)

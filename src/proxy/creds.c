@@ -131,10 +131,24 @@ int creds_start(struct proxy *px, bool check_only, struct pgha_err *e)
 	px->authq_tag.fd = authq_fd(px->creds->q);
 	proxy_watch(px, &px->authq_tag, EPOLLIN);
 	creds_users_loaded(px, NULL, 0);
+	creds_tls_changed(px);
 	if (px->creds->lookups)
 		log_info("auth_query: users not in the users file are looked up as \"%s\" (database \"%s\", "
 			 "answers reused for %d ms)", cfg->auth_user, cfg->auth_dbname, cfg->auth_query_cache_ms);
 	return 0;
+}
+
+void creds_tls_changed(struct proxy *px)
+{
+	if (px->creds == NULL || px->creds->q == NULL || !px->creds->lookups)
+		return;
+	const struct proxy_config *cfg = &px->cfg;
+	struct authq_tls t;
+	snprintf(t.sslmode, sizeof(t.sslmode), "%s", proxy_sslmode_name(px->server_tls_mode));
+	snprintf(t.rootcert, sizeof(t.rootcert), "%s", cfg->tls_server_ca_file);
+	snprintf(t.cert, sizeof(t.cert), "%s", cfg->tls_server_cert_file);
+	snprintf(t.key, sizeof(t.key), "%s", cfg->tls_server_key_file);
+	authq_set_tls(px->creds->q, &t);
 }
 
 int creds_reload(struct proxy *px, struct pgha_err *e)

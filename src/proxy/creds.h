@@ -41,6 +41,8 @@ struct user_entry;
  * Call after the users file is loaded and signals are blocked.
  */
 int creds_start(struct proxy *px, bool check_only, struct pgha_err *e) PGHA_MUSTCHECK;
+/* server_tls_configure() set TLS to PostgreSQL: auth_query's connections follow it. */
+void creds_tls_changed(struct proxy *px);
 /* After the users file was reloaded: auth_user's password again (file or users file). */
 int creds_reload(struct proxy *px, struct pgha_err *e) PGHA_MUSTCHECK;
 /*

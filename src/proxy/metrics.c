@@ -186,6 +186,24 @@ static void pool_client_lines(struct strbuf *sb, const struct proxy *px, const s
 	prom_sample(sb, "pgha_proxy_pool_clients_pinned", labels, NULL, pinned);
 }
 
+/* When the certificates in use expire: the one clients see, the one the proxy shows PostgreSQL. */
+static void tls_expiry(struct strbuf *sb, const struct proxy *px)
+{
+	const char *name = "pgha_tls_cert_expiry_timestamp_seconds";
+	if (px->tls_cert_loaded == NULL && px->server_tls_cert_loaded == NULL)
+		return;
+	prom_family(sb, name, "gauge", "When the certificate in use expires (notAfter, unix seconds): link "
+		    "\"client\" is [tls] cert_file, shown to clients; \"server\" is server_cert_file, shown to PostgreSQL.");
+	if (px->tls_cert_loaded != NULL) {
+		const char *l[] = {"link", "client", "file", px->tls_cert_loaded, NULL};
+		prom_sample(sb, name, l, NULL, (double)px->tls_not_after);
+	}
+	if (px->server_tls_cert_loaded != NULL) {
+		const char *l[] = {"link", "server", "file", px->server_tls_cert_loaded, NULL};
+		prom_sample(sb, name, l, NULL, (double)px->server_tls_not_after);
+	}
+}
+
 void metrics_render(struct proxy *px)
 {
 	struct metrics *m = px->metrics;
@@ -282,6 +300,7 @@ void metrics_render(struct proxy *px)
 	sb_puts(&sb, "# HELP pgha_proxy_held New read-write transactions wait: 1 admin PAUSE, 2 a planned switchover.\n"
 		     "# TYPE pgha_proxy_held gauge\n");
 	sb_printf(&sb, "pgha_proxy_held %d\n", px->paused ? 1 : px->so_hold ? 2 : 0);
+	tls_expiry(&sb, px);
 	pthread_mutex_lock(&m->lock);
 	struct strbuf old = m->text;
 	m->text = sb;

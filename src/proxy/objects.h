@@ -191,6 +191,12 @@ struct server {
 	struct strbuf probe_sent;  /* ... "name\0value\0" for each parameter its startup packet set */
 	uint64_t lsn_seq;          /* its read-your-writes LSN request in flight (px->lsn_seq); 0: none */
 	int reset_lsn_at;          /* reset_needed: ReadyForQuery owed before that request's (-1: none) */
+	/* server_tls.c: TLS to PostgreSQL ([tls] server_sslmode) */
+	struct ssl_st *ssl;        /* TLS session, NULL in plain text */
+	uint32_t tls_want;         /* EPOLLIN/EPOLLOUT the TLS layer waits for */
+	uint8_t tls_phase;         /* SERVER_TLS_* (server_tls.h): 0 = none or done */
+	enum server_sslmode tls_mode;   /* the mode it connected with (a reload may change the proxy's) */
+	struct strbuf startup;     /* its startup packet, while the SSLRequest is answered */
 };
 
 struct pool {
@@ -272,6 +278,13 @@ struct proxy {
 	int32_t next_cancel_pid;
 	bool paused;               /* admin PAUSE: new transactions wait */
 	struct ssl_ctx_st *tls_ctx; /* [tls] configured: SSLRequest answered 'S' (tls.c) */
+	int64_t tls_not_after;     /* ... its certificate's notAfter (unix seconds), for /metrics */
+	char *tls_cert_loaded;     /* ... the file it came from */
+	/* server_tls.c: TLS to PostgreSQL, as the last good [tls] server_* options say */
+	struct ssl_ctx_st *server_tls_ctx;   /* NULL: server_sslmode = disable */
+	enum server_sslmode server_tls_mode;
+	int64_t server_tls_not_after;   /* server_cert_file's notAfter; 0: no client certificate */
+	char *server_tls_cert_loaded;
 	/* hold.c: a planned switchover holds new read-write transactions */
 	bool so_hold;              /* holding for so.id */
 	bool so_drained;           /* ... and no read-write transaction runs: reported in etcd */

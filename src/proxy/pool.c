@@ -219,8 +219,11 @@ bool pool_login_failed(struct pool *p, const char *why)
 	snprintf(p->last_error, sizeof(p->last_error), "%s", why);
 	p->last_error_ms = p->px->now_ms;
 	log_warn("pool %s@%s%s: %s", p->user, p->database, p->ro ? " (read-only)" : "", why);
-	/* Authentication problems will not go away by waiting: the caller fails the clients now. */
-	return strstr(why, "password") != NULL || strstr(why, "SCRAM") != NULL ||
+	/*
+	 * Authentication problems will not go away by waiting, nor will TLS settings that do not
+	 * fit the server (server_tls.c names server_sslmode in each): the caller fails the clients now.
+	 */
+	return strstr(why, "password") != NULL || strstr(why, "SCRAM") != NULL || strstr(why, "server_sslmode") != NULL ||
 	       strstr(why, "28P01") != NULL || strstr(why, "28000") != NULL || strstr(why, "3D000") != NULL;
 }
 

@@ -33,6 +33,7 @@
 #include "proxy/reload.h"
 #include "proxy/server.h"
 #include "proxy/split.h"
+#include "proxy/server_tls.h"
 #include "proxy/tls.h"
 #include "proxy/users.h"
 
@@ -197,6 +198,7 @@ static int check_config(struct proxy *px, const char *path)
 	creds_stop(px);
 	users_free(px);
 	tls_shutdown(px);
+	server_tls_shutdown(px);
 	proxy_config_free(&px->cfg);
 	return rc != 0 ? 2 : 0;
 }
@@ -454,6 +456,7 @@ static void shutdown_proxy(struct proxy *px)
 	creds_stop(px);
 	users_free(px);
 	tls_shutdown(px);
+	server_tls_shutdown(px);
 	relay_registry_free(px);
 	split_rules_free(px->split);
 	px->split = NULL;
@@ -493,9 +496,10 @@ int proxy_main(int argc, char **argv)
 		proxy_config_free(&px->cfg);
 		return 2;
 	}
-	if (users_load(px, &e) != 0 || tls_configure(px, &e) != 0) {
+	if (users_load(px, &e) != 0 || tls_configure(px, &e) != 0 || server_tls_configure(px, &e) != 0) {
 		fprintf(stderr, "pgha proxy: %s\n", e.msg);
 		tls_shutdown(px);
+		server_tls_shutdown(px);
 		return 2;
 	}
 	if (check)

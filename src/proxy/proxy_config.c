@@ -114,6 +114,16 @@ static const struct config_option proxy_options[] = {
 	  "oldest TLS version accepted: TLSv1.2 or TLSv1.3"),
 	O("tls", "require", OPT_BOOL, tls_require, "off", 1, 0, OPT_RELOAD,
 	  "refuse clients that do not ask for TLS (cancel requests excepted)"),
+	O("tls", "server_sslmode", OPT_STRING, tls_server_sslmode_text, "prefer", 1, 0, OPT_RELOAD,
+	  "TLS to PostgreSQL, as libpq's sslmode: disable, prefer (TLS when the server offers it), "
+	  "require (TLS, certificate not checked), verify-ca (signed by server_ca_file) or verify-full "
+	  "(and naming the address the proxy dialled); auth_query and cancel requests follow it"),
+	O("tls", "server_ca_file", OPT_STRING, tls_server_ca_file, "", 1, 0, OPT_RELOAD,
+	  "PEM CA certificates that sign PostgreSQL's certificates (needed by verify-ca and verify-full)"),
+	O("tls", "server_cert_file", OPT_STRING, tls_server_cert_file, "", 1, 0, OPT_RELOAD,
+	  "PEM certificate the proxy shows PostgreSQL (its clientcert/cert authentication); empty: none"),
+	O("tls", "server_key_file", OPT_STRING, tls_server_key_file, "", 1, 0, OPT_RELOAD,
+	  "PEM private key of server_cert_file (mode 0600)"),
 
 	O("auth", "auth_type", OPT_STRING, auth_type, "scram-sha-256", 1, 0, OPT_RELOAD,
 	  "how clients authenticate: scram-sha-256, md5 (SCRAM for users whose secret is a SCRAM "
@@ -299,8 +309,32 @@ int proxy_config_load(const char *path, struct proxy_config *cfg, struct pgha_er
 	if (cfg->auth_user[0] != '\0' && strstr(cfg->auth_query, "$1") == NULL)
 		return err_set(e, "%s: [auth] auth_query = \"%s\": it must use $1 (the user name looked up)",
 			       path, cfg->auth_query);
+	if (proxy_sslmode_check(cfg, &sub) != 0)
+		return err_set(e, "%s: [tls] %s", path, sub.msg);
 	if (cfg->etcd_username[0] != '\0' && cfg->etcd_password_file[0] == '\0')
 		return err_set(e, "%s: [etcd] username is set but password_file is not", path);
+	return 0;
+}
+
+int proxy_sslmode_check(struct proxy_config *cfg, struct pgha_err *e)
+{
+	const char *text = cfg->tls_server_sslmode_text;
+	int m = -1;
+	for (int i = SSLMODE_DISABLE; i <= SSLMODE_VERIFY_FULL; i++)
+		if (strcmp(text, proxy_sslmode_name((enum server_sslmode)i)) == 0)
+			m = i;
+	if (m < 0)
+		return err_set(e, "server_sslmode = \"%s\": use disable, prefer, require, verify-ca or verify-full",
+			       text);
+	cfg->server_sslmode = (enum server_sslmode)m;
+	bool cert = cfg->tls_server_cert_file[0] != '\0', key = cfg->tls_server_key_file[0] != '\0';
+	if (cert != key)
+		return err_set(e, "server_cert_file and server_key_file go together (only %s is set)",
+			       cert ? "server_cert_file" : "server_key_file");
+	if (m >= SSLMODE_VERIFY_CA && cfg->tls_server_ca_file[0] == '\0')
+		return err_set(e, "server_sslmode = %s needs server_ca_file\nHINT: set server_ca_file to the CA "
+			       "that signs PostgreSQL's certificates (the agents' [tls] ca_file), or use require "
+			       "to encrypt without checking who answers", text);
 	return 0;
 }
 

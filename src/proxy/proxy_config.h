@@ -12,6 +12,9 @@
 
 enum pool_mode { POOL_TRANSACTION = 0, POOL_SESSION = 1 };
 
+/* TLS to PostgreSQL ([tls] server_sslmode), libpq's sslmode values in order of strictness. */
+enum server_sslmode { SSLMODE_DISABLE, SSLMODE_PREFER, SSLMODE_REQUIRE, SSLMODE_VERIFY_CA, SSLMODE_VERIFY_FULL };
+
 /* How the proxy may answer a server that asks it to log in (server_auth_methods). */
 enum { SERVER_AUTH_SCRAM = 1, SERVER_AUTH_MD5 = 2, SERVER_AUTH_PASSWORD = 4 };
 
@@ -61,6 +64,10 @@ struct proxy_config {
 	char *tls_ca_file;
 	char *tls_min_protocol;
 	bool tls_require;
+	char *tls_server_sslmode_text;
+	char *tls_server_ca_file;
+	char *tls_server_cert_file;
+	char *tls_server_key_file;
 	/* [auth] */
 	char *auth_type;         /* scram-sha-256, md5 or trust */
 	char *auth_file;
@@ -77,6 +84,7 @@ struct proxy_config {
 	enum pool_mode pool_mode;
 	int rw_split;             /* enum rw_split (split.h) */
 	unsigned server_auth_mask; /* SERVER_AUTH_* */
+	enum server_sslmode server_sslmode;
 	unsigned unix_socket_mode; /* permission bits of the unix sockets */
 	char *path;
 };
@@ -98,6 +106,18 @@ void proxy_unix_socket_path(const struct proxy_config *cfg, const char *listen, 
  * transaction_pinning.
  */
 bool proxy_pinning_for(const struct proxy_config *cfg, const char *user, const char *database);
+/*
+ * server_sslmode (text -> cfg->server_sslmode) and what it needs: verify-ca
+ * and verify-full need server_ca_file, server_cert_file and server_key_file
+ * go together. e: without the file name.
+ */
+int proxy_sslmode_check(struct proxy_config *cfg, struct pgha_err *e) PGHA_MUSTCHECK;
+/* libpq's name of m ("verify-full"); inline, as files below this one use it. */
+static inline const char *proxy_sslmode_name(enum server_sslmode m)
+{
+	static const char *const names[] = {"disable", "prefer", "require", "verify-ca", "verify-full"};
+	return names[m];
+}
 /* "scram-sha-256, md5" -> SERVER_AUTH_* bits; an unknown or empty list is an error. */
 int proxy_server_auth_parse(const char *text, unsigned *mask, struct pgha_err *e) PGHA_MUSTCHECK;
 

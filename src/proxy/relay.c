@@ -1399,7 +1399,7 @@ enum relay_next relay_c2s(struct client *c, struct relay_result *res)
 	struct server *s = c->server;
 	if (c->ryw != 0) {
 		/* Read-your-writes: the client's read waits; what the proxy queued for s goes. */
-		if (s->out.len > s->out_off && strbuf_send(&s->out, &s->out_off, s->tag.fd) < 0)
+		if (s->out.len > s->out_off && server_send(s) < 0)
 			return result(res, RELAY_CLOSE_SERVER, NULL, "send to the server failed");
 		proxy_watch(px, &s->tag, s->out.len > s->out_off ? EPOLLIN | EPOLLOUT : EPOLLIN);
 		proxy_watch(px, &c->tag, 0);
@@ -1407,7 +1407,7 @@ enum relay_next relay_c2s(struct client *c, struct relay_result *res)
 	}
 	for (;;) {
 		if (s->out.len > s->out_off) {
-			int sent = strbuf_send(&s->out, &s->out_off, s->tag.fd);
+			int sent = server_send(s);
 			if (sent < 0)
 				return result(res, RELAY_CLOSE_SERVER, NULL, "send to the server failed");
 			if (sent == 0) {
@@ -1643,7 +1643,7 @@ enum relay_next relay_s2c(struct client *c, struct relay_result *res)
 			pbuf_compact(b);
 		if (b->drained)
 			break;
-		ssize_t r = pbuf_read(b, s->tag.fd);
+		ssize_t r = server_read(s, b);
 		if (r > 0)
 			px->stats_bytes_from_servers += (uint64_t)r;
 		if (r == -2)
@@ -1653,7 +1653,7 @@ enum relay_next relay_s2c(struct client *c, struct relay_result *res)
 				      r == 0 ? "the server closed the connection" : "read error");
 	}
 	/* A state query or settings queued above go out now. */
-	if (s->out.len > s->out_off && strbuf_send(&s->out, &s->out_off, s->tag.fd) < 0)
+	if (s->out.len > s->out_off && server_send(s) < 0)
 		return result(res, RELAY_CLOSE_SERVER, NULL, "send to the server failed");
 	proxy_watch(px, &s->tag, s->out.len > s->out_off ? EPOLLIN | EPOLLOUT : EPOLLIN);
 	proxy_watch(px, &c->tag, EPOLLIN);

@@ -1,12 +1,13 @@
 /*
  * reload.c — what SIGHUP and the admin console's RELOAD re-read: the config
- * file's reloadable options, the TLS files, the users file (and with it
+ * file's reloadable options, the TLS files (clients' and PostgreSQL's), the users file (and with it
  * auth_user's password and the derived SCRAM verifiers, creds.c).
  */
 #include "proxy/reload.h"
 
 #include "common/log.h"
 #include "proxy/creds.h"
+#include "proxy/server_tls.h"
 #include "proxy/tls.h"
 #include "proxy/users.h"
 
@@ -41,7 +42,8 @@ int proxy_reload(struct proxy *px, struct pgha_err *e)
 		return err_wrap(e, "keeping the running configuration");
 	}
 	config_take_reloadable(&proxy_config_table, &px->cfg, &fresh, note_fixed, px->cfg.path);
-	px->cfg.server_auth_mask = fresh.server_auth_mask;   /* derived from a reloadable option */
+	px->cfg.server_auth_mask = fresh.server_auth_mask;   /* derived from reloadable options */
+	px->cfg.server_sslmode = fresh.server_sslmode;
 	proxy_config_free(&fresh);
 	for (struct link *l = px->pools.next; l != &px->pools; l = l->next) {
 		struct pool *p = link_entry(l, struct pool, node);
@@ -52,6 +54,15 @@ int proxy_reload(struct proxy *px, struct pgha_err *e)
 	if (tls_configure(px, e) != 0) {
 		log_error("reload: %s (TLS keeps its previous state)", e->msg);
 		rc = -1;
+	}
+	struct pgha_err se;
+	if (server_tls_configure(px, &se) != 0) {
+		log_error("reload: %s (TLS to PostgreSQL keeps its previous context and server_sslmode)", se.msg);
+		if (rc == 0)
+			*e = se;
+		rc = -1;
+	} else {
+		creds_tls_changed(px);
 	}
 	struct pgha_err ue;
 	if (reload_users(px, &ue) != 0) {

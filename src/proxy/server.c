@@ -1,8 +1,8 @@
 /*
- * server.c — connections to PostgreSQL: connect, log in (SCRAM, md5 or
- * cleartext with the password from the users file, or SCRAM keys passed
- * through from a client, or an md5 hash: see creds.h), check the role
- * (in_hot_standby), then forward.
+ * server.c — connections to PostgreSQL: connect, TLS as server_sslmode says
+ * (server_tls.c), log in (SCRAM, md5 or cleartext with the password from the
+ * users file, or SCRAM keys passed through from a client, or an md5 hash: see
+ * creds.h), check the role (in_hot_standby), then forward.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,6 +24,8 @@
 #include "pgproto/pgproto.h"
 #include "proxy/creds.h"
 #include "proxy/server.h"
+#include "proxy/server_tls.h"
+#include "proxy/tls.h"
 
 static struct server *connect_with(struct pool *p, const struct route_target *t, const struct pgp_param *params,
 				   size_t nparams, char *why, size_t whylen)
@@ -67,6 +69,7 @@ static struct server *connect_with(struct pool *p, const struct route_target *t,
 	server_set_state(s, SV_CONNECTING);
 	/* The startup packet waits in the out buffer until the connection is up. */
 	pgp_build_startup(&s->out, 0, params, nparams);
+	server_tls_request(s);   /* an SSLRequest first, unless server_sslmode = disable */
 	proxy_watch(px, &s->tag, EPOLLOUT | EPOLLIN);
 	log_debug("server %s:%d: connecting for %s@%s", t->host, t->port, p->user, p->database);
 	return s;
@@ -175,6 +178,7 @@ void server_close(struct server *s, const char *why)
 	server_forget_lsn(s);
 	server_set_state(s, SV_CLOSING);
 	proxy_unwatch(s->px, &s->tag);
+	server_tls_end(s);
 	close(s->tag.fd);
 	if (s->sasl)
 		scram_client_free(s->sasl);
@@ -197,7 +201,7 @@ void server_close(struct server *s, const char *why)
 /* Send what is queued; SERVER_FAILED (why) if the send failed. */
 static enum server_next server_flush_out(struct server *s, char *why, size_t whylen)
 {
-	if (strbuf_send(&s->out, &s->out_off, s->tag.fd) >= 0)
+	if (server_send(s) >= 0)
 		return SERVER_WAIT;
 	snprintf(why, whylen, "%s", strerror(errno));
 	return SERVER_FAILED;
@@ -473,6 +477,12 @@ enum server_next server_event(struct server *s, uint32_t events, char *why, size
 		server_set_state(s, SV_LOGIN);
 		proxy_watch(px, &s->tag, EPOLLIN);
 	}
+	if (s->tls_phase != SERVER_TLS_DONE) {
+		/* Connected: the SSLRequest's answer, then the handshake; the startup packet goes after. */
+		if (s->state == SV_CONNECTING)
+			return SERVER_WAIT;
+		return server_tls_step(s, events, why, whylen) < 0 ? SERVER_FAILED : SERVER_WAIT;
+	}
 	if (events & EPOLLOUT) {
 		if (s->client)
 			return SERVER_CLIENT_OUT;
@@ -485,7 +495,7 @@ enum server_next server_event(struct server *s, uint32_t events, char *why, size
 	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		return SERVER_WAIT;
 	if (s->state == SV_LOGIN || s->state == SV_CONNECTING) {
-		ssize_t n = pbuf_read(&s->in, s->tag.fd);
+		ssize_t n = server_read(s, &s->in);
 		if (n == 0 || n == -1)
 			return failed(why, whylen, n == 0 ? "the server closed the connection during login"
 						     : strerror(errno));
@@ -497,7 +507,7 @@ enum server_next server_event(struct server *s, uint32_t events, char *why, size
 	}
 	if (s->reset_needed) {
 		/* Session mode: the reset query runs; back to the pool at its ReadyForQuery. */
-		ssize_t rn = pbuf_read(&s->in, s->tag.fd);
+		ssize_t rn = server_read(s, &s->in);
 		if (rn == 0 || rn == -1)
 			return failed(why, whylen, "the server closed the connection during reset");
 		struct pgp_msg m;
@@ -523,7 +533,7 @@ enum server_next server_event(struct server *s, uint32_t events, char *why, size
 		return SERVER_WAIT;
 	}
 	/* Idle in the pool: anything but EOF is unexpected. */
-	ssize_t n = pbuf_read(&s->in, s->tag.fd);
+	ssize_t n = server_read(s, &s->in);
 	if (n == 0 || n == -1)
 		return failed(why, whylen, "the server closed an idle connection");
 	if (n > 0) {

@@ -9,7 +9,8 @@
  * without one.
  *
  * Every client read and write goes through client_read()/client_send() in
- * tls.h, which call these when the client has a TLS session. A read
+ * tls.h, which call these when the client has a TLS session (server_read()/
+ * server_send() do the same for servers, server_tls.c). A read
  * offers at least 16 KiB (pbuf_reserve), the largest TLS record's plaintext,
  * and read-ahead stays off, so nothing decrypted is left inside OpenSSL
  * where level-triggered epoll could not see it; tls_read() still drains
@@ -19,7 +20,9 @@
  * already open keep a reference to the old one.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/epoll.h>
 
 #include <openssl/err.h>
@@ -46,6 +49,15 @@ static int parse_protocol(const char *text, int *version)
 	return -1;
 }
 
+int64_t tls_ctx_not_after(struct ssl_ctx_st *ctx)
+{
+	X509 *cert = SSL_CTX_get0_certificate(ctx);
+	struct tm tm;
+	if (cert == NULL || ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1)
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
 int tls_configure(struct proxy *px, struct pgha_err *e)
 {
 	const struct proxy_config *cfg = &px->cfg;
@@ -59,6 +71,8 @@ int tls_configure(struct proxy *px, struct pgha_err *e)
 			px->tls_ctx = NULL;
 			log_info("TLS turned off: SSLRequest is now answered 'N'");
 		}
+		free(px->tls_cert_loaded);
+		px->tls_cert_loaded = NULL;
 		return 0;
 	}
 	if (!have_cert || !have_key)
@@ -114,6 +128,9 @@ int tls_configure(struct proxy *px, struct pgha_err *e)
 	if (px->tls_ctx != NULL)
 		SSL_CTX_free(px->tls_ctx);   /* open sessions hold their own reference */
 	px->tls_ctx = ctx;
+	free(px->tls_cert_loaded);
+	px->tls_cert_loaded = xstrdup(cfg->tls_cert_file);
+	px->tls_not_after = tls_ctx_not_after(ctx);
 	log_info("TLS on: certificate %s%s%s", cfg->tls_cert_file, cfg->tls_require ? ", required" : "",
 		 cfg->tls_ca_file[0] ? ", client certificates verified" : "");
 	return 0;
@@ -124,6 +141,8 @@ void tls_shutdown(struct proxy *px)
 	if (px->tls_ctx != NULL)
 		SSL_CTX_free(px->tls_ctx);
 	px->tls_ctx = NULL;
+	free(px->tls_cert_loaded);
+	px->tls_cert_loaded = NULL;
 }
 
 int tls_begin(struct client *c)
@@ -154,27 +173,27 @@ void tls_end(struct client *c)
 	ERR_clear_error();
 }
 
-/* What SSL_get_error says about r: -2 would block, 0 EOF, -1 error (logged at debug). */
-static int ssl_result(struct client *c, int r, const char *what)
+/* What SSL_get_error says about r: -2 would block (*want set), 0 EOF, -1 error (logged at info). */
+int tls_result(struct ssl_st *ssl, uint32_t *want, const char *kind, const char *name, int r, const char *what)
 {
-	int err = SSL_get_error(c->ssl, r);
+	int err = SSL_get_error(ssl, r);
 	switch (err) {
 	case SSL_ERROR_WANT_READ:
-		c->tls_want = EPOLLIN;
+		*want = EPOLLIN;
 		return -2;
 	case SSL_ERROR_WANT_WRITE:
-		c->tls_want = EPOLLOUT;
+		*want = EPOLLOUT;
 		return -2;
 	case SSL_ERROR_ZERO_RETURN:
 		return 0;
 	case SSL_ERROR_SYSCALL:
 		if (errno == 0 || errno == ECONNRESET || errno == EPIPE)
-			return 0;   /* the client went away without close_notify */
+			return 0;   /* the peer went away without close_notify */
 		/* fallthrough */
 	default: {
 		char why[512];
 		tls_error_text(why, sizeof(why));
-		log_info("client %s: TLS %s failed: %s", c->addr, what, why);
+		log_info("%s %s: TLS %s failed: %s", kind, name, what, why);
 		return -1;
 	}
 	}
@@ -190,11 +209,11 @@ int tls_handshake(struct client *c)
 		log_debug("client %s: %s, cipher %s", c->addr, SSL_get_version(c->ssl), SSL_get_cipher(c->ssl));
 		return 1;
 	}
-	int rc = ssl_result(c, r, "handshake");
+	int rc = tls_result(c->ssl, &c->tls_want, "client", c->addr, r, "handshake");
 	return rc == -2 ? 0 : -1;
 }
 
-ssize_t tls_read(struct client *c, struct pbuf *b)
+ssize_t tls_read(struct ssl_st *ssl, uint32_t *want, const char *kind, const char *name, struct pbuf *b)
 {
 	if (b->start == b->end)
 		b->start = b->end = 0;
@@ -203,37 +222,38 @@ ssize_t tls_read(struct client *c, struct pbuf *b)
 		pbuf_reserve(b, 16384);
 		ERR_clear_error();
 		errno = 0;
-		int r = SSL_read(c->ssl, b->data + b->end, (int)(b->cap - b->end > 1 << 30 ? 1 << 30 : b->cap - b->end));
+		int r = SSL_read(ssl, b->data + b->end, (int)(b->cap - b->end > 1 << 30 ? 1 << 30 : b->cap - b->end));
 		if (r > 0) {
 			b->end += (size_t)r;
 			total += (size_t)r;
-			c->tls_want = 0;
+			*want = 0;
 			continue;
 		}
 		if (total > 0)
 			break;
-		int rc = ssl_result(c, r, "read");
+		int rc = tls_result(ssl, want, kind, name, r, "read");
 		b->drained = rc == -2;
 		return rc;
-	} while (SSL_pending(c->ssl) > 0);
+	} while (SSL_pending(ssl) > 0);
 	/* Whether the socket holds another record is unknown: read again rather than guess. */
 	b->drained = false;
 	return (ssize_t)total;
 }
 
-int tls_send(struct client *c, struct strbuf *sb, size_t *off)
+int tls_send(struct ssl_st *ssl, uint32_t *want, const char *kind, const char *name, struct strbuf *sb,
+	     size_t *off)
 {
 	while (*off < sb->len) {
 		size_t n = sb->len - *off;
 		ERR_clear_error();
 		errno = 0;
-		int r = SSL_write(c->ssl, sb->data + *off, (int)(n > 1 << 30 ? 1 << 30 : n));
+		int r = SSL_write(ssl, sb->data + *off, (int)(n > 1 << 30 ? 1 << 30 : n));
 		if (r > 0) {
 			*off += (size_t)r;
-			c->tls_want = 0;
+			*want = 0;
 			continue;
 		}
-		int rc = ssl_result(c, r, "write");
+		int rc = tls_result(ssl, want, kind, name, r, "write");
 		return rc == -2 ? 0 : -1;
 	}
 	sb_reset(sb);

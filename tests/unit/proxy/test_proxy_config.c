@@ -1,7 +1,7 @@
 /*
  * test_proxy_config.c — the proxy's option checks (proxy/proxy_config.c):
  * unix_socket_dir and unix_socket_mode, and the socket paths they give;
- * rw_split and what it needs.
+ * rw_split and what it needs; [tls] server_sslmode and the files it needs.
  */
 #include <string.h>
 
@@ -119,6 +119,56 @@ static void test_pinning_per_pool(void **state)
 	}
 }
 
+static void test_server_sslmode(void **state)
+{
+	struct proxy_config cfg;
+	struct pgha_err e;
+
+	/* prefer by default, as libpq and PgBouncer: TLS when the server offers it. */
+	assert_int_equal(load("", &cfg, &e), 0);
+	assert_int_equal(cfg.server_sslmode, SSLMODE_PREFER);
+	assert_string_equal(proxy_sslmode_name(cfg.server_sslmode), "prefer");
+	proxy_config_free(&cfg);
+
+	static const struct {
+		const char *text;
+		enum server_sslmode mode;
+	} ok[] = {{"disable", SSLMODE_DISABLE}, {"prefer", SSLMODE_PREFER}, {"require", SSLMODE_REQUIRE},
+		  {"verify-ca", SSLMODE_VERIFY_CA}, {"verify-full", SSLMODE_VERIFY_FULL}};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		char extra[200];
+		snprintf(extra, sizeof(extra), "[tls]\nserver_sslmode = %s\nserver_ca_file = /etc/ca.pem", ok[i].text);
+		assert_int_equal(load(extra, &cfg, &e), 0);
+		assert_int_equal(cfg.server_sslmode, ok[i].mode);
+		assert_string_equal(proxy_sslmode_name(cfg.server_sslmode), ok[i].text);
+		proxy_config_free(&cfg);
+	}
+
+	assert_int_equal(load("[tls]\nserver_sslmode = allow", &cfg, &e), -1);
+	assert_contains(e.msg, "[tls] server_sslmode = \"allow\": use disable, prefer, require, verify-ca or "
+			"verify-full");
+	assert_int_equal(load("[tls]\nserver_sslmode = Verify-Full", &cfg, &e), -1);
+
+	/* Verifying needs the CA; the refusal says what to set. */
+	assert_int_equal(load("[tls]\nserver_sslmode = verify-full", &cfg, &e), -1);
+	assert_contains(e.msg, "[tls] server_sslmode = verify-full needs server_ca_file\nHINT:");
+	assert_int_equal(load("[tls]\nserver_sslmode = verify-ca\nserver_cert_file = /c.pem\n"
+			      "server_key_file = /c.key", &cfg, &e), -1);
+	assert_contains(e.msg, "verify-ca needs server_ca_file");
+	assert_int_equal(load("[tls]\nserver_sslmode = require", &cfg, &e), 0);
+	proxy_config_free(&cfg);
+
+	/* A client certificate needs its key, and the other way round. */
+	assert_int_equal(load("[tls]\nserver_cert_file = /c.pem", &cfg, &e), -1);
+	assert_contains(e.msg, "server_cert_file and server_key_file go together (only server_cert_file is set)");
+	assert_int_equal(load("[tls]\nserver_key_file = /c.key", &cfg, &e), -1);
+	assert_contains(e.msg, "(only server_key_file is set)");
+	assert_int_equal(load("[tls]\nserver_cert_file = /c.pem\nserver_key_file = /c.key", &cfg, &e), 0);
+	assert_string_equal(cfg.tls_server_cert_file, "/c.pem");
+	assert_string_equal(cfg.tls_server_key_file, "/c.key");
+	proxy_config_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -126,6 +176,7 @@ int main(void)
 		cmocka_unit_test(test_unix_socket_errors),
 		cmocka_unit_test(test_rw_split),
 		cmocka_unit_test(test_pinning_per_pool),
+		cmocka_unit_test(test_server_sslmode),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
