@@ -164,3 +164,12 @@ int tls_files_check(const char *cert_file, const char *key_file, const char *ca_
 	sk_X509_pop_free(chain, X509_free);
 	return rc;
 }
+
+int tls_ca_check(const char *ca_file, struct pgha_err *e)
+{
+	STACK_OF(X509) *cas = read_certs("ca_file", ca_file, e);
+	if (cas == NULL)
+		return -1;
+	sk_X509_pop_free(cas, X509_free);
+	return 0;
+}

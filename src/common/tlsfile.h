@@ -20,6 +20,9 @@
 int tls_files_check(const char *cert_file, const char *key_file, const char *ca_file,
 		    struct pgha_err *e) PGHA_MUSTCHECK;
 
+/* ca_file alone (a client that only verifies its server): readable PEM, certificates only. */
+int tls_ca_check(const char *ca_file, struct pgha_err *e) PGHA_MUSTCHECK;
+
 /* OpenSSL's error queue as one line ("unknown error" if empty), emptied. */
 void tls_error_text(char *buf, size_t len);
 
