@@ -145,7 +145,6 @@ int up_etcd_start(struct up *u, struct pgha_err *e)
 	log_set_level(LOG_FATAL);
 	for (int i = 0; i < u->st.etcd_members && rc == 0; i++)
 		rc = wait_member(u, i, root_pw, deadline, e);
-	log_set_level(saved);
 	/* Only user pgha, with its password, may read or write the cluster's keys. */
 	if (rc == 0 && root_pw != NULL) {
 		struct etcd_opts o = {.endpoints = u->etcd_urls, .request_timeout_ms = 1000, .deadline_ms = 5000,
@@ -156,6 +155,8 @@ int up_etcd_start(struct up *u, struct pgha_err *e)
 			err_wrap(e, "turning on etcd authentication");
 		etcd_free(c);
 	}
+	/* Until here: the first run's "auth not enabled yet" is expected too. */
+	log_set_level(saved);
 	secret_free(root_pw);
 	return rc;
 }
