@@ -257,14 +257,20 @@ class EtcdCluster:
         for line in self.etcdctl("member", "list").stdout.splitlines():
             f = [x.strip() for x in line.split(",")]
             ids[f[2]] = f[0]
-        self.etcdctl("member", "remove", ids[old.name])
+        # etcd refuses a change that would leave too few members it saw active in the last 5 s
+        # ("unhealthy cluster"), e.g. right after a member came back: retry until it takes it.
+        wait_until(f"etcd to remove member {old.name}",
+                   lambda: self.etcdctl("member", "remove", ids[old.name], check=False).returncode == 0,
+                   timeout=30, interval=1)
         if old.proc.poll() is None:
             old.kill()
         shutil.rmtree(old.dir, ignore_errors=True)
         self.members.remove(old)
         self.serial += 1
         new = EtcdMember(self, f"e{self.serial}")
-        self.etcdctl("member", "add", new.name, f"--peer-urls={new.peer_url}")
+        wait_until(f"etcd to add member {new.name}",
+                   lambda: self.etcdctl("member", "add", new.name, f"--peer-urls={new.peer_url}",
+                                        check=False).returncode == 0, timeout=30, interval=1)
         initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members + [new])
         self.members.append(new)
         new.start(initial, "existing")
