@@ -62,6 +62,11 @@ static void usage(FILE *out)
 		"      --prefix PREFIX        etcd key prefix (default /pgha)\n"
 		"      --etcd-user USER       etcd user\n"
 		"      --etcd-password-file F file holding the etcd user's password\n"
+		"      --etcd-ca-file F       https endpoints: CA of etcd's server certificates\n"
+		"                             (default $PGHA_ETCD_CA_FILE, else the system's CAs)\n"
+		"      --etcd-cert-file F     client certificate for etcd --client-cert-auth\n"
+		"                             (default $PGHA_ETCD_CERT_FILE)\n"
+		"      --etcd-key-file F      its private key (default $PGHA_ETCD_KEY_FILE)\n"
 		"  -h, --help                 this help\n");
 }
 
@@ -72,6 +77,9 @@ static void target_free(struct ctl_target *t)
 	free(t->prefix);
 	free(t->user);
 	secret_free(t->password);
+	free(t->ca_file);
+	free(t->cert_file);
+	free(t->key_file);
 	free(t->backup_conf);
 	free(t->run_as);
 	free(t->config_path);
@@ -94,6 +102,10 @@ static int target_from_config(struct ctl_target *t, const char *path, struct pgh
 			return err_wrap(e, "[etcd] password_file");
 		}
 	}
+	/* Checked with the rest of the file by agent_config_load. */
+	t->ca_file = cfg.etcd_ca_file[0] ? xstrdup(cfg.etcd_ca_file) : NULL;
+	t->cert_file = cfg.etcd_cert_file[0] ? xstrdup(cfg.etcd_cert_file) : NULL;
+	t->key_file = cfg.etcd_key_file[0] ? xstrdup(cfg.etcd_key_file) : NULL;
 	t->timeout_ms = cfg.retry_timeout_ms;
 	t->config_path = xstrdup(path);
 	if (agent_config_backup_on(&cfg)) {
@@ -104,6 +116,25 @@ static int target_from_config(struct ctl_target *t, const char *path, struct pgh
 	return 0;
 }
 
+/* Flag, else environment (paths only: a secret never travels in the environment). */
+static char *flag_or_env(const char *flag, const char *env)
+{
+	const char *v = flag ? flag : getenv(env);
+	return v && v[0] ? xstrdup(v) : NULL;
+}
+
+static int target_tls(struct ctl_target *t, const char *ca, const char *cert, const char *key,
+		      struct pgha_err *e)
+{
+	static const char *const names[3] = {"--etcd-ca-file", "--etcd-cert-file", "--etcd-key-file"};
+	t->ca_file = flag_or_env(ca, "PGHA_ETCD_CA_FILE");
+	t->cert_file = flag_or_env(cert, "PGHA_ETCD_CERT_FILE");
+	t->key_file = flag_or_env(key, "PGHA_ETCD_KEY_FILE");
+	struct etcd_opts o = {.endpoints = t->endpoints, .ca_file = t->ca_file, .cert_file = t->cert_file,
+			      .key_file = t->key_file};
+	return etcd_check_tls(&o, names, e);
+}
+
 int ctl_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -111,9 +142,11 @@ int ctl_main(int argc, char **argv)
 		{"cluster", required_argument, NULL, 'n'}, {"prefix", required_argument, NULL, 'p'},
 		{"etcd-user", required_argument, NULL, 'u'},
 		{"etcd-password-file", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'},
+		{"etcd-ca-file", required_argument, NULL, 'A'}, {"etcd-cert-file", required_argument, NULL, 'C'},
+		{"etcd-key-file", required_argument, NULL, 'K'},
 		{NULL, 0, NULL, 0}};
 	const char *config = NULL, *etcd = NULL, *cluster = NULL, *prefix = NULL, *user = NULL,
-		   *pwfile = NULL;
+		   *pwfile = NULL, *ca = NULL, *cert = NULL, *key = NULL;
 	int opt;
 	optind = 1;
 	/* "+" stops at the first non-option: the command. */
@@ -125,6 +158,9 @@ int ctl_main(int argc, char **argv)
 		case 'p': prefix = optarg; break;
 		case 'u': user = optarg; break;
 		case 'w': pwfile = optarg; break;
+		case 'A': ca = optarg; break;
+		case 'C': cert = optarg; break;
+		case 'K': key = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -156,6 +192,10 @@ int ctl_main(int argc, char **argv)
 					pwfile ? ": " : "", pwfile ? e.msg : "");
 				goto out;
 			}
+		}
+		if (target_tls(&t, ca, cert, key, &e) != 0) {
+			fprintf(stderr, "pgha ctl: %s\n", e.msg);
+			goto out;
 		}
 	}
 	const char *cmd = argv[optind];

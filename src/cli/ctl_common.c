@@ -20,7 +20,8 @@ char *ctl_cluster_prefix(const struct ctl_target *t)
 struct etcd_client *ctl_etcd(const struct ctl_target *t, struct pgha_err *e)
 {
 	struct etcd_opts o = {.endpoints = t->endpoints, .username = t->user, .password = t->password,
-			      .request_timeout_ms = 2000, .deadline_ms = t->timeout_ms};
+			      .request_timeout_ms = 2000, .deadline_ms = t->timeout_ms, .ca_file = t->ca_file,
+			      .cert_file = t->cert_file, .key_file = t->key_file};
 	return etcd_new(&o, e);
 }
 

@@ -20,6 +20,7 @@ struct ctl_target {
 	char *prefix;
 	char *user;
 	char *password;
+	char *ca_file, *cert_file, *key_file;  /* etcd client TLS (paths; NULL: none) */
 	int timeout_ms;
 	/* From -c FILE with [backup] repo_path set: the member's pgBackRest configuration, its run user. */
 	char *backup_conf;

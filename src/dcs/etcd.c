@@ -93,7 +93,8 @@ struct etcd_client *etcd_new(const struct etcd_opts *opts, struct pgha_err *e)
 	if (etcd_curl_ready(e) != 0)
 		return NULL;
 	struct etcd_client *c = xcalloc(1, sizeof(*c));
-	if (parse_endpoints(opts->endpoints, &c->endpoints, &c->nendpoints, e) != 0)
+	if (parse_endpoints(opts->endpoints, &c->endpoints, &c->nendpoints, e) != 0 ||
+	    parse_endpoints(opts->endpoints, &c->configured, &c->nconfigured, e) != 0)
 		goto fail;
 	if (opts->username && opts->username[0]) {
 		c->username = xstrdup(opts->username);
@@ -101,6 +102,14 @@ struct etcd_client *etcd_new(const struct etcd_opts *opts, struct pgha_err *e)
 	}
 	if (opts->ca_file && opts->ca_file[0])
 		c->ca_file = xstrdup(opts->ca_file);
+	if (opts->cert_file && opts->cert_file[0])
+		c->cert_file = xstrdup(opts->cert_file);
+	if (opts->key_file && opts->key_file[0])
+		c->key_file = xstrdup(opts->key_file);
+	/* The first sync waits a full interval: a short-lived client (ctl, one
+	 * API request) never pays for one. */
+	c->sync_interval_ms = opts->sync_interval_ms > 0 ? opts->sync_interval_ms : 0;
+	c->next_sync = now_ms() + c->sync_interval_ms;
 	c->request_timeout_ms = opts->request_timeout_ms > 0 ? opts->request_timeout_ms : 2000;
 	c->deadline_ms = opts->deadline_ms > 0 ? opts->deadline_ms : 5000;
 	c->healthy = true;
@@ -122,10 +131,13 @@ void etcd_free(struct etcd_client *c)
 	if (c->curl)
 		curl_easy_cleanup(c->curl);
 	free_endpoints(c->endpoints, c->nendpoints);
+	free_endpoints(c->configured, c->nconfigured);
 	free(c->username);
 	secret_free(c->password);
 	secret_free(c->token);
 	free(c->ca_file);
+	free(c->cert_file);
+	free(c->key_file);
 	free(c);
 }
 
@@ -358,6 +370,12 @@ int etcd_call(struct etcd_client *c, const char *path, const char *body,
 			c->healthy = true;
 		}
 	}
+	if (!answered && rc == ETCD_EUNAVAIL)
+		etcd_sync_soon(c);
+	/* After an answer, when the endpoint is known to work: the sync costs
+	 * one quick request then, and nothing while etcd is down. */
+	if (answered)
+		etcd_sync_if_due(c);
 	if (!answered && (rc == ETCD_OK || rc == ETCD_EUNAVAIL)) {
 		err_set(e, "etcd: no endpoint answered %s (%" PRId64 " ms, deadline %d ms; last error: %s)",
 			path, now_ms() - start, c->deadline_ms, last.msg);
@@ -366,6 +384,125 @@ int etcd_call(struct etcd_client *c, const char *path, const char *body,
 	if (rc != ETCD_OK && e)
 		memcpy(e->msg, last.msg, sizeof(e->msg));
 	return rc;
+}
+
+/* ----------------------------------------------------- endpoint auto-sync */
+
+struct member_urls {
+	const char *scheme;
+	char **urls;
+	size_t n;
+};
+
+static int dec_members_ctx(const char *body, void *ctx, struct pgha_err *e)
+{
+	struct member_urls *m = ctx;
+	free_endpoints(m->urls, m->n);
+	m->urls = NULL;
+	m->n = 0;
+	return etcd_dec_member_urls(body, m->scheme, ETCD_MAX_ENDPOINTS, &m->urls, &m->n, e);
+}
+
+static bool has_endpoint(char *const *eps, size_t n, const char *url)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(eps[i], url) == 0)
+			return true;
+	return false;
+}
+
+/* Add url (trailing slashes trimmed) unless present or the list is full. */
+static void add_endpoint(char **eps, size_t *n, const char *url)
+{
+	size_t len = strlen(url);
+	while (len > 0 && url[len - 1] == '/')
+		len--;
+	char *u = xstrndup(url, len);
+	if (*n < 2 * ETCD_MAX_ENDPOINTS && !has_endpoint(eps, *n, u))
+		eps[(*n)++] = u;
+	else
+		free(u);
+}
+
+static bool same_list(char *const *a, size_t na, char *const *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (!has_endpoint(b, nb, a[i]))
+			return false;
+	return true;
+}
+
+char *etcd_endpoints_text(const struct etcd_client *c)
+{
+	struct strbuf sb = STRBUF_INIT;
+	for (size_t i = 0; i < c->nendpoints; i++)
+		sb_printf(&sb, "%s%s", i ? "," : "", c->endpoints[i]);
+	return sb_steal(&sb);
+}
+
+int etcd_sync_endpoints(struct etcd_client *c, struct pgha_err *e)
+{
+	struct member_urls m = {strncmp(c->configured[0], "https://", 8) == 0 ? "https" : "http", NULL, 0};
+	int saved_deadline = c->deadline_ms;
+	/* One quick try: a sync must not hold up the caller's work. */
+	c->deadline_ms = c->request_timeout_ms;
+	c->syncing = true;
+	int rc = etcd_call(c, "/v3/cluster/member/list", "{}", dec_members_ctx, &m, e);
+	c->syncing = false;
+	c->deadline_ms = saved_deadline;
+	c->next_sync = now_ms() + c->sync_interval_ms;
+	if (rc != ETCD_OK) {
+		free_endpoints(m.urls, m.n);
+		return rc;
+	}
+	if (m.n == 0) {
+		free_endpoints(m.urls, m.n);
+		return err_set(e, "etcd member list has no %s client URL; keeping %zu endpoints", m.scheme,
+			       c->nendpoints);
+	}
+	/* The members first, then the configured endpoints not among them. */
+	char **eps = xcalloc(2 * ETCD_MAX_ENDPOINTS, sizeof(*eps));
+	size_t n = 0;
+	for (size_t i = 0; i < m.n; i++)
+		add_endpoint(eps, &n, m.urls[i]);
+	for (size_t i = 0; i < c->nconfigured; i++)
+		add_endpoint(eps, &n, c->configured[i]);
+	free_endpoints(m.urls, m.n);
+	if (same_list(eps, n, c->endpoints, c->nendpoints)) {
+		free_endpoints(eps, n);
+		return 0;
+	}
+	const char *cur = c->endpoints[c->cur];
+	size_t newcur = 0;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(eps[i], cur) == 0)
+			newcur = i;
+	char *was = etcd_endpoints_text(c);
+	free_endpoints(c->endpoints, c->nendpoints);
+	c->endpoints = eps;
+	c->nendpoints = n;
+	c->cur = newcur;
+	char *now = etcd_endpoints_text(c);
+	log_info("etcd endpoints changed (member list from %s): %s (was %s)", c->endpoints[c->cur], now, was);
+	free(now);
+	free(was);
+	return 0;
+}
+
+void etcd_sync_soon(struct etcd_client *c)
+{
+	c->next_sync = 0;
+}
+
+void etcd_sync_if_due(struct etcd_client *c)
+{
+	if (c->sync_interval_ms <= 0 || c->syncing || now_ms() < c->next_sync)
+		return;
+	struct pgha_err e = {{0}};
+	if (etcd_sync_endpoints(c, &e) != 0)
+		log_debug("etcd endpoint sync: %s", e.msg);
 }
 
 static int dec_any_ctx(const char *body, void *ctx, struct pgha_err *e)

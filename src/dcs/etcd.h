@@ -43,6 +43,15 @@ struct etcd_opts {
 	int request_timeout_ms;    /* one HTTP request (default 2000) */
 	int deadline_ms;           /* one call, all retries included (default 5000) */
 	const char *ca_file;       /* TLS CA bundle for https endpoints, NULL = system */
+	const char *cert_file;     /* client certificate for https endpoints, NULL = none */
+	const char *key_file;      /* its private key (required with cert_file) */
+	/*
+	 * Endpoint auto-sync (clientv3's AutoSyncInterval): every this many ms,
+	 * and after every endpoint failed, the client asks etcd for its members
+	 * (/v3/cluster/member/list) and uses their client URLs, then the
+	 * configured endpoints as a fallback. 0 = off (short-lived clients).
+	 */
+	int sync_interval_ms;
 };
 
 struct etcd_client;
@@ -53,6 +62,24 @@ void etcd_free(struct etcd_client *c);
 void etcd_set_deadline(struct etcd_client *c, int deadline_ms);
 /* Endpoint the client used last (for log lines). */
 const char *etcd_current_endpoint(const struct etcd_client *c);
+/*
+ * Ask etcd for its members now and use their client URLs (same scheme as
+ * the configured endpoints, at most 32) followed by the configured
+ * endpoints. A failed or empty answer keeps the current list. Logs a change.
+ */
+int etcd_sync_endpoints(struct etcd_client *c, struct pgha_err *e);
+/* The endpoint list in use, comma-separated (caller frees). */
+char *etcd_endpoints_text(const struct etcd_client *c);
+
+/*
+ * The TLS options of opts checked before the first call: cert_file and
+ * key_file together, https endpoints only, the files readable, the key
+ * matching, the certificate valid now and signed by ca_file
+ * (common/tlsfile.c). names[] are how the caller spells ca_file, cert_file
+ * and key_file in its errors ("[etcd] ca_file", "--etcd-ca-file").
+ */
+int etcd_check_tls(const struct etcd_opts *opts, const char *const names[3], struct pgha_err *e)
+	PGHA_MUSTCHECK;
 
 struct etcd_kv {
 	char *key;

@@ -876,6 +876,73 @@ int etcd_dec_auth(const char *body, char **token, struct pgha_err *e)
 	return rc;
 }
 
+/* ----------------------------------------------------------- members */
+
+/*
+ * A client URL as the member list may give it, kept only if it is plainly
+ * one: the scheme we use, a host, printable ASCII without spaces or commas
+ * (the endpoint list is comma-separated), at most 255 bytes.
+ */
+static bool member_url_ok(const char *u, const char *scheme)
+{
+	size_t n = strlen(u), sl = strlen(scheme);
+	if (n <= sl + 3 || n > 255 || strncmp(u, scheme, sl) != 0 || strncmp(u + sl, "://", 3) != 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (u[i] <= ' ' || u[i] >= 0x7f || u[i] == ',')
+			return false;
+	return true;
+}
+
+int etcd_dec_member_urls(const char *body, const char *scheme, size_t max, char ***urls, size_t *n,
+			 struct pgha_err *e)
+{
+	json_t *root, *members;
+	*urls = NULL;
+	*n = 0;
+	int rc = open_reply(body, "member list", &root, e);
+	if (rc != 0)
+		return rc;
+	int64_t rev;
+	if (header_revision(root, &rev, "member list", e) != 0 ||
+	    get_array(root, "members", &members, "member list", e) != 0) {
+		json_decref(root);
+		return ETCD_EPROTO;
+	}
+	char **out = xcalloc(max ? max : 1, sizeof(*out));
+	size_t cnt = 0, i;
+	json_t *m;
+	json_array_foreach(members, i, m) {
+		json_t *list = json_is_object(m) ? json_object_get(m, "clientURLs") : NULL;
+		size_t j;
+		json_t *u;
+		/* A member added but not started yet has no client URL: skip it. */
+		if (!json_is_array(list))
+			continue;
+		json_array_foreach(list, j, u) {
+			if (!json_is_string(u) || !member_url_ok(json_string_value(u), scheme))
+				continue;
+			if (cnt == max) {
+				err_set(e, "member list: more than %zu client URLs", max);
+				rc = ETCD_EPROTO;
+				goto out;
+			}
+			out[cnt++] = xstrdup(json_string_value(u));
+		}
+	}
+out:
+	json_decref(root);
+	if (rc != 0) {
+		for (i = 0; i < cnt; i++)
+			free(out[i]);
+		free(out);
+		return rc;
+	}
+	*urls = out;
+	*n = cnt;
+	return 0;
+}
+
 /* ------------------------------------------------------------------ watch */
 
 struct watch_ev {

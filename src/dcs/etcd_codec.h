@@ -43,6 +43,14 @@ int etcd_dec_txn(const char *body, bool *succeeded, struct etcd_kvs *ranges, str
 int etcd_dec_lease_grant(const char *body, int64_t *lease_id, int64_t *ttl, struct pgha_err *e);
 int etcd_dec_lease_keepalive(const char *body, int64_t *ttl_left, struct pgha_err *e);
 int etcd_dec_auth(const char *body, char **token, struct pgha_err *e);
+/*
+ * /v3/cluster/member/list: the members' client URLs with the given scheme
+ * ("http" or "https"), at most max of them (more is ETCD_EPROTO). URLs with
+ * another scheme or odd characters are left out; *urls (caller frees each and
+ * the array) may hold none.
+ */
+int etcd_dec_member_urls(const char *body, const char *scheme, size_t max, char ***urls, size_t *n,
+			 struct pgha_err *e);
 
 /*
  * One message of the watch stream: {"result":{"header":..., "created":true,

@@ -1,7 +1,7 @@
 /*
  * etcd_http.c — one HTTP exchange with an etcd endpoint over libcurl: the
  * options every request carries (no proxy, no redirects, http(s) only, CA
- * file, cancel flag), the request headers with the token, and a capped body
+ * file and client certificate, cancel flag), the request headers with the token, and a capped body
  * sink that wipes what it held (replies may carry a token).
  */
 #include <pthread.h>
@@ -70,8 +70,16 @@ void etcd_set_common_opts(CURL *h, const struct etcd_client *c, const char *url,
 #if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 #endif
+	/* https: the peer's certificate and host name are always verified
+	 * (curl's defaults, set here so nobody turns them off by accident). */
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (c->ca_file)
 		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+	if (c->cert_file) {
+		curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert_file);
+		curl_easy_setopt(h, CURLOPT_SSLKEY, c->key_file);
+	}
 	if (c->cancel) {
 		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xfer_cancel);

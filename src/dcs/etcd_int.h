@@ -24,14 +24,21 @@
 #define ETCD_BACKOFF_FIRST_MS 100
 
 struct etcd_client {
-	char **endpoints;
+	char **endpoints;        /* the members' URLs from the last sync, then configured */
 	size_t nendpoints;
 	size_t cur;              /* endpoint to try first: the last one that worked */
+	char **configured;       /* opts.endpoints: always kept, a wrong sync never strands us */
+	size_t nconfigured;
+	int sync_interval_ms;    /* 0: never ask etcd for its members */
+	int64_t next_sync;       /* now_ms() after which the next call syncs first */
+	bool syncing;            /* inside the sync's own call: no recursion */
 	char *username;          /* NULL = no auth */
 	char *password;          /* wiped on free */
 	char *token;             /* wiped on free; NULL until authenticated */
 	bool auth_disabled;      /* etcd said auth is not enabled: send no token */
 	char *ca_file;
+	char *cert_file;         /* client certificate (etcd --client-cert-auth), NULL = none */
+	char *key_file;
 	int request_timeout_ms;
 	int deadline_ms;
 	bool healthy;            /* last request succeeded (for quieter logs) */
@@ -86,5 +93,9 @@ bool etcd_need_token(const struct etcd_client *c);
 void etcd_drop_token(struct etcd_client *c);
 /* Get a token from the current endpoint before deadline: ETCD_OK or why not, in e. */
 int etcd_authenticate(struct etcd_client *c, int64_t deadline, struct pgha_err *e);
+/* Every endpoint failed: ask for the member list at the next chance. */
+void etcd_sync_soon(struct etcd_client *c);
+/* Sync the endpoint list now if it is due (no-op with sync off). */
+void etcd_sync_if_due(struct etcd_client *c);
 
 #endif

@@ -277,6 +277,9 @@ static void *watch_main(void *arg)
 	int64_t backoff = ETCD_BACKOFF_FIRST_MS;
 	log_set_context("etcd watch");
 	while (!atomic_load(&w->stop)) {
+		/* Members may have changed while the stream was up: a reconnect
+		 * is when a new list matters (a no-op unless the sync is due). */
+		etcd_sync_if_due(w->c);
 		bool ok = watch_auth(w) && watch_connect(w);
 		if (atomic_load(&w->stop))
 			break;
@@ -287,6 +290,8 @@ static void *watch_main(void *arg)
 			w->fails = 0;
 		} else {
 			w->fails++;
+			if (w->fails % w->c->nendpoints == 0)
+				etcd_sync_soon(w->c);
 		}
 		w->c->cur = (w->c->cur + 1) % w->c->nendpoints;
 		watch_sleep(w, backoff);

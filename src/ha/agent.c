@@ -224,6 +224,10 @@ static int setup(struct agent *a, struct pgha_err *e)
 	a->dcs.opts.password = a->etcd_password;
 	a->dcs.opts.request_timeout_ms = a->cfg.etcd_request_timeout_ms;
 	a->dcs.opts.deadline_ms = a->cfg.retry_timeout_ms;
+	a->dcs.opts.ca_file = a->cfg.etcd_ca_file;
+	a->dcs.opts.cert_file = a->cfg.etcd_cert_file;
+	a->dcs.opts.key_file = a->cfg.etcd_key_file;
+	a->dcs.opts.sync_interval_ms = a->cfg.etcd_sync_interval_ms;
 	a->dcs.etcd = etcd_new(&a->dcs.opts, e);
 	if (a->dcs.etcd == NULL)
 		return err_wrap(e, "[etcd]");

@@ -307,7 +307,9 @@ static int start_threads(struct proxy *px, char *etcd_pw)
 				 px->cfg.cluster_name);
 	struct etcd_opts eo = {.endpoints = px->cfg.etcd_endpoints, .username = px->cfg.etcd_username,
 			       .password = etcd_pw, .request_timeout_ms = px->cfg.etcd_request_timeout_ms,
-			       .deadline_ms = 3000};
+			       .deadline_ms = 3000, .ca_file = px->cfg.etcd_ca_file,
+			       .cert_file = px->cfg.etcd_cert_file, .key_file = px->cfg.etcd_key_file,
+			       .sync_interval_ms = px->cfg.etcd_sync_interval_ms};
 	px->route = route_start(&eo, prefix, &e);
 	free(prefix);
 	secret_free(etcd_pw);

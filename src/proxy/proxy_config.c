@@ -8,6 +8,7 @@
 
 #include "common/strbuf.h"
 #include "common/util.h"
+#include "dcs/etcd.h"
 #include "proxy/split.h"
 
 #define O(sec, nm, type, field, def, min, max, flags, help) \
@@ -25,6 +26,17 @@ static const struct config_option proxy_options[] = {
 	  "file holding the etcd user's password"),
 	O("etcd", "request_timeout", OPT_DURATION, etcd_request_timeout_ms, "1500ms", 100, 60000, 0,
 	  "timeout of one etcd request"),
+	O("etcd", "ca_file", OPT_STRING, etcd_ca_file, "", 1, 0, 0,
+	  "https endpoints: PEM file of the CA that signed etcd's server certificates (empty: the system's CAs); "
+	  "the certificate and host name are always verified"),
+	O("etcd", "cert_file", OPT_STRING, etcd_cert_file, "", 1, 0, 0,
+	  "https endpoints: client certificate (PEM) for etcd's --client-cert-auth; checked at start (readable, "
+	  "matching key_file, valid now, signed by ca_file)"),
+	O("etcd", "key_file", OPT_STRING, etcd_key_file, "", 1, 0, 0,
+	  "private key (PEM, not group/world writable) of cert_file"),
+	O("etcd", "sync_interval", OPT_DURATION, etcd_sync_interval_ms, "30s", 0, 3600000, 0,
+	  "every this long (and after every endpoint failed) ask etcd for its members and use their client "
+	  "URLs, then endpoints as a fallback, so a replaced member is found without a restart; 0: off"),
 
 	O("proxy", "name", OPT_STRING, name, "proxy", 1, 0, 0, "this proxy's name (shown in etcd)"),
 	O("proxy", "listen", OPT_STRING, listen, "127.0.0.1:6432", 1, 0, 0,
@@ -313,6 +325,12 @@ int proxy_config_load(const char *path, struct proxy_config *cfg, struct pgha_er
 		return err_set(e, "%s: [tls] %s", path, sub.msg);
 	if (cfg->etcd_username[0] != '\0' && cfg->etcd_password_file[0] == '\0')
 		return err_set(e, "%s: [etcd] username is set but password_file is not", path);
+	static const char *const etcd_tls_names[3] = {"[etcd] ca_file", "[etcd] cert_file", "[etcd] key_file"};
+	struct etcd_opts eo = {.endpoints = cfg->etcd_endpoints, .ca_file = cfg->etcd_ca_file,
+			       .cert_file = cfg->etcd_cert_file, .key_file = cfg->etcd_key_file};
+	struct pgha_err tls_err;
+	if (etcd_check_tls(&eo, etcd_tls_names, &tls_err) != 0)
+		return err_set(e, "%s: %s", path, tls_err.msg);
 	return 0;
 }
 

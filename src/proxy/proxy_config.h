@@ -27,6 +27,10 @@ struct proxy_config {
 	char *etcd_username;
 	char *etcd_password_file;
 	int etcd_request_timeout_ms;
+	char *etcd_ca_file;
+	char *etcd_cert_file;
+	char *etcd_key_file;
+	int etcd_sync_interval_ms;
 	/* [proxy] */
 	char *name;
 	char *listen;            /* read-write port */

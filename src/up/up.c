@@ -1,12 +1,12 @@
 /*
- * up.c — `pgha up`: one etcd and N agents on loopback, for trying pgha out
+ * up.c — `pgha up`: etcd (one member, or --etcd 3|5) and N agents on loopback, for trying pgha out
  * and for tests. Everything lives in one directory:
  *   DIR/up.conf                ports and sizes chosen the first time (reused after)
  *   DIR/secrets/ (*.password)  generated passwords (0600)
  *   DIR/pgpass                 passfile for your psql (0600)
  *   DIR/nodeN.conf, DIR/nodeN/ each agent's config and data
- *   DIR/etcd/                  etcd's data
- *   DIR/logs/                  etcd.log, nodeN.log (agent), nodeN/… (PostgreSQL log)
+ *   DIR/etcd/ (DIR/etcdK/)     etcd's data (member K's with --etcd N; up_etcd.c)
+ *   DIR/logs/                  etcd.log (etcdK.log), nodeN.log (agent), nodeN/… (PostgreSQL log)
  * Run again on the same DIR, it brings the same cluster back with its data.
  */
 #include "up/up.h"
@@ -35,51 +35,11 @@
 #include "dcs/etcd.h"
 #include "cluster/member.h"
 #include "pg/pgconf.h"
+#include "up/up_int.h"
 #include "up/up_tls.h"
 
-#define MAX_NODES 9
-
-struct up_state {
-	char cluster[64];
-	int nodes;
-	int etcd_client_port;
-	int etcd_peer_port;
-	int proxy_port;
-	int proxy_ro_port;
-	int proxy_metrics_port;  /* 0: a directory made before up served the proxy's metrics */
-	int pg_port[MAX_NODES];
-	int api_port[MAX_NODES];
-	bool etcd_auth;          /* etcd runs with authentication (directories made since it does) */
-	bool tls;                /* --tls: every link encrypted, certificates in DIR/secrets/tls */
-};
-
-struct up {
-	char *dir;
-	char *etcd_bin;
-	char *self_exe;
-	char *bin_dir;
-	int timeout_s;
-	struct up_state st;
-	pid_t etcd_pid;
-	pid_t agent_pid[MAX_NODES];
-	pid_t proxy_pid;
-	char etcd_url[64];
-	struct run_user user;
-	char *etcd_password;     /* user pgha's, when st.etcd_auth (wiped at the end) */
-	bool backup;             /* --backup (or a repository from an earlier --backup run): DIR/backup-repo */
-	/* --restore-from SRC --to TARGET (first run only): SRC's repository, its cluster, the target */
-	char *restore_repo;
-	char restore_stanza[64];
-	char *restore_target;
-	const char *rw_split;    /* --rw-split: the proxy's rw_split (first run only) */
-	bool want_tls;           /* --tls given (first run only: up.conf keeps it) */
-};
-
-#define UP_ETCD_USER "pgha"
 /* Agents' [tls] require: on once the proxy speaks TLS to PostgreSQL. */
 #define UP_TLS_REQUIRE "off"
-
-static volatile sig_atomic_t up_stop;
 
 static void on_signal(int sig)
 {
@@ -91,7 +51,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"Usage: pgha up [--dir DIR] [--nodes N] [options]\n"
 		"\n"
-		"Start a local cluster on this machine: one etcd and N agents, each with its\n"
+		"Start a local cluster on this machine: etcd and N agents, each with its\n"
 		"own PostgreSQL on loopback. Waits until every standby streams, prints how to\n"
 		"connect, and stops everything cleanly on Ctrl-C. Run again with the same DIR\n"
 		"to bring the same cluster back with its data.\n"
@@ -101,6 +61,9 @@ static void usage(FILE *out)
 		"                       when ./ is not reachable by the OS user postgres)\n"
 		"  -n, --nodes N        number of PostgreSQL members, 1 to %d (default 3; first run only)\n"
 		"      --cluster NAME   cluster name (default pgha; first run only)\n"
+		"      --etcd N         etcd members: 1 (default), 3 or 5, each on its own loopback\n"
+		"                       ports with its own data directory and log; agents and proxy\n"
+		"                       get every member's URL (first run only)\n"
 		"      --timeout SEC    how long to wait for all members to stream (default 300)\n"
 		"      --etcd-bin PATH  etcd server binary (default: etcd from PATH)\n"
 		"      --bin-dir DIR    PostgreSQL binaries (default /usr/lib/postgresql/15/bin)\n"
@@ -131,7 +94,7 @@ static void usage(FILE *out)
  */
 static int free_ports(int *const *out, int n, struct pgha_err *e)
 {
-	int fds[2 * MAX_NODES + 8];
+	int fds[2 * MAX_NODES + 2 * MAX_ETCD + 8];
 	int rc = 0, opened = 0;
 	for (; opened < n; opened++) {
 		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -178,10 +141,16 @@ static int state_ini(void *user, int line, const char *section, const char *name
 		snprintf(st->cluster, sizeof(st->cluster), "%s", value);
 	else if (strcmp(name, "nodes") == 0)
 		st->nodes = atoi(value);
+	else if (strcmp(name, "etcd_members") == 0)
+		st->etcd_members = atoi(value);
 	else if (strcmp(name, "etcd_client_port") == 0)
-		st->etcd_client_port = atoi(value);
+		st->etcd_client_port[0] = atoi(value);
 	else if (strcmp(name, "etcd_peer_port") == 0)
-		st->etcd_peer_port = atoi(value);
+		st->etcd_peer_port[0] = atoi(value);
+	else if (sscanf(name, "etcd_client_port_%d", &idx) == 1 && idx >= 2 && idx <= MAX_ETCD)
+		st->etcd_client_port[idx - 1] = atoi(value);
+	else if (sscanf(name, "etcd_peer_port_%d", &idx) == 1 && idx >= 2 && idx <= MAX_ETCD)
+		st->etcd_peer_port[idx - 1] = atoi(value);
 	else if (strcmp(name, "proxy_port") == 0)
 		st->proxy_port = atoi(value);
 	else if (strcmp(name, "proxy_ro_port") == 0)
@@ -201,8 +170,8 @@ static int state_ini(void *user, int line, const char *section, const char *name
 	return 0;
 }
 
-static int load_or_create_state(struct up *u, int nodes, const char *cluster, bool *existing,
-				struct pgha_err *e)
+static int load_or_create_state(struct up *u, int nodes, int etcd_members, const char *cluster,
+				bool *existing, struct pgha_err *e)
 {
 	char *path = path_join(u->dir, "up.conf");
 	int rc = 0;
@@ -212,19 +181,38 @@ static int load_or_create_state(struct up *u, int nodes, const char *cluster, bo
 			rc = err_wrap(e, "%s is damaged", path);
 			goto hint;
 		}
-		if (u->st.nodes < 1 || u->st.nodes > MAX_NODES || u->st.etcd_client_port <= 0) {
-			rc = err_set(e, "%s is damaged (nodes or ports missing)", path);
+		if (u->st.etcd_members == 0)
+			u->st.etcd_members = 1;   /* made before --etcd */
+		if (u->st.nodes < 1 || u->st.nodes > MAX_NODES || u->st.etcd_members < 1 ||
+		    u->st.etcd_members > MAX_ETCD) {
+			rc = err_set(e, "%s is damaged (nodes or etcd_members out of range)", path);
 			goto hint;
+		}
+		for (int i = 0; i < u->st.etcd_members; i++)
+			if (u->st.etcd_client_port[i] <= 0 || u->st.etcd_peer_port[i] <= 0) {
+				rc = err_set(e, "%s is damaged (etcd member %d's ports missing)", path, i + 1);
+				goto hint;
+			}
+		if (etcd_members > 0 && etcd_members != u->st.etcd_members) {
+			rc = err_set(e, "--etcd %d: %s was made with %d etcd member%s (--etcd applies to a new "
+				     "cluster only)\nHINT: leave out --etcd, or use another --dir",
+				     etcd_members, u->dir, u->st.etcd_members, u->st.etcd_members == 1 ? "" : "s");
+			goto out;
 		}
 		goto out;
 	}
 	snprintf(u->st.cluster, sizeof(u->st.cluster), "%s", cluster);
 	u->st.nodes = nodes;
+	u->st.etcd_members = etcd_members > 0 ? etcd_members : 1;
 	u->st.etcd_auth = true;
 	u->st.tls = u->want_tls;
-	int *want[2 * MAX_NODES + 5] = {&u->st.etcd_client_port, &u->st.etcd_peer_port, &u->st.proxy_port,
-					 &u->st.proxy_ro_port, &u->st.proxy_metrics_port};
-	int nwant = 5;
+	int *want[2 * MAX_NODES + 2 * MAX_ETCD + 3] = {&u->st.proxy_port, &u->st.proxy_ro_port,
+							 &u->st.proxy_metrics_port};
+	int nwant = 3;
+	for (int i = 0; i < u->st.etcd_members; i++) {
+		want[nwant++] = &u->st.etcd_client_port[i];
+		want[nwant++] = &u->st.etcd_peer_port[i];
+	}
 	for (int i = 0; i < nodes; i++) {
 		want[nwant++] = &u->st.pg_port[i];
 		want[nwant++] = &u->st.api_port[i];
@@ -237,8 +225,13 @@ static int load_or_create_state(struct up *u, int nodes, const char *cluster, bo
 	sb_printf(&sb, "# pgha up: chosen on the first run, reused after\n[up]\ncluster = %s\nnodes = %d\n"
 		       "etcd_client_port = %d\netcd_peer_port = %d\nproxy_port = %d\nproxy_ro_port = %d\n"
 		       "proxy_metrics_port = %d\netcd_auth = 1\ntls = %d\n",
-		  u->st.cluster, nodes, u->st.etcd_client_port, u->st.etcd_peer_port, u->st.proxy_port,
+		  u->st.cluster, nodes, u->st.etcd_client_port[0], u->st.etcd_peer_port[0], u->st.proxy_port,
 		  u->st.proxy_ro_port, u->st.proxy_metrics_port, u->st.tls ? 1 : 0);
+	if (u->st.etcd_members > 1)
+		sb_printf(&sb, "etcd_members = %d\n", u->st.etcd_members);
+	for (int i = 1; i < u->st.etcd_members; i++)
+		sb_printf(&sb, "etcd_client_port_%d = %d\netcd_peer_port_%d = %d\n", i + 1, u->st.etcd_client_port[i],
+			  i + 1, u->st.etcd_peer_port[i]);
 	for (int i = 0; i < nodes; i++)
 		sb_printf(&sb, "pg_port_%d = %d\napi_port_%d = %d\n", i + 1, u->st.pg_port[i], i + 1,
 			  u->st.api_port[i]);
@@ -371,7 +364,7 @@ static int write_node_conf(struct up *u, int i, struct pgha_err *e)
 		  "replication_password_file = %s/secrets/replication.password\n\n"
 		  "%s%s"
 		  "[parameters]\nmax_connections = 100\nshared_buffers = 64MB\n",
-		  u->st.cluster, u->etcd_url, etcd_auth_lines, i + 1, u->st.api_port[i], u->dir, u->dir, i + 1,
+		  u->st.cluster, u->etcd_urls, etcd_auth_lines, i + 1, u->st.api_port[i], u->dir, u->dir, i + 1,
 		  u->bin_dir,
 		  u->st.pg_port[i], u->dir, i + 1, u->dir, i + 1, u->dir, u->dir, backup, tls);
 	free(backup);
@@ -384,13 +377,14 @@ out:
 	return rc;
 }
 
-static int prepare_dir(struct up *u, int nodes, const char *cluster, bool *existing, struct pgha_err *e)
+static int prepare_dir(struct up *u, int nodes, int etcd_members, const char *cluster, bool *existing,
+		       struct pgha_err *e)
 {
 	if (mkdir_p(u->dir, 0755, e) != 0)
 		return -1;
-	if (load_or_create_state(u, nodes, cluster, existing, e) != 0)
+	if (load_or_create_state(u, nodes, etcd_members, cluster, existing, e) != 0)
 		return -1;
-	snprintf(u->etcd_url, sizeof(u->etcd_url), "http://127.0.0.1:%d", u->st.etcd_client_port);
+	up_etcd_urls(u);
 	char *secrets = path_join(u->dir, "secrets");
 	char *logs = path_join(u->dir, "logs");
 	char *su = path_join(secrets, "superuser.password");
@@ -462,7 +456,7 @@ static int prepare_dir(struct up *u, int nodes, const char *cluster, bool *exist
 			       "# On listen too: READ ONLY transactions (transactions), and SELECTs proven read-only\n"
 			       "# (statements), run on a standby that replayed the client's writes; off: on the leader.\n"
 			       "rw_split = %s\n",
-			  u->st.cluster, u->etcd_url, auth_lines, u->st.proxy_port, u->st.proxy_ro_port,
+			  u->st.cluster, u->etcd_urls, auth_lines, u->st.proxy_port, u->st.proxy_ro_port,
 			  u->rw_split ? u->rw_split : "off");
 		if (u->st.proxy_metrics_port > 0)
 			sb_printf(&sb, "metrics_listen = 127.0.0.1:%d\n", u->st.proxy_metrics_port);
@@ -491,26 +485,21 @@ out:
 	return rc;
 }
 
-static int open_log(struct up *u, const char *name, struct pgha_err *e)
-{
-	char *path = xasprintf("%s/logs/%s", u->dir, name);
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	if (fd < 0)
-		err_set(e, "cannot open %s: %s", path, strerror(errno));
-	free(path);
-	return fd;
-}
-
 /* Every port up.conf names, checked before anything starts: distinct and free. */
 static int check_ports(struct up *u, struct pgha_err *e)
 {
 	struct {
 		const char *what;
 		int port;
-	} ports[2 * MAX_NODES + 5] = {{"etcd_client_port", u->st.etcd_client_port},
-				      {"etcd_peer_port", u->st.etcd_peer_port},
-				      {"proxy_port", u->st.proxy_port},
-				      {"proxy_ro_port", u->st.proxy_ro_port}};
+	} ports[2 * MAX_NODES + 2 * MAX_ETCD + 3] = {{"etcd_client_port", u->st.etcd_client_port[0]},
+						     {"etcd_peer_port", u->st.etcd_peer_port[0]},
+						     {"proxy_port", u->st.proxy_port},
+						     {"proxy_ro_port", u->st.proxy_ro_port}};
+	static const char *const etcd_names[][2] = {{"", ""}, {"etcd_client_port_2", "etcd_peer_port_2"},
+						    {"etcd_client_port_3", "etcd_peer_port_3"},
+						    {"etcd_client_port_4", "etcd_peer_port_4"},
+						    {"etcd_client_port_5", "etcd_peer_port_5"}};
+	_Static_assert(MAX_ETCD <= 5, "etcd_names above");
 	static const char *const pg_names[] = {"pg_port_1", "pg_port_2", "pg_port_3", "pg_port_4", "pg_port_5",
 					       "pg_port_6", "pg_port_7", "pg_port_8", "pg_port_9"};
 	static const char *const api_names[] = {"api_port_1", "api_port_2", "api_port_3", "api_port_4", "api_port_5",
@@ -520,6 +509,12 @@ static int check_ports(struct up *u, struct pgha_err *e)
 	if (u->st.proxy_metrics_port > 0) {
 		ports[n].what = "proxy_metrics_port";
 		ports[n++].port = u->st.proxy_metrics_port;
+	}
+	for (int i = 1; i < u->st.etcd_members; i++) {
+		ports[n].what = etcd_names[i][0];
+		ports[n++].port = u->st.etcd_client_port[i];
+		ports[n].what = etcd_names[i][1];
+		ports[n++].port = u->st.etcd_peer_port[i];
 	}
 	for (int i = 0; i < u->st.nodes; i++) {
 		ports[n].what = pg_names[i];
@@ -550,90 +545,11 @@ static int check_ports(struct up *u, struct pgha_err *e)
 	return rc;
 }
 
-static int start_etcd(struct up *u, struct pgha_err *e)
-{
-	int fd = open_log(u, "etcd.log", e);
-	if (fd < 0)
-		return -1;
-	char *data = path_join(u->dir, "etcd");
-	char *client = xasprintf("http://127.0.0.1:%d", u->st.etcd_client_port);
-	char *peer = xasprintf("http://127.0.0.1:%d", u->st.etcd_peer_port);
-	char *initial = xasprintf("pgha-up=%s", peer);
-	const char *argv[] = {u->etcd_bin, "--name", "pgha-up", "--data-dir", data,
-			      "--listen-client-urls", client, "--advertise-client-urls", client,
-			      "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-			      "--initial-cluster", initial, "--initial-cluster-state", "new",
-			      /*
-			       * Each login (/v3/auth/authenticate) costs a bcrypt: at etcd's default cost
-			       * 10, agents and the proxy starting together time out. The passwords
-			       * are 32 random characters: a low cost loses nothing.
-			       */
-			      "--bcrypt-cost", "4", NULL};
-	struct proc_spec spec = {.argv = argv, .out_fd = fd, .new_session = true};
-	int rc = proc_spawn(&spec, &u->etcd_pid, e);
-	close(fd);
-	free(data);
-	free(client);
-	free(peer);
-	free(initial);
-	if (rc != 0)
-		return -1;
-	/* Wait until etcd answers (as root once authentication is on: it may be from an earlier run). */
-	char *root_pw = NULL;
-	if (u->st.etcd_auth) {
-		char *path = xasprintf("%s/secrets/etcd-root.password", u->dir);
-		rc = read_secret_file(path, &root_pw, e);
-		free(path);
-		if (rc != 0)
-			return -1;
-	}
-	struct etcd_opts o = {.endpoints = u->etcd_url, .request_timeout_ms = 500, .deadline_ms = 1000,
-			      .username = root_pw ? "root" : NULL, .password = root_pw};
-	struct etcd_client *c = etcd_new(&o, e);
-	if (c == NULL) {
-		secret_free(root_pw);
-		return -1;
-	}
-	int64_t deadline = now_ms() + 30000;
-	rc = -1;
-	/* Refused connections are expected until etcd listens: keep them out of the output. */
-	enum log_level saved = log_min_level;
-	log_set_level(LOG_FATAL);
-	while (now_ms() < deadline && !up_stop) {
-		struct etcd_kvs kvs = {0};
-		if (etcd_get(c, "/pgha-up-probe", &kvs, e) == 0) {
-			etcd_kvs_free(&kvs);
-			rc = 0;
-			break;
-		}
-		int code;
-		if (proc_poll(u->etcd_pid, &code) != 0) {
-			u->etcd_pid = 0;
-			err_set(e, "etcd exited at once; see %s/logs/etcd.log", u->dir);
-			break;
-		}
-		sleep_ms(100);
-	}
-	log_set_level(saved);
-	if (rc != 0 && u->etcd_pid > 0)
-		err_wrap(e, "etcd did not answer within 30 s (see %s/logs/etcd.log)", u->dir);
-	/* Only user pgha, with its password, may read or write the cluster's keys. */
-	if (rc == 0 && root_pw != NULL) {
-		etcd_set_deadline(c, 5000);
-		rc = etcd_auth_setup(c, root_pw, UP_ETCD_USER, u->etcd_password, "/pgha/", e);
-		if (rc != 0)
-			err_wrap(e, "turning on etcd authentication");
-	}
-	secret_free(root_pw);
-	etcd_free(c);
-	return rc;
-}
-
 static int start_proxy(struct up *u, struct pgha_err *e)
 {
 	if (u->st.proxy_port <= 0)
 		return 0;   /* a directory made before up started a proxy */
-	int fd = open_log(u, "proxy.log", e);
+	int fd = up_open_log(u, "proxy.log", e);
 	if (fd < 0)
 		return -1;
 	char *conf = path_join(u->dir, "proxy.conf");
@@ -650,7 +566,7 @@ static int start_agents(struct up *u, struct pgha_err *e)
 	for (int i = 0; i < u->st.nodes; i++) {
 		char name[32];
 		snprintf(name, sizeof(name), "node%d.log", i + 1);
-		int fd = open_log(u, name, e);
+		int fd = up_open_log(u, name, e);
 		if (fd < 0)
 			return -1;
 		char *conf = xasprintf("%s/node%d.conf", u->dir, i + 1);
@@ -688,7 +604,7 @@ static bool cluster_ready(const struct cluster_view *v, int nodes, struct strbuf
 
 static int wait_ready(struct up *u, struct cluster_view *out, struct pgha_err *e)
 {
-	struct etcd_opts o = {.endpoints = u->etcd_url, .request_timeout_ms = 1000, .deadline_ms = 2000,
+	struct etcd_opts o = {.endpoints = u->etcd_urls, .request_timeout_ms = 1000, .deadline_ms = 2000,
 			      .username = u->etcd_password ? UP_ETCD_USER : NULL, .password = u->etcd_password};
 	struct etcd_client *c = etcd_new(&o, e);
 	if (c == NULL)
@@ -776,10 +692,17 @@ static void print_summary(struct up *u, const struct cluster_view *v, double sec
 	printf("Members:     %s ctl -c %s/node1.conf list\n", u->self_exe, u->dir);
 	if (u->st.nodes > 1)
 		printf("Switchover:  %s ctl -c %s/node1.conf switchover --to <member>\n", u->self_exe, u->dir);
+	if (u->st.etcd_members > 1)
+		printf("etcd:        %d members: %s\n             (it keeps working with %d of them; agents and "
+		       "the proxy follow member changes: docs/ETCD.md)\n", u->st.etcd_members, u->etcd_urls,
+		       u->st.etcd_members / 2 + 1);
+	else
+		printf("etcd:        %s (one member: `pgha up --etcd 3` in a new --dir for a cluster)\n",
+		       u->etcd_urls);
 	if (u->st.etcd_auth)
-		printf("etcd:        %s with authentication (user " UP_ETCD_USER ", password in "
+		printf("             authentication on (user " UP_ETCD_USER ", password in "
 		       "%s/secrets/etcd-pgha.password): write access to etcd is control of the cluster\n",
-		       u->etcd_url, u->dir);
+		       u->dir);
 	if (u->backup || u->restore_repo) {
 		char *repo = u->restore_repo ? xstrdup(u->restore_repo) : path_join(u->dir, "backup-repo");
 		printf("Backups:     %s ctl -c %s/node1.conf backups\n"
@@ -800,19 +723,6 @@ static void print_summary(struct up *u, const struct cluster_view *v, double sec
 	printf("Logs:        %s/logs/\n", u->dir);
 	printf("Stop:        Ctrl-C (data stays in %s; `pgha up --dir %s` brings it back)\n\n", u->dir, u->dir);
 	fflush(stdout);
-}
-
-static void stop_pid(pid_t pid, const char *what, int timeout_ms)
-{
-	if (pid <= 0)
-		return;
-	kill(pid, SIGTERM);
-	int code;
-	if (proc_wait(pid, timeout_ms, &code) == 0) {
-		fprintf(stderr, "  %s did not stop within %d s: killing it\n", what, timeout_ms / 1000);
-		kill(pid, SIGKILL);
-		proc_wait(pid, 5000, &code);
-	}
 }
 
 /* Standbys first, then the leader (so nobody sees the leader vanish first), then etcd. */
@@ -836,17 +746,16 @@ static void stop_all(struct up *u, const char *leader)
 			continue;
 		char what[32];
 		snprintf(what, sizeof(what), "agent node%d", i + 1);
-		stop_pid(u->agent_pid[i], what, 90000);
+		up_stop_pid(u->agent_pid[i], what, 90000);
 		u->agent_pid[i] = 0;
 	}
 	if (leader_idx >= 0) {
-		stop_pid(u->agent_pid[leader_idx], "the leader's agent", 90000);
+		up_stop_pid(u->agent_pid[leader_idx], "the leader's agent", 90000);
 		u->agent_pid[leader_idx] = 0;
 	}
-	stop_pid(u->proxy_pid, "the proxy", 30000);
+	up_stop_pid(u->proxy_pid, "the proxy", 30000);
 	u->proxy_pid = 0;
-	stop_pid(u->etcd_pid, "etcd", 30000);
-	u->etcd_pid = 0;
+	up_etcd_stop(u);
 	printf("stopped; data kept in %s\n", u->dir);
 }
 
@@ -859,13 +768,14 @@ int up_main(int argc, char **argv)
 		{"backup", no_argument, NULL, 'K'}, {"restore-from", required_argument, NULL, 'R'},
 		{"to", required_argument, NULL, 'T'}, {"rw-split", required_argument, NULL, 'S'},
 		{"tls", no_argument, NULL, 'L'},
+		{"etcd", required_argument, NULL, 'e'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	const char *restore_from = NULL, *restore_to = NULL, *rw_split = NULL;
 	bool cluster_given = false;
 	const char *dir = NULL, *cluster = "pgha", *etcd_bin = NULL;
 	bool backup = false, u_tls = false;
 	const char *bin_dir = "/usr/lib/postgresql/15/bin";
-	long nodes = 3, timeout = 300;
+	long nodes = 3, timeout = 300, etcd_members = 0;
 	int opt;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "d:n:h", longopts, NULL)) != -1) {
@@ -891,6 +801,14 @@ int up_main(int argc, char **argv)
 			nodes = strtol(optarg, &end, 10);
 			if (*end || nodes < 1 || nodes > MAX_NODES) {
 				fprintf(stderr, "pgha up: --nodes %s: use a number from 1 to %d\n", optarg, MAX_NODES);
+				return 2;
+			}
+			break;
+		case 'e':
+			etcd_members = strtol(optarg, &end, 10);
+			if (*end || (etcd_members != 1 && etcd_members != 3 && etcd_members != 5)) {
+				fprintf(stderr, "pgha up: --etcd %s: use 1, 3 or 5 (an even count tolerates no more "
+					"failures than one less)\n", optarg);
 				return 2;
 			}
 			break;
@@ -995,16 +913,19 @@ int up_main(int argc, char **argv)
 		free(repo);
 		free(state);
 	}
-	if (check_reachable(u, &e) != 0 || prepare_dir(u, (int)nodes, cluster, &existing, &e) != 0 ||
+	if (check_reachable(u, &e) != 0 || prepare_dir(u, (int)nodes, (int)etcd_members, cluster, &existing, &e) != 0 ||
 	    check_ports(u, &e) != 0) {
 		fprintf(stderr, "pgha up: %s\n", e.msg);
 		return 1;
 	}
 	printf("%s cluster \"%s\" in %s (%d members)\n", existing ? "restarting" : "creating", u->st.cluster,
 	       u->dir, u->st.nodes);
-	printf("  starting etcd on %s\n", u->etcd_url);
+	if (u->st.etcd_members > 1)
+		printf("  starting %d etcd members on %s\n", u->st.etcd_members, u->etcd_urls);
+	else
+		printf("  starting etcd on %s\n", u->etcd_urls);
 	fflush(stdout);
-	if (start_etcd(u, &e) != 0 || start_agents(u, &e) != 0 || start_proxy(u, &e) != 0) {
+	if (up_etcd_start(u, &e) != 0 || start_agents(u, &e) != 0 || start_proxy(u, &e) != 0) {
 		fprintf(stderr, "pgha up: %s\n", e.msg);
 		goto stop;
 	}
@@ -1031,10 +952,7 @@ int up_main(int argc, char **argv)
 			fprintf(stderr, "pgha up: the proxy exited (code %d); see %s/logs/proxy.log\n", c, u->dir);
 			u->proxy_pid = 0;
 		}
-		if (u->etcd_pid > 0 && proc_poll(u->etcd_pid, &c) == 1) {
-			fprintf(stderr, "pgha up: etcd exited (code %d); see %s/logs/etcd.log\n", c, u->dir);
-			u->etcd_pid = 0;
-		}
+		up_etcd_poll(u);
 		sleep_ms(200);
 	}
 stop:
@@ -1045,5 +963,6 @@ stop:
 	free(u->self_exe);
 	free(u->bin_dir);
 	secret_free(u->etcd_password);
+	free(u->etcd_urls);
 	return code;
 }

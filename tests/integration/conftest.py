@@ -136,6 +136,152 @@ class Etcd:
         stop_process(self.proc, timeout=30)
 
 
+def openssl_ca(d, name):
+    """A self-signed CA made by openssl in d: its certificate's path (the key beside it)."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    f"/CN={name}", "-keyout", f"{name}.key", "-out", f"{name}.pem"],
+                   cwd=d, check=True, capture_output=True, timeout=60)
+    return os.path.join(d, f"{name}.pem")
+
+
+def openssl_cert(d, ca, name, san="IP:127.0.0.1"):
+    """A certificate for name signed by the CA `ca` (made by openssl_ca in d): (cert, key) paths."""
+    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+                    "-keyout", f"{name}.key", "-out", f"{name}.csr"],
+                   cwd=d, check=True, capture_output=True, timeout=60)
+    with open(os.path.join(d, f"{name}.ext"), "w") as f:
+        f.write(f"subjectAltName={san}\nextendedKeyUsage=serverAuth,clientAuth\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+                    "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem"],
+                   cwd=d, check=True, capture_output=True, timeout=60)
+    os.chmod(os.path.join(d, f"{name}.key"), 0o600)
+    return os.path.join(d, f"{name}.pem"), os.path.join(d, f"{name}.key")
+
+
+class EtcdMember:
+    """One member of an EtcdCluster: its own client and peer ports, data directory and log."""
+
+    def __init__(self, cluster, name):
+        self.cluster = cluster
+        self.name = name
+        self.client_port = free_port()
+        self.peer_port = free_port()
+        self.url = f"{cluster.scheme}://127.0.0.1:{self.client_port}"
+        self.peer_url = f"http://127.0.0.1:{self.peer_port}"
+        self.dir = os.path.join(cluster.base, f"etcd-{name}")
+        self.log_path = os.path.join(cluster.base, f"etcd-{name}.log")
+        self.proc = None
+
+    def start(self, initial_cluster, state):
+        tls = self.cluster.tls
+        args = []
+        if tls:
+            args = ["--cert-file", tls["cert"], "--key-file", tls["key"], "--trusted-ca-file", tls["ca"],
+                    "--client-cert-auth"]
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [ETCD_BIN, "--name", self.name, "--data-dir", self.dir,
+             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+             "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls", self.peer_url,
+             "--initial-cluster", initial_cluster, "--initial-cluster-state", state,
+             "--initial-cluster-token", self.cluster.token, *args],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        return self
+
+    def healthy(self):
+        r = self.cluster.etcdctl("endpoint", "health", endpoints=self.url, check=False, timeout=5)
+        return r.returncode == 0
+
+    def kill(self, sig=signal.SIGKILL):
+        """Signal the member by its PID (SIGKILL: wait for it to be gone)."""
+        self.proc.send_signal(sig)
+        if sig == signal.SIGKILL:
+            self.proc.wait(timeout=10)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)   # a stopped member cannot handle SIGTERM
+        stop_process(self.proc, timeout=30)
+
+
+class EtcdCluster:
+    """A real etcd cluster of n members on 127.0.0.1 (static --initial-cluster), optionally over TLS
+    (tls: {"ca", "cert", "key"}: members require client certificates signed by ca, and etcdctl here
+    uses cert/key). `url` is what agents and the proxy are configured with: the first members' URLs."""
+
+    def __init__(self, base, n=3, tls=None):
+        self.base = base
+        self.tls = tls
+        self.scheme = "https" if tls else "http"
+        self.token = "pgha-test-" + os.urandom(4).hex()
+        self.members = [EtcdMember(self, f"e{i + 1}") for i in range(n)]
+        self.url = ",".join(m.url for m in self.members)
+        self.serial = n
+
+    def start(self):
+        initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+        for m in self.members:
+            m.start(initial, "new")
+        for m in self.members:
+            wait_until(f"etcd member {m.name} to answer", m.healthy, timeout=30)
+        return self
+
+    def live_urls(self):
+        return ",".join(m.url for m in self.members if m.proc and m.proc.poll() is None)
+
+    def etcdctl(self, *args, endpoints=None, check=True, timeout=30):
+        tls = []
+        if self.tls:
+            tls = [f"--cacert={self.tls['ca']}", f"--cert={self.tls['cert']}", f"--key={self.tls['key']}"]
+        r = subprocess.run(["etcdctl", f"--endpoints={endpoints or self.live_urls()}", *tls, *args],
+                           capture_output=True, text=True, timeout=timeout, env={**os.environ, "ETCDCTL_API": "3"})
+        if check:
+            assert r.returncode == 0, f"etcdctl {' '.join(args)}: {r.stderr}"
+        return r
+
+    def leader(self):
+        """The member that is raft leader now."""
+        for m in self.members:
+            r = self.etcdctl("endpoint", "status", "-w", "json", endpoints=m.url, check=False, timeout=5)
+            if r.returncode == 0:
+                st = json.loads(r.stdout)[0]["Status"]
+                if st["header"]["member_id"] == st["leader"]:
+                    return m
+        return None
+
+    def replace(self, old):
+        """Remove member old (killed by PID, its data wiped) and add a new member on new ports: the
+        runtime reconfiguration an operator does for a dead machine. Returns the new member."""
+        ids = {}
+        for line in self.etcdctl("member", "list").stdout.splitlines():
+            f = [x.strip() for x in line.split(",")]
+            ids[f[2]] = f[0]
+        # etcd refuses a change that would leave too few members it saw active in the last 5 s
+        # ("unhealthy cluster"), e.g. right after a member came back: retry until it takes it.
+        wait_until(f"etcd to remove member {old.name}",
+                   lambda: self.etcdctl("member", "remove", ids[old.name], check=False).returncode == 0,
+                   timeout=30, interval=1)
+        if old.proc.poll() is None:
+            old.kill()
+        shutil.rmtree(old.dir, ignore_errors=True)
+        self.members.remove(old)
+        self.serial += 1
+        new = EtcdMember(self, f"e{self.serial}")
+        wait_until(f"etcd to add member {new.name}",
+                   lambda: self.etcdctl("member", "add", new.name, f"--peer-urls={new.peer_url}",
+                                        check=False).returncode == 0, timeout=30, interval=1)
+        initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members + [new])
+        self.members.append(new)
+        new.start(initial, "existing")
+        wait_until(f"new etcd member {new.name} to answer", new.healthy, timeout=30)
+        return new
+
+    def stop(self):
+        for m in self.members:
+            m.stop()
+
+
 class Node:
     """One agent + its PostgreSQL, configured through its own INI file."""
 
