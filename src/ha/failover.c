@@ -150,8 +150,11 @@ enum ha_election failover_elect(const struct agent *a)
 			 "(this one included) to be sure no acknowledged commit is missing; asking again", need);
 		out = HA_ELECT_UNSETTLED;
 	} else {
-		log_info("election: this member is the most advanced that answered (timeline %u, %s, %zu others asked)",
-			 me.timeline, pos, n);
+		size_t answered = 0;
+		for (size_t i = 0; i < n; i++)
+			answered += others[i].answered;
+		log_info("election: this member is the most advanced that answered (timeline %u, %s, %zu of %zu "
+			 "others answered)", me.timeline, pos, answered, n);
 	}
 	free(others);
 	return out;
