@@ -82,6 +82,7 @@ void httpc_run(struct httpc_req *reqs, size_t n, int timeout_ms)
 	pthread_once(&httpc_once, httpc_global_init);
 	CURLM *multi = curl_multi_init();
 	CURL **handles = xcalloc(n, sizeof(*handles));
+	char (*detail)[CURL_ERROR_SIZE] = xcalloc(n ? n : 1, sizeof(*detail));
 	struct curl_slist **hdrs = xcalloc(n, sizeof(*hdrs));
 	for (size_t i = 0; i < n; i++) {
 		struct httpc_req *r = &reqs[i];
@@ -103,6 +104,7 @@ void httpc_run(struct httpc_req *reqs, size_t n, int timeout_ms)
 		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
 		curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->resp);
 		curl_easy_setopt(h, CURLOPT_PRIVATE, r);
+		curl_easy_setopt(h, CURLOPT_ERRORBUFFER, detail[i]);
 		if (r->tls != NULL)
 			set_tls(h, r->tls);
 		if (r->body != NULL) {
@@ -141,7 +143,10 @@ void httpc_run(struct httpc_req *reqs, size_t n, int timeout_ms)
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
 			r->status = (int)code;
 		} else {
-			snprintf(r->error, sizeof(r->error), "%s", curl_easy_strerror(msg->data.result));
+			/* The detail says which check failed ("no alternative certificate subject name matches ..."). */
+			const char *d = detail[(size_t)(r - reqs)];
+			snprintf(r->error, sizeof(r->error), "%s%s%s", curl_easy_strerror(msg->data.result),
+				 d[0] ? ": " : "", d);
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -155,5 +160,6 @@ void httpc_run(struct httpc_req *reqs, size_t n, int timeout_ms)
 	}
 	free(hdrs);
 	free(handles);
+	free(detail);
 	curl_multi_cleanup(multi);
 }

@@ -45,7 +45,7 @@ struct httpc_req {
 	const struct httpc_tls *tls;
 	int status;             /* out: HTTP status, 0 if no answer */
 	struct strbuf resp;     /* out: response body (capped at 1 MiB); caller frees */
-	char error[128];        /* out: why there was no answer */
+	char error[384];        /* out: why there was no answer (libcurl's detail: a certificate's problem) */
 };
 
 /* Run all requests in parallel; returns when all answered or timeout_ms passed. */
