@@ -406,18 +406,23 @@ static void api_handle(void *arg, const struct http_request *req, struct http_re
 	resp->status = status;
 }
 
-struct api_server *api_start(const char *listen_addr, struct api_source *src, struct pgha_err *e)
+struct api_server *api_start(const char *listen_addr, struct api_source *src, SSL_CTX *tls, struct pgha_err *e)
 {
 	struct api_server *s = xcalloc(1, sizeof(*s));
 	s->src = src;
-	s->httpd = httpd_start(listen_addr, api_handle, s, e);
+	s->httpd = httpd_start_tls(listen_addr, tls, api_handle, s, e);
 	if (s->httpd == NULL) {
 		free(s);
 		err_wrap(e, "API");
 		return NULL;
 	}
-	log_info("API listening on %s (port %d)", listen_addr, httpd_port(s->httpd));
+	log_info("API listening on %s (port %d, %s)", listen_addr, httpd_port(s->httpd), tls ? "HTTPS" : "HTTP");
 	return s;
+}
+
+void api_set_tls(struct api_server *s, SSL_CTX *tls)
+{
+	httpd_set_tls(s->httpd, tls);
 }
 
 int api_port(const struct api_server *s)

@@ -71,6 +71,8 @@ struct api_status {
 	int64_t etcd_ok_s;       /* unix time of the last successful etcd read, 0 never */
 	int64_t lease_left_ms;   /* this member's lease left at the end of the last loop, -1 none */
 	int64_t started_s;       /* unix time the agent started */
+	const char *tls_cert_file; /* [tls] cert_file (self.tls_not_after is its expiry), NULL none */
+	bool api_tls;            /* the API serves HTTPS with that certificate */
 };
 
 /* One point of the dashboard's charts (api/ui.c), taken with each statistics collection. */
@@ -164,11 +166,13 @@ int api_parse_lag(const char *s, uint64_t *bytes);
 struct api_server;
 /*
  * Serve the API on listen_addr ("0.0.0.0:8008", "[::1]:8008", port 0 picks a
- * free one). Methods other than GET/HEAD/OPTIONS get 405, unknown paths 404,
+ * free one), over HTTPS with tls (taken over; NULL: plain HTTP). Methods other than GET/HEAD/OPTIONS get 405, unknown paths 404,
  * both with a JSON {"error": ...} body; /cluster is 503 until a view was
  * published.
  */
-struct api_server *api_start(const char *listen_addr, struct api_source *src, struct pgha_err *e);
+struct api_server *api_start(const char *listen_addr, struct api_source *src, SSL_CTX *tls, struct pgha_err *e);
+/* A certificate reload: new connections get tls (taken over; http/httpd.h httpd_set_tls). */
+void api_set_tls(struct api_server *s, SSL_CTX *tls);
 /* Port actually bound (useful with port 0). */
 int api_port(const struct api_server *s);
 void api_stop(struct api_server *s);

@@ -101,6 +101,18 @@ static void member_lines(struct ctx *c, const struct api_status *st, int64_t now
 	counter(c, "pgha_promotions_total", "Times this member became primary under the leader key since the agent "
 		"started.", (double)st->promotions);
 	gauge(c, "pgha_agent_start_time_seconds", "Unix time the agent started.", (double)st->started_s);
+	if (st->tls_cert_file != NULL && m->tls_not_after > 0) {
+		/* One series per link the certificate serves: an alert can name what breaks. */
+		head(c, "pgha_tls_cert_expiry_timestamp_seconds", "gauge",
+		     "Unix time the [tls] certificate in use expires (its notAfter), per link it serves.");
+		const char *pg[] = {"link", "postgresql", "file", st->tls_cert_file, NULL};
+		prom_sample(c->out, "pgha_tls_cert_expiry_timestamp_seconds", c->labels, pg, (double)m->tls_not_after);
+		if (st->api_tls) {
+			const char *api[] = {"link", "api", "file", st->tls_cert_file, NULL};
+			prom_sample(c->out, "pgha_tls_cert_expiry_timestamp_seconds", c->labels, api,
+				    (double)m->tls_not_after);
+		}
+	}
 	if (m->archive[0]) {
 		gauge(c, "pgha_archive_ok", "WAL archiving with pgBackRest works on this member ([backup] on).",
 		      strcmp(m->archive, "ok") == 0);

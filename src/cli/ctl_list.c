@@ -55,6 +55,45 @@ static void print_notes(FILE *out, const struct etcd_kvs *raw, const char *prefi
 	free(key);
 }
 
+enum { CERT_WARN_DAYS = 30 };
+
+/* The CERT EXPIRES column: the date of [tls] cert_file's notAfter, "-" none, "invalid" a bad record. */
+static void cert_column(const struct member *m, char *buf, size_t len)
+{
+	if (m->tls_not_after == 0) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	if (m->tls_not_after < 0) {
+		snprintf(buf, len, "invalid");
+		return;
+	}
+	time_t t = (time_t)m->tls_not_after;
+	struct tm tm;
+	if (gmtime_r(&t, &tm) == NULL || strftime(buf, len, "%Y-%m-%d", &tm) == 0)
+		snprintf(buf, len, "invalid");
+}
+
+/* A line under the member when its certificate expired or expires within CERT_WARN_DAYS. */
+static void cert_warning(FILE *out, const struct member *m, int64_t now)
+{
+	if (m->tls_not_after < 0) {
+		fprintf(out, "%-16s   TLS certificate: the record's tls_not_after is not a time\n", "");
+		return;
+	}
+	if (m->tls_not_after == 0 || m->tls_not_after - now > (int64_t)CERT_WARN_DAYS * 86400)
+		return;
+	char when[64];
+	time_t t = (time_t)m->tls_not_after;
+	struct tm tm;
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&t, &tm));
+	if (m->tls_not_after <= now)
+		fprintf(out, "%-16s   TLS certificate: EXPIRED on %s (renew it, then SIGHUP the agent)\n", "", when);
+	else
+		fprintf(out, "%-16s   TLS certificate: expires in %lld days, on %s (renew it, then SIGHUP the agent)\n",
+			"", (long long)((m->tls_not_after - now) / 86400), when);
+}
+
 void ctl_print_table(FILE *out, const struct cluster_view *v, const char *cluster)
 {
 	struct sync_state ss;
@@ -71,11 +110,15 @@ void ctl_print_table(FILE *out, const struct cluster_view *v, const char *cluste
 			v->leader_state == LEADER_KEY_FOREIGN_LEASE ? ", once it has stayed so for a ttl (an agent moving "
 			"its key to a new lease shows this for a moment)" : "");
 	/* As Patroni: the column shows only when a member waits for a restart. */
-	bool pending = false;
-	for (size_t i = 0; i < v->nmembers; i++)
+	bool pending = false, certs = false;
+	for (size_t i = 0; i < v->nmembers; i++) {
 		pending |= v->members[i].pending_restart;
-	fprintf(out, "%-16s %-22s %-8s %-14s %4s  %-*s%s\n", "MEMBER", "HOST", "ROLE", "STATE", "TL", pending ? 10 : 0,
-		"LAG", pending ? "  PENDING RESTART" : "");
+		certs |= v->members[i].tls_not_after != 0;
+	}
+	/* So is CERT EXPIRES, when a member has a [tls] certificate. */
+	fprintf(out, "%-16s %-22s %-8s %-14s %4s  %-*s%s%s\n", "MEMBER", "HOST", "ROLE", "STATE", "TL",
+		pending || certs ? 10 : 0, "LAG", certs ? "  CERT EXPIRES" : "", pending ? "  PENDING RESTART" : "");
+	int64_t now = wall_s();
 	for (size_t i = 0; i < v->nmembers; i++) {
 		const struct member *m = &v->members[i];
 		char host[300], lag[32] = "", tl[16] = "";
@@ -93,8 +136,15 @@ void ctl_print_table(FILE *out, const struct cluster_view *v, const char *cluste
 		char restart[300] = "";
 		if (m->pending_restart)
 			snprintf(restart, sizeof(restart), "  * %s", m->pending_params);
-		fprintf(out, "%-16s %-22s %-8s %-14s %4s  %-*s%s\n", m->name, host, role,
-			member_state_name(m->state), tl, pending ? 10 : 0, lag, restart);
+		char cert[32] = "";
+		if (certs) {
+			char date[24];
+			cert_column(m, date, sizeof(date));
+			snprintf(cert, sizeof(cert), "  %-*s", pending ? 12 : 0, date);
+		}
+		fprintf(out, "%-16s %-22s %-8s %-14s %4s  %-*s%s%s\n", m->name, host, role,
+			member_state_name(m->state), tl, pending || certs ? 10 : 0, lag, cert, restart);
+		cert_warning(out, m, now);
 		if (m->error[0])
 			fprintf(out, "%-16s   error: %s\n", "", m->error);
 		if (m->diverged_copy[0])
@@ -137,7 +187,10 @@ int ctl_cmd_list(const struct ctl_target *t, int argc, char **argv)
 			printf("Usage: pgha ctl list [--json]\n\nList the members of the cluster as etcd knows them.\n"
 			       "ROLE is leader, replica, or (synchronous mode) sync / quorum for the standbys the\n"
 			       "leader published as synchronous: only those may be promoted. PENDING RESTART (shown\n"
-			       "when a member has one) names the parameters that wait for `pgha ctl restart --pending`.\n");
+			       "when a member has one) names the parameters that wait for `pgha ctl restart --pending`.\n"
+			       "CERT EXPIRES (shown when a member has a [tls] certificate) is its expiry date (UTC),\n"
+			       "with a warning under the member from %d days before; --json has it as tls_not_after\n"
+			       "(unix seconds).\n", CERT_WARN_DAYS);
 			return 0;
 		} else {
 			fprintf(stderr, "pgha ctl list: unknown option \"%s\"\n", argv[i]);

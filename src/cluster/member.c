@@ -138,6 +138,10 @@ static json_t *member_to_json(const struct member *m)
 		json_object_set_new(o, "diverged_copy", FIXED_STR(m->diverged_copy));
 	if (m->archive[0])
 		json_object_set_new(o, "archive", FIXED_STR(m->archive));
+	if (m->tls_not_after > 0)
+		json_object_set_new(o, "tls_not_after", json_integer(m->tls_not_after));
+	else if (m->tls_not_after < 0)
+		json_object_set_new(o, "tls_not_after", json_string("invalid"));
 	if (m->archived_at > 0)
 		json_object_set_new(o, "archived_at", json_integer(m->archived_at));
 	if (m->backup_host[0]) {
@@ -272,6 +276,21 @@ static int get_name_list(const json_t *o, const char *name, char *out, size_t si
 	return 0;
 }
 
+/*
+ * "tls_not_after" only informs (ctl list, /cluster): a bad value must not
+ * cost the member its record, so it reads as -1 instead of an error. Year
+ * 2000 to 9999 are plausible.
+ */
+static int64_t get_not_after(const json_t *o)
+{
+	json_t *v = field(o, "tls_not_after");
+	if (v == NULL)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 946684800 || json_integer_value(v) > 253402300799LL)
+		return -1;
+	return (int64_t)json_integer_value(v);
+}
+
 static int decode_fields(const json_t *o, struct member *m, struct pgha_err *e)
 {
 	int role = 0, state = 0;
@@ -307,6 +326,7 @@ static int decode_fields(const json_t *o, struct member *m, struct pgha_err *e)
 	    get_str(o, "pg_socket", m->pg_socket, sizeof(m->pg_socket), false, false, e) != 0 ||
 	    get_str(o, "restore_id", m->restore_id, sizeof(m->restore_id), false, false, e) != 0)
 		return -1;
+	m->tls_not_after = get_not_after(o);
 	m->role = (enum member_role)role;
 	m->state = (enum member_state)state;
 	m->timeline = (uint32_t)timeline;

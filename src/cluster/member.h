@@ -55,7 +55,7 @@ struct member {
 	int64_t lag_bytes;       /* replicas: leader position - own position; -1 unknown */
 	char host[256];          /* PostgreSQL address other members and clients use */
 	int port;
-	char api_url[300];       /* http://host:port of the agent API */
+	char api_url[300];       /* http(s)://host:port of the agent API */
 	char system_id[32];      /* database system identifier, "" if unknown */
 	char pg_version[16];     /* server_version_num as text, "" if unknown */
 	struct member_tags tags;
@@ -77,6 +77,12 @@ struct member {
 	char backup_host[64];
 	char pg_path[256];
 	char pg_socket[256];
+	/*
+	 * [tls] cert_file's notAfter (unix seconds): 0 when the record has none
+	 * (no TLS, an older agent), -1 when it holds something that is not a
+	 * plausible time (written by hand: the record is still used).
+	 */
+	int64_t tls_not_after;
 	char restore_id[33];     /* the in-place restore (restore key) this member's PostgreSQL is stopped for, "" if none */
 	int64_t lease;           /* the etcd lease the record is under (from the view, not in the JSON) */
 };

@@ -11,10 +11,12 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
@@ -172,4 +174,63 @@ int tls_ca_check(const char *what, const char *ca_file, struct pgha_err *e)
 		return -1;
 	sk_X509_pop_free(cas, X509_free);
 	return 0;
+}
+
+int tls_cert_not_after(const char *cert_file, int64_t *out, struct pgha_err *e)
+{
+	STACK_OF(X509) *chain = read_certs("cert_file", cert_file, e);
+	if (chain == NULL)
+		return -1;
+	struct tm tm;
+	int rc = 0;
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(sk_X509_value(chain, 0)), &tm) != 1)
+		rc = err_set(e, "cert_file \"%s\": the certificate's notAfter date cannot be read", cert_file);
+	else
+		*out = (int64_t)timegm(&tm);
+	ERR_clear_error();
+	sk_X509_pop_free(chain, X509_free);
+	return rc;
+}
+
+SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, const char *client_ca_file,
+			    struct pgha_err *e)
+{
+	char why[512];
+	ERR_clear_error();
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	if (ctx == NULL) {
+		tls_error_text(why, sizeof(why));
+		err_set(e, "cannot create a TLS context: %s", why);
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+				      SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+		tls_error_text(why, sizeof(why));
+		err_set(e, "cert_file \"%s\": cannot load the certificate: %s", cert_file, why);
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+		tls_error_text(why, sizeof(why));
+		err_set(e, "key_file \"%s\": cannot use it with cert_file \"%s\": %s", key_file, cert_file, why);
+		goto fail;
+	}
+	if (client_ca_file != NULL && client_ca_file[0] != '\0') {
+		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(client_ca_file);
+		if (names == NULL || SSL_CTX_load_verify_locations(ctx, client_ca_file, NULL) != 1) {
+			tls_error_text(why, sizeof(why));
+			sk_X509_NAME_pop_free(names, X509_NAME_free);
+			err_set(e, "ca_file \"%s\": cannot load: %s", client_ca_file, why);
+			goto fail;
+		}
+		SSL_CTX_set_client_CA_list(ctx, names);
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	}
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
 }

@@ -7,6 +7,9 @@
 #define PGHA_COMMON_TLSFILE_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
 
 #include "common/err.h"
 
@@ -25,6 +28,19 @@ int tls_files_check(const char *cert_file, const char *key_file, const char *ca_
  * else. what names it in the message ("server_ca_file").
  */
 int tls_ca_check(const char *what, const char *ca_file, struct pgha_err *e) PGHA_MUSTCHECK;
+
+/* The notAfter date of cert_file's first certificate, as unix seconds. */
+int tls_cert_not_after(const char *cert_file, int64_t *out, struct pgha_err *e) PGHA_MUSTCHECK;
+
+/*
+ * A server context (TLS 1.2 at least, no compression, renegotiation or
+ * session cache) presenting cert_file (with its intermediates) and key_file.
+ * client_ca_file (NULL or "": none) makes it demand a client certificate
+ * signed by that CA. Check the files with tls_files_check() first: this only
+ * says what OpenSSL could not load. NULL with e set on failure.
+ */
+SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, const char *client_ca_file,
+			    struct pgha_err *e);
 
 /* OpenSSL's error queue as one line ("unknown error" if empty), emptied. */
 void tls_error_text(char *buf, size_t len);

@@ -24,12 +24,15 @@
 #include "pg/pgconf.h"
 
 volatile int agent_stop_requested;
+static volatile sig_atomic_t agent_reload_requested;
 static int wake_fd_global = -1;
 
 static void on_signal(int sig)
 {
 	if (sig == SIGTERM || sig == SIGINT)
 		agent_stop_requested = 1;
+	if (sig == SIGHUP)
+		agent_reload_requested = 1;
 	uint64_t one = 1;
 	if (wake_fd_global >= 0 && write(wake_fd_global, &one, sizeof(one)) < 0) {
 		/* nothing to do in a signal handler */
@@ -241,7 +244,10 @@ static int setup(struct agent *a, struct pgha_err *e)
 	a->api.etcd = &a->dcs.opts;
 	a->api.prefix = a->keys.prefix;
 	a->api.token = a->api_token;
-	a->api_server = api_start(a->cfg.api_listen, &a->api, e);
+	SSL_CTX *api_tls;
+	if (agent_tls_start(a, &api_tls, e) != 0)
+		return -1;
+	a->api_server = api_start(a->cfg.api_listen, &a->api, api_tls, e);
 	if (a->api_server == NULL)
 		return err_wrap(e, "[node] api_listen = %s", a->cfg.api_listen);
 	log_info("API listening on %s", a->cfg.api_listen);
@@ -454,7 +460,8 @@ static void build_self(struct agent *a, const struct ha_observed *o)
 	snprintf(m->name, sizeof(m->name), "%s", a->cfg.name);
 	snprintf(m->host, sizeof(m->host), "%s", a->cfg.address_host);
 	m->port = a->cfg.address_port;
-	snprintf(m->api_url, sizeof(m->api_url), "http://%s", a->cfg.api_address);
+	snprintf(m->api_url, sizeof(m->api_url), "%s://%s", a->cfg.api_tls ? "https" : "http", a->cfg.api_address);
+	m->tls_not_after = a->atls.not_after;
 	m->tags.nofailover = a->cfg.nofailover;
 	m->tags.nosync = a->cfg.nosync;
 	m->tags.noloadbalance = a->cfg.noloadbalance;
@@ -598,6 +605,8 @@ static void publish(struct agent *a, const struct ha_observed *o)
 	st.leader_lsn = leader ? leader->wal_lsn : 0;
 	st.last_loop_ms = now_ms();
 	st.ttl_s = a->cfg.ttl_ms / 1000;
+	st.tls_cert_file = a->cfg.tls_cert_file[0] ? a->cfg.tls_cert_file : NULL;
+	st.api_tls = a->cfg.api_tls;
 	count_for_metrics(a, &st);
 	if (a->view.leader)
 		snprintf(st.leader, sizeof(st.leader), "%s", a->view.leader);
@@ -645,6 +654,10 @@ static void run_loop(struct agent *a)
 	while (!agent_stop_requested && !a->act.fatal) {
 		a->publish.loop_start_ms = now_ms();
 		a->publish.loops++;
+		if (agent_reload_requested) {
+			agent_reload_requested = 0;
+			agent_tls_reload(a);
+		}
 		bool ok = false;
 		enum job_kind kind = a->job.kind;
 		if (job_poll(a, &ok) == 1) {
@@ -759,6 +772,7 @@ static void agent_free(struct agent *a)
 	cluster_view_free(&a->publish.api_view);
 	api_source_destroy(&a->api);
 	free_secrets(a);
+	agent_tls_free(a);
 	free(a->keys.prefix);
 	free(a->keys.leader);
 	free(a->keys.init);

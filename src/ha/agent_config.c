@@ -196,6 +196,14 @@ static const struct config_option agent_options[] = {
 	O("tls", "require", OPT_BOOL, tls_require, "off", 1, 0, 0,
 	  "pg_hba.conf accepts TCP connections only over TLS (hostssl); members connect with at least "
 	  "sslmode=require. Local socket connections are unchanged"),
+	O("tls", "api", OPT_BOOL, tls_api, "on", 1, 0, 0,
+	  "with cert_file set, the agent API (health checks, /cluster, /metrics, the dashboard) serves HTTPS "
+	  "with the same certificate and key, TLS 1.2 at least, and the member record's api_url is https://; "
+	  "calls to other members verify their certificate against ca_file (with the host name) and present "
+	  "cert_file. off: plain HTTP as without cert_file"),
+	O("tls", "api_client_certs", OPT_BOOL, tls_api_client_certs, "off", 1, 0, 0,
+	  "the HTTPS API demands a client certificate signed by ca_file from every caller (other members "
+	  "present theirs; health checkers, Prometheus and browsers need one too)"),
 };
 
 static int param_set(void *target, const char *key, const char *value, struct pgha_err *e)
@@ -410,6 +418,10 @@ static int tls_validate(struct agent_config *cfg, const char *p, const char *par
 			       have_cert ? "cert_file" : "key_file");
 	if (cfg->tls_require && !have_cert)
 		return err_set(e, "%s: [tls] require = on needs cert_file and key_file", p);
+	cfg->api_tls = have_cert && cfg->tls_api;
+	if (cfg->tls_api_client_certs && (!cfg->api_tls || cfg->tls_ca_file[0] == '\0'))
+		return err_set(e, "%s: [tls] api_client_certs = on needs api = on, cert_file, key_file and ca_file "
+			       "(the CA the callers' certificates are checked against)", p);
 	static const char *const keys[] = {"cert_file", "key_file", "ca_file"};
 	static const char *const suffix[] = {"server.crt", "server.key", "ca.crt"};
 	const char *const values[] = {cfg->tls_cert_file, cfg->tls_key_file, cfg->tls_ca_file};

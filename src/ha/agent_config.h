@@ -94,6 +94,8 @@ struct agent_config {
 	char *tls_key_file;
 	char *tls_ca_file;
 	bool tls_require;
+	bool tls_api;                 /* HTTPS for the agent API when cert_file is set */
+	bool tls_api_client_certs;    /* ... and a client certificate signed by ca_file demanded */
 	/* [parameters]: extra PostgreSQL settings */
 	struct pg_param *params;
 	size_t nparams;
@@ -103,6 +105,7 @@ struct agent_config {
 	int pg_port;
 	char address_host[256];
 	int address_port;
+	bool api_tls;            /* the API serves HTTPS: [tls] cert_file set and api = on */
 	bool backup_s3;          /* [backup] repo_type = s3 */
 	char backup_s3_host[256];  /* s3_endpoint without its port */
 	int backup_s3_port;      /* 0: not given (443) */

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "api/api.h"
+#include "common/httpc.h"
 #include "common/proc.h"
 #include "common/strbuf.h"
 #include "dcs/etcd.h"
@@ -281,6 +282,13 @@ struct agent_publish {
 	int64_t started_s;
 };
 
+/* [tls] for the API and the calls to other members' APIs (tls_reload.c). */
+struct agent_tls {
+	struct httpc_tls peer;    /* CA and client certificate of the calls (in memory) */
+	bool peer_on;             /* the API is HTTPS: calls use peer, and https:// URLs only */
+	int64_t not_after;        /* [tls] cert_file's notAfter (unix s), 0 without TLS */
+};
+
 struct agent {
 	/* Set up once by agent.c; dynconf.c overrides cfg's timing. */
 	struct agent_config cfg;
@@ -297,6 +305,7 @@ struct agent {
 	struct agent_keys keys;
 	struct api_source api;
 	struct api_server *api_server;
+	struct agent_tls atls;
 	struct pgmon *pgmon;      /* PostgreSQL's statistics for /metrics (pgmon.c) */
 	int wake_fd;              /* eventfd: watch events, signals */
 
@@ -531,5 +540,24 @@ void agent_bootstrap_failed(struct agent *a);
 char *agent_diverged_aside(const struct agent *a);
 void agent_diverged_copy_step(struct agent *a);
 void agent_act_free(struct agent *a);
+
+/*
+ * [tls] at start: check the files, read cert_file's expiry, and with the API
+ * on HTTPS build its server context (*api_ctx, for api_start) and the calls'
+ * client side. Errors name the file and the reason.
+ */
+int agent_tls_start(struct agent *a, SSL_CTX **api_ctx, struct pgha_err *e) PGHA_MUSTCHECK;
+/*
+ * SIGHUP: check the [tls] files again and, only if every one is good, copy
+ * them for PostgreSQL and reload it, swap the API's context and the calls'
+ * certificate. A failure is logged (file, reason) and changes nothing.
+ */
+void agent_tls_reload(struct agent *a);
+void agent_tls_free(struct agent *a);
+/* What calls to other members' APIs go with (common/httpc.h): NULL, plain. */
+static inline const struct httpc_tls *agent_peer_tls(const struct agent *a)
+{
+	return a->atls.peer_on ? &a->atls.peer : NULL;
+}
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/httpc.h"
+#include "common/log.h"
 #include "common/strbuf.h"
 #include "common/util.h"
 
@@ -146,8 +147,8 @@ out:
 	json_decref(o);
 }
 
-void ha_poll_candidates(const struct cluster_view *v, const char *self, int timeout_ms,
-			struct ha_candidate **out, size_t *n)
+void ha_poll_candidates(const struct cluster_view *v, const char *self, const struct httpc_tls *tls,
+			int timeout_ms, struct ha_candidate **out, size_t *n)
 {
 	struct httpc_req *reqs = xcalloc(v->nmembers, sizeof(*reqs));
 	struct ha_candidate *c = xcalloc(v->nmembers, sizeof(*c));
@@ -159,6 +160,7 @@ void ha_poll_candidates(const struct cluster_view *v, const char *self, int time
 			continue;
 		urls[k] = xasprintf("%s/status", m->api_url);
 		reqs[k].url = urls[k];
+		reqs[k].tls = tls;
 		snprintf(c[k].name, sizeof(c[k].name), "%s", m->name);
 		k++;
 	}
@@ -167,6 +169,8 @@ void ha_poll_candidates(const struct cluster_view *v, const char *self, int time
 		/* /status answers 503 when PostgreSQL is down: the body still says why. */
 		if (reqs[i].status == 200 || reqs[i].status == 503)
 			ha_candidate_from_status(sb_str(&reqs[i].resp), &c[i]);
+		else if (reqs[i].status == 0)
+			log_info("election: no answer from %s: %s", reqs[i].url, reqs[i].error);
 		sb_free(&reqs[i].resp);
 		free(urls[i]);
 	}

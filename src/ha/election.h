@@ -26,6 +26,8 @@
 
 #include "cluster/member.h"
 
+struct httpc_tls;
+
 struct ha_candidate {
 	char name[MEMBER_NAME_MAX];
 	bool answered;          /* the API answered with a usable status */
@@ -60,8 +62,14 @@ enum ha_rank ha_rank_sync(const struct ha_candidate *me, const struct ha_candida
 /* Pure: parse a /status body into a candidate (answered=false when unusable). */
 void ha_candidate_from_status(const char *json, struct ha_candidate *out);
 
-/* Ask every member of the view except `self` for its status (parallel, timeout_ms). */
-void ha_poll_candidates(const struct cluster_view *v, const char *self, int timeout_ms,
-			struct ha_candidate **out, size_t *n);
+/*
+ * Ask every member of the view except `self` for its status (parallel,
+ * timeout_ms). tls (NULL: plain): the calls verify each member's certificate
+ * and skip a member whose api_url is not https:// (common/httpc.h); a member
+ * that did not answer, for that or any reason, is logged and counts as
+ * unreachable, as in a network partition.
+ */
+void ha_poll_candidates(const struct cluster_view *v, const char *self, const struct httpc_tls *tls,
+			int timeout_ms, struct ha_candidate **out, size_t *n);
 
 #endif

@@ -118,7 +118,7 @@ enum ha_election failover_elect(const struct agent *a)
 	struct ha_candidate *others = NULL;
 	size_t n = 0;
 	int timeout = a->cfg.ttl_ms / 10 < 500 ? 500 : a->cfg.ttl_ms / 10;
-	ha_poll_candidates(&a->view, a->cfg.name, timeout > 2000 ? 2000 : timeout, &others, &n);
+	ha_poll_candidates(&a->view, a->cfg.name, agent_peer_tls(a), timeout > 2000 ? 2000 : timeout, &others, &n);
 	const char *who = NULL;
 	enum ha_rank r;
 	size_t need = 0;
@@ -150,8 +150,11 @@ enum ha_election failover_elect(const struct agent *a)
 			 "(this one included) to be sure no acknowledged commit is missing; asking again", need);
 		out = HA_ELECT_UNSETTLED;
 	} else {
-		log_info("election: this member is the most advanced that answered (timeline %u, %s, %zu others asked)",
-			 me.timeline, pos, n);
+		size_t answered = 0;
+		for (size_t i = 0; i < n; i++)
+			answered += others[i].answered;
+		log_info("election: this member is the most advanced that answered (timeline %u, %s, %zu of %zu "
+			 "others answered)", me.timeline, pos, answered, n);
 	}
 	free(others);
 	return out;

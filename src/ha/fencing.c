@@ -72,6 +72,14 @@ void fencing_update(struct agent *a)
  * etcd is unreachable and we run as the leader's primary: ask every member
  * whether it can reach etcd. Only if none can (so nobody can be elected) may
  * we stay primary, until one TTL after the round started.
+ *
+ * With the API on HTTPS the calls verify the member's certificate, and a
+ * member whose record gives a plain http:// api_url is not called at all
+ * (httpc refuses it): the bearer token must not travel in clear text because
+ * someone wrote the record. That member counts as one that did not answer,
+ * so this leader demotes rather than staying primary on an unproven round:
+ * the safe side, since failsafe only ever keeps a primary when every member
+ * vouched that none of them can take over.
  */
 void fencing_failsafe_round(struct agent *a)
 {
@@ -93,6 +101,7 @@ void fencing_failsafe_round(struct agent *a)
 		reqs[n].url = urls[n];
 		reqs[n].body = body;
 		reqs[n].bearer = a->api_token;
+		reqs[n].tls = agent_peer_tls(a);
 		n++;
 	}
 	int timeout = a->cfg.loop_wait_ms < 1000 ? 1000 : a->cfg.loop_wait_ms;

@@ -2,6 +2,10 @@
  * httpd.c — a small HTTP/1.1 server: one thread, poll(), non-blocking sockets.
  *
  * Every connection is a little state machine:
+ *   HANDSHAKE  only with TLS: SSL_accept() on each readiness event, within the
+ *          request deadline (5 s from accept); a failure (a plain-HTTP
+ *          request, no or a wrong client certificate) is logged and the
+ *          connection drained and closed without an answer;
  *   READ   collect request line + headers (<= 16 KiB) and the Content-Length
  *          body (<= 64 KiB) before the request deadline (5 s from accept);
  *   WRITE  send the whole answer (its own 5 s deadline: a client that does not
@@ -31,9 +35,15 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "common/log.h"
+#include "common/tlsfile.h"
 #include "common/util.h"
 
 enum {
@@ -47,10 +57,13 @@ enum {
 	HTTPD_READ_CHUNK = 4096,
 };
 
-enum conn_state { CONN_READ, CONN_WRITE, CONN_DRAIN };
+enum conn_state { CONN_HANDSHAKE, CONN_READ, CONN_WRITE, CONN_DRAIN };
 
 struct http_conn {
 	int fd;
+	SSL *ssl;               /* NULL: plain HTTP */
+	short tls_want;         /* POLLIN/POLLOUT an SSL call waits for, 0 none */
+	char peer[64];          /* the client's address, for log lines */
 	enum conn_state state;
 	int64_t deadline;       /* now_ms() value at which the current state times out */
 	uint64_t seq;           /* accept order: the lowest is the oldest */
@@ -75,6 +88,8 @@ struct httpd {
 	size_t nconns;
 	uint64_t next_seq;
 	int64_t accept_paused_until;
+	pthread_mutex_t tls_lock; /* guards tls: httpd_set_tls() runs on another thread */
+	SSL_CTX *tls;           /* NULL: plain HTTP */
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -126,6 +141,8 @@ static void conn_free(struct http_conn *c)
 {
 	if (c == NULL)
 		return;
+	if (c->ssl != NULL)
+		SSL_free(c->ssl);
 	if (c->fd >= 0)
 		close(c->fd);
 	sb_free(&c->in);
@@ -181,9 +198,41 @@ static void conn_respond_error(struct http_conn *c, int status, const char *why,
  * the client closed (receiving), -1 with errno set; an interrupted call is
  * retried here.
  */
+/* What SSL_get_error() says about r, as recv()/send() would: 0 EOF, -1 with errno. */
+static ssize_t conn_ssl_result(struct http_conn *c, int r)
+{
+	switch (SSL_get_error(c->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		c->tls_want = POLLIN;
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_WANT_WRITE:
+		c->tls_want = POLLOUT;
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		if (errno == 0)
+			return 0;   /* the client went away without close_notify */
+		return -1;
+	default:
+		ERR_clear_error();
+		errno = EPROTO;
+		return -1;
+	}
+}
+
 static ssize_t conn_recv(struct http_conn *c, void *buf, size_t len)
 {
 	ssize_t n;
+	if (c->ssl != NULL) {
+		ERR_clear_error();
+		errno = 0;
+		c->tls_want = 0;
+		int r = SSL_read(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+		return r > 0 ? r : conn_ssl_result(c, r);
+	}
 	do
 		n = recv(c->fd, buf, len, 0);
 	while (n < 0 && errno == EINTR);
@@ -193,6 +242,14 @@ static ssize_t conn_recv(struct http_conn *c, void *buf, size_t len)
 static ssize_t conn_send(struct http_conn *c, const void *buf, size_t len)
 {
 	ssize_t n;
+	if (c->ssl != NULL) {
+		/* SSL_write() uses write(): SIGPIPE is ignored by every program that serves TLS here. */
+		ERR_clear_error();
+		errno = 0;
+		c->tls_want = 0;
+		int r = SSL_write(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+		return r > 0 ? r : conn_ssl_result(c, r);
+	}
 	/* MSG_NOSIGNAL: a client gone away must not SIGPIPE the agent. */
 	do
 		n = send(c->fd, buf, len, MSG_NOSIGNAL);
@@ -332,6 +389,10 @@ static bool conn_write(struct http_conn *c, int64_t now)
 			return n < 0 && would_block();
 		c->out_off += (size_t)n;
 	}
+	/* A close_notify if it goes out at once; the peer's is never waited for. */
+	if (c->ssl != NULL)
+		(void)SSL_shutdown(c->ssl);
+	ERR_clear_error();
 	shutdown(c->fd, SHUT_WR);
 	c->state = CONN_DRAIN;
 	c->deadline = now + HTTPD_DRAIN_TIMEOUT_MS;
@@ -342,18 +403,74 @@ static bool conn_write(struct http_conn *c, int64_t now)
 static bool conn_drain(struct http_conn *c)
 {
 	char buf[4096];
+	/* Raw bytes (TLS records too): they are only read so that close() sends no RST. */
 	for (int i = 0; i < 16; i++) {
-		ssize_t n = conn_recv(c, buf, sizeof(buf));
+		ssize_t n;
+		do
+			n = recv(c->fd, buf, sizeof(buf), 0);
+		while (n < 0 && errno == EINTR);
 		if (n <= 0)
 			return n < 0 && would_block();
 	}
 	return true;
 }
 
+/* Drop a connection without an answer: drain what the client sends, then close. */
+static void conn_abandon(struct http_conn *c, int64_t now)
+{
+	shutdown(c->fd, SHUT_WR);
+	c->state = CONN_DRAIN;
+	c->deadline = now + HTTPD_DRAIN_TIMEOUT_MS;
+}
+
+/*
+ * HANDSHAKE: one SSL_accept() step. A client that is not TLS (a plain-HTTP
+ * request) or fails verification is logged and dropped: an answer in plain
+ * text would only teach a browser to retry without TLS.
+ */
+static void conn_handshake(struct http_conn *c, int64_t now)
+{
+	ERR_clear_error();
+	errno = 0;
+	c->tls_want = 0;
+	int r = SSL_accept(c->ssl);
+	if (r == 1) {
+		log_debug("http: %s: %s, cipher %s", c->peer, SSL_get_version(c->ssl), SSL_get_cipher(c->ssl));
+		c->state = CONN_READ;
+		return;
+	}
+	int err = SSL_get_error(c->ssl, r);
+	if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+		c->tls_want = err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+		return;
+	}
+	unsigned long code = ERR_peek_error();
+	char why[512];
+	if (err == SSL_ERROR_SYSCALL && code == 0)
+		snprintf(why, sizeof(why), "%s", errno ? strerror(errno) : "the client closed the connection");
+	else
+		tls_error_text(why, sizeof(why));
+	if (ERR_GET_REASON(code) == SSL_R_HTTP_REQUEST)
+		log_info("http: %s sent plain HTTP to the TLS port: dropped (HINT: use https://)", c->peer);
+	else
+		log_info("http: TLS handshake with %s failed: %s", c->peer, why);
+	ERR_clear_error();
+	conn_abandon(c, now);
+}
+
 /* One poll() result for one connection. Returns false to close it. */
 static bool conn_step(struct httpd *h, struct http_conn *c, short revents, int64_t now)
 {
-	if (c->state == CONN_READ && (revents & (POLLIN | POLLHUP | POLLERR))) {
+	if (c->state == CONN_HANDSHAKE) {
+		if (revents & (POLLIN | POLLOUT | POLLHUP | POLLERR))
+			conn_handshake(c, now);
+		if (c->state == CONN_HANDSHAKE && now >= c->deadline) {
+			log_info("http: TLS handshake with %s not complete within 5 s: dropped", c->peer);
+			return false;
+		}
+	}
+	/* POLLOUT in READ only when an SSL_read() asked for it (conn_events()). */
+	if (c->state == CONN_READ && (revents & (POLLIN | POLLOUT | POLLHUP | POLLERR))) {
 		if (!conn_read(h, c, now))
 			return false;
 	}
@@ -415,6 +532,8 @@ static int conn_evict_rank(const struct http_conn *c)
 {
 	if (c->state == CONN_DRAIN)
 		return 0;
+	if (c->state == CONN_HANDSHAKE)
+		return 1;
 	if (c->state == CONN_READ)
 		return c->hdr_len == 0 ? 1 : 2;
 	return -1;
@@ -447,7 +566,9 @@ static bool httpd_make_room(struct httpd *h)
 	if (victim == SIZE_MAX)
 		return false;
 	struct http_conn *c = h->conns[victim];
-	if (c->state == CONN_READ) {
+	if (c->state == CONN_HANDSHAKE) {
+		log_debug("http: %d connections open, dropping the oldest TLS handshake", HTTPD_MAX_CONNS);
+	} else if (c->state == CONN_READ) {
 		log_debug("http: %d connections open, dropping the oldest incomplete request",
 			  HTTPD_MAX_CONNS);
 		httpd_refuse(c->fd);
@@ -457,10 +578,53 @@ static bool httpd_make_room(struct httpd *h)
 	return true;
 }
 
+static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+		snprintf(buf, len, "%s:%d", host, port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+		snprintf(buf, len, "[%s]:%d", host, port);
+	} else {
+		snprintf(buf, len, "a client");
+	}
+}
+
+/* With TLS on, a new connection starts in HANDSHAKE with the context in use now. */
+static bool conn_start_tls(struct httpd *h, struct http_conn *c)
+{
+	pthread_mutex_lock(&h->tls_lock);
+	if (h->tls != NULL) {
+		ERR_clear_error();
+		c->ssl = SSL_new(h->tls);   /* holds its own reference: a reload cannot free it */
+	}
+	bool tls = h->tls != NULL;
+	pthread_mutex_unlock(&h->tls_lock);
+	if (!tls)
+		return true;
+	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+		char why[256];
+		tls_error_text(why, sizeof(why));
+		log_warn("http: %s: cannot start TLS: %s", c->peer, why);
+		return false;
+	}
+	c->state = CONN_HANDSHAKE;
+	return true;
+}
+
 static void httpd_accept(struct httpd *h, int64_t now)
 {
 	for (int i = 0; i < HTTPD_ACCEPT_BATCH; i++) {
-		int fd = accept4(h->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage ss;
+		socklen_t sslen = sizeof(ss);
+		int fd = accept4(h->listen_fd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
@@ -482,6 +646,11 @@ static void httpd_accept(struct httpd *h, int64_t now)
 		struct http_conn *c = xcalloc(1, sizeof(*c));
 		c->fd = fd;
 		c->state = CONN_READ;
+		addr_text(&ss, c->peer, sizeof(c->peer));
+		if (!conn_start_tls(h, c)) {
+			conn_free(c);
+			continue;
+		}
 		c->deadline = now + HTTPD_REQUEST_TIMEOUT_MS;
 		c->seq = h->next_seq++;
 		sb_init(&c->in);
@@ -492,6 +661,9 @@ static void httpd_accept(struct httpd *h, int64_t now)
 
 static short conn_events(const struct http_conn *c)
 {
+	/* An SSL call waits for what it said (a TLS write may need to read, and back). */
+	if (c->ssl != NULL && c->tls_want != 0 && c->state != CONN_DRAIN)
+		return c->tls_want;
 	return c->state == CONN_WRITE ? POLLOUT : POLLIN;
 }
 
@@ -614,11 +786,19 @@ static void httpd_free(struct httpd *h)
 		close(h->listen_fd);
 	if (h->wake_fd >= 0)
 		close(h->wake_fd);
+	SSL_CTX_free(h->tls);
+	pthread_mutex_destroy(&h->tls_lock);
 	free(h);
 }
 
 struct httpd *httpd_start(const char *listen_addr, http_handler handler, void *arg,
 			  struct pgha_err *e)
+{
+	return httpd_start_tls(listen_addr, NULL, handler, arg, e);
+}
+
+struct httpd *httpd_start_tls(const char *listen_addr, SSL_CTX *tls, http_handler handler, void *arg,
+			      struct pgha_err *e)
 {
 	char host[256];
 	int port = 0;
@@ -629,6 +809,8 @@ struct httpd *httpd_start(const char *listen_addr, http_handler handler, void *a
 	h->wake_fd = -1;
 	h->handler = handler;
 	h->arg = arg;
+	pthread_mutex_init(&h->tls_lock, NULL);
+	h->tls = tls;
 	atomic_init(&h->stopping, false);
 	if (httpd_listen(h, listen_addr, host, port, e) < 0)
 		goto fail;
@@ -656,6 +838,15 @@ struct httpd *httpd_start(const char *listen_addr, http_handler handler, void *a
 fail:
 	httpd_free(h);
 	return NULL;
+}
+
+void httpd_set_tls(struct httpd *h, SSL_CTX *tls)
+{
+	pthread_mutex_lock(&h->tls_lock);
+	SSL_CTX *old = h->tls;
+	h->tls = tls;
+	pthread_mutex_unlock(&h->tls_lock);
+	SSL_CTX_free(old);   /* connections already open hold their own reference */
 }
 
 int httpd_port(const struct httpd *h)

@@ -22,6 +22,8 @@
 #ifndef PGHA_HTTP_HTTPD_H
 #define PGHA_HTTP_HTTPD_H
 
+#include <openssl/ssl.h>
+
 #include "common/err.h"
 #include "common/strbuf.h"
 #include "http/request.h"
@@ -46,6 +48,21 @@ struct httpd;
 /* Listen on "host:port" ("0.0.0.0:8008", "127.0.0.1:0" picks a free port). */
 struct httpd *httpd_start(const char *listen_addr, http_handler handler, void *arg,
 			  struct pgha_err *e);
+/*
+ * The same over TLS: tls (taken over; NULL: plain HTTP) is the server
+ * context, built with common/tlsfile.h's tls_server_ctx_new(). Every
+ * connection must complete its handshake within the request's 5 s; one that
+ * does not, or sends plain HTTP, or fails the client-certificate check, is
+ * logged and dropped without an answer.
+ */
+struct httpd *httpd_start_tls(const char *listen_addr, SSL_CTX *tls, http_handler handler, void *arg,
+			      struct pgha_err *e);
+/*
+ * Serve new connections with tls (taken over) from now on: a certificate
+ * reload. Connections already open finish with the context they started
+ * with. Only for a server started with TLS (tls not NULL). Any thread.
+ */
+void httpd_set_tls(struct httpd *h, SSL_CTX *tls);
 /* Port actually bound (useful with port 0). */
 int httpd_port(const struct httpd *h);
 /* Stop the thread, close every socket, free. Not from the handler (it joins the thread). */

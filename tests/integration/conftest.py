@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -302,7 +303,8 @@ class Node:
         self.conf_path = os.path.join(cluster.base, f"{name}.conf")
         self.log_path = os.path.join(cluster.base, f"{name}.agent.log")
         self.proc = None
-        self.write_conf(extra or {})
+        self.extra = dict(extra or {})
+        self.write_conf(self.extra)
 
     def write_conf(self, extra):
         c = self.cluster
@@ -351,11 +353,24 @@ class Node:
         except FileNotFoundError:
             return ""
 
+    def api_url(self):
+        """The API's base URL: https:// when [tls] cert_file is set and [tls] api is not off."""
+        tls = self.extra.get("tls.cert_file") and self.extra.get("tls.api", "on") == "on"
+        return f"{'https' if tls else 'http'}://{self.host}:{self.api_port}"
+
+    def api_ssl_context(self):
+        """For an https:// API: verify it with [tls] ca_file, present the node's own certificate."""
+        if not self.api_url().startswith("https://"):
+            return None
+        ctx = ssl.create_default_context(cafile=self.extra["tls.ca_file"])
+        ctx.load_cert_chain(self.extra["tls.cert_file"], self.extra["tls.key_file"])
+        return ctx
+
     def api(self, path):
         """(status, parsed JSON body) of GET path on this agent's API."""
-        req = urllib.request.Request(f"http://{self.host}:{self.api_port}{path}")
+        req = urllib.request.Request(f"{self.api_url()}{path}")
         try:
-            with urllib.request.urlopen(req, timeout=3) as r:
+            with urllib.request.urlopen(req, timeout=3, context=self.api_ssl_context()) as r:
                 return r.status, json.loads(r.read() or b"null")
         except urllib.error.HTTPError as e:
             body = e.read()

@@ -19,7 +19,7 @@ static void test_api_routes(void **state)
 	struct api_source src;
 	struct pgha_err e;
 	api_source_init(&src, "demo");
-	struct api_server *api = api_start("127.0.0.1:0", &src, &e);
+	struct api_server *api = api_start("127.0.0.1:0", &src, NULL, &e);
 	assert_non_null(api);
 	int port = api_port(api);
 	struct strbuf r = STRBUF_INIT;
@@ -94,7 +94,7 @@ static void test_api_failsafe_needs_the_token(void **state)
 		st.etcd_reachable = false;   /* the case where a yes binds this member */
 		st.ttl_s = 30;
 		api_source_update(&src, &st, NULL);
-		struct api_server *api = api_start("127.0.0.1:0", &src, &e);
+		struct api_server *api = api_start("127.0.0.1:0", &src, NULL, &e);
 		assert_non_null(api);
 		int port = api_port(api);
 		struct strbuf r = STRBUF_INIT;

@@ -237,6 +237,47 @@ static void test_decode_lenient(void **state)
 	assert_int_equal(strlen(d.error), sizeof(d.error) - 1);
 }
 
+/* tls_not_after only informs: absent is 0, a bad value -1, and neither costs the record. */
+static void test_decode_not_after(void **state)
+{
+	static const struct {
+		const char *value;
+		int64_t want;
+	} cases[] = {
+		{NULL, 0},
+		{"1800000000", 1800000000},
+		{"\"2027-01-01\"", -1},
+		{"-5", -1},
+		{"12", -1},
+		{"1e30", -1},
+		{"99999999999999", -1},
+		{"true", -1},
+		{"null", 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char json[200];
+		struct member d;
+		struct pgha_err e = {{0}};
+		if (cases[i].value)
+			snprintf(json, sizeof(json), "{\"name\":\"a\",\"role\":\"replica\",\"state\":\"running\","
+				 "\"tls_not_after\":%s}", cases[i].value);
+		else
+			snprintf(json, sizeof(json), "{\"name\":\"a\",\"role\":\"replica\",\"state\":\"running\"}");
+		if (member_decode(json, &d, &e) != 0)
+			fail_msg("%s refused: %s", json, e.msg);
+		if (d.tls_not_after != cases[i].want)
+			fail_msg("%s: tls_not_after %lld, want %lld", json, (long long)d.tls_not_after,
+				 (long long)cases[i].want);
+		/* Encoded again, it reads the same (a bad value stays visibly bad). */
+		char *enc = member_encode(&d);
+		struct member d2;
+		assert_int_equal(member_decode(enc, &d2, &e), 0);
+		assert_int_equal(d2.tls_not_after, d.tls_not_after);
+		assert_true((strstr(enc, "tls_not_after") != NULL) == (d.tls_not_after != 0));
+		free(enc);
+	}
+}
+
 static void check_bad(const char *json, const char *needle)
 {
 	struct member d;
@@ -508,6 +549,7 @@ int main(void)
 		cmocka_unit_test(test_view_leader_key),
 		cmocka_unit_test(test_view_empty),
 		cmocka_unit_test(test_view_encode_sorts),
+		cmocka_unit_test(test_decode_not_after),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

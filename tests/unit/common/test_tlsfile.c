@@ -3,7 +3,9 @@
  * a good pair with its CA passes; a missing or garbage file, a key of another
  * certificate, an expired or not-yet-valid certificate, a certificate of
  * another CA and a CA file with garbage after its certificate are refused,
- * naming the file and the reason.
+ * naming the file and the reason. The expiry date read for the member record
+ * and /metrics, and the server context of the agent API (a key of another
+ * certificate refused there too, as on a reload).
  *
  * The certificates are made here with OpenSSL (EC P-256: fast under ASan).
  */
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -111,6 +114,7 @@ static int setup(void **state)
 	write_key(path("other.key"), key2, 0600);
 	write_key(path("writable.key"), key, 0666);
 	write_text(path("garbage.crt"), "hello\n");
+	assert_int_equal(mkdir(path("dir.crt"), 0700), 0);
 	write_text(path("garbage.key"), "hello\n");
 	assert_int_equal(chmod(path("garbage.key"), 0600), 0);
 	X509_free(ca);
@@ -178,8 +182,49 @@ static void test_refused(void **state)
 		(const char *const[]){"foreign.crt", "is not signed by ca_file", "ca.crt", NULL});
 	refused("good.crt", "good.key", "missing-ca.crt", (const char *const[]){"ca_file", "missing-ca.crt", NULL});
 	refused("good.crt", "good.key", "garbage.crt", (const char *const[]){"ca_file", "garbage.crt", NULL});
+	refused("dir.crt", "good.key", NULL, (const char *const[]){"cert_file", "dir.crt", NULL});
+	refused("good.crt", "good.key", "dir.crt", (const char *const[]){"ca_file", "dir.crt", NULL});
 	refused("good.crt", "good.key", "ca-garbage.crt",
 		(const char *const[]){"ca_file", "ca-garbage.crt", "not PEM certificates only", NULL});
+}
+
+/* notAfter as unix seconds: good.crt was made valid until now + 1 day. */
+static void test_not_after(void **state)
+{
+	struct pgha_err e;
+	int64_t t = 0;
+	if (tls_cert_not_after(path("good.crt"), &t, &e) != 0)
+		fail_msg("%s", e.msg);
+	int64_t want = (int64_t)time(NULL) + 86400;
+	assert_true(t > want - 120 && t <= want + 5);
+	assert_int_equal(tls_cert_not_after(path("garbage.crt"), &t, &e), -1);
+	assert_non_null(strstr(e.msg, "garbage.crt"));
+}
+
+static void test_server_ctx(void **state)
+{
+	struct pgha_err e;
+	char c[1200], k[1200];
+	snprintf(c, sizeof(c), "%s", path("good.crt"));
+	snprintf(k, sizeof(k), "%s", path("good.key"));
+	SSL_CTX *ctx = tls_server_ctx_new(c, k, NULL, &e);
+	if (ctx == NULL)
+		fail_msg("%s", e.msg);
+	assert_int_equal(SSL_CTX_get_min_proto_version(ctx), TLS1_2_VERSION);
+	assert_int_equal(SSL_CTX_get_verify_mode(ctx), SSL_VERIFY_NONE);
+	SSL_CTX_free(ctx);
+	ctx = tls_server_ctx_new(c, k, path("ca.crt"), &e);
+	if (ctx == NULL)
+		fail_msg("%s", e.msg);
+	assert_int_equal(SSL_CTX_get_verify_mode(ctx), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT);
+	SSL_CTX_free(ctx);
+	snprintf(k, sizeof(k), "%s", path("other.key"));
+	assert_null(tls_server_ctx_new(c, k, NULL, &e));
+	assert_non_null(strstr(e.msg, "other.key"));
+	assert_non_null(strstr(e.msg, "good.crt"));
+	snprintf(k, sizeof(k), "%s", path("good.key"));
+	assert_null(tls_server_ctx_new(c, k, path("garbage.crt"), &e));
+	assert_non_null(strstr(e.msg, "ca_file"));
 }
 
 int main(void)
@@ -187,6 +232,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_not_after),
+		cmocka_unit_test(test_server_ctx),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
