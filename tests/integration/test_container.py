@@ -94,12 +94,19 @@ def rootfs_tarball():
         target = os.path.join(work, "rootfs")
         run(["debootstrap", "--variant=minbase", "--include=" + ",".join(pkgs), SUITE, target, MIRROR],
             timeout=900)
-        # The downloaded .debs (100+ MB) and Debian's default PostgreSQL cluster are not image content.
+        # Not image content, and less to tar and import: the downloaded .debs (100+ MB), and the
+        # documentation, manual pages and message translations debian:*-slim leaves out too.
         for d in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for n in os.listdir(os.path.join(target, d)):
                 p = os.path.join(target, d, n)
                 if os.path.isfile(p) and n != "lock":
                     os.unlink(p)
+        for d in ("usr/share/doc", "usr/share/man", "usr/share/info"):
+            shutil.rmtree(os.path.join(target, d), ignore_errors=True)
+        locale = os.path.join(target, "usr/share/locale")
+        for n in os.listdir(locale):
+            if os.path.isdir(os.path.join(locale, n)):
+                shutil.rmtree(os.path.join(locale, n))
         run(["tar", "-C", target, "--numeric-owner", "-cf", tar + ".part", "."], timeout=300)
         os.rename(tar + ".part", tar)
     finally:
@@ -178,6 +185,7 @@ class Stack:
         for v in svc.get("volumes", []):
             vol, path = v.split(":")
             assert vol in self.spec["volumes"], v
+            podman("volume", "create", "--label", LABEL, f"{self.prefix}-{vol}")
             args += ["-v", f"{self.prefix}-{vol}:{path}"]
         for c in svc.get("configs", []):
             src = os.path.join(CONTAINER_DIR, self.spec["configs"][c["source"]]["file"])
@@ -225,7 +233,8 @@ def remove_labelled():
     """Every container, volume and network LABEL marks: this run's, or a killed run's leftovers."""
     ids = podman("ps", "-aq", "--filter", "label=" + LABEL, check=False).stdout.split()
     if ids:
-        podman("rm", "-f", "-t", "5", *ids, timeout=120, check=False)
+        # -v: the anonymous volumes of the image's VOLUME (proxies, app) go too.
+        podman("rm", "-f", "-v", "-t", "5", *ids, timeout=120, check=False)
     vols = podman("volume", "ls", "-q", "--filter", "label=" + LABEL, check=False).stdout.split()
     if vols:
         podman("volume", "rm", "-f", *vols, check=False)
@@ -248,15 +257,26 @@ def stack():
     names = {"base": f"localhost/pgha-test-base:{tag}", "PGHA_IMAGE": f"localhost/pgha-test:{tag}",
              "PGHA_ETCD_IMAGE": f"localhost/pgha-test-etcd:{tag}"}
     st = None
+    phases, last = [], [t0]
+
+    def phase(name):
+        now = time.monotonic()
+        phases.append(f"{name} {now - last[0]:.0f}s")
+        last[0] = now
     try:
         binary = release_binary()
         assert os.path.exists(binary)
-        podman("import", rootfs_tarball(), names["base"], timeout=600)
+        phase("make")
+        tar = rootfs_tarball()
+        phase("rootfs")
+        podman("import", tar, names["base"], timeout=600)
+        phase("import")
         for target, image in (("pgha", names["PGHA_IMAGE"]), ("etcd", names["PGHA_ETCD_IMAGE"])):
             # --format docker: OCI images have no HEALTHCHECK. No network: the base has every package.
             podman("build", "--format", "docker", "--network", "none", *ULIMITS, "-f", DOCKERFILE,
                    "--build-arg", "BASE=" + names["base"], "--build-arg", "PGHA_FROM=prebuilt",
                    "--target", target, "-t", image, ROOT, timeout=600)
+        phase("build")
         su_pw, repl_pw = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
         values = {
             "pgha_superuser_password": su_pw + "\n",
@@ -268,10 +288,11 @@ def stack():
         st = Stack(base, names, values)
         st.su_pw = su_pw
         st.secret_values = [su_pw, repl_pw, values["pgha_api_token"].strip()]
-        st.built_s = time.monotonic() - t0
+        st.phases = phases
         st.create_network()
         for s in ("etcd1", "etcd2", "etcd3", "pgha1", "pgha2", "pgha3", "proxy1", "proxy2", "app"):
             st.start(s)
+        phase("start")
         yield st
     finally:
         if st is not None:
@@ -352,6 +373,7 @@ def test_stack_bootstraps_serves_and_fails_over(stack):
         for v in st.secret_values:
             assert v not in blob, f"a secret is in {s}'s configuration (podman inspect)"
     r = st.exec(leader, "sh", "-c", "cat /proc/[0-9]*/cmdline /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n'")
+    assert "/usr/local/bin/pgha" in r.stdout and "postgres" in r.stdout, r.stdout[-2000:]
     for v in st.secret_values:
         assert v not in r.stdout, f"a secret is in a process's argv or environment in {leader}"
 
@@ -369,5 +391,12 @@ def test_stack_bootstraps_serves_and_fails_over(stack):
     write_through(st, "proxy2", "after-2")
     failover_s = time.monotonic() - t1
     wait_until("heartbeats after the failover", lambda: heartbeats(st) > n + 2, timeout=60, interval=1)
-    print(f"container test: images {st.built_s:.0f}s, bootstrap {boot_s:.0f}s, "
-          f"stop-to-writes-again {failover_s:.0f}s ({leader} -> {new_leader})")
+
+    # As Swarm's restart policy would: the old leader's container starts again on its volume and
+    # rejoins as a standby of the new leader.
+    t2 = time.monotonic()
+    podman("start", st.cname(leader))
+    assert wait_cluster(st, ["pgha1", "pgha2", "pgha3"], timeout=120) == new_leader
+    rejoin_s = time.monotonic() - t2
+    print(f"container test: {', '.join(st.phases)}, bootstrap {boot_s:.0f}s, "
+          f"stop-to-writes-again {failover_s:.0f}s ({leader} -> {new_leader}), rejoin {rejoin_s:.0f}s")
