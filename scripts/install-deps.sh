@@ -2,7 +2,8 @@
 # Install everything pgha needs to build, run and test on Debian bookworm (prometheus:
 # promtool tests the alert rules, and a real server scrapes a cluster in the tests;
 # chromium and python3-websocket: a real browser drives the dashboard in the tests; a JDK and
-# pgJDBC: the proxy's driver tests).
+# pgJDBC: the proxy's driver tests; podman with runc and netavark/aardvark-dns, debootstrap and
+# python3-yaml: tests/integration/test_container.py builds the image and runs the stack).
 # Idempotent: does nothing when every package is already there. Besides Debian's
 # packages: an S3-compatible server from npm for the S3 backup test, and node-postgres for
 # the proxy's driver tests, under /opt/pgha-test-node (PGHA_S3_SERVER_DIR).
@@ -30,13 +31,14 @@ PACKAGES=(
   default-jdk-headless libpostgresql-jdbc-java
   iproute2 procps openssl systemd tcpdump curl
   prometheus chromium python3-websocket
+  podman runc netavark aardvark-dns debootstrap python3-yaml
 )
 
 # Patroni 3.0 from bookworm; its etcd3 DCS module imports python3-etcd (the
 # python3-etcd3 gRPC client is not used). PgBouncer and HAProxy: bench/proxy.py.
 # postgres_exporter: bench/metrics.py. Pgpool-II: bench/rw_split.py.
 BENCH_PACKAGES=(
-  patroni python3-etcd python3-yaml
+  patroni python3-etcd
   pgbouncer haproxy pgpool2
   prometheus-postgres-exporter
 )
