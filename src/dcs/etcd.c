@@ -195,7 +195,7 @@ static enum attempt classify(struct etcd_client *c, long status, const char *bod
 	*rc = etcd_dec_error(body, e);
 	if (*rc == ETCD_OK) {
 		/* Not etcd's error object: a proxy page, garbage, a crash. */
-		err_set(e, "HTTP %ld with a reply that is not an etcd error", status);
+		etcd_explain_foreign(status, body, e);
 		*rc = status >= 500 ? ETCD_EUNAVAIL : ETCD_EPROTO;
 		return ATT_NEXT;
 	}

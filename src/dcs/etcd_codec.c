@@ -1029,3 +1029,26 @@ out:
 	json_decref(root);
 	return rc;
 }
+
+void etcd_explain_foreign(long status, const char *body, struct pgha_err *e)
+{
+	/*
+	 * etcd 3.4+ with --client-cert-auth refuses, on its JSON gateway (all
+	 * pgha uses), any client certificate that has a CommonName: through the
+	 * gateway the CN could not be used as the etcd user, so etcd will not
+	 * let a client believe it is.
+	 */
+	if (body != NULL && strstr(body, "CommonName of client sending a request against gateway") != NULL) {
+		err_set(e, "HTTP %ld: etcd refuses a client certificate with a CommonName on its HTTP gateway\n"
+			   "HINT: make [etcd] cert_file a certificate without CN (its names in subjectAltName only, "
+			   "e.g. openssl -subj \"/O=pgha/OU=db1\"); the user comes from username/password_file", status);
+		return;
+	}
+	char text[81];
+	size_t n = 0;
+	for (const char *p = body ? body : ""; *p != '\0' && n < sizeof(text) - 1; p++)
+		text[n++] = (*p >= 0x20 && *p < 0x7f) ? *p : ' ';
+	text[n] = '\0';
+	err_set(e, "HTTP %ld with a reply that is not an etcd error: \"%s%s\"", status, text,
+		body && strlen(body) > n ? "..." : "");
+}

@@ -36,6 +36,8 @@ char *etcd_enc_auth(const char *user, const char *password);
 
 /* Reply decoders. */
 int etcd_dec_error(const char *body, struct pgha_err *e);    /* body is an error object? */
+/* An HTTP answer that is not etcd's error object, explained (the start of its text, a known cause). */
+void etcd_explain_foreign(long status, const char *body, struct pgha_err *e);
 int etcd_dec_range(const char *body, struct etcd_kvs *out, struct pgha_err *e);
 int etcd_dec_put(const char *body, int64_t *revision, struct pgha_err *e);
 int etcd_dec_delete(const char *body, int64_t *deleted, struct pgha_err *e);

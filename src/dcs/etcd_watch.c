@@ -184,8 +184,7 @@ static void watch_explain(struct etcd_watch *w, CURLcode res)
 		struct pgha_err e = {{0}};
 		int rc = etcd_dec_error(sb_str(&w->errbody.sb), &e);
 		if (rc == ETCD_OK)
-			err_set(&w->err, "HTTP %ld with a reply that is not an etcd error",
-				w->status);
+			etcd_explain_foreign(w->status, sb_str(&w->errbody.sb), &w->err);
 		else
 			err_set(&w->err, "%s", e.msg);
 		w->token_rejected = rc == ETCD_EAUTH && etcd_is_token_error(e.msg);

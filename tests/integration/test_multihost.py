@@ -52,11 +52,12 @@ def guide_steps():
     return steps
 
 
-def unit_exec_start(unit, what="ExecStart"):
-    """The ExecStart= (or ExecStartPre=) command of one of pgha's units, as a list, %i = main."""
+def unit_exec_start(unit, etc, what="ExecStart"):
+    """The ExecStart= (or ExecStartPre=) command of one of pgha's units, as a list: %i = main,
+    /etc/pgha = the host's own directory."""
     text = open(os.path.join(ROOT, "deploy", "systemd", unit)).read()
     line = re.search(rf"^{what}=(.*)$", text, re.M).group(1)
-    return line.replace("@BINDIR@/pgha", PGHA_BIN).replace("%i", "main").split()
+    return line.replace("@BINDIR@/pgha", PGHA_BIN).replace("%i", "main").replace("/etc/pgha", etc).split()
 
 
 class Net:
@@ -167,8 +168,8 @@ class Host:
     def start_unit(self, unit, log):
         """What systemd does: the credentials, ExecStartPre= (which must pass), ExecStart=."""
         self.load_credentials()
-        run(self.d.net.exec(self.name) + unit_exec_start(unit, "ExecStartPre"), timeout=60)
-        return self.spawn(unit_exec_start(unit), log)
+        run(self.d.net.exec(self.name) + unit_exec_start(unit, self.vars["ETC"], "ExecStartPre"), timeout=60)
+        return self.spawn(unit_exec_start(unit, self.vars["ETC"]), log)
 
     def start_agent(self):
         self.agent = self.start_unit("pgha-agent@.service", "agent.log")

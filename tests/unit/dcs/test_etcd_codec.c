@@ -728,6 +728,25 @@ static void test_dec_large(void **state)
 	free(deep);
 }
 
+/* A reply that is not etcd's error object: its start is quoted; the CN refusal of etcd's gateway explained. */
+static void test_explain_foreign(void **state)
+{
+	struct pgha_err e;
+	etcd_explain_foreign(400, "CommonName of client sending a request against gateway will be ignored and not "
+			     "used as expected\n", &e);
+	assert_non_null(strstr(e.msg, "HTTP 400: etcd refuses a client certificate with a CommonName"));
+	assert_non_null(strstr(e.msg, "HINT: make [etcd] cert_file a certificate without CN"));
+	etcd_explain_foreign(502, "<html>\x01" "bad gateway</html>", &e);
+	assert_string_equal(e.msg, "HTTP 502 with a reply that is not an etcd error: \"<html> bad gateway</html>\"");
+	char big[300];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	etcd_explain_foreign(500, big, &e);
+	assert_non_null(strstr(e.msg, "xxx...\""));
+	etcd_explain_foreign(500, NULL, &e);
+	assert_string_equal(e.msg, "HTTP 500 with a reply that is not an etcd error: \"\"");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -755,6 +774,7 @@ int main(void)
 		cmocka_unit_test(test_dec_watch_good),
 		cmocka_unit_test(test_dec_watch_malformed),
 		cmocka_unit_test(test_dec_large),
+		cmocka_unit_test(test_explain_foreign),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
