@@ -5,7 +5,9 @@
  * basicConstraints CA:TRUE and keyCertSign; a leaf carries its names in
  * subjectAltName (verify-full, etcd and curl match those, not the CN) and
  * extendedKeyUsage for both ends of a link, so one node certificate serves
- * PostgreSQL, the API, and the node's own client connections.
+ * PostgreSQL, the API, and the node's own client connections. A leaf has no
+ * CommonName (O=pgha, OU=its name): etcd refuses a client certificate with
+ * one on the HTTP gateway pgha talks to.
  */
 #include "common/certgen.h"
 
@@ -46,8 +48,11 @@ static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 	return ok == 1 ? 0 : -1;
 }
 
-/* Subject, serial, dates and key of a new certificate; the issuer's fields are set by the caller. */
-static X509 *new_cert(const char *cn, EVP_PKEY *key, int days)
+/*
+ * Serial, dates and key of a new certificate, its subject CN=cn or, with
+ * ou, O=pgha/OU=ou; the issuer's fields are set by the caller.
+ */
+static X509 *new_cert(const char *cn, const char *ou, EVP_PKEY *key, int days)
 {
 	X509 *x = X509_new();
 	unsigned char rnd[16];
@@ -60,9 +65,13 @@ static X509 *new_cert(const char *cn, EVP_PKEY *key, int days)
 	}
 	ok = ok && X509_set_version(x, 2) == 1 &&
 	     X509_gmtime_adj(X509_getm_notBefore(x), -3600) != NULL &&
-	     X509_time_adj_ex(X509_getm_notAfter(x), days, 0, NULL) != NULL && X509_set_pubkey(x, key) == 1 &&
-	     X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
-					-1, 0) == 1;
+	     X509_time_adj_ex(X509_getm_notAfter(x), days, 0, NULL) != NULL && X509_set_pubkey(x, key) == 1;
+	X509_NAME *name = ok ? X509_get_subject_name(x) : NULL;
+	if (ok && ou != NULL)
+		ok = X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)"pgha", -1, -1, 0) == 1 &&
+		     X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_UTF8, (const unsigned char *)ou, -1, -1, 0) == 1;
+	else if (ok)
+		ok = X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0) == 1;
 	BN_free(bn);
 	if (!ok) {
 		X509_free(x);
@@ -75,7 +84,7 @@ int certgen_ca(const char *cn, int days, struct cert_pair *out, struct pgha_err 
 {
 	*out = (struct cert_pair){0};
 	EVP_PKEY *key = new_key();
-	X509 *x = key ? new_cert(cn, key, days) : NULL;
+	X509 *x = key ? new_cert(cn, NULL, key, days) : NULL;
 	if (x == NULL || X509_set_issuer_name(x, X509_get_subject_name(x)) != 1 ||
 	    add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE") != 0 ||
 	    add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") != 0 ||
@@ -94,7 +103,7 @@ int certgen_leaf(const struct cert_pair *ca, const char *cn, const char *sans, i
 {
 	*out = (struct cert_pair){0};
 	EVP_PKEY *key = new_key();
-	X509 *x = key ? new_cert(cn, key, days) : NULL;
+	X509 *x = key ? new_cert(NULL, cn, key, days) : NULL;
 	bool ok = x != NULL && X509_set_issuer_name(x, X509_get_subject_name(ca->crt)) == 1 &&
 		  add_ext(x, ca->crt, NID_basic_constraints, "critical,CA:FALSE") == 0 &&
 		  add_ext(x, ca->crt, NID_key_usage, "critical,digitalSignature,keyEncipherment") == 0 &&

@@ -25,7 +25,8 @@ struct cert_pair {
 int certgen_ca(const char *cn, int days, struct cert_pair *out, struct pgha_err *e) PGHA_MUSTCHECK;
 
 /*
- * A certificate for cn signed by ca, usable as server and as client
+ * A certificate for cn (subject O=pgha, OU=cn: no CommonName, which etcd's
+ * gateway refuses in a client certificate) signed by ca, usable as server and as client
  * (extendedKeyUsage serverAuth, clientAuth). sans: subjectAltName entries,
  * comma-separated, as OpenSSL writes them ("IP:127.0.0.1,DNS:localhost");
  * NULL or "": none.

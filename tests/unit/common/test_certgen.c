@@ -81,6 +81,12 @@ static void test_ca_signs_server_and_client(void **state)
 	assert_int_equal(X509_check_host(leaf.crt, "localhost", 0, 0, NULL), 1);
 	assert_int_not_equal(X509_check_ip_asc(leaf.crt, "127.0.0.2", 0), 1);
 	assert_int_not_equal(X509_check_host(leaf.crt, "node2", 0, 0, NULL), 1);
+	/* No CommonName (etcd's gateway refuses client certificates with one): O=pgha, OU=name. */
+	assert_int_equal(X509_NAME_get_index_by_NID(X509_get_subject_name(leaf.crt), NID_commonName, -1), -1);
+	char ou[64];
+	assert_int_equal(X509_NAME_get_text_by_NID(X509_get_subject_name(leaf.crt), NID_organizationalUnitName, ou,
+						   sizeof(ou)), 5);
+	assert_string_equal(ou, "node1");
 	/* A leaf cannot sign: only the CA may. */
 	assert_int_equal(X509_check_ca(leaf.crt), 0);
 	assert_int_not_equal(X509_check_ca(ca.crt), 0);
