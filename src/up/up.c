@@ -38,8 +38,8 @@
 #include "up/up_int.h"
 #include "up/up_tls.h"
 
-/* Agents' [tls] require: on once the proxy speaks TLS to PostgreSQL. */
-#define UP_TLS_REQUIRE "off"
+/* Agents' [tls] require: PostgreSQL takes TLS connections only (the proxy's are verify-full). */
+#define UP_TLS_REQUIRE "on"
 
 static void on_signal(int sig)
 {
@@ -311,12 +311,22 @@ static int check_reachable(struct up *u, struct pgha_err *e)
 	return rc;
 }
 
-/* The [etcd] lines naming user pgha and its password file ("" without etcd auth). */
-static char *etcd_auth_conf(const struct up *u)
+/*
+ * The [etcd] lines naming user pgha and its password file (none without etcd
+ * auth), and under --tls the CA and who's certificate (node1, proxy, ...).
+ */
+static char *etcd_auth_conf(const struct up *u, const char *who)
 {
-	if (!u->st.etcd_auth)
-		return xstrdup("");
-	return xasprintf("username = " UP_ETCD_USER "\npassword_file = %s/secrets/etcd-pgha.password\n", u->dir);
+	struct strbuf sb = STRBUF_INIT;
+	if (u->st.etcd_auth)
+		sb_printf(&sb, "username = " UP_ETCD_USER "\npassword_file = %s/secrets/etcd-pgha.password\n", u->dir);
+	if (u->st.tls) {
+		char *crt = up_tls_path(u->dir, who, "crt"), *key = up_tls_path(u->dir, who, "key");
+		sb_printf(&sb, "ca_file = %s\ncert_file = %s\nkey_file = %s\n", u->tls_ca, crt, key);
+		free(crt);
+		free(key);
+	}
+	return sb.data ? sb_steal(&sb) : xstrdup("");
 }
 
 /* node i's [tls] section ("" without --tls): its certificate for PostgreSQL, the cluster's CA. */
@@ -344,7 +354,9 @@ static int write_node_conf(struct up *u, int i, struct pgha_err *e)
 	if (path_exists(path))
 		goto out;
 	struct strbuf sb = STRBUF_INIT;
-	char *etcd_auth_lines = etcd_auth_conf(u);
+	char who[16];
+	snprintf(who, sizeof(who), "node%d", i + 1);
+	char *etcd_auth_lines = etcd_auth_conf(u, who);
 	char *backup = u->restore_repo
 		? xasprintf("[backup]\nrepo_path = %s\nfull_every = 7d\ndiff_every = 1d\n\n"
 			    "[bootstrap]\nmethod = restore\nrestore_stanza = %s\nrestore_target = %s\n\n",
@@ -395,8 +407,16 @@ static int prepare_dir(struct up *u, int nodes, int etcd_members, const char *cl
 		goto out;
 	if (ensure_secret(su, e) != 0 || ensure_secret(repl, e) != 0 || ensure_secret(token, e) != 0)
 		goto out;
-	if (u->st.tls && up_tls_prepare(u->dir, u->st.nodes, e) != 0)
-		goto out;
+	if (u->st.tls) {
+		free(u->tls_ca);
+		free(u->tls_client_crt);
+		free(u->tls_client_key);
+		u->tls_ca = up_tls_path(u->dir, "ca", "crt");
+		u->tls_client_crt = up_tls_path(u->dir, "client", "crt");
+		u->tls_client_key = up_tls_path(u->dir, "client", "key");
+		if (up_tls_prepare(u->dir, u->st.nodes, e) != 0)
+			goto out;
+	}
 	if (u->st.etcd_auth) {
 		char *root = path_join(secrets, "etcd-root.password");
 		char *pg = path_join(secrets, "etcd-pgha.password");
@@ -447,7 +467,7 @@ static int prepare_dir(struct up *u, int nodes, int etcd_members, const char *cl
 	}
 	char *pconf = path_join(u->dir, "proxy.conf");
 	if (rc == 0 && !path_exists(pconf)) {
-		char *auth_lines = etcd_auth_conf(u);
+		char *auth_lines = etcd_auth_conf(u, "proxy");
 		sb_printf(&sb, "# Written by pgha up. See `pgha proxy --help` for every option.\n"
 			       "[cluster]\nname = %s\n\n[etcd]\nendpoints = %s\n%s\n"
 			       "[proxy]\nlisten = 127.0.0.1:%d\nlisten_ro = 127.0.0.1:%d\npool_size = 20\n"
@@ -464,7 +484,9 @@ static int prepare_dir(struct up *u, int nodes, int etcd_members, const char *cl
 		if (u->st.tls) {
 			char *crt = up_tls_path(u->dir, "proxy", "crt"), *key = up_tls_path(u->dir, "proxy", "key");
 			sb_printf(&sb, "\n[tls]\n# Clients: TLS offered (sslmode=verify-full with the CA in secrets/tls/ca.crt).\n"
-				       "cert_file = %s\nkey_file = %s\n", crt, key);
+				       "cert_file = %s\nkey_file = %s\n"
+				       "# PostgreSQL: TLS, its certificate verified against the cluster's CA and address.\n"
+				       "server_sslmode = verify-full\nserver_ca_file = %s\n", crt, key, u->tls_ca);
 			free(crt);
 			free(key);
 		}
@@ -604,7 +626,10 @@ static bool cluster_ready(const struct cluster_view *v, int nodes, struct strbuf
 
 static int wait_ready(struct up *u, struct cluster_view *out, struct pgha_err *e)
 {
+	struct etcd_opts o0 = {0};
+	up_etcd_client_tls(u, &o0);
 	struct etcd_opts o = {.endpoints = u->etcd_urls, .request_timeout_ms = 1000, .deadline_ms = 2000,
+			      .ca_file = o0.ca_file, .cert_file = o0.cert_file, .key_file = o0.key_file,
 			      .username = u->etcd_password ? UP_ETCD_USER : NULL, .password = u->etcd_password};
 	struct etcd_client *c = etcd_new(&o, e);
 	if (c == NULL)
@@ -679,12 +704,16 @@ static void print_summary(struct up *u, const struct cluster_view *v, double sec
 		printf("  read-only  PGPASSFILE=%s/pgpass psql \"host=127.0.0.1 port=%d user=postgres dbname=postgres%s\""
 		       "   # sees your writes\n", u->dir, u->st.proxy_ro_port, ssl);
 	}
-	printf("\nHealth API:  curl http://127.0.0.1:%d/cluster   (node1; /primary, /replica, ...)\n",
-	       u->st.api_port[0]);
-	printf("Dashboard:   http://127.0.0.1:%d/ui   (node1's agent; every agent serves it; a switchover from it "
-	       "needs the token in %s/secrets/api.token)\n", u->st.api_port[0], u->dir);
-	printf("Metrics:     curl http://127.0.0.1:%d/metrics   (node1's agent; every agent serves its own",
-	       u->st.api_port[0]);
+	/* Under --tls the API is HTTPS with node1's certificate: curl checks it against the CA. */
+	char *cacert = u->st.tls ? xasprintf("--cacert %s ", u->tls_ca) : xstrdup("");
+	printf("\nHealth API:  curl %s%s://127.0.0.1:%d/cluster   (node1; /primary, /replica, ...)\n", cacert,
+	       up_scheme(u), u->st.api_port[0]);
+	printf("Dashboard:   %s://127.0.0.1:%d/ui   (node1's agent; every agent serves it; a switchover from it "
+	       "needs the token in %s/secrets/api.token%s)\n", up_scheme(u), u->st.api_port[0], u->dir,
+	       u->st.tls ? "; your browser must trust secrets/tls/ca.crt" : "");
+	printf("Metrics:     curl %s%s://127.0.0.1:%d/metrics   (node1's agent; every agent serves its own", cacert,
+	       up_scheme(u), u->st.api_port[0]);
+	free(cacert);
 	if (u->st.proxy_port > 0 && u->st.proxy_metrics_port > 0)
 		printf(";\n             the proxy's: http://127.0.0.1:%d/metrics", u->st.proxy_metrics_port);
 	printf(")\n");
@@ -963,6 +992,9 @@ stop:
 	free(u->self_exe);
 	free(u->bin_dir);
 	secret_free(u->etcd_password);
+	free(u->tls_ca);
+	free(u->tls_client_crt);
+	free(u->tls_client_key);
 	free(u->etcd_urls);
 	return code;
 }

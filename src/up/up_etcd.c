@@ -32,11 +32,25 @@ int up_open_log(struct up *u, const char *name, struct pgha_err *e)
 	return fd;
 }
 
+const char *up_scheme(const struct up *u)
+{
+	return u->st.tls ? "https" : "http";
+}
+
+void up_etcd_client_tls(const struct up *u, struct etcd_opts *o)
+{
+	if (!u->st.tls)
+		return;
+	o->ca_file = u->tls_ca;
+	o->cert_file = u->tls_client_crt;
+	o->key_file = u->tls_client_key;
+}
+
 void up_etcd_urls(struct up *u)
 {
 	struct strbuf sb = STRBUF_INIT;
 	for (int i = 0; i < u->st.etcd_members; i++)
-		sb_printf(&sb, "%shttp://127.0.0.1:%d", i ? "," : "", u->st.etcd_client_port[i]);
+		sb_printf(&sb, "%s%s://127.0.0.1:%d", i ? "," : "", up_scheme(u), u->st.etcd_client_port[i]);
 	free(u->etcd_urls);
 	u->etcd_urls = sb_steal(&sb);
 }
@@ -60,9 +74,10 @@ static int spawn_member(struct up *u, int i, const char *initial, struct pgha_er
 	if (fd < 0)
 		return -1;
 	char *data = u->st.etcd_members == 1 ? path_join(u->dir, "etcd") : xasprintf("%s/%s", u->dir, name);
-	char *client = xasprintf("http://127.0.0.1:%d", u->st.etcd_client_port[i]);
-	char *peer = xasprintf("http://127.0.0.1:%d", u->st.etcd_peer_port[i]);
-	const char *argv[] = {u->etcd_bin, "--name", name, "--data-dir", data,
+	char *client = xasprintf("%s://127.0.0.1:%d", up_scheme(u), u->st.etcd_client_port[i]);
+	char *peer = xasprintf("%s://127.0.0.1:%d", up_scheme(u), u->st.etcd_peer_port[i]);
+	char *crt = xasprintf("%s/secrets/tls/etcd.crt", u->dir), *key = xasprintf("%s/secrets/tls/etcd.key", u->dir);
+	const char *argv[40] = {u->etcd_bin, "--name", name, "--data-dir", data,
 			      "--listen-client-urls", client, "--advertise-client-urls", client,
 			      "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 			      /* Read on the first start only: later ones use the data directory. */
@@ -74,8 +89,22 @@ static int spawn_member(struct up *u, int i, const char *initial, struct pgha_er
 			       * are 32 random characters: a low cost loses nothing.
 			       */
 			      "--bcrypt-cost", "4", NULL};
+	if (u->st.tls) {
+		/* Clients and peers: TLS, and a certificate of the cluster's CA (then etcd's user and password). */
+		const char *tls[] = {"--cert-file", crt, "--key-file", key, "--trusted-ca-file", u->tls_ca,
+				     "--client-cert-auth", "--peer-cert-file", crt, "--peer-key-file", key,
+				     "--peer-trusted-ca-file", u->tls_ca, "--peer-client-cert-auth", NULL};
+		size_t n = 0;
+		while (argv[n] != NULL)
+			n++;
+		for (size_t k = 0; tls[k] != NULL && n + 1 < sizeof(argv) / sizeof(argv[0]); k++)
+			argv[n++] = tls[k];
+		argv[n] = NULL;
+	}
 	struct proc_spec spec = {.argv = argv, .out_fd = fd, .new_session = true};
 	int rc = proc_spawn(&spec, &u->etcd_pid[i], e);
+	free(crt);
+	free(key);
 	close(fd);
 	free(data);
 	free(client);
@@ -87,10 +116,11 @@ static int spawn_member(struct up *u, int i, const char *initial, struct pgha_er
 static int wait_member(struct up *u, int i, const char *root_pw, int64_t deadline, struct pgha_err *e)
 {
 	char url[64], name[16], logname[32];
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d", u->st.etcd_client_port[i]);
+	snprintf(url, sizeof(url), "%s://127.0.0.1:%d", up_scheme(u), u->st.etcd_client_port[i]);
 	up_etcd_member_names(u, i, name, sizeof(name), logname, sizeof(logname));
 	struct etcd_opts o = {.endpoints = url, .request_timeout_ms = 500, .deadline_ms = 1000,
 			      .username = root_pw ? "root" : NULL, .password = root_pw};
+	up_etcd_client_tls(u, &o);
 	struct etcd_client *c = etcd_new(&o, e);
 	if (c == NULL)
 		return -1;
@@ -122,7 +152,7 @@ int up_etcd_start(struct up *u, struct pgha_err *e)
 	for (int i = 0; i < u->st.etcd_members; i++) {
 		char name[16], logname[32];
 		up_etcd_member_names(u, i, name, sizeof(name), logname, sizeof(logname));
-		sb_printf(&initial, "%s%s=http://127.0.0.1:%d", i ? "," : "", name, u->st.etcd_peer_port[i]);
+		sb_printf(&initial, "%s%s=%s://127.0.0.1:%d", i ? "," : "", name, up_scheme(u), u->st.etcd_peer_port[i]);
 	}
 	int rc = 0;
 	for (int i = 0; i < u->st.etcd_members && rc == 0; i++)
@@ -149,6 +179,7 @@ int up_etcd_start(struct up *u, struct pgha_err *e)
 	if (rc == 0 && root_pw != NULL) {
 		struct etcd_opts o = {.endpoints = u->etcd_urls, .request_timeout_ms = 1000, .deadline_ms = 5000,
 				      .username = "root", .password = root_pw};
+		up_etcd_client_tls(u, &o);
 		struct etcd_client *c = etcd_new(&o, e);
 		rc = c ? etcd_auth_setup(c, root_pw, UP_ETCD_USER, u->etcd_password, "/pgha/", e) : -1;
 		if (rc != 0)

@@ -12,6 +12,7 @@
 
 #include "common/err.h"
 #include "common/proc.h"
+#include "dcs/etcd.h"
 
 #define MAX_NODES 9
 #define MAX_ETCD 5            /* --etcd N: 1, 3 or 5 members */
@@ -53,6 +54,7 @@ struct up {
 	char *restore_target;
 	const char *rw_split;    /* --rw-split: the proxy's rw_split (first run only) */
 	bool want_tls;           /* --tls given (first run only: up.conf keeps it) */
+	char *tls_ca, *tls_client_crt, *tls_client_key;  /* under st.tls: secrets/tls/ca.crt, client.* */
 };
 
 /* Set by SIGINT/SIGTERM: every wait gives up. */
@@ -77,5 +79,9 @@ void up_etcd_poll(struct up *u);
 void up_stop_pid(pid_t pid, const char *what, int timeout_ms);
 /* SIGTERM every member, then wait for each. */
 void up_etcd_stop(struct up *u);
+/* "https" under --tls, else "http". */
+const char *up_scheme(const struct up *u);
+/* Under --tls: the CA and up's own client certificate (secrets/tls/client.*) in o; else nothing. */
+void up_etcd_client_tls(const struct up *u, struct etcd_opts *o);
 
 #endif

@@ -3,6 +3,7 @@ brought back with its data."""
 import os
 import re
 import signal
+import ssl
 import subprocess
 import urllib.request
 import time
@@ -139,10 +140,13 @@ def test_up_starts_three_streaming_members_and_comes_back():
             wait_until("a READ ONLY transaction on the read-write port to run on a standby", split_read,
                        timeout=30)
         # The printed metrics URLs answer: the agent's (its role) and the proxy's (the leader it routes to).
-        am = re.search(r"^Metrics: +curl (http://\S+/metrics)", out, re.M)
+        # Under --tls the agent's API is HTTPS, verified with the printed CA.
+        am = re.search(r"^Metrics: +curl --cacert (\S+) (https://\S+/metrics)", out, re.M)
         pm = re.search(r"the proxy's: (http://\S+/metrics)\)", out)
         assert am and pm, out
-        with urllib.request.urlopen(am.group(1), timeout=5) as r:
+        ca = am.group(1)
+        assert ca == os.path.join(d, "secrets", "tls", "ca.crt"), ca
+        with urllib.request.urlopen(am.group(2), timeout=5, context=ssl.create_default_context(cafile=ca)) as r:
             text = r.read().decode()
         assert re.search(r'^pgha_member_role\{cluster="pgha",member="node1",role="(primary|replica)"\} 1$', text, re.M), text
         with urllib.request.urlopen(pm.group(1), timeout=5) as r:
@@ -154,10 +158,19 @@ def test_up_starts_three_streaming_members_and_comes_back():
         assert r.returncode == 0 and "leader" in r.stdout, r.stderr
         # etcd runs with authentication: its keys are the cluster's controls, and nothing
         # reads or writes them without user pgha's password (a private file).
-        ep = re.search(r"etcd:\s+(http://\S+) with authentication", out).group(1)
-        anon = subprocess.run(["etcdctl", "--endpoints", ep, "put", "/pgha/pgha/leader", "mine"],
+        # Under --tls etcd also wants a certificate of the cluster's CA: without one, no connection.
+        ep = re.search(r"^etcd:\s+(https://\S+) \(one member", out, re.M).group(1)
+        assert re.search(r"^ +authentication on \(user pgha", out, re.M), out
+        tls = os.path.join(d, "secrets", "tls")
+        anon = subprocess.run(["etcdctl", "--endpoints", ep, "--dial-timeout", "3s", "--command-timeout", "5s",
+                               "--cacert", ca, "put", "/pgha/pgha/leader", "mine"],
                               capture_output=True, text=True, timeout=30)
-        assert anon.returncode != 0 and "user name is empty" in anon.stderr, anon
+        assert anon.returncode != 0 and "OK" not in anon.stdout, anon
+        anon = subprocess.run(["etcdctl", "--endpoints", ep, "--cacert", ca, "--cert", f"{tls}/client.crt",
+                               "--key", f"{tls}/client.key", "put", "/pgha/pgha/leader", "mine"],
+                              capture_output=True, text=True, timeout=30)
+        # With a certificate but no user and password: no etcd user (the certificate has no CN).
+        assert anon.returncode != 0 and "permission denied" in anon.stderr, anon
         for f in ("etcd-root.password", "etcd-pgha.password"):
             assert os.stat(os.path.join(d, "secrets", f)).st_mode & 0o777 == 0o600
             assert open(os.path.join(d, "secrets", f)).read().strip() not in out
