@@ -212,9 +212,11 @@ static int answer_step(struct server *s, char *why, size_t whylen)
 			 n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
 		return -1;
 	}
-	if (n > 1 && ans[0] == 'S') {
-		snprintf(why, whylen, "%.80s:%d sent data after its 'S' to the SSLRequest, before TLS began: refused "
-			 "(a man in the middle injecting plain text? CVE-2021-23222)", host, port);
+	if (n > 1 && (ans[0] == 'S' || ans[0] == 'N')) {
+		/* PostgreSQL sends nothing more before the handshake or the startup packet. */
+		snprintf(why, whylen, "%.80s:%d sent data after its '%c' to the SSLRequest, before %s: refused "
+			 "(a man in the middle injecting plain text? CVE-2021-23222)", host, port, ans[0],
+			 ans[0] == 'S' ? "TLS began" : "the startup packet");
 		return -1;
 	}
 	if (ans[0] == 'N') {

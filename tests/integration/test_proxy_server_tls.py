@@ -66,7 +66,7 @@ def proxy(env):
     metrics_port = free_port()
     p = Proxy(env["tls"], {**server_tls(certs), "tls.cert_file": certs["node"][0],
                            "tls.key_file": certs["node"][1], "proxy.metrics_listen": f"127.0.0.1:{metrics_port}",
-                           "proxy.pool_size": "2"})
+                           "proxy.pool_size": "2", "auth.auth_user": "postgres"})
     p.metrics_port = metrics_port
     p.start()
     yield p
@@ -127,6 +127,19 @@ def test_verify_full_on_both_ports_and_in_transaction_pooling(env, proxy):
         "FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.backend_type = 'client backend' "
         "AND a.client_addr IS NOT NULL AND a.pid <> pg_backend_pid()")
     assert proxied >= 1 and plain == 0, (proxied, plain)
+
+
+def test_auth_query_follows_the_server_tls_settings(env, proxy):
+    """A user not in the users file is looked up with libpq under the same sslmode, CA and client
+    certificate: the lookup's backend shows the proxy's certificate."""
+    leader = env["tls"].nodes[env["tls"].leader()]
+    leader.sql("DROP ROLE IF EXISTS aq_user")
+    leader.sql("CREATE ROLE aq_user LOGIN PASSWORD 'aq-secret'")
+    with proxy.connect(user="aq_user", password="aq-secret", autocommit=True) as c:
+        assert c.execute("SELECT current_user").fetchone() == ("aq_user",)
+    rows = leader.sql("SELECT s.ssl, s.client_dn FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
+                      "WHERE a.application_name = 'pgha-proxy-auth-query'")
+    assert rows == [(True, "/CN=proxy1")], rows
 
 
 def test_cancel_reaches_a_tls_backend(env, proxy):
