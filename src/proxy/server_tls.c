@@ -6,8 +6,9 @@
  * inside the event loop (one step per readiness event) and the startup packet
  * then goes over TLS; 'N': prefer goes on in plain text, require and verify-*
  * fail the connection. The answer must be that one byte alone: bytes after the
- * 'S' would be read as if they came over TLS (CVE-2021-23222), so they fail
- * the connection. verify-ca checks the chain against server_ca_file,
+ * 'S' would be read as if they came over TLS (CVE-2021-23222), and after an
+ * 'N' as the answer to a startup packet not sent yet, so they fail the
+ * connection. verify-ca checks the chain against server_ca_file,
  * verify-full also that the certificate names the host or IP address the
  * proxy dialled (the member's address in etcd).
  *
