@@ -88,9 +88,9 @@ static PGconn *connect_target(struct authq *q, const char *host, int port, const
 	pthread_mutex_lock(&q->mu);
 	tls = q->tls;
 	pthread_mutex_unlock(&q->mu);
-	const char *keys[12] = {"host", "port", "user", "password", "dbname", "application_name",
+	const char *keys[14] = {"host", "port", "user", "password", "dbname", "application_name",
 				"gssencmode", "options", "sslmode"};
-	const char *vals[12] = {host, portbuf, q->user, password, q->dbname, "pgha-proxy-auth-query",
+	const char *vals[14] = {host, portbuf, q->user, password, q->dbname, "pgha-proxy-auth-query",
 				"disable", options, tls.sslmode[0] ? tls.sslmode : "prefer"};
 	int n = 9;
 	/* The server connections' TLS settings; unset ones are left to libpq's defaults. */

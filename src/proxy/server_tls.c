@@ -6,8 +6,9 @@
  * inside the event loop (one step per readiness event) and the startup packet
  * then goes over TLS; 'N': prefer goes on in plain text, require and verify-*
  * fail the connection. The answer must be that one byte alone: bytes after the
- * 'S' would be read as if they came over TLS (CVE-2021-23222), so they fail
- * the connection. verify-ca checks the chain against server_ca_file,
+ * 'S' would be read as if they came over TLS (CVE-2021-23222), and after an
+ * 'N' as the answer to a startup packet not sent yet, so they fail the
+ * connection. verify-ca checks the chain against server_ca_file,
  * verify-full also that the certificate names the host or IP address the
  * proxy dialled (the member's address in etcd).
  *
@@ -212,9 +213,11 @@ static int answer_step(struct server *s, char *why, size_t whylen)
 			 n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
 		return -1;
 	}
-	if (n > 1 && ans[0] == 'S') {
-		snprintf(why, whylen, "%.80s:%d sent data after its 'S' to the SSLRequest, before TLS began: refused "
-			 "(a man in the middle injecting plain text? CVE-2021-23222)", host, port);
+	if (n > 1 && (ans[0] == 'S' || ans[0] == 'N')) {
+		/* PostgreSQL sends nothing more before the handshake or the startup packet. */
+		snprintf(why, whylen, "%.80s:%d sent data after its '%c' to the SSLRequest, before %s: refused "
+			 "(a man in the middle injecting plain text? CVE-2021-23222)", host, port, ans[0],
+			 ans[0] == 'S' ? "TLS began" : "the startup packet");
 		return -1;
 	}
 	if (ans[0] == 'N') {

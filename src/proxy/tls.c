@@ -14,7 +14,9 @@
  * offers at least 16 KiB (pbuf_reserve), the largest TLS record's plaintext,
  * and read-ahead stays off, so nothing decrypted is left inside OpenSSL
  * where level-triggered epoll could not see it; tls_read() still drains
- * SSL_pending() to be safe.
+ * SSL_pending() to be safe, and says the socket drained after a short
+ * record (pbuf.drained) so that the relay does not try a read that would
+ * only say EAGAIN.
  *
  * The context is rebuilt on SIGHUP/RELOAD (certificate rotation); sessions
  * already open keep a reference to the old one.
@@ -173,6 +175,9 @@ void tls_end(struct client *c)
 	ERR_clear_error();
 }
 
+/* A read of at least this much plaintext looks like a bulk transfer: read again at once. */
+#define TLS_BULK_RECORD 8192
+
 /* What SSL_get_error says about r: -2 would block (*want set), 0 EOF, -1 error (logged at info). */
 int tls_result(struct ssl_st *ssl, uint32_t *want, const char *kind, const char *name, int r, const char *what)
 {
@@ -235,8 +240,15 @@ ssize_t tls_read(struct ssl_st *ssl, uint32_t *want, const char *kind, const cha
 		b->drained = rc == -2;
 		return rc;
 	} while (SSL_pending(ssl) > 0);
-	/* Whether the socket holds another record is unknown: read again rather than guess. */
-	b->drained = false;
+	/*
+	 * Whether the socket holds another record is unknown (read-ahead is off, so
+	 * nothing waits inside OpenSSL). Less than a bulk transfer's record came
+	 * (an answer, a request): most likely all there was, and another SSL_read
+	 * would cost a recv that says EAGAIN on each message. Stop; if more is
+	 * there, level-triggered epoll reports it at once. A full record (COPY, a
+	 * large result: PostgreSQL writes 8 KiB at a time): read on.
+	 */
+	b->drained = total < TLS_BULK_RECORD;
 	return (ssize_t)total;
 }
 

@@ -66,7 +66,7 @@ def proxy(env):
     metrics_port = free_port()
     p = Proxy(env["tls"], {**server_tls(certs), "tls.cert_file": certs["node"][0],
                            "tls.key_file": certs["node"][1], "proxy.metrics_listen": f"127.0.0.1:{metrics_port}",
-                           "proxy.pool_size": "2"})
+                           "proxy.pool_size": "2", "auth.auth_user": "postgres"})
     p.metrics_port = metrics_port
     p.start()
     yield p
@@ -129,6 +129,19 @@ def test_verify_full_on_both_ports_and_in_transaction_pooling(env, proxy):
     assert proxied >= 1 and plain == 0, (proxied, plain)
 
 
+def test_auth_query_follows_the_server_tls_settings(env, proxy):
+    """A user not in the users file is looked up with libpq under the same sslmode, CA and client
+    certificate: the lookup's backend shows the proxy's certificate."""
+    leader = env["tls"].nodes[env["tls"].leader()]
+    leader.sql("DROP ROLE IF EXISTS aq_user")
+    leader.sql("CREATE ROLE aq_user LOGIN PASSWORD 'aq-secret'")
+    with proxy.connect(user="aq_user", password="aq-secret", autocommit=True) as c:
+        assert c.execute("SELECT current_user").fetchone() == ("aq_user",)
+    rows = leader.sql("SELECT s.ssl, s.client_dn FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
+                      "WHERE a.application_name = 'pgha-proxy-auth-query'")
+    assert rows == [(True, "/CN=proxy1")], rows
+
+
 def test_cancel_reaches_a_tls_backend(env, proxy):
     with proxy.connect(autocommit=True) as c:
         threading.Timer(0.5, c.cancel).start()
@@ -137,6 +150,8 @@ def test_cancel_reaches_a_tls_backend(env, proxy):
             c.execute("SELECT pg_sleep(20)")
         assert time.monotonic() - t0 < 10
         assert c.execute("SELECT 1").fetchone() == (1,)
+    # It went over TLS with the connection's verify-full settings: a failure there is logged.
+    assert "cancel request to" not in proxy.log(), proxy.log()[-2000:]
 
 
 def test_expiry_metric(env, proxy):
@@ -201,7 +216,8 @@ def test_require_refused_by_plain_postgres_prefer_goes_on(env):
 
 def test_rotation_on_reload_under_load(env):
     certs = env["certs"]
-    p = Proxy(env["tls"], server_tls(certs), name="rotate").start()
+    # debug: each server's handshake is logged ("server HOST:PORT: TLSv1.3, cipher ...").
+    p = Proxy(env["tls"], {**server_tls(certs), "proxy.log_level": "debug"}, name="rotate").start()
     errors, done, stop = [], [0], threading.Event()
 
     def load():
@@ -241,8 +257,13 @@ def test_rotation_on_reload_under_load(env):
         assert f'server_ca_file "{garbage}": no PEM certificate in it' in p.log()
         before = done[0]
         wait_until("load to go on", lambda: done[0] > before + 50, timeout=15)
-        with p.connect(autocommit=True) as c:   # new servers still verified with the kept context
-            assert ssl_row(c) == (True, "/CN=proxy2")
+
+        def handshake_after_refusal():
+            log = p.log()
+            after = log[log.index("TLS to PostgreSQL keeps its previous context"):]
+            return re.search(r"server 127\.0\.0\.1:\d+: TLSv1\.[23], cipher", after)
+        # Servers renewed after the refused reload are verified with the context kept.
+        wait_until("a server handshake after the refused reload", handshake_after_refusal, timeout=15)
     finally:
         stop.set()
         for t in threads:

@@ -2,8 +2,9 @@
  * test_server_tls.c — the SSLRequest step of a server connection
  * (proxy/server_tls.c), over a socketpair standing for PostgreSQL: the
  * request goes before the startup packet, which waits; 'N' goes on in plain
- * text under prefer and fails require; an 'S' followed by more bytes before
- * the handshake is refused (CVE-2021-23222); anything else is refused.
+ * text under prefer and fails require; an 'S' or 'N' followed by more bytes
+ * before the handshake or the startup packet is refused (CVE-2021-23222);
+ * anything else is refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -140,6 +141,13 @@ static void test_bytes_after_s_are_refused(void **state)
 	assert_int_equal(server_tls_step(&srv, EPOLLIN, why, sizeof(why)), -1);
 	assert_non_null(strstr(why, "sent data after its 'S' to the SSLRequest"));
 	assert_non_null(strstr(why, "CVE-2021-23222"));
+	teardown(state);
+	/* After 'N' too: the server's answer to a startup packet not sent yet. */
+	connecting(SSLMODE_PREFER);
+	request_sent();
+	answer("NR\0\0\0\10\0\0\0\0", 10);
+	assert_int_equal(server_tls_step(&srv, EPOLLIN, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "sent data after its 'N' to the SSLRequest, before the startup packet"));
 }
 
 static void test_s_starts_the_handshake(void **state)
