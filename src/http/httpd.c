@@ -505,8 +505,10 @@ static void httpd_remove_conn(struct httpd *h, size_t i)
  * Over the cap (or evicted): say so (best effort, never blocking) and hang up.
  * Input that already arrived is read first: closing with unread input sends a
  * RST, and the client would see "connection reset" instead of the 503.
+ * Over TLS (tls) no 503: plain text inside a TLS stream is only garbage to the
+ * client, so it is just closed.
  */
-static void httpd_refuse(int fd)
+static void httpd_refuse(int fd, bool tls)
 {
 	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
 				   "Content-Type: application/json\r\n"
@@ -516,8 +518,10 @@ static void httpd_refuse(int fd)
 	char buf[4096];
 	for (int i = 0; i < 8 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)
 		;
-	ssize_t n = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-	(void)n;
+	if (!tls) {
+		ssize_t n = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)n;
+	}
 	shutdown(fd, SHUT_WR);
 	close(fd);
 }
@@ -571,7 +575,7 @@ static bool httpd_make_room(struct httpd *h)
 	} else if (c->state == CONN_READ) {
 		log_debug("http: %d connections open, dropping the oldest incomplete request",
 			  HTTPD_MAX_CONNS);
-		httpd_refuse(c->fd);
+		httpd_refuse(c->fd, c->ssl != NULL);
 		c->fd = -1;
 	}
 	httpd_remove_conn(h, victim);
@@ -640,7 +644,10 @@ static void httpd_accept(struct httpd *h, int64_t now)
 		}
 		if (h->nconns >= HTTPD_MAX_CONNS && !httpd_make_room(h)) {
 			log_debug("http: %d connections open, refusing one", HTTPD_MAX_CONNS);
-			httpd_refuse(fd);
+			pthread_mutex_lock(&h->tls_lock);
+			bool tls = h->tls != NULL;
+			pthread_mutex_unlock(&h->tls_lock);
+			httpd_refuse(fd, tls);
 			continue;
 		}
 		struct http_conn *c = xcalloc(1, sizeof(*c));

@@ -20,7 +20,7 @@ import urllib.request
 
 import pytest
 
-from conftest import module_cluster, wait_until
+from conftest import PGHA_BIN, Node, module_cluster, wait_until
 from test_proxy_tls import make_ca, make_cert, openssl
 
 NAMES = ["a1", "a2", "a3"]
@@ -41,9 +41,10 @@ def certs():
         ca = make_ca(d, "ca")
         node = make_cert(d, "ca", "node")            # SAN IP:127.0.0.1: every member's host
         client = make_cert(d, "ca", "client", san="DNS:client")   # the tests' own client certificate
+        elsewhere = make_cert(d, "ca", "elsewhere", san="DNS:elsewhere.example")   # names another host
         make_ca(d, "other")
-        foreign = make_cert(d, "other", "foreign")   # a client certificate of another CA
-        yield {"dir": d, "ca": ca, "node": node, "client": client, "foreign": foreign}
+        foreign = make_cert(d, "other", "foreign")   # a certificate of another CA
+        yield {"dir": d, "ca": ca, "node": node, "client": client, "elsewhere": elsewhere, "foreign": foreign}
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
@@ -82,6 +83,26 @@ def served_not_after(port, certs, starttls_postgres=False):
         with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
             der = t.getpeercert(binary_form=True)
     return not_after(pem_text=ssl.DER_cert_to_PEM_cert(der))
+
+
+def test_bad_certificates_refused_at_start(tls_cluster, certs):
+    """A certificate that does not name the member's addresses, or is not of ca_file: `pgha agent
+    --check` and the start itself say which file and why, before PostgreSQL is touched."""
+    cases = [
+        ("elsewhere", ['cert_file "%s" does not name [node] api_address "127.0.0.1"' % certs["elsewhere"][0],
+                       "HINT: issue the certificate with subjectAltName = IP:127.0.0.1"]),
+        ("foreign", ['cert_file "%s" is not signed by ca_file "%s"' % (certs["foreign"][0], certs["ca"])]),
+    ]
+    for cert, wants in cases:
+        bad = Node(tls_cluster, "bad-" + cert, {"tls.cert_file": certs[cert][0], "tls.key_file": certs[cert][1],
+                                                "tls.ca_file": certs["ca"]})
+        for args, rc in ((["--check"], 2), ([], 1)):
+            r = subprocess.run([PGHA_BIN, "agent", "-c", bad.conf_path, *args], capture_output=True, text=True,
+                               timeout=30)
+            assert r.returncode == rc, r.stdout + r.stderr
+            for want in wants:
+                assert want in r.stderr, r.stderr
+        assert not os.path.exists(bad.data_dir)
 
 
 def test_cluster_over_verified_https(tls_cluster, certs):
