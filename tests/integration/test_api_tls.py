@@ -162,7 +162,7 @@ def test_expiry_in_ctl_list_and_metrics(tls_cluster, certs):
         line = next(ln for ln in out.splitlines() if ln.startswith(name + " "))
         assert day in line, out
     # Two days left: under 30, so each member gets a warning line.
-    assert out.count("TLS certificate: expires in 1 days") + out.count("TLS certificate: expires in 2 days") == 3, out
+    assert out.count("TLS certificate: expires in 1 day, on ") == 3, out
     node = tls_cluster.nodes["a1"]
     _, text = get(f"https://127.0.0.1:{node.api_port}/metrics", client_ctx(certs, certs["client"]))
     assert "# TYPE pgha_tls_cert_expiry_timestamp_seconds gauge" in text
