@@ -191,13 +191,6 @@ static void conn_respond_error(struct http_conn *c, int status, const char *why,
 	conn_respond(c, status, "application/json", NULL, NULL, body, (size_t)n, false, now);
 }
 
-/*
- * Every byte of a request and its answer passes through these two (only the
- * best-effort 503 of httpd_refuse() does not), so that a TLS session can wrap
- * the connection in this one place. As recv()/send(): the bytes moved, 0 when
- * the client closed (receiving), -1 with errno set; an interrupted call is
- * retried here.
- */
 /* What SSL_get_error() says about r, as recv()/send() would: 0 EOF, -1 with errno. */
 static ssize_t conn_ssl_result(struct http_conn *c, int r)
 {
@@ -223,6 +216,13 @@ static ssize_t conn_ssl_result(struct http_conn *c, int r)
 	}
 }
 
+/*
+ * Every byte of a request and its answer passes through these two (only the
+ * best-effort 503 of httpd_refuse() does not), so that a TLS session can wrap
+ * the connection in this one place. As recv()/send(): the bytes moved, 0 when
+ * the client closed (receiving), -1 with errno set; an interrupted call is
+ * retried here.
+ */
 static ssize_t conn_recv(struct http_conn *c, void *buf, size_t len)
 {
 	ssize_t n;
@@ -809,8 +809,10 @@ struct httpd *httpd_start_tls(const char *listen_addr, SSL_CTX *tls, http_handle
 {
 	char host[256];
 	int port = 0;
-	if (parse_listen_addr(listen_addr, host, sizeof(host), &port, e) != 0)
+	if (parse_listen_addr(listen_addr, host, sizeof(host), &port, e) != 0) {
+		SSL_CTX_free(tls);
 		return NULL;
+	}
 	struct httpd *h = xcalloc(1, sizeof(*h));
 	h->listen_fd = -1;
 	h->wake_fd = -1;
