@@ -4,7 +4,8 @@ presents a certificate of it, and no one else (no certificate, one of another
 CA, plain HTTP: dropped); member records say https:// and the certificate's
 expiry, as do `ctl list` and /metrics. Rotation: new files + SIGHUP, and
 PostgreSQL and the API present the new certificate; a bad file + SIGHUP is
-refused, naming the file, and the old one stays in use. Last, the leader stops
+refused, naming the file, and the old one stays in use. With etcd down, the
+leader's failsafe round (bearer token) goes over HTTPS; last, the leader stops
 and the others elect a new one through each other's HTTPS API."""
 import os
 import re
@@ -237,6 +238,24 @@ def test_rotation_then_bad_file_refused(tls_cluster, certs):
             f.write(ca_text)
     assert get(f"https://127.0.0.1:{tls_cluster.nodes['a1'].api_port}/health",
                client_ctx(certs, certs["client"]))[0] == 200
+
+
+def test_failsafe_round_over_https(tls_cluster):
+    """etcd goes away: the leader's POST /failsafe (bearer token, client certificate) reaches both
+    other members over HTTPS, they vouch, and it stays primary."""
+    leader = tls_cluster.leader()
+    node = tls_cluster.nodes[leader]
+    mark = len(node.log())
+    tls_cluster.etcd.stop()
+    try:
+        wait_until("failsafe mode", lambda: node.api("/status")[1].get("failsafe_active"), timeout=30)
+        log = node.log()[mark:]
+        assert "all 2 other members answered and none reaches etcd: staying primary" in log, log[-3000:]
+        assert "failsafe: https://" not in log, log[-3000:]   # no "<url> said no"
+    finally:
+        tls_cluster.etcd.start()
+    tls_cluster.wait_streaming(NAMES, timeout=60)
+    assert tls_cluster.leader() == leader
 
 
 def test_failover_elects_over_https(tls_cluster, certs):
