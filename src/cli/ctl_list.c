@@ -89,9 +89,11 @@ static void cert_warning(FILE *out, const struct member *m, int64_t now)
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&t, &tm));
 	if (m->tls_not_after <= now)
 		fprintf(out, "%-16s   TLS certificate: EXPIRED on %s (renew it, then SIGHUP the agent)\n", "", when);
-	else
-		fprintf(out, "%-16s   TLS certificate: expires in %lld days, on %s (renew it, then SIGHUP the agent)\n",
-			"", (long long)((m->tls_not_after - now) / 86400), when);
+	else {
+		long long days = (long long)((m->tls_not_after - now) / 86400);
+		fprintf(out, "%-16s   TLS certificate: expires in %lld day%s, on %s (renew it, then SIGHUP the agent)\n",
+			"", days, days == 1 ? "" : "s", when);
+	}
 }
 
 void ctl_print_table(FILE *out, const struct cluster_view *v, const char *cluster)

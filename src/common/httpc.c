@@ -89,7 +89,7 @@ void httpc_run(struct httpc_req *reqs, size_t n, int timeout_ms)
 		r->status = 0;
 		r->error[0] = '\0';
 		sb_init(&r->resp);
-		if (r->tls != NULL && strncasecmp(r->url, "https://", 8) != 0) {
+		if (r->tls != NULL && r->tls->https_only && strncasecmp(r->url, "https://", 8) != 0) {
 			snprintf(r->error, sizeof(r->error), "not called: [tls] is on and the URL is not https://");
 			continue;
 		}

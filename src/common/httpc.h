@@ -7,6 +7,7 @@
 #ifndef PGHA_HTTPC_H
 #define PGHA_HTTPC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/err.h"
@@ -24,6 +25,7 @@ struct httpc_tls {
 	size_t cert_len;
 	char *key;              /* its private key (wiped when freed) */
 	size_t key_len;
+	bool https_only;        /* refuse a URL that is not https:// without connecting */
 };
 
 /* Read the three files (ca_file may be "" or NULL). Errors name the file. */
@@ -36,11 +38,12 @@ struct httpc_req {
 	const char *body;       /* in: POST body, NULL for GET */
 	const char *bearer;     /* in: token sent as "Authorization: Bearer <token>", NULL for none */
 	/*
-	 * in: NULL, plain libcurl defaults; else the peer's certificate is
-	 * verified against tls->ca with its host name, the client certificate
-	 * presented, TLS 1.2 at least, and a URL that is not https:// is refused
-	 * without connecting (error says so): a member record in etcd must not
-	 * be able to downgrade a call, nor learn the bearer token.
+	 * in: NULL, plain libcurl defaults; else an https:// peer's certificate
+	 * is verified against tls->ca with its host name, the client
+	 * certificate presented, TLS 1.2 at least; with tls->https_only a URL
+	 * that is not https:// is refused without connecting (error says so): a
+	 * member record in etcd must not be able to downgrade a call, nor learn
+	 * the bearer token.
 	 */
 	const struct httpc_tls *tls;
 	int status;             /* out: HTTP status, 0 if no answer */

@@ -19,6 +19,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include "common/util.h"
 
@@ -174,6 +175,26 @@ int tls_ca_check(const char *what, const char *ca_file, struct pgha_err *e)
 		return -1;
 	sk_X509_pop_free(cas, X509_free);
 	return 0;
+}
+
+int tls_cert_check_host(const char *cert_file, const char *what, const char *host, struct pgha_err *e)
+{
+	STACK_OF(X509) *chain = read_certs("cert_file", cert_file, e);
+	if (chain == NULL)
+		return -1;
+	X509 *cert = sk_X509_value(chain, 0);
+	/* An IP literal must be an IP entry of subjectAltName, as libpq and libcurl check it. */
+	int ok = X509_check_ip_asc(cert, host, 0);
+	if (ok == -2)   /* not an IP address: a host name */
+		ok = X509_check_host(cert, host, strlen(host), 0, NULL);
+	ERR_clear_error();
+	sk_X509_pop_free(chain, X509_free);
+	if (ok == 1)
+		return 0;
+	bool ip = strchr(host, ':') != NULL || strspn(host, "0123456789.") == strlen(host);
+	return err_set(e, "cert_file \"%s\" does not name %s \"%s\": members that verify it would refuse it\n"
+		       "HINT: issue the certificate with subjectAltName = %s:%s", cert_file, what, host,
+		       ip ? "IP" : "DNS", host);
 }
 
 int tls_cert_not_after(const char *cert_file, int64_t *out, struct pgha_err *e)

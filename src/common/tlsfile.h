@@ -29,6 +29,15 @@ int tls_files_check(const char *cert_file, const char *key_file, const char *ca_
  */
 int tls_ca_check(const char *what, const char *ca_file, struct pgha_err *e) PGHA_MUSTCHECK;
 
+/*
+ * cert_file's first certificate names host (an IP literal: an IP entry of
+ * its subjectAltName; a name: a DNS entry, or the CN without any), as a
+ * verifying peer checks it. what says where host comes from, for the error
+ * ("[node] api_address").
+ */
+int tls_cert_check_host(const char *cert_file, const char *what, const char *host,
+			struct pgha_err *e) PGHA_MUSTCHECK;
+
 /* The notAfter date of cert_file's first certificate, as unix seconds. */
 int tls_cert_not_after(const char *cert_file, int64_t *out, struct pgha_err *e) PGHA_MUSTCHECK;
 

@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "common/tlsfile.h"
 #include "common/util.h"
 #include "ha/failover.h"
 #include "ha/switchover.h"
@@ -129,8 +128,7 @@ static int load_secrets(struct agent *a, struct pgha_err *e)
 		if (read_pgbr_secret(a->cfg.backup_s3_key_secret_file, "secret key", &a->s3_key_secret, e) != 0)
 			return err_wrap(e, "[backup] s3_key_secret_file");
 	}
-	if (a->cfg.tls_cert_file[0] != '\0' &&
-	    tls_files_check(a->cfg.tls_cert_file, a->cfg.tls_key_file, a->cfg.tls_ca_file, e) != 0)
+	if (agent_tls_check(&a->cfg, e) != 0)
 		return err_wrap(e, "[tls]");
 	if (a->cfg.api_token_file[0] != '\0') {
 		if (read_secret_file(a->cfg.api_token_file, &a->api_token, e) != 0)

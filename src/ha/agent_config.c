@@ -505,7 +505,7 @@ int agent_config_validate(struct agent_config *cfg, struct pgha_err *e)
 		free(cfg->api_address);
 		cfg->api_address = xstrdup(cfg->api_listen);
 	}
-	if (parse_host_port(cfg->api_address, h, sizeof(h), &port, &sub) != 0)
+	if (parse_host_port(cfg->api_address, cfg->api_host, sizeof(cfg->api_host), &port, &sub) != 0)
 		return err_set(e, "%s: [node] api_address: %s", p, sub.msg);
 	char *parent = path_dirname(cfg->data_dir);
 	if (cfg->pgpass[0] == '\0') {

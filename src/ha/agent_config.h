@@ -106,6 +106,7 @@ struct agent_config {
 	char address_host[256];
 	int address_port;
 	bool api_tls;            /* the API serves HTTPS: [tls] cert_file set and api = on */
+	char api_host[256];      /* the host of [node] api_address */
 	bool backup_s3;          /* [backup] repo_type = s3 */
 	char backup_s3_host[256];  /* s3_endpoint without its port */
 	int backup_s3_port;      /* 0: not given (443) */

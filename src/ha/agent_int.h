@@ -285,7 +285,7 @@ struct agent_publish {
 /* [tls] for the API and the calls to other members' APIs (tls_reload.c). */
 struct agent_tls {
 	struct httpc_tls peer;    /* CA and client certificate of the calls (in memory) */
-	bool peer_on;             /* the API is HTTPS: calls use peer, and https:// URLs only */
+	bool peer_on;             /* calls use peer ([tls] ca_file or the API on HTTPS; https:// only with the latter) */
 	int64_t not_after;        /* [tls] cert_file's notAfter (unix s), 0 without TLS */
 };
 
@@ -541,6 +541,12 @@ char *agent_diverged_aside(const struct agent *a);
 void agent_diverged_copy_step(struct agent *a);
 void agent_act_free(struct agent *a);
 
+/*
+ * [tls] cert_file, key_file and ca_file (common/tlsfile.h), and that the
+ * certificate names the hosts peers verify: [node] api_address's with the
+ * API on HTTPS, [postgresql] address's with a ca_file (verify-full).
+ */
+int agent_tls_check(const struct agent_config *c, struct pgha_err *e) PGHA_MUSTCHECK;
 /*
  * [tls] at start: check the files, read cert_file's expiry, and with the API
  * on HTTPS build its server context (*api_ctx, for api_start) and the calls'

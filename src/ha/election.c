@@ -171,6 +171,8 @@ void ha_poll_candidates(const struct cluster_view *v, const char *self, const st
 			ha_candidate_from_status(sb_str(&reqs[i].resp), &c[i]);
 		else if (reqs[i].status == 0)
 			log_info("election: no answer from %s: %s", reqs[i].url, reqs[i].error);
+		else
+			log_info("election: no answer from %s: HTTP %d", reqs[i].url, reqs[i].status);
 		sb_free(&reqs[i].resp);
 		free(urls[i]);
 	}

@@ -27,31 +27,57 @@ static void when_text(int64_t t, char *buf, size_t len)
 		snprintf(buf, len, "%lld", (long long)t);
 }
 
+int agent_tls_check(const struct agent_config *c, struct pgha_err *e)
+{
+	if (c->tls_cert_file[0] == '\0')
+		return 0;
+	if (tls_files_check(c->tls_cert_file, c->tls_key_file, c->tls_ca_file, e) != 0)
+		return -1;
+	/* What peers verify: the API's host (libcurl), PostgreSQL's with a CA (verify-full). */
+	if (c->api_tls && tls_cert_check_host(c->tls_cert_file, "[node] api_address", c->api_host, e) != 0)
+		return -1;
+	if (c->tls_ca_file[0] != '\0' &&
+	    tls_cert_check_host(c->tls_cert_file, "[postgresql] address", c->address_host, e) != 0)
+		return -1;
+	return 0;
+}
+
 /*
  * Everything the [tls] files give, built in memory: *ctx (the API's server
- * context, NULL when the API is plain HTTP), *peer (the calls' CA and
- * client certificate) and *not_after. Nothing of the agent changes here.
+ * context, NULL when the API is plain HTTP), *peer (the calls' CA and client
+ * certificate; *peer_on false: plain libcurl defaults) and *not_after.
+ * Nothing of the agent changes here.
  */
-static int tls_build(const struct agent *a, SSL_CTX **ctx, struct httpc_tls *peer, int64_t *not_after,
-		     struct pgha_err *e)
+static int tls_build(const struct agent *a, SSL_CTX **ctx, struct httpc_tls *peer, bool *peer_on,
+		     int64_t *not_after, struct pgha_err *e)
 {
 	const struct agent_config *c = &a->cfg;
+	bool have_cert = c->tls_cert_file[0] != '\0';
 	*ctx = NULL;
 	memset(peer, 0, sizeof(*peer));
+	*peer_on = false;
 	*not_after = 0;
-	if (tls_files_check(c->tls_cert_file, c->tls_key_file, c->tls_ca_file, e) != 0 ||
-	    tls_cert_not_after(c->tls_cert_file, not_after, e) != 0)
+	if (agent_tls_check(c, e) != 0 || (have_cert && tls_cert_not_after(c->tls_cert_file, not_after, e) != 0))
 		return -1;
-	if (!c->api_tls)
-		return 0;
-	*ctx = tls_server_ctx_new(c->tls_cert_file, c->tls_key_file, c->tls_api_client_certs ? c->tls_ca_file : NULL,
-				  e);
-	if (*ctx == NULL)
-		return -1;
-	if (httpc_tls_load(peer, c->tls_ca_file, c->tls_cert_file, c->tls_key_file, e) != 0) {
-		SSL_CTX_free(*ctx);
-		*ctx = NULL;
-		return -1;
+	if (c->api_tls) {
+		*ctx = tls_server_ctx_new(c->tls_cert_file, c->tls_key_file,
+					  c->tls_api_client_certs ? c->tls_ca_file : NULL, e);
+		if (*ctx == NULL)
+			return -1;
+	}
+	/*
+	 * The calls verify https:// peers against ca_file whenever there is one
+	 * (a member without a certificate of its own may still call members that
+	 * have one), and present cert_file when there is one (for api_client_certs).
+	 */
+	if (c->api_tls || c->tls_ca_file[0] != '\0') {
+		if (httpc_tls_load(peer, c->tls_ca_file, c->tls_cert_file, c->tls_key_file, e) != 0) {
+			SSL_CTX_free(*ctx);
+			*ctx = NULL;
+			return -1;
+		}
+		peer->https_only = c->api_tls;
+		*peer_on = true;
 	}
 	return 0;
 }
@@ -59,11 +85,12 @@ static int tls_build(const struct agent *a, SSL_CTX **ctx, struct httpc_tls *pee
 int agent_tls_start(struct agent *a, SSL_CTX **api_ctx, struct pgha_err *e)
 {
 	*api_ctx = NULL;
-	if (a->cfg.tls_cert_file[0] == '\0')
+	if (a->cfg.tls_cert_file[0] == '\0' && a->cfg.tls_ca_file[0] == '\0')
 		return 0;
-	if (tls_build(a, api_ctx, &a->atls.peer, &a->atls.not_after, e) != 0)
+	if (tls_build(a, api_ctx, &a->atls.peer, &a->atls.peer_on, &a->atls.not_after, e) != 0)
 		return err_wrap(e, "[tls]");
-	a->atls.peer_on = a->cfg.api_tls;
+	if (a->atls.not_after == 0)
+		return 0;
 	char when[64];
 	when_text(a->atls.not_after, when, sizeof(when));
 	log_info("[tls] certificate %s valid until %s; the API serves %s%s", a->cfg.tls_cert_file, when,
@@ -75,15 +102,16 @@ int agent_tls_start(struct agent *a, SSL_CTX **api_ctx, struct pgha_err *e)
 void agent_tls_reload(struct agent *a)
 {
 	const struct agent_config *c = &a->cfg;
-	if (c->tls_cert_file[0] == '\0') {
-		log_info("SIGHUP: no [tls] cert_file configured, nothing to reload");
+	if (c->tls_cert_file[0] == '\0' && c->tls_ca_file[0] == '\0') {
+		log_info("SIGHUP: no [tls] files configured, nothing to reload");
 		return;
 	}
 	SSL_CTX *ctx;
 	struct httpc_tls peer;
+	bool peer_on;
 	int64_t not_after;
 	struct pgha_err e;
-	if (tls_build(a, &ctx, &peer, &not_after, &e) != 0) {
+	if (tls_build(a, &ctx, &peer, &peer_on, &not_after, &e) != 0) {
 		log_error("SIGHUP: [tls] reload refused: %s\n"
 			  "PostgreSQL, the API and the calls to other members keep the certificate in use", e.msg);
 		return;
@@ -113,11 +141,14 @@ void agent_tls_reload(struct agent *a)
 		SSL_CTX_free(ctx);
 	httpc_tls_free(&a->atls.peer);
 	a->atls.peer = peer;
+	a->atls.peer_on = peer_on;
 	a->atls.not_after = not_after;
-	char when[64];
-	when_text(not_after, when, sizeof(when));
-	log_info("SIGHUP: [tls] reloaded %s (valid until %s) for %s%s%s", c->tls_cert_file, when, pg ? pg : "",
-		 pg && c->api_tls ? ", " : "", c->api_tls ? "the API and the calls to other members" : "");
+	char when[64] = "-";
+	if (not_after > 0)
+		when_text(not_after, when, sizeof(when));
+	log_info("SIGHUP: [tls] reloaded %s (valid until %s) for %s%s%s", c->tls_cert_file[0] ? c->tls_cert_file :
+		 c->tls_ca_file, when, pg ? pg : "", pg && peer_on ? ", " : "",
+		 c->api_tls ? "the API and the calls to other members" : peer_on ? "the calls to other members" : "");
 }
 
 void agent_tls_free(struct agent *a)

@@ -191,13 +191,6 @@ static void conn_respond_error(struct http_conn *c, int status, const char *why,
 	conn_respond(c, status, "application/json", NULL, NULL, body, (size_t)n, false, now);
 }
 
-/*
- * Every byte of a request and its answer passes through these two (only the
- * best-effort 503 of httpd_refuse() does not), so that a TLS session can wrap
- * the connection in this one place. As recv()/send(): the bytes moved, 0 when
- * the client closed (receiving), -1 with errno set; an interrupted call is
- * retried here.
- */
 /* What SSL_get_error() says about r, as recv()/send() would: 0 EOF, -1 with errno. */
 static ssize_t conn_ssl_result(struct http_conn *c, int r)
 {
@@ -223,6 +216,13 @@ static ssize_t conn_ssl_result(struct http_conn *c, int r)
 	}
 }
 
+/*
+ * Every byte of a request and its answer passes through these two (only the
+ * best-effort 503 of httpd_refuse() does not), so that a TLS session can wrap
+ * the connection in this one place. As recv()/send(): the bytes moved, 0 when
+ * the client closed (receiving), -1 with errno set; an interrupted call is
+ * retried here.
+ */
 static ssize_t conn_recv(struct http_conn *c, void *buf, size_t len)
 {
 	ssize_t n;
@@ -505,8 +505,10 @@ static void httpd_remove_conn(struct httpd *h, size_t i)
  * Over the cap (or evicted): say so (best effort, never blocking) and hang up.
  * Input that already arrived is read first: closing with unread input sends a
  * RST, and the client would see "connection reset" instead of the 503.
+ * Over TLS (tls) no 503: plain text inside a TLS stream is only garbage to the
+ * client, so it is just closed.
  */
-static void httpd_refuse(int fd)
+static void httpd_refuse(int fd, bool tls)
 {
 	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
 				   "Content-Type: application/json\r\n"
@@ -516,8 +518,10 @@ static void httpd_refuse(int fd)
 	char buf[4096];
 	for (int i = 0; i < 8 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)
 		;
-	ssize_t n = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-	(void)n;
+	if (!tls) {
+		ssize_t n = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)n;
+	}
 	shutdown(fd, SHUT_WR);
 	close(fd);
 }
@@ -571,7 +575,7 @@ static bool httpd_make_room(struct httpd *h)
 	} else if (c->state == CONN_READ) {
 		log_debug("http: %d connections open, dropping the oldest incomplete request",
 			  HTTPD_MAX_CONNS);
-		httpd_refuse(c->fd);
+		httpd_refuse(c->fd, c->ssl != NULL);
 		c->fd = -1;
 	}
 	httpd_remove_conn(h, victim);
@@ -640,7 +644,10 @@ static void httpd_accept(struct httpd *h, int64_t now)
 		}
 		if (h->nconns >= HTTPD_MAX_CONNS && !httpd_make_room(h)) {
 			log_debug("http: %d connections open, refusing one", HTTPD_MAX_CONNS);
-			httpd_refuse(fd);
+			pthread_mutex_lock(&h->tls_lock);
+			bool tls = h->tls != NULL;
+			pthread_mutex_unlock(&h->tls_lock);
+			httpd_refuse(fd, tls);
 			continue;
 		}
 		struct http_conn *c = xcalloc(1, sizeof(*c));
@@ -802,8 +809,10 @@ struct httpd *httpd_start_tls(const char *listen_addr, SSL_CTX *tls, http_handle
 {
 	char host[256];
 	int port = 0;
-	if (parse_listen_addr(listen_addr, host, sizeof(host), &port, e) != 0)
+	if (parse_listen_addr(listen_addr, host, sizeof(host), &port, e) != 0) {
+		SSL_CTX_free(tls);
 		return NULL;
+	}
 	struct httpd *h = xcalloc(1, sizeof(*h));
 	h->listen_fd = -1;
 	h->wake_fd = -1;

@@ -18,6 +18,9 @@
  * complete request is always answered. Only when every slot holds an answer
  * still being written is the new connection refused (503).
  * Any syntactically valid method reaches the handler, which picks 405.
+ * Over TLS (httpd_start_tls) the same, after a non-blocking handshake inside
+ * the same loop and the same 5 s; the context can be replaced while it runs
+ * (a certificate reload).
  */
 #ifndef PGHA_HTTP_HTTPD_H
 #define PGHA_HTTP_HTTPD_H

@@ -4,7 +4,8 @@ presents a certificate of it, and no one else (no certificate, one of another
 CA, plain HTTP: dropped); member records say https:// and the certificate's
 expiry, as do `ctl list` and /metrics. Rotation: new files + SIGHUP, and
 PostgreSQL and the API present the new certificate; a bad file + SIGHUP is
-refused, naming the file, and the old one stays in use. Last, the leader stops
+refused, naming the file, and the old one stays in use. With etcd down, the
+leader's failsafe round (bearer token) goes over HTTPS; last, the leader stops
 and the others elect a new one through each other's HTTPS API."""
 import os
 import re
@@ -20,7 +21,7 @@ import urllib.request
 
 import pytest
 
-from conftest import module_cluster, wait_until
+from conftest import PGHA_BIN, Node, module_cluster, wait_until
 from test_proxy_tls import make_ca, make_cert, openssl
 
 NAMES = ["a1", "a2", "a3"]
@@ -41,9 +42,10 @@ def certs():
         ca = make_ca(d, "ca")
         node = make_cert(d, "ca", "node")            # SAN IP:127.0.0.1: every member's host
         client = make_cert(d, "ca", "client", san="DNS:client")   # the tests' own client certificate
+        elsewhere = make_cert(d, "ca", "elsewhere", san="DNS:elsewhere.example")   # names another host
         make_ca(d, "other")
-        foreign = make_cert(d, "other", "foreign")   # a client certificate of another CA
-        yield {"dir": d, "ca": ca, "node": node, "client": client, "foreign": foreign}
+        foreign = make_cert(d, "other", "foreign")   # a certificate of another CA
+        yield {"dir": d, "ca": ca, "node": node, "client": client, "elsewhere": elsewhere, "foreign": foreign}
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
@@ -82,6 +84,26 @@ def served_not_after(port, certs, starttls_postgres=False):
         with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
             der = t.getpeercert(binary_form=True)
     return not_after(pem_text=ssl.DER_cert_to_PEM_cert(der))
+
+
+def test_bad_certificates_refused_at_start(tls_cluster, certs):
+    """A certificate that does not name the member's addresses, or is not of ca_file: `pgha agent
+    --check` and the start itself say which file and why, before PostgreSQL is touched."""
+    cases = [
+        ("elsewhere", ['cert_file "%s" does not name [node] api_address "127.0.0.1"' % certs["elsewhere"][0],
+                       "HINT: issue the certificate with subjectAltName = IP:127.0.0.1"]),
+        ("foreign", ['cert_file "%s" is not signed by ca_file "%s"' % (certs["foreign"][0], certs["ca"])]),
+    ]
+    for cert, wants in cases:
+        bad = Node(tls_cluster, "bad-" + cert, {"tls.cert_file": certs[cert][0], "tls.key_file": certs[cert][1],
+                                                "tls.ca_file": certs["ca"]})
+        for args, rc in ((["--check"], 2), ([], 1)):
+            r = subprocess.run([PGHA_BIN, "agent", "-c", bad.conf_path, *args], capture_output=True, text=True,
+                               timeout=30)
+            assert r.returncode == rc, r.stdout + r.stderr
+            for want in wants:
+                assert want in r.stderr, r.stderr
+        assert not os.path.exists(bad.data_dir)
 
 
 def test_cluster_over_verified_https(tls_cluster, certs):
@@ -141,7 +163,7 @@ def test_expiry_in_ctl_list_and_metrics(tls_cluster, certs):
         line = next(ln for ln in out.splitlines() if ln.startswith(name + " "))
         assert day in line, out
     # Two days left: under 30, so each member gets a warning line.
-    assert out.count("TLS certificate: expires in 1 days") + out.count("TLS certificate: expires in 2 days") == 3, out
+    assert out.count("TLS certificate: expires in 1 day, on ") == 3, out
     node = tls_cluster.nodes["a1"]
     _, text = get(f"https://127.0.0.1:{node.api_port}/metrics", client_ctx(certs, certs["client"]))
     assert "# TYPE pgha_tls_cert_expiry_timestamp_seconds gauge" in text
@@ -218,6 +240,24 @@ def test_rotation_then_bad_file_refused(tls_cluster, certs):
                client_ctx(certs, certs["client"]))[0] == 200
 
 
+def test_failsafe_round_over_https(tls_cluster):
+    """etcd goes away: the leader's POST /failsafe (bearer token, client certificate) reaches both
+    other members over HTTPS, they vouch, and it stays primary."""
+    leader = tls_cluster.leader()
+    node = tls_cluster.nodes[leader]
+    mark = len(node.log())
+    tls_cluster.etcd.stop()
+    try:
+        wait_until("failsafe mode", lambda: node.api("/status")[1].get("failsafe_active"), timeout=30)
+        log = node.log()[mark:]
+        assert "all 2 other members answered and none reaches etcd: staying primary" in log, log[-3000:]
+        assert "failsafe: https://" not in log, log[-3000:]   # no "<url> said no"
+    finally:
+        tls_cluster.etcd.start()
+    tls_cluster.wait_streaming(NAMES, timeout=60)
+    assert tls_cluster.leader() == leader
+
+
 def test_failover_elects_over_https(tls_cluster, certs):
     old = tls_cluster.leader()
     others = [n for n in NAMES if n != old]
@@ -231,9 +271,11 @@ def test_failover_elects_over_https(tls_cluster, certs):
         # The winner asked the other member over HTTPS (its api_url is https://, and the call
         # presents a client certificate, which that API demands) and had its answer.
         log = tls_cluster.nodes[winner].log()[marks[winner]:]
-        assert re.search(r"election: this member is the most advanced that answered \(.*, 1 of 1 others "
+        assert re.search(r"election: this member is the most advanced that answered \(.*, [1-9]\d* of \d+ others "
                          r"answered\)", log), log[-3000:]
-        assert "election: no answer from" not in log, log[-3000:]
+        # (The old leader, shutting down, may be asked too and not answer.)
+        loser = next(n for n in others if n != winner)
+        assert f"election: no answer from {tls_cluster.nodes[loser].api_url()}" not in log, log[-3000:]
         tls_cluster.wait_streaming(others, timeout=60)
     finally:
         tls_cluster.nodes[old].start()

@@ -142,7 +142,32 @@ static void test_a_streaming_standby(void **state)
 	assert_true(value(t, k) == 4096);
 	snprintf(k, sizeof(k), "pgha_leader_changes_total%s}", m);
 	assert_true(value(t, k) == 1);
+	/* No certificate, no expiry series. */
+	assert_null(strstr(t, "pgha_tls_cert_expiry_timestamp_seconds"));
 	sb_free(&out);
+}
+
+/* [tls]: the certificate's expiry, one series per link it serves (the API only over HTTPS). */
+static void test_tls_expiry(void **state)
+{
+	(void)state;
+	for (int api = 0; api <= 1; api++) {
+		struct api_status st = {.lease_left_ms = -1, .tls_cert_file = "/etc/pgha/tls/\"n1\".crt", .api_tls = api};
+		snprintf(st.self.name, sizeof(st.self.name), "n1");
+		st.self.tls_not_after = 1830000000;
+		struct strbuf out = STRBUF_INIT;
+		api_metrics_render(&st, NULL, "main", 1000, &out);
+		const char *t = sb_str(&out);
+		check_format(t);
+		assert_non_null(strstr(t, "# HELP pgha_tls_cert_expiry_timestamp_seconds "));
+		const char *pre = "pgha_tls_cert_expiry_timestamp_seconds{cluster=\"main\",member=\"n1\",link=";
+		char k[256];
+		snprintf(k, sizeof(k), "%s\"postgresql\",file=\"/etc/pgha/tls/\\\"n1\\\".crt\"}", pre);
+		assert_true(value(t, k) == 1830000000);
+		snprintf(k, sizeof(k), "%s\"api\",file=\"/etc/pgha/tls/\\\"n1\\\".crt\"}", pre);
+		assert_true((sample(t, k) != NULL) == (api == 1));
+		sb_free(&out);
+	}
 }
 
 static void test_before_etcd_was_read(void **state)
@@ -170,6 +195,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_a_streaming_standby),
 		cmocka_unit_test(test_before_etcd_was_read),
+		cmocka_unit_test(test_tls_expiry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

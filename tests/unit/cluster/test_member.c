@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/ctl.h"
 #include "cluster/member.h"
@@ -276,6 +277,56 @@ static void test_decode_not_after(void **state)
 		assert_true((strstr(enc, "tls_not_after") != NULL) == (d.tls_not_after != 0));
 		free(enc);
 	}
+}
+
+/* ctl list: the CERT EXPIRES column, and a warning under a member within 30 days, expired or invalid. */
+static void test_table_cert_expiry(void **state)
+{
+	int64_t now = (int64_t)time(NULL);
+	struct member ms[5];
+	memset(ms, 0, sizeof(ms));
+	const char *names[] = {"far", "near", "gone", "bad", "none"};
+	int64_t when[] = {now + 200 * 86400LL, now + 10 * 86400LL + 3600, now - 86400, -1, 0};
+	for (int i = 0; i < 5; i++) {
+		snprintf(ms[i].name, sizeof(ms[i].name), "%s", names[i]);
+		ms[i].role = ROLE_REPLICA;
+		ms[i].state = STATE_STREAMING;
+		ms[i].lag_bytes = 0;
+		ms[i].tls_not_after = when[i];
+	}
+	struct cluster_view v;
+	memset(&v, 0, sizeof(v));
+	v.members = ms;
+	v.nmembers = 5;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	assert_non_null(f);
+	ctl_print_table(f, &v, "main");
+	fclose(f);
+	char far[16];
+	time_t t = (time_t)when[0];
+	struct tm tm;
+	strftime(far, sizeof(far), "%Y-%m-%d", gmtime_r(&t, &tm));
+	if (strstr(text, "CERT EXPIRES") == NULL || strstr(text, far) == NULL ||
+	    strstr(text, "TLS certificate: expires in 10 days, on ") == NULL ||
+	    strstr(text, "TLS certificate: EXPIRED on ") == NULL ||
+	    strstr(text, "TLS certificate: the record's tls_not_after is not a time") == NULL)
+		fail_msg("%s", text);
+	/* Exactly three warnings: far and none have none. */
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, "TLS certificate:")) != NULL; p++)
+		n++;
+	assert_int_equal(n, 3);
+	free(text);
+	/* Without any certificate the table is as before: no column. */
+	for (int i = 0; i < 5; i++)
+		ms[i].tls_not_after = 0;
+	f = open_memstream(&text, &len);
+	ctl_print_table(f, &v, "main");
+	fclose(f);
+	assert_null(strstr(text, "CERT EXPIRES"));
+	free(text);
 }
 
 static void check_bad(const char *json, const char *needle)
@@ -550,6 +601,7 @@ int main(void)
 		cmocka_unit_test(test_view_empty),
 		cmocka_unit_test(test_view_encode_sorts),
 		cmocka_unit_test(test_decode_not_after),
+		cmocka_unit_test(test_table_cert_expiry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -227,6 +227,23 @@ static void test_server_ctx(void **state)
 	assert_non_null(strstr(e.msg, "ca_file"));
 }
 
+/* The host a verifying peer checks: an IP in subjectAltName's IP entries, a name in DNS (or the CN). */
+static void test_host(void **state)
+{
+	struct pgha_err e;
+	char c[1200];
+	snprintf(c, sizeof(c), "%s", path("good.crt"));   /* CN=node1, no subjectAltName */
+	if (tls_cert_check_host(c, "[node] api_address", "node1", &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_int_equal(tls_cert_check_host(c, "[node] api_address", "127.0.0.1", &e), -1);
+	assert_non_null(strstr(e.msg, "good.crt\" does not name [node] api_address \"127.0.0.1\""));
+	assert_non_null(strstr(e.msg, "HINT: issue the certificate with subjectAltName = IP:127.0.0.1"));
+	assert_int_equal(tls_cert_check_host(c, "[postgresql] address", "db2.lan", &e), -1);
+	assert_non_null(strstr(e.msg, "subjectAltName = DNS:db2.lan"));
+	assert_int_equal(tls_cert_check_host(path("garbage.crt"), "x", "node1", &e), -1);
+	assert_non_null(strstr(e.msg, "garbage.crt"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -234,6 +251,7 @@ int main(void)
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_not_after),
 		cmocka_unit_test(test_server_ctx),
+		cmocka_unit_test(test_host),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

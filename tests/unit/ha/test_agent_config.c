@@ -753,6 +753,27 @@ static void test_agent_tls(void **state)
 			    ": [tls] cert_file = \"n1.crt\": must be an absolute path");
 	agent_refused_exact(AGENT_MIN "[tls]\nca_file = ca.crt\n", ": [tls] ca_file = \"ca.crt\": must be an absolute path");
 	agent_refused(AGENT_MIN "[tls]\nrequire = maybe\n", "require");
+
+	/* The API: HTTPS by default with a certificate, client certificates only with a CA to check them. */
+	agent_accepted(AGENT_MIN "[tls]\ncert_file = /etc/pgha/n1.crt\nkey_file = /etc/pgha/n1.key\n", &cfg);
+	assert_true(cfg.api_tls);
+	assert_false(cfg.tls_api_client_certs);
+	agent_config_free(&cfg);
+	agent_accepted(AGENT_MIN "[tls]\ncert_file = /etc/pgha/n1.crt\nkey_file = /etc/pgha/n1.key\napi = off\n", &cfg);
+	assert_false(cfg.api_tls);
+	agent_config_free(&cfg);
+	agent_accepted(AGENT_MIN "[tls]\nca_file = /etc/pgha/ca.crt\n", &cfg);
+	assert_false(cfg.api_tls);
+	agent_config_free(&cfg);
+	agent_accepted(AGENT_MIN "[tls]\ncert_file = /etc/pgha/n1.crt\nkey_file = /etc/pgha/n1.key\n"
+		       "ca_file = /etc/pgha/ca.crt\napi_client_certs = on\n", &cfg);
+	assert_true(cfg.api_tls && cfg.tls_api_client_certs);
+	agent_config_free(&cfg);
+	agent_refused(AGENT_MIN "[tls]\ncert_file = /etc/pgha/n1.crt\nkey_file = /etc/pgha/n1.key\napi_client_certs = on\n",
+		      "api_client_certs = on needs api = on, cert_file, key_file and ca_file");
+	agent_refused(AGENT_MIN "[tls]\ncert_file = /etc/pgha/n1.crt\nkey_file = /etc/pgha/n1.key\n"
+		      "ca_file = /etc/pgha/ca.crt\napi = off\napi_client_certs = on\n", "api_client_certs");
+	agent_refused(AGENT_MIN "[tls]\napi = maybe\n", "api");
 }
 
 static void test_agent_help(void **state)

@@ -4,7 +4,7 @@
  * other: verified against the CA with the host name, a client certificate
  * presented. Refused: a name the certificate does not hold (wrong host),
  * another CA, no client certificate where one is demanded, an http:// URL
- * while TLS is on (never connected). Plain HTTP to the TLS port is dropped
+ * while this side serves HTTPS (never connected). Plain HTTP to the TLS port is dropped
  * without an answer and the server goes on; a new context (reload) serves the
  * connections after it.
  *
@@ -161,8 +161,15 @@ static void test_verified_calls(void **state)
 	assert_int_equal(call(url, &anonymous, err, sizeof(err)), 0);
 	assert_true(err[0] != '\0');
 
-	/* An http:// URL with TLS on: never called (the bearer token would travel in clear). */
+	/*
+	 * An http:// URL while this side serves HTTPS (https_only): never called,
+	 * the bearer token would travel in clear. Without https_only (a member with
+	 * only a CA), it is called as it is.
+	 */
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/status", port);
+	assert_int_equal(call(url, &good, err, sizeof(err)), 0);
+	assert_null(strstr(err, "not called"));
+	good.https_only = true;
 	assert_int_equal(call(url, &good, err, sizeof(err)), 0);
 	if (strstr(err, "not called") == NULL)
 		fail_msg("downgrade: %s", err);
