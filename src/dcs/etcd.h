@@ -73,9 +73,9 @@ char *etcd_endpoints_text(const struct etcd_client *c);
 
 /*
  * The TLS options of opts checked before the first call: cert_file and
- * key_file together, https endpoints only, the files readable, the key
- * matching, the certificate valid now and signed by ca_file
- * (common/tlsfile.c). names[] are how the caller spells ca_file, cert_file
+ * key_file together, https endpoints only, the files readable PEM, the key
+ * matching, the certificate valid now (common/tlsfile.c). Whether etcd
+ * trusts the certificate is etcd's --trusted-ca-file: only etcd can say. names[] are how the caller spells ca_file, cert_file
  * and key_file in its errors ("[etcd] ca_file", "--etcd-ca-file").
  */
 int etcd_check_tls(const struct etcd_opts *opts, const char *const names[3], struct pgha_err *e)
