@@ -63,9 +63,11 @@ void etcd_set_deadline(struct etcd_client *c, int deadline_ms);
 /* Endpoint the client used last (for log lines). */
 const char *etcd_current_endpoint(const struct etcd_client *c);
 /*
- * Ask etcd for its members now and use their client URLs (same scheme as
- * the configured endpoints, at most 32) followed by the configured
- * endpoints. A failed or empty answer keeps the current list. Logs a change.
+ * Ask etcd for its members now (one pass over the endpoints, each within
+ * request_timeout_ms) and use their client URLs (same scheme as the
+ * configured endpoints, at most 32) followed by the configured endpoints. A
+ * failed answer, or one without a usable URL, keeps the current list
+ * (ETCD_EPROTO / ETCD_EUNAVAIL). Logs a change.
  */
 int etcd_sync_endpoints(struct etcd_client *c, struct pgha_err *e);
 /* The endpoint list in use, comma-separated (caller frees). */
