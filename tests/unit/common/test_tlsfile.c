@@ -3,7 +3,7 @@
  * a good pair with its CA passes; a missing or garbage file, a key of another
  * certificate, an expired or not-yet-valid certificate, a certificate of
  * another CA and a CA file with garbage after its certificate are refused,
- * naming the file and the reason.
+ * naming the file and the reason; a CA file alone is checked the same way.
  *
  * The certificates are made here with OpenSSL (EC P-256: fast under ASan).
  */
@@ -182,11 +182,27 @@ static void test_refused(void **state)
 		(const char *const[]){"ca_file", "ca-garbage.crt", "not PEM certificates only", NULL});
 }
 
+/* A CA file alone (a client that only verifies its server). */
+static void test_ca_only(void **state)
+{
+	struct pgha_err e = {{0}};
+	if (tls_ca_check(path("ca.crt"), &e) != 0)
+		fail_msg("ca.crt refused: %s", e.msg);
+	assert_int_not_equal(tls_ca_check(path("missing-ca.crt"), &e), 0);
+	assert_non_null(strstr(e.msg, "missing-ca.crt"));
+	assert_non_null(strstr(e.msg, "cannot open"));
+	assert_int_not_equal(tls_ca_check(path("garbage.crt"), &e), 0);
+	assert_non_null(strstr(e.msg, "no PEM certificate"));
+	assert_int_not_equal(tls_ca_check(path("ca-garbage.crt"), &e), 0);
+	assert_non_null(strstr(e.msg, "not PEM certificates only"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_ca_only),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
