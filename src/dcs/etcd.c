@@ -155,6 +155,11 @@ const char *etcd_current_endpoint(const struct etcd_client *c)
 static void next_endpoint(struct etcd_client *c, const char *reason)
 {
 	c->cur = (c->cur + 1) % c->nendpoints;
+	if (c->syncing) {
+		/* A sync is an extra; its failures are not news (the next call says it). */
+		log_debug("%s; trying %s", reason, c->endpoints[c->cur]);
+		return;
+	}
 	if (c->healthy)
 		log_warn("%s; trying %s", reason, c->endpoints[c->cur]);
 	else
