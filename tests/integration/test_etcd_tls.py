@@ -24,8 +24,9 @@ def env(request):
         certs = {"ca": ca, "other_ca": other_ca, "client": client, "stranger": stranger}
         etcd = EtcdCluster(base, 3, tls={"ca": ca, "cert": server[0], "key": server[1]}).start()
         cluster = Cluster(base, etcd)
+        # The agents are given two of the three members: the third comes from the member list.
         tls = {"etcd.ca_file": ca, "etcd.cert_file": client[0], "etcd.key_file": client[1],
-               "etcd.sync_interval": "1s"}
+               "etcd.sync_interval": "1s", "etcd.endpoints": ",".join(m.url for m in etcd.members[:2])}
         try:
             # Cluster.ctl (wait_streaming, leader) reads the TLS files from the environment.
             with pytest.MonkeyPatch.context() as mp:
@@ -56,9 +57,12 @@ def test_agents_work_over_tls_with_client_certificates(env):
     other = "n2" if leader == "n1" else "n1"
     cluster.ctl("switchover", "--to", other, "--force", "--wait", "60")
     assert cluster.wait_streaming(["n1", "n2"], timeout=60) == other
-    # Auto-sync over https: the members advertise https URLs, which the agents accept.
     for n in cluster.nodes.values():
-        assert "etcd unreachable" not in n.log()
+        log = n.log()
+        assert "etcd watch on /pgha/t/ established at https://" in log
+        # Auto-sync over https: the third member's https URL, from the member list.
+        wait_until(f"{n.name} to learn the third member", lambda: "etcd endpoints changed" in n.log()
+                   and etcd.members[2].url in n.log(), timeout=10)
 
 
 def test_ctl_flags_and_environment(env):
