@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import (PGHA_BIN, Cluster, EtcdCluster, openssl_ca, openssl_cert, shared_base, wait_until)
+from conftest import (PGHA_BIN, Cluster, EtcdCluster, Proxy, openssl_ca, openssl_cert, shared_base, wait_until)
 
 
 @pytest.fixture(scope="module")
@@ -126,4 +126,19 @@ def test_wrong_tls_settings_refused_at_start(env):
     assert r.returncode != 0
     assert "[etcd] ca_file" in r.stderr and "/nonexistent/ca.pem" in r.stderr, r.stderr
     r = agent_check(cluster, {"etcd.ca_file": certs["ca"], "etcd.cert_file": cert, "etcd.key_file": key})
+    assert r.returncode == 0, r.stderr
+
+
+def test_proxy_tls_settings_checked_at_start(env):
+    etcd, cluster, certs = env
+    cert, key = certs["client"]
+    bad = Proxy(cluster, {"etcd.ca_file": certs["ca"], "etcd.key_file": key}, name="proxy-bad")
+    r = subprocess.run([PGHA_BIN, "proxy", "-c", bad.conf_path, "--check"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode != 0
+    assert "[etcd] key_file is set but [etcd] cert_file is not" in r.stderr, r.stderr
+    good = Proxy(cluster, {"etcd.ca_file": certs["ca"], "etcd.cert_file": cert, "etcd.key_file": key},
+                 name="proxy-good")
+    r = subprocess.run([PGHA_BIN, "proxy", "-c", good.conf_path, "--check"], capture_output=True, text=True,
+                       timeout=30)
     assert r.returncode == 0, r.stderr
