@@ -155,6 +155,11 @@ const char *etcd_current_endpoint(const struct etcd_client *c)
 static void next_endpoint(struct etcd_client *c, const char *reason)
 {
 	c->cur = (c->cur + 1) % c->nendpoints;
+	if (c->syncing) {
+		/* A sync is an extra; its failures are not news (the next call says it). */
+		log_debug("%s; trying %s", reason, c->endpoints[c->cur]);
+		return;
+	}
 	if (c->healthy)
 		log_warn("%s; trying %s", reason, c->endpoints[c->cur]);
 	else
@@ -343,7 +348,8 @@ int etcd_call(struct etcd_client *c, const char *path, const char *body,
 	      etcd_decoder dec, void *ctx, struct pgha_err *e)
 {
 	int64_t start = now_ms(), deadline = start + c->deadline_ms;
-	size_t max_attempts = RETRY_ROUNDS * c->nendpoints;
+	/* A sync is one pass: it must stay cheap, and the next one comes anyway. */
+	size_t max_attempts = (c->syncing ? 1 : RETRY_ROUNDS) * c->nendpoints;
 	bool reauthed = false, answered = false;
 	int rc = ETCD_EUNAVAIL;
 	struct pgha_err last;
@@ -459,8 +465,8 @@ int etcd_sync_endpoints(struct etcd_client *c, struct pgha_err *e)
 	}
 	if (m.n == 0) {
 		free_endpoints(m.urls, m.n);
-		return err_set(e, "etcd member list has no %s client URL; keeping %zu endpoints", m.scheme,
-			       c->nendpoints);
+		err_set(e, "etcd member list has no %s client URL; keeping %zu endpoints", m.scheme, c->nendpoints);
+		return ETCD_EPROTO;
 	}
 	/* The members first, then the configured endpoints not among them. */
 	char **eps = xcalloc(2 * ETCD_MAX_ENDPOINTS, sizeof(*eps));

@@ -63,9 +63,11 @@ void etcd_set_deadline(struct etcd_client *c, int deadline_ms);
 /* Endpoint the client used last (for log lines). */
 const char *etcd_current_endpoint(const struct etcd_client *c);
 /*
- * Ask etcd for its members now and use their client URLs (same scheme as
- * the configured endpoints, at most 32) followed by the configured
- * endpoints. A failed or empty answer keeps the current list. Logs a change.
+ * Ask etcd for its members now (one pass over the endpoints, each within
+ * request_timeout_ms) and use their client URLs (same scheme as the
+ * configured endpoints, at most 32) followed by the configured endpoints. A
+ * failed answer, or one without a usable URL, keeps the current list
+ * (ETCD_EPROTO / ETCD_EUNAVAIL). Logs a change.
  */
 int etcd_sync_endpoints(struct etcd_client *c, struct pgha_err *e);
 /* The endpoint list in use, comma-separated (caller frees). */
@@ -73,9 +75,9 @@ char *etcd_endpoints_text(const struct etcd_client *c);
 
 /*
  * The TLS options of opts checked before the first call: cert_file and
- * key_file together, https endpoints only, the files readable, the key
- * matching, the certificate valid now and signed by ca_file
- * (common/tlsfile.c). names[] are how the caller spells ca_file, cert_file
+ * key_file together, https endpoints only, the files readable PEM, the key
+ * matching, the certificate valid now (common/tlsfile.c). Whether etcd
+ * trusts the certificate is etcd's --trusted-ca-file: only etcd can say. names[] are how the caller spells ca_file, cert_file
  * and key_file in its errors ("[etcd] ca_file", "--etcd-ca-file").
  */
 int etcd_check_tls(const struct etcd_opts *opts, const char *const names[3], struct pgha_err *e)

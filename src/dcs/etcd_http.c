@@ -107,6 +107,27 @@ struct curl_slist *etcd_make_headers(const char *token)
 	return h;
 }
 
+void etcd_curl_error(struct pgha_err *e, CURLcode rc, const char *detail, bool https, bool has_cert)
+{
+	const char *what = curl_easy_strerror(rc);
+	const char *hint = "";
+	if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE)
+		hint = " (HINT: the etcd CA file must hold the CA that signed etcd's server certificate, "
+		       "and the endpoint's host must be in that certificate)";
+	/* A server that refuses the client's certificate (or its absence) ends
+	 * the TLS session: with TLS 1.3 the client sees that on its first send
+	 * or receive, without a word about certificates. */
+	else if (https && (rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR))
+		hint = has_cert ? " (HINT: etcd may have refused this client's certificate: is it signed by "
+				  "a CA in etcd's --trusted-ca-file?)"
+				: " (HINT: if etcd runs with --client-cert-auth, it wants a client certificate: "
+				  "set the etcd cert and key files)";
+	if (detail[0] != '\0' && strcmp(detail, what) != 0)
+		err_set(e, "%s: %s%s", what, detail, hint);
+	else
+		err_set(e, "%s%s", what, hint);
+}
+
 int etcd_http_post(struct etcd_client *c, const char *ep, const char *path, const char *body,
 		   const char *token, int64_t timeout_ms, long *status, struct etcd_sink *s,
 		   struct pgha_err *e)
@@ -114,16 +135,19 @@ int etcd_http_post(struct etcd_client *c, const char *ep, const char *path, cons
 	char *url = xasprintf("%s%s", ep, path);
 	struct curl_slist *hdrs = etcd_make_headers(token);
 	CURL *h = c->curl;
+	char detail[CURL_ERROR_SIZE] = "";
 
 	curl_easy_reset(h);
 	etcd_set_common_opts(h, c, url, body, hdrs);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, detail);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, etcd_sink_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
 	CURLcode rc = curl_easy_perform(h);
-	/* The handle keeps pointers to the header list: drop them now. */
+	/* The handle keeps pointers to the header list and the buffer: drop them now. */
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
 	curl_slist_free_all(hdrs);
 	free(url);
 	if (rc != CURLE_OK) {
@@ -135,7 +159,10 @@ int etcd_http_post(struct etcd_client *c, const char *ep, const char *path, cons
 			err_set(e, "reply cut short after %zu bytes", s->sb.len);
 			return ETCD_EPROTO;
 		}
-		err_set(e, "%s", rc == CURLE_ABORTED_BY_CALLBACK ? "canceled" : curl_easy_strerror(rc));
+		if (rc == CURLE_ABORTED_BY_CALLBACK)
+			err_set(e, "canceled");
+		else
+			etcd_curl_error(e, rc, detail, strncmp(ep, "https://", 8) == 0, c->cert_file != NULL);
 		return ETCD_EUNAVAIL;
 	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);

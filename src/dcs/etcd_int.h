@@ -64,6 +64,12 @@ void etcd_set_common_opts(CURL *h, const struct etcd_client *c, const char *url,
 /* Request headers, with the token (NULL = none); free with curl_slist_free_all. */
 struct curl_slist *etcd_make_headers(const char *token);
 /*
+ * A transport failure into e: curl's text, its detail (CURLOPT_ERRORBUFFER,
+ * "" if none) and a HINT for the TLS failures whose likely fix is plain.
+ * https: the endpoint's scheme; has_cert: the client has a certificate.
+ */
+void etcd_curl_error(struct pgha_err *e, CURLcode rc, const char *detail, bool https, bool has_cert);
+/*
  * POST body to endpoint+path within timeout_ms. Returns 0 with *status and
  * the body in s when an HTTP answer came back; ETCD_EPROTO for a reply that
  * was too large or cut short, ETCD_EUNAVAIL for other transport failures.

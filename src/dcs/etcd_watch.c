@@ -38,6 +38,7 @@ struct etcd_watch {
 	bool broken;                /* decode failure or cancel: drop the connection */
 	bool token_rejected;
 	struct pgha_err err;
+	char detail[CURL_ERROR_SIZE];  /* curl's own words on a failed connection */
 	int fails;                  /* consecutive failed connections */
 };
 
@@ -146,6 +147,8 @@ static CURL *watch_open(struct etcd_watch *w, const char *url, const char *body,
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 2L);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, watch_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, w);
+	w->detail[0] = '\0';
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, w->detail);
 	return h;
 }
 
@@ -194,7 +197,8 @@ static void watch_explain(struct etcd_watch *w, CURLcode res)
 		if (!w->broken)
 			err_set(&w->err, "stream closed by the server");
 	} else if (res != CURLE_OK) {
-		err_set(&w->err, "%s", curl_easy_strerror(res));
+		etcd_curl_error(&w->err, res, w->detail, strncmp(etcd_current_endpoint(w->c), "https://", 8) == 0,
+				w->c->cert_file != NULL);
 	} else {
 		err_set(&w->err, "stream closed by the server");
 	}

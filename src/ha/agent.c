@@ -290,8 +290,10 @@ static void dcs_log_state(struct agent *a, const char *why)
 	int64_t now = now_ms();
 	if (!a->dcs.ok) {
 		if (a->dcs.was_ok || now - a->dcs.last_log_ms >= 10000) {
-			log_warn("etcd unreachable (%s): %s; retrying every %d ms", a->cfg.etcd_endpoints, why,
-				 a->cfg.loop_wait_ms);
+			/* The list in use: after a member list sync it is not the configured one. */
+			char *eps = etcd_endpoints_text(a->dcs.etcd);
+			log_warn("etcd unreachable (%s): %s; retrying every %d ms", eps, why, a->cfg.loop_wait_ms);
+			free(eps);
 			a->dcs.last_log_ms = now;
 		}
 	} else if (!a->dcs.was_ok) {

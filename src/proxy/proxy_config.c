@@ -31,7 +31,7 @@ static const struct config_option proxy_options[] = {
 	  "the certificate and host name are always verified"),
 	O("etcd", "cert_file", OPT_STRING, etcd_cert_file, "", 1, 0, 0,
 	  "https endpoints: client certificate (PEM) for etcd's --client-cert-auth; checked at start (readable, "
-	  "matching key_file, valid now, signed by ca_file)"),
+	  "matching key_file, valid now); etcd must trust its CA (--trusted-ca-file)"),
 	O("etcd", "key_file", OPT_STRING, etcd_key_file, "", 1, 0, 0,
 	  "private key (PEM, not group/world writable) of cert_file"),
 	O("etcd", "sync_interval", OPT_DURATION, etcd_sync_interval_ms, "30s", 0, 3600000, 0,

@@ -722,16 +722,14 @@ static void print_summary(struct up *u, const struct cluster_view *v, double sec
 	if (u->st.nodes > 1)
 		printf("Switchover:  %s ctl -c %s/node1.conf switchover --to <member>\n", u->self_exe, u->dir);
 	if (u->st.etcd_members > 1)
-		printf("etcd:        %d members: %s\n             (it keeps working with %d of them; agents and "
+		printf("etcd:        %d members: %s\n             (a majority of %d keeps it working; agents and "
 		       "the proxy follow member changes: docs/ETCD.md)\n", u->st.etcd_members, u->etcd_urls,
 		       u->st.etcd_members / 2 + 1);
-	else
-		printf("etcd:        %s (one member: `pgha up --etcd 3` in a new --dir for a cluster)\n",
-		       u->etcd_urls);
 	if (u->st.etcd_auth)
-		printf("             authentication on (user " UP_ETCD_USER ", password in "
+		printf("%s%s with authentication (user " UP_ETCD_USER ", password in "
 		       "%s/secrets/etcd-pgha.password): write access to etcd is control of the cluster\n",
-		       u->dir);
+		       u->st.etcd_members > 1 ? "             " : "etcd:        ",
+		       u->st.etcd_members > 1 ? "all" : u->etcd_urls, u->dir);
 	if (u->backup || u->restore_repo) {
 		char *repo = u->restore_repo ? xstrdup(u->restore_repo) : path_join(u->dir, "backup-repo");
 		printf("Backups:     %s ctl -c %s/node1.conf backups\n"

@@ -211,3 +211,62 @@ def test_every_member_replaced_without_restart(env):
     # Nobody was restarted.
     assert {name: n.proc.pid for name, n in cluster.nodes.items()} | {"proxy": proxy.proc.pid} == pids
     assert all(n.proc.poll() is None for n in cluster.nodes.values()) and proxy.proc.poll() is None
+
+
+def test_dns_name_with_several_addresses(request):
+    """One DNS name for the whole etcd cluster: the name resolves to three addresses (one per
+    member, all on the same port) and the first one is dead; libcurl tries the next address. The
+    members run in their own network namespace (127.0.0.2-4 on its loopback), and `ip netns exec`
+    gives the processes in it /etc/netns/NS/hosts as /etc/hosts."""
+    from conftest import ETCD_BIN, free_port, stop_process
+    ns = f"pgha-dns-{os.getpid()}"
+    etc = f"/etc/netns/{ns}"
+    procs = []
+    with shared_base(request) as base:
+        try:
+            subprocess.run(["ip", "netns", "add", ns], check=True, timeout=10)
+            subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True, timeout=10)
+            os.makedirs(etc, exist_ok=True)
+            addrs = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+            with open(os.path.join(etc, "hosts"), "w") as f:
+                f.write("127.0.0.1 localhost\n" + "".join(f"{a} etcd-all\n" for a in addrs))
+            port, peer = free_port(), free_port()
+            initial = ",".join(f"d{i}=http://{a}:{peer}" for i, a in enumerate(addrs))
+            for i, a in enumerate(addrs):
+                log = open(os.path.join(base, f"etcd-d{i}.log"), "ab")
+                procs.append(subprocess.Popen(
+                    ["ip", "netns", "exec", ns, ETCD_BIN, "--name", f"d{i}", "--data-dir",
+                     os.path.join(base, f"etcd-d{i}"), "--listen-client-urls", f"http://{a}:{port}",
+                     "--advertise-client-urls", f"http://{a}:{port}", "--listen-peer-urls", f"http://{a}:{peer}",
+                     "--initial-advertise-peer-urls", f"http://{a}:{peer}", "--initial-cluster", initial,
+                     "--initial-cluster-state", "new"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+                log.close()
+
+            def ctl_ns(*args):
+                return subprocess.run(["ip", "netns", "exec", ns, PGHA_BIN, "ctl", "--etcd", f"http://etcd-all:{port}",
+                                       "--cluster", "dns", *args], capture_output=True, text=True, timeout=60)
+            wait_until("the etcd members in the namespace", lambda: ctl_ns("list").returncode == 0, timeout=30)
+            # The order the resolver gives (the one libcurl tries): kill the first.
+            # (getent would add AI_ADDRCONFIG, which finds nothing on a namespace with only loopback.)
+            order = subprocess.run(["ip", "netns", "exec", ns, "/usr/bin/python3", "-c",
+                                    "import socket; print(*[a[4][0] for a in socket.getaddrinfo("
+                                    "'etcd-all', 1, socket.AF_UNSPEC, socket.SOCK_STREAM)])"],
+                                   capture_output=True, text=True, timeout=10, check=True).stdout.split()
+            assert sorted(order) == addrs, order
+            first = next(w for w in order if w in addrs)
+            victim = procs[addrs.index(first)]
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(timeout=10)
+            t = time.monotonic()
+            for _ in range(3):
+                r = ctl_ns("list")
+                assert r.returncode == 0, r.stderr
+            # Refused at once, then the next address: no timeout spent on the dead one.
+            assert time.monotonic() - t < 15
+        finally:
+            for p in procs:
+                stop_process(p, timeout=30)
+            subprocess.run(["ip", "netns", "del", ns], timeout=10)
+            if os.path.exists(os.path.join(etc, "hosts")):
+                os.remove(os.path.join(etc, "hosts"))
+                os.rmdir(etc)

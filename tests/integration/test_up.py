@@ -264,3 +264,73 @@ def test_up_checks_every_port_before_starting_anything():
     assert not os.path.exists(os.path.join(d, "logs", "node1.log"))
     import shutil
     shutil.rmtree(base, ignore_errors=True)
+
+
+def etcd_pids(d):
+    """PIDs of the etcd members pgha up started for DIR d: {data dir name: pid}, from /proc."""
+    found = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"--data-dir" in argv:
+            data = argv[argv.index(b"--data-dir") + 1].decode()
+            if os.path.dirname(data) == d:
+                found[os.path.basename(data)] = int(pid)
+    return found
+
+
+def test_up_etcd_three_members():
+    """`pgha up --etcd 3`: three etcd members, each with its own ports, data and log; the agents and
+    the proxy get every URL and keep working with one member killed; a second run brings all back."""
+    base = make_base_dir()
+    d = os.path.join(base, "cluster")
+    proc = subprocess.Popen([PGHA_BIN, "up", "--dir", d, "--nodes", "1", "--etcd", "3", "--timeout", "240"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    node1 = os.path.join(d, "node1.conf")
+    try:
+        lines = read_until(proc, r"is up: 1 members", 240)
+        lines += read_until(proc, r"^Stop:", 30)
+        out = "".join(lines)
+        conf = open(os.path.join(d, "up.conf")).read()
+        assert "etcd_members = 3" in conf
+        ports = [int(p) for p in re.findall(r"etcd_client_port(?:_\d)? = (\d+)", conf)]
+        assert len(set(ports)) == 3
+        urls = ",".join(f"http://127.0.0.1:{p}" for p in ports)
+        assert f"etcd:        3 members: {urls}" in out, out
+        assert f"endpoints = {urls}" in open(node1).read()
+        assert f"endpoints = {urls}" in open(os.path.join(d, "proxy.conf")).read()
+        pids = etcd_pids(d)
+        assert sorted(pids) == ["etcd1", "etcd2", "etcd3"], pids
+        for i in (1, 2, 3):
+            assert os.path.getsize(os.path.join(d, "logs", f"etcd{i}.log")) > 0
+        # One member gone: the rest keep the majority; pgha up reports it.
+        os.kill(pids["etcd1"], signal.SIGKILL)
+        lines = read_until(proc, r"etcd member etcd1 exited", 10)
+        r = subprocess.run([PGHA_BIN, "ctl", "-c", node1, "list"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "leader" in r.stdout, r.stderr
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.communicate(timeout=120)
+    assert etcd_pids(d) == {}
+    # The count belongs to the directory.
+    r = subprocess.run([PGHA_BIN, "up", "--dir", d, "--etcd", "5"], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "--etcd 5: " in r.stderr and "was made with 3 etcd members" in r.stderr, r.stderr
+    # A second run brings every member back, the killed one included.
+    proc = subprocess.Popen([PGHA_BIN, "up", "--dir", d, "--timeout", "240"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        lines = read_until(proc, r"is up: 1 members", 240)
+        assert "starting 3 etcd members" in "".join(lines)
+        assert sorted(etcd_pids(d)) == ["etcd1", "etcd2", "etcd3"]
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.communicate(timeout=120)
+    assert etcd_pids(d) == {}
+    import shutil
+    shutil.rmtree(base, ignore_errors=True)

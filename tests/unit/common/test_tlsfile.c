@@ -5,7 +5,8 @@
  * another CA and a CA file with garbage after its certificate are refused,
  * naming the file and the reason. The expiry date read for the member record
  * and /metrics, and the server context of the agent API (a key of another
- * certificate refused there too, as on a reload).
+ * certificate refused there too, as on a reload); a CA file alone is checked
+ * the same way as ca_file.
  *
  * The certificates are made here with OpenSSL (EC P-256: fast under ASan).
  */
@@ -244,6 +245,21 @@ static void test_host(void **state)
 	assert_non_null(strstr(e.msg, "garbage.crt"));
 }
 
+/* A CA file alone (a client that only verifies its server). */
+static void test_ca_only(void **state)
+{
+	struct pgha_err e = {{0}};
+	if (tls_ca_check("ca_file", path("ca.crt"), &e) != 0)
+		fail_msg("ca.crt refused: %s", e.msg);
+	assert_int_not_equal(tls_ca_check("ca_file", path("missing-ca.crt"), &e), 0);
+	assert_non_null(strstr(e.msg, "missing-ca.crt"));
+	assert_non_null(strstr(e.msg, "cannot open"));
+	assert_int_not_equal(tls_ca_check("ca_file", path("garbage.crt"), &e), 0);
+	assert_non_null(strstr(e.msg, "no PEM certificate"));
+	assert_int_not_equal(tls_ca_check("ca_file", path("ca-garbage.crt"), &e), 0);
+	assert_non_null(strstr(e.msg, "not PEM certificates only"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -252,6 +268,7 @@ int main(void)
 		cmocka_unit_test(test_not_after),
 		cmocka_unit_test(test_server_ctx),
 		cmocka_unit_test(test_host),
+		cmocka_unit_test(test_ca_only),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

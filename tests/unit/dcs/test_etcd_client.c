@@ -397,6 +397,89 @@ static void test_auth_not_enabled(void **state)
 	etcd_free(c);
 }
 
+/* ------------------------------------------------------ endpoint sync */
+
+static struct etcd_client *client_sync(const char *endpoints, int sync_ms)
+{
+	struct pgha_err e = {{0}};
+	struct etcd_opts o = {.endpoints = endpoints, .request_timeout_ms = 1000, .deadline_ms = 3000,
+			      .sync_interval_ms = sync_ms};
+	struct etcd_client *c = etcd_new(&o, &e);
+	if (c == NULL)
+		fail_msg("etcd_new: %s", e.msg);
+	return c;
+}
+
+/*
+ * The member list names a member the configuration does not (b, a
+ * replacement): after the sync the client uses it, with the configured
+ * endpoint kept last; when a is gone, b answers (and the next sync, due
+ * again, gets an empty list from b: the list stays).
+ */
+static void test_sync_finds_replaced_member(void **state)
+{
+	static const struct step b_script[] = {
+		ANSWER("/v3/kv/range", 200, RANGE_OK),
+		ANSWER("/v3/cluster/member/list", 200, "{" HDR ",\"members\":[]}"),
+	};
+	struct server *b = server_start(SCRIPT(b_script));
+	char members[512];
+	snprintf(members, sizeof(members),
+		 "{" HDR ",\"members\":[{\"ID\":\"1\",\"name\":\"b\",\"clientURLs\":[\"%s/\"]},"
+		 "{\"ID\":\"2\",\"name\":\"\",\"peerURLs\":[\"http://10.0.0.9:2380\"]},"
+		 "{\"ID\":\"3\",\"clientURLs\":[\"https://elsewhere:2379\",\"http://bad url\",7]}]}",
+		 b->url);
+	const struct step a_script[] = {
+		ANSWER("/v3/kv/range", 200, RANGE_OK),
+		ANSWER("/v3/cluster/member/list", 200, members),
+	};
+	struct server *a = server_start(SCRIPT(a_script));
+	struct etcd_client *c = client_sync(a->url, 1);
+	sleep_ms(5);   /* the first sync waits one interval */
+
+	get_k(c, "v");   /* then the sync, on a */
+	char *eps = etcd_endpoints_text(c);
+	char want[160];
+	snprintf(want, sizeof(want), "%s,%s", b->url, a->url);
+	assert_string_equal(eps, want);
+	free(eps);
+	assert_string_equal(etcd_current_endpoint(c), a->url);
+	server_done(a, 2);
+
+	sleep_ms(5);
+	get_k(c, "v");   /* a refuses now */
+	assert_string_equal(etcd_current_endpoint(c), b->url);
+	eps = etcd_endpoints_text(c);
+	assert_string_equal(eps, want);
+	free(eps);
+
+	etcd_free(c);
+	server_done(b, 2);
+}
+
+/* A reply that is not a member list, or one without a usable URL, keeps the list. */
+static void test_sync_bad_reply_keeps_list(void **state)
+{
+	static const struct step a_script[] = {
+		ANSWER("/v3/cluster/member/list", 200, "{" HDR ",\"members\":\"nope\"}"),
+		ANSWER("/v3/cluster/member/list", 200, "{" HDR ",\"members\":[{\"clientURLs\":[\"ftp://x\"]}]}"),
+	};
+	struct server *a = server_start(SCRIPT(a_script));
+	struct etcd_client *c = client_sync(a->url, 3600000);
+	struct pgha_err e = {{0}};
+
+	assert_int_equal(etcd_sync_endpoints(c, &e), ETCD_EPROTO);
+	assert_contains(e.msg, "\"members\" is not an array");
+	assert_int_equal(etcd_sync_endpoints(c, &e), ETCD_EPROTO);
+	assert_contains(e.msg, "no http client URL");
+	char *eps = etcd_endpoints_text(c);
+	assert_string_equal(eps, a->url);
+	free(eps);
+
+	etcd_free(c);
+	server_done(a, 2);
+}
+
 /* ----------------------------------------------------------------- watch */
 
 struct seen {
@@ -613,6 +696,8 @@ int main(void)
 		cmocka_unit_test(test_token_rejected_twice),
 		cmocka_unit_test(test_authenticate_refused),
 		cmocka_unit_test(test_auth_not_enabled),
+		cmocka_unit_test(test_sync_finds_replaced_member),
+		cmocka_unit_test(test_sync_bad_reply_keeps_list),
 		cmocka_unit_test(test_watch_resumes_after_stream_end),
 		cmocka_unit_test(test_watch_compacted),
 		cmocka_unit_test(test_watch_malformed_batch),

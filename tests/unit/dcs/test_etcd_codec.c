@@ -584,6 +584,45 @@ static void test_dec_auth(void **state)
 	assert_null(tok);
 }
 
+/* --------------------------------------------------------------- members */
+
+static void free_urls(char **urls, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(urls[i]);
+	free(urls);
+}
+
+static void test_dec_member_urls(void **state)
+{
+	struct pgha_err e = {{0}};
+	char **urls;
+	size_t n;
+	const char *body = "{" HDR ",\"members\":["
+			   "{\"name\":\"e1\",\"clientURLs\":[\"https://10.0.0.1:2379\",\"http://10.0.0.1:2381\"]},"
+			   "{\"name\":\"\",\"peerURLs\":[\"https://10.0.0.4:2380\"]},"
+			   "{\"name\":\"e3\",\"clientURLs\":[\"https://a,b:1\",\"https://x y\",\"https://\",5,"
+			   "\"https://e3.example:2379\"]}]}";
+	assert_int_equal(etcd_dec_member_urls(body, "https", 8, &urls, &n, &e), ETCD_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(urls[0], "https://10.0.0.1:2379");
+	assert_string_equal(urls[1], "https://e3.example:2379");
+	free_urls(urls, n);
+	assert_int_equal(etcd_dec_member_urls(body, "http", 8, &urls, &n, &e), ETCD_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(urls[0], "http://10.0.0.1:2381");
+	free_urls(urls, n);
+	/* More URLs than allowed: refused whole, never cut to an arbitrary part. */
+	assert_int_equal(etcd_dec_member_urls(body, "https", 1, &urls, &n, &e), ETCD_EPROTO);
+	assert_null(urls);
+	assert_int_equal(etcd_dec_member_urls("{\"members\":[]}", "http", 8, &urls, &n, &e), ETCD_EPROTO);
+	assert_int_equal(etcd_dec_member_urls("{" HDR ",\"members\":{}}", "http", 8, &urls, &n, &e), ETCD_EPROTO);
+	assert_int_equal(etcd_dec_member_urls("[1]", "http", 8, &urls, &n, &e), ETCD_EPROTO);
+	assert_int_equal(etcd_dec_member_urls("{" HDR "}", "http", 8, &urls, &n, &e), ETCD_OK);
+	assert_int_equal(n, 0);
+	free_urls(urls, n);
+}
+
 /* ----------------------------------------------------------------- watch */
 
 struct rec {
@@ -760,6 +799,7 @@ int main(void)
 		cmocka_unit_test(test_enc_txn_invalid),
 		cmocka_unit_test(test_enc_lease_watch),
 		cmocka_unit_test(test_enc_auth),
+		cmocka_unit_test(test_dec_member_urls),
 		cmocka_unit_test(test_dec_error_mapping),
 		cmocka_unit_test(test_dec_error_not_errors),
 		cmocka_unit_test(test_dec_range_good),
