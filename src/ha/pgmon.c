@@ -30,6 +30,8 @@ struct pgmon {
 	struct api_source *api;
 	const char *labels[5];
 	const char *endpoints;    /* etcd's, comma-separated (the agent's configuration) */
+	struct httpc_tls etcd_tls;  /* [etcd] ca_file, cert_file, key_file: etcd asks them of /health too */
+	bool etcd_tls_on;
 	char last_error[256];     /* said once until it changes */
 	char log_ctx[96];
 };
@@ -95,6 +97,7 @@ static void probe_etcd(struct pgmon *m)
 	for (size_t i = 0; i < n; i++) {
 		snprintf(health[i], sizeof(health[i]), "%.250s/health", urls[i]);
 		reqs[i].url = health[i];
+		reqs[i].tls = m->etcd_tls_on ? &m->etcd_tls : NULL;
 	}
 	httpc_run(reqs, n, 1000);
 	bool up[8];
@@ -158,8 +161,20 @@ int pgmon_start(struct agent *a, struct pgha_err *e)
 	m->labels[3] = a->cfg.name;
 	m->endpoints = a->dcs.opts.endpoints;
 	snprintf(m->log_ctx, sizeof(m->log_ctx), "agent %s", a->cfg.name);
+	const struct etcd_opts *o = &a->dcs.opts;
+	if ((o->ca_file && o->ca_file[0]) || (o->cert_file && o->cert_file[0])) {
+		/* Checked at start already (etcd_check_tls): a failure here is a file changed since. */
+		if (httpc_tls_load(&m->etcd_tls, o->ca_file, o->cert_file, o->key_file, e) != 0) {
+			pthread_cond_destroy(&m->cond);
+			pthread_mutex_destroy(&m->lock);
+			free(m);
+			return err_wrap(e, "[etcd] TLS files for the dashboard's etcd health");
+		}
+		m->etcd_tls_on = true;
+	}
 	int rc = pthread_create(&m->thread, NULL, run, m);
 	if (rc != 0) {
+		httpc_tls_free(&m->etcd_tls);
 		pthread_cond_destroy(&m->cond);
 		pthread_mutex_destroy(&m->lock);
 		free(m);
@@ -181,6 +196,7 @@ void pgmon_stop(struct agent *a)
 	pthread_join(m->thread, NULL);
 	pthread_cond_destroy(&m->cond);
 	pthread_mutex_destroy(&m->lock);
+	httpc_tls_free(&m->etcd_tls);
 	free(m);
 	a->pgmon = NULL;
 }

@@ -404,6 +404,7 @@ def test_three_hosts_tls_everywhere(deploy):
     assert all(not w.errors() for w in d.writers.values()), {h: w.errors() for h, w in d.writers.items()}
 
     check_every_link_encrypted(d, ca, ca_dir)
+    check_dashboard_etcd_health(d, ca, ca_dir)
     check_refusals(d, ca, ca_dir, proxy_conninfo, password_file)
     rotate_certificates(d, ca_dir)
     fail_over_leader_host(d)
@@ -445,6 +446,22 @@ def check_every_link_encrypted(d, ca, ca_dir):
     proxies = {HOSTS[h] for h in PROXY_HOSTS}
     assert proxies <= {addr for t, addr in kinds if t == "client backend"}, rows
     assert all(ssl for _, _, ssl in rows), rows
+
+
+def check_dashboard_etcd_health(d, ca, ca_dir):
+    """The dashboard's etcd health (each agent asks every member's /health, with its client
+    certificate): every member up, seen over the API's HTTPS."""
+    import json
+
+    def all_up():
+        r = run(d.net.exec("app") + ["curl", "-sS", "--max-time", "5", "--cacert", ca, "--cert",
+                                     f"{ca_dir}/admin.crt", "--key", f"{ca_dir}/admin.key",
+                                     "https://10.0.0.1:8008/ui/series"], check=False, timeout=30)
+        if r.returncode != 0:
+            return False
+        health = json.loads(r.stdout)["etcd"]["health"]
+        return len(health) == 3 and all(h["up"] for h in health) and health
+    wait_until("the dashboard to see three healthy etcd members", all_up, timeout=30)
 
 
 def check_refusals(d, ca, ca_dir, proxy_conninfo, password_file):
