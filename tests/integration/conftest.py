@@ -30,10 +30,31 @@ PG_BIN = "/usr/lib/postgresql/15/bin"
 _handed_out = set()
 
 
+def _free_port_in(lo, hi):
+    """The first free port of lo..hi not handed out yet (PGHA_TEST_PORTS: see the Makefile)."""
+    for port in range(lo, hi + 1):
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port left in PGHA_TEST_PORTS {lo}-{hi}")
+
+
 def free_port():
     """A free port on 127.0.0.1, never one this test run handed out before: a port
     released at once may come back from the next bind(0), and two servers of one
-    test would then collide."""
+    test would then collide. With PGHA_TEST_PORTS=LO-HI (a range outside the kernel's
+    ephemeral ports, which bind(0) never hands out), from that range: the Makefile runs
+    the isolated tests so, beside the others."""
+    rng = os.environ.get("PGHA_TEST_PORTS")
+    if rng:
+        lo, hi = (int(x) for x in rng.split("-"))
+        return _free_port_in(lo, hi)
     for _ in range(1000):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind(("127.0.0.1", 0))
