@@ -24,9 +24,11 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -80,38 +82,65 @@ def image_packages():
     return sorted(pkgs)
 
 
-def rootfs_tarball():
-    """A minbase bookworm with the image's packages, as a tar for podman import; cached under
-    CACHE by its package list."""
-    pkgs = image_packages()
-    key = hashlib.sha256(" ".join([SUITE, MIRROR, *pkgs]).encode()).hexdigest()[:16]
-    tar = os.path.join(CACHE, f"rootfs-{SUITE}-{key}.tar")
-    if os.path.exists(tar):
-        return tar
-    os.makedirs(CACHE, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="rootfs-", dir=CACHE)
-    try:
-        target = os.path.join(work, "rootfs")
-        run(["debootstrap", "--variant=minbase", "--include=" + ",".join(pkgs), SUITE, target, MIRROR],
-            timeout=900)
-        # Not image content, and less to tar and import: the downloaded .debs (100+ MB), and the
-        # documentation, manual pages and message translations debian:*-slim leaves out too.
-        for d in ("var/cache/apt/archives", "var/lib/apt/lists"):
-            for n in os.listdir(os.path.join(target, d)):
-                p = os.path.join(target, d, n)
-                if os.path.isfile(p) and n != "lock":
-                    os.unlink(p)
-        for d in ("usr/share/doc", "usr/share/man", "usr/share/info"):
-            shutil.rmtree(os.path.join(target, d), ignore_errors=True)
-        locale = os.path.join(target, "usr/share/locale")
-        for n in os.listdir(locale):
-            if os.path.isdir(os.path.join(locale, n)):
-                shutil.rmtree(os.path.join(locale, n))
-        run(["tar", "-C", target, "--numeric-owner", "-cf", tar + ".part", "."], timeout=300)
-        os.rename(tar + ".part", tar)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return tar
+class Rootfs:
+    """A minbase bookworm with the image's packages, as a tar for podman import, cached under
+    CACHE by its package list. debootstrap runs in the background (start) while the binary
+    builds; tar() waits for it."""
+
+    def __init__(self):
+        pkgs = image_packages()
+        key = hashlib.sha256(" ".join([SUITE, MIRROR, *pkgs]).encode()).hexdigest()[:16]
+        self.path = os.path.join(CACHE, f"rootfs-{SUITE}-{key}.tar")
+        self.pkgs = pkgs
+        self.proc = None
+        self.work = None
+
+    def start(self):
+        if os.path.exists(self.path):
+            return
+        os.makedirs(CACHE, exist_ok=True)
+        self.work = tempfile.mkdtemp(prefix="rootfs-", dir=CACHE)
+        self.log = os.path.join(self.work, "debootstrap.log")
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                ["debootstrap", "--variant=minbase", "--include=" + ",".join(self.pkgs), SUITE,
+                 os.path.join(self.work, "rootfs"), MIRROR],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def tar(self):
+        if self.proc is None:
+            return self.path
+        try:
+            rc = self.proc.wait(timeout=900)
+            with open(self.log, errors="replace") as f:
+                assert rc == 0, f"debootstrap: exit {rc}\n{f.read()[-3000:]}"
+            target = os.path.join(self.work, "rootfs")
+            # Not image content, and less to tar and import: the downloaded .debs (100+ MB), and
+            # the documentation, manual pages and translations debian:*-slim leaves out too.
+            for d in ("var/cache/apt/archives", "var/lib/apt/lists"):
+                for n in os.listdir(os.path.join(target, d)):
+                    p = os.path.join(target, d, n)
+                    if os.path.isfile(p) and n != "lock":
+                        os.unlink(p)
+            for d in ("usr/share/doc", "usr/share/man", "usr/share/info"):
+                shutil.rmtree(os.path.join(target, d), ignore_errors=True)
+            locale = os.path.join(target, "usr/share/locale")
+            for n in os.listdir(locale):
+                if os.path.isdir(os.path.join(locale, n)):
+                    shutil.rmtree(os.path.join(locale, n))
+            run(["tar", "-C", target, "--numeric-owner", "-cf", self.path + ".part", "."], timeout=300)
+            os.rename(self.path + ".part", self.path)
+        finally:
+            self.cleanup()
+        return self.path
+
+    def cleanup(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)   # its own session: debootstrap and its dpkg
+            self.proc.wait(timeout=30)
+        if self.work:
+            shutil.rmtree(self.work, ignore_errors=True)
+            self.work = None
 
 
 def release_binary():
@@ -171,7 +200,13 @@ class Stack:
         (ipam,) = net["ipam"]["config"]
         podman("network", "create", "--label", LABEL, "--subnet", ipam["subnet"], self.network)
 
-    def start(self, service):
+    def start(self, services):
+        """podman run each service (all at once: etcd needs its peers, agents wait for etcd)."""
+        argv = [self.run_args(s) for s in services]
+        with ThreadPoolExecutor(len(argv)) as pool:
+            list(pool.map(lambda a: podman(*a), argv))
+
+    def run_args(self, service):
         svc = self.spec["services"][service]
         unknown = set(svc) - KNOWN
         assert not unknown, f"service {service}: fields {unknown} are not translated to podman"
@@ -212,7 +247,7 @@ class Stack:
             args += ["--entrypoint", json.dumps(svc["entrypoint"])]
         args.append(interpolate(svc["image"], self.images))
         args += [interpolate(str(a), self.images) for a in svc.get("command", [])]
-        podman(*args)
+        return args
 
     def exec(self, service, *cmd, timeout=30):
         return podman("exec", self.cname(service), *cmd, timeout=timeout, check=False)
@@ -234,7 +269,7 @@ def remove_labelled():
     ids = podman("ps", "-aq", "--filter", "label=" + LABEL, check=False).stdout.split()
     if ids:
         # -v: the anonymous volumes of the image's VOLUME (proxies, app) go too.
-        podman("rm", "-f", "-v", "-t", "5", *ids, timeout=120, check=False)
+        podman("rm", "-f", "-v", "-t", "0", *ids, timeout=120, check=False)
     vols = podman("volume", "ls", "-q", "--filter", "label=" + LABEL, check=False).stdout.split()
     if vols:
         podman("volume", "rm", "-f", *vols, check=False)
@@ -257,6 +292,7 @@ def stack():
     names = {"base": f"localhost/pgha-test-base:{tag}", "PGHA_IMAGE": f"localhost/pgha-test:{tag}",
              "PGHA_ETCD_IMAGE": f"localhost/pgha-test-etcd:{tag}"}
     st = None
+    rootfs = Rootfs()
     phases, last = [], [t0]
 
     def phase(name):
@@ -264,11 +300,12 @@ def stack():
         phases.append(f"{name} {now - last[0]:.0f}s")
         last[0] = now
     try:
+        rootfs.start()
         binary = release_binary()
         assert os.path.exists(binary)
         phase("make")
-        tar = rootfs_tarball()
-        phase("rootfs")
+        tar = rootfs.tar()
+        phase("rootfs (after make)")
         podman("import", tar, names["base"], timeout=600)
         phase("import")
         for target, image in (("pgha", names["PGHA_IMAGE"]), ("etcd", names["PGHA_ETCD_IMAGE"])):
@@ -290,19 +327,18 @@ def stack():
         st.secret_values = [su_pw, repl_pw, values["pgha_api_token"].strip()]
         st.phases = phases
         st.create_network()
-        for s in ("etcd1", "etcd2", "etcd3", "pgha1", "pgha2", "pgha3", "proxy1", "proxy2", "app"):
-            st.start(s)
+        st.start(["etcd1", "etcd2", "etcd3", "pgha1", "pgha2", "pgha3", "proxy1", "proxy2", "app"])
         phase("start")
         yield st
     finally:
+        rootfs.cleanup()
         if st is not None:
             for s in ("pgha1", "pgha2", "pgha3"):
                 print(f"--- {s}\n{st.logs(s)}")
         remove_labelled()
-        for i in sorted(image_ids() - before):
-            podman("rmi", "-f", i, check=False)
-        for n in names.values():
-            podman("rmi", "-f", n, check=False)
+        made = sorted(image_ids() - before)
+        if made:
+            podman("rmi", "-f", *made, check=False)
         shutil.rmtree(base, ignore_errors=True)
         print(f"container test: {time.monotonic() - t0:.0f}s in all")
 
