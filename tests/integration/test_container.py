@@ -64,7 +64,7 @@ def run(cmd, timeout, **kw):
 
 
 def image_packages():
-    """The packages the runtime stages (etcd, pgha) of the Dockerfile ensure: what debootstrap
+    """The packages the runtime stages (etcd, runtime) of the Dockerfile ensure: what debootstrap
     includes, so that ensure-packages finds them all and the build runs no apt. Read from the
     Dockerfile, so the two cannot drift apart."""
     with open(DOCKERFILE) as f:
@@ -76,7 +76,7 @@ def image_packages():
             stage = m.group(1)
             continue
         m = re.match(r"RUN\s+ensure-packages\s+([^&]*)", line.strip())
-        if m and stage in ("etcd", "pgha"):
+        if m and stage in ("etcd", "runtime"):
             pkgs.update(m.group(1).split())
     assert {"postgresql-15", "etcd-server", "tini"} <= pkgs, pkgs
     return sorted(pkgs)
@@ -144,7 +144,7 @@ class Rootfs:
 
 
 def release_binary():
-    """build/pgha, the release build the image copies (PGHA_FROM=prebuilt): under `make check`
+    """build/pgha, the release build the target pgha-prebuilt copies: under `make check`
     the tests run the ASan build, which needs the sanitizer runtimes the image does not have."""
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "SANITIZE")}
     run(["make", "-C", ROOT, "-j2", "build/pgha"], timeout=900, env=env)
@@ -308,10 +308,10 @@ def stack():
         phase("rootfs (after make)")
         podman("import", tar, names["base"], timeout=600)
         phase("import")
-        for target, image in (("pgha", names["PGHA_IMAGE"]), ("etcd", names["PGHA_ETCD_IMAGE"])):
+        for target, image in (("pgha-prebuilt", names["PGHA_IMAGE"]), ("etcd", names["PGHA_ETCD_IMAGE"])):
             # --format docker: OCI images have no HEALTHCHECK. No network: the base has every package.
             podman("build", "--format", "docker", "--network", "none", *ULIMITS, "-f", DOCKERFILE,
-                   "--build-arg", "BASE=" + names["base"], "--build-arg", "PGHA_FROM=prebuilt",
+                   "--build-arg", "BASE=" + names["base"],
                    "--target", target, "-t", image, ROOT, timeout=600)
         phase("build")
         su_pw, repl_pw = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
