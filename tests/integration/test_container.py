@@ -388,6 +388,7 @@ def heartbeats(st):
 
 
 def test_stack_bootstraps_serves_and_fails_over(stack):
+    """One test: each step needs the cluster the step before left (seconds, not minutes)."""
     st = stack
     t0 = time.monotonic()
     leader = wait_cluster(st, ["pgha1", "pgha2", "pgha3"])
@@ -434,5 +435,17 @@ def test_stack_bootstraps_serves_and_fails_over(stack):
     podman("start", st.cname(leader))
     assert wait_cluster(st, ["pgha1", "pgha2", "pgha3"], timeout=120) == new_leader
     rejoin_s = time.monotonic() - t2
+
+    # The new leader's container is killed outright (a node lost): PostgreSQL dies with it (PID 1
+    # gone, the whole PID namespace goes); the others take over once its lease expires (ttl).
+    t3 = time.monotonic()
+    podman("kill", "-s", "KILL", st.cname(new_leader))
+    wait_until(f"{new_leader} killed", lambda: not st.running(new_leader), timeout=30)
+    rest = [s for s in ("pgha1", "pgha2", "pgha3") if s != new_leader]
+    third = wait_cluster(st, rest, not_leader=new_leader, timeout=120)
+    write_through(st, "proxy1", "after-kill-1")
+    write_through(st, "proxy2", "after-kill-2")
+    kill_s = time.monotonic() - t3
     print(f"container test: {', '.join(st.phases)}, bootstrap {boot_s:.0f}s, "
-          f"stop-to-writes-again {failover_s:.0f}s ({leader} -> {new_leader}), rejoin {rejoin_s:.0f}s")
+          f"stop-to-writes-again {failover_s:.0f}s ({leader} -> {new_leader}), rejoin {rejoin_s:.0f}s, "
+          f"kill-to-writes-again {kill_s:.0f}s ({new_leader} -> {third})")
