@@ -6,8 +6,9 @@ is started from the file's own data (image, command, entrypoint, environment, vo
 secrets, ports, stop_grace_period, health checks) with `podman run` on a podman network of the
 stack's subnet: three etcd, three agents, two proxies and the application placeholder. Checked:
 the bootstrap (one leader, two streaming standbys), a write through each proxy, every health
-check, the application's writes, no secret in any container's environment or argv, and a
-failover when the leader's container is stopped.
+check, the application's writes, no secret in any container's environment or argv, a
+failover when the leader's container is stopped, the old leader rejoining when its container
+starts again, and a failover when the new leader's container is killed.
 
 Why podman run and not podman-compose: Debian bookworm's podman-compose (1.0.3) ignores
 `configs:` (the agents would start without their config), `stop_grace_period` and the secrets'
