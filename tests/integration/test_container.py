@@ -280,7 +280,8 @@ class Stack:
 
 
 def remove_labelled():
-    """Every container, volume and network LABEL marks: this run's, or a killed run's leftovers."""
+    """Every container, volume, network and image LABEL marks: this run's, or a killed run's
+    leftovers (the images inherit the label from the imported base)."""
     ids = podman("ps", "-aq", "--filter", "label=" + LABEL, check=False).stdout.split()
     if ids:
         # -v: the anonymous volumes of the image's VOLUME (proxies, app) go too.
@@ -291,6 +292,9 @@ def remove_labelled():
     nets = podman("network", "ls", "-q", "--filter", "label=" + LABEL, check=False).stdout.split()
     if nets:
         podman("network", "rm", "-f", *nets, check=False)
+    imgs = podman("images", "-aq", "--filter", "label=" + LABEL, check=False).stdout.split()
+    if imgs:
+        podman("rmi", "-f", *imgs, check=False)
 
 
 def image_ids():
@@ -321,7 +325,7 @@ def stack():
         phase("make")
         tar = rootfs.tar()
         phase("rootfs (after make)")
-        podman("import", tar, names["base"], timeout=600)
+        podman("import", "--change", "LABEL " + LABEL, tar, names["base"], timeout=600)
         phase("import")
         for target, image in (("pgha-prebuilt", names["PGHA_IMAGE"]), ("etcd", names["PGHA_ETCD_IMAGE"])):
             # --format docker: OCI images have no HEALTHCHECK. No network: the base has every package.
