@@ -16,9 +16,14 @@ uid/mode; docker stack deploy needs a Swarm, which does not run here. The servic
 translated here, field by field, and a field this translation does not know fails the test, so
 stack.yml cannot grow something the test silently skips.
 
-podman here: runc (crun fails on these machines) with cgroupfs (no systemd as PID 1), netavark
-(its aardvark-dns resolves service names; CNI has no DNS), and ulimits given explicitly.
+podman here: runc (crun fails on these machines) with cgroupfs (no systemd as PID 1), netavark,
+and ulimits given explicitly. Service names resolve through /etc/hosts (--add-host, a fixed
+address each), not podman's DNS server: aardvark-dns 1.4 stopped answering for about 40 s
+around container starts and stops here (glibc then waits 5 s per server, name and attempt),
+which stalled the agents' loops past their leases; Swarm's DNS is dockerd's own and has no
+such restarts.
 """
+import ipaddress
 import hashlib
 import json
 import os
@@ -213,7 +218,12 @@ class Stack:
     def create_network(self):
         (net,) = self.spec["networks"].values()
         (ipam,) = net["ipam"]["config"]
-        podman("network", "create", "--label", LABEL, "--subnet", ipam["subnet"], self.network)
+        podman("network", "create", "--label", LABEL, "--disable-dns", "--subnet", ipam["subnet"],
+               self.network)
+        hosts = ipaddress.ip_network(ipam["subnet"]).hosts()
+        for _ in range(9):   # leave the gateway and a few below the services' addresses
+            next(hosts)
+        self.ips = {svc: str(next(hosts)) for svc in self.spec["services"]}
 
     def start(self, services):
         """podman run each service (all at once: etcd needs its peers, agents wait for etcd)."""
@@ -226,7 +236,10 @@ class Stack:
         unknown = set(svc) - KNOWN
         assert not unknown, f"service {service}: fields {unknown} are not translated to podman"
         args = ["run", "-d", "--name", self.cname(service), "--label", LABEL, "--hostname", service,
-                "--network", self.network, "--network-alias", service, *ULIMITS]
+                "--network", self.network, "--ip", self.ips[service], *ULIMITS]
+        for other, ip in self.ips.items():
+            if other != service:
+                args += ["--add-host", f"{other}:{ip}"]
         assert svc["networks"] == list(self.spec["networks"]), service
         if "stop_grace_period" in svc:
             args += ["--stop-timeout", str(seconds(svc["stop_grace_period"]))]
