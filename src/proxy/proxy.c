@@ -332,8 +332,8 @@ static int start_threads(struct proxy *px, char *etcd_pw)
 	return 0;
 }
 
-/* Config and users file loaded: everything the loop needs. -1: it cannot run (logged). */
-static int setup(struct proxy *px)
+/* The config's log level, format and identity: before anything logs (the TLS setup does). */
+static void log_init(struct proxy *px)
 {
 	log_set_level((enum log_level)px->cfg.log_level);
 	log_set_format((enum log_format)px->cfg.log_format);
@@ -341,6 +341,11 @@ static int setup(struct proxy *px)
 	char ctx[96];
 	snprintf(ctx, sizeof(ctx), "proxy %s", px->cfg.name);
 	log_set_context(ctx);
+}
+
+/* Config and users file loaded: everything the loop needs. -1: it cannot run (logged). */
+static int setup(struct proxy *px)
+{
 	signal(SIGPIPE, SIG_IGN);
 	struct pgha_err e;
 	char *etcd_pw = NULL;
@@ -498,6 +503,7 @@ int proxy_main(int argc, char **argv)
 		proxy_config_free(&px->cfg);
 		return 2;
 	}
+	log_init(px);
 	if (users_load(px, &e) != 0 || tls_configure(px, &e) != 0 || server_tls_configure(px, &e) != 0) {
 		fprintf(stderr, "pgha proxy: %s\n", e.msg);
 		tls_shutdown(px);

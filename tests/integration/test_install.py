@@ -180,9 +180,14 @@ def test_example_configs_check(tmp_path):
     agent = open(os.path.join(examples, "agent.conf")).read()
     proxy = open(os.path.join(examples, "proxy.conf")).read()
     # Every secret the examples name is a credential of their unit: no secret file elsewhere.
+    # TLS private keys (key_file) are the exception, in /etc/pgha/tls/: credentials are copied
+    # at start, and a reload must pick up a rotated key (docs/DEPLOY_3HOSTS.md).
     for text, unit in ((agent, "pgha-agent@main.service"), (proxy, "pgha-proxy@main.service")):
         for m in re.finditer(r"^#?\s*(\w*(password|token|pass|auth|key)\w*_file|auth_file)\s*=\s*(\S+)", text, re.M):
-            assert m.group(3).startswith(f"/run/credentials/{unit}/secrets_"), m.group(0)
+            if m.group(1) == "key_file":
+                assert m.group(3).startswith("/etc/pgha/tls/") and m.group(3).endswith(".key"), m.group(0)
+            else:
+                assert m.group(3).startswith(f"/run/credentials/{unit}/secrets_"), m.group(0)
 
     run = tmp_path / "run"
     credentials(tmp_path, "pgha-agent@main.service",

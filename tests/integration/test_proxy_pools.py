@@ -179,7 +179,12 @@ class Impostor:
             self.connections += 1
             c.settimeout(2)
             try:
-                self._read_msg(c, startup=True)
+                hdr, body = self._read_msg(c, startup=True)
+                if struct.unpack("!i", body[:4])[0] == 80877103:
+                    # An SSLRequest (the proxy's default server_sslmode = prefer): an impostor
+                    # after passwords says 'N', so the rest comes in plain text.
+                    c.sendall(b"N")
+                    self._read_msg(c, startup=True)
                 if self.mode == "cleartext":
                     c.sendall(b"R" + struct.pack("!ii", 8, 3))
                 elif self.mode == "md5":
