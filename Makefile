@@ -93,8 +93,12 @@ up: deps
 	$(MAKE) all
 	./build/pgha up $(UP_ARGS)
 
+# Two at a time, the longest (the decision's sweep over every state: minutes under ASan) first;
+# each test's output printed whole when it ends; any failure fails the target (xargs: 123).
+UNIT_ORDER := $(filter %/test_decide,$(UNIT_BINS)) $(filter-out %/test_decide,$(UNIT_BINS))
 unit: $(UNIT_BINS)
-	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+	@printf '%s\n' $(UNIT_ORDER) | xargs -P2 -n1 sh -c 'out=$$("$$0" 2>&1); rc=$$?; \
+		printf "== %s (exit %d)\n%s\n" "$$0" $$rc "$$out"; exit $$rc'
 
 # Tests whose servers live in network namespaces or containers of their own run in a second
 # pytest beside the others (the machine waits on their downloads and namespaces more than it
