@@ -112,7 +112,7 @@ ifeq ($(strip $(PYTEST_ARGS)),)
 integration: all
 	@export PGHA_BIN=$(abspath $(BUILD)/pgha); \
 	PGHA_TEST_PORTS=20000-29999 $(PYTHON) -m pytest -p no:cacheprovider $(ISOLATED_TESTS) > $(ISOLATED_LOG) 2>&1 & iso=$$!; \
-	$(PYTHON) -m pytest -p no:cacheprovider tests/integration $(addprefix --ignore=,$(ISOLATED_TESTS)); main=$$?; \
+	$(PYTHON) -m pytest -p no:cacheprovider --durations=40 tests/integration $(addprefix --ignore=,$(ISOLATED_TESTS)); main=$$?; \
 	wait $$iso; isorc=$$?; \
 	echo "== $(ISOLATED_TESTS), run beside the others ($(ISOLATED_LOG)):"; cat $(ISOLATED_LOG); \
 	echo "== integration: the others exit $$main, the isolated ones exit $$isorc"; \

@@ -280,10 +280,21 @@ class EtcdCluster:
             f = [x.strip() for x in line.split(",")]
             ids[f[2]] = f[0]
         # etcd refuses a change that would leave too few members it saw active in the last 5 s
-        # ("unhealthy cluster"), e.g. right after a member came back: retry until it takes it.
-        wait_until(f"etcd to remove member {old.name}",
-                   lambda: self.etcdctl("member", "remove", ids[old.name], check=False).returncode == 0,
-                   timeout=30, interval=1)
+        # ("unhealthy cluster"), e.g. right after a member came back: every member healthy first,
+        # then retry until it takes it (a busy machine may need its peers a while to reconnect).
+        wait_until("every etcd member healthy before a removal",
+                   lambda: self.etcdctl("endpoint", "health", check=False, timeout=10).returncode == 0,
+                   timeout=60, interval=1)
+        last = {}
+
+        def remove():
+            r = self.etcdctl("member", "remove", ids[old.name], check=False)
+            last["err"] = r.stderr.strip()
+            return r.returncode == 0
+        try:
+            wait_until(f"etcd to remove member {old.name}", remove, timeout=60, interval=1)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; etcdctl said: {last.get('err')}") from None
         if old.proc.poll() is None:
             old.kill()
         shutil.rmtree(old.dir, ignore_errors=True)
