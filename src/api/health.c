@@ -163,6 +163,10 @@ static json_t *api_tags_json(const struct member_tags *t)
 	jset(tags, "nosync", json_boolean(t->nosync));
 	jset(tags, "noloadbalance", json_boolean(t->noloadbalance));
 	jset(tags, "priority", json_integer(t->priority));
+	if (t->region[0] != '\0')
+		jset(tags, "region", json_string(t->region));
+	if (t->zone[0] != '\0')
+		jset(tags, "zone", json_string(t->zone));
 	return tags;
 }
 

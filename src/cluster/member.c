@@ -118,6 +118,10 @@ static json_t *member_to_json(const struct member *m)
 	json_object_set_new(tags, "nosync", json_boolean(m->tags.nosync));
 	json_object_set_new(tags, "noloadbalance", json_boolean(m->tags.noloadbalance));
 	json_object_set_new(tags, "priority", json_integer(m->tags.priority));
+	if (m->tags.region[0] != '\0')
+		json_object_set_new(tags, "region", FIXED_STR(m->tags.region));
+	if (m->tags.zone[0] != '\0')
+		json_object_set_new(tags, "zone", FIXED_STR(m->tags.zone));
 	json_object_set_new(o, "tags", tags);
 	json_object_set_new(o, "updated_at", json_integer(m->updated_at));
 	json_object_set_new(o, "error", FIXED_STR(m->error));
@@ -242,6 +246,7 @@ static int decode_tags(const json_t *o, struct member_tags *t, struct pgha_err *
 	int64_t prio;
 	t->nofailover = t->nosync = t->noloadbalance = false;
 	t->priority = 100;
+	t->region[0] = t->zone[0] = '\0';
 	if (tags == NULL)
 		return 0;
 	if (!json_is_object(tags))
@@ -249,9 +254,16 @@ static int decode_tags(const json_t *o, struct member_tags *t, struct pgha_err *
 	if (get_bool(tags, "nofailover", false, &t->nofailover, e) != 0 ||
 	    get_bool(tags, "nosync", false, &t->nosync, e) != 0 ||
 	    get_bool(tags, "noloadbalance", false, &t->noloadbalance, e) != 0 ||
-	    get_int(tags, "priority", INT32_MIN, INT32_MAX, 100, &prio, e) != 0)
+	    get_int(tags, "priority", INT32_MIN, INT32_MAX, 100, &prio, e) != 0 ||
+	    rec_str(tags, WHAT, "region", t->region, sizeof(t->region), false, false, e) != 0 ||
+	    rec_str(tags, WHAT, "zone", t->zone, sizeof(t->zone), false, false, e) != 0)
 		return err_wrap(e, "tags");
 	t->priority = (int)prio;
+	const char *bad = !member_label_valid(t->region) ? "region" : !member_label_valid(t->zone) ? "zone" : NULL;
+	if (bad != NULL) {
+		err_set(e, "%s: \"%s\" is not 1 to 63 of A-Z a-z 0-9 _ - .", WHAT, bad);
+		return err_wrap(e, "tags");
+	}
 	return 0;
 }
 
@@ -440,6 +452,11 @@ static void view_add(struct cluster_view *v, const char *key, const char *rel,
 			view_add_member(v, key, name, kv);
 	}
 	/* Other keys (written by newer versions or by hand) are not ours to judge. */
+}
+
+bool member_label_valid(const char *s)
+{
+	return s[0] == '\0' || member_name_valid(s);
 }
 
 bool member_name_valid(const char *s)

@@ -42,6 +42,14 @@ struct member_tags {
 	bool nosync;
 	bool noloadbalance;
 	int priority;           /* higher wins ties in elections; default 100 */
+	/*
+	 * Where the member runs ([node] region, zone; "" when not set): failover
+	 * prefers a candidate in the old leader's region, proxies prefer standbys
+	 * in their own, synchronous_cross_region wants a standby outside the
+	 * leader's. Same characters as a member name (member_label_valid).
+	 */
+	char region[MEMBER_NAME_MAX];
+	char zone[MEMBER_NAME_MAX];
 };
 
 struct member {
@@ -157,6 +165,8 @@ void cluster_view_from_kvs(const char *prefix, const struct etcd_kvs *kvs, struc
 const char *leader_key_problem(enum leader_key_state s);
 /* Letters, digits, '_', '-', '.'; 1..63 characters (as [node] name). */
 bool member_name_valid(const char *s);
+/* A region or zone: "" (none) or a valid member name. */
+bool member_label_valid(const char *s);
 void cluster_view_free(struct cluster_view *v);
 const struct member *cluster_view_member(const struct cluster_view *v, const char *name);
 /* Sort members by name (stable output for ctl list and /cluster). */

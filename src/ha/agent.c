@@ -466,6 +466,8 @@ static void build_self(struct agent *a, const struct ha_observed *o)
 	m->tags.nosync = a->cfg.nosync;
 	m->tags.noloadbalance = a->cfg.noloadbalance;
 	m->tags.priority = a->cfg.priority;
+	snprintf(m->tags.region, sizeof(m->tags.region), "%s", a->cfg.region);
+	snprintf(m->tags.zone, sizeof(m->tags.zone), "%s", a->cfg.zone);
 	m->updated_at = wall_s();
 	m->lag_bytes = -1;
 	snprintf(m->error, sizeof(m->error), "%s", a->pg.last_error[0] ? a->pg.last_error : a->dyn.error);

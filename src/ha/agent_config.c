@@ -84,6 +84,13 @@ static const struct config_option agent_options[] = {
 	  "answer 503 on /replica so load balancers send no reads here"),
 	O("node", "priority", OPT_INT, priority, "100", 0, 1000000, OPT_RELOAD,
 	  "election priority among equally advanced standbys (higher wins; 0 = never)"),
+	O("node", "region", OPT_STRING, region, "", 1, 0, 0,
+	  "the region this member runs in (docs/TWO_REGIONS.md): a failover prefers a candidate in the "
+	  "old leader's region when it is as advanced, proxies prefer standbys in their own region, and "
+	  "synchronous_cross_region wants a synchronous standby outside the leader's; empty: none"),
+	O("node", "zone", OPT_STRING, zone, "", 1, 0, 0,
+	  "the zone (data centre) within the region, shown with the member; proxies prefer standbys in "
+	  "their own zone within their region; empty: none"),
 
 	O("postgresql", "data_dir", OPT_STRING, data_dir, NULL, 1, 0, OPT_REQUIRED,
 	  "PostgreSQL data directory (created by initdb or pg_basebackup if missing)"),
@@ -455,6 +462,15 @@ int agent_config_validate(struct agent_config *cfg, struct pgha_err *e)
 	const char *p = cfg->path ? cfg->path : "config";
 	if (!member_name_valid(cfg->name))
 		return err_set(e, "%s: [node] name = \"%s\": use 1 to 63 of A-Z a-z 0-9 _ - .", p, cfg->name);
+	if (!member_label_valid(cfg->region))
+		return err_set(e, "%s: [node] region = \"%s\": use 1 to 63 of A-Z a-z 0-9 _ - ., or leave it empty",
+			       p, cfg->region);
+	if (!member_label_valid(cfg->zone))
+		return err_set(e, "%s: [node] zone = \"%s\": use 1 to 63 of A-Z a-z 0-9 _ - ., or leave it empty",
+			       p, cfg->zone);
+	if (cfg->zone[0] != '\0' && cfg->region[0] == '\0')
+		return err_set(e, "%s: [node] zone = \"%s\" needs a region\nHINT: add [node] region = ... (the "
+			       "region the zone is in)", p, cfg->zone);
 	if (!member_name_valid(cfg->cluster_name))
 		return err_set(e, "%s: [cluster] name = \"%s\": use 1 to 63 of A-Z a-z 0-9 _ - .", p,
 			       cfg->cluster_name);

@@ -44,6 +44,8 @@ struct agent_config {
 	bool nosync;
 	bool noloadbalance;
 	int priority;
+	char *region;             /* "" when not set */
+	char *zone;
 	/* [postgresql] */
 	char *data_dir;
 	char *bin_dir;

@@ -37,6 +37,8 @@ static void sample(struct member *m, const char *name)
 	m->tags.nosync = false;
 	m->tags.noloadbalance = true;
 	m->tags.priority = 7;
+	snprintf(m->tags.region, sizeof(m->tags.region), "eu-west");
+	snprintf(m->tags.zone, sizeof(m->tags.zone), "eu-west-1a");
 	m->updated_at = 1795000000;
 	snprintf(m->error, sizeof(m->error), "pg_basebackup failed: \"quoted\"\n");
 	m->pending_restart = true;
@@ -117,7 +119,7 @@ static void test_encode_format(void **state)
 	assert_int_equal(json_integer_value(json_object_get(o, "lag_bytes")), 42);
 	json_t *tags = json_object_get(o, "tags");
 	json_t *want = json_loads("{\"nofailover\":true,\"nosync\":false,\"noloadbalance\":true,"
-				  "\"priority\":7}",
+				  "\"priority\":7,\"region\":\"eu-west\",\"zone\":\"eu-west-1a\"}",
 				  0, NULL);
 	assert_true(json_equal(tags, want));
 	json_decref(want);
@@ -375,6 +377,9 @@ static void test_decode_bad(void **state)
 	check_bad("{\"name\":\"a\"," RS ",\"tags\":{\"nofailover\":\"yes\"}}", "\"nofailover\"");
 	check_bad("{\"name\":\"a\"," RS ",\"tags\":{\"priority\":\"1\"}}", "\"priority\"");
 	check_bad("{\"name\":\"a\"," RS ",\"tags\":{\"priority\":9999999999}}", "\"priority\"");
+	check_bad("{\"name\":\"a\"," RS ",\"tags\":{\"region\":5}}", "\"region\" is not a string");
+	check_bad("{\"name\":\"a\"," RS ",\"tags\":{\"region\":\"eu west\"}}", "\"region\" is not 1 to 63");
+	check_bad("{\"name\":\"a\"," RS ",\"tags\":{\"zone\":\"a/b\"}}", "\"zone\" is not 1 to 63");
 	check_bad("{\"name\":\"a\"," RS ",\"updated_at\":1.5}", "\"updated_at\"");
 	check_bad("{\"name\":\"a\"," RS ",\"error\":{}}", "\"error\"");
 }
