@@ -113,13 +113,19 @@ void ctl_print_table(FILE *out, const struct cluster_view *v, const char *cluste
 			"its key to a new lease shows this for a moment)" : "");
 	/* As Patroni: the column shows only when a member waits for a restart. */
 	bool pending = false, certs = false;
+	int region_w = 0;   /* REGION (region/zone), when a member has one */
 	for (size_t i = 0; i < v->nmembers; i++) {
 		pending |= v->members[i].pending_restart;
 		certs |= v->members[i].tls_not_after != 0;
+		const struct member_tags *t = &v->members[i].tags;
+		int w = (int)(strlen(t->region) + (t->zone[0] ? 1 + strlen(t->zone) : 0));
+		if (w > 0 && w + 1 > region_w)
+			region_w = w + 1 > 7 ? w + 1 : 7;
 	}
 	/* So is CERT EXPIRES, when a member has a [tls] certificate. */
-	fprintf(out, "%-16s %-22s %-8s %-14s %4s  %-*s%s%s\n", "MEMBER", "HOST", "ROLE", "STATE", "TL",
-		pending || certs ? 10 : 0, "LAG", certs ? "  CERT EXPIRES" : "", pending ? "  PENDING RESTART" : "");
+	fprintf(out, "%-16s %-22s %-*s%-8s %-14s %4s  %-*s%s%s\n", "MEMBER", "HOST", region_w, region_w ? "REGION" : "",
+		"ROLE", "STATE", "TL", pending || certs ? 10 : 0, "LAG", certs ? "  CERT EXPIRES" : "",
+		pending ? "  PENDING RESTART" : "");
 	int64_t now = wall_s();
 	for (size_t i = 0; i < v->nmembers; i++) {
 		const struct member *m = &v->members[i];
@@ -144,7 +150,9 @@ void ctl_print_table(FILE *out, const struct cluster_view *v, const char *cluste
 			cert_column(m, date, sizeof(date));
 			snprintf(cert, sizeof(cert), "  %-*s", pending ? 12 : 0, date);
 		}
-		fprintf(out, "%-16s %-22s %-8s %-14s %4s  %-*s%s%s\n", m->name, host, role,
+		char region[2 * MEMBER_NAME_MAX + 2];
+		snprintf(region, sizeof(region), "%s%s%s", m->tags.region, m->tags.zone[0] ? "/" : "", m->tags.zone);
+		fprintf(out, "%-16s %-22s %-*s%-8s %-14s %4s  %-*s%s%s\n", m->name, host, region_w, region, role,
 			member_state_name(m->state), tl, pending || certs ? 10 : 0, lag, cert, restart);
 		cert_warning(out, m, now);
 		if (m->error[0])
@@ -192,7 +200,8 @@ int ctl_cmd_list(const struct ctl_target *t, int argc, char **argv)
 			       "when a member has one) names the parameters that wait for `pgha ctl restart --pending`.\n"
 			       "CERT EXPIRES (shown when a member has a [tls] certificate) is its expiry date (UTC),\n"
 			       "with a warning under the member from %d days before; --json has it as tls_not_after\n"
-			       "(unix seconds).\n", CERT_WARN_DAYS);
+			       "(unix seconds). REGION (shown when a member has [node] region) is region/zone.\n",
+			       CERT_WARN_DAYS);
 			return 0;
 		} else {
 			fprintf(stderr, "pgha ctl list: unknown option \"%s\"\n", argv[i]);

@@ -263,7 +263,9 @@ static int parse_change(const char *arg, struct change *ch)
 		return 2;
 	}
 	ch->key = xstrdup(s->key);
-	json_t *v = json_string(text);
+	/* The key holds a JSON boolean: the words true and false are one here. */
+	bool is_bool = s->type == DYNCFG_BOOL && (strcmp(text, "true") == 0 || strcmp(text, "false") == 0);
+	json_t *v = is_bool ? json_boolean(text[0] == 't') : json_string(text);
 	long long x;
 	int r = v ? dyncfg_setting_parse((enum dyncfg_id)(s - dyncfg_settings), v, &x, &e) : -1;
 	json_decref(v);

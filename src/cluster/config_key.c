@@ -23,6 +23,12 @@ const struct dyncfg_setting dyncfg_settings[DYNCFG_N] = {
 	[DYNCFG_SYNC_COUNT] = {"synchronous_node_count", DYNCFG_INT, 1, SYNC_MAX, "1",
 			       "use a whole number from 1 to 16", "1..16",
 			       "quorum mode: how many standbys must confirm each commit (default 1)"},
+	[DYNCFG_SYNC_CROSS_REGION] = {"synchronous_cross_region", DYNCFG_BOOL, 0, 1, "false", "use true or false",
+				      "true|false",
+				      "synchronous modes: only standbys outside the leader's [node] region are made\n"
+				      "synchronous, so losing the leader's whole region loses no acknowledged commit\n"
+				      "(a failover then promotes one of them: docs/TWO_REGIONS.md). No such standby\n"
+				      "streaming: as none available (on: asynchronous meanwhile; strict: writes wait)."},
 	[DYNCFG_MAX_LAG] = {"maximum_lag_on_failover", DYNCFG_INT, 0, DYNCFG_MAX_LAG_MAX, DYNCFG_MAX_LAG_DEFAULT,
 			    "use a number of bytes from 0 to 2147483647", "bytes",
 			    "asynchronous mode: a standby further behind the leader is never promoted"},

@@ -51,6 +51,7 @@
 enum dyncfg_id {
 	DYNCFG_SYNC_MODE,
 	DYNCFG_SYNC_COUNT,
+	DYNCFG_SYNC_CROSS_REGION,
 	DYNCFG_MAX_LAG,
 	DYNCFG_TTL,             /* the timing: DYNCFG_TTL + enum dyncfg_timing_key */
 	DYNCFG_LOOP_WAIT,

@@ -94,6 +94,7 @@ struct agent_fencing {
 /* Who may become the leader: dynamic config, manual failover (failover.c). */
 struct agent_failover {
 	uint64_t last_leader_lsn; /* last WAL position the leader published */
+	char last_leader_region[MEMBER_NAME_MAX]; /* the region of the last leader seen, "" if none */
 	bool paused;              /* from the config key */
 	int64_t max_lag;          /* maximum_lag_on_failover (config key overrides the file) */
 	char to[MEMBER_NAME_MAX]; /* from the failover key, "" if none */
@@ -103,6 +104,8 @@ struct agent_failover {
 struct agent_sync {
 	enum sync_mode mode;      /* from the config key */
 	int count;                /* synchronous_node_count (quorum) */
+	bool cross_region;        /* synchronous_cross_region: only standbys outside our region */
+	bool cross_region_none;   /* leader: no standby outside our region was available (logged once) */
 	bool present;             /* the sync key exists ... */
 	bool valid;               /* ... and decodes into `pub` */
 	struct sync_state pub;

@@ -10,13 +10,21 @@
 #include "common/strbuf.h"
 #include "common/util.h"
 
-/* a ahead of b? (timeline, then position, then priority, then the lower name) */
-static bool ahead_of(const struct ha_candidate *a, const struct ha_candidate *b)
+/* Is a's data ahead of b's? (timeline, then position) */
+static bool data_ahead_of(const struct ha_candidate *a, const struct ha_candidate *b)
 {
 	if (a->timeline != b->timeline)
 		return a->timeline > b->timeline;
-	if (a->lsn != b->lsn)
-		return a->lsn > b->lsn;
+	return a->lsn > b->lsn;
+}
+
+/* a ahead of b? (timeline, then position, then the old leader's region, then priority, then the lower name) */
+static bool ahead_of(const struct ha_candidate *a, const struct ha_candidate *b)
+{
+	if (a->timeline != b->timeline || a->lsn != b->lsn)
+		return data_ahead_of(a, b);
+	if (a->home_region != b->home_region)
+		return a->home_region;
 	if (a->priority != b->priority)
 		return a->priority > b->priority;
 	return strcmp(a->name, b->name) < 0;
@@ -81,7 +89,12 @@ enum ha_rank ha_rank_sync(const struct ha_candidate *me, const struct ha_candida
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct ha_candidate *o = &others[i];
-		if (sync_counts(o) && ahead_of(o, me)) {
+		/*
+		 * A competitor wins ties (region, priority, name); one that will not take the key
+		 * (it cannot reach etcd, say) is ahead only by its data, else a tie it wins would
+		 * leave the key to nobody.
+		 */
+		if (sync_competitor(o) ? ahead_of(o, me) : sync_counts(o) && data_ahead_of(o, me)) {
 			if (ahead)
 				*ahead = o->name;
 			return HA_RANK_BEHIND;
@@ -128,6 +141,9 @@ void ha_candidate_from_status(const char *json, struct ha_candidate *out)
 		json_t *p = json_object_get(tags, "priority");
 		if (json_is_integer(p))
 			out->priority = (int)json_integer_value(p);
+		json_t *region = json_object_get(tags, "region");
+		if (json_is_string(region) && member_label_valid(json_string_value(region)))
+			snprintf(out->region, sizeof(out->region), "%s", json_string_value(region));
 	}
 	const char *st = json_string_value(state);
 	if (strcmp(json_string_value(role), "primary") == 0 && strcmp(st, "running") == 0 &&

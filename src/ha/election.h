@@ -4,7 +4,9 @@
  * When the leader key is gone, each eligible standby asks the other members
  * (GET <api_url>/status, in parallel, short timeout) for their timeline and
  * WAL position. Only the most advanced one races for the key; ties are broken
- * by priority (higher wins), then by name (lower wins). Members that do not
+ * by region (one in the region of the leader that went wins: clients, proxies
+ * and the other standbys are near it), then by priority (higher wins), then by
+ * name (lower wins). Members that do not
  * answer, that cannot reach etcd, that are not running standbys, or that are
  * tagged nofailover / priority 0 are not candidates. A member whose answer
  * still shows the old leader has not seen the change yet: its position may
@@ -36,6 +38,8 @@ struct ha_candidate {
 	uint32_t timeline;
 	uint64_t lsn;           /* max(received, replayed) */
 	int priority;
+	char region[MEMBER_NAME_MAX]; /* its [node] region, "" if none */
+	bool home_region;       /* in the region of the leader that went (set by the caller) */
 	bool has_position;      /* a running PostgreSQL: the position is current */
 	bool listed;            /* synchronous mode: a synchronous standby of the sync key */
 	bool sync_leader;       /* synchronous mode: the leader the sync key belongs to */

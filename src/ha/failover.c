@@ -54,6 +54,9 @@ void failover_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 	const struct member *leader = view_leader(a);
 	if (leader != NULL && strcmp(leader->name, a->cfg.name) != 0 && leader->wal_lsn > 0)
 		a->fo.last_leader_lsn = leader->wal_lsn;
+	/* The region an election prefers: the last leader's, kept after its record expired with it. */
+	if (leader != NULL)
+		snprintf(a->fo.last_leader_region, sizeof(a->fo.last_leader_region), "%s", leader->tags.region);
 }
 
 void failover_init(struct agent *a)
@@ -115,10 +118,16 @@ enum ha_election failover_elect(const struct agent *a)
 	me.timeline = a->pg.st.timeline;
 	me.lsn = a->pg.st.received_lsn > a->pg.st.replayed_lsn ? a->pg.st.received_lsn : a->pg.st.replayed_lsn;
 	me.priority = a->cfg.priority;
+	snprintf(me.region, sizeof(me.region), "%s", a->cfg.region);
 	struct ha_candidate *others = NULL;
 	size_t n = 0;
 	int timeout = a->cfg.ttl_ms / 10 < 500 ? 500 : a->cfg.ttl_ms / 10;
 	ha_poll_candidates(&a->view, a->cfg.name, agent_peer_tls(a), timeout > 2000 ? 2000 : timeout, &others, &n);
+	/* Among equally advanced candidates, one in the old leader's region first. */
+	const char *home = a->fo.last_leader_region;
+	me.home_region = home[0] != '\0' && strcmp(me.region, home) == 0;
+	for (size_t i = 0; i < n; i++)
+		others[i].home_region = home[0] != '\0' && strcmp(others[i].region, home) == 0;
 	const char *who = NULL;
 	enum ha_rank r;
 	size_t need = 0;

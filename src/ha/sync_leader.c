@@ -43,6 +43,13 @@ void sync_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 	}
 	if (dc.set[DYNCFG_SYNC_COUNT])
 		count = (int)dc.value[DYNCFG_SYNC_COUNT];
+	bool cross = dc.set[DYNCFG_SYNC_CROSS_REGION] && dc.value[DYNCFG_SYNC_CROSS_REGION];
+	if (cross != a->sync.cross_region) {
+		log_warn("synchronous_cross_region %s%s", cross ? "on" : "off",
+			 cross && a->cfg.region[0] == '\0' ? " (this member has no [node] region: as off while it leads)" : "");
+		a->sync.cross_region_none = false;
+	}
+	a->sync.cross_region = cross;
 	dyncfg_free(&dc);
 	if (mode != a->sync.mode || (mode == SYNC_QUORUM && count != a->sync.count)) {
 		if (mode == SYNC_QUORUM)
@@ -225,8 +232,16 @@ static int cand_cmp(const void *x, const void *y)
  * Standbys that may be synchronous: streaming from us (pg_stat_replication,
  * application_name = member name) and saying so in their record (a member
  * still cloning streams WAL too), not tagged nosync or nofailover, priority
- * above 0. Best (furthest flushed) first.
+ * above 0; with synchronous_cross_region, in a region other than ours (a
+ * member with no region may be anywhere: not one). Best (furthest flushed)
+ * first.
  */
+static bool outside_my_region(const struct agent *a, const struct member *m)
+{
+	return !a->sync.cross_region || a->cfg.region[0] == '\0' ||
+	       (m->tags.region[0] != '\0' && strcmp(m->tags.region, a->cfg.region) != 0);
+}
+
 static size_t candidates(const struct agent *a, const struct pg_replica *reps, size_t nreps, const char **out)
 {
 	struct cand c[SYNC_MAX];
@@ -236,7 +251,8 @@ static size_t candidates(const struct agent *a, const struct pg_replica *reps, s
 			continue;
 		const struct member *m = cluster_view_member(&a->view, reps[i].name);
 		if (m == NULL || strcmp(m->name, a->cfg.name) == 0 || m->role != ROLE_REPLICA ||
-		    m->state != STATE_STREAMING || m->tags.nosync || m->tags.nofailover || m->tags.priority <= 0)
+		    m->state != STATE_STREAMING || m->tags.nosync || m->tags.nofailover || m->tags.priority <= 0 ||
+		    !outside_my_region(a, m))
 			continue;
 		bool dup = false;
 		for (size_t k = 0; k < n; k++)
@@ -330,6 +346,14 @@ bool sync_leader_duties(struct agent *a)
 	}
 	const char *names[SYNC_MAX];
 	size_t nc = candidates(a, reps, nreps, names);
+	bool none_remote = a->sync.cross_region && a->cfg.region[0] != '\0' && nc == 0;
+	if (none_remote && !a->sync.cross_region_none)
+		log_warn("synchronous_cross_region: no standby outside region %s streams from this leader%s", a->cfg.region,
+			 a->sync.mode == SYNC_STRICT ? ": writes wait until one does" :
+			 ": commits are acknowledged without a copy in another region until one does");
+	else if (!none_remote && a->sync.cross_region_none)
+		log_info("synchronous_cross_region: a standby outside region %s streams again", a->cfg.region);
+	a->sync.cross_region_none = none_remote;
 	struct sync_set cur, goal;
 	bool known = sync_ssn_parse(seen, &cur) == 0;
 	sync_goal(a->sync.mode, a->sync.count, names, nc, known ? &cur : NULL, &goal);

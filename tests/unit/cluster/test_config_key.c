@@ -248,12 +248,14 @@ static void test_normalize(void **state)
 {
 	struct pgha_err e = {{0}};
 	json_t *in = J("{\"synchronous_mode\": true, \"synchronous_node_count\": \"2\", \"ttl\": \"12s\", "
+		       "\"synchronous_cross_region\": true, "
 		       "\"loop_wait\": \"1500ms\", \"pause\": false, \"maximum_lag_on_failover\": null, "
 		       "\"postgresql\": {\"parameters\": {\"work_mem\": \"8MB\", \"max_connections\": 40}}}");
 	json_t *out = dyncfg_normalize(in, &e);
 	if (out == NULL)
 		fail_msg("%s", e.msg);
 	json_t *want = J("{\"synchronous_mode\": \"on\", \"synchronous_node_count\": 2, \"ttl\": 12, "
+			 "\"synchronous_cross_region\": true, "
 			 "\"loop_wait\": \"1500ms\", \"pause\": false, "
 			 "\"postgresql\": {\"parameters\": {\"max_connections\": \"40\", \"work_mem\": \"8MB\"}}}");
 	if (!json_equal(out, want)) {
@@ -282,6 +284,7 @@ static void test_normalize(void **state)
 		{"{\"synchronous_node_count\": 0}", "synchronous_node_count = 0: use a whole number from 1 to 16"},
 		{"{\"maximum_lag_on_failover\": true}", "use a number of bytes"},
 		{"{\"pause\": \"yes\"}", "pause = \"yes\": use true or false"},
+		{"{\"synchronous_cross_region\": 1}", "synchronous_cross_region = 1: use true or false"},
 		{"{\"ttl\": 5}", "ttl (5000ms) must be at least loop_wait + 2 * retry_timeout"},
 		{"{\"ttl\": 5}", "counts at its default here; each agent checks again with its own file"},
 		{"{\"ttl\": 5, \"loop_wait\": 1, \"retry_timeout\": 3}", "(1000ms + 2 * 3000ms)"},

@@ -105,6 +105,8 @@ static void test_agent_minimal(void **state)
 	assert_false(cfg.nosync);
 	assert_false(cfg.noloadbalance);
 	assert_int_equal(cfg.priority, 100);
+	assert_string_equal(cfg.region, "");
+	assert_string_equal(cfg.zone, "");
 	assert_string_equal(cfg.data_dir, "/srv/pg/data");
 	assert_string_equal(cfg.bin_dir, "/usr/lib/postgresql/15/bin");
 	assert_string_equal(cfg.listen, "127.0.0.1:5432");
@@ -388,6 +390,17 @@ static void test_agent_names(void **state)
 		assert_string_equal(cfg.name, good[i]);
 		agent_config_free(&cfg);
 	}
+	/* region and zone: the same characters, or empty; a zone is within a region */
+	struct agent_config cfg;
+	agent_accepted(AGENT_MIN "[node]\nregion = eu-west\nzone = eu-west-1a\n", &cfg);
+	assert_string_equal(cfg.region, "eu-west");
+	assert_string_equal(cfg.zone, "eu-west-1a");
+	agent_config_free(&cfg);
+	agent_refused(AGENT_MIN "[node]\nregion = eu west\n",
+		      ": [node] region = \"eu west\": use 1 to 63 of A-Z a-z 0-9 _ - ., or leave it empty");
+	agent_refused(AGENT_MIN "[node]\nregion = a\nzone = a/1\n",
+		      ": [node] zone = \"a/1\": use 1 to 63 of A-Z a-z 0-9 _ - ., or leave it empty");
+	agent_refused(AGENT_MIN "[node]\nzone = a1\n", ": [node] zone = \"a1\" needs a region\nHINT: add [node] region");
 	agent_refused(AGENT_MIN "[cluster]\nname = my cluster\n",
 		      ": [cluster] name = \"my cluster\": use 1 to 63 of A-Z a-z 0-9 _ - .");
 	agent_refused(AGENT_MIN "[cluster]\nprefix = pgha\n",

@@ -108,6 +108,38 @@ static void test_rank_name_breaks_ties(void **state)
 	assert_int_equal(ha_rank(&a, &b, 1, NULL), HA_RANK_BEST);
 }
 
+/* Equally advanced: the one in the old leader's region first, over priority and name. */
+static void test_rank_home_region_breaks_ties(void **state)
+{
+	struct ha_candidate home = cand("n9", 3, 0x5000000, 50);
+	struct ha_candidate away = cand("n0", 3, 0x5000000, 900);
+	home.home_region = true;
+	const char *ahead = SENTINEL;
+	assert_int_equal(ha_rank(&away, &home, 1, &ahead), HA_RANK_BEHIND);
+	assert_string_equal(ahead, "n9");
+	assert_int_equal(ha_rank(&home, &away, 1, NULL), HA_RANK_BEST);
+	/* more data wins over the region: a byte further ahead */
+	away.lsn++;
+	assert_int_equal(ha_rank(&home, &away, 1, &ahead), HA_RANK_BEHIND);
+	assert_string_equal(ahead, "n0");
+	assert_int_equal(ha_rank(&away, &home, 1, NULL), HA_RANK_BEST);
+	/* a later timeline too */
+	away.lsn = 0x1000000;
+	away.timeline = 4;
+	assert_int_equal(ha_rank(&home, &away, 1, NULL), HA_RANK_BEHIND);
+	/* both at home: priority, then name, as before */
+	away = cand("n0", 3, 0x5000000, 900);
+	away.home_region = true;
+	assert_int_equal(ha_rank(&home, &away, 1, NULL), HA_RANK_BEHIND);
+	/* in synchronous mode among the listed standbys, the same order */
+	struct ha_candidate a = cand("n0", 3, 0x5000000, 900), b = cand("n9", 3, 0x5000000, 50);
+	a.listed = a.has_position = b.listed = b.has_position = true;
+	b.home_region = true;
+	assert_int_equal(ha_rank_sync(&a, &b, 1, 2, &ahead), HA_RANK_BEHIND);
+	assert_string_equal(ahead, "n9");
+	assert_int_equal(ha_rank_sync(&b, &a, 1, 2, NULL), HA_RANK_BEST);
+}
+
 static void test_rank_ignores_non_candidates(void **state)
 {
 	struct ha_candidate me = cand("n2", 3, 0x5000000, 100);
@@ -183,6 +215,13 @@ static void test_sync_behind_listed_even_if_not_candidate(void **state)
 	const char *ahead = SENTINEL;
 	assert_int_equal(ha_rank_sync(&me, others, 1, 2, &ahead), HA_RANK_BEHIND);
 	assert_string_equal(ahead, "n3");
+	/*
+	 * As far along as me but not a candidate (it cannot reach etcd, say): it would win the
+	 * tie on its name, but it will not take the key, so I do.
+	 */
+	struct ha_candidate n0 = listed("n0", 0x5000000);
+	n0.candidate = false;
+	assert_int_equal(ha_rank_sync(&me, &n0, 1, 2, &ahead), HA_RANK_BEST);
 	/* a listed standby that has not seen the leader go is waited for */
 	others[0].lsn = 0x1000000;
 	others[0].settled = false;
@@ -402,6 +441,17 @@ static void test_status_literal_bodies(void **state)
 	assert_int_equal(c.timeline, 5);
 	assert_int_equal(c.lsn, 0x1000000A0ULL);
 	assert_int_equal(c.priority, 100);
+	assert_string_equal(c.region, "");
+	assert_false(c.home_region);   /* set by the caller from the last leader's region */
+
+	/* the region tag; one that is not a label is read as none */
+	c = parse("{\"role\":\"replica\",\"state\":\"streaming\",\"timeline\":5,\"etcd_reachable\":true,"
+		  "\"leader\":null,\"tags\":{\"region\":\"eu-west\"}}");
+	assert_string_equal(c.region, "eu-west");
+	c = parse("{\"role\":\"replica\",\"state\":\"streaming\",\"timeline\":5,\"etcd_reachable\":true,"
+		  "\"leader\":null,\"tags\":{\"region\":\"eu west; DROP\"}}");
+	assert_true(c.candidate);
+	assert_string_equal(c.region, "");
 
 	/* no leader key at all counts as "no leader" */
 	c = parse("{\"role\":\"replica\",\"state\":\"running\",\"timeline\":5,"
@@ -464,6 +514,7 @@ int main(void)
 		cmocka_unit_test(test_rank_higher_lsn_ahead),
 		cmocka_unit_test(test_rank_priority_breaks_ties),
 		cmocka_unit_test(test_rank_name_breaks_ties),
+		cmocka_unit_test(test_rank_home_region_breaks_ties),
 		cmocka_unit_test(test_rank_ignores_non_candidates),
 		cmocka_unit_test(test_rank_unsettled),
 		cmocka_unit_test(test_sync_quorum_of_listed),
