@@ -204,7 +204,9 @@ def test_ctl_set_checks_keys_and_values(etcd):
         (["set", "synchronous_mode"], "expected KEY=VALUE"),
         (["set", "=on"], "expected KEY=VALUE"),
         (["set", "synchronous_mod=on"], 'unknown key "synchronous_mod"; keys: synchronous_mode, '
-                                        "synchronous_node_count, maximum_lag_on_failover"),
+                                        "synchronous_node_count, synchronous_cross_region, "
+                                        "maximum_lag_on_failover"),
+        (["set", "synchronous_cross_region=yes"], 'synchronous_cross_region = "yes": use true or false'),
         (["set", "synchronous_mode=maybe"], 'synchronous_mode = "maybe": use off, on, quorum or strict'),
         (["set", "synchronous_mode=true"], "use off, on, quorum or strict"),
         (["set", "synchronous_node_count=0"], "use a whole number from 1 to 16"),
