@@ -105,7 +105,7 @@ unit: $(UNIT_BINS)
 # computes). The 127.0.0.1 ports they publish come from PGHA_TEST_PORTS, a range below the
 # kernel's ephemeral ports (net.ipv4.ip_local_port_range), which bind(0) never hands out: the two
 # runs cannot pick the same port. With PYTEST_ARGS (a selection), one pytest runs everything.
-ISOLATED_TESTS := tests/integration/test_container.py tests/integration/test_multihost.py
+ISOLATED_TESTS := tests/integration/test_container.py tests/integration/test_multihost.py tests/integration/test_regions.py
 ISOLATED_LOG   := $(BUILD)/integration-isolated.log
 
 ifeq ($(strip $(PYTEST_ARGS)),)

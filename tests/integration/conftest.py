@@ -4,13 +4,18 @@ Every server binds 127.0.0.1 on a port picked here, lives in a temporary
 directory made for the test, and is stopped by the test (by PID). Every wait
 is bounded in time.
 """
+import collections
 import contextlib
+import fcntl
 import json
 import os
+import random
+import select
 import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import tempfile
 import time
@@ -591,6 +596,112 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, "rep_" + rep.when, rep)
+
+
+def ip(*args, check=True):
+    r = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+    if check and r.returncode != 0:
+        raise AssertionError(f"ip {' '.join(args)}: {r.stderr.strip()}")
+    return r
+
+
+class DelayedWire:
+    """A long-distance link between two bridges: a TAP device on each and a thread per direction
+    that passes every frame across `ms` later (this kernel has no tc netem: CONFIG_NET_SCH_NETEM
+    is off). Frames keep their order; the wire holds them in memory only."""
+    TUNSETIFF, IFF_TAP, IFF_NO_PI = 0x400454CA, 0x0002, 0x1000
+
+    def __init__(self, tag, bridge_a, bridge_b, ms):
+        import threading
+        self.delay = ms / 1000.0
+        self.stop_flag = threading.Event()
+        self.fds = []
+        for side, bridge in (("a", bridge_a), ("b", bridge_b)):
+            name = f"pt{side}{tag}"
+            fd = os.open("/dev/net/tun", os.O_RDWR)
+            fcntl.ioctl(fd, self.TUNSETIFF, struct.pack("16sH", name.encode(), self.IFF_TAP | self.IFF_NO_PI))
+            self.fds.append(fd)
+            ip("link", "set", name, "master", bridge)
+            ip("link", "set", name, "up")
+        self.threads = [threading.Thread(target=self._pump, args=(a, b), daemon=True)
+                        for a, b in ((self.fds[0], self.fds[1]), (self.fds[1], self.fds[0]))]
+        for t in self.threads:
+            t.start()
+
+    def _pump(self, src, dst):
+        queue = collections.deque()
+        while not self.stop_flag.is_set():
+            wait = max(0.0, queue[0][0] - time.monotonic()) if queue else 0.2
+            ready, _, _ = select.select([src], [], [], wait)
+            now = time.monotonic()
+            if ready:
+                try:
+                    queue.append((now + self.delay, os.read(src, 65536)))
+                except OSError:
+                    pass
+            while queue and queue[0][0] <= now:
+                try:
+                    os.write(dst, queue.popleft()[1])
+                except OSError:
+                    pass   # the other side is down: the frame is lost, as on a cut wire
+
+    def close(self):
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join(5)
+        for fd in self.fds:
+            os.close(fd)   # the TAP devices go with their last descriptor
+
+
+class Net:
+    """A bridge in this namespace and one namespace per member, each with a veth (addresses
+    10.213.X.0/24 exist only inside this machine; the bridge's own address is X.1). Members named
+    in `far` sit on a second bridge joined to the first by a DelayedWire of far_ms each way: one
+    L2 segment, far from the rest."""
+
+    def __init__(self, names, far=(), far_ms=10):
+        self.tag = f"{os.getpid() % 1000:03d}{random.randint(0, 99):02d}"
+        self.subnet = 100 + random.randint(0, 150)
+        self.bridge = f"pgbr{self.tag}"
+        self.far_bridge = f"pgfb{self.tag}" if far else None
+        self.wire = None
+        self.gw = f"10.213.{self.subnet}.1"
+        self.members = {}
+        ip("link", "add", self.bridge, "type", "bridge")
+        ip("addr", "add", f"{self.gw}/24", "dev", self.bridge)
+        ip("link", "set", self.bridge, "up")
+        if far:
+            ip("link", "add", self.far_bridge, "type", "bridge")
+            ip("link", "set", self.far_bridge, "up")
+            self.wire = DelayedWire(self.tag, self.bridge, self.far_bridge, far_ms)
+        for i, name in enumerate(names):
+            ns = f"pgha{self.tag}{name}"
+            outer, inner = f"pv{self.tag}{i}", f"pi{self.tag}{i}"
+            addr = f"10.213.{self.subnet}.{10 + i}"
+            ip("netns", "add", ns)
+            ip("link", "add", outer, "type", "veth", "peer", "name", inner)
+            ip("link", "set", inner, "netns", ns)
+            ip("link", "set", outer, "master", self.far_bridge if name in far else self.bridge)
+            ip("link", "set", outer, "up")
+            ip("-n", ns, "addr", "add", f"{addr}/24", "dev", inner)
+            ip("-n", ns, "link", "set", inner, "up")
+            ip("-n", ns, "link", "set", "lo", "up")
+            self.members[name] = (ns, outer, addr)
+
+    def cut(self, name):
+        ip("link", "set", self.members[name][1], "down")
+
+    def heal(self, name):
+        ip("link", "set", self.members[name][1], "up")
+
+    def destroy(self):
+        for ns, outer, _ in self.members.values():
+            ip("link", "del", outer, check=False)
+            ip("netns", "del", ns, check=False)
+        if self.wire:
+            self.wire.close()
+            ip("link", "del", self.far_bridge, check=False)
+        ip("link", "del", self.bridge, check=False)
 
 
 class Writer:

@@ -2,62 +2,13 @@
 its own, joined to the others and to etcd by a bridge that this test makes
 (addresses 10.213.X.0/24 exist only inside this machine). Cutting the
 leader's link isolates it from etcd, the other members and clients at once."""
-import os
-import random
-import subprocess
 import threading
 import time
 
 import psycopg
 import pytest
 
-from conftest import Cluster, Etcd, Writer, make_base_dir, replicated_checkpoint, wait_until
-
-
-def ip(*args, check=True):
-    r = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
-    if check and r.returncode != 0:
-        raise AssertionError(f"ip {' '.join(args)}: {r.stderr.strip()}")
-    return r
-
-
-class Net:
-    """A bridge in this namespace and one namespace per member, each with a veth."""
-
-    def __init__(self, names):
-        self.tag = f"{os.getpid() % 1000:03d}{random.randint(0, 99):02d}"
-        self.subnet = 100 + random.randint(0, 150)
-        self.bridge = f"pgbr{self.tag}"
-        self.gw = f"10.213.{self.subnet}.1"
-        self.members = {}
-        ip("link", "add", self.bridge, "type", "bridge")
-        ip("addr", "add", f"{self.gw}/24", "dev", self.bridge)
-        ip("link", "set", self.bridge, "up")
-        for i, name in enumerate(names):
-            ns = f"pgha{self.tag}{name}"
-            outer, inner = f"pv{self.tag}{i}", f"pi{self.tag}{i}"
-            addr = f"10.213.{self.subnet}.{10 + i}"
-            ip("netns", "add", ns)
-            ip("link", "add", outer, "type", "veth", "peer", "name", inner)
-            ip("link", "set", inner, "netns", ns)
-            ip("link", "set", outer, "master", self.bridge)
-            ip("link", "set", outer, "up")
-            ip("-n", ns, "addr", "add", f"{addr}/24", "dev", inner)
-            ip("-n", ns, "link", "set", inner, "up")
-            ip("-n", ns, "link", "set", "lo", "up")
-            self.members[name] = (ns, outer, addr)
-
-    def cut(self, name):
-        ip("link", "set", self.members[name][1], "down")
-
-    def heal(self, name):
-        ip("link", "set", self.members[name][1], "up")
-
-    def destroy(self):
-        for ns, outer, _ in self.members.values():
-            ip("link", "del", outer, check=False)
-            ip("netns", "del", ns, check=False)
-        ip("link", "del", self.bridge, check=False)
+from conftest import Cluster, Etcd, Net, Writer, make_base_dir, replicated_checkpoint, wait_until
 
 
 @pytest.fixture
