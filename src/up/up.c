@@ -80,6 +80,9 @@ static void usage(FILE *out)
 		"                       transactions (READ ONLY ones run on standbys) or statements\n"
 		"                       (SELECTs proven read-only too), each read seeing the client's\n"
 		"                       writes (docs/READ_YOUR_WRITES.md; first run only)\n"
+		"      --regions A,B    a region per member in turn (node1 A, node2 B, node3 A, ...) and\n"
+		"                       the proxy in the first: failover prefers the leader's region,\n"
+		"                       reads the proxy's (docs/TWO_REGIONS.md; first run only)\n"
 		"      --tls            every link encrypted and verified: a private CA and a\n"
 		"                       certificate per process in DIR/secrets/tls; PostgreSQL takes\n"
 		"                       TLS connections only (first run only)\n"
@@ -347,6 +350,26 @@ static char *node_tls_conf(const struct up *u, int i)
 	return s;
 }
 
+/* --regions A,B,...: labels as [node] region takes them. */
+static int parse_regions(struct up *u, const char *list, struct pgha_err *e)
+{
+	char *copy = xstrdup(list), *save = NULL;
+	int rc = 0;
+	u->nregions = 0;
+	for (char *tok = strtok_r(copy, ",", &save); tok != NULL && rc == 0; tok = strtok_r(NULL, ",", &save)) {
+		if (u->nregions == MAX_NODES)
+			rc = err_set(e, "at most %d regions", MAX_NODES);
+		else if (!member_name_valid(tok))
+			rc = err_set(e, "\"%s\" is not a region name: use 1 to 63 of A-Z a-z 0-9 _ - .", tok);
+		else
+			snprintf(u->regions[u->nregions++], sizeof(u->regions[0]), "%s", tok);
+	}
+	if (rc == 0 && u->nregions == 0)
+		rc = err_set(e, "give one or more region names, comma-separated (e.g. --regions east,west)");
+	free(copy);
+	return rc;
+}
+
 static int write_node_conf(struct up *u, int i, struct pgha_err *e)
 {
 	char *path = xasprintf("%s/node%d.conf", u->dir, i + 1);
@@ -364,11 +387,14 @@ static int write_node_conf(struct up *u, int i, struct pgha_err *e)
 		: u->backup ? xasprintf("[backup]\nrepo_path = %s/backup-repo\nfull_every = 7d\ndiff_every = 1d\n\n", u->dir)
 		: xstrdup("");
 	char *tls = node_tls_conf(u, i);
+	char region[MEMBER_NAME_MAX + 16] = "";
+	if (u->nregions > 0)
+		snprintf(region, sizeof(region), "region = %s\n", u->regions[i % u->nregions]);
 	sb_printf(&sb,
 		  "# Written by pgha up. See `pgha agent --help` for every option.\n"
 		  "[cluster]\nname = %s\n\n"
 		  "[etcd]\nendpoints = %s\n%s\n"
-		  "[node]\nname = node%d\napi_listen = 127.0.0.1:%d\napi_token_file = %s/secrets/api.token\n\n"
+		  "[node]\nname = node%d\napi_listen = 127.0.0.1:%d\napi_token_file = %s/secrets/api.token\n%s\n"
 		  "[postgresql]\ndata_dir = %s/node%d/data\nbin_dir = %s\nlisten = 127.0.0.1:%d\n"
 		  "socket_dir = %s/node%d\n"
 		  "log_file = %s/logs/node%d.postgresql.log\n"
@@ -376,7 +402,7 @@ static int write_node_conf(struct up *u, int i, struct pgha_err *e)
 		  "replication_password_file = %s/secrets/replication.password\n\n"
 		  "%s%s"
 		  "[parameters]\nmax_connections = 100\nshared_buffers = 64MB\n",
-		  u->st.cluster, u->etcd_urls, etcd_auth_lines, i + 1, u->st.api_port[i], u->dir, u->dir, i + 1,
+		  u->st.cluster, u->etcd_urls, etcd_auth_lines, i + 1, u->st.api_port[i], u->dir, region, u->dir, i + 1,
 		  u->bin_dir,
 		  u->st.pg_port[i], u->dir, i + 1, u->dir, i + 1, u->dir, u->dir, backup, tls);
 	free(backup);
@@ -795,12 +821,13 @@ int up_main(int argc, char **argv)
 		{"backup", no_argument, NULL, 'K'}, {"restore-from", required_argument, NULL, 'R'},
 		{"to", required_argument, NULL, 'T'}, {"rw-split", required_argument, NULL, 'S'},
 		{"tls", no_argument, NULL, 'L'},
-		{"etcd", required_argument, NULL, 'e'},
+		{"etcd", required_argument, NULL, 'e'}, {"regions", required_argument, NULL, 'G'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	const char *restore_from = NULL, *restore_to = NULL, *rw_split = NULL;
 	bool cluster_given = false;
 	const char *dir = NULL, *cluster = "pgha", *etcd_bin = NULL;
 	bool backup = false, u_tls = false;
+	const char *regions = NULL;
 	const char *bin_dir = "/usr/lib/postgresql/15/bin";
 	long nodes = 3, timeout = 300, etcd_members = 0;
 	int opt;
@@ -814,6 +841,7 @@ int up_main(int argc, char **argv)
 		case 'B': bin_dir = optarg; break;
 		case 'K': backup = true; break;
 		case 'L': u_tls = true; break;
+		case 'G': regions = optarg; break;
 		case 'R': restore_from = optarg; break;
 		case 'T': restore_to = optarg; break;
 		case 'S':
@@ -881,6 +909,10 @@ int up_main(int argc, char **argv)
 	log_set_context("up");
 	u->timeout_s = (int)timeout;
 	u->rw_split = rw_split;
+	if (regions != NULL && parse_regions(u, regions, &e) != 0) {
+		fprintf(stderr, "pgha up: --regions %s: %s\n", regions, e.msg);
+		return 2;
+	}
 	u->want_tls = u_tls;
 	u->bin_dir = xstrdup(bin_dir);
 	bool default_dir = dir == NULL;

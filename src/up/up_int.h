@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "common/err.h"
+#include "cluster/member.h"
 #include "common/proc.h"
 #include "dcs/etcd.h"
 
@@ -54,6 +55,8 @@ struct up {
 	char *restore_target;
 	const char *rw_split;    /* --rw-split: the proxy's rw_split (first run only) */
 	bool want_tls;           /* --tls given (first run only: up.conf keeps it) */
+	char regions[MAX_NODES][MEMBER_NAME_MAX];  /* --regions: node i is in regions[i % nregions] */
+	int nregions;
 	char *tls_ca, *tls_client_crt, *tls_client_key;  /* under st.tls: secrets/tls/ca.crt, client.* */
 };
 

@@ -285,10 +285,12 @@ def etcd_pids(d):
 
 def test_up_etcd_three_members():
     """`pgha up --etcd 3`: three etcd members, each with its own ports, data and log; the agents and
-    the proxy get every URL and keep working with one member killed; a second run brings all back."""
+    the proxy get every URL and keep working with one member killed; a second run brings all back.
+    With --regions, the member is in the first region and ctl list shows it."""
     base = make_base_dir()
     d = os.path.join(base, "cluster")
-    proc = subprocess.Popen([PGHA_BIN, "up", "--dir", d, "--nodes", "1", "--etcd", "3", "--timeout", "240"],
+    proc = subprocess.Popen([PGHA_BIN, "up", "--dir", d, "--nodes", "1", "--etcd", "3", "--timeout", "240",
+                             "--regions", "east,west"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     node1 = os.path.join(d, "node1.conf")
     try:
@@ -312,6 +314,8 @@ def test_up_etcd_three_members():
         lines = read_until(proc, r"etcd member etcd1 exited", 10)
         r = subprocess.run([PGHA_BIN, "ctl", "-c", node1, "list"], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0 and "leader" in r.stdout, r.stderr
+        assert "region = east\n" in open(node1).read()
+        assert "REGION" in r.stdout.splitlines()[1] and " east " in r.stdout.splitlines()[2], r.stdout
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         proc.communicate(timeout=120)
