@@ -164,7 +164,7 @@ SHAREDIR    := $(PREFIX)/share/pgha
 UNITS       := pgha-agent@.service pgha-proxy@.service
 DOCS        := README.md docs/ARCHITECTURE.md docs/DEPLOY_SYSTEMD.md docs/DEPLOY_3HOSTS.md \
                docs/DEPLOY_CONTAINERS.md docs/ETCD.md docs/METRICS.md docs/READ_YOUR_WRITES.md \
-               docs/BENCHMARKS.md
+               docs/BENCHMARKS.md docs/TWO_REGIONS.md
 
 # Built first as the user who builds, so `sudo make install` only copies.
 install: all

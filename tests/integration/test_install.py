@@ -33,6 +33,7 @@ INSTALLED = {
     "usr/local/share/doc/pgha/METRICS.md",
     "usr/local/share/doc/pgha/READ_YOUR_WRITES.md",
     "usr/local/share/doc/pgha/BENCHMARKS.md",
+    "usr/local/share/doc/pgha/TWO_REGIONS.md",
     "usr/local/share/doc/pgha/examples/agent.conf",
     "usr/local/share/doc/pgha/examples/proxy.conf",
     "usr/local/share/pgha/prometheus/pgha-alerts.yml",
