@@ -61,6 +61,11 @@ static void member_lines(struct ctx *c, const struct api_status *st, int64_t now
 	const struct member *m = &st->self;
 	static const char *const roles[] = {"primary", "replica", "demoting", "uninitialized", "unknown"};
 	const char *role = role_of(st);
+	/* The info idiom: 1, with where the member runs as labels, for joins (group_left(region)). */
+	head(c, "pgha_member_info", "gauge", "Always 1; the labels say where this member runs ([node] region and zone, "
+	     "empty when not set).");
+	const char *where[] = {"region", m->tags.region, "zone", m->tags.zone, NULL};
+	prom_sample(c->out, "pgha_member_info", c->labels, where, 1);
 	head(c, "pgha_member_role", "gauge", "This member's role: 1 for the one it has (primary means it also holds the leader key).");
 	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
 		series(c, "pgha_member_role", "role", roles[i], strcmp(role, roles[i]) == 0);

@@ -99,6 +99,7 @@ static void test_a_streaming_standby(void **state)
 	st.self.received_lsn = 0x5000000;
 	st.self.replayed_lsn = 0x4000000;
 	st.self.lag_bytes = 4096;
+	snprintf(st.self.tags.region, sizeof(st.self.tags.region), "eu-west");
 	snprintf(st.self.archive, sizeof(st.self.archive), "failing: repository unreachable");
 	struct member ms[2] = {0};
 	snprintf(ms[0].name, sizeof(ms[0].name), "n1");
@@ -117,6 +118,8 @@ static void test_a_streaming_standby(void **state)
 	const char *m = "{cluster=\"main\",member=\"n\\\"2\"";
 	char k[256];
 	snprintf(k, sizeof(k), "pgha_member_role%s,role=\"replica\"}", m);
+	assert_true(value(t, k) == 1);
+	snprintf(k, sizeof(k), "pgha_member_info%s,region=\"eu-west\",zone=\"\"}", m);
 	assert_true(value(t, k) == 1);
 	snprintf(k, sizeof(k), "pgha_member_role%s,role=\"primary\"}", m);
 	assert_true(value(t, k) == 0);
