@@ -35,7 +35,10 @@ function renderMembers(v) {
     cell(row, m.host + ":" + m.port);
     cell(row, m.archive || "");
     const tags = [];
-    if (m.tags) { if (m.tags.nofailover) tags.push("nofailover"); if (m.tags.nosync) tags.push("nosync"); if (m.tags.noloadbalance) tags.push("noloadbalance"); }
+    if (m.tags) {
+      if (m.tags.region) tags.push("region " + m.tags.region + (m.tags.zone ? "/" + m.tags.zone : ""));
+      if (m.tags.nofailover) tags.push("nofailover"); if (m.tags.nosync) tags.push("nosync"); if (m.tags.noloadbalance) tags.push("noloadbalance");
+    }
     cell(row, tags.join(" "));
   }
   const notes = [];
