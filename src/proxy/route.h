@@ -26,6 +26,8 @@ struct route_target {
 	char host[256];
 	int port;
 	int64_t lag_bytes;     /* standbys; -1 unknown */
+	char region[64];       /* the member's tags.region and tags.zone ("": none), for locality.h */
+	char zone[64];
 };
 
 struct topology {
