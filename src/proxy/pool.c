@@ -98,10 +98,13 @@ bool pool_target(struct pool *p, struct route_target *out)
 
 /*
  * Is t still where this pool's servers belong? Read-write: the leader. Read-only:
- * a standby the topology lists and no farther than the nearest usable one (a
- * server in another region goes once one in the proxy's is usable again, so
- * reads come home), or the leader only while no standby is within ro_max_lag
- * (the fallback): once a standby is back, the leader's servers go.
+ * a usable standby (within ro_max_lag, and not lately behind for a read if
+ * another will do) no farther than the nearest usable one, so that a server in
+ * another region goes once one in the proxy's is usable again and reads come
+ * home; any standby the topology lists while none is usable; the leader only
+ * while no standby is within ro_max_lag (the fallback): once a standby is back,
+ * the leader's servers go. Servers that are no longer current are closed when
+ * idle, or when their client releases them: no client sees an error.
  */
 static bool target_current(struct pool *p, const struct route_target *t)
 {
@@ -114,8 +117,10 @@ static bool target_current(struct pool *p, const struct route_target *t)
 	bool standby_usable = replicas_usable(px, usable);
 	for (int i = 0; i < topo->nreplicas; i++)
 		if (same_target(&topo->replicas[i], t))
-			return !standby_usable || locality_of(px->cfg.region, px->cfg.zone, &topo->replicas[i]) <=
-				locality_nearest(topo->replicas, usable, topo->nreplicas, px->cfg.region, px->cfg.zone);
+			return !standby_usable ||
+			       (usable[i] && locality_of(px->cfg.region, px->cfg.zone, &topo->replicas[i]) <=
+						     locality_nearest(topo->replicas, usable, topo->nreplicas,
+								      px->cfg.region, px->cfg.zone));
 	return leader && px->cfg.ro_fallback_leader && !standby_usable;
 }
 

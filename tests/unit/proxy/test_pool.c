@@ -2,7 +2,8 @@
  * test_pool.c — where a read-only pool's servers go (proxy/pool.c): usable
  * standbys of the proxy's zone, then its region, then anywhere, the leader
  * last; read-your-writes' "lately behind" first; and a server released on a
- * standby farther than the nearest usable one is closed, so reads come home.
+ * standby farther than the nearest usable one, or lagging past ro_max_lag
+ * while another is usable, is closed, so reads come home.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -191,17 +192,26 @@ static void test_release_brings_reads_home(void **state)
 	assert_null(pool_release(busy_server(2)));
 	assert_null(pool_release(busy_server(1)));
 	assert_int_equal(ro->nservers, 0);
-	/* Its own zone's is kept, and so is a lagging one of the zone (nearer than any usable). */
+	/* Its own zone's is kept... */
 	assert_null(pool_release(busy_server(0)));
 	assert_int_equal(ro->nservers, 1);
+	/* ...until it lags past ro_max_lag while another standby is usable (region or not). */
 	px.topo.replicas[0].lag_bytes = 5000;
 	px.topo.replicas[1].lag_bytes = 0;
-	assert_null(pool_release(busy_server(0)));
-	assert_int_equal(ro->nservers, 2);
-	/* No region: a server on any listed standby stays, as before regions. */
+	pool_topology_changed(&px);
+	assert_int_equal(ro->nservers, 0);
 	px.cfg.region = "";
 	px.cfg.zone = "";
+	assert_null(pool_release(busy_server(0)));
+	assert_int_equal(ro->nservers, 0);
+	/* No region: a server on any usable standby stays, as before regions... */
 	assert_null(pool_release(busy_server(3)));
+	assert_null(pool_release(busy_server(2)));
+	assert_int_equal(ro->nservers, 2);
+	/* ...and on a lagging one too while none is usable (nothing better to move to). */
+	for (int i = 0; i < 4; i++)
+		px.topo.replicas[i].lag_bytes = 5000;
+	assert_null(pool_release(busy_server(0)));
 	assert_int_equal(ro->nservers, 3);
 }
 
