@@ -1,7 +1,7 @@
 /*
  * locality.c — a proxy prefers the standbys nearest to it for reads: same
- * region and zone, then same region, then anywhere (docs/READ_YOUR_WRITES.md,
- * "Region preference"). Cross-region reads cost a WAN round trip each; a
+ * region and zone, then same region, then anywhere (README, "Reads in the
+ * proxy's region"). Cross-region reads cost a WAN round trip each; a
  * proxy with no region treats every standby alike, as before regions existed.
  */
 #include "proxy/locality.h"

@@ -1,5 +1,5 @@
-"""Region preference of the proxy's reads (issue 14, docs/READ_YOUR_WRITES.md "Region
-preference"): a proxy with `[proxy] region` sends reads to usable standbys of its region,
+"""Region preference of the proxy's reads (issue 14, README "Reads in the proxy's region"):
+a proxy with `[proxy] region` sends reads to usable standbys of its region,
 to other regions' only while none of its own is usable, and brings them home once one is.
 
 One cluster for the file: r1 and r2 in region a, r3 in region b (the leader is r1 or r2: the
