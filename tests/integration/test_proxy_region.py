@@ -136,11 +136,21 @@ def test_no_region_spreads_over_every_standby(regions):
 
 
 def test_region_a_reads_its_standby_only(regions):
+    """...and a reload that moves the proxy to region b moves its reads to r3, the servers it
+    holds on the region-a standby closed as they fall idle."""
     cluster, _, local_a = regions
     proxy = proxy_in(cluster, "in-a", region="a")
     try:
         for _ in range(3):
             assert concurrent_reads(proxy, cluster) == {local_a: 4}
+        with open(proxy.conf_path) as f:
+            conf = f.read()
+        assert "region = a\n" in conf
+        with open(proxy.conf_path, "w") as f:
+            f.write(conf.replace("region = a\n", "region = b\n"))
+        proxy.proc.send_signal(signal.SIGHUP)
+        wait_until("the reload", lambda: 'reads prefer standbys of region "b"' in proxy.log(), timeout=10)
+        assert concurrent_reads(proxy, cluster) == {"r3": 4}
     finally:
         assert proxy.stop() == 0, proxy.log()[-3000:]
 
