@@ -259,12 +259,16 @@ void pool_topology_changed(struct proxy *px)
 {
 	for (struct link *l = px->pools.next; l != &px->pools; l = l->next) {
 		struct pool *p = link_entry(l, struct pool, node);
+		/* Read-only: the standby left, lags, or a nearer one is usable again. */
+		const char *why = p->ro ? "reads go to another standby now" : "the leader changed";
+		char abandoned[64];
+		snprintf(abandoned, sizeof(abandoned), "abandoned: %s", why);
 		/* Idle servers to an old target go at once; busy ones when their transaction ends. */
 		for (struct link *sl = p->idle.next; sl != &p->idle;) {
 			struct server *s = link_entry(sl, struct server, node);
 			sl = sl->next;
 			if (!target_current(p, &s->target))
-				server_close(s, "the leader changed");
+				server_close(s, why);
 		}
 		for (struct link *sl = p->active.next; sl != &p->active;) {
 			struct server *s = link_entry(sl, struct server, node);
@@ -278,7 +282,7 @@ void pool_topology_changed(struct proxy *px)
 			 * cut-off leader would hold its clients until server_connect_timeout.
 			 */
 			if (s->state == SV_CONNECTING || s->state == SV_LOGIN)
-				server_close(s, "abandoned: the leader changed");
+				server_close(s, abandoned);
 		}
 		pool_open_servers(p);
 	}
