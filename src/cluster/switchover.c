@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/member.h"
 #include "cluster/record.h"
 #include "common/util.h"
 
@@ -140,6 +141,15 @@ int proxy_record_decode(const char *json, size_t len, struct proxy_record *out, 
 	    get_int(o, "pid", 0, INT32_MAX, &pid, e) != 0 || get_int(o, "clients", 0, INT32_MAX, &clients, e) != 0 ||
 	    get_int(o, "waiting", 0, INT32_MAX, &waiting, e) != 0 || get_int(o, "pools", 0, INT32_MAX, &pools, e) != 0)
 		rc = err_wrap(e, "proxy record");
+	if (rc == 0 && (get_str(o, "region", out->region, sizeof(out->region), false, e) != 0 ||
+			get_str(o, "zone", out->zone, sizeof(out->zone), false, e) != 0))
+		rc = err_wrap(e, "proxy record");
+	if (rc == 0 && (!member_label_valid(out->region) || !member_label_valid(out->zone))) {
+		err_set(e, "%s: \"%s\" is not 1 to 63 of A-Z a-z 0-9 _ - .",
+			!member_label_valid(out->region) ? "region" : "zone",
+			!member_label_valid(out->region) ? out->region : out->zone);
+		rc = err_wrap(e, "proxy record");
+	}
 	out->pid = (int)pid;
 	out->clients = (int)clients;
 	out->waiting = (int)waiting;
@@ -159,6 +169,10 @@ char *proxy_record_encode(const struct proxy_record *r)
 	json_object_set_new(o, "clients", json_integer(r->clients));
 	json_object_set_new(o, "waiting", json_integer(r->waiting));
 	json_object_set_new(o, "pools", json_integer(r->pools));
+	if (r->region[0])
+		json_object_set_new(o, "region", json_string(r->region));
+	if (r->zone[0])
+		json_object_set_new(o, "zone", json_string(r->zone));
 	return dump(o);
 }
 

@@ -68,6 +68,8 @@ struct proxy_record {
 	int clients;
 	int waiting;              /* clients waiting for a server (a hold included) */
 	int pools;
+	char region[64];          /* its [proxy] region and zone ("" none): where its reads go first */
+	char zone[64];
 };
 
 int proxy_record_decode(const char *json, size_t len, struct proxy_record *out, struct pgha_err *e) PGHA_MUSTCHECK;

@@ -32,6 +32,8 @@ static void publish_record(struct proxy *px)
 	rec.pid = (int)getpid();
 	snprintf(rec.listen, sizeof(rec.listen), "%s", px->cfg.listen);
 	snprintf(rec.listen_ro, sizeof(rec.listen_ro), "%s", px->cfg.listen_ro);
+	snprintf(rec.region, sizeof(rec.region), "%s", px->cfg.region);
+	snprintf(rec.zone, sizeof(rec.zone), "%s", px->cfg.zone);
 	if (px->so_hold && px->so_drained)
 		snprintf(rec.paused_for, sizeof(rec.paused_for), "%s", px->so.id);
 	/* The client count is informative: refreshed with the record, not on every connect. */

@@ -253,6 +253,10 @@ void metrics_render(struct proxy *px)
 	sb_puts(&sb, "# HELP pgha_proxy_rw_split_reads_total Transactions of the read-write port sent to the "
 		     "read-only pool as proven reads (rw_split).\n# TYPE pgha_proxy_rw_split_reads_total counter\n");
 	sb_printf(&sb, "pgha_proxy_rw_split_reads_total %llu\n", (unsigned long long)px->stats_split_standby);
+	sb_puts(&sb, "# HELP pgha_proxy_ro_reads_remote_total Read-only transactions (read-only port, rw_split) that "
+		     "ran on a standby outside this proxy's [proxy] region: none in it was usable (0 without a region).\n"
+		     "# TYPE pgha_proxy_ro_reads_remote_total counter\n");
+	sb_printf(&sb, "pgha_proxy_ro_reads_remote_total %llu\n", (unsigned long long)px->stats_ro_remote);
 	sb_puts(&sb, "# HELP pgha_proxy_queries_total Simple-protocol queries forwarded.\n"
 		     "# TYPE pgha_proxy_queries_total counter\n");
 	sb_printf(&sb, "pgha_proxy_queries_total %llu\n", (unsigned long long)px->stats_queries);

@@ -315,6 +315,7 @@ struct proxy {
 	uint64_t stats_ryw_standby, stats_ryw_leader, stats_ryw_waited;
 	struct split_rules *split;  /* rw_split: safe functions and proven texts (split.c) */
 	uint64_t stats_split_standby;   /* read-write port transactions sent to a standby */
+	uint64_t stats_ro_remote;       /* read-only transactions on a standby outside [proxy] region */
 	size_t big_bytes;          /* relay.c: large whole messages buffered now, all clients */
 	size_t freed_bytes;        /* buffers shrunk since the last malloc_trim (proxy.c) */
 };

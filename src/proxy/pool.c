@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pgproto/pgproto.h"
+#include "proxy/locality.h"
 #include "proxy/pool.h"
 #include "proxy/server.h"
 
@@ -47,24 +48,44 @@ static bool replica_usable(const struct proxy *px, const struct route_target *r)
 	return r->lag_bytes >= 0 && r->lag_bytes <= px->cfg.ro_max_lag;
 }
 
-/* Where new servers of this pool go: the leader, or a standby within the lag limit. */
+/*
+ * The standbys a read-only pool may open servers to: within ro_max_lag, and
+ * with read-your-writes first not lately too far behind for a read if another
+ * will do. false: none.
+ */
+static bool replicas_usable(struct proxy *px, bool usable[ROUTE_MAX_REPLICAS])
+{
+	const struct topology *t = &px->topo;
+	for (int pass = px->cfg.read_your_writes ? 0 : 1; pass < 2; pass++) {
+		bool any = false;
+		for (int i = 0; i < t->nreplicas; i++) {
+			const struct route_target *r = &t->replicas[i];
+			const struct ryw_standby *st = pass == 0 ? ryw_standby_find(px, r->host, r->port, false) : NULL;
+			usable[i] = replica_usable(px, r) && (st == NULL || st->behind_until_ms <= px->now_ms);
+			any = any || usable[i];
+		}
+		if (any)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Where new servers of this pool go: the leader, or a usable standby of the
+ * nearest locality ([proxy] region and zone, locality.h), round robin among
+ * those; the leader for reads only when no standby anywhere is usable.
+ */
 bool pool_target(struct pool *p, struct route_target *out)
 {
 	struct proxy *px = p->px;
 	const struct topology *t = &px->topo;
 	if (p->ro) {
-		int n = t->nreplicas;
-		/* Read-your-writes: first past a standby lately too far behind for a read, if another will do. */
-		for (int pass = px->cfg.read_your_writes ? 0 : 1; pass < 2; pass++) {
-			for (int k = 0; k < n; k++) {
-				const struct route_target *r = &t->replicas[(px->ro_rr + k) % n];
-				const struct ryw_standby *st = pass == 0 ? ryw_standby_find(px, r->host, r->port, false) : NULL;
-				if (replica_usable(px, r) && (st == NULL || st->behind_until_ms <= px->now_ms)) {
-					px->ro_rr = (px->ro_rr + k + 1) % n;
-					*out = *r;
-					return true;
-				}
-			}
+		bool usable[ROUTE_MAX_REPLICAS];
+		int i = replicas_usable(px, usable) ? locality_pick(t->replicas, usable, t->nreplicas, px->cfg.region,
+								    px->cfg.zone, &px->ro_rr) : -1;
+		if (i >= 0) {
+			*out = t->replicas[i];
+			return true;
 		}
 		if (!px->cfg.ro_fallback_leader)
 			return false;
@@ -77,22 +98,29 @@ bool pool_target(struct pool *p, struct route_target *out)
 
 /*
  * Is t still where this pool's servers belong? Read-write: the leader. Read-only:
- * a standby the topology lists, or the leader only while no standby is within
- * ro_max_lag (the fallback): once a standby is back, the leader's servers go.
+ * a usable standby (within ro_max_lag, and not lately behind for a read if
+ * another will do) no farther than the nearest usable one, so that a server in
+ * another region goes once one in the proxy's is usable again and reads come
+ * home; any standby the topology lists while none is usable; the leader only
+ * while no standby is within ro_max_lag (the fallback): once a standby is back,
+ * the leader's servers go. Servers that are no longer current are closed when
+ * idle, or when their client releases them: no client sees an error.
  */
 static bool target_current(struct pool *p, const struct route_target *t)
 {
-	const struct proxy *px = p->px;
+	struct proxy *px = p->px;
 	const struct topology *topo = &px->topo;
 	bool leader = topo->has_leader && same_target(&topo->leader, t);
 	if (!p->ro)
 		return leader;
-	bool standby_usable = false;
-	for (int i = 0; i < topo->nreplicas; i++) {
+	bool usable[ROUTE_MAX_REPLICAS];
+	bool standby_usable = replicas_usable(px, usable);
+	for (int i = 0; i < topo->nreplicas; i++)
 		if (same_target(&topo->replicas[i], t))
-			return true;
-		standby_usable = standby_usable || replica_usable(px, &topo->replicas[i]);
-	}
+			return !standby_usable ||
+			       (usable[i] && locality_of(px->cfg.region, px->cfg.zone, &topo->replicas[i]) <=
+						     locality_nearest(topo->replicas, usable, topo->nreplicas,
+								      px->cfg.region, px->cfg.zone));
 	return leader && px->cfg.ro_fallback_leader && !standby_usable;
 }
 
@@ -231,12 +259,16 @@ void pool_topology_changed(struct proxy *px)
 {
 	for (struct link *l = px->pools.next; l != &px->pools; l = l->next) {
 		struct pool *p = link_entry(l, struct pool, node);
+		/* Read-only: the standby left, lags, or a nearer one is usable again. */
+		const char *why = p->ro ? "reads go to another standby now" : "the leader changed";
+		char abandoned[64];
+		snprintf(abandoned, sizeof(abandoned), "abandoned: %s", why);
 		/* Idle servers to an old target go at once; busy ones when their transaction ends. */
 		for (struct link *sl = p->idle.next; sl != &p->idle;) {
 			struct server *s = link_entry(sl, struct server, node);
 			sl = sl->next;
 			if (!target_current(p, &s->target))
-				server_close(s, "the leader changed");
+				server_close(s, why);
 		}
 		for (struct link *sl = p->active.next; sl != &p->active;) {
 			struct server *s = link_entry(sl, struct server, node);
@@ -250,7 +282,7 @@ void pool_topology_changed(struct proxy *px)
 			 * cut-off leader would hold its clients until server_connect_timeout.
 			 */
 			if (s->state == SV_CONNECTING || s->state == SV_LOGIN)
-				server_close(s, "abandoned: the leader changed");
+				server_close(s, abandoned);
 		}
 		pool_open_servers(p);
 	}

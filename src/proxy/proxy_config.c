@@ -8,6 +8,7 @@
 
 #include "common/strbuf.h"
 #include "common/util.h"
+#include "cluster/member.h"
 #include "dcs/etcd.h"
 #include "proxy/split.h"
 
@@ -111,6 +112,14 @@ static const struct config_option proxy_options[] = {
 	  "read-only port: skip standbys more than this many bytes behind"),
 	O("proxy", "ro_fallback_leader", OPT_BOOL, ro_fallback_leader, "on", 1, 0, OPT_RELOAD,
 	  "read-only port: use the leader when no standby qualifies"),
+	O("proxy", "region", OPT_STRING, region, "", 1, 0, OPT_RELOAD,
+	  "the region this proxy runs in (the agents' [node] region): reads (read-only port, rw_split) go to "
+	  "usable standbys of this region, those of other regions only while none here is usable (within "
+	  "ro_max_lag), the leader last (ro_fallback_leader); servers elsewhere are closed when their client "
+	  "releases them once one here is usable again; empty: every standby alike"),
+	O("proxy", "zone", OPT_STRING, zone, "", 1, 0, OPT_RELOAD,
+	  "the zone within region this proxy runs in (the agents' [node] zone): within the region, standbys "
+	  "of this zone first; empty: every standby of the region alike"),
 	O("proxy", "log_format", OPT_LOGFORMAT, log_format, "text", 1, 0, 0,
 	  "text (one readable line per event) or json (one JSON object per line, for log pipelines)"),
 	O("proxy", "log_level", OPT_LOGLEVEL, log_level, "info", 1, 0, OPT_RELOAD,
@@ -274,6 +283,21 @@ static int check_rw_split(struct proxy_config *cfg, const char *path, struct pgh
 	return 0;
 }
 
+/* region and zone: a member's labels (member_label_valid); a zone lies within a region. */
+static int check_locality(const struct proxy_config *cfg, const char *path, struct pgha_err *e)
+{
+	if (!member_label_valid(cfg->region))
+		return err_set(e, "%s: [proxy] region = \"%s\": use 1 to 63 of A-Z a-z 0-9 _ - ., or leave it empty\n"
+			       "HINT: use the name the agents of that region have in [node] region", path, cfg->region);
+	if (!member_label_valid(cfg->zone))
+		return err_set(e, "%s: [proxy] zone = \"%s\": use 1 to 63 of A-Z a-z 0-9 _ - ., or leave it empty\n"
+			       "HINT: use the name the agents of that zone have in [node] zone", path, cfg->zone);
+	if (cfg->zone[0] != '\0' && cfg->region[0] == '\0')
+		return err_set(e, "%s: [proxy] zone = \"%s\" needs a region\nHINT: add [proxy] region = ... (the "
+			       "region the zone is in, as in the agents' [node] region)", path, cfg->zone);
+	return 0;
+}
+
 int proxy_config_load(const char *path, struct proxy_config *cfg, struct pgha_err *e)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -314,7 +338,7 @@ int proxy_config_load(const char *path, struct proxy_config *cfg, struct pgha_er
 		return err_set(e, "%s: [proxy] listen_ro: %s", path, sub.msg);
 	if (cfg->metrics_listen[0] && parse_host_port(cfg->metrics_listen, host, sizeof(host), &port, &sub) != 0)
 		return err_set(e, "%s: [proxy] metrics_listen: %s", path, sub.msg);
-	if (check_unix_socket(cfg, path, e) != 0)
+	if (check_unix_socket(cfg, path, e) != 0 || check_locality(cfg, path, e) != 0)
 		return -1;
 	if (cfg->auth_user_password_file[0] != '\0' && cfg->auth_user[0] == '\0')
 		return err_set(e, "%s: [auth] auth_user_password_file is set but auth_user is not", path);

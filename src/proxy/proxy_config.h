@@ -60,6 +60,8 @@ struct proxy_config {
 	char *rw_split_safe_functions;
 	int ro_max_lag;          /* bytes */
 	bool ro_fallback_leader;
+	char *region;            /* where this proxy runs ("": none): reads prefer standbys there (locality.h) */
+	char *zone;
 	int log_level;
 	int log_format;           /* enum log_format */
 	/* [tls] */

@@ -41,6 +41,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pgproto/pgproto.h"
+#include "proxy/locality.h"
 #include "proxy/metrics.h"
 #include "proxy/relay.h"
 #include "proxy/server.h"
@@ -602,32 +603,55 @@ static bool standby_behind(struct proxy *px, const struct server *s)
 	return st != NULL && st->behind_until_ms > px->now_ms;
 }
 
+/* How good a standby server is for a read of the client's writes (relay_ryw_better). */
+struct ryw_rank {
+	bool behind;          /* lately found too far behind */
+	bool short_of;        /* its last known replay position is before the client's writes */
+	enum locality loc;    /* from this proxy's region and zone */
+	uint64_t pos;         /* its last known replay position */
+};
+
+static struct ryw_rank ryw_rank_of(struct proxy *px, const struct server *s)
+{
+	const uint64_t *seen = replay_seen(px, s, false);
+	struct ryw_rank r = {.behind = standby_behind(px, s), .pos = seen ? *seen : 0,
+			     .loc = locality_of(px->cfg.region, px->cfg.zone, &s->target)};
+	r.short_of = r.pos < px->lsn_known;
+	return r;
+}
+
+/*
+ * Better: not lately behind over lately behind (whatever the cached positions:
+ * a standby that kept up may simply not have been asked lately), then one
+ * known to have replayed the client's writes, and among those the nearest to
+ * this proxy (region, zone); then the furthest along.
+ */
+static bool ryw_rank_better(const struct ryw_rank *a, const struct ryw_rank *b)
+{
+	if (a->behind != b->behind)
+		return !a->behind;
+	if (a->short_of != b->short_of)
+		return !a->short_of;
+	if (!a->short_of && a->loc != b->loc)
+		return a->loc < b->loc;
+	return a->pos > b->pos;
+}
+
 struct server *relay_ryw_better(struct client *c, struct server *s)
 {
 	struct proxy *px = c->px;
-	const uint64_t *mine = replay_seen(px, s, false);
-	uint64_t best = mine ? *mine : 0;
-	bool behind = standby_behind(px, s);
-	if (!s->standby || (best >= px->lsn_known && !behind))
+	struct ryw_rank best = ryw_rank_of(px, s);
+	if (!s->standby || (!best.short_of && !best.behind))
 		return NULL;
-	/*
-	 * Better: a standby not lately behind over one that is (whatever their
-	 * cached positions: a standby that kept up may simply not have been asked
-	 * lately), then the furthest along.
-	 */
 	struct server *pick = NULL;
-	bool pick_behind = behind;
 	for (struct link *l = s->pool->idle.next; l != &s->pool->idle; l = l->next) {
 		struct server *t = link_entry(l, struct server, node);
 		if (!t->standby)
 			continue;
-		const uint64_t *seen = replay_seen(px, t, false);
-		uint64_t pos = seen ? *seen : 0;
-		bool t_behind = standby_behind(px, t);
-		if ((pick_behind && !t_behind) || (t_behind == pick_behind && pos > best)) {
-			best = pos;
+		struct ryw_rank r = ryw_rank_of(px, t);
+		if (ryw_rank_better(&r, &best)) {
+			best = r;
 			pick = t;
-			pick_behind = t_behind;
 		}
 	}
 	return pick;
@@ -1622,8 +1646,12 @@ enum relay_next relay_s2c(struct client *c, struct relay_result *res)
 				metrics_observe_query(px, px->now_ms - c->query_start_ms);
 				c->query_start_ms = 0;
 			}
-			if (type == 'Z' && status == 'I' && c->expq_len == 0)
+			if (type == 'Z' && status == 'I' && c->expq_len == 0) {
 				ended = true;
+				if (fwd && s->pool->ro && s->standby &&
+				    locality_of(px->cfg.region, px->cfg.zone, &s->target) == LOC_REMOTE)
+					px->stats_ro_remote++;
+			}
 			if (type == 'Z' && c->expq_len == 0)
 				c->split_hold = false;
 		}

@@ -1,12 +1,17 @@
 /*
  * reload.c — what SIGHUP and the admin console's RELOAD re-read: the config
- * file's reloadable options, the TLS files (clients' and PostgreSQL's), the users file (and with it
- * auth_user's password and the derived SCRAM verifiers, creds.c).
+ * file's reloadable options (a new region or zone retires the read-only
+ * servers no longer where reads belong), the TLS files (clients' and
+ * PostgreSQL's), the users file (and with it auth_user's password and the
+ * derived SCRAM verifiers, creds.c).
  */
 #include "proxy/reload.h"
 
+#include <string.h>
+
 #include "common/log.h"
 #include "proxy/creds.h"
+#include "proxy/pool.h"
 #include "proxy/server_tls.h"
 #include "proxy/tls.h"
 #include "proxy/users.h"
@@ -41,6 +46,8 @@ int proxy_reload(struct proxy *px, struct pgha_err *e)
 		proxy_config_free(&fresh);
 		return err_wrap(e, "keeping the running configuration");
 	}
+	/* Where reads go may change with these: servers no longer where they belong are retired. */
+	bool moved = strcmp(px->cfg.region, fresh.region) != 0 || strcmp(px->cfg.zone, fresh.zone) != 0;
 	config_take_reloadable(&proxy_config_table, &px->cfg, &fresh, note_fixed, px->cfg.path);
 	px->cfg.server_auth_mask = fresh.server_auth_mask;   /* derived from reloadable options */
 	px->cfg.server_sslmode = fresh.server_sslmode;
@@ -50,6 +57,10 @@ int proxy_reload(struct proxy *px, struct pgha_err *e)
 		p->pinning = proxy_pinning_for(&px->cfg, p->user, p->database);
 	}
 	log_set_level((enum log_level)px->cfg.log_level);
+	if (moved) {
+		log_info("reload: reads prefer standbys of region \"%s\", zone \"%s\"", px->cfg.region, px->cfg.zone);
+		pool_topology_changed(px);
+	}
 	int rc = 0;
 	if (tls_configure(px, e) != 0) {
 		log_error("reload: %s (TLS keeps its previous state)", e->msg);

@@ -48,7 +48,17 @@ static void on_watch(void *arg, const struct etcd_event *ev, int64_t revision)
 
 static bool same_target(const struct route_target *a, const struct route_target *b)
 {
-	return strcmp(a->host, b->host) == 0 && a->port == b->port && strcmp(a->name, b->name) == 0;
+	return strcmp(a->host, b->host) == 0 && a->port == b->port && strcmp(a->name, b->name) == 0 &&
+	       strcmp(a->region, b->region) == 0 && strcmp(a->zone, b->zone) == 0;
+}
+
+static void set_target(struct route_target *rt, const struct member *m)
+{
+	snprintf(rt->name, sizeof(rt->name), "%s", m->name);
+	snprintf(rt->host, sizeof(rt->host), "%s", m->host);
+	rt->port = m->port;
+	snprintf(rt->region, sizeof(rt->region), "%s", m->tags.region);
+	snprintf(rt->zone, sizeof(rt->zone), "%s", m->tags.zone);
 }
 
 static void build(const struct cluster_view *v, struct topology *t)
@@ -56,9 +66,7 @@ static void build(const struct cluster_view *v, struct topology *t)
 	const struct member *leader = v->leader ? cluster_view_member(v, v->leader) : NULL;
 	if (leader && leader->role == ROLE_PRIMARY && leader->state == STATE_RUNNING && leader->port > 0) {
 		t->has_leader = true;
-		snprintf(t->leader.name, sizeof(t->leader.name), "%s", leader->name);
-		snprintf(t->leader.host, sizeof(t->leader.host), "%s", leader->host);
-		t->leader.port = leader->port;
+		set_target(&t->leader, leader);
 		t->leader.lag_bytes = 0;
 	}
 	for (size_t i = 0; i < v->nmembers && t->nreplicas < ROUTE_MAX_REPLICAS; i++) {
@@ -67,9 +75,7 @@ static void build(const struct cluster_view *v, struct topology *t)
 		    (v->leader && strcmp(v->leader, m->name) == 0))
 			continue;
 		struct route_target *rt = &t->replicas[t->nreplicas++];
-		snprintf(rt->name, sizeof(rt->name), "%s", m->name);
-		snprintf(rt->host, sizeof(rt->host), "%s", m->host);
-		rt->port = m->port;
+		set_target(rt, m);
 		rt->lag_bytes = m->lag_bytes;
 	}
 }

@@ -4,7 +4,8 @@
  * A thread of its own watches the cluster prefix; on every change (and every
  * few seconds as a fallback) it reads the prefix once and publishes a new
  * topology: the leader's address (only if its member record says it runs as
- * primary) and the standbys that stream, with their lag. The event loop is
+ * primary) and the standbys that stream, with their lag and their region and
+ * zone tags (where reads go first, locality.h). The event loop is
  * told through an eventfd and copies the topology under the lock. The proxy
  * still checks each server itself (in_hot_standby at login), so a stale or
  * wrong etcd view never sends a write to a standby.
@@ -26,6 +27,8 @@ struct route_target {
 	char host[256];
 	int port;
 	int64_t lag_bytes;     /* standbys; -1 unknown */
+	char region[64];       /* the member's tags.region and tags.zone ("": none), for locality.h */
+	char zone[64];
 };
 
 struct topology {

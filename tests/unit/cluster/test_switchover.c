@@ -87,6 +87,22 @@ static void test_proxy_record(void **state)
 	const char *bad = "{\"name\":\"px\",\"paused_for\":5}";
 	assert_int_equal(proxy_record_decode(bad, strlen(bad), &back, &e), -1);
 	assert_non_null(strstr(e.msg, "paused_for"));
+
+	/* Region and zone: kept when set, absent from the JSON when not (records of older proxies decode). */
+	assert_null(strstr(json = proxy_record_encode(&r), "region"));
+	free(json);
+	strcpy(r.region, "eu-west");
+	strcpy(r.zone, "eu-west-1a");
+	json = proxy_record_encode(&r);
+	assert_int_equal(proxy_record_decode(json, strlen(json), &back, &e), 0);
+	assert_memory_equal(&r, &back, sizeof(r));
+	free(json);
+	const char *bad_region = "{\"name\":\"px\",\"region\":\"eu west\"}";
+	assert_int_equal(proxy_record_decode(bad_region, strlen(bad_region), &back, &e), -1);
+	assert_non_null(strstr(e.msg, "region: \"eu west\" is not"));
+	const char *bad_zone = "{\"name\":\"px\",\"region\":\"a\",\"zone\":7}";
+	assert_int_equal(proxy_record_decode(bad_zone, strlen(bad_zone), &back, &e), -1);
+	assert_non_null(strstr(e.msg, "zone"));
 }
 
 /* requests/<member>: what ctl restart / reinit write and the agents read. */

@@ -1,7 +1,8 @@
 /*
  * test_proxy_config.c — the proxy's option checks (proxy/proxy_config.c):
  * unix_socket_dir and unix_socket_mode, and the socket paths they give;
- * rw_split and what it needs; [tls] server_sslmode and the files it needs.
+ * rw_split and what it needs; [tls] server_sslmode and the files it needs;
+ * region and zone.
  */
 #include <string.h>
 
@@ -169,6 +170,56 @@ static void test_server_sslmode(void **state)
 	proxy_config_free(&cfg);
 }
 
+static void test_region_zone(void **state)
+{
+	struct proxy_config cfg;
+	struct pgha_err e;
+
+	/* None by default: every standby alike. */
+	assert_int_equal(load("", &cfg, &e), 0);
+	assert_string_equal(cfg.region, "");
+	assert_string_equal(cfg.zone, "");
+	proxy_config_free(&cfg);
+
+	assert_int_equal(load("region = eu-west\nzone = eu-west-1a", &cfg, &e), 0);
+	assert_string_equal(cfg.region, "eu-west");
+	assert_string_equal(cfg.zone, "eu-west-1a");
+	proxy_config_free(&cfg);
+	assert_int_equal(load("region = b", &cfg, &e), 0);
+	assert_string_equal(cfg.region, "b");
+	proxy_config_free(&cfg);
+
+	/* A zone lies within a region. */
+	assert_int_equal(load("zone = a1", &cfg, &e), -1);
+	assert_contains(e.msg, "[proxy] zone = \"a1\" needs a region");
+	assert_contains(e.msg, "HINT: add [proxy] region = ");
+
+	/* A member's label (what an agent's [node] region can be): its characters, 63 at most. */
+	static const char *const bad[] = {"eu west", "eu/west", "r\xc3\xa9gion", "a:b"};
+	char extra[200];
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(extra, sizeof(extra), "region = %s", bad[i]);
+		if (load(extra, &cfg, &e) != -1)
+			fail_msg("region = %s was taken", bad[i]);
+		assert_contains(e.msg, "[proxy] region = \"");
+		assert_contains(e.msg, "use 1 to 63 of A-Z a-z 0-9 _ - .");
+		assert_contains(e.msg, "HINT:");
+		snprintf(extra, sizeof(extra), "region = a\nzone = %s", bad[i]);
+		assert_int_equal(load(extra, &cfg, &e), -1);
+		assert_contains(e.msg, "[proxy] zone = \"");
+	}
+	memset(extra, 0, sizeof(extra));
+	strcpy(extra, "region = ");
+	memset(extra + strlen(extra), 'r', 64);
+	assert_int_equal(load(extra, &cfg, &e), -1);
+	assert_contains(e.msg, "[proxy] region = ");
+	memset(extra, 0, sizeof(extra));
+	strcpy(extra, "region = ");
+	memset(extra + strlen(extra), 'r', 63);
+	assert_int_equal(load(extra, &cfg, &e), 0);
+	proxy_config_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -177,6 +228,7 @@ int main(void)
 		cmocka_unit_test(test_rw_split),
 		cmocka_unit_test(test_pinning_per_pool),
 		cmocka_unit_test(test_server_sslmode),
+		cmocka_unit_test(test_region_zone),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

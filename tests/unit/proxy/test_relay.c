@@ -30,7 +30,7 @@
 
 /* ---- a proxy with one pool, its servers and one client, over socketpairs ---- */
 
-#define MAX_SERVERS 2
+#define MAX_SERVERS 3
 
 struct rig {
 	struct proxy px;
@@ -114,6 +114,12 @@ static int setup_tx(void **state)
 static int setup_tx2(void **state)
 {
 	setup_rig(POOL_TRANSACTION, 2);
+	return 0;
+}
+
+static int setup_tx3(void **state)
+{
+	setup_rig(POOL_TRANSACTION, 3);
 	return 0;
 }
 
@@ -832,6 +838,48 @@ static void test_large_query_streamed(void **state)
 	sb_free(&sb);
 }
 
+/* Server i on a standby at port 5440 + i in region, its replay position last read at lsn. */
+static void on_standby(int i, const char *region, uint64_t lsn)
+{
+	struct server *s = rig.s[i];
+	s->standby = true;
+	s->target.port = 5440 + i;
+	snprintf(s->target.region, sizeof(s->target.region), "%s", region);
+	ryw_standby_find(&rig.px, s->target.host, s->target.port, true)->lsn = lsn;
+}
+
+/*
+ * Read-your-writes: a read whose standby has not replayed the client's writes
+ * moves to an idle server that has, the nearest to the proxy first; without a
+ * region, the furthest along, as before.
+ */
+static void test_ryw_better_prefers_own_region(void **state)
+{
+	struct proxy *px = &rig.px;
+	px->lsn_known = 1000;
+	on_standby(0, "b", 500);    /* the read's server: short of the writes */
+	on_standby(1, "a", 3000);   /* caught up, another region, further along */
+	on_standby(2, "b", 1200);   /* caught up, the proxy's region */
+	server_set_state(rig.s[0], SV_ACTIVE);
+	px->cfg.region = "b";
+	px->cfg.zone = "";
+	assert_ptr_equal(relay_ryw_better(rig.c, rig.s[0]), rig.s[2]);
+	/* No region: the furthest along. */
+	px->cfg.region = "";
+	assert_ptr_equal(relay_ryw_better(rig.c, rig.s[0]), rig.s[1]);
+	/* The region's standby short of the writes too: the other region's, which has them. */
+	px->cfg.region = "b";
+	ryw_standby_find(px, rig.s[2]->target.host, rig.s[2]->target.port, false)->lsn = 900;
+	assert_ptr_equal(relay_ryw_better(rig.c, rig.s[0]), rig.s[1]);
+	/* Lately behind loses whatever its region: not behind comes first. */
+	ryw_standby_find(px, rig.s[1]->target.host, rig.s[1]->target.port, false)->behind_until_ms = px->now_ms + 5000;
+	assert_ptr_equal(relay_ryw_better(rig.c, rig.s[0]), rig.s[2]);
+	/* A read whose standby has the writes stays there. */
+	ryw_standby_find(px, rig.s[0]->target.host, rig.s[0]->target.port, false)->lsn = 1000;
+	assert_null(relay_ryw_better(rig.c, rig.s[0]));
+	server_set_state(rig.s[0], SV_IDLE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -856,6 +904,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_relay_decides_fatal, setup_session, teardown),
 		cmocka_unit_test_setup_teardown(test_relay_decides_client_errors, setup_tx, teardown),
 		cmocka_unit_test_setup_teardown(test_large_query_streamed, setup_tx, teardown),
+		cmocka_unit_test_setup_teardown(test_ryw_better_prefers_own_region, setup_tx3, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
