@@ -506,6 +506,9 @@ static int prepare_dir(struct up *u, int nodes, int etcd_members, const char *cl
 			  u->rw_split ? u->rw_split : "off");
 		if (u->st.proxy_metrics_port > 0)
 			sb_printf(&sb, "metrics_listen = 127.0.0.1:%d\n", u->st.proxy_metrics_port);
+		if (u->nregions > 0)
+			sb_printf(&sb, "# Reads go to a standby in this region first (docs/TWO_REGIONS.md).\nregion = %s\n",
+				  u->regions[0]);
 		sb_printf(&sb, "\n[auth]\nauth_type = scram-sha-256\nauth_file = %s\n", users);
 		if (u->st.tls) {
 			char *crt = up_tls_path(u->dir, "proxy", "crt"), *key = up_tls_path(u->dir, "proxy", "key");

@@ -315,6 +315,7 @@ def test_up_etcd_three_members():
         r = subprocess.run([PGHA_BIN, "ctl", "-c", node1, "list"], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0 and "leader" in r.stdout, r.stderr
         assert "region = east\n" in open(node1).read()
+        assert "region = east\n" in open(os.path.join(d, "proxy.conf")).read()
         assert "REGION" in r.stdout.splitlines()[1] and " east " in r.stdout.splitlines()[2], r.stdout
     finally:
         os.killpg(proc.pid, signal.SIGINT)
