@@ -59,7 +59,7 @@ function renderProxies(v, s) {
   for (const p of v.proxies || []) {
     const row = body.insertRow();
     if (p.invalid) { cell(row, "(a record nobody can read: " + p.invalid + ")"); continue; }
-    cell(row, p.name); cell(row, p.listen); cell(row, p.listen_ro || "-"); cell(row, String(p.clients));
+    cell(row, p.region ? p.name + " (" + p.region + (p.zone ? "/" + p.zone : "") + ")" : p.name); cell(row, p.listen); cell(row, p.listen_ro || "-"); cell(row, String(p.clients));
     cell(row, String(p.waiting)); cell(row, String(p.pools));
     cell(row, p.paused_for || "-");
   }
