@@ -100,18 +100,20 @@ unit: $(UNIT_BINS)
 	@printf '%s\n' $(UNIT_ORDER) | xargs -P2 -n1 sh -c 'out=$$("$$0" 2>&1); rc=$$?; \
 		printf "== %s (exit %d)\n%s\n" "$$0" $$rc "$$out"; exit $$rc'
 
-# Tests whose servers live in network namespaces or containers of their own run in a second
-# pytest beside the others (the machine waits on their downloads and namespaces more than it
-# computes). The 127.0.0.1 ports they publish come from PGHA_TEST_PORTS, a range below the
-# kernel's ephemeral ports (net.ipv4.ip_local_port_range), which bind(0) never hands out: the two
-# runs cannot pick the same port. With PYTEST_ARGS (a selection), one pytest runs everything.
-ISOLATED_TESTS := tests/integration/test_container.py tests/integration/test_multihost.py tests/integration/test_regions.py
+# A second pytest runs beside the others: the tests whose servers live in network namespaces or
+# containers of their own (the machine waits on their downloads and namespaces more than it
+# computes), and two long backup files that share nothing with the rest, to keep the wall time
+# down. The 127.0.0.1 ports they use come from PGHA_TEST_PORTS, a range below the kernel's
+# ephemeral ports (net.ipv4.ip_local_port_range), which bind(0) never hands out: the two runs
+# cannot pick the same port. With PYTEST_ARGS (a selection), one pytest runs everything.
+ISOLATED_TESTS := tests/integration/test_container.py tests/integration/test_multihost.py tests/integration/test_regions.py \
+                  tests/integration/test_backup_faults.py tests/integration/test_backup_job.py
 ISOLATED_LOG   := $(BUILD)/integration-isolated.log
 
 ifeq ($(strip $(PYTEST_ARGS)),)
 integration: all
 	@export PGHA_BIN=$(abspath $(BUILD)/pgha); \
-	PGHA_TEST_PORTS=20000-29999 $(PYTHON) -m pytest -p no:cacheprovider $(ISOLATED_TESTS) > $(ISOLATED_LOG) 2>&1 & iso=$$!; \
+	PGHA_TEST_PORTS=20000-29999 $(PYTHON) -m pytest -p no:cacheprovider --durations=15 $(ISOLATED_TESTS) > $(ISOLATED_LOG) 2>&1 & iso=$$!; \
 	$(PYTHON) -m pytest -p no:cacheprovider --durations=40 tests/integration $(addprefix --ignore=,$(ISOLATED_TESTS)); main=$$?; \
 	wait $$iso; isorc=$$?; \
 	echo "== $(ISOLATED_TESTS), run beside the others ($(ISOLATED_LOG)):"; cat $(ISOLATED_LOG); \
