@@ -459,6 +459,20 @@ bool member_label_valid(const char *s)
 	return s[0] == '\0' || member_name_valid(s);
 }
 
+int member_where_check(const char *path, const char *section, const char *region, const char *zone,
+		       struct pgha_err *e)
+{
+	const char *opt = !member_label_valid(region) ? "region" : !member_label_valid(zone) ? "zone" : NULL;
+	if (opt != NULL)
+		return err_set(e, "%s: [%s] %s = \"%s\": use 1 to 63 of A-Z a-z 0-9 _ - ., or leave it empty\n"
+			       "HINT: the same name on every agent and proxy of that %s ([node] %s, [proxy] %s)",
+			       path, section, opt, opt[0] == 'r' ? region : zone, opt, opt, opt);
+	if (zone[0] != '\0' && region[0] == '\0')
+		return err_set(e, "%s: [%s] zone = \"%s\" needs a region\nHINT: add [%s] region = ... (the region the "
+			       "zone is in)", path, section, zone, section);
+	return 0;
+}
+
 bool member_name_valid(const char *s)
 {
 	size_t n = strlen(s);

@@ -167,6 +167,12 @@ const char *leader_key_problem(enum leader_key_state s);
 bool member_name_valid(const char *s);
 /* A region or zone: "" (none) or a valid member name. */
 bool member_label_valid(const char *s);
+/*
+ * A config's region and zone ([SECTION] of the file at path): labels, and a
+ * zone lies within a region. 0, or -1 with the option, the value and a HINT.
+ */
+int member_where_check(const char *path, const char *section, const char *region, const char *zone,
+		       struct pgha_err *e) PGHA_MUSTCHECK;
 void cluster_view_free(struct cluster_view *v);
 const struct member *cluster_view_member(const struct cluster_view *v, const char *name);
 /* Sort members by name (stable output for ctl list and /cluster). */

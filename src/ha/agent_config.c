@@ -462,15 +462,8 @@ int agent_config_validate(struct agent_config *cfg, struct pgha_err *e)
 	const char *p = cfg->path ? cfg->path : "config";
 	if (!member_name_valid(cfg->name))
 		return err_set(e, "%s: [node] name = \"%s\": use 1 to 63 of A-Z a-z 0-9 _ - .", p, cfg->name);
-	if (!member_label_valid(cfg->region))
-		return err_set(e, "%s: [node] region = \"%s\": use 1 to 63 of A-Z a-z 0-9 _ - ., or leave it empty",
-			       p, cfg->region);
-	if (!member_label_valid(cfg->zone))
-		return err_set(e, "%s: [node] zone = \"%s\": use 1 to 63 of A-Z a-z 0-9 _ - ., or leave it empty",
-			       p, cfg->zone);
-	if (cfg->zone[0] != '\0' && cfg->region[0] == '\0')
-		return err_set(e, "%s: [node] zone = \"%s\" needs a region\nHINT: add [node] region = ... (the "
-			       "region the zone is in)", p, cfg->zone);
+	if (member_where_check(p, "node", cfg->region, cfg->zone, e) != 0)
+		return -1;
 	if (!member_name_valid(cfg->cluster_name))
 		return err_set(e, "%s: [cluster] name = \"%s\": use 1 to 63 of A-Z a-z 0-9 _ - .", p,
 			       cfg->cluster_name);

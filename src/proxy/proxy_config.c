@@ -283,20 +283,6 @@ static int check_rw_split(struct proxy_config *cfg, const char *path, struct pgh
 	return 0;
 }
 
-/* region and zone: a member's labels (member_label_valid); a zone lies within a region. */
-static int check_locality(const struct proxy_config *cfg, const char *path, struct pgha_err *e)
-{
-	if (!member_label_valid(cfg->region))
-		return err_set(e, "%s: [proxy] region = \"%s\": use 1 to 63 of A-Z a-z 0-9 _ - ., or leave it empty\n"
-			       "HINT: use the name the agents of that region have in [node] region", path, cfg->region);
-	if (!member_label_valid(cfg->zone))
-		return err_set(e, "%s: [proxy] zone = \"%s\": use 1 to 63 of A-Z a-z 0-9 _ - ., or leave it empty\n"
-			       "HINT: use the name the agents of that zone have in [node] zone", path, cfg->zone);
-	if (cfg->zone[0] != '\0' && cfg->region[0] == '\0')
-		return err_set(e, "%s: [proxy] zone = \"%s\" needs a region\nHINT: add [proxy] region = ... (the "
-			       "region the zone is in, as in the agents' [node] region)", path, cfg->zone);
-	return 0;
-}
 
 int proxy_config_load(const char *path, struct proxy_config *cfg, struct pgha_err *e)
 {
@@ -338,7 +324,7 @@ int proxy_config_load(const char *path, struct proxy_config *cfg, struct pgha_er
 		return err_set(e, "%s: [proxy] listen_ro: %s", path, sub.msg);
 	if (cfg->metrics_listen[0] && parse_host_port(cfg->metrics_listen, host, sizeof(host), &port, &sub) != 0)
 		return err_set(e, "%s: [proxy] metrics_listen: %s", path, sub.msg);
-	if (check_unix_socket(cfg, path, e) != 0 || check_locality(cfg, path, e) != 0)
+	if (check_unix_socket(cfg, path, e) != 0 || member_where_check(path, "proxy", cfg->region, cfg->zone, e) != 0)
 		return -1;
 	if (cfg->auth_user_password_file[0] != '\0' && cfg->auth_user[0] == '\0')
 		return err_set(e, "%s: [auth] auth_user_password_file is set but auth_user is not", path);
