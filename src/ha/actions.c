@@ -64,8 +64,10 @@ static void finish_bootstrap(struct agent *a)
 	struct pgha_err e;
 	if (a->pg.conn == NULL || !a->pg.have_st)
 		return;
-	if (pg_ensure_role(a->pg.conn, a->cfg.superuser, a->su_password, false, &e) != 0 ||
-	    pg_ensure_role(a->pg.conn, a->cfg.replication_user, a->repl_password, true, &e) != 0) {
+	/* A standby cluster's roles are the primary cluster's (read-only here): both share the passwords. */
+	bool roles = !a->pg.st.in_recovery;
+	if (roles && (pg_ensure_role(a->pg.conn, a->cfg.superuser, a->su_password, false, &e) != 0 ||
+		      pg_ensure_role(a->pg.conn, a->cfg.replication_user, a->repl_password, true, &e) != 0)) {
 		node_set_error(a, "bootstrap: %s", e.msg);
 		return;
 	}
@@ -182,15 +184,16 @@ static void release_leader(struct agent *a)
 
 static int start_pg(struct agent *a, bool standby, struct pgha_err *e)
 {
-	char *ci = NULL;
+	char *ci = NULL, slot[64] = "";
 	if (standby) {
-		/* Without a leader: a read-only standby replaying its own WAL, ready to be elected. */
-		const struct member *leader = view_leader(a);
-		if (leader != NULL && strcmp(leader->name, a->cfg.name) != 0)
-			ci = view_leader_conninfo(a, leader);
+		/*
+		 * Without a leader: a read-only standby replaying its own WAL, ready to be
+		 * elected. A standby cluster's leader: a standby of the primary cluster.
+		 */
+		ci = view_upstream_conninfo(a, view_leader(a), slot, sizeof(slot));
 		sync_forget_leadership(a);
 	}
-	if (node_start(a, standby, ci, standby ? NULL : sync_primary_ssn(a), e) != 0)
+	if (node_start(a, standby, ci, slot, standby ? NULL : sync_primary_ssn(a), e) != 0)
 		return -1;
 	dynconf_pg_started(a);
 	if (!standby)

@@ -707,6 +707,8 @@ static void run_loop(struct agent *a)
 			/* Everyone woke on the same watch event: ask again as soon as they have looked. */
 			a->publish.quick_retry = o.election == HA_ELECT_UNSETTLED;
 		}
+		if (view_standby_cluster(a))
+			d = ha_decide_standby_cluster(&o, d);
 		log_decision(a, &d);
 		if (agent_act(a, &d))
 			a->publish.quick_retry = true;

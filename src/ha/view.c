@@ -5,6 +5,7 @@
  */
 #include "ha/agent_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,30 @@ char *view_leader_conninfo(const struct agent *a, const struct member *leader)
 {
 	return pg_conninfo(leader->host, leader->port, a->cfg.replication_user, a->cfg.pgpass,
 			   a->cfg.name, NULL, &a->tls);
+}
+
+bool view_standby_cluster(const struct agent *a)
+{
+	return agent_config_standby_cluster(&a->cfg);
+}
+
+char *view_primary_cluster_conninfo(const struct agent *a, char *slot, size_t slotlen)
+{
+	snprintf(slot, slotlen, "%s", a->cfg.standby_primary_slot);
+	return pg_conninfo_primary_of(a->cfg.standby_hosts, a->cfg.standby_ports, a->cfg.replication_user,
+				      a->cfg.pgpass, a->cfg.name, &a->tls);
+}
+
+char *view_upstream_conninfo(const struct agent *a, const struct member *leader, char *slot, size_t slotlen)
+{
+	slot[0] = '\0';
+	if (leader == NULL)
+		return NULL;
+	if (strcmp(leader->name, a->cfg.name) != 0) {
+		pg_slot_name(a->cfg.name, slot, slotlen);
+		return view_leader_conninfo(a, leader);
+	}
+	return view_standby_cluster(a) ? view_primary_cluster_conninfo(a, slot, slotlen) : NULL;
 }
 
 void view_refresh(struct agent *a, const struct etcd_kvs *kvs)
