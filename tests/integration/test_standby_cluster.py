@@ -15,6 +15,14 @@ import pytest
 from conftest import Cluster, Etcd, etcdctl, pg_pid, shared_base, signal_instance, wait_until
 
 
+SLOT = "west_standby"
+
+
+def slot_active(node):
+    rows = node.sql("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (SLOT,))
+    return bool(rows and rows[0][0])
+
+
 def pick_leader(cluster, names, role):
     """The key holder once it runs in role (primary, or replica for a standby leader)."""
     def ok():
@@ -56,7 +64,7 @@ def pair(request):
         b = None
         try:
             for n in ("a1", "a2"):
-                a.add(n).start()
+                a.add(n, {"cluster.standby_slots": SLOT}).start()
             a.wait_streaming(["a1", "a2"], timeout=120)
             lead_a = a.leader()
             replica_a = "a2" if lead_a == "a1" else "a1"
@@ -66,7 +74,7 @@ def pair(request):
             b = Cluster(base_b, etcd_b, name="west")
             # Both clusters share the replication (and superuser) credentials.
             b.su_pw, b.repl_pw, b.su_pw_file, b.repl_pw_file = a.su_pw, a.repl_pw, a.su_pw_file, a.repl_pw_file
-            extra = {"standby_cluster.primary_hosts": hosts}
+            extra = {"standby_cluster.primary_hosts": hosts, "standby_cluster.primary_slot_name": SLOT}
             t0 = time.monotonic()
             b.add("b1", extra).start()
             lead_b = pick_leader(b, ["b1"], "replica")
@@ -96,6 +104,8 @@ def test_bootstrap_by_cloning_and_streaming_chain(pair):
     wait_receiving_from(other_b, lead_b, timeout=120)
     apps = [r[0] for r in lead_a.sql("SELECT application_name FROM pg_stat_replication")]
     assert lead_b.name in apps, apps
+    # ... through the slot A's leader keeps for it ([cluster] standby_slots).
+    wait_until("B's standby leader on A's slot", lambda: slot_active(lead_a), timeout=30)
     lead_a.sql("CREATE TABLE sc_rows (m text)")
     lead_a.sql("INSERT INTO sc_rows VALUES ('first')")
     for n in (lead_b, other_b):
@@ -135,6 +145,8 @@ def test_follows_failover_in_primary_cluster(pair):
         wait_row(n, "after_failover", timeout=90)
     print(f"row written on A's new leader seen on every B member {time.monotonic() - t0:.1f}s after the kill")
     wait_receiving_from(lead_b, new)
+    # A's new leader created the standby cluster's slot too; B streams through it.
+    wait_until("B's standby leader on the new leader's slot", lambda: slot_active(new), timeout=30)
     # Nobody touched B: the same standby leader, still a standby.
     assert b.leader() == lead_b.name
     assert lead_b.sql("SELECT pg_is_in_recovery()")[0][0] is True
