@@ -433,6 +433,9 @@ static void view_add(struct cluster_view *v, const char *key, const char *rel,
 		free(v->restore);
 		v->restore = xstrdup(kv->value);
 		v->restore_rev = kv->mod_revision;
+	} else if (strcmp(rel, "promoted") == 0) {
+		free(v->promoted);
+		v->promoted = xstrdup(kv->value);
 	} else if (strcmp(rel, "switchover") == 0) {
 		free(v->switchover);
 		v->switchover = xstrdup(kv->value);
@@ -539,6 +542,7 @@ void cluster_view_free(struct cluster_view *v)
 	free(v->restore);
 	free(v->history);
 	free(v->switchover);
+	free(v->promoted);
 	for (size_t i = 0; i < v->nproxies; i++)
 		free(v->proxies[i]);
 	free(v->proxies);

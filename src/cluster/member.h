@@ -149,6 +149,7 @@ struct cluster_view {
 	char *history;           /* the history of leader changes (cluster/history_key.h), raw JSON, NULL if absent */
 	int64_t history_rev;
 	char *switchover;        /* the switchover record (cluster/switchover.h), raw JSON, NULL if absent */
+	char *promoted;          /* a standby cluster made primary (cluster/promoted_key.h), raw JSON, NULL if absent */
 	char **proxies;          /* the proxies' records (proxies/<name>, cluster/switchover.h), raw JSON */
 	size_t nproxies;
 	struct member *members;  /* decoded records (bad records are skipped with a warning) */

@@ -315,6 +315,8 @@ struct agent {
 
 	struct agent_dcs dcs;
 	struct cluster_view view; /* this loop's read of etcd (view.c) */
+	bool sc_promoted;         /* a standby cluster whose promoted key decodes: primary now (view.c) */
+	char *sc_bad_promoted;    /* the promoted value last warned about (it does not decode) */
 	struct agent_leader_key lk;
 	struct agent_pg pg;
 	struct agent_fencing fencing;

@@ -5,14 +5,17 @@ cascades from B's leader; B never takes writes; after a failover in A, B's stand
 new primary on its own.
 
 The tests run in order on one pair of clusters (module-scoped)."""
+import json
 import os
+import pty
 import signal
+import subprocess
 import time
 
 import psycopg
 import pytest
 
-from conftest import Cluster, Etcd, etcdctl, pg_pid, shared_base, signal_instance, wait_until
+from conftest import PGHA_BIN, Cluster, Etcd, etcdctl, pg_pid, shared_base, signal_instance, wait_until
 
 
 SLOT = "west_standby"
@@ -153,3 +156,58 @@ def test_follows_failover_in_primary_cluster(pair):
     # A's old leader comes back as A's standby.
     old.start()
     a.wait_streaming(list(a.nodes), timeout=120)
+
+
+def promote_cluster(b, *args, answer=None):
+    """pgha ctl -c <a member's config> promote-cluster ARGS; with answer, on a terminal that types it."""
+    cmd = [PGHA_BIN, "ctl", "-c", b.nodes["b1"].conf_path, "promote-cluster", *args]
+    if answer is None:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    master, slave = pty.openpty()
+    try:
+        os.write(master, answer.encode())
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=slave)
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_promote_cluster_refused_while_primary_runs(pair):
+    a, b = pair
+    r = promote_cluster(b, "--json", answer="y\n")
+    assert r.returncode != 0, r.stdout
+    assert "is a running primary" in r.stderr and "HINT: stop the primary cluster first" in r.stderr, r.stderr
+    out = json.loads(r.stdout)
+    assert out["promoted"] is False
+    assert "primary" in [p["result"] for p in out["primary_hosts"]], out
+    assert etcdctl(b, "get", "/pgha/west/promoted", "--print-value-only").strip() == ""
+
+
+def test_careless_promoted_key_is_ignored(pair):
+    a, b = pair
+    lead_b = b.nodes[b.leader()]
+    etcdctl(b, "put", "/pgha/west/promoted", '{"at": 1, "by": "ctl"}')
+    wait_until("the agents to warn about the promoted key",
+               lambda: "promoted is ignored, this stays a standby cluster" in lead_b.log(), timeout=30)
+    time.sleep(2)
+    assert lead_b.sql("SELECT pg_is_in_recovery()")[0][0] is True
+    etcdctl(b, "del", "/pgha/west/promoted")
+
+
+def test_promote_cluster_after_primary_region_lost(pair):
+    a, b = pair
+    lead_b = b.nodes[b.leader()]
+    other_b = b.nodes["b2" if lead_b.name == "b1" else "b1"]
+    a.stop_all()   # the primary region is lost
+    t0 = time.monotonic()
+    r = promote_cluster(b, answer="y\n")
+    assert r.returncode == 0, r.stderr
+    assert "promoted" in r.stdout
+    wait_until("B's standby leader to promote",
+               lambda: lead_b.sql("SELECT pg_is_in_recovery()")[0][0] is False, timeout=60)
+    print(f"promote-cluster: B's leader primary {time.monotonic() - t0:.1f}s after the command")
+    assert b.leader() == lead_b.name
+    lead_b.sql("INSERT INTO sc_rows VALUES ('after_promotion')")
+    wait_row(other_b, "after_promotion", timeout=60)
+    wait_receiving_from(other_b, lead_b, timeout=60)
+    assert other_b.sql("SELECT pg_is_in_recovery()")[0][0] is True
