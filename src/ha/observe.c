@@ -52,8 +52,10 @@ void observe(const struct agent *a, const struct ha_gathered *g, struct ha_obser
 	const struct member *leader = view_leader(a);
 	o->leader_known = leader != NULL && leader->host[0] != '\0' && leader->port > 0;
 	/* A standby cluster's leader runs as a standby (of the primary cluster). */
-	o->leader_running = leader != NULL && leader->state == STATE_RUNNING &&
-			    (leader->role == ROLE_PRIMARY || (view_standby_cluster(a) && leader->role == ROLE_REPLICA));
+	o->leader_running = leader != NULL &&
+			    ((leader->role == ROLE_PRIMARY && leader->state == STATE_RUNNING) ||
+			     (view_standby_cluster(a) && leader->role == ROLE_REPLICA &&
+			      (leader->state == STATE_RUNNING || leader->state == STATE_STREAMING)));
 	o->leader_suspect = a->lk.foreign_rev != 0 && !o->leader_absent && !o->leader_is_me;
 
 	switch (a->pg.phase) {

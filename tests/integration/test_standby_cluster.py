@@ -130,6 +130,8 @@ def test_standby_cluster_takes_no_writes(pair):
         log = n.log()
         assert "promoted PostgreSQL to primary" not in log and "PostgreSQL starting as primary" not in log
         assert "PostgreSQL starting as" in log
+        # The standby leader's PostgreSQL is a standby: the lease fence never kills it.
+        assert "stopped by the fence" not in log and "PostgreSQL exited unexpectedly" not in log
 
 
 def test_follows_failover_in_primary_cluster(pair):
