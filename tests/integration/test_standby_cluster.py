@@ -109,6 +109,12 @@ def test_bootstrap_by_cloning_and_streaming_chain(pair):
     assert lead_b.name in apps, apps
     # ... through the slot A's leader keeps for it ([cluster] standby_slots).
     wait_until("B's standby leader on A's slot", lambda: slot_active(lead_a), timeout=30)
+    # ctl list says what B is.
+    hosts = lead_b.extra["standby_cluster.primary_hosts"]
+    out = b.ctl("list").stdout
+    assert f"Standby cluster of: {hosts}; standby leader {lead_b.name}" in out, out
+    assert any(line.startswith(lead_b.name) and "standby leader" in line for line in out.splitlines()), out
+    assert "Standby cluster of" not in a.ctl("list").stdout
     lead_a.sql("CREATE TABLE sc_rows (m text)")
     lead_a.sql("INSERT INTO sc_rows VALUES ('first')")
     for n in (lead_b, other_b):
@@ -213,3 +219,5 @@ def test_promote_cluster_after_primary_region_lost(pair):
     wait_row(other_b, "after_promotion", timeout=60)
     wait_receiving_from(other_b, lead_b, timeout=60)
     assert other_b.sql("SELECT pg_is_in_recovery()")[0][0] is True
+    wait_until("ctl list to show B as a cluster of its own",
+               lambda: "Standby cluster of" not in b.ctl("list").stdout, timeout=30)
