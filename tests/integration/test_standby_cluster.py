@@ -207,13 +207,18 @@ def test_promote_cluster_after_primary_region_lost(pair):
     lead_b = b.nodes[b.leader()]
     other_b = b.nodes["b2" if lead_b.name == "b1" else "b1"]
     a.stop_all()   # the primary region is lost
+    time.sleep(1)
+    assert lead_b.sql("SELECT pg_is_in_recovery()")[0][0] is True   # nothing promoted B on its own
     t0 = time.monotonic()
     r = promote_cluster(b, answer="y\n")
     assert r.returncode == 0, r.stderr
     assert "promoted" in r.stdout
+    t1 = time.monotonic()
     wait_until("B's standby leader to promote",
                lambda: lead_b.sql("SELECT pg_is_in_recovery()")[0][0] is False, timeout=60)
-    print(f"promote-cluster: B's leader primary {time.monotonic() - t0:.1f}s after the command")
+    print(f"promote-cluster: the command took {t1 - t0:.2f}s, B's leader was primary {time.monotonic() - t0:.2f}s "
+          f"after it started")
+    assert "this standby cluster was promoted" in lead_b.log()
     assert b.leader() == lead_b.name
     lead_b.sql("INSERT INTO sc_rows VALUES ('after_promotion')")
     wait_row(other_b, "after_promotion", timeout=60)
