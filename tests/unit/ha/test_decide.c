@@ -769,13 +769,14 @@ static unsigned violations(const struct ha_observed *o, struct ha_decision d)
 }
 
 /*
- * (n): the standby cluster's rewrite of d. (c) and (l) are its own rules there:
- * a running primary is stopped whether etcd answers or the key is suspect.
+ * (n): the standby cluster's rewrite of d, given base = violations(o, d). (c)
+ * and (l) are its own rules there: a running primary is stopped whether etcd
+ * answers or the key is suspect.
  */
-static unsigned standby_violations(const struct ha_observed *o, struct ha_decision d)
+static unsigned standby_violations(const struct ha_observed *o, struct ha_decision d, unsigned base)
 {
 	enum ha_action a = d.action;
-	unsigned base = violations(o, d) & ~((1u << P_WITHOUT_ETCD) | (1u << P_SUSPECT_KEY));
+	base &= ~((1u << P_WITHOUT_ETCD) | (1u << P_SUSPECT_KEY));
 	bool bad = a == ACT_INITDB || a == ACT_START_PRIMARY || a == ACT_PROMOTE;
 	if (o->pg == HA_PG_PRIMARY && !o->paused && !o->job_running &&
 	    !(a == ACT_DEMOTE || a == ACT_RESTART || a == ACT_RESTORE_STOP || a == ACT_FATAL))
@@ -845,7 +846,9 @@ static void sweep_one(struct sweep *s, const struct ha_observed *o, size_t *last
 		report_violation(s, v, o, d);
 	/* The standby cluster's rewrite, in the same pass (a new swept field would double the time). */
 	struct ha_decision sd = ha_decide_standby_cluster(o, d);
-	unsigned sv = standby_violations(o, sd);
+	/* Mostly unchanged: then its base properties are those just checked (reported once, above). */
+	bool same = sd.action == d.action && sd.reason == d.reason;
+	unsigned sv = standby_violations(o, sd, same ? 0 : violations(o, sd));
 	if (sv != 0)
 		report_violation(s, sv, o, sd);
 	if (!in_range(d.action))
