@@ -50,6 +50,8 @@ static void usage(FILE *out)
 		"       [--force] [--wait SEC]\n"
 		"  failover --to NODE   make NODE the leader now (when the leader is gone or broken)\n"
 		"       [--force] [--wait SEC]\n"
+		"  promote-cluster      (with -c NODE.conf) make this standby cluster a cluster of\n"
+		"       [--force] [--json]   its own; refused while a primary host runs as primary\n"
 		"\n"
 		"Every command that changes the cluster asks for confirmation unless --force, and\n"
 		"prints what it did and how long it took. `pgha ctl COMMAND --help` tells more.\n"
@@ -221,6 +223,8 @@ int ctl_main(int argc, char **argv)
 		rc = ctl_cmd_edit_config(&t, argc - optind, argv + optind);
 	} else if (strcmp(cmd, "restart") == 0) {
 		rc = ctl_cmd_restart(&t, argc - optind, argv + optind);
+	} else if (strcmp(cmd, "promote-cluster") == 0) {
+		rc = ctl_cmd_promote_cluster(&t, argc - optind, argv + optind);
 	} else if (strcmp(cmd, "reinit") == 0) {
 		rc = ctl_cmd_reinit(&t, argc - optind, argv + optind);
 	} else {

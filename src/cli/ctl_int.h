@@ -81,6 +81,9 @@ int ctl_cmd_switchover(const struct ctl_target *t, int argc, char **argv);
 int ctl_switchover_run(const struct ctl_target *t, struct etcd_client *c, const char *to, int64_t at_ms, bool force,
 		       bool wait, long wait_s);
 
+/* ctl_promote.c */
+int ctl_cmd_promote_cluster(const struct ctl_target *t, int argc, char **argv);
+
 /* ctl_set.c */
 int ctl_cmd_set(const struct ctl_target *t, int argc, char **argv);
 /* Change *cfg (a copy of the config key's object; may be replaced): 0, or an exit code with e set. */

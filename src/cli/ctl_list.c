@@ -111,6 +111,12 @@ void ctl_print_table(FILE *out, const struct cluster_view *v, const char *cluste
 			leader_key_problem(v->leader_state),
 			v->leader_state == LEADER_KEY_FOREIGN_LEASE ? ", once it has stayed so for a ttl (an agent moving "
 			"its key to a new lease shows this for a moment)" : "");
+	/* A standby cluster: its leader replicates from the primary cluster (the leader's record says so). */
+	const struct member *lm = v->leader ? cluster_view_member(v, v->leader) : NULL;
+	bool standby = lm != NULL && lm->standby_of[0] != '\0';
+	int role_w = standby ? 15 : 8;
+	if (standby)
+		fprintf(out, "Standby cluster of: %s; standby leader %s\n", lm->standby_of, lm->name);
 	/* As Patroni: the column shows only when a member waits for a restart. */
 	bool pending = false, certs = false;
 	int region_w = 0;   /* REGION (region/zone), when a member has one */
@@ -123,8 +129,8 @@ void ctl_print_table(FILE *out, const struct cluster_view *v, const char *cluste
 			region_w = w + 1 > 7 ? w + 1 : 7;
 	}
 	/* So is CERT EXPIRES, when a member has a [tls] certificate. */
-	fprintf(out, "%-16s %-22s %-*s%-8s %-14s %4s  %-*s%s%s\n", "MEMBER", "HOST", region_w, region_w ? "REGION" : "",
-		"ROLE", "STATE", "TL", pending || certs ? 10 : 0, "LAG", certs ? "  CERT EXPIRES" : "",
+	fprintf(out, "%-16s %-22s %-*s%-*s %-14s %4s  %-*s%s%s\n", "MEMBER", "HOST", region_w, region_w ? "REGION" : "",
+		role_w, "ROLE", "STATE", "TL", pending || certs ? 10 : 0, "LAG", certs ? "  CERT EXPIRES" : "",
 		pending ? "  PENDING RESTART" : "");
 	int64_t now = wall_s();
 	for (size_t i = 0; i < v->nmembers; i++) {
@@ -132,7 +138,7 @@ void ctl_print_table(FILE *out, const struct cluster_view *v, const char *cluste
 		char host[300], lag[32] = "", tl[16] = "";
 		snprintf(host, sizeof(host), "%s:%d", m->host, m->port);
 		bool leader = v->leader && strcmp(v->leader, m->name) == 0;
-		const char *role = leader ? "leader" : member_role_name(m->role);
+		const char *role = leader ? (standby ? "standby leader" : "leader") : member_role_name(m->role);
 		if (!leader && sync && sync_set_has(&ss.set, m->name))
 			role = mode == SYNC_QUORUM ? "quorum" : "sync";
 		if (m->timeline > 0)
@@ -152,7 +158,7 @@ void ctl_print_table(FILE *out, const struct cluster_view *v, const char *cluste
 		}
 		char region[2 * MEMBER_NAME_MAX + 2];
 		snprintf(region, sizeof(region), "%s%s%s", m->tags.region, m->tags.zone[0] ? "/" : "", m->tags.zone);
-		fprintf(out, "%-16s %-22s %-*s%-8s %-14s %4s  %-*s%s%s\n", m->name, host, region_w, region, role,
+		fprintf(out, "%-16s %-22s %-*s%-*s %-14s %4s  %-*s%s%s\n", m->name, host, region_w, region, role_w, role,
 			member_state_name(m->state), tl, pending || certs ? 10 : 0, lag, cert, restart);
 		cert_warning(out, m, now);
 		if (m->error[0])

@@ -140,6 +140,8 @@ static json_t *member_to_json(const struct member *m)
 	}
 	if (m->diverged_copy[0])
 		json_object_set_new(o, "diverged_copy", FIXED_STR(m->diverged_copy));
+	if (m->standby_of[0])
+		json_object_set_new(o, "standby_of", FIXED_STR(m->standby_of));
 	if (m->archive[0])
 		json_object_set_new(o, "archive", FIXED_STR(m->archive));
 	if (m->tls_not_after > 0)
@@ -331,6 +333,7 @@ static int decode_fields(const json_t *o, struct member *m, struct pgha_err *e)
 	    get_str(o, "op_id", m->op_id, sizeof(m->op_id), false, false, e) != 0 ||
 	    get_str(o, "op_state", m->op_state, sizeof(m->op_state), false, false, e) != 0 ||
 	    get_str(o, "diverged_copy", m->diverged_copy, sizeof(m->diverged_copy), false, true, e) != 0 ||
+	    get_str(o, "standby_of", m->standby_of, sizeof(m->standby_of), false, false, e) != 0 ||
 	    get_str(o, "archive", m->archive, sizeof(m->archive), false, true, e) != 0 ||
 	    get_int(o, "archived_at", 0, INT64_MAX, 0, &m->archived_at, e) != 0 ||
 	    get_str(o, "backup_host", m->backup_host, sizeof(m->backup_host), false, false, e) != 0 ||
@@ -433,6 +436,9 @@ static void view_add(struct cluster_view *v, const char *key, const char *rel,
 		free(v->restore);
 		v->restore = xstrdup(kv->value);
 		v->restore_rev = kv->mod_revision;
+	} else if (strcmp(rel, "promoted") == 0) {
+		free(v->promoted);
+		v->promoted = xstrdup(kv->value);
 	} else if (strcmp(rel, "switchover") == 0) {
 		free(v->switchover);
 		v->switchover = xstrdup(kv->value);
@@ -553,6 +559,7 @@ void cluster_view_free(struct cluster_view *v)
 	free(v->restore);
 	free(v->history);
 	free(v->switchover);
+	free(v->promoted);
 	for (size_t i = 0; i < v->nproxies; i++)
 		free(v->proxies[i]);
 	free(v->proxies);

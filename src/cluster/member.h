@@ -74,6 +74,8 @@ struct member {
 	char op_id[40];          /* the last request (requests/<name>) the agent acted on, "" if none */
 	char op_state[16];       /* ... "running", "done" or "failed" (error says why) */
 	char diverged_copy[300]; /* <data>.diverged, kept until this member streams again; "" if none */
+	char standby_of[256];    /* a standby cluster's member: the primary cluster's hosts ([standby_cluster]
+				    primary_hosts); "" otherwise */
 	char archive[256];       /* [backup] on: WAL archiving with pgBackRest, "ok" or "failing: why"; "" if off or not known */
 	int64_t archived_at;     /* primary, [backup] on: unix time of the last WAL archived (pg_stat_archiver), 0 unknown */
 	/*
@@ -149,6 +151,7 @@ struct cluster_view {
 	char *history;           /* the history of leader changes (cluster/history_key.h), raw JSON, NULL if absent */
 	int64_t history_rev;
 	char *switchover;        /* the switchover record (cluster/switchover.h), raw JSON, NULL if absent */
+	char *promoted;          /* a standby cluster made primary (cluster/promoted_key.h), raw JSON, NULL if absent */
 	char **proxies;          /* the proxies' records (proxies/<name>, cluster/switchover.h), raw JSON */
 	size_t nproxies;
 	struct member *members;  /* decoded records (bad records are skipped with a warning) */

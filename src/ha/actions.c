@@ -64,8 +64,10 @@ static void finish_bootstrap(struct agent *a)
 	struct pgha_err e;
 	if (a->pg.conn == NULL || !a->pg.have_st)
 		return;
-	if (pg_ensure_role(a->pg.conn, a->cfg.superuser, a->su_password, false, &e) != 0 ||
-	    pg_ensure_role(a->pg.conn, a->cfg.replication_user, a->repl_password, true, &e) != 0) {
+	/* A standby cluster's roles are the primary cluster's (read-only here): both share the passwords. */
+	bool roles = !a->pg.st.in_recovery;
+	if (roles && (pg_ensure_role(a->pg.conn, a->cfg.superuser, a->su_password, false, &e) != 0 ||
+		      pg_ensure_role(a->pg.conn, a->cfg.replication_user, a->repl_password, true, &e) != 0)) {
 		node_set_error(a, "bootstrap: %s", e.msg);
 		return;
 	}
@@ -182,15 +184,16 @@ static void release_leader(struct agent *a)
 
 static int start_pg(struct agent *a, bool standby, struct pgha_err *e)
 {
-	char *ci = NULL;
+	char *ci = NULL, slot[64] = "";
 	if (standby) {
-		/* Without a leader: a read-only standby replaying its own WAL, ready to be elected. */
-		const struct member *leader = view_leader(a);
-		if (leader != NULL && strcmp(leader->name, a->cfg.name) != 0)
-			ci = view_leader_conninfo(a, leader);
+		/*
+		 * Without a leader: a read-only standby replaying its own WAL, ready to be
+		 * elected. A standby cluster's leader: a standby of the primary cluster.
+		 */
+		ci = view_upstream_conninfo(a, view_leader(a), slot, sizeof(slot));
 		sync_forget_leadership(a);
 	}
-	if (node_start(a, standby, ci, standby ? NULL : sync_primary_ssn(a), e) != 0)
+	if (node_start(a, standby, ci, slot, standby ? NULL : sync_primary_ssn(a), e) != 0)
 		return -1;
 	dynconf_pg_started(a);
 	if (!standby)
@@ -291,6 +294,29 @@ static struct slot_seen *slot_tracked(struct agent *a, const char *name)
 }
 
 /*
+ * [cluster] standby_slots: the slots standby clusters replicate through. Every
+ * leader creates the missing ones (so they survive a failover here); none is
+ * ever dropped (they are not tracked): the standby cluster may be away for long.
+ */
+static void keep_standby_slots(struct agent *a, const struct pg_slot *slots, size_t n)
+{
+	char *list = xstrdup(a->cfg.standby_slots), *save = NULL;
+	for (char *t = strtok_r(list, ", \t", &save); t != NULL; t = strtok_r(NULL, ", \t", &save)) {
+		bool exists = false;
+		for (size_t k = 0; k < n; k++)
+			exists |= strcmp(slots[k].name, t) == 0;
+		struct pgha_err e;
+		if (exists)
+			continue;
+		if (pg_create_physical_slot(a->pg.conn, t, true, &e) != 0)
+			log_warn("%s", e.msg);
+		else
+			log_info("created replication slot %s for a standby cluster ([cluster] standby_slots)", t);
+	}
+	free(list);
+}
+
+/*
  * Keep one physical slot per member. A slot whose member left is dropped after
  * member_slots_ttl, and only if this agent has managed it (a slot an operator
  * created by hand is never dropped).
@@ -305,6 +331,7 @@ static void manage_slots(struct agent *a)
 			log_warn("listing replication slots: %s", e.msg);
 		return;
 	}
+	keep_standby_slots(a, slots, n);
 	int64_t now = now_ms();
 	for (size_t i = 0; i < a->view.nmembers; i++) {
 		const struct member *m = &a->view.members[i];
@@ -316,7 +343,7 @@ static void manage_slots(struct agent *a)
 		for (size_t k = 0; k < n; k++)
 			exists |= strcmp(slots[k].name, want) == 0;
 		if (!exists) {
-			if (pg_create_physical_slot(a->pg.conn, want, &e) != 0)
+			if (pg_create_physical_slot(a->pg.conn, want, false, &e) != 0)
 				log_warn("%s", e.msg);
 			else
 				log_info("created replication slot %s for member %s", want, m->name);

@@ -474,6 +474,7 @@ static void build_self(struct agent *a, const struct ha_observed *o)
 	m->pending_restart = a->dyn.pending_restart;
 	snprintf(m->pending_params, sizeof(m->pending_params), "%s", a->dyn.pending_params);
 	snprintf(m->diverged_copy, sizeof(m->diverged_copy), "%s", a->act.diverged_copy);
+	snprintf(m->standby_of, sizeof(m->standby_of), "%s", view_standby_cluster(a) ? a->cfg.standby_primary_hosts : "");
 	snprintf(m->archive, sizeof(m->archive), "%s", a->arc.state);
 	snprintf(m->restore_id, sizeof(m->restore_id), "%s", a->rip.stopped_for);
 	m->archived_at = a->arc.archived_at;
@@ -707,6 +708,8 @@ static void run_loop(struct agent *a)
 			/* Everyone woke on the same watch event: ask again as soon as they have looked. */
 			a->publish.quick_retry = o.election == HA_ELECT_UNSETTLED;
 		}
+		if (view_standby_cluster(a))
+			d = ha_decide_standby_cluster(&o, d);
 		log_decision(a, &d);
 		if (agent_act(a, &d))
 			a->publish.quick_retry = true;

@@ -39,6 +39,10 @@ static const struct config_option agent_options[] = {
 	  OPT_RELOAD, "a standby more than this many bytes behind the last known leader position is never promoted"),
 	O("cluster", "failsafe", OPT_BOOL, failsafe, "on", 1, 0, OPT_RELOAD,
 	  "with etcd unreachable, the leader stays primary while every member confirms it cannot reach etcd either"),
+	O("cluster", "standby_slots", OPT_STRING, standby_slots, "", 1, 0, 0,
+	  "comma-separated physical replication slots the leader keeps for standby clusters (their "
+	  "[standby_cluster] primary_slot_name); every new leader creates them, none is ever dropped: WAL is kept "
+	  "for them (max_slot_wal_keep_size applies)"),
 
 	O("etcd", "endpoints", OPT_STRING, etcd_endpoints, "http://127.0.0.1:2379", 1, 0, 0,
 	  "comma-separated etcd client URLs"),
@@ -125,6 +129,13 @@ static const struct config_option agent_options[] = {
 	  "the leader keeps the replication slot of a member that left for this long"),
 	O("postgresql", "crash_restart_timeout", OPT_DURATION, crash_restart_timeout_ms, "5s", 0, 3600000,
 	  OPT_RELOAD, "a leader whose PostgreSQL crashed restarts it in place; if it is not back within this, the key is released"),
+
+	O("standby_cluster", "primary_hosts", OPT_STRING, standby_primary_hosts, "", 1, 0, 0,
+	  "comma-separated host:port of the primary cluster's PostgreSQL members: this cluster is then a standby "
+	  "cluster (its leader replicates from whichever of them is primary; empty: a cluster of its own); it uses "
+	  "[postgresql] replication_user and its password, which both clusters must share"),
+	O("standby_cluster", "primary_slot_name", OPT_STRING, standby_primary_slot, "", 1, 0, 0,
+	  "physical slot the primary cluster keeps for this one ([cluster] standby_slots there; empty: none)"),
 
 	O("backup", "repo_type", OPT_STRING, backup_repo_type, "posix", 1, 0, 0,
 	  "pgBackRest repository: posix (a directory, repo_path) or s3 (a bucket, the s3_* options)"),
@@ -457,6 +468,98 @@ void agent_config_pg_tls(const struct agent_config *cfg, struct pg_tls *t)
 	t->require = cfg->tls_require;
 }
 
+bool agent_config_standby_cluster(const struct agent_config *cfg)
+{
+	return cfg->standby_hosts != NULL;
+}
+
+bool agent_config_slot_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > 63)
+		return false;
+	for (const char *c = name; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'))
+			return false;
+	return true;
+}
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		s[--n] = '\0';
+	return s;
+}
+
+/* [cluster] standby_slots: NAME,... (spaces around the commas allowed). */
+static int standby_slots_validate(const struct agent_config *cfg, const char *p, struct pgha_err *e)
+{
+	char *list = xstrdup(cfg->standby_slots), *save = NULL;
+	int rc = 0;
+	for (char *t = strtok_r(list, ",", &save); t != NULL && rc == 0; t = strtok_r(NULL, ",", &save)) {
+		char *name = trim(t);
+		if (!agent_config_slot_name_valid(name))
+			rc = err_set(e, "%s: [cluster] standby_slots: \"%s\" is not a replication slot name\n"
+				     "HINT: use 1 to 63 of a-z 0-9 _", p, name);
+	}
+	free(list);
+	return rc;
+}
+
+/* [standby_cluster]: primary_hosts into libpq's host and port lists; the slot name. */
+static int standby_cluster_validate(struct agent_config *cfg, const char *p, struct pgha_err *e)
+{
+	free(cfg->standby_hosts);
+	free(cfg->standby_ports);
+	cfg->standby_hosts = cfg->standby_ports = NULL;
+	if (cfg->standby_primary_slot[0] != '\0' && !agent_config_slot_name_valid(cfg->standby_primary_slot))
+		return err_set(e, "%s: [standby_cluster] primary_slot_name = \"%s\" is not a replication slot name\n"
+			       "HINT: use 1 to 63 of a-z 0-9 _, the name in the primary cluster's [cluster] standby_slots",
+			       p, cfg->standby_primary_slot);
+	if (cfg->standby_primary_hosts[0] == '\0') {
+		if (cfg->standby_primary_slot[0] != '\0')
+			return err_set(e, "%s: [standby_cluster] primary_slot_name is set but primary_hosts is not\n"
+				       "HINT: add primary_hosts = host:port,... (the primary cluster's members)", p);
+		return 0;
+	}
+	struct strbuf hosts = STRBUF_INIT, ports = STRBUF_INIT;
+	char *list = xstrdup(cfg->standby_primary_hosts), *save = NULL;
+	int rc = 0, n = 0;
+	for (char *t = strtok_r(list, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+		char host[256];
+		int port;
+		struct pgha_err sub;
+		char *hp = trim(t);
+		if (parse_host_port(hp, host, sizeof(host), &port, &sub) != 0 || port <= 0) {
+			rc = err_set(e, "%s: [standby_cluster] primary_hosts: \"%s\": %s\nHINT: write host:port of every "
+				     "member of the primary cluster, separated by commas", p, hp,
+				     port <= 0 ? "no port" : sub.msg);
+			break;
+		}
+		if (strchr(host, ' ') != NULL || strchr(host, '\'') != NULL || strchr(host, '\\') != NULL) {
+			rc = err_set(e, "%s: [standby_cluster] primary_hosts: \"%s\": not a host name", p, hp);
+			break;
+		}
+		sb_printf(&hosts, "%s%s", n ? "," : "", host);
+		sb_printf(&ports, "%s%d", n ? "," : "", port);
+		n++;
+	}
+	free(list);
+	if (rc == 0 && n == 0)
+		rc = err_set(e, "%s: [standby_cluster] primary_hosts = \"%s\" names no host", p, cfg->standby_primary_hosts);
+	if (rc != 0) {
+		sb_free(&hosts);
+		sb_free(&ports);
+		return -1;
+	}
+	cfg->standby_hosts = sb_steal(&hosts);
+	cfg->standby_ports = sb_steal(&ports);
+	return 0;
+}
+
 int agent_config_validate(struct agent_config *cfg, struct pgha_err *e)
 {
 	const char *p = cfg->path ? cfg->path : "config";
@@ -535,6 +638,8 @@ int agent_config_validate(struct agent_config *cfg, struct pgha_err *e)
 		return -1;
 	if (backup_validate(cfg, p, e) != 0 || bootstrap_validate(cfg, p, e) != 0)
 		return -1;
+	if (standby_slots_validate(cfg, p, e) != 0 || standby_cluster_validate(cfg, p, e) != 0)
+		return -1;
 	/* Parameters pgha owns: setting them here would break replication or failover. */
 	for (size_t i = 0; i < cfg->nparams; i++) {
 		const char *hint = pg_param_managed(cfg->params[i].name);
@@ -567,5 +672,7 @@ void agent_config_free(struct agent_config *cfg)
 	free(cfg->path);
 	for (size_t i = 0; i < 3; i++)
 		free(cfg->tls_copy[i]);
+	free(cfg->standby_hosts);
+	free(cfg->standby_ports);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -23,6 +23,7 @@ struct agent_config {
 	int retry_timeout_ms;
 	int maximum_lag_on_failover;
 	bool failsafe;
+	char *standby_slots;      /* physical slots the leader keeps for standby clusters: "" or NAME,... */
 	/* [etcd] */
 	char *etcd_endpoints;
 	char *etcd_username;
@@ -98,6 +99,9 @@ struct agent_config {
 	bool tls_require;
 	bool tls_api;                 /* HTTPS for the agent API when cert_file is set */
 	bool tls_api_client_certs;    /* ... and a client certificate signed by ca_file demanded */
+	/* [standby_cluster]: this cluster replicates from another one (empty primary_hosts: it does not) */
+	char *standby_primary_hosts;  /* the primary cluster's PostgreSQL addresses, host:port,... */
+	char *standby_primary_slot;   /* "" or the physical slot the primary cluster keeps for us */
 	/* [parameters]: extra PostgreSQL settings */
 	struct pg_param *params;
 	size_t nparams;
@@ -115,7 +119,14 @@ struct agent_config {
 	char backup_repo[600];   /* the repository in words, for messages: a path or s3://bucket/path at host */
 	char *path;              /* the config file */
 	char *tls_copy[3];       /* [tls] cert, key and CA as copied for PostgreSQL (NULL: not set) */
+	char *standby_hosts;     /* [standby_cluster] primary_hosts as libpq lists: "h1,h2" (NULL: not a */
+	char *standby_ports;     /* standby cluster) and "p1,p2" */
 };
+
+/* [standby_cluster] primary_hosts is set: this cluster replicates from another one. */
+bool agent_config_standby_cluster(const struct agent_config *cfg);
+/* A physical replication slot name as PostgreSQL takes it: 1 to 63 of a-z 0-9 _. */
+bool agent_config_slot_name_valid(const char *name);
 
 extern const struct config_table agent_config_table;
 

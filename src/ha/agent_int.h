@@ -76,6 +76,7 @@ struct agent_pg {
 	bool have_st;
 	struct pg_data_info data;
 	char *primary_conninfo;   /* what pgha.conf points at (standby) */
+	char primary_slot[64];    /* ... and its primary_slot_name ("" none) */
 	bool crashed;
 	bool started_as_standby;  /* what node_start wrote (standby.signal) */
 	int64_t reload_ms;        /* pgha.conf last reloaded */
@@ -314,6 +315,8 @@ struct agent {
 
 	struct agent_dcs dcs;
 	struct cluster_view view; /* this loop's read of etcd (view.c) */
+	bool sc_promoted;         /* a standby cluster whose promoted key decodes: primary now (view.c) */
+	char *sc_bad_promoted;    /* the promoted value last warned about (it does not decode) */
 	struct agent_leader_key lk;
 	struct agent_pg pg;
 	struct agent_fencing fencing;
@@ -345,6 +348,16 @@ extern volatile int agent_stop_requested;
 void view_refresh(struct agent *a, const struct etcd_kvs *kvs);
 const struct member *view_leader(const struct agent *a);
 char *view_leader_conninfo(const struct agent *a, const struct member *leader);
+/* A standby cluster ([standby_cluster] primary_hosts) not promoted: its leader replicates from the primary cluster. */
+bool view_standby_cluster(const struct agent *a);
+/* The primary cluster, whichever of its hosts is primary; slot: [standby_cluster] primary_slot_name or "". */
+char *view_primary_cluster_conninfo(const struct agent *a, char *slot, size_t slotlen);
+/*
+ * Where this member's PostgreSQL streams from as a standby, and through which
+ * slot: another member leading (this member's slot there), or the primary
+ * cluster when this member is a standby cluster's leader. NULL: nowhere.
+ */
+char *view_upstream_conninfo(const struct agent *a, const struct member *leader, char *slot, size_t slotlen);
 void view_set_leader(struct agent *a, const char *name);
 void view_set_leader_lease(struct agent *a, int64_t lease);
 void view_leader_invalid(struct agent *a);
@@ -370,7 +383,7 @@ void node_adopt_upstream(struct agent *a, const struct member *leader);
 bool node_is_primary(const struct agent *a);
 void node_set_error(struct agent *a, const char *fmt, ...) PGHA_PRINTF(2, 3);
 void node_disconnect(struct agent *a);
-int node_start(struct agent *a, bool standby, char *conninfo, const char *ssn, struct pgha_err *e);
+int node_start(struct agent *a, bool standby, char *conninfo, const char *slot, const char *ssn, struct pgha_err *e);
 int node_stop(struct agent *a, struct pgha_err *e);
 /* What pgha.conf holds: the parameters in effect and the given role, upstream and ssn. */
 void node_conf_spec(const struct agent *a, struct pg_conf_spec *s, bool standby, const char *conninfo,

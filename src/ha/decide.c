@@ -294,3 +294,37 @@ struct ha_decision ha_decide(const struct ha_observed *o)
 		return decide_as_leader(o);
 	return decide_follower(o);
 }
+
+/* Actions that stop PostgreSQL (or leave it to a FATAL refusal, a job or the operator). */
+static bool stops_pg(enum ha_action a)
+{
+	return a == ACT_DEMOTE || a == ACT_RESTART || a == ACT_RESTORE_STOP || a == ACT_FATAL;
+}
+
+struct ha_decision ha_decide_standby_cluster(const struct ha_observed *o, struct ha_decision d)
+{
+	if (o->pg == HA_PG_PRIMARY && !o->paused && !o->job_running && !stops_pg(d.action)) {
+		if (o->dcs_ok && o->restore != HA_RST_NONE)
+			return act(ACT_RESTORE_STOP, "standby cluster: a primary runs here during an in-place restore; "
+				   "stopping it");
+		return act(ACT_DEMOTE, "standby cluster: it never runs a primary (ctl promote-cluster makes it "
+			   "one); stopping PostgreSQL to start it as a standby");
+	}
+	switch (d.action) {
+	case ACT_INITDB:
+		return act(ACT_CLONE, "standby cluster: bootstrapping by cloning the primary cluster");
+	case ACT_START_PRIMARY:
+		if (o->restore != HA_RST_NONE)
+			return act(ACT_WAIT, "standby cluster: an in-place restore cannot start a primary here");
+		return act(ACT_START_STANDBY, "standby leader: starting PostgreSQL as a standby of the primary cluster");
+	case ACT_PROMOTE:
+		if (!o->following_leader)
+			return act(ACT_FOLLOW, "standby leader: pointing replication at the primary cluster");
+		if (o->init == HA_INIT_MINE)
+			return act(ACT_FINISH_BOOTSTRAP, "standby cluster: recording the primary cluster's system "
+				   "identifier");
+		return act(ACT_LEADER_DUTIES, "standby leader: replicating from the primary cluster");
+	default:
+		return d;
+	}
+}

@@ -42,6 +42,18 @@
  *    or elects on the data being rolled back. Only the member the record
  *    names takes the key, restores once every member stopped, and starts as
  *    primary once its restore succeeded.
+ *
+ * A standby cluster ([standby_cluster] primary_hosts, until `ctl promote-cluster`)
+ * replicates from another pgha cluster; ha_decide_standby_cluster() rewrites the
+ * decision for it, and keeps these rules (the sweep checks them too):
+ *  - Nothing is initialized, started as a primary or promoted: initdb becomes a
+ *    clone of the primary cluster, a primary start a standby start, and the key
+ *    holder ("standby leader") streams from the primary cluster (following_leader
+ *    then means: primary_conninfo names the primary cluster).
+ *  - A running primary is stopped (a standby cluster never runs one), except in
+ *    maintenance mode, while a job runs, or with data refused as FATAL.
+ *  - Everything else is ha_decide's: elections among the standby cluster's own
+ *    members, and its other members cascading from the standby leader.
  */
 #ifndef PGHA_HA_DECIDE_H
 #define PGHA_HA_DECIDE_H
@@ -176,6 +188,8 @@ struct ha_decision {
 };
 
 struct ha_decision ha_decide(const struct ha_observed *o);
+/* d = ha_decide(o), rewritten for a standby cluster (see the rules above). Pure. */
+struct ha_decision ha_decide_standby_cluster(const struct ha_observed *o, struct ha_decision d);
 const char *ha_action_name(enum ha_action a);
 
 #endif

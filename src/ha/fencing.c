@@ -62,9 +62,12 @@ void fencing_update(struct agent *a)
 		return;   /* without etcd the deadline runs out unless failsafe extends it */
 	bool mine = a->view.leader && strcmp(a->view.leader, a->cfg.name) == 0 &&
 		    a->view.leader_lease == a->dcs.lease;
-	if (mine && (node_is_primary(a) || a->pg.phase == PG_STARTING))
+	/* A standby cluster's leader runs a standby: nothing to fence once it is seen in recovery. */
+	bool standby_leader = mine && view_standby_cluster(a) && a->pg.phase == PG_RUNNING && a->pg.have_st &&
+			      a->pg.st.in_recovery && !a->act.promoting;
+	if (mine && !standby_leader && (node_is_primary(a) || a->pg.phase == PG_STARTING))
 		fencing_arm(a);
-	else if (!mine)
+	else if (!mine || standby_leader)
 		fence_disarm(a->fencing.fence);
 }
 

@@ -207,9 +207,32 @@ static bool clone_from_repo(struct agent *a, const struct member *leader)
 	       strcmp(leader->archive, "ok") == 0;
 }
 
+/* A standby cluster bootstraps (no leader yet, or this member's key) by cloning the primary cluster. */
+static int clone_primary_cluster(struct agent *a, struct pgha_err *e)
+{
+	if (prepare_tmpdir(a, "clone", e) != 0)
+		return -1;
+	a->job.from_repo = false;
+	char slot[64];
+	char *ci = view_primary_cluster_conninfo(a, slot, sizeof(slot));
+	int rc = pg_basebackup_spawn(&a->node, a->job.tmpdir, ci, slot, &a->job.pid, &a->job.fd, e);
+	free(ci);
+	if (rc != 0) {
+		free(a->job.tmpdir);
+		a->job.tmpdir = NULL;
+		return -1;
+	}
+	log_info("standby cluster: cloning the primary cluster (%s)%s%s", a->cfg.standby_primary_hosts,
+		 slot[0] ? " through replication slot " : "", slot);
+	job_begin(a, JOB_BASEBACKUP);
+	return 0;
+}
+
 int job_start_basebackup(struct agent *a, struct pgha_err *e)
 {
 	const struct member *leader = view_leader(a);
+	if (view_standby_cluster(a) && (leader == NULL || strcmp(leader->name, a->cfg.name) == 0))
+		return clone_primary_cluster(a, e);
 	if (leader == NULL)
 		return err_set(e, "no leader to clone from");
 	if (prepare_tmpdir(a, "clone", e) != 0)

@@ -66,9 +66,7 @@ void node_conf_spec(const struct agent *a, struct pg_conf_spec *s, bool standby,
 int node_apply_conf(struct agent *a, struct pgha_err *e)
 {
 	bool standby = a->pg.have_st ? a->pg.st.in_recovery : a->pg.started_as_standby;
-	char slot[64] = "";
-	if (standby && a->pg.primary_conninfo != NULL)
-		pg_slot_name(a->cfg.name, slot, sizeof(slot));
+	const char *slot = standby && a->pg.primary_conninfo != NULL ? a->pg.primary_slot : "";
 	struct pg_conf_spec spec;
 	node_conf_spec(a, &spec, standby, standby ? a->pg.primary_conninfo : NULL, slot,
 		       a->sync.ssn_conf ? a->sync.ssn_conf : "");
@@ -102,12 +100,14 @@ int node_stop(struct agent *a, struct pgha_err *e)
 	return rc;
 }
 
-/* Start PostgreSQL as a primary or a standby of conninfo (taken over; NULL: no upstream yet). */
-int node_start(struct agent *a, bool standby, char *conninfo, const char *ssn, struct pgha_err *e)
+/*
+ * Start PostgreSQL as a primary or a standby of conninfo (taken over; NULL: no
+ * upstream yet) through slot ("" none).
+ */
+int node_start(struct agent *a, bool standby, char *conninfo, const char *slot, const char *ssn, struct pgha_err *e)
 {
-	char slot[64] = "";
-	if (conninfo != NULL)
-		pg_slot_name(a->cfg.name, slot, sizeof(slot));
+	if (conninfo == NULL)
+		slot = "";
 	struct pg_conf_spec spec;
 	node_conf_spec(a, &spec, standby, conninfo, slot, ssn);
 	int rc = -1;
@@ -125,9 +125,12 @@ int node_start(struct agent *a, bool standby, char *conninfo, const char *ssn, s
 	a->pg.started_as_standby = standby;
 	free(a->pg.primary_conninfo);
 	a->pg.primary_conninfo = conninfo;
+	snprintf(a->pg.primary_slot, sizeof(a->pg.primary_slot), "%s", slot);
 	conninfo = NULL;
 	log_info("PostgreSQL starting as %s (pid %d, port %d)", !standby ? "primary"
-		 : a->pg.primary_conninfo ? "a standby of the leader" : "a standby (no leader to stream from yet)",
+		 : !a->pg.primary_conninfo ? "a standby (no leader to stream from yet)"
+		 : view_standby_cluster(a) && view_leader(a) && strcmp(view_leader(a)->name, a->cfg.name) == 0
+		 ? "the standby leader (a standby of the primary cluster)" : "a standby of the leader",
 		 (int)a->pg.pid, a->cfg.pg_port);
 	rc = 0;
 out:
@@ -163,8 +166,10 @@ void node_adopt_upstream(struct agent *a, const struct member *leader)
 	    !a->pg.st.in_recovery)
 		return;
 	if (a->pg.st.streaming && strcmp(a->pg.st.upstream_host, leader->host) == 0 &&
-	    a->pg.st.upstream_port == leader->port)
+	    a->pg.st.upstream_port == leader->port) {
 		a->pg.primary_conninfo = view_leader_conninfo(a, leader);
+		pg_slot_name(a->cfg.name, a->pg.primary_slot, sizeof(a->pg.primary_slot));
+	}
 }
 
 /* The data directory was moved away: nothing is there until a clone. */
@@ -294,9 +299,10 @@ void node_follow(struct agent *a, const struct member *leader)
 {
 	if (a->pg.conn == NULL)
 		return;
-	char *ci = view_leader_conninfo(a, leader);
 	char slot[64];
-	pg_slot_name(a->cfg.name, slot, sizeof(slot));
+	char *ci = view_upstream_conninfo(a, leader, slot, sizeof(slot));
+	if (ci == NULL)
+		return;
 	struct pg_conf_spec spec;
 	node_conf_spec(a, &spec, true, ci, slot, NULL);
 	struct pgha_err e;
@@ -311,8 +317,12 @@ void node_follow(struct agent *a, const struct member *leader)
 		free(ci);
 		return;
 	}
-	log_info("now following %s (%s:%d)", leader->name, leader->host, leader->port);
+	if (strcmp(leader->name, a->cfg.name) == 0)
+		log_info("standby leader: now replicating from the primary cluster (%s)", a->cfg.standby_primary_hosts);
+	else
+		log_info("now following %s (%s:%d)", leader->name, leader->host, leader->port);
 	free(a->pg.primary_conninfo);
 	a->pg.primary_conninfo = ci;
+	snprintf(a->pg.primary_slot, sizeof(a->pg.primary_slot), "%s", slot);
 }
 

@@ -51,7 +51,11 @@ void observe(const struct agent *a, const struct ha_gathered *g, struct ha_obser
 	o->election = HA_ELECT_NOT_ASKED;
 	const struct member *leader = view_leader(a);
 	o->leader_known = leader != NULL && leader->host[0] != '\0' && leader->port > 0;
-	o->leader_running = leader != NULL && leader->role == ROLE_PRIMARY && leader->state == STATE_RUNNING;
+	/* A standby cluster's leader runs as a standby (of the primary cluster). */
+	o->leader_running = leader != NULL &&
+			    ((leader->role == ROLE_PRIMARY && leader->state == STATE_RUNNING) ||
+			     (view_standby_cluster(a) && leader->role == ROLE_REPLICA &&
+			      (leader->state == STATE_RUNNING || leader->state == STATE_STREAMING)));
 	o->leader_suspect = a->lk.foreign_rev != 0 && !o->leader_absent && !o->leader_is_me;
 
 	switch (a->pg.phase) {
@@ -77,8 +81,11 @@ void observe(const struct agent *a, const struct ha_gathered *g, struct ha_obser
 	if (o->init == HA_INIT_DONE && o->data == HA_DATA_VALID && sysid[0] != '\0')
 		o->sysid_mismatch = strcmp(sysid, init) != 0;
 	if (o->pg == HA_PG_REPLICA && leader != NULL) {
-		char *want = view_leader_conninfo(a, leader);
-		o->following_leader = a->pg.primary_conninfo && strcmp(want, a->pg.primary_conninfo) == 0;
+		/* A standby cluster's leader: following the primary cluster. */
+		char slot[64];
+		char *want = view_upstream_conninfo(a, leader, slot, sizeof(slot));
+		o->following_leader = want && a->pg.primary_conninfo && strcmp(want, a->pg.primary_conninfo) == 0 &&
+				      strcmp(slot, a->pg.primary_slot) == 0;
 		free(want);
 	}
 	o->eligible = g->eligible;

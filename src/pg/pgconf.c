@@ -74,14 +74,15 @@ static void conninfo_kv(struct strbuf *sb, const char *key, const char *value)
 	sb_puts(sb, "'");
 }
 
-char *pg_conninfo(const char *host, int port, const char *user, const char *passfile,
-		  const char *application_name, const char *dbname, const struct pg_tls *tls)
+static char *conninfo_build(const char *host, const char *port, const char *user, const char *passfile,
+			   const char *application_name, const char *dbname, const struct pg_tls *tls,
+			   const char *target_session_attrs)
 {
 	struct strbuf sb = STRBUF_INIT;
-	char portbuf[16];
-	snprintf(portbuf, sizeof(portbuf), "%d", port);
 	conninfo_kv(&sb, "host", host);
-	conninfo_kv(&sb, "port", portbuf);
+	conninfo_kv(&sb, "port", port);
+	if (target_session_attrs)
+		conninfo_kv(&sb, "target_session_attrs", target_session_attrs);
 	conninfo_kv(&sb, "user", user);
 	if (passfile)
 		conninfo_kv(&sb, "passfile", passfile);
@@ -105,6 +106,20 @@ char *pg_conninfo(const char *host, int port, const char *user, const char *pass
 	conninfo_kv(&sb, "keepalives_interval", "2");
 	conninfo_kv(&sb, "keepalives_count", "3");
 	return sb_steal(&sb);
+}
+
+char *pg_conninfo(const char *host, int port, const char *user, const char *passfile,
+		  const char *application_name, const char *dbname, const struct pg_tls *tls)
+{
+	char portbuf[16];
+	snprintf(portbuf, sizeof(portbuf), "%d", port);
+	return conninfo_build(host, portbuf, user, passfile, application_name, dbname, tls, NULL);
+}
+
+char *pg_conninfo_primary_of(const char *hosts, const char *ports, const char *user, const char *passfile,
+			     const char *application_name, const struct pg_tls *tls)
+{
+	return conninfo_build(hosts, ports, user, passfile, application_name, NULL, tls, "read-write");
 }
 
 /*

@@ -85,6 +85,13 @@ int pg_write_pgpass(const char *path, const struct run_user *owner, const char *
  */
 char *pg_conninfo(const char *host, int port, const char *user, const char *passfile,
 		  const char *application_name, const char *dbname, const struct pg_tls *tls);
+/*
+ * The same for several servers, hosts "h1,h2" and ports "p1,p2" (libpq's
+ * lists), of which libpq takes the first that is a primary
+ * (target_session_attrs=read-write; a walreceiver honours it too).
+ */
+char *pg_conninfo_primary_of(const char *hosts, const char *ports, const char *user, const char *passfile,
+			     const char *application_name, const struct pg_tls *tls);
 
 /* Replication slot name for a member: lowercase [a-z0-9_], at most 63 bytes. */
 void pg_slot_name(const char *member, char *out, size_t outlen);

@@ -152,8 +152,9 @@ int pg_basebackup_spawn(const struct pg_node *n, const char *dir, const char *co
 			const char *slot, pid_t *pid, int *out_fd, struct pgha_err *e)
 {
 	char *prog = bin(n, "pg_basebackup");
-	const char *argv[] = {prog, "-D", dir, "-d", conninfo, "-X", "stream", "-c", "fast",
-			      "-S", slot, "-P", "-v", NULL};
+	/* Without a slot (""): pg_basebackup streams through a temporary one. */
+	const char *argv[] = {prog, "-D", dir, "-d", conninfo, "-X", "stream", "-c", "fast", "-P", "-v",
+			      slot[0] ? "-S" : NULL, slot, NULL};
 	char *parent = path_dirname(dir);
 	struct proc_spec spec = {.argv = argv, .user = n->user, .cwd = parent, .new_session = true,
 				 .env_add = c_locale_env};

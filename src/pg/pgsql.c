@@ -156,10 +156,10 @@ int pg_list_slots(PGconn *c, struct pg_slot **slots, size_t *n, struct pgha_err 
 	return 0;
 }
 
-int pg_create_physical_slot(PGconn *c, const char *name, struct pgha_err *e)
+int pg_create_physical_slot(PGconn *c, const char *name, bool reserve, struct pgha_err *e)
 {
-	const char *params[] = {name};
-	PGresult *r = exec_ok(c, "SELECT pg_create_physical_replication_slot($1)", 1, params, e);
+	const char *params[] = {name, reserve ? "true" : "false"};
+	PGresult *r = exec_ok(c, "SELECT pg_create_physical_replication_slot($1, $2::boolean)", 2, params, e);
 	if (r == NULL)
 		return err_wrap(e, "creating replication slot %s", name);
 	PQclear(r);

@@ -51,7 +51,8 @@ int pg_ensure_role(PGconn *c, const char *role, const char *password, bool repli
 		   struct pgha_err *e) PGHA_MUSTCHECK;
 
 int pg_list_slots(PGconn *c, struct pg_slot **slots, size_t *n, struct pgha_err *e) PGHA_MUSTCHECK;
-int pg_create_physical_slot(PGconn *c, const char *name, struct pgha_err *e) PGHA_MUSTCHECK;
+/* reserve: the slot keeps WAL from now on, before anyone streams through it. */
+int pg_create_physical_slot(PGconn *c, const char *name, bool reserve, struct pgha_err *e) PGHA_MUSTCHECK;
 int pg_drop_slot(PGconn *c, const char *name, struct pgha_err *e) PGHA_MUSTCHECK;
 int pg_reload_conf(PGconn *c, struct pgha_err *e) PGHA_MUSTCHECK;
 /* The walsenders of this server (pg_stat_replication). */

@@ -46,6 +46,7 @@ static void sample(struct member *m, const char *name)
 	snprintf(m->op_id, sizeof(m->op_id), "rq-1795000000-Ab3dE9xQ");
 	snprintf(m->op_state, sizeof(m->op_state), "done");
 	snprintf(m->diverged_copy, sizeof(m->diverged_copy), "/var/lib/pg/data.diverged");
+	snprintf(m->standby_of, sizeof(m->standby_of), "10.1.0.1:5432,10.1.0.2:5432");
 	snprintf(m->archive, sizeof(m->archive), "failing: stanza-create: repository /srv/backup is not writable");
 }
 
@@ -132,6 +133,8 @@ static void test_encode_format(void **state)
 	assert_string_equal(json_string_value(json_object_get(o, "op_state")), "done");
 	/* A re-clone's leftover copy of a diverged data directory, until the member streams again. */
 	assert_string_equal(json_string_value(json_object_get(o, "diverged_copy")), "/var/lib/pg/data.diverged");
+	/* A standby cluster's member: the primary cluster's hosts. */
+	assert_string_equal(json_string_value(json_object_get(o, "standby_of")), "10.1.0.1:5432,10.1.0.2:5432");
 	/* WAL archiving ([backup] on). */
 	assert_string_equal(json_string_value(json_object_get(o, "archive")),
 			    "failing: stanza-create: repository /srv/backup is not writable");
@@ -147,6 +150,7 @@ static void test_encode_format(void **state)
 				     "\"noloadbalance\":false,\"priority\":100}"));
 	assert_non_null(strstr(json, "\"received_lsn\":0,\"received_lsn_text\":\"0/0\""));
 	assert_null(strstr(json, "diverged_copy"));   /* only when there is one */
+	assert_null(strstr(json, "standby_of"));      /* only in a standby cluster */
 	assert_null(strstr(json, "archive"));         /* only with [backup] on */
 	free(json);
 }

@@ -407,6 +407,40 @@ static void test_agent_names(void **state)
 		      ": [cluster] prefix = \"pgha\": must start with /");
 }
 
+/* [standby_cluster] and [cluster] standby_slots */
+static void test_agent_standby_cluster(void **state)
+{
+	(void)state;
+	struct agent_config cfg;
+	agent_accepted(AGENT_MIN, &cfg);
+	assert_false(agent_config_standby_cluster(&cfg));
+	agent_config_free(&cfg);
+	agent_accepted(AGENT_MIN "[standby_cluster]\nprimary_hosts = 10.0.0.1:5432, db2.east:5433,[::1]:6000\n"
+		       "primary_slot_name = west_1\n[cluster]\nstandby_slots = west_1, west_2\n", &cfg);
+	assert_true(agent_config_standby_cluster(&cfg));
+	assert_string_equal(cfg.standby_hosts, "10.0.0.1,db2.east,::1");
+	assert_string_equal(cfg.standby_ports, "5432,5433,6000");
+	assert_string_equal(cfg.standby_primary_slot, "west_1");
+	agent_config_free(&cfg);
+	agent_refused(AGENT_MIN "[standby_cluster]\nprimary_hosts = 10.0.0.1\n",
+		      ": [standby_cluster] primary_hosts: \"10.0.0.1\": ");
+	agent_refused(AGENT_MIN "[standby_cluster]\nprimary_hosts = 10.0.0.1\n", "HINT: write host:port");
+	agent_refused(AGENT_MIN "[standby_cluster]\nprimary_hosts = a:1,b:x\n",
+		      ": [standby_cluster] primary_hosts: \"b:x\": ");
+	agent_refused(AGENT_MIN "[standby_cluster]\nprimary_hosts = ,\n",
+		      ": [standby_cluster] primary_hosts = \",\" names no host");
+	agent_refused(AGENT_MIN "[standby_cluster]\nprimary_hosts = a:1\nprimary_slot_name = West\n",
+		      ": [standby_cluster] primary_slot_name = \"West\" is not a replication slot name\nHINT: use 1 to 63");
+	agent_refused(AGENT_MIN "[standby_cluster]\nprimary_slot_name = west\n",
+		      ": [standby_cluster] primary_slot_name is set but primary_hosts is not\nHINT: add primary_hosts");
+	agent_refused(AGENT_MIN "[cluster]\nstandby_slots = ok,bad-name\n",
+		      ": [cluster] standby_slots: \"bad-name\" is not a replication slot name\nHINT: use 1 to 63 of a-z 0-9 _");
+	agent_refused(AGENT_MIN "[cluster]\nstandby_slots = 0123456789012345678901234567890123456789012345678901234567890123\n",
+		      "is not a replication slot name");
+	assert_true(agent_config_slot_name_valid("012345678901234567890123456789012345678901234567890123456789012"));
+	assert_false(agent_config_slot_name_valid(""));
+}
+
 static void test_agent_parameters(void **state)
 {
 	struct agent_config cfg;
@@ -851,6 +885,7 @@ int main(void)
 		cmocka_unit_test(test_agent_listen),
 		cmocka_unit_test(test_agent_listen_ipv6_wildcard),
 		cmocka_unit_test(test_agent_names),
+		cmocka_unit_test(test_agent_standby_cluster),
 		cmocka_unit_test(test_agent_parameters),
 		cmocka_unit_test(test_agent_parameters_managed_case),
 		cmocka_unit_test(test_agent_parameters_empty_name),

@@ -517,6 +517,59 @@ static void test_table_covers_every_action(void **state)
 			fail_msg("no case expects %s", ha_action_name((enum ha_action)a));
 }
 
+/* ---- the standby cluster's rewrite (ha_decide_standby_cluster) ---------- */
+
+static const struct decide_case standby_cases[] = {
+	{"bootstrap: clone the primary cluster instead of initdb", {MINE, NOLEADER, MISSING}, ACT_CLONE},
+	{"bootstrap: the clone failed, backoff", {MINE, NOLEADER, MISSING, .in_backoff = true}, ACT_WAIT},
+	{"bootstrap: cloned, take the key", {MINE, NOLEADER, VALID, .data_standby = true}, ACT_TAKE_LEADER},
+	{"bootstrap: start as a standby, not a primary", {MINE, ME, VALID, .data_standby = true}, ACT_START_STANDBY},
+	{"bootstrap: runs, not yet streaming from the primary cluster",
+	 {MINE, ME, VALID, .pg = HA_PG_REPLICA}, ACT_FOLLOW},
+	{"bootstrap: streams from the primary cluster: record its system identifier",
+	 {MINE, ME, VALID, .pg = HA_PG_REPLICA, .following_leader = true}, ACT_FINISH_BOOTSTRAP},
+	{"bootstrap: a primary runs: stop it", {MINE, ME, VALID, .pg = HA_PG_PRIMARY}, ACT_DEMOTE},
+	{"standby leader, stopped: start as a standby", {DONE, ME, VALID}, ACT_START_STANDBY},
+	{"standby leader, crashed: start as a standby again", {DONE, ME, VALID, .crashed = true}, ACT_START_STANDBY},
+	{"standby leader, not following the primary cluster", {DONE, ME, VALID, .pg = HA_PG_REPLICA}, ACT_FOLLOW},
+	{"standby leader, following the primary cluster: its duties",
+	 {DONE, ME, VALID, .pg = HA_PG_REPLICA, .following_leader = true}, ACT_LEADER_DUTIES},
+	{"standby leader, a primary runs under the key: stop it", {DONE, ME, VALID, .pg = HA_PG_PRIMARY}, ACT_DEMOTE},
+	{"a primary without the key: stop it (not take the key)", {DONE, NOLEADER, VALID, .pg = HA_PG_PRIMARY},
+	 ACT_DEMOTE},
+	{"a primary without etcd: stop it", {.init = HA_INIT_DONE, ME, VALID, .pg = HA_PG_PRIMARY, .failsafe_ok = true},
+	 ACT_DEMOTE},
+	{"a primary in maintenance mode: left alone", {DONE, ME, VALID, .pg = HA_PG_PRIMARY, .paused = true},
+	 ACT_LEADER_DUTIES},
+	{"a primary during a restore: stop it",
+	 {DONE, ME, VALID, .pg = HA_PG_PRIMARY, .restore = HA_RST_RESTORED}, ACT_RESTORE_STOP},
+	{"restored data: no primary start", {DONE, ME, VALID, .restore = HA_RST_RESTORED}, ACT_WAIT},
+	{"election as usual", {DONE, WINNER, VALID, .election = HA_ELECT_BEST}, ACT_TAKE_LEADER},
+	{"a member cascades from the standby leader as usual", {DONE, OTHER, VALID, .pg = HA_PG_REPLICA},
+	 ACT_FOLLOW},
+	{"a member clones the standby leader as usual", {DONE, OTHER, MISSING, .slot_ready = true}, ACT_CLONE},
+	{"a requested restart of the standby leader", {DONE, ME, VALID, .pg = HA_PG_REPLICA, .request = HA_REQ_RESTART,
+	  .following_leader = true}, ACT_LEADER_DUTIES},
+};
+
+static void test_standby_cluster_table(void **state)
+{
+	int failures = 0;
+	for (size_t i = 0; i < NELEM(standby_cases); i++) {
+		const struct decide_case *c = &standby_cases[i];
+		struct ha_decision d = ha_decide_standby_cluster(&c->o, ha_decide(&c->o));
+		if (d.action != c->want || d.reason == NULL || d.reason[0] == '\0') {
+			char buf[1024];
+			describe(&c->o, buf, sizeof(buf));
+			print_error("standby case %zu \"%s\": got %s (%s), want %s\n    %s\n", i, c->desc,
+				    ha_action_name(d.action), d.reason ? d.reason : "(null)", ha_action_name(c->want), buf);
+			failures++;
+		}
+	}
+	if (failures > 0)
+		fail_msg("%d failures in %zu standby cluster cases", failures, NELEM(standby_cases));
+}
+
 /* ---- action names --------------------------------------------------------- */
 
 static void test_action_names(void **state)
@@ -571,6 +624,7 @@ enum property {
 	P_HISTORY,                 /* k */
 	P_SUSPECT_KEY,             /* l */
 	P_RESTORE,                 /* m */
+	P_STANDBY_CLUSTER,         /* n */
 	P_REASON,                  /* every decision has a reason and a named action */
 	NPROPS
 };
@@ -602,6 +656,10 @@ static const char *const property_text[NPROPS] = {
 		      "stopped, no job, not paused; RESTORE_FINISH only by the restored primary holding the key; "
 		      "RESTORE_STOP only during a restore with a running PostgreSQL; while a restore is active "
 		      "nothing starts (but the restored primary), promotes, clones, rewinds, follows or elects",
+	[P_STANDBY_CLUSTER] = "(n) standby cluster (ha_decide_standby_cluster): never INITDB, START_PRIMARY or "
+			      "PROMOTE; a running primary is stopped (DEMOTE, RESTART, RESTORE_STOP) unless paused, a "
+			      "job runs or the data is refused (FATAL); without etcd only WAIT, FATAL and DEMOTE of a "
+			      "primary; and properties (a), (b), (d)-(k), (m) hold for the rewritten decision too",
 	[P_REASON] = "every decision has a non-empty reason and a named action",
 };
 
@@ -710,6 +768,25 @@ static unsigned violations(const struct ha_observed *o, struct ha_decision d)
 	return v;
 }
 
+/*
+ * (n): the standby cluster's rewrite of d, given base = violations(o, d). (c)
+ * and (l) are its own rules there: a running primary is stopped whether etcd
+ * answers or the key is suspect.
+ */
+static unsigned standby_violations(const struct ha_observed *o, struct ha_decision d, unsigned base)
+{
+	enum ha_action a = d.action;
+	base &= ~((1u << P_WITHOUT_ETCD) | (1u << P_SUSPECT_KEY));
+	bool bad = a == ACT_INITDB || a == ACT_START_PRIMARY || a == ACT_PROMOTE;
+	if (o->pg == HA_PG_PRIMARY && !o->paused && !o->job_running &&
+	    !(a == ACT_DEMOTE || a == ACT_RESTART || a == ACT_RESTORE_STOP || a == ACT_FATAL))
+		bad = true;
+	if (!o->dcs_ok && !(a == ACT_WAIT || (a == ACT_FATAL && o->data == HA_DATA_INVALID) ||
+			    (a == ACT_DEMOTE && o->pg == HA_PG_PRIMARY)))
+		bad = true;
+	return base | (bad ? 1u << P_STANDBY_CLUSTER : 0);
+}
+
 /* The distinct (action, reason) pairs any state produces: one per return statement. */
 struct outcome {
 	enum ha_action action;
@@ -767,6 +844,13 @@ static void sweep_one(struct sweep *s, const struct ha_observed *o, size_t *last
 	unsigned v = violations(o, d);
 	if (v != 0)
 		report_violation(s, v, o, d);
+	/* The standby cluster's rewrite, in the same pass (a new swept field would double the time). */
+	struct ha_decision sd = ha_decide_standby_cluster(o, d);
+	/* Mostly unchanged: then its base properties are those just checked (reported once, above). */
+	bool same = sd.action == d.action && sd.reason == d.reason;
+	unsigned sv = standby_violations(o, sd, same ? 0 : violations(o, sd));
+	if (sv != 0)
+		report_violation(s, sv, o, sd);
 	if (!in_range(d.action))
 		return;
 	s->per_action[d.action]++;
@@ -934,6 +1018,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_field_tables_cover_struct),
 		cmocka_unit_test(test_decide_table),
+		cmocka_unit_test(test_standby_cluster_table),
 		cmocka_unit_test(test_table_covers_every_action),
 		cmocka_unit_test(test_action_names),
 		cmocka_unit_test(test_pure),
