@@ -52,6 +52,8 @@ static void usage(FILE *out)
 		"       [--force] [--wait SEC]\n"
 		"  promote-cluster      (with -c NODE.conf) make this standby cluster a cluster of\n"
 		"       [--force] [--json]   its own; refused while a primary host runs as primary\n"
+		"  switchover-cluster   (with -c PRIMARY-NODE.conf) swap this primary cluster and\n"
+		"       --to STANDBY-NODE.conf [--force] [--json]   its standby cluster, writes held\n"
 		"\n"
 		"Every command that changes the cluster asks for confirmation unless --force, and\n"
 		"prints what it did and how long it took. `pgha ctl COMMAND --help` tells more.\n"
@@ -70,52 +72,6 @@ static void usage(FILE *out)
 		"                             (default $PGHA_ETCD_CERT_FILE)\n"
 		"      --etcd-key-file F      its private key (default $PGHA_ETCD_KEY_FILE)\n"
 		"  -h, --help                 this help\n");
-}
-
-static void target_free(struct ctl_target *t)
-{
-	free(t->endpoints);
-	free(t->cluster);
-	free(t->prefix);
-	free(t->user);
-	secret_free(t->password);
-	free(t->ca_file);
-	free(t->cert_file);
-	free(t->key_file);
-	free(t->backup_conf);
-	free(t->run_as);
-	free(t->config_path);
-}
-
-static int target_from_config(struct ctl_target *t, const char *path, struct pgha_err *e)
-{
-	struct agent_config cfg;
-	if (agent_config_load(path, &cfg, e) != 0) {
-		agent_config_free(&cfg);
-		return -1;
-	}
-	t->endpoints = xstrdup(cfg.etcd_endpoints);
-	t->cluster = xstrdup(cfg.cluster_name);
-	t->prefix = xstrdup(cfg.etcd_prefix);
-	if (cfg.etcd_username[0]) {
-		t->user = xstrdup(cfg.etcd_username);
-		if (read_secret_file(cfg.etcd_password_file, &t->password, e) != 0) {
-			agent_config_free(&cfg);
-			return err_wrap(e, "[etcd] password_file");
-		}
-	}
-	/* Checked with the rest of the file by agent_config_load. */
-	t->ca_file = cfg.etcd_ca_file[0] ? xstrdup(cfg.etcd_ca_file) : NULL;
-	t->cert_file = cfg.etcd_cert_file[0] ? xstrdup(cfg.etcd_cert_file) : NULL;
-	t->key_file = cfg.etcd_key_file[0] ? xstrdup(cfg.etcd_key_file) : NULL;
-	t->timeout_ms = cfg.retry_timeout_ms;
-	t->config_path = xstrdup(path);
-	if (agent_config_backup_on(&cfg)) {
-		t->backup_conf = pgbr_conf_path(cfg.backup_work_dir);
-		t->run_as = xstrdup(cfg.run_as);
-	}
-	agent_config_free(&cfg);
-	return 0;
 }
 
 /* Flag, else environment (paths only: a secret never travels in the environment). */
@@ -177,7 +133,7 @@ int ctl_main(int argc, char **argv)
 	struct pgha_err e;
 	int rc = 2;
 	if (config != NULL) {
-		if (target_from_config(&t, config, &e) != 0) {
+		if (ctl_target_from_config(&t, config, &e) != 0) {
 			fprintf(stderr, "pgha ctl: %s\n", e.msg);
 			goto out;
 		}
@@ -225,6 +181,8 @@ int ctl_main(int argc, char **argv)
 		rc = ctl_cmd_restart(&t, argc - optind, argv + optind);
 	} else if (strcmp(cmd, "promote-cluster") == 0) {
 		rc = ctl_cmd_promote_cluster(&t, argc - optind, argv + optind);
+	} else if (strcmp(cmd, "switchover-cluster") == 0) {
+		rc = ctl_cmd_switchover_cluster(&t, argc - optind, argv + optind);
 	} else if (strcmp(cmd, "reinit") == 0) {
 		rc = ctl_cmd_reinit(&t, argc - optind, argv + optind);
 	} else {
@@ -232,6 +190,6 @@ int ctl_main(int argc, char **argv)
 		usage(stderr);
 	}
 out:
-	target_free(&t);
+	ctl_target_free(&t);
 	return rc;
 }

@@ -1,5 +1,6 @@
 /*
- * ctl_common.c — what every ctl command uses: where the cluster's keys are,
+ * ctl_common.c — what every ctl command uses: where the cluster's keys are
+ * (also from a member's config file),
  * an etcd client, one read of the cluster, the confirmation question, and the
  * compare-and-swap write of the config key. The bottom of src/cli: it calls
  * no other file of it.
@@ -9,8 +10,57 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backup/pgbackrest.h"
 #include "cli/ctl_int.h"
 #include "common/strbuf.h"
+#include "common/util.h"
+#include "ha/agent_config.h"
+
+void ctl_target_free(struct ctl_target *t)
+{
+	free(t->endpoints);
+	free(t->cluster);
+	free(t->prefix);
+	free(t->user);
+	secret_free(t->password);
+	free(t->ca_file);
+	free(t->cert_file);
+	free(t->key_file);
+	free(t->backup_conf);
+	free(t->run_as);
+	free(t->config_path);
+}
+
+int ctl_target_from_config(struct ctl_target *t, const char *path, struct pgha_err *e)
+{
+	struct agent_config cfg;
+	if (agent_config_load(path, &cfg, e) != 0) {
+		agent_config_free(&cfg);
+		return -1;
+	}
+	t->endpoints = xstrdup(cfg.etcd_endpoints);
+	t->cluster = xstrdup(cfg.cluster_name);
+	t->prefix = xstrdup(cfg.etcd_prefix);
+	if (cfg.etcd_username[0]) {
+		t->user = xstrdup(cfg.etcd_username);
+		if (read_secret_file(cfg.etcd_password_file, &t->password, e) != 0) {
+			agent_config_free(&cfg);
+			return err_wrap(e, "[etcd] password_file");
+		}
+	}
+	/* Checked with the rest of the file by agent_config_load. */
+	t->ca_file = cfg.etcd_ca_file[0] ? xstrdup(cfg.etcd_ca_file) : NULL;
+	t->cert_file = cfg.etcd_cert_file[0] ? xstrdup(cfg.etcd_cert_file) : NULL;
+	t->key_file = cfg.etcd_key_file[0] ? xstrdup(cfg.etcd_key_file) : NULL;
+	t->timeout_ms = cfg.retry_timeout_ms;
+	t->config_path = xstrdup(path);
+	if (agent_config_backup_on(&cfg)) {
+		t->backup_conf = pgbr_conf_path(cfg.backup_work_dir);
+		t->run_as = xstrdup(cfg.run_as);
+	}
+	agent_config_free(&cfg);
+	return 0;
+}
 
 char *ctl_cluster_prefix(const struct ctl_target *t)
 {

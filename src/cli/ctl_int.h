@@ -37,6 +37,9 @@ struct ctl_target {
  */
 
 /* ctl_common.c */
+/* Where a member's config file (-c) says its cluster is: etcd, its credentials, the cluster. */
+int ctl_target_from_config(struct ctl_target *t, const char *path, struct pgha_err *e);
+void ctl_target_free(struct ctl_target *t);
 char *ctl_cluster_prefix(const struct ctl_target *t);
 struct etcd_client *ctl_etcd(const struct ctl_target *t, struct pgha_err *e);
 /* One range read of the cluster; *raw (if not NULL) receives the kvs (caller frees). */
@@ -83,6 +86,8 @@ int ctl_switchover_run(const struct ctl_target *t, struct etcd_client *c, const 
 
 /* ctl_promote.c */
 int ctl_cmd_promote_cluster(const struct ctl_target *t, int argc, char **argv);
+/* ctl_switch_cluster.c */
+int ctl_cmd_switchover_cluster(const struct ctl_target *t, int argc, char **argv);
 
 /* ctl_set.c */
 int ctl_cmd_set(const struct ctl_target *t, int argc, char **argv);

@@ -12,6 +12,7 @@
 
 #include "cluster/record.h"
 #include "common/strbuf.h"
+#include "common/util.h"
 
 static bool all_of(const char *s, const char *set)
 {
@@ -72,30 +73,84 @@ static bool is_down(const char *msg)
 	return false;
 }
 
-enum primary_probe promoted_probe_primary(const char *host, int port, const char *user, const char *password,
-					  const struct pg_tls *tls, char *why, size_t whylen)
+/* A replication connection to host:port (what a standby cluster would use), connect_timeout 5 s. */
+static PGconn *probe_connect(const char *host, int port, const char *user, const char *password,
+			     const struct pg_tls *tls)
 {
 	char *ci = pg_conninfo(host, port, user, NULL, "pgha-ctl", NULL, tls);
 	const char *keys[] = {"dbname", "replication", "password", NULL};
 	const char *vals[] = {ci, "true", password, NULL};
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	free(ci);
+	return c;
+}
+
+static void first_line(const char *msg, char *why, size_t whylen)
+{
+	snprintf(why, whylen, "%.*s", (int)strcspn(msg, "\n"), msg);
+}
+
+/* SHOW transaction_read_only on c: 1 on, 0 off, -1 (why says) neither. */
+static int read_only(PGconn *c, char *why, size_t whylen)
+{
+	PGresult *res = PQexec(c, "SHOW transaction_read_only");
+	int r = -1;
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		r = strcmp(PQgetvalue(res, 0, 0), "on") == 0;
+	else
+		snprintf(why, whylen, "SHOW transaction_read_only: %s", PQresultErrorMessage(res));
+	PQclear(res);
+	return r;
+}
+
+enum primary_probe promoted_probe_primary(const char *host, int port, const char *user, const char *password,
+					  const struct pg_tls *tls, char *why, size_t whylen)
+{
+	PGconn *c = probe_connect(host, port, user, password, tls);
 	enum primary_probe r = PROBE_UNKNOWN;
 	if (PQstatus(c) != CONNECTION_OK) {
 		const char *msg = PQerrorMessage(c);
 		r = is_down(msg) ? PROBE_NOT_PRIMARY : PROBE_UNKNOWN;
-		snprintf(why, whylen, "%.*s", (int)strcspn(msg, "\n"), msg);
+		first_line(msg, why, whylen);
 	} else {
-		PGresult *res = PQexec(c, "SHOW transaction_read_only");
-		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-			bool ro = strcmp(PQgetvalue(res, 0, 0), "on") == 0;
+		int ro = read_only(c, why, whylen);
+		if (ro >= 0) {
 			r = ro ? PROBE_NOT_PRIMARY : PROBE_PRIMARY;
 			snprintf(why, whylen, "%s", ro ? "a standby (read-only)" : "a running primary (read-write)");
-		} else {
-			snprintf(why, whylen, "SHOW transaction_read_only: %s", PQresultErrorMessage(res));
 		}
-		PQclear(res);
 	}
 	PQfinish(c);
 	return r;
+}
+
+int promoted_probe_position(const char *host, int port, const char *user, const char *password,
+			    const struct pg_tls *tls, struct wal_position *out, char *why, size_t whylen)
+{
+	memset(out, 0, sizeof(*out));
+	PGconn *c = probe_connect(host, port, user, password, tls);
+	int rc = -1;
+	if (PQstatus(c) != CONNECTION_OK) {
+		first_line(PQerrorMessage(c), why, whylen);
+		goto out;
+	}
+	int ro = read_only(c, why, whylen);
+	if (ro < 0)
+		goto out;
+	out->read_only = ro;
+	PGresult *res = PQexec(c, "IDENTIFY_SYSTEM");
+	long tli = 0;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) < 3) {
+		snprintf(why, whylen, "IDENTIFY_SYSTEM: %s", PQresultErrorMessage(res));
+	} else if (snprintf(out->sysid, sizeof(out->sysid), "%s", PQgetvalue(res, 0, 0)) >= (int)sizeof(out->sysid) ||
+		   (tli = strtol(PQgetvalue(res, 0, 1), NULL, 10)) <= 0 || tli > UINT32_MAX ||
+		   lsn_parse(PQgetvalue(res, 0, 2), &out->lsn) != 0) {
+		snprintf(why, whylen, "IDENTIFY_SYSTEM answered something else than (system id, timeline, LSN)");
+	} else {
+		out->timeline = (uint32_t)tli;
+		rc = 0;
+	}
+	PQclear(res);
+out:
+	PQfinish(c);
+	return rc;
 }

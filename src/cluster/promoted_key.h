@@ -13,6 +13,7 @@
 #ifndef PGHA_CLUSTER_PROMOTED_KEY_H
 #define PGHA_CLUSTER_PROMOTED_KEY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,5 +41,21 @@ enum primary_probe {
  */
 enum primary_probe promoted_probe_primary(const char *host, int port, const char *user, const char *password,
 					  const struct pg_tls *tls, char *why, size_t whylen);
+
+struct wal_position {
+	bool read_only;        /* SHOW transaction_read_only: on (a standby) */
+	char sysid[32];        /* IDENTIFY_SYSTEM: the system identifier, */
+	uint32_t timeline;     /* the timeline, */
+	uint64_t lsn;          /* and the WAL written (a primary) or flushed/replayed (a standby) */
+};
+
+/*
+ * Where host:port's WAL ends: over a replication connection (the member's
+ * replication user, connect_timeout 5 s), SHOW transaction_read_only and
+ * IDENTIFY_SYSTEM. 0, or -1 with why. Used by `ctl switchover-cluster` to
+ * check, not assume, that the standby cluster has all of the old primary's WAL.
+ */
+int promoted_probe_position(const char *host, int port, const char *user, const char *password,
+			    const struct pg_tls *tls, struct wal_position *out, char *why, size_t whylen);
 
 #endif

@@ -70,9 +70,10 @@ int switchover_decode(const char *json, size_t len, struct switchover *out, stru
 	if (o == NULL)
 		return -1;
 	int rc = -1;
-	char phase[32];
+	char phase[32], kind[16];
 	int64_t at, deadline;
 	if (get_str(o, "id", out->id, sizeof(out->id), true, e) != 0 ||
+	    get_str(o, "kind", kind, sizeof(kind), false, e) != 0 ||
 	    get_str(o, "from", out->from, sizeof(out->from), true, e) != 0 ||
 	    get_str(o, "to", out->to, sizeof(out->to), true, e) != 0 ||
 	    get_str(o, "phase", phase, sizeof(phase), true, e) != 0 ||
@@ -88,6 +89,11 @@ int switchover_decode(const char *json, size_t len, struct switchover *out, stru
 			phase);
 		goto out;
 	}
+	if (kind[0] != '\0' && strcmp(kind, "member") != 0 && strcmp(kind, "cluster") != 0) {
+		err_set(e, "field \"kind\" = \"%s\" is not member or cluster", kind);
+		goto out;
+	}
+	out->clusters = strcmp(kind, "cluster") == 0;
 	if (out->id[0] == '\0' || out->to[0] == '\0') {
 		err_set(e, "field \"%s\" is empty", out->id[0] == '\0' ? "id" : "to");
 		goto out;
@@ -121,6 +127,8 @@ char *switchover_encode(const struct switchover *s)
 	json_object_set_new(o, "at", json_integer(s->at_ms));
 	json_object_set_new(o, "phase", json_string(so_phase_name(s->phase)));
 	json_object_set_new(o, "deadline", json_integer(s->deadline_ms));
+	if (s->clusters)
+		json_object_set_new(o, "kind", json_string("cluster"));
 	if (s->reason[0])
 		json_object_set_new(o, "reason", json_string(s->reason));
 	return dump(o);

@@ -20,6 +20,10 @@
  * pausing, demoting and promoting, and never longer than their own
  * switchover_hold limit whatever the record says.
  *
+ * A switchover between two clusters (a primary cluster and its standby
+ * cluster, `ctl switchover-cluster`) has the same record in both clusters'
+ * etcd with "kind": "cluster"; ctl alone moves it on.
+ *
  * Decoding is strict on types and lengths (a bad record is an error naming
  * the field), lenient on unknown fields (another version may add some).
  */
@@ -49,6 +53,10 @@ struct switchover {
 	enum so_phase phase;
 	int64_t deadline_ms;      /* unix ms the current phase must end by (0: none) */
 	char reason[256];         /* aborted: why; done: how long it took */
+	bool clusters;            /* "kind": "cluster": a switchover between two clusters (`ctl
+	                           * switchover-cluster`): from and to are cluster names, ctl moves
+	                           * the phases in both clusters' etcd, the agents leave it alone
+	                           * and the proxies hold for it as for any switchover */
 };
 
 const char *so_phase_name(enum so_phase p);

@@ -53,7 +53,8 @@ void switchover_read_dcs(struct agent *a, const struct etcd_kvs *kvs)
 	const struct etcd_kv *kv = etcd_kvs_find(kvs, a->keys.switchover);
 	if (kv != NULL) {
 		if (switchover_decode(kv->value, kv->value_len, &a->so.rec, &e) == 0) {
-			a->so.present = true;
+			/* Between clusters: ctl moves it on; the agents leave it alone. */
+			a->so.present = !a->so.rec.clusters;
 			a->so.raw = xstrdup(kv->value);
 		} else if (!a->so.bad_logged) {
 			log_warn("%s: %s (ignored)", a->keys.switchover, e.msg);

@@ -31,6 +31,15 @@ static void test_round_trip(void **state)
 	assert_string_equal(back.reason, "a \"quoted\" reason");
 	assert_true(back.at_ms == so.at_ms && back.deadline_ms == so.deadline_ms);
 	assert_int_equal(back.phase, SO_DEMOTING);
+	assert_false(back.clusters);
+	assert_null(strstr(json, "kind"));
+	free(json);
+	/* Between clusters: "kind": "cluster" both ways. */
+	so.clusters = true;
+	json = switchover_encode(&so);
+	assert_non_null(strstr(json, "\"kind\":\"cluster\""));
+	assert_int_equal(switchover_decode(json, strlen(json), &back, &e), 0);
+	assert_true(back.clusters);
 	free(json);
 	for (int p = SO_SCHEDULED; p <= SO_ABORTED; p++)
 		assert_int_equal(so_phase_holds((enum so_phase)p), p == SO_PAUSING || p == SO_DEMOTING || p == SO_PROMOTING);
@@ -54,6 +63,9 @@ static void test_bad_records(void **state)
 		 "\"deadline\" is not an integer"},
 		{"{\"id\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\",\"from\":\"n1\",\"to\":\"n2\",\"phase\":\"done\"}",
 		 "field \"id\" is too long"},
+		{"{\"id\":\"x\",\"from\":\"n1\",\"to\":\"n2\",\"phase\":\"done\",\"kind\":\"region\"}",
+		 "\"kind\" = \"region\" is not member or cluster"},
+		{"{\"id\":\"x\",\"from\":\"n1\",\"to\":\"n2\",\"phase\":\"done\",\"kind\":1}", "\"kind\" is not a string"},
 		{"{\"id\":\"x\",\"id\":\"y\",\"from\":\"n1\",\"to\":\"n2\",\"phase\":\"done\"}", "duplicate"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -6,8 +6,10 @@
  * leader_suspect goes with a leader that is not this member are swept with it,
  * and during an in-place restore four enums no restore path reads are held).
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -803,6 +805,8 @@ struct sweep {
 	unsigned long violated[NPROPS];
 	struct outcome outcomes[MAX_OUTCOMES];
 	size_t noutcomes;
+	bool overflow;         /* more outcomes than MAX_OUTCOMES (checked by the caller) */
+	atomic_ulong *next;    /* the threads take the bools' combinations in chunks from here */
 };
 
 /* Count the outcome of one state; returns its index in s->outcomes. */
@@ -815,7 +819,10 @@ static size_t note_outcome(struct sweep *s, const struct ha_observed *o, struct 
 			return i;
 		}
 	}
-	assert_true(s->noutcomes < MAX_OUTCOMES);
+	if (s->noutcomes == MAX_OUTCOMES) { /* no cmocka assert here: this runs in a thread */
+		s->overflow = true;
+		return SIZE_MAX;
+	}
 	s->outcomes[s->noutcomes] = (struct outcome){d.action, d.reason, 1, *o};
 	return s->noutcomes++;
 }
@@ -860,12 +867,17 @@ static void sweep_one(struct sweep *s, const struct ha_observed *o, size_t *last
 		*last = note_outcome(s, o, d);
 }
 
-static void sweep_all(struct sweep *s)
+/* Chunks, not a fixed split: some bools (job_running) make their states much quicker to decide. */
+#define SWEEP_CHUNK 256UL
+
+static void *sweep_part(void *arg)
 {
-	memset(s, 0, sizeof(*s));
+	struct sweep *s = arg;
 	/* the outcome of the previous state: neighbouring states mostly repeat it */
 	size_t last = SIZE_MAX;
-	for (unsigned long bits = 0; bits < (1UL << NBOOLS); bits++) {
+	unsigned long start;
+	while ((start = atomic_fetch_add(s->next, SWEEP_CHUNK)) < (1UL << NBOOLS))
+	for (unsigned long bits = start; bits < start + SWEEP_CHUNK; bits++) {
 		struct ha_observed o;
 		memset(&o, 0, sizeof(o));
 		for (size_t i = 0; i < NBOOLS; i++) {
@@ -906,6 +918,58 @@ static void sweep_all(struct sweep *s)
 			sweep_one(s, &o, &last);
 		}
 	}
+	return NULL;
+}
+
+/* Add one thread's counts into the total. */
+static void sweep_merge(struct sweep *into, const struct sweep *part)
+{
+	into->states += part->states;
+	into->overflow |= part->overflow;
+	for (int a = 0; a < NACTIONS; a++)
+		into->per_action[a] += part->per_action[a];
+	for (int p = 0; p < NPROPS; p++)
+		into->violated[p] += part->violated[p];
+	for (size_t i = 0; i < part->noutcomes; i++) {
+		const struct outcome *oc = &part->outcomes[i];
+		size_t k = 0;
+		while (k < into->noutcomes &&
+		       !(into->outcomes[k].reason == oc->reason && into->outcomes[k].action == oc->action))
+			k++;
+		if (k < into->noutcomes) {
+			into->outcomes[k].count += oc->count;
+		} else if (into->noutcomes == MAX_OUTCOMES) {
+			into->overflow = true;
+		} else {
+			into->outcomes[into->noutcomes++] = *oc;
+		}
+	}
+}
+
+/*
+ * Every state once, over SWEEP_THREADS threads (each its own counts, merged
+ * after): the sweep is most of the unit tests' time under ASan, and the CI
+ * machine has two cores.
+ */
+#define SWEEP_THREADS 2
+
+static void sweep_all(struct sweep *s)
+{
+	static struct sweep parts[SWEEP_THREADS];
+	static atomic_ulong next;
+	atomic_store(&next, 0);
+	pthread_t th[SWEEP_THREADS];
+	for (unsigned t = 0; t < SWEEP_THREADS; t++) {
+		memset(&parts[t], 0, sizeof(parts[t]));
+		parts[t].next = &next;
+		assert_int_equal(pthread_create(&th[t], NULL, sweep_part, &parts[t]), 0);
+	}
+	memset(s, 0, sizeof(*s));
+	for (unsigned t = 0; t < SWEEP_THREADS; t++) {
+		assert_int_equal(pthread_join(th[t], NULL), 0);
+		sweep_merge(s, &parts[t]);
+	}
+	assert_false(s->overflow);
 }
 
 /*
