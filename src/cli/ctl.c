@@ -52,6 +52,8 @@ static void usage(FILE *out)
 		"       [--force] [--wait SEC]\n"
 		"  promote-cluster      (with -c NODE.conf) make this standby cluster a cluster of\n"
 		"       [--force] [--json]   its own; refused while a primary host runs as primary\n"
+		"  demote-cluster       (with -c NODE.conf) make this promoted cluster follow the\n"
+		"       [--force] [--json]   cluster its [standby_cluster] names (rewound if needed)\n"
 		"  switchover-cluster   (with -c PRIMARY-NODE.conf) swap this primary cluster and\n"
 		"       --to STANDBY-NODE.conf [--force] [--json]   its standby cluster, writes held\n"
 		"\n"
@@ -181,6 +183,8 @@ int ctl_main(int argc, char **argv)
 		rc = ctl_cmd_restart(&t, argc - optind, argv + optind);
 	} else if (strcmp(cmd, "promote-cluster") == 0) {
 		rc = ctl_cmd_promote_cluster(&t, argc - optind, argv + optind);
+	} else if (strcmp(cmd, "demote-cluster") == 0) {
+		rc = ctl_cmd_demote_cluster(&t, argc - optind, argv + optind);
 	} else if (strcmp(cmd, "switchover-cluster") == 0) {
 		rc = ctl_cmd_switchover_cluster(&t, argc - optind, argv + optind);
 	} else if (strcmp(cmd, "reinit") == 0) {

@@ -86,6 +86,7 @@ int ctl_switchover_run(const struct ctl_target *t, struct etcd_client *c, const 
 
 /* ctl_promote.c */
 int ctl_cmd_promote_cluster(const struct ctl_target *t, int argc, char **argv);
+int ctl_cmd_demote_cluster(const struct ctl_target *t, int argc, char **argv);
 /* ctl_switch_cluster.c */
 int ctl_cmd_switchover_cluster(const struct ctl_target *t, int argc, char **argv);
 

@@ -4,6 +4,13 @@
  * promoted key (cluster/promoted_key.h); the agents see it and the standby
  * leader promotes. Refused while a host of the primary cluster answers as a
  * running primary: two primaries would both take writes.
+ *
+ * `pgha ctl demote-cluster`, the other way: a promoted cluster follows the
+ * cluster its [standby_cluster] names again (after a lost region came back
+ * and the other one was promoted meanwhile). It deletes the promoted key; the
+ * leader stops, is rewound onto the other cluster's history if it took writes
+ * that cluster never got, and streams from it. Refused unless a host there
+ * answers as a running primary: nothing would take writes.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -72,7 +79,7 @@ static void print_json(const struct ctl_target *t, const struct probe *p, size_t
 	json_t *o = json_object(), *list = json_array();
 	json_object_set_new(o, "cluster", json_string(t->cluster));
 	json_object_set_new(o, "promoted", json_boolean(promoted));
-	if (promoted) {
+	if (promoted && r != NULL) {
 		json_object_set_new(o, "at", json_integer(r->at));
 		json_object_set_new(o, "id", json_string(r->id));
 	}
@@ -91,33 +98,48 @@ static void print_json(const struct ctl_target *t, const struct probe *p, size_t
 	json_decref(o);
 }
 
-int ctl_cmd_promote_cluster(const struct ctl_target *t, int argc, char **argv)
+/*
+ * What promote-cluster and demote-cluster share: --force, --json, --help and a
+ * member's config file. -1: go on (cfg loaded); else the exit code.
+ */
+static int cluster_cmd_start(const struct ctl_target *t, int argc, char **argv, const char *cmd,
+			     int (*usage_fn)(FILE *), bool *force, bool *as_json, struct agent_config *cfg)
 {
-	bool force = false, as_json = false;
+	*force = *as_json = false;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--force") == 0 || strcmp(argv[i], "-f") == 0)
-			force = true;
+			*force = true;
 		else if (strcmp(argv[i], "--json") == 0)
-			as_json = true;
+			*as_json = true;
 		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
-			return usage(stdout);
+			return usage_fn(stdout);
 		else {
-			fprintf(stderr, "pgha ctl promote-cluster: unknown option \"%s\"\n", argv[i]);
-			return usage(stderr);
+			fprintf(stderr, "pgha ctl %s: unknown option \"%s\"\n", cmd, argv[i]);
+			return usage_fn(stderr);
 		}
 	}
 	if (t->config_path == NULL) {
-		fprintf(stderr, "pgha ctl promote-cluster: needs a member's config file (the primary hosts and the "
-				"replication user are there)\nHINT: pgha ctl -c /etc/pgha/NODE.conf promote-cluster\n");
+		fprintf(stderr, "pgha ctl %s: needs a member's config file (the other cluster's hosts and the "
+				"replication user are there)\nHINT: pgha ctl -c /etc/pgha/NODE.conf %s\n", cmd, cmd);
 		return 2;
 	}
-	struct agent_config cfg;
 	struct pgha_err e;
-	if (agent_config_load(t->config_path, &cfg, &e) != 0) {
-		fprintf(stderr, "pgha ctl promote-cluster: %s\n", e.msg);
-		agent_config_free(&cfg);
+	if (agent_config_load(t->config_path, cfg, &e) != 0) {
+		fprintf(stderr, "pgha ctl %s: %s\n", cmd, e.msg);
+		agent_config_free(cfg);
 		return 1;
 	}
+	return -1;
+}
+
+int ctl_cmd_promote_cluster(const struct ctl_target *t, int argc, char **argv)
+{
+	bool force, as_json;
+	struct agent_config cfg;
+	struct pgha_err e;
+	int start = cluster_cmd_start(t, argc, argv, "promote-cluster", usage, &force, &as_json, &cfg);
+	if (start >= 0)
+		return start;
 	int rc = 1;
 	char *password = NULL, *prefix = NULL, *key = NULL, *value = NULL;
 	struct probe *p = NULL;
@@ -178,6 +200,99 @@ int ctl_cmd_promote_cluster(const struct ctl_target *t, int argc, char **argv)
 	rc = 0;
 out:
 	free(value);
+	free(key);
+	free(prefix);
+	etcd_free(c);
+	free(p);
+	secret_free(password);
+	agent_config_free(&cfg);
+	return rc;
+}
+
+static int demote_usage(FILE *out)
+{
+	fprintf(out, "Usage: pgha ctl -c NODE.conf demote-cluster [--force] [--json]\n\n"
+		     "Make this cluster (promoted earlier, with [standby_cluster] primary_hosts in NODE.conf)\n"
+		     "a standby cluster of the cluster those hosts belong to: its leader stops, is rewound\n"
+		     "onto that cluster's history if it took writes that cluster never got (they are\n"
+		     "lost: pg_rewind discards them), and streams from it; its members follow. For when a\n"
+		     "lost region comes back after the other one was promoted. No re-clone unless\n"
+		     "pg_rewind fails.\n\n"
+		     "Refused unless one of the primary hosts answers as a running primary (else nothing\n"
+		     "would take writes); --force skips that check and the confirmation.\n");
+	return out == stdout ? 0 : 2;
+}
+
+int ctl_cmd_demote_cluster(const struct ctl_target *t, int argc, char **argv)
+{
+	bool force, as_json;
+	struct agent_config cfg;
+	struct pgha_err e;
+	int start = cluster_cmd_start(t, argc, argv, "demote-cluster", demote_usage, &force, &as_json, &cfg);
+	if (start >= 0)
+		return start;
+	int rc = 1;
+	char *password = NULL, *prefix = NULL, *key = NULL;
+	struct probe *p = NULL;
+	size_t n = 0;
+	struct etcd_client *c = NULL;
+	struct etcd_kvs kvs = {0};
+	if (!agent_config_standby_cluster(&cfg)) {
+		fprintf(stderr, "pgha ctl demote-cluster: %s: [standby_cluster] primary_hosts is not set: there is no "
+				"cluster for %s to follow\nHINT: set it to the other cluster's members on every member "
+				"(docs/TWO_REGIONS.md)\n", t->config_path, t->cluster);
+		goto out;
+	}
+	if ((c = ctl_etcd(t, &e)) == NULL) {
+		fprintf(stderr, "pgha ctl demote-cluster: %s\n", e.msg);
+		goto out;
+	}
+	prefix = ctl_cluster_prefix(t);
+	key = xasprintf("%spromoted", prefix);
+	if (etcd_get(c, key, &kvs, &e) != 0) {
+		fprintf(stderr, "pgha ctl demote-cluster: reading %s: %s\n", key, e.msg);
+		goto out;
+	}
+	if (kvs.count == 0) {
+		fprintf(stderr, "pgha ctl demote-cluster: cluster %s is a standby cluster already (no %s)\n",
+			t->cluster, key);
+		goto out;
+	}
+	if (read_secret_file(cfg.replication_password_file, &password, &e) != 0) {
+		fprintf(stderr, "pgha ctl demote-cluster: [postgresql] replication_password_file: %s\n", e.msg);
+		goto out;
+	}
+	probe_all(&cfg, password, &p, &n);
+	bool primary = false;
+	for (size_t i = 0; i < n; i++)
+		primary |= p[i].r == PROBE_PRIMARY;
+	if (!primary && !force) {
+		if (as_json)
+			print_json(t, p, n, true, NULL);
+		fprintf(stderr, "pgha ctl demote-cluster: refused: no host of %s answers as a running primary; "
+				"demoting %s would leave nothing taking writes\nHINT: promote the other cluster first "
+				"(`pgha ctl promote-cluster` there), or --force\n", cfg.standby_primary_hosts, t->cluster);
+		goto out;
+	}
+	char q[512];
+	snprintf(q, sizeof(q), "Make cluster %s a standby cluster of %s (writes it took that the other cluster "
+		 "does not have are discarded by pg_rewind)?", t->cluster, cfg.standby_primary_hosts);
+	if (!ctl_confirm(q, force))
+		goto out;
+	bool deleted = false;
+	if (etcd_delete_if_value(c, key, kvs.kvs[0].value, &deleted, &e) != 0 || !deleted) {
+		fprintf(stderr, "pgha ctl demote-cluster: deleting %s: %s\n", key, deleted ? e.msg :
+			"it changed meanwhile; try again");
+		goto out;
+	}
+	if (as_json)
+		print_json(t, p, n, false, NULL);
+	else
+		printf("Cluster %s is a standby cluster of %s now: its leader stops and follows it (rewound if it "
+		       "diverged); `pgha ctl list` shows it\n", t->cluster, cfg.standby_primary_hosts);
+	rc = 0;
+out:
+	etcd_kvs_free(&kvs);
 	free(key);
 	free(prefix);
 	etcd_free(c);

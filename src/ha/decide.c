@@ -316,8 +316,21 @@ struct ha_decision ha_decide_standby_cluster(const struct ha_observed *o, struct
 	case ACT_START_PRIMARY:
 		if (o->restore != HA_RST_NONE)
 			return act(ACT_WAIT, "standby cluster: an in-place restore cannot start a primary here");
+		/* history: this data against the primary cluster's timeline (divergence.c). */
+		if (o->history == HA_HIST_UNKNOWN)
+			return act(ACT_WAIT, "standby leader: checking that this data directory (it ran as a primary) is "
+				   "on the primary cluster's history before starting (a diverged one never serves reads)");
+		if (o->history == HA_HIST_DIVERGED && o->rewind_failed)
+			return act(ACT_RECLONE, "standby leader: pg_rewind failed: moving the data directory aside and "
+				   "cloning the primary cluster");
+		if (o->history == HA_HIST_DIVERGED)
+			return act(ACT_REWIND, "standby leader: this data has WAL the primary cluster's history does not "
+				   "(it took writes as a primary cluster): rewinding from the primary cluster");
 		return act(ACT_START_STANDBY, "standby leader: starting PostgreSQL as a standby of the primary cluster");
 	case ACT_PROMOTE:
+		if (o->history == HA_HIST_DIVERGED)
+			return act(ACT_DEMOTE, "standby leader: diverged from the primary cluster's timeline: stopping to "
+				   "rewind");
 		if (!o->following_leader)
 			return act(ACT_FOLLOW, "standby leader: pointing replication at the primary cluster");
 		if (o->init == HA_INIT_MINE)

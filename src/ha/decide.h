@@ -52,6 +52,11 @@
  *    then means: primary_conninfo names the primary cluster).
  *  - A running primary is stopped (a standby cluster never runs one), except in
  *    maintenance mode, while a job runs, or with data refused as FATAL.
+ *  - The standby leader checks its data against the primary cluster's history
+ *    (history): a data directory that ran as a primary waits for the answer
+ *    before it starts; one that diverged (it took writes the primary cluster
+ *    does not have: a cluster demoted after the other was promoted) is stopped
+ *    and rewound from the primary cluster, re-cloned only if pg_rewind fails.
  *  - Everything else is ha_decide's: elections among the standby cluster's own
  *    members, and its other members cascading from the standby leader.
  */

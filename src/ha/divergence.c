@@ -20,7 +20,9 @@
  */
 static void history_key(const struct agent *a, const struct member *leader, char *out, size_t len)
 {
-	snprintf(out, len, "%s/%u/%s/%u/%llx/%u/%llx/%s", leader->name, leader->timeline, a->pg.data.system_id,
+	/* leader NULL: a standby leader's check against the primary cluster. */
+	snprintf(out, len, "%s/%u/%s/%u/%llx/%u/%llx/%s", leader ? leader->name : "[standby_cluster]",
+		 leader ? leader->timeline : 0, a->pg.data.system_id,
 		 a->pg.data.timeline, (unsigned long long)a->pg.data.checkpoint_lsn, a->pg.data.min_recovery_tli,
 		 (unsigned long long)a->pg.data.min_recovery_lsn, a->pg.data.cluster_state);
 }
@@ -67,6 +69,43 @@ bool divergence_due(struct agent_divergence *d, enum div_situation s, const char
  * The leader's timeline history comes over a replication connection
  * (IDENTIFY_SYSTEM + TIMELINE_HISTORY).
  */
+/*
+ * The data directory ran as a primary (or is a fresh copy of one): shut down
+ * or stopped in production, not in recovery.
+ */
+static bool data_was_primary(const struct agent *a)
+{
+	return strcmp(a->pg.data.cluster_state, "shut down") == 0 ||
+	       strcmp(a->pg.data.cluster_state, "in production") == 0;
+}
+
+/*
+ * A standby leader could not ask the primary cluster. Its hosts answered,
+ * only none is a primary (libpq's "session is read-only": mid-switchover, or
+ * between a failover's two steps): there is no other history to have left
+ * yet. Or they did not answer: a data directory that ran as a standby only
+ * starts anyway (the standby cluster serves reads through a region outage);
+ * one that ran as a primary waits (it may hold writes the primary cluster
+ * never got). A running standby that stops streaming is checked again.
+ */
+static void primary_cluster_unknown(struct agent *a, bool stopped, const char *why)
+{
+	bool no_primary = strstr(why, "session is read-only") != NULL || strstr(why, "hot standby") != NULL;
+	if (!stopped || (!no_primary && data_was_primary(a))) {
+		if (strncmp(a->div.warned, why, sizeof(a->div.warned) - 1) != 0)
+			log_warn("standby leader: cannot check this member's WAL against the primary cluster's history "
+				 "(asked again every few seconds): %s", why);
+		snprintf(a->div.warned, sizeof(a->div.warned), "%.255s", why);
+		return;
+	}
+	a->div.warned[0] = '\0';
+	if (a->div.history != HA_HIST_ON)
+		log_info("standby leader: %s: starting as a standby on this data", no_primary ?
+			 "the primary cluster has no primary right now (its hosts answer read-only)" :
+			 "the primary cluster does not answer and this data ran as a standby only");
+	a->div.history = HA_HIST_ON;
+}
+
 void divergence_check(struct agent *a)
 {
 	const struct member *leader = view_leader(a);
@@ -74,8 +113,10 @@ void divergence_check(struct agent *a)
 	bool running = a->pg.phase == PG_RUNNING && a->pg.have_st;
 	char key[sizeof(a->div.key)] = "";
 	enum div_situation s;
+	/* A standby cluster's leader compares with the primary cluster. */
+	bool sc_leader = leader != NULL && strcmp(leader->name, a->cfg.name) == 0 && view_standby_cluster(a);
 	/* During an in-place restore the leader's data is being replaced: ask once it is done. */
-	if (leader == NULL || strcmp(leader->name, a->cfg.name) == 0 || !a->dcs.ok || a->rip.active)
+	if (leader == NULL || (strcmp(leader->name, a->cfg.name) == 0 && !sc_leader) || !a->dcs.ok || a->rip.active)
 		s = DIV_NO_LEADER;
 	else if (stopped)
 		s = DIV_STOPPED;
@@ -86,7 +127,7 @@ void divergence_check(struct agent *a)
 	else
 		s = DIV_OTHER;
 	if (s == DIV_STOPPED)
-		history_key(a, leader, key, sizeof(key));
+		history_key(a, sc_leader ? NULL : leader, key, sizeof(key));
 	if (!divergence_due(&a->div, s, key, now_ms()))
 		return;
 	uint32_t my_tli = 0;
@@ -95,13 +136,20 @@ void divergence_check(struct agent *a)
 		my_tli = a->pg.st.timeline;
 		my_lsn = a->pg.st.received_lsn > a->pg.st.replayed_lsn ? a->pg.st.received_lsn : a->pg.st.replayed_lsn;
 	}
-	char *ci = view_leader_conninfo(a, leader);
+	char slot[64];
+	char *ci = sc_leader ? view_primary_cluster_conninfo(a, slot, sizeof(slot)) : view_leader_conninfo(a, leader);
+	const char *whose = sc_leader ? "the primary cluster" : leader->name;
 	uint32_t leader_tli = 0;
 	uint64_t leader_lsn = 0;
 	char *history = NULL;
 	struct pgha_err e;
-	if (pg_remote_timeline(ci, &leader_tli, &leader_lsn, &history, &e) != 0) {
-		log_warn("checking the leader's timeline: %s", e.msg);
+	if (pg_remote_timeline(ci, &leader_tli, &leader_lsn, &history, &e) == 0) {
+		a->div.warned[0] = '\0';
+	} else {
+		if (sc_leader)
+			primary_cluster_unknown(a, stopped, e.msg);
+		else
+			log_warn("checking the leader's timeline: %s", e.msg);
 		free(ci);
 		return;
 	}
@@ -120,8 +168,8 @@ void divergence_check(struct agent *a)
 		char mine[32], theirs[32];
 		lsn_format(my_lsn, mine, sizeof(mine));
 		lsn_format(leader_lsn, theirs, sizeof(theirs));
-		log_warn("this member (timeline %u, %s) is not on the history of leader %s (timeline %u, %s)%s",
-			 my_tli, mine, leader->name, leader_tli, theirs,
+		log_warn("this member (timeline %u, %s) is not on the history of %s%s (timeline %u, %s)%s",
+			 my_tli, mine, sc_leader ? "" : "leader ", whose, leader_tli, theirs,
 			 crashed_primary ? "; it was a primary that did not shut down cleanly" : "");
 	}
 	a->div.history = diverged ? HA_HIST_DIVERGED : HA_HIST_ON;

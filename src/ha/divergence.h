@@ -17,6 +17,7 @@ struct agent_divergence {
 	char key[512];            /* what the stopped data's check was made for */
 	int64_t checked_ms;
 	int64_t not_streaming_since_ms;
+	char warned[256];         /* the last failure to ask the primary cluster, logged once */
 };
 
 /* Where this member stands, as far as the check goes. */

@@ -276,15 +276,20 @@ int job_start_rewind(struct agent *a, struct pgha_err *e)
 	const struct member *leader = view_leader(a);
 	if (leader == NULL)
 		return err_set(e, "no leader to rewind from");
-	char *ci = pg_conninfo(leader->host, leader->port, a->cfg.superuser, a->cfg.pgpass, a->cfg.name,
-			       "postgres", &a->tls);
+	/* A standby cluster's leader rewinds from the primary cluster's primary, whichever host it is. */
+	bool sc_leader = strcmp(leader->name, a->cfg.name) == 0 && view_standby_cluster(a);
+	const char *source = sc_leader ? "the primary cluster" : leader->name;
+	char *ci = sc_leader ? pg_conninfo_primary_of(a->cfg.standby_hosts, a->cfg.standby_ports, a->cfg.superuser,
+						      a->cfg.pgpass, a->cfg.name, "postgres", &a->tls)
+			     : pg_conninfo(leader->host, leader->port, a->cfg.superuser, a->cfg.pgpass, a->cfg.name,
+					   "postgres", &a->tls);
 	bool ready = false;
 	uint32_t ckpt_tli = 0, cur_tli = 0;
 	int rc = pg_remote_rewind_ready(ci, &ready, &ckpt_tli, &cur_tli, e);
 	if (rc == 0 && !ready) {
 		if (!a->job.rewind_waiting_logged)
 			log_info("waiting for %s's checkpoint after its promotion before pg_rewind (its last checkpoint "
-				 "is on timeline %u, it runs on %u)", leader->name, ckpt_tli, cur_tli);
+				 "is on timeline %u, it runs on %u)", source, ckpt_tli, cur_tli);
 		a->job.rewind_waiting_logged = true;
 		rc = 1;
 	}
@@ -297,8 +302,12 @@ int job_start_rewind(struct agent *a, struct pgha_err *e)
 		return rc;
 	a->job.rewind_waiting_logged = false;
 	a->job.tmpdir = xstrdup(a->cfg.data_dir);
-	log_info("rewinding the data directory against %s (%s:%d, timeline %u)", leader->name, leader->host,
-		 leader->port, cur_tli);
+	if (sc_leader)
+		log_info("rewinding the data directory against the primary cluster (%s, timeline %u)",
+			 a->cfg.standby_primary_hosts, cur_tli);
+	else
+		log_info("rewinding the data directory against %s (%s:%d, timeline %u)", leader->name, leader->host,
+			 leader->port, cur_tli);
 	job_begin(a, JOB_REWIND);
 	return 0;
 }

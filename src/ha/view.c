@@ -62,7 +62,7 @@ char *view_primary_cluster_conninfo(const struct agent *a, char *slot, size_t sl
 {
 	snprintf(slot, slotlen, "%s", a->cfg.standby_primary_slot);
 	return pg_conninfo_primary_of(a->cfg.standby_hosts, a->cfg.standby_ports, a->cfg.replication_user,
-				      a->cfg.pgpass, a->cfg.name, &a->tls);
+				      a->cfg.pgpass, a->cfg.name, NULL, &a->tls);
 }
 
 char *view_upstream_conninfo(const struct agent *a, const struct member *leader, char *slot, size_t slotlen)

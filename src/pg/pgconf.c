@@ -117,9 +117,9 @@ char *pg_conninfo(const char *host, int port, const char *user, const char *pass
 }
 
 char *pg_conninfo_primary_of(const char *hosts, const char *ports, const char *user, const char *passfile,
-			     const char *application_name, const struct pg_tls *tls)
+			     const char *application_name, const char *dbname, const struct pg_tls *tls)
 {
-	return conninfo_build(hosts, ports, user, passfile, application_name, NULL, tls, "read-write");
+	return conninfo_build(hosts, ports, user, passfile, application_name, dbname, tls, "read-write");
 }
 
 /*

@@ -91,7 +91,7 @@ char *pg_conninfo(const char *host, int port, const char *user, const char *pass
  * (target_session_attrs=read-write; a walreceiver honours it too).
  */
 char *pg_conninfo_primary_of(const char *hosts, const char *ports, const char *user, const char *passfile,
-			     const char *application_name, const struct pg_tls *tls);
+			     const char *application_name, const char *dbname, const struct pg_tls *tls);
 
 /* Replication slot name for a member: lowercase [a-z0-9_], at most 63 bytes. */
 void pg_slot_name(const char *member, char *out, size_t outlen);

@@ -314,10 +314,14 @@ out:
 int pg_remote_rewind_ready(const char *conninfo, bool *ready, uint32_t *ckpt_tli, uint32_t *cur_tli,
 			   struct pgha_err *e)
 {
-	/* The current timeline of a primary: the WAL file name's first 8 hex digits (as pg_query_status). */
+	/*
+	 * The current timeline of a primary: the WAL file name's first 8 hex
+	 * digits (as pg_query_status); of a standby (a cascading source, which
+	 * pg_rewind takes since PostgreSQL 14): the timeline it receives.
+	 */
 	static const char sql[] =
 		"SELECT pg_is_in_recovery(), c.timeline_id,"
-		" CASE WHEN pg_is_in_recovery() THEN 0"
+		" CASE WHEN pg_is_in_recovery() THEN coalesce((SELECT received_tli FROM pg_stat_wal_receiver), 0)"
 		"  ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END"
 		" FROM pg_control_checkpoint() AS c";
 	*ready = false;
@@ -325,19 +329,35 @@ int pg_remote_rewind_ready(const char *conninfo, bool *ready, uint32_t *ckpt_tli
 	if (c == NULL)
 		return -1;
 	int rc = -1;
-	PGresult *r = exec_ok(c, sql, 0, NULL, e);
-	if (r == NULL)
-		goto out;
-	if (PQntuples(r) == 1) {
+	for (int round = 0; round < 2; round++) {
+		PGresult *r = exec_ok(c, sql, 0, NULL, e);
+		if (r == NULL)
+			goto out;
+		if (PQntuples(r) != 1) {
+			err_set(e, "the checkpoint query returned %d rows", PQntuples(r));
+			PQclear(r);
+			goto out;
+		}
 		bool in_recovery = PQgetvalue(r, 0, 0)[0] == 't';
 		*ckpt_tli = (uint32_t)strtoul(PQgetvalue(r, 0, 1), NULL, 10);
 		*cur_tli = (uint32_t)strtoul(PQgetvalue(r, 0, 2), NULL, 10);
-		*ready = !in_recovery && *ckpt_tli == *cur_tli;
+		PQclear(r);
+		*ready = *cur_tli != 0 && *ckpt_tli == *cur_tli;
 		rc = 0;
-	} else {
-		err_set(e, "the checkpoint query returned %d rows", PQntuples(r));
+		if (*ready || !in_recovery || *cur_tli == 0 || round == 1)
+			break;
+		/*
+		 * A standby's control file names the timeline of its last restartpoint:
+		 * CHECKPOINT makes one at the last checkpoint record it replayed (the
+		 * primary's after its promotion, once received).
+		 */
+		r = exec_ok(c, "CHECKPOINT", 0, NULL, e);
+		if (r == NULL) {
+			rc = -1;
+			goto out;
+		}
+		PQclear(r);
 	}
-	PQclear(r);
 out:
 	PQfinish(c);
 	return rc;

@@ -84,9 +84,12 @@ int pg_remote_timeline(const char *conninfo, uint32_t *tli, uint64_t *lsn, char 
  * Can pg_rewind use this server as its source now? It reads the source's
  * timeline from its control file, which a promotion updates only at the next
  * checkpoint: until then pg_rewind picks a wrong divergence point (or finds
- * "no rewind required") and the standby will not start. *ready: a primary
- * whose last checkpoint is on its current timeline; *ckpt_tli and *cur_tli
- * say what was seen (cur_tli 0 while in recovery). conninfo: a superuser's.
+ * "no rewind required") and the standby will not start. *ready: the last
+ * checkpoint is on the current timeline, of a primary, or of a standby (a
+ * cascading source: its timeline is the one it receives, and it is asked for
+ * a CHECKPOINT, i.e. a restartpoint, when its control file lags); *ckpt_tli
+ * and *cur_tli say what was seen (cur_tli 0: a standby not receiving).
+ * conninfo: a superuser's.
  */
 int pg_remote_rewind_ready(const char *conninfo, bool *ready, uint32_t *ckpt_tli, uint32_t *cur_tli,
 			   struct pgha_err *e) PGHA_MUSTCHECK;

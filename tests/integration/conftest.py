@@ -425,6 +425,19 @@ class Node:
             return cur.fetchall() if cur.description else None
 
 
+def leader_with_role(cluster, role, timeout=120):
+    """The cluster's key holder once it runs in role (primary, or replica for a standby cluster's
+    leader): its Node."""
+    def ok():
+        v = cluster.view()
+        ms = {m["name"]: m for m in v["members"]}
+        lead = v.get("leader")
+        if lead in ms and ms[lead]["role"] == role and ms[lead]["state"] in ("running", "streaming"):
+            return lead
+        return None
+    return cluster.nodes[wait_until(f"a {role} leader of {cluster.name}", ok, timeout=timeout)]
+
+
 class Cluster:
     def __init__(self, base, etcd, name="t"):
         self.base = base

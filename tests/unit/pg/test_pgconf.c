@@ -615,7 +615,7 @@ static void test_conninfo_exact(void **state)
 				"keepalives_idle='5' keepalives_interval='2' keepalives_count='3'");
 	free(ci);
 	/* A standby cluster's upstream: every host of the primary cluster, the primary among them. */
-	ci = pg_conninfo_primary_of("10.1.0.1,db2", "5432,5433", "replicator", "/p/w.pgpass", "w1", NULL);
+	ci = pg_conninfo_primary_of("10.1.0.1,db2", "5432,5433", "replicator", "/p/w.pgpass", "w1", NULL, NULL);
 	assert_string_equal(ci, "host='10.1.0.1,db2' port='5432,5433' target_session_attrs='read-write' "
 				"user='replicator' passfile='/p/w.pgpass' application_name='w1' sslmode='prefer' "
 				"connect_timeout='5' keepalives_idle='5' keepalives_interval='2' keepalives_count='3'");
