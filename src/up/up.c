@@ -83,6 +83,10 @@ static void usage(FILE *out)
 		"      --regions A,B    a region per member in turn (node1 A, node2 B, node3 A, ...) and\n"
 		"                       the proxy in the first: failover prefers the leader's region,\n"
 		"                       reads the proxy's (docs/TWO_REGIONS.md; first run only)\n"
+		"      --standby-of SRC a standby cluster of the `pgha up` cluster in SRC (its own etcd and\n"
+		"                       members; its leader streams from SRC's primary; nothing takes\n"
+		"                       writes until `ctl promote-cluster`; docs/TWO_REGIONS.md; first\n"
+		"                       run only; named SRC's name + \"-standby\" unless --cluster)\n"
 		"      --tls            every link encrypted and verified: a private CA and a\n"
 		"                       certificate per process in DIR/secrets/tls; PostgreSQL takes\n"
 		"                       TLS connections only (first run only)\n"
@@ -164,6 +168,10 @@ static int state_ini(void *user, int line, const char *section, const char *name
 		st->etcd_auth = strcmp(value, "1") == 0;
 	else if (strcmp(name, "tls") == 0)
 		st->tls = strcmp(value, "1") == 0;
+	else if (strcmp(name, "standby_of") == 0)
+		snprintf(st->standby_of, sizeof(st->standby_of), "%s", value);
+	else if (strcmp(name, "standby_hosts") == 0)
+		snprintf(st->standby_hosts, sizeof(st->standby_hosts), "%s", value);
 	else if (sscanf(name, "pg_port_%d", &idx) == 1 && idx >= 1 && idx <= MAX_NODES)
 		st->pg_port[idx - 1] = atoi(value);
 	else if (sscanf(name, "api_port_%d", &idx) == 1 && idx >= 1 && idx <= MAX_NODES)
@@ -180,6 +188,8 @@ static int load_or_create_state(struct up *u, int nodes, int etcd_members, const
 	int rc = 0;
 	*existing = path_exists(path);
 	if (*existing) {
+		/* What up.conf says, nothing from this run's options (--standby-of applies to a new cluster). */
+		memset(&u->st, 0, sizeof(u->st));
 		if (ini_parse_path(path, state_ini, &u->st, e) != 0) {
 			rc = err_wrap(e, "%s is damaged", path);
 			goto hint;
@@ -232,6 +242,8 @@ static int load_or_create_state(struct up *u, int nodes, int etcd_members, const
 		  u->st.proxy_ro_port, u->st.proxy_metrics_port, u->st.tls ? 1 : 0);
 	if (u->st.etcd_members > 1)
 		sb_printf(&sb, "etcd_members = %d\n", u->st.etcd_members);
+	if (u->st.standby_hosts[0])
+		sb_printf(&sb, "standby_of = %s\nstandby_hosts = %s\n", u->st.standby_of, u->st.standby_hosts);
 	for (int i = 1; i < u->st.etcd_members; i++)
 		sb_printf(&sb, "etcd_client_port_%d = %d\netcd_peer_port_%d = %d\n", i + 1, u->st.etcd_client_port[i],
 			  i + 1, u->st.etcd_peer_port[i]);
@@ -274,6 +286,60 @@ static int restore_source(struct up *u, const char *src, const char *to, struct 
 	free(dir);
 	free(state);
 	free(repo);
+	return rc;
+}
+
+/*
+ * --standby-of SRC: SRC is a `pgha up` directory; the new cluster is a standby
+ * cluster of it (docs/TWO_REGIONS.md): its members' addresses from SRC's
+ * up.conf, its passwords copied from SRC's secrets (both clusters must share
+ * them: the clone copies the roles).
+ */
+static int standby_source(struct up *u, const char *src, struct pgha_err *e)
+{
+	char buf[PATH_MAX];
+	char *dir = src[0] == '/' ? xstrdup(src) : xasprintf("%s/%s", getcwd(buf, sizeof(buf)) ? buf : ".", src);
+	char *state = path_join(dir, "up.conf");
+	struct up_state st = {0};
+	int rc = 0;
+	if (!path_exists(state) || ini_parse_path(state, state_ini, &st, e) != 0)
+		rc = err_set(e, "--standby-of %s: not a `pgha up` directory (no readable up.conf)", dir);
+	else if (st.tls)
+		rc = err_set(e, "--standby-of %s: that cluster runs with --tls; `pgha up` makes standby clusters of "
+			     "clusters without it only\nHINT: docs/TWO_REGIONS.md configures one by hand", dir);
+	else if (st.nodes < 1 || st.nodes > MAX_NODES)
+		rc = err_set(e, "--standby-of %s: its up.conf is damaged (nodes)", dir);
+	if (rc == 0) {
+		struct strbuf sb = STRBUF_INIT;
+		for (int i = 0; i < st.nodes; i++)
+			sb_printf(&sb, "%s127.0.0.1:%d", i ? "," : "", st.pg_port[i]);
+		snprintf(u->st.standby_hosts, sizeof(u->st.standby_hosts), "%s", sb_str(&sb));
+		snprintf(u->st.standby_of, sizeof(u->st.standby_of), "%s", st.cluster);
+		sb_free(&sb);
+		u->standby_src = xstrdup(dir);
+	}
+	free(dir);
+	free(state);
+	return rc;
+}
+
+/* The standby cluster's password file name, copied from the source's secrets when it has none yet. */
+static int copy_secret(const char *src_dir, const char *name, const char *to, struct pgha_err *e)
+{
+	if (path_exists(to))
+		return 0;
+	char *from = xasprintf("%s/secrets/%s", src_dir, name);
+	char *pw = NULL;
+	int rc = read_secret_file(from, &pw, e);
+	if (rc == 0) {
+		char *line = xasprintf("%s\n", pw);
+		rc = write_file_atomic(to, line, strlen(line), 0600, (uid_t)-1, (gid_t)-1, e);
+		secret_free(line);
+	} else {
+		err_wrap(e, "--standby-of: %s", from);
+	}
+	secret_free(pw);
+	free(from);
 	return rc;
 }
 
@@ -390,6 +456,11 @@ static int write_node_conf(struct up *u, int i, struct pgha_err *e)
 	char region[MEMBER_NAME_MAX + 16] = "";
 	if (u->nregions > 0)
 		snprintf(region, sizeof(region), "region = %s\n", u->regions[i % u->nregions]);
+	char *standby = u->st.standby_hosts[0]
+		? xasprintf("[standby_cluster]\n# A standby cluster of \"%s\" (pgha up --standby-of): its leader streams from "
+			    "the first of these\n# that is primary; `pgha ctl promote-cluster` makes it a cluster of its own.\n"
+			    "primary_hosts = %s\n\n", u->st.standby_of, u->st.standby_hosts)
+		: xstrdup("");
 	sb_printf(&sb,
 		  "# Written by pgha up. See `pgha agent --help` for every option.\n"
 		  "[cluster]\nname = %s\n\n"
@@ -400,11 +471,12 @@ static int write_node_conf(struct up *u, int i, struct pgha_err *e)
 		  "log_file = %s/logs/node%d.postgresql.log\n"
 		  "superuser_password_file = %s/secrets/superuser.password\n"
 		  "replication_password_file = %s/secrets/replication.password\n\n"
-		  "%s%s"
+		  "%s%s%s"
 		  "[parameters]\nmax_connections = 100\nshared_buffers = 64MB\n",
 		  u->st.cluster, u->etcd_urls, etcd_auth_lines, i + 1, u->st.api_port[i], u->dir, region, u->dir, i + 1,
 		  u->bin_dir,
-		  u->st.pg_port[i], u->dir, i + 1, u->dir, i + 1, u->dir, u->dir, backup, tls);
+		  u->st.pg_port[i], u->dir, i + 1, u->dir, i + 1, u->dir, u->dir, backup, tls, standby);
+	free(standby);
 	free(backup);
 	free(tls);
 	rc = write_file_atomic(path, sb.data, sb.len, 0644, (uid_t)-1, (gid_t)-1, e);
@@ -430,6 +502,10 @@ static int prepare_dir(struct up *u, int nodes, int etcd_members, const char *cl
 	char *token = path_join(secrets, "api.token");   /* POST /failsafe, /switchover between the agents */
 	int rc = -1;
 	if (mkdir_p(secrets, 0700, e) != 0 || mkdir_p(logs, 0755, e) != 0)
+		goto out;
+	if (u->standby_src != NULL &&
+	    (copy_secret(u->standby_src, "superuser.password", su, e) != 0 ||
+	     copy_secret(u->standby_src, "replication.password", repl, e) != 0))
 		goto out;
 	if (ensure_secret(su, e) != 0 || ensure_secret(repl, e) != 0 || ensure_secret(token, e) != 0)
 		goto out;
@@ -633,7 +709,7 @@ static int start_agents(struct up *u, struct pgha_err *e)
 }
 
 /* One line of progress: "node1 leader running, node2 replica cloning, ...". */
-static bool cluster_ready(const struct cluster_view *v, int nodes, struct strbuf *line)
+static bool cluster_ready(const struct cluster_view *v, int nodes, bool standby_cluster, struct strbuf *line)
 {
 	sb_reset(line);
 	int streaming = 0;
@@ -643,7 +719,10 @@ static bool cluster_ready(const struct cluster_view *v, int nodes, struct strbuf
 		bool is_leader = v->leader && strcmp(v->leader, m->name) == 0;
 		sb_printf(line, "%s%s %s %s", i ? ", " : "", m->name, is_leader ? "leader" : member_role_name(m->role),
 			  member_state_name(m->state));
-		if (is_leader && m->role == ROLE_PRIMARY && m->state == STATE_RUNNING)
+		/* A standby cluster's leader is a standby that streams from the primary cluster. */
+		if (is_leader && !standby_cluster && m->role == ROLE_PRIMARY && m->state == STATE_RUNNING)
+			leader_ok = true;
+		else if (is_leader && standby_cluster && m->role == ROLE_REPLICA && m->state == STATE_STREAMING)
 			leader_ok = true;
 		else if (!is_leader && m->state == STATE_STREAMING)
 			streaming++;
@@ -683,7 +762,7 @@ static int wait_ready(struct up *u, struct cluster_view *out, struct pgha_err *e
 			cluster_view_from_kvs(prefix, &kvs, out);
 			cluster_view_sort(out);
 			etcd_kvs_free(&kvs);
-			bool ready = cluster_ready(out, u->st.nodes, &line);
+			bool ready = cluster_ready(out, u->st.nodes, u->st.standby_hosts[0] != '\0', &line);
 			if (strcmp(sb_str(&line), sb_str(&last)) != 0) {
 				printf("  [%5.1fs] %s\n", (double)(now_ms() - start) / 1000.0, sb_str(&line));
 				fflush(stdout);
@@ -724,7 +803,8 @@ static void print_summary(struct up *u, const struct cluster_view *v, double sec
 		snprintf(name, sizeof(name), "node%d", i + 1);
 		bool leader = v->leader && strcmp(v->leader, name) == 0;
 		printf("  %-6s PGPASSFILE=%s/pgpass psql \"host=127.0.0.1 port=%d user=postgres dbname=postgres%s\"%s\n",
-		       name, u->dir, u->st.pg_port[i], ssl, leader ? "   # leader (read-write)" : "   # standby (read-only)");
+		       name, u->dir, u->st.pg_port[i], ssl, !leader ? "   # standby (read-only)" :
+		       u->st.standby_hosts[0] ? "   # standby leader (read-only)" : "   # leader (read-write)");
 	}
 	if (u->st.proxy_port > 0) {
 		printf("\nThrough the proxy (pooled; writes follow the leader, reads go to standbys):\n");
@@ -748,6 +828,10 @@ static void print_summary(struct up *u, const struct cluster_view *v, double sec
 	printf(")\n");
 	/* ctl reads etcd's address, the cluster and etcd's credentials from a node's config. */
 	printf("Members:     %s ctl -c %s/node1.conf list\n", u->self_exe, u->dir);
+	if (u->st.standby_hosts[0])
+		printf("Standby of:  cluster \"%s\" (%s): nothing here takes writes\n"
+		       "Promote:     %s ctl -c %s/node1.conf promote-cluster   (when \"%s\" is lost; refused while it "
+		       "runs)\n", u->st.standby_of, u->st.standby_hosts, u->self_exe, u->dir, u->st.standby_of);
 	if (u->st.nodes > 1)
 		printf("Switchover:  %s ctl -c %s/node1.conf switchover --to <member>\n", u->self_exe, u->dir);
 	if (u->st.etcd_members > 1)
@@ -825,12 +909,13 @@ int up_main(int argc, char **argv)
 		{"to", required_argument, NULL, 'T'}, {"rw-split", required_argument, NULL, 'S'},
 		{"tls", no_argument, NULL, 'L'},
 		{"etcd", required_argument, NULL, 'e'}, {"regions", required_argument, NULL, 'G'},
+		{"standby-of", required_argument, NULL, 'Y'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	const char *restore_from = NULL, *restore_to = NULL, *rw_split = NULL;
 	bool cluster_given = false;
 	const char *dir = NULL, *cluster = "pgha", *etcd_bin = NULL;
 	bool backup = false, u_tls = false;
-	const char *regions = NULL;
+	const char *regions = NULL, *standby_of = NULL;
 	const char *bin_dir = "/usr/lib/postgresql/15/bin";
 	long nodes = 3, timeout = 300, etcd_members = 0;
 	int opt;
@@ -845,6 +930,7 @@ int up_main(int argc, char **argv)
 		case 'K': backup = true; break;
 		case 'L': u_tls = true; break;
 		case 'G': regions = optarg; break;
+		case 'Y': standby_of = optarg; break;
 		case 'R': restore_from = optarg; break;
 		case 'T': restore_to = optarg; break;
 		case 'S':
@@ -906,6 +992,21 @@ int up_main(int argc, char **argv)
 			fprintf(stderr, "pgha up: --cluster %s is the source's name: the new cluster needs its own (its "
 				"backups go to the same repository under its name)\n", cluster);
 			return 2;
+		}
+	}
+	if (standby_of != NULL && restore_from != NULL) {
+		fprintf(stderr, "pgha up: --standby-of and --restore-from make two different clusters: choose one\n");
+		return 2;
+	}
+	if (standby_of != NULL) {
+		static char name[64];
+		if (standby_source(u, standby_of, &e) != 0) {
+			fprintf(stderr, "pgha up: %s\n", e.msg);
+			return 1;
+		}
+		if (!cluster_given) {
+			snprintf(name, sizeof(name), "%.50s-standby", u->st.standby_of);
+			cluster = name;
 		}
 	}
 	char buf[PATH_MAX];
@@ -971,6 +1072,9 @@ int up_main(int argc, char **argv)
 			printf("note: --backup applies to a new cluster only; %s was created without it\n", u->dir);
 		if (u_tls && had_state)
 			printf("note: --tls applies to a new cluster only; %s keeps what it was created with\n", u->dir);
+		if (standby_of && had_state)
+			printf("note: --standby-of applies to a new cluster only; %s keeps what it was created with\n",
+			       u->dir);
 		u->backup = had_repo || (backup && !had_state);
 		free(repo);
 		free(state);
@@ -1024,6 +1128,7 @@ stop:
 	free(u->etcd_bin);
 	free(u->self_exe);
 	free(u->bin_dir);
+	free(u->standby_src);
 	secret_free(u->etcd_password);
 	free(u->tls_ca);
 	free(u->tls_client_crt);

@@ -33,6 +33,9 @@ struct up_state {
 	int api_port[MAX_NODES];
 	bool etcd_auth;          /* etcd runs with authentication (directories made since it does) */
 	bool tls;                /* --tls: every link encrypted, certificates in DIR/secrets/tls */
+	/* --standby-of SRC: a standby cluster of SRC's cluster (its name, its members' host:port list) */
+	char standby_of[64];
+	char standby_hosts[MAX_NODES * 24];
 };
 
 struct up {
@@ -54,6 +57,7 @@ struct up {
 	char restore_stanza[64];
 	char *restore_target;
 	const char *rw_split;    /* --rw-split: the proxy's rw_split (first run only) */
+	char *standby_src;       /* --standby-of SRC (first run only): SRC's directory (its secrets are copied) */
 	bool want_tls;           /* --tls given (first run only: up.conf keeps it) */
 	char regions[MAX_NODES][MEMBER_NAME_MAX];  /* --regions: node i is in regions[i % nregions] */
 	int nregions;

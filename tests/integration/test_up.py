@@ -338,3 +338,63 @@ def test_up_etcd_three_members():
     assert etcd_pids(d) == {}
     import shutil
     shutil.rmtree(base, ignore_errors=True)
+
+
+def test_up_standby_of():
+    """`pgha up --standby-of SRC`: a second cluster, with its own etcd, that is a standby cluster of
+    the one `pgha up` runs in SRC: its leader streams from SRC's primary, nothing in it takes writes,
+    and ctl says what it is."""
+    base = make_base_dir()
+    src, d = os.path.join(base, "east"), os.path.join(base, "west")
+    a = subprocess.Popen([PGHA_BIN, "up", "--dir", src, "--nodes", "1", "--cluster", "east", "--timeout", "240"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    b = None
+    try:
+        lines = read_until(a, r"is up: 1 members", 240)
+        lines += read_until(a, r"^Stop:", 30)
+        src_port = leader_port(lines)
+        password = open(os.path.join(src, "secrets", "superuser.password")).read().strip()
+        with psycopg.connect(host="127.0.0.1", port=src_port, user="postgres", password=password,
+                             dbname="postgres", autocommit=True) as c:
+            c.execute("CREATE TABLE up_sc (v text)")
+            c.execute("INSERT INTO up_sc VALUES ('from-east')")
+        # Bad input first: not a pgha up directory.
+        r = subprocess.run([PGHA_BIN, "up", "--dir", d, "--standby-of", base], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode != 0 and "not a `pgha up` directory" in r.stderr, r.stderr
+        b = subprocess.Popen([PGHA_BIN, "up", "--dir", d, "--nodes", "2", "--standby-of", src, "--timeout", "240"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        lines = read_until(b, r"is up: 2 members", 240)
+        lines += read_until(b, r"^Stop:", 30)
+        out = "".join(lines)
+        assert 'cluster "east-standby"' in out, out
+        assert f'Standby of:  cluster "east" (127.0.0.1:{src_port})' in out, out
+        assert "# standby leader (read-only)" in out and "promote-cluster" in out, out
+        conf = open(os.path.join(d, "node1.conf")).read()
+        assert f"[standby_cluster]" in conf and f"primary_hosts = 127.0.0.1:{src_port}" in conf, conf
+        # The same passwords as the source (the clone copies its roles).
+        assert open(os.path.join(d, "secrets", "superuser.password")).read().strip() == password
+        ports = [int(p) for p in re.findall(r"port=(\d+) user=postgres dbname=postgres\"\s+# standby", out)]
+        assert len(ports) == 2, out
+        for port in ports:
+            def has_row(port=port):
+                with psycopg.connect(host="127.0.0.1", port=port, user="postgres", password=password,
+                                     dbname="postgres", autocommit=True) as c:
+                    return c.execute("SELECT count(*) FROM up_sc WHERE v = 'from-east'").fetchone()[0] == 1
+            wait_until(f"east's row on port {port}", has_row, timeout=60)
+            with psycopg.connect(host="127.0.0.1", port=port, user="postgres", password=password,
+                                 dbname="postgres", autocommit=True) as c:
+                assert c.execute("SELECT pg_is_in_recovery()").fetchone()[0] is True
+        r = subprocess.run([PGHA_BIN, "ctl", "-c", os.path.join(d, "node1.conf"), "list"], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0 and f"Standby cluster of: 127.0.0.1:{src_port}" in r.stdout, r.stdout + r.stderr
+        r = subprocess.run([PGHA_BIN, "ctl", "-c", os.path.join(d, "node1.conf"), "promote-cluster", "--json"],
+                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert r.returncode != 0 and "is a running primary" in r.stderr, r.stderr
+    finally:
+        for p in (b, a):
+            if p is not None:
+                os.killpg(p.pid, signal.SIGINT)
+                p.communicate(timeout=120)
+    import shutil
+    shutil.rmtree(base, ignore_errors=True)
