@@ -1192,6 +1192,8 @@ static void client_got_server(struct client *c, struct server *s)
 	s->client = c;
 	client_set_state(c, CL_ACTIVE);
 	c->xact_start_ms = px->now_ms;
+	if (!s->pool->ro && strcmp(s->target.name, ROUTE_FORWARD_NAME) == 0)
+		px->stats_forwarded++;   /* a standby cluster's write, on the primary cluster */
 	if ((c->ro || c->split_home != NULL) && c->ryw_home == NULL && px->cfg.read_your_writes &&
 	    px->cfg.pool_mode == POOL_TRANSACTION) {
 		/* A standby known to be further along: the read waits less there, or not at all. */

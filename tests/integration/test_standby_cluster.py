@@ -172,14 +172,20 @@ def test_standby_cluster_takes_no_writes(pair):
         assert "stopped by the fence" not in log and "PostgreSQL exited unexpectedly" not in log
 
 
-def test_follows_failover_in_primary_cluster(pair):
-    a, b = pair
+def kill_leader(a):
+    """Kill A's leader, agent and PostgreSQL (by PID): the node."""
     old = a.nodes[a.leader()]
-    lead_b = b.nodes[pick_leader(b, ["b1", "b2"], "replica")]
     pid = pg_pid(old)
     old.proc.send_signal(signal.SIGKILL)
     signal_instance(pid, signal.SIGKILL)
     old.proc.wait(10)
+    return old
+
+
+def test_follows_failover_in_primary_cluster(pair):
+    a, b = pair
+    lead_b = b.nodes[pick_leader(b, ["b1", "b2"], "replica")]
+    old = kill_leader(a)
     t0 = time.monotonic()
     others = [n for n in a.nodes if n != old.name]
     new = a.nodes[pick_leader(a, others, "primary")]
