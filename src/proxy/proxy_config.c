@@ -125,6 +125,10 @@ static const struct config_option proxy_options[] = {
 	  "cluster's members, host:port,... (as the agents' [standby_cluster] primary_hosts); read-write "
 	  "work goes to the one of them the standby leader streams from (the primary), reads stay local; "
 	  "empty: read-write clients wait, then fail, while the cluster is a standby cluster"),
+	O("proxy", "standby_writes", OPT_STRING, standby_writes, "forward", 1, 0, 0,
+	  "when this proxy's cluster is a standby cluster: forward (read-write work to the primary cluster, "
+	  "primary_hosts) or refuse (read-write clients get an error at login, SQLSTATE 25006, naming the "
+	  "primary cluster)"),
 	O("proxy", "log_format", OPT_LOGFORMAT, log_format, "text", 1, 0, 0,
 	  "text (one readable line per event) or json (one JSON object per line, for log pipelines)"),
 	O("proxy", "log_level", OPT_LOGLEVEL, log_level, "info", 1, 0, OPT_RELOAD,
@@ -312,6 +316,9 @@ static int parse_primary_hosts(struct proxy_config *cfg, const char *path, struc
 			f->hosts[f->n++].port = port;
 	}
 	free(list);
+	if (rc == 0 && strcmp(cfg->standby_writes, "refuse") != 0 && strcmp(cfg->standby_writes, "forward") != 0)
+		rc = err_set(e, "%s: [proxy] standby_writes = \"%s\": use forward or refuse", path, cfg->standby_writes);
+	f->refuse = strcmp(cfg->standby_writes, "refuse") == 0;
 	if (rc == 0 && f->n == 0 && cfg->primary_hosts[0] != '\0')
 		rc = err_set(e, "%s: [proxy] primary_hosts = \"%s\" names no host", path, cfg->primary_hosts);
 	return rc;

@@ -69,6 +69,7 @@ struct proxy_config {
 	 * streams from (route.h). Parsed into primary_fwd. Not reloadable.
 	 */
 	char *primary_hosts;
+	char *standby_writes;     /* forward or refuse (primary_fwd.refuse) */
 	struct route_forward primary_fwd;
 	int log_level;
 	int log_format;           /* enum log_format */

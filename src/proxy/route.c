@@ -68,7 +68,7 @@ bool route_forward_pick(const struct route_forward *fwd, const struct member *le
 	char host[256];
 	int port;
 	struct pgha_err e;
-	if (fwd == NULL || !leader->has_source || leader->source[0] == '\0' ||
+	if (fwd == NULL || fwd->refuse || !leader->has_source || leader->source[0] == '\0' ||
 	    parse_host_port(leader->source, host, sizeof(host), &port, &e) != 0)
 		return false;
 	for (int i = 0; i < fwd->n; i++) {
@@ -87,8 +87,8 @@ bool route_forward_pick(const struct route_forward *fwd, const struct member *le
 static void log_forward(struct route *r, const struct member *leader, bool picked)
 {
 	char what[300];
-	if (picked || r->fwd.n == 0)
-		snprintf(what, sizeof(what), "%s", picked ? "" : "no primary_hosts");
+	if (picked || r->fwd.n == 0 || r->fwd.refuse)
+		snprintf(what, sizeof(what), "%s", picked ? "" : r->fwd.refuse ? "refuse" : "no primary_hosts");
 	else
 		snprintf(what, sizeof(what), "%s", leader->has_source ? leader->source : "no source");
 	if (strcmp(what, r->fwd_logged) == 0)
@@ -96,7 +96,10 @@ static void log_forward(struct route *r, const struct member *leader, bool picke
 	snprintf(r->fwd_logged, sizeof(r->fwd_logged), "%s", what);
 	if (picked)
 		return;
-	if (r->fwd.n == 0)
+	if (r->fwd.refuse)
+		log_info("the cluster is a standby cluster of %s (standby leader %s): read-write clients are refused "
+			 "([proxy] standby_writes = refuse)", leader->standby_of, leader->name);
+	else if (r->fwd.n == 0)
 		log_warn("the cluster is a standby cluster (standby leader %s): read-write clients wait, then fail\n"
 			 "HINT: set [proxy] primary_hosts = host:port,... (the primary cluster's members) to forward "
 			 "writes to its primary", leader->name);
@@ -119,6 +122,7 @@ static void build(struct route *r, const struct cluster_view *v, struct topology
 		r->fwd_logged[0] = '\0';
 	} else if (leader && leader->standby_of[0] != '\0' && leader->role == ROLE_REPLICA) {
 		t->standby_cluster = true;
+		snprintf(t->standby_of, sizeof(t->standby_of), "%s", leader->standby_of);
 		t->has_leader = route_forward_pick(&r->fwd, leader, &t->leader);
 		log_forward(r, leader, t->has_leader);
 	}
@@ -263,7 +267,7 @@ static void keep_record(struct route *r, struct etcd_client *c)
 static bool topo_equal(const struct topology *a, const struct topology *b)
 {
 	if (a->etcd_ok != b->etcd_ok || a->has_leader != b->has_leader || a->nreplicas != b->nreplicas ||
-	    a->standby_cluster != b->standby_cluster ||
+	    a->standby_cluster != b->standby_cluster || strcmp(a->standby_of, b->standby_of) != 0 ||
 	    a->sysid != b->sysid || !so_equal(a, b))
 		return false;
 	if (a->has_leader && !same_target(&a->leader, &b->leader))

@@ -44,6 +44,7 @@ struct route_target {
 #define ROUTE_FORWARD_NAME "primary-cluster"   /* the leader target's name while forwarding */
 
 struct route_forward {
+	bool refuse;          /* [proxy] standby_writes = refuse: no writes go anywhere (client.c says why) */
 	int n;
 	struct {
 		char host[256];
@@ -69,6 +70,7 @@ struct topology {
 	 * member from [proxy] primary_hosts the standby leader streams from.
 	 */
 	bool standby_cluster;
+	char standby_of[256];      /* ... the leader's standby_of (the primary cluster's hosts), for messages */
 	bool paused;
 	bool has_switchover;       /* a switchover record exists (and decodes) */
 	struct switchover so;

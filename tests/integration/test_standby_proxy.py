@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.request
 
+import psycopg
 import pytest
 
 from conftest import PGHA_BIN, Proxy, etcdctl, free_port, wait_until
@@ -142,6 +143,25 @@ def test_forwarded_writes_follow_failover_in_primary_cluster(pair, proxy):
     wait_until("the forwarded writes counted", lambda: forwarded() >= 26, timeout=10)
     old.start()
     a.wait_streaming(list(a.nodes), timeout=120)
+
+
+def test_refuse_mode(pair):
+    """[proxy] standby_writes = refuse: read-write clients get an error at once, naming the primary
+    cluster; reads go on."""
+    a, b = pair
+    px = Proxy(b, {"proxy.standby_writes": "refuse", "proxy.name": "refuser"}, name="proxy-refuse").start()
+    try:
+        assert one(px, "SELECT pg_is_in_recovery()", ro=True) == (True,)
+        t0 = time.monotonic()
+        with pytest.raises(psycopg.OperationalError) as ei:
+            px.connect()
+        took = time.monotonic() - t0
+        msg = str(ei.value)
+        assert f"cluster {b.name} is a standby cluster of {b.nodes['b1'].extra['standby_cluster.primary_hosts']}" \
+            in msg and "standby_writes = refuse" in msg, msg
+        assert took < 3, took
+    finally:
+        px.stop()
 
 
 def test_bad_primary_hosts_refused(pair, tmp_path):

@@ -244,6 +244,15 @@ static void test_primary_hosts(void **state)
 			fail_msg("primary_hosts = %s was taken", bad[i]);
 		assert_contains(e.msg, "[proxy] primary_hosts");
 	}
+	/* standby_writes: forward (default) or refuse. */
+	assert_int_equal(load("", &cfg, &e), 0);
+	assert_false(cfg.primary_fwd.refuse);
+	proxy_config_free(&cfg);
+	assert_int_equal(load("standby_writes = refuse", &cfg, &e), 0);
+	assert_true(cfg.primary_fwd.refuse);
+	proxy_config_free(&cfg);
+	assert_int_equal(load("standby_writes = drop", &cfg, &e), -1);
+	assert_contains(e.msg, "[proxy] standby_writes = \"drop\": use forward or refuse");
 	assert_int_equal(load("primary_hosts = db1:5432, db2", &cfg, &e), -1);
 	assert_contains(e.msg, "[proxy] primary_hosts: \"db2\": ");
 	assert_contains(e.msg, "HINT: write host:port of every member of the primary cluster");

@@ -71,6 +71,10 @@ static void test_no_pick(void **state)
 	m = leader("10.0.0.1:5432");
 	assert_false(route_forward_pick(&none, &m, &t));
 	assert_false(route_forward_pick(NULL, &m, &t));
+	/* standby_writes = refuse: nowhere, whatever the list. */
+	f.refuse = true;
+	assert_false(route_forward_pick(&f, &m, &t));
+	f.refuse = false;
 	/* etcd never adds a host: another host, another port, a prefix of a listed host. */
 	static const char *const others[] = {"10.6.6.6:5432", "10.0.0.1:5433", "10.0.0.1:543", "10.0.0:5432"};
 	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
