@@ -2,7 +2,9 @@
 cluster A (each with its own etcd, as in test_standby_cluster.py, whose pair fixture this module
 reuses). B's proxy serves reads from B's members and forwards writes to A's primary (the member of
 its primary_hosts that B's standby leader streams from); after a failover in A, forwarded writes
-reach A's new primary; a switchover between the clusters (kind=cluster) holds them. A proxy whose primary_hosts is not host:port does not start.
+reach A's new primary; a switchover between the clusters (kind=cluster) holds them; with
+standby_writes = refuse, read-write clients get an error at once; once B is promoted, writes go
+to B's own leader. A proxy whose primary_hosts is not host:port does not start.
 
 The tests run in order on one pair of clusters and one proxy (module-scoped)."""
 import json
@@ -16,7 +18,8 @@ import psycopg
 import pytest
 
 from conftest import PGHA_BIN, Proxy, etcdctl, free_port, wait_until
-from test_standby_cluster import kill_leader, pair, pick_leader, wait_receiving_from, wait_source  # noqa: F401 (fixture)
+from test_standby_cluster import (kill_leader, pair, pick_leader, promote_cluster,  # noqa: F401 (pair: a fixture)
+                                  wait_receiving_from, wait_source)
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +165,22 @@ def test_refuse_mode(pair):
         assert took < 3, took
     finally:
         px.stop()
+
+
+def test_writes_go_local_once_promoted(pair, proxy):
+    """After promote-cluster (the primary region lost) B's leader runs as primary: B's proxy sends
+    writes to it, without a restart. Last: it ends the pair's standby relation."""
+    a, b = pair
+    lead_b = b.nodes[b.leader()]
+    a.stop_all()
+    r = promote_cluster(b, answer="y\n")
+    assert r.returncode == 0, r.stderr
+    wait_until("B's leader to promote", lambda: lead_b.sql("SELECT pg_is_in_recovery()")[0][0] is False,
+               timeout=60)
+    # New clients may wait (hold) while the proxy learns of it; none gets an error.
+    rec, port = one(proxy, "INSERT INTO sp_rows VALUES ('local') RETURNING pg_is_in_recovery(), inet_server_port()")
+    assert rec is False and port == lead_b.pg_port, (rec, port, lead_b.pg_port)
+    assert f"leader: {lead_b.name} at 127.0.0.1:{lead_b.pg_port}" in proxy.log()
 
 
 def test_bad_primary_hosts_refused(pair, tmp_path):
