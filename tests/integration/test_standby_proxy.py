@@ -167,6 +167,23 @@ def test_refuse_mode(pair):
         px.stop()
 
 
+def test_no_primary_hosts_warns(pair):
+    """Forward without primary_hosts: the proxy says what to set; read-write clients fail after
+    hold_timeout, reads go on."""
+    a, b = pair
+    px = Proxy(b, {"proxy.name": "nohosts", "proxy.hold_timeout": "1s"}, name="proxy-nohosts").start()
+    try:
+        wait_until("the proxy to warn", lambda: "HINT: set [proxy] primary_hosts = host:port" in px.log(),
+                   timeout=15)
+        assert one(px, "SELECT pg_is_in_recovery()", ro=True) == (True,)
+        t0 = time.monotonic()
+        with pytest.raises(psycopg.OperationalError):
+            px.connect()
+        assert time.monotonic() - t0 < 8
+    finally:
+        px.stop()
+
+
 def test_writes_go_local_once_promoted(pair, proxy):
     """After promote-cluster (the primary region lost) B's leader runs as primary: B's proxy sends
     writes to it, without a restart. Last: it ends the pair's standby relation."""
