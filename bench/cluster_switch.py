@@ -22,10 +22,15 @@ Patroni   3.0.x (Debian), two 2-member clusters, each with its own etcd (bench/p
                {"standby_cluster": {"host", "port" (the other's standby leader),
                "primary_slot_name", "create_replica_methods": ["basebackup"]}} on its REST API
                (what `patronictl edit-config -s standby_cluster.host=...` writes), and wait until
-               its leader reports the role standby_leader (bounded, 60 s);
+               its leader runs again, as a standby (bounded, 60 s; Patroni stops it with an
+               immediate shutdown and starts it as a standby leader; --patroni-promote at-once
+               goes on as soon as its /cluster shows standby_leader, which it does at once);
             2. promote the other: PATCH /config {"standby_cluster": null} (removing the section,
                https://github.com/patroni/patroni/issues/1096), and wait until its leader runs as
                a primary (bounded, 60 s).
+          A member that does not stream again REPAIR_AFTER (45) s after the switch is
+          reinitialized as an operator would (`patronictl reinit`: POST /reinitialize, force, which
+          re-clones it); the round then counts as one that needed manual work.
           Demote first, then promote: the order of the users' procedure in
           https://github.com/patroni/patroni/issues/2814 and of 4.1's demote-cluster then
           promote-cluster; promoting first would run two primaries. Making an active cluster a
@@ -59,7 +64,8 @@ every member of both clusters streams again (bounded). A failed round is printed
 that side (the rest of its rounds are not run); nothing waits unbounded.
 
 Usage: /usr/bin/python3 bench/cluster_switch.py [--rounds 4] [--clients 4] [--think 0.01]
-                  [--only pgha|patroni] [--patroni-profile ttl10] [--keep]
+                  [--only pgha|patroni] [--patroni-profile ttl10]
+                  [--patroni-promote after-standby|at-once] [--keep]
 Needs the built binary (make; PGHA_BIN, default build/pgha) and scripts/install-deps.sh --bench
 (patroni, python3-etcd); run as root (PostgreSQL and Patroni run as the OS user postgres).
 Everything listens on 127.0.0.1 on free ports and is stopped by PID at the end.
@@ -94,6 +100,7 @@ STEADY = 2.0           # steady load before each switch
 WINDOW_TAIL = 0.5      # a round's window ends this long after every client committed on the new primary
 STREAM_WAIT = 120      # the old primary must stream from the new one within this
 READY_WAIT = 180       # every member of both clusters streaming again
+REPAIR_AFTER = 45      # Patroni: a member not streaming this long after the switch is reinitialized
 RECLONE_MARKS = ("moving the data directory aside", "Removing data directory")
 REWIND_MARKS = ("rewinding the data directory", "running pg_rewind from")
 SYSTEM_LABEL = {"pgha": "pgha", "patroni": "Patroni"}
@@ -242,7 +249,8 @@ class PatroniPair:
     def describe(self):
         t = self.pb.PROFILES[self.args.patroni_profile]
         return (f"{self.pb.patroni_version()} (profile {self.args.patroni_profile}: ttl {t['ttl']}s, "
-                f"loop_wait {t['loop_wait']}s, retry_timeout {t['retry_timeout']}s), etcd3; no proxy")
+                f"loop_wait {t['loop_wait']}s, retry_timeout {t['retry_timeout']}s), etcd3; no proxy; "
+                f"promote {self.args.patroni_promote}")
 
     def _cluster(self, name, extra):
         c = self.pb.PatroniCluster(self.dirs[name], self.etcds[name], self.args.patroni_profile,
@@ -308,8 +316,13 @@ class PatroniPair:
         t0 = time.monotonic()
         try:
             self.patch_config(frm, {"standby_cluster": self.standby_conf(frm, slead)})
+            # Patroni's /cluster calls the leader standby_leader as soon as the config says so;
+            # the operator waits until its PostgreSQL runs again, as a standby (unless
+            # --patroni-promote at-once).
             wait_until(f"{lead.name} to run as {frm}'s standby leader",
-                       lambda: self.leader_of(frm, "standby_leader") is not None, timeout=60, interval=0.05)
+                       lambda: self.leader_of(frm, "standby_leader") is lead and (
+                           self.args.patroni_promote == "at-once" or in_recovery(lead)),
+                       timeout=60, interval=0.1)
             t_demoted = time.monotonic() - t0
             self.patch_config(to, {"standby_cluster": None})
             wait_until(f"{slead.name} to run as a primary", lambda: not in_recovery(slead), timeout=60, interval=0.05)
@@ -317,6 +330,30 @@ class PatroniPair:
             return False, None, err_text(e)
         self.primary = to
         return True, None, f"demoted after {t_demoted:.2f} s, promoted after {time.monotonic() - t0:.2f} s"
+
+    def repair(self):
+        """What an operator does when a member does not stream again: `patronictl reinit` (POST
+        /reinitialize, force), which re-clones it. Not possible on a standby leader (#1923).
+        Returns the names reinitialized."""
+        lead, slead = self.leaders()
+        if lead is None or slead is None:
+            return []
+        done = []
+        for c, up in ((self.clusters[self.primary], lead), (self.clusters[OTHER[self.primary]], slead)):
+            for n in c.nodes.values():
+                if n is up:
+                    continue
+                try:
+                    if streams_from(n, up):
+                        continue
+                except Exception:
+                    pass
+                status, text = n.api_post("/reinitialize", {"force": True}, timeout=30)
+                if status == 200:
+                    done.append(n.name)
+                else:
+                    print(f"    reinitialize {n.name}: HTTP {status}: {text.strip()}", flush=True)
+        return done
 
     def logs(self):
         return [n.log_path for n in self.nodes().values()] + [e.log_path for e in self.etcds.values()]
@@ -382,7 +419,7 @@ def run_system(system, args):
             t1 = time.monotonic()
             rnd = {"n": r + 1, "from": frm, "to": OTHER[frm], "old": lead.name, "new": slead.name, "t0": t0,
                    "t1": t1, "ok": sw_ok, "held": held, "detail": detail, "resumed": None, "streams": None,
-                   "lost": None, "recloned": [], "rewound": [], "failure": None if sw_ok else "switch failed"}
+                   "lost": None, "recloned": [], "rewound": [], "manual": [], "failure": None if sw_ok else "switch failed"}
             res["rounds"].append(rnd)
             if sw_ok:
                 try:
@@ -400,10 +437,18 @@ def run_system(system, args):
             rnd["t_end"] = (rnd["resumed"] or time.monotonic()) + WINDOW_TAIL
             time.sleep(WINDOW_TAIL)
             if rnd["failure"] is None:
+                repair = getattr(pair, "repair", None)
                 try:
-                    pair.ready(timeout=READY_WAIT)
+                    pair.ready(timeout=REPAIR_AFTER if repair else READY_WAIT)
                 except AssertionError:
-                    rnd["failure"] = f"not every member streaming within {READY_WAIT} s"
+                    rnd["manual"] = repair() if repair else []
+                    if not rnd["manual"]:
+                        rnd["failure"] = f"not every member streaming within {REPAIR_AFTER if repair else READY_WAIT} s"
+                if rnd["manual"] and rnd["failure"] is None:
+                    try:
+                        pair.ready(timeout=READY_WAIT)
+                    except AssertionError:
+                        rnd["failure"] = f"not every member streaming {READY_WAIT} s after reinit of {rnd['manual']}"
             # Every acknowledged row must be on the primary now (the new one, or the old one back).
             acked = {(c, s) for c in range(load.n) for s in list(load.acked[c])}
             try:
@@ -483,7 +528,8 @@ def print_round(system, rnd, load):
           + ("ok, " if rnd["ok"] else "FAILED, ")
           + f"{held}switch {rnd['t1'] - rnd['t0']:.2f} s, longest gap {rnd['gap']:.2f} s, errors {rnd['errors']}, "
           f"acked lost {rnd['lost'] if rnd['lost'] is not None else 'n/a'}, old primary streams after {streams}, "
-          f"re-cloned {','.join(rnd['recloned']) or 'none'}, rewound {','.join(rnd['rewound']) or 'none'}",
+          f"re-cloned {','.join(rnd['recloned']) or 'none'}, rewound {','.join(rnd['rewound']) or 'none'}"
+          + (f", reinit by hand {','.join(rnd['manual'])}" if rnd["manual"] else ""),
           flush=True)
     print(f"    ({rnd['detail'][:400]})", flush=True)
 
@@ -504,6 +550,9 @@ def main():
     ap.add_argument("--think", type=float, default=0.01, help="seconds between a client's commits")
     ap.add_argument("--only", choices=("pgha", "patroni"), default=None)
     ap.add_argument("--patroni-profile", default="ttl10", help="default, ttl10 or fast (bench/patroni_bench.py)")
+    ap.add_argument("--patroni-promote", choices=("after-standby", "at-once"), default="after-standby",
+                    help="promote the other Patroni cluster once the old leader runs as a standby (default), "
+                         "or as soon as its /cluster says standby_leader (right after the first PATCH)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directories (logs)")
     args = ap.parse_args()
     if args.rounds < 1 or args.clients < 1:
@@ -535,6 +584,7 @@ def main():
 
     rows = [
         ("rounds completed", lambda s: f"{len(complete(s))}/{args.rounds}", None),
+        ("  of which needed a reinit by hand", lambda s: str(sum(1 for r in rounds(s) if r["manual"])), None),
         ("writes held (ctl --json), med/max", lambda s: med_max([r["held"] for r in rounds(s) if r["held"] is not None]),
          lambda s: [r["held"] for r in rounds(s) if r["held"] is not None]),
         ("switch time, med/max", lambda s: med_max([r["t1"] - r["t0"] for r in rounds(s) if r["ok"]]),
