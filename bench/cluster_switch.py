@@ -82,7 +82,7 @@ with Patroni"), medians / max of 4 rounds:
   acknowledged commits lost            0               0
   old primary streams after            1.70 / 1.75 s   7.90 / 8.05 s     0.22
   members re-cloned / rewound          0 / 0           0 / 0
-With --patroni-promote at-once Patroni's switch takes 0.3-0.5 s, and is a race: 11 of 13 such rounds
+With --patroni-promote at-once Patroni's switch takes 0.3-0.5 s, and is a race: 12 of 14 such rounds
 were clean; in 2 the promoted cluster lacked the old leader's last WAL (8 acknowledged commits
 lost in one, 1.4 kB of WAL; the other's rows went unchecked), the old leader was rewound and its
 cluster's other member, whose timeline forked before its replay point, never streamed again
