@@ -71,17 +71,21 @@ Needs the built binary (make; PGHA_BIN, default build/pgha) and scripts/install-
 Everything listens on 127.0.0.1 on free ports and is stopped by PID at the end.
 
 Measured (`make -j2 && /usr/bin/python3 bench/cluster_switch.py`, non-ASan build, 2 cores shared
-with other work, load average 4-6; 135 s for the whole run; docs/TWO_REGIONS.md, "Side by side
+with other work, load average 5-8; 210 s for the whole run; docs/TWO_REGIONS.md, "Side by side
 with Patroni"), medians / max of 4 rounds:
                                        pgha            Patroni 3.0.2     pgha/Patroni
   rounds completed                     4/4             4/4
-  writes held (ctl --json)             1.09 / 1.23 s   n/a
-  switch time                          1.24 / 1.42 s   3.14 / 3.30 s     0.40
-  longest writer gap                   1.15 / 1.31 s   3.14 / 3.24 s     0.37
-  client errors (direct connections)   49              197               0.25
+    of which needed a reinit by hand   0               1
+  writes held (ctl --json)             1.13 / 1.54 s   n/a
+  switch time                          1.27 / 1.85 s   3.53 / 4.31 s     0.36
+  longest writer gap                   1.16 / 1.66 s   3.48 / 4.13 s     0.33
+  client errors (direct connections)   48              152               0.32
   acknowledged commits lost            0               0
-  old primary streams after            1.70 / 1.75 s   7.90 / 8.05 s     0.22
-  members re-cloned / rewound          0 / 0           0 / 0
+  old primary streams after            1.72 / 2.18 s   8.62 / 9.00 s     0.20
+  members re-cloned / rewound          0 / 0           1 / 1
+(Patroni's round 1: the promoted cluster lacked the old leader's last, unacknowledged, WAL; the
+old leader was rewound, its cluster's other member never streamed again until reinitialized.)
+An earlier run (load 4-6, 135 s): ratios 0.40, 0.37, 0.25, 0.22; nothing rewound or re-cloned.
 With --patroni-promote at-once Patroni's switch takes 0.3-0.5 s, and is a race: 12 of 14 such rounds
 were clean; in 2 the promoted cluster lacked the old leader's last WAL (8 acknowledged commits
 lost in one, 1.4 kB of WAL; the other's rows went unchecked), the old leader was rewound and its
@@ -562,6 +566,10 @@ def print_round(system, rnd, load):
 
 # ---------------------------------------------------------------- figures
 
+def rate(load):
+    return sum(len(a) for a in load.acked) / max(1e-9, load.t_stop - load.t_start)
+
+
 def med_max(v, unit=" s"):
     if not v:
         return "n/a"
@@ -627,6 +635,8 @@ def main():
         ("members rewound (all rounds)", lambda s: str(sum(len(r["rewound"]) for r in rounds(s))), None),
         ("commits acknowledged", lambda s: str(sum(len(a) for a in results[s]["load"].acked))
          if results[s]["load"] else "n/a", None),
+        ("commits per second (whole load)", lambda s: f"{rate(results[s]['load']):.0f}"
+         if results[s]["load"] and results[s]["load"].t_stop else "n/a", None),
     ]
     print("\nplanned region switch under load: " + " vs ".join(SYSTEM_LABEL[s] for s in systems))
     w0 = 38
