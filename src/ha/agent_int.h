@@ -199,6 +199,7 @@ struct agent_archive {
 	char *archive_command;    /* what pgha.conf sets on every member (node_conf_spec) */
 	char *restore_command;
 	char *restore_command_promote;  /* ... with a short timeout, in force while this member promotes */
+	char *restore_command_standby;  /* NULL, or archive-get from [standby_cluster] archive_stanza */
 	bool promoting;
 	pid_t pid;                /* stanza-create or check running, 0 if none */
 	int fd;                   /* its output */
