@@ -519,6 +519,13 @@ static void build_self(struct agent *a, const struct ha_observed *o)
 		snprintf(m->pg_version, sizeof(m->pg_version), "%d", a->pg.st.server_version);
 		if (a->pg.st.in_recovery && a->pg.st.streaming)
 			m->state = STATE_STREAMING;
+		bool was = a->publish.self_archive_replay;
+		m->archive_replay = ha_archive_replay(&a->publish.replay, a->pg.st.in_recovery, a->pg.st.streaming,
+						      m->received_lsn, m->replayed_lsn, now_ms());
+		if (m->archive_replay != was)
+			log_info(m->archive_replay ? "catching up from the WAL archive: not streaming, replay past what was "
+				 "received" : "no longer replaying from the WAL archive%s", a->pg.st.streaming ? " (streaming)" : "");
+		a->publish.self_archive_replay = m->archive_replay;
 		if (a->pg.st.in_recovery) {
 			const struct member *leader = view_leader(a);
 			uint64_t pos = m->received_lsn > m->replayed_lsn ? m->received_lsn : m->replayed_lsn;

@@ -285,6 +285,8 @@ struct agent_publish {
 	uint64_t promotions;
 	int64_t etcd_ok_s;        /* unix time of the last successful etcd read */
 	int64_t started_s;
+	struct ha_replay_watch replay;  /* is this standby catching up from the archive (decide.c) */
+	bool self_archive_replay;       /* ... what the last record said */
 };
 
 /* [tls] for the API and the calls to other members' APIs (tls_reload.c). */

@@ -8,9 +8,11 @@ Then A is stopped and B promoted: its restore_command and archive_command are it
 The tests run in order on one set of clusters (module-scoped)."""
 import glob
 import os
+import re
 import signal
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -139,16 +141,39 @@ def test_catches_up_from_archive_after_primary_removed_wal(clusters):
     wait_until(f"A to remove {need} from pg_wal", removed, timeout=60)
     assert glob.glob(os.path.join(repo, "archive", "east", "15-1", need[:16], need + "-*")), "not archived"
     expected = 1 + 5 * 1000
+    # A refuses replication for now: B can only read the archive, C nothing.
+    a1.sql("ALTER ROLE replicator NOLOGIN")
     t0 = time.monotonic()
     b1.start()
     c1.start()
-    wait_until("B to catch up", lambda: rows_on(b1) == expected, timeout=120)
-    took = time.monotonic() - t0
-    wait_until("B to stream again", lambda: streaming(b1), timeout=60)
-    print(f"B caught up from the archive and streams again {time.monotonic() - t0:.1f}s after its start "
-          f"(rows there after {took:.1f}s)")
+    wait_until("B to catch up from the archive", lambda: rows_on(b1) >= expected, timeout=120)
+    print(f"B had A's rows from the archive {time.monotonic() - t0:.1f}s after its start")
     assert f'restored log file "{need}" from archive' in pg_log(b1)
-    # C (streaming only) cannot: A removed the segment; the walreceiver says so.
+    assert not streaming(b1)
+
+    # While A writes on, B follows it through the archive, and its record, ctl list and metrics say so.
+    def archive_replay():
+        a1.sql("INSERT INTO sa_rows VALUES (6)")
+        a1.sql("SELECT pg_switch_wal()")
+        return b.members()["b1"].get("archive_replay") is True
+    wait_until("B's record to say archive_replay", archive_replay, timeout=60, interval=1.0)
+    out = b.ctl("list").stdout
+    assert "catching up from the WAL archive (not streaming)" in out, out
+    with urllib.request.urlopen(f"{b1.api_url()}/metrics", timeout=5) as r:
+        metrics = r.read().decode()
+    assert re.search(r'^pgha_postgres_archive_replay\{[^}]*member="b1"[^}]*\} 1$', metrics, re.M), metrics
+    assert "catching up from the WAL archive" in b1.log()
+    assert c.members()["c1"].get("archive_replay") is None
+
+    # Replication allowed again: B streams (and its record says so), C finds its WAL removed.
+    a1.sql("ALTER ROLE replicator LOGIN")
+    t0 = time.monotonic()
+    wait_until("B to stream again", lambda: streaming(b1), timeout=60)
+    print(f"B streams again {time.monotonic() - t0:.1f}s after replication was allowed")
+    wait_until("B's record to drop archive_replay", lambda: "archive_replay" not in b.members()["b1"], timeout=30)
+    a1.sql("INSERT INTO sa_rows VALUES (7)")
+    wait_until("the streamed row on B", lambda: b1.sql("SELECT count(*) FROM sa_rows WHERE i = 7")[0][0] == 1,
+               timeout=30)
     wait_until("C's walreceiver to report the removed segment",
                lambda: "has already been removed" in pg_log(c1), timeout=60)
     assert rows_on(c1) == 1
