@@ -196,3 +196,23 @@ def test_promoted_cluster_uses_its_own_stanza(clusters):
     wait_until("B's archive ok", lambda: b.members()["b1"].get("archive") == "ok", timeout=120)
     assert os.path.exists(os.path.join(repo, "archive", "west", "archive.info"))
     b1.sql("INSERT INTO sa_rows VALUES (-1)")
+
+
+def test_agent_refuses_archive_stanza_without_repository(tmp_path):
+    """The check at start, end to end: the agent exits naming the option, with a HINT."""
+    conf = tmp_path / "bad.conf"
+    conf.write_text("[cluster]\nname = west\n[etcd]\nendpoints = http://127.0.0.1:1\n[node]\nname = b9\n"
+                    "[postgresql]\ndata_dir = /tmp/pgha-nonexistent/data\n"
+                    "superuser_password_file = /tmp/pgha-nonexistent/su\n"
+                    "replication_password_file = /tmp/pgha-nonexistent/repl\n"
+                    "[standby_cluster]\nprimary_hosts = 127.0.0.1:5432\narchive_stanza = east\n")
+    r = subprocess.run([PGHA_BIN, "agent", "-c", str(conf)], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert "[standby_cluster] archive_stanza = east needs the repository the primary cluster archives into" \
+        in r.stderr, r.stderr
+    assert "HINT: add [backup] repo_path" in r.stderr, r.stderr
+    conf.write_text(conf.read_text().replace("archive_stanza = east", "archive_stanza = west") +
+                    "[backup]\nrepo_path = /tmp/pgha-nonexistent/repo\n")
+    r = subprocess.run([PGHA_BIN, "agent", "-c", str(conf)], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert "archive_stanza = west is this cluster's own stanza" in r.stderr, r.stderr
