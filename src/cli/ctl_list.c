@@ -165,6 +165,8 @@ void ctl_print_table(FILE *out, const struct cluster_view *v, const char *cluste
 			fprintf(out, "%-16s   error: %s\n", "", m->error);
 		if (m->diverged_copy[0])
 			fprintf(out, "%-16s   diverged copy: %s (removed once it streams again)\n", "", m->diverged_copy);
+		if (m->archive_replay)
+			fprintf(out, "%-16s   catching up from the WAL archive (not streaming)\n", "");
 		if (m->archive[0] && strcmp(m->archive, "ok") != 0)
 			fprintf(out, "%-16s   WAL archive: %s\n", "", m->archive);
 	}

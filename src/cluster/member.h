@@ -76,6 +76,7 @@ struct member {
 	char diverged_copy[300]; /* <data>.diverged, kept until this member streams again; "" if none */
 	char standby_of[256];    /* a standby cluster's member: the primary cluster's hosts ([standby_cluster]
 				    primary_hosts); "" otherwise */
+	bool archive_replay;     /* a standby catching up from the WAL archive, not streaming (ha_archive_replay) */
 	char archive[256];       /* [backup] on: WAL archiving with pgBackRest, "ok" or "failing: why"; "" if off or not known */
 	int64_t archived_at;     /* primary, [backup] on: unix time of the last WAL archived (pg_stat_archiver), 0 unknown */
 	/*

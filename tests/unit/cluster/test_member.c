@@ -48,6 +48,7 @@ static void sample(struct member *m, const char *name)
 	snprintf(m->diverged_copy, sizeof(m->diverged_copy), "/var/lib/pg/data.diverged");
 	snprintf(m->standby_of, sizeof(m->standby_of), "10.1.0.1:5432,10.1.0.2:5432");
 	snprintf(m->archive, sizeof(m->archive), "failing: stanza-create: repository /srv/backup is not writable");
+	m->archive_replay = true;
 }
 
 static void test_names(void **state)
@@ -138,6 +139,8 @@ static void test_encode_format(void **state)
 	/* WAL archiving ([backup] on). */
 	assert_string_equal(json_string_value(json_object_get(o, "archive")),
 			    "failing: stanza-create: repository /srv/backup is not writable");
+	/* A standby catching up from the archive. */
+	assert_true(json_is_true(json_object_get(o, "archive_replay")));
 	json_decref(o);
 	free(json);
 
@@ -151,7 +154,7 @@ static void test_encode_format(void **state)
 	assert_non_null(strstr(json, "\"received_lsn\":0,\"received_lsn_text\":\"0/0\""));
 	assert_null(strstr(json, "diverged_copy"));   /* only when there is one */
 	assert_null(strstr(json, "standby_of"));      /* only in a standby cluster */
-	assert_null(strstr(json, "archive"));         /* only with [backup] on */
+	assert_null(strstr(json, "archive"));         /* only with [backup] on; archive_replay only when true */
 	free(json);
 }
 
