@@ -110,7 +110,8 @@ unit: $(UNIT_BINS)
 ISOLATED_TESTS := tests/integration/test_container.py tests/integration/test_multihost.py tests/integration/test_regions.py \
                   tests/integration/test_backup_faults.py tests/integration/test_backup_job.py \
                   tests/integration/test_standby_cluster.py tests/integration/test_cluster_switchover.py \
-                  tests/integration/test_standby_regions.py tests/integration/test_standby_proxy.py
+                  tests/integration/test_standby_regions.py tests/integration/test_standby_archive.py \
+                  tests/integration/test_standby_proxy.py
 ISOLATED_LOG   := $(BUILD)/integration-isolated.log
 
 ifeq ($(strip $(PYTEST_ARGS)),)

@@ -102,6 +102,7 @@ class PatroniNode:
         c = self.cluster
         dcs = dict(c.timing)
         dcs["postgresql"] = {"use_pg_rewind": True, "use_slots": True, "parameters": dict(c.parameters)}
+        dcs.update(c.dcs_extra)
         conf = {
             "scope": c.scope,
             "name": self.name,
@@ -196,10 +197,10 @@ class PatroniNode:
             except ValueError:
                 return e.code, None
 
-    def api_post(self, path, body, timeout=60):
-        """(status, body text) of POST path with a JSON body (e.g. /switchover)."""
+    def api_post(self, path, body, timeout=60, method="POST"):
+        """(status, body text) of POST (or method, e.g. PATCH /config) path with a JSON body."""
         req = urllib.request.Request(f"http://{self.host}:{self.api_port}{path}",
-                                     data=json.dumps(body).encode(), method="POST",
+                                     data=json.dumps(body).encode(), method=method,
                                      headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
@@ -226,13 +227,15 @@ class PatroniNode:
 
 
 class PatroniCluster:
-    def __init__(self, base, etcd, profile, scope="bench", parameters=None):
+    def __init__(self, base, etcd, profile, scope="bench", parameters=None, dcs_extra=None):
         self.base = base
         self.etcd = etcd
         self.scope = scope
         self.timing = dict(PROFILES[profile])
         # PostgreSQL parameters (bootstrap.dcs.postgresql.parameters); PG_PARAMETERS unless given.
         self.parameters = dict(PG_PARAMETERS if parameters is None else parameters)
+        # More bootstrap.dcs keys (bench/cluster_switch.py: standby_cluster, slots).
+        self.dcs_extra = dict(dcs_extra or {})
         self.su_pw = "su-" + os.urandom(8).hex()
         self.repl_pw = "re'pl:" + os.urandom(8).hex()
         self.nodes = {}

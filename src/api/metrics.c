@@ -75,6 +75,8 @@ static void member_lines(struct ctx *c, const struct api_status *st, int64_t now
 	gauge(c, "pgha_postgres_running", "PostgreSQL runs and answers (primary or standby).",
 	      m->state == STATE_RUNNING || m->state == STATE_STREAMING);
 	gauge(c, "pgha_postgres_streaming", "A standby receiving WAL from the leader.", m->state == STATE_STREAMING);
+	gauge(c, "pgha_postgres_archive_replay", "A standby catching up from the WAL archive (not streaming).",
+	      m->archive_replay);
 	gauge(c, "pgha_leader", "This member holds the leader key.", st->holds_leader_key);
 	gauge(c, "pgha_timeline", "PostgreSQL's timeline (0 unknown).", m->timeline);
 	head(c, "pgha_wal_position_bytes", "gauge",

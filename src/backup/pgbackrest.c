@@ -118,6 +118,15 @@ char *pgbr_conf_path(const char *work_dir)
 	return path_join(work_dir, "pgbackrest.conf");
 }
 
+static void render_pg(const struct pgbr_spec *s, const char *stanza, struct strbuf *out)
+{
+	sb_printf(out, "\n[%s]\n", stanza);
+	sb_printf(out, "pg1-path=%s\n", s->pg_path);
+	sb_printf(out, "pg1-port=%d\n", s->pg_port);
+	sb_printf(out, "pg1-socket-path=%s\n", s->pg_socket_path);
+	sb_printf(out, "pg1-user=%s\n", s->pg_user);
+}
+
 void pgbr_render_conf(const struct pgbr_spec *s, struct strbuf *out)
 {
 	sb_puts(out, "# Written by pgha at every start from its [backup] section. Do not edit.\n");
@@ -154,11 +163,10 @@ void pgbr_render_conf(const struct pgbr_spec *s, struct strbuf *out)
 	sb_puts(out, "log-level-console=warn\n");
 	sb_puts(out, "log-level-file=info\n");
 	sb_puts(out, "start-fast=y\n");
-	sb_printf(out, "\n[%s]\n", s->stanza);
-	sb_printf(out, "pg1-path=%s\n", s->pg_path);
-	sb_printf(out, "pg1-port=%d\n", s->pg_port);
-	sb_printf(out, "pg1-socket-path=%s\n", s->pg_socket_path);
-	sb_printf(out, "pg1-user=%s\n", s->pg_user);
+	render_pg(s, s->stanza, out);
+	/* A standby cluster's archive-get of the primary's stanza checks this data directory against it. */
+	if (s->archive_stanza != NULL && s->archive_stanza[0] != '\0')
+		render_pg(s, s->archive_stanza, out);
 }
 
 /* 'text' for /bin/sh ('\'' for a quote), with '%' doubled for PostgreSQL's %p/%f substitution. */

@@ -31,6 +31,7 @@ struct pgbr_s3 {
 
 struct pgbr_spec {
 	const char *stanza;           /* the [cluster] name */
+	const char *archive_stanza;   /* NULL or "": none; else a standby cluster's primary stanza (archive-get) */
 	const struct pgbr_s3 *s3;     /* NULL: a posix repository */
 	const char *repo_path;        /* posix: the directory; s3: the path inside the bucket */
 	int retention_full;

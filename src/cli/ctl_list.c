@@ -168,6 +168,8 @@ void ctl_print_table(FILE *out, const struct cluster_view *v, const char *cluste
 			fprintf(out, "%-16s   error: %s\n", "", m->error);
 		if (m->diverged_copy[0])
 			fprintf(out, "%-16s   diverged copy: %s (removed once it streams again)\n", "", m->diverged_copy);
+		if (m->archive_replay)
+			fprintf(out, "%-16s   catching up from the WAL archive (not streaming)\n", "");
 		if (m->archive[0] && strcmp(m->archive, "ok") != 0)
 			fprintf(out, "%-16s   WAL archive: %s\n", "", m->archive);
 	}
@@ -196,27 +198,9 @@ void ctl_print_table(FILE *out, const struct cluster_view *v, const char *cluste
 		fprintf(out, "%s\n", bk);
 }
 
-int ctl_cmd_list(const struct ctl_target *t, int argc, char **argv)
+/* One cluster: its table and notes, or (json) its object. 0, or 1 with the error printed. */
+static int list_one(const struct ctl_target *t, bool json, json_t **jout)
 {
-	bool json = false;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0) {
-			json = true;
-		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			printf("Usage: pgha ctl list [--json]\n\nList the members of the cluster as etcd knows them.\n"
-			       "ROLE is leader, replica, or (synchronous mode) sync / quorum for the standbys the\n"
-			       "leader published as synchronous: only those may be promoted. PENDING RESTART (shown\n"
-			       "when a member has one) names the parameters that wait for `pgha ctl restart --pending`.\n"
-			       "CERT EXPIRES (shown when a member has a [tls] certificate) is its expiry date (UTC),\n"
-			       "with a warning under the member from %d days before; --json has it as tls_not_after\n"
-			       "(unix seconds). REGION (shown when a member has [node] region) is region/zone.\n",
-			       CERT_WARN_DAYS);
-			return 0;
-		} else {
-			fprintf(stderr, "pgha ctl list: unknown option \"%s\"\n", argv[i]);
-			return 2;
-		}
-	}
 	struct cluster_view v = {0};
 	struct etcd_kvs raw = {0};
 	struct pgha_err e;
@@ -248,10 +232,7 @@ int ctl_cmd_list(const struct ctl_target *t, int argc, char **argv)
 			json_object_set_new(o, "sync", json_null());
 		}
 		json_object_set_new(o, "synchronous_mode", json_string(sync_mode_name(mode)));
-		char *out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		printf("%s\n", out);
-		free(out);
-		json_decref(o);
+		*jout = o;
 		free(ck);
 		free(fk);
 		free(s);
@@ -263,6 +244,70 @@ int ctl_cmd_list(const struct ctl_target *t, int argc, char **argv)
 	etcd_kvs_free(&raw);
 	cluster_view_free(&v);
 	return 0;
+}
+
+static void print_json(json_t *o)
+{
+	char *out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	printf("%s\n", out);
+	free(out);
+	json_decref(o);
+}
+
+int ctl_cmd_list(const struct ctl_target *t, int argc, char **argv)
+{
+	bool json = false;
+	const char *also = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			json = true;
+		} else if (strcmp(argv[i], "--also") == 0 && i + 1 < argc) {
+			also = argv[++i];
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			printf("Usage: pgha ctl list [--json] [--also OTHER-NODE.conf]\n\nList the members of the cluster as etcd knows them.\n"
+			       "ROLE is leader, replica, or (synchronous mode) sync / quorum for the standbys the\n"
+			       "leader published as synchronous: only those may be promoted. PENDING RESTART (shown\n"
+			       "when a member has one) names the parameters that wait for `pgha ctl restart --pending`.\n"
+			       "CERT EXPIRES (shown when a member has a [tls] certificate) is its expiry date (UTC),\n"
+			       "with a warning under the member from %d days before; --json has it as tls_not_after\n"
+			       "(unix seconds). REGION (shown when a member has [node] region) is region/zone.\n"
+			       "--also lists a second cluster after this one, from its own etcd (a member config of\n"
+			       "it: e.g. the standby cluster of this one); with --json, the two objects in an array.\n",
+			       CERT_WARN_DAYS);
+			return 0;
+		} else {
+			fprintf(stderr, "pgha ctl list: unknown option \"%s\"\n", argv[i]);
+			return 2;
+		}
+	}
+	json_t *first = NULL, *second = NULL;
+	if (list_one(t, json, &first) != 0)
+		return 1;
+	if (also == NULL) {
+		if (json)
+			print_json(first);
+		return 0;
+	}
+	struct ctl_target other = {0};
+	struct pgha_err e;
+	int rc = 0;
+	if (ctl_target_from_config(&other, also, &e) != 0) {
+		fprintf(stderr, "pgha ctl list: --also %s: %s\n", also, e.msg);
+		rc = 1;
+	} else {
+		if (!json)
+			printf("\n");
+		rc = list_one(&other, json, &second);
+	}
+	if (json) {
+		json_t *arr = json_array();
+		json_array_append_new(arr, first);
+		if (second)
+			json_array_append_new(arr, second);
+		print_json(arr);
+	}
+	ctl_target_free(&other);
+	return rc;
 }
 
 int ctl_cmd_history(const struct ctl_target *t, int argc, char **argv)

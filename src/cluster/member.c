@@ -149,6 +149,8 @@ static json_t *member_to_json(const struct member *m)
 	}
 	if (m->archive[0])
 		json_object_set_new(o, "archive", FIXED_STR(m->archive));
+	if (m->archive_replay)
+		json_object_set_new(o, "archive_replay", json_true());
 	if (m->tls_not_after > 0)
 		json_object_set_new(o, "tls_not_after", json_integer(m->tls_not_after));
 	else if (m->tls_not_after < 0)
@@ -361,6 +363,7 @@ static int decode_fields(const json_t *o, struct member *m, struct pgha_err *e)
 	    get_int(o, "source_lag_bytes", -1, INT64_MAX, -1, &m->source_lag_bytes, e) != 0 ||
 	    get_int(o, "source_msg_age_ms", -1, INT64_MAX, -1, &m->source_msg_age_ms, e) != 0 ||
 	    get_str(o, "archive", m->archive, sizeof(m->archive), false, true, e) != 0 ||
+	    get_bool(o, "archive_replay", false, &m->archive_replay, e) != 0 ||
 	    get_int(o, "archived_at", 0, INT64_MAX, 0, &m->archived_at, e) != 0 ||
 	    get_str(o, "backup_host", m->backup_host, sizeof(m->backup_host), false, false, e) != 0 ||
 	    get_str(o, "pg_path", m->pg_path, sizeof(m->pg_path), false, false, e) != 0 ||

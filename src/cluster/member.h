@@ -87,6 +87,7 @@ struct member {
 	char source[280];
 	int64_t source_lag_bytes;
 	int64_t source_msg_age_ms;
+	bool archive_replay;     /* a standby catching up from the WAL archive, not streaming (ha_archive_replay) */
 	char archive[256];       /* [backup] on: WAL archiving with pgBackRest, "ok" or "failing: why"; "" if off or not known */
 	int64_t archived_at;     /* primary, [backup] on: unix time of the last WAL archived (pg_stat_archiver), 0 unknown */
 	/*

@@ -528,6 +528,11 @@ static void build_self(struct agent *a, const struct ha_observed *o)
 	if (a->pg.phase == PG_STOPPED && !a->pg.crashed && a->pg.last_error[0] == '\0')
 		m->state = a->job.kind == JOB_NONE ? STATE_STOPPED : m->state;
 
+	if (a->pg.phase != PG_RUNNING || !a->pg.have_st) {
+		/* Started again, the first look only learns where replay is. */
+		memset(&a->publish.replay, 0, sizeof(a->publish.replay));
+		a->publish.self_archive_replay = false;
+	}
 	if (a->pg.phase == PG_RUNNING && a->pg.have_st) {
 		m->role = a->pg.st.in_recovery ? ROLE_REPLICA : ROLE_PRIMARY;
 		m->timeline = a->pg.st.timeline;
@@ -538,6 +543,14 @@ static void build_self(struct agent *a, const struct ha_observed *o)
 		snprintf(m->pg_version, sizeof(m->pg_version), "%d", a->pg.st.server_version);
 		if (a->pg.st.in_recovery && a->pg.st.streaming)
 			m->state = STATE_STREAMING;
+		bool was = a->publish.self_archive_replay;
+		m->archive_replay = ha_archive_replay(&a->publish.replay, a->pg.st.in_recovery, a->pg.st.streaming,
+						      m->received_lsn, m->replayed_lsn, now_ms());
+		if (m->archive_replay && !was)
+			log_info("catching up from the WAL archive: not streaming, replay past what was received");
+		else if (!m->archive_replay && was)
+			log_info("no longer replaying from the WAL archive%s", a->pg.st.streaming ? " (streaming)" : "");
+		a->publish.self_archive_replay = m->archive_replay;
 		if (a->pg.st.in_recovery) {
 			const struct member *leader = view_leader(a);
 			uint64_t pos = m->received_lsn > m->replayed_lsn ? m->received_lsn : m->replayed_lsn;

@@ -136,6 +136,10 @@ static const struct config_option agent_options[] = {
 	  "[postgresql] replication_user and its password, which both clusters must share"),
 	O("standby_cluster", "primary_slot_name", OPT_STRING, standby_primary_slot, "", 1, 0, 0,
 	  "physical slot the primary cluster keeps for this one ([cluster] standby_slots there; empty: none)"),
+	O("standby_cluster", "archive_stanza", OPT_STRING, standby_archive_stanza, "", 1, 0, 0,
+	  "the primary cluster's pgBackRest stanza (its [cluster] name) in the [backup] repository this cluster "
+	  "reads too: while a standby cluster, every member's restore_command fetches WAL from it, so a member "
+	  "falls back to the archive when the primary removed WAL it still needs (empty: streaming only)"),
 
 	O("backup", "repo_type", OPT_STRING, backup_repo_type, "posix", 1, 0, 0,
 	  "pgBackRest repository: posix (a directory, repo_path) or s3 (a bucket, the s3_* options)"),
@@ -509,7 +513,32 @@ static int standby_slots_validate(const struct agent_config *cfg, const char *p,
 	return rc;
 }
 
-/* [standby_cluster]: primary_hosts into libpq's host and port lists; the slot name. */
+/*
+ * [standby_cluster] archive_stanza: the primary cluster's stanza, read from
+ * this cluster's own [backup] repository. Never this cluster's own stanza:
+ * the primary's WAL would then be mixed with what this cluster archives once
+ * promoted.
+ */
+static int archive_stanza_validate(const struct agent_config *cfg, const char *p, struct pgha_err *e)
+{
+	const char *st = cfg->standby_archive_stanza;
+	if (st[0] == '\0')
+		return 0;
+	if (!member_name_valid(st))
+		return err_set(e, "%s: [standby_cluster] archive_stanza = \"%s\": a cluster name (1 to 63 of A-Z a-z 0-9 _ - .)\n"
+			       "HINT: the primary cluster's [cluster] name", p, st);
+	if (!agent_config_backup_on(cfg))
+		return err_set(e, "%s: [standby_cluster] archive_stanza = %s needs the repository the primary cluster "
+			       "archives into\nHINT: add [backup] repo_path (posix, mounted here too) or the same S3 bucket "
+			       "as the primary cluster's [backup]", p, st);
+	if (strcmp(st, cfg->cluster_name) == 0)
+		return err_set(e, "%s: [standby_cluster] archive_stanza = %s is this cluster's own stanza ([cluster] name)\n"
+			       "HINT: name the primary cluster's stanza (its [cluster] name); the clusters need different names",
+			       p, st);
+	return 0;
+}
+
+/* [standby_cluster]: primary_hosts into libpq's host and port lists; the slot name; the archive stanza. */
 static int standby_cluster_validate(struct agent_config *cfg, const char *p, struct pgha_err *e)
 {
 	free(cfg->standby_hosts);
@@ -520,11 +549,14 @@ static int standby_cluster_validate(struct agent_config *cfg, const char *p, str
 			       "HINT: use 1 to 63 of a-z 0-9 _, the name in the primary cluster's [cluster] standby_slots",
 			       p, cfg->standby_primary_slot);
 	if (cfg->standby_primary_hosts[0] == '\0') {
-		if (cfg->standby_primary_slot[0] != '\0')
-			return err_set(e, "%s: [standby_cluster] primary_slot_name is set but primary_hosts is not\n"
-				       "HINT: add primary_hosts = host:port,... (the primary cluster's members)", p);
+		if (cfg->standby_primary_slot[0] != '\0' || cfg->standby_archive_stanza[0] != '\0')
+			return err_set(e, "%s: [standby_cluster] %s is set but primary_hosts is not\n"
+				       "HINT: add primary_hosts = host:port,... (the primary cluster's members)", p,
+				       cfg->standby_primary_slot[0] != '\0' ? "primary_slot_name" : "archive_stanza");
 		return 0;
 	}
+	if (archive_stanza_validate(cfg, p, e) != 0)
+		return -1;
 	struct strbuf hosts = STRBUF_INIT, ports = STRBUF_INIT;
 	char *list = xstrdup(cfg->standby_primary_hosts), *save = NULL;
 	int rc = 0, n = 0;

@@ -102,6 +102,7 @@ struct agent_config {
 	/* [standby_cluster]: this cluster replicates from another one (empty primary_hosts: it does not) */
 	char *standby_primary_hosts;  /* the primary cluster's PostgreSQL addresses, host:port,... */
 	char *standby_primary_slot;   /* "" or the physical slot the primary cluster keeps for us */
+	char *standby_archive_stanza; /* "" or the primary cluster's stanza in [backup]'s repository */
 	/* [parameters]: extra PostgreSQL settings */
 	struct pg_param *params;
 	size_t nparams;

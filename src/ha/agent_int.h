@@ -199,6 +199,7 @@ struct agent_archive {
 	char *archive_command;    /* what pgha.conf sets on every member (node_conf_spec) */
 	char *restore_command;
 	char *restore_command_promote;  /* ... with a short timeout, in force while this member promotes */
+	char *restore_command_standby;  /* NULL, or archive-get from [standby_cluster] archive_stanza */
 	bool promoting;
 	pid_t pid;                /* stanza-create or check running, 0 if none */
 	int fd;                   /* its output */
@@ -284,6 +285,8 @@ struct agent_publish {
 	uint64_t promotions;
 	int64_t etcd_ok_s;        /* unix time of the last successful etcd read */
 	int64_t started_s;
+	struct ha_replay_watch replay;  /* is this standby catching up from the archive (decide.c) */
+	bool self_archive_replay;       /* ... what the last record said */
 };
 
 /* [tls] for the API and the calls to other members' APIs (tls_reload.c). */

@@ -122,7 +122,7 @@ int archive_setup(struct agent *a, struct pgha_err *e)
 		.uri_style = c->backup_s3_uri_style, .verify_tls = c->backup_s3_verify_tls, .ca_file = c->backup_s3_ca_file,
 	};
 	struct pgbr_spec s = {
-		.stanza = a->cfg.cluster_name, .s3 = c->backup_s3 ? &s3 : NULL, .repo_path = a->cfg.backup_repo_path,
+		.stanza = a->cfg.cluster_name, .archive_stanza = c->standby_archive_stanza, .s3 = c->backup_s3 ? &s3 : NULL, .repo_path = a->cfg.backup_repo_path,
 		.retention_full = a->cfg.backup_retention_full, .compress_type = a->cfg.backup_compress_type,
 		.process_max = a->cfg.backup_process_max, .archive_push_queue_max = a->cfg.backup_archive_push_queue_max,
 		.work_dir = a->cfg.backup_work_dir, .cipher_pass = a->cipher_pass, .pg_path = a->cfg.data_dir,
@@ -143,6 +143,17 @@ int archive_setup(struct agent *a, struct pgha_err *e)
 	if (r->restore_command != NULL)
 		r->restore_command_promote = pgbr_restore_command(timeout_bin, PGBR_PROMOTE_RESTORE_TIMEOUT_S, r->bin,
 								  a->cfg.backup_work_dir, a->cfg.cluster_name, e);
+	/* A standby cluster reads the primary cluster's archive; it never writes there. */
+	if (r->restore_command_promote != NULL && c->standby_archive_stanza[0] != '\0') {
+		r->restore_command_standby = pgbr_restore_command(timeout_bin, PGBR_RESTORE_TIMEOUT_S, r->bin,
+								  a->cfg.backup_work_dir, c->standby_archive_stanza, e);
+		if (r->restore_command_standby == NULL) {
+			free(timeout_bin);
+			return -1;
+		}
+		log_info("while a standby cluster, WAL missing from streaming is read from the primary cluster's "
+			 "stanza %s in %s", c->standby_archive_stanza, a->cfg.backup_repo);
+	}
 	free(timeout_bin);
 	if (r->restore_command == NULL || r->restore_command_promote == NULL)
 		return -1;
@@ -497,5 +508,7 @@ void archive_free(struct agent *a)
 	free(r->archive_command);
 	free(r->restore_command);
 	free(r->restore_command_promote);
+	free(r->restore_command_standby);
 	r->bin = r->conf = r->archive_command = r->restore_command = r->restore_command_promote = NULL;
+	r->restore_command_standby = NULL;
 }

@@ -341,3 +341,18 @@ struct ha_decision ha_decide_standby_cluster(const struct ha_observed *o, struct
 		return d;
 	}
 }
+
+bool ha_archive_replay(struct ha_replay_watch *w, bool in_recovery, bool streaming, uint64_t received,
+		       uint64_t replayed, int64_t now_ms)
+{
+	if (!in_recovery || streaming) {
+		w->replayed = 0;
+		w->moved_ms = 0;
+		return false;
+	}
+	/* The first look after a start only learns where replay is. */
+	if (w->replayed != 0 && replayed > w->replayed)
+		w->moved_ms = now_ms;
+	w->replayed = replayed;
+	return replayed > received && w->moved_ms != 0 && now_ms - w->moved_ms < HA_ARCHIVE_REPLAY_WINDOW_MS;
+}

@@ -64,6 +64,7 @@
 #define PGHA_HA_DECIDE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 enum ha_data {
 	HA_DATA_MISSING,     /* no data directory (or an empty one) */
@@ -196,5 +197,20 @@ struct ha_decision ha_decide(const struct ha_observed *o);
 /* d = ha_decide(o), rewritten for a standby cluster (see the rules above). Pure. */
 struct ha_decision ha_decide_standby_cluster(const struct ha_observed *o, struct ha_decision d);
 const char *ha_action_name(enum ha_action a);
+
+/*
+ * Is a standby catching up from the WAL archive? Its walreceiver does not
+ * stream, yet replay is past everything it received and moved within
+ * HA_ARCHIVE_REPLAY_WINDOW_MS (WAL restored at restore_command's pace, or
+ * after a restart its own pg_wal, which cannot be told apart cheaply). w
+ * keeps the last replay position and when it moved. Pure but for w.
+ */
+#define HA_ARCHIVE_REPLAY_WINDOW_MS 15000
+struct ha_replay_watch {
+	uint64_t replayed;
+	int64_t moved_ms;
+};
+bool ha_archive_replay(struct ha_replay_watch *w, bool in_recovery, bool streaming, uint64_t received,
+		       uint64_t replayed, int64_t now_ms);
 
 #endif

@@ -61,6 +61,9 @@ void node_conf_spec(const struct agent *a, struct pg_conf_spec *s, bool standby,
 	/* [backup] on: every member archives with pgBackRest (archive.c set these up). */
 	s->archive_command = a->arc.archive_command;
 	s->restore_command = a->arc.promoting ? a->arc.restore_command_promote : a->arc.restore_command;
+	/* A standby cluster with archive_stanza: the primary cluster's archive (view.c re-applies on promotion). */
+	if (a->arc.restore_command_standby != NULL && view_standby_cluster(a))
+		s->restore_command = a->arc.restore_command_standby;
 }
 
 int node_apply_conf(struct agent *a, struct pgha_err *e)

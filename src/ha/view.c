@@ -34,9 +34,8 @@ bool view_standby_cluster(const struct agent *a)
 }
 
 /* The promoted key (cluster/promoted_key.h): only a record that decodes promotes. */
-static void promoted_refresh(struct agent *a)
+static void promoted_read(struct agent *a, bool was)
 {
-	bool was = a->sc_promoted;
 	a->sc_promoted = false;
 	const char *v = a->view.promoted;
 	if (!agent_config_standby_cluster(&a->cfg) || v == NULL)
@@ -56,6 +55,22 @@ static void promoted_refresh(struct agent *a)
 	if (!was)
 		log_warn("this standby cluster was promoted (%s, at %lld, id %s): it is a cluster of its own now; "
 			 "[standby_cluster] is ignored while %spromoted exists", r.by, (long long)r.at, r.id, a->keys.prefix);
+}
+
+static void promoted_refresh(struct agent *a)
+{
+	bool was = a->sc_promoted;
+	promoted_read(a, was);
+	/*
+	 * restore_command reads the primary cluster's stanza only while this is a
+	 * standby cluster: pgha.conf is rewritten and reloaded (dynconf.c) when
+	 * that changes, on every member.
+	 */
+	if (was != a->sc_promoted && a->arc.restore_command_standby != NULL) {
+		log_info("restore_command now reads stanza %s", a->sc_promoted ? a->cfg.cluster_name
+			 : a->cfg.standby_archive_stanza);
+		a->dyn.params_dirty = true;
+	}
 }
 
 char *view_primary_cluster_conninfo(const struct agent *a, char *slot, size_t slotlen)

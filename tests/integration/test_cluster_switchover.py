@@ -211,6 +211,16 @@ def test_refused_the_wrong_way_and_bad_input(pair):
     # The same cluster twice.
     r = ctl_c(east.nodes["e1"], "switchover-cluster", "--to", east.nodes["e2"].conf_path, "--force")
     assert r.returncode != 0 and "members of the same cluster" in r.stderr, r.stderr
+    # Both clusters in one listing, each from its own etcd.
+    r = ctl_c(east.nodes["e1"], "list", "--also", west.nodes["w1"].conf_path)
+    assert r.returncode == 0, r.stderr
+    assert "east" in r.stdout and "west" in r.stdout and "Standby cluster of" in r.stdout, r.stdout
+    assert r.stdout.index("Standby cluster of") > r.stdout.index("e1"), r.stdout
+    r = ctl_c(east.nodes["e1"], "list", "--json", "--also", west.nodes["w1"].conf_path)
+    both = json.loads(r.stdout)
+    assert [c["cluster"] for c in both] == ["east", "west"], both
+    r = ctl_c(east.nodes["e1"], "list", "--also", "/nonexistent.conf")
+    assert r.returncode == 1 and "--also /nonexistent.conf" in r.stderr, r.stderr
     # No --to.
     r = ctl_c(east.nodes["e1"], "switchover-cluster")
     assert r.returncode == 2 and "needs a member config of each cluster" in r.stderr, r.stderr

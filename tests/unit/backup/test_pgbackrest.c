@@ -67,6 +67,32 @@ static void test_conf_exact(void **state)
 	sb_free(&sb);
 }
 
+/* A standby cluster's config also names the primary's stanza, with this data directory, for archive-get. */
+static void test_conf_archive_stanza(void **state)
+{
+	struct pgbr_spec s = spec();
+	s.archive_stanza = "east";
+	struct strbuf sb = STRBUF_INIT;
+	pgbr_render_conf(&s, &sb);
+	assert_string_equal(sb_str(&sb),
+			    "# Written by pgha at every start from its [backup] section. Do not edit.\n"
+			    "[global]\n"
+			    "repo1-path=/srv/backup\n"
+			    CONF_AFTER_REPO
+			    "\n"
+			    "[east]\n"
+			    "pg1-path=/srv/pg/data\n"
+			    "pg1-port=5432\n"
+			    "pg1-socket-path=/tmp\n"
+			    "pg1-user=postgres\n");
+	/* "" is none. */
+	s.archive_stanza = "";
+	sb_reset(&sb);
+	pgbr_render_conf(&s, &sb);
+	assert_null(strstr(sb_str(&sb), "[east]"));
+	sb_free(&sb);
+}
+
 static void test_conf_cipher(void **state)
 {
 	struct pgbr_spec s = spec();
@@ -400,6 +426,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_conf_exact),
+		cmocka_unit_test(test_conf_archive_stanza),
 		cmocka_unit_test(test_conf_cipher),
 		cmocka_unit_test(test_conf_s3_exact),
 		cmocka_unit_test(test_conf_s3_tls),

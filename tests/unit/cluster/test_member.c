@@ -52,6 +52,7 @@ static void sample(struct member *m, const char *name)
 	m->source_lag_bytes = 8192;
 	m->source_msg_age_ms = -1;
 	snprintf(m->archive, sizeof(m->archive), "failing: stanza-create: repository /srv/backup is not writable");
+	m->archive_replay = true;
 }
 
 static void test_names(void **state)
@@ -142,6 +143,8 @@ static void test_encode_format(void **state)
 	/* WAL archiving ([backup] on). */
 	assert_string_equal(json_string_value(json_object_get(o, "archive")),
 			    "failing: stanza-create: repository /srv/backup is not writable");
+	/* A standby catching up from the archive. */
+	assert_true(json_is_true(json_object_get(o, "archive_replay")));
 	json_decref(o);
 	free(json);
 
@@ -156,7 +159,7 @@ static void test_encode_format(void **state)
 	assert_null(strstr(json, "diverged_copy"));   /* only when there is one */
 	assert_null(strstr(json, "standby_of"));      /* only in a standby cluster */
 	assert_null(strstr(json, "source"));          /* only a standby leader's */
-	assert_null(strstr(json, "archive"));         /* only with [backup] on */
+	assert_null(strstr(json, "archive"));         /* only with [backup] on; archive_replay only when true */
 	free(json);
 }
 

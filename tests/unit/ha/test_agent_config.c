@@ -441,6 +441,32 @@ static void test_agent_standby_cluster(void **state)
 	assert_false(agent_config_slot_name_valid(""));
 }
 
+/* [standby_cluster] archive_stanza: the primary's stanza in this cluster's own [backup] repository. */
+static void test_agent_standby_archive_stanza(void **state)
+{
+#define SC AGENT_MIN "[standby_cluster]\nprimary_hosts = 10.0.0.1:5432\n"
+	(void)state;
+	struct agent_config cfg;
+	agent_accepted(SC, &cfg);
+	assert_string_equal(cfg.standby_archive_stanza, "");
+	agent_config_free(&cfg);
+	agent_accepted(SC "archive_stanza = east\n[backup]\nrepo_path = /srv/backup\n", &cfg);
+	assert_string_equal(cfg.standby_archive_stanza, "east");
+	agent_config_free(&cfg);
+	agent_refused(SC "archive_stanza = east\n",
+		      ": [standby_cluster] archive_stanza = east needs the repository the primary cluster archives into\n"
+		      "HINT: add [backup] repo_path");
+	agent_refused(SC "archive_stanza = pgha\n[backup]\nrepo_path = /srv/backup\n",
+		      ": [standby_cluster] archive_stanza = pgha is this cluster's own stanza ([cluster] name)\n"
+		      "HINT: name the primary cluster's stanza");
+	agent_refused(SC "archive_stanza = east/1\n[backup]\nrepo_path = /srv/backup\n",
+		      ": [standby_cluster] archive_stanza = \"east/1\": a cluster name (1 to 63 of A-Z a-z 0-9 _ - .)\n"
+		      "HINT: the primary cluster's [cluster] name");
+	agent_refused(AGENT_MIN "[standby_cluster]\narchive_stanza = east\n[backup]\nrepo_path = /srv/backup\n",
+		      ": [standby_cluster] archive_stanza is set but primary_hosts is not\nHINT: add primary_hosts");
+#undef SC
+}
+
 static void test_agent_parameters(void **state)
 {
 	struct agent_config cfg;
@@ -886,6 +912,7 @@ int main(void)
 		cmocka_unit_test(test_agent_listen_ipv6_wildcard),
 		cmocka_unit_test(test_agent_names),
 		cmocka_unit_test(test_agent_standby_cluster),
+		cmocka_unit_test(test_agent_standby_archive_stanza),
 		cmocka_unit_test(test_agent_parameters),
 		cmocka_unit_test(test_agent_parameters_managed_case),
 		cmocka_unit_test(test_agent_parameters_empty_name),

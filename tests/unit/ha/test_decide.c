@@ -1085,6 +1085,30 @@ static void test_pure(void **state)
 	}
 }
 
+/* ha_archive_replay: not streaming, replay past what was received and moving within the window. */
+static void test_archive_replay(void **state)
+{
+	(void)state;
+	struct ha_replay_watch w = {0};
+	/* The first look only learns where replay is. */
+	assert_false(ha_archive_replay(&w, true, false, 0, 1000, 1000));
+	/* Replay moved past what was received: from the archive. */
+	assert_true(ha_archive_replay(&w, true, false, 0, 2000, 2000));
+	/* Still within the window though it did not move this time. */
+	assert_true(ha_archive_replay(&w, true, false, 0, 2000, 2000 + HA_ARCHIVE_REPLAY_WINDOW_MS - 1));
+	/* Not moved for the window: waiting, not catching up. */
+	assert_false(ha_archive_replay(&w, true, false, 0, 2000, 2000 + HA_ARCHIVE_REPLAY_WINDOW_MS));
+	/* Moving again, but only over WAL it received (its own pg_wal): not the archive. */
+	assert_false(ha_archive_replay(&w, true, false, 5000, 3000, 40000));
+	assert_true(ha_archive_replay(&w, true, false, 5000, 6000, 41000));
+	/* Streaming, or a primary: never, and the watch starts over. */
+	assert_false(ha_archive_replay(&w, true, true, 7000, 7000, 42000));
+	assert_true(w.replayed == 0 && w.moved_ms == 0);
+	assert_false(ha_archive_replay(&w, true, false, 7000, 8000, 43000));
+	assert_true(ha_archive_replay(&w, true, false, 7000, 9000, 44000));
+	assert_false(ha_archive_replay(&w, false, false, 0, 10000, 45000));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1096,6 +1120,7 @@ int main(void)
 		cmocka_unit_test(test_pure),
 		cmocka_unit_test(test_restore_ignores_the_rest),
 		cmocka_unit_test(test_safety_all_states),
+		cmocka_unit_test(test_archive_replay),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
