@@ -103,14 +103,15 @@ unit: $(UNIT_BINS)
 # A second pytest runs beside the others: the tests whose servers live in network namespaces or
 # containers of their own (the machine waits on their downloads and namespaces more than it
 # computes), and long files that share nothing with the rest (two backup ones, the two clusters
-# of the standby cluster tests), to keep the wall time
+# of the standby cluster tests and the standby cluster's proxy), to keep the wall time
 # down. The 127.0.0.1 ports they use come from PGHA_TEST_PORTS, a range below the kernel's
 # ephemeral ports (net.ipv4.ip_local_port_range), which bind(0) never hands out: the two runs
 # cannot pick the same port. With PYTEST_ARGS (a selection), one pytest runs everything.
 ISOLATED_TESTS := tests/integration/test_container.py tests/integration/test_multihost.py tests/integration/test_regions.py \
                   tests/integration/test_backup_faults.py tests/integration/test_backup_job.py \
                   tests/integration/test_standby_cluster.py tests/integration/test_cluster_switchover.py \
-                  tests/integration/test_standby_regions.py tests/integration/test_standby_archive.py
+                  tests/integration/test_standby_regions.py tests/integration/test_standby_archive.py \
+                  tests/integration/test_standby_proxy.py
 ISOLATED_LOG   := $(BUILD)/integration-isolated.log
 
 ifeq ($(strip $(PYTEST_ARGS)),)

@@ -88,6 +88,15 @@ static void member_lines(struct ctx *c, const struct api_status *st, int64_t now
 	       m->role == ROLE_REPLICA && m->replayed_lsn ? (double)m->replayed_lsn : NAN);
 	gauge(c, "pgha_replication_lag_bytes", "How far this standby is behind the leader's last published "
 	      "position; 0 on the primary, NaN unknown.", m->lag_bytes >= 0 ? (double)m->lag_bytes : NAN);
+	/* The standby leader of a standby cluster: NaN on every other member. */
+	gauge(c, "pgha_standby_cluster_streaming", "The standby leader streams from the primary cluster (1) or not (0); "
+	      "NaN on other members.", m->has_source ? (m->source[0] != '\0') : NAN);
+	gauge(c, "pgha_standby_cluster_source_lag_bytes", "The standby leader: WAL replayed behind the end the primary "
+	      "cluster last reported; NaN unknown or not a standby leader.",
+	      m->has_source && m->source_lag_bytes >= 0 ? (double)m->source_lag_bytes : NAN);
+	gauge(c, "pgha_standby_cluster_source_last_message_seconds", "The standby leader: age of the last message from "
+	      "the primary cluster; NaN unknown or not a standby leader.",
+	      m->has_source && m->source_msg_age_ms >= 0 ? (double)m->source_msg_age_ms / 1000.0 : NAN);
 	gauge(c, "pgha_pending_restart", "A changed parameter waits for a restart (ctl restart --pending).",
 	      m->pending_restart);
 	gauge(c, "pgha_member_error", "The member record carries an error (ctl list shows it).", m->error[0] != '\0');

@@ -115,8 +115,11 @@ void ctl_print_table(FILE *out, const struct cluster_view *v, const char *cluste
 	const struct member *lm = v->leader ? cluster_view_member(v, v->leader) : NULL;
 	bool standby = lm != NULL && lm->standby_of[0] != '\0';
 	int role_w = standby ? 15 : 8;
-	if (standby)
-		fprintf(out, "Standby cluster of: %s; standby leader %s\n", lm->standby_of, lm->name);
+	if (standby) {
+		char how[200] = "";
+		member_source_describe(lm, how, sizeof(how));
+		fprintf(out, "Standby cluster of: %s; standby leader %s%s\n", lm->standby_of, lm->name, how);
+	}
 	/* As Patroni: the column shows only when a member waits for a restart. */
 	bool pending = false, certs = false;
 	int region_w = 0;   /* REGION (region/zone), when a member has one */

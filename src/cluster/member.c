@@ -142,6 +142,11 @@ static json_t *member_to_json(const struct member *m)
 		json_object_set_new(o, "diverged_copy", FIXED_STR(m->diverged_copy));
 	if (m->standby_of[0])
 		json_object_set_new(o, "standby_of", FIXED_STR(m->standby_of));
+	if (m->has_source) {
+		json_object_set_new(o, "source", FIXED_STR(m->source));
+		json_object_set_new(o, "source_lag_bytes", json_integer(m->source_lag_bytes));
+		json_object_set_new(o, "source_msg_age_ms", json_integer(m->source_msg_age_ms));
+	}
 	if (m->archive[0])
 		json_object_set_new(o, "archive", FIXED_STR(m->archive));
 	if (m->archive_replay)
@@ -160,6 +165,24 @@ static json_t *member_to_json(const struct member *m)
 	if (m->restore_id[0])
 		json_object_set_new(o, "restore_id", FIXED_STR(m->restore_id));
 	return o;
+}
+
+void member_source_describe(const struct member *m, char *out, size_t len)
+{
+	char lag[32] = "an unknown amount", age[48] = "";
+	out[0] = '\0';
+	if (!m->has_source)
+		return;
+	if (m->source[0] == '\0') {
+		snprintf(out, len, " not streaming from the primary cluster");
+		return;
+	}
+	if (m->source_lag_bytes >= 0)
+		format_bytes((uint64_t)m->source_lag_bytes, lag, sizeof(lag));
+	if (m->source_msg_age_ms >= 0)
+		snprintf(age, sizeof(age), ", last message %" PRId64 ".%" PRId64 " s ago", m->source_msg_age_ms / 1000,
+			 m->source_msg_age_ms % 1000 / 100);
+	snprintf(out, len, " streaming from %s, %s behind%s", m->source, lag, age);
 }
 
 #define dump rec_dump
@@ -336,6 +359,9 @@ static int decode_fields(const json_t *o, struct member *m, struct pgha_err *e)
 	    get_str(o, "op_state", m->op_state, sizeof(m->op_state), false, false, e) != 0 ||
 	    get_str(o, "diverged_copy", m->diverged_copy, sizeof(m->diverged_copy), false, true, e) != 0 ||
 	    get_str(o, "standby_of", m->standby_of, sizeof(m->standby_of), false, false, e) != 0 ||
+	    get_str(o, "source", m->source, sizeof(m->source), false, false, e) != 0 ||
+	    get_int(o, "source_lag_bytes", -1, INT64_MAX, -1, &m->source_lag_bytes, e) != 0 ||
+	    get_int(o, "source_msg_age_ms", -1, INT64_MAX, -1, &m->source_msg_age_ms, e) != 0 ||
 	    get_str(o, "archive", m->archive, sizeof(m->archive), false, true, e) != 0 ||
 	    get_bool(o, "archive_replay", false, &m->archive_replay, e) != 0 ||
 	    get_int(o, "archived_at", 0, INT64_MAX, 0, &m->archived_at, e) != 0 ||
@@ -345,6 +371,18 @@ static int decode_fields(const json_t *o, struct member *m, struct pgha_err *e)
 	    get_str(o, "restore_id", m->restore_id, sizeof(m->restore_id), false, false, e) != 0)
 		return -1;
 	m->tls_not_after = get_not_after(o);
+	m->has_source = field(o, "source") != NULL;
+	if (!m->has_source)   /* the figures mean nothing without it: as a zeroed record (round trips) */
+		m->source_lag_bytes = m->source_msg_age_ms = 0;
+	if (m->source[0] != '\0') {
+		/* A proxy may take it as a hint: it must be an address, checked here once. */
+		char host[256];
+		int sport = 0;
+		struct pgha_err sub;
+		if (parse_host_port(m->source, host, sizeof(host), &sport, &sub) != 0 || sport <= 0 ||
+		    strpbrk(host, " '\\") != NULL)
+			return err_set(e, "member record: \"source\" = \"%.80s\" is not host:port", m->source);
+	}
 	m->role = (enum member_role)role;
 	m->state = (enum member_state)state;
 	m->timeline = (uint32_t)timeline;

@@ -76,6 +76,17 @@ struct member {
 	char diverged_copy[300]; /* <data>.diverged, kept until this member streams again; "" if none */
 	char standby_of[256];    /* a standby cluster's member: the primary cluster's hosts ([standby_cluster]
 				    primary_hosts); "" otherwise */
+	/*
+	 * The standby leader of a standby cluster: where its walreceiver streams
+	 * from ("host:port", "" when not streaming), how far the replayed WAL is
+	 * behind the end the sender last reported (bytes, -1 unknown), and the age
+	 * of the sender's last message (ms, -1 unknown). has_source: the record
+	 * carries them (only the standby leader's does; without it both figures are 0).
+	 */
+	bool has_source;
+	char source[280];
+	int64_t source_lag_bytes;
+	int64_t source_msg_age_ms;
 	bool archive_replay;     /* a standby catching up from the WAL archive, not streaming (ha_archive_replay) */
 	char archive[256];       /* [backup] on: WAL archiving with pgBackRest, "ok" or "failing: why"; "" if off or not known */
 	int64_t archived_at;     /* primary, [backup] on: unix time of the last WAL archived (pg_stat_archiver), 0 unknown */
@@ -102,6 +113,13 @@ const char *member_role_name(enum member_role r);
 const char *member_state_name(enum member_state s);
 int member_role_parse(const char *s, enum member_role *out);
 int member_state_parse(const char *s, enum member_state *out);
+
+/*
+ * A standby leader's source for ctl list: " streaming from H:P, 0 B behind,
+ * last message 0.4 s ago", " not streaming from the primary cluster", or ""
+ * when the record has none (an older agent).
+ */
+void member_source_describe(const struct member *m, char *out, size_t len);
 
 /* JSON encoding. Caller frees the string. */
 char *member_encode(const struct member *m);

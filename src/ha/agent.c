@@ -453,6 +453,25 @@ static void gather(struct agent *a, struct ha_gathered *g)
 
 /* ---- publish ------------------------------------------------------------ */
 
+/*
+ * A standby cluster's leader says where it streams from and how far behind
+ * the sender's reported end its replay is (ctl list, the proxies' hint, the
+ * metric).
+ */
+static void source_of_standby_leader(struct member *m, const struct pg_status *st)
+{
+	m->has_source = true;
+	m->source_lag_bytes = -1;
+	m->source_msg_age_ms = st->last_msg_age_ms;
+	/* Over TCP to [standby_cluster] primary_hosts; a socket path is no address to publish. */
+	if (st->streaming && st->upstream_host[0] != '\0' && st->upstream_host[0] != '/' && st->upstream_port > 0)
+		snprintf(m->source, sizeof(m->source), strchr(st->upstream_host, ':') ? "[%s]:%d" : "%s:%d",
+			 st->upstream_host, st->upstream_port);
+	if (st->sender_end_lsn > 0)
+		m->source_lag_bytes = st->sender_end_lsn > st->replayed_lsn ?
+			(int64_t)(st->sender_end_lsn - st->replayed_lsn) : 0;
+}
+
 static void build_self(struct agent *a, const struct ha_observed *o)
 {
 	struct member *m = &a->publish.self;
@@ -540,6 +559,8 @@ static void build_self(struct agent *a, const struct ha_observed *o)
 		} else {
 			m->lag_bytes = 0;
 		}
+		if (m->standby_of[0] != '\0' && o->leader_is_me)
+			source_of_standby_leader(m, &a->pg.st);
 	} else if (a->pg.data.kind == PG_DATA_VALID) {
 		m->timeline = a->pg.data.timeline;
 		snprintf(m->system_id, sizeof(m->system_id), "%s", a->pg.data.system_id);

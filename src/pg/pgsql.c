@@ -67,7 +67,8 @@ int pg_query_status(PGconn *c, struct pg_status *out, struct pgha_err *e)
 		"  ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,"
 		" CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END,"
 		" pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,"
-		" w.status, w.received_tli, w.sender_host, w.sender_port"
+		" w.status, w.received_tli, w.sender_host, w.sender_port, w.latest_end_lsn::text,"
+		" (extract(epoch FROM clock_timestamp() - w.last_msg_receipt_time) * 1000)::bigint"
 		" FROM (SELECT 1) AS x LEFT JOIN pg_stat_wal_receiver AS w ON true";
 	memset(out, 0, sizeof(*out));
 	PGresult *r = exec_ok(c, sql, 0, NULL, e);
@@ -95,6 +96,12 @@ int pg_query_status(PGconn *c, struct pg_status *out, struct pgha_err *e)
 		snprintf(out->upstream_host, sizeof(out->upstream_host), "%s", PQgetvalue(r, 0, 9));
 	if (!PQgetisnull(r, 0, 10))
 		out->upstream_port = atoi(PQgetvalue(r, 0, 10));
+	out->sender_end_lsn = lsn_col(r, 11);
+	out->last_msg_age_ms = -1;
+	if (!PQgetisnull(r, 0, 12)) {
+		long long age = atoll(PQgetvalue(r, 0, 12));
+		out->last_msg_age_ms = age < 0 ? 0 : age;   /* clocks of one host: never negative but for rounding */
+	}
 	PQclear(r);
 	return 0;
 }

@@ -20,6 +20,12 @@ struct pg_status {
 	bool streaming;            /* walreceiver status = streaming */
 	char upstream_host[256];   /* walreceiver sender_host, "" if none */
 	int upstream_port;
+	/*
+	 * Walreceiver: the sender's last reported WAL end (latest_end_lsn), 0
+	 * unknown; the age of its last message (last_msg_receipt_time), -1 unknown.
+	 */
+	uint64_t sender_end_lsn;
+	int64_t last_msg_age_ms;
 	char system_id[32];
 	int server_version;        /* server_version_num */
 };

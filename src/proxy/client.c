@@ -641,6 +641,23 @@ static void probe_ended(struct pool *p)
 	}
 }
 
+/* [proxy] standby_writes = refuse in a standby cluster: the read-write port says why, at once. */
+static void refuse_writes(struct client *c)
+{
+	struct proxy *px = c->px;
+	char msg[600], hint[600];
+	snprintf(msg, sizeof(msg), "cluster %s is a standby cluster of %s: this proxy takes no writes ([proxy] "
+		 "standby_writes = refuse)", px->cfg.cluster_name, px->topo.standby_of);
+	snprintf(hint, sizeof(hint), "write through the primary cluster (%s), or read on this proxy's read-only "
+		 "port", px->topo.standby_of);
+	log_info("client %s (%s@%s): FATAL %s", c->addr, c->user, c->database, msg);
+	pgp_build_error(&c->out, "FATAL", "25006", msg, NULL, hint);
+	metrics_count_error(px, "25006");
+	if (flush_out(c) < 0)
+		return;
+	client_close(c, msg);
+}
+
 static void auth_ok(struct client *c)
 {
 	if (!client_logged_in(c))
@@ -656,6 +673,10 @@ static void auth_ok(struct client *c)
 		}
 		admin_login_done(c);
 		flush_out(c);
+		return;
+	}
+	if (!c->ro && c->px->topo.standby_cluster && c->px->cfg.primary_fwd.refuse) {
+		refuse_writes(c);
 		return;
 	}
 	if (c->pool->have_params) {
@@ -1192,6 +1213,8 @@ static void client_got_server(struct client *c, struct server *s)
 	s->client = c;
 	client_set_state(c, CL_ACTIVE);
 	c->xact_start_ms = px->now_ms;
+	if (!s->pool->ro && strcmp(s->target.name, ROUTE_FORWARD_NAME) == 0)
+		px->stats_forwarded++;   /* a standby cluster's write, on the primary cluster */
 	if ((c->ro || c->split_home != NULL) && c->ryw_home == NULL && px->cfg.read_your_writes &&
 	    px->cfg.pool_mode == POOL_TRANSACTION) {
 		/* A standby known to be further along: the read waits less there, or not at all. */

@@ -257,6 +257,10 @@ void metrics_render(struct proxy *px)
 		     "ran on a standby outside this proxy's [proxy] region: none in it was usable (0 without a region).\n"
 		     "# TYPE pgha_proxy_ro_reads_remote_total counter\n");
 	sb_printf(&sb, "pgha_proxy_ro_reads_remote_total %llu\n", (unsigned long long)px->stats_ro_remote);
+	sb_puts(&sb, "# HELP pgha_proxy_writes_forwarded_total Read-write transactions (sessions in session "
+		     "mode) a standby cluster's proxy gave a server of the primary cluster ([proxy] primary_hosts).\n"
+		     "# TYPE pgha_proxy_writes_forwarded_total counter\n");
+	sb_printf(&sb, "pgha_proxy_writes_forwarded_total %llu\n", (unsigned long long)px->stats_forwarded);
 	sb_puts(&sb, "# HELP pgha_proxy_queries_total Simple-protocol queries forwarded.\n"
 		     "# TYPE pgha_proxy_queries_total counter\n");
 	sb_printf(&sb, "pgha_proxy_queries_total %llu\n", (unsigned long long)px->stats_queries);

@@ -316,6 +316,7 @@ struct proxy {
 	struct split_rules *split;  /* rw_split: safe functions and proven texts (split.c) */
 	uint64_t stats_split_standby;   /* read-write port transactions sent to a standby */
 	uint64_t stats_ro_remote;       /* read-only transactions on a standby outside [proxy] region */
+	uint64_t stats_forwarded;       /* read-write transactions a standby cluster's proxy gave a server of the primary cluster */
 	size_t big_bytes;          /* relay.c: large whole messages buffered now, all clients */
 	size_t freed_bytes;        /* buffers shrunk since the last malloc_trim (proxy.c) */
 };

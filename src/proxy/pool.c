@@ -87,7 +87,8 @@ bool pool_target(struct pool *p, struct route_target *out)
 			*out = t->replicas[i];
 			return true;
 		}
-		if (!px->cfg.ro_fallback_leader)
+		/* A standby cluster's reads stay in its region: not on the primary cluster's primary. */
+		if (!px->cfg.ro_fallback_leader || t->standby_cluster)
 			return false;
 	}
 	if (!t->has_leader)

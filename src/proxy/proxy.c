@@ -310,7 +310,7 @@ static int start_threads(struct proxy *px, char *etcd_pw)
 			       .deadline_ms = 3000, .ca_file = px->cfg.etcd_ca_file,
 			       .cert_file = px->cfg.etcd_cert_file, .key_file = px->cfg.etcd_key_file,
 			       .sync_interval_ms = px->cfg.etcd_sync_interval_ms};
-	px->route = route_start(&eo, prefix, &e);
+	px->route = route_start(&eo, prefix, &px->cfg.primary_fwd, &e);
 	free(prefix);
 	secret_free(etcd_pw);
 	if (px->route == NULL) {

@@ -120,6 +120,15 @@ static const struct config_option proxy_options[] = {
 	O("proxy", "zone", OPT_STRING, zone, "", 1, 0, OPT_RELOAD,
 	  "the zone within region this proxy runs in (the agents' [node] zone): within the region, standbys "
 	  "of this zone first; empty: every standby of the region alike"),
+	O("proxy", "primary_hosts", OPT_STRING, primary_hosts, "", 1, 0, 0,
+	  "when this proxy's cluster is a standby cluster ([standby_cluster] of its agents): the primary "
+	  "cluster's members, host:port,... (as the agents' [standby_cluster] primary_hosts); read-write "
+	  "work goes to the one of them the standby leader streams from (the primary), reads stay local; "
+	  "empty: read-write clients wait, then fail, while the cluster is a standby cluster"),
+	O("proxy", "standby_writes", OPT_STRING, standby_writes, "forward", 1, 0, 0,
+	  "when this proxy's cluster is a standby cluster: forward (read-write work to the primary cluster, "
+	  "primary_hosts) or refuse (read-write clients get an error at login, SQLSTATE 25006, naming the "
+	  "primary cluster)"),
 	O("proxy", "log_format", OPT_LOGFORMAT, log_format, "text", 1, 0, 0,
 	  "text (one readable line per event) or json (one JSON object per line, for log pipelines)"),
 	O("proxy", "log_level", OPT_LOGLEVEL, log_level, "info", 1, 0, OPT_RELOAD,
@@ -283,6 +292,37 @@ static int check_rw_split(struct proxy_config *cfg, const char *path, struct pgh
 	return 0;
 }
 
+/* [proxy] primary_hosts into cfg->primary_fwd: host:port, ... */
+static int parse_primary_hosts(struct proxy_config *cfg, const char *path, struct pgha_err *e)
+{
+	struct route_forward *f = &cfg->primary_fwd;
+	memset(f, 0, sizeof(*f));
+	char *list = xstrdup(cfg->primary_hosts), *save = NULL;
+	int rc = 0;
+	for (char *t = strtok_r(list, ",", &save); t != NULL && rc == 0; t = strtok_r(NULL, ",", &save)) {
+		char *hp = t + strspn(t, " \t");
+		size_t len = strlen(hp);
+		while (len > 0 && (hp[len - 1] == ' ' || hp[len - 1] == '\t'))
+			hp[--len] = '\0';
+		struct pgha_err sub;
+		int port = 0;
+		if (f->n == ROUTE_MAX_FORWARD)
+			rc = err_set(e, "%s: [proxy] primary_hosts: more than %d hosts", path, ROUTE_MAX_FORWARD);
+		else if (parse_host_port(hp, f->hosts[f->n].host, sizeof(f->hosts[f->n].host), &port, &sub) != 0)
+			rc = err_set(e, "%s: [proxy] primary_hosts: \"%s\": %s\nHINT: write host:port of every member "
+				     "of the primary cluster, separated by commas (as its agents' [standby_cluster] "
+				     "primary_hosts)", path, hp, sub.msg);
+		else
+			f->hosts[f->n++].port = port;
+	}
+	free(list);
+	if (rc == 0 && strcmp(cfg->standby_writes, "refuse") != 0 && strcmp(cfg->standby_writes, "forward") != 0)
+		rc = err_set(e, "%s: [proxy] standby_writes = \"%s\": use forward or refuse", path, cfg->standby_writes);
+	f->refuse = strcmp(cfg->standby_writes, "refuse") == 0;
+	if (rc == 0 && f->n == 0 && cfg->primary_hosts[0] != '\0')
+		rc = err_set(e, "%s: [proxy] primary_hosts = \"%s\" names no host", path, cfg->primary_hosts);
+	return rc;
+}
 
 int proxy_config_load(const char *path, struct proxy_config *cfg, struct pgha_err *e)
 {
@@ -324,7 +364,8 @@ int proxy_config_load(const char *path, struct proxy_config *cfg, struct pgha_er
 		return err_set(e, "%s: [proxy] listen_ro: %s", path, sub.msg);
 	if (cfg->metrics_listen[0] && parse_host_port(cfg->metrics_listen, host, sizeof(host), &port, &sub) != 0)
 		return err_set(e, "%s: [proxy] metrics_listen: %s", path, sub.msg);
-	if (check_unix_socket(cfg, path, e) != 0 || member_where_check(path, "proxy", cfg->region, cfg->zone, e) != 0)
+	if (check_unix_socket(cfg, path, e) != 0 || member_where_check(path, "proxy", cfg->region, cfg->zone, e) != 0 ||
+	    parse_primary_hosts(cfg, path, e) != 0)
 		return -1;
 	if (cfg->auth_user_password_file[0] != '\0' && cfg->auth_user[0] == '\0')
 		return err_set(e, "%s: [auth] auth_user_password_file is set but auth_user is not", path);

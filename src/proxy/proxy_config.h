@@ -9,6 +9,7 @@
 
 #include "common/config.h"
 #include "common/err.h"
+#include "proxy/route.h"
 
 enum pool_mode { POOL_TRANSACTION = 0, POOL_SESSION = 1 };
 
@@ -62,6 +63,14 @@ struct proxy_config {
 	bool ro_fallback_leader;
 	char *region;            /* where this proxy runs ("": none): reads prefer standbys there (locality.h) */
 	char *zone;
+	/*
+	 * The primary cluster's members (host:port,...), for when this proxy's
+	 * cluster is a standby cluster: writes go to the one its standby leader
+	 * streams from (route.h). Parsed into primary_fwd. Not reloadable.
+	 */
+	char *primary_hosts;
+	char *standby_writes;     /* forward or refuse (primary_fwd.refuse) */
+	struct route_forward primary_fwd;
 	int log_level;
 	int log_format;           /* enum log_format */
 	/* [tls] */

@@ -33,6 +33,8 @@ struct route {
 	int64_t keepalive_ms;
 	uint64_t sysid;          /* pinned: the first system identifier the initialize key showed */
 	char *other_sysid;       /* a different value seen since, logged once */
+	struct route_forward fwd;  /* [proxy] primary_hosts */
+	char fwd_logged[300];      /* the last reason logged for not forwarding ("" none) */
 };
 
 #define RECORD_TTL_S 10
@@ -61,22 +63,91 @@ static void set_target(struct route_target *rt, const struct member *m)
 	snprintf(rt->zone, sizeof(rt->zone), "%s", m->tags.zone);
 }
 
-static void build(const struct cluster_view *v, struct topology *t)
+bool route_forward_pick(const struct route_forward *fwd, const struct member *leader, struct route_target *out)
+{
+	char host[256];
+	int port;
+	struct pgha_err e;
+	if (fwd == NULL || fwd->refuse || !leader->has_source || leader->source[0] == '\0' ||
+	    parse_host_port(leader->source, host, sizeof(host), &port, &e) != 0)
+		return false;
+	for (int i = 0; i < fwd->n; i++) {
+		if (strcmp(fwd->hosts[i].host, host) != 0 || fwd->hosts[i].port != port)
+			continue;
+		memset(out, 0, sizeof(*out));
+		snprintf(out->name, sizeof(out->name), "%s", ROUTE_FORWARD_NAME);
+		snprintf(out->host, sizeof(out->host), "%s", fwd->hosts[i].host);
+		out->port = port;
+		return true;
+	}
+	return false;
+}
+
+/* Once per change of what is logged: why a standby cluster's writes have nowhere to go. */
+static void log_forward(struct route *r, const struct member *leader, bool picked)
+{
+	char what[300];
+	if (picked || r->fwd.n == 0 || r->fwd.refuse)
+		snprintf(what, sizeof(what), "%s", picked ? "" : r->fwd.refuse ? "refuse" : "no primary_hosts");
+	else
+		snprintf(what, sizeof(what), "%s", leader->has_source ? leader->source : "no source");
+	if (strcmp(what, r->fwd_logged) == 0)
+		return;
+	snprintf(r->fwd_logged, sizeof(r->fwd_logged), "%s", what);
+	if (picked)
+		return;
+	if (r->fwd.refuse)
+		log_info("the cluster is a standby cluster of %s (standby leader %s): read-write clients are refused "
+			 "([proxy] standby_writes = refuse)", leader->standby_of, leader->name);
+	else if (r->fwd.n == 0)
+		log_warn("the cluster is a standby cluster (standby leader %s): read-write clients wait, then fail\n"
+			 "HINT: set [proxy] primary_hosts = host:port,... (the primary cluster's members) to forward "
+			 "writes to its primary", leader->name);
+	else if (leader->has_source && leader->source[0] != '\0')
+		log_warn("the standby leader %s streams from %s, which is not in [proxy] primary_hosts: no writes "
+			 "go there\nHINT: list every member of the primary cluster in primary_hosts, as in its "
+			 "agents' [standby_cluster] primary_hosts", leader->name, leader->source);
+	else
+		log_info("the standby leader %s does not stream from the primary cluster now: new read-write "
+			 "transactions wait (failover in the primary cluster?)", leader->name);
+}
+
+static void build(struct route *r, const struct cluster_view *v, struct topology *t)
 {
 	const struct member *leader = v->leader ? cluster_view_member(v, v->leader) : NULL;
 	if (leader && leader->role == ROLE_PRIMARY && leader->state == STATE_RUNNING && leader->port > 0) {
 		t->has_leader = true;
 		set_target(&t->leader, leader);
 		t->leader.lag_bytes = 0;
+		r->fwd_logged[0] = '\0';
+	} else if (leader && leader->standby_of[0] != '\0' && leader->role == ROLE_REPLICA) {
+		t->standby_cluster = true;
+		snprintf(t->standby_of, sizeof(t->standby_of), "%s", leader->standby_of);
+		t->has_leader = route_forward_pick(&r->fwd, leader, &t->leader);
+		log_forward(r, leader, t->has_leader);
 	}
+	/*
+	 * A standby cluster reads from its own members, the standby leader too
+	 * (as far behind as it says it is from the primary cluster); the others
+	 * publish no lag (their leader writes no WAL position of a primary):
+	 * theirs is measured here against the standby leader's.
+	 */
+	uint64_t sl_pos = 0;
+	if (t->standby_cluster)
+		sl_pos = leader->received_lsn > leader->replayed_lsn ? leader->received_lsn : leader->replayed_lsn;
 	for (size_t i = 0; i < v->nmembers && t->nreplicas < ROUTE_MAX_REPLICAS; i++) {
 		const struct member *m = &v->members[i];
+		bool is_leader = v->leader && strcmp(v->leader, m->name) == 0;
 		if (m->role != ROLE_REPLICA || m->state != STATE_STREAMING || m->tags.noloadbalance ||
-		    (v->leader && strcmp(v->leader, m->name) == 0))
+		    (is_leader && !t->standby_cluster))
 			continue;
 		struct route_target *rt = &t->replicas[t->nreplicas++];
 		set_target(rt, m);
 		rt->lag_bytes = m->lag_bytes;
+		if (is_leader)
+			rt->lag_bytes = m->has_source ? m->source_lag_bytes : -1;
+		else if (t->standby_cluster && sl_pos > 0)
+			rt->lag_bytes = sl_pos > m->replayed_lsn ? (int64_t)(sl_pos - m->replayed_lsn) : 0;
 	}
 }
 
@@ -196,6 +267,7 @@ static void keep_record(struct route *r, struct etcd_client *c)
 static bool topo_equal(const struct topology *a, const struct topology *b)
 {
 	if (a->etcd_ok != b->etcd_ok || a->has_leader != b->has_leader || a->nreplicas != b->nreplicas ||
+	    a->standby_cluster != b->standby_cluster || strcmp(a->standby_of, b->standby_of) != 0 ||
 	    a->sysid != b->sysid || !so_equal(a, b))
 		return false;
 	if (a->has_leader && !same_target(&a->leader, &b->leader))
@@ -255,7 +327,7 @@ static void *route_thread(void *arg)
 			cluster_view_from_kvs(r->prefix, &kvs, &v);
 			cluster_view_sort(&v);
 			t.etcd_ok = true;
-			build(&v, &t);
+			build(r, &v, &t);
 			read_sysid(r, &v, &t);
 			read_switchover(r, &kvs, &t);
 			cluster_view_free(&v);
@@ -300,9 +372,12 @@ void route_set_record(struct route *r, const struct proxy_record *rec)
 	}
 }
 
-struct route *route_start(const struct etcd_opts *opts, const char *prefix, struct pgha_err *e)
+struct route *route_start(const struct etcd_opts *opts, const char *prefix, const struct route_forward *fwd,
+			  struct pgha_err *e)
 {
 	struct route *r = xcalloc(1, sizeof(*r));
+	if (fwd != NULL)
+		r->fwd = *fwd;
 	pthread_mutex_init(&r->lock, NULL);
 	r->endpoints = xstrdup(opts->endpoints);
 	r->username = opts->username ? xstrdup(opts->username) : NULL;

@@ -6,11 +6,13 @@ new primary on its own.
 
 The tests run in order on one pair of clusters (module-scoped)."""
 import json
+import math
 import os
 import pty
 import signal
 import subprocess
 import time
+import urllib.request
 
 import psycopg
 import pytest
@@ -115,10 +117,40 @@ def test_bootstrap_by_cloning_and_streaming_chain(pair):
     assert f"Standby cluster of: {hosts}; standby leader {lead_b.name}" in out, out
     assert any(line.startswith(lead_b.name) and "standby leader" in line for line in out.splitlines()), out
     assert "Standby cluster of" not in a.ctl("list").stdout
+    # ... and where its standby leader streams from, how far behind (record, ctl list, /metrics).
+    wait_source(b, lead_b, lead_a)
+    def metric(node, name):
+        with urllib.request.urlopen(f"{node.api_url()}/metrics", timeout=3) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(name + "{") or line.startswith(name + " "):
+                    return float(line.rsplit(" ", 1)[1])
+        raise AssertionError(f"{name} not on {node.name}'s /metrics")
+    assert metric(lead_b, "pgha_standby_cluster_streaming") == 1
+    assert metric(lead_b, "pgha_standby_cluster_source_lag_bytes") >= 0
+    assert metric(lead_b, "pgha_standby_cluster_source_last_message_seconds") < 60
+    assert math.isnan(metric(other_b, "pgha_standby_cluster_streaming"))
     lead_a.sql("CREATE TABLE sc_rows (m text)")
     lead_a.sql("INSERT INTO sc_rows VALUES ('first')")
     for n in (lead_b, other_b):
         wait_row(n, "first")
+
+
+def wait_source(b, lead_b, upstream, timeout=60):
+    """B's standby leader publishes upstream as its source, with a lag figure; ctl list shows it."""
+    src = f"127.0.0.1:{upstream.pg_port}"
+    def published():
+        ms = {m["name"]: m for m in json.loads(b.ctl("list", "--json").stdout)["members"]}
+        m = ms.get(lead_b.name, {})
+        return m if m.get("source") == src and m.get("source_lag_bytes", -1) >= 0 else None
+    m = wait_until(f"{lead_b.name} to publish its source {src}", published, timeout=timeout)
+    assert 0 <= m["source_msg_age_ms"] < 60000, m
+    # Only the standby leader carries it.
+    for other in json.loads(b.ctl("list", "--json").stdout)["members"]:
+        if other["name"] != lead_b.name:
+            assert "source" not in other, other
+    out = b.ctl("list").stdout
+    line = next(l for l in out.splitlines() if l.startswith("Standby cluster of"))
+    assert f"standby leader {lead_b.name} streaming from {src}, " in line and " behind, last message " in line, out
 
 
 def etcd_initialize(cluster):
@@ -140,14 +172,20 @@ def test_standby_cluster_takes_no_writes(pair):
         assert "stopped by the fence" not in log and "PostgreSQL exited unexpectedly" not in log
 
 
-def test_follows_failover_in_primary_cluster(pair):
-    a, b = pair
+def kill_leader(a):
+    """Kill A's leader, agent and PostgreSQL (by PID): the node."""
     old = a.nodes[a.leader()]
-    lead_b = b.nodes[pick_leader(b, ["b1", "b2"], "replica")]
     pid = pg_pid(old)
     old.proc.send_signal(signal.SIGKILL)
     signal_instance(pid, signal.SIGKILL)
     old.proc.wait(10)
+    return old
+
+
+def test_follows_failover_in_primary_cluster(pair):
+    a, b = pair
+    lead_b = b.nodes[pick_leader(b, ["b1", "b2"], "replica")]
+    old = kill_leader(a)
     t0 = time.monotonic()
     others = [n for n in a.nodes if n != old.name]
     new = a.nodes[pick_leader(a, others, "primary")]
@@ -156,6 +194,7 @@ def test_follows_failover_in_primary_cluster(pair):
         wait_row(n, "after_failover", timeout=90)
     print(f"row written on A's new leader seen on every B member {time.monotonic() - t0:.1f}s after the kill")
     wait_receiving_from(lead_b, new)
+    wait_source(b, lead_b, new)
     # A's new leader created the standby cluster's slot too; B streams through it.
     wait_until("B's standby leader on the new leader's slot", lambda: slot_active(new), timeout=30)
     # Nobody touched B: the same standby leader, still a standby.

@@ -47,6 +47,10 @@ static void sample(struct member *m, const char *name)
 	snprintf(m->op_state, sizeof(m->op_state), "done");
 	snprintf(m->diverged_copy, sizeof(m->diverged_copy), "/var/lib/pg/data.diverged");
 	snprintf(m->standby_of, sizeof(m->standby_of), "10.1.0.1:5432,10.1.0.2:5432");
+	m->has_source = true;
+	snprintf(m->source, sizeof(m->source), "10.1.0.2:5432");
+	m->source_lag_bytes = 8192;
+	m->source_msg_age_ms = -1;
 	snprintf(m->archive, sizeof(m->archive), "failing: stanza-create: repository /srv/backup is not writable");
 	m->archive_replay = true;
 }
@@ -154,6 +158,7 @@ static void test_encode_format(void **state)
 	assert_non_null(strstr(json, "\"received_lsn\":0,\"received_lsn_text\":\"0/0\""));
 	assert_null(strstr(json, "diverged_copy"));   /* only when there is one */
 	assert_null(strstr(json, "standby_of"));      /* only in a standby cluster */
+	assert_null(strstr(json, "source"));          /* only a standby leader's */
 	assert_null(strstr(json, "archive"));         /* only with [backup] on; archive_replay only when true */
 	free(json);
 }
@@ -598,6 +603,67 @@ static void test_view_encode_sorts(void **state)
 	cluster_view_free(&v);
 }
 
+/* The standby leader's source: round trip, strict decoding, the ctl list text. */
+static void test_source(void **state)
+{
+	struct member m, d;
+	struct pgha_err e = {{0}};
+	char text[200];
+	sample(&m, "b1");
+	m.has_source = true;
+	snprintf(m.source, sizeof(m.source), "10.1.0.1:5432");
+	m.source_lag_bytes = 0;
+	m.source_msg_age_ms = 412;
+	char *json = member_encode(&m);
+	assert_non_null(strstr(json, "\"source\":\"10.1.0.1:5432\",\"source_lag_bytes\":0,\"source_msg_age_ms\":412"));
+	assert_int_equal(member_decode(json, &d, &e), 0);
+	free(json);
+	assert_true(d.has_source);
+	assert_string_equal(d.source, "10.1.0.1:5432");
+	assert_int_equal(d.source_lag_bytes, 0);
+	assert_int_equal(d.source_msg_age_ms, 412);
+	member_source_describe(&d, text, sizeof(text));
+	assert_string_equal(text, " streaming from 10.1.0.1:5432, 0 B behind, last message 0.4 s ago");
+	d.source_lag_bytes = 3 * 1024 * 1024;
+	d.source_msg_age_ms = -1;
+	member_source_describe(&d, text, sizeof(text));
+	assert_string_equal(text, " streaming from 10.1.0.1:5432, 3.0 MB behind");
+	d.source_lag_bytes = -1;
+	d.source_msg_age_ms = 61234;
+	member_source_describe(&d, text, sizeof(text));
+	assert_string_equal(text, " streaming from 10.1.0.1:5432, an unknown amount behind, last message 61.2 s ago");
+	d.source[0] = '\0';
+	member_source_describe(&d, text, sizeof(text));
+	assert_string_equal(text, " not streaming from the primary cluster");
+	/* An older agent's record, or any member but the standby leader: nothing to say. */
+	assert_int_equal(member_decode("{\"name\":\"b2\",\"role\":\"replica\",\"state\":\"streaming\"}", &d, &e), 0);
+	assert_false(d.has_source);
+	assert_int_equal(d.source_lag_bytes, 0);
+	member_source_describe(&d, text, sizeof(text));
+	assert_string_equal(text, "");
+	/* Not streaming: an empty source is still a source field. */
+	assert_int_equal(member_decode("{\"name\":\"b1\",\"role\":\"replica\",\"state\":\"running\",\"source\":\"\","
+				       "\"source_lag_bytes\":-1,\"source_msg_age_ms\":-1}", &d, &e), 0);
+	assert_true(d.has_source);
+	/* IPv6 in brackets is an address. */
+	assert_int_equal(member_decode("{\"name\":\"b1\",\"role\":\"replica\",\"state\":\"running\","
+				       "\"source\":\"[fd00::1]:5432\"}", &d, &e), 0);
+	/* Strict: a proxy may take source as a hint, so it must be host:port; the figures are bounded. */
+	static const char *const bad[] = {
+		"{\"name\":\"b1\",\"role\":\"replica\",\"state\":\"running\",\"source\":\"10.1.0.1\"}",
+		"{\"name\":\"b1\",\"role\":\"replica\",\"state\":\"running\",\"source\":\"h:0\"}",
+		"{\"name\":\"b1\",\"role\":\"replica\",\"state\":\"running\",\"source\":\"h x:5432\"}",
+		"{\"name\":\"b1\",\"role\":\"replica\",\"state\":\"running\",\"source\":5432}",
+		"{\"name\":\"b1\",\"role\":\"replica\",\"state\":\"running\",\"source_lag_bytes\":-2}",
+		"{\"name\":\"b1\",\"role\":\"replica\",\"state\":\"running\",\"source_lag_bytes\":\"0\"}",
+		"{\"name\":\"b1\",\"role\":\"replica\",\"state\":\"running\",\"source_msg_age_ms\":-5}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(member_decode(bad[i], &d, &e), -1);
+		assert_non_null(strstr(e.msg, "source"));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -614,6 +680,7 @@ int main(void)
 		cmocka_unit_test(test_view_encode_sorts),
 		cmocka_unit_test(test_decode_not_after),
 		cmocka_unit_test(test_table_cert_expiry),
+		cmocka_unit_test(test_source),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -119,6 +119,19 @@ static void test_zone_then_region_then_anywhere(void **state)
 	assert_string_equal(next(), "r0");
 }
 
+/* A standby cluster: its reads never fall back to the leader target (the primary cluster's primary). */
+static void test_standby_cluster_reads_stay(void **state)
+{
+	for (int i = 0; i < 4; i++)
+		px.topo.replicas[i].lag_bytes = 5000;
+	assert_string_equal(next(), "lead");
+	px.topo.standby_cluster = true;
+	snprintf(px.topo.leader.name, sizeof(px.topo.leader.name), "%s", ROUTE_FORWARD_NAME);
+	assert_string_equal(next(), "-");
+	px.topo.replicas[2].lag_bytes = 0;
+	assert_string_equal(next(), "r2");
+}
+
 static void test_region_without_zone(void **state)
 {
 	px.cfg.region = "a";
@@ -221,6 +234,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_region_spreads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zone_then_region_then_anywhere, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_region_without_zone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_standby_cluster_reads_stay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_your_writes_behind_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_release_brings_reads_home, setup, teardown),
 	};

@@ -2,7 +2,7 @@
  * test_proxy_config.c — the proxy's option checks (proxy/proxy_config.c):
  * unix_socket_dir and unix_socket_mode, and the socket paths they give;
  * rw_split and what it needs; [tls] server_sslmode and the files it needs;
- * region and zone.
+ * region and zone; primary_hosts.
  */
 #include <string.h>
 
@@ -220,6 +220,44 @@ static void test_region_zone(void **state)
 	proxy_config_free(&cfg);
 }
 
+/* [proxy] primary_hosts: a standby cluster's writes go to one of these (route.h). */
+static void test_primary_hosts(void **state)
+{
+	struct proxy_config cfg;
+	struct pgha_err e;
+	assert_int_equal(load("", &cfg, &e), 0);
+	assert_int_equal(cfg.primary_fwd.n, 0);
+	proxy_config_free(&cfg);
+	assert_int_equal(load("primary_hosts = 10.0.0.1:5432, db2.east:5433 ,[fd00::3]:5432", &cfg, &e), 0);
+	assert_int_equal(cfg.primary_fwd.n, 3);
+	assert_string_equal(cfg.primary_fwd.hosts[0].host, "10.0.0.1");
+	assert_int_equal(cfg.primary_fwd.hosts[0].port, 5432);
+	assert_string_equal(cfg.primary_fwd.hosts[1].host, "db2.east");
+	assert_int_equal(cfg.primary_fwd.hosts[1].port, 5433);
+	assert_string_equal(cfg.primary_fwd.hosts[2].host, "fd00::3");
+	proxy_config_free(&cfg);
+	static const char *const bad[] = {"db2", "db1:5432,db2:0", "db1:x", ",", "db1:5432,:5432"};
+	char extra[200];
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(extra, sizeof(extra), "primary_hosts = %s", bad[i]);
+		if (load(extra, &cfg, &e) != -1)
+			fail_msg("primary_hosts = %s was taken", bad[i]);
+		assert_contains(e.msg, "[proxy] primary_hosts");
+	}
+	/* standby_writes: forward (default) or refuse. */
+	assert_int_equal(load("", &cfg, &e), 0);
+	assert_false(cfg.primary_fwd.refuse);
+	proxy_config_free(&cfg);
+	assert_int_equal(load("standby_writes = refuse", &cfg, &e), 0);
+	assert_true(cfg.primary_fwd.refuse);
+	proxy_config_free(&cfg);
+	assert_int_equal(load("standby_writes = drop", &cfg, &e), -1);
+	assert_contains(e.msg, "[proxy] standby_writes = \"drop\": use forward or refuse");
+	assert_int_equal(load("primary_hosts = db1:5432, db2", &cfg, &e), -1);
+	assert_contains(e.msg, "[proxy] primary_hosts: \"db2\": ");
+	assert_contains(e.msg, "HINT: write host:port of every member of the primary cluster");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -229,6 +267,7 @@ int main(void)
 		cmocka_unit_test(test_pinning_per_pool),
 		cmocka_unit_test(test_server_sslmode),
 		cmocka_unit_test(test_region_zone),
+		cmocka_unit_test(test_primary_hosts),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
