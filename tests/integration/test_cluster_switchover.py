@@ -16,7 +16,7 @@ import time
 import psycopg
 import pytest
 
-from conftest import PGHA_BIN, leader_with_role as leader_in, Cluster, Etcd, etcdctl, shared_base, wait_until
+from conftest import PGHA_BIN, leader_with_role as leader_in, Cluster, Etcd, Proxy, etcdctl, shared_base, wait_until
 
 
 def hosts(cluster):
@@ -77,8 +77,15 @@ def pair(request):
                 timeout=180)
             lead = east.nodes[east.leader()]
             lead.sql("CREATE TABLE sw (id bigserial PRIMARY KEY, who text, at timestamptz DEFAULT now())")
+            # A proxy per region: each sends writes to whichever cluster is primary.
+            for mine, other in ((east, west), (west, east)):
+                mine.proxy = Proxy(mine, {"proxy.primary_hosts": hosts(other), "proxy.standby_writes": "forward"},
+                                   name=f"proxy-{mine.name}").start()
             yield east, west
         finally:
+            for c in (west, east):
+                if getattr(c, "proxy", None) is not None:
+                    c.proxy.stop()
             west.stop_all()
             east.stop_all()
             etcd_w.stop()
@@ -197,6 +204,36 @@ def test_switchover_there_and_back_no_commit_lost(pair):
     # ctl list of each says which is which.
     assert "Standby cluster of" in west.ctl("list").stdout
     assert "Standby cluster of" not in east.ctl("list").stdout
+
+
+def test_switchover_there_and_back_through_both_proxies(pair):
+    """Clients of both regions' proxies write all the time while the primary moves to west and back:
+    they see a pause, not one error, and every acknowledged write is on the final primary."""
+    east, west = pair
+    # West's proxy forwards to where west's standby leader streams from: wait until it does (just
+    # after the last test's switch back its walreceiver may still be reconnecting).
+    w_lead = leader_in(west, "replica")
+    wait_until("west's standby leader to publish its source", lambda: west.members()[w_lead.name].get("source"),
+               timeout=60)
+
+    def via(cluster):
+        return lambda: cluster.proxy.connect()
+    with Writer("pe", via(east)) as we, Writer("pw", via(west)) as ww:
+        wait_until("both proxies' writers", lambda: len(we.acked) > 20 and len(ww.acked) > 20, timeout=60)
+        switch(east, west, east.nodes["e1"], west.nodes["w1"])
+        n_e, n_w = len(we.acked), len(ww.acked)
+        wait_until("writes after the switch through both proxies",
+                   lambda: len(we.acked) > n_e + 20 and len(ww.acked) > n_w + 20, timeout=60)
+        switch(west, east, west.nodes["w1"], east.nodes["e1"])
+        n_e, n_w = len(we.acked), len(ww.acked)
+        wait_until("writes after the switch back through both proxies",
+                   lambda: len(we.acked) > n_e + 20 and len(ww.acked) > n_w + 20, timeout=60)
+    print(f"through the proxies: east's clients {len(we.acked)} writes, longest gap {we.max_gap:.2f} s; "
+          f"west's {len(ww.acked)}, longest gap {ww.max_gap:.2f} s")
+    assert we.errors == [] and ww.errors == [], (we.errors[:5], ww.errors[:5])
+    have = all_rows(leader_in(east, "primary"))
+    lost = [t for t in we.acked + ww.acked if t not in have]
+    assert not lost, f"{len(lost)} acknowledged writes lost: {lost[:5]}"
 
 
 def test_refused_the_wrong_way_and_bad_input(pair):
