@@ -430,6 +430,53 @@ class Node:
             return cur.fetchall() if cur.description else None
 
 
+class AckWriter:
+    """Inserts rows tagged NAME-i into table sw (or `table`) through connect(), one at a time, reconnecting on
+    error; records the acknowledged tags, the errors and the longest gap between two acknowledgements."""
+
+    def __init__(self, name, connect, table="sw"):
+        import threading
+        self.name, self.connect, self.table = name, connect, table
+        self.acked, self.errors = [], []
+        self.stop = threading.Event()
+        self.max_gap = 0.0
+        self.t = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        conn = None
+        last = time.monotonic()
+        i = 0
+        deadline = time.monotonic() + 300
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            try:
+                if conn is None:
+                    conn = self.connect()
+                    conn.autocommit = True
+                i += 1
+                tag = f"{self.name}-{i}"
+                conn.execute(f"INSERT INTO {self.table} (who) VALUES (%s)", (tag,))
+                self.acked.append(tag)
+                now = time.monotonic()
+                self.max_gap = max(self.max_gap, now - last)
+                last = now
+            except psycopg.Error as e:
+                self.errors.append(f"{type(e).__name__}: {e}".strip())
+                if conn is not None:
+                    conn.close()
+                conn = None
+                time.sleep(0.05)
+            time.sleep(0.01)
+        if conn is not None:
+            conn.close()
+
+    def __enter__(self):
+        self.t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.t.join(30)
+
 def leader_with_role(cluster, role, timeout=120):
     """The cluster's key holder once it runs in role (primary, or replica for a standby cluster's
     leader): its Node."""

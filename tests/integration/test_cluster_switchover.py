@@ -10,13 +10,13 @@ import os
 import pty
 import signal
 import subprocess
-import threading
 import time
 
 import psycopg
 import pytest
 
-from conftest import PGHA_BIN, leader_with_role as leader_in, Cluster, Etcd, Proxy, etcdctl, shared_base, wait_until
+from conftest import PGHA_BIN, leader_with_role as leader_in, AckWriter, Cluster, Etcd, Proxy, etcdctl, shared_base, \
+    wait_until
 
 
 def hosts(cluster):
@@ -92,52 +92,6 @@ def pair(request):
             etcd_e.stop()
 
 
-class Writer:
-    """Inserts through one connection string, reconnecting on error; counts acknowledged rows and errors."""
-
-    def __init__(self, name, connect):
-        self.name, self.connect = name, connect
-        self.acked, self.errors = [], []
-        self.stop = threading.Event()
-        self.max_gap = 0.0
-        self.t = threading.Thread(target=self.run, daemon=True)
-
-    def run(self):
-        conn = None
-        last = time.monotonic()
-        i = 0
-        deadline = time.monotonic() + 300
-        while not self.stop.is_set() and time.monotonic() < deadline:
-            try:
-                if conn is None:
-                    conn = self.connect()
-                    conn.autocommit = True
-                i += 1
-                tag = f"{self.name}-{i}"
-                conn.execute("INSERT INTO sw (who) VALUES (%s)", (tag,))
-                self.acked.append(tag)
-                now = time.monotonic()
-                self.max_gap = max(self.max_gap, now - last)
-                last = now
-            except psycopg.Error as e:
-                self.errors.append(f"{type(e).__name__}: {e}".strip())
-                if conn is not None:
-                    conn.close()
-                conn = None
-                time.sleep(0.05)
-            time.sleep(0.01)
-        if conn is not None:
-            conn.close()
-
-    def __enter__(self):
-        self.t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.t.join(30)
-
-
 def switch(frm, to, from_node, to_node):
     """switchover-cluster from frm to to, checked; returns its --json output."""
     old_lead = frm.nodes[frm.leader()]
@@ -183,7 +137,7 @@ def test_switchover_there_and_back_no_commit_lost(pair):
         return psycopg.connect(host="127.0.0.1", port=lead.pg_port, user="postgres", password=east.su_pw,
                                dbname="postgres", connect_timeout=5)
 
-    with Writer("w", to_east_leader) as w:
+    with AckWriter("w", to_east_leader) as w:
         time.sleep(1)
         out, old, new = switch(east, west, east.nodes["e1"], west.nodes["w1"])
         n_before = len(w.acked)
@@ -218,7 +172,7 @@ def test_switchover_there_and_back_through_both_proxies(pair):
 
     def via(cluster):
         return lambda: cluster.proxy.connect()
-    with Writer("pe", via(east)) as we, Writer("pw", via(west)) as ww:
+    with AckWriter("pe", via(east)) as we, AckWriter("pw", via(west)) as ww:
         wait_until("both proxies' writers", lambda: len(we.acked) > 20 and len(ww.acked) > 20, timeout=60)
         switch(east, west, east.nodes["e1"], west.nodes["w1"])
         n_e, n_w = len(we.acked), len(ww.acked)
