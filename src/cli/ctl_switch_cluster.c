@@ -214,6 +214,8 @@ static int advance(struct run *r, enum so_phase phase, int64_t deadline_ms, cons
 	struct side *sides[2] = {r->from, r->to};
 	int rc = 0;
 	for (int i = 0; i < 2; i++) {
+		if (sides[i]->so_raw == NULL)
+			continue;   /* never written there (its creation failed) */
 		char *json = switchover_encode(&r->so);
 		bool done = false;
 		struct pgha_err e1;
