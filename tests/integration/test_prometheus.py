@@ -26,7 +26,7 @@ RULE_TESTS = os.path.join(ROOT, "deploy", "prometheus", "pgha-alerts.test.yml")
 
 def test_alert_rules_pass_promtool():
     r = subprocess.run(["promtool", "check", "rules", RULES], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0 and "SUCCESS: 25 rules found" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "SUCCESS: 26 rules found" in r.stdout, r.stdout + r.stderr
     r = subprocess.run(["promtool", "test", "rules", RULE_TESTS], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "SUCCESS" in r.stdout, r.stdout + r.stderr
     # Every alert has a unit test.
@@ -114,6 +114,6 @@ def test_prometheus_scrapes_the_agents_and_the_proxy(watched):
                value(url, f'pgha_pg_replication_streaming{{member="{leader}"}}') == 1, timeout=30)
     # The rules loaded, and a healthy cluster fires none.
     groups = api(url, "rules")["groups"]
-    assert [g["name"] for g in groups] == ["pgha"] and len(groups[0]["rules"]) == 25
+    assert [g["name"] for g in groups] == ["pgha"] and len(groups[0]["rules"]) == 26
     firing = [a for a in api(url, "alerts")["alerts"] if a["state"] == "firing"]
     assert firing == [], firing
